@@ -1,0 +1,76 @@
+// The one context passed down through every layer: options, log, cleanup.
+// Nothing in cryo keeps module-level mutable state; everything hangs off this.
+import type { Options } from './options/index.js';
+
+/** CRIU's log levels: -v0 messages only, 1 errors, 2 warnings (default), 3 info, 4 debug. */
+export const LOG_MSG = 0;
+export const LOG_ERROR = 1;
+export const LOG_WARN = 2;
+export const LOG_INFO = 3;
+export const LOG_DEBUG = 4;
+
+export interface Logger {
+  readonly level: number;
+  msg(text: string): void;
+  error(text: string): void;
+  warn(text: string): void;
+  info(text: string): void;
+  debug(text: string): void;
+}
+
+/**
+ * A rollback stack (gVisor's cleanup.Cleanup): push an undo step after each
+ * action that succeeded; on failure run them newest first; on success release.
+ */
+export class Cleanup {
+  private steps: Array<{ what: string; undo: () => void }> = [];
+
+  add(what: string, undo: () => void): void {
+    this.steps.push({ what, undo });
+  }
+
+  /** Run every undo step newest first. Errors in undo steps are reported, not thrown. */
+  run(log?: Logger): void {
+    while (this.steps.length > 0) {
+      const step = this.steps.pop()!;
+      try {
+        step.undo();
+      } catch (e) {
+        log?.warn(`cleanup: ${step.what}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** Forget every undo step: the operation succeeded. */
+  release(): void {
+    this.steps = [];
+  }
+}
+
+export interface Context {
+  readonly opts: Options;
+  readonly log: Logger;
+}
+
+/** A logger that drops everything below `level`, writing through `write`. */
+export function makeLogger(level: number, write: (line: string) => void): Logger {
+  const at = (lvl: number, prefix: string) => (text: string) => {
+    if (lvl <= level) write(prefix + text);
+  };
+  return {
+    level,
+    msg: at(LOG_MSG, ''),
+    error: at(LOG_ERROR, 'Error: '),
+    warn: at(LOG_WARN, 'Warn: '),
+    info: at(LOG_INFO, ''),
+    debug: at(LOG_DEBUG, ''),
+  };
+}
+
+/** An error meant for the user: printed as one line, never with a stack. */
+export class CryoError extends Error {
+  override readonly name = 'CryoError';
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+  }
+}
