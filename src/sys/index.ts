@@ -1,0 +1,10 @@
+export * from './errors.js';
+export * from './nr.js';
+export * from './regs.js';
+export * as ptrace from './ptrace.js';
+export {
+  addressOf, syscall, trySyscall, waitpid, posixSpawn, kill, pidfdOpen, pidfdGetfd,
+  memfdCreate, prctl, getRobustList, kcmp, processVmRead, processVmWrite,
+} from './libc.js';
+export * from './wait.js';
+export type { Arg } from './libc.js';

@@ -1,0 +1,125 @@
+// The one place that talks to koffi. Every wrapper reads errno at once, in the same call.
+import koffi from 'koffi';
+import { SysError, EINTR } from './errors.js';
+import { NR } from './nr.js';
+
+const libc = koffi.load('libc.so.6');
+
+const rawSyscall = libc.func(
+  'long syscall(long nr, uint64 a, uint64 b, uint64 c, uint64 d, uint64 e, uint64 f)',
+);
+const rawWaitpid = libc.func('int waitpid(int pid, void *status, int options)');
+const rawSpawn = libc.func(
+  'int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)',
+);
+
+export type Arg = number | bigint;
+
+/** Address of a Buffer's memory, for building iovecs and pointer arguments. */
+export function addressOf(buf: Uint8Array): bigint {
+  return koffi.address(buf) as bigint;
+}
+
+/**
+ * Raw system call in this process. Returns the result as a number (or bigint when
+ * it does not fit); throws SysError on -1 with errno read immediately.
+ */
+export function syscall(name: string, nr: number, ...args: Arg[]): number {
+  const a = [0, 0, 0, 0, 0, 0] as Arg[];
+  for (let i = 0; i < args.length; i++) a[i] = args[i]!;
+  for (;;) {
+    const r = rawSyscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) as number | bigint;
+    if (r === -1 || r === -1n) {
+      const errno = koffi.errno();
+      if (errno === EINTR && name !== 'waitpid') continue;
+      throw new SysError(name, errno);
+    }
+    return Number(r);
+  }
+}
+
+/** Like syscall() but returns -errno instead of throwing (for probing). */
+export function trySyscall(nr: number, ...args: Arg[]): number {
+  const a = [0, 0, 0, 0, 0, 0] as Arg[];
+  for (let i = 0; i < args.length; i++) a[i] = args[i]!;
+  const r = rawSyscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) as number | bigint;
+  if (r === -1 || r === -1n) return -koffi.errno();
+  return Number(r);
+}
+
+/** waitpid(2); returns pid 0 with WNOHANG when nothing changed. Retries on EINTR. */
+export function waitpid(pid: number, flags: number): { pid: number; status: number } {
+  const st = Buffer.alloc(4);
+  for (;;) {
+    const r = rawWaitpid(pid, st, flags) as number;
+    if (r === -1) {
+      const errno = koffi.errno();
+      if (errno === EINTR) continue;
+      throw new SysError('waitpid', errno, `pid ${pid}`);
+    }
+    return { pid: r, status: st.readInt32LE(0) };
+  }
+}
+
+/** posix_spawn(3) of `path`; stdio and other fds without FD_CLOEXEC are inherited. */
+export function posixSpawn(path: string, argv: string[], env: string[]): number {
+  const out = [0];
+  const r = rawSpawn(out, path, null, null, [...argv, null], [...env, null]) as number;
+  if (r !== 0) throw new SysError('posix_spawn', r, path);
+  return out[0]!;
+}
+
+export function kill(pid: number, sig: number): void {
+  syscall('kill', NR.kill, pid, sig);
+}
+
+export function pidfdOpen(pid: number): number {
+  return syscall('pidfd_open', NR.pidfd_open, pid, 0);
+}
+
+export function pidfdGetfd(pidfd: number, fd: number): number {
+  return syscall('pidfd_getfd', NR.pidfd_getfd, pidfd, fd, 0);
+}
+
+export function memfdCreate(name: string, flags: number): number {
+  const b = Buffer.from(name + '\0');
+  return syscall('memfd_create', NR.memfd_create, addressOf(b), flags);
+}
+
+export function prctl(option: number, a2: Arg = 0, a3: Arg = 0, a4: Arg = 0, a5: Arg = 0): number {
+  return syscall('prctl', NR.prctl, option, a2, a3, a4, a5);
+}
+
+/** get_robust_list(2) of another task. */
+export function getRobustList(tid: number): { head: bigint; len: bigint } {
+  const head = Buffer.alloc(8);
+  const len = Buffer.alloc(8);
+  syscall('get_robust_list', NR.get_robust_list, tid, addressOf(head), addressOf(len));
+  return { head: head.readBigUInt64LE(0), len: len.readBigUInt64LE(0) };
+}
+
+export function kcmp(pid1: number, pid2: number, type: number, idx1: Arg, idx2: Arg): number {
+  return syscall('kcmp', NR.kcmp, pid1, pid2, type, idx1, idx2);
+}
+
+/**
+ * process_vm_readv(2) of one remote range into `buf`; returns bytes read (may be
+ * short at an unreadable page).
+ */
+export function processVmRead(pid: number, buf: Uint8Array, remote: bigint, len = buf.length): number {
+  const iov = Buffer.alloc(32);
+  iov.writeBigUInt64LE(addressOf(buf), 0);
+  iov.writeBigUInt64LE(BigInt(len), 8);
+  iov.writeBigUInt64LE(remote, 16);
+  iov.writeBigUInt64LE(BigInt(len), 24);
+  return syscall('process_vm_readv', NR.process_vm_readv, pid, addressOf(iov), 1, addressOf(iov) + 16n, 1, 0);
+}
+
+export function processVmWrite(pid: number, buf: Uint8Array, remote: bigint, len = buf.length): number {
+  const iov = Buffer.alloc(32);
+  iov.writeBigUInt64LE(addressOf(buf), 0);
+  iov.writeBigUInt64LE(BigInt(len), 8);
+  iov.writeBigUInt64LE(remote, 16);
+  iov.writeBigUInt64LE(BigInt(len), 24);
+  return syscall('process_vm_writev', NR.process_vm_writev, pid, addressOf(iov), 1, addressOf(iov) + 16n, 1, 0);
+}

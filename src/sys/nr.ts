@@ -1,0 +1,95 @@
+// x86_64 system call numbers and kernel ABI constants, in one place (gVisor's pkg/abi).
+
+export const NR = {
+  read: 0, write: 1, open: 2, close: 3, fstat: 5, lseek: 8, mmap: 9, mprotect: 10,
+  munmap: 11, brk: 12, rt_sigaction: 13, rt_sigprocmask: 14, rt_sigreturn: 15, ioctl: 16,
+  pread64: 17, pwrite64: 18, readv: 19, writev: 20, mremap: 25, madvise: 28, dup: 32,
+  dup2: 33, pause: 34, nanosleep: 35, getitimer: 36, setitimer: 38, getpid: 39,
+  socket: 41, sendmsg: 46, recvmsg: 47, clone: 56, fork: 57, exit: 60, kill: 62,
+  fcntl: 72, getcwd: 79, chdir: 80, fchdir: 81, umask: 95, getrlimit: 97, ptrace: 101,
+  getuid: 102, getgid: 104, setuid: 105, setgid: 106, setpgid: 109, getppid: 110,
+  setsid: 112, setgroups: 116, setresuid: 117, setresgid: 119, getpgid: 121, getsid: 124,
+  capget: 125, capset: 126, sigaltstack: 131, personality: 135, setpriority: 141,
+  sched_setscheduler: 144, prctl: 157, arch_prctl: 158, chroot: 161, gettid: 186,
+  tkill: 200, futex: 202, set_thread_area: 205, get_thread_area: 211, set_tid_address: 218,
+  restart_syscall: 219, timer_create: 222, timer_settime: 223, timer_gettime: 224,
+  timer_getoverrun: 225, exit_group: 231, tgkill: 234, openat: 257, set_robust_list: 273,
+  get_robust_list: 274, dup3: 292, preadv: 295, pwritev: 296, prlimit64: 302,
+  process_vm_readv: 310, process_vm_writev: 311, kcmp: 312, memfd_create: 319, rseq: 334,
+  pidfd_send_signal: 424, pidfd_open: 434, clone3: 435, close_range: 436, pidfd_getfd: 438,
+} as const;
+
+export const PTRACE = {
+  PEEKDATA: 2, POKEDATA: 5, CONT: 7, KILL: 8, GETREGS: 12, SETREGS: 13, GETFPREGS: 14,
+  SETFPREGS: 15, ATTACH: 16, DETACH: 17, SYSCALL: 24, GET_THREAD_AREA: 25, ARCH_PRCTL: 30,
+  SETOPTIONS: 0x4200, GETEVENTMSG: 0x4201, GETSIGINFO: 0x4202, SETSIGINFO: 0x4203,
+  GETREGSET: 0x4204, SETREGSET: 0x4205, SEIZE: 0x4206, INTERRUPT: 0x4207, LISTEN: 0x4208,
+  PEEKSIGINFO: 0x4209, GETSIGMASK: 0x420a, SETSIGMASK: 0x420b, SECCOMP_GET_FILTER: 0x420c,
+  GET_SYSCALL_INFO: 0x420e, GET_RSEQ_CONFIGURATION: 0x420f,
+} as const;
+
+export const PTRACE_O = {
+  TRACESYSGOOD: 1, TRACEFORK: 2, TRACEVFORK: 4, TRACECLONE: 8, TRACEEXEC: 0x10,
+  TRACEVFORKDONE: 0x20, TRACEEXIT: 0x40, TRACESECCOMP: 0x80, EXITKILL: 0x100000,
+  SUSPEND_SECCOMP: 0x200000,
+} as const;
+
+export const PTRACE_EVENT = { FORK: 1, VFORK: 2, CLONE: 3, EXEC: 4, VFORK_DONE: 5, EXIT: 6, SECCOMP: 7, STOP: 128 } as const;
+
+export const NT_PRSTATUS = 1;
+export const NT_PRFPREG = 2;
+export const NT_X86_XSTATE = 0x202;
+
+export const SIG = {
+  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10,
+  SEGV: 11, USR2: 12, PIPE: 13, ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18,
+  STOP: 19, TSTP: 20, TTIN: 21, TTOU: 22,
+} as const;
+export const SIGMAX = 64;
+
+export const PROT = { NONE: 0, READ: 1, WRITE: 2, EXEC: 4 } as const;
+export const MAP = {
+  SHARED: 0x01, PRIVATE: 0x02, FIXED: 0x10, ANONYMOUS: 0x20, GROWSDOWN: 0x100,
+  DENYWRITE: 0x800, EXECUTABLE: 0x1000, LOCKED: 0x2000, NORESERVE: 0x4000,
+  POPULATE: 0x8000, FIXED_NOREPLACE: 0x100000,
+} as const;
+export const MREMAP = { MAYMOVE: 1, FIXED: 2, DONTUNMAP: 4 } as const;
+export const MADV = {
+  NORMAL: 0, RANDOM: 1, SEQUENTIAL: 2, WILLNEED: 3, DONTNEED: 4, FREE: 8, REMOVE: 9,
+  DONTFORK: 10, DOFORK: 11, MERGEABLE: 12, UNMERGEABLE: 13, HUGEPAGE: 14, NOHUGEPAGE: 15,
+  DONTDUMP: 16, DODUMP: 17, WIPEONFORK: 18, KEEPONFORK: 19,
+} as const;
+
+export const O = {
+  RDONLY: 0, WRONLY: 1, RDWR: 2, CREAT: 0o100, EXCL: 0o200, NOCTTY: 0o400, TRUNC: 0o1000,
+  APPEND: 0o2000, NONBLOCK: 0o4000, DIRECTORY: 0o200000, NOFOLLOW: 0o400000,
+  CLOEXEC: 0o2000000, PATH: 0o10000000, LARGEFILE: 0o100000,
+} as const;
+export const AT_FDCWD = -100;
+export const F = { DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030 } as const;
+export const FD_CLOEXEC = 1;
+
+export const PR = {
+  SET_PDEATHSIG: 1, GET_PDEATHSIG: 2, GET_DUMPABLE: 3, SET_DUMPABLE: 4, SET_NAME: 15,
+  GET_NAME: 16, GET_SECCOMP: 21, SET_SECCOMP: 22, SET_MM: 35, SET_CHILD_SUBREAPER: 36,
+  GET_CHILD_SUBREAPER: 37, SET_NO_NEW_PRIVS: 38, GET_NO_NEW_PRIVS: 39, GET_TID_ADDRESS: 40,
+  SET_THP_DISABLE: 41, GET_THP_DISABLE: 42, CAP_AMBIENT: 47,
+} as const;
+export const PR_SET_MM_MAP = 14;
+export const PR_SET_MM_MAP_SIZE = 15;
+
+export const CLONE = {
+  VM: 0x100, FS: 0x200, FILES: 0x400, SIGHAND: 0x800, PIDFD: 0x1000, PTRACE: 0x2000,
+  VFORK: 0x4000, PARENT: 0x8000, THREAD: 0x10000, NEWNS: 0x20000, SYSVSEM: 0x40000,
+  SETTLS: 0x80000, PARENT_SETTID: 0x100000, CHILD_CLEARTID: 0x200000,
+  CHILD_SETTID: 0x1000000, NEWCGROUP: 0x2000000, NEWUTS: 0x4000000, NEWIPC: 0x8000000,
+  NEWUSER: 0x10000000, NEWPID: 0x20000000, NEWNET: 0x40000000, NEWTIME: 0x80,
+  CLEAR_SIGHAND: 0x100000000,
+} as const;
+
+export const WNOHANG = 1;
+export const WUNTRACED = 2;
+export const __WALL = 0x40000000;
+
+export const PAGE_SIZE = 4096;
+export const IOV_MAX = 1024;

@@ -1,0 +1,119 @@
+// ptrace(2) requests used by the tracer. Each throws SysError naming the request.
+import { addressOf, syscall, type Arg } from './libc.js';
+import { NR, PTRACE, NT_PRSTATUS } from './nr.js';
+import { Regs, USER_REGS_SIZE } from './regs.js';
+
+function pt(what: string, req: number, pid: number, addr: Arg = 0, data: Arg = 0): number {
+  return syscall(`ptrace(${what}, ${pid})`, NR.ptrace, req, pid, addr, data);
+}
+
+export function seize(pid: number, options: number): void {
+  pt('SEIZE', PTRACE.SEIZE, pid, 0, options);
+}
+export function interrupt(pid: number): void {
+  pt('INTERRUPT', PTRACE.INTERRUPT, pid);
+}
+export function setOptions(pid: number, options: number): void {
+  pt('SETOPTIONS', PTRACE.SETOPTIONS, pid, 0, options);
+}
+export function cont(pid: number, sig = 0): void {
+  pt('CONT', PTRACE.CONT, pid, 0, sig);
+}
+/** Resume until the next syscall entry or exit (PTRACE_SYSCALL). */
+export function syscallStep(pid: number, sig = 0): void {
+  pt('SYSCALL', PTRACE.SYSCALL, pid, 0, sig);
+}
+export function detach(pid: number, sig = 0): void {
+  pt('DETACH', PTRACE.DETACH, pid, 0, sig);
+}
+export function listen(pid: number): void {
+  pt('LISTEN', PTRACE.LISTEN, pid);
+}
+
+export function getRegs(pid: number, into?: Regs): Regs {
+  const r = into ?? new Regs();
+  const iov = Buffer.alloc(16);
+  iov.writeBigUInt64LE(addressOf(r.buf), 0);
+  iov.writeBigUInt64LE(BigInt(USER_REGS_SIZE), 8);
+  pt('GETREGSET', PTRACE.GETREGSET, pid, NT_PRSTATUS, addressOf(iov));
+  return r;
+}
+export function setRegs(pid: number, r: Regs): void {
+  pt('SETREGS', PTRACE.SETREGS, pid, 0, addressOf(r.buf));
+}
+
+/** PTRACE_GETREGSET into `buf`; returns the length the kernel filled. */
+export function getRegset(pid: number, type: number, buf: Buffer): number {
+  const iov = Buffer.alloc(16);
+  iov.writeBigUInt64LE(addressOf(buf), 0);
+  iov.writeBigUInt64LE(BigInt(buf.length), 8);
+  pt('GETREGSET', PTRACE.GETREGSET, pid, type, addressOf(iov));
+  return Number(iov.readBigUInt64LE(8));
+}
+export function setRegset(pid: number, type: number, buf: Buffer): void {
+  const iov = Buffer.alloc(16);
+  iov.writeBigUInt64LE(addressOf(buf), 0);
+  iov.writeBigUInt64LE(BigInt(buf.length), 8);
+  pt('SETREGSET', PTRACE.SETREGSET, pid, type, addressOf(iov));
+}
+
+export function getSigmask(pid: number): bigint {
+  const b = Buffer.alloc(8);
+  pt('GETSIGMASK', PTRACE.GETSIGMASK, pid, 8, addressOf(b));
+  return b.readBigUInt64LE(0);
+}
+export function setSigmask(pid: number, mask: bigint): void {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt.asUintN(64, mask), 0);
+  pt('SETSIGMASK', PTRACE.SETSIGMASK, pid, 8, addressOf(b));
+}
+
+export function getEventMsg(pid: number): bigint {
+  const b = Buffer.alloc(8);
+  pt('GETEVENTMSG', PTRACE.GETEVENTMSG, pid, 0, addressOf(b));
+  return b.readBigUInt64LE(0);
+}
+
+/** siginfo_t (128 bytes) of the signal that caused the current stop. */
+export function getSiginfo(pid: number): Buffer {
+  const b = Buffer.alloc(128);
+  pt('GETSIGINFO', PTRACE.GETSIGINFO, pid, 0, addressOf(b));
+  return b;
+}
+
+export interface RseqConfig {
+  rseqAbiPointer: bigint;
+  rseqAbiSize: number;
+  signature: number;
+  flags: number;
+}
+export function getRseqConfig(pid: number): RseqConfig {
+  const b = Buffer.alloc(24);
+  pt('GET_RSEQ_CONFIGURATION', PTRACE.GET_RSEQ_CONFIGURATION, pid, b.length, addressOf(b));
+  return {
+    rseqAbiPointer: b.readBigUInt64LE(0),
+    rseqAbiSize: b.readUInt32LE(8),
+    signature: b.readUInt32LE(12),
+    flags: b.readUInt32LE(16),
+  };
+}
+
+/** PTRACE_GET_THREAD_AREA for one GDT TLS slot (user_desc, 16 bytes). */
+export function getThreadArea(pid: number, idx: number): Buffer {
+  const b = Buffer.alloc(16);
+  pt('GET_THREAD_AREA', PTRACE.GET_THREAD_AREA, pid, idx, addressOf(b));
+  return b;
+}
+
+/** Pending signals queued to a thread (private) or shared, as raw siginfo records. */
+export function peekSiginfo(pid: number, shared: boolean, off: number, nr: number): Buffer[] {
+  const args = Buffer.alloc(16);
+  args.writeBigUInt64LE(BigInt(off), 0);
+  args.writeUInt32LE(shared ? 1 : 0, 8);
+  args.writeInt32LE(nr, 12);
+  const out = Buffer.alloc(128 * nr);
+  const n = pt('PEEKSIGINFO', PTRACE.PEEKSIGINFO, pid, addressOf(args), addressOf(out));
+  const res: Buffer[] = [];
+  for (let i = 0; i < n; i++) res.push(out.subarray(i * 128, (i + 1) * 128));
+  return res;
+}

@@ -1,0 +1,188 @@
+// Remote system calls: make a stopped task execute one system call of our choice.
+// We point its instruction pointer at an existing `syscall` instruction (in its vDSO
+// or any executable mapping, never writing code into it) and step it with
+// PTRACE_SYSCALL to the syscall-exit stop, where rax holds the result.
+import {
+  ptrace, Regs, SysError, decodeWaitStatus, waitpid, __WALL, NR, SIG, PROT, MAP,
+  ERESTARTNOHAND, ERESTARTSYS, ERESTARTNOINTR, ERESTART_RESTARTBLOCK, errnoName,
+} from '../sys/index.js';
+import { MemIO } from './memio.js';
+
+/** A system call that failed inside the target task. */
+export class RemoteError extends Error {
+  override readonly name = 'RemoteError';
+  readonly code: string;
+  constructor(readonly pid: number, readonly call: string, readonly errno: number) {
+    super(`${call} in task ${pid}: ${errnoName(errno)}`);
+    this.code = errnoName(errno);
+  }
+}
+
+/** The task went away (killed or exited) while we were driving it. */
+export class TaskGoneError extends Error {
+  override readonly name = 'TaskGoneError';
+  constructor(readonly pid: number, how: string) {
+    super(`task ${pid} ${how}`);
+  }
+}
+
+const SYSCALL_STOP = SIG.TRAP | 0x80; // with PTRACE_O_TRACESYSGOOD
+const STUB = Buffer.from([0x0f, 0x05, 0xcc]); // syscall; int3
+
+/**
+ * Apply the kernel's syscall-restart rule to registers of a task stopped inside a
+ * system call, as the kernel would when it returns to user space with no handler to
+ * run: the interrupted call is re-executed. Returns a new Regs with orig_ax = -1.
+ */
+export function restartAdjusted(r: Regs): Regs {
+  const out = r.clone();
+  if (r.getSigned('orig_ax') >= 0n) {
+    const ax = -r.getSigned('ax');
+    if (ax === BigInt(ERESTARTNOHAND) || ax === BigInt(ERESTARTSYS) || ax === BigInt(ERESTARTNOINTR)) {
+      out.set('ax', r.get('orig_ax'));
+      out.set('ip', r.get('ip') - 2n);
+    } else if (ax === BigInt(ERESTART_RESTARTBLOCK)) {
+      out.set('ax', NR.restart_syscall);
+      out.set('ip', r.get('ip') - 2n);
+    }
+  }
+  out.set('orig_ax', -1n);
+  return out;
+}
+
+export interface RemoteOptions {
+  /** Address of a `syscall` instruction in the task. */
+  syscallIp: bigint;
+}
+
+/**
+ * A task stopped under ptrace that we drive. Created from a ptrace stop; `finish()`
+ * puts back its registers (restart-adjusted) and signal mask.
+ */
+export class Remote {
+  readonly mem: MemIO;
+  /** Registers as they were when we took the task. */
+  readonly saved: Regs;
+  readonly savedSigmask: bigint;
+  private work: Regs;
+  private scratchAddr = 0n;
+  private scratchLen = 0;
+  /** Signals that arrived while we drove the task; re-sent when it is let go. */
+  readonly deferred: number[] = [];
+  syscallIp: bigint;
+  /** Address of our own `syscall; int3` stub in scratch memory (fast path), or 0. */
+  private stubIp = 0n;
+
+  constructor(readonly pid: number, opts: RemoteOptions) {
+    this.syscallIp = opts.syscallIp;
+    this.saved = ptrace.getRegs(pid);
+    this.work = this.saved.clone();
+    this.savedSigmask = ptrace.getSigmask(pid);
+    // Block everything we can while we run calls, so no handler runs in between.
+    ptrace.setSigmask(pid, ~0n);
+    this.mem = new MemIO(pid);
+  }
+
+  /** Run one system call; returns the raw (signed) rax. */
+  callRaw(nr: number, ...args: Array<bigint | number>): bigint {
+    const r = this.work;
+    r.buf.set(this.saved.buf);
+    r.set('ax', nr);
+    r.set('orig_ax', -1n);
+    r.set('ip', this.stubIp || this.syscallIp);
+    const names = ['di', 'si', 'dx', 'r10', 'r8', 'r9'] as const;
+    for (let i = 0; i < 6; i++) r.set(names[i]!, i < args.length ? BigInt(args[i]!) : 0n);
+    ptrace.setRegs(this.pid, r);
+    if (this.stubIp) {
+      this.runToTrap(); // one stop: the int3 after the syscall
+    } else {
+      this.step(); // syscall-enter stop
+      this.step(); // syscall-exit stop
+    }
+    ptrace.getRegs(this.pid, r);
+    return r.getSigned('ax');
+  }
+
+  /** Run one system call; throws RemoteError on failure. */
+  call(name: string, nr: number, ...args: Array<bigint | number>): bigint {
+    const ret = this.callRaw(nr, ...args);
+    if (ret < 0n && ret > -4096n) throw new RemoteError(this.pid, name, Number(-ret));
+    return ret;
+  }
+
+  private step(): void {
+    for (;;) {
+      ptrace.syscallStep(this.pid, 0);
+      const { status } = waitpid(this.pid, __WALL);
+      const ws = decodeWaitStatus(status);
+      if (ws.exited !== undefined) throw new TaskGoneError(this.pid, `exited with status ${ws.exited}`);
+      if (ws.signaled !== undefined) throw new TaskGoneError(this.pid, `was killed by signal ${ws.signaled}`);
+      if (ws.stopped === SYSCALL_STOP) return;
+      if (ws.event !== undefined) continue; // event stop (e.g. PTRACE_EVENT_STOP): go on
+      // A signal-delivery stop: hold it back and send it again when we let go.
+      if (ws.stopped !== undefined && ws.stopped !== SIG.TRAP) this.deferred.push(ws.stopped);
+    }
+  }
+
+  private runToTrap(): void {
+    for (;;) {
+      ptrace.cont(this.pid, 0);
+      const { status } = waitpid(this.pid, __WALL);
+      const ws = decodeWaitStatus(status);
+      if (ws.exited !== undefined) throw new TaskGoneError(this.pid, `exited with status ${ws.exited}`);
+      if (ws.signaled !== undefined) throw new TaskGoneError(this.pid, `was killed by signal ${ws.signaled}`);
+      if (ws.stopped === SIG.TRAP && ws.event === undefined) return;
+      if (ws.event !== undefined) continue;
+      if (ws.stopped !== undefined) this.deferred.push(ws.stopped);
+    }
+  }
+
+  /** Scratch memory in the task (mapped on first use, unmapped by finish()). */
+  scratch(len: number): bigint {
+    if (len > this.scratchLen) {
+      if (this.scratchAddr) this.unmapScratch();
+      this.stubIp = 0n;
+      // One extra page in front holds our `syscall; int3` stub: one stop per call.
+      const size = Math.max(65536, (len + 4095) & ~4095) + 4096;
+      const a = this.call('mmap', NR.mmap, 0, size, PROT.READ | PROT.WRITE | PROT.EXEC, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0);
+      this.scratchAddr = a + 4096n;
+      this.scratchLen = size - 4096;
+      this.mem.write(a, STUB);
+      this.stubIp = a;
+    }
+    return this.scratchAddr;
+  }
+
+  /** Copy `data` into scratch memory at `offset`; returns its remote address. */
+  put(data: Uint8Array, offset = 0): bigint {
+    const a = this.scratch(offset + data.length) + BigInt(offset);
+    this.mem.write(a, data);
+    return a;
+  }
+
+  /** Drop the scratch mapping (if any). */
+  releaseScratch(): void {
+    if (this.scratchAddr) this.unmapScratch();
+  }
+
+  private unmapScratch(): void {
+    // The stub lives in the scratch mapping: unmap it from elsewhere.
+    this.stubIp = 0n;
+    this.call('munmap', NR.munmap, this.scratchAddr - 4096n, this.scratchLen + 4096);
+    this.scratchAddr = 0n;
+    this.scratchLen = 0;
+  }
+
+  /** Put back the task's own registers and mask; the task stays stopped. */
+  finish(): void {
+    try {
+      this.releaseScratch();
+    } finally {
+      ptrace.setRegs(this.pid, restartAdjusted(this.saved));
+      ptrace.setSigmask(this.pid, this.savedSigmask);
+      this.mem.close();
+    }
+  }
+}
+
+export { SysError };
