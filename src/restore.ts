@@ -1,5 +1,136 @@
+// The restore pipeline: read and check every image, create the tasks with their
+// pids, rebuild each one, then let them all go at once. A failure kills whatever
+// was created; the images are only ever read.
+import { closeSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
+import { CryoError } from './context.js';
+import { ImageDir, ImageError, TASK_ZOMBIE, type PstreeEntry, type FileEntry } from './images/index.js';
+import { CLONE, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
+import type { Remote } from './tracer/remote.js';
+import { RemoteError, TaskGoneError } from './tracer/remote.js';
+import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
+import { startSeed, cloneTask, killAndReap, becomeZombie } from './restore/tree.js';
+import { restoreMemory, restoreFiles, restoreFs, restoreTaskState, type TaskImages, type RestoreShared, type Handles } from './restore/task.js';
+
+interface Loaded {
+  tasks: TaskImages[];
+  files: Map<number, FileEntry>;
+}
+
+function loadImages(dir: ImageDir): Loaded {
+  dir.readOne('inventory');
+  const pstree = dir.read('pstree') as PstreeEntry[];
+  if (pstree.length === 0) throw new CryoError('pstree.img lists no task');
+  const files = new Map<number, FileEntry>();
+  for (const f of dir.tryRead('files') ?? []) files.set(f.id, f);
+  const tasks: TaskImages[] = pstree.map((p) => {
+    if (p.threads.length > 1) throw new CryoError(`task ${p.pid} has ${p.threads.length} threads; multi-threaded restore is not supported yet`);
+    const core = dir.readOne('core', p.pid);
+    if (core.tc?.taskState === TASK_ZOMBIE) return { pstree: p, core };
+    const ids = core.ids;
+    if (!core.threadInfo || !core.tc || !ids) throw new CryoError(`${dir.fileName('core', p.pid)}: incomplete core entry`);
+    const [head, ...runs] = dir.read('pagemap', p.pid);
+    return {
+      pstree: p, core,
+      mm: dir.readOne('mm', p.pid),
+      pagemap: { pagesId: (head as { pagesId: number }).pagesId, runs: runs as never },
+      fdinfo: dir.tryRead('fdinfo', ids.filesId) ?? [],
+      fs: dir.readOne('fs', p.pid),
+    };
+  });
+  return { tasks, files };
+}
+
 /** `cryo restore`: returns the process exit code. */
-export async function runRestore(_ctx: Context): Promise<number> {
-  throw new Error('not implemented');
+export async function runRestore(ctx: Context): Promise<number> {
+  const { opts, log } = ctx;
+  const t0 = performance.now();
+  if (!existsSync(opts.imagesDir) || !statSync(opts.imagesDir).isDirectory()) {
+    throw new CryoError(`images directory ${opts.imagesDir} does not exist`);
+  }
+  const dir = ImageDir.open(opts.imagesDir, { write: false });
+  let loaded: Loaded;
+  try {
+    loaded = loadImages(dir);
+  } catch (e) {
+    dir.close();
+    if (ImageError.is(e)) throw new CryoError(`bad image: ${e.message}`);
+    throw e;
+  }
+  for (const t of loaded.tasks) {
+    if (existsSync(`/proc/${t.pstree.pid}`)) throw new CryoError(`pid ${t.pstree.pid} is already in use`);
+  }
+
+  const pagesFds = new Map<number, number>();
+  const sh: RestoreShared = {
+    files: loaded.files,
+    log,
+    pagesFd(id) {
+      let fd = pagesFds.get(id);
+      if (fd === undefined) {
+        fd = dir.openPages(id, 'r');
+        pagesFds.set(id, fd);
+      }
+      return fd;
+    },
+  };
+  const created: number[] = [];
+  const rems = new Map<number, Remote>();
+  const root = loaded.tasks[0]!.pstree.pid;
+  let seedPid = 0;
+  try {
+    const seed = startSeed();
+    seedPid = seed.pid;
+    const h: Handles = { cryoPidfd: seed.cryoPidfd };
+    // The root: a sibling of the seed, i.e. cryo's child.
+    rems.set(root, cloneTask(seed.rem, root, CLONE.PARENT));
+    created.push(root);
+    killAndReap(seed.pid);
+    seedPid = 0;
+    // Children, parents first (pstree.img lists parents before children).
+    for (const t of loaded.tasks) {
+      const parent = rems.get(t.pstree.pid);
+      if (!parent) throw new CryoError(`task ${t.pstree.pid}: its parent ${t.pstree.ppid} is not in the image`);
+      for (const c of loaded.tasks.filter((x) => x.pstree.ppid === t.pstree.pid)) {
+        const r = cloneTask(parent, c.pstree.pid, 0);
+        created.push(c.pstree.pid);
+        if (c.core.tc?.taskState === TASK_ZOMBIE) becomeZombie(r, c.core.tc.exitCode);
+        else rems.set(c.pstree.pid, r);
+      }
+    }
+    const finals: Array<{ rem: Remote; regs: Regs; mask: bigint; xstate: Buffer }> = [];
+    for (const t of loaded.tasks) {
+      const rem = rems.get(t.pstree.pid);
+      if (!rem) continue; // zombie
+      const th: Handles = { cryoPidfd: h.cryoPidfd };
+      restoreMemory(rem, t, sh, th);
+      restoreFiles(rem, t, sh, th);
+      restoreFs(rem, t, sh);
+      restoreTaskState(rem, t, sh);
+      rem.call('close', 3, th.cryoPidfd);
+      const ti = t.core.threadInfo!;
+      const xstate = entryToXstate(ti.fpregs!, readXstate(rem.pid));
+      finals.push({ rem, regs: entryToGpregs(ti.gpregs!), mask: t.core.tc!.blkSigset, xstate });
+    }
+    for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate);
+    if (opts.pidfile) writeFileSync(opts.pidfile, String(root));
+    // Let everything go at once, children first so no parent runs ahead of them.
+    for (const f of [...finals].reverse()) ptrace.detach(f.rem.pid, 0);
+  } catch (e) {
+    if (seedPid) killAndReap(seedPid);
+    for (const pid of [...created].reverse()) killAndReap(pid);
+    for (const fd of pagesFds.values()) closeSync(fd);
+    dir.close();
+    if (e instanceof RemoteError || e instanceof TaskGoneError) throw new CryoError(`restore failed: ${e.message}`);
+    throw e;
+  }
+  for (const fd of pagesFds.values()) closeSync(fd);
+  dir.close();
+  log.info(`restored tree of ${loaded.tasks.length} task(s) rooted at ${root} in ${(performance.now() - t0).toFixed(1)} ms`);
+  if (opts.restoreDetached) return 0;
+  // Like CRIU without -d: wait for the root and report how it ended.
+  const { status } = waitpid(root, 0);
+  const ws = decodeWaitStatus(status);
+  if (ws.exited !== undefined) return ws.exited;
+  return 128 + (ws.signaled ?? 0);
 }

@@ -8,3 +8,4 @@ export {
 } from './libc.js';
 export * from './wait.js';
 export type { Arg } from './libc.js';
+export * from './pagemap.js';

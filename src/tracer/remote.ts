@@ -4,7 +4,7 @@
 // PTRACE_SYSCALL to the syscall-exit stop, where rax holds the result.
 import {
   ptrace, Regs, SysError, decodeWaitStatus, waitpid, __WALL, NR, SIG, PROT, MAP,
-  ERESTARTNOHAND, ERESTARTSYS, ERESTARTNOINTR, ERESTART_RESTARTBLOCK, errnoName,
+  NT_X86_XSTATE, ERESTARTNOHAND, ERESTARTSYS, ERESTARTNOINTR, ERESTART_RESTARTBLOCK, errnoName,
 } from '../sys/index.js';
 import { MemIO } from './memio.js';
 
@@ -64,7 +64,7 @@ export class Remote {
   /** Registers as they were when we took the task. */
   readonly saved: Regs;
   readonly savedSigmask: bigint;
-  private work: Regs;
+  private readonly work: Regs;
   private scratchAddr = 0n;
   private scratchLen = 0;
   /** Signals that arrived while we drove the task; re-sent when it is let go. */
@@ -77,6 +77,10 @@ export class Remote {
     this.syscallIp = opts.syscallIp;
     this.saved = ptrace.getRegs(pid);
     this.work = this.saved.clone();
+    // A task stopped inside sigsuspend/ppoll runs with a temporary mask; the kernel
+    // puts its real one back as soon as the task resumes. One harmless call first,
+    // so that what we read (and later restore) is the task's real blocked mask.
+    this.callRaw(NR.getpid);
     this.savedSigmask = ptrace.getSigmask(pid);
     // Block everything we can while we run calls, so no handler runs in between.
     ptrace.setSigmask(pid, ~0n);
@@ -137,6 +141,28 @@ export class Remote {
     }
   }
 
+  /**
+   * Place the scratch area at a fixed address (restore: somewhere no dumped VMA
+   * will go). Any previous scratch area is forgotten, not unmapped: the caller is
+   * about to unmap everything else anyway.
+   */
+  placeScratch(addr: bigint, len: number): void {
+    const size = Math.max(65536, (len + 4095) & ~4095) + 4096;
+    this.stubIp = 0n;
+    const a = this.call('mmap', NR.mmap, addr, size, PROT.READ | PROT.WRITE | PROT.EXEC,
+      MAP.PRIVATE | MAP.ANONYMOUS | MAP.FIXED_NOREPLACE, -1, 0);
+    if (a !== addr) throw new Error(`scratch mapping landed at 0x${a.toString(16)}, not 0x${addr.toString(16)}`);
+    this.mem.write(a, STUB);
+    this.stubIp = a;
+    this.scratchAddr = a + 4096n;
+    this.scratchLen = size - 4096;
+  }
+
+  /** [start, end) of the scratch area including the stub page, or null. */
+  scratchRange(): [bigint, bigint] | null {
+    return this.scratchAddr ? [this.scratchAddr - 4096n, this.scratchAddr + BigInt(this.scratchLen)] : null;
+  }
+
   /** Scratch memory in the task (mapped on first use, unmapped by finish()). */
   scratch(len: number): bigint {
     if (len > this.scratchLen) {
@@ -171,6 +197,20 @@ export class Remote {
     this.call('munmap', NR.munmap, this.scratchAddr - 4096n, this.scratchLen + 4096);
     this.scratchAddr = 0n;
     this.scratchLen = 0;
+  }
+
+  /**
+   * End of a restore: drop the scratch area, then give the task its final
+   * registers, FPU state and signal mask. The task stays stopped until detached.
+   */
+  finishAs(regs: Regs, sigmask: bigint, xstate?: Buffer): void {
+    this.releaseScratch();
+    const r = regs.clone();
+    r.set('orig_ax', -1n); // no syscall-restart processing on the way out
+    ptrace.setRegs(this.pid, r);
+    if (xstate) ptrace.setRegset(this.pid, NT_X86_XSTATE, xstate);
+    ptrace.setSigmask(this.pid, sigmask);
+    this.mem.close();
   }
 
   /** Put back the task's own registers and mask; the task stays stopped. */

@@ -1,0 +1,228 @@
+// Dumping one task: everything per process (core, mm, pagemap, pages, fds, fs).
+import { closeSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { NR, PR, ptrace, getRobustList, O } from '../sys/index.js';
+import {
+  create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
+  TaskKobjIdsEntrySchema, ThreadSasEntrySchema, RseqEntrySchema, TaskRlimitsEntrySchema, RlimitEntrySchema,
+  TaskTimersEntrySchema, ItimerEntrySchema, MmEntrySchema, PagemapHeadSchema, PagemapEntrySchema,
+  FsEntrySchema, TASK_ALIVE, TASK_ZOMBIE, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry,
+} from '../images/index.js';
+import { parseStatus } from '../proc/stat.js';
+import type { Context } from '../context.js';
+import { CryoError } from '../context.js';
+import { readVmas, vmaEntries, hasPrivatePages } from '../objects/mm.js';
+import { scanPages, dumpPages, type FdBridge } from '../objects/pages.js';
+import { threadInfo, readXstate, readTls } from '../objects/regs.js';
+import { restartAdjusted, RemoteError, type Remote } from '../tracer/remote.js';
+import { dumpSigactions } from '../objects/sigactions.js';
+import { dumpCreds } from '../objects/creds.js';
+import { dumpFds } from '../objects/files/fds.js';
+import type { FileTable } from '../objects/files/table.js';
+import { takeRemote, type FrozenTask } from './freeze.js';
+
+/** State shared by all tasks of one dump. */
+export interface DumpState {
+  dir: ImageDir;
+  files: FileTable;
+  nextPagesId: number;
+  nextObjId: number;
+  nsIds: Map<string, number>;
+  stats: { pagesScanned: bigint; pagesWritten: bigint; memdumpUs: number; memwriteUs: number };
+}
+
+const RLIM_NLIMITS = 16;
+
+function nsIds(pid: number, st: DumpState): Record<string, number> {
+  const id = (ns: string) => {
+    const link = readlinkSync(`/proc/${pid}/ns/${ns}`);
+    let v = st.nsIds.get(link);
+    if (v === undefined) {
+      v = st.nextObjId++;
+      st.nsIds.set(link, v);
+    }
+    return v;
+  };
+  return {
+    pidNsId: id('pid'), netNsId: id('net'), ipcNsId: id('ipc'), utsNsId: id('uts'),
+    mntNsId: id('mnt'), userNsId: id('user'), cgroupNsId: id('cgroup'), timeNsId: id('time'),
+  };
+}
+
+export function taskIds(pid: number, st: DumpState): TaskKobjIdsEntry {
+  const own = st.nextObjId;
+  st.nextObjId += 4;
+  return create(TaskKobjIdsEntrySchema, { vmId: own, filesId: own + 1, fsId: own + 2, sighandId: own + 3, ...nsIds(pid, st) });
+}
+
+/** A zombie: only its exit code and a core saying so. */
+export function dumpZombie(t: FrozenTask, ctx: Context, st: DumpState): void {
+  const core = create(CoreEntrySchema, {
+    mtype: CoreEntry_March.X86_64,
+    tc: create(TaskCoreEntrySchema, {
+      taskState: TASK_ZOMBIE, exitCode: t.stat.exitCode >> 8 || t.stat.exitCode, personality: 0, flags: 0,
+      blkSigset: 0n, comm: t.stat.comm,
+    }),
+  });
+  st.dir.write('core', [core], t.pid);
+  ctx.log.debug(`zombie ${t.pid} exit code ${t.stat.exitCode}`);
+}
+
+function makeBridge(rem: Remote): FdBridge & { done(): void } {
+  let pidfd: bigint | null = null;
+  let failed = false;
+  return {
+    taskFd(cryoFd) {
+      if (failed) return null;
+      try {
+        if (pidfd === null) pidfd = rem.call('pidfd_open', NR.pidfd_open, process.pid, 0);
+        return rem.call('pidfd_getfd', NR.pidfd_getfd, pidfd, cryoFd, 0);
+      } catch (e) {
+        if (!(e instanceof RemoteError)) throw e;
+        failed = true; // e.g. a task of another uid may not reach into cryo
+        return null;
+      }
+    },
+    closeTaskFd(fd) {
+      rem.call('close', NR.close, fd);
+    },
+    done() {
+      if (pidfd !== null) rem.call('close', NR.close, pidfd);
+      pidfd = null;
+    },
+  };
+}
+
+export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKobjIdsEntry): void {
+  const pid = t.pid;
+  const log = ctx.log;
+  // Read the address space before our own scratch mapping appears in it.
+  const vmas = readVmas(pid);
+  const statusText = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const status = parseStatus(statusText);
+  const rem = takeRemote(t);
+  const scratch = rem.scratch(4096);
+  const readU64 = (off: number) => rem.mem.read(scratch + BigInt(off), 8).readBigUInt64LE(0);
+  const readI32 = (off: number) => rem.mem.read(scratch + BigInt(off), 4).readInt32LE(0);
+
+  // Registers: the image holds them as the task must resume (syscall restart applied).
+  const regs = restartAdjusted(rem.saved);
+  const xstate = readXstate(pid);
+  rem.call('prctl(PR_GET_TID_ADDRESS)', NR.prctl, PR.GET_TID_ADDRESS, scratch);
+  const clearTid = readU64(0);
+  const ti = threadInfo(regs, xstate, clearTid, readTls(pid));
+
+  const robust = getRobustList(pid);
+  let rseqEntry;
+  try {
+    const rc = ptrace.getRseqConfig(pid);
+    if (rc.rseqAbiPointer) {
+      rseqEntry = create(RseqEntrySchema, { rseqAbiPointer: rc.rseqAbiPointer, rseqAbiSize: rc.rseqAbiSize, signature: rc.signature });
+    }
+  } catch (e) {
+    log.warn(`task ${pid}: rseq configuration unavailable: ${(e as Error).message}`);
+  }
+  rem.call('sigaltstack', NR.sigaltstack, 0, scratch);
+  const sasBuf = rem.mem.read(scratch, 24);
+  const sas = create(ThreadSasEntrySchema, { ssSp: sasBuf.readBigUInt64LE(0), ssFlags: sasBuf.readInt32LE(8), ssSize: sasBuf.readBigUInt64LE(16) });
+  rem.call('prctl(PR_GET_PDEATHSIG)', NR.prctl, PR.GET_PDEATHSIG, scratch);
+  const pdeath = readI32(0);
+  const dumpable = Number(rem.call('prctl(PR_GET_DUMPABLE)', NR.prctl, PR.GET_DUMPABLE));
+  const thp = Number(rem.call('prctl(PR_GET_THP_DISABLE)', NR.prctl, PR.GET_THP_DISABLE));
+  rem.call('prctl(PR_GET_CHILD_SUBREAPER)', NR.prctl, PR.GET_CHILD_SUBREAPER, scratch);
+  const subreaper = readI32(0) !== 0;
+  const brk = rem.call('brk', NR.brk, 0);
+  const rlimits = [];
+  for (let r = 0; r < RLIM_NLIMITS; r++) {
+    rem.call('prlimit64', NR.prlimit64, 0, r, 0, scratch);
+    rlimits.push(create(RlimitEntrySchema, { cur: readU64(0), max: readU64(8) }));
+  }
+  const itimer = (which: number) => {
+    rem.call('getitimer', NR.getitimer, which, scratch);
+    const b = rem.mem.read(scratch, 32);
+    return create(ItimerEntrySchema, { isec: b.readBigUInt64LE(0), iusec: b.readBigUInt64LE(8), vsec: b.readBigUInt64LE(16), vusec: b.readBigUInt64LE(24) });
+  };
+  const timers = create(TaskTimersEntrySchema, { real: itimer(0), virt: itimer(1), prof: itimer(2) });
+  const sigactions = dumpSigactions(rem);
+  const creds = dumpCreds(status, rem);
+  const personality = parseInt(readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16);
+  const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
+  const stat = t.stat;
+
+  const core: CoreEntry = create(CoreEntrySchema, {
+    mtype: CoreEntry_March.X86_64,
+    threadInfo: ti,
+    tc: create(TaskCoreEntrySchema, {
+      taskState: TASK_ALIVE, exitCode: 0, personality, flags: stat.flags, blkSigset: rem.savedSigmask,
+      comm, timers, rlimits: create(TaskRlimitsEntrySchema, { rlimits }), sigactions,
+      childSubreaper: subreaper,
+    }),
+    ids,
+    threadCore: create(ThreadCoreEntrySchema, {
+      futexRla: robust.head, futexRlaLen: Number(robust.len), schedNice: stat.nice,
+      blkSigset: rem.savedSigmask, sas, pdeathSig: pdeath, creds, comm,
+      ...(rseqEntry ? { rseqEntry } : {}),
+    }),
+  });
+  st.dir.write('core', [core], pid);
+
+  // Files first: the page transfer below briefly adds fds of ours to the task.
+  const fdinfos = dumpFds(pid, st.files);
+  st.dir.write('fdinfo', fdinfos, ids.filesId);
+  const cwd = readlinkSync(`/proc/${pid}/cwd`);
+  const root = readlinkSync(`/proc/${pid}/root`);
+  const cwdId = st.files.addReg({ flags: O.DIRECTORY, pos: 0n, name: cwd }, `dir:${cwd}`);
+  const rootId = st.files.addReg({ flags: O.DIRECTORY, pos: 0n, name: root }, `dir:${root}`);
+  const umask = parseInt(status.get('Umask') ?? '22', 8);
+  st.dir.write('fs', [create(FsEntrySchema, { cwdId, rootId, umask })], pid);
+
+  // Memory.
+  const heap = { start: stat.startBrk, end: brk };
+  const vmaList = vmaEntries(pid, vmas.filter((v) => v.name !== '[vsyscall]'), st.files, heap);
+  const exe = readlinkSync(`/proc/${pid}/exe`);
+  if (exe.endsWith(' (deleted)')) throw new CryoError(`task ${pid}: its executable ${exe} was deleted, which cryo does not support yet`);
+  const exeSt = statSync(`/proc/${pid}/exe`);
+  const exeId = st.files.addReg({ flags: O.RDONLY, pos: 0n, name: exe, size: BigInt(exeSt.size), mode: exeSt.mode }, `map:${exeSt.dev}:${exeSt.ino}:0`);
+  const auxvRaw = readFileSync(`/proc/${pid}/auxv`);
+  const auxv: bigint[] = [];
+  for (let i = 0; i + 8 <= auxvRaw.length; i += 8) auxv.push(auxvRaw.readBigUInt64LE(i));
+  const mm = create(MmEntrySchema, {
+    mmStartCode: stat.startCode, mmEndCode: stat.endCode, mmStartData: stat.startData, mmEndData: stat.endData,
+    mmStartStack: stat.startStack, mmStartBrk: stat.startBrk, mmBrk: brk, mmArgStart: stat.argStart,
+    mmArgEnd: stat.argEnd, mmEnvStart: stat.envStart, mmEnvEnd: stat.envEnd, exeFileId: exeId,
+    mmSavedAuxv: auxv, vmas: vmaList, dumpable, thpDisabled: thp !== 0,
+  });
+  st.dir.write('mm', [mm], pid);
+
+  const t0 = performance.now();
+  const priv = vmaList.filter(hasPrivatePages);
+  const runs = scanPages(pid, priv);
+  const t1 = performance.now();
+  const pagesId = st.nextPagesId++;
+  const pagesFd = st.dir.openPages(pagesId, 'w');
+  const bridge = makeBridge(rem);
+  let written = 0;
+  try {
+    written = dumpPages(rem, bridge, pagesFd, runs, priv);
+  } finally {
+    bridge.done();
+    closeFd(pagesFd);
+  }
+  const t2 = performance.now();
+  st.dir.write('pagemap', [
+    create(PagemapHeadSchema, { pagesId }),
+    ...runs.map((r) => create(PagemapEntrySchema, { vaddr: r.vaddr, compatNrPages: 0, nrPages: BigInt(r.nrPages), flags: PE_PRESENT })),
+  ], pid);
+  st.stats.pagesScanned += BigInt(vmaList.reduce((s, v) => s + Number((v.end - v.start) / 4096n), 0));
+  st.stats.pagesWritten += BigInt(written);
+  st.stats.memdumpUs += Math.round((t1 - t0) * 1000);
+  st.stats.memwriteUs += Math.round((t2 - t1) * 1000);
+  log.info(`task ${pid}: ${vmaList.length} vmas, ${runs.length} page runs, ${written} pages, ${fdinfos.length} fds`);
+}
+
+function closeFd(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    /* ignore */
+  }
+}

@@ -1,0 +1,204 @@
+// Memory contents: which pages to save (PAGEMAP_SCAN), and moving them between a
+// task and pages-N.img. The task itself does the bulk I/O: a remote pwritev of its
+// own memory into the image on dump, a remote preadv from it on restore, so the
+// bytes are copied once by the kernel and never pass through cryo.
+import { openSync, closeSync, readSync, writeSync } from 'node:fs';
+import { pagemapScan, PAGE_IS, NR, PAGE_SIZE, PROT, IOV_MAX } from '../sys/index.js';
+import type { VmaEntry } from '../images/index.js';
+import { VMA_FILE_PRIVATE } from '../images/index.js';
+import type { Remote } from '../tracer/remote.js';
+import { MemIO } from '../tracer/memio.js';
+
+export interface PageRun {
+  vaddr: bigint;
+  nrPages: number;
+}
+
+const PAGE = BigInt(PAGE_SIZE);
+const PM_PRESENT = 1n << 63n;
+const PM_SWAP = 1n << 62n;
+const PM_FILE = 1n << 61n;
+
+/** Pages of private VMAs worth saving: present or swapped, not the zero page, and for
+ * private file mappings only the copied-on-write ones. */
+export function scanPages(pid: number, vmas: VmaEntry[]): PageRun[] {
+  const runs: PageRun[] = [];
+  const fd = openSync(`/proc/${pid}/pagemap`, 'r');
+  try {
+    for (const v of vmas) {
+      const filePriv = (v.status & VMA_FILE_PRIVATE) !== 0;
+      const excl = PAGE_IS.PFNZERO | (filePriv ? PAGE_IS.FILE : 0n);
+      const regions = pagemapScan(fd, v.start, v.end, {
+        inverted: excl, mask: excl, anyof: PAGE_IS.PRESENT | PAGE_IS.SWAPPED,
+        ret: PAGE_IS.PRESENT | PAGE_IS.SWAPPED,
+      });
+      if (regions) {
+        for (const r of regions) push(runs, r.start, Number((r.end - r.start) / PAGE));
+      } else {
+        scanByPagemap(fd, v, filePriv, runs);
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return runs;
+}
+
+function push(runs: PageRun[], vaddr: bigint, n: number): void {
+  const last = runs[runs.length - 1];
+  if (last && last.vaddr + BigInt(last.nrPages) * PAGE === vaddr) last.nrPages += n;
+  else runs.push({ vaddr, nrPages: n });
+}
+
+/** Fallback for kernels without PAGEMAP_SCAN: 8 bytes of /proc/PID/pagemap a page. */
+function scanByPagemap(fd: number, v: VmaEntry, filePriv: boolean, runs: PageRun[]): void {
+  const chunk = 65536;
+  const buf = Buffer.alloc(chunk * 8);
+  for (let a = v.start; a < v.end; ) {
+    const n = Math.min(chunk, Number((v.end - a) / PAGE));
+    readSync(fd, buf, 0, n * 8, Number((a / PAGE) * 8n));
+    for (let i = 0; i < n; i++) {
+      const e = buf.readBigUInt64LE(i * 8);
+      if (!(e & (PM_PRESENT | PM_SWAP))) continue;
+      if (filePriv && e & PM_FILE) continue;
+      push(runs, a + BigInt(i) * PAGE, 1);
+    }
+    a += BigInt(n) * PAGE;
+  }
+}
+
+/** Split runs at VMA boundaries where readability differs; tag each piece. */
+function tagReadable(runs: PageRun[], vmas: VmaEntry[]): Array<PageRun & { readable: boolean; off: number }> {
+  const out: Array<PageRun & { readable: boolean; off: number }> = [];
+  let off = 0;
+  let vi = 0;
+  for (const r of runs) {
+    let a = r.vaddr;
+    const end = r.vaddr + BigInt(r.nrPages) * PAGE;
+    while (a < end) {
+      while (vi < vmas.length && vmas[vi]!.end <= a) vi++;
+      const v = vmas[vi];
+      const stop = v && v.start <= a ? (v.end < end ? v.end : end) : end;
+      const n = Number((stop - a) / PAGE);
+      const readable = !!v && v.start <= a && (v.prot & PROT.READ) !== 0;
+      out.push({ vaddr: a, nrPages: n, readable, off });
+      off += n * PAGE_SIZE;
+      a = stop;
+    }
+  }
+  return out;
+}
+
+const MAX_IO = 1 << 30; // bytes per remote call, below the kernel's MAX_RW_COUNT
+
+/**
+ * Have the task run preadv/pwritev over many of its own ranges against `taskFd`,
+ * `pieces` being contiguous in the file from `fileOff`.
+ */
+function remoteVectorIo(rem: Remote, write: boolean, taskFd: bigint, pieces: Array<{ vaddr: bigint; len: number; off: number }>): void {
+  let i = 0;
+  while (i < pieces.length) {
+    const iov = Buffer.alloc(Math.min(IOV_MAX, pieces.length - i) * 16);
+    const first = pieces[i]!.off;
+    let n = 0;
+    let total = 0;
+    while (i < pieces.length && n < IOV_MAX) {
+      const p = pieces[i]!;
+      if (p.off !== first + total) break; // must be contiguous in the file
+      if (n > 0 && total + p.len > MAX_IO) break;
+      iov.writeBigUInt64LE(p.vaddr, n * 16);
+      iov.writeBigUInt64LE(BigInt(p.len), n * 16 + 8);
+      total += p.len;
+      n++;
+      i++;
+    }
+    const addr = rem.put(iov.subarray(0, n * 16));
+    const name = write ? 'pwritev' : 'preadv';
+    const done = Number(rem.call(name, write ? NR.pwritev : NR.preadv, taskFd, addr, n, first, 0));
+    if (done !== total) throw new Error(`${name} in task ${rem.pid}: ${done} of ${total} bytes`);
+  }
+}
+
+/** Split into pieces no larger than MAX_IO each. */
+function pieces(runs: Array<PageRun & { off: number }>): Array<{ vaddr: bigint; len: number; off: number }> {
+  const out: Array<{ vaddr: bigint; len: number; off: number }> = [];
+  for (const r of runs) {
+    let len = r.nrPages * PAGE_SIZE;
+    let a = r.vaddr;
+    let off = r.off;
+    while (len > 0) {
+      const n = Math.min(len, MAX_IO);
+      out.push({ vaddr: a, len: n, off });
+      a += BigInt(n);
+      off += n;
+      len -= n;
+    }
+  }
+  return out;
+}
+
+/** Copy through cryo: /proc/PID/mem ↔ the image file (for unreadable mappings). */
+function copyThrough(pid: number, write: boolean, fileFd: number, runs: Array<PageRun & { off: number }>): void {
+  const mem = new MemIO(pid);
+  const buf = Buffer.alloc(4 << 20);
+  try {
+    for (const r of runs) {
+      let done = 0;
+      const len = r.nrPages * PAGE_SIZE;
+      while (done < len) {
+        const n = Math.min(buf.length, len - done);
+        const b = buf.subarray(0, n);
+        if (write) {
+          mem.readInto(r.vaddr + BigInt(done), b);
+          writeSync(fileFd, b, 0, n, r.off + done);
+        } else {
+          const got = readSync(fileFd, b, 0, n, r.off + done);
+          if (got !== n) throw new Error(`pages image is short at offset ${r.off + done}`);
+          mem.write(r.vaddr + BigInt(done), b);
+        }
+        done += n;
+      }
+    }
+  } finally {
+    mem.close();
+  }
+}
+
+export interface FdBridge {
+  /** The file's fd number inside the task, or null if the task cannot get it. */
+  taskFd(cryoFd: number): bigint | null;
+  closeTaskFd(fd: bigint): void;
+}
+
+/**
+ * Write the pages of `runs` from the task into `fileFd` (pages image opened by
+ * cryo), in order. Returns the number of pages written.
+ */
+export function dumpPages(rem: Remote, bridge: FdBridge, fileFd: number, runs: PageRun[], vmas: VmaEntry[]): number {
+  return transfer(rem, bridge, fileFd, runs, vmas, true);
+}
+
+/** Fill the task's memory from `fileFd` at the runs of its pagemap. */
+export function restorePages(rem: Remote, bridge: FdBridge, fileFd: number, runs: PageRun[], vmas: VmaEntry[], fileStart = 0): number {
+  return transfer(rem, bridge, fileFd, runs, vmas, false, fileStart);
+}
+
+function transfer(rem: Remote, bridge: FdBridge, fileFd: number, runs: PageRun[], vmas: VmaEntry[], write: boolean, fileStart = 0): number {
+  // On restore every VMA is writable while we fill it, so all pages go the fast way.
+  const tagged = tagReadable(runs, vmas).map((r) => ({ ...r, off: r.off + fileStart, readable: write ? r.readable : true }));
+  const fast = tagged.filter((r) => r.readable);
+  const slow = tagged.filter((r) => !r.readable);
+  let tfd: bigint | null = fast.length ? bridge.taskFd(fileFd) : null;
+  if (tfd === null) {
+    slow.push(...fast);
+  } else {
+    try {
+      remoteVectorIo(rem, write, tfd, pieces(fast));
+    } finally {
+      bridge.closeTaskFd(tfd);
+      tfd = null;
+    }
+  }
+  if (slow.length) copyThrough(rem.pid, write, fileFd, slow);
+  return tagged.reduce((s, r) => s + r.nrPages, 0);
+}

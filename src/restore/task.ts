@@ -1,0 +1,196 @@
+// Rebuilding one task inside a stopped copy of the seed: address space, memory
+// contents, files, and per-task state. Registers and detach come last (restore.ts).
+import { readFileSync } from 'node:fs';
+import { NR, PR, SIG, O, kill } from '../sys/index.js';
+import {
+  PE_PRESENT, type CoreEntry, type MmEntry, type FdinfoEntry, type FileEntry, type FsEntry,
+  type PagemapEntry, type PstreeEntry,
+} from '../images/index.js';
+import { parseMaps } from '../proc/maps.js';
+import { findFree, imageRanges, moveVdso, mapVmas, fixProtections, setMmMap, hasPrivatePages, type Range } from '../objects/mm.js';
+import { restorePages, type FdBridge } from '../objects/pages.js';
+import { restoreSigactions } from '../objects/sigactions.js';
+import { restoreCreds } from '../objects/creds.js';
+import { openFileEntry } from '../objects/files/fds.js';
+import type { Remote } from '../tracer/remote.js';
+import { closeSync } from 'node:fs';
+import type { Logger } from '../context.js';
+
+export interface TaskImages {
+  pstree: PstreeEntry;
+  core: CoreEntry;
+  mm?: MmEntry;
+  pagemap?: { pagesId: number; runs: PagemapEntry[] };
+  fdinfo?: FdinfoEntry[];
+  fs?: FsEntry;
+}
+
+export interface RestoreShared {
+  files: Map<number, FileEntry>;
+  /** pages-N.img fds opened by cryo, by pages id. */
+  pagesFd(id: number): number;
+  log: Logger;
+}
+
+const SCRATCH = 256 * 1024;
+
+/** Where the inherited cryo pidfd lives in every restored task while we build it. */
+export interface Handles {
+  cryoPidfd: bigint;
+}
+
+function bridgeFor(rem: Remote, h: Handles): FdBridge {
+  return {
+    taskFd: (cryoFd) => rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, cryoFd, 0),
+    closeTaskFd: (fd) => void rem.call('close', NR.close, fd),
+  };
+}
+
+/**
+ * Replace the task's address space with the dumped one. On return the task runs
+ * remote calls from a scratch area placed where no dumped VMA lives.
+ */
+export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h: Handles): void {
+  const mm = img.mm!;
+  const current = parseMaps(readFileSync(`/proc/${rem.pid}/maps`, 'utf8'));
+  const avoid: Range[] = [...imageRanges(mm), ...current.map((v) => [v.start, v.end] as Range)];
+  const scratchAt = findFree(BigInt(SCRATCH + 8192), avoid);
+  rem.placeScratch(scratchAt, SCRATCH);
+  const keep = new Set(['[vdso]', '[vvar]', '[vvar_vclock]']);
+  for (const v of current) {
+    if (keep.has(v.name) || v.name === '[vsyscall]') continue;
+    rem.call('munmap', NR.munmap, v.start, v.end - v.start);
+  }
+  const tmp = findFree(0x100000n, [...avoid, rem.scratchRange()!]);
+  const delta = moveVdso(rem, current, mm, tmp);
+  rem.syscallIp += delta;
+
+  const fileName = (id: number) => {
+    const f = sh.files.get(id);
+    if (!f?.reg) throw new Error(`mapped file id ${id} is missing from files.img`);
+    return f.reg.name;
+  };
+  const needFix = mapVmas(rem, mm, fileName, () => null);
+  if (img.pagemap && img.pagemap.runs.length) {
+    const fd = sh.pagesFd(img.pagemap.pagesId);
+    const runs = img.pagemap.runs.map((r) => {
+      if (!(r.flags === undefined || r.flags & PE_PRESENT)) throw new Error('pagemap entries from a parent image are not supported yet');
+      return { vaddr: r.vaddr, nrPages: Number(r.nrPages ?? BigInt(r.compatNrPages)) };
+    });
+    restorePages(rem, bridgeFor(rem, h), fd, runs, mm.vmas.filter(hasPrivatePages));
+  }
+  fixProtections(rem, needFix);
+
+  const exe = fileName(mm.exeFileId);
+  const exeFd = rem.call(`open(${exe})`, NR.openat, -100, rem.put(Buffer.from(exe + '\0')), O.RDONLY | O.CLOEXEC, 0);
+  try {
+    setMmMap(rem, mm, exeFd);
+  } finally {
+    rem.call('close', NR.close, exeFd);
+  }
+  if (mm.dumpable !== undefined) rem.call('prctl(PR_SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, mm.dumpable);
+  if (mm.thpDisabled) rem.call('prctl(PR_SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, 1, 0, 0, 0);
+}
+
+/**
+ * Install the dumped fd table. The cryo pidfd is first moved above every fd the
+ * task will own, then all other inherited fds are closed.
+ */
+export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h: Handles): void {
+  const fds = img.fdinfo ?? [];
+  const top = fds.reduce((m, f) => Math.max(m, f.fd), 2) + 1;
+  if (h.cryoPidfd <= BigInt(top) + 8n || true) {
+    const moved = rem.call('fcntl(F_DUPFD)', NR.fcntl, h.cryoPidfd, 1030 /* F_DUPFD_CLOEXEC */, top + 16);
+    h.cryoPidfd = moved;
+  }
+  // close_range everything below the pidfd and above it.
+  rem.call('close_range', NR.close_range, 0, h.cryoPidfd - 1n, 0);
+  rem.call('close_range', NR.close_range, h.cryoPidfd + 1n, 0xffffffffn, 0);
+  for (const f of fds) {
+    const fe = sh.files.get(f.id);
+    if (!fe) throw new Error(`fd ${f.fd}: file id ${f.id} is missing from files.img`);
+    const cfd = openFileEntry(fe);
+    try {
+      const tfd = rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, cfd, 0);
+      if (tfd !== BigInt(f.fd)) {
+        rem.call('dup3', NR.dup3, tfd, f.fd, f.flags & 1 ? O.CLOEXEC : 0);
+        rem.call('close', NR.close, tfd);
+      } else {
+        rem.call('fcntl(F_SETFD)', NR.fcntl, tfd, 2 /* F_SETFD */, f.flags & 1);
+      }
+    } finally {
+      closeSync(cfd);
+    }
+  }
+}
+
+export function restoreFs(rem: Remote, img: TaskImages, sh: RestoreShared): void {
+  const fs = img.fs;
+  if (!fs) return;
+  const dirName = (id: number) => sh.files.get(id)?.reg?.name;
+  const root = dirName(fs.rootId);
+  const cwd = dirName(fs.cwdId);
+  if (root && root !== '/') rem.call(`chroot(${root})`, NR.chroot, rem.put(Buffer.from(root + '\0')));
+  if (cwd) rem.call(`chdir(${cwd})`, NR.chdir, rem.put(Buffer.from(cwd + '\0')));
+  if (fs.umask !== undefined) rem.call('umask', NR.umask, fs.umask);
+}
+
+/** Per-task state other than memory and files. */
+export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared): void {
+  const { core } = img;
+  const tc = core.tc!;
+  const th = core.threadCore;
+  const p = img.pstree;
+  // Session and group first: setsid fails once we are a group leader by setpgid.
+  if (p.sid === p.pid) rem.call('setsid', NR.setsid);
+  else if (p.pgid !== Number(rem.call('getpgid', NR.getpgid, 0))) {
+    const r = rem.callRaw(NR.setpgid, 0, p.pgid);
+    if (r < 0n) sh.log.warn(`task ${p.pid}: cannot join process group ${p.pgid}`);
+  }
+  rem.call('prctl(PR_SET_NAME)', NR.prctl, PR.SET_NAME, rem.put(Buffer.from(tc.comm.slice(0, 15) + '\0')));
+  restoreSigactions(rem, tc.sigactions);
+  if (tc.personality) rem.call('personality', NR.personality, tc.personality);
+  const rl = tc.rlimits?.rlimits ?? [];
+  const b = Buffer.alloc(16);
+  rl.forEach((r, i) => {
+    b.writeBigUInt64LE(r.cur, 0);
+    b.writeBigUInt64LE(r.max, 8);
+    const ret = rem.callRaw(NR.prlimit64, 0, i, rem.put(b), 0);
+    if (ret < 0n) sh.log.warn(`task ${p.pid}: cannot restore rlimit ${i} (errno ${-ret})`);
+  });
+  const t = tc.timers;
+  if (t) {
+    [t.real, t.virt, t.prof].forEach((it, which) => {
+      if (!it || (it.vsec === 0n && it.vusec === 0n)) return;
+      const v = Buffer.alloc(32);
+      v.writeBigUInt64LE(it.isec, 0);
+      v.writeBigUInt64LE(it.iusec, 8);
+      v.writeBigUInt64LE(it.vsec, 16);
+      v.writeBigUInt64LE(it.vusec, 24);
+      rem.call('setitimer', NR.setitimer, which, rem.put(v), 0);
+    });
+  }
+  if (tc.childSubreaper) rem.call('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
+  if (th) {
+    if (th.futexRla) rem.call('set_robust_list', NR.set_robust_list, th.futexRla, th.futexRlaLen);
+    const sas = th.sas;
+    if (sas && !(sas.ssFlags & 2 /* SS_DISABLE */)) {
+      const s = Buffer.alloc(24);
+      s.writeBigUInt64LE(sas.ssSp, 0);
+      s.writeInt32LE(sas.ssFlags & ~1, 8);
+      s.writeBigUInt64LE(sas.ssSize, 16);
+      rem.call('sigaltstack', NR.sigaltstack, rem.put(s), 0);
+    }
+    if (th.pdeathSig) rem.call('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, th.pdeathSig);
+    const rs = th.rseqEntry;
+    if (rs && rs.rseqAbiPointer) rem.call('rseq', NR.rseq, rs.rseqAbiPointer, rs.rseqAbiSize, 0, rs.signature);
+  }
+  const ti = core.threadInfo;
+  if (ti) rem.call('set_tid_address', NR.set_tid_address, ti.clearTidAddr);
+  if (th?.creds) {
+    const me = th.creds; // cryo runs as root: compare with what a root task has
+    restoreCreds(rem, me, { ...me, uid: 0, euid: 0, suid: 0, gid: 0, egid: 0, sgid: 0, groups: [], secbits: 0 });
+  }
+  void SIG;
+  void kill;
+}
