@@ -18,7 +18,7 @@ const XFEATURE = {
   PKRU: { bit: 9, off: 2688, size: 8 },
 } as const;
 const XSTATE_BV_OFF = 512;
-const SW_XFEATURES_OFF = 464 + 8; // _fpx_sw_bytes.xfeatures: the kernel's XCR0 mask
+const SW_XFEATURES_OFF = 464; // ptrace puts XCR0 here (gdb's I386_LINUX_XSAVE_XCR0_OFFSET)
 const XSTATE_BUF_MAX = 64 * 1024;
 
 const u32s = (b: Buffer, off: number, n: number) => Array.from({ length: n }, (_, i) => b.readUInt32LE(off + 4 * i));
@@ -47,7 +47,7 @@ export function entryToGpregs(e: UserX86RegsEntry): Regs {
 }
 
 export function xstateToEntry(x: Buffer): UserX86FpregsEntry {
-  const mask = x.length >= 480 ? x.readBigUInt64LE(SW_XFEATURES_OFF) : 3n;
+  const mask = x.length >= 472 ? x.readBigUInt64LE(SW_XFEATURES_OFF) : 3n;
   const has = (bit: number) => x.length > 512 && ((mask >> BigInt(bit)) & 1n) === 1n;
   const fp = create(UserX86FpregsEntrySchema, {
     cwd: x.readUInt16LE(0),

@@ -28,7 +28,7 @@ export function restoreSigactions(rem: Remote, sas: SaEntry[]): void {
     if (sig === SIG.KILL || sig === SIG.STOP) continue;
     const sa = sas[i++];
     if (!sa) break;
-    if (sa.sigaction === 0n && sa.flags === 0n && sa.mask === 0n) continue; // SIG_DFL, as after clone
+    // Every one, defaults too: the seed inherits cryo's ignored signals (SIGPIPE...).
     b.writeBigUInt64LE(sa.sigaction, 0);
     b.writeBigUInt64LE(sa.flags, 8);
     b.writeBigUInt64LE(sa.restorer, 16);

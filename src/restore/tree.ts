@@ -6,7 +6,7 @@ import { findSyscallInsn, waitForStop } from '../tracer/seize.js';
 import { CryoError } from '../context.js';
 import { spawnSeed } from './seed.js';
 
-export const RESTORE_PTRACE_OPTS = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACECLONE | PTRACE_O.EXITKILL;
+export const RESTORE_PTRACE_OPTS = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK | PTRACE_O.EXITKILL;
 
 /** clone3() with set_tid inside `parent`; returns the new task, stopped and seized. */
 export function cloneTask(parent: Remote, pid: number, flags: number): Remote {
