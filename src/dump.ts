@@ -37,7 +37,7 @@ export async function runDump(ctx: Context): Promise<number> {
   const tasks = freezeTree(root, log);
   const tFrozen = performance.now();
   const st: DumpState = {
-    dir, files: new FileTable(), nextPagesId: 1, nextObjId: 1, nsIds: new Map(),
+    dir, files: new FileTable(), nextPagesId: 1, nextObjId: 1, nsIds: new Map(), shmemDone: new Set(),
     stats: { pagesScanned: 0n, pagesWritten: 0n, memdumpUs: 0, memwriteUs: 0 },
   };
   try {

@@ -4,7 +4,7 @@
 import { closeSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
-import { ImageDir, ImageError, TASK_ZOMBIE, type PstreeEntry, type FileEntry } from './images/index.js';
+import { ImageDir, ImageError, TASK_ZOMBIE, VMA_ANON_SHARED, type PstreeEntry, type FileEntry, type PagemapEntry } from './images/index.js';
 import { CLONE, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
@@ -30,9 +30,17 @@ function loadImages(dir: ImageDir): Loaded {
     const ids = core.ids;
     if (!core.threadInfo || !core.tc || !ids) throw new CryoError(`${dir.fileName('core', p.pid)}: incomplete core entry`);
     const [head, ...runs] = dir.read('pagemap', p.pid);
+    const mm = dir.readOne('mm', p.pid);
+    const shmem = new Map<bigint, { pagesId: number; runs: PagemapEntry[] }>();
+    for (const v of mm.vmas) {
+      if (!(v.status & VMA_ANON_SHARED) || shmem.has(v.shmid) || !dir.exists('shmemPagemap', v.shmid)) continue;
+      const [sh, ...sr] = dir.read('shmemPagemap', v.shmid);
+      shmem.set(v.shmid, { pagesId: (sh as { pagesId: number }).pagesId, runs: sr as PagemapEntry[] });
+    }
     return {
+      shmem,
       pstree: p, core,
-      mm: dir.readOne('mm', p.pid),
+      mm,
       pagemap: { pagesId: (head as { pagesId: number }).pagesId, runs: runs as never },
       fdinfo: dir.tryRead('fdinfo', ids.filesId) ?? [],
       fs: dir.readOne('fs', p.pid),
@@ -64,6 +72,7 @@ export async function runRestore(ctx: Context): Promise<number> {
   const pagesFds = new Map<number, number>();
   const sh: RestoreShared = {
     files: loaded.files,
+    opened: new Map(),
     log,
     pagesFd(id) {
       let fd = pagesFds.get(id);
@@ -119,12 +128,12 @@ export async function runRestore(ctx: Context): Promise<number> {
   } catch (e) {
     if (seedPid) killAndReap(seedPid);
     for (const pid of [...created].reverse()) killAndReap(pid);
-    for (const fd of pagesFds.values()) closeSync(fd);
+    for (const fd of [...pagesFds.values(), ...sh.opened.values()]) closeSync(fd);
     dir.close();
     if (e instanceof RemoteError || e instanceof TaskGoneError) throw new CryoError(`restore failed: ${e.message}`);
     throw e;
   }
-  for (const fd of pagesFds.values()) closeSync(fd);
+  for (const fd of [...pagesFds.values(), ...sh.opened.values()]) closeSync(fd);
   dir.close();
   log.info(`restored tree of ${loaded.tasks.length} task(s) rooted at ${root} in ${(performance.now() - t0).toFixed(1)} ms`);
   if (opts.restoreDetached) return 0;

@@ -5,7 +5,7 @@ import {
   create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
   TaskKobjIdsEntrySchema, ThreadSasEntrySchema, RseqEntrySchema, TaskRlimitsEntrySchema, RlimitEntrySchema,
   TaskTimersEntrySchema, ItimerEntrySchema, MmEntrySchema, PagemapHeadSchema, PagemapEntrySchema,
-  FsEntrySchema, TASK_ALIVE, TASK_ZOMBIE, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry,
+  FsEntrySchema, VMA_ANON_SHARED, TASK_ALIVE, TASK_ZOMBIE, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry,
 } from '../images/index.js';
 import { parseStatus } from '../proc/stat.js';
 import type { Context } from '../context.js';
@@ -16,6 +16,7 @@ import { threadInfo, readXstate, readTls } from '../objects/regs.js';
 import { restartAdjusted, RemoteError, type Remote } from '../tracer/remote.js';
 import { dumpSigactions } from '../objects/sigactions.js';
 import { dumpCreds } from '../objects/creds.js';
+import { dumpPending } from '../objects/signals.js';
 import { dumpFds } from '../objects/files/fds.js';
 import type { FileTable } from '../objects/files/table.js';
 import { takeRemote, type FrozenTask } from './freeze.js';
@@ -27,6 +28,8 @@ export interface DumpState {
   nextPagesId: number;
   nextObjId: number;
   nsIds: Map<string, number>;
+  /** Shared anonymous memory objects already saved (by shmid). */
+  shmemDone: Set<bigint>;
   stats: { pagesScanned: bigint; pagesWritten: bigint; memdumpUs: number; memwriteUs: number };
 }
 
@@ -154,12 +157,12 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
     tc: create(TaskCoreEntrySchema, {
       taskState: TASK_ALIVE, exitCode: 0, personality, flags: stat.flags, blkSigset: rem.savedSigmask,
       comm, timers, rlimits: create(TaskRlimitsEntrySchema, { rlimits }), sigactions,
-      childSubreaper: subreaper,
+      childSubreaper: subreaper, signalsS: dumpPending(pid, true),
     }),
     ids,
     threadCore: create(ThreadCoreEntrySchema, {
       futexRla: robust.head, futexRlaLen: Number(robust.len), schedNice: stat.nice,
-      blkSigset: rem.savedSigmask, sas, pdeathSig: pdeath, creds, comm,
+      blkSigset: rem.savedSigmask, sas, pdeathSig: pdeath, creds, comm, signalsP: dumpPending(pid, false),
       ...(rseqEntry ? { rseqEntry } : {}),
     }),
   });
@@ -206,6 +209,26 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   } finally {
     bridge.done();
     closeFd(pagesFd);
+  }
+  // Shared anonymous memory: once per object, in pagemap-shmem-SHMID.img with
+  // offsets into the object, as CRIU keeps it.
+  for (const v of vmaList.filter((x) => x.status & VMA_ANON_SHARED)) {
+    if (st.shmemDone.has(v.shmid)) continue;
+    st.shmemDone.add(v.shmid);
+    const sruns = scanPages(pid, [v]);
+    const sid = st.nextPagesId++;
+    const sfd = st.dir.openPages(sid, 'w');
+    const sb = makeBridge(rem);
+    try {
+      written += dumpPages(rem, sb, sfd, sruns, [v]);
+    } finally {
+      sb.done();
+      closeFd(sfd);
+    }
+    st.dir.write('shmemPagemap', [
+      create(PagemapHeadSchema, { pagesId: sid }),
+      ...sruns.map((r) => create(PagemapEntrySchema, { vaddr: v.pgoff + (r.vaddr - v.start), compatNrPages: 0, nrPages: BigInt(r.nrPages), flags: PE_PRESENT })),
+    ], v.shmid);
   }
   const t2 = performance.now();
   st.dir.write('pagemap', [

@@ -199,7 +199,8 @@ export function mapVmas(rem: Remote, mm: MmEntry, fileName: (id: number) => stri
     if (v.status & (VDSO | VVAR | VSYSCALL)) continue;
     const len = v.end - v.start;
     let prot = v.prot;
-    const privateMem = (v.status & (VMA_ANON_PRIVATE | VMA_FILE_PRIVATE)) !== 0;
+    // Memory we fill from the images must be writable (and readable) meanwhile.
+    const privateMem = (v.status & (VMA_ANON_PRIVATE | VMA_FILE_PRIVATE | VMA_ANON_SHARED)) !== 0;
     if (privateMem && !(prot & PROT.WRITE)) {
       prot |= PROT.WRITE | PROT.READ;
       needFix.push(v);

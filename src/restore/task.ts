@@ -1,9 +1,9 @@
 // Rebuilding one task inside a stopped copy of the seed: address space, memory
 // contents, files, and per-task state. Registers and detach come last (restore.ts).
 import { readFileSync } from 'node:fs';
-import { NR, PR, SIG, O, kill } from '../sys/index.js';
+import { NR, PR, O } from '../sys/index.js';
 import {
-  PE_PRESENT, type CoreEntry, type MmEntry, type FdinfoEntry, type FileEntry, type FsEntry,
+  PE_PRESENT, VMA_ANON_SHARED, type CoreEntry, type MmEntry, type FdinfoEntry, type FileEntry, type FsEntry,
   type PagemapEntry, type PstreeEntry,
 } from '../images/index.js';
 import { parseMaps } from '../proc/maps.js';
@@ -11,9 +11,9 @@ import { findFree, imageRanges, moveVdso, mapVmas, fixProtections, setMmMap, has
 import { restorePages, type FdBridge } from '../objects/pages.js';
 import { restoreSigactions } from '../objects/sigactions.js';
 import { restoreCreds } from '../objects/creds.js';
+import { restorePending } from '../objects/signals.js';
 import { openFileEntry } from '../objects/files/fds.js';
 import type { Remote } from '../tracer/remote.js';
-import { closeSync } from 'node:fs';
 import type { Logger } from '../context.js';
 
 export interface TaskImages {
@@ -21,12 +21,16 @@ export interface TaskImages {
   core: CoreEntry;
   mm?: MmEntry;
   pagemap?: { pagesId: number; runs: PagemapEntry[] };
+  /** Contents of shared anonymous memory, by shmid (offsets into the object). */
+  shmem?: Map<bigint, { pagesId: number; runs: PagemapEntry[] }>;
   fdinfo?: FdinfoEntry[];
   fs?: FsEntry;
 }
 
 export interface RestoreShared {
   files: Map<number, FileEntry>;
+  /** cryo's fd of each file entry opened so far: one open file description per id. */
+  opened: Map<number, number>;
   /** pages-N.img fds opened by cryo, by pages id. */
   pagesFd(id: number): number;
   log: Logger;
@@ -79,6 +83,24 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
     });
     restorePages(rem, bridgeFor(rem, h), fd, runs, mm.vmas.filter(hasPrivatePages));
   }
+  for (const v of mm.vmas.filter((x) => x.status & VMA_ANON_SHARED)) {
+    const sm = img.shmem?.get(v.shmid);
+    if (!sm) continue;
+    const len = v.end - v.start;
+    let fileOff = 0;
+    for (const r of sm.runs) {
+      const n = Number(r.nrPages ?? BigInt(r.compatNrPages));
+      const end = r.vaddr + BigInt(n) * 4096n;
+      // The part of this run that falls inside this VMA's window of the object.
+      const lo = r.vaddr > v.pgoff ? r.vaddr : v.pgoff;
+      const hi = end < v.pgoff + len ? end : v.pgoff + len;
+      if (lo < hi) {
+        const run = { vaddr: v.start + (lo - v.pgoff), nrPages: Number((hi - lo) / 4096n) };
+        restorePages(rem, bridgeFor(rem, h), sh.pagesFd(sm.pagesId), [run], [v], fileOff + Number(lo - r.vaddr));
+      }
+      fileOff += n * 4096;
+    }
+  }
   fixProtections(rem, needFix);
 
   const exe = fileName(mm.exeFileId);
@@ -109,17 +131,17 @@ export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h:
   for (const f of fds) {
     const fe = sh.files.get(f.id);
     if (!fe) throw new Error(`fd ${f.fd}: file id ${f.id} is missing from files.img`);
-    const cfd = openFileEntry(fe);
-    try {
-      const tfd = rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, cfd, 0);
-      if (tfd !== BigInt(f.fd)) {
-        rem.call('dup3', NR.dup3, tfd, f.fd, f.flags & 1 ? O.CLOEXEC : 0);
-        rem.call('close', NR.close, tfd);
-      } else {
-        rem.call('fcntl(F_SETFD)', NR.fcntl, tfd, 2 /* F_SETFD */, f.flags & 1);
-      }
-    } finally {
-      closeSync(cfd);
+    let cfd = sh.opened.get(f.id);
+    if (cfd === undefined) {
+      cfd = openFileEntry(fe);
+      sh.opened.set(f.id, cfd);
+    }
+    const tfd = rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, cfd, 0);
+    if (tfd !== BigInt(f.fd)) {
+      rem.call('dup3', NR.dup3, tfd, f.fd, f.flags & 1 ? O.CLOEXEC : 0);
+      rem.call('close', NR.close, tfd);
+    } else {
+      rem.call('fcntl(F_SETFD)', NR.fcntl, tfd, 2 /* F_SETFD */, f.flags & 1);
     }
   }
 }
@@ -187,10 +209,11 @@ export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared
   }
   const ti = core.threadInfo;
   if (ti) rem.call('set_tid_address', NR.set_tid_address, ti.clearTidAddr);
+  restorePending(rem, p.pid, p.pid, tc.signalsS, true);
+  restorePending(rem, p.pid, p.pid, th?.signalsP, false);
+  if (th?.creds?.noNewPrivs) rem.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   if (th?.creds) {
     const me = th.creds; // cryo runs as root: compare with what a root task has
     restoreCreds(rem, me, { ...me, uid: 0, euid: 0, suid: 0, gid: 0, egid: 0, sgid: 0, groups: [], secbits: 0 });
   }
-  void SIG;
-  void kill;
 }

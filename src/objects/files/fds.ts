@@ -81,7 +81,18 @@ export function dumpFds(pid: number, files: FileTable): FdinfoEntry[] {
     if (!kind) {
       throw new CryoError(`task ${pid}: fd ${fd} is a ${kindName(st, link)} (${link}), which cryo does not support yet`);
     }
-    const { id, type } = kind.dump(p, files);
+    // dup()ed and inherited fds share one open file description: one entry.
+    const inodeKey = `${st.dev}:${st.ino}`;
+    const shared = files.sharedWith(pid, fd, inodeKey);
+    let id: number;
+    let type: FdTypes;
+    if (shared !== undefined) {
+      id = shared;
+      type = files.entries.find((e) => e.id === shared)!.type;
+    } else {
+      ({ id, type } = kind.dump(p, files));
+      files.rememberDescription(pid, fd, inodeKey, id);
+    }
     out.push(create(FdinfoEntrySchema, { id, flags: info.flags & O.CLOEXEC ? FD_CLOEXEC : 0, type, fd }));
   }
   return out;

@@ -1,5 +1,6 @@
 // The files.img table of a dump: every file object gets one id, shared by all fds
 // and mappings that refer to it.
+import { kcmp } from '../../sys/index.js';
 import { create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, RegFileEntrySchema, FownEntrySchema } from '../../images/index.js';
 
 export interface RegInit {
@@ -11,8 +12,12 @@ export interface RegInit {
   mntId?: number;
 }
 
+const KCMP_FILE = 0;
+
 export class FileTable {
   readonly entries: FileEntry[] = [];
+  /** Open file descriptions seen so far, by inode: fds sharing one get one id. */
+  private readonly descs = new Map<string, Array<{ pid: number; fd: number; id: number }>>();
   private nextId = 1;
   private readonly byKey = new Map<string, number>();
 
@@ -25,6 +30,24 @@ export class FileTable {
     this.entries.push(entry);
     if (key !== undefined) this.byKey.set(key, entry.id);
     return entry.id;
+  }
+
+  /** The id of an fd whose open file description (kcmp) this fd shares, if any. */
+  sharedWith(pid: number, fd: number, inodeKey: string): number | undefined {
+    for (const d of this.descs.get(inodeKey) ?? []) {
+      try {
+        if (kcmp(pid, d.pid, KCMP_FILE, fd, d.fd) === 0) return d.id;
+      } catch {
+        /* kcmp unavailable: treat as distinct */
+      }
+    }
+    return undefined;
+  }
+
+  rememberDescription(pid: number, fd: number, inodeKey: string, id: number): void {
+    const l = this.descs.get(inodeKey) ?? [];
+    l.push({ pid, fd, id });
+    this.descs.set(inodeKey, l);
   }
 
   lookup(key: string): number | undefined {

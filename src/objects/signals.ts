@@ -1,0 +1,30 @@
+// Pending signals, with their siginfo: peeked on dump (PTRACE_PEEKSIGINFO, the
+// queue is left as it is), queued again on restore by the task itself in order.
+import { ptrace } from '../sys/index.js';
+import { create, SignalQueueEntrySchema, SiginfoEntrySchema, type SignalQueueEntry } from '../images/index.js';
+import type { Remote } from '../tracer/remote.js';
+
+const NR_rt_sigqueueinfo = 129;
+const NR_rt_tgsigqueueinfo = 297;
+
+/** The shared (process-wide) or private (per-thread) queue of `tid`. */
+export function dumpPending(tid: number, shared: boolean): SignalQueueEntry {
+  const signals = [];
+  for (let off = 0; ; ) {
+    const batch = ptrace.peekSiginfo(tid, shared, off, 32);
+    for (const si of batch) signals.push(create(SiginfoEntrySchema, { siginfo: new Uint8Array(si) }));
+    if (batch.length < 32) break;
+    off += batch.length;
+  }
+  return create(SignalQueueEntrySchema, { signals });
+}
+
+export function restorePending(rem: Remote, tgid: number, tid: number, q: SignalQueueEntry | undefined, shared: boolean): void {
+  for (const s of q?.signals ?? []) {
+    const info = Buffer.from(s.siginfo);
+    const sig = info.readInt32LE(0);
+    const addr = rem.put(info, 1024);
+    if (shared) rem.call(`rt_sigqueueinfo(${sig})`, NR_rt_sigqueueinfo, tgid, sig, addr);
+    else rem.call(`rt_tgsigqueueinfo(${sig})`, NR_rt_tgsigqueueinfo, tgid, tid, sig, addr);
+  }
+}
