@@ -1,0 +1,122 @@
+// Failure paths: each gives exit 1 and a clear message, and loses nothing:
+// a failed dump leaves the task running as before, a failed restore leaves
+// no process behind and the images untouched.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import {
+  Session,
+  deadPid,
+  exists,
+  imageChecksums,
+  ourChildren,
+  runningFree,
+  type CryoResult,
+  type Target,
+} from './harness.js';
+
+/** exit 1, no JavaScript stack trace on stderr. */
+function assertCleanFailure(s: Session, r: CryoResult): void {
+  assert.equal(r.code, 1, `want exit 1${s.report()}`);
+  assert.ok(!r.stderr.includes('    at '), `stack trace on stderr${s.report()}`);
+  assert.ok(r.stderr.trim().length > 0, `no error message on stderr${s.report()}`);
+}
+
+/**
+ * Nothing of a failed restore is left: no task with the pid, no new child of
+ * the test process (which, as subreaper, inherits whatever cryo left behind).
+ */
+function assertNothingLeft(s: Session, pid: number | undefined, childrenBefore: number[]): void {
+  if (pid !== undefined) assert.ok(!exists(pid), `pid ${pid} exists after a failed restore${s.report()}`);
+  const extra = ourChildren().filter((p) => !childrenBefore.includes(p));
+  assert.deepEqual(extra, [], `new children of the test process after a failed restore${s.report()}`);
+}
+
+/** The dumped task still runs, untraced, and PASSes when signalled. */
+async function assertUntouched(s: Session, t: Target): Promise<void> {
+  assert.ok(runningFree(t.pid), `pid ${t.pid} is not running free after a failed dump${s.report()}`);
+  await s.expectPass(t);
+}
+
+test('dump of a pid that does not exist: exit 1, one line on stderr', { timeout: 20_000 }, async (t) => {
+  const s = Session.for(t, 'err-nopid');
+  const pid = await deadPid();
+  const r = await s.cryo(['dump', '-t', String(pid), '-D', s.mkdir()]);
+  assertCleanFailure(s, r);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `want exactly one line on stderr${s.report()}`);
+  assert.ok(lines[0]!.includes(String(pid)), `the message does not name pid ${pid}${s.report()}`);
+});
+
+test('dump into a directory under /proc fails and leaves memory running untouched', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'err-procdir');
+  const target = await s.start('memory');
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', '/proc/sys']);
+  assertCleanFailure(s, r);
+  await assertUntouched(s, target);
+});
+
+test('dump into a file used as a directory fails and leaves regs running untouched', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'err-filedir');
+  const target = await s.start('regs');
+  const file = path.join(s.dir, 'not-a-dir');
+  fs.writeFileSync(file, 'x');
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', file]);
+  assertCleanFailure(s, r);
+  assert.equal(fs.readFileSync(file, 'utf8'), 'x', `the file changed${s.report()}`);
+  await assertUntouched(s, target);
+});
+
+test('restore from a missing image dir: exit 1, names the dir, no process', { timeout: 20_000 }, async (t) => {
+  const s = Session.for(t, 'err-nodir');
+  const missing = path.join(s.dir, 'no-such-images');
+  const pidfile = path.join(s.dir, 'restore.pid');
+  const before = ourChildren();
+  const r = await s.cryo(['restore', '-D', missing, '-d', '--pidfile', pidfile]);
+  assertCleanFailure(s, r);
+  assert.ok(r.stderr.includes(missing), `the message does not name ${missing}${s.report()}`);
+  assert.ok(!fs.existsSync(pidfile), `a pid file was written${s.report()}`);
+  assertNothingLeft(s, undefined, before);
+});
+
+test('restore from a truncated core image: exit 1, names it, no process, images unchanged', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'err-corrupt');
+  const target = await s.start('files');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const core = path.join(images, `core-${target.pid}.img`);
+  const good = fs.readFileSync(core);
+  fs.writeFileSync(core, good.subarray(0, Math.floor(good.length / 2)));
+  const sums = imageChecksums(images);
+  const before = ourChildren();
+
+  const r = await s.cryo(['restore', '-D', images, '-d', '--pidfile', path.join(s.dir, 'bad.pid')]);
+  assertCleanFailure(s, r);
+  assert.ok(r.stderr.includes(`core-${target.pid}.img`), `the message does not name core-${target.pid}.img${s.report()}`);
+  assertNothingLeft(s, target.pid, before);
+  assert.deepEqual(imageChecksums(images), sums, `the images changed${s.report()}`);
+
+  // Nothing was lost: with the core image back, the same images restore.
+  fs.writeFileSync(core, good);
+  await s.expectPass(await s.restore(images, target));
+});
+
+test('restore while the pid is taken: exit 1, names the pid, the original runs on', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'err-pidtaken');
+  const target = await s.start('misc');
+  const images = s.mkdir();
+  await s.dump(target, images, { leaveRunning: true });
+  const sums = imageChecksums(images);
+  const before = ourChildren();
+
+  const r = await s.cryo(['restore', '-D', images, '-d', '--pidfile', path.join(s.dir, 'taken.pid')]);
+  assertCleanFailure(s, r);
+  assert.ok(r.stderr.includes(String(target.pid)), `the message does not name pid ${target.pid}${s.report()}`);
+  assert.deepEqual(imageChecksums(images), sums, `the images changed${s.report()}`);
+  assertNothingLeft(s, undefined, before);
+  await assertUntouched(s, target);
+
+  // The --leave-running images restore once the pid is free.
+  await s.expectPass(await s.restore(images, target));
+});

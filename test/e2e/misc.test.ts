@@ -1,0 +1,6 @@
+import { test } from 'node:test';
+import { Session } from './harness.js';
+
+test('misc: dump, restore -d: sigactions, masks, pending signals, name, cwd, umask, rseq, robust list, tid address, rlimits', { timeout: 30_000 }, async (t) => {
+  await Session.for(t, 'misc').cycle('misc');
+});

@@ -1,0 +1,40 @@
+// Real programs nobody wrote for us: a Python interpreter with a large heap
+// and a bash loop (a process tree: bash and its `sleep` children).
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { PROGRAMS_DIR, Session, python3, ticks, waitFor } from './harness.js';
+
+test('python3 with a 200 MB heap ticks on and finds its heap intact', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'python');
+  const target = await s.startCommand('python', [python3(), path.join(PROGRAMS_DIR, 'bigheap.py'), '200'], {
+    ready: /^tick 2$/m,
+    timeoutMs: 20_000,
+  });
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const atDump = Math.max(...ticks(target.output()));
+  const restored = await s.restore(images, target);
+  await s.check(
+    waitFor(`3 more ticks after tick ${atDump}`, () => Math.max(...ticks(restored.output())) >= atDump + 3, 5_000),
+  );
+  await s.expectPass(restored);
+  const all = ticks(target.output());
+  assert.deepEqual(all, all.map((_, i) => i + 1), `ticks are not consecutive from 1${s.report()}`);
+});
+
+test('a bash loop with sleep children counts on after restore', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'bash');
+  const script = 'i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done';
+  const numbers = (out: string) => [...out.matchAll(/^(\d+)$/gm)].map((m) => Number(m[1]));
+  const last = (out: string) => Math.max(0, ...numbers(out));
+  const target = await s.startCommand('bash', ['/bin/bash', '-c', script], { ready: /^3$/m });
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const atDump = last(target.output());
+  const restored = await s.restore(images, target);
+  await s.check(waitFor(`bash to count past ${atDump + 3}`, () => last(restored.output()) >= atDump + 3, 5_000));
+  await s.killTree(restored);
+  const all = numbers(target.output());
+  assert.deepEqual(all, all.map((_, i) => i + 1), `the count is not 1, 2, 3, ... without gaps${s.report()}`);
+});
