@@ -1,6 +1,6 @@
 // The dump pipeline: freeze the tree, write every image, then kill or resume it.
 // Any failure before the end puts every task back exactly as it was.
-import { accessSync, constants as fsc, existsSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsc, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
@@ -11,6 +11,7 @@ import { FileTable } from './objects/files/table.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
 import { dumpTask, dumpZombie, taskIds, type DumpState } from './dump/task.js';
 import { TaskGoneError } from './tracer/remote.js';
+import { kill, SIG } from './sys/index.js';
 
 const CRTOOLS_IMAGES_V1_1 = 2;
 
@@ -41,6 +42,7 @@ export async function runDump(ctx: Context): Promise<number> {
     stats: { pagesScanned: 0n, pagesWritten: 0n, memdumpUs: 0, memwriteUs: 0 },
   };
   try {
+    injectFault(tasks);
     const idsOf = new Map<number, TaskKobjIdsEntry>();
     for (const t of tasks) {
       if (t.rem === null && t.stat.state === 'Z') {
@@ -65,8 +67,10 @@ export async function runDump(ctx: Context): Promise<number> {
     })], 'dump');
     if (opts.pidfile) writeFileSync(opts.pidfile, String(root));
   } catch (e) {
+    const gone = tasks.find((t) => t.stat.state !== 'Z' && !alive(t.pid));
     thawTree(tasks, log);
     dir.close();
+    if (gone) throw new CryoError(`dump failed: task ${gone.pid} (${gone.stat.comm}) died during the dump; the other tasks were resumed`);
     if (e instanceof TaskGoneError) throw new CryoError(`dump failed: ${e.message}`);
     throw e;
   }
@@ -78,6 +82,25 @@ export async function runDump(ctx: Context): Promise<number> {
   }
   log.info(`dumped tree of ${tasks.length} task(s) rooted at ${root} in ${(performance.now() - tStart).toFixed(1)} ms`);
   return 0;
+}
+
+/** Is `pid` still a live task (not gone, not a zombie)? */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) [ZX]/s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Fault injection for tests, like CRIU's CRIU_FAULT: CRYO_FAULT=kill-task-after-freeze
+ * SIGKILLs the last frozen task, as if it died in the middle of the dump.
+ */
+function injectFault(tasks: FrozenTask[]): void {
+  if (process.env['CRYO_FAULT'] === 'kill-task-after-freeze' && tasks.length > 0) {
+    kill(tasks[tasks.length - 1]!.pid, SIG.KILL);
+  }
 }
 
 function writeTreeImages(tasks: FrozenTask[], st: DumpState, rootIds: TaskKobjIdsEntry): void {

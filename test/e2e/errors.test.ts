@@ -14,6 +14,7 @@ import {
   runningFree,
   type CryoResult,
   type Target,
+  waitFor,
 } from './harness.js';
 
 /** exit 1, no JavaScript stack trace on stderr. */
@@ -119,4 +120,20 @@ test('restore while the pid is taken: exit 1, names the pid, the original runs o
 
   // The --leave-running images restore once the pid is free.
   await s.expectPass(await s.restore(images, target));
+});
+
+test('a task that dies in the middle of a dump: exit 1, names it, the rest of the tree runs on', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'err-taskdies');
+  // bash and a long-lived child: the fault kills the child after the freeze.
+  const script = 'sleep 1000 & i=0; while :; do i=$((i+1)); echo $i; read -t 0.1 < /dev/zero; done';
+  const numbers = (out: string) => [...out.matchAll(/^(\d+)$/gm)].map((m) => Number(m[1]));
+  const last = (out: string) => Math.max(0, ...numbers(out));
+  const target = await s.startCommand('bash', ['/bin/bash', '-c', script], { ready: /^3$/m });
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()], { env: { CRYO_FAULT: 'kill-task-after-freeze' } });
+  assertCleanFailure(s, r);
+  assert.match(r.stderr, /task \d+/, `the message does not name the task${s.report()}`);
+  assert.ok(runningFree(target.pid), `bash is not running free after the failed dump${s.report()}`);
+  const at = last(target.output());
+  await s.check(waitFor(`bash to count past ${at + 3}`, () => last(target.output()) >= at + 3, 5_000));
+  await s.killTree(target);
 });

@@ -309,7 +309,7 @@ export class Session {
   }
 
   /** Runs cryo with args; never throws for a failed run (see ok()). */
-  async cryo(args: string[], opts: { timeoutMs?: number; cwd?: string } = {}): Promise<CryoResult> {
+  async cryo(args: string[], opts: { timeoutMs?: number; cwd?: string; env?: Record<string, string> } = {}): Promise<CryoResult> {
     const [cmd, ...pre] = cryoCommand();
     const cwd = opts.cwd ?? this.dir;
     const imagesDir = optionValue(args, '-D', '--images-dir');
@@ -329,7 +329,7 @@ export class Session {
     };
     this.runs.push(result);
     const started = Date.now();
-    const child = spawn(cmd!, [...pre, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd!, [...pre, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     this.running.add(child);
     child.stdout!.setEncoding('utf8').on('data', (s: string) => (result.stdout += s));
     child.stderr!.setEncoding('utf8').on('data', (s: string) => (result.stderr += s));
