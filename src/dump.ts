@@ -55,6 +55,7 @@ export async function runDump(ctx: Context): Promise<number> {
     }
     writeTreeImages(tasks, st, idsOf.get(root)!);
     dir.write('files', st.files.entries);
+    if (st.files.ttyInfos.length) dir.write('ttyInfo', st.files.ttyInfos);
     const tDone = performance.now();
     dir.write('stats', [create(StatsEntrySchema, {
       dump: create(DumpStatsEntrySchema, {

@@ -4,7 +4,7 @@
 import { closeSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
-import { ImageDir, ImageError, TASK_ZOMBIE, VMA_ANON_SHARED, type PstreeEntry, type FileEntry, type PagemapEntry } from './images/index.js';
+import { ImageDir, ImageError, TASK_ZOMBIE, VMA_ANON_SHARED, type PstreeEntry, type FileEntry, type PagemapEntry, type TtyInfoEntry } from './images/index.js';
 import { CLONE, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
@@ -15,6 +15,7 @@ import { restoreMemory, restoreFiles, restoreFs, restoreTaskState, type TaskImag
 interface Loaded {
   tasks: TaskImages[];
   files: Map<number, FileEntry>;
+  ttyInfos: Map<number, TtyInfoEntry>;
 }
 
 function loadImages(dir: ImageDir): Loaded {
@@ -23,6 +24,8 @@ function loadImages(dir: ImageDir): Loaded {
   if (pstree.length === 0) throw new CryoError('pstree.img lists no task');
   const files = new Map<number, FileEntry>();
   for (const f of dir.tryRead('files') ?? []) files.set(f.id, f);
+  const ttyInfos = new Map<number, TtyInfoEntry>();
+  for (const t of dir.tryRead('ttyInfo') ?? []) ttyInfos.set(t.id, t);
   const tasks: TaskImages[] = pstree.map((p) => {
     if (p.threads.length > 1) throw new CryoError(`task ${p.pid} has ${p.threads.length} threads; multi-threaded restore is not supported yet`);
     const core = dir.readOne('core', p.pid);
@@ -46,7 +49,7 @@ function loadImages(dir: ImageDir): Loaded {
       fs: dir.readOne('fs', p.pid),
     };
   });
-  return { tasks, files };
+  return { tasks, files, ttyInfos };
 }
 
 /** `cryo restore`: returns the process exit code. */
@@ -72,6 +75,8 @@ export async function runRestore(ctx: Context): Promise<number> {
   const pagesFds = new Map<number, number>();
   const sh: RestoreShared = {
     files: loaded.files,
+    ttyInfos: loaded.ttyInfos,
+    shellJob: opts.shellJob,
     opened: new Map(),
     log,
     pagesFd(id) {

@@ -169,7 +169,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   st.dir.write('core', [core], pid);
 
   // Files first: the page transfer below briefly adds fds of ours to the task.
-  const fdinfos = dumpFds(pid, st.files);
+  const fdinfos = dumpFds(pid, { files: st.files, shellJob: ctx.opts.shellJob });
   st.dir.write('fdinfo', fdinfos, ids.filesId);
   const cwd = readlinkSync(`/proc/${pid}/cwd`);
   const root = readlinkSync(`/proc/${pid}/root`);

@@ -13,6 +13,7 @@ import { restoreSigactions } from '../objects/sigactions.js';
 import { restoreCreds } from '../objects/creds.js';
 import { restorePending } from '../objects/signals.js';
 import { openFileEntry } from '../objects/files/fds.js';
+import type { RestoreFilesEnv } from '../objects/files/kind.js';
 import type { Remote } from '../tracer/remote.js';
 import type { Logger } from '../context.js';
 
@@ -27,7 +28,7 @@ export interface TaskImages {
   fs?: FsEntry;
 }
 
-export interface RestoreShared {
+export interface RestoreShared extends RestoreFilesEnv {
   files: Map<number, FileEntry>;
   /** cryo's fd of each file entry opened so far: one open file description per id. */
   opened: Map<number, number>;
@@ -133,7 +134,7 @@ export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h:
     if (!fe) throw new Error(`fd ${f.fd}: file id ${f.id} is missing from files.img`);
     let cfd = sh.opened.get(f.id);
     if (cfd === undefined) {
-      cfd = openFileEntry(fe);
+      cfd = openFileEntry(fe, sh);
       sh.opened.set(f.id, cfd);
     }
     const tfd = rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, cfd, 0);

@@ -1,7 +1,7 @@
 // The files.img table of a dump: every file object gets one id, shared by all fds
 // and mappings that refer to it.
 import { kcmp } from '../../sys/index.js';
-import { create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, RegFileEntrySchema, FownEntrySchema } from '../../images/index.js';
+import { create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, type TtyInfoEntry, RegFileEntrySchema, FownEntrySchema } from '../../images/index.js';
 
 export interface RegInit {
   flags: number;
@@ -16,6 +16,8 @@ const KCMP_FILE = 0;
 
 export class FileTable {
   readonly entries: FileEntry[] = [];
+  /** tty-info.img: one entry per terminal the tree holds. */
+  readonly ttyInfos: TtyInfoEntry[] = [];
   /** Open file descriptions seen so far, by inode: fds sharing one get one id. */
   private readonly descs = new Map<string, Array<{ pid: number; fd: number; id: number }>>();
   private nextId = 1;

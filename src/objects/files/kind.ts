@@ -1,0 +1,42 @@
+// What one kind of fd provides: recognise it, dump it, reopen it.
+import type { Stats } from 'node:fs';
+import type { FdTypes, FileEntry, TtyInfoEntry } from '../../images/index.js';
+import type { FdInfo } from '../../proc/fdinfo.js';
+import type { FileTable } from './table.js';
+
+export interface FdProbe {
+  pid: number;
+  fd: number;
+  /** readlink of /proc/PID/fd/N. */
+  link: string;
+  st: Stats;
+  info: FdInfo;
+}
+
+export interface DumpFilesEnv {
+  files: FileTable;
+  shellJob: boolean;
+}
+
+export interface RestoreFilesEnv {
+  files: Map<number, FileEntry>;
+  ttyInfos: Map<number, TtyInfoEntry>;
+  shellJob: boolean;
+}
+
+export interface FdKind {
+  name: string;
+  type: FdTypes;
+  match(p: FdProbe): boolean;
+  /** Record the object; returns its file id. */
+  dump(p: FdProbe, env: DumpFilesEnv): number;
+  /** Recreate the object in cryo; returns cryo's fd (the task takes a copy). */
+  open(fe: FileEntry, env: RestoreFilesEnv): number;
+}
+
+export function major(rdev: number): number {
+  return ((rdev >> 8) & 0xfff) | ((rdev >> 32) & ~0xfff);
+}
+export function minor(rdev: number): number {
+  return (rdev & 0xff) | ((rdev >> 12) & ~0xff);
+}
