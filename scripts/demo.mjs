@@ -150,6 +150,25 @@ const logFile = path.join(tmp, 'counter.log');
 fs.mkdirSync(images);
 let targetPid; // whichever process holds the counter's pid now
 let child;
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    if (targetPid !== undefined) {
+      try {
+        process.kill(targetPid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      try {
+        waitpid(targetPid, __WALL); // an orphan of ours (restored); node reaps its own child
+      } catch {
+        /* not ours to reap */
+      }
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
+    console.error(`\n${sig}: stopped, cleaned up`);
+    process.exit(130);
+  });
+}
 
 try {
   const interp = findInterpreter();
@@ -174,6 +193,8 @@ try {
   if (how === undefined) fail(`pid ${targetPid} still runs 10 s after the dump`);
   child = undefined;
   await waitFor(`pid ${targetPid} to leave /proc`, () => !exists(targetPid), 10_000);
+  const dumpedPid = targetPid;
+  targetPid = undefined; // nothing of ours runs until the restore
   const before = lines(logFile);
   const last = before.at(-1);
   console.log(`   done in ${dumpMs.toFixed(0)} ms (wall, including node start-up); the images:`);
@@ -197,18 +218,15 @@ try {
   } catch (e) {
     console.log(`   (could not read stats-dump: ${e.message})`);
   }
-  console.log(`   pid ${targetPid} is gone (${how}); last line it printed: "${last}"`);
+  console.log(`   pid ${dumpedPid} is gone (${how}); last line it printed: "${last}"`);
 
   await sleep(1000); // show that time passes while it is frozen
   console.log(`\n== 3. cryo restore -D ${images} -d   (1 s later)`);
   const pidfile = path.join(tmp, 'restored.pid');
   const restoreMs = cryo(['restore', '-D', images, '-d', '--pidfile', pidfile, '-v4', '-o', 'restore.log'], path.join(tmp, 'restore.out'));
   const rpid = Number(fs.readFileSync(pidfile, 'utf8').trim());
-  if (rpid === targetPid) targetPid = rpid;
-  else {
-    if (rpid > 0 && exists(rpid)) targetPid = rpid;
-    fail(`restored pid is ${rpid}, the dumped one was ${targetPid}`);
-  }
+  if (rpid > 0 && exists(rpid)) targetPid = rpid; // ours to kill and reap from now on
+  if (rpid !== dumpedPid) fail(`restored pid is ${rpid || '(none in the pid file)'}, the dumped one was ${dumpedPid}`);
   if (!exists(rpid) || state(rpid) === 'Z') fail(`restored pid ${rpid} is not running (state ${state(rpid) ?? 'gone'})`);
   const cmd = fs.readFileSync(`/proc/${rpid}/cmdline`, 'utf8').split('\0')[0];
   console.log(`   done in ${restoreMs.toFixed(0)} ms (wall); pid ${rpid} runs again (${cmd}, state ${state(rpid)})`);

@@ -106,7 +106,7 @@ function injectFault(tasks: FrozenTask[]): void {
 
 function writeTreeImages(tasks: FrozenTask[], st: DumpState, rootIds: TaskKobjIdsEntry): void {
   st.dir.write('pstree', tasks.map((t) => create(PstreeEntrySchema, {
-    pid: t.pid, ppid: t.parent, pgid: t.stat.pgid, sid: t.stat.sid, threads: [t.pid],
+    pid: t.pid, ppid: t.parent, pgid: t.stat.pgid, sid: t.stat.sid, threads: t.threads,
   })));
   st.dir.write('inventory', [create(InventoryEntrySchema, {
     imgVersion: CRTOOLS_IMAGES_V1_1, fdinfoPerId: true, rootIds, nsPerId: true, lsmtype: Lsmtype.NO_LSM,

@@ -4,13 +4,19 @@
 import { closeSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
-import { ImageDir, ImageError, TASK_ZOMBIE, VMA_ANON_SHARED, type PstreeEntry, type FileEntry, type PagemapEntry, type TtyInfoEntry } from './images/index.js';
-import { CLONE, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
+import { ImageDir, ImageError, TASK_ZOMBIE, VMA_ANON_SHARED, type PstreeEntry, type FileEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry } from './images/index.js';
+import { CLONE, NR, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { startSeed, cloneTask, killAndReap, becomeZombie } from './restore/tree.js';
-import { restoreMemory, restoreFiles, restoreFs, restoreTaskState, type TaskImages, type RestoreShared, type Handles } from './restore/task.js';
+import {
+  restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds,
+  type TaskImages, type RestoreShared, type Handles,
+} from './restore/task.js';
+
+/** The flags glibc's pthread_create passes to clone. */
+const THREAD_FLAGS = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM;
 
 interface Loaded {
   tasks: TaskImages[];
@@ -27,9 +33,10 @@ function loadImages(dir: ImageDir): Loaded {
   const ttyInfos = new Map<number, TtyInfoEntry>();
   for (const t of dir.tryRead('ttyInfo') ?? []) ttyInfos.set(t.id, t);
   const tasks: TaskImages[] = pstree.map((p) => {
-    if (p.threads.length > 1) throw new CryoError(`task ${p.pid} has ${p.threads.length} threads; multi-threaded restore is not supported yet`);
     const core = dir.readOne('core', p.pid);
-    if (core.tc?.taskState === TASK_ZOMBIE) return { pstree: p, core };
+    const threadCores = new Map<number, CoreEntry>();
+    for (const tid of p.threads) if (tid !== p.pid) threadCores.set(tid, dir.readOne('core', tid));
+    if (core.tc?.taskState === TASK_ZOMBIE) return { pstree: p, core, threadCores };
     const ids = core.ids;
     if (!core.threadInfo || !core.tc || !ids) throw new CryoError(`${dir.fileName('core', p.pid)}: incomplete core entry`);
     const [head, ...runs] = dir.read('pagemap', p.pid);
@@ -42,7 +49,7 @@ function loadImages(dir: ImageDir): Loaded {
     }
     return {
       shmem,
-      pstree: p, core,
+      pstree: p, core, threadCores,
       mm,
       pagemap: { pagesId: (head as { pagesId: number }).pagesId, runs: runs as never },
       fdinfo: dir.tryRead('fdinfo', ids.filesId) ?? [],
@@ -121,10 +128,24 @@ export async function runRestore(ctx: Context): Promise<number> {
       restoreFiles(rem, t, sh, th);
       restoreFs(rem, t, sh);
       restoreTaskState(rem, t, sh);
-      rem.call('close', 3, th.cryoPidfd);
-      const ti = t.core.threadInfo!;
-      const xstate = entryToXstate(ti.fpregs!, readXstate(rem.pid));
-      finals.push({ rem, regs: entryToGpregs(ti.gpregs!), mask: t.core.tc!.blkSigset, xstate });
+      // Threads share everything just rebuilt; each then gets its own state.
+      const threads: Array<{ rem: Remote; core: CoreEntry }> = [];
+      for (const [tid, core] of t.threadCores) {
+        const tr = cloneTask(rem, tid, THREAD_FLAGS);
+        created.push(tid);
+        tr.borrowScratch(rem);
+        threads.push({ rem: tr, core });
+      }
+      threads.push({ rem, core: t.core });
+      for (const x of threads) restoreThreadState(x.rem, t.pstree.pid, x.rem.pid, x.core);
+      rem.call('close', NR.close, th.cryoPidfd);
+      for (const x of threads) restoreThreadCreds(x.rem, x.core);
+      // The leader last: it owns the scratch memory the other threads borrow.
+      for (const x of threads) {
+        const ti = x.core.threadInfo!;
+        const mask = x.core.threadCore?.blkSigset ?? x.core.tc?.blkSigset ?? 0n;
+        finals.push({ rem: x.rem, regs: entryToGpregs(ti.gpregs!), mask, xstate: entryToXstate(ti.fpregs!, readXstate(x.rem.pid)) });
+      }
     }
     for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate);
     if (opts.pidfile) writeFileSync(opts.pidfile, String(root));

@@ -12,6 +12,10 @@ export interface FrozenTask {
   stat: ProcStat;
   /** null for a zombie: it cannot be seized and has nothing but its exit code. */
   rem: Remote | null;
+  /** Every thread id, the leader first. */
+  threads: number[];
+  /** Remotes of the threads other than the leader, once taken. */
+  threadRems: Map<number, Remote>;
   parent: number;
   children: number[];
 }
@@ -43,24 +47,22 @@ export function freezeTree(root: number, log: Logger): FrozenTask[] {
         if (pid === root) throw new CryoError(`process ${pid} does not exist`);
         continue; // a child that exited meanwhile
       }
-      const threads = readdirSync(`/proc/${pid}/task`);
       if (stat.state === 'Z') {
-        tasks.push({ pid, stat, rem: null, parent, children: [] });
+        tasks.push({ pid, stat, rem: null, threads: [pid], threadRems: new Map(), parent, children: [] });
         continue;
       }
-      if (threads.length > 1) {
-        throw new CryoError(`task ${pid} (${stat.comm}) has ${threads.length} threads; multi-threaded processes are not supported yet`);
-      }
+      const t: FrozenTask = { pid, stat, rem: null, threads: [], threadRems: new Map(), parent, children: [] };
       try {
-        seizeThread(pid, PTRACE_O.TRACESYSGOOD);
+        seizeThreads(t);
       } catch (e) {
-        if (e instanceof TaskGoneError) {
+        if (e instanceof TaskGoneError && e.pid === pid) {
           if (pid === root) throw new CryoError(`process ${pid} exited before it could be frozen`);
           continue;
         }
-        throw new CryoError(`cannot seize task ${pid}: ${(e as Error).message}`);
+        thawTree([t], log);
+        throw e instanceof CryoError ? e : new CryoError(`cannot seize task ${pid}: ${(e as Error).message}`);
       }
-      const t: FrozenTask = { pid, stat: readStat(pid), rem: null, parent, children: [] };
+      t.stat = readStat(pid);
       tasks.push(t);
       t.children = childrenOf(pid);
       for (const c of t.children) queue.push({ pid: c, parent: pid });
@@ -73,27 +75,74 @@ export function freezeTree(root: number, log: Logger): FrozenTask[] {
   return tasks;
 }
 
+/**
+ * Seize every thread of a process. Threads may be created while we go: list
+ * again until a pass finds no new one (a stopped thread cannot clone).
+ */
+function seizeThreads(t: FrozenTask): void {
+  const seized = new Set<number>();
+  for (;;) {
+    let tids: number[];
+    try {
+      tids = readdirSync(`/proc/${t.pid}/task`).map(Number);
+    } catch {
+      throw new TaskGoneError(t.pid, 'exited');
+    }
+    tids.sort((a, b) => (a === t.pid ? -1 : b === t.pid ? 1 : a - b));
+    const fresh = tids.filter((x) => !seized.has(x));
+    if (fresh.length === 0) break;
+    for (const tid of fresh) {
+      try {
+        seizeThread(tid, PTRACE_O.TRACESYSGOOD);
+      } catch (e) {
+        if (e instanceof TaskGoneError && tid !== t.pid) continue; // a thread that just exited
+        throw e;
+      }
+      seized.add(tid);
+      t.threads.push(tid);
+    }
+  }
+}
+
 /** Start driving a frozen task with remote syscalls. */
 export function takeRemote(t: FrozenTask): Remote {
   if (!t.rem) t.rem = new Remote(t.pid, { syscallIp: findSyscallInsn(t.pid) });
   return t.rem;
 }
 
+/** Drive another thread of a frozen task; it shares the leader's scratch memory. */
+export function takeThreadRemote(t: FrozenTask, tid: number): Remote {
+  if (tid === t.pid) return takeRemote(t);
+  let r = t.threadRems.get(tid);
+  if (!r) {
+    const leader = takeRemote(t);
+    r = new Remote(tid, { syscallIp: leader.syscallIp });
+    t.threadRems.set(tid, r);
+    r.borrowScratch(leader);
+  }
+  return r;
+}
+
 /** Put every task back as it was and let it run. Never throws. */
 export function thawTree(tasks: FrozenTask[], log: Logger): void {
   for (const t of [...tasks].reverse()) {
     if (t.stat.state === 'Z') continue;
-    try {
-      t.rem?.finish();
-    } catch (e) {
-      log.warn(`task ${t.pid}: could not put back registers: ${(e as Error).message}`);
-    }
-    try {
-      releaseThread(t.pid, t.rem?.deferred ?? []);
-    } catch (e) {
-      log.warn(`task ${t.pid}: detach failed: ${(e as Error).message}`);
+    // Other threads first: the leader owns the scratch memory they borrow.
+    for (const tid of [...t.threads].reverse()) {
+      const rem = tid === t.pid ? t.rem : t.threadRems.get(tid);
+      try {
+        rem?.finish();
+      } catch (e) {
+        log.warn(`thread ${tid}: could not put back registers: ${(e as Error).message}`);
+      }
+      try {
+        releaseThread(tid, rem?.deferred ?? []);
+      } catch (e) {
+        log.warn(`thread ${tid}: detach failed: ${(e as Error).message}`);
+      }
     }
     t.rem = null;
+    t.threadRems.clear();
   }
 }
 
@@ -109,10 +158,13 @@ export function killTree(tasks: FrozenTask[]): void {
   // We are the tracer: reap the ptrace side so the real parent hears of it at once.
   for (const t of tasks) {
     if (t.stat.state === 'Z') continue;
-    try {
-      waitpid(t.pid, __WALL);
-    } catch {
-      /* not ours to wait for */
+    // The leader's exit is reported only after every other thread's: it goes last.
+    for (const tid of [...t.threads].reverse()) {
+      try {
+        waitpid(tid, __WALL);
+      } catch {
+        /* not ours to wait for */
+      }
     }
   }
 }

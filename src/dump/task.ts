@@ -5,10 +5,10 @@ import {
   create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
   TaskKobjIdsEntrySchema, ThreadSasEntrySchema, RseqEntrySchema, TaskRlimitsEntrySchema, RlimitEntrySchema,
   TaskTimersEntrySchema, ItimerEntrySchema, MmEntrySchema, PagemapHeadSchema, PagemapEntrySchema,
-  FsEntrySchema, VMA_ANON_SHARED, TASK_ALIVE, TASK_ZOMBIE, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry,
+  FsEntrySchema, VMA_ANON_SHARED, TASK_ALIVE, TASK_ZOMBIE, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
 } from '../images/index.js';
-import { parseStatus } from '../proc/stat.js';
-import type { Context } from '../context.js';
+import { parseStat, parseStatus } from '../proc/stat.js';
+import type { Context, Logger } from '../context.js';
 import { CryoError } from '../context.js';
 import { readVmas, vmaEntries, hasPrivatePages } from '../objects/mm.js';
 import { scanPages, dumpPages, type FdBridge } from '../objects/pages.js';
@@ -19,7 +19,7 @@ import { dumpCreds } from '../objects/creds.js';
 import { dumpPending } from '../objects/signals.js';
 import { dumpFds } from '../objects/files/fds.js';
 import type { FileTable } from '../objects/files/table.js';
-import { takeRemote, type FrozenTask } from './freeze.js';
+import { takeRemote, takeThreadRemote, type FrozenTask } from './freeze.js';
 
 /** State shared by all tasks of one dump. */
 export interface DumpState {
@@ -95,40 +95,54 @@ function makeBridge(rem: Remote): FdBridge & { done(): void } {
   };
 }
 
-export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKobjIdsEntry): void {
-  const pid = t.pid;
-  const log = ctx.log;
-  // Read the address space before our own scratch mapping appears in it.
-  const vmas = readVmas(pid);
-  const statusText = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const status = parseStatus(statusText);
-  const rem = takeRemote(t);
+/** Per-thread state: registers, masks, pending signals, rseq, robust list, creds. */
+function dumpThread(t: FrozenTask, tid: number, log: Logger): { ti: ThreadInfoX86; tcore: ThreadCoreEntry; rem: Remote } {
+  const rem = takeThreadRemote(t, tid);
   const scratch = rem.scratch(4096);
   const readU64 = (off: number) => rem.mem.read(scratch + BigInt(off), 8).readBigUInt64LE(0);
   const readI32 = (off: number) => rem.mem.read(scratch + BigInt(off), 4).readInt32LE(0);
+  const status = parseStatus(readFileSync(`/proc/${t.pid}/task/${tid}/status`, 'utf8'));
+  const tstat = parseStat(readFileSync(`/proc/${t.pid}/task/${tid}/stat`, 'utf8'));
 
-  // Registers: the image holds them as the task must resume (syscall restart applied).
+  // Registers: the image holds them as the thread must resume (syscall restart applied).
   const regs = restartAdjusted(rem.saved);
-  const xstate = readXstate(pid);
   rem.call('prctl(PR_GET_TID_ADDRESS)', NR.prctl, PR.GET_TID_ADDRESS, scratch);
-  const clearTid = readU64(0);
-  const ti = threadInfo(regs, xstate, clearTid, readTls(pid));
-
-  const robust = getRobustList(pid);
+  const ti = threadInfo(regs, readXstate(tid), readU64(0), readTls(tid));
+  const robust = getRobustList(tid);
   let rseqEntry;
   try {
-    const rc = ptrace.getRseqConfig(pid);
+    const rc = ptrace.getRseqConfig(tid);
     if (rc.rseqAbiPointer) {
       rseqEntry = create(RseqEntrySchema, { rseqAbiPointer: rc.rseqAbiPointer, rseqAbiSize: rc.rseqAbiSize, signature: rc.signature });
     }
   } catch (e) {
-    log.warn(`task ${pid}: rseq configuration unavailable: ${(e as Error).message}`);
+    log.warn(`thread ${tid}: rseq configuration unavailable: ${(e as Error).message}`);
   }
   rem.call('sigaltstack', NR.sigaltstack, 0, scratch);
   const sasBuf = rem.mem.read(scratch, 24);
   const sas = create(ThreadSasEntrySchema, { ssSp: sasBuf.readBigUInt64LE(0), ssFlags: sasBuf.readInt32LE(8), ssSize: sasBuf.readBigUInt64LE(16) });
   rem.call('prctl(PR_GET_PDEATHSIG)', NR.prctl, PR.GET_PDEATHSIG, scratch);
   const pdeath = readI32(0);
+  const comm = readFileSync(`/proc/${t.pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, '');
+  const tcore = create(ThreadCoreEntrySchema, {
+    futexRla: robust.head, futexRlaLen: Number(robust.len), schedNice: tstat.nice,
+    blkSigset: rem.savedSigmask, sas, pdeathSig: pdeath, creds: dumpCreds(status, rem), comm,
+    signalsP: dumpPending(tid, false), ...(rseqEntry ? { rseqEntry } : {}),
+  });
+  return { ti, tcore, rem };
+}
+
+export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKobjIdsEntry): void {
+  const pid = t.pid;
+  const log = ctx.log;
+  // Read the address space before our own scratch mapping appears in it.
+  const vmas = readVmas(pid);
+  const status = parseStatus(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  const rem = takeRemote(t);
+  const scratch = rem.scratch(4096);
+  const readU64 = (off: number) => rem.mem.read(scratch + BigInt(off), 8).readBigUInt64LE(0);
+  const readI32 = (off: number) => rem.mem.read(scratch + BigInt(off), 4).readInt32LE(0);
+
   const dumpable = Number(rem.call('prctl(PR_GET_DUMPABLE)', NR.prctl, PR.GET_DUMPABLE));
   const thp = Number(rem.call('prctl(PR_GET_THP_DISABLE)', NR.prctl, PR.GET_THP_DISABLE));
   rem.call('prctl(PR_GET_CHILD_SUBREAPER)', NR.prctl, PR.GET_CHILD_SUBREAPER, scratch);
@@ -146,27 +160,27 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   };
   const timers = create(TaskTimersEntrySchema, { real: itimer(0), virt: itimer(1), prof: itimer(2) });
   const sigactions = dumpSigactions(rem);
-  const creds = dumpCreds(status, rem);
   const personality = parseInt(readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16);
   const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
   const stat = t.stat;
 
-  const core: CoreEntry = create(CoreEntrySchema, {
-    mtype: CoreEntry_March.X86_64,
-    threadInfo: ti,
-    tc: create(TaskCoreEntrySchema, {
-      taskState: TASK_ALIVE, exitCode: 0, personality, flags: stat.flags, blkSigset: rem.savedSigmask,
-      comm, timers, rlimits: create(TaskRlimitsEntrySchema, { rlimits }), sigactions,
-      childSubreaper: subreaper, signalsS: dumpPending(pid, true),
-    }),
-    ids,
-    threadCore: create(ThreadCoreEntrySchema, {
-      futexRla: robust.head, futexRlaLen: Number(robust.len), schedNice: stat.nice,
-      blkSigset: rem.savedSigmask, sas, pdeathSig: pdeath, creds, comm, signalsP: dumpPending(pid, false),
-      ...(rseqEntry ? { rseqEntry } : {}),
-    }),
-  });
-  st.dir.write('core', [core], pid);
+  for (const tid of t.threads) {
+    const th = dumpThread(t, tid, log);
+    const core: CoreEntry = tid === pid
+      ? create(CoreEntrySchema, {
+          mtype: CoreEntry_March.X86_64,
+          threadInfo: th.ti,
+          tc: create(TaskCoreEntrySchema, {
+            taskState: TASK_ALIVE, exitCode: 0, personality, flags: stat.flags, blkSigset: th.rem.savedSigmask,
+            comm, timers, rlimits: create(TaskRlimitsEntrySchema, { rlimits }), sigactions,
+            childSubreaper: subreaper, signalsS: dumpPending(pid, true),
+          }),
+          ids,
+          threadCore: th.tcore,
+        })
+      : create(CoreEntrySchema, { mtype: CoreEntry_March.X86_64, threadInfo: th.ti, threadCore: th.tcore });
+    st.dir.write('core', [core], tid);
+  }
 
   // Files first: the page transfer below briefly adds fds of ours to the task.
   const fdinfos = dumpFds(pid, { files: st.files, shellJob: ctx.opts.shellJob });

@@ -20,6 +20,8 @@ import type { Logger } from '../context.js';
 export interface TaskImages {
   pstree: PstreeEntry;
   core: CoreEntry;
+  /** Cores of the other threads, by tid. */
+  threadCores: Map<number, CoreEntry>;
   mm?: MmEntry;
   pagemap?: { pagesId: number; runs: PagemapEntry[] };
   /** Contents of shared anonymous memory, by shmid (offsets into the object). */
@@ -158,11 +160,10 @@ export function restoreFs(rem: Remote, img: TaskImages, sh: RestoreShared): void
   if (fs.umask !== undefined) rem.call('umask', NR.umask, fs.umask);
 }
 
-/** Per-task state other than memory and files. */
+/** Process-wide state other than memory and files. */
 export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared): void {
   const { core } = img;
   const tc = core.tc!;
-  const th = core.threadCore;
   const p = img.pstree;
   // Session and group first: setsid fails once we are a group leader by setpgid.
   if (p.sid === p.pid) rem.call('setsid', NR.setsid);
@@ -170,7 +171,6 @@ export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared
     const r = rem.callRaw(NR.setpgid, 0, p.pgid);
     if (r < 0n) sh.log.warn(`task ${p.pid}: cannot join process group ${p.pgid}`);
   }
-  rem.call('prctl(PR_SET_NAME)', NR.prctl, PR.SET_NAME, rem.put(Buffer.from(tc.comm.slice(0, 15) + '\0')));
   restoreSigactions(rem, tc.sigactions);
   if (tc.personality) rem.call('personality', NR.personality, tc.personality);
   const rl = tc.rlimits?.rlimits ?? [];
@@ -194,6 +194,14 @@ export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared
     });
   }
   if (tc.childSubreaper) rem.call('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
+  restorePending(rem, p.pid, p.pid, tc.signalsS, true);
+}
+
+/** Per-thread state, run in the thread itself: name, rseq, robust list, tid address... */
+export function restoreThreadState(rem: Remote, tgid: number, tid: number, core: CoreEntry): void {
+  const th = core.threadCore;
+  const comm = th?.comm ?? core.tc?.comm;
+  if (comm !== undefined) rem.call('prctl(PR_SET_NAME)', NR.prctl, PR.SET_NAME, rem.put(Buffer.from(comm.slice(0, 15) + '\0')));
   if (th) {
     if (th.futexRla) rem.call('set_robust_list', NR.set_robust_list, th.futexRla, th.futexRlaLen);
     const sas = th.sas;
@@ -207,14 +215,17 @@ export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared
     if (th.pdeathSig) rem.call('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, th.pdeathSig);
     const rs = th.rseqEntry;
     if (rs && rs.rseqAbiPointer) rem.call('rseq', NR.rseq, rs.rseqAbiPointer, rs.rseqAbiSize, 0, rs.signature);
+    restorePending(rem, tgid, tid, th.signalsP, false);
   }
   const ti = core.threadInfo;
   if (ti) rem.call('set_tid_address', NR.set_tid_address, ti.clearTidAddr);
-  restorePending(rem, p.pid, p.pid, tc.signalsS, true);
-  restorePending(rem, p.pid, p.pid, th?.signalsP, false);
-  if (th?.creds?.noNewPrivs) rem.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-  if (th?.creds) {
-    const me = th.creds; // cryo runs as root: compare with what a root task has
-    restoreCreds(rem, me, { ...me, uid: 0, euid: 0, suid: 0, gid: 0, egid: 0, sgid: 0, groups: [], secbits: 0 });
-  }
+}
+
+/** Credentials last: after them the thread may no longer be allowed to rebuild anything. */
+export function restoreThreadCreds(rem: Remote, core: CoreEntry): void {
+  const c = core.threadCore?.creds;
+  if (!c) return;
+  if (c.noNewPrivs) rem.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  // cryo runs as root: compare with what a root task has.
+  restoreCreds(rem, c, { ...c, uid: 0, euid: 0, suid: 0, gid: 0, egid: 0, sgid: 0, groups: [], secbits: 0 });
 }

@@ -12,8 +12,8 @@ export const RESTORE_PTRACE_OPTS = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACECLONE |
 export function cloneTask(parent: Remote, pid: number, flags: number): Remote {
   const args = Buffer.alloc(88);
   args.writeBigUInt64LE(BigInt(flags), 0);
-  // With CLONE_PARENT the kernel wants exit_signal 0 and uses the parent's own.
-  args.writeBigUInt64LE(flags & CLONE.PARENT ? 0n : BigInt(SIG.CHLD), 32);
+  // With CLONE_PARENT or CLONE_THREAD the kernel wants exit_signal 0.
+  args.writeBigUInt64LE(flags & (CLONE.PARENT | CLONE.THREAD) ? 0n : BigInt(SIG.CHLD), 32);
   const tid = Buffer.alloc(4);
   tid.writeInt32LE(pid, 0);
   const tidAddr = parent.put(tid, 256);

@@ -72,6 +72,8 @@ export class Remote {
   syscallIp: bigint;
   /** Address of our own `syscall; int3` stub in scratch memory (fast path), or 0. */
   private stubIp = 0n;
+  /** Scratch borrowed from another thread of the same address space: not ours to unmap. */
+  private borrowed = false;
 
   constructor(readonly pid: number, opts: RemoteOptions) {
     this.syscallIp = opts.syscallIp;
@@ -158,6 +160,19 @@ export class Remote {
     this.scratchLen = size - 4096;
   }
 
+  /**
+   * Use the scratch area of `owner`, another thread of the same address space
+   * (threads share memory, so one area serves all; calls are never concurrent).
+   */
+  borrowScratch(owner: Remote): void {
+    if (!owner.scratchAddr) owner.scratch(4096);
+    this.scratchAddr = owner.scratchAddr;
+    this.scratchLen = owner.scratchLen;
+    this.stubIp = owner.stubIp;
+    this.syscallIp = owner.syscallIp;
+    this.borrowed = true;
+  }
+
   /** [start, end) of the scratch area including the stub page, or null. */
   scratchRange(): [bigint, bigint] | null {
     return this.scratchAddr ? [this.scratchAddr - 4096n, this.scratchAddr + BigInt(this.scratchLen)] : null;
@@ -166,6 +181,7 @@ export class Remote {
   /** Scratch memory in the task (mapped on first use, unmapped by finish()). */
   scratch(len: number): bigint {
     if (len > this.scratchLen) {
+      if (this.borrowed) throw new Error(`borrowed scratch of ${this.scratchLen} bytes is too small for ${len}`);
       if (this.scratchAddr) this.unmapScratch();
       this.stubIp = 0n;
       // One extra page in front holds our `syscall; int3` stub: one stop per call.
@@ -188,6 +204,13 @@ export class Remote {
 
   /** Drop the scratch mapping (if any). */
   releaseScratch(): void {
+    if (this.borrowed) {
+      this.scratchAddr = 0n;
+      this.scratchLen = 0;
+      this.stubIp = 0n;
+      this.borrowed = false;
+      return;
+    }
     if (this.scratchAddr) this.unmapScratch();
   }
 

@@ -39,7 +39,7 @@ export * from './proc.js';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const PROGRAMS_DIR = path.join(ROOT, 'test/programs');
 const BIN_DIR = path.join(PROGRAMS_DIR, 'bin');
-const CFLAGS = ['-O1', '-g', '-Wall'];
+const CFLAGS = ['-O1', '-g', '-Wall', '-pthread'];
 
 /** How long a cryo invocation may take before it is killed. */
 const CRYO_TIMEOUT_MS = 60_000;
