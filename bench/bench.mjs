@@ -5,7 +5,8 @@
 // compiled here with gcc), on tmpfs and on disk, it measures:
 //   dump s, dump MB/s      image bytes / wall time of `cryo dump`
 //   write MB/s, ratio      a plain sequential write of as many bytes into the same
-//                          directory (8 MiB writes, no fsync) and dump MB/s / that
+//                          directory from a buffer holding them (no fsync), and
+//                          dump MB/s / that
 //   restore s, MB/s        image bytes / wall time of `cryo restore -d`
 //   freeze ms, frozen ms   stats-dump: freezing_time and frozen_time
 //   cryo RSS MB            peak RSS of the cryo process (dump / restore)
@@ -308,19 +309,21 @@ const sync = () => spawnSync('sync', { stdio: 'ignore' });
 // ---------------------------------------------------------------------------
 // One run
 
-/** Sequential write of `bytes` into dir, 8 MiB writes from a buffer, no fsync. */
-const CHUNK = Buffer.alloc(8 * MiB);
-randomFillSync(CHUNK);
+/**
+ * The baseline: a plain sequential write of the same bytes into dir, no fsync.
+ * The bytes come from a buffer as large as the image, filled beforehand, as the
+ * dumped memory is: writing one small buffer over and over would copy from the CPU
+ * cache, which no checkpoint of distinct memory can. Large writes (1 GiB at most).
+ */
 function plainWrite(dir, bytes) {
   const file = path.join(dir, 'plain-write.bin');
+  const src = Buffer.allocUnsafe(bytes);
+  for (let off = 0; off < bytes; off += 8 * MiB) randomFillSync(src, off, Math.min(8 * MiB, bytes - off));
   sync();
   const t0 = performance.now();
   const fd = fs.openSync(file, 'w');
   try {
-    for (let done = 0; done < bytes; ) {
-      const n = Math.min(CHUNK.length, bytes - done);
-      done += fs.writeSync(fd, CHUNK, 0, n);
-    }
+    for (let done = 0; done < bytes; ) done += fs.writeSync(fd, src, done, Math.min(1024 * MiB, bytes - done));
   } finally {
     fs.closeSync(fd);
   }
@@ -568,7 +571,7 @@ console.log(cols.map(([h], i) => h.padStart(widths[i])).join('  '));
 for (const c of cells) console.log(c.map((v, i) => v.padStart(widths[i])).join('  '));
 console.log('');
 console.log('dump/restore s: wall time of `cryo dump` / `cryo restore -d`, node start-up included; in-cryo s: what cryo logs.');
-console.log('MB/s: image bytes / wall s (MB = 10^6 B); write: plain 8 MiB sequential writes, no fsync; ratio = dump MB/s / write MB/s.');
+console.log('MB/s: image bytes / wall s (MB = 10^6 B); write: plain sequential write of the same number of bytes from a buffer that holds them, no fsync; ratio = dump MB/s / write MB/s.');
 console.log(`each figure: the median of ${opts.runs} run(s); MB/s from the median times.`);
 console.log('freeze ms: stats-dump freezing_time; frozen ms: frozen_time (the target was stopped this long).');
 for (const n of notes) console.log(`note: ${n}`);

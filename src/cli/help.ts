@@ -7,21 +7,20 @@ export const CRIU_VERSION_MAJOR = 4;
 export const CRIU_VERSION_MINOR = 2;
 export const CRIU_VERSION = `${CRIU_VERSION_MAJOR}.${CRIU_VERSION_MINOR}`;
 
-let cachedVersion: string | undefined;
-
-/** cryo's own version, from package.json (two levels up from src/cli and dist/cli). */
+/**
+ * cryo's own version, from package.json: two levels up from src/cli and dist/cli,
+ * one level up from the bundle dist/cryo.mjs.
+ */
 export function cryoVersion(): string {
-  if (cachedVersion === undefined) {
+  for (const rel of ['../../package.json', '../package.json']) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-        version?: unknown;
-      };
-      cachedVersion = typeof pkg.version === 'string' ? pkg.version : 'unknown';
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'cryo' && typeof pkg.version === 'string') return pkg.version;
     } catch {
-      cachedVersion = 'unknown';
+      /* try the next place */
     }
   }
-  return cachedVersion;
+  return 'unknown';
 }
 
 /**
