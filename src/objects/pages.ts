@@ -3,9 +3,12 @@
 // own memory into the image on dump, a remote preadv from it on restore, so the
 // bytes are copied once by the kernel and never pass through cryo.
 import { openSync, closeSync, readSync, writeSync } from 'node:fs';
-import { pagemapScan, PAGE_IS, NR, PAGE_SIZE, PROT, IOV_MAX } from '../sys/index.js';
+import {
+  pagemapScan, PAGE_IS, NR, PAGE_SIZE, PROT, IOV_MAX, O, NR_userfaultfd, pidfdOpen, pidfdGetfd,
+  uffdApi, uffdRegister, uffdUnregister, uffdCopy, mapFileWindow, unmap,
+} from '../sys/index.js';
 import type { VmaEntry } from '../images/index.js';
-import { VMA_FILE_PRIVATE } from '../images/index.js';
+import { VMA_FILE_PRIVATE, VMA_ANON_PRIVATE } from '../images/index.js';
 import type { Remote } from '../tracer/remote.js';
 import { MemIO } from '../tracer/memio.js';
 
@@ -178,14 +181,82 @@ export function dumpPages(rem: Remote, bridge: FdBridge, fileFd: number, runs: P
   return transfer(rem, bridge, fileFd, runs, vmas, true);
 }
 
-/** Fill the task's memory from `fileFd` at the runs of its pagemap. */
+/**
+ * Fill the task's memory from `fileFd` at the runs of its pagemap. Anonymous
+ * private memory goes in by UFFDIO_COPY (no fault, no zeroing in the task); what
+ * userfaultfd cannot take (private file mappings, or a kernel without it) by the
+ * task's own preadv.
+ */
 export function restorePages(rem: Remote, bridge: FdBridge, fileFd: number, runs: PageRun[], vmas: VmaEntry[], fileStart = 0): number {
-  return transfer(rem, bridge, fileFd, runs, vmas, false, fileStart);
+  const tagged = tagReadable(runs, vmas).map((r) => ({ ...r, off: r.off + fileStart }));
+  const vmaOf = (a: bigint) => vmas.find((v) => v.start <= a && a < v.end);
+  const anon = tagged.filter((r) => (vmaOf(r.vaddr)?.status ?? 0) & VMA_ANON_PRIVATE);
+  let rest = tagged.filter((r) => !anon.includes(r));
+  if (anon.length && !uffdFill(rem, fileFd, anon, vmas.filter((v) => v.status & VMA_ANON_PRIVATE))) rest = tagged;
+  if (rest.length) {
+    const tfd = bridge.taskFd(fileFd);
+    if (tfd === null) copyThrough(rem.pid, false, fileFd, rest);
+    else {
+      try {
+        remoteVectorIo(rem, false, tfd, pieces(rest));
+      } finally {
+        bridge.closeTaskFd(tfd);
+      }
+    }
+  }
+  return tagged.reduce((s, r) => s + r.nrPages, 0);
+}
+
+const UFFD_WINDOW = 64 << 20; // bytes of the image mapped into cryo at a time
+
+/** UFFDIO_COPY the runs into the task; false (nothing done) if userfaultfd is unavailable. */
+function uffdFill(rem: Remote, fileFd: number, runs: Array<PageRun & { off: number }>, vmas: VmaEntry[]): boolean {
+  const tu = rem.callRaw(NR_userfaultfd, O.CLOEXEC | O.NONBLOCK);
+  if (tu < 0n) return false;
+  let pidfd = -1;
+  let uffd = -1;
+  const registered: VmaEntry[] = [];
+  try {
+    pidfd = pidfdOpen(rem.pid);
+    uffd = pidfdGetfd(pidfd, Number(tu));
+    uffdApi(uffd);
+    for (const v of vmas) {
+      if (!runs.some((r) => v.start <= r.vaddr && r.vaddr < v.end)) continue;
+      uffdRegister(uffd, v.start, v.end - v.start);
+      registered.push(v);
+    }
+    for (const r of runs) {
+      let done = 0;
+      const len = r.nrPages * PAGE_SIZE;
+      while (done < len) {
+        const n = Math.min(UFFD_WINDOW, len - done);
+        const src = mapFileWindow(fileFd, r.off + done, n);
+        try {
+          uffdCopy(uffd, r.vaddr + BigInt(done), src, BigInt(n));
+        } finally {
+          unmap(src, n);
+        }
+        done += n;
+      }
+    }
+    for (const v of registered.splice(0)) uffdUnregister(uffd, v.start, v.end - v.start);
+  } finally {
+    for (const v of registered) {
+      try {
+        uffdUnregister(uffd, v.start, v.end - v.start);
+      } catch {
+        /* closing the uffd drops it too */
+      }
+    }
+    if (uffd >= 0) closeSync(uffd);
+    if (pidfd >= 0) closeSync(pidfd);
+    rem.call('close', NR.close, tu);
+  }
+  return true;
 }
 
 function transfer(rem: Remote, bridge: FdBridge, fileFd: number, runs: PageRun[], vmas: VmaEntry[], write: boolean, fileStart = 0): number {
-  // On restore every VMA is writable while we fill it, so all pages go the fast way.
-  const tagged = tagReadable(runs, vmas).map((r) => ({ ...r, off: r.off + fileStart, readable: write ? r.readable : true }));
+  const tagged = tagReadable(runs, vmas).map((r) => ({ ...r, off: r.off + fileStart }));
   const fast = tagged.filter((r) => r.readable);
   const slow = tagged.filter((r) => !r.readable);
   let tfd: bigint | null = fast.length ? bridge.taskFd(fileFd) : null;

@@ -77,7 +77,9 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
     if (!f?.reg) throw new Error(`mapped file id ${id} is missing from files.img`);
     return f.reg.name;
   };
+  const t0 = performance.now();
   const needFix = mapVmas(rem, mm, fileName, () => null);
+  const t1 = performance.now();
   if (img.pagemap && img.pagemap.runs.length) {
     const fd = sh.pagesFd(img.pagemap.pagesId);
     const runs = img.pagemap.runs.map((r) => {
@@ -86,6 +88,7 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
     });
     restorePages(rem, bridgeFor(rem, h), fd, runs, mm.vmas.filter(hasPrivatePages));
   }
+  sh.log.debug(`task ${rem.pid}: mapped ${mm.vmas.length} vmas in ${(t1 - t0).toFixed(1)} ms, private pages in ${(performance.now() - t1).toFixed(1)} ms`);
   for (const v of mm.vmas.filter((x) => x.status & VMA_ANON_SHARED)) {
     const sm = img.shmem?.get(v.shmid);
     if (!sm) continue;

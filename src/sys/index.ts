@@ -9,3 +9,4 @@ export {
 export * from './wait.js';
 export type { Arg } from './libc.js';
 export * from './pagemap.js';
+export * from './uffd.js';

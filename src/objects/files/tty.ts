@@ -1,14 +1,23 @@
 // Terminals. A shell job (--shell-job) holds fds of the terminal it was started
 // from; on restore they are connected to the terminal cryo itself runs on, as CRIU
 // does. Pseudo-terminal pairs created inside the tree come with issue #4.
-import { closeSync, openSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import {
   create, FdTypes, FileEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType, TermiosEntrySchema,
   WinsizeEntrySchema, TtyPtyEntrySchema, FownEntrySchema, type TtyInfoEntry,
 } from '../../images/index.js';
 import { O, NR, syscall, addressOf, pidfdOpen, pidfdGetfd } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { major, minor, type FdKind } from './kind.js';
+import type { FdKind } from './kind.js';
+
+// dev_t as glibc's major()/minor() split it. (Not with `>> 32`: JS shift counts
+// are taken mod 32, so `x >> 32` is `x`, and /dev/pts/0 = 136:0 came out as 32904.)
+function major(rdev: number): number {
+  return ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
+}
+function minor(rdev: number): number {
+  return ((rdev & 0xff) | ((rdev >>> 12) & 0xfff00) | ((Math.floor(rdev / 2 ** 32) & 0xfff) << 20)) >>> 0;
+}
 
 const TTY_MAJORS = new Set([4, 5, 136, 137, 138, 139, 140, 141, 142, 143]);
 const TCGETS = 0x5401;
@@ -22,6 +31,16 @@ function ioctl(fd: number, req: number, buf: Buffer): number {
 
 export function isTty(rdev: number): boolean {
   return TTY_MAJORS.has(major(rdev));
+}
+
+/** /proc/PID/stat from the state field on (state, ppid, pgrp, session, tty_nr, tpgid...). */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
 }
 
 /** Terminal state read through a copy of the task's fd. */
@@ -43,7 +62,14 @@ function ttyInfo(pid: number, fd: number, id: number, rdev: number): TtyInfoEntr
       ioctl(copy, TIOCGPGRP, i32);
       pgrp = i32.readInt32LE(0);
     } catch {
-      /* not a controlling terminal of anyone */
+      // ENOTTY: these ioctls answer only inside the terminal's own session (CRIU
+      // asks from the parasite). Our tasks' stat tells the same for their
+      // controlling terminal: the session and the foreground group.
+      const f = statFields(pid);
+      if (f && Number(f[4]) === rdev) {
+        sid = Number(f[3]);
+        pgrp = Math.max(0, Number(f[5]));
+      }
     }
     const m = major(rdev);
     return create(TtyInfoEntrySchema, {

@@ -1,0 +1,70 @@
+// userfaultfd ioctls, and mapping a file into cryo for UFFDIO_COPY's source.
+// UFFDIO_COPY puts freshly allocated pages straight into another task's address
+// space, filled from our buffer: no page fault and no zeroing in the target.
+import { addressOf, syscall, trySyscall } from './libc.js';
+import { NR } from './nr.js';
+
+export const NR_userfaultfd = 323;
+const UFFD_API = 0xaa;
+const UFFDIO_API = 0xc018aa3f;
+const UFFDIO_REGISTER = 0xc020aa00;
+const UFFDIO_UNREGISTER = 0x8010aa01;
+const UFFDIO_COPY = 0xc028aa03;
+const UFFDIO_REGISTER_MODE_MISSING = 1n;
+const EAGAIN = 11;
+
+export function uffdApi(fd: number): void {
+  const b = Buffer.alloc(24);
+  b.writeBigUInt64LE(BigInt(UFFD_API), 0);
+  syscall('ioctl(UFFDIO_API)', NR.ioctl, fd, UFFDIO_API, addressOf(b));
+}
+
+export function uffdRegister(fd: number, start: bigint, len: bigint): void {
+  const b = Buffer.alloc(32);
+  b.writeBigUInt64LE(start, 0);
+  b.writeBigUInt64LE(len, 8);
+  b.writeBigUInt64LE(UFFDIO_REGISTER_MODE_MISSING, 16);
+  syscall('ioctl(UFFDIO_REGISTER)', NR.ioctl, fd, UFFDIO_REGISTER, addressOf(b));
+}
+
+export function uffdUnregister(fd: number, start: bigint, len: bigint): void {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64LE(start, 0);
+  b.writeBigUInt64LE(len, 8);
+  syscall('ioctl(UFFDIO_UNREGISTER)', NR.ioctl, fd, UFFDIO_UNREGISTER, addressOf(b));
+}
+
+/** Copy `len` bytes from our address `src` to `dst` in the uffd's address space. */
+export function uffdCopy(fd: number, dst: bigint, src: bigint, len: bigint): void {
+  const b = Buffer.alloc(40);
+  while (len > 0n) {
+    b.writeBigUInt64LE(dst, 0);
+    b.writeBigUInt64LE(src, 8);
+    b.writeBigUInt64LE(len, 16);
+    b.writeBigUInt64LE(0n, 24); // mode
+    b.writeBigInt64LE(0n, 32); // copy (out)
+    const r = trySyscall(NR.ioctl, fd, UFFDIO_COPY, addressOf(b));
+    const copied = b.readBigInt64LE(32);
+    if (r === 0) return;
+    if (r === -EAGAIN && copied > 0n) {
+      dst += copied;
+      src += copied;
+      len -= copied;
+      continue;
+    }
+    syscall('ioctl(UFFDIO_COPY)', NR.ioctl, fd, UFFDIO_COPY, addressOf(b)); // throws with errno
+  }
+}
+
+const PROT_READ = 1;
+const MAP_SHARED = 1;
+const MAP_POPULATE = 0x8000;
+
+/** mmap a window of a file read-only into cryo; returns its address. */
+export function mapFileWindow(fd: number, offset: number, len: number): bigint {
+  return BigInt(syscall('mmap', NR.mmap, 0, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, offset));
+}
+
+export function unmap(addr: bigint, len: number): void {
+  syscall('munmap', NR.munmap, addr, len);
+}
