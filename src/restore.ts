@@ -10,8 +10,9 @@ import type { Remote } from './tracer/remote.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { startSeed, cloneTask, killAndReap, becomeZombie } from './restore/tree.js';
+import { restoreTimers } from './objects/timers.js';
 import {
-  restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds,
+  restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
   type TaskImages, type RestoreShared, type Handles,
 } from './restore/task.js';
 
@@ -137,9 +138,12 @@ export async function runRestore(ctx: Context): Promise<number> {
         threads.push({ rem: tr, core });
       }
       threads.push({ rem, core: t.core });
+      // After the threads: a timer may be aimed at one of them (SIGEV_THREAD_ID).
+      restoreTimers(rem, t.core.tc?.timers);
       for (const x of threads) restoreThreadState(x.rem, t.pstree.pid, x.rem.pid, x.core);
       rem.call('close', NR.close, th.cryoPidfd);
       for (const x of threads) restoreThreadCreds(x.rem, x.core);
+      restoreAfterCreds(rem, t);
       // The leader last: it owns the scratch memory the other threads borrow.
       for (const x of threads) {
         const ti = x.core.threadInfo!;

@@ -4,7 +4,7 @@ import { NR, PR, ptrace, getRobustList, O } from '../sys/index.js';
 import {
   create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
   TaskKobjIdsEntrySchema, ThreadSasEntrySchema, RseqEntrySchema, TaskRlimitsEntrySchema, RlimitEntrySchema,
-  TaskTimersEntrySchema, ItimerEntrySchema, MmEntrySchema, PagemapHeadSchema, PagemapEntrySchema,
+  MmEntrySchema, PagemapHeadSchema, PagemapEntrySchema,
   FsEntrySchema, VMA_ANON_SHARED, TASK_ALIVE, TASK_ZOMBIE, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
 } from '../images/index.js';
 import { parseStat, parseStatus } from '../proc/stat.js';
@@ -17,6 +17,7 @@ import { restartAdjusted, RemoteError, type Remote } from '../tracer/remote.js';
 import { dumpSigactions } from '../objects/sigactions.js';
 import { dumpCreds } from '../objects/creds.js';
 import { dumpPending } from '../objects/signals.js';
+import { dumpTimers } from '../objects/timers.js';
 import { dumpFds } from '../objects/files/fds.js';
 import type { FileTable } from '../objects/files/table.js';
 import { takeRemote, takeThreadRemote, type FrozenTask } from './freeze.js';
@@ -126,6 +127,7 @@ function dumpThread(t: FrozenTask, tid: number, log: Logger): { ti: ThreadInfoX8
   const comm = readFileSync(`/proc/${t.pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, '');
   const tcore = create(ThreadCoreEntrySchema, {
     futexRla: robust.head, futexRlaLen: Number(robust.len), schedNice: tstat.nice,
+    schedPolicy: tstat.policy, schedPrio: tstat.rtPriority,
     blkSigset: rem.savedSigmask, sas, pdeathSig: pdeath, creds: dumpCreds(status, rem), comm,
     signalsP: dumpPending(tid, false), ...(rseqEntry ? { rseqEntry } : {}),
   });
@@ -153,12 +155,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
     rem.call('prlimit64', NR.prlimit64, 0, r, 0, scratch);
     rlimits.push(create(RlimitEntrySchema, { cur: readU64(0), max: readU64(8) }));
   }
-  const itimer = (which: number) => {
-    rem.call('getitimer', NR.getitimer, which, scratch);
-    const b = rem.mem.read(scratch, 32);
-    return create(ItimerEntrySchema, { isec: b.readBigUInt64LE(0), iusec: b.readBigUInt64LE(8), vsec: b.readBigUInt64LE(16), vusec: b.readBigUInt64LE(24) });
-  };
-  const timers = create(TaskTimersEntrySchema, { real: itimer(0), virt: itimer(1), prof: itimer(2) });
+  const timers = dumpTimers(rem, pid);
   const sigactions = dumpSigactions(rem);
   const personality = parseInt(readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16);
   const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
@@ -174,6 +171,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
             taskState: TASK_ALIVE, exitCode: 0, personality, flags: stat.flags, blkSigset: th.rem.savedSigmask,
             comm, timers, rlimits: create(TaskRlimitsEntrySchema, { rlimits }), sigactions,
             childSubreaper: subreaper, signalsS: dumpPending(pid, true),
+            oomScoreAdj: Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim()),
           }),
           ids,
           threadCore: th.tcore,

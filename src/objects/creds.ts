@@ -6,7 +6,6 @@ import type { Remote } from '../tracer/remote.js';
 
 const PR_GET_SECUREBITS = 27;
 const PR_SET_SECUREBITS = 28;
-const PR_SET_KEEPCAPS = 8;
 
 function capWords(hex: string | undefined): number[] {
   const v = BigInt('0x' + (hex ?? '0'));
@@ -29,22 +28,56 @@ export function dumpCreds(status: Map<string, string>, rem: Remote): CredsEntry 
   });
 }
 
+const SECURE_NO_SETUID_FIXUP = 1 << 2;
+const PR_CAPBSET_READ = 23;
+const PR_CAPBSET_DROP = 24;
+const PR_CAP_AMBIENT = 47;
+const PR_CAP_AMBIENT_RAISE = 2;
+const PR_CAP_AMBIENT_CLEAR_ALL = 4;
+const NR_setfsuid = 122;
+const NR_setfsgid = 123;
+const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+const CAP_LAST = 63;
+
+const bit = (words: number[], cap: number) => ((words[cap >> 5] ?? 0) >>> (cap & 31)) & 1;
+
 /**
- * Switch the task to its dumped ids. Done last: the task needs root to be rebuilt.
- * Capabilities beyond what the ids imply are issue #3's business.
+ * Give the thread its dumped credentials, as CRIU's restorer does: ids first with
+ * SECURE_NO_SETUID_FIXUP so that no capability is lost on the way, then the
+ * bounding set, securebits, the three capability sets and the ambient set.
+ * Done last: until then the thread needs root's powers to be rebuilt.
  */
-export function restoreCreds(rem: Remote, c: CredsEntry, current: CredsEntry): void {
-  const same =
-    c.uid === current.uid && c.euid === current.euid && c.suid === current.suid &&
-    c.gid === current.gid && c.egid === current.egid && c.sgid === current.sgid &&
-    c.groups.join(',') === current.groups.join(',');
-  if (!same) {
-    const g = Buffer.alloc(4 * Math.max(1, c.groups.length));
-    c.groups.forEach((v, i) => g.writeUInt32LE(v, 4 * i));
-    rem.call('setgroups', NR.setgroups, c.groups.length, rem.put(g));
-    rem.call('setresgid', NR.setresgid, c.gid, c.egid, c.sgid);
-    rem.call('prctl(PR_SET_KEEPCAPS)', NR.prctl, PR_SET_KEEPCAPS, 1);
-    rem.call('setresuid', NR.setresuid, c.uid, c.euid, c.suid);
+export function restoreCreds(rem: Remote, c: CredsEntry): void {
+  rem.call('prctl(PR_SET_SECUREBITS)', NR.prctl, PR_SET_SECUREBITS, SECURE_NO_SETUID_FIXUP);
+  const g = Buffer.alloc(4 * Math.max(1, c.groups.length));
+  c.groups.forEach((v, i) => g.writeUInt32LE(v, 4 * i));
+  rem.call('setgroups', NR.setgroups, c.groups.length, rem.put(g));
+  rem.call('setresgid', NR.setresgid, c.gid, c.egid, c.sgid);
+  rem.call('setresuid', NR.setresuid, c.uid, c.euid, c.suid);
+  rem.callRaw(NR_setfsgid, c.fsgid);
+  rem.callRaw(NR_setfsuid, c.fsuid);
+  if (c.capBnd.length) {
+    for (let cap = 0; cap <= CAP_LAST; cap++) {
+      if (bit(c.capBnd, cap)) continue;
+      // Only capabilities this kernel knows can be read (and dropped).
+      if (rem.callRaw(NR.prctl, PR_CAPBSET_READ, cap) !== 1n) continue;
+      rem.call(`prctl(PR_CAPBSET_DROP, ${cap})`, NR.prctl, PR_CAPBSET_DROP, cap);
+    }
   }
-  if (c.secbits !== current.secbits) rem.call('prctl(PR_SET_SECUREBITS)', NR.prctl, PR_SET_SECUREBITS, c.secbits);
+  rem.call('prctl(PR_SET_SECUREBITS)', NR.prctl, PR_SET_SECUREBITS, c.secbits);
+  if (c.capEff.length || c.capPrm.length || c.capInh.length) {
+    const hdr = Buffer.alloc(8);
+    hdr.writeUInt32LE(LINUX_CAPABILITY_VERSION_3, 0);
+    const data = Buffer.alloc(24);
+    for (let i = 0; i < 2; i++) {
+      data.writeUInt32LE(c.capEff[i] ?? 0, i * 12);
+      data.writeUInt32LE(c.capPrm[i] ?? 0, i * 12 + 4);
+      data.writeUInt32LE(c.capInh[i] ?? 0, i * 12 + 8);
+    }
+    rem.call('capset', NR.capset, rem.put(hdr, 0), rem.put(data, 64));
+  }
+  rem.callRaw(NR.prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  for (let cap = 0; cap <= CAP_LAST; cap++) {
+    if (bit(c.capAmb, cap)) rem.call(`prctl(PR_CAP_AMBIENT_RAISE, ${cap})`, NR.prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+  }
 }

@@ -13,6 +13,8 @@ export interface ProcStat {
   numThreads: number;
   startTime: bigint;
   exitSignal: number;
+  rtPriority: number;
+  policy: number;
   startCode: bigint;
   endCode: bigint;
   startStack: bigint;
@@ -39,7 +41,7 @@ export function parseStat(text: string): ProcStat {
   const b = (i: number) => BigInt(f[i - 3] ?? '0');
   return {
     pid, comm, state: f[0]!, ppid: n(4), pgid: n(5), sid: n(6), ttyNr: n(7), flags: n(9),
-    nice: n(19), numThreads: n(20), startTime: b(22), exitSignal: n(38),
+    nice: n(19), numThreads: n(20), startTime: b(22), exitSignal: n(38), rtPriority: n(40), policy: n(41),
     startCode: b(26), endCode: b(27), startStack: b(28), startData: b(45), endData: b(46),
     startBrk: b(47), argStart: b(48), argEnd: b(49), envStart: b(50), envEnd: b(51),
     exitCode: n(52),

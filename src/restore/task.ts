@@ -1,6 +1,6 @@
 // Rebuilding one task inside a stopped copy of the seed: address space, memory
 // contents, files, and per-task state. Registers and detach come last (restore.ts).
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { NR, PR, O } from '../sys/index.js';
 import {
   PE_PRESENT, VMA_ANON_SHARED, type CoreEntry, type MmEntry, type FdinfoEntry, type FileEntry, type FsEntry,
@@ -12,6 +12,7 @@ import { restorePages, type FdBridge } from '../objects/pages.js';
 import { restoreSigactions } from '../objects/sigactions.js';
 import { restoreCreds } from '../objects/creds.js';
 import { restorePending } from '../objects/signals.js';
+import { restoreTimers } from '../objects/timers.js';
 import { openFileEntry } from '../objects/files/fds.js';
 import type { RestoreFilesEnv } from '../objects/files/kind.js';
 import type { Remote } from '../tracer/remote.js';
@@ -116,7 +117,6 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
   } finally {
     rem.call('close', NR.close, exeFd);
   }
-  if (mm.dumpable !== undefined) rem.call('prctl(PR_SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, mm.dumpable);
   if (mm.thpDisabled) rem.call('prctl(PR_SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, 1, 0, 0, 0);
 }
 
@@ -184,20 +184,15 @@ export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared
     const ret = rem.callRaw(NR.prlimit64, 0, i, rem.put(b), 0);
     if (ret < 0n) sh.log.warn(`task ${p.pid}: cannot restore rlimit ${i} (errno ${-ret})`);
   });
-  const t = tc.timers;
-  if (t) {
-    [t.real, t.virt, t.prof].forEach((it, which) => {
-      if (!it || (it.vsec === 0n && it.vusec === 0n)) return;
-      const v = Buffer.alloc(32);
-      v.writeBigUInt64LE(it.isec, 0);
-      v.writeBigUInt64LE(it.iusec, 8);
-      v.writeBigUInt64LE(it.vsec, 16);
-      v.writeBigUInt64LE(it.vusec, 24);
-      rem.call('setitimer', NR.setitimer, which, rem.put(v), 0);
-    });
-  }
   if (tc.childSubreaper) rem.call('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
   restorePending(rem, p.pid, p.pid, tc.signalsS, true);
+  if (tc.oomScoreAdj !== undefined) {
+    try {
+      writeFileSync(`/proc/${p.pid}/oom_score_adj`, String(tc.oomScoreAdj));
+    } catch (e) {
+      sh.log.warn(`task ${p.pid}: cannot restore oom_score_adj: ${(e as Error).message}`);
+    }
+  }
 }
 
 /** Per-thread state, run in the thread itself: name, rseq, robust list, tid address... */
@@ -206,6 +201,12 @@ export function restoreThreadState(rem: Remote, tgid: number, tid: number, core:
   const comm = th?.comm ?? core.tc?.comm;
   if (comm !== undefined) rem.call('prctl(PR_SET_NAME)', NR.prctl, PR.SET_NAME, rem.put(Buffer.from(comm.slice(0, 15) + '\0')));
   if (th) {
+    if (th.schedPolicy !== undefined) {
+      const prm = Buffer.alloc(4);
+      prm.writeInt32LE(th.schedPrio ?? 0, 0);
+      rem.call('sched_setscheduler', NR.sched_setscheduler, 0, th.schedPolicy, rem.put(prm, 512));
+    }
+    if (th.schedNice !== undefined) rem.call('setpriority', NR.setpriority, 0 /* PRIO_PROCESS */, 0, th.schedNice);
     if (th.futexRla) rem.call('set_robust_list', NR.set_robust_list, th.futexRla, th.futexRlaLen);
     const sas = th.sas;
     if (sas && !(sas.ssFlags & 2 /* SS_DISABLE */)) {
@@ -228,7 +229,15 @@ export function restoreThreadState(rem: Remote, tgid: number, tid: number, core:
 export function restoreThreadCreds(rem: Remote, core: CoreEntry): void {
   const c = core.threadCore?.creds;
   if (!c) return;
+  restoreCreds(rem, c);
   if (c.noNewPrivs) rem.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-  // cryo runs as root: compare with what a root task has.
-  restoreCreds(rem, c, { ...c, uid: 0, euid: 0, suid: 0, gid: 0, egid: 0, sgid: 0, groups: [], secbits: 0 });
+}
+
+/** Per-process settings that a change of credentials resets: set them after. */
+export function restoreAfterCreds(rem: Remote, img: TaskImages): void {
+  const mm = img.mm;
+  if (mm?.dumpable !== undefined) rem.call('prctl(PR_SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, mm.dumpable);
+  const pdeath = img.core.threadCore?.pdeathSig;
+  // A change of credentials clears the parent-death signal too.
+  if (pdeath) rem.call('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, pdeath);
 }

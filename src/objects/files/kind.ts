@@ -34,9 +34,12 @@ export interface FdKind {
   open(fe: FileEntry, env: RestoreFilesEnv): number;
 }
 
+// glibc's dev_t layout; BigInt because JS shifts wrap at 32 bits.
 export function major(rdev: number): number {
-  return ((rdev >> 8) & 0xfff) | ((rdev >> 32) & ~0xfff);
+  const d = BigInt(rdev);
+  return Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn));
 }
 export function minor(rdev: number): number {
-  return (rdev & 0xff) | ((rdev >> 12) & ~0xff);
+  const d = BigInt(rdev);
+  return Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
 }

@@ -8,17 +8,10 @@ import {
 } from '../../images/index.js';
 import { O, NR, syscall, addressOf, pidfdOpen, pidfdGetfd } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import type { FdKind } from './kind.js';
+import { major, minor, type FdKind } from './kind.js';
 
 // dev_t as glibc's major()/minor() split it. (Not with `>> 32`: JS shift counts
 // are taken mod 32, so `x >> 32` is `x`, and /dev/pts/0 = 136:0 came out as 32904.)
-function major(rdev: number): number {
-  return ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
-}
-function minor(rdev: number): number {
-  return ((rdev & 0xff) | ((rdev >>> 12) & 0xfff00) | ((Math.floor(rdev / 2 ** 32) & 0xfff) << 20)) >>> 0;
-}
-
 const TTY_MAJORS = new Set([4, 5, 136, 137, 138, 139, 140, 141, 142, 143]);
 const TCGETS = 0x5401;
 const TIOCGPGRP = 0x540f;

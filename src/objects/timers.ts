@@ -1,0 +1,129 @@
+// Interval timers (setitimer) and POSIX timers (timer_create), both ways. POSIX
+// timers come back with their ids: Linux 6.15+ lets a process ask timer_create()
+// for a given id (PR_TIMER_CREATE_RESTORE_IDS), older kernels hand out ids in
+// order, so we create and delete until the wanted id comes up, as CRIU does.
+import { readFileSync } from 'node:fs';
+import { NR } from '../sys/index.js';
+import {
+  create, TaskTimersEntrySchema, ItimerEntrySchema, PosixTimerEntrySchema,
+  type TaskTimersEntry, type PosixTimerEntry, type ItimerEntry,
+} from '../images/index.js';
+import type { Remote } from '../tracer/remote.js';
+import { RemoteError } from '../tracer/remote.js';
+
+const PR_TIMER_CREATE_RESTORE_IDS = 77;
+const SIGEV_SIGNAL = 0;
+const SIGEV_NONE = 1;
+const SIGEV_THREAD_ID = 4;
+
+interface ProcTimer {
+  id: number;
+  signo: number;
+  sival: bigint;
+  notify: number;
+  notifyTid: number;
+  clock: number;
+}
+
+/** Parse /proc/PID/timers. */
+export function parseProcTimers(text: string): ProcTimer[] {
+  const out: ProcTimer[] = [];
+  let cur: ProcTimer | undefined;
+  for (const line of text.split('\n')) {
+    const [k, v] = [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim()];
+    if (k === 'ID') {
+      cur = { id: Number(v), signo: 0, sival: 0n, notify: SIGEV_SIGNAL, notifyTid: 0, clock: 0 };
+      out.push(cur);
+    } else if (cur && k === 'signal') {
+      const [sig, val] = v.split('/');
+      cur.signo = Number(sig);
+      cur.sival = BigInt('0x' + (val ?? '0'));
+    } else if (cur && k === 'notify') {
+      const [how, who] = v.split('/');
+      const thread = who?.startsWith('tid.');
+      cur.notify = how === 'none' ? SIGEV_NONE : thread ? SIGEV_THREAD_ID : SIGEV_SIGNAL;
+      cur.notifyTid = thread ? Number(who!.slice(4)) : 0;
+    } else if (cur && k === 'ClockID') {
+      cur.clock = Number(v);
+    }
+  }
+  return out;
+}
+
+function itimer(rem: Remote, which: number, scratch: bigint): ItimerEntry {
+  rem.call('getitimer', NR.getitimer, which, scratch);
+  const b = rem.mem.read(scratch, 32);
+  return create(ItimerEntrySchema, { isec: b.readBigUInt64LE(0), iusec: b.readBigUInt64LE(8), vsec: b.readBigUInt64LE(16), vusec: b.readBigUInt64LE(24) });
+}
+
+export function dumpTimers(rem: Remote, pid: number): TaskTimersEntry {
+  const scratch = rem.scratch(4096);
+  const posix: PosixTimerEntry[] = [];
+  for (const t of parseProcTimers(readFileSync(`/proc/${pid}/timers`, 'utf8'))) {
+    rem.call('timer_gettime', NR.timer_gettime, t.id, scratch);
+    const b = rem.mem.read(scratch, 32);
+    const overrun = Number(rem.call('timer_getoverrun', NR.timer_getoverrun, t.id));
+    posix.push(create(PosixTimerEntrySchema, {
+      itId: t.id, clockId: t.clock, siSigno: t.signo, itSigevNotify: t.notify, sivalPtr: t.sival, overrun,
+      isec: b.readBigUInt64LE(0), insec: b.readBigUInt64LE(8), vsec: b.readBigUInt64LE(16), vnsec: b.readBigUInt64LE(24),
+      ...(t.notify === SIGEV_THREAD_ID ? { notifyThreadId: t.notifyTid } : {}),
+    }));
+  }
+  return create(TaskTimersEntrySchema, { real: itimer(rem, 0, scratch), virt: itimer(rem, 1, scratch), prof: itimer(rem, 2, scratch), posix });
+}
+
+function createTimer(rem: Remote, t: PosixTimerEntry, withIds: boolean): void {
+  const ev = Buffer.alloc(64);
+  ev.writeBigUInt64LE(t.sivalPtr, 0);
+  ev.writeInt32LE(t.siSigno, 8);
+  ev.writeInt32LE(t.itSigevNotify, 12);
+  ev.writeInt32LE(t.notifyThreadId ?? 0, 16);
+  const idBuf = Buffer.alloc(4);
+  idBuf.writeInt32LE(t.itId, 0);
+  const evAddr = rem.put(ev, 0);
+  const idAddr = rem.put(idBuf, 128);
+  if (withIds) {
+    rem.call('timer_create', NR.timer_create, t.clockId, evAddr, idAddr);
+    return;
+  }
+  // Older kernels: ids come in order; burn the ones we do not want.
+  const burnt: number[] = [];
+  for (let tries = 0; tries < 1 << 16; tries++) {
+    rem.call('timer_create', NR.timer_create, t.clockId, evAddr, idAddr);
+    const got = rem.mem.read(idAddr, 4).readInt32LE(0);
+    if (got === t.itId) break;
+    if (got > t.itId) throw new RemoteError(rem.pid, `timer_create (wanted id ${t.itId}, got ${got})`, 17);
+    burnt.push(got);
+  }
+  for (const id of burnt) rem.call('timer_delete', 226, id);
+}
+
+export function restoreTimers(rem: Remote, timers: TaskTimersEntry | undefined): void {
+  if (!timers) return;
+  [timers.real, timers.virt, timers.prof].forEach((it, which) => {
+    if (!it || (it.vsec === 0n && it.vusec === 0n)) return;
+    const v = Buffer.alloc(32);
+    v.writeBigUInt64LE(it.isec, 0);
+    v.writeBigUInt64LE(it.iusec, 8);
+    v.writeBigUInt64LE(it.vsec, 16);
+    v.writeBigUInt64LE(it.vusec, 24);
+    rem.call('setitimer', NR.setitimer, which, rem.put(v), 0);
+  });
+  const posix = [...timers.posix].sort((a, b) => a.itId - b.itId);
+  if (!posix.length) return;
+  const withIds = rem.callRaw(NR.prctl, PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0) === 0n;
+  try {
+    for (const t of posix) createTimer(rem, t, withIds);
+  } finally {
+    if (withIds) rem.callRaw(NR.prctl, PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0);
+  }
+  for (const t of posix) {
+    if (t.vsec === 0n && t.vnsec === 0n) continue; // disarmed
+    const its = Buffer.alloc(32);
+    its.writeBigUInt64LE(t.isec, 0);
+    its.writeBigUInt64LE(t.insec, 8);
+    its.writeBigUInt64LE(t.vsec, 16);
+    its.writeBigUInt64LE(t.vnsec, 24);
+    rem.call('timer_settime', NR.timer_settime, t.itId, 0, rem.put(its, 256), 0);
+  }
+}
