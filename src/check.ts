@@ -173,7 +173,7 @@ export class Kerndat {
     const no = (why: string): Step => ({ ok: false, why });
     let pid = -1;
     try {
-      pid = spawnSeed();
+      pid = spawnSeed(0, false);
     } catch (e) {
       const s = no(`cannot start a child to trace: ${describe(e)}`);
       return (this.seedFacts = {

@@ -9,7 +9,7 @@ import { CLONE, NR, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.
 import type { Remote } from './tracer/remote.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
-import { startSeed, cloneTask, killAndReap, becomeZombie } from './restore/tree.js';
+import { startRoot, cloneTask, killAndReap, buildTree } from './restore/tree.js';
 import { restoreTimers } from './objects/timers.js';
 import {
   restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
@@ -99,27 +99,12 @@ export async function runRestore(ctx: Context): Promise<number> {
   const created: number[] = [];
   const rems = new Map<number, Remote>();
   const root = loaded.tasks[0]!.pstree.pid;
-  let seedPid = 0;
   try {
-    const seed = startSeed();
-    seedPid = seed.pid;
-    const h: Handles = { cryoPidfd: seed.cryoPidfd };
-    // The root: a sibling of the seed, i.e. cryo's child.
-    rems.set(root, cloneTask(seed.rem, root, CLONE.PARENT));
+    const root0 = startRoot(root, opts.restoreSibling);
     created.push(root);
-    killAndReap(seed.pid);
-    seedPid = 0;
-    // Children, parents first (pstree.img lists parents before children).
-    for (const t of loaded.tasks) {
-      const parent = rems.get(t.pstree.pid);
-      if (!parent) throw new CryoError(`task ${t.pstree.pid}: its parent ${t.pstree.ppid} is not in the image`);
-      for (const c of loaded.tasks.filter((x) => x.pstree.ppid === t.pstree.pid)) {
-        const r = cloneTask(parent, c.pstree.pid, 0);
-        created.push(c.pstree.pid);
-        if (c.core.tc?.taskState === TASK_ZOMBIE) becomeZombie(r, c.core.tc.exitCode);
-        else rems.set(c.pstree.pid, r);
-      }
-    }
+    const h: Handles = { cryoPidfd: root0.cryoPidfd };
+    rems.set(root, root0.rem);
+    buildTree(loaded.tasks, rems, created, log);
     const finals: Array<{ rem: Remote; regs: Regs; mask: bigint; xstate: Buffer }> = [];
     for (const t of loaded.tasks) {
       const rem = rems.get(t.pstree.pid);
@@ -156,7 +141,6 @@ export async function runRestore(ctx: Context): Promise<number> {
     // Let everything go at once, children first so no parent runs ahead of them.
     for (const f of [...finals].reverse()) ptrace.detach(f.rem.pid, 0);
   } catch (e) {
-    if (seedPid) killAndReap(seedPid);
     for (const pid of [...created].reverse()) killAndReap(pid);
     for (const fd of [...pagesFds.values(), ...sh.opened.values()]) closeSync(fd);
     dir.close();

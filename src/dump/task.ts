@@ -63,7 +63,7 @@ export function dumpZombie(t: FrozenTask, ctx: Context, st: DumpState): void {
   const core = create(CoreEntrySchema, {
     mtype: CoreEntry_March.X86_64,
     tc: create(TaskCoreEntrySchema, {
-      taskState: TASK_ZOMBIE, exitCode: t.stat.exitCode >> 8 || t.stat.exitCode, personality: 0, flags: 0,
+      taskState: TASK_ZOMBIE, exitCode: t.stat.exitCode, personality: 0, flags: 0,
       blkSigset: 0n, comm: t.stat.comm,
     }),
   });

@@ -1,8 +1,9 @@
-// The seed: a 130-byte static ELF that loops on pause(). cryo spawns it, seizes it,
-// and makes it clone3() the tree's root with the exact pid; every restored task
-// starts as a copy of this tiny address space, which it then replaces.
+// The seed: a 130-byte static ELF that loops on pause(). cryo starts it as the
+// tree's root, with the root's pid (clone3 set_tid; as cryo's sibling with
+// --restore-sibling); every restored task starts as a copy of this tiny address
+// space, which it then replaces.
 import { closeSync, writeSync } from 'node:fs';
-import { memfdCreate, posixSpawn } from '../sys/index.js';
+import { memfdCreate, spawnAs } from '../sys/index.js';
 
 const BASE = 0x200000n;
 const CODE = Buffer.from([
@@ -41,13 +42,13 @@ export function seedElf(): Buffer {
 
 const MFD_CLOEXEC = 1;
 
-/** Spawn a seed process (a child of cryo); returns its pid. */
-export function spawnSeed(): number {
+/** Start a seed with pid `pid` (0: any), as cryo's child or sibling. */
+export function spawnSeed(pid: number, sibling: boolean): number {
   const fd = memfdCreate('cryo-seed', MFD_CLOEXEC);
   try {
     const elf = seedElf();
     writeSync(fd, elf, 0, elf.length, 0);
-    return posixSpawn(`/proc/${process.pid}/fd/${fd}`, ['cryo-seed'], []);
+    return spawnAs(`/proc/${process.pid}/fd/${fd}`, 'cryo-seed', { pid, sibling });
   } finally {
     closeSync(fd);
   }

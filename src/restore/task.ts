@@ -168,12 +168,6 @@ export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared
   const { core } = img;
   const tc = core.tc!;
   const p = img.pstree;
-  // Session and group first: setsid fails once we are a group leader by setpgid.
-  if (p.sid === p.pid) rem.call('setsid', NR.setsid);
-  else if (p.pgid !== Number(rem.call('getpgid', NR.getpgid, 0))) {
-    const r = rem.callRaw(NR.setpgid, 0, p.pgid);
-    if (r < 0n) sh.log.warn(`task ${p.pid}: cannot join process group ${p.pgid}`);
-  }
   restoreSigactions(rem, tc.sigactions);
   if (tc.personality) rem.call('personality', NR.personality, tc.personality);
   const rl = tc.rlimits?.rlimits ?? [];

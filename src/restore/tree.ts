@@ -1,9 +1,10 @@
 // Creating the restored tasks with their exact pids: the seed clones the root
 // (CLONE_PARENT, so the root is cryo's child), each task clones its children.
-import { NR, CLONE, SIG, PTRACE_O, ptrace, waitpid, kill, __WALL } from '../sys/index.js';
+import { NR, CLONE, SIG, PTRACE_O, ptrace, waitpid, kill, SysError, __WALL } from '../sys/index.js';
 import { Remote, RemoteError, TaskGoneError } from '../tracer/remote.js';
 import { findSyscallInsn, waitForStop } from '../tracer/seize.js';
-import { CryoError } from '../context.js';
+import { CryoError, type Logger } from '../context.js';
+import { TASK_ZOMBIE, type CoreEntry, type PstreeEntry } from '../images/index.js';
 import { spawnSeed } from './seed.js';
 
 export const RESTORE_PTRACE_OPTS = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK | PTRACE_O.EXITKILL;
@@ -31,25 +32,34 @@ export function cloneTask(parent: Remote, pid: number, flags: number): Remote {
   return new Remote(pid, { syscallIp: parent.syscallIp });
 }
 
-export interface Seed {
-  pid: number;
+export interface Root {
   rem: Remote;
-  /** pidfd of cryo, open in the seed (and so in every task cloned from it). */
+  /** pidfd of cryo, open in the root (and so in every task cloned from it). */
   cryoPidfd: bigint;
 }
 
-export function startSeed(): Seed {
-  const pid = spawnSeed();
+/**
+ * Create the root task with its pid, as a seed process: cryo's child, or with
+ * `sibling` a child of cryo's parent (--restore-sibling).
+ */
+export function startRoot(pid: number, sibling: boolean): Root {
+  let got: number;
   try {
-    ptrace.seize(pid, RESTORE_PTRACE_OPTS);
-    ptrace.interrupt(pid);
-    waitForStop(pid);
-    const rem = new Remote(pid, { syscallIp: findSyscallInsn(pid) });
+    got = spawnSeed(pid, sibling);
+  } catch (e) {
+    if (SysError.is(e, 'EEXIST')) throw new CryoError(`pid ${pid} is already in use`);
+    throw e;
+  }
+  try {
+    ptrace.seize(got, RESTORE_PTRACE_OPTS);
+    ptrace.interrupt(got);
+    waitForStop(got);
+    const rem = new Remote(got, { syscallIp: findSyscallInsn(got) });
     const cryoPidfd = rem.call('pidfd_open', NR.pidfd_open, process.pid, 0);
     rem.scratch(4096);
-    return { pid, rem, cryoPidfd };
+    return { rem, cryoPidfd };
   } catch (e) {
-    killAndReap(pid);
+    killAndReap(got);
     throw e;
   }
 }
@@ -68,13 +78,67 @@ export function killAndReap(pid: number): void {
   }
 }
 
-/** Make a freshly cloned task exit with `code` so that it stays a zombie. */
-export function becomeZombie(rem: Remote, code: number): void {
+/**
+ * Make a freshly cloned task end as the dumped zombie did: `status` is the wait
+ * status CRIU keeps (exit code << 8, or the killing signal in the low bits).
+ */
+export function becomeZombie(rem: Remote, status: number): void {
+  const sig = status & 0x7f;
+  if (sig) {
+    // Default action, unblocked, then let it go with the signal: it dies of it.
+    const sa = Buffer.alloc(32);
+    rem.call('rt_sigaction', NR.rt_sigaction, sig, rem.put(sa), 0, 8);
+    rem.releaseScratch();
+    ptrace.setSigmask(rem.pid, 0n);
+    ptrace.detach(rem.pid, sig);
+    return;
+  }
   try {
-    rem.callRaw(NR.exit, code);
+    rem.callRaw(NR.exit_group, (status >> 8) & 0xff);
   } catch (e) {
-    if (e instanceof TaskGoneError) return; // the tracer's wait reaped only the ptrace side
+    if (e instanceof TaskGoneError) return; // the tracer's wait took only the ptrace side
     throw e;
   }
   throw new Error(`task ${rem.pid} did not exit`);
+}
+
+interface TreeTask {
+  pstree: PstreeEntry;
+  core: CoreEntry;
+}
+
+/**
+ * Create every task below the root with its pid, parents first, and give each its
+ * session and process group as CRIU does: a session leader calls setsid() before
+ * it forks (its children inherit the session), and process groups are joined once
+ * every task exists (a group's leader may be anywhere in the tree). Zombies exit
+ * last, after taking their session and group.
+ */
+export function buildTree(tasks: TreeTask[], rems: Map<number, Remote>, created: number[], log: Logger): void {
+  const zombies = new Map<number, { rem: Remote; status: number }>();
+  const all = new Map<number, Remote>(rems);
+  for (const t of tasks) {
+    const rem = all.get(t.pstree.pid);
+    if (!rem) throw new CryoError(`task ${t.pstree.pid}: its parent ${t.pstree.ppid} is not in the image`);
+    if (t.pstree.sid === t.pstree.pid) rem.call('setsid', NR.setsid);
+    if (t.core.tc?.taskState === TASK_ZOMBIE) continue; // a zombie has no children
+    for (const c of tasks.filter((x) => x.pstree.ppid === t.pstree.pid)) {
+      const r = cloneTask(rem, c.pstree.pid, 0);
+      created.push(c.pstree.pid);
+      all.set(c.pstree.pid, r);
+      if (c.core.tc?.taskState === TASK_ZOMBIE) zombies.set(c.pstree.pid, { rem: r, status: c.core.tc.exitCode });
+      else rems.set(c.pstree.pid, r);
+    }
+  }
+  // Group leaders first, then the members.
+  const order = [...tasks].sort((a, b) => Number(b.pstree.pgid === b.pstree.pid) - Number(a.pstree.pgid === a.pstree.pid));
+  for (const t of order) {
+    const p = t.pstree;
+    const rem = all.get(p.pid)!;
+    if (p.sid === p.pid) continue; // setsid made it its own group already
+    if (Number(rem.call('getpgid', NR.getpgid, 0)) === p.pgid) continue;
+    const r = rem.callRaw(NR.setpgid, 0, p.pgid === p.pid ? 0 : p.pgid);
+    if (r < 0n) log.warn(`task ${p.pid}: cannot join process group ${p.pgid} (errno ${-r})`);
+  }
+  for (const z of zombies.values()) becomeZombie(z.rem, z.status);
 }

@@ -10,3 +10,4 @@ export * from './wait.js';
 export type { Arg } from './libc.js';
 export * from './pagemap.js';
 export * from './uffd.js';
+export * from './spawn.js';
