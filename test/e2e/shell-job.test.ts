@@ -56,6 +56,8 @@ interface JobOptions {
   jobControl: boolean;
   /** tty.c reads a line ("ping") from the terminal after its checks. */
   read?: boolean;
+  /** tty.c blocks in read() on the terminal right away (no signal wait). */
+  blockRead?: boolean;
   /**
    * restore: once the file `go` appears, the shell runs `cryo restore -j -d`
    * on the terminal and prints "RESTORED <exit code>".
@@ -119,9 +121,9 @@ class ShellJob {
   }
 
   async start(): Promise<void> {
-    const { jobControl, read, then } = this.opts;
+    const { jobControl, read, blockRead, then } = this.opts;
     const exe = compileProgram('tty');
-    const job = [q(exe), q(this.s.dir), ...(read ? ['read'] : [])].join(' ');
+    const job = [q(exe), q(this.s.dir), ...(read ? ['read'] : blockRead ? ['blockread'] : [])].join(' ');
     const lines = [
       // Without job control, sh gives background jobs /dev/null as stdin: hand
       // the terminal over explicitly (the same open file description).
@@ -273,10 +275,15 @@ function checkImages(job: ShellJob): void {
   }
 }
 
-async function dumpRestoreCheck(t: TestContext, label: string, opts: { jobControl: boolean; read: boolean; detach: boolean }) {
+async function dumpRestoreCheck(t: TestContext, label: string, opts: { jobControl: boolean; read: boolean; detach: boolean; blockRead?: boolean }) {
   const s = Session.for(t, label);
-  const job = new ShellJob(s, t, { jobControl: opts.jobControl, read: opts.read, then: opts.detach ? 'restore' : 'restore-attached' });
+  const job = new ShellJob(s, t, { jobControl: opts.jobControl, read: opts.read, blockRead: opts.blockRead ?? false, then: opts.detach ? 'restore' : 'restore-attached' });
   await job.start();
+  if (opts.blockRead) {
+    await job.waitOutput('tty.c to block reading its terminal', /^READING\r?$/m);
+    // Until its wait channel shows it asleep in the tty read.
+    await s.check(waitFor(`pid ${job.pid} to sleep in read`, () => /^S$/m.test(fs.readFileSync(`/proc/${job.pid}/stat`, 'utf8').split(') ')[1]!.slice(0, 1)), 5_000));
+  }
 
   const r = await s.cryo(['dump', '-j', '-t', String(job.pid), '-D', job.images, '-v4', '-o', 'dump.log']);
   s.ok(r);
@@ -292,7 +299,8 @@ async function dumpRestoreCheck(t: TestContext, label: string, opts: { jobContro
   for (const fd of [0, 1, 2]) assert.equal(fs.readlinkSync(`/proc/${pid}/fd/${fd}`), job.tty, job.report());
 
   const mark = job.output().length;
-  process.kill(pid, 'SIGUSR1');
+  if (opts.blockRead) fs.appendFileSync(job.inputFile, 'ping\n');
+  else process.kill(pid, 'SIGUSR1');
   if (opts.read) {
     await job.waitOutput('the restored job to read the terminal', /^READING\r?$/m);
     fs.appendFileSync(job.inputFile, 'ping\n');
@@ -312,6 +320,10 @@ test('dump -j / restore -j in the same terminal: a background job of a job-contr
 
 test('dump -j / restore -j in the same terminal: the job reads a line from its terminal', { timeout: 30_000 }, async (t) => {
   await dumpRestoreCheck(t, 'shell-job-read', { jobControl: false, read: true, detach: true });
+});
+
+test('dump -j / restore -j of a job blocked in read() on its terminal: the read resumes and gets the line typed after restore', { timeout: 30_000 }, async (t) => {
+  await dumpRestoreCheck(t, 'shell-job-blockread', { jobControl: false, read: false, detach: true, blockRead: true });
 });
 
 test('dump -j / restore -j without -d: cryo in the foreground, the job reads its terminal, exit code through cryo', { timeout: 30_000 }, async (t) => {

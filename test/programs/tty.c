@@ -10,6 +10,9 @@
  * terminal session, everything must be the same: the restored job writes its
  * verdict, PASS or FAIL, to that terminal.
  *
+ * argv[2] == "blockread": instead of waiting for a signal, blocks in read() on
+ * the terminal right after READY (so a checkpoint catches it there) and checks
+ * once "ping" arrives.
  * Optionally, argv[2] == "read": after the signal, reads one line from stdin
  * (the terminal) and checks that it is "ping" (the test types it on the
  * master side), so the restored job also reads from its terminal.
@@ -77,6 +80,9 @@ int main(int argc, char **argv)
 {
 	struct state before, after;
 	int want_read = argc > 2 && strcmp(argv[2], "read") == 0;
+	/* "blockread": sit blocked in read() on the terminal (the checkpoint comes
+	 * then), and check once a line arrives instead of waiting for a signal. */
+	int block_read = argc > 2 && strcmp(argv[2], "blockread") == 0;
 	int i;
 
 	prog_init();
@@ -86,7 +92,16 @@ int main(int argc, char **argv)
 	printf("tty %s sid %d pgrp %d\n", before.name, (int)before.sid, (int)before.pgrp);
 	prog_ready();
 
-	if (wait_for_signal()) {
+	if (block_read) {
+		char line[64];
+
+		printf("READING\n");
+		fflush(stdout);
+		if (!fgets(line, sizeof(line), stdin))
+			failf("reading the terminal: %s", feof(stdin) ? "end of file" : strerror(errno));
+		else if (strcmp(line, "ping\n"))
+			failf("read \"%.40s\" from the terminal, want ping", line);
+	} else if (wait_for_signal()) {
 		int null = open("/dev/null", O_RDONLY);
 
 		MUST(null >= 0);
