@@ -88,22 +88,13 @@ if (spawnSync('gcc', ['--version'], { stdio: 'ignore' }).status !== 0) {
   process.exit(1);
 }
 
-const { setChildSubreaper, waitpid, WNOHANG, __WALL, decodeWaitStatus, syscall, NR, F, FD_CLOEXEC } = await import('../dist/sys/index.js');
+const { setChildSubreaper, waitpid, WNOHANG, __WALL, decodeWaitStatus, closeOnExecInherited } = await import('../dist/sys/index.js');
 const { ImageDir } = await import('../dist/images/index.js');
 
 // Restored targets are orphans once `cryo restore -d` exits: make them ours to reap.
 setChildSubreaper();
 // Targets must get stdio only: mark every fd we inherited close-on-exec.
-for (const name of fs.readdirSync('/proc/self/fd')) {
-  const fd = Number(name);
-  if (fd <= 2) continue;
-  try {
-    const fl = syscall('fcntl', NR.fcntl, fd, F.GETFD);
-    if (!(fl & FD_CLOEXEC)) syscall('fcntl', NR.fcntl, fd, F.SETFD, fl | FD_CLOEXEC);
-  } catch {
-    /* the readdir's own fd */
-  }
-}
+closeOnExecInherited();
 
 // ---------------------------------------------------------------------------
 // Process helpers

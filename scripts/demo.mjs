@@ -31,21 +31,12 @@ if (process.geteuid?.() !== 0) {
 }
 
 const sys = await import('../dist/sys/index.js');
-const { setChildSubreaper, waitpid, WNOHANG, __WALL, decodeWaitStatus, syscall, NR, F, FD_CLOEXEC } = sys;
+const { setChildSubreaper, waitpid, WNOHANG, __WALL, decodeWaitStatus, closeOnExecInherited } = sys;
 
 // Restored tasks are orphans once `cryo restore -d` exits: make them ours to reap.
 setChildSubreaper();
 // The target must start with stdio only: mark every fd we inherited close-on-exec.
-for (const name of fs.readdirSync('/proc/self/fd')) {
-  const fd = Number(name);
-  if (fd <= 2) continue;
-  try {
-    const fl = syscall('fcntl', NR.fcntl, fd, F.GETFD);
-    if (!(fl & FD_CLOEXEC)) syscall('fcntl', NR.fcntl, fd, F.SETFD, fl | FD_CLOEXEC);
-  } catch {
-    /* the readdir's own fd, closed meanwhile */
-  }
-}
+closeOnExecInherited();
 
 // ---------------------------------------------------------------------------
 // The target: a counter that prints "N HH:MM:SS.mmm" every 0.2 s, no forks.

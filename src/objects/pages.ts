@@ -178,7 +178,21 @@ export interface FdBridge {
  * cryo), in order. Returns the number of pages written.
  */
 export function dumpPages(rem: Remote, bridge: FdBridge, fileFd: number, runs: PageRun[], vmas: VmaEntry[]): number {
-  return transfer(rem, bridge, fileFd, runs, vmas, true);
+  const tagged = tagReadable(runs, vmas);
+  const fast = tagged.filter((r) => r.readable);
+  const slow = tagged.filter((r) => !r.readable);
+  const tfd = fast.length ? bridge.taskFd(fileFd) : null;
+  if (tfd === null) {
+    slow.push(...fast);
+  } else {
+    try {
+      remoteVectorIo(rem, true, tfd, pieces(fast));
+    } finally {
+      bridge.closeTaskFd(tfd);
+    }
+  }
+  if (slow.length) copyThrough(rem.pid, true, fileFd, slow);
+  return tagged.reduce((s, r) => s + r.nrPages, 0);
 }
 
 /**
@@ -207,7 +221,7 @@ export function restorePages(rem: Remote, bridge: FdBridge, fileFd: number, runs
   return tagged.reduce((s, r) => s + r.nrPages, 0);
 }
 
-const UFFD_WINDOW = 64 << 20; // bytes of the image mapped into cryo at a time
+const UFFD_WINDOW = 16 << 20; // bytes of the image mapped into cryo at a time
 
 /** UFFDIO_COPY the runs into the task; false (nothing done) if userfaultfd is unavailable. */
 function uffdFill(rem: Remote, fileFd: number, runs: Array<PageRun & { off: number }>, vmas: VmaEntry[]): boolean {
@@ -255,21 +269,3 @@ function uffdFill(rem: Remote, fileFd: number, runs: Array<PageRun & { off: numb
   return true;
 }
 
-function transfer(rem: Remote, bridge: FdBridge, fileFd: number, runs: PageRun[], vmas: VmaEntry[], write: boolean, fileStart = 0): number {
-  const tagged = tagReadable(runs, vmas).map((r) => ({ ...r, off: r.off + fileStart }));
-  const fast = tagged.filter((r) => r.readable);
-  const slow = tagged.filter((r) => !r.readable);
-  let tfd: bigint | null = fast.length ? bridge.taskFd(fileFd) : null;
-  if (tfd === null) {
-    slow.push(...fast);
-  } else {
-    try {
-      remoteVectorIo(rem, write, tfd, pieces(fast));
-    } finally {
-      bridge.closeTaskFd(tfd);
-      tfd = null;
-    }
-  }
-  if (slow.length) copyThrough(rem.pid, write, fileFd, slow);
-  return tagged.reduce((s, r) => s + r.nrPages, 0);
-}

@@ -1,7 +1,7 @@
 // Rebuilding one task inside a stopped copy of the seed: address space, memory
 // contents, files, and per-task state. Registers and detach come last (restore.ts).
 import { readFileSync, writeFileSync } from 'node:fs';
-import { NR, PR, O } from '../sys/index.js';
+import { NR, PR, O, F } from '../sys/index.js';
 import {
   PE_PRESENT, VMA_ANON_SHARED, type CoreEntry, type MmEntry, type FdinfoEntry, type FileEntry, type FsEntry,
   type PagemapEntry, type PstreeEntry,
@@ -127,11 +127,9 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
 export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h: Handles): void {
   const fds = img.fdinfo ?? [];
   const top = fds.reduce((m, f) => Math.max(m, f.fd), 2) + 1;
-  if (h.cryoPidfd <= BigInt(top) + 8n || true) {
-    const moved = rem.call('fcntl(F_DUPFD)', NR.fcntl, h.cryoPidfd, 1030 /* F_DUPFD_CLOEXEC */, top + 16);
-    h.cryoPidfd = moved;
-  }
-  // close_range everything below the pidfd and above it.
+  // Out of the way of every fd the task will own; the old number goes below.
+  h.cryoPidfd = rem.call('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, h.cryoPidfd, F.DUPFD_CLOEXEC, top);
+  // Everything inherited from the seed but the pidfd goes.
   rem.call('close_range', NR.close_range, 0, h.cryoPidfd - 1n, 0);
   rem.call('close_range', NR.close_range, h.cryoPidfd + 1n, 0xffffffffn, 0);
   for (const f of fds) {

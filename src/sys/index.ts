@@ -3,8 +3,8 @@ export * from './nr.js';
 export * from './regs.js';
 export * as ptrace from './ptrace.js';
 export {
-  addressOf, syscall, trySyscall, waitpid, posixSpawn, kill, pidfdOpen, pidfdGetfd,
-  memfdCreate, prctl, getRobustList, kcmp, processVmRead, processVmWrite,
+  addressOf, syscall, trySyscall, waitpid, kill, pidfdOpen, pidfdGetfd,
+  memfdCreate, prctl, getRobustList, kcmp, processVmRead,
 } from './libc.js';
 export * from './wait.js';
 export type { Arg } from './libc.js';

@@ -9,9 +9,6 @@ const rawSyscall = libc.func(
   'long syscall(long nr, uint64 a, uint64 b, uint64 c, uint64 d, uint64 e, uint64 f)',
 );
 const rawWaitpid = libc.func('int waitpid(int pid, void *status, int options)');
-const rawSpawn = libc.func(
-  'int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)',
-);
 
 export type Arg = number | bigint;
 
@@ -61,14 +58,6 @@ export function waitpid(pid: number, flags: number): { pid: number; status: numb
   }
 }
 
-/** posix_spawn(3) of `path`; stdio and other fds without FD_CLOEXEC are inherited. */
-export function posixSpawn(path: string, argv: string[], env: string[]): number {
-  const out = [0];
-  const r = rawSpawn(out, path, null, null, [...argv, null], [...env, null]) as number;
-  if (r !== 0) throw new SysError('posix_spawn', r, path);
-  return out[0]!;
-}
-
 export function kill(pid: number, sig: number): void {
   syscall('kill', NR.kill, pid, sig);
 }
@@ -113,13 +102,4 @@ export function processVmRead(pid: number, buf: Uint8Array, remote: bigint, len 
   iov.writeBigUInt64LE(remote, 16);
   iov.writeBigUInt64LE(BigInt(len), 24);
   return syscall('process_vm_readv', NR.process_vm_readv, pid, addressOf(iov), 1, addressOf(iov) + 16n, 1, 0);
-}
-
-export function processVmWrite(pid: number, buf: Uint8Array, remote: bigint, len = buf.length): number {
-  const iov = Buffer.alloc(32);
-  iov.writeBigUInt64LE(addressOf(buf), 0);
-  iov.writeBigUInt64LE(BigInt(len), 8);
-  iov.writeBigUInt64LE(remote, 16);
-  iov.writeBigUInt64LE(BigInt(len), 24);
-  return syscall('process_vm_writev', NR.process_vm_writev, pid, addressOf(iov), 1, addressOf(iov) + 16n, 1, 0);
 }

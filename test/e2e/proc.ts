@@ -8,22 +8,13 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { __WALL, WNOHANG, decodeWaitStatus, setChildSubreaper, waitpid, syscall, NR, F, FD_CLOEXEC } from '../../src/sys/index.js';
+import { __WALL, WNOHANG, decodeWaitStatus, setChildSubreaper, waitpid, closeOnExecInherited } from '../../src/sys/index.js';
 
 setChildSubreaper();
 
 // Targets must start with stdio only: fds this test process inherited from whoever
 // started it (a CI runner's pipes, say) would otherwise leak into them.
-for (const name of fs.readdirSync('/proc/self/fd')) {
-  const fd = Number(name);
-  if (fd <= 2) continue;
-  try {
-    const fl = syscall('fcntl', NR.fcntl, fd, F.GETFD);
-    if (!(fl & FD_CLOEXEC)) syscall('fcntl', NR.fcntl, fd, F.SETFD, fl | FD_CLOEXEC);
-  } catch {
-    /* closed meanwhile (the readdir's own fd) */
-  }
-}
+closeOnExecInherited();
 
 export { WNOHANG, __WALL, decodeWaitStatus, waitpid };
 

@@ -1,0 +1,276 @@
+// What the `cryo check` probes share: constants, small helpers, and Kerndat, the
+// facts found out once per run (CRIU's kerndat): one seed child driven over
+// ptrace, the userfaultfd feature mask, the capability set.
+import { closeSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
+import {
+  NR, O, PR, PTRACE, PTRACE_O, NT_X86_XSTATE, ENOSYS, EPERM, errnoName, SysError, addressOf, trySyscall, ptrace,
+} from '../sys/index.js';
+import { spawnSeed } from '../restore/seed.js';
+import { killAndReap } from '../restore/tree.js';
+import { findSyscallInsn, waitForStop } from '../tracer/seize.js';
+import { Remote } from '../tracer/remote.js';
+
+
+// x86_64 numbers that src/sys/nr.ts does not list (yet); used only by probes here.
+export const NR_MORE = {
+  flock: 73, epoll_ctl: 233, timerfd_create: 283, epoll_create1: 291, userfaultfd: 323,
+  move_mount: 429, openat2: 437,
+} as const;
+
+export const CAP_SYS_PTRACE = 19;
+export const CAP_SYS_ADMIN = 21;
+export const CAP_AUDIT_CONTROL = 30;
+export const CAP_CHECKPOINT_RESTORE = 40;
+
+export const KCMP_FILE = 0;
+export const KCMP_EPOLL_TFD = 7;
+export const MFD_CLOEXEC = 1;
+export const MFD_HUGETLB = 4;
+export const LOCK_SH = 1;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLLIN = 1;
+export const CLOCK_MONOTONIC = 1;
+export const TFD_IOC_SET_TICKS = 0x40085400; // _IOW('T', 0, u64)
+export const ARCH_MAP_VDSO_64 = 0x2003;
+export const MOVE_MOUNT_SET_GROUP = 0x100;
+export const PR_TIMER_CREATE_RESTORE_IDS = 77;
+export const PR_TIMER_CREATE_RESTORE_IDS_GET = 2;
+export const PM_SOFT_DIRTY = 1n << 55n;
+export const PR_SET_MM_MAP_STRUCT_SIZE = 104;
+
+export const UFFD_API = 0xaan;
+export const UFFDIO_API = 0xc018aa3f; // _IOWR(0xAA, 0x3F, struct uffdio_api)
+export const USERFAULTFD_IOC_NEW = 0xaa00; // _IO(0xAA, 0x00) on /dev/userfaultfd
+export const UFFD_USER_MODE_ONLY = 1;
+// CRIU's NEED_UFFD_API_FEATURES: EVENT_FORK | EVENT_REMAP | EVENT_REMOVE | EVENT_UNMAP.
+export const UFFD_NONCOOP = (1n << 1n) | (1n << 2n) | (1n << 3n) | (1n << 6n);
+
+/** required: cryo cannot dump or restore without it; extra/experimental: CRIU's categories 2 and 3. */
+export type FeatureKind = 'required' | 'extra' | 'experimental';
+
+/** One row of the feature table. */
+export interface Feature {
+  readonly name: string;
+  /** What cryo (or CRIU) uses it for. */
+  readonly description: string;
+  readonly kind: FeatureKind;
+  /**
+   * Probe the feature for real. Returns whether it is there and never throws; the
+   * reason a feature is missing is left in `k.why`.
+   */
+  readonly probe: (k: Kerndat) => boolean;
+  /** The line printed when it is missing (CRIU's wording where CRIU has one). */
+  readonly missing: string;
+  /** Log level of that line in an --extra run: CRIU uses pr_err for some. */
+  readonly level: 'error' | 'warn';
+  /** Set when cryo does not implement what this feature is for: then it is never probed. */
+  readonly notImplemented?: string;
+}
+
+/** A probe's outcome, for `cryo check`, `--feature` and the RPC FEATURE_CHECK request. */
+export interface FeatureResult {
+  readonly name: string;
+  readonly description: string;
+  readonly kind: FeatureKind;
+  /** False for features cryo does not implement (reported as missing, not probed). */
+  readonly implemented: boolean;
+  readonly ok: boolean;
+  /** Why it is missing: the feature's message, then what the probe found in parentheses. */
+  readonly detail?: string;
+}
+
+/** Outcome of one step of a shared probe. */
+export interface Step {
+  ok: boolean;
+  why?: string;
+}
+
+export interface SeedFacts {
+  seize: Step;
+  xstate: Step;
+  sigmask: Step;
+  peeksiginfo: Step;
+  rseq: Step;
+  suspendSeccomp: Step;
+  remote: Step;
+  seccompFilter: Step;
+}
+
+export function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export function step(fn: () => boolean | string | void): Step {
+  try {
+    const r = fn();
+    if (r === undefined || r === true) return { ok: true };
+    return { ok: false, why: r === false ? undefined : r };
+  } catch (e) {
+    return { ok: false, why: describe(e) };
+  }
+}
+
+export function errname(neg: number): string {
+  return errnoName(-neg);
+}
+
+/** Close an fd of ours; never throws. */
+export function closeFd(fd: number): void {
+  if (fd < 0) return;
+  try {
+    closeSync(fd);
+  } catch {
+    /* already gone */
+  }
+}
+
+/**
+ * The per-run cache of what several probes share (CRIU's kdat). Nothing here
+ * outlives the run: the seed child is gone before seed() returns.
+ */
+export class Kerndat {
+  /** Why a probe said no, by feature name. */
+  readonly why = new Map<string, string>();
+  private seedFacts?: SeedFacts;
+  private uffd?: { features: bigint } | { error: string };
+  private caps?: bigint;
+
+  /** Effective capabilities of this process (CapEff of /proc/self/status). */
+  capEff(): bigint {
+    if (this.caps === undefined) {
+      const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+      this.caps = m ? BigInt('0x' + m[1]) : 0n;
+    }
+    return this.caps;
+  }
+
+  hasCap(cap: number): boolean {
+    return (this.capEff() & (1n << BigInt(cap))) !== 0n;
+  }
+
+  /**
+   * Start a seed child, seize it and try each ptrace request cryo uses on it, then
+   * a remote syscall and a seccomp filter dump; kill and reap it. Done once.
+   */
+  seed(): SeedFacts {
+    if (this.seedFacts !== undefined) return this.seedFacts;
+    const no = (why: string): Step => ({ ok: false, why });
+    let pid = -1;
+    try {
+      pid = spawnSeed(0, false);
+    } catch (e) {
+      const s = no(`cannot start a child to trace: ${describe(e)}`);
+      return (this.seedFacts = {
+        seize: s, xstate: s, sigmask: s, peeksiginfo: s, rseq: s, suspendSeccomp: s, remote: s, seccompFilter: s,
+      });
+    }
+    try {
+      const base = PTRACE_O.TRACESYSGOOD | PTRACE_O.EXITKILL;
+      const seize = step(() => {
+        ptrace.seize(pid, base);
+        ptrace.interrupt(pid);
+        waitForStop(pid);
+      });
+      const notStopped = no(`the child could not be seized: ${seize.why ?? ''}`);
+      if (!seize.ok) {
+        return (this.seedFacts = {
+          seize, xstate: notStopped, sigmask: notStopped, peeksiginfo: notStopped, rseq: notStopped,
+          suspendSeccomp: notStopped, remote: notStopped, seccompFilter: notStopped,
+        });
+      }
+      const xstate = step(() => {
+        const n = ptrace.getRegset(pid, NT_X86_XSTATE, Buffer.alloc(1 << 16));
+        // The legacy FXSAVE area (512 bytes) and the XSAVE header (64) at least.
+        return n >= 576 || `PTRACE_GETREGSET NT_X86_XSTATE returned only ${n} bytes`;
+      });
+      const sigmask = step(() => {
+        const m = ptrace.getSigmask(pid);
+        ptrace.setSigmask(pid, m | (1n << 9n)); // SIGUSR1 (bit 9) blocked for a moment
+        const changed = ptrace.getSigmask(pid);
+        ptrace.setSigmask(pid, m);
+        return (changed === (m | (1n << 9n)) && ptrace.getSigmask(pid) === m) || 'PTRACE_SETSIGMASK did not take';
+      });
+      const peeksiginfo = step(() => {
+        ptrace.peekSiginfo(pid, false, 0, 1);
+        ptrace.peekSiginfo(pid, true, 0, 1);
+      });
+      const rseq = step(() => {
+        const c = ptrace.getRseqConfig(pid);
+        return c.flags === 0 || `PTRACE_GET_RSEQ_CONFIGURATION reports flags ${c.flags}`;
+      });
+      const suspendSeccomp = step(() => {
+        try {
+          ptrace.setOptions(pid, base | PTRACE_O.SUSPEND_SECCOMP);
+        } catch (e) {
+          if (SysError.is(e, 'EINVAL')) return false;
+          throw e;
+        }
+        ptrace.setOptions(pid, base);
+      });
+      let rem: Remote | undefined;
+      const remote = step(() => {
+        rem = new Remote(pid, { syscallIp: findSyscallInsn(pid) });
+        const got = rem.callRaw(NR.getpid);
+        return got === BigInt(pid) || `a remote getpid() returned ${got}`;
+      });
+      const seccompFilter = step(() => {
+        if (rem === undefined) return `needs remote syscalls: ${remote.why ?? ''}`;
+        // One BPF instruction: ret SECCOMP_RET_ALLOW.
+        const insn = Buffer.alloc(8);
+        insn.writeUInt16LE(0x06, 0);
+        insn.writeUInt32LE(0x7fff0000, 4);
+        const insnAddr = rem.put(insn, 0);
+        const prog = Buffer.alloc(16);
+        prog.writeUInt16LE(1, 0);
+        prog.writeBigUInt64LE(insnAddr, 8);
+        const progAddr = rem.put(prog, 64);
+        rem.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        rem.call('prctl(PR_SET_SECCOMP)', NR.prctl, PR.SET_SECCOMP, 2, progAddr);
+        const n = trySyscall(NR.ptrace, PTRACE.SECCOMP_GET_FILTER, pid, 0, 0);
+        if (n === 1) return true;
+        return `PTRACE_SECCOMP_GET_FILTER gave ${n < 0 ? errname(n) : n}`;
+      });
+      try {
+        rem?.mem.close();
+      } catch {
+        /* closed */
+      }
+      return (this.seedFacts = { seize, xstate, sigmask, peeksiginfo, rseq, suspendSeccomp, remote, seccompFilter });
+    } finally {
+      killAndReap(pid);
+    }
+  }
+
+  /** The userfaultfd feature mask (UFFDIO_API), or why there is none. */
+  uffdFeatures(): { features: bigint } | { error: string } {
+    if (this.uffd !== undefined) return this.uffd;
+    const flags = O.CLOEXEC | O.NONBLOCK;
+    let fd = trySyscall(NR_MORE.userfaultfd, flags);
+    if (fd === -EPERM) fd = trySyscall(NR_MORE.userfaultfd, flags | UFFD_USER_MODE_ONLY);
+    if (fd === -EPERM && existsSync('/dev/userfaultfd')) {
+      let dev = -1;
+      try {
+        dev = openSync('/dev/userfaultfd', constants.O_RDWR | O.CLOEXEC);
+        fd = trySyscall(NR.ioctl, dev, USERFAULTFD_IOC_NEW, flags);
+      } catch {
+        /* keep EPERM */
+      } finally {
+        closeFd(dev);
+      }
+    }
+    if (fd < 0) {
+      return (this.uffd = {
+        error: fd === -ENOSYS ? 'the kernel has no userfaultfd' : `userfaultfd() failed with ${errname(fd)}`,
+      });
+    }
+    try {
+      const api = Buffer.alloc(24);
+      api.writeBigUInt64LE(UFFD_API, 0);
+      const r = trySyscall(NR.ioctl, fd, UFFDIO_API, addressOf(api));
+      if (r < 0) return (this.uffd = { error: `UFFDIO_API failed with ${errname(r)}` });
+      return (this.uffd = { features: api.readBigUInt64LE(8) });
+    } finally {
+      closeFd(fd);
+    }
+  }
+}
