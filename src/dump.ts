@@ -5,9 +5,10 @@ import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
   ImageDir, create, PstreeEntrySchema, InventoryEntrySchema, StatsEntrySchema, DumpStatsEntrySchema,
-  Lsmtype, type TaskKobjIdsEntry,
+  Lsmtype, SeccompEntrySchema, type TaskKobjIdsEntry,
 } from './images/index.js';
 import { FileTable } from './objects/files/table.js';
+import { SeccompTable } from './objects/seccomp.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
 import { dumpTask, dumpZombie, taskIds, type DumpState } from './dump/task.js';
 import { TaskGoneError } from './tracer/remote.js';
@@ -38,7 +39,7 @@ export async function runDump(ctx: Context): Promise<number> {
   const tasks = freezeTree(root, log);
   const tFrozen = performance.now();
   const st: DumpState = {
-    dir, files: new FileTable(), nextPagesId: 1, nextObjId: 1, nsIds: new Map(), shmemDone: new Set(),
+    dir, files: new FileTable(), nextPagesId: 1, nextObjId: 1, nsIds: new Map(), shmemDone: new Set(), seccomp: new SeccompTable(),
     stats: { pagesScanned: 0n, pagesWritten: 0n, memdumpUs: 0, memwriteUs: 0 },
   };
   try {
@@ -56,6 +57,7 @@ export async function runDump(ctx: Context): Promise<number> {
     writeTreeImages(tasks, st, idsOf.get(root)!);
     dir.write('files', st.files.entries);
     if (st.files.ttyInfos.length) dir.write('ttyInfo', st.files.ttyInfos);
+    if (st.seccomp.filters.length) dir.write('seccomp', [create(SeccompEntrySchema, { seccompFilters: st.seccomp.filters })]);
     const tDone = performance.now();
     dir.write('stats', [create(StatsEntrySchema, {
       dump: create(DumpStatsEntrySchema, {

@@ -4,13 +4,14 @@
 import { closeSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
-import { ImageDir, ImageError, TASK_ZOMBIE, VMA_ANON_SHARED, type PstreeEntry, type FileEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry } from './images/index.js';
+import { ImageDir, ImageError, TASK_ZOMBIE, VMA_ANON_SHARED, type PstreeEntry, type FileEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter } from './images/index.js';
 import { CLONE, NR, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { startRoot, cloneTask, killAndReap, buildTree } from './restore/tree.js';
 import { restoreTimers } from './objects/timers.js';
+import { restoreSeccomp } from './objects/seccomp.js';
 import {
   restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
   type TaskImages, type RestoreShared, type Handles,
@@ -21,6 +22,7 @@ const THREAD_FLAGS = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.T
 
 interface Loaded {
   tasks: TaskImages[];
+  seccomp: SeccompFilter[];
   files: Map<number, FileEntry>;
   ttyInfos: Map<number, TtyInfoEntry>;
 }
@@ -57,7 +59,8 @@ function loadImages(dir: ImageDir): Loaded {
       fs: dir.readOne('fs', p.pid),
     };
   });
-  return { tasks, files, ttyInfos };
+  const seccomp = dir.tryRead('seccomp')?.[0]?.seccompFilters ?? [];
+  return { tasks, files, ttyInfos, seccomp };
 }
 
 /** `cryo restore`: returns the process exit code. */
@@ -127,6 +130,8 @@ export async function runRestore(ctx: Context): Promise<number> {
       restoreTimers(rem, t.core.tc?.timers);
       for (const x of threads) restoreThreadState(x.rem, t.pstree.pid, x.rem.pid, x.core);
       rem.call('close', NR.close, th.cryoPidfd);
+      // Filters before credentials: installing one needs root (or no_new_privs).
+      for (const x of threads) restoreSeccomp(x.rem, x.core.threadCore, loaded.seccomp);
       for (const x of threads) restoreThreadCreds(x.rem, x.core);
       restoreAfterCreds(rem, t);
       // The leader last: it owns the scratch memory the other threads borrow.

@@ -93,7 +93,8 @@ function seizeThreads(t: FrozenTask): void {
     if (fresh.length === 0) break;
     for (const tid of fresh) {
       try {
-        seizeThread(tid, PTRACE_O.TRACESYSGOOD);
+        // A seccomp filter of the task must not block the calls we make it do.
+        seizeThread(tid, PTRACE_O.TRACESYSGOOD | PTRACE_O.SUSPEND_SECCOMP);
       } catch (e) {
         if (e instanceof TaskGoneError && tid !== t.pid) continue; // a thread that just exited
         throw e;

@@ -18,6 +18,7 @@ import { dumpSigactions } from '../objects/sigactions.js';
 import { dumpCreds } from '../objects/creds.js';
 import { dumpPending } from '../objects/signals.js';
 import { dumpTimers } from '../objects/timers.js';
+import { dumpSeccomp, type SeccompTable } from '../objects/seccomp.js';
 import { dumpFds } from '../objects/files/fds.js';
 import type { FileTable } from '../objects/files/table.js';
 import { takeRemote, takeThreadRemote, type FrozenTask } from './freeze.js';
@@ -29,6 +30,8 @@ export interface DumpState {
   nextPagesId: number;
   nextObjId: number;
   nsIds: Map<string, number>;
+  /** seccomp.img: the filters of every thread. */
+  seccomp: SeccompTable;
   /** Shared anonymous memory objects already saved (by shmid). */
   shmemDone: Set<bigint>;
   stats: { pagesScanned: bigint; pagesWritten: bigint; memdumpUs: number; memwriteUs: number };
@@ -97,7 +100,7 @@ function makeBridge(rem: Remote): FdBridge & { done(): void } {
 }
 
 /** Per-thread state: registers, masks, pending signals, rseq, robust list, creds. */
-function dumpThread(t: FrozenTask, tid: number, log: Logger): { ti: ThreadInfoX86; tcore: ThreadCoreEntry; rem: Remote } {
+function dumpThread(t: FrozenTask, tid: number, st: DumpState, log: Logger): { ti: ThreadInfoX86; tcore: ThreadCoreEntry; rem: Remote } {
   const rem = takeThreadRemote(t, tid);
   const scratch = rem.scratch(4096);
   const readU64 = (off: number) => rem.mem.read(scratch + BigInt(off), 8).readBigUInt64LE(0);
@@ -130,6 +133,7 @@ function dumpThread(t: FrozenTask, tid: number, log: Logger): { ti: ThreadInfoX8
     schedPolicy: tstat.policy, schedPrio: tstat.rtPriority,
     blkSigset: rem.savedSigmask, sas, pdeathSig: pdeath, creds: dumpCreds(status, rem), comm,
     signalsP: dumpPending(tid, false), ...(rseqEntry ? { rseqEntry } : {}),
+    ...dumpSeccomp(tid, status, st.seccomp),
   });
   return { ti, tcore, rem };
 }
@@ -162,7 +166,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const stat = t.stat;
 
   for (const tid of t.threads) {
-    const th = dumpThread(t, tid, log);
+    const th = dumpThread(t, tid, st, log);
     const core: CoreEntry = tid === pid
       ? create(CoreEntrySchema, {
           mtype: CoreEntry_March.X86_64,

@@ -3,7 +3,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { NR, PR, O, F } from '../sys/index.js';
 import {
-  PE_PRESENT, VMA_ANON_SHARED, type CoreEntry, type MmEntry, type FdinfoEntry, type FileEntry, type FsEntry,
+  PE_PARENT, PE_LAZY, VMA_ANON_SHARED, isFieldSet, PagemapEntrySchema, type CoreEntry, type MmEntry, type FdinfoEntry, type FileEntry, type FsEntry,
   type PagemapEntry, type PstreeEntry,
 } from '../images/index.js';
 import { parseMaps } from '../proc/maps.js';
@@ -41,6 +41,11 @@ export interface RestoreShared extends RestoreFilesEnv {
 }
 
 const SCRATCH = 256 * 1024;
+
+/** Pages in a pagemap entry: nr_pages (CRIU 3.16+), else the old 32-bit field. */
+function runPages(r: PagemapEntry): number {
+  return Number(isFieldSet(r, PagemapEntrySchema.field.nrPages) ? r.nrPages : BigInt(r.compatNrPages));
+}
 
 /** Where the inherited cryo pidfd lives in every restored task while we build it. */
 export interface Handles {
@@ -84,8 +89,8 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
   if (img.pagemap && img.pagemap.runs.length) {
     const fd = sh.pagesFd(img.pagemap.pagesId);
     const runs = img.pagemap.runs.map((r) => {
-      if (!(r.flags === undefined || r.flags & PE_PRESENT)) throw new Error('pagemap entries from a parent image are not supported yet');
-      return { vaddr: r.vaddr, nrPages: Number(r.nrPages ?? BigInt(r.compatNrPages)) };
+      if (r.flags & (PE_PARENT | PE_LAZY)) throw new Error('pagemap entries from a parent image or lazy pages are not supported yet');
+      return { vaddr: r.vaddr, nrPages: runPages(r) };
     });
     restorePages(rem, bridgeFor(rem, h), fd, runs, mm.vmas.filter(hasPrivatePages));
   }
@@ -96,7 +101,7 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
     const len = v.end - v.start;
     let fileOff = 0;
     for (const r of sm.runs) {
-      const n = Number(r.nrPages ?? BigInt(r.compatNrPages));
+      const n = runPages(r);
       const end = r.vaddr + BigInt(n) * 4096n;
       // The part of this run that falls inside this VMA's window of the object.
       const lo = r.vaddr > v.pgoff ? r.vaddr : v.pgoff;
@@ -190,7 +195,7 @@ export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared
 /** Per-thread state, run in the thread itself: name, rseq, robust list, tid address... */
 export function restoreThreadState(rem: Remote, tgid: number, tid: number, core: CoreEntry): void {
   const th = core.threadCore;
-  const comm = th?.comm ?? core.tc?.comm;
+  const comm = th?.comm || core.tc?.comm;
   if (comm !== undefined) rem.call('prctl(PR_SET_NAME)', NR.prctl, PR.SET_NAME, rem.put(Buffer.from(comm.slice(0, 15) + '\0')));
   if (th) {
     if (th.schedPolicy !== undefined) {

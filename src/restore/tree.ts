@@ -7,7 +7,8 @@ import { CryoError, type Logger } from '../context.js';
 import { TASK_ZOMBIE, type CoreEntry, type PstreeEntry } from '../images/index.js';
 import { spawnSeed } from './seed.js';
 
-export const RESTORE_PTRACE_OPTS = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK | PTRACE_O.EXITKILL;
+export const RESTORE_PTRACE_OPTS =
+  PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK | PTRACE_O.EXITKILL | PTRACE_O.SUSPEND_SECCOMP;
 
 /** clone3() with set_tid inside `parent`; returns the new task, stopped and seized. */
 export function cloneTask(parent: Remote, pid: number, flags: number): Remote {

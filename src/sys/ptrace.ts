@@ -1,5 +1,6 @@
 // ptrace(2) requests used by the tracer. Each throws SysError naming the request.
-import { addressOf, syscall, type Arg } from './libc.js';
+import { addressOf, syscall, trySyscall, type Arg } from './libc.js';
+import { SysError } from './errors.js';
 import { NR, PTRACE, NT_PRSTATUS } from './nr.js';
 import { Regs, USER_REGS_SIZE } from './regs.js';
 
@@ -116,4 +117,25 @@ export function peekSiginfo(pid: number, shared: boolean, off: number, nr: numbe
   const res: Buffer[] = [];
   for (let i = 0; i < n; i++) res.push(out.subarray(i * 128, (i + 1) * 128));
   return res;
+}
+
+/**
+ * PTRACE_SECCOMP_GET_FILTER: the BPF program of the thread's filter `index`
+ * (0 = the newest), or null past the oldest.
+ */
+export function seccompFilter(tid: number, index: number): Buffer | null {
+  const n = trySyscall(NR.ptrace, PTRACE.SECCOMP_GET_FILTER, tid, index, 0);
+  if (n === -2 /* ENOENT */) return null;
+  if (n < 0) throw new SysError(`ptrace(SECCOMP_GET_FILTER, ${tid})`, -n);
+  const b = Buffer.alloc(n * 8);
+  pt('SECCOMP_GET_FILTER', PTRACE.SECCOMP_GET_FILTER, tid, index, addressOf(b));
+  return b;
+}
+
+/** PTRACE_SECCOMP_GET_METADATA: the flags filter `index` was installed with. */
+export function seccompFilterFlags(tid: number, index: number): number {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64LE(BigInt(index), 0);
+  pt('SECCOMP_GET_METADATA', PTRACE.SECCOMP_GET_METADATA, tid, 16, addressOf(b));
+  return Number(b.readBigUInt64LE(8));
 }
