@@ -101,12 +101,19 @@ function createTimer(rem: Remote, t: PosixTimerEntry, withIds: boolean): void {
 export function restoreTimers(rem: Remote, timers: TaskTimersEntry | undefined): void {
   if (!timers) return;
   [timers.real, timers.virt, timers.prof].forEach((it, which) => {
-    if (!it || (it.vsec === 0n && it.vusec === 0n)) return;
+    if (!it) return;
+    let [vsec, vusec] = [it.vsec, it.vusec];
+    if (vsec === 0n && vusec === 0n) {
+      // Expired with its signal still pending (the kernel re-arms ITIMER_REAL
+      // only when SIGALRM is taken): the next period starts one interval on.
+      if (it.isec === 0n && it.iusec === 0n) return;
+      [vsec, vusec] = [it.isec, it.iusec];
+    }
     const v = Buffer.alloc(32);
     v.writeBigUInt64LE(it.isec, 0);
     v.writeBigUInt64LE(it.iusec, 8);
-    v.writeBigUInt64LE(it.vsec, 16);
-    v.writeBigUInt64LE(it.vusec, 24);
+    v.writeBigUInt64LE(vsec, 16);
+    v.writeBigUInt64LE(vusec, 24);
     rem.call('setitimer', NR.setitimer, which, rem.put(v), 0);
   });
   const posix = [...timers.posix].sort((a, b) => a.itId - b.itId);
@@ -118,12 +125,16 @@ export function restoreTimers(rem: Remote, timers: TaskTimersEntry | undefined):
     if (withIds) rem.callRaw(NR.prctl, PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0);
   }
   for (const t of posix) {
-    if (t.vsec === 0n && t.vnsec === 0n) continue; // disarmed
+    let [vsec, vnsec] = [t.vsec, t.vnsec];
+    if (vsec === 0n && vnsec === 0n) {
+      if (t.isec === 0n && t.insec === 0n) continue; // disarmed
+      [vsec, vnsec] = [t.isec, t.insec]; // expired, signal pending: as for itimers
+    }
     const its = Buffer.alloc(32);
     its.writeBigUInt64LE(t.isec, 0);
     its.writeBigUInt64LE(t.insec, 8);
-    its.writeBigUInt64LE(t.vsec, 16);
-    its.writeBigUInt64LE(t.vnsec, 24);
+    its.writeBigUInt64LE(vsec, 16);
+    its.writeBigUInt64LE(vnsec, 24);
     rem.call('timer_settime', NR.timer_settime, t.itId, 0, rem.put(its, 256), 0);
   }
 }

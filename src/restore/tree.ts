@@ -114,17 +114,44 @@ interface TreeTask {
  * it forks (its children inherit the session), and process groups are joined once
  * every task exists (a group's leader may be anywhere in the tree). Zombies exit
  * last, after taking their session and group.
+ *
+ * A session or group whose leader is gone (a daemon's double fork) gets a helper
+ * task with the leader's pid: it calls setsid() (or setpgid) and forks the task
+ * with CLONE_PARENT, so the task has its real parent and the old session; the
+ * helper then exits and its parent reaps it, as CRIU's helpers do.
  */
 export function buildTree(tasks: TreeTask[], rems: Map<number, Remote>, created: number[], log: Logger): void {
   const zombies = new Map<number, { rem: Remote; status: number }>();
+  const helpers: Array<{ rem: Remote; parent: Remote }> = [];
   const all = new Map<number, Remote>(rems);
+  const inTree = new Set(tasks.map((t) => t.pstree.pid));
+  const root = tasks[0]!.pstree;
+  // The root's session may be cryo's own (a shell job): that one needs no helper.
+  const external = new Set(root.sid === root.pid ? [] : [root.sid]);
+  const helperFor = new Map<number, Remote>();
   for (const t of tasks) {
     const rem = all.get(t.pstree.pid);
     if (!rem) throw new CryoError(`task ${t.pstree.pid}: its parent ${t.pstree.ppid} is not in the image`);
     if (t.pstree.sid === t.pstree.pid) rem.call('setsid', NR.setsid);
     if (t.core.tc?.taskState === TASK_ZOMBIE) continue; // a zombie has no children
     for (const c of tasks.filter((x) => x.pstree.ppid === t.pstree.pid)) {
-      const r = cloneTask(rem, c.pstree.pid, 0);
+      const sid = c.pstree.sid;
+      let forker = rem;
+      let flags = 0;
+      if (sid !== t.pstree.sid && sid !== c.pstree.pid && !inTree.has(sid) && !external.has(sid)) {
+        let h = helperFor.get(sid);
+        if (!h) {
+          h = cloneTask(rem, sid, 0);
+          created.push(sid);
+          h.call('setsid', NR.setsid);
+          helperFor.set(sid, h);
+          helpers.push({ rem: h, parent: rem });
+          log.debug(`helper ${sid} stands in for the gone leader of session ${sid}`);
+        }
+        forker = h;
+        flags = CLONE.PARENT; // the task's parent is t, its session the helper's
+      }
+      const r = cloneTask(forker, c.pstree.pid, flags);
       created.push(c.pstree.pid);
       all.set(c.pstree.pid, r);
       if (c.core.tc?.taskState === TASK_ZOMBIE) zombies.set(c.pstree.pid, { rem: r, status: c.core.tc.exitCode });
@@ -142,4 +169,25 @@ export function buildTree(tasks: TreeTask[], rems: Map<number, Remote>, created:
     if (r < 0n) log.warn(`task ${p.pid}: cannot join process group ${p.pgid} (errno ${-r})`);
   }
   for (const z of zombies.values()) becomeZombie(z.rem, z.status);
+  // Helpers go; the group they lead lives on while a member does.
+  for (const h of helpers) {
+    becomeZombie(h.rem, 0);
+    h.parent.call('wait4', NR.wait4, h.rem.pid, 0, 0, 0);
+  }
+  // Those exits queued SIGCHLDs the dumped tasks never had: drop every pending
+  // signal now (the dumped ones are queued again later, from the images).
+  for (const r of rems.values()) drainSignals(r);
+}
+
+const NR_rt_sigtimedwait = 128;
+
+/** Dequeue every pending signal of the task (shared and its own) without delay. */
+function drainSignals(rem: Remote): void {
+  const set = Buffer.alloc(8, 0xff);
+  const zero = Buffer.alloc(16);
+  const setAddr = rem.put(set, 0);
+  const tsAddr = rem.put(zero, 64);
+  for (let i = 0; i < 4096; i++) {
+    if (rem.callRaw(NR_rt_sigtimedwait, setAddr, 0, tsAddr, 8) < 0n) return; // EAGAIN: none left
+  }
 }

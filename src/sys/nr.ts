@@ -6,7 +6,7 @@ export const NR = {
   pread64: 17, pwrite64: 18, readv: 19, writev: 20, mremap: 25, madvise: 28, dup: 32,
   dup2: 33, pause: 34, nanosleep: 35, getitimer: 36, setitimer: 38, getpid: 39,
   socket: 41, sendmsg: 46, recvmsg: 47, clone: 56, fork: 57, exit: 60, kill: 62,
-  fcntl: 72, getcwd: 79, chdir: 80, fchdir: 81, umask: 95, getrlimit: 97, ptrace: 101,
+  wait4: 61, fcntl: 72, getcwd: 79, chdir: 80, fchdir: 81, umask: 95, getrlimit: 97, ptrace: 101,
   getuid: 102, getgid: 104, setuid: 105, setgid: 106, setpgid: 109, getppid: 110,
   setsid: 112, setgroups: 116, setresuid: 117, setresgid: 119, getpgid: 121, getsid: 124,
   capget: 125, capset: 126, sigaltstack: 131, personality: 135, setpriority: 141,
