@@ -4,8 +4,8 @@
 import { closeSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
-import { ImageDir, ImageError, TASK_ZOMBIE, VMA_ANON_SHARED, type PstreeEntry, type FileEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter } from './images/index.js';
-import { CLONE, NR, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
+import { ImageDir, ImageError, TASK_ZOMBIE, TASK_STOPPED, VMA_ANON_SHARED, type PstreeEntry, type FileEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter } from './images/index.js';
+import { CLONE, NR, SIG, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
@@ -145,6 +145,10 @@ export async function runRestore(ctx: Context): Promise<number> {
     if (opts.pidfile) writeFileSync(opts.pidfile, String(root));
     // Let everything go at once, children first so no parent runs ahead of them.
     for (const f of [...finals].reverse()) ptrace.detach(f.rem.pid, 0);
+    // Tasks that were stopped by job control stop again at once.
+    for (const t of loaded.tasks) {
+      if (t.core.tc?.taskState === TASK_STOPPED) kill(t.pstree.pid, t.core.tc.stopSigno || SIG.STOP);
+    }
   } catch (e) {
     for (const pid of [...created].reverse()) killAndReap(pid);
     for (const fd of [...pagesFds.values(), ...sh.opened.values()]) closeSync(fd);

@@ -12,6 +12,8 @@ export interface FrozenTask {
   stat: ProcStat;
   /** null for a zombie: it cannot be seized and has nothing but its exit code. */
   rem: Remote | null;
+  /** Stopped by job control when we came (the state before our seize). */
+  stopped: boolean;
   /** Every thread id, the leader first. */
   threads: number[];
   /** Remotes of the threads other than the leader, once taken. */
@@ -48,10 +50,10 @@ export function freezeTree(root: number, log: Logger): FrozenTask[] {
         continue; // a child that exited meanwhile
       }
       if (stat.state === 'Z') {
-        tasks.push({ pid, stat, rem: null, threads: [pid], threadRems: new Map(), parent, children: [] });
+        tasks.push({ pid, stat, rem: null, stopped: false, threads: [pid], threadRems: new Map(), parent, children: [] });
         continue;
       }
-      const t: FrozenTask = { pid, stat, rem: null, threads: [], threadRems: new Map(), parent, children: [] };
+      const t: FrozenTask = { pid, stat, rem: null, stopped: stat.state === 'T', threads: [], threadRems: new Map(), parent, children: [] };
       try {
         seizeThreads(t);
       } catch (e) {

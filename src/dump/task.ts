@@ -1,11 +1,11 @@
 // Dumping one task: everything per process (core, mm, pagemap, pages, fds, fs).
 import { closeSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { NR, PR, ptrace, getRobustList, O } from '../sys/index.js';
+import { NR, PR, SIG, ptrace, getRobustList, O } from '../sys/index.js';
 import {
   create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
   TaskKobjIdsEntrySchema, ThreadSasEntrySchema, RseqEntrySchema, TaskRlimitsEntrySchema, RlimitEntrySchema,
   MmEntrySchema, PagemapHeadSchema, PagemapEntrySchema,
-  FsEntrySchema, VMA_ANON_SHARED, TASK_ALIVE, TASK_ZOMBIE, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
+  FsEntrySchema, VMA_ANON_SHARED, TASK_ALIVE, TASK_STOPPED, TASK_ZOMBIE, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
 } from '../images/index.js';
 import { parseStat, parseStatus } from '../proc/stat.js';
 import type { Context, Logger } from '../context.js';
@@ -172,7 +172,9 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
           mtype: CoreEntry_March.X86_64,
           threadInfo: th.ti,
           tc: create(TaskCoreEntrySchema, {
-            taskState: TASK_ALIVE, exitCode: 0, personality, flags: stat.flags, blkSigset: th.rem.savedSigmask,
+            // A task stopped by job control stays stopped after restore (CRIU: stop_signo).
+            taskState: t.stopped ? TASK_STOPPED : TASK_ALIVE, exitCode: 0, personality, flags: stat.flags,
+            blkSigset: th.rem.savedSigmask, ...(t.stopped ? { stopSigno: SIG.STOP } : {}),
             comm, timers, rlimits: create(TaskRlimitsEntrySchema, { rlimits }), sigactions,
             childSubreaper: subreaper, signalsS: dumpPending(pid, true),
             oomScoreAdj: Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim()),

@@ -413,6 +413,13 @@ export class Session {
    * `restore -D DIR -d -v4 -o restore.log --pidfile FILE`: asserts success,
    * reads the pid file and returns the restored task (reaped by us).
    */
+  /** A restored task the test restored by hand: tracked and reaped like the others. */
+  adopt(pid: number, original: Target): Target {
+    const t = new Target(pid, `${original.label} (restored)`, original.logPath, original.exe, 'orphan');
+    this.targets.push(t);
+    return t;
+  }
+
   async restore(dir: string, original: Target, opts: { extra?: string[] } = {}): Promise<Target> {
     const pidfile = path.join(this.dir, `restore-${++this.seq}.pid`);
     const r = await this.cryo(['restore', '-D', dir, '-d', '-v4', '-o', 'restore.log', '--pidfile', pidfile, ...(opts.extra ?? [])]);
