@@ -14,11 +14,26 @@
 // and checks that the restored target is alive and that its memory is intact
 // (SIGUSR1: the target checks its pattern and exits 0 or 1).
 //
-// Options: --sizes 64,512,2048 (MiB)  --quick (64 MiB only)  --fs shm,disk
+// Then two shapes, in the first file system of --fs (a second table):
+//   tree      100 processes (bench/tree-target.c: a root, 9 children, 10
+//             grandchildren each, every one with 64 KiB of dirty private memory,
+//             waiting in sigsuspend)
+//   threads   one process with 100 threads (bench/threads-target.c: 99 workers
+//             in pthread_cond_wait, nanosleep loops, sigsuspend and sem_wait)
+// with freeze ms, frozen ms, dump and restore wall and in-cryo times; after the
+// restore it checks that the same 100 pids (ppid links in /proc/*/stat) or tids
+// (/proc/PID/task) are back, then SIGUSR1: the tree root signals its children,
+// they theirs, each checks its memory and parent and exits 0, each parent reaps
+// its children; the threads target checks that the sleepers still count, wakes
+// and joins every thread. Either exits 0 only if all were fine.
+//
+// Options: --only memory,tree,threads (default: all three)
+//          --sizes 64,512,2048 (MiB)  --quick (64 MiB only)  --fs shm,disk
 //          --shm-dir DIR  --disk-dir DIR  --cold (drop the page cache before
 //          each restore, so a disk restore reads the images from the disk)
 //          --runs N (default 3: each figure is the median of N runs; the first
 //          touch of fresh memory is slow on VMs, so single runs scatter)
+//          --keep-failed (keep the images dir, with cryo's logs, of a failed run)
 // MB = 10^6 bytes. Exits 1 if any run fails or a restored target's memory is bad.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -38,8 +53,10 @@ const CRYO_TIMEOUT_MS = 600_000;
 // ---------------------------------------------------------------------------
 // Options
 
+const KINDS = ['memory', 'tree', 'threads'];
+
 function parseArgs(argv) {
-  const o = { sizes: [64, 512, 2048], fs: ['shm', 'disk'], shmDir: '/dev/shm', diskDir: undefined, cold: false, runs: 3 };
+  const o = { sizes: [64, 512, 2048], fs: ['shm', 'disk'], shmDir: '/dev/shm', diskDir: undefined, cold: false, runs: 3, only: [...KINDS] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -57,6 +74,11 @@ function parseArgs(argv) {
     } else if (a.startsWith('--shm-dir')) o.shmDir = val();
     else if (a.startsWith('--disk-dir')) o.diskDir = val();
     else if (a === '--cold') o.cold = true;
+    else if (a === '--keep-failed') o.keepFailed = true;
+    else if (a.startsWith('--only')) {
+      o.only = val().split(',').map((s) => s.trim()).filter(Boolean);
+      if (o.only.length === 0 || o.only.some((k) => !KINDS.includes(k))) usage(`--only takes ${KINDS.join(', ')} (comma-separated)`);
+    }
     else if (a.startsWith('--runs')) {
       o.runs = Number(val());
       if (!Number.isInteger(o.runs) || o.runs < 1) usage('--runs takes a count >= 1');
@@ -69,7 +91,7 @@ function parseArgs(argv) {
 
 function usage(err) {
   if (err) console.error(`bench: ${err}`);
-  console.error('usage: node bench/bench.mjs [--sizes 64,512,2048] [--quick] [--fs shm,disk] [--shm-dir DIR] [--disk-dir DIR] [--cold] [--runs N]');
+  console.error('usage: node bench/bench.mjs [--only memory,tree,threads] [--sizes 64,512,2048] [--quick] [--fs shm,disk] [--shm-dir DIR] [--disk-dir DIR] [--cold] [--runs N] [--keep-failed]');
   process.exit(err ? 2 : 0);
 }
 
@@ -84,7 +106,7 @@ if (process.geteuid?.() !== 0) {
   process.exit(1);
 }
 if (spawnSync('gcc', ['--version'], { stdio: 'ignore' }).status !== 0) {
-  console.error('gcc not found: the benchmark compiles its target (bench/target.c). Install gcc (apt-get install gcc).');
+  console.error('gcc not found: the benchmark compiles its targets (bench/*.c). Install gcc (apt-get install gcc).');
   process.exit(1);
 }
 
@@ -264,6 +286,13 @@ function loggedMs(logFile, prefix) {
   return m ? Number(m[1]) : undefined;
 }
 
+/** The N of cryo's "<prefix> of N task(s)" summary line in its log. */
+function loggedTasks(logFile, prefix) {
+  const line = readOr(logFile).split('\n').findLast((l) => l.includes(prefix));
+  const m = line && / of (\d+) task/.exec(line);
+  return m ? Number(m[1]) : undefined;
+}
+
 // ---------------------------------------------------------------------------
 // File systems, space, memory
 
@@ -323,14 +352,28 @@ function plainWrite(dir, bytes) {
   return ms;
 }
 
-async function startTarget(exe, bytes, workDir, tag) {
+/** Images dirs of failed runs kept for --keep-failed (with dump.log and restore.log). */
+const kept = [];
+
+/** Removes a run's images dir, or keeps it (renamed, unique) when the run failed and --keep-failed is on. */
+function dropImages(images, ok) {
+  if (ok || !opts.keepFailed || !fs.existsSync(images)) {
+    fs.rmSync(images, { recursive: true, force: true });
+    return;
+  }
+  const to = `${images}-failed-${kept.length + 1}`;
+  fs.renameSync(images, to);
+  kept.push(to);
+}
+
+async function startTarget(exe, args, workDir, tag, what) {
   // A fresh file per run: READY from an earlier run must not count.
   const outFile = path.join(workDir, `${tag}.target.out`);
   fs.rmSync(outFile, { force: true });
   const fd = fs.openSync(outFile, 'a');
   let child;
   try {
-    child = spawn(exe, [String(bytes)], { cwd: workDir, detached: true, stdio: ['ignore', fd, fd] });
+    child = spawn(exe, args, { cwd: workDir, detached: true, stdio: ['ignore', fd, fd] });
   } finally {
     fs.closeSync(fd);
   }
@@ -339,7 +382,7 @@ async function startTarget(exe, bytes, workDir, tag) {
   const exited = new Promise((resolve) => child.once('exit', (code, sig) => resolve(sig ?? `exit ${code}`)));
   let how;
   void exited.then((h) => (how = h));
-  await waitFor(`the ${bytes / MiB} MiB target to print READY`, () => /^READY/m.test(readOr(outFile)), 120_000, () =>
+  await waitFor(`the ${what} target to print READY`, () => /^READY/m.test(readOr(outFile)), 120_000, () =>
     how ? `it ended (${how}): ${readOr(outFile).trim()}` : undefined,
   );
   return { pid: child.pid, child, exited, outFile };
@@ -352,9 +395,10 @@ async function benchOne(exe, sizeMiB, fsName, baseDir, workDir) {
 
   row.writeMs = plainWrite(baseDir, bytes);
 
-  const t = await startTarget(exe, bytes, workDir, tag);
+  const t = await startTarget(exe, [String(bytes)], workDir, tag, `${sizeMiB} MiB`);
   const images = path.join(baseDir, `images-${tag}`);
   fs.mkdirSync(images);
+  let done = false;
   try {
     // -- dump
     sync();
@@ -410,9 +454,10 @@ async function benchOne(exe, sizeMiB, fsName, baseDir, workDir) {
     if (!row.memoryOk) {
       row.error = `memory check failed: ${status.exited !== undefined ? `exit ${status.exited}` : `signal ${status.signaled}`}: ${said}`;
     }
+    done = true;
   } finally {
     if (live.has(t.pid)) await killAndReap(t.pid);
-    fs.rmSync(images, { recursive: true, force: true });
+    dropImages(images, done && !row.error);
   }
   return row;
 }
@@ -435,6 +480,183 @@ function median(runs) {
 }
 
 // ---------------------------------------------------------------------------
+// Shapes: a tree of 100 processes, a process of 100 threads
+
+/** pid -> ppid of every process in /proc (from /proc/PID/stat). */
+function ppidTable() {
+  const out = new Map();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const s = readOr(`/proc/${name}/stat`);
+    if (!s) continue;
+    out.set(Number(name), Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]));
+  }
+  return out;
+}
+
+/** root and every descendant of it, by the ppid links of /proc/STAR/stat. */
+function treeOf(root) {
+  const table = ppidTable();
+  if (!table.has(root)) return [];
+  const kids = new Map();
+  for (const [pid, ppid] of table) {
+    if (!kids.has(ppid)) kids.set(ppid, []);
+    kids.get(ppid).push(pid);
+  }
+  const out = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const p = queue.shift();
+    out.push(p);
+    queue.push(...(kids.get(p) ?? []));
+  }
+  return out;
+}
+
+/** The thread ids of pid. */
+function tidsOf(pid) {
+  try {
+    return fs.readdirSync(`/proc/${pid}/task`).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+const sameSet = (a, b) => a.length === b.length && [...a].sort((x, y) => x - y).every((v, i) => v === [...b].sort((x, y) => x - y)[i]);
+
+/** SIGKILLs every pid still there (root first) and reaps what is reparented to us. */
+async function killPids(pids) {
+  for (const p of pids) {
+    if (!exists(p)) continue;
+    if (!live.has(p)) live.set(p, null);
+    await killAndReap(p);
+  }
+}
+
+const SHAPES = {
+  tree: { what: '100-process tree', args: ['9', '10', String(64 * 1024)], count: 100, unit: 'processes' },
+  threads: { what: '100-thread', args: ['99'], count: 100, unit: 'threads' },
+};
+
+/** One dump + restore + check of the tree or threads target. */
+async function benchShape(kind, exe, fsName, baseDir, workDir) {
+  const shape = SHAPES[kind];
+  const tag = `${kind}-${fsName}`;
+  const row = { kind, fs: fsName, dir: baseDir, want: shape.count };
+  const members = (pid) => (kind === 'tree' ? treeOf(pid) : tidsOf(pid));
+
+  const t = await startTarget(exe, shape.args, workDir, tag, shape.what);
+  const images = path.join(baseDir, `images-${tag}`);
+  fs.mkdirSync(images);
+  let done = false;
+  let before = members(t.pid);
+  try {
+    row.before = before.length;
+    if (before.length !== shape.count) throw new Error(`the target has ${before.length} ${shape.unit} before the dump, want ${shape.count}`);
+    // Tree members other than the root: killed and reaped with the root on failure.
+    for (const p of before) if (p !== t.pid && kind === 'tree') live.set(p, null);
+
+    // -- dump
+    const d = await runCryo(['dump', '-t', String(t.pid), '-D', images, '-v4', '-o', 'dump.log'], workDir, `${tag}.dump`);
+    if (d.code !== 0) throw cryoFailure('dump', d, path.join(images, 'dump.log'));
+    row.dumpMs = d.ms;
+    row.dumpRssKiB = d.rssKiB;
+    row.dumpLoggedMs = loggedMs(path.join(images, 'dump.log'), 'dumped tree');
+    row.dumpTasks = loggedTasks(path.join(images, 'dump.log'), 'dumped tree');
+    const how = await Promise.race([t.exited, sleep(10_000, undefined, { ref: false }).then(() => undefined)]);
+    if (how === undefined) throw new Error(`pid ${t.pid} still runs 10 s after the dump (state ${procState(t.pid)})`);
+    // Every pid/tid must be gone (reaped: the children come to us) before the restore takes them again.
+    await waitFor(`pid ${t.pid} to leave /proc`, () => !exists(t.pid), 10_000);
+    live.delete(t.pid);
+    for (const p of before) {
+      if (p === t.pid) continue;
+      if (kind === 'tree') await reapOrphan(p, 10_000);
+      if (exists(p)) throw new Error(`${kind === 'tree' ? 'pid' : 'tid'} ${p} is still there 10 s after the dump (state ${procState(p)})`);
+    }
+
+    row.imageBytes = 0;
+    for (const f of fs.readdirSync(images)) if (!f.endsWith('.log')) row.imageBytes += fs.statSync(path.join(images, f)).size;
+    const dir = ImageDir.open(images, { write: false });
+    try {
+      const s = dir.readOne('stats', 'dump').dump;
+      row.freezingUs = s.freezingTime;
+      row.frozenUs = s.frozenTime;
+      row.memdumpUs = s.memdumpTime;
+      row.pagesWritten = Number(s.pagesWritten);
+    } finally {
+      dir.close();
+    }
+
+    // -- restore
+    const pidfile = path.join(workDir, `${tag}.pid`);
+    fs.rmSync(pidfile, { force: true });
+    const r = await runCryo(['restore', '-D', images, '-d', '--pidfile', pidfile, '-v4', '-o', 'restore.log'], workDir, `${tag}.restore`);
+    const rpid = Number(readOr(pidfile).trim());
+    if (rpid > 0 && exists(rpid)) live.set(rpid, null);
+    for (const p of before) if (p !== rpid && kind === 'tree' && exists(p)) live.set(p, null);
+    if (r.code !== 0) throw cryoFailure('restore', r, path.join(images, 'restore.log'));
+    row.restoreMs = r.ms;
+    row.restoreRssKiB = r.rssKiB;
+    row.restoreLoggedMs = loggedMs(path.join(images, 'restore.log'), 'restored tree');
+    row.restoreTasks = loggedTasks(path.join(images, 'restore.log'), 'restored tree');
+    if (rpid !== t.pid) throw new Error(`restored pid is ${rpid || '(none in the pid file)'}, the dumped one was ${t.pid}`);
+
+    // -- all back, with the same ids, none stopped or dead
+    let after = [];
+    await waitFor(`the ${shape.count} ${shape.unit} to be back`, () => (after = members(rpid)).length >= shape.count, 5_000).catch(() => {});
+    row.after = after.length;
+    if (!sameSet(after, before)) {
+      const lost = before.filter((p) => !after.includes(p));
+      const extra = after.filter((p) => !before.includes(p));
+      throw new Error(`after the restore ${after.length} ${shape.unit}, want the ${before.length} dumped; missing ${lost.slice(0, 10).join(' ') || '-'}, new ${extra.slice(0, 10).join(' ') || '-'}`);
+    }
+    const states = after.map((p) => (kind === 'tree' ? procState(p) : readOr(`/proc/${rpid}/task/${p}/stat`).split(') ')[1]?.[0]));
+    const badState = after.filter((_, i) => !states[i] || 'ZXTt'.includes(states[i]));
+    if (badState.length > 0) throw new Error(`restored ${shape.unit} not running: ${badState.slice(0, 10).map((p) => `${p} (${states[after.indexOf(p)] ?? 'gone'})`).join(', ')}`);
+    row.alive = true;
+
+    // -- the target's own check
+    const said0 = readOr(t.outFile);
+    process.kill(rpid, 'SIGUSR1');
+    const status = await reapOrphan(rpid, 60_000);
+    const said = readOr(t.outFile).slice(said0.length).trim();
+    if (status === undefined) throw new Error(`restored pid ${rpid} did not finish its check within 60 s: ${said}`);
+    row.checkOk = status.exited === 0;
+    row.check = said || JSON.stringify(status);
+    if (!row.checkOk) row.error = `check failed: ${status.exited !== undefined ? `exit ${status.exited}` : `signal ${status.signaled}`}: ${tailOf(said, 5)}`;
+    // Its children were reaped by their parents: none may be left.
+    await waitFor(`the restored ${shape.unit} to be gone`, () => before.every((p) => !exists(p)), 10_000).catch(() => {});
+    const left = before.filter((p) => exists(p));
+    if (left.length > 0 && !row.error) row.error = `${left.length} ${shape.unit} still there after the root exited: ${left.slice(0, 10).join(' ')}`;
+    done = true;
+  } finally {
+    if (kind === 'tree') before = [...new Set([...before, ...treeOf(t.pid)])];
+    await killPids(kind === 'tree' ? before : [t.pid]);
+    for (const p of before) live.delete(p);
+    dropImages(images, done && !row.error);
+  }
+  return row;
+}
+
+/** The median of every numeric figure of the runs of one shape. */
+function medianShape(runs) {
+  const ok = runs.filter((r) => r.dumpMs !== undefined && r.restoreMs !== undefined);
+  const err = runs.find((r) => r.error);
+  const out = { kind: runs[0].kind, fs: runs[0].fs, dir: runs[0].dir, want: runs[0].want, runs: runs.length };
+  if (err) out.error = err.error;
+  if (ok.length === 0) return { ...out, runsDetail: runs };
+  for (const k of Object.keys(ok[0])) {
+    const vals = ok.map((r) => r[k]).filter((v) => typeof v === 'number').sort((a, b) => a - b);
+    if (vals.length > 0 && out[k] === undefined) out[k] = vals.length % 2 ? vals[vals.length >> 1] : (vals[vals.length / 2 - 1] + vals[vals.length / 2]) / 2;
+  }
+  out.after = Math.min(...ok.map((r) => r.after ?? 0));
+  out.checkOk = runs.every((r) => r.checkOk === true);
+  out.check = ok[0].check;
+  out.runsDetail = runs;
+  return out;
+}
+
+// ---------------------------------------------------------------------------
 // Main
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cryo-bench-'));
@@ -450,12 +672,20 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 const rows = [];
+const shapeRows = [];
 const notes = [];
 let failed = false;
 try {
-  const exe = path.join(work, 'target');
-  const cc = spawnSync('gcc', ['-O2', '-Wall', '-o', exe, path.join(ROOT, 'bench/target.c')], { encoding: 'utf8' });
-  if (cc.status !== 0) throw new Error(`gcc bench/target.c failed:\n${cc.stderr}`);
+  const compile = (src, extra = []) => {
+    const exe = path.join(work, path.basename(src, '.c'));
+    const cc = spawnSync('gcc', ['-O2', '-Wall', ...extra, '-o', exe, path.join(ROOT, src)], { encoding: 'utf8' });
+    if (cc.status !== 0) throw new Error(`gcc ${src} failed:\n${cc.stderr}`);
+    return exe;
+  };
+  const exe = opts.only.includes('memory') ? compile('bench/target.c') : undefined;
+  const shapeExe = {};
+  if (opts.only.includes('tree')) shapeExe.tree = compile('bench/tree-target.c');
+  if (opts.only.includes('threads')) shapeExe.threads = compile('bench/threads-target.c', ['-pthread']);
 
   const fsDirs = [];
   for (const name of opts.fs) {
@@ -477,7 +707,7 @@ try {
   console.log(`  THP: ${readOr('/sys/kernel/mm/transparent_hugepage/enabled').trim()}; restore ${opts.cold ? 'cold (page cache dropped)' : 'warm (images in the page cache)'}; peak RSS via ${TIME_BIN ? '/usr/bin/time' : 'VmHWM polling'}`);
   console.log('');
 
-  for (const sizeMiB of opts.sizes) {
+  for (const sizeMiB of exe ? opts.sizes : []) {
     for (const f of fsDirs) {
       if (interrupted) break;
       const bytes = sizeMiB * MiB;
@@ -516,13 +746,43 @@ try {
       rows.push(row);
     }
   }
+
+  // The tree and threads targets: small images, on the first file system only.
+  const f0 = fsDirs[0];
+  for (const kind of Object.keys(shapeExe)) {
+    if (interrupted || !f0) break;
+    process.stdout.write(`${kind.padStart(9)} on ${f0.name.padEnd(4)} ...`);
+    const runs = [];
+    let atLineStart = false;
+    for (let i = 0; i < opts.runs && !interrupted; i++) {
+      try {
+        const row = await benchShape(kind, shapeExe[kind], f0.name, f0.base, work);
+        runs.push(row);
+        process.stdout.write(row.error ? ` FAILED: ${row.error}` : ` ok`);
+        atLineStart = false;
+      } catch (e) {
+        if (interrupted) break;
+        runs.push({ kind, fs: f0.name, dir: f0.base, want: SHAPES[kind].count, error: e.message });
+        process.stdout.write(` FAILED:\n${e.message.replace(/^/gm, '    ')}\n`);
+        atLineStart = true;
+      }
+    }
+    if (runs.length === 0) break;
+    const row = medianShape(runs);
+    if (row.error) failed = true;
+    if (!row.error) console.log(` (${row.check})`);
+    else if (!atLineStart) console.log('');
+    shapeRows.push(row);
+  }
 } catch (e) {
   failed = true;
   console.error(`bench: ${e.stack ?? e}`);
 } finally {
   await cleanupAll();
-  for (const b of bases) fs.rmSync(b, { recursive: true, force: true });
-  fs.rmSync(work, { recursive: true, force: true });
+  for (const b of bases) if (!kept.some((k) => k.startsWith(`${b}/`))) fs.rmSync(b, { recursive: true, force: true });
+  // Kept images name the targets compiled into work: keep them too, to restore by hand.
+  if (kept.length === 0) fs.rmSync(work, { recursive: true, force: true });
+  else notes.push(`kept ${work} (the compiled targets and their output) for the kept images`);
 }
 
 // ---------------------------------------------------------------------------
@@ -555,17 +815,47 @@ const cols = [
 function fix(v, div, digits) {
   return v === undefined || Number.isNaN(v) ? '-' : (v / div).toFixed(digits);
 }
-const cells = rows.map((r) => cols.map(([, f]) => f(r)));
-const widths = cols.map(([h], i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-console.log('');
-console.log(cols.map(([h], i) => h.padStart(widths[i])).join('  '));
-for (const c of cells) console.log(c.map((v, i) => v.padStart(widths[i])).join('  '));
-console.log('');
-console.log('dump/restore s: wall time of `cryo dump` / `cryo restore -d`, node start-up included; in-cryo s: what cryo logs.');
-console.log('MB/s: image bytes / wall s (MB = 10^6 B); write: plain sequential write of the same number of bytes from a buffer that holds them, no fsync; ratio = dump MB/s / write MB/s.');
-console.log(`each figure: the median of ${opts.runs} run(s); MB/s from the median times.`);
-console.log('freeze ms: stats-dump freezing_time; frozen ms: frozen_time (the target was stopped this long).');
+function printTable(cols, rows) {
+  const cells = rows.map((r) => cols.map(([, f]) => f(r)));
+  const widths = cols.map(([h], i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  console.log(cols.map(([h], i) => h.padStart(widths[i])).join('  '));
+  for (const c of cells) console.log(c.map((v, i) => v.padStart(widths[i])).join('  '));
+}
+if (rows.length > 0) {
+  console.log('');
+  printTable(cols, rows);
+  console.log('');
+  console.log('dump/restore s: wall time of `cryo dump` / `cryo restore -d`, node start-up included; in-cryo s: what cryo logs.');
+  console.log('MB/s: image bytes / wall s (MB = 10^6 B); write: plain sequential write of the same number of bytes from a buffer that holds them, no fsync; ratio = dump MB/s / write MB/s.');
+}
+
+const shapeCols = [
+  ['target', (r) => `${r.want} ${SHAPES[r.kind].unit}`],
+  ['fs', (r) => r.fs],
+  ['freeze ms', (r) => fix(r.freezingUs, 1000, 1)],
+  ['frozen ms', (r) => fix(r.frozenUs, 1000, 0)],
+  ['dump ms', (r) => fix(r.dumpMs, 1, 0)],
+  ['in-cryo dump ms', (r) => fix(r.dumpLoggedMs, 1, 0)],
+  ['restore ms', (r) => fix(r.restoreMs, 1, 0)],
+  ['in-cryo restore ms', (r) => fix(r.restoreLoggedMs, 1, 0)],
+  ['images MB', (r) => fix(r.imageBytes, MB, 1)],
+  ['cryo RSS MB d/r', (r) => (r.dumpRssKiB ? `${fix(r.dumpRssKiB, 1024, 0)}/${fix(r.restoreRssKiB, 1024, 0)}` : '-')],
+  ['back', (r) => (r.after !== undefined ? `${r.after}/${r.want}` : '-')],
+  ['check', (r) => (r.error ? 'FAIL' : r.checkOk ? 'ok' : '-')],
+];
+if (shapeRows.length > 0) {
+  console.log('');
+  printTable(shapeCols, shapeRows);
+  console.log('');
+  console.log('dump/restore ms: wall time of `cryo dump` / `cryo restore -d`, node start-up included; in-cryo: what cryo logs ("dumped/restored tree ... in X ms").');
+  console.log('back: processes (ppid links in /proc/*/stat) or threads (/proc/PID/task) running after the restore, with the dumped ids; check: the target\'s own check on SIGUSR1 (memory, parents, sleepers, joins), exit 0.');
+}
+if (rows.length + shapeRows.length > 0) {
+  console.log(`each figure: the median of ${opts.runs} run(s)${rows.length > 0 ? '; MB/s from the median times' : ''}.`);
+  console.log('freeze ms: stats-dump freezing_time; frozen ms: frozen_time (the target was stopped this long).');
+}
 for (const n of notes) console.log(`note: ${n}`);
+for (const k of kept) console.log(`kept the images and logs of a failed run: ${k}`);
 
 const jsonPath = path.join(os.tmpdir(), `cryo-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 fs.writeFileSync(
@@ -576,6 +866,7 @@ fs.writeFileSync(
       host: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memBytes: os.totalmem(), kernel: os.release(), node: process.version },
       options: opts,
       rows,
+      shapes: shapeRows,
       notes,
     },
     null,

@@ -108,7 +108,8 @@ function injectFault(tasks: FrozenTask[]): void {
 
 function writeTreeImages(tasks: FrozenTask[], st: DumpState, rootIds: TaskKobjIdsEntry): void {
   st.dir.write('pstree', tasks.map((t) => create(PstreeEntrySchema, {
-    pid: t.pid, ppid: t.parent, pgid: t.stat.pgid, sid: t.stat.sid, threads: t.threads,
+    pid: t.ns.pid, ppid: tasks.find((p) => p.pid === t.parent)?.ns.pid ?? 0, pgid: t.ns.pgid, sid: t.ns.sid,
+    threads: t.threads.map((x) => t.ns.tids.get(x) ?? x),
   })));
   st.dir.write('inventory', [create(InventoryEntrySchema, {
     imgVersion: CRTOOLS_IMAGES_V1_1, fdinfoPerId: true, rootIds, nsPerId: true, lsmtype: Lsmtype.NO_LSM,

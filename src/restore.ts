@@ -79,7 +79,10 @@ export async function runRestore(ctx: Context): Promise<number> {
     if (ImageError.is(e)) throw new CryoError(`bad image: ${e.message}`);
     throw e;
   }
-  for (const t of loaded.tasks) {
+  // A tree whose root was pid 1 lived in a pid namespace of its own: it gets a new
+  // one (and a mount namespace with its /proc), where its pids are free.
+  const newPidns = loaded.tasks[0]!.pstree.pid === 1;
+  for (const t of newPidns ? [] : loaded.tasks) {
     if (existsSync(`/proc/${t.pstree.pid}`)) throw new CryoError(`pid ${t.pstree.pid} is already in use`);
   }
 
@@ -99,12 +102,13 @@ export async function runRestore(ctx: Context): Promise<number> {
       return fd;
     },
   };
+  // Pids below are the tree's own (as in the images); Remote.pid is cryo's view.
   const created: number[] = [];
   const rems = new Map<number, Remote>();
   const root = loaded.tasks[0]!.pstree.pid;
   try {
-    const root0 = startRoot(root, opts.restoreSibling);
-    created.push(root);
+    const root0 = startRoot(root, opts.restoreSibling, newPidns);
+    created.push(root0.rem.pid);
     const h: Handles = { cryoPidfd: root0.cryoPidfd };
     rems.set(root, root0.rem);
     buildTree(loaded.tasks, rems, created, log);
@@ -118,17 +122,17 @@ export async function runRestore(ctx: Context): Promise<number> {
       restoreFs(rem, t, sh);
       restoreTaskState(rem, t, sh);
       // Threads share everything just rebuilt; each then gets its own state.
-      const threads: Array<{ rem: Remote; core: CoreEntry }> = [];
+      const threads: Array<{ rem: Remote; core: CoreEntry; tid: number }> = [];
       for (const [tid, core] of t.threadCores) {
         const tr = cloneTask(rem, tid, THREAD_FLAGS);
-        created.push(tid);
+        created.push(tr.pid);
         tr.borrowScratch(rem);
-        threads.push({ rem: tr, core });
+        threads.push({ rem: tr, core, tid });
       }
-      threads.push({ rem, core: t.core });
+      threads.push({ rem, core: t.core, tid: t.pstree.pid });
       // After the threads: a timer may be aimed at one of them (SIGEV_THREAD_ID).
       restoreTimers(rem, t.core.tc?.timers);
-      for (const x of threads) restoreThreadState(x.rem, t.pstree.pid, x.rem.pid, x.core);
+      for (const x of threads) restoreThreadState(x.rem, t.pstree.pid, x.tid, x.core);
       rem.call('close', NR.close, th.cryoPidfd);
       // Filters before credentials: installing one needs root (or no_new_privs).
       for (const x of threads) restoreSeccomp(x.rem, x.core.threadCore, loaded.seccomp);
@@ -142,12 +146,14 @@ export async function runRestore(ctx: Context): Promise<number> {
       }
     }
     for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate);
-    if (opts.pidfile) writeFileSync(opts.pidfile, String(root));
+    const rootHost = root0.rem.pid; // the pid file and wait use cryo's view, as CRIU's
+    if (opts.pidfile) writeFileSync(opts.pidfile, String(rootHost));
     // Let everything go at once, children first so no parent runs ahead of them.
     for (const f of [...finals].reverse()) ptrace.detach(f.rem.pid, 0);
     // Tasks that were stopped by job control stop again at once.
     for (const t of loaded.tasks) {
-      if (t.core.tc?.taskState === TASK_STOPPED) kill(t.pstree.pid, t.core.tc.stopSigno || SIG.STOP);
+      const r = rems.get(t.pstree.pid);
+      if (r && t.core.tc?.taskState === TASK_STOPPED) kill(r.pid, t.core.tc.stopSigno || SIG.STOP);
     }
   } catch (e) {
     for (const pid of [...created].reverse()) killAndReap(pid);
@@ -158,10 +164,11 @@ export async function runRestore(ctx: Context): Promise<number> {
   }
   for (const fd of [...pagesFds.values(), ...sh.opened.values()]) closeSync(fd);
   dir.close();
-  log.info(`restored tree of ${loaded.tasks.length} task(s) rooted at ${root} in ${(performance.now() - t0).toFixed(1)} ms`);
+  const rootHost = rems.get(root)!.pid;
+  log.info(`restored tree of ${loaded.tasks.length} task(s) rooted at ${root}${newPidns ? ` (pid ${rootHost} here)` : ''} in ${(performance.now() - t0).toFixed(1)} ms`);
   if (opts.restoreDetached) return 0;
   // Like CRIU without -d: wait for the root and report how it ended.
-  const { status } = waitpid(root, 0);
+  const { status } = waitpid(rootHost, 0);
   const ws = decodeWaitStatus(status);
   if (ws.exited !== undefined) return ws.exited;
   return 128 + (ws.signaled ?? 0);

@@ -131,7 +131,7 @@ export const FEATURES: readonly Feature[] = [
       // set_tid is known, E2BIG where the struct is larger than the kernel's.
       const args = Buffer.alloc(88);
       args.writeBigUInt64LE(0xffffffffffffffffn, 64);
-      const r = trySyscall(NR.clone3, addressOf(args), args.length);
+      const r = trySyscall(NR.clone3, args, args.length);
       if (r >= 0) throw new Error(`clone3 unexpectedly created ${r}`); // cannot happen: set_tid_size 0
       if (r !== -EINVAL) return `clone3() does not know set_tid (${errname(r)})`;
       if (!k.hasCap(CAP_CHECKPOINT_RESTORE) && !k.hasCap(CAP_SYS_ADMIN)) {
@@ -223,13 +223,13 @@ export const FEATURES: readonly Feature[] = [
     probe: probeWith('prctl_mm_map', () => {
       const tid = Buffer.alloc(8);
       try {
-        prctl(PR.GET_TID_ADDRESS, addressOf(tid));
+        prctl(PR.GET_TID_ADDRESS, tid);
       } catch (e) {
         return `PR_GET_TID_ADDRESS failed: ${describe(e)}`;
       }
       const size = Buffer.alloc(4);
       try {
-        prctl(PR.SET_MM, PR_SET_MM_MAP_SIZE, addressOf(size));
+        prctl(PR.SET_MM, PR_SET_MM_MAP_SIZE, size);
       } catch (e) {
         return `PR_SET_MM_MAP_SIZE failed: ${describe(e)}`;
       }
@@ -343,7 +343,7 @@ export const FEATURES: readonly Feature[] = [
     probe: probeWith('userns', () => {
       if (!existsSync('/proc/self/ns/user')) return false;
       const size = Buffer.alloc(4);
-      prctl(PR.SET_MM, PR_SET_MM_MAP_SIZE, addressOf(size));
+      prctl(PR.SET_MM, PR_SET_MM_MAP_SIZE, size);
     }),
   },
   {
@@ -404,11 +404,11 @@ export const FEATURES: readonly Feature[] = [
         tfd = syscall('epoll_create1', NR_MORE.epoll_create1, O.CLOEXEC);
         const ev = Buffer.alloc(12);
         ev.writeUInt32LE(EPOLLIN, 0);
-        syscall('epoll_ctl', NR_MORE.epoll_ctl, efd, EPOLL_CTL_ADD, tfd, addressOf(ev));
+        syscall('epoll_ctl', NR_MORE.epoll_ctl, efd, EPOLL_CTL_ADD, tfd, ev);
         const slot = Buffer.alloc(12);
         slot.writeUInt32LE(efd, 0);
         slot.writeUInt32LE(tfd, 4);
-        return trySyscall(NR.kcmp, process.pid, process.pid, KCMP_EPOLL_TFD, tfd, addressOf(slot)) === 0;
+        return trySyscall(NR.kcmp, process.pid, process.pid, KCMP_EPOLL_TFD, tfd, slot) === 0;
       } finally {
         closeFd(tfd);
         closeFd(efd);
@@ -458,7 +458,7 @@ export const FEATURES: readonly Feature[] = [
     missing: 'openat2() is not supported',
     probe: probeWith('openat2', () => {
       const dot = Buffer.from('.\0');
-      const r = trySyscall(NR_MORE.openat2, -100, addressOf(dot), 0, 0);
+      const r = trySyscall(NR_MORE.openat2, -100, dot, 0, 0);
       if (r >= 0) closeFd(r);
       return r !== -ENOSYS;
     }),
@@ -471,7 +471,7 @@ export const FEATURES: readonly Feature[] = [
       // Empty paths fail the lookup (ENOENT) once the flag is accepted; an unknown
       // flag is EINVAL, a kernel without move_mount ENOSYS. Nothing is mounted.
       const empty = Buffer.from('\0');
-      const r = trySyscall(NR_MORE.move_mount, -100, addressOf(empty), -100, addressOf(empty), MOVE_MOUNT_SET_GROUP);
+      const r = trySyscall(NR_MORE.move_mount, -100, empty, -100, empty, MOVE_MOUNT_SET_GROUP);
       if (r === -EPERM || r === -EACCES) return `move_mount: ${errname(r)} (needs CAP_SYS_ADMIN)`;
       return r === -ENOENT;
     }),

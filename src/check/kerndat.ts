@@ -3,7 +3,7 @@
 // ptrace, the userfaultfd feature mask, the capability set.
 import { closeSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
 import {
-  NR, O, PR, PTRACE, PTRACE_O, NT_X86_XSTATE, ENOSYS, EPERM, errnoName, SysError, addressOf, trySyscall, ptrace,
+  NR, O, PR, PTRACE, PTRACE_O, NT_X86_XSTATE, ENOSYS, EPERM, errnoName, SysError, trySyscall, ptrace,
 } from '../sys/index.js';
 import { spawnSeed } from '../restore/seed.js';
 import { killAndReap } from '../restore/tree.js';
@@ -266,7 +266,7 @@ export class Kerndat {
     try {
       const api = Buffer.alloc(24);
       api.writeBigUInt64LE(UFFD_API, 0);
-      const r = trySyscall(NR.ioctl, fd, UFFDIO_API, addressOf(api));
+      const r = trySyscall(NR.ioctl, fd, UFFDIO_API, api);
       if (r < 0) return (this.uffd = { error: `UFFDIO_API failed with ${errname(r)}` });
       return (this.uffd = { features: api.readBigUInt64LE(8) });
     } finally {

@@ -1,6 +1,6 @@
 // Freezing a process tree: seize every task, parents before children, so that no
 // task can fork behind our back (a stopped task cannot fork).
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { parseStat, type ProcStat } from '../proc/stat.js';
 import { seizeThread, releaseThread, findSyscallInsn } from '../tracer/seize.js';
 import { Remote, TaskGoneError } from '../tracer/remote.js';
@@ -14,6 +14,11 @@ export interface FrozenTask {
   rem: Remote | null;
   /** Stopped by job control when we came (the state before our seize). */
   stopped: boolean;
+  /**
+   * Ids as the tree itself sees them (its pid namespace's): what the images hold.
+   * Equal to ours unless the tree lives in a pid namespace of its own.
+   */
+  ns: { pid: number; pgid: number; sid: number; tids: Map<number, number> };
   /** Every thread id, the leader first. */
   threads: number[];
   /** Remotes of the threads other than the leader, once taken. */
@@ -35,9 +40,49 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
+/** The last (innermost) value of an NS* line of /proc/PID/status. */
+function innermost(status: string, key: string): number | undefined {
+  const m = new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(status);
+  const v = m?.[1]?.trim().split(/\s+/).pop();
+  return v === undefined ? undefined : Number(v);
+}
+
+/** The task's pid, pgid, sid and thread ids in its own pid namespace. */
+function nsIds(pid: number, threads: number[]): FrozenTask['ns'] {
+  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const tids = new Map<number, number>();
+  for (const tid of threads) {
+    let v = tid;
+    try {
+      v = innermost(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'), 'NSpid') ?? tid;
+    } catch {
+      /* gone: keep ours */
+    }
+    tids.set(tid, v);
+  }
+  return {
+    pid: innermost(st, 'NSpid') ?? pid,
+    pgid: innermost(st, 'NSpgid') ?? 0,
+    sid: innermost(st, 'NSsid') ?? 0,
+    tids,
+  };
+}
+
+/**
+ * The root's pid namespace, if it is not cryo's: then the root must be its init
+ * (pid 1 there), as CRIU requires, so that the whole namespace is in the tree.
+ */
+function checkPidns(root: number): boolean {
+  if (readlinkSync(`/proc/${root}/ns/pid`) === readlinkSync('/proc/self/ns/pid')) return false;
+  const v = innermost(readFileSync(`/proc/${root}/status`, 'utf8'), 'NSpid');
+  if (v !== 1) throw new CryoError(`task ${root} lives in a pid namespace of its own but is not its init (it is pid ${v} there); dump the namespace's pid 1`);
+  return true;
+}
+
 /** Seize the tree rooted at `root`; on failure everything seized is let go. */
 export function freezeTree(root: number, log: Logger): FrozenTask[] {
   const tasks: FrozenTask[] = [];
+  if (existsSync(`/proc/${root}`) && checkPidns(root)) log.info(`task ${root} is the init of its own pid namespace`);
   try {
     const queue: Array<{ pid: number; parent: number }> = [{ pid: root, parent: 0 }];
     while (queue.length) {
@@ -50,10 +95,10 @@ export function freezeTree(root: number, log: Logger): FrozenTask[] {
         continue; // a child that exited meanwhile
       }
       if (stat.state === 'Z') {
-        tasks.push({ pid, stat, rem: null, stopped: false, threads: [pid], threadRems: new Map(), parent, children: [] });
+        tasks.push({ pid, stat, rem: null, stopped: false, ns: nsIds(pid, [pid]), threads: [pid], threadRems: new Map(), parent, children: [] });
         continue;
       }
-      const t: FrozenTask = { pid, stat, rem: null, stopped: stat.state === 'T', threads: [], threadRems: new Map(), parent, children: [] };
+      const t: FrozenTask = { pid, stat, rem: null, stopped: stat.state === 'T', ns: nsIds(pid, []), threads: [], threadRems: new Map(), parent, children: [] };
       try {
         seizeThreads(t);
       } catch (e) {
@@ -65,6 +110,7 @@ export function freezeTree(root: number, log: Logger): FrozenTask[] {
         throw e instanceof CryoError ? e : new CryoError(`cannot seize task ${pid}: ${(e as Error).message}`);
       }
       t.stat = readStat(pid);
+      t.ns = nsIds(pid, t.threads);
       tasks.push(t);
       t.children = childrenOf(pid);
       for (const c of t.children) queue.push({ pid: c, parent: pid });
@@ -159,7 +205,8 @@ export function killTree(tasks: FrozenTask[]): void {
     }
   }
   // We are the tracer: reap the ptrace side so the real parent hears of it at once.
-  for (const t of tasks) {
+  // Children first: a pid namespace's init exits only after all of its tasks.
+  for (const t of [...tasks].reverse()) {
     if (t.stat.state === 'Z') continue;
     // The leader's exit is reported only after every other thread's: it goes last.
     for (const tid of [...t.threads].reverse()) {

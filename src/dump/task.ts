@@ -70,7 +70,7 @@ export function dumpZombie(t: FrozenTask, ctx: Context, st: DumpState): void {
       blkSigset: 0n, comm: t.stat.comm,
     }),
   });
-  st.dir.write('core', [core], t.pid);
+  st.dir.write('core', [core], t.ns.pid);
   ctx.log.debug(`zombie ${t.pid} exit code ${t.stat.exitCode}`);
 }
 
@@ -159,7 +159,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
     rem.call('prlimit64', NR.prlimit64, 0, r, 0, scratch);
     rlimits.push(create(RlimitEntrySchema, { cur: readU64(0), max: readU64(8) }));
   }
-  const timers = dumpTimers(rem, pid);
+  const timers = dumpTimers(rem, pid, t.ns.tids);
   const sigactions = dumpSigactions(rem);
   const personality = parseInt(readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16);
   const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
@@ -183,7 +183,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
           threadCore: th.tcore,
         })
       : create(CoreEntrySchema, { mtype: CoreEntry_March.X86_64, threadInfo: th.ti, threadCore: th.tcore });
-    st.dir.write('core', [core], tid);
+    st.dir.write('core', [core], t.ns.tids.get(tid) ?? tid);
   }
 
   // Files first: the page transfer below briefly adds fds of ours to the task.
@@ -194,7 +194,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const cwdId = st.files.addReg({ flags: O.DIRECTORY, pos: 0n, name: cwd }, `dir:${cwd}`);
   const rootId = st.files.addReg({ flags: O.DIRECTORY, pos: 0n, name: root }, `dir:${root}`);
   const umask = parseInt(status.get('Umask') ?? '22', 8);
-  st.dir.write('fs', [create(FsEntrySchema, { cwdId, rootId, umask })], pid);
+  st.dir.write('fs', [create(FsEntrySchema, { cwdId, rootId, umask })], t.ns.pid);
 
   // Memory.
   const heap = { start: stat.startBrk, end: brk };
@@ -212,7 +212,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
     mmArgEnd: stat.argEnd, mmEnvStart: stat.envStart, mmEnvEnd: stat.envEnd, exeFileId: exeId,
     mmSavedAuxv: auxv, vmas: vmaList, dumpable, thpDisabled: thp !== 0,
   });
-  st.dir.write('mm', [mm], pid);
+  st.dir.write('mm', [mm], t.ns.pid);
 
   const t0 = performance.now();
   const priv = vmaList.filter(hasPrivatePages);
@@ -252,7 +252,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   st.dir.write('pagemap', [
     create(PagemapHeadSchema, { pagesId }),
     ...runs.map((r) => create(PagemapEntrySchema, { vaddr: r.vaddr, compatNrPages: 0, nrPages: BigInt(r.nrPages), flags: PE_PRESENT })),
-  ], pid);
+  ], t.ns.pid);
   st.stats.pagesScanned += BigInt(vmaList.reduce((s, v) => s + Number((v.end - v.start) / 4096n), 0));
   st.stats.pagesWritten += BigInt(written);
   st.stats.memdumpUs += Math.round((t1 - t0) * 1000);

@@ -56,7 +56,8 @@ function itimer(rem: Remote, which: number, scratch: bigint): ItimerEntry {
   return create(ItimerEntrySchema, { isec: b.readBigUInt64LE(0), iusec: b.readBigUInt64LE(8), vsec: b.readBigUInt64LE(16), vusec: b.readBigUInt64LE(24) });
 }
 
-export function dumpTimers(rem: Remote, pid: number): TaskTimersEntry {
+/** `tids`: thread ids as the task sees them, by ours (timers name threads by tid). */
+export function dumpTimers(rem: Remote, pid: number, tids: Map<number, number>): TaskTimersEntry {
   const scratch = rem.scratch(4096);
   const posix: PosixTimerEntry[] = [];
   for (const t of parseProcTimers(readFileSync(`/proc/${pid}/timers`, 'utf8'))) {
@@ -66,7 +67,7 @@ export function dumpTimers(rem: Remote, pid: number): TaskTimersEntry {
     posix.push(create(PosixTimerEntrySchema, {
       itId: t.id, clockId: t.clock, siSigno: t.signo, itSigevNotify: t.notify, sivalPtr: t.sival, overrun,
       isec: b.readBigUInt64LE(0), insec: b.readBigUInt64LE(8), vsec: b.readBigUInt64LE(16), vnsec: b.readBigUInt64LE(24),
-      ...(t.notify === SIGEV_THREAD_ID ? { notifyThreadId: t.notifyTid } : {}),
+      ...(t.notify === SIGEV_THREAD_ID ? { notifyThreadId: tids.get(t.notifyTid) ?? t.notifyTid } : {}),
     }));
   }
   return create(TaskTimersEntrySchema, { real: itimer(rem, 0, scratch), virt: itimer(rem, 1, scratch), prof: itimer(rem, 2, scratch), posix });

@@ -42,13 +42,13 @@ export function seedElf(): Buffer {
 
 const MFD_CLOEXEC = 1;
 
-/** Start a seed with pid `pid` (0: any), as cryo's child or sibling. */
-export function spawnSeed(pid: number, sibling: boolean): number {
+/** Start a seed with pid `pid` (0: any), as cryo's child or sibling, in new namespaces `ns`. */
+export function spawnSeed(pid: number, sibling: boolean, ns = 0): number {
   const fd = memfdCreate('cryo-seed', MFD_CLOEXEC);
   try {
     const elf = seedElf();
     writeSync(fd, elf, 0, elf.length, 0);
-    return spawnAs(`/proc/${process.pid}/fd/${fd}`, 'cryo-seed', { pid, sibling });
+    return spawnAs(`/proc/${process.pid}/fd/${fd}`, 'cryo-seed', { pid, sibling, ns });
   } finally {
     closeSync(fd);
   }

@@ -12,7 +12,6 @@ import { restorePages, type FdBridge } from '../objects/pages.js';
 import { restoreSigactions } from '../objects/sigactions.js';
 import { restoreCreds } from '../objects/creds.js';
 import { restorePending } from '../objects/signals.js';
-import { restoreTimers } from '../objects/timers.js';
 import { openFileEntry } from '../objects/files/fds.js';
 import type { RestoreFilesEnv } from '../objects/files/kind.js';
 import type { Remote } from '../tracer/remote.js';
@@ -185,7 +184,7 @@ export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared
   restorePending(rem, p.pid, p.pid, tc.signalsS, true);
   if (tc.oomScoreAdj !== undefined) {
     try {
-      writeFileSync(`/proc/${p.pid}/oom_score_adj`, String(tc.oomScoreAdj));
+      writeFileSync(`/proc/${rem.pid}/oom_score_adj`, String(tc.oomScoreAdj));
     } catch (e) {
       sh.log.warn(`task ${p.pid}: cannot restore oom_score_adj: ${(e as Error).message}`);
     }

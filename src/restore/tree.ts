@@ -1,6 +1,7 @@
 // Creating the restored tasks with their exact pids: the seed clones the root
 // (CLONE_PARENT, so the root is cryo's child), each task clones its children.
-import { NR, CLONE, SIG, PTRACE_O, ptrace, waitpid, kill, SysError, __WALL } from '../sys/index.js';
+import { closeSync } from 'node:fs';
+import { NR, CLONE, SIG, F, PTRACE_O, ptrace, waitpid, kill, syscall, pidfdOpen, SysError, __WALL } from '../sys/index.js';
 import { Remote, RemoteError, TaskGoneError } from '../tracer/remote.js';
 import { findSyscallInsn, waitForStop } from '../tracer/seize.js';
 import { CryoError, type Logger } from '../context.js';
@@ -29,8 +30,10 @@ export function cloneTask(parent: Remote, pid: number, flags: number): Remote {
     throw e;
   }
   if (Number(got) !== pid) throw new CryoError(`clone3 created pid ${got} instead of ${pid}`);
-  waitForStop(pid); // auto-attached by PTRACE_O_TRACECLONE, starts in an event stop
-  return new Remote(pid, { syscallIp: parent.syscallIp });
+  // `got` is the pid in the task's own pid namespace; ptrace wants ours.
+  const host = parent.lastChild || pid;
+  waitForStop(host); // auto-attached by PTRACE_O_TRACECLONE, starts in an event stop
+  return new Remote(host, { syscallIp: parent.syscallIp });
 }
 
 export interface Root {
@@ -43,26 +46,51 @@ export interface Root {
  * Create the root task with its pid, as a seed process: cryo's child, or with
  * `sibling` a child of cryo's parent (--restore-sibling).
  */
-export function startRoot(pid: number, sibling: boolean): Root {
+export function startRoot(pid: number, sibling: boolean, newPidns: boolean): Root {
+  // The root gets a pidfd of cryo by inheritance (a copy without FD_CLOEXEC):
+  // from inside a new pid namespace it could not open one itself.
+  const own = pidfdOpen(process.pid);
+  let inherit = -1;
   let got: number;
   try {
-    got = spawnSeed(pid, sibling);
+    inherit = syscall('fcntl(F_DUPFD)', NR.fcntl, own, F.DUPFD, 64);
+    got = spawnSeed(newPidns ? 0 : pid, sibling, newPidns ? CLONE.NEWPID | CLONE.NEWNS : 0);
   } catch (e) {
     if (SysError.is(e, 'EEXIST')) throw new CryoError(`pid ${pid} is already in use`);
     throw e;
+  } finally {
+    closeSync(own);
+    if (inherit >= 0) closeSync(inherit);
   }
   try {
     ptrace.seize(got, RESTORE_PTRACE_OPTS);
     ptrace.interrupt(got);
     waitForStop(got);
     const rem = new Remote(got, { syscallIp: findSyscallInsn(got) });
-    const cryoPidfd = rem.call('pidfd_open', NR.pidfd_open, process.pid, 0);
     rem.scratch(4096);
-    return { rem, cryoPidfd };
+    if (newPidns) mountProc(rem);
+    return { rem, cryoPidfd: BigInt(inherit) };
   } catch (e) {
     killAndReap(got);
     throw e;
   }
+}
+
+const MS_NOSUID = 2;
+const MS_NODEV = 4;
+const MS_NOEXEC = 8;
+const MS_REC = 0x4000;
+const MS_PRIVATE = 1 << 18;
+
+/**
+ * In the new mount namespace of a new pid namespace: a /proc of that namespace,
+ * as `unshare --pid --mount-proc` gives (mounts made private first, so that the
+ * new /proc does not propagate back to cryo's namespace).
+ */
+function mountProc(rem: Remote): void {
+  const str = (t: string, off: number) => rem.put(Buffer.from(t + '\0'), off);
+  rem.call('mount(/, MS_PRIVATE)', NR.mount, 0, str('/', 0), 0, MS_REC | MS_PRIVATE, 0);
+  rem.call('mount(proc)', NR.mount, str('proc', 64), str('/proc', 128), str('proc', 192), MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
 }
 
 /** SIGKILL a task of ours and collect it. Never throws. */
@@ -142,7 +170,7 @@ export function buildTree(tasks: TreeTask[], rems: Map<number, Remote>, created:
         let h = helperFor.get(sid);
         if (!h) {
           h = cloneTask(rem, sid, 0);
-          created.push(sid);
+          created.push(h.pid);
           h.call('setsid', NR.setsid);
           helperFor.set(sid, h);
           helpers.push({ rem: h, parent: rem });
@@ -152,7 +180,7 @@ export function buildTree(tasks: TreeTask[], rems: Map<number, Remote>, created:
         flags = CLONE.PARENT; // the task's parent is t, its session the helper's
       }
       const r = cloneTask(forker, c.pstree.pid, flags);
-      created.push(c.pstree.pid);
+      created.push(r.pid);
       all.set(c.pstree.pid, r);
       if (c.core.tc?.taskState === TASK_ZOMBIE) zombies.set(c.pstree.pid, { rem: r, status: c.core.tc.exitCode });
       else rems.set(c.pstree.pid, r);

@@ -5,27 +5,62 @@ import { NR } from './nr.js';
 
 const libc = koffi.load('libc.so.6');
 
+// Three trailing pointer parameters that the kernel never sees (glibc's syscall()
+// takes six arguments): koffi holds whatever is passed there alive for the whole
+// call. A Buffer whose address alone went into an argument could otherwise be
+// collected by V8 while the kernel reads or writes it.
 const rawSyscall = libc.func(
-  'long syscall(long nr, uint64 a, uint64 b, uint64 c, uint64 d, uint64 e, uint64 f)',
+  'long syscall(long nr, uint64 a, uint64 b, uint64 c, uint64 d, uint64 e, uint64 f, void *k1, void *k2, void *k3)',
 );
 const rawWaitpid = libc.func('int waitpid(int pid, void *status, int options)');
 
-export type Arg = number | bigint;
+/**
+ * A system call argument: an integer, or a Buffer/TypedArray that is passed by
+ * address (and kept alive until the call returns).
+ */
+export type Arg = number | bigint | Uint8Array;
 
 /** Address of a Buffer's memory, for building iovecs and pointer arguments. */
 export function addressOf(buf: Uint8Array): bigint {
   return koffi.address(buf) as bigint;
 }
 
+const MAX_KEEP = 3;
+
 /**
- * Raw system call in this process. Returns the result as a number (or bigint when
- * it does not fit); throws SysError on -1 with errno read immediately.
+ * Marshal arguments: the first six are the system call's, buffers among them are
+ * passed by address; any further arguments must be buffers that are only to be
+ * kept alive (e.g. the buffers an iovec points at).
+ */
+function marshal(args: Arg[]): { a: Array<number | bigint>; keep: Array<Uint8Array | null> } {
+  const a: Array<number | bigint> = [0, 0, 0, 0, 0, 0];
+  const keep: Array<Uint8Array | null> = [null, null, null];
+  let k = 0;
+  const hold = (b: Uint8Array) => {
+    if (k >= MAX_KEEP) throw new Error('syscall: more than 3 buffers to keep alive');
+    keep[k++] = b;
+  };
+  args.forEach((x, i) => {
+    if (x instanceof Uint8Array) {
+      hold(x);
+      if (i < 6) a[i] = addressOf(x);
+    } else if (i < 6) {
+      a[i] = x;
+    } else {
+      throw new Error('syscall: only buffers may follow the six arguments');
+    }
+  });
+  return { a, keep };
+}
+
+/**
+ * Raw system call in this process. Returns the result as a number; throws
+ * SysError on -1 with errno read immediately.
  */
 export function syscall(name: string, nr: number, ...args: Arg[]): number {
-  const a = [0, 0, 0, 0, 0, 0] as Arg[];
-  for (let i = 0; i < args.length; i++) a[i] = args[i]!;
+  const { a, keep } = marshal(args);
   for (;;) {
-    const r = rawSyscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) as number | bigint;
+    const r = rawSyscall(nr, a[0], a[1], a[2], a[3], a[4], a[5], keep[0], keep[1], keep[2]) as number | bigint;
     if (r === -1 || r === -1n) {
       const errno = koffi.errno();
       if (errno === EINTR && name !== 'waitpid') continue;
@@ -37,9 +72,8 @@ export function syscall(name: string, nr: number, ...args: Arg[]): number {
 
 /** Like syscall() but returns -errno instead of throwing (for probing). */
 export function trySyscall(nr: number, ...args: Arg[]): number {
-  const a = [0, 0, 0, 0, 0, 0] as Arg[];
-  for (let i = 0; i < args.length; i++) a[i] = args[i]!;
-  const r = rawSyscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) as number | bigint;
+  const { a, keep } = marshal(args);
+  const r = rawSyscall(nr, a[0], a[1], a[2], a[3], a[4], a[5], keep[0], keep[1], keep[2]) as number | bigint;
   if (r === -1 || r === -1n) return -koffi.errno();
   return Number(r);
 }
@@ -71,8 +105,7 @@ export function pidfdGetfd(pidfd: number, fd: number): number {
 }
 
 export function memfdCreate(name: string, flags: number): number {
-  const b = Buffer.from(name + '\0');
-  return syscall('memfd_create', NR.memfd_create, addressOf(b), flags);
+  return syscall('memfd_create', NR.memfd_create, Buffer.from(name + '\0'), flags);
 }
 
 export function prctl(option: number, a2: Arg = 0, a3: Arg = 0, a4: Arg = 0, a5: Arg = 0): number {
@@ -83,7 +116,7 @@ export function prctl(option: number, a2: Arg = 0, a3: Arg = 0, a4: Arg = 0, a5:
 export function getRobustList(tid: number): { head: bigint; len: bigint } {
   const head = Buffer.alloc(8);
   const len = Buffer.alloc(8);
-  syscall('get_robust_list', NR.get_robust_list, tid, addressOf(head), addressOf(len));
+  syscall('get_robust_list', NR.get_robust_list, tid, head, len);
   return { head: head.readBigUInt64LE(0), len: len.readBigUInt64LE(0) };
 }
 
@@ -101,5 +134,5 @@ export function processVmRead(pid: number, buf: Uint8Array, remote: bigint, len 
   iov.writeBigUInt64LE(BigInt(len), 8);
   iov.writeBigUInt64LE(remote, 16);
   iov.writeBigUInt64LE(BigInt(len), 24);
-  return syscall('process_vm_readv', NR.process_vm_readv, pid, addressOf(iov), 1, addressOf(iov) + 16n, 1, 0);
+  return syscall('process_vm_readv', NR.process_vm_readv, pid, iov, 1, addressOf(iov) + 16n, 1, 0, buf);
 }

@@ -9,7 +9,7 @@ export const NR = {
   wait4: 61, fcntl: 72, getcwd: 79, chdir: 80, fchdir: 81, umask: 95, getrlimit: 97, ptrace: 101,
   getuid: 102, getgid: 104, setuid: 105, setgid: 106, setpgid: 109, getppid: 110,
   setsid: 112, setgroups: 116, setresuid: 117, setresgid: 119, getpgid: 121, getsid: 124,
-  capget: 125, capset: 126, sigaltstack: 131, personality: 135, setpriority: 141,
+  mount: 165, capget: 125, capset: 126, sigaltstack: 131, personality: 135, setpriority: 141,
   sched_setscheduler: 144, prctl: 157, arch_prctl: 158, chroot: 161, gettid: 186,
   tkill: 200, futex: 202, set_thread_area: 205, get_thread_area: 211, set_tid_address: 218,
   restart_syscall: 219, timer_create: 222, timer_settime: 223, timer_gettime: 224,

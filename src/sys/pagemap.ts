@@ -48,9 +48,9 @@ export function pagemapScan(pagemapFd: number, start: bigint, end: bigint, q: Sc
     arg.writeBigUInt64LE(q.mask, 72);
     arg.writeBigUInt64LE(q.anyof, 80);
     arg.writeBigUInt64LE(q.ret, 88);
-    const n = trySyscall(NR.ioctl, pagemapFd, PAGEMAP_SCAN, addressOf(arg));
+    const n = trySyscall(NR.ioctl, pagemapFd, PAGEMAP_SCAN, arg, 0, 0, 0, vec);
     if (n === -25 /* ENOTTY */ || n === -22 /* EINVAL */) return null;
-    if (n < 0) syscall('ioctl(PAGEMAP_SCAN)', NR.ioctl, pagemapFd, PAGEMAP_SCAN, addressOf(arg));
+    if (n < 0) syscall('ioctl(PAGEMAP_SCAN)', NR.ioctl, pagemapFd, PAGEMAP_SCAN, arg, 0, 0, 0, vec);
     for (let i = 0; i < n; i++) {
       const o = i * REGION_SIZE;
       const r = { start: vec.readBigUInt64LE(o), end: vec.readBigUInt64LE(o + 8), categories: vec.readBigUInt64LE(o + 16) };

@@ -4,8 +4,9 @@ import { SysError } from './errors.js';
 import { NR, PTRACE, NT_PRSTATUS } from './nr.js';
 import { Regs, USER_REGS_SIZE } from './regs.js';
 
-function pt(what: string, req: number, pid: number, addr: Arg = 0, data: Arg = 0): number {
-  return syscall(`ptrace(${what}, ${pid})`, NR.ptrace, req, pid, addr, data);
+/** ptrace(2); `keep`: buffers an iovec argument points at, held alive meanwhile. */
+function pt(what: string, req: number, pid: number, addr: Arg = 0, data: Arg = 0, ...keep: Uint8Array[]): number {
+  return syscall(`ptrace(${what}, ${pid})`, NR.ptrace, req, pid, addr, data, 0, 0, ...keep);
 }
 
 export function seize(pid: number, options: number): void {
@@ -36,11 +37,11 @@ export function getRegs(pid: number, into?: Regs): Regs {
   const iov = Buffer.alloc(16);
   iov.writeBigUInt64LE(addressOf(r.buf), 0);
   iov.writeBigUInt64LE(BigInt(USER_REGS_SIZE), 8);
-  pt('GETREGSET', PTRACE.GETREGSET, pid, NT_PRSTATUS, addressOf(iov));
+  pt('GETREGSET', PTRACE.GETREGSET, pid, NT_PRSTATUS, iov, r.buf);
   return r;
 }
 export function setRegs(pid: number, r: Regs): void {
-  pt('SETREGS', PTRACE.SETREGS, pid, 0, addressOf(r.buf));
+  pt('SETREGS', PTRACE.SETREGS, pid, 0, r.buf);
 }
 
 /** PTRACE_GETREGSET into `buf`; returns the length the kernel filled. */
@@ -48,37 +49,37 @@ export function getRegset(pid: number, type: number, buf: Buffer): number {
   const iov = Buffer.alloc(16);
   iov.writeBigUInt64LE(addressOf(buf), 0);
   iov.writeBigUInt64LE(BigInt(buf.length), 8);
-  pt('GETREGSET', PTRACE.GETREGSET, pid, type, addressOf(iov));
+  pt('GETREGSET', PTRACE.GETREGSET, pid, type, iov, buf);
   return Number(iov.readBigUInt64LE(8));
 }
 export function setRegset(pid: number, type: number, buf: Buffer): void {
   const iov = Buffer.alloc(16);
   iov.writeBigUInt64LE(addressOf(buf), 0);
   iov.writeBigUInt64LE(BigInt(buf.length), 8);
-  pt('SETREGSET', PTRACE.SETREGSET, pid, type, addressOf(iov));
+  pt('SETREGSET', PTRACE.SETREGSET, pid, type, iov, buf);
 }
 
 export function getSigmask(pid: number): bigint {
   const b = Buffer.alloc(8);
-  pt('GETSIGMASK', PTRACE.GETSIGMASK, pid, 8, addressOf(b));
+  pt('GETSIGMASK', PTRACE.GETSIGMASK, pid, 8, b);
   return b.readBigUInt64LE(0);
 }
 export function setSigmask(pid: number, mask: bigint): void {
   const b = Buffer.alloc(8);
   b.writeBigUInt64LE(BigInt.asUintN(64, mask), 0);
-  pt('SETSIGMASK', PTRACE.SETSIGMASK, pid, 8, addressOf(b));
+  pt('SETSIGMASK', PTRACE.SETSIGMASK, pid, 8, b);
 }
 
 export function getEventMsg(pid: number): bigint {
   const b = Buffer.alloc(8);
-  pt('GETEVENTMSG', PTRACE.GETEVENTMSG, pid, 0, addressOf(b));
+  pt('GETEVENTMSG', PTRACE.GETEVENTMSG, pid, 0, b);
   return b.readBigUInt64LE(0);
 }
 
 /** siginfo_t (128 bytes) of the signal that caused the current stop. */
 export function getSiginfo(pid: number): Buffer {
   const b = Buffer.alloc(128);
-  pt('GETSIGINFO', PTRACE.GETSIGINFO, pid, 0, addressOf(b));
+  pt('GETSIGINFO', PTRACE.GETSIGINFO, pid, 0, b);
   return b;
 }
 
@@ -90,7 +91,7 @@ export interface RseqConfig {
 }
 export function getRseqConfig(pid: number): RseqConfig {
   const b = Buffer.alloc(24);
-  pt('GET_RSEQ_CONFIGURATION', PTRACE.GET_RSEQ_CONFIGURATION, pid, b.length, addressOf(b));
+  pt('GET_RSEQ_CONFIGURATION', PTRACE.GET_RSEQ_CONFIGURATION, pid, b.length, b);
   return {
     rseqAbiPointer: b.readBigUInt64LE(0),
     rseqAbiSize: b.readUInt32LE(8),
@@ -102,7 +103,7 @@ export function getRseqConfig(pid: number): RseqConfig {
 /** PTRACE_GET_THREAD_AREA for one GDT TLS slot (user_desc, 16 bytes). */
 export function getThreadArea(pid: number, idx: number): Buffer {
   const b = Buffer.alloc(16);
-  pt('GET_THREAD_AREA', PTRACE.GET_THREAD_AREA, pid, idx, addressOf(b));
+  pt('GET_THREAD_AREA', PTRACE.GET_THREAD_AREA, pid, idx, b);
   return b;
 }
 
@@ -113,7 +114,7 @@ export function peekSiginfo(pid: number, shared: boolean, off: number, nr: numbe
   args.writeUInt32LE(shared ? 1 : 0, 8);
   args.writeInt32LE(nr, 12);
   const out = Buffer.alloc(128 * nr);
-  const n = pt('PEEKSIGINFO', PTRACE.PEEKSIGINFO, pid, addressOf(args), addressOf(out));
+  const n = pt('PEEKSIGINFO', PTRACE.PEEKSIGINFO, pid, args, out);
   const res: Buffer[] = [];
   for (let i = 0; i < n; i++) res.push(out.subarray(i * 128, (i + 1) * 128));
   return res;
@@ -128,7 +129,7 @@ export function seccompFilter(tid: number, index: number): Buffer | null {
   if (n === -2 /* ENOENT */) return null;
   if (n < 0) throw new SysError(`ptrace(SECCOMP_GET_FILTER, ${tid})`, -n);
   const b = Buffer.alloc(n * 8);
-  pt('SECCOMP_GET_FILTER', PTRACE.SECCOMP_GET_FILTER, tid, index, addressOf(b));
+  pt('SECCOMP_GET_FILTER', PTRACE.SECCOMP_GET_FILTER, tid, index, b);
   return b;
 }
 
@@ -136,6 +137,6 @@ export function seccompFilter(tid: number, index: number): Buffer | null {
 export function seccompFilterFlags(tid: number, index: number): number {
   const b = Buffer.alloc(16);
   b.writeBigUInt64LE(BigInt(index), 0);
-  pt('SECCOMP_GET_METADATA', PTRACE.SECCOMP_GET_METADATA, tid, 16, addressOf(b));
+  pt('SECCOMP_GET_METADATA', PTRACE.SECCOMP_GET_METADATA, tid, 16, b);
   return Number(b.readBigUInt64LE(8));
 }

@@ -40,6 +40,8 @@ export interface SpawnAsOptions {
   pid: number;
   /** Make the child our sibling (CLONE_PARENT) instead of our child. */
   sibling: boolean;
+  /** CLONE_NEW* flags: namespaces the child starts in. */
+  ns?: number;
 }
 
 /** Start `path` as a new process; returns its pid once it has exec'd. */
@@ -61,7 +63,7 @@ export function spawnAs(path: string, argv0: string, o: SpawnAsOptions): number 
     const tid = Buffer.alloc(4);
     tid.writeInt32LE(o.pid, 0);
     const args = Buffer.alloc(88);
-    const flags = BigInt(CLONE.VM | CLONE.VFORK) | BigInt(CLONE.CLEAR_SIGHAND) | (o.sibling ? BigInt(CLONE.PARENT) : 0n);
+    const flags = BigInt(CLONE.VM | CLONE.VFORK | (o.ns ?? 0)) | BigInt(CLONE.CLEAR_SIGHAND) | (o.sibling ? BigInt(CLONE.PARENT) : 0n);
     args.writeBigUInt64LE(flags, 0);
     args.writeBigUInt64LE(o.sibling ? 0n : BigInt(SIG.CHLD), 32); // exit_signal
     args.writeBigUInt64LE(base + BigInt(PAGE), 40); // stack
@@ -70,7 +72,7 @@ export function spawnAs(path: string, argv0: string, o: SpawnAsOptions): number 
       args.writeBigUInt64LE(addressOf(tid), 64);
       args.writeBigUInt64LE(1n, 72);
     }
-    return syscall('clone3', NR.clone3, addressOf(args), 88);
+    return syscall('clone3', NR.clone3, args, 88, 0, 0, 0, 0, tid);
   } finally {
     syscall('munmap', NR.munmap, base, 2 * PAGE);
   }

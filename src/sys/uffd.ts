@@ -1,7 +1,7 @@
 // userfaultfd ioctls, and mapping a file into cryo for UFFDIO_COPY's source.
 // UFFDIO_COPY puts freshly allocated pages straight into another task's address
 // space, filled from our buffer: no page fault and no zeroing in the target.
-import { addressOf, syscall, trySyscall } from './libc.js';
+import { syscall, trySyscall } from './libc.js';
 import { NR } from './nr.js';
 
 export const NR_userfaultfd = 323;
@@ -16,7 +16,7 @@ const EAGAIN = 11;
 export function uffdApi(fd: number): void {
   const b = Buffer.alloc(24);
   b.writeBigUInt64LE(BigInt(UFFD_API), 0);
-  syscall('ioctl(UFFDIO_API)', NR.ioctl, fd, UFFDIO_API, addressOf(b));
+  syscall('ioctl(UFFDIO_API)', NR.ioctl, fd, UFFDIO_API, b);
 }
 
 export function uffdRegister(fd: number, start: bigint, len: bigint): void {
@@ -24,14 +24,14 @@ export function uffdRegister(fd: number, start: bigint, len: bigint): void {
   b.writeBigUInt64LE(start, 0);
   b.writeBigUInt64LE(len, 8);
   b.writeBigUInt64LE(UFFDIO_REGISTER_MODE_MISSING, 16);
-  syscall('ioctl(UFFDIO_REGISTER)', NR.ioctl, fd, UFFDIO_REGISTER, addressOf(b));
+  syscall('ioctl(UFFDIO_REGISTER)', NR.ioctl, fd, UFFDIO_REGISTER, b);
 }
 
 export function uffdUnregister(fd: number, start: bigint, len: bigint): void {
   const b = Buffer.alloc(16);
   b.writeBigUInt64LE(start, 0);
   b.writeBigUInt64LE(len, 8);
-  syscall('ioctl(UFFDIO_UNREGISTER)', NR.ioctl, fd, UFFDIO_UNREGISTER, addressOf(b));
+  syscall('ioctl(UFFDIO_UNREGISTER)', NR.ioctl, fd, UFFDIO_UNREGISTER, b);
 }
 
 /** Copy `len` bytes from our address `src` to `dst` in the uffd's address space. */
@@ -43,7 +43,7 @@ export function uffdCopy(fd: number, dst: bigint, src: bigint, len: bigint): voi
     b.writeBigUInt64LE(len, 16);
     b.writeBigUInt64LE(0n, 24); // mode
     b.writeBigInt64LE(0n, 32); // copy (out)
-    const r = trySyscall(NR.ioctl, fd, UFFDIO_COPY, addressOf(b));
+    const r = trySyscall(NR.ioctl, fd, UFFDIO_COPY, b);
     const copied = b.readBigInt64LE(32);
     if (r === 0) return;
     if (r === -EAGAIN && copied > 0n) {
@@ -52,7 +52,7 @@ export function uffdCopy(fd: number, dst: bigint, src: bigint, len: bigint): voi
       len -= copied;
       continue;
     }
-    syscall('ioctl(UFFDIO_COPY)', NR.ioctl, fd, UFFDIO_COPY, addressOf(b)); // throws with errno
+    syscall('ioctl(UFFDIO_COPY)', NR.ioctl, fd, UFFDIO_COPY, b); // throws with errno
   }
 }
 

@@ -3,7 +3,7 @@
 // or any executable mapping, never writing code into it) and step it with
 // PTRACE_SYSCALL to the syscall-exit stop, where rax holds the result.
 import {
-  ptrace, Regs, SysError, decodeWaitStatus, waitpid, __WALL, NR, SIG, PROT, MAP,
+  ptrace, Regs, SysError, decodeWaitStatus, waitpid, __WALL, NR, SIG, PROT, MAP, PTRACE_EVENT,
   NT_X86_XSTATE, ERESTARTNOHAND, ERESTARTSYS, ERESTARTNOINTR, ERESTART_RESTARTBLOCK, errnoName,
 } from '../sys/index.js';
 import { MemIO } from './memio.js';
@@ -69,6 +69,8 @@ export class Remote {
   private scratchLen = 0;
   /** Signals that arrived while we drove the task; re-sent when it is let go. */
   readonly deferred: number[] = [];
+  /** Pid (in cryo's pid namespace) of the last task this one cloned or forked. */
+  lastChild = 0;
   syscallIp: bigint;
   /** Address of our own `syscall; int3` stub in scratch memory (fast path), or 0. */
   private stubIp = 0n;
@@ -124,7 +126,10 @@ export class Remote {
       if (ws.exited !== undefined) throw new TaskGoneError(this.pid, `exited with status ${ws.exited}`);
       if (ws.signaled !== undefined) throw new TaskGoneError(this.pid, `was killed by signal ${ws.signaled}`);
       if (ws.stopped === SYSCALL_STOP) return;
-      if (ws.event !== undefined) continue; // event stop (e.g. PTRACE_EVENT_STOP): go on
+      if (ws.event !== undefined) {
+        this.noteEvent(ws.event); // event stop (clone, PTRACE_EVENT_STOP...): go on
+        continue;
+      }
       // A signal-delivery stop: hold it back and send it again when we let go.
       if (ws.stopped !== undefined && ws.stopped !== SIG.TRAP) this.deferred.push(ws.stopped);
     }
@@ -138,8 +143,17 @@ export class Remote {
       if (ws.exited !== undefined) throw new TaskGoneError(this.pid, `exited with status ${ws.exited}`);
       if (ws.signaled !== undefined) throw new TaskGoneError(this.pid, `was killed by signal ${ws.signaled}`);
       if (ws.stopped === SIG.TRAP && ws.event === undefined) return;
-      if (ws.event !== undefined) continue;
+      if (ws.event !== undefined) {
+        this.noteEvent(ws.event);
+        continue;
+      }
       if (ws.stopped !== undefined) this.deferred.push(ws.stopped);
+    }
+  }
+
+  private noteEvent(ev: number): void {
+    if (ev === PTRACE_EVENT.CLONE || ev === PTRACE_EVENT.FORK || ev === PTRACE_EVENT.VFORK) {
+      this.lastChild = Number(ptrace.getEventMsg(this.pid));
     }
   }
 

@@ -6,7 +6,7 @@ import {
   create, FdTypes, FileEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType, TermiosEntrySchema,
   WinsizeEntrySchema, TtyPtyEntrySchema, FownEntrySchema, type TtyInfoEntry,
 } from '../../images/index.js';
-import { O, NR, syscall, addressOf, pidfdOpen, pidfdGetfd } from '../../sys/index.js';
+import { O, NR, syscall, pidfdOpen, pidfdGetfd } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { major, minor, type FdKind } from './kind.js';
 
@@ -19,7 +19,7 @@ const TIOCGWINSZ = 0x5413;
 const TIOCGSID = 0x5429;
 
 function ioctl(fd: number, req: number, buf: Buffer): number {
-  return syscall(`ioctl(0x${req.toString(16)})`, NR.ioctl, fd, req, addressOf(buf));
+  return syscall(`ioctl(0x${req.toString(16)})`, NR.ioctl, fd, req, buf);
 }
 
 export function isTty(rdev: number): boolean {

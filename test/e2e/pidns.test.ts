@@ -1,0 +1,39 @@
+// A tree in a pid namespace of its own (`unshare --fork --pid --mount-proc`):
+// dumped with the pids it has there (its root is pid 1), restored into a new pid
+// namespace, with a mount namespace and /proc of its own, where it has the same pids.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { Session, childrenOf, exists, waitFor } from './harness.js';
+
+function nspid(pid: number): number[] {
+  const m = /^NSpid:\s*(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return (m?.[1] ?? '').trim().split(/\s+/).map(Number);
+}
+
+test('pid namespace: a bash loop as pid 1 of its namespace counts on after restore, still pid 1 there', { timeout: 40_000 }, async (t) => {
+  const s = Session.for(t, 'pidns');
+  // Each line: the count, bash's own pid ($$, 1 in its namespace), the pid a child sees.
+  const script = 'i=0; while :; do i=$((i+1)); echo "$i $$ $(cut -d" " -f1 /proc/self/stat)"; sleep 0.1; done';
+  const unshare = await s.startCommand('pidns', ['unshare', '--fork', '--pid', '--mount-proc', '/bin/bash', '-c', script], { ready: /^3 1 \d+$/m });
+  const inner = childrenOf(unshare.pid)[0]!;
+  assert.ok(inner, `unshare has no child${s.report()}`);
+  assert.deepEqual(nspid(inner).slice(-1), [1], s.report());
+  const lines = (out: string) => [...out.matchAll(/^(\d+) (\d+) (\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2]), Number(m[3])]);
+  const images = s.mkdir();
+  s.ok(await s.cryo(['dump', '-t', String(inner), '-D', images, '-v4', '-o', 'dump.log']));
+  await s.check(waitFor(`pid ${inner} to go`, () => !exists(inner), 10_000));
+  const atDump = Math.max(...lines(unshare.output()).map((l) => l[0]!));
+  const pidfile = path.join(s.dir, 'restored.pid');
+  s.ok(await s.cryo(['restore', '-d', '-D', images, '-v4', '-o', 'restore.log', '--pidfile', pidfile]));
+  const host = Number(fs.readFileSync(pidfile, 'utf8'));
+  const restored = s.adopt(host, unshare);
+  assert.deepEqual(nspid(host).slice(-1), [1], `the restored root is not pid 1 of its namespace${s.report()}`);
+  assert.notEqual(fs.readlinkSync(`/proc/${host}/ns/pid`), fs.readlinkSync('/proc/self/ns/pid'), s.report());
+  await s.check(waitFor(`the count to pass ${atDump + 3}`, () => Math.max(...lines(unshare.output()).map((l) => l[0]!)) >= atDump + 3, 10_000));
+  const all = lines(unshare.output());
+  assert.deepEqual(all.map((l) => l[0]), all.map((_, i) => i + 1), `the count has gaps${s.report()}`);
+  for (const [n, self] of all) assert.equal(self, 1, `line ${n}: bash is pid ${self} in its namespace${s.report()}`);
+  await s.killTree(restored);
+});
