@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <string.h>
+#include <time.h>
 
 static volatile sig_atomic_t got_usr1;
 
@@ -31,13 +34,44 @@ static inline uint64_t pattern(uint64_t i)
 	return (z ^ (z >> 31)) | 1;
 }
 
-int main(int argc, char **argv)
+/*
+ * The baseline: write the same memory (same bytes, same 4 KiB pages as the
+ * target's) to FILE with large sequential writes, no fsync; print the seconds.
+ */
+static int plain_write(const char *file, const void *buf, size_t len)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s BYTES\n", argv[0]);
+	struct timespec a, b;
+	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	if (fd < 0) {
+		perror(file);
 		return 2;
 	}
-	size_t len = strtoull(argv[1], NULL, 0) & ~4095ULL;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (size_t done = 0; done < len;) {
+		size_t n = len - done > (1UL << 30) ? (1UL << 30) : len - done;
+		ssize_t w = write(fd, (const char *)buf + done, n);
+
+		if (w <= 0) {
+			perror("write");
+			return 2;
+		}
+		done += (size_t)w;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	close(fd);
+	unlink(file);
+	printf("%.6f\n", (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2 && !(argc == 4 && !strcmp(argv[1], "--write"))) {
+		fprintf(stderr, "usage: %s BYTES | --write FILE BYTES\n", argv[0]);
+		return 2;
+	}
+	size_t len = strtoull(argv[argc - 1], NULL, 0) & ~4095ULL;
 	uint64_t *w = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (w == MAP_FAILED) {
 		perror("mmap");
@@ -46,6 +80,8 @@ int main(int argc, char **argv)
 	size_t n = len / 8;
 	for (size_t i = 0; i < n; i++)
 		w[i] = pattern(i);
+	if (argc == 4)
+		return plain_write(argv[2], w, len);
 
 	sigset_t block, old;
 	sigemptyset(&block);

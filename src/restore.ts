@@ -4,7 +4,10 @@
 import { closeSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
-import { ImageDir, ImageError, TASK_ZOMBIE, TASK_STOPPED, VMA_ANON_SHARED, type PstreeEntry, type FileEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter } from './images/index.js';
+import {
+  ImageDir, ImageError, TASK_ZOMBIE, TASK_STOPPED, VMA_ANON_SHARED,
+  type PstreeEntry, type FileEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
+} from './images/index.js';
 import { CLONE, NR, SIG, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
@@ -54,7 +57,7 @@ function loadImages(dir: ImageDir): Loaded {
       shmem,
       pstree: p, core, threadCores,
       mm,
-      pagemap: { pagesId: (head as { pagesId: number }).pagesId, runs: runs as never },
+      pagemap: { pagesId: (head as { pagesId: number }).pagesId, runs: runs as PagemapEntry[] },
       fdinfo: dir.tryRead('fdinfo', ids.filesId) ?? [],
       fs: dir.readOne('fs', p.pid),
     };
