@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { parseStat, type ProcStat } from '../proc/stat.js';
 import { seizeThread, releaseThread, findSyscallInsn } from '../tracer/seize.js';
 import { Remote, TaskGoneError } from '../tracer/remote.js';
-import { PTRACE_O, kill, SIG, waitpid, __WALL } from '../sys/index.js';
+import { PTRACE_O, SysError, kill, SIG, waitpid, __WALL } from '../sys/index.js';
 import { CryoError, type Logger } from '../context.js';
 
 export interface FrozenTask {
@@ -141,8 +141,14 @@ function seizeThreads(t: FrozenTask): void {
     if (fresh.length === 0) break;
     for (const tid of fresh) {
       try {
-        // A seccomp filter of the task must not block the calls we make it do.
-        seizeThread(tid, PTRACE_O.TRACESYSGOOD | PTRACE_O.SUSPEND_SECCOMP);
+        // A seccomp filter of the task must not block the calls we make it do;
+        // suspending filters needs CAP_SYS_ADMIN, so do without where it is refused.
+        try {
+          seizeThread(tid, PTRACE_O.TRACESYSGOOD | PTRACE_O.SUSPEND_SECCOMP);
+        } catch (e) {
+          if (!SysError.is(e, 'EPERM') && !SysError.is(e, 'EINVAL')) throw e;
+          seizeThread(tid, PTRACE_O.TRACESYSGOOD);
+        }
       } catch (e) {
         if (e instanceof TaskGoneError && tid !== t.pid) continue; // a thread that just exited
         throw e;
