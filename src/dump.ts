@@ -5,7 +5,7 @@ import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
   ImageDir, create, PstreeEntrySchema, InventoryEntrySchema, StatsEntrySchema, DumpStatsEntrySchema,
-  Lsmtype, SeccompEntrySchema, type TaskKobjIdsEntry,
+  Lsmtype, SeccompEntrySchema, PipeDataEntrySchema, type TaskKobjIdsEntry,
 } from './images/index.js';
 import { FileTable } from './objects/files/table.js';
 import { SeccompTable } from './objects/seccomp.js';
@@ -57,6 +57,11 @@ export async function runDump(ctx: Context): Promise<number> {
     writeTreeImages(tasks, st, idsOf.get(root)!);
     dir.write('files', st.files.entries);
     if (st.files.ttyInfos.length) dir.write('ttyInfo', st.files.ttyInfos);
+    if (st.files.pipeData.length) {
+      dir.write('pipesData', st.files.pipeData.map((p) => ({
+        msg: create(PipeDataEntrySchema, { pipeId: p.pipeId, bytes: p.data.length, size: p.size }), extra: p.data,
+      })));
+    }
     if (st.seccomp.filters.length) dir.write('seccomp', [create(SeccompEntrySchema, { seccompFilters: st.seccomp.filters })]);
     const tDone = performance.now();
     dir.write('stats', [create(StatsEntrySchema, {

@@ -12,7 +12,7 @@ import { restorePages, type FdBridge } from '../objects/pages.js';
 import { restoreSigactions } from '../objects/sigactions.js';
 import { restoreCreds } from '../objects/creds.js';
 import { restorePending } from '../objects/signals.js';
-import { openFileEntry } from '../objects/files/fds.js';
+import { openFileEntry, afterPlant } from '../objects/files/fds.js';
 import type { RestoreFilesEnv } from '../objects/files/kind.js';
 import type { Remote } from '../tracer/remote.js';
 import type { Logger } from '../context.js';
@@ -152,6 +152,8 @@ export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h:
       rem.call('fcntl(F_SETFD)', NR.fcntl, tfd, 2 /* F_SETFD */, f.flags & 1);
     }
   }
+  // Now that every fd is there: what refers to other fds (epoll's targets).
+  for (const f of fds) afterPlant(rem, sh.files.get(f.id)!, f.fd);
 }
 
 export function restoreFs(rem: Remote, img: TaskImages, sh: RestoreShared): void {

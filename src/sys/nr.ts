@@ -13,8 +13,8 @@ export const NR = {
   sched_setscheduler: 144, prctl: 157, arch_prctl: 158, chroot: 161, gettid: 186,
   tkill: 200, futex: 202, set_thread_area: 205, get_thread_area: 211, set_tid_address: 218,
   restart_syscall: 219, timer_create: 222, timer_settime: 223, timer_gettime: 224,
-  timer_getoverrun: 225, exit_group: 231, tgkill: 234, openat: 257, set_robust_list: 273,
-  get_robust_list: 274, dup3: 292, preadv: 295, pwritev: 296, prlimit64: 302,
+  timer_getoverrun: 225, exit_group: 231, epoll_ctl: 233, tgkill: 234, openat: 257, set_robust_list: 273, tee: 276,
+  get_robust_list: 274, eventfd2: 290, epoll_create1: 291, dup3: 292, pipe2: 293, preadv: 295, pwritev: 296, prlimit64: 302,
   process_vm_readv: 310, process_vm_writev: 311, kcmp: 312, memfd_create: 319, rseq: 334,
   pidfd_send_signal: 424, pidfd_open: 434, clone3: 435, close_range: 436, pidfd_getfd: 438,
 } as const;
@@ -66,7 +66,7 @@ export const O = {
   CLOEXEC: 0o2000000, PATH: 0o10000000, LARGEFILE: 0o100000,
 } as const;
 export const AT_FDCWD = -100;
-export const F = { DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030 } as const;
+export const F = { DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032 } as const;
 export const FD_CLOEXEC = 1;
 
 export const PR = {

@@ -9,8 +9,12 @@ import { CryoError } from '../../context.js';
 import type { DumpFilesEnv, FdKind, FdProbe, RestoreFilesEnv } from './kind.js';
 import { regular } from './reg.js';
 import { tty, isTty } from './tty.js';
+import { pipe } from './pipe.js';
+import { eventfd } from './eventfd.js';
+import { epoll } from './epoll.js';
+import type { Remote } from '../../tracer/remote.js';
 
-const FD_KINDS: FdKind[] = [regular, tty];
+const FD_KINDS: FdKind[] = [regular, tty, pipe, eventfd, epoll];
 
 function kindName(st: Stats, link: string): string {
   if (st.isFIFO()) return 'pipe';
@@ -30,14 +34,16 @@ export function dumpFds(pid: number, env: DumpFilesEnv): FdinfoEntry[] {
     let link: string;
     let st: Stats;
     let info: FdInfo;
+    let fdinfoText: string;
     try {
       link = readlinkSync(path);
       st = statSync(path);
-      info = parseFdinfo(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+      fdinfoText = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+      info = parseFdinfo(fdinfoText);
     } catch (e) {
       throw new CryoError(`task ${pid}: cannot inspect fd ${fd}: ${(e as Error).message}`);
     }
-    const p: FdProbe = { pid, fd, link, st, info };
+    const p: FdProbe = { pid, fd, link, st, info, fdinfoText };
     const kind = FD_KINDS.find((k) => k.match(p));
     if (!kind) {
       throw new CryoError(`task ${pid}: fd ${fd} is a ${kindName(st, link)} (${link}), which cryo does not support yet`);
@@ -62,4 +68,9 @@ export function openFileEntry(fe: FileEntry, env: RestoreFilesEnv): number {
   const kind = FD_KINDS.find((k) => k.type === fe.type);
   if (!kind) throw new CryoError(`file id ${fe.id}: fd kind ${FdTypes[fe.type] ?? fe.type} is not supported yet`);
   return kind.open(fe, env);
+}
+
+/** Work a kind leaves for when every fd of the task is in place (epoll targets). */
+export function afterPlant(rem: Remote, fe: FileEntry, fd: number): void {
+  FD_KINDS.find((k) => k.type === fe.type)?.afterPlant?.(rem, fe, fd);
 }

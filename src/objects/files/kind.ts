@@ -3,6 +3,7 @@ import type { Stats } from 'node:fs';
 import type { FdTypes, FileEntry, TtyInfoEntry } from '../../images/index.js';
 import type { FdInfo } from '../../proc/fdinfo.js';
 import type { FileTable } from './table.js';
+import type { Remote } from '../../tracer/remote.js';
 
 export interface FdProbe {
   pid: number;
@@ -11,6 +12,8 @@ export interface FdProbe {
   link: string;
   st: Stats;
   info: FdInfo;
+  /** /proc/PID/fdinfo/N as read (kinds with repeated lines parse it themselves). */
+  fdinfoText: string;
 }
 
 export interface DumpFilesEnv {
@@ -22,6 +25,10 @@ export interface RestoreFilesEnv {
   files: Map<number, FileEntry>;
   ttyInfos: Map<number, TtyInfoEntry>;
   shellJob: boolean;
+  /** pipes-data.img: what was in each pipe, by pipe id (inode). */
+  pipeData: Map<number, { data: Uint8Array; size: number }>;
+  /** Pipes created so far: both ends, in cryo, by pipe id. */
+  pipeEnds: Map<number, { r: number; w: number }>;
 }
 
 export interface FdKind {
@@ -32,6 +39,8 @@ export interface FdKind {
   dump(p: FdProbe, env: DumpFilesEnv): number;
   /** Recreate the object in cryo; returns cryo's fd (the task takes a copy). */
   open(fe: FileEntry, env: RestoreFilesEnv): number;
+  /** Once every fd of the task is in place (an epoll's targets, say). */
+  afterPlant?(rem: Remote, fe: FileEntry, fd: number): void;
 }
 
 // glibc's dev_t layout; BigInt because JS shifts wrap at 32 bits.

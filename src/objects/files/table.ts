@@ -18,6 +18,10 @@ export class FileTable {
   readonly entries: FileEntry[] = [];
   /** tty-info.img: one entry per terminal the tree holds. */
   readonly ttyInfos: TtyInfoEntry[] = [];
+  /** pipes-data.img: the bytes queued in each pipe, once per pipe. */
+  readonly pipeData: Array<{ pipeId: number; data: Buffer; size: number }> = [];
+  /** Pipes whose data was already taken (by inode). */
+  readonly pipesSeen = new Set<number>();
   /** Open file descriptions seen so far, by inode: fds sharing one get one id. */
   private readonly descs = new Map<string, Array<{ pid: number; fd: number; id: number }>>();
   private nextId = 1;

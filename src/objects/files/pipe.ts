@@ -1,0 +1,92 @@
+// Pipes, with the data queued in them. On dump the data is copied with tee()
+// from a read end cryo holds (pidfd_getfd of the task's fd, or the same pipe
+// reopened through /proc for a write end): tee() duplicates, it never consumes.
+// On restore cryo makes the pipe, writes the data back, and hands out the ends.
+import { closeSync, openSync, readSync } from 'node:fs';
+import { create, FdTypes, FileEntrySchema, PipeEntrySchema, FownEntrySchema } from '../../images/index.js';
+import { NR, O, F, syscall, trySyscall, pidfdOpen, pidfdGetfd } from '../../sys/index.js';
+import { CryoError } from '../../context.js';
+import type { FdKind, FdProbe } from './kind.js';
+
+const SPLICE_F_NONBLOCK = 2;
+const EAGAIN = 11;
+
+function makePipe(): { r: number; w: number } {
+  const fds = new Int32Array(2);
+  syscall('pipe2', NR.pipe2, new Uint8Array(fds.buffer), O.CLOEXEC | O.NONBLOCK);
+  return { r: fds[0]!, w: fds[1]! };
+}
+
+/** A read end of the task's pipe, in cryo. */
+function readEnd(p: FdProbe): number {
+  if ((p.info.flags & 3) === O.RDONLY) {
+    const pidfd = pidfdOpen(p.pid);
+    try {
+      return pidfdGetfd(pidfd, p.fd);
+    } finally {
+      closeSync(pidfd);
+    }
+  }
+  return openSync(`/proc/${p.pid}/fd/${p.fd}`, O.RDONLY | O.NONBLOCK | O.CLOEXEC);
+}
+
+/** The bytes queued in the pipe, left where they are. */
+function peek(p: FdProbe): { data: Buffer; size: number } {
+  const src = readEnd(p);
+  const tmp = makePipe();
+  try {
+    const size = syscall('fcntl(F_GETPIPE_SZ)', NR.fcntl, src, F.GETPIPE_SZ);
+    syscall('fcntl(F_SETPIPE_SZ)', NR.fcntl, tmp.w, F.SETPIPE_SZ, size);
+    const n = trySyscall(NR.tee, src, tmp.w, size, SPLICE_F_NONBLOCK);
+    if (n < 0 && n !== -EAGAIN) throw new CryoError(`task ${p.pid}: cannot read the data in pipe fd ${p.fd} (tee: errno ${-n})`);
+    const data = Buffer.alloc(Math.max(0, n));
+    for (let off = 0; off < data.length; ) off += readSync(tmp.r, data, off, data.length - off, null);
+    return { data, size };
+  } finally {
+    closeSync(src);
+    closeSync(tmp.r);
+    closeSync(tmp.w);
+  }
+}
+
+export const pipe: FdKind = {
+  name: 'pipe',
+  type: FdTypes.PIPE,
+  match: (p) => p.st.isFIFO() && p.link.startsWith('pipe:'),
+  dump(p, env) {
+    const files = env.files;
+    const pipeId = Number(p.st.ino);
+    if (!files.pipesSeen.has(pipeId)) {
+      files.pipesSeen.add(pipeId);
+      const { data, size } = peek(p);
+      if (data.length) files.pipeData.push({ pipeId, data, size });
+    }
+    const id = files.newId();
+    const fown = create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
+    files.add(create(FileEntrySchema, {
+      type: FdTypes.PIPE, id,
+      pipe: create(PipeEntrySchema, { id, pipeId, flags: p.info.flags & ~O.CLOEXEC, fown }),
+    }));
+    return id;
+  },
+  open(fe, env) {
+    const e = fe.pipe;
+    if (!e) throw new CryoError(`file id ${fe.id}: pipe entry without its pipe field`);
+    let ends = env.pipeEnds.get(e.pipeId);
+    if (!ends) {
+      ends = makePipe();
+      env.pipeEnds.set(e.pipeId, ends);
+      const d = env.pipeData.get(e.pipeId);
+      if (d) {
+        if (d.size) syscall('fcntl(F_SETPIPE_SZ)', NR.fcntl, ends.w, F.SETPIPE_SZ, Math.max(d.size, d.data.length));
+        const buf = Buffer.from(d.data);
+        for (let off = 0; off < buf.length; ) off += syscall('write', NR.write, ends.w, buf.subarray(off), buf.length - off);
+      }
+    }
+    const end = (e.flags & 3) === O.WRONLY ? ends.w : ends.r;
+    // Our own fd of that end (closed after the restore); O_NONBLOCK belongs to the end.
+    const fd = syscall('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, end, F.DUPFD_CLOEXEC, 0);
+    syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, e.flags & O.NONBLOCK);
+    return fd;
+  },
+};
