@@ -3,8 +3,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { NR, PR, O, F } from '../sys/index.js';
 import {
-  PE_PARENT, PE_LAZY, VMA_ANON_SHARED, isFieldSet, PagemapEntrySchema, type CoreEntry, type MmEntry, type FdinfoEntry, type FileEntry, type FsEntry,
-  type PagemapEntry, type PstreeEntry,
+  PE_PARENT, PE_LAZY, VMA_ANON_SHARED, isFieldSet, PagemapEntrySchema,
+  type CoreEntry, type MmEntry, type FdinfoEntry, type FileEntry, type FsEntry, type PagemapEntry, type PstreeEntry,
 } from '../images/index.js';
 import { parseMaps } from '../proc/maps.js';
 import { findFree, imageRanges, moveVdso, mapVmas, fixProtections, setMmMap, hasPrivatePages, type Range } from '../objects/mm.js';

@@ -12,9 +12,11 @@ import { tty, isTty } from './tty.js';
 import { pipe } from './pipe.js';
 import { eventfd } from './eventfd.js';
 import { epoll } from './epoll.js';
+import { signalfd } from './signalfd.js';
+import { timerfd } from './timerfd.js';
 import type { Remote } from '../../tracer/remote.js';
 
-const FD_KINDS: FdKind[] = [regular, tty, pipe, eventfd, epoll];
+const FD_KINDS: FdKind[] = [regular, tty, pipe, eventfd, epoll, signalfd, timerfd];
 
 function kindName(st: Stats, link: string): string {
   if (st.isFIFO()) return 'pipe';

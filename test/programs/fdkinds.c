@@ -1,0 +1,56 @@
+/* signalfd and timerfd: a signalfd for SIGWINCH and SIGRTMIN+3 with a SIGWINCH
+ * pending (blocked), a periodic timerfd (50 ms) that must keep expiring after
+ * restore, and a one-shot timerfd that already expired but was never read (its
+ * tick must still be there). SIGUSR2: read the pending tick first (FAIL). */
+#include "common.h"
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+
+int main(int argc, char **argv)
+{
+	sigset_t m;
+	int sfd, per, once, corrupt;
+	uint64_t n;
+
+	(void)argc;
+	(void)argv;
+	prog_init();
+	sigemptyset(&m);
+	sigaddset(&m, SIGWINCH);
+	sigaddset(&m, SIGRTMIN + 3);
+	MUST(sigprocmask(SIG_BLOCK, &m, NULL) == 0);
+	MUST((sfd = signalfd(-1, &m, SFD_NONBLOCK | SFD_CLOEXEC)) >= 0);
+	MUST(kill(getpid(), SIGWINCH) == 0);
+	MUST((per = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK)) >= 0);
+	struct itimerspec p = { { 0, 50000000 }, { 0, 50000000 } };
+	MUST(timerfd_settime(per, 0, &p, NULL) == 0);
+	MUST((once = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK)) >= 0);
+	struct itimerspec o = { { 0, 0 }, { 0, 1000000 } };
+	MUST(timerfd_settime(once, 0, &o, NULL) == 0);
+	usleep(20000);
+	prog_ready();
+	corrupt = wait_for_signal();
+	if (corrupt)
+		MUST(read(once, &n, 8) == 8);
+
+	struct signalfd_siginfo si;
+	if (read(sfd, &si, sizeof(si)) != sizeof(si) || si.ssi_signo != SIGWINCH)
+		failf("signalfd: the pending SIGWINCH is not there");
+	kill(getpid(), SIGRTMIN + 3);
+	if (read(sfd, &si, sizeof(si)) != sizeof(si) || (int)si.ssi_signo != SIGRTMIN + 3)
+		failf("signalfd: does not read SIGRTMIN+3 (its mask changed)");
+	if (read(once, &n, 8) != 8 || n != 1)
+		failf("one-shot timerfd: the unread expiration is gone");
+	read(per, &n, 8); /* whatever piled up */
+	usleep(200000);
+	if (read(per, &n, 8) != 8 || n < 2)
+		failf("periodic timerfd: %llu expirations in 200 ms", (unsigned long long)n);
+	struct itimerspec cur;
+	if (timerfd_gettime(per, &cur) || cur.it_interval.tv_nsec != 50000000)
+		failf("periodic timerfd: interval changed");
+	if (!(fcntl(sfd, F_GETFL) & O_NONBLOCK))
+		failf("signalfd lost O_NONBLOCK");
+	return prog_finish();
+}
