@@ -57,11 +57,11 @@ export async function runDump(ctx: Context): Promise<number> {
     writeTreeImages(tasks, st, idsOf.get(root)!);
     dir.write('files', st.files.entries);
     if (st.files.ttyInfos.length) dir.write('ttyInfo', st.files.ttyInfos);
-    if (st.files.pipeData.length) {
-      dir.write('pipesData', st.files.pipeData.map((p) => ({
-        msg: create(PipeDataEntrySchema, { pipeId: p.pipeId, bytes: p.data.length, size: p.size }), extra: p.data,
-      })));
-    }
+    const pipeData = (l: typeof st.files.pipeData) => l.map((p) => ({
+      msg: create(PipeDataEntrySchema, { pipeId: p.pipeId, bytes: p.data.length, size: p.size }), extra: p.data,
+    }));
+    if (st.files.pipeData.length) dir.write('pipesData', pipeData(st.files.pipeData));
+    if (st.files.fifoData.length) dir.write('fifoData', pipeData(st.files.fifoData));
     if (st.seccomp.filters.length) dir.write('seccomp', [create(SeccompEntrySchema, { seccompFilters: st.seccomp.filters })]);
     const tDone = performance.now();
     dir.write('stats', [create(StatsEntrySchema, {

@@ -26,6 +26,7 @@ const THREAD_FLAGS = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.T
 interface Loaded {
   tasks: TaskImages[];
   pipeData: Map<number, { data: Uint8Array; size: number }>;
+  fifoData: Map<number, { data: Uint8Array; size: number }>;
   seccomp: SeccompFilter[];
   files: Map<number, FileEntry>;
   ttyInfos: Map<number, TtyInfoEntry>;
@@ -64,12 +65,15 @@ function loadImages(dir: ImageDir): Loaded {
     };
   });
   const seccomp = dir.tryRead('seccomp')?.[0]?.seccompFilters ?? [];
-  const pipeData = new Map<number, { data: Uint8Array; size: number }>();
-  for (const { msg, extra } of dir.exists('pipesData') ? dir.readEntries('pipesData') : []) {
-    const m = msg as { pipeId: number; size: number };
-    pipeData.set(m.pipeId, { data: extra ?? new Uint8Array(), size: m.size });
-  }
-  return { tasks, files, ttyInfos, seccomp, pipeData };
+  const dataOf = (kind: 'pipesData' | 'fifoData') => {
+    const m = new Map<number, { data: Uint8Array; size: number }>();
+    for (const { msg, extra } of dir.exists(kind) ? dir.readEntries(kind) : []) {
+      const e = msg as { pipeId: number; size: number };
+      m.set(e.pipeId, { data: extra ?? new Uint8Array(), size: e.size });
+    }
+    return m;
+  };
+  return { tasks, files, ttyInfos, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData') };
 }
 
 /** `cryo restore`: returns the process exit code. */
@@ -101,6 +105,7 @@ export async function runRestore(ctx: Context): Promise<number> {
     ttyInfos: loaded.ttyInfos,
     shellJob: opts.shellJob,
     pipeData: loaded.pipeData,
+    fifoData: loaded.fifoData,
     pipeEnds: new Map(),
     opened: new Map(),
     log,
@@ -168,12 +173,12 @@ export async function runRestore(ctx: Context): Promise<number> {
     }
   } catch (e) {
     for (const pid of [...created].reverse()) killAndReap(pid);
-    for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...[...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w])]) closeSync(fd);
+    for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]))]) closeSync(fd);
     dir.close();
     if (e instanceof RemoteError || e instanceof TaskGoneError) throw new CryoError(`restore failed: ${e.message}`);
     throw e;
   }
-  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...[...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w])]) closeSync(fd);
+  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]))]) closeSync(fd);
   dir.close();
   const rootHost = rems.get(root)!.pid;
   log.info(`restored tree of ${loaded.tasks.length} task(s) rooted at ${root}${newPidns ? ` (pid ${rootHost} here)` : ''} in ${(performance.now() - t0).toFixed(1)} ms`);

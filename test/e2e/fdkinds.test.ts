@@ -1,7 +1,17 @@
 import { test } from 'node:test';
-import { Session } from './harness.js';
+import * as assert from 'node:assert/strict';
+import { Session, critDecodeAll } from './harness.js';
 
-test('signalfd (mask, pending signal) and timerfd (periodic, unread expirations)', { timeout: 30_000 }, async (t) => {
+test('signalfd (mask, pending signal), timerfd (periodic, unread expirations), a FIFO with data, an O_PATH fd', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'fdkinds');
   await s.cycle('fdkinds');
+});
+
+test('signalfd, timerfd, FIFO images decode with CRIU\'s crit', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'fdkinds-crit');
+  const target = await s.start('fdkinds');
+  const images = s.mkdir();
+  await s.dump(target, images, { leaveRunning: true });
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  await s.expectPass(target);
 });

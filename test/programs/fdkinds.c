@@ -1,11 +1,14 @@
 /* signalfd and timerfd: a signalfd for SIGWINCH and SIGRTMIN+3 with a SIGWINCH
  * pending (blocked), a periodic timerfd (50 ms) that must keep expiring after
  * restore, and a one-shot timerfd that already expired but was never read (its
- * tick must still be there). SIGUSR2: read the pending tick first (FAIL). */
+ * tick must still be there). A FIFO (named pipe) open at both ends with 300
+ * bytes in it, and an O_PATH fd of the program's directory.
+ * SIGUSR2: read the pending tick first (FAIL). */
 #include "common.h"
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 
 int main(int argc, char **argv)
@@ -14,8 +17,6 @@ int main(int argc, char **argv)
 	int sfd, per, once, corrupt;
 	uint64_t n;
 
-	(void)argc;
-	(void)argv;
 	prog_init();
 	sigemptyset(&m);
 	sigaddset(&m, SIGWINCH);
@@ -29,6 +30,19 @@ int main(int argc, char **argv)
 	MUST((once = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK)) >= 0);
 	struct itimerspec o = { { 0, 0 }, { 0, 1000000 } };
 	MUST(timerfd_settime(once, 0, &o, NULL) == 0);
+	char fifo_path[4096];
+	snprintf(fifo_path, sizeof(fifo_path), "%s/fifo", prog_dir(argc, argv));
+	MUST(mkfifo(fifo_path, 0600) == 0);
+	int fr = open(fifo_path, O_RDONLY | O_NONBLOCK);
+	MUST(fr >= 0);
+	int fw = open(fifo_path, O_WRONLY);
+	MUST(fw >= 0);
+	char msg[300];
+	for (int i = 0; i < 300; i++)
+		msg[i] = (char)(i * 3 + 5);
+	MUST(write(fw, msg, sizeof(msg)) == (ssize_t)sizeof(msg));
+	int opath = open(prog_dir(argc, argv), O_PATH | O_DIRECTORY);
+	MUST(opath >= 0);
 	usleep(20000);
 	prog_ready();
 	corrupt = wait_for_signal();
@@ -52,5 +66,16 @@ int main(int argc, char **argv)
 		failf("periodic timerfd: interval changed");
 	if (!(fcntl(sfd, F_GETFL) & O_NONBLOCK))
 		failf("signalfd lost O_NONBLOCK");
+	char back[400];
+	ssize_t got = read(fr, back, sizeof(back));
+	if (got != (ssize_t)sizeof(msg) || memcmp(back, msg, sizeof(msg)))
+		failf("FIFO: %zd bytes back, want %zu", got, sizeof(msg));
+	if (write(fw, "x", 1) != 1 || read(fr, back, 1) != 1 || back[0] != 'x')
+		failf("FIFO: its ends no longer talk");
+	if (!(fcntl(opath, F_GETFL) & O_PATH))
+		failf("the O_PATH fd lost O_PATH");
+	struct stat st;
+	if (fstatat(opath, "fifo", &st, 0) || !S_ISFIFO(st.st_mode))
+		failf("the O_PATH directory fd does not find the FIFO");
 	return prog_finish();
 }

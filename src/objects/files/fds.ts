@@ -9,14 +9,14 @@ import { CryoError } from '../../context.js';
 import type { DumpFilesEnv, FdKind, FdProbe, RestoreFilesEnv } from './kind.js';
 import { regular } from './reg.js';
 import { tty, isTty } from './tty.js';
-import { pipe } from './pipe.js';
+import { pipe, fifo } from './pipe.js';
 import { eventfd } from './eventfd.js';
 import { epoll } from './epoll.js';
 import { signalfd } from './signalfd.js';
 import { timerfd } from './timerfd.js';
 import type { Remote } from '../../tracer/remote.js';
 
-const FD_KINDS: FdKind[] = [regular, tty, pipe, eventfd, epoll, signalfd, timerfd];
+const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd];
 
 function kindName(st: Stats, link: string): string {
   if (st.isFIFO()) return 'pipe';

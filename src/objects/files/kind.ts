@@ -27,6 +27,8 @@ export interface RestoreFilesEnv {
   shellJob: boolean;
   /** pipes-data.img: what was in each pipe, by pipe id (inode). */
   pipeData: Map<number, { data: Uint8Array; size: number }>;
+  /** fifo-data.img, likewise. */
+  fifoData: Map<number, { data: Uint8Array; size: number }>;
   /** Pipes created so far: both ends, in cryo, by pipe id. */
   pipeEnds: Map<number, { r: number; w: number }>;
 }

@@ -3,7 +3,7 @@
 // reopened through /proc for a write end): tee() duplicates, it never consumes.
 // On restore cryo makes the pipe, writes the data back, and hands out the ends.
 import { closeSync, openSync, readSync } from 'node:fs';
-import { create, FdTypes, FileEntrySchema, PipeEntrySchema, FownEntrySchema } from '../../images/index.js';
+import { create, FdTypes, FileEntrySchema, PipeEntrySchema, FifoEntrySchema, FownEntrySchema } from '../../images/index.js';
 import { NR, O, F, syscall, trySyscall, pidfdOpen, pidfdGetfd } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { FdKind, FdProbe } from './kind.js';
@@ -88,5 +88,53 @@ export const pipe: FdKind = {
     const fd = syscall('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, end, F.DUPFD_CLOEXEC, 0);
     syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, e.flags & O.NONBLOCK);
     return fd;
+  },
+};
+
+/**
+ * FIFOs (named pipes): a pipe plus its path. The data is kept like a pipe's, in
+ * fifo-data.img. On restore cryo opens the path O_RDWR first (which never blocks,
+ * and keeps the pipe alive while the data goes in), then each end from that.
+ */
+export const fifo: FdKind = {
+  name: 'FIFO',
+  type: FdTypes.FIFO,
+  match: (p) => p.st.isFIFO() && !p.link.startsWith('pipe:'),
+  dump(p, env) {
+    const files = env.files;
+    const pipeId = Number(p.st.ino);
+    if (!files.pipesSeen.has(pipeId)) {
+      files.pipesSeen.add(pipeId);
+      const { data, size } = peek(p);
+      if (data.length) files.fifoData.push({ pipeId, data, size });
+    }
+    const regfId = files.addReg({ flags: p.info.flags & ~O.CLOEXEC, pos: 0n, name: p.link });
+    const id = files.newId();
+    files.add(create(FileEntrySchema, { type: FdTypes.FIFO, id, fifo: create(FifoEntrySchema, { id, pipeId, regfId }) }));
+    return id;
+  },
+  open(fe, env) {
+    const e = fe.fifo;
+    const reg = e && env.files.get(e.regfId)?.reg;
+    if (!e || !reg) throw new CryoError(`file id ${fe.id}: FIFO entry without its path`);
+    let ends = env.pipeEnds.get(e.pipeId);
+    if (!ends) {
+      let rw: number;
+      try {
+        rw = openSync(reg.name, O.RDWR | O.NONBLOCK | O.CLOEXEC);
+      } catch (err) {
+        throw new CryoError(`cannot open the FIFO ${reg.name}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      ends = { r: rw, w: rw };
+      env.pipeEnds.set(e.pipeId, ends);
+      const d = env.fifoData.get(e.pipeId);
+      if (d) {
+        if (d.size) syscall('fcntl(F_SETPIPE_SZ)', NR.fcntl, rw, F.SETPIPE_SZ, Math.max(d.size, d.data.length));
+        const buf = Buffer.from(d.data);
+        for (let off = 0; off < buf.length; ) off += syscall('write', NR.write, rw, buf.subarray(off), buf.length - off);
+      }
+    }
+    // An open file description of its own, with the dumped access mode and flags.
+    return openSync(`/proc/self/fd/${ends.r}`, (reg.flags & ~(O.CREAT | O.TRUNC | O.EXCL)) | O.CLOEXEC);
   },
 };

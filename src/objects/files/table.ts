@@ -20,6 +20,8 @@ export class FileTable {
   readonly ttyInfos: TtyInfoEntry[] = [];
   /** pipes-data.img: the bytes queued in each pipe, once per pipe. */
   readonly pipeData: Array<{ pipeId: number; data: Buffer; size: number }> = [];
+  /** fifo-data.img: the same for FIFOs. */
+  readonly fifoData: Array<{ pipeId: number; data: Buffer; size: number }> = [];
   /** Pipes whose data was already taken (by inode). */
   readonly pipesSeen = new Set<number>();
   /** Open file descriptions seen so far, by inode: fds sharing one get one id. */
