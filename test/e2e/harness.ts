@@ -190,7 +190,7 @@ export interface CryoResult {
 function cryoCommand(): string[] {
   const custom = process.env.CRYO?.trim();
   if (custom) return custom.split(/\s+/);
-  const main = path.join(ROOT, 'dist/cli/main.js');
+  const main = path.join(ROOT, 'dist/cryo.mjs');
   if (!fs.existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
   return [process.execPath, path.join(ROOT, 'bin/cryo')];
 }

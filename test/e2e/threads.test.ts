@@ -1,5 +1,6 @@
 import { test } from 'node:test';
-import { Session } from './harness.js';
+import * as path from 'node:path';
+import { ROOT, Session } from './harness.js';
 
 test('threads: futex, sleeping and spinning threads, each with its own TLS, tid, name, mask', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'threads');
@@ -16,4 +17,18 @@ test('threads: dump, restore, dump, restore', { timeout: 40_000 }, async (t) => 
   await s.dump(once, b);
   const twice = await s.restore(b, target);
   await s.expectPass(twice);
+});
+
+test('threads under constant garbage collection in cryo (buffers handed to the kernel stay alive)', { timeout: 60_000 }, async (t) => {
+  // node --stress-scavenge runs a scavenge every few allocations: a Buffer whose
+  // address went into a syscall but that was not held would be freed mid-call.
+  const before = process.env.CRYO;
+  process.env.CRYO = `${process.execPath} --stress-scavenge=20 ${path.join(ROOT, 'bin/cryo')}`;
+  try {
+    const s = Session.for(t, 'threads-gc');
+    await s.cycle('threads');
+  } finally {
+    if (before === undefined) delete process.env.CRYO;
+    else process.env.CRYO = before;
+  }
 });
