@@ -6,7 +6,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { create, FdTypes, FileEntrySchema, PipeEntrySchema, FifoEntrySchema, FownEntrySchema } from '../../images/index.js';
 import { NR, O, F, syscall, trySyscall, pidfdOpen, pidfdGetfd } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import type { FdKind, FdProbe } from './kind.js';
+import type { DumpFilesEnv, FdKind, FdProbe } from './kind.js';
 
 const SPLICE_F_NONBLOCK = 2;
 const EAGAIN = 11;
@@ -49,18 +49,34 @@ function peek(p: FdProbe): { data: Buffer; size: number } {
   }
 }
 
+type DataList = Array<{ pipeId: number; data: Buffer; size: number }>;
+
+/** Record the pipe's queued bytes once per pipe (both ends share them). */
+function takeData(p: FdProbe, files: DumpFilesEnv['files'], into: DataList): number {
+  const pipeId = Number(p.st.ino);
+  if (!files.pipesSeen.has(pipeId)) {
+    files.pipesSeen.add(pipeId);
+    const { data, size } = peek(p);
+    if (data.length) into.push({ pipeId, data, size });
+  }
+  return pipeId;
+}
+
+/** Put the dumped bytes back into a new pipe through its write side. */
+function refill(w: number, d: { data: Uint8Array; size: number } | undefined): void {
+  if (!d) return;
+  if (d.size) syscall('fcntl(F_SETPIPE_SZ)', NR.fcntl, w, F.SETPIPE_SZ, Math.max(d.size, d.data.length));
+  const buf = Buffer.from(d.data);
+  for (let off = 0; off < buf.length; ) off += syscall('write', NR.write, w, buf.subarray(off), buf.length - off);
+}
+
 export const pipe: FdKind = {
   name: 'pipe',
   type: FdTypes.PIPE,
   match: (p) => p.st.isFIFO() && p.link.startsWith('pipe:'),
   dump(p, env) {
     const files = env.files;
-    const pipeId = Number(p.st.ino);
-    if (!files.pipesSeen.has(pipeId)) {
-      files.pipesSeen.add(pipeId);
-      const { data, size } = peek(p);
-      if (data.length) files.pipeData.push({ pipeId, data, size });
-    }
+    const pipeId = takeData(p, files, files.pipeData);
     const id = files.newId();
     const fown = create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
     files.add(create(FileEntrySchema, {
@@ -76,12 +92,7 @@ export const pipe: FdKind = {
     if (!ends) {
       ends = makePipe();
       env.pipeEnds.set(e.pipeId, ends);
-      const d = env.pipeData.get(e.pipeId);
-      if (d) {
-        if (d.size) syscall('fcntl(F_SETPIPE_SZ)', NR.fcntl, ends.w, F.SETPIPE_SZ, Math.max(d.size, d.data.length));
-        const buf = Buffer.from(d.data);
-        for (let off = 0; off < buf.length; ) off += syscall('write', NR.write, ends.w, buf.subarray(off), buf.length - off);
-      }
+      refill(ends.w, env.pipeData.get(e.pipeId));
     }
     const end = (e.flags & 3) === O.WRONLY ? ends.w : ends.r;
     // Our own fd of that end (closed after the restore); O_NONBLOCK belongs to the end.
@@ -102,12 +113,7 @@ export const fifo: FdKind = {
   match: (p) => p.st.isFIFO() && !p.link.startsWith('pipe:'),
   dump(p, env) {
     const files = env.files;
-    const pipeId = Number(p.st.ino);
-    if (!files.pipesSeen.has(pipeId)) {
-      files.pipesSeen.add(pipeId);
-      const { data, size } = peek(p);
-      if (data.length) files.fifoData.push({ pipeId, data, size });
-    }
+    const pipeId = takeData(p, files, files.fifoData);
     const regfId = files.addReg({ flags: p.info.flags & ~O.CLOEXEC, pos: 0n, name: p.link });
     const id = files.newId();
     files.add(create(FileEntrySchema, { type: FdTypes.FIFO, id, fifo: create(FifoEntrySchema, { id, pipeId, regfId }) }));
@@ -127,12 +133,7 @@ export const fifo: FdKind = {
       }
       ends = { r: rw, w: rw };
       env.pipeEnds.set(e.pipeId, ends);
-      const d = env.fifoData.get(e.pipeId);
-      if (d) {
-        if (d.size) syscall('fcntl(F_SETPIPE_SZ)', NR.fcntl, rw, F.SETPIPE_SZ, Math.max(d.size, d.data.length));
-        const buf = Buffer.from(d.data);
-        for (let off = 0; off < buf.length; ) off += syscall('write', NR.write, rw, buf.subarray(off), buf.length - off);
-      }
+      refill(rw, env.fifoData.get(e.pipeId));
     }
     // An open file description of its own, with the dumped access mode and flags.
     return openSync(`/proc/self/fd/${ends.r}`, (reg.flags & ~(O.CREAT | O.TRUNC | O.EXCL)) | O.CLOEXEC);
