@@ -38,3 +38,19 @@ test('a bash loop with sleep children counts on after restore', { timeout: 30_00
   const all = numbers(target.output());
   assert.deepEqual(all, all.map((_, i) => i + 1), `the count is not 1, 2, 3, ... without gaps${s.report()}`);
 });
+
+test('a bash pipeline of several processes (producer | cat | grep) keeps flowing after restore', { timeout: 40_000 }, async (t) => {
+  const s = Session.for(t, 'pipeline');
+  const script = 'i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done | cat | grep --line-buffered .';
+  const numbers = (out: string) => [...out.matchAll(/^(\d+)$/gm)].map((m) => Number(m[1]));
+  const last = (out: string) => Math.max(0, ...numbers(out));
+  const target = await s.startCommand('pipeline', ['/bin/bash', '-c', script], { ready: /^3$/m });
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const atDump = last(target.output());
+  const restored = await s.restore(images, target);
+  await s.check(waitFor(`the pipeline to pass ${atDump + 3}`, () => last(restored.output()) >= atDump + 3, 10_000));
+  await s.killTree(restored);
+  const all = numbers(target.output());
+  assert.deepEqual(all, all.map((_, i) => i + 1), `the count is not 1, 2, 3, ... without gaps${s.report()}`);
+});
