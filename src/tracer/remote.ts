@@ -33,8 +33,15 @@ const STUB = Buffer.from([0x0f, 0x05, 0xcc]); // syscall; int3
  * Apply the kernel's syscall-restart rule to registers of a task stopped inside a
  * system call, as the kernel would when it returns to user space with no handler to
  * run: the interrupted call is re-executed. Returns a new Regs with orig_ax = -1.
+ *
+ * A call that restarts through restart_syscall() (-ERESTART_RESTARTBLOCK: poll,
+ * nanosleep, futex waits with a timeout) needs the task's kernel restart block.
+ * A task that goes on in place (`inPlace`) still has it; a restored one does not
+ * (restart_syscall would fail with EINTR, which CRIU passes on and which e.g. GNU
+ * tail treats as fatal), so for the image the call itself is run again with its
+ * own arguments, still in the registers: a relative timeout starts over.
  */
-export function restartAdjusted(r: Regs): Regs {
+export function restartAdjusted(r: Regs, inPlace = false): Regs {
   const out = r.clone();
   if (r.getSigned('orig_ax') >= 0n) {
     const ax = -r.getSigned('ax');
@@ -42,7 +49,7 @@ export function restartAdjusted(r: Regs): Regs {
       out.set('ax', r.get('orig_ax'));
       out.set('ip', r.get('ip') - 2n);
     } else if (ax === BigInt(ERESTART_RESTARTBLOCK)) {
-      out.set('ax', NR.restart_syscall);
+      out.set('ax', inPlace ? BigInt(NR.restart_syscall) : r.get('orig_ax'));
       out.set('ip', r.get('ip') - 2n);
     }
   }
@@ -255,7 +262,7 @@ export class Remote {
     try {
       this.releaseScratch();
     } finally {
-      ptrace.setRegs(this.pid, restartAdjusted(this.saved));
+      ptrace.setRegs(this.pid, restartAdjusted(this.saved, true));
       ptrace.setSigmask(this.pid, this.savedSigmask);
       this.mem.close();
     }

@@ -1,6 +1,7 @@
 // Real programs nobody wrote for us: a Python interpreter with a large heap
 // and a bash loop (a process tree: bash and its `sleep` children).
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { PROGRAMS_DIR, Session, python3, ticks, waitFor } from './harness.js';
@@ -53,4 +54,21 @@ test('a bash pipeline of several processes (producer | cat | grep) keeps flowing
   await s.killTree(restored);
   const all = numbers(target.output());
   assert.deepEqual(all, all.map((_, i) => i + 1), `the count is not 1, 2, 3, ... without gaps${s.report()}`);
+});
+
+test('tail -f on a growing file (inotify) shows the lines appended after restore', { timeout: 40_000 }, async (t) => {
+  const s = Session.for(t, 'tail');
+  const data = path.join(s.dir, 'growing.txt');
+  fs.writeFileSync(data, 'line 1\nline 2\nline 3\n');
+  const target = await s.startCommand('tail', ['tail', '-f', data], { ready: /^line 3$/m });
+  assert.match(fs.readdirSync(`/proc/${target.pid}/fd`).map((f) => fs.readlinkSync(`/proc/${target.pid}/fd/${f}`)).join(' '), /inotify/, `tail does not use inotify here${s.report()}`);
+  fs.appendFileSync(data, 'line 4\n');
+  await s.check(waitFor('tail to show line 4', () => /^line 4$/m.test(target.output()), 5_000));
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const restored = await s.restore(images, target);
+  fs.appendFileSync(data, 'line 5\nline 6\n');
+  await s.check(waitFor('the restored tail to show lines 5 and 6', () => /^line 6$/m.test(restored.output()), 5_000));
+  await s.killTree(restored);
+  assert.deepEqual(restored.output().trim().split('\n'), ['line 1', 'line 2', 'line 3', 'line 4', 'line 5', 'line 6'], s.report());
 });

@@ -14,9 +14,10 @@ import { eventfd } from './eventfd.js';
 import { epoll } from './epoll.js';
 import { signalfd } from './signalfd.js';
 import { timerfd } from './timerfd.js';
+import { inotify } from './inotify.js';
 import type { Remote } from '../../tracer/remote.js';
 
-const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd];
+const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify];
 
 function kindName(st: Stats, link: string): string {
   if (st.isFIFO()) return 'pipe';
