@@ -14,6 +14,7 @@ import {
   runningFree,
   type CryoResult,
   type Target,
+  python3,
   waitFor,
 } from './harness.js';
 
@@ -135,5 +136,16 @@ test('a task that dies in the middle of a dump: exit 1, names it, the rest of th
   assert.ok(runningFree(target.pid), `bash is not running free after the failed dump${s.report()}`);
   const at = last(target.output());
   await s.check(waitFor(`bash to count past ${at + 3}`, () => last(target.output()) >= at + 3, 5_000));
+  await s.killTree(target);
+});
+
+test('an fd of a kind cryo does not support: the dump fails naming the task, the fd and the kind; the task runs on', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'err-unsupported');
+  const script = 'import socket, time\na, b = socket.socketpair()\nprint("READY", flush=True)\ntime.sleep(1000)\n';
+  const target = await s.startCommand('sockets', [python3(), '-c', script]);
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
+  assertCleanFailure(s, r);
+  assert.match(r.stderr, new RegExp(`task ${target.pid}: fd \\d+ is a socket`), s.report());
+  assert.ok(runningFree(target.pid), `the task is not running free after the failed dump${s.report()}`);
   await s.killTree(target);
 });
