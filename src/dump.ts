@@ -5,7 +5,7 @@ import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
   ImageDir, create, PstreeEntrySchema, InventoryEntrySchema, StatsEntrySchema, DumpStatsEntrySchema,
-  Lsmtype, SeccompEntrySchema, PipeDataEntrySchema, type TaskKobjIdsEntry,
+  Lsmtype, SeccompEntrySchema, PipeDataEntrySchema, RemapFilePathEntrySchema, RemapType, type TaskKobjIdsEntry,
 } from './images/index.js';
 import { FileTable } from './objects/files/table.js';
 import { SeccompTable } from './objects/seccomp.js';
@@ -62,6 +62,12 @@ export async function runDump(ctx: Context): Promise<number> {
     }));
     if (st.files.pipeData.length) dir.write('pipesData', pipeData(st.files.pipeData));
     if (st.files.fifoData.length) dir.write('fifoData', pipeData(st.files.fifoData));
+    if (st.files.ghosts.length) {
+      dir.write('remapFpath', st.files.ghosts.map((g) => create(RemapFilePathEntrySchema, {
+        origId: g.origId, remapId: g.remapId, remapType: RemapType.GHOST,
+      })));
+      for (const g of st.files.ghosts) dir.write('ghostFile', [{ msg: g.head, extra: g.data }], g.remapId);
+    }
     if (st.seccomp.filters.length) dir.write('seccomp', [create(SeccompEntrySchema, { seccompFilters: st.seccomp.filters })]);
     const tDone = performance.now();
     dir.write('stats', [create(StatsEntrySchema, {

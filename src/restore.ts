@@ -5,11 +5,12 @@ import { closeSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
-  ImageDir, ImageError, TASK_ZOMBIE, TASK_STOPPED, VMA_ANON_SHARED,
+  ImageDir, ImageError, TASK_ZOMBIE, TASK_STOPPED, VMA_ANON_SHARED, RemapType, type GhostFileEntry,
   type PstreeEntry, type FileEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
 import { CLONE, NR, SIG, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
+import type { Ghost } from './objects/files/kind.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { startRoot, cloneTask, killAndReap, buildTree } from './restore/tree.js';
@@ -27,6 +28,7 @@ interface Loaded {
   tasks: TaskImages[];
   pipeData: Map<number, { data: Uint8Array; size: number }>;
   fifoData: Map<number, { data: Uint8Array; size: number }>;
+  ghosts: Map<number, Ghost>;
   seccomp: SeccompFilter[];
   files: Map<number, FileEntry>;
   ttyInfos: Map<number, TtyInfoEntry>;
@@ -73,7 +75,16 @@ function loadImages(dir: ImageDir): Loaded {
     }
     return m;
   };
-  return { tasks, files, ttyInfos, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData') };
+  // Deleted files: remap-fpath.img points each reg-file entry at its ghost-file image.
+  const ghosts = new Map<number, Ghost>();
+  for (const r of dir.tryRead('remapFpath') ?? []) {
+    if (r.remapType !== RemapType.GHOST) throw new CryoError(`remap-fpath.img: remap type ${RemapType[r.remapType]} is not supported yet`);
+    const [head, ...chunks] = dir.readEntries('ghostFile', r.remapId);
+    const h = head!.msg as GhostFileEntry;
+    if (h.chunks || chunks.length) throw new CryoError(`${dir.fileName('ghostFile', r.remapId)}: chunked ghost files are not supported yet`);
+    ghosts.set(r.origId, { data: head!.extra ?? new Uint8Array(), mode: h.mode, uid: h.uid, gid: h.gid });
+  }
+  return { tasks, files, ttyInfos, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), ghosts };
 }
 
 /** `cryo restore`: returns the process exit code. */
@@ -106,6 +117,7 @@ export async function runRestore(ctx: Context): Promise<number> {
     shellJob: opts.shellJob,
     pipeData: loaded.pipeData,
     fifoData: loaded.fifoData,
+    ghosts: loaded.ghosts,
     pipeEnds: new Map(),
     opened: new Map(),
     log,

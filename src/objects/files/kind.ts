@@ -19,6 +19,16 @@ export interface FdProbe {
 export interface DumpFilesEnv {
   files: FileTable;
   shellJob: boolean;
+  /** --ghost-limit: the largest deleted file whose contents go into the images. */
+  ghostLimit: number;
+}
+
+/** A deleted file to recreate (ghost-file image), by the id of its reg-file entry. */
+export interface Ghost {
+  data: Uint8Array;
+  mode: number;
+  uid: number;
+  gid: number;
 }
 
 export interface RestoreFilesEnv {
@@ -27,6 +37,8 @@ export interface RestoreFilesEnv {
   shellJob: boolean;
   /** pipes-data.img: what was in each pipe, by pipe id (inode). */
   pipeData: Map<number, { data: Uint8Array; size: number }>;
+  /** Deleted files: their contents and owner, by reg-file id. */
+  ghosts: Map<number, Ghost>;
   /** fifo-data.img, likewise. */
   fifoData: Map<number, { data: Uint8Array; size: number }>;
   /** Pipes created so far: both ends, in cryo, by pipe id. */

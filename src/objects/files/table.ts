@@ -1,7 +1,7 @@
 // The files.img table of a dump: every file object gets one id, shared by all fds
 // and mappings that refer to it.
 import { kcmp } from '../../sys/index.js';
-import { create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, type TtyInfoEntry, RegFileEntrySchema, FownEntrySchema } from '../../images/index.js';
+import { create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, type TtyInfoEntry, type GhostFileEntry, RegFileEntrySchema, FownEntrySchema } from '../../images/index.js';
 
 export interface RegInit {
   flags: number;
@@ -20,6 +20,8 @@ export class FileTable {
   readonly ttyInfos: TtyInfoEntry[] = [];
   /** pipes-data.img: the bytes queued in each pipe, once per pipe. */
   readonly pipeData: Array<{ pipeId: number; data: Buffer; size: number }> = [];
+  /** Deleted files: remap-fpath.img entries and ghost-file images. */
+  readonly ghosts: Array<{ origId: number; remapId: number; head: GhostFileEntry; data: Buffer }> = [];
   /** fifo-data.img: the same for FIFOs. */
   readonly fifoData: Array<{ pipeId: number; data: Buffer; size: number }> = [];
   /** Pipes whose data was already taken (by inode). */
