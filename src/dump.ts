@@ -62,6 +62,7 @@ export async function runDump(ctx: Context): Promise<number> {
     }));
     if (st.files.pipeData.length) dir.write('pipesData', pipeData(st.files.pipeData));
     if (st.files.fifoData.length) dir.write('fifoData', pipeData(st.files.fifoData));
+    if (st.files.locks.length) dir.write('fileLocks', st.files.locks);
     if (st.files.ghosts.length) {
       dir.write('remapFpath', st.files.ghosts.map((g) => create(RemapFilePathEntrySchema, {
         origId: g.origId, remapId: g.remapId, remapType: RemapType.GHOST,

@@ -5,7 +5,7 @@ import { closeSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
-  ImageDir, ImageError, TASK_ZOMBIE, TASK_STOPPED, VMA_ANON_SHARED, RemapType, type GhostFileEntry,
+  ImageDir, ImageError, TASK_ZOMBIE, TASK_STOPPED, VMA_ANON_SHARED, RemapType, type GhostFileEntry, type FileLockEntry,
   type PstreeEntry, type FileEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
 import { CLONE, NR, SIG, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
@@ -16,6 +16,7 @@ import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { startRoot, cloneTask, killAndReap, buildTree } from './restore/tree.js';
 import { restoreTimers } from './objects/timers.js';
 import { restoreSeccomp } from './objects/seccomp.js';
+import { restoreLocks } from './objects/files/locks.js';
 import {
   restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
   type TaskImages, type RestoreShared, type Handles,
@@ -29,6 +30,7 @@ interface Loaded {
   pipeData: Map<number, { data: Uint8Array; size: number }>;
   fifoData: Map<number, { data: Uint8Array; size: number }>;
   ghosts: Map<number, Ghost>;
+  locks: FileLockEntry[];
   seccomp: SeccompFilter[];
   files: Map<number, FileEntry>;
   ttyInfos: Map<number, TtyInfoEntry>;
@@ -84,7 +86,8 @@ function loadImages(dir: ImageDir): Loaded {
     if (h.chunks || chunks.length) throw new CryoError(`${dir.fileName('ghostFile', r.remapId)}: chunked ghost files are not supported yet`);
     ghosts.set(r.origId, { data: head!.extra ?? new Uint8Array(), mode: h.mode, uid: h.uid, gid: h.gid });
   }
-  return { tasks, files, ttyInfos, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), ghosts };
+  const locks = dir.tryRead('fileLocks') ?? [];
+  return { tasks, files, ttyInfos, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), ghosts, locks };
 }
 
 /** `cryo restore`: returns the process exit code. */
@@ -147,6 +150,8 @@ export async function runRestore(ctx: Context): Promise<number> {
       const th: Handles = { cryoPidfd: h.cryoPidfd };
       restoreMemory(rem, t, sh, th);
       restoreFiles(rem, t, sh, th);
+      // As CRIU: locks come back only when asked for with --file-locks.
+      if (opts.fileLocks) restoreLocks(rem, loaded.locks.filter((l) => l.pid === t.pstree.pid));
       restoreFs(rem, t, sh);
       restoreTaskState(rem, t, sh);
       // Threads share everything just rebuilt; each then gets its own state.

@@ -187,7 +187,9 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   }
 
   // Files first: the page transfer below briefly adds fds of ours to the task.
-  const fdinfos = dumpFds(pid, { files: st.files, shellJob: ctx.opts.shellJob, ghostLimit: ctx.opts.ghostLimit });
+  const fdinfos = dumpFds(pid, {
+    files: st.files, shellJob: ctx.opts.shellJob, ghostLimit: ctx.opts.ghostLimit, fileLocks: ctx.opts.fileLocks, vpid: t.ns.pid,
+  });
   st.dir.write('fdinfo', fdinfos, ids.filesId);
   const cwd = readlinkSync(`/proc/${pid}/cwd`);
   const root = readlinkSync(`/proc/${pid}/root`);

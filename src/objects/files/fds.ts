@@ -15,6 +15,7 @@ import { epoll } from './epoll.js';
 import { signalfd } from './signalfd.js';
 import { timerfd } from './timerfd.js';
 import { inotify } from './inotify.js';
+import { parseLocks } from './locks.js';
 import type { Remote } from '../../tracer/remote.js';
 
 const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify];
@@ -59,6 +60,11 @@ export function dumpFds(pid: number, env: DumpFilesEnv): FdinfoEntry[] {
       env.files.rememberDescription(pid, fd, inodeKey, id);
     }
     out.push(create(FdinfoEntrySchema, { id, flags: info.flags & O.CLOEXEC ? FD_CLOEXEC : 0, type: kind.type, fd }));
+    const locks = parseLocks(fdinfoText, pid, env.vpid, fd, env.files.locksSeen);
+    if (locks.length && !env.fileLocks) {
+      throw new CryoError(`task ${pid} holds a file lock on fd ${fd} (${link}); dump with --file-locks`);
+    }
+    env.files.locks.push(...locks);
   }
   return out;
 }

@@ -21,6 +21,10 @@ export interface DumpFilesEnv {
   shellJob: boolean;
   /** --ghost-limit: the largest deleted file whose contents go into the images. */
   ghostLimit: number;
+  /** --file-locks: locks are dumped; without it a held lock fails the dump. */
+  fileLocks: boolean;
+  /** The task's pid in its own pid namespace (lock owners are written so). */
+  vpid: number;
 }
 
 /** A deleted file to recreate (ghost-file image), by the id of its reg-file entry. */

@@ -1,7 +1,7 @@
 // The files.img table of a dump: every file object gets one id, shared by all fds
 // and mappings that refer to it.
 import { kcmp } from '../../sys/index.js';
-import { create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, type TtyInfoEntry, type GhostFileEntry, RegFileEntrySchema, FownEntrySchema } from '../../images/index.js';
+import { create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, type TtyInfoEntry, type GhostFileEntry, type FileLockEntry, RegFileEntrySchema, FownEntrySchema } from '../../images/index.js';
 
 export interface RegInit {
   flags: number;
@@ -22,6 +22,9 @@ export class FileTable {
   readonly pipeData: Array<{ pipeId: number; data: Buffer; size: number }> = [];
   /** Deleted files: remap-fpath.img entries and ghost-file images. */
   readonly ghosts: Array<{ origId: number; remapId: number; head: GhostFileEntry; data: Buffer }> = [];
+  /** filelocks.img entries, and the locks already recorded (a lock shows on every fd of its file). */
+  readonly locks: FileLockEntry[] = [];
+  readonly locksSeen = new Set<string>();
   /** fifo-data.img: the same for FIFOs. */
   readonly fifoData: Array<{ pipeId: number; data: Buffer; size: number }> = [];
   /** Pipes whose data was already taken (by inode). */
