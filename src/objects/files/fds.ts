@@ -22,6 +22,7 @@ const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, 
 
 function kindName(st: Stats, link: string): string {
   if (st.isFIFO()) return 'pipe';
+  if (link.startsWith('/memfd:')) return 'memfd';
   if (st.isSocket()) return 'socket';
   if (st.isCharacterDevice()) return isTty(st.rdev) ? 'terminal' : `character device ${link}`;
   if (st.isBlockDevice()) return 'block device';

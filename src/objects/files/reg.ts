@@ -11,7 +11,9 @@ const MEM_MAJOR = 1;
 export const regular: FdKind = {
   name: 'regular file',
   type: FdTypes.REG,
-  match: (p) => p.st.isFile() || p.st.isDirectory() || (p.st.isCharacterDevice() && major(p.st.rdev) === MEM_MAJOR),
+  // Not memfds: they look like deleted files but have a name, seals and no directory.
+  match: (p) =>
+    ((p.st.isFile() && !p.link.startsWith('/memfd:')) || p.st.isDirectory() || (p.st.isCharacterDevice() && major(p.st.rdev) === MEM_MAJOR)),
   dump(p, env) {
     if (p.link.endsWith(' (deleted)')) return dumpGhost(p, env);
     return env.files.addReg({
