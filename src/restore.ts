@@ -121,6 +121,7 @@ export async function runRestore(ctx: Context): Promise<number> {
     pipeData: loaded.pipeData,
     fifoData: loaded.fifoData,
     ghosts: loaded.ghosts,
+    hostPid: (vpid) => rems.get(vpid)?.pid ?? vpid,
     pipeEnds: new Map(),
     opened: new Map(),
     log,

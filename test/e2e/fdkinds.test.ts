@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { Session, critDecodeAll } from './harness.js';
 
-test('signalfd (mask, pending signal), timerfd (periodic, unread expirations), a FIFO with data, an O_PATH fd', { timeout: 30_000 }, async (t) => {
+test('signalfd (mask, pending signal), timerfd (periodic, unread expirations), a FIFO with data, an O_PATH fd, a pidfd of a child', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'fdkinds');
   await s.cycle('fdkinds');
 });

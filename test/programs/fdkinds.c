@@ -2,13 +2,15 @@
  * pending (blocked), a periodic timerfd (50 ms) that must keep expiring after
  * restore, and a one-shot timerfd that already expired but was never read (its
  * tick must still be there). A FIFO (named pipe) open at both ends with 300
- * bytes in it, and an O_PATH fd of the program's directory.
+ * bytes in it, an O_PATH fd of the program's directory, and a pidfd of a child.
  * SIGUSR2: read the pending tick first (FAIL). */
 #include "common.h"
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/timerfd.h>
 
 int main(int argc, char **argv)
@@ -43,6 +45,14 @@ int main(int argc, char **argv)
 	MUST(write(fw, msg, sizeof(msg)) == (ssize_t)sizeof(msg));
 	int opath = open(prog_dir(argc, argv), O_PATH | O_DIRECTORY);
 	MUST(opath >= 0);
+	pid_t child = fork();
+	MUST(child >= 0);
+	if (child == 0) {
+		for (;;)
+			pause();
+	}
+	int pfd = (int)syscall(SYS_pidfd_open, child, 0);
+	MUST(pfd >= 0);
 	usleep(20000);
 	prog_ready();
 	corrupt = wait_for_signal();
@@ -77,5 +87,10 @@ int main(int argc, char **argv)
 	struct stat st;
 	if (fstatat(opath, "fifo", &st, 0) || !S_ISFIFO(st.st_mode))
 		failf("the O_PATH directory fd does not find the FIFO");
+	int wst;
+	if (syscall(SYS_pidfd_send_signal, pfd, SIGTERM, NULL, 0) != 0)
+		failf("pidfd_send_signal through the pidfd failed: %s", strerror(errno));
+	if (waitpid(child, &wst, 0) != child || !WIFSIGNALED(wst) || WTERMSIG(wst) != SIGTERM)
+		failf("the pidfd did not reach the child (status %#x)", wst);
 	return prog_finish();
 }

@@ -15,10 +15,11 @@ import { epoll } from './epoll.js';
 import { signalfd } from './signalfd.js';
 import { timerfd } from './timerfd.js';
 import { inotify } from './inotify.js';
+import { pidfd } from './pidfd.js';
 import { parseLocks } from './locks.js';
 import type { Remote } from '../../tracer/remote.js';
 
-const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify];
+const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, pidfd];
 
 function kindName(st: Stats, link: string): string {
   if (st.isFIFO()) return 'pipe';

@@ -41,6 +41,8 @@ export interface RestoreFilesEnv {
   shellJob: boolean;
   /** pipes-data.img: what was in each pipe, by pipe id (inode). */
   pipeData: Map<number, { data: Uint8Array; size: number }>;
+  /** Our pid of a task of the tree, by its pid in its own namespace (pidfds name them so). */
+  hostPid(vpid: number): number;
   /** Deleted files: their contents and owner, by reg-file id. */
   ghosts: Map<number, Ghost>;
   /** fifo-data.img, likewise. */
