@@ -18,35 +18,6 @@ export interface Logger {
   debug(text: string): void;
 }
 
-/**
- * A rollback stack (gVisor's cleanup.Cleanup): push an undo step after each
- * action that succeeded; on failure run them newest first; on success release.
- */
-export class Cleanup {
-  private steps: Array<{ what: string; undo: () => void }> = [];
-
-  add(what: string, undo: () => void): void {
-    this.steps.push({ what, undo });
-  }
-
-  /** Run every undo step newest first. Errors in undo steps are reported, not thrown. */
-  run(log?: Logger): void {
-    while (this.steps.length > 0) {
-      const step = this.steps.pop()!;
-      try {
-        step.undo();
-      } catch (e) {
-        log?.warn(`cleanup: ${step.what}: ${(e as Error).message}`);
-      }
-    }
-  }
-
-  /** Forget every undo step: the operation succeeded. */
-  release(): void {
-    this.steps = [];
-  }
-}
-
 export interface Context {
   readonly opts: Options;
   readonly log: Logger;

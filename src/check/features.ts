@@ -2,12 +2,12 @@
 // name (CRIU's --feature name where CRIU has one), purpose, kind and probe.
 import { accessSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import {
-  NR, O, PR, PR_SET_MM_MAP_SIZE, PAGE_SIZE, PAGE_IS,
+  NR, AT_FDCWD, O, PR, PR_SET_MM_MAP_SIZE, PAGE_SIZE, PAGE_IS,
   EINVAL, ENOENT, ENOSYS, EEXIST, EFAULT, EPERM, EACCES, SysError, addressOf, syscall, trySyscall, pidfdOpen,
   pidfdGetfd, kcmp, memfdCreate, prctl, processVmRead, pagemapScan,
 } from '../sys/index.js';
 import {
-  NR_MORE, CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_AUDIT_CONTROL, CAP_CHECKPOINT_RESTORE, KCMP_FILE, KCMP_EPOLL_TFD,
+  CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_AUDIT_CONTROL, CAP_CHECKPOINT_RESTORE, KCMP_FILE, KCMP_EPOLL_TFD,
   MFD_CLOEXEC, MFD_HUGETLB, LOCK_SH, EPOLL_CTL_ADD, EPOLLIN, CLOCK_MONOTONIC, TFD_IOC_SET_TICKS, ARCH_MAP_VDSO_64,
   MOVE_MOUNT_SET_GROUP, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, PM_SOFT_DIRTY,
   PR_SET_MM_MAP_STRUCT_SIZE, UFFD_NONCOOP, describe, step, errname, closeFd, Kerndat,
@@ -17,7 +17,7 @@ import {
 // ---- probes ------------------------------------------------------------------------
 
 /** Run a probe body: true/undefined is yes, a string or false is no (with why). Never throws. */
-export function probeWith(name: string, body: (k: Kerndat) => boolean | string | void): (k: Kerndat) => boolean {
+function probeWith(name: string, body: (k: Kerndat) => boolean | string | void): (k: Kerndat) => boolean {
   return (k) => {
     const s = step(() => body(k));
     if (!s.ok && s.why !== undefined) k.why.set(name, s.why);
@@ -25,7 +25,7 @@ export function probeWith(name: string, body: (k: Kerndat) => boolean | string |
   };
 }
 
-export function fromSeed(name: string, pick: (f: SeedFacts) => Step): (k: Kerndat) => boolean {
+function fromSeed(name: string, pick: (f: SeedFacts) => Step): (k: Kerndat) => boolean {
   return probeWith(name, (k) => {
     const s = pick(k.seed());
     return s.ok || (s.why ?? false);
@@ -33,14 +33,14 @@ export function fromSeed(name: string, pick: (f: SeedFacts) => Step): (k: Kernda
 }
 
 /** A page of our own memory, written to, and its address. */
-export function ownPage(): { buf: Buffer; addr: bigint } {
+function ownPage(): { buf: Buffer; addr: bigint } {
   const buf = Buffer.alloc(3 * PAGE_SIZE, 0x5a);
   const page = BigInt(PAGE_SIZE);
   const addr = ((addressOf(buf) + page - 1n) / page) * page;
   return { buf, addr };
 }
 
-export function withPagemap<T>(fn: (fd: number) => T): T {
+function withPagemap<T>(fn: (fd: number) => T): T {
   const fd = openSync('/proc/self/pagemap', 'r');
   try {
     return fn(fd);
@@ -50,7 +50,7 @@ export function withPagemap<T>(fn: (fd: number) => T): T {
 }
 
 /** CRIU's PAGEMAP_SCAN query of its own kerndat, plus `extraRet` categories. */
-export function scanOwnPage(extraRet: bigint): boolean {
+function scanOwnPage(extraRet: bigint): boolean {
   const { buf, addr } = ownPage();
   const excl = PAGE_IS.PFNZERO | PAGE_IS.FILE;
   const r = withPagemap((fd) =>
@@ -63,12 +63,12 @@ export function scanOwnPage(extraRet: bigint): boolean {
   return r !== null;
 }
 
-export function fdinfoOf(fd: number): string {
+function fdinfoOf(fd: number): string {
   return readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
 }
 
 /** True if `path` can be read, else why not. */
-export function readable(path: string): true | string {
+function readable(path: string): true | string {
   try {
     accessSync(path, constants.R_OK);
     return true;
@@ -77,7 +77,7 @@ export function readable(path: string): true | string {
   }
 }
 
-export const NOT_NET = 'cryo does not checkpoint network state (sockets, interfaces, netfilter) yet';
+const NOT_NET = 'cryo does not checkpoint network state (sockets, interfaces, netfilter) yet';
 
 /** The feature table: every probe cryo knows, in the order `cryo check` runs them. */
 export const FEATURES: readonly Feature[] = [
@@ -372,7 +372,7 @@ export const FEATURES: readonly Feature[] = [
     probe: probeWith('fdinfo_lock', () => {
       const fd = memfdCreate('cryo-check-lock', MFD_CLOEXEC);
       try {
-        syscall('flock', NR_MORE.flock, fd, LOCK_SH);
+        syscall('flock', NR.flock, fd, LOCK_SH);
         return /^lock:/m.test(fdinfoOf(fd));
       } finally {
         closeFd(fd); // drops the lock with the last reference
@@ -384,7 +384,7 @@ export const FEATURES: readonly Feature[] = [
     description: 'TFD_IOC_SET_TICKS: restore timerfd expirations',
     missing: 'No timerfd support for c/r',
     probe: probeWith('timerfd', () => {
-      const fd = syscall('timerfd_create', NR_MORE.timerfd_create, CLOCK_MONOTONIC, O.CLOEXEC);
+      const fd = syscall('timerfd_create', NR.timerfd_create, CLOCK_MONOTONIC, O.CLOEXEC);
       try {
         const r = trySyscall(NR.ioctl, fd, TFD_IOC_SET_TICKS, 0);
         return r === -EFAULT || `ioctl(TFD_IOC_SET_TICKS) gave ${r < 0 ? errname(r) : r}`;
@@ -398,13 +398,13 @@ export const FEATURES: readonly Feature[] = [
     description: 'kcmp(KCMP_EPOLL_TFD): find the files an epoll instance watches',
     missing: 'kcmp(KCMP_EPOLL_TFD) is not supported',
     probe: probeWith('kcmp_epoll', () => {
-      const efd = syscall('epoll_create1', NR_MORE.epoll_create1, O.CLOEXEC);
+      const efd = syscall('epoll_create1', NR.epoll_create1, O.CLOEXEC);
       let tfd = -1;
       try {
-        tfd = syscall('epoll_create1', NR_MORE.epoll_create1, O.CLOEXEC);
+        tfd = syscall('epoll_create1', NR.epoll_create1, O.CLOEXEC);
         const ev = Buffer.alloc(12);
         ev.writeUInt32LE(EPOLLIN, 0);
-        syscall('epoll_ctl', NR_MORE.epoll_ctl, efd, EPOLL_CTL_ADD, tfd, ev);
+        syscall('epoll_ctl', NR.epoll_ctl, efd, EPOLL_CTL_ADD, tfd, ev);
         const slot = Buffer.alloc(12);
         slot.writeUInt32LE(efd, 0);
         slot.writeUInt32LE(tfd, 4);
@@ -458,7 +458,7 @@ export const FEATURES: readonly Feature[] = [
     missing: 'openat2() is not supported',
     probe: probeWith('openat2', () => {
       const dot = Buffer.from('.\0');
-      const r = trySyscall(NR_MORE.openat2, -100, dot, 0, 0);
+      const r = trySyscall(NR.openat2, AT_FDCWD, dot, 0, 0);
       if (r >= 0) closeFd(r);
       return r !== -ENOSYS;
     }),
@@ -471,7 +471,7 @@ export const FEATURES: readonly Feature[] = [
       // Empty paths fail the lookup (ENOENT) once the flag is accepted; an unknown
       // flag is EINVAL, a kernel without move_mount ENOSYS. Nothing is mounted.
       const empty = Buffer.from('\0');
-      const r = trySyscall(NR_MORE.move_mount, -100, empty, -100, empty, MOVE_MOUNT_SET_GROUP);
+      const r = trySyscall(NR.move_mount, AT_FDCWD, empty, AT_FDCWD, empty, MOVE_MOUNT_SET_GROUP);
       if (r === -EPERM || r === -EACCES) return `move_mount: ${errname(r)} (needs CAP_SYS_ADMIN)`;
       return r === -ENOENT;
     }),
@@ -517,7 +517,7 @@ export const FEATURES: readonly Feature[] = [
   notDone('breakpoints', 'extra', 'hardware breakpoints', 'cryo does not checkpoint hardware breakpoints yet'),
 ];
 
-export function notDone(name: string, kind: FeatureKind, description: string, reason: string): Feature {
+function notDone(name: string, kind: FeatureKind, description: string, reason: string): Feature {
   return { name, kind, description, level: 'warn', missing: reason, notImplemented: reason, probe: () => false };
 }
 

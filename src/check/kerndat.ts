@@ -11,11 +11,6 @@ import { findSyscallInsn, waitForStop } from '../tracer/seize.js';
 import { Remote } from '../tracer/remote.js';
 
 
-// x86_64 numbers that src/sys/nr.ts does not list (yet); used only by probes here.
-export const NR_MORE = {
-  flock: 73, epoll_ctl: 233, timerfd_create: 283, epoll_create1: 291, userfaultfd: 323,
-  move_mount: 429, openat2: 437,
-} as const;
 
 export const CAP_SYS_PTRACE = 19;
 export const CAP_SYS_ADMIN = 21;
@@ -245,8 +240,8 @@ export class Kerndat {
   uffdFeatures(): { features: bigint } | { error: string } {
     if (this.uffd !== undefined) return this.uffd;
     const flags = O.CLOEXEC | O.NONBLOCK;
-    let fd = trySyscall(NR_MORE.userfaultfd, flags);
-    if (fd === -EPERM) fd = trySyscall(NR_MORE.userfaultfd, flags | UFFD_USER_MODE_ONLY);
+    let fd = trySyscall(NR.userfaultfd, flags);
+    if (fd === -EPERM) fd = trySyscall(NR.userfaultfd, flags | UFFD_USER_MODE_ONLY);
     if (fd === -EPERM && existsSync('/dev/userfaultfd')) {
       let dev = -1;
       try {

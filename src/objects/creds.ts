@@ -34,8 +34,6 @@ const PR_CAPBSET_DROP = 24;
 const PR_CAP_AMBIENT = 47;
 const PR_CAP_AMBIENT_RAISE = 2;
 const PR_CAP_AMBIENT_CLEAR_ALL = 4;
-const NR_setfsuid = 122;
-const NR_setfsgid = 123;
 const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 const CAP_LAST = 63;
 
@@ -54,8 +52,8 @@ export function restoreCreds(rem: Remote, c: CredsEntry): void {
   rem.call('setgroups', NR.setgroups, c.groups.length, rem.put(g));
   rem.call('setresgid', NR.setresgid, c.gid, c.egid, c.sgid);
   rem.call('setresuid', NR.setresuid, c.uid, c.euid, c.suid);
-  rem.callRaw(NR_setfsgid, c.fsgid);
-  rem.callRaw(NR_setfsuid, c.fsuid);
+  rem.callRaw(NR.setfsgid, c.fsgid);
+  rem.callRaw(NR.setfsuid, c.fsuid);
   if (c.capBnd.length) {
     for (let cap = 0; cap <= CAP_LAST; cap++) {
       if (bit(c.capBnd, cap)) continue;

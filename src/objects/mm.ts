@@ -2,9 +2,10 @@
 // mm-PID.img (mm_entry with vma_entry list).
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { parseMaps, type Vma } from '../proc/maps.js';
-import { MAP, PROT, MADV, O } from '../sys/index.js';
+import { MAP, PROT, MADV, MREMAP, O, NR, PR, AT_FDCWD, PR_SET_MM_MAP } from '../sys/index.js';
+import type { Remote } from '../tracer/remote.js';
 import {
-  create, VmaEntrySchema, type VmaEntry,
+  create, VmaEntrySchema, type VmaEntry, type MmEntry,
   VMA_AREA_REGULAR, VMA_AREA_STACK, VMA_AREA_VSYSCALL, VMA_AREA_VDSO, VMA_AREA_VVAR,
   VMA_AREA_HEAP, VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_ANON_SHARED, VMA_ANON_PRIVATE,
 } from '../images/index.js';
@@ -28,7 +29,7 @@ function protOf(perms: string): number {
 /**
  * Turn the parsed VMAs of a task into CRIU vma_entry messages. File-backed VMAs get
  * a reg-file entry in `files` (shmid is its id). [vvar] and [vvar_vclock] are
- * merged into one VVAR entry, as CRIU does.
+ * merged into one VMA_AREA_VVAR entry, as CRIU does.
  */
 export function vmaEntries(pid: number, vmas: Vma[], files: FileTable, heap: { start: bigint; end: bigint }): VmaEntry[] {
   const out: VmaEntry[] = [];
@@ -102,23 +103,12 @@ export function vmaEntries(pid: number, vmas: Vma[], files: FileTable, heap: { s
   return out;
 }
 
-export function isAnonPrivate(e: VmaEntry): boolean {
-  return (e.status & VMA_ANON_PRIVATE) !== 0;
-}
-export function isFilePrivate(e: VmaEntry): boolean {
-  return (e.status & VMA_FILE_PRIVATE) !== 0;
-}
 /** VMAs whose contents go to the task's own pagemap (private memory). */
 export function hasPrivatePages(e: VmaEntry): boolean {
   return (e.status & (VMA_ANON_PRIVATE | VMA_FILE_PRIVATE)) !== 0 && (e.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)) === 0;
 }
 
 // ---- restore side ----
-
-import { NR as NRR, PR_SET_MM_MAP } from '../sys/index.js';
-import type { Remote } from '../tracer/remote.js';
-import type { MmEntry } from '../images/index.js';
-import { VMA_AREA_VDSO as VDSO, VMA_AREA_VVAR as VVAR, VMA_AREA_VSYSCALL as VSYSCALL } from '../images/index.js';
 
 export type Range = [bigint, bigint];
 
@@ -156,9 +146,9 @@ interface Special {
 export function moveVdso(rem: Remote, current: Vma[], mm: MmEntry, tmp: bigint): bigint {
   const cur: Special[] = current.filter((v) => v.name === '[vdso]' || v.name === '[vvar]' || v.name === '[vvar_vclock]')
     .map((v) => ({ name: v.name, start: v.start, end: v.end }));
-  const want = mm.vmas.filter((v) => v.status & (VDSO | VVAR));
+  const want = mm.vmas.filter((v) => v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR));
   const curVdso = cur.find((c) => c.name === '[vdso]');
-  const wantVdso = want.find((v) => v.status & VDSO);
+  const wantVdso = want.find((v) => v.status & VMA_AREA_VDSO);
   if (!curVdso || !wantVdso) {
     if (wantVdso) throw new Error('this kernel gives the task no vDSO, but the dumped task had one');
     return 0n;
@@ -167,7 +157,7 @@ export function moveVdso(rem: Remote, current: Vma[], mm: MmEntry, tmp: bigint):
     throw new Error('the vDSO of this kernel differs in size from the dumped one; restoring on another kernel is not supported yet');
   }
   const curVvar = cur.filter((c) => c.name !== '[vdso]');
-  const wantVvar = want.find((v) => v.status & VVAR);
+  const wantVvar = want.find((v) => v.status & VMA_AREA_VVAR);
   // Keep each special mapping's offset from the vDSO as the kernel laid them out,
   // relative to the dumped vvar block when there is one.
   const lo = cur.reduce((m, c) => (c.start < m ? c.start : m), curVdso.start);
@@ -177,16 +167,14 @@ export function moveVdso(rem: Remote, current: Vma[], mm: MmEntry, tmp: bigint):
     const vvarLo = curVvar.reduce((m, x) => (x.start < m ? x.start : m), curVvar[0]!.start);
     return wantVvar.start + (c.start - vvarLo);
   };
-  const MREMAP_MAYMOVE = 1n;
-  const MREMAP_FIXED = 2n;
-  const flags = MREMAP_MAYMOVE | MREMAP_FIXED;
+  const flags = MREMAP.MAYMOVE | MREMAP.FIXED;
   for (const c of cur) {
     const len = c.end - c.start;
-    rem.call(`mremap(${c.name})`, NRR.mremap, c.start, len, len, flags, tmp + (c.start - lo));
+    rem.call(`mremap(${c.name})`, NR.mremap, c.start, len, len, flags, tmp + (c.start - lo));
   }
   for (const c of cur) {
     const len = c.end - c.start;
-    rem.call(`mremap(${c.name})`, NRR.mremap, tmp + (c.start - lo), len, len, flags, dest(c));
+    rem.call(`mremap(${c.name})`, NR.mremap, tmp + (c.start - lo), len, len, flags, dest(c));
   }
   return wantVdso.start - curVdso.start;
 }
@@ -196,7 +184,7 @@ export function moveVdso(rem: Remote, current: Vma[], mm: MmEntry, tmp: bigint):
 export function mapVmas(rem: Remote, mm: MmEntry, fileName: (id: number) => string, shmemFd: (v: VmaEntry) => bigint | null): VmaEntry[] {
   const needFix: VmaEntry[] = [];
   for (const v of mm.vmas) {
-    if (v.status & (VDSO | VVAR | VSYSCALL)) continue;
+    if (v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)) continue;
     const len = v.end - v.start;
     let prot = v.prot;
     // Memory we fill from the images must be writable (and readable) meanwhile.
@@ -215,7 +203,7 @@ export function mapVmas(rem: Remote, mm: MmEntry, fileName: (id: number) => stri
     if (v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) {
       const path = fileName(Number(v.shmid));
       const pathAddr = rem.put(Buffer.from(path + '\0'));
-      fd = rem.call(`open(${path})`, NRR.openat, -100, pathAddr, v.fdflags ?? O.RDONLY, 0);
+      fd = rem.call(`open(${path})`, NR.openat, AT_FDCWD, pathAddr, v.fdflags ?? O.RDONLY, 0);
       closeFd = true;
       flags &= ~MAP.ANONYMOUS;
     } else if (v.status & VMA_ANON_SHARED) {
@@ -226,14 +214,14 @@ export function mapVmas(rem: Remote, mm: MmEntry, fileName: (id: number) => stri
       }
     }
     try {
-      const got = rem.call(`mmap(0x${v.start.toString(16)})`, NRR.mmap, v.start, len, prot, flags, fd, fd >= 0n ? v.pgoff : 0n);
+      const got = rem.call(`mmap(0x${v.start.toString(16)})`, NR.mmap, v.start, len, prot, flags, fd, fd >= 0n ? v.pgoff : 0n);
       if (got !== v.start) throw new Error(`mmap placed 0x${v.start.toString(16)} at 0x${got.toString(16)}`);
     } finally {
-      if (closeFd) rem.call('close', NRR.close, fd);
+      if (closeFd) rem.call('close', NR.close, fd);
     }
     if (v.madv) {
       for (let b = 0n; b < 64n; b++) {
-        if ((v.madv >> b) & 1n) rem.call(`madvise(${b})`, NRR.madvise, v.start, len, b);
+        if ((v.madv >> b) & 1n) rem.call(`madvise(${b})`, NR.madvise, v.start, len, b);
       }
     }
   }
@@ -241,7 +229,7 @@ export function mapVmas(rem: Remote, mm: MmEntry, fileName: (id: number) => stri
 }
 
 export function fixProtections(rem: Remote, vmas: VmaEntry[]): void {
-  for (const v of vmas) rem.call('mprotect', NRR.mprotect, v.start, v.end - v.start, v.prot);
+  for (const v of vmas) rem.call('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
 }
 
 /** PR_SET_MM_MAP: code/data/brk/stack/arg/env bounds, auxv and the exe link. */
@@ -255,5 +243,5 @@ export function setMmMap(rem: Remote, mm: MmEntry, exeFd: bigint): void {
   m.writeBigUInt64LE(auxvAddr, 88);
   m.writeUInt32LE(auxv.length, 96);
   m.writeUInt32LE(Number(BigInt.asUintN(32, exeFd)), 100);
-  rem.call('prctl(PR_SET_MM_MAP)', NRR.prctl, 35, PR_SET_MM_MAP, rem.put(m), 104);
+  rem.call('prctl(PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR_SET_MM_MAP, rem.put(m), 104);
 }

@@ -4,7 +4,7 @@
 // bytes are copied once by the kernel and never pass through cryo.
 import { openSync, closeSync, readSync, writeSync } from 'node:fs';
 import {
-  pagemapScan, PAGE_IS, NR, PAGE_SIZE, PROT, IOV_MAX, O, NR_userfaultfd, pidfdOpen, pidfdGetfd,
+  pagemapScan, PAGE_IS, NR, PAGE_SIZE, PROT, IOV_MAX, O, pidfdOpen, pidfdGetfd,
   uffdApi, uffdRegister, uffdUnregister, uffdCopy, mapFileWindow, unmap,
 } from '../sys/index.js';
 import type { VmaEntry } from '../images/index.js';
@@ -225,7 +225,7 @@ const UFFD_WINDOW = 16 << 20; // bytes of the image mapped into cryo at a time
 
 /** UFFDIO_COPY the runs into the task; false (nothing done) if userfaultfd is unavailable. */
 function uffdFill(rem: Remote, fileFd: number, runs: Array<PageRun & { off: number }>, vmas: VmaEntry[]): boolean {
-  const tu = rem.callRaw(NR_userfaultfd, O.CLOEXEC | O.NONBLOCK);
+  const tu = rem.callRaw(O.CLOEXEC | O.NONBLOCK);
   if (tu < 0n) return false;
   let pidfd = -1;
   let uffd = -1;

@@ -3,11 +3,10 @@
 // filter points at the one installed before it, `prev`), and installed again by
 // the thread itself, oldest first. Tracees run with PTRACE_O_SUSPEND_SECCOMP, so
 // a filter never blocks the system calls cryo makes them do.
-import { ptrace } from '../sys/index.js';
+import { NR, ptrace } from '../sys/index.js';
 import { create, isFieldSet, SeccompFilterSchema, SeccompMode, type SeccompFilter, type ThreadCoreEntry } from '../images/index.js';
 import type { Remote } from '../tracer/remote.js';
 
-const NR_seccomp = 317;
 const SECCOMP_SET_MODE_STRICT = 0;
 const SECCOMP_SET_MODE_FILTER = 1;
 const SECCOMP_FILTER_FLAG_TSYNC = 1;
@@ -62,7 +61,7 @@ export function dumpSeccomp(tid: number, status: Map<string, string>, table: Sec
 export function restoreSeccomp(rem: Remote, th: ThreadCoreEntry | undefined, filters: SeccompFilter[]): void {
   if (!th?.seccompMode) return;
   if (th.seccompMode === SeccompMode.strict) {
-    rem.call('seccomp(STRICT)', NR_seccomp, SECCOMP_SET_MODE_STRICT, 0, 0);
+    rem.call('seccomp(STRICT)', NR.seccomp, SECCOMP_SET_MODE_STRICT, 0, 0);
     return;
   }
   const chain: SeccompFilter[] = [];
@@ -80,6 +79,6 @@ export function restoreSeccomp(rem: Remote, th: ThreadCoreEntry | undefined, fil
     const fprog = Buffer.alloc(16);
     fprog.writeUInt16LE(prog.length / 8, 0);
     fprog.writeBigUInt64LE(progAddr, 8);
-    rem.call('seccomp(SET_MODE_FILTER)', NR_seccomp, SECCOMP_SET_MODE_FILTER, f.flags ?? 0, rem.put(fprog, 2048));
+    rem.call('seccomp(SET_MODE_FILTER)', NR.seccomp, SECCOMP_SET_MODE_FILTER, f.flags ?? 0, rem.put(fprog, 2048));
   }
 }

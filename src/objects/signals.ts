@@ -1,11 +1,9 @@
 // Pending signals, with their siginfo: peeked on dump (PTRACE_PEEKSIGINFO, the
 // queue is left as it is), queued again on restore by the task itself in order.
-import { ptrace } from '../sys/index.js';
+import { NR, ptrace } from '../sys/index.js';
 import { create, SignalQueueEntrySchema, SiginfoEntrySchema, type SignalQueueEntry } from '../images/index.js';
 import type { Remote } from '../tracer/remote.js';
 
-const NR_rt_sigqueueinfo = 129;
-const NR_rt_tgsigqueueinfo = 297;
 
 /** The shared (process-wide) or private (per-thread) queue of `tid`. */
 export function dumpPending(tid: number, shared: boolean): SignalQueueEntry {
@@ -24,7 +22,7 @@ export function restorePending(rem: Remote, tgid: number, tid: number, q: Signal
     const info = Buffer.from(s.siginfo);
     const sig = info.readInt32LE(0);
     const addr = rem.put(info, 1024);
-    if (shared) rem.call(`rt_sigqueueinfo(${sig})`, NR_rt_sigqueueinfo, tgid, sig, addr);
-    else rem.call(`rt_tgsigqueueinfo(${sig})`, NR_rt_tgsigqueueinfo, tgid, tid, sig, addr);
+    if (shared) rem.call(`rt_sigqueueinfo(${sig})`, NR.rt_sigqueueinfo, tgid, sig, addr);
+    else rem.call(`rt_tgsigqueueinfo(${sig})`, NR.rt_tgsigqueueinfo, tgid, tid, sig, addr);
   }
 }

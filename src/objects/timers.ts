@@ -96,7 +96,7 @@ function createTimer(rem: Remote, t: PosixTimerEntry, withIds: boolean): void {
     if (got > t.itId) throw new RemoteError(rem.pid, `timer_create (wanted id ${t.itId}, got ${got})`, 17);
     burnt.push(got);
   }
-  for (const id of burnt) rem.call('timer_delete', 226, id);
+  for (const id of burnt) rem.call('timer_delete', NR.timer_delete, id);
 }
 
 export function restoreTimers(rem: Remote, timers: TaskTimersEntry | undefined): void {

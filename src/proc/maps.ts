@@ -46,7 +46,3 @@ export function parseMaps(text: string): Vma[] {
   }
   return out;
 }
-
-export function isSpecial(v: Vma): boolean {
-  return v.name.startsWith('[') && v.name.endsWith(']');
-}

@@ -1,7 +1,7 @@
 // Rebuilding one task inside a stopped copy of the seed: address space, memory
 // contents, files, and per-task state. Registers and detach come last (restore.ts).
 import { readFileSync, writeFileSync } from 'node:fs';
-import { NR, PR, O, F } from '../sys/index.js';
+import { NR, PR, O, F, AT_FDCWD, FD_CLOEXEC } from '../sys/index.js';
 import {
   PE_PARENT, PE_LAZY, VMA_ANON_SHARED, isFieldSet, PagemapEntrySchema,
   type CoreEntry, type MmEntry, type FdinfoEntry, type FileEntry, type FsEntry, type PagemapEntry, type PstreeEntry,
@@ -115,7 +115,7 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
   fixProtections(rem, needFix);
 
   const exe = fileName(mm.exeFileId);
-  const exeFd = rem.call(`open(${exe})`, NR.openat, -100, rem.put(Buffer.from(exe + '\0')), O.RDONLY | O.CLOEXEC, 0);
+  const exeFd = rem.call(`open(${exe})`, NR.openat, AT_FDCWD, rem.put(Buffer.from(exe + '\0')), O.RDONLY | O.CLOEXEC, 0);
   try {
     setMmMap(rem, mm, exeFd);
   } finally {
@@ -146,10 +146,10 @@ export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h:
     }
     const tfd = rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, cfd, 0);
     if (tfd !== BigInt(f.fd)) {
-      rem.call('dup3', NR.dup3, tfd, f.fd, f.flags & 1 ? O.CLOEXEC : 0);
+      rem.call('dup3', NR.dup3, tfd, f.fd, f.flags & FD_CLOEXEC ? O.CLOEXEC : 0);
       rem.call('close', NR.close, tfd);
     } else {
-      rem.call('fcntl(F_SETFD)', NR.fcntl, tfd, 2 /* F_SETFD */, f.flags & 1);
+      rem.call('fcntl(F_SETFD)', NR.fcntl, tfd, F.SETFD, f.flags & FD_CLOEXEC);
     }
   }
   // Now that every fd is there: what refers to other fds (epoll's targets).

@@ -207,8 +207,6 @@ export function buildTree(tasks: TreeTask[], rems: Map<number, Remote>, created:
   for (const r of rems.values()) drainSignals(r);
 }
 
-const NR_rt_sigtimedwait = 128;
-
 /** Dequeue every pending signal of the task (shared and its own) without delay. */
 function drainSignals(rem: Remote): void {
   const set = Buffer.alloc(8, 0xff);
@@ -216,6 +214,6 @@ function drainSignals(rem: Remote): void {
   const setAddr = rem.put(set, 0);
   const tsAddr = rem.put(zero, 64);
   for (let i = 0; i < 4096; i++) {
-    if (rem.callRaw(NR_rt_sigtimedwait, setAddr, 0, tsAddr, 8) < 0n) return; // EAGAIN: none left
+    if (rem.callRaw(NR.rt_sigtimedwait, setAddr, 0, tsAddr, 8) < 0n) return; // EAGAIN: none left
   }
 }

@@ -28,10 +28,6 @@ export function syscallStep(pid: number, sig = 0): void {
 export function detach(pid: number, sig = 0): void {
   pt('DETACH', PTRACE.DETACH, pid, 0, sig);
 }
-export function listen(pid: number): void {
-  pt('LISTEN', PTRACE.LISTEN, pid);
-}
-
 export function getRegs(pid: number, into?: Regs): Regs {
   const r = into ?? new Regs();
   const iov = Buffer.alloc(16);
@@ -74,13 +70,6 @@ export function getEventMsg(pid: number): bigint {
   const b = Buffer.alloc(8);
   pt('GETEVENTMSG', PTRACE.GETEVENTMSG, pid, 0, b);
   return b.readBigUInt64LE(0);
-}
-
-/** siginfo_t (128 bytes) of the signal that caused the current stop. */
-export function getSiginfo(pid: number): Buffer {
-  const b = Buffer.alloc(128);
-  pt('GETSIGINFO', PTRACE.GETSIGINFO, pid, 0, b);
-  return b;
 }
 
 export interface RseqConfig {

@@ -4,7 +4,6 @@
 import { syscall, trySyscall } from './libc.js';
 import { NR } from './nr.js';
 
-export const NR_userfaultfd = 323;
 const UFFD_API = 0xaa;
 const UFFDIO_API = 0xc018aa3f;
 const UFFDIO_REGISTER = 0xc020aa00;

@@ -3,7 +3,7 @@
 // or any executable mapping, never writing code into it) and step it with
 // PTRACE_SYSCALL to the syscall-exit stop, where rax holds the result.
 import {
-  ptrace, Regs, SysError, decodeWaitStatus, waitpid, __WALL, NR, SIG, PROT, MAP, PTRACE_EVENT,
+  ptrace, Regs, decodeWaitStatus, waitpid, __WALL, NR, SIG, PROT, MAP, PTRACE_EVENT,
   NT_X86_XSTATE, ERESTARTNOHAND, ERESTARTSYS, ERESTARTNOINTR, ERESTART_RESTARTBLOCK, errnoName,
 } from '../sys/index.js';
 import { MemIO } from './memio.js';
@@ -269,4 +269,3 @@ export class Remote {
   }
 }
 
-export { SysError };

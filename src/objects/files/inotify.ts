@@ -10,10 +10,6 @@ import { NR, O, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { FdKind } from './kind.js';
 
-const NR_inotify_init1 = 294;
-const NR_inotify_add_watch = 254;
-const NR_inotify_rm_watch = 255;
-const NR_open_by_handle_at = 304;
 const LINE = /^inotify wd:(\d+) ino:([0-9a-f]+) sdev:([0-9a-f]+) mask:([0-9a-f]+) ignored_mask:([0-9a-f]+) fhandle-bytes:([0-9a-f]+) fhandle-type:([0-9a-f]+) f_handle:([0-9a-f]+)/gm;
 
 /** A mount point of the filesystem with kernel dev number `sdev` (MAJOR << 20 | MINOR). */
@@ -35,7 +31,7 @@ function pathOf(sdev: number, type: number, handle: Buffer): string {
     fh.writeUInt32LE(handle.length, 0);
     fh.writeInt32LE(type, 4);
     handle.copy(fh, 8);
-    const fd = syscall('open_by_handle_at', NR_open_by_handle_at, mnt, fh, O.PATH | O.CLOEXEC);
+    const fd = syscall('open_by_handle_at', NR.open_by_handle_at, mnt, fh, O.PATH | O.CLOEXEC);
     try {
       return readlinkSync(`/proc/self/fd/${fd}`);
     } finally {
@@ -72,18 +68,18 @@ export const inotify: FdKind = {
   open(fe) {
     const e = fe.ify;
     if (!e) throw new CryoError(`file id ${fe.id}: inotify entry without its ify field`);
-    const fd = syscall('inotify_init1', NR_inotify_init1, (e.flags & O.NONBLOCK) | O.CLOEXEC);
+    const fd = syscall('inotify_init1', NR.inotify_init1, (e.flags & O.NONBLOCK) | O.CLOEXEC);
     for (const w of [...e.wd].sort((a, b) => a.wd - b.wd)) {
       const path = w.fHandle?.path;
       if (!path) throw new CryoError(`inotify watch ${w.wd}: the image has no path for its inode`);
       const p = Buffer.from(path + '\0');
       // wds come in order (cyclically): drop and re-add until ours comes up.
       for (let tries = 0; ; tries++) {
-        const got = trySyscall(NR_inotify_add_watch, fd, p, w.mask);
+        const got = trySyscall(NR.inotify_add_watch, fd, p, w.mask);
         if (got < 0) throw new CryoError(`cannot watch ${path} again (errno ${-got})`);
         if (got === w.wd) break;
         if (got > w.wd || tries > 1 << 16) throw new CryoError(`inotify: watch ${path} got wd ${got}, not ${w.wd}`);
-        syscall('inotify_rm_watch', NR_inotify_rm_watch, fd, got);
+        syscall('inotify_rm_watch', NR.inotify_rm_watch, fd, got);
       }
     }
     return fd;

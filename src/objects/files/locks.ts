@@ -13,7 +13,6 @@ const F_RDLCK = 0;
 const F_WRLCK = 1;
 const F_SETLK = 6;
 const F_OFD_SETLK = 37;
-const NR_flock = 73;
 const LOCK_SH = 1;
 const LOCK_EX = 2;
 const LINE = /^lock:\s*\d+:\s*(FLOCK|POSIX|OFDLCK)\s+(ADVISORY|MANDATORY)\s+(READ|WRITE)\s+(-?\d+)\s+(\S+)\s+(\d+)\s+(EOF|\d+)/gm;
@@ -41,7 +40,7 @@ export function restoreLocks(rem: Remote, locks: FileLockEntry[]): void {
   for (const l of locks) {
     let r: bigint;
     if (l.flag & FL_FLOCK) {
-      r = rem.callRaw(NR_flock, l.fd, (l.type === F_WRLCK ? LOCK_EX : LOCK_SH) | 4 /* LOCK_NB */);
+      r = rem.callRaw(NR.flock, l.fd, (l.type === F_WRLCK ? LOCK_EX : LOCK_SH) | 4 /* LOCK_NB */);
     } else {
       const f = Buffer.alloc(32); // struct flock
       f.writeInt16LE(l.type, 0);

@@ -4,7 +4,6 @@ import { NR, O, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { FdKind } from './kind.js';
 
-const NR_signalfd4 = 289;
 
 export const signalfd: FdKind = {
   name: 'signalfd',
@@ -24,6 +23,6 @@ export const signalfd: FdKind = {
     if (!e) throw new CryoError(`file id ${fe.id}: signalfd entry without its sgfd field`);
     const mask = Buffer.alloc(8);
     mask.writeBigUInt64LE(e.sigmask, 0);
-    return syscall('signalfd4', NR_signalfd4, -1, mask, 8, (e.flags & O.NONBLOCK) | O.CLOEXEC);
+    return syscall('signalfd4', NR.signalfd4, -1, mask, 8, (e.flags & O.NONBLOCK) | O.CLOEXEC);
   },
 };

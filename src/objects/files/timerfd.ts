@@ -5,8 +5,6 @@ import { NR, O, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { FdKind } from './kind.js';
 
-const NR_timerfd_create = 283;
-const NR_timerfd_settime = 286;
 const TFD_IOC_SET_TICKS = 0x40085400; // _IOW('T', 0, u64)
 const PAIR = /\((\d+),\s*(\d+)\)/;
 
@@ -33,7 +31,7 @@ export const timerfd: FdKind = {
   open(fe) {
     const e = fe.tfd;
     if (!e) throw new CryoError(`file id ${fe.id}: timerfd entry without its tfd field`);
-    const fd = syscall('timerfd_create', NR_timerfd_create, e.clockid, (e.flags & O.NONBLOCK) | O.CLOEXEC);
+    const fd = syscall('timerfd_create', NR.timerfd_create, e.clockid, (e.flags & O.NONBLOCK) | O.CLOEXEC);
     let [vsec, vnsec] = [e.vsec, e.vnsec];
     // fdinfo shows the time left; an expired periodic timer goes on one interval later.
     if (vsec === 0n && vnsec === 0n && (e.isec || e.insec)) [vsec, vnsec] = [e.isec, e.insec];
@@ -43,7 +41,7 @@ export const timerfd: FdKind = {
       its.writeBigUInt64LE(e.insec, 8);
       its.writeBigUInt64LE(vsec, 16);
       its.writeBigUInt64LE(vnsec, 24);
-      syscall('timerfd_settime', NR_timerfd_settime, fd, 0, its, 0);
+      syscall('timerfd_settime', NR.timerfd_settime, fd, 0, its, 0);
     }
     if (e.ticks) {
       const t = Buffer.alloc(8);
