@@ -98,7 +98,11 @@ export function freezeTree(root: number, log: Logger): FrozenTask[] {
         tasks.push({ pid, stat, rem: null, stopped: false, ns: nsIds(pid, [pid]), threads: [pid], threadRems: new Map(), parent, children: [] });
         continue;
       }
-      const t: FrozenTask = { pid, stat, rem: null, stopped: stat.state === 'T', ns: nsIds(pid, []), threads: [], threadRems: new Map(), parent, children: [] };
+      // `ns` is read once every thread is seized (below).
+      const t: FrozenTask = {
+        pid, stat, rem: null, stopped: stat.state === 'T', ns: { pid, pgid: 0, sid: 0, tids: new Map() },
+        threads: [], threadRems: new Map(), parent, children: [],
+      };
       try {
         seizeThreads(t);
       } catch (e) {

@@ -221,34 +221,36 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const runs = scanPages(pid, priv);
   const t1 = performance.now();
   const pagesId = st.nextPagesId++;
-  const pagesFd = st.dir.openPages(pagesId, 'w');
+  // One bridge (the task's pidfd of cryo) serves every pages file of this task.
   const bridge = makeBridge(rem);
   let written = 0;
   try {
-    written = dumpPages(rem, bridge, pagesFd, runs, priv);
+    const pagesFd = st.dir.openPages(pagesId, 'w');
+    try {
+      written = dumpPages(rem, bridge, pagesFd, runs, priv);
+    } finally {
+      closeFd(pagesFd);
+    }
+    // Shared anonymous memory: once per object, in pagemap-shmem-SHMID.img with
+    // offsets into the object, as CRIU keeps it.
+    for (const v of vmaList.filter((x) => x.status & VMA_ANON_SHARED)) {
+      if (st.shmemDone.has(v.shmid)) continue;
+      st.shmemDone.add(v.shmid);
+      const sruns = scanPages(pid, [v]);
+      const sid = st.nextPagesId++;
+      const sfd = st.dir.openPages(sid, 'w');
+      try {
+        written += dumpPages(rem, bridge, sfd, sruns, [v]);
+      } finally {
+        closeFd(sfd);
+      }
+      st.dir.write('shmemPagemap', [
+        create(PagemapHeadSchema, { pagesId: sid }),
+        ...sruns.map((r) => create(PagemapEntrySchema, { vaddr: v.pgoff + (r.vaddr - v.start), compatNrPages: 0, nrPages: BigInt(r.nrPages), flags: PE_PRESENT })),
+      ], v.shmid);
+    }
   } finally {
     bridge.done();
-    closeFd(pagesFd);
-  }
-  // Shared anonymous memory: once per object, in pagemap-shmem-SHMID.img with
-  // offsets into the object, as CRIU keeps it.
-  for (const v of vmaList.filter((x) => x.status & VMA_ANON_SHARED)) {
-    if (st.shmemDone.has(v.shmid)) continue;
-    st.shmemDone.add(v.shmid);
-    const sruns = scanPages(pid, [v]);
-    const sid = st.nextPagesId++;
-    const sfd = st.dir.openPages(sid, 'w');
-    const sb = makeBridge(rem);
-    try {
-      written += dumpPages(rem, sb, sfd, sruns, [v]);
-    } finally {
-      sb.done();
-      closeFd(sfd);
-    }
-    st.dir.write('shmemPagemap', [
-      create(PagemapHeadSchema, { pagesId: sid }),
-      ...sruns.map((r) => create(PagemapEntrySchema, { vaddr: v.pgoff + (r.vaddr - v.start), compatNrPages: 0, nrPages: BigInt(r.nrPages), flags: PE_PRESENT })),
-    ], v.shmid);
   }
   const t2 = performance.now();
   st.dir.write('pagemap', [

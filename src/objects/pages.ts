@@ -15,6 +15,8 @@ import { MemIO } from '../tracer/memio.js';
 export interface PageRun {
   vaddr: bigint;
   nrPages: number;
+  /** Where the run's pages are in the pages file; default: right after the previous run. */
+  off?: number;
 }
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -77,6 +79,7 @@ function tagReadable(runs: PageRun[], vmas: VmaEntry[]): Array<PageRun & { reada
   let vi = 0;
   for (const r of runs) {
     let a = r.vaddr;
+    if (r.off !== undefined) off = r.off;
     const end = r.vaddr + BigInt(r.nrPages) * PAGE;
     while (a < end) {
       while (vi < vmas.length && vmas[vi]!.end <= a) vi++;
@@ -201,8 +204,8 @@ export function dumpPages(rem: Remote, bridge: FdBridge, fileFd: number, runs: P
  * userfaultfd cannot take (private file mappings, or a kernel without it) by the
  * task's own preadv.
  */
-export function restorePages(rem: Remote, bridge: FdBridge, fileFd: number, runs: PageRun[], vmas: VmaEntry[], fileStart = 0): number {
-  const tagged = tagReadable(runs, vmas).map((r) => ({ ...r, off: r.off + fileStart }));
+export function restorePages(rem: Remote, bridge: FdBridge, fileFd: number, runs: PageRun[], vmas: VmaEntry[]): number {
+  const tagged = tagReadable(runs, vmas);
   const vmaOf = (a: bigint) => vmas.find((v) => v.start <= a && a < v.end);
   const anon = tagged.filter((r) => (vmaOf(r.vaddr)?.status ?? 0) & VMA_ANON_PRIVATE);
   let rest = tagged.filter((r) => !anon.includes(r));

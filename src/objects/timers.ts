@@ -50,6 +50,16 @@ export function parseProcTimers(text: string): ProcTimer[] {
   return out;
 }
 
+/**
+ * When a timer restored as [value, interval] next fires. An expired timer whose
+ * signal is still pending shows value 0 (the kernel re-arms it only when the signal
+ * is taken): its next period then starts one interval on. Null: disarmed.
+ */
+export function nextExpiry(vsec: bigint, vsub: bigint, isec: bigint, isub: bigint): [bigint, bigint] | null {
+  if (vsec || vsub) return [vsec, vsub];
+  return isec || isub ? [isec, isub] : null;
+}
+
 function itimer(rem: Remote, which: number, scratch: bigint): ItimerEntry {
   rem.call('getitimer', NR.getitimer, which, scratch);
   const b = rem.mem.read(scratch, 32);
@@ -103,13 +113,9 @@ export function restoreTimers(rem: Remote, timers: TaskTimersEntry | undefined):
   if (!timers) return;
   [timers.real, timers.virt, timers.prof].forEach((it, which) => {
     if (!it) return;
-    let [vsec, vusec] = [it.vsec, it.vusec];
-    if (vsec === 0n && vusec === 0n) {
-      // Expired with its signal still pending (the kernel re-arms ITIMER_REAL
-      // only when SIGALRM is taken): the next period starts one interval on.
-      if (it.isec === 0n && it.iusec === 0n) return;
-      [vsec, vusec] = [it.isec, it.iusec];
-    }
+    const next = nextExpiry(it.vsec, it.vusec, it.isec, it.iusec);
+    if (!next) return;
+    const [vsec, vusec] = next;
     const v = Buffer.alloc(32);
     v.writeBigUInt64LE(it.isec, 0);
     v.writeBigUInt64LE(it.iusec, 8);
@@ -126,11 +132,9 @@ export function restoreTimers(rem: Remote, timers: TaskTimersEntry | undefined):
     if (withIds) rem.callRaw(NR.prctl, PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0);
   }
   for (const t of posix) {
-    let [vsec, vnsec] = [t.vsec, t.vnsec];
-    if (vsec === 0n && vnsec === 0n) {
-      if (t.isec === 0n && t.insec === 0n) continue; // disarmed
-      [vsec, vnsec] = [t.isec, t.insec]; // expired, signal pending: as for itimers
-    }
+    const next = nextExpiry(t.vsec, t.vnsec, t.isec, t.insec);
+    if (!next) continue; // disarmed
+    const [vsec, vnsec] = next;
     const its = Buffer.alloc(32);
     its.writeBigUInt64LE(t.isec, 0);
     its.writeBigUInt64LE(t.insec, 8);

@@ -8,7 +8,7 @@ import {
 } from '../images/index.js';
 import { parseMaps } from '../proc/maps.js';
 import { findFree, imageRanges, moveVdso, mapVmas, fixProtections, setMmMap, hasPrivatePages, type Range } from '../objects/mm.js';
-import { restorePages, type FdBridge } from '../objects/pages.js';
+import { restorePages, type FdBridge, type PageRun } from '../objects/pages.js';
 import { restoreSigactions } from '../objects/sigactions.js';
 import { restoreCreds } from '../objects/creds.js';
 import { restorePending } from '../objects/signals.js';
@@ -98,19 +98,18 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
     const sm = img.shmem?.get(v.shmid);
     if (!sm) continue;
     const len = v.end - v.start;
+    // The parts of the object's runs that fall in this VMA's window, where each is in the file.
+    const runs: PageRun[] = [];
     let fileOff = 0;
     for (const r of sm.runs) {
       const n = runPages(r);
       const end = r.vaddr + BigInt(n) * 4096n;
-      // The part of this run that falls inside this VMA's window of the object.
       const lo = r.vaddr > v.pgoff ? r.vaddr : v.pgoff;
       const hi = end < v.pgoff + len ? end : v.pgoff + len;
-      if (lo < hi) {
-        const run = { vaddr: v.start + (lo - v.pgoff), nrPages: Number((hi - lo) / 4096n) };
-        restorePages(rem, bridgeFor(rem, h), sh.pagesFd(sm.pagesId), [run], [v], fileOff + Number(lo - r.vaddr));
-      }
+      if (lo < hi) runs.push({ vaddr: v.start + (lo - v.pgoff), nrPages: Number((hi - lo) / 4096n), off: fileOff + Number(lo - r.vaddr) });
       fileOff += n * 4096;
     }
+    if (runs.length) restorePages(rem, bridgeFor(rem, h), sh.pagesFd(sm.pagesId), runs, [v]);
   }
   fixProtections(rem, needFix);
 

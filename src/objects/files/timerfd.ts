@@ -4,6 +4,7 @@ import { create, FdTypes, FileEntrySchema, TimerfdEntrySchema, FownEntrySchema }
 import { NR, O, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { FdKind } from './kind.js';
+import { nextExpiry } from '../timers.js';
 
 const TFD_IOC_SET_TICKS = 0x40085400; // _IOW('T', 0, u64)
 const PAIR = /\((\d+),\s*(\d+)\)/;
@@ -32,15 +33,13 @@ export const timerfd: FdKind = {
     const e = fe.tfd;
     if (!e) throw new CryoError(`file id ${fe.id}: timerfd entry without its tfd field`);
     const fd = syscall('timerfd_create', NR.timerfd_create, e.clockid, (e.flags & O.NONBLOCK) | O.CLOEXEC);
-    let [vsec, vnsec] = [e.vsec, e.vnsec];
-    // fdinfo shows the time left; an expired periodic timer goes on one interval later.
-    if (vsec === 0n && vnsec === 0n && (e.isec || e.insec)) [vsec, vnsec] = [e.isec, e.insec];
-    if (vsec || vnsec) {
+    const next = nextExpiry(e.vsec, e.vnsec, e.isec, e.insec);
+    if (next) {
       const its = Buffer.alloc(32);
       its.writeBigUInt64LE(e.isec, 0);
       its.writeBigUInt64LE(e.insec, 8);
-      its.writeBigUInt64LE(vsec, 16);
-      its.writeBigUInt64LE(vnsec, 24);
+      its.writeBigUInt64LE(next[0], 16);
+      its.writeBigUInt64LE(next[1], 24);
       syscall('timerfd_settime', NR.timerfd_settime, fd, 0, its, 0);
     }
     if (e.ticks) {
