@@ -32,3 +32,10 @@ test('threads under constant garbage collection in cryo (buffers handed to the k
     else process.env.CRYO = before;
   }
 });
+
+test('threads: dump --leave-running puts every thread back (registers, masks) and it PASSes', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'threads-leave');
+  const target = await s.start('threads');
+  await s.dump(target, s.mkdir(), { leaveRunning: true });
+  await s.expectPass(target);
+});

@@ -69,3 +69,8 @@ test('tree: the images decode with crit; the zombie\'s core holds a wait status 
   const tc = JSON.parse(r.stdout).entries[0].tc as { exit_code: number };
   assert.equal(tc.exit_code, 7 << 8, `zombie ${zombie}: tc.exit_code in the image${s.report()}`);
 });
+
+test('rebuilding a zombie leaves no SIGCHLD pending in its parent', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'sigchld');
+  await s.cycle('sigchld');
+});

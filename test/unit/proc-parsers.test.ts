@@ -1,0 +1,115 @@
+// Pure parsers of /proc text and of fdinfo lines, on captured text.
+import * as assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseMaps } from '../../src/proc/maps.js';
+import { parseStat, parseStatus, parseIds } from '../../src/proc/stat.js';
+import { parseFdinfo } from '../../src/proc/fdinfo.js';
+import { parseProcTimers } from '../../src/objects/timers.js';
+import { parseLocks } from '../../src/objects/files/locks.js';
+import { xstateToEntry, entryToXstate } from '../../src/objects/regs.js';
+
+const SMAPS = `55d0c0a00000-55d0c0a02000 r--p 00000000 fe:00 2147308                    /usr/bin/sleep
+Size:                  8 kB
+Rss:                   8 kB
+VmFlags: rd mr mw me dw sd
+7ffd7a930000-7ffd7a951000 rw-p 00000000 00:00 0                          [stack]
+Rss:                  12 kB
+VmFlags: rd wr mr mw me gd ac
+7f3978ba8000-7f3978bac000 r--p 00000000 00:00 0                          [vvar]
+7f00000000-7f00001000 rw-s 00001000 00:01 1036                           /memfd:x (deleted)
+`;
+
+test('parseMaps: ranges, perms, offsets, names with spaces, VmFlags and Rss', () => {
+  const v = parseMaps(SMAPS);
+  assert.equal(v.length, 4);
+  assert.equal(v[0]!.start, 0x55d0c0a00000n);
+  assert.equal(v[0]!.perms, 'r--p');
+  assert.equal(v[0]!.inode, 2147308);
+  assert.equal(v[0]!.name, '/usr/bin/sleep');
+  assert.deepEqual(v[1]!.vmFlags, ['rd', 'wr', 'mr', 'mw', 'me', 'gd', 'ac']);
+  assert.equal(v[1]!.rssKb, 12);
+  assert.equal(v[2]!.name, '[vvar]');
+  assert.equal(v[3]!.pgoff, 0x1000n);
+  assert.equal(v[3]!.name, '/memfd:x (deleted)');
+});
+
+test('parseStat: a comm with spaces and parentheses; fields counted after it', () => {
+  const line = '1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 5 3 0 999 1000 10 18446744073709551615 ' +
+    '94000 95000 140000 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 96000 97000 98000 140001 140002 140003 140004 256\n';
+  const s = parseStat(line);
+  assert.equal(s.pid, 1234);
+  assert.equal(s.comm, 'a (b) c');
+  assert.equal(s.state, 'S');
+  assert.equal(s.ppid, 1);
+  assert.equal(s.pgid, 1234);
+  assert.equal(s.nice, 5);
+  assert.equal(s.numThreads, 3);
+  assert.equal(s.startCode, 94000n);
+  assert.equal(s.startStack, 140000n);
+  assert.equal(s.startBrk, 98000n);
+  assert.equal(s.envEnd, 140004n);
+  assert.equal(s.exitCode, 256);
+});
+
+test('parseStatus and parseIds', () => {
+  const m = parseStatus('Name:\tcat\nUid:\t1000\t1001\t1002\t1003\nGroups:\t10 20 \n');
+  assert.equal(m.get('Name'), 'cat');
+  assert.deepEqual(parseIds(m.get('Uid')), [1000, 1001, 1002, 1003]);
+  assert.equal(m.get('Groups'), '10 20');
+});
+
+test('parseFdinfo: octal flags, pos, mnt_id, ino, the rest kept', () => {
+  const f = parseFdinfo('pos:\t1234\nflags:\t02004002\nmnt_id:\t17\nino:\t12\neventfd-count:                5\n');
+  assert.equal(f.pos, 1234n);
+  assert.equal(f.flags, 0o2004002);
+  assert.equal(f.mntId, 17);
+  assert.equal(f.ino, 12n);
+  assert.equal(f.extra.get('eventfd-count'), '5');
+});
+
+test('parseProcTimers: signal, value, notify kinds, clock', () => {
+  const t = parseProcTimers('ID: 1\nsignal: 36/0000000000001234\nnotify: none/pid.6211\nClockID: 0\n' +
+    'ID: 0\nsignal: 34/00000000000000ff\nnotify: thread/tid.77\nClockID: 1\n');
+  assert.deepEqual(t, [
+    { id: 1, signo: 36, sival: 0x1234n, notify: 1, notifyTid: 0, clock: 0 },
+    { id: 0, signo: 34, sival: 0xffn, notify: 4, notifyTid: 77, clock: 1 },
+  ]);
+});
+
+test('parseLocks: flock, POSIX (only the task\'s own) and OFD, each once', () => {
+  const text = 'lock:\t1: FLOCK  ADVISORY  WRITE 15405 fe:00:2147308 0 EOF\n' +
+    'lock:\t2: POSIX  ADVISORY  WRITE 15405 fe:00:2147320 10 29\n' +
+    'lock:\t3: POSIX  ADVISORY  READ 999 fe:00:2147320 40 49\n' +
+    'lock:\t4: OFDLCK ADVISORY  READ -1 fe:00:2147390 0 EOF\n';
+  const seen = new Set<string>();
+  const l = parseLocks(text, 15405, 7, 5, seen);
+  assert.deepEqual(l.map((x) => [x.flag, x.type, x.pid, x.fd, x.start, x.len]), [
+    [2, 1, 7, 5, 0n, 0n],
+    [1, 1, 7, 5, 10n, 20n],
+    [4, 0, 7, 5, 0n, 0n],
+  ]);
+  assert.equal(parseLocks(text, 15405, 7, 6, seen).length, 0, 'the same locks seen from another fd of the file');
+});
+
+test('XSAVE area ↔ image fields: round trip of the legacy area and the AVX/AVX-512/PKRU components', () => {
+  const x = Buffer.alloc(2696);
+  for (let i = 0; i < 512; i++) x[i] = (i * 7 + 3) & 0xff;
+  x.fill(0, 464, 512); // sw_reserved, then the kernel's XCR0 at 464:
+  x.writeBigUInt64LE(0x2e7n, 464);
+  x.writeBigUInt64LE(0x2e7n, 512); // xstate_bv
+  for (let i = 576; i < x.length; i++) x[i] = (i * 13 + 1) & 0xff;
+  const e = xstateToEntry(x);
+  assert.equal(e.xsave?.ymmhSpace.length, 64);
+  assert.equal(e.xsave?.zmmUpper.length, 64);
+  assert.equal(e.xsave?.hi16Zmm.length, 128);
+  assert.equal(e.xsave?.pkru.length, 2);
+  const back = entryToXstate(e, Buffer.alloc(x.length));
+  // The legacy area but byte 5 (reserved) and the padding from 416 on, which the image does not keep.
+  assert.deepEqual(back.subarray(0, 5), x.subarray(0, 5));
+  assert.deepEqual(back.subarray(6, 416), x.subarray(6, 416));
+  // The components XCR0 0x2e7 has (YMM, opmask, ZMM_Hi256, Hi16_ZMM, PKRU); no MPX.
+  for (const [a, b] of [[576, 832], [1088, 1152], [1152, 1664], [1664, 2688], [2688, 2696]] as const) {
+    assert.deepEqual(back.subarray(a, b), x.subarray(a, b), `bytes ${a}..${b}`);
+  }
+  assert.equal(back.readBigUInt64LE(512), 0n, 'the template has no features: xstate_bv is masked by it');
+});
