@@ -8,6 +8,7 @@ import {
   Lsmtype, SeccompEntrySchema, PipeDataEntrySchema, RemapFilePathEntrySchema, RemapType, type TaskKobjIdsEntry,
 } from './images/index.js';
 import { FileTable } from './objects/files/table.js';
+import { finishUnix } from './objects/files/unix.js';
 import { SeccompTable } from './objects/seccomp.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
 import { dumpTask, dumpZombie, taskIds, type DumpState } from './dump/task.js';
@@ -55,6 +56,8 @@ export async function runDump(ctx: Context): Promise<number> {
       dumpTask(t, ctx, st, ids);
     }
     writeTreeImages(tasks, st, idsOf.get(root)!);
+    finishUnix(st.files, opts.extUnixSk, opts.external);
+    if (st.files.unix?.queues.length) dir.write('skQueues', st.files.unix.queues);
     dir.write('files', st.files.entries);
     if (st.files.ttyInfos.length) dir.write('ttyInfo', st.files.ttyInfos);
     const pipeData = (l: typeof st.files.pipeData) => l.map((p) => ({

@@ -6,7 +6,7 @@ import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
   ImageDir, ImageError, TASK_ZOMBIE, TASK_STOPPED, VMA_ANON_SHARED, RemapType, type GhostFileEntry, type FileLockEntry,
-  type PstreeEntry, type FileEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
+  type PstreeEntry, type FileEntry, type SkPacketEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
 import { CLONE, NR, SIG, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
@@ -17,6 +17,7 @@ import { startRoot, cloneTask, killAndReap, buildTree } from './restore/tree.js'
 import { restoreTimers } from './objects/timers.js';
 import { restoreSeccomp } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
+import { openFileEntry } from './objects/files/fds.js';
 import {
   restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
   type TaskImages, type RestoreShared, type Handles,
@@ -34,6 +35,7 @@ interface Loaded {
   seccomp: SeccompFilter[];
   files: Map<number, FileEntry>;
   ttyInfos: Map<number, TtyInfoEntry>;
+  skQueues: Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
 }
 
 function loadImages(dir: ImageDir): Loaded {
@@ -87,7 +89,14 @@ function loadImages(dir: ImageDir): Loaded {
     ghosts.set(r.origId, { data: head!.extra ?? new Uint8Array(), mode: h.mode, uid: h.uid, gid: h.gid });
   }
   const locks = dir.tryRead('fileLocks') ?? [];
-  return { tasks, files, ttyInfos, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), ghosts, locks };
+  const skQueues = new Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>();
+  for (const { msg, extra } of dir.exists('skQueues') ? dir.readEntries('skQueues') : []) {
+    const m = msg as SkPacketEntry;
+    const l = skQueues.get(m.idFor) ?? [];
+    l.push({ msg: m, data: extra ?? new Uint8Array() });
+    skQueues.set(m.idFor, l);
+  }
+  return { tasks, files, ttyInfos, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), ghosts, locks, skQueues };
 }
 
 /** `cryo restore`: returns the process exit code. */
@@ -123,6 +132,17 @@ export async function runRestore(ctx: Context): Promise<number> {
     ghosts: loaded.ghosts,
     hostPid: (vpid) => rems.get(vpid)?.pid ?? vpid,
     pipeEnds: new Map(),
+    unix: { queues: loaded.skQueues, extUnixSk: opts.extUnixSk, fds: new Map() },
+    openId(id) {
+      let fd = sh.opened.get(id);
+      if (fd === undefined) {
+        const fe = sh.files.get(id);
+        if (!fe) throw new CryoError(`file id ${id} is missing from files.img`);
+        fd = openFileEntry(fe, sh);
+        sh.opened.set(id, fd);
+      }
+      return fd;
+    },
     opened: new Map(),
     log,
     pagesFd(id) {
@@ -133,6 +153,10 @@ export async function runRestore(ctx: Context): Promise<number> {
       }
       return fd;
     },
+  };
+  const closeAll = () => {
+    const ends = new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]));
+    for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...ends, ...sh.unix.fds.values()]) closeSync(fd);
   };
   // Pids below are the tree's own (as in the images); Remote.pid is cryo's view.
   const created: number[] = [];
@@ -191,12 +215,12 @@ export async function runRestore(ctx: Context): Promise<number> {
     }
   } catch (e) {
     for (const pid of [...created].reverse()) killAndReap(pid);
-    for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]))]) closeSync(fd);
+    closeAll();
     dir.close();
     if (e instanceof RemoteError || e instanceof TaskGoneError) throw new CryoError(`restore failed: ${e.message}`);
     throw e;
   }
-  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]))]) closeSync(fd);
+  closeAll();
   dir.close();
   const rootHost = rems.get(root)!.pid;
   log.info(`restored tree of ${loaded.tasks.length} task(s) rooted at ${root}${newPidns ? ` (pid ${rootHost} here)` : ''} in ${(performance.now() - t0).toFixed(1)} ms`);

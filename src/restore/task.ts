@@ -12,7 +12,7 @@ import { restorePages, type FdBridge, type PageRun } from '../objects/pages.js';
 import { restoreSigactions } from '../objects/sigactions.js';
 import { restoreCreds } from '../objects/creds.js';
 import { restorePending } from '../objects/signals.js';
-import { openFileEntry, afterPlant } from '../objects/files/fds.js';
+import { afterPlant } from '../objects/files/fds.js';
 import type { RestoreFilesEnv } from '../objects/files/kind.js';
 import type { Remote } from '../tracer/remote.js';
 import type { Logger } from '../context.js';
@@ -138,11 +138,7 @@ export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h:
   for (const f of fds) {
     const fe = sh.files.get(f.id);
     if (!fe) throw new Error(`fd ${f.fd}: file id ${f.id} is missing from files.img`);
-    let cfd = sh.opened.get(f.id);
-    if (cfd === undefined) {
-      cfd = openFileEntry(fe, sh);
-      sh.opened.set(f.id, cfd);
-    }
+    const cfd = sh.openId(f.id);
     const tfd = rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, cfd, 0);
     if (tfd !== BigInt(f.fd)) {
       rem.call('dup3', NR.dup3, tfd, f.fd, f.flags & FD_CLOEXEC ? O.CLOEXEC : 0);

@@ -11,3 +11,5 @@ export type { Arg } from './libc.js';
 export * from './pagemap.js';
 export * from './uffd.js';
 export * from './spawn.js';
+export * as sock from './socket.js';
+export { sockDiagDump } from './socket.js';

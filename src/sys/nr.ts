@@ -22,6 +22,8 @@ export const NR = {
   process_vm_readv: 310, process_vm_writev: 311, kcmp: 312, seccomp: 317, memfd_create: 319,
   userfaultfd: 323, rseq: 334, pidfd_send_signal: 424, move_mount: 429, pidfd_open: 434,
   clone3: 435, close_range: 436, openat2: 437, pidfd_getfd: 438,
+  connect: 42, sendto: 44, recvfrom: 45, shutdown: 48, bind: 49, listen: 50, getsockname: 51,
+  getpeername: 52, socketpair: 53, setsockopt: 54, getsockopt: 55, accept4: 288,
 } as const;
 
 export const PTRACE = {
@@ -98,3 +100,30 @@ export const __WALL = 0x40000000;
 
 export const PAGE_SIZE = 4096;
 export const IOV_MAX = 1024;
+
+// Sockets.
+export const AF = { UNIX: 1, INET: 2, NETLINK: 16, INET6: 10 } as const;
+export const SOCK = { STREAM: 1, DGRAM: 2, SEQPACKET: 5, NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
+export const SOL_SOCKET = 1;
+export const SO = {
+  REUSEADDR: 2, DONTROUTE: 5, BROADCAST: 6, SNDBUF: 7, RCVBUF: 8, KEEPALIVE: 9, OOBINLINE: 10,
+  NO_CHECK: 11, PRIORITY: 12, LINGER: 13, REUSEPORT: 15, PASSCRED: 16, RCVLOWAT: 18,
+  RCVTIMEO: 20, SNDTIMEO: 21, BINDTODEVICE: 25, SNDBUFFORCE: 32, RCVBUFFORCE: 33,
+  PASSSEC: 34, MARK: 36, PEEK_OFF: 42, BUF_LOCK: 72,
+} as const;
+export const SCM_RIGHTS = 1;
+export const SCM_CREDENTIALS = 2;
+export const MSG = { PEEK: 2, TRUNC: 0x20, DONTWAIT: 0x40, CTRUNC: 0x8, NOSIGNAL: 0x4000, CMSG_CLOEXEC: 0x40000000 } as const;
+export const SHUT = { RD: 0, WR: 1, RDWR: 2 } as const;
+/** The kernel's TCP_* states, which unix sockets reuse. */
+export const TCP_ESTABLISHED = 1;
+export const TCP_CLOSE = 7;
+export const TCP_LISTEN = 10;
+/** ioctl: an O_PATH fd of the file a unix socket is bound to. */
+export const SIOCUNIXFILE = 0x89e0;
+export const NETLINK_SOCK_DIAG = 4;
+export const SOCK_DIAG_BY_FAMILY = 20;
+export const NLM_F = { REQUEST: 1, MULTI: 2, ACK: 4, ROOT: 0x100, MATCH: 0x200, DUMP: 0x300 } as const;
+export const NLMSG = { NOOP: 1, ERROR: 2, DONE: 3 } as const;
+export const UDIAG_SHOW = { NAME: 1, VFS: 2, PEER: 4, ICONS: 8, RQLEN: 0x10, MEMINFO: 0x20, UID: 0x40 } as const;
+export const UNIX_DIAG = { NAME: 0, VFS: 1, PEER: 2, ICONS: 3, RQLEN: 4, MEMINFO: 5, SHUTDOWN: 6, UID: 7 } as const;

@@ -141,7 +141,8 @@ test('a task that dies in the middle of a dump: exit 1, names it, the rest of th
 
 test('an fd of a kind cryo does not support: the dump fails naming the task, the fd and the kind; the task runs on', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'err-unsupported');
-  const script = 'import socket, time\na, b = socket.socketpair()\nprint("READY", flush=True)\ntime.sleep(1000)\n';
+  // A TCP listener: inet sockets are not supported yet.
+  const script = 'import socket, time\na = socket.socket()\na.bind(("127.0.0.1", 0))\na.listen()\nprint("READY", flush=True)\ntime.sleep(1000)\n';
   const target = await s.startCommand('sockets', [python3(), '-c', script]);
   const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
   assertCleanFailure(s, r);

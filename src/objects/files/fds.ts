@@ -1,10 +1,10 @@
 // The fd table of a task: dump every fd to files.img + fdinfo-N.img, and plant
 // them back on restore. Each kind of fd is one module in this folder and one line
 // in FD_KINDS (issue #4 adds pipes, sockets and the rest).
-import { readdirSync, readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
+import { closeSync, readdirSync, readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { create, FdinfoEntrySchema, FdTypes, type FdinfoEntry, type FileEntry } from '../../images/index.js';
-import { parseFdinfo, type FdInfo } from '../../proc/fdinfo.js';
-import { O, FD_CLOEXEC } from '../../sys/index.js';
+import { parseFdinfo } from '../../proc/fdinfo.js';
+import { O, FD_CLOEXEC, pidfdOpen, pidfdGetfd } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { DumpFilesEnv, FdKind, FdProbe, RestoreFilesEnv } from './kind.js';
 import { regular } from './reg.js';
@@ -16,10 +16,11 @@ import { signalfd } from './signalfd.js';
 import { timerfd } from './timerfd.js';
 import { inotify } from './inotify.js';
 import { pidfd } from './pidfd.js';
+import { unixsk } from './unix.js';
 import { parseLocks } from './locks.js';
 import type { Remote } from '../../tracer/remote.js';
 
-const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, pidfd];
+const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, pidfd, unixsk];
 
 function kindName(st: Stats, link: string): string {
   if (st.isFIFO()) return 'pipe';
@@ -31,40 +32,69 @@ function kindName(st: Stats, link: string): string {
   return link;
 }
 
-/** Dump every fd of `pid`; returns the fdinfo entries (files go into env.files). */
-export function dumpFds(pid: number, env: DumpFilesEnv): FdinfoEntry[] {
-  const out: FdinfoEntry[] = [];
-  const fds = readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b);
-  for (const fd of fds) {
-    const path = `/proc/${pid}/fd/${fd}`;
-    let link: string;
-    let st: Stats;
-    let info: FdInfo;
-    let fdinfoText: string;
-    try {
-      link = readlinkSync(path);
-      st = statSync(path);
-      fdinfoText = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
-      info = parseFdinfo(fdinfoText);
-    } catch (e) {
-      throw new CryoError(`task ${pid}: cannot inspect fd ${fd}: ${(e as Error).message}`);
-    }
-    const p: FdProbe = { pid, fd, link, st, info, fdinfoText };
+/** One fd of a task, as the kinds see it. */
+function probe(pid: number, fd: number): FdProbe {
+  const path = `/proc/${pid}/fd/${fd}`;
+  let local: number | undefined;
+  try {
+    const link = readlinkSync(path);
+    const st = statSync(path);
+    const fdinfoText = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+    return {
+      pid, fd, link, st, fdinfoText, info: parseFdinfo(fdinfoText),
+      copy() {
+        if (local === undefined) {
+          if (pid === process.pid) return fd;
+          const pidfd = pidfdOpen(pid);
+          try {
+            local = pidfdGetfd(pidfd, fd);
+          } finally {
+            closeSync(pidfd);
+          }
+        }
+        return local;
+      },
+      close() {
+        if (local !== undefined) closeSync(local);
+      },
+    } as FdProbe & { close(): void };
+  } catch (e) {
+    throw new CryoError(`task ${pid}: cannot inspect fd ${fd}: ${(e as Error).message}`);
+  }
+}
+
+/** Dump one fd (or find the file it shares); returns the kind and the file id. */
+function dumpFd(pid: number, fd: number, env: DumpFilesEnv): { kind: FdKind; id: number; p: FdProbe } {
+  const p = probe(pid, fd);
+  try {
     const kind = FD_KINDS.find((k) => k.match(p));
     if (!kind) {
-      throw new CryoError(`task ${pid}: fd ${fd} is a ${kindName(st, link)} (${link}), which cryo does not support yet`);
+      throw new CryoError(`task ${pid}: fd ${fd} is a ${kindName(p.st, p.link)} (${p.link}), which cryo does not support yet`);
     }
     // dup()ed and inherited fds share one open file description: one entry.
-    const inodeKey = `${st.dev}:${st.ino}`;
+    const inodeKey = `${p.st.dev}:${p.st.ino}`;
     let id = env.files.sharedWith(pid, fd, inodeKey);
     if (id === undefined) {
       id = kind.dump(p, env);
       env.files.rememberDescription(pid, fd, inodeKey, id);
     }
-    out.push(create(FdinfoEntrySchema, { id, flags: info.flags & O.CLOEXEC ? FD_CLOEXEC : 0, type: kind.type, fd }));
-    const locks = parseLocks(fdinfoText, pid, env.vpid, fd, env.files.locksSeen);
+    return { kind, id, p };
+  } finally {
+    (p as FdProbe & { close(): void }).close();
+  }
+}
+
+/** Dump every fd of `pid`; returns the fdinfo entries (files go into env.files). */
+export function dumpFds(pid: number, base: Omit<DumpFilesEnv, 'dumpOwn'>): FdinfoEntry[] {
+  const out: FdinfoEntry[] = [];
+  const env: DumpFilesEnv = { ...base, dumpOwn: (fd) => dumpFd(process.pid, fd, env).id };
+  const fds = readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b);
+  for (const fd of fds) {
+    const { kind, id, p } = dumpFd(pid, fd, env);
+    out.push(create(FdinfoEntrySchema, { id, flags: p.info.flags & O.CLOEXEC ? FD_CLOEXEC : 0, type: kind.type, fd }));
+    const locks = parseLocks(p.fdinfoText, pid, env.vpid, fd, env.files.locksSeen);
     if (locks.length && !env.fileLocks) {
-      throw new CryoError(`task ${pid} holds a file lock on fd ${fd} (${link}); dump with --file-locks`);
+      throw new CryoError(`task ${pid} holds a file lock on fd ${fd} (${p.link}); dump with --file-locks`);
     }
     env.files.locks.push(...locks);
   }

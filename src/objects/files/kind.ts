@@ -4,6 +4,7 @@ import type { FdTypes, FileEntry, TtyInfoEntry } from '../../images/index.js';
 import type { FdInfo } from '../../proc/fdinfo.js';
 import type { FileTable } from './table.js';
 import type { Remote } from '../../tracer/remote.js';
+import type { UnixRestore } from './unix-restore.js';
 
 export interface FdProbe {
   pid: number;
@@ -14,6 +15,8 @@ export interface FdProbe {
   info: FdInfo;
   /** /proc/PID/fdinfo/N as read (kinds with repeated lines parse it themselves). */
   fdinfoText: string;
+  /** The same open file description as an fd of cryo's (taken once, closed after the dump of this fd). */
+  copy(): number;
 }
 
 export interface DumpFilesEnv {
@@ -25,6 +28,8 @@ export interface DumpFilesEnv {
   fileLocks: boolean;
   /** The task's pid in its own pid namespace (lock owners are written so). */
   vpid: number;
+  /** Dump a file cryo itself holds (an fd in flight in a socket queue); returns its file id. */
+  dumpOwn(fd: number): number;
 }
 
 /** A deleted file to recreate (ghost-file image), by the id of its reg-file entry. */
@@ -47,6 +52,10 @@ export interface RestoreFilesEnv {
   ghosts: Map<number, Ghost>;
   /** fifo-data.img, likewise. */
   fifoData: Map<number, { data: Uint8Array; size: number }>;
+  /** Unix sockets: queues, options, and the sockets once built. */
+  unix: UnixRestore;
+  /** cryo's fd of a file entry, opened once (fds in flight in a socket queue). */
+  openId(id: number): number;
   /** Pipes created so far: both ends, in cryo, by pipe id. */
   pipeEnds: Map<number, { r: number; w: number }>;
 }

@@ -1,6 +1,7 @@
 // The files.img table of a dump: every file object gets one id, shared by all fds
 // and mappings that refer to it.
 import { kcmp } from '../../sys/index.js';
+import type { UnixDump } from './unix.js';
 import { create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, type TtyInfoEntry, type GhostFileEntry, type FileLockEntry, RegFileEntrySchema, FownEntrySchema } from '../../images/index.js';
 
 export interface RegInit {
@@ -27,6 +28,8 @@ export class FileTable {
   readonly locksSeen = new Set<string>();
   /** fifo-data.img: the same for FIFOs. */
   readonly fifoData: Array<{ pipeId: number; data: Buffer; size: number }> = [];
+  /** Unix sockets: sock_diag's view and what was dumped (made at the first socket). */
+  unix?: UnixDump;
   /** Pipes whose data was already taken (by inode). */
   readonly pipesSeen = new Set<number>();
   /** Open file descriptions seen so far, by inode: fds sharing one get one id. */

@@ -1,0 +1,67 @@
+// Socket options every family shares (SkOptsEntry): read from cryo's copy of
+// the socket on dump, set on the new socket on restore.
+import { create, SkOptsEntrySchema, type SkOptsEntry } from '../../images/index.js';
+import { SO, SOL_SOCKET, sock } from '../../sys/index.js';
+import { CryoError } from '../../context.js';
+
+const SO_GET_FILTER = 26;
+
+const int = (fd: number, opt: number) => sock.getsockoptInt(fd, SOL_SOCKET, opt) ?? 0;
+
+function timeval(fd: number, opt: number): { sec: bigint; usec: bigint } {
+  const b = sock.getsockoptRaw(fd, SOL_SOCKET, opt, 16);
+  return { sec: b.readBigInt64LE(0), usec: b.readBigInt64LE(8) };
+}
+
+export function dumpSockOpts(fd: number, where: string): SkOptsEntry {
+  if (int(fd, SO_GET_FILTER) > 0) throw new CryoError(`${where}: a socket filter (SO_ATTACH_FILTER) is attached, which cryo does not dump yet`);
+  const snd = timeval(fd, SO.SNDTIMEO);
+  const rcv = timeval(fd, SO.RCVTIMEO);
+  const linger = sock.getsockoptRaw(fd, SOL_SOCKET, SO.LINGER, 8);
+  return create(SkOptsEntrySchema, {
+    soSndbuf: int(fd, SO.SNDBUF), soRcvbuf: int(fd, SO.RCVBUF),
+    soSndTmoSec: snd.sec, soSndTmoUsec: snd.usec, soRcvTmoSec: rcv.sec, soRcvTmoUsec: rcv.usec,
+    reuseaddr: int(fd, SO.REUSEADDR) !== 0, soPriority: int(fd, SO.PRIORITY), soRcvlowat: int(fd, SO.RCVLOWAT),
+    soMark: int(fd, SO.MARK), soPasscred: int(fd, SO.PASSCRED) !== 0, soPasssec: int(fd, SO.PASSSEC) !== 0,
+    soDontroute: int(fd, SO.DONTROUTE) !== 0, soNoCheck: int(fd, SO.NO_CHECK) !== 0,
+    soReuseport: int(fd, SO.REUSEPORT) !== 0, soBroadcast: int(fd, SO.BROADCAST) !== 0,
+    soKeepalive: int(fd, SO.KEEPALIVE) !== 0, soOobinline: int(fd, SO.OOBINLINE),
+    soLinger: linger.readInt32LE(0) ? linger.readInt32LE(4) : 0, soBufLock: int(fd, SO.BUF_LOCK),
+  });
+}
+
+/** Set what differs from a fresh socket's defaults. */
+export function restoreSockOpts(fd: number, o: SkOptsEntry): void {
+  const set = (opt: number, v: number | boolean | undefined) => {
+    const n = typeof v === 'boolean' ? Number(v) : v ?? 0;
+    if (n !== int(fd, opt)) sock.setsockoptInt(fd, SOL_SOCKET, opt, n);
+  };
+  // The kernel doubles what is asked for and reports the doubled value.
+  if (o.soSndbuf && o.soSndbuf !== int(fd, SO.SNDBUF)) sock.setsockoptInt(fd, SOL_SOCKET, SO.SNDBUFFORCE, o.soSndbuf >> 1);
+  if (o.soRcvbuf && o.soRcvbuf !== int(fd, SO.RCVBUF)) sock.setsockoptInt(fd, SOL_SOCKET, SO.RCVBUFFORCE, o.soRcvbuf >> 1);
+  for (const [opt, sec, usec] of [[SO.SNDTIMEO, o.soSndTmoSec, o.soSndTmoUsec], [SO.RCVTIMEO, o.soRcvTmoSec, o.soRcvTmoUsec]] as const) {
+    if (!sec && !usec) continue;
+    const b = Buffer.alloc(16);
+    b.writeBigInt64LE(sec, 0);
+    b.writeBigInt64LE(usec, 8);
+    sock.setsockoptRaw(fd, SOL_SOCKET, opt, b);
+  }
+  set(SO.REUSEADDR, o.reuseaddr);
+  set(SO.PRIORITY, o.soPriority);
+  if (o.soRcvlowat && o.soRcvlowat !== 1) set(SO.RCVLOWAT, o.soRcvlowat);
+  set(SO.MARK, o.soMark);
+  set(SO.PASSCRED, o.soPasscred);
+  set(SO.PASSSEC, o.soPasssec);
+  set(SO.DONTROUTE, o.soDontroute);
+  set(SO.REUSEPORT, o.soReuseport);
+  set(SO.BROADCAST, o.soBroadcast);
+  set(SO.KEEPALIVE, o.soKeepalive);
+  set(SO.OOBINLINE, o.soOobinline);
+  if (o.soLinger) {
+    const b = Buffer.alloc(8);
+    b.writeInt32LE(1, 0);
+    b.writeInt32LE(o.soLinger, 4);
+    sock.setsockoptRaw(fd, SOL_SOCKET, SO.LINGER, b);
+  }
+  set(SO.BUF_LOCK, o.soBufLock);
+}

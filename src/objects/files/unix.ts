@@ -1,0 +1,168 @@
+// Unix sockets, dump side. sock_diag gives what /proc cannot (peer, name,
+// queued connections); cryo's own copy of the socket (pidfd_getfd) gives the
+// options and the queued data, peeked with SO_PEEK_OFF so nothing is consumed.
+// Peers are checked once the whole tree is dumped: a peer outside it is an
+// external socket (--ext-unix-sk, --external unix[ino]) or an error.
+import { closeSync, fstatSync, readlinkSync } from 'node:fs';
+import { create, FdTypes, FileEntrySchema, FownEntrySchema, SkPacketEntrySchema, ScmEntrySchema, UnixSkEntrySchema, FilePermsEntrySchema, SkOptsEntrySchema, type UnixSkEntry, type SkPacketEntry } from '../../images/index.js';
+import { AF, NR, O, SO, SOCK, SOL_SOCKET, SCM_RIGHTS, SIOCUNIXFILE, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall } from '../../sys/index.js';
+import { CryoError } from '../../context.js';
+import type { DumpFilesEnv, FdKind, FdProbe } from './kind.js';
+import { collectUnixSockets, type UnixDiag } from './unix-diag.js';
+import { dumpSockOpts } from './sockopts.js';
+import { openUnix, USK_EXTERN } from './unix-restore.js';
+import type { FileTable } from './table.js';
+
+
+export interface UnixDump {
+  diag: Map<number, UnixDiag>;
+  /** A connecting socket not yet accepted -> the listener it waits on. */
+  listenerOf: Map<number, number>;
+  /** Dumped sockets by inode, with the fd that showed them (for messages). */
+  byIno: Map<number, { ue: UnixSkEntry; where: string }>;
+  /** sk-queues.img: each queued packet and its bytes. */
+  queues: Array<{ msg: SkPacketEntry; extra: Buffer }>;
+}
+
+function unixState(files: FileTable): UnixDump {
+  if (!files.unix) {
+    const diag = collectUnixSockets();
+    const listenerOf = new Map<number, number>();
+    for (const d of diag.values()) for (const ic of d.icons) if (ic) listenerOf.set(ic, d.ino);
+    files.unix = { diag, listenerOf, byIno: new Map(), queues: [] };
+  }
+  return files.unix;
+}
+
+const SO_DOMAIN = 39;
+
+function isUnix(p: FdProbe): boolean {
+  return p.st.isSocket() && sock.getsockoptInt(p.copy(), SOL_SOCKET, SO_DOMAIN) === AF.UNIX;
+}
+
+const typeName = (t: number) => ({ [SOCK.STREAM]: 'stream', [SOCK.DGRAM]: 'datagram', [SOCK.SEQPACKET]: 'seqpacket' })[t] ?? `type ${t}`;
+const showName = (n: Uint8Array) => (n.length === 0 ? 'unnamed' : n[0] === 0 ? `@${Buffer.from(n.subarray(1)).toString()}` : Buffer.from(n).toString().replace(/\0+$/, ''));
+
+/** The file a path name made: owner, mode, and where a relative name was bound. */
+function resolveName(lfd: number, d: UnixDiag, ue: UnixSkEntry): void {
+  if (!d.name.length || d.name[0] === 0) return;
+  const fd = syscall('ioctl(SIOCUNIXFILE)', NR.ioctl, lfd, SIOCUNIXFILE, 0);
+  try {
+    const st = fstatSync(fd);
+    ue.filePerms = create(FilePermsEntrySchema, { mode: st.mode, uid: st.uid, gid: st.gid });
+    let path = readlinkSync(`/proc/self/fd/${fd}`);
+    if (path.endsWith(' (deleted)')) {
+      path = path.slice(0, -' (deleted)'.length);
+      ue.deleted = true;
+    }
+    const name = showName(d.name);
+    if (!name.startsWith('/')) {
+      if (!path.endsWith('/' + name)) throw new CryoError(`unix socket ${d.ino}: cannot tell where its relative name ${name} is (${path})`);
+      ue.nameDir = path.slice(0, -name.length - 1) || '/';
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Copy the socket's queue into sk-queues.img; fds in flight are dumped as files. */
+function dumpQueue(lfd: number, id: number, ino: number, env: DumpFilesEnv, out: UnixDump['queues']): void {
+  const peekOff = sock.getsockoptInt(lfd, SOL_SOCKET, SO.PEEK_OFF) ?? -1;
+  const size = Math.max(sock.getsockoptInt(lfd, SOL_SOCKET, SO.SNDBUF) ?? 0, sock.getsockoptInt(lfd, SOL_SOCKET, SO.RCVBUF) ?? 0, 1 << 16);
+  const buf = Buffer.allocUnsafe(size);
+  sock.setsockoptInt(lfd, SOL_SOCKET, SO.PEEK_OFF, 0);
+  try {
+    for (;;) {
+      const r = sock.recvPeek(lfd, buf);
+      try {
+        if (r.n === -11 /* EAGAIN */ || r.n === 0) break;
+        if (r.n < 0) throw new CryoError(`unix socket ${ino}: cannot read its queue (errno ${-r.n})`);
+        if (r.truncated) throw new CryoError(`unix socket ${ino}: a queued message is larger than ${size} bytes`);
+        const msg = create(SkPacketEntrySchema, { idFor: id, length: r.n });
+        if (r.fds.length) msg.scm.push(create(ScmEntrySchema, { type: SCM_RIGHTS, rights: r.fds.map((f) => env.dumpOwn(f)) }));
+        out.push({ msg, extra: Buffer.from(buf.subarray(0, r.n)) });
+      } finally {
+        for (const f of r.fds) closeSync(f);
+      }
+    }
+  } finally {
+    sock.setsockoptInt(lfd, SOL_SOCKET, SO.PEEK_OFF, peekOff);
+  }
+}
+
+export const unixsk: FdKind = {
+  name: 'unix socket',
+  type: FdTypes.UNIXSK,
+  match: isUnix,
+  dump(p, env) {
+    const u = unixState(env.files);
+    const ino = Number(p.st.ino);
+    const where = p.pid === process.pid ? `unix socket ${ino} (in flight)` : `task ${p.pid} fd ${p.fd} (unix socket ${ino})`;
+    const d = u.diag.get(ino);
+    if (!d) throw new CryoError(`${where}: not found by sock_diag (another network namespace?)`);
+    if (![SOCK.STREAM, SOCK.DGRAM, SOCK.SEQPACKET].includes(d.type as 1)) throw new CryoError(`${where}: ${typeName(d.type)} sockets are not supported`);
+    if (![TCP_LISTEN, TCP_ESTABLISHED, TCP_CLOSE].includes(d.state)) throw new CryoError(`${where}: state ${d.state} is not supported`);
+    const lfd = p.copy();
+    const id = env.files.newId();
+    const ue = create(UnixSkEntrySchema, {
+      id, ino, type: d.type, state: d.state, flags: p.info.flags & ~O.CLOEXEC, uflags: 0,
+      backlog: d.state === TCP_LISTEN ? d.wqlen : 0, peer: d.peer,
+      fown: create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 }),
+      opts: dumpSockOpts(lfd, where), name: d.name, shutdown: d.shutdown,
+    });
+    resolveName(lfd, d, ue);
+    if (d.state === TCP_ESTABLISHED && d.type !== SOCK.DGRAM && !d.peer) {
+      // Not accepted yet: the kernel shows no peer; the listener holds it in its queue.
+      const l = u.listenerOf.get(ino);
+      if (l !== undefined) {
+        if (d.wqlen) throw new CryoError(`${where}: data sent on a connection not yet accepted cannot be dumped`);
+        ue.peer = l;
+      } else if (d.shutdown !== 3) {
+        throw new CryoError(`${where}: connected, but its peer is gone and it is not shut down`);
+      }
+    }
+    if (d.state === TCP_LISTEN && d.icons.includes(0)) {
+      throw new CryoError(`${where}: a connection waiting to be accepted was already closed by its client`);
+    }
+    if (d.rqlen && d.state !== TCP_LISTEN) dumpQueue(lfd, id, ino, env, u.queues);
+    u.byIno.set(ino, { ue, where });
+    env.files.add(create(FileEntrySchema, { type: FdTypes.UNIXSK, id, usk: ue }));
+    return id;
+  },
+  open(fe, env) {
+    if (!fe.usk) throw new CryoError(`file id ${fe.id}: unix socket entry without its usk field`);
+    return openUnix(fe.usk, env);
+  },
+};
+
+/**
+ * After every task: each peer must be in the tree, or be an external socket
+ * the options allow (as CRIU: a named datagram socket with --ext-unix-sk, or
+ * any socket named with --external unix[ino]).
+ */
+export function finishUnix(files: FileTable, extUnixSk: boolean, external: string[]): void {
+  const u = files.unix;
+  if (!u) return;
+  const externs = new Set<number>();
+  for (const { ue, where } of u.byIno.values()) {
+    if (!ue.peer || u.byIno.has(ue.peer)) continue;
+    if (external.includes(`unix[${ue.ino}]`)) continue;
+    const pd = u.diag.get(ue.peer);
+    const peerName = pd ? showName(pd.name) : 'gone';
+    if (!extUnixSk) throw new CryoError(`${where}: its peer (inode ${ue.peer}, ${peerName}) is outside the dumped tree; dump with --ext-unix-sk`);
+    if (!pd || pd.type !== SOCK.DGRAM) throw new CryoError(`${where}: its peer (inode ${ue.peer}) is half of a ${typeName(pd?.type ?? 0)} connection outside the tree, which cannot be dumped`);
+    if (!pd.name.length) throw new CryoError(`${where}: its peer (inode ${ue.peer}) is outside the tree and has no name to reconnect to`);
+    if (externs.has(ue.peer)) continue;
+    externs.add(ue.peer);
+    const id = files.newId();
+    files.add(create(FileEntrySchema, {
+      type: FdTypes.UNIXSK, id,
+      usk: create(UnixSkEntrySchema, {
+        id, ino: ue.peer, type: SOCK.DGRAM, state: TCP_LISTEN, flags: 0, uflags: USK_EXTERN, backlog: 0, peer: 0, name: pd.name,
+        fown: create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 }),
+        opts: create(SkOptsEntrySchema, { soSndbuf: 0, soRcvbuf: 0, soSndTmoSec: 0n, soSndTmoUsec: 0n, soRcvTmoSec: 0n, soRcvTmoUsec: 0n }),
+      }),
+    }));
+  }
+}
+
