@@ -8,6 +8,11 @@ test('unix sockets: pairs of every type with queued data, a listener with accept
   await s.cycle('unix');
 });
 
+test('unix sockets: named datagram sockets connected to each other, a relative name, an unlinked listener, both ends of a connection named, a seqpacket listener with a waiting connection, a socket in flight', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'unix2');
+  await s.cycle('unix2');
+});
+
 test('unix socket images decode with CRIU\'s crit', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'unix-crit');
   const target = await s.start('unix');

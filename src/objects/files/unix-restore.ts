@@ -79,7 +79,10 @@ function acceptedPair(srv: UnixSkEntry, cli: UnixSkEntry): [number, number] {
     bind(l, srv);
     sock.listen(l, 1);
     const c = sock.socket(1, cli.type);
-    if (cli.name.length) bind(c, cli);
+    if (cli.name.length) {
+      clearName(cli);
+      bind(c, cli);
+    }
     connect(c, cli, srv);
     return [sock.accept(l), c];
   } finally {
