@@ -4,6 +4,7 @@ import type { FdTypes, FileEntry, TtyInfoEntry } from '../../images/index.js';
 import type { FdInfo } from '../../proc/fdinfo.js';
 import type { FileTable } from './table.js';
 import type { Remote } from '../../tracer/remote.js';
+import type { Irmap } from './irmap.js';
 
 export interface FdProbe {
   pid: number;
@@ -25,6 +26,10 @@ export interface DumpFilesEnv {
   fileLocks: boolean;
   /** The task's pid in its own pid namespace (lock owners are written so). */
   vpid: number;
+  /** --force-irmap: scan for a watched inode whose file handle gives no usable path. */
+  forceIrmap: boolean;
+  /** Paths of watched inodes found by scanning (and the irmap cache), for the whole dump. */
+  irmap: Irmap;
 }
 
 /** A deleted file to recreate (ghost-file image), by the id of its reg-file entry. */
