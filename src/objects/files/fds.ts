@@ -15,11 +15,12 @@ import { epoll } from './epoll.js';
 import { signalfd } from './signalfd.js';
 import { timerfd } from './timerfd.js';
 import { inotify } from './inotify.js';
+import { fanotify } from './fanotify.js';
 import { pidfd } from './pidfd.js';
 import { parseLocks } from './locks.js';
 import type { Remote } from '../../tracer/remote.js';
 
-const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, pidfd];
+const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, fanotify, pidfd];
 
 function kindName(st: Stats, link: string): string {
   if (st.isFIFO()) return 'pipe';
