@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { clone, FanotifyFileEntrySchema, FdTypes, ImageDir } from '../../src/images/index.js';
-import { Session, critDecodeAll, describeStatus } from './harness.js';
+import { Session, critDecodeAll, describeStatus, runningFree } from './harness.js';
 
 interface Mark { type: string; mflags: string; mask: string; ignored_mask: string; me?: { path?: string }; ie?: { f_handle?: { path?: string } } }
 
@@ -80,6 +80,19 @@ test('fanotify in the older layout (fanotify.img, marks in fanotify-mark.img) re
     assert.notEqual(refused.code, 0, s.report());
     assert.match(refused.stderr, /fanotify-mark\.img .*--deprecated/, s.report());
     await s.expectPass(await s.restore(images, target, { extra: ['--deprecated'] }));
+  } finally {
+    unmount(s);
+  }
+});
+
+test('fanotify: a filesystem mark, which CRIU\'s images cannot hold, fails the dump clearly and the task runs on', { timeout: 40_000 }, async (t) => {
+  const s = Session.for(t, 'fanotify-sb');
+  try {
+    const target = await s.start('fanotify', { args: [s.dir, 'filesystem'] });
+    const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir(), '-v4', '-o', 'dump.log']);
+    assert.notEqual(r.code, 0, s.report());
+    assert.match(r.stderr, /^Error: task \d+ fd 3: a fanotify mark CRIU's images have no place for .*: fanotify sdev:[0-9a-f]+ mflags:0 mask:8 ignored_mask:0$/m, s.report());
+    assert.ok(runningFree(target.pid), `the task must run on after the failed dump${s.report()}`);
   } finally {
     unmount(s);
   }

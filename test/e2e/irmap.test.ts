@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, compileProgram, critDecodeAll, readOr, runningFree } from './harness.js';
+import { Session, compileProgram, critDecodeAll, describeStatus, readOr, runningFree } from './harness.js';
 
 interface Wd { wd: number; f_handle: { path?: string } }
 
@@ -162,4 +162,17 @@ test('inotify watches on tmpfs (a file, its directory) are dumped by path and re
   } finally {
     spawnSync('umount', ['-l', dir]);
   }
+});
+
+test('inotify.c after restore notices a lost watch (SIGUSR2 removes wd 1)', { timeout: 40_000 }, async (t) => {
+  const s = Session.for(t, 'inotify-corrupt');
+  const f = path.join(s.dir, 'f');
+  fs.writeFileSync(f, '');
+  const target = await s.start('inotify', { args: [f, f, s.dir] });
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const { status, output } = await s.finish(await s.restore(images, target), 'SIGUSR2');
+  assert.equal(status?.exited, 1, `${describeStatus(status)}${s.report()}`);
+  assert.match(output, /^FAIL: fdinfo changed/m, s.report());
+  assert.match(output, /^check failed: watch 1 .*: events 0x0, want IN_MODIFY\|IN_CLOSE_WRITE$/m, s.report());
 });

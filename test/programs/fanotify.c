@@ -9,6 +9,7 @@
  * opening DIR/mnt/other, writing DIR/mnt/watched and closing both, and not the
  * ignored opening of watched; B reports a file and a directory created in wdir,
  * by name. The bind mount is undone at the end.
+ * With "filesystem" after DIR, group A also marks the whole filesystem.
  * SIGUSR2: remove FAN_MODIFY from the file's mark first (FAIL). */
 #include "common.h"
 #include <fcntl.h>
@@ -136,6 +137,10 @@ int main(int argc, char **argv)
 	MUST((fb = fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_NONBLOCK | FAN_CLOEXEC, O_RDONLY)) >= 0);
 	MUST(fanotify_mark(fb, FAN_MARK_ADD | FAN_MARK_ONLYDIR, FAN_CREATE | FAN_ONDIR, AT_FDCWD, wdir) == 0);
 	MUST(fanotify_mark(fb, FAN_MARK_ADD | FAN_MARK_IGNORE_SURV, FAN_CREATE | FAN_ONDIR, AT_FDCWD, wdir2) == 0);
+
+	/* "filesystem" after DIR: a mark CRIU's images cannot hold (the dump must refuse). */
+	if (argc > 2 && !strcmp(argv[2], "filesystem"))
+		MUST(fanotify_mark(fa, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_CLOSE_WRITE, AT_FDCWD, mnt) == 0);
 
 	/* Whatever the setup itself caused. */
 	uint64_t junk = 0;
