@@ -9,6 +9,7 @@ import {
 } from './images/index.js';
 import { FileTable } from './objects/files/table.js';
 import { finishUnix } from './objects/files/unix.js';
+import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
 import { SeccompTable } from './objects/seccomp.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
 import { dumpTask, dumpZombie, taskIds, type DumpState } from './dump/task.js';
@@ -36,11 +37,14 @@ export async function runDump(ctx: Context): Promise<number> {
   checkImagesDir(opts.imagesDir);
   const dir = ImageDir.open(opts.imagesDir, { write: true });
 
+  const workDir = opts.workDir ?? opts.imagesDir;
+  const irmap = new Irmap(log, opts.irmapScanPath, loadIrmapCache(workDir, opts.imagesDir, log));
+
   const tStart = performance.now();
   const tasks = freezeTree(root, log);
   const tFrozen = performance.now();
   const st: DumpState = {
-    dir, files: new FileTable(), nextPagesId: 1, nextObjId: 1, nsIds: new Map(), shmemDone: new Set(), seccomp: new SeccompTable(),
+    dir, files: new FileTable(), irmap, nextPagesId: 1, nextObjId: 1, nsIds: new Map(), shmemDone: new Set(), seccomp: new SeccompTable(),
     stats: { pagesScanned: 0n, pagesWritten: 0n, memdumpUs: 0, memwriteUs: 0 },
   };
   try {
@@ -72,6 +76,8 @@ export async function runDump(ctx: Context): Promise<number> {
       })));
       for (const g of st.files.ghosts) dir.write('ghostFile', [{ msg: g.head, extra: g.data }], g.remapId);
     }
+    // CRIU writes it on pre-dump; cryo, which has none, for the next dump.
+    saveIrmapCache(workDir, irmap);
     if (st.seccomp.filters.length) dir.write('seccomp', [create(SeccompEntrySchema, { seccompFilters: st.seccomp.filters })]);
     const tDone = performance.now();
     dir.write('stats', [create(StatsEntrySchema, {

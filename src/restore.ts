@@ -18,6 +18,7 @@ import { restoreTimers } from './objects/timers.js';
 import { restoreSeccomp } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
 import { openFileEntry } from './objects/files/fds.js';
+import { legacyFanotify } from './objects/files/fanotify.js';
 import {
   restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
   type TaskImages, type RestoreShared, type Handles,
@@ -38,12 +39,13 @@ interface Loaded {
   skQueues: Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
 }
 
-function loadImages(dir: ImageDir): Loaded {
+function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   dir.readOne('inventory');
   const pstree = dir.read('pstree') as PstreeEntry[];
   if (pstree.length === 0) throw new CryoError('pstree.img lists no task');
   const files = new Map<number, FileEntry>();
   for (const f of dir.tryRead('files') ?? []) files.set(f.id, f);
+  for (const f of legacyFanotify(dir, deprecated)) files.set(f.id, f);
   const ttyInfos = new Map<number, TtyInfoEntry>();
   for (const t of dir.tryRead('ttyInfo') ?? []) ttyInfos.set(t.id, t);
   const tasks: TaskImages[] = pstree.map((p) => {
@@ -109,7 +111,7 @@ export async function runRestore(ctx: Context): Promise<number> {
   const dir = ImageDir.open(opts.imagesDir, { write: false });
   let loaded: Loaded;
   try {
-    loaded = loadImages(dir);
+    loaded = loadImages(dir, opts.deprecated);
   } catch (e) {
     dir.close();
     if (ImageError.is(e)) throw new CryoError(`bad image: ${e.message}`);

@@ -21,12 +21,15 @@ import { dumpTimers } from '../objects/timers.js';
 import { dumpSeccomp, type SeccompTable } from '../objects/seccomp.js';
 import { dumpFds } from '../objects/files/fds.js';
 import type { FileTable } from '../objects/files/table.js';
+import type { Irmap } from '../objects/files/irmap.js';
 import { takeRemote, takeThreadRemote, type FrozenTask } from './freeze.js';
 
 /** State shared by all tasks of one dump. */
 export interface DumpState {
   dir: ImageDir;
   files: FileTable;
+  /** Paths of inotify/fanotify watches found by scanning. */
+  irmap: Irmap;
   nextPagesId: number;
   nextObjId: number;
   nsIds: Map<string, number>;
@@ -189,6 +192,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   // Files first: the page transfer below briefly adds fds of ours to the task.
   const fdinfos = dumpFds(pid, {
     files: st.files, shellJob: ctx.opts.shellJob, ghostLimit: ctx.opts.ghostLimit, fileLocks: ctx.opts.fileLocks, vpid: t.ns.pid,
+    forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap,
   });
   st.dir.write('fdinfo', fdinfos, ids.filesId);
   const cwd = readlinkSync(`/proc/${pid}/cwd`);

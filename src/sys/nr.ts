@@ -18,7 +18,8 @@ export const NR = {
   inotify_add_watch: 254, inotify_rm_watch: 255, openat: 257, set_robust_list: 273,
   get_robust_list: 274, tee: 276, timerfd_create: 283, timerfd_settime: 286, signalfd4: 289,
   eventfd2: 290, epoll_create1: 291, dup3: 292, pipe2: 293, inotify_init1: 294, preadv: 295,
-  pwritev: 296, rt_tgsigqueueinfo: 297, prlimit64: 302, open_by_handle_at: 304,
+  pwritev: 296, rt_tgsigqueueinfo: 297, fanotify_init: 300, fanotify_mark: 301, prlimit64: 302,
+  open_by_handle_at: 304,
   process_vm_readv: 310, process_vm_writev: 311, kcmp: 312, seccomp: 317, memfd_create: 319,
   userfaultfd: 323, rseq: 334, pidfd_send_signal: 424, move_mount: 429, pidfd_open: 434,
   clone3: 435, close_range: 436, openat2: 437, pidfd_getfd: 438,
@@ -75,6 +76,13 @@ export const O = {
 export const AT_FDCWD = -100;
 export const F = { DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032 } as const;
 export const FD_CLOEXEC = 1;
+
+/** fanotify_init() flags (FAN_CLASS_*, FAN_REPORT_* pass through) and fanotify_mark() flags. */
+export const FAN = { CLOEXEC: 0x1, NONBLOCK: 0x2 } as const;
+export const FAN_MARK = {
+  ADD: 0x1, MOUNT: 0x10, IGNORED_MASK: 0x20, IGNORED_SURV_MODIFY: 0x40, FILESYSTEM: 0x100,
+  EVICTABLE: 0x200, IGNORE: 0x400,
+} as const;
 
 export const PR = {
   SET_PDEATHSIG: 1, GET_PDEATHSIG: 2, GET_DUMPABLE: 3, SET_DUMPABLE: 4, SET_NAME: 15,

@@ -15,12 +15,13 @@ import { epoll } from './epoll.js';
 import { signalfd } from './signalfd.js';
 import { timerfd } from './timerfd.js';
 import { inotify } from './inotify.js';
+import { fanotify } from './fanotify.js';
 import { pidfd } from './pidfd.js';
 import { unixsk } from './unix.js';
 import { parseLocks } from './locks.js';
 import type { Remote } from '../../tracer/remote.js';
 
-const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, pidfd, unixsk];
+const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, fanotify, pidfd, unixsk];
 
 function kindName(st: Stats, link: string): string {
   if (st.isFIFO()) return 'pipe';

@@ -1,46 +1,16 @@
 // inotify: every watch with its mask and wd. The watched inode is named by a file
-// handle in fdinfo; cryo turns it into a path at dump time (open_by_handle_at,
-// kept in f_handle.path as CRIU's irmap does), and on restore adds the watches
-// again, in wd order, re-adding until the kernel hands out the dumped wd.
-import { closeSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+// handle in fdinfo; dump finds a path for it (fsnotify.ts, as CRIU's irmap does,
+// kept in f_handle.path), and restore adds the watches again, in wd order,
+// re-adding until the kernel hands out the dumped wd.
+import { closeSync } from 'node:fs';
 import {
-  create, FdTypes, FileEntrySchema, FownEntrySchema, InotifyFileEntrySchema, InotifyWdEntrySchema, FhEntrySchema,
+  create, FdTypes, FileEntrySchema, FownEntrySchema, InotifyFileEntrySchema, InotifyWdEntrySchema,
 } from '../../images/index.js';
+import { parseInotifyFdinfo } from '../../proc/fsnotify.js';
 import { NR, O, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
+import { fhEntry, openWatched, resolveWatch } from './fsnotify.js';
 import type { FdKind } from './kind.js';
-
-const LINE = /^inotify wd:(\d+) ino:([0-9a-f]+) sdev:([0-9a-f]+) mask:([0-9a-f]+) ignored_mask:([0-9a-f]+) fhandle-bytes:([0-9a-f]+) fhandle-type:([0-9a-f]+) f_handle:([0-9a-f]+)/gm;
-
-/** A mount point of the filesystem with kernel dev number `sdev` (MAJOR << 20 | MINOR). */
-function mountOf(sdev: number): string {
-  const want = `${sdev >>> 20}:${sdev & 0xfffff}`;
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const f = line.split(' ');
-    if (f[2] === want) return f[4]!.replace(/\\040/g, ' ');
-  }
-  throw new CryoError(`inotify watch on device ${want}: no mount of it is visible to cryo`);
-}
-
-/** The path of the inode a file handle names. */
-function pathOf(sdev: number, type: number, handle: Buffer): string {
-  // Not O_PATH: open_by_handle_at() refuses such a mount fd (EBADF).
-  const mnt = openSync(mountOf(sdev), O.RDONLY | O.DIRECTORY | O.CLOEXEC);
-  try {
-    const fh = Buffer.alloc(8 + handle.length);
-    fh.writeUInt32LE(handle.length, 0);
-    fh.writeInt32LE(type, 4);
-    handle.copy(fh, 8);
-    const fd = syscall('open_by_handle_at', NR.open_by_handle_at, mnt, fh, O.PATH | O.CLOEXEC);
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`);
-    } finally {
-      closeSync(fd);
-    }
-  } finally {
-    closeSync(mnt);
-  }
-}
 
 export const inotify: FdKind = {
   name: 'inotify',
@@ -48,15 +18,11 @@ export const inotify: FdKind = {
   match: (p) => p.link === 'anon_inode:inotify',
   dump(p, env) {
     const id = env.files.newId();
-    const wd = [...p.fdinfoText.matchAll(LINE)].map((m) => {
-      const sdev = parseInt(m[3]!, 16);
-      const handle = Buffer.from(m[8]!, 'hex');
-      const words: bigint[] = [];
-      for (let i = 0; i < handle.length; i += 8) words.push(Buffer.concat([handle.subarray(i, i + 8), Buffer.alloc(8)]).readBigUInt64LE(0));
-      const path = pathOf(sdev, parseInt(m[7]!, 16), handle);
+    const wd = parseInotifyFdinfo(p.fdinfoText).map((w) => {
+      const fh = fhEntry(w.fh);
+      resolveWatch(`task ${p.pid} fd ${p.fd}: inotify watch ${w.wd}`, w.sdev, w.ino, fh, env);
       return create(InotifyWdEntrySchema, {
-        id, iIno: BigInt('0x' + m[2]), mask: parseInt(m[4]!, 16), ignoredMask: parseInt(m[5]!, 16), sDev: sdev,
-        wd: Number(m[1]), fHandle: create(FhEntrySchema, { bytes: parseInt(m[6]!, 16), type: parseInt(m[7]!, 16), handle: words, path }),
+        id, iIno: w.ino, mask: w.mask, ignoredMask: w.ignoredMask, sDev: w.sdev, wd: w.wd, fHandle: fh,
       });
     });
     const fown = create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
@@ -69,18 +35,27 @@ export const inotify: FdKind = {
     const e = fe.ify;
     if (!e) throw new CryoError(`file id ${fe.id}: inotify entry without its ify field`);
     const fd = syscall('inotify_init1', NR.inotify_init1, (e.flags & O.NONBLOCK) | O.CLOEXEC);
-    for (const w of [...e.wd].sort((a, b) => a.wd - b.wd)) {
-      const path = w.fHandle?.path;
-      if (!path) throw new CryoError(`inotify watch ${w.wd}: the image has no path for its inode`);
-      const p = Buffer.from(path + '\0');
-      // wds come in order (cyclically): drop and re-add until ours comes up.
-      for (let tries = 0; ; tries++) {
-        const got = trySyscall(NR.inotify_add_watch, fd, p, w.mask);
-        if (got < 0) throw new CryoError(`cannot watch ${path} again (errno ${-got})`);
-        if (got === w.wd) break;
-        if (got > w.wd || tries > 1 << 16) throw new CryoError(`inotify: watch ${path} got wd ${got}, not ${w.wd}`);
-        syscall('inotify_rm_watch', NR.inotify_rm_watch, fd, got);
+    try {
+      for (const w of [...e.wd].sort((a, b) => a.wd - b.wd)) {
+        const what = `inotify watch ${w.wd}`;
+        const target = openWatched(what, w.sDev, w.fHandle);
+        try {
+          const p = Buffer.from(`/proc/self/fd/${target}\0`);
+          // wds come in order (cyclically): drop and re-add until ours comes up.
+          for (let tries = 0; ; tries++) {
+            const got = trySyscall(NR.inotify_add_watch, fd, p, w.mask);
+            if (got < 0) throw new CryoError(`${what}: cannot watch ${w.fHandle?.path ?? 'the inode'} again (errno ${-got})`);
+            if (got === w.wd) break;
+            if (got > w.wd || tries > 1 << 16) throw new CryoError(`${what}: got wd ${got} for ${w.fHandle?.path ?? 'the inode'}`);
+            syscall('inotify_rm_watch', NR.inotify_rm_watch, fd, got);
+          }
+        } finally {
+          closeSync(target);
+        }
       }
+    } catch (e) {
+      closeSync(fd);
+      throw e;
     }
     return fd;
   },

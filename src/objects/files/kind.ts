@@ -5,6 +5,7 @@ import type { FdInfo } from '../../proc/fdinfo.js';
 import type { FileTable } from './table.js';
 import type { Remote } from '../../tracer/remote.js';
 import type { UnixRestore } from './unix-restore.js';
+import type { Irmap } from './irmap.js';
 
 export interface FdProbe {
   pid: number;
@@ -30,6 +31,10 @@ export interface DumpFilesEnv {
   vpid: number;
   /** Dump a file cryo itself holds (an fd in flight in a socket queue); returns its file id. */
   dumpOwn(fd: number): number;
+  /** --force-irmap: scan for a watched inode whose file handle gives no usable path. */
+  forceIrmap: boolean;
+  /** Paths of watched inodes found by scanning (and the irmap cache), for the whole dump. */
+  irmap: Irmap;
 }
 
 /** A deleted file to recreate (ghost-file image), by the id of its reg-file entry. */
