@@ -8,6 +8,7 @@ import {
   Lsmtype, SeccompEntrySchema, PipeDataEntrySchema, RemapFilePathEntrySchema, RemapType, type TaskKobjIdsEntry,
 } from './images/index.js';
 import { FileTable } from './objects/files/table.js';
+import { finishTtys } from './objects/files/tty.js';
 import { SeccompTable } from './objects/seccomp.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
 import { dumpTask, dumpZombie, taskIds, type DumpState } from './dump/task.js';
@@ -54,6 +55,7 @@ export async function runDump(ctx: Context): Promise<number> {
       idsOf.set(t.pid, ids);
       dumpTask(t, ctx, st, ids);
     }
+    finishTtys(st.files, tasks, opts.shellJob);
     writeTreeImages(tasks, st, idsOf.get(root)!);
     dir.write('files', st.files.entries);
     if (st.files.ttyInfos.length) dir.write('ttyInfo', st.files.ttyInfos);

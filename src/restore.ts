@@ -1,7 +1,7 @@
 // The restore pipeline: read and check every image, create the tasks with their
 // pids, rebuild each one, then let them all go at once. A failure kills whatever
 // was created; the images are only ever read.
-import { closeSync, existsSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, statSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
@@ -17,6 +17,7 @@ import { startRoot, cloneTask, killAndReap, buildTree } from './restore/tree.js'
 import { restoreTimers } from './objects/timers.js';
 import { restoreSeccomp } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
+import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
 import {
   restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
   type TaskImages, type RestoreShared, type Handles,
@@ -90,6 +91,13 @@ function loadImages(dir: ImageDir): Loaded {
   return { tasks, files, ttyInfos, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), ghosts, locks };
 }
 
+/** Close every fd cryo held for the restore (never the --inherit-fd ones: they are the caller's). */
+function closeHeld(sh: RestoreShared, pagesFds: Map<number, number>): void {
+  const pipes = new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]));
+  const ptys = [...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]);
+  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...pipes, ...ptys]) closeSync(fd);
+}
+
 /** `cryo restore`: returns the process exit code. */
 export async function runRestore(ctx: Context): Promise<number> {
   const { opts, log } = ctx;
@@ -113,8 +121,20 @@ export async function runRestore(ctx: Context): Promise<number> {
     if (existsSync(`/proc/${t.pstree.pid}`)) throw new CryoError(`pid ${t.pstree.pid} is already in use`);
   }
 
+  const inherited = new Map<string, { fd: number; used: boolean }>();
+  for (const { fd, key } of opts.inheritFd) {
+    try {
+      fstatSync(fd);
+    } catch {
+      throw new CryoError(`--inherit-fd fd[${fd}]:${key}: fd ${fd} is not open in cryo`);
+    }
+    // Paths are CRIU's keys without the leading slash; accept either spelling.
+    inherited.set(key.replace(/^\//, ''), { fd, used: false });
+  }
   const pagesFds = new Map<number, number>();
   const sh: RestoreShared = {
+    inherited,
+    ptys: new Map(),
     files: loaded.files,
     ttyInfos: loaded.ttyInfos,
     shellJob: opts.shellJob,
@@ -143,7 +163,8 @@ export async function runRestore(ctx: Context): Promise<number> {
     created.push(root0.rem.pid);
     const h: Handles = { cryoPidfd: root0.cryoPidfd };
     rems.set(root, root0.rem);
-    buildTree(loaded.tasks, rems, created, log);
+    buildTree(loaded.tasks, rems, created, log, (rem, sid) => restoreCtty(rem, sid, sh, h.cryoPidfd));
+    restoreTtyPgrps(rems, sh, h.cryoPidfd);
     const finals: Array<{ rem: Remote; regs: Regs; mask: bigint; xstate: Buffer }> = [];
     for (const t of loaded.tasks) {
       const rem = rems.get(t.pstree.pid);
@@ -191,13 +212,14 @@ export async function runRestore(ctx: Context): Promise<number> {
     }
   } catch (e) {
     for (const pid of [...created].reverse()) killAndReap(pid);
-    for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]))]) closeSync(fd);
+    closeHeld(sh, pagesFds);
     dir.close();
     if (e instanceof RemoteError || e instanceof TaskGoneError) throw new CryoError(`restore failed: ${e.message}`);
     throw e;
   }
-  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]))]) closeSync(fd);
+  closeHeld(sh, pagesFds);
   dir.close();
+  for (const [key, v] of inherited) if (!v.used) log.warn(`--inherit-fd fd[${v.fd}]:${key}: nothing in the images is named ${key}`);
   const rootHost = rems.get(root)!.pid;
   log.info(`restored tree of ${loaded.tasks.length} task(s) rooted at ${root}${newPidns ? ` (pid ${rootHost} here)` : ''} in ${(performance.now() - t0).toFixed(1)} ms`);
   if (opts.restoreDetached) return 0;

@@ -140,7 +140,7 @@ export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h:
     if (!fe) throw new Error(`fd ${f.fd}: file id ${f.id} is missing from files.img`);
     let cfd = sh.opened.get(f.id);
     if (cfd === undefined) {
-      cfd = openFileEntry(fe, sh);
+      cfd = openFileEntry(fe, sh, rem);
       sh.opened.set(f.id, cfd);
     }
     const tfd = rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, cfd, 0);

@@ -98,3 +98,14 @@ export const __WALL = 0x40000000;
 
 export const PAGE_SIZE = 4096;
 export const IOV_MAX = 1024;
+
+/** Terminal ioctls (asm-generic/ioctls.h); the _IOR ones carry an int. */
+export const TIOC = {
+  TCGETS: 0x5401, TCSETS: 0x5402, EXCL: 0x540c, SCTTY: 0x540e, GPGRP: 0x540f, SPGRP: 0x5410,
+  GWINSZ: 0x5413, SWINSZ: 0x5414, PKT: 0x5420, GSID: 0x5429, GPTN: 0x80045430, SPTLCK: 0x40045431,
+  GPKT: 0x80045438, GPTLCK: 0x80045439, GEXCL: 0x80045440, GPTPEER: 0x5441, GLCKTRMIOS: 0x5456,
+  SLCKTRMIOS: 0x5457,
+} as const;
+/** struct termios as TCGETS fills it: four flag words, c_line, c_cc[NCCS]. */
+export const TERMIOS_SIZE = 36;
+export const NCCS = 19;
