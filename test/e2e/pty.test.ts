@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { NR, O, TIOC, syscall } from '../../src/sys/index.js';
-import { Session, critDecodeAll, reapUntilGone, type Target } from './harness.js';
+import { Session, childrenOf, compileProgram, critDecodeAll, exists, reapUntilGone, waitFor, type Target } from './harness.js';
 
 function crit(file: string): Array<Record<string, any>> {
   const r = spawnSync('/usr/bin/python3', ['/usr/bin/crit', 'decode', '-i', file], { encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -53,6 +53,9 @@ test('pty pairs of the tree: indices, termios, locks, packet mode, exclusive, se
   const p = await startPtypair(s);
   const rdevA = fs.statSync(`/dev/pts/${p.a}`).rdev;
   checkSession(p, rdevA, s);
+  // Owner and mode of the slave's node, other than a fresh one's (root, the mount's mode=600).
+  fs.chownSync(`/dev/pts/${p.a}`, 1234, 5);
+  fs.chmodSync(`/dev/pts/${p.a}`, 0o640);
   const images = s.mkdir();
   await s.dump(p.target, images);
   assert.deepEqual(critDecodeAll(images), [], s.report());
@@ -83,6 +86,8 @@ test('pty pairs of the tree: indices, termios, locks, packet mode, exclusive, se
 
   const r = await s.restore(images, p.target);
   checkSession(p, rdevA, s);
+  const st = fs.statSync(`/dev/pts/${p.a}`);
+  assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [1234, 5, 0o640], `owner and mode of /dev/pts/${p.a}${s.report()}`);
   await s.expectPass(r);
 });
 
@@ -125,4 +130,37 @@ test('restore fails cleanly while the pty index is taken, and works once it is f
   }
   const r = await s.restore(images, p.target);
   await s.expectPass(r);
+});
+
+test('pty pair in a pid namespace: session and foreground group saved and set with the namespace\'s pids', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'ptypair-pidns');
+  const exe = compileProgram('ptypair');
+  const unshare = await s.startCommand('ptypair', ['unshare', '--fork', '--pid', '--mount-proc', exe, s.dir]);
+  const root = childrenOf(unshare.pid)[0]!;
+  assert.ok(root, `unshare has no child${s.report()}`);
+  const m = /^pids (\d+) (\d+)$/m.exec(unshare.output());
+  assert.ok(m, s.report());
+  const [c, g] = [Number(m[1]), Number(m[2])];
+  assert.ok(c < 10 && g < 10, `pids ${c} ${g} are not the namespace's own${s.report()}`);
+  const images = s.mkdir();
+  s.ok(await s.cryo(['dump', '-t', String(root), '-D', images, '-v4', '-o', 'dump.log']));
+  await s.check(waitFor(`pid ${root} to go`, () => !exists(root), 10_000));
+  const masterA = crit(path.join(images, 'tty-info.img')).find((i) => i['type'] === 'PTY' && i['locked'] && i['packet_mode']);
+  assert.deepEqual([masterA?.['sid'], masterA?.['pgrp']], [c, g], `tty-info.img holds the namespace's pids: ${JSON.stringify(masterA)}`);
+  const pidfile = path.join(s.dir, 'restored.pid');
+  s.ok(await s.cryo(['restore', '-d', '-D', images, '-v4', '-o', 'restore.log', '--pidfile', pidfile]));
+  const restored = s.adopt(Number(fs.readFileSync(pidfile, 'utf8')), unshare);
+  await s.expectPass(restored);
+});
+
+test('dump of a task whose pty is the controlling terminal of a session outside the tree fails, the tree runs on', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'ptypair-foreign-session');
+  const p = await startPtypair(s);
+  // G alone: it holds the master and the slave (inherited), but its session's leader is C.
+  const images = s.mkdir();
+  const r = await s.cryo(['dump', '-t', String(p.g), '-D', images, '-v4', '-o', 'dump.log']);
+  assert.equal(r.code, 1, s.report());
+  assert.equal(r.stderr.trim().split('\n').length, 1, s.report());
+  assert.match(r.stderr, new RegExp(`/dev/pts/${p.a} is the controlling terminal of session ${p.c}, whose leader is not in the dumped tree`), s.report());
+  await s.expectPass(p.target);
 });
