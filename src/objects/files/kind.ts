@@ -53,8 +53,14 @@ export interface RestoreFilesEnv {
   pipeEnds: Map<number, { r: number; w: number }>;
   /** --inherit-fd: cryo's fd for each resource key ("pipe:[ID]", a path, "tty[RDEV:DEV]"). */
   inherited: Map<string, { fd: number; used: boolean }>;
-  /** Pseudo-terminal pairs recreated so far, by index: cryo's master and slave fds (by file id). */
-  ptys: Map<number, { master: number; slaves: Map<number, number> }>;
+  /** Pseudo-terminal pairs recreated so far, by index. */
+  ptys: Map<number, PtyPair>;
+}
+
+/** A pseudo-terminal pair recreated in cryo: its master and its slave fds, by file id. */
+export interface PtyPair {
+  master: number;
+  slaves: Map<number, number>;
 }
 
 export interface FdKind {

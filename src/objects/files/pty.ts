@@ -18,10 +18,8 @@ import { FdTypes, TtyType, type FileEntry, type TtyInfoEntry } from '../../image
 import { F, NR, O, TIOC, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
-import { major, minor, type RestoreFilesEnv } from './kind.js';
+import { major, minor, type PtyPair as Pair, type RestoreFilesEnv } from './kind.js';
 import { applyParams, ioctlInt, setInt } from './termios.js';
-
-type Pair = RestoreFilesEnv['ptys'] extends Map<number, infer P> ? P : never;
 
 /** A pty master: /dev/ptmx (5:2) or one of the Unix98 master majors. */
 export function isPtyMasterRdev(rdev: number): boolean {

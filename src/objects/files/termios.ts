@@ -75,7 +75,15 @@ export function readParams(fd: number): TtyParams | undefined {
 export function applyParams(fd: number, info: TtyInfoEntry): void {
   const what = `terminal ${info.id}`;
   if (info.termios) ioctl(fd, TIOC.TCSETS, termiosBuf(info.termios, `${what} termios`));
-  if (info.termiosLocked) ioctl(fd, TIOC.SLCKTRMIOS, termiosBuf(info.termiosLocked, `${what} locked termios`));
+  if (info.termiosLocked) {
+    const want = termiosBuf(info.termiosLocked, `${what} locked termios`);
+    // Setting it needs CAP_SYS_ADMIN; without, it is fine if it already is what we want (as CRIU).
+    if (trySyscall(NR.ioctl, fd, TIOC.SLCKTRMIOS, want) === -1 /* EPERM */) {
+      const have = Buffer.alloc(TERMIOS_SIZE);
+      ioctl(fd, TIOC.GLCKTRMIOS, have);
+      if (!have.equals(want)) throw new CryoError(`${what}: cannot set its locked termios without CAP_SYS_ADMIN`);
+    }
+  }
   const w = info.winsize;
   if (w) {
     const b = Buffer.alloc(8);

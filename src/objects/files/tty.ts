@@ -74,7 +74,7 @@ function driverOf(p: FdProbe, lfd: number, files: FileTable, external: readonly 
     }
     return { type, master, index };
   }
-  const index = { [TtyType.CONSOLE]: CONSOLE_INDEX, [TtyType.VT]: VT_INDEX, [TtyType.CTTY]: CTTY_INDEX }[type as number] ?? STTY_INDEX;
+  const index = type === TtyType.CONSOLE ? CONSOLE_INDEX : type === TtyType.VT ? VT_INDEX : type === TtyType.CTTY ? CTTY_INDEX : STTY_INDEX;
   return { type, master: false, index };
 }
 
