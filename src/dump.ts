@@ -10,6 +10,7 @@ import {
 import { FileTable } from './objects/files/table.js';
 import { finishUnix } from './objects/files/unix.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
+import { finishTtys } from './objects/files/tty.js';
 import { SeccompTable } from './objects/seccomp.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
 import { dumpTask, dumpZombie, taskIds, type DumpState } from './dump/task.js';
@@ -59,6 +60,7 @@ export async function runDump(ctx: Context): Promise<number> {
       idsOf.set(t.pid, ids);
       dumpTask(t, ctx, st, ids);
     }
+    finishTtys(st.files, tasks, opts.shellJob);
     writeTreeImages(tasks, st, idsOf.get(root)!);
     finishUnix(st.files, opts.extUnixSk, opts.external);
     if (st.files.unix?.queues.length) dir.write('skQueues', st.files.unix.queues);

@@ -1,7 +1,7 @@
 // The restore pipeline: read and check every image, create the tasks with their
 // pids, rebuild each one, then let them all go at once. A failure kills whatever
 // was created; the images are only ever read.
-import { closeSync, existsSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, statSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
@@ -19,6 +19,7 @@ import { restoreSeccomp } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
 import { openFileEntry } from './objects/files/fds.js';
 import { legacyFanotify } from './objects/files/fanotify.js';
+import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
 import {
   restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
   type TaskImages, type RestoreShared, type Handles,
@@ -101,6 +102,13 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   return { tasks, files, ttyInfos, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), ghosts, locks, skQueues };
 }
 
+/** Close every fd cryo held for the restore (never the --inherit-fd ones: they are the caller's). */
+function closeHeld(sh: RestoreShared, pagesFds: Map<number, number>): void {
+  const pipes = new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]));
+  const ptys = [...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]);
+  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...pipes, ...ptys, ...sh.unix.fds.values()]) closeSync(fd);
+}
+
 /** `cryo restore`: returns the process exit code. */
 export async function runRestore(ctx: Context): Promise<number> {
   const { opts, log } = ctx;
@@ -124,8 +132,20 @@ export async function runRestore(ctx: Context): Promise<number> {
     if (existsSync(`/proc/${t.pstree.pid}`)) throw new CryoError(`pid ${t.pstree.pid} is already in use`);
   }
 
+  const inherited = new Map<string, { fd: number; used: boolean }>();
+  for (const { fd, key } of opts.inheritFd) {
+    try {
+      fstatSync(fd);
+    } catch {
+      throw new CryoError(`--inherit-fd fd[${fd}]:${key}: fd ${fd} is not open in cryo`);
+    }
+    // Paths are CRIU's keys without the leading slash; accept either spelling.
+    inherited.set(key.replace(/^\//, ''), { fd, used: false });
+  }
   const pagesFds = new Map<number, number>();
   const sh: RestoreShared = {
+    inherited,
+    ptys: new Map(),
     files: loaded.files,
     ttyInfos: loaded.ttyInfos,
     shellJob: opts.shellJob,
@@ -135,12 +155,12 @@ export async function runRestore(ctx: Context): Promise<number> {
     hostPid: (vpid) => rems.get(vpid)?.pid ?? vpid,
     pipeEnds: new Map(),
     unix: { queues: loaded.skQueues, extUnixSk: opts.extUnixSk, fds: new Map() },
-    openId(id) {
+    openId(id, task) {
       let fd = sh.opened.get(id);
       if (fd === undefined) {
         const fe = sh.files.get(id);
         if (!fe) throw new CryoError(`file id ${id} is missing from files.img`);
-        fd = openFileEntry(fe, sh);
+        fd = openFileEntry(fe, sh, task);
         sh.opened.set(id, fd);
       }
       return fd;
@@ -156,10 +176,6 @@ export async function runRestore(ctx: Context): Promise<number> {
       return fd;
     },
   };
-  const closeAll = () => {
-    const ends = new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]));
-    for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...ends, ...sh.unix.fds.values()]) closeSync(fd);
-  };
   // Pids below are the tree's own (as in the images); Remote.pid is cryo's view.
   const created: number[] = [];
   const rems = new Map<number, Remote>();
@@ -169,7 +185,8 @@ export async function runRestore(ctx: Context): Promise<number> {
     created.push(root0.rem.pid);
     const h: Handles = { cryoPidfd: root0.cryoPidfd };
     rems.set(root, root0.rem);
-    buildTree(loaded.tasks, rems, created, log);
+    buildTree(loaded.tasks, rems, created, log, (rem, sid) => restoreCtty(rem, sid, sh, h.cryoPidfd));
+    restoreTtyPgrps(rems, sh, h.cryoPidfd);
     const finals: Array<{ rem: Remote; regs: Regs; mask: bigint; xstate: Buffer }> = [];
     for (const t of loaded.tasks) {
       const rem = rems.get(t.pstree.pid);
@@ -217,13 +234,14 @@ export async function runRestore(ctx: Context): Promise<number> {
     }
   } catch (e) {
     for (const pid of [...created].reverse()) killAndReap(pid);
-    closeAll();
+    closeHeld(sh, pagesFds);
     dir.close();
     if (e instanceof RemoteError || e instanceof TaskGoneError) throw new CryoError(`restore failed: ${e.message}`);
     throw e;
   }
-  closeAll();
+  closeHeld(sh, pagesFds);
   dir.close();
+  for (const [key, v] of inherited) if (!v.used) log.warn(`--inherit-fd fd[${v.fd}]:${key}: nothing in the images is named ${key}`);
   const rootHost = rems.get(root)!.pid;
   log.info(`restored tree of ${loaded.tasks.length} task(s) rooted at ${root}${newPidns ? ` (pid ${rootHost} here)` : ''} in ${(performance.now() - t0).toFixed(1)} ms`);
   if (opts.restoreDetached) return 0;

@@ -191,7 +191,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
 
   // Files first: the page transfer below briefly adds fds of ours to the task.
   const fdinfos = dumpFds(pid, {
-    files: st.files, shellJob: ctx.opts.shellJob, ghostLimit: ctx.opts.ghostLimit, fileLocks: ctx.opts.fileLocks, vpid: t.ns.pid,
+    files: st.files, shellJob: ctx.opts.shellJob, external: ctx.opts.external, ghostLimit: ctx.opts.ghostLimit, fileLocks: ctx.opts.fileLocks, vpid: t.ns.pid,
     forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap,
   });
   st.dir.write('fdinfo', fdinfos, ids.filesId);

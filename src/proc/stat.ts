@@ -8,6 +8,8 @@ export interface ProcStat {
   pgid: number;
   sid: number;
   ttyNr: number;
+  /** Foreground process group of the controlling terminal (-1: none). */
+  tpgid: number;
   flags: number;
   nice: number;
   numThreads: number;
@@ -40,7 +42,7 @@ export function parseStat(text: string): ProcStat {
   const n = (i: number) => Number(f[i - 3]);
   const b = (i: number) => BigInt(f[i - 3] ?? '0');
   return {
-    pid, comm, state: f[0]!, ppid: n(4), pgid: n(5), sid: n(6), ttyNr: n(7), flags: n(9),
+    pid, comm, state: f[0]!, ppid: n(4), pgid: n(5), sid: n(6), ttyNr: n(7), tpgid: n(8), flags: n(9),
     nice: n(19), numThreads: n(20), startTime: b(22), exitSignal: n(38), rtPriority: n(40), policy: n(41),
     startCode: b(26), endCode: b(27), startStack: b(28), startData: b(45), endData: b(46),
     startBrk: b(47), argStart: b(48), argEnd: b(49), envStart: b(50), envEnd: b(51),

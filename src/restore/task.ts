@@ -138,7 +138,7 @@ export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h:
   for (const f of fds) {
     const fe = sh.files.get(f.id);
     if (!fe) throw new Error(`fd ${f.fd}: file id ${f.id} is missing from files.img`);
-    const cfd = sh.openId(f.id);
+    const cfd = sh.openId(f.id, rem);
     const tfd = rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, cfd, 0);
     if (tfd !== BigInt(f.fd)) {
       rem.call('dup3', NR.dup3, tfd, f.fd, f.flags & FD_CLOEXEC ? O.CLOEXEC : 0);

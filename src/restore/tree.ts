@@ -147,8 +147,13 @@ interface TreeTask {
  * task with the leader's pid: it calls setsid() (or setpgid) and forks the task
  * with CLONE_PARENT, so the task has its real parent and the old session; the
  * helper then exits and its parent reaps it, as CRIU's helpers do.
+ *
+ * `onSetsid` runs in each session leader right after its setsid().
  */
-export function buildTree(tasks: TreeTask[], rems: Map<number, Remote>, created: number[], log: Logger): void {
+export function buildTree(
+  tasks: TreeTask[], rems: Map<number, Remote>, created: number[], log: Logger,
+  onSetsid?: (rem: Remote, sid: number) => void,
+): void {
   const zombies = new Map<number, { rem: Remote; status: number }>();
   const helpers: Array<{ rem: Remote; parent: Remote }> = [];
   const all = new Map<number, Remote>(rems);
@@ -160,7 +165,10 @@ export function buildTree(tasks: TreeTask[], rems: Map<number, Remote>, created:
   for (const t of tasks) {
     const rem = all.get(t.pstree.pid);
     if (!rem) throw new CryoError(`task ${t.pstree.pid}: its parent ${t.pstree.ppid} is not in the image`);
-    if (t.pstree.sid === t.pstree.pid) rem.call('setsid', NR.setsid);
+    if (t.pstree.sid === t.pstree.pid) {
+      rem.call('setsid', NR.setsid);
+      onSetsid?.(rem, t.pstree.sid); // its controlling terminal, before it forks the members
+    }
     if (t.core.tc?.taskState === TASK_ZOMBIE) continue; // a zombie has no children
     for (const c of tasks.filter((x) => x.pstree.ppid === t.pstree.pid)) {
       const sid = c.pstree.sid;

@@ -135,3 +135,13 @@ export const NLM_F = { REQUEST: 1, MULTI: 2, ACK: 4, ROOT: 0x100, MATCH: 0x200, 
 export const NLMSG = { NOOP: 1, ERROR: 2, DONE: 3 } as const;
 export const UDIAG_SHOW = { NAME: 1, VFS: 2, PEER: 4, ICONS: 8, RQLEN: 0x10, MEMINFO: 0x20, UID: 0x40 } as const;
 export const UNIX_DIAG = { NAME: 0, VFS: 1, PEER: 2, ICONS: 3, RQLEN: 4, MEMINFO: 5, SHUTDOWN: 6, UID: 7 } as const;
+/** Terminal ioctls (asm-generic/ioctls.h); the _IOR ones carry an int. */
+export const TIOC = {
+  TCGETS: 0x5401, TCSETS: 0x5402, EXCL: 0x540c, SCTTY: 0x540e, GPGRP: 0x540f, SPGRP: 0x5410,
+  GWINSZ: 0x5413, SWINSZ: 0x5414, PKT: 0x5420, GSID: 0x5429, GPTN: 0x80045430, SPTLCK: 0x40045431,
+  GPKT: 0x80045438, GPTLCK: 0x80045439, GEXCL: 0x80045440, GPTPEER: 0x5441, GLCKTRMIOS: 0x5456,
+  SLCKTRMIOS: 0x5457,
+} as const;
+/** struct termios as TCGETS fills it: four flag words, c_line, c_cc[NCCS]. */
+export const TERMIOS_SIZE = 36;
+export const NCCS = 19;

@@ -223,6 +223,8 @@ export interface StartOptions {
   /** The target is ready once its output matches; default /^READY$/m. */
   ready?: RegExp;
   timeoutMs?: number;
+  /** More fds for the target, as its fds 3, 4, ... */
+  fds?: number[];
 }
 
 export interface CycleOptions {
@@ -291,7 +293,7 @@ export class Session {
     const fd = fs.openSync(logPath, 'a');
     let child: ChildProcess;
     try {
-      child = spawn(argv[0]!, argv.slice(1), { cwd: this.dir, detached: true, stdio: ['ignore', fd, fd] });
+      child = spawn(argv[0]!, argv.slice(1), { cwd: this.dir, detached: true, stdio: ['ignore', fd, fd, ...(opts.fds ?? [])] });
     } finally {
       fs.closeSync(fd);
     }
@@ -308,8 +310,8 @@ export class Session {
     return t;
   }
 
-  /** Runs cryo with args; never throws for a failed run (see ok()). */
-  async cryo(args: string[], opts: { timeoutMs?: number; cwd?: string; env?: Record<string, string> } = {}): Promise<CryoResult> {
+  /** Runs cryo with args (opts.fds: more fds for cryo, as its fds 3, 4, ...); never throws for a failed run (see ok()). */
+  async cryo(args: string[], opts: { timeoutMs?: number; cwd?: string; env?: Record<string, string>; fds?: number[] } = {}): Promise<CryoResult> {
     const [cmd, ...pre] = cryoCommand();
     const cwd = opts.cwd ?? this.dir;
     const imagesDir = optionValue(args, '-D', '--images-dir');
@@ -329,7 +331,7 @@ export class Session {
     };
     this.runs.push(result);
     const started = Date.now();
-    const child = spawn(cmd!, [...pre, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+    const child = spawn(cmd!, [...pre, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe', ...(opts.fds ?? [])], env: { ...process.env, ...opts.env } });
     this.running.add(child);
     child.stdout!.setEncoding('utf8').on('data', (s: string) => (result.stdout += s));
     child.stderr!.setEncoding('utf8').on('data', (s: string) => (result.stderr += s));
@@ -420,9 +422,9 @@ export class Session {
     return t;
   }
 
-  async restore(dir: string, original: Target, opts: { extra?: string[] } = {}): Promise<Target> {
+  async restore(dir: string, original: Target, opts: { extra?: string[]; fds?: number[] } = {}): Promise<Target> {
     const pidfile = path.join(this.dir, `restore-${++this.seq}.pid`);
-    const r = await this.cryo(['restore', '-D', dir, '-d', '-v4', '-o', 'restore.log', '--pidfile', pidfile, ...(opts.extra ?? [])]);
+    const r = await this.cryo(['restore', '-D', dir, '-d', '-v4', '-o', 'restore.log', '--pidfile', pidfile, ...(opts.extra ?? [])], { fds: opts.fds ?? [] });
     this.ok(r);
     const text = readOr(pidfile, '');
     const pid = Number(text.trim());

@@ -66,6 +66,8 @@ interface JobOptions {
    * wait: the shell waits for the job and prints "EXIT <exit code>".
    */
   then: 'restore' | 'restore-attached' | 'wait';
+  /** tty.c also holds /dev/tty (fd 5). */
+  devTty?: boolean;
 }
 
 /** One shell on one pty, running tty.c as a job. */
@@ -123,7 +125,7 @@ class ShellJob {
   async start(): Promise<void> {
     const { jobControl, read, blockRead, then } = this.opts;
     const exe = compileProgram('tty');
-    const job = [q(exe), q(this.s.dir), ...(read ? ['read'] : blockRead ? ['blockread'] : [])].join(' ');
+    const job = [q(exe), q(this.s.dir), ...(read ? ['read'] : blockRead ? ['blockread'] : []), ...(this.opts.devTty ? ['devtty'] : [])].join(' ');
     const lines = [
       // Without job control, sh gives background jobs /dev/null as stdin: hand
       // the terminal over explicitly (the same open file description).
@@ -238,7 +240,11 @@ function checkImages(job: ShellJob): void {
   for (const n of ['tty-info.img', 'files.img']) assert.ok(fs.existsSync(path.join(dir, n)), `${n} is missing${job.report()}`);
 
   const rdev = fs.statSync(job.tty).rdev;
-  const infos = crit(path.join(dir, 'tty-info.img')).entries;
+  const all = crit(path.join(dir, 'tty-info.img')).entries;
+  // With /dev/tty: a CTTY entry too (CRIU's id: index 1006 << 1), of the same session.
+  const ctty = all.filter((i) => i['type'] === 'CTTY');
+  assert.deepEqual(ctty.map((i) => [i['id'], i['sid']]), job.opts.devTty ? [[2012, job.sid]] : [], `tty-info.img: ${JSON.stringify(all)}`);
+  const infos = all.filter((i) => i['type'] !== 'CTTY');
   assert.equal(infos.length, 1, `tty-info.img: want one terminal: ${JSON.stringify(infos)}`);
   const info = infos[0] as {
     id: number; type: string; rdev: number; sid: number; pgrp: number;
@@ -256,7 +262,7 @@ function checkImages(job: ShellJob): void {
   const files = crit(path.join(dir, 'files.img')).entries as Array<{
     type: string; id: number; tty?: { tty_info_id: number; regf_id?: number; flags: string }; reg?: { name: string };
   }>;
-  const ttys = files.filter((f) => f.type === 'TTY');
+  const ttys = files.filter((f) => f.type === 'TTY' && f.tty?.tty_info_id !== 2012);
   // fds 0, 1 and 2 are one open file description: one entry.
   assert.equal(ttys.length, 1, `files.img: want one TTY entry: ${JSON.stringify(files)}`);
   const tf = ttys[0]!;
@@ -268,6 +274,12 @@ function checkImages(job: ShellJob): void {
   const fdinfo = fs.readdirSync(dir).filter((n) => /^fdinfo-\d+\.img$/.test(n));
   assert.equal(fdinfo.length, 1, `one fdinfo image for pid ${pid}: ${fdinfo.join(' ')}`);
   const fds = crit(path.join(dir, fdinfo[0]!)).entries as Array<{ fd: number; type: string; id: number }>;
+  if (job.opts.devTty) {
+    const e = fds.find((f) => f.fd === 5);
+    const tf5 = files.find((f) => f.id === e?.id);
+    assert.equal(tf5?.tty?.tty_info_id, 2012, `fd 5 is /dev/tty: ${JSON.stringify(fds)}`);
+    assert.equal(files.find((f) => f.id === tf5?.tty?.regf_id)?.reg?.name, '/dev/tty', JSON.stringify(files));
+  }
   for (const fd of [0, 1, 2]) {
     const e = fds.find((f) => f.fd === fd);
     assert.equal(e?.type, 'TTY', `fd ${fd}: ${JSON.stringify(fds)}`);
@@ -275,9 +287,12 @@ function checkImages(job: ShellJob): void {
   }
 }
 
-async function dumpRestoreCheck(t: TestContext, label: string, opts: { jobControl: boolean; read: boolean; detach: boolean; blockRead?: boolean }) {
+async function dumpRestoreCheck(t: TestContext, label: string, opts: { jobControl: boolean; read: boolean; detach: boolean; blockRead?: boolean; devTty?: boolean }) {
   const s = Session.for(t, label);
-  const job = new ShellJob(s, t, { jobControl: opts.jobControl, read: opts.read, blockRead: opts.blockRead ?? false, then: opts.detach ? 'restore' : 'restore-attached' });
+  const job = new ShellJob(s, t, {
+    jobControl: opts.jobControl, read: opts.read, blockRead: opts.blockRead ?? false, then: opts.detach ? 'restore' : 'restore-attached',
+    devTty: opts.devTty ?? false,
+  });
   await job.start();
   if (opts.blockRead) {
     await job.waitOutput('tty.c to block reading its terminal', /^READING\r?$/m);
@@ -316,6 +331,10 @@ async function dumpRestoreCheck(t: TestContext, label: string, opts: { jobContro
 
 test('dump -j / restore -j in the same terminal: a background job of a job-control shell', { timeout: 30_000 }, async (t) => {
   await dumpRestoreCheck(t, 'shell-job', { jobControl: true, read: false, detach: true });
+});
+
+test('dump -j / restore -j of a job that holds /dev/tty: the task reopens it, the terminal of its session', { timeout: 30_000 }, async (t) => {
+  await dumpRestoreCheck(t, 'shell-job-devtty', { jobControl: true, read: false, detach: true, devTty: true });
 });
 
 test('dump -j / restore -j in the same terminal: the job reads a line from its terminal', { timeout: 30_000 }, async (t) => {

@@ -17,6 +17,9 @@
  * (the terminal) and checks that it is "ping" (the test types it on the
  * master side), so the restored job also reads from its terminal.
  *
+ * An argument "devtty" (anywhere after the dir): also holds /dev/tty on fd 5
+ * and checks after the restore that it is /dev/tty again, of the same session.
+ *
  * SIGUSR2 puts /dev/null on fd 0 first, so the check must FAIL.
  */
 #include "common.h"
@@ -24,6 +27,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <termios.h>
 
@@ -83,9 +87,20 @@ int main(int argc, char **argv)
 	/* "blockread": sit blocked in read() on the terminal (the checkpoint comes
 	 * then), and check once a line arrives instead of waiting for a signal. */
 	int block_read = argc > 2 && strcmp(argv[2], "blockread") == 0;
-	int i;
+	int dev_tty = 0, i;
+	struct stat st;
 
+	for (i = 2; i < argc; i++)
+		if (strcmp(argv[i], "devtty") == 0)
+			dev_tty = 1;
 	prog_init();
+	if (dev_tty) {
+		int fd = open("/dev/tty", O_RDWR);
+
+		MUST(fd >= 0 && dup2(fd, 5) == 5);
+		if (fd != 5)
+			close(fd);
+	}
 	snapshot(&before);
 	MUST(before.isatty[0] && before.isatty[1] && before.isatty[2]);
 	MUST(before.shared01 && before.shared02);
@@ -133,6 +148,12 @@ int main(int argc, char **argv)
 		failf("window %dx%d, was %dx%d", after.ws.ws_col, after.ws.ws_row, before.ws.ws_col,
 		      before.ws.ws_row);
 
+	if (dev_tty) {
+		if (fstat(5, &st) || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(5, 0))
+			failf("fd 5 is not /dev/tty");
+		else if (tcgetsid(5) != after.sid)
+			failf("/dev/tty (fd 5) is the terminal of session %d, not %d", (int)tcgetsid(5), (int)after.sid);
+	}
 	if (want_read && !common_fail_count) {
 		char line[64];
 

@@ -4,7 +4,7 @@
 import { closeSync, readdirSync, readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { create, FdinfoEntrySchema, FdTypes, type FdinfoEntry, type FileEntry } from '../../images/index.js';
 import { parseFdinfo } from '../../proc/fdinfo.js';
-import { O, FD_CLOEXEC, pidfdOpen, pidfdGetfd } from '../../sys/index.js';
+import { O, F, NR, FD_CLOEXEC, syscall, pidfdOpen, pidfdGetfd } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { DumpFilesEnv, FdKind, FdProbe, RestoreFilesEnv } from './kind.js';
 import { regular } from './reg.js';
@@ -106,10 +106,17 @@ export function dumpFds(pid: number, base: Omit<DumpFilesEnv, 'dumpOwn'>): Fdinf
  * Open, in cryo, the object a file entry describes; returns cryo's fd (the task
  * takes its own copy with pidfd_getfd, so the open file description is shared).
  */
-export function openFileEntry(fe: FileEntry, env: RestoreFilesEnv): number {
+export function openFileEntry(fe: FileEntry, env: RestoreFilesEnv, task?: Remote): number {
   const kind = FD_KINDS.find((k) => k.type === fe.type);
   if (!kind) throw new CryoError(`file id ${fe.id}: fd kind ${FdTypes[fe.type] ?? fe.type} is not supported yet`);
-  return kind.open(fe, env);
+  // --inherit-fd: an fd of cryo's stands for the object the images name.
+  const key = env.inherited.size ? kind.inheritKey?.(fe, env) : undefined;
+  const inh = key === undefined ? undefined : env.inherited.get(key);
+  if (inh) {
+    inh.used = true;
+    return kind.openInherited ? kind.openInherited(fe, inh.fd, env) : syscall('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, inh.fd, F.DUPFD_CLOEXEC, 0);
+  }
+  return kind.open(fe, env, task);
 }
 
 /** Work a kind leaves for when every fd of the task is in place (epoll targets). */

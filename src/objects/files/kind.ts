@@ -23,6 +23,8 @@ export interface FdProbe {
 export interface DumpFilesEnv {
   files: FileTable;
   shellJob: boolean;
+  /** --external: resources (tty[RDEV:DEV]) dumped as external, to be given back with --inherit-fd. */
+  external: readonly string[];
   /** --ghost-limit: the largest deleted file whose contents go into the images. */
   ghostLimit: number;
   /** --file-locks: locks are dumped; without it a held lock fails the dump. */
@@ -60,9 +62,19 @@ export interface RestoreFilesEnv {
   /** Unix sockets: queues, options, and the sockets once built. */
   unix: UnixRestore;
   /** cryo's fd of a file entry, opened once (fds in flight in a socket queue). */
-  openId(id: number): number;
+  openId(id: number, task?: Remote): number;
   /** Pipes created so far: both ends, in cryo, by pipe id. */
   pipeEnds: Map<number, { r: number; w: number }>;
+  /** --inherit-fd: cryo's fd for each resource key ("pipe:[ID]", a path, "tty[RDEV:DEV]"). */
+  inherited: Map<string, { fd: number; used: boolean }>;
+  /** Pseudo-terminal pairs recreated so far, by index. */
+  ptys: Map<number, PtyPair>;
+}
+
+/** A pseudo-terminal pair recreated in cryo: its master and its slave fds, by file id. */
+export interface PtyPair {
+  master: number;
+  slaves: Map<number, number>;
 }
 
 export interface FdKind {
@@ -71,8 +83,15 @@ export interface FdKind {
   match(p: FdProbe): boolean;
   /** Record the object; returns its file id. */
   dump(p: FdProbe, env: DumpFilesEnv): number;
-  /** Recreate the object in cryo; returns cryo's fd (the task takes a copy). */
-  open(fe: FileEntry, env: RestoreFilesEnv): number;
+  /**
+   * Recreate the object in cryo; returns cryo's fd (the task takes a copy).
+   * `task` is the first task that holds it, for objects only it can open (/dev/tty).
+   */
+  open(fe: FileEntry, env: RestoreFilesEnv, task?: Remote): number;
+  /** The --inherit-fd key naming the object, as CRIU spells it. */
+  inheritKey?(fe: FileEntry, env: RestoreFilesEnv): string | undefined;
+  /** Use `fd` (given with --inherit-fd) for the object; default: the same open file description. */
+  openInherited?(fe: FileEntry, fd: number, env: RestoreFilesEnv): number;
   /** Once every fd of the task is in place (an epoll's targets, say). */
   afterPlant?(rem: Remote, fe: FileEntry, fd: number): void;
 }

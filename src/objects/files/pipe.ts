@@ -100,6 +100,24 @@ export const pipe: FdKind = {
     syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, e.flags & O.NONBLOCK);
     return fd;
   },
+  inheritKey: (fe) => (fe.pipe ? `pipe:[${fe.pipe.pipeId}]` : undefined),
+  /**
+   * A pipe given with --inherit-fd is reopened with the dumped end's access mode,
+   * as CRIU does; O_NONBLOCK first, so that a write end without a reader fails
+   * instead of blocking cryo. Its data stays what the caller put in it.
+   */
+  openInherited(fe, fd) {
+    const flags = fe.pipe!.flags;
+    let n: number;
+    try {
+      n = openSync(`/proc/self/fd/${fd}`, (flags & 3) | O.NONBLOCK | O.CLOEXEC);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new CryoError(`--inherit-fd pipe:[${fe.pipe!.pipeId}]: cannot reopen cryo's fd ${fd}: ${code === 'ENXIO' ? 'the pipe has no reader' : code ?? (err as Error).message}`);
+    }
+    syscall('fcntl(F_SETFL)', NR.fcntl, n, F.SETFL, flags & O.NONBLOCK);
+    return n;
+  },
 };
 
 /**
@@ -138,4 +156,6 @@ export const fifo: FdKind = {
     // An open file description of its own, with the dumped access mode and flags.
     return openSync(`/proc/self/fd/${ends.r}`, (reg.flags & ~(O.CREAT | O.TRUNC | O.EXCL)) | O.CLOEXEC);
   },
+  // As CRIU: a FIFO is named by its path (without the leading slash).
+  inheritKey: (fe, env) => (fe.fifo ? env.files.get(fe.fifo.regfId)?.reg?.name.replace(/^\//, '') : undefined),
 };

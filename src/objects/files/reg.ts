@@ -48,6 +48,8 @@ export const regular: FdKind = {
     if (r.pos) syscall('lseek', NR.lseek, fd, r.pos, 0);
     return fd;
   },
+  // CRIU names a file by its path without the leading slash.
+  inheritKey: (fe) => fe.reg?.name.replace(/^\//, ''),
 };
 
 /**

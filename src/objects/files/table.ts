@@ -19,6 +19,8 @@ export class FileTable {
   readonly entries: FileEntry[] = [];
   /** tty-info.img: one entry per terminal the tree holds. */
   readonly ttyInfos: TtyInfoEntry[] = [];
+  /** Every terminal fd dumped, for the checks once the whole tree is seen (tty.ts). */
+  readonly ttyFds: Array<{ pid: number; fd: number; link: string; infoId: number }> = [];
   /** pipes-data.img: the bytes queued in each pipe, once per pipe. */
   readonly pipeData: Array<{ pipeId: number; data: Buffer; size: number }> = [];
   /** Deleted files: remap-fpath.img entries and ghost-file images. */

@@ -1,83 +1,156 @@
-// Terminals. A shell job (--shell-job) holds fds of the terminal it was started
-// from; on restore they are connected to the terminal cryo itself runs on, as CRIU
-// does. Pseudo-terminal pairs created inside the tree come with issue #4.
+// Terminals, as CRIU's tty.c sees them: each fd is a TTY file entry (with a
+// regular-file entry for its path) pointing at one tty-info entry per terminal
+// side, whose id is CRIU's (index << 1 | master). Kinds:
+// - pty pairs the tree opened itself (master and slave both held by the tree):
+//   recreated with the same index (pty.ts);
+// - /dev/tty: reopened by the task itself, which has its controlling terminal again;
+// - terminals of the shell a job runs from (--shell-job): reconnected to the
+//   terminal cryo runs on, as CRIU does;
+// - terminals named with --external tty[RDEV:DEV]: given back on restore with
+//   --inherit-fd fd[N]:tty[RDEV:DEV].
+// Data queued in a terminal is not carried (CRIU reads it out and writes it
+// back, which the line discipline may echo or transform; a terminal never was a
+// reliable transport).
 import { closeSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import {
-  create, FdTypes, FileEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType, TermiosEntrySchema,
-  WinsizeEntrySchema, TtyPtyEntrySchema, FownEntrySchema, type TtyInfoEntry,
+  create, FdTypes, FileEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType, TtyPtyEntrySchema, FownEntrySchema,
+  type FileEntry, type TtyInfoEntry,
 } from '../../images/index.js';
-import { O, NR, syscall, pidfdOpen, pidfdGetfd } from '../../sys/index.js';
+import { AT_FDCWD, NR, O, TIOC, pidfdOpen, pidfdGetfd } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { major, minor, type FdKind } from './kind.js';
+import { parseStat } from '../../proc/stat.js';
+import { RemoteError, type Remote } from '../../tracer/remote.js';
+import type { FileTable } from './table.js';
+import { major, minor, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
+import { ioctlInt, readParams, applyParams } from './termios.js';
+import { isPtyMasterRdev, isPtyMaster, ownsPair, pairFd, dupCloexec, ttyKey, withSessionPtyUnlocked } from './pty.js';
 
-// dev_t as glibc's major()/minor() split it. (Not with `>> 32`: JS shift counts
-// are taken mod 32, so `x >> 32` is `x`, and /dev/pts/0 = 136:0 came out as 32904.)
-const TTY_MAJORS = new Set([4, 5, 136, 137, 138, 139, 140, 141, 142, 143]);
-const TCGETS = 0x5401;
-const TIOCGPGRP = 0x540f;
-const TIOCGWINSZ = 0x5413;
-const TIOCGSID = 0x5429;
+// CRIU's fixed indices for terminals that are not ptys (tty.c).
+const CONSOLE_INDEX = 1002;
+const VT_INDEX = 1004;
+const CTTY_INDEX = 1006;
+const STTY_INDEX = 1010;
+const ETTY_INDEX = 1012;
+const ETTY_INDEX_MAX = 1076;
+const MAX_PTY_INDEX = 1000;
 
-function ioctl(fd: number, req: number, buf: Buffer): number {
-  return syscall(`ioctl(0x${req.toString(16)})`, NR.ioctl, fd, req, buf);
+interface Driver {
+  type: TtyType;
+  master: boolean;
+  index: number;
+}
+
+/** Terminal drivers CRIU knows, by device number (its get_tty_driver()). */
+function driverType(rdev: number): TtyType | undefined {
+  const ma = major(rdev);
+  const mi = minor(rdev);
+  if (ma === 5) return mi === 2 ? TtyType.PTY : mi === 1 ? TtyType.CONSOLE : mi === 0 ? TtyType.CTTY : undefined;
+  if (ma === 4) return mi >= 1 && mi <= 63 ? TtyType.VT : undefined;
+  if (ma === 188 || ma === 204) return TtyType.SERIAL;
+  if (ma >= 128 && ma <= 143) return TtyType.PTY;
+  return undefined;
 }
 
 export function isTty(rdev: number): boolean {
-  return TTY_MAJORS.has(major(rdev));
+  return driverType(rdev) !== undefined;
 }
 
-/** /proc/PID/stat from the state field on (state, ppid, pgrp, session, tty_nr, tpgid...). */
-function statFields(pid: number): string[] | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return text.slice(text.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
+function driverOf(p: FdProbe, lfd: number, files: FileTable, external: readonly string[]): Driver {
+  const rdev = p.st.rdev;
+  if (external.includes(ttyKey(rdev, p.st.dev))) {
+    const same = files.ttyInfos.find((i) => i.type === TtyType.EXT_TTY && i.rdev === rdev && i.dev === p.st.dev);
+    if (same) return { type: TtyType.EXT_TTY, master: false, index: same.id >> 1 };
+    const index = ETTY_INDEX + 1 + files.ttyInfos.filter((i) => i.type === TtyType.EXT_TTY).length;
+    if (index > ETTY_INDEX_MAX) throw new CryoError(`task ${p.pid}: too many external terminals`);
+    return { type: TtyType.EXT_TTY, master: false, index };
   }
+  const type = driverType(rdev)!;
+  if (type === TtyType.PTY) {
+    const master = isPtyMasterRdev(rdev);
+    // A slave's index is its name in /dev/pts; a master's the kernel tells.
+    const index = master ? ioctlInt(lfd, TIOC.GPTN) : Number(/\/(\d+)$/.exec(p.link)?.[1] ?? NaN);
+    if (index === undefined || !Number.isInteger(index) || index > MAX_PTY_INDEX) {
+      throw new CryoError(`task ${p.pid}: fd ${p.fd} is the pseudo-terminal ${p.link}, whose index cryo cannot tell (or above ${MAX_PTY_INDEX})`);
+    }
+    return { type, master, index };
+  }
+  const index = type === TtyType.CONSOLE ? CONSOLE_INDEX : type === TtyType.VT ? VT_INDEX : type === TtyType.CTTY ? CTTY_INDEX : STTY_INDEX;
+  return { type, master: false, index };
 }
 
-/** Terminal state read through a copy of the task's fd. */
-function ttyInfo(pid: number, fd: number, id: number, rdev: number): TtyInfoEntry {
-  const pidfd = pidfdOpen(pid);
-  let copy = -1;
-  try {
-    copy = pidfdGetfd(pidfd, fd);
-    const t = Buffer.alloc(64);
-    ioctl(copy, TCGETS, t);
-    const w = Buffer.alloc(8);
-    ioctl(copy, TIOCGWINSZ, w);
-    const i32 = Buffer.alloc(4);
-    let sid = 0;
-    let pgrp = 0;
-    try {
-      ioctl(copy, TIOCGSID, i32);
-      sid = i32.readInt32LE(0);
-      ioctl(copy, TIOCGPGRP, i32);
-      pgrp = i32.readInt32LE(0);
-    } catch {
-      // ENOTTY: these ioctls answer only inside the terminal's own session (CRIU
-      // asks from the parasite). Our tasks' stat tells the same for their
-      // controlling terminal: the session and the foreground group.
-      const f = statFields(pid);
-      if (f && Number(f[4]) === rdev) {
-        sid = Number(f[3]);
-        pgrp = Math.max(0, Number(f[5]));
-      }
+/** The terminal's state, read through cryo's copy of the fd; sid and pgrp as cryo sees them (finishTtys translates). */
+function dumpInfo(p: FdProbe, lfd: number, d: Driver, id: number): TtyInfoEntry {
+  const params = readParams(lfd);
+  if (!params) {
+    throw new CryoError(`task ${p.pid}: fd ${p.fd} is the terminal ${p.link}, which is hung up (its other side is gone); cryo does not support that`);
+  }
+  let sid = 0;
+  let pgrp = 0;
+  let locked = false;
+  let packetMode = false;
+  if (d.type === TtyType.PTY && d.master) {
+    // A master answers these for its slave from any process.
+    sid = ioctlInt(lfd, TIOC.GSID) ?? 0;
+    pgrp = ioctlInt(lfd, TIOC.GPGRP) ?? 0;
+    locked = (ioctlInt(lfd, TIOC.GPTLCK) ?? 0) !== 0;
+    packetMode = (ioctlInt(lfd, TIOC.GPKT) ?? 0) !== 0;
+  } else {
+    // Other sides answer only inside the terminal's session (CRIU asks from its
+    // parasite, which gets the values only for the task's controlling
+    // terminal): the task's stat tells the same.
+    const st = parseStat(readFileSync(`/proc/${p.pid}/stat`, 'utf8'));
+    if (st.ttyNr !== 0 && (st.ttyNr === p.st.rdev || d.type === TtyType.CTTY)) {
+      sid = st.sid;
+      pgrp = Math.max(0, st.tpgid);
     }
-    const m = major(rdev);
-    return create(TtyInfoEntrySchema, {
-      id, type: m >= 136 && m <= 143 ? TtyType.PTY : m === 4 ? TtyType.VT : TtyType.CTTY,
-      locked: false, exclusive: false, packetMode: false, sid, pgrp, rdev,
-      termios: create(TermiosEntrySchema, {
-        cIflag: t.readUInt32LE(0), cOflag: t.readUInt32LE(4), cCflag: t.readUInt32LE(8), cLflag: t.readUInt32LE(12),
-        cLine: t.readUInt8(16), cIspeed: 0, cOspeed: 0, cCc: [...t.subarray(17, 17 + 19)],
-      }),
-      winsize: create(WinsizeEntrySchema, { wsRow: w.readUInt16LE(0), wsCol: w.readUInt16LE(2), wsXpixel: w.readUInt16LE(4), wsYpixel: w.readUInt16LE(6) }),
-      ...(m >= 136 && m <= 143 ? { pty: create(TtyPtyEntrySchema, { index: minor(rdev) + (m - 136) * 256 }) } : {}),
-    });
-  } finally {
-    if (copy >= 0) closeSync(copy);
-    closeSync(pidfd);
+  }
+  return create(TtyInfoEntrySchema, {
+    id, type: d.type, locked, exclusive: (ioctlInt(lfd, TIOC.GEXCL) ?? 0) !== 0, packetMode, sid, pgrp,
+    rdev: p.st.rdev, dev: p.st.dev, uid: p.st.uid, gid: p.st.gid,
+    termios: params.termios, termiosLocked: params.termiosLocked, winsize: params.winsize,
+    ...(d.type === TtyType.PTY ? { pty: create(TtyPtyEntrySchema, { index: d.index }) } : {}),
+  });
+}
+
+interface TreeTask {
+  pid: number;
+  stat: { pgid: number; sid: number };
+  ns: { pid: number; pgid: number; sid: number };
+}
+
+/**
+ * Once every task is dumped: a terminal needs its other side in the tree, or
+ * --shell-job, or --external; a pty pair of the tree must be the controlling
+ * terminal of a session of the tree. Then sid and pgrp become the tree's own
+ * ids (they differ from cryo's inside a pid namespace).
+ */
+export function finishTtys(files: FileTable, tasks: readonly TreeTask[], shellJob: boolean): void {
+  const infos = new Map(files.ttyInfos.map((i) => [i.id, i]));
+  const owned = files.ttyInfos.filter(isPtyMaster);
+  const ownedIndex = new Set(owned.map((i) => i.pty!.index));
+  const ownedSids = new Set(owned.filter((i) => i.sid).map((i) => i.sid));
+  for (const r of files.ttyFds) {
+    const info = infos.get(r.infoId)!;
+    if (info.type === TtyType.EXT_TTY) continue;
+    if (info.type === TtyType.PTY && ownedIndex.has(info.pty!.index)) continue;
+    if (info.type === TtyType.CTTY && ownedSids.has(info.sid)) continue;
+    if (!shellJob) throw new CryoError(`task ${r.pid}: fd ${r.fd} is the terminal ${r.link}; dump with --shell-job (-j) if it is a job of this shell`);
+  }
+  for (const info of files.ttyInfos) {
+    const mine = isPtyMaster(info);
+    if (info.sid) {
+      if (mine && !tasks.some((t) => t.pid === info.sid && t.stat.sid === info.sid)) {
+        throw new CryoError(`the pseudo-terminal /dev/pts/${info.pty!.index} is the controlling terminal of session ${info.sid}, whose leader is not in the dumped tree`);
+      }
+      info.sid = tasks.find((t) => t.stat.sid === info.sid)?.ns.sid ?? info.sid;
+    }
+    if (info.pgrp) {
+      const g = tasks.find((t) => t.stat.pgid === info.pgrp);
+      if (mine && !g) {
+        throw new CryoError(`the foreground process group ${info.pgrp} of /dev/pts/${info.pty!.index} is not in the dumped tree`);
+      }
+      info.pgrp = g?.ns.pgid ?? info.pgrp;
+    }
   }
 }
 
@@ -94,36 +167,97 @@ export function ownTerminal(): string | null {
   return null;
 }
 
+function infoOf(fe: FileEntry, env: RestoreFilesEnv): TtyInfoEntry {
+  const t = fe.tty;
+  if (!t) throw new CryoError(`file id ${fe.id}: terminal entry without its tty field`);
+  const info = env.ttyInfos.get(t.ttyInfoId);
+  if (!info) throw new CryoError(`file id ${fe.id}: terminal ${t.ttyInfoId} is missing from tty-info.img`);
+  return info;
+}
+
+const openFlags = (f: number) => (f & ~(O.CREAT | O.TRUNC | O.EXCL)) | O.NOCTTY | O.CLOEXEC;
+
 export const tty: FdKind = {
   name: 'terminal',
   type: FdTypes.TTY,
   match: (p) => p.st.isCharacterDevice() && isTty(p.st.rdev),
   dump(p, env) {
-    if (!env.shellJob) {
-      throw new CryoError(`task ${p.pid}: fd ${p.fd} is the terminal ${p.link}; dump with --shell-job (-j) if it is a job of this shell`);
-    }
     const files = env.files;
-    const rdev = p.st.rdev;
-    let info = files.ttyInfos.find((t) => t.rdev === rdev);
-    if (!info) {
-      info = ttyInfo(p.pid, p.fd, files.newId(), rdev);
-      files.ttyInfos.push(info);
+    const pidfd = pidfdOpen(p.pid);
+    let lfd = -1;
+    try {
+      lfd = pidfdGetfd(pidfd, p.fd);
+      const d = driverOf(p, lfd, files, env.external);
+      const infoId = (d.index << 1) | (d.master ? 1 : 0);
+      if (!files.ttyInfos.some((i) => i.id === infoId)) files.ttyInfos.push(dumpInfo(p, lfd, d, infoId));
+      const flags = p.info.flags & ~O.CLOEXEC;
+      // An external terminal has no path of its own: --inherit-fd names it.
+      const regfId = d.type === TtyType.EXT_TTY
+        ? undefined
+        : files.addReg({ flags, pos: 0n, name: p.link, mode: p.st.mode, mntId: p.info.mntId });
+      const id = files.newId();
+      const fown = create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
+      files.add(create(FileEntrySchema, {
+        type: FdTypes.TTY, id,
+        tty: create(TtyFileEntrySchema, { id, ttyInfoId: infoId, flags, fown, ...(regfId !== undefined ? { regfId } : {}) }),
+      }));
+      files.ttyFds.push({ pid: p.pid, fd: p.fd, link: p.link, infoId });
+      return id;
+    } finally {
+      if (lfd >= 0) closeSync(lfd);
+      closeSync(pidfd);
     }
-    const regfId = files.addReg({ flags: p.info.flags & ~O.CLOEXEC, pos: 0n, name: p.link }, undefined);
-    const id = files.newId();
-    const fown = create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
-    files.add(create(FileEntrySchema, {
-      type: FdTypes.TTY, id,
-      tty: create(TtyFileEntrySchema, { id, ttyInfoId: info.id, flags: p.info.flags & ~O.CLOEXEC, fown, regfId }),
-    }));
-    return id;
   },
-  open(fe, env) {
-    const t = fe.tty;
-    if (!t) throw new CryoError(`file id ${fe.id}: terminal entry without its tty field`);
+  open(fe, env, task) {
+    const info = infoOf(fe, env);
+    if (info.type === TtyType.PTY && info.pty && ownsPair(info.pty.index, env)) return pairFd(fe, info, env);
+    if (info.type === TtyType.CTTY) {
+      if (!task) throw new CryoError('/dev/tty in flight in a socket queue cannot be restored');
+      return withSessionPtyUnlocked(info.sid, env, () => openCtty(fe, env, task));
+    }
+    if (info.type === TtyType.EXT_TTY) {
+      const key = ttyKey(info.rdev, info.dev ?? 0);
+      throw new CryoError(`the tree used the external terminal ${key}: give it back with --inherit-fd fd[N]:${key}`);
+    }
     if (!env.shellJob) throw new CryoError('the tree used a terminal of its shell: restore it with --shell-job (-j)');
     const path = ownTerminal();
     if (!path) throw new CryoError('--shell-job: cryo has no terminal on stdin, stdout or stderr to give the restored job');
-    return openSync(path, (t.flags & ~(O.CREAT | O.TRUNC | O.EXCL)) | O.NOCTTY | O.CLOEXEC);
+    return openSync(path, openFlags(fe.tty!.flags));
+  },
+  inheritKey: (fe, env) => {
+    const info = infoOf(fe, env);
+    return ttyKey(info.rdev, info.dev ?? 0);
+  },
+  openInherited(fe, fd, env) {
+    const c = dupCloexec(fd);
+    try {
+      applyParams(c, infoOf(fe, env));
+    } catch (e) {
+      closeSync(c);
+      throw e;
+    }
+    return c;
   },
 };
+
+/**
+ * /dev/tty stands for the caller's controlling terminal: the task opens it
+ * itself (it has its terminal back by now), and cryo takes a copy.
+ */
+function openCtty(fe: FileEntry, env: RestoreFilesEnv, task: Remote): number {
+  const name = (fe.tty!.regfId !== undefined && env.files.get(fe.tty!.regfId)?.reg?.name) || '/dev/tty';
+  let tfd: bigint;
+  try {
+    tfd = task.call(`open(${name})`, NR.openat, AT_FDCWD, task.put(Buffer.from(name + '\0')), openFlags(fe.tty!.flags), 0);
+  } catch (e) {
+    if (e instanceof RemoteError) throw new CryoError(`task ${task.pid} cannot open ${name} (its controlling terminal): ${e.message}`);
+    throw e;
+  }
+  const pidfd = pidfdOpen(task.pid);
+  try {
+    return pidfdGetfd(pidfd, Number(tfd));
+  } finally {
+    closeSync(pidfd);
+    task.call('close', NR.close, tfd);
+  }
+}

@@ -1,0 +1,232 @@
+// Restoring the pseudo-terminal pairs the tree made itself (/dev/ptmx master,
+// /dev/pts/N slaves) and the sessions they are the controlling terminal of.
+//
+// The pair comes back with its index N, as CRIU does it: devpts hands out the
+// lowest free index, so cryo opens /dev/ptmx again and again (holding the
+// smaller ones) until it gets N. If N is taken by someone else the restore
+// fails: programs keep the name /dev/pts/N (ptsname, $SSH_TTY, utmp), and a
+// pair under another number would break them quietly.
+//
+// Everything is opened in cryo, before the tasks take their copies: the master,
+// then every slave open file description through TIOCGPTPEER (no path lookup,
+// so no race with a new /dev/pts/N). A session leader gets its controlling
+// terminal right after its setsid(), before it forks, so that the members of
+// its session inherit it as they did; the foreground group is set once every
+// group exists.
+import { closeSync, fchmodSync, fchownSync, fstatSync, openSync } from 'node:fs';
+import { FdTypes, TtyType, type FileEntry, type TtyInfoEntry } from '../../images/index.js';
+import { F, NR, O, TIOC, syscall } from '../../sys/index.js';
+import { CryoError } from '../../context.js';
+import type { Remote } from '../../tracer/remote.js';
+import { major, minor, type PtyPair as Pair, type RestoreFilesEnv } from './kind.js';
+import { applyParams, ioctlInt, setInt } from './termios.js';
+
+/** A pty master: /dev/ptmx (5:2) or one of the Unix98 master majors. */
+export function isPtyMasterRdev(rdev: number): boolean {
+  const m = major(rdev);
+  return (m === 5 && minor(rdev) === 2) || (m >= 128 && m <= 135);
+}
+
+export function isPtyMaster(info: TtyInfoEntry): boolean {
+  return info.type === TtyType.PTY && isPtyMasterRdev(info.rdev);
+}
+
+export function dupCloexec(fd: number): number {
+  return syscall('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, fd, F.DUPFD_CLOEXEC, 0);
+}
+
+const openFlags = (f: number) => (f & ~(O.CREAT | O.TRUNC | O.EXCL | O.CLOEXEC)) | O.NOCTTY | O.CLOEXEC;
+
+interface Side {
+  fe: FileEntry;
+  info: TtyInfoEntry;
+}
+
+/** The file entries of pty `index`: its master (if the tree held it) and its slaves. */
+function sides(index: number, env: RestoreFilesEnv): { masters: Side[]; slaves: Side[] } {
+  const masters: Side[] = [];
+  const slaves: Side[] = [];
+  for (const fe of env.files.values()) {
+    if (fe.type !== FdTypes.TTY || !fe.tty) continue;
+    const info = env.ttyInfos.get(fe.tty.ttyInfoId);
+    if (!info || info.type !== TtyType.PTY || info.pty?.index !== index) continue;
+    (isPtyMaster(info) ? masters : slaves).push({ fe, info });
+  }
+  return { masters, slaves };
+}
+
+/** Did the tree hold the master of pty `index` (so cryo recreates the pair)? */
+export function ownsPair(index: number, env: RestoreFilesEnv): boolean {
+  return sides(index, env).masters.length > 0;
+}
+
+/** Open `path` (a ptmx) until the kernel hands out `index`; the smaller ones are held meanwhile. */
+function openPtmxAt(path: string, index: number, flags: number): number {
+  const held: number[] = [];
+  try {
+    for (;;) {
+      let fd: number;
+      try {
+        fd = openSync(path, flags);
+      } catch (e) {
+        throw new CryoError(`cannot open ${path} for pseudo-terminal ${index}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+      const got = ioctlInt(fd, TIOC.GPTN);
+      if (got === index) return fd;
+      held.push(fd);
+      if (got === undefined || got > index) {
+        throw new CryoError(`pseudo-terminal /dev/pts/${index} is in use on this system; the tree needs that index back (the kernel gave ${got})`);
+      }
+    }
+  } finally {
+    for (const fd of held) closeSync(fd);
+  }
+}
+
+/** A new slave fd of the pair (TIOCGPTPEER refuses while the master is locked). */
+function peer(pair: Pair, flags: number, locked: boolean): number {
+  if (locked) setInt(pair.master, TIOC.SPTLCK, 0);
+  try {
+    return syscall('ioctl(TIOCGPTPEER)', NR.ioctl, pair.master, TIOC.GPTPEER, flags);
+  } finally {
+    if (locked) setInt(pair.master, TIOC.SPTLCK, 1);
+  }
+}
+
+/**
+ * Recreate pty `index` in cryo, once: master with its parameters, packet mode and
+ * lock, every slave open file description with the slave's parameters, owner and
+ * mode, and its exclusive flag.
+ */
+export function ensurePair(index: number, env: RestoreFilesEnv): Pair {
+  const have = env.ptys.get(index);
+  if (have) return have;
+  const { masters, slaves } = sides(index, env);
+  const m = masters[0];
+  if (!m || masters.length > 1) throw new CryoError(`pseudo-terminal ${index}: want one master in files.img, found ${masters.length}`);
+  const path = (m.fe.tty!.regfId !== undefined && env.files.get(m.fe.tty!.regfId)?.reg?.name) || '/dev/ptmx';
+  const pair: Pair = { master: openPtmxAt(path, index, openFlags(m.fe.tty!.flags)), slaves: new Map() };
+  env.ptys.set(index, pair); // from here on the restore's cleanup closes it
+  setInt(pair.master, TIOC.SPTLCK, 0);
+  applyParams(pair.master, m.info);
+  if (m.info.packetMode) setInt(pair.master, TIOC.PKT, 1);
+  let first = true;
+  for (const s of slaves) {
+    const fd = peer(pair, openFlags(s.fe.tty!.flags), false);
+    pair.slaves.set(s.fe.id, fd);
+    if (first) {
+      // One tty behind every slave fd: its state is set once.
+      applyParams(fd, s.info);
+      const reg = s.fe.tty!.regfId !== undefined ? env.files.get(s.fe.tty!.regfId)?.reg : undefined;
+      const st = fstatSync(fd);
+      if (s.info.uid !== undefined && s.info.gid !== undefined && (st.uid !== s.info.uid || st.gid !== s.info.gid)) {
+        fchownSync(fd, s.info.uid, s.info.gid);
+      }
+      if (reg?.mode !== undefined && (st.mode & 0o7777) !== (reg.mode & 0o7777)) fchmodSync(fd, reg.mode & 0o7777);
+      if (s.info.exclusive) syscall('ioctl(TIOCEXCL)', NR.ioctl, fd, TIOC.EXCL);
+      first = false;
+    }
+  }
+  if (m.info.locked) setInt(pair.master, TIOC.SPTLCK, 1);
+  return pair;
+}
+
+/**
+ * Run `fn` while the pty that is session `sid`'s terminal is unlocked: any open
+ * of a slave (also through /dev/tty) fails on a locked pair, and a failed open
+ * leaves the slave returning EIO to everyone (pty_open sets TTY_IO_ERROR).
+ */
+export function withSessionPtyUnlocked<T>(sid: number, env: RestoreFilesEnv, fn: () => T): T {
+  const info = sessionTerminals(env, sid).find(isPtyMaster);
+  if (!info?.locked) return fn();
+  const pair = ensurePair(info.pty!.index, env);
+  setInt(pair.master, TIOC.SPTLCK, 0);
+  try {
+    return fn();
+  } finally {
+    setInt(pair.master, TIOC.SPTLCK, 1);
+  }
+}
+
+/** cryo's fd (a new reference to the same open file description) for a TTY entry of an owned pair. */
+export function pairFd(fe: FileEntry, info: TtyInfoEntry, env: RestoreFilesEnv): number {
+  const pair = ensurePair(info.pty!.index, env);
+  const fd = isPtyMaster(info) ? pair.master : pair.slaves.get(fe.id);
+  if (fd === undefined) throw new CryoError(`file id ${fe.id}: slave of pseudo-terminal ${info.pty!.index} was not opened`);
+  return dupCloexec(fd);
+}
+
+/**
+ * The terminals that were the controlling terminal of session `sid` (ids as in
+ * the images): a pty pair of the tree (by its master's entry) or an external
+ * terminal given back with --inherit-fd.
+ */
+function sessionTerminals(env: RestoreFilesEnv, sid?: number): TtyInfoEntry[] {
+  const out: TtyInfoEntry[] = [];
+  for (const info of env.ttyInfos.values()) {
+    if (!info.sid || (sid !== undefined && info.sid !== sid)) continue;
+    if (isPtyMaster(info) && ownsPair(info.pty!.index, env)) out.push(info);
+    else if (info.type === TtyType.EXT_TTY && env.inherited.has(ttyKey(info.rdev, info.dev ?? 0))) out.push(info);
+  }
+  return out;
+}
+
+export function ttyKey(rdev: number, dev: number): string {
+  return `tty[${rdev.toString(16)}:${dev.toString(16)}]`;
+}
+
+/** A fresh fd of the terminal's slave side, in cryo (the caller closes it). */
+function terminalFd(info: TtyInfoEntry, env: RestoreFilesEnv): number {
+  if (info.type === TtyType.EXT_TTY) {
+    const inh = env.inherited.get(ttyKey(info.rdev, info.dev ?? 0))!;
+    inh.used = true;
+    return dupCloexec(inh.fd);
+  }
+  const master = sides(info.pty!.index, env).masters[0]!;
+  return peer(ensurePair(info.pty!.index, env), O.RDWR | O.NOCTTY | O.CLOEXEC, master.info.locked);
+}
+
+/** Run `fn` with a copy of the terminal's fd planted in the task. */
+function withTerminal(rem: Remote, info: TtyInfoEntry, env: RestoreFilesEnv, cryoPidfd: bigint, fn: (tfd: bigint) => void): void {
+  const fd = terminalFd(info, env);
+  try {
+    const tfd = rem.call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, fd, 0);
+    try {
+      fn(tfd);
+    } finally {
+      rem.call('close', NR.close, tfd);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Called in a session leader right after its setsid(), before it forks: make
+ * the session's terminal its controlling terminal, so that the tasks it forks
+ * have it too. An external terminal may be some other session's: it is taken
+ * (TIOCSCTTY with force, as CRIU does).
+ */
+export function restoreCtty(rem: Remote, sid: number, env: RestoreFilesEnv, cryoPidfd: bigint): void {
+  const infos = sessionTerminals(env, sid);
+  if (infos.length > 1) throw new CryoError(`session ${sid} has ${infos.length} controlling terminals in tty-info.img`);
+  for (const info of infos) {
+    withTerminal(rem, info, env, cryoPidfd, (tfd) => {
+      rem.call('ioctl(TIOCSCTTY)', NR.ioctl, tfd, TIOC.SCTTY, info.type === TtyType.EXT_TTY ? 1 : 0);
+    });
+  }
+}
+
+/** Once every process group exists: each session terminal's foreground group, set by its leader. */
+export function restoreTtyPgrps(rems: Map<number, Remote>, env: RestoreFilesEnv, cryoPidfd: bigint): void {
+  for (const info of sessionTerminals(env)) {
+    const leader = rems.get(info.sid);
+    if (!leader) throw new CryoError(`terminal ${info.id}: the leader of its session ${info.sid} is not in the images`);
+    if (!info.pgrp || info.pgrp === info.sid) continue; // TIOCSCTTY made the leader's group the foreground one
+    withTerminal(leader, info, env, cryoPidfd, (tfd) => {
+      const b = Buffer.alloc(4);
+      b.writeInt32LE(info.pgrp, 0);
+      leader.call('ioctl(TIOCSPGRP)', NR.ioctl, tfd, TIOC.SPGRP, leader.put(b));
+    });
+  }
+}
