@@ -1,6 +1,7 @@
 // The one context passed down through every layer: options, log, cleanup.
 // Nothing in cryo keeps module-level mutable state; everything hangs off this.
 import type { Options } from './options/index.js';
+import type { Notifier } from './actions.js';
 
 /** CRIU's log levels: -v0 messages only, 1 errors, 2 warnings (default), 3 info, 4 debug. */
 export const LOG_MSG = 0;
@@ -21,6 +22,8 @@ export interface Logger {
 export interface Context {
   readonly opts: Options;
   readonly log: Logger;
+  /** Set by the RPC server when the client asked for notifications (notify_scripts). */
+  readonly notify?: Notifier;
 }
 
 /** A logger that drops everything below `level`, writing through `write`. */

@@ -8,6 +8,7 @@ import {
   Lsmtype, SeccompEntrySchema, PipeDataEntrySchema, RemapFilePathEntrySchema, RemapType, type TaskKobjIdsEntry,
 } from './images/index.js';
 import { FileTable } from './objects/files/table.js';
+import { runAction } from './actions.js';
 import { finishUnix } from './objects/files/unix.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
 import { finishTtys } from './objects/files/tty.js';
@@ -36,6 +37,7 @@ export async function runDump(ctx: Context): Promise<number> {
   if (!root) throw new CryoError('dump needs the pid of the tree root: -t PID');
   if (!existsSync(`/proc/${root}`)) throw new CryoError(`process ${root} does not exist`);
   checkImagesDir(opts.imagesDir);
+  runAction(ctx, 'pre-dump');
   const dir = ImageDir.open(opts.imagesDir, { write: true });
 
   const workDir = opts.workDir ?? opts.imagesDir;
@@ -50,6 +52,7 @@ export async function runDump(ctx: Context): Promise<number> {
   };
   try {
     injectFault(tasks);
+    runAction(ctx, 'query-ext-files');
     const idsOf = new Map<number, TaskKobjIdsEntry>();
     for (const t of tasks) {
       if (t.rem === null && t.stat.state === 'Z') {
@@ -92,6 +95,8 @@ export async function runDump(ctx: Context): Promise<number> {
       }),
     })], 'dump');
     if (opts.pidfile) writeFileSync(opts.pidfile, String(root));
+    // The last word before the tasks go: a migration may still call it off.
+    runAction(ctx, 'post-dump');
   } catch (e) {
     const gone = tasks.find((t) => t.stat.state !== 'Z' && !alive(t.pid));
     thawTree(tasks, log);

@@ -20,6 +20,8 @@ import { restoreLocks } from './objects/files/locks.js';
 import { openFileEntry } from './objects/files/fds.js';
 import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
+import { runAction } from './actions.js';
+import { execCommand } from './sys/exec.js';
 import {
   restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
   type TaskImages, type RestoreShared, type Handles,
@@ -111,11 +113,33 @@ function closeHeld(sh: RestoreShared, pagesFds: Map<number, number>): void {
 
 /** `cryo restore`: returns the process exit code. */
 export async function runRestore(ctx: Context): Promise<number> {
+  const { rootPid } = restoreTree(ctx);
+  if (ctx.opts.execCmd) execCommand(ctx.opts.execCmd);
+  if (ctx.opts.restoreDetached) return 0;
+  // Like CRIU without -d: wait for the root and report how it ended.
+  const { status } = waitpid(rootPid, 0);
+  const ws = decodeWaitStatus(status);
+  if (ws.exited !== undefined) return ws.exited;
+  return 128 + (ws.signaled ?? 0);
+}
+
+/** An action point after which failing changes nothing: logged, not thrown. */
+function lateAction(ctx: Context, action: 'pre-resume' | 'post-resume', rootPid: number): void {
+  try {
+    runAction(ctx, action, { rootPid });
+  } catch (e) {
+    ctx.log.error((e as Error).message);
+  }
+}
+
+/** Restore the tree of the images; returns the root's pid as cryo sees it. */
+export function restoreTree(ctx: Context): { rootPid: number } {
   const { opts, log } = ctx;
   const t0 = performance.now();
   if (!existsSync(opts.imagesDir) || !statSync(opts.imagesDir).isDirectory()) {
     throw new CryoError(`images directory ${opts.imagesDir} does not exist`);
   }
+  runAction(ctx, 'pre-restore');
   const dir = ImageDir.open(opts.imagesDir, { write: false });
   let loaded: Loaded;
   try {
@@ -185,6 +209,10 @@ export async function runRestore(ctx: Context): Promise<number> {
     created.push(root0.rem.pid);
     const h: Handles = { cryoPidfd: root0.cryoPidfd };
     rems.set(root, root0.rem);
+    if (newPidns) {
+      runAction(ctx, 'setup-namespaces', { rootPid: root0.rem.pid });
+      runAction(ctx, 'post-setup-namespaces', { rootPid: root0.rem.pid });
+    }
     buildTree(loaded.tasks, rems, created, log, (rem, sid) => restoreCtty(rem, sid, sh, h.cryoPidfd));
     restoreTtyPgrps(rems, sh, h.cryoPidfd);
     const finals: Array<{ rem: Remote; regs: Regs; mask: bigint; xstate: Buffer }> = [];
@@ -222,9 +250,11 @@ export async function runRestore(ctx: Context): Promise<number> {
         finals.push({ rem: x.rem, regs: entryToGpregs(ti.gpregs!), mask, xstate: entryToXstate(ti.fpregs!, readXstate(x.rem.pid)) });
       }
     }
-    for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate);
     const rootHost = root0.rem.pid; // the pid file and wait use cryo's view, as CRIU's
+    runAction(ctx, 'post-restore', { rootPid: rootHost });
+    for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate);
     if (opts.pidfile) writeFileSync(opts.pidfile, String(rootHost));
+    lateAction(ctx, 'pre-resume', rootHost);
     // Let everything go at once, children first so no parent runs ahead of them.
     for (const f of [...finals].reverse()) ptrace.detach(f.rem.pid, 0);
     // Tasks that were stopped by job control stop again at once.
@@ -244,10 +274,6 @@ export async function runRestore(ctx: Context): Promise<number> {
   for (const [key, v] of inherited) if (!v.used) log.warn(`--inherit-fd fd[${v.fd}]:${key}: nothing in the images is named ${key}`);
   const rootHost = rems.get(root)!.pid;
   log.info(`restored tree of ${loaded.tasks.length} task(s) rooted at ${root}${newPidns ? ` (pid ${rootHost} here)` : ''} in ${(performance.now() - t0).toFixed(1)} ms`);
-  if (opts.restoreDetached) return 0;
-  // Like CRIU without -d: wait for the root and report how it ended.
-  const { status } = waitpid(rootHost, 0);
-  const ws = decodeWaitStatus(status);
-  if (ws.exited !== undefined) return ws.exited;
-  return 128 + (ws.signaled ?? 0);
+  lateAction(ctx, 'post-resume', rootHost);
+  return { rootPid: rootHost };
 }

@@ -10,6 +10,8 @@ import { runCheck } from '../check.js';
 import { CryoError, LOG_DEBUG, type Context } from '../context.js';
 import { runDump } from '../dump.js';
 import { runRestore } from '../restore.js';
+import { serve } from '../rpc/server.js';
+import { runService, WORKER_ENV, BASE_ENV } from '../rpc/service.js';
 import { CRIU_VERSION, cryoVersion, fullHelp, shortUsage, usageHint, versionText } from './help.js';
 import { openLog } from './log.js';
 import { parseCommandLine, type Action } from './parse.js';
@@ -37,6 +39,7 @@ const RUNNERS: Partial<Record<Action, Runner>> = {
   dump: runDump,
   restore: runRestore,
   check: runCheck,
+  service: runService,
 };
 
 /** Actions CRIU itself refuses, with its reason. */
@@ -101,7 +104,20 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
     return code;
   };
 
-  if (action === 'swrk') return fail('swrk (the RPC worker) is not supported yet');
+  if (action === 'swrk') {
+    const fd = Number(outcome.swrkFd);
+    if (!Number.isInteger(fd) || fd < 0) return fail(`swrk: bad socket fd ${outcome.swrkFd}`);
+    // A service's worker serves a stranger: its options come from the service.
+    const inService = io.env[WORKER_ENV] === 'service';
+    const baseText = inService ? io.env[BASE_ENV] : undefined;
+    const base = baseText ? (JSON.parse(baseText) as typeof opts) : opts;
+    try {
+      await serve(fd, { swrk: !inService, base });
+      return 0;
+    } catch (e) {
+      return fail(describe(e));
+    }
+  }
 
   if (io.geteuid !== undefined && io.geteuid() !== 0 && !opts.unprivileged) {
     // CRIU prints this on stdout (pr_msg) and fails.

@@ -92,7 +92,7 @@ const align8 = (n: number) => (n + 7) & ~7;
  * One sendmsg(2): `data` as one message, with `fds` as SCM_RIGHTS, to the
  * socket's peer or to the unix name `to`. Returns the bytes sent.
  */
-export function sendMsg(fd: number, data: Uint8Array, fds: number[] = [], to?: Uint8Array): number {
+export function sendMsg(fd: number, data: Uint8Array, fds: number[] = [], to?: Uint8Array, flags: number = MSG.NOSIGNAL | MSG.DONTWAIT): number {
   const addr = to ? sockaddrUn(to) : Buffer.alloc(0);
   const cmsgLen = fds.length ? CMSG_HDR + 4 * fds.length : 0;
   // iovec, address and control message in one buffer: syscall() keeps three alive.
@@ -118,7 +118,7 @@ export function sendMsg(fd: number, data: Uint8Array, fds: number[] = [], to?: U
     hdr.writeBigUInt64LE(base + BigInt(ctlOff), 32);
     hdr.writeBigUInt64LE(BigInt(align8(cmsgLen)), 40);
   }
-  return syscall('sendmsg', NR.sendmsg, fd, hdr, MSG.NOSIGNAL | MSG.DONTWAIT, aux, data);
+  return syscall('sendmsg', NR.sendmsg, fd, hdr, flags, aux, data);
 }
 
 export interface Peeked {
@@ -198,4 +198,25 @@ export function sockDiagDump(req: Uint8Array): Buffer[] {
   } finally {
     syscall('close', NR.close, fd);
   }
+}
+
+/**
+ * One whole packet of a SOCK_SEQPACKET socket, sized first with MSG_PEEK|MSG_TRUNC;
+ * null at end of stream, 'again' when `nonblock` and nothing is there yet.
+ */
+export function recvPacket(fd: number, nonblock = false): Buffer | null | 'again' {
+  const f = nonblock ? MSG.DONTWAIT : 0;
+  const len = trySyscall(NR.recvfrom, fd, 0, 0, MSG.PEEK | MSG.TRUNC | f, 0, 0);
+  if (len === -11 /* EAGAIN */) return 'again';
+  if (len < 0) throw new SysError('recv', -len);
+  const buf = Buffer.alloc(Math.max(len, 1));
+  const n = syscall('recvfrom', NR.recvfrom, fd, buf, buf.length, f, 0, 0);
+  if (n === 0 && len === 0) return null;
+  return buf.subarray(0, n);
+}
+
+/** SO_PEERCRED: who is at the other end of a unix socket. */
+export function peerCred(fd: number): { pid: number; uid: number; gid: number } {
+  const b = getsockoptRaw(fd, SOL_SOCKET, 17 /* SO_PEERCRED */, 12);
+  return { pid: b.readInt32LE(0), uid: b.readUInt32LE(4), gid: b.readUInt32LE(8) };
 }

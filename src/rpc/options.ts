@@ -1,0 +1,121 @@
+// criu_opts -> Options, through the same option table as the command line:
+// every plain field (bool, number, string, list of strings) is applied with
+// its option's own semantics; the fields that carry fds of the client,
+// nested messages or enums are mapped here by hand, as CRIU's
+// setup_opts_from_req does.
+import { isAbsolute, resolve } from 'node:path';
+import { create, isFieldSet, type DescField } from '@bufbuild/protobuf';
+import { CriuOptsSchema, CriuCgMode, CriuPreDumpMode, CriuNetworkLockMethod, type CriuOpts } from '../images/index.js';
+import { OPTION_TABLE, applyOption } from '../options/table.js';
+import { defaultOptions, type Options, type CgroupMode } from '../options/index.js';
+import { CryoError } from '../context.js';
+
+/** Fields with meaning beyond their option (client fds, nested messages, enums). */
+const BY_HAND = new Set([
+  'images_dir_fd', 'images_dir', 'work_dir_fd', 'log_file', 'log_level', 'log_to_stderr', 'pid', 'leave_running',
+  'leave_stopped', 'rst_sibling', 'ext_unix_sk', 'unix_sk_ino', 'status_fd', 'manage_cgroups', 'manage_cgroups_mode',
+  'cg_root', 'inherit_fd', 'join_ns', 'veths', 'ext_mnt', 'ps', 'pre_dump_mode', 'network_lock', 'config_file',
+  'exec_cmd', 'cpu_cap', 'empty_ns', 'notify_scripts', 'pidfd_store_sk',
+]);
+
+export interface RpcPeer {
+  pid: number;
+  uid: number;
+}
+
+export interface RpcOptionsEnv {
+  peer: RpcPeer;
+  /** Started by the client itself (swrk): client fds and rst_sibling are allowed. */
+  swrk: boolean;
+  /** The options of cryo's own command line and config (defaults for the request). */
+  base?: Options;
+}
+
+const CG_MODES: Record<number, CgroupMode> = {
+  [CriuCgMode.IGNORE]: 'ignore', [CriuCgMode.CG_NONE]: 'none', [CriuCgMode.PROPS]: 'props',
+  [CriuCgMode.SOFT]: 'soft', [CriuCgMode.FULL]: 'full', [CriuCgMode.STRICT]: 'strict', [CriuCgMode.DEFAULT]: 'soft',
+};
+
+function field(name: string): DescField | undefined {
+  return CriuOptsSchema.fields.find((f) => f.name === name);
+}
+
+/** A directory of the client's, by its fd (through /proc, as CRIU does). */
+const clientFd = (peer: RpcPeer, fd: number) => `/proc/${peer.pid}/fd/${fd}`;
+
+export function optionsFromRpc(req: CriuOpts | undefined, env: RpcOptionsEnv, action: 'dump' | 'restore' | 'check' | 'pre-dump'): Options {
+  const o: Options = env.base ? structuredClone(env.base) : defaultOptions();
+  const m = req ?? create(CriuOptsSchema);
+  const set = (name: string) => req !== undefined && isFieldSet(req, field(name)!);
+  const bad = (text: string): never => {
+    throw new CryoError(`RPC request: ${text}`);
+  };
+  for (const spec of OPTION_TABLE) {
+    const name = spec.rpc;
+    if (!name || name.includes('.') || BY_HAND.has(name) || !set(name)) continue;
+    const v = (m as unknown as Record<string, unknown>)[field(name)!.localName];
+    const values = Array.isArray(v) ? v : [v];
+    for (const x of values) {
+      const r = typeof x === 'boolean' ? applyOption(spec, o, undefined, x) : applyOption(spec, o, String(x));
+      if (r && 'error' in r) bad(r.error);
+      if (r && 'badArg' in r) bad(`invalid value for ${name}: ${String(x)}`);
+    }
+  }
+  // Where the images are: the client's fd, else a path.
+  if (m.imagesDirFd !== undefined && m.imagesDirFd !== -1) o.imagesDir = clientFd(env.peer, m.imagesDirFd);
+  else if (m.imagesDir) o.imagesDir = m.imagesDir;
+  else if (action !== 'check') bad('neither images_dir_fd nor images_dir was given');
+  if (set('work_dir_fd')) o.workDir = clientFd(env.peer, m.workDirFd!);
+  else o.workDir = o.workDir ?? o.imagesDir;
+  if (m.logFile) {
+    if (m.logFile.includes('/')) bad('no subdirectories are allowed in log_file');
+    o.logFile = m.logFile;
+  } else if (m.logToStderr) {
+    o.logFile = undefined;
+  } else {
+    o.logFile = o.logFile ?? (action === 'check' ? undefined : `${action}.log`);
+  }
+  if (o.logFile !== undefined && !isAbsolute(o.logFile)) o.logFile = resolve(o.workDir, o.logFile);
+  o.logLevel = m.logLevel ?? 2;
+  if (action === 'dump' || action === 'pre-dump') o.tree = set('pid') ? m.pid : env.peer.pid;
+  if (m.leaveRunning) { o.leaveRunning = true; o.leaveStopped = false; }
+  if (m.leaveStopped) { o.leaveStopped = true; o.leaveRunning = false; }
+  if (set('rst_sibling')) {
+    if (!env.swrk) bad('rst_sibling is not allowed in the standalone service');
+    o.restoreSibling = m.rstSibling!;
+  }
+  if (set('ext_unix_sk')) {
+    o.extUnixSk = m.extUnixSk!;
+    for (const u of m.unixSkIno) o.external.push(`unix[${u.inode}]`);
+  }
+  if (set('manage_cgroups')) o.manageCgroups = m.manageCgroups ? 'soft' : 'ignore';
+  if (set('manage_cgroups_mode')) {
+    const mode = CG_MODES[m.manageCgroupsMode!];
+    if (!mode) bad(`unknown manage_cgroups_mode ${m.manageCgroupsMode}`);
+    o.manageCgroups = mode!;
+  }
+  for (const c of m.cgRoot) o.cgroupRoot.push({ ctrl: c.ctrl, path: c.path });
+  if (m.inheritFd.length && !env.swrk) bad('inherit_fd is not allowed in the standalone service');
+  for (const i of m.inheritFd) o.inheritFd.push({ fd: i.fd, key: i.key });
+  for (const j of m.joinNs) o.joinNs.push({ ns: j.ns, nsFile: j.nsFile, extraOpt: j.extraOpt });
+  for (const v of m.veths) o.external.push(`veth[${v.ifIn}]:${v.ifOut}`);
+  for (const e of m.extMnt) o.external.push(`mnt[${e.key}]:${e.val}`);
+  if (m.ps) bad('page server options are not supported yet');
+  if (set('pre_dump_mode')) o.preDumpMode = m.preDumpMode === CriuPreDumpMode.VM_READ ? 'read' : 'splice';
+  if (set('network_lock')) {
+    o.networkLock = ({ [CriuNetworkLockMethod.IPTABLES]: 'iptables', [CriuNetworkLockMethod.NFTABLES]: 'nftables', [CriuNetworkLockMethod.SKIP]: 'skip' } as const)[m.networkLock!] ?? bad(`unknown network_lock ${m.networkLock}`);
+  }
+  if (m.execCmd.length) {
+    if (action !== 'restore') bad('exec_cmd is for restore only');
+    o.execCmd = [...m.execCmd];
+  }
+  if (set('cpu_cap')) o.cpuCap = m.cpuCap!;
+  if (set('empty_ns')) {
+    if (m.emptyNs! & ~0x40000000) bad('empty_ns takes the net namespace only');
+    o.emptyNs = m.emptyNs!;
+  }
+  if (set('status_fd')) o.statusFd = -1; // obsolete in CRIU; status-ready goes by notification
+  if (m.configFile) bad('config_file is not supported: cryo reads only its own configuration');
+  if (set('pidfd_store_sk')) bad('pidfd_store_sk is not supported yet');
+  return o;
+}

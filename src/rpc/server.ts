@@ -1,0 +1,213 @@
+// The RPC worker: criu_req in, criu_resp out, one message per packet of a
+// SOCK_SEQPACKET socket (CRIU's cr-service.c). `cryo swrk FD` serves the
+// client that started it; the service hands each connection to a worker
+// started the same way, so nothing of one request lingers into the next.
+import { readFileSync, writeSync } from 'node:fs';
+import { create, fromBinary, isFieldSet, toBinary } from '@bufbuild/protobuf';
+import {
+  CriuReqSchema, CriuRespSchema, CriuReqType, CriuVersionSchema, CriuFeaturesSchema, CriuDumpRespSchema,
+  CriuRestoreRespSchema, CriuNotifySchema, ImageDir, type CriuReq, type CriuResp,
+} from '../images/index.js';
+import { sock, waitpid, SysError } from '../sys/index.js';
+import { CryoError, type Context } from '../context.js';
+import type { Options } from '../options/index.js';
+import type { Notifier } from '../actions.js';
+import { openLog } from '../cli/log.js';
+import { CRIU_VERSION, cryoVersion } from '../cli/help.js';
+import { runDump } from '../dump.js';
+import { restoreTree } from '../restore.js';
+import { runCheck } from '../check.js';
+import { probeFeatures } from '../check/features.js';
+import { execCommand } from '../sys/exec.js';
+import { optionsFromRpc, type RpcPeer } from './options.js';
+
+const EBADRQC = 56;
+
+export interface ServeEnv {
+  /** The client started cryo itself (swrk), rather than connecting to the service. */
+  swrk: boolean;
+  /** Options of cryo's own command line and config files. */
+  base: Options;
+}
+
+function send(sk: number, resp: CriuResp, fd?: number): void {
+  sock.sendMsg(sk, toBinary(CriuRespSchema, resp), fd === undefined ? [] : [fd], undefined, 0x4000 /* MSG_NOSIGNAL */);
+}
+
+function recv(sk: number): CriuReq | null {
+  const pkt = sock.recvPacket(sk);
+  if (pkt === null || pkt === 'again') return null;
+  try {
+    return fromBinary(CriuReqSchema, pkt);
+  } catch (e) {
+    throw new CryoError(`RPC: a request that does not parse (${(e as Error).message})`);
+  }
+}
+
+const fail = (type: CriuReqType, e: unknown): CriuResp => create(CriuRespSchema, {
+  type, success: false,
+  crErrno: e instanceof SysError ? e.errno : EBADRQC,
+  crErrmsg: e instanceof Error ? e.message : String(e),
+});
+
+/** The uids of a live task (real, effective, saved). */
+function taskUids(pid: number): number[] {
+  const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new CryoError(`process ${pid} does not exist`);
+  return [Number(m[1]), Number(m[2]), Number(m[3])];
+}
+
+/** The uids the images would restore (every task's credentials). */
+function imageUids(dir: string): number[] {
+  const d = ImageDir.open(dir, { write: false });
+  try {
+    return (d.read('pstree') as Array<{ pid: number }>).flatMap((p) => {
+      const c = d.readOne('core', p.pid).threadCore?.creds;
+      return c ? [c.uid, c.euid, c.suid] : [];
+    });
+  } finally {
+    d.close();
+  }
+}
+
+/** A client may act only on processes it could ptrace itself; root on all. */
+function permit(peer: RpcPeer, uids: number[], what: string): void {
+  if (peer.uid === 0) return;
+  if (uids.some((u) => u !== peer.uid)) throw new CryoError(`permission denied: uid ${peer.uid} may not ${what}`);
+}
+
+/** Tell the client about an action point and wait for its answer (CRIU's send_criu_rpc_script). */
+function notifier(sk: number, o: Options): Notifier {
+  return (action, info) => {
+    const withPid = action === 'setup-namespaces' || action === 'post-restore';
+    send(sk, create(CriuRespSchema, {
+      type: CriuReqType.NOTIFY, success: true,
+      notify: create(CriuNotifySchema, { script: action, ...(withPid && info.rootPid !== undefined ? { pid: info.rootPid } : {}) }),
+    }), info.fd);
+    const ack = recv(sk);
+    if (!ack) throw new CryoError(`the RPC client went away at ${action}`);
+    if (ack.type !== CriuReqType.NOTIFY || !ack.notifySuccess) throw new CryoError(`the RPC client refused ${action}`);
+    if (action === 'query-ext-files') o.external.push(...(ack.opts?.external ?? []));
+  };
+}
+
+/** Run `fn` with a context whose log goes where the request said. */
+async function withContext<T>(o: Options, notify: Notifier | undefined, fn: (ctx: Context) => Promise<T> | T): Promise<T> {
+  const log = openLog(o);
+  try {
+    log.logger.info(`Version: ${CRIU_VERSION} (cryo ${cryoVersion()}), RPC`);
+    return await fn({ opts: o, log: log.logger, notify });
+  } finally {
+    log.close();
+  }
+}
+
+/** Serve one request; returns false when the connection should end. */
+async function serveOne(sk: number, req: CriuReq, peer: RpcPeer, env: ServeEnv): Promise<void> {
+  const T = CriuReqType;
+  const rpcEnv = { peer, swrk: env.swrk, base: env.base };
+  switch (req.type) {
+    case T.VERSION: {
+      const [major, minor] = CRIU_VERSION.split('.').map(Number);
+      send(sk, create(CriuRespSchema, {
+        type: T.VERSION, success: true,
+        version: create(CriuVersionSchema, { majorNumber: major!, minorNumber: minor!, name: `cryo ${cryoVersion()}` }),
+      }));
+      return;
+    }
+    case T.FEATURE_CHECK: {
+      const asked = req.features;
+      const r = new Map(probeFeatures(['mem_dirty_track', 'uffd-noncoop', 'pidfd_store']).map((f) => [f.name, f.ok]));
+      const features = create(CriuFeaturesSchema, {});
+      const has = (f: 'memTrack' | 'lazyPages' | 'pidfdStore') => asked !== undefined && isFieldSet(asked, CriuFeaturesSchema.field[f]);
+      if (has('memTrack')) features.memTrack = r.get('mem_dirty_track')!;
+      if (has('lazyPages')) features.lazyPages = r.get('uffd-noncoop')!;
+      if (has('pidfdStore')) features.pidfdStore = r.get('pidfd_store')!;
+      send(sk, create(CriuRespSchema, { type: T.FEATURE_CHECK, success: true, features }));
+      return;
+    }
+    case T.CHECK: {
+      try {
+        const o = optionsFromRpc(req.opts, rpcEnv, 'check');
+        const code = await withContext(o, undefined, (ctx) => runCheck(ctx));
+        send(sk, create(CriuRespSchema, { type: T.CHECK, success: code === 0 }));
+      } catch (e) {
+        send(sk, fail(T.CHECK, e));
+      }
+      return;
+    }
+    case T.DUMP: {
+      let o: Options | undefined;
+      try {
+        o = optionsFromRpc(req.opts, rpcEnv, 'dump');
+        permit(peer, taskUids(o.tree!), `dump process ${o.tree}`);
+        const opts = o;
+        await withContext(o, req.opts?.notifyScripts ? notifier(sk, o) : undefined, (ctx) => runDump(ctx));
+        // A client that dumped itself without --leave-running is gone: nobody to answer.
+        if (opts.tree !== peer.pid || opts.leaveRunning) {
+          send(sk, create(CriuRespSchema, { type: T.DUMP, success: true, dump: create(CriuDumpRespSchema, { restored: false }) }));
+        }
+      } catch (e) {
+        send(sk, fail(T.DUMP, e));
+      }
+      return;
+    }
+    case T.RESTORE: {
+      let o: Options;
+      let pid: number;
+      try {
+        o = optionsFromRpc(req.opts, rpcEnv, 'restore');
+        // As CRIU: the tree is never restored under the worker.
+        o.restoreDetached = true;
+        permit(peer, imageUids(o.imagesDir), 'restore processes of another user');
+        if (o.execCmd && !env.swrk && peer.uid !== 0) throw new CryoError('exec_cmd is not allowed in the service for this client');
+        const opts = o;
+        pid = await withContext(o, req.opts?.notifyScripts ? notifier(sk, o) : undefined, (ctx) => restoreTree(ctx).rootPid);
+        send(sk, create(CriuRespSchema, { type: T.RESTORE, success: true, restore: create(CriuRestoreRespSchema, { pid }) }));
+        if (opts.execCmd) execAfterRestore(opts);
+      } catch (e) {
+        send(sk, fail(T.RESTORE, e));
+      }
+      return;
+    }
+    case T.WAIT_PID: {
+      try {
+        const { status } = waitpid(req.pid ?? -1, 0);
+        send(sk, create(CriuRespSchema, { type: T.WAIT_PID, success: true, status }));
+      } catch (e) {
+        send(sk, fail(T.WAIT_PID, e));
+      }
+      return;
+    }
+    default:
+      send(sk, fail(req.type, new CryoError(`request ${CriuReqType[req.type] ?? req.type} is not supported`)));
+  }
+}
+
+/** --exec-cmd over RPC: the command's output goes to the log file, as in CRIU. */
+function execAfterRestore(o: Options): never {
+  execCommand(o.execCmd!, o.logFile && o.logFile !== '-' ? o.logFile : undefined);
+}
+
+/** Serve the requests of one connection until the client is done. */
+export async function serve(sk: number, env: ServeEnv): Promise<void> {
+  const peer = sock.peerCred(sk);
+  for (;;) {
+    let req: CriuReq | null;
+    try {
+      req = recv(sk);
+    } catch (e) {
+      send(sk, fail(CriuReqType.EMPTY, e));
+      return;
+    }
+    if (!req) return;
+    await serveOne(sk, req, peer, env);
+    if (!req.keepOpen) return;
+  }
+}
+
+/** Write the status byte (--status-fd): the service is ready. */
+export function statusReady(fd: number): void {
+  if (fd < 0) return;
+  writeSync(fd, Buffer.from([0]));
+}

@@ -1,0 +1,65 @@
+// execvp(3) from inside node, for --exec-cmd: cryo becomes the command, which
+// thus inherits the restored tree as its children.
+import { accessSync, closeSync, constants, openSync } from 'node:fs';
+import * as path from 'node:path';
+import { addressOf, syscall, trySyscall } from './libc.js';
+import { SysError } from './errors.js';
+import { F, NR, O, SIG } from './nr.js';
+
+const CLOSE_RANGE_CLOEXEC = 4;
+const NR_EXECVE = 59;
+
+function findInPath(cmd: string): string {
+  if (cmd.includes('/')) return cmd;
+  for (const dir of (process.env['PATH'] ?? '/usr/bin:/bin').split(':')) {
+    const p = path.join(dir || '.', cmd);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  throw new SysError(`execvp ${cmd}`, 2 /* ENOENT */);
+}
+
+/** A NULL-terminated array of pointers to C strings, followed in the same buffer by the strings. */
+function cStrings(list: string[]): Buffer {
+  const bufs = list.map((s) => Buffer.from(s + '\0'));
+  const head = 8 * (list.length + 1);
+  const out = Buffer.concat([Buffer.alloc(head), ...bufs]);
+  const base = addressOf(out);
+  let off = head;
+  bufs.forEach((b, i) => {
+    out.writeBigUInt64LE(base + BigInt(off), 8 * i);
+    off += b.length;
+  });
+  return out;
+}
+
+/**
+ * Replace this process with `argv` (PATH searched), its stdout and stderr
+ * going to `output` when given; returns only by throwing.
+ */
+export function execCommand(argv: string[], output?: string): never {
+  const file = findInPath(argv[0]!);
+  if (output) {
+    const fd = openSync(output, O.WRONLY | O.APPEND | O.CREAT, 0o600);
+    syscall('dup2', NR.dup2, fd, 1);
+    syscall('dup2', NR.dup2, fd, 2);
+    closeSync(fd);
+  }
+  // Nothing of cryo's leaks into the command; what node changed goes back to default.
+  syscall('close_range', NR.close_range, 3, 0xffffffff, CLOSE_RANGE_CLOEXEC);
+  for (const fd of [0, 1, 2]) {
+    const fl = trySyscall(NR.fcntl, fd, F.GETFL);
+    if (fl >= 0 && fl & O.NONBLOCK) trySyscall(NR.fcntl, fd, F.SETFL, fl & ~O.NONBLOCK);
+  }
+  const dfl = Buffer.alloc(32); // struct sigaction with SIG_DFL
+  trySyscall(NR.rt_sigaction, SIG.PIPE, dfl, 0, 8);
+  const a = cStrings(argv);
+  const e = cStrings(Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`));
+  const f = Buffer.from(file + '\0');
+  const r = trySyscall(NR_EXECVE, f, a, e);
+  throw new SysError(`execve ${file}`, -r);
+}

@@ -1,0 +1,158 @@
+// The RPC protocol with a real client: pycriu (Debian's criu package) drives
+// `cryo swrk` as runc and podman drive criu, and talks to `cryo service`.
+import * as assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { PROGRAMS_DIR, ROOT, Session, imagePids, processTree, runningFree, waitFor } from './harness.js';
+
+const CRYO_BIN = path.join(ROOT, 'bin/cryo');
+const CLIENT = path.join(PROGRAMS_DIR, 'rpcclient.py');
+
+type Line = Record<string, unknown>;
+
+/** Run the pycriu client; returns its JSON lines (and stderr for the report). */
+function client(args: string[], opts: { uid?: number } = {}): { lines: Line[]; text: string } {
+  const argv = ['/usr/bin/python3', CLIENT, ...args];
+  const cmd = opts.uid === undefined ? argv : ['setpriv', `--reuid=${opts.uid}`, `--regid=${opts.uid}`, '--clear-groups', ...argv];
+  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 60_000 });
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
+  return { lines, text: `client ${args.join(' ')} -> ${r.status}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}` };
+}
+
+const final = (lines: Line[]) => lines.find((l) => 'success' in l) ?? {};
+
+test('pycriu over cryo swrk: version; a dump with every notification acked; a restore with rst_sibling whose task is the client\'s child and passes its check', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'rpc-swrk');
+  const v = client([`bin:${CRYO_BIN}`, 'version']);
+  assert.deepEqual(v.lines[0], { success: true, major: 4, minor: 2, name: v.lines[0]?.['name'] }, v.text);
+  assert.match(String(v.lines[0]?.['name']), /^cryo /, v.text);
+
+  const target = await s.start('pipes');
+  const tree = processTree(target.pid);
+  const images = s.mkdir();
+  const d = client([`bin:${CRYO_BIN}`, 'dump', String(target.pid), images, '--notify']);
+  assert.equal(final(d.lines)['success'], true, d.text + s.report());
+  assert.deepEqual(d.lines.filter((l) => l['notify']).map((l) => l['notify']), ['pre-dump', 'query-ext-files', 'post-dump'], d.text);
+  await s.check(s.gone(target, tree, images));
+  assert.ok(fs.existsSync(path.join(images, 'dump.log')), 'no dump.log in the images dir (log_file)');
+
+  const r = client([`bin:${CRYO_BIN}`, 'restore', images, '--notify', '--sibling']);
+  const notes = r.lines.filter((l) => l['notify']);
+  assert.deepEqual(notes.map((l) => l['notify']), ['pre-restore', 'post-restore', 'pre-resume', 'post-resume'], r.text);
+  const res = final(r.lines);
+  assert.equal(res['success'], true, r.text + s.report());
+  assert.equal(notes.find((l) => l['notify'] === 'post-restore')?.['pid'], res['pid'], `post-restore carries the root's pid\n${r.text}`);
+  const parent = r.lines.find((l) => 'ppid' in l);
+  assert.equal(parent?.['ppid'], parent?.['me'], `the restored task is not the client's child\n${r.text}`);
+  assert.deepEqual(r.lines.find((l) => 'exited' in l), { exited: 0, signaled: null }, r.text + s.report());
+  assert.match(target.output(), /^PASS$/m, s.report());
+});
+
+test('a client that says no at post-dump calls the dump off: the task runs on untouched', { timeout: 40_000 }, async (t) => {
+  const s = Session.for(t, 'rpc-nack');
+  const target = await s.start('pipes');
+  const d = client([`bin:${CRYO_BIN}`, 'dump', String(target.pid), s.mkdir(), '--notify', '--nack', 'post-dump']);
+  const res = final(d.lines);
+  assert.equal(res['success'], false, d.text);
+  assert.match(String(res['errmsg']), /refused post-dump/, d.text);
+  assert.ok(runningFree(target.pid), d.text + s.report());
+  await s.expectPass(target);
+});
+
+test('cryo service: two clients in a row get their own results; no script a client names is run; a client may not dump another user\'s process', { timeout: 90_000 }, async (t) => {
+  const s = Session.for(t, 'rpc-service');
+  const sockPath = path.join(s.dir, 'cryo.sock');
+  const service = spawn(process.execPath, [CRYO_BIN, 'service', '--address', sockPath, '-v4', '-o', path.join(s.dir, 'service.log')], { stdio: 'ignore' });
+  t.after(() => service.kill('SIGKILL'));
+  await s.check(waitFor('the service socket', () => fs.existsSync(sockPath), 10_000));
+  const a = await s.start('pipes');
+  const b = await s.start('files');
+  const treeA = processTree(a.pid);
+  const treeB = processTree(b.pid);
+  const sorted = (l: number[]) => [...l].sort((x, y) => x - y);
+  const imgA = s.mkdir();
+  const imgB = s.mkdir();
+  const first = client([`sk:${sockPath}`, 'dump', String(a.pid), imgA, '--leave-running']);
+  assert.equal(final(first.lines)['success'], true, first.text + s.report());
+  const second = client([`sk:${sockPath}`, 'dump', String(b.pid), imgB]);
+  assert.equal(final(second.lines)['success'], true, second.text + s.report());
+  assert.deepEqual(sorted(imagePids(imgA)), sorted(treeA), 'the first dump holds the first tree only');
+  assert.deepEqual(sorted(imagePids(imgB)), sorted(treeB), 'the second dump holds the second tree only');
+  assert.ok(runningFree(a.pid), 'the first (--leave-running) target does not run on');
+  await s.check(s.gone(b, treeB, imgB));
+
+  // A configuration file named by the client could carry --action-script: refused, nothing run.
+  const marker = path.join(s.dir, 'script-ran');
+  const script = path.join(s.dir, 'script.sh');
+  fs.writeFileSync(script, `#!/bin/sh\ntouch ${marker}\n`, { mode: 0o755 });
+  const conf = path.join(s.dir, 'client.conf');
+  fs.writeFileSync(conf, `action-script ${script}\n`);
+  const named = client([`sk:${sockPath}`, 'dump', String(a.pid), s.mkdir(), '--leave-running', '--config', conf]);
+  assert.equal(final(named.lines)['success'], false, named.text);
+  assert.ok(!fs.existsSync(marker), 'a script named by the client ran');
+
+  // An unprivileged client: may connect, may not dump root's process.
+  fs.chmodSync(s.dir, 0o711);
+  fs.chmodSync(sockPath, 0o666);
+  const mine = s.mkdir();
+  fs.chmodSync(mine, 0o777);
+  const nobody = client([`sk:${sockPath}`, 'dump', String(a.pid), mine, '--leave-running'], { uid: 65534 });
+  const res = final(nobody.lines);
+  assert.equal(res['success'], false, nobody.text);
+  assert.match(String(res['errmsg']), /permission denied/, nobody.text);
+  assert.ok(runningFree(a.pid), s.report());
+  await s.expectPass(a);
+});
+
+test('restore --exec-cmd: the command cryo becomes is the parent of the restored tree', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'exec-cmd');
+  const target = await s.start('pipes');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const shPid = path.join(s.dir, 'sh.pid');
+  const done = path.join(s.dir, 'done');
+  const pidfile = path.join(s.dir, 'restored.pid');
+  const run = s.cryo(['restore', '-D', images, '-v4', '-o', 'restore.log', '--pidfile', pidfile, '--exec-cmd', '--',
+    '/bin/sh', '-c', `echo $$ > ${shPid}; while [ ! -e ${done} ]; do sleep 0.05; done`]);
+  await s.check(waitFor('the command to start', () => fs.existsSync(shPid) && fs.existsSync(pidfile), 20_000));
+  const restoredPid = Number(fs.readFileSync(pidfile, 'utf8'));
+  const sh = Number(fs.readFileSync(shPid, 'utf8'));
+  const ppid = Number(/^PPid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${restoredPid}/status`, 'utf8'))![1]);
+  assert.equal(ppid, sh, `the restored task's parent is ${ppid}, not the exec'd shell ${sh}${s.report()}`);
+  process.kill(restoredPid, 'SIGUSR1');
+  await s.check(waitFor('PASS', () => /^PASS$/m.test(target.output()), 10_000));
+  fs.writeFileSync(done, '');
+  const r = await run;
+  assert.equal(r.code, 0, s.report());
+  s.adopt(restoredPid, target);
+});
+
+test('--action-script on cryo\'s own command line runs at each action point, with CRTOOLS_SCRIPT_ACTION and CRTOOLS_INIT_PID', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'action-script');
+  const log = path.join(s.dir, 'actions.log');
+  const script = path.join(s.dir, 'script.sh');
+  fs.writeFileSync(script, `#!/bin/sh\necho "$CRTOOLS_SCRIPT_ACTION \${CRTOOLS_INIT_PID:-none} $CRTOOLS_IMAGE_DIR" >> ${log}\n`, { mode: 0o755 });
+  const target = await s.start('pipes');
+  const images = s.mkdir();
+  await s.dump(target, images, { extra: ['--action-script', script] });
+  const restored = await s.restore(images, target, { extra: ['--action-script', script] });
+  const lines = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' '));
+  assert.deepEqual(lines.map((l) => l[0]), ['pre-dump', 'post-dump', 'pre-restore', 'post-restore', 'pre-resume', 'post-resume']);
+  assert.ok(lines.every((l) => l[2] === images), `CRTOOLS_IMAGE_DIR is not the images dir: ${JSON.stringify(lines)}`);
+  assert.equal(lines[3]![1], String(restored.pid), 'post-restore has no CRTOOLS_INIT_PID');
+  await s.expectPass(restored);
+});
+
+test('a failing pre-dump script stops the dump before anything is touched', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'action-script-fail');
+  const script = path.join(s.dir, 'no.sh');
+  fs.writeFileSync(script, '#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" != pre-dump ]\n', { mode: 0o755 });
+  const target = await s.start('pipes');
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir(), '--action-script', script]);
+  assert.equal(r.code, 1, s.report());
+  assert.match(r.stderr, /action script .* failed at pre-dump/, s.report());
+  assert.ok(runningFree(target.pid), s.report());
+  await s.expectPass(target);
+});

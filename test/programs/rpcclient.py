@@ -1,0 +1,104 @@
+"""A client of CRIU's RPC protocol built on pycriu (Debian's criu package), as
+container runtimes drive CRIU. Run with /usr/bin/python3.
+
+  rpcclient.py bin:PATH|sk:SOCKET version
+  rpcclient.py bin:PATH|sk:SOCKET dump PID DIR [--leave-running] [--notify] [--nack ACTION] [--config FILE]
+  rpcclient.py bin:PATH|sk:SOCKET restore DIR [--sibling] [--notify] [--nack ACTION]
+
+Prints one JSON object per line: each notification ({"notify": ...}) and the
+outcome. After a restore with --sibling the restored task is this process's
+child: it is sent SIGUSR1 and waited for, and its exit status printed.
+"""
+import json
+import os
+import signal
+import sys
+
+sys.path.insert(0, '/usr/lib/python3/dist-packages')
+import pycriu  # noqa: E402
+
+rpc = pycriu.rpc
+comm_mod = sys.modules['pycriu.criu']
+
+
+def out(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+def client(where):
+    c = pycriu.criu()
+    kind, _, path = where.partition(':')
+    if kind == 'bin':
+        c.use_binary(path)
+    else:
+        c.use_sk(path)
+    return c
+
+
+def converse(c, req, nack):
+    """Send req and answer notifications until the final response."""
+    sk = c._comm.connect(False)
+    sk.send(req.SerializeToString())
+    while True:
+        buf = sk.recv(len(sk.recv(1, 0x20 | 0x2)))  # MSG_TRUNC | MSG_PEEK: the size first
+        if not buf:
+            out(success=False, errmsg='connection closed')
+            return None
+        resp = rpc.criu_resp()
+        resp.ParseFromString(buf)
+        if resp.type != rpc.NOTIFY:
+            c._comm.disconnect()
+            return resp
+        ok = resp.notify.script != nack
+        out(notify=resp.notify.script, pid=resp.notify.pid if resp.notify.HasField('pid') else None, ack=ok)
+        ack = rpc.criu_req(type=rpc.NOTIFY, notify_success=ok)
+        sk.send(ack.SerializeToString())
+
+
+def main():
+    where, action, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    flag = lambda f: f in args
+    opt = lambda f: args[args.index(f) + 1] if f in args else None
+    c = client(where)
+    if action == 'version':
+        req = rpc.criu_req(type=rpc.VERSION)
+        resp = c._send_req_and_recv_resp(req)
+        out(success=resp.success, major=resp.version.major_number, minor=resp.version.minor_number, name=resp.version.name)
+        return
+    req = rpc.criu_req(type=rpc.DUMP if action == 'dump' else rpc.RESTORE)
+    if action == 'dump':
+        req.opts.pid = int(args[0])
+        args = args[1:]
+    req.opts.images_dir_fd = os.open(args[0], os.O_DIRECTORY)
+    req.opts.log_level = 4
+    req.opts.log_file = action + '.log'
+    req.opts.leave_running = flag('--leave-running')
+    if flag('--sibling'):
+        req.opts.rst_sibling = True
+    if opt('--config'):
+        req.opts.config_file = opt('--config')
+    if flag('--notify'):
+        req.opts.notify_scripts = True
+        resp = converse(c, req, opt('--nack'))
+        if resp is None:
+            return
+    else:
+        try:
+            resp = c._send_req_and_recv_resp(req)
+        except Exception as e:  # the connection itself failed
+            out(success=False, errmsg=str(e))
+            return
+    out(success=resp.success, errno=resp.cr_errno, errmsg=resp.cr_errmsg,
+        pid=resp.restore.pid if resp.HasField('restore') else None)
+    if action == 'restore' and resp.success and flag('--sibling'):
+        pid = resp.restore.pid
+        with open('/proc/%d/stat' % pid) as f:
+            ppid = int(f.read().rsplit(')', 1)[1].split()[1])
+        out(ppid=ppid, me=os.getpid())
+        os.kill(pid, signal.SIGUSR1)
+        _, status = os.waitpid(pid, 0)
+        out(exited=os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+            signaled=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None)
+
+
+main()
