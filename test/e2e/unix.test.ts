@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { PROGRAMS_DIR, Session, critDecodeAll, processTree, python3, runningFree, waitFor } from './harness.js';
 
@@ -88,4 +89,49 @@ test('a stream connection to a process outside the tree is refused even with --e
   assert.match(r.stderr, /half of a stream connection outside the tree/, s.report());
   assert.ok(runningFree(child), s.report());
   await s.killTree(target);
+});
+
+// An outside stream server that prints each line it gets, from any connection.
+const STREAM_SERVER = `import socket, sys, threading
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen()
+print("READY", flush=True)
+def serve(c):
+    for line in c.makefile():
+        print("got " + line.strip(), flush=True)
+while True:
+    threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
+`;
+// A client in the tree whose stream connection goes outside; it writes a line on SIGUSR1.
+const STREAM_CLIENT = `import socket, sys, signal, time, os
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+c.connect(sys.argv[1])
+c.sendall(b"before\\n")
+print("INO " + os.readlink("/proc/self/fd/%d" % c.fileno()), flush=True)
+signal.signal(signal.SIGUSR1, lambda *a: (c.sendall(b"after\\n"), print("PASS", flush=True), sys.exit(0)))
+print("READY", flush=True)
+while True:
+    time.sleep(1)
+`;
+
+test('--external unix[INO] dumps half of a stream connection; restore takes the socket from --inherit-fd fd[N]:socket:[INO]', { timeout: 40_000 }, async (t) => {
+  const s = Session.for(t, 'ext-unix-inherit');
+  const sockPath = path.join(s.dir, 'stream.sock');
+  const server = await s.startCommand('server', [python3(), '-c', STREAM_SERVER, sockPath]);
+  const client = await s.startCommand('client', [python3(), '-c', STREAM_CLIENT, sockPath]);
+  const ino = /INO socket:\[(\d+)\]/.exec(client.output())![1];
+  const images = s.mkdir();
+  await s.dump(client, images, { extra: [`--external`, `unix[${ino}]`] });
+  const refused = await s.cryo(['restore', '-D', images, '-d']);
+  assert.notEqual(refused.code, 0, s.report());
+  assert.match(refused.stderr, new RegExp(`--inherit-fd fd\\[N\\]:socket:\\[${ino}\\]`), s.report());
+  // A new connection to the same server, made here, stands for the old one.
+  const conn = net.createConnection(sockPath);
+  await new Promise((r) => conn.once('connect', r));
+  const fd = (conn as unknown as { _handle: { fd: number } })._handle.fd;
+  const restored = await s.restore(images, client, { extra: ['--inherit-fd', `fd[3]:socket:[${ino}]`], fds: [fd] });
+  await s.expectPass(restored);
+  await s.check(waitFor('the server to get "after" on the inherited connection', () => /^got after$/m.test(server.output()), 5_000));
+  conn.destroy();
+  await s.killTree(server);
 });

@@ -96,7 +96,8 @@ export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixResto
   const byIno = new Map(all.map((ue) => [ue.ino, ue]));
   const fds = u.fds;
   const fakePeers = new Map<number, number>();
-  const inTree = (ue: UnixSkEntry) => !(ue.uflags & USK_EXTERN);
+  const inherited = (ue: UnixSkEntry) => env.inherited.has(`socket:[${ue.ino}]`);
+  const inTree = (ue: UnixSkEntry) => !(ue.uflags & USK_EXTERN) && !inherited(ue);
   const own = all.filter(inTree);
   // 1. Connected pairs with both ends in the tree.
   const paired = new Set<number>();
@@ -143,8 +144,8 @@ export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixResto
   for (const ue of own) {
     if (!ue.peer || ue.state !== TCP_ESTABLISHED) continue;
     const to = byIno.get(ue.peer);
-    if (!to) throw new CryoError(`${show(ue)}: its peer ${ue.peer} is not in the images`);
-    if (paired.has(ue.ino)) continue;
+    if (!to) throw new CryoError(`${show(ue)}: its peer ${ue.peer} was outside the tree; give the socket with --inherit-fd fd[N]:socket:[${ue.ino}]`);
+    if (paired.has(ue.ino) || inherited(to)) continue;
     if (!inTree(to) && !u.extUnixSk) throw new CryoError(`${show(ue)} was connected to ${show(to)} outside the tree; restore with --ext-unix-sk`);
     connect(fds.get(ue.ino)!, ue, to);
   }

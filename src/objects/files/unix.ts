@@ -133,6 +133,8 @@ export const unixsk: FdKind = {
     if (!fe.usk) throw new CryoError(`file id ${fe.id}: unix socket entry without its usk field`);
     return openUnix(fe.usk, env);
   },
+  // --inherit-fd fd[N]:socket:[INO]: a socket of the caller's stands for it (one whose peer was outside the tree).
+  inheritKey: (fe) => (fe.usk ? `socket:[${fe.usk.ino}]` : undefined),
 };
 
 /**
