@@ -233,7 +233,7 @@ async function runCryo(args, workDir, tag) {
   const outFile = path.join(workDir, `${tag}.out`);
   const rssFile = path.join(workDir, `${tag}.rss`);
   fs.rmSync(rssFile, { force: true });
-  const argv = TIME_BIN ? [TIME_BIN, '-f', '%M', '-o', rssFile, process.execPath, CRYO, ...args] : [process.execPath, CRYO, ...args];
+  const argv = TIME_BIN ? [TIME_BIN, '-f', '%M', '-o', rssFile, CRYO, ...args] : [CRYO, ...args];
   const fd = fs.openSync(outFile, 'w');
   let child;
   const t0 = performance.now();

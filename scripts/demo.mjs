@@ -116,7 +116,7 @@ function cryo(args, outFile) {
   const t0 = performance.now();
   let r;
   try {
-    r = spawnSync(process.execPath, [CRYO, ...args], { stdio: ['ignore', fd, fd], timeout: 60_000 });
+    r = spawnSync(CRYO, args, { stdio: ['ignore', fd, fd], timeout: 60_000 });
   } finally {
     fs.closeSync(fd);
   }

@@ -5,7 +5,6 @@
 // errors, bad options and failures; 255 for the actions CRIU itself has
 // retired (exec, show).
 import { readFileSync, statSync } from 'node:fs';
-import { basename } from 'node:path';
 import { runCheck } from '../check.js';
 import { CryoError, LOG_DEBUG, type Context } from '../context.js';
 import { runDump } from '../dump.js';
@@ -15,6 +14,7 @@ import { runService, WORKER_ENV, BASE_ENV } from '../rpc/service.js';
 import { CRIU_VERSION, cryoVersion, fullHelp, shortUsage, usageHint, versionText } from './help.js';
 import { openLog } from './log.js';
 import { parseCommandLine, type Action } from './parse.js';
+import { progName } from './self.js';
 
 /** What the runner needs from the outside world; main() passes the real process. */
 export interface RunIO {
@@ -182,7 +182,7 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
 /** Entry point for bin/cryo: `main(process.argv.slice(2))`. */
 export async function main(argv: string[]): Promise<void> {
   const code = await run(argv, {
-    progName: basename(process.argv[1] ?? 'criu'),
+    progName: progName(),
     env: process.env,
     cwd: process.cwd(),
     stdout: (t) => process.stdout.write(t),

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { NR, SOCK, trySyscall, sock } from '../sys/index.js';
 import { CryoError, type Context } from '../context.js';
 import { statusReady } from './server.js';
+import { selfCommand, userArgs } from '../cli/self.js';
 
 /** The env var a daemonized service finds its listening socket by. */
 const LISTEN_FD_ENV = 'CRYO_SERVICE_FD';
@@ -37,7 +38,8 @@ export async function runService(ctx: Context): Promise<number> {
   const base = JSON.stringify({ ...opts, restoreDetached: false, pidfile: undefined, logFile: undefined });
   if (opts.restoreDetached && inherited === undefined) {
     // --daemon: the service goes on in a process of its own, in a session of its own.
-    const child = spawn(process.execPath, [process.argv[1]!, ...process.argv.slice(2)], {
+    const self = selfCommand();
+    const child = spawn(self.file, [...self.args, ...userArgs()], {
       detached: true, stdio: ['ignore', 'ignore', 'ignore', lfd], env: { ...process.env, [LISTEN_FD_ENV]: '3' },
     });
     child.unref();
@@ -55,7 +57,8 @@ export async function runService(ctx: Context): Promise<number> {
       continue;
     }
     if (c < 0) throw new CryoError(`service: accept failed (errno ${-c})`);
-    const worker = spawn(process.execPath, [process.argv[1]!, 'swrk', '3'], {
+    const self = selfCommand();
+    const worker = spawn(self.file, [...self.args, 'swrk', '3'], {
       stdio: ['ignore', 'ignore', 'inherit', c], env: { ...process.env, [WORKER_ENV]: 'service', [BASE_ENV]: base },
     });
     worker.on('error', (e) => log.error(`service: cannot start a worker: ${e.message}`));

@@ -1,18 +1,42 @@
 // The one place that talks to koffi. Every wrapper reads errno at once, in the same call.
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
+import type Koffi from 'koffi';
 import { SysError, EINTR } from './errors.js';
 import { NR } from './nr.js';
 
-const libc = koffi.load('libc.so.6');
+type Fn = ReturnType<ReturnType<typeof Koffi.load>['func']>;
 
-// Three trailing pointer parameters that the kernel never sees (glibc's syscall()
-// takes six arguments): koffi holds whatever is passed there alive for the whole
-// call. A Buffer whose address alone went into an argument could otherwise be
-// collected by V8 while the kernel reads or writes it.
-const rawSyscall = libc.func(
-  'long syscall(long nr, uint64 a, uint64 b, uint64 c, uint64 d, uint64 e, uint64 f, void *k1, void *k2, void *k3)',
-);
-const rawWaitpid = libc.func('int waitpid(int pid, void *status, int options)');
+interface Native {
+  koffi: typeof Koffi;
+  rawSyscall: Fn;
+  rawWaitpid: Fn;
+}
+
+/**
+ * koffi and libc, loaded at the first system call rather than at import: the
+ * start-up snapshot bin/cryo runs from cannot hold a native module. Loaded
+ * once; nothing else in cryo is kept between calls.
+ */
+const native: () => Native = (() => {
+  let n: Native | undefined;
+  return () => {
+    if (n) return n;
+    const koffi = createRequire(import.meta.url)('koffi') as typeof Koffi;
+    const libc = koffi.load('libc.so.6');
+    n = {
+      koffi,
+      // Three trailing pointer parameters that the kernel never sees (glibc's syscall()
+      // takes six arguments): koffi holds whatever is passed there alive for the whole
+      // call. A Buffer whose address alone went into an argument could otherwise be
+      // collected by V8 while the kernel reads or writes it.
+      rawSyscall: libc.func(
+        'long syscall(long nr, uint64 a, uint64 b, uint64 c, uint64 d, uint64 e, uint64 f, void *k1, void *k2, void *k3)',
+      ),
+      rawWaitpid: libc.func('int waitpid(int pid, void *status, int options)'),
+    };
+    return n;
+  };
+})();
 
 /**
  * A system call argument: an integer, or a Buffer/TypedArray that is passed by
@@ -22,7 +46,7 @@ export type Arg = number | bigint | Uint8Array;
 
 /** Address of a Buffer's memory, for building iovecs and pointer arguments. */
 export function addressOf(buf: Uint8Array): bigint {
-  return koffi.address(buf) as bigint;
+  return native().koffi.address(buf) as bigint;
 }
 
 const MAX_KEEP = 3;
@@ -59,6 +83,7 @@ function marshal(args: Arg[]): { a: Array<number | bigint>; keep: Array<Uint8Arr
  */
 export function syscall(name: string, nr: number, ...args: Arg[]): number {
   const { a, keep } = marshal(args);
+  const { rawSyscall, koffi } = native();
   for (;;) {
     const r = rawSyscall(nr, a[0], a[1], a[2], a[3], a[4], a[5], keep[0], keep[1], keep[2]) as number | bigint;
     if (r === -1 || r === -1n) {
@@ -73,6 +98,7 @@ export function syscall(name: string, nr: number, ...args: Arg[]): number {
 /** Like syscall() but returns -errno instead of throwing (for probing). */
 export function trySyscall(nr: number, ...args: Arg[]): number {
   const { a, keep } = marshal(args);
+  const { rawSyscall, koffi } = native();
   const r = rawSyscall(nr, a[0], a[1], a[2], a[3], a[4], a[5], keep[0], keep[1], keep[2]) as number | bigint;
   if (r === -1 || r === -1n) return -koffi.errno();
   return Number(r);
@@ -81,6 +107,7 @@ export function trySyscall(nr: number, ...args: Arg[]): number {
 /** waitpid(2); returns pid 0 with WNOHANG when nothing changed. Retries on EINTR. */
 export function waitpid(pid: number, flags: number): { pid: number; status: number } {
   const st = Buffer.alloc(4);
+  const { rawWaitpid, koffi } = native();
   for (;;) {
     const r = rawWaitpid(pid, st, flags) as number;
     if (r === -1) {

@@ -13,7 +13,7 @@ const BIN = path.join(ROOT, 'bin/cryo');
 function cryo(...args: string[]): { code: number | null; stdout: string; stderr: string } {
   const cwd = mkdtempSync(path.join(tmpdir(), 'cryo-check-'));
   try {
-    const r = spawnSync(process.execPath, [BIN, 'check', ...args], { cwd, encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(BIN, ['check', ...args], { cwd, encoding: 'utf8', timeout: 30_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   } finally {
     rmSync(cwd, { recursive: true, force: true });

@@ -45,7 +45,7 @@ test('the client: a refused action and a failing request raise CryoRpcError; the
   assert.ok(runningFree(target.pid));
   await assert.rejects(cryo.dump({ imagesDir: s.mkdir(), opts: { pid: 999999 } }), CryoRpcError);
   const sockPath = path.join(s.dir, 'svc.sock');
-  const service = spawn(process.execPath, [path.join(ROOT, 'bin/cryo'), 'service', '--address', sockPath], { stdio: 'ignore' });
+  const service = spawn(path.join(ROOT, 'bin/cryo'), ['service', '--address', sockPath], { stdio: 'ignore' });
   t.after(() => service.kill('SIGKILL'));
   await s.check(waitFor('the service socket', () => fs.existsSync(sockPath), 10_000));
   const viaService = new Cryo({ service: sockPath });

@@ -192,7 +192,8 @@ function cryoCommand(): string[] {
   if (custom) return custom.split(/\s+/);
   const main = path.join(ROOT, 'dist/cryo.mjs');
   if (!fs.existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
-  return [process.execPath, path.join(ROOT, 'bin/cryo')];
+  // bin/cryo itself, as users run it (sh: the start-up snapshot when there is one).
+  return [path.join(ROOT, 'bin/cryo')];
 }
 
 function optionValue(args: string[], short: string, long: string): string | undefined {

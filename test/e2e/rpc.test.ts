@@ -64,7 +64,7 @@ test('a client that says no at post-dump calls the dump off: the task runs on un
 test('cryo service: two clients in a row get their own results; no script a client names is run; a client may not dump another user\'s process', { timeout: 90_000 }, async (t) => {
   const s = Session.for(t, 'rpc-service');
   const sockPath = path.join(s.dir, 'cryo.sock');
-  const service = spawn(process.execPath, [CRYO_BIN, 'service', '--address', sockPath, '-v4', '-o', path.join(s.dir, 'service.log')], { stdio: 'ignore' });
+  const service = spawn(CRYO_BIN, ['service', '--address', sockPath, '-v4', '-o', path.join(s.dir, 'service.log')], { stdio: 'ignore' });
   t.after(() => service.kill('SIGKILL'));
   await s.check(waitFor('the service socket', () => fs.existsSync(sockPath), 10_000));
   const a = await s.start('pipes');

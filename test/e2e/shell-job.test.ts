@@ -40,7 +40,7 @@ import {
 function cryoArgv(): string[] {
   const custom = process.env.CRYO?.trim();
   if (custom) return custom.split(/\s+/);
-  return [process.execPath, path.join(ROOT, 'bin/cryo')];
+  return [path.join(ROOT, 'bin/cryo')];
 }
 
 function q(s: string): string {
