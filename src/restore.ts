@@ -5,7 +5,7 @@ import { closeSync, existsSync, fstatSync, statSync, writeFileSync } from 'node:
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
-  ImageDir, ImageError, TASK_ZOMBIE, TASK_STOPPED, VMA_ANON_SHARED, RemapType, type GhostFileEntry, type GhostChunkEntry, type FileLockEntry,
+  ImageDir, ImageError, TASK_ZOMBIE, TASK_STOPPED, VMA_ANON_SHARED, RemapType, type FileLockEntry,
   type MemfdInodeEntry,
   type PstreeEntry, type FileEntry, type SkPacketEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
@@ -23,7 +23,7 @@ import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
 import { runAction } from './actions.js';
 import { execCommand } from './sys/exec.js';
-import { Remaps } from './objects/files/remap.js';
+import { Remaps, readGhostImage } from './objects/files/remap.js';
 import { MemfdInodes, type ShmemContents } from './objects/files/memfd.js';
 import {
   restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
@@ -93,7 +93,7 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   const remapEntries = dir.tryRead('remapFpath') ?? [];
   const ghosts = new Map<number, Ghost>();
   for (const r of remapEntries) {
-    if (r.remapType === RemapType.GHOST && !ghosts.has(r.remapId)) ghosts.set(r.remapId, readGhost(dir, r.remapId));
+    if (r.remapType === RemapType.GHOST && !ghosts.has(r.remapId)) ghosts.set(r.remapId, readGhostImage(dir, r.remapId));
   }
   const remaps = new Remaps(remapEntries, ghosts, files);
   // memfds: their inodes, and the contents of each as shared memory.
@@ -117,25 +117,6 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
     tasks, files, ttyInfos, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), remaps, locks,
     memfdInodes, memfdContents, skQueues,
   };
-}
-
-/** A ghost-file image: the whole file after its head, or in chunks (CRIU, for files of 12 KiB and more). */
-function readGhost(dir: ImageDir, id: number): Ghost {
-  const [head, ...chunks] = dir.readEntries('ghostFile', id);
-  const h = head!.msg as GhostFileEntry;
-  const times = h.mtim ? { mtime: Number(h.mtim.tvSec) + Number(h.mtim.tvUsec) / 1e6, atime: Number(h.atim?.tvSec ?? h.mtim.tvSec) + Number(h.atim?.tvUsec ?? 0n) / 1e6 } : {};
-  let data = head!.extra ?? new Uint8Array();
-  if (h.chunks) {
-    data = new Uint8Array(Number(h.size ?? 0n));
-    for (const c of chunks) {
-      const ce = c.msg as GhostChunkEntry;
-      const end = Number(ce.off + ce.len);
-      if (end > data.length || (c.extra?.length ?? 0) !== Number(ce.len)) throw new CryoError(`${dir.fileName('ghostFile', id)}: a chunk lies outside the file`);
-      data.set(c.extra!, Number(ce.off));
-    }
-  }
-  if ((h.mode & 0o170000) !== 0o100000) throw new CryoError(`${dir.fileName('ghostFile', id)}: only deleted regular files can be recreated yet`);
-  return { data, mode: h.mode, uid: h.uid, gid: h.gid, ...times };
 }
 
 /** Close every fd cryo held for the restore (never the --inherit-fd ones: they are the caller's). */

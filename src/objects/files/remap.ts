@@ -6,10 +6,13 @@
 // remaps once it succeeded (a failed restore may be tried again).
 import { openSync, closeSync, writeSync, fchownSync, fchmodSync, futimesSync, linkSync, unlinkSync, mkdirSync, rmdirSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { RemapType, type FileEntry, type RemapFilePathEntry } from '../../images/index.js';
+import { RemapType, type FileEntry, type RemapFilePathEntry, type ImageDir, type GhostFileEntry, type GhostChunkEntry, type Timeval } from '../../images/index.js';
 import { O } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Ghost } from './kind.js';
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
 
 const errCode = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
 
@@ -126,4 +129,24 @@ export class Remaps {
     }
     this.dirs.length = 0;
   }
+}
+
+/** A ghost-file image: the whole file after its head, or in chunks (as CRIU writes files of 12 KiB and more). */
+export function readGhostImage(dir: ImageDir, id: number): Ghost {
+  const [head, ...chunks] = dir.readEntries('ghostFile', id);
+  const h = head!.msg as GhostFileEntry;
+  const bad = (why: string) => new CryoError(`${dir.fileName('ghostFile', id)}: ${why}`);
+  if ((h.mode & S_IFMT) !== S_IFREG) throw bad('only deleted regular files can be recreated yet');
+  let data = head!.extra ?? new Uint8Array();
+  if (h.chunks) {
+    data = new Uint8Array(Number(h.size ?? 0n));
+    for (const c of chunks) {
+      const ce = c.msg as GhostChunkEntry;
+      if (ce.off + ce.len > BigInt(data.length) || (c.extra?.length ?? 0) !== Number(ce.len)) throw bad('a chunk lies outside the file');
+      data.set(c.extra!, Number(ce.off));
+    }
+  }
+  const secs = (t: Timeval) => Number(t.tvSec) + Number(t.tvUsec) / 1e6;
+  const times = h.mtim ? { mtime: secs(h.mtim), atime: secs(h.atim ?? h.mtim) } : {};
+  return { data, mode: h.mode, uid: h.uid, gid: h.gid, ...times };
 }
