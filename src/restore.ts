@@ -23,7 +23,7 @@ import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
 import { runAction } from './actions.js';
 import { execCommand } from './sys/exec.js';
-import { Remaps, readGhostImage } from './objects/files/remap.js';
+import { Remaps, readGhostImage, remapOf } from './objects/files/remap.js';
 import { MemfdInodes, type ShmemContents } from './objects/files/memfd.js';
 import {
   restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
@@ -90,7 +90,7 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
     return m;
   };
   // Deleted files: remap-fpath.img points reg-file entries at ghost files or links.
-  const remapEntries = dir.tryRead('remapFpath') ?? [];
+  const remapEntries = (dir.tryRead('remapFpath') ?? []).map(remapOf);
   const ghosts = new Map<number, Ghost>();
   for (const r of remapEntries) {
     if (r.remapType === RemapType.GHOST && !ghosts.has(r.remapId)) ghosts.set(r.remapId, readGhostImage(dir, r.remapId));

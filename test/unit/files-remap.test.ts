@@ -7,9 +7,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   create, FdTypes, FileEntrySchema, GhostChunkEntrySchema, GhostFileEntrySchema, ImageDir, RegFileEntrySchema,
-  RemapFilePathEntrySchema, RemapType, TimevalSchema, type FileEntry,
+  RemapFilePathEntrySchema, RemapType, TimevalSchema, REMAP_GHOST, type FileEntry,
 } from '../../src/images/index.js';
-import { Remaps, readGhostImage } from '../../src/objects/files/remap.js';
+import { Remaps, readGhostImage, remapOf } from '../../src/objects/files/remap.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cryo-remap-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -99,5 +99,16 @@ describe('Remaps', () => {
     assert.throws(() => new Remaps([create(RemapFilePathEntrySchema, { origId: 1, remapId: 5, remapType: RemapType.GHOST })], new Map(), files), /ghost file 5, which is missing/);
     assert.throws(() => new Remaps([create(RemapFilePathEntrySchema, { origId: 1, remapId: 5, remapType: RemapType.LINKED })], new Map(), files), /file id 5, which is missing/);
     assert.throws(() => new Remaps([create(RemapFilePathEntrySchema, { origId: 1, remapId: 5, remapType: RemapType.PROCFS })], new Map(), files), /remap type PROCFS is not supported yet/);
+  });
+});
+
+describe('remap entries of older images', () => {
+  it('reads a ghost from the REMAP_GHOST bit and anything else as linked when remap_type is absent', () => {
+    const old = remapOf(create(RemapFilePathEntrySchema, { origId: 3, remapId: (REMAP_GHOST | 5) >>> 0 }));
+    assert.deepEqual([old.origId, old.remapId, old.remapType], [3, 5, RemapType.GHOST]);
+    const linked = remapOf(create(RemapFilePathEntrySchema, { origId: 3, remapId: 6 }));
+    assert.deepEqual([linked.remapId, linked.remapType], [6, RemapType.LINKED]);
+    const typed = create(RemapFilePathEntrySchema, { origId: 1, remapId: 2, remapType: RemapType.GHOST });
+    assert.equal(remapOf(typed), typed);
   });
 });

@@ -6,7 +6,7 @@
 // remaps once it succeeded (a failed restore may be tried again).
 import { openSync, closeSync, writeSync, fchownSync, fchmodSync, futimesSync, linkSync, unlinkSync, mkdirSync, rmdirSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { RemapType, type FileEntry, type RemapFilePathEntry, type ImageDir, type GhostFileEntry, type GhostChunkEntry, type Timeval } from '../../images/index.js';
+import { RemapType, REMAP_GHOST, RemapFilePathEntrySchema, isFieldSet, create, type FileEntry, type RemapFilePathEntry, type ImageDir, type GhostFileEntry, type GhostChunkEntry, type Timeval } from '../../images/index.js';
 import { O } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Ghost } from './kind.js';
@@ -129,6 +129,18 @@ export class Remaps {
     }
     this.dirs.length = 0;
   }
+}
+
+/**
+ * A remap entry as CRIU reads it: images older than remap_type mark a ghost by the
+ * REMAP_GHOST bit of remap_id, everything else being a linked remap.
+ */
+export function remapOf(r: RemapFilePathEntry): RemapFilePathEntry {
+  if (isFieldSet(r, RemapFilePathEntrySchema.field.remapType)) return r;
+  const ghost = (r.remapId & REMAP_GHOST) !== 0;
+  return create(RemapFilePathEntrySchema, {
+    origId: r.origId, remapId: ghost ? (r.remapId & ~REMAP_GHOST) >>> 0 : r.remapId, remapType: ghost ? RemapType.GHOST : RemapType.LINKED,
+  });
 }
 
 /** A ghost-file image: the whole file after its head, or in chunks (as CRIU writes files of 12 KiB and more). */
