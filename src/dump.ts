@@ -12,7 +12,7 @@ import { runAction } from './actions.js';
 import { finishUnix } from './objects/files/unix.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
 import { finishTtys } from './objects/files/tty.js';
-import { writeMemfds } from './objects/files/memfd.js';
+import { writeMemfds, closeMemfds } from './objects/files/memfd.js';
 import { SeccompTable } from './objects/seccomp.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
 import { dumpTask, dumpZombie, taskIds, type DumpState } from './dump/task.js';
@@ -79,6 +79,7 @@ export async function runDump(ctx: Context): Promise<number> {
     if (st.files.remaps.length) dir.write('remapFpath', st.files.remaps);
     for (const g of st.files.ghostFiles.values()) dir.write('ghostFile', [{ msg: g.head, extra: g.data }], g.remapId);
     st.stats.pagesWritten += BigInt(writeMemfds(dir, st.files, () => st.nextPagesId++));
+    closeMemfds(st.files);
     // CRIU writes it on pre-dump; cryo, which has none, for the next dump.
     saveIrmapCache(workDir, irmap);
     if (st.seccomp.filters.length) dir.write('seccomp', [create(SeccompEntrySchema, { seccompFilters: st.seccomp.filters })]);
@@ -99,6 +100,7 @@ export async function runDump(ctx: Context): Promise<number> {
     const gone = tasks.find((t) => t.stat.state !== 'Z' && !alive(t.pid));
     thawTree(tasks, log);
     removeLinkRemaps(st.files);
+    closeMemfds(st.files);
     dir.close();
     if (gone) throw new CryoError(`dump failed: task ${gone.pid} (${gone.stat.comm}) died during the dump; the other tasks were resumed`);
     if (e instanceof TaskGoneError) throw new CryoError(`dump failed: ${e.message}`);

@@ -11,7 +11,7 @@ function decode(images: string, name: string): { entries: Array<Record<string, u
   return JSON.parse(r.stdout) as { entries: Array<Record<string, unknown>> };
 }
 
-test('memfds: fds and mappings (shared, private, mapping only), names, contents with holes, seals, flags, positions, one object with a child', { timeout: 30_000 }, async (t) => {
+test('memfds: fds and mappings (shared, private, mapping only), one in flight in a socket, names, contents with holes, seals, flags, positions, one object with a child', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'memfd');
   await s.cycle('memfd');
 });
@@ -35,7 +35,7 @@ test('memfd images decode with CRIU\'s crit: memfd.img, MEMFD file entries, memf
   assert.deepEqual(critDecodeAll(images), [], s.report());
   const inodes = decode(images, 'memfd.img').entries as Array<{ name: string; seals: string; size: number; shmid: number; inode_id: number }>;
   const byName = new Map(inodes.map((i) => [i.name, i]));
-  assert.deepEqual([...byName.keys()].sort(), ['cryo test: one', 'future', 'mapped only', 'noexec', 'sealed'], JSON.stringify(inodes));
+  assert.deepEqual([...byName.keys()].sort(), ['cryo test: one', 'future', 'in flight', 'mapped only', 'noexec', 'sealed'], JSON.stringify(inodes));
   assert.equal(byName.get('cryo test: one')!.size, 8 * 4096 + 100);
   assert.equal(Number(byName.get('sealed')!.seals), 0x8 | 0x1); // F_SEAL_WRITE | F_SEAL_SEAL
   assert.equal(Number(byName.get('future')!.seals), 0x10); // F_SEAL_FUTURE_WRITE

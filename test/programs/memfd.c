@@ -8,12 +8,14 @@
  *   D "mapped only", mapped MAP_SHARED, no fd left; the child shares it.
  *   E "future", a writable shared mapping, then sealed FUTURE_WRITE: the mapping
  *     still writes, the fd no longer does.
+ *   F "in flight", only in a unix socket queue (SCM_RIGHTS), sealed GROW.
  * After restore every piece is checked, and writes through one mapping must show
  * through the fd and in the child's mapping (one object, not copies).
  * SIGUSR2: change a byte of A through the fd first (FAIL). */
 #include "common.h"
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -121,6 +123,26 @@ int main(int argc, char **argv)
 	MUST(fcntl(e, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) == 0);
 	strcpy((char *)emap, "written through the mapping");
 
+	/* F: no fd left but the one in flight. */
+	int fm, carrier[2];
+	MUST((fm = memfd_create("in flight", MFD_ALLOW_SEALING)) >= 0);
+	MUST(write(fm, "carried", 7) == 7);
+	MUST(fcntl(fm, F_ADD_SEALS, F_SEAL_GROW) == 0);
+	MUST(socketpair(AF_UNIX, SOCK_DGRAM, 0, carrier) == 0);
+	{
+		char cbuf[CMSG_SPACE(sizeof(int))];
+		struct iovec iov = { "F", 1 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
+
+		ch->cmsg_level = SOL_SOCKET;
+		ch->cmsg_type = SCM_RIGHTS;
+		ch->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(ch), &fm, sizeof(int));
+		MUST(sendmsg(carrier[0], &mh, 0) == 1);
+	}
+	close(fm);
+
 	/* The child shares D's mapping and A's fds; it answers one command after restore. */
 	MUST(pipe(cmd) == 0 && pipe(res) == 0);
 	child = fork();
@@ -210,6 +232,25 @@ int main(int argc, char **argv)
 		failf("E: a write through the mapping does not show through the fd");
 	if (pwrite(e, "x", 1, 0) >= 0 || errno != EPERM)
 		failf("E: a write through the fd was not refused");
+
+	/* F: out of the socket queue. */
+	{
+		char cbuf[CMSG_SPACE(sizeof(int))], m[8];
+		struct iovec iov = { m, sizeof(m) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		int got_fd = -1;
+
+		if (recvmsg(carrier[1], &mh, MSG_DONTWAIT) != 1 || !CMSG_FIRSTHDR(&mh))
+			failf("F: the memfd in flight is gone");
+		else {
+			memcpy(&got_fd, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof(int));
+			check_link(got_fd, "/memfd:in flight (deleted)");
+			if (pread(got_fd, m, 7, 0) != 7 || memcmp(m, "carried", 7))
+				failf("F: holds \"%.7s\"", m);
+			if (fcntl(got_fd, F_GET_SEALS) != F_SEAL_GROW)
+				failf("F: seals %#x", fcntl(got_fd, F_GET_SEALS));
+		}
+	}
 
 	/* The child: the same D and A, both ways. */
 	strcpy((char *)dmap, "parent wrote it!");

@@ -45,19 +45,22 @@ function inodeOf(src: MemfdSource, files: FileTable): number {
   }
   let name = src.link.slice(PREFIX.length);
   if (name.endsWith(DELETED)) name = name.slice(0, -DELETED.length);
+  // Kept open until the contents are written at the end of the dump (an fd in flight
+  // in a socket queue has no /proc path that lasts).
   const fd = openSync(src.proc, O.RDONLY | O.CLOEXEC);
   let seals: number;
   try {
     seals = syscall('fcntl(F_GET_SEALS)', NR.fcntl, fd, F.GET_SEALS);
-  } finally {
+  } catch (e) {
     closeSync(fd);
+    throw e;
   }
   const entry = create(MemfdInodeEntrySchema, {
     // shmid: the inode number, as for shared anonymous memory (pagemap-shmem-INO.img).
     name, uid: src.st.uid, gid: src.st.gid, size: BigInt(src.st.size), shmid: src.st.ino, seals,
     inodeId: BigInt(files.memfdInodes.size + 1), mode: src.st.mode,
   });
-  files.memfdInodes.set(key, { entry, source: src.proc });
+  files.memfdInodes.set(key, { entry, fd });
   return Number(entry.inodeId);
 }
 
@@ -114,48 +117,49 @@ function dataRuns(fd: number, size: number): Array<[number, number]> {
 }
 
 /**
- * Write memfd.img and every memfd's contents (read through /proc while the tree is
- * still frozen). Returns the number of pages written.
+ * Write memfd.img and every memfd's contents (through cryo's fd of each, taken when
+ * it was first seen). Returns the number of pages written.
  */
 export function writeMemfds(dir: ImageDir, files: FileTable, newPagesId: () => number): number {
   if (files.memfdInodes.size === 0) return 0;
   let written = 0;
   const buf = Buffer.alloc(CHUNK);
-  for (const { entry, source } of files.memfdInodes.values()) {
+  for (const { entry, fd } of files.memfdInodes.values()) {
     const size = Number(entry.size);
     if (size === 0) continue; // CRIU writes no pagemap for an empty one
-    const fd = openSync(source, O.RDONLY | O.CLOEXEC);
+    const runs = dataRuns(fd, size);
+    const pagesId = newPagesId();
+    const out = dir.openPages(pagesId, 'w');
     try {
-      const runs = dataRuns(fd, size);
-      const pagesId = newPagesId();
-      const out = dir.openPages(pagesId, 'w');
-      try {
-        for (const [first, n] of runs) {
-          for (let off = first * PAGE_SIZE, left = n * PAGE_SIZE; left > 0; ) {
-            const len = Math.min(left, CHUNK);
-            const got = readSync(fd, buf, 0, len, off);
-            buf.fill(0, got, len); // the tail of the last page, past the end of the file
-            writeSync(out, buf, 0, len);
-            off += len;
-            left -= len;
-          }
-          written += n;
+      for (const [first, n] of runs) {
+        for (let off = first * PAGE_SIZE, left = n * PAGE_SIZE; left > 0; ) {
+          const len = Math.min(left, CHUNK);
+          const got = readSync(fd, buf, 0, len, off);
+          buf.fill(0, got, len); // the tail of the last page, past the end of the file
+          writeSync(out, buf, 0, len);
+          off += len;
+          left -= len;
         }
-      } finally {
-        closeSync(out);
+        written += n;
       }
-      dir.write('shmemPagemap', [
-        create(PagemapHeadSchema, { pagesId }),
-        ...runs.map(([first, n]) => create(PagemapEntrySchema, {
-          vaddr: BigInt(first * PAGE_SIZE), compatNrPages: 0, nrPages: BigInt(n), flags: PE_PRESENT,
-        })),
-      ], entry.shmid);
     } finally {
-      closeSync(fd);
+      closeSync(out);
     }
+    dir.write('shmemPagemap', [
+      create(PagemapHeadSchema, { pagesId }),
+      ...runs.map(([first, n]) => create(PagemapEntrySchema, {
+        vaddr: BigInt(first * PAGE_SIZE), compatNrPages: 0, nrPages: BigInt(n), flags: PE_PRESENT,
+      })),
+    ], entry.shmid);
   }
   dir.write('memfdInode', [...files.memfdInodes.values()].map((m) => m.entry));
   return written;
+}
+
+/** Close cryo's fds of the memfds seen (after writeMemfds, or when the dump failed). */
+export function closeMemfds(files: FileTable): void {
+  for (const m of files.memfdInodes.values()) closeSync(m.fd);
+  files.memfdInodes.clear();
 }
 
 // ---- restore side ----

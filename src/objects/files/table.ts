@@ -32,8 +32,8 @@ export class FileTable {
   readonly remaps: RemapFilePathEntry[] = [];
   /** link_remap.N files this dump made (--link-remap): removed again if the dump fails. */
   readonly linkRemaps: string[] = [];
-  /** memfd.img: one entry per memfd inode ("dev:ino"), with a /proc path its contents are read from. */
-  readonly memfdInodes = new Map<string, { entry: MemfdInodeEntry; source: string }>();
+  /** memfd.img: one entry per memfd inode ("dev:ino"), with cryo's fd to read its contents through. */
+  readonly memfdInodes = new Map<string, { entry: MemfdInodeEntry; fd: number }>();
   /** filelocks.img entries, and the locks already recorded (a lock shows on every fd of its file). */
   readonly locks: FileLockEntry[] = [];
   readonly locksSeen = new Set<string>();
