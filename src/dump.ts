@@ -1,17 +1,18 @@
 // The dump pipeline: freeze the tree, write every image, then kill or resume it.
 // Any failure before the end puts every task back exactly as it was.
-import { accessSync, constants as fsc, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsc, existsSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
   ImageDir, create, PstreeEntrySchema, InventoryEntrySchema, StatsEntrySchema, DumpStatsEntrySchema,
-  Lsmtype, SeccompEntrySchema, PipeDataEntrySchema, RemapFilePathEntrySchema, RemapType, type TaskKobjIdsEntry,
+  Lsmtype, SeccompEntrySchema, PipeDataEntrySchema, type TaskKobjIdsEntry,
 } from './images/index.js';
 import { FileTable } from './objects/files/table.js';
 import { runAction } from './actions.js';
 import { finishUnix } from './objects/files/unix.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
 import { finishTtys } from './objects/files/tty.js';
+import { writeMemfds, closeMemfds } from './objects/files/memfd.js';
 import { SeccompTable } from './objects/seccomp.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
 import { dumpTask, dumpZombie, taskIds, type DumpState } from './dump/task.js';
@@ -75,12 +76,10 @@ export async function runDump(ctx: Context): Promise<number> {
     if (st.files.pipeData.length) dir.write('pipesData', pipeData(st.files.pipeData));
     if (st.files.fifoData.length) dir.write('fifoData', pipeData(st.files.fifoData));
     if (st.files.locks.length) dir.write('fileLocks', st.files.locks);
-    if (st.files.ghosts.length) {
-      dir.write('remapFpath', st.files.ghosts.map((g) => create(RemapFilePathEntrySchema, {
-        origId: g.origId, remapId: g.remapId, remapType: RemapType.GHOST,
-      })));
-      for (const g of st.files.ghosts) dir.write('ghostFile', [{ msg: g.head, extra: g.data }], g.remapId);
-    }
+    if (st.files.remaps.length) dir.write('remapFpath', st.files.remaps);
+    for (const g of st.files.ghostFiles.values()) dir.write('ghostFile', [{ msg: g.head, extra: g.data }], g.remapId);
+    st.stats.pagesWritten += BigInt(writeMemfds(dir, st.files, () => st.nextPagesId++));
+    closeMemfds(st.files);
     // CRIU writes it on pre-dump; cryo, which has none, for the next dump.
     saveIrmapCache(workDir, irmap);
     if (st.seccomp.filters.length) dir.write('seccomp', [create(SeccompEntrySchema, { seccompFilters: st.seccomp.filters })]);
@@ -100,6 +99,8 @@ export async function runDump(ctx: Context): Promise<number> {
   } catch (e) {
     const gone = tasks.find((t) => t.stat.state !== 'Z' && !alive(t.pid));
     thawTree(tasks, log);
+    removeLinkRemaps(st.files);
+    closeMemfds(st.files);
     dir.close();
     if (gone) throw new CryoError(`dump failed: task ${gone.pid} (${gone.stat.comm}) died during the dump; the other tasks were resumed`);
     if (e instanceof TaskGoneError) throw new CryoError(`dump failed: ${e.message}`);
@@ -113,6 +114,17 @@ export async function runDump(ctx: Context): Promise<number> {
   }
   log.info(`dumped tree of ${tasks.length} task(s) rooted at ${root} in ${(performance.now() - tStart).toFixed(1)} ms`);
   return 0;
+}
+
+/** A failed dump takes back the link_remap.N links it made (--link-remap). */
+function removeLinkRemaps(files: FileTable): void {
+  for (const p of files.linkRemaps) {
+    try {
+      unlinkSync(p);
+    } catch {
+      /* already gone */
+    }
+  }
 }
 
 /** Is `pid` still a live task (not gone, not a zombie)? */

@@ -5,7 +5,8 @@ import { closeSync, existsSync, fstatSync, statSync, writeFileSync } from 'node:
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
-  ImageDir, ImageError, TASK_ZOMBIE, TASK_STOPPED, VMA_ANON_SHARED, RemapType, type GhostFileEntry, type FileLockEntry,
+  ImageDir, ImageError, TASK_ZOMBIE, TASK_STOPPED, VMA_ANON_SHARED, RemapType, type FileLockEntry,
+  type MemfdInodeEntry,
   type PstreeEntry, type FileEntry, type SkPacketEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
 import { CLONE, NR, SIG, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
@@ -22,6 +23,8 @@ import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
 import { runAction } from './actions.js';
 import { execCommand } from './sys/exec.js';
+import { Remaps, readGhostImage, remapOf } from './objects/files/remap.js';
+import { MemfdInodes, type ShmemContents } from './objects/files/memfd.js';
 import {
   restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
   type TaskImages, type RestoreShared, type Handles,
@@ -34,7 +37,9 @@ interface Loaded {
   tasks: TaskImages[];
   pipeData: Map<number, { data: Uint8Array; size: number }>;
   fifoData: Map<number, { data: Uint8Array; size: number }>;
-  ghosts: Map<number, Ghost>;
+  remaps: Remaps;
+  memfdInodes: MemfdInodeEntry[];
+  memfdContents: Map<number, ShmemContents>;
   locks: FileLockEntry[];
   seccomp: SeccompFilter[];
   files: Map<number, FileEntry>;
@@ -84,14 +89,21 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
     }
     return m;
   };
-  // Deleted files: remap-fpath.img points each reg-file entry at its ghost-file image.
+  // Deleted files: remap-fpath.img points reg-file entries at ghost files or links.
+  const remapEntries = (dir.tryRead('remapFpath') ?? []).map(remapOf);
   const ghosts = new Map<number, Ghost>();
-  for (const r of dir.tryRead('remapFpath') ?? []) {
-    if (r.remapType !== RemapType.GHOST) throw new CryoError(`remap-fpath.img: remap type ${RemapType[r.remapType]} is not supported yet`);
-    const [head, ...chunks] = dir.readEntries('ghostFile', r.remapId);
-    const h = head!.msg as GhostFileEntry;
-    if (h.chunks || chunks.length) throw new CryoError(`${dir.fileName('ghostFile', r.remapId)}: chunked ghost files are not supported yet`);
-    ghosts.set(r.origId, { data: head!.extra ?? new Uint8Array(), mode: h.mode, uid: h.uid, gid: h.gid });
+  for (const r of remapEntries) {
+    if (r.remapType === RemapType.GHOST && !ghosts.has(r.remapId)) ghosts.set(r.remapId, readGhostImage(dir, r.remapId));
+  }
+  const remaps = new Remaps(remapEntries, ghosts, files);
+  // memfds: their inodes, and the contents of each as shared memory.
+  const memfdInodes = dir.tryRead('memfdInode') ?? [];
+  const memfdContents = new Map<number, ShmemContents>();
+  for (const m of memfdInodes) {
+    if (m.hugetlbFlag) throw new CryoError(`memfd.img: memfd:${m.name} is a hugetlb memfd, which cryo does not support yet`);
+    if (!dir.exists('shmemPagemap', m.shmid)) continue;
+    const [h, ...runs] = dir.read('shmemPagemap', m.shmid);
+    memfdContents.set(m.shmid, { pagesId: (h as { pagesId: number }).pagesId, runs: runs as PagemapEntry[] });
   }
   const locks = dir.tryRead('fileLocks') ?? [];
   const skQueues = new Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>();
@@ -101,7 +113,10 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
     l.push({ msg: m, data: extra ?? new Uint8Array() });
     skQueues.set(m.idFor, l);
   }
-  return { tasks, files, ttyInfos, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), ghosts, locks, skQueues };
+  return {
+    tasks, files, ttyInfos, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), remaps, locks,
+    memfdInodes, memfdContents, skQueues,
+  };
 }
 
 /** Close every fd cryo held for the restore (never the --inherit-fd ones: they are the caller's). */
@@ -109,6 +124,7 @@ function closeHeld(sh: RestoreShared, pagesFds: Map<number, number>): void {
   const pipes = new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]));
   const ptys = [...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]);
   for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...pipes, ...ptys, ...sh.unix.fds.values()]) closeSync(fd);
+  sh.memfds.close();
 }
 
 /** `cryo restore`: returns the process exit code. */
@@ -175,7 +191,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     shellJob: opts.shellJob,
     pipeData: loaded.pipeData,
     fifoData: loaded.fifoData,
-    ghosts: loaded.ghosts,
+    remaps: loaded.remaps,
+    memfds: new MemfdInodes(loaded.memfdInodes, loaded.memfdContents, (id) => sh.pagesFd(id)),
     hostPid: (vpid) => rems.get(vpid)?.pid ?? vpid,
     pipeEnds: new Map(),
     unix: { queues: loaded.skQueues, extUnixSk: opts.extUnixSk, fds: new Map() },
@@ -250,6 +267,9 @@ export function restoreTree(ctx: Context): { rootPid: number } {
         finals.push({ rem: x.rem, regs: entryToGpregs(ti.gpregs!), mask, xstate: entryToXstate(ti.fpregs!, readXstate(x.rem.pid)) });
       }
     }
+    // Every mapping and fd is in place: seal the memfds, drop the ghost files and links.
+    sh.memfds.applySeals();
+    sh.remaps.cleanup(true);
     const rootHost = root0.rem.pid; // the pid file and wait use cryo's view, as CRIU's
     runAction(ctx, 'post-restore', { rootPid: rootHost });
     for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate);
@@ -264,6 +284,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     }
   } catch (e) {
     for (const pid of [...created].reverse()) killAndReap(pid);
+    sh.remaps.cleanup(false);
     closeHeld(sh, pagesFds);
     dir.close();
     if (e instanceof RemoteError || e instanceof TaskGoneError) throw new CryoError(`restore failed: ${e.message}`);

@@ -22,6 +22,9 @@ import { dumpSeccomp, type SeccompTable } from '../objects/seccomp.js';
 import { dumpFds } from '../objects/files/fds.js';
 import type { FileTable } from '../objects/files/table.js';
 import type { Irmap } from '../objects/files/irmap.js';
+import type { DumpFilesEnv } from '../objects/files/kind.js';
+import { dumpRegFile } from '../objects/files/reg.js';
+import { isMemfdLink } from '../objects/files/memfd.js';
 import { takeRemote, takeThreadRemote, type FrozenTask } from './freeze.js';
 
 /** State shared by all tasks of one dump. */
@@ -190,10 +193,11 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   }
 
   // Files first: the page transfer below briefly adds fds of ours to the task.
-  const fdinfos = dumpFds(pid, {
-    files: st.files, shellJob: ctx.opts.shellJob, external: ctx.opts.external, ghostLimit: ctx.opts.ghostLimit, fileLocks: ctx.opts.fileLocks, vpid: t.ns.pid,
-    forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap,
-  });
+  const env: Omit<DumpFilesEnv, 'dumpOwn'> = {
+    files: st.files, shellJob: ctx.opts.shellJob, external: ctx.opts.external, ghostLimit: ctx.opts.ghostLimit,
+    linkRemap: ctx.opts.linkRemap, fileLocks: ctx.opts.fileLocks, vpid: t.ns.pid, forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap,
+  };
+  const fdinfos = dumpFds(pid, env);
   st.dir.write('fdinfo', fdinfos, ids.filesId);
   const cwd = readlinkSync(`/proc/${pid}/cwd`);
   const root = readlinkSync(`/proc/${pid}/root`);
@@ -204,11 +208,13 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
 
   // Memory.
   const heap = { start: stat.startBrk, end: brk };
-  const vmaList = vmaEntries(pid, vmas.filter((v) => v.name !== '[vsyscall]'), st.files, heap);
+  const vmaList = vmaEntries(pid, vmas.filter((v) => v.name !== '[vsyscall]'), env, heap);
   const exe = readlinkSync(`/proc/${pid}/exe`);
-  if (exe.endsWith(' (deleted)')) throw new CryoError(`task ${pid}: its executable ${exe} was deleted, which cryo does not support yet`);
+  if (isMemfdLink(exe)) throw new CryoError(`task ${pid}: its executable is the memfd ${exe}, which cryo does not support yet`);
   const exeSt = statSync(`/proc/${pid}/exe`);
-  const exeId = st.files.addReg({ flags: O.RDONLY, pos: 0n, name: exe, size: BigInt(exeSt.size), mode: exeSt.mode }, `map:${exeSt.dev}:${exeSt.ino}:0`);
+  // Shared with the mappings of the executable (a deleted one gets its ghost file there).
+  const exeId = dumpRegFile({ pid, proc: `/proc/${pid}/exe`, link: exe, st: exeSt, what: 'its executable' },
+    { flags: O.RDONLY, pos: 0n }, env, `map:${exeSt.dev}:${exeSt.ino}:${O.RDONLY}`);
   const auxvRaw = readFileSync(`/proc/${pid}/auxv`);
   const auxv: bigint[] = [];
   for (let i = 0; i + 8 <= auxvRaw.length; i += 8) auxv.push(auxvRaw.readBigUInt64LE(i));

@@ -2,14 +2,16 @@
 // mm-PID.img (mm_entry with vma_entry list).
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { parseMaps, type Vma } from '../proc/maps.js';
-import { MAP, PROT, MADV, MREMAP, O, NR, PR, AT_FDCWD, PR_SET_MM_MAP } from '../sys/index.js';
+import { MAP, PROT, MADV, MREMAP, O, NR, PR, PR_SET_MM_MAP } from '../sys/index.js';
 import type { Remote } from '../tracer/remote.js';
 import {
   create, VmaEntrySchema, type VmaEntry, type MmEntry,
   VMA_AREA_REGULAR, VMA_AREA_STACK, VMA_AREA_VSYSCALL, VMA_AREA_VDSO, VMA_AREA_VVAR,
-  VMA_AREA_HEAP, VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_ANON_SHARED, VMA_ANON_PRIVATE,
+  VMA_AREA_HEAP, VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_ANON_SHARED, VMA_ANON_PRIVATE, VMA_AREA_MEMFD,
 } from '../images/index.js';
-import type { FileTable } from './files/table.js';
+import type { RegDumpEnv } from './files/kind.js';
+import { dumpRegFile } from './files/reg.js';
+import { dumpMemfdMapping, isMemfdLink } from './files/memfd.js';
 import { CryoError } from '../context.js';
 
 const VMFLAG_MAP: Record<string, number> = { gd: MAP.GROWSDOWN, lo: MAP.LOCKED, nr: MAP.NORESERVE };
@@ -28,10 +30,11 @@ function protOf(perms: string): number {
 
 /**
  * Turn the parsed VMAs of a task into CRIU vma_entry messages. File-backed VMAs get
- * a reg-file entry in `files` (shmid is its id). [vvar] and [vvar_vclock] are
+ * a reg-file (or memfd) entry in `env.files` (shmid is its id); deleted files get
+ * their remap (ghost file or link). [vvar] and [vvar_vclock] are
  * merged into one VMA_AREA_VVAR entry, as CRIU does.
  */
-export function vmaEntries(pid: number, vmas: Vma[], files: FileTable, heap: { start: bigint; end: bigint }): VmaEntry[] {
+export function vmaEntries(pid: number, vmas: Vma[], env: RegDumpEnv, heap: { start: bigint; end: bigint }): VmaEntry[] {
   const out: VmaEntry[] = [];
   for (const v of vmas) {
     const prot = protOf(v.perms);
@@ -78,16 +81,18 @@ export function vmaEntries(pid: number, vmas: Vma[], files: FileTable, heap: { s
         e.status = VMA_AREA_REGULAR | VMA_ANON_PRIVATE;
       } else {
         if (!st.isFile()) throw new CryoError(`task ${pid}: mapping of ${v.name} is not a regular file`);
-        if (v.name.endsWith(' (deleted)')) {
-          throw new CryoError(`task ${pid}: maps the deleted file ${v.name}, which cryo does not support yet`);
-        }
         const link = readlinkSync(mapPath);
-        e.status = VMA_AREA_REGULAR | (shared ? VMA_FILE_SHARED : VMA_FILE_PRIVATE);
-        const mode = statSync(mapPath).mode;
         // The fd must allow writing only for shared writable mappings.
         const fdflags = shared && prot & PROT.WRITE ? O.RDWR : O.RDONLY;
         e.fdflags = fdflags;
-        e.shmid = BigInt(files.addReg({ flags: fdflags, pos: 0n, name: link, size: BigInt(st.size), mode }, `map:${st.dev}:${st.ino}:${fdflags}`));
+        e.status = VMA_AREA_REGULAR | (shared ? VMA_FILE_SHARED : VMA_FILE_PRIVATE);
+        const src = { pid, proc: mapPath, link, st, what: `the mapping at 0x${v.start.toString(16)}` };
+        if (isMemfdLink(link)) {
+          e.status |= VMA_AREA_MEMFD;
+          e.shmid = BigInt(dumpMemfdMapping(src, fdflags, env.files));
+        } else {
+          e.shmid = BigInt(dumpRegFile(src, { flags: fdflags, pos: 0n }, env, `map:${st.dev}:${st.ino}:${fdflags}`));
+        }
       }
     } else if (shared) {
       e.flags |= MAP.ANONYMOUS;
@@ -179,9 +184,10 @@ export function moveVdso(rem: Remote, current: Vma[], mm: MmEntry, tmp: bigint):
   return wantVdso.start - curVdso.start;
 }
 
-/** Map every dumped VMA (except vdso/vvar/vsyscall) at its address. Returns the
- * VMAs that were mapped writable only to be filled, for fixProtections(). */
-export function mapVmas(rem: Remote, mm: MmEntry, fileName: (id: number) => string, shmemFd: (v: VmaEntry) => bigint | null): VmaEntry[] {
+/** Map every dumped VMA (except vdso/vvar/vsyscall) at its address. `fileFd` opens
+ * the file of a file mapping in the task (closed again here). Returns the VMAs that
+ * were mapped writable only to be filled, for fixProtections(). */
+export function mapVmas(rem: Remote, mm: MmEntry, fileFd: (v: VmaEntry) => bigint, shmemFd: (v: VmaEntry) => bigint | null): VmaEntry[] {
   const needFix: VmaEntry[] = [];
   for (const v of mm.vmas) {
     if (v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)) continue;
@@ -201,9 +207,7 @@ export function mapVmas(rem: Remote, mm: MmEntry, fileName: (id: number) => stri
     let fd = -1n;
     let closeFd = false;
     if (v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) {
-      const path = fileName(Number(v.shmid));
-      const pathAddr = rem.put(Buffer.from(path + '\0'));
-      fd = rem.call(`open(${path})`, NR.openat, AT_FDCWD, pathAddr, v.fdflags ?? O.RDONLY, 0);
+      fd = fileFd(v);
       closeFd = true;
       flags &= ~MAP.ANONYMOUS;
     } else if (v.status & VMA_ANON_SHARED) {

@@ -1,6 +1,6 @@
 // Rebuilding one task inside a stopped copy of the seed: address space, memory
 // contents, files, and per-task state. Registers and detach come last (restore.ts).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { NR, PR, O, F, AT_FDCWD, FD_CLOEXEC } from '../sys/index.js';
 import {
   PE_PARENT, PE_LAZY, VMA_ANON_SHARED, isFieldSet, PagemapEntrySchema,
@@ -77,13 +77,8 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
   const delta = moveVdso(rem, current, mm, tmp);
   rem.syscallIp += delta;
 
-  const fileName = (id: number) => {
-    const f = sh.files.get(id);
-    if (!f?.reg) throw new Error(`mapped file id ${id} is missing from files.img`);
-    return f.reg.name;
-  };
   const t0 = performance.now();
-  const needFix = mapVmas(rem, mm, fileName, () => null);
+  const needFix = mapVmas(rem, mm, (v) => taskFileFd(rem, Number(v.shmid), v.fdflags ?? O.RDONLY, sh, h), () => null);
   const t1 = performance.now();
   if (img.pagemap && img.pagemap.runs.length) {
     const fd = sh.pagesFd(img.pagemap.pagesId);
@@ -113,14 +108,40 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
   }
   fixProtections(rem, needFix);
 
-  const exe = fileName(mm.exeFileId);
-  const exeFd = rem.call(`open(${exe})`, NR.openat, AT_FDCWD, rem.put(Buffer.from(exe + '\0')), O.RDONLY | O.CLOEXEC, 0);
+  const exeFd = taskFileFd(rem, mm.exeFileId, O.RDONLY, sh, h);
   try {
     setMmMap(rem, mm, exeFd);
   } finally {
     rem.call('close', NR.close, exeFd);
   }
   if (mm.thpDisabled) rem.call('prctl(PR_SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, 1, 0, 0, 0);
+}
+
+/**
+ * Open file `id` of files.img in the task for a mapping or the exe link; the caller
+ * closes it. A plain file the task opens by its name; memfds and deleted files
+ * (ghost files, link remaps) are opened by cryo and handed over, so that every
+ * mapping and fd of them reaches the one file.
+ */
+function taskFileFd(rem: Remote, id: number, flags: number, sh: RestoreShared, h: Handles): bigint {
+  const fe = sh.files.get(id);
+  if (!fe) throw new Error(`mapped file id ${id} is missing from files.img`);
+  let cfd: number;
+  if (fe.memfd) {
+    cfd = sh.memfds.open(fe.memfd, true);
+  } else if (fe.reg && sh.remaps.has(id)) {
+    cfd = sh.remaps.open(id, fe.reg.name, (flags & ~(O.CREAT | O.TRUNC | O.EXCL)) | O.CLOEXEC);
+  } else if (fe.reg) {
+    const name = fe.reg.name;
+    return rem.call(`open(${name})`, NR.openat, AT_FDCWD, rem.put(Buffer.from(name + '\0')), flags | O.CLOEXEC, 0);
+  } else {
+    throw new Error(`mapped file id ${id} is neither a regular file nor a memfd`);
+  }
+  try {
+    return rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, cfd, 0);
+  } finally {
+    closeSync(cfd);
+  }
 }
 
 /**

@@ -15,7 +15,7 @@ export const NR = {
   tkill: 200, futex: 202, set_thread_area: 205, get_thread_area: 211, set_tid_address: 218,
   restart_syscall: 219, timer_create: 222, timer_settime: 223, timer_gettime: 224,
   timer_getoverrun: 225, timer_delete: 226, exit_group: 231, epoll_ctl: 233, tgkill: 234,
-  inotify_add_watch: 254, inotify_rm_watch: 255, openat: 257, set_robust_list: 273,
+  inotify_add_watch: 254, inotify_rm_watch: 255, openat: 257, linkat: 265, set_robust_list: 273,
   get_robust_list: 274, tee: 276, timerfd_create: 283, timerfd_settime: 286, signalfd4: 289,
   eventfd2: 290, epoll_create1: 291, dup3: 292, pipe2: 293, inotify_init1: 294, preadv: 295,
   pwritev: 296, rt_tgsigqueueinfo: 297, fanotify_init: 300, fanotify_mark: 301, prlimit64: 302,
@@ -74,7 +74,18 @@ export const O = {
   CLOEXEC: 0o2000000, PATH: 0o10000000, LARGEFILE: 0o100000,
 } as const;
 export const AT_FDCWD = -100;
-export const F = { DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032 } as const;
+export const AT_SYMLINK_FOLLOW = 0x400;
+export const F = {
+  DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032,
+  ADD_SEALS: 1033, GET_SEALS: 1034,
+} as const;
+/** memfd seals (fcntl F_ADD_SEALS / F_GET_SEALS). */
+export const F_SEAL = { SEAL: 0x1, SHRINK: 0x2, GROW: 0x4, WRITE: 0x8, FUTURE_WRITE: 0x10, EXEC: 0x20 } as const;
+/** memfd_create flags. */
+export const MFD = { CLOEXEC: 0x1, ALLOW_SEALING: 0x2, HUGETLB: 0x4 } as const;
+/** lseek whence values beyond SET/CUR/END: the next data or hole from an offset. */
+export const SEEK_DATA = 3;
+export const SEEK_HOLE = 4;
 export const FD_CLOEXEC = 1;
 
 /** fanotify_init() flags (FAN_CLASS_*, FAN_REPORT_* pass through) and fanotify_mark() flags. */

@@ -18,14 +18,14 @@ import { inotify } from './inotify.js';
 import { fanotify } from './fanotify.js';
 import { pidfd } from './pidfd.js';
 import { unixsk } from './unix.js';
+import { memfd } from './memfd.js';
 import { parseLocks } from './locks.js';
 import type { Remote } from '../../tracer/remote.js';
 
-const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, fanotify, pidfd, unixsk];
+const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, fanotify, pidfd, unixsk, memfd];
 
 function kindName(st: Stats, link: string): string {
   if (st.isFIFO()) return 'pipe';
-  if (link.startsWith('/memfd:')) return 'memfd';
   if (st.isSocket()) return 'socket';
   if (st.isCharacterDevice()) return isTty(st.rdev) ? 'terminal' : `character device ${link}`;
   if (st.isBlockDevice()) return 'block device';

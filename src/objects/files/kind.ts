@@ -6,6 +6,8 @@ import type { FileTable } from './table.js';
 import type { Remote } from '../../tracer/remote.js';
 import type { UnixRestore } from './unix-restore.js';
 import type { Irmap } from './irmap.js';
+import type { Remaps } from './remap.js';
+import type { MemfdInodes } from './memfd.js';
 
 export interface FdProbe {
   pid: number;
@@ -27,6 +29,8 @@ export interface DumpFilesEnv {
   external: readonly string[];
   /** --ghost-limit: the largest deleted file whose contents go into the images. */
   ghostLimit: number;
+  /** --link-remap: a file deleted but still linked elsewhere is kept by a link_remap.N link. */
+  linkRemap: boolean;
   /** --file-locks: locks are dumped; without it a held lock fails the dump. */
   fileLocks: boolean;
   /** The task's pid in its own pid namespace (lock owners are written so). */
@@ -39,12 +43,18 @@ export interface DumpFilesEnv {
   irmap: Irmap;
 }
 
-/** A deleted file to recreate (ghost-file image), by the id of its reg-file entry. */
+/** What recording a regular file (of an fd or a mapping) needs of the dump. */
+export type RegDumpEnv = Pick<DumpFilesEnv, 'files' | 'ghostLimit' | 'linkRemap'>;
+
+/** A deleted file to recreate (ghost-file image), by its remap id. */
 export interface Ghost {
   data: Uint8Array;
   mode: number;
   uid: number;
   gid: number;
+  /** Access and modification times, in seconds, when the image has them. */
+  atime?: number;
+  mtime?: number;
 }
 
 export interface RestoreFilesEnv {
@@ -55,8 +65,10 @@ export interface RestoreFilesEnv {
   pipeData: Map<number, { data: Uint8Array; size: number }>;
   /** Our pid of a task of the tree, by its pid in its own namespace (pidfds name them so). */
   hostPid(vpid: number): number;
-  /** Deleted files: their contents and owner, by reg-file id. */
-  ghosts: Map<number, Ghost>;
+  /** Deleted files (ghost files, link remaps): how to open them, by reg-file id. */
+  remaps: Remaps;
+  /** memfd inodes (memfd.img) and their contents. */
+  memfds: MemfdInodes;
   /** fifo-data.img, likewise. */
   fifoData: Map<number, { data: Uint8Array; size: number }>;
   /** Unix sockets: queues, options, and the sockets once built. */

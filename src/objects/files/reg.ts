@@ -1,12 +1,17 @@
 // Regular files, directories and the memory character devices (/dev/null, zero...).
-import { openSync, closeSync, statSync, readFileSync, writeSync, fchownSync, unlinkSync } from 'node:fs';
+// Files deleted while open or mapped are recorded here too, as CRIU does: a file
+// nobody can reach any more (no link left) gets its contents saved in a ghost file,
+// one still linked elsewhere gets a link_remap.N link next to where it was
+// (--link-remap). Both are tied to the file's entry by remap-fpath.img.
+import { openSync, closeSync, statSync, readFileSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
-import { create, FdTypes, GhostFileEntrySchema, type FileEntry } from '../../images/index.js';
-import { O, NR, syscall } from '../../sys/index.js';
+import { create, FdTypes, GhostFileEntrySchema, RemapFilePathEntrySchema, RemapType, TimevalSchema, type FileEntry } from '../../images/index.js';
+import { O, NR, AT_FDCWD, AT_SYMLINK_FOLLOW, SysError, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { major, type DumpFilesEnv, type FdKind, type FdProbe, type Ghost } from './kind.js';
+import { major, type RegDumpEnv, type FdKind } from './kind.js';
 
 const MEM_MAJOR = 1;
+const DELETED = ' (deleted)';
 
 export const regular: FdKind = {
   name: 'regular file',
@@ -15,27 +20,25 @@ export const regular: FdKind = {
   match: (p) =>
     ((p.st.isFile() && !p.link.startsWith('/memfd:')) || p.st.isDirectory() || (p.st.isCharacterDevice() && major(p.st.rdev) === MEM_MAJOR)),
   dump(p, env) {
-    if (p.link.endsWith(' (deleted)')) return dumpGhost(p, env);
-    return env.files.addReg({
-      flags: p.info.flags & ~O.CLOEXEC,
-      pos: p.info.pos,
-      name: p.link,
-      size: BigInt(p.st.size),
-      mode: p.st.mode,
-      mntId: p.info.mntId,
-    });
+    return dumpRegFile(
+      { pid: p.pid, proc: `/proc/${p.pid}/fd/${p.fd}`, link: p.link, st: p.st, what: `fd ${p.fd}` },
+      { flags: p.info.flags & ~O.CLOEXEC, pos: p.info.pos, mntId: p.info.mntId },
+      env,
+    );
   },
   open(fe: FileEntry, env) {
     const r = fe.reg;
     if (!r) throw new CryoError(`file id ${fe.id}: regular file entry without its reg field`);
-    const ghost = env.ghosts.get(fe.id);
-    if (ghost) return openGhost(fe.id, r.name, r.flags, r.pos, ghost);
     const flags = r.flags & ~(O.CREAT | O.TRUNC | O.EXCL | O.CLOEXEC);
     let fd: number;
-    try {
-      fd = openSync(r.name, flags | O.CLOEXEC);
-    } catch (e) {
-      throw new CryoError(`cannot open ${r.name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    if (env.remaps.has(fe.id)) {
+      fd = env.remaps.open(fe.id, r.name, flags | O.CLOEXEC);
+    } else {
+      try {
+        fd = openSync(r.name, flags | O.CLOEXEC);
+      } catch (e) {
+        throw new CryoError(`cannot open ${r.name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
     }
     if (r.size !== undefined && !(r.flags & O.APPEND)) {
       // A file shorter than the saved position has changed under us: refuse it.
@@ -52,50 +55,106 @@ export const regular: FdKind = {
   inheritKey: (fe) => fe.reg?.name.replace(/^\//, ''),
 };
 
-/**
- * A file deleted while open ("ghost"): its contents go into the images (up to
- * --ghost-limit, as CRIU), and a remap entry ties the fd's entry to them.
- */
-function dumpGhost(p: FdProbe, env: DumpFilesEnv): number {
-  if (!p.st.isFile()) throw new CryoError(`task ${p.pid}: fd ${p.fd} is the deleted ${p.link}, which cryo does not support yet`);
-  if (p.st.size > env.ghostLimit) {
-    throw new CryoError(`task ${p.pid}: fd ${p.fd} is a deleted file of ${p.st.size} bytes, more than --ghost-limit ${env.ghostLimit}`);
-  }
-  // The /proc link still opens the file, deleted or not.
-  const data = readFileSync(`/proc/${p.pid}/fd/${p.fd}`);
-  const name = p.link.slice(0, -' (deleted)'.length);
-  const origId = env.files.addReg({
-    flags: p.info.flags & ~O.CLOEXEC, pos: p.info.pos, name, size: BigInt(p.st.size), mode: p.st.mode, mntId: p.info.mntId,
-  });
-  const head = create(GhostFileEntrySchema, {
-    uid: p.st.uid, gid: p.st.gid, mode: p.st.mode, dev: Number(p.st.dev), ino: BigInt(p.st.ino), size: BigInt(data.length),
-  });
-  env.files.ghosts.push({ origId, remapId: env.files.newId(), head, data });
-  return origId;
+/** A file to record: what /proc says of it and where it can still be opened. */
+export interface RegSource {
+  pid: number;
+  /** /proc/PID/fd/N or /proc/PID/map_files/A-B: opens this very file, deleted or not. */
+  proc: string;
+  /** readlink of `proc`. */
+  link: string;
+  st: Stats;
+  /** "fd 3", "the mapping at 0x...": for messages. */
+  what: string;
 }
 
-/** Recreate a deleted file next to where it was, open it as dumped, unlink it. */
-function openGhost(id: number, name: string, flags: number, pos: bigint, g: Ghost): number {
-  const tmp = path.join(path.dirname(name), `.cryo-ghost-${id}-${process.pid}`);
-  let fd: number;
-  try {
-    const w = openSync(tmp, O.WRONLY | O.CREAT | O.EXCL | O.CLOEXEC, g.mode & 0o7777);
-    try {
-      writeSync(w, g.data);
-      fchownSync(w, g.uid, g.gid);
-    } finally {
-      closeSync(w);
-    }
-    fd = openSync(tmp, (flags & ~(O.CREAT | O.TRUNC | O.EXCL)) | O.CLOEXEC);
-  } catch (e) {
-    throw new CryoError(`cannot recreate the deleted file ${name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  } finally {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* never created */
-    }
+/**
+ * The reg-file entry of a file an fd or a mapping refers to; `key` deduplicates
+ * (one entry per mapped file). A deleted file gets its remap (ghost or link).
+ */
+export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; mntId?: number }, env: RegDumpEnv, key?: string): number {
+  if (key !== undefined) {
+    const have = env.files.lookup(key);
+    if (have !== undefined) return have;
   }
-  if (pos) syscall('lseek', NR.lseek, fd, pos, 0);
-  return fd;
+  const deleted = src.link.endsWith(DELETED);
+  const name = deleted ? src.link.slice(0, -DELETED.length) : src.link;
+  if (deleted && !src.st.isFile()) {
+    throw new CryoError(`task ${src.pid}: ${src.what} is the deleted ${src.link}, which cryo does not support yet`);
+  }
+  const id = env.files.addReg({ ...init, name, size: BigInt(src.st.size), mode: src.st.mode }, key);
+  // Its name is gone or now names another file (replaced by a rename): the file
+  // itself is reached through a ghost copy or a link of our own on restore.
+  if (deleted) {
+    if (src.st.nlink === 0) dumpGhost(src, id, env);
+    else dumpLinkRemap(src, name, id, env);
+  }
+  return id;
+}
+
+/** No link left: the contents go into ghost-file-N.img (once per inode, up to --ghost-limit). */
+function dumpGhost(src: RegSource, origId: number, env: RegDumpEnv): void {
+  const { st } = src;
+  const key = `${st.dev}:${st.ino}`;
+  let g = env.files.ghostFiles.get(key);
+  if (!g) {
+    if (st.size > env.ghostLimit) {
+      throw new CryoError(`task ${src.pid}: ${src.what} is a deleted file of ${st.size} bytes, more than --ghost-limit ${env.ghostLimit}`);
+    }
+    // The /proc link still opens the file, deleted or not.
+    const data = readFileSync(src.proc);
+    const head = create(GhostFileEntrySchema, {
+      uid: st.uid, gid: st.gid, mode: st.mode, dev: Number(st.dev), ino: BigInt(st.ino), size: BigInt(data.length),
+      atim: timeval(st.atimeMs), mtim: timeval(st.mtimeMs),
+    });
+    g = { remapId: env.files.newId(), head, data };
+    env.files.ghostFiles.set(key, g);
+  }
+  env.files.remaps.push(create(RemapFilePathEntrySchema, { origId, remapId: g.remapId, remapType: RemapType.GHOST }));
+}
+
+/**
+ * Deleted here but linked elsewhere: a hard link "link_remap.N" in the file's
+ * directory (or the nearest one that still exists) keeps it, as CRIU's --link-remap.
+ */
+function dumpLinkRemap(src: RegSource, name: string, origId: number, env: RegDumpEnv): void {
+  const { st } = src;
+  const key = `link:${st.dev}:${st.ino}`;
+  let linkId = env.files.lookup(key);
+  if (linkId === undefined) {
+    if (!env.linkRemap) {
+      throw new CryoError(`task ${src.pid}: ${src.what} is ${name}, deleted but still linked elsewhere (${st.nlink} links); dump with --link-remap`);
+    }
+    let dir = path.dirname(name);
+    let link: string;
+    for (;;) {
+      link = path.join(dir, `link_remap.${origId}`);
+      try {
+        // linkat through the /proc magic link: the file itself, not its old name.
+        syscall('linkat', NR.linkat, AT_FDCWD, Buffer.from(src.proc + '\0'), AT_FDCWD, Buffer.from(link + '\0'), AT_SYMLINK_FOLLOW);
+        env.files.linkRemaps.push(link);
+        break;
+      } catch (e) {
+        if (SysError.is(e, 'ENOENT') && dir !== '/') {
+          dir = path.dirname(dir); // its directory is gone too: the parent's
+          continue;
+        }
+        // Left by an earlier dump of the same task (-R): reuse it if it is our file.
+        if (SysError.is(e, 'EEXIST') && sameFile(link, st)) break;
+        throw new CryoError(`task ${src.pid}: cannot link ${name} (deleted) back as ${link}: ${SysError.is(e) ? e.code : (e as Error).message}`);
+      }
+    }
+    linkId = env.files.addReg({ flags: 0, pos: 0n, name: link }, key);
+  }
+  env.files.remaps.push(create(RemapFilePathEntrySchema, { origId, remapId: linkId, remapType: RemapType.LINKED }));
+}
+
+const timeval = (ms: number) => create(TimevalSchema, { tvSec: BigInt(Math.floor(ms / 1000)), tvUsec: BigInt(Math.floor((ms % 1000) * 1000)) });
+
+function sameFile(p: string, st: Stats): boolean {
+  try {
+    const o = statSync(p);
+    return o.ino === st.ino && o.dev === st.dev;
+  } catch {
+    return false;
+  }
 }

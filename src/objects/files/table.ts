@@ -2,7 +2,10 @@
 // and mappings that refer to it.
 import { kcmp } from '../../sys/index.js';
 import type { UnixDump } from './unix.js';
-import { create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, type TtyInfoEntry, type GhostFileEntry, type FileLockEntry, RegFileEntrySchema, FownEntrySchema } from '../../images/index.js';
+import {
+  create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, type TtyInfoEntry, type GhostFileEntry, type FileLockEntry,
+  type RemapFilePathEntry, type MemfdInodeEntry, RegFileEntrySchema, FownEntrySchema,
+} from '../../images/index.js';
 
 export interface RegInit {
   flags: number;
@@ -23,8 +26,14 @@ export class FileTable {
   readonly ttyFds: Array<{ pid: number; fd: number; link: string; infoId: number }> = [];
   /** pipes-data.img: the bytes queued in each pipe, once per pipe. */
   readonly pipeData: Array<{ pipeId: number; data: Buffer; size: number }> = [];
-  /** Deleted files: remap-fpath.img entries and ghost-file images. */
-  readonly ghosts: Array<{ origId: number; remapId: number; head: GhostFileEntry; data: Buffer }> = [];
+  /** Deleted files whose contents go into ghost-file images, one per inode ("dev:ino"). */
+  readonly ghostFiles = new Map<string, { remapId: number; head: GhostFileEntry; data: Buffer }>();
+  /** remap-fpath.img: reg-file entries reached through a ghost file or a link_remap file. */
+  readonly remaps: RemapFilePathEntry[] = [];
+  /** link_remap.N files this dump made (--link-remap): removed again if the dump fails. */
+  readonly linkRemaps: string[] = [];
+  /** memfd.img: one entry per memfd inode ("dev:ino"), with cryo's fd to read its contents through. */
+  readonly memfdInodes = new Map<string, { entry: MemfdInodeEntry; fd: number }>();
   /** filelocks.img entries, and the locks already recorded (a lock shows on every fd of its file). */
   readonly locks: FileLockEntry[] = [];
   readonly locksSeen = new Set<string>();

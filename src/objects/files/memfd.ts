@@ -1,0 +1,273 @@
+// memfds, as CRIU keeps them: one memfd.img entry per inode (name, owner, mode,
+// size, seals), its contents as shared memory (pagemap-shmem-INO.img + pages, by
+// offset in the file, holes left out), and a file entry of type MEMFD for every
+// fd and every mapping, pointing at the inode. On restore each inode is made once
+// (memfd_create, contents, owner) and every fd and mapping opens that one inode;
+// seals go on last, once every mapping exists.
+import { openSync, closeSync, readSync, writeSync, ftruncateSync, fchownSync, fchmodSync, statfsSync } from 'node:fs';
+import {
+  create, FdTypes, FileEntrySchema, MemfdFileEntrySchema, MemfdInodeEntrySchema, FownEntrySchema, PagemapHeadSchema,
+  PagemapEntrySchema, PE_PRESENT, PE_PARENT, PE_LAZY, isFieldSet,
+  type ImageDir, type MemfdFileEntry, type MemfdInodeEntry, type PagemapEntry,
+} from '../../images/index.js';
+import { NR, O, F, MFD, F_SEAL, SEEK_DATA, SEEK_HOLE, PAGE_SIZE, SysError, syscall, memfdCreate } from '../../sys/index.js';
+import { CryoError } from '../../context.js';
+import type { FdKind } from './kind.js';
+import type { FileTable } from './table.js';
+
+const PREFIX = '/memfd:';
+const DELETED = ' (deleted)';
+const TMPFS_MAGIC = 0x01021994;
+const CHUNK = 1 << 20;
+
+/** Where a memfd is seen from: its /proc link and a /proc path that opens it. */
+export interface MemfdSource {
+  pid: number;
+  /** /proc/PID/fd/N or /proc/PID/map_files/A-B. */
+  proc: string;
+  link: string;
+  st: { dev: number; ino: number; uid: number; gid: number; mode: number; size: number };
+  what: string;
+}
+
+/** Is this /proc link a memfd? (A hugetlb one is, but is refused when dumped.) */
+export function isMemfdLink(link: string): boolean {
+  return link.startsWith(PREFIX);
+}
+
+/** The memfd.img entry of the memfd's inode (made on first sight); returns its inode id. */
+function inodeOf(src: MemfdSource, files: FileTable): number {
+  const key = `${src.st.dev}:${src.st.ino}`;
+  const have = files.memfdInodes.get(key);
+  if (have) return Number(have.entry.inodeId);
+  if (statfsSync(src.proc).type !== TMPFS_MAGIC) {
+    throw new CryoError(`task ${src.pid}: ${src.what} is a hugetlb memfd (${src.link}), which cryo does not support yet`);
+  }
+  let name = src.link.slice(PREFIX.length);
+  if (name.endsWith(DELETED)) name = name.slice(0, -DELETED.length);
+  // Kept open until the contents are written at the end of the dump (an fd in flight
+  // in a socket queue has no /proc path that lasts).
+  const fd = openSync(src.proc, O.RDONLY | O.CLOEXEC);
+  let seals: number;
+  try {
+    seals = syscall('fcntl(F_GET_SEALS)', NR.fcntl, fd, F.GET_SEALS);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  const entry = create(MemfdInodeEntrySchema, {
+    // shmid: the inode number, as for shared anonymous memory (pagemap-shmem-INO.img).
+    name, uid: src.st.uid, gid: src.st.gid, size: BigInt(src.st.size), shmid: src.st.ino, seals,
+    inodeId: BigInt(files.memfdInodes.size + 1), mode: src.st.mode,
+  });
+  files.memfdInodes.set(key, { entry, fd });
+  return Number(entry.inodeId);
+}
+
+function addEntry(files: FileTable, flags: number, pos: bigint, inodeId: number, key?: string): number {
+  const id = files.newId();
+  const fown = create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
+  return files.add(create(FileEntrySchema, {
+    type: FdTypes.MEMFD, id, memfd: create(MemfdFileEntrySchema, { id, flags, pos, fown, inodeId }),
+  }), key);
+}
+
+/** The file entry a mapping of a memfd points at (vma_entry.shmid); one per inode and access mode. */
+export function dumpMemfdMapping(src: MemfdSource, fdflags: number, files: FileTable): number {
+  const key = `memfd-map:${src.st.dev}:${src.st.ino}:${fdflags}`;
+  return files.lookup(key) ?? addEntry(files, fdflags, 0n, inodeOf(src, files), key);
+}
+
+export const memfd: FdKind = {
+  name: 'memfd',
+  type: FdTypes.MEMFD,
+  match: (p) => p.st.isFile() && isMemfdLink(p.link),
+  dump(p, env) {
+    const src = { pid: p.pid, proc: `/proc/${p.pid}/fd/${p.fd}`, link: p.link, st: p.st, what: `fd ${p.fd}` };
+    return addEntry(env.files, p.info.flags & ~O.CLOEXEC, p.info.pos, inodeOf(src, env.files));
+  },
+  open(fe, env) {
+    const m = fe.memfd;
+    if (!m) throw new CryoError(`file id ${fe.id}: memfd entry without its memfd field`);
+    const fd = env.memfds.open(m, false);
+    if (m.pos) syscall('lseek', NR.lseek, fd, m.pos, 0);
+    return fd;
+  },
+};
+
+/** Runs of pages [first page, count) of the file that hold data (holes left out, as CRIU). */
+function dataRuns(fd: number, size: number): Array<[number, number]> {
+  const pages = Math.ceil(size / PAGE_SIZE);
+  const runs: Array<[number, number]> = [];
+  for (let pfn = 0; pfn < pages; ) {
+    let data: number;
+    try {
+      data = syscall('lseek(SEEK_DATA)', NR.lseek, fd, pfn * PAGE_SIZE, SEEK_DATA);
+    } catch (e) {
+      if (SysError.is(e, 'ENXIO')) break; // nothing but holes from here on
+      throw e;
+    }
+    const hole = syscall('lseek(SEEK_HOLE)', NR.lseek, fd, data, SEEK_HOLE);
+    const s = Math.floor(data / PAGE_SIZE);
+    const e = Math.min(pages, Math.ceil(hole / PAGE_SIZE));
+    if (e > s) runs.push([s, e - s]);
+    pfn = Math.max(e, s + 1);
+  }
+  return runs;
+}
+
+/**
+ * Write memfd.img and every memfd's contents (through cryo's fd of each, taken when
+ * it was first seen). Returns the number of pages written.
+ */
+export function writeMemfds(dir: ImageDir, files: FileTable, newPagesId: () => number): number {
+  if (files.memfdInodes.size === 0) return 0;
+  let written = 0;
+  const buf = Buffer.alloc(CHUNK);
+  for (const { entry, fd } of files.memfdInodes.values()) {
+    const size = Number(entry.size);
+    if (size === 0) continue; // CRIU writes no pagemap for an empty one
+    const runs = dataRuns(fd, size);
+    const pagesId = newPagesId();
+    const out = dir.openPages(pagesId, 'w');
+    try {
+      for (const [first, n] of runs) {
+        for (let off = first * PAGE_SIZE, left = n * PAGE_SIZE; left > 0; ) {
+          const len = Math.min(left, CHUNK);
+          const got = readSync(fd, buf, 0, len, off);
+          buf.fill(0, got, len); // the tail of the last page, past the end of the file
+          writeSync(out, buf, 0, len);
+          off += len;
+          left -= len;
+        }
+        written += n;
+      }
+    } finally {
+      closeSync(out);
+    }
+    dir.write('shmemPagemap', [
+      create(PagemapHeadSchema, { pagesId }),
+      ...runs.map(([first, n]) => create(PagemapEntrySchema, {
+        vaddr: BigInt(first * PAGE_SIZE), compatNrPages: 0, nrPages: BigInt(n), flags: PE_PRESENT,
+      })),
+    ], entry.shmid);
+  }
+  dir.write('memfdInode', [...files.memfdInodes.values()].map((m) => m.entry));
+  return written;
+}
+
+/** Close cryo's fds of the memfds seen (after writeMemfds, or when the dump failed). */
+export function closeMemfds(files: FileTable): void {
+  for (const m of files.memfdInodes.values()) closeSync(m.fd);
+  files.memfdInodes.clear();
+}
+
+// ---- restore side ----
+
+export interface ShmemContents {
+  pagesId: number;
+  runs: PagemapEntry[];
+}
+
+/** The memfd inodes of a restore, each made once and shared by every fd and mapping. */
+export class MemfdInodes {
+  private readonly inodes = new Map<number, MemfdInodeEntry>();
+  /** cryo's fd of each inode made so far (the memfd_create fd), by inode id. */
+  private readonly fds = new Map<number, number>();
+  /** Inodes whose own open file description an O_RDWR fd already took. */
+  private readonly rwTaken = new Set<number>();
+
+  /**
+   * @param contents pagemap-shmem images, by shmid
+   * @param pagesFd cryo's fd of pages-N.img
+   */
+  constructor(entries: MemfdInodeEntry[], private readonly contents: Map<number, ShmemContents>, private readonly pagesFd: (id: number) => number) {
+    for (const e of entries) this.inodes.set(Number(e.inodeId), e);
+  }
+
+  /**
+   * Open, in cryo, what a memfd file entry stands for. A mapping (`forMap`) or the
+   * first O_RDWR fd shares the memfd's own open file description (only that one can
+   * be run with execveat); the others reopen it with their own flags.
+   */
+  open(m: MemfdFileEntry, forMap: boolean): number {
+    const ino = this.inode(Number(m.inodeId));
+    const acc = m.flags & 3;
+    if (acc === O.RDWR && (forMap || !this.rwTaken.has(Number(m.inodeId)))) {
+      const fd = syscall('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, ino, F.DUPFD_CLOEXEC, 0);
+      if (!forMap) {
+        syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, m.flags & ~O.CLOEXEC);
+        this.rwTaken.add(Number(m.inodeId));
+      }
+      return fd;
+    }
+    try {
+      return openSync(`/proc/self/fd/${ino}`, (m.flags & ~(O.CREAT | O.TRUNC | O.EXCL)) | O.CLOEXEC);
+    } catch (e) {
+      throw new CryoError(`cannot reopen memfd inode ${m.inodeId}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+
+  /** cryo's fd of the inode, made with its contents, owner and mode on first use. */
+  private inode(id: number): number {
+    const have = this.fds.get(id);
+    if (have !== undefined) return have;
+    const e = this.inodes.get(id);
+    if (!e) throw new CryoError(`memfd inode ${id} is missing from memfd.img`);
+    // Seals go on at the very end (F_SEAL_WRITE and co. would stop us here); a memfd
+    // sealed with F_SEAL_SEAL alone is one made without MFD_ALLOW_SEALING.
+    const flags = MFD.CLOEXEC | (e.seals === F_SEAL.SEAL ? 0 : MFD.ALLOW_SEALING);
+    let fd: number;
+    try {
+      fd = memfdCreate(e.name, flags);
+    } catch (err) {
+      throw new CryoError(`cannot create memfd:${e.name}: ${SysError.is(err) ? err.code : (err as Error).message}`);
+    }
+    this.fds.set(id, fd);
+    this.fill(fd, e);
+    fchownSync(fd, e.uid, e.gid);
+    if (e.mode !== undefined) fchmodSync(fd, e.mode & 0o7777);
+    return fd;
+  }
+
+  private fill(fd: number, e: MemfdInodeEntry): void {
+    const size = Number(e.size);
+    ftruncateSync(fd, size);
+    const c = this.contents.get(e.shmid);
+    if (!c || size === 0) return;
+    const pages = this.pagesFd(c.pagesId);
+    const buf = Buffer.alloc(CHUNK);
+    let from = 0;
+    for (const r of c.runs) {
+      if (r.flags & (PE_PARENT | PE_LAZY)) throw new CryoError(`pagemap-shmem-${e.shmid}.img: pages from a parent image or lazy pages are not supported yet`);
+      const n = Number(isFieldSet(r, PagemapEntrySchema.field.nrPages) ? r.nrPages : BigInt(r.compatNrPages));
+      for (let at = Number(r.vaddr), left = n * PAGE_SIZE; left > 0; ) {
+        const len = Math.min(left, CHUNK);
+        if (readSync(pages, buf, 0, len, from) !== len) throw new CryoError(`pages-${c.pagesId}.img is shorter than its pagemap says`);
+        const keep = Math.min(len, size - at); // not past the end of the file
+        if (keep > 0) writeSync(fd, buf, 0, keep, at);
+        at += len;
+        from += len;
+        left -= len;
+      }
+    }
+  }
+
+  /** Once every mapping is in place: the seals (F_SEAL_FUTURE_WRITE would forbid writable mappings). */
+  applySeals(): void {
+    for (const [id, fd] of this.fds) {
+      const seals = this.inodes.get(id)!.seals;
+      if (seals === 0 || seals === F_SEAL.SEAL) continue;
+      try {
+        syscall('fcntl(F_ADD_SEALS)', NR.fcntl, fd, F.ADD_SEALS, seals);
+      } catch (e) {
+        throw new CryoError(`cannot seal memfd:${this.inodes.get(id)!.name} with 0x${seals.toString(16)}: ${SysError.is(e) ? e.code : (e as Error).message}`);
+      }
+    }
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
+  }
+}
