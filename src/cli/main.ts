@@ -7,6 +7,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { runCheck } from '../check.js';
+import { processCritIO, runCrit } from '../crit/cli.js';
 import { CryoError, LOG_DEBUG, type Context } from '../context.js';
 import { runDump } from '../dump.js';
 import { runRestore } from '../restore.js';
@@ -163,10 +164,18 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
   }
 }
 
-/** Entry point for bin/cryo: `main(process.argv.slice(2))`. */
+/**
+ * Entry point for bin/cryo: `main(process.argv.slice(2))`. `cryo crit ...`, or
+ * bin/cryo invoked under the name `crit`, is the image tool (src/crit/).
+ */
 export async function main(argv: string[]): Promise<void> {
+  const progName = basename(process.argv[1] ?? 'criu');
+  if (progName === 'crit' || argv[0] === 'crit') {
+    process.exitCode = runCrit(progName === 'crit' ? argv : argv.slice(1), processCritIO());
+    return;
+  }
   const code = await run(argv, {
-    progName: basename(process.argv[1] ?? 'criu'),
+    progName,
     env: process.env,
     cwd: process.cwd(),
     stdout: (t) => process.stdout.write(t),
