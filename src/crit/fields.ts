@@ -19,21 +19,21 @@ export function parseFieldList(list: string): FieldTree {
     const names = path.split('.');
     if (names.some((n) => n === '')) throw new CritError(undefined, undefined, `-F: bad field name "${path}"`, 2);
     let level = root;
-    names.forEach((name, i) => {
-      const last = i === names.length - 1;
-      const have = level.get(name);
-      if (last) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      if (i === names.length - 1) {
         level.set(name, null);
-        return;
+        break;
       }
-      if (have === null) return;
+      const have = level.get(name);
+      if (have === null) break; // already selected whole
       let next = have;
       if (next === undefined) {
         next = new Map();
         level.set(name, next);
       }
       level = next;
-    });
+    }
   }
   if (root.size === 0) throw new CritError(undefined, undefined, '-F: no field names given', 2);
   return root;

@@ -94,11 +94,15 @@ export class JsonDoc {
     private readonly text: string,
     readonly root: JsonValue,
     private readonly members: WeakMap<object, Map<string | number, number>>,
+    private readonly starts: WeakMap<object, number>,
   ) {}
 
-  /** Byte offset of `container[key]`, or of the root when no container is given. */
+  /**
+   * Byte offset of `container[key]`; of the container itself when it has no such
+   * key (a missing field); of the root when no container is given.
+   */
   offsetOf(container?: object, key?: string | number): number {
-    const at = container === undefined ? 0 : (this.members.get(container)?.get(key!) ?? 0);
+    const at = container === undefined ? 0 : (this.members.get(container)?.get(key!) ?? this.starts.get(container) ?? 0);
     return byteLength(this.text, at);
   }
 
@@ -120,6 +124,7 @@ const MAX_DEPTH = 512;
 /** Parses JSON (RFC 8259, plus Python's NaN/Infinity); errors name the byte offset. */
 export function parseJson(text: string, file: string): JsonDoc {
   const members = new WeakMap<object, Map<string | number, number>>();
+  const starts = new WeakMap<object, number>();
   let i = 0;
   const fail = (what: string, at = i): never => {
     const off = byteLength(text, at);
@@ -177,6 +182,7 @@ export function parseJson(text: string, file: string): JsonDoc {
       const o: JsonObject = {};
       const pos = new Map<string | number, number>();
       members.set(o, pos);
+      starts.set(o, i);
       i++;
       ws();
       if (text[i] === '}') {
@@ -209,6 +215,7 @@ export function parseJson(text: string, file: string): JsonDoc {
       const a: JsonValue[] = [];
       const pos = new Map<string | number, number>();
       members.set(a, pos);
+      starts.set(a, i);
       i++;
       ws();
       if (text[i] === ']') {
@@ -243,5 +250,5 @@ export function parseJson(text: string, file: string): JsonDoc {
   const root = value(0);
   ws();
   if (i < text.length) fail('extra data after the JSON value');
-  return new JsonDoc(file, text, root, members);
+  return new JsonDoc(file, text, root, members, starts);
 }

@@ -205,6 +205,13 @@ export function parseIp(s: string): number[] | undefined {
   const toWord = (b: number[]) => ntohl(((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0);
   const v4 = parseIpv4(s);
   if (v4) return [toWord(v4)];
+  // A scope ("fe80::1%eth0") is accepted and dropped, as ipaddress does.
+  const pct = s.indexOf('%');
+  if (pct >= 0) {
+    const scope = s.slice(pct + 1);
+    if (scope === '' || scope.includes('%')) return undefined;
+    s = s.slice(0, pct);
+  }
   if (!s.includes(':') || s.length > 45) return undefined;
   // As ipaddress._ip_int_from_string: at most one "::", leading/trailing ":" only in it.
   const parts = s.split(':');
