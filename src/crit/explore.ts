@@ -65,7 +65,7 @@ class Dir {
     return s;
   }
 
-  private find(type: string, id: JsonValue | undefined, field: string, legacy: string): JsonObject | undefined {
+  private find(id: JsonValue | undefined, field: string, legacy: string): JsonObject | undefined {
     const files = this.tryLoad('files.img') ?? [];
     if (files.length > 0) {
       const f = files.find((x) => String(x['id']) === String(id));
@@ -80,15 +80,15 @@ class Dir {
   private describe(type: string, id: JsonValue | undefined): string {
     switch (type) {
       case 'REG': {
-        const rf = this.find(type, id, 'reg', 'reg-files.img');
+        const rf = this.find(id, 'reg', 'reg-files.img');
         return rf && rf['name'] ? String(rf['name']) : 'unknown path';
       }
       case 'PIPE': {
-        const p = this.find(type, id, 'pipe', 'pipes.img');
+        const p = this.find(id, 'pipe', 'pipes.img');
         return p ? `pipe[${String(p['pipe_id'])}]` : 'pipe[?]';
       }
       case 'UNIXSK': {
-        const ux = this.find(type, id, 'usk', 'unixsk.img');
+        const ux = this.find(id, 'usk', 'unixsk.img');
         if (!ux) return 'unix[?]';
         const name = ux['name'] ? ` ${String(ux['name'])}` : '';
         return `unix[${String(ux['ino'])} (${String(ux['peer'])})${name}]`;

@@ -41,7 +41,8 @@ export function imageKind(buf: Uint8Array, file: string): PbKindKey {
   if (prefixed && buf.length < 8) throw new CritError(file, 4, `at offset 4: file ends after the first magic`);
   const off = prefixed ? 4 : 0;
   const magic = u32(buf, off);
-  const hint = prefixed ? '' : ' (maybe raw data, e.g. pages-*.img, which has no magic)';
+  const json = buf[0] === 0x7b || buf[0] === 0x5b;
+  const hint = prefixed ? '' : json ? ' (this looks like JSON: encode reads JSON)' : ' (maybe raw data, e.g. pages-*.img, which has no magic)';
   return fail(file, off, `unknown magic 0x${magic.toString(16).padStart(8, '0')}${hint}`);
 }
 

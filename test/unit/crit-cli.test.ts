@@ -209,6 +209,7 @@ describe('damaged images', () => {
     fails(crit(['decode', '-i', damaged('half.img', u32(0x54564319))]), path.join(dir, 'half.img'), 4, /ends after the first magic/);
     fails(crit(['info', damaged('svc.img', u32(0x55105940, 0x55053847))]), path.join(dir, 'svc.img'), 4, /unknown magic/);
     fails(crit(['decode'], u32(0x1)), '<stdin>', 0, /unknown magic 0x00000001/);
+    fails(crit(['decode'], Buffer.from('{"magic": "CORE"}')), '<stdin>', 0, /this looks like JSON: encode reads JSON/);
   });
 
   it('truncated entries, lengths beyond the file or any sane size, bad messages, trailing bytes', () => {

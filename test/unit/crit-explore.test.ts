@@ -8,7 +8,6 @@ import { before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { DescMessage, Message } from '@bufbuild/protobuf';
 import { ImageDir } from '../../src/images/imgdir.js';
 import {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { toBinary, type DescMessage, type Message } from '@bufbuild/protobuf';
 import { encodeImage, type Entry } from '../../src/images/codec.js';
 import { fileName, KINDS, takesArg, type KindKey, type PbKind, type PbKindKey } from '../../src/images/magic.js';
-import { IpcMsgSchema } from '../../src/images/gen/ipc-msg_pb.js';
+import { IpcMsgSchema, type IpcMsg } from '../../src/images/gen/ipc-msg_pb.js';
 import { Converter } from '../../src/crit/convert.js';
 import { decodeToJson, encodeFromJson } from '../../src/crit/image.js';
 import { dumps, parseJson } from '../../src/crit/json.js';
@@ -90,7 +90,7 @@ function entriesOf(key: PbKindKey, rng: Rng, py: PySchemas | undefined): Entry[]
         const q = rng.int(3);
         for (let i = 0; i < q; i++) {
           const body = rng.bytes(rng.int(20));
-          const im = fill(IpcMsgSchema, rng);
+          const im = fill(IpcMsgSchema, rng) as IpcMsg;
           im.msize = body.length;
           const bin = toBinary(IpcMsgSchema, im);
           parts.push(bin.length & 0xff, bin.length >> 8, 0, 0, ...bin, ...body, ...new Uint8Array(roundUp(body.length, 8) - body.length));
