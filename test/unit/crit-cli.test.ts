@@ -1,7 +1,7 @@
 // The crit command line: verbs and their options as crit parses them, stdin and
 // stdout, -F/--fields, and every kind of damaged input (a one-line error naming
 // the file and the byte offset, exit 1).
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -81,6 +81,8 @@ before(() => {
   write('pipes-data.img', encodeImage('pipesData', [{ msg: msg(PipeDataEntrySchema, { pipeId: 5, bytes: data.length }), extra: data }] as never));
   write('ghost-file-1.img', encodeImage('ghostFile', [{ msg: msg(GhostFileEntrySchema, { chunks: false }), extra: Buffer.from('ghost contents') }] as never));
 });
+
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('verbs', () => {
   it('decode and encode through files, stdin and stdout; the image comes back byte for byte', () => {

@@ -4,7 +4,7 @@
 // fd table id from ids-PID.img, the page count from pagemap field 2): the
 // directory has both, and a second one without ids-*.img shows that ours reads
 // core's ids, as images of CRIU 3.x and later need.
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -128,6 +128,9 @@ describe('crit x', () => {
     noIds = tmpDir('crit-x-noids');
     makeDir(noIds, false);
   });
+  after(() => {
+    for (const d of [dir, noIds]) fs.rmSync(d, { recursive: true, force: true });
+  });
 
   for (const what of ['ps', 'fds', 'mems', 'rss']) {
     it(`${what}: prints what CRIU's crit prints`, { skip: !haveCrit && 'crit is not installed' }, () => {
@@ -168,6 +171,7 @@ describe('crit x', () => {
         '    102    100    100           grandchild\n    103    100    103       second\n',
     );
     const empty = tmpDir('crit-x-empty');
+    after(() => fs.rmSync(empty, { recursive: true, force: true }));
     const r = ours(['x', empty, 'ps']);
     assert.equal(r.code, 1);
     assert.equal(r.err, `crit: ${empty}: no pstree.img\n`);

@@ -2,7 +2,7 @@
 // field of every schema: our decode -> encode gives the same bytes (plain and
 // --pretty JSON), and our decode prints, text for text, what CRIU's own crit
 // (Debian's pycriu) prints for every field that crit knows.
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -130,6 +130,7 @@ describe('crit on every image kind', () => {
   before(() => {
     dir = tmpDir('crit-kinds');
   });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('encode(decode(image)) is the image, byte for byte, from plain and from --pretty JSON', () => {
     const cases = makeCases(dir, undefined);
