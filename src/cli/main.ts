@@ -6,6 +6,7 @@
 // retired (exec, show).
 import { readFileSync, statSync } from 'node:fs';
 import { runCheck } from '../check.js';
+import { processCritIO, runCrit } from '../crit/cli.js';
 import { CryoError, LOG_DEBUG, type Context } from '../context.js';
 import { runDump } from '../dump.js';
 import { runRestore } from '../restore.js';
@@ -179,10 +180,18 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
   }
 }
 
-/** Entry point for bin/cryo: `main(process.argv.slice(2))`. */
+/**
+ * Entry point for bin/cryo: `main(process.argv.slice(2))`. `cryo crit ...`, or
+ * bin/cryo invoked under the name `crit`, is the image tool (src/crit/).
+ */
 export async function main(argv: string[]): Promise<void> {
+  const name = progName();
+  if (name === 'crit' || argv[0] === 'crit') {
+    process.exitCode = runCrit(name === 'crit' ? argv : argv.slice(1), processCritIO());
+    return;
+  }
   const code = await run(argv, {
-    progName: progName(),
+    progName: name,
     env: process.env,
     cwd: process.cwd(),
     stdout: (t) => process.stdout.write(t),
