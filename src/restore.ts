@@ -123,7 +123,7 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
 function closeHeld(sh: RestoreShared, pagesFds: Map<number, number>): void {
   const pipes = new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]));
   const ptys = [...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]);
-  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...pipes, ...ptys, ...sh.unix.fds.values()]) closeSync(fd);
+  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...pipes, ...ptys, ...sh.unix.fds.values(), ...sh.sharedAnon.values()]) closeSync(fd);
   sh.memfds.close();
 }
 
@@ -195,6 +195,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     memfds: new MemfdInodes(loaded.memfdInodes, loaded.memfdContents, (id) => sh.pagesFd(id)),
     hostPid: (vpid) => rems.get(vpid)?.pid ?? vpid,
     pipeEnds: new Map(),
+    sharedAnon: new Map(),
     unix: { queues: loaded.skQueues, extUnixSk: opts.extUnixSk, fds: new Map() },
     openId(id, task) {
       let fd = sh.opened.get(id);

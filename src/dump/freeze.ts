@@ -195,7 +195,7 @@ export function thawTree(tasks: FrozenTask[], log: Logger): void {
         log.warn(`thread ${tid}: could not put back registers: ${(e as Error).message}`);
       }
       try {
-        releaseThread(tid, rem?.deferred ?? []);
+        releaseThread(tid);
       } catch (e) {
         log.warn(`thread ${tid}: detach failed: ${(e as Error).message}`);
       }

@@ -242,22 +242,41 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
       closeFd(pagesFd);
     }
     // Shared anonymous memory: once per object, in pagemap-shmem-SHMID.img with
-    // offsets into the object, as CRIU keeps it.
+    // offsets into the object, as CRIU keeps it; every window this task maps of it.
+    const objects = new Map<bigint, typeof vmaList>();
     for (const v of vmaList.filter((x) => x.status & VMA_ANON_SHARED)) {
       if (st.shmemDone.has(v.shmid)) continue;
-      st.shmemDone.add(v.shmid);
-      const sruns = scanPages(pid, [v]);
+      objects.set(v.shmid, [...(objects.get(v.shmid) ?? []), v]);
+    }
+    for (const [shmid, vmas] of objects) {
+      st.shmemDone.add(shmid);
+      vmas.sort((a, b) => (a.pgoff < b.pgoff ? -1 : a.pgoff > b.pgoff ? 1 : 0));
+      // A window mapped twice is saved once.
+      let covered = 0n;
+      const windows = vmas.filter((v) => {
+        if (v.pgoff < covered) return false;
+        covered = v.pgoff + (v.end - v.start);
+        return true;
+      });
       const sid = st.nextPagesId++;
       const sfd = st.dir.openPages(sid, 'w');
+      const entries = [];
+      let fileOff = 0;
       try {
-        written += dumpPages(rem, bridge, sfd, sruns, [v]);
+        for (const v of windows) {
+          const sruns = scanPages(pid, [v]);
+          if (!sruns.length) continue;
+          // Each window's pages follow the previous one's in the file.
+          sruns[0] = { ...sruns[0]!, off: fileOff };
+          const n = dumpPages(rem, bridge, sfd, sruns, [v]);
+          written += n;
+          fileOff += n * 4096;
+          entries.push(...sruns.map((r) => create(PagemapEntrySchema, { vaddr: v.pgoff + (r.vaddr - v.start), compatNrPages: 0, nrPages: BigInt(r.nrPages), flags: PE_PRESENT })));
+        }
       } finally {
         closeFd(sfd);
       }
-      st.dir.write('shmemPagemap', [
-        create(PagemapHeadSchema, { pagesId: sid }),
-        ...sruns.map((r) => create(PagemapEntrySchema, { vaddr: v.pgoff + (r.vaddr - v.start), compatNrPages: 0, nrPages: BigInt(r.nrPages), flags: PE_PRESENT })),
-      ], v.shmid);
+      st.dir.write('shmemPagemap', [create(PagemapHeadSchema, { pagesId: sid }), ...entries], shmid);
     }
   } finally {
     bridge.done();

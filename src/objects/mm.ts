@@ -214,6 +214,7 @@ export function mapVmas(rem: Remote, mm: MmEntry, fileFd: (v: VmaEntry) => bigin
       const sfd = shmemFd(v);
       if (sfd !== null) {
         fd = sfd;
+        closeFd = true;
         flags = (flags & ~MAP.ANONYMOUS) | MAP.SHARED;
       }
     }

@@ -1,10 +1,10 @@
 // Rebuilding one task inside a stopped copy of the seed: address space, memory
 // contents, files, and per-task state. Registers and detach come last (restore.ts).
-import { closeSync, readFileSync, writeFileSync } from 'node:fs';
-import { NR, PR, O, F, AT_FDCWD, FD_CLOEXEC } from '../sys/index.js';
+import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { NR, PR, O, F, AT_FDCWD, FD_CLOEXEC, MAP, PROT } from '../sys/index.js';
 import {
   PE_PARENT, PE_LAZY, VMA_ANON_SHARED, isFieldSet, PagemapEntrySchema,
-  type CoreEntry, type MmEntry, type FdinfoEntry, type FileEntry, type FsEntry, type PagemapEntry, type PstreeEntry,
+  type CoreEntry, type MmEntry, type VmaEntry, type FdinfoEntry, type FileEntry, type FsEntry, type PagemapEntry, type PstreeEntry,
 } from '../images/index.js';
 import { parseMaps } from '../proc/maps.js';
 import { findFree, imageRanges, moveVdso, mapVmas, fixProtections, setMmMap, hasPrivatePages, type Range } from '../objects/mm.js';
@@ -36,6 +36,8 @@ export interface RestoreShared extends RestoreFilesEnv {
   opened: Map<number, number>;
   /** pages-N.img fds opened by cryo, by pages id. */
   pagesFd(id: number): number;
+  /** Shared anonymous memory objects made so far (cryo's fd of each), by shmid. */
+  sharedAnon: Map<bigint, number>;
   log: Logger;
 }
 
@@ -78,7 +80,7 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
   rem.syscallIp += delta;
 
   const t0 = performance.now();
-  const needFix = mapVmas(rem, mm, (v) => taskFileFd(rem, Number(v.shmid), v.fdflags ?? O.RDONLY, sh, h), () => null);
+  const needFix = mapVmas(rem, mm, (v) => taskFileFd(rem, Number(v.shmid), v.fdflags ?? O.RDONLY, sh, h), (v) => sharedAnonFd(rem, v, sh, h));
   const t1 = performance.now();
   if (img.pagemap && img.pagemap.runs.length) {
     const fd = sh.pagesFd(img.pagemap.pagesId);
@@ -123,6 +125,28 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
  * (ghost files, link remaps) are opened by cryo and handed over, so that every
  * mapping and fd of them reaches the one file.
  */
+/**
+ * Shared anonymous memory is one object for every task that maps it (a parent
+ * and the children it forked): the first task to need it creates it (a
+ * throw-away MAP_SHARED|MAP_ANONYMOUS mapping), cryo keeps it through
+ * /proc/PID/map_files, and every VMA maps it at its own offset, as CRIU does.
+ */
+function sharedAnonFd(rem: Remote, v: VmaEntry, sh: RestoreShared, h: Handles): bigint {
+  const need = v.pgoff + (v.end - v.start);
+  let cfd = sh.sharedAnon.get(v.shmid);
+  if (cfd === undefined) {
+    const addr = rem.call('mmap(shared anon)', NR.mmap, 0, need, PROT.READ, MAP.SHARED | MAP.ANONYMOUS, -1n, 0);
+    try {
+      cfd = openSync(`/proc/${rem.pid}/map_files/${addr.toString(16)}-${(addr + need).toString(16)}`, O.RDWR | O.CLOEXEC);
+    } finally {
+      rem.call('munmap', NR.munmap, addr, need);
+    }
+    sh.sharedAnon.set(v.shmid, cfd);
+  }
+  if (BigInt(fstatSync(cfd).size) < need) ftruncateSync(cfd, Number(need));
+  return rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, cfd, 0);
+}
+
 function taskFileFd(rem: Remote, id: number, flags: number, sh: RestoreShared, h: Handles): bigint {
   const fe = sh.files.get(id);
   if (!fe) throw new Error(`mapped file id ${id} is missing from files.img`);

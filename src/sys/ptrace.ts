@@ -66,6 +66,13 @@ export function setSigmask(pid: number, mask: bigint): void {
   pt('SETSIGMASK', PTRACE.SETSIGMASK, pid, 8, b);
 }
 
+/** The siginfo of the signal a task is stopped for (128 bytes). */
+export function getSiginfo(pid: number): Buffer {
+  const b = Buffer.alloc(128);
+  pt('GETSIGINFO', PTRACE.GETSIGINFO, pid, 0, b);
+  return b;
+}
+
 export function getEventMsg(pid: number): bigint {
   const b = Buffer.alloc(8);
   pt('GETEVENTMSG', PTRACE.GETEVENTMSG, pid, 0, b);

@@ -3,7 +3,7 @@
 // or any executable mapping, never writing code into it) and step it with
 // PTRACE_SYSCALL to the syscall-exit stop, where rax holds the result.
 import {
-  ptrace, Regs, decodeWaitStatus, waitpid, __WALL, NR, SIG, PROT, MAP, PTRACE_EVENT,
+  ptrace, trySyscall, Regs, decodeWaitStatus, waitpid, __WALL, NR, SIG, PROT, MAP, PTRACE_EVENT,
   NT_X86_XSTATE, ERESTARTNOHAND, ERESTARTSYS, ERESTARTNOINTR, ERESTART_RESTARTBLOCK, errnoName,
 } from '../sys/index.js';
 import { MemIO } from './memio.js';
@@ -57,6 +57,21 @@ export function restartAdjusted(r: Regs, inPlace = false): Regs {
   return out;
 }
 
+const SI_TKILL = -6;
+
+/**
+ * Queue a signal again with its siginfo (rt_tgsigqueueinfo accepts the kernel's
+ * negative codes, SI_TIMER among them, from another process); one sent by kill or
+ * tgkill, or by the kernel, can only be sent again as tgkill.
+ */
+function requeue(tgid: number, tid: number, sig: number, info: Buffer): void {
+  const code = info.readInt32LE(8);
+  if (code < 0 && code !== SI_TKILL) {
+    if (trySyscall(NR.rt_tgsigqueueinfo, tgid, tid, sig, info) === 0) return;
+  }
+  trySyscall(NR.tgkill, tgid, tid, sig);
+}
+
 export interface RemoteOptions {
   /** Address of a `syscall` instruction in the task. */
   syscallIp: bigint;
@@ -74,8 +89,8 @@ export class Remote {
   private readonly work: Regs;
   private scratchAddr = 0n;
   private scratchLen = 0;
-  /** Signals that arrived while we drove the task; re-sent when it is let go. */
-  readonly deferred: number[] = [];
+  /** Signals taken out of the queue by a delivery stop while we drove the task, with their siginfo. */
+  private readonly held: Array<{ sig: number; info: Buffer }> = [];
   /** Pid (in cryo's pid namespace) of the last task this one cloned or forked. */
   lastChild = 0;
   syscallIp: bigint;
@@ -91,11 +106,14 @@ export class Remote {
     // A task stopped inside sigsuspend/ppoll runs with a temporary mask; the kernel
     // puts its real one back as soon as the task resumes. One harmless call first,
     // so that what we read (and later restore) is the task's real blocked mask.
-    this.callRaw(NR.getpid);
+    const tgid = this.callRaw(NR.getpid);
     this.savedSigmask = ptrace.getSigmask(pid);
     // Block everything we can while we run calls, so no handler runs in between.
     ptrace.setSigmask(pid, ~0n);
     this.mem = new MemIO(pid);
+    // A signal that came during that first call goes back into the queue, siginfo and
+    // all: the dump sees it as pending, and the task gets it as it would have.
+    for (const h of this.held.splice(0)) requeue(Number(tgid), pid, h.sig, h.info);
   }
 
   /** Run one system call; returns the raw (signed) rax. */
@@ -137,8 +155,8 @@ export class Remote {
         this.noteEvent(ws.event); // event stop (clone, PTRACE_EVENT_STOP...): go on
         continue;
       }
-      // A signal-delivery stop: hold it back and send it again when we let go.
-      if (ws.stopped !== undefined && ws.stopped !== SIG.TRAP) this.deferred.push(ws.stopped);
+      // A signal-delivery stop: hold it back, to be queued again (see the constructor).
+      if (ws.stopped !== undefined && ws.stopped !== SIG.TRAP) this.hold(ws.stopped);
     }
   }
 
@@ -154,8 +172,15 @@ export class Remote {
         this.noteEvent(ws.event);
         continue;
       }
-      if (ws.stopped !== undefined) this.deferred.push(ws.stopped);
+      if (ws.stopped !== undefined) this.hold(ws.stopped);
     }
+  }
+
+  private hold(sig: number): void {
+    const info = ptrace.getSiginfo(this.pid);
+    // Once every signal is blocked only an unblockable one can stop us: put it back now.
+    if (this.savedSigmask === undefined) this.held.push({ sig, info });
+    else requeue(Number(this.callRaw(NR.getpid)), this.pid, sig, info);
   }
 
   private noteEvent(ev: number): void {

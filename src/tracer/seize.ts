@@ -1,6 +1,6 @@
 // Taking hold of tasks with PTRACE_SEIZE + PTRACE_INTERRUPT, and letting go.
 import { readFileSync } from 'node:fs';
-import { ptrace, waitpid, decodeWaitStatus, __WALL, PTRACE_EVENT, SIG, SysError, kill } from '../sys/index.js';
+import { ptrace, waitpid, decodeWaitStatus, __WALL, PTRACE_EVENT, SIG, SysError } from '../sys/index.js';
 import { parseMaps, type Vma } from '../proc/maps.js';
 import { MemIO } from './memio.js';
 import { TaskGoneError } from './remote.js';
@@ -40,19 +40,12 @@ export function seizeThread(tid: number, options: number): void {
   waitForStop(tid);
 }
 
-/** Let a thread go, re-sending signals held back while we drove it. */
-export function releaseThread(tid: number, deferred: number[] = []): void {
+/** Let a thread go. */
+export function releaseThread(tid: number): void {
   try {
     ptrace.detach(tid, 0);
   } catch (e) {
     if (!SysError.is(e, 'ESRCH')) throw e;
-  }
-  for (const s of deferred) {
-    try {
-      kill(tid, s);
-    } catch {
-      /* gone */
-    }
   }
 }
 

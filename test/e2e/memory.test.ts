@@ -14,3 +14,8 @@ test("memory: every image but pages-*.img decodes with CRIU's crit", { timeout: 
   const failures = critDecodeAll(images);
   assert.deepEqual(failures, [], `crit failed on ${failures.length} image(s)${s.report()}`);
 });
+
+test('shared anonymous memory stays one object between a parent and its child (three VMAs at offsets into it)', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'shmem');
+  await s.cycle('shmem');
+});
