@@ -46,15 +46,6 @@ function place(at: JsonPlace, container: object, key: string | number, where: st
   return { doc: at.doc, container, key, where };
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
 
 /** The payload is the data itself, as base64 (pipes, FIFOs, socket queues, BPF maps). */
 const base64Data: ExtraHandler = {
@@ -79,7 +70,7 @@ const tcpStream: ExtraHandler = {
     if (inq.length !== want.inqLen || outq.length !== want.outqLen) {
       throw err(at, `queues of ${inq.length} and ${outq.length} bytes, inq_len and outq_len say ${want.inqLen} and ${want.outqLen}`);
     }
-    return concat([inq, outq]);
+    return Buffer.concat([inq, outq]);
   },
   skipped: (_m, payload) => `... <${humanReadable(payload.length)}>`,
 };
@@ -138,7 +129,7 @@ const ipcMsg: ExtraHandler = {
       new DataView(head.buffer).setUint32(0, body.length, true);
       parts.push(head, body, data, new Uint8Array(roundUp(msg.msize, 8) - msg.msize));
     }
-    return concat(parts);
+    return Buffer.concat(parts);
   },
   skipped(_m, payload) {
     // crit counts each message's length and data, without the length words and padding.

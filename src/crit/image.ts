@@ -143,15 +143,6 @@ export function encodeFromJson(doc: JsonDoc, conv = new Converter()): Uint8Array
       throw doc.error(`${where}: ${e.message.startsWith(doc.file + ': ') ? e.message.slice(doc.file.length + 2) : e.message}`, list, i);
     }
   });
-  return concat(parts);
+  return Buffer.concat(parts);
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
