@@ -2,7 +2,7 @@
 // afresh, here detached (fsopen/fsmount: nothing appears in any mount table) and
 // reached as /proc/self/fd/N; or, with --cgroup-yard DIR, found mounted under DIR
 // (DIR/cpu,cpuacct, DIR/systemd for name=systemd, DIR/unified for v2).
-import { closeSync } from 'node:fs';
+import { closeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CryoError } from '../context.js';
 import { NR, FSOPEN_CLOEXEC, FSMOUNT_CLOEXEC, FSCONFIG, syscall, SysError } from '../sys/index.js';
@@ -73,7 +73,7 @@ export class Hierarchies {
     const key = hierName(cnames);
     let r = this.roots.get(key);
     if (!r) {
-      r = this.yard !== undefined ? { path: join(this.yard, yardDirName(cnames)) } : this.mount(cnames);
+      r = this.yard !== undefined ? this.inYard(this.yard, cnames) : this.mount(cnames);
       this.roots.set(key, r);
     }
     return r.path;
@@ -83,6 +83,12 @@ export class Hierarchies {
   at(cnames: readonly string[], group: string): string {
     const g = canonical(group);
     return g === '/' ? this.root(cnames) : `${this.root(cnames)}${g}`;
+  }
+
+  private inYard(yard: string, cnames: readonly string[]): { path: string } {
+    const path = join(yard, yardDirName(cnames));
+    if (!existsSync(path)) throw new CryoError(`--cgroup-yard ${yard}: the hierarchy ${hierLabel(cnames)} is not at ${path}`);
+    return { path };
   }
 
   private mount(cnames: readonly string[]): { path: string; fd: number } {
@@ -98,7 +104,7 @@ export class Hierarchies {
       const fd = syscall('fsmount', NR.fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
       return { path: `/proc/self/fd/${fd}`, fd };
     } catch (e) {
-      if (!(e instanceof SysError)) throw e;
+      if (!SysError.is(e)) throw e;
       throw new CryoError(`cannot mount the cgroup hierarchy ${hierLabel(cnames)} (${e.syscall}: ${e.code}); name mounted hierarchies with --cgroup-yard`);
     } finally {
       if (fsfd >= 0) closeSync(fsfd);

@@ -7,8 +7,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, critDecodeAll, exists, type Target } from './harness.js';
-import { Groups, HIERARCHIES, OWN_MEMORY, kernelName, put, get, type Hier } from './cgroup-groups.js';
+import { Session, critDecodeAll, exists, processTree, type Target } from './harness.js';
+import { Cryo } from '../../src/index.js';
+import { CriuCgMode } from '../../src/images/index.js';
+import { Groups, HIERARCHIES, kernelName, put, get, groupsOf, type Hier } from './cgroup-groups.js';
 
 const tag = (s: string) => `cryo-test-${process.pid}-${s}`;
 
@@ -97,15 +99,20 @@ function crit(file: string): { entries: Array<Record<string, unknown>> } {
 }
 
 test('cgroups: every hierarchy (v1, cpu,cpuacct and name=systemd re-rooted on their own, v2), nested groups, a thread\'s own group, properties and permissions', { timeout: 90_000 }, async (t) => {
-  const s = Session.for(t, 'cgroups');
+  // First: its cleanup thaws and kills what is left in the groups before the session reaps.
   const g = new Groups(t);
+  const s = Session.for(t, 'cgroups');
   const A = tag('a');
   const B = tag('b');
   makeTree(g, A, true);
   const { target, child, thread } = await startInTree(s, A);
   const before = cgroupFiles(target.pid, child, thread);
+  // One more cpu property than CRIU's list has, by --cgroup-props-file.
+  put('cpu', Groups.base('cpu', A), 'cpu.cfs_burst_us', '1000');
+  const propsFile = path.join(s.dir, 'props.yaml');
+  fs.writeFileSync(propsFile, '"cpu":\n - "strategy": "merge"\n - "properties": ["cpu.cfs_burst_us"]\n');
   const images = s.mkdir();
-  await s.dump(target, images, { extra: ['--manage-cgroups'] });
+  await s.dump(target, images, { extra: ['--manage-cgroups', '--cgroup-props-file', propsFile] });
 
   assert.deepEqual(critDecodeAll(images), [], s.report());
   const cg = crit(path.join(images, 'cgroup.img')).entries[0] as {
@@ -136,7 +143,7 @@ test('cgroups: every hierarchy (v1, cpu,cpuacct and name=systemd re-rooted on th
   const props: Array<[Hier, string, string, string]> = [
     ['cpu', nb('cpu'), 'cpu.shares', '512'], ['cpu', nb('cpu'), 'cpu.cfs_period_us', '50000'],
     ['cpu', nb('cpu'), 'cpu.cfs_quota_us', '25000'], ['cpu', nb('cpu'), 'notify_on_release', '1'],
-    ['cpu', `${nb('cpu')}/sub`, 'cpu.shares', '256'],
+    ['cpu', `${nb('cpu')}/sub`, 'cpu.shares', '256'], ['cpu', nb('cpu'), 'cpu.cfs_burst_us', '1000'],
     ['cpuset', nb('cpuset'), 'cpuset.cpus', '1'], ['cpuset', nb('cpuset'), 'cpuset.mems', '0'],
     ['memory', nb('memory'), 'memory.limit_in_bytes', String(256 << 20)],
     ['memory', nb('memory'), 'memory.soft_limit_in_bytes', String(128 << 20)],
@@ -153,8 +160,9 @@ test('cgroups: every hierarchy (v1, cpu,cpuacct and name=systemd re-rooted on th
 });
 
 test('--manage-cgroups modes: none and props need the groups, soft and full create them, props and full write existing ones, strict refuses them; no option leaves the task where cryo is', { timeout: 120_000 }, async (t) => {
-  const s = Session.for(t, 'cgroup-modes');
+  // First: its cleanup thaws and kills what is left in the groups before the session reaps.
   const g = new Groups(t);
+  const s = Session.for(t, 'cgroup-modes');
   const A = tag('ma');
   const B = tag('mb');
   makeTree(g, A, false);
@@ -215,8 +223,9 @@ test('--manage-cgroups modes: none and props need the groups, soft and full crea
 });
 
 test('a group that cannot be written fails the restore with its path and property; the groups made are removed and no task is left', { timeout: 90_000 }, async (t) => {
-  const s = Session.for(t, 'cgroup-undo');
+  // First: its cleanup thaws and kills what is left in the groups before the session reaps.
   const g = new Groups(t);
+  const s = Session.for(t, 'cgroup-undo');
   const A = tag('ua');
   const B = tag('ub');
   const P = tag('up');
@@ -237,8 +246,71 @@ test('a group that cannot be written fails the restore with its path and propert
   assert.equal(fs.existsSync(Groups.dir('cpuset', `/${P}/x`)), false);
   assert.equal(fs.existsSync(Groups.dir('cpuset', `/${P}`)), true, 'the restore removed a group it did not make');
 
-  const ok = await s.restore(images, target, { extra: ['--manage-cgroups', ...simpleArgs(B)] });
+  // --cgroup-yard: hierarchies already mounted (this machine's layout is one); a yard without them is refused.
+  const noYard = await s.cryo(['restore', '-D', images, '-d', '--manage-cgroups', ...simpleArgs(B), '--cgroup-yard', s.dir]);
+  assert.notEqual(noYard.code, 0);
+  assert.match(noYard.stderr, new RegExp(`--cgroup-yard ${s.dir}: the hierarchy \\S+ is not at ${s.dir}/`), s.report());
+  const ok = await s.restore(images, target, { extra: ['--manage-cgroups', ...simpleArgs(B), '--cgroup-yard', '/sys/fs/cgroup'] });
   const roots = simpleRoots(B);
   expectGroups(s, ok.pid, child, thread, { self: remap(before.self, A, roots), thread: remap(before.thread, A, roots), child: remap(before.child, A, roots) });
   await s.expectPass(ok);
+});
+
+test('over RPC: manage_cgroups_mode and freeze_cgroup on dump, manage_cgroups and cg_root (one without ctrl, for every hierarchy) on restore', { timeout: 90_000 }, async (t) => {
+  // First: its cleanup thaws and kills what is left in the groups before the session reaps.
+  const g = new Groups(t);
+  const s = Session.for(t, 'cgroup-rpc');
+  const A = tag('ra');
+  const B = tag('rb');
+  makeTree(g, A, false);
+  const { target, child, thread } = await startInTree(s, A);
+  const before = cgroupFiles(target.pid, child, thread);
+  const tree = processTree(target.pid);
+  const images = s.mkdir();
+  const cryo = new Cryo();
+  await cryo.dump({
+    imagesDir: images,
+    opts: { pid: target.pid, manageCgroupsMode: CriuCgMode.SOFT, freezeCgroup: Groups.dir('freezer', `/${A}`), logLevel: 4, logFile: 'dump.log' },
+  });
+  await s.check(s.gone(target, tree, images));
+  assert.match(fs.readFileSync(path.join(images, 'dump.log'), 'utf8'), /froze cgroup/);
+  for (const h of HIERARCHIES) g.track(h, Groups.base(h, B));
+  const { pid } = await cryo.restore({
+    imagesDir: images,
+    opts: { rstSibling: true, manageCgroups: true, cgRoot: [{ path: `/${B}` }, { ctrl: 'memory', path: Groups.base('memory', B) }], logLevel: 4, logFile: 'restore.log' },
+  });
+  const r = s.adopt(pid, target);
+  const roots = simpleRoots(B);
+  expectGroups(s, pid, child, thread, { self: remap(before.self, A, roots), thread: remap(before.thread, A, roots), child: remap(before.child, A, roots) });
+  await s.expectPass(r);
+});
+
+test('--cgroup-root on dump saves the groups from that root down, --cgroup-dump-controller only the hierarchy named; the restored task keeps its place below the new root', { timeout: 60_000 }, async (t) => {
+  const g = new Groups(t);
+  const s = Session.for(t, 'cgroup-dump-root');
+  const P = tag('dp');
+  const Q = tag('dq');
+  g.mk('pids', `/${P}`);
+  g.mk('pids', `/${P}/a`);
+  g.mk('pids', `/${P}/b`);
+  put('pids', `/${P}`, 'pids.max', '77');
+  put('pids', `/${P}/a`, 'pids.max', '50');
+  const target = await s.start('sleeper');
+  put('pids', `/${P}/a`, 'cgroup.procs', String(target.pid));
+  const images = s.mkdir();
+  await s.dump(target, images, { extra: ['--manage-cgroups', '--cgroup-dump-controller', 'pids', '--cgroup-root', `/${P}`] });
+  const cg = crit(path.join(images, 'cgroup.img')).entries[0] as { sets: Array<{ ctls: Array<{ name: string }> }>; controllers: Array<{ cnames: string[]; dirs?: Array<{ dir_name: string; children?: Array<{ dir_name: string }> }> }> };
+  assert.deepEqual(cg.sets.map((x) => x.ctls.map((c) => c.name)), [['pids']]);
+  assert.deepEqual(cg.controllers.map((c) => c.cnames), [['pids']]);
+  assert.equal(cg.controllers[0]!.dirs![0]!.dir_name, P);
+  assert.deepEqual(cg.controllers[0]!.dirs![0]!.children!.map((c) => c.dir_name), ['a', 'b']);
+
+  g.track('pids', `/${Q}`);
+  const r = await s.restore(images, target, { extra: ['--manage-cgroups', '--cgroup-root', `/${Q}`] });
+  const own = groupsOf('/proc/self/cgroup');
+  const now = groupsOf(`/proc/${r.pid}/cgroup`);
+  assert.equal(now.get('pids'), `/${Q}/a`);
+  assert.equal(now.get('memory'), own.get('memory'), 'a hierarchy not dumped moved');
+  assert.deepEqual([get('pids', `/${Q}`, 'pids.max'), get('pids', `/${Q}/a`, 'pids.max'), get('pids', `/${Q}/b`, 'pids.max')], ['77', '50', 'max']);
+  await s.expectPass(r);
 });
