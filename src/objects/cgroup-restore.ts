@@ -81,6 +81,8 @@ interface Group {
   path: string;
   dir: string;
   entry: CgroupDirEntry;
+  /** cryo made it. */
+  created: boolean;
   /** Its properties are written (it was created, or the mode writes existing ones). */
   writeProps: boolean;
 }
@@ -135,7 +137,7 @@ export class CgroupRestore {
     const path = canonical(parent === null ? `/${d.dirName}` : `${parent}/${d.dirName}`);
     const dir = this.hier.at(ctl.cnames, path);
     const label = `${hierLabel(ctl.cnames)}:${path}`;
-    const g: Group = { cnames: ctl.cnames, path, dir, entry: d, writeProps: false };
+    const g: Group = { cnames: ctl.cnames, path, dir, entry: d, created: false, writeProps: false };
     if (!existsSync(dir)) {
       if (this.mode === 'none' || this.mode === 'props') {
         throw new CryoError(`cgroup ${label} does not exist (--manage-cgroups=${this.mode} creates none)`);
@@ -143,6 +145,10 @@ export class CgroupRestore {
       this.mkdirs(ctl.cnames, path, label);
       this.setPerms(dir, d.dirPerms, label, false);
       for (const p of d.properties) if (SPECIAL_PROPS.has(p.name)) this.writeSpecial(g, p);
+      // v2: the controllers of the groups below, before they are made (their
+      // files, such as cpuset.cpus, exist only then) and while no task is in it.
+      for (const p of d.properties) if (p.name === 'cgroup.subtree_control') this.writeProp(g, p);
+      g.created = true;
       g.writeProps = true;
       this.log.debug(`cgroups: created ${label}`);
     } else {
@@ -349,7 +355,8 @@ export class CgroupRestore {
     for (const g of this.groups) {
       if (!g.writeProps || g.path === '/') continue;
       for (const p of g.entry.properties) {
-        if (SPECIAL_PROPS.has(p.name)) continue; // written when the group was created
+        // Written when the group was created.
+        if (SPECIAL_PROPS.has(p.name) || (g.created && p.name === 'cgroup.subtree_control')) continue;
         if (FREEZER_PROPS.has(p.name)) this.freezerProps.push({ g, p });
         else this.writeProp(g, p);
       }
