@@ -14,6 +14,8 @@ import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js'
 import { finishTtys } from './objects/files/tty.js';
 import { writeMemfds, closeMemfds } from './objects/files/memfd.js';
 import { SeccompTable } from './objects/seccomp.js';
+import { CgroupDump } from './objects/cgroup.js';
+import { CgroupFreezer } from './objects/cgroup-freezer.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
 import { dumpTask, dumpZombie, taskIds, type DumpState } from './dump/task.js';
 import { TaskGoneError } from './tracer/remote.js';
@@ -45,11 +47,24 @@ export async function runDump(ctx: Context): Promise<number> {
   const irmap = new Irmap(log, opts.irmapScanPath, loadIrmapCache(workDir, opts.imagesDir, log));
 
   const tStart = performance.now();
-  const tasks = freezeTree(root, log);
+  // Before any task is touched: bad --cgroup-props or --freeze-cgroup fail here.
+  let cgroups: CgroupDump | undefined;
+  let freezer: CgroupFreezer | undefined;
+  let tasks: FrozenTask[];
+  try {
+    cgroups = new CgroupDump(opts, log);
+    freezer = opts.freezeCgroup ? new CgroupFreezer(opts.freezeCgroup, opts.timeout, log) : undefined;
+    tasks = freezeTree(root, log, freezer);
+  } catch (e) {
+    cgroups?.close();
+    dir.close();
+    throw e;
+  }
+  if (freezer) cgroups.setFreezer(freezer.v2, freezer.origin === 'FROZEN');
   const tFrozen = performance.now();
   const st: DumpState = {
     dir, files: new FileTable(), irmap, nextPagesId: 1, nextObjId: 1, nsIds: new Map(), shmemDone: new Set(), seccomp: new SeccompTable(),
-    stats: { pagesScanned: 0n, pagesWritten: 0n, memdumpUs: 0, memwriteUs: 0 },
+    cgroups, stats: { pagesScanned: 0n, pagesWritten: 0n, memdumpUs: 0, memwriteUs: 0 },
   };
   try {
     injectFault(tasks);
@@ -66,6 +81,7 @@ export async function runDump(ctx: Context): Promise<number> {
     }
     finishTtys(st.files, tasks, opts.shellJob);
     writeTreeImages(tasks, st, idsOf.get(root)!);
+    cgroups.write(dir);
     finishUnix(st.files, opts.extUnixSk, opts.external);
     if (st.files.unix?.queues.length) dir.write('skQueues', st.files.unix.queues);
     dir.write('files', st.files.entries);
@@ -101,17 +117,21 @@ export async function runDump(ctx: Context): Promise<number> {
     thawTree(tasks, log);
     removeLinkRemaps(st.files);
     closeMemfds(st.files);
+    freezer?.release();
+    cgroups.close();
     dir.close();
     if (gone) throw new CryoError(`dump failed: task ${gone.pid} (${gone.stat.comm}) died during the dump; the other tasks were resumed`);
     if (e instanceof TaskGoneError) throw new CryoError(`dump failed: ${e.message}`);
     throw e;
   }
   dir.close();
+  cgroups.close();
   if (opts.leaveRunning) {
     thawTree(tasks, log);
   } else {
     killTree(tasks);
   }
+  freezer?.release();
   log.info(`dumped tree of ${tasks.length} task(s) rooted at ${root} in ${(performance.now() - tStart).toFixed(1)} ms`);
   return 0;
 }
@@ -153,6 +173,7 @@ function writeTreeImages(tasks: FrozenTask[], st: DumpState, rootIds: TaskKobjId
   })));
   st.dir.write('inventory', [create(InventoryEntrySchema, {
     imgVersion: CRTOOLS_IMAGES_V1_1, fdinfoPerId: true, rootIds, nsPerId: true, lsmtype: Lsmtype.NO_LSM,
+    ...(st.cgroups.criuSetId !== undefined ? { rootCgSet: st.cgroups.criuSetId } : {}),
     dumpUptime: BigInt(Math.round(performance.timeOrigin + performance.now())) * 1000n,
   })]);
 }

@@ -21,6 +21,7 @@ import { restoreLocks } from './objects/files/locks.js';
 import { openFileEntry } from './objects/files/fds.js';
 import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
+import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
 import { runAction } from './actions.js';
 import { execCommand } from './sys/exec.js';
 import { Remaps, readGhostImage, remapOf } from './objects/files/remap.js';
@@ -158,8 +159,10 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   runAction(ctx, 'pre-restore');
   const dir = ImageDir.open(opts.imagesDir, { write: false });
   let loaded: Loaded;
+  let cg: CgroupRestore | null;
   try {
     loaded = loadImages(dir, opts.deprecated);
+    cg = CgroupRestore.load(dir, opts, log);
   } catch (e) {
     dir.close();
     if (ImageError.is(e)) throw new CryoError(`bad image: ${e.message}`);
@@ -223,15 +226,18 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   const rems = new Map<number, Remote>();
   const root = loaded.tasks[0]!.pstree.pid;
   try {
+    cg?.prepare();
     const root0 = startRoot(root, opts.restoreSibling, newPidns);
     created.push(root0.rem.pid);
+    cg?.enterTask(root0.rem.pid, root, cgSetOf(loaded.tasks[0]!.core), cg.criuSetId);
     const h: Handles = { cryoPidfd: root0.cryoPidfd };
     rems.set(root, root0.rem);
     if (newPidns) {
       runAction(ctx, 'setup-namespaces', { rootPid: root0.rem.pid });
       runAction(ctx, 'post-setup-namespaces', { rootPid: root0.rem.pid });
     }
-    buildTree(loaded.tasks, rems, created, log, (rem, sid) => restoreCtty(rem, sid, sh, h.cryoPidfd));
+    buildTree(loaded.tasks, rems, created, log, (rem, sid) => restoreCtty(rem, sid, sh, h.cryoPidfd),
+      (rem, c, p) => cg?.enterTask(rem.pid, c.pstree.pid, cgSetOf(c.core), cgSetOf(p.core)));
     restoreTtyPgrps(rems, sh, h.cryoPidfd);
     const finals: Array<{ rem: Remote; regs: Regs; mask: bigint; xstate: Buffer }> = [];
     for (const t of loaded.tasks) {
@@ -249,6 +255,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       for (const [tid, core] of t.threadCores) {
         const tr = cloneTask(rem, tid, THREAD_FLAGS);
         created.push(tr.pid);
+        cg?.enterThread(tr.pid, tid, cgSetOf(core), cgSetOf(t.core));
         tr.borrowScratch(rem);
         threads.push({ rem: tr, core, tid });
       }
@@ -272,10 +279,12 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     sh.memfds.applySeals();
     sh.remaps.cleanup(true);
     const rootHost = root0.rem.pid; // the pid file and wait use cryo's view, as CRIU's
+    cg?.writeProperties();
     runAction(ctx, 'post-restore', { rootPid: rootHost });
     for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate);
     if (opts.pidfile) writeFileSync(opts.pidfile, String(rootHost));
     lateAction(ctx, 'pre-resume', rootHost);
+    cg?.restoreFreezer();
     // Let everything go at once, children first so no parent runs ahead of them.
     for (const f of [...finals].reverse()) ptrace.detach(f.rem.pid, 0);
     // Tasks that were stopped by job control stop again at once.
@@ -286,11 +295,14 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   } catch (e) {
     for (const pid of [...created].reverse()) killAndReap(pid);
     sh.remaps.cleanup(false);
+    cg?.undo();
+    cg?.close();
     closeHeld(sh, pagesFds);
     dir.close();
     if (e instanceof RemoteError || e instanceof TaskGoneError) throw new CryoError(`restore failed: ${e.message}`);
     throw e;
   }
+  cg?.close();
   closeHeld(sh, pagesFds);
   dir.close();
   for (const [key, v] of inherited) if (!v.used) log.warn(`--inherit-fd fd[${v.fd}]:${key}: nothing in the images is named ${key}`);

@@ -2,10 +2,11 @@
 // task can fork behind our back (a stopped task cannot fork).
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { parseStat, type ProcStat } from '../proc/stat.js';
-import { seizeThread, releaseThread, findSyscallInsn } from '../tracer/seize.js';
+import { seizeWith, ptraceInterrupt, waitForStop, releaseThread, findSyscallInsn } from '../tracer/seize.js';
 import { Remote, TaskGoneError } from '../tracer/remote.js';
 import { PTRACE_O, SysError, kill, SIG, waitpid, __WALL } from '../sys/index.js';
 import { CryoError, type Logger } from '../context.js';
+import type { CgroupFreezer } from '../objects/cgroup-freezer.js';
 
 export interface FrozenTask {
   pid: number;
@@ -79,10 +80,52 @@ function checkPidns(root: number): boolean {
   return true;
 }
 
-/** Seize the tree rooted at `root`; on failure everything seized is let go. */
-export function freezeTree(root: number, log: Logger): FrozenTask[] {
+/**
+ * With --freeze-cgroup: freeze the group, seize and interrupt every task in it
+ * (none can fork or exit meanwhile), thaw it. Returns the tasks seized; their
+ * stops are still to be waited for.
+ */
+function seizeFrozen(freezer: CgroupFreezer, log: Logger): Set<number> {
+  const seized = new Set<number>();
+  freezer.freeze();
+  try {
+    for (const tid of freezer.tids()) {
+      try {
+        seizeOnly(tid);
+        ptraceInterrupt(tid);
+        seized.add(tid);
+      } catch (e) {
+        // Gone, or a kernel thread: not ours to hold.
+        log.debug(`freezer: cannot seize ${tid}: ${(e as Error).message}`);
+      }
+    }
+  } catch (e) {
+    for (const tid of seized) releaseAfterStop(tid);
+    freezer.thaw();
+    throw e;
+  }
+  freezer.thaw();
+  return seized;
+}
+
+function releaseAfterStop(tid: number): void {
+  try {
+    waitForStop(tid);
+    releaseThread(tid);
+  } catch {
+    /* gone */
+  }
+}
+
+/**
+ * Seize the tree rooted at `root`; on failure everything seized is let go. With
+ * a cgroup freezer the tasks are seized while the group is frozen; tasks of the
+ * group outside the tree are left to the freezer to hold until the dump ends.
+ */
+export function freezeTree(root: number, log: Logger, freezer?: CgroupFreezer): FrozenTask[] {
   const tasks: FrozenTask[] = [];
   if (existsSync(`/proc/${root}`) && checkPidns(root)) log.info(`task ${root} is the init of its own pid namespace`);
+  const pre = freezer ? seizeFrozen(freezer, log) : new Set<number>();
   try {
     const queue: Array<{ pid: number; parent: number }> = [{ pid: root, parent: 0 }];
     while (queue.length) {
@@ -104,7 +147,7 @@ export function freezeTree(root: number, log: Logger): FrozenTask[] {
         threads: [], threadRems: new Map(), parent, children: [],
       };
       try {
-        seizeThreads(t);
+        seizeThreads(t, pre);
       } catch (e) {
         if (e instanceof TaskGoneError && e.pid === pid) {
           if (pid === root) throw new CryoError(`process ${pid} exited before it could be frozen`);
@@ -122,8 +165,10 @@ export function freezeTree(root: number, log: Logger): FrozenTask[] {
     }
   } catch (e) {
     thawTree(tasks, log);
+    for (const tid of pre) releaseAfterStop(tid);
     throw e;
   }
+  for (const tid of pre) freezer!.hold(tid);
   return tasks;
 }
 
@@ -131,7 +176,7 @@ export function freezeTree(root: number, log: Logger): FrozenTask[] {
  * Seize every thread of a process. Threads may be created while we go: list
  * again until a pass finds no new one (a stopped thread cannot clone).
  */
-function seizeThreads(t: FrozenTask): void {
+function seizeThreads(t: FrozenTask, pre: Set<number>): void {
   const seized = new Set<number>();
   for (;;) {
     let tids: number[];
@@ -145,13 +190,11 @@ function seizeThreads(t: FrozenTask): void {
     if (fresh.length === 0) break;
     for (const tid of fresh) {
       try {
-        // A seccomp filter of the task must not block the calls we make it do;
-        // suspending filters needs CAP_SYS_ADMIN, so do without where it is refused.
-        try {
-          seizeThread(tid, PTRACE_O.TRACESYSGOOD | PTRACE_O.SUSPEND_SECCOMP);
-        } catch (e) {
-          if (!SysError.is(e, 'EPERM') && !SysError.is(e, 'EINVAL')) throw e;
-          seizeThread(tid, PTRACE_O.TRACESYSGOOD);
+        if (pre.delete(tid)) waitForStop(tid); // seized while its cgroup was frozen
+        else {
+          seizeOnly(tid);
+          ptraceInterrupt(tid);
+          waitForStop(tid);
         }
       } catch (e) {
         if (e instanceof TaskGoneError && tid !== t.pid) continue; // a thread that just exited
@@ -160,6 +203,20 @@ function seizeThreads(t: FrozenTask): void {
       seized.add(tid);
       t.threads.push(tid);
     }
+  }
+}
+
+/**
+ * PTRACE_SEIZE one thread. A seccomp filter of the task must not block the calls
+ * we make it do; suspending filters needs CAP_SYS_ADMIN, so do without where it
+ * is refused.
+ */
+function seizeOnly(tid: number): void {
+  try {
+    seizeWith(tid, PTRACE_O.TRACESYSGOOD | PTRACE_O.SUSPEND_SECCOMP);
+  } catch (e) {
+    if (!SysError.is(e, 'EPERM') && !SysError.is(e, 'EINVAL')) throw e;
+    seizeWith(tid, PTRACE_O.TRACESYSGOOD);
   }
 }
 

@@ -25,6 +25,7 @@ import type { Irmap } from '../objects/files/irmap.js';
 import type { DumpFilesEnv } from '../objects/files/kind.js';
 import { dumpRegFile } from '../objects/files/reg.js';
 import { isMemfdLink } from '../objects/files/memfd.js';
+import type { CgroupDump } from '../objects/cgroup.js';
 import { takeRemote, takeThreadRemote, type FrozenTask } from './freeze.js';
 
 /** State shared by all tasks of one dump. */
@@ -40,6 +41,8 @@ export interface DumpState {
   seccomp: SeccompTable;
   /** Shared anonymous memory objects already saved (by shmid). */
   shmemDone: Set<bigint>;
+  /** cgroup sets of the threads (cg_set), and the groups with --manage-cgroups. */
+  cgroups: CgroupDump;
   stats: { pagesScanned: bigint; pagesWritten: bigint; memdumpUs: number; memwriteUs: number };
 }
 
@@ -139,7 +142,7 @@ function dumpThread(t: FrozenTask, tid: number, st: DumpState, log: Logger): { t
     schedPolicy: tstat.policy, schedPrio: tstat.rtPriority,
     blkSigset: rem.savedSigmask, sas, pdeathSig: pdeath, creds: dumpCreds(status, rem), comm,
     signalsP: dumpPending(tid, false), ...(rseqEntry ? { rseqEntry } : {}),
-    ...dumpSeccomp(tid, status, st.seccomp),
+    ...dumpSeccomp(tid, status, st.seccomp), ...st.cgroups.threadField(t.pid, tid),
   });
   return { ti, tcore, rem };
 }
@@ -183,6 +186,8 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
             blkSigset: th.rem.savedSigmask, ...(t.stopped ? { stopSigno: SIG.STOP } : {}),
             comm, timers, rlimits: create(TaskRlimitsEntrySchema, { rlimits }), sigactions,
             childSubreaper: subreaper, signalsS: dumpPending(pid, true),
+            // Also where CRIU before 3.18 looks for the set (4.x reads thread_core's).
+            ...(th.tcore.cgSet ? { cgSet: th.tcore.cgSet } : {}),
             oomScoreAdj: Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim()),
           }),
           ids,

@@ -117,7 +117,7 @@ export interface Options {
   forceIrmap: boolean;
   /** --irmap-scan-path PATH. */
   irmapScanPath: string[];
-  /** --manage-cgroups[=MODE] (default soft). */
+  /** --manage-cgroups[=MODE]: soft without MODE; without the option ignore (cgroups are opt-in). */
   manageCgroups: CgroupMode;
   /** --cgroup-root [CTRL:]PATH; entries without ctrl set the default root. */
   cgroupRoot: CgroupRoot[];

@@ -302,9 +302,10 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     },
   },
   {
-    long: 'manage-cgroups', arg: 'optional', type: 'enum', prop: 'manageCgroups', default: 'soft',
+    long: 'manage-cgroups', arg: 'optional', type: 'enum', prop: 'manageCgroups', default: 'ignore',
     values: ['none', 'props', 'soft', 'full', 'strict', 'ignore'], rpc: 'manage_cgroups_mode', metavar: 'MODE',
-    group: 'special', help: 'how to handle cgroups: none, props, soft (default), full, strict or ignore',
+    group: 'special',
+    help: 'dump and restore cgroups: none, props, soft (without MODE), full, strict; without the option (ignore) only membership is recorded',
     apply: (o, arg) => {
       if (arg === undefined) o.manageCgroups = 'soft';
       else if (['none', 'props', 'soft', 'full', 'strict', 'ignore'].includes(arg)) {

@@ -131,7 +131,7 @@ export function becomeZombie(rem: Remote, status: number): void {
   throw new Error(`task ${rem.pid} did not exit`);
 }
 
-interface TreeTask {
+export interface TreeTask {
   pstree: PstreeEntry;
   core: CoreEntry;
 }
@@ -148,11 +148,13 @@ interface TreeTask {
  * with CLONE_PARENT, so the task has its real parent and the old session; the
  * helper then exits and its parent reaps it, as CRIU's helpers do.
  *
- * `onSetsid` runs in each session leader right after its setsid().
+ * `onSetsid` runs in each session leader right after its setsid(); `onClone` in
+ * each task right after its creation, before it runs or creates anything.
  */
 export function buildTree(
   tasks: TreeTask[], rems: Map<number, Remote>, created: number[], log: Logger,
   onSetsid?: (rem: Remote, sid: number) => void,
+  onClone?: (rem: Remote, task: TreeTask, parent: TreeTask) => void,
 ): void {
   const zombies = new Map<number, { rem: Remote; status: number }>();
   const helpers: Array<{ rem: Remote; parent: Remote }> = [];
@@ -189,6 +191,7 @@ export function buildTree(
       }
       const r = cloneTask(forker, c.pstree.pid, flags);
       created.push(r.pid);
+      onClone?.(r, c, t);
       all.set(c.pstree.pid, r);
       if (c.core.tc?.taskState === TASK_ZOMBIE) zombies.set(c.pstree.pid, { rem: r, status: c.core.tc.exitCode });
       else rems.set(c.pstree.pid, r);

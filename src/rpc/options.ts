@@ -5,7 +5,7 @@
 // setup_opts_from_req does.
 import { isAbsolute, resolve } from 'node:path';
 import { create, isFieldSet, type DescField } from '@bufbuild/protobuf';
-import { CriuOptsSchema, CriuCgMode, CriuPreDumpMode, CriuNetworkLockMethod, type CriuOpts } from '../images/index.js';
+import { CriuOptsSchema, CgroupRootSchema, CriuCgMode, CriuPreDumpMode, CriuNetworkLockMethod, type CriuOpts } from '../images/index.js';
 import { OPTION_TABLE, applyOption } from '../options/table.js';
 import { defaultOptions, type Options, type CgroupMode } from '../options/index.js';
 import { CryoError } from '../context.js';
@@ -94,7 +94,8 @@ export function optionsFromRpc(req: CriuOpts | undefined, env: RpcOptionsEnv, ac
     if (!mode) bad(`unknown manage_cgroups_mode ${m.manageCgroupsMode}`);
     o.manageCgroups = mode!;
   }
-  for (const c of m.cgRoot) o.cgroupRoot.push({ ctrl: c.ctrl, path: c.path });
+  // An unset ctrl (not an empty one, which names the v2 hierarchy) sets the root of every hierarchy.
+  for (const c of m.cgRoot) o.cgroupRoot.push(isFieldSet(c, CgroupRootSchema.field.ctrl) ? { ctrl: c.ctrl, path: c.path } : { path: c.path });
   if (m.inheritFd.length && !env.swrk) bad('inherit_fd is not allowed in the standalone service');
   for (const i of m.inheritFd) o.inheritFd.push({ fd: i.fd, key: i.key });
   for (const j of m.joinNs) o.joinNs.push({ ns: j.ns, nsFile: j.nsFile, extraOpt: j.extraOpt });

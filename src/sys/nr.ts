@@ -21,7 +21,8 @@ export const NR = {
   pwritev: 296, rt_tgsigqueueinfo: 297, fanotify_init: 300, fanotify_mark: 301, prlimit64: 302,
   open_by_handle_at: 304,
   process_vm_readv: 310, process_vm_writev: 311, kcmp: 312, seccomp: 317, memfd_create: 319,
-  userfaultfd: 323, rseq: 334, pidfd_send_signal: 424, move_mount: 429, pidfd_open: 434,
+  userfaultfd: 323, rseq: 334, pidfd_send_signal: 424, move_mount: 429, fsopen: 430, fsconfig: 431,
+  fsmount: 432, pidfd_open: 434,
   clone3: 435, close_range: 436, openat2: 437, pidfd_getfd: 438,
   connect: 42, sendto: 44, recvfrom: 45, shutdown: 48, bind: 49, listen: 50, getsockname: 51,
   getpeername: 52, socketpair: 53, setsockopt: 54, getsockopt: 55, accept4: 288,
@@ -112,6 +113,11 @@ export const CLONE = {
   NEWUSER: 0x10000000, NEWPID: 0x20000000, NEWNET: 0x40000000, NEWTIME: 0x80,
   CLEAR_SIGHAND: 0x100000000,
 } as const;
+
+/** The new mount API (fsopen/fsconfig/fsmount), for cgroup hierarchies mounted detached. */
+export const FSOPEN_CLOEXEC = 1;
+export const FSMOUNT_CLOEXEC = 1;
+export const FSCONFIG = { SET_FLAG: 0, SET_STRING: 1, CMD_CREATE: 6 } as const;
 
 export const WNOHANG = 1;
 export const WUNTRACED = 2;

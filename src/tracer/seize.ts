@@ -28,14 +28,24 @@ export function waitForStop(tid: number): void {
   }
 }
 
-/** Seize and interrupt one thread; returns once it is in a ptrace stop. */
-export function seizeThread(tid: number, options: number): void {
+/** PTRACE_SEIZE one thread (not yet stopped); a thread that is gone is a TaskGoneError. */
+export function seizeWith(tid: number, options: number): void {
   try {
     ptrace.seize(tid, options);
   } catch (e) {
     if (SysError.is(e, 'ESRCH')) throw new TaskGoneError(tid, 'does not exist');
     throw e;
   }
+}
+
+/** PTRACE_INTERRUPT a seized thread: it stops as soon as it can (at once, or when thawed). */
+export function ptraceInterrupt(tid: number): void {
+  ptrace.interrupt(tid);
+}
+
+/** Seize and interrupt one thread; returns once it is in a ptrace stop. */
+export function seizeThread(tid: number, options: number): void {
+  seizeWith(tid, options);
   ptrace.interrupt(tid);
   waitForStop(tid);
 }

@@ -96,7 +96,7 @@ describe('option values', () => {
     const d = defaultOptions();
     assert.equal(o.logLevel, 2);
     assert.equal(o.cpuCap, CPU_CAP_DEFAULT);
-    assert.equal(o.manageCgroups, 'soft');
+    assert.equal(o.manageCgroups, 'ignore');
     assert.equal(o.ghostLimit, 1 << 20);
     assert.equal(o.timeout, 10);
     assert.equal(o.ghostFiemap, true);
