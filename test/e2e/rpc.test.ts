@@ -50,6 +50,20 @@ test('pycriu over cryo swrk: version; a dump with every notification acked; a re
   assert.match(target.output(), /^PASS$/m, s.report());
 });
 
+test('pycriu: a restore on a connection kept open (keep_open), then WAIT_PID for the restored task, a child of cryo', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'rpc-waitpid');
+  const target = await s.start('pipes');
+  const tree = processTree(target.pid);
+  const images = s.mkdir();
+  const d = client([`bin:${CRYO_BIN}`, 'dump', String(target.pid), images]);
+  assert.equal(final(d.lines)['success'], true, d.text + s.report());
+  await s.check(s.gone(target, tree, images));
+  const r = client([`bin:${CRYO_BIN}`, 'restore', images, '--wait']);
+  assert.equal(final(r.lines)['success'], true, r.text + s.report());
+  assert.deepEqual(r.lines.find((l) => 'waited' in l), { waited: 0 }, r.text + s.report());
+  assert.match(target.output(), /^PASS$/m, s.report());
+});
+
 test('a client that says no at post-dump calls the dump off: the task runs on untouched', { timeout: 40_000 }, async (t) => {
   const s = Session.for(t, 'rpc-nack');
   const target = await s.start('pipes');
@@ -67,6 +81,15 @@ test('cryo service: two clients in a row get their own results; no script a clie
   const service = spawn(CRYO_BIN, ['service', '--address', sockPath, '-v4', '-o', path.join(s.dir, 'service.log')], { stdio: 'ignore' });
   t.after(() => service.kill('SIGKILL'));
   await s.check(waitFor('the service socket', () => fs.existsSync(sockPath), 10_000));
+  // --daemon: the command returns once the service runs on in a process of its own.
+  const daemonSock = path.join(s.dir, 'daemon.sock');
+  const pidfile = path.join(s.dir, 'service.pid');
+  const started = await s.cryo(['service', '--address', daemonSock, '-d', '--pidfile', pidfile]);
+  assert.equal(started.code, 0, s.report());
+  const daemonPid = Number(fs.readFileSync(pidfile, 'utf8'));
+  t.after(() => process.kill(daemonPid, 'SIGKILL'));
+  const dv = client([`sk:${daemonSock}`, 'version']);
+  assert.equal(dv.lines[0]?.['success'], true, dv.text);
   const a = await s.start('pipes');
   const b = await s.start('files');
   const treeA = processTree(a.pid);

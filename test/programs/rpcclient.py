@@ -3,11 +3,13 @@ container runtimes drive CRIU. Run with /usr/bin/python3.
 
   rpcclient.py bin:PATH|sk:SOCKET version
   rpcclient.py bin:PATH|sk:SOCKET dump PID DIR [--leave-running] [--notify] [--nack ACTION] [--config FILE]
-  rpcclient.py bin:PATH|sk:SOCKET restore DIR [--sibling] [--notify] [--nack ACTION]
+  rpcclient.py bin:PATH|sk:SOCKET restore DIR [--sibling] [--notify] [--nack ACTION] [--wait]
 
 Prints one JSON object per line: each notification ({"notify": ...}) and the
 outcome. After a restore with --sibling the restored task is this process's
-child: it is sent SIGUSR1 and waited for, and its exit status printed.
+child: it is sent SIGUSR1 and waited for, and its exit status printed. With
+--wait the connection is kept open (keep_open) and the restored task, a child of
+cryo, is sent SIGUSR1 and waited for with a WAIT_PID request.
 """
 import json
 import os
@@ -75,6 +77,8 @@ def main():
     req.opts.leave_running = flag('--leave-running')
     if flag('--sibling'):
         req.opts.rst_sibling = True
+    if flag('--wait'):
+        req.keep_open = True
     if opt('--config'):
         req.opts.config_file = opt('--config')
     if flag('--notify'):
@@ -90,6 +94,10 @@ def main():
             return
     out(success=resp.success, errno=resp.cr_errno, errmsg=resp.cr_errmsg,
         pid=resp.restore.pid if resp.HasField('restore') else None)
+    if action == 'restore' and resp.success and flag('--wait'):
+        os.kill(resp.restore.pid, signal.SIGUSR1)
+        status = c.wait_pid(resp.restore.pid)
+        out(waited=os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1)
     if action == 'restore' and resp.success and flag('--sibling'):
         pid = resp.restore.pid
         with open('/proc/%d/stat' % pid) as f:
