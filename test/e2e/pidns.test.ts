@@ -26,9 +26,16 @@ test('pid namespace: a bash loop as pid 1 of its namespace counts on after resto
   await s.check(waitFor(`pid ${inner} to go`, () => !exists(inner), 10_000));
   const atDump = Math.max(...lines(unshare.output()).map((l) => l[0]!));
   const pidfile = path.join(s.dir, 'restored.pid');
-  s.ok(await s.cryo(['restore', '-d', '-D', images, '-v4', '-o', 'restore.log', '--pidfile', pidfile]));
+  // The action points of a restore into new namespaces, seen by a script.
+  const actions = path.join(s.dir, 'actions.log');
+  const actionScript = path.join(s.dir, 'script.sh');
+  fs.writeFileSync(actionScript, `#!/bin/sh\necho "$CRTOOLS_SCRIPT_ACTION $CRTOOLS_INIT_PID" >> ${actions}\n`, { mode: 0o755 });
+  s.ok(await s.cryo(['restore', '-d', '-D', images, '-v4', '-o', 'restore.log', '--pidfile', pidfile, '--action-script', actionScript]));
   const host = Number(fs.readFileSync(pidfile, 'utf8'));
   const restored = s.adopt(host, unshare);
+  assert.deepEqual(fs.readFileSync(actions, 'utf8').trim().split('\n').map((l) => l.split(' ')[0]),
+    ['pre-restore', 'setup-namespaces', 'post-setup-namespaces', 'post-restore', 'pre-resume', 'post-resume'], s.report());
+  assert.match(fs.readFileSync(actions, 'utf8'), new RegExp(`^setup-namespaces ${host}$`, 'm'), 'setup-namespaces without the root\'s pid');
   assert.deepEqual(nspid(host).slice(-1), [1], `the restored root is not pid 1 of its namespace${s.report()}`);
   assert.notEqual(fs.readlinkSync(`/proc/${host}/ns/pid`), fs.readlinkSync('/proc/self/ns/pid'), s.report());
   await s.check(waitFor(`the count to pass ${atDump + 3}`, () => Math.max(...lines(unshare.output()).map((l) => l[0]!)) >= atDump + 3, 10_000));
