@@ -192,6 +192,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     files: loaded.files,
     ttyInfos: loaded.ttyInfos,
     shellJob: opts.shellJob,
+    orphanPtsMaster: opts.orphanPtsMaster && ctx.notify ? (fd) => ctx.notify!('orphan-pts-master', { fd }) : undefined,
     pipeData: loaded.pipeData,
     fifoData: loaded.fifoData,
     remaps: loaded.remaps,

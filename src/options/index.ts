@@ -193,6 +193,8 @@ export interface Options {
   config?: string;
   /** --no-default-config. */
   noDefaultConfig: boolean;
+  /** orphan_pts_master (RPC only): a shell job's pty master goes to the client. */
+  orphanPtsMaster?: boolean;
   /** --close FD: descriptors CRIU would close at start (recorded, not acted on). */
   close: number[];
 }

@@ -115,6 +115,7 @@ export function optionsFromRpc(req: CriuOpts | undefined, env: RpcOptionsEnv, ac
     if (m.emptyNs! & ~0x40000000) bad('empty_ns takes the net namespace only');
     o.emptyNs = m.emptyNs!;
   }
+  if (m.orphanPtsMaster) o.orphanPtsMaster = true;
   if (set('status_fd')) o.statusFd = -1; // obsolete in CRIU; status-ready goes by notification
   if (m.configFile) bad('config_file is not supported: cryo reads only its own configuration');
   if (set('pidfd_store_sk')) bad('pidfd_store_sk is not supported yet');

@@ -9,6 +9,7 @@ import { NR, SOCK, trySyscall, sock } from '../sys/index.js';
 import { CryoError, type Context } from '../context.js';
 import { statusReady } from './server.js';
 import { selfCommand, userArgs } from '../cli/self.js';
+import { runAction } from '../actions.js';
 
 /** The env var a daemonized service finds its listening socket by. */
 const LISTEN_FD_ENV = 'CRYO_SERVICE_FD';
@@ -50,6 +51,7 @@ export async function runService(ctx: Context): Promise<number> {
   if (opts.pidfile && inherited === undefined) writeFileSync(opts.pidfile, String(process.pid));
   log.info(`service listening at ${address}`);
   statusReady(opts.statusFd);
+  runAction(ctx, 'status-ready');
   for (;;) {
     const c = trySyscall(NR.accept4, lfd, 0, 0, SOCK.CLOEXEC);
     if (c === -11 /* EAGAIN */ || c === -4 /* EINTR */) {

@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { PROGRAMS_DIR, ROOT, Session, imagePids, processTree, runningFree, waitFor } from './harness.js';
+import { PROGRAMS_DIR, ROOT, Session, compileProgram, imagePids, processTree, runningFree, waitFor } from './harness.js';
 
 const CRYO_BIN = path.join(ROOT, 'bin/cryo');
 const CLIENT = path.join(PROGRAMS_DIR, 'rpcclient.py');
@@ -62,6 +62,21 @@ test('pycriu: a restore on a connection kept open (keep_open), then WAIT_PID for
   assert.equal(final(r.lines)['success'], true, r.text + s.report());
   assert.deepEqual(r.lines.find((l) => 'waited' in l), { waited: 0 }, r.text + s.report());
   assert.match(target.output(), /^PASS$/m, s.report());
+});
+
+test('orphan_pts_master: a job whose console came from outside gets a new pty of the same number as its controlling terminal; the master comes to the client with the notification', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'rpc-orphan-pts');
+  const launcher = await s.startCommand('launcher', ['/usr/bin/python3', path.join(PROGRAMS_DIR, 'ptylaunch.py'), compileProgram('orphanpty')], { ready: /READY/ });
+  const [, pid, pts] = /^CHILD (\d+) (\S+)$/m.exec(launcher.output())!;
+  const images = s.mkdir();
+  s.ok(await s.cryo(['dump', '-t', pid!, '-D', images, '-j', '-v4', '-o', 'dump.log']));
+  // The launcher closes the master once its child is gone: the pty's number is free again.
+  await s.check(waitFor('the launcher to let the pty go', () => /^LAUNCHER DONE$/m.test(launcher.output()), 10_000));
+  const r = client([`bin:${CRYO_BIN}`, 'restore', images, '--sibling', '--notify', '--shell-job', '--orphan-pts']);
+  assert.equal(final(r.lines)['success'], true, r.text + s.report());
+  assert.ok(r.lines.some((l) => l['notify'] === 'orphan-pts-master'), `no orphan-pts-master notification\n${r.text}`);
+  assert.match(String(r.lines.find((l) => 'tty' in l)?.['tty']), /PASS/, `the job did not pass on ${pts}\n${r.text}`);
+  assert.deepEqual(r.lines.find((l) => 'exited' in l), { exited: 0, signaled: null }, r.text);
 });
 
 test('a client that says no at post-dump calls the dump off: the task runs on untouched', { timeout: 40_000 }, async (t) => {

@@ -4,16 +4,22 @@ container runtimes drive CRIU. Run with /usr/bin/python3.
   rpcclient.py bin:PATH|sk:SOCKET version
   rpcclient.py bin:PATH|sk:SOCKET dump PID DIR [--leave-running] [--notify] [--nack ACTION] [--config FILE]
   rpcclient.py bin:PATH|sk:SOCKET restore DIR [--sibling] [--notify] [--nack ACTION] [--wait]
+                                   [--shell-job --orphan-pts]
 
 Prints one JSON object per line: each notification ({"notify": ...}) and the
 outcome. After a restore with --sibling the restored task is this process's
 child: it is sent SIGUSR1 and waited for, and its exit status printed. With
 --wait the connection is kept open (keep_open) and the restored task, a child of
-cryo, is sent SIGUSR1 and waited for with a WAIT_PID request.
+cryo, is sent SIGUSR1 and waited for with a WAIT_PID request. With --orphan-pts
+the master of the job's new terminal comes with the orphan-pts-master
+notification: "ping" is typed into it before SIGUSR1, and what the job writes
+to its terminal is printed ({"tty": ...}).
 """
+import array
 import json
 import os
 import signal
+import socket
 import sys
 
 sys.path.insert(0, '/usr/lib/python3/dist-packages')
@@ -37,12 +43,18 @@ def client(where):
     return c
 
 
+received_fds = []
+
+
 def converse(c, req, nack):
     """Send req and answer notifications until the final response."""
     sk = c._comm.connect(False)
     sk.send(req.SerializeToString())
     while True:
-        buf = sk.recv(len(sk.recv(1, 0x20 | 0x2)))  # MSG_TRUNC | MSG_PEEK: the size first
+        buf, anc, _, _ = sk.recvmsg(1 << 20, socket.CMSG_SPACE(16))
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                received_fds.extend(array.array('i', data[:len(data) - len(data) % 4]))
         if not buf:
             out(success=False, errmsg='connection closed')
             return None
@@ -79,6 +91,10 @@ def main():
         req.opts.rst_sibling = True
     if flag('--wait'):
         req.keep_open = True
+    if flag('--shell-job'):
+        req.opts.shell_job = True
+    if flag('--orphan-pts'):
+        req.opts.orphan_pts_master = True
     if opt('--config'):
         req.opts.config_file = opt('--config')
     if flag('--notify'):
@@ -103,8 +119,23 @@ def main():
         with open('/proc/%d/stat' % pid) as f:
             ppid = int(f.read().rsplit(')', 1)[1].split()[1])
         out(ppid=ppid, me=os.getpid())
+        master = received_fds[0] if received_fds else None
+        if master is not None:
+            os.write(master, b'ping\n')
         os.kill(pid, signal.SIGUSR1)
         _, status = os.waitpid(pid, 0)
+        if master is not None:
+            os.set_blocking(master, False)
+            text = b''
+            try:
+                while True:
+                    chunk = os.read(master, 4096)
+                    if not chunk:
+                        break
+                    text += chunk
+            except OSError:
+                pass
+            out(tty=text.decode(errors='replace'))
         out(exited=os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
             signaled=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None)
 

@@ -61,6 +61,12 @@ export interface RestoreFilesEnv {
   files: Map<number, FileEntry>;
   ttyInfos: Map<number, TtyInfoEntry>;
   shellJob: boolean;
+  /**
+   * orphan_pts_master (RPC): a shell job's pty, whose master was outside the tree,
+   * comes back as a new pair of the same number; its master is handed here (to
+   * the RPC client).
+   */
+  orphanPtsMaster?: (master: number) => void;
   /** pipes-data.img: what was in each pipe, by pipe id (inode). */
   pipeData: Map<number, { data: Uint8Array; size: number }>;
   /** Our pid of a task of the tree, by its pid in its own namespace (pidfds name them so). */

@@ -131,6 +131,37 @@ export function ensurePair(index: number, env: RestoreFilesEnv): Pair {
   return pair;
 }
 
+/** A shell job's pty whose master was outside the tree, to be handed out with orphan_pts_master. */
+export function isOrphanSlave(info: TtyInfoEntry, env: RestoreFilesEnv): boolean {
+  return !!env.orphanPtsMaster && env.shellJob && info.type === TtyType.PTY && !!info.pty && !isPtyMaster(info) && !ownsPair(info.pty.index, env);
+}
+
+/**
+ * The new pair for an orphan slave (as CRIU: same number, unlocked, the dumped
+ * terminal settings); its master goes to the RPC client once, when it is made.
+ */
+function orphanPair(info: TtyInfoEntry, env: RestoreFilesEnv): Pair {
+  const index = info.pty!.index;
+  const have = env.ptys.get(index);
+  if (have) return have;
+  const pair: Pair = { master: openPtmxAt('/dev/ptmx', index, O.RDWR | O.NOCTTY | O.CLOEXEC), slaves: new Map() };
+  env.ptys.set(index, pair);
+  setInt(pair.master, TIOC.SPTLCK, 0);
+  const s = peer(pair, O.RDWR | O.NOCTTY | O.CLOEXEC, false);
+  try {
+    applyParams(s, info);
+  } finally {
+    closeSync(s);
+  }
+  env.orphanPtsMaster!(pair.master);
+  return pair;
+}
+
+/** A new open file description of an orphan slave, in cryo. */
+export function orphanSlaveFd(fe: FileEntry, info: TtyInfoEntry, env: RestoreFilesEnv): number {
+  return peer(orphanPair(info, env), (fe.tty!.flags & ~O.CLOEXEC) | O.NOCTTY | O.CLOEXEC, false);
+}
+
 /**
  * Run `fn` while the pty that is session `sid`'s terminal is unlocked: any open
  * of a slave (also through /dev/tty) fails on a locked pair, and a failed open
@@ -166,6 +197,7 @@ function sessionTerminals(env: RestoreFilesEnv, sid?: number): TtyInfoEntry[] {
   for (const info of env.ttyInfos.values()) {
     if (!info.sid || (sid !== undefined && info.sid !== sid)) continue;
     if (isPtyMaster(info) && ownsPair(info.pty!.index, env)) out.push(info);
+    else if (isOrphanSlave(info, env)) out.push(info);
     else if (info.type === TtyType.EXT_TTY && env.inherited.has(ttyKey(info.rdev, info.dev ?? 0))) out.push(info);
   }
   return out;
@@ -182,6 +214,7 @@ function terminalFd(info: TtyInfoEntry, env: RestoreFilesEnv): number {
     inh.used = true;
     return dupCloexec(inh.fd);
   }
+  if (isOrphanSlave(info, env)) return peer(orphanPair(info, env), O.RDWR | O.NOCTTY | O.CLOEXEC, false);
   const master = sides(info.pty!.index, env).masters[0]!;
   return peer(ensurePair(info.pty!.index, env), O.RDWR | O.NOCTTY | O.CLOEXEC, master.info.locked);
 }
@@ -221,6 +254,7 @@ export function restoreCtty(rem: Remote, sid: number, env: RestoreFilesEnv, cryo
 export function restoreTtyPgrps(rems: Map<number, Remote>, env: RestoreFilesEnv, cryoPidfd: bigint): void {
   for (const info of sessionTerminals(env)) {
     const leader = rems.get(info.sid);
+    if (!leader && isOrphanSlave(info, env)) continue; // the shell's session, outside the tree
     if (!leader) throw new CryoError(`terminal ${info.id}: the leader of its session ${info.sid} is not in the images`);
     if (!info.pgrp || info.pgrp === info.sid) continue; // TIOCSCTTY made the leader's group the foreground one
     withTerminal(leader, info, env, cryoPidfd, (tfd) => {

@@ -23,7 +23,7 @@ import { RemoteError, type Remote } from '../../tracer/remote.js';
 import type { FileTable } from './table.js';
 import { major, minor, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
 import { ioctlInt, readParams, applyParams } from './termios.js';
-import { isPtyMasterRdev, isPtyMaster, ownsPair, pairFd, dupCloexec, ttyKey, withSessionPtyUnlocked } from './pty.js';
+import { isPtyMasterRdev, isPtyMaster, ownsPair, pairFd, isOrphanSlave, orphanSlaveFd, dupCloexec, ttyKey, withSessionPtyUnlocked } from './pty.js';
 
 // CRIU's fixed indices for terminals that are not ptys (tty.c).
 const CONSOLE_INDEX = 1002;
@@ -211,6 +211,7 @@ export const tty: FdKind = {
   open(fe, env, task) {
     const info = infoOf(fe, env);
     if (info.type === TtyType.PTY && info.pty && ownsPair(info.pty.index, env)) return pairFd(fe, info, env);
+    if (isOrphanSlave(info, env)) return orphanSlaveFd(fe, info, env);
     if (info.type === TtyType.CTTY) {
       if (!task) throw new CryoError('/dev/tty in flight in a socket queue cannot be restored');
       return withSessionPtyUnlocked(info.sid, env, () => openCtty(fe, env, task));
