@@ -171,8 +171,11 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   // A tree whose root was pid 1 lived in a pid namespace of its own: it gets a new
   // one (and a mount namespace with its /proc), where its pids are free.
   const newPidns = loaded.tasks[0]!.pstree.pid === 1;
-  for (const t of newPidns ? [] : loaded.tasks) {
-    if (existsSync(`/proc/${t.pstree.pid}`)) throw new CryoError(`pid ${t.pstree.pid} is already in use`);
+  const taken = (newPidns ? [] : loaded.tasks).find((t) => existsSync(`/proc/${t.pstree.pid}`));
+  if (taken) {
+    cg?.close();
+    dir.close();
+    throw new CryoError(`pid ${taken.pstree.pid} is already in use`);
   }
 
   const inherited = new Map<string, { fd: number; used: boolean }>();
