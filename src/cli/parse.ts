@@ -148,6 +148,20 @@ function scan(
 }
 
 /**
+ * Apply a configuration file on top of `opts` (an RPC request's config_file,
+ * which overrides the request as in CRIU); returns the options it set.
+ */
+export function applyConfigText(text: string, path: string, opts: Options, penv: ParseEnv): { error: string } | { seen: Set<string> } {
+  const parsed = parseConfigText(text);
+  if (!parsed.ok) return { error: `unsupported syntax in configuration file ${path}, line ${parsed.line}` };
+  const seen = new Set<string>();
+  const r = scan(parsed.args, opts, penv, seen);
+  if (!Array.isArray(r)) return { error: r.kind === 'error' ? r.line : `configuration file ${path}: --${r.kind} has no place here` };
+  if (r.length) return { error: `configuration file ${path}: unexpected "${r[0]}"` };
+  return { seen };
+}
+
+/**
  * Parse a command line (without the program name) the way CRIU does:
  * config files first, then argv; then pick the action and validate it.
  */

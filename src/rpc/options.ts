@@ -3,7 +3,9 @@
 // its option's own semantics; the fields that carry fds of the client,
 // nested messages or enums are mapped here by hand, as CRIU's
 // setup_opts_from_req does.
+import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import { applyConfigText } from '../cli/parse.js';
 import { create, isFieldSet, type DescField } from '@bufbuild/protobuf';
 import { CriuOptsSchema, CgroupRootSchema, CriuCgMode, CriuPreDumpMode, CriuNetworkLockMethod, type CriuOpts } from '../images/index.js';
 import { OPTION_TABLE, applyOption } from '../options/table.js';
@@ -38,6 +40,28 @@ const CG_MODES: Record<number, CgroupMode> = {
 
 function field(name: string): DescField | undefined {
   return CriuOptsSchema.fields.find((f) => f.name === name);
+}
+
+/**
+ * config_file: its options override the request's (runc's runc.conf). A client
+ * of the service may not name scripts through it: only cryo's own command line
+ * and config run scripts.
+ */
+function applyConfigFile(path: string, o: Options, env: RpcOptionsEnv, bad: (text: string) => never): void {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    bad(`cannot read config_file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const scripts = o.actionScript.length;
+  const r = applyConfigText(text!, path, o, { env: process.env, cwd: '/', progName: 'criu', readFile: () => undefined });
+  if ('error' in r) bad(r.error);
+  if (!env.swrk && o.actionScript.length > scripts) bad(`config_file ${path} names an action script, which a client of the service may not do`);
+  const seen = (r as { seen: Set<string> }).seen;
+  if (seen.has('images-dir')) o.imagesDir = resolve(o.imagesDir);
+  if (seen.has('work-dir')) o.workDir = resolve(o.workDir!);
+  if (seen.has('log-file') && o.logFile !== undefined && o.logFile !== '-' && !isAbsolute(o.logFile)) o.logFile = resolve(o.workDir ?? o.imagesDir, o.logFile);
 }
 
 /** A directory of the client's, by its fd (through /proc, as CRIU does). */
@@ -117,7 +141,7 @@ export function optionsFromRpc(req: CriuOpts | undefined, env: RpcOptionsEnv, ac
   }
   if (m.orphanPtsMaster) o.orphanPtsMaster = true;
   if (set('status_fd')) o.statusFd = -1; // obsolete in CRIU; status-ready goes by notification
-  if (m.configFile) bad('config_file is not supported: cryo reads only its own configuration');
+  if (m.configFile) applyConfigFile(m.configFile, o, env, bad);
   if (set('pidfd_store_sk')) bad('pidfd_store_sk is not supported yet');
   return o;
 }

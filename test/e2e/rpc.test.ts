@@ -79,6 +79,22 @@ test('orphan_pts_master: a job whose console came from outside gets a new pty of
   assert.deepEqual(r.lines.find((l) => 'exited' in l), { exited: 0, signaled: null }, r.text);
 });
 
+test('config_file overrides the request (as runc.conf does): leave-running from the file keeps the task alive', { timeout: 40_000 }, async (t) => {
+  const s = Session.for(t, 'rpc-config');
+  const target = await s.start('pipes');
+  const conf = path.join(s.dir, 'runc.conf');
+  fs.writeFileSync(conf, '# as /etc/criu/runc.conf\nleave-running\n');
+  const d = client([`bin:${CRYO_BIN}`, 'dump', String(target.pid), s.mkdir(), '--config', conf]);
+  assert.equal(final(d.lines)['success'], true, d.text + s.report());
+  assert.ok(runningFree(target.pid), `the task did not run on: the config file was not applied${s.report()}`);
+  const bad = path.join(s.dir, 'bad.conf');
+  fs.writeFileSync(bad, 'no-such-option\n');
+  const r = client([`bin:${CRYO_BIN}`, 'dump', String(target.pid), s.mkdir(), '--config', bad]);
+  assert.equal(final(r.lines)['success'], false, r.text);
+  assert.match(String(final(r.lines)['errmsg']), /no-such-option/, r.text);
+  await s.expectPass(target);
+});
+
 test('a client that says no at post-dump calls the dump off: the task runs on untouched', { timeout: 40_000 }, async (t) => {
   const s = Session.for(t, 'rpc-nack');
   const target = await s.start('pipes');
@@ -129,6 +145,7 @@ test('cryo service: two clients in a row get their own results; no script a clie
   fs.writeFileSync(conf, `action-script ${script}\n`);
   const named = client([`sk:${sockPath}`, 'dump', String(a.pid), s.mkdir(), '--leave-running', '--config', conf]);
   assert.equal(final(named.lines)['success'], false, named.text);
+  assert.match(String(final(named.lines)['errmsg']), /names an action script/, named.text);
   assert.ok(!fs.existsSync(marker), 'a script named by the client ran');
 
   // An unprivileged client: may connect, may not dump root's process.
