@@ -69,18 +69,17 @@ export async function runDump(ctx: Context): Promise<number> {
   try {
     injectFault(tasks);
     runAction(ctx, 'query-ext-files');
-    const idsOf = new Map<number, TaskKobjIdsEntry>();
     for (const t of tasks) {
       if (t.rem === null && t.stat.state === 'Z') {
         dumpZombie(t, ctx, st);
         continue;
       }
-      const ids = taskIds(t.pid, st);
-      idsOf.set(t.pid, ids);
-      dumpTask(t, ctx, st, ids);
+      dumpTask(t, ctx, st, taskIds(t.pid, st));
     }
     finishTtys(st.files, tasks, opts.shellJob);
-    writeTreeImages(tasks, st, idsOf.get(root)!);
+    // As CRIU: the inventory's root_ids are the dumper's own (its namespaces tell
+    // the tree's apart); the tree's root has files, vm etc. of its own.
+    writeTreeImages(tasks, st, taskIds(process.pid, st));
     cgroups.write(dir);
     finishUnix(st.files, opts.extUnixSk, opts.external);
     if (st.files.unix?.queues.length) dir.write('skQueues', st.files.unix.queues);

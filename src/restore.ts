@@ -5,9 +5,9 @@ import { closeSync, existsSync, fstatSync, statSync, writeFileSync } from 'node:
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
-  ImageDir, ImageError, TASK_ZOMBIE, TASK_STOPPED, VMA_ANON_SHARED, RemapType, type FileLockEntry,
+  ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_ANON_SHARED, RemapType, type FileLockEntry,
   type MemfdInodeEntry,
-  type PstreeEntry, type FileEntry, type SkPacketEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
+  ThreadCoreEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
 import { CLONE, NR, SIG, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
@@ -60,9 +60,12 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   const tasks: TaskImages[] = pstree.map((p) => {
     const core = dir.readOne('core', p.pid);
     const threadCores = new Map<number, CoreEntry>();
-    for (const tid of p.threads) if (tid !== p.pid) threadCores.set(tid, dir.readOne('core', tid));
-    if (core.tc?.taskState === TASK_ZOMBIE) return { pstree: p, core, threadCores };
-    const ids = core.ids;
+    // CRIU lists a zombie's thread as 0.
+    for (const tid of p.threads) if (tid !== p.pid && tid !== 0) threadCores.set(tid, dir.readOne('core', tid));
+    if (isZombieState(core.tc?.taskState)) return { pstree: p, core, threadCores };
+    // CRIU keeps a task's kernel object ids in ids-PID.img; cryo also in the core.
+    const ids = core.ids ?? (dir.exists('ids', p.pid) ? dir.readOne('ids', p.pid) : undefined);
+    if (!core.ids && ids) core.ids = ids;
     if (!core.threadInfo || !core.tc || !ids) throw new CryoError(`${dir.fileName('core', p.pid)}: incomplete core entry`);
     const [head, ...runs] = dir.read('pagemap', p.pid);
     const mm = dir.readOne('mm', p.pid);
@@ -275,7 +278,9 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       // The leader last: it owns the scratch memory the other threads borrow.
       for (const x of threads) {
         const ti = x.core.threadInfo!;
-        const mask = x.core.threadCore?.blkSigset ?? x.core.tc?.blkSigset ?? 0n;
+        // CRIU keeps the leader's mask in tc, each thread's in thread_core (when set).
+        const tcore = x.core.threadCore;
+        const mask = tcore && isFieldSet(tcore, ThreadCoreEntrySchema.field.blkSigset) ? tcore.blkSigset : x.core.tc?.blkSigset ?? 0n;
         finals.push({ rem: x.rem, regs: entryToGpregs(ti.gpregs!), mask, xstate: entryToXstate(ti.fpregs!, readXstate(x.rem.pid)) });
       }
     }

@@ -5,7 +5,7 @@ import {
   create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
   TaskKobjIdsEntrySchema, ThreadSasEntrySchema, RseqEntrySchema, TaskRlimitsEntrySchema, RlimitEntrySchema,
   MmEntrySchema, PagemapHeadSchema, PagemapEntrySchema,
-  FsEntrySchema, VMA_ANON_SHARED, TASK_ALIVE, TASK_STOPPED, TASK_ZOMBIE, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
+  FsEntrySchema, VMA_ANON_SHARED, VMA_AREA_VDSO, TASK_ALIVE, TASK_STOPPED, TASK_DEAD, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
 } from '../images/index.js';
 import { parseStat, parseStatus } from '../proc/stat.js';
 import type { Context, Logger } from '../context.js';
@@ -70,12 +70,15 @@ export function taskIds(pid: number, st: DumpState): TaskKobjIdsEntry {
   return create(TaskKobjIdsEntrySchema, { vmId: own, filesId: own + 1, fsId: own + 2, sighandId: own + 3, ...nsIds(pid, st) });
 }
 
+/** CRIU's AT_VECTOR_SIZE on x86_64: how many auxv words mm.img holds. */
+const AT_VECTOR_SIZE = 44;
+
 /** A zombie: only its exit code and a core saying so. */
 export function dumpZombie(t: FrozenTask, ctx: Context, st: DumpState): void {
   const core = create(CoreEntrySchema, {
     mtype: CoreEntry_March.X86_64,
     tc: create(TaskCoreEntrySchema, {
-      taskState: TASK_ZOMBIE, exitCode: t.stat.exitCode, personality: 0, flags: 0,
+      taskState: TASK_DEAD, exitCode: t.stat.exitCode, personality: 0, flags: 0,
       blkSigset: 0n, comm: t.stat.comm,
     }),
   });
@@ -196,6 +199,8 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
       : create(CoreEntrySchema, { mtype: CoreEntry_March.X86_64, threadInfo: th.ti, threadCore: th.tcore });
     st.dir.write('core', [core], t.ns.tids.get(tid) ?? tid);
   }
+  // CRIU reads a task's ids from ids-PID.img, not from the core.
+  st.dir.write('ids', [ids], t.ns.pid);
 
   // Files first: the page transfer below briefly adds fds of ours to the task.
   const env: Omit<DumpFilesEnv, 'dumpOwn'> = {
@@ -222,7 +227,9 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
     { flags: O.RDONLY, pos: 0n }, env, `map:${exeSt.dev}:${exeSt.ino}:${O.RDONLY}`);
   const auxvRaw = readFileSync(`/proc/${pid}/auxv`);
   const auxv: bigint[] = [];
-  for (let i = 0; i + 8 <= auxvRaw.length; i += 8) auxv.push(auxvRaw.readBigUInt64LE(i));
+  // As CRIU: at most AT_VECTOR_SIZE (44) words; CRIU refuses to restore more. The
+  // kernel terminates what PR_SET_MM_MAP gets, and programs keep their own copy.
+  for (let i = 0; i + 8 <= auxvRaw.length && auxv.length < AT_VECTOR_SIZE; i += 8) auxv.push(auxvRaw.readBigUInt64LE(i));
   const mm = create(MmEntrySchema, {
     mmStartCode: stat.startCode, mmEndCode: stat.endCode, mmStartData: stat.startData, mmEndData: stat.endData,
     mmStartStack: stat.startStack, mmStartBrk: stat.startBrk, mmBrk: brk, mmArgStart: stat.argStart,
@@ -232,7 +239,9 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   st.dir.write('mm', [mm], t.ns.pid);
 
   const t0 = performance.now();
-  const priv = vmaList.filter(hasPrivatePages);
+  // The vdso's pages too: CRIU's restorer reads the dumped vdso to compare it with
+  // the kernel's (cryo's restore skips them: the task keeps this kernel's vdso).
+  const priv = vmaList.filter((v) => hasPrivatePages(v) || v.status & VMA_AREA_VDSO);
   const runs = scanPages(pid, priv);
   const t1 = performance.now();
   const pagesId = st.nextPagesId++;

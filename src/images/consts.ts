@@ -12,7 +12,10 @@ export const PE_PRESENT = 1 << 2;
 export const TASK_ALIVE = 0x01;
 export const TASK_DEAD = 0x02;
 export const TASK_STOPPED = 0x03;
+/** CRIU's in-memory state of a zombie; images say TASK_DEAD (older cryo images say this). */
 export const TASK_ZOMBIE = 0x06;
+/** Is a core's task state that of a zombie (TASK_DEAD as CRIU writes it, or TASK_ZOMBIE)? */
+export const isZombieState = (s: number | undefined): boolean => s === TASK_DEAD || s === TASK_ZOMBIE;
 
 /** vma_entry.status bits. A VMA is VMA_AREA_REGULAR plus what kind of mapping it is. */
 export const VMA_AREA_NONE = 0;

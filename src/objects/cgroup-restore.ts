@@ -17,7 +17,7 @@ import {
 import type { Options, CgroupMode } from '../options/index.js';
 import { CryoError, type Logger } from '../context.js';
 import {
-  create, CgroupDirEntrySchema, type ImageDir, type CgroupEntry, type CgControllerEntry, type CgroupDirEntry,
+  create, isFieldSet, ThreadCoreEntrySchema, CgroupDirEntrySchema, type ImageDir, type CgroupEntry, type CgControllerEntry, type CgroupDirEntry,
   type CgroupPropEntry, type CgroupPerms, type CoreEntry, type CgMemberEntry,
 } from '../images/index.js';
 import { parseCgroupFile } from '../proc/cgroup.js';
@@ -27,7 +27,8 @@ import { rootFor, permsOf } from './cgroup.js';
 
 /** A thread's set id from its core entry (0: none, e.g. a zombie). */
 export function cgSetOf(core: CoreEntry): number {
-  return core.threadCore?.cgSet ?? core.tc?.cgSet ?? 0;
+  const t = core.threadCore;
+  return t && isFieldSet(t, ThreadCoreEntrySchema.field.cgSet) ? t.cgSet : core.tc?.cgSet ?? 0;
 }
 
 const errCode = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).message;

@@ -49,10 +49,11 @@ export function vmaEntries(pid: number, vmas: Vma[], env: RegDumpEnv, heap: { st
       start: v.start, end: v.end, pgoff: v.pgoff, shmid: 0n, prot, flags, status: 0, fd: -1n,
     });
     if (madv) e.madv = madv;
+    // The special mappings carry VMA_ANON_PRIVATE too, as CRIU writes them.
     if (v.name === '[vsyscall]') {
-      e.status = VMA_AREA_VSYSCALL;
+      e.status = VMA_AREA_VSYSCALL | VMA_ANON_PRIVATE;
     } else if (v.name === '[vdso]') {
-      e.status = VMA_AREA_REGULAR | VMA_AREA_VDSO;
+      e.status = VMA_AREA_REGULAR | VMA_AREA_VDSO | VMA_ANON_PRIVATE;
       e.flags |= MAP.ANONYMOUS;
     } else if (v.name === '[vvar]' || v.name === '[vvar_vclock]') {
       const prev = out[out.length - 1];
@@ -60,7 +61,7 @@ export function vmaEntries(pid: number, vmas: Vma[], env: RegDumpEnv, heap: { st
         prev.end = v.end; // merge, as CRIU does
         continue;
       }
-      e.status = VMA_AREA_REGULAR | VMA_AREA_VVAR;
+      e.status = VMA_AREA_REGULAR | VMA_AREA_VVAR | VMA_ANON_PRIVATE;
       e.flags |= MAP.ANONYMOUS;
     } else if (v.inode !== 0 || (v.name.startsWith('/') && !v.name.startsWith('/SYSV'))) {
       const mapPath = `/proc/${pid}/map_files/${v.start.toString(16)}-${v.end.toString(16)}`;

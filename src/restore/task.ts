@@ -3,7 +3,7 @@
 import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { NR, PR, O, F, AT_FDCWD, FD_CLOEXEC, MAP, PROT } from '../sys/index.js';
 import {
-  PE_PARENT, PE_LAZY, VMA_ANON_SHARED, isFieldSet, PagemapEntrySchema,
+  PE_PARENT, PE_PRESENT, VMA_ANON_SHARED, VMA_FILE_SHARED, isFieldSet, PagemapEntrySchema, VmaEntrySchema,
   type CoreEntry, type MmEntry, type VmaEntry, type FdinfoEntry, type FileEntry, type FsEntry, type PagemapEntry, type PstreeEntry,
 } from '../images/index.js';
 import { parseMaps } from '../proc/maps.js';
@@ -80,15 +80,22 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
   rem.syscallIp += delta;
 
   const t0 = performance.now();
-  const needFix = mapVmas(rem, mm, (v) => taskFileFd(rem, Number(v.shmid), v.fdflags ?? O.RDONLY, sh, h), (v) => sharedAnonFd(rem, v, sh, h));
+  const needFix = mapVmas(rem, mm, (v) => taskFileFd(rem, Number(v.shmid), vmaOpenFlags(v), sh, h), (v) => sharedAnonFd(rem, v, sh, h));
   const t1 = performance.now();
   if (img.pagemap && img.pagemap.runs.length) {
     const fd = sh.pagesFd(img.pagemap.pagesId);
-    const runs = img.pagemap.runs.map((r) => {
-      if (r.flags & (PE_PARENT | PE_LAZY)) throw new Error('pagemap entries from a parent image or lazy pages are not supported yet');
-      return { vaddr: r.vaddr, nrPages: runPages(r) };
-    });
-    restorePages(rem, bridgeFor(rem, h), fd, runs, mm.vmas.filter(hasPrivatePages));
+    const vmas = mm.vmas.filter(hasPrivatePages);
+    let off = 0;
+    const runs: PageRun[] = [];
+    for (const r of img.pagemap.runs) {
+      // CRIU marks pages that could be served lazily PE_LAZY; with PE_PRESENT they are in the image.
+      if (r.flags & PE_PARENT || !(r.flags & PE_PRESENT)) throw new Error('pagemap entries from a parent image or lazy pages are not supported yet');
+      const nrPages = runPages(r);
+      // CRIU also saves the vdso's pages; the task has this kernel's vdso instead.
+      if (vmas.some((v) => v.start <= r.vaddr && r.vaddr < v.end)) runs.push({ vaddr: r.vaddr, nrPages, off });
+      off += nrPages * 4096;
+    }
+    restorePages(rem, bridgeFor(rem, h), fd, runs, vmas);
   }
   sh.log.debug(`task ${rem.pid}: mapped ${mm.vmas.length} vmas in ${(t1 - t0).toFixed(1)} ms, private pages in ${(performance.now() - t1).toFixed(1)} ms`);
   for (const v of mm.vmas.filter((x) => x.status & VMA_ANON_SHARED)) {
@@ -125,6 +132,12 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
  * (ghost files, link remaps) are opened by cryo and handed over, so that every
  * mapping and fd of them reaches the one file.
  */
+/** How a mapped file is opened: as dumped, else (CRIU images without fdflags) as CRIU's open_filemap does. */
+function vmaOpenFlags(v: VmaEntry): number {
+  if (isFieldSet(v, VmaEntrySchema.field.fdflags)) return v.fdflags;
+  return v.prot & PROT.WRITE && v.status & VMA_FILE_SHARED ? O.RDWR : O.RDONLY;
+}
+
 /**
  * Shared anonymous memory is one object for every task that maps it (a parent
  * and the children it forked): the first task to need it creates it (a
@@ -152,7 +165,8 @@ function taskFileFd(rem: Remote, id: number, flags: number, sh: RestoreShared, h
   if (!fe) throw new Error(`mapped file id ${id} is missing from files.img`);
   let cfd: number;
   if (fe.memfd) {
-    cfd = sh.memfds.open(fe.memfd, true);
+    // A mapping is opened as its VMA says (CRIU leaves a mapped memfd's own flags O_RDONLY).
+    cfd = sh.memfds.open({ ...fe.memfd, flags }, true);
   } else if (fe.reg && sh.remaps.has(id)) {
     cfd = sh.remaps.open(id, fe.reg.name, (flags & ~(O.CREAT | O.TRUNC | O.EXCL)) | O.CLOEXEC);
   } else if (fe.reg) {

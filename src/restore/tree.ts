@@ -5,7 +5,7 @@ import { NR, CLONE, SIG, F, PTRACE_O, ptrace, waitpid, kill, syscall, pidfdOpen,
 import { Remote, RemoteError, TaskGoneError } from '../tracer/remote.js';
 import { findSyscallInsn, waitForStop } from '../tracer/seize.js';
 import { CryoError, type Logger } from '../context.js';
-import { TASK_ZOMBIE, type CoreEntry, type PstreeEntry } from '../images/index.js';
+import { isZombieState, type CoreEntry, type PstreeEntry } from '../images/index.js';
 import { spawnSeed } from './seed.js';
 
 export const RESTORE_PTRACE_OPTS =
@@ -171,7 +171,7 @@ export function buildTree(
       rem.call('setsid', NR.setsid);
       onSetsid?.(rem, t.pstree.sid); // its controlling terminal, before it forks the members
     }
-    if (t.core.tc?.taskState === TASK_ZOMBIE) continue; // a zombie has no children
+    if (isZombieState(t.core.tc?.taskState)) continue; // a zombie has no children
     for (const c of tasks.filter((x) => x.pstree.ppid === t.pstree.pid)) {
       const sid = c.pstree.sid;
       let forker = rem;
@@ -193,7 +193,7 @@ export function buildTree(
       created.push(r.pid);
       onClone?.(r, c, t);
       all.set(c.pstree.pid, r);
-      if (c.core.tc?.taskState === TASK_ZOMBIE) zombies.set(c.pstree.pid, { rem: r, status: c.core.tc.exitCode });
+      if (isZombieState(c.core.tc?.taskState)) zombies.set(c.pstree.pid, { rem: r, status: c.core.tc!.exitCode });
       else rems.set(c.pstree.pid, r);
     }
   }

@@ -1,4 +1,6 @@
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { test } from 'node:test';
 import { Session, critDecodeAll } from './harness.js';
 
@@ -13,6 +15,15 @@ test("memory: every image but pages-*.img decodes with CRIU's crit", { timeout: 
   await s.dump(target, images);
   const failures = critDecodeAll(images);
   assert.deepEqual(failures, [], `crit failed on ${failures.length} image(s)${s.report()}`);
+  // As CRIU writes them (its restorer reads the dumped vdso, and refuses more than 44 auxv words).
+  const decode = (name: string) => JSON.parse(spawnSync('/usr/bin/python3', ['/usr/bin/crit', 'decode', '-i', path.join(images, name)], { encoding: 'utf8' }).stdout).entries;
+  const mm = decode(`mm-${target.pid}.img`)[0] as { vmas: Array<{ start: number; end: number; status: number }>; mm_saved_auxv: number[] };
+  const VDSO = 1 << 3;
+  const vdso = mm.vmas.find((v) => v.status & VDSO)!;
+  assert.ok(vdso, 'no vdso VMA in mm.img');
+  const runs = decode(`pagemap-${target.pid}.img`).slice(1) as Array<{ vaddr: number }>;
+  assert.ok(runs.some((r) => r.vaddr >= vdso.start && r.vaddr < vdso.end), 'the vdso pages are not in the pagemap');
+  assert.ok(mm.mm_saved_auxv.length <= 44, `${mm.mm_saved_auxv.length} auxv words`);
 });
 
 test('shared anonymous memory stays one object between a parent and its child (three VMAs at offsets into it)', { timeout: 30_000 }, async (t) => {

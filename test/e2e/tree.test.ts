@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, critDecodeAll, processTree, runningFree, waitFor } from './harness.js';
+import { Session, critDecodeAll, imagePids, processTree, runningFree, waitFor } from './harness.js';
 
 /** pid, state, ppid, pgid, sid of a task from /proc/PID/stat; undefined when gone. */
 function ids(pid: number): { pid: number; state: string; ppid: number; pgid: number; sid: number } | undefined {
@@ -66,8 +66,19 @@ test('tree: the images decode with crit; the zombie\'s core holds a wait status 
   // CRIU stores the raw wait status of a zombie (restore: a signal if status & 0x7f, else exit(status >> 8)).
   const r = spawnSync('/usr/bin/python3', ['/usr/bin/crit', 'decode', '-i', path.join(images, `core-${zombie}.img`)], { encoding: 'utf8' });
   assert.equal(r.status, 0, `crit decode core-${zombie}.img: ${r.stderr}${s.report()}`);
-  const tc = JSON.parse(r.stdout).entries[0].tc as { exit_code: number };
+  const tc = JSON.parse(r.stdout).entries[0].tc as { exit_code: number; task_state: number };
   assert.equal(tc.exit_code, 7 << 8, `zombie ${zombie}: tc.exit_code in the image${s.report()}`);
+  // What CRIU's restore needs besides: TASK_DEAD (2) for a zombie, ids-PID.img for every
+  // live task, inventory root_ids of the dumper (not the root's, or CRIU sees CLONE_FILES).
+  assert.equal(tc.task_state, 2, `zombie ${zombie}: task_state should be TASK_DEAD as CRIU writes it`);
+  const decode = (name: string) => JSON.parse(spawnSync('/usr/bin/python3', ['/usr/bin/crit', 'decode', '-i', path.join(images, name)], { encoding: 'utf8' }).stdout).entries;
+  for (const p of imagePids(images).filter((p) => p !== zombie)) {
+    assert.ok(fs.existsSync(path.join(images, `ids-${p}.img`)), `no ids-${p}.img${s.report()}`);
+  }
+  const rootIds = decode('inventory.img')[0].root_ids as { files_id: number; vm_id: number };
+  const ids = decode(`ids-${target.pid}.img`)[0] as { files_id: number; vm_id: number };
+  assert.notEqual(rootIds.files_id, ids.files_id, 'inventory root_ids are the root task\'s own');
+  assert.notEqual(rootIds.vm_id, ids.vm_id, 'inventory root_ids are the root task\'s own');
 });
 
 test('rebuilding a zombie leaves no SIGCHLD pending in its parent', { timeout: 30_000 }, async (t) => {

@@ -7,7 +7,7 @@
 import { openSync, closeSync, readSync, writeSync, ftruncateSync, fchownSync, fchmodSync, statfsSync } from 'node:fs';
 import {
   create, FdTypes, FileEntrySchema, MemfdFileEntrySchema, MemfdInodeEntrySchema, FownEntrySchema, PagemapHeadSchema,
-  PagemapEntrySchema, PE_PRESENT, PE_PARENT, PE_LAZY, isFieldSet,
+  PagemapEntrySchema, PE_PRESENT, PE_PARENT, isFieldSet,
   type ImageDir, type MemfdFileEntry, type MemfdInodeEntry, type PagemapEntry,
 } from '../../images/index.js';
 import { NR, O, F, MFD, F_SEAL, SEEK_DATA, SEEK_HOLE, PAGE_SIZE, SysError, syscall, memfdCreate } from '../../sys/index.js';
@@ -239,7 +239,7 @@ export class MemfdInodes {
     const buf = Buffer.alloc(CHUNK);
     let from = 0;
     for (const r of c.runs) {
-      if (r.flags & (PE_PARENT | PE_LAZY)) throw new CryoError(`pagemap-shmem-${e.shmid}.img: pages from a parent image or lazy pages are not supported yet`);
+      if (r.flags & PE_PARENT || !(r.flags & PE_PRESENT)) throw new CryoError(`pagemap-shmem-${e.shmid}.img: pages from a parent image or lazy pages are not supported yet`);
       const n = Number(isFieldSet(r, PagemapEntrySchema.field.nrPages) ? r.nrPages : BigInt(r.compatNrPages));
       for (let at = Number(r.vaddr), left = n * PAGE_SIZE; left > 0; ) {
         const len = Math.min(left, CHUNK);
