@@ -10,7 +10,7 @@ import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/p
 import {
   CriuReqSchema, CriuRespSchema, CriuReqType, CriuOptsSchema, CriuFeaturesSchema, type CriuResp, type CriuFeatures,
 } from './images/index.js';
-import { SOCK, sock } from './sys/index.js';
+import { MSG, SOCK, sock } from './sys/index.js';
 
 export type CriuOptsInit = MessageInitShape<typeof CriuOptsSchema>;
 
@@ -108,7 +108,7 @@ export class Cryo {
     const c = this.connect();
     const exited = c.child ? new Promise((r) => c.child!.once('exit', r)) : Promise.resolve();
     try {
-      sock.sendMsg(c.fd, toBinary(CriuReqSchema, req), [], undefined, 0x4000);
+      sock.sendMsg(c.fd, toBinary(CriuReqSchema, req), [], undefined, MSG.NOSIGNAL);
       for (;;) {
         const pkt = sock.recvPacket(c.fd, true);
         if (pkt === 'again') {
@@ -119,7 +119,7 @@ export class Cryo {
         const resp = fromBinary(CriuRespSchema, pkt);
         if (resp.type === CriuReqType.NOTIFY) {
           const ok = notify ? await notify(resp.notify?.script ?? '', resp.notify?.pid || undefined) : true;
-          sock.sendMsg(c.fd, toBinary(CriuReqSchema, create(CriuReqSchema, { type: CriuReqType.NOTIFY, notifySuccess: ok })), [], undefined, 0x4000);
+          sock.sendMsg(c.fd, toBinary(CriuReqSchema, create(CriuReqSchema, { type: CriuReqType.NOTIFY, notifySuccess: ok })), [], undefined, MSG.NOSIGNAL);
           continue;
         }
         if (!resp.success && mustSucceed) {

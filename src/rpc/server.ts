@@ -8,7 +8,7 @@ import {
   CriuReqSchema, CriuRespSchema, CriuReqType, CriuVersionSchema, CriuFeaturesSchema, CriuDumpRespSchema,
   CriuRestoreRespSchema, CriuNotifySchema, ImageDir, type CriuReq, type CriuResp,
 } from '../images/index.js';
-import { sock, waitpid, SysError } from '../sys/index.js';
+import { MSG, sock, waitpid, SysError } from '../sys/index.js';
 import { CryoError, type Context } from '../context.js';
 import type { Options } from '../options/index.js';
 import type { Notifier } from '../actions.js';
@@ -31,7 +31,7 @@ export interface ServeEnv {
 }
 
 function send(sk: number, resp: CriuResp, fd?: number): void {
-  sock.sendMsg(sk, toBinary(CriuRespSchema, resp), fd === undefined ? [] : [fd], undefined, 0x4000 /* MSG_NOSIGNAL */);
+  sock.sendMsg(sk, toBinary(CriuRespSchema, resp), fd === undefined ? [] : [fd], undefined, MSG.NOSIGNAL);
 }
 
 function recv(sk: number): CriuReq | null {
@@ -102,7 +102,7 @@ async function withContext<T>(o: Options, notify: Notifier | undefined, fn: (ctx
   }
 }
 
-/** Serve one request; returns false when the connection should end. */
+/** Serve one request (notifications included) and send its answer. */
 async function serveOne(sk: number, req: CriuReq, peer: RpcPeer, env: ServeEnv): Promise<void> {
   const T = CriuReqType;
   const rpcEnv = { peer, swrk: env.swrk, base: env.base };

@@ -2,7 +2,7 @@
 // connect, peek at queues, pass fds) and sock_diag over netlink.
 import { addressOf, syscall, trySyscall } from './libc.js';
 import { SysError } from './errors.js';
-import { AF, MSG, NETLINK_SOCK_DIAG, NLM_F, NLMSG, NR, SCM_RIGHTS, SOCK, SOCK_DIAG_BY_FAMILY, SOL_SOCKET } from './nr.js';
+import { AF, MSG, NETLINK_SOCK_DIAG, NLM_F, NLMSG, NR, SCM_RIGHTS, SO, SOCK, SOCK_DIAG_BY_FAMILY, SOL_SOCKET } from './nr.js';
 
 const SUN_PATH_MAX = 108;
 
@@ -217,6 +217,6 @@ export function recvPacket(fd: number, nonblock = false): Buffer | null | 'again
 
 /** SO_PEERCRED: who is at the other end of a unix socket. */
 export function peerCred(fd: number): { pid: number; uid: number; gid: number } {
-  const b = getsockoptRaw(fd, SOL_SOCKET, 17 /* SO_PEERCRED */, 12);
+  const b = getsockoptRaw(fd, SOL_SOCKET, SO.PEERCRED, 12);
   return { pid: b.readInt32LE(0), uid: b.readUInt32LE(4), gid: b.readUInt32LE(8) };
 }

@@ -4,8 +4,6 @@ import { create, SkOptsEntrySchema, type SkOptsEntry } from '../../images/index.
 import { SO, SOL_SOCKET, sock } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 
-const SO_GET_FILTER = 26;
-
 const int = (fd: number, opt: number) => sock.getsockoptInt(fd, SOL_SOCKET, opt) ?? 0;
 
 function timeval(fd: number, opt: number): { sec: bigint; usec: bigint } {
@@ -14,7 +12,7 @@ function timeval(fd: number, opt: number): { sec: bigint; usec: bigint } {
 }
 
 export function dumpSockOpts(fd: number, where: string): SkOptsEntry {
-  if (int(fd, SO_GET_FILTER) > 0) throw new CryoError(`${where}: a socket filter (SO_ATTACH_FILTER) is attached, which cryo does not dump yet`);
+  if (int(fd, SO.GET_FILTER) > 0) throw new CryoError(`${where}: a socket filter (SO_ATTACH_FILTER) is attached, which cryo does not dump yet`);
   const snd = timeval(fd, SO.SNDTIMEO);
   const rcv = timeval(fd, SO.RCVTIMEO);
   const linger = sock.getsockoptRaw(fd, SOL_SOCKET, SO.LINGER, 8);

@@ -13,7 +13,6 @@ import { dumpSockOpts } from './sockopts.js';
 import { openUnix, USK_EXTERN } from './unix-restore.js';
 import type { FileTable } from './table.js';
 
-
 export interface UnixDump {
   diag: Map<number, UnixDiag>;
   /** A connecting socket not yet accepted -> the listener it waits on. */
@@ -34,10 +33,8 @@ function unixState(files: FileTable): UnixDump {
   return files.unix;
 }
 
-const SO_DOMAIN = 39;
-
 function isUnix(p: FdProbe): boolean {
-  return p.st.isSocket() && sock.getsockoptInt(p.copy(), SOL_SOCKET, SO_DOMAIN) === AF.UNIX;
+  return p.st.isSocket() && sock.getsockoptInt(p.copy(), SOL_SOCKET, SO.DOMAIN) === AF.UNIX;
 }
 
 const typeName = (t: number) => ({ [SOCK.STREAM]: 'stream', [SOCK.DGRAM]: 'datagram', [SOCK.SEQPACKET]: 'seqpacket' })[t] ?? `type ${t}`;
