@@ -405,19 +405,7 @@ async function benchOne(exe, sizeMiB, fsName, baseDir, workDir) {
     await waitFor(`pid ${t.pid} to leave /proc`, () => !exists(t.pid), 10_000);
     live.delete(t.pid);
 
-    row.imageBytes = 0;
-    for (const f of fs.readdirSync(images)) if (!f.endsWith('.log')) row.imageBytes += fs.statSync(path.join(images, f)).size;
-    const dir = ImageDir.open(images, { write: false });
-    try {
-      const s = dir.readOne('stats', 'dump').dump;
-      row.freezingUs = s.freezingTime;
-      row.frozenUs = s.frozenTime;
-      row.memdumpUs = s.memdumpTime;
-      row.memwriteUs = s.memwriteTime;
-      row.pagesWritten = Number(s.pagesWritten);
-    } finally {
-      dir.close();
-    }
+    readDumpStats(images, row);
 
     // -- restore
     sync();
@@ -567,18 +555,7 @@ async function benchShape(kind, exe, fsName, baseDir, workDir) {
       if (exists(p)) throw new Error(`${kind === 'tree' ? 'pid' : 'tid'} ${p} is still there 10 s after the dump (state ${procState(p)})`);
     }
 
-    row.imageBytes = 0;
-    for (const f of fs.readdirSync(images)) if (!f.endsWith('.log')) row.imageBytes += fs.statSync(path.join(images, f)).size;
-    const dir = ImageDir.open(images, { write: false });
-    try {
-      const s = dir.readOne('stats', 'dump').dump;
-      row.freezingUs = s.freezingTime;
-      row.frozenUs = s.frozenTime;
-      row.memdumpUs = s.memdumpTime;
-      row.pagesWritten = Number(s.pagesWritten);
-    } finally {
-      dir.close();
-    }
+    readDumpStats(images, row);
 
     // -- restore
     const pidfile = path.join(workDir, `${tag}.pid`);
@@ -872,3 +849,20 @@ fs.writeFileSync(
 console.log(`results: ${jsonPath}`);
 if (interrupted) console.log('interrupted: the table is partial');
 process.exitCode = interrupted ? 130 : failed ? 1 : 0;
+
+/** Image size and the dump's own figures (stats-dump) into a result row. */
+function readDumpStats(images, row) {
+  row.imageBytes = 0;
+  for (const f of fs.readdirSync(images)) if (!f.endsWith('.log')) row.imageBytes += fs.statSync(path.join(images, f)).size;
+  const dir = ImageDir.open(images, { write: false });
+  try {
+    const s = dir.readOne('stats', 'dump').dump;
+    row.freezingUs = s.freezingTime;
+    row.frozenUs = s.frozenTime;
+    row.memdumpUs = s.memdumpTime;
+    row.memwriteUs = s.memwriteTime;
+    row.pagesWritten = Number(s.pagesWritten);
+  } finally {
+    dir.close();
+  }
+}

@@ -3,7 +3,7 @@
 import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { NR, PR, O, F, AT_FDCWD, FD_CLOEXEC, MAP, PROT } from '../sys/index.js';
 import {
-  PE_PARENT, PE_PRESENT, VMA_ANON_SHARED, VMA_FILE_SHARED, isFieldSet, PagemapEntrySchema, VmaEntrySchema,
+  PE_PARENT, PE_PRESENT, VMA_ANON_SHARED, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_VSYSCALL, VMA_FILE_SHARED, isFieldSet, PagemapEntrySchema, VmaEntrySchema,
   type CoreEntry, type MmEntry, type VmaEntry, type FdinfoEntry, type FileEntry, type FsEntry, type PagemapEntry, type PstreeEntry,
 } from '../images/index.js';
 import { parseMaps } from '../proc/maps.js';
@@ -85,14 +85,15 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
   if (img.pagemap && img.pagemap.runs.length) {
     const fd = sh.pagesFd(img.pagemap.pagesId);
     const vmas = mm.vmas.filter(hasPrivatePages);
+    // CRIU also saves the vdso's pages; the task keeps this kernel's vdso instead.
+    const special = mm.vmas.filter((v) => v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL));
     let off = 0;
     const runs: PageRun[] = [];
     for (const r of img.pagemap.runs) {
       // CRIU marks pages that could be served lazily PE_LAZY; with PE_PRESENT they are in the image.
       if (r.flags & PE_PARENT || !(r.flags & PE_PRESENT)) throw new Error('pagemap entries from a parent image or lazy pages are not supported yet');
       const nrPages = runPages(r);
-      // CRIU also saves the vdso's pages; the task has this kernel's vdso instead.
-      if (vmas.some((v) => v.start <= r.vaddr && r.vaddr < v.end)) runs.push({ vaddr: r.vaddr, nrPages, off });
+      if (!special.some((v) => v.start <= r.vaddr && r.vaddr < v.end)) runs.push({ vaddr: r.vaddr, nrPages, off });
       off += nrPages * 4096;
     }
     restorePages(rem, bridgeFor(rem, h), fd, runs, vmas);

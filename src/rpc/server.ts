@@ -137,14 +137,12 @@ async function serveOne(sk: number, req: CriuReq, peer: RpcPeer, env: ServeEnv):
       return;
     }
     case T.DUMP: {
-      let o: Options | undefined;
       try {
-        o = optionsFromRpc(req.opts, rpcEnv, 'dump');
+        const o = optionsFromRpc(req.opts, rpcEnv, 'dump');
         permit(peer, taskUids(o.tree!), `dump process ${o.tree}`);
-        const opts = o;
         await withContext(o, req.opts?.notifyScripts ? notifier(sk, o) : undefined, (ctx) => runDump(ctx));
         // A client that dumped itself without --leave-running is gone: nobody to answer.
-        if (opts.tree !== peer.pid || opts.leaveRunning) {
+        if (o.tree !== peer.pid || o.leaveRunning) {
           send(sk, create(CriuRespSchema, { type: T.DUMP, success: true, dump: create(CriuDumpRespSchema, { restored: false }) }));
         }
       } catch (e) {
@@ -153,21 +151,21 @@ async function serveOne(sk: number, req: CriuReq, peer: RpcPeer, env: ServeEnv):
       return;
     }
     case T.RESTORE: {
-      let o: Options;
-      let pid: number;
+      let execCmd: Options | undefined;
       try {
-        o = optionsFromRpc(req.opts, rpcEnv, 'restore');
+        const o = optionsFromRpc(req.opts, rpcEnv, 'restore');
         // As CRIU: the tree is never restored under the worker.
         o.restoreDetached = true;
         permit(peer, imageUids(o.imagesDir), 'restore processes of another user');
         if (o.execCmd && !env.swrk && peer.uid !== 0) throw new CryoError('exec_cmd is not allowed in the service for this client');
-        const opts = o;
-        pid = await withContext(o, req.opts?.notifyScripts ? notifier(sk, o) : undefined, (ctx) => restoreTree(ctx).rootPid);
+        const pid = await withContext(o, req.opts?.notifyScripts ? notifier(sk, o) : undefined, (ctx) => restoreTree(ctx).rootPid);
         send(sk, create(CriuRespSchema, { type: T.RESTORE, success: true, restore: create(CriuRestoreRespSchema, { pid }) }));
-        if (opts.execCmd) execAfterRestore(opts);
+        if (o.execCmd) execCmd = o;
       } catch (e) {
         send(sk, fail(T.RESTORE, e));
       }
+      // After the answer, as CRIU: cryo becomes the command.
+      if (execCmd) execAfterRestore(execCmd);
       return;
     }
     case T.WAIT_PID: {

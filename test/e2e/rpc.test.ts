@@ -95,6 +95,24 @@ test('config_file overrides the request (as runc.conf does): leave-running from 
   await s.expectPass(target);
 });
 
+test('exec_cmd over RPC: after answering, cryo swrk becomes the command, the parent of the restored task; its output goes to the log', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'rpc-exec');
+  const target = await s.start('pipes');
+  const tree = processTree(target.pid);
+  const images = s.mkdir();
+  const d = client([`bin:${CRYO_BIN}`, 'dump', String(target.pid), images]);
+  assert.equal(final(d.lines)['success'], true, d.text + s.report());
+  await s.check(s.gone(target, tree, images));
+  const r = client([`bin:${CRYO_BIN}`, 'restore', images, '--notify', '--exec']);
+  const res = final(r.lines);
+  assert.equal(res['success'], true, r.text + s.report());
+  const who = r.lines.find((l) => 'swrk' in l)!;
+  assert.equal(who['ppid'], who['swrk'], `the restored task's parent is not the exec'd command\n${r.text}`);
+  assert.match(fs.readFileSync(path.join(images, 'restore.log'), 'utf8'), new RegExp(`^exec as ${String(who['swrk'])}$`, 'm'), 'the command\'s output is not in the log');
+  await s.check(waitFor('PASS', () => /^PASS$/m.test(target.output()), 10_000));
+  s.adopt(Number(res['pid']), target);
+});
+
 test('a client that says no at post-dump calls the dump off: the task runs on untouched', { timeout: 40_000 }, async (t) => {
   const s = Session.for(t, 'rpc-nack');
   const target = await s.start('pipes');

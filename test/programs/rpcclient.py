@@ -4,7 +4,7 @@ container runtimes drive CRIU. Run with /usr/bin/python3.
   rpcclient.py bin:PATH|sk:SOCKET version
   rpcclient.py bin:PATH|sk:SOCKET dump PID DIR [--leave-running] [--notify] [--nack ACTION] [--config FILE]
   rpcclient.py bin:PATH|sk:SOCKET restore DIR [--sibling] [--notify] [--nack ACTION] [--wait]
-                                   [--shell-job --orphan-pts]
+                                   [--shell-job --orphan-pts] [--exec]
 
 Prints one JSON object per line: each notification ({"notify": ...}) and the
 outcome. After a restore with --sibling the restored task is this process's
@@ -13,7 +13,9 @@ child: it is sent SIGUSR1 and waited for, and its exit status printed. With
 cryo, is sent SIGUSR1 and waited for with a WAIT_PID request. With --orphan-pts
 the master of the job's new terminal comes with the orphan-pts-master
 notification: "ping" is typed into it before SIGUSR1, and what the job writes
-to its terminal is printed ({"tty": ...}).
+to its terminal is printed ({"tty": ...}). With --exec (and --notify) the
+request carries exec_cmd, a shell that waits a little: the restored task's parent
+is printed ({"ppid": ..., "swrk": ...}) while that shell, once cryo swrk, runs.
 """
 import array
 import json
@@ -46,8 +48,8 @@ def client(where):
 received_fds = []
 
 
-def converse(c, req, nack):
-    """Send req and answer notifications until the final response."""
+def converse(c, req, nack, keep=False):
+    """Send req and answer notifications until the final response (connection kept with keep)."""
     sk = c._comm.connect(False)
     sk.send(req.SerializeToString())
     while True:
@@ -61,7 +63,8 @@ def converse(c, req, nack):
         resp = rpc.criu_resp()
         resp.ParseFromString(buf)
         if resp.type != rpc.NOTIFY:
-            c._comm.disconnect()
+            if not keep:
+                c._comm.disconnect()
             return resp
         ok = resp.notify.script != nack
         out(notify=resp.notify.script, pid=resp.notify.pid if resp.notify.HasField('pid') else None, ack=ok)
@@ -95,13 +98,21 @@ def main():
         req.opts.shell_job = True
     if flag('--orphan-pts'):
         req.opts.orphan_pts_master = True
+    if flag('--exec'):
+        req.opts.exec_cmd.extend(['/bin/sh', '-c', 'echo "exec as $$"; sleep 2'])
     if opt('--config'):
         req.opts.config_file = opt('--config')
     if flag('--notify'):
         req.opts.notify_scripts = True
-        resp = converse(c, req, opt('--nack'))
+        resp = converse(c, req, opt('--nack'), keep=flag('--exec'))
         if resp is None:
             return
+        if flag('--exec') and resp.success:
+            with open('/proc/%d/stat' % resp.restore.pid) as f:
+                ppid = int(f.read().rsplit(')', 1)[1].split()[1])
+            out(ppid=ppid, swrk=c._comm.swrk)
+            os.kill(resp.restore.pid, signal.SIGUSR1)
+            c._comm.disconnect()
     else:
         try:
             resp = c._send_req_and_recv_resp(req)
