@@ -206,6 +206,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     hostPid: (vpid) => rems.get(vpid)?.pid ?? vpid,
     pipeEnds: new Map(),
     sharedAnon: new Map(),
+    afterPlanted: new Set(),
     unix: { queues: loaded.skQueues, extUnixSk: opts.extUnixSk, fds: new Map() },
     openId(id, task) {
       let fd = sh.opened.get(id);

@@ -36,6 +36,8 @@ export interface RestoreShared extends RestoreFilesEnv {
   opened: Map<number, number>;
   /** pages-N.img fds opened by cryo, by pages id. */
   pagesFd(id: number): number;
+  /** File ids whose afterPlant work (epoll watches) is done. */
+  afterPlanted: Set<number>;
   /** Shared anonymous memory objects made so far (cryo's fd of each), by shmid. */
   sharedAnon: Map<bigint, number>;
   log: Logger;
@@ -208,7 +210,12 @@ export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h:
     }
   }
   // Now that every fd is there: what refers to other fds (epoll's targets).
-  for (const f of fds) afterPlant(rem, sh.files.get(f.id)!, f.fd);
+  // Once per file: an epoll shared by fds (dup, fork) holds its watches once.
+  for (const f of fds) {
+    if (sh.afterPlanted.has(f.id)) continue;
+    sh.afterPlanted.add(f.id);
+    afterPlant(rem, sh.files.get(f.id)!, f.fd);
+  }
 }
 
 export function restoreFs(rem: Remote, img: TaskImages, sh: RestoreShared): void {

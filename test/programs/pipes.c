@@ -46,6 +46,9 @@ int main(int argc, char **argv)
 	ev.events = EPOLLIN | EPOLLET;
 	ev.data.u64 = 0x5555;
 	MUST(epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev) == 0);
+	/* A second fd of the same epoll, which is also non-blocking. */
+	int ep2 = dup(ep);
+	MUST(ep2 >= 0 && fcntl(ep, F_SETFL, O_NONBLOCK) == 0);
 	prog_ready();
 	corrupt = wait_for_signal();
 	if (corrupt)
@@ -63,6 +66,12 @@ int main(int argc, char **argv)
 		failf("epoll_wait reported %d events, pipe %s, eventfd %s", n, seen & 1 ? "yes" : "no", seen & 2 ? "yes" : "no");
 	if ((fcntl(p[1], F_GETFL) & O_NONBLOCK) == 0)
 		failf("the pipe's write end lost O_NONBLOCK");
+	/* The pipe is still readable (level-triggered): the dup reports it too. */
+	n = epoll_wait(ep2, got, 4, 1000);
+	if (n < 1 || got[0].data.u64 != 0x1111222233334444ULL)
+		failf("the dup of the epoll fd does not see the same watches");
+	if ((fcntl(ep2, F_GETFL) & O_NONBLOCK) == 0)
+		failf("the epoll lost O_NONBLOCK");
 	char in[QUEUED + 16];
 	int got_bytes = 0, r;
 

@@ -2,7 +2,7 @@
 // /proc/PID/fdinfo. The registrations are made again by the task itself, once all
 // its fds are in place: epoll keys them by (file, fd number) in the task.
 import { create, FdTypes, FileEntrySchema, EventpollFileEntrySchema, EventpollTfdEntrySchema, FownEntrySchema, type FileEntry } from '../../images/index.js';
-import { NR, O, syscall } from '../../sys/index.js';
+import { F, NR, O, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
 import type { FdKind } from './kind.js';
@@ -28,7 +28,9 @@ export const epoll: FdKind = {
   },
   open(fe) {
     if (!fe.epfd) throw new CryoError(`file id ${fe.id}: epoll entry without its epfd field`);
-    return syscall('epoll_create1', NR.epoll_create1, O.CLOEXEC);
+    const fd = syscall('epoll_create1', NR.epoll_create1, O.CLOEXEC);
+    if (fe.epfd.flags & O.NONBLOCK) syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, O.NONBLOCK);
+    return fd;
   },
   afterPlant(rem: Remote, fe: FileEntry, fd: number) {
     for (const t of fe.epfd?.tfd ?? []) {
