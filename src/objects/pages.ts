@@ -204,12 +204,14 @@ export function dumpPages(rem: Remote, bridge: FdBridge, fileFd: number, runs: P
  * userfaultfd cannot take (private file mappings, or a kernel without it) by the
  * task's own preadv.
  */
-export function restorePages(rem: Remote, bridge: FdBridge, fileFd: number, runs: PageRun[], vmas: VmaEntry[]): number {
+export function restorePages(rem: Remote, bridge: FdBridge, fileFd: number, runs: PageRun[], vmas: VmaEntry[]): { pages: number; byUffd: number } {
   const tagged = tagReadable(runs, vmas);
   const vmaOf = (a: bigint) => vmas.find((v) => v.start <= a && a < v.end);
   const anon = tagged.filter((r) => (vmaOf(r.vaddr)?.status ?? 0) & VMA_ANON_PRIVATE);
-  let rest = tagged.filter((r) => !anon.includes(r));
-  if (anon.length && !uffdFill(rem, fileFd, anon, vmas.filter((v) => v.status & VMA_ANON_PRIVATE))) rest = tagged;
+  const isAnon = new Set(anon);
+  let rest = tagged.filter((r) => !isAnon.has(r));
+  const byUffd = anon.length && uffdFill(rem, fileFd, anon, vmas.filter((v) => v.status & VMA_ANON_PRIVATE)) ? anon.reduce((n, r) => n + r.nrPages, 0) : 0;
+  if (anon.length && !byUffd) rest = tagged;
   if (rest.length) {
     const tfd = bridge.taskFd(fileFd);
     if (tfd === null) copyThrough(rem.pid, false, fileFd, rest);
@@ -221,14 +223,14 @@ export function restorePages(rem: Remote, bridge: FdBridge, fileFd: number, runs
       }
     }
   }
-  return tagged.reduce((s, r) => s + r.nrPages, 0);
+  return { pages: tagged.reduce((s, r) => s + r.nrPages, 0), byUffd };
 }
 
 const UFFD_WINDOW = 16 << 20; // bytes of the image mapped into cryo at a time
 
 /** UFFDIO_COPY the runs into the task; false (nothing done) if userfaultfd is unavailable. */
 function uffdFill(rem: Remote, fileFd: number, runs: Array<PageRun & { off: number }>, vmas: VmaEntry[]): boolean {
-  const tu = rem.callRaw(O.CLOEXEC | O.NONBLOCK);
+  const tu = rem.callRaw(NR.userfaultfd, O.CLOEXEC | O.NONBLOCK);
   if (tu < 0n) return false;
   let pidfd = -1;
   let uffd = -1;

@@ -98,7 +98,8 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
       if (!special.some((v) => v.start <= r.vaddr && r.vaddr < v.end)) runs.push({ vaddr: r.vaddr, nrPages, off });
       off += nrPages * 4096;
     }
-    restorePages(rem, bridgeFor(rem, h), fd, runs, vmas);
+    const { pages, byUffd } = restorePages(rem, bridgeFor(rem, h), fd, runs, vmas);
+    sh.log.debug(`task ${rem.pid}: ${pages} private pages, ${byUffd} of them by userfaultfd`);
   }
   sh.log.debug(`task ${rem.pid}: mapped ${mm.vmas.length} vmas in ${(t1 - t0).toFixed(1)} ms, private pages in ${(performance.now() - t1).toFixed(1)} ms`);
   for (const v of mm.vmas.filter((x) => x.status & VMA_ANON_SHARED)) {

@@ -1,11 +1,16 @@
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Session, critDecodeAll } from './harness.js';
 
-test('memory: dump, restore -d: contents, layout and brk intact', { timeout: 60_000 }, async (t) => {
-  await Session.for(t, 'memory').cycle('memory');
+test('memory: dump, restore -d: contents, layout and brk intact; anonymous pages go in by userfaultfd', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'memory');
+  let images = '';
+  await s.cycle('memory', { afterDump: (dir) => void (images = dir) });
+  const m = /(\d+) private pages, (\d+) of them by userfaultfd/.exec(fs.readFileSync(path.join(images, 'restore.log'), 'utf8'));
+  assert.ok(m && Number(m[2]) > 0, `no page went in by userfaultfd: ${m?.[0]}`);
 });
 
 test("memory: every image but pages-*.img decodes with CRIU's crit", { timeout: 60_000 }, async (t) => {
