@@ -2,6 +2,7 @@
 // We point its instruction pointer at an existing `syscall` instruction (in its vDSO
 // or any executable mapping, never writing code into it) and step it with
 // PTRACE_SYSCALL to the syscall-exit stop, where rax holds the result.
+import { readFileSync } from 'node:fs';
 import {
   ptrace, trySyscall, Regs, decodeWaitStatus, waitpid, __WALL, NR, SIG, PROT, MAP, PTRACE_EVENT,
   NT_X86_XSTATE, ERESTARTNOHAND, ERESTARTSYS, ERESTARTNOINTR, ERESTART_RESTARTBLOCK, errnoName,
@@ -91,6 +92,8 @@ export class Remote {
   private scratchLen = 0;
   /** Signals taken out of the queue by a delivery stop while we drove the task, with their siginfo. */
   private readonly held: Array<{ sig: number; info: Buffer }> = [];
+  /** A SIGSTOP came while we drove the task: it stops once let go. */
+  private stopWhenDone = false;
   /** Pid (in cryo's pid namespace) of the last task this one cloned or forked. */
   lastChild = 0;
   syscallIp: bigint;
@@ -106,14 +109,14 @@ export class Remote {
     // A task stopped inside sigsuspend/ppoll runs with a temporary mask; the kernel
     // puts its real one back as soon as the task resumes. One harmless call first,
     // so that what we read (and later restore) is the task's real blocked mask.
-    const tgid = this.callRaw(NR.getpid);
+    this.callRaw(NR.getpid);
     this.savedSigmask = ptrace.getSigmask(pid);
     // Block everything we can while we run calls, so no handler runs in between.
     ptrace.setSigmask(pid, ~0n);
     this.mem = new MemIO(pid);
     // A signal that came during that first call goes back into the queue, siginfo and
     // all: the dump sees it as pending, and the task gets it as it would have.
-    for (const h of this.held.splice(0)) requeue(Number(tgid), pid, h.sig, h.info);
+    for (const h of this.held.splice(0)) requeue(this.tgid(), pid, h.sig, h.info);
   }
 
   /** Run one system call; returns the raw (signed) rax. */
@@ -178,9 +181,17 @@ export class Remote {
 
   private hold(sig: number): void {
     const info = ptrace.getSiginfo(this.pid);
-    // Once every signal is blocked only an unblockable one can stop us: put it back now.
     if (this.savedSigmask === undefined) this.held.push({ sig, info });
-    else requeue(Number(this.callRaw(NR.getpid)), this.pid, sig, info);
+    // Once every signal is blocked only SIGSTOP can stop us: it is sent again when
+    // the task is let go (sent now, it would stop the next call again).
+    else if (sig === SIG.STOP) this.stopWhenDone = true;
+    else requeue(this.tgid(), this.pid, sig, info);
+  }
+
+  /** The thread group, as cryo sees it (not a remote getpid: that is the task's pid namespace's view). */
+  private tgid(): number {
+    const m = /^Tgid:\s+(\d+)/m.exec(readFileSync(`/proc/${this.pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : this.pid;
   }
 
   private noteEvent(ev: number): void {
@@ -290,6 +301,7 @@ export class Remote {
       ptrace.setRegs(this.pid, restartAdjusted(this.saved, true));
       ptrace.setSigmask(this.pid, this.savedSigmask);
       this.mem.close();
+      if (this.stopWhenDone) trySyscall(NR.tgkill, this.tgid(), this.pid, SIG.STOP);
     }
   }
 }
