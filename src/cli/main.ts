@@ -111,8 +111,8 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
     // A service's worker serves a stranger: its options come from the service.
     const inService = io.env[WORKER_ENV] === 'service';
     const baseText = inService ? io.env[BASE_ENV] : undefined;
-    const base = baseText ? (JSON.parse(baseText) as typeof opts) : opts;
     try {
+      const base = baseText ? (JSON.parse(baseText) as typeof opts) : opts;
       await serve(fd, { swrk: !inService, base });
       return 0;
     } catch (e) {

@@ -60,8 +60,9 @@ export class CgroupFreezer {
     this.origin = s === 'FREEZING' ? 'FROZEN' : s;
     if (s === 'FROZEN') return;
     this.write('FROZEN');
-    const attempts = Math.max(1, Math.ceil(((this.timeoutS || 10) * 1000) / STEP_MS));
-    for (let i = 1; i <= attempts; i++) {
+    // Checked at once and then ever less often (a freeze usually takes a millisecond).
+    const deadline = Date.now() + (this.timeoutS || 10) * 1000;
+    for (let i = 1; Date.now() < deadline; i++) {
       if (this.state() === 'FROZEN') {
         this.log.info(`froze cgroup ${this.path} (${this.v2 ? 'v2' : 'v1'}) after ${i} check(s)`);
         return;
@@ -73,7 +74,7 @@ export class CgroupFreezer {
         sleepMs(STEP_MS);
       }
       if (!this.v2 && (i % 32 === 9 || i % 32 === 20 || i % 32 === 31)) this.write('FROZEN');
-      sleepMs(STEP_MS);
+      sleepMs(Math.min(STEP_MS, 1 << Math.min(i - 1, 7)));
     }
     if (this.origin === 'THAWED') this.write('THAWED');
     throw new CryoError(`cannot freeze cgroup ${this.path}: still freezing after ${this.timeoutS || 10} s`);

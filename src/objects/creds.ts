@@ -1,4 +1,5 @@
 // Credentials: ids, groups, capabilities, securebits (dump from /proc, restore remotely).
+import { readFileSync } from 'node:fs';
 import { NR } from '../sys/index.js';
 import { create, CredsEntrySchema, type CredsEntry } from '../images/index.js';
 import { parseIds } from '../proc/stat.js';
@@ -55,7 +56,9 @@ export function restoreCreds(rem: Remote, c: CredsEntry): void {
   rem.callRaw(NR.setfsgid, c.fsgid);
   rem.callRaw(NR.setfsuid, c.fsuid);
   if (c.capBnd.length) {
-    for (let cap = 0; cap <= CAP_LAST; cap++) {
+    // Up to the last capability this kernel has: reading any above it only fails.
+    const last = Math.min(CAP_LAST, Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8')));
+    for (let cap = 0; cap <= last; cap++) {
       if (bit(c.capBnd, cap)) continue;
       // Only capabilities this kernel knows can be read (and dropped).
       if (rem.callRaw(NR.prctl, PR_CAPBSET_READ, cap) !== 1n) continue;

@@ -277,7 +277,6 @@ export function restoreThreadState(rem: Remote, tgid: number, tid: number, core:
       s.writeBigUInt64LE(sas.ssSize, 16);
       rem.call('sigaltstack', NR.sigaltstack, rem.put(s), 0);
     }
-    if (th.pdeathSig) rem.call('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, th.pdeathSig);
     const rs = th.rseqEntry;
     if (rs && rs.rseqAbiPointer) rem.call('rseq', NR.rseq, rs.rseqAbiPointer, rs.rseqAbiSize, 0, rs.signature);
     restorePending(rem, tgid, tid, th.signalsP, false);
@@ -292,13 +291,13 @@ export function restoreThreadCreds(rem: Remote, core: CoreEntry): void {
   if (!c) return;
   restoreCreds(rem, c);
   if (c.noNewPrivs) rem.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  // Per thread, and after the credentials: changing them clears it.
+  const pdeath = core.threadCore?.pdeathSig;
+  if (pdeath) rem.call('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, pdeath);
 }
 
 /** Per-process settings that a change of credentials resets: set them after. */
 export function restoreAfterCreds(rem: Remote, img: TaskImages): void {
   const mm = img.mm;
   if (mm?.dumpable !== undefined) rem.call('prctl(PR_SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, mm.dumpable);
-  const pdeath = img.core.threadCore?.pdeathSig;
-  // A change of credentials clears the parent-death signal too.
-  if (pdeath) rem.call('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, pdeath);
 }
