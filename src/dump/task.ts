@@ -1,5 +1,5 @@
 // Dumping one task: everything per process (core, mm, pagemap, pages, fds, fs).
-import { closeSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { NR, PR, SIG, ptrace, getRobustList, O } from '../sys/index.js';
 import {
   create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
@@ -24,7 +24,7 @@ import type { FileTable } from '../objects/files/table.js';
 import type { Irmap } from '../objects/files/irmap.js';
 import type { DumpFilesEnv } from '../objects/files/kind.js';
 import { dumpRegFile } from '../objects/files/reg.js';
-import { isMemfdLink } from '../objects/files/memfd.js';
+import { isMemfdLink, writeShmemObject } from '../objects/files/memfd.js';
 import type { CgroupDump } from '../objects/cgroup.js';
 import { takeRemote, takeThreadRemote, type FrozenTask } from './freeze.js';
 
@@ -255,42 +255,18 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
     } finally {
       closeFd(pagesFd);
     }
-    // Shared anonymous memory: once per object, in pagemap-shmem-SHMID.img with
-    // offsets into the object, as CRIU keeps it; every window this task maps of it.
-    const objects = new Map<bigint, typeof vmaList>();
+    // Shared anonymous memory: once per object, read through /proc/PID/map_files, so
+    // pages only another task of the tree faulted are there too (pagemap-shmem-SHMID.img
+    // by offset into the object, as CRIU keeps it).
     for (const v of vmaList.filter((x) => x.status & VMA_ANON_SHARED)) {
       if (st.shmemDone.has(v.shmid)) continue;
-      objects.set(v.shmid, [...(objects.get(v.shmid) ?? []), v]);
-    }
-    for (const [shmid, vmas] of objects) {
-      st.shmemDone.add(shmid);
-      vmas.sort((a, b) => (a.pgoff < b.pgoff ? -1 : a.pgoff > b.pgoff ? 1 : 0));
-      // A window mapped twice is saved once.
-      let covered = 0n;
-      const windows = vmas.filter((v) => {
-        if (v.pgoff < covered) return false;
-        covered = v.pgoff + (v.end - v.start);
-        return true;
-      });
-      const sid = st.nextPagesId++;
-      const sfd = st.dir.openPages(sid, 'w');
-      const entries = [];
-      let fileOff = 0;
+      st.shmemDone.add(v.shmid);
+      const fd = openSync(`/proc/${pid}/map_files/${v.start.toString(16)}-${v.end.toString(16)}`, O.RDONLY | O.CLOEXEC);
       try {
-        for (const v of windows) {
-          const sruns = scanPages(pid, [v]);
-          if (!sruns.length) continue;
-          // Each window's pages follow the previous one's in the file.
-          sruns[0] = { ...sruns[0]!, off: fileOff };
-          const n = dumpPages(rem, bridge, sfd, sruns, [v]);
-          written += n;
-          fileOff += n * 4096;
-          entries.push(...sruns.map((r) => create(PagemapEntrySchema, { vaddr: v.pgoff + (r.vaddr - v.start), compatNrPages: 0, nrPages: BigInt(r.nrPages), flags: PE_PRESENT })));
-        }
+        written += writeShmemObject(st.dir, fd, fstatSync(fd).size, v.shmid, () => st.nextPagesId++);
       } finally {
-        closeFd(sfd);
+        closeSync(fd);
       }
-      st.dir.write('shmemPagemap', [create(PagemapHeadSchema, { pagesId: sid }), ...entries], shmid);
     }
   } finally {
     bridge.done();

@@ -123,36 +123,45 @@ function dataRuns(fd: number, size: number): Array<[number, number]> {
 export function writeMemfds(dir: ImageDir, files: FileTable, newPagesId: () => number): number {
   if (files.memfdInodes.size === 0) return 0;
   let written = 0;
-  const buf = Buffer.alloc(CHUNK);
-  for (const { entry, fd } of files.memfdInodes.values()) {
-    const size = Number(entry.size);
-    if (size === 0) continue; // CRIU writes no pagemap for an empty one
-    const runs = dataRuns(fd, size);
-    const pagesId = newPagesId();
-    const out = dir.openPages(pagesId, 'w');
-    try {
-      for (const [first, n] of runs) {
-        for (let off = first * PAGE_SIZE, left = n * PAGE_SIZE; left > 0; ) {
-          const len = Math.min(left, CHUNK);
-          const got = readSync(fd, buf, 0, len, off);
-          buf.fill(0, got, len); // the tail of the last page, past the end of the file
-          writeSync(out, buf, 0, len);
-          off += len;
-          left -= len;
-        }
-        written += n;
-      }
-    } finally {
-      closeSync(out);
-    }
-    dir.write('shmemPagemap', [
-      create(PagemapHeadSchema, { pagesId }),
-      ...runs.map(([first, n]) => create(PagemapEntrySchema, {
-        vaddr: BigInt(first * PAGE_SIZE), compatNrPages: 0, nrPages: BigInt(n), flags: PE_PRESENT,
-      })),
-    ], entry.shmid);
-  }
+  for (const { entry, fd } of files.memfdInodes.values()) written += writeShmemObject(dir, fd, Number(entry.size), BigInt(entry.shmid), newPagesId);
   dir.write('memfdInode', [...files.memfdInodes.values()].map((m) => m.entry));
+  return written;
+}
+
+/**
+ * The contents of a shmem object (a memfd, or shared anonymous memory through
+ * /proc/PID/map_files) read through an fd of it, whichever process faulted its
+ * pages: pages-N.img plus pagemap-shmem-SHMID.img by offset, holes left out.
+ * Returns the pages written.
+ */
+export function writeShmemObject(dir: ImageDir, fd: number, size: number, shmid: bigint, newPagesId: () => number): number {
+  if (size === 0) return 0; // CRIU writes no pagemap for an empty one
+  const runs = dataRuns(fd, size);
+  const pagesId = newPagesId();
+  const out = dir.openPages(pagesId, 'w');
+  const buf = Buffer.alloc(CHUNK);
+  let written = 0;
+  try {
+    for (const [first, n] of runs) {
+      for (let off = first * PAGE_SIZE, left = n * PAGE_SIZE; left > 0; ) {
+        const len = Math.min(left, CHUNK);
+        const got = readSync(fd, buf, 0, len, off);
+        buf.fill(0, got, len); // the tail of the last page, past the end of the file
+        writeSync(out, buf, 0, len);
+        off += len;
+        left -= len;
+      }
+      written += n;
+    }
+  } finally {
+    closeSync(out);
+  }
+  dir.write('shmemPagemap', [
+    create(PagemapHeadSchema, { pagesId }),
+    ...runs.map(([first, n]) => create(PagemapEntrySchema, {
+      vaddr: BigInt(first * PAGE_SIZE), compatNrPages: 0, nrPages: BigInt(n), flags: PE_PRESENT,
+    })),
+  ], shmid);
   return written;
 }
 
