@@ -13,6 +13,7 @@ import { restoreSigactions } from '../objects/sigactions.js';
 import { restoreCreds } from '../objects/creds.js';
 import { restorePending } from '../objects/signals.js';
 import { afterPlant } from '../objects/files/fds.js';
+import { fillShmem } from '../objects/files/memfd.js';
 import type { RestoreFilesEnv } from '../objects/files/kind.js';
 import type { Remote } from '../tracer/remote.js';
 import type { Logger } from '../context.js';
@@ -82,7 +83,7 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
   rem.syscallIp += delta;
 
   const t0 = performance.now();
-  const needFix = mapVmas(rem, mm, (v) => taskFileFd(rem, Number(v.shmid), vmaOpenFlags(v), sh, h), (v) => sharedAnonFd(rem, v, sh, h));
+  const needFix = mapVmas(rem, mm, (v) => taskFileFd(rem, Number(v.shmid), vmaOpenFlags(v), sh, h), (v) => sharedAnonFd(rem, v, img, sh, h));
   const t1 = performance.now();
   if (img.pagemap && img.pagemap.runs.length) {
     const fd = sh.pagesFd(img.pagemap.pagesId);
@@ -102,23 +103,6 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
     sh.log.debug(`task ${rem.pid}: ${pages} private pages, ${byUffd} of them by userfaultfd`);
   }
   sh.log.debug(`task ${rem.pid}: mapped ${mm.vmas.length} vmas in ${(t1 - t0).toFixed(1)} ms, private pages in ${(performance.now() - t1).toFixed(1)} ms`);
-  for (const v of mm.vmas.filter((x) => x.status & VMA_ANON_SHARED)) {
-    const sm = img.shmem?.get(v.shmid);
-    if (!sm) continue;
-    const len = v.end - v.start;
-    // The parts of the object's runs that fall in this VMA's window, where each is in the file.
-    const runs: PageRun[] = [];
-    let fileOff = 0;
-    for (const r of sm.runs) {
-      const n = runPages(r);
-      const end = r.vaddr + BigInt(n) * 4096n;
-      const lo = r.vaddr > v.pgoff ? r.vaddr : v.pgoff;
-      const hi = end < v.pgoff + len ? end : v.pgoff + len;
-      if (lo < hi) runs.push({ vaddr: v.start + (lo - v.pgoff), nrPages: Number((hi - lo) / 4096n), off: fileOff + Number(lo - r.vaddr) });
-      fileOff += n * 4096;
-    }
-    if (runs.length) restorePages(rem, bridgeFor(rem, h), sh.pagesFd(sm.pagesId), runs, [v]);
-  }
   fixProtections(rem, needFix);
 
   const exeFd = taskFileFd(rem, mm.exeFileId, O.RDONLY, sh, h);
@@ -148,7 +132,7 @@ function vmaOpenFlags(v: VmaEntry): number {
  * throw-away MAP_SHARED|MAP_ANONYMOUS mapping), cryo keeps it through
  * /proc/PID/map_files, and every VMA maps it at its own offset, as CRIU does.
  */
-function sharedAnonFd(rem: Remote, v: VmaEntry, sh: RestoreShared, h: Handles): bigint {
+function sharedAnonFd(rem: Remote, v: VmaEntry, img: TaskImages, sh: RestoreShared, h: Handles): bigint {
   const need = v.pgoff + (v.end - v.start);
   let cfd = sh.sharedAnon.get(v.shmid);
   if (cfd === undefined) {
@@ -159,6 +143,13 @@ function sharedAnonFd(rem: Remote, v: VmaEntry, sh: RestoreShared, h: Handles): 
       rem.call('munmap', NR.munmap, addr, need);
     }
     sh.sharedAnon.set(v.shmid, cfd);
+    // Its contents go in once, here, whichever tasks and windows map it.
+    const sm = img.shmem?.get(v.shmid);
+    if (sm?.runs.length) {
+      const end = Math.max(...sm.runs.map((r) => Number(r.vaddr) + runPages(r) * 4096));
+      if (end > Number(need)) ftruncateSync(cfd, end);
+      fillShmem(cfd, Math.max(end, Number(need)), sm, sh.pagesFd);
+    }
   }
   if (BigInt(fstatSync(cfd).size) < need) ftruncateSync(cfd, Number(need));
   return rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, cfd, 0);

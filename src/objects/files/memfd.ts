@@ -243,23 +243,7 @@ export class MemfdInodes {
     const size = Number(e.size);
     ftruncateSync(fd, size);
     const c = this.contents.get(e.shmid);
-    if (!c || size === 0) return;
-    const pages = this.pagesFd(c.pagesId);
-    const buf = Buffer.alloc(CHUNK);
-    let from = 0;
-    for (const r of c.runs) {
-      if (r.flags & PE_PARENT || !(r.flags & PE_PRESENT)) throw new CryoError(`pagemap-shmem-${e.shmid}.img: pages from a parent image or lazy pages are not supported yet`);
-      const n = Number(isFieldSet(r, PagemapEntrySchema.field.nrPages) ? r.nrPages : BigInt(r.compatNrPages));
-      for (let at = Number(r.vaddr), left = n * PAGE_SIZE; left > 0; ) {
-        const len = Math.min(left, CHUNK);
-        if (readSync(pages, buf, 0, len, from) !== len) throw new CryoError(`pages-${c.pagesId}.img is shorter than its pagemap says`);
-        const keep = Math.min(len, size - at); // not past the end of the file
-        if (keep > 0) writeSync(fd, buf, 0, keep, at);
-        at += len;
-        from += len;
-        left -= len;
-      }
-    }
+    if (c && size) fillShmem(fd, size, c, this.pagesFd);
   }
 
   /** Once every mapping is in place: the seals (F_SEAL_FUTURE_WRITE would forbid writable mappings). */
@@ -278,5 +262,28 @@ export class MemfdInodes {
   close(): void {
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();
+  }
+}
+
+/**
+ * Write a shmem object's saved contents (pagemap-shmem runs by offset, their pages
+ * in order in pages-N.img) into it through `fd`, up to `size` bytes.
+ */
+export function fillShmem(fd: number, size: number, c: { pagesId: number; runs: PagemapEntry[] }, pagesFd: (id: number) => number): void {
+  const pages = pagesFd(c.pagesId);
+  const buf = Buffer.alloc(CHUNK);
+  let from = 0;
+  for (const r of c.runs) {
+    if (r.flags & PE_PARENT || !(r.flags & PE_PRESENT)) throw new CryoError(`pagemap-shmem: pages from a parent image or lazy pages are not supported yet`);
+    const n = Number(isFieldSet(r, PagemapEntrySchema.field.nrPages) ? r.nrPages : BigInt(r.compatNrPages));
+    for (let at = Number(r.vaddr), left = n * PAGE_SIZE; left > 0; ) {
+      const len = Math.min(left, CHUNK);
+      if (readSync(pages, buf, 0, len, from) !== len) throw new CryoError(`pages-${c.pagesId}.img is shorter than its pagemap says`);
+      const keep = Math.min(len, size - at); // not past the end of the file
+      if (keep > 0) writeSync(fd, buf, 0, keep, at);
+      at += len;
+      from += len;
+      left -= len;
+    }
   }
 }
