@@ -23,7 +23,7 @@ import {
 import { parseCgroupFile } from '../proc/cgroup.js';
 import { SPECIAL_PROPS, FREEZER_PROPS, LINE_PROPS, imageValue, ifpriomapLines, subtreeControlWrite } from './cgroup-props.js';
 import { Hierarchies, cgroupContains, canonical, isUnder, rebase, hierLabel, isV2 } from './cgroup-fs.js';
-import { rootFor, permsOf } from './cgroup.js';
+import { rootFor } from './cgroup.js';
 
 /** A thread's set id from its core entry (0: none, e.g. a zombie). */
 export function cgSetOf(core: CoreEntry): number {

@@ -3,7 +3,7 @@
 import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { NR, PR, O, F, AT_FDCWD, FD_CLOEXEC, MAP, PROT } from '../sys/index.js';
 import {
-  PE_PARENT, PE_PRESENT, VMA_ANON_SHARED, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_VSYSCALL, VMA_FILE_SHARED, isFieldSet, PagemapEntrySchema, VmaEntrySchema,
+  PE_PARENT, PE_PRESENT, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_VSYSCALL, VMA_FILE_SHARED, isFieldSet, PagemapEntrySchema, VmaEntrySchema,
   type CoreEntry, type MmEntry, type VmaEntry, type FdinfoEntry, type FileEntry, type FsEntry, type PagemapEntry, type PstreeEntry,
 } from '../images/index.js';
 import { parseMaps } from '../proc/maps.js';

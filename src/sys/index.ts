@@ -3,7 +3,7 @@ export * from './nr.js';
 export * from './regs.js';
 export * as ptrace from './ptrace.js';
 export {
-  addressOf, syscall, trySyscall, waitpid, kill, pidfdOpen, pidfdGetfd,
+  addressOf, syscall, trySyscall, waitpid, kill, pidfdOpen, pidfdGetfd, dupCloexec,
   memfdCreate, prctl, getRobustList, kcmp, processVmRead,
 } from './libc.js';
 export * from './wait.js';

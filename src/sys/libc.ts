@@ -2,7 +2,7 @@
 import { createRequire } from 'node:module';
 import type Koffi from 'koffi';
 import { SysError, EINTR } from './errors.js';
-import { NR } from './nr.js';
+import { F, NR } from './nr.js';
 
 type Fn = ReturnType<ReturnType<typeof Koffi.load>['func']>;
 
@@ -129,6 +129,11 @@ export function pidfdOpen(pid: number): number {
 
 export function pidfdGetfd(pidfd: number, fd: number): number {
   return syscall('pidfd_getfd', NR.pidfd_getfd, pidfd, fd, 0);
+}
+
+/** A new fd of the same open file description, close-on-exec. */
+export function dupCloexec(fd: number): number {
+  return syscall('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, fd, F.DUPFD_CLOEXEC, 0);
 }
 
 export function memfdCreate(name: string, flags: number): number {

@@ -1,7 +1,8 @@
 // epoll: every registered fd with its events and data, from the "tfd:" lines of
 // /proc/PID/fdinfo. The registrations are made again by the task itself, once all
 // its fds are in place: epoll keys them by (file, fd number) in the task.
-import { create, FdTypes, FileEntrySchema, EventpollFileEntrySchema, EventpollTfdEntrySchema, FownEntrySchema, type FileEntry } from '../../images/index.js';
+import { create, FdTypes, FileEntrySchema, EventpollFileEntrySchema, EventpollTfdEntrySchema, type FileEntry } from '../../images/index.js';
+import { noFown } from './table.js';
 import { F, NR, O, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
@@ -20,7 +21,7 @@ export const epoll: FdKind = {
       id, tfd: Number(m[1]), events: parseInt(m[2]!, 16), data: BigInt('0x' + m[3]),
       pos: BigInt('0x' + m[4]), inode: BigInt('0x' + m[5]), dev: parseInt(m[6]!, 16),
     }));
-    const fown = create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
+    const fown = noFown();
     env.files.add(create(FileEntrySchema, {
       type: FdTypes.EVENTPOLL, id, epfd: create(EventpollFileEntrySchema, { id, flags: p.info.flags & ~O.CLOEXEC, fown, tfd }),
     }));

@@ -1,5 +1,6 @@
 // eventfd: its counter and flags (EFD_SEMAPHORE too), from /proc/PID/fdinfo.
-import { create, FdTypes, FileEntrySchema, EventfdFileEntrySchema, FownEntrySchema } from '../../images/index.js';
+import { create, FdTypes, FileEntrySchema, EventfdFileEntrySchema } from '../../images/index.js';
+import { noFown } from './table.js';
 import { NR, O, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { FdKind } from './kind.js';
@@ -14,7 +15,7 @@ export const eventfd: FdKind = {
     const count = BigInt('0x' + (p.info.extra.get('eventfd-count') ?? '0').trim());
     const sem = (p.info.extra.get('eventfd-semaphore') ?? '0').trim() === '1';
     const id = env.files.newId();
-    const fown = create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
+    const fown = noFown();
     // CRIU keeps the file's flags; EFD_SEMAPHORE (= O_RDONLY's slot, 1) rides along
     // in the low bit, which an eventfd's access mode (always O_RDWR) never uses.
     const flags = (p.info.flags & ~O.CLOEXEC) | (sem ? EFD_SEMAPHORE : 0);

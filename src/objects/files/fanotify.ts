@@ -5,9 +5,10 @@
 // and fanotify-mark.img are the older layout, still read on restore.
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import {
-  clone, create, FdTypes, FileEntrySchema, FownEntrySchema, FanotifyFileEntrySchema, FanotifyMarkEntrySchema,
+  clone, create, FdTypes, FileEntrySchema, FanotifyFileEntrySchema, FanotifyMarkEntrySchema,
   FanotifyInodeMarkEntrySchema, FanotifyMountMarkEntrySchema, MarkType, type FanotifyMarkEntry, type FileEntry, type ImageDir,
 } from '../../images/index.js';
+import { noFown } from './table.js';
 import { parseFanotifyFdinfo } from '../../proc/fsnotify.js';
 import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
 import { AT_FDCWD, F, FAN_MARK, FD_CLOEXEC, NR, O, syscall, trySyscall } from '../../sys/index.js';
@@ -43,7 +44,7 @@ export const fanotify: FdKind = {
         ...common, type: MarkType.MOUNT, sDev: mnt.sdev, me: create(FanotifyMountMarkEntrySchema, { mntId: m.mntId, path: mnt.mountpoint }),
       });
     });
-    const fown = create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
+    const fown = noFown();
     env.files.add(create(FileEntrySchema, {
       type: FdTypes.FANOTIFY, id,
       ffy: create(FanotifyFileEntrySchema, {

@@ -4,7 +4,7 @@
 import { closeSync, readdirSync, readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { create, FdinfoEntrySchema, FdTypes, type FdinfoEntry, type FileEntry } from '../../images/index.js';
 import { parseFdinfo } from '../../proc/fdinfo.js';
-import { O, F, NR, FD_CLOEXEC, syscall, pidfdOpen, pidfdGetfd } from '../../sys/index.js';
+import { O, FD_CLOEXEC, pidfdOpen, pidfdGetfd, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { DumpFilesEnv, FdKind, FdProbe, RestoreFilesEnv } from './kind.js';
 import { regular } from './reg.js';
@@ -114,7 +114,7 @@ export function openFileEntry(fe: FileEntry, env: RestoreFilesEnv, task?: Remote
   const inh = key === undefined ? undefined : env.inherited.get(key);
   if (inh) {
     inh.used = true;
-    return kind.openInherited ? kind.openInherited(fe, inh.fd, env) : syscall('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, inh.fd, F.DUPFD_CLOEXEC, 0);
+    return kind.openInherited ? kind.openInherited(fe, inh.fd, env) : dupCloexec(inh.fd);
   }
   return kind.open(fe, env, task);
 }

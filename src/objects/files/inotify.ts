@@ -4,8 +4,9 @@
 // re-adding until the kernel hands out the dumped wd.
 import { closeSync } from 'node:fs';
 import {
-  create, FdTypes, FileEntrySchema, FownEntrySchema, InotifyFileEntrySchema, InotifyWdEntrySchema,
+  create, FdTypes, FileEntrySchema, InotifyFileEntrySchema, InotifyWdEntrySchema,
 } from '../../images/index.js';
+import { noFown } from './table.js';
 import { parseInotifyFdinfo } from '../../proc/fsnotify.js';
 import { NR, O, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
@@ -25,7 +26,7 @@ export const inotify: FdKind = {
         id, iIno: w.ino, mask: w.mask, ignoredMask: w.ignoredMask, sDev: w.sdev, wd: w.wd, fHandle: fh,
       });
     });
-    const fown = create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
+    const fown = noFown();
     env.files.add(create(FileEntrySchema, {
       type: FdTypes.INOTIFY, id, ify: create(InotifyFileEntrySchema, { id, flags: p.info.flags & ~O.CLOEXEC, fown, wd }),
     }));

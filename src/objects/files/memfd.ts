@@ -6,11 +6,12 @@
 // seals go on last, once every mapping exists.
 import { openSync, closeSync, readSync, writeSync, ftruncateSync, fchownSync, fchmodSync, statfsSync } from 'node:fs';
 import {
-  create, FdTypes, FileEntrySchema, MemfdFileEntrySchema, MemfdInodeEntrySchema, FownEntrySchema, PagemapHeadSchema,
+  create, FdTypes, FileEntrySchema, MemfdFileEntrySchema, MemfdInodeEntrySchema, PagemapHeadSchema,
   PagemapEntrySchema, PE_PRESENT, PE_PARENT, isFieldSet,
   type ImageDir, type MemfdFileEntry, type MemfdInodeEntry, type PagemapEntry,
 } from '../../images/index.js';
-import { NR, O, F, MFD, F_SEAL, SEEK_DATA, SEEK_HOLE, PAGE_SIZE, SysError, syscall, memfdCreate } from '../../sys/index.js';
+import { noFown } from './table.js';
+import { NR, O, F, MFD, F_SEAL, SEEK_DATA, SEEK_HOLE, PAGE_SIZE, SysError, syscall, memfdCreate, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { FdKind } from './kind.js';
 import type { FileTable } from './table.js';
@@ -66,7 +67,7 @@ function inodeOf(src: MemfdSource, files: FileTable): number {
 
 function addEntry(files: FileTable, flags: number, pos: bigint, inodeId: number, key?: string): number {
   const id = files.newId();
-  const fown = create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
+  const fown = noFown();
   return files.add(create(FileEntrySchema, {
     type: FdTypes.MEMFD, id, memfd: create(MemfdFileEntrySchema, { id, flags, pos, fown, inodeId }),
   }), key);
@@ -203,7 +204,7 @@ export class MemfdInodes {
     const ino = this.inode(Number(m.inodeId));
     const acc = m.flags & 3;
     if (acc === O.RDWR && (forMap || !this.rwTaken.has(Number(m.inodeId)))) {
-      const fd = syscall('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, ino, F.DUPFD_CLOEXEC, 0);
+      const fd = dupCloexec(ino);
       if (!forMap) {
         syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, m.flags & ~O.CLOEXEC);
         this.rwTaken.add(Number(m.inodeId));

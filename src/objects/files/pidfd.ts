@@ -1,7 +1,8 @@
 // pidfd: a process fd. It names the process by pid (its pid in the task's own
 // pid namespace, from fdinfo's NSpid); restored with pidfd_open() once every
 // task exists.
-import { create, FdTypes, FileEntrySchema, PidfdEntrySchema, FownEntrySchema } from '../../images/index.js';
+import { create, FdTypes, FileEntrySchema, PidfdEntrySchema } from '../../images/index.js';
+import { noFown } from './table.js';
 import { NR, O, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { FdKind } from './kind.js';
@@ -15,7 +16,7 @@ export const pidfd: FdKind = {
     if (pid <= 0) throw new CryoError(`task ${p.pid}: fd ${p.fd} is a pidfd of a process that has exited, which cryo does not support yet`);
     const nspid = Number((p.info.extra.get('NSpid') ?? String(pid)).trim().split(/\s+/).pop());
     const id = env.files.newId();
-    const fown = create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
+    const fown = noFown();
     env.files.add(create(FileEntrySchema, {
       type: FdTypes.PIDFD, id,
       pidfd: create(PidfdEntrySchema, { id, ino: Number(p.st.ino), flags: p.info.flags & ~O.CLOEXEC, nspid, fown }),

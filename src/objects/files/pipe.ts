@@ -3,8 +3,9 @@
 // reopened through /proc for a write end): tee() duplicates, it never consumes.
 // On restore cryo makes the pipe, writes the data back, and hands out the ends.
 import { closeSync, openSync, readSync } from 'node:fs';
-import { create, FdTypes, FileEntrySchema, PipeEntrySchema, FifoEntrySchema, FownEntrySchema } from '../../images/index.js';
-import { NR, O, F, syscall, trySyscall, pidfdOpen, pidfdGetfd } from '../../sys/index.js';
+import { create, FdTypes, FileEntrySchema, PipeEntrySchema, FifoEntrySchema } from '../../images/index.js';
+import { noFown } from './table.js';
+import { NR, O, F, syscall, trySyscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { DumpFilesEnv, FdKind, FdProbe } from './kind.js';
 
@@ -17,22 +18,16 @@ function makePipe(): { r: number; w: number } {
   return { r: fds[0]!, w: fds[1]! };
 }
 
-/** A read end of the task's pipe, in cryo. */
-function readEnd(p: FdProbe): number {
-  if ((p.info.flags & 3) === O.RDONLY) {
-    const pidfd = pidfdOpen(p.pid);
-    try {
-      return pidfdGetfd(pidfd, p.fd);
-    } finally {
-      closeSync(pidfd);
-    }
-  }
-  return openSync(`/proc/${p.pid}/fd/${p.fd}`, O.RDONLY | O.NONBLOCK | O.CLOEXEC);
+/** A read end of the task's pipe, in cryo: the probe's copy, or (for a write end) a new open through /proc. */
+function readEnd(p: FdProbe): { fd: number; own: boolean } {
+  if ((p.info.flags & 3) === O.RDONLY) return { fd: p.copy(), own: false };
+  return { fd: openSync(`/proc/${p.pid}/fd/${p.fd}`, O.RDONLY | O.NONBLOCK | O.CLOEXEC), own: true };
 }
 
 /** The bytes queued in the pipe, left where they are. */
 function peek(p: FdProbe): { data: Buffer; size: number } {
-  const src = readEnd(p);
+  const end = readEnd(p);
+  const src = end.fd;
   const tmp = makePipe();
   try {
     const size = syscall('fcntl(F_GETPIPE_SZ)', NR.fcntl, src, F.GETPIPE_SZ);
@@ -43,7 +38,7 @@ function peek(p: FdProbe): { data: Buffer; size: number } {
     for (let off = 0; off < data.length; ) off += readSync(tmp.r, data, off, data.length - off, null);
     return { data, size };
   } finally {
-    closeSync(src);
+    if (end.own) closeSync(src);
     closeSync(tmp.r);
     closeSync(tmp.w);
   }
@@ -78,7 +73,7 @@ export const pipe: FdKind = {
     const files = env.files;
     const pipeId = takeData(p, files, files.pipeData);
     const id = files.newId();
-    const fown = create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
+    const fown = noFown();
     files.add(create(FileEntrySchema, {
       type: FdTypes.PIPE, id,
       pipe: create(PipeEntrySchema, { id, pipeId, flags: p.info.flags & ~O.CLOEXEC, fown }),
@@ -96,7 +91,7 @@ export const pipe: FdKind = {
     }
     const end = (e.flags & 3) === O.WRONLY ? ends.w : ends.r;
     // Our own fd of that end (closed after the restore); O_NONBLOCK belongs to the end.
-    const fd = syscall('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, end, F.DUPFD_CLOEXEC, 0);
+    const fd = dupCloexec(end);
     syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, e.flags & O.NONBLOCK);
     return fd;
   },

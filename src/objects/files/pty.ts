@@ -15,7 +15,7 @@
 // group exists.
 import { closeSync, fchmodSync, fchownSync, fstatSync, openSync } from 'node:fs';
 import { FdTypes, TtyType, type FileEntry, type TtyInfoEntry } from '../../images/index.js';
-import { F, NR, O, TIOC, syscall } from '../../sys/index.js';
+import { NR, O, TIOC, syscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
 import { major, minor, type PtyPair as Pair, type RestoreFilesEnv } from './kind.js';
@@ -31,9 +31,6 @@ export function isPtyMaster(info: TtyInfoEntry): boolean {
   return info.type === TtyType.PTY && isPtyMasterRdev(info.rdev);
 }
 
-export function dupCloexec(fd: number): number {
-  return syscall('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, fd, F.DUPFD_CLOEXEC, 0);
-}
 
 const openFlags = (f: number) => (f & ~(O.CREAT | O.TRUNC | O.EXCL | O.CLOEXEC)) | O.NOCTTY | O.CLOEXEC;
 

@@ -1,5 +1,6 @@
 // signalfd: the signal mask it reads, from /proc/PID/fdinfo.
-import { create, FdTypes, FileEntrySchema, SignalfdEntrySchema, FownEntrySchema } from '../../images/index.js';
+import { create, FdTypes, FileEntrySchema, SignalfdEntrySchema } from '../../images/index.js';
+import { noFown } from './table.js';
 import { NR, O, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { FdKind } from './kind.js';
@@ -12,7 +13,7 @@ export const signalfd: FdKind = {
   dump(p, env) {
     const sigmask = BigInt('0x' + (p.info.extra.get('sigmask') ?? '0').trim());
     const id = env.files.newId();
-    const fown = create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
+    const fown = noFown();
     env.files.add(create(FileEntrySchema, {
       type: FdTypes.SIGNALFD, id, sgfd: create(SignalfdEntrySchema, { id, flags: p.info.flags & ~O.CLOEXEC, fown, sigmask }),
     }));

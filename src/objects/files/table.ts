@@ -4,8 +4,13 @@ import { kcmp } from '../../sys/index.js';
 import type { UnixDump } from './unix.js';
 import {
   create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, type TtyInfoEntry, type GhostFileEntry, type FileLockEntry,
-  type RemapFilePathEntry, type MemfdInodeEntry, RegFileEntrySchema, FownEntrySchema,
+  type RemapFilePathEntry, type MemfdInodeEntry, RegFileEntrySchema, FownEntrySchema, type FownEntry,
 } from '../../images/index.js';
+
+/** The owner of a file's signals (F_SETOWN) as cryo writes it: none. */
+export function noFown(): FownEntry {
+  return create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
+}
 
 export interface RegInit {
   flags: number;
@@ -91,7 +96,7 @@ export class FileTable {
     const reg: RegFileEntry = create(RegFileEntrySchema, {
       ...init,
       id,
-      fown: create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 }),
+      fown: noFown(),
     });
     return this.add(create(FileEntrySchema, { type: FdTypes.REG, id, reg }), key);
   }

@@ -1,6 +1,7 @@
 // timerfd: clock, interval, remaining time and expirations not yet read, from
 // /proc/PID/fdinfo. Restored relative to now, ticks set with TFD_IOC_SET_TICKS.
-import { create, FdTypes, FileEntrySchema, TimerfdEntrySchema, FownEntrySchema } from '../../images/index.js';
+import { create, FdTypes, FileEntrySchema, TimerfdEntrySchema } from '../../images/index.js';
+import { noFown } from './table.js';
 import { NR, O, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { FdKind } from './kind.js';
@@ -18,7 +19,7 @@ export const timerfd: FdKind = {
     const value = PAIR.exec(x.get('it_value') ?? '') ?? [];
     const interval = PAIR.exec(x.get('it_interval') ?? '') ?? [];
     const id = env.files.newId();
-    const fown = create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
+    const fown = noFown();
     env.files.add(create(FileEntrySchema, {
       type: FdTypes.TIMERFD, id,
       tfd: create(TimerfdEntrySchema, {

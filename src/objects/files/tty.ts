@@ -13,17 +13,18 @@
 // reliable transport).
 import { closeSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import {
-  create, FdTypes, FileEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType, TtyPtyEntrySchema, FownEntrySchema,
+  create, FdTypes, FileEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType, TtyPtyEntrySchema,
   type FileEntry, type TtyInfoEntry,
 } from '../../images/index.js';
-import { AT_FDCWD, NR, O, TIOC, pidfdOpen, pidfdGetfd } from '../../sys/index.js';
+import { noFown } from './table.js';
+import { AT_FDCWD, NR, O, TIOC, pidfdOpen, pidfdGetfd, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { parseStat } from '../../proc/stat.js';
 import { RemoteError, type Remote } from '../../tracer/remote.js';
 import type { FileTable } from './table.js';
 import { major, minor, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
 import { ioctlInt, readParams, applyParams } from './termios.js';
-import { isPtyMasterRdev, isPtyMaster, ownsPair, pairFd, isOrphanSlave, orphanSlaveFd, dupCloexec, ttyKey, withSessionPtyUnlocked } from './pty.js';
+import { isPtyMasterRdev, isPtyMaster, ownsPair, pairFd, isOrphanSlave, orphanSlaveFd, ttyKey, withSessionPtyUnlocked } from './pty.js';
 
 // CRIU's fixed indices for terminals that are not ptys (tty.c).
 const CONSOLE_INDEX = 1002;
@@ -183,30 +184,23 @@ export const tty: FdKind = {
   match: (p) => p.st.isCharacterDevice() && isTty(p.st.rdev),
   dump(p, env) {
     const files = env.files;
-    const pidfd = pidfdOpen(p.pid);
-    let lfd = -1;
-    try {
-      lfd = pidfdGetfd(pidfd, p.fd);
-      const d = driverOf(p, lfd, files, env.external);
-      const infoId = (d.index << 1) | (d.master ? 1 : 0);
-      if (!files.ttyInfos.some((i) => i.id === infoId)) files.ttyInfos.push(dumpInfo(p, lfd, d, infoId));
-      const flags = p.info.flags & ~O.CLOEXEC;
-      // An external terminal has no path of its own: --inherit-fd names it.
-      const regfId = d.type === TtyType.EXT_TTY
-        ? undefined
-        : files.addReg({ flags, pos: 0n, name: p.link, mode: p.st.mode, mntId: p.info.mntId });
-      const id = files.newId();
-      const fown = create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
-      files.add(create(FileEntrySchema, {
-        type: FdTypes.TTY, id,
-        tty: create(TtyFileEntrySchema, { id, ttyInfoId: infoId, flags, fown, ...(regfId !== undefined ? { regfId } : {}) }),
-      }));
-      files.ttyFds.push({ pid: p.pid, fd: p.fd, link: p.link, infoId });
-      return id;
-    } finally {
-      if (lfd >= 0) closeSync(lfd);
-      closeSync(pidfd);
-    }
+    const lfd = p.copy();
+    const d = driverOf(p, lfd, files, env.external);
+    const infoId = (d.index << 1) | (d.master ? 1 : 0);
+    if (!files.ttyInfos.some((i) => i.id === infoId)) files.ttyInfos.push(dumpInfo(p, lfd, d, infoId));
+    const flags = p.info.flags & ~O.CLOEXEC;
+    // An external terminal has no path of its own: --inherit-fd names it.
+    const regfId = d.type === TtyType.EXT_TTY
+      ? undefined
+      : files.addReg({ flags, pos: 0n, name: p.link, mode: p.st.mode, mntId: p.info.mntId });
+    const id = files.newId();
+    const fown = noFown();
+    files.add(create(FileEntrySchema, {
+      type: FdTypes.TTY, id,
+      tty: create(TtyFileEntrySchema, { id, ttyInfoId: infoId, flags, fown, ...(regfId !== undefined ? { regfId } : {}) }),
+    }));
+    files.ttyFds.push({ pid: p.pid, fd: p.fd, link: p.link, infoId });
+    return id;
   },
   open(fe, env, task) {
     const info = infoOf(fe, env);

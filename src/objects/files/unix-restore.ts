@@ -5,7 +5,7 @@
 // listeners, then connections, then queues, shutdowns and options.
 import { lstatSync, unlinkSync, chmodSync, lchownSync, closeSync } from 'node:fs';
 import type { SkPacketEntry, UnixSkEntry } from '../../images/index.js';
-import { F, NR, O, SHUT, SO, SOCK, SOL_SOCKET, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall } from '../../sys/index.js';
+import { F, NR, O, SHUT, SO, SOCK, SOL_SOCKET, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { RestoreFilesEnv } from './kind.js';
 import { restoreSockOpts } from './sockopts.js';
@@ -200,5 +200,5 @@ export function openUnix(ue: UnixSkEntry, env: RestoreFilesEnv): number {
   }
   const fd = u.fds.get(ue.ino);
   if (fd === undefined) throw new CryoError(`${show(ue)} was not rebuilt`);
-  return syscall('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, fd, F.DUPFD_CLOEXEC, 0);
+  return dupCloexec(fd);
 }

@@ -4,7 +4,8 @@
 // Peers are checked once the whole tree is dumped: a peer outside it is an
 // external socket (--ext-unix-sk, --external unix[ino]) or an error.
 import { closeSync, fstatSync, readlinkSync } from 'node:fs';
-import { create, FdTypes, FileEntrySchema, FownEntrySchema, SkPacketEntrySchema, ScmEntrySchema, UnixSkEntrySchema, FilePermsEntrySchema, SkOptsEntrySchema, type UnixSkEntry, type SkPacketEntry } from '../../images/index.js';
+import { create, FdTypes, FileEntrySchema, SkPacketEntrySchema, ScmEntrySchema, UnixSkEntrySchema, FilePermsEntrySchema, SkOptsEntrySchema, type UnixSkEntry, type SkPacketEntry } from '../../images/index.js';
+import { noFown } from './table.js';
 import { AF, NR, O, SO, SOCK, SOL_SOCKET, SCM_RIGHTS, SIOCUNIXFILE, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { DumpFilesEnv, FdKind, FdProbe } from './kind.js';
@@ -104,7 +105,7 @@ export const unixsk: FdKind = {
     const ue = create(UnixSkEntrySchema, {
       id, ino, type: d.type, state: d.state, flags: p.info.flags & ~O.CLOEXEC, uflags: 0,
       backlog: d.state === TCP_LISTEN ? d.wqlen : 0, peer: d.peer,
-      fown: create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 }),
+      fown: noFown(),
       opts: dumpSockOpts(lfd, where), name: d.name, shutdown: d.shutdown,
     });
     resolveName(lfd, d, ue);
@@ -158,7 +159,7 @@ export function finishUnix(files: FileTable, extUnixSk: boolean, external: strin
       type: FdTypes.UNIXSK, id,
       usk: create(UnixSkEntrySchema, {
         id, ino: ue.peer, type: SOCK.DGRAM, state: TCP_LISTEN, flags: 0, uflags: USK_EXTERN, backlog: 0, peer: 0, name: pd.name,
-        fown: create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 }),
+        fown: noFown(),
         opts: create(SkOptsEntrySchema, { soSndbuf: 0, soRcvbuf: 0, soSndTmoSec: 0n, soSndTmoUsec: 0n, soRcvTmoSec: 0n, soRcvTmoUsec: 0n }),
       }),
     }));
