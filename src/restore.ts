@@ -9,7 +9,7 @@ import {
   type MemfdInodeEntry,
   ThreadCoreEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
-import { CLONE, NR, SIG, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
+import { CAP, CLONE, NR, SIG, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import type { Ghost } from './objects/files/kind.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
@@ -131,6 +131,16 @@ function closeHeld(sh: RestoreShared, pagesFds: Map<number, number>): void {
   sh.memfds.close();
 }
 
+/** What cryo cannot restore with the capabilities it runs with, said before anything is made. */
+function refuseBeyondPower(l: Loaded): void {
+  if (hasCap(CAP.SYS_ADMIN)) return;
+  for (const t of l.tasks) {
+    for (const [tid, c] of [[t.pstree.pid, t.core] as const, ...t.threadCores]) {
+      if (c.threadCore?.seccompMode) throw new CryoError(`task ${tid} ran under seccomp: restoring it needs CAP_SYS_ADMIN (PTRACE_O_SUSPEND_SECCOMP)`);
+    }
+  }
+}
+
 /** `cryo restore`: returns the process exit code. */
 export async function runRestore(ctx: Context): Promise<number> {
   const { rootPid } = restoreTree(ctx);
@@ -165,6 +175,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let cg: CgroupRestore | null;
   try {
     loaded = loadImages(dir, opts.deprecated);
+    refuseBeyondPower(loaded);
     cg = CgroupRestore.load(dir, opts, log);
   } catch (e) {
     dir.close();

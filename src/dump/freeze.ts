@@ -216,8 +216,15 @@ function seizeOnly(tid: number): void {
     seizeWith(tid, PTRACE_O.TRACESYSGOOD | PTRACE_O.SUSPEND_SECCOMP);
   } catch (e) {
     if (!SysError.is(e, 'EPERM') && !SysError.is(e, 'EINVAL')) throw e;
+    // A filter could then fail or kill the task at cryo's first remote call.
+    if (seccompMode(tid) !== 0) throw new CryoError(`task ${tid} runs under seccomp: dumping it needs CAP_SYS_ADMIN (PTRACE_O_SUSPEND_SECCOMP)`);
     seizeWith(tid, PTRACE_O.TRACESYSGOOD);
   }
+}
+
+/** The Seccomp: field of a thread's status (0 none, 1 strict, 2 filter). */
+function seccompMode(tid: number): number {
+  return Number(/^Seccomp:\s+(\d+)/m.exec(readFileSync(`/proc/${tid}/status`, 'utf8'))?.[1] ?? 0);
 }
 
 /** Start driving a frozen task with remote syscalls. */

@@ -1,12 +1,10 @@
 // Credentials: ids, groups, capabilities, securebits (dump from /proc, restore remotely).
 import { readFileSync } from 'node:fs';
-import { NR } from '../sys/index.js';
+import { NR, PR, PR_CAP_AMBIENT_OP } from '../sys/index.js';
 import { create, CredsEntrySchema, type CredsEntry } from '../images/index.js';
-import { parseIds } from '../proc/stat.js';
+import { parseIds, parseStatus } from '../proc/stat.js';
 import type { Remote } from '../tracer/remote.js';
 
-const PR_GET_SECUREBITS = 27;
-const PR_SET_SECUREBITS = 28;
 
 function capWords(hex: string | undefined): number[] {
   const v = BigInt('0x' + (hex ?? '0'));
@@ -16,7 +14,7 @@ function capWords(hex: string | undefined): number[] {
 export function dumpCreds(status: Map<string, string>, rem: Remote): CredsEntry {
   const uid = parseIds(status.get('Uid'));
   const gid = parseIds(status.get('Gid'));
-  const secbits = Number(rem.call('prctl(PR_GET_SECUREBITS)', NR.prctl, PR_GET_SECUREBITS));
+  const secbits = Number(rem.call('prctl(PR_GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS));
   return create(CredsEntrySchema, {
     uid: uid[0] ?? 0, euid: uid[1] ?? 0, suid: uid[2] ?? 0, fsuid: uid[3] ?? 0,
     gid: gid[0] ?? 0, egid: gid[1] ?? 0, sgid: gid[2] ?? 0, fsgid: gid[3] ?? 0,
@@ -30,42 +28,54 @@ export function dumpCreds(status: Map<string, string>, rem: Remote): CredsEntry 
 }
 
 const SECURE_NO_SETUID_FIXUP = 1 << 2;
-const PR_CAPBSET_READ = 23;
-const PR_CAPBSET_DROP = 24;
-const PR_CAP_AMBIENT = 47;
-const PR_CAP_AMBIENT_RAISE = 2;
-const PR_CAP_AMBIENT_CLEAR_ALL = 4;
 const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 const CAP_LAST = 63;
 
 const bit = (words: number[], cap: number) => ((words[cap >> 5] ?? 0) >>> (cap & 31)) & 1;
 
+/** Whether the thread's ids and groups are already the dumped ones. */
+function sameIds(tid: number, c: CredsEntry): boolean {
+  const st = parseStatus(readFileSync(`/proc/${tid}/status`, 'utf8'));
+  const eq = (a: number[], b: number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
+  const groups = (st.get('Groups') ?? '').split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
+  return eq(parseIds(st.get('Uid')), [c.uid, c.euid, c.suid, c.fsuid])
+    && eq(parseIds(st.get('Gid')), [c.gid, c.egid, c.sgid, c.fsgid])
+    && eq(groups, [...c.groups].sort((a, b) => a - b));
+}
+
 /**
  * Give the thread its dumped credentials, as CRIU's restorer does: ids first with
  * SECURE_NO_SETUID_FIXUP so that no capability is lost on the way, then the
  * bounding set, securebits, the three capability sets and the ambient set.
- * Done last: until then the thread needs root's powers to be rebuilt.
+ * Done last: until then the thread needs root's powers to be rebuilt. What is
+ * already as dumped is left alone: a worker that runs as an unprivileged
+ * client could not set it even to the same value (setgroups, securebits).
  */
 export function restoreCreds(rem: Remote, c: CredsEntry): void {
-  rem.call('prctl(PR_SET_SECUREBITS)', NR.prctl, PR_SET_SECUREBITS, SECURE_NO_SETUID_FIXUP);
-  const g = Buffer.alloc(4 * Math.max(1, c.groups.length));
-  c.groups.forEach((v, i) => g.writeUInt32LE(v, 4 * i));
-  rem.call('setgroups', NR.setgroups, c.groups.length, rem.put(g));
-  rem.call('setresgid', NR.setresgid, c.gid, c.egid, c.sgid);
-  rem.call('setresuid', NR.setresuid, c.uid, c.euid, c.suid);
-  rem.callRaw(NR.setfsgid, c.fsgid);
-  rem.callRaw(NR.setfsuid, c.fsuid);
+  const secbits = () => Number(rem.call('prctl(PR_GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS));
+  if (!sameIds(rem.pid, c)) {
+    if (!(secbits() & SECURE_NO_SETUID_FIXUP)) {
+      rem.call('prctl(PR_SET_SECUREBITS)', NR.prctl, PR.SET_SECUREBITS, secbits() | SECURE_NO_SETUID_FIXUP);
+    }
+    const g = Buffer.alloc(4 * Math.max(1, c.groups.length));
+    c.groups.forEach((v, i) => g.writeUInt32LE(v, 4 * i));
+    rem.call('setgroups', NR.setgroups, c.groups.length, rem.put(g));
+    rem.call('setresgid', NR.setresgid, c.gid, c.egid, c.sgid);
+    rem.call('setresuid', NR.setresuid, c.uid, c.euid, c.suid);
+    rem.callRaw(NR.setfsgid, c.fsgid);
+    rem.callRaw(NR.setfsuid, c.fsuid);
+  }
   if (c.capBnd.length) {
     // Up to the last capability this kernel has: reading any above it only fails.
     const last = Math.min(CAP_LAST, Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8')));
     for (let cap = 0; cap <= last; cap++) {
       if (bit(c.capBnd, cap)) continue;
       // Only capabilities this kernel knows can be read (and dropped).
-      if (rem.callRaw(NR.prctl, PR_CAPBSET_READ, cap) !== 1n) continue;
-      rem.call(`prctl(PR_CAPBSET_DROP, ${cap})`, NR.prctl, PR_CAPBSET_DROP, cap);
+      if (rem.callRaw(NR.prctl, PR.CAPBSET_READ, cap) !== 1n) continue;
+      rem.call(`prctl(PR_CAPBSET_DROP, ${cap})`, NR.prctl, PR.CAPBSET_DROP, cap);
     }
   }
-  rem.call('prctl(PR_SET_SECUREBITS)', NR.prctl, PR_SET_SECUREBITS, c.secbits);
+  if (secbits() !== c.secbits) rem.call('prctl(PR_SET_SECUREBITS)', NR.prctl, PR.SET_SECUREBITS, c.secbits);
   if (c.capEff.length || c.capPrm.length || c.capInh.length) {
     const hdr = Buffer.alloc(8);
     hdr.writeUInt32LE(LINUX_CAPABILITY_VERSION_3, 0);
@@ -77,8 +87,8 @@ export function restoreCreds(rem: Remote, c: CredsEntry): void {
     }
     rem.call('capset', NR.capset, rem.put(hdr, 0), rem.put(data, 64));
   }
-  rem.callRaw(NR.prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  rem.callRaw(NR.prctl, PR.CAP_AMBIENT, PR_CAP_AMBIENT_OP.CLEAR_ALL, 0, 0, 0);
   for (let cap = 0; cap <= CAP_LAST; cap++) {
-    if (bit(c.capAmb, cap)) rem.call(`prctl(PR_CAP_AMBIENT_RAISE, ${cap})`, NR.prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+    if (bit(c.capAmb, cap)) rem.call(`prctl(PR_CAP_AMBIENT_RAISE, ${cap})`, NR.prctl, PR.CAP_AMBIENT, PR_CAP_AMBIENT_OP.RAISE, cap, 0, 0);
   }
 }

@@ -226,11 +226,14 @@ export function restorePages(rem: Remote, bridge: FdBridge, fileFd: number, runs
   return { pages: tagged.reduce((s, r) => s + r.nrPages, 0), byUffd };
 }
 
+const UFFD_USER_MODE_ONLY = 1;
 const UFFD_WINDOW = 16 << 20; // bytes of the image mapped into cryo at a time
 
 /** UFFDIO_COPY the runs into the task; false (nothing done) if userfaultfd is unavailable. */
 function uffdFill(rem: Remote, fileFd: number, runs: Array<PageRun & { off: number }>, vmas: VmaEntry[]): boolean {
-  const tu = rem.callRaw(NR.userfaultfd, O.CLOEXEC | O.NONBLOCK);
+  // Only UFFDIO_COPY is used, never a fault: user-mode-only is enough, and is what an
+  // unprivileged worker may create (vm.unprivileged_userfaultfd=0).
+  const tu = rem.callRaw(NR.userfaultfd, O.CLOEXEC | O.NONBLOCK | UFFD_USER_MODE_ONLY);
   if (tu < 0n) return false;
   let pidfd = -1;
   let uffd = -1;

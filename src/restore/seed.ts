@@ -48,7 +48,7 @@ export function spawnSeed(pid: number, sibling: boolean, ns = 0): number {
   try {
     const elf = seedElf();
     writeSync(fd, elf, 0, elf.length, 0);
-    return spawnAs(`/proc/${process.pid}/fd/${fd}`, 'cryo-seed', { pid, sibling, ns });
+    return spawnAs(fd, 'cryo-seed', { pid, sibling, ns });
   } finally {
     closeSync(fd);
   }

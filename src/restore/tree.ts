@@ -1,15 +1,22 @@
 // Creating the restored tasks with their exact pids: the seed clones the root
 // (CLONE_PARENT, so the root is cryo's child), each task clones its children.
 import { closeSync } from 'node:fs';
-import { NR, CLONE, SIG, F, PTRACE_O, ptrace, waitpid, kill, syscall, pidfdOpen, SysError, __WALL } from '../sys/index.js';
+import { NR, CLONE, SIG, F, PTRACE_O, CAP, hasCap, ptrace, waitpid, kill, syscall, pidfdOpen, SysError, __WALL } from '../sys/index.js';
 import { Remote, RemoteError, TaskGoneError } from '../tracer/remote.js';
 import { findSyscallInsn, waitForStop } from '../tracer/seize.js';
 import { CryoError, type Logger } from '../context.js';
 import { isZombieState, type CoreEntry, type PstreeEntry } from '../images/index.js';
 import { spawnSeed } from './seed.js';
 
-export const RESTORE_PTRACE_OPTS =
-  PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK | PTRACE_O.EXITKILL | PTRACE_O.SUSPEND_SECCOMP;
+/**
+ * Seed and tasks are traced with these (inherited through clone). Suspending
+ * seccomp needs CAP_SYS_ADMIN, which a worker acting for an unprivileged client
+ * lacks; it then restores no task with filters (see restoreTree).
+ */
+export function restorePtraceOpts(): number {
+  const base = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK | PTRACE_O.EXITKILL;
+  return hasCap(CAP.SYS_ADMIN) ? base | PTRACE_O.SUSPEND_SECCOMP : base;
+}
 
 /** clone3() with set_tid inside `parent`; returns the new task, stopped and seized. */
 export function cloneTask(parent: Remote, pid: number, flags: number): Remote {
@@ -63,7 +70,7 @@ export function startRoot(pid: number, sibling: boolean, newPidns: boolean): Roo
     if (inherit >= 0) closeSync(inherit);
   }
   try {
-    ptrace.seize(got, RESTORE_PTRACE_OPTS);
+    ptrace.seize(got, restorePtraceOpts());
     ptrace.interrupt(got);
     waitForStop(got);
     const rem = new Remote(got, { syscallIp: findSyscallInsn(got) });

@@ -43,20 +43,28 @@ function field(name: string): DescField | undefined {
 }
 
 /**
- * config_file: its options override the request's (runc's runc.conf). A client
- * of the service may not name scripts through it: only cryo's own command line
- * and config run scripts.
+ * config_file: its options override the request's (runc's runc.conf). Read
+ * with the worker's credentials, which are the client's in the service. A
+ * missing file is ignored, as CRIU ignores it; an error never repeats the
+ * file's text, which the client may not be allowed to read. A client of the
+ * service may not name scripts through it: only cryo's own command line and
+ * config run scripts.
  */
 function applyConfigFile(path: string, o: Options, env: RpcOptionsEnv, bad: (text: string) => never): void {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    bad(`cannot read config_file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    bad(`cannot read config_file ${path}: ${code ?? (e as Error).message}`);
   }
   const scripts = o.actionScript.length;
   const r = applyConfigText(text!, path, o, { env: process.env, cwd: '/', progName: 'criu', readFile: () => undefined });
-  if ('error' in r) bad(r.error);
+  if ('error' in r) {
+    const line = /, line (\d+)/.exec(r.error)?.[1];
+    bad(`config_file ${path}${line ? `, line ${line},` : ''} is not a configuration file cryo can apply`);
+  }
   if (!env.swrk && o.actionScript.length > scripts) bad(`config_file ${path} names an action script, which a client of the service may not do`);
   const seen = (r as { seen: Set<string> }).seen;
   if (seen.has('images-dir')) o.imagesDir = resolve(o.imagesDir);

@@ -20,6 +20,7 @@ import { runCheck } from '../check.js';
 import { probeFeatures } from '../check/features.js';
 import { execCommand } from '../sys/exec.js';
 import { optionsFromRpc, type RpcPeer } from './options.js';
+import { becomeClient, checkImagesForClient, isPrivileged, readClient, type ClientCreds } from './peer.js';
 
 const EBADRQC = 56;
 
@@ -28,6 +29,8 @@ export interface ServeEnv {
   swrk: boolean;
   /** Options of cryo's own command line and config files. */
   base: Options;
+  /** A service client without root's full power, whose credentials the worker has taken. */
+  restricted?: ClientCreds;
 }
 
 function send(sk: number, resp: CriuResp, fd?: number): void {
@@ -156,7 +159,8 @@ async function serveOne(sk: number, req: CriuReq, peer: RpcPeer, env: ServeEnv):
         const o = optionsFromRpc(req.opts, rpcEnv, 'restore');
         // As CRIU: the tree is never restored under the worker.
         o.restoreDetached = true;
-        permit(peer, imageUids(o.imagesDir), 'restore processes of another user');
+        if (env.restricted) checkImagesForClient(o.imagesDir, env.restricted);
+        else permit(peer, imageUids(o.imagesDir), 'restore processes of another user');
         if (o.execCmd && !env.swrk && peer.uid !== 0) throw new CryoError('exec_cmd is not allowed in the service for this client');
         const pid = await withContext(o, req.opts?.notifyScripts ? notifier(sk, o) : undefined, (ctx) => restoreTree(ctx).rootPid);
         send(sk, create(CriuRespSchema, { type: T.RESTORE, success: true, restore: create(CriuRestoreRespSchema, { pid }) }));
@@ -190,6 +194,19 @@ function execAfterRestore(o: Options): never {
 /** Serve the requests of one connection until the client is done. */
 export async function serve(sk: number, env: ServeEnv): Promise<void> {
   const peer = sock.peerCred(sk);
+  if (!env.swrk) {
+    // Before the request is read: its paths and config file are opened as the client.
+    try {
+      const client = readClient(sk);
+      if (!isPrivileged(client)) {
+        becomeClient(client);
+        env = { ...env, restricted: client };
+      }
+    } catch (e) {
+      send(sk, fail(CriuReqType.EMPTY, e));
+      return;
+    }
+  }
   for (;;) {
     let req: CriuReq | null;
     try {

@@ -36,7 +36,9 @@ export async function runService(ctx: Context): Promise<number> {
   const inherited = process.env[LISTEN_FD_ENV];
   const address = resolve(opts.workDir ?? '.', opts.address ?? 'criu_service.socket');
   const lfd = inherited !== undefined ? Number(inherited) : listenAt(address);
-  const base = JSON.stringify({ ...opts, restoreDetached: false, pidfile: undefined, logFile: undefined });
+  // As CRIU: a request's work dir is its images dir unless the service was given -W.
+  const ownWorkDir = opts.workDir !== resolve(opts.imagesDir) ? opts.workDir : undefined;
+  const base = JSON.stringify({ ...opts, restoreDetached: false, pidfile: undefined, logFile: undefined, workDir: ownWorkDir });
   if (opts.restoreDetached && inherited === undefined) {
     // --daemon: the service goes on in a process of its own, in a session of its own.
     const self = selfCommand();

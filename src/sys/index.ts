@@ -4,7 +4,7 @@ export * from './regs.js';
 export * as ptrace from './ptrace.js';
 export {
   addressOf, syscall, trySyscall, waitpid, kill, pidfdOpen, pidfdGetfd, dupCloexec,
-  memfdCreate, prctl, getRobustList, kcmp, processVmRead,
+  memfdCreate, prctl, getRobustList, kcmp, processVmRead, setProcessIds,
 } from './libc.js';
 export * from './wait.js';
 export type { Arg } from './libc.js';
@@ -13,3 +13,4 @@ export * from './uffd.js';
 export * from './spawn.js';
 export * as sock from './socket.js';
 export { sockDiagDump } from './socket.js';
+export * from './caps.js';

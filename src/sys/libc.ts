@@ -10,6 +10,10 @@ interface Native {
   koffi: typeof Koffi;
   rawSyscall: Fn;
   rawWaitpid: Fn;
+  /** glibc's own, which change the ids of every thread of the process (setxid broadcast). */
+  setresuid: Fn;
+  setresgid: Fn;
+  setgroups: Fn;
 }
 
 /**
@@ -33,6 +37,9 @@ const native: () => Native = (() => {
         'long syscall(long nr, uint64 a, uint64 b, uint64 c, uint64 d, uint64 e, uint64 f, void *k1, void *k2, void *k3)',
       ),
       rawWaitpid: libc.func('int waitpid(int pid, void *status, int options)'),
+      setresuid: libc.func('int setresuid(uint32 r, uint32 e, uint32 s)'),
+      setresgid: libc.func('int setresgid(uint32 r, uint32 e, uint32 s)'),
+      setgroups: libc.func('int setgroups(size_t n, void *list)'),
     };
     return n;
   };
@@ -167,4 +174,32 @@ export function processVmRead(pid: number, buf: Uint8Array, remote: bigint, len 
   iov.writeBigUInt64LE(remote, 16);
   iov.writeBigUInt64LE(BigInt(len), 24);
   return syscall('process_vm_readv', NR.process_vm_readv, pid, iov, 1, addressOf(iov) + 16n, 1, 0, buf);
+}
+
+/** process_vm_writev(2) of `buf` to `remote` in `pid` (also this process: no /proc/self/mem,
+ * which a worker that took a client's uid may not open). Returns bytes written. */
+export function processVmWrite(pid: number, buf: Uint8Array, remote: bigint): number {
+  const iov = Buffer.alloc(32);
+  iov.writeBigUInt64LE(addressOf(buf), 0);
+  iov.writeBigUInt64LE(BigInt(buf.length), 8);
+  iov.writeBigUInt64LE(remote, 16);
+  iov.writeBigUInt64LE(BigInt(buf.length), 24);
+  return syscall('process_vm_writev', NR.process_vm_writev, pid, iov, 1, addressOf(iov) + 16n, 1, 0, buf);
+}
+
+/**
+ * Every thread of this process takes these ids and groups (glibc's setgroups,
+ * setresgid and setresuid, which the raw system calls would do for the calling
+ * thread only: node's other threads would stay root).
+ */
+export function setProcessIds(uid: number, gid: number, groups: number[]): void {
+  const n = native();
+  const list = Buffer.alloc(4 * Math.max(1, groups.length));
+  groups.forEach((g, i) => list.writeUInt32LE(g, 4 * i));
+  const step = (name: string, r: number) => {
+    if (r !== 0) throw new SysError(name, n.koffi.errno());
+  };
+  step('setgroups', n.setgroups(groups.length, list) as number);
+  step('setresgid', n.setresgid(gid, gid, gid) as number);
+  step('setresuid', n.setresuid(uid, uid, uid) as number);
 }

@@ -220,3 +220,16 @@ export function peerCred(fd: number): { pid: number; uid: number; gid: number } 
   const b = getsockoptRaw(fd, SOL_SOCKET, SO.PEERCRED, 12);
   return { pid: b.readInt32LE(0), uid: b.readUInt32LE(4), gid: b.readUInt32LE(8) };
 }
+
+/** SO_PEERGROUPS: the supplementary groups of the peer when it connected. */
+export function peerGroups(fd: number): number[] {
+  const b = getsockoptRaw(fd, SOL_SOCKET, SO.PEERGROUPS, 4 * 65536);
+  const out: number[] = [];
+  for (let i = 0; i + 4 <= b.length; i += 4) out.push(b.readUInt32LE(i));
+  return out;
+}
+
+/** SO_PEERPIDFD: a pidfd of the peer process (which stays that process even if its pid is reused). */
+export function peerPidfd(fd: number): number {
+  return getsockoptRaw(fd, SOL_SOCKET, SO.PEERPIDFD, 4).readInt32LE(0);
+}

@@ -226,6 +226,10 @@ export interface StartOptions {
   timeoutMs?: number;
   /** More fds for the target, as its fds 3, 4, ... */
   fds?: number[];
+  /** Run as this user (and group of the same number, no supplementary groups). */
+  uid?: number;
+  /** Working directory; default the session dir. */
+  cwd?: string;
 }
 
 export interface CycleOptions {
@@ -292,9 +296,12 @@ export class Session {
   async startCommand(label: string, argv: string[], opts: StartOptions = {}): Promise<Target> {
     const logPath = path.join(this.dir, `${label}.out`);
     const fd = fs.openSync(logPath, 'a');
+    // A restore reopens it by path, with the rights of the target's owner.
+    if (opts.uid !== undefined) fs.fchownSync(fd, opts.uid, opts.uid);
     let child: ChildProcess;
     try {
-      child = spawn(argv[0]!, argv.slice(1), { cwd: this.dir, detached: true, stdio: ['ignore', fd, fd, ...(opts.fds ?? [])] });
+      const ids = opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid };
+      child = spawn(argv[0]!, argv.slice(1), { cwd: opts.cwd ?? this.dir, detached: true, stdio: ['ignore', fd, fd, ...(opts.fds ?? [])], ...ids });
     } finally {
       fs.closeSync(fd);
     }
@@ -430,8 +437,7 @@ export class Session {
     const text = readOr(pidfile, '');
     const pid = Number(text.trim());
     if (!text.trim() || !Number.isInteger(pid)) throw new Error(`pid file ${pidfile} holds "${text}"${this.report()}`);
-    const t = new Target(pid, `${original.label} (restored)`, original.logPath, original.exe, 'orphan');
-    this.targets.push(t);
+    const t = this.adopt(pid, original);
     if (pid !== original.pid) throw new Error(`restored pid ${pid}, dumped pid ${original.pid}${this.report()}`);
     await this.check(waitFor(`restored pid ${pid} to run`, () => runningFree(pid), 5_000, () => ended(pid)));
     return t;
