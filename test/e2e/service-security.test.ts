@@ -100,12 +100,14 @@ test('service, unprivileged client: it dumps and restores its own task; the imag
   await s.expectPass(restored);
 });
 
-test('service, unprivileged client: images doctored to name a root-only file restore nothing (read and append)', { timeout: 90_000 }, async (t) => {
+test('service, unprivileged client: images doctored to name a root-only file (read, append) or directory (cwd) restore nothing', { timeout: 90_000 }, async (t) => {
   const { s, sock, home } = await setup(t, 'svc-file');
   const secret = path.join(s.dir, 'secret');
   fs.writeFileSync(secret, 'root only\n', { mode: 0o600 });
   const { target, images } = await dumpOwn(s, sock, home);
   const st = fs.statSync(secret);
+  const filesImg = path.join(images, 'files.img');
+  const pristine = fs.readFileSync(filesImg);
   for (const flags of [0o100000 /* O_RDONLY|O_LARGEFILE */, 0o102001 /* O_WRONLY|O_APPEND */]) {
     editImage(path.join(images, 'files.img'), [
       `e = [f for f in img['entries'] if f.get('reg', {}).get('name', '').endswith(('/mine', '/secret'))]`,
@@ -115,6 +117,16 @@ test('service, unprivileged client: images doctored to name a root-only file res
     await refused(s, sock, images, target.pid, new RegExp(`${secret}.*EACCES|EACCES.*${secret}`));
     assert.equal(fs.readFileSync(secret, 'utf8'), 'root only\n', 'the root-only file was written');
   }
+  // The cwd (a directory entry of files.img) moved into a directory only root may enter.
+  const vault = path.join(s.dir, 'vault');
+  fs.mkdirSync(path.join(vault, 'inner'), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(filesImg, pristine);
+  editImage(path.join(images, 'files.img'), [
+    `e = [f for f in img['entries'] if f.get('reg', {}).get('name') == ${JSON.stringify(home)}]`,
+    `assert e, 'no files.img entry for the cwd'`,
+    `for f in e: f['reg']['name'] = ${JSON.stringify(path.join(vault, 'inner'))}`,
+  ].join('\n'));
+  await refused(s, sock, images, target.pid, /vault.*EACCES|EACCES.*vault/);
 });
 
 test('service, unprivileged client: images doctored to claim root, capabilities or higher limits are refused before anything is made', { timeout: 90_000 }, async (t) => {
