@@ -4,7 +4,7 @@
 // CAP_CHECKPOINT_RESTORE (what CRIU's --unprivileged mode runs with), before it
 // reads a single byte of the request. Every file it opens and every object it
 // makes is then checked by the kernel against the client's credentials.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import {
   CAP, NR, PR, SysError, ambientRaise, capBit, capGet, capSet, prctl, setKeepCaps, setProcessIds, sock, syscall,
 } from '../sys/index.js';
@@ -34,6 +34,12 @@ function hardLimits(text: string): Array<bigint | undefined> {
   });
 }
 
+function sameUserns(pid: number): boolean {
+  const a = statSync(`/proc/${pid}/ns/user`);
+  const b = statSync('/proc/self/ns/user');
+  return a.ino === b.ino && a.dev === b.dev;
+}
+
 /** The client at the other end of `sk`, read so that a reused pid cannot stand in for it. */
 export function readClient(sk: number): ClientCreds {
   const cred = sock.peerCred(sk);
@@ -46,9 +52,13 @@ export function readClient(sk: number): ClientCreds {
     syscall('pidfd_send_signal', NR.pidfd_send_signal, pidfd, 0, 0, 0);
     const euid = Number((status.get('Uid') ?? '').split(/\s+/)[1]);
     if (euid !== cred.uid) throw new CryoError(`the client (pid ${cred.pid}) changed its uid since it connected`);
+    // Capabilities count only in cryo's own user namespace: a container's root has
+    // all of them in its namespace and none here.
+    const own = sameUserns(cred.pid);
+    const cap = (k: string) => (own ? hex(status.get(k)) : 0n);
     return {
       pid: cred.pid, uid: cred.uid, gid: cred.gid, groups: sock.peerGroups(sk),
-      caps: { eff: hex(status.get('CapEff')), prm: hex(status.get('CapPrm')), inh: hex(status.get('CapInh')), bnd: hex(status.get('CapBnd')) },
+      caps: { eff: cap('CapEff'), prm: cap('CapPrm'), inh: cap('CapInh'), bnd: own ? hex(status.get('CapBnd')) : 0n },
       hardLimits: hardLimits(limits),
     };
   } catch (e) {

@@ -187,3 +187,16 @@ test('service, unprivileged client: a task under seccomp is refused (reading fil
   assert.ok(runningFree(target.pid), s.report());
   await s.expectPass(target);
 });
+
+test('service: a client that is root only in a user namespace of its own has no capability here: it cannot dump a task of root\'s', { timeout: 60_000 }, async (t) => {
+  const { s, sock } = await setup(t, 'svc-userns');
+  const target = await s.start('pipes');
+  const images = s.mkdir();
+  const r = spawnSync('unshare', ['--user', '--map-root-user', '/usr/bin/python3', path.join(ROOT, 'test/programs/rpcclient.py'),
+    `sk:${sock}`, 'dump', String(target.pid), images, '--leave-running'], { encoding: 'utf8', timeout: 60_000 });
+  const res = JSON.parse(r.stdout.split('\n').find((l) => l.includes('"success"')) ?? '{}') as Record<string, unknown>;
+  assert.equal(res['success'], false, `${r.stdout}\n${r.stderr}`);
+  assert.match(String(res['errmsg']), /EPERM|permission denied/i, r.stdout);
+  assert.ok(runningFree(target.pid), s.report());
+  await s.expectPass(target);
+});
