@@ -64,7 +64,7 @@ export async function runDump(ctx: Context): Promise<number> {
   const tFrozen = performance.now();
   const st: DumpState = {
     dir, files: new FileTable(), irmap, nextPagesId: 1, nextObjId: 1, nsIds: new Map(), shmemDone: new Set(), seccomp: new SeccompTable(),
-    cgroups, stats: { pagesScanned: 0n, pagesWritten: 0n, memdumpUs: 0, memwriteUs: 0 },
+    cgroups, stats: { pagesScanned: 0n, pagesWritten: 0n, shpagesScanned: 0n, shpagesWritten: 0n, memdumpUs: 0, memwriteUs: 0 },
   };
   try {
     injectFault(tasks);
@@ -93,7 +93,9 @@ export async function runDump(ctx: Context): Promise<number> {
     if (st.files.locks.length) dir.write('fileLocks', st.files.locks);
     if (st.files.remaps.length) dir.write('remapFpath', st.files.remaps);
     for (const g of st.files.ghostFiles.values()) dir.write('ghostFile', [{ msg: g.head, extra: g.data }], g.remapId);
-    st.stats.pagesWritten += BigInt(writeMemfds(dir, st.files, () => st.nextPagesId++));
+    const memfds = writeMemfds(dir, st.files, () => st.nextPagesId++);
+    st.stats.shpagesScanned += BigInt(memfds.scanned);
+    st.stats.shpagesWritten += BigInt(memfds.written);
     closeMemfds(st.files);
     // CRIU writes it on pre-dump; cryo, which has none, for the next dump.
     saveIrmapCache(workDir, irmap);
@@ -106,6 +108,7 @@ export async function runDump(ctx: Context): Promise<number> {
         memdumpTime: st.stats.memdumpUs, memwriteTime: st.stats.memwriteUs,
         pagesScanned: st.stats.pagesScanned, pagesSkippedParent: 0n, pagesWritten: st.stats.pagesWritten,
         pagesLazy: 0n,
+        shpagesScanned: st.stats.shpagesScanned, shpagesSkippedParent: 0n, shpagesWritten: st.stats.shpagesWritten,
       }),
     })], 'dump');
     if (opts.pidfile) writeFileSync(opts.pidfile, String(root));

@@ -29,6 +29,16 @@ import type { CgroupDump } from '../objects/cgroup.js';
 import { takeRemote, takeThreadRemote, type FrozenTask } from './freeze.js';
 
 /** State shared by all tasks of one dump. */
+/** The page counters of stats-dump, as CRIU keeps them: private pages, then shared memory (shmem, memfds). */
+export interface DumpCounters {
+  pagesScanned: bigint;
+  pagesWritten: bigint;
+  shpagesScanned: bigint;
+  shpagesWritten: bigint;
+  memdumpUs: number;
+  memwriteUs: number;
+}
+
 export interface DumpState {
   dir: ImageDir;
   files: FileTable;
@@ -43,7 +53,7 @@ export interface DumpState {
   shmemDone: Set<bigint>;
   /** cgroup sets of the threads (cg_set), and the groups with --manage-cgroups. */
   cgroups: CgroupDump;
-  stats: { pagesScanned: bigint; pagesWritten: bigint; memdumpUs: number; memwriteUs: number };
+  stats: DumpCounters;
 }
 
 const RLIM_NLIMITS = 16;
@@ -263,7 +273,9 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
       st.shmemDone.add(v.shmid);
       const fd = openSync(`/proc/${pid}/map_files/${v.start.toString(16)}-${v.end.toString(16)}`, O.RDONLY | O.CLOEXEC);
       try {
-        written += writeShmemObject(st.dir, fd, fstatSync(fd).size, v.shmid, () => st.nextPagesId++);
+        const size = fstatSync(fd).size;
+        st.stats.shpagesScanned += BigInt(Math.ceil(size / 4096));
+        st.stats.shpagesWritten += BigInt(writeShmemObject(st.dir, fd, size, v.shmid, () => st.nextPagesId++));
       } finally {
         closeSync(fd);
       }

@@ -581,3 +581,19 @@ export function critDecodeAll(dir: string): string[] {
 export function ticks(output: string): number[] {
   return [...output.matchAll(/^tick (\d+)$/gm)].map((m) => Number(m[1]));
 }
+
+/**
+ * zdtm's check of stats-dump: the pages it says were written (private and
+ * shared) are exactly the pages in the pages-*.img files. Throws if not.
+ */
+export function checkPageCounts(dir: string): void {
+  const r = spawnSync(path.join(ROOT, 'bin/cryo'), ['crit', 'decode', '-i', path.join(dir, 'stats-dump')], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`crit decode stats-dump: ${r.stderr}`);
+  const d = (JSON.parse(r.stdout) as { entries: Array<{ dump: Record<string, number> }> }).entries[0]!.dump;
+  for (const k of ['pages_written', 'shpages_written', 'shpages_scanned']) {
+    if (!(k in d)) throw new Error(`stats-dump has no ${k}`);
+  }
+  const bytes = fs.readdirSync(dir).filter((n) => n.startsWith('pages-')).reduce((s, n) => s + fs.statSync(path.join(dir, n)).size, 0);
+  const stated = Number(d['pages_written']) + Number(d['shpages_written']);
+  if (bytes % 4096 !== 0 || stated !== bytes / 4096) throw new Error(`stats-dump says ${stated} pages written, pages-*.img hold ${bytes / 4096}`);
+}

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, critDecodeAll } from './harness.js';
+import { Session, checkPageCounts, critDecodeAll } from './harness.js';
 
 function decode(images: string, name: string): { entries: Array<Record<string, unknown>> } {
   const r = spawnSync('/usr/bin/python3', ['/usr/bin/crit', 'decode', '-i', path.join(images, name)], { encoding: 'utf8' });
@@ -13,7 +13,7 @@ function decode(images: string, name: string): { entries: Array<Record<string, u
 
 test('memfds: fds and mappings (shared, private, mapping only), one in flight in a socket, names, contents with holes, seals, flags, positions, one object with a child', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'memfd');
-  await s.cycle('memfd');
+  await s.cycle('memfd', { afterDump: (dir) => checkPageCounts(dir) });
 });
 
 test('a memfd whose contents changed is caught (SIGUSR2 corrupts it after restore)', { timeout: 30_000 }, async (t) => {

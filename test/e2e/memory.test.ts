@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, critDecodeAll } from './harness.js';
+import { Session, checkPageCounts, critDecodeAll } from './harness.js';
 
 test('memory: dump, restore -d: contents, layout and brk intact; anonymous pages go in by userfaultfd', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'memory');
@@ -33,5 +33,5 @@ test("memory: every image but pages-*.img decodes with CRIU's crit", { timeout: 
 
 test('shared anonymous memory stays one object between a parent and its child (three VMAs at offsets into it)', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'shmem');
-  await s.cycle('shmem');
+  await s.cycle('shmem', { afterDump: (dir) => checkPageCounts(dir) });
 });

@@ -119,14 +119,18 @@ function dataRuns(fd: number, size: number): Array<[number, number]> {
 
 /**
  * Write memfd.img and every memfd's contents (through cryo's fd of each, taken when
- * it was first seen). Returns the number of pages written.
+ * it was first seen). Returns the pages they span and the pages written.
  */
-export function writeMemfds(dir: ImageDir, files: FileTable, newPagesId: () => number): number {
-  if (files.memfdInodes.size === 0) return 0;
+export function writeMemfds(dir: ImageDir, files: FileTable, newPagesId: () => number): { scanned: number; written: number } {
+  if (files.memfdInodes.size === 0) return { scanned: 0, written: 0 };
   let written = 0;
-  for (const { entry, fd } of files.memfdInodes.values()) written += writeShmemObject(dir, fd, Number(entry.size), BigInt(entry.shmid), newPagesId);
+  let scanned = 0;
+  for (const { entry, fd } of files.memfdInodes.values()) {
+    scanned += Math.ceil(Number(entry.size) / 4096);
+    written += writeShmemObject(dir, fd, Number(entry.size), BigInt(entry.shmid), newPagesId);
+  }
   dir.write('memfdInode', [...files.memfdInodes.values()].map((m) => m.entry));
-  return written;
+  return { scanned, written };
 }
 
 /**
