@@ -1,6 +1,6 @@
 // Freezing a process tree: seize every task, parents before children, so that no
 // task can fork behind our back (a stopped task cannot fork).
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { parseStat, type ProcStat } from '../proc/stat.js';
 import { seizeWith, ptraceInterrupt, waitForStop, releaseThread, findSyscallInsn } from '../tracer/seize.js';
 import { Remote, TaskGoneError, TaskTracedError } from '../tracer/remote.js';
@@ -74,8 +74,16 @@ function nsIds(pid: number, threads: number[]): FrozenTask['ns'] {
  * (pid 1 there), as CRIU requires, so that the whole namespace is in the tree.
  */
 function checkPidns(root: number): boolean {
-  if (readlinkSync(`/proc/${root}/ns/pid`) === readlinkSync('/proc/self/ns/pid')) return false;
-  const v = innermost(readFileSync(`/proc/${root}/status`, 'utf8'), 'NSpid');
+  let ns: string;
+  let status: string;
+  try {
+    ns = readlinkSync(`/proc/${root}/ns/pid`);
+    status = readFileSync(`/proc/${root}/status`, 'utf8');
+  } catch {
+    return false; // gone: the seize says so
+  }
+  if (ns === readlinkSync('/proc/self/ns/pid')) return false;
+  const v = innermost(status, 'NSpid');
   if (v !== 1) throw new CryoError(`task ${root} lives in a pid namespace of its own but is not its init (it is pid ${v} there); dump the namespace's pid 1`);
   return true;
 }
@@ -124,7 +132,7 @@ function releaseAfterStop(tid: number): void {
  */
 export function freezeTree(root: number, log: Logger, freezer?: CgroupFreezer): FrozenTask[] {
   const tasks: FrozenTask[] = [];
-  if (existsSync(`/proc/${root}`) && checkPidns(root)) log.info(`task ${root} is the init of its own pid namespace`);
+  if (checkPidns(root)) log.info(`task ${root} is the init of its own pid namespace`);
   const pre = freezer ? seizeFrozen(freezer, log) : new Set<number>();
   try {
     const t = seizeTask(root, 0, pre, log);

@@ -5,7 +5,12 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, childrenOf, procState, readOr, runningFree, waitFor } from './harness.js';
+import { Session, childrenOf, procState, processTree, readOr, runningFree, tracerPid, waitFor, type CryoResult } from './harness.js';
+
+/** A live task runs free; the tree's zombie (tree.c has one) is untraced. */
+function runningFreeOrZombie(pid: number): boolean {
+  return runningFree(pid) || (procState(pid) === 'Z' && tracerPid(pid) === 0);
+}
 
 test('a tree that forks without pause: 25 dumps in a row all succeed, the last one restores and passes', { timeout: 240_000 }, async (t) => {
   const s = Session.for(t, 'forkstorm');
@@ -41,4 +46,55 @@ test('dump of a zombie: refused with one line, exit 1, no image written, its par
     assert.ok(runningFree(parent.pid), `its parent is not running free${s.report()}`);
   }
   await s.killTree(parent);
+});
+
+/** The loser of two dumps at once: exit 1, one line that says why, nothing in its dir that looks like a dump. */
+function assertLoser(s: Session, r: CryoResult, pid: number, why: RegExp): void {
+  assert.equal(r.code, 1, `want exit 1 from the losing dump${s.report()}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `want one line on stderr${s.report()}`);
+  assert.match(lines[0]!, why, s.report());
+  assert.ok(lines[0]!.includes(String(pid)), `the message does not name task ${pid}${s.report()}`);
+  const imgs = fs.readdirSync(r.imagesDir!).filter((n) => /^(core-\d+|pstree|inventory)\.img$/.test(n));
+  assert.deepEqual(imgs, [], `the losing dump wrote images${s.report()}`);
+}
+
+test('two dumps of one tree at once: exactly one succeeds, the other fails in one line, the images restore (10 rounds)', { timeout: 240_000 }, async (t) => {
+  const s = Session.for(t, 'two-dumps');
+  for (let round = 0; round < 10; round++) {
+    const target = await s.start('tree');
+    const tree = processTree(target.pid);
+    const dirs = [s.mkdir(), s.mkdir()];
+    const args = (d: string) => ['dump', '-t', String(target.pid), '-D', d, '-v4', '-o', 'dump.log'];
+    const rs = await Promise.all(dirs.map((d) => s.cryo(args(d))));
+    const won = rs.filter((r) => r.code === 0);
+    assert.equal(won.length, 1, `round ${round}: ${won.length} dumps succeeded, want exactly one${s.report()}`);
+    const winner = won[0]!;
+    // The loser found the tree held by the winner, or already killed by it.
+    assertLoser(s, rs.find((r) => r !== winner)!, target.pid, /already being traced|is a zombie|does not exist/);
+    await s.check(s.gone(target, tree, winner.imagesDir));
+    await s.expectPass(await s.restore(winner.imagesDir!, target));
+  }
+});
+
+test('two dumps -R of one tree at once: each succeeds or fails saying the tree is traced; the tree runs on untouched (10 rounds)', { timeout: 240_000 }, async (t) => {
+  const s = Session.for(t, 'two-dumps-R');
+  const target = await s.start('tree');
+  let images = '';
+  let lost = 0;
+  for (let round = 0; round < 10; round++) {
+    const dirs = [s.mkdir(), s.mkdir()];
+    const args = (d: string) => ['dump', '-t', String(target.pid), '-D', d, '-R', '-v4', '-o', 'dump.log'];
+    const rs = await Promise.all(dirs.map((d) => s.cryo(args(d))));
+    const won = rs.filter((r) => r.code === 0);
+    // Two that did not overlap may both succeed; never may both fail.
+    assert.ok(won.length >= 1, `round ${round}: both dumps failed${s.report()}`);
+    for (const r of rs) if (r.code !== 0) assertLoser(s, r, target.pid, /already being traced by \d+ .*another dump\?/);
+    lost += 2 - won.length;
+    await s.check(waitFor(`the tree to run on after round ${round}`, () => processTree(target.pid).every(runningFreeOrZombie), 5_000));
+    images = won[0]!.imagesDir!;
+  }
+  s.note(`${lost} of 10 rounds had a loser`);
+  await s.killTree(target);
+  await s.expectPass(await s.restore(images, target));
 });
