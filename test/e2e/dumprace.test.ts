@@ -2,7 +2,9 @@
 // two dumps of one tree at once. Every dump either succeeds with images that
 // restore, or fails with one line and leaves the tree running untouched.
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Session, childrenOf, procState, processTree, readOr, runningFree, tracerPid, waitFor, type CryoResult } from './harness.js';
@@ -97,4 +99,27 @@ test('two dumps -R of one tree at once: each succeeds or fails saying the tree i
   s.note(`${lost} of 10 rounds had a loser`);
   await s.killTree(target);
   await s.expectPass(await s.restore(images, target));
+});
+
+test('a full file system while writing pages: the message names the file, the errno and the sizes, also in the log; the task runs on', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'enospc');
+  // A 1 MiB tmpfs of our own as the images dir (outside the session dir, unmounted at the end).
+  const full = fs.mkdtempSync(path.join(os.tmpdir(), 'cryo-e2e-enospc-mnt-'));
+  t.after(() => {
+    spawnSync('umount', [full]);
+    fs.rmdirSync(full);
+  });
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', full], { encoding: 'utf8' });
+  assert.equal(m.status, 0, `mount tmpfs: ${m.stderr}`);
+  const target = await s.start('memory');
+  const log = path.join(s.dir, 'dump.log');
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', full, '-v4', '-o', log]);
+  assert.equal(r.code, 1, `want exit 1${s.report()}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `want one line on stderr${s.report()}`);
+  const want = new RegExp(`pages-\\d+\\.img: No space left on device \\(ENOSPC\\) writing [\\d.]+ MiB of pages of task ${target.pid}; [\\d.]+ KiB written`);
+  assert.match(lines[0]!, want, s.report());
+  assert.ok(readOr(log, '').includes(lines[0]!.replace(/^Error: /, '')), `the message is not in the log${s.report()}`);
+  assert.ok(runningFree(target.pid), `the task is not running free after the failed dump${s.report()}`);
+  await s.expectPass(target);
 });
