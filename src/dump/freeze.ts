@@ -1,9 +1,9 @@
 // Freezing a process tree: seize every task, parents before children, so that no
 // task can fork behind our back (a stopped task cannot fork).
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { parseStat, type ProcStat } from '../proc/stat.js';
 import { seizeWith, ptraceInterrupt, waitForStop, releaseThread, findSyscallInsn } from '../tracer/seize.js';
-import { Remote, TaskGoneError } from '../tracer/remote.js';
+import { Remote, TaskGoneError, TaskTracedError } from '../tracer/remote.js';
 import { PTRACE_O, SysError, kill, SIG, waitpid, __WALL } from '../sys/index.js';
 import { CryoError, type Logger } from '../context.js';
 import type { CgroupFreezer } from '../objects/cgroup-freezer.js';
@@ -74,8 +74,16 @@ function nsIds(pid: number, threads: number[]): FrozenTask['ns'] {
  * (pid 1 there), as CRIU requires, so that the whole namespace is in the tree.
  */
 function checkPidns(root: number): boolean {
-  if (readlinkSync(`/proc/${root}/ns/pid`) === readlinkSync('/proc/self/ns/pid')) return false;
-  const v = innermost(readFileSync(`/proc/${root}/status`, 'utf8'), 'NSpid');
+  let ns: string;
+  let status: string;
+  try {
+    ns = readlinkSync(`/proc/${root}/ns/pid`);
+    status = readFileSync(`/proc/${root}/status`, 'utf8');
+  } catch {
+    return false; // gone: the seize says so
+  }
+  if (ns === readlinkSync('/proc/self/ns/pid')) return false;
+  const v = innermost(status, 'NSpid');
   if (v !== 1) throw new CryoError(`task ${root} lives in a pid namespace of its own but is not its init (it is pid ${v} there); dump the namespace's pid 1`);
   return true;
 }
@@ -124,45 +132,15 @@ function releaseAfterStop(tid: number): void {
  */
 export function freezeTree(root: number, log: Logger, freezer?: CgroupFreezer): FrozenTask[] {
   const tasks: FrozenTask[] = [];
-  if (existsSync(`/proc/${root}`) && checkPidns(root)) log.info(`task ${root} is the init of its own pid namespace`);
+  if (checkPidns(root)) log.info(`task ${root} is the init of its own pid namespace`);
   const pre = freezer ? seizeFrozen(freezer, log) : new Set<number>();
   try {
-    const queue: Array<{ pid: number; parent: number }> = [{ pid: root, parent: 0 }];
-    while (queue.length) {
-      const { pid, parent } = queue.shift()!;
-      let stat: ProcStat;
-      try {
-        stat = readStat(pid);
-      } catch {
-        if (pid === root) throw new CryoError(`process ${pid} does not exist`);
-        continue; // a child that exited meanwhile
-      }
-      if (stat.state === 'Z') {
-        tasks.push({ pid, stat, rem: null, stopped: false, ns: nsIds(pid, [pid]), threads: [pid], threadRems: new Map(), parent, children: [] });
-        continue;
-      }
-      // `ns` is read once every thread is seized (below).
-      const t: FrozenTask = {
-        pid, stat, rem: null, stopped: stat.state === 'T', ns: { pid, pgid: 0, sid: 0, tids: new Map() },
-        threads: [], threadRems: new Map(), parent, children: [],
-      };
-      try {
-        seizeThreads(t, pre);
-      } catch (e) {
-        if (e instanceof TaskGoneError && e.pid === pid) {
-          if (pid === root) throw new CryoError(`process ${pid} exited before it could be frozen`);
-          continue;
-        }
-        thawTree([t], log);
-        throw e instanceof CryoError ? e : new CryoError(`cannot seize task ${pid}: ${(e as Error).message}`);
-      }
-      t.stat = readStat(pid);
-      t.ns = nsIds(pid, t.threads);
-      tasks.push(t);
-      t.children = childrenOf(pid);
-      for (const c of t.children) queue.push({ pid: c, parent: pid });
-      log.debug(`seized ${pid} (${t.stat.comm}), children [${t.children.join(' ')}]`);
-    }
+    const t = seizeTask(root, 0, pre, log);
+    if (t === null) throw new CryoError(`process ${root} does not exist`);
+    // As CRIU, which cannot seize it: a zombie has no state to save but its exit code.
+    if (t.rem === null && t.stat.state === 'Z') throw new CryoError(`task ${root} is a zombie: there is nothing to dump`);
+    tasks.push(t);
+    collectChildren(tasks, pre, log);
   } catch (e) {
     thawTree(tasks, log);
     for (const tid of pre) releaseAfterStop(tid);
@@ -170,6 +148,95 @@ export function freezeTree(root: number, log: Logger, freezer?: CgroupFreezer): 
   }
   for (const tid of pre) freezer!.hold(tid);
   return tasks;
+}
+
+/** CRIU's NR_ATTEMPTS: passes over the tree that may still find new tasks. */
+const COLLECT_PASSES = 5;
+
+/**
+ * Seize the children of every task collected, parents before children, and go
+ * over the whole tree again until a pass finds no task it had not seen: a child
+ * listed may be gone or a zombie when we come to it, and a child not yet seized
+ * can still fork (or clone a sibling with CLONE_PARENT) behind us. The children
+ * files are only reliable once every parent is stopped.
+ */
+function collectChildren(tasks: FrozenTask[], pre: Set<number>, log: Logger): void {
+  const known = new Set(tasks.map((t) => t.pid));
+  for (let pass = 1; ; pass++) {
+    let fresh = 0;
+    // `tasks` grows as we go: the children seized in this pass are visited in it.
+    for (let i = 0; i < tasks.length; i++) {
+      const p = tasks[i]!;
+      if (p.rem === null && p.stat.state === 'Z') continue; // a zombie has no children
+      for (const c of childrenOf(p.pid)) {
+        if (known.has(c)) continue;
+        fresh++;
+        const t = seizeTask(c, p.pid, pre, log);
+        if (t === null) continue; // gone: a later pass sees it again if it is a zombie now
+        known.add(c);
+        tasks.push(t);
+        p.children.push(c);
+      }
+    }
+    if (fresh === 0) return;
+    if (pass === COLLECT_PASSES) {
+      throw new CryoError(`the tree of task ${tasks[0]!.pid} keeps changing: ${fresh} new task(s) still appeared in pass ${pass}`);
+    }
+    log.debug(`collect pass ${pass}: ${fresh} new task(s), going over the tree again`);
+  }
+}
+
+/**
+ * Seize one process and all its threads, or record it as a zombie. Returns null
+ * for a task that is gone (exited and reaped, or whose pid now names a process
+ * that is not `parent`'s child). Throws for a task that cannot be seized.
+ */
+function seizeTask(pid: number, parent: number, pre: Set<number>, log: Logger): FrozenTask | null {
+  const zombieOrGone = (): FrozenTask | null => {
+    let stat: ProcStat;
+    try {
+      stat = readStat(pid);
+    } catch {
+      return null;
+    }
+    if (stat.state !== 'Z' || (parent !== 0 && stat.ppid !== parent)) return null;
+    return { pid, stat, rem: null, stopped: false, ns: nsIds(pid, [pid]), threads: [pid], threadRems: new Map(), parent, children: [] };
+  };
+  let stat: ProcStat;
+  try {
+    stat = readStat(pid);
+  } catch {
+    return null;
+  }
+  if (stat.state === 'Z' || stat.state === 'X') return zombieOrGone();
+  // `ns` is read once every thread is seized (below).
+  const t: FrozenTask = {
+    pid, stat, rem: null, stopped: stat.state === 'T', ns: { pid, pgid: 0, sid: 0, tids: new Map() },
+    threads: [], threadRems: new Map(), parent, children: [],
+  };
+  try {
+    seizeThreads(t, pre);
+    t.stat = readStat(pid);
+  } catch (e) {
+    thawTree([t], log);
+    // Exiting (the kernel refuses to seize a task that is) or exited under us.
+    if (e instanceof TaskGoneError && e.pid === pid) {
+      log.debug(`${e.message} while being seized`);
+      return zombieOrGone();
+    }
+    if (e instanceof CryoError) throw e;
+    if (e instanceof TaskTracedError) throw new CryoError(e.message);
+    throw new CryoError(`cannot seize task ${pid}: ${(e as Error).message}`);
+  }
+  // As CRIU: the pid was reused between listing and seizing.
+  if (parent !== 0 && t.stat.ppid !== parent) {
+    log.debug(`pid ${pid} is no longer a child of ${parent} (its parent is ${t.stat.ppid}): not ours`);
+    thawTree([t], log);
+    return null;
+  }
+  t.ns = nsIds(pid, t.threads);
+  log.debug(`seized ${pid} (${t.stat.comm})`);
+  return t;
 }
 
 /**

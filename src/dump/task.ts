@@ -261,7 +261,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   try {
     const pagesFd = st.dir.openPages(pagesId, 'w');
     try {
-      written = dumpPages(rem, bridge, pagesFd, runs, priv);
+      written = dumpPages(rem, bridge, pagesFd, st.dir.fileName('pages', pagesId), runs, priv);
     } finally {
       closeFd(pagesFd);
     }

@@ -5,11 +5,12 @@
 import { openSync, closeSync, readSync, writeSync } from 'node:fs';
 import {
   pagemapScan, PAGE_IS, NR, PAGE_SIZE, PROT, IOV_MAX, O, pidfdOpen, pidfdGetfd,
-  uffdApi, uffdRegister, uffdUnregister, uffdCopy, mapFileWindow, unmap,
+  uffdApi, uffdRegister, uffdUnregister, uffdCopy, mapFileWindow, unmap, errnoText,
 } from '../sys/index.js';
 import type { VmaEntry } from '../images/index.js';
 import { VMA_FILE_PRIVATE, VMA_ANON_PRIVATE } from '../images/index.js';
-import type { Remote } from '../tracer/remote.js';
+import { RemoteError, type Remote } from '../tracer/remote.js';
+import { CryoError } from '../context.js';
 import { MemIO } from '../tracer/memio.js';
 
 export interface PageRun {
@@ -97,31 +98,95 @@ function tagReadable(runs: PageRun[], vmas: VmaEntry[]): Array<PageRun & { reada
 
 const MAX_IO = 1 << 30; // bytes per remote call, below the kernel's MAX_RW_COUNT
 
+/** Where pages go on dump, for a message that says what failed: the file and whose pages. */
+export interface PagesSink {
+  /** The image file's name, e.g. "pages-1.img". */
+  file: string;
+  /** Whose pages, e.g. "task 997". */
+  owner: string;
+  /** Bytes to write in all. */
+  need: number;
+  /** Bytes written so far. */
+  done: number;
+}
+
+/** 1000 KiB, 64.1 MiB: sizes in messages. */
+export function sizeText(n: number): string {
+  if (n < 1024) return `${n} bytes`;
+  const [v, u] = n < 1 << 20 ? [n / 1024, 'KiB'] : n < 1 << 30 ? [n / (1 << 20), 'MiB'] : [n / (1 << 30), 'GiB'];
+  return `${Number(v.toFixed(1))} ${u}`;
+}
+
+/**
+ * A write of pages that failed: "pages-1.img: No space left on device (ENOSPC)
+ * writing 64 MiB of pages of task 997; 1000 KiB written".
+ */
+export function pagesWriteError(sink: PagesSink, errno: number): CryoError {
+  return new CryoError(`${sink.file}: ${errnoText(errno)} writing ${sizeText(sink.need)} of pages of ${sink.owner}; ${sizeText(sink.done)} written`);
+}
+
+/** pwrite(2) or a Node fs write into a pages image, with a failure that says what it was writing. */
+export function writePages(sink: PagesSink, fd: number, buf: Uint8Array, len: number, pos?: number): void {
+  let off = 0;
+  while (off < len) {
+    let n: number;
+    try {
+      n = writeSync(fd, buf, off, len - off, pos === undefined ? null : pos + off);
+    } catch (e) {
+      const errno = (e as { errno?: number }).errno;
+      if (typeof errno === 'number') throw pagesWriteError(sink, Math.abs(errno));
+      throw e;
+    }
+    off += n;
+    sink.done += n;
+  }
+}
+
 /**
  * Have the task run preadv/pwritev over many of its own ranges against `taskFd`,
- * `pieces` being contiguous in the file from `fileOff`.
+ * `pieces` being contiguous in the file from `fileOff`. A write that stops short
+ * (the file system filled up) is carried on from where it stopped, so that the
+ * next call tells why.
  */
-function remoteVectorIo(rem: Remote, write: boolean, taskFd: bigint, pieces: Array<{ vaddr: bigint; len: number; off: number }>): void {
+function remoteVectorIo(rem: Remote, write: boolean, taskFd: bigint, pieces: Array<{ vaddr: bigint; len: number; off: number }>, sink?: PagesSink): void {
   let i = 0;
+  let skip = 0; // bytes of pieces[i] already done
   while (i < pieces.length) {
     const iov = Buffer.alloc(Math.min(IOV_MAX, pieces.length - i) * 16);
-    const first = pieces[i]!.off;
+    const first = pieces[i]!.off + skip;
     let n = 0;
     let total = 0;
-    while (i < pieces.length && n < IOV_MAX) {
-      const p = pieces[i]!;
-      if (p.off !== first + total) break; // must be contiguous in the file
-      if (n > 0 && total + p.len > MAX_IO) break;
-      iov.writeBigUInt64LE(p.vaddr, n * 16);
-      iov.writeBigUInt64LE(BigInt(p.len), n * 16 + 8);
-      total += p.len;
+    for (let j = i; j < pieces.length && n < IOV_MAX; j++) {
+      const p = pieces[j]!;
+      const from = j === i ? skip : 0;
+      if (p.off + from !== first + total) break; // must be contiguous in the file
+      if (n > 0 && total + p.len - from > MAX_IO) break;
+      iov.writeBigUInt64LE(p.vaddr + BigInt(from), n * 16);
+      iov.writeBigUInt64LE(BigInt(p.len - from), n * 16 + 8);
+      total += p.len - from;
       n++;
-      i++;
     }
     const addr = rem.put(iov.subarray(0, n * 16));
     const name = write ? 'pwritev' : 'preadv';
-    const done = Number(rem.call(name, write ? NR.pwritev : NR.preadv, taskFd, addr, n, first, 0));
-    if (done !== total) throw new Error(`${name} in task ${rem.pid}: ${done} of ${total} bytes`);
+    let done: number;
+    try {
+      done = Number(rem.call(name, write ? NR.pwritev : NR.preadv, taskFd, addr, n, first, 0));
+    } catch (e) {
+      if (write && sink && e instanceof RemoteError) throw pagesWriteError(sink, e.errno);
+      throw e;
+    }
+    if (!write || !sink ? done !== total : done === 0) throw new Error(`${name} in task ${rem.pid}: ${done} of ${total} bytes`);
+    if (sink) sink.done += done;
+    for (; done > 0; ) {
+      const left = pieces[i]!.len - skip;
+      if (done < left) {
+        skip += done;
+        break;
+      }
+      done -= left;
+      i++;
+      skip = 0;
+    }
   }
 }
 
@@ -144,7 +209,7 @@ function pieces(runs: Array<PageRun & { off: number }>): Array<{ vaddr: bigint; 
 }
 
 /** Copy through cryo: /proc/PID/mem ↔ the image file (for unreadable mappings). */
-function copyThrough(pid: number, write: boolean, fileFd: number, runs: Array<PageRun & { off: number }>): void {
+function copyThrough(pid: number, write: boolean, fileFd: number, runs: Array<PageRun & { off: number }>, sink?: PagesSink): void {
   const mem = new MemIO(pid);
   const buf = Buffer.alloc(4 << 20);
   try {
@@ -156,7 +221,8 @@ function copyThrough(pid: number, write: boolean, fileFd: number, runs: Array<Pa
         const b = buf.subarray(0, n);
         if (write) {
           mem.readInto(r.vaddr + BigInt(done), b);
-          writeSync(fileFd, b, 0, n, r.off + done);
+          if (sink) writePages(sink, fileFd, b, n, r.off + done);
+          else writeSync(fileFd, b, 0, n, r.off + done);
         } else {
           const got = readSync(fileFd, b, 0, n, r.off + done);
           if (got !== n) throw new Error(`pages image is short at offset ${r.off + done}`);
@@ -177,11 +243,12 @@ export interface FdBridge {
 }
 
 /**
- * Write the pages of `runs` from the task into `fileFd` (pages image opened by
- * cryo), in order. Returns the number of pages written.
+ * Write the pages of `runs` from the task into `fileFd` (pages image `file`,
+ * opened by cryo), in order. Returns the number of pages written.
  */
-export function dumpPages(rem: Remote, bridge: FdBridge, fileFd: number, runs: PageRun[], vmas: VmaEntry[]): number {
+export function dumpPages(rem: Remote, bridge: FdBridge, fileFd: number, file: string, runs: PageRun[], vmas: VmaEntry[]): number {
   const tagged = tagReadable(runs, vmas);
+  const sink: PagesSink = { file, owner: `task ${rem.pid}`, need: tagged.reduce((s, r) => s + r.nrPages * PAGE_SIZE, 0), done: 0 };
   const fast = tagged.filter((r) => r.readable);
   const slow = tagged.filter((r) => !r.readable);
   const tfd = fast.length ? bridge.taskFd(fileFd) : null;
@@ -189,12 +256,12 @@ export function dumpPages(rem: Remote, bridge: FdBridge, fileFd: number, runs: P
     slow.push(...fast);
   } else {
     try {
-      remoteVectorIo(rem, true, tfd, pieces(fast));
+      remoteVectorIo(rem, true, tfd, pieces(fast), sink);
     } finally {
       bridge.closeTaskFd(tfd);
     }
   }
-  if (slow.length) copyThrough(rem.pid, true, fileFd, slow);
+  if (slow.length) copyThrough(rem.pid, true, fileFd, slow, sink);
   return tagged.reduce((s, r) => s + r.nrPages, 0);
 }
 

@@ -14,6 +14,7 @@ import { restoreCreds } from '../objects/creds.js';
 import { restorePending } from '../objects/signals.js';
 import { afterPlant } from '../objects/files/fds.js';
 import { fillShmem } from '../objects/files/memfd.js';
+import { checkRegSize } from '../objects/files/reg.js';
 import type { RestoreFilesEnv } from '../objects/files/kind.js';
 import type { Remote } from '../tracer/remote.js';
 import type { Logger } from '../context.js';
@@ -164,9 +165,22 @@ function taskFileFd(rem: Remote, id: number, flags: number, sh: RestoreShared, h
     cfd = sh.memfds.open({ ...fe.memfd, flags }, true);
   } else if (fe.reg && sh.remaps.has(id)) {
     cfd = sh.remaps.open(id, fe.reg.name, (flags & ~(O.CREAT | O.TRUNC | O.EXCL)) | O.CLOEXEC);
+    try {
+      checkRegSize(fe.reg, `/proc/self/fd/${cfd}`);
+    } catch (e) {
+      closeSync(cfd);
+      throw e;
+    }
   } else if (fe.reg) {
     const name = fe.reg.name;
-    return rem.call(`open(${name})`, NR.openat, AT_FDCWD, rem.put(Buffer.from(name + '\0')), flags | O.CLOEXEC, 0);
+    const tfd = rem.call(`open(${name})`, NR.openat, AT_FDCWD, rem.put(Buffer.from(name + '\0')), flags | O.CLOEXEC, 0);
+    try {
+      checkRegSize(fe.reg, `/proc/${rem.pid}/fd/${tfd}`);
+    } catch (e) {
+      rem.call('close', NR.close, tfd);
+      throw e;
+    }
+    return tfd;
   } else {
     throw new Error(`mapped file id ${id} is neither a regular file nor a memfd`);
   }

@@ -10,6 +10,22 @@ export function errnoName(errno: number): string {
   return errnoNames.get(errno) ?? `E${errno}`;
 }
 
+/** glibc's strerror() text of the errnos a write or an open commonly ends with. */
+const errnoTexts: Record<string, string> = {
+  EPERM: 'Operation not permitted', ENOENT: 'No such file or directory', EIO: 'Input/output error',
+  EBADF: 'Bad file descriptor', ENOMEM: 'Cannot allocate memory', EACCES: 'Permission denied',
+  EFAULT: 'Bad address', EEXIST: 'File exists', EINVAL: 'Invalid argument', EFBIG: 'File too large',
+  ENOSPC: 'No space left on device', EROFS: 'Read-only file system', EPIPE: 'Broken pipe',
+  EDQUOT: 'Disk quota exceeded', ENXIO: 'No such device or address', ETXTBSY: 'Text file busy',
+};
+
+/** "No space left on device (ENOSPC)": strerror's text and the name, or the name alone. */
+export function errnoText(errno: number): string {
+  const name = errnoName(errno);
+  const text = errnoTexts[name];
+  return text ? `${text} (${name})` : name;
+}
+
 /** A failed system call: which call, the errno and its name. */
 export class SysError extends Error {
   override readonly name = 'SysError';

@@ -27,6 +27,14 @@ export class TaskGoneError extends Error {
   }
 }
 
+/** Another tracer (a debugger, another dump) holds the task: it is not ours to take. */
+export class TaskTracedError extends Error {
+  override readonly name = 'TaskTracedError';
+  constructor(readonly pid: number, readonly tracer: number, tracerComm: string) {
+    super(`task ${pid} is already being traced by ${tracer} (${tracerComm}); another dump?`);
+  }
+}
+
 const SYSCALL_STOP = SIG.TRAP | 0x80; // with PTRACE_O_TRACESYSGOOD
 const STUB = Buffer.from([0x0f, 0x05, 0xcc]); // syscall; int3
 

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { ptrace, waitpid, decodeWaitStatus, __WALL, PTRACE_EVENT, SIG, SysError } from '../sys/index.js';
 import { parseMaps, type Vma } from '../proc/maps.js';
 import { MemIO } from './memio.js';
-import { TaskGoneError } from './remote.js';
+import { TaskGoneError, TaskTracedError } from './remote.js';
+import { parseStatus } from '../proc/stat.js';
 
 /**
  * Wait for `tid` to reach a ptrace stop. A signal-delivery stop that comes first is
@@ -12,7 +13,14 @@ import { TaskGoneError } from './remote.js';
  */
 export function waitForStop(tid: number): void {
   for (;;) {
-    const { status } = waitpid(tid, __WALL);
+    let status: number;
+    try {
+      ({ status } = waitpid(tid, __WALL));
+    } catch (e) {
+      // No longer our tracee: it exited and was released.
+      if (SysError.is(e, 'ECHILD')) throw new TaskGoneError(tid, 'exited');
+      throw e;
+    }
     const ws = decodeWaitStatus(status);
     if (ws.exited !== undefined) throw new TaskGoneError(tid, `exited with status ${ws.exited}`);
     if (ws.signaled !== undefined) throw new TaskGoneError(tid, `was killed by signal ${ws.signaled}`);
@@ -28,25 +36,64 @@ export function waitForStop(tid: number): void {
   }
 }
 
-/** PTRACE_SEIZE one thread (not yet stopped); a thread that is gone is a TaskGoneError. */
+/**
+ * PTRACE_SEIZE one thread (not yet stopped). A thread that is gone, or exiting
+ * (the kernel answers EPERM for one whose exit has begun), is a TaskGoneError; one
+ * that another tracer holds is a TaskTracedError, never gone.
+ */
 export function seizeWith(tid: number, options: number): void {
   try {
     ptrace.seize(tid, options);
   } catch (e) {
     if (SysError.is(e, 'ESRCH')) throw new TaskGoneError(tid, 'does not exist');
+    if (SysError.is(e, 'EPERM')) whyNotSeized(tid);
     throw e;
   }
 }
 
-/** PTRACE_INTERRUPT a seized thread: it stops as soon as it can (at once, or when thawed). */
+/**
+ * ptrace answers EPERM alike for a task that is exiting, one that is already
+ * traced and one we may not trace: tell them apart by /proc/TID/status, read
+ * after the refusal (a task that has begun to exit never comes back). Throws for
+ * the first two; returns for anything else.
+ */
+function whyNotSeized(tid: number): void {
+  let status: Map<string, string>;
+  try {
+    status = parseStatus(readFileSync(`/proc/${tid}/status`, 'utf8'));
+  } catch {
+    throw new TaskGoneError(tid, 'exited');
+  }
+  const state = status.get('State')?.[0];
+  if (state === 'Z' || state === 'X') throw new TaskGoneError(tid, 'is exiting');
+  const tracer = Number(status.get('TracerPid') ?? 0);
+  if (tracer !== 0 && tracer !== process.pid) throw new TaskTracedError(tid, tracer, commOf(tracer));
+}
+
+function commOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '?';
+  }
+}
+
+/**
+ * PTRACE_INTERRUPT a seized thread: it stops as soon as it can (at once, or when
+ * thawed). ESRCH: it died since the seize; its exit is then ours to wait for.
+ */
 export function ptraceInterrupt(tid: number): void {
-  ptrace.interrupt(tid);
+  try {
+    ptrace.interrupt(tid);
+  } catch (e) {
+    if (!SysError.is(e, 'ESRCH')) throw e;
+  }
 }
 
 /** Seize and interrupt one thread; returns once it is in a ptrace stop. */
 export function seizeThread(tid: number, options: number): void {
   seizeWith(tid, options);
-  ptrace.interrupt(tid);
+  ptraceInterrupt(tid);
   waitForStop(tid);
 }
 

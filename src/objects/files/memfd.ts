@@ -11,6 +11,7 @@ import {
   type ImageDir, type MemfdFileEntry, type MemfdInodeEntry, type PagemapEntry,
 } from '../../images/index.js';
 import { noFown } from './table.js';
+import { writePages, type PagesSink } from '../pages.js';
 import { NR, O, F, MFD, F_SEAL, SEEK_DATA, SEEK_HOLE, PAGE_SIZE, SysError, syscall, memfdCreate, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { FdKind } from './kind.js';
@@ -145,6 +146,9 @@ export function writeShmemObject(dir: ImageDir, fd: number, size: number, shmid:
   const pagesId = newPagesId();
   const out = dir.openPages(pagesId, 'w');
   const buf = Buffer.alloc(CHUNK);
+  const sink: PagesSink = {
+    file: dir.fileName('pages', pagesId), owner: `shared memory ${shmid}`, need: runs.reduce((s, [, n]) => s + n * PAGE_SIZE, 0), done: 0,
+  };
   let written = 0;
   try {
     for (const [first, n] of runs) {
@@ -152,7 +156,7 @@ export function writeShmemObject(dir: ImageDir, fd: number, size: number, shmid:
         const len = Math.min(left, CHUNK);
         const got = readSync(fd, buf, 0, len, off);
         buf.fill(0, got, len); // the tail of the last page, past the end of the file
-        writeSync(out, buf, 0, len);
+        writePages(sink, out, buf, len);
         off += len;
         left -= len;
       }

@@ -5,7 +5,10 @@
 // (--link-remap). Both are tied to the file's entry by remap-fpath.img.
 import { openSync, closeSync, statSync, readFileSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
-import { create, FdTypes, GhostFileEntrySchema, RemapFilePathEntrySchema, RemapType, TimevalSchema, type FileEntry } from '../../images/index.js';
+import {
+  create, FdTypes, GhostFileEntrySchema, RemapFilePathEntrySchema, RemapType, TimevalSchema, isFieldSet,
+  RegFileEntrySchema, type FileEntry, type RegFileEntry,
+} from '../../images/index.js';
 import { O, NR, AT_FDCWD, AT_SYMLINK_FOLLOW, SysError, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { major, type RegDumpEnv, type FdKind } from './kind.js';
@@ -40,13 +43,11 @@ export const regular: FdKind = {
         throw new CryoError(`cannot open ${r.name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       }
     }
-    if (r.size !== undefined && !(r.flags & O.APPEND)) {
-      // A file shorter than the saved position has changed under us: refuse it.
-      const st = statSync(`/proc/self/fd/${fd}`);
-      if (st.isFile() && BigInt(st.size) < r.pos) {
-        closeSync(fd);
-        throw new CryoError(`file ${r.name} is shorter than the saved position ${r.pos}`);
-      }
+    try {
+      checkRegSize(r, `/proc/self/fd/${fd}`);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
     }
     if (r.pos) syscall('lseek', NR.lseek, fd, r.pos, 0);
     return fd;
@@ -54,6 +55,22 @@ export const regular: FdKind = {
   // CRIU names a file by its path without the leading slash.
   inheritKey: (fe) => fe.reg?.name.replace(/^\//, ''),
 };
+
+/** Open write-only for appending: CRIU records no size for such a file (files-reg.c, should_check_size). */
+function isAppendOnly(flags: number): boolean {
+  return (flags & O.ACCMODE) === O.WRONLY && (flags & O.APPEND) !== 0;
+}
+
+/**
+ * As CRIU's validate_file(): a file whose entry holds a size must have that size
+ * now, or it is not the file that was dumped (or it changed since). `opened` is a
+ * path to the file as opened for restore (/proc/.../fd/N).
+ */
+export function checkRegSize(r: RegFileEntry, opened: string): void {
+  if (!isFieldSet(r, RegFileEntrySchema.field.size)) return;
+  const now = BigInt(statSync(opened).size);
+  if (now !== r.size) throw new CryoError(`file ${r.name} has size ${now}, not ${r.size} as when it was dumped`);
+}
 
 /** A file to record: what /proc says of it and where it can still be opened. */
 export interface RegSource {
@@ -81,7 +98,10 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
   if (deleted && !src.st.isFile()) {
     throw new CryoError(`task ${src.pid}: ${src.what} is the deleted ${src.link}, which cryo does not support yet`);
   }
-  const id = env.files.addReg({ ...init, name, size: BigInt(src.st.size), mode: src.st.mode }, key);
+  // As CRIU: the size of a regular file is kept to check on restore that it is the
+  // same file, but for one open O_WRONLY|O_APPEND (a log), which may grow meanwhile.
+  const size = src.st.isFile() && !isAppendOnly(init.flags) ? { size: BigInt(src.st.size) } : {};
+  const id = env.files.addReg({ ...init, name, ...size, mode: src.st.mode }, key);
   // Its name is gone or now names another file (replaced by a rename): the file
   // itself is reached through a ghost copy or a link of our own on restore.
   if (deleted) {
