@@ -29,6 +29,8 @@ export class Remaps {
    */
   constructor(entries: RemapFilePathEntry[], private readonly ghosts: Map<number, Ghost>, private readonly files: Map<number, FileEntry>) {
     for (const r of entries) {
+      if (!files.get(r.origId)?.reg) throw new CryoError(`remap-fpath.img: file id ${r.origId} is remapped, but it is no regular file entry of files.img`);
+      if (this.byOrig.has(r.origId)) throw new CryoError(`remap-fpath.img: file id ${r.origId} is remapped twice`);
       if (r.remapType === RemapType.GHOST) {
         if (!ghosts.has(r.remapId)) throw new CryoError(`remap-fpath.img: file id ${r.origId} names ghost file ${r.remapId}, which is missing`);
       } else if (r.remapType === RemapType.LINKED) {
