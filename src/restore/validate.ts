@@ -7,7 +7,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import {
   CoreEntry_March, FdTypes, RegFileEntrySchema, ImageError, PagemapEntrySchema, PE_PARENT, PE_PRESENT, isFieldSet, isZombieState,
-  VMA_ANON_PRIVATE, VMA_ANON_SHARED, VMA_AREA_MEMFD, VMA_AREA_VDSO, VMA_AREA_VSYSCALL, VMA_AREA_VVAR, VMA_FILE_PRIVATE, VMA_FILE_SHARED,
+  VMA_AREA_MEMFD, VMA_AREA_VDSO, VMA_AREA_VSYSCALL, VMA_AREA_VVAR, VMA_FILE_PRIVATE, VMA_FILE_SHARED,
   type FileEntry, type ImageDir, type InventoryEntry, type MemfdInodeEntry, type PagemapEntry, type SkPacketEntry, type TaskKobjIdsEntry,
   type TtyInfoEntry, type PstreeEntry, type SeccompFilter, SeccompFilterSchema, SeccompMode,
 } from '../images/index.js';
@@ -193,7 +193,8 @@ export function checkPstree(pstree: PstreeEntry[]): void {
   const seen = new Map<number, string>();
   for (const p of pstree) {
     if (!pidOk(p.pid)) throw bad(file, `task pid ${p.pid} is out of range`);
-    if (!pidOk(p.pgid) || !pidOk(p.sid)) throw bad(file, `task ${p.pid}: pgid ${p.pgid} or sid ${p.sid} is out of range`);
+    // 0: a session or group of outside the task's pid namespace.
+    if (!(p.pgid === 0 || pidOk(p.pgid)) || !(p.sid === 0 || pidOk(p.sid))) throw bad(file, `task ${p.pid}: pgid ${p.pgid} or sid ${p.sid} is out of range`);
     if (seen.has(p.pid)) throw bad(file, `pid ${p.pid} is listed twice (also ${seen.get(p.pid)})`);
     seen.set(p.pid, 'a task');
     if (new Set(p.threads).size !== p.threads.length) throw bad(file, `task ${p.pid}: a thread is listed twice`);
@@ -282,7 +283,7 @@ export function validateImages(dir: ImageDir, im: ImagesToCheck, opts: CheckOpti
       if (!fe) throw bad(fsFile, `${what} ${hexId(id)} names no entry of files.img`);
       if (!fe.reg) throw bad(fsFile, `${what} ${hexId(id)} is a ${FdTypes[fe.type] ?? fe.type} entry, not a directory`);
       // The mode is there in CRIU's entries (cryo's leave it out for directories).
-      if (fe.reg.mode !== undefined && isFieldSet(fe.reg, RegFileEntrySchema.field.mode) && (fe.reg.mode & S_IFMT) !== S_IFDIR) {
+      if (isFieldSet(fe.reg, RegFileEntrySchema.field.mode) && (fe.reg.mode & S_IFMT) !== S_IFDIR) {
         throw bad(fsFile, `${what} ${hexId(id)} is ${fe.reg.name}, which is no directory`);
       }
     }

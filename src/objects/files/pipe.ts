@@ -166,7 +166,7 @@ export const fifo: FdKind = {
 function checkData(file: string, data: Map<number, { data: Uint8Array; size: number }>, pipes: Set<number>): void {
   const bad = (what: string) => new ImageError('IMG_INVALID', file, undefined, what);
   for (const [pipeId, d] of data) {
-    if (!pipes.has(pipeId)) throw bad(`data for pipe ${pipeId}, which no entry of files.img is`);
+    if (!pipes.has(pipeId)) throw bad(`data for pipe ${pipeId}, which no pipe of files.img names`);
     if (d.size > 0x7fffffff) throw bad(`pipe ${pipeId}: size ${d.size} is out of range`);
     const room = d.size || 16 * 4096;
     if (d.data.length > room) throw bad(`pipe ${pipeId}: ${d.data.length} bytes of data, more than its size ${room}`);
