@@ -236,7 +236,7 @@ function checkCore(dir: ImageDir, tid: number, core: TaskImages['core'], leader:
     for (let i: number | undefined = th.seccompFilter; i !== undefined; n++) {
       const f: SeccompFilter | undefined = filters[i];
       if (!f) throw bad(file, `seccomp filter ${i} names no entry of seccomp.img`);
-      if (n > filters.length) throw bad(file, 'its seccomp filter chain loops');
+      if (n > filters.length) throw bad(file, 'its seccomp filter chain in seccomp.img loops');
       i = isFieldSet(f, SeccompFilterSchema.field.prev) ? f.prev : undefined;
     }
   }
