@@ -191,8 +191,10 @@ const pidOk = (n: number) => Number.isInteger(n) && n > 0 && n <= PID_MAX_LIMIT;
 export function checkPstree(pstree: PstreeEntry[]): void {
   const file = 'pstree.img';
   const seen = new Map<number, string>();
+  const threadsMax = readLimit('/proc/sys/kernel/threads-max', PID_MAX_LIMIT);
   for (const p of pstree) {
     if (!pidOk(p.pid)) throw bad(file, `task pid ${p.pid} is out of range`);
+    if (p.threads.length > threadsMax) throw bad(file, `task ${p.pid}: ${p.threads.length} threads, more than kernel.threads-max ${threadsMax}`);
     // 0: a session or group of outside the task's pid namespace.
     if (!(p.pgid === 0 || pidOk(p.pgid)) || !(p.sid === 0 || pidOk(p.sid))) throw bad(file, `task ${p.pid}: pgid ${p.pgid} or sid ${p.sid} is out of range`);
     if (seen.has(p.pid)) throw bad(file, `pid ${p.pid} is listed twice (also ${seen.get(p.pid)})`);
