@@ -5,7 +5,7 @@ import { closeSync, existsSync, fstatSync, statSync, writeFileSync } from 'node:
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
-  ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_ANON_SHARED, RemapType, type FileLockEntry,
+  ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry,
   type MemfdInodeEntry,
   ThreadCoreEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
@@ -23,6 +23,7 @@ import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
 import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
 import { runAction } from './actions.js';
+import { byId, checkInventory, checkPstree, taskIds, validateImages } from './restore/validate.js';
 import { execCommand } from './sys/exec.js';
 import { Remaps, readGhostImage, remapOf } from './objects/files/remap.js';
 import { MemfdInodes, type ShmemContents } from './objects/files/memfd.js';
@@ -48,39 +49,42 @@ interface Loaded {
   skQueues: Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
 }
 
+/** A pagemap image: its head (pages_id) and its runs. */
+function readPagemap(dir: ImageDir, kind: 'pagemap' | 'shmemPagemap', arg: number | bigint): { pagesId: number; runs: PagemapEntry[] } {
+  const [head, ...runs] = dir.read(kind, arg);
+  if (!head) throw new ImageError('IMG_COUNT', dir.fileName(kind, arg), undefined, 'no head entry (pages_id)');
+  return { pagesId: (head as { pagesId: number }).pagesId, runs: runs as PagemapEntry[] };
+}
+
+/** Read every image the restore needs; each one a live task needs must be there. */
 function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
-  dir.readOne('inventory');
+  checkInventory(dir.readOne('inventory'));
   const pstree = dir.read('pstree') as PstreeEntry[];
   if (pstree.length === 0) throw new CryoError('pstree.img lists no task');
-  const files = new Map<number, FileEntry>();
-  for (const f of dir.tryRead('files') ?? []) files.set(f.id, f);
-  for (const f of legacyFanotify(dir, deprecated)) files.set(f.id, f);
-  const ttyInfos = new Map<number, TtyInfoEntry>();
-  for (const t of dir.tryRead('ttyInfo') ?? []) ttyInfos.set(t.id, t);
-  const tasks: TaskImages[] = pstree.map((p) => {
+  checkPstree(pstree);
+  const files = byId([...(dir.tryRead('files') ?? []), ...legacyFanotify(dir, deprecated)], 'files.img');
+  const ttyInfos = byId(dir.tryRead('ttyInfo') ?? [], 'tty-info.img');
+  const tasks: TaskImages[] = pstree.map((p, i) => {
     const core = dir.readOne('core', p.pid);
     const threadCores = new Map<number, CoreEntry>();
     // CRIU lists a zombie's thread as 0.
     for (const tid of p.threads) if (tid !== p.pid && tid !== 0) threadCores.set(tid, dir.readOne('core', tid));
     if (isZombieState(core.tc?.taskState)) return { pstree: p, core, threadCores };
-    // CRIU keeps a task's kernel object ids in ids-PID.img; cryo also in the core.
-    const ids = core.ids ?? (dir.exists('ids', p.pid) ? dir.readOne('ids', p.pid) : undefined);
-    if (!core.ids && ids) core.ids = ids;
-    if (!core.threadInfo || !core.tc || !ids) throw new CryoError(`${dir.fileName('core', p.pid)}: incomplete core entry`);
-    const [head, ...runs] = dir.read('pagemap', p.pid);
+    core.ids = taskIds(dir, p.pid, i === 0, core.ids);
     const mm = dir.readOne('mm', p.pid);
     const shmem = new Map<bigint, { pagesId: number; runs: PagemapEntry[] }>();
     for (const v of mm.vmas) {
-      if (!(v.status & VMA_ANON_SHARED) || shmem.has(v.shmid) || !dir.exists('shmemPagemap', v.shmid)) continue;
-      const [sh, ...sr] = dir.read('shmemPagemap', v.shmid);
-      shmem.set(v.shmid, { pagesId: (sh as { pagesId: number }).pagesId, runs: sr as PagemapEntry[] });
+      // Every dump writes the contents of a shared anonymous object (SysV ones are in ipcns-shm).
+      if (!(v.status & VMA_ANON_SHARED) || v.status & VMA_AREA_SYSVIPC || shmem.has(v.shmid)) continue;
+      shmem.set(v.shmid, readPagemap(dir, 'shmemPagemap', v.shmid));
     }
     return {
       shmem,
       pstree: p, core, threadCores,
       mm,
-      pagemap: { pagesId: (head as { pagesId: number }).pagesId, runs: runs as PagemapEntry[] },
-      fdinfo: dir.tryRead('fdinfo', ids.filesId) ?? [],
+      pagemap: readPagemap(dir, 'pagemap', p.pid),
+      // Every dump writes it, also for a task without fds: missing, the task would come back with none.
+      fdinfo: dir.read('fdinfo', core.ids.filesId),
       fs: dir.readOne('fs', p.pid),
     };
   });
@@ -105,9 +109,9 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   const memfdContents = new Map<number, ShmemContents>();
   for (const m of memfdInodes) {
     if (m.hugetlbFlag) throw new CryoError(`memfd.img: memfd:${m.name} is a hugetlb memfd, which cryo does not support yet`);
-    if (!dir.exists('shmemPagemap', m.shmid)) continue;
-    const [h, ...runs] = dir.read('shmemPagemap', m.shmid);
-    memfdContents.set(m.shmid, { pagesId: (h as { pagesId: number }).pagesId, runs: runs as PagemapEntry[] });
+    // As CRIU, a dump writes no contents of an empty memfd; of any other it does.
+    if (m.size === 0n && !dir.exists('shmemPagemap', m.shmid)) continue;
+    memfdContents.set(m.shmid, readPagemap(dir, 'shmemPagemap', m.shmid));
   }
   const locks = dir.tryRead('fileLocks') ?? [];
   const skQueues = new Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>();
@@ -175,8 +179,12 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let cg: CgroupRestore | null;
   try {
     loaded = loadImages(dir, opts.deprecated);
+    // Paths are CRIU's keys without the leading slash; accept either spelling.
+    const inheritKeys = new Set(opts.inheritFd.map(({ key }) => key.replace(/^\//, '')));
+    validateImages(dir, loaded, { inherited: inheritKeys, extUnixSk: opts.extUnixSk });
     refuseBeyondPower(loaded);
     cg = CgroupRestore.load(dir, opts, log);
+    cg?.checkSets(loaded.tasks);
   } catch (e) {
     dir.close();
     if (ImageError.is(e)) throw new CryoError(`bad image: ${e.message}`);

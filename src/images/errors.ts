@@ -13,6 +13,7 @@ export const IMAGE_ERROR_CODES = [
   'IMG_REQUIRED', // a proto2 required field is missing
   'IMG_ENCODE', // a message given to a writer cannot be written
   'IMG_COUNT', // an image holds a different number of entries than expected
+  'IMG_INVALID', // an entry decodes but cannot be right: a dangling id, a size or count out of bounds
 ] as const;
 
 export type ImageErrorCode = (typeof IMAGE_ERROR_CODES)[number];

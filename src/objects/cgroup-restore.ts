@@ -126,6 +126,16 @@ export class CgroupRestore {
     return new CgroupRestore(entry, criuSet, opts.manageCgroups, log, opts.cgroupYard);
   }
 
+  /** Before anything is made: every set a task or thread names is in cgroup.img. */
+  checkSets(tasks: Array<{ pstree: { pid: number }; core: CoreEntry; threadCores: Map<number, CoreEntry> }>): void {
+    for (const t of tasks) {
+      for (const [tid, core] of [[t.pstree.pid, t.core] as const, ...t.threadCores]) {
+        const set = cgSetOf(core);
+        if (set && !this.sets.has(set) && set !== this.criuSetId) throw new CryoError(`core-${tid}.img: cgroup set ${set} names no set of cgroup.img`);
+      }
+    }
+  }
+
   /** Step 1: every group in place, created ones with their early properties. */
   prepare(): void {
     this.log.info(`cgroups: preparing groups (--manage-cgroups=${this.mode})`);

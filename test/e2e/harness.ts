@@ -357,10 +357,9 @@ export class Session {
         result.signal = signal;
         // Give the pipes a moment to drain; do not wait for their close: a
         // restored task that leaked cryo's pipes would hold them open.
-        const drained = Promise.all([
-          new Promise((r) => child.stdout!.once('close', r)),
-          new Promise((r) => child.stderr!.once('close', r)),
-        ]);
+        // (They often closed before the exit event: then there is nothing to wait for.)
+        const closed = (st: NodeJS.ReadableStream & { closed?: boolean }) => (st.closed ? Promise.resolve() : new Promise((r) => st.once('close', r)));
+        const drained = Promise.all([closed(child.stdout!), closed(child.stderr!)]);
         void Promise.race([drained, sleep(500, undefined, { ref: false })]).then(() => resolve());
       });
     });

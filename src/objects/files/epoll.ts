@@ -6,7 +6,7 @@ import { noFown } from './table.js';
 import { F, NR, O, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
-import type { FdKind } from './kind.js';
+import { badFile, partOf, type FdKind } from './kind.js';
 
 const EPOLL_CTL_ADD = 1;
 const TFD = /^tfd:\s*(\d+)\s+events:\s*([0-9a-f]+)\s+data:\s*([0-9a-f]+)\s+pos:\s*([0-9a-f]+)\s+ino:\s*([0-9a-f]+)\s+sdev:\s*([0-9a-f]+)/gm;
@@ -40,6 +40,14 @@ export const epoll: FdKind = {
       ev.writeBigUInt64LE(t.data, 4);
       const r = rem.callRaw(NR.epoll_ctl, fd, EPOLL_CTL_ADD, t.tfd, rem.put(ev, 3072));
       if (r < 0n) throw new CryoError(`task ${rem.pid}: epoll fd ${fd}: cannot watch fd ${t.tfd} again (errno ${-r})`);
+    }
+  },  check(entries, env) {
+    for (const fe of entries) {
+      const e = partOf(fe, 'epfd');
+      // The task that plants the epoll first watches its targets again: they are its fds.
+      const fds = env.fdsOf(fe.id);
+      const t = fds && e.tfd.find((x) => !fds.has(x.tfd));
+      if (t) throw badFile(fe, `epoll target fd ${t.tfd} is not an fd of the task that holds the epoll`);
     }
   },
 };

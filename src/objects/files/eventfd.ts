@@ -3,7 +3,7 @@ import { create, FdTypes, FileEntrySchema, EventfdFileEntrySchema } from '../../
 import { noFown } from './table.js';
 import { NR, O, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import type { FdKind } from './kind.js';
+import { badFile, partOf, type FdKind } from './kind.js';
 
 const EFD_SEMAPHORE = 1;
 
@@ -27,8 +27,12 @@ export const eventfd: FdKind = {
   open(fe) {
     const e = fe.efd;
     if (!e) throw new CryoError(`file id ${fe.id}: eventfd entry without its efd field`);
-    if (e.counter > 0xffffffffn) throw new CryoError(`file id ${fe.id}: eventfd counter ${e.counter} is beyond what eventfd2 can set`);
     const flags = (e.flags & O.NONBLOCK) | O.CLOEXEC | (e.flags & EFD_SEMAPHORE);
     return syscall('eventfd2', NR.eventfd2, Number(e.counter), flags);
+  },  check(entries) {
+    for (const fe of entries) {
+      const e = partOf(fe, 'efd');
+      if (e.counter > 0xffffffffn) throw badFile(fe, `eventfd counter ${e.counter} is beyond what eventfd2 can set`);
+    }
   },
 };

@@ -14,7 +14,7 @@ import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
 import { AT_FDCWD, F, FAN_MARK, FD_CLOEXEC, NR, O, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { fhEntry, openWatched, resolveWatch } from './fsnotify.js';
-import type { FdKind } from './kind.js';
+import { partOf, type FdKind } from './kind.js';
 
 export const fanotify: FdKind = {
   name: 'fanotify',
@@ -70,6 +70,8 @@ export const fanotify: FdKind = {
       throw err;
     }
     return fd;
+  },  check(entries) {
+    for (const fe of entries) partOf(fe, 'ffy');
   },
 };
 

@@ -6,7 +6,7 @@ import { create, FdinfoEntrySchema, FdTypes, type FdinfoEntry, type FileEntry } 
 import { parseFdinfo } from '../../proc/fdinfo.js';
 import { O, FD_CLOEXEC, pidfdOpen, pidfdGetfd, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import type { DumpFilesEnv, FdKind, FdProbe, RestoreFilesEnv } from './kind.js';
+import type { CheckFilesEnv, DumpFilesEnv, FdKind, FdProbe, RestoreFilesEnv } from './kind.js';
 import { regular } from './reg.js';
 import { tty, isTty } from './tty.js';
 import { pipe, fifo } from './pipe.js';
@@ -117,6 +117,22 @@ export function openFileEntry(fe: FileEntry, env: RestoreFilesEnv, task?: Remote
     return kind.openInherited ? kind.openInherited(fe, inh.fd, env) : dupCloexec(inh.fd);
   }
   return kind.open(fe, env, task);
+}
+
+/** Before a restore creates anything: each kind checks its entries of files.img. */
+export function checkFileEntries(env: CheckFilesEnv): void {
+  const byType = new Map<FdTypes, FileEntry[]>();
+  for (const fe of env.files.values()) {
+    const l = byType.get(fe.type) ?? [];
+    l.push(fe);
+    byType.set(fe.type, l);
+  }
+  for (const k of FD_KINDS) k.check(byType.get(k.type) ?? [], env);
+}
+
+/** The name of the kind that restores fds of this type, if cryo has one. */
+export function fdKindName(type: FdTypes): string | undefined {
+  return FD_KINDS.find((k) => k.type === type)?.name;
 }
 
 /** Work a kind leaves for when every fd of the task is in place (epoll targets). */

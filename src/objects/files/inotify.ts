@@ -11,7 +11,7 @@ import { parseInotifyFdinfo } from '../../proc/fsnotify.js';
 import { NR, O, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { fhEntry, openWatched, resolveWatch } from './fsnotify.js';
-import type { FdKind } from './kind.js';
+import { partOf, type FdKind } from './kind.js';
 
 export const inotify: FdKind = {
   name: 'inotify',
@@ -59,5 +59,7 @@ export const inotify: FdKind = {
       throw e;
     }
     return fd;
+  },  check(entries) {
+    for (const fe of entries) partOf(fe, 'ify');
   },
 };

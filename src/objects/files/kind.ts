@@ -1,6 +1,6 @@
 // What one kind of fd provides: recognise it, dump it, reopen it.
 import type { Stats } from 'node:fs';
-import type { FdTypes, FileEntry, TtyInfoEntry } from '../../images/index.js';
+import { FdTypes, ImageError, type FileEntry, type MemfdInodeEntry, type SkPacketEntry, type TtyInfoEntry } from '../../images/index.js';
 import type { FdInfo } from '../../proc/fdinfo.js';
 import type { FileTable } from './table.js';
 import type { Remote } from '../../tracer/remote.js';
@@ -95,6 +95,56 @@ export interface PtyPair {
   slaves: Map<number, number>;
 }
 
+/**
+ * What the checks of files.img see before a restore creates anything: every
+ * other image already read. Each kind refuses entries it could not restore.
+ */
+export interface CheckFilesEnv {
+  files: Map<number, FileEntry>;
+  ttyInfos: Map<number, TtyInfoEntry>;
+  /** memfd.img, by inode id. */
+  memfdInodes: Map<number, MemfdInodeEntry>;
+  /** pipes-data.img and fifo-data.img, by pipe id. */
+  pipeData: Map<number, { data: Uint8Array; size: number }>;
+  fifoData: Map<number, { data: Uint8Array; size: number }>;
+  /** sk-queues.img: the packets queued in each socket, by the socket's file id. */
+  skQueues: Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
+  /** --inherit-fd keys given (without a leading slash). */
+  inherited: ReadonlySet<string>;
+  extUnixSk: boolean;
+  /** The fd numbers of the first task that holds file `id`, if one does (where its afterPlant runs). */
+  fdsOf(id: number): ReadonlySet<number> | undefined;
+}
+
+/** A problem found in files.img: one line naming the image, the entry and what is wrong. */
+export function badFile(fe: FileEntry, what: string): ImageError {
+  return new ImageError('IMG_INVALID', 'files.img', undefined, `file id ${hexId(fe.id)}: ${what}`);
+}
+
+/**
+ * The part of a file entry its kind needs (fe.reg for REG, ...), which must be
+ * there and carry the entry's own id.
+ */
+export function partOf<K extends keyof FileEntry>(fe: FileEntry, field: K): NonNullable<FileEntry[K]> {
+  const v = fe[field];
+  if (v === undefined || v === null) throw badFile(fe, `${FdTypes[fe.type] ?? fe.type} entry without its ${String(field)} field`);
+  const own = (v as { id?: unknown }).id;
+  if (typeof own === 'number' && own !== fe.id) throw badFile(fe, `its ${String(field)} part has id ${hexId(own)}`);
+  return v as NonNullable<FileEntry[K]>;
+}
+
+/** A reg-file entry that another entry names (a FIFO's or a terminal's path). */
+export function regOf(fe: FileEntry, id: number, what: string, env: CheckFilesEnv): void {
+  const r = env.files.get(id);
+  if (!r) throw badFile(fe, `${what} ${hexId(id)} names no entry of files.img`);
+  if (!r.reg) throw badFile(fe, `${what} ${hexId(id)} is not a regular file entry`);
+}
+
+/** Ids as CRIU prints them in its messages ("reg-file-ID 0x63"). */
+export function hexId(id: number | bigint): string {
+  return '0x' + id.toString(16);
+}
+
 export interface FdKind {
   name: string;
   type: FdTypes;
@@ -112,6 +162,12 @@ export interface FdKind {
   openInherited?(fe: FileEntry, fd: number, env: RestoreFilesEnv): number;
   /** Once every fd of the task is in place (an epoll's targets, say). */
   afterPlant?(rem: Remote, fe: FileEntry, fd: number): void;
+  /**
+   * Before anything is created: throw (badFile) if these entries, every entry of
+   * this kind in files.img, cannot be restored as they are (a missing part, an id
+   * that names nothing, a value out of range).
+   */
+  check(entries: FileEntry[], env: CheckFilesEnv): void;
 }
 
 // glibc's dev_t layout; BigInt because JS shifts wrap at 32 bits.

@@ -14,7 +14,7 @@ import { noFown } from './table.js';
 import { writePages, type PagesSink } from '../pages.js';
 import { NR, O, F, MFD, F_SEAL, SEEK_DATA, SEEK_HOLE, PAGE_SIZE, SysError, syscall, memfdCreate, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import type { FdKind } from './kind.js';
+import { badFile, hexId, partOf, type FdKind } from './kind.js';
 import type { FileTable } from './table.js';
 
 const PREFIX = '/memfd:';
@@ -94,6 +94,12 @@ export const memfd: FdKind = {
     const fd = env.memfds.open(m, false);
     if (m.pos) syscall('lseek', NR.lseek, fd, m.pos, 0);
     return fd;
+  },
+  check(entries, env) {
+    for (const fe of entries) {
+      const m = partOf(fe, 'memfd');
+      if (!env.memfdInodes.has(Number(m.inodeId))) throw badFile(fe, `memfd inode ${hexId(m.inodeId)} names no entry of memfd.img`);
+    }
   },
 };
 

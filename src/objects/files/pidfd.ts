@@ -5,7 +5,7 @@ import { create, FdTypes, FileEntrySchema, PidfdEntrySchema } from '../../images
 import { noFown } from './table.js';
 import { NR, O, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import type { FdKind } from './kind.js';
+import { badFile, partOf, type FdKind } from './kind.js';
 
 export const pidfd: FdKind = {
   name: 'pidfd',
@@ -32,6 +32,11 @@ export const pidfd: FdKind = {
       return syscall('pidfd_open', NR.pidfd_open, pid, e.flags & O.NONBLOCK);
     } catch (err) {
       throw new CryoError(`cannot open a pidfd of process ${e.nspid} again: ${(err as Error).message}`);
+    }
+  },  check(entries) {
+    for (const fe of entries) {
+      const e = partOf(fe, 'pidfd');
+      if (e.nspid <= 0) throw badFile(fe, `pidfd of pid ${e.nspid}`);
     }
   },
 };

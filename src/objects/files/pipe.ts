@@ -3,11 +3,11 @@
 // reopened through /proc for a write end): tee() duplicates, it never consumes.
 // On restore cryo makes the pipe, writes the data back, and hands out the ends.
 import { closeSync, openSync, readSync } from 'node:fs';
-import { create, FdTypes, FileEntrySchema, PipeEntrySchema, FifoEntrySchema } from '../../images/index.js';
+import { create, FdTypes, FileEntrySchema, ImageError, PipeEntrySchema, FifoEntrySchema } from '../../images/index.js';
 import { noFown } from './table.js';
 import { NR, O, F, syscall, trySyscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import type { DumpFilesEnv, FdKind, FdProbe } from './kind.js';
+import { partOf, regOf, type DumpFilesEnv, type FdKind, type FdProbe } from './kind.js';
 
 const SPLICE_F_NONBLOCK = 2;
 const EAGAIN = 11;
@@ -96,6 +96,9 @@ export const pipe: FdKind = {
     return fd;
   },
   inheritKey: (fe) => (fe.pipe ? `pipe:[${fe.pipe.pipeId}]` : undefined),
+  check(entries, env) {
+    checkData('pipes-data.img', env.pipeData, new Set(entries.map((fe) => partOf(fe, 'pipe').pipeId)));
+  },
   /**
    * A pipe given with --inherit-fd is reopened with the dumped end's access mode,
    * as CRIU does; O_NONBLOCK first, so that a write end without a reader fails
@@ -153,4 +156,19 @@ export const fifo: FdKind = {
   },
   // As CRIU: a FIFO is named by its path (without the leading slash).
   inheritKey: (fe, env) => (fe.fifo ? env.files.get(fe.fifo.regfId)?.reg?.name.replace(/^\//, '') : undefined),
+  check(entries, env) {
+    for (const fe of entries) regOf(fe, partOf(fe, 'fifo').regfId, 'its path, regf_id', env);
+    checkData('fifo-data.img', env.fifoData, new Set(entries.map((fe) => fe.fifo!.pipeId)));
+  },
 };
+
+/** A pipe holds at most its size (the default 16 pages when unset); every data entry belongs to a pipe. */
+function checkData(file: string, data: Map<number, { data: Uint8Array; size: number }>, pipes: Set<number>): void {
+  const bad = (what: string) => new ImageError('IMG_INVALID', file, undefined, what);
+  for (const [pipeId, d] of data) {
+    if (!pipes.has(pipeId)) throw bad(`data for pipe ${pipeId}, which no pipe of files.img names`);
+    if (d.size > 0x7fffffff) throw bad(`pipe ${pipeId}: size ${d.size} is out of range`);
+    const room = d.size || 16 * 4096;
+    if (d.data.length > room) throw bad(`pipe ${pipeId}: ${d.data.length} bytes of data, more than its size ${room}`);
+  }
+}

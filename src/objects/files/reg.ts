@@ -11,7 +11,7 @@ import {
 } from '../../images/index.js';
 import { O, NR, AT_FDCWD, AT_SYMLINK_FOLLOW, SysError, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { major, type RegDumpEnv, type FdKind } from './kind.js';
+import { badFile, major, partOf, type RegDumpEnv, type FdKind } from './kind.js';
 
 const MEM_MAJOR = 1;
 const DELETED = ' (deleted)';
@@ -54,6 +54,13 @@ export const regular: FdKind = {
   },
   // CRIU names a file by its path without the leading slash.
   inheritKey: (fe) => fe.reg?.name.replace(/^\//, ''),
+  check(entries) {
+    for (const fe of entries) {
+      const r = partOf(fe, 'reg');
+      if (!r.name || r.name.includes('\0')) throw badFile(fe, `regular file entry with the name ${JSON.stringify(r.name)}`);
+      if (r.pos > 0x7fffffffffffffffn) throw badFile(fe, `position ${r.pos} is beyond any file`);
+    }
+  },
 };
 
 /** Open write-only for appending: CRIU records no size for such a file (files-reg.c, should_check_size). */

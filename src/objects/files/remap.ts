@@ -6,13 +6,15 @@
 // remaps once it succeeded (a failed restore may be tried again).
 import { openSync, closeSync, writeSync, fchownSync, fchmodSync, futimesSync, linkSync, unlinkSync, mkdirSync, rmdirSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { RemapType, REMAP_GHOST, RemapFilePathEntrySchema, isFieldSet, create, type FileEntry, type RemapFilePathEntry, type ImageDir, type GhostFileEntry, type GhostChunkEntry, type Timeval } from '../../images/index.js';
+import { RemapType, REMAP_GHOST, RemapFilePathEntrySchema, GhostFileEntrySchema, isFieldSet, create, type FileEntry, type RemapFilePathEntry, type ImageDir, type GhostFileEntry, type GhostChunkEntry, type Timeval } from '../../images/index.js';
 import { O } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Ghost } from './kind.js';
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
+/** The largest ghost file recreated from chunks (it is built in memory). */
+const MAX_GHOST = 1n << 32n;
 
 const errCode = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
 
@@ -29,6 +31,8 @@ export class Remaps {
    */
   constructor(entries: RemapFilePathEntry[], private readonly ghosts: Map<number, Ghost>, private readonly files: Map<number, FileEntry>) {
     for (const r of entries) {
+      if (!files.get(r.origId)?.reg) throw new CryoError(`remap-fpath.img: file id ${r.origId} is remapped, but it is no regular file entry of files.img`);
+      if (this.byOrig.has(r.origId)) throw new CryoError(`remap-fpath.img: file id ${r.origId} is remapped twice`);
       if (r.remapType === RemapType.GHOST) {
         if (!ghosts.has(r.remapId)) throw new CryoError(`remap-fpath.img: file id ${r.origId} names ghost file ${r.remapId}, which is missing`);
       } else if (r.remapType === RemapType.LINKED) {
@@ -146,12 +150,16 @@ export function remapOf(r: RemapFilePathEntry): RemapFilePathEntry {
 /** A ghost-file image: the whole file after its head, or in chunks (as CRIU writes files of 12 KiB and more). */
 export function readGhostImage(dir: ImageDir, id: number): Ghost {
   const [head, ...chunks] = dir.readEntries('ghostFile', id);
-  const h = head!.msg as GhostFileEntry;
   const bad = (why: string) => new CryoError(`${dir.fileName('ghostFile', id)}: ${why}`);
+  if (!head) throw bad('no head entry');
+  const h = head.msg as GhostFileEntry;
   if ((h.mode & S_IFMT) !== S_IFREG) throw bad('only deleted regular files can be recreated yet');
-  let data = head!.extra ?? new Uint8Array();
+  let data = head.extra ?? new Uint8Array();
+  const sized = isFieldSet(h, GhostFileEntrySchema.field.size);
+  if (!h.chunks && sized && h.size !== BigInt(data.length)) throw bad(`the file holds ${data.length} bytes, its head says ${h.size}`);
   if (h.chunks) {
-    data = new Uint8Array(Number(h.size ?? 0n));
+    if (h.size > MAX_GHOST) throw bad(`a file of ${h.size} bytes is too large to recreate`);
+    data = new Uint8Array(Number(h.size));
     for (const c of chunks) {
       const ce = c.msg as GhostChunkEntry;
       if (ce.off + ce.len > BigInt(data.length) || (c.extra?.length ?? 0) !== Number(ce.len)) throw bad('a chunk lies outside the file');

@@ -3,7 +3,7 @@ import { create, FdTypes, FileEntrySchema, SignalfdEntrySchema } from '../../ima
 import { noFown } from './table.js';
 import { NR, O, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import type { FdKind } from './kind.js';
+import { partOf, type FdKind } from './kind.js';
 
 
 export const signalfd: FdKind = {
@@ -25,5 +25,7 @@ export const signalfd: FdKind = {
     const mask = Buffer.alloc(8);
     mask.writeBigUInt64LE(e.sigmask, 0);
     return syscall('signalfd4', NR.signalfd4, -1, mask, 8, (e.flags & O.NONBLOCK) | O.CLOEXEC);
+  },  check(entries) {
+    for (const fe of entries) partOf(fe, 'sgfd');
   },
 };

@@ -4,7 +4,7 @@ import { create, FdTypes, FileEntrySchema, TimerfdEntrySchema } from '../../imag
 import { noFown } from './table.js';
 import { NR, O, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import type { FdKind } from './kind.js';
+import { partOf, type FdKind } from './kind.js';
 import { nextExpiry } from '../timers.js';
 
 const TFD_IOC_SET_TICKS = 0x40085400; // _IOW('T', 0, u64)
@@ -50,5 +50,7 @@ export const timerfd: FdKind = {
       trySyscall(NR.ioctl, fd, TFD_IOC_SET_TICKS, t);
     }
     return fd;
+  },  check(entries) {
+    for (const fe of entries) partOf(fe, 'tfd');
   },
 };

@@ -13,7 +13,7 @@
 // reliable transport).
 import { closeSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import {
-  create, FdTypes, FileEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType, TtyPtyEntrySchema,
+  create, isFieldSet, FdTypes, FileEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType, TtyPtyEntrySchema,
   type FileEntry, type TtyInfoEntry,
 } from '../../images/index.js';
 import { noFown } from './table.js';
@@ -22,7 +22,7 @@ import { CryoError } from '../../context.js';
 import { parseStat } from '../../proc/stat.js';
 import { RemoteError, type Remote } from '../../tracer/remote.js';
 import type { FileTable } from './table.js';
-import { major, minor, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
+import { badFile, hexId, major, minor, partOf, regOf, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
 import { ioctlInt, readParams, applyParams } from './termios.js';
 import { isPtyMasterRdev, isPtyMaster, ownsPair, pairFd, isOrphanSlave, orphanSlaveFd, ttyKey, withSessionPtyUnlocked } from './pty.js';
 
@@ -222,6 +222,13 @@ export const tty: FdKind = {
   inheritKey: (fe, env) => {
     const info = infoOf(fe, env);
     return ttyKey(info.rdev, info.dev ?? 0);
+  },
+  check(entries, env) {
+    for (const fe of entries) {
+      const t = partOf(fe, 'tty');
+      if (!env.ttyInfos.has(t.ttyInfoId)) throw badFile(fe, `terminal ${hexId(t.ttyInfoId)} names no entry of tty-info.img`);
+      if (isFieldSet(t, TtyFileEntrySchema.field.regfId)) regOf(fe, t.regfId, 'its path, regf_id', env);
+    }
   },
   openInherited(fe, fd, env) {
     const c = dupCloexec(fd);

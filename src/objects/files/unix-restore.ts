@@ -4,10 +4,10 @@
 // where each step finds what it needs: connected pairs, then names and
 // listeners, then connections, then queues, shutdowns and options.
 import { lstatSync, unlinkSync, chmodSync, lchownSync, closeSync } from 'node:fs';
-import type { SkPacketEntry, UnixSkEntry } from '../../images/index.js';
+import { ImageError, type FileEntry, type SkPacketEntry, type UnixSkEntry } from '../../images/index.js';
 import { F, NR, O, SHUT, SO, SOCK, SOL_SOCKET, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import type { RestoreFilesEnv } from './kind.js';
+import { badFile, hexId, partOf, type CheckFilesEnv, type RestoreFilesEnv } from './kind.js';
 import { restoreSockOpts } from './sockopts.js';
 
 export interface UnixRestore {
@@ -188,6 +188,53 @@ export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixResto
     const how = [undefined, SHUT.RD, SHUT.WR, SHUT.RDWR][ue.shutdown ?? 0];
     if (how !== undefined && !fakePeers.has(ue.ino)) sock.shutdown(fd, how);
     syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, ue.flags & ~(O.CLOEXEC | 3));
+  }
+}
+
+/**
+ * Before anything is created: every socket buildUnix() would build finds what it
+ * needs in the images (its peer, a name to connect to, a way to put its queue
+ * back), and every queue and fd in flight belongs to something.
+ */
+export function checkUnix(entries: FileEntry[], env: CheckFilesEnv): void {
+  const byIno = new Map<number, UnixSkEntry>();
+  for (const fe of entries) {
+    const ue = partOf(fe, 'usk');
+    if (byIno.has(ue.ino)) throw badFile(fe, `unix socket inode ${ue.ino} is also file id ${hexId(byIno.get(ue.ino)!.id)}`);
+    if (![SOCK.STREAM, SOCK.DGRAM, SOCK.SEQPACKET].includes(ue.type as 1)) throw badFile(fe, `unix socket of type ${ue.type}`);
+    if (ue.name.length > 108) throw badFile(fe, `unix socket name of ${ue.name.length} bytes`);
+    byIno.set(ue.ino, ue);
+  }
+  const inherited = (ue: UnixSkEntry) => env.inherited.has(`socket:[${ue.ino}]`);
+  const inTree = (ue: UnixSkEntry) => !(ue.uflags & USK_EXTERN) && !inherited(ue);
+  for (const fe of entries) {
+    const ue = fe.usk!;
+    if (!inTree(ue)) continue;
+    const peer = ue.peer ? byIno.get(ue.peer) : undefined;
+    if (ue.peer && ue.state === TCP_ESTABLISHED) {
+      if (!peer) throw badFile(fe, `${show(ue)}: its peer ${ue.peer} is no socket of files.img; if it was outside the tree, give the socket with --inherit-fd fd[N]:socket:[${ue.ino}]`);
+      const paired = inTree(peer) && peer.peer === ue.ino;
+      if (!paired && !inherited(peer)) {
+        if (!inTree(peer) && !env.extUnixSk) throw badFile(fe, `${show(ue)} was connected to ${show(peer)} outside the tree; restore with --ext-unix-sk`);
+        // Connected again by the peer's name: a named datagram socket, or a listener.
+        if (!peer.name.length) throw badFile(fe, `${show(ue)}: its peer ${show(peer)} is not its pair and has no name to connect to`);
+        if (ue.type !== SOCK.DGRAM && peer.state !== TCP_LISTEN) throw badFile(fe, `${show(ue)}: its peer ${show(peer)} is not its pair and not listening`);
+      }
+    }
+    const q = env.skQueues.get(ue.id);
+    if (q?.length) {
+      // As buildUnix: through a pair made for a peer that closed, the peer, or the name.
+      const refill = (ue.state === TCP_ESTABLISHED && !ue.peer && ue.type !== SOCK.DGRAM) || (peer && inTree(peer) && peer.peer === ue.ino) || (ue.type === SOCK.DGRAM && ue.name.length);
+      if (!refill) throw badFile(fe, `${show(ue)}: no way to put its queued data back`);
+    }
+  }
+  for (const [id, q] of env.skQueues) {
+    const bad = (what: string) => new ImageError('IMG_INVALID', 'sk-queues.img', undefined, what);
+    const fe = env.files.get(id);
+    if (!fe?.usk) throw bad(`packets queued in file id ${hexId(id)}, which is no unix socket of files.img`);
+    for (const { msg } of q) {
+      for (const r of msg.scm[0]?.rights ?? []) if (!env.files.has(r)) throw bad(`a packet for file id ${hexId(id)} carries file id ${hexId(r)}, which names no entry of files.img`);
+    }
   }
 }
 

@@ -11,7 +11,7 @@ import { CryoError } from '../../context.js';
 import type { DumpFilesEnv, FdKind, FdProbe } from './kind.js';
 import { collectUnixSockets, type UnixDiag } from './unix-diag.js';
 import { dumpSockOpts } from './sockopts.js';
-import { openUnix, USK_EXTERN } from './unix-restore.js';
+import { checkUnix, openUnix, USK_EXTERN } from './unix-restore.js';
 import type { FileTable } from './table.js';
 
 export interface UnixDump {
@@ -133,6 +133,7 @@ export const unixsk: FdKind = {
   },
   // --inherit-fd fd[N]:socket:[INO]: a socket of the caller's stands for it (one whose peer was outside the tree).
   inheritKey: (fe) => (fe.usk ? `socket:[${fe.usk.ino}]` : undefined),
+  check: checkUnix,
 };
 
 /**
