@@ -117,11 +117,12 @@ async function serveOne(sk: number, req: CriuReq, peer: RpcPeer, env: ServeEnv):
     }
     case T.FEATURE_CHECK: {
       const asked = req.features;
-      const r = new Map(probeFeatures(['mem_dirty_track', 'uffd-noncoop', 'pidfd_store']).map((f) => [f.name, f.ok]));
+      // Answered by the rows of `cryo check`: true only where the kernel can and cryo does.
+      const r = new Map(probeFeatures(['mem_dirty_track', 'lazy_pages', 'pidfd_store']).map((f) => [f.name, f.ok]));
       const features = create(CriuFeaturesSchema, {});
       const has = (f: 'memTrack' | 'lazyPages' | 'pidfdStore') => asked !== undefined && isFieldSet(asked, CriuFeaturesSchema.field[f]);
       if (has('memTrack')) features.memTrack = r.get('mem_dirty_track')!;
-      if (has('lazyPages')) features.lazyPages = r.get('uffd-noncoop')!;
+      if (has('lazyPages')) features.lazyPages = r.get('lazy_pages')!;
       if (has('pidfdStore')) features.pidfdStore = r.get('pidfd_store')!;
       send(sk, create(CriuRespSchema, { type: T.FEATURE_CHECK, success: true, features }));
       return;

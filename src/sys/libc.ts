@@ -2,7 +2,7 @@
 import { createRequire } from 'node:module';
 import type Koffi from 'koffi';
 import { SysError, EINTR } from './errors.js';
-import { F, NR } from './nr.js';
+import { F, FD_CLOEXEC, NR, O } from './nr.js';
 
 type Fn = ReturnType<ReturnType<typeof Koffi.load>['func']>;
 
@@ -134,6 +134,24 @@ export function pidfdGetfd(pidfd: number, fd: number): number {
 /** A new fd of the same open file description, close-on-exec. */
 export function dupCloexec(fd: number): number {
   return syscall('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, fd, F.DUPFD_CLOEXEC, 0);
+}
+
+/**
+ * --close FD: let go of a descriptor the caller left open across exec. One that is
+ * close-on-exec was opened by this process (Node's own), not inherited: it stays.
+ * 0-2 get /dev/null instead, so that later writes to them go nowhere rather than
+ * into whatever takes the number next. Returns whether anything was done.
+ */
+export function closeInherited(fd: number): boolean {
+  const flags = trySyscall(NR.fcntl, fd, F.GETFD, 0);
+  if (flags < 0 || flags & FD_CLOEXEC) return false;
+  if (fd > 2) return trySyscall(NR.close, fd) === 0;
+  const nul = syscall('open(/dev/null)', NR.open, Buffer.from('/dev/null\0'), O.RDWR | O.CLOEXEC, 0);
+  try {
+    return trySyscall(NR.dup2, nul, fd) === fd;
+  } finally {
+    trySyscall(NR.close, nul);
+  }
 }
 
 export function memfdCreate(name: string, flags: number): number {
