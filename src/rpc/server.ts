@@ -2,7 +2,7 @@
 // SOCK_SEQPACKET socket (CRIU's cr-service.c). `cryo swrk FD` serves the
 // client that started it; the service hands each connection to a worker
 // started the same way, so nothing of one request lingers into the next.
-import { readFileSync, writeSync } from 'node:fs';
+import { closeSync, readFileSync, writeSync } from 'node:fs';
 import { create, fromBinary, isFieldSet, toBinary } from '@bufbuild/protobuf';
 import {
   CriuReqSchema, CriuRespSchema, CriuReqType, CriuVersionSchema, CriuFeaturesSchema, CriuDumpRespSchema,
@@ -208,5 +208,10 @@ export async function serve(sk: number, env: ServeEnv): Promise<void> {
 /** Write the status byte (--status-fd): the service is ready. */
 export function statusReady(fd: number): void {
   if (fd < 0) return;
-  writeSync(fd, Buffer.from([0]));
+  // As CRIU's status_ready(): one zero byte, then the fd is closed (the caller sees EOF).
+  try {
+    writeSync(fd, Buffer.from([0]));
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -1,8 +1,9 @@
 // The one place that talks to koffi. Every wrapper reads errno at once, in the same call.
+import { readdirSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type Koffi from 'koffi';
 import { SysError, EINTR } from './errors.js';
-import { F, FD_CLOEXEC, NR, O } from './nr.js';
+import { F, NR, O } from './nr.js';
 
 type Fn = ReturnType<ReturnType<typeof Koffi.load>['func']>;
 
@@ -137,20 +138,38 @@ export function dupCloexec(fd: number): number {
 }
 
 /**
- * --close FD: let go of a descriptor the caller left open across exec. One that is
- * close-on-exec was opened by this process (Node's own), not inherited: it stays.
- * 0-2 get /dev/null instead, so that later writes to them go nowhere rather than
- * into whatever takes the number next. Returns whether anything was done.
+ * --close FD: let go of a descriptor the caller passed down. Node marks every
+ * inherited fd close-on-exec at start and opens its own among them, so the
+ * runtime's are told apart by kind: its event loop (anon inodes: epoll, eventfd)
+ * and its self-pipes (both ends held here) stay. 0-2 get /dev/null instead, so
+ * that later writes to them go nowhere rather than into whatever takes the
+ * number next. Returns whether anything was done.
  */
 export function closeInherited(fd: number): boolean {
-  const flags = trySyscall(NR.fcntl, fd, F.GETFD, 0);
-  if (flags < 0 || flags & FD_CLOEXEC) return false;
-  if (fd > 2) return trySyscall(NR.close, fd) === 0;
+  let link: string;
+  try {
+    link = readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return false; // not open: nothing to close, as close(2) would find
+  }
+  if (fd > 2) {
+    if (link.startsWith('anon_inode:')) return false;
+    if (link.startsWith('pipe:') && readdirSync('/proc/self/fd').some((o) => Number(o) !== fd && linkOf(Number(o)) === link)) return false;
+    return trySyscall(NR.close, fd) === 0;
+  }
   const nul = syscall('open(/dev/null)', NR.open, Buffer.from('/dev/null\0'), O.RDWR | O.CLOEXEC, 0);
   try {
     return trySyscall(NR.dup2, nul, fd) === fd;
   } finally {
     trySyscall(NR.close, nul);
+  }
+}
+
+function linkOf(fd: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
   }
 }
 
