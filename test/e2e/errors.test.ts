@@ -167,6 +167,18 @@ test('--tcp-established promises nothing: an established TCP connection fails th
   await s.killTree(target);
 });
 
+test('a uprobe attached to a task ([uprobes] mapping) is refused by name, as is --allow-uprobes; the task runs on', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'err-uprobes');
+  const target = await s.start('uprobes');
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
+  assertCleanFailure(s, r);
+  assert.match(r.stderr, new RegExp(`^Error: task ${target.pid}: a uprobe is attached \\(the \\[uprobes\\] mapping at 0x[0-9a-f]+\\), which cryo does not support yet\\n$`), s.report());
+  const allow = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir(), '--allow-uprobes']);
+  assert.deepEqual([allow.code, allow.stderr], [1, 'Error: --allow-uprobes is not supported yet\n'], s.report());
+  assert.ok(runningFree(target.pid), s.report());
+  await s.expectPass(target);
+});
+
 test('a hugetlb memfd is refused by name (not silently turned into a deleted file)', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'err-memfd');
   const script = 'import os, time\nfd = os.memfd_create("cryo-test", os.MFD_HUGETLB)\nprint("READY", flush=True)\ntime.sleep(1000)\n';
