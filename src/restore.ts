@@ -252,8 +252,11 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   const created: number[] = [];
   const rems = new Map<number, Remote>();
   const root = loaded.tasks[0]!.pstree.pid;
+  let pagesRestored = 0;
+  let forkingUs = 0;
   try {
     cg?.prepare();
+    const tFork = performance.now();
     const root0 = startRoot(root, opts.restoreSibling, newPidns);
     created.push(root0.rem.pid);
     cg?.enterTask(root0.rem.pid, root, cgSetOf(loaded.tasks[0]!.core), cg.criuSetId);
@@ -265,13 +268,14 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     }
     buildTree(loaded.tasks, rems, created, log, (rem, sid) => restoreCtty(rem, sid, sh, h.cryoPidfd),
       (rem, c, p) => cg?.enterTask(rem.pid, c.pstree.pid, cgSetOf(c.core), cgSetOf(p.core)));
+    forkingUs = Math.round((performance.now() - tFork) * 1000);
     restoreTtyPgrps(rems, sh, h.cryoPidfd);
     const finals: Array<{ rem: Remote; regs: Regs; mask: bigint; xstate: Buffer }> = [];
     for (const t of loaded.tasks) {
       const rem = rems.get(t.pstree.pid);
       if (!rem) continue; // zombie
       const th: Handles = { cryoPidfd: h.cryoPidfd };
-      restoreMemory(rem, t, sh, th);
+      pagesRestored += restoreMemory(rem, t, sh, th);
       restoreFiles(rem, t, sh, th);
       // As CRIU: locks come back only when asked for with --file-locks.
       if (opts.fileLocks) restoreLocks(rem, loaded.locks.filter((l) => l.pid === t.pstree.pid));
@@ -314,12 +318,15 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     if (opts.pidfile) writeFileSync(opts.pidfile, String(rootHost));
     lateAction(ctx, 'pre-resume', rootHost);
     cg?.restoreFreezer();
+    // --leave-stopped, as CRIU: a SIGSTOP queued while every task is still held
+    // stops each before it runs a single instruction of its own.
+    if (opts.leaveStopped) for (const r of rems.values()) kill(r.pid, SIG.STOP);
     // Let everything go at once, children first so no parent runs ahead of them.
     for (const f of [...finals].reverse()) ptrace.detach(f.rem.pid, 0);
     // Tasks that were stopped by job control stop again at once.
     for (const t of loaded.tasks) {
       const r = rems.get(t.pstree.pid);
-      if (r && t.core.tc?.taskState === TASK_STOPPED) kill(r.pid, t.core.tc.stopSigno || SIG.STOP);
+      if (r && !opts.leaveStopped && t.core.tc?.taskState === TASK_STOPPED) kill(r.pid, t.core.tc.stopSigno || SIG.STOP);
     }
   } catch (e) {
     for (const pid of [...created].reverse()) killAndReap(pid);
@@ -337,6 +344,16 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   for (const [key, v] of inherited) if (!v.used) log.warn(`--inherit-fd fd[${v.fd}]:${key}: nothing in the images is named ${key}`);
   const rootHost = rems.get(root)!.pid;
   log.info(`restored tree of ${loaded.tasks.length} task(s) rooted at ${root}${newPidns ? ` (pid ${rootHost} here)` : ''} in ${(performance.now() - t0).toFixed(1)} ms`);
+  if (opts.displayStats) {
+    // CRIU's display_stats(RESTORE_STATS); cryo compares no pages and skips none for COW.
+    const n = (v: number) => `${v} (0x${v.toString(16)})`;
+    log.msg('Displaying restore stats:');
+    log.msg(`Pages compared: ${n(0)}`);
+    log.msg(`Pages skipped COW: ${n(0)}`);
+    log.msg(`Pages restored: ${n(pagesRestored)}`);
+    log.msg(`Restore time: ${Math.round((performance.now() - t0) * 1000)} us`);
+    log.msg(`Forking time: ${forkingUs} us`);
+  }
   lateAction(ctx, 'post-resume', rootHost);
   return { rootPid: rootHost };
 }

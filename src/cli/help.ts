@@ -113,7 +113,7 @@ function wrap(text: string, width: number): string[] {
 function entry(o: OptionSpec): string[] {
   const label = optionLabel(o);
   const pad = ' '.repeat(HELP_COLUMN);
-  const body = wrap(o.help, WIDTH - HELP_COLUMN);
+  const body = wrap(o.unsupported && !o.unsupported.partial ? `${o.help} (not supported yet)` : o.help, WIDTH - HELP_COLUMN);
   const lines: string[] = [];
   if (label.length < HELP_COLUMN - 1) {
     lines.push(label.padEnd(HELP_COLUMN) + (body[0] ?? ''));

@@ -215,7 +215,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   // Files first: the page transfer below briefly adds fds of ours to the task.
   const env: Omit<DumpFilesEnv, 'dumpOwn'> = {
     files: st.files, shellJob: ctx.opts.shellJob, external: ctx.opts.external, ghostLimit: ctx.opts.ghostLimit,
-    linkRemap: ctx.opts.linkRemap, fileLocks: ctx.opts.fileLocks, vpid: t.ns.pid, forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap,
+    linkRemap: ctx.opts.linkRemap, evasiveDevices: ctx.opts.evasiveDevices, fileLocks: ctx.opts.fileLocks, vpid: t.ns.pid, forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap,
   };
   const fdinfos = dumpFds(pid, env);
   st.dir.write('fdinfo', fdinfos, ids.filesId);

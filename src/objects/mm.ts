@@ -49,6 +49,10 @@ export function vmaEntries(pid: number, vmas: Vma[], env: RegDumpEnv, heap: { st
       start: v.start, end: v.end, pgoff: v.pgoff, shmid: 0n, prot, flags, status: 0, fd: -1n,
     });
     if (madv) e.madv = madv;
+    // The kernel's uprobe slots: CRIU takes them only with --allow-uprobes, cryo not yet.
+    if (v.name === '[uprobes]') {
+      throw new CryoError(`task ${pid}: a uprobe is attached (the [uprobes] mapping at 0x${v.start.toString(16)}), which cryo does not support yet`);
+    }
     // The special mappings carry VMA_ANON_PRIVATE too, as CRIU writes them.
     if (v.name === '[vsyscall]') {
       e.status = VMA_AREA_VSYSCALL | VMA_ANON_PRIVATE;

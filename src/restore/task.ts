@@ -68,7 +68,8 @@ function bridgeFor(rem: Remote, h: Handles): FdBridge {
  * Replace the task's address space with the dumped one. On return the task runs
  * remote calls from a scratch area placed where no dumped VMA lives.
  */
-export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h: Handles): void {
+/** Rebuild the address space; returns how many private pages were filled in from the images. */
+export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h: Handles): number {
   const mm = img.mm!;
   const current = parseMaps(readFileSync(`/proc/${rem.pid}/maps`, 'utf8'));
   const avoid: Range[] = [...imageRanges(mm), ...current.map((v) => [v.start, v.end] as Range)];
@@ -86,6 +87,7 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
   const t0 = performance.now();
   const needFix = mapVmas(rem, mm, (v) => taskFileFd(rem, Number(v.shmid), vmaOpenFlags(v), sh, h), (v) => sharedAnonFd(rem, v, img, sh, h));
   const t1 = performance.now();
+  let filled = 0;
   if (img.pagemap && img.pagemap.runs.length) {
     const fd = sh.pagesFd(img.pagemap.pagesId);
     const vmas = mm.vmas.filter(hasPrivatePages);
@@ -102,6 +104,7 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
     }
     const { pages, byUffd } = restorePages(rem, bridgeFor(rem, h), fd, runs, vmas);
     sh.log.debug(`task ${rem.pid}: ${pages} private pages, ${byUffd} of them by userfaultfd`);
+    filled = pages;
   }
   sh.log.debug(`task ${rem.pid}: mapped ${mm.vmas.length} vmas in ${(t1 - t0).toFixed(1)} ms, private pages in ${(performance.now() - t1).toFixed(1)} ms`);
   fixProtections(rem, needFix);
@@ -113,6 +116,7 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
     rem.call('close', NR.close, exeFd);
   }
   if (mm.thpDisabled) rem.call('prctl(PR_SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, 1, 0, 0, 0);
+  return filled;
 }
 
 /**

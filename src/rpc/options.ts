@@ -10,6 +10,7 @@ import { create, isFieldSet, type DescField } from '@bufbuild/protobuf';
 import { CriuOptsSchema, CgroupRootSchema, CriuCgMode, CriuPreDumpMode, CriuNetworkLockMethod, type CriuOpts } from '../images/index.js';
 import { OPTION_TABLE, applyOption } from '../options/table.js';
 import { defaultOptions, type Options, type CgroupMode } from '../options/index.js';
+import { findRefusal, refusalText } from '../options/support.js';
 import { CryoError } from '../context.js';
 
 /** Fields with meaning beyond their option (client fds, nested messages, enums). */
@@ -50,13 +51,13 @@ function field(name: string): DescField | undefined {
  * service may not name scripts through it: only cryo's own command line and
  * config run scripts.
  */
-function applyConfigFile(path: string, o: Options, env: RpcOptionsEnv, bad: (text: string) => never): void {
+function applyConfigFile(path: string, o: Options, env: RpcOptionsEnv, bad: (text: string) => never): Set<string> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return;
+    if (code === 'ENOENT') return new Set();
     bad(`cannot read config_file ${path}: ${code ?? (e as Error).message}`);
   }
   const scripts = o.actionScript.length;
@@ -70,6 +71,7 @@ function applyConfigFile(path: string, o: Options, env: RpcOptionsEnv, bad: (tex
   if (seen.has('images-dir')) o.imagesDir = resolve(o.imagesDir);
   if (seen.has('work-dir')) o.workDir = resolve(o.workDir!);
   if (seen.has('log-file') && o.logFile !== undefined && o.logFile !== '-' && !isAbsolute(o.logFile)) o.logFile = resolve(o.workDir ?? o.imagesDir, o.logFile);
+  return seen;
 }
 
 /** A directory of the client's, by its fd (through /proc, as CRIU does). */
@@ -109,7 +111,10 @@ export function optionsFromRpc(req: CriuOpts | undefined, env: RpcOptionsEnv, ac
   }
   if (o.logFile !== undefined && !isAbsolute(o.logFile)) o.logFile = resolve(o.workDir, o.logFile);
   o.logLevel = m.logLevel ?? 2;
-  if (action === 'dump' || action === 'pre-dump') o.tree = set('pid') ? m.pid : env.peer.pid;
+  if (action === 'dump' || action === 'pre-dump') {
+    if (set('pid') && !(m.pid! > 0)) bad(`invalid pid ${m.pid}`);
+    o.tree = set('pid') ? m.pid : env.peer.pid;
+  }
   if (m.leaveRunning) { o.leaveRunning = true; o.leaveStopped = false; }
   if (m.leaveStopped) { o.leaveStopped = true; o.leaveRunning = false; }
   if (set('rst_sibling')) {
@@ -149,7 +154,16 @@ export function optionsFromRpc(req: CriuOpts | undefined, env: RpcOptionsEnv, ac
   }
   if (m.orphanPtsMaster) o.orphanPtsMaster = true;
   if (set('status_fd')) o.statusFd = -1; // obsolete in CRIU; status-ready goes by notification
-  if (m.configFile) applyConfigFile(m.configFile, o, env, bad);
+  const fromConfig = m.configFile ? applyConfigFile(m.configFile, o, env, bad) : new Set<string>();
   if (set('pidfd_store_sk')) bad('pidfd_store_sk is not supported yet');
+  if (m.autoExtMnt) bad('auto_ext_mnt is not supported yet');
+  // Named by their criu_opts field, unless they came from the config file.
+  const refused = findRefusal(o, action, (spec) => fromConfig.has(spec.long) || (spec.rpc !== undefined && !spec.rpc.includes('.') && set(spec.rpc)));
+  if (refused) {
+    const rpc = refused.spec.rpc;
+    const prefix = `--${refused.spec.long}`;
+    const viaRpc = !fromConfig.has(refused.spec.long) && rpc !== undefined && refused.named.startsWith(prefix);
+    bad(refusalText(viaRpc ? { ...refused, named: rpc + refused.named.slice(prefix.length) } : refused));
+  }
   return o;
 }

@@ -3,7 +3,7 @@ export * from './nr.js';
 export * from './regs.js';
 export * as ptrace from './ptrace.js';
 export {
-  addressOf, syscall, trySyscall, waitpid, kill, pidfdOpen, pidfdGetfd, dupCloexec,
+  addressOf, syscall, trySyscall, waitpid, kill, pidfdOpen, pidfdGetfd, dupCloexec, closeInherited,
   memfdCreate, prctl, getRobustList, kcmp, processVmRead, setProcessIds,
 } from './libc.js';
 export * from './wait.js';

@@ -1,8 +1,9 @@
 // The one place that talks to koffi. Every wrapper reads errno at once, in the same call.
+import { readdirSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type Koffi from 'koffi';
 import { SysError, EINTR } from './errors.js';
-import { F, NR } from './nr.js';
+import { F, NR, O } from './nr.js';
 
 type Fn = ReturnType<ReturnType<typeof Koffi.load>['func']>;
 
@@ -141,6 +142,42 @@ export function pidfdGetfd(pidfd: number, fd: number): number {
 /** A new fd of the same open file description, close-on-exec. */
 export function dupCloexec(fd: number): number {
   return syscall('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, fd, F.DUPFD_CLOEXEC, 0);
+}
+
+/**
+ * --close FD: let go of a descriptor the caller passed down. Node marks every
+ * inherited fd close-on-exec at start and opens its own among them, so the
+ * runtime's are told apart by kind: its event loop (anon inodes: epoll, eventfd)
+ * and its self-pipes (both ends held here) stay. 0-2 get /dev/null instead, so
+ * that later writes to them go nowhere rather than into whatever takes the
+ * number next. Returns whether anything was done.
+ */
+export function closeInherited(fd: number): boolean {
+  let link: string;
+  try {
+    link = readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return false; // not open: nothing to close, as close(2) would find
+  }
+  if (fd > 2) {
+    if (link.startsWith('anon_inode:')) return false;
+    if (link.startsWith('pipe:') && readdirSync('/proc/self/fd').some((o) => Number(o) !== fd && linkOf(Number(o)) === link)) return false;
+    return trySyscall(NR.close, fd) === 0;
+  }
+  const nul = syscall('open(/dev/null)', NR.open, Buffer.from('/dev/null\0'), O.RDWR | O.CLOEXEC, 0);
+  try {
+    return trySyscall(NR.dup2, nul, fd) === fd;
+  } finally {
+    trySyscall(NR.close, nul);
+  }
+}
+
+function linkOf(fd: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
 }
 
 export function memfdCreate(name: string, flags: number): number {

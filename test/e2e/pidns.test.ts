@@ -1,6 +1,7 @@
 // A tree in a pid namespace of its own (`unshare --fork --pid --mount-proc`):
 // dumped with the pids it has there (its root is pid 1), restored into a new pid
 // namespace, with a mount namespace and /proc of its own, where it has the same pids.
+// The ids inside come from NSpid and friends in /proc/PID/status (check feature ns_pid).
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

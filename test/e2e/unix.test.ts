@@ -1,3 +1,5 @@
+// Unix sockets: a bound one's file through SIOCUNIXFILE (check feature sk_unix_file), and
+// their options, SO_BUF_LOCK among them (sockopt_buf_lock).
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';

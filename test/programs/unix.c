@@ -8,7 +8,7 @@
  *    datagrams queued;
  *  - a pipe read end in flight in a socket queue (SCM_RIGHTS), with data in the pipe;
  *  - a stream socket whose peer was closed with data still unread (then EOF);
- *  - options (SO_SNDBUF, SO_RCVTIMEO, SO_PASSCRED) and O_NONBLOCK;
+ *  - options (SO_SNDBUF, SO_RCVTIMEO, SO_PASSCRED, SO_BUF_LOCK) and O_NONBLOCK;
  *  - a child echoing on its end of a pair, blocked in read() at dump time.
  * SIGUSR2: read one of the queued datagrams first (FAIL). */
 #include "common.h"
@@ -18,6 +18,11 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+
+#ifndef SO_BUF_LOCK
+#define SO_BUF_LOCK 72
+#endif
+#define RCVBUF_LOCK 2 /* SOCK_RCVBUF_LOCK */
 
 static socklen_t mkaddr(struct sockaddr_un *a, const char *name, int abstract)
 {
@@ -113,6 +118,8 @@ int main(int argc, char **argv)
 	socklen_t tl = sizeof(tmo);
 	MUST(getsockopt(dsrv, SOL_SOCKET, SO_RCVTIMEO, &tmo, &tl) == 0); /* as the kernel rounded it */
 	MUST(setsockopt(dsrv, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) == 0);
+	int rcvlock = RCVBUF_LOCK;
+	MUST(setsockopt(dsrv, SOL_SOCKET, SO_BUF_LOCK, &rcvlock, sizeof(rcvlock)) == 0);
 	MUST(fcntl(srv, F_SETFL, O_NONBLOCK) == 0);
 	/* an echoing child */
 	MUST(socketpair(AF_UNIX, SOCK_STREAM, 0, echo) == 0);
@@ -209,6 +216,12 @@ int main(int argc, char **argv)
 	vl = sizeof(v);
 	if (getsockopt(dsrv, SOL_SOCKET, SO_PASSCRED, &v, &vl) || v != 1)
 		failf("SO_PASSCRED is off");
+	vl = sizeof(v);
+	if (getsockopt(dsrv, SOL_SOCKET, SO_BUF_LOCK, &v, &vl) || v != RCVBUF_LOCK)
+		failf("SO_BUF_LOCK is %d, want %d (receive buffer locked)", v, RCVBUF_LOCK);
+	vl = sizeof(v);
+	if (getsockopt(dcli, SOL_SOCKET, SO_BUF_LOCK, &v, &vl) || v != 1)
+		failf("SO_BUF_LOCK of the client is %d, want 1 (SO_SNDBUF locks the send buffer)", v);
 	char eb[16];
 	if (write(echo[0], "ping", 4) != 4 || read(echo[0], eb, sizeof(eb)) != 4 || memcmp(eb, "Ping", 4))
 		failf("the echoing child does not answer");
