@@ -107,6 +107,30 @@ test('--status-fd: the service writes one zero byte once it listens, then closes
   fs.closeSync(r);
 });
 
+test('--status-fd with --daemon: the daemon, not its parent, writes the byte once it listens', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'status-fd-daemon');
+  const { r, w } = fifo(s.dir, 'status');
+  const sock = path.join(s.dir, 'svc.sock');
+  const pidfile = path.join(s.dir, 'svc.pid');
+  // fd 5 in cryo; the daemon gets it under another number.
+  const started = spawnSync(path.join(ROOT, 'bin/cryo'), ['service', '--address', sock, '-d', '--pidfile', pidfile, '--status-fd', '5'],
+    { stdio: ['ignore', 'ignore', 'pipe', 'ignore', 'ignore', w], encoding: 'utf8' });
+  fs.closeSync(w);
+  assert.equal(started.status, 0, started.stderr);
+  const daemon = Number(fs.readFileSync(pidfile, 'utf8'));
+  t.after(() => process.kill(daemon, 'SIGKILL'));
+  let got: Buffer | undefined;
+  await s.check(waitFor('the status byte', () => {
+    const x = poll(r);
+    if (Buffer.isBuffer(x)) got = x;
+    return got !== undefined;
+  }, 10_000));
+  assert.deepEqual([...got!], [0]);
+  assert.ok(fs.existsSync(sock), 'status before the socket listens');
+  assert.equal((await new Cryo({ service: sock }).version()).major, 4);
+  fs.closeSync(r);
+});
+
 test('over RPC, what cryo does not do is refused before any task is touched: criu_opts fields, a config_file, a pid that is not > 0', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'rpc-refusals');
   const cryo = new Cryo();
