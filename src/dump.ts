@@ -14,6 +14,7 @@ import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js'
 import { finishTtys } from './objects/files/tty.js';
 import { writeMemfds, closeMemfds } from './objects/files/memfd.js';
 import { SeccompTable } from './objects/seccomp.js';
+import { checkDumpNamespaces } from './objects/namespaces.js';
 import { CgroupDump } from './objects/cgroup.js';
 import { CgroupFreezer } from './objects/cgroup-freezer.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
@@ -69,6 +70,9 @@ export async function runDump(ctx: Context): Promise<number> {
   };
   try {
     injectFault(tasks);
+    // Frozen, no task can change namespace any more: one that cryo does not carry stops the dump.
+    const nsTasks = tasks.map((t) => ({ pid: t.pid, comm: t.stat.comm, threads: t.threads.length ? t.threads : [t.pid] }));
+    checkDumpNamespaces(nsTasks[0]!, nsTasks);
     runAction(ctx, 'query-ext-files');
     for (const t of tasks) {
       if (t.rem === null && t.stat.state === 'Z') {

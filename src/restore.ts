@@ -22,6 +22,7 @@ import { openFileEntry } from './objects/files/fds.js';
 import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
 import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
+import { restoreNamespaces } from './objects/namespaces.js';
 import { runAction } from './actions.js';
 import { byId, checkInventory, checkPstree, taskIds, validateImages } from './restore/validate.js';
 import { execCommand } from './sys/exec.js';
@@ -177,12 +178,17 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   const dir = ImageDir.open(opts.imagesDir, { write: false });
   let loaded: Loaded;
   let cg: CgroupRestore | null;
+  let nsFlags: number;
   try {
     loaded = loadImages(dir, opts.deprecated);
     // Paths are CRIU's keys without the leading slash; accept either spelling.
     const inheritKeys = new Set(opts.inheritFd.map(({ key }) => key.replace(/^\//, '')));
     validateImages(dir, loaded, { inherited: inheritKeys, extUnixSk: opts.extUnixSk });
     refuseBeyondPower(loaded);
+    // Namespaces of the tree's own: the pid namespace of a root that was its init; no other yet.
+    const dumper = dir.readOne('inventory').rootIds;
+    nsFlags = restoreNamespaces(dumper, loaded.tasks.map((t) => ({ pid: t.pstree.pid, ppid: t.pstree.ppid, ...(t.core.ids ? { ids: t.core.ids } : {}) })));
+    if (!dumper && loaded.tasks[0]!.pstree.pid === 1) nsFlags = CLONE.NEWPID; // images without the dumper's ids
     cg = CgroupRestore.load(dir, opts, log);
     cg?.checkSets(loaded.tasks);
   } catch (e) {
@@ -190,9 +196,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     if (ImageError.is(e)) throw new CryoError(`bad image: ${e.message}`);
     throw e;
   }
-  // A tree whose root was pid 1 lived in a pid namespace of its own: it gets a new
-  // one (and a mount namespace with its /proc), where its pids are free.
-  const newPidns = loaded.tasks[0]!.pstree.pid === 1;
+  // A tree whose root was the init of a pid namespace gets a new one, where its pids are free.
+  const newPidns = (nsFlags! & CLONE.NEWPID) !== 0;
   const taken = (newPidns ? [] : loaded.tasks).find((t) => existsSync(`/proc/${t.pstree.pid}`));
   if (taken) {
     cg?.close();
@@ -257,7 +262,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   try {
     cg?.prepare();
     const tFork = performance.now();
-    const root0 = startRoot(root, opts.restoreSibling, newPidns);
+    const root0 = startRoot(root, opts.restoreSibling, nsFlags!);
     created.push(root0.rem.pid);
     cg?.enterTask(root0.rem.pid, root, cgSetOf(loaded.tasks[0]!.core), cg.criuSetId);
     const h: Handles = { cryoPidfd: root0.cryoPidfd };

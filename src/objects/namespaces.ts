@@ -1,0 +1,106 @@
+// Namespaces, one row per kind (CRIU's ns_desc): how a task's namespace is
+// named in /proc and in the ids of the images, and whether cryo carries it. A
+// tree in a namespace cryo does not carry is refused, at dump and at restore:
+// restoring it into cryo's own namespaces would let a container out.
+import { readlinkSync } from 'node:fs';
+import { CLONE } from '../sys/index.js';
+import { CryoError } from '../context.js';
+import type { TaskKobjIdsEntry } from '../images/index.js';
+
+export interface NsKind {
+  /** The name in /proc/PID/ns and in messages. */
+  readonly name: 'pid' | 'mnt' | 'net' | 'ipc' | 'uts' | 'user' | 'cgroup' | 'time';
+  readonly cloneFlag: number;
+  readonly idField: 'pidNsId' | 'mntNsId' | 'netNsId' | 'ipcNsId' | 'utsNsId' | 'userNsId' | 'cgroupNsId' | 'timeNsId';
+  /** A namespace of the tree's own that cryo dumps and restores. */
+  readonly carried: boolean;
+  /** The /proc/PID/ns entry of the namespace a task's next children get, where it can differ. */
+  readonly forChildren?: string;
+}
+
+/**
+ * Only a pid namespace whose init is the tree's root is carried so far (made anew
+ * on restore, with the same pids). The others are #14's work.
+ */
+export const NS_KINDS: readonly NsKind[] = [
+  { name: 'pid', cloneFlag: CLONE.NEWPID, idField: 'pidNsId', carried: true, forChildren: 'pid_for_children' },
+  { name: 'mnt', cloneFlag: CLONE.NEWNS, idField: 'mntNsId', carried: false },
+  { name: 'net', cloneFlag: CLONE.NEWNET, idField: 'netNsId', carried: false },
+  { name: 'ipc', cloneFlag: CLONE.NEWIPC, idField: 'ipcNsId', carried: false },
+  { name: 'uts', cloneFlag: CLONE.NEWUTS, idField: 'utsNsId', carried: false },
+  { name: 'user', cloneFlag: CLONE.NEWUSER, idField: 'userNsId', carried: false },
+  { name: 'cgroup', cloneFlag: CLONE.NEWCGROUP, idField: 'cgroupNsId', carried: false },
+  { name: 'time', cloneFlag: CLONE.NEWTIME, idField: 'timeNsId', carried: false, forChildren: 'time_for_children' },
+];
+
+/** A task to check: its pid as cryo sees it, its name, its threads. */
+export interface NsTask {
+  pid: number;
+  comm: string;
+  threads: number[];
+}
+
+const link = (tid: number, entry: string): string | undefined => {
+  try {
+    return readlinkSync(`/proc/${tid}/ns/${entry}`);
+  } catch {
+    return undefined; // a zombie or a thread that just went: nothing of it runs on
+  }
+};
+
+/**
+ * At dump: every thread of every task must be in cryo's own namespace of each
+ * kind cryo does not carry, and in the root's pid namespace; and none may have
+ * made a namespace for its children that they would be born into.
+ */
+export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): void {
+  const mine = new Map(NS_KINDS.map((k) => [k.name, readlinkSync(`/proc/self/ns/${k.name}`)]));
+  const rootPidns = link(root.pid, 'pid');
+  for (const t of tasks) {
+    const who = `task ${t.pid} (${t.comm})`;
+    for (const tid of t.threads) {
+      for (const k of NS_KINDS) {
+        const ns = link(tid, k.name);
+        if (ns === undefined) continue;
+        if (k.name === 'pid') {
+          if (ns !== rootPidns) throw new CryoError(`${who} is in a pid namespace nested in the tree's (${ns}), which cryo does not dump yet`);
+        } else if (ns !== mine.get(k.name)) {
+          throw new CryoError(`${who} is in a ${k.name} namespace of its own (${ns}), which cryo does not dump yet`);
+        }
+        if (k.forChildren) {
+          const next = link(tid, k.forChildren);
+          if (next !== undefined && next !== ns) {
+            throw new CryoError(`${who} has made a ${k.name} namespace for its children (${next}), which cryo does not dump yet`);
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * At restore: the namespaces the images hold, by their ids (CRIU's
+ * root_ns_mask: the root's ids against the dumper's in inventory.img, each
+ * task's against its parent's). Refused where cryo does not carry them; the pid
+ * namespace only with the root as its init. Returns the CLONE_NEW* flags of the
+ * namespaces the root is to be made in.
+ */
+export function restoreNamespaces(dumper: TaskKobjIdsEntry | undefined, tasks: Array<{ pid: number; ppid: number; ids?: TaskKobjIdsEntry }>): number {
+  let flags = 0;
+  const byPid = new Map(tasks.map((t) => [t.pid, t]));
+  for (const t of tasks) {
+    if (!t.ids) continue; // a zombie
+    const parent = t === tasks[0] ? dumper : byPid.get(t.ppid)?.ids;
+    if (!parent) continue;
+    for (const k of NS_KINDS) {
+      if (t.ids[k.idField] === parent[k.idField]) continue;
+      const root = t === tasks[0];
+      if (!k.carried || !root) {
+        throw new CryoError(`task ${t.pid} of the images is in a ${k.name} namespace ${root ? 'of its own' : 'nested in its parent\'s'}, which cryo does not restore yet`);
+      }
+      if (k.name === 'pid' && t.pid !== 1) throw new CryoError(`task ${t.pid} of the images is in a pid namespace of its own but is not its init`);
+      flags |= k.cloneFlag;
+    }
+  }
+  return flags;
+}
