@@ -1,27 +1,8 @@
 // --help, the short usage and --version, generated from the option table.
-import { readFileSync } from 'node:fs';
 import { CHECK_FEATURES, OPTION_TABLE, type HelpGroup, type OptionSpec } from '../options/table.js';
+import { CRIU_VERSION, cryoVersion } from '../version.js';
 
-/** The CRIU interface cryo implements (what `--version` and RPC VERSION report). */
-export const CRIU_VERSION_MAJOR = 4;
-export const CRIU_VERSION_MINOR = 2;
-export const CRIU_VERSION = `${CRIU_VERSION_MAJOR}.${CRIU_VERSION_MINOR}`;
-
-/**
- * cryo's own version, from package.json: two levels up from src/cli and dist/cli,
- * one level up from the bundle dist/cryo.mjs.
- */
-export function cryoVersion(): string {
-  for (const rel of ['../../package.json', '../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: unknown; version?: unknown };
-      if (pkg.name === 'cryo' && typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      /* try the next place */
-    }
-  }
-  return 'unknown';
-}
+export { CRIU_VERSION, cryoVersion };
 
 /**
  * `--version` output. The first line is CRIU's exact format, which tools

@@ -14,9 +14,9 @@ import { findRefusal, refusalText } from '../options/support.js';
 import { serve } from '../rpc/server.js';
 import { runService, WORKER_ENV, BASE_ENV } from '../rpc/service.js';
 import { CRIU_VERSION, cryoVersion, fullHelp, shortUsage, usageHint, versionText } from './help.js';
-import { openLog } from './log.js';
-import { parseCommandLine, type Action } from './parse.js';
-import { progName } from './self.js';
+import { openLog } from '../log.js';
+import { parseCommandLine, type Action } from '../options/parse.js';
+import { progName } from '../self.js';
 import { closeInherited } from '../sys/index.js';
 
 /** What the runner needs from the outside world; main() passes the real process. */

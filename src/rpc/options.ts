@@ -5,7 +5,7 @@
 // setup_opts_from_req does.
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { applyConfigText } from '../cli/parse.js';
+import { applyConfigText } from '../options/parse.js';
 import { create, isFieldSet, type DescField } from '@bufbuild/protobuf';
 import { CriuOptsSchema, CgroupRootSchema, CriuCgMode, CriuPreDumpMode, CriuNetworkLockMethod, type CriuOpts } from '../images/index.js';
 import { OPTION_TABLE, applyOption } from '../options/table.js';

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { NR, SOCK, trySyscall, sock } from '../sys/index.js';
 import { CryoError, type Context } from '../context.js';
 import { statusReady } from './server.js';
-import { selfCommand, userArgs } from '../cli/self.js';
+import { selfCommand, userArgs } from '../self.js';
 import { runAction } from '../actions.js';
 
 /** The env var a daemonized service finds its listening socket by. */

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CryoError } from '../../src/context.js';
 import { cryoVersion, fullHelp, optionLabel } from '../../src/cli/help.js';
-import { formatTimestamp, makeCliLogger } from '../../src/cli/log.js';
+import { formatTimestamp, makeCliLogger } from '../../src/log.js';
 import { run, type Runner } from '../../src/cli/main.js';
 import { OPTION_TABLE } from '../../src/options/table.js';
 

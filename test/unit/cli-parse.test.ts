@@ -1,7 +1,7 @@
 // Whole command lines: what they set, what CRIU refuses, and where paths end up.
 import { describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { parseCommandLine, type ParseEnv, type ParseOutcome } from '../../src/cli/parse.js';
+import { parseCommandLine, type ParseEnv, type ParseOutcome } from '../../src/options/parse.js';
 import { defaultOptions } from '../../src/options/index.js';
 import { CPU_CAP_ALL, CPU_CAP_DEFAULT, CPU_CAP_FPU, CPU_CAP_IMAGE, CPU_CAP_INS } from '../../src/options/values.js';
 

@@ -3,8 +3,8 @@
 // effects: files are read through `readFile`, nothing is printed. The runner
 // in main.ts turns the outcome into output and an exit code.
 import { isAbsolute, resolve } from 'node:path';
-import { defaultOptions, type Options } from '../options/index.js';
-import { applyOption, OPTION_TABLE, type OptionSpec } from '../options/table.js';
+import { defaultOptions, type Options } from './index.js';
+import { applyOption, OPTION_TABLE, type OptionSpec } from './table.js';
 import { configFiles, parseConfigText, preParse } from './config.js';
 import { Getopt, type GetoptSpec, type LongOption } from './getopt.js';
 
