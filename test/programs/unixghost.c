@@ -10,8 +10,10 @@
  *    R1's file renamed back over R2's: R2's name is gone, the path is R1's;
  *  - acc.sock: an accepted connection whose listener was closed and its file
  *    unlinked, with data queued;
- *  - rel.sock: bound by a relative name from DIR/ghost, unlinked, a client connected.
- * Afterwards DIR/ghost holds exactly f.sock, r.sock and shared.sock.
+ *  - rel.sock: bound by a relative name from DIR/ghost, unlinked, a client connected;
+ *  - m.sock: socket M's file renamed to moved.sock, then socket O bound to m.sock;
+ *    M's fd is the higher, so that it comes back after O.
+ * Afterwards DIR/ghost holds exactly f.sock, m.sock, moved.sock, r.sock and shared.sock.
  * SIGUSR2: unlink r.sock first (FAIL). */
 #include "common.h"
 #include <dirent.h>
@@ -153,6 +155,15 @@ int main(int argc, char **argv)
 	MUST(chdir("/") == 0);
 	snprintf(tmp, sizeof(tmp), "%s/rel.sock", base);
 	MUST(unlink(tmp) == 0);
+	/* m.sock: renamed away, the name bound again by another */
+	int m = bound(SOCK_DGRAM, "m.sock"), mc = connected(SOCK_DGRAM, "m.sock");
+	MUST(dup2(m, 200) == 200 && close(m) == 0);
+	m = 200;
+	char moved[300];
+	addr(&a, "m.sock");
+	snprintf(moved, sizeof(moved), "%s/moved.sock", base);
+	MUST(rename(a.sun_path, moved) == 0);
+	int o = bound(SOCK_DGRAM, "m.sock");
 
 	prog_ready();
 	corrupt = wait_for_signal();
@@ -221,6 +232,14 @@ int main(int argc, char **argv)
 	expect_recv(q, "rel", "socket of an unlinked relative name");
 	expect_name(q, "rel.sock", "socket of an unlinked relative name");
 
+	/* m.sock */
+	say(mc, "client of the renamed socket", "to-m");
+	expect_recv(m, "to-m", "the socket whose file was renamed away");
+	expect_name(m, "m.sock", "the socket whose file was renamed away");
+	int on = connected(SOCK_DGRAM, "m.sock");
+	say(on, "a new client of m.sock", "to-o");
+	expect_recv(o, "to-o", "m.sock reaches the socket bound there since");
+
 	/* what the directory holds */
 	DIR *d = opendir(base);
 	struct dirent *e;
@@ -234,7 +253,8 @@ int main(int argc, char **argv)
 	int count = 0;
 	for (char *p = names; (p = strchr(p, ' ')); p++)
 		count++;
-	if (count != 3 || !strstr(names, " f.sock") || !strstr(names, " r.sock") || !strstr(names, " shared.sock"))
-		failf("%s holds%s, want f.sock r.sock shared.sock", base, names);
+	if (count != 5 || !strstr(names, " f.sock") || !strstr(names, " r.sock") || !strstr(names, " shared.sock") ||
+	    !strstr(names, " m.sock") || !strstr(names, " moved.sock"))
+		failf("%s holds%s, want f.sock m.sock moved.sock r.sock shared.sock", base, names);
 	return prog_finish();
 }

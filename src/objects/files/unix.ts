@@ -3,7 +3,7 @@
 // options and the queued data, peeked with SO_PEEK_OFF so nothing is consumed.
 // Peers are checked once the whole tree is dumped: a peer outside it is an
 // external socket (--ext-unix-sk, --external unix[ino]) or an error.
-import { closeSync, fstatSync, readlinkSync } from 'node:fs';
+import { closeSync, fstatSync, readlinkSync, statSync } from 'node:fs';
 import { create, FdTypes, FileEntrySchema, SkPacketEntrySchema, ScmEntrySchema, UnixSkEntrySchema, FilePermsEntrySchema, SkOptsEntrySchema, type UnixSkEntry, type SkPacketEntry } from '../../images/index.js';
 import { noFown } from './table.js';
 import { AF, NR, O, SO, SOCK, SOL_SOCKET, SCM_RIGHTS, SIOCUNIXFILE, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall } from '../../sys/index.js';
@@ -67,6 +67,18 @@ function resolveName(lfd: number, d: UnixDiag, ue: UnixSkEntry): void {
     if (!name.startsWith('/')) {
       if (!path.endsWith('/' + name)) throw new CryoError(`unix socket ${d.ino}: cannot tell where its relative name ${name} is (${path})`);
       ue.nameDir = path.slice(0, -name.length - 1) || '/';
+    }
+    // A file renamed away from the name (and maybe another bound there since) is
+    // no longer the name's: the name is restored as a removed one, as CRIU's
+    // stat check of the name does, never over what the path holds now.
+    if (!ue.deleted) {
+      const at = name.startsWith('/') ? name : `${ue.nameDir}/${name}`;
+      try {
+        const now = statSync(at);
+        if (now.ino !== st.ino || now.dev !== st.dev) ue.deleted = true;
+      } catch {
+        ue.deleted = true;
+      }
     }
   } finally {
     closeSync(fd);
