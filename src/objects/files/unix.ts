@@ -6,7 +6,7 @@
 import { closeSync, fstatSync, readlinkSync, statSync } from 'node:fs';
 import { create, FdTypes, FileEntrySchema, SkPacketEntrySchema, ScmEntrySchema, UnixSkEntrySchema, FilePermsEntrySchema, SkOptsEntrySchema, type UnixSkEntry, type SkPacketEntry } from '../../images/index.js';
 import { noFown } from './table.js';
-import { AF, NR, O, SO, SOCK, SOL_SOCKET, SCM_RIGHTS, SIOCUNIXFILE, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall } from '../../sys/index.js';
+import { AF, NR, O, SO, SOCK, SOL_SOCKET, SCM_RIGHTS, SCM_CREDENTIALS, SIOCUNIXFILE, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { DumpFilesEnv, FdKind, FdProbe } from './kind.js';
 import { collectUnixSockets, type UnixDiag } from './unix-diag.js';
@@ -86,7 +86,10 @@ function resolveName(lfd: number, d: UnixDiag, ue: UnixSkEntry): void {
 }
 
 /** Copy the socket's queue into sk-queues.img; fds in flight are dumped as files. */
-function dumpQueue(lfd: number, id: number, ino: number, env: DumpFilesEnv, out: UnixDump['queues'], held: number[]): void {
+const cmsgName = (t: number) => ({ [SCM_CREDENTIALS]: "the sender's credentials", 3: 'a security label', 4: "a pidfd of the sender" })[t] ?? `control messages of type ${t}`;
+const cmsgOption = (t: number) => ({ [SCM_CREDENTIALS]: 'SO_PASSCRED', 3: 'SO_PASSSEC', 4: 'SO_PASSPIDFD' })[t] ?? 'an option that asks for them';
+
+function dumpQueue(lfd: number, id: number, ino: number, where: string, env: DumpFilesEnv, out: UnixDump['queues'], held: number[]): void {
   const peekOff = sock.getsockoptInt(lfd, SOL_SOCKET, SO.PEEK_OFF) ?? -1;
   const size = Math.max(sock.getsockoptInt(lfd, SOL_SOCKET, SO.SNDBUF) ?? 0, sock.getsockoptInt(lfd, SOL_SOCKET, SO.RCVBUF) ?? 0, 1 << 16);
   const buf = Buffer.allocUnsafe(size);
@@ -98,6 +101,8 @@ function dumpQueue(lfd: number, id: number, ino: number, env: DumpFilesEnv, out:
       if (r.n === -11 /* EAGAIN */ || r.n === 0) break;
       if (r.n < 0) throw new CryoError(`unix socket ${ino}: cannot read its queue (errno ${-r.n})`);
       if (r.truncated) throw new CryoError(`unix socket ${ino}: a queued message is larger than ${size} bytes`);
+      // The kernel would stamp cryo's own on the messages sent back: refused, as by CRIU.
+      if (r.other.length) throw new CryoError(`${where}: its queued messages carry ${r.other.map(cmsgName).join(', ')} (the socket has ${r.other.map(cmsgOption).join(', ')}), which cannot be put back`);
       const msg = create(SkPacketEntrySchema, { idFor: id, length: r.n });
       // Pushed before its fds are dumped: a socket in flight may queue packets of its own.
       out.push({ msg, extra: Buffer.from(buf.subarray(0, r.n)) });
@@ -145,7 +150,7 @@ export const unixsk: FdKind = {
     if (d.state === TCP_LISTEN && d.icons.includes(0)) {
       throw new CryoError(`${where}: a connection waiting to be accepted was already closed by its client`);
     }
-    if (d.rqlen && d.state !== TCP_LISTEN) dumpQueue(lfd, id, ino, env, u.queues, u.held);
+    if (d.rqlen && d.state !== TCP_LISTEN) dumpQueue(lfd, id, ino, where, env, u.queues, u.held);
     u.byIno.set(ino, { ue, where });
     env.files.add(create(FileEntrySchema, { type: FdTypes.UNIXSK, id, usk: ue }));
     return id;
