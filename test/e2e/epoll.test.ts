@@ -24,7 +24,7 @@ test('epoll: a watched file that only another task holds fails the dump in one l
   const images = s.mkdir();
   const r = await s.cryo(['dump', '-t', String(target.pid), '-D', images]);
   assert.equal(r.code, 1, s.report());
-  assert.match(r.stderr, new RegExp(`^Error: task ${target.pid} fd \\d+ \\(epoll\\): watches a file \\(inode \\d+, registered as fd 900\\) that task ${target.pid} holds in no fd; the watch cannot be made again\\n$`), s.report());
+  assert.match(r.stderr, new RegExp(`^Error: task ${target.pid} fd \\d+ \\(epoll\\): watches a file \\(inode \\d+, registered as fd 900\\) and task ${target.pid} holds it in no fd; the watch cannot be made again\\n$`), s.report());
   assert.ok(runningFree(target.pid) && tracerPid(target.pid) === 0, `the target was left stopped or traced${s.report()}`);
   await s.expectPass(target);
 });

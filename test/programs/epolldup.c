@@ -3,7 +3,9 @@
  *  - pipe B watched through fd 901, closed; then pipe C dup'ed to 901 and
  *    watched there too, 901 kept: two watches registered at one fd number;
  *  - pipe D watched through its own read end, which is kept (the plain case);
- *  - a second epoll watching pipe A again, through fd 902, closed.
+ *  - a second epoll watching pipe A again, through fd 902, closed;
+ *  - pipe E watched twice, through fds 903 and 904, both closed; E is still
+ *    open at its read end and at fd 905, so each watch gets an fd of its own.
  * Each watch has its own data. After restore every pipe is written to and each
  * epoll must report exactly the watched pipes with their data.
  * With argument "other-task": A's read end is kept by a child only, so the
@@ -33,12 +35,12 @@ static unsigned events(int ep)
 
 int main(int argc, char **argv)
 {
-	int a[2], b[2], c[2], d[2], ep, ep2, corrupt;
+	int a[2], b[2], c[2], d[2], e[2], ep, ep2, corrupt;
 	int other = argc > 2 && !strcmp(argv[2], "other-task");
 	pid_t child = -1;
 
 	prog_init();
-	MUST(pipe(a) == 0 && pipe(b) == 0 && pipe(c) == 0 && pipe(d) == 0);
+	MUST(pipe(a) == 0 && pipe(b) == 0 && pipe(c) == 0 && pipe(d) == 0 && pipe(e) == 0);
 	MUST((ep = epoll_create1(0)) >= 0 && (ep2 = epoll_create1(0)) >= 0);
 	MUST(dup2(a[0], 900) == 900);
 	watch(ep, 900, 1);
@@ -52,6 +54,11 @@ int main(int argc, char **argv)
 	MUST(dup2(a[0], 902) == 902);
 	watch(ep2, 902, 5);
 	close(902);
+	MUST(dup2(e[0], 903) == 903 && dup2(e[0], 904) == 904 && dup2(e[0], 905) == 905);
+	watch(ep, 903, 6);
+	watch(ep, 904, 7);
+	close(903);
+	close(904);
 	if (other) {
 		child = fork();
 		MUST(child >= 0);
@@ -69,10 +76,10 @@ int main(int argc, char **argv)
 
 	if (events(ep) || events(ep2))
 		failf("events before anything was written");
-	MUST(write(a[1], "a", 1) == 1 && write(b[1], "b", 1) == 1 && write(c[1], "c", 1) == 1 && write(d[1], "d", 1) == 1);
+	MUST(write(a[1], "a", 1) == 1 && write(b[1], "b", 1) == 1 && write(c[1], "c", 1) == 1 && write(d[1], "d", 1) == 1 && write(e[1], "e", 1) == 1);
 	unsigned got = events(ep), got2 = events(ep2);
-	if (got != (1u << 1 | 1u << 2 | 1u << 3 | 1u << 4))
-		failf("epoll 1 reports data %#x, want 0x1e (pipes A, B, C through closed and reused fds, D)", got);
+	if (got != (1u << 1 | 1u << 2 | 1u << 3 | 1u << 4 | 1u << 6 | 1u << 7))
+		failf("epoll 1 reports data %#x, want 0xde (pipes A, B, C through closed and reused fds, D, E twice)", got);
 	if (got2 != 1u << 5)
 		failf("epoll 2 reports data %#x, want 0x20 (pipe A through a closed fd)", got2);
 	struct stat sc, s901;

@@ -122,9 +122,11 @@ export function finishEpolls(files: FileTable): void {
         used.add(t.tfd);
         return;
       }
-      const fd = first ? t.tfd : (byInode().get(Number(t.inode)) ?? []).find((c) => !used.has(c) && same(c) === true);
+      const holding = first ? [t.tfd] : (byInode().get(Number(t.inode)) ?? []).filter((c) => same(c) === true);
+      const fd = holding.find((c) => !used.has(c));
       if (fd === undefined) {
-        throw new CryoError(`${where}: watches a file (inode ${t.inode}, registered as fd ${t.tfd}) that task ${home} holds in no fd${used.size ? ' not already used by another watch of it' : ''}; the watch cannot be made again`);
+        const why = holding.length ? `every fd of it in task ${home} stands for another watch of it already` : `task ${home} holds it in no fd`;
+        throw new CryoError(`${where}: watches a file (inode ${t.inode}, registered as fd ${t.tfd}) and ${why}; the watch cannot be made again`);
       }
       used.add(fd);
       t.tfd = fd;
