@@ -9,7 +9,8 @@ import {
 } from './images/index.js';
 import { FileTable } from './objects/files/table.js';
 import { runAction } from './actions.js';
-import { finishUnix } from './objects/files/unix.js';
+import { finishUnix, closeUnix } from './objects/files/unix.js';
+import { finishEpolls } from './objects/files/epoll.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
 import { finishTtys } from './objects/files/tty.js';
 import { writeMemfds, closeMemfds } from './objects/files/memfd.js';
@@ -87,6 +88,8 @@ export async function runDump(ctx: Context): Promise<number> {
     writeTreeImages(tasks, st, taskIds(process.pid, st));
     cgroups.write(dir);
     finishUnix(st.files, opts.extUnixSk, opts.external);
+    finishEpolls(st.files);
+    closeUnix(st.files);
     if (st.files.unix?.queues.length) dir.write('skQueues', st.files.unix.queues);
     dir.write('files', st.files.entries);
     if (st.files.ttyInfos.length) dir.write('ttyInfo', st.files.ttyInfos);
@@ -123,6 +126,7 @@ export async function runDump(ctx: Context): Promise<number> {
     thawTree(tasks, log);
     removeLinkRemaps(st.files);
     closeMemfds(st.files);
+    closeUnix(st.files);
     freezer?.release();
     cgroups.close();
     dir.close();

@@ -19,6 +19,7 @@ import { restoreTimers } from './objects/timers.js';
 import { restoreSeccomp } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
 import { openFileEntry } from './objects/files/fds.js';
+import { inflightHomes } from './objects/files/inflight.js';
 import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
 import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
@@ -231,6 +232,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     pipeEnds: new Map(),
     sharedAnon: new Map(),
     afterPlanted: new Set(),
+    inflightAt: inflightHomes(loaded.tasks.map((t) => ({ pid: t.pstree.pid, fdinfo: t.fdinfo })), loaded.skQueues),
     unix: { queues: loaded.skQueues, extUnixSk: opts.extUnixSk, fds: new Map() },
     openId(id, task) {
       let fd = sh.opened.get(id);

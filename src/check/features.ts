@@ -2,9 +2,9 @@
 // name (CRIU's --feature name where CRIU has one), purpose, kind and probe.
 import { accessSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync } from 'node:fs';
 import {
-  NR, O, PR, PR_SET_MM_MAP_SIZE, PAGE_SIZE, PAGE_IS,
+  F, NR, O, PR, PR_SET_MM_MAP_SIZE, PAGE_SIZE, PAGE_IS,
   EINVAL, ENOSYS, EFAULT, addressOf, syscall, trySyscall, pidfdOpen,
-  pidfdGetfd, kcmp, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE,
+  pidfdGetfd, kcmp, kcmpEpollTfd, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE,
 } from '../sys/index.js';
 import {
   CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_CHECKPOINT_RESTORE, KCMP_FILE,
@@ -382,6 +382,34 @@ export const FEATURES: readonly Feature[] = [
     }),
   },
   {
+    name: 'kcmp_epoll', kind: 'extra', level: 'warn',
+    description: 'kcmp(KCMP_EPOLL_TFD): the file behind each epoll target, when the fd it was added by is closed or reused',
+    missing: 'kcmp(KCMP_EPOLL_TFD) is not supported: an epoll watching a file through a closed fd cannot be dumped',
+    probe: probeWith('kcmp_epoll', () => {
+      // A pipe watched through one fd, that fd moved to another number: the watch is found there.
+      const ep = syscall('epoll_create1', NR.epoll_create1, O.CLOEXEC);
+      const p = new Int32Array(2);
+      syscall('pipe2', NR.pipe2, new Uint8Array(p.buffer), O.CLOEXEC);
+      const [r, w] = [p[0]!, p[1]!];
+      let moved = -1;
+      let rOpen = true;
+      try {
+        const ev = Buffer.alloc(12);
+        ev.writeUInt32LE(1 /* EPOLLIN */, 0);
+        syscall('epoll_ctl', NR.epoll_ctl, ep, 1 /* EPOLL_CTL_ADD */, r, ev);
+        moved = syscall('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, r, F.DUPFD_CLOEXEC, 0);
+        closeFd(r);
+        rOpen = false;
+        const same = kcmpEpollTfd(process.pid, moved, process.pid, ep, r, 0);
+        if (same < 0) return `kcmp(KCMP_EPOLL_TFD) gave ${errname(same)}`;
+        if (same !== 0) return 'kcmp(KCMP_EPOLL_TFD) does not find the watched file under its new fd';
+        if (kcmpEpollTfd(process.pid, w, process.pid, ep, r, 0) === 0) return 'kcmp(KCMP_EPOLL_TFD) takes another file for the watched one';
+      } finally {
+        for (const fd of [ep, w, moved, rOpen ? r : -1]) closeFd(fd);
+      }
+    }),
+  },
+  {
     name: 'sockopt_buf_lock', kind: 'extra', level: 'warn',
     description: 'SO_BUF_LOCK: the locked buffer sizes of unix sockets',
     missing: 'SO_BUF_LOCK is not supported',
@@ -407,8 +435,6 @@ export const FEATURES: readonly Feature[] = [
   notDone('cgroupns', 'extra', 'cgroup namespaces', 'cryo does not dump or restore cgroup namespaces yet'),
   notDone('timens', 'extra', 'time namespaces', 'cryo does not dump or restore time namespaces yet'),
   notDone('loginuid', 'extra', 'the audit login uid', 'cryo does not restore the audit login uid yet'),
-  notDone('kcmp_epoll', 'extra', 'kcmp(KCMP_EPOLL_TFD): the file behind each epoll target',
-    'cryo does not match epoll targets with kcmp yet (it takes the registered fd numbers)'),
   notDone('memfd_hugetlb', 'extra', 'memfds backed by huge pages', 'cryo does not dump hugetlb memfds yet'),
   notDone('can_map_vdso', 'extra', 'arch_prctl(ARCH_MAP_VDSO_64)',
     'cryo moves the task\'s own vDSO into place with mremap and does not map one'),

@@ -12,7 +12,7 @@ import { restorePages, type FdBridge, type PageRun } from '../objects/pages.js';
 import { restoreSigactions } from '../objects/sigactions.js';
 import { restoreCreds } from '../objects/creds.js';
 import { restorePending } from '../objects/signals.js';
-import { afterPlant } from '../objects/files/fds.js';
+import { afterPlant, hasAfterPlant } from '../objects/files/fds.js';
 import { fillShmem } from '../objects/files/memfd.js';
 import { checkRegSize } from '../objects/files/reg.js';
 import type { RestoreFilesEnv } from '../objects/files/kind.js';
@@ -40,6 +40,8 @@ export interface RestoreShared extends RestoreFilesEnv {
   pagesFd(id: number): number;
   /** File ids whose afterPlant work (epoll watches) is done. */
   afterPlanted: Set<number>;
+  /** Files only in flight, by the pid of the home task that finishes them (inflight.ts). */
+  inflightAt: Map<number, number[]>;
   /** Shared anonymous memory objects made so far (cryo's fd of each), by shmid. */
   sharedAnon: Map<bigint, number>;
   log: Logger;
@@ -225,6 +227,19 @@ export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h:
     if (sh.afterPlanted.has(f.id)) continue;
     sh.afterPlanted.add(f.id);
     afterPlant(rem, sh.files.get(f.id)!, f.fd);
+  }
+  // Files in flight whose home this task is (an epoll in a socket's queue): the task
+  // takes a copy for the moment, to watch its own fds through it.
+  for (const id of sh.inflightAt.get(img.pstree.pid) ?? []) {
+    const fe = sh.files.get(id)!;
+    if (sh.afterPlanted.has(id) || !hasAfterPlant(fe)) continue;
+    sh.afterPlanted.add(id);
+    const tfd = rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, sh.openId(id, rem), 0);
+    try {
+      afterPlant(rem, fe, Number(tfd));
+    } finally {
+      rem.call('close', NR.close, tfd);
+    }
   }
 }
 

@@ -13,6 +13,7 @@ import {
 } from '../images/index.js';
 import { hexId, type CheckFilesEnv } from '../objects/files/kind.js';
 import { checkFileEntries, fdKindName } from '../objects/files/fds.js';
+import { carriersOf, homeOf, queuedRights } from '../objects/files/inflight.js';
 import { hasPrivatePages } from '../objects/mm.js';
 import type { TaskImages } from './task.js';
 
@@ -319,9 +320,12 @@ export function validateImages(dir: ImageDir, im: ImagesToCheck, opts: CheckOpti
     const limit = ((m.size + PAGE - 1n) / PAGE) * PAGE;
     checkPagesFiles(dir, pagesUsers, f, c.pagesId, checkRuns(f, c.runs, limit, undefined, `the memfd's size ${m.size} in memfd.img`));
   }
+  const carriers = carriersOf(queuedRights(im.skQueues));
   const env: CheckFilesEnv = {
     files, ttyInfos: im.ttyInfos, memfdInodes, skQueues: im.skQueues, pipeData: im.pipeData, fifoData: im.fifoData,
-    inherited: opts.inherited, extUnixSk: opts.extUnixSk, fdsOf: (id) => firstHolder.get(id),
+    inherited: opts.inherited, extUnixSk: opts.extUnixSk,
+    // A file in flight (an epoll in a socket's queue) is finished by its home task.
+    fdsOf: (id) => homeOf(id, { holder: (x) => firstHolder.get(x), carriers }),
   };
   checkFileEntries(env);
 }

@@ -167,3 +167,23 @@ export function optionsFromRpc(req: CriuOpts | undefined, env: RpcOptionsEnv, ac
   }
   return o;
 }
+
+/**
+ * The client's answer to query-ext-files: the external resources it names (as
+ * CRIU, only `external` is read from it). They go through the --external
+ * option as the request's own do, so a kind cryo does not carry out (file[..],
+ * dev[..], mnt[..]...) fails the dump in one line instead of being ignored.
+ */
+export function applyQueriedExternals(o: Options, keys: readonly string[]): void {
+  const bad = (text: string): never => {
+    throw new CryoError(`RPC query-ext-files answer: ${text}`);
+  };
+  const spec = OPTION_TABLE.find((x) => x.long === 'external')!;
+  for (const key of keys) {
+    const r = applyOption(spec, o, key);
+    if (r && 'error' in r) bad(r.error);
+    if (r && 'badArg' in r) bad(`invalid value for external: ${key}`);
+  }
+  const refused = findRefusal(o, 'dump', (x) => x === spec);
+  if (refused) bad(refusalText({ ...refused, named: 'external' + refused.named.slice('--external'.length) }));
+}

@@ -19,7 +19,7 @@ import { restoreTree } from '../restore.js';
 import { runCheck } from '../check.js';
 import { probeFeatures } from '../check/features.js';
 import { execCommand } from '../sys/exec.js';
-import { optionsFromRpc, type RpcPeer } from './options.js';
+import { applyQueriedExternals, optionsFromRpc, type RpcPeer } from './options.js';
 import { becomeClient, checkImagesForClient, isPrivileged, readClient, type ClientCreds } from './peer.js';
 
 const EBADRQC = 56;
@@ -90,7 +90,7 @@ function notifier(sk: number, o: Options): Notifier {
     const ack = recv(sk);
     if (!ack) throw new CryoError(`the RPC client went away at ${action}`);
     if (ack.type !== CriuReqType.NOTIFY || !ack.notifySuccess) throw new CryoError(`the RPC client refused ${action}`);
-    if (action === 'query-ext-files') o.external.push(...(ack.opts?.external ?? []));
+    if (action === 'query-ext-files') applyQueriedExternals(o, ack.opts?.external ?? []);
   };
 }
 

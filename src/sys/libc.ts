@@ -200,6 +200,22 @@ export function kcmp(pid1: number, pid2: number, type: number, idx1: Arg, idx2: 
   return syscall('kcmp', NR.kcmp, pid1, pid2, type, idx1, idx2);
 }
 
+const KCMP_EPOLL_TFD = 7;
+
+/**
+ * kcmp(KCMP_EPOLL_TFD): the file at `fd` of `pid1` against the target of epoll
+ * `efd` of `pid2` registered at fd number `tfd` (the `toff`-th such one, in
+ * fdinfo order). 0 when they are one file, 1 or 2 when not, else -errno
+ * (ENOENT: the epoll has no such target; EBADF: no such fd).
+ */
+export function kcmpEpollTfd(pid1: number, fd: number, pid2: number, efd: number, tfd: number, toff: number): number {
+  const slot = Buffer.alloc(12);
+  slot.writeUInt32LE(efd, 0);
+  slot.writeUInt32LE(tfd, 4);
+  slot.writeUInt32LE(toff, 8);
+  return trySyscall(NR.kcmp, pid1, pid2, KCMP_EPOLL_TFD, fd, slot);
+}
+
 /**
  * process_vm_readv(2) of one remote range into `buf`; returns bytes read (may be
  * short at an unreadable page).

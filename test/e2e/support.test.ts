@@ -191,7 +191,7 @@ const FEATURES: Record<string, FeatureClass> = {
   'net_diag_raw': NO,
   'nsid': NO,
   'link_nsid': NO,
-  'kcmp_epoll': NO,
+  'kcmp_epoll': { test: 'e2e/epoll.test.ts' },
   'timens': NO,
   'external_net_ns': NO,
   'clone3_set_tid': { test: 'e2e/tree.test.ts' },

@@ -137,3 +137,14 @@ test('--external unix[INO] dumps half of a stream connection; restore takes the 
   conn.destroy();
   await s.killTree(server);
 });
+
+test('messages queued on a socket with SO_PASSCRED carry the sender\'s credentials: the dump fails in one line (as CRIU\'s), the task runs on', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'unix-passcred');
+  const script = 'import socket, time\na, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)\nb.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)\na.send(b"x")\nprint("READY", flush=True)\ntime.sleep(1000)\n';
+  const target = await s.startCommand('passcred', [python3(), '-c', script]);
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
+  assert.equal(r.code, 1, s.report());
+  assert.match(r.stderr, new RegExp(`^Error: task ${target.pid} fd \\d+ \\(unix socket \\d+\\): its queued messages carry the sender's credentials \\(the socket has SO_PASSCRED\\), which cannot be put back\\n$`), s.report());
+  assert.ok(runningFree(target.pid), s.report());
+  await s.killTree(target);
+});

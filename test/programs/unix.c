@@ -117,7 +117,9 @@ int main(int argc, char **argv)
 	MUST(setsockopt(dsrv, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo)) == 0);
 	socklen_t tl = sizeof(tmo);
 	MUST(getsockopt(dsrv, SOL_SOCKET, SO_RCVTIMEO, &tmo, &tl) == 0); /* as the kernel rounded it */
-	MUST(setsockopt(dsrv, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) == 0);
+	/* SO_PASSCRED on a socket with nothing queued (the credentials of queued messages cannot be put back) */
+	int pc = socket(AF_UNIX, SOCK_DGRAM, 0);
+	MUST(pc >= 0 && setsockopt(pc, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) == 0);
 	int rcvlock = RCVBUF_LOCK;
 	MUST(setsockopt(dsrv, SOL_SOCKET, SO_BUF_LOCK, &rcvlock, sizeof(rcvlock)) == 0);
 	MUST(fcntl(srv, F_SETFL, O_NONBLOCK) == 0);
@@ -214,7 +216,7 @@ int main(int argc, char **argv)
 	if (getsockopt(dsrv, SOL_SOCKET, SO_RCVTIMEO, &t2, &vl) || t2.tv_sec != tmo.tv_sec || t2.tv_usec != tmo.tv_usec)
 		failf("SO_RCVTIMEO is %ld.%06ld, want %ld.%06ld", (long)t2.tv_sec, (long)t2.tv_usec, (long)tmo.tv_sec, (long)tmo.tv_usec);
 	vl = sizeof(v);
-	if (getsockopt(dsrv, SOL_SOCKET, SO_PASSCRED, &v, &vl) || v != 1)
+	if (getsockopt(pc, SOL_SOCKET, SO_PASSCRED, &v, &vl) || v != 1)
 		failf("SO_PASSCRED is off");
 	vl = sizeof(v);
 	if (getsockopt(dsrv, SOL_SOCKET, SO_BUF_LOCK, &v, &vl) || v != RCVBUF_LOCK)

@@ -115,6 +115,7 @@ export function dumpFds(pid: number, base: Omit<DumpFilesEnv, 'dumpOwn'>): Fdinf
     }
     env.files.locks.push(...locks);
   }
+  env.files.taskFds.set(pid, out);
   return out;
 }
 
@@ -149,6 +150,11 @@ export function checkFileEntries(env: CheckFilesEnv): void {
 /** The name of the kind that restores fds of this type, if cryo has one. */
 export function fdKindName(type: FdTypes): string | undefined {
   return FD_KINDS.find((k) => k.type === type)?.name;
+}
+
+/** Whether the file's kind has work for when every fd of its task is in place. */
+export function hasAfterPlant(fe: FileEntry): boolean {
+  return FD_KINDS.find((k) => k.type === fe.type)?.afterPlant !== undefined;
 }
 
 /** Work a kind leaves for when every fd of the task is in place (epoll targets). */
