@@ -93,7 +93,7 @@ export async function runDump(ctx: Context): Promise<number> {
     if (st.files.locks.length) dir.write('fileLocks', st.files.locks);
     if (st.files.remaps.length) dir.write('remapFpath', st.files.remaps);
     for (const g of st.files.ghostFiles.values()) dir.write('ghostFile', [{ msg: g.head, extra: g.data }], g.remapId);
-    const memfds = writeMemfds(dir, st.files, () => st.nextPagesId++);
+    const memfds = writeMemfds(dir, st.files, () => st.nextPagesId++, st.shmemDone);
     st.stats.shpagesScanned += BigInt(memfds.scanned);
     st.stats.shpagesWritten += BigInt(memfds.written);
     closeMemfds(st.files);

@@ -2,7 +2,7 @@
 // name (CRIU's --feature name where CRIU has one), purpose, kind and probe.
 import { accessSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import {
-  NR, AT_FDCWD, O, PR, PR_SET_MM_MAP_SIZE, PAGE_SIZE, PAGE_IS,
+  NR, AT_FDCWD, O, PR, PR_SET_MM_MAP_SIZE, PAGE_SIZE, PAGE_IS, PROT, MAP, MREMAP,
   EINVAL, ENOENT, ENOSYS, EEXIST, EFAULT, EPERM, EACCES, SysError, addressOf, syscall, trySyscall, pidfdOpen,
   pidfdGetfd, kcmp, memfdCreate, prctl, processVmRead, pagemapScan,
 } from '../sys/index.js';
@@ -61,6 +61,34 @@ function scanOwnPage(extraRet: bigint): boolean {
   );
   buf[0] = 1; // keep the page alive until here
   return r !== null;
+}
+
+/**
+ * What restoring an AIO ring needs, as CRIU checks it: a ring of io_setup moved
+ * with mremap is still its context (the context id is its address).
+ */
+function probeAioRemap(): boolean | string {
+  const ctxBuf = Buffer.alloc(8);
+  const r = trySyscall(NR.io_setup, 16, ctxBuf);
+  if (r < 0) return `io_setup: ${errname(r)}`;
+  let ctx = ctxBuf.readBigUInt64LE(0);
+  try {
+    const line = readFileSync('/proc/self/maps', 'utf8').split('\n').find((l) => l.startsWith(`${ctx.toString(16)}-`));
+    if (!line) return 'the AIO ring is not in /proc/self/maps';
+    const len = Number(BigInt('0x' + line.split(/[- ]/)[1]!) - ctx);
+    const to = trySyscall(NR.mmap, 0, len, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0);
+    if (to < 0 && to > -4096) return `mmap: ${errname(to)}`;
+    const moved = trySyscall(NR.mremap, ctx, len, len, MREMAP.MAYMOVE | MREMAP.FIXED, to);
+    if (moved !== to) {
+      trySyscall(NR.munmap, to, len);
+      return `mremap of the ring: ${errname(moved)}`;
+    }
+    ctx = BigInt(to);
+    const ev = trySyscall(NR.io_getevents, ctx, 0, 1, 0, 0);
+    return ev === 0 ? true : `io_getevents on the moved ring: ${errname(ev)}`;
+  } finally {
+    trySyscall(NR.io_destroy, ctx);
+  }
 }
 
 function fdinfoOf(fd: number): string {
@@ -416,6 +444,12 @@ export const FEATURES: readonly Feature[] = [
     }),
   },
   {
+    name: 'aio_remap', kind: 'extra', level: 'warn',
+    description: 'mremap() of AIO rings: restore io_setup contexts at their address',
+    missing: "AIO remap doesn't work properly",
+    probe: probeWith('aio_remap', () => probeAioRemap()),
+  },
+  {
     name: 'memfd_hugetlb', kind: 'extra', level: 'warn',
     description: 'memfd_create(MFD_HUGETLB): memfds backed by huge pages',
     missing: 'memfd_create(MFD_HUGETLB) is not supported',
@@ -494,7 +528,6 @@ export const FEATURES: readonly Feature[] = [
   // ---- CRIU's names for things cryo does not do (yet): answered, never probed ----
   notDone('lazy_pages', 'extra', 'restore memory on demand (RPC feature lazy_pages)',
     'cryo does not restore memory lazily yet (the kernel side: see uffd, uffd-noncoop)'),
-  notDone('aio_remap', 'extra', 'remap AIO rings', 'cryo does not checkpoint AIO rings yet'),
   notDone('tun', 'extra', 'TUN/TAP devices', NOT_NET),
   notDone('tun_ns', 'extra', 'TUN devices in network namespaces', NOT_NET),
   notDone('autofs', 'experimental', 'autofs mounts', 'cryo does not checkpoint autofs mounts'),
