@@ -84,14 +84,26 @@ function sameFile(a: string, b: string): boolean {
 function ownRuns(img: TaskImages): PageRun[] {
   const mm = img.mm!;
   // CRIU also saves the vdso's pages; the task keeps this kernel's vdso instead. AIO rings come back later.
-  const skip = mm.vmas.filter((v) => v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL | VMA_AREA_AIORING));
+  // A run may go on past such a VMA into the next one: only the part inside is left out.
+  const skip = mm.vmas.filter((v) => v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL | VMA_AREA_AIORING))
+    .map((v) => [v.start, v.end] as Range).sort((a, b) => (a[0] < b[0] ? -1 : 1));
   let off = 0;
   const runs: PageRun[] = [];
+  const keep = (from: bigint, to: bigint, at: number) => {
+    if (to > from) runs.push({ vaddr: from, nrPages: Number((to - from) / 4096n), off: at });
+  };
   for (const r of img.pagemap?.runs ?? []) {
     // CRIU marks pages that could be served lazily PE_LAZY; with PE_PRESENT they are in the image.
     if (r.flags & PE_PARENT || !(r.flags & PE_PRESENT)) throw new Error('pagemap entries from a parent image or lazy pages are not supported yet');
     const nrPages = runPages(r);
-    if (!skip.some((v) => v.start <= r.vaddr && r.vaddr < v.end)) runs.push({ vaddr: r.vaddr, nrPages, off });
+    const end = r.vaddr + BigInt(nrPages) * 4096n;
+    let at = r.vaddr;
+    for (const [s, e] of skip) {
+      if (e <= at || s >= end) continue;
+      keep(at, s, off + Number(at - r.vaddr));
+      at = e < end ? e : end;
+    }
+    keep(at, end, off + Number(at - r.vaddr));
     off += nrPages * 4096;
   }
   return runs;
