@@ -51,6 +51,8 @@ export interface DumpState {
   seccomp: SeccompTable;
   /** Shared anonymous memory objects already saved (by shmid). */
   shmemDone: Set<bigint>;
+  /** Shared anonymous memory objects kept as memfds (by inode): mapped privately or open somewhere. */
+  shmemAsMemfd: Set<number>;
   /** cgroup sets of the threads (cg_set), and the groups with --manage-cgroups. */
   cgroups: CgroupDump;
   stats: DumpCounters;
@@ -231,7 +233,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   // Memory.
   const heap = { start: stat.startBrk, end: brk };
   const aios: AioRingEntry[] = [];
-  const vmaList = vmaEntries(pid, vmas.filter((v) => v.name !== '[vsyscall]'), env, heap, aios);
+  const vmaList = vmaEntries(pid, vmas.filter((v) => v.name !== '[vsyscall]'), env, heap, aios, st.shmemAsMemfd);
   const exe = readlinkSync(`/proc/${pid}/exe`);
   if (isMemfdLink(exe)) throw new CryoError(`task ${pid}: its executable is the memfd ${exe}, which cryo does not support yet`);
   const exeSt = statSync(`/proc/${pid}/exe`);

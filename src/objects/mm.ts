@@ -1,6 +1,6 @@
 // The address space: VMAs from /proc/PID/smaps and the mm fields, as CRIU's
 // mm-PID.img (mm_entry with vma_entry list).
-import { closeSync, lstatSync, openSync, readFileSync, readlinkSync, statSync, statfsSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readFileSync, readdirSync, readlinkSync, statSync, statfsSync } from 'node:fs';
 import { parseMaps, type Vma } from '../proc/maps.js';
 import { MAP, MAP_HUGE_SHIFT, PROT, MADV, MREMAP, O, NR, PR, PR_SET_MM_MAP, PAGE_IS, pagemapScan } from '../sys/index.js';
 import type { Remote } from '../tracer/remote.js';
@@ -56,10 +56,14 @@ function fdflagsOf(mapPath: string): number {
  * a reg-file (or memfd) entry in `env.files` (shmid is its id); deleted files get
  * their remap (ghost file or link). [vvar] and [vvar_vclock] are
  * merged into one VMA_AREA_VVAR entry, as CRIU does. Shared anonymous memory (also
- * MAP_HUGETLB) is VMA_ANON_SHARED by inode; a private mapping of such an object is
- * a memfd mapping of it. AIO rings are VMA_AREA_AIORING and go into `aios`.
+ * MAP_HUGETLB) is VMA_ANON_SHARED by inode, but an object in `shmemAsMemfd` (see
+ * shmemUsedAsFiles) is a memfd, every mapping of it a memfd mapping. AIO rings
+ * are VMA_AREA_AIORING and go into `aios`.
  */
-export function vmaEntries(pid: number, vmas: Vma[], env: RegDumpEnv, heap: { start: bigint; end: bigint }, aios: AioRingEntry[] = []): VmaEntry[] {
+export function vmaEntries(
+  pid: number, vmas: Vma[], env: RegDumpEnv, heap: { start: bigint; end: bigint }, aios: AioRingEntry[] = [],
+  shmemAsMemfd: ReadonlySet<number> = new Set(),
+): VmaEntry[] {
   const out: VmaEntry[] = [];
   for (const v of vmas) {
     const prot = protOf(v.perms);
@@ -108,11 +112,11 @@ export function vmaEntries(pid: number, vmas: Vma[], env: RegDumpEnv, heap: { st
       const isDevZero = st.isCharacterDevice() && v.name.startsWith('/dev/zero');
       // The object of MAP_SHARED|MAP_ANONYMOUS (or MAP_HUGETLB) memory, or a SysV segment.
       const anonObject = st.isFile() && (isAnonShmemLink(link) ? isShmemObject(link, mapPath, st) : link.startsWith('/SYSV'));
-      if (anonObject && shared) {
+      if (anonObject && shared && !shmemAsMemfd.has(st.ino)) {
         e.flags |= MAP.ANONYMOUS;
         e.status = VMA_AREA_REGULAR | VMA_ANON_SHARED;
         e.shmid = BigInt(st.ino);
-      } else if (anonObject && link === '/anon_hugepage (deleted)') {
+      } else if (anonObject && !shared && link === '/anon_hugepage (deleted)' && !shmemAsMemfd.has(st.ino)) {
         // MAP_PRIVATE|MAP_HUGETLB anonymous memory: private pages like any other.
         e.flags |= MAP.ANONYMOUS;
         e.status = VMA_AREA_REGULAR | VMA_ANON_PRIVATE;
@@ -144,6 +148,36 @@ export function vmaEntries(pid: number, vmas: Vma[], env: RegDumpEnv, heap: { st
       if (v.name === '[stack]' || (e.flags & MAP.GROWSDOWN)) e.status |= VMA_AREA_STACK;
     }
     out.push(e);
+  }
+  return out;
+}
+
+/**
+ * Shared anonymous memory objects (by inode) that some task of the tree maps
+ * privately or has open (an fd of /proc/PID/map_files): these are kept as memfds,
+ * every mapping of them a memfd mapping, as CRIU 4 keeps all of them, so that
+ * either restores them as one object. The others stay VMA_ANON_SHARED.
+ */
+export function shmemUsedAsFiles(pids: number[]): Set<number> {
+  const out = new Set<number>();
+  const named = (link: string) => isAnonShmemLink(link);
+  for (const pid of pids) {
+    try {
+      for (const v of parseMaps(readFileSync(`/proc/${pid}/maps`, 'utf8'))) {
+        if (v.perms[3] === 'p' && v.inode && named(v.name)) out.add(v.inode);
+      }
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        let link: string;
+        try {
+          link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          continue; // closed meanwhile
+        }
+        if (named(link)) out.add(statSync(`/proc/${pid}/fd/${fd}`).ino);
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // a task gone is reported where it is dumped
+    }
   }
   return out;
 }

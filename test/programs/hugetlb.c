@@ -6,10 +6,11 @@
  *   child, which wrote into it before the dump; after restore a write of the
  *   parent's must reach the child (one object);
  * - MAP_PRIVATE|MAP_HUGETLB anonymous memory;
- * - a memfd_create(MFD_HUGETLB) memfd mapped shared and privately (the private
- *   mapping sees the shared one's writes where it has no copy of its own) and
- *   open: pread sees the contents, the fd is on hugetlbfs.
- * Needs 6 free 2 MiB huge pages (vm.nr_hugepages).
+ * - a memfd_create(MFD_HUGETLB) memfd of two huge pages mapped shared and
+ *   privately (the private mapping has a copy of its own of the first huge page,
+ *   and sees the shared one's writes in the second) and open: pread sees the
+ *   contents, the fd is on hugetlbfs.
+ * Needs 7 free 2 MiB huge pages (vm.nr_hugepages).
  * SIGUSR2: the private huge page is overwritten first.
  */
 #include "common.h"
@@ -71,15 +72,16 @@ int main(int argc, char **argv)
 	MUST((shared = mmap(NULL, 2 * HP, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0)) != MAP_FAILED);
 	MUST((priv = mmap(NULL, HP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0)) != MAP_FAILED);
 	MUST((mfd = memfd_create("huge", MFD_CLOEXEC | MFD_HUGETLB)) >= 0);
-	MUST(ftruncate(mfd, HP) == 0);
-	MUST((mshared = mmap(NULL, HP, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0)) != MAP_FAILED);
-	MUST((mpriv = mmap(NULL, HP, PROT_READ | PROT_WRITE, MAP_PRIVATE, mfd, 0)) != MAP_FAILED);
+	MUST(ftruncate(mfd, 2 * HP) == 0);
+	MUST((mshared = mmap(NULL, 2 * HP, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0)) != MAP_FAILED);
+	MUST((mpriv = mmap(NULL, 2 * HP, PROT_READ | PROT_WRITE, MAP_PRIVATE, mfd, 0)) != MAP_FAILED);
 	fill(shared, 4096, 1);
 	fill(shared + 2 * HP - 4096, 4096, 2);
 	fill(priv, 4096, 3);
 	fill(priv + HP - 4096, 4096, 4);
 	fill(mshared, 4096, 5);
 	fill(mshared + HP - 4096, 4096, 6);
+	fill(mpriv + 4096, 4096, 10); /* a copy of the first huge page, with the shared one's page 0 */
 	dev[0] = dev_of(shared);
 	dev[1] = dev_of(priv);
 	dev[2] = dev_of(mshared);
@@ -110,8 +112,13 @@ int main(int argc, char **argv)
 		failf("private huge page: contents changed");
 	if (!holds(mshared, 4096, 5) || !holds(mshared + HP - 4096, 4096, 6))
 		failf("hugetlb memfd: contents changed");
-	if (!holds(mpriv, 4096, 5))
-		failf("private mapping of the hugetlb memfd does not see its contents");
+	if (!holds(mpriv, 4096, 5) || !holds(mpriv + 4096, 4096, 10))
+		failf("private mapping of the hugetlb memfd: its copy of the first huge page changed");
+	if (holds(mshared + 4096, 4096, 10))
+		failf("the private mapping's copy is in the hugetlb memfd");
+	fill(mshared + HP, 4096, 11);
+	if (!holds(mpriv + HP, 4096, 11))
+		failf("private mapping of the hugetlb memfd does not see a write to the memfd's second huge page");
 	if (pread(mfd, buf, sizeof(buf), HP - 4096) != (ssize_t)sizeof(buf) || !holds(buf, sizeof(buf), 6))
 		failf("pread of the hugetlb memfd: not its contents");
 	if (fstatfs(mfd, &sf) || sf.f_type != HUGETLBFS_MAGIC || sf.f_bsize != (long)HP)
@@ -119,10 +126,6 @@ int main(int argc, char **argv)
 	if (dev_of(shared) != dev[0] || dev_of(priv) != dev[1] || dev_of(mshared) != dev[2] || dev_of(mpriv) != dev[3])
 		failf("a mapping moved to another device (%lx %lx %lx %lx, were %lx %lx %lx %lx)", dev_of(shared), dev_of(priv),
 		      dev_of(mshared), dev_of(mpriv), dev[0], dev[1], dev[2], dev[3]);
-	/* The private mapping gets a copy of its own; the shared one and the fd do not see it. */
-	fill(mpriv, 4096, 9);
-	if (!holds(mshared, 4096, 5))
-		failf("a write to the private mapping of the hugetlb memfd reached the memfd");
 	fill(shared + 4096, 4096, 8);
 	kill(child, SIGUSR1);
 	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status))
