@@ -14,6 +14,7 @@ import { finishEpolls } from './objects/files/epoll.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
 import { finishTtys } from './objects/files/tty.js';
 import { writeMemfds, closeMemfds } from './objects/files/memfd.js';
+import { shmemUsedAsFiles } from './objects/mm.js';
 import { SeccompTable } from './objects/seccomp.js';
 import { checkDumpNamespaces } from './objects/namespaces.js';
 import { CgroupDump } from './objects/cgroup.js';
@@ -67,9 +68,11 @@ export async function runDump(ctx: Context): Promise<number> {
   let dumpStats: DumpStatsEntry | undefined;
   const st: DumpState = {
     dir, files: new FileTable(), irmap, nextPagesId: 1, nextObjId: 1, nsIds: new Map(), shmemDone: new Set(), seccomp: new SeccompTable(),
+    shmemAsMemfd: new Set(),
     cgroups, stats: { pagesScanned: 0n, pagesWritten: 0n, shpagesScanned: 0n, shpagesWritten: 0n, memdumpUs: 0, memwriteUs: 0 },
   };
   try {
+    for (const ino of shmemUsedAsFiles(tasks.filter((t) => t.stat.state !== 'Z').map((t) => t.pid))) st.shmemAsMemfd.add(ino);
     injectFault(tasks);
     // Frozen, no task can change namespace any more: one that cryo does not carry stops the dump.
     const nsTasks = tasks.map((t) => ({ pid: t.pid, comm: t.stat.comm, threads: t.threads.length ? t.threads : [t.pid] }));
@@ -101,7 +104,7 @@ export async function runDump(ctx: Context): Promise<number> {
     if (st.files.locks.length) dir.write('fileLocks', st.files.locks);
     if (st.files.remaps.length) dir.write('remapFpath', st.files.remaps);
     for (const g of st.files.ghostFiles.values()) dir.write('ghostFile', [{ msg: g.head, extra: g.data }], g.remapId);
-    const memfds = writeMemfds(dir, st.files, () => st.nextPagesId++);
+    const memfds = writeMemfds(dir, st.files, () => st.nextPagesId++, st.shmemDone);
     st.stats.shpagesScanned += BigInt(memfds.scanned);
     st.stats.shpagesWritten += BigInt(memfds.written);
     closeMemfds(st.files);

@@ -7,9 +7,9 @@ import { CryoError } from './context.js';
 import {
   ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry,
   type MemfdInodeEntry,
-  ThreadCoreEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
+  ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
-import { CAP, CLONE, NR, SIG, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
+import { CAP, CLONE, MAP, MAP_HUGE_MASK, NR, SIG, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import type { Ghost } from './objects/files/kind.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
@@ -28,9 +28,10 @@ import { runAction } from './actions.js';
 import { byId, checkInventory, checkPstree, taskIds, validateImages } from './restore/validate.js';
 import { execCommand } from './sys/exec.js';
 import { Remaps, readGhostImage, remapOf } from './objects/files/remap.js';
-import { MemfdInodes, type ShmemContents } from './objects/files/memfd.js';
+import { MemfdInodes } from './objects/files/memfd.js';
+import { ShmemObjects, type ShmemContents, type ShmemShape } from './objects/shmem.js';
 import {
-  restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
+  restoreMemory, restoreMemoryLate, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
   type TaskImages, type RestoreShared, type Handles,
 } from './restore/task.js';
 
@@ -44,6 +45,9 @@ interface Loaded {
   remaps: Remaps;
   memfdInodes: MemfdInodeEntry[];
   memfdContents: Map<number, ShmemContents>;
+  /** Shared anonymous memory: what each object must hold, and its contents. */
+  shmemShapes: Map<bigint, ShmemShape>;
+  shmemContents: Map<bigint, ShmemContents>;
   locks: FileLockEntry[];
   seccomp: SeccompFilter[];
   files: Map<number, FileEntry>;
@@ -110,11 +114,11 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   const memfdInodes = dir.tryRead('memfdInode') ?? [];
   const memfdContents = new Map<number, ShmemContents>();
   for (const m of memfdInodes) {
-    if (m.hugetlbFlag) throw new CryoError(`memfd.img: memfd:${m.name} is a hugetlb memfd, which cryo does not support yet`);
     // As CRIU, a dump writes no contents of an empty memfd; of any other it does.
     if (m.size === 0n && !dir.exists('shmemPagemap', m.shmid)) continue;
     memfdContents.set(m.shmid, readPagemap(dir, 'shmemPagemap', m.shmid));
   }
+  const { shapes: shmemShapes, contents: shmemContents } = shmemObjects(tasks, memfdInodes);
   const locks = dir.tryRead('fileLocks') ?? [];
   const skQueues = new Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>();
   for (const { msg, extra } of dir.exists('skQueues') ? dir.readEntries('skQueues') : []) {
@@ -125,16 +129,48 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   }
   return {
     tasks, files, ttyInfos, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), remaps, locks,
-    memfdInodes, memfdContents, skQueues,
+    memfdInodes, memfdContents, skQueues, shmemShapes, shmemContents,
   };
+}
+
+/**
+ * Every shared anonymous memory object of the tree: big enough for every VMA that
+ * maps it and for its contents (and for a memfd entry of the same object: a
+ * private mapping or an fd of it), in huge pages if its VMAs are MAP_HUGETLB.
+ */
+function shmemObjects(tasks: TaskImages[], memfdInodes: MemfdInodeEntry[]): { shapes: Map<bigint, ShmemShape>; contents: Map<bigint, ShmemContents> } {
+  const shapes = new Map<bigint, ShmemShape>();
+  const contents = new Map<bigint, ShmemContents>();
+  const grow = (shmid: bigint, size: bigint, huge: number) => {
+    const s = shapes.get(shmid);
+    if (!s) shapes.set(shmid, { size, huge });
+    else if (size > s.size) s.size = size;
+  };
+  for (const t of tasks) {
+    for (const v of t.mm?.vmas ?? []) {
+      if (!(v.status & VMA_ANON_SHARED) || v.status & VMA_AREA_SYSVIPC) continue;
+      grow(v.shmid, v.pgoff + (v.end - v.start), v.flags & (MAP.HUGETLB | MAP_HUGE_MASK));
+    }
+    for (const [shmid, c] of t.shmem ?? []) {
+      contents.set(shmid, c);
+      const end = c.runs.reduce((m, r) => {
+        const n = isFieldSet(r, PagemapEntrySchema.field.nrPages) ? r.nrPages : BigInt(r.compatNrPages);
+        return r.vaddr + n * 4096n > m ? r.vaddr + n * 4096n : m;
+      }, 0n);
+      if (shapes.has(shmid)) grow(shmid, end, 0);
+    }
+  }
+  for (const m of memfdInodes) if (shapes.has(BigInt(m.shmid))) grow(BigInt(m.shmid), m.size, 0);
+  return { shapes, contents };
 }
 
 /** Close every fd cryo held for the restore (never the --inherit-fd ones: they are the caller's). */
 function closeHeld(sh: RestoreShared, pagesFds: Map<number, number>): void {
   const pipes = new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]));
   const ptys = [...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]);
-  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...pipes, ...ptys, ...sh.unix.fds.values(), ...sh.sharedAnon.values()]) closeSync(fd);
+  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...pipes, ...ptys, ...sh.unix.fds.values()]) closeSync(fd);
   sh.memfds.close();
+  sh.shmem.close();
 }
 
 /** What cryo cannot restore with the capabilities it runs with, said before anything is made. */
@@ -227,10 +263,10 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     pipeData: loaded.pipeData,
     fifoData: loaded.fifoData,
     remaps: loaded.remaps,
-    memfds: new MemfdInodes(loaded.memfdInodes, loaded.memfdContents, (id) => sh.pagesFd(id)),
+    memfds: new MemfdInodes(loaded.memfdInodes, loaded.memfdContents, (id) => sh.pagesFd(id), (shmid) => (sh.shmem.has(shmid) ? sh.shmem.fd(shmid) : undefined)),
+    shmem: new ShmemObjects(loaded.shmemShapes, loaded.shmemContents, (id) => sh.pagesFd(id)),
     hostPid: (vpid) => rems.get(vpid)?.pid ?? vpid,
     pipeEnds: new Map(),
-    sharedAnon: new Map(),
     afterPlanted: new Set(),
     inflightAt: inflightHomes(loaded.tasks.map((t) => ({ pid: t.pstree.pid, fdinfo: t.fdinfo })), loaded.skQueues),
     unix: { queues: loaded.skQueues, extUnixSk: opts.extUnixSk, fds: new Map() },
@@ -273,8 +309,14 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       runAction(ctx, 'setup-namespaces', { rootPid: root0.rem.pid });
       runAction(ctx, 'post-setup-namespaces', { rootPid: root0.rem.pid });
     }
+    // Each task's memory before it forks its children: they get it from it, shared copy-on-write.
+    const byPid = new Map(loaded.tasks.map((t) => [t.pstree.pid, t]));
     buildTree(loaded.tasks, rems, created, log, (rem, sid) => restoreCtty(rem, sid, sh, h.cryoPidfd),
-      (rem, c, p) => cg?.enterTask(rem.pid, c.pstree.pid, cgSetOf(c.core), cgSetOf(p.core)));
+      (rem, c, p) => cg?.enterTask(rem.pid, c.pstree.pid, cgSetOf(c.core), cgSetOf(p.core)),
+      (rem, t) => {
+        const img = byPid.get(t.pstree.pid)!;
+        pagesRestored += restoreMemory(rem, img, sh, { cryoPidfd: h.cryoPidfd }, t === loaded.tasks[0] ? undefined : byPid.get(t.pstree.ppid));
+      });
     forkingUs = Math.round((performance.now() - tFork) * 1000);
     restoreTtyPgrps(rems, sh, h.cryoPidfd);
     const finals: Array<{ rem: Remote; regs: Regs; mask: bigint; xstate: Buffer }> = [];
@@ -282,12 +324,13 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       const rem = rems.get(t.pstree.pid);
       if (!rem) continue; // zombie
       const th: Handles = { cryoPidfd: h.cryoPidfd };
-      pagesRestored += restoreMemory(rem, t, sh, th);
       restoreFiles(rem, t, sh, th);
       // As CRIU: locks come back only when asked for with --file-locks.
       if (opts.fileLocks) restoreLocks(rem, loaded.locks.filter((l) => l.pid === t.pstree.pid));
       restoreFs(rem, t, sh);
       restoreTaskState(rem, t, sh);
+      // Its children exist now: what a fork must not copy.
+      restoreMemoryLate(rem, t, sh);
       // Threads share everything just rebuilt; each then gets its own state.
       const threads: Array<{ rem: Remote; core: CoreEntry; tid: number }> = [];
       for (const [tid, core] of t.threadCores) {

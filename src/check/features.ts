@@ -2,8 +2,8 @@
 // name (CRIU's --feature name where CRIU has one), purpose, kind and probe.
 import { accessSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync } from 'node:fs';
 import {
-  F, NR, O, PR, PR_SET_MM_MAP_SIZE, PAGE_SIZE, PAGE_IS,
-  EINVAL, ENOSYS, EFAULT, addressOf, syscall, trySyscall, pidfdOpen,
+  F, NR, O, PR, PR_SET_MM_MAP_SIZE, PAGE_SIZE, PAGE_IS, PROT, MAP, MREMAP, MFD,
+  EINVAL, ENOENT, ENOSYS, EFAULT, SysError, addressOf, syscall, trySyscall, pidfdOpen,
   pidfdGetfd, kcmp, kcmpEpollTfd, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE,
 } from '../sys/index.js';
 import {
@@ -61,6 +61,34 @@ function scanOwnPage(extraRet: bigint): boolean {
   );
   buf[0] = 1; // keep the page alive until here
   return r !== null;
+}
+
+/**
+ * What restoring an AIO ring needs, as CRIU checks it: a ring of io_setup moved
+ * with mremap is still its context (the context id is its address).
+ */
+function probeAioRemap(): boolean | string {
+  const ctxBuf = Buffer.alloc(8);
+  const r = trySyscall(NR.io_setup, 16, ctxBuf);
+  if (r < 0) return `io_setup: ${errname(r)}`;
+  let ctx = ctxBuf.readBigUInt64LE(0);
+  try {
+    const line = readFileSync('/proc/self/maps', 'utf8').split('\n').find((l) => l.startsWith(`${ctx.toString(16)}-`));
+    if (!line) return 'the AIO ring is not in /proc/self/maps';
+    const len = Number(BigInt('0x' + line.split(/[- ]/)[1]!) - ctx);
+    const to = trySyscall(NR.mmap, 0, len, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0);
+    if (to < 0 && to > -4096) return `mmap: ${errname(to)}`;
+    const moved = trySyscall(NR.mremap, ctx, len, len, MREMAP.MAYMOVE | MREMAP.FIXED, to);
+    if (moved !== to) {
+      trySyscall(NR.munmap, to, len);
+      return `mremap of the ring: ${errname(moved)}`;
+    }
+    ctx = BigInt(to);
+    const ev = trySyscall(NR.io_getevents, ctx, 0, 1, 0, 0);
+    return ev === 0 ? true : `io_getevents on the moved ring: ${errname(ev)}`;
+  } finally {
+    trySyscall(NR.io_destroy, ctx);
+  }
 }
 
 function fdinfoOf(fd: number): string {
@@ -289,6 +317,12 @@ export const FEATURES: readonly Feature[] = [
     probe: probeWith('pagemap_scan', () => scanOwnPage(0n)),
   },
   {
+    name: 'pagemap_scan_guard_pages', kind: 'extra', level: 'warn',
+    description: 'PAGEMAP_SCAN reports PAGE_IS_GUARD (madvise guard regions)',
+    missing: "ioctl(PAGEMAP_SCAN) doesn't support PAGE_IS_GUARD flag",
+    probe: probeWith('pagemap_scan_guard_pages', () => scanOwnPage(PAGE_IS.GUARD)),
+  },
+  {
     // cryo's own name: CRIU's uffd and uffd-noncoop are about lazy restore (below).
     name: 'userfaultfd', kind: 'extra', level: 'warn',
     description: 'userfaultfd: fill private memory on restore by UFFDIO_COPY (else by preadv in the task)',
@@ -424,6 +458,26 @@ export const FEATURES: readonly Feature[] = [
   },
 
   // ---- CRIU's names for things cryo does not do (yet): answered, never probed ----
+  {
+    name: 'aio_remap', kind: 'extra', level: 'warn',
+    description: 'mremap() of AIO rings: restore io_setup contexts at their address',
+    missing: "AIO remap doesn't work properly",
+    probe: probeWith('aio_remap', () => probeAioRemap()),
+  },
+  {
+    name: 'memfd_hugetlb', kind: 'extra', level: 'warn',
+    description: 'memfd_create(MFD_HUGETLB): memfds backed by huge pages',
+    missing: 'memfd_create(MFD_HUGETLB) is not supported',
+    probe: probeWith('memfd_hugetlb', () => {
+      try {
+        closeFd(memfdCreate('cryo-check-huge', MFD_CLOEXEC | MFD.HUGETLB));
+        return true;
+      } catch (e) {
+        if (e instanceof SysError && [EINVAL, ENOENT, ENOSYS].includes(e.errno)) return false;
+        throw e;
+      }
+    }),
+  },
   notDone('lazy_pages', 'extra', 'restore memory on demand (RPC feature lazy_pages)', NOT_LAZY),
   notDone('uffd', 'extra', 'userfaultfd for lazy restore', NOT_LAZY),
   notDone('uffd-noncoop', 'extra', 'userfaultfd events for lazy restore of a whole tree', NOT_LAZY),
@@ -435,14 +489,10 @@ export const FEATURES: readonly Feature[] = [
   notDone('cgroupns', 'extra', 'cgroup namespaces', 'cryo does not dump or restore cgroup namespaces yet'),
   notDone('timens', 'extra', 'time namespaces', 'cryo does not dump or restore time namespaces yet'),
   notDone('loginuid', 'extra', 'the audit login uid', 'cryo does not restore the audit login uid yet'),
-  notDone('memfd_hugetlb', 'extra', 'memfds backed by huge pages', 'cryo does not dump hugetlb memfds yet'),
   notDone('can_map_vdso', 'extra', 'arch_prctl(ARCH_MAP_VDSO_64)',
     'cryo moves the task\'s own vDSO into place with mremap and does not map one'),
   notDone('openat2', 'extra', 'openat2() with RESOLVE_* restrictions', 'cryo does not use openat2 yet'),
   notDone('move_mount_set_group', 'extra', 'mount sharing groups', NOT_MNT),
-  notDone('pagemap_scan_guard_pages', 'extra', 'madvise guard regions',
-    'cryo does not dump or restore guard regions yet'),
-  notDone('aio_remap', 'extra', 'remap AIO rings', 'cryo does not checkpoint AIO rings yet'),
   notDone('tun', 'extra', 'TUN/TAP devices', NOT_NET),
   notDone('tun_ns', 'extra', 'TUN devices in network namespaces', NOT_NET),
   notDone('autofs', 'experimental', 'autofs mounts', NOT_MNT),

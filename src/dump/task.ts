@@ -5,12 +5,12 @@ import {
   create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
   TaskKobjIdsEntrySchema, ThreadSasEntrySchema, RseqEntrySchema, TaskRlimitsEntrySchema, RlimitEntrySchema,
   MmEntrySchema, PagemapHeadSchema, PagemapEntrySchema,
-  FsEntrySchema, VMA_ANON_SHARED, VMA_AREA_VDSO, TASK_ALIVE, TASK_STOPPED, TASK_DEAD, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
+  FsEntrySchema, VMA_ANON_SHARED, VMA_AREA_VDSO, type AioRingEntry, TASK_ALIVE, TASK_STOPPED, TASK_DEAD, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
 } from '../images/index.js';
 import { parseStat, parseStatus } from '../proc/stat.js';
 import type { Context, Logger } from '../context.js';
 import { CryoError } from '../context.js';
-import { readVmas, vmaEntries, hasPrivatePages } from '../objects/mm.js';
+import { readVmas, vmaEntries, hasPrivatePages, guardEntries, membarrierMask } from '../objects/mm.js';
 import { scanPages, dumpPages, type FdBridge } from '../objects/pages.js';
 import { threadInfo, readXstate, readTls } from '../objects/regs.js';
 import { restartAdjusted, RemoteError, type Remote } from '../tracer/remote.js';
@@ -51,6 +51,8 @@ export interface DumpState {
   seccomp: SeccompTable;
   /** Shared anonymous memory objects already saved (by shmid). */
   shmemDone: Set<bigint>;
+  /** Shared anonymous memory objects kept as memfds (by inode): mapped privately or open somewhere. */
+  shmemAsMemfd: Set<number>;
   /** cgroup sets of the threads (cg_set), and the groups with --manage-cgroups. */
   cgroups: CgroupDump;
   stats: DumpCounters;
@@ -183,6 +185,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   }
   const timers = dumpTimers(rem, pid, t.ns.tids);
   const sigactions = dumpSigactions(rem);
+  const membarriers = membarrierMask(rem);
   const personality = parseInt(readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16);
   const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
   const stat = t.stat;
@@ -202,6 +205,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
             // Also where CRIU before 3.18 looks for the set (4.x reads thread_core's).
             ...(th.tcore.cgSet ? { cgSet: th.tcore.cgSet } : {}),
             oomScoreAdj: Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim()),
+            ...(membarriers ? { membarrierRegistrationMask: membarriers } : {}),
           }),
           ids,
           threadCore: th.tcore,
@@ -228,7 +232,8 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
 
   // Memory.
   const heap = { start: stat.startBrk, end: brk };
-  const vmaList = vmaEntries(pid, vmas.filter((v) => v.name !== '[vsyscall]'), env, heap);
+  const aios: AioRingEntry[] = [];
+  const vmaList = vmaEntries(pid, vmas.filter((v) => v.name !== '[vsyscall]'), env, heap, aios, st.shmemAsMemfd);
   const exe = readlinkSync(`/proc/${pid}/exe`);
   if (isMemfdLink(exe)) throw new CryoError(`task ${pid}: its executable is the memfd ${exe}, which cryo does not support yet`);
   const exeSt = statSync(`/proc/${pid}/exe`);
@@ -244,7 +249,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
     mmStartCode: stat.startCode, mmEndCode: stat.endCode, mmStartData: stat.startData, mmEndData: stat.endData,
     mmStartStack: stat.startStack, mmStartBrk: stat.startBrk, mmBrk: brk, mmArgStart: stat.argStart,
     mmArgEnd: stat.argEnd, mmEnvStart: stat.envStart, mmEnvEnd: stat.envEnd, exeFileId: exeId,
-    mmSavedAuxv: auxv, vmas: vmaList, dumpable, thpDisabled: thp !== 0,
+    mmSavedAuxv: auxv, vmas: [...vmaList, ...guardEntries(pid)], dumpable, thpDisabled: thp !== 0, aios,
   });
   st.dir.write('mm', [mm], t.ns.pid);
 

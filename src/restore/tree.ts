@@ -140,12 +140,14 @@ export interface TreeTask {
  * helper then exits and its parent reaps it, as CRIU's helpers do.
  *
  * `onSetsid` runs in each session leader right after its setsid(); `onClone` in
- * each task right after its creation, before it runs or creates anything.
+ * each task right after its creation, before it runs or creates anything;
+ * `beforeForks` in each live task before it forks its children (and helpers).
  */
 export function buildTree(
   tasks: TreeTask[], rems: Map<number, Remote>, created: number[], log: Logger,
   onSetsid?: (rem: Remote, sid: number) => void,
   onClone?: (rem: Remote, task: TreeTask, parent: TreeTask) => void,
+  beforeForks?: (rem: Remote, task: TreeTask) => void,
 ): void {
   const zombies = new Map<number, { rem: Remote; status: number }>();
   const helpers: Array<{ rem: Remote; parent: Remote }> = [];
@@ -163,6 +165,7 @@ export function buildTree(
       onSetsid?.(rem, t.pstree.sid); // its controlling terminal, before it forks the members
     }
     if (isZombieState(t.core.tc?.taskState)) continue; // a zombie has no children
+    beforeForks?.(rem, t);
     for (const c of tasks.filter((x) => x.pstree.ppid === t.pstree.pid)) {
       const sid = c.pstree.sid;
       let forker = rem;

@@ -179,13 +179,17 @@ test('a uprobe attached to a task ([uprobes] mapping) is refused by name, as is 
   await s.expectPass(target);
 });
 
-test('a hugetlb memfd is refused by name (not silently turned into a deleted file)', { timeout: 30_000 }, async (t) => {
+test('a hugetlb memfd only open as an fd comes back as a hugetlb memfd (not as a deleted file)', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'err-memfd');
-  const script = 'import os, time\nfd = os.memfd_create("cryo-test", os.MFD_HUGETLB)\nprint("READY", flush=True)\ntime.sleep(1000)\n';
-  const target = await s.startCommand('memfd', [python3(), '-c', script]);
-  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
-  assertCleanFailure(s, r);
-  assert.match(r.stderr, /is a hugetlb memfd \(\/memfd:cryo-test \(deleted\)\), which cryo does not support yet/, s.report());
-  assert.ok(runningFree(target.pid), s.report());
-  await s.killTree(target);
+  const script = 'import os, time\nfd = os.memfd_create("cryo-test", os.MFD_HUGETLB)\nos.ftruncate(fd, 2 << 20)\nprint("READY", fd, flush=True)\ntime.sleep(1000)\n';
+  const target = await s.startCommand('memfd', [python3(), '-c', script], { ready: /^READY \d+$/m });
+  const fd = Number(/^READY (\d+)$/m.exec(target.output())![1]);
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const r = await s.restore(images, target);
+  const fdPath = `/proc/${r.pid}/fd/${fd}`;
+  assert.equal(fs.readlinkSync(fdPath), '/memfd:cryo-test (deleted)', s.report());
+  assert.equal(fs.statfsSync(fdPath).type, 0x958458f6, `not on hugetlbfs${s.report()}`);
+  assert.equal(fs.statSync(fdPath).size, 2 << 20, s.report());
+  await s.killTree(r);
 });

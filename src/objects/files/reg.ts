@@ -12,6 +12,7 @@ import {
 import { O, NR, AT_FDCWD, AT_SYMLINK_FOLLOW, SysError, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { badFile, major, minor, partOf, type RegDumpEnv, type FdKind } from './kind.js';
+import { isShmemObject } from './memfd.js';
 
 const MEM_MAJOR = 1;
 const DELETED = ' (deleted)';
@@ -19,9 +20,9 @@ const DELETED = ' (deleted)';
 export const regular: FdKind = {
   name: 'regular file',
   type: FdTypes.REG,
-  // Not memfds: they look like deleted files but have a name, seals and no directory.
+  // Not memfds (nor shared anonymous memory): they look like deleted files but have a name, seals and no directory.
   match: (p) =>
-    ((p.st.isFile() && !p.link.startsWith('/memfd:')) || p.st.isDirectory() || (p.st.isCharacterDevice() && major(p.st.rdev) === MEM_MAJOR)),
+    ((p.st.isFile() && !isShmemObject(p.link, `/proc/${p.pid}/fd/${p.fd}`, p.st)) || p.st.isDirectory() || (p.st.isCharacterDevice() && major(p.st.rdev) === MEM_MAJOR)),
   dump(p, env) {
     return dumpRegFile(
       { pid: p.pid, proc: `/proc/${p.pid}/fd/${p.fd}`, link: p.link, st: p.st, what: `fd ${p.fd}` },
