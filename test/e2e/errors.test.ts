@@ -179,6 +179,7 @@ test('a uprobe attached to a task ([uprobes] mapping) is refused by name, as is 
   await s.expectPass(target);
 });
 
+// Feature memfd_hugetlb.
 test('a hugetlb memfd only open as an fd comes back as a hugetlb memfd (not as a deleted file)', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'err-memfd');
   const script = 'import os, time\nfd = os.memfd_create("cryo-test", os.MFD_HUGETLB)\nos.ftruncate(fd, 2 << 20)\nprint("READY", fd, flush=True)\ntime.sleep(1000)\n';

@@ -2,6 +2,7 @@
 // madvise bits, locks, guard regions, the access mode of mapped files, private
 // mappings of shared memory, membarrier registrations, huge pages, AIO rings.
 // Each program checks its own state after restore (test/programs/*.c).
+// Features: aio_remap, pagemap_scan_guard_pages (guard regions are found by PAGEMAP_SCAN).
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';

@@ -170,7 +170,7 @@ const NO = { no: true } as const;
 const FEATURES: Record<string, FeatureClass> = {
   'mnt_id': { test: 'e2e/fanotify.test.ts' },
   'mem_dirty_track': NO,
-  'aio_remap': NO,
+  'aio_remap': { test: 'e2e/mm.test.ts' },
   'timerfd': { test: 'e2e/fdkinds.test.ts' },
   'tun': NO,
   'tun_ns': NO,
@@ -203,7 +203,7 @@ const FEATURES: Record<string, FeatureClass> = {
   'apparmor_stacking': NO,
   'network_lock_nftables': NO,
   'sockopt_buf_lock': { test: 'e2e/unix.test.ts' },
-  'memfd_hugetlb': NO,
+  'memfd_hugetlb': { test: 'e2e/errors.test.ts' },
   'move_mount_set_group': NO,
   'openat2': NO,
   'get_rseq_conf': { test: 'e2e/misc.test.ts' },
@@ -212,7 +212,7 @@ const FEATURES: Record<string, FeatureClass> = {
   'timer_cr_ids': { test: 'e2e/timers.test.ts' },
   'overlayfs_maps': NO,
   'breakpoints': NO,
-  'pagemap_scan_guard_pages': NO,
+  'pagemap_scan_guard_pages': { test: 'e2e/mm.test.ts' },
 };
 
 /** FEATURE_CHECK's fields and the row of `cryo check` that answers each. */
