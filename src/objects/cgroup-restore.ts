@@ -329,13 +329,30 @@ export class CgroupRestore {
   }
 
   /**
+   * The groups to enter, coming from the groups `from`: those of the set, and
+   * for each hierarchy the set leaves out (it was in the dumper's own group
+   * there) the restorer's group, where `from` is elsewhere.
+   */
+  private movesFrom(from: CgMemberEntry[], to: CgMemberEntry[]): CgMemberEntry[] {
+    const moves = [...to];
+    let own: CgMemberEntry[] | undefined;
+    for (const f of from) {
+      if (to.some((m) => m.name === f.name)) continue;
+      own ??= this.membersOf(this.criuSetId);
+      const o = own.find((m) => m.name === f.name);
+      if (o && o.path !== f.path) moves.push(o);
+    }
+    return moves;
+  }
+
+  /**
    * Step 2: put a task (`pid` as cryo sees it), just created and still stopped,
    * into the groups of its set. It came with those of `parentSet` (its parent's,
    * or for the root the set cryo was in): the same set needs no move.
    */
   enterTask(pid: number, vpid: number, set: number, parentSet: number): void {
     if (!set || set === parentSet) return;
-    for (const m of this.membersOf(set)) {
+    for (const m of this.movesFrom(this.membersOf(parentSet), this.membersOf(set))) {
       const { dir, cnames } = this.memberDir(m);
       try {
         writeFileSync(`${dir}/cgroup.procs`, String(pid));
@@ -350,7 +367,7 @@ export class CgroupRestore {
   enterThread(tid: number, vtid: number, set: number, leaderSet: number): void {
     if (!set || set === leaderSet) return;
     const leader = this.membersOf(leaderSet);
-    for (const m of this.membersOf(set)) {
+    for (const m of this.movesFrom(leader, this.membersOf(set))) {
       if (leader.some((l) => l.name === m.name && l.path === m.path)) continue;
       const { dir, cnames } = this.memberDir(m);
       try {

@@ -5,7 +5,10 @@
 //
 // The set cryo itself is in is set 1 (inventory.root_cg_set) and is not written:
 // on restore it means "where the restorer is". When every task is in it, nothing
-// is written at all.
+// is written at all. In the same way a thread in cryo's own group of one
+// hierarchy has that hierarchy left out of its set (unless --cgroup-root names
+// a root there): it goes to the restorer's group, and neither cryo's group nor
+// the groups of others beside and below it are saved.
 import { readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import type { Options, CgroupRoot } from '../options/index.js';
 import { CryoError, type Logger } from '../context.js';
@@ -118,9 +121,16 @@ export class CgroupDump {
   threadField(pid: number, tid: number): { cgSet?: number } {
     if (!this.enabled) return {};
     const text = readFileSync(`/proc/${pid}/task/${tid}/cgroup`, 'utf8');
-    const set = this.setOf(this.members(text), true);
+    const ctls = this.members(text).filter((m) => !this.isCryos(m));
+    const set = ctls.length ? this.setOf(ctls, true) : this.criuSet!;
     this.rootSet ??= set; // the root task's leader comes first
     return { cgSet: set.id };
+  }
+
+  /** The thread is in cryo's own group of this hierarchy, and no dump root is given for it. */
+  private isCryos(m: CgroupMember): boolean {
+    if (rootFor(m.name.split(','), this.opts.cgroupRoot) !== undefined) return false;
+    return this.criuSet!.ctls.some((c) => c.name === m.name && c.path === m.path);
   }
 
   /** inventory.root_cg_set: the set cryo is in. */

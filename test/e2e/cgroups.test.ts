@@ -314,3 +314,39 @@ test('--cgroup-root on dump saves the groups from that root down, --cgroup-dump-
   assert.deepEqual([get('pids', `/${Q}`, 'pids.max'), get('pids', `/${Q}/a`, 'pids.max'), get('pids', `/${Q}/b`, 'pids.max')], ['77', '50', 'max']);
   await s.expectPass(r);
 });
+
+test('a hierarchy where the tree is in cryo\'s own group (a named one of the test\'s, with another group in it) is left out of the sets: nothing of it saved or made, the task goes to the restorer\'s group there', { timeout: 60_000 }, async (t) => {
+  // One name for every run: the kernel keeps a named hierarchy after its last unmount.
+  const name = 'cryo-test';
+  const mnt = fs.mkdtempSync('/tmp/cryo-cg-');
+  const m = spawnSync('mount', ['-t', 'cgroup', '-o', `none,name=${name}`, 'cgroup', mnt], { encoding: 'utf8' });
+  assert.equal(m.status, 0, m.stderr);
+  t.after(() => {
+    for (const d of fs.readdirSync(mnt)) if (fs.statSync(`${mnt}/${d}`).isDirectory()) fs.rmdirSync(`${mnt}/${d}`);
+    spawnSync('umount', [mnt]);
+    fs.rmdirSync(mnt);
+  });
+  fs.mkdirSync(`${mnt}/someone-else`);
+  const g = new Groups(t);
+  const s = Session.for(t, 'cgroup-own');
+  const A = tag('oa');
+  const B = tag('ob');
+  g.mk('pids', `/${A}`);
+  const target = await s.start('sleeper');
+  put('pids', `/${A}`, 'cgroup.procs', String(target.pid));
+  assert.equal(groupsOf(`/proc/${target.pid}/cgroup`).get(`name=${name}`), '/');
+  const images = s.mkdir();
+  await s.dump(target, images, { extra: ['--manage-cgroups'] });
+  const cg = crit(path.join(images, 'cgroup.img')).entries[0] as { sets: Array<{ ctls: Array<{ name: string; path: string }> }>; controllers: Array<{ cnames: string[]; dirs?: unknown[] }> };
+  assert.ok(cg.sets.every((x) => x.ctls.every((c) => c.name !== `name=${name}`)), JSON.stringify(cg.sets));
+  assert.ok(cg.sets.some((x) => x.ctls.some((c) => c.name === 'pids' && c.path === `/${A}`)), JSON.stringify(cg.sets));
+  assert.deepEqual(cg.controllers.filter((c) => c.cnames.includes(`name=${name}`) && c.dirs?.length), [], 'groups of the hierarchy saved');
+
+  g.track('pids', `/${B}`);
+  const r = await s.restore(images, target, { extra: ['--manage-cgroups', '--cgroup-root', `/${B}`] });
+  const now = groupsOf(`/proc/${r.pid}/cgroup`);
+  assert.equal(now.get('pids'), `/${B}`);
+  assert.equal(now.get(`name=${name}`), '/');
+  assert.deepEqual(fs.readdirSync(mnt).filter((d) => fs.statSync(`${mnt}/${d}`).isDirectory()), ['someone-else'], 'the restore made groups in the hierarchy');
+  await s.killTree(r);
+});
