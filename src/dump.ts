@@ -13,6 +13,7 @@ import { finishUnix } from './objects/files/unix.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
 import { finishTtys } from './objects/files/tty.js';
 import { writeMemfds, closeMemfds } from './objects/files/memfd.js';
+import { writeGhosts, closeGhosts } from './objects/files/ghost.js';
 import { SeccompTable } from './objects/seccomp.js';
 import { CgroupDump } from './objects/cgroup.js';
 import { CgroupFreezer } from './objects/cgroup-freezer.js';
@@ -92,7 +93,8 @@ export async function runDump(ctx: Context): Promise<number> {
     if (st.files.fifoData.length) dir.write('fifoData', pipeData(st.files.fifoData));
     if (st.files.locks.length) dir.write('fileLocks', st.files.locks);
     if (st.files.remaps.length) dir.write('remapFpath', st.files.remaps);
-    for (const g of st.files.ghostFiles.values()) dir.write('ghostFile', [{ msg: g.head, extra: g.data }], g.remapId);
+    writeGhosts(dir, st.files, opts.ghostFiemap);
+    closeGhosts(st.files);
     const memfds = writeMemfds(dir, st.files, () => st.nextPagesId++);
     st.stats.shpagesScanned += BigInt(memfds.scanned);
     st.stats.shpagesWritten += BigInt(memfds.written);
@@ -119,6 +121,7 @@ export async function runDump(ctx: Context): Promise<number> {
     thawTree(tasks, log);
     removeLinkRemaps(st.files);
     closeMemfds(st.files);
+    closeGhosts(st.files);
     freezer?.release();
     cgroups.close();
     dir.close();

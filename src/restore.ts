@@ -25,7 +25,8 @@ import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
 import { runAction } from './actions.js';
 import { byId, checkInventory, checkPstree, taskIds, validateImages } from './restore/validate.js';
 import { execCommand } from './sys/exec.js';
-import { Remaps, readGhostImage, remapOf } from './objects/files/remap.js';
+import { Remaps, remapOf } from './objects/files/remap.js';
+import { readGhostImage } from './objects/files/ghost.js';
 import { MemfdInodes, type ShmemContents } from './objects/files/memfd.js';
 import {
   restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,

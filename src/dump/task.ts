@@ -219,10 +219,14 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   };
   const fdinfos = dumpFds(pid, env);
   st.dir.write('fdinfo', fdinfos, ids.filesId);
-  const cwd = readlinkSync(`/proc/${pid}/cwd`);
-  const root = readlinkSync(`/proc/${pid}/root`);
-  const cwdId = st.files.addReg({ flags: O.DIRECTORY, pos: 0n, name: cwd }, `dir:${cwd}`);
-  const rootId = st.files.addReg({ flags: O.DIRECTORY, pos: 0n, name: root }, `dir:${root}`);
+  // cwd and root as directories (a deleted one gets its ghost).
+  const dirId = (which: 'cwd' | 'root') => {
+    const proc = `/proc/${pid}/${which}`;
+    const link = readlinkSync(proc);
+    return dumpRegFile({ pid, proc, link, st: statSync(proc), what: `its ${which}` }, { flags: O.DIRECTORY, pos: 0n }, env, `dir:${link}`);
+  };
+  const cwdId = dirId('cwd');
+  const rootId = dirId('root');
   const umask = parseInt(status.get('Umask') ?? '22', 8);
   st.dir.write('fs', [create(FsEntrySchema, { cwdId, rootId, umask })], t.ns.pid);
 

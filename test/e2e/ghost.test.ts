@@ -1,4 +1,5 @@
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import { test } from 'node:test';
 import { Session, critDecodeAll } from './harness.js';
 
@@ -14,4 +15,36 @@ test('ghost file images decode with CRIU\'s crit', { timeout: 30_000 }, async (t
   await s.dump(target, images, { leaveRunning: true });
   assert.deepEqual(critDecodeAll(images), [], s.report());
   await s.expectPass(target);
+});
+
+test('deleted files with holes come back with their holes; a large sparse one is kept by its data, not its size', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'sparseghost');
+  // FIEMAP's extents (the default) and SEEK_DATA/SEEK_HOLE (--no-ghost-fiemap).
+  for (const how of ['--ghost-fiemap', '--no-ghost-fiemap']) {
+    const target = await s.start('sparseghost');
+    const images = s.mkdir();
+    await s.dump(target, images, { extra: [how] });
+    assert.deepEqual(critDecodeAll(images), [], s.report());
+    await s.expectPass(await s.restore(images, target));
+  }
+});
+
+test('a deleted file whose data exceeds --ghost-limit is refused, and the task runs on', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'sparseghost-limit');
+  const target = await s.start('sparseghost');
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir(), '--ghost-limit', '12K']);
+  assert.equal(r.code, 1, s.report());
+  assert.match(r.stderr, /fd \d+ is a deleted regular file of \d+ bytes on disk, more than --ghost-limit 12288/);
+  await s.expectPass(target);
+});
+
+test('deleted directories (an fd, the cwd), FIFOs, device nodes and symlinks come back deleted', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'deletedkinds');
+  const target = await s.start('deletedkinds');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  await s.expectPass(await s.restore(images, target));
+  // The ghosts made for the restore are gone again; the session dir holds what it held.
+  assert.deepEqual(fs.readdirSync(s.dir).filter((n) => !/^(images-\d+|restore-\d+\.pid|deletedkinds\.out|lnk)$/.test(n)), []);
 });

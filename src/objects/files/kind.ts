@@ -48,10 +48,16 @@ export type RegDumpEnv = Pick<DumpFilesEnv, 'files' | 'ghostLimit' | 'linkRemap'
 
 /** A deleted file to recreate (ghost-file image), by its remap id. */
 export interface Ghost {
-  data: Uint8Array;
+  /** st_mode: the type (regular file, directory, FIFO, device, symlink) and permissions. */
   mode: number;
   uid: number;
   gid: number;
+  /** A regular file's size and its data, by offset (what lies between is a hole). */
+  size: number;
+  runs: Array<{ off: number; data: Uint8Array }>;
+  /** A device node's number; a symlink's target. */
+  rdev?: number;
+  symlinkTarget?: string;
   /** Access and modification times, in seconds, when the image has them. */
   atime?: number;
   mtime?: number;
