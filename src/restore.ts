@@ -15,6 +15,7 @@ import type { Ghost } from './objects/files/kind.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { startRoot, cloneTask, killAndReap, buildTree } from './restore/tree.js';
+import { spawnSeed } from './restore/seed.js';
 import { restoreTimers } from './objects/timers.js';
 import { restoreSeccomp } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
@@ -132,7 +133,8 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
 function closeHeld(sh: RestoreShared, pagesFds: Map<number, number>): void {
   const pipes = new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]));
   const ptys = [...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]);
-  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...pipes, ...ptys, ...sh.unix.fds.values(), ...sh.sharedAnon.values()]) closeSync(fd);
+  const dead = [...sh.deadPidfds.values()].flatMap((m) => [...m.values()]);
+  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...pipes, ...ptys, ...sh.unix.fds.values(), ...sh.sharedAnon.values(), ...dead]) closeSync(fd);
   sh.memfds.close();
 }
 
@@ -224,6 +226,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     remaps: loaded.remaps,
     memfds: new MemfdInodes(loaded.memfdInodes, loaded.memfdContents, (id) => sh.pagesFd(id)),
     hostPid: (vpid) => rems.get(vpid)?.pid ?? vpid,
+    deadPidfds: new Map(),
+    spawnTemp: () => spawnSeed(0, false),
     pipeEnds: new Map(),
     sharedAnon: new Map(),
     afterPlanted: new Set(),

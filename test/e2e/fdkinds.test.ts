@@ -15,3 +15,12 @@ test('signalfd, timerfd, FIFO images decode with CRIU\'s crit', { timeout: 30_00
   assert.deepEqual(critDecodeAll(images), [], s.report());
   await s.expectPass(target);
 });
+
+test('pidfds of processes that exited and were reaped: pidfds of one dead process stay one (also across tasks), of two stay two', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'pidfddead');
+  const target = await s.start('pidfddead');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  await s.expectPass(await s.restore(images, target));
+});

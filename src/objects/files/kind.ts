@@ -77,6 +77,13 @@ export interface RestoreFilesEnv {
   pipeData: Map<number, { data: Uint8Array; size: number }>;
   /** Our pid of a task of the tree, by its pid in its own namespace (pidfds name them so). */
   hostPid(vpid: number): number;
+  /**
+   * pidfds of processes that had exited, by inode, then by file id: opened all at
+   * once on a process made to die (spawnTemp), so they share one pid and inode.
+   */
+  deadPidfds: Map<number, Map<number, number>>;
+  /** Start a throw-away process of cryo's (its pid); the caller kills and reaps it. */
+  spawnTemp(): number;
   /** Deleted files (ghost files, link remaps): how to open them, by reg-file id. */
   remaps: Remaps;
   /** memfd inodes (memfd.img) and their contents. */
