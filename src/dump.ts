@@ -64,7 +64,7 @@ export async function runDump(ctx: Context): Promise<number> {
   if (freezer) cgroups.setFreezer(freezer.v2, freezer.origin === 'FROZEN');
   const tFrozen = performance.now();
   const st: DumpState = {
-    dir, files: new FileTable(), irmap, nextPagesId: 1, nextObjId: 1, nsIds: new Map(), shmemDone: new Set(), seccomp: new SeccompTable(),
+    dir, files: new FileTable(), irmap, nextPagesId: 1, nextObjId: 1, nsIds: new Map(), fdTables: new Map(), shmemDone: new Set(), seccomp: new SeccompTable(),
     cgroups, stats: { pagesScanned: 0n, pagesWritten: 0n, shpagesScanned: 0n, shpagesWritten: 0n, memdumpUs: 0, memwriteUs: 0 },
   };
   try {

@@ -14,7 +14,7 @@ import type { Remote } from './tracer/remote.js';
 import type { Ghost } from './objects/files/kind.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
-import { startRoot, cloneTask, killAndReap, buildTree } from './restore/tree.js';
+import { startRoot, cloneTask, killAndReap, buildTree, sharesFdTable } from './restore/tree.js';
 import { spawnSeed } from './restore/seed.js';
 import { restoreTimers } from './objects/timers.js';
 import { restoreSeccomp } from './objects/seccomp.js';
@@ -148,6 +148,28 @@ function refuseBeyondPower(l: Loaded): void {
   }
 }
 
+/**
+ * One fd table (files_id) is restored by sharing it from parent to child (CLONE_FILES),
+ * as CRIU does: tasks that share one but not along that line cannot come back so.
+ */
+function checkFdTables(l: Loaded): void {
+  const byPid = new Map(l.tasks.map((t) => [t.pstree.pid, t]));
+  const owner = new Map<number, number>();
+  for (const t of l.tasks) {
+    if (!t.core.ids || isZombieState(t.core.tc?.taskState)) continue;
+    const id = t.core.ids.filesId;
+    const first = owner.get(id);
+    if (first === undefined) {
+      owner.set(id, t.pstree.pid);
+      continue;
+    }
+    const parent = byPid.get(t.pstree.ppid);
+    if (!parent || !sharesFdTable(t, parent)) {
+      throw new CryoError(`task ${t.pstree.pid} shares its fd table (files_id ${id}) with task ${first} but not with its parent: cryo cannot restore that`);
+    }
+  }
+}
+
 /** `cryo restore`: returns the process exit code. */
 export async function runRestore(ctx: Context): Promise<number> {
   const { rootPid } = restoreTree(ctx);
@@ -186,6 +208,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const inheritKeys = new Set(opts.inheritFd.map(({ key }) => key.replace(/^\//, '')));
     validateImages(dir, loaded, { inherited: inheritKeys, extUnixSk: opts.extUnixSk });
     refuseBeyondPower(loaded);
+    checkFdTables(loaded);
     cg = CgroupRestore.load(dir, opts, log);
     cg?.checkSets(loaded.tasks);
   } catch (e) {
@@ -271,13 +294,26 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     buildTree(loaded.tasks, rems, created, log, (rem, sid) => restoreCtty(rem, sid, sh, h.cryoPidfd),
       (rem, c, p) => cg?.enterTask(rem.pid, c.pstree.pid, cgSetOf(c.core), cgSetOf(p.core)));
     restoreTtyPgrps(rems, sh, h.cryoPidfd);
+    // Tasks sharing one fd table (CLONE_FILES): the first restores it, the last one
+    // done closes cryo's pidfd in it.
+    const fdTables = new Map<number, { pidfd?: bigint; left: number }>();
+    for (const t of loaded.tasks) {
+      if (!rems.has(t.pstree.pid)) continue;
+      const e = fdTables.get(t.core.ids!.filesId) ?? { left: 0 };
+      e.left++;
+      fdTables.set(t.core.ids!.filesId, e);
+    }
     const finals: Array<{ rem: Remote; regs: Regs; mask: bigint; xstate: Buffer }> = [];
     for (const t of loaded.tasks) {
       const rem = rems.get(t.pstree.pid);
       if (!rem) continue; // zombie
-      const th: Handles = { cryoPidfd: h.cryoPidfd };
+      const table = fdTables.get(t.core.ids!.filesId)!;
+      const th: Handles = { cryoPidfd: table.pidfd ?? h.cryoPidfd };
       restoreMemory(rem, t, sh, th);
-      restoreFiles(rem, t, sh, th);
+      if (table.pidfd === undefined) {
+        restoreFiles(rem, t, sh, th);
+        table.pidfd = th.cryoPidfd;
+      }
       // As CRIU: locks come back only when asked for with --file-locks.
       if (opts.fileLocks) restoreLocks(rem, loaded.locks.filter((l) => l.pid === t.pstree.pid));
       restoreFs(rem, t, sh);
@@ -295,7 +331,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       // After the threads: a timer may be aimed at one of them (SIGEV_THREAD_ID).
       restoreTimers(rem, t.core.tc?.timers);
       for (const x of threads) restoreThreadState(x.rem, t.pstree.pid, x.tid, x.core);
-      rem.call('close', NR.close, th.cryoPidfd);
+      if (--table.left === 0) rem.call('close', NR.close, th.cryoPidfd);
       // Filters before credentials: installing one needs root (or no_new_privs).
       for (const x of threads) restoreSeccomp(x.rem, x.core.threadCore, loaded.seccomp);
       for (const x of threads) restoreThreadCreds(x.rem, x.core);

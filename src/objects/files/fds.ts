@@ -103,6 +103,25 @@ export function dumpFds(pid: number, base: Omit<DumpFilesEnv, 'dumpOwn'>): Fdinf
 }
 
 /**
+ * A task whose fd table another task of the tree shares and has dumped: only the
+ * POSIX locks it holds itself on those fds (returns no fdinfo entries).
+ */
+export function dumpLocks(pid: number, env: Omit<DumpFilesEnv, 'dumpOwn'>): FdinfoEntry[] {
+  for (const fd of readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b)) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+    } catch (e) {
+      throw new CryoError(`task ${pid}: cannot inspect fd ${fd}: ${(e as Error).message}`);
+    }
+    const locks = parseLocks(text, pid, env.vpid, fd, env.files.locksSeen);
+    if (locks.length && !env.fileLocks) throw new CryoError(`task ${pid} holds a file lock on fd ${fd}; dump with --file-locks`);
+    env.files.locks.push(...locks);
+  }
+  return [];
+}
+
+/**
  * Open, in cryo, the object a file entry describes; returns cryo's fd (the task
  * takes its own copy with pidfd_getfd, so the open file description is shared).
  */
