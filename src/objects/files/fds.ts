@@ -93,7 +93,7 @@ export function dumpFds(pid: number, base: Omit<DumpFilesEnv, 'dumpOwn'>): Fdinf
   for (const fd of fds) {
     const { kind, id, p } = dumpFd(pid, fd, env);
     out.push(create(FdinfoEntrySchema, { id, flags: p.info.flags & O.CLOEXEC ? FD_CLOEXEC : 0, type: kind.type, fd }));
-    const locks = parseLocks(p.fdinfoText, pid, env.vpid, fd, env.files.locksSeen);
+    const locks = parseLocks(p.fdinfoText, pid, env.vpid, fd, id, env.files.locksSeen);
     if (locks.length && !env.fileLocks) {
       throw new CryoError(`task ${pid} holds a file lock on fd ${fd} (${p.link}); dump with --file-locks`);
     }
@@ -114,7 +114,8 @@ export function dumpLocks(pid: number, env: Omit<DumpFilesEnv, 'dumpOwn'>): Fdin
     } catch (e) {
       throw new CryoError(`task ${pid}: cannot inspect fd ${fd}: ${(e as Error).message}`);
     }
-    const locks = parseLocks(text, pid, env.vpid, fd, env.files.locksSeen);
+    // Locks of open file descriptions (flock, OFD, leases) were taken with the table.
+    const locks = parseLocks(text, pid, env.vpid, fd, -1, env.files.locksSeen).filter((l) => l.flag === 1 /* FL_POSIX */);
     if (locks.length && !env.fileLocks) throw new CryoError(`task ${pid} holds a file lock on fd ${fd}; dump with --file-locks`);
     env.files.locks.push(...locks);
   }
