@@ -220,7 +220,7 @@ export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h:
   for (const f of fds) {
     if (sh.afterPlanted.has(f.id)) continue;
     sh.afterPlanted.add(f.id);
-    afterPlant(rem, sh.files.get(f.id)!, f.fd);
+    afterPlant(rem, sh.files.get(f.id)!, f.fd, sh.files);
   }
 }
 

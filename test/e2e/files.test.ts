@@ -17,3 +17,12 @@ test('tasks sharing one fd table (CLONE_FILES) share it again, a forked one keep
   assert.deepEqual(critDecodeAll(images), [], s.report());
   await s.expectPass(await s.restore(images, target));
 });
+
+test('owners of files\' signals: F_SETOWN_EX (a process, a process group, with the uids it was set with), F_SETSIG, O_ASYNC', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'fown');
+  const target = await s.start('fown');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  await s.expectPass(await s.restore(images, target));
+});

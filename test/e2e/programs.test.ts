@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { Session, describeStatus } from './harness.js';
 
 const PROGRAMS = ['memory', 'regs', 'files', 'misc', 'sleeper', 'threads', 'seccomp', 'daemon', 'pipes', 'fdkinds', 'ghost', 'locks', 'sigchld', 'tree', 'timers', 'creds', 'sched', 'unix', 'unix2', 'memfd', 'mapdel', 'linkremap', 'shmem', 'sigstorm',
-  'sparseghost', 'deletedkinds', 'pipeflags', 'chroot', 'pidfddead', 'fdshare', 'leases'];
+  'sparseghost', 'deletedkinds', 'pipeflags', 'chroot', 'pidfddead', 'fdshare', 'leases', 'fown'];
 
 for (const name of PROGRAMS) {
   // The sleeper checks that it ticked a few times.

@@ -4,8 +4,9 @@
  *     (w reopened) nor on r; r2 (r reopened) is O_NONBLOCK alone;
  *   - empty: an empty pipe grown to 1 MiB with F_SETPIPE_SZ;
  *   - full: a pipe of 256 KiB holding 200 KiB.
- * After restore every flag, size and byte is as it was. SIGUSR2: clear w's
- * O_NONBLOCK (FAIL). */
+ * After restore every flag (F_GETFL whole: a reopened end has O_LARGEFILE, one
+ * pipe() made has not), size and byte is as it was. SIGUSR2: clear w's O_NONBLOCK
+ * (FAIL). */
 #include "common.h"
 #include <fcntl.h>
 
@@ -37,7 +38,7 @@ static void want_size(int fd, const char *what, int want)
 
 int main(void)
 {
-	int p[2], empty[2], full[2], r2, w2, wdup, corrupt;
+	int p[2], empty[2], full[2], r2, w2, wdup, corrupt, fl[6];
 	static char buf[FULL], got[FULL];
 
 	prog_init();
@@ -57,8 +58,14 @@ int main(void)
 		buf[i] = (char)(pattern64(9, i) & 0xff);
 	MUST(write(full[1], buf, FULL) == FULL);
 
+	int *fds[6] = { &p[0], &p[1], &r2, &w2, &wdup, &full[0] };
+	for (int i = 0; i < 6; i++)
+		fl[i] = fcntl(*fds[i], F_GETFL);
 	prog_ready();
 	corrupt = wait_for_signal();
+	for (int i = 0; i < 6; i++)
+		if (fcntl(*fds[i], F_GETFL) != fl[i] && !(corrupt && i == 1))
+			failf("fd %d: F_GETFL 0%o, was 0%o", *fds[i], fcntl(*fds[i], F_GETFL), fl[i]);
 	if (corrupt)
 		fcntl(p[1], F_SETFL, 0);
 

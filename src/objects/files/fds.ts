@@ -20,6 +20,7 @@ import { pidfd } from './pidfd.js';
 import { unixsk } from './unix.js';
 import { memfd } from './memfd.js';
 import { parseLocks } from './locks.js';
+import { readFown, setFown, restoreFown, asyncOn, nsPidOf } from './fown.js';
 import type { Remote } from '../../tracer/remote.js';
 
 const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, fanotify, pidfd, unixsk, memfd];
@@ -78,6 +79,10 @@ function dumpFd(pid: number, fd: number, env: DumpFilesEnv): { kind: FdKind; id:
     if (id === undefined) {
       id = kind.dump(p, env);
       env.files.rememberDescription(pid, fd, inodeKey, id);
+      // In a pid namespace of its own the task names its file's owner otherwise.
+      const vpidOf = (host: number) => (env.vpid === pid || pid === process.pid ? host : nsPidOf(host, `task ${pid}: fd ${fd}`));
+      const fown = readFown(p.copy(), p.info.flags, vpidOf);
+      if (fown) setFown(env.files.entries, id, fown);
     }
     return { kind, id, p };
   } finally {
@@ -136,7 +141,14 @@ export function openFileEntry(fe: FileEntry, env: RestoreFilesEnv, task?: Remote
     inh.used = true;
     return kind.openInherited ? kind.openInherited(fe, inh.fd, env) : dupCloexec(inh.fd);
   }
-  return kind.open(fe, env, task);
+  const fd = kind.open(fe, env, task);
+  try {
+    restoreFown(fd, fe, (id) => env.files.get(id), env.hostPid);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  return fd;
 }
 
 /** Before a restore creates anything: each kind checks its entries of files.img. */
@@ -155,7 +167,8 @@ export function fdKindName(type: FdTypes): string | undefined {
   return FD_KINDS.find((k) => k.type === type)?.name;
 }
 
-/** Work a kind leaves for when every fd of the task is in place (epoll targets). */
-export function afterPlant(rem: Remote, fe: FileEntry, fd: number): void {
+/** Work a kind leaves for when every fd of the task is in place (epoll targets); O_ASYNC. */
+export function afterPlant(rem: Remote, fe: FileEntry, fd: number, files: Map<number, FileEntry>): void {
   FD_KINDS.find((k) => k.type === fe.type)?.afterPlant?.(rem, fe, fd);
+  asyncOn(rem, fe, fd, (id) => files.get(id));
 }

@@ -94,8 +94,8 @@ export interface RestoreFilesEnv {
   unix: UnixRestore;
   /** cryo's fd of a file entry, opened once (fds in flight in a socket queue). */
   openId(id: number, task?: Remote): number;
-  /** Pipes created so far: both ends, in cryo, by pipe id. */
-  pipeEnds: Map<number, { r: number; w: number }>;
+  /** Pipes created so far: both ends, in cryo, by pipe id (`given`: the ends handed out as they are). */
+  pipeEnds: Map<number, { r: number; w: number; given?: Set<number> }>;
   /** --inherit-fd: cryo's fd for each resource key ("pipe:[ID]", a path, "tty[RDEV:DEV]"). */
   inherited: Map<string, { fd: number; used: boolean }>;
   /** Pseudo-terminal pairs recreated so far, by index. */

@@ -5,7 +5,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { create, FdTypes, FileEntrySchema, ImageError, PipeEntrySchema, FifoEntrySchema } from '../../images/index.js';
 import { noFown } from './table.js';
-import { NR, O, F, syscall, trySyscall } from '../../sys/index.js';
+import { NR, O, F, syscall, trySyscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { partOf, regOf, type DumpFilesEnv, type FdKind, type FdProbe } from './kind.js';
 import { dumpRegFile } from './reg.js';
@@ -92,9 +92,17 @@ export const pipe: FdKind = {
       refill(ends.w, env.pipeData.get(e.pipeId));
     }
     const write = (e.flags & 3) === O.WRONLY;
-    // Each entry is an open file description of its own (a dup shares the entry):
-    // the end reopened through /proc, so that O_NONBLOCK of one leaves the others be.
-    const fd = openSync(`/proc/self/fd/${write ? ends.w : ends.r}`, (write ? O.WRONLY : O.RDONLY) | O.NONBLOCK | O.CLOEXEC);
+    const end = write ? ends.w : ends.r;
+    // Each entry is an open file description of its own (a dup shares the entry), so
+    // that O_NONBLOCK of one leaves the others be: the end pipe() made (no O_LARGEFILE),
+    // or the end reopened through /proc (which adds O_LARGEFILE), as the dumped one was.
+    let fd: number;
+    if (!(e.flags & O.LARGEFILE) && !ends.given?.has(end)) {
+      (ends.given ??= new Set()).add(end);
+      fd = dupCloexec(end);
+    } else {
+      fd = openSync(`/proc/self/fd/${end}`, (write ? O.WRONLY : O.RDONLY) | O.NONBLOCK | O.CLOEXEC);
+    }
     syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, e.flags & O.NONBLOCK);
     return fd;
   },
