@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { Session, critDecodeAll } from './harness.js';
 
 test('signalfd (mask, pending signal), timerfd (periodic, unread expirations), a FIFO with data, an O_PATH fd, a pidfd of a child', { timeout: 30_000 }, async (t) => {
@@ -22,5 +24,10 @@ test('pidfds of processes that exited and were reaped: pidfds of one dead proces
   const images = s.mkdir();
   await s.dump(target, images);
   assert.deepEqual(critDecodeAll(images), [], s.report());
+  // As CRIU writes them: nspid -1 for a dead process, flags without O_RDWR (CRIU passes them to pidfd_open).
+  const r = spawnSync('/usr/bin/python3', ['/usr/bin/crit', 'decode', '-i', path.join(images, 'files.img')], { encoding: 'utf8' });
+  const pidfds = (JSON.parse(r.stdout) as { entries: Array<{ pidfd?: { nspid: number; flags: number } }> }).entries.flatMap((e) => (e.pidfd ? [e.pidfd] : []));
+  assert.equal(pidfds.filter((p) => p.nspid === -1).length, 4, JSON.stringify(pidfds));
+  assert.deepEqual(pidfds.filter((p) => p.flags & 2), [], JSON.stringify(pidfds));
   await s.expectPass(await s.restore(images, target));
 });

@@ -23,7 +23,8 @@ export const pidfd: FdKind = {
     const fown = noFown();
     env.files.add(create(FileEntrySchema, {
       type: FdTypes.PIDFD, id,
-      pidfd: create(PidfdEntrySchema, { id, ino: Number(p.st.ino), flags: p.info.flags & ~O.CLOEXEC, nspid, fown }),
+      // As CRIU: without O_RDWR, which every pidfd has (its restore passes the flags to pidfd_open).
+      pidfd: create(PidfdEntrySchema, { id, ino: Number(p.st.ino), flags: p.info.flags & ~(O.CLOEXEC | O.RDWR), nspid, fown }),
     }));
     return id;
   },

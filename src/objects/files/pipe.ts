@@ -143,7 +143,7 @@ export const fifo: FdKind = {
     const pipeId = takeData(p, files, files.fifoData);
     // Its path as a reg-file entry; a FIFO deleted while open gets its ghost.
     const regfId = dumpRegFile({ pid: p.pid, proc: `/proc/${p.pid}/fd/${p.fd}`, link: p.link, st: p.st, what: `fd ${p.fd}` },
-      { flags: p.info.flags & ~O.CLOEXEC, pos: 0n, mntId: p.info.mntId }, env);
+      { flags: p.info.flags & ~O.CLOEXEC, pos: 0n }, env);
     const id = files.newId();
     files.add(create(FileEntrySchema, { type: FdTypes.FIFO, id, fifo: create(FifoEntrySchema, { id, pipeId, regfId }) }));
     return id;

@@ -28,7 +28,11 @@ export const regular: FdKind = {
   dump(p, env) {
     return dumpRegFile(
       { pid: p.pid, proc: `/proc/${p.pid}/fd/${p.fd}`, link: p.link, st: p.st, what: `fd ${p.fd}` },
-      { flags: p.info.flags & ~O.CLOEXEC, pos: p.info.pos, mntId: p.info.mntId },
+      // No mnt_id: as CRIU, only a dump of mount namespaces names mounts (-1, the
+      // default, tells CRIU's restore to take paths from the root; a mount id of
+      // this machine would name a mount its restore does not know, and ghost files
+      // and link remaps could not be linked).
+      { flags: p.info.flags & ~O.CLOEXEC, pos: p.info.pos },
       env,
     );
   },
