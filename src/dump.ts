@@ -15,6 +15,7 @@ import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js'
 import { finishTtys } from './objects/files/tty.js';
 import { writeMemfds, closeMemfds } from './objects/files/memfd.js';
 import { shmemUsedAsFiles } from './objects/mm.js';
+import { writeGhosts, closeGhosts } from './objects/files/ghost.js';
 import { SeccompTable } from './objects/seccomp.js';
 import { checkDumpNamespaces } from './objects/namespaces.js';
 import { CgroupDump } from './objects/cgroup.js';
@@ -67,7 +68,7 @@ export async function runDump(ctx: Context): Promise<number> {
   const tFrozen = performance.now();
   let dumpStats: DumpStatsEntry | undefined;
   const st: DumpState = {
-    dir, files: new FileTable(), irmap, nextPagesId: 1, nextObjId: 1, nsIds: new Map(), shmemDone: new Set(), seccomp: new SeccompTable(),
+    dir, files: new FileTable(), irmap, nextPagesId: 1, nextObjId: 1, nsIds: new Map(), fdTables: new Map(), shmemDone: new Set(), seccomp: new SeccompTable(),
     shmemAsMemfd: new Set(),
     cgroups, stats: { pagesScanned: 0n, pagesWritten: 0n, shpagesScanned: 0n, shpagesWritten: 0n, memdumpUs: 0, memwriteUs: 0 },
   };
@@ -103,7 +104,8 @@ export async function runDump(ctx: Context): Promise<number> {
     if (st.files.fifoData.length) dir.write('fifoData', pipeData(st.files.fifoData));
     if (st.files.locks.length) dir.write('fileLocks', st.files.locks);
     if (st.files.remaps.length) dir.write('remapFpath', st.files.remaps);
-    for (const g of st.files.ghostFiles.values()) dir.write('ghostFile', [{ msg: g.head, extra: g.data }], g.remapId);
+    writeGhosts(dir, st.files, opts.ghostFiemap);
+    closeGhosts(st.files);
     const memfds = writeMemfds(dir, st.files, () => st.nextPagesId++, st.shmemDone);
     st.stats.shpagesScanned += BigInt(memfds.scanned);
     st.stats.shpagesWritten += BigInt(memfds.written);
@@ -130,6 +132,7 @@ export async function runDump(ctx: Context): Promise<number> {
     removeLinkRemaps(st.files);
     closeMemfds(st.files);
     closeUnix(st.files);
+    closeGhosts(st.files);
     freezer?.release();
     cgroups.close();
     dir.close();

@@ -14,7 +14,8 @@ import type { Remote } from './tracer/remote.js';
 import type { Ghost } from './objects/files/kind.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
-import { startRoot, cloneTask, killAndReap, buildTree } from './restore/tree.js';
+import { startRoot, cloneTask, killAndReap, buildTree, sharesFdTable } from './restore/tree.js';
+import { spawnSeed } from './restore/seed.js';
 import { restoreTimers } from './objects/timers.js';
 import { restoreSeccomp } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
@@ -27,7 +28,8 @@ import { restoreNamespaces } from './objects/namespaces.js';
 import { runAction } from './actions.js';
 import { byId, checkInventory, checkPstree, taskIds, validateImages } from './restore/validate.js';
 import { execCommand } from './sys/exec.js';
-import { Remaps, readGhostImage, remapOf } from './objects/files/remap.js';
+import { Remaps, remapOf } from './objects/files/remap.js';
+import { readGhostImage } from './objects/files/ghost.js';
 import { MemfdInodes } from './objects/files/memfd.js';
 import { ShmemObjects, type ShmemContents, type ShmemShape } from './objects/shmem.js';
 import {
@@ -168,7 +170,8 @@ function shmemObjects(tasks: TaskImages[], memfdInodes: MemfdInodeEntry[]): { sh
 function closeHeld(sh: RestoreShared, pagesFds: Map<number, number>): void {
   const pipes = new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]));
   const ptys = [...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]);
-  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...pipes, ...ptys, ...sh.unix.fds.values()]) closeSync(fd);
+  const dead = [...sh.deadPidfds.values()].flatMap((m) => [...m.values()]);
+  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...pipes, ...ptys, ...sh.unix.fds.values(), ...dead]) closeSync(fd);
   sh.memfds.close();
   sh.shmem.close();
 }
@@ -179,6 +182,28 @@ function refuseBeyondPower(l: Loaded): void {
   for (const t of l.tasks) {
     for (const [tid, c] of [[t.pstree.pid, t.core] as const, ...t.threadCores]) {
       if (c.threadCore?.seccompMode) throw new CryoError(`task ${tid} ran under seccomp: restoring it needs CAP_SYS_ADMIN (PTRACE_O_SUSPEND_SECCOMP)`);
+    }
+  }
+}
+
+/**
+ * One fd table (files_id) is restored by sharing it from parent to child (CLONE_FILES),
+ * as CRIU does: tasks that share one but not along that line cannot come back so.
+ */
+function checkFdTables(l: Loaded): void {
+  const byPid = new Map(l.tasks.map((t) => [t.pstree.pid, t]));
+  const owner = new Map<number, number>();
+  for (const t of l.tasks) {
+    if (!t.core.ids || isZombieState(t.core.tc?.taskState)) continue;
+    const id = t.core.ids.filesId;
+    const first = owner.get(id);
+    if (first === undefined) {
+      owner.set(id, t.pstree.pid);
+      continue;
+    }
+    const parent = byPid.get(t.pstree.ppid);
+    if (!parent || !sharesFdTable(t, parent)) {
+      throw new CryoError(`task ${t.pstree.pid} shares its fd table (files_id ${id}) with task ${first} but not with its parent: cryo cannot restore that`);
     }
   }
 }
@@ -226,6 +251,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const dumper = dir.readOne('inventory').rootIds;
     nsFlags = restoreNamespaces(dumper, loaded.tasks.map((t) => ({ pid: t.pstree.pid, ppid: t.pstree.ppid, ...(t.core.ids ? { ids: t.core.ids } : {}) })));
     if (!dumper && loaded.tasks[0]!.pstree.pid === 1) nsFlags = CLONE.NEWPID; // images without the dumper's ids
+    checkFdTables(loaded);
     cg = CgroupRestore.load(dir, opts, log);
     cg?.checkSets(loaded.tasks);
   } catch (e) {
@@ -266,6 +292,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     memfds: new MemfdInodes(loaded.memfdInodes, loaded.memfdContents, (id) => sh.pagesFd(id), (shmid) => (sh.shmem.has(shmid) ? sh.shmem.fd(shmid) : undefined)),
     shmem: new ShmemObjects(loaded.shmemShapes, loaded.shmemContents, (id) => sh.pagesFd(id)),
     hostPid: (vpid) => rems.get(vpid)?.pid ?? vpid,
+    deadPidfds: new Map(),
+    spawnTemp: () => spawnSeed(0, false),
     pipeEnds: new Map(),
     afterPlanted: new Set(),
     inflightAt: inflightHomes(loaded.tasks.map((t) => ({ pid: t.pstree.pid, fdinfo: t.fdinfo })), loaded.skQueues),
@@ -319,12 +347,25 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       });
     forkingUs = Math.round((performance.now() - tFork) * 1000);
     restoreTtyPgrps(rems, sh, h.cryoPidfd);
+    // Tasks sharing one fd table (CLONE_FILES): the first restores it, the last one
+    // done closes cryo's pidfd in it.
+    const fdTables = new Map<number, { pidfd?: bigint; left: number }>();
+    for (const t of loaded.tasks) {
+      if (!rems.has(t.pstree.pid)) continue;
+      const e = fdTables.get(t.core.ids!.filesId) ?? { left: 0 };
+      e.left++;
+      fdTables.set(t.core.ids!.filesId, e);
+    }
     const finals: Array<{ rem: Remote; regs: Regs; mask: bigint; xstate: Buffer }> = [];
     for (const t of loaded.tasks) {
       const rem = rems.get(t.pstree.pid);
       if (!rem) continue; // zombie
-      const th: Handles = { cryoPidfd: h.cryoPidfd };
-      restoreFiles(rem, t, sh, th);
+      const table = fdTables.get(t.core.ids!.filesId)!;
+      const th: Handles = { cryoPidfd: table.pidfd ?? h.cryoPidfd };
+      if (table.pidfd === undefined) {
+        restoreFiles(rem, t, sh, th);
+        table.pidfd = th.cryoPidfd;
+      }
       // As CRIU: locks come back only when asked for with --file-locks.
       if (opts.fileLocks) restoreLocks(rem, loaded.locks.filter((l) => l.pid === t.pstree.pid));
       restoreFs(rem, t, sh);
@@ -344,7 +385,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       // After the threads: a timer may be aimed at one of them (SIGEV_THREAD_ID).
       restoreTimers(rem, t.core.tc?.timers);
       for (const x of threads) restoreThreadState(x.rem, t.pstree.pid, x.tid, x.core);
-      rem.call('close', NR.close, th.cryoPidfd);
+      if (--table.left === 0) rem.call('close', NR.close, th.cryoPidfd);
       // Filters before credentials: installing one needs root (or no_new_privs).
       for (const x of threads) restoreSeccomp(x.rem, x.core.threadCore, loaded.seccomp);
       for (const x of threads) restoreThreadCreds(x.rem, x.core);

@@ -1,6 +1,6 @@
 // Dumping one task: everything per process (core, mm, pagemap, pages, fds, fs).
 import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { NR, PR, SIG, ptrace, getRobustList, O } from '../sys/index.js';
+import { NR, PR, SIG, ptrace, getRobustList, kcmp, O } from '../sys/index.js';
 import {
   create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
   TaskKobjIdsEntrySchema, ThreadSasEntrySchema, RseqEntrySchema, TaskRlimitsEntrySchema, RlimitEntrySchema,
@@ -19,7 +19,7 @@ import { dumpCreds } from '../objects/creds.js';
 import { dumpPending } from '../objects/signals.js';
 import { dumpTimers } from '../objects/timers.js';
 import { dumpSeccomp, type SeccompTable } from '../objects/seccomp.js';
-import { dumpFds } from '../objects/files/fds.js';
+import { dumpFds, dumpLocks } from '../objects/files/fds.js';
 import type { FileTable } from '../objects/files/table.js';
 import type { Irmap } from '../objects/files/irmap.js';
 import type { DumpFilesEnv } from '../objects/files/kind.js';
@@ -49,6 +49,8 @@ export interface DumpState {
   nsIds: Map<string, number>;
   /** seccomp.img: the filters of every thread. */
   seccomp: SeccompTable;
+  /** The fd table id (files_id) of each task seen, by pid: tasks sharing one table (CLONE_FILES) share the id. */
+  fdTables: Map<number, number>;
   /** Shared anonymous memory objects already saved (by shmid). */
   shmemDone: Set<bigint>;
   /** Shared anonymous memory objects kept as memfds (by inode): mapped privately or open somewhere. */
@@ -79,7 +81,26 @@ function nsIds(pid: number, st: DumpState): Record<string, number> {
 export function taskIds(pid: number, st: DumpState): TaskKobjIdsEntry {
   const own = st.nextObjId;
   st.nextObjId += 4;
-  return create(TaskKobjIdsEntrySchema, { vmId: own, filesId: own + 1, fsId: own + 2, sighandId: own + 3, ...nsIds(pid, st) });
+  // Tasks sharing one fd table (CLONE_FILES) share its id, as CRIU's kcmp ids.
+  let filesId = own + 1;
+  for (const [other, id] of st.fdTables) {
+    if (sameFdTable(pid, other)) {
+      filesId = id;
+      break;
+    }
+  }
+  st.fdTables.set(pid, filesId);
+  return create(TaskKobjIdsEntrySchema, { vmId: own, filesId, fsId: own + 2, sighandId: own + 3, ...nsIds(pid, st) });
+}
+
+const KCMP_FILES = 2;
+
+function sameFdTable(a: number, b: number): boolean {
+  try {
+    return kcmp(a, b, KCMP_FILES, 0, 0) === 0;
+  } catch {
+    return false; // one of them has no fd table any more (a zombie)
+  }
 }
 
 /** CRIU's AT_VECTOR_SIZE on x86_64: how many auxv words mm.img holds. */
@@ -221,12 +242,19 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
     files: st.files, shellJob: ctx.opts.shellJob, external: ctx.opts.external, ghostLimit: ctx.opts.ghostLimit,
     linkRemap: ctx.opts.linkRemap, evasiveDevices: ctx.opts.evasiveDevices, fileLocks: ctx.opts.fileLocks, vpid: t.ns.pid, forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap,
   };
-  const fdinfos = dumpFds(pid, env);
-  st.dir.write('fdinfo', fdinfos, ids.filesId);
-  const cwd = readlinkSync(`/proc/${pid}/cwd`);
-  const root = readlinkSync(`/proc/${pid}/root`);
-  const cwdId = st.files.addReg({ flags: O.DIRECTORY, pos: 0n, name: cwd }, `dir:${cwd}`);
-  const rootId = st.files.addReg({ flags: O.DIRECTORY, pos: 0n, name: root }, `dir:${root}`);
+  // A table shared with a task dumped before (CLONE_FILES) is in its fdinfo image
+  // already; only this task's own POSIX locks on it are left to take.
+  const shared = [...st.fdTables].some(([p, id]) => p !== pid && id === ids.filesId);
+  const fdinfos = shared ? dumpLocks(pid, env) : dumpFds(pid, env);
+  if (!shared) st.dir.write('fdinfo', fdinfos, ids.filesId);
+  // cwd and root as directories (a deleted one gets its ghost).
+  const dirId = (which: 'cwd' | 'root') => {
+    const proc = `/proc/${pid}/${which}`;
+    const link = readlinkSync(proc);
+    return dumpRegFile({ pid, proc, link, st: statSync(proc), what: `its ${which}` }, { flags: O.DIRECTORY, pos: 0n }, env, `dir:${link}`);
+  };
+  const cwdId = dirId('cwd');
+  const rootId = dirId('root');
   const umask = parseInt(status.get('Umask') ?? '22', 8);
   st.dir.write('fs', [create(FsEntrySchema, { cwdId, rootId, umask })], t.ns.pid);
 

@@ -21,7 +21,7 @@ import { restoreCreds } from '../objects/creds.js';
 import { restorePending } from '../objects/signals.js';
 import { afterPlant, hasAfterPlant } from '../objects/files/fds.js';
 import { fillShmem } from '../objects/files/memfd.js';
-import { checkRegSize } from '../objects/files/reg.js';
+import { checkRegSize, openFlags } from '../objects/files/reg.js';
 import type { RestoreFilesEnv } from '../objects/files/kind.js';
 import type { Remote } from '../tracer/remote.js';
 import type { Logger } from '../context.js';
@@ -264,7 +264,7 @@ function taskFileFd(rem: Remote, id: number, flags: number, sh: RestoreShared, h
     // A mapping is opened as its VMA says (CRIU leaves a mapped memfd's own flags O_RDONLY).
     cfd = sh.memfds.open({ ...fe.memfd, flags }, true);
   } else if (fe.reg && sh.remaps.has(id)) {
-    cfd = sh.remaps.open(id, fe.reg.name, (flags & ~(O.CREAT | O.TRUNC | O.EXCL)) | O.CLOEXEC);
+    cfd = sh.remaps.open(id, fe.reg.name, openFlags(flags) | O.CLOEXEC);
     try {
       checkRegSize(fe.reg, `/proc/self/fd/${cfd}`);
     } catch (e) {
@@ -320,7 +320,7 @@ export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h:
   for (const f of fds) {
     if (sh.afterPlanted.has(f.id)) continue;
     sh.afterPlanted.add(f.id);
-    afterPlant(rem, sh.files.get(f.id)!, f.fd);
+    afterPlant(rem, sh.files.get(f.id)!, f.fd, sh.files);
   }
   // Files in flight whose home this task is (an epoll in a socket's queue): the task
   // takes a copy for the moment, to watch its own fds through it.
@@ -330,7 +330,7 @@ export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h:
     sh.afterPlanted.add(id);
     const tfd = rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, sh.openId(id, rem), 0);
     try {
-      afterPlant(rem, fe, Number(tfd));
+      afterPlant(rem, fe, Number(tfd), sh.files);
     } finally {
       rem.call('close', NR.close, tfd);
     }
@@ -340,11 +340,16 @@ export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h:
 export function restoreFs(rem: Remote, img: TaskImages, sh: RestoreShared): void {
   const fs = img.fs;
   if (!fs) return;
-  const dirName = (id: number) => sh.files.get(id)?.reg?.name;
+  // A deleted directory is there again under its name (a ghost) until the restore ends.
+  const dirName = (id: number) => {
+    const name = sh.files.get(id)?.reg?.name;
+    return name === undefined ? undefined : sh.remaps.dirPath(id, name) ?? name;
+  };
   const root = dirName(fs.rootId);
   const cwd = dirName(fs.cwdId);
-  if (root && root !== '/') rem.call(`chroot(${root})`, NR.chroot, rem.put(Buffer.from(root + '\0')));
+  // The cwd first, by its path as cryo sees it: it may lie outside the new root.
   if (cwd) rem.call(`chdir(${cwd})`, NR.chdir, rem.put(Buffer.from(cwd + '\0')));
+  if (root && root !== '/') rem.call(`chroot(${root})`, NR.chroot, rem.put(Buffer.from(root + '\0')));
   if (fs.umask !== undefined) rem.call('umask', NR.umask, fs.umask);
 }
 

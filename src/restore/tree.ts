@@ -168,7 +168,7 @@ export function buildTree(
     beforeForks?.(rem, t);
     for (const c of tasks.filter((x) => x.pstree.ppid === t.pstree.pid)) {
       const sid = c.pstree.sid;
-      let forker = rem;
+      let forker: Remote = rem;
       let flags = 0;
       if (sid !== t.pstree.sid && sid !== c.pstree.pid && !inTree.has(sid) && !external.has(sid)) {
         let h = helperFor.get(sid);
@@ -182,6 +182,11 @@ export function buildTree(
         }
         forker = h;
         flags = CLONE.PARENT; // the task's parent is t, its session the helper's
+      }
+      // As CRIU: a child with its parent's fd table id shares that table (CLONE_FILES).
+      if (sharesFdTable(c, t)) {
+        if (forker !== rem) throw new CryoError(`task ${c.pstree.pid} shares its fd table with its parent and needs a helper for its session: cryo cannot restore that yet`);
+        flags |= CLONE.FILES;
       }
       const r = cloneTask(forker, c.pstree.pid, flags);
       created.push(r.pid);
@@ -210,6 +215,12 @@ export function buildTree(
   // Those exits queued SIGCHLDs the dumped tasks never had: drop every pending
   // signal now (the dumped ones are queued again later, from the images).
   for (const r of rems.values()) drainSignals(r);
+}
+
+/** Does task `c` share the fd table of its parent `p` (one files_id in the images)? */
+export function sharesFdTable(c: TreeTask, p: TreeTask): boolean {
+  if (isZombieState(c.core.tc?.taskState) || isZombieState(p.core.tc?.taskState)) return false;
+  return c.core.ids !== undefined && p.core.ids !== undefined && c.core.ids.filesId === p.core.ids.filesId;
 }
 
 /** Dequeue every pending signal of the task (shared and its own) without delay. */

@@ -8,14 +8,14 @@ export const NR = {
   socket: 41, sendmsg: 46, recvmsg: 47, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62,
   fcntl: 72, flock: 73, getcwd: 79, chdir: 80, fchdir: 81, umask: 95, getrlimit: 97,
   ptrace: 101, getuid: 102, getgid: 104, setuid: 105, setgid: 106, setpgid: 109,
-  getppid: 110, setsid: 112, setgroups: 116, setresuid: 117, setresgid: 119, getpgid: 121,
+  getppid: 110, setsid: 112, setgroups: 116, setresuid: 117, getresuid: 118, setresgid: 119, getpgid: 121,
   setfsuid: 122, setfsgid: 123, getsid: 124, capget: 125, capset: 126, rt_sigtimedwait: 128,
   rt_sigqueueinfo: 129, sigaltstack: 131, personality: 135, setpriority: 141,
   sched_setscheduler: 144, prctl: 157, arch_prctl: 158, chroot: 161, mount: 165, gettid: 186,
   tkill: 200, futex: 202, set_thread_area: 205, get_thread_area: 211, set_tid_address: 218,
   restart_syscall: 219, timer_create: 222, timer_settime: 223, timer_gettime: 224,
   timer_getoverrun: 225, timer_delete: 226, exit_group: 231, epoll_ctl: 233, tgkill: 234,
-  inotify_add_watch: 254, inotify_rm_watch: 255, openat: 257, linkat: 265, set_robust_list: 273,
+  inotify_add_watch: 254, inotify_rm_watch: 255, openat: 257, mknodat: 259, linkat: 265, readlinkat: 267, set_robust_list: 273,
   get_robust_list: 274, tee: 276, timerfd_create: 283, timerfd_settime: 286, signalfd4: 289,
   eventfd2: 290, epoll_create1: 291, dup3: 292, pipe2: 293, inotify_init1: 294, preadv: 295,
   pwritev: 296, rt_tgsigqueueinfo: 297, fanotify_init: 300, fanotify_mark: 301, prlimit64: 302,
@@ -79,9 +79,14 @@ export const O = {
   RDONLY: 0, WRONLY: 1, RDWR: 2, ACCMODE: 3, CREAT: 0o100, EXCL: 0o200, NOCTTY: 0o400, TRUNC: 0o1000,
   APPEND: 0o2000, NONBLOCK: 0o4000, DIRECTORY: 0o200000, NOFOLLOW: 0o400000,
   CLOEXEC: 0o2000000, PATH: 0o10000000, LARGEFILE: 0o100000,
+  /** O_TMPFILE: __O_TMPFILE | O_DIRECTORY. */
+  TMPFILE: 0o20200000,
 } as const;
 export const AT_FDCWD = -100;
 export const AT_SYMLINK_FOLLOW = 0x400;
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+/** ioctl FS_IOC_FIEMAP: _IOWR('f', 11, struct fiemap). */
+export const FS_IOC_FIEMAP = 0xc020660b;
 export const F = {
   DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032,
   ADD_SEALS: 1033, GET_SEALS: 1034,

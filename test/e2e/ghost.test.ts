@@ -1,6 +1,14 @@
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { Session, critDecodeAll, runningFree } from './harness.js';
+
+function critDecode(dir: string, name: string): unknown {
+  const r = spawnSync('/usr/bin/python3', ['/usr/bin/crit', 'decode', '-i', path.join(dir, name)], { encoding: 'utf8' });
+  return JSON.parse(r.stdout);
+}
 
 test('a file deleted while open comes back deleted, with its contents and offset (ghost file)', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'ghost');
@@ -16,14 +24,50 @@ test('ghost file images decode with CRIU\'s crit', { timeout: 30_000 }, async (t
   await s.expectPass(target);
 });
 
-test('--ghost-limit: a deleted file larger than the limit fails the dump by name, the task runs on; at the limit it is carried', { timeout: 30_000 }, async (t) => {
+test('--ghost-limit: a deleted file taking more on disk than the limit fails the dump by name, the task runs on; at the limit it is carried', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'ghost-limit');
   const target = await s.start('ghost');
-  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir(), '--ghost-limit', '9999']);
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir(), '--ghost-limit', '4096']);
   assert.equal(r.code, 1, s.report());
-  assert.match(r.stderr, new RegExp(`^Error: task ${target.pid}: fd \\d+ is a deleted file of 10000 bytes, more than --ghost-limit 9999\\n$`), s.report());
+  const m = new RegExp(`^Error: task ${target.pid}: fd \\d+ is a deleted regular file of (\\d+) bytes on disk, more than --ghost-limit 4096\\n$`).exec(r.stderr);
+  assert.ok(m, r.stderr + s.report());
   assert.ok(runningFree(target.pid), s.report());
   const images = s.mkdir();
-  await s.dump(target, images, { extra: ['--ghost-limit', '10000'] });
+  await s.dump(target, images, { extra: ['--ghost-limit', m[1]!] });
   await s.expectPass(await s.restore(images, target));
+});
+
+test('deleted files with holes come back with their holes; a large sparse one is kept by its data, not its size', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'sparseghost');
+  // FIEMAP's extents (the default) and SEEK_DATA/SEEK_HOLE (--no-ghost-fiemap).
+  for (const how of ['--ghost-fiemap', '--no-ghost-fiemap']) {
+    const target = await s.start('sparseghost');
+    const images = s.mkdir();
+    await s.dump(target, images, { extra: [how] });
+    assert.deepEqual(critDecodeAll(images), [], s.report());
+    // As CRIU's dumps without mount namespaces: no mnt_id (CRIU's restore could not link the ghosts back).
+    const files = critDecode(images, 'files.img') as { entries: Array<{ reg?: Record<string, unknown> }> };
+    assert.deepEqual(files.entries.filter((e) => e.reg && 'mnt_id' in e.reg), [], s.report());
+    await s.expectPass(await s.restore(images, target));
+  }
+});
+
+test('a deleted file whose data exceeds --ghost-limit is refused, and the task runs on', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'sparseghost-limit');
+  const target = await s.start('sparseghost');
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir(), '--ghost-limit', '12K']);
+  assert.equal(r.code, 1, s.report());
+  assert.match(r.stderr, /fd \d+ is a deleted regular file of \d+ bytes on disk, more than --ghost-limit 12288/);
+  await s.expectPass(target);
+});
+
+test('deleted directories (an fd, the cwd), FIFOs, device nodes and symlinks come back deleted', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'deletedkinds');
+  const target = await s.start('deletedkinds');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  await s.expectPass(await s.restore(images, target));
+  // The ghosts made for the restore are gone again; the session dir holds what it held.
+  assert.deepEqual(fs.readdirSync(s.dir).filter((n) => !/^(images-\d+|restore-\d+\.pid|deletedkinds\.out|lnk)$/.test(n)), []);
 });

@@ -22,3 +22,12 @@ test('a task holding file locks is not dumped without --file-locks; it runs on',
   assert.ok(runningFree(target.pid), s.report());
   await s.expectPass(target);
 });
+
+test('--file-locks: leases (also ones being broken, without a second break signal), and shared flocks of two descriptions of one file', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'leases');
+  const target = await s.start('leases');
+  const images = s.mkdir();
+  await s.dump(target, images, { extra: ['--file-locks'] });
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  await s.expectPass(await s.restore(images, target, { extra: ['--file-locks'] }));
+});

@@ -27,3 +27,12 @@ test('pipes, eventfd and epoll images decode with CRIU\'s crit, with the queued 
   assert.equal(files.filter((e) => e['type'] === 'EVENTFD').length, 2, s.report());
   await s.expectPass(target);
 });
+
+test('ends of a pipe reopened through /proc keep their own O_NONBLOCK; pipe sizes (F_SETPIPE_SZ) come back, also of an empty pipe', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'pipeflags');
+  const target = await s.start('pipeflags');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  await s.expectPass(await s.restore(images, target));
+});

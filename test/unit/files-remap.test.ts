@@ -9,7 +9,8 @@ import {
   create, FdTypes, FileEntrySchema, GhostChunkEntrySchema, GhostFileEntrySchema, ImageDir, RegFileEntrySchema,
   RemapFilePathEntrySchema, RemapType, TimevalSchema, REMAP_GHOST, type FileEntry,
 } from '../../src/images/index.js';
-import { Remaps, readGhostImage, remapOf } from '../../src/objects/files/remap.js';
+import { Remaps, remapOf } from '../../src/objects/files/remap.js';
+import { readGhostImage } from '../../src/objects/files/ghost.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cryo-remap-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -26,11 +27,31 @@ describe('ghost-file images', () => {
       { msg: create(GhostChunkEntrySchema, { len: 3n, off: 19997n }), extra: Buffer.from('end') },
     ], 7);
     const g = readGhostImage(dir, 7);
-    assert.equal(g.data.length, 20000);
-    assert.equal(Buffer.from(g.data.subarray(0, 5)).toString(), 'hello');
-    assert.equal(Buffer.from(g.data.subarray(19997)).toString(), 'end');
-    assert.ok(g.data.subarray(5, 19997).every((b) => b === 0));
+    assert.equal(g.size, 20000);
+    assert.deepEqual(g.runs.map((r) => [r.off, Buffer.from(r.data).toString()]), [[0, 'hello'], [19997, 'end']]);
     assert.deepEqual([g.uid, g.gid, g.mode, g.mtime, g.atime], [1, 2, 0o100640, 1000.5, 1000.5]);
+    dir.close();
+  });
+
+  it('makes a chunked ghost again with its holes', () => {
+    const dir = ImageDir.open(fs.mkdtempSync(path.join(tmp, 'img-')), { write: true });
+    dir.write('ghostFile', [
+      { msg: create(GhostFileEntrySchema, { uid: 0, gid: 0, mode: 0o100600, chunks: true, size: 3n << 20n }) },
+      { msg: create(GhostChunkEntrySchema, { len: 4096n, off: 1n << 20n }), extra: Buffer.alloc(4096, 7) },
+    ], 3);
+    const d = fs.mkdtempSync(path.join(tmp, 'files-'));
+    const name = path.join(d, 'sparse');
+    const files = new Map<number, FileEntry>([[1, regEntry(1, name)]]);
+    const remaps = new Remaps([create(RemapFilePathEntrySchema, { origId: 1, remapId: 3, remapType: RemapType.GHOST })], new Map([[3, readGhostImage(dir, 3)]]), files);
+    const fd = remaps.open(1, name, fs.constants.O_RDONLY);
+    const st = fs.fstatSync(fd);
+    assert.equal(st.size, 3 << 20);
+    assert.ok(st.blocks * 512 < 1 << 20, `${st.blocks} blocks: the holes were filled`);
+    const b = Buffer.alloc(4096);
+    fs.readSync(fd, b, 0, 4096, 1 << 20);
+    assert.ok(b.every((x) => x === 7));
+    fs.closeSync(fd);
+    remaps.cleanup(true);
     dir.close();
   });
 
@@ -41,8 +62,10 @@ describe('ghost-file images', () => {
       { msg: create(GhostChunkEntrySchema, { len: 5n, off: 0n }), extra: Buffer.from('hello') },
     ], 1);
     assert.throws(() => readGhostImage(dir, 1), /ghost-file-1.img: a chunk lies outside the file/);
-    dir.write('ghostFile', [{ msg: create(GhostFileEntrySchema, { uid: 0, gid: 0, mode: 0o40755 }) }], 2);
-    assert.throws(() => readGhostImage(dir, 2), /only deleted regular files/);
+    dir.write('ghostFile', [{ msg: create(GhostFileEntrySchema, { uid: 0, gid: 0, mode: 0o40755 }), extra: Buffer.from('x') }], 2);
+    assert.throws(() => readGhostImage(dir, 2), /a directory with contents/);
+    dir.write('ghostFile', [{ msg: create(GhostFileEntrySchema, { uid: 0, gid: 0, mode: 0o20600 }) }], 3);
+    assert.throws(() => readGhostImage(dir, 3), /a character device without its rdev/);
     dir.close();
   });
 });
@@ -58,7 +81,7 @@ describe('Remaps', () => {
       [1, regEntry(1, path.join(d, 'gone/ghost.dat'))], [2, regEntry(2, path.join(d, 'taken.dat'))],
       [3, regEntry(3, path.join(d, 'linked.dat'))], [9, regEntry(9, path.join(d, 'link_remap.9'))],
     ]);
-    const ghosts = new Map([[20, { data: Buffer.from('ghost contents'), mode: 0o100604, uid: 0, gid: 0 }]]);
+    const ghosts = new Map([[20, { size: 14, runs: [{ off: 0, data: Buffer.from('ghost contents') }], mode: 0o100604, uid: 0, gid: 0 }]]);
     const remaps = new Remaps([
       create(RemapFilePathEntrySchema, { origId: 1, remapId: 20, remapType: RemapType.GHOST }),
       create(RemapFilePathEntrySchema, { origId: 2, remapId: 20, remapType: RemapType.GHOST }),

@@ -82,13 +82,25 @@ test('parseLocks: flock, POSIX (only the task\'s own) and OFD, each once', () =>
     'lock:\t3: POSIX  ADVISORY  READ 999 fe:00:2147320 40 49\n' +
     'lock:\t4: OFDLCK ADVISORY  READ -1 fe:00:2147390 0 EOF\n';
   const seen = new Set<string>();
-  const l = parseLocks(text, 15405, 7, 5, seen);
+  const l = parseLocks(text, 15405, 7, 5, 1, seen);
   assert.deepEqual(l.map((x) => [x.flag, x.type, x.pid, x.fd, x.start, x.len]), [
     [2, 1, 7, 5, 0n, 0n],
     [1, 1, 7, 5, 10n, 20n],
     [4, 0, 7, 5, 0n, 0n],
   ]);
-  assert.equal(parseLocks(text, 15405, 7, 6, seen).length, 0, 'the same locks seen from another fd of the file');
+  assert.equal(parseLocks(text, 15405, 7, 6, 1, seen).length, 0, 'the same locks seen from another fd of the description');
+  // Another description of the same files holds flock and OFD locks of its own.
+  assert.equal(parseLocks(text, 15405, 7, 8, 2, seen).length, 2);
+});
+
+test('parseLocks: leases, active and being broken (LEASE_BREAKING | the target type); unknown lock lines refused', () => {
+  const text = 'lock:\t1: LEASE  ACTIVE    READ 15120 fe:00:2146794 0 EOF\n';
+  const seen = new Set<string>();
+  const l = [...parseLocks(text, 15120, 3, 4, 1, seen), ...parseLocks('lock:\t1: LEASE  BREAKING  UNLCK 15120 fe:00:2146794 0 EOF\n', 15120, 3, 5, 2, seen)];
+  assert.deepEqual(l.map((x) => [x.flag, x.type, x.pid, x.fd, x.start, x.len]), [[8, 0, 3, 4, 0n, 0n], [8, 6, 3, 5, 0n, 0n]]);
+  assert.equal(parseLocks(text, 15120, 3, 9, 1, seen).length, 0, 'a lease seen again from a dup of its fd');
+  assert.throws(() => parseLocks('lock:\t1: DELEG  ACTIVE    READ 1 fe:00:1 0 EOF\n', 1, 1, 4, 1, new Set()), /fd 4 holds a lock cryo cannot dump/);
+  assert.throws(() => parseLocks('lock:\t1: FLOCK  MSNFS  READ 1 fe:00:1 0 EOF\n', 1, 1, 4, 1, new Set()), /cannot dump/);
 });
 
 test('XSAVE area ↔ image fields: round trip of the legacy area and the AVX/AVX-512/PKRU components', () => {

@@ -20,6 +20,7 @@ import { pidfd } from './pidfd.js';
 import { unixsk } from './unix.js';
 import { memfd } from './memfd.js';
 import { parseLocks } from './locks.js';
+import { readFown, setFown, restoreFown, asyncOn, nsPidOf } from './fown.js';
 import type { Remote } from '../../tracer/remote.js';
 
 const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, fanotify, pidfd, unixsk, memfd];
@@ -94,6 +95,10 @@ function dumpFd(pid: number, fd: number, env: DumpFilesEnv): { kind: FdKind; id:
     if (id === undefined) {
       id = kind.dump(p, env);
       env.files.rememberDescription(pid, fd, inodeKey, id);
+      // In a pid namespace of its own the task names its file's owner otherwise.
+      const vpidOf = (host: number) => (env.vpid === pid || pid === process.pid ? host : nsPidOf(host, `task ${pid}: fd ${fd}`));
+      const fown = readFown(p.copy(), p.info.flags, vpidOf);
+      if (fown) setFown(env.files.entries, id, fown);
     }
     return { kind, id, p };
   } finally {
@@ -109,7 +114,7 @@ export function dumpFds(pid: number, base: Omit<DumpFilesEnv, 'dumpOwn'>): Fdinf
   for (const fd of fds) {
     const { kind, id, p } = dumpFd(pid, fd, env);
     out.push(create(FdinfoEntrySchema, { id, flags: p.info.flags & O.CLOEXEC ? FD_CLOEXEC : 0, type: kind.type, fd }));
-    const locks = parseLocks(p.fdinfoText, pid, env.vpid, fd, env.files.locksSeen);
+    const locks = parseLocks(p.fdinfoText, pid, env.vpid, fd, id, env.files.locksSeen);
     if (locks.length && !env.fileLocks) {
       throw new CryoError(`task ${pid} holds a file lock on fd ${fd} (${p.link}); dump with --file-locks`);
     }
@@ -117,6 +122,26 @@ export function dumpFds(pid: number, base: Omit<DumpFilesEnv, 'dumpOwn'>): Fdinf
   }
   env.files.taskFds.set(pid, out);
   return out;
+}
+
+/**
+ * A task whose fd table another task of the tree shares and has dumped: only the
+ * POSIX locks it holds itself on those fds (returns no fdinfo entries).
+ */
+export function dumpLocks(pid: number, env: Omit<DumpFilesEnv, 'dumpOwn'>): FdinfoEntry[] {
+  for (const fd of readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b)) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+    } catch (e) {
+      throw new CryoError(`task ${pid}: cannot inspect fd ${fd}: ${(e as Error).message}`);
+    }
+    // Locks of open file descriptions (flock, OFD, leases) were taken with the table.
+    const locks = parseLocks(text, pid, env.vpid, fd, -1, env.files.locksSeen).filter((l) => l.flag === 1 /* FL_POSIX */);
+    if (locks.length && !env.fileLocks) throw new CryoError(`task ${pid} holds a file lock on fd ${fd}; dump with --file-locks`);
+    env.files.locks.push(...locks);
+  }
+  return [];
 }
 
 /**
@@ -133,7 +158,14 @@ export function openFileEntry(fe: FileEntry, env: RestoreFilesEnv, task?: Remote
     inh.used = true;
     return kind.openInherited ? kind.openInherited(fe, inh.fd, env) : dupCloexec(inh.fd);
   }
-  return kind.open(fe, env, task);
+  const fd = kind.open(fe, env, task);
+  try {
+    restoreFown(fd, fe, (id) => env.files.get(id), env.hostPid);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  return fd;
 }
 
 /** Before a restore creates anything: each kind checks its entries of files.img. */
@@ -157,7 +189,8 @@ export function hasAfterPlant(fe: FileEntry): boolean {
   return FD_KINDS.find((k) => k.type === fe.type)?.afterPlant !== undefined;
 }
 
-/** Work a kind leaves for when every fd of the task is in place (epoll targets). */
-export function afterPlant(rem: Remote, fe: FileEntry, fd: number): void {
+/** Work a kind leaves for when every fd of the task is in place (epoll targets); O_ASYNC. */
+export function afterPlant(rem: Remote, fe: FileEntry, fd: number, files: Map<number, FileEntry>): void {
   FD_KINDS.find((k) => k.type === fe.type)?.afterPlant?.(rem, fe, fd);
+  asyncOn(rem, fe, fd, (id) => files.get(id));
 }

@@ -50,10 +50,16 @@ export type RegDumpEnv = Pick<DumpFilesEnv, 'files' | 'ghostLimit' | 'linkRemap'
 
 /** A deleted file to recreate (ghost-file image), by its remap id. */
 export interface Ghost {
-  data: Uint8Array;
+  /** st_mode: the type (regular file, directory, FIFO, device, symlink) and permissions. */
   mode: number;
   uid: number;
   gid: number;
+  /** A regular file's size and its data, by offset (what lies between is a hole). */
+  size: number;
+  runs: Array<{ off: number; data: Uint8Array }>;
+  /** A device node's number; a symlink's target. */
+  rdev?: number;
+  symlinkTarget?: string;
   /** Access and modification times, in seconds, when the image has them. */
   atime?: number;
   mtime?: number;
@@ -73,6 +79,13 @@ export interface RestoreFilesEnv {
   pipeData: Map<number, { data: Uint8Array; size: number }>;
   /** Our pid of a task of the tree, by its pid in its own namespace (pidfds name them so). */
   hostPid(vpid: number): number;
+  /**
+   * pidfds of processes that had exited, by inode, then by file id: opened all at
+   * once on a process made to die (spawnTemp), so they share one pid and inode.
+   */
+  deadPidfds: Map<number, Map<number, number>>;
+  /** Start a throw-away process of cryo's (its pid); the caller kills and reaps it. */
+  spawnTemp(): number;
   /** Deleted files (ghost files, link remaps): how to open them, by reg-file id. */
   remaps: Remaps;
   /** memfd inodes (memfd.img) and their contents. */
@@ -83,8 +96,8 @@ export interface RestoreFilesEnv {
   unix: UnixRestore;
   /** cryo's fd of a file entry, opened once (fds in flight in a socket queue). */
   openId(id: number, task?: Remote): number;
-  /** Pipes created so far: both ends, in cryo, by pipe id. */
-  pipeEnds: Map<number, { r: number; w: number }>;
+  /** Pipes created so far: both ends, in cryo, by pipe id (`given`: the ends handed out as they are). */
+  pipeEnds: Map<number, { r: number; w: number; given?: Set<number> }>;
   /** --inherit-fd: cryo's fd for each resource key ("pipe:[ID]", a path, "tty[RDEV:DEV]"). */
   inherited: Map<string, { fd: number; used: boolean }>;
   /** Pseudo-terminal pairs recreated so far, by index. */

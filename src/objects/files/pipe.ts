@@ -8,6 +8,7 @@ import { noFown } from './table.js';
 import { NR, O, F, syscall, trySyscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { partOf, regOf, type DumpFilesEnv, type FdKind, type FdProbe } from './kind.js';
+import { dumpRegFile } from './reg.js';
 
 const SPLICE_F_NONBLOCK = 2;
 const EAGAIN = 11;
@@ -51,8 +52,9 @@ function takeData(p: FdProbe, files: DumpFilesEnv['files'], into: DataList): num
   const pipeId = Number(p.st.ino);
   if (!files.pipesSeen.has(pipeId)) {
     files.pipesSeen.add(pipeId);
+    // Also with nothing queued: the entry keeps the pipe's size (F_SETPIPE_SZ), as CRIU's.
     const { data, size } = peek(p);
-    if (data.length) into.push({ pipeId, data, size });
+    into.push({ pipeId, data, size });
   }
   return pipeId;
 }
@@ -89,9 +91,18 @@ export const pipe: FdKind = {
       env.pipeEnds.set(e.pipeId, ends);
       refill(ends.w, env.pipeData.get(e.pipeId));
     }
-    const end = (e.flags & 3) === O.WRONLY ? ends.w : ends.r;
-    // Our own fd of that end (closed after the restore); O_NONBLOCK belongs to the end.
-    const fd = dupCloexec(end);
+    const write = (e.flags & 3) === O.WRONLY;
+    const end = write ? ends.w : ends.r;
+    // Each entry is an open file description of its own (a dup shares the entry), so
+    // that O_NONBLOCK of one leaves the others be: the end pipe() made (no O_LARGEFILE),
+    // or the end reopened through /proc (which adds O_LARGEFILE), as the dumped one was.
+    let fd: number;
+    if (!(e.flags & O.LARGEFILE) && !ends.given?.has(end)) {
+      (ends.given ??= new Set()).add(end);
+      fd = dupCloexec(end);
+    } else {
+      fd = openSync(`/proc/self/fd/${end}`, (write ? O.WRONLY : O.RDONLY) | O.NONBLOCK | O.CLOEXEC);
+    }
     syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, e.flags & O.NONBLOCK);
     return fd;
   },
@@ -130,7 +141,9 @@ export const fifo: FdKind = {
   dump(p, env) {
     const files = env.files;
     const pipeId = takeData(p, files, files.fifoData);
-    const regfId = files.addReg({ flags: p.info.flags & ~O.CLOEXEC, pos: 0n, name: p.link });
+    // Its path as a reg-file entry; a FIFO deleted while open gets its ghost.
+    const regfId = dumpRegFile({ pid: p.pid, proc: `/proc/${p.pid}/fd/${p.fd}`, link: p.link, st: p.st, what: `fd ${p.fd}` },
+      { flags: p.info.flags & ~O.CLOEXEC, pos: 0n }, env);
     const id = files.newId();
     files.add(create(FileEntrySchema, { type: FdTypes.FIFO, id, fifo: create(FifoEntrySchema, { id, pipeId, regfId }) }));
     return id;
@@ -142,9 +155,12 @@ export const fifo: FdKind = {
     let ends = env.pipeEnds.get(e.pipeId);
     if (!ends) {
       let rw: number;
+      const how = O.RDWR | O.NONBLOCK | O.CLOEXEC;
       try {
-        rw = openSync(reg.name, O.RDWR | O.NONBLOCK | O.CLOEXEC);
+        // A deleted FIFO is made again (a ghost), opened and unlinked.
+        rw = env.remaps.has(e.regfId) ? env.remaps.open(e.regfId, reg.name, how) : openSync(reg.name, how);
       } catch (err) {
+        if (err instanceof CryoError) throw err;
         throw new CryoError(`cannot open the FIFO ${reg.name}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
       ends = { r: rw, w: rw };

@@ -1,18 +1,20 @@
-// Regular files, directories and the memory character devices (/dev/null, zero...).
+// Regular files, directories, symlinks (O_PATH fds) and the memory character
+// devices (/dev/null, zero..., also a node of one made elsewhere).
 // Files deleted while open or mapped are recorded here too, as CRIU does: a file
 // nobody can reach any more (no link left) gets its contents saved in a ghost file,
 // one still linked elsewhere gets a link_remap.N link next to where it was
 // (--link-remap). Both are tied to the file's entry by remap-fpath.img.
-import { openSync, closeSync, statSync, readFileSync, type Stats } from 'node:fs';
+import { openSync, closeSync, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import {
-  create, FdTypes, GhostFileEntrySchema, RemapFilePathEntrySchema, RemapType, TimevalSchema, isFieldSet,
+  create, FdTypes, RemapFilePathEntrySchema, RemapType, isFieldSet,
   RegFileEntrySchema, type FileEntry, type RegFileEntry,
 } from '../../images/index.js';
 import { O, NR, AT_FDCWD, AT_SYMLINK_FOLLOW, SysError, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { badFile, major, minor, partOf, type RegDumpEnv, type FdKind } from './kind.js';
 import { isShmemObject } from './memfd.js';
+import { dumpGhost } from './ghost.js';
 
 const MEM_MAJOR = 1;
 const DELETED = ' (deleted)';
@@ -22,18 +24,23 @@ export const regular: FdKind = {
   type: FdTypes.REG,
   // Not memfds (nor shared anonymous memory): they look like deleted files but have a name, seals and no directory.
   match: (p) =>
-    ((p.st.isFile() && !isShmemObject(p.link, `/proc/${p.pid}/fd/${p.fd}`, p.st)) || p.st.isDirectory() || (p.st.isCharacterDevice() && major(p.st.rdev) === MEM_MAJOR)),
+    ((p.st.isFile() && !isShmemObject(p.link, `/proc/${p.pid}/fd/${p.fd}`, p.st)) || p.st.isDirectory() || p.st.isSymbolicLink() ||
+      (p.st.isCharacterDevice() && major(p.st.rdev) === MEM_MAJOR)),
   dump(p, env) {
     return dumpRegFile(
       { pid: p.pid, proc: `/proc/${p.pid}/fd/${p.fd}`, link: p.link, st: p.st, what: `fd ${p.fd}` },
-      { flags: p.info.flags & ~O.CLOEXEC, pos: p.info.pos, mntId: p.info.mntId },
+      // No mnt_id: as CRIU, only a dump of mount namespaces names mounts (-1, the
+      // default, tells CRIU's restore to take paths from the root; a mount id of
+      // this machine would name a mount its restore does not know, and ghost files
+      // and link remaps could not be linked).
+      { flags: p.info.flags & ~O.CLOEXEC, pos: p.info.pos },
       env,
     );
   },
   open(fe: FileEntry, env) {
     const r = fe.reg;
     if (!r) throw new CryoError(`file id ${fe.id}: regular file entry without its reg field`);
-    const flags = r.flags & ~(O.CREAT | O.TRUNC | O.EXCL | O.CLOEXEC);
+    const flags = openFlags(r.flags);
     let fd: number;
     if (env.remaps.has(fe.id)) {
       fd = env.remaps.open(fe.id, r.name, flags | O.CLOEXEC);
@@ -63,6 +70,19 @@ export const regular: FdKind = {
     }
   },
 };
+
+/** O_TMPFILE without its O_DIRECTORY: what marks the file as made unnamed. */
+const __O_TMPFILE = 0o20000000;
+
+/**
+ * The flags to open a dumped file with: never create or truncate it; an unnamed
+ * temporary file (O_TMPFILE) comes back as its ghost, opened as a plain file (as CRIU).
+ */
+export function openFlags(flags: number): number {
+  const f = flags & ~(O.CREAT | O.TRUNC | O.EXCL | O.CLOEXEC);
+  return f & __O_TMPFILE ? f & ~O.TMPFILE : f;
+}
+
 
 /** Open write-only for appending: CRIU records no size for such a file (files-reg.c, should_check_size). */
 function isAppendOnly(flags: number): boolean {
@@ -103,9 +123,6 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
   }
   const deleted = src.link.endsWith(DELETED);
   const name = deleted ? src.link.slice(0, -DELETED.length) : src.link;
-  if (deleted && !src.st.isFile()) {
-    throw new CryoError(`task ${src.pid}: ${src.what} is the deleted ${src.link}, which cryo does not support yet`);
-  }
   if (!deleted && (src.st.isCharacterDevice() || src.st.isBlockDevice())) checkDevicePath(src, name, env.evasiveDevices);
   // As CRIU: the size of a regular file is kept to check on restore that it is the
   // same file, but for one open O_WRONLY|O_APPEND (a log), which may grow meanwhile.
@@ -140,27 +157,6 @@ function checkDevicePath(src: RegSource, name: string, evasive: boolean): void {
     `task ${src.pid}: ${src.what} is the device ${dev(src.st)} opened as ${name}, but that path now names another ` +
     (sameDevice ? 'node of the same device (dump with --evasive-devices to take it)' : `file (${now.isCharacterDevice() || now.isBlockDevice() ? `device ${dev(now)}` : 'not that device'})`),
   );
-}
-
-/** No link left: the contents go into ghost-file-N.img (once per inode, up to --ghost-limit). */
-function dumpGhost(src: RegSource, origId: number, env: RegDumpEnv): void {
-  const { st } = src;
-  const key = `${st.dev}:${st.ino}`;
-  let g = env.files.ghostFiles.get(key);
-  if (!g) {
-    if (st.size > env.ghostLimit) {
-      throw new CryoError(`task ${src.pid}: ${src.what} is a deleted file of ${st.size} bytes, more than --ghost-limit ${env.ghostLimit}`);
-    }
-    // The /proc link still opens the file, deleted or not.
-    const data = readFileSync(src.proc);
-    const head = create(GhostFileEntrySchema, {
-      uid: st.uid, gid: st.gid, mode: st.mode, dev: Number(st.dev), ino: BigInt(st.ino), size: BigInt(data.length),
-      atim: timeval(st.atimeMs), mtim: timeval(st.mtimeMs),
-    });
-    g = { remapId: env.files.newId(), head, data };
-    env.files.ghostFiles.set(key, g);
-  }
-  env.files.remaps.push(create(RemapFilePathEntrySchema, { origId, remapId: g.remapId, remapType: RemapType.GHOST }));
 }
 
 /**
@@ -198,8 +194,6 @@ function dumpLinkRemap(src: RegSource, name: string, origId: number, env: RegDum
   }
   env.files.remaps.push(create(RemapFilePathEntrySchema, { origId, remapId: linkId, remapType: RemapType.LINKED }));
 }
-
-const timeval = (ms: number) => create(TimevalSchema, { tvSec: BigInt(Math.floor(ms / 1000)), tvUsec: BigInt(Math.floor((ms % 1000) * 1000)) });
 
 function sameFile(p: string, st: Stats): boolean {
   try {

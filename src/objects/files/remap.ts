@@ -3,18 +3,15 @@
 // each opener links that file to the original name (or NAME.cr_link when the name
 // is taken by another file), opens it there and unlinks the name again, so the
 // fd reads "NAME (deleted)". Ghost files are removed when the restore ends; link
-// remaps once it succeeded (a failed restore may be tried again).
-import { openSync, closeSync, writeSync, fchownSync, fchmodSync, futimesSync, linkSync, unlinkSync, mkdirSync, rmdirSync, existsSync } from 'node:fs';
+// remaps once it succeeded (a failed restore may be tried again). A deleted
+// directory comes back under its own name (a directory cannot be linked), is
+// opened (or made the cwd) there, and removed at the end, as CRIU does.
+import { openSync, linkSync, unlinkSync, mkdirSync, rmdirSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { RemapType, REMAP_GHOST, RemapFilePathEntrySchema, GhostFileEntrySchema, isFieldSet, create, type FileEntry, type RemapFilePathEntry, type ImageDir, type GhostFileEntry, type GhostChunkEntry, type Timeval } from '../../images/index.js';
-import { O } from '../../sys/index.js';
+import { RemapType, REMAP_GHOST, RemapFilePathEntrySchema, RegFileEntrySchema, isFieldSet, create, type FileEntry, type RemapFilePathEntry } from '../../images/index.js';
 import { CryoError } from '../../context.js';
 import type { Ghost } from './kind.js';
-
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
-/** The largest ghost file recreated from chunks (it is built in memory). */
-const MAX_GHOST = 1n << 32n;
+import { makeGhost, typeName, S_IFMT, S_IFDIR } from './ghost.js';
 
 const errCode = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
 
@@ -34,7 +31,17 @@ export class Remaps {
       if (!files.get(r.origId)?.reg) throw new CryoError(`remap-fpath.img: file id ${r.origId} is remapped, but it is no regular file entry of files.img`);
       if (this.byOrig.has(r.origId)) throw new CryoError(`remap-fpath.img: file id ${r.origId} is remapped twice`);
       if (r.remapType === RemapType.GHOST) {
-        if (!ghosts.has(r.remapId)) throw new CryoError(`remap-fpath.img: file id ${r.origId} names ghost file ${r.remapId}, which is missing`);
+        const g = ghosts.get(r.remapId);
+        if (!g) throw new CryoError(`remap-fpath.img: file id ${r.origId} names ghost file ${r.remapId}, which is missing`);
+        // The ghost must be the kind of file the entry was (CRIU checks the mode once it is open).
+        const reg = files.get(r.origId)!.reg!;
+        if (isFieldSet(reg, RegFileEntrySchema.field.mode) && (reg.mode & S_IFMT) !== (g.mode & S_IFMT)) {
+          throw new CryoError(`remap-fpath.img: file id ${r.origId} was a ${typeName(reg.mode)}, but its ghost file ${r.remapId} is a ${typeName(g.mode)}`);
+        }
+        // Its contents are what the file held when it was dumped.
+        if (isFieldSet(reg, RegFileEntrySchema.field.size) && reg.size !== BigInt(g.size)) {
+          throw new CryoError(`ghost-file-${r.remapId.toString(16)}.img: holds a file of ${g.size} bytes, but file id ${r.origId} had ${reg.size}`);
+        }
       } else if (r.remapType === RemapType.LINKED) {
         if (!files.get(r.remapId)?.reg) throw new CryoError(`remap-fpath.img: file id ${r.origId} is linked to file id ${r.remapId}, which is missing`);
       } else {
@@ -49,9 +56,24 @@ export class Remaps {
     return this.byOrig.has(id);
   }
 
+  /** A deleted directory (a ghost), made again under its name: where to open it or chdir to. */
+  dirPath(id: number, name: string): string | undefined {
+    const r = this.byOrig.get(id);
+    if (r?.remapType !== RemapType.GHOST || (this.ghosts.get(r.remapId)!.mode & S_IFMT) !== S_IFDIR) return undefined;
+    return this.ghostFile(r.remapId, name);
+  }
+
   /** Open, in cryo, the file reg-file entry `id` (named `name`) stands for. */
   open(id: number, name: string, flags: number): number {
     const r = this.byOrig.get(id)!;
+    const dir = this.dirPath(id, name);
+    if (dir !== undefined) {
+      try {
+        return openSync(dir, flags);
+      } catch (e) {
+        throw new CryoError(`cannot open ${dir}: ${errCode(e)}`);
+      }
+    }
     const src = r.remapType === RemapType.GHOST ? this.ghostFile(r.remapId, name) : this.files.get(r.remapId)!.reg!.name;
     let at = name;
     try {
@@ -76,26 +98,19 @@ export class Remaps {
     }
   }
 
-  /** The ghost file of `remapId`, made at NAME.cr.ID.ghost when first needed. */
+  /** The ghost of `remapId`, made when first needed at NAME.cr.ID.ghost (a directory at NAME). */
   private ghostFile(remapId: number, name: string): string {
     const have = this.made.get(remapId);
     if (have !== undefined) return have;
     const g = this.ghosts.get(remapId)!;
-    const p = `${name}.cr.${remapId.toString(16)}.ghost`;
+    const isDir = (g.mode & S_IFMT) === S_IFDIR;
+    const p = isDir ? name : `${name}.cr.${remapId.toString(16)}.ghost`;
     try {
       this.makeParents(p);
-      const fd = openSync(p, O.WRONLY | O.CREAT | O.EXCL | O.CLOEXEC, 0o600);
+      makeGhost(p, g);
       this.made.set(remapId, p);
-      try {
-        writeSync(fd, g.data);
-        fchownSync(fd, g.uid, g.gid);
-        fchmodSync(fd, g.mode & 0o7777);
-        if (g.mtime !== undefined) futimesSync(fd, g.atime ?? g.mtime, g.mtime);
-      } finally {
-        closeSync(fd);
-      }
     } catch (e) {
-      throw new CryoError(`cannot recreate the deleted file ${name} as ${p}: ${errCode(e)}`);
+      throw new CryoError(`cannot recreate the deleted ${typeName(g.mode)} ${name} as ${p}: ${errCode(e)}`);
     }
     return p;
   }
@@ -112,16 +127,15 @@ export class Remaps {
 
   /** Remove the ghost files (always) and, after a restore that succeeded, the link remaps. */
   cleanup(restored: boolean): void {
-    const gone = [...this.made.values()];
+    const gone = [...this.made].map(([id, p]) => ({ p, isDir: (this.ghosts.get(id)!.mode & S_IFMT) === S_IFDIR }));
     if (restored) {
-      for (const r of this.byOrig.values()) if (r.remapType === RemapType.LINKED) gone.push(this.files.get(r.remapId)!.reg!.name);
+      for (const r of this.byOrig.values()) if (r.remapType === RemapType.LINKED) gone.push({ p: this.files.get(r.remapId)!.reg!.name, isDir: false });
     }
-    for (const p of new Set(gone)) {
-      try {
-        unlinkSync(p);
-      } catch {
-        /* already gone */
-      }
+    const seen = new Set<string>();
+    for (const { p, isDir } of gone) {
+      if (seen.has(p)) continue;
+      seen.add(p);
+      removeQuietly(p, isDir);
     }
     this.made.clear();
     for (const d of this.dirs.reverse()) {
@@ -147,26 +161,11 @@ export function remapOf(r: RemapFilePathEntry): RemapFilePathEntry {
   });
 }
 
-/** A ghost-file image: the whole file after its head, or in chunks (as CRIU writes files of 12 KiB and more). */
-export function readGhostImage(dir: ImageDir, id: number): Ghost {
-  const [head, ...chunks] = dir.readEntries('ghostFile', id);
-  const bad = (why: string) => new CryoError(`${dir.fileName('ghostFile', id)}: ${why}`);
-  if (!head) throw bad('no head entry');
-  const h = head.msg as GhostFileEntry;
-  if ((h.mode & S_IFMT) !== S_IFREG) throw bad('only deleted regular files can be recreated yet');
-  let data = head.extra ?? new Uint8Array();
-  const sized = isFieldSet(h, GhostFileEntrySchema.field.size);
-  if (!h.chunks && sized && h.size !== BigInt(data.length)) throw bad(`the file holds ${data.length} bytes, its head says ${h.size}`);
-  if (h.chunks) {
-    if (h.size > MAX_GHOST) throw bad(`a file of ${h.size} bytes is too large to recreate`);
-    data = new Uint8Array(Number(h.size));
-    for (const c of chunks) {
-      const ce = c.msg as GhostChunkEntry;
-      if (ce.off + ce.len > BigInt(data.length) || (c.extra?.length ?? 0) !== Number(ce.len)) throw bad('a chunk lies outside the file');
-      data.set(c.extra!, Number(ce.off));
-    }
+function removeQuietly(p: string, isDir: boolean): void {
+  try {
+    if (isDir) rmdirSync(p);
+    else unlinkSync(p);
+  } catch {
+    /* already gone */
   }
-  const secs = (t: Timeval) => Number(t.tvSec) + Number(t.tvUsec) / 1e6;
-  const times = h.mtim ? { mtime: secs(h.mtim), atime: secs(h.atim ?? h.mtim) } : {};
-  return { data, mode: h.mode, uid: h.uid, gid: h.gid, ...times };
 }

@@ -31,8 +31,11 @@ export class FileTable {
   readonly ttyFds: Array<{ pid: number; fd: number; link: string; infoId: number }> = [];
   /** pipes-data.img: the bytes queued in each pipe, once per pipe. */
   readonly pipeData: Array<{ pipeId: number; data: Buffer; size: number }> = [];
-  /** Deleted files whose contents go into ghost-file images, one per inode ("dev:ino"). */
-  readonly ghostFiles = new Map<string, { remapId: number; head: GhostFileEntry; data: Buffer }>();
+  /**
+   * Deleted files kept as ghost-file images, one per inode ("dev:ino"): the head, and
+   * for a regular file its size and cryo's fd to read it through when the images are written.
+   */
+  readonly ghostFiles = new Map<string, { remapId: number; head: GhostFileEntry; size: number; fd?: number }>();
   /** remap-fpath.img: reg-file entries reached through a ghost file or a link_remap file. */
   readonly remaps: RemapFilePathEntry[] = [];
   /** link_remap.N files this dump made (--link-remap): removed again if the dump fails. */
