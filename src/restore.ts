@@ -14,7 +14,7 @@ import type { Remote } from './tracer/remote.js';
 import type { Ghost } from './objects/files/kind.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
-import { startRoot, cloneTask, killAndReap, buildTree } from './restore/tree.js';
+import { startRoot, cloneTask, killAndReap, buildTree, stopSignal } from './restore/tree.js';
 import { restoreTimers } from './objects/timers.js';
 import { restoreSeccomp } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
@@ -314,13 +314,14 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     if (opts.pidfile) writeFileSync(opts.pidfile, String(rootHost));
     lateAction(ctx, 'pre-resume', rootHost);
     cg?.restoreFreezer();
-    // Let everything go at once, children first so no parent runs ahead of them.
-    for (const f of [...finals].reverse()) ptrace.detach(f.rem.pid, 0);
-    // Tasks that were stopped by job control stop again at once.
+    // Tasks that were stopped by job control get their stop signal while still
+    // held, as CRIU does: it is the first thing they see once let go.
     for (const t of loaded.tasks) {
       const r = rems.get(t.pstree.pid);
-      if (r && t.core.tc?.taskState === TASK_STOPPED) kill(r.pid, t.core.tc.stopSigno || SIG.STOP);
+      if (r && t.core.tc?.taskState === TASK_STOPPED) kill(r.pid, stopSignal(loaded.tasks, t, rootHost, log));
     }
+    // Let everything go at once, children first so no parent runs ahead of them.
+    for (const f of [...finals].reverse()) ptrace.detach(f.rem.pid, 0);
   } catch (e) {
     for (const pid of [...created].reverse()) killAndReap(pid);
     sh.remaps.cleanup(false);

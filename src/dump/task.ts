@@ -195,8 +195,8 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
           threadInfo: th.ti,
           tc: create(TaskCoreEntrySchema, {
             // A task stopped by job control stays stopped after restore (CRIU: stop_signo).
-            taskState: t.stopped ? TASK_STOPPED : TASK_ALIVE, exitCode: 0, personality, flags: stat.flags,
-            blkSigset: th.rem.savedSigmask, ...(t.stopped ? { stopSigno: SIG.STOP } : {}),
+            taskState: t.stopSig ? TASK_STOPPED : TASK_ALIVE, exitCode: 0, personality, flags: stat.flags,
+            blkSigset: th.rem.savedSigmask, ...(t.stopSig ? { stopSigno: t.stopSig } : {}),
             comm, timers, rlimits: create(TaskRlimitsEntrySchema, { rlimits }), sigactions,
             childSubreaper: subreaper, signalsS: dumpPending(pid, true),
             // Also where CRIU before 3.18 looks for the set (4.x reads thread_core's).

@@ -1,6 +1,7 @@
 // Creating the restored tasks with their exact pids: the seed clones the root
 // (CLONE_PARENT, so the root is cryo's child), each task clones its children.
-import { closeSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
+import { parseStat } from '../proc/stat.js';
 import { NR, CLONE, SIG, F, PR, PTRACE_O, CAP, hasCap, ptrace, waitpid, kill, syscall, pidfdOpen, SysError, errnoName, __WALL } from '../sys/index.js';
 import { Remote, RemoteError, TaskGoneError } from '../tracer/remote.js';
 import { findSyscallInsn, waitForStop } from '../tracer/seize.js';
@@ -145,6 +146,36 @@ export function becomeZombie(rem: Remote, status: number): void {
 function killsByDefault(sig: number): boolean {
   const harmless: number[] = [SIG.STOP, SIG.TSTP, SIG.TTIN, SIG.TTOU, SIG.CONT, SIG.CHLD, 23 /* SIGURG */, 28 /* SIGWINCH */];
   return sig >= 1 && sig <= 64 && !harmless.includes(sig);
+}
+
+/**
+ * The signal that stops a restored task as it was stopped. SIGTSTP, SIGTTIN and
+ * SIGTTOU are dropped by the kernel for a task of an orphaned process group (no
+ * member has a parent in another group of its session): there only SIGSTOP stops
+ * it. The root's parent is cryo's (or cryo's parent's), outside the tree's sessions.
+ */
+export function stopSignal(tasks: readonly TreeTask[], t: TreeTask, rootHost: number, log: Logger): number {
+  const sig = t.core.tc?.stopSigno || SIG.STOP;
+  if (sig === SIG.STOP) return sig;
+  const byPid = new Map<number, { pgid: number; sid: number }>(tasks.map((x) => [x.pstree.pid, x.pstree]));
+  const { pgid, sid } = t.pstree;
+  const anchored = tasks.some(({ pstree: m }, i) => {
+    if (m.pgid !== pgid) return false;
+    const p = i === 0 ? parentIds(rootHost) : byPid.get(m.ppid);
+    return p !== undefined && p.pgid !== pgid && p.sid === sid;
+  });
+  if (anchored) return sig;
+  log.warn(`task ${t.pstree.pid}: stopped by signal ${sig}, which cannot stop a task of its orphaned process group ${pgid} here; stopped by SIGSTOP`);
+  return SIG.STOP;
+}
+
+/** The group and session of a task's parent, from /proc; undefined if unreadable. */
+function parentIds(pid: number): { pgid: number; sid: number } | undefined {
+  try {
+    return parseStat(readFileSync(`/proc/${parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8')).ppid}/stat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 export interface TreeTask {

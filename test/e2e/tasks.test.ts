@@ -15,3 +15,14 @@ test('zombies killed by SIGKILL and SIGSEGV or exited, and a group whose leader 
     },
   });
 });
+
+test('tasks stopped by SIGSTOP (with more SIGSTOPs pending), SIGTSTP and SIGTTIN stay stopped by that signal, and run after SIGCONT', { timeout: 30_000 }, async (t) => {
+  await Session.for(t, 'jobstop').cycle('jobstop');
+});
+
+test('dump --leave-running leaves stopped tasks stopped, by the same signals', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'jobstop-r');
+  const target = await s.start('jobstop');
+  await s.dump(target, s.mkdir(), { leaveRunning: true });
+  await s.expectPass(target);
+});
