@@ -273,12 +273,34 @@ function seizeThreads(t: FrozenTask, pre: Set<number>): void {
         }
         // A job-control stop holds the whole thread group: the leader's stop tells.
         if (tid === t.pid) t.stopSig = STOP_SIGNALS.includes(sig) ? sig : 0;
+        seized.add(tid);
+        t.threads.push(tid);
+        refusePendingTrap(t.pid, tid);
       } catch (e) {
-        if (e instanceof TaskGoneError && tid !== t.pid) continue; // a thread that just exited
+        if (e instanceof TaskGoneError && tid !== t.pid && !t.threads.includes(tid)) continue; // a thread that just exited
         throw e;
       }
-      seized.add(tid);
-      t.threads.push(tid);
+    }
+  }
+}
+
+/**
+ * As CRIU: a pending SIGTRAP cannot be dumped. cryo's calls run with SIGTRAP
+ * unblocked (see Remote), so the first would take it out of the queue before the
+ * pending signals are read.
+ */
+function refusePendingTrap(pid: number, tid: number): void {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+  } catch {
+    return; // killed meanwhile: the dump finds out
+  }
+  const bit = 1n << BigInt(SIG.TRAP - 1);
+  for (const key of ['SigPnd', 'ShdPnd']) {
+    const m = new RegExp(`^${key}:\\s*([0-9a-f]+)`, 'm').exec(status);
+    if (m && BigInt('0x' + m[1]) & bit) {
+      throw new CryoError(`task ${pid}: a SIGTRAP is pending in thread ${tid}${key === 'ShdPnd' ? ' (for the whole process)' : ''}; cryo cannot dump it (neither can CRIU)`);
     }
   }
 }

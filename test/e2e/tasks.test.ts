@@ -2,7 +2,7 @@
 // whose leader is gone.
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Session, procState, processTree } from './harness.js';
+import { Session, procState, processTree, runningFree, waitFor } from './harness.js';
 
 test('zombies killed by SIGKILL and SIGSEGV or exited, and a group whose leader is gone, come back as they were', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'zombies');
@@ -24,5 +24,27 @@ test('dump --leave-running leaves stopped tasks stopped, by the same signals', {
   const s = Session.for(t, 'jobstop-r');
   const target = await s.start('jobstop');
   await s.dump(target, s.mkdir(), { leaveRunning: true });
+  await s.expectPass(target);
+});
+
+test('SIGTRAP handlers (also with SIGTRAP blocked) and an ignored SIGTRAP survive dump and restore', { timeout: 30_000 }, async (t) => {
+  await Session.for(t, 'sigtrap').cycle('sigtrap');
+});
+
+test('SIGTRAP dispositions are untouched in a tree dumped with --leave-running', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'sigtrap-r');
+  const target = await s.start('sigtrap');
+  await s.dump(target, s.mkdir(), { leaveRunning: true });
+  await s.expectPass(target);
+});
+
+test('a pending SIGTRAP fails the dump in one line, and the task runs on with it still pending', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'sigtrap-pending');
+  const target = await s.start('sigtrap', { args: [s.dir, 'pending'] });
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir(), '-v4', '-o', 'dump.log']);
+  assert.equal(r.code, 1, s.report());
+  assert.match(r.stderr, new RegExp(`^Error: task ${target.pid}: a SIGTRAP is pending in thread ${target.pid}; cryo cannot dump it`, 'm'), s.report());
+  assert.equal(r.stderr.trim().split('\n').length, 1, s.report());
+  await s.check(waitFor(`pid ${target.pid} to run on, untraced`, () => runningFree(target.pid), 5_000));
   await s.expectPass(target);
 });
