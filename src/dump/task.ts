@@ -152,7 +152,8 @@ function dumpThread(t: FrozenTask, tid: number, st: DumpState, log: Logger): { t
   const comm = readFileSync(`/proc/${t.pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, '');
   const tcore = create(ThreadCoreEntrySchema, {
     futexRla: robust.head, futexRlaLen: Number(robust.len), schedNice: tstat.nice,
-    schedPolicy: tstat.policy, schedPrio: tstat.rtPriority,
+    // As CRIU, from sched_getscheduler(): the policy with SCHED_RESET_ON_FORK (stat has no flag).
+    schedPolicy: Number(rem.call('sched_getscheduler', NR.sched_getscheduler, 0)), schedPrio: tstat.rtPriority,
     blkSigset: rem.savedSigmask, sas, pdeathSig: pdeath, creds: dumpCreds(status, rem), comm,
     signalsP: dumpPending(tid, false), ...(rseqEntry ? { rseqEntry } : {}),
     ...dumpSeccomp(tid, status, st.seccomp), ...st.cgroups.threadField(t.pid, tid),
