@@ -15,7 +15,7 @@ import { scanPages, dumpPages, type FdBridge } from '../objects/pages.js';
 import { threadInfo, readXstate, readTls } from '../objects/regs.js';
 import { restartAdjusted, RemoteError, type Remote } from '../tracer/remote.js';
 import { dumpSigactions } from '../objects/sigactions.js';
-import { dumpCreds } from '../objects/creds.js';
+import { dumpCreds, dumpLoginuid } from '../objects/creds.js';
 import { dumpPending } from '../objects/signals.js';
 import { dumpTimers } from '../objects/timers.js';
 import { dumpSeccomp, type SeccompTable } from '../objects/seccomp.js';
@@ -186,6 +186,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const sigactions = dumpSigactions(rem);
   const personality = parseInt(readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16);
   const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
+  const loginuid = dumpLoginuid(pid);
   const stat = t.stat;
 
   for (const tid of t.threads) {
@@ -203,6 +204,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
             // Also where CRIU before 3.18 looks for the set (4.x reads thread_core's).
             ...(th.tcore.cgSet ? { cgSet: th.tcore.cgSet } : {}),
             oomScoreAdj: Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim()),
+            ...(loginuid !== undefined ? { loginuid } : {}),
           }),
           ids,
           threadCore: th.tcore,

@@ -48,3 +48,7 @@ test('a pending SIGTRAP fails the dump in one line, and the task runs on with it
   await s.check(waitFor(`pid ${target.pid} to run on, untraced`, () => runningFree(target.pid), 5_000));
   await s.expectPass(target);
 });
+
+test('the audit loginuid of each task comes back (the root\'s, a child\'s inherited one, a child\'s own)', { timeout: 30_000 }, async (t) => {
+  await Session.for(t, 'loginuid').cycle('loginuid');
+});
