@@ -16,7 +16,7 @@ import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { startRoot, cloneTask, killAndReap, buildTree, stopSignal } from './restore/tree.js';
 import { restoreTimers } from './objects/timers.js';
-import { restoreSeccomp } from './objects/seccomp.js';
+import { installFilters, restoreSeccomp, sharedFilters } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
 import { openFileEntry } from './objects/files/fds.js';
 import { legacyFanotify } from './objects/files/fanotify.js';
@@ -277,6 +277,9 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       if (opts.fileLocks) restoreLocks(rem, loaded.locks.filter((l) => l.pid === t.pstree.pid));
       restoreFs(rem, t, sh);
       restoreTaskState(rem, t, sh);
+      // Filters all threads had in common come from the leader, before the threads exist.
+      const shared = sharedFilters([t.core.threadCore, ...[...t.threadCores.values()].map((c) => c.threadCore)], loaded.seccomp);
+      installFilters(rem, shared, loaded.seccomp);
       // Threads share everything just rebuilt; each then gets its own state.
       const threads: Array<{ rem: Remote; core: CoreEntry; tid: number }> = [];
       for (const [tid, core] of t.threadCores) {
@@ -292,7 +295,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       for (const x of threads) restoreThreadState(x.rem, t.pstree.pid, x.tid, x.core);
       rem.call('close', NR.close, th.cryoPidfd);
       // Filters before credentials: installing one needs root (or no_new_privs).
-      for (const x of threads) restoreSeccomp(x.rem, x.core.threadCore, loaded.seccomp);
+      for (const x of threads) restoreSeccomp(x.rem, x.core.threadCore, loaded.seccomp, shared.length);
       for (const x of threads) restoreThreadCreds(x.rem, x.core);
       restoreAfterCreds(rem, t);
       // The leader last: it owns the scratch memory the other threads borrow.

@@ -52,3 +52,7 @@ test('a pending SIGTRAP fails the dump in one line, and the task runs on with it
 test('the audit loginuid of each task comes back (the root\'s, a child\'s inherited one, a child\'s own)', { timeout: 30_000 }, async (t) => {
   await Session.for(t, 'loginuid').cycle('loginuid');
 });
+
+test('threads that shared a seccomp filter share it again: a later SECCOMP_FILTER_FLAG_TSYNC works (and fails where a thread had its own)', { timeout: 30_000 }, async (t) => {
+  await Session.for(t, 'seccomptsync').cycle('seccomptsync');
+});
