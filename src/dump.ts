@@ -9,6 +9,7 @@ import {
 } from './images/index.js';
 import { FileTable } from './objects/files/table.js';
 import { runAction } from './actions.js';
+import { checkNamespaces } from './objects/namespaces.js';
 import { finishUnix } from './objects/files/unix.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
 import { finishTtys } from './objects/files/tty.js';
@@ -67,6 +68,7 @@ export async function runDump(ctx: Context): Promise<number> {
     cgroups, stats: { pagesScanned: 0n, pagesWritten: 0n, shpagesScanned: 0n, shpagesWritten: 0n, memdumpUs: 0, memwriteUs: 0 },
   };
   try {
+    checkNamespaces(tasks.filter((t) => t.stat.state !== 'Z').map((t) => t.pid));
     injectFault(tasks);
     runAction(ctx, 'query-ext-files');
     for (const t of tasks) {

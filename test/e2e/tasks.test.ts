@@ -56,3 +56,27 @@ test('the audit loginuid of each task comes back (the root\'s, a child\'s inheri
 test('threads that shared a seccomp filter share it again: a later SECCOMP_FILTER_FLAG_TSYNC works (and fails where a thread had its own)', { timeout: 30_000 }, async (t) => {
   await Session.for(t, 'seccomptsync').cycle('seccomptsync');
 });
+
+for (const [mode, want] of [
+  ['timekids', /^Error: task (\d+) made a time namespace for its children \(time:\[\d+\]: unshare\(CLONE_NEWTIME\) before its next fork\); cryo cannot dump time namespaces yet$/m],
+  ['uts', /^Error: task (\d+) is in a UTS namespace other than cryo's \(uts:\[\d+\]\); cryo cannot dump UTS namespaces yet$/m],
+  ['pidkids', /^Error: task (\d+) made a pid namespace for its children \((pid:\[\d+\]: )?unshare\(CLONE_NEWPID\) before its next fork\); cryo cannot dump nested pid namespaces yet$/m],
+] as const) {
+  test(`a namespace cryo cannot carry (${mode}) fails the dump in one line naming the task, which runs on untouched`, { timeout: 30_000 }, async (t) => {
+    const s = Session.for(t, `ns-${mode}`);
+    const target = await s.start('nsrefuse', { args: [s.dir, mode] });
+    const tree = processTree(target.pid);
+    const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir(), '-v4', '-o', 'dump.log']);
+    assert.equal(r.code, 1, s.report());
+    const m = want.exec(r.stderr);
+    assert.ok(m, `stderr: ${r.stderr}${s.report()}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, s.report());
+    assert.ok(tree.includes(Number(m[1])), `the message names task ${m[1]}, not one of the tree ${tree.join(' ')}`);
+    await s.check(waitFor(`pid ${target.pid} to run on, untraced`, () => tree.every((p) => runningFree(p)), 5_000));
+    await s.expectPass(target);
+  });
+}
+
+test('a tree in cryo\'s own namespaces is not refused', { timeout: 30_000 }, async (t) => {
+  await Session.for(t, 'ns-none').cycle('nsrefuse');
+});
