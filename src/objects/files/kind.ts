@@ -87,6 +87,12 @@ export interface RestoreFilesEnv {
   inherited: Map<string, { fd: number; used: boolean }>;
   /** Pseudo-terminal pairs recreated so far, by index. */
   ptys: Map<number, PtyPair>;
+  /**
+   * Terminal devices (a virtual terminal...) opened to be a session's controlling
+   * terminal, by tty-info id: held until the restore ends, as the last close of
+   * a terminal takes it from its session.
+   */
+  ttyDevices: Map<number, number>;
 }
 
 /** A pseudo-terminal pair recreated in cryo: its master and its slave fds, by file id. */

@@ -185,6 +185,31 @@ export function pairFd(fe: FileEntry, info: TtyInfoEntry, env: RestoreFilesEnv):
 }
 
 /**
+ * The console, and (but for a shell job, whose terminal it is) a virtual terminal
+ * or serial line: devices of the system, reopened by their path with their
+ * parameters, as CRIU's open_simple_tty.
+ */
+export function reopenedByPath(type: TtyType, shellJob: boolean): boolean {
+  return type === TtyType.CONSOLE || (!shellJob && (type === TtyType.VT || type === TtyType.SERIAL));
+}
+
+/** The path of a terminal's file entry (its reg-file entry), if it has one. */
+export function devicePath(fe: FileEntry, env: RestoreFilesEnv): string | undefined {
+  return fe.tty?.regfId !== undefined ? env.files.get(fe.tty.regfId)?.reg?.name : undefined;
+}
+
+/** The path of some fd of terminal `info` (the device's, for one reopened by path). */
+function pathOfInfo(info: TtyInfoEntry, env: RestoreFilesEnv): string | undefined {
+  for (const fe of env.files.values()) {
+    if (fe.type === FdTypes.TTY && fe.tty?.ttyInfoId === info.id) {
+      const p = devicePath(fe, env);
+      if (p) return p;
+    }
+  }
+  return undefined;
+}
+
+/**
  * The terminals that were the controlling terminal of session `sid` (ids as in
  * the images): a pty pair of the tree (by its master's entry) or an external
  * terminal given back with --inherit-fd.
@@ -196,6 +221,7 @@ function sessionTerminals(env: RestoreFilesEnv, sid?: number): TtyInfoEntry[] {
     if (isPtyMaster(info) && ownsPair(info.pty!.index, env)) out.push(info);
     else if (isOrphanSlave(info, env)) out.push(info);
     else if (info.type === TtyType.EXT_TTY && env.inherited.has(ttyKey(info.rdev, info.dev ?? 0))) out.push(info);
+    else if (reopenedByPath(info.type, env.shellJob) && pathOfInfo(info, env)) out.push(info);
   }
   return out;
 }
@@ -212,6 +238,19 @@ function terminalFd(info: TtyInfoEntry, env: RestoreFilesEnv): number {
     return dupCloexec(inh.fd);
   }
   if (isOrphanSlave(info, env)) return peer(orphanPair(info, env), O.RDWR | O.NOCTTY | O.CLOEXEC, false);
+  if (reopenedByPath(info.type, env.shellJob)) {
+    let fd = env.ttyDevices.get(info.id);
+    if (fd === undefined) {
+      const path = pathOfInfo(info, env)!;
+      try {
+        fd = openSync(path, O.RDWR | O.NOCTTY | O.CLOEXEC);
+      } catch (e) {
+        throw new CryoError(`cannot open the terminal ${path} (the controlling terminal of session ${info.sid}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+      env.ttyDevices.set(info.id, fd);
+    }
+    return dupCloexec(fd);
+  }
   const master = sides(info.pty!.index, env).masters[0]!;
   return peer(ensurePair(info.pty!.index, env), O.RDWR | O.NOCTTY | O.CLOEXEC, master.info.locked);
 }

@@ -11,7 +11,7 @@
 // Data queued in a terminal is not carried (CRIU reads it out and writes it
 // back, which the line discipline may echo or transform; a terminal never was a
 // reliable transport).
-import { closeSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import {
   create, isFieldSet, FdTypes, FileEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType, TtyPtyEntrySchema,
   type FileEntry, type TtyInfoEntry,
@@ -24,7 +24,9 @@ import { RemoteError, type Remote } from '../../tracer/remote.js';
 import type { FileTable } from './table.js';
 import { badFile, hexId, major, minor, partOf, regOf, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
 import { ioctlInt, readParams, applyParams } from './termios.js';
-import { isPtyMasterRdev, isPtyMaster, ownsPair, pairFd, isOrphanSlave, orphanSlaveFd, ttyKey, withSessionPtyUnlocked } from './pty.js';
+import {
+  isPtyMasterRdev, isPtyMaster, ownsPair, pairFd, isOrphanSlave, orphanSlaveFd, ttyKey, withSessionPtyUnlocked, reopenedByPath, devicePath,
+} from './pty.js';
 
 // CRIU's fixed indices for terminals that are not ptys (tty.c).
 const CONSOLE_INDEX = 1002;
@@ -113,6 +115,26 @@ function dumpInfo(p: FdProbe, lfd: number, d: Driver, id: number): TtyInfoEntry 
   });
 }
 
+function openDevice(fe: FileEntry, info: TtyInfoEntry, env: RestoreFilesEnv): number {
+  const name = devicePath(fe, env);
+  if (!name) throw new CryoError(`file id ${fe.id}: terminal ${info.id} has no path to reopen it by`);
+  let fd: number;
+  try {
+    fd = openSync(name, openFlags(fe.tty!.flags));
+  } catch (e) {
+    throw new CryoError(`cannot open the terminal ${name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (st.rdev !== info.rdev) throw new CryoError(`${name} is the device ${major(st.rdev)}:${minor(st.rdev)} now, not ${major(info.rdev)}:${minor(info.rdev)} as dumped`);
+    applyParams(fd, info);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  return fd;
+}
+
 interface TreeTask {
   pid: number;
   stat: { pgid: number; sid: number };
@@ -135,6 +157,7 @@ export function finishTtys(files: FileTable, tasks: readonly TreeTask[], shellJo
     if (info.type === TtyType.EXT_TTY) continue;
     if (info.type === TtyType.PTY && ownedIndex.has(info.pty!.index)) continue;
     if (info.type === TtyType.CTTY && ownedSids.has(info.sid)) continue;
+    if (reopenedByPath(info.type, shellJob)) continue;
     if (!shellJob) throw new CryoError(`task ${r.pid}: fd ${r.fd} is the terminal ${r.link}; dump with --shell-job (-j) if it is a job of this shell`);
   }
   for (const info of files.ttyInfos) {
@@ -214,6 +237,7 @@ export const tty: FdKind = {
       const key = ttyKey(info.rdev, info.dev ?? 0);
       throw new CryoError(`the tree used the external terminal ${key}: give it back with --inherit-fd fd[N]:${key}`);
     }
+    if (reopenedByPath(info.type, env.shellJob)) return openDevice(fe, info, env);
     if (!env.shellJob) throw new CryoError('the tree used a terminal of its shell: restore it with --shell-job (-j)');
     const path = ownTerminal();
     if (!path) throw new CryoError('--shell-job: cryo has no terminal on stdin, stdout or stderr to give the restored job');
