@@ -130,7 +130,7 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
 /** Close every fd cryo held for the restore (never the --inherit-fd ones: they are the caller's). */
 function closeHeld(sh: RestoreShared, pagesFds: Map<number, number>): void {
   const pipes = new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]));
-  const ptys = [...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]).concat([...sh.ttyDevices.values()]);
+  const ptys = [...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]).concat([...sh.heldTtys.values()]);
   for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...pipes, ...ptys, ...sh.unix.fds.values(), ...sh.sharedAnon.values()]) closeSync(fd);
   sh.memfds.close();
 }
@@ -214,7 +214,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   const sh: RestoreShared = {
     inherited,
     ptys: new Map(),
-    ttyDevices: new Map(),
+    heldTtys: new Map(),
     files: loaded.files,
     ttyInfos: loaded.ttyInfos,
     shellJob: opts.shellJob,

@@ -88,11 +88,11 @@ export interface RestoreFilesEnv {
   /** Pseudo-terminal pairs recreated so far, by index. */
   ptys: Map<number, PtyPair>;
   /**
-   * Terminal devices (a virtual terminal...) opened to be a session's controlling
-   * terminal, by tty-info id: held until the restore ends, as the last close of
-   * a terminal takes it from its session.
+   * Terminals cryo holds until the restore ends: devices (a virtual terminal...)
+   * opened to be a session's controlling terminal ("dev:INFO-ID"; the last close
+   * of a terminal takes it from its session) and hung-up pty slaves ("hung:FILE-ID").
    */
-  ttyDevices: Map<number, number>;
+  heldTtys: Map<string, number>;
 }
 
 /** A pseudo-terminal pair recreated in cryo: its master and its slave fds, by file id. */

@@ -13,9 +13,9 @@
 // terminal right after its setsid(), before it forks, so that the members of
 // its session inherit it as they did; the foreground group is set once every
 // group exists.
-import { closeSync, fchmodSync, fchownSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, fstatSync } from 'node:fs';
 import { FdTypes, TtyType, type FileEntry, type TtyInfoEntry } from '../../images/index.js';
-import { NR, O, TIOC, syscall, dupCloexec } from '../../sys/index.js';
+import { AT_FDCWD, F, FD_CLOEXEC, NR, O, TIOC, syscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
 import { major, minor, type PtyPair as Pair, type RestoreFilesEnv } from './kind.js';
@@ -32,7 +32,22 @@ export function isPtyMaster(info: TtyInfoEntry): boolean {
 }
 
 
-const openFlags = (f: number) => (f & ~(O.CREAT | O.TRUNC | O.EXCL | O.CLOEXEC)) | O.NOCTTY | O.CLOEXEC;
+/**
+ * Flags to open a terminal with for an fd of the images: its own, never a
+ * controlling terminal, and without O_CLOEXEC, which would stay in the open
+ * file's flags (F_GETFL); cryo's fd gets FD_CLOEXEC at once instead.
+ */
+export const openFlags = (f: number) => (f & ~(O.CREAT | O.TRUNC | O.EXCL | O.CLOEXEC)) | O.NOCTTY;
+
+function setCloexec(fd: number): number {
+  syscall('fcntl(F_SETFD)', NR.fcntl, fd, F.SETFD, FD_CLOEXEC);
+  return fd;
+}
+
+/** open(2) a terminal with exactly `flags` (Node's open adds O_CLOEXEC to the file's flags). */
+export function openTty(path: string, flags: number): number {
+  return setCloexec(syscall(`open(${path})`, NR.openat, AT_FDCWD, Buffer.from(path + '\0'), flags & ~O.CLOEXEC, 0));
+}
 
 interface Side {
   fe: FileEntry;
@@ -64,7 +79,7 @@ function openPtmxAt(path: string, index: number, flags: number): number {
     for (;;) {
       let fd: number;
       try {
-        fd = openSync(path, flags);
+        fd = openTty(path, flags);
       } catch (e) {
         throw new CryoError(`cannot open ${path} for pseudo-terminal ${index}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       }
@@ -84,7 +99,7 @@ function openPtmxAt(path: string, index: number, flags: number): number {
 function peer(pair: Pair, flags: number, locked: boolean): number {
   if (locked) setInt(pair.master, TIOC.SPTLCK, 0);
   try {
-    return syscall('ioctl(TIOCGPTPEER)', NR.ioctl, pair.master, TIOC.GPTPEER, flags);
+    return setCloexec(syscall('ioctl(TIOCGPTPEER)', NR.ioctl, pair.master, TIOC.GPTPEER, flags & ~O.CLOEXEC));
   } finally {
     if (locked) setInt(pair.master, TIOC.SPTLCK, 1);
   }
@@ -126,6 +141,34 @@ export function ensurePair(index: number, env: RestoreFilesEnv): Pair {
   }
   if (m.info.locked) setInt(pair.master, TIOC.SPTLCK, 1);
   return pair;
+}
+
+/** A terminal dumped hung up (a pty slave whose master was closed): CRIU writes no termios for it. */
+export function isHung(info: TtyInfoEntry): boolean {
+  return !info.termios;
+}
+
+/**
+ * A hung-up slave of pty `index`: a new pair with that number, a slave open
+ * file description for every file entry of it, then the master closed, which
+ * hangs them all up (and frees the number again). cryo keeps the slaves until
+ * the restore ends.
+ */
+export function hungSlaveFd(fe: FileEntry, info: TtyInfoEntry, env: RestoreFilesEnv): number {
+  const index = info.pty!.index;
+  const key = (id: number) => `hung:${id}`;
+  if (!env.heldTtys.has(key(fe.id))) {
+    const master = openPtmxAt('/dev/ptmx', index, O.RDWR | O.NOCTTY | O.CLOEXEC);
+    try {
+      setInt(master, TIOC.SPTLCK, 0);
+      for (const s of sides(index, env).slaves) {
+        if (isHung(s.info)) env.heldTtys.set(key(s.fe.id), peer({ master, slaves: new Map() }, openFlags(s.fe.tty!.flags), false));
+      }
+    } finally {
+      closeSync(master);
+    }
+  }
+  return dupCloexec(env.heldTtys.get(key(fe.id))!);
 }
 
 /** A shell job's pty whose master was outside the tree, to be handed out with orphan_pts_master. */
@@ -239,15 +282,15 @@ function terminalFd(info: TtyInfoEntry, env: RestoreFilesEnv): number {
   }
   if (isOrphanSlave(info, env)) return peer(orphanPair(info, env), O.RDWR | O.NOCTTY | O.CLOEXEC, false);
   if (reopenedByPath(info.type, env.shellJob)) {
-    let fd = env.ttyDevices.get(info.id);
+    let fd = env.heldTtys.get(`dev:${info.id}`);
     if (fd === undefined) {
       const path = pathOfInfo(info, env)!;
       try {
-        fd = openSync(path, O.RDWR | O.NOCTTY | O.CLOEXEC);
+        fd = openTty(path, O.RDWR | O.NOCTTY);
       } catch (e) {
         throw new CryoError(`cannot open the terminal ${path} (the controlling terminal of session ${info.sid}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       }
-      env.ttyDevices.set(info.id, fd);
+      env.heldTtys.set(`dev:${info.id}`, fd);
     }
     return dupCloexec(fd);
   }
