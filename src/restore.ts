@@ -5,7 +5,7 @@ import { closeSync, existsSync, fstatSync, statSync, writeFileSync } from 'node:
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
-  ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry,
+  ImageDir, ImageError, isZombieState, TASK_STOPPED, TtyType, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry,
   type MemfdInodeEntry,
   ThreadCoreEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
@@ -46,6 +46,7 @@ interface Loaded {
   seccomp: SeccompFilter[];
   files: Map<number, FileEntry>;
   ttyInfos: Map<number, TtyInfoEntry>;
+  ttyData: Map<number, Uint8Array>;
   skQueues: Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
 }
 
@@ -64,6 +65,13 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   checkPstree(pstree);
   const files = byId([...(dir.tryRead('files') ?? []), ...legacyFanotify(dir, deprecated)], 'files.img');
   const ttyInfos = byId(dir.tryRead('ttyInfo') ?? [], 'tty-info.img');
+  const ttyData = new Map<number, Uint8Array>();
+  for (const d of dir.tryRead('ttyData') ?? []) {
+    const info = ttyInfos.get(d.ttyId);
+    if (!info || info.type !== TtyType.PTY) throw new ImageError('IMG_INVALID', 'tty-data.img', undefined, `data for terminal 0x${d.ttyId.toString(16)}, which is no pseudo-terminal of tty-info.img`);
+    if (ttyData.has(d.ttyId)) throw new ImageError('IMG_INVALID', 'tty-data.img', undefined, `two entries for terminal 0x${d.ttyId.toString(16)}`);
+    ttyData.set(d.ttyId, d.data);
+  }
   const tasks: TaskImages[] = pstree.map((p, i) => {
     const core = dir.readOne('core', p.pid);
     const threadCores = new Map<number, CoreEntry>();
@@ -122,7 +130,7 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
     skQueues.set(m.idFor, l);
   }
   return {
-    tasks, files, ttyInfos, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), remaps, locks,
+    tasks, files, ttyInfos, ttyData, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), remaps, locks,
     memfdInodes, memfdContents, skQueues,
   };
 }
@@ -217,6 +225,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     heldTtys: new Map(),
     files: loaded.files,
     ttyInfos: loaded.ttyInfos,
+    ttyData: loaded.ttyData,
     shellJob: opts.shellJob,
     orphanPtsMaster: opts.orphanPtsMaster && ctx.notify ? (fd) => ctx.notify!('orphan-pts-master', { fd }) : undefined,
     pipeData: loaded.pipeData,

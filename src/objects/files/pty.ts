@@ -20,6 +20,7 @@ import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
 import { major, minor, type PtyPair as Pair, type RestoreFilesEnv } from './kind.js';
 import { applyParams, ioctlInt, setInt } from './termios.js';
+import { putQueued } from './ttydata.js';
 
 /** A pty master: /dev/ptmx (5:2) or one of the Unix98 master majors. */
 export function isPtyMasterRdev(rdev: number): boolean {
@@ -137,6 +138,19 @@ export function ensurePair(index: number, env: RestoreFilesEnv): Pair {
       if (reg?.mode !== undefined && (st.mode & 0o7777) !== (reg.mode & 0o7777)) fchmodSync(fd, reg.mode & 0o7777);
       if (s.info.exclusive) syscall('ioctl(TIOCEXCL)', NR.ioctl, fd, TIOC.EXCL);
       first = false;
+    }
+  }
+  // What each side had queued for reading, once its parameters are set.
+  const what = (side: string) => `/dev/pts/${index} (${side})`;
+  putQueued(pair.master, true, env.ttyData.get(m.info.id) ?? new Uint8Array(), what('master'));
+  const slaveData = env.ttyData.get(m.info.id & ~1);
+  if (slaveData?.length) {
+    const first = pair.slaves.values().next().value as number | undefined;
+    const fd = first ?? peer(pair, O.RDWR | O.NOCTTY, false);
+    try {
+      putQueued(fd, false, slaveData, what('slave'));
+    } finally {
+      if (first === undefined) closeSync(fd);
     }
   }
   if (m.info.locked) setInt(pair.master, TIOC.SPTLCK, 1);

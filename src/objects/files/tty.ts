@@ -7,13 +7,14 @@
 // - terminals of the shell a job runs from (--shell-job): reconnected to the
 //   terminal cryo runs on, as CRIU does;
 // - terminals named with --external tty[RDEV:DEV]: given back on restore with
-//   --inherit-fd fd[N]:tty[RDEV:DEV].
-// Data queued in a terminal is not carried (CRIU reads it out and writes it
-// back, which the line discipline may echo or transform; a terminal never was a
-// reliable transport).
+//   --inherit-fd fd[N]:tty[RDEV:DEV];
+// - the console, virtual terminals and serial lines: reopened by their path;
+// - pty slaves hung up by the close of their master: slaves of a new pair
+//   whose master is closed again.
+// Data queued in the tree's own pairs is carried (ttydata.ts).
 import { closeSync, fstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import {
-  create, isFieldSet, FdTypes, FileEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType, TtyPtyEntrySchema,
+  create, isFieldSet, FdTypes, FileEntrySchema, TtyDataEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType, TtyPtyEntrySchema,
   type FileEntry, type TtyInfoEntry,
 } from '../../images/index.js';
 import { noFown } from './table.js';
@@ -24,6 +25,7 @@ import { RemoteError, type Remote } from '../../tracer/remote.js';
 import type { FileTable } from './table.js';
 import { badFile, hexId, major, minor, partOf, regOf, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
 import { ioctlInt, readParams, applyParams } from './termios.js';
+import { takeQueued } from './ttydata.js';
 import {
   isPtyMasterRdev, isPtyMaster, ownsPair, pairFd, isOrphanSlave, orphanSlaveFd, ttyKey, withSessionPtyUnlocked, reopenedByPath, devicePath,
   isHung, hungSlaveFd, openFlags, openTty,
@@ -158,6 +160,29 @@ interface TreeTask {
  * ids (they differ from cryo's inside a pid namespace).
  */
 export function finishTtys(files: FileTable, tasks: readonly TreeTask[], shellJob: boolean): void {
+  try {
+    checkTtys(files, tasks, shellJob);
+    // The data queued in the tree's own pairs (a shell's terminal is not the tree's to read).
+    for (const info of files.ttyInfos.filter(isPtyMaster)) {
+      for (const id of [info.id, info.id & ~1]) {
+        const fd = files.ttyQueueFds.get(id);
+        if (fd === undefined) continue;
+        const data = takeQueued(fd, id === info.id, `/dev/pts/${info.pty!.index} (${id === info.id ? 'master' : 'slave'})`);
+        if (data.length) files.ttyData.push(create(TtyDataEntrySchema, { ttyId: id, data }));
+      }
+    }
+  } finally {
+    closeTtyQueues(files);
+  }
+}
+
+/** Close cryo's copies of pty sides (also after a failed dump). */
+export function closeTtyQueues(files: FileTable): void {
+  for (const fd of files.ttyQueueFds.values()) closeSync(fd);
+  files.ttyQueueFds.clear();
+}
+
+function checkTtys(files: FileTable, tasks: readonly TreeTask[], shellJob: boolean): void {
   const infos = new Map(files.ttyInfos.map((i) => [i.id, i]));
   const owned = files.ttyInfos.filter(isPtyMaster);
   const ownedIndex = new Set(owned.map((i) => i.pty!.index));
@@ -221,7 +246,11 @@ export const tty: FdKind = {
     const infoId = (d.index << 1) | (d.master ? 1 : 0);
     const info = dumpInfo(p, lfd, d, infoId);
     const have = files.ttyInfos.find((i) => i.id === infoId);
-    if (!have) files.ttyInfos.push(info);
+    if (!have) {
+      files.ttyInfos.push(info);
+      // Its queue is read once the whole tree is seen, if the pair is the tree's.
+      if (d.type === TtyType.PTY && !isHung(info)) files.ttyQueueFds.set(infoId, dupCloexec(lfd));
+    }
     else if (isHung(have) !== isHung(info)) {
       throw new CryoError(`task ${p.pid}: fd ${p.fd} is /dev/pts/${d.index}, and so is another fd of the tree, one of them hung up (a pair closed, a new one with its number): CRIU's images cannot tell them apart`);
     }
