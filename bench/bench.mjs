@@ -34,6 +34,9 @@
 //          --runs N (default 3: each figure is the median of N runs; the first
 //          touch of fresh memory is slow on VMs, so single runs scatter)
 //          --keep-failed (keep the images dir, with cryo's logs, of a failed run)
+//          --criu BIN (also run every configuration with this CRIU binary, built
+//          outside the repo, right after cryo's run on the same kind of target,
+//          and print its times and the ratios cryo/CRIU: below 1, cryo is faster)
 // MB = 10^6 bytes. Exits 1 if any run fails or a restored target's memory is bad.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -74,6 +77,7 @@ function parseArgs(argv) {
     else if (a.startsWith('--disk-dir')) o.diskDir = val();
     else if (a === '--cold') o.cold = true;
     else if (a === '--keep-failed') o.keepFailed = true;
+    else if (a.startsWith('--criu')) o.criu = path.resolve(val());
     else if (a.startsWith('--only')) {
       o.only = val().split(',').map((s) => s.trim()).filter(Boolean);
       if (o.only.length === 0 || o.only.some((k) => !KINDS.includes(k))) usage(`--only takes ${KINDS.join(', ')} (comma-separated)`);
@@ -90,7 +94,7 @@ function parseArgs(argv) {
 
 function usage(err) {
   if (err) console.error(`bench: ${err}`);
-  console.error('usage: node bench/bench.mjs [--only memory,tree,threads] [--sizes 64,512,2048] [--quick] [--fs shm,disk] [--shm-dir DIR] [--disk-dir DIR] [--cold] [--runs N] [--keep-failed]');
+  console.error('usage: node bench/bench.mjs [--only memory,tree,threads] [--sizes 64,512,2048] [--quick] [--fs shm,disk] [--shm-dir DIR] [--disk-dir DIR] [--cold] [--runs N] [--keep-failed] [--criu BIN]');
   process.exit(err ? 2 : 0);
 }
 
@@ -229,11 +233,11 @@ async function cleanupAll() {
 const TIME_BIN = fs.existsSync('/usr/bin/time') && spawnSync('/usr/bin/time', ['-f', '%M', '-o', '/dev/null', 'true']).status === 0
   ? '/usr/bin/time' : undefined;
 
-async function runCryo(args, workDir, tag) {
+async function runCryo(args, workDir, tag, bin = CRYO) {
   const outFile = path.join(workDir, `${tag}.out`);
   const rssFile = path.join(workDir, `${tag}.rss`);
   fs.rmSync(rssFile, { force: true });
-  const argv = TIME_BIN ? [TIME_BIN, '-f', '%M', '-o', rssFile, CRYO, ...args] : [CRYO, ...args];
+  const argv = TIME_BIN ? [TIME_BIN, '-f', '%M', '-o', rssFile, bin, ...args] : [bin, ...args];
   const fd = fs.openSync(outFile, 'w');
   let child;
   const t0 = performance.now();
@@ -381,7 +385,7 @@ async function startTarget(exe, args, workDir, tag, what) {
   return { pid: child.pid, child, exited, outFile };
 }
 
-async function benchOne(exe, sizeMiB, fsName, baseDir, workDir) {
+async function benchOne(exe, sizeMiB, fsName, baseDir, workDir, bin = CRYO) {
   const bytes = sizeMiB * MiB;
   const tag = `${sizeMiB}M-${fsName}`;
   const row = { sizeMiB, fs: fsName, dir: baseDir };
@@ -395,7 +399,7 @@ async function benchOne(exe, sizeMiB, fsName, baseDir, workDir) {
   try {
     // -- dump
     sync();
-    const d = await runCryo(['dump', '-t', String(t.pid), '-D', images, '-v4', '-o', 'dump.log'], workDir, `${tag}.dump`);
+    const d = await runCryo(['dump', '-t', String(t.pid), '-D', images, '-v4', '-o', 'dump.log'], workDir, `${tag}.dump`, bin);
     if (d.code !== 0) throw cryoFailure('dump', d, path.join(images, 'dump.log'));
     row.dumpMs = d.ms;
     row.dumpRssKiB = d.rssKiB;
@@ -412,7 +416,7 @@ async function benchOne(exe, sizeMiB, fsName, baseDir, workDir) {
     if (opts.cold) fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
     const pidfile = path.join(workDir, `${tag}.pid`);
     fs.rmSync(pidfile, { force: true });
-    const r = await runCryo(['restore', '-D', images, '-d', '--pidfile', pidfile, '-v4', '-o', 'restore.log'], workDir, `${tag}.restore`);
+    const r = await runCryo(['restore', '-D', images, '-d', '--pidfile', pidfile, '-v4', '-o', 'restore.log'], workDir, `${tag}.restore`, bin);
     const rpid = Number(readOr(pidfile).trim());
     if (rpid > 0 && exists(rpid)) live.set(rpid, null);
     if (r.code !== 0) throw cryoFailure('restore', r, path.join(images, 'restore.log'));
@@ -520,7 +524,7 @@ const SHAPES = {
 };
 
 /** One dump + restore + check of the tree or threads target. */
-async function benchShape(kind, exe, fsName, baseDir, workDir) {
+async function benchShape(kind, exe, fsName, baseDir, workDir, bin = CRYO) {
   const shape = SHAPES[kind];
   const tag = `${kind}-${fsName}`;
   const row = { kind, fs: fsName, dir: baseDir, want: shape.count };
@@ -538,7 +542,7 @@ async function benchShape(kind, exe, fsName, baseDir, workDir) {
     for (const p of before) if (p !== t.pid && kind === 'tree') live.set(p, null);
 
     // -- dump
-    const d = await runCryo(['dump', '-t', String(t.pid), '-D', images, '-v4', '-o', 'dump.log'], workDir, `${tag}.dump`);
+    const d = await runCryo(['dump', '-t', String(t.pid), '-D', images, '-v4', '-o', 'dump.log'], workDir, `${tag}.dump`, bin);
     if (d.code !== 0) throw cryoFailure('dump', d, path.join(images, 'dump.log'));
     row.dumpMs = d.ms;
     row.dumpRssKiB = d.rssKiB;
@@ -560,7 +564,7 @@ async function benchShape(kind, exe, fsName, baseDir, workDir) {
     // -- restore
     const pidfile = path.join(workDir, `${tag}.pid`);
     fs.rmSync(pidfile, { force: true });
-    const r = await runCryo(['restore', '-D', images, '-d', '--pidfile', pidfile, '-v4', '-o', 'restore.log'], workDir, `${tag}.restore`);
+    const r = await runCryo(['restore', '-D', images, '-d', '--pidfile', pidfile, '-v4', '-o', 'restore.log'], workDir, `${tag}.restore`, bin);
     const rpid = Number(readOr(pidfile).trim());
     if (rpid > 0 && exists(rpid)) live.set(rpid, null);
     for (const p of before) if (p !== rpid && kind === 'tree' && exists(p)) live.set(p, null);
@@ -624,6 +628,21 @@ function medianShape(runs) {
   out.check = ok[0].check;
   out.runsDetail = runs;
   return out;
+}
+
+/**
+ * The same run with CRIU, into cryo's row: its wall times and stats-dump
+ * figures as criu*; a CRIU failure is noted, and is not cryo's.
+ */
+async function besideCriu(row, run) {
+  try {
+    const c = await run();
+    Object.assign(row, { criuDumpMs: c.dumpMs, criuRestoreMs: c.restoreMs, criuFrozenUs: c.frozenUs, criuFreezingUs: c.freezingUs });
+    if (c.error) row.criuError = c.error;
+  } catch (e) {
+    row.criuError = e.message.split('\n')[0];
+  }
+  if (row.criuError) process.stdout.write(` (CRIU failed: ${row.criuError})`);
 }
 
 // ---------------------------------------------------------------------------
@@ -698,6 +717,7 @@ try {
       for (let i = 0; i < opts.runs && !interrupted; i++) {
         try {
           const row = await benchOne(exe, sizeMiB, f.name, f.base, work);
+          if (opts.criu) await besideCriu(row, () => benchOne(exe, sizeMiB, f.name, f.base, work, opts.criu));
           runs.push(row);
           process.stdout.write(row.error ? ` FAILED: ${row.error}` : ` ok`);
           atLineStart = false;
@@ -727,6 +747,7 @@ try {
     for (let i = 0; i < opts.runs && !interrupted; i++) {
       try {
         const row = await benchShape(kind, shapeExe[kind], f0.name, f0.base, work);
+        if (opts.criu) await besideCriu(row, () => benchShape(kind, shapeExe[kind], f0.name, f0.base, work, opts.criu));
         runs.push(row);
         process.stdout.write(row.error ? ` FAILED: ${row.error}` : ` ok`);
         atLineStart = false;
@@ -769,6 +790,14 @@ for (const r of rows.flatMap((r) => [r, ...(r.runsDetail ?? [])])) {
   if (r.restoreMs !== undefined) r.restoreMBs = r.imageBytes / MB / (r.restoreMs / 1000);
 }
 
+// With --criu: CRIU's wall times and cryo's over CRIU's (below 1: cryo is faster).
+const criuCols = opts.criu ? [
+  ['CRIU dump s', (r) => fix(r.criuDumpMs, 1000, 2)],
+  ['CRIU restore s', (r) => fix(r.criuRestoreMs, 1000, 2)],
+  ['CRIU frozen ms', (r) => fix(r.criuFrozenUs, 1000, 0)],
+  ['dump cryo/CRIU', (r) => fix(r.dumpMs / r.criuDumpMs, 1, 2)],
+  ['restore cryo/CRIU', (r) => fix(r.restoreMs / r.criuRestoreMs, 1, 2)],
+] : [];
 const cols = [
   ['size', (r) => `${r.sizeMiB} MiB`],
   ['fs', (r) => r.fs],
@@ -784,6 +813,7 @@ const cols = [
   ['cryo RSS MB d/r', (r) => (r.dumpRssKiB ? `${fix(r.dumpRssKiB, 1024, 0)}/${fix(r.restoreRssKiB, 1024, 0)}` : '-')],
   ['in-cryo s d/r', (r) => (r.dumpLoggedMs !== undefined ? `${fix(r.dumpLoggedMs, 1000, 2)}/${fix(r.restoreLoggedMs, 1000, 2)}` : '-')],
   ['memory', (r) => (r.error ? 'FAIL' : r.memoryOk ? 'ok' : '-')],
+  ...criuCols,
 ];
 function fix(v, div, digits) {
   return v === undefined || Number.isNaN(v) ? '-' : (v / div).toFixed(digits);
@@ -815,6 +845,7 @@ const shapeCols = [
   ['cryo RSS MB d/r', (r) => (r.dumpRssKiB ? `${fix(r.dumpRssKiB, 1024, 0)}/${fix(r.restoreRssKiB, 1024, 0)}` : '-')],
   ['back', (r) => (r.after !== undefined ? `${r.after}/${r.want}` : '-')],
   ['check', (r) => (r.error ? 'FAIL' : r.checkOk ? 'ok' : '-')],
+  ...criuCols,
 ];
 if (shapeRows.length > 0) {
   console.log('');

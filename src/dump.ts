@@ -5,16 +5,18 @@ import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
   ImageDir, create, PstreeEntrySchema, InventoryEntrySchema, StatsEntrySchema, DumpStatsEntrySchema,
-  Lsmtype, SeccompEntrySchema, PipeDataEntrySchema, type TaskKobjIdsEntry,
+  Lsmtype, SeccompEntrySchema, PipeDataEntrySchema, type TaskKobjIdsEntry, type DumpStatsEntry,
 } from './images/index.js';
 import { FileTable } from './objects/files/table.js';
 import { runAction } from './actions.js';
-import { checkNamespaces } from './objects/namespaces.js';
-import { finishUnix } from './objects/files/unix.js';
+import { finishUnix, closeUnix } from './objects/files/unix.js';
+import { finishEpolls } from './objects/files/epoll.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
 import { closeTtyQueues, finishTtys } from './objects/files/tty.js';
 import { writeMemfds, closeMemfds } from './objects/files/memfd.js';
+import { shmemUsedAsFiles } from './objects/mm.js';
 import { SeccompTable } from './objects/seccomp.js';
+import { checkDumpNamespaces } from './objects/namespaces.js';
 import { CgroupDump } from './objects/cgroup.js';
 import { CgroupFreezer } from './objects/cgroup-freezer.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
@@ -63,13 +65,18 @@ export async function runDump(ctx: Context): Promise<number> {
   }
   if (freezer) cgroups.setFreezer(freezer.v2, freezer.origin === 'FROZEN');
   const tFrozen = performance.now();
+  let dumpStats: DumpStatsEntry | undefined;
   const st: DumpState = {
     dir, files: new FileTable(), irmap, nextPagesId: 1, nextObjId: 1, nsIds: new Map(), shmemDone: new Set(), seccomp: new SeccompTable(),
+    shmemAsMemfd: new Set(),
     cgroups, stats: { pagesScanned: 0n, pagesWritten: 0n, shpagesScanned: 0n, shpagesWritten: 0n, memdumpUs: 0, memwriteUs: 0 },
   };
   try {
-    checkNamespaces(tasks.filter((t) => t.stat.state !== 'Z').map((t) => t.pid));
+    for (const ino of shmemUsedAsFiles(tasks.filter((t) => t.stat.state !== 'Z').map((t) => t.pid))) st.shmemAsMemfd.add(ino);
     injectFault(tasks);
+    // Frozen, no task can change namespace any more: one that cryo does not carry stops the dump.
+    const nsTasks = tasks.map((t) => ({ pid: t.pid, comm: t.stat.comm, threads: t.threads.length ? t.threads : [t.pid] }));
+    checkDumpNamespaces(nsTasks[0]!, nsTasks);
     runAction(ctx, 'query-ext-files');
     for (const t of tasks) {
       if (t.rem === null && t.stat.state === 'Z') {
@@ -84,6 +91,8 @@ export async function runDump(ctx: Context): Promise<number> {
     writeTreeImages(tasks, st, taskIds(process.pid, st));
     cgroups.write(dir);
     finishUnix(st.files, opts.extUnixSk, opts.external);
+    finishEpolls(st.files);
+    closeUnix(st.files);
     if (st.files.unix?.queues.length) dir.write('skQueues', st.files.unix.queues);
     dir.write('files', st.files.entries);
     if (st.files.ttyInfos.length) dir.write('ttyInfo', st.files.ttyInfos);
@@ -96,7 +105,7 @@ export async function runDump(ctx: Context): Promise<number> {
     if (st.files.locks.length) dir.write('fileLocks', st.files.locks);
     if (st.files.remaps.length) dir.write('remapFpath', st.files.remaps);
     for (const g of st.files.ghostFiles.values()) dir.write('ghostFile', [{ msg: g.head, extra: g.data }], g.remapId);
-    const memfds = writeMemfds(dir, st.files, () => st.nextPagesId++);
+    const memfds = writeMemfds(dir, st.files, () => st.nextPagesId++, st.shmemDone);
     st.stats.shpagesScanned += BigInt(memfds.scanned);
     st.stats.shpagesWritten += BigInt(memfds.written);
     closeMemfds(st.files);
@@ -104,16 +113,15 @@ export async function runDump(ctx: Context): Promise<number> {
     saveIrmapCache(workDir, irmap);
     if (st.seccomp.filters.length) dir.write('seccomp', [create(SeccompEntrySchema, { seccompFilters: st.seccomp.filters })]);
     const tDone = performance.now();
-    dir.write('stats', [create(StatsEntrySchema, {
-      dump: create(DumpStatsEntrySchema, {
+    dumpStats = create(DumpStatsEntrySchema, {
         freezingTime: Math.round((tFrozen - tStart) * 1000),
         frozenTime: Math.round((tDone - tFrozen) * 1000),
         memdumpTime: st.stats.memdumpUs, memwriteTime: st.stats.memwriteUs,
         pagesScanned: st.stats.pagesScanned, pagesSkippedParent: 0n, pagesWritten: st.stats.pagesWritten,
         pagesLazy: 0n,
         shpagesScanned: st.stats.shpagesScanned, shpagesSkippedParent: 0n, shpagesWritten: st.stats.shpagesWritten,
-      }),
-    })], 'dump');
+    });
+    dir.write('stats', [create(StatsEntrySchema, { dump: dumpStats })], 'dump');
     if (opts.pidfile) writeFileSync(opts.pidfile, String(root));
     // The last word before the tasks go: a migration may still call it off.
     runAction(ctx, 'post-dump');
@@ -123,6 +131,7 @@ export async function runDump(ctx: Context): Promise<number> {
     removeLinkRemaps(st.files);
     closeMemfds(st.files);
     closeTtyQueues(st.files);
+    closeUnix(st.files);
     freezer?.release();
     cgroups.close();
     dir.close();
@@ -134,12 +143,56 @@ export async function runDump(ctx: Context): Promise<number> {
   cgroups.close();
   if (opts.leaveRunning) {
     thawTree(tasks, log);
+  } else if (opts.leaveStopped) {
+    stopTree(tasks, log);
   } else {
     killTree(tasks);
   }
   freezer?.release();
+  if (opts.displayStats) displayDumpStats(log, dumpStats!);
   log.info(`dumped tree of ${tasks.length} task(s) rooted at ${root} in ${(performance.now() - tStart).toFixed(1)} ms`);
   return 0;
+}
+
+/**
+ * --leave-stopped, as CRIU: every task gets its own registers back, then a
+ * SIGSTOP while still held, then is let go; it stops at once (state T), traced
+ * by nobody, and a SIGCONT lets it run on.
+ */
+function stopTree(tasks: FrozenTask[], log: Context['log']): void {
+  for (const t of [...tasks].reverse()) {
+    if (t.stat.state === 'Z') continue;
+    // Other threads first: the leader owns the scratch memory they borrow.
+    for (const tid of [...t.threads].reverse()) {
+      try {
+        (tid === t.pid ? t.rem : t.threadRems.get(tid))?.finish();
+      } catch (e) {
+        log.warn(`thread ${tid}: could not put back registers: ${(e as Error).message}`);
+      }
+    }
+    t.rem = null;
+    t.threadRems.clear();
+    try {
+      kill(t.pid, SIG.STOP);
+    } catch (e) {
+      log.warn(`task ${t.pid}: cannot stop it: ${(e as Error).message}`);
+    }
+  }
+  thawTree(tasks, log); // only detaches now: nothing is left to put back
+}
+
+/** --display-stats: CRIU's display_stats(DUMP_STATS), on stdout. */
+function displayDumpStats(log: Context['log'], s: DumpStatsEntry): void {
+  const n = (v: bigint) => `${v} (0x${v.toString(16)})`;
+  log.msg('Displaying dump stats:');
+  log.msg(`Freezing time: ${s.freezingTime} us`);
+  log.msg(`Frozen time: ${s.frozenTime} us`);
+  log.msg(`Memory dump time: ${s.memdumpTime} us`);
+  log.msg(`Memory write time: ${s.memwriteTime} us`);
+  log.msg(`Memory pages scanned: ${n(s.pagesScanned)}`);
+  log.msg(`Memory pages skipped from parent: ${n(s.pagesSkippedParent)}`);
+  log.msg(`Memory pages written: ${n(s.pagesWritten)}`);
+  log.msg(`Lazy memory pages: ${n(s.pagesLazy ?? 0n)}`);
 }
 
 /** A failed dump takes back the link_remap.N links it made (--link-remap). */

@@ -1,2 +1,2 @@
 // The package's programmatic interface: a client of the RPC protocol.
-export { Cryo, CryoRpcError, type CryoClientOptions, type OperationOptions, type NotifyHandler, type CriuOptsInit } from './client.js';
+export { Cryo, CryoRpcError, type CryoClientOptions, type OperationOptions, type NotifyHandler, type CriuOptsInit } from './rpc/client.js';

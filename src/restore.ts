@@ -7,9 +7,9 @@ import { CryoError } from './context.js';
 import {
   ImageDir, ImageError, isZombieState, TASK_STOPPED, TtyType, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry,
   type MemfdInodeEntry,
-  ThreadCoreEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
+  ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
-import { CAP, CLONE, NR, SIG, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
+import { CAP, CLONE, MAP, MAP_HUGE_MASK, NR, SIG, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import type { Ghost } from './objects/files/kind.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
@@ -19,16 +19,19 @@ import { restoreTimers } from './objects/timers.js';
 import { installFilters, restoreSeccomp, sharedFilters } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
 import { openFileEntry } from './objects/files/fds.js';
+import { inflightHomes } from './objects/files/inflight.js';
 import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
 import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
+import { restoreNamespaces } from './objects/namespaces.js';
 import { runAction } from './actions.js';
 import { byId, checkInventory, checkPstree, taskIds, validateImages } from './restore/validate.js';
 import { execCommand } from './sys/exec.js';
 import { Remaps, readGhostImage, remapOf } from './objects/files/remap.js';
-import { MemfdInodes, type ShmemContents } from './objects/files/memfd.js';
+import { MemfdInodes } from './objects/files/memfd.js';
+import { ShmemObjects, type ShmemContents, type ShmemShape } from './objects/shmem.js';
 import {
-  restoreMemory, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
+  restoreMemory, restoreMemoryLate, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
   type TaskImages, type RestoreShared, type Handles,
 } from './restore/task.js';
 
@@ -42,6 +45,9 @@ interface Loaded {
   remaps: Remaps;
   memfdInodes: MemfdInodeEntry[];
   memfdContents: Map<number, ShmemContents>;
+  /** Shared anonymous memory: what each object must hold, and its contents. */
+  shmemShapes: Map<bigint, ShmemShape>;
+  shmemContents: Map<bigint, ShmemContents>;
   locks: FileLockEntry[];
   seccomp: SeccompFilter[];
   files: Map<number, FileEntry>;
@@ -116,11 +122,11 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   const memfdInodes = dir.tryRead('memfdInode') ?? [];
   const memfdContents = new Map<number, ShmemContents>();
   for (const m of memfdInodes) {
-    if (m.hugetlbFlag) throw new CryoError(`memfd.img: memfd:${m.name} is a hugetlb memfd, which cryo does not support yet`);
     // As CRIU, a dump writes no contents of an empty memfd; of any other it does.
     if (m.size === 0n && !dir.exists('shmemPagemap', m.shmid)) continue;
     memfdContents.set(m.shmid, readPagemap(dir, 'shmemPagemap', m.shmid));
   }
+  const { shapes: shmemShapes, contents: shmemContents } = shmemObjects(tasks, memfdInodes);
   const locks = dir.tryRead('fileLocks') ?? [];
   const skQueues = new Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>();
   for (const { msg, extra } of dir.exists('skQueues') ? dir.readEntries('skQueues') : []) {
@@ -131,16 +137,48 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   }
   return {
     tasks, files, ttyInfos, ttyData, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), remaps, locks,
-    memfdInodes, memfdContents, skQueues,
+    memfdInodes, memfdContents, skQueues, shmemShapes, shmemContents,
   };
+}
+
+/**
+ * Every shared anonymous memory object of the tree: big enough for every VMA that
+ * maps it and for its contents (and for a memfd entry of the same object: a
+ * private mapping or an fd of it), in huge pages if its VMAs are MAP_HUGETLB.
+ */
+function shmemObjects(tasks: TaskImages[], memfdInodes: MemfdInodeEntry[]): { shapes: Map<bigint, ShmemShape>; contents: Map<bigint, ShmemContents> } {
+  const shapes = new Map<bigint, ShmemShape>();
+  const contents = new Map<bigint, ShmemContents>();
+  const grow = (shmid: bigint, size: bigint, huge: number) => {
+    const s = shapes.get(shmid);
+    if (!s) shapes.set(shmid, { size, huge });
+    else if (size > s.size) s.size = size;
+  };
+  for (const t of tasks) {
+    for (const v of t.mm?.vmas ?? []) {
+      if (!(v.status & VMA_ANON_SHARED) || v.status & VMA_AREA_SYSVIPC) continue;
+      grow(v.shmid, v.pgoff + (v.end - v.start), v.flags & (MAP.HUGETLB | MAP_HUGE_MASK));
+    }
+    for (const [shmid, c] of t.shmem ?? []) {
+      contents.set(shmid, c);
+      const end = c.runs.reduce((m, r) => {
+        const n = isFieldSet(r, PagemapEntrySchema.field.nrPages) ? r.nrPages : BigInt(r.compatNrPages);
+        return r.vaddr + n * 4096n > m ? r.vaddr + n * 4096n : m;
+      }, 0n);
+      if (shapes.has(shmid)) grow(shmid, end, 0);
+    }
+  }
+  for (const m of memfdInodes) if (shapes.has(BigInt(m.shmid))) grow(BigInt(m.shmid), m.size, 0);
+  return { shapes, contents };
 }
 
 /** Close every fd cryo held for the restore (never the --inherit-fd ones: they are the caller's). */
 function closeHeld(sh: RestoreShared, pagesFds: Map<number, number>): void {
   const pipes = new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]));
   const ptys = [...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]).concat([...sh.heldTtys.values()]);
-  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...pipes, ...ptys, ...sh.unix.fds.values(), ...sh.sharedAnon.values()]) closeSync(fd);
+  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...pipes, ...ptys, ...sh.unix.fds.values()]) closeSync(fd);
   sh.memfds.close();
+  sh.shmem.close();
 }
 
 /** What cryo cannot restore with the capabilities it runs with, said before anything is made. */
@@ -185,12 +223,17 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   const dir = ImageDir.open(opts.imagesDir, { write: false });
   let loaded: Loaded;
   let cg: CgroupRestore | null;
+  let nsFlags: number;
   try {
     loaded = loadImages(dir, opts.deprecated);
     // Paths are CRIU's keys without the leading slash; accept either spelling.
     const inheritKeys = new Set(opts.inheritFd.map(({ key }) => key.replace(/^\//, '')));
     validateImages(dir, loaded, { inherited: inheritKeys, extUnixSk: opts.extUnixSk });
     refuseBeyondPower(loaded);
+    // Namespaces of the tree's own: the pid namespace of a root that was its init; no other yet.
+    const dumper = dir.readOne('inventory').rootIds;
+    nsFlags = restoreNamespaces(dumper, loaded.tasks.map((t) => ({ pid: t.pstree.pid, ppid: t.pstree.ppid, ...(t.core.ids ? { ids: t.core.ids } : {}) })));
+    if (!dumper && loaded.tasks[0]!.pstree.pid === 1) nsFlags = CLONE.NEWPID; // images without the dumper's ids
     cg = CgroupRestore.load(dir, opts, log);
     cg?.checkSets(loaded.tasks);
   } catch (e) {
@@ -198,9 +241,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     if (ImageError.is(e)) throw new CryoError(`bad image: ${e.message}`);
     throw e;
   }
-  // A tree whose root was pid 1 lived in a pid namespace of its own: it gets a new
-  // one (and a mount namespace with its /proc), where its pids are free.
-  const newPidns = loaded.tasks[0]!.pstree.pid === 1;
+  // A tree whose root was the init of a pid namespace gets a new one, where its pids are free.
+  const newPidns = (nsFlags! & CLONE.NEWPID) !== 0;
   const taken = (newPidns ? [] : loaded.tasks).find((t) => existsSync(`/proc/${t.pstree.pid}`));
   if (taken) {
     cg?.close();
@@ -231,11 +273,12 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     pipeData: loaded.pipeData,
     fifoData: loaded.fifoData,
     remaps: loaded.remaps,
-    memfds: new MemfdInodes(loaded.memfdInodes, loaded.memfdContents, (id) => sh.pagesFd(id)),
+    memfds: new MemfdInodes(loaded.memfdInodes, loaded.memfdContents, (id) => sh.pagesFd(id), (shmid) => (sh.shmem.has(shmid) ? sh.shmem.fd(shmid) : undefined)),
+    shmem: new ShmemObjects(loaded.shmemShapes, loaded.shmemContents, (id) => sh.pagesFd(id)),
     hostPid: (vpid) => rems.get(vpid)?.pid ?? vpid,
     pipeEnds: new Map(),
-    sharedAnon: new Map(),
     afterPlanted: new Set(),
+    inflightAt: inflightHomes(loaded.tasks.map((t) => ({ pid: t.pstree.pid, fdinfo: t.fdinfo })), loaded.skQueues),
     unix: { queues: loaded.skQueues, extUnixSk: opts.extUnixSk, fds: new Map() },
     openId(id, task) {
       let fd = sh.opened.get(id);
@@ -262,9 +305,12 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   const created: number[] = [];
   const rems = new Map<number, Remote>();
   const root = loaded.tasks[0]!.pstree.pid;
+  let pagesRestored = 0;
+  let forkingUs = 0;
   try {
     cg?.prepare();
-    const root0 = startRoot(root, opts.restoreSibling, newPidns);
+    const tFork = performance.now();
+    const root0 = startRoot(root, opts.restoreSibling, nsFlags!);
     created.push(root0.rem.pid);
     cg?.enterTask(root0.rem.pid, root, cgSetOf(loaded.tasks[0]!.core), cg.criuSetId);
     const h: Handles = { cryoPidfd: root0.cryoPidfd };
@@ -273,20 +319,28 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       runAction(ctx, 'setup-namespaces', { rootPid: root0.rem.pid });
       runAction(ctx, 'post-setup-namespaces', { rootPid: root0.rem.pid });
     }
+    // Each task's memory before it forks its children: they get it from it, shared copy-on-write.
+    const byPid = new Map(loaded.tasks.map((t) => [t.pstree.pid, t]));
     buildTree(loaded.tasks, rems, created, log, (rem, sid) => restoreCtty(rem, sid, sh, h.cryoPidfd),
-      (rem, c, p) => cg?.enterTask(rem.pid, c.pstree.pid, cgSetOf(c.core), cgSetOf(p.core)));
+      (rem, c, p) => cg?.enterTask(rem.pid, c.pstree.pid, cgSetOf(c.core), cgSetOf(p.core)),
+      (rem, t) => {
+        const img = byPid.get(t.pstree.pid)!;
+        pagesRestored += restoreMemory(rem, img, sh, { cryoPidfd: h.cryoPidfd }, t === loaded.tasks[0] ? undefined : byPid.get(t.pstree.ppid));
+      });
+    forkingUs = Math.round((performance.now() - tFork) * 1000);
     restoreTtyPgrps(rems, sh, h.cryoPidfd);
     const finals: Array<{ rem: Remote; regs: Regs; mask: bigint; xstate: Buffer }> = [];
     for (const t of loaded.tasks) {
       const rem = rems.get(t.pstree.pid);
       if (!rem) continue; // zombie
       const th: Handles = { cryoPidfd: h.cryoPidfd };
-      restoreMemory(rem, t, sh, th);
       restoreFiles(rem, t, sh, th);
       // As CRIU: locks come back only when asked for with --file-locks.
       if (opts.fileLocks) restoreLocks(rem, loaded.locks.filter((l) => l.pid === t.pstree.pid));
       restoreFs(rem, t, sh);
       restoreTaskState(rem, t, sh);
+      // Its children exist now: what a fork must not copy.
+      restoreMemoryLate(rem, t, sh);
       // Filters all threads had in common come from the leader, before the threads exist.
       const shared = sharedFilters([t.core.threadCore, ...[...t.threadCores.values()].map((c) => c.threadCore)], loaded.seccomp);
       installFilters(rem, shared, loaded.seccomp);
@@ -327,9 +381,12 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     if (opts.pidfile) writeFileSync(opts.pidfile, String(rootHost));
     lateAction(ctx, 'pre-resume', rootHost);
     cg?.restoreFreezer();
-    // Tasks that were stopped by job control get their stop signal while still
-    // held, as CRIU does: it is the first thing they see once let go.
-    for (const t of loaded.tasks) {
+    // --leave-stopped, as CRIU: a SIGSTOP queued while every task is still held
+    // stops each before it runs a single instruction of its own. Else tasks that
+    // were stopped by job control get their stop signal so, which is the first
+    // thing they see once let go.
+    if (opts.leaveStopped) for (const r of rems.values()) kill(r.pid, SIG.STOP);
+    else for (const t of loaded.tasks) {
       const r = rems.get(t.pstree.pid);
       if (r && t.core.tc?.taskState === TASK_STOPPED) kill(r.pid, stopSignal(loaded.tasks, t, rootHost, log));
     }
@@ -351,6 +408,16 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   for (const [key, v] of inherited) if (!v.used) log.warn(`--inherit-fd fd[${v.fd}]:${key}: nothing in the images is named ${key}`);
   const rootHost = rems.get(root)!.pid;
   log.info(`restored tree of ${loaded.tasks.length} task(s) rooted at ${root}${newPidns ? ` (pid ${rootHost} here)` : ''} in ${(performance.now() - t0).toFixed(1)} ms`);
+  if (opts.displayStats) {
+    // CRIU's display_stats(RESTORE_STATS); cryo compares no pages and skips none for COW.
+    const n = (v: number) => `${v} (0x${v.toString(16)})`;
+    log.msg('Displaying restore stats:');
+    log.msg(`Pages compared: ${n(0)}`);
+    log.msg(`Pages skipped COW: ${n(0)}`);
+    log.msg(`Pages restored: ${n(pagesRestored)}`);
+    log.msg(`Restore time: ${Math.round((performance.now() - t0) * 1000)} us`);
+    log.msg(`Forking time: ${forkingUs} us`);
+  }
   lateAction(ctx, 'post-resume', rootHost);
   return { rootPid: rootHost };
 }

@@ -1,16 +1,16 @@
 // The table of features `cryo check` probes: one row per feature, with its
 // name (CRIU's --feature name where CRIU has one), purpose, kind and probe.
-import { accessSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync } from 'node:fs';
 import {
-  NR, AT_FDCWD, O, PR, PR_SET_MM_MAP_SIZE, PAGE_SIZE, PAGE_IS,
-  EINVAL, ENOENT, ENOSYS, EEXIST, EFAULT, EPERM, EACCES, SysError, addressOf, syscall, trySyscall, pidfdOpen,
-  pidfdGetfd, kcmp, memfdCreate, prctl, processVmRead, pagemapScan,
+  F, NR, O, PR, PR_SET_MM_MAP_SIZE, PAGE_SIZE, PAGE_IS, PROT, MAP, MREMAP, MFD,
+  EINVAL, ENOENT, ENOSYS, EFAULT, SysError, addressOf, syscall, trySyscall, pidfdOpen,
+  pidfdGetfd, kcmp, kcmpEpollTfd, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE,
 } from '../sys/index.js';
 import {
-  CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_AUDIT_CONTROL, CAP_CHECKPOINT_RESTORE, KCMP_FILE, KCMP_EPOLL_TFD,
-  MFD_CLOEXEC, MFD_HUGETLB, LOCK_SH, EPOLL_CTL_ADD, EPOLLIN, CLOCK_MONOTONIC, TFD_IOC_SET_TICKS, ARCH_MAP_VDSO_64,
-  MOVE_MOUNT_SET_GROUP, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, PM_SOFT_DIRTY,
-  PR_SET_MM_MAP_STRUCT_SIZE, UFFD_NONCOOP, describe, step, errname, closeFd, Kerndat,
+  CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_CHECKPOINT_RESTORE, KCMP_FILE,
+  MFD_CLOEXEC, LOCK_SH, CLOCK_MONOTONIC, TFD_IOC_SET_TICKS,
+  PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET,
+  PR_SET_MM_MAP_STRUCT_SIZE, describe, step, errname, closeFd, Kerndat,
   type FeatureKind, type Feature, type FeatureResult, type Step, type SeedFacts,
 } from './kerndat.js';
 
@@ -63,6 +63,34 @@ function scanOwnPage(extraRet: bigint): boolean {
   return r !== null;
 }
 
+/**
+ * What restoring an AIO ring needs, as CRIU checks it: a ring of io_setup moved
+ * with mremap is still its context (the context id is its address).
+ */
+function probeAioRemap(): boolean | string {
+  const ctxBuf = Buffer.alloc(8);
+  const r = trySyscall(NR.io_setup, 16, ctxBuf);
+  if (r < 0) return `io_setup: ${errname(r)}`;
+  let ctx = ctxBuf.readBigUInt64LE(0);
+  try {
+    const line = readFileSync('/proc/self/maps', 'utf8').split('\n').find((l) => l.startsWith(`${ctx.toString(16)}-`));
+    if (!line) return 'the AIO ring is not in /proc/self/maps';
+    const len = Number(BigInt('0x' + line.split(/[- ]/)[1]!) - ctx);
+    const to = trySyscall(NR.mmap, 0, len, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0);
+    if (to < 0 && to > -4096) return `mmap: ${errname(to)}`;
+    const moved = trySyscall(NR.mremap, ctx, len, len, MREMAP.MAYMOVE | MREMAP.FIXED, to);
+    if (moved !== to) {
+      trySyscall(NR.munmap, to, len);
+      return `mremap of the ring: ${errname(moved)}`;
+    }
+    ctx = BigInt(to);
+    const ev = trySyscall(NR.io_getevents, ctx, 0, 1, 0, 0);
+    return ev === 0 ? true : `io_getevents on the moved ring: ${errname(ev)}`;
+  } finally {
+    trySyscall(NR.io_destroy, ctx);
+  }
+}
+
 function fdinfoOf(fd: number): string {
   return readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
 }
@@ -77,7 +105,9 @@ function readable(path: string): true | string {
   }
 }
 
-const NOT_NET = 'cryo does not checkpoint network state (sockets, interfaces, netfilter) yet';
+const NOT_NET = 'cryo does not checkpoint network state (inet sockets, interfaces, netfilter) yet';
+const NOT_LAZY = 'cryo does not restore memory lazily yet';
+const NOT_MNT = 'cryo does not dump or restore mounts yet';
 
 /** The feature table: every probe cryo knows, in the order `cryo check` runs them. */
 export const FEATURES: readonly Feature[] = [
@@ -141,10 +171,11 @@ export const FEATURES: readonly Feature[] = [
     }),
   },
   {
-    name: 'pidfd_store', kind: 'required', level: 'warn',
+    // cryo's own name: CRIU's pidfd_store is the pidfd_store_sk of pre-dumps (below).
+    name: 'pidfd_getfd', kind: 'required', level: 'warn',
     description: 'pidfd_open + pidfd_getfd: take a copy of any fd of a task',
-    missing: 'Pidfd store requires pidfd_open and pidfd_getfd syscalls',
-    probe: probeWith('pidfd_store', () => {
+    missing: 'pidfd_open and pidfd_getfd are not supported',
+    probe: probeWith('pidfd_getfd', () => {
       let pidfd = -1;
       try {
         pidfd = pidfdOpen(process.pid);
@@ -292,42 +323,14 @@ export const FEATURES: readonly Feature[] = [
     probe: probeWith('pagemap_scan_guard_pages', () => scanOwnPage(PAGE_IS.GUARD)),
   },
   {
-    name: 'mem_dirty_track', kind: 'extra', level: 'warn',
-    description: 'soft-dirty bits in /proc/PID/pagemap: pre-dump --track-mem',
-    missing: 'Dirty tracking is OFF. Memory snapshot will not work.',
-    probe: probeWith('mem_dirty_track', () => {
-      // A page never cleared by clear_refs is soft-dirty wherever soft-dirty exists.
-      const { buf, addr } = ownPage();
-      const e = Buffer.alloc(8);
-      withPagemap((fd) => readSync(fd, e, 0, 8, Number((addr / BigInt(PAGE_SIZE)) * 8n)));
-      buf[0] = 1;
-      return (e.readBigUInt64LE(0) & PM_SOFT_DIRTY) !== 0n || 'no soft-dirty bits in /proc/PID/pagemap: CONFIG_MEM_SOFT_DIRTY is off';
-    }),
-  },
-  {
-    name: 'uffd', kind: 'extra', level: 'error',
-    description: 'userfaultfd: the kernel side of lazy restore',
-    missing: 'UFFD is not supported',
-    probe: probeWith('uffd', (k) => {
+    // cryo's own name: CRIU's uffd and uffd-noncoop are about lazy restore (below).
+    name: 'userfaultfd', kind: 'extra', level: 'warn',
+    description: 'userfaultfd: fill private memory on restore by UFFDIO_COPY (else by preadv in the task)',
+    missing: 'userfaultfd is not available: memory is restored by preadv',
+    probe: probeWith('userfaultfd', (k) => {
       const u = k.uffdFeatures();
       return 'features' in u || u.error;
     }),
-  },
-  {
-    name: 'uffd-noncoop', kind: 'extra', level: 'error',
-    description: 'userfaultfd fork/remap/remove/unmap events: lazy restore of a whole tree',
-    missing: 'Non-cooperative UFFD is not supported',
-    probe: probeWith('uffd-noncoop', (k) => {
-      const u = k.uffdFeatures();
-      if (!('features' in u)) return u.error;
-      return (u.features & UFFD_NONCOOP) === UFFD_NONCOOP;
-    }),
-  },
-  {
-    name: 'timens', kind: 'extra', level: 'error',
-    description: 'time namespaces',
-    missing: 'Time namespaces are not supported',
-    probe: probeWith('timens', () => existsSync('/proc/self/ns/time') && existsSync('/proc/self/timens_offsets')),
   },
   {
     name: 'ns_pid', kind: 'extra', level: 'warn',
@@ -335,22 +338,6 @@ export const FEATURES: readonly Feature[] = [
     missing: 'pid namespaces (NSpid in /proc/<pid>/status) are not supported',
     probe: probeWith('ns_pid', () =>
       existsSync('/proc/self/ns/pid') && /^NSpid:/m.test(readFileSync('/proc/self/status', 'utf8'))),
-  },
-  {
-    name: 'userns', kind: 'extra', level: 'error',
-    description: 'user namespaces',
-    missing: 'No userns proc file',
-    probe: probeWith('userns', () => {
-      if (!existsSync('/proc/self/ns/user')) return false;
-      const size = Buffer.alloc(4);
-      prctl(PR.SET_MM, PR_SET_MM_MAP_SIZE, size);
-    }),
-  },
-  {
-    name: 'cgroupns', kind: 'extra', level: 'error',
-    description: 'cgroup namespaces',
-    missing: 'cgroupns not supported. This is not fatal.',
-    probe: probeWith('cgroupns', () => existsSync('/proc/self/ns/cgroup')),
   },
   {
     name: 'mnt_id', kind: 'extra', level: 'error',
@@ -394,53 +381,6 @@ export const FEATURES: readonly Feature[] = [
     }),
   },
   {
-    name: 'kcmp_epoll', kind: 'extra', level: 'warn',
-    description: 'kcmp(KCMP_EPOLL_TFD): find the files an epoll instance watches',
-    missing: 'kcmp(KCMP_EPOLL_TFD) is not supported',
-    probe: probeWith('kcmp_epoll', () => {
-      const efd = syscall('epoll_create1', NR.epoll_create1, O.CLOEXEC);
-      let tfd = -1;
-      try {
-        tfd = syscall('epoll_create1', NR.epoll_create1, O.CLOEXEC);
-        const ev = Buffer.alloc(12);
-        ev.writeUInt32LE(EPOLLIN, 0);
-        syscall('epoll_ctl', NR.epoll_ctl, efd, EPOLL_CTL_ADD, tfd, ev);
-        const slot = Buffer.alloc(12);
-        slot.writeUInt32LE(efd, 0);
-        slot.writeUInt32LE(tfd, 4);
-        return trySyscall(NR.kcmp, process.pid, process.pid, KCMP_EPOLL_TFD, tfd, slot) === 0;
-      } finally {
-        closeFd(tfd);
-        closeFd(efd);
-      }
-    }),
-  },
-  {
-    name: 'memfd_hugetlb', kind: 'extra', level: 'warn',
-    description: 'memfd_create(MFD_HUGETLB): memfds backed by huge pages',
-    missing: 'memfd_create(MFD_HUGETLB) is not supported',
-    probe: probeWith('memfd_hugetlb', () => {
-      try {
-        closeFd(memfdCreate('cryo-check-huge', MFD_CLOEXEC | MFD_HUGETLB));
-        return true;
-      } catch (e) {
-        if (e instanceof SysError && [EINVAL, ENOENT, ENOSYS].includes(e.errno)) return false;
-        throw e;
-      }
-    }),
-  },
-  {
-    name: 'can_map_vdso', kind: 'extra', level: 'warn',
-    description: 'arch_prctl(ARCH_MAP_VDSO_64): map a vDSO at a chosen address',
-    missing: 'Do not have API to map vDSO - will use mremap() to restore vDSO',
-    probe: probeWith('can_map_vdso', () => {
-      // Only asked while a vDSO is mapped: then the kernel answers EEXIST and maps nothing.
-      if (!/\[vdso\]$/m.test(readFileSync('/proc/self/maps', 'utf8'))) return 'no [vdso] to compare with';
-      const r = trySyscall(NR.arch_prctl, ARCH_MAP_VDSO_64, 0);
-      return r === -EEXIST;
-    }),
-  },
-  {
     name: 'seccomp_suspend', kind: 'extra', level: 'error',
     description: 'PTRACE_O_SUSPEND_SECCOMP: run remote syscalls in tasks under seccomp',
     missing: "Kernel doesn't support PTRACE_O_SUSPEND_SECCOMP",
@@ -453,30 +393,6 @@ export const FEATURES: readonly Feature[] = [
     probe: fromSeed('seccomp_filters', (f) => f.seccompFilter),
   },
   {
-    name: 'openat2', kind: 'extra', level: 'warn',
-    description: 'openat2(): open paths with RESOLVE_* restrictions',
-    missing: 'openat2() is not supported',
-    probe: probeWith('openat2', () => {
-      const dot = Buffer.from('.\0');
-      const r = trySyscall(NR.openat2, AT_FDCWD, dot, 0, 0);
-      if (r >= 0) closeFd(r);
-      return r !== -ENOSYS;
-    }),
-  },
-  {
-    name: 'move_mount_set_group', kind: 'extra', level: 'warn',
-    description: 'move_mount(MOVE_MOUNT_SET_GROUP): restore mount sharing groups',
-    missing: 'MOVE_MOUNT_SET_GROUP is not supported',
-    probe: probeWith('move_mount_set_group', () => {
-      // Empty paths fail the lookup (ENOENT) once the flag is accepted; an unknown
-      // flag is EINVAL, a kernel without move_mount ENOSYS. Nothing is mounted.
-      const empty = Buffer.from('\0');
-      const r = trySyscall(NR.move_mount, AT_FDCWD, empty, AT_FDCWD, empty, MOVE_MOUNT_SET_GROUP);
-      if (r === -EPERM || r === -EACCES) return `move_mount: ${errname(r)} (needs CAP_SYS_ADMIN)`;
-      return r === -ENOENT;
-    }),
-  },
-  {
     name: 'timer_cr_ids', kind: 'extra', level: 'warn',
     description: 'PR_TIMER_CREATE_RESTORE_IDS: restore POSIX timers with their ids',
     missing: 'PR_TIMER_CREATE_RESTORE_IDS is not supported',
@@ -484,24 +400,105 @@ export const FEATURES: readonly Feature[] = [
       trySyscall(NR.prctl, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, 0, 0, 0) >= 0),
   },
   {
-    name: 'loginuid', kind: 'extra', level: 'warn',
-    description: '/proc/PID/loginuid and CAP_AUDIT_CONTROL: restore the audit login uid',
-    missing: 'Loginuid restore is OFF.',
-    // CRIU writes loginuid to test it, which starts a new audit session: we only look.
-    probe: probeWith('loginuid', (k) => readable('/proc/self/loginuid') === true && k.hasCap(CAP_AUDIT_CONTROL)),
+    name: 'sk_unix_file', kind: 'extra', level: 'warn',
+    description: 'SIOCUNIXFILE: the file a unix socket bound to a path made (its mode, owner, directory)',
+    missing: 'ioctl(SIOCUNIXFILE) on a unix socket is not supported',
+    probe: probeWith('sk_unix_file', () => {
+      const path = `/tmp/.cryo-check-${process.pid}.sock`;
+      const fd = sock.socket(AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC);
+      try {
+        sock.bindUnix(fd, Buffer.from(path));
+        closeFd(syscall('ioctl(SIOCUNIXFILE)', NR.ioctl, fd, SIOCUNIXFILE, 0));
+      } finally {
+        closeFd(fd);
+        rmSync(path, { force: true });
+      }
+    }),
+  },
+  {
+    name: 'kcmp_epoll', kind: 'extra', level: 'warn',
+    description: 'kcmp(KCMP_EPOLL_TFD): the file behind each epoll target, when the fd it was added by is closed or reused',
+    missing: 'kcmp(KCMP_EPOLL_TFD) is not supported: an epoll watching a file through a closed fd cannot be dumped',
+    probe: probeWith('kcmp_epoll', () => {
+      // A pipe watched through one fd, that fd moved to another number: the watch is found there.
+      const ep = syscall('epoll_create1', NR.epoll_create1, O.CLOEXEC);
+      const p = new Int32Array(2);
+      syscall('pipe2', NR.pipe2, new Uint8Array(p.buffer), O.CLOEXEC);
+      const [r, w] = [p[0]!, p[1]!];
+      let moved = -1;
+      let rOpen = true;
+      try {
+        const ev = Buffer.alloc(12);
+        ev.writeUInt32LE(1 /* EPOLLIN */, 0);
+        syscall('epoll_ctl', NR.epoll_ctl, ep, 1 /* EPOLL_CTL_ADD */, r, ev);
+        moved = syscall('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, r, F.DUPFD_CLOEXEC, 0);
+        closeFd(r);
+        rOpen = false;
+        const same = kcmpEpollTfd(process.pid, moved, process.pid, ep, r, 0);
+        if (same < 0) return `kcmp(KCMP_EPOLL_TFD) gave ${errname(same)}`;
+        if (same !== 0) return 'kcmp(KCMP_EPOLL_TFD) does not find the watched file under its new fd';
+        if (kcmpEpollTfd(process.pid, w, process.pid, ep, r, 0) === 0) return 'kcmp(KCMP_EPOLL_TFD) takes another file for the watched one';
+      } finally {
+        for (const fd of [ep, w, moved, rOpen ? r : -1]) closeFd(fd);
+      }
+    }),
+  },
+  {
+    name: 'sockopt_buf_lock', kind: 'extra', level: 'warn',
+    description: 'SO_BUF_LOCK: the locked buffer sizes of unix sockets',
+    missing: 'SO_BUF_LOCK is not supported',
+    probe: probeWith('sockopt_buf_lock', () => {
+      const fd = sock.socket(AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC);
+      try {
+        return sock.getsockoptInt(fd, SOL_SOCKET, SO.BUF_LOCK) !== undefined;
+      } finally {
+        closeFd(fd);
+      }
+    }),
   },
 
   // ---- CRIU's names for things cryo does not do (yet): answered, never probed ----
-  notDone('lazy_pages', 'extra', 'restore memory on demand (RPC feature lazy_pages)',
-    'cryo does not restore memory lazily yet (the kernel side: see uffd, uffd-noncoop)'),
-  notDone('aio_remap', 'extra', 'remap AIO rings', 'cryo does not checkpoint AIO rings yet'),
+  {
+    name: 'aio_remap', kind: 'extra', level: 'warn',
+    description: 'mremap() of AIO rings: restore io_setup contexts at their address',
+    missing: "AIO remap doesn't work properly",
+    probe: probeWith('aio_remap', () => probeAioRemap()),
+  },
+  {
+    name: 'memfd_hugetlb', kind: 'extra', level: 'warn',
+    description: 'memfd_create(MFD_HUGETLB): memfds backed by huge pages',
+    missing: 'memfd_create(MFD_HUGETLB) is not supported',
+    probe: probeWith('memfd_hugetlb', () => {
+      try {
+        closeFd(memfdCreate('cryo-check-huge', MFD_CLOEXEC | MFD.HUGETLB));
+        return true;
+      } catch (e) {
+        if (e instanceof SysError && [EINVAL, ENOENT, ENOSYS].includes(e.errno)) return false;
+        throw e;
+      }
+    }),
+  },
+  notDone('lazy_pages', 'extra', 'restore memory on demand (RPC feature lazy_pages)', NOT_LAZY),
+  notDone('uffd', 'extra', 'userfaultfd for lazy restore', NOT_LAZY),
+  notDone('uffd-noncoop', 'extra', 'userfaultfd events for lazy restore of a whole tree', NOT_LAZY),
+  notDone('mem_dirty_track', 'extra', 'soft-dirty bits: pre-dump --track-mem (RPC feature mem_track)',
+    'cryo does not pre-dump or track memory changes yet'),
+  notDone('pidfd_store', 'extra', 'pidfds of the tree kept by the client across pre-dumps (pidfd_store_sk)',
+    'cryo does not keep pidfds in a pidfd_store_sk yet'),
+  notDone('userns', 'extra', 'user namespaces', 'cryo does not dump or restore user namespaces yet'),
+  notDone('cgroupns', 'extra', 'cgroup namespaces', 'cryo does not dump or restore cgroup namespaces yet'),
+  notDone('timens', 'extra', 'time namespaces', 'cryo does not dump or restore time namespaces yet'),
+  notDone('loginuid', 'extra', 'the audit login uid', 'cryo does not restore the audit login uid yet'),
+  notDone('can_map_vdso', 'extra', 'arch_prctl(ARCH_MAP_VDSO_64)',
+    'cryo moves the task\'s own vDSO into place with mremap and does not map one'),
+  notDone('openat2', 'extra', 'openat2() with RESOLVE_* restrictions', 'cryo does not use openat2 yet'),
+  notDone('move_mount_set_group', 'extra', 'mount sharing groups', NOT_MNT),
   notDone('tun', 'extra', 'TUN/TAP devices', NOT_NET),
   notDone('tun_ns', 'extra', 'TUN devices in network namespaces', NOT_NET),
-  notDone('autofs', 'experimental', 'autofs mounts', 'cryo does not checkpoint autofs mounts'),
+  notDone('autofs', 'experimental', 'autofs mounts', NOT_MNT),
   notDone('tcp_half_closed', 'extra', 'half-closed TCP connections', NOT_NET),
   notDone('compat_cr', 'experimental', '32-bit tasks', 'cryo checkpoints x86_64 tasks only'),
   notDone('sk_ns', 'extra', 'network namespace of sockets', NOT_NET),
-  notDone('sk_unix_file', 'extra', 'SIOCUNIXFILE on unix sockets', NOT_NET),
   notDone('net_diag_raw', 'extra', 'sock_diag for raw sockets', NOT_NET),
   notDone('nsid', 'extra', 'netlink NSIDs', NOT_NET),
   notDone('link_nsid', 'extra', 'link NSIDs', NOT_NET),
@@ -511,7 +508,6 @@ export const FEATURES: readonly Feature[] = [
   notDone('has_ipt_legacy', 'extra', 'iptables legacy', NOT_NET),
   notDone('apparmor_stacking', 'extra', 'AppArmor stacking', 'cryo does not checkpoint LSM profiles yet'),
   notDone('network_lock_nftables', 'extra', 'network locking with nftables', NOT_NET),
-  notDone('sockopt_buf_lock', 'extra', 'SO_BUF_LOCK', NOT_NET),
   notDone('ipv6_freebind', 'extra', 'IPV6_FREEBIND', NOT_NET),
   notDone('overlayfs_maps', 'extra', 'overlayfs paths in map_files', 'cryo does not check overlayfs mappings yet'),
   notDone('breakpoints', 'extra', 'hardware breakpoints', 'cryo does not checkpoint hardware breakpoints yet'),

@@ -14,31 +14,21 @@ import { Remote } from '../tracer/remote.js';
 
 export const CAP_SYS_PTRACE = 19;
 export const CAP_SYS_ADMIN = 21;
-export const CAP_AUDIT_CONTROL = 30;
 export const CAP_CHECKPOINT_RESTORE = 40;
 
 export const KCMP_FILE = 0;
-export const KCMP_EPOLL_TFD = 7;
 export const MFD_CLOEXEC = 1;
-export const MFD_HUGETLB = 4;
 export const LOCK_SH = 1;
-export const EPOLL_CTL_ADD = 1;
-export const EPOLLIN = 1;
 export const CLOCK_MONOTONIC = 1;
 export const TFD_IOC_SET_TICKS = 0x40085400; // _IOW('T', 0, u64)
-export const ARCH_MAP_VDSO_64 = 0x2003;
-export const MOVE_MOUNT_SET_GROUP = 0x100;
 export const PR_TIMER_CREATE_RESTORE_IDS = 77;
 export const PR_TIMER_CREATE_RESTORE_IDS_GET = 2;
-export const PM_SOFT_DIRTY = 1n << 55n;
 export const PR_SET_MM_MAP_STRUCT_SIZE = 104;
 
 export const UFFD_API = 0xaan;
 export const UFFDIO_API = 0xc018aa3f; // _IOWR(0xAA, 0x3F, struct uffdio_api)
 export const USERFAULTFD_IOC_NEW = 0xaa00; // _IO(0xAA, 0x00) on /dev/userfaultfd
 export const UFFD_USER_MODE_ONLY = 1;
-// CRIU's NEED_UFFD_API_FEATURES: EVENT_FORK | EVENT_REMAP | EVENT_REMOVE | EVENT_UNMAP.
-export const UFFD_NONCOOP = (1n << 1n) | (1n << 2n) | (1n << 3n) | (1n << 6n);
 
 /** required: cryo cannot dump or restore without it; extra/experimental: CRIU's categories 2 and 3. */
 export type FeatureKind = 'required' | 'extra' | 'experimental';

@@ -1,27 +1,8 @@
 // --help, the short usage and --version, generated from the option table.
-import { readFileSync } from 'node:fs';
 import { CHECK_FEATURES, OPTION_TABLE, type HelpGroup, type OptionSpec } from '../options/table.js';
+import { CRIU_VERSION, cryoVersion } from '../version.js';
 
-/** The CRIU interface cryo implements (what `--version` and RPC VERSION report). */
-export const CRIU_VERSION_MAJOR = 4;
-export const CRIU_VERSION_MINOR = 2;
-export const CRIU_VERSION = `${CRIU_VERSION_MAJOR}.${CRIU_VERSION_MINOR}`;
-
-/**
- * cryo's own version, from package.json: two levels up from src/cli and dist/cli,
- * one level up from the bundle dist/cryo.mjs.
- */
-export function cryoVersion(): string {
-  for (const rel of ['../../package.json', '../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: unknown; version?: unknown };
-      if (pkg.name === 'cryo' && typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      /* try the next place */
-    }
-  }
-  return 'unknown';
-}
+export { CRIU_VERSION, cryoVersion };
 
 /**
  * `--version` output. The first line is CRIU's exact format, which tools
@@ -113,7 +94,7 @@ function wrap(text: string, width: number): string[] {
 function entry(o: OptionSpec): string[] {
   const label = optionLabel(o);
   const pad = ' '.repeat(HELP_COLUMN);
-  const body = wrap(o.help, WIDTH - HELP_COLUMN);
+  const body = wrap(o.unsupported && !o.unsupported.partial ? `${o.help} (not supported yet)` : o.help, WIDTH - HELP_COLUMN);
   const lines: string[] = [];
   if (label.length < HELP_COLUMN - 1) {
     lines.push(label.padEnd(HELP_COLUMN) + (body[0] ?? ''));

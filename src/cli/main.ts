@@ -10,12 +10,14 @@ import { processCritIO, runCrit } from '../crit/cli.js';
 import { CryoError, LOG_DEBUG, type Context } from '../context.js';
 import { runDump } from '../dump.js';
 import { runRestore } from '../restore.js';
+import { findRefusal, refusalText } from '../options/support.js';
 import { serve } from '../rpc/server.js';
 import { runService, WORKER_ENV, BASE_ENV } from '../rpc/service.js';
 import { CRIU_VERSION, cryoVersion, fullHelp, shortUsage, usageHint, versionText } from './help.js';
-import { openLog } from './log.js';
-import { parseCommandLine, type Action } from './parse.js';
-import { progName } from './self.js';
+import { openLog } from '../log.js';
+import { parseCommandLine, type Action } from '../options/parse.js';
+import { progName } from '../self.js';
+import { closeInherited } from '../sys/index.js';
 
 /** What the runner needs from the outside world; main() passes the real process. */
 export interface RunIO {
@@ -30,6 +32,8 @@ export interface RunIO {
   readonly geteuid?: () => number;
   /** Replace the action implementations (tests). */
   readonly runners?: Partial<Record<Action, Runner>>;
+  /** --close FD: let go of a descriptor inherited from the caller; omitted in tests. */
+  readonly closeFd?: (fd: number) => void;
 }
 
 /** An action's implementation: returns the exit code. */
@@ -99,13 +103,18 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
       break;
   }
 
-  const { action, command, opts, notes } = outcome;
+  const { action, command, opts, notes, given } = outcome;
   const fail = (text: string, code = 1): number => {
     io.stderr(`Error: ${text}\n`);
     return code;
   };
+  // As CRIU, while parsing: before anything else is opened.
+  for (const fd of opts.close) io.closeFd?.(fd);
+  // What cryo cannot do yet is refused here, before any task is touched.
+  const refused = findRefusal(opts, action, (spec) => given.has(spec.long));
 
   if (action === 'swrk') {
+    if (refused) return fail(refusalText(refused));
     const fd = Number(outcome.swrkFd);
     if (!Number.isInteger(fd) || fd < 0) return fail(`swrk: bad socket fd ${outcome.swrkFd}`);
     // A service's worker serves a stranger: its options come from the service.
@@ -162,6 +171,10 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
       report(retired);
       return 255;
     }
+    if (refused) {
+      report(refusalText(refused));
+      return 1;
+    }
     const runner = (io.runners ?? RUNNERS)[action];
     if (runner === undefined) {
       report(`"${action === command ? command : action.replace('-', ' ')}" is not supported yet`);
@@ -197,6 +210,7 @@ export async function main(argv: string[]): Promise<void> {
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
     chdir: (d) => process.chdir(d),
+    closeFd: (fd) => void closeInherited(fd),
     geteuid: () => process.geteuid?.() ?? 0,
   });
   process.exitCode = code;

@@ -4,7 +4,7 @@
 // loads at the first system call (src/sys/libc.ts).
 import * as v8 from 'node:v8';
 import { main } from './main.js';
-import { userArgs } from './self.js';
+import { userArgs } from '../self.js';
 
 v8.startupSnapshot.setDeserializeMainFunction(() => {
   void main(userArgs());

@@ -12,7 +12,7 @@
 // file and the byte offset, exit 1; usage errors exit 2, as argparse does.
 import * as fs from 'node:fs';
 import { ImageError } from '../images/errors.js';
-import { CRIU_VERSION } from '../cli/help.js';
+import { CRIU_VERSION } from '../version.js';
 import { Converter } from './convert.js';
 import { CritError, usageError } from './errors.js';
 import { EXPLORERS, explore, type DirReader, type Explorer } from './explore.js';

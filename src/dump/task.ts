@@ -5,12 +5,12 @@ import {
   create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
   TaskKobjIdsEntrySchema, ThreadSasEntrySchema, RseqEntrySchema, TaskRlimitsEntrySchema, RlimitEntrySchema,
   MmEntrySchema, PagemapHeadSchema, PagemapEntrySchema,
-  FsEntrySchema, VMA_ANON_SHARED, VMA_AREA_VDSO, TASK_ALIVE, TASK_STOPPED, TASK_DEAD, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
+  FsEntrySchema, VMA_ANON_SHARED, VMA_AREA_VDSO, type AioRingEntry, TASK_ALIVE, TASK_STOPPED, TASK_DEAD, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
 } from '../images/index.js';
 import { parseStat, parseStatus } from '../proc/stat.js';
 import type { Context, Logger } from '../context.js';
 import { CryoError } from '../context.js';
-import { readVmas, vmaEntries, hasPrivatePages } from '../objects/mm.js';
+import { readVmas, vmaEntries, hasPrivatePages, guardEntries, membarrierMask } from '../objects/mm.js';
 import { scanPages, dumpPages, type FdBridge } from '../objects/pages.js';
 import { threadInfo, readXstate, readTls } from '../objects/regs.js';
 import { restartAdjusted, RemoteError, type Remote } from '../tracer/remote.js';
@@ -51,6 +51,8 @@ export interface DumpState {
   seccomp: SeccompTable;
   /** Shared anonymous memory objects already saved (by shmid). */
   shmemDone: Set<bigint>;
+  /** Shared anonymous memory objects kept as memfds (by inode): mapped privately or open somewhere. */
+  shmemAsMemfd: Set<number>;
   /** cgroup sets of the threads (cg_set), and the groups with --manage-cgroups. */
   cgroups: CgroupDump;
   stats: DumpCounters;
@@ -184,6 +186,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   }
   const timers = dumpTimers(rem, pid, t.ns.tids);
   const sigactions = dumpSigactions(rem);
+  const membarriers = membarrierMask(rem);
   const personality = parseInt(readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16);
   const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
   const loginuid = dumpLoginuid(pid);
@@ -205,6 +208,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
             ...(th.tcore.cgSet ? { cgSet: th.tcore.cgSet } : {}),
             oomScoreAdj: Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim()),
             ...(loginuid !== undefined ? { loginuid } : {}),
+            ...(membarriers ? { membarrierRegistrationMask: membarriers } : {}),
           }),
           ids,
           threadCore: th.tcore,
@@ -218,7 +222,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   // Files first: the page transfer below briefly adds fds of ours to the task.
   const env: Omit<DumpFilesEnv, 'dumpOwn'> = {
     files: st.files, shellJob: ctx.opts.shellJob, external: ctx.opts.external, ghostLimit: ctx.opts.ghostLimit,
-    linkRemap: ctx.opts.linkRemap, fileLocks: ctx.opts.fileLocks, vpid: t.ns.pid, forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap,
+    linkRemap: ctx.opts.linkRemap, evasiveDevices: ctx.opts.evasiveDevices, fileLocks: ctx.opts.fileLocks, vpid: t.ns.pid, forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap,
   };
   const fdinfos = dumpFds(pid, env);
   st.dir.write('fdinfo', fdinfos, ids.filesId);
@@ -231,7 +235,8 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
 
   // Memory.
   const heap = { start: stat.startBrk, end: brk };
-  const vmaList = vmaEntries(pid, vmas.filter((v) => v.name !== '[vsyscall]'), env, heap);
+  const aios: AioRingEntry[] = [];
+  const vmaList = vmaEntries(pid, vmas.filter((v) => v.name !== '[vsyscall]'), env, heap, aios, st.shmemAsMemfd);
   const exe = readlinkSync(`/proc/${pid}/exe`);
   if (isMemfdLink(exe)) throw new CryoError(`task ${pid}: its executable is the memfd ${exe}, which cryo does not support yet`);
   const exeSt = statSync(`/proc/${pid}/exe`);
@@ -247,7 +252,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
     mmStartCode: stat.startCode, mmEndCode: stat.endCode, mmStartData: stat.startData, mmEndData: stat.endData,
     mmStartStack: stat.startStack, mmStartBrk: stat.startBrk, mmBrk: brk, mmArgStart: stat.argStart,
     mmArgEnd: stat.argEnd, mmEnvStart: stat.envStart, mmEnvEnd: stat.envEnd, exeFileId: exeId,
-    mmSavedAuxv: auxv, vmas: vmaList, dumpable, thpDisabled: thp !== 0,
+    mmSavedAuxv: auxv, vmas: [...vmaList, ...guardEntries(pid)], dumpable, thpDisabled: thp !== 0, aios,
   });
   st.dir.write('mm', [mm], t.ns.pid);
 

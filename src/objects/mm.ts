@@ -1,24 +1,27 @@
 // The address space: VMAs from /proc/PID/smaps and the mm fields, as CRIU's
 // mm-PID.img (mm_entry with vma_entry list).
-import { readFileSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readFileSync, readdirSync, readlinkSync, statSync, statfsSync } from 'node:fs';
 import { parseMaps, type Vma } from '../proc/maps.js';
-import { MAP, PROT, MADV, MREMAP, O, NR, PR, PR_SET_MM_MAP } from '../sys/index.js';
+import { MAP, MAP_HUGE_SHIFT, PROT, MADV, MREMAP, O, NR, PR, PR_SET_MM_MAP, PAGE_IS, pagemapScan } from '../sys/index.js';
 import type { Remote } from '../tracer/remote.js';
 import {
-  create, VmaEntrySchema, type VmaEntry, type MmEntry,
-  VMA_AREA_REGULAR, VMA_AREA_STACK, VMA_AREA_VSYSCALL, VMA_AREA_VDSO, VMA_AREA_VVAR,
+  create, VmaEntrySchema, type VmaEntry, type MmEntry, type AioRingEntry,
+  VMA_AREA_REGULAR, VMA_AREA_STACK, VMA_AREA_VSYSCALL, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_AIORING, VMA_AREA_GUARD,
   VMA_AREA_HEAP, VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_ANON_SHARED, VMA_ANON_PRIVATE, VMA_AREA_MEMFD,
 } from '../images/index.js';
 import type { RegDumpEnv } from './files/kind.js';
 import { dumpRegFile } from './files/reg.js';
-import { dumpMemfdMapping, isMemfdLink } from './files/memfd.js';
+import { dumpMemfdMapping, isAnonShmemLink, isMemfdLink, isShmemObject } from './files/memfd.js';
+import { aioRingEntry } from './aio.js';
 import { CryoError } from '../context.js';
 
-const VMFLAG_MAP: Record<string, number> = { gd: MAP.GROWSDOWN, lo: MAP.LOCKED, nr: MAP.NORESERVE };
+const VMFLAG_MAP: Record<string, number> = { gd: MAP.GROWSDOWN, lo: MAP.LOCKED, nr: MAP.NORESERVE, ht: MAP.HUGETLB };
 const VMFLAG_MADV: Record<string, number> = {
   sr: MADV.SEQUENTIAL, rr: MADV.RANDOM, dc: MADV.DONTFORK, dd: MADV.DONTDUMP,
   mg: MADV.MERGEABLE, hg: MADV.HUGEPAGE, nh: MADV.NOHUGEPAGE, wf: MADV.WIPEONFORK,
 };
+/** Where an AIO ring lives (statfs type of its map_files link). */
+const AIO_RING_MAGIC = 0xa10a10a1;
 
 export function readVmas(pid: number): Vma[] {
   return parseMaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
@@ -28,27 +31,57 @@ function protOf(perms: string): number {
   return (perms[0] === 'r' ? PROT.READ : 0) | (perms[1] === 'w' ? PROT.WRITE : 0) | (perms[2] === 'x' ? PROT.EXEC : 0);
 }
 
+/** The mmap flags and madvise bits a VMA's VmFlags stand for (MAP_HUGETLB with its page size). */
+function flagsOf(v: Vma): { flags: number; madv: bigint } {
+  let flags: number = v.perms[3] === 's' ? MAP.SHARED : MAP.PRIVATE;
+  let madv = 0n;
+  for (const f of v.vmFlags) {
+    if (VMFLAG_MAP[f]) flags |= VMFLAG_MAP[f]!;
+    if (VMFLAG_MADV[f] !== undefined) madv |= 1n << BigInt(VMFLAG_MADV[f]!);
+    // A mapping type of its own, as MAP_PRIVATE is (CRIU keeps it so).
+    if (f === 'dp') flags = (flags & ~MAP.PRIVATE) | MAP.DROPPABLE;
+  }
+  if (flags & MAP.HUGETLB && v.kernelPageKb > 0) flags |= Math.log2(v.kernelPageKb * 1024) << MAP_HUGE_SHIFT;
+  return { flags, madv };
+}
+
+/** The access mode of the file behind a mapping: its map_files link shows it (CRIU's fdflags). */
+function fdflagsOf(mapPath: string): number {
+  const m = lstatSync(mapPath).mode & 0o600;
+  return m === 0o600 ? O.RDWR : m === 0o200 ? O.WRONLY : O.RDONLY;
+}
+
 /**
  * Turn the parsed VMAs of a task into CRIU vma_entry messages. File-backed VMAs get
  * a reg-file (or memfd) entry in `env.files` (shmid is its id); deleted files get
  * their remap (ghost file or link). [vvar] and [vvar_vclock] are
- * merged into one VMA_AREA_VVAR entry, as CRIU does.
+ * merged into one VMA_AREA_VVAR entry, as CRIU does. Shared anonymous memory (also
+ * MAP_HUGETLB) is VMA_ANON_SHARED by inode, but an object in `shmemAsMemfd` (see
+ * shmemUsedAsFiles) is a memfd, every mapping of it a memfd mapping. AIO rings
+ * are VMA_AREA_AIORING and go into `aios`.
  */
-export function vmaEntries(pid: number, vmas: Vma[], env: RegDumpEnv, heap: { start: bigint; end: bigint }): VmaEntry[] {
+export function vmaEntries(
+  pid: number, vmas: Vma[], env: RegDumpEnv, heap: { start: bigint; end: bigint }, aios: AioRingEntry[] = [],
+  shmemAsMemfd: ReadonlySet<number> = new Set(),
+): VmaEntry[] {
   const out: VmaEntry[] = [];
   for (const v of vmas) {
     const prot = protOf(v.perms);
     const shared = v.perms[3] === 's';
-    let flags = shared ? MAP.SHARED : MAP.PRIVATE;
-    let madv = 0n;
-    for (const f of v.vmFlags) {
-      if (VMFLAG_MAP[f]) flags |= VMFLAG_MAP[f]!;
-      if (VMFLAG_MADV[f] !== undefined) madv |= 1n << BigInt(VMFLAG_MADV[f]!);
-    }
+    const { flags, madv } = flagsOf(v);
     const e = create(VmaEntrySchema, {
       start: v.start, end: v.end, pgoff: v.pgoff, shmid: 0n, prot, flags, status: 0, fd: -1n,
     });
     if (madv) e.madv = madv;
+    const at = `0x${v.start.toString(16)}`;
+    // The kernel's uprobe slots: CRIU takes them only with --allow-uprobes, cryo not yet.
+    if (v.name === '[uprobes]') {
+      throw new CryoError(`task ${pid}: a uprobe is attached (the [uprobes] mapping at ${at}), which cryo does not support yet`);
+    }
+    if (v.vmFlags.includes('io') || v.vmFlags.includes('pf')) {
+      // Device memory (VM_IO/VM_PFNMAP) cannot be read back: CRIU refuses it too.
+      if (v.name !== '[vvar]' && v.name !== '[vvar_vclock]' && !shared) throw new CryoError(`task ${pid}: the mapping ${v.name || '(anonymous)'} at ${at} is device memory (VM_IO/VM_PFNMAP), which cannot be dumped`);
+    }
     // The special mappings carry VMA_ANON_PRIVATE too, as CRIU writes them.
     if (v.name === '[vsyscall]') {
       e.status = VMA_AREA_VSYSCALL | VMA_ANON_PRIVATE;
@@ -65,30 +98,44 @@ export function vmaEntries(pid: number, vmas: Vma[], env: RegDumpEnv, heap: { st
       e.flags |= MAP.ANONYMOUS;
     } else if (v.inode !== 0 || (v.name.startsWith('/') && !v.name.startsWith('/SYSV'))) {
       const mapPath = `/proc/${pid}/map_files/${v.start.toString(16)}-${v.end.toString(16)}`;
+      if (v.name.startsWith('/[aio]') && statfsSync(mapPath).type === AIO_RING_MAGIC) {
+        // Only its pages and size are kept; restore makes a new ring (io_setup) and moves it here.
+        e.status = VMA_AREA_AIORING;
+        e.fdflags = fdflagsOf(mapPath);
+        aios.push(aioRingEntry(pid, v.start, v.end));
+        out.push(e);
+        continue;
+      }
       let st;
       try {
         st = statSync(mapPath);
       } catch {
-        throw new CryoError(`task ${pid}: cannot stat mapping ${v.name} at 0x${v.start.toString(16)}`);
+        throw new CryoError(`task ${pid}: cannot stat mapping ${v.name} at ${at}`);
       }
+      const link = readlinkSync(mapPath);
       const isDevZero = st.isCharacterDevice() && v.name.startsWith('/dev/zero');
-      const anonShared = shared && (v.name.startsWith('/dev/zero') || v.name.startsWith('/SYSV'));
-      if (anonShared) {
+      // The object of MAP_SHARED|MAP_ANONYMOUS (or MAP_HUGETLB) memory, or a SysV segment.
+      const anonObject = st.isFile() && (isAnonShmemLink(link) ? isShmemObject(link, mapPath, st) : link.startsWith('/SYSV'));
+      if (anonObject && shared && !shmemAsMemfd.has(st.ino)) {
         e.flags |= MAP.ANONYMOUS;
         e.status = VMA_AREA_REGULAR | VMA_ANON_SHARED;
         e.shmid = BigInt(st.ino);
+      } else if (anonObject && !shared && link === '/anon_hugepage (deleted)' && !shmemAsMemfd.has(st.ino)) {
+        // MAP_PRIVATE|MAP_HUGETLB anonymous memory: private pages like any other.
+        e.flags |= MAP.ANONYMOUS;
+        e.status = VMA_AREA_REGULAR | VMA_ANON_PRIVATE;
       } else if (isDevZero) {
         e.flags |= MAP.ANONYMOUS;
         e.status = VMA_AREA_REGULAR | VMA_ANON_PRIVATE;
       } else {
         if (!st.isFile()) throw new CryoError(`task ${pid}: mapping of ${v.name} is not a regular file`);
-        const link = readlinkSync(mapPath);
-        // The fd must allow writing only for shared writable mappings.
-        const fdflags = shared && prot & PROT.WRITE ? O.RDWR : O.RDONLY;
+        // Opened as the task had it: a later mprotect(PROT_WRITE) of a shared mapping needs O_RDWR.
+        const fdflags = fdflagsOf(mapPath);
         e.fdflags = fdflags;
         e.status = VMA_AREA_REGULAR | (shared ? VMA_FILE_SHARED : VMA_FILE_PRIVATE);
-        const src = { pid, proc: mapPath, link, st, what: `the mapping at 0x${v.start.toString(16)}` };
-        if (isMemfdLink(link)) {
+        const src = { pid, proc: mapPath, link, st, what: `the mapping at ${at}` };
+        if (isMemfdLink(link) || anonObject) {
+          // A memfd, or a private mapping of shared anonymous memory (one object with its shared mappings).
           e.status |= VMA_AREA_MEMFD;
           e.shmid = BigInt(dumpMemfdMapping(src, fdflags, env.files));
         } else {
@@ -109,145 +156,76 @@ export function vmaEntries(pid: number, vmas: Vma[], env: RegDumpEnv, heap: { st
   return out;
 }
 
-/** VMAs whose contents go to the task's own pagemap (private memory). */
-export function hasPrivatePages(e: VmaEntry): boolean {
-  return (e.status & (VMA_ANON_PRIVATE | VMA_FILE_PRIVATE)) !== 0 && (e.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)) === 0;
-}
-
-// ---- restore side ----
-
-export type Range = [bigint, bigint];
-
-/** A free address range of `len` bytes avoiding every range in `avoid`. */
-export function findFree(len: bigint, avoid: Range[], from = 0x10000000n): bigint {
-  const sorted = [...avoid].sort((a, b) => (a[0] < b[0] ? -1 : 1));
-  const guard = 0x100000n;
-  let cand = from;
-  for (const [s, e] of sorted) {
-    if (e + guard <= cand) continue;
-    if (cand + len + guard <= s) return cand;
-    if (e + guard > cand) cand = ((e + guard + 0xfffffn) / 0x100000n) * 0x100000n;
+/**
+ * Shared anonymous memory objects (by inode) that some task of the tree maps
+ * privately or has open (an fd of /proc/PID/map_files): these are kept as memfds,
+ * every mapping of them a memfd mapping, as CRIU 4 keeps all of them, so that
+ * either restores them as one object. The others stay VMA_ANON_SHARED.
+ */
+export function shmemUsedAsFiles(pids: number[]): Set<number> {
+  const out = new Set<number>();
+  const named = (link: string) => isAnonShmemLink(link);
+  for (const pid of pids) {
+    try {
+      for (const v of parseMaps(readFileSync(`/proc/${pid}/maps`, 'utf8'))) {
+        if (v.perms[3] === 'p' && v.inode && named(v.name)) out.add(v.inode);
+      }
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        let link: string;
+        try {
+          link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          continue; // closed meanwhile
+        }
+        if (named(link)) out.add(statSync(`/proc/${pid}/fd/${fd}`).ino);
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // a task gone is reported where it is dumped
+    }
   }
-  if (cand + len < 0x7fff00000000n) return cand;
-  throw new Error('no free address range for scratch memory');
-}
-
-/** Ranges the dumped VMAs occupy (plus the vdso/vvar destinations). */
-export function imageRanges(mm: MmEntry): Range[] {
-  return mm.vmas.map((v) => [v.start, v.end] as Range);
-}
-
-interface Special {
-  name: string;
-  start: bigint;
-  end: bigint;
+  return out;
 }
 
 /**
- * Move the task's own [vvar]/[vvar_vclock]/[vdso] to where the dumped task had
- * them. Both come from the same kernel, so only their place changes. Goes through a
- * temporary spot so that no move lands on a special mapping not yet moved.
- * Returns the distance the vDSO moved (to re-aim a syscall address inside it).
+ * madvise(MADV_GUARD_INSTALL) regions, as CRIU keeps them: VMA_AREA_GUARD entries
+ * after the VMAs (PAGEMAP_SCAN finds them; a kernel without guard regions has none).
  */
-export function moveVdso(rem: Remote, current: Vma[], mm: MmEntry, tmp: bigint): bigint {
-  const cur: Special[] = current.filter((v) => v.name === '[vdso]' || v.name === '[vvar]' || v.name === '[vvar_vclock]')
-    .map((v) => ({ name: v.name, start: v.start, end: v.end }));
-  const want = mm.vmas.filter((v) => v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR));
-  const curVdso = cur.find((c) => c.name === '[vdso]');
-  const wantVdso = want.find((v) => v.status & VMA_AREA_VDSO);
-  if (!curVdso || !wantVdso) {
-    if (wantVdso) throw new Error('this kernel gives the task no vDSO, but the dumped task had one');
-    return 0n;
+export function guardEntries(pid: number): VmaEntry[] {
+  const fd = openSync(`/proc/${pid}/pagemap`, 'r');
+  try {
+    const regions = pagemapScan(fd, 0n, TASK_SIZE, { inverted: 0n, mask: PAGE_IS.GUARD, anyof: 0n, ret: PAGE_IS.GUARD });
+    return (regions ?? []).map((r) => create(VmaEntrySchema, {
+      start: r.start, end: r.end, pgoff: 0n, shmid: 0n, prot: 0, flags: 0, status: VMA_AREA_GUARD, fd: -1n,
+    }));
+  } finally {
+    closeSync(fd);
   }
-  if (curVdso.end - curVdso.start !== wantVdso.end - wantVdso.start) {
-    throw new Error('the vDSO of this kernel differs in size from the dumped one; restoring on another kernel is not supported yet');
-  }
-  const curVvar = cur.filter((c) => c.name !== '[vdso]');
-  const wantVvar = want.find((v) => v.status & VMA_AREA_VVAR);
-  // Keep each special mapping's offset from the vDSO as the kernel laid them out,
-  // relative to the dumped vvar block when there is one.
-  const lo = cur.reduce((m, c) => (c.start < m ? c.start : m), curVdso.start);
-  const dest = (c: Special): bigint => {
-    if (c.name === '[vdso]') return wantVdso.start;
-    if (!wantVvar) throw new Error('the dumped task had no [vvar]');
-    const vvarLo = curVvar.reduce((m, x) => (x.start < m ? x.start : m), curVvar[0]!.start);
-    return wantVvar.start + (c.start - vvarLo);
-  };
-  const flags = MREMAP.MAYMOVE | MREMAP.FIXED;
-  for (const c of cur) {
-    const len = c.end - c.start;
-    rem.call(`mremap(${c.name})`, NR.mremap, c.start, len, len, flags, tmp + (c.start - lo));
-  }
-  for (const c of cur) {
-    const len = c.end - c.start;
-    rem.call(`mremap(${c.name})`, NR.mremap, tmp + (c.start - lo), len, len, flags, dest(c));
-  }
-  return wantVdso.start - curVdso.start;
 }
 
-/** Map every dumped VMA (except vdso/vvar/vsyscall) at its address. `fileFd` opens
- * the file of a file mapping in the task (closed again here). Returns the VMAs that
- * were mapped writable only to be filled, for fixProtections(). */
-export function mapVmas(rem: Remote, mm: MmEntry, fileFd: (v: VmaEntry) => bigint, shmemFd: (v: VmaEntry) => bigint | null): VmaEntry[] {
-  const needFix: VmaEntry[] = [];
-  for (const v of mm.vmas) {
-    if (v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)) continue;
-    const len = v.end - v.start;
-    let prot = v.prot;
-    // Memory we fill from the images must be writable (and readable) meanwhile.
-    const privateMem = (v.status & (VMA_ANON_PRIVATE | VMA_FILE_PRIVATE | VMA_ANON_SHARED)) !== 0;
-    if (privateMem && !(prot & PROT.WRITE)) {
-      prot |= PROT.WRITE | PROT.READ;
-      needFix.push(v);
-    } else if (privateMem && !(prot & PROT.READ)) {
-      prot |= PROT.READ;
-      needFix.push(v);
-    }
-    // MAP_LOCKED, MAP_POPULATE etc. are not for us to redo here.
-    let flags = (v.flags & (MAP.SHARED | MAP.PRIVATE | MAP.ANONYMOUS | MAP.GROWSDOWN | MAP.NORESERVE)) | MAP.FIXED;
-    let fd = -1n;
-    let closeFd = false;
-    if (v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) {
-      fd = fileFd(v);
-      closeFd = true;
-      flags &= ~MAP.ANONYMOUS;
-    } else if (v.status & VMA_ANON_SHARED) {
-      const sfd = shmemFd(v);
-      if (sfd !== null) {
-        fd = sfd;
-        closeFd = true;
-        flags = (flags & ~MAP.ANONYMOUS) | MAP.SHARED;
-      }
-    }
-    try {
-      const got = rem.call(`mmap(0x${v.start.toString(16)})`, NR.mmap, v.start, len, prot, flags, fd, fd >= 0n ? v.pgoff : 0n);
-      if (got !== v.start) throw new Error(`mmap placed 0x${v.start.toString(16)} at 0x${got.toString(16)}`);
-    } finally {
-      if (closeFd) rem.call('close', NR.close, fd);
-    }
-    if (v.madv) {
-      for (let b = 0n; b < 64n; b++) {
-        if ((v.madv >> b) & 1n) rem.call(`madvise(${b})`, NR.madvise, v.start, len, b);
-      }
-    }
-  }
-  return needFix;
+/** membarrier() commands, and what a task registered for (MEMBARRIER_CMD_REGISTER_* bits). */
+const MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
+const MEMBARRIER_REGISTER_CMDS = [1 << 2, 1 << 4, 1 << 6, 1 << 8];
+
+/**
+ * The membarrier() registrations of the task's mm, as CRIU keeps them: asked of the
+ * kernel, or where it cannot tell (before 6.3) found by issuing each barrier, which
+ * only a registered task may.
+ */
+export function membarrierMask(rem: Remote): number {
+  const r = rem.callRaw(NR.membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0);
+  if (r >= 0n) return Number(r);
+  let mask = 0;
+  for (const reg of MEMBARRIER_REGISTER_CMDS) if (rem.callRaw(NR.membarrier, reg >> 1, 0, 0) === 0n) mask |= reg;
+  return mask;
 }
 
-export function fixProtections(rem: Remote, vmas: VmaEntry[]): void {
-  for (const v of vmas) rem.call('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
-}
+/** The user address space of x86_64 (4-level paging). */
+const TASK_SIZE = 0x7ffffffff000n;
 
-/** PR_SET_MM_MAP: code/data/brk/stack/arg/env bounds, auxv and the exe link. */
-export function setMmMap(rem: Remote, mm: MmEntry, exeFd: bigint): void {
-  const auxv = Buffer.alloc(mm.mmSavedAuxv.length * 8);
-  mm.mmSavedAuxv.forEach((v, i) => auxv.writeBigUInt64LE(v, i * 8));
-  const auxvAddr = rem.put(auxv, 512);
-  const m = Buffer.alloc(104);
-  [mm.mmStartCode, mm.mmEndCode, mm.mmStartData, mm.mmEndData, mm.mmStartBrk, mm.mmBrk,
-    mm.mmStartStack, mm.mmArgStart, mm.mmArgEnd, mm.mmEnvStart, mm.mmEnvEnd].forEach((v, i) => m.writeBigUInt64LE(v, i * 8));
-  m.writeBigUInt64LE(auxvAddr, 88);
-  m.writeUInt32LE(auxv.length, 96);
-  m.writeUInt32LE(Number(BigInt.asUintN(32, exeFd)), 100);
-  rem.call('prctl(PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR_SET_MM_MAP, rem.put(m), 104);
+/** VMAs whose contents go to the task's own pagemap (private memory, AIO rings). A
+ * MAP_DROPPABLE mapping's contents are not kept: the kernel may drop them any time. */
+export function hasPrivatePages(e: VmaEntry): boolean {
+  if (e.flags & MAP.DROPPABLE && !(e.flags & MAP.SHARED)) return false;
+  if (e.status & VMA_AREA_AIORING) return true;
+  return (e.status & (VMA_ANON_PRIVATE | VMA_FILE_PRIVATE)) !== 0 && (e.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)) === 0;
 }

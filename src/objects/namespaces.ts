@@ -1,65 +1,111 @@
-// Namespaces of the dumped tree. cryo carries one kind only: a tree whose root
-// is the init of a pid namespace of its own comes back in a new pid namespace
-// (with a mount namespace and a /proc of its own). A task in any other
-// namespace than cryo's, or one that made a namespace for the children it has
-// yet to fork (pid_for_children, time_for_children), would come back in cryo's
-// own namespaces: the dump refuses it instead, naming the task and namespace.
+// Namespaces, one row per kind (CRIU's ns_desc): how a task's namespace is
+// named in /proc and in the ids of the images, and whether cryo carries it. A
+// tree in a namespace cryo does not carry is refused, at dump and at restore:
+// restoring it into cryo's own namespaces would let a container out.
 import { readlinkSync } from 'node:fs';
+import { CLONE } from '../sys/index.js';
 import { CryoError } from '../context.js';
+import type { TaskKobjIdsEntry } from '../images/index.js';
 
-/** The kinds that must be cryo's own. */
-const HOST_KINDS: Array<{ link: string; what: string; forChildren?: string }> = [
-  { link: 'net', what: 'network' },
-  { link: 'ipc', what: 'IPC' },
-  { link: 'uts', what: 'UTS' },
-  { link: 'user', what: 'user' },
-  { link: 'cgroup', what: 'cgroup' },
-  { link: 'time', what: 'time' },
-  { link: 'time_for_children', what: 'time', forChildren: 'CLONE_NEWTIME' },
+export interface NsKind {
+  /** The name in /proc/PID/ns and in messages. */
+  readonly name: 'pid' | 'mnt' | 'net' | 'ipc' | 'uts' | 'user' | 'cgroup' | 'time';
+  readonly cloneFlag: number;
+  readonly idField: 'pidNsId' | 'mntNsId' | 'netNsId' | 'ipcNsId' | 'utsNsId' | 'userNsId' | 'cgroupNsId' | 'timeNsId';
+  /** A namespace of the tree's own that cryo dumps and restores. */
+  readonly carried: boolean;
+  /** The /proc/PID/ns entry of the namespace a task's next children get, where it can differ. */
+  readonly forChildren?: string;
+}
+
+/**
+ * Only a pid namespace whose init is the tree's root is carried so far (made anew
+ * on restore, with the same pids). The others are #14's work.
+ */
+export const NS_KINDS: readonly NsKind[] = [
+  { name: 'pid', cloneFlag: CLONE.NEWPID, idField: 'pidNsId', carried: true, forChildren: 'pid_for_children' },
+  { name: 'mnt', cloneFlag: CLONE.NEWNS, idField: 'mntNsId', carried: false },
+  { name: 'net', cloneFlag: CLONE.NEWNET, idField: 'netNsId', carried: false },
+  { name: 'ipc', cloneFlag: CLONE.NEWIPC, idField: 'ipcNsId', carried: false },
+  { name: 'uts', cloneFlag: CLONE.NEWUTS, idField: 'utsNsId', carried: false },
+  { name: 'user', cloneFlag: CLONE.NEWUSER, idField: 'userNsId', carried: false },
+  { name: 'cgroup', cloneFlag: CLONE.NEWCGROUP, idField: 'cgroupNsId', carried: false },
+  { name: 'time', cloneFlag: CLONE.NEWTIME, idField: 'timeNsId', carried: false, forChildren: 'time_for_children' },
 ];
 
-function nsOf(pid: number | 'self', link: string): string | undefined {
+/** A task to check: its pid as cryo sees it, its name, its threads. */
+export interface NsTask {
+  pid: number;
+  comm: string;
+  threads: number[];
+}
+
+const link = (tid: number, entry: string): string | undefined => {
   try {
-    return readlinkSync(`/proc/${pid}/ns/${link}`);
+    return readlinkSync(`/proc/${tid}/ns/${entry}`);
   } catch {
-    return undefined; // a kernel without this kind, or a task gone: the dump finds out
+    return undefined; // a zombie or a thread that just went: nothing of it runs on
+  }
+};
+
+/**
+ * At dump: every thread of every task must be in cryo's own namespace of each
+ * kind cryo does not carry, and in the root's pid namespace; and none may have
+ * made a namespace for its children that they would be born into.
+ */
+export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): void {
+  const mine = new Map(NS_KINDS.map((k) => [k.name, readlinkSync(`/proc/self/ns/${k.name}`)]));
+  const rootPidns = link(root.pid, 'pid');
+  for (const t of tasks) {
+    const who = `task ${t.pid} (${t.comm})`;
+    for (const tid of t.threads) {
+      for (const k of NS_KINDS) {
+        const ns = link(tid, k.name);
+        if (ns === undefined) continue;
+        if (k.name === 'pid') {
+          if (ns !== rootPidns) throw new CryoError(`${who} is in a pid namespace nested in the tree's (${ns}), which cryo does not dump yet`);
+        } else if (ns !== mine.get(k.name)) {
+          throw new CryoError(`${who} is in a ${k.name} namespace of its own (${ns}), which cryo does not dump yet`);
+        }
+        if (k.forChildren) {
+          const next = link(tid, k.forChildren);
+          if (next !== undefined && next !== ns) {
+            throw new CryoError(`${who} has made a ${k.name} namespace for its children (${next}), which cryo does not dump yet`);
+          }
+          // After unshare(CLONE_NEWPID) pid_for_children cannot be read until the
+          // first child, the new namespace's init, exists.
+          if (next === undefined && k.name === 'pid' && link(process.pid, k.forChildren) !== undefined) {
+            throw new CryoError(`${who} has made a pid namespace for its children (unshare(CLONE_NEWPID), no child in it yet), which cryo does not dump yet`);
+          }
+        }
+      }
+    }
   }
 }
 
 /**
- * Refuse a tree with a namespace cryo cannot carry. `pids` lists the live tasks,
- * the root first (in a pid namespace of its own only as its init: see freeze.ts).
+ * At restore: the namespaces the images hold, by their ids (CRIU's
+ * root_ns_mask: the root's ids against the dumper's in inventory.img, each
+ * task's against its parent's). Refused where cryo does not carry them; the pid
+ * namespace only with the root as its init. Returns the CLONE_NEW* flags of the
+ * namespaces the root is to be made in.
  */
-export function checkNamespaces(pids: readonly number[]): void {
-  const root = pids[0]!;
-  const want = new Map(HOST_KINDS.map((k) => [k.link, nsOf('self', k.link)]));
-  const rootPid = nsOf(root, 'pid');
-  const ownPidns = rootPid !== nsOf('self', 'pid');
-  // In the pid namespace case the restore makes a new mount namespace; else it is cryo's.
-  const rootMnt = ownPidns ? nsOf(root, 'mnt') : nsOf('self', 'mnt');
-  for (const pid of pids) {
-    for (const k of HOST_KINDS) {
-      const have = nsOf(pid, k.link);
-      const host = want.get(k.link);
-      if (have !== undefined && host !== undefined && have !== host) {
-        throw new CryoError(k.forChildren
-          ? `task ${pid} made a ${k.what} namespace for its children (${have}: unshare(${k.forChildren}) before its next fork); cryo cannot dump ${k.what} namespaces yet`
-          : `task ${pid} is in a ${k.what} namespace other than cryo's (${have}); cryo cannot dump ${k.what} namespaces yet`);
+export function restoreNamespaces(dumper: TaskKobjIdsEntry | undefined, tasks: Array<{ pid: number; ppid: number; ids?: TaskKobjIdsEntry }>): number {
+  let flags = 0;
+  const byPid = new Map(tasks.map((t) => [t.pid, t]));
+  for (const t of tasks) {
+    if (!t.ids) continue; // a zombie
+    const parent = t === tasks[0] ? dumper : byPid.get(t.ppid)?.ids;
+    if (!parent) continue;
+    for (const k of NS_KINDS) {
+      if (t.ids[k.idField] === parent[k.idField]) continue;
+      const root = t === tasks[0];
+      if (!k.carried || !root) {
+        throw new CryoError(`task ${t.pid} of the images is in a ${k.name} namespace ${root ? 'of its own' : 'nested in its parent\'s'}, which cryo does not restore yet`);
       }
-    }
-    const mnt = nsOf(pid, 'mnt');
-    if (mnt !== undefined && rootMnt !== undefined && mnt !== rootMnt) {
-      throw new CryoError(`task ${pid} is in a mount namespace (${mnt}) other than ${ownPidns ? `its root's` : `cryo's`}; cryo cannot dump mount namespaces yet`);
-    }
-    const pidns = nsOf(pid, 'pid');
-    if (pidns !== undefined && rootPid !== undefined && pidns !== rootPid) {
-      throw new CryoError(`task ${pid} is in a pid namespace (${pidns}) nested in its tree's; cryo cannot dump nested pid namespaces yet`);
-    }
-    // After unshare(CLONE_NEWPID) the link cannot be read until the first child (the
-    // new namespace's init) exists.
-    const kids = nsOf(pid, 'pid_for_children');
-    if (pidns !== undefined && kids !== rootPid) {
-      throw new CryoError(`task ${pid} made a pid namespace for its children (${kids !== undefined ? `${kids}: ` : ''}unshare(CLONE_NEWPID) before its next fork); cryo cannot dump nested pid namespaces yet`);
+      if (k.name === 'pid' && t.pid !== 1) throw new CryoError(`task ${t.pid} of the images is in a pid namespace of its own but is not its init`);
+      flags |= k.cloneFlag;
     }
   }
+  return flags;
 }

@@ -4,7 +4,7 @@
 // bytes are copied once by the kernel and never pass through cryo.
 import { openSync, closeSync, readSync, writeSync } from 'node:fs';
 import {
-  pagemapScan, PAGE_IS, NR, PAGE_SIZE, PROT, IOV_MAX, O, pidfdOpen, pidfdGetfd,
+  pagemapScan, PAGE_IS, NR, PAGE_SIZE, PROT, MAP, IOV_MAX, O, pidfdOpen, pidfdGetfd,
   uffdApi, uffdRegister, uffdUnregister, uffdCopy, mapFileWindow, unmap, errnoText,
 } from '../sys/index.js';
 import type { VmaEntry } from '../images/index.js';
@@ -30,14 +30,23 @@ const PM_FILE = 1n << 61n;
 export function scanPages(pid: number, vmas: VmaEntry[]): PageRun[] {
   const runs: PageRun[] = [];
   const fd = openSync(`/proc/${pid}/pagemap`, 'r');
+  // Guard regions (MADV_GUARD_INSTALL) look swapped out; a kernel that has none does not know the category.
+  let guard = PAGE_IS.GUARD;
   try {
     for (const v of vmas) {
       const filePriv = (v.status & VMA_FILE_PRIVATE) !== 0;
-      const excl = PAGE_IS.PFNZERO | (filePriv ? PAGE_IS.FILE : 0n);
-      const regions = pagemapScan(fd, v.start, v.end, {
-        inverted: excl, mask: excl, anyof: PAGE_IS.PRESENT | PAGE_IS.SWAPPED,
-        ret: PAGE_IS.PRESENT | PAGE_IS.SWAPPED,
-      });
+      const query = () => {
+        const excl = PAGE_IS.PFNZERO | guard | (filePriv ? PAGE_IS.FILE : 0n);
+        return pagemapScan(fd, v.start, v.end, {
+          inverted: excl, mask: excl, anyof: PAGE_IS.PRESENT | PAGE_IS.SWAPPED,
+          ret: PAGE_IS.PRESENT | PAGE_IS.SWAPPED,
+        });
+      };
+      let regions = query();
+      if (!regions && guard) {
+        guard = 0n;
+        regions = query();
+      }
       if (regions) {
         for (const r of regions) push(runs, r.start, Number((r.end - r.start) / PAGE));
       } else {
@@ -274,10 +283,12 @@ export function dumpPages(rem: Remote, bridge: FdBridge, fileFd: number, file: s
 export function restorePages(rem: Remote, bridge: FdBridge, fileFd: number, runs: PageRun[], vmas: VmaEntry[]): { pages: number; byUffd: number } {
   const tagged = tagReadable(runs, vmas);
   const vmaOf = (a: bigint) => vmas.find((v) => v.start <= a && a < v.end);
-  const anon = tagged.filter((r) => (vmaOf(r.vaddr)?.status ?? 0) & VMA_ANON_PRIVATE);
+  // Not hugetlb memory: UFFDIO_COPY would want whole huge pages.
+  const byCopy = (v: VmaEntry | undefined) => !!v && (v.status & VMA_ANON_PRIVATE) !== 0 && !(v.flags & MAP.HUGETLB);
+  const anon = tagged.filter((r) => byCopy(vmaOf(r.vaddr)));
   const isAnon = new Set(anon);
   let rest = tagged.filter((r) => !isAnon.has(r));
-  const byUffd = anon.length && uffdFill(rem, fileFd, anon, vmas.filter((v) => v.status & VMA_ANON_PRIVATE)) ? anon.reduce((n, r) => n + r.nrPages, 0) : 0;
+  const byUffd = anon.length && uffdFill(rem, fileFd, anon, vmas.filter(byCopy)) ? anon.reduce((n, r) => n + r.nrPages, 0) : 0;
   if (anon.length && !byUffd) rest = tagged;
   if (rest.length) {
     const tfd = bridge.taskFd(fileFd);

@@ -13,6 +13,7 @@ import {
   parseCgroupRoot,
   parseInheritFd,
   parseJoinNs,
+  parsePid,
   parseSize,
   parseUnixInodes,
 } from './values.js';
@@ -82,6 +83,28 @@ export interface OptionSpec {
   readonly hidden?: boolean;
   /** Custom semantics; without it the type decides. */
   readonly apply?: Applier;
+  /** cryo does not do what it asks yet: refused before any task is touched (./support.ts). */
+  readonly unsupported?: Unsupported;
+  /**
+   * Accepted, and moot in cryo for this reason (what it acts on is refused where it
+   * is met, or cryo has nothing for it to change); never a promise in the log.
+   */
+  readonly inert?: string;
+}
+
+/**
+ * When an unsupported option is refused: given for one of `actions` (default:
+ * every action but check, which only probes the kernel), and in effect.
+ */
+export interface Unsupported {
+  readonly actions?: readonly string[];
+  /**
+   * What is in effect, named for the message ("--external veth[eth0]:x"), or
+   * undefined when nothing is. Default: the option's field is not its default.
+   */
+  readonly named?: (o: Options) => string | undefined;
+  /** Some of its values are carried out (its help says which). */
+  readonly partial?: true;
 }
 
 /** Kernel features `criu check --feature` knows (CRIU 4.2). */
@@ -114,6 +137,16 @@ const list = (long: string, group: Group, metavar: string, help: string, more: S
   long, arg: 'required', type: 'list', default: [], group, metavar, help, ...more,
 });
 
+// Why an accepted option is moot in cryo (see `inert`).
+const NO_INET = 'inet sockets are not supported yet: a dump that meets one fails there, naming it';
+const PAGE_SERVER_ONLY = 'used by the page server only: --page-server and the page-server and lazy-pages actions are not supported yet';
+const TLS_ONLY = 'used with --tls only, which is not supported yet';
+
+/** Refused whenever given (and in effect), for every action but check. */
+const REFUSED: Unsupported = {};
+/** The --external kinds cryo acts on (on dump; restore takes them back with --inherit-fd). */
+const EXTERNAL_KINDS = ['tty', 'unix'];
+
 const fail = (error: string): ApplyResult => ({ error });
 const usageFail = (error: string): ApplyResult => ({ error, usage: true });
 
@@ -122,15 +155,15 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     long: 'tree', short: 't', arg: 'required', type: 'int', prop: 'tree', rpc: 'pid',
     metavar: 'PID', group: 'generic', help: 'checkpoint the process tree rooted at PID',
     apply: (o, arg) => {
-      const pid = cAtoi(arg!);
-      if (pid <= 0) return { badArg: true };
+      const pid = parsePid(arg!);
+      if (pid === undefined) return { badArg: true };
       o.tree = pid;
       return undefined;
     },
   },
   {
     long: 'leave-stopped', short: 's', arg: 'none', type: 'bool', prop: 'leaveStopped', default: false,
-    rpc: 'leave_stopped', group: 'generic', help: 'keep the tasks stopped after a dump',
+    rpc: 'leave_stopped', group: 'generic', help: 'leave the tasks stopped (SIGSTOP, detached) after a dump or restore',
     apply: (o) => {
       o.leaveStopped = true;
       o.leaveRunning = false;
@@ -165,7 +198,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     short: 'o', prop: 'logFile', rpc: 'log_file',
   }),
   list('join-ns', 'special', 'NS:{PID|FILE}[,OPTS]', 'restore into an existing namespace (user:PID,UID,GID for userns)', {
-    short: 'J', prop: 'joinNs', rpc: 'join_ns',
+    short: 'J', prop: 'joinNs', rpc: 'join_ns', unsupported: REFUSED,
     apply: (o, arg) => {
       const r = parseJoinNs(arg!);
       if (r === 'bad-arg') return { badArg: true };
@@ -175,7 +208,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     },
   }),
   str('root', 'special', 'PATH', 'root of the file system of the tasks (inside their mount namespace)', {
-    short: 'r', prop: 'root', rpc: 'root',
+    short: 'r', prop: 'root', rpc: 'root', unsupported: { actions: ['restore'] },
   }),
   {
     long: 'ext-unix-sk', short: 'x', arg: 'optional', type: 'bool', prop: 'extUnixSk', default: false,
@@ -196,22 +229,24 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     apply: () => ({ stop: 'help' }),
   },
   bool('tcp-established', 'special', 'dump and restore established TCP connections', {
-    prop: 'tcpEstablished', rpc: 'tcp_established',
+    prop: 'tcpEstablished', rpc: 'tcp_established', inert: NO_INET,
   }),
   {
     long: 'close', arg: 'required', type: 'list', prop: 'close', default: [], metavar: 'FD', group: 'other',
-    help: 'close descriptor FD before doing anything (recorded; cryo does not close it)',
+    help: 'close descriptor FD, inherited from the caller, before doing anything',
     apply: (o, arg) => {
       o.close.push(cAtoi(arg!));
       return undefined;
     },
   },
-  bool('log-pid', 'logging', 'one log file per restored process (FILE.PID)', { prop: 'logPid' }),
+  bool('log-pid', 'logging', 'one log file per restored process (FILE.PID)', {
+    prop: 'logPid', inert: 'logging only: cryo restores every task from its one process and writes one log (it warns)',
+  }),
   {
     long: 'version', short: 'V', arg: 'none', type: 'action', group: 'other', help: 'print the version and exit',
     apply: () => ({ stop: 'version' }),
   },
-  bool('evasive-devices', 'special', 'open a device by any path when its own path is gone', {
+  bool('evasive-devices', 'special', 'dump a device file by its path when that path now names another node of the same device', {
     prop: 'evasiveDevices', rpc: 'evasive_devices',
   }),
   str('pidfile', 'generic', 'FILE', 'write the pid of the restored root, service or page server to FILE', {
@@ -220,6 +255,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   {
     long: 'veth-pair', arg: 'required', type: 'list', prop: 'external', rpc: 'veths', metavar: 'IN=OUT',
     group: 'external', help: 'old form of --external veth[IN]:OUT', hidden: true,
+    unsupported: { named: () => '--veth-pair' },
     apply: (o, arg) => {
       const eq = arg!.indexOf('=');
       if (eq < 0) return { badArg: true };
@@ -238,12 +274,12 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     short: 'l', prop: 'fileLocks', rpc: 'file_locks',
   }),
   bool('page-server', 'memory', 'send pages to a page server (see --address, --port)', {
-    prop: 'pageServer', rpc: 'ps',
+    prop: 'pageServer', rpc: 'ps', unsupported: REFUSED,
   }),
   str('address', 'server', 'ADDR', 'address of the page server or service', { prop: 'address', rpc: 'ps.address' }),
   {
     long: 'port', arg: 'required', type: 'int', prop: 'port', rpc: 'ps.port', metavar: 'PORT', group: 'server',
-    help: 'port of the page server',
+    help: 'port of the page server', inert: PAGE_SERVER_ONLY,
     apply: (o, arg) => {
       const port = cAtoi(arg!) & 0xffff;
       if (port === 0) return { badArg: true };
@@ -252,23 +288,27 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     },
   },
   str('prev-images-dir', 'memory', 'DIR', 'images of the previous (pre-)dump, relative to the images dir', {
-    prop: 'prevImagesDir', rpc: 'parent_img',
+    prop: 'prevImagesDir', rpc: 'parent_img', unsupported: REFUSED,
   }),
   {
     long: 'ms', arg: 'none', type: 'action', group: 'other', hidden: true, help: 'removed; see the check options',
     apply: () => fail('--ms is deprecated; see the check options in --help'),
   },
   bool('track-mem', 'memory', 'track memory changes in the kernel for later incremental dumps', {
-    prop: 'trackMem', rpc: 'track_mem',
+    prop: 'trackMem', rpc: 'track_mem', unsupported: REFUSED,
   }),
   bool('auto-dedup', 'memory', 'drop pages of older images as they are superseded or restored', {
-    prop: 'autoDedup', rpc: 'auto_dedup',
+    prop: 'autoDedup', rpc: 'auto_dedup', unsupported: REFUSED,
   }),
-  str('libdir', 'special', 'DIR', 'plugin directory (default /usr/lib/criu/)', { short: 'L', prop: 'libdir' }),
+  str('libdir', 'special', 'DIR', 'plugin directory (default /usr/lib/criu/)', {
+    short: 'L', prop: 'libdir', unsupported: REFUSED,
+  }),
   {
     long: 'cpu-cap', arg: 'optional', type: 'int', prop: 'cpuCap', default: CPU_CAP_DEFAULT, rpc: 'cpu_cap',
     metavar: 'CAPS', group: 'generic',
-    help: 'CPU features to record or check: comma list of cpu, fpu, ins, all, none, ^CAP to drop one; no value means all',
+    help: 'CPU features to record or check: comma list of cpu, fpu, ins, all, none, ^CAP to drop one; no value means all (only none is supported yet)',
+    // cryo neither records nor checks the CPU yet: only "none" asks for what it does.
+    unsupported: { partial: true, named: (o) => (o.cpuCap === 0 ? undefined : '--cpu-cap') },
     apply: (o, arg) => {
       const cap = applyCpuCap(o.cpuCap, arg);
       if (cap === undefined) return usageFail(`unknown CPU capability in '${arg}'`);
@@ -282,6 +322,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   {
     long: 'ext-mount-map', short: 'M', arg: 'required', type: 'list', prop: 'external', rpc: 'ext_mnt',
     metavar: 'KEY:VAL', group: 'external', help: 'old form of --external mnt[KEY]:VAL; "auto" detects them',
+    unsupported: { named: () => '--ext-mount-map' },
     apply: (o, arg) => {
       if (arg === 'auto') {
         o.autoExtMnt = true;
@@ -340,16 +381,16 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     },
   },
   list('skip-mnt', 'special', 'PATH', 'leave this mount point out of the mount namespace dump', {
-    prop: 'skipMnt', rpc: 'skip_mnt',
+    prop: 'skipMnt', rpc: 'skip_mnt', unsupported: REFUSED,
   }),
   list('enable-fs', 'special', 'FS[,FS...]', 'dump and restore mounts of these file systems anyway ("all" for any)', {
-    prop: 'enableFs', rpc: 'enable_fs',
+    prop: 'enableFs', rpc: 'enable_fs', unsupported: REFUSED,
   }),
   bool('enable-external-sharing', 'external', 'allow external mounts with shared propagation', {
-    negatable: false, prop: 'enableExternalSharing', rpc: 'ext_sharing',
+    negatable: false, prop: 'enableExternalSharing', rpc: 'ext_sharing', unsupported: REFUSED,
   }),
   bool('enable-external-masters', 'external', 'allow external mounts with slave propagation', {
-    negatable: false, prop: 'enableExternalMasters', rpc: 'ext_masters',
+    negatable: false, prop: 'enableExternalMasters', rpc: 'ext_masters', unsupported: REFUSED,
   }),
   str('freeze-cgroup', 'generic', 'PATH', 'freeze the tasks with this freezer cgroup', {
     prop: 'freezeCgroup', rpc: 'freeze_cgroup',
@@ -366,18 +407,27 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     prop: 'irmapScanPath', rpc: 'irmap_scan_paths',
   }),
   str('lsm-profile', 'special', 'TYPE:NAME', 'LSM profile for the restored tasks (apparmor:NAME or selinux:LABEL)', {
-    prop: 'lsmProfile', rpc: 'lsm_profile',
+    prop: 'lsmProfile', rpc: 'lsm_profile', unsupported: REFUSED,
   }),
   {
     long: 'timeout', arg: 'required', type: 'int', prop: 'timeout', default: 10, rpc: 'timeout', metavar: 'SECONDS',
     group: 'special', help: 'time limit for collecting the tasks on dump (default 10)',
+    inert: 'a limit on waiting, which cryo does only for a --freeze-cgroup freezer, and that honours it',
     apply: (o, arg) => {
       o.timeout = cAtoi(arg!) >>> 0;
       return undefined;
     },
   },
-  list('external', 'external', 'RES', 'treat RES as external: tty[..], file[..], dev[..], unix[..], mnt[..], veth[..], macvlan[..], netdev[..]', {
+  list('external', 'external', 'RES', 'treat RES as external: tty[..], file[..], dev[..], unix[..], mnt[..], veth[..], macvlan[..], netdev[..] (only tty and unix are supported yet)', {
     rpc: 'external', prop: 'external',
+    unsupported: {
+      partial: true,
+      named: (o) => {
+        if (o.autoExtMnt) return '--external mnt[]';
+        const other = o.external.find((e) => !EXTERNAL_KINDS.includes(/^([a-z]*)\[/.exec(e)?.[1] ?? ''));
+        return other === undefined ? undefined : `--external ${other}`;
+      },
+    },
     apply: (o, arg) => {
       if (arg!.startsWith('mnt[]')) {
         const auto = parseAutoExtMount(arg!.slice(5));
@@ -394,6 +444,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   {
     long: 'empty-ns', arg: 'required', type: 'enum', prop: 'emptyNs', default: 0, values: ['net'], rpc: 'empty_ns',
     metavar: 'net', group: 'special', help: 'create the namespace but leave its contents to action scripts',
+    unsupported: REFUSED,
     apply: (o, arg) => {
       if (arg !== 'net') return fail(`unsupported empty namespace: ${arg}`);
       o.emptyNs |= CLONE_NEWNET;
@@ -403,6 +454,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   {
     long: 'lazy-pages', arg: 'none', type: 'bool', prop: 'lazyPages', default: false, rpc: 'lazy_pages',
     group: 'generic', help: 'restore memory on demand, served by "lazy-pages" (needs userfaultfd)',
+    unsupported: REFUSED,
   },
   bool('extra', 'check', 'also check extra kernel features', { prop: 'extra' }),
   bool('experimental', 'check', 'also check experimental kernel features', { prop: 'experimental' }),
@@ -424,7 +476,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     prop: 'cgroupDumpController', rpc: 'cgroup_dump_controller',
   }),
   bool('skip-in-flight', 'special', 'ignore TCP connections not yet accepted', {
-    prop: 'skipInFlight', rpc: 'tcp_skip_in_flight',
+    prop: 'skipInFlight', rpc: 'tcp_skip_in_flight', inert: NO_INET,
   }),
   bool('deprecated', 'other', 'allow deprecated behaviour', { prop: 'deprecated' }),
   bool('display-stats', 'logging', 'print dump or restore statistics at the end', {
@@ -432,6 +484,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   }),
   bool('weak-sysctls', 'generic', 'skip sysctls the restoring kernel does not have', {
     prop: 'weakSysctls', rpc: 'weak_sysctls',
+    inert: 'cryo restores no sysctls (it restores no ipc, uts or net namespace), so none can be missing',
   }),
   {
     long: 'status-fd', arg: 'required', type: 'int', prop: 'statusFd', default: -1, rpc: 'status_fd', metavar: 'FD',
@@ -444,7 +497,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     },
   },
   bool('tcp-close', 'special', 'leave established TCP connections alone on dump and restore them closed', {
-    prop: 'tcpClose', rpc: 'tcp_close',
+    prop: 'tcpClose', rpc: 'tcp_close', inert: NO_INET,
   }),
   {
     long: 'verbosity', short: 'v', arg: 'optional', type: 'int', prop: 'logLevel', default: 2, rpc: 'log_level',
@@ -459,13 +512,13 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   },
   {
     long: 'ps-socket', arg: 'required', type: 'int', prop: 'psSocket', default: -1, rpc: 'ps.fd', metavar: 'FD',
-    group: 'server', help: 'use FD as the page server socket',
+    group: 'server', help: 'use FD as the page server socket', inert: PAGE_SERVER_ONLY,
     apply: (o, arg) => {
       o.psSocket = cAtoi(arg!);
       return undefined;
     },
   },
-  bool('stream', 'generic', 'read or write images through criu-image-streamer', { prop: 'stream' }),
+  bool('stream', 'generic', 'read or write images through criu-image-streamer', { prop: 'stream', unsupported: REFUSED }),
   str('config', 'config', 'FILE', 'read options from FILE (and skip the default config files)', {
     prop: 'config', rpc: 'config_file',
   }),
@@ -473,13 +526,15 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     long: 'no-default-config', arg: 'none', type: 'bool', prop: 'noDefaultConfig', default: false, group: 'config',
     help: 'do not read /etc/criu/default.conf and ~/.criu/default.conf',
   },
-  str('tls-cacert', 'server', 'FILE', 'trust only certificates signed by this CA', { prop: 'tlsCacert', rpc: 'tls_cacert' }),
-  str('tls-cacrl', 'server', 'FILE', 'certificate revocation list of the CA', { prop: 'tlsCacrl', rpc: 'tls_cacrl' }),
-  str('tls-cert', 'server', 'FILE', 'TLS certificate', { prop: 'tlsCert', rpc: 'tls_cert' }),
-  str('tls-key', 'server', 'FILE', 'TLS private key', { prop: 'tlsKey', rpc: 'tls_key' }),
-  bool('tls', 'server', 'secure the page server connection with TLS', { prop: 'tls', rpc: 'tls' }),
+  str('tls-cacert', 'server', 'FILE', 'trust only certificates signed by this CA', {
+    prop: 'tlsCacert', rpc: 'tls_cacert', inert: TLS_ONLY,
+  }),
+  str('tls-cacrl', 'server', 'FILE', 'certificate revocation list of the CA', { prop: 'tlsCacrl', rpc: 'tls_cacrl', inert: TLS_ONLY }),
+  str('tls-cert', 'server', 'FILE', 'TLS certificate', { prop: 'tlsCert', rpc: 'tls_cert', inert: TLS_ONLY }),
+  str('tls-key', 'server', 'FILE', 'TLS private key', { prop: 'tlsKey', rpc: 'tls_key', inert: TLS_ONLY }),
+  bool('tls', 'server', 'secure the page server connection with TLS', { prop: 'tls', rpc: 'tls', unsupported: REFUSED }),
   bool('tls-no-cn-verify', 'server', 'do not verify the common name of the server certificate', {
-    negatable: false, prop: 'tlsNoCnVerify', rpc: 'tls_no_cn_verify',
+    negatable: false, prop: 'tlsNoCnVerify', rpc: 'tls_no_cn_verify', inert: TLS_ONLY,
   }),
   str('cgroup-yard', 'special', 'PATH', 'use cgroup hierarchies already mounted under PATH', {
     prop: 'cgroupYard', rpc: 'cgroup_yard',
@@ -488,6 +543,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     long: 'pre-dump-mode', arg: 'required', type: 'enum', prop: 'preDumpMode', default: 'splice',
     values: ['splice', 'read'], rpc: 'pre_dump_mode', metavar: 'MODE', group: 'memory',
     help: 'how pre-dump reads memory: splice (default) or read (process_vm_readv)',
+    inert: 'for pre-dump only, which is not supported yet',
     apply: (o, arg) => {
       if (arg === 'read') o.preDumpMode = 'read';
       else if (arg === 'splice') o.preDumpMode = 'splice';
@@ -499,6 +555,8 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     long: 'file-validation', arg: 'required', type: 'enum', prop: 'fileValidation', default: 'buildid',
     values: ['filesize', 'buildid'], metavar: 'METHOD', group: 'special',
     help: 'how to check that files are unchanged on restore: filesize or buildid (default)',
+    // cryo checks neither yet: whatever METHOD is asked for, it would not be done.
+    unsupported: { named: () => '--file-validation' },
     apply: (o, arg) => {
       if (arg === 'filesize' || arg === 'buildid') o.fileValidation = arg;
       else return usageFail(`unknown file validation method '${arg}'`);
@@ -507,14 +565,16 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   },
   bool('skip-file-rwx-check', 'special', 'do not check file permission bits on restore', {
     prop: 'skipFileRwxCheck', rpc: 'skip_file_rwx_check',
+    inert: 'cryo does not check the permission bits of files on restore yet, so there is no check to skip',
   }),
   str('lsm-mount-context', 'special', 'CTX', 'replace the context= option of mounts that have one with CTX', {
-    prop: 'lsmMountContext', rpc: 'lsm_mount_context',
+    prop: 'lsmMountContext', rpc: 'lsm_mount_context', unsupported: REFUSED,
   }),
   {
     long: 'network-lock', arg: 'required', type: 'enum', prop: 'networkLock', default: 'iptables',
     values: ['iptables', 'nftables', 'skip', 'none'], rpc: 'network_lock', metavar: 'METHOD', group: 'generic',
     help: 'how to lock the network during dump: iptables (default), nftables, or skip/none',
+    inert: 'the lock keeps TCP connections still, and ' + NO_INET,
     apply: (o, arg) => {
       if (arg === 'iptables' || arg === 'nftables') o.networkLock = arg;
       else if (arg === 'skip' || arg === 'none') o.networkLock = 'skip';
@@ -523,15 +583,16 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     },
   },
   bool('mntns-compat-mode', 'generic', 'restore mounts with the older engine (restore only)', {
-    prop: 'mntnsCompatMode', rpc: 'mntns_compat_mode',
+    prop: 'mntnsCompatMode', rpc: 'mntns_compat_mode', unsupported: REFUSED,
   }),
   bool('unprivileged', 'generic', 'run as non-root with CAP_CHECKPOINT_RESTORE, accepting its limits', {
     prop: 'unprivileged', rpc: 'unprivileged',
   }),
   bool('ghost-fiemap', 'special', 'store deleted files sparsely using fiemap (default on)', {
     prop: 'ghostFiemap', default: true,
+    inert: 'how a ghost file is laid out in the image: cryo stores it whole either way, and it restores the same',
   }),
-  bool('allow-uprobes', 'generic', 'allow tasks with a uprobes mapping', { prop: 'allowUprobes' }),
+  bool('allow-uprobes', 'generic', 'allow tasks with a uprobes mapping', { prop: 'allowUprobes', unsupported: REFUSED }),
 ];
 
 /** The entry for a long name or short letter. */

@@ -36,6 +36,19 @@ function scanDecimal(s: string): Scanned {
   return { value: neg ? -v : v, end: i, digits: true };
 }
 
+/** The largest pid Linux can give (PID_MAX_LIMIT). */
+export const PID_MAX_LIMIT = 4 * 1024 * 1024;
+
+/**
+ * A pid as an argument: a whole decimal number from 1 to PID_MAX_LIMIT and
+ * nothing else (no sign, no spaces, no fraction or exponent, nothing after it).
+ */
+export function parsePid(s: string): number | undefined {
+  if (!/^[0-9]{1,8}$/.test(s)) return undefined;
+  const n = Number(s);
+  return n >= 1 && n <= PID_MAX_LIMIT ? n : undefined;
+}
+
 /** strtol(s, NULL, 10): saturates at the bounds of a 64-bit long. */
 export function cStrtol(s: string): bigint {
   const { value } = scanDecimal(s);

@@ -14,6 +14,8 @@ export interface Vma {
   vmFlags: string[];
   /** Rss in kB from smaps, -1 from maps. */
   rssKb: number;
+  /** KernelPageSize in kB from smaps (the huge page size of a hugetlb mapping), -1 from maps. */
+  kernelPageKb: number;
 }
 
 const HEAD = /^([0-9a-f]+)-([0-9a-f]+) ([-r][-w][-x][-psS]) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) (\d+)\s*(.*)$/;
@@ -36,6 +38,7 @@ export function parseMaps(text: string): Vma[] {
         name: m[7] ?? '',
         vmFlags: [],
         rssKb: -1,
+        kernelPageKb: -1,
       };
       out.push(cur);
       continue;
@@ -43,6 +46,7 @@ export function parseMaps(text: string): Vma[] {
     if (!cur) continue;
     if (line.startsWith('VmFlags:')) cur.vmFlags = line.slice(8).trim().split(/\s+/).filter(Boolean);
     else if (line.startsWith('Rss:')) cur.rssKb = Number(line.slice(4).trim().split(/\s+/)[0]);
+    else if (line.startsWith('KernelPageSize:')) cur.kernelPageKb = Number(line.slice(15).trim().split(/\s+/)[0]);
   }
   return out;
 }

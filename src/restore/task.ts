@@ -1,18 +1,25 @@
 // Rebuilding one task inside a stopped copy of the seed: address space, memory
 // contents, files, and per-task state. Registers and detach come last (restore.ts).
-import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { NR, PR, O, F, AT_FDCWD, FD_CLOEXEC, MAP, PROT } from '../sys/index.js';
+import { MemIO } from '../tracer/memio.js';
+import { RemoteError } from '../tracer/remote.js';
 import {
-  PE_PARENT, PE_PRESENT, TaskCoreEntrySchema, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_VSYSCALL, VMA_FILE_SHARED, isFieldSet, PagemapEntrySchema, VmaEntrySchema,
+  PE_PARENT, PE_PRESENT, TaskCoreEntrySchema, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_VSYSCALL, VMA_AREA_AIORING, VMA_FILE_SHARED, isFieldSet, PagemapEntrySchema, VmaEntrySchema,
   type CoreEntry, type MmEntry, type VmaEntry, type FdinfoEntry, type FileEntry, type FsEntry, type PagemapEntry, type PstreeEntry,
 } from '../images/index.js';
-import { parseMaps } from '../proc/maps.js';
-import { findFree, imageRanges, moveVdso, mapVmas, fixProtections, setMmMap, hasPrivatePages, type Range } from '../objects/mm.js';
+import { parseMaps, type Vma } from '../proc/maps.js';
+import { hasPrivatePages } from '../objects/mm.js';
+import {
+  findFree, imageRanges, moveVdso, mapVmas, fixProtections, setMmMap, inheritedVmas, isMapped, finishMemory, type Range,
+} from '../objects/mm-restore.js';
+import { shareInherited } from '../objects/cow.js';
+import type { ShmemObjects } from '../objects/shmem.js';
 import { restorePages, type FdBridge, type PageRun } from '../objects/pages.js';
 import { restoreSigactions } from '../objects/sigactions.js';
 import { restoreCreds, restoreLoginuid } from '../objects/creds.js';
 import { restorePending } from '../objects/signals.js';
-import { afterPlant } from '../objects/files/fds.js';
+import { afterPlant, hasAfterPlant } from '../objects/files/fds.js';
 import { fillShmem } from '../objects/files/memfd.js';
 import { checkRegSize } from '../objects/files/reg.js';
 import type { RestoreFilesEnv } from '../objects/files/kind.js';
@@ -40,8 +47,10 @@ export interface RestoreShared extends RestoreFilesEnv {
   pagesFd(id: number): number;
   /** File ids whose afterPlant work (epoll watches) is done. */
   afterPlanted: Set<number>;
-  /** Shared anonymous memory objects made so far (cryo's fd of each), by shmid. */
-  sharedAnon: Map<bigint, number>;
+  /** Files only in flight, by the pid of the home task that finishes them (inflight.ts). */
+  inflightAt: Map<number, number[]>;
+  /** Shared anonymous memory objects, each made once. */
+  shmem: ShmemObjects;
   log: Logger;
 }
 
@@ -64,55 +73,153 @@ function bridgeFor(rem: Remote, h: Handles): FdBridge {
   };
 }
 
+function sameFile(a: string, b: string): boolean {
+  try {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
+/** The runs of a task's pagemap that go into its own mappings (not the vDSO's, not an AIO ring's), with offsets. */
+function ownRuns(img: TaskImages): PageRun[] {
+  const mm = img.mm!;
+  // CRIU also saves the vdso's pages; the task keeps this kernel's vdso instead. AIO rings come back later.
+  // A run may go on past such a VMA into the next one: only the part inside is left out.
+  const skip = mm.vmas.filter((v) => v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL | VMA_AREA_AIORING))
+    .map((v) => [v.start, v.end] as Range).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  let off = 0;
+  const runs: PageRun[] = [];
+  const keep = (from: bigint, to: bigint, at: number) => {
+    if (to > from) runs.push({ vaddr: from, nrPages: Number((to - from) / 4096n), off: at });
+  };
+  for (const r of img.pagemap?.runs ?? []) {
+    // CRIU marks pages that could be served lazily PE_LAZY; with PE_PRESENT they are in the image.
+    if (r.flags & PE_PARENT || !(r.flags & PE_PRESENT)) throw new Error('pagemap entries from a parent image or lazy pages are not supported yet');
+    const nrPages = runPages(r);
+    const end = r.vaddr + BigInt(nrPages) * 4096n;
+    let at = r.vaddr;
+    for (const [s, e] of skip) {
+      if (e <= at || s >= end) continue;
+      keep(at, s, off + Number(at - r.vaddr));
+      at = e < end ? e : end;
+    }
+    keep(at, end, off + Number(at - r.vaddr));
+    off += nrPages * 4096;
+  }
+  return runs;
+}
+
+/** Unmap what the task has, but the kernel's special mappings and the ranges in `keep` (sorted). */
+function unmapAllBut(rem: Remote, current: Vma[], keep: Range[]): void {
+  const special = new Set(['[vdso]', '[vvar]', '[vvar_vclock]', '[vsyscall]']);
+  for (const v of current) {
+    if (special.has(v.name)) continue;
+    let at = v.start;
+    for (const [s, e] of keep) {
+      if (e <= at || s >= v.end) continue;
+      if (s > at) rem.call('munmap', NR.munmap, at, s - at);
+      at = e;
+    }
+    if (at < v.end) rem.call('munmap', NR.munmap, at, v.end - at);
+  }
+}
+
 /**
  * Replace the task's address space with the dumped one. On return the task runs
- * remote calls from a scratch area placed where no dumped VMA lives.
+ * remote calls from a scratch area placed where no dumped VMA lives. A task forked
+ * from `parent` after the parent's memory was restored keeps the private VMAs it
+ * has from it (their pages shared copy-on-write where the images agree).
  */
-export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h: Handles): void {
+export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h: Handles, parent?: TaskImages): number {
   const mm = img.mm!;
   const current = parseMaps(readFileSync(`/proc/${rem.pid}/maps`, 'utf8'));
+  const inherited = parent?.mm ? inheritedVmas(mm, parent.mm) : new Map<VmaEntry, VmaEntry>();
   const avoid: Range[] = [...imageRanges(mm), ...current.map((v) => [v.start, v.end] as Range)];
   const scratchAt = findFree(BigInt(SCRATCH + 8192), avoid);
   rem.placeScratch(scratchAt, SCRATCH);
-  const keep = new Set(['[vdso]', '[vvar]', '[vvar_vclock]']);
-  for (const v of current) {
-    if (keep.has(v.name) || v.name === '[vsyscall]') continue;
-    rem.call('munmap', NR.munmap, v.start, v.end - v.start);
-  }
+  unmapAllBut(rem, current, [...inherited.keys()].map((v) => [v.start, v.end] as Range).sort((a, b) => (a[0] < b[0] ? -1 : 1)));
   const tmp = findFree(0x100000n, [...avoid, rem.scratchRange()!]);
   const delta = moveVdso(rem, current, mm, tmp);
   rem.syscallIp += delta;
 
   const t0 = performance.now();
-  const needFix = mapVmas(rem, mm, (v) => taskFileFd(rem, Number(v.shmid), vmaOpenFlags(v), sh, h), (v) => sharedAnonFd(rem, v, img, sh, h));
+  const needFix = mapVmas(rem, mm, (v) => taskFileFd(rem, Number(v.shmid), vmaOpenFlags(v), sh, h, (v.flags & MAP.SHARED) === 0),
+    (v) => sharedAnonFd(rem, v, sh, h), inherited);
   const t1 = performance.now();
-  if (img.pagemap && img.pagemap.runs.length) {
-    const fd = sh.pagesFd(img.pagemap.pagesId);
-    const vmas = mm.vmas.filter(hasPrivatePages);
-    // CRIU also saves the vdso's pages; the task keeps this kernel's vdso instead.
-    const special = mm.vmas.filter((v) => v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL));
-    let off = 0;
-    const runs: PageRun[] = [];
-    for (const r of img.pagemap.runs) {
-      // CRIU marks pages that could be served lazily PE_LAZY; with PE_PRESENT they are in the image.
-      if (r.flags & PE_PARENT || !(r.flags & PE_PRESENT)) throw new Error('pagemap entries from a parent image or lazy pages are not supported yet');
-      const nrPages = runPages(r);
-      if (!special.some((v) => v.start <= r.vaddr && r.vaddr < v.end)) runs.push({ vaddr: r.vaddr, nrPages, off });
-      off += nrPages * 4096;
+  let filled = 0;
+  let runs = ownRuns(img);
+  if (runs.length || inherited.size) {
+    const fd = sh.pagesFd(img.pagemap!.pagesId);
+    if (inherited.size) {
+      const mem = new MemIO(rem.pid);
+      try {
+        const cow = shareInherited(rem, [...inherited.keys()], runs, ownRuns(parent!), fd, (a, b) => mem.readInto(a, b));
+        runs = cow.runs;
+        sh.log.debug(`task ${rem.pid}: ${inherited.size} vmas from its parent, ${cow.shared} pages shared with it, ${cow.dropped} of its pages dropped`);
+      } finally {
+        mem.close();
+      }
     }
+    const vmas = mm.vmas.filter((v) => hasPrivatePages(v) && isMapped(v));
     const { pages, byUffd } = restorePages(rem, bridgeFor(rem, h), fd, runs, vmas);
     sh.log.debug(`task ${rem.pid}: ${pages} private pages, ${byUffd} of them by userfaultfd`);
+    filled = pages;
   }
   sh.log.debug(`task ${rem.pid}: mapped ${mm.vmas.length} vmas in ${(t1 - t0).toFixed(1)} ms, private pages in ${(performance.now() - t1).toFixed(1)} ms`);
   fixProtections(rem, needFix);
 
   const exeFd = taskFileFd(rem, mm.exeFileId, O.RDONLY, sh, h);
   try {
-    setMmMap(rem, mm, exeFd);
+    // A task forked from its parent may have the right exe link already; the kernel
+    // refuses to change it (EBUSY) while the old file is mapped, as it is then.
+    const same = sameFile(`/proc/${rem.pid}/exe`, `/proc/${rem.pid}/fd/${exeFd}`);
+    setMmMap(rem, mm, same ? -1n : exeFd);
   } finally {
     rem.call('close', NR.close, exeFd);
   }
-  if (mm.thpDisabled) rem.call('prctl(PR_SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, 1, 0, 0, 0);
+  // Also when false: a task forked from its parent has the parent's setting.
+  if (mm.thpDisabled !== undefined) rem.call('prctl(PR_SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, mm.thpDisabled ? 1 : 0, 0, 0, 0);
+  return filled;
+}
+
+/**
+ * The rest of the address space, once the task's children exist (they are forked
+ * from it): madvise bits, locks, AIO rings, guard regions; membarrier registrations.
+ */
+export function restoreMemoryLate(rem: Remote, img: TaskImages, sh: RestoreShared): void {
+  const mm = img.mm;
+  if (!mm) return;
+  finishMemory(rem, mm, (start, len) => aioPages(img, sh, start, len));
+  const mask = img.core.tc?.membarrierRegistrationMask ?? 0;
+  for (let b = 0; b < 32; b++) {
+    if (mask & (1 << b)) rem.call(`membarrier(0x${(1 << b).toString(16)})`, NR.membarrier, 1 << b, 0, 0);
+  }
+}
+
+/** The dumped pages of [start, start + len), from the task's pages file (an AIO ring's: all present). */
+function aioPages(img: TaskImages, sh: RestoreShared, start: bigint, len: number): Buffer {
+  const out = Buffer.alloc(len);
+  const fd = sh.pagesFd(img.pagemap!.pagesId);
+  const end = start + BigInt(len);
+  let off = 0;
+  let found = 0;
+  for (const r of img.pagemap!.runs) {
+    const n = runPages(r);
+    const rEnd = r.vaddr + BigInt(n) * 4096n;
+    const lo = r.vaddr > start ? r.vaddr : start;
+    const hi = rEnd < end ? rEnd : end;
+    if (hi > lo) {
+      const got = readSync(fd, out, Number(lo - start), Number(hi - lo), off + Number(lo - r.vaddr));
+      if (got !== Number(hi - lo)) throw new Error(`pages-${img.pagemap!.pagesId}.img is short at the AIO ring at 0x${start.toString(16)}`);
+      found += got;
+    }
+    off += n * 4096;
+  }
+  if (found !== len) throw new Error(`task ${img.pstree.pid}: the pages of the AIO ring at 0x${start.toString(16)} are not all in the images`);
+  return out;
 }
 
 /**
@@ -129,34 +236,27 @@ function vmaOpenFlags(v: VmaEntry): number {
 
 /**
  * Shared anonymous memory is one object for every task that maps it (a parent
- * and the children it forked): the first task to need it creates it (a
- * throw-away MAP_SHARED|MAP_ANONYMOUS mapping), cryo keeps it through
- * /proc/PID/map_files, and every VMA maps it at its own offset, as CRIU does.
+ * and the children it forked, its private mappings and fds): made once by cryo
+ * (sh.shmem), and every VMA maps it at its own offset, as CRIU does.
  */
-function sharedAnonFd(rem: Remote, v: VmaEntry, img: TaskImages, sh: RestoreShared, h: Handles): bigint {
-  const need = v.pgoff + (v.end - v.start);
-  let cfd = sh.sharedAnon.get(v.shmid);
-  if (cfd === undefined) {
-    const addr = rem.call('mmap(shared anon)', NR.mmap, 0, need, PROT.READ, MAP.SHARED | MAP.ANONYMOUS, -1n, 0);
-    try {
-      cfd = openSync(`/proc/${rem.pid}/map_files/${addr.toString(16)}-${(addr + need).toString(16)}`, O.RDWR | O.CLOEXEC);
-    } finally {
-      rem.call('munmap', NR.munmap, addr, need);
-    }
-    sh.sharedAnon.set(v.shmid, cfd);
-    // Its contents go in once, here, whichever tasks and windows map it.
-    const sm = img.shmem?.get(v.shmid);
-    if (sm?.runs.length) {
-      const end = Math.max(...sm.runs.map((r) => Number(r.vaddr) + runPages(r) * 4096));
-      if (end > Number(need)) ftruncateSync(cfd, end);
-      fillShmem(cfd, Math.max(end, Number(need)), sm, sh.pagesFd);
-    }
-  }
-  if (BigInt(fstatSync(cfd).size) < need) ftruncateSync(cfd, Number(need));
-  return rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, cfd, 0);
+function sharedAnonFd(rem: Remote, v: VmaEntry, sh: RestoreShared, h: Handles): bigint {
+  return rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, sh.shmem.fd(v.shmid), 0);
 }
 
-function taskFileFd(rem: Remote, id: number, flags: number, sh: RestoreShared, h: Handles): bigint {
+/**
+ * The file of a mapping or the exe link, opened in the task with `flags`. A private
+ * mapping needs no more than read access (writes do not reach the file): if the
+ * file cannot be opened as the task had it, it is opened read-only.
+ */
+function taskFileFd(rem: Remote, id: number, flags: number, sh: RestoreShared, h: Handles, privateMap = false): bigint {
+  if (privateMap && (flags & O.ACCMODE) !== O.RDONLY) {
+    try {
+      return taskFileFd(rem, id, flags, sh, h);
+    } catch (e) {
+      if (!(e instanceof RemoteError) || !['EACCES', 'EROFS', 'ETXTBSY', 'EPERM'].includes(e.code)) throw e;
+      return taskFileFd(rem, id, (flags & ~O.ACCMODE) | O.RDONLY, sh, h);
+    }
+  }
   const fe = sh.files.get(id);
   if (!fe) throw new Error(`mapped file id ${id} is missing from files.img`);
   let cfd: number;
@@ -221,6 +321,19 @@ export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h:
     if (sh.afterPlanted.has(f.id)) continue;
     sh.afterPlanted.add(f.id);
     afterPlant(rem, sh.files.get(f.id)!, f.fd);
+  }
+  // Files in flight whose home this task is (an epoll in a socket's queue): the task
+  // takes a copy for the moment, to watch its own fds through it.
+  for (const id of sh.inflightAt.get(img.pstree.pid) ?? []) {
+    const fe = sh.files.get(id)!;
+    if (sh.afterPlanted.has(id) || !hasAfterPlant(fe)) continue;
+    sh.afterPlanted.add(id);
+    const tfd = rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, sh.openId(id, rem), 0);
+    try {
+      afterPlant(rem, fe, Number(tfd));
+    } finally {
+      rem.call('close', NR.close, tfd);
+    }
   }
 }
 

@@ -54,7 +54,9 @@ export interface Root {
  * Create the root task with its pid, as a seed process: cryo's child, or with
  * `sibling` a child of cryo's parent (--restore-sibling).
  */
-export function startRoot(pid: number, sibling: boolean, newPidns: boolean): Root {
+/** The root, made in new namespaces `nsFlags` (CLONE_NEW*): in a new pid namespace it is pid 1. */
+export function startRoot(pid: number, sibling: boolean, nsFlags: number): Root {
+  const newPidns = (nsFlags & CLONE.NEWPID) !== 0;
   // The root gets a pidfd of cryo by inheritance (a copy without FD_CLOEXEC):
   // from inside a new pid namespace it could not open one itself.
   const own = pidfdOpen(process.pid);
@@ -62,7 +64,7 @@ export function startRoot(pid: number, sibling: boolean, newPidns: boolean): Roo
   let got: number;
   try {
     inherit = syscall('fcntl(F_DUPFD)', NR.fcntl, own, F.DUPFD, 64);
-    got = spawnSeed(newPidns ? 0 : pid, sibling, newPidns ? CLONE.NEWPID | CLONE.NEWNS : 0);
+    got = spawnSeed(newPidns ? 0 : pid, sibling, nsFlags);
   } catch (e) {
     if (SysError.is(e, 'EEXIST')) throw new CryoError(`pid ${pid} is already in use`);
     throw e;
@@ -76,29 +78,11 @@ export function startRoot(pid: number, sibling: boolean, newPidns: boolean): Roo
     waitForStop(got);
     const rem = new Remote(got, { syscallIp: findSyscallInsn(got) });
     rem.scratch(4096);
-    if (newPidns) mountProc(rem);
     return { rem, cryoPidfd: BigInt(inherit) };
   } catch (e) {
     killAndReap(got);
     throw e;
   }
-}
-
-const MS_NOSUID = 2;
-const MS_NODEV = 4;
-const MS_NOEXEC = 8;
-const MS_REC = 0x4000;
-const MS_PRIVATE = 1 << 18;
-
-/**
- * In the new mount namespace of a new pid namespace: a /proc of that namespace,
- * as `unshare --pid --mount-proc` gives (mounts made private first, so that the
- * new /proc does not propagate back to cryo's namespace).
- */
-function mountProc(rem: Remote): void {
-  const str = (t: string, off: number) => rem.put(Buffer.from(t + '\0'), off);
-  rem.call('mount(/, MS_PRIVATE)', NR.mount, 0, str('/', 0), 0, MS_REC | MS_PRIVATE, 0);
-  rem.call('mount(proc)', NR.mount, str('proc', 64), str('/proc', 128), str('proc', 192), MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
 }
 
 /** SIGKILL a task of ours and collect it. Never throws. */
@@ -196,12 +180,14 @@ export interface TreeTask {
  * helper then exits and its parent reaps it, as CRIU's helpers do.
  *
  * `onSetsid` runs in each session leader right after its setsid(); `onClone` in
- * each task right after its creation, before it runs or creates anything.
+ * each task right after its creation, before it runs or creates anything;
+ * `beforeForks` in each live task before it forks its children (and helpers).
  */
 export function buildTree(
   tasks: TreeTask[], rems: Map<number, Remote>, created: number[], log: Logger,
   onSetsid?: (rem: Remote, sid: number) => void,
   onClone?: (rem: Remote, task: TreeTask, parent: TreeTask) => void,
+  beforeForks?: (rem: Remote, task: TreeTask) => void,
 ): void {
   const zombies = new Map<number, { rem: Remote; status: number }>();
   const helpers: Array<{ rem: Remote; parent: Remote }> = [];
@@ -219,6 +205,7 @@ export function buildTree(
       onSetsid?.(rem, t.pstree.sid); // its controlling terminal, before it forks the members
     }
     if (isZombieState(t.core.tc?.taskState)) continue; // a zombie has no children
+    beforeForks?.(rem, t);
     for (const c of tasks.filter((x) => x.pstree.ppid === t.pstree.pid)) {
       const sid = c.pstree.sid;
       let forker = rem;

@@ -7,12 +7,13 @@
 import { readFileSync, statSync } from 'node:fs';
 import {
   CoreEntry_March, FdTypes, RegFileEntrySchema, ImageError, PagemapEntrySchema, PE_PARENT, PE_PRESENT, isFieldSet, isZombieState,
-  VMA_AREA_MEMFD, VMA_AREA_VDSO, VMA_AREA_VSYSCALL, VMA_AREA_VVAR, VMA_FILE_PRIVATE, VMA_FILE_SHARED,
+  VMA_AREA_MEMFD, VMA_AREA_VDSO, VMA_AREA_VSYSCALL, VMA_AREA_VVAR, VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_AREA_GUARD, VMA_AREA_AIORING, VMA_AREA_SYSVIPC,
   type FileEntry, type ImageDir, type InventoryEntry, type MemfdInodeEntry, type PagemapEntry, type SkPacketEntry, type TaskKobjIdsEntry,
   type TtyInfoEntry, type PstreeEntry, type SeccompFilter, SeccompFilterSchema, SeccompMode,
 } from '../images/index.js';
 import { hexId, type CheckFilesEnv } from '../objects/files/kind.js';
 import { checkFileEntries, fdKindName } from '../objects/files/fds.js';
+import { carriersOf, homeOf, queuedRights } from '../objects/files/inflight.js';
 import { hasPrivatePages } from '../objects/mm.js';
 import type { TaskImages } from './task.js';
 
@@ -20,6 +21,8 @@ import type { TaskImages } from './task.js';
 const PID_MAX_LIMIT = 4 * 1024 * 1024;
 /** CRIU's AT_VECTOR_SIZE on x86_64: the most auxv words it restores. */
 const AT_VECTOR_SIZE = 44;
+/** The most requests one AIO ring may be set up with (fs.aio-max-nr is 65536 by default). */
+const MAX_AIO_REQS = 1 << 24;
 const RLIM_NLIMITS = 16;
 const NSIG = 64;
 /** The top of a task's address space (x86_64 TASK_SIZE with 4-level page tables, 5-level: below 2^56). */
@@ -144,10 +147,19 @@ function checkMm(dir: ImageDir, t: TaskImages, files: Map<number, FileEntry>, ma
   // Private memory, merged where VMAs touch: where the pagemap's runs may lie.
   const priv: Array<[bigint, bigint]> = [];
   let prevEnd = 0n;
+  const guards: Array<[bigint, bigint]> = [];
   for (const v of mm.vmas) {
     const at = `VMA 0x${v.start.toString(16)}-0x${v.end.toString(16)}`;
     const special = (v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)) !== 0;
     if (v.start % PAGE || v.end % PAGE || v.start >= v.end) throw bad(file, `${at} is empty or not page aligned`);
+    // Guard regions follow the VMAs (as CRIU writes them), each inside one.
+    if (v.status === VMA_AREA_GUARD) {
+      guards.push([v.start, v.end]);
+      continue;
+    }
+    if (guards.length) throw bad(file, `${at} follows a guard region`);
+    // CRIU's images keep a SysV segment's contents in its IPC namespace's images, which cryo does not restore.
+    if (v.status & VMA_AREA_SYSVIPC) throw bad(file, `${at} is SysV shared memory (shmat), which cryo does not restore yet`);
     if (v.end > TASK_SIZE && !(v.status & VMA_AREA_VSYSCALL)) throw bad(file, `${at} is beyond the address space`);
     if (v.start < prevEnd) throw bad(file, `${at} overlaps or precedes the VMA before it`);
     prevEnd = v.end;
@@ -158,6 +170,21 @@ function checkMm(dir: ImageDir, t: TaskImages, files: Map<number, FileEntry>, ma
       if (last && last[1] === v.start) last[1] = v.end;
       else priv.push([v.start, v.end]);
     }
+  }
+  const all: Array<[bigint, bigint]> = [];
+  for (const v of mm.vmas) {
+    if (v.status === VMA_AREA_GUARD) continue;
+    const last = all[all.length - 1];
+    if (last && last[1] === v.start) last[1] = v.end;
+    else all.push([v.start, v.end]);
+  }
+  for (const [s, e] of guards) {
+    if (!within(all, s, e)) throw bad(file, `guard region 0x${s.toString(16)}-0x${e.toString(16)} is not inside the task's VMAs`);
+  }
+  for (const a of mm.aios) {
+    const ring = mm.vmas.find((v) => v.start === a.id && v.status & VMA_AREA_AIORING);
+    if (!ring || ring.end - ring.start !== BigInt(a.ringLen)) throw bad(file, `AIO ring 0x${a.id.toString(16)} of ${a.ringLen} bytes is no AIO ring VMA`);
+    if (a.nrReq <= 0 || a.nrReq > MAX_AIO_REQS) throw bad(file, `AIO ring 0x${a.id.toString(16)} asks for ${a.nrReq} requests`);
   }
   return priv;
 }
@@ -314,14 +341,18 @@ export function validateImages(dir: ImageDir, im: ImagesToCheck, opts: CheckOpti
     if (memfdInodes.has(id)) throw bad('memfd.img', `two entries with inode id ${hexId(id)}`);
     memfdInodes.set(id, m);
     const c = im.memfdContents.get(Number(m.shmid));
-    if (!c) continue;
+    // Shared anonymous memory mapped privately too: its contents were checked with its VMAs.
+    if (!c || shmemSeen.has(BigInt(m.shmid))) continue;
     const f = dir.fileName('shmemPagemap', m.shmid);
     const limit = ((m.size + PAGE - 1n) / PAGE) * PAGE;
     checkPagesFiles(dir, pagesUsers, f, c.pagesId, checkRuns(f, c.runs, limit, undefined, `the memfd's size ${m.size} in memfd.img`));
   }
+  const carriers = carriersOf(queuedRights(im.skQueues));
   const env: CheckFilesEnv = {
     files, ttyInfos: im.ttyInfos, memfdInodes, skQueues: im.skQueues, pipeData: im.pipeData, fifoData: im.fifoData,
-    inherited: opts.inherited, extUnixSk: opts.extUnixSk, fdsOf: (id) => firstHolder.get(id),
+    inherited: opts.inherited, extUnixSk: opts.extUnixSk,
+    // A file in flight (an epoll in a socket's queue) is finished by its home task.
+    fdsOf: (id) => homeOf(id, { holder: (x) => firstHolder.get(x), carriers }),
   };
   checkFileEntries(env);
 }

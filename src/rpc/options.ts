@@ -5,11 +5,12 @@
 // setup_opts_from_req does.
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { applyConfigText } from '../cli/parse.js';
+import { applyConfigText } from '../options/parse.js';
 import { create, isFieldSet, type DescField } from '@bufbuild/protobuf';
 import { CriuOptsSchema, CgroupRootSchema, CriuCgMode, CriuPreDumpMode, CriuNetworkLockMethod, type CriuOpts } from '../images/index.js';
 import { OPTION_TABLE, applyOption } from '../options/table.js';
 import { defaultOptions, type Options, type CgroupMode } from '../options/index.js';
+import { findRefusal, refusalText } from '../options/support.js';
 import { CryoError } from '../context.js';
 
 /** Fields with meaning beyond their option (client fds, nested messages, enums). */
@@ -50,13 +51,13 @@ function field(name: string): DescField | undefined {
  * service may not name scripts through it: only cryo's own command line and
  * config run scripts.
  */
-function applyConfigFile(path: string, o: Options, env: RpcOptionsEnv, bad: (text: string) => never): void {
+function applyConfigFile(path: string, o: Options, env: RpcOptionsEnv, bad: (text: string) => never): Set<string> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return;
+    if (code === 'ENOENT') return new Set();
     bad(`cannot read config_file ${path}: ${code ?? (e as Error).message}`);
   }
   const scripts = o.actionScript.length;
@@ -70,6 +71,7 @@ function applyConfigFile(path: string, o: Options, env: RpcOptionsEnv, bad: (tex
   if (seen.has('images-dir')) o.imagesDir = resolve(o.imagesDir);
   if (seen.has('work-dir')) o.workDir = resolve(o.workDir!);
   if (seen.has('log-file') && o.logFile !== undefined && o.logFile !== '-' && !isAbsolute(o.logFile)) o.logFile = resolve(o.workDir ?? o.imagesDir, o.logFile);
+  return seen;
 }
 
 /** A directory of the client's, by its fd (through /proc, as CRIU does). */
@@ -109,7 +111,10 @@ export function optionsFromRpc(req: CriuOpts | undefined, env: RpcOptionsEnv, ac
   }
   if (o.logFile !== undefined && !isAbsolute(o.logFile)) o.logFile = resolve(o.workDir, o.logFile);
   o.logLevel = m.logLevel ?? 2;
-  if (action === 'dump' || action === 'pre-dump') o.tree = set('pid') ? m.pid : env.peer.pid;
+  if (action === 'dump' || action === 'pre-dump') {
+    if (set('pid') && !(m.pid! > 0)) bad(`invalid pid ${m.pid}`);
+    o.tree = set('pid') ? m.pid : env.peer.pid;
+  }
   if (m.leaveRunning) { o.leaveRunning = true; o.leaveStopped = false; }
   if (m.leaveStopped) { o.leaveStopped = true; o.leaveRunning = false; }
   if (set('rst_sibling')) {
@@ -149,7 +154,36 @@ export function optionsFromRpc(req: CriuOpts | undefined, env: RpcOptionsEnv, ac
   }
   if (m.orphanPtsMaster) o.orphanPtsMaster = true;
   if (set('status_fd')) o.statusFd = -1; // obsolete in CRIU; status-ready goes by notification
-  if (m.configFile) applyConfigFile(m.configFile, o, env, bad);
+  const fromConfig = m.configFile ? applyConfigFile(m.configFile, o, env, bad) : new Set<string>();
   if (set('pidfd_store_sk')) bad('pidfd_store_sk is not supported yet');
+  if (m.autoExtMnt) bad('auto_ext_mnt is not supported yet');
+  // Named by their criu_opts field, unless they came from the config file.
+  const refused = findRefusal(o, action, (spec) => fromConfig.has(spec.long) || (spec.rpc !== undefined && !spec.rpc.includes('.') && set(spec.rpc)));
+  if (refused) {
+    const rpc = refused.spec.rpc;
+    const prefix = `--${refused.spec.long}`;
+    const viaRpc = !fromConfig.has(refused.spec.long) && rpc !== undefined && refused.named.startsWith(prefix);
+    bad(refusalText(viaRpc ? { ...refused, named: rpc + refused.named.slice(prefix.length) } : refused));
+  }
   return o;
+}
+
+/**
+ * The client's answer to query-ext-files: the external resources it names (as
+ * CRIU, only `external` is read from it). They go through the --external
+ * option as the request's own do, so a kind cryo does not carry out (file[..],
+ * dev[..], mnt[..]...) fails the dump in one line instead of being ignored.
+ */
+export function applyQueriedExternals(o: Options, keys: readonly string[]): void {
+  const bad = (text: string): never => {
+    throw new CryoError(`RPC query-ext-files answer: ${text}`);
+  };
+  const spec = OPTION_TABLE.find((x) => x.long === 'external')!;
+  for (const key of keys) {
+    const r = applyOption(spec, o, key);
+    if (r && 'error' in r) bad(r.error);
+    if (r && 'badArg' in r) bad(`invalid value for external: ${key}`);
+  }
+  const refused = findRefusal(o, 'dump', (x) => x === spec);
+  if (refused) bad(refusalText({ ...refused, named: 'external' + refused.named.slice('--external'.length) }));
 }

@@ -2,7 +2,7 @@
 // SOCK_SEQPACKET socket (CRIU's cr-service.c). `cryo swrk FD` serves the
 // client that started it; the service hands each connection to a worker
 // started the same way, so nothing of one request lingers into the next.
-import { readFileSync, writeSync } from 'node:fs';
+import { closeSync, readFileSync, writeSync } from 'node:fs';
 import { create, fromBinary, isFieldSet, toBinary } from '@bufbuild/protobuf';
 import {
   CriuReqSchema, CriuRespSchema, CriuReqType, CriuVersionSchema, CriuFeaturesSchema, CriuDumpRespSchema,
@@ -12,14 +12,14 @@ import { MSG, sock, waitpid, SysError } from '../sys/index.js';
 import { CryoError, type Context } from '../context.js';
 import type { Options } from '../options/index.js';
 import type { Notifier } from '../actions.js';
-import { openLog } from '../cli/log.js';
-import { CRIU_VERSION, cryoVersion } from '../cli/help.js';
+import { openLog } from '../log.js';
+import { CRIU_VERSION, cryoVersion } from '../version.js';
 import { runDump } from '../dump.js';
 import { restoreTree } from '../restore.js';
 import { runCheck } from '../check.js';
 import { probeFeatures } from '../check/features.js';
 import { execCommand } from '../sys/exec.js';
-import { optionsFromRpc, type RpcPeer } from './options.js';
+import { applyQueriedExternals, optionsFromRpc, type RpcPeer } from './options.js';
 import { becomeClient, checkImagesForClient, isPrivileged, readClient, type ClientCreds } from './peer.js';
 
 const EBADRQC = 56;
@@ -90,7 +90,7 @@ function notifier(sk: number, o: Options): Notifier {
     const ack = recv(sk);
     if (!ack) throw new CryoError(`the RPC client went away at ${action}`);
     if (ack.type !== CriuReqType.NOTIFY || !ack.notifySuccess) throw new CryoError(`the RPC client refused ${action}`);
-    if (action === 'query-ext-files') o.external.push(...(ack.opts?.external ?? []));
+    if (action === 'query-ext-files') applyQueriedExternals(o, ack.opts?.external ?? []);
   };
 }
 
@@ -120,11 +120,12 @@ async function serveOne(sk: number, req: CriuReq, peer: RpcPeer, env: ServeEnv):
     }
     case T.FEATURE_CHECK: {
       const asked = req.features;
-      const r = new Map(probeFeatures(['mem_dirty_track', 'uffd-noncoop', 'pidfd_store']).map((f) => [f.name, f.ok]));
+      // Answered by the rows of `cryo check`: true only where the kernel can and cryo does.
+      const r = new Map(probeFeatures(['mem_dirty_track', 'lazy_pages', 'pidfd_store']).map((f) => [f.name, f.ok]));
       const features = create(CriuFeaturesSchema, {});
       const has = (f: 'memTrack' | 'lazyPages' | 'pidfdStore') => asked !== undefined && isFieldSet(asked, CriuFeaturesSchema.field[f]);
       if (has('memTrack')) features.memTrack = r.get('mem_dirty_track')!;
-      if (has('lazyPages')) features.lazyPages = r.get('uffd-noncoop')!;
+      if (has('lazyPages')) features.lazyPages = r.get('lazy_pages')!;
       if (has('pidfdStore')) features.pidfdStore = r.get('pidfd_store')!;
       send(sk, create(CriuRespSchema, { type: T.FEATURE_CHECK, success: true, features }));
       return;
@@ -224,5 +225,10 @@ export async function serve(sk: number, env: ServeEnv): Promise<void> {
 /** Write the status byte (--status-fd): the service is ready. */
 export function statusReady(fd: number): void {
   if (fd < 0) return;
-  writeSync(fd, Buffer.from([0]));
+  // As CRIU's status_ready(): one zero byte, then the fd is closed (the caller sees EOF).
+  try {
+    writeSync(fd, Buffer.from([0]));
+  } finally {
+    closeSync(fd);
+  }
 }

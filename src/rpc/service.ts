@@ -8,11 +8,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { NR, SOCK, trySyscall, sock } from '../sys/index.js';
 import { CryoError, type Context } from '../context.js';
 import { statusReady } from './server.js';
-import { selfCommand, userArgs } from '../cli/self.js';
+import { selfCommand, userArgs } from '../self.js';
 import { runAction } from '../actions.js';
 
 /** The env var a daemonized service finds its listening socket by. */
 const LISTEN_FD_ENV = 'CRYO_SERVICE_FD';
+/** Where a daemonized service finds the --status-fd its parent was given. */
+const STATUS_FD_ENV = 'CRYO_SERVICE_STATUS_FD';
 /** Tells a worker it serves a service connection, not the client that started it. */
 export const WORKER_ENV = 'CRYO_RPC_MODE';
 /** The service's own options, for its workers (action scripts, config). */
@@ -41,9 +43,11 @@ export async function runService(ctx: Context): Promise<number> {
   const base = JSON.stringify({ ...opts, restoreDetached: false, pidfile: undefined, logFile: undefined, workDir: ownWorkDir });
   if (opts.restoreDetached && inherited === undefined) {
     // --daemon: the service goes on in a process of its own, in a session of its own.
+    // The status fd goes along as fd 4: the byte is written once the daemon listens.
     const self = selfCommand();
+    const status = opts.statusFd >= 0 ? { fds: [opts.statusFd], env: { [STATUS_FD_ENV]: '4' } } : { fds: [], env: {} };
     const child = spawn(self.file, [...self.args, ...userArgs()], {
-      detached: true, stdio: ['ignore', 'ignore', 'ignore', lfd], env: { ...process.env, [LISTEN_FD_ENV]: '3' },
+      detached: true, stdio: ['ignore', 'ignore', 'ignore', lfd, ...status.fds], env: { ...process.env, [LISTEN_FD_ENV]: '3', ...status.env },
     });
     child.unref();
     if (opts.pidfile) writeFileSync(opts.pidfile, String(child.pid));
@@ -52,7 +56,7 @@ export async function runService(ctx: Context): Promise<number> {
   }
   if (opts.pidfile && inherited === undefined) writeFileSync(opts.pidfile, String(process.pid));
   log.info(`service listening at ${address}`);
-  statusReady(opts.statusFd);
+  statusReady(inherited !== undefined ? Number(process.env[STATUS_FD_ENV] ?? -1) : opts.statusFd);
   runAction(ctx, 'status-ready');
   for (;;) {
     const c = trySyscall(NR.accept4, lfd, 0, 0, SOCK.CLOEXEC);

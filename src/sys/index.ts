@@ -3,8 +3,8 @@ export * from './nr.js';
 export * from './regs.js';
 export * as ptrace from './ptrace.js';
 export {
-  addressOf, syscall, trySyscall, waitpid, kill, pidfdOpen, pidfdGetfd, dupCloexec,
-  memfdCreate, prctl, getRobustList, kcmp, processVmRead, setProcessIds,
+  addressOf, syscall, trySyscall, waitpid, kill, pidfdOpen, pidfdGetfd, dupCloexec, closeInherited,
+  memfdCreate, prctl, getRobustList, kcmp, kcmpEpollTfd, processVmRead, setProcessIds,
 } from './libc.js';
 export * from './wait.js';
 export type { Arg } from './libc.js';

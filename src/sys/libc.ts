@@ -1,8 +1,9 @@
 // The one place that talks to koffi. Every wrapper reads errno at once, in the same call.
+import { readdirSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type Koffi from 'koffi';
 import { SysError, EINTR } from './errors.js';
-import { F, NR } from './nr.js';
+import { F, NR, O } from './nr.js';
 
 type Fn = ReturnType<ReturnType<typeof Koffi.load>['func']>;
 
@@ -143,6 +144,42 @@ export function dupCloexec(fd: number): number {
   return syscall('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, fd, F.DUPFD_CLOEXEC, 0);
 }
 
+/**
+ * --close FD: let go of a descriptor the caller passed down. Node marks every
+ * inherited fd close-on-exec at start and opens its own among them, so the
+ * runtime's are told apart by kind: its event loop (anon inodes: epoll, eventfd)
+ * and its self-pipes (both ends held here) stay. 0-2 get /dev/null instead, so
+ * that later writes to them go nowhere rather than into whatever takes the
+ * number next. Returns whether anything was done.
+ */
+export function closeInherited(fd: number): boolean {
+  let link: string;
+  try {
+    link = readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return false; // not open: nothing to close, as close(2) would find
+  }
+  if (fd > 2) {
+    if (link.startsWith('anon_inode:')) return false;
+    if (link.startsWith('pipe:') && readdirSync('/proc/self/fd').some((o) => Number(o) !== fd && linkOf(Number(o)) === link)) return false;
+    return trySyscall(NR.close, fd) === 0;
+  }
+  const nul = syscall('open(/dev/null)', NR.open, Buffer.from('/dev/null\0'), O.RDWR | O.CLOEXEC, 0);
+  try {
+    return trySyscall(NR.dup2, nul, fd) === fd;
+  } finally {
+    trySyscall(NR.close, nul);
+  }
+}
+
+function linkOf(fd: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+}
+
 export function memfdCreate(name: string, flags: number): number {
   return syscall('memfd_create', NR.memfd_create, Buffer.from(name + '\0'), flags);
 }
@@ -161,6 +198,22 @@ export function getRobustList(tid: number): { head: bigint; len: bigint } {
 
 export function kcmp(pid1: number, pid2: number, type: number, idx1: Arg, idx2: Arg): number {
   return syscall('kcmp', NR.kcmp, pid1, pid2, type, idx1, idx2);
+}
+
+const KCMP_EPOLL_TFD = 7;
+
+/**
+ * kcmp(KCMP_EPOLL_TFD): the file at `fd` of `pid1` against the target of epoll
+ * `efd` of `pid2` registered at fd number `tfd` (the `toff`-th such one, in
+ * fdinfo order). 0 when they are one file, 1 or 2 when not, else -errno
+ * (ENOENT: the epoll has no such target; EBADF: no such fd).
+ */
+export function kcmpEpollTfd(pid1: number, fd: number, pid2: number, efd: number, tfd: number, toff: number): number {
+  const slot = Buffer.alloc(12);
+  slot.writeUInt32LE(efd, 0);
+  slot.writeUInt32LE(tfd, 4);
+  slot.writeUInt32LE(toff, 8);
+  return trySyscall(NR.kcmp, pid1, pid2, KCMP_EPOLL_TFD, fd, slot);
 }
 
 /**

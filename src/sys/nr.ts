@@ -22,7 +22,8 @@ export const NR = {
   open_by_handle_at: 304,
   process_vm_readv: 310, process_vm_writev: 311, kcmp: 312, seccomp: 317, memfd_create: 319,
   userfaultfd: 323, rseq: 334, pidfd_send_signal: 424, move_mount: 429, fsopen: 430, fsconfig: 431,
-  fsmount: 432, pidfd_open: 434,
+  fsmount: 432, pidfd_open: 434, mlock: 149, munlock: 150, io_setup: 206, io_destroy: 207,
+  io_getevents: 208, io_submit: 209, membarrier: 324, mlock2: 325,
   clone3: 435, close_range: 436, openat2: 437, pidfd_getfd: 438,
   connect: 42, sendto: 44, recvfrom: 45, shutdown: 48, bind: 49, listen: 50, getsockname: 51,
   getpeername: 52, socketpair: 53, setsockopt: 54, getsockopt: 55, accept4: 288,
@@ -60,13 +61,18 @@ export const PROT = { NONE: 0, READ: 1, WRITE: 2, EXEC: 4 } as const;
 export const MAP = {
   SHARED: 0x01, PRIVATE: 0x02, FIXED: 0x10, ANONYMOUS: 0x20, GROWSDOWN: 0x100,
   DENYWRITE: 0x800, EXECUTABLE: 0x1000, LOCKED: 0x2000, NORESERVE: 0x4000,
-  POPULATE: 0x8000, FIXED_NOREPLACE: 0x100000,
+  POPULATE: 0x8000, HUGETLB: 0x40000, FIXED_NOREPLACE: 0x100000,
+  /** A private mapping the kernel may drop under memory pressure (a mapping type, as SHARED). */
+  DROPPABLE: 0x08,
 } as const;
+/** The huge page size of a MAP_HUGETLB mapping (or MFD_HUGETLB memfd): log2(size) << 26. */
+export const MAP_HUGE_SHIFT = 26;
+export const MAP_HUGE_MASK = 0x3f << MAP_HUGE_SHIFT;
 export const MREMAP = { MAYMOVE: 1, FIXED: 2, DONTUNMAP: 4 } as const;
 export const MADV = {
   NORMAL: 0, RANDOM: 1, SEQUENTIAL: 2, WILLNEED: 3, DONTNEED: 4, FREE: 8, REMOVE: 9,
   DONTFORK: 10, DOFORK: 11, MERGEABLE: 12, UNMERGEABLE: 13, HUGEPAGE: 14, NOHUGEPAGE: 15,
-  DONTDUMP: 16, DODUMP: 17, WIPEONFORK: 18, KEEPONFORK: 19,
+  DONTDUMP: 16, DODUMP: 17, WIPEONFORK: 18, KEEPONFORK: 19, GUARD_INSTALL: 102,
 } as const;
 
 export const O = {
@@ -137,7 +143,7 @@ export const SO = {
   REUSEADDR: 2, DONTROUTE: 5, BROADCAST: 6, SNDBUF: 7, RCVBUF: 8, KEEPALIVE: 9, OOBINLINE: 10,
   NO_CHECK: 11, PRIORITY: 12, LINGER: 13, REUSEPORT: 15, PASSCRED: 16, PEERCRED: 17, RCVLOWAT: 18,
   RCVTIMEO: 20, SNDTIMEO: 21, BINDTODEVICE: 25, GET_FILTER: 26, SNDBUFFORCE: 32, RCVBUFFORCE: 33,
-  PASSSEC: 34, MARK: 36, DOMAIN: 39, PEEK_OFF: 42, PEERGROUPS: 59, BUF_LOCK: 72, PEERPIDFD: 77,
+  PASSSEC: 34, MARK: 36, PROTOCOL: 38, DOMAIN: 39, PEEK_OFF: 42, PEERGROUPS: 59, BUF_LOCK: 72, PEERPIDFD: 77,
 } as const;
 export const SCM_RIGHTS = 1;
 export const SCM_CREDENTIALS = 2;

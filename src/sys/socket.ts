@@ -36,6 +36,12 @@ export function connectUnix(fd: number, name: Uint8Array): number {
   return trySyscall(NR.connect, fd, a, a.length);
 }
 
+/** connect(2) to AF_UNSPEC: a datagram socket lets go of its peer (and of its queue). */
+export function disconnect(fd: number): void {
+  const a = Buffer.alloc(2); // sa_family AF_UNSPEC
+  syscall('connect(AF_UNSPEC)', NR.connect, fd, a, a.length);
+}
+
 export function listen(fd: number, backlog: number): void {
   syscall('listen', NR.listen, fd, backlog);
 }

@@ -146,18 +146,51 @@ test('an fd of a kind cryo does not support: the dump fails naming the task, the
   const target = await s.startCommand('sockets', [python3(), '-c', script]);
   const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
   assertCleanFailure(s, r);
-  assert.match(r.stderr, new RegExp(`task ${target.pid}: fd \\d+ is a socket`), s.report());
+  assert.match(r.stderr, new RegExp(`task ${target.pid}: fd \\d+ is an inet socket \\(TCP\\) \\(socket:\\[\\d+\\]\\): inet sockets are not supported yet`), s.report());
   assert.ok(runningFree(target.pid), `the task is not running free after the failed dump${s.report()}`);
   await s.killTree(target);
 });
 
-test('a hugetlb memfd is refused by name (not silently turned into a deleted file)', { timeout: 30_000 }, async (t) => {
-  const s = Session.for(t, 'err-memfd');
-  const script = 'import os, time\nfd = os.memfd_create("cryo-test", os.MFD_HUGETLB)\nprint("READY", flush=True)\ntime.sleep(1000)\n';
-  const target = await s.startCommand('memfd', [python3(), '-c', script]);
-  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
+test('--tcp-established promises nothing: an established TCP connection fails the dump there, in one line; the task runs on', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'err-tcp-established');
+  const script = 'import socket, time\na = socket.socket()\na.bind(("127.0.0.1", 0))\na.listen()\n'
+    + 'c = socket.create_connection(a.getsockname())\nd, _ = a.accept()\na.close()\nprint("READY", flush=True)\ntime.sleep(1000)\n';
+  const target = await s.startCommand('tcp', [python3(), '-c', script]);
+  const images = s.mkdir();
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', images, '--tcp-established', '-v4', '-o', 'dump.log']);
   assertCleanFailure(s, r);
-  assert.match(r.stderr, /is a hugetlb memfd \(\/memfd:cryo-test \(deleted\)\), which cryo does not support yet/, s.report());
+  assert.deepEqual(r.stderr.trimEnd().split('\n').length, 1, s.report());
+  assert.match(r.stderr, new RegExp(`^Error: task ${target.pid}: fd \\d+ is an inet socket \\(TCP\\) .*: inet sockets are not supported yet\\n$`), s.report());
+  const log = fs.readFileSync(path.join(images, 'dump.log'), 'utf8');
+  assert.doesNotMatch(log, /TCP connections will|will be dumped|will be restored/, s.report());
   assert.ok(runningFree(target.pid), s.report());
   await s.killTree(target);
+});
+
+test('a uprobe attached to a task ([uprobes] mapping) is refused by name, as is --allow-uprobes; the task runs on', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'err-uprobes');
+  const target = await s.start('uprobes');
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
+  assertCleanFailure(s, r);
+  assert.match(r.stderr, new RegExp(`^Error: task ${target.pid}: a uprobe is attached \\(the \\[uprobes\\] mapping at 0x[0-9a-f]+\\), which cryo does not support yet\\n$`), s.report());
+  const allow = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir(), '--allow-uprobes']);
+  assert.deepEqual([allow.code, allow.stderr], [1, 'Error: --allow-uprobes is not supported yet\n'], s.report());
+  assert.ok(runningFree(target.pid), s.report());
+  await s.expectPass(target);
+});
+
+// Feature memfd_hugetlb.
+test('a hugetlb memfd only open as an fd comes back as a hugetlb memfd (not as a deleted file)', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'err-memfd');
+  const script = 'import os, time\nfd = os.memfd_create("cryo-test", os.MFD_HUGETLB)\nos.ftruncate(fd, 2 << 20)\nprint("READY", fd, flush=True)\ntime.sleep(1000)\n';
+  const target = await s.startCommand('memfd', [python3(), '-c', script], { ready: /^READY \d+$/m });
+  const fd = Number(/^READY (\d+)$/m.exec(target.output())![1]);
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const r = await s.restore(images, target);
+  const fdPath = `/proc/${r.pid}/fd/${fd}`;
+  assert.equal(fs.readlinkSync(fdPath), '/memfd:cryo-test (deleted)', s.report());
+  assert.equal(fs.statfsSync(fdPath).type, 0x958458f6, `not on hugetlbfs${s.report()}`);
+  assert.equal(fs.statSync(fdPath).size, 2 << 20, s.report());
+  await s.killTree(r);
 });

@@ -1,3 +1,4 @@
+// fanotify marks, also on mounts: their mount is found by mnt_id (check feature mnt_id).
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';

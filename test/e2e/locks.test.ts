@@ -1,3 +1,4 @@
+// File locks, read from the lock: lines of fdinfo (check feature fdinfo_lock).
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Session, critDecodeAll, runningFree } from './harness.js';

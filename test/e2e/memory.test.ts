@@ -1,3 +1,4 @@
+// Private memory, its present pages found by PAGEMAP_SCAN (check feature pagemap_scan).
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';

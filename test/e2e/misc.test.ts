@@ -1,3 +1,4 @@
+// Task state; the rseq area is read with PTRACE_GET_RSEQ_CONFIGURATION (check feature get_rseq_conf).
 import { test } from 'node:test';
 import { Session } from './harness.js';
 

@@ -1,11 +1,14 @@
-// A tree in a pid namespace of its own (`unshare --fork --pid --mount-proc`):
-// dumped with the pids it has there (its root is pid 1), restored into a new pid
-// namespace, with a mount namespace and /proc of its own, where it has the same pids.
+// A tree in a pid namespace of its own (`unshare --fork --pid`): dumped with the
+// pids it has there (its root is pid 1), restored into a new pid namespace, where
+// it has the same pids. The ids inside come from NSpid and friends in
+// /proc/PID/status (check feature ns_pid). A tree in any other namespace of its
+// own (mount, net, uts, ipc, ...; `--mount-proc` makes a mount namespace) is
+// refused, at dump and at restore, and runs on untouched.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, childrenOf, exists, waitFor } from './harness.js';
+import { Session, childrenOf, exists, runningFree, waitFor } from './harness.js';
 
 function nspid(pid: number): number[] {
   const m = /^NSpid:\s*(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -16,7 +19,7 @@ test('pid namespace: a bash loop as pid 1 of its namespace counts on after resto
   const s = Session.for(t, 'pidns');
   // Each line: the count, bash's own pid ($$, 1 in its namespace), the pid a child sees.
   const script = 'i=0; while :; do i=$((i+1)); echo "$i $$ $(cut -d" " -f1 /proc/self/stat)"; sleep 0.1; done';
-  const unshare = await s.startCommand('pidns', ['unshare', '--fork', '--pid', '--mount-proc', '/bin/bash', '-c', script], { ready: /^3 1 \d+$/m });
+  const unshare = await s.startCommand('pidns', ['unshare', '--fork', '--pid', '/bin/bash', '-c', script], { ready: /^3 1 \d+$/m });
   const inner = childrenOf(unshare.pid)[0]!;
   assert.ok(inner, `unshare has no child${s.report()}`);
   assert.deepEqual(nspid(inner).slice(-1), [1], s.report());
@@ -43,4 +46,32 @@ test('pid namespace: a bash loop as pid 1 of its namespace counts on after resto
   assert.deepEqual(all.map((l) => l[0]), all.map((_, i) => i + 1), `the count has gaps${s.report()}`);
   for (const [n, self] of all) assert.equal(self, 1, `line ${n}: bash is pid ${self} in its namespace${s.report()}`);
   await s.killTree(restored);
+});
+
+for (const [what, flags] of [['mount', ['--mount', '--mount-proc', '--pid', '--fork']], ['net', ['--net']], ['uts', ['--uts']], ['ipc', ['--ipc']], ['time', ['--time', '--fork']]] as const) {
+  test(`a task in a ${what} namespace of its own: the dump refuses it in one line naming the task and the namespace; it runs on`, { timeout: 30_000 }, async (t) => {
+    const s = Session.for(t, `ns-${what}`);
+    const unshare = await s.startCommand(`ns-${what}`, ['unshare', ...flags, '/bin/sh', '-c', 'echo READY; while :; do sleep 0.1; done']);
+    const inner = flags.includes('--fork') ? childrenOf(unshare.pid)[0]! : unshare.pid;
+    const images = s.mkdir();
+    const r = await s.cryo(['dump', '-t', String(inner), '-D', images, '-v4', '-o', 'dump.log']);
+    assert.equal(r.code, 1, s.report());
+    assert.equal(r.stderr.trim().split('\n').length, 1, s.report());
+    const kind = what === 'mount' ? 'mnt' : what;
+    assert.match(r.stderr, new RegExp(`task ${inner} \\(\\w+\\) is in a ${kind} namespace of its own .* which cryo does not dump yet`), s.report());
+    assert.ok(!fs.existsSync(path.join(images, 'inventory.img')), 'a refused dump wrote an inventory');
+    assert.ok(runningFree(inner), s.report());
+    await s.killTree(unshare);
+  });
+}
+
+test('a task that made a time namespace for its children (unshare without --fork) is refused: its children would be born into it', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'ns-time-kids');
+  // unshare(CLONE_NEWTIME) and no exec after it: only python's children would be in the new namespace.
+  const py = 'import ctypes, time\nassert ctypes.CDLL(None, use_errno=True).unshare(0x80) == 0\nprint("READY", flush=True)\ntime.sleep(600)';
+  const target = await s.startCommand('ns-time-kids', ['/usr/bin/python3', '-c', py]);
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir(), '-v4', '-o', 'dump.log']);
+  assert.equal(r.code, 1, s.report());
+  assert.match(r.stderr, /has made a time namespace for its children .* which cryo does not dump yet/, s.report());
+  assert.ok(runningFree(target.pid), s.report());
 });

@@ -5,7 +5,7 @@ import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Session, describeStatus } from './harness.js';
 
-const PROGRAMS = ['memory', 'regs', 'files', 'misc', 'sleeper', 'threads', 'seccomp', 'daemon', 'pipes', 'fdkinds', 'ghost', 'locks', 'sigchld', 'tree', 'timers', 'creds', 'sched', 'unix', 'unix2', 'memfd', 'mapdel', 'linkremap', 'shmem', 'sigstorm', 'zombies', 'jobstop', 'sigtrap', 'loginuid', 'seccomptsync', 'nsrefuse', 'ttydev', 'ptyhung', 'ptydata'];
+const PROGRAMS = ['memory', 'regs', 'files', 'misc', 'sleeper', 'threads', 'seccomp', 'seccompstrict', 'daemon', 'pipes', 'fdkinds', 'ghost', 'locks', 'sigchld', 'tree', 'timers', 'creds', 'sched', 'unix', 'unix2', 'memfd', 'mapdel', 'linkremap', 'shmem', 'sigstorm', 'uprobes', 'scm', 'epolldup', 'unixghost', 'cow', 'mapflags', 'hugetlb', 'aio', 'zombies', 'jobstop', 'sigtrap', 'loginuid', 'seccomptsync', 'nsrefuse', 'ttydev', 'ptyhung', 'ptydata'];
 
 for (const name of PROGRAMS) {
   // The sleeper checks that it ticked a few times.

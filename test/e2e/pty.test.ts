@@ -135,7 +135,7 @@ test('restore fails cleanly while the pty index is taken, and works once it is f
 test('pty pair in a pid namespace: session and foreground group saved and set with the namespace\'s pids', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'ptypair-pidns');
   const exe = compileProgram('ptypair');
-  const unshare = await s.startCommand('ptypair', ['unshare', '--fork', '--pid', '--mount-proc', exe, s.dir]);
+  const unshare = await s.startCommand('ptypair', ['unshare', '--fork', '--pid', exe, s.dir]);
   const root = childrenOf(unshare.pid)[0]!;
   assert.ok(root, `unshare has no child${s.report()}`);
   const m = /^pids (\d+) (\d+)$/m.exec(unshare.output());

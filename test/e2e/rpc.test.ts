@@ -218,3 +218,46 @@ test('a failing pre-dump script stops the dump before anything is touched', { ti
   assert.ok(runningFree(target.pid), s.report());
   await s.expectPass(target);
 });
+
+// A stream server outside the tree, and a client in it whose connection goes there.
+const EXT_SERVER = `import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen()
+print("READY", flush=True)
+held = []
+while True:
+    held.append(s.accept()[0])
+`;
+const EXT_CLIENT = `import socket, sys, signal, time, os
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+c.connect(sys.argv[1])
+print("INO " + os.readlink("/proc/self/fd/%d" % c.fileno()), flush=True)
+signal.signal(signal.SIGUSR1, lambda *a: (print("PASS", flush=True), sys.exit(0)))
+print("READY", flush=True)
+while True:
+    time.sleep(1)
+`;
+
+test('query-ext-files: the answer goes through --external as the request does: unix[INO] is carried out, file[..] fails the dump in one line and the task runs on', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'rpc-ext-files');
+  const sockPath = path.join(s.dir, 'ext.sock');
+  const server = await s.startCommand('server', ['/usr/bin/python3', '-c', EXT_SERVER, sockPath]);
+  const target = await s.startCommand('client', ['/usr/bin/python3', '-c', EXT_CLIENT, sockPath]);
+  const ino = /INO socket:\[(\d+)\]/.exec(target.output())![1];
+  const dump = (...extra: string[]) => client([`bin:${CRYO_BIN}`, 'dump', String(target.pid), s.mkdir(), '--leave-running', '--notify', ...extra]);
+  // No answer: the connection outside the tree fails the dump.
+  const plain = dump();
+  assert.equal(final(plain.lines)['success'], false, plain.text);
+  assert.match(String(final(plain.lines)['errmsg']), /outside the dumped tree/, plain.text);
+  // A kind cryo does not carry out is refused, not ignored.
+  const refused = dump('--ext-files', `unix[${ino}],file[7:1234]`);
+  assert.equal(final(refused.lines)['success'], false, refused.text);
+  assert.equal(final(refused.lines)['errmsg'], 'RPC query-ext-files answer: external file[7:1234] is not supported yet', refused.text);
+  assert.ok(runningFree(target.pid), refused.text + s.report());
+  // unix[INO] in the answer stands for the connection, as --external unix[INO].
+  const ok = dump('--ext-files', `unix[${ino}]`);
+  assert.equal(final(ok.lines)['success'], true, ok.text + s.report());
+  assert.ok(runningFree(target.pid), ok.text + s.report());
+  await s.expectPass(target);
+  await s.killTree(server);
+});

@@ -1,3 +1,4 @@
+// Timers; POSIX timers get their ids back by PR_TIMER_CREATE_RESTORE_IDS (check feature timer_cr_ids).
 import { test } from 'node:test';
 import { Session } from './harness.js';
 

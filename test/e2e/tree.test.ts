@@ -1,3 +1,4 @@
+// Process trees restored with their own pids by clone3() with set_tid (check feature clone3_set_tid).
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';

@@ -1,3 +1,5 @@
+// Unix sockets: a bound one's file through SIOCUNIXFILE (check feature sk_unix_file), and
+// their options, SO_BUF_LOCK among them (sockopt_buf_lock).
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
@@ -134,4 +136,15 @@ test('--external unix[INO] dumps half of a stream connection; restore takes the 
   await s.check(waitFor('the server to get "after" on the inherited connection', () => /^got after$/m.test(server.output()), 5_000));
   conn.destroy();
   await s.killTree(server);
+});
+
+test('messages queued on a socket with SO_PASSCRED carry the sender\'s credentials: the dump fails in one line (as CRIU\'s), the task runs on', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'unix-passcred');
+  const script = 'import socket, time\na, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)\nb.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)\na.send(b"x")\nprint("READY", flush=True)\ntime.sleep(1000)\n';
+  const target = await s.startCommand('passcred', [python3(), '-c', script]);
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
+  assert.equal(r.code, 1, s.report());
+  assert.match(r.stderr, new RegExp(`^Error: task ${target.pid} fd \\d+ \\(unix socket \\d+\\): its queued messages carry the sender's credentials \\(the socket has SO_PASSCRED\\), which cannot be put back\\n$`), s.report());
+  assert.ok(runningFree(target.pid), s.report());
+  await s.killTree(target);
 });

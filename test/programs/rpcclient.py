@@ -3,6 +3,7 @@ container runtimes drive CRIU. Run with /usr/bin/python3.
 
   rpcclient.py bin:PATH|sk:SOCKET version
   rpcclient.py bin:PATH|sk:SOCKET dump PID DIR [--leave-running] [--notify] [--nack ACTION] [--config FILE]
+                                   [--ext-files KEY,KEY...]
   rpcclient.py bin:PATH|sk:SOCKET restore DIR [--sibling] [--notify] [--nack ACTION] [--wait]
                                    [--shell-job --orphan-pts] [--exec]
 
@@ -16,6 +17,8 @@ notification: "ping" is typed into it before SIGUSR1, and what the job writes
 to its terminal is printed ({"tty": ...}). With --exec (and --notify) the
 request carries exec_cmd, a shell that waits a little: the restored task's parent
 is printed ({"ppid": ..., "swrk": ...}) while that shell, once cryo swrk, runs.
+With --ext-files (and --notify) the answer to query-ext-files names those
+external resources (opts.external), as a runtime answers it.
 """
 import array
 import json
@@ -48,7 +51,7 @@ def client(where):
 received_fds = []
 
 
-def converse(c, req, nack, keep=False):
+def converse(c, req, nack, keep=False, ext_files=None):
     """Send req and answer notifications until the final response (connection kept with keep)."""
     sk = c._comm.connect(False)
     sk.send(req.SerializeToString())
@@ -69,6 +72,9 @@ def converse(c, req, nack, keep=False):
         ok = resp.notify.script != nack
         out(notify=resp.notify.script, pid=resp.notify.pid if resp.notify.HasField('pid') else None, ack=ok)
         ack = rpc.criu_req(type=rpc.NOTIFY, notify_success=ok)
+        if resp.notify.script == 'query-ext-files' and ext_files:
+            ack.opts.images_dir_fd = -1  # required in criu_opts; unused in an answer
+            ack.opts.external.extend(ext_files)
         sk.send(ack.SerializeToString())
 
 
@@ -104,7 +110,8 @@ def main():
         req.opts.config_file = opt('--config')
     if flag('--notify'):
         req.opts.notify_scripts = True
-        resp = converse(c, req, opt('--nack'), keep=flag('--exec'))
+        ext = opt('--ext-files')
+        resp = converse(c, req, opt('--nack'), keep=flag('--exec'), ext_files=ext.split(',') if ext else None)
         if resp is None:
             return
         if flag('--exec') and resp.success:

@@ -8,7 +8,7 @@
  *    datagrams queued;
  *  - a pipe read end in flight in a socket queue (SCM_RIGHTS), with data in the pipe;
  *  - a stream socket whose peer was closed with data still unread (then EOF);
- *  - options (SO_SNDBUF, SO_RCVTIMEO, SO_PASSCRED) and O_NONBLOCK;
+ *  - options (SO_SNDBUF, SO_RCVTIMEO, SO_PASSCRED, SO_BUF_LOCK) and O_NONBLOCK;
  *  - a child echoing on its end of a pair, blocked in read() at dump time.
  * SIGUSR2: read one of the queued datagrams first (FAIL). */
 #include "common.h"
@@ -18,6 +18,11 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+
+#ifndef SO_BUF_LOCK
+#define SO_BUF_LOCK 72
+#endif
+#define RCVBUF_LOCK 2 /* SOCK_RCVBUF_LOCK */
 
 static socklen_t mkaddr(struct sockaddr_un *a, const char *name, int abstract)
 {
@@ -112,7 +117,11 @@ int main(int argc, char **argv)
 	MUST(setsockopt(dsrv, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo)) == 0);
 	socklen_t tl = sizeof(tmo);
 	MUST(getsockopt(dsrv, SOL_SOCKET, SO_RCVTIMEO, &tmo, &tl) == 0); /* as the kernel rounded it */
-	MUST(setsockopt(dsrv, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) == 0);
+	/* SO_PASSCRED on a socket with nothing queued (the credentials of queued messages cannot be put back) */
+	int pc = socket(AF_UNIX, SOCK_DGRAM, 0);
+	MUST(pc >= 0 && setsockopt(pc, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) == 0);
+	int rcvlock = RCVBUF_LOCK;
+	MUST(setsockopt(dsrv, SOL_SOCKET, SO_BUF_LOCK, &rcvlock, sizeof(rcvlock)) == 0);
 	MUST(fcntl(srv, F_SETFL, O_NONBLOCK) == 0);
 	/* an echoing child */
 	MUST(socketpair(AF_UNIX, SOCK_STREAM, 0, echo) == 0);
@@ -207,8 +216,14 @@ int main(int argc, char **argv)
 	if (getsockopt(dsrv, SOL_SOCKET, SO_RCVTIMEO, &t2, &vl) || t2.tv_sec != tmo.tv_sec || t2.tv_usec != tmo.tv_usec)
 		failf("SO_RCVTIMEO is %ld.%06ld, want %ld.%06ld", (long)t2.tv_sec, (long)t2.tv_usec, (long)tmo.tv_sec, (long)tmo.tv_usec);
 	vl = sizeof(v);
-	if (getsockopt(dsrv, SOL_SOCKET, SO_PASSCRED, &v, &vl) || v != 1)
+	if (getsockopt(pc, SOL_SOCKET, SO_PASSCRED, &v, &vl) || v != 1)
 		failf("SO_PASSCRED is off");
+	vl = sizeof(v);
+	if (getsockopt(dsrv, SOL_SOCKET, SO_BUF_LOCK, &v, &vl) || v != RCVBUF_LOCK)
+		failf("SO_BUF_LOCK is %d, want %d (receive buffer locked)", v, RCVBUF_LOCK);
+	vl = sizeof(v);
+	if (getsockopt(dcli, SOL_SOCKET, SO_BUF_LOCK, &v, &vl) || v != 1)
+		failf("SO_BUF_LOCK of the client is %d, want 1 (SO_SNDBUF locks the send buffer)", v);
 	char eb[16];
 	if (write(echo[0], "ping", 4) != 4 || read(echo[0], eb, sizeof(eb)) != 4 || memcmp(eb, "Ping", 4))
 		failf("the echoing child does not answer");

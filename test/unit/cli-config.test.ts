@@ -3,8 +3,8 @@
 // order in which files, environment and command line apply.
 import { describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { configFiles, parseConfigLine, parseConfigText, preParse } from '../../src/cli/config.js';
-import { parseCommandLine, type ParseEnv, type ParseOutcome } from '../../src/cli/parse.js';
+import { configFiles, parseConfigLine, parseConfigText, preParse } from '../../src/options/config.js';
+import { parseCommandLine, type ParseEnv, type ParseOutcome } from '../../src/options/parse.js';
 
 describe('config line syntax', () => {
   const cases: Array<[string, string[] | null]> = [

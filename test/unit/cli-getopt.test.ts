@@ -3,8 +3,8 @@
 // Debian's criu binary.
 import { describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { getoptAll, type GetoptSpec } from '../../src/cli/getopt.js';
-import { buildGetoptSpec } from '../../src/cli/parse.js';
+import { getoptAll, type GetoptSpec } from '../../src/options/getopt.js';
+import { buildGetoptSpec } from '../../src/options/parse.js';
 
 const small: GetoptSpec = {
   shortOpts: 'ab:c::',

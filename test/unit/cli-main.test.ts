@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CryoError } from '../../src/context.js';
 import { cryoVersion, fullHelp, optionLabel } from '../../src/cli/help.js';
-import { formatTimestamp, makeCliLogger } from '../../src/cli/log.js';
+import { formatTimestamp, makeCliLogger } from '../../src/log.js';
 import { run, type Runner } from '../../src/cli/main.js';
 import { OPTION_TABLE } from '../../src/options/table.js';
 
@@ -114,6 +114,41 @@ describe('dispatch', () => {
     const s = await exec(['swrk', '3']);
     assert.equal(s.code, 1);
     assert.equal((await exec(['show'])).code, 255);
+  });
+  it('refuses what cryo does not do yet with one line, before the action runs; --no-X and check pass', async () => {
+    let ran = 0;
+    const runners = { dump: async () => ++ran, restore: async () => ++ran, check: async () => (++ran, 0) };
+    for (const [argv, line] of [
+      [['dump', '-t', '1', '--track-mem'], '--track-mem'],
+      [['dump', '-t', '1', '--external', 'veth[eth0]:v0'], '--external veth[eth0]:v0'],
+      [['dump', '-t', '1', '--external', 'mnt[]'], '--external mnt[]'],
+      [['dump', '-t', '1', '-M', 'auto'], '--ext-mount-map'],
+      [['restore', '--root', '/'], '--root'],
+      [['dump', '-t', '1', '--cpu-cap=fpu'], '--cpu-cap'],
+      [['swrk', '3', '--lazy-pages'], '--lazy-pages'],
+    ] as const) {
+      const r = await exec([...argv], runners);
+      assert.deepEqual([r.code, r.stderr], [1, `Error: ${line} is not supported yet\n`], argv.join(' '));
+    }
+    assert.equal(ran, 0);
+    // Asking for nothing, or for what cryo does, passes.
+    for (const argv of [
+      ['dump', '-t', '1', '--no-track-mem'], ['dump', '-t', '1', '--root', '/'], ['dump', '-t', '1', '--cpu-cap=none'],
+      ['dump', '-t', '1', '--external', 'tty[88:4]', '-x5'], ['check', '--track-mem', '--lazy-pages'],
+    ]) {
+      const r = await exec(argv, runners);
+      assert.equal(r.stderr, '', argv.join(' '));
+    }
+    assert.equal(ran, 5);
+  });
+  it('--close FD lets go of the descriptor, before anything else', async () => {
+    const closed: number[] = [];
+    const r = await run(['check', '--close', '7', '--close', '9'], {
+      progName: 'criu', env: {}, cwd: dir, stdout: () => {}, stderr: () => {}, runners: { check: async () => (closed.push(-1), 0) },
+      closeFd: (fd) => closed.push(fd),
+    });
+    assert.equal(r, 0);
+    assert.deepEqual(closed, [7, 9, -1]);
   });
   it('asks non-root users for --unprivileged', async () => {
     const io = (out: string[]) => ({

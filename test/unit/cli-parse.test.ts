@@ -1,7 +1,7 @@
 // Whole command lines: what they set, what CRIU refuses, and where paths end up.
 import { describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { parseCommandLine, type ParseEnv, type ParseOutcome } from '../../src/cli/parse.js';
+import { parseCommandLine, type ParseEnv, type ParseOutcome } from '../../src/options/parse.js';
 import { defaultOptions } from '../../src/options/index.js';
 import { CPU_CAP_ALL, CPU_CAP_DEFAULT, CPU_CAP_FPU, CPU_CAP_IMAGE, CPU_CAP_INS } from '../../src/options/values.js';
 
@@ -120,9 +120,14 @@ describe('option values', () => {
     assert.deepEqual([opts(['check', '-s', '-R']).leaveRunning, opts(['check', '-s', '-R']).leaveStopped], [true, false]);
     assert.deepEqual([opts(['check', '-R', '-s']).leaveRunning, opts(['check', '-R', '-s']).leaveStopped], [false, true]);
   });
-  it('parses numbers with atoi semantics and rejects what CRIU rejects', () => {
-    assert.equal(opts(['dump', '-t', '12abc']).tree, 12);
+  it('takes a pid as a whole decimal number and nothing else', () => {
     assert.equal(opts(['dump', '-t42']).tree, 42);
+    assert.equal(opts(['dump', '--tree', '007']).tree, 7);
+    for (const bad of ['12abc', '1.5', '1e3', ' 12', '12 ', '+12', '0x10', '', '4194305', '99999999999']) {
+      assert.equal(error(['dump', '-t', bad]).line, `Error: invalid argument for -t: ${bad}`, bad);
+    }
+  });
+  it('parses numbers with atoi semantics and rejects what CRIU rejects', () => {
     assert.equal(error(['dump', '-t', '0']).line, 'Error: invalid argument for -t: 0');
     assert.equal(error(['dump', '--tree=-3']).line, 'Error: invalid argument for --tree: -3');
     assert.equal(error(['dump', '--tre', 'x']).line, 'Error: invalid argument for --tree: x');

@@ -1,12 +1,18 @@
 // epoll: every registered fd with its events and data, from the "tfd:" lines of
-// /proc/PID/fdinfo. The registrations are made again by the task itself, once all
-// its fds are in place: epoll keys them by (file, fd number) in the task.
-import { create, FdTypes, FileEntrySchema, EventpollFileEntrySchema, EventpollTfdEntrySchema, type FileEntry } from '../../images/index.js';
-import { noFown } from './table.js';
-import { F, NR, O, syscall } from '../../sys/index.js';
+// /proc/PID/fdinfo. The registrations are made again by the epoll's home task
+// (inflight.ts), once all its fds are in place: epoll keys them by (file, fd
+// number). A watch outlives the fd it was made through when the file stays open
+// elsewhere (dup, then close), so once the tree is dumped each target is found
+// among the home task's fds with kcmp(KCMP_EPOLL_TFD) and the watch is written
+// under an fd that holds that file now, as CRIU does.
+import { statSync } from 'node:fs';
+import { create, FdTypes, FileEntrySchema, EventpollFileEntrySchema, EventpollTfdEntrySchema, type FileEntry, type EventpollTfdEntry } from '../../images/index.js';
+import { noFown, type FileTable } from './table.js';
+import { EINVAL, ENOSYS, F, NR, O, kcmpEpollTfd, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
 import { badFile, partOf, type FdKind } from './kind.js';
+import { carriersOf, homeOf } from './inflight.js';
 
 const EPOLL_CTL_ADD = 1;
 const TFD = /^tfd:\s*(\d+)\s+events:\s*([0-9a-f]+)\s+data:\s*([0-9a-f]+)\s+pos:\s*([0-9a-f]+)\s+ino:\s*([0-9a-f]+)\s+sdev:\s*([0-9a-f]+)/gm;
@@ -22,9 +28,11 @@ export const epoll: FdKind = {
       pos: BigInt('0x' + m[4]), inode: BigInt('0x' + m[5]), dev: parseInt(m[6]!, 16),
     }));
     const fown = noFown();
-    env.files.add(create(FileEntrySchema, {
-      type: FdTypes.EVENTPOLL, id, epfd: create(EventpollFileEntrySchema, { id, flags: p.info.flags & ~O.CLOEXEC, fown, tfd }),
-    }));
+    const entry = create(EventpollFileEntrySchema, { id, flags: p.info.flags & ~O.CLOEXEC, fown, tfd });
+    env.files.add(create(FileEntrySchema, { type: FdTypes.EVENTPOLL, id, epfd: entry }));
+    // The task's own fd (tasks stay frozen), or cryo's copy of one in flight (kept until the dump ends).
+    const where = p.pid === process.pid ? 'an epoll in flight (in a unix socket\'s queue)' : `task ${p.pid} fd ${p.fd} (epoll)`;
+    env.files.epolls.push({ entry, owner: p.pid, efd: p.fd, where });
     return id;
   },
   open(fe) {
@@ -41,13 +49,87 @@ export const epoll: FdKind = {
       const r = rem.callRaw(NR.epoll_ctl, fd, EPOLL_CTL_ADD, t.tfd, rem.put(ev, 3072));
       if (r < 0n) throw new CryoError(`task ${rem.pid}: epoll fd ${fd}: cannot watch fd ${t.tfd} again (errno ${-r})`);
     }
-  },  check(entries, env) {
+  },
+  check(entries, env) {
     for (const fe of entries) {
       const e = partOf(fe, 'epfd');
-      // The task that plants the epoll first watches its targets again: they are its fds.
+      // The home task watches the targets again: they must be its fds.
       const fds = env.fdsOf(fe.id);
-      const t = fds && e.tfd.find((x) => !fds.has(x.tfd));
+      if (!fds) {
+        if (e.tfd.length) throw badFile(fe, 'an epoll with watches that no task holds or reaches through a socket queue');
+        continue;
+      }
+      const t = e.tfd.find((x) => !fds.has(x.tfd));
       if (t) throw badFile(fe, `epoll target fd ${t.tfd} is not an fd of the task that holds the epoll`);
     }
   },
 };
+
+/** Each watch's index among the watches registered at the same fd number (KCMP_EPOLL_TFD's toff). */
+function offsets(tfds: readonly EventpollTfdEntry[]): number[] {
+  const n = new Map<number, number>();
+  return tfds.map((t) => {
+    const k = n.get(t.tfd) ?? 0;
+    n.set(t.tfd, k + 1);
+    return k;
+  });
+}
+
+/**
+ * Once every task is dumped: each epoll's targets are fds of its home task that
+ * hold the watched files now. A target held by no fd of that task (closed, or
+ * only in another task) cannot be watched again and fails the dump.
+ */
+export function finishEpolls(files: FileTable): void {
+  const holders = new Map<number, number>();
+  for (const [pid, fds] of files.taskFds) for (const f of fds) if (!holders.has(f.id)) holders.set(f.id, pid);
+  const packets = (files.unix?.queues ?? []).map(({ msg }) => ({ idFor: msg.idFor, rights: msg.scm[0]?.rights ?? [] }));
+  const facts = { holder: (id: number) => holders.get(id), carriers: carriersOf(packets) };
+  for (const { entry, owner, efd, where } of files.epolls) {
+    if (!entry.tfd.length) continue;
+    const home = homeOf(entry.id, facts);
+    if (home === undefined) throw new CryoError(`${where}: no task of the tree holds it or a socket it waits in, so its watches cannot be made again`);
+    const fds = (files.taskFds.get(home) ?? []).map((f) => f.fd);
+    let inodes: Map<number, number[]> | undefined; // the home's fds by inode, read once if a target moved
+    const byInode = () => {
+      if (!inodes) {
+        inodes = new Map();
+        for (const fd of fds) {
+          try {
+            const ino = Number(statSync(`/proc/${home}/fd/${fd}`).ino);
+            inodes.set(ino, [...(inodes.get(ino) ?? []), fd]);
+          } catch {
+            /* not stat-able (an fd being closed): not a candidate */
+          }
+        }
+      }
+      return inodes;
+    };
+    const used = new Set<number>();
+    const toff = offsets(entry.tfd);
+    entry.tfd.forEach((t, i) => {
+      const same = (fd: number) => {
+        const r = kcmpEpollTfd(home, fd, owner, efd, t.tfd, toff[i]!);
+        if (r === -EINVAL || r === -ENOSYS) return 'no-kcmp' as const;
+        return r === 0;
+      };
+      const first = fds.includes(t.tfd) && !used.has(t.tfd) ? same(t.tfd) : false;
+      if (first === 'no-kcmp') {
+        // A kernel without KCMP_EPOLL_TFD: the registered fd must still hold a file of that inode.
+        if (!(byInode().get(Number(t.inode)) ?? []).includes(t.tfd)) {
+          throw new CryoError(`${where}: watches fd ${t.tfd}, which task ${home} no longer holds, and this kernel has no kcmp(KCMP_EPOLL_TFD) to find the file`);
+        }
+        used.add(t.tfd);
+        return;
+      }
+      const holding = first ? [t.tfd] : (byInode().get(Number(t.inode)) ?? []).filter((c) => same(c) === true);
+      const fd = holding.find((c) => !used.has(c));
+      if (fd === undefined) {
+        const why = holding.length ? `every fd of it in task ${home} stands for another watch of it already` : `task ${home} holds it in no fd`;
+        throw new CryoError(`${where}: watches a file (inode ${t.inode}, registered as fd ${t.tfd}) and ${why}; the watch cannot be made again`);
+      }
+      used.add(fd);
+      t.tfd = fd;
+    });
+  }
+}

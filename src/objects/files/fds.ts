@@ -4,7 +4,7 @@
 import { closeSync, readdirSync, readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { create, FdinfoEntrySchema, FdTypes, type FdinfoEntry, type FileEntry } from '../../images/index.js';
 import { parseFdinfo } from '../../proc/fdinfo.js';
-import { O, FD_CLOEXEC, pidfdOpen, pidfdGetfd, dupCloexec } from '../../sys/index.js';
+import { O, FD_CLOEXEC, SO, SOL_SOCKET, pidfdOpen, pidfdGetfd, dupCloexec, sock } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { CheckFilesEnv, DumpFilesEnv, FdKind, FdProbe, RestoreFilesEnv } from './kind.js';
 import { regular } from './reg.js';
@@ -31,6 +31,20 @@ function kindName(st: Stats, link: string): string {
   if (st.isBlockDevice()) return 'block device';
   if (link.startsWith('anon_inode:')) return link.slice('anon_inode:'.length);
   return link;
+}
+
+const FAMILIES: Record<number, string> = { 2: 'inet', 10: 'inet6', 16: 'netlink', 17: 'packet', 38: 'alg', 40: 'vsock' };
+const PROTOCOLS: Record<number, string> = { 6: 'TCP', 17: 'UDP', 1: 'ICMP', 58: 'ICMPv6', 132: 'SCTP', 255: 'raw' };
+
+/** A socket of a family cryo has no kind for: its family and what it is ("an inet socket (TCP)"). */
+function socketFamily(p: FdProbe): { name: string; what: string } | undefined {
+  const domain = sock.getsockoptInt(p.copy(), SOL_SOCKET, SO.DOMAIN);
+  const name = domain === undefined ? undefined : FAMILIES[domain] ?? `family ${domain}`;
+  if (name === undefined) return undefined;
+  const proto = sock.getsockoptInt(p.copy(), SOL_SOCKET, SO.PROTOCOL);
+  const inet = name === 'inet' || name === 'inet6';
+  const detail = inet && proto !== undefined && PROTOCOLS[proto] ? ` (${PROTOCOLS[proto]})` : '';
+  return { name, what: `${/^[aeio]/.test(name) ? 'an' : 'a'} ${name} socket${detail}` };
 }
 
 /** One fd of a task, as the kinds see it. */
@@ -70,6 +84,8 @@ function dumpFd(pid: number, fd: number, env: DumpFilesEnv): { kind: FdKind; id:
   try {
     const kind = FD_KINDS.find((k) => k.match(p));
     if (!kind) {
+      const family = p.st.isSocket() ? socketFamily(p) : undefined;
+      if (family) throw new CryoError(`task ${pid}: fd ${fd} is ${family.what} (${p.link}): ${family.name} sockets are not supported yet`);
       throw new CryoError(`task ${pid}: fd ${fd} is a ${kindName(p.st, p.link)} (${p.link}), which cryo does not support yet`);
     }
     // dup()ed and inherited fds share one open file description: one entry.
@@ -99,6 +115,7 @@ export function dumpFds(pid: number, base: Omit<DumpFilesEnv, 'dumpOwn'>): Fdinf
     }
     env.files.locks.push(...locks);
   }
+  env.files.taskFds.set(pid, out);
   return out;
 }
 
@@ -133,6 +150,11 @@ export function checkFileEntries(env: CheckFilesEnv): void {
 /** The name of the kind that restores fds of this type, if cryo has one. */
 export function fdKindName(type: FdTypes): string | undefined {
   return FD_KINDS.find((k) => k.type === type)?.name;
+}
+
+/** Whether the file's kind has work for when every fd of its task is in place. */
+export function hasAfterPlant(fe: FileEntry): boolean {
+  return FD_KINDS.find((k) => k.type === fe.type)?.afterPlant !== undefined;
 }
 
 /** Work a kind leaves for when every fd of the task is in place (epoll targets). */

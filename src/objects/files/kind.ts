@@ -31,6 +31,8 @@ export interface DumpFilesEnv {
   ghostLimit: number;
   /** --link-remap: a file deleted but still linked elsewhere is kept by a link_remap.N link. */
   linkRemap: boolean;
+  /** --evasive-devices: a device file may be dumped by a path that now names another node of its device. */
+  evasiveDevices: boolean;
   /** --file-locks: locks are dumped; without it a held lock fails the dump. */
   fileLocks: boolean;
   /** The task's pid in its own pid namespace (lock owners are written so). */
@@ -44,7 +46,7 @@ export interface DumpFilesEnv {
 }
 
 /** What recording a regular file (of an fd or a mapping) needs of the dump. */
-export type RegDumpEnv = Pick<DumpFilesEnv, 'files' | 'ghostLimit' | 'linkRemap'>;
+export type RegDumpEnv = Pick<DumpFilesEnv, 'files' | 'ghostLimit' | 'linkRemap' | 'evasiveDevices'>;
 
 /** A deleted file to recreate (ghost-file image), by its remap id. */
 export interface Ghost {

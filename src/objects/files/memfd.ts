@@ -4,7 +4,7 @@
 // fd and every mapping, pointing at the inode. On restore each inode is made once
 // (memfd_create, contents, owner) and every fd and mapping opens that one inode;
 // seals go on last, once every mapping exists.
-import { openSync, closeSync, readSync, writeSync, ftruncateSync, fchownSync, fchmodSync, statfsSync } from 'node:fs';
+import { openSync, closeSync, readSync, writeSync, ftruncateSync, fchownSync, fchmodSync, fstatSync, statfsSync } from 'node:fs';
 import {
   create, FdTypes, FileEntrySchema, MemfdFileEntrySchema, MemfdInodeEntrySchema, PagemapHeadSchema,
   PagemapEntrySchema, PE_PRESENT, PE_PARENT, isFieldSet,
@@ -12,15 +12,20 @@ import {
 } from '../../images/index.js';
 import { noFown } from './table.js';
 import { writePages, type PagesSink } from '../pages.js';
-import { NR, O, F, MFD, F_SEAL, SEEK_DATA, SEEK_HOLE, PAGE_SIZE, SysError, syscall, memfdCreate, dupCloexec } from '../../sys/index.js';
+import { NR, O, F, MFD, F_SEAL, SEEK_DATA, SEEK_HOLE, PAGE_SIZE, MAP_HUGE_SHIFT, SysError, syscall, memfdCreate, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { badFile, hexId, partOf, type FdKind } from './kind.js';
 import type { FileTable } from './table.js';
+import { fillMapped } from '../shmem.js';
 
 const PREFIX = '/memfd:';
 const DELETED = ' (deleted)';
 const TMPFS_MAGIC = 0x01021994;
+const HUGETLBFS_MAGIC = 0x958458f6;
 const CHUNK = 1 << 20;
+/** How the kernel names the file behind MAP_SHARED|MAP_ANONYMOUS and behind MAP_HUGETLB memory. */
+const ANON_SHMEM_LINK = '/dev/zero (deleted)';
+const ANON_HUGE_LINK = '/anon_hugepage (deleted)';
 
 /** Where a memfd is seen from: its /proc link and a /proc path that opens it. */
 export interface MemfdSource {
@@ -32,9 +37,48 @@ export interface MemfdSource {
   what: string;
 }
 
-/** Is this /proc link a memfd? (A hugetlb one is, but is refused when dumped.) */
+/** Is this /proc link a memfd? */
 export function isMemfdLink(link: string): boolean {
   return link.startsWith(PREFIX);
+}
+
+/** The device of the kernel's internal tmpfs, which holds memfds and shared anonymous memory. */
+function shmemDev(): number {
+  const fd = memfdCreate('cryo-shmem-dev', MFD.CLOEXEC);
+  try {
+    return fstatSync(fd).dev;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Is the file behind this link a shmem object of the kernel's own: a memfd, the
+ * object of MAP_SHARED|MAP_ANONYMOUS memory, or of MAP_HUGETLB memory (reached
+ * through /proc/PID/map_files or an fd opened there)? Such a file has no name
+ * anywhere: it is kept as a memfd, as CRIU does, never as a deleted file.
+ */
+export function isShmemObject(link: string, path: string, st: { dev: number }): boolean {
+  if (isMemfdLink(link)) return true;
+  if (link === ANON_SHMEM_LINK) return st.dev === shmemDev();
+  if (link === ANON_HUGE_LINK) return statfsSync(path).type === HUGETLBFS_MAGIC;
+  return false;
+}
+
+/** Is this link the object of shared anonymous memory (not a memfd)? */
+export function isAnonShmemLink(link: string): boolean {
+  return link === ANON_SHMEM_LINK || link === ANON_HUGE_LINK;
+}
+
+/**
+ * MFD_HUGETLB plus the page size bits (MFD_HUGE_*, the same as MAP_HUGE_*) of a
+ * shmem object on hugetlbfs, 0 for one on tmpfs; anything else is refused.
+ */
+export function hugetlbFlagOf(path: string, pid: number, what: string, link: string): number {
+  const sf = statfsSync(path);
+  if (sf.type === TMPFS_MAGIC) return 0;
+  if (sf.type === HUGETLBFS_MAGIC) return MFD.HUGETLB | (Math.log2(sf.bsize) << MAP_HUGE_SHIFT);
+  throw new CryoError(`task ${pid}: ${what} (${link}) is on neither tmpfs nor hugetlbfs (filesystem 0x${sf.type.toString(16)})`);
 }
 
 /** The memfd.img entry of the memfd's inode (made on first sight); returns its inode id. */
@@ -42,10 +86,9 @@ function inodeOf(src: MemfdSource, files: FileTable): number {
   const key = `${src.st.dev}:${src.st.ino}`;
   const have = files.memfdInodes.get(key);
   if (have) return Number(have.entry.inodeId);
-  if (statfsSync(src.proc).type !== TMPFS_MAGIC) {
-    throw new CryoError(`task ${src.pid}: ${src.what} is a hugetlb memfd (${src.link}), which cryo does not support yet`);
-  }
-  let name = src.link.slice(PREFIX.length);
+  const hugetlbFlag = hugetlbFlagOf(src.proc, src.pid, src.what, src.link);
+  // A memfd's own name; shared anonymous memory is named as the kernel does ("/dev/zero"), as CRIU.
+  let name = isMemfdLink(src.link) ? src.link.slice(PREFIX.length) : src.link;
   if (name.endsWith(DELETED)) name = name.slice(0, -DELETED.length);
   // Kept open until the contents are written at the end of the dump (an fd in flight
   // in a socket queue has no /proc path that lasts).
@@ -60,7 +103,7 @@ function inodeOf(src: MemfdSource, files: FileTable): number {
   const entry = create(MemfdInodeEntrySchema, {
     // shmid: the inode number, as for shared anonymous memory (pagemap-shmem-INO.img).
     name, uid: src.st.uid, gid: src.st.gid, size: BigInt(src.st.size), shmid: src.st.ino, seals,
-    inodeId: BigInt(files.memfdInodes.size + 1), mode: src.st.mode,
+    inodeId: BigInt(files.memfdInodes.size + 1), mode: src.st.mode, ...(hugetlbFlag ? { hugetlbFlag } : {}),
   });
   files.memfdInodes.set(key, { entry, fd });
   return Number(entry.inodeId);
@@ -83,7 +126,7 @@ export function dumpMemfdMapping(src: MemfdSource, fdflags: number, files: FileT
 export const memfd: FdKind = {
   name: 'memfd',
   type: FdTypes.MEMFD,
-  match: (p) => p.st.isFile() && isMemfdLink(p.link),
+  match: (p) => p.st.isFile() && isShmemObject(p.link, `/proc/${p.pid}/fd/${p.fd}`, p.st),
   dump(p, env) {
     const src = { pid: p.pid, proc: `/proc/${p.pid}/fd/${p.fd}`, link: p.link, st: p.st, what: `fd ${p.fd}` };
     return addEntry(env.files, p.info.flags & ~O.CLOEXEC, p.info.pos, inodeOf(src, env.files));
@@ -126,13 +169,16 @@ function dataRuns(fd: number, size: number): Array<[number, number]> {
 
 /**
  * Write memfd.img and every memfd's contents (through cryo's fd of each, taken when
- * it was first seen). Returns the pages they span and the pages written.
+ * it was first seen), but for the shared anonymous memory objects in `written` whose
+ * contents are saved already (a private mapping or an fd of one is a memfd entry of
+ * the same shmid). Returns the pages they span and the pages written.
  */
-export function writeMemfds(dir: ImageDir, files: FileTable, newPagesId: () => number): { scanned: number; written: number } {
+export function writeMemfds(dir: ImageDir, files: FileTable, newPagesId: () => number, done: ReadonlySet<bigint>): { scanned: number; written: number } {
   if (files.memfdInodes.size === 0) return { scanned: 0, written: 0 };
   let written = 0;
   let scanned = 0;
   for (const { entry, fd } of files.memfdInodes.values()) {
+    if (done.has(BigInt(entry.shmid))) continue;
     scanned += Math.ceil(Number(entry.size) / 4096);
     written += writeShmemObject(dir, fd, Number(entry.size), BigInt(entry.shmid), newPagesId);
   }
@@ -205,7 +251,11 @@ export class MemfdInodes {
    * @param contents pagemap-shmem images, by shmid
    * @param pagesFd cryo's fd of pages-N.img
    */
-  constructor(entries: MemfdInodeEntry[], private readonly contents: Map<number, ShmemContents>, private readonly pagesFd: (id: number) => number) {
+  constructor(
+    entries: MemfdInodeEntry[], private readonly contents: Map<number, ShmemContents>, private readonly pagesFd: (id: number) => number,
+    /** cryo's fd of the shared anonymous memory object of this shmid, if the images have one (not to be closed). */
+    private readonly anonObject: (shmid: bigint) => number | undefined = () => undefined,
+  ) {
     for (const e of entries) this.inodes.set(Number(e.inodeId), e);
   }
 
@@ -238,9 +288,16 @@ export class MemfdInodes {
     if (have !== undefined) return have;
     const e = this.inodes.get(id);
     if (!e) throw new CryoError(`memfd inode ${id} is missing from memfd.img`);
+    // Shared anonymous memory mapped privately too (or open): the one object of its shared mappings.
+    const anon = this.anonObject(BigInt(e.shmid));
+    if (anon !== undefined) {
+      const fd = dupCloexec(anon);
+      this.fds.set(id, fd);
+      return fd;
+    }
     // Seals go on at the very end (F_SEAL_WRITE and co. would stop us here); a memfd
     // sealed with F_SEAL_SEAL alone is one made without MFD_ALLOW_SEALING.
-    const flags = MFD.CLOEXEC | (e.seals === F_SEAL.SEAL ? 0 : MFD.ALLOW_SEALING);
+    const flags = MFD.CLOEXEC | (e.seals === F_SEAL.SEAL ? 0 : MFD.ALLOW_SEALING) | (e.hugetlbFlag ?? 0);
     let fd: number;
     try {
       fd = memfdCreate(e.name, flags);
@@ -258,7 +315,9 @@ export class MemfdInodes {
     const size = Number(e.size);
     ftruncateSync(fd, size);
     const c = this.contents.get(e.shmid);
-    if (c && size) fillShmem(fd, size, c, this.pagesFd);
+    // hugetlbfs cannot be written to: its pages go in through a mapping.
+    if (c && size && e.hugetlbFlag) fillMapped(fd, size, c, this.pagesFd, `memfd:${e.name}`);
+    else if (c && size) fillShmem(fd, size, c, this.pagesFd);
   }
 
   /** Once every mapping is in place: the seals (F_SEAL_FUTURE_WRITE would forbid writable mappings). */

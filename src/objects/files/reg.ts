@@ -11,7 +11,8 @@ import {
 } from '../../images/index.js';
 import { O, NR, AT_FDCWD, AT_SYMLINK_FOLLOW, SysError, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { badFile, major, partOf, type RegDumpEnv, type FdKind } from './kind.js';
+import { badFile, major, minor, partOf, type RegDumpEnv, type FdKind } from './kind.js';
+import { isShmemObject } from './memfd.js';
 
 const MEM_MAJOR = 1;
 const DELETED = ' (deleted)';
@@ -19,9 +20,9 @@ const DELETED = ' (deleted)';
 export const regular: FdKind = {
   name: 'regular file',
   type: FdTypes.REG,
-  // Not memfds: they look like deleted files but have a name, seals and no directory.
+  // Not memfds (nor shared anonymous memory): they look like deleted files but have a name, seals and no directory.
   match: (p) =>
-    ((p.st.isFile() && !p.link.startsWith('/memfd:')) || p.st.isDirectory() || (p.st.isCharacterDevice() && major(p.st.rdev) === MEM_MAJOR)),
+    ((p.st.isFile() && !isShmemObject(p.link, `/proc/${p.pid}/fd/${p.fd}`, p.st)) || p.st.isDirectory() || (p.st.isCharacterDevice() && major(p.st.rdev) === MEM_MAJOR)),
   dump(p, env) {
     return dumpRegFile(
       { pid: p.pid, proc: `/proc/${p.pid}/fd/${p.fd}`, link: p.link, st: p.st, what: `fd ${p.fd}` },
@@ -105,6 +106,7 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
   if (deleted && !src.st.isFile()) {
     throw new CryoError(`task ${src.pid}: ${src.what} is the deleted ${src.link}, which cryo does not support yet`);
   }
+  if (!deleted && (src.st.isCharacterDevice() || src.st.isBlockDevice())) checkDevicePath(src, name, env.evasiveDevices);
   // As CRIU: the size of a regular file is kept to check on restore that it is the
   // same file, but for one open O_WRONLY|O_APPEND (a log), which may grow meanwhile.
   const size = src.st.isFile() && !isAppendOnly(init.flags) ? { size: BigInt(src.st.size) } : {};
@@ -116,6 +118,28 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
     else dumpLinkRemap(src, name, id, env);
   }
   return id;
+}
+
+/**
+ * A device file is reopened by its path on restore: that path must still lead to
+ * it (CRIU: "Unaccessible path opened"). With --evasive-devices another node of
+ * the same device there will do (/dev rebuilt, or a new devtmpfs over it).
+ */
+function checkDevicePath(src: RegSource, name: string, evasive: boolean): void {
+  let now: Stats;
+  try {
+    now = statSync(name);
+  } catch (e) {
+    throw new CryoError(`task ${src.pid}: ${src.what} is the device ${name}, which that path no longer reaches (${(e as NodeJS.ErrnoException).code})`);
+  }
+  if (now.dev === src.st.dev && now.ino === src.st.ino) return;
+  const sameDevice = now.rdev === src.st.rdev && now.isCharacterDevice() === src.st.isCharacterDevice() && now.isBlockDevice() === src.st.isBlockDevice();
+  if (evasive && sameDevice) return;
+  const dev = (st: Stats) => `${major(st.rdev)}:${minor(st.rdev)}`;
+  throw new CryoError(
+    `task ${src.pid}: ${src.what} is the device ${dev(src.st)} opened as ${name}, but that path now names another ` +
+    (sameDevice ? 'node of the same device (dump with --evasive-devices to take it)' : `file (${now.isCharacterDevice() || now.isBlockDevice() ? `device ${dev(now)}` : 'not that device'})`),
+  );
 }
 
 /** No link left: the contents go into ghost-file-N.img (once per inode, up to --ghost-limit). */

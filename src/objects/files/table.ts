@@ -4,7 +4,7 @@ import { kcmp } from '../../sys/index.js';
 import type { UnixDump } from './unix.js';
 import {
   create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, type TtyInfoEntry, type GhostFileEntry, type FileLockEntry,
-  type RemapFilePathEntry, type MemfdInodeEntry, type TtyDataEntry, RegFileEntrySchema, FownEntrySchema, type FownEntry,
+  type RemapFilePathEntry, type MemfdInodeEntry, type TtyDataEntry, type EventpollFileEntry, type FdinfoEntry, RegFileEntrySchema, FownEntrySchema, type FownEntry,
 } from '../../images/index.js';
 
 /** The owner of a file's signals (F_SETOWN) as cryo writes it: none. */
@@ -50,6 +50,10 @@ export class FileTable {
   readonly fifoData: Array<{ pipeId: number; data: Buffer; size: number }> = [];
   /** Unix sockets: sock_diag's view and what was dumped (made at the first socket). */
   unix?: UnixDump;
+  /** Epolls dumped, whose targets are matched with the fds of their home task once the tree is dumped (epoll.ts). */
+  readonly epolls: Array<{ entry: EventpollFileEntry; owner: number; efd: number; where: string }> = [];
+  /** The fds of every task dumped, in dump (pstree) order, by pid. */
+  readonly taskFds = new Map<number, FdinfoEntry[]>();
   /** Pipes whose data was already taken (by inode). */
   readonly pipesSeen = new Set<number>();
   /** Open file descriptions seen so far, by inode: fds sharing one get one id. */

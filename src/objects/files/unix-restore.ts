@@ -2,13 +2,17 @@
 // and the clients waiting on it, a queue refilled through the peer), so at the
 // first one cryo builds every unix socket of the images at once, in an order
 // where each step finds what it needs: connected pairs, then names and
-// listeners, then connections, then queues, shutdowns and options.
-import { lstatSync, unlinkSync, chmodSync, lchownSync, closeSync } from 'node:fs';
+// listeners, then options and queues, then connections by name, then
+// shutdowns. A socket whose queue no peer of the tree can refill (its peer
+// closed, or it is a datagram socket others only send to) gets a pair of its
+// own, whose other end sends the queue and goes, as CRIU's fake queuers.
+import { closeSync } from 'node:fs';
 import { ImageError, type FileEntry, type SkPacketEntry, type UnixSkEntry } from '../../images/index.js';
 import { F, NR, O, SHUT, SO, SOCK, SOL_SOCKET, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { badFile, hexId, partOf, type CheckFilesEnv, type RestoreFilesEnv } from './kind.js';
 import { restoreSockOpts } from './sockopts.js';
+import { bindName, clearName, closeGhosts, connectTo, isPath, show } from './unix-names.js';
 
 export interface UnixRestore {
   /** Queued packets, by the file id of the socket they wait in. */
@@ -22,72 +26,27 @@ export interface UnixRestore {
 /** UnixSkEntry.uflags: a socket outside the tree, written so its peers can reach it. */
 export const USK_EXTERN = 1;
 
-const isPath = (n: Uint8Array) => n.length > 0 && n[0] !== 0;
-const pathOf = (n: Uint8Array) => Buffer.from(n).toString().replace(/\0+$/, '');
-const show = (ue: UnixSkEntry) => (!ue.name.length ? `unix socket ${ue.ino}` : `unix socket ${ue.ino} (${isPath(ue.name) ? pathOf(ue.name) : '@' + Buffer.from(ue.name.subarray(1)).toString()})`);
-
-/** Run `fn` in the directory a relative name was bound in. */
-function inDir<T>(ue: UnixSkEntry, fn: () => T): T {
-  if (!isPath(ue.name) || ue.name[0] === 0x2f /* / */ || !ue.nameDir) return fn();
-  const back = process.cwd();
-  process.chdir(ue.nameDir);
-  try {
-    return fn();
-  } finally {
-    process.chdir(back);
-  }
-}
-
-/** A socket file left behind by the dumped socket is in the way of bind(). */
-function clearName(ue: UnixSkEntry): void {
-  if (!isPath(ue.name)) return;
-  inDir(ue, () => {
-    const p = pathOf(ue.name);
-    try {
-      if (lstatSync(p).isSocket()) unlinkSync(p);
-    } catch {
-      /* nothing there */
-    }
-  });
-}
-
-function bind(fd: number, ue: UnixSkEntry): void {
-  inDir(ue, () => {
-    try {
-      sock.bindUnix(fd, ue.name);
-    } catch (e) {
-      throw new CryoError(`cannot bind ${show(ue)}: ${(e as Error).message}`);
-    }
-    if (isPath(ue.name) && ue.filePerms) {
-      const p = pathOf(ue.name);
-      chmodSync(p, ue.filePerms.mode & 0o7777);
-      lchownSync(p, ue.filePerms.uid, ue.filePerms.gid);
-    }
-  });
-}
-
-function connect(fd: number, ue: UnixSkEntry, to: UnixSkEntry): void {
-  const r = inDir(to, () => sock.connectUnix(fd, to.name));
-  if (r < 0) throw new CryoError(`cannot connect ${show(ue)} to ${show(to)}: errno ${-r}`);
-}
-
-/** A connected stream pair where `srv` came from accept() and carries its listener's name. */
-function acceptedPair(srv: UnixSkEntry, cli: UnixSkEntry): [number, number] {
+/**
+ * A connected stream pair where `srv` came from accept() and carries its
+ * listener's name; `cli` is the other end (undefined: an end made to be closed).
+ */
+function acceptedPair(srv: UnixSkEntry, cli: UnixSkEntry | undefined, ghosts: Map<number, number>): [number, number] {
   const l = sock.socket(1 /* AF_UNIX */, srv.type);
+  let ghost: number | undefined;
   try {
-    clearName(srv);
-    bind(l, srv);
+    ghost = bindName(l, srv);
     sock.listen(l, 1);
-    const c = sock.socket(1, cli.type);
-    if (cli.name.length) {
-      clearName(cli);
-      bind(c, cli);
+    const c = sock.socket(1, srv.type);
+    if (cli?.name.length) {
+      const g = bindName(c, cli);
+      if (g !== undefined) ghosts.set(cli.ino, g);
     }
-    connect(c, cli, srv);
+    connectTo(c, cli ?? srv, srv, ghost);
     return [sock.accept(l), c];
   } finally {
     closeSync(l);
-    clearName(srv);
+    if (ghost !== undefined) closeSync(ghost);
+    else clearName(srv);
   }
 }
 
@@ -95,99 +54,112 @@ function acceptedPair(srv: UnixSkEntry, cli: UnixSkEntry): [number, number] {
 export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixRestore): void {
   const byIno = new Map(all.map((ue) => [ue.ino, ue]));
   const fds = u.fds;
+  /** The other end of a pair made for a socket whose queue no peer refills: it sends the queue, then goes. */
   const fakePeers = new Map<number, number>();
+  /** O_PATH fds of the sockets bound to names whose file is gone, for connecting to them. */
+  const ghosts = new Map<number, number>();
+  /** Sockets whose name is in place (accepted ones carry their listener's). */
+  const named = new Set<number>();
   const inherited = (ue: UnixSkEntry) => env.inherited.has(`socket:[${ue.ino}]`);
   const inTree = (ue: UnixSkEntry) => !(ue.uflags & USK_EXTERN) && !inherited(ue);
   const own = all.filter(inTree);
-  // 1. Connected pairs with both ends in the tree.
-  const paired = new Set<number>();
-  const listenerNames = new Set(own.filter((x) => x.state === TCP_LISTEN).map((x) => Buffer.from(x.name).toString('hex')));
-  for (const a of own) {
-    if (fds.has(a.ino) || a.state !== TCP_ESTABLISHED) continue;
-    const b = byIno.get(a.peer);
-    if (b && inTree(b) && b.peer === a.ino && !fds.has(b.ino)) {
-      const named = [a, b].filter((x) => x.name.length);
-      if (a.type !== SOCK.DGRAM && named.length) {
-        // The accepted end carries its listener's name.
-        const srv = named.find((x) => listenerNames.has(Buffer.from(x.name).toString('hex'))) ?? named[0]!;
-        const cli = srv === a ? b : a;
-        const [s, c] = acceptedPair(srv, cli);
-        fds.set(srv.ino, s);
-        fds.set(cli.ino, c);
-      } else if (!named.length) {
-        const [x, y] = sock.socketpair(a.type);
+  const queued = (ue: UnixSkEntry) => (u.queues.get(ue.id)?.length ?? 0) > 0;
+  /** Its peer in the tree, connected back to it: the two are made as one pair. */
+  const mutual = (ue: UnixSkEntry) => {
+    const b = ue.state === TCP_ESTABLISHED ? byIno.get(ue.peer) : undefined;
+    return b && b !== ue && inTree(b) && b.peer === ue.ino ? b : undefined;
+  };
+  try {
+    // 1. Connected pairs with both ends in the tree; pairs for queues no peer refills.
+    const paired = new Set<number>();
+    const faked = new Set<number>();
+    const listenerNames = new Set(own.filter((x) => x.state === TCP_LISTEN).map((x) => Buffer.from(x.name).toString('hex')));
+    for (const a of own) {
+      if (fds.has(a.ino)) continue;
+      const b = mutual(a);
+      if (b && !fds.has(b.ino)) {
+        const srvs = [a, b].filter((x) => x.name.length);
+        if (a.type !== SOCK.DGRAM && srvs.length) {
+          // The accepted end carries its listener's name.
+          const srv = srvs.find((x) => listenerNames.has(Buffer.from(x.name).toString('hex'))) ?? srvs[0]!;
+          const cli = srv === a ? b : a;
+          const [s, c] = acceptedPair(srv, cli, ghosts);
+          fds.set(srv.ino, s);
+          fds.set(cli.ino, c);
+          named.add(srv.ino).add(cli.ino);
+        } else {
+          // Datagram pairs are bound to their names below.
+          const [x, y] = sock.socketpair(a.type);
+          fds.set(a.ino, x);
+          fds.set(b.ino, y);
+        }
+        paired.add(a.ino).add(b.ino);
+      } else if (a.state === TCP_ESTABLISHED && !a.peer && a.type !== SOCK.DGRAM) {
+        // Its peer closed: a pair whose other end goes once the queue is back.
+        const [x, y] = a.name.length ? acceptedPair(a, undefined, ghosts) : sock.socketpair(a.type);
         fds.set(a.ino, x);
-        fds.set(b.ino, y);
-      } else {
-        continue; // named datagram sockets: bound, then connected by name below
+        fakePeers.set(a.ino, y);
+        faked.add(a.ino);
+        named.add(a.ino);
+      } else if (a.type === SOCK.DGRAM && queued(a)) {
+        // Sent to by others (or by a peer now gone): its own end lets go of the pair at once.
+        const [x, y] = sock.socketpair(SOCK.DGRAM);
+        sock.disconnect(x);
+        fds.set(a.ino, x);
+        fakePeers.set(a.ino, y);
       }
-      paired.add(a.ino).add(b.ino);
-    } else if (!a.peer && a.type !== SOCK.DGRAM) {
-      // Its peer closed: a pair whose other end goes once the queue is back.
-      const [x, y] = sock.socketpair(a.type);
-      fds.set(a.ino, x);
-      fakePeers.set(a.ino, y);
     }
-  }
-  // 2. The rest, bound to their names; listeners listen.
-  for (const ue of own) {
-    if (fds.has(ue.ino)) continue;
-    const fd = sock.socket(1, ue.type);
-    fds.set(ue.ino, fd);
-    if (ue.name.length) {
-      clearName(ue);
-      bind(fd, ue);
+    // 2. The rest; names bound; listeners listen.
+    for (const ue of own) {
+      if (!fds.has(ue.ino)) fds.set(ue.ino, sock.socket(1, ue.type));
+      if (!named.has(ue.ino)) {
+        const g = bindName(fds.get(ue.ino)!, ue);
+        if (g !== undefined) ghosts.set(ue.ino, g);
+        named.add(ue.ino);
+      }
+      if (ue.state === TCP_LISTEN) sock.listen(fds.get(ue.ino)!, ue.backlog);
     }
-    if (ue.state === TCP_LISTEN) sock.listen(fd, ue.backlog);
-  }
-  // 3. Connections by name: clients waiting on a listener, datagram sockets.
-  for (const ue of own) {
-    if (!ue.peer || ue.state !== TCP_ESTABLISHED) continue;
-    const to = byIno.get(ue.peer);
-    if (!to) throw new CryoError(`${show(ue)}: its peer ${ue.peer} was outside the tree; give the socket with --inherit-fd fd[N]:socket:[${ue.ino}]`);
-    if (paired.has(ue.ino) || inherited(to)) continue;
-    if (!inTree(to) && !u.extUnixSk) throw new CryoError(`${show(ue)} was connected to ${show(to)} outside the tree; restore with --ext-unix-sk`);
-    connect(fds.get(ue.ino)!, ue, to);
-  }
-  // 4. Names that were unlinked while bound.
-  for (const ue of own) {
-    if (ue.deleted && isPath(ue.name)) inDir(ue, () => unlinkSync(pathOf(ue.name)));
-  }
-  // 5. Options first: the buffer sizes bound how much a queue can take.
-  for (const ue of own) if (ue.opts) restoreSockOpts(fds.get(ue.ino)!, ue.opts);
-  // 6. Queued data, sent by whoever can reach the socket.
-  for (const ue of own) {
-    const q = u.queues.get(ue.id);
-    if (!q?.length) continue;
-    const peer = byIno.get(ue.peer);
-    let from = fakePeers.get(ue.ino) ?? (peer && peer.peer === ue.ino ? fds.get(peer.ino) : undefined);
-    let to: Uint8Array | undefined;
-    let tmp: number | undefined;
-    if (from === undefined) {
-      if (ue.type !== SOCK.DGRAM || !ue.name.length) throw new CryoError(`${show(ue)}: no way to put its queued data back`);
-      from = tmp = sock.socket(1, SOCK.DGRAM);
-      to = ue.name;
-    }
-    // A sender cryo made holds what it sent until it is read: room for all of it.
-    const bytes = q.reduce((n, p) => n + p.data.length + 1024, 0);
-    if (tmp !== undefined || fakePeers.has(ue.ino)) sock.setsockoptInt(from, SOL_SOCKET, SO.SNDBUFFORCE, bytes);
-    try {
+    // 3. Options first: the buffer sizes bound how much a queue can take.
+    for (const ue of own) if (ue.opts) restoreSockOpts(fds.get(ue.ino)!, ue.opts);
+    // 4. Queued data, sent by the peer or by the pair made for it. Before any
+    //    connection by name: a datagram socket takes packets only from its peer once it has one.
+    for (const ue of own) {
+      const q = u.queues.get(ue.id);
+      if (!q?.length) continue;
+      const fake = fakePeers.get(ue.ino);
+      const peer = mutual(ue);
+      const from = fake ?? (peer ? fds.get(peer.ino) : undefined);
+      if (from === undefined) throw new CryoError(`${show(ue)}: no way to put its queued data back`);
+      // A sender cryo made holds what it sent until it is read: room for all of it.
+      if (fake !== undefined) sock.setsockoptInt(from, SOL_SOCKET, SO.SNDBUFFORCE, q.reduce((n, p) => n + p.data.length + 1024, 0));
       for (const { msg, data } of q) {
         const rights = (msg.scm[0]?.rights ?? []).map((id) => env.openId(id));
-        const n = inDir(ue, () => sock.sendMsg(from!, data, rights, to));
+        const n = sock.sendMsg(from, data, rights);
         if (n !== data.length) throw new CryoError(`${show(ue)}: only ${n} of ${data.length} queued bytes went back`);
       }
-    } finally {
-      if (tmp !== undefined) closeSync(tmp);
     }
-  }
-  for (const f of fakePeers.values()) closeSync(f);
-  // 7. Shutdowns and file flags, last: a shut-down end could not have been refilled.
-  for (const ue of own) {
-    const fd = fds.get(ue.ino)!;
-    const how = [undefined, SHUT.RD, SHUT.WR, SHUT.RDWR][ue.shutdown ?? 0];
-    if (how !== undefined && !fakePeers.has(ue.ino)) sock.shutdown(fd, how);
-    syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, ue.flags & ~(O.CLOEXEC | 3));
+    for (const f of fakePeers.values()) closeSync(f);
+    fakePeers.clear();
+    // 5. Connections by name: clients waiting on a listener, datagram sockets.
+    for (const ue of own) {
+      if (!ue.peer || ue.state !== TCP_ESTABLISHED) continue;
+      const to = byIno.get(ue.peer);
+      if (!to) throw new CryoError(`${show(ue)}: its peer ${ue.peer} was outside the tree; give the socket with --inherit-fd fd[N]:socket:[${ue.ino}]`);
+      if (paired.has(ue.ino) || inherited(to)) continue;
+      if (!inTree(to) && !u.extUnixSk) throw new CryoError(`${show(ue)} was connected to ${show(to)} outside the tree; restore with --ext-unix-sk`);
+      connectTo(fds.get(ue.ino)!, ue, to, ghosts.get(to.ino));
+    }
+    // 6. Shutdowns and file flags, last: a shut-down end could not have been refilled.
+    for (const ue of own) {
+      const fd = fds.get(ue.ino)!;
+      const how = [undefined, SHUT.RD, SHUT.WR, SHUT.RDWR][ue.shutdown ?? 0];
+      // A stream end whose peer closed is shut down by the close of the pair made for it.
+      if (how !== undefined && !faked.has(ue.ino)) sock.shutdown(fd, how);
+      syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, ue.flags & ~(O.CLOEXEC | 3));
+    }
+  } finally {
+    for (const f of fakePeers.values()) closeSync(f);
+    closeGhosts(ghosts);
   }
 }
 
@@ -203,6 +175,7 @@ export function checkUnix(entries: FileEntry[], env: CheckFilesEnv): void {
     if (byIno.has(ue.ino)) throw badFile(fe, `unix socket inode ${ue.ino} is also file id ${hexId(byIno.get(ue.ino)!.id)}`);
     if (![SOCK.STREAM, SOCK.DGRAM, SOCK.SEQPACKET].includes(ue.type as 1)) throw badFile(fe, `unix socket of type ${ue.type}`);
     if (ue.name.length > 108) throw badFile(fe, `unix socket name of ${ue.name.length} bytes`);
+    if (ue.deleted && !isPath(ue.name)) throw badFile(fe, `unix socket ${ue.ino} is marked deleted but has no path name`);
     byIno.set(ue.ino, ue);
   }
   const inherited = (ue: UnixSkEntry) => env.inherited.has(`socket:[${ue.ino}]`);
@@ -223,8 +196,8 @@ export function checkUnix(entries: FileEntry[], env: CheckFilesEnv): void {
     }
     const q = env.skQueues.get(ue.id);
     if (q?.length) {
-      // As buildUnix: through a pair made for a peer that closed, the peer, or the name.
-      const refill = (ue.state === TCP_ESTABLISHED && !ue.peer && ue.type !== SOCK.DGRAM) || (peer && inTree(peer) && peer.peer === ue.ino) || (ue.type === SOCK.DGRAM && ue.name.length);
+      // As buildUnix: through its peer, or a pair made for it (a stream end whose peer closed, any datagram socket).
+      const refill = (ue.state === TCP_ESTABLISHED && !ue.peer && ue.type !== SOCK.DGRAM) || (peer && peer !== ue && inTree(peer) && peer.peer === ue.ino) || ue.type === SOCK.DGRAM;
       if (!refill) throw badFile(fe, `${show(ue)}: no way to put its queued data back`);
     }
   }

@@ -3,10 +3,10 @@
 // options and the queued data, peeked with SO_PEEK_OFF so nothing is consumed.
 // Peers are checked once the whole tree is dumped: a peer outside it is an
 // external socket (--ext-unix-sk, --external unix[ino]) or an error.
-import { closeSync, fstatSync, readlinkSync } from 'node:fs';
+import { closeSync, fstatSync, readlinkSync, statSync } from 'node:fs';
 import { create, FdTypes, FileEntrySchema, SkPacketEntrySchema, ScmEntrySchema, UnixSkEntrySchema, FilePermsEntrySchema, SkOptsEntrySchema, type UnixSkEntry, type SkPacketEntry } from '../../images/index.js';
 import { noFown } from './table.js';
-import { AF, NR, O, SO, SOCK, SOL_SOCKET, SCM_RIGHTS, SIOCUNIXFILE, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall } from '../../sys/index.js';
+import { AF, NR, O, SO, SOCK, SOL_SOCKET, SCM_RIGHTS, SCM_CREDENTIALS, SIOCUNIXFILE, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { DumpFilesEnv, FdKind, FdProbe } from './kind.js';
 import { collectUnixSockets, type UnixDiag } from './unix-diag.js';
@@ -22,6 +22,16 @@ export interface UnixDump {
   byIno: Map<number, { ue: UnixSkEntry; where: string }>;
   /** sk-queues.img: each queued packet and its bytes. */
   queues: Array<{ msg: SkPacketEntry; extra: Buffer }>;
+  /**
+   * The file id of every socket dumped or being dumped, by inode: one socket is
+   * one file, however often it is met (in its own queue, in another's).
+   */
+  ids: Map<number, number>;
+  /**
+   * cryo's copies of the fds in flight, open until the dump ends: kcmp tells
+   * shared files apart by fd number, which a closed copy would hand to the next.
+   */
+  held: number[];
 }
 
 function unixState(files: FileTable): UnixDump {
@@ -29,7 +39,7 @@ function unixState(files: FileTable): UnixDump {
     const diag = collectUnixSockets();
     const listenerOf = new Map<number, number>();
     for (const d of diag.values()) for (const ic of d.icons) if (ic) listenerOf.set(ic, d.ino);
-    files.unix = { diag, listenerOf, byIno: new Map(), queues: [] };
+    files.unix = { diag, listenerOf, byIno: new Map(), queues: [], ids: new Map(), held: [] };
   }
   return files.unix;
 }
@@ -58,13 +68,28 @@ function resolveName(lfd: number, d: UnixDiag, ue: UnixSkEntry): void {
       if (!path.endsWith('/' + name)) throw new CryoError(`unix socket ${d.ino}: cannot tell where its relative name ${name} is (${path})`);
       ue.nameDir = path.slice(0, -name.length - 1) || '/';
     }
+    // A file renamed away from the name (and maybe another bound there since) is
+    // no longer the name's: the name is restored as a removed one, as CRIU's
+    // stat check of the name does, never over what the path holds now.
+    if (!ue.deleted) {
+      const at = name.startsWith('/') ? name : `${ue.nameDir}/${name}`;
+      try {
+        const now = statSync(at);
+        if (now.ino !== st.ino || now.dev !== st.dev) ue.deleted = true;
+      } catch {
+        ue.deleted = true;
+      }
+    }
   } finally {
     closeSync(fd);
   }
 }
 
 /** Copy the socket's queue into sk-queues.img; fds in flight are dumped as files. */
-function dumpQueue(lfd: number, id: number, ino: number, env: DumpFilesEnv, out: UnixDump['queues']): void {
+const cmsgName = (t: number) => ({ [SCM_CREDENTIALS]: "the sender's credentials", 3: 'a security label', 4: "a pidfd of the sender" })[t] ?? `control messages of type ${t}`;
+const cmsgOption = (t: number) => ({ [SCM_CREDENTIALS]: 'SO_PASSCRED', 3: 'SO_PASSSEC', 4: 'SO_PASSPIDFD' })[t] ?? 'an option that asks for them';
+
+function dumpQueue(lfd: number, id: number, ino: number, where: string, env: DumpFilesEnv, out: UnixDump['queues'], held: number[]): void {
   const peekOff = sock.getsockoptInt(lfd, SOL_SOCKET, SO.PEEK_OFF) ?? -1;
   const size = Math.max(sock.getsockoptInt(lfd, SOL_SOCKET, SO.SNDBUF) ?? 0, sock.getsockoptInt(lfd, SOL_SOCKET, SO.RCVBUF) ?? 0, 1 << 16);
   const buf = Buffer.allocUnsafe(size);
@@ -72,16 +97,16 @@ function dumpQueue(lfd: number, id: number, ino: number, env: DumpFilesEnv, out:
   try {
     for (;;) {
       const r = sock.recvPeek(lfd, buf);
-      try {
-        if (r.n === -11 /* EAGAIN */ || r.n === 0) break;
-        if (r.n < 0) throw new CryoError(`unix socket ${ino}: cannot read its queue (errno ${-r.n})`);
-        if (r.truncated) throw new CryoError(`unix socket ${ino}: a queued message is larger than ${size} bytes`);
-        const msg = create(SkPacketEntrySchema, { idFor: id, length: r.n });
-        if (r.fds.length) msg.scm.push(create(ScmEntrySchema, { type: SCM_RIGHTS, rights: r.fds.map((f) => env.dumpOwn(f)) }));
-        out.push({ msg, extra: Buffer.from(buf.subarray(0, r.n)) });
-      } finally {
-        for (const f of r.fds) closeSync(f);
-      }
+      held.push(...r.fds);
+      if (r.n === -11 /* EAGAIN */ || r.n === 0) break;
+      if (r.n < 0) throw new CryoError(`unix socket ${ino}: cannot read its queue (errno ${-r.n})`);
+      if (r.truncated) throw new CryoError(`unix socket ${ino}: a queued message is larger than ${size} bytes`);
+      // The kernel would stamp cryo's own on the messages sent back: refused, as by CRIU.
+      if (r.other.length) throw new CryoError(`${where}: its queued messages carry ${r.other.map(cmsgName).join(', ')} (the socket has ${r.other.map(cmsgOption).join(', ')}), which cannot be put back`);
+      const msg = create(SkPacketEntrySchema, { idFor: id, length: r.n });
+      // Pushed before its fds are dumped: a socket in flight may queue packets of its own.
+      out.push({ msg, extra: Buffer.from(buf.subarray(0, r.n)) });
+      if (r.fds.length) msg.scm.push(create(ScmEntrySchema, { type: SCM_RIGHTS, rights: r.fds.map((f) => env.dumpOwn(f)) }));
     }
   } finally {
     sock.setsockoptInt(lfd, SOL_SOCKET, SO.PEEK_OFF, peekOff);
@@ -95,6 +120,8 @@ export const unixsk: FdKind = {
   dump(p, env) {
     const u = unixState(env.files);
     const ino = Number(p.st.ino);
+    const seen = u.ids.get(ino);
+    if (seen !== undefined) return seen;
     const where = p.pid === process.pid ? `unix socket ${ino} (in flight)` : `task ${p.pid} fd ${p.fd} (unix socket ${ino})`;
     const d = u.diag.get(ino);
     if (!d) throw new CryoError(`${where}: not found by sock_diag (another network namespace?)`);
@@ -102,6 +129,7 @@ export const unixsk: FdKind = {
     if (![TCP_LISTEN, TCP_ESTABLISHED, TCP_CLOSE].includes(d.state)) throw new CryoError(`${where}: state ${d.state} is not supported`);
     const lfd = p.copy();
     const id = env.files.newId();
+    u.ids.set(ino, id);
     const ue = create(UnixSkEntrySchema, {
       id, ino, type: d.type, state: d.state, flags: p.info.flags & ~O.CLOEXEC, uflags: 0,
       backlog: d.state === TCP_LISTEN ? d.wqlen : 0, peer: d.peer,
@@ -122,7 +150,7 @@ export const unixsk: FdKind = {
     if (d.state === TCP_LISTEN && d.icons.includes(0)) {
       throw new CryoError(`${where}: a connection waiting to be accepted was already closed by its client`);
     }
-    if (d.rqlen && d.state !== TCP_LISTEN) dumpQueue(lfd, id, ino, env, u.queues);
+    if (d.rqlen && d.state !== TCP_LISTEN) dumpQueue(lfd, id, ino, where, env, u.queues, u.held);
     u.byIno.set(ino, { ue, where });
     env.files.add(create(FileEntrySchema, { type: FdTypes.UNIXSK, id, usk: ue }));
     return id;
@@ -167,3 +195,8 @@ export function finishUnix(files: FileTable, extUnixSk: boolean, external: strin
   }
 }
 
+
+/** Let go of cryo's copies of the fds in flight (the dump is over, or failed). */
+export function closeUnix(files: FileTable): void {
+  for (const fd of files.unix?.held.splice(0) ?? []) closeSync(fd);
+}

@@ -9,8 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import {
   CriuReqSchema, CriuRespSchema, CriuReqType, CriuOptsSchema, CriuFeaturesSchema, type CriuResp, type CriuFeatures,
-} from './images/index.js';
-import { MSG, SOCK, sock } from './sys/index.js';
+} from '../images/index.js';
+import { MSG, SOCK, sock } from '../sys/index.js';
 
 export type CriuOptsInit = MessageInitShape<typeof CriuOptsSchema>;
 
@@ -40,7 +40,7 @@ export class CryoRpcError extends Error {
   }
 }
 
-const DEFAULT_BINARY = fileURLToPath(new URL('../bin/cryo', import.meta.url));
+const DEFAULT_BINARY = fileURLToPath(new URL('../../bin/cryo', import.meta.url));
 
 interface Connection {
   fd: number;

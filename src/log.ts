@@ -6,8 +6,8 @@
 // `(SS.uuuuuu) `. The log file is created (truncated) with mode 0600. Writes
 // are synchronous so that nothing is lost if the process dies.
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
-import { LOG_INFO, makeLogger, type Logger } from '../context.js';
-import type { Options } from '../options/index.js';
+import { LOG_INFO, makeLogger, type Logger } from './context.js';
+import type { Options } from './options/index.js';
 
 /** CRIU's timestamp: seconds and microseconds since start, fixed width. */
 export function formatTimestamp(elapsedUs: bigint): string {

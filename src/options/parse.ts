@@ -3,8 +3,8 @@
 // effects: files are read through `readFile`, nothing is printed. The runner
 // in main.ts turns the outcome into output and an exit code.
 import { isAbsolute, resolve } from 'node:path';
-import { defaultOptions, type Options } from '../options/index.js';
-import { applyOption, OPTION_TABLE, type OptionSpec } from '../options/table.js';
+import { defaultOptions, type Options } from './index.js';
+import { applyOption, OPTION_TABLE, type OptionSpec } from './table.js';
 import { configFiles, parseConfigText, preParse } from './config.js';
 import { Getopt, type GetoptSpec, type LongOption } from './getopt.js';
 
@@ -44,6 +44,8 @@ export type ParseOutcome =
       /** swrk: the descriptor argument. */
       readonly swrkFd?: string;
       readonly notes: readonly Note[];
+      /** Long names of the options given (command line and config files). */
+      readonly given: ReadonlySet<string>;
     }
   /** No arguments at all: print the short usage, exit 1. */
   | { readonly kind: 'usage' }
@@ -205,7 +207,7 @@ export function parseCommandLine(argv: readonly string[], penv: ParseEnv): Parse
 
   if (action === 'swrk') {
     if (rest.length !== 1) return { kind: 'error', line: `Usage: ${penv.progName} swrk <fd>`, usage: false, exitCode: 1 };
-    return { kind: 'run', action, command, opts, swrkFd: rest[0]!, notes: [] };
+    return { kind: 'run', action, command, opts, swrkFd: rest[0]!, notes: [], given: seen };
   }
 
   const notes: Note[] = [];
@@ -229,7 +231,7 @@ export function parseCommandLine(argv: readonly string[], penv: ParseEnv): Parse
   if (v) return v;
 
   resolvePaths(opts, penv.cwd);
-  return { kind: 'run', action, command, opts, notes };
+  return { kind: 'run', action, command, opts, notes, given: seen };
 }
 
 /** CRIU's check_options() and the per-action checks of its main(). */
@@ -240,11 +242,11 @@ function validate(
   notes: Note[],
   seen: ReadonlySet<string>,
 ): Failure | undefined {
-  if (opts.tcpEstablished) notes.push({ level: 'info', text: 'established TCP connections will be dumped and restored' });
-  if (opts.skipInFlight) notes.push({ level: 'info', text: 'in-flight TCP connections will be skipped' });
-  if (opts.tcpClose) notes.push({ level: 'info', text: 'TCP connections will be restored closed' });
+  // No promise here about TCP: inet sockets are refused where a dump meets one.
   if (opts.linkRemap) notes.push({ level: 'info', text: 'unlinked files may be linked back (link remap)' });
-  if (opts.weakSysctls) notes.push({ level: 'info', text: 'sysctls missing on this kernel will be skipped on restore' });
+  if (opts.logPid && action === 'restore') {
+    notes.push({ level: 'warn', text: '--log-pid has no effect: cryo restores every task from its one process and writes one log' });
+  }
   if (!opts.deprecated && penv.env['CRIU_DEPRECATED'] !== undefined) {
     notes.push({ level: 'info', text: 'deprecated behaviour allowed by CRIU_DEPRECATED' });
     opts.deprecated = true;
@@ -261,7 +263,6 @@ function validate(
       return err('standard file descriptors will be closed in daemon mode');
     }
   }
-  if (opts.tls) return err('cryo has no TLS support');
   if (opts.mntnsCompatMode && action !== 'restore') {
     return err('option --mntns-compat-mode is only valid on restore');
   }

@@ -11,7 +11,7 @@
 //   4. the file named by --config     when given
 //   5. the command line itself
 // A file that cannot be opened is skipped without a word, as in CRIU.
-import { isCSpace } from '../options/values.js';
+import { isCSpace } from './values.js';
 
 export const GLOBAL_CONFIG_FILE = '/etc/criu/default.conf';
 export const USER_CONFIG_FILE = '.criu/default.conf';

@@ -1,0 +1,212 @@
+// The address space on restore: every dumped VMA mapped at its address (or kept
+// from the parent the task was forked from), the vDSO moved, the mm fields set;
+// and, once the task's children exist, what a fork must not see: madvise bits
+// (MADV_DONTFORK, MADV_WIPEONFORK...), mlock, guard regions, AIO rings and
+// membarrier registrations.
+import type { Vma } from '../proc/maps.js';
+import { MAP, MAP_HUGE_MASK, PROT, MADV, MREMAP, NR, PR, PR_SET_MM_MAP } from '../sys/index.js';
+import type { Remote } from '../tracer/remote.js';
+import {
+  type VmaEntry, type MmEntry,
+  VMA_AREA_REGULAR, VMA_AREA_VSYSCALL, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_AIORING, VMA_AREA_GUARD,
+  VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_ANON_SHARED, VMA_ANON_PRIVATE, VMA_AREA_MEMFD,
+} from '../images/index.js';
+import { restoreAioRing } from './aio.js';
+
+export type Range = [bigint, bigint];
+
+/** A free address range of `len` bytes avoiding every range in `avoid`. */
+export function findFree(len: bigint, avoid: Range[], from = 0x10000000n): bigint {
+  const sorted = [...avoid].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  const guard = 0x100000n;
+  let cand = from;
+  for (const [s, e] of sorted) {
+    if (e + guard <= cand) continue;
+    if (cand + len + guard <= s) return cand;
+    if (e + guard > cand) cand = ((e + guard + 0xfffffn) / 0x100000n) * 0x100000n;
+  }
+  if (cand + len < 0x7fff00000000n) return cand;
+  throw new Error('no free address range for scratch memory');
+}
+
+/** Ranges the dumped VMAs occupy (plus the vdso/vvar destinations). */
+export function imageRanges(mm: MmEntry): Range[] {
+  return mm.vmas.map((v) => [v.start, v.end] as Range);
+}
+
+interface Special {
+  name: string;
+  start: bigint;
+  end: bigint;
+}
+
+/**
+ * Move the task's own [vvar]/[vvar_vclock]/[vdso] to where the dumped task had
+ * them. Both come from the same kernel, so only their place changes. Goes through a
+ * temporary spot so that no move lands on a special mapping not yet moved.
+ * Returns the distance the vDSO moved (to re-aim a syscall address inside it).
+ */
+export function moveVdso(rem: Remote, current: Vma[], mm: MmEntry, tmp: bigint): bigint {
+  const cur: Special[] = current.filter((v) => v.name === '[vdso]' || v.name === '[vvar]' || v.name === '[vvar_vclock]')
+    .map((v) => ({ name: v.name, start: v.start, end: v.end }));
+  const want = mm.vmas.filter((v) => v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR));
+  const curVdso = cur.find((c) => c.name === '[vdso]');
+  const wantVdso = want.find((v) => v.status & VMA_AREA_VDSO);
+  if (!curVdso || !wantVdso) {
+    if (wantVdso) throw new Error('this kernel gives the task no vDSO, but the dumped task had one');
+    return 0n;
+  }
+  if (curVdso.end - curVdso.start !== wantVdso.end - wantVdso.start) {
+    throw new Error('the vDSO of this kernel differs in size from the dumped one; restoring on another kernel is not supported yet');
+  }
+  const curVvar = cur.filter((c) => c.name !== '[vdso]');
+  const wantVvar = want.find((v) => v.status & VMA_AREA_VVAR);
+  // Keep each special mapping's offset from the vDSO as the kernel laid them out,
+  // relative to the dumped vvar block when there is one.
+  const lo = cur.reduce((m, c) => (c.start < m ? c.start : m), curVdso.start);
+  const dest = (c: Special): bigint => {
+    if (c.name === '[vdso]') return wantVdso.start;
+    if (!wantVvar) throw new Error('the dumped task had no [vvar]');
+    const vvarLo = curVvar.reduce((m, x) => (x.start < m ? x.start : m), curVvar[0]!.start);
+    return wantVvar.start + (c.start - vvarLo);
+  };
+  const flags = MREMAP.MAYMOVE | MREMAP.FIXED;
+  for (const c of cur) {
+    const len = c.end - c.start;
+    rem.call(`mremap(${c.name})`, NR.mremap, c.start, len, len, flags, tmp + (c.start - lo));
+  }
+  for (const c of cur) {
+    const len = c.end - c.start;
+    rem.call(`mremap(${c.name})`, NR.mremap, tmp + (c.start - lo), len, len, flags, dest(c));
+  }
+  return wantVdso.start - curVdso.start;
+}
+
+/** VMAs mapVmas() maps: not the kernel's own (vDSO, vvar, vsyscall), guard regions or AIO rings. */
+export function isMapped(v: VmaEntry): boolean {
+  return (v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL | VMA_AREA_AIORING | VMA_AREA_GUARD)) === 0 && v.status !== 0;
+}
+
+/** How a VMA is mapped while its contents go in: memory we fill must be readable and writable. */
+export function fillProt(v: VmaEntry): number {
+  const privateMem = (v.status & (VMA_ANON_PRIVATE | VMA_FILE_PRIVATE | VMA_ANON_SHARED)) !== 0;
+  return privateMem ? v.prot | PROT.READ | PROT.WRITE : v.prot;
+}
+
+/** Flags that must be the same for a child's VMA to be the one it got from its parent by fork. */
+const KIND_FLAGS = MAP.SHARED | MAP.PRIVATE | MAP.DROPPABLE | MAP.ANONYMOUS | MAP.GROWSDOWN | MAP.NORESERVE | MAP.HUGETLB | MAP_HUGE_MASK;
+const KIND_STATUS = VMA_ANON_PRIVATE | VMA_FILE_PRIVATE | VMA_AREA_MEMFD | VMA_ANON_SHARED | VMA_FILE_SHARED;
+
+/** Private memory a fork shares copy-on-write (not hugetlb: CRIU does not either). */
+function forkShared(v: VmaEntry): boolean {
+  return isMapped(v) && (v.status & (VMA_ANON_PRIVATE | VMA_FILE_PRIVATE)) !== 0 && !(v.flags & (MAP.HUGETLB | MAP.DROPPABLE));
+}
+
+/**
+ * The child's VMAs that it has from its parent, as CRIU's COW restore finds them:
+ * private memory at the same place, of the same kind, of the same file at the same
+ * offset. The child is forked from its parent once the parent's memory is
+ * restored, so these are in place already, their pages shared with the parent's.
+ */
+export function inheritedVmas(child: MmEntry, parent: MmEntry): Map<VmaEntry, VmaEntry> {
+  const byStart = new Map<bigint, VmaEntry>();
+  for (const p of parent.vmas) if (forkShared(p)) byStart.set(p.start, p);
+  const out = new Map<VmaEntry, VmaEntry>();
+  for (const c of child.vmas) {
+    const p = byStart.get(c.start);
+    if (!p || !forkShared(c) || p.end !== c.end) continue;
+    if ((p.flags ^ c.flags) & KIND_FLAGS || (p.status ^ c.status) & KIND_STATUS) continue;
+    if (c.status & VMA_FILE_PRIVATE && (p.shmid !== c.shmid || p.pgoff !== c.pgoff)) continue;
+    out.set(c, p);
+  }
+  return out;
+}
+
+/**
+ * Map every dumped VMA (except vdso/vvar/vsyscall, guard regions and AIO rings) at
+ * its address. `fileFd` opens the file of a file mapping in the task (closed again
+ * here). VMAs in `inherited` are in place already (from the parent): they only get
+ * their fill protection. Returns the VMAs that are writable only to be filled, for
+ * fixProtections().
+ */
+export function mapVmas(
+  rem: Remote, mm: MmEntry, fileFd: (v: VmaEntry) => bigint, shmemFd: (v: VmaEntry) => bigint | null,
+  inherited: Map<VmaEntry, VmaEntry> = new Map(),
+): VmaEntry[] {
+  const needFix: VmaEntry[] = [];
+  for (const v of mm.vmas) {
+    if (!isMapped(v)) continue;
+    const len = v.end - v.start;
+    const prot = fillProt(v);
+    if (prot !== v.prot) needFix.push(v);
+    const from = inherited.get(v);
+    if (from) {
+      if (from.prot !== prot) rem.call(`mprotect(0x${v.start.toString(16)})`, NR.mprotect, v.start, len, prot);
+      continue;
+    }
+    // MAP_LOCKED, MAP_POPULATE etc. are not for us to redo here (mlock comes last).
+    let flags = (v.flags & (MAP.SHARED | MAP.PRIVATE | MAP.DROPPABLE | MAP.ANONYMOUS | MAP.GROWSDOWN | MAP.NORESERVE | MAP.HUGETLB | MAP_HUGE_MASK)) | MAP.FIXED;
+    let fd = -1n;
+    let closeFd = false;
+    if (v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) {
+      fd = fileFd(v);
+      closeFd = true;
+      // A file says its own page size: MAP_HUGETLB is for anonymous memory only.
+      flags &= ~(MAP.ANONYMOUS | MAP.HUGETLB | MAP_HUGE_MASK);
+    } else if (v.status & VMA_ANON_SHARED) {
+      const sfd = shmemFd(v);
+      if (sfd !== null) {
+        fd = sfd;
+        closeFd = true;
+        flags = (flags & ~(MAP.ANONYMOUS | MAP.HUGETLB | MAP_HUGE_MASK)) | MAP.SHARED;
+      }
+    }
+    try {
+      const got = rem.call(`mmap(0x${v.start.toString(16)})`, NR.mmap, v.start, len, prot, flags, fd, fd >= 0n ? v.pgoff : 0n);
+      if (got !== v.start) throw new Error(`mmap placed 0x${v.start.toString(16)} at 0x${got.toString(16)}`);
+    } finally {
+      if (closeFd) rem.call('close', NR.close, fd);
+    }
+  }
+  return needFix;
+}
+
+export function fixProtections(rem: Remote, vmas: VmaEntry[]): void {
+  for (const v of vmas) rem.call('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
+}
+
+/**
+ * What a fork must not see, so set once the task's children exist: the madvise
+ * bits (MADV_DONTFORK would keep a child from its parent's memory, MADV_WIPEONFORK
+ * would wipe it), mlock (locking breaks the copy-on-write sharing), AIO rings
+ * (`aioContent` gives each ring's dumped pages), guard regions last (installing
+ * one drops the pages under it). As CRIU's restorer does at its end.
+ */
+export function finishMemory(rem: Remote, mm: MmEntry, aioContent: (start: bigint, len: number) => Buffer): void {
+  for (const a of mm.aios) restoreAioRing(rem, a, aioContent(a.id, a.ringLen));
+  for (const v of mm.vmas) {
+    if (!isMapped(v) || !(v.status & VMA_AREA_REGULAR)) continue;
+    const len = v.end - v.start;
+    for (let b = 0n; v.madv && b < 64n; b++) {
+      if ((v.madv >> b) & 1n) rem.call(`madvise(0x${v.start.toString(16)}, ${b})`, NR.madvise, v.start, len, b);
+    }
+    if (v.flags & MAP.LOCKED) rem.call(`mlock(0x${v.start.toString(16)})`, NR.mlock, v.start, len);
+  }
+  for (const v of mm.vmas) {
+    if (v.status & VMA_AREA_GUARD) rem.call(`madvise(0x${v.start.toString(16)}, MADV_GUARD_INSTALL)`, NR.madvise, v.start, v.end - v.start, MADV.GUARD_INSTALL);
+  }
+}
+
+/** PR_SET_MM_MAP: code/data/brk/stack/arg/env bounds, auxv and the exe link. */
+export function setMmMap(rem: Remote, mm: MmEntry, exeFd: bigint): void {
+  const auxv = Buffer.alloc(mm.mmSavedAuxv.length * 8);
+  mm.mmSavedAuxv.forEach((v, i) => auxv.writeBigUInt64LE(v, i * 8));
+  const auxvAddr = rem.put(auxv, 512);
+  const m = Buffer.alloc(104);
+  [mm.mmStartCode, mm.mmEndCode, mm.mmStartData, mm.mmEndData, mm.mmStartBrk, mm.mmBrk,
+    mm.mmStartStack, mm.mmArgStart, mm.mmArgEnd, mm.mmEnvStart, mm.mmEnvEnd].forEach((v, i) => m.writeBigUInt64LE(v, i * 8));
+  m.writeBigUInt64LE(auxvAddr, 88);
+  m.writeUInt32LE(auxv.length, 96);
+  m.writeUInt32LE(Number(BigInt.asUintN(32, exeFd)), 100);
+  rem.call('prctl(PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR_SET_MM_MAP, rem.put(m), 104);
+}
