@@ -12,7 +12,7 @@ import { runAction } from './actions.js';
 import { finishUnix, closeUnix } from './objects/files/unix.js';
 import { finishEpolls } from './objects/files/epoll.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
-import { finishTtys } from './objects/files/tty.js';
+import { closeTtyQueues, finishTtys } from './objects/files/tty.js';
 import { writeMemfds, closeMemfds } from './objects/files/memfd.js';
 import { shmemUsedAsFiles } from './objects/mm.js';
 import { writeGhosts, closeGhosts } from './objects/files/ghost.js';
@@ -97,6 +97,7 @@ export async function runDump(ctx: Context): Promise<number> {
     if (st.files.unix?.queues.length) dir.write('skQueues', st.files.unix.queues);
     dir.write('files', st.files.entries);
     if (st.files.ttyInfos.length) dir.write('ttyInfo', st.files.ttyInfos);
+    if (st.files.ttyData.length) dir.write('ttyData', st.files.ttyData);
     const pipeData = (l: typeof st.files.pipeData) => l.map((p) => ({
       msg: create(PipeDataEntrySchema, { pipeId: p.pipeId, bytes: p.data.length, size: p.size }), extra: p.data,
     }));
@@ -131,6 +132,7 @@ export async function runDump(ctx: Context): Promise<number> {
     thawTree(tasks, log);
     removeLinkRemaps(st.files);
     closeMemfds(st.files);
+    closeTtyQueues(st.files);
     closeUnix(st.files);
     closeGhosts(st.files);
     freezer?.release();

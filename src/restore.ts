@@ -5,7 +5,7 @@ import { closeSync, existsSync, fstatSync, statSync, writeFileSync } from 'node:
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
-  ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry,
+  ImageDir, ImageError, isZombieState, TASK_STOPPED, TtyType, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry,
   type MemfdInodeEntry,
   ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
@@ -14,10 +14,10 @@ import type { Remote } from './tracer/remote.js';
 import type { Ghost } from './objects/files/kind.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
-import { startRoot, cloneTask, killAndReap, buildTree, sharesFdTable } from './restore/tree.js';
+import { startRoot, cloneTask, killAndReap, buildTree, sharesFdTable, stopSignal } from './restore/tree.js';
 import { spawnSeed } from './restore/seed.js';
 import { restoreTimers } from './objects/timers.js';
-import { restoreSeccomp } from './objects/seccomp.js';
+import { installFilters, restoreSeccomp, sharedFilters } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
 import { openFileEntry } from './objects/files/fds.js';
 import { inflightHomes } from './objects/files/inflight.js';
@@ -54,6 +54,7 @@ interface Loaded {
   seccomp: SeccompFilter[];
   files: Map<number, FileEntry>;
   ttyInfos: Map<number, TtyInfoEntry>;
+  ttyData: Map<number, Uint8Array>;
   skQueues: Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
 }
 
@@ -72,6 +73,13 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   checkPstree(pstree);
   const files = byId([...(dir.tryRead('files') ?? []), ...legacyFanotify(dir, deprecated)], 'files.img');
   const ttyInfos = byId(dir.tryRead('ttyInfo') ?? [], 'tty-info.img');
+  const ttyData = new Map<number, Uint8Array>();
+  for (const d of dir.tryRead('ttyData') ?? []) {
+    const info = ttyInfos.get(d.ttyId);
+    if (!info || info.type !== TtyType.PTY) throw new ImageError('IMG_INVALID', 'tty-data.img', undefined, `data for terminal 0x${d.ttyId.toString(16)}, which is no pseudo-terminal of tty-info.img`);
+    if (ttyData.has(d.ttyId)) throw new ImageError('IMG_INVALID', 'tty-data.img', undefined, `two entries for terminal 0x${d.ttyId.toString(16)}`);
+    ttyData.set(d.ttyId, d.data);
+  }
   const tasks: TaskImages[] = pstree.map((p, i) => {
     const core = dir.readOne('core', p.pid);
     const threadCores = new Map<number, CoreEntry>();
@@ -130,7 +138,7 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
     skQueues.set(m.idFor, l);
   }
   return {
-    tasks, files, ttyInfos, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), remaps, locks,
+    tasks, files, ttyInfos, ttyData, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), remaps, locks,
     memfdInodes, memfdContents, skQueues, shmemShapes, shmemContents,
   };
 }
@@ -169,7 +177,7 @@ function shmemObjects(tasks: TaskImages[], memfdInodes: MemfdInodeEntry[]): { sh
 /** Close every fd cryo held for the restore (never the --inherit-fd ones: they are the caller's). */
 function closeHeld(sh: RestoreShared, pagesFds: Map<number, number>): void {
   const pipes = new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]));
-  const ptys = [...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]);
+  const ptys = [...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]).concat([...sh.heldTtys.values()]);
   const dead = [...sh.deadPidfds.values()].flatMap((m) => [...m.values()]);
   for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...pipes, ...ptys, ...sh.unix.fds.values(), ...dead]) closeSync(fd);
   sh.memfds.close();
@@ -282,8 +290,10 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   const sh: RestoreShared = {
     inherited,
     ptys: new Map(),
+    heldTtys: new Map(),
     files: loaded.files,
     ttyInfos: loaded.ttyInfos,
+    ttyData: loaded.ttyData,
     shellJob: opts.shellJob,
     orphanPtsMaster: opts.orphanPtsMaster && ctx.notify ? (fd) => ctx.notify!('orphan-pts-master', { fd }) : undefined,
     pipeData: loaded.pipeData,
@@ -372,6 +382,9 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       restoreTaskState(rem, t, sh);
       // Its children exist now: what a fork must not copy.
       restoreMemoryLate(rem, t, sh);
+      // Filters all threads had in common come from the leader, before the threads exist.
+      const shared = sharedFilters([t.core.threadCore, ...[...t.threadCores.values()].map((c) => c.threadCore)], loaded.seccomp);
+      installFilters(rem, shared, loaded.seccomp);
       // Threads share everything just rebuilt; each then gets its own state.
       const threads: Array<{ rem: Remote; core: CoreEntry; tid: number }> = [];
       for (const [tid, core] of t.threadCores) {
@@ -387,7 +400,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       for (const x of threads) restoreThreadState(x.rem, t.pstree.pid, x.tid, x.core);
       if (--table.left === 0) rem.call('close', NR.close, th.cryoPidfd);
       // Filters before credentials: installing one needs root (or no_new_privs).
-      for (const x of threads) restoreSeccomp(x.rem, x.core.threadCore, loaded.seccomp);
+      for (const x of threads) restoreSeccomp(x.rem, x.core.threadCore, loaded.seccomp, shared.length);
       for (const x of threads) restoreThreadCreds(x.rem, x.core);
       restoreAfterCreds(rem, t);
       // The leader last: it owns the scratch memory the other threads borrow.
@@ -410,15 +423,16 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     lateAction(ctx, 'pre-resume', rootHost);
     cg?.restoreFreezer();
     // --leave-stopped, as CRIU: a SIGSTOP queued while every task is still held
-    // stops each before it runs a single instruction of its own.
+    // stops each before it runs a single instruction of its own. Else tasks that
+    // were stopped by job control get their stop signal so, which is the first
+    // thing they see once let go.
     if (opts.leaveStopped) for (const r of rems.values()) kill(r.pid, SIG.STOP);
+    else for (const t of loaded.tasks) {
+      const r = rems.get(t.pstree.pid);
+      if (r && t.core.tc?.taskState === TASK_STOPPED) kill(r.pid, stopSignal(loaded.tasks, t, rootHost, log));
+    }
     // Let everything go at once, children first so no parent runs ahead of them.
     for (const f of [...finals].reverse()) ptrace.detach(f.rem.pid, 0);
-    // Tasks that were stopped by job control stop again at once.
-    for (const t of loaded.tasks) {
-      const r = rems.get(t.pstree.pid);
-      if (r && !opts.leaveStopped && t.core.tc?.taskState === TASK_STOPPED) kill(r.pid, t.core.tc.stopSigno || SIG.STOP);
-    }
   } catch (e) {
     for (const pid of [...created].reverse()) killAndReap(pid);
     sh.remaps.cleanup(false);

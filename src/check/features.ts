@@ -7,7 +7,7 @@ import {
   pidfdGetfd, kcmp, kcmpEpollTfd, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE,
 } from '../sys/index.js';
 import {
-  CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_CHECKPOINT_RESTORE, KCMP_FILE,
+  CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_AUDIT_CONTROL, CAP_CHECKPOINT_RESTORE, KCMP_FILE,
   MFD_CLOEXEC, LOCK_SH, CLOCK_MONOTONIC, TFD_IOC_SET_TICKS,
   PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET,
   PR_SET_MM_MAP_STRUCT_SIZE, describe, step, errname, closeFd, Kerndat,
@@ -486,9 +486,15 @@ export const FEATURES: readonly Feature[] = [
   notDone('pidfd_store', 'extra', 'pidfds of the tree kept by the client across pre-dumps (pidfd_store_sk)',
     'cryo does not keep pidfds in a pidfd_store_sk yet'),
   notDone('userns', 'extra', 'user namespaces', 'cryo does not dump or restore user namespaces yet'),
+  {
+    name: 'loginuid', kind: 'extra', level: 'warn',
+    description: '/proc/PID/loginuid and CAP_AUDIT_CONTROL: restore the audit login uid',
+    missing: 'Loginuid restore is OFF.',
+    // CRIU writes loginuid to test it, which starts a new audit session: we only look.
+    probe: probeWith('loginuid', (k) => readable('/proc/self/loginuid') === true && k.hasCap(CAP_AUDIT_CONTROL)),
+  },
   notDone('cgroupns', 'extra', 'cgroup namespaces', 'cryo does not dump or restore cgroup namespaces yet'),
   notDone('timens', 'extra', 'time namespaces', 'cryo does not dump or restore time namespaces yet'),
-  notDone('loginuid', 'extra', 'the audit login uid', 'cryo does not restore the audit login uid yet'),
   notDone('can_map_vdso', 'extra', 'arch_prctl(ARCH_MAP_VDSO_64)',
     'cryo moves the task\'s own vDSO into place with mremap and does not map one'),
   notDone('openat2', 'extra', 'openat2() with RESOLVE_* restrictions', 'cryo does not use openat2 yet'),

@@ -14,6 +14,7 @@ import { Remote } from '../tracer/remote.js';
 
 export const CAP_SYS_PTRACE = 19;
 export const CAP_SYS_ADMIN = 21;
+export const CAP_AUDIT_CONTROL = 30;
 export const CAP_CHECKPOINT_RESTORE = 40;
 
 export const KCMP_FILE = 0;

@@ -13,8 +13,12 @@ export interface FrozenTask {
   stat: ProcStat;
   /** null for a zombie: it cannot be seized and has nothing but its exit code. */
   rem: Remote | null;
-  /** Stopped by job control when we came (the state before our seize). */
-  stopped: boolean;
+  /**
+   * Stopped by job control when we came: the stop signal (SIGSTOP, SIGTSTP, SIGTTIN,
+   * SIGTTOU) the kernel reported at our seize (also for a stop signal that was
+   * still pending then), else 0.
+   */
+  stopSig: number;
   /**
    * Ids as the tree itself sees them (its pid namespace's): what the images hold.
    * Equal to ours unless the tree lives in a pid namespace of its own.
@@ -27,6 +31,9 @@ export interface FrozenTask {
   parent: number;
   children: number[];
 }
+
+/** The signals that stop a task by job control. */
+const STOP_SIGNALS: number[] = [SIG.STOP, SIG.TSTP, SIG.TTIN, SIG.TTOU];
 
 function readStat(pid: number): ProcStat {
   return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
@@ -200,7 +207,7 @@ function seizeTask(pid: number, parent: number, pre: Set<number>, log: Logger): 
       return null;
     }
     if (stat.state !== 'Z' || (parent !== 0 && stat.ppid !== parent)) return null;
-    return { pid, stat, rem: null, stopped: false, ns: nsIds(pid, [pid]), threads: [pid], threadRems: new Map(), parent, children: [] };
+    return { pid, stat, rem: null, stopSig: 0, ns: nsIds(pid, [pid]), threads: [pid], threadRems: new Map(), parent, children: [] };
   };
   let stat: ProcStat;
   try {
@@ -211,7 +218,7 @@ function seizeTask(pid: number, parent: number, pre: Set<number>, log: Logger): 
   if (stat.state === 'Z' || stat.state === 'X') return zombieOrGone();
   // `ns` is read once every thread is seized (below).
   const t: FrozenTask = {
-    pid, stat, rem: null, stopped: stat.state === 'T', ns: { pid, pgid: 0, sid: 0, tids: new Map() },
+    pid, stat, rem: null, stopSig: 0, ns: { pid, pgid: 0, sid: 0, tids: new Map() },
     threads: [], threadRems: new Map(), parent, children: [],
   };
   try {
@@ -257,18 +264,43 @@ function seizeThreads(t: FrozenTask, pre: Set<number>): void {
     if (fresh.length === 0) break;
     for (const tid of fresh) {
       try {
-        if (pre.delete(tid)) waitForStop(tid); // seized while its cgroup was frozen
+        let sig: number;
+        if (pre.delete(tid)) sig = waitForStop(tid); // seized while its cgroup was frozen
         else {
           seizeOnly(tid);
           ptraceInterrupt(tid);
-          waitForStop(tid);
+          sig = waitForStop(tid);
         }
+        // A job-control stop holds the whole thread group: the leader's stop tells.
+        if (tid === t.pid) t.stopSig = STOP_SIGNALS.includes(sig) ? sig : 0;
+        seized.add(tid);
+        t.threads.push(tid);
+        refusePendingTrap(t.pid, tid);
       } catch (e) {
-        if (e instanceof TaskGoneError && tid !== t.pid) continue; // a thread that just exited
+        if (e instanceof TaskGoneError && tid !== t.pid && !t.threads.includes(tid)) continue; // a thread that just exited
         throw e;
       }
-      seized.add(tid);
-      t.threads.push(tid);
+    }
+  }
+}
+
+/**
+ * As CRIU: a pending SIGTRAP cannot be dumped. cryo's calls run with SIGTRAP
+ * unblocked (see Remote), so the first would take it out of the queue before the
+ * pending signals are read.
+ */
+function refusePendingTrap(pid: number, tid: number): void {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+  } catch {
+    return; // killed meanwhile: the dump finds out
+  }
+  const bit = 1n << BigInt(SIG.TRAP - 1);
+  for (const key of ['SigPnd', 'ShdPnd']) {
+    const m = new RegExp(`^${key}:\\s*([0-9a-f]+)`, 'm').exec(status);
+    if (m && BigInt('0x' + m[1]) & bit) {
+      throw new CryoError(`task ${pid}: a SIGTRAP is pending in thread ${tid}${key === 'ShdPnd' ? ' (for the whole process)' : ''}; cryo cannot dump it (neither can CRIU)`);
     }
   }
 }

@@ -15,7 +15,7 @@ import { scanPages, dumpPages, type FdBridge } from '../objects/pages.js';
 import { threadInfo, readXstate, readTls } from '../objects/regs.js';
 import { restartAdjusted, RemoteError, type Remote } from '../tracer/remote.js';
 import { dumpSigactions } from '../objects/sigactions.js';
-import { dumpCreds } from '../objects/creds.js';
+import { dumpCreds, dumpLoginuid } from '../objects/creds.js';
 import { dumpPending } from '../objects/signals.js';
 import { dumpTimers } from '../objects/timers.js';
 import { dumpSeccomp, type SeccompTable } from '../objects/seccomp.js';
@@ -175,7 +175,8 @@ function dumpThread(t: FrozenTask, tid: number, st: DumpState, log: Logger): { t
   const comm = readFileSync(`/proc/${t.pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, '');
   const tcore = create(ThreadCoreEntrySchema, {
     futexRla: robust.head, futexRlaLen: Number(robust.len), schedNice: tstat.nice,
-    schedPolicy: tstat.policy, schedPrio: tstat.rtPriority,
+    // As CRIU, from sched_getscheduler(): the policy with SCHED_RESET_ON_FORK (stat has no flag).
+    schedPolicy: Number(rem.call('sched_getscheduler', NR.sched_getscheduler, 0)), schedPrio: tstat.rtPriority,
     blkSigset: rem.savedSigmask, sas, pdeathSig: pdeath, creds: dumpCreds(status, rem), comm,
     signalsP: dumpPending(tid, false), ...(rseqEntry ? { rseqEntry } : {}),
     ...dumpSeccomp(tid, status, st.seccomp), ...st.cgroups.threadField(t.pid, tid),
@@ -209,6 +210,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const membarriers = membarrierMask(rem);
   const personality = parseInt(readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16);
   const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
+  const loginuid = dumpLoginuid(pid);
   const stat = t.stat;
 
   for (const tid of t.threads) {
@@ -219,13 +221,14 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
           threadInfo: th.ti,
           tc: create(TaskCoreEntrySchema, {
             // A task stopped by job control stays stopped after restore (CRIU: stop_signo).
-            taskState: t.stopped ? TASK_STOPPED : TASK_ALIVE, exitCode: 0, personality, flags: stat.flags,
-            blkSigset: th.rem.savedSigmask, ...(t.stopped ? { stopSigno: SIG.STOP } : {}),
+            taskState: t.stopSig ? TASK_STOPPED : TASK_ALIVE, exitCode: 0, personality, flags: stat.flags,
+            blkSigset: th.rem.savedSigmask, ...(t.stopSig ? { stopSigno: t.stopSig } : {}),
             comm, timers, rlimits: create(TaskRlimitsEntrySchema, { rlimits }), sigactions,
             childSubreaper: subreaper, signalsS: dumpPending(pid, true),
             // Also where CRIU before 3.18 looks for the set (4.x reads thread_core's).
             ...(th.tcore.cgSet ? { cgSet: th.tcore.cgSet } : {}),
             oomScoreAdj: Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim()),
+            ...(loginuid !== undefined ? { loginuid } : {}),
             ...(membarriers ? { membarrierRegistrationMask: membarriers } : {}),
           }),
           ids,

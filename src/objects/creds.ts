@@ -1,6 +1,7 @@
 // Credentials: ids, groups, capabilities, securebits (dump from /proc, restore remotely).
 import { readFileSync } from 'node:fs';
-import { NR, PR, PR_CAP_AMBIENT_OP } from '../sys/index.js';
+import { AT_FDCWD, NR, O, PR, PR_CAP_AMBIENT_OP, errnoName } from '../sys/index.js';
+import { CryoError } from '../context.js';
 import { create, CredsEntrySchema, type CredsEntry } from '../images/index.js';
 import { parseIds, parseStatus } from '../proc/stat.js';
 import type { Remote } from '../tracer/remote.js';
@@ -90,5 +91,35 @@ export function restoreCreds(rem: Remote, c: CredsEntry): void {
   rem.callRaw(NR.prctl, PR.CAP_AMBIENT, PR_CAP_AMBIENT_OP.CLEAR_ALL, 0, 0, 0);
   for (let cap = 0; cap <= CAP_LAST; cap++) {
     if (bit(c.capAmb, cap)) rem.call(`prctl(PR_CAP_AMBIENT_RAISE, ${cap})`, NR.prctl, PR.CAP_AMBIENT, PR_CAP_AMBIENT_OP.RAISE, cap, 0, 0);
+  }
+}
+
+/** The audit login uid (/proc/PID/loginuid); undefined where the kernel has no audit. */
+export function dumpLoginuid(pid: number): number | undefined {
+  try {
+    return Number(readFileSync(`/proc/${pid}/loginuid`, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Give the task its dumped login uid. Only a task itself may write its
+ * /proc/self/loginuid (setting one that is set needs CAP_AUDIT_CONTROL): it
+ * inherited cryo's, which is written over only when it differs.
+ */
+export function restoreLoginuid(rem: Remote, pid: number, want: number | undefined): void {
+  if (want === undefined) return;
+  const have = dumpLoginuid(rem.pid);
+  if (have === undefined) throw new CryoError(`task ${pid}: its loginuid ${want} cannot be restored: this kernel has no /proc/PID/loginuid`);
+  if (have === want) return;
+  const path = '/proc/self/loginuid';
+  const fd = rem.call(`open(${path})`, NR.openat, AT_FDCWD, rem.put(Buffer.from(path + '\0')), O.WRONLY | O.CLOEXEC, 0);
+  try {
+    const text = Buffer.from(String(want >>> 0));
+    const r = rem.callRaw(NR.write, fd, rem.put(text, 64), text.length);
+    if (r < 0n) throw new CryoError(`task ${pid}: cannot set its loginuid to ${want >>> 0} (it has ${have >>> 0}): ${errnoName(Number(-r))}`);
+  } finally {
+    rem.call('close', NR.close, fd);
   }
 }

@@ -72,6 +72,12 @@ export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): void {
           if (next !== undefined && next !== ns) {
             throw new CryoError(`${who} has made a ${k.name} namespace for its children (${next}), which cryo does not dump yet`);
           }
+          // After unshare(CLONE_NEWPID) pid_for_children cannot be read until the
+          // first child, the new namespace's init, exists (nor can a zombie's, nor
+          // any other of its links but pid: it has no namespaces left).
+          if (next === undefined && k.name === 'pid' && link(tid, 'mnt') !== undefined && link(process.pid, k.forChildren) !== undefined) {
+            throw new CryoError(`${who} has made a pid namespace for its children (unshare(CLONE_NEWPID), no child in it yet), which cryo does not dump yet`);
+          }
         }
       }
     }

@@ -52,28 +52,46 @@ export function dumpSeccomp(tid: number, status: Map<string, string>, table: Sec
     } catch {
       /* metadata needs a newer kernel: no flags */
     }
-    chain.unshift({ prog, flags });
+    // PTRACE_SECCOMP_GET_FILTER's index 0 is the oldest filter (the kernel walks back from the newest).
+    chain.push({ prog, flags });
   }
   return { seccompMode: SeccompMode.filter, seccompFilter: table.add(chain) };
 }
 
-/** Install the thread's filters, oldest first (or strict mode). */
-export function restoreSeccomp(rem: Remote, th: ThreadCoreEntry | undefined, filters: SeccompFilter[]): void {
-  if (!th?.seccompMode) return;
-  if (th.seccompMode === SeccompMode.strict) {
-    rem.call('seccomp(STRICT)', NR.seccomp, SECCOMP_SET_MODE_STRICT, 0, 0);
-    return;
-  }
-  const chain: SeccompFilter[] = [];
+/** The indices of a thread's filters in seccomp.img, oldest first ([] without filters). */
+export function filterChain(th: ThreadCoreEntry | undefined, filters: SeccompFilter[]): number[] {
+  if (th?.seccompMode !== SeccompMode.filter) return [];
+  const chain: number[] = [];
   // proto2 optional: an unset `prev` reads as 0, so ask whether it is set.
   for (let i: number | undefined = th.seccompFilter; i !== undefined; ) {
     const f: SeccompFilter | undefined = filters[i];
     if (!f) throw new Error(`seccomp.img has no filter ${i}`);
-    chain.unshift(f);
+    chain.unshift(i);
     if (chain.length > filters.length) throw new Error('seccomp.img: filter chain loops');
     i = isFieldSet(f, SeccompFilterSchema.field.prev) ? f.prev : undefined;
   }
-  for (const f of chain) {
+  return chain;
+}
+
+/**
+ * The filters every thread of a process has in common, oldest first: the
+ * leader installs them before it makes its threads, which inherit them. So
+ * the threads share the kernel's filter objects as they did (a filter added
+ * later with SECCOMP_FILTER_FLAG_TSYNC needs that), and each thread then adds
+ * the rest of its own chain.
+ */
+export function sharedFilters(threads: Array<ThreadCoreEntry | undefined>, filters: SeccompFilter[]): number[] {
+  const chains = threads.map((th) => filterChain(th, filters));
+  const first = chains[0] ?? [];
+  let n = 0;
+  while (n < first.length && chains.every((c) => c[n] === first[n])) n++;
+  return first.slice(0, n);
+}
+
+/** Install these filters of seccomp.img in the thread, in order. */
+export function installFilters(rem: Remote, idxs: number[], filters: SeccompFilter[]): void {
+  for (const i of idxs) {
+    const f = filters[i]!;
     const prog = Buffer.from(f.filter);
     const progAddr = rem.put(prog, 4096);
     const fprog = Buffer.alloc(16);
@@ -81,4 +99,17 @@ export function restoreSeccomp(rem: Remote, th: ThreadCoreEntry | undefined, fil
     fprog.writeBigUInt64LE(progAddr, 8);
     rem.call('seccomp(SET_MODE_FILTER)', NR.seccomp, SECCOMP_SET_MODE_FILTER, f.flags ?? 0, rem.put(fprog, 2048));
   }
+}
+
+/**
+ * Install the thread's filters, oldest first, but the first `inherited` ones,
+ * which it has already (or strict mode).
+ */
+export function restoreSeccomp(rem: Remote, th: ThreadCoreEntry | undefined, filters: SeccompFilter[], inherited = 0): void {
+  if (!th?.seccompMode) return;
+  if (th.seccompMode === SeccompMode.strict) {
+    rem.call('seccomp(STRICT)', NR.seccomp, SECCOMP_SET_MODE_STRICT, 0, 0);
+    return;
+  }
+  installFilters(rem, filterChain(th, filters).slice(inherited), filters);
 }

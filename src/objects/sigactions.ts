@@ -4,6 +4,7 @@ import { create, SaEntrySchema, type SaEntry } from '../images/index.js';
 import type { Remote } from '../tracer/remote.js';
 
 const KSIGACTION_SIZE = 32; // handler, flags, restorer, mask (8-byte sigset)
+const SIG_IGN = 1n;
 
 /** Every signal but SIGKILL and SIGSTOP: 62 entries, the count CRIU insists on. */
 export function dumpSigactions(rem: Remote): SaEntry[] {
@@ -33,6 +34,9 @@ export function restoreSigactions(rem: Remote, sas: SaEntry[]): void {
     b.writeBigUInt64LE(sa.flags, 8);
     b.writeBigUInt64LE(sa.restorer, 16);
     b.writeBigUInt64LE(sa.mask, 24);
+    // This very call must not end in an int3 when it makes SIGTRAP ignored.
+    if (sig === SIG.TRAP) rem.noteTrapIgnored(true);
     rem.call(`rt_sigaction(${sig})`, NR.rt_sigaction, sig, rem.put(b), 0, 8);
+    if (sig === SIG.TRAP) rem.noteTrapIgnored(sa.sigaction === SIG_IGN);
   }
 }

@@ -5,7 +5,7 @@ import { NR, PR, O, F, AT_FDCWD, FD_CLOEXEC, MAP, PROT } from '../sys/index.js';
 import { MemIO } from '../tracer/memio.js';
 import { RemoteError } from '../tracer/remote.js';
 import {
-  PE_PARENT, PE_PRESENT, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_VSYSCALL, VMA_AREA_AIORING, VMA_FILE_SHARED, isFieldSet, PagemapEntrySchema, VmaEntrySchema,
+  PE_PARENT, PE_PRESENT, TaskCoreEntrySchema, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_VSYSCALL, VMA_AREA_AIORING, VMA_FILE_SHARED, isFieldSet, PagemapEntrySchema, VmaEntrySchema,
   type CoreEntry, type MmEntry, type VmaEntry, type FdinfoEntry, type FileEntry, type FsEntry, type PagemapEntry, type PstreeEntry,
 } from '../images/index.js';
 import { parseMaps, type Vma } from '../proc/maps.js';
@@ -17,7 +17,7 @@ import { shareInherited } from '../objects/cow.js';
 import type { ShmemObjects } from '../objects/shmem.js';
 import { restorePages, type FdBridge, type PageRun } from '../objects/pages.js';
 import { restoreSigactions } from '../objects/sigactions.js';
-import { restoreCreds } from '../objects/creds.js';
+import { restoreCreds, restoreLoginuid } from '../objects/creds.js';
 import { restorePending } from '../objects/signals.js';
 import { afterPlant, hasAfterPlant } from '../objects/files/fds.js';
 import { fillShmem } from '../objects/files/memfd.js';
@@ -369,6 +369,8 @@ export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared
     if (ret < 0n) sh.log.warn(`task ${p.pid}: cannot restore rlimit ${i} (errno ${-ret})`);
   });
   if (tc.childSubreaper) rem.call('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
+  // Before the threads are made (they inherit it) and while the task is still root.
+  restoreLoginuid(rem, p.pid, isFieldSet(tc, TaskCoreEntrySchema.field.loginuid) ? tc.loginuid : undefined);
   restorePending(rem, p.pid, p.pid, tc.signalsS, true);
   if (tc.oomScoreAdj !== undefined) {
     try {

@@ -1,7 +1,8 @@
 // Creating the restored tasks with their exact pids: the seed clones the root
 // (CLONE_PARENT, so the root is cryo's child), each task clones its children.
-import { closeSync } from 'node:fs';
-import { NR, CLONE, SIG, F, PTRACE_O, CAP, hasCap, ptrace, waitpid, kill, syscall, pidfdOpen, SysError, __WALL } from '../sys/index.js';
+import { closeSync, readFileSync } from 'node:fs';
+import { parseStat } from '../proc/stat.js';
+import { NR, CLONE, SIG, F, PR, PTRACE_O, CAP, hasCap, ptrace, waitpid, kill, syscall, pidfdOpen, SysError, errnoName, __WALL } from '../sys/index.js';
 import { Remote, RemoteError, TaskGoneError } from '../tracer/remote.js';
 import { findSyscallInsn, waitForStop } from '../tracer/seize.js';
 import { CryoError, type Logger } from '../context.js';
@@ -105,9 +106,12 @@ export function killAndReap(pid: number): void {
 export function becomeZombie(rem: Remote, status: number): void {
   const sig = status & 0x7f;
   if (sig) {
+    if (!killsByDefault(sig)) throw new CryoError(`zombie ${rem.pid}: its wait status says signal ${sig} killed it, which no signal of that number does`);
+    // As CRIU: not dumpable, so dying of SIGSEGV or SIGQUIT writes no core file.
+    rem.call('prctl(PR_SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, 0, 0, 0, 0);
     // Default action, unblocked, then let it go with the signal: it dies of it.
-    const sa = Buffer.alloc(32);
-    rem.call('rt_sigaction', NR.rt_sigaction, sig, rem.put(sa), 0, 8);
+    // (SIGKILL's action cannot be changed, nor need it be.)
+    if (sig !== SIG.KILL) rem.call('rt_sigaction', NR.rt_sigaction, sig, rem.put(Buffer.alloc(32)), 0, 8);
     rem.releaseScratch();
     ptrace.setSigmask(rem.pid, 0n);
     ptrace.detach(rem.pid, sig);
@@ -120,6 +124,42 @@ export function becomeZombie(rem: Remote, status: number): void {
     throw e;
   }
   throw new Error(`task ${rem.pid} did not exit`);
+}
+
+/** A signal whose default action ends the process (not one that stops, continues or is ignored). */
+function killsByDefault(sig: number): boolean {
+  const harmless: number[] = [SIG.STOP, SIG.TSTP, SIG.TTIN, SIG.TTOU, SIG.CONT, SIG.CHLD, 23 /* SIGURG */, 28 /* SIGWINCH */];
+  return sig >= 1 && sig <= 64 && !harmless.includes(sig);
+}
+
+/**
+ * The signal that stops a restored task as it was stopped. SIGTSTP, SIGTTIN and
+ * SIGTTOU are dropped by the kernel for a task of an orphaned process group (no
+ * member has a parent in another group of its session): there only SIGSTOP stops
+ * it. The root's parent is cryo's (or cryo's parent's), outside the tree's sessions.
+ */
+export function stopSignal(tasks: readonly TreeTask[], t: TreeTask, rootHost: number, log: Logger): number {
+  const sig = t.core.tc?.stopSigno || SIG.STOP;
+  if (sig === SIG.STOP) return sig;
+  const byPid = new Map<number, { pgid: number; sid: number }>(tasks.map((x) => [x.pstree.pid, x.pstree]));
+  const { pgid, sid } = t.pstree;
+  const anchored = tasks.some(({ pstree: m }, i) => {
+    if (m.pgid !== pgid) return false;
+    const p = i === 0 ? parentIds(rootHost) : byPid.get(m.ppid);
+    return p !== undefined && p.pgid !== pgid && p.sid === sid;
+  });
+  if (anchored) return sig;
+  log.warn(`task ${t.pstree.pid}: stopped by signal ${sig}, which cannot stop a task of its orphaned process group ${pgid} here; stopped by SIGSTOP`);
+  return SIG.STOP;
+}
+
+/** The group and session of a task's parent, from /proc; undefined if unreadable. */
+function parentIds(pid: number): { pgid: number; sid: number } | undefined {
+  try {
+    return parseStat(readFileSync(`/proc/${parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8')).ppid}/stat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 export interface TreeTask {
@@ -196,6 +236,22 @@ export function buildTree(
       else rems.set(c.pstree.pid, r);
     }
   }
+  // A group whose leader is gone (it exited, its members live on) gets a helper
+  // with the leader's pid, a child of the first member: it makes the group, the
+  // members join it, and it goes (as CRIU's helpers). Not in a session outside
+  // the tree (a shell job's), where the group is the shell's business.
+  const groupHelpers: Array<{ rem: Remote; parent: Remote; pid: number }> = [];
+  for (const t of tasks) {
+    const p = t.pstree;
+    if (!p.pgid || p.pgid === p.pid || all.has(p.pgid) || helperFor.has(p.pgid) || external.has(p.sid)) continue;
+    const parent = all.get(p.pid)!;
+    const h = cloneTask(parent, p.pgid, 0);
+    created.push(h.pid);
+    h.call('setpgid', NR.setpgid, 0, 0);
+    all.set(p.pgid, h);
+    groupHelpers.push({ rem: h, parent, pid: p.pgid });
+    log.debug(`helper ${p.pgid} stands in for the gone leader of process group ${p.pgid}`);
+  }
   // Group leaders first, then the members.
   const order = [...tasks].sort((a, b) => Number(b.pstree.pgid === b.pstree.pid) - Number(a.pstree.pgid === a.pstree.pid));
   for (const t of order) {
@@ -204,7 +260,15 @@ export function buildTree(
     if (p.sid === p.pid) continue; // setsid made it its own group already
     if (Number(rem.call('getpgid', NR.getpgid, 0)) === p.pgid) continue;
     const r = rem.callRaw(NR.setpgid, 0, p.pgid === p.pid ? 0 : p.pgid);
-    if (r < 0n) log.warn(`task ${p.pid}: cannot join process group ${p.pgid} (errno ${-r})`);
+    if (r >= 0n) continue;
+    // Inside the tree's own sessions every group can be made: failing there would restore a wrong tree.
+    if (!external.has(p.sid)) throw new CryoError(`task ${p.pid}: cannot join process group ${p.pgid}: ${errnoName(Number(-r))}`);
+    log.warn(`task ${p.pid}: cannot join process group ${p.pgid} (errno ${-r})`);
+  }
+  // Group helpers go before any task becomes a zombie: their parent reaps them.
+  for (const h of groupHelpers) {
+    becomeZombie(h.rem, 0);
+    h.parent.call('wait4', NR.wait4, h.pid, 0, 0, 0); // the pid as the parent sees it
   }
   for (const z of zombies.values()) becomeZombie(z.rem, z.status);
   // Helpers go; the group they lead lives on while a member does.

@@ -11,7 +11,7 @@ export const NR = {
   getppid: 110, setsid: 112, setgroups: 116, setresuid: 117, getresuid: 118, setresgid: 119, getpgid: 121,
   setfsuid: 122, setfsgid: 123, getsid: 124, capget: 125, capset: 126, rt_sigtimedwait: 128,
   rt_sigqueueinfo: 129, sigaltstack: 131, personality: 135, setpriority: 141,
-  sched_setscheduler: 144, prctl: 157, arch_prctl: 158, chroot: 161, mount: 165, gettid: 186,
+  sched_setscheduler: 144, sched_getscheduler: 145, prctl: 157, arch_prctl: 158, chroot: 161, mount: 165, gettid: 186,
   tkill: 200, futex: 202, set_thread_area: 205, get_thread_area: 211, set_tid_address: 218,
   restart_syscall: 219, timer_create: 222, timer_settime: 223, timer_gettime: 224,
   timer_getoverrun: 225, timer_delete: 226, exit_group: 231, epoll_ctl: 233, tgkill: 234,

@@ -67,6 +67,17 @@ export function restartAdjusted(r: Regs, inPlace = false): Regs {
 }
 
 const SI_TKILL = -6;
+const TRAP_BIT = 1n << BigInt(SIG.TRAP - 1);
+
+/** SigIgn of /proc/PID/status: the signals the task ignores (dispositions are per process). */
+function sigIgnored(pid: number): bigint {
+  try {
+    const m = /^SigIgn:\s*([0-9a-f]+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? BigInt('0x' + m[1]) : 0n;
+  } catch {
+    return 0n;
+  }
+}
 
 /**
  * Queue a signal again with its siginfo (rt_tgsigqueueinfo accepts the kernel's
@@ -102,6 +113,18 @@ export class Remote {
   private readonly held: Array<{ sig: number; info: Buffer }> = [];
   /** A SIGSTOP came while we drove the task: it stops once let go. */
   private stopWhenDone = false;
+  /**
+   * SIGTRAPs that came while we drove the task (SIGTRAP stays unblocked, see the
+   * constructor): queued again only when we let go, or the next call would take
+   * them out again.
+   */
+  private readonly heldTraps: Buffer[] = [];
+  /**
+   * The task ignores SIGTRAP: our int3 would reset that to the default (the
+   * kernel does so for a forced signal that is ignored), so calls step with
+   * PTRACE_SYSCALL instead.
+   */
+  private trapIgnored: boolean;
   /** Pid (in cryo's pid namespace) of the last task this one cloned or forked. */
   lastChild = 0;
   syscallIp: bigint;
@@ -114,17 +137,31 @@ export class Remote {
     this.syscallIp = opts.syscallIp;
     this.saved = ptrace.getRegs(pid);
     this.work = this.saved.clone();
+    this.trapIgnored = (sigIgnored(pid) & TRAP_BIT) !== 0n;
     // A task stopped inside sigsuspend/ppoll runs with a temporary mask; the kernel
     // puts its real one back as soon as the task resumes. One harmless call first,
     // so that what we read (and later restore) is the task's real blocked mask.
     this.callRaw(NR.getpid);
     this.savedSigmask = ptrace.getSigmask(pid);
-    // Block everything we can while we run calls, so no handler runs in between.
-    ptrace.setSigmask(pid, ~0n);
+    // Block everything we can while we run calls, so no handler runs in between;
+    // but not SIGTRAP: the int3 of our stub forces one, and a forced signal that
+    // is blocked gets its handler reset to the default by the kernel.
+    ptrace.setSigmask(pid, ~TRAP_BIT);
     this.mem = new MemIO(pid);
     // A signal that came during that first call goes back into the queue, siginfo and
     // all: the dump sees it as pending, and the task gets it as it would have.
-    for (const h of this.held.splice(0)) requeue(this.tgid(), pid, h.sig, h.info);
+    for (const h of this.held.splice(0)) {
+      if (h.sig === SIG.TRAP) this.heldTraps.push(h.info);
+      else requeue(this.tgid(), pid, h.sig, h.info);
+    }
+  }
+
+  /**
+   * The task's SIGTRAP disposition became SIG_IGN (a restore set it): from now on
+   * calls step with PTRACE_SYSCALL, which needs no int3.
+   */
+  noteTrapIgnored(ignored: boolean): void {
+    this.trapIgnored = ignored;
   }
 
   /** Run one system call; returns the raw (signed) rax. */
@@ -137,13 +174,13 @@ export class Remote {
     const names = ['di', 'si', 'dx', 'r10', 'r8', 'r9'] as const;
     for (let i = 0; i < 6; i++) r.set(names[i]!, i < args.length ? BigInt(args[i]!) : 0n);
     ptrace.setRegs(this.pid, r);
-    if (this.stubIp) {
-      this.runToTrap(); // one stop: the int3 after the syscall
+    if (this.stubIp && !this.trapIgnored) {
+      this.runToTrap(r); // one stop: the int3 after the syscall
     } else {
       this.step(); // syscall-enter stop
       this.step(); // syscall-exit stop
+      ptrace.getRegs(this.pid, r);
     }
-    ptrace.getRegs(this.pid, r);
     return r.getSigned('ax');
   }
 
@@ -166,22 +203,29 @@ export class Remote {
         this.noteEvent(ws.event); // event stop (clone, PTRACE_EVENT_STOP...): go on
         continue;
       }
-      // A signal-delivery stop: hold it back, to be queued again (see the constructor).
-      if (ws.stopped !== undefined && ws.stopped !== SIG.TRAP) this.hold(ws.stopped);
+      // A signal-delivery stop (no int3 runs here: a SIGTRAP is a real one too):
+      // hold it back, to be queued again (see the constructor).
+      if (ws.stopped !== undefined) this.hold(ws.stopped);
     }
   }
 
-  private runToTrap(): void {
+  /** Run to our int3; `r` gets the registers there. */
+  private runToTrap(r: Regs): void {
     for (;;) {
       ptrace.cont(this.pid, 0);
       const { status } = waitpid(this.pid, __WALL);
       const ws = decodeWaitStatus(status);
       if (ws.exited !== undefined) throw new TaskGoneError(this.pid, `exited with status ${ws.exited}`);
       if (ws.signaled !== undefined) throw new TaskGoneError(this.pid, `was killed by signal ${ws.signaled}`);
-      if (ws.stopped === SIG.TRAP && ws.event === undefined) return;
       if (ws.event !== undefined) {
         this.noteEvent(ws.event);
         continue;
+      }
+      if (ws.stopped === SIG.TRAP) {
+        // Ours is the one raised by the int3, just past it; a SIGTRAP sent to the
+        // task arrives on the way out of the syscall, before the int3 ran.
+        ptrace.getRegs(this.pid, r);
+        if (r.get('ip') === this.stubIp + BigInt(STUB.length)) return;
       }
       if (ws.stopped !== undefined) this.hold(ws.stopped);
     }
@@ -190,10 +234,17 @@ export class Remote {
   private hold(sig: number): void {
     const info = ptrace.getSiginfo(this.pid);
     if (this.savedSigmask === undefined) this.held.push({ sig, info });
-    // Once every signal is blocked only SIGSTOP can stop us: it is sent again when
-    // the task is let go (sent now, it would stop the next call again).
+    // Once every signal but SIGTRAP is blocked only SIGSTOP and SIGTRAP can stop
+    // us: both are sent again when the task is let go (sent now, they would stop
+    // the next call again).
     else if (sig === SIG.STOP) this.stopWhenDone = true;
+    else if (sig === SIG.TRAP) this.heldTraps.push(info);
     else requeue(this.tgid(), this.pid, sig, info);
+  }
+
+  /** Queue again the SIGTRAPs held back (the task is stopped with its own mask again). */
+  private requeueTraps(): void {
+    for (const info of this.heldTraps.splice(0)) requeue(this.tgid(), this.pid, SIG.TRAP, info);
   }
 
   /** The thread group, as cryo sees it (not a remote getpid: that is the task's pid namespace's view). */
@@ -299,6 +350,7 @@ export class Remote {
     if (xstate) ptrace.setRegset(this.pid, NT_X86_XSTATE, xstate);
     ptrace.setSigmask(this.pid, sigmask);
     this.mem.close();
+    this.requeueTraps();
   }
 
   /** Put back the task's own registers and mask; the task stays stopped. */
@@ -309,6 +361,7 @@ export class Remote {
       ptrace.setRegs(this.pid, restartAdjusted(this.saved, true));
       ptrace.setSigmask(this.pid, this.savedSigmask);
       this.mem.close();
+      this.requeueTraps();
       if (this.stopWhenDone) trySyscall(NR.tgkill, this.tgid(), this.pid, SIG.STOP);
     }
   }

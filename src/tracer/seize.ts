@@ -8,10 +8,12 @@ import { parseStatus } from '../proc/stat.js';
 
 /**
  * Wait for `tid` to reach a ptrace stop. A signal-delivery stop that comes first is
- * passed on (the signal was due anyway) and we wait again for the interrupt stop.
- * Returns the signal held back if the caller asked not to deliver it.
+ * passed on (the signal was due anyway; also a SIGTRAP: none of ours is in flight
+ * yet) and we wait again for the interrupt stop. Returns the stop's signal:
+ * SIGTRAP for an interrupt, the stop signal (SIGSTOP, SIGTSTP...) of a task in a
+ * job-control stop.
  */
-export function waitForStop(tid: number): void {
+export function waitForStop(tid: number): number {
   for (;;) {
     let status: number;
     try {
@@ -24,15 +26,14 @@ export function waitForStop(tid: number): void {
     const ws = decodeWaitStatus(status);
     if (ws.exited !== undefined) throw new TaskGoneError(tid, `exited with status ${ws.exited}`);
     if (ws.signaled !== undefined) throw new TaskGoneError(tid, `was killed by signal ${ws.signaled}`);
-    if (ws.event === PTRACE_EVENT.STOP) return;
+    if (ws.event === PTRACE_EVENT.STOP) return ws.stopped ?? SIG.TRAP;
     if (ws.event !== undefined) {
       // Another event stop (clone, exec, exit): keep going until our interrupt lands.
       ptrace.cont(tid, 0);
       continue;
     }
     // Signal-delivery stop: deliver it and wait for the interrupt stop.
-    const sig = ws.stopped ?? 0;
-    ptrace.cont(tid, sig === SIG.TRAP ? 0 : sig);
+    ptrace.cont(tid, ws.stopped ?? 0);
   }
 }
 

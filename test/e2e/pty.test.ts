@@ -164,3 +164,20 @@ test('dump of a task whose pty is the controlling terminal of a session outside 
   assert.match(r.stderr, new RegExp(`/dev/pts/${p.a} is the controlling terminal of session ${p.c}, whose leader is not in the dumped tree`), s.report());
   await s.expectPass(p.target);
 });
+
+test('data queued in pseudo-terminals comes back: canonical lines (also one ended by ^D), a line being typed, echoes and output, raw bytes of every value', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'ptydata');
+  const target = await s.start('ptydata');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  assert.ok(fs.existsSync(path.join(images, 'tty-data.img')), s.report());
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  await s.expectPass(await s.restore(images, target));
+});
+
+test('data queued in pseudo-terminals stays queued after dump --leave-running', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'ptydata-r');
+  const target = await s.start('ptydata');
+  await s.dump(target, s.mkdir(), { leaveRunning: true });
+  await s.expectPass(target);
+});

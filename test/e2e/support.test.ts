@@ -178,7 +178,7 @@ const FEATURES: Record<string, FeatureClass> = {
   'fdinfo_lock': { test: 'e2e/locks.test.ts' },
   'seccomp_suspend': { test: 'e2e/seccomp.test.ts' },
   'seccomp_filters': { test: 'e2e/seccomp.test.ts' },
-  'loginuid': NO,
+  'loginuid': { test: 'e2e/tasks.test.ts' },
   'cgroupns': NO,
   'autofs': NO,
   'tcp_half_closed': NO,

@@ -1,11 +1,11 @@
 /*
  * sched: scheduling state, per thread and per process.
  *
- * Per thread (the main thread and two workers):
+ * Per thread (the main thread and three workers):
  *   - scheduling policy: main SCHED_OTHER, worker 0 SCHED_BATCH, worker 1
- *     SCHED_IDLE;
- *   - nice: main 5, worker 0 7, worker 1 3;
- *   - CPU affinity (main {0}, worker 0 {1}, worker 1 {0}) and timer slack are
+ *     SCHED_IDLE, worker 2 SCHED_RR with priority 3 and SCHED_RESET_ON_FORK;
+ *   - nice: main 5, worker 0 7, worker 1 3, worker 2 2;
+ *   - CPU affinity (main {0}, worker 0 {1}, worker 1 {0}, worker 2 {1}) and timer slack are
  *     set too but not checked: CRIU's images keep neither.
  * Per process: personality ADDR_NO_RANDOMIZE, oom_score_adj 500.
  * Every thread records its own state; the main thread also records the
@@ -22,7 +22,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
-#define NWORKERS 2
+#define NWORKERS 3
 #define NTHREADS (NWORKERS + 1) /* index 0: main */
 
 struct tstate {
@@ -33,11 +33,13 @@ struct tstate {
 	unsigned long slack;
 };
 
-static const char *tname[NTHREADS] = { "main", "worker 0 (SCHED_BATCH)", "worker 1 (SCHED_IDLE)" };
-static const int want_policy[NTHREADS] = { SCHED_OTHER, SCHED_BATCH, SCHED_IDLE };
-static const int want_nice[NTHREADS] = { 5, 7, 3 };
-static const int want_cpu[NTHREADS] = { 0, 1, 0 };
-static const unsigned long want_slack[NTHREADS] = { 123456, 654321, 77777 };
+static const char *tname[NTHREADS] = { "main", "worker 0 (SCHED_BATCH)", "worker 1 (SCHED_IDLE)",
+					"worker 2 (SCHED_RR|SCHED_RESET_ON_FORK)" };
+static const int want_policy[NTHREADS] = { SCHED_OTHER, SCHED_BATCH, SCHED_IDLE, SCHED_RR | SCHED_RESET_ON_FORK };
+static const int want_prio[NTHREADS] = { 0, 0, 0, 3 };
+static const int want_nice[NTHREADS] = { 5, 7, 3, 2 };
+static const int want_cpu[NTHREADS] = { 0, 1, 0, 1 };
+static const unsigned long want_slack[NTHREADS] = { 123456, 654321, 77777, 55555 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -88,7 +90,7 @@ static int compare(const char *who, const char *how, const struct tstate *b, con
 /* Gives the calling thread the state of index i. */
 static void setup_self(int i)
 {
-	struct sched_param sp = { 0 };
+	struct sched_param sp = { .sched_priority = want_prio[i] };
 
 	MUST(sched_setscheduler(0, want_policy[i], &sp) == 0);
 	MUST(setpriority(PRIO_PROCESS, 0, want_nice[i]) == 0);
@@ -104,7 +106,9 @@ static void setup_self(int i)
 
 static void check_wanted(int i, const struct tstate *s)
 {
-	MUST(s->policy == want_policy[i] && s->nice == want_nice[i] && s->slack == want_slack[i]);
+	MUST(s->policy == want_policy[i] && s->prio == want_prio[i] && s->nice == want_nice[i] &&
+	     /* the kernel gives real-time threads no timer slack */
+	     (want_prio[i] || s->slack == want_slack[i]));
 	MUST(ncpus < 2 || (CPU_COUNT(&s->cpus) == 1 && CPU_ISSET(want_cpu[i], &s->cpus)));
 }
 
@@ -176,7 +180,7 @@ int main(int argc, char **argv)
 	pers_before = personality(0xffffffff);
 	oom_before = read_oom_score_adj();
 	MUST(pers_before == (PER_LINUX | ADDR_NO_RANDOMIZE) && oom_before == 500);
-	printf("sched: %d cpus, tids %d %d %d\n", ncpus, tids[0], tids[1], tids[2]);
+	printf("sched: %d cpus, tids %d %d %d %d\n", ncpus, tids[0], tids[1], tids[2], tids[3]);
 	prog_ready();
 
 	if (wait_for_signal())

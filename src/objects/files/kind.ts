@@ -102,6 +102,14 @@ export interface RestoreFilesEnv {
   inherited: Map<string, { fd: number; used: boolean }>;
   /** Pseudo-terminal pairs recreated so far, by index. */
   ptys: Map<number, PtyPair>;
+  /** tty-data.img: the bytes queued on each pty side, by its tty-info id. */
+  ttyData: Map<number, Uint8Array>;
+  /**
+   * Terminals cryo holds until the restore ends: devices (a virtual terminal...)
+   * opened to be a session's controlling terminal ("dev:INFO-ID"; the last close
+   * of a terminal takes it from its session) and hung-up pty slaves ("hung:FILE-ID").
+   */
+  heldTtys: Map<string, number>;
 }
 
 /** A pseudo-terminal pair recreated in cryo: its master and its slave fds, by file id. */

@@ -13,13 +13,14 @@
 // terminal right after its setsid(), before it forks, so that the members of
 // its session inherit it as they did; the foreground group is set once every
 // group exists.
-import { closeSync, fchmodSync, fchownSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, fstatSync } from 'node:fs';
 import { FdTypes, TtyType, type FileEntry, type TtyInfoEntry } from '../../images/index.js';
-import { NR, O, TIOC, syscall, dupCloexec } from '../../sys/index.js';
+import { AT_FDCWD, F, FD_CLOEXEC, NR, O, TIOC, syscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
 import { major, minor, type PtyPair as Pair, type RestoreFilesEnv } from './kind.js';
 import { applyParams, ioctlInt, setInt } from './termios.js';
+import { putQueued } from './ttydata.js';
 
 /** A pty master: /dev/ptmx (5:2) or one of the Unix98 master majors. */
 export function isPtyMasterRdev(rdev: number): boolean {
@@ -32,7 +33,22 @@ export function isPtyMaster(info: TtyInfoEntry): boolean {
 }
 
 
-const openFlags = (f: number) => (f & ~(O.CREAT | O.TRUNC | O.EXCL | O.CLOEXEC)) | O.NOCTTY | O.CLOEXEC;
+/**
+ * Flags to open a terminal with for an fd of the images: its own, never a
+ * controlling terminal, and without O_CLOEXEC, which would stay in the open
+ * file's flags (F_GETFL); cryo's fd gets FD_CLOEXEC at once instead.
+ */
+export const openFlags = (f: number) => (f & ~(O.CREAT | O.TRUNC | O.EXCL | O.CLOEXEC)) | O.NOCTTY;
+
+function setCloexec(fd: number): number {
+  syscall('fcntl(F_SETFD)', NR.fcntl, fd, F.SETFD, FD_CLOEXEC);
+  return fd;
+}
+
+/** open(2) a terminal with exactly `flags` (Node's open adds O_CLOEXEC to the file's flags). */
+export function openTty(path: string, flags: number): number {
+  return setCloexec(syscall(`open(${path})`, NR.openat, AT_FDCWD, Buffer.from(path + '\0'), flags & ~O.CLOEXEC, 0));
+}
 
 interface Side {
   fe: FileEntry;
@@ -64,7 +80,7 @@ function openPtmxAt(path: string, index: number, flags: number): number {
     for (;;) {
       let fd: number;
       try {
-        fd = openSync(path, flags);
+        fd = openTty(path, flags);
       } catch (e) {
         throw new CryoError(`cannot open ${path} for pseudo-terminal ${index}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       }
@@ -84,7 +100,7 @@ function openPtmxAt(path: string, index: number, flags: number): number {
 function peer(pair: Pair, flags: number, locked: boolean): number {
   if (locked) setInt(pair.master, TIOC.SPTLCK, 0);
   try {
-    return syscall('ioctl(TIOCGPTPEER)', NR.ioctl, pair.master, TIOC.GPTPEER, flags);
+    return setCloexec(syscall('ioctl(TIOCGPTPEER)', NR.ioctl, pair.master, TIOC.GPTPEER, flags & ~O.CLOEXEC));
   } finally {
     if (locked) setInt(pair.master, TIOC.SPTLCK, 1);
   }
@@ -124,8 +140,49 @@ export function ensurePair(index: number, env: RestoreFilesEnv): Pair {
       first = false;
     }
   }
+  // What each side had queued for reading, once its parameters are set.
+  const what = (side: string) => `/dev/pts/${index} (${side})`;
+  putQueued(pair.master, true, env.ttyData.get(m.info.id) ?? new Uint8Array(), what('master'));
+  const slaveData = env.ttyData.get(m.info.id & ~1);
+  if (slaveData?.length) {
+    const first = pair.slaves.values().next().value as number | undefined;
+    const fd = first ?? peer(pair, O.RDWR | O.NOCTTY, false);
+    try {
+      putQueued(fd, false, slaveData, what('slave'));
+    } finally {
+      if (first === undefined) closeSync(fd);
+    }
+  }
   if (m.info.locked) setInt(pair.master, TIOC.SPTLCK, 1);
   return pair;
+}
+
+/** A terminal dumped hung up (a pty slave whose master was closed): CRIU writes no termios for it. */
+export function isHung(info: TtyInfoEntry): boolean {
+  return !info.termios;
+}
+
+/**
+ * A hung-up slave of pty `index`: a new pair with that number, a slave open
+ * file description for every file entry of it, then the master closed, which
+ * hangs them all up (and frees the number again). cryo keeps the slaves until
+ * the restore ends.
+ */
+export function hungSlaveFd(fe: FileEntry, info: TtyInfoEntry, env: RestoreFilesEnv): number {
+  const index = info.pty!.index;
+  const key = (id: number) => `hung:${id}`;
+  if (!env.heldTtys.has(key(fe.id))) {
+    const master = openPtmxAt('/dev/ptmx', index, O.RDWR | O.NOCTTY | O.CLOEXEC);
+    try {
+      setInt(master, TIOC.SPTLCK, 0);
+      for (const s of sides(index, env).slaves) {
+        if (isHung(s.info)) env.heldTtys.set(key(s.fe.id), peer({ master, slaves: new Map() }, openFlags(s.fe.tty!.flags), false));
+      }
+    } finally {
+      closeSync(master);
+    }
+  }
+  return dupCloexec(env.heldTtys.get(key(fe.id))!);
 }
 
 /** A shell job's pty whose master was outside the tree, to be handed out with orphan_pts_master. */
@@ -185,6 +242,31 @@ export function pairFd(fe: FileEntry, info: TtyInfoEntry, env: RestoreFilesEnv):
 }
 
 /**
+ * The console, and (but for a shell job, whose terminal it is) a virtual terminal
+ * or serial line: devices of the system, reopened by their path with their
+ * parameters, as CRIU's open_simple_tty.
+ */
+export function reopenedByPath(type: TtyType, shellJob: boolean): boolean {
+  return type === TtyType.CONSOLE || (!shellJob && (type === TtyType.VT || type === TtyType.SERIAL));
+}
+
+/** The path of a terminal's file entry (its reg-file entry), if it has one. */
+export function devicePath(fe: FileEntry, env: RestoreFilesEnv): string | undefined {
+  return fe.tty?.regfId !== undefined ? env.files.get(fe.tty.regfId)?.reg?.name : undefined;
+}
+
+/** The path of some fd of terminal `info` (the device's, for one reopened by path). */
+function pathOfInfo(info: TtyInfoEntry, env: RestoreFilesEnv): string | undefined {
+  for (const fe of env.files.values()) {
+    if (fe.type === FdTypes.TTY && fe.tty?.ttyInfoId === info.id) {
+      const p = devicePath(fe, env);
+      if (p) return p;
+    }
+  }
+  return undefined;
+}
+
+/**
  * The terminals that were the controlling terminal of session `sid` (ids as in
  * the images): a pty pair of the tree (by its master's entry) or an external
  * terminal given back with --inherit-fd.
@@ -196,6 +278,7 @@ function sessionTerminals(env: RestoreFilesEnv, sid?: number): TtyInfoEntry[] {
     if (isPtyMaster(info) && ownsPair(info.pty!.index, env)) out.push(info);
     else if (isOrphanSlave(info, env)) out.push(info);
     else if (info.type === TtyType.EXT_TTY && env.inherited.has(ttyKey(info.rdev, info.dev ?? 0))) out.push(info);
+    else if (reopenedByPath(info.type, env.shellJob) && pathOfInfo(info, env)) out.push(info);
   }
   return out;
 }
@@ -212,6 +295,19 @@ function terminalFd(info: TtyInfoEntry, env: RestoreFilesEnv): number {
     return dupCloexec(inh.fd);
   }
   if (isOrphanSlave(info, env)) return peer(orphanPair(info, env), O.RDWR | O.NOCTTY | O.CLOEXEC, false);
+  if (reopenedByPath(info.type, env.shellJob)) {
+    let fd = env.heldTtys.get(`dev:${info.id}`);
+    if (fd === undefined) {
+      const path = pathOfInfo(info, env)!;
+      try {
+        fd = openTty(path, O.RDWR | O.NOCTTY);
+      } catch (e) {
+        throw new CryoError(`cannot open the terminal ${path} (the controlling terminal of session ${info.sid}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+      env.heldTtys.set(`dev:${info.id}`, fd);
+    }
+    return dupCloexec(fd);
+  }
   const master = sides(info.pty!.index, env).masters[0]!;
   return peer(ensurePair(info.pty!.index, env), O.RDWR | O.NOCTTY | O.CLOEXEC, master.info.locked);
 }

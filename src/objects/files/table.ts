@@ -4,7 +4,7 @@ import { kcmp } from '../../sys/index.js';
 import type { UnixDump } from './unix.js';
 import {
   create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, type TtyInfoEntry, type GhostFileEntry, type FileLockEntry,
-  type RemapFilePathEntry, type MemfdInodeEntry, type EventpollFileEntry, type FdinfoEntry, RegFileEntrySchema, FownEntrySchema, type FownEntry,
+  type RemapFilePathEntry, type MemfdInodeEntry, type TtyDataEntry, type EventpollFileEntry, type FdinfoEntry, RegFileEntrySchema, FownEntrySchema, type FownEntry,
 } from '../../images/index.js';
 
 /** The owner of a file's signals (F_SETOWN) as cryo writes it: none. */
@@ -29,6 +29,10 @@ export class FileTable {
   readonly ttyInfos: TtyInfoEntry[] = [];
   /** Every terminal fd dumped, for the checks once the whole tree is seen (tty.ts). */
   readonly ttyFds: Array<{ pid: number; fd: number; link: string; infoId: number }> = [];
+  /** cryo's copy of one fd of each pty side, by tty-info id, to read its queue once the tree is seen. */
+  readonly ttyQueueFds = new Map<number, number>();
+  /** tty-data.img: the bytes queued on each pty side. */
+  readonly ttyData: TtyDataEntry[] = [];
   /** pipes-data.img: the bytes queued in each pipe, once per pipe. */
   readonly pipeData: Array<{ pipeId: number; data: Buffer; size: number }> = [];
   /**

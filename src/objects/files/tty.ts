@@ -7,13 +7,14 @@
 // - terminals of the shell a job runs from (--shell-job): reconnected to the
 //   terminal cryo runs on, as CRIU does;
 // - terminals named with --external tty[RDEV:DEV]: given back on restore with
-//   --inherit-fd fd[N]:tty[RDEV:DEV].
-// Data queued in a terminal is not carried (CRIU reads it out and writes it
-// back, which the line discipline may echo or transform; a terminal never was a
-// reliable transport).
-import { closeSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+//   --inherit-fd fd[N]:tty[RDEV:DEV];
+// - the console, virtual terminals and serial lines: reopened by their path;
+// - pty slaves hung up by the close of their master: slaves of a new pair
+//   whose master is closed again.
+// Data queued in the tree's own pairs is carried (ttydata.ts).
+import { closeSync, fstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import {
-  create, isFieldSet, FdTypes, FileEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType, TtyPtyEntrySchema,
+  create, isFieldSet, FdTypes, FileEntrySchema, TtyDataEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType, TtyPtyEntrySchema,
   type FileEntry, type TtyInfoEntry,
 } from '../../images/index.js';
 import { noFown } from './table.js';
@@ -24,7 +25,11 @@ import { RemoteError, type Remote } from '../../tracer/remote.js';
 import type { FileTable } from './table.js';
 import { badFile, hexId, major, minor, partOf, regOf, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
 import { ioctlInt, readParams, applyParams } from './termios.js';
-import { isPtyMasterRdev, isPtyMaster, ownsPair, pairFd, isOrphanSlave, orphanSlaveFd, ttyKey, withSessionPtyUnlocked } from './pty.js';
+import { takeQueued } from './ttydata.js';
+import {
+  isPtyMasterRdev, isPtyMaster, ownsPair, pairFd, isOrphanSlave, orphanSlaveFd, ttyKey, withSessionPtyUnlocked, reopenedByPath, devicePath,
+  isHung, hungSlaveFd, openFlags, openTty,
+} from './pty.js';
 
 // CRIU's fixed indices for terminals that are not ptys (tty.c).
 const CONSOLE_INDEX = 1002;
@@ -68,8 +73,9 @@ function driverOf(p: FdProbe, lfd: number, files: FileTable, external: readonly 
   const type = driverType(rdev)!;
   if (type === TtyType.PTY) {
     const master = isPtyMasterRdev(rdev);
-    // A slave's index is its name in /dev/pts; a master's the kernel tells.
-    const index = master ? ioctlInt(lfd, TIOC.GPTN) : Number(/\/(\d+)$/.exec(p.link)?.[1] ?? NaN);
+    // A slave's index is its device number (136..143 : N), also once it is hung up
+    // and its /dev/pts name gone; a master's the kernel tells.
+    const index = master ? ioctlInt(lfd, TIOC.GPTN) : (major(rdev) - 136) * 256 + minor(rdev);
     if (index === undefined || !Number.isInteger(index) || index > MAX_PTY_INDEX) {
       throw new CryoError(`task ${p.pid}: fd ${p.fd} is the pseudo-terminal ${p.link}, whose index cryo cannot tell (or above ${MAX_PTY_INDEX})`);
     }
@@ -83,6 +89,14 @@ function driverOf(p: FdProbe, lfd: number, files: FileTable, external: readonly 
 function dumpInfo(p: FdProbe, lfd: number, d: Driver, id: number): TtyInfoEntry {
   const params = readParams(lfd);
   if (!params) {
+    // A pty slave whose master was closed: as CRIU, an entry without termios (a
+    // hung-up terminal), which the restore makes by closing a new master.
+    if (d.type === TtyType.PTY && !d.master) {
+      return create(TtyInfoEntrySchema, {
+        id, type: d.type, locked: false, exclusive: false, packetMode: false, sid: 0, pgrp: 0,
+        rdev: p.st.rdev, dev: p.st.dev, uid: p.st.uid, gid: p.st.gid, pty: create(TtyPtyEntrySchema, { index: d.index }),
+      });
+    }
     throw new CryoError(`task ${p.pid}: fd ${p.fd} is the terminal ${p.link}, which is hung up (its other side is gone); cryo does not support that`);
   }
   let sid = 0;
@@ -113,6 +127,26 @@ function dumpInfo(p: FdProbe, lfd: number, d: Driver, id: number): TtyInfoEntry 
   });
 }
 
+function openDevice(fe: FileEntry, info: TtyInfoEntry, env: RestoreFilesEnv): number {
+  const name = devicePath(fe, env);
+  if (!name) throw new CryoError(`file id ${fe.id}: terminal ${info.id} has no path to reopen it by`);
+  let fd: number;
+  try {
+    fd = openTty(name, openFlags(fe.tty!.flags));
+  } catch (e) {
+    throw new CryoError(`cannot open the terminal ${name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (st.rdev !== info.rdev) throw new CryoError(`${name} is the device ${major(st.rdev)}:${minor(st.rdev)} now, not ${major(info.rdev)}:${minor(info.rdev)} as dumped`);
+    applyParams(fd, info);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  return fd;
+}
+
 interface TreeTask {
   pid: number;
   stat: { pgid: number; sid: number };
@@ -126,6 +160,29 @@ interface TreeTask {
  * ids (they differ from cryo's inside a pid namespace).
  */
 export function finishTtys(files: FileTable, tasks: readonly TreeTask[], shellJob: boolean): void {
+  try {
+    checkTtys(files, tasks, shellJob);
+    // The data queued in the tree's own pairs (a shell's terminal is not the tree's to read).
+    for (const info of files.ttyInfos.filter(isPtyMaster)) {
+      for (const id of [info.id, info.id & ~1]) {
+        const fd = files.ttyQueueFds.get(id);
+        if (fd === undefined) continue;
+        const data = takeQueued(fd, id === info.id, `/dev/pts/${info.pty!.index} (${id === info.id ? 'master' : 'slave'})`);
+        if (data.length) files.ttyData.push(create(TtyDataEntrySchema, { ttyId: id, data }));
+      }
+    }
+  } finally {
+    closeTtyQueues(files);
+  }
+}
+
+/** Close cryo's copies of pty sides (also after a failed dump). */
+export function closeTtyQueues(files: FileTable): void {
+  for (const fd of files.ttyQueueFds.values()) closeSync(fd);
+  files.ttyQueueFds.clear();
+}
+
+function checkTtys(files: FileTable, tasks: readonly TreeTask[], shellJob: boolean): void {
   const infos = new Map(files.ttyInfos.map((i) => [i.id, i]));
   const owned = files.ttyInfos.filter(isPtyMaster);
   const ownedIndex = new Set(owned.map((i) => i.pty!.index));
@@ -133,8 +190,9 @@ export function finishTtys(files: FileTable, tasks: readonly TreeTask[], shellJo
   for (const r of files.ttyFds) {
     const info = infos.get(r.infoId)!;
     if (info.type === TtyType.EXT_TTY) continue;
-    if (info.type === TtyType.PTY && ownedIndex.has(info.pty!.index)) continue;
+    if (info.type === TtyType.PTY && (ownedIndex.has(info.pty!.index) || isHung(info))) continue;
     if (info.type === TtyType.CTTY && ownedSids.has(info.sid)) continue;
+    if (reopenedByPath(info.type, shellJob)) continue;
     if (!shellJob) throw new CryoError(`task ${r.pid}: fd ${r.fd} is the terminal ${r.link}; dump with --shell-job (-j) if it is a job of this shell`);
   }
   for (const info of files.ttyInfos) {
@@ -176,7 +234,6 @@ function infoOf(fe: FileEntry, env: RestoreFilesEnv): TtyInfoEntry {
   return info;
 }
 
-const openFlags = (f: number) => (f & ~(O.CREAT | O.TRUNC | O.EXCL)) | O.NOCTTY | O.CLOEXEC;
 
 export const tty: FdKind = {
   name: 'terminal',
@@ -187,12 +244,21 @@ export const tty: FdKind = {
     const lfd = p.copy();
     const d = driverOf(p, lfd, files, env.external);
     const infoId = (d.index << 1) | (d.master ? 1 : 0);
-    if (!files.ttyInfos.some((i) => i.id === infoId)) files.ttyInfos.push(dumpInfo(p, lfd, d, infoId));
+    const info = dumpInfo(p, lfd, d, infoId);
+    const have = files.ttyInfos.find((i) => i.id === infoId);
+    if (!have) {
+      files.ttyInfos.push(info);
+      // Its queue is read once the whole tree is seen, if the pair is the tree's.
+      if (d.type === TtyType.PTY && !isHung(info)) files.ttyQueueFds.set(infoId, dupCloexec(lfd));
+    }
+    else if (isHung(have) !== isHung(info)) {
+      throw new CryoError(`task ${p.pid}: fd ${p.fd} is /dev/pts/${d.index}, and so is another fd of the tree, one of them hung up (a pair closed, a new one with its number): CRIU's images cannot tell them apart`);
+    }
     const flags = p.info.flags & ~O.CLOEXEC;
     // An external terminal has no path of its own: --inherit-fd names it.
     const regfId = d.type === TtyType.EXT_TTY
       ? undefined
-      : files.addReg({ flags, pos: 0n, name: p.link, mode: p.st.mode, mntId: p.info.mntId });
+      : files.addReg({ flags, pos: 0n, name: p.link.replace(/ \(deleted\)$/, ''), mode: p.st.mode, mntId: p.info.mntId });
     const id = files.newId();
     const fown = noFown();
     files.add(create(FileEntrySchema, {
@@ -205,6 +271,7 @@ export const tty: FdKind = {
   open(fe, env, task) {
     const info = infoOf(fe, env);
     if (info.type === TtyType.PTY && info.pty && ownsPair(info.pty.index, env)) return pairFd(fe, info, env);
+    if (info.type === TtyType.PTY && info.pty && isHung(info)) return hungSlaveFd(fe, info, env);
     if (isOrphanSlave(info, env)) return orphanSlaveFd(fe, info, env);
     if (info.type === TtyType.CTTY) {
       if (!task) throw new CryoError('/dev/tty in flight in a socket queue cannot be restored');
@@ -214,10 +281,11 @@ export const tty: FdKind = {
       const key = ttyKey(info.rdev, info.dev ?? 0);
       throw new CryoError(`the tree used the external terminal ${key}: give it back with --inherit-fd fd[N]:${key}`);
     }
+    if (reopenedByPath(info.type, env.shellJob)) return openDevice(fe, info, env);
     if (!env.shellJob) throw new CryoError('the tree used a terminal of its shell: restore it with --shell-job (-j)');
     const path = ownTerminal();
     if (!path) throw new CryoError('--shell-job: cryo has no terminal on stdin, stdout or stderr to give the restored job');
-    return openSync(path, openFlags(fe.tty!.flags));
+    return openTty(path, openFlags(fe.tty!.flags));
   },
   inheritKey: (fe, env) => {
     const info = infoOf(fe, env);
