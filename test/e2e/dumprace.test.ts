@@ -28,8 +28,9 @@ test('a tree that forks without pause: 25 dumps in a row all succeed, the last o
 
 test('dump of a zombie: refused with one line, exit 1, no image written, its parent untouched', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'zombie-root');
-  // sh forks `true` and becomes sleep, which never reaps it: a zombie child.
-  const parent = await s.startCommand('sh', ['/bin/sh', '-c', 'true & echo READY; exec sleep 1000']);
+  // sh forks a child that exits a moment later, once sh has become sleep, which
+  // never reaps it: a zombie child (sh itself may reap one that exits at once).
+  const parent = await s.startCommand('sh', ['/bin/sh', '-c', 'sleep 0.3 & echo READY; exec sleep 1000']);
   let zombie = 0;
   await s.check(waitFor('the zombie child', () => {
     zombie = childrenOf(parent.pid).find((c) => procState(c) === 'Z') ?? 0;
