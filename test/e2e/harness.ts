@@ -156,6 +156,13 @@ export class Target {
         }
       } catch (e) {
         if (!isErrno(e, 'ECHILD')) throw e;
+        // The process that restored it (a service's worker) may not have exited
+        // yet: the task comes to the test process, its subreaper, when it does.
+        const parent = parentPid(this.pid);
+        if (parent !== undefined && parent !== process.pid && exists(parent) && Date.now() < deadline) {
+          await sleep(10);
+          continue;
+        }
         throw new Error(
           `restored ${this.label} (pid ${this.pid}) is not a child of the test process ` +
             `(state ${procState(this.pid) ?? 'gone'}, parent ${parentPid(this.pid)}, test pid ${process.pid})`,
