@@ -4,15 +4,13 @@ import { accessSync, constants, existsSync, openSync, readFileSync, readSync, re
 import {
   F, NR, O, PR, PR_SET_MM_MAP_SIZE, PAGE_SIZE, PAGE_IS, PROT, MAP, MREMAP, MFD,
   EINVAL, ENOENT, ENOSYS, EFAULT, SysError, addressOf, syscall, trySyscall, pidfdOpen,
-  pidfdGetfd, kcmp, kcmpEpollTfd, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE,
+  pidfdGetfd, kcmp, kcmpEpollTfd, CAP, KCMP, LOCK, CLOCK, TFD_IOC_SET_TICKS, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OP, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE,
 } from '../sys/index.js';
 import {
-  CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_AUDIT_CONTROL, CAP_CHECKPOINT_RESTORE, KCMP_FILE,
-  MFD_CLOEXEC, LOCK_SH, CLOCK_MONOTONIC, TFD_IOC_SET_TICKS,
-  PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET,
-  PR_SET_MM_MAP_STRUCT_SIZE, describe, step, errname, closeFd, Kerndat,
+  describe, step, errname, closeFd, Kerndat,
   type FeatureKind, type Feature, type FeatureResult, type Step, type SeedFacts,
 } from './kerndat.js';
+import { cloneArgs, prctlMmMap } from '../abi/index.js';
 
 // ---- probes ------------------------------------------------------------------------
 
@@ -116,7 +114,7 @@ export const FEATURES: readonly Feature[] = [
     name: 'capabilities', kind: 'required', level: 'error',
     description: 'CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN (map_files, clone3 set_tid, PR_SET_MM_MAP)',
     missing: 'cryo needs the CAP_SYS_ADMIN or the CAP_CHECKPOINT_RESTORE capability',
-    probe: probeWith('capabilities', (k) => k.hasCap(CAP_CHECKPOINT_RESTORE) || k.hasCap(CAP_SYS_ADMIN)),
+    probe: probeWith('capabilities', (k) => k.hasCap(CAP.CHECKPOINT_RESTORE) || k.hasCap(CAP.SYS_ADMIN)),
   },
   {
     name: 'ptrace_seize', kind: 'required', level: 'error',
@@ -159,12 +157,11 @@ export const FEATURES: readonly Feature[] = [
       if (r0 !== -EINVAL) return `clone3(NULL, 0) gave ${r0 < 0 ? errname(r0) : r0}`;
       // As CRIU's kerndat: a struct with set_tid but set_tid_size 0 is EINVAL where
       // set_tid is known, E2BIG where the struct is larger than the kernel's.
-      const args = Buffer.alloc(88);
-      args.writeBigUInt64LE(0xffffffffffffffffn, 64);
+      const args = cloneArgs.encode({ set_tid: -1n });
       const r = trySyscall(NR.clone3, args, args.length);
       if (r >= 0) throw new Error(`clone3 unexpectedly created ${r}`); // cannot happen: set_tid_size 0
       if (r !== -EINVAL) return `clone3() does not know set_tid (${errname(r)})`;
-      if (!k.hasCap(CAP_CHECKPOINT_RESTORE) && !k.hasCap(CAP_SYS_ADMIN)) {
+      if (!k.hasCap(CAP.CHECKPOINT_RESTORE) && !k.hasCap(CAP.SYS_ADMIN)) {
         return 'set_tid needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN';
       }
       return true;
@@ -231,8 +228,8 @@ export const FEATURES: readonly Feature[] = [
       const a = openSync('/dev/null', 'r');
       const b = openSync('/dev/null', 'r');
       try {
-        if (kcmp(process.pid, process.pid, KCMP_FILE, a, a) !== 0) return 'kcmp(KCMP_FILE) says an fd differs from itself';
-        if (kcmp(process.pid, process.pid, KCMP_FILE, a, b) === 0) return 'kcmp(KCMP_FILE) says two opens are one';
+        if (kcmp(process.pid, process.pid, KCMP.FILE, a, a) !== 0) return 'kcmp(KCMP_FILE) says an fd differs from itself';
+        if (kcmp(process.pid, process.pid, KCMP.FILE, a, b) === 0) return 'kcmp(KCMP_FILE) says two opens are one';
       } finally {
         closeFd(a);
         closeFd(b);
@@ -244,7 +241,7 @@ export const FEATURES: readonly Feature[] = [
     description: 'memfd_create: the seed executable, memfd files',
     missing: 'memfd_create is not supported',
     probe: probeWith('memfd', () => {
-      closeFd(memfdCreate('cryo-check', MFD_CLOEXEC));
+      closeFd(memfdCreate('cryo-check', MFD.CLOEXEC));
     }),
   },
   {
@@ -265,7 +262,7 @@ export const FEATURES: readonly Feature[] = [
         return `PR_SET_MM_MAP_SIZE failed: ${describe(e)}`;
       }
       const n = size.readUInt32LE(0);
-      return n === PR_SET_MM_MAP_STRUCT_SIZE || `struct prctl_mm_map is ${n} bytes, cryo knows ${PR_SET_MM_MAP_STRUCT_SIZE}`;
+      return n === prctlMmMap.size || `struct prctl_mm_map is ${n} bytes, cryo knows ${prctlMmMap.size}`;
     }),
   },
 
@@ -280,7 +277,7 @@ export const FEATURES: readonly Feature[] = [
     name: 'cap_sys_ptrace', kind: 'extra', level: 'warn',
     description: 'CAP_SYS_PTRACE: trace tasks of other users',
     missing: 'No CAP_SYS_PTRACE: only tasks of this user can be dumped',
-    probe: probeWith('cap_sys_ptrace', (k) => k.hasCap(CAP_SYS_PTRACE)),
+    probe: probeWith('cap_sys_ptrace', (k) => k.hasCap(CAP.SYS_PTRACE)),
   },
   {
     name: 'process_vm_readv', kind: 'extra', level: 'warn',
@@ -357,9 +354,9 @@ export const FEATURES: readonly Feature[] = [
     description: 'lock: lines in /proc/PID/fdinfo: file locks',
     missing: "fdinfo doesn't contain the lock field",
     probe: probeWith('fdinfo_lock', () => {
-      const fd = memfdCreate('cryo-check-lock', MFD_CLOEXEC);
+      const fd = memfdCreate('cryo-check-lock', MFD.CLOEXEC);
       try {
-        syscall('flock', NR.flock, fd, LOCK_SH);
+        syscall('flock', NR.flock, fd, LOCK.SH);
         return /^lock:/m.test(fdinfoOf(fd));
       } finally {
         closeFd(fd); // drops the lock with the last reference
@@ -371,7 +368,7 @@ export const FEATURES: readonly Feature[] = [
     description: 'TFD_IOC_SET_TICKS: restore timerfd expirations',
     missing: 'No timerfd support for c/r',
     probe: probeWith('timerfd', () => {
-      const fd = syscall('timerfd_create', NR.timerfd_create, CLOCK_MONOTONIC, O.CLOEXEC);
+      const fd = syscall('timerfd_create', NR.timerfd_create, CLOCK.MONOTONIC, O.CLOEXEC);
       try {
         const r = trySyscall(NR.ioctl, fd, TFD_IOC_SET_TICKS, 0);
         return r === -EFAULT || `ioctl(TFD_IOC_SET_TICKS) gave ${r < 0 ? errname(r) : r}`;
@@ -397,7 +394,7 @@ export const FEATURES: readonly Feature[] = [
     description: 'PR_TIMER_CREATE_RESTORE_IDS: restore POSIX timers with their ids',
     missing: 'PR_TIMER_CREATE_RESTORE_IDS is not supported',
     probe: probeWith('timer_cr_ids', () =>
-      trySyscall(NR.prctl, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, 0, 0, 0) >= 0),
+      trySyscall(NR.prctl, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OP.GET, 0, 0, 0) >= 0),
   },
   {
     name: 'sk_unix_file', kind: 'extra', level: 'warn',
@@ -470,7 +467,7 @@ export const FEATURES: readonly Feature[] = [
     missing: 'memfd_create(MFD_HUGETLB) is not supported',
     probe: probeWith('memfd_hugetlb', () => {
       try {
-        closeFd(memfdCreate('cryo-check-huge', MFD_CLOEXEC | MFD.HUGETLB));
+        closeFd(memfdCreate('cryo-check-huge', MFD.CLOEXEC | MFD.HUGETLB));
         return true;
       } catch (e) {
         if (e instanceof SysError && [EINVAL, ENOENT, ENOSYS].includes(e.errno)) return false;
@@ -491,7 +488,7 @@ export const FEATURES: readonly Feature[] = [
     description: '/proc/PID/loginuid and CAP_AUDIT_CONTROL: restore the audit login uid',
     missing: 'Loginuid restore is OFF.',
     // CRIU writes loginuid to test it, which starts a new audit session: we only look.
-    probe: probeWith('loginuid', (k) => readable('/proc/self/loginuid') === true && k.hasCap(CAP_AUDIT_CONTROL)),
+    probe: probeWith('loginuid', (k) => readable('/proc/self/loginuid') === true && k.hasCap(CAP.AUDIT_CONTROL)),
   },
   notDone('cgroupns', 'extra', 'cgroup namespaces', 'cryo does not dump or restore cgroup namespaces yet'),
   notDone('timens', 'extra', 'time namespaces', 'cryo does not dump or restore time namespaces yet'),

@@ -3,33 +3,15 @@
 // ptrace, the userfaultfd feature mask, the capability set.
 import { closeSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
 import {
-  NR, O, PR, PTRACE, PTRACE_O, NT_X86_XSTATE, ENOSYS, EPERM, errnoName, SysError, trySyscall, ptrace,
+  NR, O, PR, PTRACE, PTRACE_O, NT_X86_XSTATE, ENOSYS, EPERM, UFFD_API, UFFDIO_API, UFFD_USER_MODE_ONLY, USERFAULTFD_IOC_NEW,
+  CAP, capBit, errnoName, SysError, trySyscall, ptrace,
 } from '../sys/index.js';
 import { spawnSeed } from '../restore/seed.js';
 import { killAndReap } from '../restore/tree.js';
 import { findSyscallInsn, waitForStop } from '../tracer/seize.js';
 import { Remote } from '../tracer/remote.js';
+import { uffdioApi } from '../abi/index.js';
 
-
-
-export const CAP_SYS_PTRACE = 19;
-export const CAP_SYS_ADMIN = 21;
-export const CAP_AUDIT_CONTROL = 30;
-export const CAP_CHECKPOINT_RESTORE = 40;
-
-export const KCMP_FILE = 0;
-export const MFD_CLOEXEC = 1;
-export const LOCK_SH = 1;
-export const CLOCK_MONOTONIC = 1;
-export const TFD_IOC_SET_TICKS = 0x40085400; // _IOW('T', 0, u64)
-export const PR_TIMER_CREATE_RESTORE_IDS = 77;
-export const PR_TIMER_CREATE_RESTORE_IDS_GET = 2;
-export const PR_SET_MM_MAP_STRUCT_SIZE = 104;
-
-export const UFFD_API = 0xaan;
-export const UFFDIO_API = 0xc018aa3f; // _IOWR(0xAA, 0x3F, struct uffdio_api)
-export const USERFAULTFD_IOC_NEW = 0xaa00; // _IO(0xAA, 0x00) on /dev/userfaultfd
-export const UFFD_USER_MODE_ONLY = 1;
 
 /** required: cryo cannot dump or restore without it; extra/experimental: CRIU's categories 2 and 3. */
 export type FeatureKind = 'required' | 'extra' | 'experimental';
@@ -250,11 +232,10 @@ export class Kerndat {
       });
     }
     try {
-      const api = Buffer.alloc(24);
-      api.writeBigUInt64LE(UFFD_API, 0);
+      const api = uffdioApi.encode({ api: UFFD_API });
       const r = trySyscall(NR.ioctl, fd, UFFDIO_API, api);
       if (r < 0) return (this.uffd = { error: `UFFDIO_API failed with ${errname(r)}` });
-      return (this.uffd = { features: api.readBigUInt64LE(8) });
+      return (this.uffd = { features: uffdioApi.decode(api).features });
     } finally {
       closeFd(fd);
     }

@@ -1,6 +1,6 @@
 // Dumping one task: everything per process (core, mm, pagemap, pages, fds, fs).
 import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { NR, PR, SIG, ptrace, getRobustList, kcmp, O } from '../sys/index.js';
+import { NR, PR, SIG, ptrace, getRobustList, kcmp, KCMP, O } from '../sys/index.js';
 import {
   create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
   TaskKobjIdsEntrySchema, ThreadSasEntrySchema, RseqEntrySchema, TaskRlimitsEntrySchema, RlimitEntrySchema,
@@ -27,6 +27,7 @@ import { dumpRegFile } from '../objects/files/reg.js';
 import { isMemfdLink, writeShmemObject } from '../objects/files/memfd.js';
 import type { CgroupDump } from '../objects/cgroup.js';
 import { takeRemote, takeThreadRemote, type FrozenTask } from './freeze.js';
+import { rlimit64, stackT } from '../abi/index.js';
 
 /** State shared by all tasks of one dump. */
 /** The page counters of stats-dump, as CRIU keeps them: private pages, then shared memory (shmem, memfds). */
@@ -93,11 +94,10 @@ export function taskIds(pid: number, st: DumpState): TaskKobjIdsEntry {
   return create(TaskKobjIdsEntrySchema, { vmId: own, filesId, fsId: own + 2, sighandId: own + 3, ...nsIds(pid, st) });
 }
 
-const KCMP_FILES = 2;
 
 function sameFdTable(a: number, b: number): boolean {
   try {
-    return kcmp(a, b, KCMP_FILES, 0, 0) === 0;
+    return kcmp(a, b, KCMP.FILES, 0, 0) === 0;
   } catch {
     return false; // one of them has no fd table any more (a zombie)
   }
@@ -168,8 +168,8 @@ function dumpThread(t: FrozenTask, tid: number, st: DumpState, log: Logger): { t
     log.warn(`thread ${tid}: rseq configuration unavailable: ${(e as Error).message}`);
   }
   rem.call('sigaltstack', NR.sigaltstack, 0, scratch);
-  const sasBuf = rem.mem.read(scratch, 24);
-  const sas = create(ThreadSasEntrySchema, { ssSp: sasBuf.readBigUInt64LE(0), ssFlags: sasBuf.readInt32LE(8), ssSize: sasBuf.readBigUInt64LE(16) });
+  const ss = stackT.decode(rem.mem.read(scratch, stackT.size));
+  const sas = create(ThreadSasEntrySchema, { ssSp: ss.ss_sp, ssFlags: ss.ss_flags, ssSize: ss.ss_size });
   rem.call('prctl(PR_GET_PDEATHSIG)', NR.prctl, PR.GET_PDEATHSIG, scratch);
   const pdeath = readI32(0);
   const comm = readFileSync(`/proc/${t.pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, '');
@@ -192,7 +192,6 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const status = parseStatus(readFileSync(`/proc/${pid}/status`, 'utf8'));
   const rem = takeRemote(t);
   const scratch = rem.scratch(4096);
-  const readU64 = (off: number) => rem.mem.read(scratch + BigInt(off), 8).readBigUInt64LE(0);
   const readI32 = (off: number) => rem.mem.read(scratch + BigInt(off), 4).readInt32LE(0);
 
   const dumpable = Number(rem.call('prctl(PR_GET_DUMPABLE)', NR.prctl, PR.GET_DUMPABLE));
@@ -203,7 +202,8 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const rlimits = [];
   for (let r = 0; r < RLIM_NLIMITS; r++) {
     rem.call('prlimit64', NR.prlimit64, 0, r, 0, scratch);
-    rlimits.push(create(RlimitEntrySchema, { cur: readU64(0), max: readU64(8) }));
+    const l = rlimit64.decode(rem.mem.read(scratch, rlimit64.size));
+    rlimits.push(create(RlimitEntrySchema, { cur: l.rlim_cur, max: l.rlim_max }));
   }
   const timers = dumpTimers(rem, pid, t.ns.tids);
   const sigactions = dumpSigactions(rem);

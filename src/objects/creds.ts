@@ -5,6 +5,7 @@ import { CryoError } from '../context.js';
 import { create, CredsEntrySchema, type CredsEntry } from '../images/index.js';
 import { parseIds, parseStatus } from '../proc/stat.js';
 import type { Remote } from '../tracer/remote.js';
+import { capUserHeader, encodeCapData, LINUX_CAPABILITY_VERSION_3 } from '../abi/index.js';
 
 
 function capWords(hex: string | undefined): number[] {
@@ -29,7 +30,6 @@ export function dumpCreds(status: Map<string, string>, rem: Remote): CredsEntry 
 }
 
 const SECURE_NO_SETUID_FIXUP = 1 << 2;
-const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 const CAP_LAST = 63;
 
 const bit = (words: number[], cap: number) => ((words[cap >> 5] ?? 0) >>> (cap & 31)) & 1;
@@ -78,14 +78,9 @@ export function restoreCreds(rem: Remote, c: CredsEntry): void {
   }
   if (secbits() !== c.secbits) rem.call('prctl(PR_SET_SECUREBITS)', NR.prctl, PR.SET_SECUREBITS, c.secbits);
   if (c.capEff.length || c.capPrm.length || c.capInh.length) {
-    const hdr = Buffer.alloc(8);
-    hdr.writeUInt32LE(LINUX_CAPABILITY_VERSION_3, 0);
-    const data = Buffer.alloc(24);
-    for (let i = 0; i < 2; i++) {
-      data.writeUInt32LE(c.capEff[i] ?? 0, i * 12);
-      data.writeUInt32LE(c.capPrm[i] ?? 0, i * 12 + 4);
-      data.writeUInt32LE(c.capInh[i] ?? 0, i * 12 + 8);
-    }
+    const words = (w: number[]) => BigInt(w[0] ?? 0) | (BigInt(w[1] ?? 0) << 32n);
+    const hdr = capUserHeader.encode({ version: LINUX_CAPABILITY_VERSION_3 });
+    const data = encodeCapData({ eff: words(c.capEff), prm: words(c.capPrm), inh: words(c.capInh) });
     rem.call('capset', NR.capset, rem.put(hdr, 0), rem.put(data, 64));
   }
   rem.callRaw(NR.prctl, PR.CAP_AMBIENT, PR_CAP_AMBIENT_OP.CLEAR_ALL, 0, 0, 0);

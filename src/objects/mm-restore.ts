@@ -6,6 +6,7 @@
 import type { Vma } from '../proc/maps.js';
 import { MAP, MAP_HUGE_MASK, PROT, MADV, MREMAP, NR, PR, PR_SET_MM_MAP } from '../sys/index.js';
 import type { Remote } from '../tracer/remote.js';
+import { prctlMmMap } from '../abi/index.js';
 import {
   type VmaEntry, type MmEntry,
   VMA_AREA_REGULAR, VMA_AREA_VSYSCALL, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_AIORING, VMA_AREA_GUARD,
@@ -202,11 +203,10 @@ export function setMmMap(rem: Remote, mm: MmEntry, exeFd: bigint): void {
   const auxv = Buffer.alloc(mm.mmSavedAuxv.length * 8);
   mm.mmSavedAuxv.forEach((v, i) => auxv.writeBigUInt64LE(v, i * 8));
   const auxvAddr = rem.put(auxv, 512);
-  const m = Buffer.alloc(104);
-  [mm.mmStartCode, mm.mmEndCode, mm.mmStartData, mm.mmEndData, mm.mmStartBrk, mm.mmBrk,
-    mm.mmStartStack, mm.mmArgStart, mm.mmArgEnd, mm.mmEnvStart, mm.mmEnvEnd].forEach((v, i) => m.writeBigUInt64LE(v, i * 8));
-  m.writeBigUInt64LE(auxvAddr, 88);
-  m.writeUInt32LE(auxv.length, 96);
-  m.writeUInt32LE(Number(BigInt.asUintN(32, exeFd)), 100);
-  rem.call('prctl(PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR_SET_MM_MAP, rem.put(m), 104);
+  const m = prctlMmMap.encode({
+    start_code: mm.mmStartCode, end_code: mm.mmEndCode, start_data: mm.mmStartData, end_data: mm.mmEndData,
+    start_brk: mm.mmStartBrk, brk: mm.mmBrk, start_stack: mm.mmStartStack, arg_start: mm.mmArgStart, arg_end: mm.mmArgEnd,
+    env_start: mm.mmEnvStart, env_end: mm.mmEnvEnd, auxv: auxvAddr, auxv_size: auxv.length, exe_fd: Number(BigInt.asUintN(32, exeFd)),
+  });
+  rem.call('prctl(PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR_SET_MM_MAP, rem.put(m), prctlMmMap.size);
 }

@@ -5,7 +5,7 @@
 import { openSync, closeSync, readSync, writeSync } from 'node:fs';
 import {
   pagemapScan, PAGE_IS, NR, PAGE_SIZE, PROT, MAP, IOV_MAX, O, pidfdOpen, pidfdGetfd,
-  uffdApi, uffdRegister, uffdUnregister, uffdCopy, mapFileWindow, unmap, errnoText,
+  uffdApi, uffdRegister, uffdUnregister, uffdCopy, mapFileWindow, unmap, errnoText, UFFD_USER_MODE_ONLY,
 } from '../sys/index.js';
 import type { VmaEntry } from '../images/index.js';
 import { VMA_FILE_PRIVATE, VMA_ANON_PRIVATE } from '../images/index.js';
@@ -304,7 +304,6 @@ export function restorePages(rem: Remote, bridge: FdBridge, fileFd: number, runs
   return { pages: tagged.reduce((s, r) => s + r.nrPages, 0), byUffd };
 }
 
-const UFFD_USER_MODE_ONLY = 1;
 const UFFD_WINDOW = 16 << 20; // bytes of the image mapped into cryo at a time
 
 /** UFFDIO_COPY the runs into the task; false (nothing done) if userfaultfd is unavailable. */

@@ -3,7 +3,8 @@
 // for a given id (PR_TIMER_CREATE_RESTORE_IDS), older kernels hand out ids in
 // order, so we create and delete until the wanted id comes up, as CRIU does.
 import { readFileSync } from 'node:fs';
-import { NR } from '../sys/index.js';
+import { NR, PR_TIMER_CREATE_RESTORE_IDS } from '../sys/index.js';
+import { itimerspec, itimerval, sigevent } from '../abi/index.js';
 import {
   create, TaskTimersEntrySchema, ItimerEntrySchema, PosixTimerEntrySchema,
   type TaskTimersEntry, type PosixTimerEntry, type ItimerEntry,
@@ -11,7 +12,6 @@ import {
 import type { Remote } from '../tracer/remote.js';
 import { RemoteError } from '../tracer/remote.js';
 
-const PR_TIMER_CREATE_RESTORE_IDS = 77;
 const SIGEV_SIGNAL = 0;
 const SIGEV_NONE = 1;
 const SIGEV_THREAD_ID = 4;
@@ -62,8 +62,8 @@ export function nextExpiry(vsec: bigint, vsub: bigint, isec: bigint, isub: bigin
 
 function itimer(rem: Remote, which: number, scratch: bigint): ItimerEntry {
   rem.call('getitimer', NR.getitimer, which, scratch);
-  const b = rem.mem.read(scratch, 32);
-  return create(ItimerEntrySchema, { isec: b.readBigUInt64LE(0), iusec: b.readBigUInt64LE(8), vsec: b.readBigUInt64LE(16), vusec: b.readBigUInt64LE(24) });
+  const { it_interval: i, it_value: v } = itimerval.decode(rem.mem.read(scratch, itimerval.size));
+  return create(ItimerEntrySchema, { isec: i.tv_sec, iusec: i.tv_usec, vsec: v.tv_sec, vusec: v.tv_usec });
 }
 
 /** `tids`: thread ids as the task sees them, by ours (timers name threads by tid). */
@@ -72,11 +72,11 @@ export function dumpTimers(rem: Remote, pid: number, tids: Map<number, number>):
   const posix: PosixTimerEntry[] = [];
   for (const t of parseProcTimers(readFileSync(`/proc/${pid}/timers`, 'utf8'))) {
     rem.call('timer_gettime', NR.timer_gettime, t.id, scratch);
-    const b = rem.mem.read(scratch, 32);
+    const { it_interval: i, it_value: v } = itimerspec.decode(rem.mem.read(scratch, itimerspec.size));
     const overrun = Number(rem.call('timer_getoverrun', NR.timer_getoverrun, t.id));
     posix.push(create(PosixTimerEntrySchema, {
       itId: t.id, clockId: t.clock, siSigno: t.signo, itSigevNotify: t.notify, sivalPtr: t.sival, overrun,
-      isec: b.readBigUInt64LE(0), insec: b.readBigUInt64LE(8), vsec: b.readBigUInt64LE(16), vnsec: b.readBigUInt64LE(24),
+      isec: i.tv_sec, insec: i.tv_nsec, vsec: v.tv_sec, vnsec: v.tv_nsec,
       ...(t.notify === SIGEV_THREAD_ID ? { notifyThreadId: tids.get(t.notifyTid) ?? t.notifyTid } : {}),
     }));
   }
@@ -84,11 +84,7 @@ export function dumpTimers(rem: Remote, pid: number, tids: Map<number, number>):
 }
 
 function createTimer(rem: Remote, t: PosixTimerEntry, withIds: boolean): void {
-  const ev = Buffer.alloc(64);
-  ev.writeBigUInt64LE(t.sivalPtr, 0);
-  ev.writeInt32LE(t.siSigno, 8);
-  ev.writeInt32LE(t.itSigevNotify, 12);
-  ev.writeInt32LE(t.notifyThreadId ?? 0, 16);
+  const ev = sigevent.encode({ sigev_value: t.sivalPtr, sigev_signo: t.siSigno, sigev_notify: t.itSigevNotify, sigev_notify_thread_id: t.notifyThreadId ?? 0 });
   const idBuf = Buffer.alloc(4);
   idBuf.writeInt32LE(t.itId, 0);
   const evAddr = rem.put(ev, 0);
@@ -116,11 +112,7 @@ export function restoreTimers(rem: Remote, timers: TaskTimersEntry | undefined):
     const next = nextExpiry(it.vsec, it.vusec, it.isec, it.iusec);
     if (!next) return;
     const [vsec, vusec] = next;
-    const v = Buffer.alloc(32);
-    v.writeBigUInt64LE(it.isec, 0);
-    v.writeBigUInt64LE(it.iusec, 8);
-    v.writeBigUInt64LE(vsec, 16);
-    v.writeBigUInt64LE(vusec, 24);
+    const v = itimerval.encode({ it_interval: { tv_sec: it.isec, tv_usec: it.iusec }, it_value: { tv_sec: vsec, tv_usec: vusec } });
     rem.call('setitimer', NR.setitimer, which, rem.put(v), 0);
   });
   const posix = [...timers.posix].sort((a, b) => a.itId - b.itId);
@@ -135,11 +127,7 @@ export function restoreTimers(rem: Remote, timers: TaskTimersEntry | undefined):
     const next = nextExpiry(t.vsec, t.vnsec, t.isec, t.insec);
     if (!next) continue; // disarmed
     const [vsec, vnsec] = next;
-    const its = Buffer.alloc(32);
-    its.writeBigUInt64LE(t.isec, 0);
-    its.writeBigUInt64LE(t.insec, 8);
-    its.writeBigUInt64LE(vsec, 16);
-    its.writeBigUInt64LE(vnsec, 24);
+    const its = itimerspec.encode({ it_interval: { tv_sec: t.isec, tv_nsec: t.insec }, it_value: { tv_sec: vsec, tv_nsec: vnsec } });
     rem.call('timer_settime', NR.timer_settime, t.itId, 0, rem.put(its, 256), 0);
   }
 }

@@ -3,7 +3,7 @@
 // --restore-sibling); every restored task starts as a copy of this tiny address
 // space, which it then replaces.
 import { closeSync, writeSync } from 'node:fs';
-import { memfdCreate, spawnAs } from '../sys/index.js';
+import { MFD, memfdCreate, spawnAs } from '../sys/index.js';
 
 const BASE = 0x200000n;
 const CODE = Buffer.from([
@@ -40,11 +40,10 @@ export function seedElf(): Buffer {
   return b;
 }
 
-const MFD_CLOEXEC = 1;
 
 /** Start a seed with pid `pid` (0: any), as cryo's child or sibling, in new namespaces `ns`. */
 export function spawnSeed(pid: number, sibling: boolean, ns = 0): number {
-  const fd = memfdCreate('cryo-seed', MFD_CLOEXEC);
+  const fd = memfdCreate('cryo-seed', MFD.CLOEXEC);
   try {
     const elf = seedElf();
     writeSync(fd, elf, 0, elf.length, 0);

@@ -25,6 +25,7 @@ import { checkRegSize, openFlags } from '../objects/files/reg.js';
 import type { RestoreFilesEnv } from '../objects/files/kind.js';
 import type { Remote } from '../tracer/remote.js';
 import type { Logger } from '../context.js';
+import { rlimit64, schedParam, stackT } from '../abi/index.js';
 
 export interface TaskImages {
   pstree: PstreeEntry;
@@ -361,11 +362,8 @@ export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared
   restoreSigactions(rem, tc.sigactions);
   if (tc.personality) rem.call('personality', NR.personality, tc.personality);
   const rl = tc.rlimits?.rlimits ?? [];
-  const b = Buffer.alloc(16);
   rl.forEach((r, i) => {
-    b.writeBigUInt64LE(r.cur, 0);
-    b.writeBigUInt64LE(r.max, 8);
-    const ret = rem.callRaw(NR.prlimit64, 0, i, rem.put(b), 0);
+    const ret = rem.callRaw(NR.prlimit64, 0, i, rem.put(rlimit64.encode({ rlim_cur: r.cur, rlim_max: r.max })), 0);
     if (ret < 0n) sh.log.warn(`task ${p.pid}: cannot restore rlimit ${i} (errno ${-ret})`);
   });
   if (tc.childSubreaper) rem.call('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
@@ -388,18 +386,14 @@ export function restoreThreadState(rem: Remote, tgid: number, tid: number, core:
   if (comm !== undefined) rem.call('prctl(PR_SET_NAME)', NR.prctl, PR.SET_NAME, rem.put(Buffer.from(comm.slice(0, 15) + '\0')));
   if (th) {
     if (th.schedPolicy !== undefined) {
-      const prm = Buffer.alloc(4);
-      prm.writeInt32LE(th.schedPrio ?? 0, 0);
+      const prm = schedParam.encode({ sched_priority: th.schedPrio ?? 0 });
       rem.call('sched_setscheduler', NR.sched_setscheduler, 0, th.schedPolicy, rem.put(prm, 512));
     }
     if (th.schedNice !== undefined) rem.call('setpriority', NR.setpriority, 0 /* PRIO_PROCESS */, 0, th.schedNice);
     if (th.futexRla) rem.call('set_robust_list', NR.set_robust_list, th.futexRla, th.futexRlaLen);
     const sas = th.sas;
     if (sas && !(sas.ssFlags & 2 /* SS_DISABLE */)) {
-      const s = Buffer.alloc(24);
-      s.writeBigUInt64LE(sas.ssSp, 0);
-      s.writeInt32LE(sas.ssFlags & ~1, 8);
-      s.writeBigUInt64LE(sas.ssSize, 16);
+      const s = stackT.encode({ ss_sp: sas.ssSp, ss_flags: sas.ssFlags & ~1 /* SS_ONSTACK */, ss_size: sas.ssSize });
       rem.call('sigaltstack', NR.sigaltstack, rem.put(s), 0);
     }
     const rs = th.rseqEntry;

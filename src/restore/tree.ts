@@ -8,6 +8,7 @@ import { findSyscallInsn, waitForStop } from '../tracer/seize.js';
 import { CryoError, type Logger } from '../context.js';
 import { isZombieState, type CoreEntry, type PstreeEntry } from '../images/index.js';
 import { spawnSeed } from './seed.js';
+import { cloneArgs, kSigaction } from '../abi/index.js';
 
 /**
  * Seed and tasks are traced with these (inherited through clone). Suspending
@@ -21,18 +22,17 @@ export function restorePtraceOpts(): number {
 
 /** clone3() with set_tid inside `parent`; returns the new task, stopped and seized. */
 export function cloneTask(parent: Remote, pid: number, flags: number): Remote {
-  const args = Buffer.alloc(88);
-  args.writeBigUInt64LE(BigInt(flags), 0);
-  // With CLONE_PARENT or CLONE_THREAD the kernel wants exit_signal 0.
-  args.writeBigUInt64LE(flags & (CLONE.PARENT | CLONE.THREAD) ? 0n : BigInt(SIG.CHLD), 32);
   const tid = Buffer.alloc(4);
   tid.writeInt32LE(pid, 0);
-  const tidAddr = parent.put(tid, 256);
-  args.writeBigUInt64LE(tidAddr, 64);
-  args.writeBigUInt64LE(1n, 72);
+  const args = cloneArgs.encode({
+    flags: BigInt(flags),
+    // With CLONE_PARENT or CLONE_THREAD the kernel wants exit_signal 0.
+    exit_signal: flags & (CLONE.PARENT | CLONE.THREAD) ? 0n : BigInt(SIG.CHLD),
+    set_tid: parent.put(tid, 256), set_tid_size: 1n,
+  });
   let got: bigint;
   try {
-    got = parent.call('clone3', NR.clone3, parent.put(args, 0), 88);
+    got = parent.call('clone3', NR.clone3, parent.put(args, 0), cloneArgs.size);
   } catch (e) {
     if (e instanceof RemoteError && e.code === 'EEXIST') throw new CryoError(`pid ${pid} is already in use`);
     throw e;
@@ -111,7 +111,7 @@ export function becomeZombie(rem: Remote, status: number): void {
     rem.call('prctl(PR_SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, 0, 0, 0, 0);
     // Default action, unblocked, then let it go with the signal: it dies of it.
     // (SIGKILL's action cannot be changed, nor need it be.)
-    if (sig !== SIG.KILL) rem.call('rt_sigaction', NR.rt_sigaction, sig, rem.put(Buffer.alloc(32)), 0, 8);
+    if (sig !== SIG.KILL) rem.call('rt_sigaction', NR.rt_sigaction, sig, rem.put(kSigaction.encode({})), 0, 8);
     rem.releaseScratch();
     ptrace.setSigmask(rem.pid, 0n);
     ptrace.detach(rem.pid, sig);

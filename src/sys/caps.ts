@@ -2,46 +2,30 @@
 // main thread, where cryo runs), securebits, the ambient set.
 import { syscall } from './libc.js';
 import { NR, PR, PR_CAP_AMBIENT_OP } from './nr.js';
+import { capUserData, capUserHeader, decodeCapData, encodeCapData, LINUX_CAPABILITY_VERSION_3, type CapWords } from '../abi/index.js';
 
 /** Capability numbers cryo reasons about (linux/capability.h). */
 export const CAP = {
   CHOWN: 0, DAC_OVERRIDE: 1, DAC_READ_SEARCH: 2, FOWNER: 3, SETGID: 6, SETUID: 7, SETPCAP: 8,
-  NET_ADMIN: 12, SYS_PTRACE: 19, SYS_ADMIN: 21, SYS_RESOURCE: 24, CHECKPOINT_RESTORE: 40,
+  NET_ADMIN: 12, SYS_PTRACE: 19, SYS_ADMIN: 21, SYS_RESOURCE: 24, AUDIT_CONTROL: 30, CHECKPOINT_RESTORE: 40,
 } as const;
 
-const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 
 /** A thread's three capability sets, as 64-bit masks. */
-export interface CapSets {
-  eff: bigint;
-  prm: bigint;
-  inh: bigint;
-}
+export type CapSets = CapWords;
 
 export const capBit = (cap: number): bigint => 1n << BigInt(cap);
 
 /** The calling thread's capability sets. */
 export function capGet(): CapSets {
-  const hdr = Buffer.alloc(8);
-  hdr.writeUInt32LE(LINUX_CAPABILITY_VERSION_3, 0);
-  const data = Buffer.alloc(24);
-  syscall('capget', NR.capget, hdr, data);
-  const word = (off: number) => BigInt(data.readUInt32LE(off)) | (BigInt(data.readUInt32LE(off + 12)) << 32n);
-  return { eff: word(0), prm: word(4), inh: word(8) };
+  const data = Buffer.alloc(2 * capUserData.size);
+  syscall('capget', NR.capget, capUserHeader.encode({ version: LINUX_CAPABILITY_VERSION_3 }), data);
+  return decodeCapData(data);
 }
 
 /** Set the calling thread's capability sets (each may only shrink, but inh within the bounding set). */
 export function capSet(c: CapSets): void {
-  const hdr = Buffer.alloc(8);
-  hdr.writeUInt32LE(LINUX_CAPABILITY_VERSION_3, 0);
-  const data = Buffer.alloc(24);
-  for (let i = 0; i < 2; i++) {
-    const shift = BigInt(32 * i);
-    data.writeUInt32LE(Number((c.eff >> shift) & 0xffffffffn), i * 12);
-    data.writeUInt32LE(Number((c.prm >> shift) & 0xffffffffn), i * 12 + 4);
-    data.writeUInt32LE(Number((c.inh >> shift) & 0xffffffffn), i * 12 + 8);
-  }
-  syscall('capset', NR.capset, hdr, data);
+  syscall('capset', NR.capset, capUserHeader.encode({ version: LINUX_CAPABILITY_VERSION_3 }), encodeCapData(c));
 }
 
 /** Whether this thread has `cap` in its effective set. */

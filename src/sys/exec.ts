@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { addressOf, syscall, trySyscall } from './libc.js';
 import { SysError } from './errors.js';
 import { F, NR, O, SIG } from './nr.js';
+import { kSigaction } from '../abi/index.js';
 
 const CLOSE_RANGE_CLOEXEC = 4;
 const NR_EXECVE = 59;
@@ -55,8 +56,7 @@ export function execCommand(argv: string[], output?: string): never {
     const fl = trySyscall(NR.fcntl, fd, F.GETFL);
     if (fl >= 0 && fl & O.NONBLOCK) trySyscall(NR.fcntl, fd, F.SETFL, fl & ~O.NONBLOCK);
   }
-  const dfl = Buffer.alloc(32); // struct sigaction with SIG_DFL
-  trySyscall(NR.rt_sigaction, SIG.PIPE, dfl, 0, 8);
+  trySyscall(NR.rt_sigaction, SIG.PIPE, kSigaction.encode({ sa_handler: 0n }), 0, 8); // SIG_DFL
   const a = cStrings(argv);
   const e = cStrings(Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`));
   const f = Buffer.from(file + '\0');

@@ -3,7 +3,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type Koffi from 'koffi';
 import { SysError, EINTR } from './errors.js';
-import { F, NR, O } from './nr.js';
+import { F, KCMP, NR, O } from './nr.js';
 
 type Fn = ReturnType<ReturnType<typeof Koffi.load>['func']>;
 
@@ -200,10 +200,9 @@ export function kcmp(pid1: number, pid2: number, type: number, idx1: Arg, idx2: 
   return syscall('kcmp', NR.kcmp, pid1, pid2, type, idx1, idx2);
 }
 
-const KCMP_EPOLL_TFD = 7;
 
 /**
- * kcmp(KCMP_EPOLL_TFD): the file at `fd` of `pid1` against the target of epoll
+ * kcmp(KCMP.EPOLL_TFD): the file at `fd` of `pid1` against the target of epoll
  * `efd` of `pid2` registered at fd number `tfd` (the `toff`-th such one, in
  * fdinfo order). 0 when they are one file, 1 or 2 when not, else -errno
  * (ENOENT: the epoll has no such target; EBADF: no such fd).
@@ -213,7 +212,7 @@ export function kcmpEpollTfd(pid1: number, fd: number, pid2: number, efd: number
   slot.writeUInt32LE(efd, 0);
   slot.writeUInt32LE(tfd, 4);
   slot.writeUInt32LE(toff, 8);
-  return trySyscall(NR.kcmp, pid1, pid2, KCMP_EPOLL_TFD, fd, slot);
+  return trySyscall(NR.kcmp, pid1, pid2, KCMP.EPOLL_TFD, fd, slot);
 }
 
 /**

@@ -118,6 +118,19 @@ export const PR = {
 export const PR_CAP_AMBIENT_OP = { IS_SET: 1, RAISE: 2, LOWER: 3, CLEAR_ALL: 4 } as const;
 export const PR_SET_MM_MAP = 14;
 export const PR_SET_MM_MAP_SIZE = 15;
+/** prctl(PR_TIMER_CREATE_RESTORE_IDS, ...): timer_create() takes the id asked for (6.15+). */
+export const PR_TIMER_CREATE_RESTORE_IDS = 77;
+export const PR_TIMER_CREATE_RESTORE_IDS_OP = { OFF: 0, ON: 1, GET: 2 } as const;
+
+/** kcmp() types. */
+export const KCMP = { FILE: 0, VM: 1, FILES: 2, FS: 3, SIGHAND: 4, IO: 5, SYSVSEM: 6, EPOLL_TFD: 7 } as const;
+/** flock() operations. */
+export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
+export const CLOCK = { REALTIME: 0, MONOTONIC: 1, BOOTTIME: 7 } as const;
+/** timerfd: set the count of expirations not yet read (_IOW('T', 0, u64)). */
+export const TFD_IOC_SET_TICKS = 0x40085400;
+/** userfaultfd() flags: UFFD_USER_MODE_ONLY (faults from user space only, allowed unprivileged). */
+export const UFFD_USER_MODE_ONLY = 1;
 
 export const CLONE = {
   VM: 0x100, FS: 0x200, FILES: 0x400, SIGHAND: 0x800, PIDFD: 0x1000, PTRACE: 0x2000,

@@ -3,47 +3,38 @@
 // space, filled from our buffer: no page fault and no zeroing in the target.
 import { syscall, trySyscall } from './libc.js';
 import { NR } from './nr.js';
+import { uffdioApi, uffdioCopy, uffdioRange, uffdioRegister } from '../abi/index.js';
 
-const UFFD_API = 0xaa;
-const UFFDIO_API = 0xc018aa3f;
+export const UFFD_API = 0xaan;
+export const UFFDIO_API = 0xc018aa3f; // _IOWR(0xAA, 0x3F, struct uffdio_api)
 const UFFDIO_REGISTER = 0xc020aa00;
 const UFFDIO_UNREGISTER = 0x8010aa01;
 const UFFDIO_COPY = 0xc028aa03;
+/** On /dev/userfaultfd: a new userfaultfd (_IO(0xAA, 0x00)). */
+export const USERFAULTFD_IOC_NEW = 0xaa00;
 const UFFDIO_REGISTER_MODE_MISSING = 1n;
 const EAGAIN = 11;
 
 export function uffdApi(fd: number): void {
-  const b = Buffer.alloc(24);
-  b.writeBigUInt64LE(BigInt(UFFD_API), 0);
-  syscall('ioctl(UFFDIO_API)', NR.ioctl, fd, UFFDIO_API, b);
+  syscall('ioctl(UFFDIO_API)', NR.ioctl, fd, UFFDIO_API, uffdioApi.encode({ api: UFFD_API }));
 }
 
 export function uffdRegister(fd: number, start: bigint, len: bigint): void {
-  const b = Buffer.alloc(32);
-  b.writeBigUInt64LE(start, 0);
-  b.writeBigUInt64LE(len, 8);
-  b.writeBigUInt64LE(UFFDIO_REGISTER_MODE_MISSING, 16);
+  const b = uffdioRegister.encode({ range: { start, len }, mode: UFFDIO_REGISTER_MODE_MISSING });
   syscall('ioctl(UFFDIO_REGISTER)', NR.ioctl, fd, UFFDIO_REGISTER, b);
 }
 
 export function uffdUnregister(fd: number, start: bigint, len: bigint): void {
-  const b = Buffer.alloc(16);
-  b.writeBigUInt64LE(start, 0);
-  b.writeBigUInt64LE(len, 8);
-  syscall('ioctl(UFFDIO_UNREGISTER)', NR.ioctl, fd, UFFDIO_UNREGISTER, b);
+  syscall('ioctl(UFFDIO_UNREGISTER)', NR.ioctl, fd, UFFDIO_UNREGISTER, uffdioRange.encode({ start, len }));
 }
 
 /** Copy `len` bytes from our address `src` to `dst` in the uffd's address space. */
 export function uffdCopy(fd: number, dst: bigint, src: bigint, len: bigint): void {
-  const b = Buffer.alloc(40);
+  const b = Buffer.alloc(uffdioCopy.size);
   while (len > 0n) {
-    b.writeBigUInt64LE(dst, 0);
-    b.writeBigUInt64LE(src, 8);
-    b.writeBigUInt64LE(len, 16);
-    b.writeBigUInt64LE(0n, 24); // mode
-    b.writeBigInt64LE(0n, 32); // copy (out)
+    uffdioCopy.encode({ dst, src, len }, b);
     const r = trySyscall(NR.ioctl, fd, UFFDIO_COPY, b);
-    const copied = b.readBigInt64LE(32);
+    const copied = uffdioCopy.decode(b).copy;
     if (r === 0) return;
     if (r === -EAGAIN && copied > 0n) {
       dst += copied;

@@ -7,6 +7,7 @@ import { create, FownEntrySchema, type FileEntry, type FownEntry } from '../../i
 import { NR, O, F, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
+import { fOwnerEx } from '../../abi/index.js';
 
 const F_GETSIG = 11;
 const F_SETSIG = 10;
@@ -34,10 +35,9 @@ function ownerPart(fe: FileEntry, files: (id: number) => FileEntry | undefined):
 export function readFown(fd: number, flags: number, vpidOf: (hostPid: number) => number): FownEntry | undefined {
   if (flags & O.PATH) return undefined;
   const signum = syscall('fcntl(F_GETSIG)', NR.fcntl, fd, F_GETSIG);
-  const ex = Buffer.alloc(8);
+  const ex = Buffer.alloc(fOwnerEx.size);
   syscall('fcntl(F_GETOWN_EX)', NR.fcntl, fd, F_GETOWN_EX, ex);
-  const type = ex.readInt32LE(0);
-  const pid = ex.readInt32LE(4);
+  const { type, pid } = fOwnerEx.decode(ex);
   if (pid === 0 && signum === 0) return undefined;
   if (pid === 0) return create(FownEntrySchema, { uid: 0, euid: 0, signum, pidType: 0, pid: 0 });
   const uids = Buffer.alloc(8);
@@ -81,9 +81,7 @@ export function restoreFown(fd: number, fe: FileEntry, files: (id: number) => Fi
   const f = part.fown;
   if (f?.signum) syscall('fcntl(F_SETSIG)', NR.fcntl, fd, F_SETSIG, f.signum);
   if (f?.pid) {
-    const ex = Buffer.alloc(8);
-    ex.writeInt32LE(f.pidType, 0);
-    ex.writeInt32LE(hostPid(f.pid), 4);
+    const ex = fOwnerEx.encode({ type: f.pidType, pid: hostPid(f.pid) });
     asUids(f.uid, f.euid, () => syscall('fcntl(F_SETOWN_EX)', NR.fcntl, fd, F_SETOWN_EX, ex));
   }
 }

@@ -4,9 +4,10 @@
 // takes it, a lease's owner is who set it).
 import { create, FileLockEntrySchema, type FileLockEntry } from '../../images/index.js';
 import { closeSync } from 'node:fs';
-import { NR, O, AT_FDCWD, trySyscall } from '../../sys/index.js';
+import { NR, O, LOCK, AT_FDCWD, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
+import { flock } from '../../abi/index.js';
 
 const FL_POSIX = 1;
 const FL_FLOCK = 2;
@@ -21,8 +22,6 @@ const F_SETLK = 6;
 const F_GETSIG = 11;
 const F_OFD_SETLK = 37;
 const F_SETLEASE = 1024;
-const LOCK_SH = 1;
-const LOCK_EX = 2;
 const LINE = /^lock:\s*\d+:\s*(\S+)\s+(\S+)\s+(\S+)\s+(-?\d+)\s+(\S+)\s+(\d+)\s+(EOF|\d+)\s*$/;
 const KINDS: Record<string, number> = { FLOCK: FL_FLOCK, POSIX: FL_POSIX, OFDLCK: FL_OFD, LEASE: FL_LEASE };
 const TYPES: Record<string, number> = { READ: F_RDLCK, WRITE: F_WRLCK, UNLCK: F_UNLCK };
@@ -77,13 +76,9 @@ export function restoreLocks(rem: Remote, locks: FileLockEntry[]): void {
       continue;
     }
     if (l.flag & FL_FLOCK) {
-      r = rem.callRaw(NR.flock, l.fd, (l.type === F_WRLCK ? LOCK_EX : LOCK_SH) | 4 /* LOCK_NB */);
+      r = rem.callRaw(NR.flock, l.fd, (l.type === F_WRLCK ? LOCK.EX : LOCK.SH) | LOCK.NB);
     } else {
-      const f = Buffer.alloc(32); // struct flock
-      f.writeInt16LE(l.type, 0);
-      f.writeInt16LE(0, 2); // SEEK_SET
-      f.writeBigInt64LE(l.start, 8);
-      f.writeBigInt64LE(l.len, 16);
+      const f = flock.encode({ l_type: l.type, l_whence: 0 /* SEEK_SET */, l_start: l.start, l_len: l.len });
       r = rem.callRaw(NR.fcntl, l.fd, l.flag & FL_OFD ? F_OFD_SETLK : F_SETLK, rem.put(f, 4000));
     }
     if (r < 0n) throw new CryoError(`task ${rem.pid}: cannot take its lock on fd ${l.fd} again (errno ${-r}): held by someone else?`);

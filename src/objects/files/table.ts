@@ -1,6 +1,6 @@
 // The files.img table of a dump: every file object gets one id, shared by all fds
 // and mappings that refer to it.
-import { kcmp } from '../../sys/index.js';
+import { KCMP, kcmp } from '../../sys/index.js';
 import type { UnixDump } from './unix.js';
 import {
   create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, type TtyInfoEntry, type GhostFileEntry, type FileLockEntry,
@@ -21,7 +21,6 @@ export interface RegInit {
   mntId?: number;
 }
 
-const KCMP_FILE = 0;
 
 export class FileTable {
   readonly entries: FileEntry[] = [];
@@ -79,7 +78,7 @@ export class FileTable {
   sharedWith(pid: number, fd: number, inodeKey: string): number | undefined {
     for (const d of this.descs.get(inodeKey) ?? []) {
       try {
-        if (kcmp(pid, d.pid, KCMP_FILE, fd, d.fd) === 0) return d.id;
+        if (kcmp(pid, d.pid, KCMP.FILE, fd, d.fd) === 0) return d.id;
       } catch {
         /* kcmp unavailable: treat as distinct */
       }

@@ -2,12 +2,11 @@
 // /proc/PID/fdinfo. Restored relative to now, ticks set with TFD_IOC_SET_TICKS.
 import { create, FdTypes, FileEntrySchema, TimerfdEntrySchema } from '../../images/index.js';
 import { noFown } from './table.js';
-import { NR, O, syscall, trySyscall } from '../../sys/index.js';
+import { NR, O, TFD_IOC_SET_TICKS, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { partOf, type FdKind } from './kind.js';
 import { nextExpiry } from '../timers.js';
 
-const TFD_IOC_SET_TICKS = 0x40085400; // _IOW('T', 0, u64)
 const PAIR = /\((\d+),\s*(\d+)\)/;
 
 export const timerfd: FdKind = {
