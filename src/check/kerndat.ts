@@ -4,10 +4,9 @@
 import { closeSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
 import {
   NR, O, PR, PTRACE, PTRACE_O, NT_X86_XSTATE, ENOSYS, EPERM, UFFD_API, UFFDIO_API, UFFD_USER_MODE_ONLY, USERFAULTFD_IOC_NEW,
-  CAP, capBit, errnoName, SysError, trySyscall, ptrace,
+  errnoName, SysError, trySyscall, ptrace,
 } from '../sys/index.js';
-import { spawnSeed } from '../restore/seed.js';
-import { killAndReap } from '../restore/tree.js';
+import { spawnSeed, killAndReap } from '../tracer/seed.js';
 import { findSyscallInsn, waitForStop } from '../tracer/seize.js';
 import { Remote } from '../tracer/remote.js';
 import { uffdioApi } from '../abi/index.js';

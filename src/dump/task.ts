@@ -1,6 +1,6 @@
 // Dumping one task: everything per process (core, mm, pagemap, pages, fds, fs).
 import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { NR, PR, SIG, ptrace, getRobustList, kcmp, KCMP, O } from '../sys/index.js';
+import { NR, PR, ptrace, getRobustList, kcmp, KCMP, O } from '../sys/index.js';
 import {
   create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
   TaskKobjIdsEntrySchema, ThreadSasEntrySchema, RseqEntrySchema, TaskRlimitsEntrySchema, RlimitEntrySchema,

@@ -1,103 +1,14 @@
-// Creating the restored tasks with their exact pids: the seed clones the root
-// (CLONE_PARENT, so the root is cryo's child), each task clones its children.
-import { closeSync, readFileSync } from 'node:fs';
+// The restored tree: each task clones its children with their exact pids
+// (tracer/seed.ts makes the tasks), joins its process group and session, and
+// zombies end as they did.
+import { readFileSync } from 'node:fs';
 import { parseStat } from '../proc/stat.js';
-import { NR, CLONE, SIG, F, PR, PTRACE_O, CAP, hasCap, ptrace, waitpid, kill, syscall, pidfdOpen, SysError, errnoName, __WALL } from '../sys/index.js';
-import { Remote, RemoteError, TaskGoneError } from '../tracer/remote.js';
-import { findSyscallInsn, waitForStop } from '../tracer/seize.js';
+import { NR, CLONE, SIG, PR, ptrace, errnoName, __WALL } from '../sys/index.js';
+import { Remote, TaskGoneError } from '../tracer/remote.js';
 import { CryoError, type Logger } from '../context.js';
 import { isZombieState, type CoreEntry, type PstreeEntry } from '../images/index.js';
-import { spawnSeed } from './seed.js';
-import { cloneArgs, kSigaction } from '../abi/index.js';
-
-/**
- * Seed and tasks are traced with these (inherited through clone). Suspending
- * seccomp needs CAP_SYS_ADMIN, which a worker acting for an unprivileged client
- * lacks; it then restores no task with filters (see restoreTree).
- */
-export function restorePtraceOpts(): number {
-  const base = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK | PTRACE_O.EXITKILL;
-  return hasCap(CAP.SYS_ADMIN) ? base | PTRACE_O.SUSPEND_SECCOMP : base;
-}
-
-/** clone3() with set_tid inside `parent`; returns the new task, stopped and seized. */
-export function cloneTask(parent: Remote, pid: number, flags: number): Remote {
-  const tid = Buffer.alloc(4);
-  tid.writeInt32LE(pid, 0);
-  const args = cloneArgs.encode({
-    flags: BigInt(flags),
-    // With CLONE_PARENT or CLONE_THREAD the kernel wants exit_signal 0.
-    exit_signal: flags & (CLONE.PARENT | CLONE.THREAD) ? 0n : BigInt(SIG.CHLD),
-    set_tid: parent.put(tid, 256), set_tid_size: 1n,
-  });
-  let got: bigint;
-  try {
-    got = parent.call('clone3', NR.clone3, parent.put(args, 0), cloneArgs.size);
-  } catch (e) {
-    if (e instanceof RemoteError && e.code === 'EEXIST') throw new CryoError(`pid ${pid} is already in use`);
-    throw e;
-  }
-  if (Number(got) !== pid) throw new CryoError(`clone3 created pid ${got} instead of ${pid}`);
-  // `got` is the pid in the task's own pid namespace; ptrace wants ours.
-  const host = parent.lastChild || pid;
-  waitForStop(host); // auto-attached by PTRACE_O_TRACECLONE, starts in an event stop
-  return new Remote(host, { syscallIp: parent.syscallIp });
-}
-
-export interface Root {
-  rem: Remote;
-  /** pidfd of cryo, open in the root (and so in every task cloned from it). */
-  cryoPidfd: bigint;
-}
-
-/**
- * Create the root task with its pid, as a seed process: cryo's child, or with
- * `sibling` a child of cryo's parent (--restore-sibling).
- */
-/** The root, made in new namespaces `nsFlags` (CLONE_NEW*): in a new pid namespace it is pid 1. */
-export function startRoot(pid: number, sibling: boolean, nsFlags: number): Root {
-  const newPidns = (nsFlags & CLONE.NEWPID) !== 0;
-  // The root gets a pidfd of cryo by inheritance (a copy without FD_CLOEXEC):
-  // from inside a new pid namespace it could not open one itself.
-  const own = pidfdOpen(process.pid);
-  let inherit = -1;
-  let got: number;
-  try {
-    inherit = syscall('fcntl(F_DUPFD)', NR.fcntl, own, F.DUPFD, 64);
-    got = spawnSeed(newPidns ? 0 : pid, sibling, nsFlags);
-  } catch (e) {
-    if (SysError.is(e, 'EEXIST')) throw new CryoError(`pid ${pid} is already in use`);
-    throw e;
-  } finally {
-    closeSync(own);
-    if (inherit >= 0) closeSync(inherit);
-  }
-  try {
-    ptrace.seize(got, restorePtraceOpts());
-    ptrace.interrupt(got);
-    waitForStop(got);
-    const rem = new Remote(got, { syscallIp: findSyscallInsn(got) });
-    rem.scratch(4096);
-    return { rem, cryoPidfd: BigInt(inherit) };
-  } catch (e) {
-    killAndReap(got);
-    throw e;
-  }
-}
-
-/** SIGKILL a task of ours and collect it. Never throws. */
-export function killAndReap(pid: number): void {
-  try {
-    kill(pid, SIG.KILL);
-  } catch {
-    return;
-  }
-  try {
-    waitpid(pid, __WALL);
-  } catch {
-    /* not ours */
-  }
-}
+import { cloneTask } from '../tracer/seed.js';
+import { kSigaction } from '../abi/index.js';
 
 /**
  * Make a freshly cloned task end as the dumped zombie did: `status` is the wait
