@@ -16,7 +16,7 @@
 // "NAME is supported" (exit 0) or an error "NAME is not supported: why" (exit 1).
 import { LOG_INFO, type Context, type Logger } from './context.js';
 import { FEATURES, featureNames, resultOf } from './check/features.js';
-import { Kerndat, type FeatureKind } from './check/kerndat.js';
+import type { FeatureKind } from './check/feature.js';
 
 const CHECK_GOOD = 'Looks good.';
 const CHECK_BAD = 'Does not look good.';
@@ -34,7 +34,7 @@ function say(log: Logger, level: 'error' | 'warn', text: string): void {
 export async function runCheck(ctx: Context): Promise<number> {
   const { opts, log } = ctx;
   const started = process.hrtime.bigint();
-  const k = new Kerndat();
+  const k = ctx.kdat;
 
   if (opts.feature !== undefined) {
     const f = FEATURES.find((x) => x.name === opts.feature);
@@ -81,4 +81,5 @@ export async function runCheck(ctx: Context): Promise<number> {
 }
 
 export { FEATURES, featureNames, probeFeatures } from './check/features.js';
-export { Kerndat, type Feature, type FeatureKind, type FeatureResult } from './check/kerndat.js';
+export { Kerndat } from './kerndat.js';
+export type { Feature, FeatureKind, FeatureResult } from './check/feature.js';

@@ -2,6 +2,7 @@
 // Nothing in cryo keeps module-level mutable state; everything hangs off this.
 import type { Options } from './options/index.js';
 import type { Notifier } from './actions.js';
+import type { Kerndat } from './kerndat.js';
 
 /** CRIU's log levels: -v0 messages only, 1 errors, 2 warnings (default), 3 info, 4 debug. */
 export const LOG_MSG = 0;
@@ -24,6 +25,8 @@ export interface Context {
   readonly log: Logger;
   /** Set by the RPC server when the client asked for notifications (notify_scripts). */
   readonly notify?: Notifier;
+  /** What the kernel can do, each fact probed once when first asked. */
+  readonly kdat: Kerndat;
 }
 
 /** A logger that drops everything below `level`, writing through `write`. */

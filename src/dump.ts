@@ -44,6 +44,9 @@ export async function runDump(ctx: Context): Promise<number> {
   if (!root) throw new CryoError('dump needs the pid of the tree root: -t PID');
   if (!existsSync(`/proc/${root}`)) throw new CryoError(`process ${root} does not exist`);
   checkImagesDir(opts.imagesDir);
+  // Without it fds sharing one open file (one offset, one set of flags) would come back as two.
+  const kcmpOk = ctx.kdat.kcmpFile();
+  if (!kcmpOk.ok) throw new CryoError(`this kernel cannot compare open files (kcmp: ${kcmpOk.why ?? 'no'}); cryo cannot dump without it`);
   runAction(ctx, 'pre-dump');
   const dir = ImageDir.open(opts.imagesDir, { write: true });
 

@@ -288,6 +288,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   }
   const pagesFds = new Map<number, number>();
   const sh: RestoreShared = {
+    kdat: ctx.kdat,
     inherited,
     ptys: new Map(),
     heldTtys: new Map(),

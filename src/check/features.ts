@@ -4,12 +4,10 @@ import { accessSync, constants, existsSync, openSync, readFileSync, readSync, re
 import {
   F, NR, O, PR, PR_SET_MM_MAP_SIZE, PAGE_SIZE, PAGE_IS, PROT, MAP, MREMAP, MFD,
   EINVAL, ENOENT, ENOSYS, EFAULT, SysError, addressOf, syscall, trySyscall, pidfdOpen,
-  pidfdGetfd, kcmp, kcmpEpollTfd, CAP, KCMP, LOCK, CLOCK, TFD_IOC_SET_TICKS, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OP, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE,
+  pidfdGetfd, kcmpEpollTfd, CAP, LOCK, CLOCK, TFD_IOC_SET_TICKS, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OP, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE,
 } from '../sys/index.js';
-import {
-  describe, step, errname, closeFd, Kerndat,
-  type FeatureKind, type Feature, type FeatureResult, type Step, type SeedFacts,
-} from './kerndat.js';
+import { describe, step, errname, closeFd, Kerndat, type Step, type SeedFacts } from '../kerndat.js';
+import type { FeatureKind, Feature, FeatureResult } from './feature.js';
 import { cloneArgs, prctlMmMap } from '../abi/index.js';
 
 // ---- probes ------------------------------------------------------------------------
@@ -224,16 +222,9 @@ export const FEATURES: readonly Feature[] = [
     name: 'kcmp', kind: 'required', level: 'error',
     description: 'kcmp(KCMP_FILE): find fds that share one open file description',
     missing: 'System call kcmp is not supported',
-    probe: probeWith('kcmp', () => {
-      const a = openSync('/dev/null', 'r');
-      const b = openSync('/dev/null', 'r');
-      try {
-        if (kcmp(process.pid, process.pid, KCMP.FILE, a, a) !== 0) return 'kcmp(KCMP_FILE) says an fd differs from itself';
-        if (kcmp(process.pid, process.pid, KCMP.FILE, a, b) === 0) return 'kcmp(KCMP_FILE) says two opens are one';
-      } finally {
-        closeFd(a);
-        closeFd(b);
-      }
+    probe: probeWith('kcmp', (k) => {
+      const s = k.kcmpFile();
+      return s.ok || (s.why ?? false);
     }),
   },
   {

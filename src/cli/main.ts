@@ -18,6 +18,7 @@ import { openLog } from '../log.js';
 import { parseCommandLine, type Action } from '../options/parse.js';
 import { progName } from '../self.js';
 import { closeInherited } from '../sys/index.js';
+import { Kerndat } from '../kerndat.js';
 
 /** What the runner needs from the outside world; main() passes the real process. */
 export interface RunIO {
@@ -180,7 +181,7 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
       report(`"${action === command ? command : action.replace('-', ' ')}" is not supported yet`);
       return 1;
     }
-    return await runner({ opts, log: logger });
+    return await runner({ opts, log: logger, kdat: new Kerndat() });
   } catch (e) {
     if (e instanceof CryoError) {
       report(e.message, e.stack);

@@ -165,7 +165,8 @@ function dumpThread(t: FrozenTask, tid: number, st: DumpState, log: Logger): { t
       rseqEntry = create(RseqEntrySchema, { rseqAbiPointer: rc.rseqAbiPointer, rseqAbiSize: rc.rseqAbiSize, signature: rc.signature });
     }
   } catch (e) {
-    log.warn(`thread ${tid}: rseq configuration unavailable: ${(e as Error).message}`);
+    // As CRIU: a registration cryo cannot read would be lost on restore.
+    throw new CryoError(`thread ${tid}: cannot read its rseq registration: ${(e as Error).message}`);
   }
   rem.call('sigaltstack', NR.sigaltstack, 0, scratch);
   const ss = stackT.decode(rem.mem.read(scratch, stackT.size));

@@ -280,7 +280,7 @@ export function dumpPages(rem: Remote, bridge: FdBridge, fileFd: number, file: s
  * userfaultfd cannot take (private file mappings, or a kernel without it) by the
  * task's own preadv.
  */
-export function restorePages(rem: Remote, bridge: FdBridge, fileFd: number, runs: PageRun[], vmas: VmaEntry[]): { pages: number; byUffd: number } {
+export function restorePages(rem: Remote, bridge: FdBridge, fileFd: number, runs: PageRun[], vmas: VmaEntry[], uffd: boolean): { pages: number; byUffd: number } {
   const tagged = tagReadable(runs, vmas);
   const vmaOf = (a: bigint) => vmas.find((v) => v.start <= a && a < v.end);
   // Not hugetlb memory: UFFDIO_COPY would want whole huge pages.
@@ -288,7 +288,7 @@ export function restorePages(rem: Remote, bridge: FdBridge, fileFd: number, runs
   const anon = tagged.filter((r) => byCopy(vmaOf(r.vaddr)));
   const isAnon = new Set(anon);
   let rest = tagged.filter((r) => !isAnon.has(r));
-  const byUffd = anon.length && uffdFill(rem, fileFd, anon, vmas.filter(byCopy)) ? anon.reduce((n, r) => n + r.nrPages, 0) : 0;
+  const byUffd = uffd && anon.length && uffdFill(rem, fileFd, anon, vmas.filter(byCopy)) ? anon.reduce((n, r) => n + r.nrPages, 0) : 0;
   if (anon.length && !byUffd) rest = tagged;
   if (rest.length) {
     const tfd = bridge.taskFd(fileFd);

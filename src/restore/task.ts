@@ -25,6 +25,7 @@ import { checkRegSize, openFlags } from '../objects/files/reg.js';
 import type { RestoreFilesEnv } from '../objects/files/kind.js';
 import type { Remote } from '../tracer/remote.js';
 import type { Logger } from '../context.js';
+import type { Kerndat } from '../kerndat.js';
 import { rlimit64, schedParam, stackT } from '../abi/index.js';
 
 export interface TaskImages {
@@ -53,6 +54,7 @@ export interface RestoreShared extends RestoreFilesEnv {
   /** Shared anonymous memory objects, each made once. */
   shmem: ShmemObjects;
   log: Logger;
+  kdat: Kerndat;
 }
 
 const SCRATCH = 256 * 1024;
@@ -165,7 +167,7 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
       }
     }
     const vmas = mm.vmas.filter((v) => hasPrivatePages(v) && isMapped(v));
-    const { pages, byUffd } = restorePages(rem, bridgeFor(rem, h), fd, runs, vmas);
+    const { pages, byUffd } = restorePages(rem, bridgeFor(rem, h), fd, runs, vmas, 'features' in sh.kdat.uffdFeatures());
     sh.log.debug(`task ${rem.pid}: ${pages} private pages, ${byUffd} of them by userfaultfd`);
     filled = pages;
   }

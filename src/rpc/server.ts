@@ -21,6 +21,7 @@ import { probeFeatures } from '../check/features.js';
 import { execCommand } from '../sys/exec.js';
 import { applyQueriedExternals, optionsFromRpc, type RpcPeer } from './options.js';
 import { becomeClient, checkImagesForClient, isPrivileged, readClient, type ClientCreds } from './peer.js';
+import { Kerndat } from '../kerndat.js';
 
 const EBADRQC = 56;
 
@@ -99,7 +100,7 @@ async function withContext<T>(o: Options, notify: Notifier | undefined, fn: (ctx
   const log = openLog(o);
   try {
     log.logger.info(`Version: ${CRIU_VERSION} (cryo ${cryoVersion()}), RPC`);
-    return await fn({ opts: o, log: log.logger, notify });
+    return await fn({ opts: o, log: log.logger, notify, kdat: new Kerndat() });
   } finally {
     log.close();
   }

@@ -25,7 +25,7 @@ function children(): string[] {
 async function check(set: Partial<Options>, level = LOG_WARN) {
   const lines: string[] = [];
   const log: Logger = { ...makeLogger(level, (t) => lines.push(t)), msg: (t: string) => lines.push(`MSG ${t}`) };
-  const code = await runCheck({ opts: { ...defaultOptions(), ...set }, log });
+  const code = await runCheck({ opts: { ...defaultOptions(), ...set }, log, kdat: new Kerndat() });
   return { code, lines };
 }
 

@@ -1,6 +1,7 @@
 // The files.img table of a dump: every file object gets one id, shared by all fds
 // and mappings that refer to it.
 import { KCMP, kcmp } from '../../sys/index.js';
+import { CryoError } from '../../context.js';
 import type { UnixDump } from './unix.js';
 import {
   create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, type TtyInfoEntry, type GhostFileEntry, type FileLockEntry,
@@ -77,11 +78,14 @@ export class FileTable {
   /** The id of an fd whose open file description (kcmp) this fd shares, if any. */
   sharedWith(pid: number, fd: number, inodeKey: string): number | undefined {
     for (const d of this.descs.get(inodeKey) ?? []) {
+      let same: number;
       try {
-        if (kcmp(pid, d.pid, KCMP.FILE, fd, d.fd) === 0) return d.id;
-      } catch {
-        /* kcmp unavailable: treat as distinct */
+        same = kcmp(pid, d.pid, KCMP.FILE, fd, d.fd);
+      } catch (e) {
+        // Never taken as two files: that would split one offset into two.
+        throw new CryoError(`task ${pid}: fd ${fd} cannot be compared with fd ${d.fd} of task ${d.pid}: ${(e as Error).message}`);
       }
+      if (same === 0) return d.id;
     }
     return undefined;
   }

@@ -1,50 +1,16 @@
-// What the `cryo check` probes share: constants, small helpers, and Kerndat, the
-// facts found out once per run (CRIU's kerndat): one seed child driven over
-// ptrace, the userfaultfd feature mask, the capability set.
+// Kernel facts, found out once per run and only when first asked (CRIU's kerndat):
+// what the kernel can do that cryo's dump and restore depend on, and what the
+// probes of `cryo check` share (one seed child driven over ptrace, the
+// userfaultfd feature mask, the capability set). It hangs off the Context.
 import { closeSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
 import {
   NR, O, PR, PTRACE, PTRACE_O, NT_X86_XSTATE, ENOSYS, EPERM, UFFD_API, UFFDIO_API, UFFD_USER_MODE_ONLY, USERFAULTFD_IOC_NEW,
-  errnoName, SysError, trySyscall, ptrace,
-} from '../sys/index.js';
-import { spawnSeed, killAndReap } from '../tracer/seed.js';
-import { findSyscallInsn, waitForStop } from '../tracer/seize.js';
-import { Remote } from '../tracer/remote.js';
-import { uffdioApi } from '../abi/index.js';
-
-
-/** required: cryo cannot dump or restore without it; extra/experimental: CRIU's categories 2 and 3. */
-export type FeatureKind = 'required' | 'extra' | 'experimental';
-
-/** One row of the feature table. */
-export interface Feature {
-  readonly name: string;
-  /** What cryo (or CRIU) uses it for. */
-  readonly description: string;
-  readonly kind: FeatureKind;
-  /**
-   * Probe the feature for real. Returns whether it is there and never throws; the
-   * reason a feature is missing is left in `k.why`.
-   */
-  readonly probe: (k: Kerndat) => boolean;
-  /** The line printed when it is missing (CRIU's wording where CRIU has one). */
-  readonly missing: string;
-  /** Log level of that line in an --extra run: CRIU uses pr_err for some. */
-  readonly level: 'error' | 'warn';
-  /** Set when cryo does not implement what this feature is for: then it is never probed. */
-  readonly notImplemented?: string;
-}
-
-/** A probe's outcome, for `cryo check`, `--feature` and the RPC FEATURE_CHECK request. */
-export interface FeatureResult {
-  readonly name: string;
-  readonly description: string;
-  readonly kind: FeatureKind;
-  /** False for features cryo does not implement (reported as missing, not probed). */
-  readonly implemented: boolean;
-  readonly ok: boolean;
-  /** Why it is missing: the feature's message, then what the probe found in parentheses. */
-  readonly detail?: string;
-}
+  KCMP, errnoName, kcmp, SysError, trySyscall, ptrace,
+} from './sys/index.js';
+import { spawnSeed, killAndReap } from './tracer/seed.js';
+import { findSyscallInsn, waitForStop } from './tracer/seize.js';
+import { Remote } from './tracer/remote.js';
+import { uffdioApi } from './abi/index.js';
 
 /** Outcome of one step of a shared probe. */
 export interface Step {
@@ -101,6 +67,7 @@ export class Kerndat {
   private seedFacts?: SeedFacts;
   private uffd?: { features: bigint } | { error: string };
   private caps?: bigint;
+  private kcmpStep?: Step;
 
   /** Effective capabilities of this process (CapEff of /proc/self/status). */
   capEff(): bigint {
@@ -206,6 +173,22 @@ export class Kerndat {
     } finally {
       killAndReap(pid);
     }
+  }
+
+  /** kcmp(KCMP_FILE) tells two opens of one file apart and an fd from itself. */
+  kcmpFile(): Step {
+    if (this.kcmpStep !== undefined) return this.kcmpStep;
+    let a = -1;
+    let b = -1;
+    this.kcmpStep = step(() => {
+      a = openSync('/dev/null', 'r');
+      b = openSync('/dev/null', 'r');
+      if (kcmp(process.pid, process.pid, KCMP.FILE, a, a) !== 0) return 'kcmp(KCMP_FILE) says an fd differs from itself';
+      if (kcmp(process.pid, process.pid, KCMP.FILE, a, b) === 0) return 'kcmp(KCMP_FILE) says two opens are one';
+    });
+    closeFd(a);
+    closeFd(b);
+    return this.kcmpStep;
   }
 
   /** The userfaultfd feature mask (UFFDIO_API), or why there is none. */
