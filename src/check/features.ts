@@ -4,7 +4,7 @@ import { accessSync, constants, existsSync, openSync, readFileSync, readSync, re
 import {
   F, NR, O, PR, PR_SET_MM_MAP_SIZE, PAGE_SIZE, PAGE_IS, PROT, MAP, MREMAP, MFD,
   EINVAL, ENOENT, ENOSYS, EFAULT, SysError, addressOf, syscall, trySyscall, pidfdOpen,
-  pidfdGetfd, kcmpEpollTfd, CAP, LOCK, CLOCK, TFD_IOC_SET_TICKS, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OP, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE,
+  pidfdGetfd, kcmpEpollTfd, IPPROTO, IPV6, CAP, LOCK, CLOCK, TFD_IOC_SET_TICKS, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OP, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE,
 } from '../sys/index.js';
 import { describe, step, errname, closeFd, Kerndat, type Step, type SeedFacts } from '../kerndat.js';
 import type { FeatureKind, Feature, FeatureResult } from './feature.js';
@@ -101,7 +101,7 @@ function readable(path: string): true | string {
   }
 }
 
-const NOT_NET = 'cryo does not checkpoint network state (inet sockets, interfaces, netfilter) yet';
+const NOT_NET = 'cryo does not checkpoint TCP connections, network interfaces or netfilter yet';
 const NOT_LAZY = 'cryo does not restore memory lazily yet';
 const NOT_MNT = 'cryo does not dump or restore mounts yet';
 
@@ -481,6 +481,20 @@ export const FEATURES: readonly Feature[] = [
     // CRIU writes loginuid to test it, which starts a new audit session: we only look.
     probe: probeWith('loginuid', (k) => readable('/proc/self/loginuid') === true && k.hasCap(CAP.AUDIT_CONTROL)),
   },
+  {
+    name: 'ipv6_freebind', kind: 'extra', level: 'warn',
+    description: 'IPV6_FREEBIND: IPv6 sockets bound to an address the host does not have',
+    missing: 'IPV6_FREEBIND is not supported',
+    probe: probeWith('ipv6_freebind', () => {
+      const fd = sock.socket(AF.INET6, SOCK.DGRAM);
+      try {
+        sock.setsockoptInt(fd, IPPROTO.IPV6, IPV6.FREEBIND, 1);
+        return sock.getsockoptInt(fd, IPPROTO.IPV6, IPV6.FREEBIND) === 1 || 'IPV6_FREEBIND did not take';
+      } finally {
+        closeFd(fd);
+      }
+    }),
+  },
   notDone('cgroupns', 'extra', 'cgroup namespaces', 'cryo does not dump or restore cgroup namespaces yet'),
   notDone('timens', 'extra', 'time namespaces', 'cryo does not dump or restore time namespaces yet'),
   notDone('can_map_vdso', 'extra', 'arch_prctl(ARCH_MAP_VDSO_64)',
@@ -502,7 +516,6 @@ export const FEATURES: readonly Feature[] = [
   notDone('has_ipt_legacy', 'extra', 'iptables legacy', NOT_NET),
   notDone('apparmor_stacking', 'extra', 'AppArmor stacking', 'cryo does not checkpoint LSM profiles yet'),
   notDone('network_lock_nftables', 'extra', 'network locking with nftables', NOT_NET),
-  notDone('ipv6_freebind', 'extra', 'IPV6_FREEBIND', NOT_NET),
   notDone('overlayfs_maps', 'extra', 'overlayfs paths in map_files', 'cryo does not check overlayfs mappings yet'),
   notDone('breakpoints', 'extra', 'hardware breakpoints', 'cryo does not checkpoint hardware breakpoints yet'),
 ];

@@ -158,11 +158,20 @@ export const AF = { UNIX: 1, INET: 2, NETLINK: 16, INET6: 10 } as const;
 export const SOCK = { STREAM: 1, DGRAM: 2, SEQPACKET: 5, NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
 export const SOL_SOCKET = 1;
 export const SO = {
-  REUSEADDR: 2, DONTROUTE: 5, BROADCAST: 6, SNDBUF: 7, RCVBUF: 8, KEEPALIVE: 9, OOBINLINE: 10,
+  TYPE: 3, REUSEADDR: 2, DONTROUTE: 5, BROADCAST: 6, SNDBUF: 7, RCVBUF: 8, KEEPALIVE: 9, OOBINLINE: 10,
   NO_CHECK: 11, PRIORITY: 12, LINGER: 13, REUSEPORT: 15, PASSCRED: 16, PEERCRED: 17, RCVLOWAT: 18,
   RCVTIMEO: 20, SNDTIMEO: 21, BINDTODEVICE: 25, GET_FILTER: 26, SNDBUFFORCE: 32, RCVBUFFORCE: 33,
   PASSSEC: 34, MARK: 36, PROTOCOL: 38, DOMAIN: 39, PEEK_OFF: 42, PEERGROUPS: 59, BUF_LOCK: 72, PEERPIDFD: 77,
 } as const;
+/** Inet socket levels and options (netinet/in.h, netinet/tcp.h, linux/udp.h). */
+export const IPPROTO = { IP: 0, TCP: 6, UDP: 17, IPV6: 41, UDPLITE: 136 } as const;
+export const IP = { TOS: 1, TTL: 2, PKTINFO: 8, FREEBIND: 15 } as const;
+export const IPV6 = { UNICAST_HOPS: 16, V6ONLY: 26, RECVPKTINFO: 49, TCLASS: 67, FREEBIND: 78 } as const;
+export const TCP = { NODELAY: 1, CORK: 3, KEEPIDLE: 4, KEEPINTVL: 5, KEEPCNT: 6, INFO: 11 } as const;
+export const UDP_CORK = 1;
+/** Bytes queued to read and not yet sent (FIONREAD, TIOCOUTQ on sockets). */
+export const SIOCINQ = 0x541b;
+export const SIOCOUTQ = 0x5411;
 export const SCM_RIGHTS = 1;
 export const SCM_CREDENTIALS = 2;
 export const MSG = { PEEK: 2, TRUNC: 0x20, DONTWAIT: 0x40, CTRUNC: 0x8, NOSIGNAL: 0x4000, CMSG_CLOEXEC: 0x40000000 } as const;

@@ -82,6 +82,24 @@ export function setsockoptInt(fd: number, level: number, opt: number, v: number)
   setsockoptRaw(fd, level, opt, b);
 }
 
+/** The socket's own address (`peer`: its peer's) as a whole sockaddr; undefined when it has no peer. */
+export function sockaddrOf(fd: number, peer: boolean): Buffer | undefined {
+  const a = Buffer.alloc(128);
+  const len = new Uint32Array([a.length]);
+  const r = trySyscall(peer ? NR.getpeername : NR.getsockname, fd, a, new Uint8Array(len.buffer));
+  if (peer && r === -107 /* ENOTCONN */) return undefined;
+  if (r < 0) throw new SysError(peer ? 'getpeername' : 'getsockname', -r);
+  return a.subarray(0, len[0]!);
+}
+
+export function bindAddr(fd: number, sa: Uint8Array): void {
+  syscall('bind', NR.bind, fd, sa, sa.length);
+}
+
+export function connectAddr(fd: number, sa: Uint8Array): void {
+  syscall('connect', NR.connect, fd, sa, sa.length);
+}
+
 export function getsockname(fd: number): Buffer {
   const a = Buffer.alloc(2 + SUN_PATH_MAX);
   const len = new Uint32Array([a.length]);

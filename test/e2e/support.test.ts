@@ -207,7 +207,7 @@ const FEATURES: Record<string, FeatureClass> = {
   'move_mount_set_group': NO,
   'openat2': NO,
   'get_rseq_conf': { test: 'e2e/misc.test.ts' },
-  'ipv6_freebind': NO,
+  'ipv6_freebind': { test: 'e2e/inet.test.ts' },
   'pagemap_scan': { test: 'e2e/memory.test.ts' },
   'timer_cr_ids': { test: 'e2e/timers.test.ts' },
   'overlayfs_maps': NO,

@@ -19,11 +19,12 @@ import { fanotify } from './fanotify.js';
 import { pidfd } from './pidfd.js';
 import { unixsk } from './unix.js';
 import { memfd } from './memfd.js';
+import { inetsk } from './inet.js';
 import { parseLocks } from './locks.js';
 import { readFown, setFown, restoreFown, asyncOn, nsPidOf } from './fown.js';
 import type { Remote } from '../../tracer/remote.js';
 
-const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, fanotify, pidfd, unixsk, memfd];
+const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, fanotify, pidfd, unixsk, inetsk, memfd];
 
 function kindName(st: Stats, link: string): string {
   if (st.isFIFO()) return 'pipe';

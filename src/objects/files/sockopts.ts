@@ -51,6 +51,7 @@ export function restoreSockOpts(fd: number, o: SkOptsEntry): void {
   set(SO.PASSCRED, o.soPasscred);
   set(SO.PASSSEC, o.soPasssec);
   set(SO.DONTROUTE, o.soDontroute);
+  set(SO.NO_CHECK, o.soNoCheck);
   set(SO.REUSEPORT, o.soReuseport);
   set(SO.BROADCAST, o.soBroadcast);
   set(SO.KEEPALIVE, o.soKeepalive);

@@ -1,0 +1,272 @@
+// Inet sockets (IPv4 and IPv6; TCP, UDP and UDP-Lite) that hold no connection:
+// unbound and bound sockets, TCP listeners with nothing in their accept queue,
+// UDP sockets connected or not. Read from cryo's copy of the socket, written as
+// CRIU's InetSkEntry, and made again in cryo (the task takes a copy) with the
+// same address, port, options and backlog. A connection (TCP established or
+// closing, or one waiting to be accepted) fails the dump: it needs TCP_REPAIR
+// (--tcp-established), which cryo does not do yet.
+import { closeSync } from 'node:fs';
+import {
+  create, FdTypes, FileEntrySchema, InetSkEntrySchema, IpOptsEntrySchema, TcpOptsEntrySchema,
+  type FileEntry, type InetSkEntry,
+} from '../../images/index.js';
+import {
+  AF, F, IP, IPPROTO, IPV6, NR, O, SHUT, SIOCINQ, SIOCOUTQ, SO, SOCK, SOL_SOCKET, TCP, UDP_CORK, sock, sockDiagDump, syscall, trySyscall,
+} from '../../sys/index.js';
+import { CryoError } from '../../context.js';
+import { badFile, type FdKind, type FdProbe } from './kind.js';
+import { noFown } from './table.js';
+import { dumpSockOpts, restoreSockOpts } from './sockopts.js';
+
+const TCP_ESTABLISHED = 1;
+const TCP_CLOSE = 7;
+const TCP_LISTEN = 10;
+const STATE_NAMES: Record<number, string> = {
+  1: 'ESTABLISHED', 2: 'SYN_SENT', 3: 'SYN_RECV', 4: 'FIN_WAIT1', 5: 'FIN_WAIT2', 6: 'TIME_WAIT', 7: 'CLOSE',
+  8: 'CLOSE_WAIT', 9: 'LAST_ACK', 10: 'LISTEN', 11: 'CLOSING',
+};
+const TYPE_NAMES: Record<number, string> = { 1: 'stream', 2: 'datagram', 3: 'raw', 4: 'rdm', 5: 'seqpacket', 10: 'packet' };
+const PROTOS = new Map<number, string>([[IPPROTO.TCP, 'TCP'], [IPPROTO.UDP, 'UDP'], [IPPROTO.UDPLITE, 'UDP-Lite']]);
+
+const int = (fd: number, level: number, opt: number) => sock.getsockoptInt(fd, level, opt) ?? 0;
+
+/** A sockaddr_in/in6 as CRIU keeps it: the port, and the address as 32-bit words of its bytes. */
+interface Addr {
+  port: number;
+  addr: number[];
+}
+
+function parseSockaddr(sa: Buffer | undefined, family: number): Addr {
+  if (!sa || sa.length < 2 || sa.readUInt16LE(0) === 0) return { port: 0, addr: family === AF.INET ? [0] : [0, 0, 0, 0] };
+  const port = sa.readUInt16BE(2);
+  const words = (off: number, n: number) => Array.from({ length: n }, (_, i) => sa.readUInt32LE(off + 4 * i));
+  return family === AF.INET ? { port, addr: words(4, 1) } : { port, addr: words(8, 4) };
+}
+
+function sockaddr(family: number, port: number, addr: readonly number[]): Buffer {
+  const b = Buffer.alloc(family === AF.INET ? 16 : 28);
+  b.writeUInt16LE(family, 0);
+  b.writeUInt16BE(port, 2);
+  addr.forEach((w, i) => b.writeUInt32LE(w >>> 0, (family === AF.INET ? 4 : 8) + 4 * i));
+  return b;
+}
+
+function showAddr(family: number, a: Addr): string {
+  const bytes = Buffer.alloc(4 * a.addr.length);
+  a.addr.forEach((w, i) => bytes.writeUInt32LE(w >>> 0, 4 * i));
+  if (family === AF.INET) return `${[...bytes].join('.')}:${a.port}`;
+  const groups = Array.from({ length: 8 }, (_, i) => bytes.readUInt16BE(2 * i).toString(16));
+  return `[${groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::')}]:${a.port}`;
+}
+
+/** The bytes waiting in a queue of the socket (SIOCINQ, SIOCOUTQ). */
+function queued(fd: number, req: number): number {
+  const b = Buffer.alloc(4);
+  return trySyscall(NR.ioctl, fd, req, b) < 0 ? 0 : b.readInt32LE(0);
+}
+
+const INET_DIAG_SHUTDOWN = 8;
+
+/**
+ * What only sock_diag tells of an inet socket: its shutdown bits (RCV 1, SEND 2,
+ * as SkShutdown has them). Undefined when the namespace's table lacks it.
+ */
+function diagShutdown(family: number, proto: number, ino: number): number | undefined {
+  const req = Buffer.alloc(56); // struct inet_diag_req_v2
+  req.writeUInt8(family, 0);
+  req.writeUInt8(proto, 1);
+  req.writeUInt32LE(0xffffffff, 4); // every state
+  for (const m of sockDiagDump(req)) {
+    if (m.length < 72 || m.readUInt32LE(68) !== ino) continue; // struct inet_diag_msg: idiag_inode
+    for (let off = 72; off + 4 <= m.length; ) {
+      const len = m.readUInt16LE(off);
+      if (len < 4) break;
+      if ((m.readUInt16LE(off + 2) & 0x3fff) === INET_DIAG_SHUTDOWN) return m.readUInt8(off + 4);
+      off += (len + 3) & ~3;
+    }
+    return 0;
+  }
+  return undefined;
+}
+
+/** TCP_INFO's state, and for a listener the connections in its accept queue and its backlog. */
+function tcpInfo(fd: number): { state: number; acceptQueue: number; backlog: number } {
+  const b = sock.getsockoptRaw(fd, IPPROTO.TCP, TCP.INFO, 104);
+  // struct tcp_info: tcpi_state is byte 0; for a listener the kernel puts the
+  // accept queue's length in tcpi_unacked (offset 24) and the backlog in tcpi_sacked (28).
+  return { state: b[0]!, acceptQueue: b.readUInt32LE(24), backlog: b.readUInt32LE(28) };
+}
+
+function isInet(p: FdProbe): boolean {
+  if (!p.st.isSocket()) return false;
+  const d = sock.getsockoptInt(p.copy(), SOL_SOCKET, SO.DOMAIN);
+  return d === AF.INET || d === AF.INET6;
+}
+
+function dumpInet(p: FdProbe, id: number): InetSkEntry {
+  const fd = p.copy();
+  const family = int(fd, SOL_SOCKET, SO.DOMAIN);
+  const type = int(fd, SOL_SOCKET, SO.TYPE);
+  const proto = int(fd, SOL_SOCKET, SO.PROTOCOL);
+  const protoName = PROTOS.get(proto);
+  const fam = family === AF.INET ? 'IPv4' : 'IPv6';
+  const plain = protoName !== undefined && (type === SOCK.STREAM || type === SOCK.DGRAM);
+  const what = plain ? `${protoName} socket` : `${TYPE_NAMES[type] ?? `type ${type}`} socket of protocol ${proto}`;
+  const where = `task ${p.pid} fd ${p.fd} (${fam} ${what} ${p.st.ino})`;
+  if (!plain) throw new CryoError(`${where}: only TCP, UDP and UDP-Lite inet sockets are supported yet`);
+  const src = parseSockaddr(sock.sockaddrOf(fd, false), family);
+  const peer = sock.sockaddrOf(fd, true);
+  const dst = parseSockaddr(peer, family);
+  let state: number;
+  let backlog = 0;
+  let shutdown = 0;
+  if (type === SOCK.STREAM) {
+    const t = tcpInfo(fd);
+    state = t.state;
+    if (state === TCP_LISTEN) {
+      if (t.acceptQueue) {
+        throw new CryoError(`${where}: listening on ${showAddr(family, src)} with ${t.acceptQueue} connection(s) waiting to be accepted, which need --tcp-established (not supported yet)`);
+      }
+      backlog = t.backlog;
+    } else if (state !== TCP_CLOSE) {
+      const conn = `${showAddr(family, src)} -> ${showAddr(family, dst)}`;
+      throw new CryoError(`${where}: a TCP connection in state ${STATE_NAMES[state] ?? state} (${conn}), which needs --tcp-established (not supported yet)`);
+    }
+  } else {
+    state = peer ? TCP_ESTABLISHED : TCP_CLOSE;
+    const unsent = queued(fd, SIOCOUTQ);
+    if (unsent && int(fd, proto, UDP_CORK)) throw new CryoError(`${where}: corked with ${unsent} bytes not yet sent, which cannot be dumped`);
+    // CRIU drops them with a warning; cryo does not lose data it was given.
+    const unread = queued(fd, SIOCINQ);
+    if (unread) throw new CryoError(`${where}: ${unread} bytes of datagrams wait to be read, which cryo cannot carry yet`);
+    // An unbound socket is in no table sock_diag walks (and has nothing shut down).
+    const shut = diagShutdown(family, proto, Number(p.st.ino));
+    if (shut === undefined && (src.port || peer)) throw new CryoError(`${where}: not found by sock_diag (another network namespace?)`);
+    shutdown = shut ?? 0;
+  }
+  const v6 = family === AF.INET6;
+  const ipOpts = create(IpOptsEntrySchema, {
+    freebind: int(fd, v6 ? IPPROTO.IPV6 : IPPROTO.IP, v6 ? IPV6.FREEBIND : IP.FREEBIND) !== 0,
+    pktinfo: int(fd, v6 ? IPPROTO.IPV6 : IPPROTO.IP, v6 ? IPV6.RECVPKTINFO : IP.PKTINFO) !== 0,
+    tos: int(fd, v6 ? IPPROTO.IPV6 : IPPROTO.IP, v6 ? IPV6.TCLASS : IP.TOS),
+    ttl: v6 ? int(fd, IPPROTO.IPV6, IPV6.UNICAST_HOPS) : int(fd, IPPROTO.IP, IP.TTL),
+  });
+  const opts = dumpSockOpts(fd, where);
+  const dev = sock.getsockoptRaw(fd, SOL_SOCKET, SO.BINDTODEVICE, 16);
+  const ifname = dev.subarray(0, Math.max(0, dev.indexOf(0))).toString();
+  if (ifname) opts.soBoundDev = ifname;
+  if (type === SOCK.STREAM && opts.soKeepalive) {
+    opts.tcpKeepcnt = int(fd, IPPROTO.TCP, TCP.KEEPCNT);
+    opts.tcpKeepidle = int(fd, IPPROTO.TCP, TCP.KEEPIDLE);
+    opts.tcpKeepintvl = int(fd, IPPROTO.TCP, TCP.KEEPINTVL);
+  }
+  return create(InetSkEntrySchema, {
+    id, ino: Number(p.st.ino), family, type, proto, state, srcPort: src.port, dstPort: dst.port,
+    flags: p.info.flags & ~O.CLOEXEC, backlog, srcAddr: src.addr, dstAddr: dst.addr,
+    fown: noFown(), opts, ipOpts, ...(shutdown ? { shutdown } : {}),
+    ...(v6 ? { v6only: int(fd, IPPROTO.IPV6, IPV6.V6ONLY) !== 0 } : {}),
+    ...(type === SOCK.STREAM ? { tcpOpts: create(TcpOptsEntrySchema, { nodelay: int(fd, IPPROTO.TCP, TCP.NODELAY) !== 0, cork: int(fd, IPPROTO.TCP, TCP.CORK) !== 0 }) } : {}),
+  });
+}
+
+/** Set an int option where it differs from the new socket's. */
+function setIf(fd: number, level: number, opt: number, v: number | boolean | undefined): void {
+  if (v === undefined) return;
+  const n = typeof v === 'boolean' ? Number(v) : v;
+  if (n !== int(fd, level, opt)) sock.setsockoptInt(fd, level, opt, n);
+}
+
+function openInet(ie: InetSkEntry): number {
+  const where = `inet socket ${ie.ino}`;
+  const opts = ie.opts;
+  if (!opts) throw new CryoError(`${where}: no socket options in its entry`);
+  const fd = sock.socket(ie.family, ie.type, ie.proto);
+  try {
+    const v6 = ie.family === AF.INET6;
+    if (v6 && ie.v6only !== undefined) setIf(fd, IPPROTO.IPV6, IPV6.V6ONLY, ie.v6only);
+    if (opts.soBoundDev) sock.setsockoptRaw(fd, SOL_SOCKET, SO.BINDTODEVICE, Buffer.from(opts.soBoundDev + '\0'));
+    const ip = ie.ipOpts;
+    if (ip) {
+      const lvl = v6 ? IPPROTO.IPV6 : IPPROTO.IP;
+      setIf(fd, lvl, v6 ? IPV6.FREEBIND : IP.FREEBIND, ip.freebind);
+      setIf(fd, lvl, v6 ? IPV6.RECVPKTINFO : IP.PKTINFO, ip.pktinfo);
+      setIf(fd, lvl, v6 ? IPV6.TCLASS : IP.TOS, ip.tos);
+      setIf(fd, lvl, v6 ? IPV6.UNICAST_HOPS : IP.TTL, ip.ttl);
+    }
+    if (ie.tcpOpts) {
+      setIf(fd, IPPROTO.TCP, TCP.NODELAY, ie.tcpOpts.nodelay);
+      setIf(fd, IPPROTO.TCP, TCP.CORK, ie.tcpOpts.cork);
+    }
+    if (opts.soKeepalive && ie.type === SOCK.STREAM) {
+      setIf(fd, IPPROTO.TCP, TCP.KEEPCNT, opts.tcpKeepcnt);
+      setIf(fd, IPPROTO.TCP, TCP.KEEPIDLE, opts.tcpKeepidle);
+      setIf(fd, IPPROTO.TCP, TCP.KEEPINTVL, opts.tcpKeepintvl);
+    }
+    const anyAddr = ie.srcAddr.every((w) => w === 0);
+    if (ie.srcPort || !anyAddr) {
+      // As CRIU: SO_REUSEADDR for the bind (old connections of the port may linger
+      // in TIME_WAIT), and freebind (it may have been bound with it, then had it
+      // cleared); then the socket's own values.
+      const freebind: [number, number] = v6 ? [IPPROTO.IPV6, IPV6.FREEBIND] : [IPPROTO.IP, IP.FREEBIND];
+      sock.setsockoptInt(fd, SOL_SOCKET, SO.REUSEADDR, 1);
+      sock.setsockoptInt(fd, ...freebind, 1);
+      try {
+        sock.bindAddr(fd, sockaddr(ie.family, ie.srcPort, ie.srcAddr));
+      } catch (e) {
+        throw new CryoError(`${where}: cannot bind ${showAddr(ie.family, { port: ie.srcPort, addr: ie.srcAddr })} again: ${(e as Error).message}`);
+      }
+      sock.setsockoptInt(fd, ...freebind, ie.ipOpts?.freebind ? 1 : 0);
+    }
+    restoreSockOpts(fd, opts); // SO_REUSEADDR back to the socket's own
+    if (ie.state === TCP_LISTEN) sock.listen(fd, ie.backlog);
+    if (ie.type === SOCK.DGRAM && ie.state === TCP_ESTABLISHED) {
+      try {
+        sock.connectAddr(fd, sockaddr(ie.family, ie.dstPort, ie.dstAddr));
+      } catch (e) {
+        throw new CryoError(`${where}: cannot connect to ${showAddr(ie.family, { port: ie.dstPort, addr: ie.dstAddr })} again: ${(e as Error).message}`);
+      }
+    }
+    // SkShutdown's READ (1) and WRITE (2) bits; shutdown() takes SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2.
+    const shut = (ie.shutdown ?? 0) & 3;
+    if (shut) sock.shutdown(fd, shut === 3 ? SHUT.RDWR : shut === 2 ? SHUT.WR : SHUT.RD);
+    if (ie.flags & O.NONBLOCK) syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, O.NONBLOCK);
+    return fd;
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+}
+
+function checkInet(entries: FileEntry[]): void {
+  for (const fe of entries) {
+    const ie = fe.isk;
+    if (!ie) throw badFile(fe, 'INETSK entry without its isk field');
+    if (!ie.opts || !ie.fown) throw badFile(fe, 'inet socket entry without its opts or fown');
+    if (ie.family !== AF.INET && ie.family !== AF.INET6) throw badFile(fe, `inet socket of family ${ie.family}`);
+    const words = ie.family === AF.INET ? 1 : 4;
+    if (ie.srcAddr.length !== words || (ie.dstAddr.length !== 0 && ie.dstAddr.length !== words)) throw badFile(fe, 'inet socket address of the wrong length');
+    if (!PROTOS.has(ie.proto) || (ie.type !== SOCK.STREAM && ie.type !== SOCK.DGRAM)) throw badFile(fe, `inet socket of type ${ie.type}, protocol ${ie.proto}`);
+    if (ie.srcPort > 0xffff || ie.dstPort > 0xffff) throw badFile(fe, 'inet socket port above 65535');
+    const states = ie.type === SOCK.STREAM ? [TCP_CLOSE, TCP_LISTEN] : [TCP_CLOSE, TCP_ESTABLISHED];
+    if (!states.includes(ie.state)) {
+      throw badFile(fe, `inet socket in state ${STATE_NAMES[ie.state] ?? ie.state}, which needs TCP repair (not supported yet)`);
+    }
+  }
+}
+
+export const inetsk: FdKind = {
+  name: 'inet socket',
+  type: FdTypes.INETSK,
+  match: isInet,
+  dump(p, env) {
+    const id = env.files.newId();
+    env.files.add(create(FileEntrySchema, { type: FdTypes.INETSK, id, isk: dumpInet(p, id) }));
+    return id;
+  },
+  open(fe) {
+    if (!fe.isk) throw new CryoError(`file id ${fe.id}: inet socket entry without its isk field`);
+    return openInet(fe.isk);
+  },
+  inheritKey: (fe) => (fe.isk ? `socket:[${fe.isk.ino}]` : undefined),
+  check: checkInet,
+};

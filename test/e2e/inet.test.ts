@@ -1,0 +1,72 @@
+// Inet sockets without a connection: listeners, bound and unbound TCP sockets,
+// UDP (connected or not), IPv4, IPv6 and dual-stack, UDP-Lite; python3's
+// http.server answering after restore; and what cryo cannot carry yet (a TCP
+// connection, datagrams waiting to be read) fails the dump in one line.
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { Session, critDecodeAll, python3, runningFree, waitFor } from './harness.js';
+
+function critDecode(file: string): { entries: Array<Record<string, unknown>> } {
+  const r = spawnSync('/usr/bin/python3', ['/usr/bin/crit', 'decode', '-i', file], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout) as { entries: Array<Record<string, unknown>> };
+}
+
+test('inet sockets: TCP listeners (v4, v6-only, dual-stack), bound and unbound TCP, UDP bound, connected and shut down, UDP-Lite, IP_FREEBIND and ipv6_freebind come back working', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'inet');
+  const target = await s.start('inet');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  const isk = critDecode(path.join(images, 'files.img')).entries.map((e) => e['isk'] as Record<string, unknown> | undefined).filter(Boolean);
+  assert.equal(isk.length, 12, JSON.stringify(isk));
+  // Debian's crit shows numbers: TCP_LISTEN is 10, AF_INET 2; 127.0.0.1 is the word 0x0100007f.
+  const l4 = isk.find((e) => e['state'] === 10 && e['family'] === 2);
+  assert.equal(l4?.['backlog'], 7, JSON.stringify(l4));
+  assert.deepEqual(l4?.['src_addr'], [0x0100007f], JSON.stringify(l4));
+  await s.expectPass(await s.restore(images, target));
+});
+
+test('python3 http.server: dumped listening, restored, it answers a request', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'httpserver');
+  const port = 20000 + (process.pid % 20000);
+  const target = await s.startCommand('http', [python3(), '-u', '-c',
+    `import http.server, functools, sys\nh = functools.partial(http.server.SimpleHTTPRequestHandler, directory=${JSON.stringify(s.dir)})\ns = http.server.HTTPServer(("127.0.0.1", ${port}), h)\nprint("READY", flush=True)\ns.serve_forever()`]);
+  const get = () => new Promise<number>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on('error', reject);
+  });
+  assert.equal(await get(), 200);
+  const images = s.mkdir();
+  await s.dump(target, images);
+  await assert.rejects(get(), /ECONNREFUSED/, 'the server still answers after the dump killed it');
+  const restored = await s.restore(images, target);
+  assert.equal(await get(), 200, s.report());
+  assert.ok(runningFree(restored.pid), s.report());
+  await s.killTree(restored);
+});
+
+test('a TCP connection and datagrams waiting to be read fail the dump in one line naming task, fd and state; the task runs on', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'inet-refused');
+  const cases: Array<[string, string, RegExp]> = [
+    ['tcp', 'import socket\nl = socket.create_server(("127.0.0.1", 0))\nc = socket.create_connection(l.getsockname())\na, _ = l.accept()',
+      /^Error: task \d+ fd \d+ \(IPv4 TCP socket \d+\): a TCP connection in state ESTABLISHED \(127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+\), which needs --tcp-established \(not supported yet\)$/],
+    ['backlog', 'import socket\nl = socket.create_server(("127.0.0.1", 0))\nc = socket.create_connection(l.getsockname())',
+      /^Error: task \d+ fd \d+ \(IPv4 TCP socket \d+\): listening on 127\.0\.0\.1:\d+ with 1 connection\(s\) waiting to be accepted, which need --tcp-established \(not supported yet\)$/],
+    ['udp', 'import socket, time\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nu.bind(("127.0.0.1", 0))\nu.sendto(b"hello", u.getsockname())\ntime.sleep(0.2)',
+      /^Error: task \d+ fd \d+ \(IPv4 UDP socket \d+\): 5 bytes of datagrams wait to be read, which cryo cannot carry yet$/],
+  ];
+  for (const [name, setup, want] of cases) {
+    const target = await s.startCommand(name, [python3(), '-u', '-c', `${setup}\nprint("READY", flush=True)\nimport time\nwhile True: time.sleep(1)`]);
+    const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
+    assert.equal(r.code, 1, `${name}: want exit 1${s.report()}`);
+    assert.match(r.stderr.trimEnd(), want, `${name}${s.report()}`);
+    await s.check(waitFor(`${name}: the task to run free`, () => runningFree(target.pid), 5_000));
+    await s.killTree(target);
+  }
+});
