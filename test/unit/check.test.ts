@@ -122,7 +122,7 @@ describe('runCheck', () => {
     });
     const tun = await check({ feature: 'tun' });
     assert.equal(tun.code, 1);
-    assert.match(tun.lines.join('\n'), /^Error: tun is not supported: cryo does not checkpoint network state/);
+    assert.match(tun.lines.join('\n'), /^Error: tun is not supported: cryo does not checkpoint TCP connections, network interfaces or netfilter yet$/);
   });
 
   it('an unknown feature: one error line naming the known ones, exit 1', async () => {
