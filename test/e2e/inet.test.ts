@@ -70,3 +70,23 @@ test('a TCP connection and datagrams waiting to be read fail the dump in one lin
     await s.killTree(target);
   }
 });
+
+test('a node HTTP server (libuv, epoll on its listener): restored, it answers new clients with its request count going on', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'nodehttp');
+  const code = 'let n = 0; require("http").createServer((q, r) => r.end(String(++n))).listen(0, "127.0.0.1", function () { console.log("READY " + this.address().port); });';
+  const target = await s.startCommand('nodehttp', [process.execPath, '-e', code], { ready: /^READY \d+$/m, timeoutMs: 20_000 });
+  const port = Number(/^READY (\d+)$/m.exec(target.output())?.[1]);
+  const get = () => new Promise<string>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+  assert.deepEqual([await get(), await get()], ['1', '2']);
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const restored = await s.restore(images, target);
+  assert.deepEqual([await get(), await get()], ['3', '4'], s.report());
+  await s.killTree(restored);
+});
