@@ -17,6 +17,7 @@ import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { buildTree, sharesFdTable, stopSignal } from './restore/tree.js';
 import { spawnSeed, startRoot, cloneTask, killAndReap } from './tracer/seed.js';
 import { restoreTimers } from './objects/timers.js';
+import { restoreThreadState } from './objects/thread-state.js';
 import { installFilters, restoreSeccomp, sharedFilters } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
 import { openFileEntry } from './objects/files/fds.js';
@@ -33,7 +34,7 @@ import { readGhostImage } from './objects/files/ghost.js';
 import { MemfdInodes } from './objects/files/memfd.js';
 import { ShmemObjects, type ShmemContents, type ShmemShape } from './objects/shmem.js';
 import {
-  restoreMemory, restoreMemoryLate, restoreFiles, restoreFs, restoreTaskState, restoreThreadState, restoreThreadCreds, restoreAfterCreds,
+  restoreMemory, restoreMemoryLate, restoreFiles, restoreFs, restoreTaskState, restoreThreadCreds, restoreAfterCreds,
   type TaskImages, type RestoreShared, type Handles,
 } from './restore/task.js';
 

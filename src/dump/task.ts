@@ -1,13 +1,13 @@
 // Dumping one task: everything per process (core, mm, pagemap, pages, fds, fs).
 import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { NR, PR, ptrace, getRobustList, kcmp, KCMP, O } from '../sys/index.js';
+import { NR, PR, kcmp, KCMP, O } from '../sys/index.js';
 import {
   create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
-  TaskKobjIdsEntrySchema, ThreadSasEntrySchema, RseqEntrySchema, TaskRlimitsEntrySchema, RlimitEntrySchema,
+  TaskKobjIdsEntrySchema, TaskRlimitsEntrySchema,
   MmEntrySchema, PagemapHeadSchema, PagemapEntrySchema,
   FsEntrySchema, VMA_ANON_SHARED, VMA_AREA_VDSO, type AioRingEntry, TASK_ALIVE, TASK_STOPPED, TASK_DEAD, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
 } from '../images/index.js';
-import { parseStat, parseStatus } from '../proc/stat.js';
+import { parseStatus } from '../proc/stat.js';
 import type { Context, Logger } from '../context.js';
 import { CryoError } from '../context.js';
 import { readVmas, vmaEntries, hasPrivatePages, guardEntries, membarrierMask } from '../objects/mm.js';
@@ -27,7 +27,8 @@ import { dumpRegFile } from '../objects/files/reg.js';
 import { isMemfdLink, writeShmemObject } from '../objects/files/memfd.js';
 import type { CgroupDump } from '../objects/cgroup.js';
 import { takeRemote, takeThreadRemote, type FrozenTask } from './freeze.js';
-import { rlimit64, stackT } from '../abi/index.js';
+import { dumpRlimits } from '../objects/rlimits.js';
+import { dumpThreadState } from '../objects/thread-state.js';
 
 /** State shared by all tasks of one dump. */
 /** The page counters of stats-dump, as CRIU keeps them: private pages, then shared memory (shmem, memfds). */
@@ -61,7 +62,6 @@ export interface DumpState {
   stats: DumpCounters;
 }
 
-const RLIM_NLIMITS = 16;
 
 function nsIds(pid: number, st: DumpState): Record<string, number> {
   const id = (ns: string) => {
@@ -149,37 +149,15 @@ function dumpThread(t: FrozenTask, tid: number, st: DumpState, log: Logger): { t
   const rem = takeThreadRemote(t, tid);
   const scratch = rem.scratch(4096);
   const readU64 = (off: number) => rem.mem.read(scratch + BigInt(off), 8).readBigUInt64LE(0);
-  const readI32 = (off: number) => rem.mem.read(scratch + BigInt(off), 4).readInt32LE(0);
   const status = parseStatus(readFileSync(`/proc/${t.pid}/task/${tid}/status`, 'utf8'));
-  const tstat = parseStat(readFileSync(`/proc/${t.pid}/task/${tid}/stat`, 'utf8'));
 
   // Registers: the image holds them as the thread must resume (syscall restart applied).
   const regs = restartAdjusted(rem.saved);
   rem.call('prctl(PR_GET_TID_ADDRESS)', NR.prctl, PR.GET_TID_ADDRESS, scratch);
   const ti = threadInfo(regs, readXstate(tid), readU64(0), readTls(tid));
-  const robust = getRobustList(tid);
-  let rseqEntry;
-  try {
-    const rc = ptrace.getRseqConfig(tid);
-    if (rc.rseqAbiPointer) {
-      rseqEntry = create(RseqEntrySchema, { rseqAbiPointer: rc.rseqAbiPointer, rseqAbiSize: rc.rseqAbiSize, signature: rc.signature });
-    }
-  } catch (e) {
-    // As CRIU: a registration cryo cannot read would be lost on restore.
-    throw new CryoError(`thread ${tid}: cannot read its rseq registration: ${(e as Error).message}`);
-  }
-  rem.call('sigaltstack', NR.sigaltstack, 0, scratch);
-  const ss = stackT.decode(rem.mem.read(scratch, stackT.size));
-  const sas = create(ThreadSasEntrySchema, { ssSp: ss.ss_sp, ssFlags: ss.ss_flags, ssSize: ss.ss_size });
-  rem.call('prctl(PR_GET_PDEATHSIG)', NR.prctl, PR.GET_PDEATHSIG, scratch);
-  const pdeath = readI32(0);
-  const comm = readFileSync(`/proc/${t.pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, '');
   const tcore = create(ThreadCoreEntrySchema, {
-    futexRla: robust.head, futexRlaLen: Number(robust.len), schedNice: tstat.nice,
-    // As CRIU, from sched_getscheduler(): the policy with SCHED_RESET_ON_FORK (stat has no flag).
-    schedPolicy: Number(rem.call('sched_getscheduler', NR.sched_getscheduler, 0)), schedPrio: tstat.rtPriority,
-    blkSigset: rem.savedSigmask, sas, pdeathSig: pdeath, creds: dumpCreds(status, rem), comm,
-    signalsP: dumpPending(tid, false), ...(rseqEntry ? { rseqEntry } : {}),
+    ...dumpThreadState(rem, t.pid, tid, scratch),
+    blkSigset: rem.savedSigmask, creds: dumpCreds(status, rem), signalsP: dumpPending(tid, false),
     ...dumpSeccomp(tid, status, st.seccomp), ...st.cgroups.threadField(t.pid, tid),
   });
   return { ti, tcore, rem };
@@ -200,12 +178,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   rem.call('prctl(PR_GET_CHILD_SUBREAPER)', NR.prctl, PR.GET_CHILD_SUBREAPER, scratch);
   const subreaper = readI32(0) !== 0;
   const brk = rem.call('brk', NR.brk, 0);
-  const rlimits = [];
-  for (let r = 0; r < RLIM_NLIMITS; r++) {
-    rem.call('prlimit64', NR.prlimit64, 0, r, 0, scratch);
-    const l = rlimit64.decode(rem.mem.read(scratch, rlimit64.size));
-    rlimits.push(create(RlimitEntrySchema, { cur: l.rlim_cur, max: l.rlim_max }));
-  }
+  const rlimits = dumpRlimits(rem, scratch);
   const timers = dumpTimers(rem, pid, t.ns.tids);
   const sigactions = dumpSigactions(rem);
   const membarriers = membarrierMask(rem);

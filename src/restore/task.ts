@@ -26,7 +26,7 @@ import type { RestoreFilesEnv } from '../objects/files/kind.js';
 import type { Remote } from '../tracer/remote.js';
 import type { Logger } from '../context.js';
 import type { Kerndat } from '../kerndat.js';
-import { rlimit64, schedParam, stackT } from '../abi/index.js';
+import { restoreRlimits } from '../objects/rlimits.js';
 
 export interface TaskImages {
   pstree: PstreeEntry;
@@ -363,11 +363,7 @@ export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared
   const p = img.pstree;
   restoreSigactions(rem, tc.sigactions);
   if (tc.personality) rem.call('personality', NR.personality, tc.personality);
-  const rl = tc.rlimits?.rlimits ?? [];
-  rl.forEach((r, i) => {
-    const ret = rem.callRaw(NR.prlimit64, 0, i, rem.put(rlimit64.encode({ rlim_cur: r.cur, rlim_max: r.max })), 0);
-    if (ret < 0n) sh.log.warn(`task ${p.pid}: cannot restore rlimit ${i} (errno ${-ret})`);
-  });
+  restoreRlimits(rem, p.pid, tc.rlimits?.rlimits ?? [], sh.log);
   if (tc.childSubreaper) rem.call('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
   // Before the threads are made (they inherit it) and while the task is still root.
   restoreLoginuid(rem, p.pid, isFieldSet(tc, TaskCoreEntrySchema.field.loginuid) ? tc.loginuid : undefined);
@@ -381,30 +377,6 @@ export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared
   }
 }
 
-/** Per-thread state, run in the thread itself: name, rseq, robust list, tid address... */
-export function restoreThreadState(rem: Remote, tgid: number, tid: number, core: CoreEntry): void {
-  const th = core.threadCore;
-  const comm = th?.comm || core.tc?.comm;
-  if (comm !== undefined) rem.call('prctl(PR_SET_NAME)', NR.prctl, PR.SET_NAME, rem.put(Buffer.from(comm.slice(0, 15) + '\0')));
-  if (th) {
-    if (th.schedPolicy !== undefined) {
-      const prm = schedParam.encode({ sched_priority: th.schedPrio ?? 0 });
-      rem.call('sched_setscheduler', NR.sched_setscheduler, 0, th.schedPolicy, rem.put(prm, 512));
-    }
-    if (th.schedNice !== undefined) rem.call('setpriority', NR.setpriority, 0 /* PRIO_PROCESS */, 0, th.schedNice);
-    if (th.futexRla) rem.call('set_robust_list', NR.set_robust_list, th.futexRla, th.futexRlaLen);
-    const sas = th.sas;
-    if (sas && !(sas.ssFlags & 2 /* SS_DISABLE */)) {
-      const s = stackT.encode({ ss_sp: sas.ssSp, ss_flags: sas.ssFlags & ~1 /* SS_ONSTACK */, ss_size: sas.ssSize });
-      rem.call('sigaltstack', NR.sigaltstack, rem.put(s), 0);
-    }
-    const rs = th.rseqEntry;
-    if (rs && rs.rseqAbiPointer) rem.call('rseq', NR.rseq, rs.rseqAbiPointer, rs.rseqAbiSize, 0, rs.signature);
-    restorePending(rem, tgid, tid, th.signalsP, false);
-  }
-  const ti = core.threadInfo;
-  if (ti) rem.call('set_tid_address', NR.set_tid_address, ti.clearTidAddr);
-}
 
 /** Credentials last: after them the thread may no longer be allowed to rebuild anything. */
 export function restoreThreadCreds(rem: Remote, core: CoreEntry): void {

@@ -4,6 +4,7 @@
 // the kernel (and CRIU) allow. A problem is one ImageError naming the image and
 // what is wrong in it. The fd kinds check their own files.img entries (check()
 // in src/objects/files/); this file checks what ties the images together.
+import { RLIM_NLIMITS } from '../objects/rlimits.js';
 import { readFileSync, statSync } from 'node:fs';
 import {
   CoreEntry_March, FdTypes, RegFileEntrySchema, ImageError, PagemapEntrySchema, PE_PARENT, PE_PRESENT, isFieldSet, isZombieState,
@@ -23,7 +24,6 @@ const PID_MAX_LIMIT = 4 * 1024 * 1024;
 const AT_VECTOR_SIZE = 44;
 /** The most requests one AIO ring may be set up with (fs.aio-max-nr is 65536 by default). */
 const MAX_AIO_REQS = 1 << 24;
-const RLIM_NLIMITS = 16;
 const NSIG = 64;
 /** The top of a task's address space (x86_64 TASK_SIZE with 4-level page tables, 5-level: below 2^56). */
 const TASK_SIZE = 1n << 56n;

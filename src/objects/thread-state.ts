@@ -1,0 +1,68 @@
+// Per-thread state other than registers, signals and credentials: the name,
+// scheduling policy, priority and nice value, the robust futex list, the
+// alternate signal stack, the parent-death signal, the rseq registration and
+// the tid address. Read by the thread itself (remote calls) or from /proc on
+// dump, and set again by the thread itself on restore.
+import { readFileSync } from 'node:fs';
+import { NR, PR, getRobustList, ptrace } from '../sys/index.js';
+import { create, RseqEntrySchema, ThreadSasEntrySchema, type CoreEntry, type ThreadCoreEntry } from '../images/index.js';
+import { parseStat } from '../proc/stat.js';
+import { CryoError } from '../context.js';
+import type { Remote } from '../tracer/remote.js';
+import { schedParam, stackT } from '../abi/index.js';
+import { restorePending } from './signals.js';
+
+type ThreadState = Pick<ThreadCoreEntry, 'futexRla' | 'futexRlaLen' | 'schedNice' | 'schedPolicy' | 'schedPrio' | 'sas' | 'pdeathSig' | 'comm' | 'rseqEntry'>;
+
+/** The thread's state, read in it (`scratch`: memory of the task's for the calls). */
+export function dumpThreadState(rem: Remote, pid: number, tid: number, scratch: bigint): ThreadState {
+  const tstat = parseStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+  const robust = getRobustList(tid);
+  let rseqEntry;
+  try {
+    const rc = ptrace.getRseqConfig(tid);
+    if (rc.rseqAbiPointer) {
+      rseqEntry = create(RseqEntrySchema, { rseqAbiPointer: rc.rseqAbiPointer, rseqAbiSize: rc.rseqAbiSize, signature: rc.signature });
+    }
+  } catch (e) {
+    // As CRIU: a registration cryo cannot read would be lost on restore.
+    throw new CryoError(`thread ${tid}: cannot read its rseq registration: ${(e as Error).message}`);
+  }
+  rem.call('sigaltstack', NR.sigaltstack, 0, scratch);
+  const ss = stackT.decode(rem.mem.read(scratch, stackT.size));
+  rem.call('prctl(PR_GET_PDEATHSIG)', NR.prctl, PR.GET_PDEATHSIG, scratch);
+  const pdeathSig = rem.mem.read(scratch, 4).readInt32LE(0);
+  return {
+    futexRla: robust.head, futexRlaLen: Number(robust.len), schedNice: tstat.nice,
+    // As CRIU, from sched_getscheduler(): the policy with SCHED_RESET_ON_FORK (stat has no flag).
+    schedPolicy: Number(rem.call('sched_getscheduler', NR.sched_getscheduler, 0)), schedPrio: tstat.rtPriority,
+    sas: create(ThreadSasEntrySchema, { ssSp: ss.ss_sp, ssFlags: ss.ss_flags, ssSize: ss.ss_size }),
+    pdeathSig, comm: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, ''),
+    ...(rseqEntry ? { rseqEntry } : {}),
+  };
+}
+
+/** Per-thread state, run in the thread itself: name, rseq, robust list, tid address... */
+export function restoreThreadState(rem: Remote, tgid: number, tid: number, core: CoreEntry): void {
+  const th = core.threadCore;
+  const comm = th?.comm || core.tc?.comm;
+  if (comm !== undefined) rem.call('prctl(PR_SET_NAME)', NR.prctl, PR.SET_NAME, rem.put(Buffer.from(comm.slice(0, 15) + '\0')));
+  if (th) {
+    if (th.schedPolicy !== undefined) {
+      const prm = schedParam.encode({ sched_priority: th.schedPrio ?? 0 });
+      rem.call('sched_setscheduler', NR.sched_setscheduler, 0, th.schedPolicy, rem.put(prm, 512));
+    }
+    if (th.schedNice !== undefined) rem.call('setpriority', NR.setpriority, 0 /* PRIO_PROCESS */, 0, th.schedNice);
+    if (th.futexRla) rem.call('set_robust_list', NR.set_robust_list, th.futexRla, th.futexRlaLen);
+    const sas = th.sas;
+    if (sas && !(sas.ssFlags & 2 /* SS_DISABLE */)) {
+      const s = stackT.encode({ ss_sp: sas.ssSp, ss_flags: sas.ssFlags & ~1 /* SS_ONSTACK */, ss_size: sas.ssSize });
+      rem.call('sigaltstack', NR.sigaltstack, rem.put(s), 0);
+    }
+    const rs = th.rseqEntry;
+    if (rs && rs.rseqAbiPointer) rem.call('rseq', NR.rseq, rs.rseqAbiPointer, rs.rseqAbiSize, 0, rs.signature);
+    restorePending(rem, tgid, tid, th.signalsP, false);
+  }
+  const ti = core.threadInfo;
+  if (ti) rem.call('set_tid_address', NR.set_tid_address, ti.clearTidAddr);
+}
