@@ -18,6 +18,7 @@ import { buildTree, sharesFdTable, stopSignal } from './restore/tree.js';
 import { spawnSeed, startRoot, cloneTask, killAndReap } from './tracer/seed.js';
 import { restoreTimers } from './objects/timers.js';
 import { restoreThreadState } from './objects/thread-state.js';
+import { restoreFs } from './objects/fs.js';
 import { installFilters, restoreSeccomp, sharedFilters } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
 import { openFileEntry } from './objects/files/fds.js';
@@ -34,7 +35,7 @@ import { readGhostImage } from './objects/files/ghost.js';
 import { MemfdInodes } from './objects/files/memfd.js';
 import { ShmemObjects, type ShmemContents, type ShmemShape } from './objects/shmem.js';
 import {
-  restoreMemory, restoreMemoryLate, restoreFiles, restoreFs, restoreTaskState, restoreThreadCreds, restoreAfterCreds,
+  restoreMemory, restoreMemoryLate, restoreFiles, restoreTaskState, restoreThreadCreds, restoreAfterCreds,
   type TaskImages, type RestoreShared, type Handles,
 } from './restore/task.js';
 
@@ -380,7 +381,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       }
       // As CRIU: locks come back only when asked for with --file-locks.
       if (opts.fileLocks) restoreLocks(rem, loaded.locks.filter((l) => l.pid === t.pstree.pid));
-      restoreFs(rem, t, sh);
+      restoreFs(rem, t.fs, sh);
       restoreTaskState(rem, t, sh);
       // Its children exist now: what a fork must not copy.
       restoreMemoryLate(rem, t, sh);

@@ -5,7 +5,7 @@ import {
   create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
   TaskKobjIdsEntrySchema, TaskRlimitsEntrySchema,
   MmEntrySchema, PagemapHeadSchema, PagemapEntrySchema,
-  FsEntrySchema, VMA_ANON_SHARED, VMA_AREA_VDSO, type AioRingEntry, TASK_ALIVE, TASK_STOPPED, TASK_DEAD, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
+  VMA_ANON_SHARED, VMA_AREA_VDSO, type AioRingEntry, TASK_ALIVE, TASK_STOPPED, TASK_DEAD, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
 } from '../images/index.js';
 import { parseStatus } from '../proc/stat.js';
 import type { Context, Logger } from '../context.js';
@@ -29,6 +29,7 @@ import type { CgroupDump } from '../objects/cgroup.js';
 import { takeRemote, takeThreadRemote, type FrozenTask } from './freeze.js';
 import { dumpRlimits } from '../objects/rlimits.js';
 import { dumpThreadState } from '../objects/thread-state.js';
+import { dumpFs } from '../objects/fs.js';
 
 /** State shared by all tasks of one dump. */
 /** The page counters of stats-dump, as CRIU keeps them: private pages, then shared memory (shmem, memfds). */
@@ -224,16 +225,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const shared = [...st.fdTables].some(([p, id]) => p !== pid && id === ids.filesId);
   const fdinfos = shared ? dumpLocks(pid, env) : dumpFds(pid, env);
   if (!shared) st.dir.write('fdinfo', fdinfos, ids.filesId);
-  // cwd and root as directories (a deleted one gets its ghost).
-  const dirId = (which: 'cwd' | 'root') => {
-    const proc = `/proc/${pid}/${which}`;
-    const link = readlinkSync(proc);
-    return dumpRegFile({ pid, proc, link, st: statSync(proc), what: `its ${which}` }, { flags: O.DIRECTORY, pos: 0n }, env, `dir:${link}`);
-  };
-  const cwdId = dirId('cwd');
-  const rootId = dirId('root');
-  const umask = parseInt(status.get('Umask') ?? '22', 8);
-  st.dir.write('fs', [create(FsEntrySchema, { cwdId, rootId, umask })], t.ns.pid);
+  st.dir.write('fs', [dumpFs(pid, status, env)], t.ns.pid);
 
   // Memory.
   const heap = { start: stat.startBrk, end: brk };

@@ -340,21 +340,6 @@ export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h:
   }
 }
 
-export function restoreFs(rem: Remote, img: TaskImages, sh: RestoreShared): void {
-  const fs = img.fs;
-  if (!fs) return;
-  // A deleted directory is there again under its name (a ghost) until the restore ends.
-  const dirName = (id: number) => {
-    const name = sh.files.get(id)?.reg?.name;
-    return name === undefined ? undefined : sh.remaps.dirPath(id, name) ?? name;
-  };
-  const root = dirName(fs.rootId);
-  const cwd = dirName(fs.cwdId);
-  // The cwd first, by its path as cryo sees it: it may lie outside the new root.
-  if (cwd) rem.call(`chdir(${cwd})`, NR.chdir, rem.put(Buffer.from(cwd + '\0')));
-  if (root && root !== '/') rem.call(`chroot(${root})`, NR.chroot, rem.put(Buffer.from(root + '\0')));
-  if (fs.umask !== undefined) rem.call('umask', NR.umask, fs.umask);
-}
 
 /** Process-wide state other than memory and files. */
 export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared): void {
