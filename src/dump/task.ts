@@ -30,6 +30,7 @@ import { takeRemote, takeThreadRemote, type FrozenTask } from './freeze.js';
 import { dumpRlimits } from '../objects/rlimits.js';
 import { dumpThreadState } from '../objects/thread-state.js';
 import { dumpFs } from '../objects/fs.js';
+import { dumpProcessMisc } from '../objects/prctl.js';
 
 /** State shared by all tasks of one dump. */
 /** The page counters of stats-dump, as CRIU keeps them: private pages, then shared memory (shmem, memfds). */
@@ -172,18 +173,13 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const status = parseStatus(readFileSync(`/proc/${pid}/status`, 'utf8'));
   const rem = takeRemote(t);
   const scratch = rem.scratch(4096);
-  const readI32 = (off: number) => rem.mem.read(scratch + BigInt(off), 4).readInt32LE(0);
 
-  const dumpable = Number(rem.call('prctl(PR_GET_DUMPABLE)', NR.prctl, PR.GET_DUMPABLE));
-  const thp = Number(rem.call('prctl(PR_GET_THP_DISABLE)', NR.prctl, PR.GET_THP_DISABLE));
-  rem.call('prctl(PR_GET_CHILD_SUBREAPER)', NR.prctl, PR.GET_CHILD_SUBREAPER, scratch);
-  const subreaper = readI32(0) !== 0;
+  const misc = dumpProcessMisc(rem, pid, scratch);
   const brk = rem.call('brk', NR.brk, 0);
   const rlimits = dumpRlimits(rem, scratch);
   const timers = dumpTimers(rem, pid, t.ns.tids);
   const sigactions = dumpSigactions(rem);
   const membarriers = membarrierMask(rem);
-  const personality = parseInt(readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16);
   const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
   const loginuid = dumpLoginuid(pid);
   const stat = t.stat;
@@ -196,13 +192,13 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
           threadInfo: th.ti,
           tc: create(TaskCoreEntrySchema, {
             // A task stopped by job control stays stopped after restore (CRIU: stop_signo).
-            taskState: t.stopSig ? TASK_STOPPED : TASK_ALIVE, exitCode: 0, personality, flags: stat.flags,
+            taskState: t.stopSig ? TASK_STOPPED : TASK_ALIVE, exitCode: 0, personality: misc.personality, flags: stat.flags,
             blkSigset: th.rem.savedSigmask, ...(t.stopSig ? { stopSigno: t.stopSig } : {}),
             comm, timers, rlimits: create(TaskRlimitsEntrySchema, { rlimits }), sigactions,
-            childSubreaper: subreaper, signalsS: dumpPending(pid, true),
+            childSubreaper: misc.childSubreaper, signalsS: dumpPending(pid, true),
             // Also where CRIU before 3.18 looks for the set (4.x reads thread_core's).
             ...(th.tcore.cgSet ? { cgSet: th.tcore.cgSet } : {}),
-            oomScoreAdj: Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim()),
+            oomScoreAdj: misc.oomScoreAdj,
             ...(loginuid !== undefined ? { loginuid } : {}),
             ...(membarriers ? { membarrierRegistrationMask: membarriers } : {}),
           }),
@@ -246,7 +242,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
     mmStartCode: stat.startCode, mmEndCode: stat.endCode, mmStartData: stat.startData, mmEndData: stat.endData,
     mmStartStack: stat.startStack, mmStartBrk: stat.startBrk, mmBrk: brk, mmArgStart: stat.argStart,
     mmArgEnd: stat.argEnd, mmEnvStart: stat.envStart, mmEnvEnd: stat.envEnd, exeFileId: exeId,
-    mmSavedAuxv: auxv, vmas: [...vmaList, ...guardEntries(pid)], dumpable, thpDisabled: thp !== 0, aios,
+    mmSavedAuxv: auxv, vmas: [...vmaList, ...guardEntries(pid)], dumpable: misc.dumpable, thpDisabled: misc.thpDisabled, aios,
   });
   st.dir.write('mm', [mm], t.ns.pid);
 

@@ -1,6 +1,6 @@
 // Rebuilding one task inside a stopped copy of the seed: address space, memory
 // contents, files, and per-task state. Registers and detach come last (restore.ts).
-import { closeSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, readFileSync, readSync, statSync } from 'node:fs';
 import { NR, PR, O, F, AT_FDCWD, FD_CLOEXEC, MAP, PROT } from '../sys/index.js';
 import { MemIO } from '../tracer/memio.js';
 import { RemoteError } from '../tracer/remote.js';
@@ -27,6 +27,7 @@ import type { Remote } from '../tracer/remote.js';
 import type { Logger } from '../context.js';
 import type { Kerndat } from '../kerndat.js';
 import { restoreRlimits } from '../objects/rlimits.js';
+import { restoreDumpable, restoreProcessMisc, restoreThp } from '../objects/prctl.js';
 
 export interface TaskImages {
   pstree: PstreeEntry;
@@ -184,7 +185,7 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
     rem.call('close', NR.close, exeFd);
   }
   // Also when false: a task forked from its parent has the parent's setting.
-  if (mm.thpDisabled !== undefined) rem.call('prctl(PR_SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, mm.thpDisabled ? 1 : 0, 0, 0, 0);
+  restoreThp(rem, mm);
   return filled;
 }
 
@@ -347,19 +348,11 @@ export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared
   const tc = core.tc!;
   const p = img.pstree;
   restoreSigactions(rem, tc.sigactions);
-  if (tc.personality) rem.call('personality', NR.personality, tc.personality);
   restoreRlimits(rem, p.pid, tc.rlimits?.rlimits ?? [], sh.log);
-  if (tc.childSubreaper) rem.call('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
+  restoreProcessMisc(rem, p.pid, tc, sh.log);
   // Before the threads are made (they inherit it) and while the task is still root.
   restoreLoginuid(rem, p.pid, isFieldSet(tc, TaskCoreEntrySchema.field.loginuid) ? tc.loginuid : undefined);
   restorePending(rem, p.pid, p.pid, tc.signalsS, true);
-  if (tc.oomScoreAdj !== undefined) {
-    try {
-      writeFileSync(`/proc/${rem.pid}/oom_score_adj`, String(tc.oomScoreAdj));
-    } catch (e) {
-      sh.log.warn(`task ${p.pid}: cannot restore oom_score_adj: ${(e as Error).message}`);
-    }
-  }
 }
 
 
@@ -376,6 +369,5 @@ export function restoreThreadCreds(rem: Remote, core: CoreEntry): void {
 
 /** Per-process settings that a change of credentials resets: set them after. */
 export function restoreAfterCreds(rem: Remote, img: TaskImages): void {
-  const mm = img.mm;
-  if (mm?.dumpable !== undefined) rem.call('prctl(PR_SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, mm.dumpable);
+  restoreDumpable(rem, img.mm);
 }
