@@ -21,7 +21,8 @@ import { checkDumpNamespaces } from './objects/namespaces.js';
 import { CgroupDump } from './objects/cgroup.js';
 import { CgroupFreezer } from './objects/cgroup-freezer.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
-import { dumpTask, dumpZombie, taskIds, type DumpState } from './dump/task.js';
+import { dumpTask, taskIds, type DumpState } from './dump/task.js';
+import { dumpZombie } from './objects/zombie.js';
 import { TaskGoneError } from './tracer/remote.js';
 import { kill, SIG } from './sys/index.js';
 
@@ -84,7 +85,7 @@ export async function runDump(ctx: Context): Promise<number> {
     runAction(ctx, 'query-ext-files');
     for (const t of tasks) {
       if (t.rem === null && t.stat.state === 'Z') {
-        dumpZombie(t, ctx, st);
+        dumpZombie(t.pid, t.ns.pid, t.stat, st.dir, log);
         continue;
       }
       dumpTask(t, ctx, st, taskIds(t.pid, st));

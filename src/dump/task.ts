@@ -5,7 +5,7 @@ import {
   create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
   TaskKobjIdsEntrySchema, TaskRlimitsEntrySchema,
   MmEntrySchema, PagemapHeadSchema, PagemapEntrySchema,
-  VMA_ANON_SHARED, VMA_AREA_VDSO, type AioRingEntry, TASK_ALIVE, TASK_STOPPED, TASK_DEAD, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
+  VMA_ANON_SHARED, VMA_AREA_VDSO, type AioRingEntry, TASK_ALIVE, TASK_STOPPED, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
 } from '../images/index.js';
 import { parseStatus } from '../proc/stat.js';
 import type { Context, Logger } from '../context.js';
@@ -108,18 +108,6 @@ function sameFdTable(a: number, b: number): boolean {
 /** CRIU's AT_VECTOR_SIZE on x86_64: how many auxv words mm.img holds. */
 const AT_VECTOR_SIZE = 44;
 
-/** A zombie: only its exit code and a core saying so. */
-export function dumpZombie(t: FrozenTask, ctx: Context, st: DumpState): void {
-  const core = create(CoreEntrySchema, {
-    mtype: CoreEntry_March.X86_64,
-    tc: create(TaskCoreEntrySchema, {
-      taskState: TASK_DEAD, exitCode: t.stat.exitCode, personality: 0, flags: 0,
-      blkSigset: 0n, comm: t.stat.comm,
-    }),
-  });
-  st.dir.write('core', [core], t.ns.pid);
-  ctx.log.debug(`zombie ${t.pid} exit code ${t.stat.exitCode}`);
-}
 
 function makeBridge(rem: Remote): FdBridge & { done(): void } {
   let pidfd: bigint | null = null;

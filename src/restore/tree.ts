@@ -3,45 +3,12 @@
 // zombies end as they did.
 import { readFileSync } from 'node:fs';
 import { parseStat } from '../proc/stat.js';
-import { NR, CLONE, SIG, PR, ptrace, errnoName, __WALL } from '../sys/index.js';
-import { Remote, TaskGoneError } from '../tracer/remote.js';
+import { NR, CLONE, SIG, errnoName, __WALL } from '../sys/index.js';
+import { Remote } from '../tracer/remote.js';
 import { CryoError, type Logger } from '../context.js';
 import { isZombieState, type CoreEntry, type PstreeEntry } from '../images/index.js';
 import { cloneTask } from '../tracer/seed.js';
-import { kSigaction } from '../abi/index.js';
-
-/**
- * Make a freshly cloned task end as the dumped zombie did: `status` is the wait
- * status CRIU keeps (exit code << 8, or the killing signal in the low bits).
- */
-export function becomeZombie(rem: Remote, status: number): void {
-  const sig = status & 0x7f;
-  if (sig) {
-    if (!killsByDefault(sig)) throw new CryoError(`zombie ${rem.pid}: its wait status says signal ${sig} killed it, which no signal of that number does`);
-    // As CRIU: not dumpable, so dying of SIGSEGV or SIGQUIT writes no core file.
-    rem.call('prctl(PR_SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, 0, 0, 0, 0);
-    // Default action, unblocked, then let it go with the signal: it dies of it.
-    // (SIGKILL's action cannot be changed, nor need it be.)
-    if (sig !== SIG.KILL) rem.call('rt_sigaction', NR.rt_sigaction, sig, rem.put(kSigaction.encode({})), 0, 8);
-    rem.releaseScratch();
-    ptrace.setSigmask(rem.pid, 0n);
-    ptrace.detach(rem.pid, sig);
-    return;
-  }
-  try {
-    rem.callRaw(NR.exit_group, (status >> 8) & 0xff);
-  } catch (e) {
-    if (e instanceof TaskGoneError) return; // the tracer's wait took only the ptrace side
-    throw e;
-  }
-  throw new Error(`task ${rem.pid} did not exit`);
-}
-
-/** A signal whose default action ends the process (not one that stops, continues or is ignored). */
-function killsByDefault(sig: number): boolean {
-  const harmless: number[] = [SIG.STOP, SIG.TSTP, SIG.TTIN, SIG.TTOU, SIG.CONT, SIG.CHLD, 23 /* SIGURG */, 28 /* SIGWINCH */];
-  return sig >= 1 && sig <= 64 && !harmless.includes(sig);
-}
+import { becomeZombie } from '../objects/zombie.js';
 
 /**
  * The signal that stops a restored task as it was stopped. SIGTSTP, SIGTTIN and
