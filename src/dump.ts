@@ -10,6 +10,7 @@ import {
 import { FileTable } from './objects/files/table.js';
 import { runAction } from './actions.js';
 import { finishUnix, closeUnix } from './objects/files/unix.js';
+import { finishInet, releaseTcp } from './objects/files/inet.js';
 import { finishEpolls } from './objects/files/epoll.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
 import { closeTtyQueues, finishTtys } from './objects/files/tty.js';
@@ -96,6 +97,7 @@ export async function runDump(ctx: Context): Promise<number> {
     writeTreeImages(tasks, st, taskIds(process.pid, st));
     cgroups.write(dir);
     finishUnix(st.files, opts.extUnixSk, opts.external);
+    finishInet(st.files, dir);
     finishEpolls(st.files);
     closeUnix(st.files);
     if (st.files.unix?.queues.length) dir.write('skQueues', st.files.unix.queues);
@@ -139,6 +141,7 @@ export async function runDump(ctx: Context): Promise<number> {
     closeTtyQueues(st.files);
     closeUnix(st.files);
     closeGhosts(st.files);
+    releaseTcp(st.files, true);
     freezer?.release();
     cgroups.close();
     dir.close();
@@ -149,11 +152,14 @@ export async function runDump(ctx: Context): Promise<number> {
   dir.close();
   cgroups.close();
   if (opts.leaveRunning) {
+    releaseTcp(st.files, true);
     thawTree(tasks, log);
   } else if (opts.leaveStopped) {
+    releaseTcp(st.files, true);
     stopTree(tasks, log);
   } else {
     killTree(tasks);
+    releaseTcp(st.files, false);
   }
   freezer?.release();
   if (opts.displayStats) displayDumpStats(log, dumpStats!);

@@ -7,9 +7,9 @@ import { CryoError } from './context.js';
 import {
   ImageDir, ImageError, isZombieState, TASK_STOPPED, TtyType, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry,
   type MemfdInodeEntry,
-  ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
+  ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type TcpStreamEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
-import { CAP, CLONE, MAP, MAP_HUGE_MASK, NR, SIG, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
+import { CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import type { Ghost } from './objects/files/kind.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
@@ -31,6 +31,8 @@ import { runAction } from './actions.js';
 import { byId, checkInventory, checkPstree, taskIds, validateImages } from './restore/validate.js';
 import { execCommand } from './sys/exec.js';
 import { Remaps, remapOf } from './objects/files/remap.js';
+import type { TcpStream } from './objects/files/tcp.js';
+import { finishInetSockets } from './objects/files/inet.js';
 import { readGhostImage } from './objects/files/ghost.js';
 import { MemfdInodes } from './objects/files/memfd.js';
 import { ShmemObjects, type ShmemContents, type ShmemShape } from './objects/shmem.js';
@@ -58,6 +60,7 @@ interface Loaded {
   ttyInfos: Map<number, TtyInfoEntry>;
   ttyData: Map<number, Uint8Array>;
   skQueues: Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
+  tcpStreams: Map<number, TcpStream>;
 }
 
 /** A pagemap image: its head (pages_id) and its runs. */
@@ -139,7 +142,20 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
     l.push({ msg: m, data: extra ?? new Uint8Array() });
     skQueues.set(m.idFor, l);
   }
+  // Established TCP connections: one tcp-stream image each, by the socket's inode.
+  const tcpStreams = new Map<number, TcpStream>();
+  for (const f of files.values()) {
+    const ie = f.isk;
+    if (!ie || ie.type !== SOCK.STREAM || ie.state !== 1 /* TCP_ESTABLISHED */ || tcpStreams.has(ie.ino)) continue;
+    const [e] = dir.readEntries('tcpStream', ie.ino);
+    if (!e) throw new CryoError(`tcp-stream-${ie.ino.toString(16)}.img: no entry`);
+    const entry = e.msg as TcpStreamEntry;
+    const data = e.extra ?? new Uint8Array();
+    if (data.length !== entry.inqLen + entry.outqLen) throw new CryoError(`tcp-stream-${ie.ino.toString(16)}.img: ${data.length} bytes of queues, the entry says ${entry.inqLen + entry.outqLen}`);
+    tcpStreams.set(ie.ino, { entry, data });
+  }
   return {
+    tcpStreams,
     tasks, files, ttyInfos, ttyData, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), remaps, locks,
     memfdInodes, memfdContents, skQueues, shmemShapes, shmemContents,
   };
@@ -311,6 +327,9 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     afterPlanted: new Set(),
     inflightAt: inflightHomes(loaded.tasks.map((t) => ({ pid: t.pstree.pid, fdinfo: t.fdinfo })), loaded.skQueues),
     unix: { queues: loaded.skQueues, extUnixSk: opts.extUnixSk, fds: new Map() },
+    tcpStreams: loaded.tcpStreams,
+    tcpEstablished: opts.tcpEstablished,
+    inetLate: [],
     openId(id, task) {
       let fd = sh.opened.get(id);
       if (fd === undefined) {
@@ -415,6 +434,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
         finals.push({ rem: x.rem, regs: entryToGpregs(ti.gpregs!), mask, xstate: entryToXstate(ti.fpregs!, readXstate(x.rem.pid)) });
       }
     }
+    // Every socket is there, both ends of each connection: out of repair mode.
+    finishInetSockets(sh.inetLate);
     // Every mapping and fd is in place: seal the memfds, drop the ghost files and links.
     sh.memfds.applySeals();
     sh.remaps.cleanup(true);

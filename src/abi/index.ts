@@ -43,6 +43,10 @@ export const prctlMmMap = struct('prctl_mm_map', {
   arg_start: 'u64', arg_end: 'u64', env_start: 'u64', env_end: 'u64', auxv: 'u64', auxv_size: 'u32', exe_fd: 'u32',
 });
 
+/** TCP_REPAIR_WINDOW (linux/tcp.h), and one option of TCP_REPAIR_OPTIONS. */
+export const tcpRepairWindow = struct('tcp_repair_window', { snd_wl1: 'u32', snd_wnd: 'u32', max_window: 'u32', rcv_wnd: 'u32', rcv_wup: 'u32' });
+export const tcpRepairOpt = struct('tcp_repair_opt', { opt_code: 'u32', opt_val: 'u32' });
+
 export const uffdioApi = struct('uffdio_api', { api: 'u64', features: 'u64', ioctls: 'u64' });
 export const uffdioRange = struct('uffdio_range', { start: 'u64', len: 'u64' });
 export const uffdioRegister = struct('uffdio_register', { range: uffdioRange, mode: 'u64', ioctls: 'u64' });

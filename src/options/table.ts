@@ -138,7 +138,7 @@ const list = (long: string, group: Group, metavar: string, help: string, more: S
 });
 
 // Why an accepted option is moot in cryo (see `inert`).
-const NO_INET = 'inet sockets are not supported yet: a dump that meets one fails there, naming it';
+const NO_INET = 'cryo carries established TCP connections only between tasks of the tree (--tcp-established), with no network lock; a dump that meets any other fails there, naming it';
 const PAGE_SERVER_ONLY = 'used by the page server only: --page-server and the page-server and lazy-pages actions are not supported yet';
 const TLS_ONLY = 'used with --tls only, which is not supported yet';
 
@@ -229,7 +229,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     apply: () => ({ stop: 'help' }),
   },
   bool('tcp-established', 'special', 'dump and restore established TCP connections', {
-    prop: 'tcpEstablished', rpc: 'tcp_established', inert: NO_INET,
+    prop: 'tcpEstablished', rpc: 'tcp_established',
   }),
   {
     long: 'close', arg: 'required', type: 'list', prop: 'close', default: [], metavar: 'FD', group: 'other',

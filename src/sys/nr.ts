@@ -167,7 +167,17 @@ export const SO = {
 export const IPPROTO = { IP: 0, TCP: 6, UDP: 17, IPV6: 41, UDPLITE: 136 } as const;
 export const IP = { TOS: 1, TTL: 2, PKTINFO: 8, FREEBIND: 15 } as const;
 export const IPV6 = { UNICAST_HOPS: 16, V6ONLY: 26, RECVPKTINFO: 49, TCLASS: 67, FREEBIND: 78 } as const;
-export const TCP = { NODELAY: 1, CORK: 3, KEEPIDLE: 4, KEEPINTVL: 5, KEEPCNT: 6, INFO: 11 } as const;
+export const TCP = {
+  NODELAY: 1, MAXSEG: 2, CORK: 3, KEEPIDLE: 4, KEEPINTVL: 5, KEEPCNT: 6, INFO: 11,
+  REPAIR: 19, REPAIR_QUEUE: 20, QUEUE_SEQ: 21, REPAIR_OPTIONS: 22, TIMESTAMP: 24, REPAIR_WINDOW: 29,
+} as const;
+/** TCP_REPAIR_QUEUE's queues, and the options TCP_REPAIR_OPTIONS sets (TCPOPT_*). */
+export const TCP_QUEUE = { NO: 0, RECV: 1, SEND: 2 } as const;
+export const TCPOPT = { MSS: 2, WINDOW: 3, SACK_PERM: 4, TIMESTAMP: 8 } as const;
+/** tcp_info's tcpi_options bits (CRIU's opt_mask). */
+export const TCPI_OPT = { TIMESTAMPS: 1, SACK: 2, WSCALE: 4 } as const;
+/** The bytes of the send queue never sent (TCP). */
+export const SIOCOUTQNSD = 0x894b;
 export const UDP_CORK = 1;
 /** Bytes queued to read and not yet sent (FIONREAD, TIOCOUTQ on sockets). */
 export const SIOCINQ = 0x541b;

@@ -40,7 +40,7 @@ const OPTIONS: Record<string, OptionClass> = {
   'root': { refused: ['--root', '/'], action: 'restore' },
   'ext-unix-sk': { test: 'e2e/unix.test.ts' },
   'help': { test: 'unit/cli-main.test.ts' },
-  'tcp-established': { harmless: 'inet sockets are refused where a dump meets one (errors.test.ts)' },
+  'tcp-established': { test: 'e2e/inet.test.ts' },
   'close': { test: 'e2e/options.test.ts' },
   'log-pid': { harmless: 'logging only; cryo warns that it writes one log (options.test.ts)' },
   'version': { test: 'unit/cli-main.test.ts' },

@@ -3,6 +3,7 @@
  *    SO_KEEPALIVE with TCP_KEEPIDLE 77);
  *  - a TCP listener on [::1] with IPV6_V6ONLY, and a dual-stack one on [::];
  *  - an unbound TCP socket, and one bound but not listening;
+ *  - two listeners sharing one port by SO_REUSEPORT, the first cleared it after;
  *  - a UDP socket bound to 127.0.0.1 with IP_TTL 33 and IP_TOS 0x10, a UDP socket
  *    connected to it (SO_NO_CHECK), one connected and shut down for writing, a UDP
  *    socket on [::1], a UDP-Lite socket;
@@ -120,6 +121,17 @@ int main(int argc, char **argv)
 		MUST(bind(ld, (struct sockaddr *)&a, sizeof(a)) == 0);
 	}
 	MUST(listen(ld, 5) == 0);
+	int rp1 = socket(AF_INET, SOCK_STREAM, 0), rp2 = socket(AF_INET, SOCK_STREAM, 0);
+	setopt(rp1, SOL_SOCKET, SO_REUSEPORT, 1);
+	setopt(rp2, SOL_SOCKET, SO_REUSEPORT, 1);
+	{
+		struct sockaddr_in a = { .sin_family = AF_INET };
+		inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+		MUST(bind(rp1, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(rp1, 2) == 0);
+		a.sin_port = htons(port_of(rp1));
+		MUST(bind(rp2, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(rp2, 2) == 0);
+	}
+	setopt(rp1, SOL_SOCKET, SO_REUSEPORT, 0);
 	int unb = socket(AF_INET, SOCK_STREAM, 0);
 	int tb = bound(AF_INET, SOCK_STREAM, 0, "127.0.0.1");
 	int u1 = bound(AF_INET, SOCK_DGRAM, 0, "127.0.0.1");
@@ -169,6 +181,8 @@ int main(int argc, char **argv)
 			failf("%s: port %d, want %d", names[i], port_of(fds[i]), ports[i]);
 	if (opt(l4, SOL_SOCKET, SO_ACCEPTCONN) != 1 || opt(l6, SOL_SOCKET, SO_ACCEPTCONN) != 1 || opt(ld, SOL_SOCKET, SO_ACCEPTCONN) != 1)
 		failf("a listener does not listen");
+	if (port_of(rp1) != port_of(rp2) || port_of(rp1) <= 0 || opt(rp1, SOL_SOCKET, SO_REUSEPORT) != 0 || opt(rp2, SOL_SOCKET, SO_REUSEPORT) != 1 || opt(rp2, SOL_SOCKET, SO_ACCEPTCONN) != 1)
+		failf("SO_REUSEPORT listeners: ports %d and %d, reuseport %d and %d", port_of(rp1), port_of(rp2), opt(rp1, SOL_SOCKET, SO_REUSEPORT), opt(rp2, SOL_SOCKET, SO_REUSEPORT));
 	if (opt(tb, SOL_SOCKET, SO_ACCEPTCONN) != 0 || port_of(unb) != 0)
 		failf("the bound or the unbound TCP socket changed");
 	{

@@ -1,21 +1,24 @@
-// Inet sockets (IPv4 and IPv6; TCP, UDP and UDP-Lite) that hold no connection:
-// unbound and bound sockets, TCP listeners with nothing in their accept queue,
-// UDP sockets connected or not. Read from cryo's copy of the socket, written as
-// CRIU's InetSkEntry, and made again in cryo (the task takes a copy) with the
-// same address, port, options and backlog. A connection (TCP established or
-// closing, or one waiting to be accepted) fails the dump: it needs TCP_REPAIR
-// (--tcp-established), which cryo does not do yet.
+// Inet sockets (IPv4 and IPv6; TCP, UDP and UDP-Lite): unbound and bound
+// sockets, TCP listeners with nothing in their accept queue, UDP sockets
+// connected or not, and with --tcp-established established TCP connections
+// whose peer is in the tree too (tcp.ts). Read from cryo's copy of the socket,
+// written as CRIU's InetSkEntry, and made again in cryo (the task takes a copy)
+// with the same address, port, options and backlog. A connection cryo cannot
+// carry (closing states, one waiting to be accepted, a peer outside the tree,
+// which needs the network lock) fails the dump.
 import { closeSync } from 'node:fs';
 import {
   create, FdTypes, FileEntrySchema, InetSkEntrySchema, IpOptsEntrySchema, TcpOptsEntrySchema,
   type FileEntry, type InetSkEntry,
 } from '../../images/index.js';
 import {
-  AF, F, IP, IPPROTO, IPV6, NR, O, SHUT, SIOCINQ, SIOCOUTQ, SO, SOCK, SOL_SOCKET, TCP, UDP_CORK, sock, sockDiagDump, syscall, trySyscall,
+  AF, F, IP, IPPROTO, IPV6, NR, O, SHUT, SIOCINQ, SIOCOUTQ, SO, SOCK, SOL_SOCKET, TCP, UDP_CORK, dupCloexec, sock, sockDiagDump, syscall, trySyscall,
 } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { badFile, type FdKind, type FdProbe } from './kind.js';
-import { noFown } from './table.js';
+import { badFile, type DumpFilesEnv, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
+import { noFown, type FileTable } from './table.js';
+import type { ImageDir } from '../../images/index.js';
+import { dumpTcpStream, finishTcpStream, prepareTcpStream, repairDone, repairOff, repairOn } from './tcp.js';
 import { dumpSockOpts, restoreSockOpts } from './sockopts.js';
 
 const TCP_ESTABLISHED = 1;
@@ -57,6 +60,12 @@ function showAddr(family: number, a: Addr): string {
   if (family === AF.INET) return `${[...bytes].join('.')}:${a.port}`;
   const groups = Array.from({ length: 8 }, (_, i) => bytes.readUInt16BE(2 * i).toString(16));
   return `[${groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::')}]:${a.port}`;
+}
+
+/** An end's address as both families name it: an IPv4-mapped IPv6 address as the IPv4 one. */
+function endKey(family: number, a: Addr): string {
+  const mapped = family === AF.INET6 && a.addr[0] === 0 && a.addr[1] === 0 && a.addr[2] === 0xffff0000;
+  return mapped ? showAddr(AF.INET, { port: a.port, addr: [a.addr[3]!] }) : showAddr(family, a);
 }
 
 /** The bytes waiting in a queue of the socket (SIOCINQ, SIOCOUTQ). */
@@ -103,7 +112,7 @@ function isInet(p: FdProbe): boolean {
   return d === AF.INET || d === AF.INET6;
 }
 
-function dumpInet(p: FdProbe, id: number): InetSkEntry {
+function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
   const fd = p.copy();
   const family = int(fd, SOL_SOCKET, SO.DOMAIN);
   const type = int(fd, SOL_SOCKET, SO.TYPE);
@@ -114,6 +123,8 @@ function dumpInet(p: FdProbe, id: number): InetSkEntry {
   const what = plain ? `${protoName} socket` : `${TYPE_NAMES[type] ?? `type ${type}`} socket of protocol ${proto}`;
   const where = `task ${p.pid} fd ${p.fd} (${fam} ${what} ${p.st.ino})`;
   if (!plain) throw new CryoError(`${where}: only TCP, UDP and UDP-Lite inet sockets are supported yet`);
+  // Before repair mode, which reads as SO_REUSEADDR (it forces the port's reuse).
+  const reuseaddr = int(fd, SOL_SOCKET, SO.REUSEADDR) !== 0;
   const src = parseSockaddr(sock.sockaddrOf(fd, false), family);
   const peer = sock.sockaddrOf(fd, true);
   const dst = parseSockaddr(peer, family);
@@ -130,7 +141,20 @@ function dumpInet(p: FdProbe, id: number): InetSkEntry {
       backlog = t.backlog;
     } else if (state !== TCP_CLOSE) {
       const conn = `${showAddr(family, src)} -> ${showAddr(family, dst)}`;
-      throw new CryoError(`${where}: a TCP connection in state ${STATE_NAMES[state] ?? state} (${conn}), which needs --tcp-established (not supported yet)`);
+      if (state !== TCP_ESTABLISHED) throw new CryoError(`${where}: a TCP connection in state ${STATE_NAMES[state] ?? state} (${conn}), which cryo cannot dump yet`);
+      if (!env.tcpEstablished) throw new CryoError(`${where}: an established TCP connection (${conn}); dump with --tcp-established`);
+      // cryo's own fd, kept to the end: repair mode must be left again if the tasks run on.
+      const held = dupCloexec(fd);
+      try {
+        repairOn(held);
+        env.files.tcp.push({ ino: Number(p.st.ino), where, local: endKey(family, src), peer: endKey(family, dst), fd: held, reuseaddr, stream: dumpTcpStream(held) });
+      } catch (e) {
+        if (env.files.tcp.at(-1)?.fd !== held) {
+          try { repairOff(held); } catch { /* never was on */ }
+          closeSync(held);
+        }
+        throw new CryoError(`${where}: cannot read the connection (${conn}) in repair mode: ${(e as Error).message}`);
+      }
     }
   } else {
     state = peer ? TCP_ESTABLISHED : TCP_CLOSE;
@@ -152,6 +176,7 @@ function dumpInet(p: FdProbe, id: number): InetSkEntry {
     ttl: v6 ? int(fd, IPPROTO.IPV6, IPV6.UNICAST_HOPS) : int(fd, IPPROTO.IP, IP.TTL),
   });
   const opts = dumpSockOpts(fd, where);
+  opts.reuseaddr = reuseaddr;
   const dev = sock.getsockoptRaw(fd, SOL_SOCKET, SO.BINDTODEVICE, 16);
   const ifname = dev.subarray(0, Math.max(0, dev.indexOf(0))).toString();
   if (ifname) opts.soBoundDev = ifname;
@@ -176,7 +201,7 @@ function setIf(fd: number, level: number, opt: number, v: number | boolean | und
   if (n !== int(fd, level, opt)) sock.setsockoptInt(fd, level, opt, n);
 }
 
-function openInet(ie: InetSkEntry): number {
+function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
   const where = `inet socket ${ie.ino}`;
   const opts = ie.opts;
   if (!opts) throw new CryoError(`${where}: no socket options in its entry`);
@@ -202,13 +227,22 @@ function openInet(ie: InetSkEntry): number {
       setIf(fd, IPPROTO.TCP, TCP.KEEPIDLE, opts.tcpKeepidle);
       setIf(fd, IPPROTO.TCP, TCP.KEEPINTVL, opts.tcpKeepintvl);
     }
+    const stream = ie.type === SOCK.STREAM && ie.state === TCP_ESTABLISHED ? env.tcpStreams.get(ie.ino) : undefined;
+    if (ie.type === SOCK.STREAM && ie.state === TCP_ESTABLISHED && !stream) throw new CryoError(`${where}: established, but tcp-stream-${ie.ino.toString(16)}.img is missing`);
+    if (stream && !env.tcpEstablished) throw new CryoError(`${where}: an established TCP connection; restore with --tcp-established`);
+    if (stream) prepareTcpStream(fd, stream.entry);
     const anyAddr = ie.srcAddr.every((w) => w === 0);
+    let bound = false;
     if (ie.srcPort || !anyAddr) {
       // As CRIU: SO_REUSEADDR for the bind (old connections of the port may linger
       // in TIME_WAIT), and freebind (it may have been bound with it, then had it
       // cleared); then the socket's own values.
       const freebind: [number, number] = v6 ? [IPPROTO.IPV6, IPV6.FREEBIND] : [IPPROTO.IP, IP.FREEBIND];
       sock.setsockoptInt(fd, SOL_SOCKET, SO.REUSEADDR, 1);
+      // Sockets sharing a port by SO_REUSEPORT all need it for their binds,
+      // also one that cleared it after: it goes back once all are bound.
+      sock.setsockoptInt(fd, SOL_SOCKET, SO.REUSEPORT, 1);
+      bound = true;
       sock.setsockoptInt(fd, ...freebind, 1);
       try {
         sock.bindAddr(fd, sockaddr(ie.family, ie.srcPort, ie.srcAddr));
@@ -217,8 +251,16 @@ function openInet(ie: InetSkEntry): number {
       }
       sock.setsockoptInt(fd, ...freebind, ie.ipOpts?.freebind ? 1 : 0);
     }
-    restoreSockOpts(fd, opts); // SO_REUSEADDR back to the socket's own
+    // SO_REUSEADDR back to the socket's own; SO_REUSEPORT at the end.
+    restoreSockOpts(fd, bound ? { ...opts, soReuseport: true } : opts);
     if (ie.state === TCP_LISTEN) sock.listen(fd, ie.backlog);
+    if (stream) {
+      // In repair mode: no SYN, the socket is ESTABLISHED at once.
+      sock.connectAddr(fd, sockaddr(ie.family, ie.dstPort, ie.dstAddr));
+      finishTcpStream(fd, stream.entry, stream.data);
+    }
+    // Out of repair mode once every socket of the tree is there (its peer too).
+    if (stream || bound) env.inetLate.push({ fd, repair: stream !== undefined, reuseaddr: opts.reuseaddr ?? false, reuseport: opts.soReuseport ?? false });
     if (ie.type === SOCK.DGRAM && ie.state === TCP_ESTABLISHED) {
       try {
         sock.connectAddr(fd, sockaddr(ie.family, ie.dstPort, ie.dstAddr));
@@ -247,10 +289,51 @@ function checkInet(entries: FileEntry[]): void {
     if (ie.srcAddr.length !== words || (ie.dstAddr.length !== 0 && ie.dstAddr.length !== words)) throw badFile(fe, 'inet socket address of the wrong length');
     if (!PROTOS.has(ie.proto) || (ie.type !== SOCK.STREAM && ie.type !== SOCK.DGRAM)) throw badFile(fe, `inet socket of type ${ie.type}, protocol ${ie.proto}`);
     if (ie.srcPort > 0xffff || ie.dstPort > 0xffff) throw badFile(fe, 'inet socket port above 65535');
-    const states = ie.type === SOCK.STREAM ? [TCP_CLOSE, TCP_LISTEN] : [TCP_CLOSE, TCP_ESTABLISHED];
+    const states = [TCP_CLOSE, TCP_ESTABLISHED, ...(ie.type === SOCK.STREAM ? [TCP_LISTEN] : [])];
     if (!states.includes(ie.state)) {
       throw badFile(fe, `inet socket in state ${STATE_NAMES[ie.state] ?? ie.state}, which needs TCP repair (not supported yet)`);
     }
+  }
+}
+
+/**
+ * After every task: each connection's peer must be a connection of the tree
+ * (both ends frozen, neither sees the other go). A peer outside would need the
+ * network lock, which cryo does not have yet. Then the streams go to their images.
+ */
+export function finishInet(files: FileTable, dir: ImageDir): void {
+  const ends = new Set(files.tcp.map((c) => `${c.local}|${c.peer}`));
+  for (const c of files.tcp) {
+    if (!ends.has(`${c.peer}|${c.local}`)) {
+      throw new CryoError(`${c.where}: connected to ${c.peer}, outside the dumped tree; cryo cannot lock the network for it yet`);
+    }
+  }
+  for (const c of files.tcp) dir.write('tcpStream', [{ msg: c.stream.entry, extra: c.stream.data }], c.ino);
+}
+
+/**
+ * The dump is over: cryo lets go of its fds of the connections. Where the tasks
+ * run on (or the dump failed) the sockets leave repair mode first; where they
+ * die they stay in it, so that their close sends nothing to the peer.
+ */
+export function releaseTcp(files: FileTable, runOn: boolean): void {
+  for (const c of files.tcp.splice(0)) {
+    if (runOn) {
+      try {
+        repairDone(c.fd, c.reuseaddr);
+      } catch {
+        /* the socket is gone with its task */
+      }
+    }
+    closeSync(c.fd);
+  }
+}
+
+/** Once every socket of the restore exists: repair mode off, SO_REUSEPORT as it was. */
+export function finishInetSockets(late: RestoreFilesEnv['inetLate']): void {
+  for (const s of late.splice(0)) {
+    if (s.repair) repairDone(s.fd, s.reuseaddr);
+    if (!s.reuseport) sock.setsockoptInt(s.fd, SOL_SOCKET, SO.REUSEPORT, 0);
   }
 }
 
@@ -260,12 +343,12 @@ export const inetsk: FdKind = {
   match: isInet,
   dump(p, env) {
     const id = env.files.newId();
-    env.files.add(create(FileEntrySchema, { type: FdTypes.INETSK, id, isk: dumpInet(p, id) }));
+    env.files.add(create(FileEntrySchema, { type: FdTypes.INETSK, id, isk: dumpInet(p, id, env) }));
     return id;
   },
-  open(fe) {
+  open(fe, env) {
     if (!fe.isk) throw new CryoError(`file id ${fe.id}: inet socket entry without its isk field`);
-    return openInet(fe.isk);
+    return openInet(fe.isk, env);
   },
   inheritKey: (fe) => (fe.isk ? `socket:[${fe.isk.ino}]` : undefined),
   check: checkInet,

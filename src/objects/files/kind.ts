@@ -8,6 +8,7 @@ import type { UnixRestore } from './unix-restore.js';
 import type { Irmap } from './irmap.js';
 import type { Remaps } from './remap.js';
 import type { MemfdInodes } from './memfd.js';
+import type { TcpStream } from './tcp.js';
 
 export interface FdProbe {
   pid: number;
@@ -33,6 +34,8 @@ export interface DumpFilesEnv {
   linkRemap: boolean;
   /** --evasive-devices: a device file may be dumped by a path that now names another node of its device. */
   evasiveDevices: boolean;
+  /** --tcp-established: established TCP connections are dumped (TCP_REPAIR); without it one fails the dump. */
+  tcpEstablished: boolean;
   /** --file-locks: locks are dumped; without it a held lock fails the dump. */
   fileLocks: boolean;
   /** The task's pid in its own pid namespace (lock owners are written so). */
@@ -94,6 +97,15 @@ export interface RestoreFilesEnv {
   fifoData: Map<number, { data: Uint8Array; size: number }>;
   /** Unix sockets: queues, options, and the sockets once built. */
   unix: UnixRestore;
+  /** tcp-stream images, by the socket's inode; as CRIU, used only with --tcp-established. */
+  tcpStreams: Map<number, TcpStream>;
+  tcpEstablished: boolean;
+  /**
+   * Inet sockets to finish once every socket exists: connections made in repair
+   * mode leave it (SO_REUSEADDR goes back as it was), and SO_REUSEPORT, set for
+   * every bind (sockets sharing a port need it then), goes back as it was.
+   */
+  inetLate: Array<{ fd: number; repair: boolean; reuseaddr: boolean; reuseport: boolean }>;
   /** cryo's fd of a file entry, opened once (fds in flight in a socket queue). */
   openId(id: number, task?: Remote): number;
   /** Pipes created so far: both ends, in cryo, by pipe id (`given`: the ends handed out as they are). */

@@ -3,6 +3,7 @@
 import { KCMP, kcmp } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { UnixDump } from './unix.js';
+import type { TcpStream } from './tcp.js';
 import {
   create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, type TtyInfoEntry, type GhostFileEntry, type FileLockEntry,
   type RemapFilePathEntry, type MemfdInodeEntry, type TtyDataEntry, type EventpollFileEntry, type FdinfoEntry, RegFileEntrySchema, FownEntrySchema, type FownEntry,
@@ -39,6 +40,12 @@ export class FileTable {
    * Deleted files kept as ghost-file images, one per inode ("dev:ino"): the head, and
    * for a regular file its size and cryo's fd to read it through when the images are written.
    */
+  /**
+   * Established TCP connections, in repair mode through cryo's own fd of each
+   * (kept until the dump ends: closed then, or first taken out of repair mode
+   * when the tasks run on).
+   */
+  readonly tcp: Array<{ ino: number; where: string; local: string; peer: string; fd: number; reuseaddr: boolean; stream: TcpStream }> = [];
   readonly ghostFiles = new Map<string, { remapId: number; head: GhostFileEntry; size: number; fd?: number }>();
   /** remap-fpath.img: reg-file entries reached through a ghost file or a link_remap file. */
   readonly remaps: RemapFilePathEntry[] = [];

@@ -12,6 +12,7 @@
 #include <linux/capability.h>
 #include <linux/prctl.h>
 #include <linux/userfaultfd.h>
+#include <linux/tcp.h>
 #include <bits/types/struct_sched_param.h>
 
 #define S(name, type) printf("S %s %zu\n", name, sizeof(type))
@@ -101,6 +102,16 @@ int main(void)
 	F("prctl_mm_map", struct prctl_mm_map, auxv);
 	F("prctl_mm_map", struct prctl_mm_map, auxv_size);
 	F("prctl_mm_map", struct prctl_mm_map, exe_fd);
+
+	S("tcp_repair_window", struct tcp_repair_window);
+	F("tcp_repair_window", struct tcp_repair_window, snd_wl1);
+	F("tcp_repair_window", struct tcp_repair_window, snd_wnd);
+	F("tcp_repair_window", struct tcp_repair_window, max_window);
+	F("tcp_repair_window", struct tcp_repair_window, rcv_wnd);
+	F("tcp_repair_window", struct tcp_repair_window, rcv_wup);
+	S("tcp_repair_opt", struct tcp_repair_opt);
+	F("tcp_repair_opt", struct tcp_repair_opt, opt_code);
+	F("tcp_repair_opt", struct tcp_repair_opt, opt_val);
 
 	S("uffdio_api", struct uffdio_api);
 	F("uffdio_api", struct uffdio_api, api);

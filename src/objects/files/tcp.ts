@@ -1,0 +1,152 @@
+// Established TCP connections through TCP_REPAIR, as CRIU's libsoccr: on dump the
+// socket goes into repair mode (so that the task's death closes it without a FIN
+// or a reset), and its sequence numbers, queues, window and negotiated options
+// are read into tcp-stream-INO.img; on restore a new socket in repair mode gets
+// them back, is bound and "connected" without a packet, and leaves repair mode
+// once every socket of the tree exists.
+import {
+  IPPROTO, SO, SOL_SOCKET, SIOCINQ, SIOCOUTQ, SIOCOUTQNSD, TCP, TCPI_OPT, TCPOPT, TCP_QUEUE, NR, MSG, sock, syscall, trySyscall,
+} from '../../sys/index.js';
+import { create, TcpStreamEntrySchema, type TcpStreamEntry } from '../../images/index.js';
+import { tcpRepairOpt, tcpRepairWindow } from '../../abi/index.js';
+
+export interface TcpStream {
+  entry: TcpStreamEntry;
+  /** The receive queue's bytes, then the send queue's (as the image's payload). */
+  data: Uint8Array;
+}
+
+const int = (fd: number, opt: number) => sock.getsockoptInt(fd, IPPROTO.TCP, opt) ?? 0;
+
+function queued(fd: number, req: number): number {
+  const b = Buffer.alloc(4);
+  syscall('ioctl', NR.ioctl, fd, req, b);
+  return b.readInt32LE(0);
+}
+
+function selectQueue(fd: number, q: number): void {
+  sock.setsockoptInt(fd, IPPROTO.TCP, TCP.REPAIR_QUEUE, q);
+}
+
+/** Peek the whole selected queue (in repair mode MSG_PEEK reads the send queue too). */
+function peekQueue(fd: number, len: number): Buffer {
+  const b = Buffer.alloc(len);
+  let got = 0;
+  while (got < len) {
+    const n = trySyscall(NR.recvfrom, fd, b.subarray(got), len - got, MSG.PEEK | MSG.DONTWAIT, 0, 0);
+    if (n <= 0) throw new Error(`a queue of ${len} bytes gave ${n < 0 ? `errno ${-n}` : 'end of stream'} after ${got}`);
+    // MSG_PEEK starts from the queue's head each time: one call must take it all.
+    if (n < len) throw new Error(`a queue of ${len} bytes gave only ${n} to one peek`);
+    got = n;
+  }
+  return b;
+}
+
+export function repairOn(fd: number): void {
+  sock.setsockoptInt(fd, IPPROTO.TCP, TCP.REPAIR, 1);
+}
+
+export function repairOff(fd: number): void {
+  sock.setsockoptInt(fd, IPPROTO.TCP, TCP.REPAIR, 0);
+}
+
+/** Out of repair mode on restore; that clears SO_REUSEADDR, which goes back as it was. */
+export function repairDone(fd: number, reuseaddr: boolean): void {
+  repairOff(fd);
+  if (reuseaddr) sock.setsockoptInt(fd, SOL_SOCKET, SO.REUSEADDR, 1);
+}
+
+/** Read a connection in repair mode (the caller turned it on). */
+export function dumpTcpStream(fd: number): TcpStream {
+  selectQueue(fd, TCP_QUEUE.RECV);
+  const inqSeq = int(fd, TCP.QUEUE_SEQ);
+  const inqLen = queued(fd, SIOCINQ);
+  const inq = inqLen ? peekQueue(fd, inqLen) : Buffer.alloc(0);
+  selectQueue(fd, TCP_QUEUE.SEND);
+  const outqSeq = int(fd, TCP.QUEUE_SEQ);
+  const outqLen = queued(fd, SIOCOUTQ);
+  const unsqLen = queued(fd, SIOCOUTQNSD);
+  const outq = outqLen ? peekQueue(fd, outqLen) : Buffer.alloc(0);
+  selectQueue(fd, TCP_QUEUE.NO);
+  const info = sock.getsockoptRaw(fd, IPPROTO.TCP, TCP.INFO, 104);
+  const optMask = info[5]!;
+  const win = tcpRepairWindow.decode(sock.getsockoptRaw(fd, IPPROTO.TCP, TCP.REPAIR_WINDOW, tcpRepairWindow.size));
+  const entry = create(TcpStreamEntrySchema, {
+    inqLen, inqSeq: inqSeq >>> 0, outqLen, outqSeq: outqSeq >>> 0, optMask,
+    sndWscale: info[6]! & 0xf, rcvWscale: info[6]! >> 4, mssClamp: int(fd, TCP.MAXSEG),
+    ...(optMask & TCPI_OPT.TIMESTAMPS ? { timestamp: int(fd, TCP.TIMESTAMP) >>> 0 } : {}),
+    cork: int(fd, TCP.CORK) !== 0, nodelay: int(fd, TCP.NODELAY) !== 0, unsqLen,
+    sndWl1: win.snd_wl1, sndWnd: win.snd_wnd, maxWindow: win.max_window, rcvWnd: win.rcv_wnd, rcvWup: win.rcv_wup,
+  });
+  return { entry, data: Buffer.concat([inq, outq]) };
+}
+
+/** Before bind and connect: a new socket in repair mode with the dumped sequence numbers. */
+export function prepareTcpStream(fd: number, s: TcpStreamEntry): void {
+  repairOn(fd);
+  // TCP_QUEUE_SEQ gave the sequence after each queue; the queues are sent again below.
+  selectQueue(fd, TCP_QUEUE.RECV);
+  sock.setsockoptInt(fd, IPPROTO.TCP, TCP.QUEUE_SEQ, (s.inqSeq - s.inqLen) | 0);
+  selectQueue(fd, TCP_QUEUE.SEND);
+  sock.setsockoptInt(fd, IPPROTO.TCP, TCP.QUEUE_SEQ, (s.outqSeq - s.outqLen) | 0);
+  selectQueue(fd, TCP_QUEUE.NO);
+}
+
+/** After the connect (repair mode: no packet sent): options, timestamps, queues, window. */
+export function finishTcpStream(fd: number, s: TcpStreamEntry, data: Uint8Array): void {
+  const opts: Array<[number, number]> = [[TCPOPT.MSS, s.mssClamp]];
+  if (s.optMask & TCPI_OPT.WSCALE) opts.push([TCPOPT.WINDOW, s.sndWscale + ((s.rcvWscale ?? 0) << 16)]);
+  if (s.optMask & TCPI_OPT.TIMESTAMPS) opts.push([TCPOPT.TIMESTAMP, 0]);
+  if (s.optMask & TCPI_OPT.SACK) opts.push([TCPOPT.SACK_PERM, 0]);
+  const ob = Buffer.alloc(opts.length * tcpRepairOpt.size);
+  opts.forEach(([code, val], i) => tcpRepairOpt.encode({ opt_code: code, opt_val: val }, ob, i * tcpRepairOpt.size));
+  sock.setsockoptRaw(fd, IPPROTO.TCP, TCP.REPAIR_OPTIONS, ob);
+  if (s.optMask & TCPI_OPT.TIMESTAMPS && s.timestamp !== undefined) sock.setsockoptInt(fd, IPPROTO.TCP, TCP.TIMESTAMP, s.timestamp | 0);
+  const inq = data.subarray(0, s.inqLen);
+  const outq = data.subarray(s.inqLen, s.inqLen + s.outqLen);
+  // In repair mode what goes into the send queue counts as sent and not yet
+  // acknowledged (the never-sent part too): the kernel sends it again in time.
+  if (inq.length) sendQueue(fd, TCP_QUEUE.RECV, inq);
+  if (outq.length) sendQueue(fd, TCP_QUEUE.SEND, outq);
+  selectQueue(fd, TCP_QUEUE.NO);
+  if (s.sndWnd !== undefined) {
+    sock.setsockoptRaw(fd, IPPROTO.TCP, TCP.REPAIR_WINDOW, tcpRepairWindow.encode({
+      snd_wl1: s.sndWl1 ?? 0, snd_wnd: s.sndWnd, max_window: s.maxWindow ?? 0, rcv_wnd: s.rcvWnd ?? 0, rcv_wup: s.rcvWup ?? 0,
+    }));
+  }
+  if (s.nodelay) sock.setsockoptInt(fd, IPPROTO.TCP, TCP.NODELAY, 1);
+  if (s.cork) sock.setsockoptInt(fd, IPPROTO.TCP, TCP.CORK, 1);
+}
+
+/**
+ * Put `data` into queue `q`. The kernel charges a queue more than its bytes
+ * (the buffers' overhead): the socket's buffer is raised for the moment, and
+ * a chunk it refuses is halved, as libsoccr does.
+ */
+function sendQueue(fd: number, q: number, data: Uint8Array): void {
+  const opt = q === TCP_QUEUE.RECV ? SO.RCVBUF : SO.SNDBUF;
+  const force = q === TCP_QUEUE.RECV ? SO.RCVBUFFORCE : SO.SNDBUFFORCE;
+  const before = sock.getsockoptInt(fd, SOL_SOCKET, opt) ?? 0;
+  sock.setsockoptInt(fd, SOL_SOCKET, force, Math.max(before, 4 * data.length + (1 << 20)));
+  try {
+    selectQueue(fd, q);
+    let off = 0;
+    let chunk = data.length;
+    while (off < data.length) {
+      const len = Math.min(chunk, data.length - off);
+      const n = trySyscall(NR.sendto, fd, data.subarray(off, off + len), len, MSG.NOSIGNAL | MSG.DONTWAIT, 0, 0);
+      if (n > 0) {
+        off += n;
+        continue;
+      }
+      if (chunk > 1024 && (n === -11 /* EAGAIN */ || n === -12 /* ENOMEM */ || n === -105 /* ENOBUFS */)) {
+        chunk >>= 1;
+        continue;
+      }
+      throw new Error(`the ${q === TCP_QUEUE.RECV ? 'receive' : 'send'} queue took ${off} of ${data.length} bytes (errno ${-n})`);
+    }
+  } finally {
+    // The kernel reports twice what was set.
+    sock.setsockoptInt(fd, SOL_SOCKET, force, before >> 1);
+  }
+}
