@@ -214,6 +214,16 @@ function readLimit(path: string, fallback: number): number {
 
 const pidOk = (n: number) => Number.isInteger(n) && n > 0 && n <= PID_MAX_LIMIT;
 
+/**
+ * One thread that is not the task itself: only a zombie is listed so (checkTree
+ * holds every live task to list itself). CRIU writes whatever its memory held
+ * there (seize.c sets a zombie's thread's real pid, never its virtual one): 0,
+ * or any number at all. Such a thread id means nothing and names no core.
+ */
+export function listedAsZombie(p: PstreeEntry): boolean {
+  return p.threads.length === 1 && p.threads[0] !== p.pid;
+}
+
 /** pstree.img on its own (before any core is read): pids and tids unique and in range. */
 export function checkPstree(pstree: PstreeEntry[]): void {
   const file = 'pstree.img';
@@ -227,8 +237,9 @@ export function checkPstree(pstree: PstreeEntry[]): void {
     if (seen.has(p.pid)) throw bad(file, `pid ${p.pid} is listed twice (also ${seen.get(p.pid)})`);
     seen.set(p.pid, 'a task');
     if (new Set(p.threads).size !== p.threads.length) throw bad(file, `task ${p.pid}: a thread is listed twice`);
+    if (listedAsZombie(p)) continue;
     for (const tid of p.threads) {
-      if (tid === p.pid || tid === 0) continue; // CRIU lists a zombie's thread as 0 (checkTree)
+      if (tid === p.pid) continue;
       if (!pidOk(tid)) throw bad(file, `task ${p.pid}: thread id ${tid} is out of range`);
       if (seen.has(tid)) throw bad(file, `task ${p.pid}: thread ${tid} is listed twice (also ${seen.get(tid)})`);
       seen.set(tid, `a thread of ${p.pid}`);
@@ -260,7 +271,7 @@ function checkCore(dir: ImageDir, tid: number, core: TaskImages['core'], leader:
   if (!ti?.gpregs || !ti.fpregs) throw bad(file, 'no registers (thread_info with gpregs and fpregs)');
   const th = core.threadCore;
   if (th?.seccompMode === SeccompMode.filter) {
-    // Each filter names the one before it (prev, when set): the chain ends, within seccomp.img.
+    // Each filter names the one after it (prev, when set, as CRIU): the chain ends, within seccomp.img.
     let n = 0;
     for (let i: number | undefined = th.seccompFilter; i !== undefined; n++) {
       const f: SeccompFilter | undefined = filters[i];

@@ -1,0 +1,129 @@
+// Images as CRIU 4.2 writes them, where its layout is not the obvious one:
+// cryo writes that layout and reads CRIU's (checked against an upstream build
+// by `npm run exchange`; these tests hold the facts without one).
+import * as assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ImageDir, SeccompMode, create, isFieldSet, SeccompFilterSchema, type SeccompFilter } from '../../src/images/index.js';
+import { Session, critDecodeAll, imagePids } from './harness.js';
+
+const TASK_DEAD = 2;
+const SECCOMP_FILTER_FLAG_TSYNC = 1;
+const SYS = { getppid: 110, getuid: 102, getsid: 124 };
+const ERR = { EPERM: 1, ENOENT: 2, ESRCH: 3 };
+
+test('a zombie whose thread CRIU lists as any number at all (seize.c leaves it unset) is restored', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'criu-zombie-thread');
+  const target = await s.start('zombies');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const dir = ImageDir.open(images, { write: true });
+  let zombies: number[];
+  try {
+    const pstree = dir.read('pstree');
+    zombies = pstree.filter((p) => dir.readOne('core', p.pid).tc?.taskState === TASK_DEAD).map((p) => p.pid);
+    assert.equal(zombies.length, 4, s.report());
+    // What CRIU's uninitialized memory held in two of its dumps, 0, and another task's pid.
+    const junk = [2644126320, 702499376, 0, target.pid];
+    pstree.forEach((p) => {
+      const i = zombies.indexOf(p.pid);
+      if (i >= 0) p.threads = [junk[i]!];
+    });
+    dir.write('pstree', pstree);
+  } finally {
+    dir.close();
+  }
+  assert.deepEqual(imagePids(images).filter((p) => zombies.includes(p)).sort(), [...zombies].sort(), 'a core for each zombie, none for its thread');
+  await s.expectPass(await s.restore(images, target));
+});
+
+/** The syscall number and errno a test program's filter (load nr; jeq NR; ret ERRNO|E; ret ALLOW) stands for. */
+function filterOf(f: SeccompFilter): { nr: number; errno: number; flags: number } {
+  const b = Buffer.from(f.filter);
+  assert.equal(b.length, 4 * 8, 'four instructions');
+  return { nr: b.readUInt32LE(8 + 4), errno: b.readUInt32LE(16 + 4) & 0xffff, flags: f.flags ?? 0 };
+}
+
+/** A thread's chain as CRIU's restore installs it: from its seccomp_filter, following `prev`. */
+function chainOf(filters: SeccompFilter[], first: number): Array<{ nr: number; errno: number; flags: number }> {
+  const out = [];
+  for (let i: number | undefined = first; i !== undefined; ) {
+    const f: SeccompFilter = filters[i]!;
+    out.push(filterOf(f));
+    assert.ok(out.length <= filters.length, 'the chain loops');
+    i = isFieldSet(f, SeccompFilterSchema.field.prev) ? f.prev : undefined;
+  }
+  return out;
+}
+
+test('seccomp.img in CRIU\'s layout: a thread names its oldest filter, prev the next one installed; a chain all threads share is the leader\'s, marked TSYNC', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'criu-seccomp');
+  await s.cycle('seccomptsync', {
+    afterDump: (images, target) => {
+      assert.deepEqual(critDecodeAll(images), [], s.report());
+      const dir = ImageDir.open(images, {});
+      try {
+        const filters = dir.readOne('seccomp').seccompFilters;
+        const tree = dir.read('pstree');
+        const root = tree.find((p) => p.pid === target.pid)!;
+        const child = tree.find((p) => p.pid !== target.pid)!;
+        const core = (tid: number) => dir.readOne('core', tid).threadCore!;
+        // The root's three threads have one chain: only the root has it (CRIU's try_use_tsync).
+        const rootCore = core(root.pid);
+        assert.equal(rootCore.seccompMode, SeccompMode.filter);
+        const tsync = SECCOMP_FILTER_FLAG_TSYNC;
+        assert.deepEqual(chainOf(filters, rootCore.seccompFilter), [
+          { nr: SYS.getuid, errno: ERR.ENOENT, flags: tsync },
+          { nr: SYS.getuid, errno: ERR.ESRCH, flags: tsync },
+          { nr: SYS.getppid, errno: ERR.EPERM, flags: tsync },
+        ]);
+        for (const tid of root.threads.filter((x) => x !== root.pid)) assert.equal(core(tid).seccompMode ?? 0, 0, `thread ${tid} of the root has a mode`);
+        // The child's threads differ (one added a filter): each has its own chain, oldest first.
+        const chains = child.threads.map((tid) => chainOf(filters, core(tid).seccompFilter).map((f) => [f.nr, f.errno, f.flags]));
+        const common = [[SYS.getuid, ERR.ENOENT, 0], [SYS.getuid, ERR.ESRCH, 0], [SYS.getppid, ERR.EPERM, 0]];
+        assert.deepEqual(chains.filter((c) => c.length === 3), [common, common], JSON.stringify(chains));
+        assert.deepEqual(chains.filter((c) => c.length === 4), [[...common, [SYS.getsid, ERR.ENOENT, 0]]], JSON.stringify(chains));
+      } finally {
+        dir.close();
+      }
+    },
+  });
+});
+
+test('seccomp.img as CRIU writes it for a thread of its own: each thread\'s chain entries apart (no shared entries) still share the common filters on restore', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'criu-seccomp-apart');
+  await s.cycle('seccomptsync', {
+    afterDump: (images) => {
+      // Give every thread entries of its own, as CRIU's dump_seccomp_filters does.
+      const dir = ImageDir.open(images, { write: true });
+      try {
+        const entry = dir.readOne('seccomp');
+        const filters = entry.seccompFilters;
+        const out: SeccompFilter[] = [];
+        for (const p of dir.read('pstree')) {
+          for (const tid of p.threads) {
+            const cores = dir.read('core', tid);
+            const th = cores[0]!.threadCore!;
+            if (th.seccompMode !== SeccompMode.filter) continue;
+            const chain: SeccompFilter[] = [];
+            for (let i: number | undefined = th.seccompFilter; i !== undefined; ) {
+              chain.push(filters[i]!);
+              i = isFieldSet(filters[i]!, SeccompFilterSchema.field.prev) ? filters[i]!.prev : undefined;
+            }
+            const base = out.length;
+            // Newest first; each older one names the next (CRIU's order of writing).
+            chain.reverse().forEach((f, k) => {
+              out.push(create(SeccompFilterSchema, { filter: new Uint8Array(f.filter), flags: f.flags ?? 0, ...(k > 0 ? { prev: base + k - 1 } : {}) }));
+            });
+            th.seccompFilter = out.length - 1;
+            dir.write('core', cores, tid);
+          }
+        }
+        entry.seccompFilters = out;
+        dir.write('seccomp', [entry]);
+        assert.ok(out.length > filters.length, 'entries were copied apart');
+      } finally {
+        dir.close();
+      }
+    },
+  });
+});
