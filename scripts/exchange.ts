@@ -23,7 +23,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { NR, O, TIOC, syscall } from '../src/sys/index.js';
+import { NR, O, TERMIOS_SIZE, TIOC, syscall } from '../src/sys/index.js';
 import {
   PROGRAMS_DIR,
   ROOT,
@@ -213,6 +213,43 @@ const SPECIAL: Case[] = [
       const r = spawnSync('mknod', ['-m', '666', path.join(s.dir, 'dev/null'), 'c', '1', '3'], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`mknod: ${r.stderr.trim()}`);
       return { target: await s.start('devnode') };
+    },
+  },
+  {
+    // The console and a virtual terminal of this machine: a tool that restores
+    // them wrong changes the machine's terminals, so their termios are put back.
+    name: 'ttydev',
+    async start(s) {
+      // Reopened at the end: the exit of the session leader hangs up its terminal's fds.
+      const termios = (p: string, t?: Buffer): Buffer => {
+        const fd = fs.openSync(p, O.RDONLY | O.NOCTTY | O.CLOEXEC);
+        try {
+          const b = t ?? Buffer.alloc(TERMIOS_SIZE);
+          syscall(t ? 'ioctl(TCSETS)' : 'ioctl(TCGETS)', NR.ioctl, fd, t ? TIOC.TCSETS : TIOC.TCGETS, b);
+          return b;
+        } finally {
+          fs.closeSync(fd);
+        }
+      };
+      const saved = ['/dev/console', '/dev/tty5'].flatMap((p) => {
+        try {
+          return [{ p, t: termios(p) }];
+        } catch {
+          return [];
+        }
+      });
+      return {
+        target: await s.start('ttydev'),
+        close: () => {
+          for (const { p, t } of saved) {
+            try {
+              termios(p, t);
+            } catch (e) {
+              console.error(`exchange: cannot put back the termios of ${p}: ${(e as Error).message}`);
+            }
+          }
+        },
+      };
     },
   },
   {

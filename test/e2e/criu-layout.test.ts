@@ -2,8 +2,10 @@
 // cryo writes that layout and reads CRIU's (checked against an upstream build
 // by `npm run exchange`; these tests hold the facts without one).
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import { test } from 'node:test';
 import { ImageDir, SeccompMode, create, isFieldSet, SeccompFilterSchema, type SeccompFilter } from '../../src/images/index.js';
+import { NCCS, NR, O, TERMIOS_SIZE, TIOC, syscall } from '../../src/sys/index.js';
 import { Session, critDecodeAll, imagePids } from './harness.js';
 
 const TASK_DEAD = 2;
@@ -126,4 +128,60 @@ test('seccomp.img as CRIU writes it for a thread of its own: each thread\'s chai
       }
     },
   });
+});
+
+/** A pty of the test's own: master (unlocked) and an open slave. */
+function openPty(): { master: number; slave: number; name: string } {
+  const master = fs.openSync('/dev/ptmx', O.RDWR | O.NOCTTY | O.CLOEXEC);
+  const v = Buffer.alloc(4);
+  syscall('ioctl(TIOCSPTLCK)', NR.ioctl, master, TIOC.SPTLCK, v);
+  syscall('ioctl(TIOCGPTN)', NR.ioctl, master, TIOC.GPTN, v);
+  const name = `/dev/pts/${v.readInt32LE(0)}`;
+  return { master, slave: fs.openSync(name, O.RDWR | O.NOCTTY | O.CLOEXEC), name };
+}
+
+function tcgets(fd: number): Buffer {
+  const t = Buffer.alloc(TERMIOS_SIZE);
+  syscall('ioctl(TCGETS)', NR.ioctl, fd, TIOC.TCGETS, t);
+  return t;
+}
+
+test('termios c_cc as CRIU keeps it: the bytes packed into the words (tty.c memcpy()s them), the words past the eighth whatever its memory held', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'criu-termios');
+  const a = openPty();
+  const b = openPty();
+  t.after(() => [a.master, b.master, b.slave].filter((fd) => fd >= 0).forEach((fd) => fs.closeSync(fd)));
+  let target;
+  try {
+    target = await s.start('exttty', { fds: [a.slave] });
+  } finally {
+    fs.closeSync(a.slave);
+  }
+  // Control characters of its own beyond the first word (VSTART, VSTOP, VSUSP, VEOL2...).
+  const before = tcgets(a.master);
+  const C_CC = 17;
+  for (let i = 8; i < NCCS; i++) before[C_CC + i] = 0x40 + i;
+  syscall('ioctl(TCSETS)', NR.ioctl, a.master, TIOC.TCSETS, before);
+  const st = fs.statSync(a.name);
+  const key = `tty[${st.rdev.toString(16)}:${st.dev.toString(16)}]`;
+  const images = s.mkdir();
+  await s.dump(target, images, { extra: ['--external', key] });
+  const dir = ImageDir.open(images, { write: true });
+  try {
+    const infos = dir.read('ttyInfo');
+    const tio = infos[0]!.termios!;
+    // Packed: byte i of c_cc in bits 8*(i%4) of word i/4.
+    for (let i = 0; i < NCCS; i++) assert.equal((tio.cCc[i >> 2]! >>> (8 * (i & 3))) & 0xff, before[C_CC + i], `c_cc[${i}] in ${JSON.stringify(tio.cCc)}`);
+    // CRIU's words 8..18: heap garbage (from one of its dumps).
+    const junk = [2028609568, 21874, 49, 0, 3432979648, 32540, 2028610960, 21874, 2028609600, 21874, 2028609600];
+    for (const e of infos) for (const x of [e.termios, e.termiosLocked]) if (x) x.cCc.splice(8, 11, ...junk);
+    dir.write('ttyInfo', infos);
+  } finally {
+    dir.close();
+  }
+  const r = await s.restore(images, target, { extra: ['--inherit-fd', `fd[3]:${key}`], fds: [b.slave] });
+  fs.closeSync(b.slave);
+  b.slave = -1;
+  await s.expectPass(r);
+  assert.deepEqual([...tcgets(b.master)], [...before], 'the new terminal has the dumped termios');
 });
