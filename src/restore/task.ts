@@ -19,6 +19,7 @@ import { restorePages, type FdBridge, type PageRun } from '../objects/pages.js';
 import { restoreSigactions } from '../objects/sigactions.js';
 import { restoreCreds, restoreLoginuid } from '../objects/creds.js';
 import { restorePending } from '../objects/signals.js';
+import { imagePersonality } from './validate.js';
 import { afterPlant, hasAfterPlant } from '../objects/files/fds.js';
 import { fillShmem } from '../objects/files/memfd.js';
 import { checkRegSize, openFlags } from '../objects/files/reg.js';
@@ -359,7 +360,8 @@ export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared
   const tc = core.tc!;
   const p = img.pstree;
   restoreSigactions(rem, tc.sigactions);
-  if (tc.personality) rem.call('personality', NR.personality, tc.personality);
+  const personality = imagePersonality(tc.personality, `core-${p.pid}.img`);
+  if (personality) rem.call('personality', NR.personality, personality);
   const rl = tc.rlimits?.rlimits ?? [];
   const b = Buffer.alloc(16);
   rl.forEach((r, i) => {

@@ -261,6 +261,27 @@ function checkTree(tasks: TaskImages[]): void {
   });
 }
 
+/** Personality flags (linux/personality.h: UNAME26 .. ADDR_LIMIT_3GB) and the persona types, PER_LINUX .. PER_HPUX. */
+const PER_FLAGS = 0x0ffe0000;
+const PER_MASK = 0xff;
+const PER_LAST = 0x10;
+const personalityOk = (v: number) => (v & PER_MASK) <= PER_LAST && (v & ~(PER_MASK | PER_FLAGS)) === 0;
+
+/**
+ * The personality a core holds. CRIU 4.2 reads /proc/PID/personality, which is
+ * hex, with atoi() (cr-dump.c), and never restores it: its 0x40000
+ * (ADDR_NO_RANDOMIZE) is 40000 in the image, 0x9c40, no personality at all.
+ * Such a value is read back as the hex digits it was; one that is no
+ * personality either way is refused.
+ */
+export function imagePersonality(v: number, file: string): number {
+  if (personalityOk(v)) return v;
+  const digits = String(v);
+  const hex = digits.length <= 8 ? parseInt(digits, 16) : NaN;
+  if (Number.isInteger(hex) && personalityOk(hex)) return hex;
+  throw bad(file, `personality 0x${v.toString(16)} is none the kernel knows (nor read as CRIU's atoi() of /proc's hex)`);
+}
+
 /** A core entry restore can use: x86_64, and for a live thread its registers and seccomp chain. */
 function checkCore(dir: ImageDir, tid: number, core: TaskImages['core'], leader: boolean, zombie: boolean, filters: SeccompFilter[]): void {
   const file = dir.fileName('core', tid);
@@ -282,6 +303,7 @@ function checkCore(dir: ImageDir, tid: number, core: TaskImages['core'], leader:
   }
   if (!leader) return;
   const tc = core.tc!;
+  imagePersonality(tc.personality, file);
   if (tc.sigactions.length > NSIG) throw bad(file, `${tc.sigactions.length} signal actions, more than ${NSIG}`);
   if ((tc.rlimits?.rlimits.length ?? 0) > RLIM_NLIMITS) throw bad(file, `${tc.rlimits!.rlimits.length} rlimits, more than ${RLIM_NLIMITS}`);
 }

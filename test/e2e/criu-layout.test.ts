@@ -185,3 +185,31 @@ test('termios c_cc as CRIU keeps it: the bytes packed into the words (tty.c memc
   await s.expectPass(r);
   assert.deepEqual([...tcgets(b.master)], [...before], 'the new terminal has the dumped termios');
 });
+
+test('personality as CRIU writes it (atoi() of /proc\'s hex: ADDR_NO_RANDOMIZE 0x40000 as 40000) is read as the hex it was; one that is none is refused', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'criu-personality');
+  const target = await s.start('sched');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const file = `core-${target.pid}.img`;
+  const edit = (personality: number) => {
+    const dir = ImageDir.open(images, { write: true });
+    try {
+      const cores = dir.read('core', target.pid);
+      const was = cores[0]!.tc!.personality;
+      cores[0]!.tc!.personality = personality;
+      dir.write('core', cores, target.pid);
+      return was;
+    } finally {
+      dir.close();
+    }
+  };
+  const ADDR_NO_RANDOMIZE = 0x40000;
+  assert.equal(edit(Number.parseInt(ADDR_NO_RANDOMIZE.toString(16), 10)), ADDR_NO_RANDOMIZE, 'cryo writes the personality itself');
+  edit(0x12345678);
+  const refused = await s.cryo(['restore', '-D', images, '-d', '-v4', '-o', 'refused.log']);
+  assert.equal(refused.code, 1, s.report());
+  assert.match(refused.stderr, new RegExp(`^Error: bad image: ${file}: personality 0x12345678 is none the kernel knows`), s.report());
+  edit(40000);
+  await s.expectPass(await s.restore(images, target));
+});
