@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { test } from 'node:test';
 import { ImageDir, SeccompMode, create, isFieldSet, SeccompFilterSchema, type SeccompFilter } from '../../src/images/index.js';
 import { NCCS, NR, O, TERMIOS_SIZE, TIOC, syscall } from '../../src/sys/index.js';
-import { Session, critDecodeAll, imagePids } from './harness.js';
+import { Session, critDecodeAll, exists, imageChecksums, imagePids } from './harness.js';
 
 const TASK_DEAD = 2;
 const SECCOMP_FILTER_FLAG_TSYNC = 1;
@@ -212,4 +212,53 @@ test('personality as CRIU writes it (atoi() of /proc\'s hex: ADDR_NO_RANDOMIZE 0
   assert.match(refused.stderr, new RegExp(`^Error: bad image: ${file}: personality 0x12345678 is none the kernel knows`), s.report());
   edit(40000);
   await s.expectPass(await s.restore(images, target));
+});
+
+test('files.img lists a socket connected to one that is not connected back after that one, as CRIU\'s restore needs (it looks peers up among the entries before)', { timeout: 60_000 }, async (t) => {
+  for (const name of ['unixghost', 'unix2', 'unix']) {
+    const s = Session.for(t, `criu-peers-${name}`);
+    const target = await s.start(name);
+    const images = s.mkdir();
+    await s.dump(target, images);
+    const dir = ImageDir.open(images, {});
+    try {
+      const socks = dir.read('files').flatMap((f) => (f.usk ? [f.usk] : []));
+      const at = new Map(socks.map((u, i) => [u.ino, i]));
+      const late = socks.filter((u, i) => {
+        const p = u.peer ? at.get(u.peer) : undefined;
+        return p !== undefined && p > i && socks[p]!.peer !== u.ino;
+      });
+      assert.deepEqual(late.map((u) => `${u.ino} before its peer ${u.peer}`), [], name);
+    } finally {
+      dir.close();
+    }
+    await s.expectPass(await s.restore(images, target));
+  }
+});
+
+test('two sockets bound to one path, neither marked deleted (CRIU\'s image when the file of one was renamed away): refused, nothing made', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'criu-twonames');
+  const target = await s.start('unixghost');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const dir = ImageDir.open(images, { write: true });
+  let moved: number;
+  try {
+    const files = dir.read('files');
+    // M: its file renamed to moved.sock, O bound to m.sock since (CRIU does not see that M's file moved).
+    const m = files.find((f) => f.usk?.deleted && Buffer.from(f.usk.name).toString().replace(/\0+$/, '').endsWith('/ghost/m.sock'))!;
+    assert.ok(m, 'a deleted socket named m.sock');
+    m.usk!.deleted = false;
+    moved = m.usk!.ino;
+    dir.write('files', files);
+  } finally {
+    dir.close();
+  }
+  const before = imageChecksums(images);
+  const r = await s.cryo(['restore', '-D', images, '-d', '-v4', '-o', 'restore.log']);
+  assert.equal(r.code, 1, s.report());
+  assert.match(r.stderr, new RegExp(`^Error: bad image: files\\.img: file id 0x[0-9a-f]+: unix socket \\d+ \\(\\S+/ghost/m\\.sock\\) and unix socket \\d+ \\(\\S+/ghost/m\\.sock\\) are both bound to that name and neither is marked deleted`), s.report());
+  assert.ok(r.stderr.includes(`unix socket ${moved} `), s.report());
+  assert.equal(exists(target.pid), false, 'nothing was made');
+  assert.deepEqual(imageChecksums(images), before, 'the images are unchanged');
 });
