@@ -23,7 +23,9 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { TestContext } from 'node:test';
 import { NR, O, TERMIOS_SIZE, TIOC, syscall } from '../src/sys/index.js';
+import { Groups, HIERARCHIES, put, type Hier } from '../test/e2e/cgroup-groups.js';
 import {
   PROGRAMS_DIR,
   ROOT,
@@ -90,8 +92,8 @@ interface Prepared {
   restoreFds?: () => number[];
   /** after the program passed: anything else to check (a message when wrong) */
   after?: () => string | undefined;
-  /** closes what the case opened */
-  close?: () => void;
+  /** closes (or removes) what the case made */
+  close?: () => unknown;
 }
 
 interface Case {
@@ -253,6 +255,51 @@ const SPECIAL: Case[] = [
     },
   },
   {
+    // fanotify marks, also on a bind mount the program makes (undone at the end).
+    name: 'fanotify',
+    async start(s) {
+      return { target: await s.start('fanotify'), close: () => void spawnSync('umount', ['-l', path.join(s.dir, 'mnt')]) };
+    },
+  },
+  {
+    // The process in groups of its own in every hierarchy, its child in nested
+    // ones, its thread in a cpu group of its own (as cgroups.test.ts makes
+    // them); --manage-cgroups both ways, the groups left in place for the restore.
+    name: 'cgroups',
+    async start(s) {
+      const after: Array<() => unknown> = [];
+      const g = new Groups({ after: (fn: () => unknown) => after.push(fn) } as unknown as TestContext);
+      const name = `cryo-exchange-${process.pid}-${s.label}`;
+      const base = (h: Hier) => Groups.base(h, name);
+      for (const h of HIERARCHIES) g.mk(h, base(h));
+      put('cpuset', base('cpuset'), 'cpuset.cpus', '0');
+      for (const h of HIERARCHIES) g.mk(h, `${base(h)}/sub`);
+      g.mk('cpu', `${base('cpu')}/thr`);
+      const target = await s.start('cgroups');
+      const out = target.output();
+      const child = Number(/^child (\d+)$/m.exec(out)?.[1]);
+      const thread = Number(/^thread (\d+)$/m.exec(out)?.[1]);
+      for (const h of HIERARCHIES) {
+        put(h, base(h), 'cgroup.procs', String(target.pid));
+        put(h, `${base(h)}/sub`, 'cgroup.procs', String(child));
+      }
+      put('cpu', `${base('cpu')}/thr`, 'tasks', String(thread));
+      const r = (f: string) => fs.readFileSync(f, 'utf8');
+      fs.writeFileSync(path.join(s.dir, 'expect-self'), r(`/proc/${target.pid}/cgroup`));
+      fs.writeFileSync(path.join(s.dir, 'expect-thread'), r(`/proc/${target.pid}/task/${thread}/cgroup`));
+      fs.writeFileSync(path.join(s.dir, 'expect-child'), r(`/proc/${child}/cgroup`));
+      fs.writeFileSync(path.join(s.dir, 'corrupt'), '/sys/fs/cgroup/pids/cgroup.procs');
+      return {
+        target,
+        dumpArgs: ['--manage-cgroups'],
+        restoreArgs: ['--manage-cgroups'],
+        close: async () => {
+          for (const fn of after) await fn();
+        },
+      };
+    },
+  },
+  {
     // A task of an unprivileged user, in a directory of its own.
     name: 'unpriv',
     async start(s) {
@@ -269,8 +316,6 @@ const SPECIAL: Case[] = [
 const SKIPPED: Record<string, string> = {
   orphanpty: 'RPC only (orphan_pts_master): not a command-line restore',
   tty: 'a shell job on a terminal of ptyrun.py (--shell-job), see shell-job.test.ts',
-  cgroups: 'the test puts its tasks in cgroups of its own first, see cgroups.test.ts',
-  fanotify: 'fanotify.test.ts drives it (its own bind mount)',
 };
 
 function allCases(): Case[] {
@@ -363,16 +408,13 @@ async function runOne(c: Case, dumper: string[], restorer: string[], isCriu: (cm
   } catch (e) {
     return { outcome: { verdict: 'error', reason: (e as Error).message.split('\n')[0] }, dir: s.dir };
   } finally {
-    prepared?.close?.();
-    if (o.keep || (o.keepFailed && failed)) {
-      const saved = process.env.CRYO_E2E_KEEP;
-      process.env.CRYO_E2E_KEEP = '1';
-      await s.cleanup();
-      if (saved === undefined) delete process.env.CRYO_E2E_KEEP;
-      else process.env.CRYO_E2E_KEEP = saved;
-    } else {
-      await s.cleanup();
-    }
+    // The tasks first (the cleanup kills what is left), then what the case made.
+    const saved = process.env.CRYO_E2E_KEEP;
+    if (o.keep || (o.keepFailed && failed)) process.env.CRYO_E2E_KEEP = '1';
+    await s.cleanup();
+    if (saved === undefined) delete process.env.CRYO_E2E_KEEP;
+    else process.env.CRYO_E2E_KEEP = saved;
+    await prepared?.close?.();
   }
 }
 
