@@ -359,7 +359,7 @@ function capSysResource(line: string): boolean {
   return /Operation not permitted/.test(line) && /Can't (get|set) rlimit|setrlimit|prlimit/i.test(line);
 }
 
-async function runOne(c: Case, dumper: string[], restorer: string[], isCriu: (cmd: string[]) => boolean, o: Options, label: string): Promise<{ outcome: Outcome; dir: string }> {
+async function runOneInner(c: Case, dumper: string[], restorer: string[], isCriu: (cmd: string[]) => boolean, o: Options, label: string): Promise<{ outcome: Outcome; dir: string }> {
   const s = new Session(`exch-${c.name}-${label}`);
   let prepared: Prepared | undefined;
   let failed = true;
@@ -418,6 +418,12 @@ async function runOne(c: Case, dumper: string[], restorer: string[], isCriu: (cm
   }
 }
 
+/** runOneInner, and whether the session dir was kept. */
+async function runOne(c: Case, dumper: string[], restorer: string[], isCriu: (cmd: string[]) => boolean, o: Options, label: string): Promise<{ outcome: Outcome; dir: string; kept: boolean }> {
+  const r = await runOneInner(c, dumper, restorer, isCriu, o, label);
+  return { ...r, kept: fs.existsSync(r.dir) };
+}
+
 // ---------------------------------------------------------------------------
 // Main
 
@@ -467,8 +473,8 @@ for (const c of cases) {
   ];
   if (opts.baseline) runs.push(['baseline', CRIU, CRIU, 'criu-only', 'CRIU→CRIU']);
   for (const [key, dumper, restorer, label, title] of runs) {
-    const { outcome, dir } = await runOne(c, dumper, restorer, isCriu, opts, label);
-    if (outcome.verdict !== 'PASS' && (opts.keep || opts.keepFailed)) outcome.reason = `${outcome.reason ?? ''} [kept ${dir}]`;
+    const { outcome, dir, kept } = await runOne(c, dumper, restorer, isCriu, opts, label);
+    if (kept && outcome.verdict !== 'PASS') outcome.reason = `${outcome.reason ?? ''} [kept ${dir}]`;
     row[key] = outcome;
     process.stdout.write(` ${title} ${outcome.verdict};`);
   }
