@@ -223,6 +223,7 @@ const SPECIAL: Case[] = [
     name: 'ttydev',
     async start(s) {
       // Reopened at the end: the exit of the session leader hangs up its terminal's fds.
+      // (At the end: put back once the restored program checked them or is gone.)
       const termios = (p: string, t?: Buffer): Buffer => {
         const fd = fs.openSync(p, O.RDONLY | O.NOCTTY | O.CLOEXEC);
         try {
@@ -408,13 +409,22 @@ async function runOneInner(c: Case, dumper: string[], restorer: string[], isCriu
   } catch (e) {
     return { outcome: { verdict: 'error', reason: (e as Error).message.split('\n')[0] }, dir: s.dir };
   } finally {
-    // The tasks first (the cleanup kills what is left), then what the case made.
+    // What the case made (fds, mounts, groups: Groups kills what is still in them),
+    // then the session (it kills what is left and removes its dir).
+    try {
+      await prepared?.close?.();
+    } catch (e) {
+      console.error(`exchange: ${c.name}: ${(e as Error).message.split('\n')[0]}`);
+    }
     const saved = process.env.CRYO_E2E_KEEP;
     if (o.keep || (o.keepFailed && failed)) process.env.CRYO_E2E_KEEP = '1';
-    await s.cleanup();
+    try {
+      await s.cleanup();
+    } catch (e) {
+      console.error(`exchange: ${c.name}: cleanup: ${(e as Error).message.split('\n')[0]}`);
+    }
     if (saved === undefined) delete process.env.CRYO_E2E_KEEP;
     else process.env.CRYO_E2E_KEEP = saved;
-    await prepared?.close?.();
   }
 }
 

@@ -262,3 +262,28 @@ test('two sockets bound to one path, neither marked deleted (CRIU\'s image when 
   assert.equal(exists(target.pid), false, 'nothing was made');
   assert.deepEqual(imageChecksums(images), before, 'the images are unchanged');
 });
+
+test('two watches of one file under one fd number (CRIU writes the first fd holding the file for each) go under fds of their own', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'criu-epoll');
+  const target = await s.start('epolldup');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const dir = ImageDir.open(images, { write: true });
+  try {
+    const files = dir.read('files');
+    // Pipe E, watched through two fds since closed: cryo writes each under an fd of its own.
+    const twice = files.flatMap((f) => (f.epfd ? [f.epfd] : [])).flatMap((e) => {
+      const byInode = new Map<bigint, typeof e.tfd>();
+      for (const w of e.tfd) byInode.set(w.inode, [...(byInode.get(w.inode) ?? []), w]);
+      return [...byInode.values()].filter((ws) => ws.length === 2);
+    });
+    assert.equal(twice.length, 1, 'one file watched twice by one epoll');
+    const [a, b] = twice[0]!;
+    assert.notEqual(a!.tfd, b!.tfd);
+    b!.tfd = a!.tfd = Math.min(a!.tfd, b!.tfd);
+    dir.write('files', files);
+  } finally {
+    dir.close();
+  }
+  await s.expectPass(await s.restore(images, target));
+});
