@@ -9,7 +9,7 @@ import {
 } from './images/index.js';
 import { FileTable } from './objects/files/table.js';
 import { runAction } from './actions.js';
-import { finishUnix, closeUnix } from './objects/files/unix.js';
+import { finishUnix, closeUnix, peersFirst } from './objects/files/unix.js';
 import { finishInet, releaseTcp } from './objects/files/inet.js';
 import { finishEpolls } from './objects/files/epoll.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
@@ -101,7 +101,7 @@ export async function runDump(ctx: Context): Promise<number> {
     finishEpolls(st.files);
     closeUnix(st.files);
     if (st.files.unix?.queues.length) dir.write('skQueues', st.files.unix.queues);
-    dir.write('files', st.files.entries);
+    dir.write('files', peersFirst(st.files.entries));
     if (st.files.ttyInfos.length) dir.write('ttyInfo', st.files.ttyInfos);
     if (st.files.ttyData.length) dir.write('ttyData', st.files.ttyData);
     const pipeData = (l: typeof st.files.pipeData) => l.map((p) => ({

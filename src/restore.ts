@@ -19,7 +19,7 @@ import { spawnSeed, startRoot, cloneTask, killAndReap } from './tracer/seed.js';
 import { restoreTimers } from './objects/timers.js';
 import { restoreThreadState } from './objects/thread-state.js';
 import { restoreFs } from './objects/fs.js';
-import { installFilters, restoreSeccomp, sharedFilters } from './objects/seccomp.js';
+import { filterChain, installFilters, restoreSeccomp, sharedFilters } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
 import { openFileEntry } from './objects/files/fds.js';
 import { inflightHomes } from './objects/files/inflight.js';
@@ -28,7 +28,7 @@ import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
 import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
 import { restoreNamespaces } from './objects/namespaces.js';
 import { runAction } from './actions.js';
-import { byId, checkInventory, checkPstree, taskIds, validateImages } from './restore/validate.js';
+import { byId, checkInventory, checkPstree, listedAsZombie, taskIds, validateImages } from './restore/validate.js';
 import { execCommand } from './sys/exec.js';
 import { Remaps, remapOf } from './objects/files/remap.js';
 import type { TcpStream } from './objects/files/tcp.js';
@@ -88,8 +88,7 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   const tasks: TaskImages[] = pstree.map((p, i) => {
     const core = dir.readOne('core', p.pid);
     const threadCores = new Map<number, CoreEntry>();
-    // CRIU lists a zombie's thread as 0.
-    for (const tid of p.threads) if (tid !== p.pid && tid !== 0) threadCores.set(tid, dir.readOne('core', tid));
+    if (!listedAsZombie(p)) for (const tid of p.threads) if (tid !== p.pid) threadCores.set(tid, dir.readOne('core', tid));
     if (isZombieState(core.tc?.taskState)) return { pstree: p, core, threadCores };
     core.ids = taskIds(dir, p.pid, i === 0, core.ids);
     const mm = dir.readOne('mm', p.pid);
@@ -405,8 +404,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       // Its children exist now: what a fork must not copy.
       restoreMemoryLate(rem, t, sh);
       // Filters all threads had in common come from the leader, before the threads exist.
-      const shared = sharedFilters([t.core.threadCore, ...[...t.threadCores.values()].map((c) => c.threadCore)], loaded.seccomp);
-      installFilters(rem, shared, loaded.seccomp);
+      const shared = sharedFilters(t.core.threadCore, [...t.threadCores.values()].map((c) => c.threadCore), loaded.seccomp);
+      installFilters(rem, filterChain(t.core.threadCore, loaded.seccomp).slice(0, shared), loaded.seccomp);
       // Threads share everything just rebuilt; each then gets its own state.
       const threads: Array<{ rem: Remote; core: CoreEntry; tid: number }> = [];
       for (const [tid, core] of t.threadCores) {
@@ -422,7 +421,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       for (const x of threads) restoreThreadState(x.rem, t.pstree.pid, x.tid, x.core);
       if (--table.left === 0) rem.call('close', NR.close, th.cryoPidfd);
       // Filters before credentials: installing one needs root (or no_new_privs).
-      for (const x of threads) restoreSeccomp(x.rem, x.core.threadCore, loaded.seccomp, shared.length);
+      for (const x of threads) restoreSeccomp(x.rem, x.core.threadCore, loaded.seccomp, shared);
       for (const x of threads) restoreThreadCreds(x.rem, x.core);
       restoreAfterCreds(rem, t);
       // The leader last: it owns the scratch memory the other threads borrow.

@@ -18,7 +18,7 @@ import { dumpSigactions } from '../objects/sigactions.js';
 import { dumpCreds, dumpLoginuid } from '../objects/creds.js';
 import { dumpPending } from '../objects/signals.js';
 import { dumpTimers } from '../objects/timers.js';
-import { dumpSeccomp, type SeccompTable } from '../objects/seccomp.js';
+import { readSeccomp, seccompFields, type SeccompTable, type ThreadSeccomp } from '../objects/seccomp.js';
 import { dumpFds, dumpLocks } from '../objects/files/fds.js';
 import type { FileTable } from '../objects/files/table.js';
 import type { Irmap } from '../objects/files/irmap.js';
@@ -135,7 +135,7 @@ function makeBridge(rem: Remote): FdBridge & { done(): void } {
 }
 
 /** Per-thread state: registers, masks, pending signals, rseq, robust list, creds. */
-function dumpThread(t: FrozenTask, tid: number, st: DumpState, log: Logger): { ti: ThreadInfoX86; tcore: ThreadCoreEntry; rem: Remote } {
+function dumpThread(t: FrozenTask, tid: number, st: DumpState, log: Logger): { ti: ThreadInfoX86; tcore: ThreadCoreEntry; rem: Remote; seccomp: ThreadSeccomp } {
   const rem = takeThreadRemote(t, tid);
   const scratch = rem.scratch(4096);
   const readU64 = (off: number) => rem.mem.read(scratch + BigInt(off), 8).readBigUInt64LE(0);
@@ -148,9 +148,9 @@ function dumpThread(t: FrozenTask, tid: number, st: DumpState, log: Logger): { t
   const tcore = create(ThreadCoreEntrySchema, {
     ...dumpThreadState(rem, t.pid, tid, scratch),
     blkSigset: rem.savedSigmask, creds: dumpCreds(status, rem), signalsP: dumpPending(tid, false),
-    ...dumpSeccomp(tid, status, st.seccomp), ...st.cgroups.threadField(t.pid, tid),
+    ...st.cgroups.threadField(t.pid, tid),
   });
-  return { ti, tcore, rem };
+  return { ti, tcore, rem, seccomp: readSeccomp(tid, status) };
 }
 
 export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKobjIdsEntry): void {
@@ -172,8 +172,12 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const loginuid = dumpLoginuid(pid);
   const stat = t.stat;
 
-  for (const tid of t.threads) {
-    const th = dumpThread(t, tid, st, log);
+  const dumped = t.threads.map((tid) => ({ tid, th: dumpThread(t, tid, st, log) }));
+  // The leader first: CRIU's layout of seccomp filters is one of the whole process.
+  dumped.sort((a, b) => Number(b.tid === pid) - Number(a.tid === pid));
+  const seccomp = seccompFields(dumped.map((d) => d.th.seccomp), st.seccomp);
+  dumped.forEach((d, i) => Object.assign(d.th.tcore, seccomp[i]));
+  for (const { tid, th } of dumped) {
     const core: CoreEntry = tid === pid
       ? create(CoreEntrySchema, {
           mtype: CoreEntry_March.X86_64,

@@ -19,6 +19,7 @@ import { restorePages, type FdBridge, type PageRun } from '../objects/pages.js';
 import { restoreSigactions } from '../objects/sigactions.js';
 import { restoreCreds, restoreLoginuid } from '../objects/creds.js';
 import { restorePending } from '../objects/signals.js';
+import { imagePersonality } from './validate.js';
 import { afterPlant, hasAfterPlant } from '../objects/files/fds.js';
 import { fillShmem } from '../objects/files/memfd.js';
 import { checkRegSize, openFlags } from '../objects/files/reg.js';
@@ -349,7 +350,8 @@ export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared
   const p = img.pstree;
   restoreSigactions(rem, tc.sigactions);
   restoreRlimits(rem, p.pid, tc.rlimits?.rlimits ?? [], sh.log);
-  restoreProcessMisc(rem, p.pid, tc, sh.log);
+  // CRIU's images may hold the personality as atoi() read /proc's hex (validate.ts).
+  restoreProcessMisc(rem, p.pid, { ...tc, personality: imagePersonality(tc.personality, `core-${p.pid}.img`) }, sh.log);
   // Before the threads are made (they inherit it) and while the task is still root.
   restoreLoginuid(rem, p.pid, isFieldSet(tc, TaskCoreEntrySchema.field.loginuid) ? tc.loginuid : undefined);
   restorePending(rem, p.pid, p.pid, tc.signalsS, true);

@@ -214,6 +214,16 @@ function readLimit(path: string, fallback: number): number {
 
 const pidOk = (n: number) => Number.isInteger(n) && n > 0 && n <= PID_MAX_LIMIT;
 
+/**
+ * One thread that is not the task itself: only a zombie is listed so (checkTree
+ * holds every live task to list itself). CRIU writes whatever its memory held
+ * there (seize.c sets a zombie's thread's real pid, never its virtual one): 0,
+ * or any number at all. Such a thread id means nothing and names no core.
+ */
+export function listedAsZombie(p: PstreeEntry): boolean {
+  return p.threads.length === 1 && p.threads[0] !== p.pid;
+}
+
 /** pstree.img on its own (before any core is read): pids and tids unique and in range. */
 export function checkPstree(pstree: PstreeEntry[]): void {
   const file = 'pstree.img';
@@ -227,8 +237,9 @@ export function checkPstree(pstree: PstreeEntry[]): void {
     if (seen.has(p.pid)) throw bad(file, `pid ${p.pid} is listed twice (also ${seen.get(p.pid)})`);
     seen.set(p.pid, 'a task');
     if (new Set(p.threads).size !== p.threads.length) throw bad(file, `task ${p.pid}: a thread is listed twice`);
+    if (listedAsZombie(p)) continue;
     for (const tid of p.threads) {
-      if (tid === p.pid || tid === 0) continue; // CRIU lists a zombie's thread as 0 (checkTree)
+      if (tid === p.pid) continue;
       if (!pidOk(tid)) throw bad(file, `task ${p.pid}: thread id ${tid} is out of range`);
       if (seen.has(tid)) throw bad(file, `task ${p.pid}: thread ${tid} is listed twice (also ${seen.get(tid)})`);
       seen.set(tid, `a thread of ${p.pid}`);
@@ -250,6 +261,27 @@ function checkTree(tasks: TaskImages[]): void {
   });
 }
 
+/** Personality flags (linux/personality.h: UNAME26 .. ADDR_LIMIT_3GB) and the persona types, PER_LINUX .. PER_HPUX. */
+const PER_FLAGS = 0x0ffe0000;
+const PER_MASK = 0xff;
+const PER_LAST = 0x10;
+const personalityOk = (v: number) => (v & PER_MASK) <= PER_LAST && (v & ~(PER_MASK | PER_FLAGS)) === 0;
+
+/**
+ * The personality a core holds. CRIU 4.2 reads /proc/PID/personality, which is
+ * hex, with atoi() (cr-dump.c), and never restores it: its 0x40000
+ * (ADDR_NO_RANDOMIZE) is 40000 in the image, 0x9c40, no personality at all.
+ * Such a value is read back as the hex digits it was; one that is no
+ * personality either way is refused.
+ */
+export function imagePersonality(v: number, file: string): number {
+  if (personalityOk(v)) return v;
+  const digits = String(v);
+  const hex = digits.length <= 8 ? parseInt(digits, 16) : NaN;
+  if (Number.isInteger(hex) && personalityOk(hex)) return hex;
+  throw bad(file, `personality 0x${v.toString(16)} is none the kernel knows (nor read as CRIU's atoi() of /proc's hex)`);
+}
+
 /** A core entry restore can use: x86_64, and for a live thread its registers and seccomp chain. */
 function checkCore(dir: ImageDir, tid: number, core: TaskImages['core'], leader: boolean, zombie: boolean, filters: SeccompFilter[]): void {
   const file = dir.fileName('core', tid);
@@ -260,7 +292,7 @@ function checkCore(dir: ImageDir, tid: number, core: TaskImages['core'], leader:
   if (!ti?.gpregs || !ti.fpregs) throw bad(file, 'no registers (thread_info with gpregs and fpregs)');
   const th = core.threadCore;
   if (th?.seccompMode === SeccompMode.filter) {
-    // Each filter names the one before it (prev, when set): the chain ends, within seccomp.img.
+    // Each filter names the one after it (prev, when set, as CRIU): the chain ends, within seccomp.img.
     let n = 0;
     for (let i: number | undefined = th.seccompFilter; i !== undefined; n++) {
       const f: SeccompFilter | undefined = filters[i];
@@ -271,6 +303,7 @@ function checkCore(dir: ImageDir, tid: number, core: TaskImages['core'], leader:
   }
   if (!leader) return;
   const tc = core.tc!;
+  imagePersonality(tc.personality, file);
   if (tc.sigactions.length > NSIG) throw bad(file, `${tc.sigactions.length} signal actions, more than ${NSIG}`);
   if ((tc.rlimits?.rlimits.length ?? 0) > RLIM_NLIMITS) throw bad(file, `${tc.rlimits!.rlimits.length} rlimits, more than ${RLIM_NLIMITS}`);
 }

@@ -325,9 +325,9 @@ export class Session {
     return t;
   }
 
-  /** Runs cryo with args (opts.fds: more fds for cryo, as its fds 3, 4, ...); never throws for a failed run (see ok()). */
-  async cryo(args: string[], opts: { timeoutMs?: number; cwd?: string; env?: Record<string, string>; fds?: number[] } = {}): Promise<CryoResult> {
-    const [cmd, ...pre] = cryoCommand();
+  /** Runs cryo with args (opts.fds: more fds for cryo, as its fds 3, 4, ...; opts.command: another binary, e.g. CRIU's); never throws for a failed run (see ok()). */
+  async cryo(args: string[], opts: { timeoutMs?: number; cwd?: string; env?: Record<string, string>; fds?: number[]; command?: string[] } = {}): Promise<CryoResult> {
+    const [cmd, ...pre] = opts.command ?? cryoCommand();
     const cwd = opts.cwd ?? this.dir;
     const imagesDir = optionValue(args, '-D', '--images-dir');
     const log = optionValue(args, '-o', '--log-file');

@@ -5,16 +5,23 @@
 // elsewhere (dup, then close), so once the tree is dumped each target is found
 // among the home task's fds with kcmp(KCMP_EPOLL_TFD) and the watch is written
 // under an fd that holds that file now, as CRIU does.
-import { statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { create, FdTypes, FileEntrySchema, EventpollFileEntrySchema, EventpollTfdEntrySchema, type FileEntry, type EventpollTfdEntry } from '../../images/index.js';
 import { noFown, type FileTable } from './table.js';
-import { EINVAL, ENOSYS, F, NR, O, kcmpEpollTfd, syscall } from '../../sys/index.js';
+import { EINVAL, ENOSYS, F, NR, O, kcmpEpollTfd, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
 import { badFile, partOf, type FdKind } from './kind.js';
 import { carriersOf, homeOf } from './inflight.js';
 
 const EPOLL_CTL_ADD = 1;
+const KCMP_FILE = 0;
+
+/** The task's other fds that hold the open file at `fd` (kcmp KCMP_FILE), lowest first. */
+function sameFile(pid: number, fd: number): number[] {
+  return readdirSync(`/proc/${pid}/fd`).map(Number).filter((n) => n !== fd).sort((a, b) => a - b)
+    .filter((n) => trySyscall(NR.kcmp, pid, pid, KCMP_FILE, fd, n) === 0);
+}
 const TFD = /^tfd:\s*(\d+)\s+events:\s*([0-9a-f]+)\s+data:\s*([0-9a-f]+)\s+pos:\s*([0-9a-f]+)\s+ino:\s*([0-9a-f]+)\s+sdev:\s*([0-9a-f]+)/gm;
 
 export const epoll: FdKind = {
@@ -42,12 +49,30 @@ export const epoll: FdKind = {
     return fd;
   },
   afterPlant(rem: Remote, fe: FileEntry, fd: number) {
+    const watched = new Set<number>();
     for (const t of fe.epfd?.tfd ?? []) {
       const ev = Buffer.alloc(12); // struct epoll_event is packed on x86_64
       ev.writeUInt32LE(t.events, 0);
       ev.writeBigUInt64LE(t.data, 4);
-      const r = rem.callRaw(NR.epoll_ctl, fd, EPOLL_CTL_ADD, t.tfd, rem.put(ev, 3072));
+      const add = (tfd: number) => rem.callRaw(NR.epoll_ctl, fd, EPOLL_CTL_ADD, tfd, rem.put(ev, 3072));
+      let at = t.tfd;
+      let r = add(at);
+      // Two watches of one file under one fd number: CRIU's image of watches made
+      // through fds since closed (its dump writes the first fd holding the file
+      // for each). Each goes under another fd of the task holding that file, as
+      // cryo's own dump writes them.
+      if (r === -17n /* EEXIST */) {
+        for (const other of sameFile(rem.pid, at)) {
+          if (watched.has(other)) continue;
+          r = add(other);
+          if (r !== -17n) {
+            at = other;
+            break;
+          }
+        }
+      }
       if (r < 0n) throw new CryoError(`task ${rem.pid}: epoll fd ${fd}: cannot watch fd ${t.tfd} again (errno ${-r})`);
+      watched.add(at);
     }
   },
   check(entries, env) {

@@ -25,12 +25,29 @@ export function setInt(fd: number, req: number, v: number): void {
   ioctl(fd, req, b);
 }
 
+/**
+ * c_cc as CRIU 4.2 keeps it: tty.c's termios_copy memcpy()s the 32 bytes of
+ * glibc's c_cc into (and back out of) the entry's uint32 array, so control
+ * character i is byte i of the array's little-endian memory: bits 8*(i%4) of
+ * word i/4. The words past the eighth hold whatever CRIU's memory held; a
+ * restore reads only the first NCCS bytes.
+ */
+function packCc(cc: Uint8Array): number[] {
+  const words = new Array<number>(NCCS).fill(0);
+  cc.forEach((c, i) => (words[i >> 2] = (words[i >> 2]! | (c << (8 * (i & 3)))) >>> 0));
+  return words;
+}
+
+function ccByte(words: number[], i: number): number {
+  return (words[i >> 2]! >>> (8 * (i & 3))) & 0xff;
+}
+
 function readTermios(fd: number, req: number): TermiosEntry {
   const t = Buffer.alloc(TERMIOS_SIZE);
   ioctl(fd, req, t);
   return create(TermiosEntrySchema, {
     cIflag: t.readUInt32LE(0), cOflag: t.readUInt32LE(4), cCflag: t.readUInt32LE(8), cLflag: t.readUInt32LE(12),
-    cLine: t.readUInt8(16), cIspeed: 0, cOspeed: 0, cCc: [...t.subarray(17, 17 + NCCS)],
+    cLine: t.readUInt8(16), cIspeed: 0, cOspeed: 0, cCc: packCc(t.subarray(17, 17 + NCCS)),
   });
 }
 
@@ -42,7 +59,7 @@ function termiosBuf(e: TermiosEntry, what: string): Buffer {
   t.writeUInt32LE(e.cCflag, 8);
   t.writeUInt32LE(e.cLflag, 12);
   t.writeUInt8(e.cLine & 0xff, 16);
-  for (let i = 0; i < NCCS; i++) t.writeUInt8(e.cCc[i]! & 0xff, 17 + i);
+  for (let i = 0; i < NCCS; i++) t.writeUInt8(ccByte(e.cCc, i), 17 + i);
   return t;
 }
 

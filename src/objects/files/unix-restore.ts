@@ -180,6 +180,19 @@ export function checkUnix(entries: FileEntry[], env: CheckFilesEnv): void {
   }
   const inherited = (ue: UnixSkEntry) => env.inherited.has(`socket:[${ue.ino}]`);
   const inTree = (ue: UnixSkEntry) => !(ue.uflags & USK_EXTERN) && !inherited(ue);
+  // One file per path: of the sockets bound there themselves (datagram ones and
+  // listeners; an accepted connection shows its listener's name), one at most
+  // still has it. CRIU's dumps do not mark a socket whose file was renamed away
+  // as deleted, so its images may name two: which one is at the path cannot be told.
+  const bound = new Map<string, FileEntry>();
+  for (const fe of entries) {
+    const ue = fe.usk!;
+    if (!inTree(ue) || ue.deleted || !isPath(ue.name) || (ue.type !== SOCK.DGRAM && ue.state !== TCP_LISTEN)) continue;
+    const key = `${ue.nameDir ?? ''}\0${Buffer.from(ue.name).toString('latin1')}`;
+    const other = bound.get(key);
+    if (other) throw badFile(fe, `${show(ue)} and ${show(other.usk!)} are both bound to that name and neither is marked deleted: the file of one was moved away, and the images do not say which`);
+    bound.set(key, fe);
+  }
   for (const fe of entries) {
     const ue = fe.usk!;
     if (!inTree(ue)) continue;

@@ -4,7 +4,7 @@
 // Peers are checked once the whole tree is dumped: a peer outside it is an
 // external socket (--ext-unix-sk, --external unix[ino]) or an error.
 import { closeSync, fstatSync, readlinkSync, statSync } from 'node:fs';
-import { create, FdTypes, FileEntrySchema, SkPacketEntrySchema, ScmEntrySchema, UnixSkEntrySchema, FilePermsEntrySchema, SkOptsEntrySchema, type UnixSkEntry, type SkPacketEntry } from '../../images/index.js';
+import { create, FdTypes, FileEntrySchema, SkPacketEntrySchema, ScmEntrySchema, UnixSkEntrySchema, FilePermsEntrySchema, SkOptsEntrySchema, type FileEntry, type UnixSkEntry, type SkPacketEntry } from '../../images/index.js';
 import { noFown } from './table.js';
 import { AF, NR, O, SO, SOCK, SOL_SOCKET, SCM_RIGHTS, SCM_CREDENTIALS, SIOCUNIXFILE, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
@@ -199,4 +199,40 @@ export function finishUnix(files: FileTable, extUnixSk: boolean, external: strin
 /** Let go of cryo's copies of the fds in flight (the dump is over, or failed). */
 export function closeUnix(files: FileTable): void {
   for (const fd of files.unix?.held.splice(0) ?? []) closeSync(fd);
+}
+
+/**
+ * files.img in an order CRIU's restore can read: a socket connected to one that
+ * is not connected back (a datagram client of a server) after that server.
+ * CRIU's collect_one_unixsk looks a socket's peer up only among the entries read
+ * before it, and fails ("Peer N unresolved") otherwise; its dump writes the peer
+ * first. Everything else keeps its place.
+ */
+export function peersFirst(entries: FileEntry[]): FileEntry[] {
+  const byIno = new Map<number, FileEntry>();
+  for (const e of entries) if (e.type === FdTypes.UNIXSK && e.usk) byIno.set(e.usk.ino, e);
+  const out: FileEntry[] = [];
+  const placed = new Set<FileEntry>();
+  const waiting = new Map<number, FileEntry[]>(); // by the ino of the peer they wait for
+  const place = (e: FileEntry): void => {
+    out.push(e);
+    placed.add(e);
+    const ino = e.type === FdTypes.UNIXSK ? e.usk?.ino : undefined;
+    if (ino === undefined) return;
+    const next = waiting.get(ino) ?? [];
+    waiting.delete(ino);
+    next.forEach(place);
+  };
+  for (const e of entries) {
+    const u = e.type === FdTypes.UNIXSK ? e.usk : undefined;
+    const peer = u?.peer ? byIno.get(u.peer) : undefined;
+    if (u && peer && peer !== e && peer.usk!.peer !== u.ino && !placed.has(peer)) {
+      waiting.set(u.peer, [...(waiting.get(u.peer) ?? []), e]);
+      continue;
+    }
+    place(e);
+  }
+  // Chains that loop without a pair (not a state the kernel makes): as they were.
+  for (const e of entries) if (!placed.has(e)) out.push(e);
+  return out;
 }
