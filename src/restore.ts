@@ -19,7 +19,7 @@ import { spawnSeed } from './restore/seed.js';
 import { restoreTimers } from './objects/timers.js';
 import { installFilters, restoreSeccomp, sharedFilters } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
-import { openFileEntry } from './objects/files/fds.js';
+import { openFileEntry, settleFiles } from './objects/files/fds.js';
 import { inflightHomes } from './objects/files/inflight.js';
 import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
@@ -415,6 +415,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     // Every mapping and fd is in place: seal the memfds, drop the ghost files and links.
     sh.memfds.applySeals();
     sh.remaps.cleanup(true);
+    settleFiles(sh.opened, sh.files);
     const rootHost = root0.rem.pid; // the pid file and wait use cryo's view, as CRIU's
     cg?.writeProperties();
     runAction(ctx, 'post-restore', { rootPid: rootHost });

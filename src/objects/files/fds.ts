@@ -194,3 +194,11 @@ export function afterPlant(rem: Remote, fe: FileEntry, fd: number, files: Map<nu
   FD_KINDS.find((k) => k.type === fe.type)?.afterPlant?.(rem, fe, fd);
   asyncOn(rem, fe, fd, (id) => files.get(id));
 }
+
+/** Every file the restore opened, once all are in place (cryo's fds, by file id). */
+export function settleFiles(opened: Map<number, number>, files: Map<number, FileEntry>): void {
+  for (const [id, fd] of opened) {
+    const fe = files.get(id);
+    if (fe) FD_KINDS.find((k) => k.type === fe.type)?.settled?.(fe, fd);
+  }
+}

@@ -63,6 +63,9 @@ export interface Ghost {
   /** Access and modification times, in seconds, when the image has them. */
   atime?: number;
   mtime?: number;
+  /** The inode it was (the device as the kernel numbers it, as in fdinfo): watches of it are put on the ghost. */
+  dev?: number;
+  ino?: bigint;
 }
 
 export interface RestoreFilesEnv {
@@ -183,6 +186,11 @@ export interface FdKind {
   inheritKey?(fe: FileEntry, env: RestoreFilesEnv): string | undefined;
   /** Use `fd` (given with --inherit-fd) for the object; default: the same open file description. */
   openInherited?(fe: FileEntry, fd: number, env: RestoreFilesEnv): number;
+  /**
+   * Once every file of the restore is in place and its ghosts and links are gone,
+   * on cryo's own fd of the object (an inotify drops the events the restore caused).
+   */
+  settled?(fe: FileEntry, fd: number): void;
   /** Once every fd of the task is in place (an epoll's targets, say). */
   afterPlant?(rem: Remote, fe: FileEntry, fd: number): void;
   /**
@@ -201,4 +209,8 @@ export function major(rdev: number): number {
 export function minor(rdev: number): number {
   const d = BigInt(rdev);
   return Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
+}
+/** A dev_t as the kernel numbers a superblock (MKKDEV: major << 20 | minor), as fdinfo and CRIU's images give it. */
+export function kdev(dev: number): number {
+  return ((major(dev) << 20) | minor(dev)) >>> 0;
 }
