@@ -19,7 +19,7 @@ import { spawnSeed } from './restore/seed.js';
 import { restoreTimers } from './objects/timers.js';
 import { installFilters, restoreSeccomp, sharedFilters } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
-import { openFileEntry, settleFiles } from './objects/files/fds.js';
+import { openFileEntry, reownFile, settleFiles } from './objects/files/fds.js';
 import { inflightHomes } from './objects/files/inflight.js';
 import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
@@ -377,7 +377,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
         table.pidfd = th.cryoPidfd;
       }
       // As CRIU: locks come back only when asked for with --file-locks.
-      if (opts.fileLocks) restoreLocks(rem, loaded.locks.filter((l) => l.pid === t.pstree.pid));
+      if (opts.fileLocks) restoreLocks(rem, loaded.locks.filter((l) => l.pid === t.pstree.pid), (fd) => reownFile(t, fd, sh));
       restoreFs(rem, t, sh);
       restoreTaskState(rem, t, sh);
       // Its children exist now: what a fork must not copy.

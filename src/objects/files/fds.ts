@@ -202,3 +202,14 @@ export function settleFiles(opened: Map<number, number>, files: Map<number, File
     if (fe) FD_KINDS.find((k) => k.type === fe.type)?.settled?.(fe, fd);
   }
 }
+
+/**
+ * Give the file the task holds as `fd` its dumped owner again (a lease set since
+ * took it), from cryo's fd of it, as when it was opened.
+ */
+export function reownFile(t: { fdinfo?: FdinfoEntry[] }, fd: number, env: RestoreFilesEnv & { opened: Map<number, number> }): void {
+  const id = t.fdinfo?.find((f) => f.fd === fd)?.id;
+  const fe = id === undefined ? undefined : env.files.get(id);
+  const cfd = id === undefined ? undefined : env.opened.get(id);
+  if (fe && cfd !== undefined) restoreFown(cfd, fe, (x) => env.files.get(x), env.hostPid);
+}
