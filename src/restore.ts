@@ -302,6 +302,10 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     memfds: new MemfdInodes(loaded.memfdInodes, loaded.memfdContents, (id) => sh.pagesFd(id), (shmid) => (sh.shmem.has(shmid) ? sh.shmem.fd(shmid) : undefined)),
     shmem: new ShmemObjects(loaded.shmemShapes, loaded.shmemContents, (id) => sh.pagesFd(id)),
     hostPid: (vpid) => rems.get(vpid)?.pid ?? vpid,
+    nsHolder: (field, nsId) => {
+      const t = loaded.tasks.find((x) => x.core.ids?.[field] === nsId && rems.has(x.pstree.pid));
+      return t ? rems.get(t.pstree.pid)!.pid : undefined;
+    },
     deadPidfds: new Map(),
     spawnTemp: () => spawnSeed(0, false),
     pipeEnds: new Map(),

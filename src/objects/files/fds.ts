@@ -8,6 +8,7 @@ import { O, FD_CLOEXEC, SO, SOL_SOCKET, pidfdOpen, pidfdGetfd, dupCloexec, sock 
 import { CryoError } from '../../context.js';
 import type { CheckFilesEnv, DumpFilesEnv, FdKind, FdProbe, RestoreFilesEnv } from './kind.js';
 import { regular } from './reg.js';
+import { nsfile } from './nsfile.js';
 import { tty, isTty } from './tty.js';
 import { pipe, fifo } from './pipe.js';
 import { eventfd } from './eventfd.js';
@@ -23,7 +24,7 @@ import { parseLocks } from './locks.js';
 import { readFown, setFown, restoreFown, asyncOn, nsPidOf } from './fown.js';
 import type { Remote } from '../../tracer/remote.js';
 
-const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, fanotify, pidfd, unixsk, memfd];
+const FD_KINDS: FdKind[] = [nsfile, regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, fanotify, pidfd, unixsk, memfd];
 
 function kindName(st: Stats, link: string): string {
   if (st.isFIFO()) return 'pipe';

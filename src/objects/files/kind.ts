@@ -43,6 +43,8 @@ export interface DumpFilesEnv {
   forceIrmap: boolean;
   /** Paths of watched inodes found by scanning (and the irmap cache), for the whole dump. */
   irmap: Irmap;
+  /** The id in the images of the namespace /proc names `link` (kind "net", link "net:[INO]"). */
+  nsId(kind: string, link: string): number;
 }
 
 /** What recording a regular file (of an fd or a mapping) needs of the dump. */
@@ -82,6 +84,8 @@ export interface RestoreFilesEnv {
   pipeData: Map<number, { data: Uint8Array; size: number }>;
   /** Our pid of a task of the tree, by its pid in its own namespace (pidfds name them so). */
   hostPid(vpid: number): number;
+  /** Our pid of a task restored so far whose ids name namespace `nsId` in `field`; undefined if none is yet. */
+  nsHolder(field: 'pidNsId' | 'mntNsId' | 'netNsId' | 'ipcNsId' | 'utsNsId' | 'userNsId' | 'cgroupNsId' | 'timeNsId', nsId: number): number | undefined;
   /**
    * pidfds of processes that had exited, by inode, then by file id: opened all at
    * once on a process made to die (spawnTemp), so they share one pid and inode.
