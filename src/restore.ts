@@ -119,7 +119,7 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   for (const r of remapEntries) {
     if (r.remapType === RemapType.GHOST && !ghosts.has(r.remapId)) ghosts.set(r.remapId, readGhostImage(dir, r.remapId));
   }
-  const remaps = new Remaps(remapEntries, ghosts, files);
+  const remaps = new Remaps(remapEntries, ghosts, files, (pid) => spawnSeed(pid, false));
   // memfds: their inodes, and the contents of each as shared memory.
   const memfdInodes = dir.tryRead('memfdInode') ?? [];
   const memfdContents = new Map<number, ShmemContents>();
@@ -270,10 +270,15 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   // A tree whose root was the init of a pid namespace gets a new one, where its pids are free.
   const newPidns = (nsFlags! & CLONE.NEWPID) !== 0;
   const taken = (newPidns ? [] : loaded.tasks).find((t) => existsSync(`/proc/${t.pstree.pid}`));
-  if (taken) {
+  // Files of dead processes' /proc directories: their pids, taken for a moment by processes of cryo's.
+  const dead = loaded.remaps.deadPids();
+  const deadTaken = newPidns ? undefined : dead.find((pid) => existsSync(`/proc/${pid}`));
+  if (taken || deadTaken !== undefined || (newPidns && dead.length)) {
     cg?.close();
     dir.close();
-    throw new CryoError(`pid ${taken.pstree.pid} is already in use`);
+    if (taken) throw new CryoError(`pid ${taken.pstree.pid} is already in use`);
+    if (deadTaken !== undefined) throw new CryoError(`pid ${deadTaken} is already in use (a task held a file of that dead process's /proc directory)`);
+    throw new CryoError(`a task held a file of dead process ${dead[0]}'s /proc directory in its pid namespace: not supported yet`);
   }
 
   const inherited = new Map<string, { fd: number; used: boolean }>();

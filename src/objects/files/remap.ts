@@ -13,7 +13,7 @@ import { RemapType, REMAP_GHOST, RemapFilePathEntrySchema, RegFileEntrySchema, i
 import { CryoError } from '../../context.js';
 import type { Ghost } from './kind.js';
 import { makeGhost, typeName, S_IFMT, S_IFDIR, S_IFREG } from './ghost.js';
-import { AT_FDCWD, NR, O, trySyscall } from '../../sys/index.js';
+import { AT_FDCWD, NR, O, SIG, kill, trySyscall, waitpid } from '../../sys/index.js';
 
 const RENAME_NOREPLACE = 1;
 
@@ -28,11 +28,16 @@ export class Remaps {
   /** Directories made for them (deepest last). */
   private readonly dirs: string[] = [];
 
+  /** Processes of cryo's standing in for dead ones whose /proc directory is opened (PROCFS remaps): host pid, by pid. */
+  private readonly standIns = new Map<number, number>();
+
   /**
    * @param ghosts contents of each ghost-file image, by remap id
    * @param files files.img, where a linked remap's link file is
+   * @param spawnAs starts a process of cryo's with this pid (that of a dead one); returns it as cryo sees it
    */
-  constructor(entries: RemapFilePathEntry[], private readonly ghosts: Map<number, Ghost>, private readonly files: Map<number, FileEntry>) {
+  constructor(entries: RemapFilePathEntry[], private readonly ghosts: Map<number, Ghost>, private readonly files: Map<number, FileEntry>,
+    private readonly spawnAs: (pid: number) => number) {
     for (const r of entries) {
       if (!files.get(r.origId)?.reg) throw new CryoError(`remap-fpath.img: file id ${r.origId} is remapped, but it is no regular file entry of files.img`);
       if (this.byOrig.has(r.origId)) throw new CryoError(`remap-fpath.img: file id ${r.origId} is remapped twice`);
@@ -47,6 +52,10 @@ export class Remaps {
         // Its contents are what the file held when it was dumped.
         if (isFieldSet(reg, RegFileEntrySchema.field.size) && reg.size !== BigInt(g.size)) {
           throw new CryoError(`ghost-file-${r.remapId.toString(16)}.img: holds a file of ${g.size} bytes, but file id ${r.origId} had ${reg.size}`);
+        }
+      } else if (r.remapType === RemapType.PROCFS) {
+        if (!/^\/proc\/\d+(\/|$)/.test(files.get(r.origId)!.reg!.name) || r.remapId <= 0) {
+          throw new CryoError(`remap-fpath.img: file id ${r.origId} is remapped to dead process ${r.remapId}, but it is no file of that process's /proc directory`);
         }
       } else if (r.remapType === RemapType.LINKED) {
         if (!files.get(r.remapId)?.reg) throw new CryoError(`remap-fpath.img: file id ${r.origId} is linked to file id ${r.remapId}, which is missing`);
@@ -76,9 +85,27 @@ export class Remaps {
     return undefined;
   }
 
+  /** Pids of dead processes whose /proc files the images hold (a process of cryo's takes each while the restore runs). */
+  deadPids(): number[] {
+    return [...this.byOrig.values()].filter((r) => r.remapType === RemapType.PROCFS).map((r) => r.remapId);
+  }
+
+  /**
+   * A file of a dead process's /proc directory: a process of cryo's with its pid
+   * makes the directory exist while the file is opened; once it is gone (at the
+   * end), the file is unhashed again, as it was (CRIU's dead pid remap).
+   */
+  private standIn(pid: number): void {
+    if (!this.standIns.has(pid)) this.standIns.set(pid, this.spawnAs(pid));
+  }
+
   /** A deleted directory (a ghost), made again under its name: where to open it or chdir to. */
   dirPath(id: number, name: string): string | undefined {
     const r = this.byOrig.get(id);
+    if (r?.remapType === RemapType.PROCFS) {
+      this.standIn(r.remapId);
+      return name;
+    }
     if (r?.remapType !== RemapType.GHOST || (this.ghosts.get(r.remapId)!.mode & S_IFMT) !== S_IFDIR) return undefined;
     return this.ghostFile(r.remapId, name);
   }
@@ -88,6 +115,7 @@ export class Remaps {
     const r = this.byOrig.get(id)!;
     const dir = this.dirPath(id, name);
     if (dir !== undefined) {
+      // (a deleted directory, or a file of a dead process's /proc directory)
       try {
         return openSync(dir, flags);
       } catch (e) {
@@ -203,6 +231,11 @@ export class Remaps {
       removeQuietly(p, isDir);
     }
     this.made.clear();
+    for (const pid of this.standIns.values()) {
+      kill(pid, SIG.KILL);
+      waitpid(pid, 0);
+    }
+    this.standIns.clear();
     for (const pin of this.pinned.values()) closeSync(pin.fd);
     this.pinned.clear();
     for (const d of this.dirs.reverse()) {
