@@ -21,7 +21,7 @@ import { restoreThreadState } from './objects/thread-state.js';
 import { restoreFs } from './objects/fs.js';
 import { filterChain, installFilters, restoreSeccomp, sharedFilters } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
-import { openFileEntry } from './objects/files/fds.js';
+import { openFileEntry, reownFile, settleFiles } from './objects/files/fds.js';
 import { inflightHomes } from './objects/files/inflight.js';
 import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
@@ -123,7 +123,7 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   for (const r of remapEntries) {
     if (r.remapType === RemapType.GHOST && !ghosts.has(r.remapId)) ghosts.set(r.remapId, readGhostImage(dir, r.remapId));
   }
-  const remaps = new Remaps(remapEntries, ghosts, files);
+  const remaps = new Remaps(remapEntries, ghosts, files, (pid) => spawnSeed(pid, false));
   // memfds: their inodes, and the contents of each as shared memory.
   const memfdInodes = dir.tryRead('memfdInode') ?? [];
   const memfdContents = new Map<number, ShmemContents>();
@@ -287,10 +287,15 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   // A tree whose root was the init of a pid namespace gets a new one, where its pids are free.
   const newPidns = (nsFlags! & CLONE.NEWPID) !== 0;
   const taken = (newPidns ? [] : loaded.tasks).find((t) => existsSync(`/proc/${t.pstree.pid}`));
-  if (taken) {
+  // Files of dead processes' /proc directories: their pids, taken for a moment by processes of cryo's.
+  const dead = loaded.remaps.deadPids();
+  const deadTaken = newPidns ? undefined : dead.find((pid) => existsSync(`/proc/${pid}`));
+  if (taken || deadTaken !== undefined || (newPidns && dead.length)) {
     cg?.close();
     dir.close();
-    throw new CryoError(`pid ${taken.pstree.pid} is already in use`);
+    if (taken) throw new CryoError(`pid ${taken.pstree.pid} is already in use`);
+    if (deadTaken !== undefined) throw new CryoError(`pid ${deadTaken} is already in use (a task held a file of that dead process's /proc directory)`);
+    throw new CryoError(`a task held a file of dead process ${dead[0]}'s /proc directory in its pid namespace: not supported yet`);
   }
 
   const inherited = new Map<string, { fd: number; used: boolean }>();
@@ -320,6 +325,10 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     memfds: new MemfdInodes(loaded.memfdInodes, loaded.memfdContents, (id) => sh.pagesFd(id), (shmid) => (sh.shmem.has(shmid) ? sh.shmem.fd(shmid) : undefined)),
     shmem: new ShmemObjects(loaded.shmemShapes, loaded.shmemContents, (id) => sh.pagesFd(id)),
     hostPid: (vpid) => rems.get(vpid)?.pid ?? vpid,
+    nsHolder: (field, nsId) => {
+      const t = loaded.tasks.find((x) => x.core.ids?.[field] === nsId && rems.has(x.pstree.pid));
+      return t ? rems.get(t.pstree.pid)!.pid : undefined;
+    },
     deadPidfds: new Map(),
     spawnTemp: () => spawnSeed(0, false),
     pipeEnds: new Map(),
@@ -398,7 +407,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
         table.pidfd = th.cryoPidfd;
       }
       // As CRIU: locks come back only when asked for with --file-locks.
-      if (opts.fileLocks) restoreLocks(rem, loaded.locks.filter((l) => l.pid === t.pstree.pid));
+      if (opts.fileLocks) restoreLocks(rem, loaded.locks.filter((l) => l.pid === t.pstree.pid), (fd) => reownFile(t, fd, sh));
       restoreFs(rem, t.fs, sh);
       restoreTaskState(rem, t, sh);
       // Its children exist now: what a fork must not copy.
@@ -438,6 +447,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     // Every mapping and fd is in place: seal the memfds, drop the ghost files and links.
     sh.memfds.applySeals();
     sh.remaps.cleanup(true);
+    settleFiles(sh.opened, sh.files);
     const rootHost = root0.rem.pid; // the pid file and wait use cryo's view, as CRIU's
     cg?.writeProperties();
     runAction(ctx, 'post-restore', { rootPid: rootHost });

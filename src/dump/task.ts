@@ -65,16 +65,18 @@ export interface DumpState {
 }
 
 
+/** The id of the namespace /proc names `link` ("net:[INO]") in the images. */
+function nsIdOf(link: string, st: DumpState): number {
+  let v = st.nsIds.get(link);
+  if (v === undefined) {
+    v = st.nextObjId++;
+    st.nsIds.set(link, v);
+  }
+  return v;
+}
+
 function nsIds(pid: number, st: DumpState): Record<string, number> {
-  const id = (ns: string) => {
-    const link = readlinkSync(`/proc/${pid}/ns/${ns}`);
-    let v = st.nsIds.get(link);
-    if (v === undefined) {
-      v = st.nextObjId++;
-      st.nsIds.set(link, v);
-    }
-    return v;
-  };
+  const id = (ns: string) => nsIdOf(readlinkSync(`/proc/${pid}/ns/${ns}`), st);
   return {
     pidNsId: id('pid'), netNsId: id('net'), ipcNsId: id('ipc'), utsNsId: id('uts'),
     mntNsId: id('mnt'), userNsId: id('user'), cgroupNsId: id('cgroup'), timeNsId: id('time'),
@@ -206,7 +208,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   // Files first: the page transfer below briefly adds fds of ours to the task.
   const env: Omit<DumpFilesEnv, 'dumpOwn'> = {
     files: st.files, shellJob: ctx.opts.shellJob, external: ctx.opts.external, ghostLimit: ctx.opts.ghostLimit,
-    linkRemap: ctx.opts.linkRemap, evasiveDevices: ctx.opts.evasiveDevices, fileLocks: ctx.opts.fileLocks, tcpEstablished: ctx.opts.tcpEstablished, vpid: t.ns.pid, forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap,
+    linkRemap: ctx.opts.linkRemap, evasiveDevices: ctx.opts.evasiveDevices, fileLocks: ctx.opts.fileLocks, tcpEstablished: ctx.opts.tcpEstablished, vpid: t.ns.pid, forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap, nsId: (_kind, link) => nsIdOf(link, st),
   };
   // A table shared with a task dumped before (CLONE_FILES) is in its fdinfo image
   // already; only this task's own POSIX locks on it are left to take.

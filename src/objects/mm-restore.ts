@@ -43,7 +43,7 @@ interface Special {
 
 /**
  * Move the task's own [vvar]/[vvar_vclock]/[vdso] to where the dumped task had
- * them. Both come from the same kernel, so only their place changes. Goes through a
+ * them (or unmap them, where it had none). Both come from the same kernel, so only their place changes. Goes through a
  * temporary spot so that no move lands on a special mapping not yet moved.
  * Returns the distance the vDSO moved (to re-aim a syscall address inside it).
  */
@@ -53,10 +53,14 @@ export function moveVdso(rem: Remote, current: Vma[], mm: MmEntry, tmp: bigint):
   const want = mm.vmas.filter((v) => v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR));
   const curVdso = cur.find((c) => c.name === '[vdso]');
   const wantVdso = want.find((v) => v.status & VMA_AREA_VDSO);
-  if (!curVdso || !wantVdso) {
-    if (wantVdso) throw new Error('this kernel gives the task no vDSO, but the dumped task had one');
+  if (!wantVdso) {
+    // The task had unmapped its vDSO (and vvar): it gets none now either.
+    if (want.length) throw new Error('the dumped task had a [vvar] but no [vdso]; restoring that is not supported');
+    rem.syscallsThroughStub();
+    for (const c of cur) rem.call(`munmap(${c.name})`, NR.munmap, c.start, c.end - c.start);
     return 0n;
   }
+  if (!curVdso) throw new Error('this kernel gives the task no vDSO, but the dumped task had one');
   if (curVdso.end - curVdso.start !== wantVdso.end - wantVdso.start) {
     throw new Error('the vDSO of this kernel differs in size from the dumped one; restoring on another kernel is not supported yet');
   }

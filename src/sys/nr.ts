@@ -26,7 +26,7 @@ export const NR = {
   io_getevents: 208, io_submit: 209, membarrier: 324, mlock2: 325,
   clone3: 435, close_range: 436, openat2: 437, pidfd_getfd: 438,
   connect: 42, sendto: 44, recvfrom: 45, shutdown: 48, bind: 49, listen: 50, getsockname: 51,
-  getpeername: 52, socketpair: 53, setsockopt: 54, getsockopt: 55, accept4: 288,
+  getpeername: 52, socketpair: 53, setsockopt: 54, getsockopt: 55, accept4: 288, renameat2: 316,
 } as const;
 
 export const PTRACE = {

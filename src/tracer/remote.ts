@@ -289,6 +289,16 @@ export class Remote {
     this.borrowed = true;
   }
 
+  /**
+   * Calls made without the stub go through the stub's own syscall instruction
+   * (stepped to the syscall's exit, so the int3 after it never runs: the stub may
+   * unmap itself). For a task that is to have no vDSO, whose syscall it used.
+   */
+  syscallsThroughStub(): void {
+    if (!this.stubIp) throw new Error(`task ${this.pid}: no scratch stub to make system calls through`);
+    this.syscallIp = this.stubIp;
+  }
+
   /** [start, end) of the scratch area including the stub page, or null. */
   scratchRange(): [bigint, bigint] | null {
     return this.scratchAddr ? [this.scratchAddr - 4096n, this.scratchAddr + BigInt(this.scratchLen)] : null;

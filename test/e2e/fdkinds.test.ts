@@ -32,3 +32,20 @@ test('pidfds of processes that exited and were reaped: pidfds of one dead proces
   assert.deepEqual(pidfds.filter((p) => p.flags & 2), [], JSON.stringify(pidfds));
   await s.expectPass(await s.restore(images, target));
 });
+
+test('fds of the task\'s own namespaces (/proc/self/ns/*) come back as files of its namespaces; one of a namespace no task is in fails the dump', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'nsfiles');
+  await s.cycle('nsfiles');
+  const foreign = await s.start('nsfiles', { args: [s.dir, 'foreign'] });
+  const r = await s.cryo(['dump', '-t', String(foreign.pid), '-D', s.mkdir()]);
+  assert.equal(r.code, 1, s.report());
+  assert.match(r.stderr, new RegExp(`^Error: task ${foreign.pid}: fd \\d+ is a file of a uts namespace \\(uts:\\[\\d+\\]\\) no task of the tree is in, which cannot be dumped\\n$`), s.report());
+  await s.expectPass(foreign);
+  // The check can fail: SIGUSR2 puts /dev/null in the net fd's place.
+  const again = await s.start('nsfiles');
+  const images = s.mkdir();
+  await s.dump(again, images);
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  const { output } = await s.finish(await s.restore(images, again), 'SIGUSR2');
+  assert.match(output, /^FAIL: fd \d+ is not the task's net namespace/m, s.report());
+});

@@ -71,3 +71,41 @@ test('deleted directories (an fd, the cwd), FIFOs, device nodes and symlinks com
   // The ghosts made for the restore are gone again; the session dir holds what it held.
   assert.deepEqual(fs.readdirSync(s.dir).filter((n) => !/^(images-\d+|restore-\d+\.pid|deletedkinds\.out|lnk)$/.test(n)), []);
 });
+
+test('an inotify watch on a deleted file is put on its ghost, the inode its fd gets; the restore\'s own events are not queued', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'inotifyghost');
+  const target = await s.start('inotifyghost');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  // The ghost names its inode as the watch does (the kernel's device number, as CRIU writes it).
+  const files = critDecode(images, 'files.img') as { entries: Array<{ ify?: { wd: Array<{ wd: number; s_dev: number; i_ino: number }> } }> };
+  const watch = files.entries.flatMap((e) => e.ify?.wd ?? []).find((w) => w.wd === 2);
+  const ghost = critDecode(images, fs.readdirSync(images).find((n) => n.startsWith('ghost-file-'))!) as { entries: Array<{ dev: number; ino: number }> };
+  assert.ok(watch, s.report());
+  assert.deepEqual([ghost.entries[0]!.dev, ghost.entries[0]!.ino], [watch.s_dev, watch.i_ino], s.report());
+  await s.expectPass(await s.restore(images, target));
+  // The check can fail: SIGUSR2 drops the watch first.
+  const again = await s.start('inotifyghost', { args: [s.mkdir('again')] });
+  const images2 = s.mkdir();
+  await s.dump(again, images2);
+  const { output } = await s.finish(await s.restore(images2, again), 'SIGUSR2');
+  assert.match(output, /^FAIL: .*watch 2/m, s.report());
+});
+
+test('a cwd and an fd in the /proc directory of a process that died come back so (a process of cryo\'s takes its pid while they are opened)', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'deadproc');
+  const target = await s.start('deadproc');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  const remaps = critDecode(images, 'remap-fpath.img') as { entries: Array<{ remap_type: string }> };
+  assert.deepEqual(remaps.entries.map((e) => e.remap_type), ['PROCFS', 'PROCFS'], s.report());
+  await s.expectPass(await s.restore(images, target));
+  // The check can fail: SIGUSR2 leaves the directory first.
+  const again = await s.start('deadproc');
+  const images2 = s.mkdir();
+  await s.dump(again, images2);
+  const { output } = await s.finish(await s.restore(images2, again), 'SIGUSR2');
+  assert.match(output, /^FAIL: getcwd works/m, s.report());
+});

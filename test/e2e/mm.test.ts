@@ -64,3 +64,14 @@ test('AIO rings: size, head, tail and the events not collected come back; check 
   assert.equal(mm!.aios.length, 2, JSON.stringify(mm!.aios));
   for (const a of mm!.aios) assert.ok(a.ring_len % 4096 === 0 && a.nr_req > 0, JSON.stringify(a));
 });
+
+test('a task that unmapped its vDSO and vvar (and the child it forked then) comes back without them, and runs', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'novdso');
+  await s.cycle('novdso');
+  // The check can fail: SIGUSR2 kills the child first.
+  const again = await s.start('novdso');
+  const images = s.mkdir();
+  await s.dump(again, images);
+  const { output } = await s.finish(await s.restore(images, again), 'SIGUSR2');
+  assert.match(output, /^FAIL: .*the child does not answer/m, s.report());
+});

@@ -18,6 +18,11 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const regEntry = (id: number, name: string): FileEntry =>
   create(FileEntrySchema, { type: FdTypes.REG, id, reg: create(RegFileEntrySchema, { id, flags: 0, pos: 0n, name }) });
 
+/** No test here opens a dead process's /proc files. */
+const noStandIn = (pid: number): number => {
+  throw new Error(`no stand-in for pid ${pid} in unit tests`);
+};
+
 describe('ghost-file images', () => {
   it('reads a chunked ghost file (as CRIU writes big ones), holes as zeros, with its times', () => {
     const dir = ImageDir.open(fs.mkdtempSync(path.join(tmp, 'img-')), { write: true });
@@ -42,7 +47,7 @@ describe('ghost-file images', () => {
     const d = fs.mkdtempSync(path.join(tmp, 'files-'));
     const name = path.join(d, 'sparse');
     const files = new Map<number, FileEntry>([[1, regEntry(1, name)]]);
-    const remaps = new Remaps([create(RemapFilePathEntrySchema, { origId: 1, remapId: 3, remapType: RemapType.GHOST })], new Map([[3, readGhostImage(dir, 3)]]), files);
+    const remaps = new Remaps([create(RemapFilePathEntrySchema, { origId: 1, remapId: 3, remapType: RemapType.GHOST })], new Map([[3, readGhostImage(dir, 3)]]), files, noStandIn);
     const fd = remaps.open(1, name, fs.constants.O_RDONLY);
     const st = fs.fstatSync(fd);
     assert.equal(st.size, 3 << 20);
@@ -86,12 +91,14 @@ describe('Remaps', () => {
       create(RemapFilePathEntrySchema, { origId: 1, remapId: 20, remapType: RemapType.GHOST }),
       create(RemapFilePathEntrySchema, { origId: 2, remapId: 20, remapType: RemapType.GHOST }),
       create(RemapFilePathEntrySchema, { origId: 3, remapId: 9, remapType: RemapType.LINKED }),
-    ], ghosts, files);
+    ], ghosts, files, noStandIn);
     assert.ok(remaps.has(1) && remaps.has(3) && !remaps.has(9));
 
     const fds = [1, 2, 3].map((id) => remaps.open(id, files.get(id)!.reg!.name, fs.constants.O_RDONLY));
-    const links = fds.map((fd) => fs.readlinkSync(`/proc/self/fd/${fd}`));
-    assert.deepEqual(links.map((l) => path.relative(d, l)), ['gone/ghost.dat (deleted)', 'taken.dat.cr_link (deleted)', 'linked.dat (deleted)']);
+    // Opened again under its name: the same dentry as the first (a watch of it lives while any fd does).
+    const again = remaps.open(1, files.get(1)!.reg!.name, fs.constants.O_RDONLY);
+    assert.equal(fs.readlinkSync(`/proc/self/fd/${again}`), fs.readlinkSync(`/proc/self/fd/${fds[0]}`));
+    fs.closeSync(again);
     assert.equal(fs.readFileSync(fds[0]!, 'utf8'), 'ghost contents');
     // One ghost file for both entries, with its mode.
     const [a, b] = [fs.fstatSync(fds[0]!), fs.fstatSync(fds[1]!)];
@@ -101,6 +108,9 @@ describe('Remaps', () => {
     assert.equal(fs.readFileSync(path.join(d, 'taken.dat'), 'utf8'), 'the new one');
 
     remaps.cleanup(true);
+    // The ghost's own dentry took the name before it was unlinked.
+    const links = fds.map((fd) => fs.readlinkSync(`/proc/self/fd/${fd}`));
+    assert.deepEqual(links.map((l) => path.relative(d, l)), ['gone/ghost.dat (deleted)', 'taken.dat.cr_link (deleted)', 'linked.dat (deleted)']);
     assert.equal(fs.fstatSync(fds[0]!).nlink, 0);
     assert.equal(fs.fstatSync(fds[2]!).nlink, 0);
     assert.deepEqual(fs.readdirSync(d), ['taken.dat']);
@@ -111,7 +121,7 @@ describe('Remaps', () => {
     const d = fs.mkdtempSync(path.join(tmp, 'files-'));
     fs.writeFileSync(path.join(d, 'link_remap.4'), 'x');
     const files = new Map<number, FileEntry>([[2, regEntry(2, path.join(d, 'a'))], [4, regEntry(4, path.join(d, 'link_remap.4'))]]);
-    const remaps = new Remaps([create(RemapFilePathEntrySchema, { origId: 2, remapId: 4, remapType: RemapType.LINKED })], new Map(), files);
+    const remaps = new Remaps([create(RemapFilePathEntrySchema, { origId: 2, remapId: 4, remapType: RemapType.LINKED })], new Map(), files, noStandIn);
     fs.closeSync(remaps.open(2, path.join(d, 'a'), fs.constants.O_RDONLY));
     remaps.cleanup(false);
     assert.deepEqual(fs.readdirSync(d), ['link_remap.4']);
@@ -119,9 +129,9 @@ describe('Remaps', () => {
 
   it('refuses remaps it cannot follow', () => {
     const files = new Map<number, FileEntry>([[1, regEntry(1, '/x')]]);
-    assert.throws(() => new Remaps([create(RemapFilePathEntrySchema, { origId: 1, remapId: 5, remapType: RemapType.GHOST })], new Map(), files), /ghost file 5, which is missing/);
-    assert.throws(() => new Remaps([create(RemapFilePathEntrySchema, { origId: 1, remapId: 5, remapType: RemapType.LINKED })], new Map(), files), /file id 5, which is missing/);
-    assert.throws(() => new Remaps([create(RemapFilePathEntrySchema, { origId: 1, remapId: 5, remapType: RemapType.PROCFS })], new Map(), files), /remap type PROCFS is not supported yet/);
+    assert.throws(() => new Remaps([create(RemapFilePathEntrySchema, { origId: 1, remapId: 5, remapType: RemapType.GHOST })], new Map(), files, noStandIn), /ghost file 5, which is missing/);
+    assert.throws(() => new Remaps([create(RemapFilePathEntrySchema, { origId: 1, remapId: 5, remapType: RemapType.LINKED })], new Map(), files, noStandIn), /file id 5, which is missing/);
+    assert.throws(() => new Remaps([create(RemapFilePathEntrySchema, { origId: 1, remapId: 5, remapType: RemapType.PROCFS })], new Map(), files, noStandIn), /remapped to dead process 5, but it is no file of that process's \/proc directory/);
   });
 });
 

@@ -14,6 +14,7 @@ import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
 import { AT_FDCWD, F, FAN_MARK, FD_CLOEXEC, NR, O, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { fhEntry, openWatched, resolveWatch } from './fsnotify.js';
+import type { Remaps } from './remap.js';
 import { partOf, type FdKind } from './kind.js';
 
 export const fanotify: FdKind = {
@@ -53,7 +54,7 @@ export const fanotify: FdKind = {
     }));
     return id;
   },
-  open(fe) {
+  open(fe, env) {
     const e = fe.ffy;
     if (!e) throw new CryoError(`file id ${fe.id}: fanotify entry without its ffy field`);
     // The dumped flags as they are, so that the group reads back the same in
@@ -64,7 +65,7 @@ export const fanotify: FdKind = {
       // O_NONBLOCK may have been changed with fcntl since fanotify_init().
       const fl = syscall('fcntl(F_GETFL)', NR.fcntl, fd, F.GETFL);
       if ((fl ^ e.flags) & O.NONBLOCK) syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, (fl & ~O.NONBLOCK) | (e.flags & O.NONBLOCK));
-      for (const m of e.mark) addMark(fd, m);
+      for (const m of e.mark) addMark(fd, m, env.remaps);
     } catch (err) {
       closeSync(fd);
       throw err;
@@ -75,7 +76,7 @@ export const fanotify: FdKind = {
   },
 };
 
-function addMark(fd: number, m: FanotifyMarkEntry): void {
+function addMark(fd: number, m: FanotifyMarkEntry, remaps: Remaps): void {
   let what: string;
   let target: number;
   let flags = FAN_MARK.ADD | (m.mflags & FAN_MARK.EVICTABLE);
@@ -91,7 +92,7 @@ function addMark(fd: number, m: FanotifyMarkEntry): void {
     flags |= FAN_MARK.MOUNT;
   } else if (m.type === MarkType.INODE) {
     what = `fanotify mark on inode ${m.ie?.iIno ?? '?'}`;
-    target = openWatched(what, m.sDev, m.ie?.fHandle);
+    target = openWatched(what, m.sDev, m.ie?.iIno ?? 0n, m.ie?.fHandle, remaps);
   } else {
     throw new CryoError(`fanotify mark of unknown type ${m.type as number}`);
   }

@@ -8,6 +8,7 @@ import { O, FD_CLOEXEC, SO, SOL_SOCKET, pidfdOpen, pidfdGetfd, dupCloexec, sock 
 import { CryoError } from '../../context.js';
 import type { CheckFilesEnv, DumpFilesEnv, FdKind, FdProbe, RestoreFilesEnv } from './kind.js';
 import { regular } from './reg.js';
+import { nsfile } from './nsfile.js';
 import { tty, isTty } from './tty.js';
 import { pipe, fifo } from './pipe.js';
 import { eventfd } from './eventfd.js';
@@ -24,7 +25,7 @@ import { parseLocks } from './locks.js';
 import { readFown, setFown, restoreFown, asyncOn, nsPidOf } from './fown.js';
 import type { Remote } from '../../tracer/remote.js';
 
-const FD_KINDS: FdKind[] = [regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, fanotify, pidfd, unixsk, inetsk, memfd];
+const FD_KINDS: FdKind[] = [nsfile, regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, fanotify, pidfd, unixsk, inetsk, memfd];
 
 function kindName(st: Stats, link: string): string {
   if (st.isFIFO()) return 'pipe';
@@ -194,4 +195,23 @@ export function hasAfterPlant(fe: FileEntry): boolean {
 export function afterPlant(rem: Remote, fe: FileEntry, fd: number, files: Map<number, FileEntry>): void {
   FD_KINDS.find((k) => k.type === fe.type)?.afterPlant?.(rem, fe, fd);
   asyncOn(rem, fe, fd, (id) => files.get(id));
+}
+
+/** Every file the restore opened, once all are in place (cryo's fds, by file id). */
+export function settleFiles(opened: Map<number, number>, files: Map<number, FileEntry>): void {
+  for (const [id, fd] of opened) {
+    const fe = files.get(id);
+    if (fe) FD_KINDS.find((k) => k.type === fe.type)?.settled?.(fe, fd);
+  }
+}
+
+/**
+ * Give the file the task holds as `fd` its dumped owner again (a lease set since
+ * took it), from cryo's fd of it, as when it was opened.
+ */
+export function reownFile(t: { fdinfo?: FdinfoEntry[] }, fd: number, env: RestoreFilesEnv & { opened: Map<number, number> }): void {
+  const id = t.fdinfo?.find((f) => f.fd === fd)?.id;
+  const fe = id === undefined ? undefined : env.files.get(id);
+  const cfd = id === undefined ? undefined : env.opened.get(id);
+  if (fe && cfd !== undefined) restoreFown(cfd, fe, (x) => env.files.get(x), env.hostPid);
 }

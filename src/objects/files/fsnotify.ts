@@ -14,6 +14,7 @@ import type { FdinfoHandle } from '../../proc/fsnotify.js';
 import { NR, O, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { DumpFilesEnv } from './kind.js';
+import type { Remaps } from './remap.js';
 
 /** FH_ENTRY_SIZES.min_entries: CRIU always writes the handle as 16 words (MAX_HANDLE_SZ bytes). */
 const FH_WORDS = 16;
@@ -134,10 +135,20 @@ export function resolveWatch(what: string, sdev: number, ino: bigint, fh: FhEntr
 }
 
 /**
- * Restore: the watched inode opened O_PATH (by path, or by file handle when the
- * image has no path). The caller watches /proc/self/fd/N and closes N.
+ * Restore: the watched inode opened O_PATH (its ghost when it was a deleted file,
+ * else by path, or by file handle when the image has no path). The caller
+ * watches /proc/self/fd/N and closes N.
  */
-export function openWatched(what: string, sdev: number, fh: FhEntry | undefined): number {
+export function openWatched(what: string, sdev: number, ino: bigint, fh: FhEntry | undefined, remaps: Remaps): number {
+  // A deleted file: the watch goes on its ghost (the same inode its fds get).
+  const ghost = remaps.watchPath(sdev, ino);
+  if (ghost !== undefined) {
+    try {
+      return openSync(ghost, O.PATH | O.NOFOLLOW | O.CLOEXEC);
+    } catch (e) {
+      throw new CryoError(`${what}: cannot open ${ghost}, the deleted file it watched: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
   if (fh?.path) {
     try {
       return openSync(fh.path, O.PATH | O.NOFOLLOW | O.CLOEXEC);

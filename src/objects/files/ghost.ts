@@ -16,7 +16,7 @@ import {
 import { O, NR, AT_FDCWD, FS_IOC_FIEMAP, SEEK_DATA, SEEK_HOLE, SysError, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { FileTable } from './table.js';
-import type { Ghost, RegDumpEnv } from './kind.js';
+import { kdev, type Ghost, type RegDumpEnv } from './kind.js';
 import type { RegSource } from './reg.js';
 
 export const S_IFMT = 0o170000;
@@ -66,7 +66,8 @@ export function dumpGhost(src: RegSource, origId: number, env: RegDumpEnv): void
     }
     const type = st.mode & S_IFMT;
     const head = create(GhostFileEntrySchema, {
-      uid: st.uid, gid: st.gid, mode: st.mode, dev: Number(st.dev), ino: BigInt(st.ino),
+      // dev as the kernel numbers it (CRIU's MKKDEV): fdinfo names a watched inode so.
+      uid: st.uid, gid: st.gid, mode: st.mode, dev: kdev(Number(st.dev)), ino: BigInt(st.ino),
       atim: timeval(st.atimeMs), mtim: timeval(st.mtimeMs),
     });
     if (type === S_IFCHR || type === S_IFBLK) head.rdev = Number(st.rdev);
@@ -250,6 +251,7 @@ export function readGhostImage(dir: ImageDir, id: number): Ghost {
     mode: h.mode, uid: h.uid, gid: h.gid, size, runs, ...times,
     ...(isFieldSet(h, GhostFileEntrySchema.field.rdev) ? { rdev: h.rdev } : {}),
     ...(h.symlnkTarget ? { symlinkTarget: h.symlnkTarget } : {}),
+    ...(isFieldSet(h, GhostFileEntrySchema.field.dev) && isFieldSet(h, GhostFileEntrySchema.field.ino) ? { dev: h.dev, ino: h.ino } : {}),
   };
 }
 

@@ -2,7 +2,7 @@
 // handle in fdinfo; dump finds a path for it (fsnotify.ts, as CRIU's irmap does,
 // kept in f_handle.path), and restore adds the watches again, in wd order,
 // re-adding until the kernel hands out the dumped wd.
-import { closeSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import {
   create, FdTypes, FileEntrySchema, InotifyFileEntrySchema, InotifyWdEntrySchema,
 } from '../../images/index.js';
@@ -12,6 +12,8 @@ import { NR, O, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { fhEntry, openWatched, resolveWatch } from './fsnotify.js';
 import { partOf, type FdKind } from './kind.js';
+
+const FIONREAD = 0x541b;
 
 export const inotify: FdKind = {
   name: 'inotify',
@@ -32,14 +34,14 @@ export const inotify: FdKind = {
     }));
     return id;
   },
-  open(fe) {
+  open(fe, env) {
     const e = fe.ify;
     if (!e) throw new CryoError(`file id ${fe.id}: inotify entry without its ify field`);
     const fd = syscall('inotify_init1', NR.inotify_init1, (e.flags & O.NONBLOCK) | O.CLOEXEC);
     try {
       for (const w of [...e.wd].sort((a, b) => a.wd - b.wd)) {
         const what = `inotify watch ${w.wd}`;
-        const target = openWatched(what, w.sDev, w.fHandle);
+        const target = openWatched(what, w.sDev, w.iIno, w.fHandle, env.remaps);
         try {
           const p = Buffer.from(`/proc/self/fd/${target}\0`);
           // wds come in order (cyclically): drop and re-add until ours comes up.
@@ -59,7 +61,19 @@ export const inotify: FdKind = {
       throw e;
     }
     return fd;
-  },  check(entries) {
+  },
+  // Restoring its files linked, opened and unlinked names under its watches:
+  // those events never happened to the task (CRIU drops them too).
+  settled(_fe, fd) {
+    const n = Buffer.alloc(4);
+    for (;;) {
+      syscall('ioctl(FIONREAD)', NR.ioctl, fd, FIONREAD, n);
+      const queued = n.readInt32LE(0);
+      if (queued <= 0) return;
+      readSync(fd, Buffer.alloc(queued));
+    }
+  },
+  check(entries) {
     for (const fe of entries) partOf(fe, 'ify');
   },
 };

@@ -9,7 +9,7 @@ import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { create, ImageDir, IrmapCacheEntrySchema, type IrmapCacheEntry } from '../../images/index.js';
 import type { Logger } from '../../context.js';
-import { major, minor } from './kind.js';
+import { kdev } from './kind.js';
 
 /** CRIU's hints: where watches usually are; `leaf` names one inode, not a tree ("/" itself). */
 const HINTS: ReadonlyArray<{ path: string; leaf?: boolean }> = [
@@ -36,7 +36,7 @@ function statKey(path: string): string | undefined {
   try {
     const st = lstatSync(path, { bigint: true });
     const dev = Number(st.dev);
-    return inodeKey((major(dev) << 20 | minor(dev)) >>> 0, st.ino);
+    return inodeKey(kdev(dev), st.ino);
   } catch {
     return undefined;
   }

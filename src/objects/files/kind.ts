@@ -46,6 +46,8 @@ export interface DumpFilesEnv {
   forceIrmap: boolean;
   /** Paths of watched inodes found by scanning (and the irmap cache), for the whole dump. */
   irmap: Irmap;
+  /** The id in the images of the namespace /proc names `link` (kind "net", link "net:[INO]"). */
+  nsId(kind: string, link: string): number;
 }
 
 /** What recording a regular file (of an fd or a mapping) needs of the dump. */
@@ -66,6 +68,9 @@ export interface Ghost {
   /** Access and modification times, in seconds, when the image has them. */
   atime?: number;
   mtime?: number;
+  /** The inode it was (the device as the kernel numbers it, as in fdinfo): watches of it are put on the ghost. */
+  dev?: number;
+  ino?: bigint;
 }
 
 export interface RestoreFilesEnv {
@@ -82,6 +87,8 @@ export interface RestoreFilesEnv {
   pipeData: Map<number, { data: Uint8Array; size: number }>;
   /** Our pid of a task of the tree, by its pid in its own namespace (pidfds name them so). */
   hostPid(vpid: number): number;
+  /** Our pid of a task restored so far whose ids name namespace `nsId` in `field`; undefined if none is yet. */
+  nsHolder(field: 'pidNsId' | 'mntNsId' | 'netNsId' | 'ipcNsId' | 'utsNsId' | 'userNsId' | 'cgroupNsId' | 'timeNsId', nsId: number): number | undefined;
   /**
    * pidfds of processes that had exited, by inode, then by file id: opened all at
    * once on a process made to die (spawnTemp), so they share one pid and inode.
@@ -195,6 +202,11 @@ export interface FdKind {
   inheritKey?(fe: FileEntry, env: RestoreFilesEnv): string | undefined;
   /** Use `fd` (given with --inherit-fd) for the object; default: the same open file description. */
   openInherited?(fe: FileEntry, fd: number, env: RestoreFilesEnv): number;
+  /**
+   * Once every file of the restore is in place and its ghosts and links are gone,
+   * on cryo's own fd of the object (an inotify drops the events the restore caused).
+   */
+  settled?(fe: FileEntry, fd: number): void;
   /** Once every fd of the task is in place (an epoll's targets, say). */
   afterPlant?(rem: Remote, fe: FileEntry, fd: number): void;
   /**
@@ -213,4 +225,8 @@ export function major(rdev: number): number {
 export function minor(rdev: number): number {
   const d = BigInt(rdev);
   return Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
+}
+/** A dev_t as the kernel numbers a superblock (MKKDEV: major << 20 | minor), as fdinfo and CRIU's images give it. */
+export function kdev(dev: number): number {
+  return ((major(dev) << 20) | minor(dev)) >>> 0;
 }

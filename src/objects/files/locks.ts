@@ -19,6 +19,7 @@ const F_RDLCK = 0;
 const F_WRLCK = 1;
 const F_UNLCK = 2;
 const F_SETLK = 6;
+const F_SETOWN = 8;
 const F_GETSIG = 11;
 const F_OFD_SETLK = 37;
 const F_SETLEASE = 1024;
@@ -66,13 +67,14 @@ export function parseLocks(fdinfo: string, pid: number, vpid: number, fd: number
  * is set again by the task; one that was being broken is set as it was before
  * (a read lease on a read-only fd, else a write lease) and broken again by an
  * open of cryo's that conflicts with it (O_WRONLY breaks it to none, O_RDONLY to
- * a read lease), as CRIU does; the signal that break sends the task is dropped.
+ * a read lease), as CRIU does; nobody is told of that break (the file has no
+ * owner while it breaks; its own comes back after).
  */
-export function restoreLocks(rem: Remote, locks: FileLockEntry[]): void {
+export function restoreLocks(rem: Remote, locks: FileLockEntry[], reown: (fd: number) => void): void {
   for (const l of locks) {
     let r: bigint;
     if (l.flag & FL_LEASE) {
-      restoreLease(rem, l);
+      restoreLease(rem, l, reown);
       continue;
     }
     if (l.flag & FL_FLOCK) {
@@ -85,7 +87,7 @@ export function restoreLocks(rem: Remote, locks: FileLockEntry[]): void {
   }
 }
 
-function restoreLease(rem: Remote, l: FileLockEntry): void {
+function restoreLease(rem: Remote, l: FileLockEntry, reown: (fd: number) => void): void {
   const fail = (what: string, errno: bigint | number) => new CryoError(`task ${rem.pid}: cannot ${what} on fd ${l.fd} again (errno ${errno})`);
   if (!(l.type & LEASE_BREAKING)) {
     const r = rem.callRaw(NR.fcntl, l.fd, F_SETLEASE, l.type);
@@ -97,6 +99,10 @@ function restoreLease(rem: Remote, l: FileLockEntry): void {
   const fl = rem.callRaw(NR.fcntl, l.fd, 3 /* F_GETFL */);
   if (fl < 0n) throw fail('read the flags of its leased file', -fl);
   const before = (Number(fl) & O.ACCMODE) === O.RDONLY ? F_RDLCK : F_WRLCK;
+  // The break signals the file's owner, who was told before the dump: no owner
+  // while it breaks again (it gets its own back below).
+  const cleared = rem.callRaw(NR.fcntl, l.fd, F_SETOWN, 0);
+  if (cleared < 0n) throw fail('clear the owner of its leased file', -cleared);
   const r = rem.callRaw(NR.fcntl, l.fd, F_SETLEASE, before);
   if (r < 0n) throw fail('take its lease', -r);
   const path = `/proc/${rem.pid}/fd/${l.fd}`;
@@ -106,12 +112,13 @@ function restoreLease(rem: Remote, l: FileLockEntry): void {
     throw new CryoError(`task ${rem.pid}: fd ${l.fd}: its lease did not break again (nothing conflicts with it)`);
   }
   if (n !== -EWOULDBLOCK) throw fail('break its lease', -n);
-  // The lease's owner was told (SIGIO, or its F_SETSIG signal), pending and blocked for now.
+  // Where a lease takes the file for its setter (older kernels), the setter was told: drop that.
   const sig = Number(rem.callRaw(NR.fcntl, l.fd, F_GETSIG)) || SIG_IO;
   const set = Buffer.alloc(8);
   set.writeBigUInt64LE(1n << BigInt(sig - 1));
   const zero = Buffer.alloc(16);
   rem.callRaw(NR.rt_sigtimedwait, rem.put(set, 0), 0, rem.put(zero, 64), 8);
+  reown(l.fd);
 }
 
 const EWOULDBLOCK = 11;

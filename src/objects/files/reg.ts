@@ -131,10 +131,27 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
   // Its name is gone or now names another file (replaced by a rename): the file
   // itself is reached through a ghost copy or a link of our own on restore.
   if (deleted) {
-    if (src.st.nlink === 0) dumpGhost(src, id, env);
+    const dead = deadProcFile(name, src.st);
+    if (dead !== undefined) env.files.remaps.push(create(RemapFilePathEntrySchema, { origId: id, remapId: dead, remapType: RemapType.PROCFS }));
+    else if (src.st.nlink === 0) dumpGhost(src, id, env);
     else dumpLinkRemap(src, name, id, env);
   }
   return id;
+}
+
+/**
+ * The pid of the dead process whose /proc directory (cryo's /proc) holds this
+ * deleted file ("/proc/N", "/proc/N/..."), as CRIU's dead pid remap; else undefined.
+ */
+function deadProcFile(name: string, st: Stats): number | undefined {
+  const m = /^\/proc\/(\d+)(\/|$)/.exec(name);
+  if (!m) return undefined;
+  try {
+    if (statSync('/proc').dev !== st.dev) return undefined;
+  } catch {
+    return undefined;
+  }
+  return Number(m[1]) || undefined;
 }
 
 /**

@@ -2,16 +2,20 @@
 // recreated from its image, or the link_remap.N link the dump made. As CRIU does,
 // each opener links that file to the original name (or NAME.cr_link when the name
 // is taken by another file), opens it there and unlinks the name again, so the
-// fd reads "NAME (deleted)". Ghost files are removed when the restore ends; link
+// fd reads "NAME (deleted)"; a deleted regular file is opened through the ghost's
+// own dentry instead, renamed to NAME at the end (see openPinned). Ghost files are removed when the restore ends; link
 // remaps once it succeeded (a failed restore may be tried again). A deleted
 // directory comes back under its own name (a directory cannot be linked), is
 // opened (or made the cwd) there, and removed at the end, as CRIU does.
-import { openSync, linkSync, unlinkSync, mkdirSync, rmdirSync, existsSync } from 'node:fs';
+import { openSync, closeSync, linkSync, unlinkSync, mkdirSync, rmdirSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { RemapType, REMAP_GHOST, RemapFilePathEntrySchema, RegFileEntrySchema, isFieldSet, create, type FileEntry, type RemapFilePathEntry } from '../../images/index.js';
 import { CryoError } from '../../context.js';
 import type { Ghost } from './kind.js';
-import { makeGhost, typeName, S_IFMT, S_IFDIR } from './ghost.js';
+import { makeGhost, typeName, S_IFMT, S_IFDIR, S_IFREG } from './ghost.js';
+import { AT_FDCWD, NR, O, SIG, kill, trySyscall, waitpid } from '../../sys/index.js';
+
+const RENAME_NOREPLACE = 1;
 
 const errCode = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
 
@@ -19,14 +23,21 @@ export class Remaps {
   private readonly byOrig = new Map<number, RemapFilePathEntry>();
   /** Ghost files made so far, by remap id. */
   private readonly made = new Map<number, string>();
+  /** Deleted regular files opened so far: cryo's O_PATH fd of the one dentry their fds share, and their name, by remap id. */
+  private readonly pinned = new Map<number, { fd: number; name: string }>();
   /** Directories made for them (deepest last). */
   private readonly dirs: string[] = [];
+
+  /** Processes of cryo's standing in for dead ones whose /proc directory is opened (PROCFS remaps): host pid, by pid. */
+  private readonly standIns = new Map<number, number>();
 
   /**
    * @param ghosts contents of each ghost-file image, by remap id
    * @param files files.img, where a linked remap's link file is
+   * @param spawnAs starts a process of cryo's with this pid (that of a dead one); returns it as cryo sees it
    */
-  constructor(entries: RemapFilePathEntry[], private readonly ghosts: Map<number, Ghost>, private readonly files: Map<number, FileEntry>) {
+  constructor(entries: RemapFilePathEntry[], private readonly ghosts: Map<number, Ghost>, private readonly files: Map<number, FileEntry>,
+    private readonly spawnAs: (pid: number) => number) {
     for (const r of entries) {
       if (!files.get(r.origId)?.reg) throw new CryoError(`remap-fpath.img: file id ${r.origId} is remapped, but it is no regular file entry of files.img`);
       if (this.byOrig.has(r.origId)) throw new CryoError(`remap-fpath.img: file id ${r.origId} is remapped twice`);
@@ -42,6 +53,10 @@ export class Remaps {
         if (isFieldSet(reg, RegFileEntrySchema.field.size) && reg.size !== BigInt(g.size)) {
           throw new CryoError(`ghost-file-${r.remapId.toString(16)}.img: holds a file of ${g.size} bytes, but file id ${r.origId} had ${reg.size}`);
         }
+      } else if (r.remapType === RemapType.PROCFS) {
+        if (!/^\/proc\/\d+(\/|$)/.test(files.get(r.origId)!.reg!.name) || r.remapId <= 0) {
+          throw new CryoError(`remap-fpath.img: file id ${r.origId} is remapped to dead process ${r.remapId}, but it is no file of that process's /proc directory`);
+        }
       } else if (r.remapType === RemapType.LINKED) {
         if (!files.get(r.remapId)?.reg) throw new CryoError(`remap-fpath.img: file id ${r.origId} is linked to file id ${r.remapId}, which is missing`);
       } else {
@@ -56,9 +71,41 @@ export class Remaps {
     return this.byOrig.has(id);
   }
 
+  /**
+   * A watched inode (inotify, fanotify) that is a ghost of the images: the path of
+   * the ghost, made if it is not yet, for the watch to be put on (CRIU's
+   * lookup_ghost_remap). Its fds are opened from the same file later.
+   */
+  watchPath(sdev: number, ino: bigint): string | undefined {
+    for (const r of this.byOrig.values()) {
+      if (r.remapType !== RemapType.GHOST) continue;
+      const g = this.ghosts.get(r.remapId)!;
+      if (g.dev === sdev && g.ino === ino) return this.ghostFile(r.remapId, this.files.get(r.origId)!.reg!.name);
+    }
+    return undefined;
+  }
+
+  /** Pids of dead processes whose /proc files the images hold (a process of cryo's takes each while the restore runs). */
+  deadPids(): number[] {
+    return [...this.byOrig.values()].filter((r) => r.remapType === RemapType.PROCFS).map((r) => r.remapId);
+  }
+
+  /**
+   * A file of a dead process's /proc directory: a process of cryo's with its pid
+   * makes the directory exist while the file is opened; once it is gone (at the
+   * end), the file is unhashed again, as it was (CRIU's dead pid remap).
+   */
+  private standIn(pid: number): void {
+    if (!this.standIns.has(pid)) this.standIns.set(pid, this.spawnAs(pid));
+  }
+
   /** A deleted directory (a ghost), made again under its name: where to open it or chdir to. */
   dirPath(id: number, name: string): string | undefined {
     const r = this.byOrig.get(id);
+    if (r?.remapType === RemapType.PROCFS) {
+      this.standIn(r.remapId);
+      return name;
+    }
     if (r?.remapType !== RemapType.GHOST || (this.ghosts.get(r.remapId)!.mode & S_IFMT) !== S_IFDIR) return undefined;
     return this.ghostFile(r.remapId, name);
   }
@@ -68,11 +115,16 @@ export class Remaps {
     const r = this.byOrig.get(id)!;
     const dir = this.dirPath(id, name);
     if (dir !== undefined) {
+      // (a deleted directory, or a file of a dead process's /proc directory)
       try {
         return openSync(dir, flags);
       } catch (e) {
         throw new CryoError(`cannot open ${dir}: ${errCode(e)}`);
       }
+    }
+    if (r.remapType === RemapType.GHOST && (this.ghosts.get(r.remapId)!.mode & S_IFMT) === S_IFREG) {
+      const fd = this.openPinned(r.remapId, name, flags);
+      if (fd !== undefined) return fd;
     }
     const src = r.remapType === RemapType.GHOST ? this.ghostFile(r.remapId, name) : this.files.get(r.remapId)!.reg!.name;
     let at = name;
@@ -95,6 +147,46 @@ export class Remaps {
       throw new CryoError(`cannot open ${at}: ${errCode(e)}`);
     } finally {
       unlinkSync(at);
+    }
+  }
+
+  /**
+   * A deleted regular file is opened, under each of its names, through one
+   * dentry, the ghost's own, as its fds were one (a path opened once): the
+   * kernel ends the watches of an inode without links when a dentry of it dies,
+   * so no other dentry of it may die first. cryo keeps an O_PATH fd of it; the
+   * end renames it to NAME and unlinks it there, where the tasks' fds hold it.
+   * undefined: another name of the inode, opened by a link of its own.
+   */
+  private openPinned(remapId: number, name: string, flags: number): number | undefined {
+    let pin = this.pinned.get(remapId);
+    if (pin && pin.name !== name) return undefined;
+    if (!pin) {
+      const p = this.ghostFile(remapId, name);
+      try {
+        pin = { fd: openSync(p, O.PATH | O.CLOEXEC), name };
+      } catch (e) {
+        throw new CryoError(`cannot open ${p}: ${errCode(e)}`);
+      }
+      this.pinned.set(remapId, pin);
+    }
+    try {
+      return openSync(`/proc/self/fd/${pin.fd}`, flags);
+    } catch (e) {
+      throw new CryoError(`cannot open the deleted file ${name} again: ${errCode(e)}`);
+    }
+  }
+
+  /** A pinned ghost takes the name its fds had (NAME, else NAME.cr_link if that is taken) before it is unlinked. */
+  private renamePinned(): void {
+    for (const [id, pin] of this.pinned) {
+      const from = this.made.get(id)!;
+      for (const to of [pin.name, `${pin.name}.cr_link`]) {
+        if (trySyscall(NR.renameat2, AT_FDCWD, Buffer.from(from + '\0'), AT_FDCWD, Buffer.from(to + '\0'), RENAME_NOREPLACE) === 0) {
+          this.made.set(id, to);
+          break;
+        }
+      }
     }
   }
 
@@ -127,6 +219,7 @@ export class Remaps {
 
   /** Remove the ghost files (always) and, after a restore that succeeded, the link remaps. */
   cleanup(restored: boolean): void {
+    if (restored) this.renamePinned();
     const gone = [...this.made].map(([id, p]) => ({ p, isDir: (this.ghosts.get(id)!.mode & S_IFMT) === S_IFDIR }));
     if (restored) {
       for (const r of this.byOrig.values()) if (r.remapType === RemapType.LINKED) gone.push({ p: this.files.get(r.remapId)!.reg!.name, isDir: false });
@@ -138,6 +231,13 @@ export class Remaps {
       removeQuietly(p, isDir);
     }
     this.made.clear();
+    for (const pid of this.standIns.values()) {
+      kill(pid, SIG.KILL);
+      waitpid(pid, 0);
+    }
+    this.standIns.clear();
+    for (const pin of this.pinned.values()) closeSync(pin.fd);
+    this.pinned.clear();
     for (const d of this.dirs.reverse()) {
       try {
         rmdirSync(d);
