@@ -5,6 +5,8 @@
  * argv[2] says how (the directory is argv[1]):
  *   own      - (default) unshare(CLONE_NEWUTS|CLONE_NEWIPC), then set up
  *              everything there;
+ *   given    - as own, in the namespaces it was started in (`unshare --uts
+ *              --ipc --fork`);
  *   child    - the root stays in cryo's namespaces; a child unshares a uts
  *              namespace of its own (a tree cryo must refuse, as CRIU does);
  *   mqueue   - as own, plus a POSIX message queue (on the namespace's mqueue
@@ -25,6 +27,11 @@
  *   - shm D: key 0x1237, attached, then IPC_RMID'd (it lives on while attached);
  *   - a semaphore set, key 0x2345, 5 semaphores 1..5 (one 30000), mode 0600,
  *     made at a chosen id (kernel.sem_next_id);
+ *   - a set made by uid 1000, gid 1001 (a child that took those ids), key
+ *     0x2346, mode 0666: its creator ids (cuid, cgid) are those;
+ *   - a child attached to shm A (by fork) blocks in semop() on a set of
+ *     key 0x2347 (value 0); on the check the root releases it and it writes
+ *     into page 1 of shm A, which the root then sees;
  *   - a message queue, key 0x3456, qbytes 4000, three messages of types 7, 3,
  *     7 and sizes 10, 1000, 0; a second empty queue, IPC_PRIVATE, mode 0666.
  * On SIGUSR1 it checks all of that (same ids, keys, modes, owners, sizes,
@@ -83,7 +90,8 @@ static void read_file(const char *path, char *out, size_t len)
 		close(fd);
 }
 
-static int shm_a, shm_b, shm_c, shm_d, sem_id, msg_id, msg_empty;
+static int shm_a, shm_b, shm_c, shm_d, sem_id, msg_id, msg_empty, sem_other, sem_wait;
+static pid_t waiter;
 static unsigned char *at_a, *at_b1, *at_b2, *at_d;
 
 static unsigned char byte_of(int seg, size_t i)
@@ -166,6 +174,32 @@ static void setup_ipc(void)
 	arg.array = vals;
 	MUST(semctl(sem_id, 0, SETALL, arg) == 0);
 
+	{
+		pid_t kid = fork();
+		int st;
+
+		MUST(kid >= 0);
+		if (kid == 0) {
+			if (setresgid(1001, 1001, 1001) || setresuid(1000, 1000, 1000) || semget(0x2346, 2, IPC_CREAT | 0666) < 0)
+				_exit(1);
+			_exit(0);
+		}
+		MUST(waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		MUST((sem_other = semget(0x2346, 2, 0)) >= 0);
+	}
+	MUST((sem_wait = semget(0x2347, 1, IPC_CREAT | 0600)) >= 0);
+	waiter = fork();
+	MUST(waiter >= 0);
+	if (waiter == 0) {
+		struct sembuf op = { .sem_num = 0, .sem_op = -1 };
+
+		while (semop(sem_wait, &op, 1) < 0)
+			if (errno != EINTR)
+				_exit(3);
+		at_a[PAGE + 7] = 0xab;
+		_exit(0);
+	}
+
 	MUST((msg_id = msgget(0x3456, IPC_CREAT | 0620)) >= 0);
 	MUST(msgctl(msg_id, IPC_STAT, &mds) == 0);
 	mds.msg_qbytes = 4000;
@@ -214,7 +248,7 @@ static void check_ipc(int corrupt)
 			failf("%s is \"%s\", want \"%s\"", sysctls[i][0], buf, sysctls[i][1]);
 	}
 
-	check_shm_perm("shm A", shm_a, 0x1234, 0640, 1000, 1001, SIZE_A, 1);
+	check_shm_perm("shm A", shm_a, 0x1234, 0640, 1000, 1001, SIZE_A, 2);
 	check_bytes("shm A as attached", at_a, 1, 0, PAGE);
 	check_zero("shm A as attached", at_a, PAGE, 2 * PAGE);
 	check_bytes("shm A as attached", at_a, 1, 2 * PAGE, SIZE_A);
@@ -229,7 +263,7 @@ static void check_ipc(int corrupt)
 	}
 	at_a[5] ^= 0xff;
 
-	check_shm_perm("shm B", shm_b, IPC_PRIVATE, 0600, 0, 0, PAGE, 2);
+	check_shm_perm("shm B", shm_b, IPC_PRIVATE, 0600, 0, 0, PAGE, 4); /* the child has them too */
 	check_bytes("shm B (1st)", at_b1, 2, 0, PAGE);
 	check_bytes("shm B (2nd)", at_b2, 2, 0, PAGE);
 
@@ -241,7 +275,7 @@ static void check_ipc(int corrupt)
 		shmdt(p);
 	}
 
-	check_shm_perm("shm D (destroyed)", shm_d, IPC_PRIVATE, 0600, 0, 0, PAGE, 1);
+	check_shm_perm("shm D (destroyed)", shm_d, IPC_PRIVATE, 0600, 0, 0, PAGE, 2);
 	{
 		struct shmid_ds ds;
 
@@ -261,6 +295,13 @@ static void check_ipc(int corrupt)
 		failf("semctl(GETALL): %s", strerror(errno));
 	else if (vals[0] != 1 || vals[1] != 2 || vals[2] != 3 || vals[3] != 4 || vals[4] != 30000)
 		failf("semaphores are %u %u %u %u %u, want 1 2 3 4 30000", vals[0], vals[1], vals[2], vals[3], vals[4]);
+
+	if (semctl(sem_other, 0, IPC_STAT, (union semun){ .buf = &sds }))
+		failf("semctl(%d, IPC_STAT): %s", sem_other, strerror(errno));
+	else if (sds.sem_perm.cuid != 1000 || sds.sem_perm.cgid != 1001 || sds.sem_perm.uid != 1000 || sds.sem_perm.gid != 1001 ||
+		 (sds.sem_perm.mode & 0777) != 0666)
+		failf("the set made by uid 1000: cuid %u cgid %u uid %u gid %u mode %o", sds.sem_perm.cuid, sds.sem_perm.cgid,
+		      sds.sem_perm.uid, sds.sem_perm.gid, sds.sem_perm.mode & 0777);
 
 	if (msgctl(msg_id, IPC_STAT, &mds))
 		failf("msgctl(%d, IPC_STAT): %s", msg_id, strerror(errno));
@@ -289,6 +330,19 @@ static void check_ipc(int corrupt)
 	else if (mds.msg_perm.__key != IPC_PRIVATE || (mds.msg_perm.mode & 0777) != 0666 || mds.msg_qnum != 0 || mds.msg_qbytes != 20000)
 		failf("empty msg queue: key %#x mode %o qnum %lu qbytes %lu", mds.msg_perm.__key, mds.msg_perm.mode & 0777,
 		      (unsigned long)mds.msg_qnum, (unsigned long)mds.msg_qbytes);
+
+	/* Last: the child blocked in semop() is let go and writes into shm A. */
+	{
+		struct sembuf op = { .sem_num = 0, .sem_op = 1 };
+		int st;
+
+		if (semop(sem_wait, &op, 1))
+			failf("semop(+1): %s", strerror(errno));
+		if (waitpid(waiter, &st, 0) != waiter || !WIFEXITED(st) || WEXITSTATUS(st))
+			failf("the child in semop() ended with status %#x", st);
+		else if (at_a[PAGE + 7] != 0xab)
+			failf("the child's write into shm A is not seen by its parent");
+	}
 }
 
 int main(int argc, char **argv)
@@ -334,7 +388,8 @@ int main(int argc, char **argv)
 		return prog_finish();
 	}
 
-	MUST(unshare(CLONE_NEWUTS | CLONE_NEWIPC) == 0);
+	if (strcmp(mode, "given"))
+		MUST(unshare(CLONE_NEWUTS | CLONE_NEWIPC) == 0);
 	MUST(sethostname("cryo-uts-test", 13) == 0);
 	MUST(setdomainname("cryo.example", 12) == 0);
 	setup_ipc();
