@@ -65,11 +65,25 @@ test('uts+ipc namespaces of its own: host name, SysV shm (contents, attachments,
   await s.expectPass(r);
 });
 
-test('uts+ipc: the checks see a semaphore changed after restore (SIGUSR2)', { timeout: 60_000 }, async (t) => {
+test('uts+ipc: images with SysV attachments but no ipc namespace are refused; the checks see a semaphore changed after restore (SIGUSR2)', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'utsipc-corrupt');
   const target = await s.start('ipcns');
   const images = s.mkdir();
   await s.dump(target, images);
+  // Images whose root shares the dumper's ipc namespace, but whose tasks attach SysV segments: refused before anything is made.
+  const edited = s.mkdir();
+  for (const n of fs.readdirSync(images)) fs.copyFileSync(path.join(images, n), path.join(edited, n));
+  const inv = cryoCrit(path.join(edited, 'inventory.img')) as { entries: Array<{ root_ids: Record<string, number> }> };
+  const rootIds = (cryoCrit(path.join(edited, `ids-${target.pid}.img`)) as { entries: Array<Record<string, number>> }).entries[0]!;
+  inv.entries[0]!.root_ids['ipc_ns_id'] = rootIds['ipc_ns_id']!;
+  fs.writeFileSync(path.join(s.dir, 'inv.json'), JSON.stringify(inv));
+  const enc = spawnSync(new URL('../../bin/cryo', import.meta.url).pathname, ['crit', 'encode', '-i', path.join(s.dir, 'inv.json'), '-o', path.join(edited, 'inventory.img')], { encoding: 'utf8' });
+  assert.equal(enc.status, 0, enc.stderr);
+  const bad = await s.cryo(['restore', '-d', '-D', edited, '-v4', '-o', 'restore.log']);
+  assert.equal(bad.code, 1, s.report());
+  assert.match(bad.stderr, new RegExp(`^Error: bad image: mm-${target.pid}\\.img: VMA 0x[0-9a-f]+ is SysV shared memory, but the tree has no ipc namespace of its own in the images$`, 'm'), s.report());
+  assert.ok(!fs.existsSync(`/proc/${target.pid}`), 'the refused restore left a task');
+
   const r = await s.restore(images, target);
   const { status, output } = await s.finish(r, 'SIGUSR2');
   assert.equal(status?.exited, 1, s.report());
