@@ -134,14 +134,15 @@ export function dumpIpcNs(nsPath: string, nsId: number, env: IpcDumpEnv): { segm
       segments.set(BigInt(s.id), s.size);
       shms.push(e);
     }
-    env.dir.write('ipcShm', shms, nsId);
+    // As CRIU: an image without entries is left out.
+    if (shms.length) env.dir.write('ipcShm', shms, nsId);
 
     const sems = walk(ipc.semMaxIndex, ipc.semStatIndex).map((s) => {
       const values = Buffer.alloc(Math.ceil((2 * s.nsems) / 8) * 8);
       ipc.semGetAll(s.id, s.nsems).copy(values);
       return { msg: create(IpcSemEntrySchema, { desc: desc(s.id, s), nsems: s.nsems }), extra: values };
     });
-    env.dir.write('ipcSem', sems, nsId);
+    if (sems.length) env.dir.write('ipcSem', sems, nsId);
 
     const msgmax = Number(readSysctl('kernel/msgmax'));
     const msgs = walk(ipc.msgMaxIndex, ipc.msgStatIndex).map((q) => {
@@ -163,7 +164,7 @@ export function dumpIpcNs(nsPath: string, nsId: number, env: IpcDumpEnv): { segm
       }
       return { msg: create(IpcMsgEntrySchema, { desc: desc(q.id, q), qbytes: q.qbytes, qnum: q.qnum }), extra: Buffer.concat(parts) };
     });
-    env.dir.write('ipcMsg', msgs, nsId);
+    if (msgs.length) env.dir.write('ipcMsg', msgs, nsId);
   });
   return { segments, pages };
 }
@@ -232,7 +233,8 @@ export interface IpcNsImages {
 export function loadIpcNs(dir: ImageDir, id: number, readPagemap: (shmid: bigint) => ShmemContents): IpcNsImages {
   const vars = dir.readOne('ipcVar', id);
   const bad = (file: string, why: string) => new CryoError(`bad image: ${dir.fileName(file as 'ipcShm', id)}: ${why}`);
-  const shm = (dir.read('ipcShm', id) as IpcShmEntry[]).map((e) => {
+  // CRIU leaves out an image without entries.
+  const shm = ((dir.tryRead('ipcShm', id) ?? []) as IpcShmEntry[]).map((e) => {
     if (!e.desc) throw bad('ipcShm', 'an entry without its desc');
     if (e.hugetlbFlag) throw bad('ipcShm', `segment ${e.desc.id} is in huge pages, which cryo does not restore yet`);
     if (!e.inPagemaps) throw bad('ipcShm', `segment ${e.desc.id} keeps its contents inline (images of CRIU before 3.x), which cryo does not restore`);
@@ -244,12 +246,12 @@ export function loadIpcNs(dir: ImageDir, id: number, readPagemap: (shmid: bigint
     }
     return contents ? { e, contents } : { e };
   });
-  const sem = dir.readEntries('ipcSem', id).map(({ msg, extra }) => {
+  const sem = (dir.exists('ipcSem', id) ? dir.readEntries('ipcSem', id) : []).map(({ msg, extra }) => {
     const e = msg as IpcSemEntry;
     if (!e.desc) throw bad('ipcSem', 'an entry without its desc');
     return { e, values: (extra ?? new Uint8Array()).subarray(0, 2 * e.nsems) };
   });
-  const msg = dir.readEntries('ipcMsg', id).map(({ msg: m, extra }) => {
+  const msg = (dir.exists('ipcMsg', id) ? dir.readEntries('ipcMsg', id) : []).map(({ msg: m, extra }) => {
     const e = m as IpcMsgEntry;
     if (!e.desc) throw bad('ipcMsg', 'an entry without its desc');
     const rest = extra ?? new Uint8Array();
