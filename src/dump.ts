@@ -25,7 +25,7 @@ import { dumpTask, dumpZombie, taskIds, nsIdOf, type DumpState } from './dump/ta
 import { dumpUtsNs } from './objects/utsns.js';
 import { dumpIpcNs } from './objects/ipcns.js';
 import { TaskGoneError } from './tracer/remote.js';
-import { kill, SIG } from './sys/index.js';
+import { kill, SIG, SysError } from './sys/index.js';
 
 const CRTOOLS_IMAGES_V1_1 = 2;
 
@@ -84,12 +84,17 @@ export async function runDump(ctx: Context): Promise<number> {
     const rootWho = `task ${root} (${tasks[0]!.stat.comm})`;
     for (const ns of own) {
       const nsId = nsIdOf(ns.link, st);
-      if (ns.kind === 'uts') {
-        dumpUtsNs(ns.path, nsId, dir);
-      } else {
-        const r = dumpIpcNs(ns.path, nsId, { dir, newPagesId: () => st.nextPagesId++, log, who: rootWho });
-        st.sysvShm = r.segments;
-        st.stats.shpagesWritten += BigInt(r.pages);
+      try {
+        if (ns.kind === 'uts') {
+          dumpUtsNs(ns.path, nsId, dir);
+        } else {
+          const r = dumpIpcNs(ns.path, nsId, { dir, newPagesId: () => st.nextPagesId++, log, who: rootWho });
+          st.sysvShm = r.segments;
+          st.stats.shpagesWritten += BigInt(r.pages);
+        }
+      } catch (e) {
+        if (SysError.is(e)) throw new CryoError(`${rootWho}: cannot dump its ${ns.kind} namespace (${ns.link}): ${e.message}`);
+        throw e;
       }
       log.info(`dumped the tree's ${ns.kind} namespace ${ns.link} as ${nsId}`);
     }

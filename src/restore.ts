@@ -9,7 +9,7 @@ import {
   type MemfdInodeEntry,
   ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
-import { CAP, CLONE, MAP, MAP_HUGE_MASK, NR, SIG, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
+import { CAP, CLONE, MAP, MAP_HUGE_MASK, NR, SIG, SysError, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import type { Ghost } from './objects/files/kind.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
@@ -143,6 +143,22 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
     tasks, files, ttyInfos, ttyData, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), remaps, locks,
     memfdInodes, memfdContents, skQueues, shmemShapes, shmemContents,
   };
+}
+
+/** (uid_t)-1: leave that id as it is. */
+const KEEP = 0xffffffff;
+
+/** shmget in the root (still root, its credentials come later), as the segment's creator cuid/cgid. */
+function rootShmget(rem: Remote, key: number, size: bigint, flags: number, d: { cuid: number; cgid: number }): number {
+  const as = d.cuid !== 0 || d.cgid !== 0;
+  if (as) rem.call('setresgid', NR.setresgid, KEEP, d.cgid, KEEP);
+  if (as) rem.call('setresuid', NR.setresuid, KEEP, d.cuid, KEEP);
+  try {
+    return Number(rem.call('shmget', NR.shmget, key, size, flags));
+  } finally {
+    if (as) rem.call('setresuid', NR.setresuid, KEEP, 0, KEEP);
+    if (as) rem.call('setresgid', NR.setresgid, KEEP, 0, KEEP);
+  }
 }
 
 /**
@@ -366,8 +382,15 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const h: Handles = { cryoPidfd: root0.cryoPidfd };
     rems.set(root, root0.rem);
     // The root's new uts and ipc namespaces get their state before any task uses them.
-    if (utsImg) restoreUtsNs(`/proc/${root0.rem.pid}/ns/uts`, utsImg);
-    if (ipcImg) restoreIpcNs(`/proc/${root0.rem.pid}/ns/ipc`, ipcImg, (id) => sh.pagesFd(id), log);
+    let making = 'uts';
+    try {
+      if (utsImg) restoreUtsNs(`/proc/${root0.rem.pid}/ns/uts`, utsImg);
+      making = 'ipc';
+      if (ipcImg) restoreIpcNs(`/proc/${root0.rem.pid}/ns/ipc`, ipcImg, (id) => sh.pagesFd(id), log, (key, size, flags, d) => rootShmget(root0.rem, key, size, flags, d));
+    } catch (e) {
+      if (SysError.is(e)) throw new CryoError(`restore failed: the root's new ${making} namespace: ${e.message}`);
+      throw e;
+    }
     if (newPidns || utsImg || ipcImg) {
       runAction(ctx, 'setup-namespaces', { rootPid: root0.rem.pid });
       runAction(ctx, 'post-setup-namespaces', { rootPid: root0.rem.pid });

@@ -306,7 +306,11 @@ const permOf = (d: IpcDescEntry) => ({ uid: d.uid, gid: d.gid, mode: d.mode & 0o
  * qbytes is msgmnb when it is made, which needs no CAP_SYS_RESOURCE) and set
  * as dumped at the end.
  */
-export function restoreIpcNs(nsPath: string, img: IpcNsImages, pagesFd: (id: number) => number, log: Logger): void {
+export function restoreIpcNs(
+  nsPath: string, img: IpcNsImages, pagesFd: (id: number) => number, log: Logger,
+  /** shmget in the restored root (the segment's creator then: see below). */
+  rootShmget: (key: number, size: bigint, flags: number, d: IpcDescEntry) => number,
+): void {
   ipc.inNamespace(nsPath, 'ipc', () => {
     const v = img.vars;
     const max = (a: number, b: number) => String(Math.max(a, b));
@@ -318,6 +322,8 @@ export function restoreIpcNs(nsPath: string, img: IpcNsImages, pagesFd: (id: num
     const shmPages = img.shm.reduce((n, s) => n + roundPage(s.e.size) / BigInt(PAGE_SIZE), 0n);
     const shmMax = img.shm.reduce((m, s) => (s.e.size > m ? s.e.size : m), 0n);
     writeVar(v, {
+      // Not yet: a segment cryo detaches from would go at once.
+      shmRmidForced: '0',
       sem: sem.join(' '), msgCtlmax: max(v.msgCtlmax, biggestMsg), msgCtlmni: max(v.msgCtlmni, img.msg.length),
       shmCtlmni: max(v.shmCtlmni, img.shm.length),
       shmCtlall: String(v.shmCtlall > shmPages ? v.shmCtlall : shmPages), shmCtlmax: String(v.shmCtlmax > shmMax ? v.shmCtlmax : shmMax),
@@ -325,7 +331,10 @@ export function restoreIpcNs(nsPath: string, img: IpcNsImages, pagesFd: (id: num
     for (const { e, contents } of img.shm) {
       const d = e.desc!;
       nextId('shm', d.id);
-      made('shared memory', d, asCreator(d, () => ipc.shmGet(d.key, e.size, (d.mode & 0o777) | ipc.IPC.CREAT | ipc.IPC.EXCL)));
+      const flags = (d.mode & 0o777) | ipc.IPC.CREAT | ipc.IPC.EXCL;
+      // With kernel.shm_rmid_forced a segment without attachments lives as long as the
+      // task that made it: that must be a task of the tree (as in CRIU, the root), not cryo.
+      made('shared memory', d, v.shmRmidForced ? rootShmget(d.key, e.size, flags, d) : asCreator(d, () => ipc.shmGet(d.key, e.size, flags)));
       ipc.shmSet(d.id, permOf(d));
       if (contents) {
         const addr = ipc.shmAttach(d.id, 0);

@@ -18,7 +18,8 @@
  * The state set up (own):
  *   - host name "cryo-uts-test", domain name "cryo.example";
  *   - sysctls kernel.msgmnb, kernel.msgmax, kernel.sem, kernel.shmmni,
- *     kernel.shm_rmid_forced, fs.mqueue.msg_max changed;
+ *     kernel.shm_rmid_forced (1: shm C lives as long as the task that made
+ *     it), fs.mqueue.msg_max changed;
  *   - shm A: key 0x1234, 3 pages + 100 bytes, mode 0640, uid 1000, gid 1001,
  *     attached read-write (pattern written; one page never touched);
  *   - shm B: IPC_PRIVATE, one page, attached twice read-only, its contents
@@ -64,7 +65,8 @@ static const char *sysctls[][2] = {
 	{ "/proc/sys/kernel/msgmax", "9000" },
 	{ "/proc/sys/kernel/sem", "300\t32001\t33\t129" },
 	{ "/proc/sys/kernel/shmmni", "3000" },
-	{ "/proc/sys/kernel/shm_rmid_forced", "0" },
+	/* A segment without attachments (shm C) then lives only as long as its creator. */
+	{ "/proc/sys/kernel/shm_rmid_forced", "1" },
 	{ "/proc/sys/fs/mqueue/msg_max", "77" },
 };
 #define NSYSCTLS (sizeof(sysctls) / sizeof(sysctls[0]))
@@ -140,8 +142,10 @@ static void setup_ipc(void)
 	unsigned short vals[5] = { 1, 2, 3, 4, 30000 };
 	unsigned char *tmp;
 
+	/* shm_rmid_forced last: a segment detached to no attachment would go at once. */
 	for (size_t i = 0; i < NSYSCTLS; i++)
-		write_file(sysctls[i][0], sysctls[i][1]);
+		if (!strstr(sysctls[i][0], "shm_rmid_forced"))
+			write_file(sysctls[i][0], sysctls[i][1]);
 
 	MUST((shm_a = shmget(0x1234, SIZE_A, IPC_CREAT | IPC_EXCL | 0640)) >= 0);
 	MUST((at_a = shmat(shm_a, NULL, 0)) != (void *)-1);
@@ -212,6 +216,7 @@ static void setup_ipc(void)
 		MUST(msgsnd(msg_id, &m, msg_sizes[i], IPC_NOWAIT) == 0);
 	}
 	MUST((msg_empty = msgget(IPC_PRIVATE, IPC_CREAT | 0666)) >= 0);
+	write_file("/proc/sys/kernel/shm_rmid_forced", "1");
 }
 
 static void check_shm_perm(const char *what, int id, key_t key, unsigned mode, uid_t uid, gid_t gid, size_t size, int nattch)
