@@ -91,6 +91,7 @@ export async function runDump(ctx: Context): Promise<number> {
           const r = dumpIpcNs(ns.path, nsId, { dir, newPagesId: () => st.nextPagesId++, log, who: rootWho });
           st.sysvShm = r.segments;
           st.stats.shpagesWritten += BigInt(r.pages);
+          st.stats.shpagesScanned += BigInt(r.scanned);
         }
       } catch (e) {
         if (SysError.is(e)) throw new CryoError(`${rootWho}: cannot dump its ${ns.kind} namespace (${ns.link}): ${e.message}`);

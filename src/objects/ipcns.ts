@@ -112,9 +112,10 @@ export interface IpcDumpEnv {
  * Dump the ipc namespace `nsPath` as images of id `nsId`. Returns its segments
  * (id to size), which the tasks' attachments must be of.
  */
-export function dumpIpcNs(nsPath: string, nsId: number, env: IpcDumpEnv): { segments: Map<bigint, bigint>; pages: number } {
+export function dumpIpcNs(nsPath: string, nsId: number, env: IpcDumpEnv): { segments: Map<bigint, bigint>; pages: number; scanned: number } {
   const segments = new Map<bigint, bigint>();
   let pages = 0;
+  let scanned = 0;
   ipc.inNamespace(nsPath, 'ipc', () => {
     let queues: string[];
     try {
@@ -131,6 +132,7 @@ export function dumpIpcNs(nsPath: string, nsId: number, env: IpcDumpEnv): { segm
     for (const s of walk(ipc.shmMaxIndex, ipc.shmStatIndex)) {
       const e = create(IpcShmEntrySchema, { desc: desc(s.id, s), size: s.size, inPagemaps: true });
       pages += dumpSegment(s, env);
+      scanned += Number(roundPage(s.size)) / PAGE_SIZE;
       segments.set(BigInt(s.id), s.size);
       shms.push(e);
     }
@@ -166,7 +168,7 @@ export function dumpIpcNs(nsPath: string, nsId: number, env: IpcDumpEnv): { segm
     });
     if (msgs.length) env.dir.write('ipcMsg', msgs, nsId);
   });
-  return { segments, pages };
+  return { segments, pages, scanned };
 }
 
 /** A segment's contents, read through an attachment of cryo's own (CRIU's dump_one_sysv_shmem). */
