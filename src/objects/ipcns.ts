@@ -36,11 +36,11 @@ const NEXT_IDS = [['kernel/msg_next_id', 'msgNextId'], ['kernel/sem_next_id', 's
 const sysctlPath = (name: string): string => `/proc/sys/${name}`;
 const readSysctl = (name: string): string => readFileSync(sysctlPath(name), 'utf8').trim();
 
-function writeSysctl(name: string, value: string): void {
+function writeSysctl(name: string, value: string, which: 'restored' | 'dumped' = 'restored'): void {
   try {
     writeFileSync(sysctlPath(name), value);
   } catch (e) {
-    throw new CryoError(`cannot set ${name.replace(/\//g, '.')} to ${value} in the restored ipc namespace: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new CryoError(`cannot set ${name.replace(/\//g, '.')} to ${value} in the ${which} ipc namespace: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
 }
 
@@ -126,15 +126,25 @@ export function dumpIpcNs(nsPath: string, nsId: number, env: IpcDumpEnv): { segm
     if (queues.length) {
       throw new CryoError(`${env.who}: its ipc namespace has POSIX message queues (${queues.map((q) => `/${q}`).join(', ')}), which live on the mqueue mount and need mount namespaces, which cryo does not dump yet`);
     }
-    env.dir.write('ipcVar', [readVar()], nsId);
+    const vars = readVar();
+    env.dir.write('ipcVar', [vars], nsId);
 
     const shms: IpcShmEntry[] = [];
-    for (const s of walk(ipc.shmMaxIndex, ipc.shmStatIndex)) {
-      const e = create(IpcShmEntrySchema, { desc: desc(s.id, s), size: s.size, inPagemaps: true });
-      pages += dumpSegment(s, env);
-      scanned += Number(roundPage(s.size)) / PAGE_SIZE;
-      segments.set(BigInt(s.id), s.size);
-      shms.push(e);
+    // cryo reads a segment through an attachment of its own: with shm_rmid_forced
+    // its detach would destroy one that had no other (made, never attached). So
+    // off while they are read, then as it was (which destroys nothing: a segment
+    // without attachments and without its creator cannot exist with it on).
+    if (vars.shmRmidForced) writeSysctl('kernel/shm_rmid_forced', '0', 'dumped');
+    try {
+      for (const s of walk(ipc.shmMaxIndex, ipc.shmStatIndex)) {
+        const e = create(IpcShmEntrySchema, { desc: desc(s.id, s), size: s.size, inPagemaps: true });
+        pages += dumpSegment(s, env);
+        scanned += Number(roundPage(s.size)) / PAGE_SIZE;
+        segments.set(BigInt(s.id), s.size);
+        shms.push(e);
+      }
+    } finally {
+      if (vars.shmRmidForced) writeSysctl('kernel/shm_rmid_forced', String(vars.shmRmidForced), 'dumped');
     }
     // As CRIU: an image without entries is left out.
     if (shms.length) env.dir.write('ipcShm', shms, nsId);
@@ -275,7 +285,7 @@ export function loadIpcNs(dir: ImageDir, id: number, readPagemap: (shmid: bigint
 const nextId = (name: 'msg' | 'sem' | 'shm', id: number) => writeSysctl(`kernel/${name}_next_id`, String(id));
 
 /**
- * Make the objects with their creators' ids (cuid, cgid): the calling thread
+ * Make semaphore sets and queues with their creators' ids (cuid, cgid): the calling thread
  * takes them as its effective ids while the object is made. A raw setresuid
  * changes only this thread, and the way back gives it its capabilities again.
  */
@@ -334,9 +344,10 @@ export function restoreIpcNs(
       const d = e.desc!;
       nextId('shm', d.id);
       const flags = (d.mode & 0o777) | ipc.IPC.CREAT | ipc.IPC.EXCL;
-      // With kernel.shm_rmid_forced a segment without attachments lives as long as the
-      // task that made it: that must be a task of the tree (as in CRIU, the root), not cryo.
-      made('shared memory', d, v.shmRmidForced ? rootShmget(d.key, e.size, flags, d) : asCreator(d, () => ipc.shmGet(d.key, e.size, flags)));
+      // Made by the root, as in CRIU: a segment without attachments lives as long as
+      // the task that made it when kernel.shm_rmid_forced is (or is later) set, so
+      // that must be a task of the tree, not cryo, which exits.
+      made('shared memory', d, rootShmget(d.key, e.size, flags, d));
       ipc.shmSet(d.id, permOf(d));
       if (contents) {
         const addr = ipc.shmAttach(d.id, 0);

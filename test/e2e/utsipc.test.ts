@@ -47,13 +47,13 @@ test('uts+ipc namespaces of its own: host name, SysV shm (contents, attachments,
   const sems = (cryoCrit(img('ipcns-sem-')) as { entries: Array<{ desc: { key: number; id: number }; extra: number[] }> }).entries;
   assert.deepEqual(sems.find((e) => e.desc.key === 0x2345), { desc: { key: 0x2345, uid: 0, gid: 0, cuid: 0, cgid: 0, mode: 0o600, id: 77 }, nsems: 5, extra: [1, 2, 3, 4, 30000] });
   const shms = (cryoCrit(img('ipcns-shm-')) as { entries: Array<{ desc: { key: number }; size: number; in_pagemaps: boolean }> }).entries;
-  assert.deepEqual(shms.map((e) => [e.desc.key, e.size, e.in_pagemaps]), [[0x1234, 3 * 4096 + 100, true], [0, 4096, true], [0x1236, 8192, true], [0, 4096, true]]);
+  assert.deepEqual(shms.map((e) => [e.desc.key, e.size, e.in_pagemaps]), [[0x1234, 3 * 4096 + 100, true], [0, 4096, true], [0x1236, 8192, true], [0, 4096, true], [0x1239, 4096, true]]);
   // The segments' contents are shmem pagemaps, as CRIU keeps them (ids 0..3, page 1 of shm A a hole).
   const a = (cryoCrit(path.join(images, 'pagemap-shmem-0.img')) as { entries: Array<Record<string, unknown>> }).entries;
   assert.deepEqual(a.slice(1).map((e) => [e['vaddr'], e['nr_pages']]), [[0, 1], [8192, 2]], s.report());
   // The SysV attachments are VMA_AREA_SYSVIPC mappings of their segment.
   const mm = debianCrit(path.join(images, `mm-${target.pid}.img`)).entries[0] as { vmas: Array<{ status: number; shmid: number }> };
-  assert.deepEqual(mm.vmas.filter((v) => v.status & (1 << 10)).map((v) => v.shmid).sort(), [0, 1, 1, 3], s.report());
+  assert.deepEqual(mm.vmas.filter((v) => v.status & (1 << 10)).map((v) => v.shmid).sort(), [0, 1, 1, 3, 4], s.report());
 
   const r = await s.restore(images, target);
   for (const kind of ['uts', 'ipc'] as const) {
@@ -150,4 +150,13 @@ test('SysV objects of cryo\'s own ipc namespace are not the tree\'s: no ipcns or
   assert.equal(nsLink(r.pid, 'ipc'), nsLink('self', 'ipc'), s.report());
   await s.expectPass(r);
   assert.doesNotMatch(sysvipc('shm'), new RegExp(`^\\s*0\\s+${shm}\\s`, 'm'), 'the restored task did not remove its host segment');
+});
+
+test('uts+ipc dump --leave-running takes nothing away: the messages stay queued, the tree passes its checks in place', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'utsipc-leave');
+  const target = await s.start('ipcns');
+  const images = s.mkdir();
+  await s.dump(target, images, { leaveRunning: true });
+  assert.ok(fs.readdirSync(images).some((n) => n.startsWith('ipcns-msg-')), s.report());
+  await s.expectPass(target);
 });

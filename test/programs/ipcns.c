@@ -28,8 +28,9 @@
  *   - shm D: key 0x1237, attached, then IPC_RMID'd (it lives on while attached);
  *   - a semaphore set, key 0x2345, 5 semaphores 1..5 (one 30000), mode 0600,
  *     made at a chosen id (kernel.sem_next_id);
- *   - a set made by uid 1000, gid 1001 (a child that took those ids), key
- *     0x2346, mode 0666: its creator ids (cuid, cgid) are those;
+ *   - a set (key 0x2346) and a segment (shm E, key 0x1239, attached by the
+ *     root) made by uid 1000, gid 1001 (a child that took those ids), mode
+ *     0666: their creator ids (cuid, cgid) are those;
  *   - a child attached to shm A (by fork) blocks in semop() on a set of
  *     key 0x2347 (value 0); on the check the root releases it and it writes
  *     into page 1 of shm A, which the root then sees;
@@ -92,7 +93,7 @@ static void read_file(const char *path, char *out, size_t len)
 		close(fd);
 }
 
-static int shm_a, shm_b, shm_c, shm_d, sem_id, msg_id, msg_empty, sem_other, sem_wait;
+static int shm_a, shm_b, shm_c, shm_d, shm_e, sem_id, msg_id, msg_empty, sem_other, sem_wait;
 static pid_t waiter;
 static unsigned char *at_a, *at_b1, *at_b2, *at_d;
 
@@ -184,12 +185,15 @@ static void setup_ipc(void)
 
 		MUST(kid >= 0);
 		if (kid == 0) {
-			if (setresgid(1001, 1001, 1001) || setresuid(1000, 1000, 1000) || semget(0x2346, 2, IPC_CREAT | 0666) < 0)
+			if (setresgid(1001, 1001, 1001) || setresuid(1000, 1000, 1000) || semget(0x2346, 2, IPC_CREAT | 0666) < 0 ||
+			    shmget(0x1239, PAGE, IPC_CREAT | 0666) < 0)
 				_exit(1);
 			_exit(0);
 		}
 		MUST(waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 		MUST((sem_other = semget(0x2346, 2, 0)) >= 0);
+		MUST((shm_e = shmget(0x1239, PAGE, 0)) >= 0);
+		MUST(shmat(shm_e, NULL, SHM_RDONLY) != (void *)-1);
 	}
 	MUST((sem_wait = semget(0x2347, 1, IPC_CREAT | 0600)) >= 0);
 	waiter = fork();
@@ -290,6 +294,16 @@ static void check_ipc(int corrupt)
 	check_bytes("shm D", at_d, 4, 0, PAGE);
 	if (shmget(0x1237, PAGE, 0) >= 0)
 		failf("shm D can be found by its key again");
+
+	{
+		struct shmid_ds ds;
+
+		if (shmctl(shm_e, IPC_STAT, &ds))
+			failf("shm E: %s", strerror(errno));
+		else if (ds.shm_perm.cuid != 1000 || ds.shm_perm.cgid != 1001 || ds.shm_perm.uid != 1000 || ds.shm_perm.__key != 0x1239)
+			failf("shm E made by uid 1000: cuid %u cgid %u uid %u key %#x", ds.shm_perm.cuid, ds.shm_perm.cgid, ds.shm_perm.uid,
+			      ds.shm_perm.__key);
+	}
 
 	if (semctl(sem_id, 0, IPC_STAT, (union semun){ .buf = &sds }))
 		failf("semctl(%d, IPC_STAT): %s", sem_id, strerror(errno));
