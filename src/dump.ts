@@ -22,10 +22,12 @@ import { checkDumpNamespaces } from './objects/namespaces.js';
 import { CgroupDump } from './objects/cgroup.js';
 import { CgroupFreezer } from './objects/cgroup-freezer.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
-import { dumpTask, taskIds, type DumpState } from './dump/task.js';
+import { dumpTask, taskIds, nsIdOf, type DumpState } from './dump/task.js';
 import { dumpZombie } from './objects/zombie.js';
+import { dumpUtsNs } from './objects/utsns.js';
+import { dumpIpcNs } from './objects/ipcns.js';
 import { TaskGoneError } from './tracer/remote.js';
-import { kill, SIG } from './sys/index.js';
+import { kill, SIG, SysError } from './sys/index.js';
 
 const CRTOOLS_IMAGES_V1_1 = 2;
 
@@ -82,7 +84,26 @@ export async function runDump(ctx: Context): Promise<number> {
     injectFault(tasks);
     // Frozen, no task can change namespace any more: one that cryo does not carry stops the dump.
     const nsTasks = tasks.map((t) => ({ pid: t.pid, comm: t.stat.comm, threads: t.threads.length ? t.threads : [t.pid] }));
-    checkDumpNamespaces(nsTasks[0]!, nsTasks);
+    const own = checkDumpNamespaces(nsTasks[0]!, nsTasks);
+    // The tree's own uts and ipc namespaces, before the tasks: their attachments of segments are checked against them.
+    const rootWho = `task ${root} (${tasks[0]!.stat.comm})`;
+    for (const ns of own) {
+      const nsId = nsIdOf(ns.link, st);
+      try {
+        if (ns.kind === 'uts') {
+          dumpUtsNs(ns.path, nsId, dir);
+        } else {
+          const r = dumpIpcNs(ns.path, nsId, { dir, newPagesId: () => st.nextPagesId++, log, who: rootWho });
+          st.sysvShm = r.segments;
+          st.stats.shpagesWritten += BigInt(r.pages);
+          st.stats.shpagesScanned += BigInt(r.scanned);
+        }
+      } catch (e) {
+        if (SysError.is(e)) throw new CryoError(`${rootWho}: cannot dump its ${ns.kind} namespace (${ns.link}): ${e.message}`);
+        throw e;
+      }
+      log.info(`dumped the tree's ${ns.kind} namespace ${ns.link} as ${nsId}`);
+    }
     runAction(ctx, 'query-ext-files');
     for (const t of tasks) {
       if (t.rem === null && t.stat.state === 'Z') {
@@ -113,6 +134,9 @@ export async function runDump(ctx: Context): Promise<number> {
     if (st.files.remaps.length) dir.write('remapFpath', st.files.remaps);
     writeGhosts(dir, st.files, opts.ghostFiemap);
     closeGhosts(st.files);
+    for (const { entry } of st.files.memfdInodes.values()) {
+      if (st.sysvShm?.has(BigInt(entry.shmid))) throw sameShmid(BigInt(entry.shmid));
+    }
     const memfds = writeMemfds(dir, st.files, () => st.nextPagesId++, st.shmemDone);
     st.stats.shpagesScanned += BigInt(memfds.scanned);
     st.stats.shpagesWritten += BigInt(memfds.written);
@@ -206,6 +230,11 @@ function displayDumpStats(log: Context['log'], s: DumpStatsEntry): void {
   log.msg(`Memory pages skipped from parent: ${n(s.pagesSkippedParent)}`);
   log.msg(`Memory pages written: ${n(s.pagesWritten)}`);
   log.msg(`Lazy memory pages: ${n(s.pagesLazy ?? 0n)}`);
+}
+
+/** pagemap-shmem-ID.img names an object by its id alone: a SysV segment and a memfd or shared memory of the same number cannot both be kept. */
+function sameShmid(id: bigint): CryoError {
+  return new CryoError(`SysV shared memory ${id} has the id of another shared memory object of the tree (inode ${id}), which the images cannot tell apart`);
 }
 
 /** A failed dump takes back the link_remap.N links it made (--link-remap). */

@@ -5,11 +5,11 @@ import { closeSync, existsSync, fstatSync, statSync, writeFileSync } from 'node:
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
-  ImageDir, ImageError, isZombieState, TASK_STOPPED, TtyType, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry,
+  ImageDir, ImageError, isZombieState, TASK_STOPPED, TtyType, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry, type UtsnsEntry,
   type MemfdInodeEntry,
   ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type TcpStreamEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
-import { CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
+import { CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, SysError, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import type { Ghost } from './objects/files/kind.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
@@ -27,6 +27,8 @@ import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
 import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
 import { restoreNamespaces } from './objects/namespaces.js';
+import { loadUtsNs, restoreUtsNs } from './objects/utsns.js';
+import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, type IpcNsImages } from './objects/ipcns.js';
 import { runAction } from './actions.js';
 import { byId, checkInventory, checkPstree, listedAsZombie, taskIds, validateImages } from './restore/validate.js';
 import { execCommand } from './sys/exec.js';
@@ -160,6 +162,36 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   };
 }
 
+/** (uid_t)-1: leave that id as it is. */
+const KEEP = 0xffffffff;
+
+/** shmget in the root (still root, its credentials come later), as the segment's creator cuid/cgid. */
+function rootShmget(rem: Remote, key: number, size: bigint, flags: number, d: { cuid: number; cgid: number }): number {
+  const as = d.cuid !== 0 || d.cgid !== 0;
+  if (as) rem.call('setresgid', NR.setresgid, KEEP, d.cgid, KEEP);
+  if (as) rem.call('setresuid', NR.setresuid, KEEP, d.cuid, KEEP);
+  try {
+    return Number(rem.call('shmget', NR.shmget, key, size, flags));
+  } finally {
+    if (as) rem.call('setresuid', NR.setresuid, KEEP, 0, KEEP);
+    if (as) rem.call('setresgid', NR.setresgid, KEEP, 0, KEEP);
+  }
+}
+
+/**
+ * SysV attachments (VMA_AREA_SYSVIPC) need the segments of the tree's own ipc
+ * namespace; CRIU refuses them in any other at dump, cryo's images never have them.
+ */
+function checkSysvAttachments(tasks: TaskImages[], ipcImg: IpcNsImages | undefined): void {
+  const segments = new Map(ipcImg?.shm.map((s) => [BigInt(s.e.desc!.id), s.e.size]) ?? []);
+  for (const t of tasks) {
+    const v = t.mm?.vmas.find((x) => x.status & VMA_AREA_SYSVIPC);
+    if (!v) continue;
+    if (!ipcImg) throw new CryoError(`bad image: mm-${t.pstree.pid}.img: VMA 0x${v.start.toString(16)} is SysV shared memory, but the tree has no ipc namespace of its own in the images`);
+    checkAttachments(`bad image: mm-${t.pstree.pid}.img`, t.mm!.vmas, segments);
+  }
+}
+
 /**
  * Every shared anonymous memory object of the tree: big enough for every VMA that
  * maps it and for its contents (and for a memfd entry of the same object: a
@@ -266,6 +298,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let loaded: Loaded;
   let cg: CgroupRestore | null;
   let nsFlags: number;
+  let utsImg: UtsnsEntry | undefined;
+  let ipcImg: IpcNsImages | undefined;
   try {
     loaded = loadImages(dir, opts.deprecated);
     // Paths are CRIU's keys without the leading slash; accept either spelling.
@@ -276,6 +310,10 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const dumper = dir.readOne('inventory').rootIds;
     nsFlags = restoreNamespaces(dumper, loaded.tasks.map((t) => ({ pid: t.pstree.pid, ppid: t.pstree.ppid, ...(t.core.ids ? { ids: t.core.ids } : {}) })));
     if (!dumper && loaded.tasks[0]!.pstree.pid === 1) nsFlags = CLONE.NEWPID; // images without the dumper's ids
+    const rootIds = loaded.tasks[0]!.core.ids!;
+    if (nsFlags & CLONE.NEWUTS) utsImg = loadUtsNs(dir, rootIds.utsNsId);
+    if (nsFlags & CLONE.NEWIPC) ipcImg = loadIpcNs(dir, rootIds.ipcNsId, (shmid) => readPagemap(dir, 'shmemPagemap', shmid));
+    checkSysvAttachments(loaded.tasks, ipcImg);
     checkFdTables(loaded);
     cg = CgroupRestore.load(dir, opts, log);
     cg?.checkSets(loaded.tasks);
@@ -373,7 +411,17 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     cg?.enterTask(root0.rem.pid, root, cgSetOf(loaded.tasks[0]!.core), cg.criuSetId);
     const h: Handles = { cryoPidfd: root0.cryoPidfd };
     rems.set(root, root0.rem);
-    if (newPidns) {
+    // The root's new uts and ipc namespaces get their state before any task uses them.
+    let making = 'uts';
+    try {
+      if (utsImg) restoreUtsNs(`/proc/${root0.rem.pid}/ns/uts`, utsImg);
+      making = 'ipc';
+      if (ipcImg) restoreIpcNs(`/proc/${root0.rem.pid}/ns/ipc`, ipcImg, (id) => sh.pagesFd(id), log, (key, size, flags, d) => rootShmget(root0.rem, key, size, flags, d));
+    } catch (e) {
+      if (SysError.is(e)) throw new CryoError(`restore failed: the root's new ${making} namespace: ${e.message}`);
+      throw e;
+    }
+    if (newPidns || utsImg || ipcImg) {
       runAction(ctx, 'setup-namespaces', { rootPid: root0.rem.pid });
       runAction(ctx, 'post-setup-namespaces', { rootPid: root0.rem.pid });
     }
@@ -444,8 +492,10 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     }
     // Every socket is there, both ends of each connection: out of repair mode.
     finishInetSockets(sh.inetLate);
-    // Every mapping and fd is in place: seal the memfds, drop the ghost files and links.
+    // Every mapping and fd is in place: seal the memfds, drop the ghost files and links,
+    // mark again the segments that go with their last attachment.
     sh.memfds.applySeals();
+    if (ipcImg) finishIpcNs(`/proc/${root0.rem.pid}/ns/ipc`, ipcImg);
     sh.remaps.cleanup(true);
     settleFiles(sh.opened, sh.files);
     const rootHost = root0.rem.pid; // the pid file and wait use cryo's view, as CRIU's

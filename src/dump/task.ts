@@ -5,7 +5,7 @@ import {
   create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
   TaskKobjIdsEntrySchema, TaskRlimitsEntrySchema,
   MmEntrySchema, PagemapHeadSchema, PagemapEntrySchema,
-  VMA_ANON_SHARED, VMA_AREA_VDSO, type AioRingEntry, TASK_ALIVE, TASK_STOPPED, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
+  VMA_ANON_SHARED, VMA_AREA_SYSVIPC, VMA_AREA_VDSO, type AioRingEntry, TASK_ALIVE, TASK_STOPPED, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
 } from '../images/index.js';
 import { parseStatus } from '../proc/stat.js';
 import type { Context, Logger } from '../context.js';
@@ -25,6 +25,7 @@ import type { Irmap } from '../objects/files/irmap.js';
 import type { DumpFilesEnv } from '../objects/files/kind.js';
 import { dumpRegFile } from '../objects/files/reg.js';
 import { isMemfdLink, writeShmemObject } from '../objects/files/memfd.js';
+import { checkAttachments } from '../objects/ipcns.js';
 import type { CgroupDump } from '../objects/cgroup.js';
 import { takeRemote, takeThreadRemote, type FrozenTask } from './freeze.js';
 import { dumpRlimits } from '../objects/rlimits.js';
@@ -62,11 +63,13 @@ export interface DumpState {
   /** cgroup sets of the threads (cg_set), and the groups with --manage-cgroups. */
   cgroups: CgroupDump;
   stats: DumpCounters;
+  /** The SysV segments of the tree's own ipc namespace (id to size); undefined when it is cryo's. */
+  sysvShm?: Map<bigint, bigint>;
 }
 
 
-/** The id of the namespace /proc names `link` ("net:[INO]") in the images. */
-function nsIdOf(link: string, st: DumpState): number {
+/** The images' id of the namespace whose /proc/PID/ns link is `link`. */
+export function nsIdOf(link: string, st: DumpState): number {
   let v = st.nsIds.get(link);
   if (v === undefined) {
     v = st.nextObjId++;
@@ -221,6 +224,12 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const heap = { start: stat.startBrk, end: brk };
   const aios: AioRingEntry[] = [];
   const vmaList = vmaEntries(pid, vmas.filter((v) => v.name !== '[vsyscall]'), env, heap, aios, st.shmemAsMemfd);
+  const sysv = vmaList.find((v) => v.status & VMA_AREA_SYSVIPC);
+  if (sysv && !st.sysvShm) {
+    // As CRIU: the segments of cryo's own ipc namespace are not the tree's to dump or restore.
+    throw new CryoError(`task ${pid} (${t.stat.comm}): SysV shared memory ${sysv.shmid} is attached at 0x${sysv.start.toString(16)}, but the task is in cryo's own ipc namespace, whose objects are not the tree's: cryo dumps SysV IPC only of a tree in an ipc namespace of its own`);
+  }
+  if (sysv) checkAttachments(`task ${pid} (${t.stat.comm})`, vmaList, st.sysvShm!);
   const exe = readlinkSync(`/proc/${pid}/exe`);
   if (isMemfdLink(exe)) throw new CryoError(`task ${pid}: its executable is the memfd ${exe}, which cryo does not support yet`);
   const exeSt = statSync(`/proc/${pid}/exe`);
@@ -260,8 +269,9 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
     // Shared anonymous memory: once per object, read through /proc/PID/map_files, so
     // pages only another task of the tree faulted are there too (pagemap-shmem-SHMID.img
     // by offset into the object, as CRIU keeps it).
-    for (const v of vmaList.filter((x) => x.status & VMA_ANON_SHARED)) {
+    for (const v of vmaList.filter((x) => x.status & VMA_ANON_SHARED && !(x.status & VMA_AREA_SYSVIPC))) {
       if (st.shmemDone.has(v.shmid)) continue;
+      if (st.sysvShm?.has(v.shmid)) throw new CryoError(`task ${pid}: SysV shared memory ${v.shmid} has the id of the shared memory at 0x${v.start.toString(16)} (inode ${v.shmid}), which the images cannot tell apart`);
       st.shmemDone.add(v.shmid);
       const fd = openSync(`/proc/${pid}/map_files/${v.start.toString(16)}-${v.end.toString(16)}`, O.RDONLY | O.CLOEXEC);
       try {

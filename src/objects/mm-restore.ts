@@ -4,15 +4,16 @@
 // (MADV_DONTFORK, MADV_WIPEONFORK...), mlock, guard regions, AIO rings and
 // membarrier registrations.
 import type { Vma } from '../proc/maps.js';
-import { MAP, MAP_HUGE_MASK, PROT, MADV, MREMAP, NR, PR, PR_SET_MM_MAP } from '../sys/index.js';
+import { MAP, MAP_HUGE_MASK, PROT, MADV, MREMAP, NR, O, PR, PR_SET_MM_MAP } from '../sys/index.js';
 import type { Remote } from '../tracer/remote.js';
 import { prctlMmMap } from '../abi/index.js';
 import {
-  type VmaEntry, type MmEntry,
+  type VmaEntry, type MmEntry, VmaEntrySchema, isFieldSet, VMA_AREA_SYSVIPC,
   VMA_AREA_REGULAR, VMA_AREA_VSYSCALL, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_AIORING, VMA_AREA_GUARD,
   VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_ANON_SHARED, VMA_ANON_PRIVATE, VMA_AREA_MEMFD,
 } from '../images/index.js';
 import { restoreAioRing } from './aio.js';
+import { attachSegment } from './ipcns.js';
 
 export type Range = [bigint, bigint];
 
@@ -94,6 +95,7 @@ export function isMapped(v: VmaEntry): boolean {
 
 /** How a VMA is mapped while its contents go in: memory we fill must be readable and writable. */
 export function fillProt(v: VmaEntry): number {
+  if (v.status & VMA_AREA_SYSVIPC) return v.prot; // the segment has its contents already
   const privateMem = (v.status & (VMA_ANON_PRIVATE | VMA_FILE_PRIVATE | VMA_ANON_SHARED)) !== 0;
   return privateMem ? v.prot | PROT.READ | PROT.WRITE : v.prot;
 }
@@ -139,9 +141,24 @@ export function mapVmas(
   inherited: Map<VmaEntry, VmaEntry> = new Map(),
 ): VmaEntry[] {
   const needFix: VmaEntry[] = [];
-  for (const v of mm.vmas) {
+  for (const [i, v] of mm.vmas.entries()) {
     if (!isMapped(v)) continue;
     const len = v.end - v.start;
+    if (v.status & VMA_AREA_SYSVIPC) {
+      // One shmat per attachment, at its first VMA; each part then gets its own protection.
+      if (v.pgoff === 0n) {
+        const parts = [v];
+        for (let j = i + 1; j < mm.vmas.length; j++) {
+          const w = mm.vmas[j]!;
+          if (!(w.status & VMA_AREA_SYSVIPC) || w.shmid !== v.shmid || w.pgoff === 0n) break;
+          parts.push(w);
+        }
+        // As CRIU: writable when some part was open for writing (or the images do not say).
+        attachSegment(rem, v, parts.some((w) => !isFieldSet(w, VmaEntrySchema.field.fdflags) || (w.fdflags & O.ACCMODE) === O.RDWR));
+      }
+      rem.call(`mprotect(0x${v.start.toString(16)})`, NR.mprotect, v.start, len, v.prot);
+      continue;
+    }
     const prot = fillProt(v);
     if (prot !== v.prot) needFix.push(v);
     const from = inherited.get(v);

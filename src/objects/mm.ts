@@ -7,7 +7,7 @@ import type { Remote } from '../tracer/remote.js';
 import {
   create, VmaEntrySchema, type VmaEntry, type MmEntry, type AioRingEntry,
   VMA_AREA_REGULAR, VMA_AREA_STACK, VMA_AREA_VSYSCALL, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_AIORING, VMA_AREA_GUARD,
-  VMA_AREA_HEAP, VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_ANON_SHARED, VMA_ANON_PRIVATE, VMA_AREA_MEMFD,
+  VMA_AREA_HEAP, VMA_AREA_SYSVIPC, VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_ANON_SHARED, VMA_ANON_PRIVATE, VMA_AREA_MEMFD,
 } from '../images/index.js';
 import type { RegDumpEnv } from './files/kind.js';
 import { dumpRegFile } from './files/reg.js';
@@ -96,7 +96,7 @@ export function vmaEntries(
       }
       e.status = VMA_AREA_REGULAR | VMA_AREA_VVAR | VMA_ANON_PRIVATE;
       e.flags |= MAP.ANONYMOUS;
-    } else if (v.inode !== 0 || (v.name.startsWith('/') && !v.name.startsWith('/SYSV'))) {
+    } else if (v.inode !== 0 || v.name.startsWith('/')) {
       const mapPath = `/proc/${pid}/map_files/${v.start.toString(16)}-${v.end.toString(16)}`;
       if (v.name.startsWith('/[aio]') && statfsSync(mapPath).type === AIO_RING_MAGIC) {
         // Only its pages and size are kept; restore makes a new ring (io_setup) and moves it here.
@@ -115,8 +115,15 @@ export function vmaEntries(
       const link = readlinkSync(mapPath);
       const isDevZero = st.isCharacterDevice() && v.name.startsWith('/dev/zero');
       // The object of MAP_SHARED|MAP_ANONYMOUS (or MAP_HUGETLB) memory, or a SysV segment.
-      const anonObject = st.isFile() && (isAnonShmemLink(link) ? isShmemObject(link, mapPath, st) : link.startsWith('/SYSV'));
-      if (anonObject && shared && !shmemAsMemfd.has(st.ino)) {
+      const anonObject = st.isFile() && isAnonShmemLink(link) && isShmemObject(link, mapPath, st);
+      if (st.isFile() && link.startsWith('/SYSV')) {
+        // A SysV segment (shmat): its inode number is its id; the contents are the
+        // namespace's (ipcns-shm), the restore attaches it again.
+        e.flags |= MAP.ANONYMOUS;
+        e.status = VMA_AREA_REGULAR | VMA_ANON_SHARED | VMA_AREA_SYSVIPC;
+        e.shmid = BigInt(st.ino);
+        e.fdflags = fdflagsOf(mapPath);
+      } else if (anonObject && shared && !shmemAsMemfd.has(st.ino)) {
         e.flags |= MAP.ANONYMOUS;
         e.status = VMA_AREA_REGULAR | VMA_ANON_SHARED;
         e.shmid = BigInt(st.ino);

@@ -1,7 +1,9 @@
 // Namespaces, one row per kind (CRIU's ns_desc): how a task's namespace is
 // named in /proc and in the ids of the images, and whether cryo carries it. A
 // tree in a namespace cryo does not carry is refused, at dump and at restore:
-// restoring it into cryo's own namespaces would let a container out.
+// restoring it into cryo's own namespaces would let a container out. As CRIU,
+// a carried namespace other than pid is the root's: every task of the tree is
+// in it (the root's own one, dumped and made anew, or cryo's, left alone).
 import { readlinkSync } from 'node:fs';
 import { CLONE } from '../sys/index.js';
 import { CryoError } from '../context.js';
@@ -19,15 +21,15 @@ export interface NsKind {
 }
 
 /**
- * Only a pid namespace whose init is the tree's root is carried so far (made anew
- * on restore, with the same pids). The others are #14's work.
+ * Carried: a pid namespace whose init is the tree's root (made anew on restore,
+ * with the same pids), and the root's uts and ipc namespaces (utsns.ts, ipcns.ts).
  */
 export const NS_KINDS: readonly NsKind[] = [
   { name: 'pid', cloneFlag: CLONE.NEWPID, idField: 'pidNsId', carried: true, forChildren: 'pid_for_children' },
   { name: 'mnt', cloneFlag: CLONE.NEWNS, idField: 'mntNsId', carried: false },
   { name: 'net', cloneFlag: CLONE.NEWNET, idField: 'netNsId', carried: false },
-  { name: 'ipc', cloneFlag: CLONE.NEWIPC, idField: 'ipcNsId', carried: false },
-  { name: 'uts', cloneFlag: CLONE.NEWUTS, idField: 'utsNsId', carried: false },
+  { name: 'ipc', cloneFlag: CLONE.NEWIPC, idField: 'ipcNsId', carried: true },
+  { name: 'uts', cloneFlag: CLONE.NEWUTS, idField: 'utsNsId', carried: true },
   { name: 'user', cloneFlag: CLONE.NEWUSER, idField: 'userNsId', carried: false },
   { name: 'cgroup', cloneFlag: CLONE.NEWCGROUP, idField: 'cgroupNsId', carried: false },
   { name: 'time', cloneFlag: CLONE.NEWTIME, idField: 'timeNsId', carried: false, forChildren: 'time_for_children' },
@@ -48,14 +50,25 @@ const link = (tid: number, entry: string): string | undefined => {
   }
 };
 
+/** A namespace the tree has of its own (its root's, not cryo's), to be dumped. */
+export interface TreeNs {
+  kind: 'uts' | 'ipc';
+  /** Its /proc/PID/ns link (the name the dump's ids are made of). */
+  link: string;
+  /** A path to it, for setns. */
+  path: string;
+}
+
 /**
  * At dump: every thread of every task must be in cryo's own namespace of each
- * kind cryo does not carry, and in the root's pid namespace; and none may have
- * made a namespace for its children that they would be born into.
+ * kind cryo does not carry, in the root's pid namespace, and in the root's uts
+ * and ipc namespaces; and none may have made a namespace for its children that
+ * they would be born into. Returns the uts and ipc namespaces the tree owns.
  */
-export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): void {
+export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
   const mine = new Map(NS_KINDS.map((k) => [k.name, readlinkSync(`/proc/self/ns/${k.name}`)]));
   const rootPidns = link(root.pid, 'pid');
+  const rootNs = new Map(NS_KINDS.map((k) => [k.name, link(root.pid, k.name)]));
   for (const t of tasks) {
     const who = `task ${t.pid} (${t.comm})`;
     for (const tid of t.threads) {
@@ -64,6 +77,12 @@ export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): void {
         if (ns === undefined) continue;
         if (k.name === 'pid') {
           if (ns !== rootPidns) throw new CryoError(`${who} is in a pid namespace nested in the tree's (${ns}), which cryo does not dump yet`);
+        } else if (k.carried) {
+          // As CRIU: one namespace of the kind for the whole tree ("Can't dump nested uts namespace").
+          if (ns !== rootNs.get(k.name)) {
+            const rootWhose = rootNs.get(k.name) === mine.get(k.name) ? "cryo's own" : 'one of its own';
+            throw new CryoError(`${who} is in a ${k.name} namespace (${ns}) other than the tree root's (${rootWhose}), which cryo cannot dump: as CRIU, every task must be in the root's`);
+          }
         } else if (ns !== mine.get(k.name)) {
           throw new CryoError(`${who} is in a ${k.name} namespace of its own (${ns}), which cryo does not dump yet`);
         }
@@ -82,6 +101,12 @@ export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): void {
       }
     }
   }
+  const own: TreeNs[] = [];
+  for (const kind of ['uts', 'ipc'] as const) {
+    const ns = rootNs.get(kind);
+    if (ns !== undefined && ns !== mine.get(kind)) own.push({ kind, link: ns, path: `/proc/${root.pid}/ns/${kind}` });
+  }
+  return own;
 }
 
 /**

@@ -484,7 +484,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   }),
   bool('weak-sysctls', 'generic', 'skip sysctls the restoring kernel does not have', {
     prop: 'weakSysctls', rpc: 'weak_sysctls',
-    inert: 'cryo restores no sysctls (it restores no ipc, uts or net namespace), so none can be missing',
+    inert: 'as in CRIU it would concern only the net sysctls, and cryo restores no net namespace (the ipc sysctls are not weak in CRIU either)',
   }),
   {
     long: 'status-fd', arg: 'required', type: 'int', prop: 'statusFd', default: -1, rpc: 'status_fd', metavar: 'FD',

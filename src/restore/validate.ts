@@ -8,7 +8,7 @@ import { RLIM_NLIMITS } from '../objects/rlimits.js';
 import { readFileSync, statSync } from 'node:fs';
 import {
   CoreEntry_March, FdTypes, RegFileEntrySchema, ImageError, PagemapEntrySchema, PE_PARENT, PE_PRESENT, isFieldSet, isZombieState,
-  VMA_AREA_MEMFD, VMA_AREA_VDSO, VMA_AREA_VSYSCALL, VMA_AREA_VVAR, VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_AREA_GUARD, VMA_AREA_AIORING, VMA_AREA_SYSVIPC,
+  VMA_AREA_MEMFD, VMA_AREA_VDSO, VMA_AREA_VSYSCALL, VMA_AREA_VVAR, VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_AREA_GUARD, VMA_AREA_AIORING,
   type FileEntry, type ImageDir, type InventoryEntry, type MemfdInodeEntry, type PagemapEntry, type SkPacketEntry, type TaskKobjIdsEntry,
   type TtyInfoEntry, type PstreeEntry, type SeccompFilter, SeccompFilterSchema, SeccompMode,
 } from '../images/index.js';
@@ -158,8 +158,7 @@ function checkMm(dir: ImageDir, t: TaskImages, files: Map<number, FileEntry>, ma
       continue;
     }
     if (guards.length) throw bad(file, `${at} follows a guard region`);
-    // CRIU's images keep a SysV segment's contents in its IPC namespace's images, which cryo does not restore.
-    if (v.status & VMA_AREA_SYSVIPC) throw bad(file, `${at} is SysV shared memory (shmat), which cryo does not restore yet`);
+    // A SysV attachment (VMA_AREA_SYSVIPC) is checked against the ipc namespace's segments (restore.ts).
     if (v.end > TASK_SIZE && !(v.status & VMA_AREA_VSYSCALL)) throw bad(file, `${at} is beyond the address space`);
     if (v.start < prevEnd) throw bad(file, `${at} overlaps or precedes the VMA before it`);
     prevEnd = v.end;

@@ -14,3 +14,4 @@ export * from './spawn.js';
 export * as sock from './socket.js';
 export { sockDiagDump } from './socket.js';
 export * from './caps.js';
+export * as ipc from './ipc.js';

@@ -27,6 +27,8 @@ export const NR = {
   clone3: 435, close_range: 436, openat2: 437, pidfd_getfd: 438,
   connect: 42, sendto: 44, recvfrom: 45, shutdown: 48, bind: 49, listen: 50, getsockname: 51,
   getpeername: 52, socketpair: 53, setsockopt: 54, getsockopt: 55, accept4: 288, renameat2: 316,
+  shmget: 29, shmat: 30, shmctl: 31, semget: 64, semctl: 66, shmdt: 67, msgget: 68, msgsnd: 69, msgrcv: 70,
+  msgctl: 71, setns: 308, uname: 63, sethostname: 170, setdomainname: 171,
 } as const;
 
 export const PTRACE = {

@@ -178,7 +178,8 @@ test('restore --exec-cmd: the command cryo becomes is the parent of the restored
   const pidfile = path.join(s.dir, 'restored.pid');
   const run = s.cryo(['restore', '-D', images, '-v4', '-o', 'restore.log', '--pidfile', pidfile, '--exec-cmd', '--',
     '/bin/sh', '-c', `echo $$ > ${shPid}; while [ ! -e ${done} ]; do sleep 0.05; done`]);
-  await s.check(waitFor('the command to start', () => fs.existsSync(shPid) && fs.existsSync(pidfile), 20_000));
+  // The shell's `>` makes sh.pid before echo fills it: wait for its pid, not for the file.
+  await s.check(waitFor('the command to start', () => fs.existsSync(shPid) && /\d/.test(fs.readFileSync(shPid, 'utf8')) && fs.existsSync(pidfile), 20_000));
   const restoredPid = Number(fs.readFileSync(pidfile, 'utf8'));
   const sh = Number(fs.readFileSync(shPid, 'utf8'));
   const ppid = Number(/^PPid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${restoredPid}/status`, 'utf8'))![1]);

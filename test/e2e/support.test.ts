@@ -89,7 +89,7 @@ const OPTIONS: Record<string, OptionClass> = {
   'skip-in-flight': { harmless: 'TCP only: inet sockets are refused where met' },
   'deprecated': { test: 'e2e/fanotify.test.ts' },
   'display-stats': { test: 'e2e/options.test.ts' },
-  'weak-sysctls': { harmless: 'cryo restores no sysctls' },
+  'weak-sysctls': { harmless: 'net sysctls only (as CRIU), and cryo restores no net namespace' },
   'status-fd': { test: 'e2e/options.test.ts' },
   'tcp-close': { harmless: 'TCP only: inet sockets are refused where met' },
   'verbosity': { test: 'e2e/errors.test.ts' },

@@ -28,3 +28,16 @@ test('restore: every namespace kind cryo does not carry is refused, for the root
   assert.throws(() => restoreNamespaces(ids(), [{ pid: 1, ppid: 0, ids: ids({ pidNsId: 99 }) }, { pid: 5, ppid: 1, ids: ids({ pidNsId: 98 }) }]), /task 5 .* pid namespace nested/);
   assert.throws(() => restoreNamespaces(ids(), [{ pid: 7, ppid: 0, ids: ids({ pidNsId: 99 }) }]), /task 7 .* not its init/);
 });
+
+test('restore: a root in uts and ipc namespaces of its own gets new ones; a task below it in another one is refused (as CRIU)', () => {
+  const own = { utsNsId: 90, ipcNsId: 91 };
+  assert.equal(restoreNamespaces(ids(), [{ pid: 42, ppid: 0, ids: ids(own) }, { pid: 43, ppid: 42, ids: ids(own) }]), CLONE.NEWUTS | CLONE.NEWIPC);
+  assert.equal(restoreNamespaces(ids(), [{ pid: 1, ppid: 0, ids: ids({ ...own, pidNsId: 99 }) }]), CLONE.NEWUTS | CLONE.NEWIPC | CLONE.NEWPID);
+  for (const k of ['uts', 'ipc'] as const) {
+    const field = k === 'uts' ? 'utsNsId' : 'ipcNsId';
+    assert.throws(() => restoreNamespaces(ids(), [{ pid: 42, ppid: 0, ids: ids(own) }, { pid: 43, ppid: 42, ids: ids({ ...own, [field]: 5 }) }]),
+      new RegExp(`task 43 of the images is in a ${k} namespace nested in its parent's`));
+    assert.throws(() => restoreNamespaces(ids(), [{ pid: 42, ppid: 0, ids: ids() }, { pid: 43, ppid: 42, ids: ids({ [field]: 5 }) }]),
+      new RegExp(`task 43 of the images is in a ${k} namespace nested in its parent's`));
+  }
+});

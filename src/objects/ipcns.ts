@@ -1,0 +1,407 @@
+// The ipc namespace of a tree that has one of its own, as CRIU keeps it:
+// ipcns-var-N.img (the sysctls), ipcns-shm-N.img (segments, their contents in
+// pagemap-shmem-ID.img + pages, in_pagemaps), ipcns-sem-N.img (sets with their
+// values), ipcns-msg-N.img (queues with their messages). cryo enters the
+// namespace with one thread (setns) and reads or makes everything there; the
+// tasks' attachments of segments (VMA_AREA_SYSVIPC) are mapped again by shmat.
+import { closeSync, openSync, readdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
+import {
+  create, toBinary, fromBinary, IpcVarEntrySchema, IpcShmEntrySchema, IpcSemEntrySchema, IpcMsgEntrySchema, IpcMsgSchema,
+  IpcDescEntrySchema, isFieldSet, PagemapEntrySchema, VMA_AREA_SYSVIPC,
+  type ImageDir, type IpcVarEntry, type IpcShmEntry, type IpcSemEntry, type IpcMsgEntry, type IpcDescEntry, type VmaEntry,
+} from '../images/index.js';
+import { ipc, NR, O, PAGE_SIZE, FSOPEN_CLOEXEC, FSMOUNT_CLOEXEC, FSCONFIG, SysError, syscall } from '../sys/index.js';
+import { CryoError, type Logger } from '../context.js';
+import { writeShmemObject } from './files/memfd.js';
+import { readContentsInto, type ShmemContents } from './shmem.js';
+import type { Remote } from '../tracer/remote.js';
+
+const HUGETLBFS_MAGIC = 0x958458f6;
+const roundPage = (n: bigint): bigint => ((n + BigInt(PAGE_SIZE) - 1n) / BigInt(PAGE_SIZE)) * BigInt(PAGE_SIZE);
+
+// ---- the sysctls (CRIU's ipc_sysctl_req) ----
+
+type VarField = 'msgCtlmax' | 'msgCtlmnb' | 'autoMsgmni' | 'msgCtlmni' | 'shmCtlmax' | 'shmCtlall' | 'shmCtlmni' | 'shmRmidForced'
+  | 'mqQueuesMax' | 'mqMsgMax' | 'mqMsgsizeMax' | 'mqMsgDefault' | 'mqMsgsizeDefault';
+
+const SCALARS: ReadonlyArray<[string, VarField, 'u32' | 'u64']> = [
+  ['kernel/msgmax', 'msgCtlmax', 'u32'], ['kernel/msgmnb', 'msgCtlmnb', 'u32'], ['kernel/auto_msgmni', 'autoMsgmni', 'u32'],
+  ['kernel/msgmni', 'msgCtlmni', 'u32'], ['kernel/shmmax', 'shmCtlmax', 'u64'], ['kernel/shmall', 'shmCtlall', 'u64'],
+  ['kernel/shmmni', 'shmCtlmni', 'u32'], ['kernel/shm_rmid_forced', 'shmRmidForced', 'u32'],
+  ['fs/mqueue/queues_max', 'mqQueuesMax', 'u32'], ['fs/mqueue/msg_max', 'mqMsgMax', 'u32'], ['fs/mqueue/msgsize_max', 'mqMsgsizeMax', 'u32'],
+  ['fs/mqueue/msg_default', 'mqMsgDefault', 'u32'], ['fs/mqueue/msgsize_default', 'mqMsgsizeDefault', 'u32'],
+];
+const NEXT_IDS = [['kernel/msg_next_id', 'msgNextId'], ['kernel/sem_next_id', 'semNextId'], ['kernel/shm_next_id', 'shmNextId']] as const;
+
+const sysctlPath = (name: string): string => `/proc/sys/${name}`;
+const readSysctl = (name: string): string => readFileSync(sysctlPath(name), 'utf8').trim();
+
+function writeSysctl(name: string, value: string, which: 'restored' | 'dumped' = 'restored'): void {
+  try {
+    writeFileSync(sysctlPath(name), value);
+  } catch (e) {
+    throw new CryoError(`cannot set ${name.replace(/\//g, '.')} to ${value} in the ${which} ipc namespace: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+function readVar(): IpcVarEntry {
+  const v = create(IpcVarEntrySchema, { semCtls: readSysctl('kernel/sem').split(/\s+/).map(Number) });
+  for (const [name, field, kind] of SCALARS) {
+    const text = readSysctl(name);
+    (v as unknown as Record<string, number | bigint>)[field] = kind === 'u64' ? BigInt.asUintN(64, BigInt(text)) : Number(text) >>> 0;
+  }
+  // -1 is the value no object has asked for, which cannot be written back.
+  for (const [name, field] of NEXT_IDS) {
+    const n = Number(readSysctl(name));
+    if (n !== -1) v[field] = n;
+  }
+  return v;
+}
+
+/** The sysctls of `v`, `over` in place of some (limits raised while objects are made). */
+function writeVar(v: IpcVarEntry, over: Partial<Record<VarField | 'sem', string>> = {}): void {
+  if (v.semCtls.length !== 4) throw new CryoError(`ipcns-var: kernel.sem has ${v.semCtls.length} values, not 4`);
+  writeSysctl('kernel/sem', over.sem ?? v.semCtls.join(' '));
+  for (const [name, field] of SCALARS) {
+    if ((field === 'mqMsgDefault' || field === 'mqMsgsizeDefault') && !isFieldSet(v, IpcVarEntrySchema.field[field])) continue;
+    writeSysctl(name, over[field] ?? String(v[field]));
+  }
+}
+
+// ---- dump ----
+
+function desc(id: number, p: ipc.IpcPerm): IpcDescEntry {
+  return create(IpcDescEntrySchema, { id, key: p.key, uid: p.uid, gid: p.gid, cuid: p.cuid, cgid: p.cgid, mode: p.mode });
+}
+
+/** Every object of a kind, by index as CRIU walks them (*_STAT from 0 to the highest index). */
+function walk<T>(maxIndex: () => number, stat: (idx: number) => T | undefined): T[] {
+  const out: T[] = [];
+  for (let i = 0, max = maxIndex(); i <= max; i++) {
+    const s = stat(i);
+    if (s) out.push(s);
+  }
+  return out;
+}
+
+/** POSIX message queues of the current ipc namespace: read on a detached mqueue mount of it. */
+function posixQueues(): string[] {
+  const fsfd = syscall('fsopen(mqueue)', NR.fsopen, Buffer.from('mqueue\0'), FSOPEN_CLOEXEC);
+  try {
+    syscall('fsconfig(create)', NR.fsconfig, fsfd, FSCONFIG.CMD_CREATE, 0, 0, 0);
+    const mnt = syscall('fsmount', NR.fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
+    try {
+      return readdirSync(`/proc/self/fd/${mnt}`);
+    } finally {
+      closeSync(mnt);
+    }
+  } finally {
+    closeSync(fsfd);
+  }
+}
+
+export interface IpcDumpEnv {
+  dir: ImageDir;
+  newPagesId: () => number;
+  log: Logger;
+  /** The task named in errors: the root of the tree that owns the namespace. */
+  who: string;
+}
+
+/**
+ * Dump the ipc namespace `nsPath` as images of id `nsId`. Returns its segments
+ * (id to size), which the tasks' attachments must be of.
+ */
+export function dumpIpcNs(nsPath: string, nsId: number, env: IpcDumpEnv): { segments: Map<bigint, bigint>; pages: number; scanned: number } {
+  const segments = new Map<bigint, bigint>();
+  let pages = 0;
+  let scanned = 0;
+  ipc.inNamespace(nsPath, 'ipc', () => {
+    let queues: string[];
+    try {
+      queues = posixQueues();
+    } catch (e) {
+      throw new CryoError(`${env.who}: cannot look for POSIX message queues in its ipc namespace: ${SysError.is(e) ? e.code : (e as Error).message}`);
+    }
+    if (queues.length) {
+      throw new CryoError(`${env.who}: its ipc namespace has POSIX message queues (${queues.map((q) => `/${q}`).join(', ')}), which live on the mqueue mount and need mount namespaces, which cryo does not dump yet`);
+    }
+    const vars = readVar();
+    env.dir.write('ipcVar', [vars], nsId);
+
+    const shms: IpcShmEntry[] = [];
+    // cryo reads a segment through an attachment of its own: with shm_rmid_forced
+    // its detach would destroy one that had no other (made, never attached). So
+    // off while they are read, then as it was (which destroys nothing: a segment
+    // without attachments and without its creator cannot exist with it on).
+    if (vars.shmRmidForced) writeSysctl('kernel/shm_rmid_forced', '0', 'dumped');
+    try {
+      for (const s of walk(ipc.shmMaxIndex, ipc.shmStatIndex)) {
+        const e = create(IpcShmEntrySchema, { desc: desc(s.id, s), size: s.size, inPagemaps: true });
+        pages += dumpSegment(s, env);
+        scanned += Number(roundPage(s.size)) / PAGE_SIZE;
+        segments.set(BigInt(s.id), s.size);
+        shms.push(e);
+      }
+    } finally {
+      if (vars.shmRmidForced) writeSysctl('kernel/shm_rmid_forced', String(vars.shmRmidForced), 'dumped');
+    }
+    // As CRIU: an image without entries is left out.
+    if (shms.length) env.dir.write('ipcShm', shms, nsId);
+
+    const sems = walk(ipc.semMaxIndex, ipc.semStatIndex).map((s) => {
+      const values = Buffer.alloc(Math.ceil((2 * s.nsems) / 8) * 8);
+      ipc.semGetAll(s.id, s.nsems).copy(values);
+      return { msg: create(IpcSemEntrySchema, { desc: desc(s.id, s), nsems: s.nsems }), extra: values };
+    });
+    if (sems.length) env.dir.write('ipcSem', sems, nsId);
+
+    const msgmax = Number(readSysctl('kernel/msgmax'));
+    const msgs = walk(ipc.msgMaxIndex, ipc.msgStatIndex).map((q) => {
+      const parts: Buffer[] = [];
+      for (let n = 0; n < q.qnum; n++) {
+        let m;
+        try {
+          // No message is longer than the queue may hold, nor than msgmax was when it was sent.
+          m = ipc.msgCopy(q.id, n, Math.max(msgmax, q.qbytes));
+        } catch (e) {
+          throw new CryoError(`${env.who}: cannot copy message ${n} of SysV message queue ${q.id}: ${SysError.is(e) ? e.code : (e as Error).message}`);
+        }
+        const head = toBinary(IpcMsgSchema, create(IpcMsgSchema, { mtype: BigInt.asUintN(64, m.mtype), msize: m.data.length }));
+        const len = Buffer.alloc(4);
+        len.writeUInt32LE(head.length, 0);
+        const body = Buffer.alloc(Math.ceil(m.data.length / 8) * 8);
+        m.data.copy(body);
+        parts.push(len, Buffer.from(head), body);
+      }
+      return { msg: create(IpcMsgEntrySchema, { desc: desc(q.id, q), qbytes: q.qbytes, qnum: q.qnum }), extra: Buffer.concat(parts) };
+    });
+    if (msgs.length) env.dir.write('ipcMsg', msgs, nsId);
+  });
+  return { segments, pages, scanned };
+}
+
+/** A segment's contents, read through an attachment of cryo's own (CRIU's dump_one_sysv_shmem). */
+function dumpSegment(s: ipc.ShmStat, env: IpcDumpEnv): number {
+  const addr = ipc.shmAttach(s.id, ipc.IPC.SHM_RDONLY);
+  try {
+    const path = `/proc/self/map_files/${addr.toString(16)}-${(addr + roundPage(s.size)).toString(16)}`;
+    if (statfsSync(path).type === HUGETLBFS_MAGIC) {
+      throw new CryoError(`${env.who}: SysV shared memory ${s.id} of its ipc namespace is in huge pages (SHM_HUGETLB), which cryo does not dump yet`);
+    }
+    const fd = openSync(path, O.RDONLY | O.CLOEXEC);
+    try {
+      return writeShmemObject(env.dir, fd, Number(s.size), BigInt(s.id), env.newPagesId);
+    } finally {
+      closeSync(fd);
+    }
+  } finally {
+    ipc.shmDetach(addr);
+  }
+}
+
+/**
+ * The attachments of segments in a task's VMAs, as shmat makes them: each begins
+ * at offset 0, its VMAs follow one another without holes (mprotect may have split
+ * them), and it covers the whole segment (CRIU refuses the rest too).
+ */
+export function checkAttachments(who: string, vmas: readonly VmaEntry[], segments: ReadonlyMap<bigint, bigint>): void {
+  let cur: { shmid: bigint; start: bigint; end: bigint } | undefined;
+  const close = () => {
+    if (cur && cur.end - cur.start !== roundPage(segments.get(cur.shmid)!)) {
+      throw new CryoError(`${who}: SysV shared memory ${cur.shmid} is attached at 0x${cur.start.toString(16)} only in part (unmapped or moved pages), which cryo cannot restore`);
+    }
+    cur = undefined;
+  };
+  for (const v of vmas) {
+    if (!(v.status & VMA_AREA_SYSVIPC)) {
+      close();
+      continue;
+    }
+    const at = `0x${v.start.toString(16)}`;
+    if (!segments.has(v.shmid)) throw new CryoError(`${who}: the mapping at ${at} is SysV shared memory ${v.shmid}, which its ipc namespace does not have`);
+    if (cur && cur.shmid === v.shmid && v.start === cur.end && v.pgoff === cur.end - cur.start) {
+      cur.end = v.end;
+      continue;
+    }
+    close();
+    if (v.pgoff !== 0n) throw new CryoError(`${who}: SysV shared memory ${v.shmid} is mapped at ${at} from offset ${v.pgoff} on (part of an attachment), which cryo cannot restore`);
+    cur = { shmid: v.shmid, start: v.start, end: v.end };
+  }
+  close();
+}
+
+// ---- restore ----
+
+export interface IpcNsImages {
+  id: number;
+  vars: IpcVarEntry;
+  shm: Array<{ e: IpcShmEntry; contents?: ShmemContents }>;
+  sem: Array<{ e: IpcSemEntry; values: Uint8Array }>;
+  msg: Array<{ e: IpcMsgEntry; msgs: Array<{ mtype: bigint; data: Uint8Array }> }>;
+}
+
+/** Read and check the images of ipc namespace `id`, before anything is made. */
+export function loadIpcNs(dir: ImageDir, id: number, readPagemap: (shmid: bigint) => ShmemContents): IpcNsImages {
+  const vars = dir.readOne('ipcVar', id);
+  const bad = (file: string, why: string) => new CryoError(`bad image: ${dir.fileName(file as 'ipcShm', id)}: ${why}`);
+  // CRIU leaves out an image without entries.
+  const shm = ((dir.tryRead('ipcShm', id) ?? []) as IpcShmEntry[]).map((e) => {
+    if (!e.desc) throw bad('ipcShm', 'an entry without its desc');
+    if (e.hugetlbFlag) throw bad('ipcShm', `segment ${e.desc.id} is in huge pages, which cryo does not restore yet`);
+    if (!e.inPagemaps) throw bad('ipcShm', `segment ${e.desc.id} keeps its contents inline (images of CRIU before 3.x), which cryo does not restore`);
+    // As CRIU, an empty segment has no pagemap.
+    const contents = e.size === 0n || !dir.exists('shmemPagemap', BigInt(e.desc.id)) ? undefined : readPagemap(BigInt(e.desc.id));
+    for (const r of contents?.runs ?? []) {
+      const n = isFieldSet(r, PagemapEntrySchema.field.nrPages) ? r.nrPages : BigInt(r.compatNrPages);
+      if (r.vaddr + n * BigInt(PAGE_SIZE) > roundPage(e.size)) throw bad('shmemPagemap', `pages of segment ${e.desc.id} lie beyond its size`);
+    }
+    return contents ? { e, contents } : { e };
+  });
+  const sem = (dir.exists('ipcSem', id) ? dir.readEntries('ipcSem', id) : []).map(({ msg, extra }) => {
+    const e = msg as IpcSemEntry;
+    if (!e.desc) throw bad('ipcSem', 'an entry without its desc');
+    return { e, values: (extra ?? new Uint8Array()).subarray(0, 2 * e.nsems) };
+  });
+  const msg = (dir.exists('ipcMsg', id) ? dir.readEntries('ipcMsg', id) : []).map(({ msg: m, extra }) => {
+    const e = m as IpcMsgEntry;
+    if (!e.desc) throw bad('ipcMsg', 'an entry without its desc');
+    const rest = extra ?? new Uint8Array();
+    const msgs: Array<{ mtype: bigint; data: Uint8Array }> = [];
+    let off = 0;
+    for (let n = 0; n < e.qnum; n++) {
+      const len = Buffer.from(rest.buffer, rest.byteOffset + off, 4).readUInt32LE(0);
+      const head = fromBinary(IpcMsgSchema, rest.subarray(off + 4, off + 4 + len));
+      off += 4 + len;
+      msgs.push({ mtype: head.mtype, data: rest.subarray(off, off + head.msize) });
+      off += Math.ceil(head.msize / 8) * 8;
+    }
+    return { e, msgs };
+  });
+  return { id, vars, shm, sem, msg };
+}
+
+/** Set `name` (a kernel/*_next_id) so that the next object made gets `id`. */
+const nextId = (name: 'msg' | 'sem' | 'shm', id: number) => writeSysctl(`kernel/${name}_next_id`, String(id));
+
+/**
+ * Make semaphore sets and queues with their creators' ids (cuid, cgid): the calling thread
+ * takes them as its effective ids while the object is made. A raw setresuid
+ * changes only this thread, and the way back gives it its capabilities again.
+ */
+function asCreator<T>(d: IpcDescEntry, fn: () => T): T {
+  if (d.cuid === 0 && d.cgid === 0) return fn();
+  syscall('setresgid', NR.setresgid, -1, d.cgid, -1);
+  try {
+    syscall('setresuid', NR.setresuid, -1, d.cuid, -1);
+    try {
+      return fn();
+    } finally {
+      syscall('setresuid', NR.setresuid, -1, 0, -1);
+    }
+  } finally {
+    syscall('setresgid', NR.setresgid, -1, 0, -1);
+  }
+}
+
+function made(kind: string, d: IpcDescEntry, got: number): void {
+  if (got !== d.id) throw new CryoError(`SysV ${kind} ${d.id} came back as ${got} (kernel.${kind === 'shared memory' ? 'shm' : kind === 'semaphore set' ? 'sem' : 'msg'}_next_id not honoured)`);
+}
+
+const permOf = (d: IpcDescEntry) => ({ uid: d.uid, gid: d.gid, mode: d.mode & 0o777 });
+
+/**
+ * Make everything of the images in the ipc namespace `nsPath` (the restored
+ * root's new one, still empty): sysctls, segments with their contents, semaphore
+ * sets with their values, queues with their messages, each with its id, key,
+ * mode and owners. Limits are raised while the objects are made (a queue's
+ * qbytes is msgmnb when it is made, which needs no CAP_SYS_RESOURCE) and set
+ * as dumped at the end.
+ */
+export function restoreIpcNs(
+  nsPath: string, img: IpcNsImages, pagesFd: (id: number) => number, log: Logger,
+  /** shmget in the restored root (the segment's creator then: see below). */
+  rootShmget: (key: number, size: bigint, flags: number, d: IpcDescEntry) => number,
+): void {
+  ipc.inNamespace(nsPath, 'ipc', () => {
+    const v = img.vars;
+    const max = (a: number, b: number) => String(Math.max(a, b));
+    const biggestMsg = Math.max(0, ...img.msg.flatMap((q) => q.msgs.map((m) => m.data.length)));
+    const sem = [...v.semCtls];
+    sem[0] = Math.max(sem[0] ?? 0, ...img.sem.map((s) => s.e.nsems));
+    sem[1] = Math.max(sem[1] ?? 0, img.sem.reduce((n, s) => n + s.e.nsems, 0));
+    sem[3] = Math.max(sem[3] ?? 0, img.sem.length);
+    const shmPages = img.shm.reduce((n, s) => n + roundPage(s.e.size) / BigInt(PAGE_SIZE), 0n);
+    const shmMax = img.shm.reduce((m, s) => (s.e.size > m ? s.e.size : m), 0n);
+    writeVar(v, {
+      // Not yet: a segment cryo detaches from would go at once.
+      shmRmidForced: '0',
+      sem: sem.join(' '), msgCtlmax: max(v.msgCtlmax, biggestMsg), msgCtlmni: max(v.msgCtlmni, img.msg.length),
+      shmCtlmni: max(v.shmCtlmni, img.shm.length),
+      shmCtlall: String(v.shmCtlall > shmPages ? v.shmCtlall : shmPages), shmCtlmax: String(v.shmCtlmax > shmMax ? v.shmCtlmax : shmMax),
+    });
+    for (const { e, contents } of img.shm) {
+      const d = e.desc!;
+      nextId('shm', d.id);
+      const flags = (d.mode & 0o777) | ipc.IPC.CREAT | ipc.IPC.EXCL;
+      // Made by the root, as in CRIU: a segment without attachments lives as long as
+      // the task that made it when kernel.shm_rmid_forced is (or is later) set, so
+      // that must be a task of the tree, not cryo, which exits.
+      made('shared memory', d, rootShmget(d.key, e.size, flags, d));
+      ipc.shmSet(d.id, permOf(d));
+      if (contents) {
+        const addr = ipc.shmAttach(d.id, 0);
+        try {
+          readContentsInto(addr, Number(e.size), contents, pagesFd, `SysV shared memory ${d.id}`);
+        } finally {
+          ipc.shmDetach(addr);
+        }
+      }
+      if (d.mode & ipc.IPC.SHM_LOCKED) ipc.shmCtl(d.id, ipc.IPC.SHM_LOCK);
+    }
+    for (const { e, values } of img.sem) {
+      const d = e.desc!;
+      nextId('sem', d.id);
+      made('semaphore set', d, asCreator(d, () => ipc.semGet(d.key, e.nsems, (d.mode & 0o777) | ipc.IPC.CREAT | ipc.IPC.EXCL)));
+      ipc.semSet(d.id, permOf(d));
+      if (e.nsems) ipc.semSetAll(d.id, values);
+    }
+    for (const { e, msgs } of img.msg) {
+      const d = e.desc!;
+      nextId('msg', d.id);
+      // A queue is made with msgmnb as its qbytes: the limit above msgmnb without CAP_SYS_RESOURCE.
+      writeSysctl('kernel/msgmnb', String(e.qbytes));
+      made('message queue', d, asCreator(d, () => ipc.msgGet(d.key, (d.mode & 0o777) | ipc.IPC.CREAT | ipc.IPC.EXCL)));
+      ipc.msgSet(d.id, { ...permOf(d), qbytes: e.qbytes });
+      for (const m of msgs) ipc.msgSend(d.id, m.mtype, m.data);
+    }
+    writeVar(v);
+    // Making an object puts its next_id back to -1 (which cannot be written): only those the images set.
+    for (const [name, field] of NEXT_IDS) if (isFieldSet(v, IpcVarEntrySchema.field[field])) writeSysctl(name, String(v[field]));
+    log.info(`ipc namespace ${img.id}: ${img.shm.length} shared memory segments, ${img.sem.length} semaphore sets, ${img.msg.length} message queues`);
+  });
+}
+
+/**
+ * Once every task has its attachments again: segments that were marked for
+ * destruction (IPC_RMID while attached, SHM_DEST) are marked again, so that they
+ * go with their last attachment, as they would have.
+ */
+export function finishIpcNs(nsPath: string, img: IpcNsImages): void {
+  const doomed = img.shm.filter((s) => s.e.desc!.mode & ipc.IPC.SHM_DEST);
+  if (!doomed.length) return;
+  ipc.inNamespace(nsPath, 'ipc', () => {
+    for (const s of doomed) ipc.shmCtl(s.e.desc!.id, ipc.IPC.RMID);
+  });
+}
+
+/**
+ * Attach a segment in a restored task where the dumped task had it (the first
+ * VMA of an attachment; the others are its parts, given their protection after).
+ * Read-only unless some VMA of it was open for writing (CRIU's fdflags).
+ */
+export function attachSegment(rem: Remote, v: VmaEntry, writable: boolean): void {
+  const flags = ipc.IPC.SHM_REMAP | (writable ? 0 : ipc.IPC.SHM_RDONLY);
+  const got = rem.call(`shmat(${v.shmid}, 0x${v.start.toString(16)})`, NR.shmat, v.shmid, v.start, flags);
+  if (got !== v.start) throw new CryoError(`shmat placed SysV shared memory ${v.shmid} at 0x${got.toString(16)}, not 0x${v.start.toString(16)}`);
+}
