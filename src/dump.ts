@@ -24,6 +24,7 @@ import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.j
 import { dumpTask, dumpZombie, taskIds, type DumpState } from './dump/task.js';
 import { TaskGoneError } from './tracer/remote.js';
 import { kill, SIG } from './sys/index.js';
+import { FI, faultInjected } from './fault.js';
 
 const CRTOOLS_IMAGES_V1_1 = 2;
 
@@ -226,6 +227,8 @@ function injectFault(tasks: FrozenTask[]): void {
   if (process.env['CRYO_FAULT'] === 'kill-task-after-freeze' && tasks.length > 0) {
     kill(tasks[tasks.length - 1]!.pid, SIG.KILL);
   }
+  // As CRIU's: the dumper killed with every task seized, which the kernel lets go.
+  if (faultInjected(FI.DUMP_EARLY)) kill(process.pid, SIG.KILL);
 }
 
 function writeTreeImages(tasks: FrozenTask[], st: DumpState, rootIds: TaskKobjIdsEntry): void {

@@ -27,6 +27,7 @@ import { dumpRegFile } from '../objects/files/reg.js';
 import { isMemfdLink, writeShmemObject } from '../objects/files/memfd.js';
 import type { CgroupDump } from '../objects/cgroup.js';
 import { takeRemote, takeThreadRemote, type FrozenTask } from './freeze.js';
+import { FI, injectFailure } from '../fault.js';
 
 /** State shared by all tasks of one dump. */
 /** The page counters of stats-dump, as CRIU keeps them: private pages, then shared memory (shmem, memfds). */
@@ -297,6 +298,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   try {
     const pagesFd = st.dir.openPages(pagesId, 'w');
     try {
+      injectFailure(FI.DUMP_PAGES, `pages of task ${pid}`);
       written = dumpPages(rem, bridge, pagesFd, st.dir.fileName('pages', pagesId), runs, priv);
     } finally {
       closeFd(pagesFd);

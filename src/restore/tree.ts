@@ -2,7 +2,7 @@
 // (CLONE_PARENT, so the root is cryo's child), each task clones its children.
 import { closeSync, readFileSync } from 'node:fs';
 import { parseStat } from '../proc/stat.js';
-import { NR, CLONE, SIG, F, PR, PTRACE_O, CAP, hasCap, ptrace, waitpid, kill, syscall, pidfdOpen, SysError, errnoName, __WALL } from '../sys/index.js';
+import { NR, CLONE, SIG, F, PR, PTRACE_O, CAP, hasCap, ptrace, waitpid, kill, syscall, pidfdOpen, SysError, errnoName, __WALL, WNOHANG } from '../sys/index.js';
 import { Remote, RemoteError, TaskGoneError } from '../tracer/remote.js';
 import { findSyscallInsn, waitForStop } from '../tracer/seize.js';
 import { CryoError, type Logger } from '../context.js';
@@ -86,6 +86,31 @@ export function startRoot(pid: number, sibling: boolean, nsFlags: number): Root 
 }
 
 /** SIGKILL a task of ours and collect it. Never throws. */
+/**
+ * Kills what a failed restore made, children first, and reaps all of it. A task
+ * whose parent is killed becomes an orphan that init would reap only some
+ * seconds later, holding its pid meanwhile (a second restore would find it
+ * taken): cryo adopts them as subreaper while it kills, and reaps them itself.
+ * (Not with --restore-sibling: the root is not below cryo then.)
+ */
+export function killAll(created: number[]): void {
+  const was = Buffer.alloc(4);
+  syscall('prctl(PR_GET_CHILD_SUBREAPER)', NR.prctl, PR.GET_CHILD_SUBREAPER, was);
+  syscall('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
+  try {
+    for (const pid of [...created].reverse()) killAndReap(pid);
+    for (const pid of created) {
+      try {
+        waitpid(pid, __WALL | WNOHANG);
+      } catch {
+        /* reaped already, or not ours */
+      }
+    }
+  } finally {
+    syscall('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, was.readInt32LE(0));
+  }
+}
+
 export function killAndReap(pid: number): void {
   try {
     kill(pid, SIG.KILL);
