@@ -12,7 +12,9 @@
  * (DONTFORK, WIPEONFORK, DONTDUMP, SEQUENTIAL, RANDOM, DONTNEED), mlock,
  * rewrites. Then it forks a child that shares it all copy-on-write; after the
  * fork parent and child each write private pages of their own, and the child
- * writes pages of the shared regions (which the parent must see).
+ * writes pages of the shared regions (which the parent must see); for some
+ * seeds the child forks a grandchild that does the same below it.
+ * MREMAP_DONTUNMAP moves anonymous memory and leaves its old range empty.
  *
  * Every page's expected state (mapped or not, perms as /proc/self/maps shows
  * them, the data it holds, locked, DONTFORK, WIPEONFORK) is kept while doing
@@ -20,7 +22,7 @@
  * the parent checks its pages (data read through /proc/self/mem, so that
  * PROT_NONE pages are read too and nothing is changed), writes a marker into
  * one page of each shared region and wakes the child, which checks its own
- * pages and the markers, and exits 0 or 1. SIGUSR2: one byte is flipped first.
+ * pages and the markers (and so on down), and exits 0 or 1. SIGUSR2: one byte is flipped first.
  */
 #include "common.h"
 
@@ -29,7 +31,7 @@
 #include <sys/wait.h>
 
 #define PG 4096UL
-#define MAXREG 40
+#define MAXREG 64 /* 16..40 made, more split off by MREMAP_DONTUNMAP */
 #define MAXPG 24
 
 enum kind { K_ANON, K_FILE_PRIV, K_FILE_SHARED, K_MEMFD_PRIV, K_MEMFD_SHARED, K_SHM_ANON, K_NKINDS };
@@ -57,7 +59,7 @@ struct region {
 static struct region regs[MAXREG];
 static int nregs;
 static uint64_t seed;
-static int is_child;
+static int level; /* 0: the parent, 1: its child, 2: the grandchild */
 
 /* splitmix64 */
 static uint64_t rng_state;
@@ -161,11 +163,24 @@ static void op_mremap(int ri)
 	 * and shrunk, what its lost pages held would be forgotten here. */
 	if (is_shared(r->kind) && (grow ? r->kind == K_SHM_ANON : n < r->npages))
 		return;
-	nb = mremap(r->base, r->npages * PG, n * PG, below(2) ? MREMAP_MAYMOVE : 0);
+	int fl = below(2) ? MREMAP_MAYMOVE : 0;
+
+	/* Moved at the same size: anonymous memory may leave its old range behind, empty. */
+	if (fl && n == r->npages && r->kind == K_ANON && nregs < MAXREG)
+		fl |= MREMAP_DONTUNMAP;
+	nb = mremap(r->base, r->npages * PG, n * PG, fl);
 	if (nb == MAP_FAILED) {
 		/* Could not grow in place, or the range is more than one VMA now. */
 		MUST(errno == ENOMEM || errno == EFAULT);
 		return;
+	}
+	if (fl & MREMAP_DONTUNMAP) {
+		struct region *old = &regs[nregs++];
+
+		*old = *r;
+		old->fd = -1;
+		for (int i = 0; i < old->npages; i++)
+			old->pg[i].tag = 0;
 	}
 	r->base = nb;
 	for (int i = r->npages; i < n; i++) {
@@ -257,9 +272,9 @@ static void op(int ri)
 }
 
 /* The shared-region writes the child makes after the fork; the parent replays them (apply = 0). */
-static void child_shared_writes(int apply)
+static void child_shared_writes(int lvl, int apply)
 {
-	rng_state = seed ^ 0xC0FFEEull;
+	rng_state = seed ^ 0xC0FFEEull ^ ((uint64_t)(lvl - 1) << 40);
 	for (int ri = 0; ri < nregs; ri++) {
 		struct region *r = &regs[ri];
 
@@ -388,7 +403,8 @@ static void snapshot(void)
 static void check(int memfd_fd)
 {
 	static uint8_t buf[PG];
-	const char *who = is_child ? "child" : "parent";
+	static const char *const whos[] = { "parent", "child", "grandchild" };
+	const char *who = whos[level];
 
 	read_smaps();
 	for (int ri = 0; ri < nregs; ri++) {
@@ -494,7 +510,7 @@ static void corrupt_one(void)
 int main(int argc, char **argv)
 {
 	const char *s = argc > 2 ? argv[2] : getenv("MEMRAND_SEED");
-	int pipefd[2], mem, corrupt, status;
+	int pipefd[2], up = -1, mem, corrupt, status, depth;
 	pid_t child;
 	char c;
 
@@ -502,47 +518,72 @@ int main(int argc, char **argv)
 	seed = s ? strtoull(s, NULL, 0) : 1;
 	MUST(chdir(prog_dir(argc, argv)) == 0);
 	rng_state = seed;
-	nregs = 16 + below(MAXREG - 16 + 1);
+	nregs = 16 + below(25);
 	for (int ri = 0; ri < nregs; ri++)
 		make_region(ri);
 	for (int n = 0; n < nregs * 4; n++)
 		op(below(nregs));
-	/* The fork sees it all; from here on each keeps its own expectations. */
-	MUST(pipe(pipefd) == 0);
-	MUST((child = fork()) >= 0);
-	if (child == 0) {
-		is_child = 1;
+	/* One or two generations below; each fork sees it all, and from then on
+	 * each keeps its own expectations. */
+	rng_state = seed ^ 0xDE97ull;
+	depth = 1 + below(2);
+	for (level = 0; level < depth; level++) {
+		MUST(pipe(pipefd) == 0);
+		MUST((child = fork()) >= 0);
+		if (child) {
+			close(pipefd[1]);
+			break;
+		}
 		close(pipefd[0]);
+		if (up >= 0)
+			close(up);
+		up = pipefd[1];
 		forked();
-		own_writes(0xC41Dull);
-		child_shared_writes(1);
-		snapshot();
-		MUST(write(pipefd[1], "k", 1) == 1);
-		close(pipefd[1]);
-		corrupt = wait_for_signal();
-		markers(0);
-		MUST((mem = open("/proc/self/mem", O_RDONLY)) >= 0);
-		check(mem);
-		exit(common_fail_count ? 1 : 0);
+		own_writes(level ? 0x5EC0ull : 0xC41Dull);
+		child_shared_writes(level + 1, 1);
+		if (level + 1 < depth)
+			continue; /* its own child tells the parent when it is done */
+		MUST(write(up, "k", 1) == 1);
+		close(up);
+		child = 0;
+		level++;
+		break;
 	}
-	close(pipefd[1]);
-	own_writes(0x9A4Eull);
-	MUST(read(pipefd[0], &c, 1) == 1);
-	close(pipefd[0]);
-	child_shared_writes(0);
+	/* The innermost one wrote "k"; each one above passes it on once it knows. */
+	if (child) {
+		if (level == 0)
+			own_writes(0x9A4Eull);
+		MUST(read(pipefd[0], &c, 1) == 1);
+		close(pipefd[0]);
+		for (int l = level + 1; l <= depth; l++)
+			child_shared_writes(l, 0);
+		if (level > 0) {
+			MUST(write(up, "k", 1) == 1);
+			close(up);
+		}
+	}
 	snapshot();
-	fprintf(stderr, "memrand seed %llu: %d regions, child %d\n", (unsigned long long)seed, nregs, (int)child);
-	prog_ready();
+	if (level == 0) {
+		fprintf(stderr, "memrand seed %llu: %d regions, %d generation(s) below, child %d\n", (unsigned long long)seed,
+			nregs, depth, (int)child);
+		prog_ready();
+	}
 
 	corrupt = wait_for_signal();
-	if (corrupt)
+	if (corrupt && level == 0)
 		corrupt_one();
+	if (level > 0)
+		markers(0);
 	MUST((mem = open("/proc/self/mem", O_RDONLY)) >= 0);
 	check(mem);
-	markers(1);
-	kill(child, SIGUSR1);
-	MUST(waitpid(child, &status, 0) == child);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		failf("child: status 0x%x", status);
+	if (child) {
+		markers(1);
+		kill(child, SIGUSR1);
+		MUST(waitpid(child, &status, 0) == child);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			failf("level %d: its child: status 0x%x", level, status);
+	}
+	if (level > 0)
+		exit(common_fail_count ? 1 : 0);
 	return prog_finish();
 }
