@@ -25,3 +25,11 @@ test('memrand seed 13: a restored tree dumped and restored again', { timeout: 40
   await s.dump(second, b);
   await s.expectPass(await s.restore(b, first));
 });
+
+test('memrand seed 14: restored as a sibling (--restore-sibling), as zdtm --sibling and swrk do', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'memrand-sibling');
+  const target = await s.start('memrand', { args: [s.dir, '14'] });
+  const images = s.mkdir();
+  await s.dump(target, images);
+  await s.expectPass(await s.restore(images, target, { extra: ['--restore-sibling'] }));
+});
