@@ -1,8 +1,11 @@
 // memrand: random address spaces (test/programs/memrand.c) built from fixed
 // seeds; each must come back with every byte, protection and VMA flag of every
 // page, in the parent and in the child that shares it copy-on-write.
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session } from './harness.js';
+import { client, final } from './pycriu.js';
+import { ROOT, Session, processTree } from './harness.js';
 
 // Fixed, so that a failure is reproducible: `memrand DIR SEED` by hand.
 // Seed 5 locks a range and then makes it PROT_NONE.
@@ -32,4 +35,19 @@ test('memrand seed 14: restored as a sibling (--restore-sibling), as zdtm --sibl
   const images = s.mkdir();
   await s.dump(target, images);
   await s.expectPass(await s.restore(images, target, { extra: ['--restore-sibling'] }));
+});
+
+test('memrand seed 15 over RPC (pycriu, cryo swrk): dumped, restored as the client\'s child, whole', { timeout: 40_000 }, async (t) => {
+  const s = Session.for(t, 'memrand-rpc');
+  const bin = `bin:${path.join(ROOT, 'bin/cryo')}`;
+  const target = await s.start('memrand', { args: [s.dir, '15'] });
+  const tree = processTree(target.pid);
+  const images = s.mkdir();
+  const d = client([bin, 'dump', String(target.pid), images]);
+  assert.equal(final(d.lines)['success'], true, d.text + s.report());
+  await s.check(s.gone(target, tree, images));
+  const r = client([bin, 'restore', images, '--sibling']);
+  assert.equal(final(r.lines)['success'], true, r.text + s.report());
+  assert.deepEqual(r.lines.find((l) => 'exited' in l), { exited: 0, signaled: null }, r.text + s.report());
+  assert.match(target.output(), /^PASS$/m, s.report());
 });
