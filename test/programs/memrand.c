@@ -52,6 +52,7 @@ struct region {
 	uint8_t *base;
 	int npages;
 	int fd; /* file or memfd, -1 once closed */
+	int pgoff; /* the object's page at base */
 	char path[256];
 	struct page pg[MAXPG];
 };
@@ -119,6 +120,7 @@ static void make_region(int ri)
 	r->kind = level ? private_kinds[below(3)] : (enum kind)below(K_NKINDS);
 	r->npages = 1 + below(MAXPG / 2);
 	r->fd = -1;
+	r->pgoff = 0;
 	flags = is_shared(r->kind) ? MAP_SHARED : MAP_PRIVATE;
 	if (r->kind == K_FILE_PRIV || r->kind == K_FILE_SHARED) {
 		snprintf(r->path, sizeof(r->path), "memrand-%llu-%d-%d.dat", (unsigned long long)seed, level, ri);
@@ -130,20 +132,22 @@ static void make_region(int ri)
 	if (r->fd >= 0) {
 		uint8_t buf[PG];
 
-		/* The object is as large as the region may grow. */
-		for (int p = 0; p < MAXPG; p++) {
+		/* The object is as large as the region may grow; it is mapped from a
+		 * page of it that the seed and the region's number pick. */
+		r->pgoff = (int)((seed + (uint64_t)ri * 5) % 4);
+		for (int p = 0; p < MAXPG + 4; p++) {
 			fill_page(buf, file_tag(ri, p));
 			MUST(pwrite(r->fd, buf, PG, (off_t)p * PG) == (ssize_t)PG);
 		}
 	}
 	if (r->fd >= 0)
-		MUST((r->base = mmap(NULL, r->npages * PG, prot, flags, r->fd, 0)) != MAP_FAILED);
+		MUST((r->base = mmap(NULL, r->npages * PG, prot, flags, r->fd, (off_t)r->pgoff * PG)) != MAP_FAILED);
 	else
 		MUST((r->base = mmap(NULL, r->npages * PG, prot, flags | MAP_ANONYMOUS, -1, 0)) != MAP_FAILED);
 	for (int i = 0; i < r->npages; i++) {
 		r->pg[i].mapped = 1;
 		r->pg[i].prot = (uint8_t)prot;
-		r->pg[i].tag = file_backed(r->kind) ? file_tag(ri, i) : 0;
+		r->pg[i].tag = file_backed(r->kind) ? file_tag(ri, r->pgoff + i) : 0;
 	}
 	/* Touch some pages; others stay as they are (zero, or the file's). */
 	for (int i = 0; i < r->npages; i++)
@@ -182,13 +186,14 @@ static void op_mremap(int ri)
 
 		*old = *r;
 		old->fd = -1;
+		old->pgoff = 0;
 		for (int i = 0; i < old->npages; i++)
 			old->pg[i].tag = 0;
 	}
 	r->base = nb;
 	for (int i = r->npages; i < n; i++) {
 		r->pg[i] = r->pg[0];
-		r->pg[i].tag = file_backed(r->kind) ? file_tag(ri, i) : 0;
+		r->pg[i].tag = file_backed(r->kind) ? file_tag(ri, r->pgoff + i) : 0;
 	}
 	for (int i = n; i < r->npages; i++)
 		memset(&r->pg[i], 0, sizeof(r->pg[i]));
@@ -246,7 +251,7 @@ static void op(int ri)
 				r->pg[i].wipeonfork = 1;
 			/* Private pages go back to the object's; shared ones keep theirs. */
 			if (adv == MADV_DONTNEED && !is_shared(r->kind))
-				r->pg[i].tag = file_backed(r->kind) ? file_tag(ri, i) : 0;
+				r->pg[i].tag = file_backed(r->kind) ? file_tag(ri, r->pgoff + i) : 0;
 		}
 		break;
 	}
