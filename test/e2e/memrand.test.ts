@@ -51,3 +51,11 @@ test('memrand seed 15 over RPC (pycriu, cryo swrk): dumped, restored as the clie
   assert.deepEqual(r.lines.find((l) => 'exited' in l), { exited: 0, signaled: null }, r.text + s.report());
   assert.match(target.output(), /^PASS$/m, s.report());
 });
+
+test('memrand seed 16: dumped twice with --leave-running (zdtm --norst), it runs on with every page as it was', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'memrand-norst');
+  const target = await s.start('memrand', { args: [s.dir, '16'] });
+  await s.dump(target, s.mkdir(), { leaveRunning: true });
+  await s.dump(target, s.mkdir(), { leaveRunning: true });
+  await s.expectPass(target);
+});
