@@ -59,7 +59,7 @@ export async function runDump(ctx: Context): Promise<number> {
   try {
     cgroups = new CgroupDump(opts, log);
     freezer = opts.freezeCgroup ? new CgroupFreezer(opts.freezeCgroup, opts.timeout, log) : undefined;
-    tasks = freezeTree(root, log, freezer);
+    tasks = freezeTree(root, log, freezer, opts.timeout);
   } catch (e) {
     cgroups?.close();
     dir.close();

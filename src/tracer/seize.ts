@@ -1,6 +1,7 @@
 // Taking hold of tasks with PTRACE_SEIZE + PTRACE_INTERRUPT, and letting go.
 import { readFileSync } from 'node:fs';
-import { ptrace, waitpid, decodeWaitStatus, __WALL, PTRACE_EVENT, SIG, SysError } from '../sys/index.js';
+import { ptrace, waitpid, decodeWaitStatus, __WALL, WNOHANG, PTRACE_EVENT, SIG, SysError } from '../sys/index.js';
+import { CryoError } from '../context.js';
 import { parseMaps, type Vma } from '../proc/maps.js';
 import { MemIO } from './memio.js';
 import { TaskGoneError, TaskTracedError } from './remote.js';
@@ -11,13 +12,15 @@ import { parseStatus } from '../proc/stat.js';
  * passed on (the signal was due anyway; also a SIGTRAP: none of ours is in flight
  * yet) and we wait again for the interrupt stop. Returns the stop's signal:
  * SIGTRAP for an interrupt, the stop signal (SIGSTOP, SIGTSTP...) of a task in a
- * job-control stop.
+ * job-control stop. With a deadline (performance.now() ms), as CRIU's --timeout
+ * alarm: a task that does not stop by then fails the seize (a vfork() parent
+ * waits for its child uninterruptibly, and no ptrace stop reaches it).
  */
-export function waitForStop(tid: number): number {
+export function waitForStop(tid: number, deadline?: number): number {
   for (;;) {
     let status: number;
     try {
-      ({ status } = waitpid(tid, __WALL));
+      status = deadline === undefined ? waitpid(tid, __WALL).status : waitUntil(tid, deadline);
     } catch (e) {
       // No longer our tracee: it exited and was released.
       if (SysError.is(e, 'ECHILD')) throw new TaskGoneError(tid, 'exited');
@@ -34,6 +37,28 @@ export function waitForStop(tid: number): number {
     }
     // Signal-delivery stop: deliver it and wait for the interrupt stop.
     ptrace.cont(tid, ws.stopped ?? 0);
+  }
+}
+
+function waitUntil(tid: number, deadline: number): number {
+  for (let pause = 0.02; ; pause = Math.min(pause * 2, 20)) {
+    const r = waitpid(tid, __WALL | WNOHANG);
+    if (r.pid !== 0) return r.status;
+    if (performance.now() > deadline) throw new CryoError(`task ${tid} did not stop for the seize in time (--timeout)${stuckIn(tid)}`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
+  }
+}
+
+/** Why a task may not stop: ", in a vfork() wait for its child", or its state. */
+function stuckIn(tid: number): string {
+  try {
+    const wchan = readFileSync(`/proc/${tid}/wchan`, 'utf8').trim();
+    // The vfork wait is inlined into kernel_clone (wait_for_vfork_done on older kernels).
+    if (wchan.includes('vfork') || wchan === 'kernel_clone') return ': it waits in vfork() for its child to exec or exit';
+    const state = parseStatus(readFileSync(`/proc/${tid}/status`, 'utf8')).get('State');
+    return `: state ${state ?? '?'}${wchan && wchan !== '0' ? `, in ${wchan}` : ''}`;
+  } catch {
+    return '';
   }
 }
 
