@@ -85,7 +85,6 @@ export function startRoot(pid: number, sibling: boolean, nsFlags: number): Root 
   }
 }
 
-/** SIGKILL a task of ours and collect it. Never throws. */
 /**
  * Kills what a failed restore made, children first, and reaps all of it. A task
  * whose parent is killed becomes an orphan that init would reap only some
@@ -111,6 +110,7 @@ export function killAll(created: number[]): void {
   }
 }
 
+/** SIGKILL a task of ours and collect it. Never throws. */
 export function killAndReap(pid: number): void {
   try {
     kill(pid, SIG.KILL);

@@ -49,7 +49,7 @@ function waitUntil(tid: number, deadline: number): number {
   }
 }
 
-/** Why a task may not stop: ", in a vfork() wait for its child", or its state. */
+/** Why a task may not stop, for the message: a vfork() wait, or its state and wait channel. */
 function stuckIn(tid: number): string {
   try {
     const wchan = readFileSync(`/proc/${tid}/wchan`, 'utf8').trim();
