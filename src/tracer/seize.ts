@@ -13,14 +13,16 @@ import { parseStatus } from '../proc/stat.js';
  * yet) and we wait again for the interrupt stop. Returns the stop's signal:
  * SIGTRAP for an interrupt, the stop signal (SIGSTOP, SIGTSTP...) of a task in a
  * job-control stop. With a deadline (performance.now() ms), as CRIU's --timeout
- * alarm: a task that does not stop by then fails the seize (a vfork() parent
- * waits for its child uninterruptibly, and no ptrace stop reaches it).
+ * alarm: a task held in a vfork() wait (uninterruptible until its child execs or
+ * exits: no ptrace stop reaches it) is polled, and fails the seize if it has not
+ * stopped by then. Others are waited for as before: a task taking signals fast
+ * (a timer every 100 us) did not get to its interrupt stop while polled.
  */
 export function waitForStop(tid: number, deadline?: number): number {
   for (;;) {
     let status: number;
     try {
-      status = deadline === undefined ? waitpid(tid, __WALL).status : waitUntil(tid, deadline);
+      status = deadline !== undefined && inVforkWait(tid) ? waitUntil(tid, deadline) : waitpid(tid, __WALL).status;
     } catch (e) {
       // No longer our tracee: it exited and was released.
       if (SysError.is(e, 'ECHILD')) throw new TaskGoneError(tid, 'exited');
@@ -49,17 +51,18 @@ function waitUntil(tid: number, deadline: number): number {
   }
 }
 
-/** Why a task may not stop, for the message: a vfork() wait, or its state and wait channel. */
-function stuckIn(tid: number): string {
+/** In a vfork() wait: its wait channel is the one of kernel_clone, where that wait is inlined (wait_for_vfork_done on older kernels). */
+function inVforkWait(tid: number): boolean {
   try {
     const wchan = readFileSync(`/proc/${tid}/wchan`, 'utf8').trim();
-    // The vfork wait is inlined into kernel_clone (wait_for_vfork_done on older kernels).
-    if (wchan.includes('vfork') || wchan === 'kernel_clone') return ': it waits in vfork() for its child to exec or exit';
-    const state = parseStatus(readFileSync(`/proc/${tid}/status`, 'utf8')).get('State');
-    return `: state ${state ?? '?'}${wchan && wchan !== '0' ? `, in ${wchan}` : ''}`;
+    return wchan.includes('vfork') || wchan === 'kernel_clone';
   } catch {
-    return '';
+    return false;
   }
+}
+
+function stuckIn(tid: number): string {
+  return inVforkWait(tid) ? ': it waits in vfork() for its child to exec or exit' : '';
 }
 
 /**
