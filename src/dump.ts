@@ -28,6 +28,7 @@ import { dumpUtsNs } from './objects/utsns.js';
 import { dumpIpcNs } from './objects/ipcns.js';
 import { TaskGoneError } from './tracer/remote.js';
 import { kill, SIG, SysError } from './sys/index.js';
+import { FI, faultInjected } from './fault.js';
 
 const CRTOOLS_IMAGES_V1_1 = 2;
 
@@ -65,7 +66,7 @@ export async function runDump(ctx: Context): Promise<number> {
   try {
     cgroups = new CgroupDump(opts, log);
     freezer = opts.freezeCgroup ? new CgroupFreezer(opts.freezeCgroup, opts.timeout, log) : undefined;
-    tasks = freezeTree(root, log, freezer);
+    tasks = freezeTree(root, log, freezer, opts.timeout);
   } catch (e) {
     cgroups?.close();
     dir.close();
@@ -265,6 +266,8 @@ function injectFault(tasks: FrozenTask[]): void {
   if (process.env['CRYO_FAULT'] === 'kill-task-after-freeze' && tasks.length > 0) {
     kill(tasks[tasks.length - 1]!.pid, SIG.KILL);
   }
+  // As CRIU's: the dumper killed with every task seized, which the kernel lets go.
+  if (faultInjected(FI.DUMP_EARLY)) kill(process.pid, SIG.KILL);
 }
 
 function writeTreeImages(tasks: FrozenTask[], st: DumpState, rootIds: TaskKobjIdsEntry): void {

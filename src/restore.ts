@@ -15,7 +15,7 @@ import type { Ghost } from './objects/files/kind.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { buildTree, sharesFdTable, stopSignal } from './restore/tree.js';
-import { spawnSeed, startRoot, cloneTask, killAndReap } from './tracer/seed.js';
+import { spawnSeed, startRoot, cloneTask, killAll } from './tracer/seed.js';
 import { restoreTimers } from './objects/timers.js';
 import { restoreThreadState } from './objects/thread-state.js';
 import { restoreFs } from './objects/fs.js';
@@ -38,6 +38,7 @@ import { finishInetSockets } from './objects/files/inet.js';
 import { readGhostImage } from './objects/files/ghost.js';
 import { MemfdInodes } from './objects/files/memfd.js';
 import { ShmemObjects, type ShmemContents, type ShmemShape } from './objects/shmem.js';
+import { FI, faultInjected, injectFailure } from './fault.js';
 import {
   restoreMemory, restoreMemoryLate, restoreFiles, restoreTaskState, restoreThreadCreds, restoreAfterCreds,
   type TaskImages, type RestoreShared, type Handles,
@@ -408,6 +409,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const tFork = performance.now();
     const root0 = startRoot(root, opts.restoreSibling, nsFlags!);
     created.push(root0.rem.pid);
+    // As CRIU's: the root dies before it has made its children.
+    if (faultInjected(FI.RESTORE_ROOT_ONLY)) kill(root0.rem.pid, SIG.KILL);
     cg?.enterTask(root0.rem.pid, root, cgSetOf(loaded.tasks[0]!.core), cg.criuSetId);
     const h: Handles = { cryoPidfd: root0.cryoPidfd };
     rems.set(root, root0.rem);
@@ -500,6 +503,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     settleFiles(sh.opened, sh.files);
     const rootHost = root0.rem.pid; // the pid file and wait use cryo's view, as CRIU's
     cg?.writeProperties();
+    injectFailure(FI.POST_RESTORE, 'before post-restore');
     runAction(ctx, 'post-restore', { rootPid: rootHost });
     for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate);
     if (opts.pidfile) writeFileSync(opts.pidfile, String(rootHost));
@@ -517,7 +521,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     // Let everything go at once, children first so no parent runs ahead of them.
     for (const f of [...finals].reverse()) ptrace.detach(f.rem.pid, 0);
   } catch (e) {
-    for (const pid of [...created].reverse()) killAndReap(pid);
+    killAll(created);
     sh.remaps.cleanup(false);
     cg?.undo();
     cg?.close();

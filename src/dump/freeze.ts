@@ -137,17 +137,19 @@ function releaseAfterStop(tid: number): void {
  * a cgroup freezer the tasks are seized while the group is frozen; tasks of the
  * group outside the tree are left to the freezer to hold until the dump ends.
  */
-export function freezeTree(root: number, log: Logger, freezer?: CgroupFreezer): FrozenTask[] {
+export function freezeTree(root: number, log: Logger, freezer?: CgroupFreezer, timeoutS = 10): FrozenTask[] {
   const tasks: FrozenTask[] = [];
+  // As CRIU's alarm(--timeout) around its seize: every task stopped by then.
+  const deadline = timeoutS > 0 ? performance.now() + timeoutS * 1000 : undefined;
   if (checkPidns(root)) log.info(`task ${root} is the init of its own pid namespace`);
   const pre = freezer ? seizeFrozen(freezer, log) : new Set<number>();
   try {
-    const t = seizeTask(root, 0, pre, log);
+    const t = seizeTask(root, 0, pre, log, deadline);
     if (t === null) throw new CryoError(`process ${root} does not exist`);
     // As CRIU, which cannot seize it: a zombie has no state to save but its exit code.
     if (t.rem === null && t.stat.state === 'Z') throw new CryoError(`task ${root} is a zombie: there is nothing to dump`);
     tasks.push(t);
-    collectChildren(tasks, pre, log);
+    collectChildren(tasks, pre, log, deadline);
   } catch (e) {
     thawTree(tasks, log);
     for (const tid of pre) releaseAfterStop(tid);
@@ -167,7 +169,7 @@ const COLLECT_PASSES = 5;
  * can still fork (or clone a sibling with CLONE_PARENT) behind us. The children
  * files are only reliable once every parent is stopped.
  */
-function collectChildren(tasks: FrozenTask[], pre: Set<number>, log: Logger): void {
+function collectChildren(tasks: FrozenTask[], pre: Set<number>, log: Logger, deadline: number | undefined): void {
   const known = new Set(tasks.map((t) => t.pid));
   for (let pass = 1; ; pass++) {
     let fresh = 0;
@@ -178,7 +180,7 @@ function collectChildren(tasks: FrozenTask[], pre: Set<number>, log: Logger): vo
       for (const c of childrenOf(p.pid)) {
         if (known.has(c)) continue;
         fresh++;
-        const t = seizeTask(c, p.pid, pre, log);
+        const t = seizeTask(c, p.pid, pre, log, deadline);
         if (t === null) continue; // gone: a later pass sees it again if it is a zombie now
         known.add(c);
         tasks.push(t);
@@ -198,7 +200,7 @@ function collectChildren(tasks: FrozenTask[], pre: Set<number>, log: Logger): vo
  * for a task that is gone (exited and reaped, or whose pid now names a process
  * that is not `parent`'s child). Throws for a task that cannot be seized.
  */
-function seizeTask(pid: number, parent: number, pre: Set<number>, log: Logger): FrozenTask | null {
+function seizeTask(pid: number, parent: number, pre: Set<number>, log: Logger, deadline: number | undefined): FrozenTask | null {
   const zombieOrGone = (): FrozenTask | null => {
     let stat: ProcStat;
     try {
@@ -222,7 +224,7 @@ function seizeTask(pid: number, parent: number, pre: Set<number>, log: Logger): 
     threads: [], threadRems: new Map(), parent, children: [],
   };
   try {
-    seizeThreads(t, pre);
+    seizeThreads(t, pre, deadline);
     t.stat = readStat(pid);
   } catch (e) {
     thawTree([t], log);
@@ -250,7 +252,7 @@ function seizeTask(pid: number, parent: number, pre: Set<number>, log: Logger): 
  * Seize every thread of a process. Threads may be created while we go: list
  * again until a pass finds no new one (a stopped thread cannot clone).
  */
-function seizeThreads(t: FrozenTask, pre: Set<number>): void {
+function seizeThreads(t: FrozenTask, pre: Set<number>, deadline: number | undefined): void {
   const seized = new Set<number>();
   for (;;) {
     let tids: number[];
@@ -265,11 +267,11 @@ function seizeThreads(t: FrozenTask, pre: Set<number>): void {
     for (const tid of fresh) {
       try {
         let sig: number;
-        if (pre.delete(tid)) sig = waitForStop(tid); // seized while its cgroup was frozen
+        if (pre.delete(tid)) sig = waitForStop(tid, deadline); // seized while its cgroup was frozen
         else {
           seizeOnly(tid);
           ptraceInterrupt(tid);
-          sig = waitForStop(tid);
+          sig = waitForStop(tid, deadline);
         }
         // A job-control stop holds the whole thread group: the leader's stop tells.
         if (tid === t.pid) t.stopSig = STOP_SIGNALS.includes(sig) ? sig : 0;

@@ -32,6 +32,7 @@ import { dumpRlimits } from '../objects/rlimits.js';
 import { dumpThreadState } from '../objects/thread-state.js';
 import { dumpFs } from '../objects/fs.js';
 import { dumpProcessMisc } from '../objects/prctl.js';
+import { FI, injectFailure } from '../fault.js';
 
 /** State shared by all tasks of one dump. */
 /** The page counters of stats-dump, as CRIU keeps them: private pages, then shared memory (shmem, memfds). */
@@ -262,6 +263,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   try {
     const pagesFd = st.dir.openPages(pagesId, 'w');
     try {
+      injectFailure(FI.DUMP_PAGES, `pages of task ${pid}`);
       written = dumpPages(rem, bridge, pagesFd, st.dir.fileName('pages', pagesId), runs, priv);
     } finally {
       closeFd(pagesFd);

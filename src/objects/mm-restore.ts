@@ -212,7 +212,14 @@ export function finishMemory(rem: Remote, mm: MmEntry, aioContent: (start: bigin
     for (let b = 0n; v.madv && b < 64n; b++) {
       if ((v.madv >> b) & 1n) rem.call(`madvise(0x${v.start.toString(16)}, ${b})`, NR.madvise, v.start, len, b);
     }
-    if (v.flags & MAP.LOCKED) rem.call(`mlock(0x${v.start.toString(16)})`, NR.mlock, v.start, len);
+    if (v.flags & MAP.LOCKED) {
+      // mlock() of a PROT_NONE range locks it but fails populating it (ENOMEM):
+      // lock it readable, as it was when it was locked before its mprotect.
+      const none = (v.prot & (PROT.READ | PROT.WRITE | PROT.EXEC)) === 0;
+      if (none) rem.call('mprotect', NR.mprotect, v.start, len, PROT.READ);
+      rem.call(`mlock(0x${v.start.toString(16)})`, NR.mlock, v.start, len);
+      if (none) rem.call('mprotect', NR.mprotect, v.start, len, PROT.NONE);
+    }
   }
   for (const v of mm.vmas) {
     if (v.status & VMA_AREA_GUARD) rem.call(`madvise(0x${v.start.toString(16)}, MADV_GUARD_INSTALL)`, NR.madvise, v.start, v.end - v.start, MADV.GUARD_INSTALL);

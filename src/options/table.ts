@@ -412,7 +412,6 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   {
     long: 'timeout', arg: 'required', type: 'int', prop: 'timeout', default: 10, rpc: 'timeout', metavar: 'SECONDS',
     group: 'special', help: 'time limit for collecting the tasks on dump (default 10)',
-    inert: 'a limit on waiting, which cryo does only for a --freeze-cgroup freezer, and that honours it',
     apply: (o, arg) => {
       o.timeout = cAtoi(arg!) >>> 0;
       return undefined;

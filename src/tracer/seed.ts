@@ -4,7 +4,7 @@
 // of this tiny address space, which it then replaces. Each task then clones its
 // own children (clone3 with set_tid, made to run in it); killAndReap ends one.
 import { closeSync, writeSync } from 'node:fs';
-import { NR, CLONE, SIG, F, MFD, PTRACE_O, CAP, hasCap, ptrace, waitpid, kill, syscall, pidfdOpen, memfdCreate, spawnAs, SysError, __WALL } from '../sys/index.js';
+import { NR, CLONE, SIG, F, MFD, PR, PTRACE_O, CAP, hasCap, ptrace, waitpid, kill, syscall, pidfdOpen, memfdCreate, spawnAs, SysError, __WALL, WNOHANG } from '../sys/index.js';
 import { cloneArgs } from '../abi/index.js';
 import { CryoError } from '../context.js';
 import { Remote, RemoteError } from './remote.js';
@@ -130,6 +130,31 @@ export function startRoot(pid: number, sibling: boolean, nsFlags: number): Root 
   } catch (e) {
     killAndReap(got);
     throw e;
+  }
+}
+
+/**
+ * Kills what a failed restore made, children first, and reaps all of it. A task
+ * whose parent is killed becomes an orphan that init would reap only some
+ * seconds later, holding its pid meanwhile (a second restore would find it
+ * taken): cryo adopts them as subreaper while it kills, and reaps them itself.
+ * (Not with --restore-sibling: the root is not below cryo then.)
+ */
+export function killAll(created: number[]): void {
+  const was = Buffer.alloc(4);
+  syscall('prctl(PR_GET_CHILD_SUBREAPER)', NR.prctl, PR.GET_CHILD_SUBREAPER, was);
+  syscall('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
+  try {
+    for (const pid of [...created].reverse()) killAndReap(pid);
+    for (const pid of created) {
+      try {
+        waitpid(pid, __WALL | WNOHANG);
+      } catch {
+        /* reaped already, or not ours */
+      }
+    }
+  } finally {
+    syscall('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, was.readInt32LE(0));
   }
 }
 

@@ -1,6 +1,7 @@
 // Taking hold of tasks with PTRACE_SEIZE + PTRACE_INTERRUPT, and letting go.
 import { readFileSync } from 'node:fs';
-import { ptrace, waitpid, decodeWaitStatus, __WALL, PTRACE_EVENT, SIG, SysError } from '../sys/index.js';
+import { ptrace, waitpid, decodeWaitStatus, __WALL, WNOHANG, PTRACE_EVENT, SIG, SysError } from '../sys/index.js';
+import { CryoError } from '../context.js';
 import { parseMaps, type Vma } from '../proc/maps.js';
 import { MemIO } from './memio.js';
 import { TaskGoneError, TaskTracedError } from './remote.js';
@@ -11,13 +12,17 @@ import { parseStatus } from '../proc/stat.js';
  * passed on (the signal was due anyway; also a SIGTRAP: none of ours is in flight
  * yet) and we wait again for the interrupt stop. Returns the stop's signal:
  * SIGTRAP for an interrupt, the stop signal (SIGSTOP, SIGTSTP...) of a task in a
- * job-control stop.
+ * job-control stop. With a deadline (performance.now() ms), as CRIU's --timeout
+ * alarm: a task held in a vfork() wait (uninterruptible until its child execs or
+ * exits: no ptrace stop reaches it) is polled, and fails the seize if it has not
+ * stopped by then. Others are waited for as before: a task taking signals fast
+ * (a timer every 100 us) did not get to its interrupt stop while polled.
  */
-export function waitForStop(tid: number): number {
+export function waitForStop(tid: number, deadline?: number): number {
   for (;;) {
     let status: number;
     try {
-      ({ status } = waitpid(tid, __WALL));
+      status = deadline !== undefined && inVforkWait(tid) ? waitUntil(tid, deadline) : waitpid(tid, __WALL).status;
     } catch (e) {
       // No longer our tracee: it exited and was released.
       if (SysError.is(e, 'ECHILD')) throw new TaskGoneError(tid, 'exited');
@@ -35,6 +40,29 @@ export function waitForStop(tid: number): number {
     // Signal-delivery stop: deliver it and wait for the interrupt stop.
     ptrace.cont(tid, ws.stopped ?? 0);
   }
+}
+
+function waitUntil(tid: number, deadline: number): number {
+  for (let pause = 0.02; ; pause = Math.min(pause * 2, 20)) {
+    const r = waitpid(tid, __WALL | WNOHANG);
+    if (r.pid !== 0) return r.status;
+    if (performance.now() > deadline) throw new CryoError(`task ${tid} did not stop for the seize in time (--timeout)${stuckIn(tid)}`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
+  }
+}
+
+/** In a vfork() wait: its wait channel is the one of kernel_clone, where that wait is inlined (wait_for_vfork_done on older kernels). */
+function inVforkWait(tid: number): boolean {
+  try {
+    const wchan = readFileSync(`/proc/${tid}/wchan`, 'utf8').trim();
+    return wchan.includes('vfork') || wchan === 'kernel_clone';
+  } catch {
+    return false;
+  }
+}
+
+function stuckIn(tid: number): string {
+  return inVforkWait(tid) ? ': it waits in vfork() for its child to exec or exit' : '';
 }
 
 /**

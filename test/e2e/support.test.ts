@@ -75,7 +75,7 @@ const OPTIONS: Record<string, OptionClass> = {
   'ghost-limit': { test: 'e2e/ghost.test.ts' },
   'irmap-scan-path': { test: 'e2e/irmap.test.ts' },
   'lsm-profile': { refused: ['--lsm-profile', 'apparmor:unconfined'] },
-  'timeout': { harmless: 'a limit on waiting, honoured by the cgroup freezer, the one place cryo waits' },
+  'timeout': { test: 'e2e/vfork.test.ts' },
   // tty[] and unix[] are carried out (inherit-fd.test.ts, unix.test.ts); the other kinds are refused.
   'external': { refused: ['--external', 'mnt[/a]:b'], named: '--external mnt[/a]:b' },
   'empty-ns': { refused: ['--empty-ns', 'net'] },
