@@ -6,7 +6,7 @@
  *  - two listeners sharing one port by SO_REUSEPORT, the first cleared it after;
  *  - a UDP socket bound to 127.0.0.1 with IP_TTL 33 and IP_TOS 0x10, a UDP socket
  *    connected to it (SO_NO_CHECK), one connected and shut down for writing, a UDP
- *    socket on [::1], a UDP-Lite socket;
+ *    socket on [::1], a UDP-Lite socket, an unconnected one shut down for reading;
  *  - a UDP socket bound with IP_FREEBIND to an address this host does not have,
  *    then IP_FREEBIND cleared; an IPv6 one bound to 2001:db8::77 with IPV6_FREEBIND kept.
  * After restore each has its address, state and options, and works: a client
@@ -151,6 +151,10 @@ int main(int argc, char **argv)
 		MUST(connect(u3, (struct sockaddr *)&a, sizeof(a)) == 0);
 		MUST(shutdown(u3, SHUT_WR) == 0);
 	}
+	/* Not connected: the kernel sets the shutdown bits and says ENOTCONN. */
+	int u4 = bound(AF_INET, SOCK_DGRAM, 0, "127.0.0.1");
+	MUST(shutdown(u4, SHUT_RD) == -1 && errno == ENOTCONN);
+	int u4port = port_of(u4);
 	int fb = socket(AF_INET, SOCK_DGRAM, 0);
 	setopt(fb, IPPROTO_IP, IP_FREEBIND, 1);
 	{
@@ -201,6 +205,8 @@ int main(int argc, char **argv)
 		failf("bound UDP socket: TTL %d TOS %d, want 33 and 16", opt(u1, IPPROTO_IP, IP_TTL), opt(u1, IPPROTO_IP, IP_TOS));
 	if (opt(u2, SOL_SOCKET, SO_NO_CHECK) != 1)
 		failf("connected UDP socket: SO_NO_CHECK %d, want 1", opt(u2, SOL_SOCKET, SO_NO_CHECK));
+	if (port_of(u4) != u4port)
+		failf("unconnected UDP socket shut down for reading: port %d, want %d", port_of(u4), u4port);
 	if (send(u3, "x", 1, MSG_NOSIGNAL) != -1 || errno != EPIPE)
 		failf("UDP socket shut down for writing: send did not fail with EPIPE");
 	{

@@ -270,7 +270,11 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
     }
     // SkShutdown's READ (1) and WRITE (2) bits; shutdown() takes SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2.
     const shut = (ie.shutdown ?? 0) & 3;
-    if (shut) sock.shutdown(fd, shut === 3 ? SHUT.RDWR : shut === 2 ? SHUT.WR : SHUT.RD);
+    if (shut) {
+      // On an unconnected socket the kernel sets the bits and says ENOTCONN.
+      const r = trySyscall(NR.shutdown, fd, shut === 3 ? SHUT.RDWR : shut === 2 ? SHUT.WR : SHUT.RD);
+      if (r < 0 && !(r === -107 /* ENOTCONN */ && ie.state !== TCP_ESTABLISHED)) throw new CryoError(`${where}: cannot shut it down again (errno ${-r})`);
+    }
     if (ie.flags & O.NONBLOCK) syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, O.NONBLOCK);
     return fd;
   } catch (e) {
