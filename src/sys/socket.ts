@@ -82,6 +82,13 @@ export function setsockoptInt(fd: number, level: number, opt: number, v: number)
   setsockoptRaw(fd, level, opt, b);
 }
 
+/** The bytes waiting in one of the socket's queues (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD). */
+export function queued(fd: number, req: number): number {
+  const b = Buffer.alloc(4);
+  syscall('ioctl', NR.ioctl, fd, req, b);
+  return b.readInt32LE(0);
+}
+
 /** The socket's own address (`peer`: its peer's) as a whole sockaddr; undefined when it has no peer. */
 export function sockaddrOf(fd: number, peer: boolean): Buffer | undefined {
   const a = Buffer.alloc(128);

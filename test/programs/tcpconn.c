@@ -15,6 +15,7 @@
 struct conn {
 	int c, s;
 	long sent; /* bytes of the pattern the client sent */
+	int buflock; /* SO_BUF_LOCK of the server (0: buffers autotuned) */
 	char local[64];
 };
 
@@ -80,6 +81,8 @@ static void setup(struct conn *k, int family)
 	}
 	MUST(fcntl(k->c, F_SETFL, 0) == 0);
 	name_of(k->c, k->local);
+	socklen_t bl = sizeof(k->buflock);
+	MUST(getsockopt(k->s, SOL_SOCKET, SO_BUF_LOCK, &k->buflock, &bl) == 0);
 }
 
 static int read_full(int fd, void *b, size_t n)
@@ -107,6 +110,8 @@ static void check(struct conn *k, const char *what)
 		failf("%s: client at %s, was %s", what, now, k->local);
 	if (getsockopt(k->c, IPPROTO_TCP, TCP_NODELAY, &v, &l) || v != 1)
 		failf("%s: TCP_NODELAY lost", what);
+	if (getsockopt(k->s, SOL_SOCKET, SO_BUF_LOCK, &v, &l) || v != k->buflock)
+		failf("%s: SO_BUF_LOCK %d, was %d (refilling the queues locked the buffers)", what, v, k->buflock);
 	if (getsockopt(k->c, SOL_SOCKET, SO_REUSEADDR, &v, &l) || v != 1)
 		failf("%s: SO_REUSEADDR lost (repair mode clears it)", what);
 	if (read_full(k->c, b, 14) || memcmp(b, "hi from server", 14))

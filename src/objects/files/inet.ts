@@ -12,7 +12,8 @@ import {
   type FileEntry, type InetSkEntry,
 } from '../../images/index.js';
 import {
-  AF, F, IP, IPPROTO, IPV6, NR, O, SHUT, SIOCINQ, SIOCOUTQ, SO, SOCK, SOL_SOCKET, TCP, UDP_CORK, dupCloexec, sock, sockDiagDump, syscall, trySyscall,
+  AF, F, IP, IPPROTO, IPV6, NR, O, SHUT, SIOCINQ, SIOCOUTQ, SO, SOCK, SOL_SOCKET, TCP, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, UDP_CORK,
+  dupCloexec, sock, sockDiagDump, syscall, trySyscall,
 } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { badFile, type DumpFilesEnv, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
@@ -21,9 +22,6 @@ import type { ImageDir } from '../../images/index.js';
 import { dumpTcpStream, finishTcpStream, prepareTcpStream, repairDone, repairOff, repairOn } from './tcp.js';
 import { dumpSockOpts, restoreSockOpts } from './sockopts.js';
 
-const TCP_ESTABLISHED = 1;
-const TCP_CLOSE = 7;
-const TCP_LISTEN = 10;
 const STATE_NAMES: Record<number, string> = {
   1: 'ESTABLISHED', 2: 'SYN_SENT', 3: 'SYN_RECV', 4: 'FIN_WAIT1', 5: 'FIN_WAIT2', 6: 'TIME_WAIT', 7: 'CLOSE',
   8: 'CLOSE_WAIT', 9: 'LAST_ACK', 10: 'LISTEN', 11: 'CLOSING',
@@ -68,34 +66,35 @@ function endKey(family: number, a: Addr): string {
   return mapped ? showAddr(AF.INET, { port: a.port, addr: [a.addr[3]!] }) : showAddr(family, a);
 }
 
-/** The bytes waiting in a queue of the socket (SIOCINQ, SIOCOUTQ). */
-function queued(fd: number, req: number): number {
-  const b = Buffer.alloc(4);
-  return trySyscall(NR.ioctl, fd, req, b) < 0 ? 0 : b.readInt32LE(0);
-}
-
 const INET_DIAG_SHUTDOWN = 8;
 
 /**
  * What only sock_diag tells of an inet socket: its shutdown bits (RCV 1, SEND 2,
- * as SkShutdown has them). Undefined when the namespace's table lacks it.
+ * as SkShutdown has them), by inode. One sock_diag dump per family and protocol
+ * for the whole dump (the tree is frozen).
  */
-function diagShutdown(family: number, proto: number, ino: number): number | undefined {
+function diagShutdowns(files: FileTable, family: number, proto: number): Map<number, number> {
+  const key = `${family}:${proto}`;
+  let m = files.inetShutdowns.get(key);
+  if (m) return m;
+  m = new Map();
   const req = Buffer.alloc(56); // struct inet_diag_req_v2
   req.writeUInt8(family, 0);
   req.writeUInt8(proto, 1);
   req.writeUInt32LE(0xffffffff, 4); // every state
-  for (const m of sockDiagDump(req)) {
-    if (m.length < 72 || m.readUInt32LE(68) !== ino) continue; // struct inet_diag_msg: idiag_inode
-    for (let off = 72; off + 4 <= m.length; ) {
-      const len = m.readUInt16LE(off);
+  for (const msg of sockDiagDump(req)) {
+    if (msg.length < 72) continue;
+    let shut = 0;
+    for (let off = 72; off + 4 <= msg.length; ) { // after struct inet_diag_msg
+      const len = msg.readUInt16LE(off);
       if (len < 4) break;
-      if ((m.readUInt16LE(off + 2) & 0x3fff) === INET_DIAG_SHUTDOWN) return m.readUInt8(off + 4);
+      if ((msg.readUInt16LE(off + 2) & 0x3fff) === INET_DIAG_SHUTDOWN) shut = msg.readUInt8(off + 4);
       off += (len + 3) & ~3;
     }
-    return 0;
+    m.set(msg.readUInt32LE(68), shut); // idiag_inode
   }
-  return undefined;
+  files.inetShutdowns.set(key, m);
+  return m;
 }
 
 /** TCP_INFO's state, and for a listener the connections in its accept queue and its backlog. */
@@ -158,13 +157,13 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
     }
   } else {
     state = peer ? TCP_ESTABLISHED : TCP_CLOSE;
-    const unsent = queued(fd, SIOCOUTQ);
+    const unsent = sock.queued(fd, SIOCOUTQ);
     if (unsent && int(fd, proto, UDP_CORK)) throw new CryoError(`${where}: corked with ${unsent} bytes not yet sent, which cannot be dumped`);
     // CRIU drops them with a warning; cryo does not lose data it was given.
-    const unread = queued(fd, SIOCINQ);
+    const unread = sock.queued(fd, SIOCINQ);
     if (unread) throw new CryoError(`${where}: ${unread} bytes of datagrams wait to be read, which cryo cannot carry yet`);
     // An unbound socket is in no table sock_diag walks (and has nothing shut down).
-    const shut = diagShutdown(family, proto, Number(p.st.ino));
+    const shut = diagShutdowns(env.files, family, proto).get(Number(p.st.ino));
     if (shut === undefined && (src.port || peer)) throw new CryoError(`${where}: not found by sock_diag (another network namespace?)`);
     shutdown = shut ?? 0;
   }

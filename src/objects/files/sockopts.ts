@@ -3,12 +3,13 @@
 import { create, SkOptsEntrySchema, type SkOptsEntry } from '../../images/index.js';
 import { SO, SOL_SOCKET, sock } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
+import { timeval as abiTimeval } from '../../abi/index.js';
 
 const int = (fd: number, opt: number) => sock.getsockoptInt(fd, SOL_SOCKET, opt) ?? 0;
 
 function timeval(fd: number, opt: number): { sec: bigint; usec: bigint } {
-  const b = sock.getsockoptRaw(fd, SOL_SOCKET, opt, 16);
-  return { sec: b.readBigInt64LE(0), usec: b.readBigInt64LE(8) };
+  const t = abiTimeval.decode(sock.getsockoptRaw(fd, SOL_SOCKET, opt, abiTimeval.size));
+  return { sec: t.tv_sec, usec: t.tv_usec };
 }
 
 export function dumpSockOpts(fd: number, where: string): SkOptsEntry {
@@ -39,10 +40,7 @@ export function restoreSockOpts(fd: number, o: SkOptsEntry): void {
   if (o.soRcvbuf && o.soRcvbuf !== int(fd, SO.RCVBUF)) sock.setsockoptInt(fd, SOL_SOCKET, SO.RCVBUFFORCE, o.soRcvbuf >> 1);
   for (const [opt, sec, usec] of [[SO.SNDTIMEO, o.soSndTmoSec, o.soSndTmoUsec], [SO.RCVTIMEO, o.soRcvTmoSec, o.soRcvTmoUsec]] as const) {
     if (!sec && !usec) continue;
-    const b = Buffer.alloc(16);
-    b.writeBigInt64LE(sec, 0);
-    b.writeBigInt64LE(usec, 8);
-    sock.setsockoptRaw(fd, SOL_SOCKET, opt, b);
+    sock.setsockoptRaw(fd, SOL_SOCKET, opt, abiTimeval.encode({ tv_sec: sec, tv_usec: usec }));
   }
   set(SO.REUSEADDR, o.reuseaddr);
   set(SO.PRIORITY, o.soPriority);

@@ -46,6 +46,8 @@ export class FileTable {
    * when the tasks run on).
    */
   readonly tcp: Array<{ ino: number; where: string; local: string; peer: string; fd: number; reuseaddr: boolean; stream: TcpStream }> = [];
+  /** sock_diag's shutdown bits of the inet sockets, by "family:protocol", then inode (inet.ts). */
+  readonly inetShutdowns = new Map<string, Map<number, number>>();
   readonly ghostFiles = new Map<string, { remapId: number; head: GhostFileEntry; size: number; fd?: number }>();
   /** remap-fpath.img: reg-file entries reached through a ghost file or a link_remap file. */
   readonly remaps: RemapFilePathEntry[] = [];

@@ -5,7 +5,7 @@
 // them back, is bound and "connected" without a packet, and leaves repair mode
 // once every socket of the tree exists.
 import {
-  IPPROTO, SO, SOL_SOCKET, SIOCINQ, SIOCOUTQ, SIOCOUTQNSD, TCP, TCPI_OPT, TCPOPT, TCP_QUEUE, NR, MSG, sock, syscall, trySyscall,
+  IPPROTO, SO, SOL_SOCKET, SIOCINQ, SIOCOUTQ, SIOCOUTQNSD, TCP, TCPI_OPT, TCPOPT, TCP_QUEUE, NR, MSG, sock, trySyscall,
 } from '../../sys/index.js';
 import { create, TcpStreamEntrySchema, type TcpStreamEntry } from '../../images/index.js';
 import { tcpRepairOpt, tcpRepairWindow } from '../../abi/index.js';
@@ -18,12 +18,6 @@ export interface TcpStream {
 
 const int = (fd: number, opt: number) => sock.getsockoptInt(fd, IPPROTO.TCP, opt) ?? 0;
 
-function queued(fd: number, req: number): number {
-  const b = Buffer.alloc(4);
-  syscall('ioctl', NR.ioctl, fd, req, b);
-  return b.readInt32LE(0);
-}
-
 function selectQueue(fd: number, q: number): void {
   sock.setsockoptInt(fd, IPPROTO.TCP, TCP.REPAIR_QUEUE, q);
 }
@@ -31,14 +25,9 @@ function selectQueue(fd: number, q: number): void {
 /** Peek the whole selected queue (in repair mode MSG_PEEK reads the send queue too). */
 function peekQueue(fd: number, len: number): Buffer {
   const b = Buffer.alloc(len);
-  let got = 0;
-  while (got < len) {
-    const n = trySyscall(NR.recvfrom, fd, b.subarray(got), len - got, MSG.PEEK | MSG.DONTWAIT, 0, 0);
-    if (n <= 0) throw new Error(`a queue of ${len} bytes gave ${n < 0 ? `errno ${-n}` : 'end of stream'} after ${got}`);
-    // MSG_PEEK starts from the queue's head each time: one call must take it all.
-    if (n < len) throw new Error(`a queue of ${len} bytes gave only ${n} to one peek`);
-    got = n;
-  }
+  // MSG_PEEK starts at the queue's head each time: one call must take it all.
+  const n = trySyscall(NR.recvfrom, fd, b, len, MSG.PEEK | MSG.DONTWAIT, 0, 0);
+  if (n !== len) throw new Error(`a queue of ${len} bytes gave ${n < 0 ? `errno ${-n}` : `${n} bytes`} to a peek`);
   return b;
 }
 
@@ -60,12 +49,12 @@ export function repairDone(fd: number, reuseaddr: boolean): void {
 export function dumpTcpStream(fd: number): TcpStream {
   selectQueue(fd, TCP_QUEUE.RECV);
   const inqSeq = int(fd, TCP.QUEUE_SEQ);
-  const inqLen = queued(fd, SIOCINQ);
+  const inqLen = sock.queued(fd, SIOCINQ);
   const inq = inqLen ? peekQueue(fd, inqLen) : Buffer.alloc(0);
   selectQueue(fd, TCP_QUEUE.SEND);
   const outqSeq = int(fd, TCP.QUEUE_SEQ);
-  const outqLen = queued(fd, SIOCOUTQ);
-  const unsqLen = queued(fd, SIOCOUTQNSD);
+  const outqLen = sock.queued(fd, SIOCOUTQ);
+  const unsqLen = sock.queued(fd, SIOCOUTQNSD);
   const outq = outqLen ? peekQueue(fd, outqLen) : Buffer.alloc(0);
   selectQueue(fd, TCP_QUEUE.NO);
   const info = sock.getsockoptRaw(fd, IPPROTO.TCP, TCP.INFO, 104);
@@ -127,6 +116,8 @@ function sendQueue(fd: number, q: number, data: Uint8Array): void {
   const opt = q === TCP_QUEUE.RECV ? SO.RCVBUF : SO.SNDBUF;
   const force = q === TCP_QUEUE.RECV ? SO.RCVBUFFORCE : SO.SNDBUFFORCE;
   const before = sock.getsockoptInt(fd, SOL_SOCKET, opt) ?? 0;
+  // *BUFFORCE also locks the size (no autotuning): the lock goes back as it was.
+  const lock = sock.getsockoptInt(fd, SOL_SOCKET, SO.BUF_LOCK) ?? 0;
   sock.setsockoptInt(fd, SOL_SOCKET, force, Math.max(before, 4 * data.length + (1 << 20)));
   try {
     selectQueue(fd, q);
@@ -148,5 +139,6 @@ function sendQueue(fd: number, q: number, data: Uint8Array): void {
   } finally {
     // The kernel reports twice what was set.
     sock.setsockoptInt(fd, SOL_SOCKET, force, before >> 1);
+    sock.setsockoptInt(fd, SOL_SOCKET, SO.BUF_LOCK, lock);
   }
 }
