@@ -11,13 +11,14 @@ import {
 } from './images/index.js';
 import { CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, SysError, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
+import type { MemIO } from './tracer/memio.js';
 import type { Ghost } from './objects/files/kind.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { buildTree, sharesFdTable, stopSignal } from './restore/tree.js';
 import { spawnSeed, startRoot, cloneTask, killAll } from './tracer/seed.js';
 import { restoreTimers } from './objects/timers.js';
-import { restoreThreadState } from './objects/thread-state.js';
+import { restoreThreadState, rseqCsRestorer } from './objects/thread-state.js';
 import { restoreFs } from './objects/fs.js';
 import { filterChain, installFilters, restoreSeccomp, sharedFilters } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
@@ -447,7 +448,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       e.left++;
       fdTables.set(t.core.ids!.filesId, e);
     }
-    const finals: Array<{ rem: Remote; regs: Regs; mask: bigint; xstate: Buffer }> = [];
+    const finals: Array<{ rem: Remote; regs: Regs; mask: bigint; xstate: Buffer; last: ((mem: MemIO) => void) | undefined }> = [];
     for (const t of loaded.tasks) {
       const rem = rems.get(t.pstree.pid);
       if (!rem) continue; // zombie
@@ -490,7 +491,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
         // CRIU keeps the leader's mask in tc, each thread's in thread_core (when set).
         const tcore = x.core.threadCore;
         const mask = tcore && isFieldSet(tcore, ThreadCoreEntrySchema.field.blkSigset) ? tcore.blkSigset : x.core.tc?.blkSigset ?? 0n;
-        finals.push({ rem: x.rem, regs: entryToGpregs(ti.gpregs!), mask, xstate: entryToXstate(ti.fpregs!, readXstate(x.rem.pid)) });
+        finals.push({ rem: x.rem, regs: entryToGpregs(ti.gpregs!), mask, xstate: entryToXstate(ti.fpregs!, readXstate(x.rem.pid)), last: rseqCsRestorer(x.core) });
       }
     }
     // Every socket is there, both ends of each connection: out of repair mode.
@@ -505,7 +506,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     cg?.writeProperties();
     injectFailure(FI.POST_RESTORE, 'before post-restore');
     runAction(ctx, 'post-restore', { rootPid: rootHost });
-    for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate);
+    for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate, f.last);
     if (opts.pidfile) writeFileSync(opts.pidfile, String(rootHost));
     lateAction(ctx, 'pre-resume', rootHost);
     cg?.restoreFreezer();

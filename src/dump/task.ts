@@ -29,7 +29,7 @@ import { checkAttachments } from '../objects/ipcns.js';
 import type { CgroupDump } from '../objects/cgroup.js';
 import { takeRemote, takeThreadRemote, type FrozenTask } from './freeze.js';
 import { dumpRlimits } from '../objects/rlimits.js';
-import { dumpThreadState } from '../objects/thread-state.js';
+import { dumpRseq, dumpThreadState, type RseqState } from '../objects/thread-state.js';
 import { dumpFs } from '../objects/fs.js';
 import { dumpProcessMisc } from '../objects/prctl.js';
 import { FI, injectFailure } from '../fault.js';
@@ -141,18 +141,20 @@ function makeBridge(rem: Remote): FdBridge & { done(): void } {
 }
 
 /** Per-thread state: registers, masks, pending signals, rseq, robust list, creds. */
-function dumpThread(t: FrozenTask, tid: number, st: DumpState, log: Logger): { ti: ThreadInfoX86; tcore: ThreadCoreEntry; rem: Remote; seccomp: ThreadSeccomp } {
+function dumpThread(t: FrozenTask, tid: number, rseq: RseqState, st: DumpState, log: Logger): { ti: ThreadInfoX86; tcore: ThreadCoreEntry; rem: Remote; seccomp: ThreadSeccomp } {
   const rem = takeThreadRemote(t, tid);
+  if (rseq.abortIp !== undefined) rem.saved.set('ip', rseq.abortIp);
   const scratch = rem.scratch(4096);
   const readU64 = (off: number) => rem.mem.read(scratch + BigInt(off), 8).readBigUInt64LE(0);
   const status = parseStatus(readFileSync(`/proc/${t.pid}/task/${tid}/status`, 'utf8'));
 
+  const state = dumpThreadState(rem, t.pid, tid, scratch, rseq);
   // Registers: the image holds them as the thread must resume (syscall restart applied).
   const regs = restartAdjusted(rem.saved);
   rem.call('prctl(PR_GET_TID_ADDRESS)', NR.prctl, PR.GET_TID_ADDRESS, scratch);
   const ti = threadInfo(regs, readXstate(tid), readU64(0), readTls(tid));
   const tcore = create(ThreadCoreEntrySchema, {
-    ...dumpThreadState(rem, t.pid, tid, scratch),
+    ...state,
     blkSigset: rem.savedSigmask, creds: dumpCreds(status, rem), signalsP: dumpPending(tid, false),
     ...st.cgroups.threadField(t.pid, tid),
   });
@@ -165,6 +167,8 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   // Read the address space before our own scratch mapping appears in it.
   const vmas = readVmas(pid);
   const status = parseStatus(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  // Before any call of ours runs in the task (see dumpRseq).
+  const rseqs = new Map(t.threads.map((tid) => [tid, dumpRseq(tid)]));
   const rem = takeRemote(t);
   const scratch = rem.scratch(4096);
 
@@ -178,7 +182,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const loginuid = dumpLoginuid(pid);
   const stat = t.stat;
 
-  const dumped = t.threads.map((tid) => ({ tid, th: dumpThread(t, tid, st, log) }));
+  const dumped = t.threads.map((tid) => ({ tid, th: dumpThread(t, tid, rseqs.get(tid)!, st, log) }));
   // The leader first: CRIU's layout of seccomp filters is one of the whole process.
   dumped.sort((a, b) => Number(b.tid === pid) - Number(a.tid === pid));
   const seccomp = seccompFields(dumped.map((d) => d.th.seccomp), st.seccomp);

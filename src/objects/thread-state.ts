@@ -5,29 +5,80 @@
 // dump, and set again by the thread itself on restore.
 import { readFileSync } from 'node:fs';
 import { NR, PR, getRobustList, ptrace } from '../sys/index.js';
-import { create, RseqEntrySchema, ThreadSasEntrySchema, type CoreEntry, type ThreadCoreEntry } from '../images/index.js';
+import { create, RseqEntrySchema, ThreadSasEntrySchema, type CoreEntry, type RseqEntry, type ThreadCoreEntry } from '../images/index.js';
 import { parseStat } from '../proc/stat.js';
 import { CryoError } from '../context.js';
 import type { Remote } from '../tracer/remote.js';
+import { MemIO } from '../tracer/memio.js';
 import { schedParam, stackT } from '../abi/index.js';
 import { restorePending } from './signals.js';
 
 type ThreadState = Pick<ThreadCoreEntry, 'futexRla' | 'futexRlaLen' | 'schedNice' | 'schedPolicy' | 'schedPrio' | 'sas' | 'pdeathSig' | 'comm' | 'rseqEntry'>;
 
-/** The thread's state, read in it (`scratch`: memory of the task's for the calls). */
-export function dumpThreadState(rem: Remote, pid: number, tid: number, scratch: bigint): ThreadState {
-  const tstat = parseStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
-  const robust = getRobustList(tid);
-  let rseqEntry;
+/** struct rseq_cs's flag: a signal (or a checkpoint) does not abort the critical section. */
+const RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL = 2;
+
+/** A thread's rseq registration, and where it must resume if it sits in a critical section. */
+export interface RseqState {
+  entry?: RseqEntry;
+  abortIp?: bigint;
+}
+
+/**
+ * Before any call of ours runs in the thread: the kernel clears the critical
+ * section pointer on the way back to user space outside the section. As CRIU's
+ * fixup_thread_rseq, a thread stopped inside a section resumes at its abort
+ * handler (the kernel would abort it too), which -R and a failed dump also use.
+ * With NO_RESTART_ON_SIGNAL it stays where it is, and the pointer is kept for
+ * the restore to put back after its last call.
+ */
+export function dumpRseq(tid: number): RseqState {
+  let rc;
   try {
-    const rc = ptrace.getRseqConfig(tid);
-    if (rc.rseqAbiPointer) {
-      rseqEntry = create(RseqEntrySchema, { rseqAbiPointer: rc.rseqAbiPointer, rseqAbiSize: rc.rseqAbiSize, signature: rc.signature });
-    }
+    rc = ptrace.getRseqConfig(tid);
   } catch (e) {
     // As CRIU: a registration cryo cannot read would be lost on restore.
     throw new CryoError(`thread ${tid}: cannot read its rseq registration: ${(e as Error).message}`);
   }
+  if (!rc.rseqAbiPointer) return {};
+  const base = { rseqAbiPointer: rc.rseqAbiPointer, rseqAbiSize: rc.rseqAbiSize, signature: rc.signature };
+  const mem = new MemIO(tid);
+  try {
+    const rseq = mem.read(rc.rseqAbiPointer, 32);
+    const csPtr = rseq.readBigUInt64LE(8);
+    if (csPtr === 0n) return { entry: create(RseqEntrySchema, base) };
+    const cs = mem.read(csPtr, 32);
+    const version = cs.readUInt32LE(0);
+    if (version !== 0) throw new CryoError(`thread ${tid}: rseq critical section descriptor of ABI version ${version}, which cryo does not know`);
+    if ((cs.readUInt32LE(4) | rseq.readUInt32LE(16)) & RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL) {
+      return { entry: create(RseqEntrySchema, { ...base, rseqCsPointer: csPtr }) };
+    }
+    const ip = ptrace.getRegs(tid).get('ip');
+    const start = cs.readBigUInt64LE(8);
+    const inside = ip >= start && ip < start + cs.readBigUInt64LE(16);
+    return { entry: create(RseqEntrySchema, base), ...(inside ? { abortIp: cs.readBigUInt64LE(24) } : {}) };
+  } finally {
+    mem.close();
+  }
+}
+
+/**
+ * After the thread's last remote call (which ran outside its critical section,
+ * so the kernel cleared the pointer): the saved rseq_cs pointer goes back.
+ */
+export function rseqCsRestorer(core: CoreEntry): ((mem: MemIO) => void) | undefined {
+  const rs = core.threadCore?.rseqEntry;
+  if (!rs?.rseqAbiPointer || !rs.rseqCsPointer) return undefined;
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(rs.rseqCsPointer);
+  return (mem) => mem.write(rs.rseqAbiPointer + 8n, b);
+}
+
+/** The thread's state, read in it (`scratch`: memory of the task's for the calls). */
+export function dumpThreadState(rem: Remote, pid: number, tid: number, scratch: bigint, rseq: RseqState): ThreadState {
+  const tstat = parseStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+  const robust = getRobustList(tid);
+  const rseqEntry = rseq.entry;
   rem.call('sigaltstack', NR.sigaltstack, 0, scratch);
   const ss = stackT.decode(rem.mem.read(scratch, stackT.size));
   rem.call('prctl(PR_GET_PDEATHSIG)', NR.prctl, PR.GET_PDEATHSIG, scratch);

@@ -352,8 +352,10 @@ export class Remote {
    * End of a restore: drop the scratch area, then give the task its final
    * registers, FPU state and signal mask. The task stays stopped until detached.
    */
-  finishAs(regs: Regs, sigmask: bigint, xstate?: Buffer): void {
+  finishAs(regs: Regs, sigmask: bigint, xstate?: Buffer, last?: (mem: MemIO) => void): void {
     this.releaseScratch();
+    // After the last call of ours: what the kernel would undo on our calls' way out.
+    last?.(this.mem);
     const r = regs.clone();
     r.set('orig_ax', -1n); // no syscall-restart processing on the way out
     ptrace.setRegs(this.pid, r);
