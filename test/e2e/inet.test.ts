@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Session, compileProgram, critDecodeAll, python3, runningFree, waitFor } from './harness.js';
+import { dropLocks, iptRules } from './netlock-rules.js';
 
 function critDecode(file: string): { entries: Array<Record<string, unknown>> } {
   const r = spawnSync('/usr/bin/python3', ['/usr/bin/crit', 'decode', '-i', file], { encoding: 'utf8' });
@@ -99,14 +100,21 @@ test('--tcp-established: connections between tasks of the tree (IPv4, IPv6) with
   const target = await s.start('tcpconn');
   // Without the option on restore, as CRIU: refused, nothing left.
   const images = s.mkdir();
+  t.after(() => dropLocks(images)); // the dump locks the connections until their restore
   await s.dump(target, images, { extra: ['--tcp-established'] });
   assert.deepEqual(critDecodeAll(images), [], s.report());
+  // In-tree connections are locked too, as CRIU does: two rules for each socket.
+  const ports = (critDecode(path.join(images, 'files.img')).entries.map((e) => e['isk'] as { src_port: number; dst_port?: number } | undefined)
+    .filter((e) => e?.dst_port).map((e) => e!.src_port));
+  assert.equal(iptRules(ports).length, 8, 'the connections are not locked');
   const streams = fs.readdirSync(images).filter((n) => /^tcp-stream-[0-9a-f]+\.img$/.test(n));
   assert.equal(streams.length, 4, `tcp-stream images: ${streams.join(' ')}`);
   const refused = await s.cryo(['restore', '-D', images, '-d', '-o', 'restore-plain.log']);
   assert.notEqual(refused.code, 0, s.report());
   assert.match(refused.stderr, /an established TCP connection; restore with --tcp-established \(or --tcp-close\)$/m, s.report());
-  await s.expectPass(await s.restore(images, target, { extra: ['--tcp-established'] }));
+  const restored = await s.restore(images, target, { extra: ['--tcp-established'] });
+  assert.deepEqual(iptRules(ports), [], 'the lock is left after the restore');
+  await s.expectPass(restored);
 
   // -R: the sockets leave repair mode and the tree goes on talking.
   const again = await s.start('tcpconn');

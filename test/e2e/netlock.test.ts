@@ -10,37 +10,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Session, critDecodeAll, python3, reapUntilGone, runningFree, waitFor, ROOT, type Target } from './harness.js';
+import { dropLocks, inventory, iptRules, nftTables } from './netlock-rules.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The lock's iptables and ip6tables rules that name one of `ports`. */
-function iptRules(ports: number[]): string[] {
-  const out: string[] = [];
-  for (const cmd of ['iptables', 'ip6tables']) {
-    const r = spawnSync(cmd, ['-w', '-S'], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
-    for (const l of r.stdout.split('\n')) {
-      if (/0xc114/.test(l) && ports.some((p) => new RegExp(`--[sd]port ${p}\\b`).test(l))) out.push(`${cmd} ${l}`);
-    }
-  }
-  return out;
-}
-
-/** nft's tables named for a dump's run id. */
-function nftTables(runId: string): string[] {
-  const r = spawnSync('nft', ['list', 'tables'], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout.split('\n').filter((l) => l.includes(`CRIU-${runId}`));
-}
-
-/** inventory.img as upstream CRIU 4.2's crit reads it (Debian's is older than dump_criu_run_id). */
-function inventory(images: string): Record<string, unknown> {
-  const py = 'import sys, json; sys.path.insert(0, "/work/criu/lib"); from pycriu import images\n'
-    + `print(json.dumps(images.load(open(${JSON.stringify(path.join(images, 'inventory.img'))}, "rb"))["entries"][0]))`;
-  const r = spawnSync('/usr/bin/python3', ['-c', py], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout) as Record<string, unknown>;
-}
 
 /** A PATH of its own: what bin/cryo needs (node, readlink) and `tools`. */
 function pathWith(dir: string, tools: string[]): string {
@@ -66,6 +38,13 @@ async function startTcpext(s: Session, t: { after(fn: () => void): void }): Prom
   return target;
 }
 
+/** A directory for images whose lock, should the test fail before it is restored, is taken out after it. */
+function imagesDir(s: Session, t: { after(fn: () => void): void }): string {
+  const d = s.mkdir();
+  t.after(() => dropLocks(d));
+  return d;
+}
+
 function ports(t: Target): number[] {
   const m = /^PORTS (\d+) (\d+) (\d+)$/m.exec(t.output());
   assert.ok(m, t.output());
@@ -82,7 +61,7 @@ test('tcpext: connections to a peer outside the tree (IPv4, IPv6, IPv4-mapped) l
   const target = await startTcpext(s, t);
   const p = ports(target);
   assert.deepEqual(iptRules(p), []);
-  const images = s.mkdir();
+  const images = imagesDir(s, t);
   await s.dump(target, images, { extra: ['--tcp-established'] });
   assert.deepEqual(critDecodeAll(images), [], s.report());
   const inv = inventory(images);
@@ -117,7 +96,7 @@ test('tcpext with --network-lock nftables: one table of the dump\'s run id while
   assert.deepEqual([check.status, check.stdout], [0, 'network_lock_nftables is supported\n'], check.stderr);
   const target = await startTcpext(s, t);
   const p = ports(target);
-  const images = s.mkdir();
+  const images = imagesDir(s, t);
   await s.dump(target, images, { extra: ['--tcp-established', '--network-lock', 'nftables'] });
   const inv = inventory(images);
   assert.equal(inv['network_lock_method'], 1, JSON.stringify(inv));
@@ -135,7 +114,7 @@ test('tcpext with --network-lock nftables: one table of the dump\'s run id while
   // -R: the rules go with the dump, the connections go on.
   const again = await startTcpext(s, t);
   const p2 = ports(again);
-  const rImages = s.mkdir();
+  const rImages = imagesDir(s, t);
   await s.dump(again, rImages, { leaveRunning: true, extra: ['--tcp-established'] });
   assert.equal(fs.readFileSync(path.join(rImages, 'dump.log'), 'utf8').match(/locked the connection/g)?.length, 3);
   assert.deepEqual(iptRules(p2), [], 'rules left after dump -R');
@@ -157,7 +136,7 @@ test('a lock that cannot be made fails the dump in one line naming task and sock
   const p = ports(target);
   // iptables here, ip6tables not: the IPv4 connection is locked, the IPv6 one cannot be.
   const bin = pathWith(s.mkdir('half-path'), ['iptables']);
-  const failedImages = s.mkdir();
+  const failedImages = imagesDir(s, t);
   const r = await s.cryo(['dump', '-t', String(target.pid), '-D', failedImages, '--tcp-established', '-o', 'dump.log'], { env: { PATH: bin } });
   assert.equal(r.code, 1, s.report());
   assert.match(r.stderr.trimEnd(), new RegExp(`^Error: task ${target.pid} fd \\d+ \\(IPv6 TCP socket \\d+\\): cannot lock the connection \\(\\[::1\\]:${p[1]} -> \\[::1\\]:\\d+\\) with iptables: ip6tables not installed$`), s.report());
@@ -209,7 +188,7 @@ test('python3: a TCP echo server in the tree, its client outside it keeps its co
     'assert d.makefile("rb").readline() == b"echo new\\n"',
     'print("DONE", n, flush=True)',
   ].join('\n')]);
-  const images = s.mkdir();
+  const images = imagesDir(s, t);
   await s.dump(server, images, { extra: ['--tcp-established'] });
   assert.equal(iptRules([port]).length, 2, 'the connection is not locked');
   await sleep(1000);
@@ -257,7 +236,7 @@ test('--tcp-close: connections dumped as they are and restored closed; the image
   assert.equal(refused.code, 1, s.report());
   assert.match(refused.stderr, /connection\(s\) waiting to be accepted, which cryo cannot carry; --skip-in-flight drops them$/m);
   await s.check(waitFor('the refused tree to run free', () => runningFree(target.pid), 5_000));
-  const images = s.mkdir();
+  const images = imagesDir(s, t);
   await s.dump(target, images, { extra: ['--tcp-close', '--skip-in-flight'] });
   assert.equal(inventory(images)['tcp_close'], true);
   assert.deepEqual(fs.readdirSync(images).filter((n) => n.startsWith('tcp-stream')), []);

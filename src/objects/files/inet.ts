@@ -31,6 +31,8 @@ const STATE_NAMES: Record<number, string> = {
 const TYPE_NAMES: Record<number, string> = { 1: 'stream', 2: 'datagram', 3: 'raw', 4: 'rdm', 5: 'seqpacket', 10: 'packet' };
 const PROTOS = new Map<number, string>([[IPPROTO.TCP, 'TCP'], [IPPROTO.UDP, 'UDP'], [IPPROTO.UDPLITE, 'UDP-Lite']]);
 
+const SO_PEERNAME = 28;
+
 const int = (fd: number, level: number, opt: number) => sock.getsockoptInt(fd, level, opt) ?? 0;
 
 /** A sockaddr_in/in6 as CRIU keeps it: the port, and the address as 32-bit words of its bytes. */
@@ -157,7 +159,19 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
   // Before repair mode, which reads as SO_REUSEADDR (it forces the port's reuse).
   const reuseaddr = int(fd, SOL_SOCKET, SO.REUSEADDR) !== 0;
   const src = parseSockaddr(sock.sockaddrOf(fd, false), family);
-  const peer = sock.sockaddrOf(fd, true);
+  let peer = sock.sockaddrOf(fd, true);
+  // A TCP socket closed after a connection keeps its peer for SO_PEERNAME (not
+  // for getpeername): with --tcp-close it is a connection, restored closed and
+  // unbound (its port went with the close), as CRIU reads it.
+  if (!peer && type === SOCK.STREAM && env.tcpClose) {
+    try {
+      // The kernel wants exactly the address's size.
+      const p2 = sock.getsockoptRaw(fd, SOL_SOCKET, SO_PEERNAME, family === AF.INET ? 16 : 28);
+      if (p2.length >= 4 && p2.readUInt16BE(2) !== 0) peer = p2;
+    } catch {
+      /* ENOTCONN: never connected */
+    }
+  }
   const dst = parseSockaddr(peer, family);
   let state: number;
   let backlog = 0;
