@@ -11,6 +11,7 @@ import { FileTable } from './objects/files/table.js';
 import { runAction } from './actions.js';
 import { finishUnix, closeUnix, peersFirst } from './objects/files/unix.js';
 import { finishInet, releaseTcp } from './objects/files/inet.js';
+import { NetLock, LOCK_METHOD_CODE } from './objects/netlock.js';
 import { finishEpolls } from './objects/files/epoll.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
 import { closeTtyQueues, finishTtys } from './objects/files/tty.js';
@@ -80,6 +81,8 @@ export async function runDump(ctx: Context): Promise<number> {
     shmemAsMemfd: new Set(),
     cgroups, stats: { pagesScanned: 0n, pagesWritten: 0n, shpagesScanned: 0n, shpagesWritten: 0n, memdumpUs: 0, memwriteUs: 0 },
   };
+  // Each connection is locked as it is dumped (a tree in the host's network namespace).
+  st.files.netlock = new NetLock(opts.networkLock, log);
   try {
     for (const ino of shmemUsedAsFiles(tasks.filter((t) => t.stat.state !== 'Z').map((t) => t.pid))) st.shmemAsMemfd.add(ino);
     injectFault(tasks);
@@ -116,7 +119,7 @@ export async function runDump(ctx: Context): Promise<number> {
     finishTtys(st.files, tasks, opts.shellJob);
     // As CRIU: the inventory's root_ids are the dumper's own (its namespaces tell
     // the tree's apart); the tree's root has files, vm etc. of its own.
-    writeTreeImages(tasks, st, taskIds(process.pid, st));
+    writeTreeImages(tasks, st, taskIds(process.pid, st), opts.tcpClose);
     cgroups.write(dir);
     finishUnix(st.files, opts.extUnixSk, opts.external);
     finishInet(st.files, dir);
@@ -160,13 +163,14 @@ export async function runDump(ctx: Context): Promise<number> {
     runAction(ctx, 'post-dump');
   } catch (e) {
     const gone = tasks.find((t) => t.stat.state !== 'Z' && !alive(t.pid));
+    // The lock goes before the tasks run: their packets would meet it (EPERM).
+    releaseTcp(st.files, true);
     thawTree(tasks, log);
     removeLinkRemaps(st.files);
     closeMemfds(st.files);
     closeTtyQueues(st.files);
     closeUnix(st.files);
     closeGhosts(st.files);
-    releaseTcp(st.files, true);
     freezer?.release();
     cgroups.close();
     dir.close();
@@ -270,7 +274,7 @@ function injectFault(tasks: FrozenTask[]): void {
   if (faultInjected(FI.DUMP_EARLY)) kill(process.pid, SIG.KILL);
 }
 
-function writeTreeImages(tasks: FrozenTask[], st: DumpState, rootIds: TaskKobjIdsEntry): void {
+function writeTreeImages(tasks: FrozenTask[], st: DumpState, rootIds: TaskKobjIdsEntry, tcpClose: boolean): void {
   st.dir.write('pstree', tasks.map((t) => create(PstreeEntrySchema, {
     pid: t.ns.pid, ppid: tasks.find((p) => p.pid === t.parent)?.ns.pid ?? 0, pgid: t.ns.pgid, sid: t.ns.sid,
     threads: t.threads.map((x) => t.ns.tids.get(x) ?? x),
@@ -279,5 +283,8 @@ function writeTreeImages(tasks: FrozenTask[], st: DumpState, rootIds: TaskKobjId
     imgVersion: CRTOOLS_IMAGES_V1_1, fdinfoPerId: true, rootIds, nsPerId: true, lsmtype: Lsmtype.NO_LSM,
     ...(st.cgroups.criuSetId !== undefined ? { rootCgSet: st.cgroups.criuSetId } : {}),
     dumpUptime: BigInt(Math.round(performance.timeOrigin + performance.now())) * 1000n,
+    // As CRIU: the restore takes the lock out by these (and must use --tcp-close too).
+    networkLockMethod: LOCK_METHOD_CODE[st.files.netlock!.method], dumpCriuRunId: st.files.netlock!.runId,
+    ...(tcpClose ? { tcpClose: true } : {}),
   })]);
 }

@@ -35,7 +35,7 @@ import { byId, checkInventory, checkPstree, listedAsZombie, taskIds, validateIma
 import { execCommand } from './sys/exec.js';
 import { Remaps, remapOf } from './objects/files/remap.js';
 import type { TcpStream } from './objects/files/tcp.js';
-import { finishInetSockets } from './objects/files/inet.js';
+import { finishInetSockets, planTcpRestore, type TcpRestorePlan } from './objects/files/inet.js';
 import { readGhostImage } from './objects/files/ghost.js';
 import { MemfdInodes } from './objects/files/memfd.js';
 import { ShmemObjects, type ShmemContents, type ShmemShape } from './objects/shmem.js';
@@ -150,6 +150,8 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   for (const f of files.values()) {
     const ie = f.isk;
     if (!ie || ie.type !== SOCK.STREAM || ie.state !== 1 /* TCP_ESTABLISHED */ || tcpStreams.has(ie.ino)) continue;
+    // A dump with --tcp-close writes none (the restore refuses it without --tcp-close).
+    if (!dir.exists('tcpStream', ie.ino)) continue;
     const [e] = dir.readEntries('tcpStream', ie.ino);
     if (!e) throw new CryoError(`tcp-stream-${ie.ino.toString(16)}.img: no entry`);
     const entry = e.msg as TcpStreamEntry;
@@ -302,8 +304,10 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let nsFlags: number;
   let utsImg: UtsnsEntry | undefined;
   let ipcImg: IpcNsImages | undefined;
+  let tcpPlan: TcpRestorePlan;
   try {
     loaded = loadImages(dir, opts.deprecated);
+    tcpPlan = planTcpRestore(dir.readOne('inventory'), loaded.files.values(), opts, loaded.tasks[0]!.pstree.pid);
     // Paths are CRIU's keys without the leading slash; accept either spelling.
     const inheritKeys = new Set(opts.inheritFd.map(({ key }) => key.replace(/^\//, '')));
     validateImages(dir, loaded, { inherited: inheritKeys, extUnixSk: opts.extUnixSk });
@@ -377,6 +381,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     unix: { queues: loaded.skQueues, extUnixSk: opts.extUnixSk, fds: new Map() },
     tcpStreams: loaded.tcpStreams,
     tcpEstablished: opts.tcpEstablished,
+    tcpClose: opts.tcpClose,
     inetLate: [],
     openId(id, task) {
       let fd = sh.opened.get(id);
@@ -494,8 +499,6 @@ export function restoreTree(ctx: Context): { rootPid: number } {
         finals.push({ rem: x.rem, regs: entryToGpregs(ti.gpregs!), mask, xstate: entryToXstate(ti.fpregs!, readXstate(x.rem.pid)), last: rseqCsRestorer(x.core) });
       }
     }
-    // Every socket is there, both ends of each connection: out of repair mode.
-    finishInetSockets(sh.inetLate);
     // Every mapping and fd is in place: seal the memfds, drop the ghost files and links,
     // mark again the segments that go with their last attachment.
     sh.memfds.applySeals();
@@ -506,6 +509,9 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     cg?.writeProperties();
     injectFailure(FI.POST_RESTORE, 'before post-restore');
     runAction(ctx, 'post-restore', { rootPid: rootHost });
+    // As CRIU: the network lock goes, then every connection (both ends there) leaves repair mode.
+    tcpPlan!.unlock(log);
+    finishInetSockets(sh.inetLate);
     for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate, f.last);
     if (opts.pidfile) writeFileSync(opts.pidfile, String(rootHost));
     lateAction(ctx, 'pre-resume', rootHost);
@@ -523,6 +529,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     for (const f of [...finals].reverse()) ptrace.detach(f.rem.pid, 0);
   } catch (e) {
     killAll(created);
+    tcpPlan!.failed(log);
     sh.remaps.cleanup(false);
     cg?.undo();
     cg?.close();

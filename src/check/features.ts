@@ -9,6 +9,7 @@ import {
 import { describe, step, errname, closeFd, Kerndat, type Step, type SeedFacts } from '../kerndat.js';
 import type { FeatureKind, Feature, FeatureResult } from './feature.js';
 import { cloneArgs, prctlMmMap } from '../abi/index.js';
+import { probeNftLock } from '../objects/netlock.js';
 
 // ---- probes ------------------------------------------------------------------------
 
@@ -515,7 +516,12 @@ export const FEATURES: readonly Feature[] = [
   notDone('nftables', 'extra', 'nftables rules', NOT_NET),
   notDone('has_ipt_legacy', 'extra', 'iptables legacy', NOT_NET),
   notDone('apparmor_stacking', 'extra', 'AppArmor stacking', 'cryo does not checkpoint LSM profiles yet'),
-  notDone('network_lock_nftables', 'extra', 'network locking with nftables', NOT_NET),
+  {
+    name: 'network_lock_nftables', kind: 'extra', level: 'warn',
+    description: 'the network lock with nftables (--network-lock nftables): nft and sets of concatenated addresses',
+    missing: 'nftables based locking needs the nft tool and set concatenations',
+    probe: probeWith('network_lock_nftables', () => probeNftLock()),
+  },
   notDone('overlayfs_maps', 'extra', 'overlayfs paths in map_files', 'cryo does not check overlayfs mappings yet'),
   notDone('breakpoints', 'extra', 'hardware breakpoints', 'cryo does not checkpoint hardware breakpoints yet'),
 ];

@@ -216,7 +216,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   // Files first: the page transfer below briefly adds fds of ours to the task.
   const env: Omit<DumpFilesEnv, 'dumpOwn'> = {
     files: st.files, shellJob: ctx.opts.shellJob, external: ctx.opts.external, ghostLimit: ctx.opts.ghostLimit,
-    linkRemap: ctx.opts.linkRemap, evasiveDevices: ctx.opts.evasiveDevices, fileLocks: ctx.opts.fileLocks, tcpEstablished: ctx.opts.tcpEstablished, vpid: t.ns.pid, forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap, nsId: (_kind, link) => nsIdOf(link, st),
+    linkRemap: ctx.opts.linkRemap, evasiveDevices: ctx.opts.evasiveDevices, fileLocks: ctx.opts.fileLocks, tcpEstablished: ctx.opts.tcpEstablished, tcpClose: ctx.opts.tcpClose, skipInFlight: ctx.opts.skipInFlight, vpid: t.ns.pid, forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap, nsId: (_kind, link) => nsIdOf(link, st),
   };
   // A table shared with a task dumped before (CLONE_FILES) is in its fdinfo image
   // already; only this task's own POSIX locks on it are left to take.

@@ -138,7 +138,6 @@ const list = (long: string, group: Group, metavar: string, help: string, more: S
 });
 
 // Why an accepted option is moot in cryo (see `inert`).
-const NO_INET = 'cryo carries established TCP connections only between tasks of the tree (--tcp-established), with no network lock; a dump that meets any other fails there, naming it';
 const PAGE_SERVER_ONLY = 'used by the page server only: --page-server and the page-server and lazy-pages actions are not supported yet';
 const TLS_ONLY = 'used with --tls only, which is not supported yet';
 
@@ -475,7 +474,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     prop: 'cgroupDumpController', rpc: 'cgroup_dump_controller',
   }),
   bool('skip-in-flight', 'special', 'ignore TCP connections not yet accepted', {
-    prop: 'skipInFlight', rpc: 'tcp_skip_in_flight', inert: NO_INET,
+    prop: 'skipInFlight', rpc: 'tcp_skip_in_flight',
   }),
   bool('deprecated', 'other', 'allow deprecated behaviour', { prop: 'deprecated' }),
   bool('display-stats', 'logging', 'print dump or restore statistics at the end', {
@@ -496,7 +495,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     },
   },
   bool('tcp-close', 'special', 'leave established TCP connections alone on dump and restore them closed', {
-    prop: 'tcpClose', rpc: 'tcp_close', inert: NO_INET,
+    prop: 'tcpClose', rpc: 'tcp_close',
   }),
   {
     long: 'verbosity', short: 'v', arg: 'optional', type: 'int', prop: 'logLevel', default: 2, rpc: 'log_level',
@@ -573,7 +572,6 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     long: 'network-lock', arg: 'required', type: 'enum', prop: 'networkLock', default: 'iptables',
     values: ['iptables', 'nftables', 'skip', 'none'], rpc: 'network_lock', metavar: 'METHOD', group: 'generic',
     help: 'how to lock the network during dump: iptables (default), nftables, or skip/none',
-    inert: 'the lock keeps TCP connections still, and ' + NO_INET,
     apply: (o, arg) => {
       if (arg === 'iptables' || arg === 'nftables') o.networkLock = arg;
       else if (arg === 'skip' || arg === 'none') o.networkLock = 'skip';

@@ -1,5 +1,6 @@
 // execvp(3) from inside node, for --exec-cmd: cryo becomes the command, which
 // thus inherits the restored tree as its children.
+import { spawnSync } from 'node:child_process';
 import { accessSync, closeSync, constants, openSync } from 'node:fs';
 import * as path from 'node:path';
 import { addressOf, syscall, trySyscall } from './libc.js';
@@ -62,4 +63,25 @@ export function execCommand(argv: string[], output?: string): never {
   const f = Buffer.from(file + '\0');
   const r = trySyscall(NR_EXECVE, f, a, e);
   throw new SysError(`execve ${file}`, -r);
+}
+
+/** What a command run to its end gave: its exit status (null if a signal ended it) and output. */
+export interface CommandResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  /** Set when the command could not be started at all (ENOENT...). */
+  error?: string;
+}
+
+/**
+ * Run `argv` (PATH searched, no shell) to its end, `input` on its stdin; for the
+ * netfilter tools of the network lock. Node waits for this child by its own
+ * pid, so it takes no stop of a tracee.
+ */
+export function runCommand(argv: string[], input?: string): CommandResult {
+  const r = spawnSync(argv[0]!, argv.slice(1), { input: input ?? '', encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 });
+  const out: CommandResult = { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  if (r.error) out.error = (r.error as NodeJS.ErrnoException).code ?? r.error.message;
+  return out;
 }

@@ -18,7 +18,9 @@ import {
 import { CryoError } from '../../context.js';
 import { badFile, type DumpFilesEnv, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
 import { noFown, type FileTable } from './table.js';
-import type { ImageDir } from '../../images/index.js';
+import type { ImageDir, InventoryEntry } from '../../images/index.js';
+import type { Logger } from '../../context.js';
+import { lockMethodOf, nftTableName, unlockRestored, type LockedConn } from '../netlock.js';
 import { dumpTcpStream, finishTcpStream, prepareTcpStream, repairDone, repairOff, repairOn } from './tcp.js';
 import { dumpSockOpts, restoreSockOpts } from './sockopts.js';
 
@@ -28,6 +30,8 @@ const STATE_NAMES: Record<number, string> = {
 };
 const TYPE_NAMES: Record<number, string> = { 1: 'stream', 2: 'datagram', 3: 'raw', 4: 'rdm', 5: 'seqpacket', 10: 'packet' };
 const PROTOS = new Map<number, string>([[IPPROTO.TCP, 'TCP'], [IPPROTO.UDP, 'UDP'], [IPPROTO.UDPLITE, 'UDP-Lite']]);
+
+const SO_PEERNAME = 28;
 
 const int = (fd: number, level: number, opt: number) => sock.getsockoptInt(fd, level, opt) ?? 0;
 
@@ -111,6 +115,36 @@ function isInet(p: FdProbe): boolean {
   return d === AF.INET || d === AF.INET6;
 }
 
+/** What a dump with --tcp-close leaves as it is (CRIU's connected states). */
+const CONNECTED = new Set([1, 2, 4, 5, 8, 9, 11]); // ESTABLISHED, SYN_SENT, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING
+
+/**
+ * An established connection: locked (--network-lock), then in repair mode
+ * through cryo's own fd, kept to the end of the dump (repair mode must be left
+ * again if the tasks run on), and read.
+ */
+function holdConnection(fd: number, where: string, desc: string, c: Omit<FileTable['tcp'][number], 'fd' | 'stream' | 'where'>, files: FileTable): void {
+  const held = dupCloexec(fd);
+  const lock = files.netlock;
+  try {
+    lock?.lock(c.conn);
+  } catch (e) {
+    closeSync(held);
+    throw new CryoError(`${where}: cannot lock the connection (${desc}) with ${lock!.method}: ${(e as Error).message}`);
+  }
+  try {
+    repairOn(held);
+    files.tcp.push({ ...c, where, fd: held, stream: dumpTcpStream(held) });
+  } catch (e) {
+    if (files.tcp.at(-1)?.fd !== held) {
+      try { repairOff(held); } catch { /* never was on */ }
+      lock?.unlock(c.conn);
+      closeSync(held);
+    }
+    throw new CryoError(`${where}: cannot read the connection (${desc}) in repair mode: ${(e as Error).message}`);
+  }
+}
+
 function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
   const fd = p.copy();
   const family = int(fd, SOL_SOCKET, SO.DOMAIN);
@@ -125,7 +159,19 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
   // Before repair mode, which reads as SO_REUSEADDR (it forces the port's reuse).
   const reuseaddr = int(fd, SOL_SOCKET, SO.REUSEADDR) !== 0;
   const src = parseSockaddr(sock.sockaddrOf(fd, false), family);
-  const peer = sock.sockaddrOf(fd, true);
+  let peer = sock.sockaddrOf(fd, true);
+  // A TCP socket closed after a connection keeps its peer for SO_PEERNAME (not
+  // for getpeername): with --tcp-close it is a connection, restored closed and
+  // unbound (its port went with the close), as CRIU reads it.
+  if (!peer && type === SOCK.STREAM && env.tcpClose) {
+    try {
+      // The kernel wants exactly the address's size.
+      const p2 = sock.getsockoptRaw(fd, SOL_SOCKET, SO_PEERNAME, family === AF.INET ? 16 : 28);
+      if (p2.length >= 4 && p2.readUInt16BE(2) !== 0) peer = p2;
+    } catch {
+      /* ENOTCONN: never connected */
+    }
+  }
   const dst = parseSockaddr(peer, family);
   let state: number;
   let backlog = 0;
@@ -134,25 +180,22 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
     const t = tcpInfo(fd);
     state = t.state;
     if (state === TCP_LISTEN) {
-      if (t.acceptQueue) {
-        throw new CryoError(`${where}: listening on ${showAddr(family, src)} with ${t.acceptQueue} connection(s) waiting to be accepted, which need --tcp-established (not supported yet)`);
+      // As CRIU: --skip-in-flight dumps the listener without them (their clients see a reset).
+      if (t.acceptQueue && !env.skipInFlight) {
+        throw new CryoError(`${where}: listening on ${showAddr(family, src)} with ${t.acceptQueue} connection(s) waiting to be accepted, which cryo cannot carry; --skip-in-flight drops them`);
       }
       backlog = t.backlog;
     } else if (state !== TCP_CLOSE) {
       const conn = `${showAddr(family, src)} -> ${showAddr(family, dst)}`;
-      if (state !== TCP_ESTABLISHED) throw new CryoError(`${where}: a TCP connection in state ${STATE_NAMES[state] ?? state} (${conn}), which cryo cannot dump yet`);
-      if (!env.tcpEstablished) throw new CryoError(`${where}: an established TCP connection (${conn}); dump with --tcp-established`);
-      // cryo's own fd, kept to the end: repair mode must be left again if the tasks run on.
-      const held = dupCloexec(fd);
-      try {
-        repairOn(held);
-        env.files.tcp.push({ ino: Number(p.st.ino), where, local: endKey(family, src), peer: endKey(family, dst), fd: held, reuseaddr, stream: dumpTcpStream(held) });
-      } catch (e) {
-        if (env.files.tcp.at(-1)?.fd !== held) {
-          try { repairOff(held); } catch { /* never was on */ }
-          closeSync(held);
-        }
-        throw new CryoError(`${where}: cannot read the connection (${conn}) in repair mode: ${(e as Error).message}`);
+      if (env.tcpClose && CONNECTED.has(state)) {
+        // --tcp-close: left as it is, and restored closed (no repair, no lock).
+      } else if (state !== TCP_ESTABLISHED) {
+        throw new CryoError(`${where}: a TCP connection in state ${STATE_NAMES[state] ?? state} (${conn}), which cryo cannot dump yet (--tcp-close restores it closed)`);
+      } else if (!env.tcpEstablished) {
+        throw new CryoError(`${where}: an established TCP connection (${conn}); dump with --tcp-established`);
+      } else {
+        holdConnection(fd, where, conn, { ino: Number(p.st.ino), local: endKey(family, src), peer: endKey(family, dst), reuseaddr,
+          conn: { family, src: src.addr, srcPort: src.port, dst: dst.addr, dstPort: dst.port } }, env.files);
       }
     }
   } else {
@@ -226,6 +269,15 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
       setIf(fd, IPPROTO.TCP, TCP.KEEPIDLE, opts.tcpKeepidle);
       setIf(fd, IPPROTO.TCP, TCP.KEEPINTVL, opts.tcpKeepintvl);
     }
+    if (ie.type === SOCK.STREAM && ie.dstPort !== 0 && env.tcpClose) {
+      // As CRIU's --tcp-close: a new socket, unbound, shut down both ways (the
+      // kernel sets the bits of an unconnected one and says ENOTCONN).
+      restoreSockOpts(fd, opts);
+      const r = trySyscall(NR.shutdown, fd, SHUT.RDWR);
+      if (r < 0 && r !== -107 /* ENOTCONN */) throw new CryoError(`${where}: cannot shut it down (errno ${-r})`);
+      if (ie.flags & O.NONBLOCK) syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, O.NONBLOCK);
+      return fd;
+    }
     const stream = ie.type === SOCK.STREAM && ie.state === TCP_ESTABLISHED ? env.tcpStreams.get(ie.ino) : undefined;
     if (ie.type === SOCK.STREAM && ie.state === TCP_ESTABLISHED && !stream) throw new CryoError(`${where}: established, but tcp-stream-${ie.ino.toString(16)}.img is missing`);
     if (stream && !env.tcpEstablished) throw new CryoError(`${where}: an established TCP connection; restore with --tcp-established`);
@@ -292,7 +344,8 @@ function checkInet(entries: FileEntry[]): void {
     if (ie.srcAddr.length !== words || (ie.dstAddr.length !== 0 && ie.dstAddr.length !== words)) throw badFile(fe, 'inet socket address of the wrong length');
     if (!PROTOS.has(ie.proto) || (ie.type !== SOCK.STREAM && ie.type !== SOCK.DGRAM)) throw badFile(fe, `inet socket of type ${ie.type}, protocol ${ie.proto}`);
     if (ie.srcPort > 0xffff || ie.dstPort > 0xffff) throw badFile(fe, 'inet socket port above 65535');
-    const states = [TCP_CLOSE, TCP_ESTABLISHED, ...(ie.type === SOCK.STREAM ? [TCP_LISTEN] : [])];
+    // Connected states other than ESTABLISHED come from --tcp-close dumps (planTcpRestore checks them).
+    const states = [TCP_CLOSE, TCP_ESTABLISHED, ...(ie.type === SOCK.STREAM ? [TCP_LISTEN, ...CONNECTED] : [])];
     if (!states.includes(ie.state)) {
       throw badFile(fe, `inet socket in state ${STATE_NAMES[ie.state] ?? ie.state}, which needs TCP repair (not supported yet)`);
     }
@@ -300,28 +353,24 @@ function checkInet(entries: FileEntry[]): void {
 }
 
 /**
- * After every task: each connection's peer must be a connection of the tree
- * (both ends frozen, neither sees the other go). A peer outside would need the
- * network lock, which cryo does not have yet. Then the streams go to their images.
+ * After every task: the streams go to their images. A connection whose peer is
+ * outside the tree is held by the network lock (both ends of one inside are
+ * frozen and locked alike).
  */
 export function finishInet(files: FileTable, dir: ImageDir): void {
-  const ends = new Set(files.tcp.map((c) => `${c.local}|${c.peer}`));
-  for (const c of files.tcp) {
-    if (!ends.has(`${c.peer}|${c.local}`)) {
-      throw new CryoError(`${c.where}: connected to ${c.peer}, outside the dumped tree; cryo cannot lock the network for it yet`);
-    }
-  }
   for (const c of files.tcp) dir.write('tcpStream', [{ msg: c.stream.entry, extra: c.stream.data }], c.ino);
 }
 
 /**
  * The dump is over: cryo lets go of its fds of the connections. Where the tasks
- * run on (or the dump failed) the sockets leave repair mode first; where they
- * die they stay in it, so that their close sends nothing to the peer.
+ * run on (or the dump failed) the lock goes and the sockets leave repair mode,
+ * as CRIU's network_unlock(); where they die they stay in it, so that their
+ * close sends nothing to the peer, and the lock stays until the restore.
  */
 export function releaseTcp(files: FileTable, runOn: boolean): void {
   for (const c of files.tcp.splice(0)) {
     if (runOn) {
+      files.netlock?.unlock(c.conn);
       try {
         repairDone(c.fd, c.reuseaddr);
       } catch {
@@ -330,6 +379,7 @@ export function releaseTcp(files: FileTable, runOn: boolean): void {
     }
     closeSync(c.fd);
   }
+  if (runOn) files.netlock?.release();
 }
 
 /** Once every socket of the restore exists: repair mode off, SO_REUSEPORT as it was. */
@@ -338,6 +388,49 @@ export function finishInetSockets(late: RestoreFilesEnv['inetLate']): void {
     if (s.repair) repairDone(s.fd, s.reuseaddr);
     if (!s.reuseport) sock.setsockoptInt(s.fd, SOL_SOCKET, SO.REUSEPORT, 0);
   }
+}
+
+/** What the restore does about the images' TCP connections, decided before anything is made. */
+export interface TcpRestorePlan {
+  /** The tree is restored: the dump's lock on the connections goes (before they leave repair mode). */
+  unlock(log: Logger): void;
+  /** The restore failed: the lock stays, for another restore of the images. */
+  failed(log: Logger): void;
+}
+
+/**
+ * Before anything is made: what the images' TCP connections ask of the restore
+ * options (as CRIU's), and the network lock the dump left on them (inventory's
+ * method and run id), to be taken out once the tree is there.
+ */
+export function planTcpRestore(inv: InventoryEntry, files: Iterable<FileEntry>, o: { tcpClose: boolean; tcpEstablished: boolean }, rootPid: number): TcpRestorePlan {
+  if (inv.tcpClose && !o.tcpClose) throw new CryoError('the images were dumped with --tcp-close: restore with it too');
+  const method = lockMethodOf(inv.networkLockMethod);
+  if (!method) throw new CryoError(`bad image: inventory.img: network lock method ${inv.networkLockMethod}`);
+  const conns: LockedConn[] = [];
+  for (const fe of files) {
+    const ie = fe.isk;
+    // CRIU's tcp_connection(): each was locked on dump.
+    if (!ie || ie.proto !== IPPROTO.TCP || ie.dstPort === 0) continue;
+    const what = `inet socket ${ie.ino} (${showAddr(ie.family, { port: ie.srcPort, addr: ie.srcAddr })} -> ${showAddr(ie.family, { port: ie.dstPort, addr: ie.dstAddr })})`;
+    if (!o.tcpClose && ie.state !== TCP_ESTABLISHED) throw new CryoError(`${what}: a TCP connection in state ${STATE_NAMES[ie.state] ?? ie.state}, which cryo restores only closed (--tcp-close)`);
+    if (!o.tcpClose && !o.tcpEstablished) throw new CryoError(`${what}: an established TCP connection; restore with --tcp-established (or --tcp-close)`);
+    conns.push({ family: ie.family, src: ie.srcAddr, srcPort: ie.srcPort, dst: ie.dstAddr, dstPort: ie.dstPort });
+  }
+  // CRIU's images of before dump_criu_run_id named the table by the root's pid.
+  const table = nftTableName(inv.dumpCriuRunId || String(rootPid));
+  let unlocked = false;
+  return {
+    // Unlike CRIU, also with --tcp-close: nothing of the dump's lock is left behind.
+    unlock: (log) => {
+      unlocked = true;
+      unlockRestored(method, table, conns, log);
+    },
+    failed: (log) => {
+      if (unlocked) log.error('the network lock was taken out already: the connections may have lost data');
+      else if (method !== 'skip' && conns.length) log.warn(`the ${conns.length} TCP connection(s) of the images stay locked (${method}) for another restore`);
+    },
+  };
 }
 
 export const inetsk: FdKind = {

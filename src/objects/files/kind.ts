@@ -36,6 +36,10 @@ export interface DumpFilesEnv {
   evasiveDevices: boolean;
   /** --tcp-established: established TCP connections are dumped (TCP_REPAIR); without it one fails the dump. */
   tcpEstablished: boolean;
+  /** --tcp-close: connected TCP sockets are dumped as they are, to come back closed. */
+  tcpClose: boolean;
+  /** --skip-in-flight: a listener's connections not yet accepted are left out. */
+  skipInFlight: boolean;
   /** --file-locks: locks are dumped; without it a held lock fails the dump. */
   fileLocks: boolean;
   /** The task's pid in its own pid namespace (lock owners are written so). */
@@ -107,6 +111,8 @@ export interface RestoreFilesEnv {
   /** tcp-stream images, by the socket's inode; as CRIU, used only with --tcp-established. */
   tcpStreams: Map<number, TcpStream>;
   tcpEstablished: boolean;
+  /** --tcp-close: connections come back closed (shut down both ways, unbound), as CRIU's. */
+  tcpClose: boolean;
   /**
    * Inet sockets to finish once every socket exists: connections made in repair
    * mode leave it (SO_REUSEADDR goes back as it was), and SO_REUSEPORT, set for

@@ -4,6 +4,7 @@ import { KCMP, kcmp } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { UnixDump } from './unix.js';
 import type { TcpStream } from './tcp.js';
+import type { LockedConn, NetLock } from '../netlock.js';
 import {
   create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, type TtyInfoEntry, type GhostFileEntry, type FileLockEntry,
   type RemapFilePathEntry, type MemfdInodeEntry, type TtyDataEntry, type EventpollFileEntry, type FdinfoEntry, RegFileEntrySchema, FownEntrySchema, type FownEntry,
@@ -45,7 +46,9 @@ export class FileTable {
    * (kept until the dump ends: closed then, or first taken out of repair mode
    * when the tasks run on).
    */
-  readonly tcp: Array<{ ino: number; where: string; local: string; peer: string; fd: number; reuseaddr: boolean; stream: TcpStream }> = [];
+  readonly tcp: Array<{ ino: number; where: string; local: string; peer: string; fd: number; reuseaddr: boolean; stream: TcpStream; conn: LockedConn }> = [];
+  /** The network lock of the dump (--network-lock): each connection is locked before it goes into repair mode. */
+  netlock?: NetLock;
   /** sock_diag's shutdown bits of the inet sockets, by "family:protocol", then inode (inet.ts). */
   readonly inetShutdowns = new Map<string, Map<number, number>>();
   readonly ghostFiles = new Map<string, { remapId: number; head: GhostFileEntry; size: number; fd?: number }>();

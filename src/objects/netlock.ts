@@ -1,0 +1,211 @@
+// The network lock, as CRIU's for a tree in the host's network namespace: each
+// TCP connection dumped gets netfilter rules that drop its packets both ways,
+// put in before its socket goes into repair mode. A dump whose tasks run on
+// (-R, -s, a failure) takes them out again; a dump that kills its tasks leaves
+// them, so that the peer's packets meet no socket and get no reset, until the
+// restore has made the connections again (from what the images say) and takes
+// them out. Packets marked SOCCR_MARK (CRIU's own) pass.
+//
+// iptables: per connection, a DROP rule in INPUT and one in OUTPUT (iptables or
+// ip6tables). nftables: one table "inet CRIU-<dump run id>" whose chains drop
+// what is in its sets of connections; taken out whole.
+import { randomUUID } from 'node:crypto';
+import { runCommand, type CommandResult } from '../sys/exec.js';
+import { AF } from '../sys/index.js';
+import type { Logger } from '../context.js';
+
+export type LockMethod = 'iptables' | 'nftables' | 'skip';
+
+/** inventory.img's network_lock_method: CRIU's enum NETWORK_LOCK_METHOD. */
+export const LOCK_METHOD_CODE: Record<LockMethod, number> = { iptables: 0, nftables: 1, skip: 2 };
+
+export function lockMethodOf(code: number | undefined): LockMethod | undefined {
+  // Images without it are from a CRIU that knew iptables only.
+  if (code === undefined) return 'iptables';
+  return (Object.keys(LOCK_METHOD_CODE) as LockMethod[]).find((m) => LOCK_METHOD_CODE[m] === code);
+}
+
+/** CRIU's SOCCR_MARK. */
+const SOCCR_MARK = '0xC114';
+
+/** One connection as its socket sees it: its own end (src) and its peer's (dst), addresses as 32-bit words of their bytes. */
+export interface LockedConn {
+  family: number;
+  src: readonly number[];
+  srcPort: number;
+  dst: readonly number[];
+  dstPort: number;
+}
+
+/** Run a command; what went wrong, or undefined. */
+export type Runner = (argv: string[], input?: string) => CommandResult;
+
+function failure(r: CommandResult): string | undefined {
+  if (r.error) return r.error === 'ENOENT' ? 'not installed' : `cannot run (${r.error})`;
+  if (r.status === 0) return undefined;
+  const line = (r.stderr || r.stdout).split('\n').map((l) => l.trim()).find((l) => l) ?? '';
+  return `${r.status === null ? 'killed' : `exit ${r.status}`}${line ? `: ${line}` : ''}`;
+}
+
+function ntop(family: number, words: readonly number[]): string {
+  const b = Buffer.alloc(4 * words.length);
+  words.forEach((w, i) => b.writeUInt32LE(w >>> 0, 4 * i));
+  if (family === AF.INET) return [...b.subarray(0, 4)].join('.');
+  return Array.from({ length: 8 }, (_, i) => b.readUInt16BE(2 * i).toString(16)).join(':');
+}
+
+/** The connection in the family its packets use: an IPv4-mapped IPv6 one is IPv4 (as CRIU). */
+function wire(c: LockedConn): { v6: boolean; src: string; dst: string } {
+  const mapped = c.family === AF.INET6 && c.dst[0] === 0 && c.dst[1] === 0 && c.dst[2] === 0xffff0000;
+  if (c.family === AF.INET || mapped) {
+    const w = (a: readonly number[]) => (c.family === AF.INET ? a : [a[3] ?? 0]);
+    return { v6: false, src: ntop(AF.INET, w(c.src)), dst: ntop(AF.INET, w(c.dst)) };
+  }
+  return { v6: true, src: ntop(AF.INET6, c.src), dst: ntop(AF.INET6, c.dst) };
+}
+
+/** CRIU's IPTABLES_CONN_CMD: packets from `from` to `to` dropped in `chain`. */
+function iptablesRule(v6: boolean, op: '-I' | '-D', chain: 'INPUT' | 'OUTPUT', from: [string, number], to: [string, number]): string[] {
+  return [v6 ? 'ip6tables' : 'iptables', '-w', '-t', 'filter', op, chain, '--protocol', 'tcp', '-m', 'mark', '!', '--mark', SOCCR_MARK,
+    '--source', from[0], '--sport', String(from[1]), '--destination', to[0], '--dport', String(to[1]), '-j', 'DROP'];
+}
+
+function iptablesRules(c: LockedConn, op: '-I' | '-D'): string[][] {
+  const w = wire(c);
+  return [
+    iptablesRule(w.v6, op, 'INPUT', [w.dst, c.dstPort], [w.src, c.srcPort]),
+    iptablesRule(w.v6, op, 'OUTPUT', [w.src, c.srcPort], [w.dst, c.dstPort]),
+  ];
+}
+
+export function nftTableName(runId: string): string {
+  return `inet CRIU-${runId}`;
+}
+
+/** nftables_init_connection_lock: the table, its chains (SOCCR_MARK passes) and the sets of connections. */
+function nftInitScript(table: string): string {
+  const l = [
+    `create table ${table}`,
+    `add chain ${table} output { type filter hook output priority 0; }`,
+    `add rule ${table} output meta mark ${SOCCR_MARK} accept`,
+    `add chain ${table} input { type filter hook input priority 0; }`,
+    `add rule ${table} input meta mark ${SOCCR_MARK} accept`,
+  ];
+  for (const [n, ip] of [['4', 'ip'], ['6', 'ip6']] as const) {
+    l.push(`add set ${table} conns${n} { type ${ip === 'ip' ? 'ipv4_addr' : 'ipv6_addr'} . inet_service . ${ip === 'ip' ? 'ipv4_addr' : 'ipv6_addr'} . inet_service; }`);
+    for (const chain of ['output', 'input']) l.push(`add rule ${table} ${chain} ${ip} saddr . tcp sport . ${ip} daddr . tcp dport @conns${n} drop`);
+  }
+  return l.join('\n') + '\n';
+}
+
+/**
+ * The dump's side of the lock: one per dump, with the run id the images keep
+ * (inventory's dump_criu_run_id, which names the nftables table).
+ */
+export class NetLock {
+  readonly runId = randomUUID();
+  /** The nftables table exists (made at the first connection locked). */
+  private table = false;
+
+  constructor(readonly method: LockMethod, private readonly log: Logger, private readonly run: Runner = runCommand) {}
+
+  /** Lock `c` before its socket goes into repair mode; throws an Error saying why it cannot. */
+  lock(c: LockedConn): void {
+    if (this.method === 'skip') return;
+    if (this.method === 'iptables') {
+      const [input, output] = iptablesRules(c, '-I');
+      this.must(input!);
+      try {
+        this.must(output!);
+      } catch (e) {
+        this.quiet(iptablesRules(c, '-D')[0]!);
+        throw e;
+      }
+    } else {
+      const table = nftTableName(this.runId);
+      if (!this.table) {
+        this.nft(nftInitScript(table));
+        this.table = true;
+      }
+      const w = wire(c);
+      const n = w.v6 ? '6' : '4';
+      // Both directions in one batch: nft applies it whole or not at all.
+      this.nft(`add element ${table} conns${n} { ${w.dst} . ${c.dstPort} . ${w.src} . ${c.srcPort} }\n`
+        + `add element ${table} conns${n} { ${w.src} . ${c.srcPort} . ${w.dst} . ${c.dstPort} }\n`);
+    }
+    this.log.info(`locked the connection ${wire(c).src}:${c.srcPort} - ${wire(c).dst}:${c.dstPort} (${this.method})`);
+  }
+
+  /** Take `c`'s rules out again (the tasks run on); nftables takes the whole table out in release(). */
+  unlock(c: LockedConn): void {
+    if (this.method !== 'iptables') return;
+    for (const argv of iptablesRules(c, '-D')) this.quiet(argv);
+  }
+
+  /** The end of a dump whose tasks run on: what is left of the lock goes. */
+  release(): void {
+    if (this.method !== 'nftables' || !this.table) return;
+    const why = failure(this.run(['nft', 'delete', 'table', ...nftTableName(this.runId).split(' ')]));
+    if (why) this.log.error(`cannot remove the nftables table ${nftTableName(this.runId)}: ${why}`);
+    this.table = false;
+  }
+
+  private must(argv: string[]): void {
+    const why = failure(this.run(argv));
+    if (why) throw new Error(`${argv[0]} ${why}`);
+  }
+
+  private nft(script: string): void {
+    const why = failure(this.run(['nft', '-f', '-'], script));
+    if (why) throw new Error(`nft ${why}`);
+  }
+
+  private quiet(argv: string[]): void {
+    const why = failure(this.run(argv));
+    if (why) this.log.error(`cannot remove the rule "${argv.join(' ')}": ${why}`);
+  }
+}
+
+/**
+ * Restore: the connections of the images are there again, so their rules go,
+ * as CRIU's network_unlock() (nftables: the dump's table). What cannot be
+ * removed is logged; the restored tree runs on regardless.
+ */
+export function unlockRestored(method: LockMethod, table: string, conns: readonly LockedConn[], log: Logger, run: Runner = runCommand): void {
+  if (method === 'skip') return;
+  if (method === 'nftables') {
+    // A dump that locked no connection made no table.
+    const parts = table.split(' ');
+    if (run(['nft', 'list', 'table', ...parts]).status !== 0) return;
+    const why = failure(run(['nft', 'delete', 'table', ...parts]));
+    if (why) log.error(`cannot remove the nftables table ${table}: ${why}`);
+    else log.info(`unlocked the network: removed the nftables table ${table}`);
+    return;
+  }
+  for (const c of conns) {
+    for (const argv of iptablesRules(c, '-D')) {
+      const why = failure(run(argv));
+      // A connection dumped with no rule of its own (by an older cryo) has none to remove.
+      if (why) log.warn(`cannot remove the rule "${argv.join(' ')}": ${why}`);
+    }
+    log.info(`unlocked the connection ${wire(c).src}:${c.srcPort} - ${wire(c).dst}:${c.dstPort}`);
+  }
+}
+
+/**
+ * `check --feature network_lock_nftables`, as CRIU's kerndat: nft is there and
+ * the kernel takes a table with a set of concatenated addresses and ports (made
+ * and removed at once). True, or why not.
+ */
+export function probeNftLock(run: Runner = runCommand): true | string {
+  const table = `inet CRYO-check-${process.pid}`;
+  const script = `create table ${table}\n`
+    + `add set ${table} conns4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; }\n`
+    + `add chain ${table} input { type filter hook input priority 0; }\n`
+    + `add rule ${table} input ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop\n`
+    + `delete table ${table}\n`;
+  const why = failure(run(['nft', '-f', '-'], script));
+  if (!why) return true;
+  run(['nft', 'delete', 'table', ...table.split(' ')]);
+  return `nft ${why}`;
+}
