@@ -20,7 +20,7 @@ type RawImage = 'ifaddr' | 'route' | 'route6' | 'rule' | 'iptables' | 'ip6tables
 
 const ipv6 = (): boolean => existsSync('/proc/sys/net/ipv6');
 
-function onPath(cmd: string): boolean {
+export function onPath(cmd: string): boolean {
   return (process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => existsSync(`${d || '.'}/${cmd}`));
 }
 
@@ -39,7 +39,7 @@ function run(argv: string[], io: { stdin?: number; stdout?: number }, what: stri
 const ipTool = (): string => process.env['CR_IP_TOOL'] ?? 'ip';
 
 /** As CRIU built with libnftables: iptables rules in the nft backend are in nftables-N.img; only legacy ones go to iptables-N.img. */
-function legacyIptables(v6: boolean, restore: boolean): string | undefined {
+export function legacyIptables(v6: boolean, restore: boolean): string | undefined {
   const base = `${v6 ? 'ip6' : 'ip'}tables`;
   const plain = `${base}-${restore ? 'restore' : 'save'}`;
   const legacy = `${base}-legacy-${restore ? 'restore' : 'save'}`;

@@ -482,6 +482,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   }),
   bool('weak-sysctls', 'generic', 'skip sysctls the restoring kernel does not have', {
     prop: 'weakSysctls', rpc: 'weak_sysctls',
+    inert: 'it concerns the net sysctls of a restored network namespace (netns-sysctl.ts), and every one CRIU saves is in this kernel',
   }),
   {
     long: 'status-fd', arg: 'required', type: 'int', prop: 'statusFd', default: -1, rpc: 'status_fd', metavar: 'FD',

@@ -13,7 +13,8 @@
  *   - sysctls net.ipv4.conf.all.forwarding=1, net.ipv4.conf.lo.rp_filter=2,
  *     net.ipv6.conf.lo.hop_limit=33, net.ipv4.conf.default.accept_local=1,
  *     net.unix.max_dgram_qlen=77, net.ipv4.ping_group_range "0 0";
- *   - an nft table "inet cryotest" with a rule dropping TCP port 9;
+ *   - an nft table "inet cryotest" with a rule dropping TCP port 9, and a
+ *     legacy iptables rule (iptables-legacy) dropping TCP port 10;
  *   - a TCP listener on 127.5.5.5:7070, a connection to it accepted (both
  *     ends in this task), "hello" sent by the client and not yet read;
  *   - a UDP socket bound to [fd00:c7e0::1]:7071 (IPv6);
@@ -162,6 +163,7 @@ int main(int argc, char **argv)
 	sh("ip rule add from 127.5.5.5 lookup 100 pref 1000");
 	sh("nft add table inet cryotest && nft add chain inet cryotest input '{ type filter hook input priority 0; }'"
 	   " && nft add rule inet cryotest input tcp dport 9 counter drop");
+	sh("iptables-legacy -w -A INPUT -p tcp --dport 10 -j DROP");
 	put("/proc/sys/net/ipv4/conf/all/forwarding", "1");
 	put("/proc/sys/net/ipv4/conf/lo/rp_filter", "2");
 	put("/proc/sys/net/ipv6/conf/lo/hop_limit", "33");
@@ -199,7 +201,7 @@ int main(int argc, char **argv)
 	usleep(100000);
 	prog_ready();
 
-	if (wait_for_signal() == SIGUSR2)
+	if (wait_for_signal())
 		lo_mtu(1500);
 
 	if (lo_mtu(0) != 9000)
@@ -212,6 +214,7 @@ int main(int argc, char **argv)
 	expect_cmd("ip route show table 100", "198.51.100.0/24 dev lo");
 	expect_cmd("ip rule show", "1000:\tfrom 127.5.5.5 lookup 100");
 	expect_cmd("nft list table inet cryotest", "tcp dport 9 counter");
+	expect_cmd("iptables-legacy-save", "-A INPUT -p tcp -m tcp --dport 10 -j DROP");
 	expect_file("/proc/sys/net/ipv4/conf/all/forwarding", "1");
 	expect_file("/proc/sys/net/ipv4/conf/lo/rp_filter", "2");
 	expect_file("/proc/sys/net/ipv6/conf/lo/hop_limit", "33");
