@@ -163,9 +163,10 @@ export function dumpNetNs(nsFd: number, nsId: number, nsLink: string, env: Netns
       defConf6: ipv6() ? readConf('ipv6', 'default') : [], allConf6: ipv6() ? readConf('ipv6', 'all') : [],
       unixConf: readUnixConf(), ipv4Sysctl: readIpv4Sysctls(),
     })], nsId);
+    // As CRIU: written only when there is an entry (its image is opened lazily).
     for (const [kind, exp] of [['netnfCt', false], ['netnfExp', true]] as const) {
       const msgs = conntrack(exp);
-      raw(kind, (fd) => { for (const m of msgs) writeAll(fd, m); });
+      if (msgs.length) raw(kind, (fd) => { for (const m of msgs) writeAll(fd, m); });
     }
   });
   env.log.info(`dumped network namespace ${nsLink} as ${nsId}`);

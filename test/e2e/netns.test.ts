@@ -44,7 +44,7 @@ test('a network namespace of its own: lo (up, MTU), addresses, routes, a rule, s
   const images = s.mkdir();
   await s.dump(target, images, { extra: ['--tcp-established'] });
   const names = fs.readdirSync(images);
-  for (const p of ['netdev', 'netns', 'ifaddr', 'route', 'route6', 'rule', 'iptables', 'ip6tables', 'nftables', 'netns-ct', 'netns-exp']) {
+  for (const p of ['netdev', 'netns', 'ifaddr', 'route', 'route6', 'rule', 'iptables', 'ip6tables', 'nftables', 'netns-ct']) {
     assert.ok(names.some((n) => new RegExp(`^${p}-\\d+\\.img$`).test(n)), `no ${p}-N.img in ${names.join(' ')}${s.report()}`);
   }
   // The `ip`/nft/iptables outputs and conntrack dumps are raw images (no magic), which crit does not decode for CRIU's either.
@@ -60,6 +60,9 @@ test('a network namespace of its own: lo (up, MTU), addresses, routes, a rule, s
   assert.deepEqual(netns.unix_conf.map((e) => e.iarg), [77]);
   assert.match(netns.ipv4_sysctl[0]!.sarg ?? '', /^0\s+0$/);
   assert.match(fs.readFileSync(img('nftables-'), 'utf8'), /table inet cryotest/);
+  // The in-tree connection is tracked (the "ct state" rule): its conntrack entries as nfnetlink messages (IPCTNL_MSG_CT_NEW).
+  const ct = fs.readFileSync(img('netns-ct-'));
+  assert.ok(ct.length >= 16 && ct.readUInt16LE(4) === 0x100, `netns-ct holds no conntrack entry${s.report()}`);
   assert.match(fs.readFileSync(img('iptables-'), 'utf8'), /^-A INPUT -p tcp -m tcp --dport 10 -j DROP$/m);
   // `ip addr save` output: its magic, then the rtnetlink messages.
   assert.equal(fs.readFileSync(img('ifaddr-')).readUInt32LE(0), 0x47361222);

@@ -13,7 +13,8 @@
  *   - sysctls net.ipv4.conf.all.forwarding=1, net.ipv4.conf.lo.rp_filter=2,
  *     net.ipv6.conf.lo.hop_limit=33, net.ipv4.conf.default.accept_local=1,
  *     net.unix.max_dgram_qlen=77, net.ipv4.ping_group_range "0 0";
- *   - an nft table "inet cryotest" with a rule dropping TCP port 9, and a
+ *   - an nft table "inet cryotest" with a rule dropping TCP port 9 and one
+ *     matching conntrack state (so the connection below is tracked), and a
  *     legacy iptables rule (iptables-legacy) dropping TCP port 10;
  *   - a TCP listener on 127.5.5.5:7070, a connection to it accepted (both
  *     ends in this task), "hello" sent by the client and not yet read;
@@ -162,7 +163,8 @@ int main(int argc, char **argv)
 	sh("ip route add 198.51.100.0/24 dev lo table 100");
 	sh("ip rule add from 127.5.5.5 lookup 100 pref 1000");
 	sh("nft add table inet cryotest && nft add chain inet cryotest input '{ type filter hook input priority 0; }'"
-	   " && nft add rule inet cryotest input tcp dport 9 counter drop");
+	   " && nft add rule inet cryotest input tcp dport 9 counter drop"
+	   " && nft add rule inet cryotest input ct state established counter accept");
 	sh("iptables-legacy -w -A INPUT -p tcp --dport 10 -j DROP");
 	put("/proc/sys/net/ipv4/conf/all/forwarding", "1");
 	put("/proc/sys/net/ipv4/conf/lo/rp_filter", "2");
