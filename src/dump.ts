@@ -27,8 +27,9 @@ import { dumpTask, taskIds, nsIdOf, type DumpState } from './dump/task.js';
 import { dumpZombie } from './objects/zombie.js';
 import { dumpUtsNs } from './objects/utsns.js';
 import { dumpIpcNs } from './objects/ipcns.js';
+import { dumpNetNs, netnsExtKey, TreeNetns } from './objects/netns.js';
 import { TaskGoneError } from './tracer/remote.js';
-import { kill, SIG, SysError } from './sys/index.js';
+import { CLONE, kill, SIG, SysError } from './sys/index.js';
 import { FI, faultInjected } from './fault.js';
 
 const CRTOOLS_IMAGES_V1_1 = 2;
@@ -76,6 +77,7 @@ export async function runDump(ctx: Context): Promise<number> {
   if (freezer) cgroups.setFreezer(freezer.v2, freezer.origin === 'FROZEN');
   const tFrozen = performance.now();
   let dumpStats: DumpStatsEntry | undefined;
+  let netns: TreeNetns | undefined;
   const st: DumpState = {
     dir, files: new FileTable(), irmap, nextPagesId: 1, nextObjId: 1, nsIds: new Map(), fdTables: new Map(), shmemDone: new Set(), seccomp: new SeccompTable(),
     shmemAsMemfd: new Set(),
@@ -94,7 +96,10 @@ export async function runDump(ctx: Context): Promise<number> {
     for (const ns of own) {
       const nsId = nsIdOf(ns.link, st);
       try {
-        if (ns.kind === 'uts') {
+        if (ns.kind === 'net') {
+          netns = new TreeNetns(ns.path);
+          dumpNetNs(netns.fd, nsId, ns.link, { dir, log, who: rootWho, empty: (opts.emptyNs & CLONE.NEWNET) !== 0, ...netnsExtKey(opts.external, ns.link) });
+        } else if (ns.kind === 'uts') {
           dumpUtsNs(ns.path, nsId, dir);
         } else {
           const r = dumpIpcNs(ns.path, nsId, { dir, newPagesId: () => st.nextPagesId++, log, who: rootWho });
@@ -109,19 +114,21 @@ export async function runDump(ctx: Context): Promise<number> {
       log.info(`dumped the tree's ${ns.kind} namespace ${ns.link} as ${nsId}`);
     }
     runAction(ctx, 'query-ext-files');
+    // Sockets are looked up (sock_diag) in the tree's network namespace, and must all be of it.
+    st.files.sockNetns = netns?.ino ?? TreeNetns.mine();
     for (const t of tasks) {
       if (t.rem === null && t.stat.state === 'Z') {
         dumpZombie(t.pid, t.ns.pid, t.stat, st.dir, log);
         continue;
       }
-      dumpTask(t, ctx, st, taskIds(t.pid, st));
+      TreeNetns.within(netns, () => dumpTask(t, ctx, st, taskIds(t.pid, st)));
     }
     finishTtys(st.files, tasks, opts.shellJob);
     // As CRIU: the inventory's root_ids are the dumper's own (its namespaces tell
     // the tree's apart); the tree's root has files, vm etc. of its own.
     writeTreeImages(tasks, st, taskIds(process.pid, st), opts.tcpClose);
     cgroups.write(dir);
-    finishUnix(st.files, opts.extUnixSk, opts.external);
+    TreeNetns.within(netns, () => finishUnix(st.files, opts.extUnixSk, opts.external));
     finishInet(st.files, dir);
     finishEpolls(st.files);
     closeUnix(st.files);
@@ -162,6 +169,7 @@ export async function runDump(ctx: Context): Promise<number> {
     // The last word before the tasks go: a migration may still call it off.
     runAction(ctx, 'post-dump');
   } catch (e) {
+    netns?.close();
     const gone = tasks.find((t) => t.stat.state !== 'Z' && !alive(t.pid));
     // The lock goes before the tasks run: their packets would meet it (EPERM).
     releaseTcp(st.files, true);
@@ -178,6 +186,7 @@ export async function runDump(ctx: Context): Promise<number> {
     if (e instanceof TaskGoneError) throw new CryoError(`dump failed: ${e.message}`);
     throw e;
   }
+  netns?.close();
   dir.close();
   cgroups.close();
   if (opts.leaveRunning) {

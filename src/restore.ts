@@ -9,7 +9,7 @@ import {
   type MemfdInodeEntry,
   ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type TcpStreamEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
-import { CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, SysError, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
+import { netlink, CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, SysError, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import type { MemIO } from './tracer/memio.js';
 import type { Ghost } from './objects/files/kind.js';
@@ -29,6 +29,7 @@ import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
 import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
 import { restoreNamespaces } from './objects/namespaces.js';
 import { loadUtsNs, restoreUtsNs } from './objects/utsns.js';
+import { loadNetNs, restoreNetNs, TreeNetns, type NetnsImages } from './objects/netns.js';
 import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, type IpcNsImages } from './objects/ipcns.js';
 import { runAction } from './actions.js';
 import { byId, checkInventory, checkPstree, listedAsZombie, taskIds, validateImages } from './restore/validate.js';
@@ -305,6 +306,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let utsImg: UtsnsEntry | undefined;
   let ipcImg: IpcNsImages | undefined;
   let tcpPlan: TcpRestorePlan;
+  let netImg: NetnsImages | undefined;
   try {
     loaded = loadImages(dir, opts.deprecated);
     tcpPlan = planTcpRestore(dir.readOne('inventory'), loaded.files.values(), opts, loaded.tasks[0]!.pstree.pid);
@@ -319,6 +321,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const rootIds = loaded.tasks[0]!.core.ids!;
     if (nsFlags & CLONE.NEWUTS) utsImg = loadUtsNs(dir, rootIds.utsNsId);
     if (nsFlags & CLONE.NEWIPC) ipcImg = loadIpcNs(dir, rootIds.ipcNsId, (shmid) => readPagemap(dir, 'shmemPagemap', shmid));
+    if (nsFlags & CLONE.NEWNET) netImg = loadNetNs(dir, rootIds.netNsId, (opts.emptyNs & CLONE.NEWNET) !== 0);
     checkSysvAttachments(loaded.tasks, ipcImg);
     checkFdTables(loaded);
     cg = CgroupRestore.load(dir, opts, log);
@@ -352,6 +355,21 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     // Paths are CRIU's keys without the leading slash; accept either spelling.
     inherited.set(key.replace(/^\//, ''), { fd, used: false });
   }
+  // An external network namespace (--external net[INO]:KEY at dump) is joined, given with --inherit-fd fd[N]:KEY.
+  const extNet = netImg?.netns?.extKey || undefined;
+  let extNetFd: number | undefined;
+  if (extNet !== undefined) {
+    const given = inherited.get(extNet);
+    if (!given) {
+      cg?.close();
+      dir.close();
+      throw new CryoError(`the tree's network namespace was dumped as external (${extNet}): give it with --inherit-fd fd[N]:${extNet}`);
+    }
+    given.used = true;
+    extNetFd = given.fd;
+    nsFlags! &= ~CLONE.NEWNET;
+  }
+  let netns: TreeNetns | undefined;
   const pagesFds = new Map<number, number>();
   const sh: RestoreShared = {
     kdat: ctx.kdat,
@@ -413,7 +431,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   try {
     cg?.prepare();
     const tFork = performance.now();
-    const root0 = startRoot(root, opts.restoreSibling, nsFlags!);
+    // The root is born in the namespace of the thread that clones it: the external one, if any.
+    const root0 = extNetFd === undefined ? startRoot(root, opts.restoreSibling, nsFlags!) : netlink.inNetns(extNetFd, () => startRoot(root, opts.restoreSibling, nsFlags!));
     created.push(root0.rem.pid);
     // As CRIU's: the root dies before it has made its children.
     if (faultInjected(FI.RESTORE_ROOT_ONLY)) kill(root0.rem.pid, SIG.KILL);
@@ -426,11 +445,16 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       if (utsImg) restoreUtsNs(`/proc/${root0.rem.pid}/ns/uts`, utsImg);
       making = 'ipc';
       if (ipcImg) restoreIpcNs(`/proc/${root0.rem.pid}/ns/ipc`, ipcImg, (id) => sh.pagesFd(id), log, (key, size, flags, d) => rootShmget(root0.rem, key, size, flags, d));
+      making = 'net';
+      if (netImg) {
+        netns = new TreeNetns(`/proc/${root0.rem.pid}/ns/net`);
+        restoreNetNs(netns.fd, netImg, { dir, log, weakSysctls: opts.weakSysctls });
+      }
     } catch (e) {
       if (SysError.is(e)) throw new CryoError(`restore failed: the root's new ${making} namespace: ${e.message}`);
       throw e;
     }
-    if (newPidns || utsImg || ipcImg) {
+    if (newPidns || utsImg || ipcImg || netImg) {
       runAction(ctx, 'setup-namespaces', { rootPid: root0.rem.pid });
       runAction(ctx, 'post-setup-namespaces', { rootPid: root0.rem.pid });
     }
@@ -460,7 +484,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       const table = fdTables.get(t.core.ids!.filesId)!;
       const th: Handles = { cryoPidfd: table.pidfd ?? h.cryoPidfd };
       if (table.pidfd === undefined) {
-        restoreFiles(rem, t, sh, th);
+        // Sockets are made in the tree's network namespace.
+        TreeNetns.within(netns, () => restoreFiles(rem, t, sh, th));
         table.pidfd = th.cryoPidfd;
       }
       // As CRIU: locks come back only when asked for with --file-locks.
@@ -528,6 +553,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     // Let everything go at once, children first so no parent runs ahead of them.
     for (const f of [...finals].reverse()) ptrace.detach(f.rem.pid, 0);
   } catch (e) {
+    netns?.close();
     killAll(created);
     tcpPlan!.failed(log);
     sh.remaps.cleanup(false);
@@ -538,6 +564,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     if (e instanceof RemoteError || e instanceof TaskGoneError) throw new CryoError(`restore failed: ${e.message}`);
     throw e;
   }
+  netns?.close();
   cg?.close();
   closeHeld(sh, pagesFds);
   dir.close();

@@ -4,12 +4,13 @@ import { accessSync, constants, existsSync, openSync, readFileSync, readSync, re
 import {
   F, NR, O, PR, PR_SET_MM_MAP_SIZE, PAGE_SIZE, PAGE_IS, PROT, MAP, MREMAP, MFD,
   EINVAL, ENOENT, ENOSYS, EFAULT, SysError, addressOf, syscall, trySyscall, pidfdOpen,
-  pidfdGetfd, kcmpEpollTfd, IPPROTO, IPV6, CAP, LOCK, CLOCK, TFD_IOC_SET_TICKS, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OP, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE,
+  pidfdGetfd, kcmpEpollTfd, netlink, IPPROTO, IPV6, CAP, LOCK, CLOCK, TFD_IOC_SET_TICKS, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OP, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE,
 } from '../sys/index.js';
 import { describe, step, errname, closeFd, Kerndat, type Step, type SeedFacts } from '../kerndat.js';
 import type { FeatureKind, Feature, FeatureResult } from './feature.js';
 import { cloneArgs, prctlMmMap } from '../abi/index.js';
 import { probeNftLock } from '../objects/netlock.js';
+import { legacyIptables, onPath } from '../objects/netns.js';
 
 // ---- probes ------------------------------------------------------------------------
 
@@ -507,14 +508,44 @@ export const FEATURES: readonly Feature[] = [
   notDone('autofs', 'experimental', 'autofs mounts', NOT_MNT),
   notDone('tcp_half_closed', 'extra', 'half-closed TCP connections', NOT_NET),
   notDone('compat_cr', 'experimental', '32-bit tasks', 'cryo checkpoints x86_64 tasks only'),
-  notDone('sk_ns', 'extra', 'network namespace of sockets', NOT_NET),
+  {
+    name: 'sk_ns', kind: 'extra', level: 'warn',
+    description: 'SIOCGSKNS: the network namespace of a socket (each socket of the tree must be of its namespace)',
+    missing: 'SIOCGSKNS is not supported',
+    probe: probeWith('sk_ns', () => {
+      const fd = sock.socket(AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC);
+      try {
+        const ns = netlink.socketNetns(fd);
+        if (ns === undefined) return 'ioctl(SIOCGSKNS) failed';
+        closeFd(ns);
+        return true;
+      } finally {
+        closeFd(fd);
+      }
+    }),
+  },
   notDone('net_diag_raw', 'extra', 'sock_diag for raw sockets', NOT_NET),
   notDone('nsid', 'extra', 'netlink NSIDs', NOT_NET),
   notDone('link_nsid', 'extra', 'link NSIDs', NOT_NET),
-  notDone('external_net_ns', 'extra', 'external network namespaces', NOT_NET),
+  // As CRIU's: not a kernel check, it says --external net[INO]:KEY is understood.
+  { name: 'external_net_ns', kind: 'extra', level: 'warn', description: 'external network namespaces (--external net[INO]:KEY)', missing: 'never: it needs nothing of the kernel', probe: () => true },
   notDone('newifindex', 'extra', 'IFLA_NEW_IFINDEX', NOT_NET),
-  notDone('nftables', 'extra', 'nftables rules', NOT_NET),
-  notDone('has_ipt_legacy', 'extra', 'iptables legacy', NOT_NET),
+  {
+    name: 'nftables', kind: 'extra', level: 'warn', description: 'nftables rules of a network namespace (nftables-N.img, by nft)',
+    missing: 'nft is not installed: nftables rules will not be preserved', probe: () => onPath('nft'),
+  },
+  {
+    name: 'has_ipt_legacy', kind: 'extra', level: 'warn', description: 'iptables legacy (iptables-N.img, by iptables-legacy-save/-restore)',
+    missing: 'no iptables with the legacy API is installed',
+    probe: probeWith('has_ipt_legacy', () => {
+      const v6 = existsSync('/proc/sys/net/ipv6');
+      for (const restore of [false, true]) {
+        if (!legacyIptables(false, restore)) return `no legacy iptables-${restore ? 'restore' : 'save'}`;
+        if (v6 && !legacyIptables(true, restore)) return `no legacy ip6tables-${restore ? 'restore' : 'save'}`;
+      }
+      return true;
+    }),
+  },
   notDone('apparmor_stacking', 'extra', 'AppArmor stacking', 'cryo does not checkpoint LSM profiles yet'),
   {
     name: 'network_lock_nftables', kind: 'extra', level: 'warn',

@@ -22,12 +22,13 @@ export interface NsKind {
 
 /**
  * Carried: a pid namespace whose init is the tree's root (made anew on restore,
- * with the same pids), and the root's uts and ipc namespaces (utsns.ts, ipcns.ts).
+ * with the same pids), and the root's uts, ipc and net namespaces (utsns.ts,
+ * ipcns.ts, netns.ts).
  */
 export const NS_KINDS: readonly NsKind[] = [
   { name: 'pid', cloneFlag: CLONE.NEWPID, idField: 'pidNsId', carried: true, forChildren: 'pid_for_children' },
   { name: 'mnt', cloneFlag: CLONE.NEWNS, idField: 'mntNsId', carried: false },
-  { name: 'net', cloneFlag: CLONE.NEWNET, idField: 'netNsId', carried: false },
+  { name: 'net', cloneFlag: CLONE.NEWNET, idField: 'netNsId', carried: true },
   { name: 'ipc', cloneFlag: CLONE.NEWIPC, idField: 'ipcNsId', carried: true },
   { name: 'uts', cloneFlag: CLONE.NEWUTS, idField: 'utsNsId', carried: true },
   { name: 'user', cloneFlag: CLONE.NEWUSER, idField: 'userNsId', carried: false },
@@ -52,7 +53,7 @@ const link = (tid: number, entry: string): string | undefined => {
 
 /** A namespace the tree has of its own (its root's, not cryo's), to be dumped. */
 export interface TreeNs {
-  kind: 'uts' | 'ipc';
+  kind: 'uts' | 'ipc' | 'net';
   /** Its /proc/PID/ns link (the name the dump's ids are made of). */
   link: string;
   /** A path to it, for setns. */
@@ -61,9 +62,9 @@ export interface TreeNs {
 
 /**
  * At dump: every thread of every task must be in cryo's own namespace of each
- * kind cryo does not carry, in the root's pid namespace, and in the root's uts
- * and ipc namespaces; and none may have made a namespace for its children that
- * they would be born into. Returns the uts and ipc namespaces the tree owns.
+ * kind cryo does not carry, in the root's pid namespace, and in the root's uts,
+ * ipc and net namespaces; and none may have made a namespace for its children
+ * that they would be born into. Returns the uts, ipc and net namespaces the tree owns.
  */
 export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
   const mine = new Map(NS_KINDS.map((k) => [k.name, readlinkSync(`/proc/self/ns/${k.name}`)]));
@@ -102,7 +103,7 @@ export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
     }
   }
   const own: TreeNs[] = [];
-  for (const kind of ['uts', 'ipc'] as const) {
+  for (const kind of ['uts', 'ipc', 'net'] as const) {
     const ns = rootNs.get(kind);
     if (ns !== undefined && ns !== mine.get(kind)) own.push({ kind, link: ns, path: `/proc/${root.pid}/ns/${kind}` });
   }

@@ -144,7 +144,7 @@ const TLS_ONLY = 'used with --tls only, which is not supported yet';
 /** Refused whenever given (and in effect), for every action but check. */
 const REFUSED: Unsupported = {};
 /** The --external kinds cryo acts on (on dump; restore takes them back with --inherit-fd). */
-const EXTERNAL_KINDS = ['tty', 'unix'];
+const EXTERNAL_KINDS = ['tty', 'unix', 'net'];
 
 const fail = (error: string): ApplyResult => ({ error });
 const usageFail = (error: string): ApplyResult => ({ error, usage: true });
@@ -416,7 +416,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
       return undefined;
     },
   },
-  list('external', 'external', 'RES', 'treat RES as external: tty[..], file[..], dev[..], unix[..], mnt[..], veth[..], macvlan[..], netdev[..] (only tty and unix are supported yet)', {
+  list('external', 'external', 'RES', 'treat RES as external: tty[..], file[..], dev[..], unix[..], mnt[..], veth[..], macvlan[..], netdev[..] (only tty, unix and net are supported yet)', {
     rpc: 'external', prop: 'external',
     unsupported: {
       partial: true,
@@ -442,7 +442,6 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   {
     long: 'empty-ns', arg: 'required', type: 'enum', prop: 'emptyNs', default: 0, values: ['net'], rpc: 'empty_ns',
     metavar: 'net', group: 'special', help: 'create the namespace but leave its contents to action scripts',
-    unsupported: REFUSED,
     apply: (o, arg) => {
       if (arg !== 'net') return fail(`unsupported empty namespace: ${arg}`);
       o.emptyNs |= CLONE_NEWNET;
@@ -482,7 +481,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   }),
   bool('weak-sysctls', 'generic', 'skip sysctls the restoring kernel does not have', {
     prop: 'weakSysctls', rpc: 'weak_sysctls',
-    inert: 'as in CRIU it would concern only the net sysctls, and cryo restores no net namespace (the ipc sysctls are not weak in CRIU either)',
+    inert: 'it concerns the net sysctls of a restored network namespace (netns-sysctl.ts), and every one CRIU saves is in this kernel',
   }),
   {
     long: 'status-fd', arg: 'required', type: 'int', prop: 'statusFd', default: -1, rpc: 'status_fd', metavar: 'FD',

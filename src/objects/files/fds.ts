@@ -4,7 +4,7 @@
 import { closeSync, readdirSync, readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { create, FdinfoEntrySchema, FdTypes, type FdinfoEntry, type FileEntry } from '../../images/index.js';
 import { parseFdinfo } from '../../proc/fdinfo.js';
-import { O, FD_CLOEXEC, SO, SOL_SOCKET, pidfdOpen, pidfdGetfd, dupCloexec, sock } from '../../sys/index.js';
+import { O, FD_CLOEXEC, SO, SOL_SOCKET, pidfdOpen, pidfdGetfd, dupCloexec, netlink, sock } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { CheckFilesEnv, DumpFilesEnv, FdKind, FdProbe, RestoreFilesEnv } from './kind.js';
 import { regular } from './reg.js';
@@ -50,6 +50,19 @@ function socketFamily(p: FdProbe): { name: string; what: string } | undefined {
   return { name, what: `${/^[aeio]/.test(name) ? 'an' : 'a'} ${name} socket${detail}` };
 }
 
+/** A socket of another network namespace than the tree's would come back in the wrong one. */
+function checkSocketNetns(p: FdProbe, want: number | undefined): void {
+  if (want === undefined) return;
+  const ns = netlink.socketNetns(p.copy());
+  if (ns === undefined) return; // a kernel without SIOCGSKNS: sock_diag, run in the tree's namespace, finds no stranger
+  try {
+    const ino = netlink.nsInode(ns);
+    if (ino !== want) throw new CryoError(`task ${p.pid}: fd ${p.fd} (${p.link}) is a socket of network namespace net:[${ino}], not the tree's (net:[${want}]), which cryo cannot restore`);
+  } finally {
+    closeSync(ns);
+  }
+}
+
 /** One fd of a task, as the kinds see it. */
 function probe(pid: number, fd: number): FdProbe {
   const path = `/proc/${pid}/fd/${fd}`;
@@ -91,6 +104,7 @@ function dumpFd(pid: number, fd: number, env: DumpFilesEnv): { kind: FdKind; id:
       if (family) throw new CryoError(`task ${pid}: fd ${fd} is ${family.what} (${p.link}): ${family.name} sockets are not supported yet`);
       throw new CryoError(`task ${pid}: fd ${fd} is a ${kindName(p.st, p.link)} (${p.link}), which cryo does not support yet`);
     }
+    if (p.st.isSocket()) checkSocketNetns(p, env.files.sockNetns);
     // dup()ed and inherited fds share one open file description: one entry.
     const inodeKey = `${p.st.dev}:${p.st.ino}`;
     let id = env.files.sharedWith(pid, fd, inodeKey);

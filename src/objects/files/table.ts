@@ -61,6 +61,8 @@ export class FileTable {
   /** filelocks.img entries, and the locks already recorded (a lock shows on every fd of its file). */
   readonly locks: FileLockEntry[] = [];
   readonly locksSeen = new Set<string>();
+  /** The inode of the network namespace every socket of the tree must be of (the tree's; it is restored into one). */
+  sockNetns?: number;
   /** fifo-data.img: the same for FIFOs. */
   readonly fifoData: Array<{ pipeId: number; data: Buffer; size: number }> = [];
   /** Unix sockets: sock_diag's view and what was dumped (made at the first socket). */

@@ -1,4 +1,4 @@
-// Every unix socket of cryo's network namespace as sock_diag reports it: the
+// Every unix socket of the network namespace cryo's thread is in (the tree's) as sock_diag reports it: the
 // peer, the name, the queue lengths, the connections waiting on a listener.
 // /proc shows none of this, and both ends of a connection need it.
 import { AF, UDIAG_SHOW, UNIX_DIAG, sockDiagDump } from '../../sys/index.js';
