@@ -3,6 +3,7 @@
 import type { Options } from './options/index.js';
 import type { Notifier } from './actions.js';
 import type { Kerndat } from './kerndat.js';
+import type { Cleanup } from './cleanup.js';
 
 /** CRIU's log levels: -v0 messages only, 1 errors, 2 warnings (default), 3 info, 4 debug. */
 export const LOG_MSG = 0;
@@ -27,6 +28,8 @@ export interface Context {
   readonly notify?: Notifier;
   /** What the kernel can do, each fact probed once when first asked. */
   readonly kdat: Kerndat;
+  /** What the running dump or restore has allocated, each with its undo (cleanup.ts). */
+  readonly cleanup: Cleanup;
 }
 
 /** A logger that drops everything below `level`, writing through `write`. */

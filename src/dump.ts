@@ -56,6 +56,8 @@ export async function runDump(ctx: Context): Promise<number> {
   if (!kcmpOk.ok) throw new CryoError(`this kernel cannot compare open files (kcmp: ${kcmpOk.why ?? 'no'}); cryo cannot dump without it`);
   runAction(ctx, 'pre-dump');
   const dir = ImageDir.open(opts.imagesDir, { write: true });
+  const cl = ctx.cleanup;
+  cl.always('the images directory', () => dir.close());
 
   const workDir = opts.workDir ?? opts.imagesDir;
   const irmap = new Irmap(log, opts.irmapScanPath, loadIrmapCache(workDir, opts.imagesDir, log));
@@ -66,12 +68,15 @@ export async function runDump(ctx: Context): Promise<number> {
   let freezer: CgroupFreezer | undefined;
   let tasks: FrozenTask[];
   try {
-    cgroups = new CgroupDump(opts, log);
-    freezer = opts.freezeCgroup ? new CgroupFreezer(opts.freezeCgroup, opts.timeout, log) : undefined;
+    const cg = new CgroupDump(opts, log);
+    cgroups = cg;
+    cl.always('the cgroups read', () => cg.close());
+    const fz = opts.freezeCgroup ? new CgroupFreezer(opts.freezeCgroup, opts.timeout, log) : undefined;
+    freezer = fz;
+    if (fz) cl.always('the freezer cgroup', () => fz.release());
     tasks = freezeTree(root, log, freezer, opts.timeout);
   } catch (e) {
-    cgroups?.close();
-    dir.close();
+    cl.unwind(log);
     throw e;
   }
   if (freezer) cgroups.setFreezer(freezer.v2, freezer.origin === 'FROZEN');
@@ -85,6 +90,16 @@ export async function runDump(ctx: Context): Promise<number> {
   };
   // Each connection is locked as it is dumped (a tree in the host's network namespace).
   st.files.netlock = new NetLock(opts.networkLock, log);
+  // Seized and frozen: on a failure every task runs on as it was; done, it goes as asked.
+  cl.push('the frozen tree', { undo: () => thawTree(tasks, log), done: () => endTree(ctx, tasks, st.files) });
+  // What the dump of the fds holds in cryo (copies of memfds, pty sides, unix
+  // sockets, ghost files) and makes (link_remap.N links, TCP repair mode).
+  cl.onFailure('link_remap files made', () => removeLinkRemaps(st.files));
+  cl.always('memfds held', () => closeMemfds(st.files));
+  cl.always('pty queues held', () => closeTtyQueues(st.files));
+  cl.always('unix sockets held', () => closeUnix(st.files));
+  cl.always('ghost files held', () => closeGhosts(st.files));
+  cl.onFailure('TCP sockets in repair', () => releaseTcp(st.files, true));
   try {
     for (const ino of shmemUsedAsFiles(tasks.filter((t) => t.stat.state !== 'Z').map((t) => t.pid))) st.shmemAsMemfd.add(ino);
     injectFault(tasks);
@@ -171,38 +186,30 @@ export async function runDump(ctx: Context): Promise<number> {
   } catch (e) {
     netns?.close();
     const gone = tasks.find((t) => t.stat.state !== 'Z' && !alive(t.pid));
-    // The lock goes before the tasks run: their packets would meet it (EPERM).
-    releaseTcp(st.files, true);
-    thawTree(tasks, log);
-    removeLinkRemaps(st.files);
-    closeMemfds(st.files);
-    closeTtyQueues(st.files);
-    closeUnix(st.files);
-    closeGhosts(st.files);
-    freezer?.release();
-    cgroups.close();
-    dir.close();
+    cl.unwind(log);
     if (gone) throw new CryoError(`dump failed: task ${gone.pid} (${gone.stat.comm}) died during the dump; the other tasks were resumed`);
     if (e instanceof TaskGoneError) throw new CryoError(`dump failed: ${e.message}`);
     throw e;
   }
   netns?.close();
-  dir.close();
-  cgroups.close();
-  if (opts.leaveRunning) {
-    releaseTcp(st.files, true);
-    thawTree(tasks, log);
-  } else if (opts.leaveStopped) {
-    releaseTcp(st.files, true);
-    stopTree(tasks, log);
-  } else {
-    killTree(tasks);
-    releaseTcp(st.files, false);
-  }
-  freezer?.release();
+  cl.release(log);
   if (opts.displayStats) displayDumpStats(log, dumpStats!);
   log.info(`dumped tree of ${tasks.length} task(s) rooted at ${root} in ${(performance.now() - tStart).toFixed(1)} ms`);
   return 0;
+}
+
+/** A dump done: the tree runs on (--leave-running), stops (--leave-stopped) or is killed, its TCP connections with it. */
+function endTree(ctx: Context, tasks: FrozenTask[], files: FileTable): void {
+  if (ctx.opts.leaveRunning) {
+    releaseTcp(files, true);
+    thawTree(tasks, ctx.log);
+  } else if (ctx.opts.leaveStopped) {
+    releaseTcp(files, true);
+    stopTree(tasks, ctx.log);
+  } else {
+    killTree(tasks);
+    releaseTcp(files, false);
+  }
 }
 
 /**

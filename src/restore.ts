@@ -228,14 +228,18 @@ function shmemObjects(tasks: TaskImages[], memfdInodes: MemfdInodeEntry[]): { sh
   return { shapes, contents };
 }
 
-/** Close every fd cryo held for the restore (never the --inherit-fd ones: they are the caller's). */
-function closeHeld(sh: RestoreShared, pagesFds: Map<number, number>): void {
-  const pipes = new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w]));
-  const ptys = [...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]).concat([...sh.heldTtys.values()]);
-  const dead = [...sh.deadPidfds.values()].flatMap((m) => [...m.values()]);
-  for (const fd of [...pagesFds.values(), ...sh.opened.values(), ...pipes, ...ptys, ...sh.unix.fds.values(), ...dead]) closeSync(fd);
-  sh.memfds.close();
-  sh.shmem.close();
+// The fds cryo held for the restore (never the --inherit-fd ones: they are the caller's).
+function closeAll(fds: Iterable<number>): void {
+  for (const fd of fds) closeSync(fd);
+}
+
+/** Both ends of each pipe made (a FIFO's one fd once). */
+function closeHeldPipes(sh: RestoreShared): void {
+  closeAll(new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w])));
+}
+
+function closeHeldPtys(sh: RestoreShared): void {
+  closeAll([...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]).concat([...sh.heldTtys.values()]));
 }
 
 /** What cryo cannot restore with the capabilities it runs with, said before anything is made. */
@@ -300,6 +304,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   }
   runAction(ctx, 'pre-restore');
   const dir = ImageDir.open(opts.imagesDir, { write: false });
+  const cl = ctx.cleanup;
+  cl.always('the images directory', () => dir.close());
   let loaded: Loaded;
   let cg: CgroupRestore | null;
   let nsFlags: number;
@@ -325,9 +331,11 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     checkSysvAttachments(loaded.tasks, ipcImg);
     checkFdTables(loaded);
     cg = CgroupRestore.load(dir, opts, log);
+    const c = cg;
+    if (c) cl.always('the cgroup hierarchies open', () => c.close());
     cg?.checkSets(loaded.tasks);
   } catch (e) {
-    dir.close();
+    cl.unwind(log);
     if (ImageError.is(e)) throw new CryoError(`bad image: ${e.message}`);
     throw e;
   }
@@ -338,8 +346,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   const dead = loaded.remaps.deadPids();
   const deadTaken = newPidns ? undefined : dead.find((pid) => existsSync(`/proc/${pid}`));
   if (taken || deadTaken !== undefined || (newPidns && dead.length)) {
-    cg?.close();
-    dir.close();
+    cl.unwind(log);
     if (taken) throw new CryoError(`pid ${taken.pstree.pid} is already in use`);
     if (deadTaken !== undefined) throw new CryoError(`pid ${deadTaken} is already in use (a task held a file of that dead process's /proc directory)`);
     throw new CryoError(`a task held a file of dead process ${dead[0]}'s /proc directory in its pid namespace: not supported yet`);
@@ -350,6 +357,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     try {
       fstatSync(fd);
     } catch {
+      cl.unwind(log);
       throw new CryoError(`--inherit-fd fd[${fd}]:${key}: fd ${fd} is not open in cryo`);
     }
     // Paths are CRIU's keys without the leading slash; accept either spelling.
@@ -361,8 +369,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   if (extNet !== undefined) {
     const given = inherited.get(extNet);
     if (!given) {
-      cg?.close();
-      dir.close();
+      cl.unwind(log);
       throw new CryoError(`the tree's network namespace was dumped as external (${extNet}): give it with --inherit-fd fd[N]:${extNet}`);
     }
     given.used = true;
@@ -370,7 +377,6 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     nsFlags! &= ~CLONE.NEWNET;
   }
   let netns: TreeNetns | undefined;
-  const pagesFds = new Map<number, number>();
   const sh: RestoreShared = {
     kdat: ctx.kdat,
     inherited,
@@ -408,6 +414,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
         if (!fe) throw new CryoError(`file id ${id} is missing from files.img`);
         fd = openFileEntry(fe, sh, task);
         sh.opened.set(id, fd);
+        const held = fd;
+        cl.always(`file ${id}, opened`, () => closeSync(held));
       }
       return fd;
     },
@@ -418,16 +426,34 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       if (fd === undefined) {
         fd = dir.openPages(id, 'r');
         pagesFds.set(id, fd);
+        const held = fd;
+        cl.always(`pages-${id}.img`, () => closeSync(held));
       }
       return fd;
     },
   };
+  const pagesFds = new Map<number, number>();
+  // What the kinds make in cryo as they go: pipes (both ends), pty pairs and held
+  // terminals, unix sockets, pidfds of dead processes, memfds, shared memory.
+  cl.always('pipe ends held', () => closeHeldPipes(sh));
+  cl.always('ptys held', () => closeHeldPtys(sh));
+  cl.always('unix sockets held', () => closeAll(sh.unix.fds.values()));
+  cl.always('pidfds of dead processes', () => closeAll([...sh.deadPidfds.values()].flatMap((m) => [...m.values()])));
+  cl.always('memfds made', () => sh.memfds.close());
+  cl.always('shared memory made', () => sh.shmem.close());
+  // Ghost files and link remaps: gone after a failure; on success removed once every file is in place.
+  cl.onFailure('ghost files and links made', () => sh.remaps.cleanup(false));
   // Pids below are the tree's own (as in the images); Remote.pid is cryo's view.
   const created: number[] = [];
   const rems = new Map<number, Remote>();
   const root = loaded.tasks[0]!.pstree.pid;
   let pagesRestored = 0;
   let forkingUs = 0;
+  if (cg) {
+    const c = cg;
+    cl.onFailure('cgroups made', () => c.undo());
+  }
+  cl.onFailure('tasks made', () => killAll(created));
   try {
     cg?.prepare();
     const tFork = performance.now();
@@ -554,20 +580,13 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     for (const f of [...finals].reverse()) ptrace.detach(f.rem.pid, 0);
   } catch (e) {
     netns?.close();
-    killAll(created);
+    cl.unwind(log);
     tcpPlan!.failed(log);
-    sh.remaps.cleanup(false);
-    cg?.undo();
-    cg?.close();
-    closeHeld(sh, pagesFds);
-    dir.close();
     if (e instanceof RemoteError || e instanceof TaskGoneError) throw new CryoError(`restore failed: ${e.message}`);
     throw e;
   }
   netns?.close();
-  cg?.close();
-  closeHeld(sh, pagesFds);
-  dir.close();
+  cl.release(log);
   for (const [key, v] of inherited) if (!v.used) log.warn(`--inherit-fd fd[${v.fd}]:${key}: nothing in the images is named ${key}`);
   const rootHost = rems.get(root)!.pid;
   log.info(`restored tree of ${loaded.tasks.length} task(s) rooted at ${root}${newPidns ? ` (pid ${rootHost} here)` : ''} in ${(performance.now() - t0).toFixed(1)} ms`);

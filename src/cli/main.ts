@@ -4,6 +4,7 @@
 // Exit codes follow CRIU: 0 success, --help and --version; 1 for usage
 // errors, bad options and failures; 255 for the actions CRIU itself has
 // retired (exec, show).
+import { Cleanup } from '../cleanup.js';
 import { readFileSync, statSync } from 'node:fs';
 import { runCheck } from '../check.js';
 import { processCritIO, runCrit } from '../crit/cli.js';
@@ -181,7 +182,7 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
       report(`"${action === command ? command : action.replace('-', ' ')}" is not supported yet`);
       return 1;
     }
-    return await runner({ opts, log: logger, kdat: new Kerndat() });
+    return await runner({ opts, log: logger, kdat: new Kerndat(), cleanup: new Cleanup() });
   } catch (e) {
     if (e instanceof CryoError) {
       report(e.message, e.stack);

@@ -2,6 +2,7 @@
 // SOCK_SEQPACKET socket (CRIU's cr-service.c). `cryo swrk FD` serves the
 // client that started it; the service hands each connection to a worker
 // started the same way, so nothing of one request lingers into the next.
+import { Cleanup } from '../cleanup.js';
 import { closeSync, readFileSync, writeSync } from 'node:fs';
 import { create, fromBinary, isFieldSet, toBinary } from '@bufbuild/protobuf';
 import {
@@ -100,7 +101,7 @@ async function withContext<T>(o: Options, notify: Notifier | undefined, fn: (ctx
   const log = openLog(o);
   try {
     log.logger.info(`Version: ${CRIU_VERSION} (cryo ${cryoVersion()}), RPC`);
-    return await fn({ opts: o, log: log.logger, notify, kdat: new Kerndat() });
+    return await fn({ opts: o, log: log.logger, notify, kdat: new Kerndat(), cleanup: new Cleanup() });
   } finally {
     log.close();
   }

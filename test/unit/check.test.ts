@@ -1,4 +1,5 @@
 // `cryo check`: the feature table probed for real on this machine, and runCheck's output.
+import { Cleanup } from '../../src/cleanup.js';
 import { describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -25,7 +26,7 @@ function children(): string[] {
 async function check(set: Partial<Options>, level = LOG_WARN) {
   const lines: string[] = [];
   const log: Logger = { ...makeLogger(level, (t) => lines.push(t)), msg: (t: string) => lines.push(`MSG ${t}`) };
-  const code = await runCheck({ opts: { ...defaultOptions(), ...set }, log, kdat: new Kerndat() });
+  const code = await runCheck({ opts: { ...defaultOptions(), ...set }, log, kdat: new Kerndat(), cleanup: new Cleanup() });
   return { code, lines };
 }
 

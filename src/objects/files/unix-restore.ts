@@ -130,13 +130,17 @@ export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixResto
       const peer = mutual(ue);
       const from = fake ?? (peer ? fds.get(peer.ino) : undefined);
       if (from === undefined) throw new CryoError(`${show(ue)}: no way to put its queued data back`);
-      // A sender cryo made holds what it sent until it is read: room for all of it.
-      if (fake !== undefined) sock.setsockoptInt(from, SOL_SOCKET, SO.SNDBUFFORCE, q.reduce((n, p) => n + p.data.length + 1024, 0));
+      // The sender holds what it sent until it is read: room for all of it. A real
+      // peer's own size goes back after (its last packet may have gone in just
+      // under the limit, and the queue then be a little over it).
+      const need = q.reduce((n, p) => n + p.data.length + 1024, 0);
+      if (fake !== undefined || (sock.getsockoptInt(from, SOL_SOCKET, SO.SNDBUF) ?? 0) < need) sock.setsockoptInt(from, SOL_SOCKET, SO.SNDBUFFORCE, need);
       for (const { msg, data } of q) {
         const rights = (msg.scm[0]?.rights ?? []).map((id) => env.openId(id));
         const n = sock.sendMsg(from, data, rights);
         if (n !== data.length) throw new CryoError(`${show(ue)}: only ${n} of ${data.length} queued bytes went back`);
       }
+      if (fake === undefined && peer?.opts) restoreSockOpts(from, peer.opts);
     }
     for (const f of fakePeers.values()) closeSync(f);
     fakePeers.clear();
