@@ -26,6 +26,7 @@ import { dumpTask, taskIds, nsIdOf, type DumpState } from './dump/task.js';
 import { dumpZombie } from './objects/zombie.js';
 import { dumpUtsNs } from './objects/utsns.js';
 import { dumpIpcNs } from './objects/ipcns.js';
+import { dumpMntNs, refusePathFiles } from './objects/mntns/dump.js';
 import { TaskGoneError } from './tracer/remote.js';
 import { kill, SIG, SysError } from './sys/index.js';
 import { FI, faultInjected } from './fault.js';
@@ -91,7 +92,9 @@ export async function runDump(ctx: Context): Promise<number> {
     for (const ns of own) {
       const nsId = nsIdOf(ns.link, st);
       try {
-        if (ns.kind === 'uts') {
+        if (ns.kind === 'mnt') {
+          st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, opts.external, log);
+        } else if (ns.kind === 'uts') {
           dumpUtsNs(ns.path, nsId, dir);
         } else {
           const r = dumpIpcNs(ns.path, nsId, { dir, newPagesId: () => st.nextPagesId++, log, who: rootWho });
@@ -113,6 +116,7 @@ export async function runDump(ctx: Context): Promise<number> {
       }
       dumpTask(t, ctx, st, taskIds(t.pid, st));
     }
+    if (st.mntns) refusePathFiles(st.files.entries, rootWho);
     finishTtys(st.files, tasks, opts.shellJob);
     // As CRIU: the inventory's root_ids are the dumper's own (its namespaces tell
     // the tree's apart); the tree's root has files, vm etc. of its own.

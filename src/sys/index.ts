@@ -15,3 +15,4 @@ export * as sock from './socket.js';
 export { sockDiagDump } from './socket.js';
 export * from './caps.js';
 export * as ipc from './ipc.js';
+export * from './mount.js';
