@@ -19,6 +19,7 @@
  * the read-only bind, the peers' common group, and that DIR/p is its pid
  * namespace's proc. SIGUSR2: data is changed first.
  * The parent waits for the child; the child prints READY with its host pid.
+ * argv[2] "ramfs": also a ramfs on DIR/r, which cryo does not carry (refused).
  */
 #define _GNU_SOURCE
 #include "common.h"
@@ -253,6 +254,13 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	setup();
+	if (argc > 2 && !strcmp(argv[2], "ramfs")) {
+		char p[1200];
+
+		path(p, sizeof(p), "r");
+		mkdir(p, 0755);
+		MUST(mount("ram", p, "ramfs", 0, NULL) == 0);
+	}
 	prog_ready();
 	check(wait_for_signal());
 	return prog_finish();
