@@ -28,6 +28,7 @@ import { dumpZombie } from './objects/zombie.js';
 import { dumpUtsNs } from './objects/utsns.js';
 import { dumpIpcNs } from './objects/ipcns.js';
 import { dumpNetNs, netnsExtKey, TreeNetns } from './objects/netns.js';
+import { dumpMntNs, refusePathFiles } from './objects/mntns/dump.js';
 import { TaskGoneError } from './tracer/remote.js';
 import { CLONE, kill, SIG, SysError } from './sys/index.js';
 import { FI, faultInjected } from './fault.js';
@@ -114,6 +115,8 @@ export async function runDump(ctx: Context): Promise<number> {
         if (ns.kind === 'net') {
           netns = new TreeNetns(ns.path);
           dumpNetNs(netns.fd, nsId, ns.link, { dir, log, who: rootWho, empty: (opts.emptyNs & CLONE.NEWNET) !== 0, ...netnsExtKey(opts.external, ns.link) });
+        } else if (ns.kind === 'mnt') {
+          st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, opts.external, log);
         } else if (ns.kind === 'uts') {
           dumpUtsNs(ns.path, nsId, dir);
         } else {
@@ -138,6 +141,7 @@ export async function runDump(ctx: Context): Promise<number> {
       }
       TreeNetns.within(netns, () => dumpTask(t, ctx, st, taskIds(t.pid, st)));
     }
+    if (st.mntns) refusePathFiles(st.files.entries, rootWho);
     finishTtys(st.files, tasks, opts.shellJob);
     // As CRIU: the inventory's root_ids are the dumper's own (its namespaces tell
     // the tree's apart); the tree's root has files, vm etc. of its own.

@@ -1,7 +1,7 @@
 // The restore pipeline: read and check every image, create the tasks with their
 // pids, rebuild each one, then let them all go at once. A failure kills whatever
 // was created; the images are only ever read.
-import { closeSync, existsSync, fstatSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, statSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
@@ -9,7 +9,7 @@ import {
   type MemfdInodeEntry,
   ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type TcpStreamEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
-import { netlink, CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, SysError, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
+import { netlink, O, CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, SysError, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import type { MemIO } from './tracer/memio.js';
 import type { Ghost } from './objects/files/kind.js';
@@ -30,6 +30,7 @@ import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
 import { restoreNamespaces } from './objects/namespaces.js';
 import { loadUtsNs, restoreUtsNs } from './objects/utsns.js';
 import { loadNetNs, restoreNetNs, TreeNetns, type NetnsImages } from './objects/netns.js';
+import { loadMntNs, restoreMntNs, type MntNsImages } from './objects/mntns/restore.js';
 import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, type IpcNsImages } from './objects/ipcns.js';
 import { runAction } from './actions.js';
 import { byId, checkInventory, checkPstree, listedAsZombie, taskIds, validateImages } from './restore/validate.js';
@@ -313,6 +314,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let ipcImg: IpcNsImages | undefined;
   let tcpPlan: TcpRestorePlan;
   let netImg: NetnsImages | undefined;
+  let mntImg: MntNsImages | undefined;
   try {
     loaded = loadImages(dir, opts.deprecated);
     tcpPlan = planTcpRestore(dir.readOne('inventory'), loaded.files.values(), opts, loaded.tasks[0]!.pstree.pid);
@@ -326,6 +328,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     if (!dumper && loaded.tasks[0]!.pstree.pid === 1) nsFlags = CLONE.NEWPID; // images without the dumper's ids
     const rootIds = loaded.tasks[0]!.core.ids!;
     if (nsFlags & CLONE.NEWUTS) utsImg = loadUtsNs(dir, rootIds.utsNsId);
+    if (nsFlags & CLONE.NEWNS) mntImg = loadMntNs(dir, rootIds.mntNsId, { root: opts.root, external: opts.external });
+    else if (opts.root !== undefined) throw new CryoError('--root is given but the images hold no mount namespace of the tree: not supported yet');
     if (nsFlags & CLONE.NEWIPC) ipcImg = loadIpcNs(dir, rootIds.ipcNsId, (shmid) => readPagemap(dir, 'shmemPagemap', shmid));
     if (nsFlags & CLONE.NEWNET) netImg = loadNetNs(dir, rootIds.netNsId, (opts.emptyNs & CLONE.NEWNET) !== 0);
     checkSysvAttachments(loaded.tasks, ipcImg);
@@ -437,6 +441,9 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   // terminals, unix sockets, pidfds of dead processes, memfds, shared memory.
   cl.always('pipe ends held', () => closeHeldPipes(sh));
   cl.always('ptys held', () => closeHeldPtys(sh));
+  cl.always("the fd of the tree's root", () => {
+    if (sh.nsRoot !== undefined) closeSync(sh.nsRoot);
+  });
   cl.always('unix sockets held', () => closeAll(sh.unix.fds.values()));
   cl.always('pidfds of dead processes', () => closeAll([...sh.deadPidfds.values()].flatMap((m) => [...m.values()])));
   cl.always('memfds made', () => sh.memfds.close());
@@ -465,6 +472,11 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     cg?.enterTask(root0.rem.pid, root, cgSetOf(loaded.tasks[0]!.core), cg.criuSetId);
     const h: Handles = { cryoPidfd: root0.cryoPidfd };
     rems.set(root, root0.rem);
+    // Its mount namespace first: every path of the images is in it.
+    if (mntImg) {
+      restoreMntNs(root0.rem, root0.cryoPidfd, mntImg, log);
+      sh.nsRoot = openSync(`/proc/${root0.rem.pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC);
+    }
     // The root's new uts and ipc namespaces get their state before any task uses them.
     let making = 'uts';
     try {
@@ -480,7 +492,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       if (SysError.is(e)) throw new CryoError(`restore failed: the root's new ${making} namespace: ${e.message}`);
       throw e;
     }
-    if (newPidns || utsImg || ipcImg || netImg) {
+    if (newPidns || utsImg || ipcImg || netImg || mntImg) {
       runAction(ctx, 'setup-namespaces', { rootPid: root0.rem.pid });
       runAction(ctx, 'post-setup-namespaces', { rootPid: root0.rem.pid });
     }

@@ -1,4 +1,5 @@
 // Dumping one task: everything per process (core, mm, pagemap, pages, fds, fs).
+import type { MntNsDump } from '../objects/mntns/dump.js';
 import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { NR, PR, kcmp, KCMP, O } from '../sys/index.js';
 import {
@@ -66,6 +67,8 @@ export interface DumpState {
   stats: DumpCounters;
   /** The SysV segments of the tree's own ipc namespace (id to size); undefined when it is cryo's. */
   sysvShm?: Map<bigint, bigint>;
+  /** The tree's own mount namespace, when it has one. */
+  mntns?: MntNsDump;
 }
 
 
@@ -217,6 +220,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const env: Omit<DumpFilesEnv, 'dumpOwn'> = {
     files: st.files, shellJob: ctx.opts.shellJob, external: ctx.opts.external, ghostLimit: ctx.opts.ghostLimit,
     linkRemap: ctx.opts.linkRemap, evasiveDevices: ctx.opts.evasiveDevices, fileLocks: ctx.opts.fileLocks, tcpEstablished: ctx.opts.tcpEstablished, tcpClose: ctx.opts.tcpClose, skipInFlight: ctx.opts.skipInFlight, vpid: t.ns.pid, forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap, nsId: (_kind, link) => nsIdOf(link, st),
+    ...(st.mntns ? { mntns: st.mntns } : {}),
   };
   // A table shared with a task dumped before (CLONE_FILES) is in its fdinfo image
   // already; only this task's own POSIX locks on it are left to take.

@@ -22,12 +22,12 @@ export interface NsKind {
 
 /**
  * Carried: a pid namespace whose init is the tree's root (made anew on restore,
- * with the same pids), and the root's uts, ipc and net namespaces (utsns.ts,
- * ipcns.ts, netns.ts).
+ * with the same pids), and the root's uts, ipc, net and mount namespaces
+ * (utsns.ts, ipcns.ts, netns.ts, mntns/).
  */
 export const NS_KINDS: readonly NsKind[] = [
   { name: 'pid', cloneFlag: CLONE.NEWPID, idField: 'pidNsId', carried: true, forChildren: 'pid_for_children' },
-  { name: 'mnt', cloneFlag: CLONE.NEWNS, idField: 'mntNsId', carried: false },
+  { name: 'mnt', cloneFlag: CLONE.NEWNS, idField: 'mntNsId', carried: true },
   { name: 'net', cloneFlag: CLONE.NEWNET, idField: 'netNsId', carried: true },
   { name: 'ipc', cloneFlag: CLONE.NEWIPC, idField: 'ipcNsId', carried: true },
   { name: 'uts', cloneFlag: CLONE.NEWUTS, idField: 'utsNsId', carried: true },
@@ -53,7 +53,7 @@ const link = (tid: number, entry: string): string | undefined => {
 
 /** A namespace the tree has of its own (its root's, not cryo's), to be dumped. */
 export interface TreeNs {
-  kind: 'uts' | 'ipc' | 'net';
+  kind: 'uts' | 'ipc' | 'net' | 'mnt';
   /** Its /proc/PID/ns link (the name the dump's ids are made of). */
   link: string;
   /** A path to it, for setns. */
@@ -103,7 +103,7 @@ export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
     }
   }
   const own: TreeNs[] = [];
-  for (const kind of ['uts', 'ipc', 'net'] as const) {
+  for (const kind of ['uts', 'ipc', 'net', 'mnt'] as const) {
     const ns = rootNs.get(kind);
     if (ns !== undefined && ns !== mine.get(kind)) own.push({ kind, link: ns, path: `/proc/${root.pid}/ns/${kind}` });
   }

@@ -144,7 +144,7 @@ const TLS_ONLY = 'used with --tls only, which is not supported yet';
 /** Refused whenever given (and in effect), for every action but check. */
 const REFUSED: Unsupported = {};
 /** The --external kinds cryo acts on (on dump; restore takes them back with --inherit-fd). */
-const EXTERNAL_KINDS = ['tty', 'unix', 'net'];
+const EXTERNAL_KINDS = ['tty', 'unix', 'net', 'mnt'];
 
 const fail = (error: string): ApplyResult => ({ error });
 const usageFail = (error: string): ApplyResult => ({ error, usage: true });
@@ -207,7 +207,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     },
   }),
   str('root', 'special', 'PATH', 'root of the file system of the tasks (inside their mount namespace)', {
-    short: 'r', prop: 'root', rpc: 'root', unsupported: { actions: ['restore'] },
+    short: 'r', prop: 'root', rpc: 'root',
   }),
   {
     long: 'ext-unix-sk', short: 'x', arg: 'optional', type: 'bool', prop: 'extUnixSk', default: false,
@@ -321,7 +321,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   {
     long: 'ext-mount-map', short: 'M', arg: 'required', type: 'list', prop: 'external', rpc: 'ext_mnt',
     metavar: 'KEY:VAL', group: 'external', help: 'old form of --external mnt[KEY]:VAL; "auto" detects them',
-    unsupported: { named: () => '--ext-mount-map' },
+    unsupported: { named: (o) => (o.autoExtMnt ? '--ext-mount-map auto' : undefined) },
     apply: (o, arg) => {
       if (arg === 'auto') {
         o.autoExtMnt = true;
@@ -416,7 +416,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
       return undefined;
     },
   },
-  list('external', 'external', 'RES', 'treat RES as external: tty[..], file[..], dev[..], unix[..], mnt[..], veth[..], macvlan[..], netdev[..] (only tty, unix and net are supported yet)', {
+  list('external', 'external', 'RES', 'treat RES as external: tty[..], file[..], dev[..], unix[..], mnt[..], veth[..], macvlan[..], netdev[..] (only tty, unix, net and mnt are supported yet)', {
     rpc: 'external', prop: 'external',
     unsupported: {
       partial: true,

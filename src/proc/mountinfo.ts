@@ -10,6 +10,12 @@ export interface MountInfo {
   mountpoint: string;
   fstype: string;
   source: string;
+  /** Per-mount options (field 6: rw,nosuid,relatime...). */
+  mntOpts: string;
+  /** Optional fields: shared:N, master:N, propagate_from:N, unbindable. */
+  optional: string[];
+  /** Superblock options (the last field). */
+  sbOpts: string;
 }
 
 /** mountinfo escapes space, tab, newline and backslash as \ooo. */
@@ -28,6 +34,7 @@ export function parseMountinfo(text: string): MountInfo[] {
     out.push({
       mntId: Number(f[0]), parentId: Number(f[1]), sdev: (Number(dev[1]) << 20 | Number(dev[2])) >>> 0,
       root: unescape(f[3]!), mountpoint: unescape(f[4]!), fstype: f[sep + 1] ?? '', source: unescape(f[sep + 2] ?? ''),
+      mntOpts: f[5] ?? '', optional: f.slice(6, sep), sbOpts: f[sep + 3] ?? '',
     });
   }
   return out;

@@ -16,3 +16,4 @@ export { sockDiagDump } from './socket.js';
 export * from './caps.js';
 export * as ipc from './ipc.js';
 export * as netlink from './netlink.js';
+export * from './mount.js';

@@ -24,6 +24,7 @@ export const NR = {
   userfaultfd: 323, rseq: 334, pidfd_send_signal: 424, move_mount: 429, fsopen: 430, fsconfig: 431,
   fsmount: 432, pidfd_open: 434, mlock: 149, munlock: 150, io_setup: 206, io_destroy: 207,
   io_getevents: 208, io_submit: 209, membarrier: 324, mlock2: 325,
+  open_tree: 428, fspick: 433, mount_setattr: 442, pivot_root: 155, umount2: 166,
   clone3: 435, close_range: 436, openat2: 437, pidfd_getfd: 438,
   connect: 42, sendto: 44, recvfrom: 45, shutdown: 48, bind: 49, listen: 50, getsockname: 51,
   getpeername: 52, socketpair: 53, setsockopt: 54, getsockopt: 55, accept4: 288, renameat2: 316,
@@ -146,7 +147,7 @@ export const CLONE = {
 /** The new mount API (fsopen/fsconfig/fsmount), for cgroup hierarchies mounted detached. */
 export const FSOPEN_CLOEXEC = 1;
 export const FSMOUNT_CLOEXEC = 1;
-export const FSCONFIG = { SET_FLAG: 0, SET_STRING: 1, CMD_CREATE: 6 } as const;
+export const FSCONFIG = { SET_FLAG: 0, SET_STRING: 1, CMD_CREATE: 6, CMD_RECONFIGURE: 7 } as const;
 
 export const WNOHANG = 1;
 export const WUNTRACED = 2;

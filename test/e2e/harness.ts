@@ -566,10 +566,10 @@ export function imageChecksums(dir: string): Map<string, string> {
   return sums;
 }
 
-/** Decodes every *.img but pages-*.img with CRIU's crit; returns the failures. */
+/** Decodes every *.img but the raw ones (pages-*.img, tmpfs tarballs) with CRIU's crit; returns the failures. */
 export function critDecodeAll(dir: string): string[] {
   const failures: string[] = [];
-  const names = fs.readdirSync(dir).filter((n) => n.endsWith('.img') && !n.startsWith('pages-'));
+  const names = fs.readdirSync(dir).filter((n) => n.endsWith('.img') && !n.startsWith('pages-') && !n.startsWith('tmpfs-'));
   if (names.length === 0) failures.push(`no images in ${dir}`);
   for (const n of names.sort()) {
     const r = spawnSync('/usr/bin/python3', ['/usr/bin/crit', 'decode', '-i', path.join(dir, n)], {

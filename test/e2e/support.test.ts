@@ -37,7 +37,7 @@ const OPTIONS: Record<string, OptionClass> = {
   'work-dir': { test: 'e2e/irmap.test.ts' },
   'log-file': { test: 'e2e/errors.test.ts' },
   'join-ns': { refused: ['--join-ns', 'net:/proc/self/ns/net'] },
-  'root': { refused: ['--root', '/'], action: 'restore' },
+  'root': { test: 'e2e/mntns.test.ts' },
   'ext-unix-sk': { test: 'e2e/unix.test.ts' },
   'help': { test: 'unit/cli-main.test.ts' },
   'tcp-established': { test: 'e2e/inet.test.ts' },
@@ -61,7 +61,7 @@ const OPTIONS: Record<string, OptionClass> = {
   'libdir': { refused: ['--libdir', '/usr/lib/criu'] },
   'cpu-cap': { refused: ['--cpu-cap=fpu,ins'] }, // only "none" asks for what cryo does (nothing)
   'force-irmap': { test: 'e2e/irmap.test.ts' },
-  'ext-mount-map': { refused: ['--ext-mount-map', 'auto'] },
+  'ext-mount-map': { refused: ['--ext-mount-map', 'auto'], named: '--ext-mount-map auto' },
   'exec-cmd': { test: 'e2e/rpc.test.ts' },
   'manage-cgroups': { test: 'e2e/cgroups.test.ts' },
   'cgroup-root': { test: 'e2e/cgroups.test.ts' },
@@ -76,8 +76,8 @@ const OPTIONS: Record<string, OptionClass> = {
   'irmap-scan-path': { test: 'e2e/irmap.test.ts' },
   'lsm-profile': { refused: ['--lsm-profile', 'apparmor:unconfined'] },
   'timeout': { test: 'e2e/vfork.test.ts' },
-  // tty[], unix[] and net[] are carried out (inherit-fd.test.ts, unix.test.ts, netns.test.ts); the other kinds are refused.
-  'external': { refused: ['--external', 'mnt[/a]:b'], named: '--external mnt[/a]:b' },
+  // tty[], unix[], net[] and mnt[] are carried out (inherit-fd.test.ts, unix.test.ts, netns.test.ts, mntns.test.ts); the other kinds are refused.
+  'external': { refused: ['--external', 'veth[eth0]:b'], named: '--external veth[eth0]:b' },
   'empty-ns': { test: 'e2e/netns.test.ts' },
   'lazy-pages': { refused: ['--lazy-pages'] },
   'extra': { test: 'e2e/check.test.ts' },

@@ -122,8 +122,7 @@ describe('dispatch', () => {
       [['dump', '-t', '1', '--track-mem'], '--track-mem'],
       [['dump', '-t', '1', '--external', 'veth[eth0]:v0'], '--external veth[eth0]:v0'],
       [['dump', '-t', '1', '--external', 'mnt[]'], '--external mnt[]'],
-      [['dump', '-t', '1', '-M', 'auto'], '--ext-mount-map'],
-      [['restore', '--root', '/'], '--root'],
+      [['dump', '-t', '1', '-M', 'auto'], '--ext-mount-map auto'],
       [['dump', '-t', '1', '--cpu-cap=fpu'], '--cpu-cap'],
       [['swrk', '3', '--lazy-pages'], '--lazy-pages'],
     ] as const) {

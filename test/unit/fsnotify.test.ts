@@ -61,7 +61,8 @@ test('parseMountinfo: ids, kernel device, root, escaped mount point, type and so
 44 27 0:39 /sub /tmp/a\\040b rw,relatime shared:5 master:1 - overlay overlay rw,lowerdir=/l
 `);
   assert.equal(m.length, 2);
-  assert.deepEqual(m[0], { mntId: 27, parentId: 1, sdev: 0xfe00000, root: '/', mountpoint: '/', fstype: 'ext4', source: '/dev/vda' });
+  assert.deepEqual(m[0], { mntId: 27, parentId: 1, sdev: 0xfe00000, root: '/', mountpoint: '/', fstype: 'ext4', source: '/dev/vda', mntOpts: 'rw,relatime', optional: [], sbOpts: 'rw' });
+  assert.deepEqual([m[1]!.optional, m[1]!.sbOpts], [['shared:5', 'master:1'], 'rw,lowerdir=/l']);
   assert.equal(m[1]!.sdev, 0x27);
   assert.equal(m[1]!.mountpoint, '/tmp/a b');
   assert.equal(m[1]!.root, '/sub');

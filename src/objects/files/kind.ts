@@ -52,10 +52,12 @@ export interface DumpFilesEnv {
   irmap: Irmap;
   /** The id in the images of the namespace /proc names `link` (kind "net", link "net:[INO]"). */
   nsId(kind: string, link: string): number;
+  /** The tree's own mount namespace: paths are its, reached from cryo through `root`; files must be on its mounts (`ids`). */
+  mntns?: { root: string; ids: Set<number> };
 }
 
 /** What recording a regular file (of an fd or a mapping) needs of the dump. */
-export type RegDumpEnv = Pick<DumpFilesEnv, 'files' | 'ghostLimit' | 'linkRemap' | 'evasiveDevices'>;
+export type RegDumpEnv = Pick<DumpFilesEnv, 'files' | 'ghostLimit' | 'linkRemap' | 'evasiveDevices' | 'mntns'>;
 
 /** A deleted file to recreate (ghost-file image), by its remap id. */
 export interface Ghost {
@@ -79,6 +81,8 @@ export interface Ghost {
 
 export interface RestoreFilesEnv {
   files: Map<number, FileEntry>;
+  /** The tree's own mount namespace: an O_PATH fd of its root, which paths of the images are opened from. */
+  nsRoot?: number;
   ttyInfos: Map<number, TtyInfoEntry>;
   shellJob: boolean;
   /**

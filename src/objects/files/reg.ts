@@ -4,13 +4,13 @@
 // nobody can reach any more (no link left) gets its contents saved in a ghost file,
 // one still linked elsewhere gets a link_remap.N link next to where it was
 // (--link-remap). Both are tied to the file's entry by remap-fpath.img.
-import { openSync, closeSync, statSync, type Stats } from 'node:fs';
+import { openSync, closeSync, fstatSync, readFileSync, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import {
   create, FdTypes, RemapFilePathEntrySchema, RemapType, isFieldSet,
   RegFileEntrySchema, type FileEntry, type RegFileEntry,
 } from '../../images/index.js';
-import { O, NR, AT_FDCWD, AT_SYMLINK_FOLLOW, SysError, syscall } from '../../sys/index.js';
+import { O, NR, AT_FDCWD, AT_SYMLINK_FOLLOW, SysError, syscall, openInRoot } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { badFile, major, minor, partOf, type RegDumpEnv, type FdKind } from './kind.js';
 import { isShmemObject } from './memfd.js';
@@ -29,11 +29,10 @@ export const regular: FdKind = {
   dump(p, env) {
     return dumpRegFile(
       { pid: p.pid, proc: `/proc/${p.pid}/fd/${p.fd}`, link: p.link, st: p.st, what: `fd ${p.fd}` },
-      // No mnt_id: as CRIU, only a dump of mount namespaces names mounts (-1, the
-      // default, tells CRIU's restore to take paths from the root; a mount id of
-      // this machine would name a mount its restore does not know, and ghost files
-      // and link remaps could not be linked).
-      { flags: p.info.flags & ~O.CLOEXEC, pos: p.info.pos },
+      // As CRIU, only a dump of a mount namespace names mounts (-1, the default,
+      // tells CRIU's restore to take paths from the root; a mount id of cryo's
+      // would name a mount its restore does not know).
+      { flags: p.info.flags & ~O.CLOEXEC, pos: p.info.pos, ...(env.mntns ? { mntId: onTreeMount(p.pid, `fd ${p.fd}`, p.link, p.st, p.info.mntId, env.mntns) } : {}) },
       env,
     );
   },
@@ -44,6 +43,13 @@ export const regular: FdKind = {
     let fd: number;
     if (env.remaps.has(fe.id)) {
       fd = env.remaps.open(fe.id, r.name, flags | O.CLOEXEC);
+    } else if (env.nsRoot !== undefined) {
+      // The tree's own mount namespace: its paths, never leading out of its root.
+      try {
+        fd = openInRoot(env.nsRoot, r.name, flags | O.CLOEXEC);
+      } catch (e) {
+        throw new CryoError(`cannot open ${r.name} in the tree's mount namespace: ${SysError.is(e) ? e.code : (e as Error).message}`);
+      }
     } else {
       try {
         fd = openSync(r.name, flags | O.CLOEXEC);
@@ -70,6 +76,31 @@ export const regular: FdKind = {
     }
   },
 };
+
+/**
+ * The mount an fd's file is on (fdinfo's mnt_id): one of the tree's namespace.
+ * A file opened before the namespace was made is on a mount of the old one
+ * (CRIU refuses it); cryo takes it when its path in the namespace leads to the
+ * very same file, and names the mount that path is on.
+ */
+function onTreeMount(pid: number, what: string, link: string, st: Stats, mntId: number, ns: { root: string; ids: Set<number> }): number {
+  if (ns.ids.has(mntId)) return mntId;
+  const refuse = () => new CryoError(`task ${pid}: ${what} (${link}) is on mount ${mntId}, which is not in the tree's mount namespace, and that path there leads to another file`);
+  let fd: number;
+  try {
+    fd = openSync(ns.root + link, O.PATH | O.NOFOLLOW | O.CLOEXEC);
+  } catch {
+    throw refuse();
+  }
+  try {
+    const now = fstatSync(fd);
+    const id = Number(/^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1]);
+    if (now.dev !== st.dev || now.ino !== st.ino || !ns.ids.has(id)) throw refuse();
+    return id;
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** O_TMPFILE without its O_DIRECTORY: what marks the file as made unnamed. */
 const __O_TMPFILE = 0o20000000;
@@ -123,7 +154,8 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
   }
   const deleted = src.link.endsWith(DELETED);
   const name = deleted ? src.link.slice(0, -DELETED.length) : src.link;
-  if (!deleted && (src.st.isCharacterDevice() || src.st.isBlockDevice())) checkDevicePath(src, name, env.evasiveDevices);
+  if (deleted && env.mntns) throw new CryoError(`task ${src.pid}: ${src.what} is ${name}, deleted, in the tree's own mount namespace: cryo does not carry deleted files there yet`);
+  if (!deleted && (src.st.isCharacterDevice() || src.st.isBlockDevice())) checkDevicePath(src, name, env.evasiveDevices, env.mntns?.root ?? '');
   // As CRIU: the size of a regular file is kept to check on restore that it is the
   // same file, but for one open O_WRONLY|O_APPEND (a log), which may grow meanwhile.
   const size = src.st.isFile() && !isAppendOnly(init.flags) ? { size: BigInt(src.st.size) } : {};
@@ -159,10 +191,10 @@ function deadProcFile(name: string, st: Stats): number | undefined {
  * it (CRIU: "Unaccessible path opened"). With --evasive-devices another node of
  * the same device there will do (/dev rebuilt, or a new devtmpfs over it).
  */
-function checkDevicePath(src: RegSource, name: string, evasive: boolean): void {
+function checkDevicePath(src: RegSource, name: string, evasive: boolean, root: string): void {
   let now: Stats;
   try {
-    now = statSync(name);
+    now = statSync(root + name);
   } catch (e) {
     throw new CryoError(`task ${src.pid}: ${src.what} is the device ${name}, which that path no longer reaches (${(e as NodeJS.ErrnoException).code})`);
   }

@@ -1,0 +1,289 @@
+// The tree's mount namespace made again, as CRIU's mount-v2: the root task,
+// born in a new mount namespace, makes every mount of mountpoints-N.img itself
+// (fresh file systems are then of its pid, ipc and net namespaces), parents
+// first, pivots into the root (--root), then sets flags and propagation on the
+// finished tree. tmpfs contents are unpacked by cryo into a detached mount that
+// the root takes over (pidfd_getfd). A failure leaves it all to die with the
+// root's namespace.
+import { closeSync, existsSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { isFieldSet, MntEntrySchema, type ImageDir, type MntEntry } from '../../images/index.js';
+import {
+  AT_EMPTY_PATH, AT_FDCWD, FSCONFIG, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, MNT_DETACH, MOVE_MOUNT, MS, NR,
+  OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, SysError, mountAttr, syscall,
+} from '../../sys/index.js';
+import type { Remote } from '../../tracer/remote.js';
+import { RemoteError } from '../../tracer/remote.js';
+import { CryoError, type Logger } from '../../context.js';
+import { extMounts } from './dump.js';
+import { fsByCode, mountAttrOf, codeName } from './fstypes.js';
+
+type Role =
+  | { role: 'root'; path: string }
+  | { role: 'external'; path: string }
+  | { role: 'new' }
+  | { role: 'bind'; from: number };
+
+export interface MntNsImages {
+  nsId: number;
+  /** In the order they are made: each after its parent and its source. */
+  order: MntEntry[];
+  roles: Map<number, Role>;
+  /** tmpfs contents, by mount id: the image's path. */
+  tmpfs: Map<number, string>;
+}
+
+const under = (p: string, dir: string) => dir === '/' || p === dir || p.startsWith(dir + '/');
+const rel = (p: string, dir: string) => (dir === '/' ? p : p.slice(dir.length)).replace(/^\/+/, '');
+
+/** Read and check mountpoints-`nsId`.img; every mount must be one cryo can make, with what it needs given. */
+export function loadMntNs(dir: ImageDir, nsId: number, opts: { root?: string | undefined; external: readonly string[] }): MntNsImages {
+  const file = dir.fileName('mnts', nsId);
+  const bad = (what: string) => new CryoError(`bad image: ${file}: ${what}`);
+  const entries = dir.read('mnts', nsId);
+  const byId = new Map<number, MntEntry>();
+  for (const e of entries) {
+    if (byId.has(e.mntId)) throw bad(`two mounts with the id ${e.mntId}`);
+    if (!e.mountpoint.startsWith('/') || e.mountpoint.includes('\0') || e.root.includes('\0')) throw bad(`mount ${e.mntId}: mount point ${JSON.stringify(e.mountpoint)}`);
+    if (Buffer.byteLength(e.mountpoint) > 3000 || Buffer.byteLength(e.root) > 3000) throw bad(`mount ${e.mntId}: path too long`);
+    byId.set(e.mntId, e);
+  }
+  const roots = entries.filter((e) => !byId.has(e.parentMntId));
+  if (roots.length !== 1) throw bad(`${roots.length} root mounts`);
+  const root = roots[0]!;
+  const ext = extMounts(opts.external);
+  const roles = new Map<number, Role>();
+  if (opts.root === undefined) throw new CryoError('the images hold a mount namespace: its root is needed, give it with --root PATH');
+  if (!existsSync(opts.root) || !statSync(opts.root).isDirectory()) throw new CryoError(`--root ${opts.root} is not a directory`);
+  roles.set(root.mntId, { role: 'root', path: opts.root });
+  for (const e of entries) {
+    if (e === root || !e.extKey) continue;
+    const path = ext.get(e.extKey);
+    if (path === undefined) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} is external (key ${e.extKey}): give its path with --external mnt[${e.extKey}]:PATH`);
+    if (!existsSync(path)) throw new CryoError(`--external mnt[${e.extKey}]:${path}: no such file or directory`);
+    roles.set(e.mntId, { role: 'external', path });
+  }
+  const tmpfs = new Map<number, string>();
+  for (const e of entries) {
+    if (roles.has(e.mntId)) continue;
+    const fs = fsByCode(e.fstype);
+    const owner = fs && entries.find((o) => o.rootDev === e.rootDev && o.root === '/' && !o.extKey && o !== root && (roles.get(o.mntId) ?? { role: 'new' }).role === 'new');
+    if (owner === e) {
+      roles.set(e.mntId, { role: 'new' });
+      if (fs!.how === 'tmpfs') {
+        const img = ['tmpfsDev', 'tmpfsImg'].map((k) => dir.pathOf(k as 'tmpfsDev', k === 'tmpfsDev' ? e.rootDev : e.mntId)).find((p) => existsSync(p));
+        if (!img) throw bad(`tmpfs mount ${e.mntId} at ${e.mountpoint}: its contents (${dir.fileName('tmpfsDev', e.rootDev)}) are missing`);
+        tmpfs.set(e.mntId, img);
+      }
+      continue;
+    }
+    const src = owner && under(e.root, owner.root) ? owner
+      : entries.find((o) => o !== e && o.rootDev === e.rootDev && ['root', 'external'].includes(roles.get(o.mntId)?.role ?? '') && under(e.root, o.root));
+    if (!src) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} (${codeName(e.fstype)}) of the images is neither a file system cryo makes nor a bind mount of one in its namespace`);
+    roles.set(e.mntId, { role: 'bind', from: src.mntId });
+  }
+  // Parents first; a bind after its source.
+  const order: MntEntry[] = [root];
+  const made = new Set([root.mntId]);
+  for (let progress = true; progress && order.length < entries.length;) {
+    progress = false;
+    for (const e of entries) {
+      if (made.has(e.mntId) || !made.has(e.parentMntId)) continue;
+      const r = roles.get(e.mntId)!;
+      if (r.role === 'bind' && !made.has(r.from)) continue;
+      order.push(e);
+      made.add(e.mntId);
+      progress = true;
+    }
+  }
+  if (order.length < entries.length) throw bad('mounts whose parent or source can never be made (a cycle)');
+  return { nsId, order, roles, tmpfs };
+}
+
+/** A new file system's superblock options, as fsconfig calls: "k=v" strings and bare flags. */
+function fsOptions(e: MntEntry): Array<[string, string | undefined]> {
+  const out: Array<[string, string | undefined]> = e.source ? [['source', e.source]] : [];
+  if (fsByCode(e.fstype)?.noOptions) return out;
+  for (const o of e.options.split(',')) {
+    if (!o) continue;
+    const eq = o.indexOf('=');
+    out.push(eq < 0 ? [o, undefined] : [o.slice(0, eq), o.slice(eq + 1)]);
+  }
+  const sb = isFieldSet(e, MntEntrySchema.field.sbFlags) ? e.sbFlags : 0;
+  if (sb & MS.RDONLY) out.push(['ro', undefined]);
+  if (sb & MS.SYNCHRONOUS) out.push(['sync', undefined]);
+  if (sb & MS.DIRSYNC) out.push(['dirsync', undefined]);
+  return out;
+}
+
+/** A tmpfs, detached, in cryo, filled from its tar image; returns its mount fd. */
+function makeTmpfs(e: MntEntry, img: string): number {
+  const fsfd = syscall('fsopen(tmpfs)', NR.fsopen, Buffer.from('tmpfs\0'), FSOPEN_CLOEXEC);
+  let mfd: number;
+  try {
+    // Filled first, read-only after.
+    for (const [k, v] of fsOptions(e).filter(([k]) => k !== 'ro')) {
+      if (v === undefined) syscall(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG.SET_FLAG, Buffer.from(k + '\0'), 0, 0);
+      else syscall(`fsconfig(${k}=${v})`, NR.fsconfig, fsfd, FSCONFIG.SET_STRING, Buffer.from(k + '\0'), Buffer.from(v + '\0'), 0);
+    }
+    syscall('fsconfig(create)', NR.fsconfig, fsfd, FSCONFIG.CMD_CREATE, 0, 0, 0);
+    mfd = syscall('fsmount(tmpfs)', NR.fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
+  } finally {
+    closeSync(fsfd);
+  }
+  let imgFd = -1;
+  try {
+    imgFd = openImg(img);
+    const r = spawnSync('tar', ['--extract', '--gzip', '--no-unquote', '--no-wildcards', '--directory', '/proc/self/fd/3'], { stdio: [imgFd, 'ignore', 'pipe', mfd] });
+    if (r.error || r.status !== 0) {
+      throw new CryoError(`tmpfs mount ${e.mntId} at ${e.mountpoint}: tar cannot unpack ${img}: ${r.error?.message ?? (r.stderr.toString().split('\n').find((l) => l) || `exit status ${r.status}`)}`);
+    }
+    if (fsOptions(e).some(([k]) => k === 'ro')) {
+      const pick = syscall('fspick', NR.fspick, mfd, Buffer.from('\0'), 0o10 /* FSPICK_EMPTY_PATH */ | 1 /* FSPICK_CLOEXEC */);
+      try {
+        syscall('fsconfig(ro)', NR.fsconfig, pick, FSCONFIG.SET_FLAG, Buffer.from('ro\0'), 0, 0);
+        syscall('fsconfig(reconfigure)', NR.fsconfig, pick, FSCONFIG.CMD_RECONFIGURE, 0, 0, 0);
+      } finally {
+        closeSync(pick);
+      }
+    }
+  } catch (err) {
+    closeSync(mfd);
+    throw err;
+  } finally {
+    if (imgFd >= 0) closeSync(imgFd);
+  }
+  return mfd;
+}
+
+function openImg(p: string): number {
+  return syscall(`open(${p})`, NR.openat, AT_FDCWD, Buffer.from(p + '\0'), 0o2000000 /* O_CLOEXEC */, 0);
+}
+
+/**
+ * Build the namespace in `rem`, the root of the tree, fresh from clone3 in a new
+ * mount namespace (a copy of cryo's). `cryoPidfd` is its fd of cryo's pidfd.
+ */
+export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, log: Logger): void {
+  const held: number[] = []; // cryo's fds of tmpfs mounts
+  const fds = new Map<number, bigint>(); // the root's fd of each mount
+  let doing = 'making its mounts private';
+  const str = (s: string, slot: number) => rem.put(Buffer.from(s + '\0'), slot * 4096);
+  const call = (what: string, nr: number, ...a: Array<bigint | number>) => rem.call(what, nr, ...a);
+  const clone = (at: bigint | number, path: string) =>
+    call(`open_tree(${path || '.'})`, NR.open_tree, at, str(path, 0), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (path ? 0 : AT_EMPTY_PATH));
+  try {
+    // Nothing done here may reach cryo's namespace (or beyond) by propagation.
+    call('mount(/, MS_REC|MS_PRIVATE)', NR.mount, 0, str('/', 0), 0, MS.REC | MS.PRIVATE, 0);
+    // Everything taken from cryo's view, before the root changes.
+    for (const e of img.order) {
+      const r = img.roles.get(e.mntId)!;
+      if (r.role === 'root' || r.role === 'external') {
+        doing = `taking ${r.path} for mount ${e.mntId} (${e.mountpoint})`;
+        fds.set(e.mntId, clone(AT_FDCWD, r.path));
+      }
+    }
+    const root = img.order[0]!;
+    const rootFd = fds.get(root.mntId)!;
+    const rootPath = (img.roles.get(root.mntId) as { path: string }).path;
+    doing = `pivoting into ${rootPath}`;
+    call('move_mount(root)', NR.move_mount, rootFd, str('', 0), AT_FDCWD, str(rootPath, 1), MOVE_MOUNT.F_EMPTY_PATH);
+    call('fchdir(root)', NR.fchdir, rootFd);
+    call('pivot_root(., .)', NR.pivot_root, str('.', 0), str('.', 1));
+    call('umount2(., MNT_DETACH)', NR.umount2, str('.', 0), MNT_DETACH);
+    call('chdir(/)', NR.chdir, str('/', 0));
+    for (const e of img.order.slice(1)) {
+      const r = img.roles.get(e.mntId)!;
+      doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${codeName(e.fstype)})`;
+      let fd = fds.get(e.mntId);
+      if (img.tmpfs.has(e.mntId)) {
+        // Made and filled by cryo, in the order of the others (mountinfo lists mounts by age).
+        const mfd = makeTmpfs(e, img.tmpfs.get(e.mntId)!);
+        held.push(mfd);
+        fd = call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, mfd, 0);
+      } else if (fd === undefined && r.role === 'bind') {
+        const from = img.order.find((o) => o.mntId === r.from)!;
+        fd = clone(fds.get(r.from)!, rel(e.root, from.root));
+      } else if (fd === undefined) {
+        const name = fsByCode(e.fstype)!.name;
+        const fsfd = call(`fsopen(${name})`, NR.fsopen, str(name, 0), FSOPEN_CLOEXEC);
+        try {
+          for (const [k, v] of fsOptions(e)) {
+            doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${name}), option ${v === undefined ? k : `${k}=${v}`}`;
+            if (v === undefined) call(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG.SET_FLAG, str(k, 0), 0, 0);
+            else call(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG.SET_STRING, str(k, 0), str(v, 1), 0);
+          }
+          doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${name})`;
+          call('fsconfig(create)', NR.fsconfig, fsfd, FSCONFIG.CMD_CREATE, 0, 0, 0);
+          fd = call('fsmount', NR.fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
+        } finally {
+          call('close', NR.close, fsfd);
+        }
+      }
+      fds.set(e.mntId, fd);
+      call('move_mount', NR.move_mount, fd, str('', 0), AT_FDCWD, str(e.mountpoint, 1), MOVE_MOUNT.F_EMPTY_PATH);
+    }
+    // The finished tree: flags, then propagation (mount-v2's order).
+    for (const e of img.order) {
+      doing = `setting the flags of ${e.mountpoint} (mount ${e.mntId})`;
+      const a = mountAttrOf(e.flags);
+      call('mount_setattr', NR.mount_setattr, fds.get(e.mntId)!, str('', 0), AT_EMPTY_PATH, rem.put(mountAttr(a.set, a.clr), 8 * 4096), 32);
+    }
+    doing = 'setting propagation';
+    restorePropagation(img, fds, (what, nr, ...a) => call(what, nr, ...a), (s, slot) => str(s, slot), rem);
+    log.info(`mount namespace ${img.nsId}: ${img.order.length} mount(s) made`);
+  } catch (e) {
+    if (e instanceof RemoteError || SysError.is(e)) throw new CryoError(`restore failed: the tree's mount namespace: ${doing}: ${e.message}`);
+    throw e;
+  } finally {
+    for (const fd of held) closeSync(fd);
+    for (const fd of fds.values()) {
+      try {
+        call('close', NR.close, fd);
+      } catch {
+        /* the root is gone: the restore fails anyway */
+      }
+    }
+  }
+}
+
+/**
+ * Peer groups and masters, as mount-v2: the first mount of each group is made
+ * shared (after its own master, if any); the other members join it with
+ * MOVE_MOUNT_SET_GROUP, which also gives them its master; a slave joins its
+ * master's group and is then made a slave. Unbindable last.
+ */
+function restorePropagation(img: MntNsImages, fds: Map<number, bigint>, call: (what: string, nr: number, ...a: Array<bigint | number>) => bigint, str: (s: string, slot: number) => bigint, rem: Remote): void {
+  const first = new Map<number, MntEntry>();
+  for (const e of img.order) if (e.sharedId && !first.has(e.sharedId)) first.set(e.sharedId, e);
+  const done = new Set<number>();
+  const setGroup = (from: MntEntry, to: MntEntry) =>
+    call('move_mount(MOVE_MOUNT_SET_GROUP)', NR.move_mount, fds.get(from.mntId)!, str('', 0), fds.get(to.mntId)!, str('', 1), MOVE_MOUNT.SET_GROUP | MOVE_MOUNT.F_EMPTY_PATH | 0x40 /* T_EMPTY_PATH */);
+  const propagate = (e: MntEntry, p: number) =>
+    call('mount_setattr(propagation)', NR.mount_setattr, fds.get(e.mntId)!, str('', 0), AT_EMPTY_PATH, rem.put(mountAttr(0, 0, p), 8 * 4096), 32);
+  const ready = (e: MntEntry) => {
+    if (e.masterId && first.has(e.masterId) && !done.has(first.get(e.masterId)!.mntId)) return false;
+    if (e.sharedId && first.get(e.sharedId) !== e && !done.has(first.get(e.sharedId)!.mntId)) return false;
+    return true;
+  };
+  const todo = img.order.filter((e) => e.sharedId || e.masterId);
+  while (todo.length) {
+    const i = todo.findIndex(ready);
+    if (i < 0) throw new CryoError(`bad image: mounts whose masters form a cycle (mount ${todo[0]!.mntId})`);
+    const e = todo.splice(i, 1)[0]!;
+    const lead = e.sharedId ? first.get(e.sharedId)! : undefined;
+    if (lead && lead !== e) {
+      setGroup(lead, e); // its group, and the group's master
+    } else {
+      if (e.masterId) {
+        const m = first.get(e.masterId);
+        if (!m) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} is a slave of peer group ${e.masterId}, which no mount of the images is in`);
+        setGroup(m, e);
+        propagate(e, MS.SLAVE);
+      }
+      if (e.sharedId) propagate(e, MS.SHARED);
+    }
+    done.add(e.mntId);
+  }
+  for (const e of img.order) if (e.flags & MS.UNBINDABLE) propagate(e, MS.UNBINDABLE);
+}
