@@ -47,7 +47,12 @@ export function dumpRseq(tid: number): RseqState {
     const rseq = mem.read(rc.rseqAbiPointer, 32);
     const csPtr = rseq.readBigUInt64LE(8);
     if (csPtr === 0n) return { entry: create(RseqEntrySchema, base) };
-    const cs = mem.read(csPtr, 32);
+    let cs: Buffer;
+    try {
+      cs = mem.read(csPtr, 32);
+    } catch {
+      throw new CryoError(`thread ${tid}: its rseq critical section descriptor at 0x${csPtr.toString(16)} cannot be read`);
+    }
     const version = cs.readUInt32LE(0);
     if (version !== 0) throw new CryoError(`thread ${tid}: rseq critical section descriptor of ABI version ${version}, which cryo does not know`);
     if ((cs.readUInt32LE(4) | rseq.readUInt32LE(16)) & RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL) {
