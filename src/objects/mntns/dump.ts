@@ -189,13 +189,16 @@ export function dumpMntNs(pid: number, comm: string, nsId: number, dir: ImageDir
 
 /**
  * Files that cryo would reach by their paths from its own side on restore (FIFOs,
- * unix sockets bound to path names, inotify and fanotify watches): not yet
- * through a tree's own mount namespace, so refused there.
+ * unix sockets bound to path names, inotify and fanotify watches, terminals,
+ * which cryo opens through its own /dev/ptmx and /dev/pts): not yet through a
+ * tree's own mount namespace, so refused there.
  */
-export function refusePathFiles(entries: readonly { id: number; fifo?: unknown; usk?: { name: Uint8Array; ino: number } | undefined; ify?: unknown; ffy?: unknown }[], who: string): void {
+export function refusePathFiles(entries: readonly { id: number; fifo?: unknown; usk?: { name: Uint8Array; ino: number } | undefined; ify?: unknown; ffy?: unknown; tty?: unknown }[], who: string): void {
   for (const fe of entries) {
     let what: string | undefined;
     if (fe.fifo) what = 'a FIFO';
+    else if (fe.tty) what = 'a terminal';
+
     else if (fe.usk && fe.usk.name.length && fe.usk.name[0] !== 0) what = `unix socket ${fe.usk.ino} bound to ${Buffer.from(fe.usk.name).toString().replace(/\0+$/, '')}`;
     else if (fe.ify) what = 'an inotify watch';
     else if (fe.ffy) what = 'a fanotify group';
