@@ -32,13 +32,13 @@ export function waitForStop(tid: number, deadline?: number): number {
     if (ws.exited !== undefined) throw new TaskGoneError(tid, `exited with status ${ws.exited}`);
     if (ws.signaled !== undefined) throw new TaskGoneError(tid, `was killed by signal ${ws.signaled}`);
     if (ws.event === PTRACE_EVENT.STOP) return ws.stopped ?? SIG.TRAP;
-    if (ws.event !== undefined) {
-      // Another event stop (clone, exec, exit): keep going until our interrupt lands.
-      ptrace.cont(tid, 0);
-      continue;
-    }
-    // Signal-delivery stop: deliver it and wait for the interrupt stop.
-    ptrace.cont(tid, ws.stopped ?? 0);
+    // Any ptrace stop clears a pending interrupt (the kernel's ptrace_stop), so it
+    // is asked for again: a task taking a signal every 100 us otherwise goes from
+    // one signal-delivery stop to the next and never reaches an interrupt stop.
+    ptraceInterrupt(tid);
+    // Another event stop (clone, exec, exit) goes on as it was; a signal-delivery
+    // stop gets its signal delivered.
+    ptrace.cont(tid, ws.event !== undefined ? 0 : (ws.stopped ?? 0));
   }
 }
 
