@@ -72,6 +72,13 @@ export function getsockoptInt(fd: number, level: number, opt: number): number | 
   }
 }
 
+/** SO_GET_FILTER with no buffer: the number of instructions of the socket's classic BPF filter (0: none). */
+export function filterLength(fd: number): number {
+  const len = new Uint32Array([0]);
+  syscall('getsockopt(SO_GET_FILTER)', NR.getsockopt, fd, SOL_SOCKET, SO.GET_FILTER, 0, new Uint8Array(len.buffer));
+  return len[0]!;
+}
+
 export function setsockoptRaw(fd: number, level: number, opt: number, value: Uint8Array): void {
   syscall('setsockopt', NR.setsockopt, fd, level, opt, value, value.length);
 }

@@ -13,7 +13,8 @@ function timeval(fd: number, opt: number): { sec: bigint; usec: bigint } {
 }
 
 export function dumpSockOpts(fd: number, where: string): SkOptsEntry {
-  if (int(fd, SO.GET_FILTER) > 0) throw new CryoError(`${where}: a socket filter (SO_ATTACH_FILTER) is attached, which cryo does not dump yet`);
+  // The length is asked with an empty buffer: a buffer too small for the filter is EINVAL.
+  if (sock.filterLength(fd) > 0) throw new CryoError(`${where}: a socket filter (SO_ATTACH_FILTER) is attached, which cryo does not dump yet`);
   const snd = timeval(fd, SO.SNDTIMEO);
   const rcv = timeval(fd, SO.RCVTIMEO);
   const linger = sock.getsockoptRaw(fd, SOL_SOCKET, SO.LINGER, 8);
