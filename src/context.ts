@@ -50,7 +50,8 @@ export function makeLogger(level: number, write: (line: string) => void): Logger
 /** An error meant for the user: printed as one line, never with a stack. */
 export class CryoError extends Error {
   override readonly name = 'CryoError';
-  constructor(message: string, readonly exitCode = 1) {
+  /** `crErrno`: what an RPC client is told, as CRIU's set_cr_errno (0: a plain failure). */
+  constructor(message: string, readonly exitCode = 1, readonly crErrno = 0) {
     super(message);
   }
 }

@@ -9,7 +9,7 @@ import {
   type MemfdInodeEntry,
   ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type TcpStreamEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
-import { netlink, O, CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, SysError, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
+import { netlink, O, CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, SysError, EEXIST, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import type { MemIO } from './tracer/memio.js';
 import type { Ghost } from './objects/files/kind.js';
@@ -351,8 +351,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   const deadTaken = newPidns ? undefined : dead.find((pid) => existsSync(`/proc/${pid}`));
   if (taken || deadTaken !== undefined || (newPidns && dead.length)) {
     cl.unwind(log);
-    if (taken) throw new CryoError(`pid ${taken.pstree.pid} is already in use`);
-    if (deadTaken !== undefined) throw new CryoError(`pid ${deadTaken} is already in use (a task held a file of that dead process's /proc directory)`);
+    if (taken) throw new CryoError(`pid ${taken.pstree.pid} is already in use`, 1, EEXIST);
+    if (deadTaken !== undefined) throw new CryoError(`pid ${deadTaken} is already in use (a task held a file of that dead process's /proc directory)`, 1, EEXIST);
     throw new CryoError(`a task held a file of dead process ${dead[0]}'s /proc directory in its pid namespace: not supported yet`);
   }
 

@@ -9,7 +9,7 @@ import {
   CriuReqSchema, CriuRespSchema, CriuReqType, CriuVersionSchema, CriuFeaturesSchema, CriuDumpRespSchema,
   CriuRestoreRespSchema, CriuNotifySchema, ImageDir, type CriuReq, type CriuResp,
 } from '../images/index.js';
-import { MSG, sock, waitpid, SysError } from '../sys/index.js';
+import { MSG, sock, waitpid, EBADRQC, ESRCH } from '../sys/index.js';
 import { CryoError, type Context } from '../context.js';
 import type { Options } from '../options/index.js';
 import type { Notifier } from '../actions.js';
@@ -24,7 +24,6 @@ import { applyQueriedExternals, optionsFromRpc, type RpcPeer } from './options.j
 import { becomeClient, checkImagesForClient, isPrivileged, readClient, type ClientCreds } from './peer.js';
 import { Kerndat } from '../kerndat.js';
 
-const EBADRQC = 56;
 
 export interface ServeEnv {
   /** The client started cryo itself (swrk), rather than connecting to the service. */
@@ -49,16 +48,35 @@ function recv(sk: number): CriuReq | null {
   }
 }
 
-const fail = (type: CriuReqType, e: unknown): CriuResp => create(CriuRespSchema, {
-  type, success: false,
-  crErrno: e instanceof SysError ? e.errno : EBADRQC,
-  crErrmsg: e instanceof Error ? e.message : String(e),
-});
+/** As CRIU: cr_errno is set only where it tells the client something (bad options, no such pid, pid taken). */
+const fail = (type: CriuReqType, e: unknown): CriuResp => {
+  const crErrno = e instanceof CryoError ? e.crErrno : 0;
+  return create(CriuRespSchema, {
+    type, success: false,
+    ...(crErrno ? { crErrno } : {}),
+    crErrmsg: e instanceof Error ? e.message : String(e),
+  });
+};
+
+/** The request's options; what does not make options is EBADRQC, as in CRIU. */
+function requestOptions(...args: Parameters<typeof optionsFromRpc>): Options {
+  try {
+    return optionsFromRpc(...args);
+  } catch (e) {
+    throw new CryoError(e instanceof Error ? e.message : String(e), 1, EBADRQC);
+  }
+}
 
 /** The uids of a live task (real, effective, saved). */
 function taskUids(pid: number): number[] {
-  const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new CryoError(`process ${pid} does not exist`);
+  let status = '';
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    // none such: the regex below fails
+  }
+  const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
+  if (!m) throw new CryoError(`process ${pid} does not exist`, 1, ESRCH);
   return [Number(m[1]), Number(m[2]), Number(m[3])];
 }
 
@@ -134,7 +152,7 @@ async function serveOne(sk: number, req: CriuReq, peer: RpcPeer, env: ServeEnv):
     }
     case T.CHECK: {
       try {
-        const o = optionsFromRpc(req.opts, rpcEnv, 'check');
+        const o = requestOptions(req.opts, rpcEnv, 'check');
         const code = await withContext(o, undefined, (ctx) => runCheck(ctx));
         send(sk, create(CriuRespSchema, { type: T.CHECK, success: code === 0 }));
       } catch (e) {
@@ -144,7 +162,7 @@ async function serveOne(sk: number, req: CriuReq, peer: RpcPeer, env: ServeEnv):
     }
     case T.DUMP: {
       try {
-        const o = optionsFromRpc(req.opts, rpcEnv, 'dump');
+        const o = requestOptions(req.opts, rpcEnv, 'dump');
         permit(peer, taskUids(o.tree!), `dump process ${o.tree}`);
         await withContext(o, req.opts?.notifyScripts ? notifier(sk, o) : undefined, (ctx) => runDump(ctx));
         // A client that dumped itself without --leave-running is gone: nobody to answer.
@@ -159,7 +177,7 @@ async function serveOne(sk: number, req: CriuReq, peer: RpcPeer, env: ServeEnv):
     case T.RESTORE: {
       let execCmd: Options | undefined;
       try {
-        const o = optionsFromRpc(req.opts, rpcEnv, 'restore');
+        const o = requestOptions(req.opts, rpcEnv, 'restore');
         // As CRIU: the tree is never restored under the worker.
         o.restoreDetached = true;
         if (env.restricted) checkImagesForClient(o.imagesDir, env.restricted);

@@ -65,6 +65,7 @@ export const EFAULT = 14;
 export const EEXIST = 17;
 export const EINVAL = 22;
 export const ENOSYS = 38;
+export const EBADRQC = 56;
 export const ERESTARTSYS = 512;
 export const ERESTARTNOINTR = 513;
 export const ERESTARTNOHAND = 514;

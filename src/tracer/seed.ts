@@ -4,7 +4,7 @@
 // of this tiny address space, which it then replaces. Each task then clones its
 // own children (clone3 with set_tid, made to run in it); killAndReap ends one.
 import { closeSync, writeSync } from 'node:fs';
-import { NR, CLONE, SIG, F, MFD, PR, PTRACE_O, CAP, hasCap, ptrace, waitpid, kill, syscall, pidfdOpen, memfdCreate, spawnAs, SysError, __WALL, WNOHANG } from '../sys/index.js';
+import { NR, CLONE, SIG, F, MFD, PR, PTRACE_O, CAP, hasCap, ptrace, waitpid, kill, syscall, pidfdOpen, memfdCreate, spawnAs, SysError, EEXIST, __WALL, WNOHANG } from '../sys/index.js';
 import { cloneArgs } from '../abi/index.js';
 import { CryoError } from '../context.js';
 import { Remote, RemoteError } from './remote.js';
@@ -82,7 +82,7 @@ export function cloneTask(parent: Remote, pid: number, flags: number): Remote {
   try {
     got = parent.call('clone3', NR.clone3, parent.put(args, 0), cloneArgs.size);
   } catch (e) {
-    if (e instanceof RemoteError && e.code === 'EEXIST') throw new CryoError(`pid ${pid} is already in use`);
+    if (e instanceof RemoteError && e.code === 'EEXIST') throw new CryoError(`pid ${pid} is already in use`, 1, EEXIST);
     throw e;
   }
   if (Number(got) !== pid) throw new CryoError(`clone3 created pid ${got} instead of ${pid}`);
@@ -114,7 +114,7 @@ export function startRoot(pid: number, sibling: boolean, nsFlags: number): Root 
     inherit = syscall('fcntl(F_DUPFD)', NR.fcntl, own, F.DUPFD, 64);
     got = spawnSeed(newPidns ? 0 : pid, sibling, nsFlags);
   } catch (e) {
-    if (SysError.is(e, 'EEXIST')) throw new CryoError(`pid ${pid} is already in use`);
+    if (SysError.is(e, 'EEXIST')) throw new CryoError(`pid ${pid} is already in use`, 1, EEXIST);
     throw e;
   } finally {
     closeSync(own);

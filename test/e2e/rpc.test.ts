@@ -102,14 +102,22 @@ test('exec_cmd over RPC: after answering, cryo swrk becomes the command, the par
   s.adopt(Number(res['pid']), target);
 });
 
-test('a client that says no at post-dump calls the dump off: the task runs on untouched', { timeout: 40_000 }, async (t) => {
+test('a client that says no at post-dump calls the dump off: the task runs on untouched; cr_errno is 0 there, ESRCH for no such pid, EBADRQC for bad options', { timeout: 40_000 }, async (t) => {
   const s = Session.for(t, 'rpc-nack');
   const target = await s.start('pipes');
   const d = client([`bin:${CRYO_BIN}`, 'dump', String(target.pid), s.mkdir(), '--notify', '--nack', 'post-dump']);
   const res = final(d.lines);
   assert.equal(res['success'], false, d.text);
   assert.match(String(res['errmsg']), /refused post-dump/, d.text);
+  // As CRIU: cr_errno only where it tells something (pycriu reads 56 as "Bad options").
+  assert.equal(res['errno'], 0, d.text);
   assert.ok(runningFree(target.pid), d.text + s.report());
+  const gone = final(client([`bin:${CRYO_BIN}`, 'dump', '4194303', s.mkdir()]).lines);
+  assert.deepEqual([gone['success'], gone['errno']], [false, 3], 'a pid that does not exist is ESRCH');
+  const conf = path.join(s.dir, 'bad.conf');
+  fs.writeFileSync(conf, 'no-such-option\n');
+  const bad = final(client([`bin:${CRYO_BIN}`, 'dump', String(target.pid), s.mkdir(), '--config', conf]).lines);
+  assert.deepEqual([bad['success'], bad['errno']], [false, 56], `bad options are EBADRQC: ${String(bad['errmsg'])}`);
   await s.expectPass(target);
 });
 
