@@ -95,7 +95,9 @@ export async function runDump(ctx: Context): Promise<number> {
   cl.push('the frozen tree', { undo: () => thawTree(tasks, log), done: () => endTree(ctx, tasks, st.files) });
   // What the dump of the fds holds in cryo (copies of memfds, pty sides, unix
   // sockets, ghost files) and makes (link_remap.N links, TCP repair mode).
-  cl.onFailure('link_remap files made', () => removeLinkRemaps(st.files));
+  // As CRIU, also when the tree runs on (-R): a running task would see the extra links.
+  if (opts.leaveRunning) cl.always('link_remap files made', () => removeLinkRemaps(st.files));
+  else cl.onFailure('link_remap files made', () => removeLinkRemaps(st.files));
   cl.always('memfds held', () => closeMemfds(st.files));
   cl.always('pty queues held', () => closeTtyQueues(st.files));
   cl.always('unix sockets held', () => closeUnix(st.files));

@@ -332,6 +332,10 @@ function uffdFill(rem: Remote, fileFd: number, runs: Array<PageRun & { off: numb
         const src = mapFileWindow(fileFd, r.off + done, n);
         try {
           uffdCopy(uffd, r.vaddr + BigInt(done), src, BigInt(n));
+        } catch (e) {
+          const at = r.vaddr + BigInt(done);
+          const v = vmas.find((x) => x.start <= at && at < x.end);
+          throw new CryoError(`task ${rem.pid}: cannot fill 0x${at.toString(16)}-0x${(at + BigInt(n)).toString(16)} of its private memory (vma 0x${v?.start.toString(16)}-0x${v?.end.toString(16)}): ${(e as Error).message}`);
         } finally {
           unmap(src, n);
         }
