@@ -92,7 +92,8 @@ export async function runDump(ctx: Context): Promise<number> {
   // Each connection is locked as it is dumped (a tree in the host's network namespace).
   st.files.netlock = new NetLock(opts.networkLock, log);
   // Seized and frozen: on a failure every task runs on as it was; done, it goes as asked.
-  cl.push('the frozen tree', { undo: () => thawTree(tasks, log), done: () => endTree(ctx, tasks, st.files) });
+  // The connections' lock rules are in the tree's network namespace: they are taken out there.
+  cl.push('the frozen tree', { undo: () => thawTree(tasks, log), done: () => TreeNetns.within(netns, () => endTree(ctx, tasks, st.files)) });
   // What the dump of the fds holds in cryo (copies of memfds, pty sides, unix
   // sockets, ghost files) and makes (link_remap.N links, TCP repair mode).
   // As CRIU, also when the tree runs on (-R): a running task would see the extra links.
@@ -102,7 +103,7 @@ export async function runDump(ctx: Context): Promise<number> {
   cl.always('pty queues held', () => closeTtyQueues(st.files));
   cl.always('unix sockets held', () => closeUnix(st.files));
   cl.always('ghost files held', () => closeGhosts(st.files));
-  cl.onFailure('TCP sockets in repair', () => releaseTcp(st.files, true));
+  cl.onFailure('TCP sockets in repair', () => TreeNetns.within(netns, () => releaseTcp(st.files, true)));
   try {
     for (const ino of shmemUsedAsFiles(tasks.filter((t) => t.stat.state !== 'Z').map((t) => t.pid))) st.shmemAsMemfd.add(ino);
     injectFault(tasks);
@@ -190,15 +191,15 @@ export async function runDump(ctx: Context): Promise<number> {
     // The last word before the tasks go: a migration may still call it off.
     runAction(ctx, 'post-dump');
   } catch (e) {
-    netns?.close();
     const gone = tasks.find((t) => t.stat.state !== 'Z' && !alive(t.pid));
     cl.unwind(log);
+    netns?.close();
     if (gone) throw new CryoError(`dump failed: task ${gone.pid} (${gone.stat.comm}) died during the dump; the other tasks were resumed`);
     if (e instanceof TaskGoneError) throw new CryoError(`dump failed: ${e.message}`);
     throw e;
   }
-  netns?.close();
   cl.release(log);
+  netns?.close();
   if (opts.displayStats) displayDumpStats(log, dumpStats!);
   log.info(`dumped tree of ${tasks.length} task(s) rooted at ${root} in ${(performance.now() - tStart).toFixed(1)} ms`);
   return 0;

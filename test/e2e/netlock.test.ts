@@ -248,3 +248,30 @@ test('--tcp-close: connections dumped as they are and restored closed; the image
   await s.check(waitFor('the restored program to check', () => /^PASS$/m.test(restored.output()) || restored.status !== undefined || !runningFree(restored.pid), 10_000));
   assert.match(restored.output(), /^PASS$/m, restored.output());
 });
+
+test('a tree in its own network namespace (unshare -n), python3 holding both ends of a connection: dump -R locks it there and takes the rules out there, and the two talk on', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'netlock-netns');
+  // Every 0.1 s one end sends a counter, the other echoes it back.
+  const py = [
+    'import socket, time',
+    'l = socket.create_server(("127.0.0.1", 0)); c = socket.create_connection(l.getsockname()); a, _ = l.accept()',
+    'c.settimeout(5); a.settimeout(5); n = 0',
+    'print("READY", flush=True)',
+    'while True:',
+    '    n += 1; c.sendall(b"%08d" % n); got = a.recv(8); a.sendall(got); back = c.recv(8)',
+    '    print("ECHO", int(back), flush=True); time.sleep(0.1)',
+  ].join('\n');
+  const target = await s.startCommand('netlock-netns', ['unshare', '-n', '/bin/sh', '-c', `ip link set lo up && exec /usr/bin/python3 -u -c '${py}'`]);
+  const echoes = () => [...target.output().matchAll(/^ECHO (\d+)$/gm)].length;
+  await s.check(waitFor('echoes', () => echoes() >= 2, 10_000));
+  const images = s.mkdir();
+  await s.dump(target, images, { leaveRunning: true, extra: ['--tcp-established'] });
+  assert.equal(fs.readFileSync(path.join(images, 'dump.log'), 'utf8').match(/locked the connection/g)?.length, 2, s.report());
+  const rules = spawnSync('nsenter', ['-t', String(target.pid), '-n', 'iptables', '-w', '-S'], { encoding: 'utf8' });
+  assert.equal(rules.status, 0, rules.stderr);
+  assert.doesNotMatch(rules.stdout, /0xc114/, 'lock rules left in the tree\'s namespace');
+  const before = echoes();
+  await s.check(waitFor('echoes after the dump', () => echoes() >= before + 5, 10_000));
+  assert.ok(runningFree(target.pid), s.report());
+  await s.killTree(target);
+});
