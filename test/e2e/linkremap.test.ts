@@ -68,3 +68,30 @@ test('link remap images decode with CRIU\'s crit (REMAP_TYPE LINKED to link_rema
   assert.deepEqual(linkRemaps(s.dir), []);
   await s.expectPass(target);
 });
+
+test('a link_remap.N name another file has (a dump beside ours) is left alone: the link takes the next free name; python3 reads its deleted file after restore', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'linkremap-taken');
+  const d = s.mkdir('files');
+  // Every name CRIU's scheme could pick for this small tree is someone else's.
+  const foreign = Array.from({ length: 64 }, (_, i) => `link_remap.${i}`);
+  for (const n of foreign) fs.writeFileSync(path.join(d, n), `foreign ${n}\n`);
+  const py = [
+    'import os, time, sys',
+    `d = ${JSON.stringify(d)}`,
+    'f = open(os.path.join(d, "kept.dat"), "w+"); f.write("kept contents"); f.flush()',
+    'os.link(os.path.join(d, "kept.dat"), os.path.join(d, "other.dat")); os.unlink(os.path.join(d, "kept.dat"))',
+    'print("READY", flush=True)',
+    'signal.sigwait([signal.SIGUSR1])',
+    'f.seek(0); print("PASS" if f.read() == "kept contents" else "FAIL: contents", flush=True)',
+  ].join('\n');
+  const target = await s.startCommand('linkremap-taken', ['/usr/bin/python3', '-c', `import signal; signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])\n${py}`]);
+  const images = s.mkdir();
+  await s.dump(target, images, { extra: ['--link-remap'] });
+  const made = linkRemaps(d).filter((n) => !foreign.includes(n));
+  assert.equal(made.length, 1, fs.readdirSync(d).join(' '));
+  assert.match(made[0]!, /^link_remap\.\d+\.\d+$/);
+  const r = await s.restore(images, target);
+  await s.expectPass(r);
+  assert.deepEqual(linkRemaps(d).sort(), [...foreign].sort(), 'the restore left its link, or took a foreign one');
+  for (const n of foreign) assert.equal(fs.readFileSync(path.join(d, n), 'utf8'), `foreign ${n}\n`);
+});

@@ -222,8 +222,9 @@ function dumpLinkRemap(src: RegSource, name: string, origId: number, env: RegDum
     }
     let dir = path.dirname(name);
     let link: string;
-    for (;;) {
-      link = path.join(dir, `link_remap.${origId}`);
+    // CRIU's name, then with a suffix where another file (of a dump beside ours) has it.
+    for (let k = 0; ; ) {
+      link = path.join(dir, k ? `link_remap.${origId}.${k}` : `link_remap.${origId}`);
       try {
         // linkat through the /proc magic link: the file itself, not its old name.
         syscall('linkat', NR.linkat, AT_FDCWD, Buffer.from(src.proc + '\0'), AT_FDCWD, Buffer.from(link + '\0'), AT_SYMLINK_FOLLOW);
@@ -236,6 +237,7 @@ function dumpLinkRemap(src: RegSource, name: string, origId: number, env: RegDum
         }
         // Left by an earlier dump of the same task (-R): reuse it if it is our file.
         if (SysError.is(e, 'EEXIST') && sameFile(link, st)) break;
+        if (SysError.is(e, 'EEXIST') && ++k < 100) continue;
         throw new CryoError(`task ${src.pid}: cannot link ${name} (deleted) back as ${link}: ${SysError.is(e) ? e.code : (e as Error).message}`);
       }
     }
