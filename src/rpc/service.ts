@@ -2,7 +2,7 @@
 // served by a worker of its own (`cryo swrk 3` with the connection as fd 3), so
 // that no state of one request reaches the next, and a crash ends one request.
 import { spawn } from 'node:child_process';
-import { lstatSync, unlinkSync, writeFileSync, closeSync } from 'node:fs';
+import { lstatSync, unlinkSync, writeFileSync, closeSync, renameSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NR, SOCK, trySyscall, sock } from '../sys/index.js';
@@ -20,14 +20,21 @@ export const WORKER_ENV = 'CRYO_RPC_MODE';
 /** The service's own options, for its workers (action scripts, config). */
 export const BASE_ENV = 'CRYO_RPC_BASE';
 
+/**
+ * Bound under a name of its own and renamed once it listens: a client that finds
+ * the socket at `path` is never refused (bind makes the file before listen).
+ */
 function listenAt(path: string): number {
   const fd = sock.socket(1 /* AF_UNIX */, SOCK.SEQPACKET | SOCK.NONBLOCK);
+  const tmp = `${path}.${process.pid}`;
   try {
     if (lstatSync(path, { throwIfNoEntry: false })?.isSocket()) unlinkSync(path);
-    sock.bindUnix(fd, Buffer.from(path));
+    sock.bindUnix(fd, Buffer.from(tmp));
     sock.listen(fd, 64);
+    renameSync(tmp, path);
   } catch (e) {
     closeSync(fd);
+    rmSync(tmp, { force: true });
     throw new CryoError(`cannot listen on ${path}: ${(e as Error).message}`);
   }
   return fd;
