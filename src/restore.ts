@@ -12,17 +12,13 @@ import {
 import { netlink, O, CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, SysError, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import type { MemIO } from './tracer/memio.js';
-import type { Ghost } from './objects/files/kind.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { buildTree, sharesFdTable, stopSignal } from './restore/tree.js';
 import { spawnSeed, startRoot, cloneTask, killAll } from './tracer/seed.js';
-import { restoreTimers } from './objects/timers.js';
-import { restoreThreadState, rseqCsRestorer } from './objects/thread-state.js';
-import { restoreFs } from './objects/fs.js';
-import { filterChain, installFilters, restoreSeccomp, sharedFilters } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
 import { openFileEntry, reownFile, settleFiles } from './objects/files/fds.js';
+import type { Ghost } from './objects/files/kind.js';
 import { inflightHomes } from './objects/files/inflight.js';
 import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
@@ -42,10 +38,8 @@ import { readGhostImage } from './objects/files/ghost.js';
 import { MemfdInodes } from './objects/files/memfd.js';
 import { ShmemObjects, type ShmemContents, type ShmemShape } from './objects/shmem.js';
 import { FI, faultInjected, injectFailure } from './fault.js';
-import {
-  restoreMemory, restoreMemoryLate, restoreFiles, restoreTaskState, restoreThreadCreds, restoreAfterCreds,
-  type TaskImages, type RestoreShared, type Handles,
-} from './restore/task.js';
+import { restoreMemory, restoreFiles, type TaskImages, type RestoreShared, type Handles } from './restore/task.js';
+import { restoreStage, type RestoredThread, type TaskRestore } from './objects/task-state.js';
 
 /** The flags glibc's pthread_create passes to clone. */
 const THREAD_FLAGS = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM;
@@ -498,11 +492,15 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     }
     // Each task's memory before it forks its children: they get it from it, shared copy-on-write.
     const byPid = new Map(loaded.tasks.map((t) => [t.pstree.pid, t]));
+    const stages = new Map<number, TaskRestore>();
     buildTree(loaded.tasks, rems, created, log, (rem, sid) => restoreCtty(rem, sid, sh, h.cryoPidfd),
       (rem, c, p) => cg?.enterTask(rem.pid, c.pstree.pid, cgSetOf(c.core), cgSetOf(p.core)),
       (rem, t) => {
         const img = byPid.get(t.pstree.pid)!;
-        pagesRestored += restoreMemory(rem, img, sh, { cryoPidfd: h.cryoPidfd }, t === loaded.tasks[0] ? undefined : byPid.get(t.pstree.ppid));
+        const tr: TaskRestore = { rem, img, sh, h: { cryoPidfd: h.cryoPidfd }, threads: [], filters: loaded.seccomp, sharedFilters: 0 };
+        stages.set(t.pstree.pid, tr);
+        pagesRestored += restoreMemory(rem, img, sh, tr.h, t === loaded.tasks[0] ? undefined : byPid.get(t.pstree.ppid));
+        restoreStage('memory', tr);
       });
     forkingUs = Math.round((performance.now() - tFork) * 1000);
     restoreTtyPgrps(rems, sh, h.cryoPidfd);
@@ -519,8 +517,10 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     for (const t of loaded.tasks) {
       const rem = rems.get(t.pstree.pid);
       if (!rem) continue; // zombie
+      const tr = stages.get(t.pstree.pid)!;
       const table = fdTables.get(t.core.ids!.filesId)!;
       const th: Handles = { cryoPidfd: table.pidfd ?? h.cryoPidfd };
+      tr.h = th;
       if (table.pidfd === undefined) {
         // Sockets are made in the tree's network namespace.
         TreeNetns.within(netns, () => restoreFiles(rem, t, sh, th));
@@ -528,38 +528,32 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       }
       // As CRIU: locks come back only when asked for with --file-locks.
       if (opts.fileLocks) restoreLocks(rem, loaded.locks.filter((l) => l.pid === t.pstree.pid), (fd) => reownFile(t, fd, sh));
-      restoreFs(rem, t.fs, sh);
-      restoreTaskState(rem, t, sh);
-      // Its children exist now: what a fork must not copy.
-      restoreMemoryLate(rem, t, sh);
-      // Filters all threads had in common come from the leader, before the threads exist.
-      const shared = sharedFilters(t.core.threadCore, [...t.threadCores.values()].map((c) => c.threadCore), loaded.seccomp);
-      installFilters(rem, filterChain(t.core.threadCore, loaded.seccomp).slice(0, shared), loaded.seccomp);
+      restoreStage('files', tr);
+      restoreStage('task', tr);
       // Threads share everything just rebuilt; each then gets its own state.
-      const threads: Array<{ rem: Remote; core: CoreEntry; tid: number }> = [];
+      const threads: RestoredThread[] = [];
       for (const [tid, core] of t.threadCores) {
-        const tr = cloneTask(rem, tid, THREAD_FLAGS);
-        created.push(tr.pid);
-        cg?.enterThread(tr.pid, tid, cgSetOf(core), cgSetOf(t.core));
-        tr.borrowScratch(rem);
-        threads.push({ rem: tr, core, tid });
+        const thr = cloneTask(rem, tid, THREAD_FLAGS);
+        created.push(thr.pid);
+        cg?.enterThread(thr.pid, tid, cgSetOf(core), cgSetOf(t.core));
+        thr.borrowScratch(rem);
+        threads.push({ rem: thr, core, tid });
       }
       threads.push({ rem, core: t.core, tid: t.pstree.pid });
-      // After the threads: a timer may be aimed at one of them (SIGEV_THREAD_ID).
-      restoreTimers(rem, t.core.tc?.timers);
-      for (const x of threads) restoreThreadState(x.rem, t.pstree.pid, x.tid, x.core);
+      tr.threads = threads;
+      restoreStage('threads', tr);
       if (--table.left === 0) rem.call('close', NR.close, th.cryoPidfd);
-      // Filters before credentials: installing one needs root (or no_new_privs).
-      for (const x of threads) restoreSeccomp(x.rem, x.core.threadCore, loaded.seccomp, shared);
-      for (const x of threads) restoreThreadCreds(x.rem, x.core);
-      restoreAfterCreds(rem, t);
+      restoreStage('seccomp', tr);
+      restoreStage('creds', tr);
+      restoreStage('after-creds', tr);
+      restoreStage('final', tr);
       // The leader last: it owns the scratch memory the other threads borrow.
       for (const x of threads) {
         const ti = x.core.threadInfo!;
         // CRIU keeps the leader's mask in tc, each thread's in thread_core (when set).
         const tcore = x.core.threadCore;
         const mask = tcore && isFieldSet(tcore, ThreadCoreEntrySchema.field.blkSigset) ? tcore.blkSigset : x.core.tc?.blkSigset ?? 0n;
-        finals.push({ rem: x.rem, regs: entryToGpregs(ti.gpregs!), mask, xstate: entryToXstate(ti.fpregs!, readXstate(x.rem.pid)), last: rseqCsRestorer(x.core) });
+        finals.push({ rem: x.rem, regs: entryToGpregs(ti.gpregs!), mask, xstate: entryToXstate(ti.fpregs!, readXstate(x.rem.pid)), last: x.last });
       }
     }
     // Every mapping and fd is in place: seal the memfds, drop the ghost files and links,

@@ -5,6 +5,7 @@
 // what is wrong in it. The fd kinds check their own files.img entries (check()
 // in src/objects/files/); this file checks what ties the images together.
 import { RLIM_NLIMITS } from '../objects/rlimits.js';
+import { imagePersonality } from '../objects/prctl.js';
 import { readFileSync, statSync } from 'node:fs';
 import {
   CoreEntry_March, FdTypes, RegFileEntrySchema, ImageError, PagemapEntrySchema, PE_PARENT, PE_PRESENT, isFieldSet, isZombieState,
@@ -258,27 +259,6 @@ function checkTree(tasks: TaskImages[]): void {
     if (!p.threads.includes(p.pid)) throw bad(file, `task ${p.pid} is not among its own threads`);
     if (p.threads.includes(0)) throw bad(file, `task ${p.pid}: thread id 0 (only a zombie's thread is listed so)`);
   });
-}
-
-/** Personality flags (linux/personality.h: UNAME26 .. ADDR_LIMIT_3GB) and the persona types, PER_LINUX .. PER_HPUX. */
-const PER_FLAGS = 0x0ffe0000;
-const PER_MASK = 0xff;
-const PER_LAST = 0x10;
-const personalityOk = (v: number) => (v & PER_MASK) <= PER_LAST && (v & ~(PER_MASK | PER_FLAGS)) === 0;
-
-/**
- * The personality a core holds. CRIU 4.2 reads /proc/PID/personality, which is
- * hex, with atoi() (cr-dump.c), and never restores it: its 0x40000
- * (ADDR_NO_RANDOMIZE) is 40000 in the image, 0x9c40, no personality at all.
- * Such a value is read back as the hex digits it was; one that is no
- * personality either way is refused.
- */
-export function imagePersonality(v: number, file: string): number {
-  if (personalityOk(v)) return v;
-  const digits = String(v);
-  const hex = digits.length <= 8 ? parseInt(digits, 16) : NaN;
-  if (Number.isInteger(hex) && personalityOk(hex)) return hex;
-  throw bad(file, `personality 0x${v.toString(16)} is none the kernel knows (nor read as CRIU's atoi() of /proc's hex)`);
 }
 
 /** A core entry restore can use: x86_64, and for a live thread its registers and seccomp chain. */
