@@ -17,8 +17,8 @@ import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { buildTree, sharesFdTable, stopSignal } from './restore/tree.js';
 import { spawnSeed, startRoot, cloneTask, killAll } from './tracer/seed.js';
 import { restoreLocks } from './objects/files/locks.js';
-import { openFileEntry, reownFile, settleFiles } from './objects/files/fds.js';
-import type { Ghost } from './objects/files/kind.js';
+import { holdKindCleanups, loadKindImages, openFileEntry, reownFile, settleFiles } from './objects/files/fds.js';
+import { KindStore, type Ghost } from './objects/files/kind.js';
 import { inflightHomes } from './objects/files/inflight.js';
 import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
@@ -46,8 +46,8 @@ const THREAD_FLAGS = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.T
 
 interface Loaded {
   tasks: TaskImages[];
-  pipeData: Map<number, { data: Uint8Array; size: number }>;
-  fifoData: Map<number, { data: Uint8Array; size: number }>;
+  /** The fd kinds' side images (pipes-data, fifo-data ...), and later what they make. */
+  kinds: KindStore;
   remaps: Remaps;
   memfdInodes: MemfdInodeEntry[];
   memfdContents: Map<number, ShmemContents>;
@@ -109,14 +109,8 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
     };
   });
   const seccomp = dir.tryRead('seccomp')?.[0]?.seccompFilters ?? [];
-  const dataOf = (kind: 'pipesData' | 'fifoData') => {
-    const m = new Map<number, { data: Uint8Array; size: number }>();
-    for (const { msg, extra } of dir.exists(kind) ? dir.readEntries(kind) : []) {
-      const e = msg as { pipeId: number; size: number };
-      m.set(e.pipeId, { data: extra ?? new Uint8Array(), size: e.size });
-    }
-    return m;
-  };
+  const kinds = new KindStore();
+  loadKindImages(dir, kinds);
   // Deleted files: remap-fpath.img points reg-file entries at ghost files or links.
   const remapEntries = (dir.tryRead('remapFpath') ?? []).map(remapOf);
   const ghosts = new Map<number, Ghost>();
@@ -157,7 +151,7 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   }
   return {
     tcpStreams,
-    tasks, files, ttyInfos, ttyData, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), remaps, locks,
+    tasks, files, ttyInfos, ttyData, seccomp, kinds, remaps, locks,
     memfdInodes, memfdContents, skQueues, shmemShapes, shmemContents,
   };
 }
@@ -226,11 +220,6 @@ function shmemObjects(tasks: TaskImages[], memfdInodes: MemfdInodeEntry[]): { sh
 // The fds cryo held for the restore (never the --inherit-fd ones: they are the caller's).
 function closeAll(fds: Iterable<number>): void {
   for (const fd of fds) closeSync(fd);
-}
-
-/** Both ends of each pipe made (a FIFO's one fd once). */
-function closeHeldPipes(sh: RestoreShared): void {
-  closeAll(new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w])));
 }
 
 function closeHeldPtys(sh: RestoreShared): void {
@@ -385,8 +374,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     ttyData: loaded.ttyData,
     shellJob: opts.shellJob,
     orphanPtsMaster: opts.orphanPtsMaster && ctx.notify ? (fd) => ctx.notify!('orphan-pts-master', { fd }) : undefined,
-    pipeData: loaded.pipeData,
-    fifoData: loaded.fifoData,
+    kinds: loaded.kinds,
     remaps: loaded.remaps,
     memfds: new MemfdInodes(loaded.memfdInodes, loaded.memfdContents, (id) => sh.pagesFd(id), (shmid) => (sh.shmem.has(shmid) ? sh.shmem.fd(shmid) : undefined)),
     shmem: new ShmemObjects(loaded.shmemShapes, loaded.shmemContents, (id) => sh.pagesFd(id)),
@@ -397,7 +385,6 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     },
     deadPidfds: new Map(),
     spawnTemp: () => spawnSeed(0, false),
-    pipeEnds: new Map(),
     afterPlanted: new Set(),
     inflightAt: inflightHomes(loaded.tasks.map((t) => ({ pid: t.pstree.pid, fdinfo: t.fdinfo })), loaded.skQueues),
     unix: { queues: loaded.skQueues, extUnixSk: opts.extUnixSk, fds: new Map() },
@@ -433,7 +420,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   const pagesFds = new Map<number, number>();
   // What the kinds make in cryo as they go: pipes (both ends), pty pairs and held
   // terminals, unix sockets, pidfds of dead processes, memfds, shared memory.
-  cl.always('pipe ends held', () => closeHeldPipes(sh));
+  holdKindCleanups(sh.kinds, cl);
   cl.always('ptys held', () => closeHeldPtys(sh));
   cl.always("the fd of the tree's root", () => {
     if (sh.nsRoot !== undefined) closeSync(sh.nsRoot);

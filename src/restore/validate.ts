@@ -13,7 +13,7 @@ import {
   type FileEntry, type ImageDir, type InventoryEntry, type MemfdInodeEntry, type PagemapEntry, type SkPacketEntry, type TaskKobjIdsEntry,
   type TtyInfoEntry, type PstreeEntry, type SeccompFilter, SeccompFilterSchema, SeccompMode,
 } from '../images/index.js';
-import { hexId, type CheckFilesEnv } from '../objects/files/kind.js';
+import { hexId, type CheckFilesEnv, type KindStore } from '../objects/files/kind.js';
 import { checkFileEntries, fdKindName } from '../objects/files/fds.js';
 import { carriersOf, homeOf, queuedRights } from '../objects/files/inflight.js';
 import { hasPrivatePages } from '../objects/mm.js';
@@ -38,8 +38,7 @@ export interface ImagesToCheck {
   tasks: TaskImages[];
   files: Map<number, FileEntry>;
   ttyInfos: Map<number, TtyInfoEntry>;
-  pipeData: Map<number, { data: Uint8Array; size: number }>;
-  fifoData: Map<number, { data: Uint8Array; size: number }>;
+  kinds: KindStore;
   memfdInodes: MemfdInodeEntry[];
   memfdContents: Map<number, { pagesId: number; runs: PagemapEntry[] }>;
   skQueues: Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
@@ -361,7 +360,7 @@ export function validateImages(dir: ImageDir, im: ImagesToCheck, opts: CheckOpti
   }
   const carriers = carriersOf(queuedRights(im.skQueues));
   const env: CheckFilesEnv = {
-    files, ttyInfos: im.ttyInfos, memfdInodes, skQueues: im.skQueues, pipeData: im.pipeData, fifoData: im.fifoData,
+    files, ttyInfos: im.ttyInfos, memfdInodes, skQueues: im.skQueues, kinds: im.kinds,
     inherited: opts.inherited, extUnixSk: opts.extUnixSk,
     // A file in flight (an epoll in a socket's queue) is finished by its home task.
     fdsOf: (id) => homeOf(id, { holder: (x) => firstHolder.get(x), carriers }),
