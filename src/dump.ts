@@ -154,8 +154,6 @@ export async function runDump(ctx: Context): Promise<number> {
     closeUnix(st.files);
     if (st.files.unix?.queues.length) dir.write('skQueues', st.files.unix.queues);
     dir.write('files', peersFirst(st.files.entries));
-    if (st.files.ttyInfos.length) dir.write('ttyInfo', st.files.ttyInfos);
-    if (st.files.ttyData.length) dir.write('ttyData', st.files.ttyData);
     writeKindImages(dir, st.files);
     if (st.files.locks.length) dir.write('fileLocks', st.files.locks);
     if (st.files.remaps.length) dir.write('remapFpath', st.files.remaps);

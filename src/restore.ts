@@ -5,9 +5,9 @@ import { closeSync, existsSync, fstatSync, openSync, statSync, writeFileSync } f
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
-  ImageDir, ImageError, isZombieState, TASK_STOPPED, TtyType, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry, type UtsnsEntry,
+  ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry, type UtsnsEntry,
   type MemfdInodeEntry,
-  ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type TcpStreamEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
+  ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type TcpStreamEntry, type PagemapEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
 import { netlink, O, CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, SysError, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
@@ -57,8 +57,6 @@ interface Loaded {
   locks: FileLockEntry[];
   seccomp: SeccompFilter[];
   files: Map<number, FileEntry>;
-  ttyInfos: Map<number, TtyInfoEntry>;
-  ttyData: Map<number, Uint8Array>;
   skQueues: Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
   tcpStreams: Map<number, TcpStream>;
 }
@@ -77,14 +75,6 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   if (pstree.length === 0) throw new CryoError('pstree.img lists no task');
   checkPstree(pstree);
   const files = byId([...(dir.tryRead('files') ?? []), ...legacyFanotify(dir, deprecated)], 'files.img');
-  const ttyInfos = byId(dir.tryRead('ttyInfo') ?? [], 'tty-info.img');
-  const ttyData = new Map<number, Uint8Array>();
-  for (const d of dir.tryRead('ttyData') ?? []) {
-    const info = ttyInfos.get(d.ttyId);
-    if (!info || info.type !== TtyType.PTY) throw new ImageError('IMG_INVALID', 'tty-data.img', undefined, `data for terminal 0x${d.ttyId.toString(16)}, which is no pseudo-terminal of tty-info.img`);
-    if (ttyData.has(d.ttyId)) throw new ImageError('IMG_INVALID', 'tty-data.img', undefined, `two entries for terminal 0x${d.ttyId.toString(16)}`);
-    ttyData.set(d.ttyId, d.data);
-  }
   const tasks: TaskImages[] = pstree.map((p, i) => {
     const core = dir.readOne('core', p.pid);
     const threadCores = new Map<number, CoreEntry>();
@@ -151,7 +141,7 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   }
   return {
     tcpStreams,
-    tasks, files, ttyInfos, ttyData, seccomp, kinds, remaps, locks,
+    tasks, files, seccomp, kinds, remaps, locks,
     memfdInodes, memfdContents, skQueues, shmemShapes, shmemContents,
   };
 }
@@ -220,10 +210,6 @@ function shmemObjects(tasks: TaskImages[], memfdInodes: MemfdInodeEntry[]): { sh
 // The fds cryo held for the restore (never the --inherit-fd ones: they are the caller's).
 function closeAll(fds: Iterable<number>): void {
   for (const fd of fds) closeSync(fd);
-}
-
-function closeHeldPtys(sh: RestoreShared): void {
-  closeAll([...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]).concat([...sh.heldTtys.values()]));
 }
 
 /** What cryo cannot restore with the capabilities it runs with, said before anything is made. */
@@ -367,11 +353,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   const sh: RestoreShared = {
     kdat: ctx.kdat,
     inherited,
-    ptys: new Map(),
-    heldTtys: new Map(),
     files: loaded.files,
-    ttyInfos: loaded.ttyInfos,
-    ttyData: loaded.ttyData,
     shellJob: opts.shellJob,
     orphanPtsMaster: opts.orphanPtsMaster && ctx.notify ? (fd) => ctx.notify!('orphan-pts-master', { fd }) : undefined,
     kinds: loaded.kinds,
@@ -421,7 +403,6 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   // What the kinds make in cryo as they go: pipes (both ends), pty pairs and held
   // terminals, unix sockets, pidfds of dead processes, memfds, shared memory.
   holdKindCleanups(sh.kinds, cl);
-  cl.always('ptys held', () => closeHeldPtys(sh));
   cl.always("the fd of the tree's root", () => {
     if (sh.nsRoot !== undefined) closeSync(sh.nsRoot);
   });

@@ -9,7 +9,7 @@ import {
   VMA_ANON_SHARED, VMA_AREA_SYSVIPC, VMA_AREA_VDSO, type AioRingEntry, TASK_ALIVE, TASK_STOPPED, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86,
 } from '../images/index.js';
 import { parseStatus } from '../proc/stat.js';
-import type { Context, Logger } from '../context.js';
+import type { Context } from '../context.js';
 import { CryoError } from '../context.js';
 import { readVmas, vmaEntries, hasPrivatePages, guardEntries, membarrierMask } from '../objects/mm.js';
 import { scanPages, dumpPages, type FdBridge } from '../objects/pages.js';

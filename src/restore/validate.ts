@@ -11,7 +11,7 @@ import {
   CoreEntry_March, FdTypes, RegFileEntrySchema, ImageError, PagemapEntrySchema, PE_PARENT, PE_PRESENT, isFieldSet, isZombieState,
   VMA_AREA_MEMFD, VMA_AREA_VDSO, VMA_AREA_VSYSCALL, VMA_AREA_VVAR, VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_AREA_GUARD, VMA_AREA_AIORING,
   type FileEntry, type ImageDir, type InventoryEntry, type MemfdInodeEntry, type PagemapEntry, type SkPacketEntry, type TaskKobjIdsEntry,
-  type TtyInfoEntry, type PstreeEntry, type SeccompFilter, SeccompFilterSchema, SeccompMode,
+  type PstreeEntry, type SeccompFilter, SeccompFilterSchema, SeccompMode,
 } from '../images/index.js';
 import { hexId, type CheckFilesEnv, type KindStore } from '../objects/files/kind.js';
 import { checkFileEntries, fdKindName } from '../objects/files/fds.js';
@@ -37,7 +37,6 @@ const S_IFDIR = 0o040000;
 export interface ImagesToCheck {
   tasks: TaskImages[];
   files: Map<number, FileEntry>;
-  ttyInfos: Map<number, TtyInfoEntry>;
   kinds: KindStore;
   memfdInodes: MemfdInodeEntry[];
   memfdContents: Map<number, { pagesId: number; runs: PagemapEntry[] }>;
@@ -360,7 +359,7 @@ export function validateImages(dir: ImageDir, im: ImagesToCheck, opts: CheckOpti
   }
   const carriers = carriersOf(queuedRights(im.skQueues));
   const env: CheckFilesEnv = {
-    files, ttyInfos: im.ttyInfos, memfdInodes, skQueues: im.skQueues, kinds: im.kinds,
+    files, memfdInodes, skQueues: im.skQueues, kinds: im.kinds,
     inherited: opts.inherited, extUnixSk: opts.extUnixSk,
     // A file in flight (an epoll in a socket's queue) is finished by its home task.
     fdsOf: (id) => homeOf(id, { holder: (x) => firstHolder.get(x), carriers }),

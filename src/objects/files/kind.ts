@@ -1,6 +1,6 @@
 // What one kind of fd provides: recognise it, dump it, reopen it.
 import type { Stats } from 'node:fs';
-import { FdTypes, ImageError, type FileEntry, type ImageDir, type MemfdInodeEntry, type SkPacketEntry, type TtyInfoEntry } from '../../images/index.js';
+import { FdTypes, ImageError, type FileEntry, type ImageDir, type MemfdInodeEntry, type SkPacketEntry } from '../../images/index.js';
 import type { Cleanup } from '../../cleanup.js';
 import type { FdInfo } from '../../proc/fdinfo.js';
 import type { FileTable } from './table.js';
@@ -101,7 +101,6 @@ export interface RestoreFilesEnv {
   files: Map<number, FileEntry>;
   /** The tree's own mount namespace: an O_PATH fd of its root, which paths of the images are opened from. */
   nsRoot?: number;
-  ttyInfos: Map<number, TtyInfoEntry>;
   shellJob: boolean;
   /**
    * orphan_pts_master (RPC): a shell job's pty, whose master was outside the tree,
@@ -141,16 +140,6 @@ export interface RestoreFilesEnv {
   openId(id: number, task?: Remote): number;
   /** --inherit-fd: cryo's fd for each resource key ("pipe:[ID]", a path, "tty[RDEV:DEV]"). */
   inherited: Map<string, { fd: number; used: boolean }>;
-  /** Pseudo-terminal pairs recreated so far, by index. */
-  ptys: Map<number, PtyPair>;
-  /** tty-data.img: the bytes queued on each pty side, by its tty-info id. */
-  ttyData: Map<number, Uint8Array>;
-  /**
-   * Terminals cryo holds until the restore ends: devices (a virtual terminal...)
-   * opened to be a session's controlling terminal ("dev:INFO-ID"; the last close
-   * of a terminal takes it from its session) and hung-up pty slaves ("hung:FILE-ID").
-   */
-  heldTtys: Map<string, number>;
 }
 
 /** A pseudo-terminal pair recreated in cryo: its master and its slave fds, by file id. */
@@ -165,7 +154,6 @@ export interface PtyPair {
  */
 export interface CheckFilesEnv {
   files: Map<number, FileEntry>;
-  ttyInfos: Map<number, TtyInfoEntry>;
   /** memfd.img, by inode id. */
   memfdInodes: Map<number, MemfdInodeEntry>;
   /** The kinds' side images, as their loadImages read them. */
