@@ -152,7 +152,6 @@ export async function runDump(ctx: Context): Promise<number> {
     finishInet(st.files, dir);
     finishEpolls(st.files);
     closeUnix(st.files);
-    if (st.files.unix?.queues.length) dir.write('skQueues', st.files.unix.queues);
     dir.write('files', peersFirst(st.files.entries));
     writeKindImages(dir, st.files);
     if (st.files.locks.length) dir.write('fileLocks', st.files.locks);

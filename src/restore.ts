@@ -7,7 +7,7 @@ import { CryoError } from './context.js';
 import {
   ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry, type UtsnsEntry,
   type MemfdInodeEntry,
-  ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type TcpStreamEntry, type PagemapEntry, type CoreEntry, type SeccompFilter,
+  ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type TcpStreamEntry, type PagemapEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
 import { netlink, O, CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, SysError, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
@@ -20,6 +20,7 @@ import { restoreLocks } from './objects/files/locks.js';
 import { holdKindCleanups, loadKindImages, openFileEntry, reownFile, settleFiles } from './objects/files/fds.js';
 import { KindStore, type Ghost } from './objects/files/kind.js';
 import { inflightHomes } from './objects/files/inflight.js';
+import { skQueuesOf } from './objects/files/unix-restore.js';
 import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
 import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
@@ -57,7 +58,6 @@ interface Loaded {
   locks: FileLockEntry[];
   seccomp: SeccompFilter[];
   files: Map<number, FileEntry>;
-  skQueues: Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
   tcpStreams: Map<number, TcpStream>;
 }
 
@@ -118,13 +118,6 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   }
   const { shapes: shmemShapes, contents: shmemContents } = shmemObjects(tasks, memfdInodes);
   const locks = dir.tryRead('fileLocks') ?? [];
-  const skQueues = new Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>();
-  for (const { msg, extra } of dir.exists('skQueues') ? dir.readEntries('skQueues') : []) {
-    const m = msg as SkPacketEntry;
-    const l = skQueues.get(m.idFor) ?? [];
-    l.push({ msg: m, data: extra ?? new Uint8Array() });
-    skQueues.set(m.idFor, l);
-  }
   // Established TCP connections: one tcp-stream image each, by the socket's inode.
   const tcpStreams = new Map<number, TcpStream>();
   for (const f of files.values()) {
@@ -142,7 +135,7 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   return {
     tcpStreams,
     tasks, files, seccomp, kinds, remaps, locks,
-    memfdInodes, memfdContents, skQueues, shmemShapes, shmemContents,
+    memfdInodes, memfdContents, shmemShapes, shmemContents,
   };
 }
 
@@ -368,8 +361,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     deadPidfds: new Map(),
     spawnTemp: () => spawnSeed(0, false),
     afterPlanted: new Set(),
-    inflightAt: inflightHomes(loaded.tasks.map((t) => ({ pid: t.pstree.pid, fdinfo: t.fdinfo })), loaded.skQueues),
-    unix: { queues: loaded.skQueues, extUnixSk: opts.extUnixSk, fds: new Map() },
+    inflightAt: inflightHomes(loaded.tasks.map((t) => ({ pid: t.pstree.pid, fdinfo: t.fdinfo })), skQueuesOf(loaded.kinds)),
+    unix: { extUnixSk: opts.extUnixSk },
     tcpStreams: loaded.tcpStreams,
     tcpEstablished: opts.tcpEstablished,
     tcpClose: opts.tcpClose,
@@ -406,7 +399,6 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   cl.always("the fd of the tree's root", () => {
     if (sh.nsRoot !== undefined) closeSync(sh.nsRoot);
   });
-  cl.always('unix sockets held', () => closeAll(sh.unix.fds.values()));
   cl.always('pidfds of dead processes', () => closeAll([...sh.deadPidfds.values()].flatMap((m) => [...m.values()])));
   cl.always('memfds made', () => sh.memfds.close());
   cl.always('shared memory made', () => sh.shmem.close());

@@ -10,12 +10,13 @@ import { readFileSync, statSync } from 'node:fs';
 import {
   CoreEntry_March, FdTypes, RegFileEntrySchema, ImageError, PagemapEntrySchema, PE_PARENT, PE_PRESENT, isFieldSet, isZombieState,
   VMA_AREA_MEMFD, VMA_AREA_VDSO, VMA_AREA_VSYSCALL, VMA_AREA_VVAR, VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_AREA_GUARD, VMA_AREA_AIORING,
-  type FileEntry, type ImageDir, type InventoryEntry, type MemfdInodeEntry, type PagemapEntry, type SkPacketEntry, type TaskKobjIdsEntry,
+  type FileEntry, type ImageDir, type InventoryEntry, type MemfdInodeEntry, type PagemapEntry, type TaskKobjIdsEntry,
   type PstreeEntry, type SeccompFilter, SeccompFilterSchema, SeccompMode,
 } from '../images/index.js';
 import { hexId, type CheckFilesEnv, type KindStore } from '../objects/files/kind.js';
 import { checkFileEntries, fdKindName } from '../objects/files/fds.js';
 import { carriersOf, homeOf, queuedRights } from '../objects/files/inflight.js';
+import { skQueuesOf } from '../objects/files/unix-restore.js';
 import { hasPrivatePages } from '../objects/mm.js';
 import type { TaskImages } from './task.js';
 
@@ -40,7 +41,6 @@ export interface ImagesToCheck {
   kinds: KindStore;
   memfdInodes: MemfdInodeEntry[];
   memfdContents: Map<number, { pagesId: number; runs: PagemapEntry[] }>;
-  skQueues: Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
   seccomp: SeccompFilter[];
 }
 
@@ -357,9 +357,9 @@ export function validateImages(dir: ImageDir, im: ImagesToCheck, opts: CheckOpti
     const limit = ((m.size + PAGE - 1n) / PAGE) * PAGE;
     checkPagesFiles(dir, pagesUsers, f, c.pagesId, checkRuns(f, c.runs, limit, undefined, `the memfd's size ${m.size} in memfd.img`));
   }
-  const carriers = carriersOf(queuedRights(im.skQueues));
+  const carriers = carriersOf(queuedRights(skQueuesOf(im.kinds)));
   const env: CheckFilesEnv = {
-    files, memfdInodes, skQueues: im.skQueues, kinds: im.kinds,
+    files, memfdInodes, kinds: im.kinds,
     inherited: opts.inherited, extUnixSk: opts.extUnixSk,
     // A file in flight (an epoll in a socket's queue) is finished by its home task.
     fdsOf: (id) => homeOf(id, { holder: (x) => firstHolder.get(x), carriers }),

@@ -1,6 +1,6 @@
 // What one kind of fd provides: recognise it, dump it, reopen it.
 import type { Stats } from 'node:fs';
-import { FdTypes, ImageError, type FileEntry, type ImageDir, type MemfdInodeEntry, type SkPacketEntry } from '../../images/index.js';
+import { FdTypes, ImageError, type FileEntry, type ImageDir, type MemfdInodeEntry } from '../../images/index.js';
 import type { Cleanup } from '../../cleanup.js';
 import type { FdInfo } from '../../proc/fdinfo.js';
 import type { FileTable } from './table.js';
@@ -158,8 +158,6 @@ export interface CheckFilesEnv {
   memfdInodes: Map<number, MemfdInodeEntry>;
   /** The kinds' side images, as their loadImages read them. */
   kinds: KindStore;
-  /** sk-queues.img: the packets queued in each socket, by the socket's file id. */
-  skQueues: Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
   /** --inherit-fd keys given (without a leading slash). */
   inherited: ReadonlySet<string>;
   extUnixSk: boolean;
