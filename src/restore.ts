@@ -393,8 +393,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     },
   };
   const pagesFds = new Map<number, number>();
-  // What the kinds make in cryo as they go: pipes (both ends), pty pairs and held
-  // terminals, unix sockets, pidfds of dead processes, memfds, shared memory.
+  // What the kinds make in cryo as they go (each fd kind puts its own: pipe ends,
+  // pty pairs, unix sockets...); pidfds of dead processes, memfds, shared memory.
   holdKindCleanups(sh.kinds, cl);
   cl.always("the fd of the tree's root", () => {
     if (sh.nsRoot !== undefined) closeSync(sh.nsRoot);
