@@ -5,9 +5,10 @@ import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
   ImageDir, create, PstreeEntrySchema, InventoryEntrySchema, StatsEntrySchema, DumpStatsEntrySchema,
-  Lsmtype, SeccompEntrySchema, PipeDataEntrySchema, type TaskKobjIdsEntry, type DumpStatsEntry,
+  Lsmtype, SeccompEntrySchema, type TaskKobjIdsEntry, type DumpStatsEntry,
 } from './images/index.js';
 import { FileTable } from './objects/files/table.js';
+import { writeKindImages } from './objects/files/fds.js';
 import { runAction } from './actions.js';
 import { finishUnix, closeUnix, peersFirst } from './objects/files/unix.js';
 import { finishInet, releaseTcp } from './objects/files/inet.js';
@@ -154,15 +155,8 @@ export async function runDump(ctx: Context): Promise<number> {
     finishInet(st.files, dir);
     finishEpolls(st.files);
     closeUnix(st.files);
-    if (st.files.unix?.queues.length) dir.write('skQueues', st.files.unix.queues);
     dir.write('files', peersFirst(st.files.entries));
-    if (st.files.ttyInfos.length) dir.write('ttyInfo', st.files.ttyInfos);
-    if (st.files.ttyData.length) dir.write('ttyData', st.files.ttyData);
-    const pipeData = (l: typeof st.files.pipeData) => l.map((p) => ({
-      msg: create(PipeDataEntrySchema, { pipeId: p.pipeId, bytes: p.data.length, size: p.size }), extra: p.data,
-    }));
-    if (st.files.pipeData.length) dir.write('pipesData', pipeData(st.files.pipeData));
-    if (st.files.fifoData.length) dir.write('fifoData', pipeData(st.files.fifoData));
+    writeKindImages(dir, st.files);
     if (st.files.locks.length) dir.write('fileLocks', st.files.locks);
     if (st.files.remaps.length) dir.write('remapFpath', st.files.remaps);
     writeGhosts(dir, st.files, opts.ghostFiemap);

@@ -5,25 +5,22 @@ import { closeSync, existsSync, fstatSync, openSync, statSync, writeFileSync } f
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
-  ImageDir, ImageError, isZombieState, TASK_STOPPED, TtyType, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry, type UtsnsEntry,
+  ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry, type UtsnsEntry,
   type MemfdInodeEntry,
-  ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type TcpStreamEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
+  ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type TcpStreamEntry, type PagemapEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
 import { netlink, O, CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, SysError, EEXIST, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import type { MemIO } from './tracer/memio.js';
-import type { Ghost } from './objects/files/kind.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { buildTree, sharesFdTable, stopSignal } from './restore/tree.js';
 import { spawnSeed, startRoot, cloneTask, killAll } from './tracer/seed.js';
-import { restoreTimers } from './objects/timers.js';
-import { restoreThreadState, rseqCsRestorer } from './objects/thread-state.js';
-import { restoreFs } from './objects/fs.js';
-import { filterChain, installFilters, restoreSeccomp, sharedFilters } from './objects/seccomp.js';
 import { restoreLocks } from './objects/files/locks.js';
-import { openFileEntry, reownFile, settleFiles } from './objects/files/fds.js';
+import { holdKindCleanups, loadKindImages, openFileEntry, reownFile, settleFiles } from './objects/files/fds.js';
+import { KindStore, type Ghost } from './objects/files/kind.js';
 import { inflightHomes } from './objects/files/inflight.js';
+import { skQueuesOf } from './objects/files/unix-restore.js';
 import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
 import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
@@ -42,18 +39,16 @@ import { readGhostImage } from './objects/files/ghost.js';
 import { MemfdInodes } from './objects/files/memfd.js';
 import { ShmemObjects, type ShmemContents, type ShmemShape } from './objects/shmem.js';
 import { FI, faultInjected, injectFailure } from './fault.js';
-import {
-  restoreMemory, restoreMemoryLate, restoreFiles, restoreTaskState, restoreThreadCreds, restoreAfterCreds,
-  type TaskImages, type RestoreShared, type Handles,
-} from './restore/task.js';
+import { restoreMemory, restoreFiles, type TaskImages, type RestoreShared, type Handles } from './restore/task.js';
+import { restoreStage, type RestoredThread, type TaskRestore } from './objects/task-state.js';
 
 /** The flags glibc's pthread_create passes to clone. */
 const THREAD_FLAGS = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM;
 
 interface Loaded {
   tasks: TaskImages[];
-  pipeData: Map<number, { data: Uint8Array; size: number }>;
-  fifoData: Map<number, { data: Uint8Array; size: number }>;
+  /** The fd kinds' side images (pipes-data, fifo-data ...), and later what they make. */
+  kinds: KindStore;
   remaps: Remaps;
   memfdInodes: MemfdInodeEntry[];
   memfdContents: Map<number, ShmemContents>;
@@ -63,9 +58,6 @@ interface Loaded {
   locks: FileLockEntry[];
   seccomp: SeccompFilter[];
   files: Map<number, FileEntry>;
-  ttyInfos: Map<number, TtyInfoEntry>;
-  ttyData: Map<number, Uint8Array>;
-  skQueues: Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
   tcpStreams: Map<number, TcpStream>;
 }
 
@@ -83,14 +75,6 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   if (pstree.length === 0) throw new CryoError('pstree.img lists no task');
   checkPstree(pstree);
   const files = byId([...(dir.tryRead('files') ?? []), ...legacyFanotify(dir, deprecated)], 'files.img');
-  const ttyInfos = byId(dir.tryRead('ttyInfo') ?? [], 'tty-info.img');
-  const ttyData = new Map<number, Uint8Array>();
-  for (const d of dir.tryRead('ttyData') ?? []) {
-    const info = ttyInfos.get(d.ttyId);
-    if (!info || info.type !== TtyType.PTY) throw new ImageError('IMG_INVALID', 'tty-data.img', undefined, `data for terminal 0x${d.ttyId.toString(16)}, which is no pseudo-terminal of tty-info.img`);
-    if (ttyData.has(d.ttyId)) throw new ImageError('IMG_INVALID', 'tty-data.img', undefined, `two entries for terminal 0x${d.ttyId.toString(16)}`);
-    ttyData.set(d.ttyId, d.data);
-  }
   const tasks: TaskImages[] = pstree.map((p, i) => {
     const core = dir.readOne('core', p.pid);
     const threadCores = new Map<number, CoreEntry>();
@@ -115,14 +99,8 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
     };
   });
   const seccomp = dir.tryRead('seccomp')?.[0]?.seccompFilters ?? [];
-  const dataOf = (kind: 'pipesData' | 'fifoData') => {
-    const m = new Map<number, { data: Uint8Array; size: number }>();
-    for (const { msg, extra } of dir.exists(kind) ? dir.readEntries(kind) : []) {
-      const e = msg as { pipeId: number; size: number };
-      m.set(e.pipeId, { data: extra ?? new Uint8Array(), size: e.size });
-    }
-    return m;
-  };
+  const kinds = new KindStore();
+  loadKindImages(dir, kinds);
   // Deleted files: remap-fpath.img points reg-file entries at ghost files or links.
   const remapEntries = (dir.tryRead('remapFpath') ?? []).map(remapOf);
   const ghosts = new Map<number, Ghost>();
@@ -140,13 +118,6 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   }
   const { shapes: shmemShapes, contents: shmemContents } = shmemObjects(tasks, memfdInodes);
   const locks = dir.tryRead('fileLocks') ?? [];
-  const skQueues = new Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>();
-  for (const { msg, extra } of dir.exists('skQueues') ? dir.readEntries('skQueues') : []) {
-    const m = msg as SkPacketEntry;
-    const l = skQueues.get(m.idFor) ?? [];
-    l.push({ msg: m, data: extra ?? new Uint8Array() });
-    skQueues.set(m.idFor, l);
-  }
   // Established TCP connections: one tcp-stream image each, by the socket's inode.
   const tcpStreams = new Map<number, TcpStream>();
   for (const f of files.values()) {
@@ -163,8 +134,8 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   }
   return {
     tcpStreams,
-    tasks, files, ttyInfos, ttyData, seccomp, pipeData: dataOf('pipesData'), fifoData: dataOf('fifoData'), remaps, locks,
-    memfdInodes, memfdContents, skQueues, shmemShapes, shmemContents,
+    tasks, files, seccomp, kinds, remaps, locks,
+    memfdInodes, memfdContents, shmemShapes, shmemContents,
   };
 }
 
@@ -232,15 +203,6 @@ function shmemObjects(tasks: TaskImages[], memfdInodes: MemfdInodeEntry[]): { sh
 // The fds cryo held for the restore (never the --inherit-fd ones: they are the caller's).
 function closeAll(fds: Iterable<number>): void {
   for (const fd of fds) closeSync(fd);
-}
-
-/** Both ends of each pipe made (a FIFO's one fd once). */
-function closeHeldPipes(sh: RestoreShared): void {
-  closeAll(new Set([...sh.pipeEnds.values()].flatMap((e) => [e.r, e.w])));
-}
-
-function closeHeldPtys(sh: RestoreShared): void {
-  closeAll([...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]).concat([...sh.heldTtys.values()]));
 }
 
 /** What cryo cannot restore with the capabilities it runs with, said before anything is made. */
@@ -384,15 +346,10 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   const sh: RestoreShared = {
     kdat: ctx.kdat,
     inherited,
-    ptys: new Map(),
-    heldTtys: new Map(),
     files: loaded.files,
-    ttyInfos: loaded.ttyInfos,
-    ttyData: loaded.ttyData,
     shellJob: opts.shellJob,
     orphanPtsMaster: opts.orphanPtsMaster && ctx.notify ? (fd) => ctx.notify!('orphan-pts-master', { fd }) : undefined,
-    pipeData: loaded.pipeData,
-    fifoData: loaded.fifoData,
+    kinds: loaded.kinds,
     remaps: loaded.remaps,
     memfds: new MemfdInodes(loaded.memfdInodes, loaded.memfdContents, (id) => sh.pagesFd(id), (shmid) => (sh.shmem.has(shmid) ? sh.shmem.fd(shmid) : undefined)),
     shmem: new ShmemObjects(loaded.shmemShapes, loaded.shmemContents, (id) => sh.pagesFd(id)),
@@ -403,10 +360,9 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     },
     deadPidfds: new Map(),
     spawnTemp: () => spawnSeed(0, false),
-    pipeEnds: new Map(),
     afterPlanted: new Set(),
-    inflightAt: inflightHomes(loaded.tasks.map((t) => ({ pid: t.pstree.pid, fdinfo: t.fdinfo })), loaded.skQueues),
-    unix: { queues: loaded.skQueues, extUnixSk: opts.extUnixSk, fds: new Map() },
+    inflightAt: inflightHomes(loaded.tasks.map((t) => ({ pid: t.pstree.pid, fdinfo: t.fdinfo })), skQueuesOf(loaded.kinds)),
+    unix: { extUnixSk: opts.extUnixSk },
     tcpStreams: loaded.tcpStreams,
     tcpEstablished: opts.tcpEstablished,
     tcpClose: opts.tcpClose,
@@ -437,14 +393,12 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     },
   };
   const pagesFds = new Map<number, number>();
-  // What the kinds make in cryo as they go: pipes (both ends), pty pairs and held
-  // terminals, unix sockets, pidfds of dead processes, memfds, shared memory.
-  cl.always('pipe ends held', () => closeHeldPipes(sh));
-  cl.always('ptys held', () => closeHeldPtys(sh));
+  // What the kinds make in cryo as they go (each fd kind puts its own: pipe ends,
+  // pty pairs, unix sockets...); pidfds of dead processes, memfds, shared memory.
+  holdKindCleanups(sh.kinds, cl);
   cl.always("the fd of the tree's root", () => {
     if (sh.nsRoot !== undefined) closeSync(sh.nsRoot);
   });
-  cl.always('unix sockets held', () => closeAll(sh.unix.fds.values()));
   cl.always('pidfds of dead processes', () => closeAll([...sh.deadPidfds.values()].flatMap((m) => [...m.values()])));
   cl.always('memfds made', () => sh.memfds.close());
   cl.always('shared memory made', () => sh.shmem.close());
@@ -498,11 +452,15 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     }
     // Each task's memory before it forks its children: they get it from it, shared copy-on-write.
     const byPid = new Map(loaded.tasks.map((t) => [t.pstree.pid, t]));
+    const stages = new Map<number, TaskRestore>();
     buildTree(loaded.tasks, rems, created, log, (rem, sid) => restoreCtty(rem, sid, sh, h.cryoPidfd),
       (rem, c, p) => cg?.enterTask(rem.pid, c.pstree.pid, cgSetOf(c.core), cgSetOf(p.core)),
       (rem, t) => {
         const img = byPid.get(t.pstree.pid)!;
-        pagesRestored += restoreMemory(rem, img, sh, { cryoPidfd: h.cryoPidfd }, t === loaded.tasks[0] ? undefined : byPid.get(t.pstree.ppid));
+        const tr: TaskRestore = { rem, img, sh, h: { cryoPidfd: h.cryoPidfd }, threads: [], filters: loaded.seccomp, sharedFilters: 0 };
+        stages.set(t.pstree.pid, tr);
+        pagesRestored += restoreMemory(rem, img, sh, tr.h, t === loaded.tasks[0] ? undefined : byPid.get(t.pstree.ppid));
+        restoreStage('memory', tr);
       });
     forkingUs = Math.round((performance.now() - tFork) * 1000);
     restoreTtyPgrps(rems, sh, h.cryoPidfd);
@@ -519,8 +477,10 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     for (const t of loaded.tasks) {
       const rem = rems.get(t.pstree.pid);
       if (!rem) continue; // zombie
+      const tr = stages.get(t.pstree.pid)!;
       const table = fdTables.get(t.core.ids!.filesId)!;
       const th: Handles = { cryoPidfd: table.pidfd ?? h.cryoPidfd };
+      tr.h = th;
       if (table.pidfd === undefined) {
         // Sockets are made in the tree's network namespace.
         TreeNetns.within(netns, () => restoreFiles(rem, t, sh, th));
@@ -528,38 +488,32 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       }
       // As CRIU: locks come back only when asked for with --file-locks.
       if (opts.fileLocks) restoreLocks(rem, loaded.locks.filter((l) => l.pid === t.pstree.pid), (fd) => reownFile(t, fd, sh));
-      restoreFs(rem, t.fs, sh);
-      restoreTaskState(rem, t, sh);
-      // Its children exist now: what a fork must not copy.
-      restoreMemoryLate(rem, t, sh);
-      // Filters all threads had in common come from the leader, before the threads exist.
-      const shared = sharedFilters(t.core.threadCore, [...t.threadCores.values()].map((c) => c.threadCore), loaded.seccomp);
-      installFilters(rem, filterChain(t.core.threadCore, loaded.seccomp).slice(0, shared), loaded.seccomp);
+      restoreStage('files', tr);
+      restoreStage('task', tr);
       // Threads share everything just rebuilt; each then gets its own state.
-      const threads: Array<{ rem: Remote; core: CoreEntry; tid: number }> = [];
+      const threads: RestoredThread[] = [];
       for (const [tid, core] of t.threadCores) {
-        const tr = cloneTask(rem, tid, THREAD_FLAGS);
-        created.push(tr.pid);
-        cg?.enterThread(tr.pid, tid, cgSetOf(core), cgSetOf(t.core));
-        tr.borrowScratch(rem);
-        threads.push({ rem: tr, core, tid });
+        const thr = cloneTask(rem, tid, THREAD_FLAGS);
+        created.push(thr.pid);
+        cg?.enterThread(thr.pid, tid, cgSetOf(core), cgSetOf(t.core));
+        thr.borrowScratch(rem);
+        threads.push({ rem: thr, core, tid });
       }
       threads.push({ rem, core: t.core, tid: t.pstree.pid });
-      // After the threads: a timer may be aimed at one of them (SIGEV_THREAD_ID).
-      restoreTimers(rem, t.core.tc?.timers);
-      for (const x of threads) restoreThreadState(x.rem, t.pstree.pid, x.tid, x.core);
+      tr.threads = threads;
+      restoreStage('threads', tr);
       if (--table.left === 0) rem.call('close', NR.close, th.cryoPidfd);
-      // Filters before credentials: installing one needs root (or no_new_privs).
-      for (const x of threads) restoreSeccomp(x.rem, x.core.threadCore, loaded.seccomp, shared);
-      for (const x of threads) restoreThreadCreds(x.rem, x.core);
-      restoreAfterCreds(rem, t);
+      restoreStage('seccomp', tr);
+      restoreStage('creds', tr);
+      restoreStage('after-creds', tr);
+      restoreStage('final', tr);
       // The leader last: it owns the scratch memory the other threads borrow.
       for (const x of threads) {
         const ti = x.core.threadInfo!;
         // CRIU keeps the leader's mask in tc, each thread's in thread_core (when set).
         const tcore = x.core.threadCore;
         const mask = tcore && isFieldSet(tcore, ThreadCoreEntrySchema.field.blkSigset) ? tcore.blkSigset : x.core.tc?.blkSigset ?? 0n;
-        finals.push({ rem: x.rem, regs: entryToGpregs(ti.gpregs!), mask, xstate: entryToXstate(ti.fpregs!, readXstate(x.rem.pid)), last: rseqCsRestorer(x.core) });
+        finals.push({ rem: x.rem, regs: entryToGpregs(ti.gpregs!), mask, xstate: entryToXstate(ti.fpregs!, readXstate(x.rem.pid)), last: x.last });
       }
     }
     // Every mapping and fd is in place: seal the memfds, drop the ghost files and links,

@@ -4,22 +4,17 @@ import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync } 
 import { NR, PR, kcmp, KCMP, O } from '../sys/index.js';
 import {
   create, type ImageDir, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, ThreadCoreEntrySchema,
-  TaskKobjIdsEntrySchema, TaskRlimitsEntrySchema,
+  TaskKobjIdsEntrySchema,
   MmEntrySchema, PagemapHeadSchema, PagemapEntrySchema,
-  VMA_ANON_SHARED, VMA_AREA_SYSVIPC, VMA_AREA_VDSO, type AioRingEntry, TASK_ALIVE, TASK_STOPPED, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86, type ThreadCoreEntry,
+  VMA_ANON_SHARED, VMA_AREA_SYSVIPC, VMA_AREA_VDSO, type AioRingEntry, TASK_ALIVE, TASK_STOPPED, PE_PRESENT, type TaskKobjIdsEntry, type CoreEntry, type ThreadInfoX86,
 } from '../images/index.js';
 import { parseStatus } from '../proc/stat.js';
-import type { Context, Logger } from '../context.js';
+import type { Context } from '../context.js';
 import { CryoError } from '../context.js';
 import { readVmas, vmaEntries, hasPrivatePages, guardEntries, membarrierMask } from '../objects/mm.js';
 import { scanPages, dumpPages, type FdBridge } from '../objects/pages.js';
 import { threadInfo, readXstate, readTls } from '../objects/regs.js';
 import { restartAdjusted, RemoteError, type Remote } from '../tracer/remote.js';
-import { dumpSigactions } from '../objects/sigactions.js';
-import { dumpCreds, dumpLoginuid } from '../objects/creds.js';
-import { dumpPending } from '../objects/signals.js';
-import { dumpTimers } from '../objects/timers.js';
-import { readSeccomp, seccompFields, type SeccompTable, type ThreadSeccomp } from '../objects/seccomp.js';
 import { dumpFds, dumpLocks } from '../objects/files/fds.js';
 import type { FileTable } from '../objects/files/table.js';
 import type { Irmap } from '../objects/files/irmap.js';
@@ -29,11 +24,10 @@ import { isMemfdLink, writeShmemObject } from '../objects/files/memfd.js';
 import { checkAttachments } from '../objects/ipcns.js';
 import type { CgroupDump } from '../objects/cgroup.js';
 import { takeRemote, takeThreadRemote, type FrozenTask } from './freeze.js';
-import { dumpRlimits } from '../objects/rlimits.js';
-import { dumpRseq, dumpThreadState, type RseqState } from '../objects/thread-state.js';
-import { dumpFs } from '../objects/fs.js';
-import { dumpProcessMisc } from '../objects/prctl.js';
 import { FI, injectFailure } from '../fault.js';
+import type { SeccompTable } from '../objects/seccomp.js';
+import { dumpRseq, type RseqState } from '../objects/thread-state.js';
+import { TASK_STATE, type TaskDump, type ThreadDump } from '../objects/task-state.js';
 
 /** State shared by all tasks of one dump. */
 /** The page counters of stats-dump, as CRIU keeps them: private pages, then shared memory (shmem, memfds). */
@@ -143,25 +137,20 @@ function makeBridge(rem: Remote): FdBridge & { done(): void } {
   };
 }
 
-/** Per-thread state: registers, masks, pending signals, rseq, robust list, creds. */
-function dumpThread(t: FrozenTask, tid: number, rseq: RseqState, st: DumpState, log: Logger): { ti: ThreadInfoX86; tcore: ThreadCoreEntry; rem: Remote; seccomp: ThreadSeccomp } {
+/** One thread: the table's parts of its core entry, then its registers. */
+function dumpThread(t: FrozenTask, tid: number, rseq: RseqState, d: TaskDump): { ti: ThreadInfoX86; th: ThreadDump; rem: Remote } {
   const rem = takeThreadRemote(t, tid);
   if (rseq.abortIp !== undefined) rem.saved.set('ip', rseq.abortIp);
   const scratch = rem.scratch(4096);
   const readU64 = (off: number) => rem.mem.read(scratch + BigInt(off), 8).readBigUInt64LE(0);
   const status = parseStatus(readFileSync(`/proc/${t.pid}/task/${tid}/status`, 'utf8'));
-
-  const state = dumpThreadState(rem, t.pid, tid, scratch, rseq);
+  const th: ThreadDump = { rem, pid: t.pid, tid, scratch, status, rseq, tcore: {} };
+  for (const m of TASK_STATE) m.dumpThread?.(d, th);
   // Registers: the image holds them as the thread must resume (syscall restart applied).
   const regs = restartAdjusted(rem.saved);
   rem.call('prctl(PR_GET_TID_ADDRESS)', NR.prctl, PR.GET_TID_ADDRESS, scratch);
   const ti = threadInfo(regs, readXstate(tid), readU64(0), readTls(tid));
-  const tcore = create(ThreadCoreEntrySchema, {
-    ...state,
-    blkSigset: rem.savedSigmask, creds: dumpCreds(status, rem), signalsP: dumpPending(tid, false),
-    ...st.cgroups.threadField(t.pid, tid),
-  });
-  return { ti, tcore, rem, seccomp: readSeccomp(tid, status) };
+  return { ti, th, rem };
 }
 
 export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKobjIdsEntry): void {
@@ -175,42 +164,38 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const rem = takeRemote(t);
   const scratch = rem.scratch(4096);
 
-  const misc = dumpProcessMisc(rem, pid, scratch);
+  const d: TaskDump = { rem, pid, vpid: t.ns.pid, scratch, status, nsTids: t.ns.tids, dir: st.dir, seccomp: st.seccomp, tc: {}, mm: {} };
+  for (const m of TASK_STATE) m.dumpTask?.(d);
   const brk = rem.call('brk', NR.brk, 0);
-  const rlimits = dumpRlimits(rem, scratch);
-  const timers = dumpTimers(rem, pid, t.ns.tids);
-  const sigactions = dumpSigactions(rem);
   const membarriers = membarrierMask(rem);
   const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
-  const loginuid = dumpLoginuid(pid);
   const stat = t.stat;
 
-  const dumped = t.threads.map((tid) => ({ tid, th: dumpThread(t, tid, rseqs.get(tid)!, st, log) }));
+  const dumped = t.threads.map((tid) => dumpThread(t, tid, rseqs.get(tid)!, d));
   // The leader first: CRIU's layout of seccomp filters is one of the whole process.
-  dumped.sort((a, b) => Number(b.tid === pid) - Number(a.tid === pid));
-  const seccomp = seccompFields(dumped.map((d) => d.th.seccomp), st.seccomp);
-  dumped.forEach((d, i) => Object.assign(d.th.tcore, seccomp[i]));
-  for (const { tid, th } of dumped) {
+  dumped.sort((a, b) => Number(b.th.tid === pid) - Number(a.th.tid === pid));
+  for (const m of TASK_STATE) m.dumpThreads?.(d, dumped.map((x) => x.th));
+  for (const { ti, th, rem: trem } of dumped) {
+    const tid = th.tid;
+    const tcore = create(ThreadCoreEntrySchema, { ...th.tcore, blkSigset: trem.savedSigmask, ...st.cgroups.threadField(pid, tid) });
     const core: CoreEntry = tid === pid
       ? create(CoreEntrySchema, {
           mtype: CoreEntry_March.X86_64,
-          threadInfo: th.ti,
+          threadInfo: ti,
           tc: create(TaskCoreEntrySchema, {
+            ...d.tc,
             // A task stopped by job control stays stopped after restore (CRIU: stop_signo).
-            taskState: t.stopSig ? TASK_STOPPED : TASK_ALIVE, exitCode: 0, personality: misc.personality, flags: stat.flags,
-            blkSigset: th.rem.savedSigmask, ...(t.stopSig ? { stopSigno: t.stopSig } : {}),
-            comm, timers, rlimits: create(TaskRlimitsEntrySchema, { rlimits }), sigactions,
-            childSubreaper: misc.childSubreaper, signalsS: dumpPending(pid, true),
+            taskState: t.stopSig ? TASK_STOPPED : TASK_ALIVE, exitCode: 0, flags: stat.flags,
+            blkSigset: trem.savedSigmask, ...(t.stopSig ? { stopSigno: t.stopSig } : {}),
+            comm,
             // Also where CRIU before 3.18 looks for the set (4.x reads thread_core's).
-            ...(th.tcore.cgSet ? { cgSet: th.tcore.cgSet } : {}),
-            oomScoreAdj: misc.oomScoreAdj,
-            ...(loginuid !== undefined ? { loginuid } : {}),
+            ...(tcore.cgSet ? { cgSet: tcore.cgSet } : {}),
             ...(membarriers ? { membarrierRegistrationMask: membarriers } : {}),
           }),
           ids,
-          threadCore: th.tcore,
+          threadCore: tcore,
         })
-      : create(CoreEntrySchema, { mtype: CoreEntry_March.X86_64, threadInfo: th.ti, threadCore: th.tcore });
+      : create(CoreEntrySchema, { mtype: CoreEntry_March.X86_64, threadInfo: ti, threadCore: tcore });
     st.dir.write('core', [core], t.ns.tids.get(tid) ?? tid);
   }
   // CRIU reads a task's ids from ids-PID.img, not from the core.
@@ -227,7 +212,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const shared = [...st.fdTables].some(([p, id]) => p !== pid && id === ids.filesId);
   const fdinfos = shared ? dumpLocks(pid, env) : dumpFds(pid, env);
   if (!shared) st.dir.write('fdinfo', fdinfos, ids.filesId);
-  st.dir.write('fs', [dumpFs(pid, status, env)], t.ns.pid);
+  for (const m of TASK_STATE) m.dumpFiles?.(d, env);
 
   // Memory.
   const heap = { start: stat.startBrk, end: brk };
@@ -254,7 +239,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
     mmStartCode: stat.startCode, mmEndCode: stat.endCode, mmStartData: stat.startData, mmEndData: stat.endData,
     mmStartStack: stat.startStack, mmStartBrk: stat.startBrk, mmBrk: brk, mmArgStart: stat.argStart,
     mmArgEnd: stat.argEnd, mmEnvStart: stat.envStart, mmEnvEnd: stat.envEnd, exeFileId: exeId,
-    mmSavedAuxv: auxv, vmas: [...vmaList, ...guardEntries(pid)], dumpable: misc.dumpable, thpDisabled: misc.thpDisabled, aios,
+    mmSavedAuxv: auxv, vmas: [...vmaList, ...guardEntries(pid)], ...d.mm, aios,
   });
   st.dir.write('mm', [mm], t.ns.pid);
 

@@ -2,10 +2,11 @@
 import { readFileSync } from 'node:fs';
 import { AT_FDCWD, NR, O, PR, PR_CAP_AMBIENT_OP, errnoName } from '../sys/index.js';
 import { CryoError } from '../context.js';
-import { create, CredsEntrySchema, type CredsEntry } from '../images/index.js';
+import { create, CredsEntrySchema, isFieldSet, TaskCoreEntrySchema, type CoreEntry, type CredsEntry } from '../images/index.js';
 import { parseIds, parseStatus } from '../proc/stat.js';
 import type { Remote } from '../tracer/remote.js';
 import { capUserHeader, encodeCapData, LINUX_CAPABILITY_VERSION_3 } from '../abi/index.js';
+import type { TaskStateModule } from './task-state.js';
 
 
 function capWords(hex: string | undefined): number[] {
@@ -118,3 +119,35 @@ export function restoreLoginuid(rem: Remote, pid: number, want: number | undefin
     rem.call('close', NR.close, fd);
   }
 }
+
+/** Credentials last: after them the thread may no longer be allowed to rebuild anything. */
+export function restoreThreadCreds(rem: Remote, core: CoreEntry): void {
+  const c = core.threadCore?.creds;
+  if (!c) return;
+  restoreCreds(rem, c);
+  if (c.noNewPrivs) rem.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  // Per thread, and after the credentials: changing them clears it (thread-state.ts dumps it).
+  const pdeath = core.threadCore?.pdeathSig;
+  if (pdeath) rem.call('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, pdeath);
+}
+
+export const credsModule: TaskStateModule = {
+  name: 'creds',
+  dumpTask(d) {
+    const loginuid = dumpLoginuid(d.pid);
+    if (loginuid !== undefined) d.tc.loginuid = loginuid;
+  },
+  dumpThread(_d, t) {
+    t.tcore.creds = dumpCreds(t.status, t.rem);
+  },
+  restore: {
+    // Before the threads are made (they inherit it) and while the task is still root.
+    task: (t) => {
+      const tc = t.img.core.tc!;
+      restoreLoginuid(t.rem, t.img.pstree.pid, isFieldSet(tc, TaskCoreEntrySchema.field.loginuid) ? tc.loginuid : undefined);
+    },
+    creds: (t) => {
+      for (const x of t.threads) restoreThreadCreds(x.rem, x.core);
+    },
+  },
+};

@@ -7,6 +7,7 @@ import { create, FsEntrySchema, type FsEntry } from '../images/index.js';
 import type { Remote } from '../tracer/remote.js';
 import type { RegDumpEnv, RestoreFilesEnv } from './files/kind.js';
 import { dumpRegFile } from './files/reg.js';
+import type { TaskStateModule } from './task-state.js';
 
 /** `status`: the task's /proc/PID/status fields. */
 export function dumpFs(pid: number, status: Map<string, string>, env: RegDumpEnv): FsEntry {
@@ -32,3 +33,14 @@ export function restoreFs(rem: Remote, fs: FsEntry | undefined, sh: Pick<Restore
   if (root && root !== '/') rem.call(`chroot(${root})`, NR.chroot, rem.put(Buffer.from(root + '\0')));
   if (fs.umask !== undefined) rem.call('umask', NR.umask, fs.umask);
 }
+
+export const fsModule: TaskStateModule = {
+  name: 'fs',
+  dumpFiles(d, env) {
+    d.dir.write('fs', [dumpFs(d.pid, d.status, env)], d.vpid);
+  },
+  restore: {
+    // After the fd table: its paths are opened as the task's files are.
+    files: (t) => restoreFs(t.rem, t.img.fs, t.sh),
+  },
+};

@@ -8,12 +8,14 @@ import { MAP, MAP_HUGE_MASK, PROT, MADV, MREMAP, NR, O, PR, PR_SET_MM_MAP } from
 import type { Remote } from '../tracer/remote.js';
 import { prctlMmMap } from '../abi/index.js';
 import {
-  type VmaEntry, type MmEntry, VmaEntrySchema, isFieldSet, VMA_AREA_SYSVIPC,
+  type VmaEntry, type MmEntry, type PagemapEntry, PagemapEntrySchema, VmaEntrySchema, isFieldSet, VMA_AREA_SYSVIPC,
   VMA_AREA_REGULAR, VMA_AREA_VSYSCALL, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_AIORING, VMA_AREA_GUARD,
   VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_ANON_SHARED, VMA_ANON_PRIVATE, VMA_AREA_MEMFD,
 } from '../images/index.js';
 import { restoreAioRing } from './aio.js';
 import { attachSegment } from './ipcns.js';
+import type { TaskImages, RestoreShared, TaskStateModule } from './task-state.js';
+import { readSync } from 'node:fs';
 
 export type Range = [bigint, bigint];
 
@@ -238,3 +240,55 @@ export function setMmMap(rem: Remote, mm: MmEntry, exeFd: bigint): void {
   });
   rem.call('prctl(PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR_SET_MM_MAP, rem.put(m), prctlMmMap.size);
 }
+
+/** Pages in a pagemap entry: nr_pages (CRIU 3.16+), else the old 32-bit field. */
+export function runPages(r: PagemapEntry): number {
+  return Number(isFieldSet(r, PagemapEntrySchema.field.nrPages) ? r.nrPages : BigInt(r.compatNrPages));
+}
+
+/**
+ * The rest of the address space, once the task's children exist (they are forked
+ * from it): madvise bits, locks, AIO rings, guard regions; membarrier registrations.
+ */
+function restoreMemoryLate(rem: Remote, img: TaskImages, sh: Pick<RestoreShared, 'pagesFd'>): void {
+  const mm = img.mm;
+  if (!mm) return;
+  finishMemory(rem, mm, (start, len) => aioPages(img, sh, start, len));
+  const mask = img.core.tc?.membarrierRegistrationMask ?? 0;
+  for (let b = 0; b < 32; b++) {
+    if (mask & (1 << b)) rem.call(`membarrier(0x${(1 << b).toString(16)})`, NR.membarrier, 1 << b, 0, 0);
+  }
+}
+
+/** The dumped pages of [start, start + len), from the task's pages file (an AIO ring's: all present). */
+function aioPages(img: TaskImages, sh: Pick<RestoreShared, 'pagesFd'>, start: bigint, len: number): Buffer {
+  const out = Buffer.alloc(len);
+  const fd = sh.pagesFd(img.pagemap!.pagesId);
+  const end = start + BigInt(len);
+  let off = 0;
+  let found = 0;
+  for (const r of img.pagemap!.runs) {
+    const n = runPages(r);
+    const rEnd = r.vaddr + BigInt(n) * 4096n;
+    const lo = r.vaddr > start ? r.vaddr : start;
+    const hi = rEnd < end ? rEnd : end;
+    if (hi > lo) {
+      const got = readSync(fd, out, Number(lo - start), Number(hi - lo), off + Number(lo - r.vaddr));
+      if (got !== Number(hi - lo)) throw new Error(`pages-${img.pagemap!.pagesId}.img is short at the AIO ring at 0x${start.toString(16)}`);
+      found += got;
+    }
+    off += n * 4096;
+  }
+  if (found !== len) throw new Error(`task ${img.pstree.pid}: the pages of the AIO ring at 0x${start.toString(16)} are not all in the images`);
+  return out;
+}
+
+
+/** The late part of the address space (restoreMemory itself is the pipeline's memory stage). */
+export const mmLateModule: TaskStateModule = {
+  name: 'mm',
+  restore: {
+    // Its children exist now: what a fork must not copy; before the filters, which could block it.
+    task: (t) => restoreMemoryLate(t.rem, t.img, t.sh),
+  },
+};

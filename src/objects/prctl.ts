@@ -4,7 +4,8 @@
 // mm fields.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { NR, PR } from '../sys/index.js';
-import type { MmEntry, TaskCoreEntry } from '../images/index.js';
+import { ImageError, type MmEntry, type TaskCoreEntry } from '../images/index.js';
+import type { TaskStateModule } from './task-state.js';
 import type { Logger } from '../context.js';
 import type { Remote } from '../tracer/remote.js';
 
@@ -44,7 +45,48 @@ export function restoreThp(rem: Remote, mm: MmEntry): void {
   if (mm.thpDisabled !== undefined) rem.call('prctl(PR_SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, mm.thpDisabled ? 1 : 0, 0, 0, 0);
 }
 
+/** Personality flags (linux/personality.h: UNAME26 .. ADDR_LIMIT_3GB) and the persona types, PER_LINUX .. PER_HPUX. */
+const PER_FLAGS = 0x0ffe0000;
+const PER_MASK = 0xff;
+const PER_LAST = 0x10;
+const personalityOk = (v: number) => (v & PER_MASK) <= PER_LAST && (v & ~(PER_MASK | PER_FLAGS)) === 0;
+
+/**
+ * The personality a core holds. CRIU 4.2 reads /proc/PID/personality, which is
+ * hex, with atoi() (cr-dump.c), and never restores it: its 0x40000
+ * (ADDR_NO_RANDOMIZE) is 40000 in the image, 0x9c40, no personality at all.
+ * Such a value is read back as the hex digits it was; one that is no
+ * personality either way is refused.
+ */
+export function imagePersonality(v: number, file: string): number {
+  if (personalityOk(v)) return v;
+  const digits = String(v);
+  const hex = digits.length <= 8 ? parseInt(digits, 16) : NaN;
+  if (Number.isInteger(hex) && personalityOk(hex)) return hex;
+  throw new ImageError('IMG_INVALID', file, undefined, `personality 0x${v.toString(16)} is none the kernel knows (nor read as CRIU's atoi() of /proc's hex)`);
+}
+
 /** After the credentials: changing them resets it. */
 export function restoreDumpable(rem: Remote, mm: MmEntry | undefined): void {
   if (mm?.dumpable !== undefined) rem.call('prctl(PR_SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, mm.dumpable);
 }
+
+export const prctlModule: TaskStateModule = {
+  name: 'prctl',
+  dumpTask(d) {
+    const m = dumpProcessMisc(d.rem, d.pid, d.scratch);
+    Object.assign(d.tc, { personality: m.personality, childSubreaper: m.childSubreaper, oomScoreAdj: m.oomScoreAdj });
+    Object.assign(d.mm, { dumpable: m.dumpable, thpDisabled: m.thpDisabled });
+  },
+  restore: {
+    // Also when false: a task forked from its parent has the parent's setting.
+    memory: (t) => restoreThp(t.rem, t.img.mm!),
+    // CRIU's images may hold the personality as atoi() read /proc's hex.
+    task: (t) => {
+      const tc = t.img.core.tc!;
+      const pid = t.img.pstree.pid;
+      restoreProcessMisc(t.rem, pid, { ...tc, personality: imagePersonality(tc.personality, `core-${pid}.img`) }, t.sh.log);
+    },
+    'after-creds': (t) => restoreDumpable(t.rem, t.img.mm),
+  },
+};

@@ -1,10 +1,11 @@
 // Resource limits (prlimit64), read and set by the task itself: another uid's
 // limits cannot be read or raised from outside without CAP_SYS_RESOURCE.
 import { NR } from '../sys/index.js';
-import { create, RlimitEntrySchema, type RlimitEntry } from '../images/index.js';
+import { create, RlimitEntrySchema, TaskRlimitsEntrySchema, type RlimitEntry } from '../images/index.js';
 import type { Logger } from '../context.js';
 import type { Remote } from '../tracer/remote.js';
 import { rlimit64 } from '../abi/index.js';
+import type { TaskStateModule } from './task-state.js';
 
 /** The limits the kernel has (RLIMIT_NLIMITS); CRIU dumps as many. */
 export const RLIM_NLIMITS = 16;
@@ -26,3 +27,13 @@ export function restoreRlimits(rem: Remote, pid: number, rl: RlimitEntry[], log:
     if (ret < 0n) log.warn(`task ${pid}: cannot restore rlimit ${i} (errno ${-ret})`);
   });
 }
+
+export const rlimitsModule: TaskStateModule = {
+  name: 'rlimits',
+  dumpTask(d) {
+    d.tc.rlimits = create(TaskRlimitsEntrySchema, { rlimits: dumpRlimits(d.rem, d.scratch) });
+  },
+  restore: {
+    task: (t) => restoreRlimits(t.rem, t.img.pstree.pid, t.img.core.tc!.rlimits?.rlimits ?? [], t.sh.log),
+  },
+};

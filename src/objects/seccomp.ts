@@ -12,6 +12,7 @@
 import { NR, ptrace } from '../sys/index.js';
 import { create, isFieldSet, SeccompFilterSchema, SeccompMode, type SeccompFilter, type ThreadCoreEntry } from '../images/index.js';
 import type { Remote } from '../tracer/remote.js';
+import type { TaskStateModule } from './task-state.js';
 
 const SECCOMP_SET_MODE_STRICT = 0;
 const SECCOMP_SET_MODE_FILTER = 1;
@@ -155,3 +156,24 @@ export function restoreSeccomp(rem: Remote, th: ThreadCoreEntry | undefined, fil
   }
   installFilters(rem, filterChain(th, filters).slice(inherited), filters);
 }
+
+export const seccompModule: TaskStateModule = {
+  name: 'seccomp',
+  // CRIU's layout of filters is one of the whole process, the leader's first.
+  dumpThreads(d, threads) {
+    const fields = seccompFields(threads.map((t) => readSeccomp(t.tid, t.status)), d.seccomp);
+    threads.forEach((t, i) => Object.assign(t.tcore, fields[i]));
+  },
+  restore: {
+    // Filters all threads have in common come from the leader, before the threads exist.
+    task: (t) => {
+      const th = t.img.core.threadCore;
+      t.sharedFilters = sharedFilters(th, [...t.img.threadCores.values()].map((c) => c.threadCore), t.filters);
+      installFilters(t.rem, filterChain(th, t.filters).slice(0, t.sharedFilters), t.filters);
+    },
+    // Before the credentials: installing a filter needs root (or no_new_privs).
+    seccomp: (t) => {
+      for (const x of t.threads) restoreSeccomp(x.rem, x.core.threadCore, t.filters, t.sharedFilters);
+    },
+  },
+};

@@ -3,6 +3,7 @@ import { NR, SIG, SIGMAX } from '../sys/index.js';
 import { create, SaEntrySchema, type SaEntry } from '../images/index.js';
 import type { Remote } from '../tracer/remote.js';
 import { kSigaction } from '../abi/index.js';
+import type { TaskStateModule } from './task-state.js';
 
 const SIG_IGN = 1n;
 
@@ -33,3 +34,13 @@ export function restoreSigactions(rem: Remote, sas: SaEntry[]): void {
     if (sig === SIG.TRAP) rem.noteTrapIgnored(sa.sigaction === SIG_IGN);
   }
 }
+
+export const sigactionsModule: TaskStateModule = {
+  name: 'sigactions',
+  dumpTask(d) {
+    d.tc.sigactions = dumpSigactions(d.rem);
+  },
+  restore: {
+    task: (t) => restoreSigactions(t.rem, t.img.core.tc!.sigactions),
+  },
+};

@@ -3,6 +3,7 @@
 import { NR, ptrace } from '../sys/index.js';
 import { create, SignalQueueEntrySchema, SiginfoEntrySchema, type SignalQueueEntry } from '../images/index.js';
 import type { Remote } from '../tracer/remote.js';
+import type { TaskStateModule } from './task-state.js';
 
 
 /** The shared (process-wide) or private (per-thread) queue of `tid`. */
@@ -26,3 +27,17 @@ export function restorePending(rem: Remote, tgid: number, tid: number, q: Signal
     else rem.call(`rt_tgsigqueueinfo(${sig})`, NR.rt_tgsigqueueinfo, tgid, tid, sig, addr);
   }
 }
+
+/** The shared queue; each thread's own queue goes back with its other state (thread-state.ts). */
+export const signalsModule: TaskStateModule = {
+  name: 'signals',
+  dumpTask(d) {
+    d.tc.signalsS = dumpPending(d.pid, true);
+  },
+  dumpThread(_d, t) {
+    t.tcore.signalsP = dumpPending(t.tid, false);
+  },
+  restore: {
+    task: (t) => restorePending(t.rem, t.img.pstree.pid, t.img.pstree.pid, t.img.core.tc!.signalsS, true),
+  },
+};

@@ -12,6 +12,7 @@ import type { Remote } from '../tracer/remote.js';
 import { MemIO } from '../tracer/memio.js';
 import { schedParam, stackT } from '../abi/index.js';
 import { restorePending } from './signals.js';
+import type { TaskStateModule } from './task-state.js';
 
 type ThreadState = Pick<ThreadCoreEntry, 'futexRla' | 'futexRlaLen' | 'schedNice' | 'schedPolicy' | 'schedPrio' | 'sas' | 'pdeathSig' | 'comm' | 'rseqEntry'>;
 
@@ -122,3 +123,22 @@ export function restoreThreadState(rem: Remote, tgid: number, tid: number, core:
   const ti = core.threadInfo;
   if (ti) rem.call('set_tid_address', NR.set_tid_address, ti.clearTidAddr);
 }
+
+export const threadStateModule: TaskStateModule = {
+  name: 'thread-state',
+  dumpThread(_d, t) {
+    Object.assign(t.tcore, dumpThreadState(t.rem, t.pid, t.tid, t.scratch, t.rseq));
+  },
+  restore: {
+    threads: (t) => {
+      for (const x of t.threads) restoreThreadState(x.rem, t.img.pstree.pid, x.tid, x.core);
+    },
+    // Last: a thread in an rseq critical section has its descriptor put back as it was.
+    final: (t) => {
+      for (const x of t.threads) {
+        const last = rseqCsRestorer(x.core);
+        if (last) x.last = last;
+      }
+    },
+  },
+};

@@ -11,6 +11,7 @@ import {
 } from '../images/index.js';
 import type { Remote } from '../tracer/remote.js';
 import { RemoteError } from '../tracer/remote.js';
+import type { TaskStateModule } from './task-state.js';
 
 const SIGEV_SIGNAL = 0;
 const SIGEV_NONE = 1;
@@ -131,3 +132,14 @@ export function restoreTimers(rem: Remote, timers: TaskTimersEntry | undefined):
     rem.call('timer_settime', NR.timer_settime, t.itId, 0, rem.put(its, 256), 0);
   }
 }
+
+export const timersModule: TaskStateModule = {
+  name: 'timers',
+  dumpTask(d) {
+    d.tc.timers = dumpTimers(d.rem, d.pid, d.nsTids);
+  },
+  restore: {
+    // After the threads: a timer may be aimed at one of them (SIGEV_THREAD_ID).
+    threads: (t) => restoreTimers(t.rem, t.img.core.tc?.timers),
+  },
+};

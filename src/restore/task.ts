@@ -1,75 +1,29 @@
 // Rebuilding one task inside a stopped copy of the seed: address space, memory
 // contents, files, and per-task state. Registers and detach come last (restore.ts).
-import { closeSync, readFileSync, readSync, statSync } from 'node:fs';
-import { NR, PR, O, F, AT_FDCWD, FD_CLOEXEC, MAP, PROT } from '../sys/index.js';
+import { closeSync, readFileSync, statSync } from 'node:fs';
+import { NR, O, F, AT_FDCWD, FD_CLOEXEC, MAP, PROT } from '../sys/index.js';
 import { MemIO } from '../tracer/memio.js';
 import { RemoteError } from '../tracer/remote.js';
 import {
-  PE_PARENT, PE_PRESENT, TaskCoreEntrySchema, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_VSYSCALL, VMA_AREA_AIORING, VMA_FILE_SHARED, isFieldSet, PagemapEntrySchema, VmaEntrySchema,
-  type CoreEntry, type MmEntry, type VmaEntry, type FdinfoEntry, type FileEntry, type FsEntry, type PagemapEntry, type PstreeEntry,
+  PE_PARENT, PE_PRESENT, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_VSYSCALL, VMA_AREA_AIORING, VMA_FILE_SHARED, isFieldSet, VmaEntrySchema,
+  type VmaEntry,
 } from '../images/index.js';
 import { parseMaps, type Vma } from '../proc/maps.js';
 import { hasPrivatePages } from '../objects/mm.js';
 import {
-  findFree, imageRanges, moveVdso, mapVmas, fixProtections, setMmMap, inheritedVmas, isMapped, finishMemory, type Range,
+  findFree, imageRanges, moveVdso, mapVmas, fixProtections, setMmMap, inheritedVmas, isMapped, runPages, type Range,
 } from '../objects/mm-restore.js';
 import { shareInherited } from '../objects/cow.js';
-import type { ShmemObjects } from '../objects/shmem.js';
 import { restorePages, type FdBridge, type PageRun } from '../objects/pages.js';
-import { restoreSigactions } from '../objects/sigactions.js';
-import { restoreCreds, restoreLoginuid } from '../objects/creds.js';
-import { restorePending } from '../objects/signals.js';
-import { imagePersonality } from './validate.js';
 import { afterPlant, hasAfterPlant } from '../objects/files/fds.js';
-import { fillShmem } from '../objects/files/memfd.js';
 import { checkRegSize, openFlags } from '../objects/files/reg.js';
-import type { RestoreFilesEnv } from '../objects/files/kind.js';
 import type { Remote } from '../tracer/remote.js';
-import type { Logger } from '../context.js';
-import type { Kerndat } from '../kerndat.js';
-import { restoreRlimits } from '../objects/rlimits.js';
-import { restoreDumpable, restoreProcessMisc, restoreThp } from '../objects/prctl.js';
+import type { TaskImages, RestoreShared, Handles } from '../objects/task-state.js';
 
-export interface TaskImages {
-  pstree: PstreeEntry;
-  core: CoreEntry;
-  /** Cores of the other threads, by tid. */
-  threadCores: Map<number, CoreEntry>;
-  mm?: MmEntry;
-  pagemap?: { pagesId: number; runs: PagemapEntry[] };
-  /** Contents of shared anonymous memory, by shmid (offsets into the object). */
-  shmem?: Map<bigint, { pagesId: number; runs: PagemapEntry[] }>;
-  fdinfo?: FdinfoEntry[];
-  fs?: FsEntry;
-}
-
-export interface RestoreShared extends RestoreFilesEnv {
-  files: Map<number, FileEntry>;
-  /** cryo's fd of each file entry opened so far: one open file description per id. */
-  opened: Map<number, number>;
-  /** pages-N.img fds opened by cryo, by pages id. */
-  pagesFd(id: number): number;
-  /** File ids whose afterPlant work (epoll watches) is done. */
-  afterPlanted: Set<number>;
-  /** Files only in flight, by the pid of the home task that finishes them (inflight.ts). */
-  inflightAt: Map<number, number[]>;
-  /** Shared anonymous memory objects, each made once. */
-  shmem: ShmemObjects;
-  log: Logger;
-  kdat: Kerndat;
-}
+export type { TaskImages, RestoreShared, Handles } from '../objects/task-state.js';
 
 const SCRATCH = 256 * 1024;
 
-/** Pages in a pagemap entry: nr_pages (CRIU 3.16+), else the old 32-bit field. */
-function runPages(r: PagemapEntry): number {
-  return Number(isFieldSet(r, PagemapEntrySchema.field.nrPages) ? r.nrPages : BigInt(r.compatNrPages));
-}
-
-/** Where the inherited cryo pidfd lives in every restored task while we build it. */
-export interface Handles {
-  cryoPidfd: bigint;
-}
 
 function bridgeFor(rem: Remote, h: Handles): FdBridge {
   return {
@@ -185,46 +139,7 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
   } finally {
     rem.call('close', NR.close, exeFd);
   }
-  // Also when false: a task forked from its parent has the parent's setting.
-  restoreThp(rem, mm);
   return filled;
-}
-
-/**
- * The rest of the address space, once the task's children exist (they are forked
- * from it): madvise bits, locks, AIO rings, guard regions; membarrier registrations.
- */
-export function restoreMemoryLate(rem: Remote, img: TaskImages, sh: RestoreShared): void {
-  const mm = img.mm;
-  if (!mm) return;
-  finishMemory(rem, mm, (start, len) => aioPages(img, sh, start, len));
-  const mask = img.core.tc?.membarrierRegistrationMask ?? 0;
-  for (let b = 0; b < 32; b++) {
-    if (mask & (1 << b)) rem.call(`membarrier(0x${(1 << b).toString(16)})`, NR.membarrier, 1 << b, 0, 0);
-  }
-}
-
-/** The dumped pages of [start, start + len), from the task's pages file (an AIO ring's: all present). */
-function aioPages(img: TaskImages, sh: RestoreShared, start: bigint, len: number): Buffer {
-  const out = Buffer.alloc(len);
-  const fd = sh.pagesFd(img.pagemap!.pagesId);
-  const end = start + BigInt(len);
-  let off = 0;
-  let found = 0;
-  for (const r of img.pagemap!.runs) {
-    const n = runPages(r);
-    const rEnd = r.vaddr + BigInt(n) * 4096n;
-    const lo = r.vaddr > start ? r.vaddr : start;
-    const hi = rEnd < end ? rEnd : end;
-    if (hi > lo) {
-      const got = readSync(fd, out, Number(lo - start), Number(hi - lo), off + Number(lo - r.vaddr));
-      if (got !== Number(hi - lo)) throw new Error(`pages-${img.pagemap!.pagesId}.img is short at the AIO ring at 0x${start.toString(16)}`);
-      found += got;
-    }
-    off += n * 4096;
-  }
-  if (found !== len) throw new Error(`task ${img.pstree.pid}: the pages of the AIO ring at 0x${start.toString(16)} are not all in the images`);
-  return out;
 }
 
 /**
@@ -340,36 +255,4 @@ export function restoreFiles(rem: Remote, img: TaskImages, sh: RestoreShared, h:
       rem.call('close', NR.close, tfd);
     }
   }
-}
-
-
-/** Process-wide state other than memory and files. */
-export function restoreTaskState(rem: Remote, img: TaskImages, sh: RestoreShared): void {
-  const { core } = img;
-  const tc = core.tc!;
-  const p = img.pstree;
-  restoreSigactions(rem, tc.sigactions);
-  restoreRlimits(rem, p.pid, tc.rlimits?.rlimits ?? [], sh.log);
-  // CRIU's images may hold the personality as atoi() read /proc's hex (validate.ts).
-  restoreProcessMisc(rem, p.pid, { ...tc, personality: imagePersonality(tc.personality, `core-${p.pid}.img`) }, sh.log);
-  // Before the threads are made (they inherit it) and while the task is still root.
-  restoreLoginuid(rem, p.pid, isFieldSet(tc, TaskCoreEntrySchema.field.loginuid) ? tc.loginuid : undefined);
-  restorePending(rem, p.pid, p.pid, tc.signalsS, true);
-}
-
-
-/** Credentials last: after them the thread may no longer be allowed to rebuild anything. */
-export function restoreThreadCreds(rem: Remote, core: CoreEntry): void {
-  const c = core.threadCore?.creds;
-  if (!c) return;
-  restoreCreds(rem, c);
-  if (c.noNewPrivs) rem.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-  // Per thread, and after the credentials: changing them clears it.
-  const pdeath = core.threadCore?.pdeathSig;
-  if (pdeath) rem.call('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, pdeath);
-}
-
-/** Per-process settings that a change of credentials resets: set them after. */
-export function restoreAfterCreds(rem: Remote, img: TaskImages): void {
-  restoreDumpable(rem, img.mm);
 }

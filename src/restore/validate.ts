@@ -5,16 +5,18 @@
 // what is wrong in it. The fd kinds check their own files.img entries (check()
 // in src/objects/files/); this file checks what ties the images together.
 import { RLIM_NLIMITS } from '../objects/rlimits.js';
+import { imagePersonality } from '../objects/prctl.js';
 import { readFileSync, statSync } from 'node:fs';
 import {
   CoreEntry_March, FdTypes, RegFileEntrySchema, ImageError, PagemapEntrySchema, PE_PARENT, PE_PRESENT, isFieldSet, isZombieState,
   VMA_AREA_MEMFD, VMA_AREA_VDSO, VMA_AREA_VSYSCALL, VMA_AREA_VVAR, VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_AREA_GUARD, VMA_AREA_AIORING,
-  type FileEntry, type ImageDir, type InventoryEntry, type MemfdInodeEntry, type PagemapEntry, type SkPacketEntry, type TaskKobjIdsEntry,
-  type TtyInfoEntry, type PstreeEntry, type SeccompFilter, SeccompFilterSchema, SeccompMode,
+  type FileEntry, type ImageDir, type InventoryEntry, type MemfdInodeEntry, type PagemapEntry, type TaskKobjIdsEntry,
+  type PstreeEntry, type SeccompFilter, SeccompFilterSchema, SeccompMode,
 } from '../images/index.js';
-import { hexId, type CheckFilesEnv } from '../objects/files/kind.js';
+import { hexId, type CheckFilesEnv, type KindStore } from '../objects/files/kind.js';
 import { checkFileEntries, fdKindName } from '../objects/files/fds.js';
 import { carriersOf, homeOf, queuedRights } from '../objects/files/inflight.js';
+import { skQueuesOf } from '../objects/files/unix-restore.js';
 import { hasPrivatePages } from '../objects/mm.js';
 import type { TaskImages } from './task.js';
 
@@ -36,12 +38,9 @@ const S_IFDIR = 0o040000;
 export interface ImagesToCheck {
   tasks: TaskImages[];
   files: Map<number, FileEntry>;
-  ttyInfos: Map<number, TtyInfoEntry>;
-  pipeData: Map<number, { data: Uint8Array; size: number }>;
-  fifoData: Map<number, { data: Uint8Array; size: number }>;
+  kinds: KindStore;
   memfdInodes: MemfdInodeEntry[];
   memfdContents: Map<number, { pagesId: number; runs: PagemapEntry[] }>;
-  skQueues: Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
   seccomp: SeccompFilter[];
 }
 
@@ -260,27 +259,6 @@ function checkTree(tasks: TaskImages[]): void {
   });
 }
 
-/** Personality flags (linux/personality.h: UNAME26 .. ADDR_LIMIT_3GB) and the persona types, PER_LINUX .. PER_HPUX. */
-const PER_FLAGS = 0x0ffe0000;
-const PER_MASK = 0xff;
-const PER_LAST = 0x10;
-const personalityOk = (v: number) => (v & PER_MASK) <= PER_LAST && (v & ~(PER_MASK | PER_FLAGS)) === 0;
-
-/**
- * The personality a core holds. CRIU 4.2 reads /proc/PID/personality, which is
- * hex, with atoi() (cr-dump.c), and never restores it: its 0x40000
- * (ADDR_NO_RANDOMIZE) is 40000 in the image, 0x9c40, no personality at all.
- * Such a value is read back as the hex digits it was; one that is no
- * personality either way is refused.
- */
-export function imagePersonality(v: number, file: string): number {
-  if (personalityOk(v)) return v;
-  const digits = String(v);
-  const hex = digits.length <= 8 ? parseInt(digits, 16) : NaN;
-  if (Number.isInteger(hex) && personalityOk(hex)) return hex;
-  throw bad(file, `personality 0x${v.toString(16)} is none the kernel knows (nor read as CRIU's atoi() of /proc's hex)`);
-}
-
 /** A core entry restore can use: x86_64, and for a live thread its registers and seccomp chain. */
 function checkCore(dir: ImageDir, tid: number, core: TaskImages['core'], leader: boolean, zombie: boolean, filters: SeccompFilter[]): void {
   const file = dir.fileName('core', tid);
@@ -379,9 +357,9 @@ export function validateImages(dir: ImageDir, im: ImagesToCheck, opts: CheckOpti
     const limit = ((m.size + PAGE - 1n) / PAGE) * PAGE;
     checkPagesFiles(dir, pagesUsers, f, c.pagesId, checkRuns(f, c.runs, limit, undefined, `the memfd's size ${m.size} in memfd.img`));
   }
-  const carriers = carriersOf(queuedRights(im.skQueues));
+  const carriers = carriersOf(queuedRights(skQueuesOf(im.kinds)));
   const env: CheckFilesEnv = {
-    files, ttyInfos: im.ttyInfos, memfdInodes, skQueues: im.skQueues, pipeData: im.pipeData, fifoData: im.fifoData,
+    files, memfdInodes, kinds: im.kinds,
     inherited: opts.inherited, extUnixSk: opts.extUnixSk,
     // A file in flight (an epoll in a socket's queue) is finished by its home task.
     fdsOf: (id) => homeOf(id, { holder: (x) => firstHolder.get(x), carriers }),

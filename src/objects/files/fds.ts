@@ -6,7 +6,10 @@ import { create, FdinfoEntrySchema, FdTypes, type FdinfoEntry, type FileEntry } 
 import { parseFdinfo } from '../../proc/fdinfo.js';
 import { O, FD_CLOEXEC, SO, SOL_SOCKET, pidfdOpen, pidfdGetfd, dupCloexec, netlink, sock } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import type { CheckFilesEnv, DumpFilesEnv, FdKind, FdProbe, RestoreFilesEnv } from './kind.js';
+import type { CheckFilesEnv, DumpFilesEnv, FdKind, FdProbe, KindStore, RestoreFilesEnv } from './kind.js';
+import type { FileTable } from './table.js';
+import type { ImageDir } from '../../images/index.js';
+import type { Cleanup } from '../../cleanup.js';
 import { regular } from './reg.js';
 import { nsfile } from './nsfile.js';
 import { tty, isTty } from './tty.js';
@@ -185,6 +188,21 @@ export function openFileEntry(fe: FileEntry, env: RestoreFilesEnv, task?: Remote
 }
 
 /** Before a restore creates anything: each kind checks its entries of files.img. */
+/** Once the whole tree is dumped: every kind writes its side images. */
+export function writeKindImages(dir: ImageDir, files: FileTable): void {
+  for (const k of FD_KINDS) k.writeImages?.(dir, files);
+}
+
+/** Before a restore's checks: every kind reads its side images into `store`. */
+export function loadKindImages(dir: ImageDir, store: KindStore): void {
+  for (const k of FD_KINDS) k.loadImages?.(dir, store);
+}
+
+/** As a restore starts making things: every kind puts on `cl` the release of what it will hold. */
+export function holdKindCleanups(store: KindStore, cl: Cleanup): void {
+  for (const k of FD_KINDS) k.holdCleanup?.(store, cl);
+}
+
 export function checkFileEntries(env: CheckFilesEnv): void {
   const byType = new Map<FdTypes, FileEntry[]>();
   for (const fe of env.files.values()) {

@@ -1,6 +1,7 @@
 // What one kind of fd provides: recognise it, dump it, reopen it.
 import type { Stats } from 'node:fs';
-import { FdTypes, ImageError, type FileEntry, type MemfdInodeEntry, type SkPacketEntry, type TtyInfoEntry } from '../../images/index.js';
+import { FdTypes, ImageError, type FileEntry, type ImageDir, type MemfdInodeEntry } from '../../images/index.js';
+import type { Cleanup } from '../../cleanup.js';
 import type { FdInfo } from '../../proc/fdinfo.js';
 import type { FileTable } from './table.js';
 import type { Remote } from '../../tracer/remote.js';
@@ -79,11 +80,27 @@ export interface Ghost {
   ino?: bigint;
 }
 
+/**
+ * What the kinds keep for one dump or restore, each under keys of its own (the
+ * data of its side images, the objects it made in cryo): the pipelines and the
+ * env types then need no field for any kind.
+ */
+export class KindStore {
+  private readonly m = new Map<string, unknown>();
+
+  /** The value under `key`, made by `make` when there is none yet. */
+  get<T>(key: string, make: () => T): T {
+    if (!this.m.has(key)) this.m.set(key, make());
+    return this.m.get(key) as T;
+  }
+}
+
 export interface RestoreFilesEnv {
+  /** The kinds' own state: their side images as loaded, what they made so far. */
+  kinds: KindStore;
   files: Map<number, FileEntry>;
   /** The tree's own mount namespace: an O_PATH fd of its root, which paths of the images are opened from. */
   nsRoot?: number;
-  ttyInfos: Map<number, TtyInfoEntry>;
   shellJob: boolean;
   /**
    * orphan_pts_master (RPC): a shell job's pty, whose master was outside the tree,
@@ -91,8 +108,6 @@ export interface RestoreFilesEnv {
    * the RPC client).
    */
   orphanPtsMaster?: (master: number) => void;
-  /** pipes-data.img: what was in each pipe, by pipe id (inode). */
-  pipeData: Map<number, { data: Uint8Array; size: number }>;
   /** Our pid of a task of the tree, by its pid in its own namespace (pidfds name them so). */
   hostPid(vpid: number): number;
   /** Our pid of a task restored so far whose ids name namespace `nsId` in `field`; undefined if none is yet. */
@@ -108,8 +123,6 @@ export interface RestoreFilesEnv {
   remaps: Remaps;
   /** memfd inodes (memfd.img) and their contents. */
   memfds: MemfdInodes;
-  /** fifo-data.img, likewise. */
-  fifoData: Map<number, { data: Uint8Array; size: number }>;
   /** Unix sockets: queues, options, and the sockets once built. */
   unix: UnixRestore;
   /** tcp-stream images, by the socket's inode; as CRIU, used only with --tcp-established. */
@@ -125,20 +138,8 @@ export interface RestoreFilesEnv {
   inetLate: Array<{ fd: number; repair: boolean; reuseaddr: boolean; reuseport: boolean }>;
   /** cryo's fd of a file entry, opened once (fds in flight in a socket queue). */
   openId(id: number, task?: Remote): number;
-  /** Pipes created so far: both ends, in cryo, by pipe id (`given`: the ends handed out as they are). */
-  pipeEnds: Map<number, { r: number; w: number; given?: Set<number> }>;
   /** --inherit-fd: cryo's fd for each resource key ("pipe:[ID]", a path, "tty[RDEV:DEV]"). */
   inherited: Map<string, { fd: number; used: boolean }>;
-  /** Pseudo-terminal pairs recreated so far, by index. */
-  ptys: Map<number, PtyPair>;
-  /** tty-data.img: the bytes queued on each pty side, by its tty-info id. */
-  ttyData: Map<number, Uint8Array>;
-  /**
-   * Terminals cryo holds until the restore ends: devices (a virtual terminal...)
-   * opened to be a session's controlling terminal ("dev:INFO-ID"; the last close
-   * of a terminal takes it from its session) and hung-up pty slaves ("hung:FILE-ID").
-   */
-  heldTtys: Map<string, number>;
 }
 
 /** A pseudo-terminal pair recreated in cryo: its master and its slave fds, by file id. */
@@ -153,14 +154,10 @@ export interface PtyPair {
  */
 export interface CheckFilesEnv {
   files: Map<number, FileEntry>;
-  ttyInfos: Map<number, TtyInfoEntry>;
   /** memfd.img, by inode id. */
   memfdInodes: Map<number, MemfdInodeEntry>;
-  /** pipes-data.img and fifo-data.img, by pipe id. */
-  pipeData: Map<number, { data: Uint8Array; size: number }>;
-  fifoData: Map<number, { data: Uint8Array; size: number }>;
-  /** sk-queues.img: the packets queued in each socket, by the socket's file id. */
-  skQueues: Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
+  /** The kinds' side images, as their loadImages read them. */
+  kinds: KindStore;
   /** --inherit-fd keys given (without a leading slash). */
   inherited: ReadonlySet<string>;
   extUnixSk: boolean;
@@ -225,6 +222,12 @@ export interface FdKind {
    * that names nothing, a value out of range).
    */
   check(entries: FileEntry[], env: CheckFilesEnv): void;
+  /** Once every task is dumped: write the side images of what dump() gathered (in files.kinds). */
+  writeImages?(dir: ImageDir, files: FileTable): void;
+  /** Before the checks of a restore: read its side images into `store` (an image a dump had no cause to write may be missing). */
+  loadImages?(dir: ImageDir, store: KindStore): void;
+  /** As the restore starts making things: put on `cl` the release of what open() makes and cryo holds (pipe ends). */
+  holdCleanup?(store: KindStore, cl: Cleanup): void;
 }
 
 // glibc's dev_t layout; BigInt because JS shifts wrap at 32 bits.

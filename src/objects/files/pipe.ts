@@ -3,11 +3,13 @@
 // reopened through /proc for a write end): tee() duplicates, it never consumes.
 // On restore cryo makes the pipe, writes the data back, and hands out the ends.
 import { closeSync, openSync, readSync } from 'node:fs';
-import { create, FdTypes, FileEntrySchema, ImageError, PipeEntrySchema, FifoEntrySchema } from '../../images/index.js';
+import { create, FdTypes, FileEntrySchema, ImageError, PipeEntrySchema, FifoEntrySchema, PipeDataEntrySchema, type ImageDir } from '../../images/index.js';
 import { noFown } from './table.js';
 import { NR, O, F, syscall, trySyscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { partOf, regOf, type DumpFilesEnv, type FdKind, type FdProbe } from './kind.js';
+import type { Cleanup } from '../../cleanup.js';
+import { partOf, regOf, type FdKind, type FdProbe, type KindStore } from './kind.js';
+import type { FileTable } from './table.js';
 import { dumpRegFile } from './reg.js';
 
 const SPLICE_F_NONBLOCK = 2;
@@ -46,17 +48,54 @@ function peek(p: FdProbe): { data: Buffer; size: number } {
 }
 
 type DataList = Array<{ pipeId: number; data: Buffer; size: number }>;
+type Data = Map<number, { data: Uint8Array; size: number }>;
+type Ends = Map<number, { r: number; w: number; given?: Set<number> }>;
+
+/** Pipes and FIFOs each have their own image of the data (pipes-data.img, fifo-data.img). */
+type Image = 'pipesData' | 'fifoData';
+
+/** At dump: the bytes queued in each pipe, once per pipe, and the pipes already seen (by inode). */
+const dumped = (s: KindStore, img: Image) => s.get(`${img}:dump`, () => ({ list: [] as DataList, seen: new Set<number>() }));
+/** At restore: the image's data by pipe id (inode). */
+const dataOf = (s: KindStore, img: Image) => s.get<Data>(`${img}:data`, () => new Map());
+/** At restore: the pipes made so far, both ends in cryo, by pipe id (`given`: the ends handed out as they are). */
+const endsOf = (s: KindStore, img: Image) => s.get<Ends>(`${img}:ends`, () => new Map());
 
 /** Record the pipe's queued bytes once per pipe (both ends share them). */
-function takeData(p: FdProbe, files: DumpFilesEnv['files'], into: DataList): number {
+function takeData(p: FdProbe, files: FileTable, img: Image): number {
   const pipeId = Number(p.st.ino);
-  if (!files.pipesSeen.has(pipeId)) {
-    files.pipesSeen.add(pipeId);
+  const d = dumped(files.kinds, img);
+  if (!d.seen.has(pipeId)) {
+    d.seen.add(pipeId);
     // Also with nothing queued: the entry keeps the pipe's size (F_SETPIPE_SZ), as CRIU's.
     const { data, size } = peek(p);
-    into.push({ pipeId, data, size });
+    d.list.push({ pipeId, data, size });
   }
   return pipeId;
+}
+
+function writeData(dir: ImageDir, files: FileTable, img: Image): void {
+  const l = dumped(files.kinds, img).list;
+  if (!l.length) return;
+  dir.write(img, l.map((p) => ({
+    msg: create(PipeDataEntrySchema, { pipeId: p.pipeId, bytes: p.data.length, size: p.size }), extra: p.data,
+  })));
+}
+
+function loadData(dir: ImageDir, store: KindStore, img: Image): void {
+  const m = dataOf(store, img);
+  for (const { msg, extra } of dir.exists(img) ? dir.readEntries(img) : []) {
+    const e = msg as { pipeId: number; size: number };
+    m.set(e.pipeId, { data: extra ?? new Uint8Array(), size: e.size });
+  }
+}
+
+/** Both ends of each pipe made (a FIFO's one fd once). */
+function holdEnds(store: KindStore, cl: Cleanup, img: Image): void {
+  const ends = endsOf(store, img);
+  cl.always(`${img === 'pipesData' ? 'pipe' : 'FIFO'} ends held`, () => {
+    for (const fd of new Set([...ends.values()].flatMap((e) => [e.r, e.w]))) closeSync(fd);
+  });
 }
 
 /** Put the dumped bytes back into a new pipe through its write side. */
@@ -73,7 +112,7 @@ export const pipe: FdKind = {
   match: (p) => p.st.isFIFO() && p.link.startsWith('pipe:'),
   dump(p, env) {
     const files = env.files;
-    const pipeId = takeData(p, files, files.pipeData);
+    const pipeId = takeData(p, files, 'pipesData');
     const id = files.newId();
     const fown = noFown();
     files.add(create(FileEntrySchema, {
@@ -85,11 +124,12 @@ export const pipe: FdKind = {
   open(fe, env) {
     const e = fe.pipe;
     if (!e) throw new CryoError(`file id ${fe.id}: pipe entry without its pipe field`);
-    let ends = env.pipeEnds.get(e.pipeId);
+    const made = endsOf(env.kinds, 'pipesData');
+    let ends = made.get(e.pipeId);
     if (!ends) {
       ends = makePipe();
-      env.pipeEnds.set(e.pipeId, ends);
-      refill(ends.w, env.pipeData.get(e.pipeId));
+      made.set(e.pipeId, ends);
+      refill(ends.w, dataOf(env.kinds, 'pipesData').get(e.pipeId));
     }
     const write = (e.flags & 3) === O.WRONLY;
     const end = write ? ends.w : ends.r;
@@ -108,8 +148,11 @@ export const pipe: FdKind = {
   },
   inheritKey: (fe) => (fe.pipe ? `pipe:[${fe.pipe.pipeId}]` : undefined),
   check(entries, env) {
-    checkData('pipes-data.img', env.pipeData, new Set(entries.map((fe) => partOf(fe, 'pipe').pipeId)));
+    checkData('pipes-data.img', dataOf(env.kinds, 'pipesData'), new Set(entries.map((fe) => partOf(fe, 'pipe').pipeId)));
   },
+  writeImages: (dir, files) => writeData(dir, files, 'pipesData'),
+  loadImages: (dir, store) => loadData(dir, store, 'pipesData'),
+  holdCleanup: (store, cl) => holdEnds(store, cl, 'pipesData'),
   /**
    * A pipe given with --inherit-fd is reopened with the dumped end's access mode,
    * as CRIU does; O_NONBLOCK first, so that a write end without a reader fails
@@ -140,7 +183,7 @@ export const fifo: FdKind = {
   match: (p) => p.st.isFIFO() && !p.link.startsWith('pipe:'),
   dump(p, env) {
     const files = env.files;
-    const pipeId = takeData(p, files, files.fifoData);
+    const pipeId = takeData(p, files, 'fifoData');
     // Its path as a reg-file entry; a FIFO deleted while open gets its ghost.
     const regfId = dumpRegFile({ pid: p.pid, proc: `/proc/${p.pid}/fd/${p.fd}`, link: p.link, st: p.st, what: `fd ${p.fd}` },
       { flags: p.info.flags & ~O.CLOEXEC, pos: 0n }, env);
@@ -152,7 +195,8 @@ export const fifo: FdKind = {
     const e = fe.fifo;
     const reg = e && env.files.get(e.regfId)?.reg;
     if (!e || !reg) throw new CryoError(`file id ${fe.id}: FIFO entry without its path`);
-    let ends = env.pipeEnds.get(e.pipeId);
+    const made = endsOf(env.kinds, 'fifoData');
+    let ends = made.get(e.pipeId);
     if (!ends) {
       let rw: number;
       const how = O.RDWR | O.NONBLOCK | O.CLOEXEC;
@@ -164,8 +208,8 @@ export const fifo: FdKind = {
         throw new CryoError(`cannot open the FIFO ${reg.name}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
       ends = { r: rw, w: rw };
-      env.pipeEnds.set(e.pipeId, ends);
-      refill(rw, env.fifoData.get(e.pipeId));
+      made.set(e.pipeId, ends);
+      refill(rw, dataOf(env.kinds, 'fifoData').get(e.pipeId));
     }
     // An open file description of its own, with the dumped access mode and flags.
     return openSync(`/proc/self/fd/${ends.r}`, (reg.flags & ~(O.CREAT | O.TRUNC | O.EXCL)) | O.CLOEXEC);
@@ -174,12 +218,15 @@ export const fifo: FdKind = {
   inheritKey: (fe, env) => (fe.fifo ? env.files.get(fe.fifo.regfId)?.reg?.name.replace(/^\//, '') : undefined),
   check(entries, env) {
     for (const fe of entries) regOf(fe, partOf(fe, 'fifo').regfId, 'its path, regf_id', env);
-    checkData('fifo-data.img', env.fifoData, new Set(entries.map((fe) => fe.fifo!.pipeId)));
+    checkData('fifo-data.img', dataOf(env.kinds, 'fifoData'), new Set(entries.map((fe) => fe.fifo!.pipeId)));
   },
+  writeImages: (dir, files) => writeData(dir, files, 'fifoData'),
+  loadImages: (dir, store) => loadData(dir, store, 'fifoData'),
+  holdCleanup: (store, cl) => holdEnds(store, cl, 'fifoData'),
 };
 
 /** A pipe holds at most its size (the default 16 pages when unset); every data entry belongs to a pipe. */
-function checkData(file: string, data: Map<number, { data: Uint8Array; size: number }>, pipes: Set<number>): void {
+function checkData(file: string, data: Data, pipes: Set<number>): void {
   const bad = (what: string) => new ImageError('IMG_INVALID', file, undefined, what);
   for (const [pipeId, d] of data) {
     if (!pipes.has(pipeId)) throw bad(`data for pipe ${pipeId}, which no pipe of files.img names`);

@@ -18,9 +18,21 @@ import { FdTypes, TtyType, type FileEntry, type TtyInfoEntry } from '../../image
 import { AT_FDCWD, F, FD_CLOEXEC, NR, O, TIOC, syscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
-import { major, minor, type PtyPair as Pair, type RestoreFilesEnv } from './kind.js';
+import { major, minor, type KindStore, type PtyPair as Pair, type RestoreFilesEnv } from './kind.js';
 import { applyParams, ioctlInt, setInt } from './termios.js';
 import { putQueued } from './ttydata.js';
+
+/** The restore's terminals, kept in the kinds' store: tty-info.img by id, tty-data.img by tty-info id. */
+export const ttyInfosOf = (s: KindStore) => s.get<Map<number, TtyInfoEntry>>('tty:infos', () => new Map());
+export const ttyDataOf = (s: KindStore) => s.get<Map<number, Uint8Array>>('tty:data', () => new Map());
+/** Pseudo-terminal pairs recreated so far, by index. */
+export const ptysOf = (s: KindStore) => s.get<Map<number, Pair>>('tty:ptys', () => new Map());
+/**
+ * Terminals cryo holds until the restore ends: devices (a virtual terminal...)
+ * opened to be a session's controlling terminal ("dev:INFO-ID"; the last close
+ * of a terminal takes it from its session) and hung-up pty slaves ("hung:FILE-ID").
+ */
+export const heldTtysOf = (s: KindStore) => s.get<Map<string, number>>('tty:held', () => new Map());
 
 /** A pty master: /dev/ptmx (5:2) or one of the Unix98 master majors. */
 export function isPtyMasterRdev(rdev: number): boolean {
@@ -61,7 +73,7 @@ function sides(index: number, env: RestoreFilesEnv): { masters: Side[]; slaves: 
   const slaves: Side[] = [];
   for (const fe of env.files.values()) {
     if (fe.type !== FdTypes.TTY || !fe.tty) continue;
-    const info = env.ttyInfos.get(fe.tty.ttyInfoId);
+    const info = ttyInfosOf(env.kinds).get(fe.tty.ttyInfoId);
     if (!info || info.type !== TtyType.PTY || info.pty?.index !== index) continue;
     (isPtyMaster(info) ? masters : slaves).push({ fe, info });
   }
@@ -112,14 +124,14 @@ function peer(pair: Pair, flags: number, locked: boolean): number {
  * mode, and its exclusive flag.
  */
 export function ensurePair(index: number, env: RestoreFilesEnv): Pair {
-  const have = env.ptys.get(index);
+  const have = ptysOf(env.kinds).get(index);
   if (have) return have;
   const { masters, slaves } = sides(index, env);
   const m = masters[0];
   if (!m || masters.length > 1) throw new CryoError(`pseudo-terminal ${index}: want one master in files.img, found ${masters.length}`);
   const path = (m.fe.tty!.regfId !== undefined && env.files.get(m.fe.tty!.regfId)?.reg?.name) || '/dev/ptmx';
   const pair: Pair = { master: openPtmxAt(path, index, openFlags(m.fe.tty!.flags)), slaves: new Map() };
-  env.ptys.set(index, pair); // from here on the restore's cleanup closes it
+  ptysOf(env.kinds).set(index, pair); // from here on the restore's cleanup closes it
   setInt(pair.master, TIOC.SPTLCK, 0);
   applyParams(pair.master, m.info);
   if (m.info.packetMode) setInt(pair.master, TIOC.PKT, 1);
@@ -142,8 +154,8 @@ export function ensurePair(index: number, env: RestoreFilesEnv): Pair {
   }
   // What each side had queued for reading, once its parameters are set.
   const what = (side: string) => `/dev/pts/${index} (${side})`;
-  putQueued(pair.master, true, env.ttyData.get(m.info.id) ?? new Uint8Array(), what('master'));
-  const slaveData = env.ttyData.get(m.info.id & ~1);
+  putQueued(pair.master, true, ttyDataOf(env.kinds).get(m.info.id) ?? new Uint8Array(), what('master'));
+  const slaveData = ttyDataOf(env.kinds).get(m.info.id & ~1);
   if (slaveData?.length) {
     const first = pair.slaves.values().next().value as number | undefined;
     const fd = first ?? peer(pair, O.RDWR | O.NOCTTY, false);
@@ -171,18 +183,18 @@ export function isHung(info: TtyInfoEntry): boolean {
 export function hungSlaveFd(fe: FileEntry, info: TtyInfoEntry, env: RestoreFilesEnv): number {
   const index = info.pty!.index;
   const key = (id: number) => `hung:${id}`;
-  if (!env.heldTtys.has(key(fe.id))) {
+  if (!heldTtysOf(env.kinds).has(key(fe.id))) {
     const master = openPtmxAt('/dev/ptmx', index, O.RDWR | O.NOCTTY | O.CLOEXEC);
     try {
       setInt(master, TIOC.SPTLCK, 0);
       for (const s of sides(index, env).slaves) {
-        if (isHung(s.info)) env.heldTtys.set(key(s.fe.id), peer({ master, slaves: new Map() }, openFlags(s.fe.tty!.flags), false));
+        if (isHung(s.info)) heldTtysOf(env.kinds).set(key(s.fe.id), peer({ master, slaves: new Map() }, openFlags(s.fe.tty!.flags), false));
       }
     } finally {
       closeSync(master);
     }
   }
-  return dupCloexec(env.heldTtys.get(key(fe.id))!);
+  return dupCloexec(heldTtysOf(env.kinds).get(key(fe.id))!);
 }
 
 /** A shell job's pty whose master was outside the tree, to be handed out with orphan_pts_master. */
@@ -196,10 +208,10 @@ export function isOrphanSlave(info: TtyInfoEntry, env: RestoreFilesEnv): boolean
  */
 function orphanPair(info: TtyInfoEntry, env: RestoreFilesEnv): Pair {
   const index = info.pty!.index;
-  const have = env.ptys.get(index);
+  const have = ptysOf(env.kinds).get(index);
   if (have) return have;
   const pair: Pair = { master: openPtmxAt('/dev/ptmx', index, O.RDWR | O.NOCTTY | O.CLOEXEC), slaves: new Map() };
-  env.ptys.set(index, pair);
+  ptysOf(env.kinds).set(index, pair);
   setInt(pair.master, TIOC.SPTLCK, 0);
   const s = peer(pair, O.RDWR | O.NOCTTY | O.CLOEXEC, false);
   try {
@@ -273,7 +285,7 @@ function pathOfInfo(info: TtyInfoEntry, env: RestoreFilesEnv): string | undefine
  */
 function sessionTerminals(env: RestoreFilesEnv, sid?: number): TtyInfoEntry[] {
   const out: TtyInfoEntry[] = [];
-  for (const info of env.ttyInfos.values()) {
+  for (const info of ttyInfosOf(env.kinds).values()) {
     if (!info.sid || (sid !== undefined && info.sid !== sid)) continue;
     if (isPtyMaster(info) && ownsPair(info.pty!.index, env)) out.push(info);
     else if (isOrphanSlave(info, env)) out.push(info);
@@ -296,7 +308,7 @@ function terminalFd(info: TtyInfoEntry, env: RestoreFilesEnv): number {
   }
   if (isOrphanSlave(info, env)) return peer(orphanPair(info, env), O.RDWR | O.NOCTTY | O.CLOEXEC, false);
   if (reopenedByPath(info.type, env.shellJob)) {
-    let fd = env.heldTtys.get(`dev:${info.id}`);
+    let fd = heldTtysOf(env.kinds).get(`dev:${info.id}`);
     if (fd === undefined) {
       const path = pathOfInfo(info, env)!;
       try {
@@ -304,7 +316,7 @@ function terminalFd(info: TtyInfoEntry, env: RestoreFilesEnv): number {
       } catch (e) {
         throw new CryoError(`cannot open the terminal ${path} (the controlling terminal of session ${info.sid}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       }
-      env.heldTtys.set(`dev:${info.id}`, fd);
+      heldTtysOf(env.kinds).set(`dev:${info.id}`, fd);
     }
     return dupCloexec(fd);
   }

@@ -3,6 +3,7 @@
 import { KCMP, kcmp } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { UnixDump } from './unix.js';
+import { KindStore } from './kind.js';
 import type { TcpStream } from './tcp.js';
 import type { LockedConn, NetLock } from '../netlock.js';
 import {
@@ -27,6 +28,8 @@ export interface RegInit {
 
 export class FileTable {
   readonly entries: FileEntry[] = [];
+  /** The kinds' own state for the dump (what their side images will hold). */
+  readonly kinds = new KindStore();
   /** tty-info.img: one entry per terminal the tree holds. */
   readonly ttyInfos: TtyInfoEntry[] = [];
   /** Every terminal fd dumped, for the checks once the whole tree is seen (tty.ts). */
@@ -35,8 +38,6 @@ export class FileTable {
   readonly ttyQueueFds = new Map<number, number>();
   /** tty-data.img: the bytes queued on each pty side. */
   readonly ttyData: TtyDataEntry[] = [];
-  /** pipes-data.img: the bytes queued in each pipe, once per pipe. */
-  readonly pipeData: Array<{ pipeId: number; data: Buffer; size: number }> = [];
   /**
    * Deleted files kept as ghost-file images, one per inode ("dev:ino"): the head, and
    * for a regular file its size and cryo's fd to read it through when the images are written.
@@ -63,16 +64,12 @@ export class FileTable {
   readonly locksSeen = new Set<string>();
   /** The inode of the network namespace every socket of the tree must be of (the tree's; it is restored into one). */
   sockNetns?: number;
-  /** fifo-data.img: the same for FIFOs. */
-  readonly fifoData: Array<{ pipeId: number; data: Buffer; size: number }> = [];
   /** Unix sockets: sock_diag's view and what was dumped (made at the first socket). */
   unix?: UnixDump;
   /** Epolls dumped, whose targets are matched with the fds of their home task once the tree is dumped (epoll.ts). */
   readonly epolls: Array<{ entry: EventpollFileEntry; owner: number; efd: number; where: string }> = [];
   /** The fds of every task dumped, in dump (pstree) order, by pid. */
   readonly taskFds = new Map<number, FdinfoEntry[]>();
-  /** Pipes whose data was already taken (by inode). */
-  readonly pipesSeen = new Set<number>();
   /** Open file descriptions seen so far, by inode: fds sharing one get one id. */
   private readonly descs = new Map<string, Array<{ pid: number; fd: number; id: number }>>();
   private nextId = 1;

@@ -14,7 +14,7 @@
 // Data queued in the tree's own pairs is carried (ttydata.ts).
 import { closeSync, fstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import {
-  create, isFieldSet, FdTypes, FileEntrySchema, TtyDataEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType, TtyPtyEntrySchema,
+  create, isFieldSet, FdTypes, FileEntrySchema, ImageError, TtyDataEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType, TtyPtyEntrySchema,
   type FileEntry, type TtyInfoEntry,
 } from '../../images/index.js';
 import { noFown } from './table.js';
@@ -28,7 +28,7 @@ import { ioctlInt, readParams, applyParams } from './termios.js';
 import { takeQueued } from './ttydata.js';
 import {
   isPtyMasterRdev, isPtyMaster, ownsPair, pairFd, isOrphanSlave, orphanSlaveFd, ttyKey, withSessionPtyUnlocked, reopenedByPath, devicePath,
-  isHung, hungSlaveFd, openFlags, openTty,
+  isHung, hungSlaveFd, openFlags, openTty, ttyInfosOf, ttyDataOf, ptysOf, heldTtysOf,
 } from './pty.js';
 
 // CRIU's fixed indices for terminals that are not ptys (tty.c).
@@ -229,7 +229,7 @@ export function ownTerminal(): string | null {
 function infoOf(fe: FileEntry, env: RestoreFilesEnv): TtyInfoEntry {
   const t = fe.tty;
   if (!t) throw new CryoError(`file id ${fe.id}: terminal entry without its tty field`);
-  const info = env.ttyInfos.get(t.ttyInfoId);
+  const info = ttyInfosOf(env.kinds).get(t.ttyInfoId);
   if (!info) throw new CryoError(`file id ${fe.id}: terminal ${t.ttyInfoId} is missing from tty-info.img`);
   return info;
 }
@@ -238,6 +238,31 @@ function infoOf(fe: FileEntry, env: RestoreFilesEnv): TtyInfoEntry {
 export const tty: FdKind = {
   name: 'terminal',
   type: FdTypes.TTY,
+  writeImages(dir, files) {
+    if (files.ttyInfos.length) dir.write('ttyInfo', files.ttyInfos);
+    if (files.ttyData.length) dir.write('ttyData', files.ttyData);
+  },
+  loadImages(dir, store) {
+    const infos = ttyInfosOf(store);
+    for (const i of dir.tryRead('ttyInfo') ?? []) {
+      if (infos.has(i.id)) throw new ImageError('IMG_INVALID', 'tty-info.img', undefined, `two entries with id ${hexId(i.id)}`);
+      infos.set(i.id, i);
+    }
+    const data = ttyDataOf(store);
+    for (const d of dir.tryRead('ttyData') ?? []) {
+      const info = infos.get(d.ttyId);
+      if (!info || info.type !== TtyType.PTY) throw new ImageError('IMG_INVALID', 'tty-data.img', undefined, `data for terminal 0x${d.ttyId.toString(16)}, which is no pseudo-terminal of tty-info.img`);
+      if (data.has(d.ttyId)) throw new ImageError('IMG_INVALID', 'tty-data.img', undefined, `two entries for terminal 0x${d.ttyId.toString(16)}`);
+      data.set(d.ttyId, d.data);
+    }
+  },
+  // Pty pairs made and terminals held, closed when the restore ends.
+  holdCleanup(store, cl) {
+    cl.always('ptys held', () => {
+      for (const p of ptysOf(store).values()) for (const fd of [p.master, ...p.slaves.values()]) closeSync(fd);
+      for (const fd of heldTtysOf(store).values()) closeSync(fd);
+    });
+  },
   match: (p) => p.st.isCharacterDevice() && isTty(p.st.rdev),
   dump(p, env) {
     const files = env.files;
@@ -294,7 +319,7 @@ export const tty: FdKind = {
   check(entries, env) {
     for (const fe of entries) {
       const t = partOf(fe, 'tty');
-      if (!env.ttyInfos.has(t.ttyInfoId)) throw badFile(fe, `terminal ${hexId(t.ttyInfoId)} names no entry of tty-info.img`);
+      if (!ttyInfosOf(env.kinds).has(t.ttyInfoId)) throw badFile(fe, `terminal ${hexId(t.ttyInfoId)} names no entry of tty-info.img`);
       if (isFieldSet(t, TtyFileEntrySchema.field.regfId)) regOf(fe, t.regfId, 'its path, regf_id', env);
     }
   },

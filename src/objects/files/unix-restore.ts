@@ -7,20 +7,33 @@
 // closed, or it is a datagram socket others only send to) gets a pair of its
 // own, whose other end sends the queue and goes, as CRIU's fake queuers.
 import { closeSync } from 'node:fs';
-import { ImageError, type FileEntry, type SkPacketEntry, type UnixSkEntry } from '../../images/index.js';
+import { ImageError, type FileEntry, type ImageDir, type SkPacketEntry, type UnixSkEntry } from '../../images/index.js';
 import { F, NR, O, SHUT, SO, SOCK, SOL_SOCKET, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { badFile, hexId, partOf, type CheckFilesEnv, type RestoreFilesEnv } from './kind.js';
+import { badFile, hexId, partOf, type CheckFilesEnv, type KindStore, type RestoreFilesEnv } from './kind.js';
 import { restoreSockOpts } from './sockopts.js';
 import { bindName, clearName, closeGhosts, connectTo, isPath, show } from './unix-names.js';
 
 export interface UnixRestore {
-  /** Queued packets, by the file id of the socket they wait in. */
-  queues: Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
   /** --ext-unix-sk was given: sockets may be reconnected to names outside the tree. */
   extUnixSk: boolean;
-  /** cryo's fd of each socket built, by inode (closed when the restore ends). */
-  fds: Map<number, number>;
+}
+
+type Queues = Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
+/** sk-queues.img: the packets queued in each socket, by the socket's file id (in the kinds' store). */
+export const skQueuesOf = (s: KindStore) => s.get<Queues>('unix:queues', () => new Map());
+/** cryo's fd of each socket built, by inode (closed when the restore ends). */
+export const unixFdsOf = (s: KindStore) => s.get<Map<number, number>>('unix:fds', () => new Map());
+
+/** Read sk-queues.img (none when no socket had anything queued). */
+export function loadSkQueues(dir: ImageDir, store: KindStore): void {
+  const queues = skQueuesOf(store);
+  for (const { msg, extra } of dir.exists('skQueues') ? dir.readEntries('skQueues') : []) {
+    const m = msg as SkPacketEntry;
+    const l = queues.get(m.idFor) ?? [];
+    l.push({ msg: m, data: extra ?? new Uint8Array() });
+    queues.set(m.idFor, l);
+  }
 }
 
 /** UnixSkEntry.uflags: a socket outside the tree, written so its peers can reach it. */
@@ -53,7 +66,8 @@ function acceptedPair(srv: UnixSkEntry, cli: UnixSkEntry | undefined, ghosts: Ma
 /** Build every unix socket of the images in cryo. */
 export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixRestore): void {
   const byIno = new Map(all.map((ue) => [ue.ino, ue]));
-  const fds = u.fds;
+  const fds = unixFdsOf(env.kinds);
+  const queues = skQueuesOf(env.kinds);
   /** The other end of a pair made for a socket whose queue no peer refills: it sends the queue, then goes. */
   const fakePeers = new Map<number, number>();
   /** O_PATH fds of the sockets bound to names whose file is gone, for connecting to them. */
@@ -63,7 +77,7 @@ export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixResto
   const inherited = (ue: UnixSkEntry) => env.inherited.has(`socket:[${ue.ino}]`);
   const inTree = (ue: UnixSkEntry) => !(ue.uflags & USK_EXTERN) && !inherited(ue);
   const own = all.filter(inTree);
-  const queued = (ue: UnixSkEntry) => (u.queues.get(ue.id)?.length ?? 0) > 0;
+  const queued = (ue: UnixSkEntry) => (queues.get(ue.id)?.length ?? 0) > 0;
   /** Its peer in the tree, connected back to it: the two are made as one pair. */
   const mutual = (ue: UnixSkEntry) => {
     const b = ue.state === TCP_ESTABLISHED ? byIno.get(ue.peer) : undefined;
@@ -124,7 +138,7 @@ export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixResto
     // 4. Queued data, sent by the peer or by the pair made for it. Before any
     //    connection by name: a datagram socket takes packets only from its peer once it has one.
     for (const ue of own) {
-      const q = u.queues.get(ue.id);
+      const q = queues.get(ue.id);
       if (!q?.length) continue;
       const fake = fakePeers.get(ue.ino);
       const peer = mutual(ue);
@@ -211,14 +225,14 @@ export function checkUnix(entries: FileEntry[], env: CheckFilesEnv): void {
         if (ue.type !== SOCK.DGRAM && peer.state !== TCP_LISTEN) throw badFile(fe, `${show(ue)}: its peer ${show(peer)} is not its pair and not listening`);
       }
     }
-    const q = env.skQueues.get(ue.id);
+    const q = skQueuesOf(env.kinds).get(ue.id);
     if (q?.length) {
       // As buildUnix: through its peer, or a pair made for it (a stream end whose peer closed, any datagram socket).
       const refill = (ue.state === TCP_ESTABLISHED && !ue.peer && ue.type !== SOCK.DGRAM) || (peer && peer !== ue && inTree(peer) && peer.peer === ue.ino) || ue.type === SOCK.DGRAM;
       if (!refill) throw badFile(fe, `${show(ue)}: no way to put its queued data back`);
     }
   }
-  for (const [id, q] of env.skQueues) {
+  for (const [id, q] of skQueuesOf(env.kinds)) {
     const bad = (what: string) => new ImageError('IMG_INVALID', 'sk-queues.img', undefined, what);
     const fe = env.files.get(id);
     if (!fe?.usk) throw bad(`packets queued in file id ${hexId(id)}, which is no unix socket of files.img`);
@@ -231,11 +245,12 @@ export function checkUnix(entries: FileEntry[], env: CheckFilesEnv): void {
 /** The task's copy of a unix socket: every socket is built at the first one. */
 export function openUnix(ue: UnixSkEntry, env: RestoreFilesEnv): number {
   const u = env.unix;
-  if (!u.fds.size) {
+  const fds = unixFdsOf(env.kinds);
+  if (!fds.size) {
     const all = [...env.files.values()].flatMap((f) => (f.usk ? [f.usk] : []));
     buildUnix(all, env, u);
   }
-  const fd = u.fds.get(ue.ino);
+  const fd = fds.get(ue.ino);
   if (fd === undefined) throw new CryoError(`${show(ue)} was not rebuilt`);
   return dupCloexec(fd);
 }

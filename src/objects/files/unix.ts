@@ -11,7 +11,7 @@ import { CryoError } from '../../context.js';
 import type { DumpFilesEnv, FdKind, FdProbe } from './kind.js';
 import { collectUnixSockets, type UnixDiag } from './unix-diag.js';
 import { dumpSockOpts } from './sockopts.js';
-import { checkUnix, openUnix, USK_EXTERN } from './unix-restore.js';
+import { checkUnix, loadSkQueues, openUnix, unixFdsOf, USK_EXTERN } from './unix-restore.js';
 import type { FileTable } from './table.js';
 
 export interface UnixDump {
@@ -116,6 +116,16 @@ function dumpQueue(lfd: number, id: number, ino: number, where: string, env: Dum
 export const unixsk: FdKind = {
   name: 'unix socket',
   type: FdTypes.UNIXSK,
+  writeImages(dir, files) {
+    if (files.unix?.queues.length) dir.write('skQueues', files.unix.queues);
+  },
+  loadImages: loadSkQueues,
+  holdCleanup(store, cl) {
+    const fds = unixFdsOf(store);
+    cl.always('unix sockets held', () => {
+      for (const fd of fds.values()) closeSync(fd);
+    });
+  },
   match: isUnix,
   dump(p, env) {
     const u = unixState(env.files);
