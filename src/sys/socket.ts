@@ -264,3 +264,27 @@ export function peerGroups(fd: number): number[] {
 export function peerPidfd(fd: number): number {
   return getsockoptRaw(fd, SOL_SOCKET, SO.PEERPIDFD, 4).readInt32LE(0);
 }
+
+/**
+ * The classic BPF program attached with SO_ATTACH_FILTER (SO_GET_FILTER), as
+ * the kernel's struct sock_filter array (8 bytes an instruction); empty when
+ * none. For this option the kernel counts optlen in instructions, not bytes.
+ * An eBPF program (SO_ATTACH_BPF) cannot be read: EACCES.
+ */
+export function getSocketFilter(fd: number): Buffer {
+  const len = new Uint32Array([0]);
+  syscall('getsockopt(SO_GET_FILTER)', NR.getsockopt, fd, SOL_SOCKET, SO.GET_FILTER, 0, new Uint8Array(len.buffer));
+  const n = len[0]!;
+  if (!n) return Buffer.alloc(0);
+  const b = Buffer.alloc(8 * n);
+  syscall('getsockopt(SO_GET_FILTER)', NR.getsockopt, fd, SOL_SOCKET, SO.GET_FILTER, b, new Uint8Array(len.buffer));
+  return b.subarray(0, 8 * Math.min(n, len[0]!));
+}
+
+/** SO_ATTACH_FILTER: `prog` is a struct sock_filter array (8 bytes an instruction). */
+export function attachSocketFilter(fd: number, prog: Uint8Array): void {
+  const fprog = Buffer.alloc(16); // struct sock_fprog { u16 len; struct sock_filter *filter; }
+  fprog.writeUInt16LE(prog.length / 8, 0);
+  fprog.writeBigUInt64LE(addressOf(prog), 8);
+  syscall('setsockopt(SO_ATTACH_FILTER)', NR.setsockopt, fd, SOL_SOCKET, SO.ATTACH_FILTER, fprog, fprog.length, 0, prog);
+}

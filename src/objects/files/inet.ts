@@ -22,7 +22,7 @@ import type { ImageDir, InventoryEntry } from '../../images/index.js';
 import type { Logger } from '../../context.js';
 import { lockMethodOf, nftTableName, unlockRestored, type LockedConn } from '../netlock.js';
 import { dumpTcpStream, finishTcpStream, prepareTcpStream, repairDone, repairOff, repairOn } from './tcp.js';
-import { dumpSockOpts, restoreSockOpts } from './sockopts.js';
+import { dumpSockOpts, restoreSockFilter, restoreSockOpts } from './sockopts.js';
 
 const STATE_NAMES: Record<number, string> = {
   1: 'ESTABLISHED', 2: 'SYN_SENT', 3: 'SYN_RECV', 4: 'FIN_WAIT1', 5: 'FIN_WAIT2', 6: 'TIME_WAIT', 7: 'CLOSE',
@@ -273,6 +273,7 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
       // As CRIU's --tcp-close: a new socket, unbound, shut down both ways (the
       // kernel sets the bits of an unconnected one and says ENOTCONN).
       restoreSockOpts(fd, opts);
+      restoreSockFilter(fd, opts);
       const r = trySyscall(NR.shutdown, fd, SHUT.RDWR);
       if (r < 0 && r !== -107 /* ENOTCONN */) throw new CryoError(`${where}: cannot shut it down (errno ${-r})`);
       if (ie.flags & O.NONBLOCK) syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, O.NONBLOCK);
@@ -304,6 +305,7 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
     }
     // SO_REUSEADDR back to the socket's own; SO_REUSEPORT at the end.
     restoreSockOpts(fd, bound ? { ...opts, soReuseport: true } : opts);
+    restoreSockFilter(fd, opts);
     if (ie.state === TCP_LISTEN) sock.listen(fd, ie.backlog);
     if (stream) {
       // In repair mode: no SYN, the socket is ESTABLISHED at once.
