@@ -288,3 +288,12 @@ export function attachSocketFilter(fd: number, prog: Uint8Array): void {
   fprog.writeBigUInt64LE(addressOf(prog), 8);
   syscall('setsockopt(SO_ATTACH_FILTER)', NR.setsockopt, fd, SOL_SOCKET, SO.ATTACH_FILTER, fprog, fprog.length, 0, prog);
 }
+
+/** poll(2) at once, for every event: what the fd reports now (POLLIN 1, POLLOUT 4, POLLHUP 0x10, POLLRDHUP 0x2000...). */
+export function pollEvents(fd: number): number {
+  const pfd = Buffer.alloc(8); // struct pollfd { int fd; short events; short revents; }
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(0x2000 | 0x1 | 0x4, 4);
+  syscall('poll', NR.poll, pfd, 1, 0);
+  return pfd.readUInt16LE(6);
+}

@@ -51,6 +51,8 @@ export class FileTable {
   netlock?: NetLock;
   /** sock_diag's shutdown bits of the inet sockets, by "family:protocol", then inode (inet.ts). */
   readonly inetShutdowns = new Map<string, Map<number, number>>();
+  /** Raw sockets' state and peer, by family, then inode (/proc/net/raw: inet-raw.ts). */
+  readonly rawSockets = new Map<number, Map<number, { state: number; dst: number[] }>>();
   readonly ghostFiles = new Map<string, { remapId: number; head: GhostFileEntry; size: number; fd?: number }>();
   /** remap-fpath.img: reg-file entries reached through a ghost file or a link_remap file. */
   readonly remaps: RemapFilePathEntry[] = [];
