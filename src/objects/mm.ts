@@ -135,6 +135,8 @@ export function vmaEntries(
         e.flags |= MAP.ANONYMOUS;
         e.status = VMA_AREA_REGULAR | VMA_ANON_PRIVATE;
       } else {
+        // CRIU maps a packet socket's ring again from the socket once its fds are open; cryo's memory comes first.
+        if (st.isSocket()) throw new CryoError(`task ${pid}: the ring of a packet socket (${link}) is mapped at ${at}, which cryo does not restore yet`);
         if (!st.isFile()) throw new CryoError(`task ${pid}: mapping of ${v.name} is not a regular file`);
         // Opened as the task had it: a later mprotect(PROT_WRITE) of a shared mapping needs O_RDWR.
         const fdflags = fdflagsOf(mapPath);

@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, critDecodeAll, runningFree, waitFor } from './harness.js';
+import { Session, compileProgram, critDecodeAll, runningFree, waitFor } from './harness.js';
 
 /** The netlink entries of files.img through CRIU's own pycriu. */
 function upstreamNlsk(dir: string): Array<Record<string, unknown>> {
@@ -42,7 +42,8 @@ test('a netlink socket with messages unread, one with NETLINK_EXT_ACK and a SOCK
     ['dgram', /^Error: task \d+ fd \d+ \(netlink socket of protocol 16 \d+\): a SOCK_DGRAM netlink socket, which CRIU's images hold only as SOCK_RAW$/],
   ];
   for (const [mode, want] of cases) {
-    const target = await s.start('netlinksk', { args: [s.dir, mode] });
+    // A label of its own: each target's READY goes to its own output file.
+    const target = await s.startCommand(`netlinksk-${mode}`, [compileProgram('netlinksk'), s.dir, mode]);
     const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
     assert.equal(r.code, 1, `${mode}: want exit 1${s.report()}`);
     assert.match(r.stderr.trimEnd(), want, `${mode}${s.report()}`);

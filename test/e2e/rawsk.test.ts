@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, critDecodeAll, runningFree, waitFor } from './harness.js';
+import { Session, compileProgram, critDecodeAll, runningFree, waitFor } from './harness.js';
 
 type Isk = Record<string, unknown> & { ip_opts?: { raw?: Record<string, unknown> } };
 
@@ -50,7 +50,8 @@ test('a ping socket with a reply unread and a raw socket with IPV6_CHECKSUM fail
     ['checksum', /^Error: task \d+ fd \d+ \(IPv6 raw socket of protocol 17 \d+\): IPV6_CHECKSUM is set \(offset 6\), which CRIU's images cannot hold$/],
   ];
   for (const [mode, want] of cases) {
-    const target = await s.start('rawsk', { args: [s.dir, mode] });
+    // A label of its own: each target's READY goes to its own output file.
+    const target = await s.startCommand(`rawsk-${mode}`, [compileProgram('rawsk'), s.dir, mode]);
     const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
     assert.equal(r.code, 1, `${mode}: want exit 1${s.report()}`);
     assert.match(r.stderr.trimEnd(), want, `${mode}${s.report()}`);

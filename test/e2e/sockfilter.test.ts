@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, critDecodeAll, runningFree, waitFor } from './harness.js';
+import { Session, compileProgram, critDecodeAll, runningFree, waitFor } from './harness.js';
 
 /** files.img through CRIU's own pycriu (the reference for the layout). */
 function upstreamFiles(dir: string): Array<Record<string, Record<string, unknown>>> {
@@ -40,7 +40,8 @@ test('a locked socket filter and an eBPF one fail the dump in one line naming th
     ['ebpf', /^Error: task \d+ fd 3 \(IPv4 UDP socket \d+\): an eBPF socket filter \(SO_ATTACH_BPF\) is attached, which cryo cannot dump \(CRIU's images hold only classic BPF\)$/],
   ];
   for (const [mode, want] of cases) {
-    const target = await s.start('sockfilter', { args: [s.dir, mode] });
+    // A label of its own: each target's READY goes to its own output file.
+    const target = await s.startCommand(`sockfilter-${mode}`, [compileProgram('sockfilter'), s.dir, mode]);
     const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
     assert.equal(r.code, 1, `${mode}: want exit 1${s.report()}`);
     assert.match(r.stderr.trimEnd(), want, `${mode}${s.report()}`);
