@@ -11,7 +11,7 @@ import {
 import { parseMaps, type Vma } from '../proc/maps.js';
 import { hasPrivatePages } from '../objects/mm.js';
 import {
-  findFree, imageRanges, moveVdso, mapVmas, fixProtections, setMmMap, inheritedVmas, isMapped, finishMemory, type Range,
+  findFree, imageRanges, moveVdso, mapVmas, fixProtections, setMmMap, inheritedVmas, isMapped, finishMemory, mapSocketRings, type Range,
 } from '../objects/mm-restore.js';
 import { shareInherited } from '../objects/cow.js';
 import type { ShmemObjects } from '../objects/shmem.js';
@@ -197,6 +197,7 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
 export function restoreMemoryLate(rem: Remote, img: TaskImages, sh: RestoreShared): void {
   const mm = img.mm;
   if (!mm) return;
+  mapSocketRings(rem, mm, (id) => img.fdinfo?.find((f) => f.id === id)?.fd);
   finishMemory(rem, mm, (start, len) => aioPages(img, sh, start, len));
   const mask = img.core.tc?.membarrierRegistrationMask ?? 0;
   for (let b = 0; b < 32; b++) {

@@ -4,12 +4,16 @@
  *    membership on lo and an rx ring of 4 frames;
  *  - a SOCK_DGRAM ETH_P_IP socket bound to lo with PACKET_RESERVE 64,
  *    PACKET_ORIGDEV, a unicast membership and a tx ring, O_NONBLOCK;
- *  - a SOCK_PACKET socket bound to lo, and an unbound one.
+ *  - a SOCK_PACKET socket bound to lo, and an unbound one;
+ *  - a SOCK_RAW ETH_P_IP socket bound to lo with a TPACKET_V2 rx ring mapped
+ *    shared into the task.
  * After restore the options, bindings, memberships, fanout and rings are as
- * they were (the rx ring maps with its size), and the ETH_P_IP socket
- * receives a UDP datagram sent over lo.
+ * they were (the rx ring maps with its size), the ETH_P_IP socket receives a
+ * UDP datagram sent over lo, and the datagram shows in the mapped ring at the
+ * same address.
  * argv[2] "queued": a datagram waits in the ETH_P_IP socket; "bypass":
- * PACKET_QDISC_BYPASS is set on it (both refused).
+ * PACKET_QDISC_BYPASS is set on it; "closed": the ring stays mapped but its
+ * socket's fd is closed (all refused).
  * SIGUSR2: the promiscuous membership is dropped first (FAIL). */
 #include "common.h"
 #include <arpa/inet.h>
@@ -87,7 +91,8 @@ int main(int argc, char **argv)
 	struct mreq_max uni = { .ifindex = 1, .type = PACKET_MR_UNICAST, .alen = 6, .addr = { 2, 0, 0, 0, 0, 7 } };
 	struct ifreq ifr = { 0 };
 	struct sockaddr sp = { .sa_family = AF_PACKET };
-	int r1, r2, dg, s1, s2, s, fanout = 77 | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_ROLLOVER) << 16), n;
+	struct tpacket2_hdr *frame;
+	int r1, r2, r3, dg, s1, s2, s, fanout = 77 | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_ROLLOVER) << 16), n;
 	unsigned char buf[2048];
 	void *m;
 
@@ -121,6 +126,14 @@ int main(int argc, char **argv)
 	strcpy(sp.sa_data, "lo");
 	MUST(bind(s1, &sp, sizeof(sp)) == 0);
 	MUST((s2 = socket(AF_PACKET, SOCK_PACKET, htons(ETH_P_ALL))) >= 0);
+
+	MUST((r3 = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_IP))) >= 0);
+	bind_ll(r3, 1);
+	setopt(r3, PACKET_VERSION, TPACKET_V2);
+	ring(r3, PACKET_RX_RING);
+	MUST((frame = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, r3, 0)) != MAP_FAILED);
+	if (!strcmp(mode, "closed"))
+		close(r3);
 
 	if (!strcmp(mode, "queued"))
 		udp_to_lo();
@@ -157,6 +170,9 @@ int main(int argc, char **argv)
 	udp_to_lo();
 	if ((n = recv(dg, buf, sizeof(buf), 0)) != 32 || buf[0] != 0x45 || memcmp(buf + 28, "cryo", 4))
 		failf("dgram: no IP packet of the datagram came (%d: %s)", n, n < 0 ? strerror(errno) : "");
+	/* The datagram went into r3's ring too: its first frame, through the old mapping. */
+	if (!(frame->tp_status & TP_STATUS_USER) || frame->tp_len != 46 || ((unsigned char *)frame)[frame->tp_mac + 14] != 0x45)
+		failf("ring: the datagram is not in the mapped ring (status %#x, length %u)", frame->tp_status, frame->tp_len);
 	check_spkt(s1, "lo", "spkt 1");
 	check_spkt(s2, "", "spkt 2");
 	return prog_finish();

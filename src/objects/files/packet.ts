@@ -233,7 +233,8 @@ export const packetsk: FdKind = {
   match: isPacket,
   dump(p, env) {
     const id = env.files.newId();
-    env.files.add(create(FileEntrySchema, { type: FdTypes.PACKETSK, id, psk: dumpPacket(p, id, env.files) }));
+    // The key finds it for a mapping of its ring (mm.ts).
+    env.files.add(create(FileEntrySchema, { type: FdTypes.PACKETSK, id, psk: dumpPacket(p, id, env.files) }), `packet:${p.st.ino}`);
     return id;
   },
   open(fe) {
