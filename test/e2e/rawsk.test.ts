@@ -2,7 +2,8 @@
 // its own): dumped as CRIU's InetSkEntry with IpOptsRawEntry (checked with
 // upstream crit), restored with their filters, options, bindings, peers and
 // echo identifiers; a reply left unread and an IPV6_CHECKSUM, which CRIU's
-// images cannot carry, fail the dump in one line.
+// images cannot carry, fail the dump in one line. `check --feature net_diag_raw`
+// (CRIU's name) says yes where /proc/net/raw lists raw sockets, which this needs.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';

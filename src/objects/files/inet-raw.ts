@@ -38,10 +38,12 @@ export function dumpRawOpts(fd: number, family: number, proto: number, where: st
   const hdrincl = int(fd, v6 ? IPPROTO.IPV6 : IPPROTO.IP, v6 ? IPV6.HDRINCL : IP.HDRINCL) !== 0;
   if (hdrincl) r.hdrincl = true;
   if (!v6 && int(fd, IPPROTO.IP, IP.NODEFRAG)) r.nodefrag = true;
-  // IPV6_CHECKSUM is an offset, which CRIU's bool cannot hold (ICMPv6's is the kernel's own, fixed).
+  // IPV6_CHECKSUM is an offset, which CRIU's bool cannot hold; a new socket
+  // has the kernel's own (ICMPv6 2, fixed; the mobility header's 4; else none).
   if (v6 && proto !== IPPROTO.ICMPV6) {
     const off = sock.getsockoptInt(fd, IPPROTO.IPV6, IPV6.CHECKSUM);
-    if (off !== undefined && off !== -1) throw new CryoError(`${where}: IPV6_CHECKSUM is set (offset ${off}), which CRIU's images cannot hold`);
+    const dflt = proto === 135 /* IPPROTO_MH */ ? 4 : -1;
+    if (off !== undefined && off !== dflt) throw new CryoError(`${where}: IPV6_CHECKSUM is set (offset ${off}), which CRIU's images cannot hold`);
   }
   const f = icmpFilter(family, proto);
   if (f) {

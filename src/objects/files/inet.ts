@@ -380,7 +380,7 @@ function checkInet(entries: FileEntry[]): void {
     if (ie.family !== AF.INET && ie.family !== AF.INET6) throw badFile(fe, `inet socket of family ${ie.family}`);
     const words = ie.family === AF.INET ? 1 : 4;
     if (ie.srcAddr.length !== words || (ie.dstAddr.length !== 0 && ie.dstAddr.length !== words)) throw badFile(fe, 'inet socket address of the wrong length');
-    const known = (PROTOS.has(ie.proto) && (ie.type === SOCK.STREAM || ie.type === SOCK.DGRAM)) || isPing(ie.type, ie.proto) || (ie.type === SOCK.RAW && ie.proto <= 0xff);
+    const known = (PROTOS.has(ie.proto) && (ie.type === SOCK.STREAM || ie.type === SOCK.DGRAM)) || isPing(ie.type, ie.proto) || (ie.type === SOCK.RAW && ie.proto < 263 /* IPPROTO_MAX */);
     if (!known) throw badFile(fe, `inet socket of type ${ie.type}, protocol ${ie.proto}`);
     if (ie.srcPort > 0xffff || ie.dstPort > 0xffff) throw badFile(fe, 'inet socket port above 65535');
     // Connected states other than ESTABLISHED come from --tcp-close dumps (planTcpRestore checks them).
