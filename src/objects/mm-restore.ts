@@ -9,7 +9,7 @@ import type { Remote } from '../tracer/remote.js';
 import { prctlMmMap } from '../abi/index.js';
 import {
   type VmaEntry, type MmEntry, type PagemapEntry, PagemapEntrySchema, VmaEntrySchema, isFieldSet, VMA_AREA_SYSVIPC,
-  VMA_AREA_REGULAR, VMA_AREA_VSYSCALL, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_AIORING, VMA_AREA_GUARD,
+  VMA_AREA_REGULAR, VMA_AREA_VSYSCALL, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_AIORING, VMA_AREA_GUARD, VMA_AREA_SOCKET,
   VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_ANON_SHARED, VMA_ANON_PRIVATE, VMA_AREA_MEMFD,
 } from '../images/index.js';
 import { restoreAioRing } from './aio.js';
@@ -90,9 +90,25 @@ export function moveVdso(rem: Remote, current: Vma[], mm: MmEntry, tmp: bigint):
   return wantVdso.start - curVdso.start;
 }
 
-/** VMAs mapVmas() maps: not the kernel's own (vDSO, vvar, vsyscall), guard regions or AIO rings. */
+/** VMAs mapVmas() maps: not the kernel's own (vDSO, vvar, vsyscall), guard regions, AIO rings or packet rings (mapSocketRings). */
 export function isMapped(v: VmaEntry): boolean {
-  return (v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL | VMA_AREA_AIORING | VMA_AREA_GUARD)) === 0 && v.status !== 0;
+  return (v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL | VMA_AREA_AIORING | VMA_AREA_GUARD | VMA_AREA_SOCKET)) === 0 && v.status !== 0;
+}
+
+/**
+ * Packet sockets' rings, once the task's fds are in place: mapped from the
+ * task's fd of the socket (file id `shmid`), as CRIU's restorer maps them.
+ */
+export function mapSocketRings(rem: Remote, mm: MmEntry, fdOf: (id: number) => number | undefined): void {
+  for (const v of mm.vmas) {
+    if (!(v.status & VMA_AREA_SOCKET)) continue;
+    const at = `0x${v.start.toString(16)}`;
+    const fd = fdOf(Number(v.shmid));
+    if (fd === undefined) throw new Error(`the packet ring at ${at}: the task holds no fd of socket file ${v.shmid}`);
+    const flags = (v.flags & (MAP.SHARED | MAP.PRIVATE)) | MAP.FIXED;
+    const got = rem.call(`mmap(${at}, packet ring)`, NR.mmap, v.start, v.end - v.start, v.prot, flags, fd, v.pgoff);
+    if (got !== v.start) throw new Error(`mmap placed the packet ring at 0x${got.toString(16)}, not ${at}`);
+  }
 }
 
 /** How a VMA is mapped while its contents go in: memory we fill must be readable and writable. */
@@ -253,6 +269,7 @@ export function runPages(r: PagemapEntry): number {
 function restoreMemoryLate(rem: Remote, img: TaskImages, sh: Pick<RestoreShared, 'pagesFd'>): void {
   const mm = img.mm;
   if (!mm) return;
+  mapSocketRings(rem, mm, (id) => img.fdinfo?.find((f) => f.id === id)?.fd);
   finishMemory(rem, mm, (start, len) => aioPages(img, sh, start, len));
   const mask = img.core.tc?.membarrierRegistrationMask ?? 0;
   for (let b = 0; b < 32; b++) {

@@ -6,7 +6,7 @@ import { MAP, MAP_HUGE_SHIFT, PROT, MADV, MREMAP, O, NR, PR, PR_SET_MM_MAP, PAGE
 import type { Remote } from '../tracer/remote.js';
 import {
   create, VmaEntrySchema, type VmaEntry, type MmEntry, type AioRingEntry,
-  VMA_AREA_REGULAR, VMA_AREA_STACK, VMA_AREA_VSYSCALL, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_AIORING, VMA_AREA_GUARD,
+  VMA_AREA_REGULAR, VMA_AREA_STACK, VMA_AREA_VSYSCALL, VMA_AREA_VDSO, VMA_AREA_VVAR, VMA_AREA_AIORING, VMA_AREA_GUARD, VMA_AREA_SOCKET,
   VMA_AREA_HEAP, VMA_AREA_SYSVIPC, VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_ANON_SHARED, VMA_ANON_PRIVATE, VMA_AREA_MEMFD,
 } from '../images/index.js';
 import type { RegDumpEnv } from './files/kind.js';
@@ -135,6 +135,16 @@ export function vmaEntries(
         e.flags |= MAP.ANONYMOUS;
         e.status = VMA_AREA_REGULAR | VMA_ANON_PRIVATE;
       } else {
+        if (st.isSocket()) {
+          // A packet socket's ring, as CRIU keeps it: no pages (they are the
+          // socket's), the socket's file id; mapped again from its fd.
+          const id = env.files.lookup(`packet:${st.ino}`);
+          if (id === undefined) throw new CryoError(`task ${pid}: the ring of ${link} is mapped at ${at}, but no fd of the tree holds the socket`);
+          e.status = VMA_AREA_REGULAR | VMA_AREA_SOCKET;
+          e.shmid = BigInt(id);
+          out.push(e);
+          continue;
+        }
         if (!st.isFile()) throw new CryoError(`task ${pid}: mapping of ${v.name} is not a regular file`);
         // Opened as the task had it: a later mprotect(PROT_WRITE) of a shared mapping needs O_RDWR.
         const fdflags = fdflagsOf(mapPath);

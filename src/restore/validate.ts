@@ -9,7 +9,7 @@ import { imagePersonality } from '../objects/prctl.js';
 import { readFileSync, statSync } from 'node:fs';
 import {
   CoreEntry_March, FdTypes, RegFileEntrySchema, ImageError, PagemapEntrySchema, PE_PARENT, PE_PRESENT, isFieldSet, isZombieState,
-  VMA_AREA_MEMFD, VMA_AREA_VDSO, VMA_AREA_VSYSCALL, VMA_AREA_VVAR, VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_AREA_GUARD, VMA_AREA_AIORING,
+  VMA_AREA_MEMFD, VMA_AREA_VDSO, VMA_AREA_VSYSCALL, VMA_AREA_VVAR, VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_AREA_GUARD, VMA_AREA_AIORING, VMA_AREA_SOCKET,
   type FileEntry, type ImageDir, type InventoryEntry, type MemfdInodeEntry, type PagemapEntry, type TaskKobjIdsEntry,
   type PstreeEntry, type SeccompFilter, SeccompFilterSchema, SeccompMode,
 } from '../images/index.js';
@@ -163,6 +163,7 @@ function checkMm(dir: ImageDir, t: TaskImages, files: Map<number, FileEntry>, ma
     prevEnd = v.end;
     if (v.pgoff % PAGE) throw bad(file, `${at}: offset 0x${v.pgoff.toString(16)} is not page aligned`);
     if (!special && v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) fileRef(Number(v.shmid), `${at}: shmid`, (v.status & VMA_AREA_MEMFD) !== 0);
+    if (v.status & VMA_AREA_SOCKET && !files.get(Number(v.shmid))?.psk) throw bad(file, `${at}: a socket mapping whose shmid ${hexId(Number(v.shmid))} names no packet socket of files.img`);
     if (hasPrivatePages(v) || special) {
       const last = priv[priv.length - 1];
       if (last && last[1] === v.start) last[1] = v.end;

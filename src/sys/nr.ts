@@ -1,7 +1,7 @@
 // x86_64 system call numbers and kernel ABI constants, in one place (gVisor's pkg/abi).
 
 export const NR = {
-  read: 0, write: 1, open: 2, close: 3, fstat: 5, lseek: 8, mmap: 9, mprotect: 10,
+  read: 0, write: 1, open: 2, close: 3, fstat: 5, poll: 7, lseek: 8, mmap: 9, mprotect: 10,
   munmap: 11, brk: 12, rt_sigaction: 13, rt_sigprocmask: 14, rt_sigreturn: 15, ioctl: 16,
   pread64: 17, pwrite64: 18, readv: 19, writev: 20, mremap: 25, madvise: 28, dup: 32,
   dup2: 33, pause: 34, nanosleep: 35, getitimer: 36, setitimer: 38, getpid: 39,
@@ -158,18 +158,23 @@ export const IOV_MAX = 1024;
 
 // Sockets.
 export const AF = { UNIX: 1, INET: 2, NETLINK: 16, INET6: 10 } as const;
-export const SOCK = { STREAM: 1, DGRAM: 2, SEQPACKET: 5, NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
+export const SOCK = { STREAM: 1, DGRAM: 2, RAW: 3, SEQPACKET: 5, PACKET: 10, NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
 export const SOL_SOCKET = 1;
 export const SO = {
   TYPE: 3, REUSEADDR: 2, DONTROUTE: 5, BROADCAST: 6, SNDBUF: 7, RCVBUF: 8, KEEPALIVE: 9, OOBINLINE: 10,
   NO_CHECK: 11, PRIORITY: 12, LINGER: 13, REUSEPORT: 15, PASSCRED: 16, PEERCRED: 17, RCVLOWAT: 18,
-  RCVTIMEO: 20, SNDTIMEO: 21, BINDTODEVICE: 25, GET_FILTER: 26, SNDBUFFORCE: 32, RCVBUFFORCE: 33,
+  RCVTIMEO: 20, SNDTIMEO: 21, BINDTODEVICE: 25, ATTACH_FILTER: 26, GET_FILTER: 26, LOCK_FILTER: 44, SNDBUFFORCE: 32, RCVBUFFORCE: 33,
   PASSSEC: 34, MARK: 36, PROTOCOL: 38, DOMAIN: 39, PEEK_OFF: 42, PEERGROUPS: 59, BUF_LOCK: 72, PEERPIDFD: 77,
 } as const;
 /** Inet socket levels and options (netinet/in.h, netinet/tcp.h, linux/udp.h). */
-export const IPPROTO = { IP: 0, TCP: 6, UDP: 17, IPV6: 41, UDPLITE: 136 } as const;
-export const IP = { TOS: 1, TTL: 2, PKTINFO: 8, FREEBIND: 15 } as const;
-export const IPV6 = { UNICAST_HOPS: 16, V6ONLY: 26, RECVPKTINFO: 49, TCLASS: 67, FREEBIND: 78 } as const;
+export const IPPROTO = { IP: 0, ICMP: 1, TCP: 6, UDP: 17, IPV6: 41, ICMPV6: 58, UDPLITE: 136, RAW: 255 } as const;
+export const IP = { TOS: 1, TTL: 2, HDRINCL: 3, PKTINFO: 8, FREEBIND: 15, NODEFRAG: 22 } as const;
+export const IPV6 = { CHECKSUM: 7, UNICAST_HOPS: 16, V6ONLY: 26, HDRINCL: 36, RECVPKTINFO: 49, TCLASS: 67, FREEBIND: 78 } as const;
+/** Raw sockets' own level (SOL_RAW) and ICMPv6's, with their ICMP type filters. */
+export const SOL_RAW = 255;
+export const SOL_ICMPV6 = 58;
+export const ICMP_FILTER = 1;
+export const ICMPV6_FILTER = 1;
 export const TCP = {
   NODELAY: 1, MAXSEG: 2, CORK: 3, KEEPIDLE: 4, KEEPINTVL: 5, KEEPCNT: 6, INFO: 11,
   REPAIR: 19, REPAIR_QUEUE: 20, QUEUE_SEQ: 21, REPAIR_OPTIONS: 22, TIMESTAMP: 24, REPAIR_WINDOW: 29,

@@ -72,13 +72,6 @@ export function getsockoptInt(fd: number, level: number, opt: number): number | 
   }
 }
 
-/** SO_GET_FILTER with no buffer: the number of instructions of the socket's classic BPF filter (0: none). */
-export function filterLength(fd: number): number {
-  const len = new Uint32Array([0]);
-  syscall('getsockopt(SO_GET_FILTER)', NR.getsockopt, fd, SOL_SOCKET, SO.GET_FILTER, 0, new Uint8Array(len.buffer));
-  return len[0]!;
-}
-
 export function setsockoptRaw(fd: number, level: number, opt: number, value: Uint8Array): void {
   syscall('setsockopt', NR.setsockopt, fd, level, opt, value, value.length);
 }
@@ -270,4 +263,37 @@ export function peerGroups(fd: number): number[] {
 /** SO_PEERPIDFD: a pidfd of the peer process (which stays that process even if its pid is reused). */
 export function peerPidfd(fd: number): number {
   return getsockoptRaw(fd, SOL_SOCKET, SO.PEERPIDFD, 4).readInt32LE(0);
+}
+
+/**
+ * The classic BPF program attached with SO_ATTACH_FILTER (SO_GET_FILTER), as
+ * the kernel's struct sock_filter array (8 bytes an instruction); empty when
+ * none. For this option the kernel counts optlen in instructions, not bytes.
+ * An eBPF program (SO_ATTACH_BPF) cannot be read: EACCES.
+ */
+export function getSocketFilter(fd: number): Buffer {
+  const len = new Uint32Array([0]);
+  syscall('getsockopt(SO_GET_FILTER)', NR.getsockopt, fd, SOL_SOCKET, SO.GET_FILTER, 0, new Uint8Array(len.buffer));
+  const n = len[0]!;
+  if (!n) return Buffer.alloc(0);
+  const b = Buffer.alloc(8 * n);
+  syscall('getsockopt(SO_GET_FILTER)', NR.getsockopt, fd, SOL_SOCKET, SO.GET_FILTER, b, new Uint8Array(len.buffer));
+  return b.subarray(0, 8 * Math.min(n, len[0]!));
+}
+
+/** SO_ATTACH_FILTER: `prog` is a struct sock_filter array (8 bytes an instruction). */
+export function attachSocketFilter(fd: number, prog: Uint8Array): void {
+  const fprog = Buffer.alloc(16); // struct sock_fprog { u16 len; struct sock_filter *filter; }
+  fprog.writeUInt16LE(prog.length / 8, 0);
+  fprog.writeBigUInt64LE(addressOf(prog), 8);
+  syscall('setsockopt(SO_ATTACH_FILTER)', NR.setsockopt, fd, SOL_SOCKET, SO.ATTACH_FILTER, fprog, fprog.length, 0, prog);
+}
+
+/** poll(2) at once, for every event: what the fd reports now (POLLIN 1, POLLOUT 4, POLLHUP 0x10, POLLRDHUP 0x2000...). */
+export function pollEvents(fd: number): number {
+  const pfd = Buffer.alloc(8); // struct pollfd { int fd; short events; short revents; }
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(0x2000 | 0x1 | 0x4, 4);
+  syscall('poll', NR.poll, pfd, 1, 0);
+  return pfd.readUInt16LE(6);
 }

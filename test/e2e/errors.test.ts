@@ -141,12 +141,12 @@ test('a task that dies in the middle of a dump: exit 1, names it, the rest of th
 
 test('an fd of a kind cryo does not support: the dump fails naming the task, the fd and the kind; the task runs on', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'err-unsupported');
-  // A netlink socket: not supported yet.
-  const script = 'import socket, time\na = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)\nprint("READY", flush=True)\ntime.sleep(1000)\n';
+  // A vsock socket: not supported yet.
+  const script = 'import socket, time\na = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM, 0)\nprint("READY", flush=True)\ntime.sleep(1000)\n';
   const target = await s.startCommand('sockets', [python3(), '-c', script]);
   const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
   assertCleanFailure(s, r);
-  assert.match(r.stderr, new RegExp(`task ${target.pid}: fd \\d+ is a netlink socket \\(socket:\\[\\d+\\]\\): netlink sockets are not supported yet`), s.report());
+  assert.match(r.stderr, new RegExp(`task ${target.pid}: fd \\d+ is a vsock socket \\(socket:\\[\\d+\\]\\): vsock sockets are not supported yet`), s.report());
   assert.ok(runningFree(target.pid), `the task is not running free after the failed dump${s.report()}`);
   await s.killTree(target);
 });

@@ -7,7 +7,7 @@ import { Session, describeStatus } from './harness.js';
 
 const PROGRAMS = ['memory', 'regs', 'files', 'misc', 'sleeper', 'threads', 'seccomp', 'seccompstrict', 'daemon', 'pipes', 'fdkinds', 'ghost', 'locks', 'sigchld', 'tree', 'timers', 'creds', 'sched', 'unix', 'unix2', 'memfd', 'mapdel', 'linkremap', 'shmem', 'sigstorm', 'uprobes', 'scm', 'epolldup', 'unixghost', 'cow', 'mapflags', 'hugetlb', 'aio',
   'sparseghost', 'deletedkinds', 'pipeflags', 'chroot', 'pidfddead', 'fdshare', 'leases', 'fown',
-  'zombies', 'jobstop', 'sigtrap', 'loginuid', 'seccomptsync', 'nsrefuse', 'ttydev', 'ptyhung', 'ptydata', 'inet', 'memrand'];
+  'zombies', 'jobstop', 'sigtrap', 'loginuid', 'seccomptsync', 'nsrefuse', 'ttydev', 'ptyhung', 'ptydata', 'inet', 'memrand', 'sockfilter', 'rawsk', 'netlinksk', 'packetsk'];
 
 for (const name of PROGRAMS) {
   // The sleeper checks that it ticked a few times.

@@ -188,7 +188,7 @@ const FEATURES: Record<string, FeatureClass> = {
   'can_map_vdso': NO,
   'sk_ns': { test: 'e2e/netns.test.ts' },
   'sk_unix_file': { test: 'e2e/unix.test.ts' },
-  'net_diag_raw': NO,
+  'net_diag_raw': { test: 'e2e/rawsk.test.ts' },
   'nsid': NO,
   'link_nsid': NO,
   'kcmp_epoll': { test: 'e2e/epoll.test.ts' },

@@ -24,11 +24,13 @@ import { pidfd } from './pidfd.js';
 import { unixsk } from './unix.js';
 import { memfd } from './memfd.js';
 import { inetsk } from './inet.js';
+import { netlinksk } from './netlink.js';
+import { packetsk } from './packet.js';
 import { parseLocks } from './locks.js';
 import { readFown, setFown, restoreFown, asyncOn, nsPidOf } from './fown.js';
 import type { Remote } from '../../tracer/remote.js';
 
-const FD_KINDS: FdKind[] = [nsfile, regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, fanotify, pidfd, unixsk, inetsk, memfd];
+const FD_KINDS: FdKind[] = [nsfile, regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, fanotify, pidfd, unixsk, inetsk, netlinksk, packetsk, memfd];
 
 function kindName(st: Stats, link: string): string {
   if (st.isFIFO()) return 'pipe';

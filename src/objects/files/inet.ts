@@ -22,7 +22,8 @@ import type { ImageDir, InventoryEntry } from '../../images/index.js';
 import type { Logger } from '../../context.js';
 import { lockMethodOf, nftTableName, unlockRestored, type LockedConn } from '../netlock.js';
 import { dumpTcpStream, finishTcpStream, prepareTcpStream, repairDone, repairOff, repairOn } from './tcp.js';
-import { dumpSockOpts, restoreSockOpts } from './sockopts.js';
+import { dumpSockOpts, restoreSockFilter, restoreSockOpts } from './sockopts.js';
+import { dumpRawOpts, isPing, pingSocketError, procRawSockets, rawBindPort, rawName, restoreRawOpts } from './inet-raw.js';
 
 const STATE_NAMES: Record<number, string> = {
   1: 'ESTABLISHED', 2: 'SYN_SENT', 3: 'SYN_RECV', 4: 'FIN_WAIT1', 5: 'FIN_WAIT2', 6: 'TIME_WAIT', 7: 'CLOSE',
@@ -71,6 +72,13 @@ function endKey(family: number, a: Addr): string {
 }
 
 const INET_DIAG_SHUTDOWN = 8;
+
+/** The raw sockets of a family (inet-raw.ts), read once per dump. */
+function rawSockets(files: FileTable, family: number): Map<number, { state: number; dst: number[] }> {
+  let m = files.rawSockets.get(family);
+  if (!m) files.rawSockets.set(family, (m = procRawSockets(family)));
+  return m;
+}
 
 /**
  * What only sock_diag tells of an inet socket: its shutdown bits (RCV 1, SEND 2,
@@ -153,9 +161,10 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
   const protoName = PROTOS.get(proto);
   const fam = family === AF.INET ? 'IPv4' : 'IPv6';
   const plain = protoName !== undefined && (type === SOCK.STREAM || type === SOCK.DGRAM);
-  const what = plain ? `${protoName} socket` : `${TYPE_NAMES[type] ?? `type ${type}`} socket of protocol ${proto}`;
+  const raw = type === SOCK.RAW;
+  const what = plain ? `${protoName} socket` : rawName(type, proto) ?? `${TYPE_NAMES[type] ?? `type ${type}`} socket of protocol ${proto}`;
   const where = `task ${p.pid} fd ${p.fd} (${fam} ${what} ${p.st.ino})`;
-  if (!plain) throw new CryoError(`${where}: only TCP, UDP and UDP-Lite inet sockets are supported yet`);
+  if (!plain && !raw && !isPing(type, proto)) throw new CryoError(`${where}: only TCP, UDP, UDP-Lite, ICMP and raw inet sockets are supported yet`);
   // Before repair mode, which reads as SO_REUSEADDR (it forces the port's reuse).
   const reuseaddr = int(fd, SOL_SOCKET, SO.REUSEADDR) !== 0;
   const src = parseSockaddr(sock.sockaddrOf(fd, false), family);
@@ -172,7 +181,7 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
       /* ENOTCONN: never connected */
     }
   }
-  const dst = parseSockaddr(peer, family);
+  let dst = parseSockaddr(peer, family);
   let state: number;
   let backlog = 0;
   let shutdown = 0;
@@ -200,15 +209,34 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
     }
   } else {
     state = peer ? TCP_ESTABLISHED : TCP_CLOSE;
-    const unsent = sock.queued(fd, SIOCOUTQ);
-    if (unsent && int(fd, proto, UDP_CORK)) throw new CryoError(`${where}: corked with ${unsent} bytes not yet sent, which cannot be dumped`);
+    if (plain) {
+      const unsent = sock.queued(fd, SIOCOUTQ);
+      if (unsent && int(fd, proto, UDP_CORK)) throw new CryoError(`${where}: corked with ${unsent} bytes not yet sent, which cannot be dumped`);
+    }
     // CRIU drops them with a warning; cryo does not lose data it was given.
-    const unread = sock.queued(fd, SIOCINQ);
+    // Ping sockets have no SIOCINQ: poll tells whether anything waits.
+    const ping = isPing(type, proto);
+    const ev = ping ? sock.pollEvents(fd) : 0;
+    const unread = ping ? 0 : sock.queued(fd, SIOCINQ);
     if (unread) throw new CryoError(`${where}: ${unread} bytes of datagrams wait to be read, which cryo cannot carry yet`);
-    // An unbound socket is in no table sock_diag walks (and has nothing shut down).
-    const shut = diagShutdowns(env.files, family, proto).get(Number(p.st.ino));
-    if (shut === undefined && (src.port || peer)) throw new CryoError(`${where}: not found by sock_diag (another network namespace?)`);
-    shutdown = shut ?? 0;
+    if (ping || raw) {
+      // No sock_diag for ping sockets (nor for raw ones without raw_diag): a
+      // shutdown shows only in poll (POLLRDHUP).
+      if ((ping ? ev : sock.pollEvents(fd)) & 0x2000 /* POLLRDHUP */) throw new CryoError(`${where}: shut down, which cryo cannot read of ${ping ? 'an ICMP' : 'a raw'} socket`);
+      if (ev & 0x1 /* POLLIN */) throw new CryoError(`${where}: replies wait to be read, which cryo cannot carry yet`);
+      if (ev & 0x8 /* POLLERR */) throw new CryoError(`${where}: an ICMP error waits to be read, which cryo cannot carry yet`);
+      const r = raw ? rawSockets(env.files, family).get(Number(p.st.ino)) : undefined;
+      if (r?.state === TCP_ESTABLISHED) {
+        state = TCP_ESTABLISHED;
+        dst = { port: 0, addr: r.dst };
+      }
+    } else {
+      // An unbound socket is in no table sock_diag walks (and has nothing shut
+      // down); raw_diag lists raw sockets of every protocol under IPPROTO_RAW.
+      const shut = diagShutdowns(env.files, family, proto).get(Number(p.st.ino));
+      if (shut === undefined && (src.port || peer)) throw new CryoError(`${where}: not found by sock_diag (another network namespace?)`);
+      shutdown = shut ?? 0;
+    }
   }
   const v6 = family === AF.INET6;
   const ipOpts = create(IpOptsEntrySchema, {
@@ -216,6 +244,7 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
     pktinfo: int(fd, v6 ? IPPROTO.IPV6 : IPPROTO.IP, v6 ? IPV6.RECVPKTINFO : IP.PKTINFO) !== 0,
     tos: int(fd, v6 ? IPPROTO.IPV6 : IPPROTO.IP, v6 ? IPV6.TCLASS : IP.TOS),
     ttl: v6 ? int(fd, IPPROTO.IPV6, IPV6.UNICAST_HOPS) : int(fd, IPPROTO.IP, IP.TTL),
+    ...(raw ? { raw: dumpRawOpts(fd, family, proto, where) } : {}),
   });
   const opts = dumpSockOpts(fd, where);
   opts.reuseaddr = reuseaddr;
@@ -247,7 +276,13 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
   const where = `inet socket ${ie.ino}`;
   const opts = ie.opts;
   if (!opts) throw new CryoError(`${where}: no socket options in its entry`);
-  const fd = sock.socket(ie.family, ie.type, ie.proto);
+  let fd: number;
+  try {
+    fd = sock.socket(ie.family, ie.type, ie.proto);
+  } catch (e) {
+    if (isPing(ie.type, ie.proto)) throw pingSocketError(e as Error, where);
+    throw e;
+  }
   try {
     const v6 = ie.family === AF.INET6;
     if (v6 && ie.v6only !== undefined) setIf(fd, IPPROTO.IPV6, IPV6.V6ONLY, ie.v6only);
@@ -259,6 +294,7 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
       setIf(fd, lvl, v6 ? IPV6.RECVPKTINFO : IP.PKTINFO, ip.pktinfo);
       setIf(fd, lvl, v6 ? IPV6.TCLASS : IP.TOS, ip.tos);
       setIf(fd, lvl, v6 ? IPV6.UNICAST_HOPS : IP.TTL, ip.ttl);
+      if (ie.type === SOCK.RAW && ip.raw) restoreRawOpts(fd, ie.family, ie.proto, ip.raw, where);
     }
     if (ie.tcpOpts) {
       setIf(fd, IPPROTO.TCP, TCP.NODELAY, ie.tcpOpts.nodelay);
@@ -273,6 +309,7 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
       // As CRIU's --tcp-close: a new socket, unbound, shut down both ways (the
       // kernel sets the bits of an unconnected one and says ENOTCONN).
       restoreSockOpts(fd, opts);
+      restoreSockFilter(fd, opts);
       const r = trySyscall(NR.shutdown, fd, SHUT.RDWR);
       if (r < 0 && r !== -107 /* ENOTCONN */) throw new CryoError(`${where}: cannot shut it down (errno ${-r})`);
       if (ie.flags & O.NONBLOCK) syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, O.NONBLOCK);
@@ -296,7 +333,7 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
       bound = true;
       sock.setsockoptInt(fd, ...freebind, 1);
       try {
-        sock.bindAddr(fd, sockaddr(ie.family, ie.srcPort, ie.srcAddr));
+        sock.bindAddr(fd, sockaddr(ie.family, rawBindPort(ie.type, ie.srcPort), ie.srcAddr));
       } catch (e) {
         throw new CryoError(`${where}: cannot bind ${showAddr(ie.family, { port: ie.srcPort, addr: ie.srcAddr })} again: ${(e as Error).message}`);
       }
@@ -304,6 +341,7 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
     }
     // SO_REUSEADDR back to the socket's own; SO_REUSEPORT at the end.
     restoreSockOpts(fd, bound ? { ...opts, soReuseport: true } : opts);
+    restoreSockFilter(fd, opts);
     if (ie.state === TCP_LISTEN) sock.listen(fd, ie.backlog);
     if (stream) {
       // In repair mode: no SYN, the socket is ESTABLISHED at once.
@@ -312,7 +350,7 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
     }
     // Out of repair mode once every socket of the tree is there (its peer too).
     if (stream || bound) env.inetLate.push({ fd, repair: stream !== undefined, reuseaddr: opts.reuseaddr ?? false, reuseport: opts.soReuseport ?? false });
-    if (ie.type === SOCK.DGRAM && ie.state === TCP_ESTABLISHED) {
+    if ((ie.type === SOCK.DGRAM || ie.type === SOCK.RAW) && ie.state === TCP_ESTABLISHED) {
       try {
         sock.connectAddr(fd, sockaddr(ie.family, ie.dstPort, ie.dstAddr));
       } catch (e) {
@@ -342,7 +380,8 @@ function checkInet(entries: FileEntry[]): void {
     if (ie.family !== AF.INET && ie.family !== AF.INET6) throw badFile(fe, `inet socket of family ${ie.family}`);
     const words = ie.family === AF.INET ? 1 : 4;
     if (ie.srcAddr.length !== words || (ie.dstAddr.length !== 0 && ie.dstAddr.length !== words)) throw badFile(fe, 'inet socket address of the wrong length');
-    if (!PROTOS.has(ie.proto) || (ie.type !== SOCK.STREAM && ie.type !== SOCK.DGRAM)) throw badFile(fe, `inet socket of type ${ie.type}, protocol ${ie.proto}`);
+    const known = (PROTOS.has(ie.proto) && (ie.type === SOCK.STREAM || ie.type === SOCK.DGRAM)) || isPing(ie.type, ie.proto) || (ie.type === SOCK.RAW && ie.proto < 263 /* IPPROTO_MAX */);
+    if (!known) throw badFile(fe, `inet socket of type ${ie.type}, protocol ${ie.proto}`);
     if (ie.srcPort > 0xffff || ie.dstPort > 0xffff) throw badFile(fe, 'inet socket port above 65535');
     // Connected states other than ESTABLISHED come from --tcp-close dumps (planTcpRestore checks them).
     const states = [TCP_CLOSE, TCP_ESTABLISHED, ...(ie.type === SOCK.STREAM ? [TCP_LISTEN, ...CONNECTED] : [])];
@@ -411,7 +450,7 @@ export function planTcpRestore(inv: InventoryEntry, files: Iterable<FileEntry>, 
   for (const fe of files) {
     const ie = fe.isk;
     // CRIU's tcp_connection(): each was locked on dump.
-    if (!ie || ie.proto !== IPPROTO.TCP || ie.dstPort === 0) continue;
+    if (!ie || ie.proto !== IPPROTO.TCP || ie.type !== SOCK.STREAM || ie.dstPort === 0) continue;
     const what = `inet socket ${ie.ino} (${showAddr(ie.family, { port: ie.srcPort, addr: ie.srcAddr })} -> ${showAddr(ie.family, { port: ie.dstPort, addr: ie.dstAddr })})`;
     if (!o.tcpClose && ie.state !== TCP_ESTABLISHED) throw new CryoError(`${what}: a TCP connection in state ${STATE_NAMES[ie.state] ?? ie.state}, which cryo restores only closed (--tcp-close)`);
     if (!o.tcpClose && !o.tcpEstablished) throw new CryoError(`${what}: an established TCP connection; restore with --tcp-established (or --tcp-close)`);

@@ -1,7 +1,7 @@
 // Socket options every family shares (SkOptsEntry): read from cryo's copy of
 // the socket on dump, set on the new socket on restore.
 import { create, SkOptsEntrySchema, type SkOptsEntry } from '../../images/index.js';
-import { SO, SOL_SOCKET, sock } from '../../sys/index.js';
+import { SO, SOL_SOCKET, SysError, sock } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { timeval as abiTimeval } from '../../abi/index.js';
 
@@ -12,9 +12,48 @@ function timeval(fd: number, opt: number): { sec: bigint; usec: bigint } {
   return { sec: t.tv_sec, usec: t.tv_usec };
 }
 
+/**
+ * The classic BPF filter (SO_ATTACH_FILTER) as CRIU's so_filter keeps it: one
+ * word an instruction, code << 48 | jt << 40 | jf << 32 | k. What the images
+ * cannot hold fails the dump: an eBPF program (SO_ATTACH_BPF, which
+ * SO_GET_FILTER cannot read) and SO_LOCK_FILTER (CRIU drops the lock).
+ */
+function dumpFilter(fd: number, where: string): bigint[] {
+  let prog: Buffer;
+  try {
+    prog = sock.getSocketFilter(fd);
+  } catch (e) {
+    if (SysError.is(e, 'EACCES')) throw new CryoError(`${where}: an eBPF socket filter (SO_ATTACH_BPF) is attached, which cryo cannot dump (CRIU's images hold only classic BPF)`);
+    throw new CryoError(`${where}: cannot read its socket filter: ${(e as Error).message}`);
+  }
+  if (!prog.length) return [];
+  if (int(fd, SO.LOCK_FILTER)) throw new CryoError(`${where}: its socket filter is locked (SO_LOCK_FILTER), which CRIU's images cannot hold`);
+  const out: bigint[] = [];
+  for (let off = 0; off + 8 <= prog.length; off += 8) {
+    out.push((BigInt(prog.readUInt16LE(off)) << 48n) | (BigInt(prog[off + 2]!) << 40n) | (BigInt(prog[off + 3]!) << 32n) | BigInt(prog.readUInt32LE(off + 4)));
+  }
+  return out;
+}
+
+/**
+ * Attach the socket's filter again. Separate from restoreSockOpts: a socket
+ * whose queue is refilled on restore gets it only after (the filter would see
+ * the packets again).
+ */
+export function restoreSockFilter(fd: number, o: SkOptsEntry): void {
+  if (!o.soFilter.length) return;
+  const prog = Buffer.alloc(8 * o.soFilter.length);
+  o.soFilter.forEach((w, i) => {
+    prog.writeUInt16LE(Number((w >> 48n) & 0xffffn), 8 * i);
+    prog[8 * i + 2] = Number((w >> 40n) & 0xffn);
+    prog[8 * i + 3] = Number((w >> 32n) & 0xffn);
+    prog.writeUInt32LE(Number(w & 0xffffffffn), 8 * i + 4);
+  });
+  sock.attachSocketFilter(fd, prog);
+}
+
 export function dumpSockOpts(fd: number, where: string): SkOptsEntry {
-  // The length is asked with an empty buffer: a buffer too small for the filter is EINVAL.
-  if (sock.filterLength(fd) > 0) throw new CryoError(`${where}: a socket filter (SO_ATTACH_FILTER) is attached, which cryo does not dump yet`);
+  const soFilter = dumpFilter(fd, where);
   const snd = timeval(fd, SO.SNDTIMEO);
   const rcv = timeval(fd, SO.RCVTIMEO);
   const linger = sock.getsockoptRaw(fd, SOL_SOCKET, SO.LINGER, 8);
@@ -26,11 +65,11 @@ export function dumpSockOpts(fd: number, where: string): SkOptsEntry {
     soDontroute: int(fd, SO.DONTROUTE) !== 0, soNoCheck: int(fd, SO.NO_CHECK) !== 0,
     soReuseport: int(fd, SO.REUSEPORT) !== 0, soBroadcast: int(fd, SO.BROADCAST) !== 0,
     soKeepalive: int(fd, SO.KEEPALIVE) !== 0, soOobinline: int(fd, SO.OOBINLINE),
-    soLinger: linger.readInt32LE(0) ? linger.readInt32LE(4) : 0, soBufLock: int(fd, SO.BUF_LOCK),
+    soLinger: linger.readInt32LE(0) ? linger.readInt32LE(4) : 0, soBufLock: int(fd, SO.BUF_LOCK), soFilter,
   });
 }
 
-/** Set what differs from a fresh socket's defaults. */
+/** Set what differs from a fresh socket's defaults (all but the filter: restoreSockFilter). */
 export function restoreSockOpts(fd: number, o: SkOptsEntry): void {
   const set = (opt: number, v: number | boolean | undefined) => {
     const n = typeof v === 'boolean' ? Number(v) : v ?? 0;

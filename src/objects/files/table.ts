@@ -5,6 +5,7 @@ import { CryoError } from '../../context.js';
 import type { UnixDump } from './unix.js';
 import { KindStore } from './kind.js';
 import type { TcpStream } from './tcp.js';
+import type { PacketDiag } from './packet.js';
 import type { LockedConn, NetLock } from '../netlock.js';
 import {
   create, FileEntrySchema, FdTypes, type FileEntry, type RegFileEntry, type TtyInfoEntry, type GhostFileEntry, type FileLockEntry,
@@ -52,6 +53,10 @@ export class FileTable {
   netlock?: NetLock;
   /** sock_diag's shutdown bits of the inet sockets, by "family:protocol", then inode (inet.ts). */
   readonly inetShutdowns = new Map<string, Map<number, number>>();
+  /** packet_diag's view of the packet sockets, by inode (packet.ts), read at the first one. */
+  packetDiag?: Map<number, PacketDiag>;
+  /** Raw sockets' state and peer, by family, then inode (/proc/net/raw: inet-raw.ts). */
+  readonly rawSockets = new Map<number, Map<number, { state: number; dst: number[] }>>();
   readonly ghostFiles = new Map<string, { remapId: number; head: GhostFileEntry; size: number; fd?: number }>();
   /** remap-fpath.img: reg-file entries reached through a ghost file or a link_remap file. */
   readonly remaps: RemapFilePathEntry[] = [];

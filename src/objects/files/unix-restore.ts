@@ -11,7 +11,7 @@ import { ImageError, type FileEntry, type ImageDir, type SkPacketEntry, type Uni
 import { F, NR, O, SHUT, SO, SOCK, SOL_SOCKET, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { badFile, hexId, partOf, type CheckFilesEnv, type KindStore, type RestoreFilesEnv } from './kind.js';
-import { restoreSockOpts } from './sockopts.js';
+import { restoreSockFilter, restoreSockOpts } from './sockopts.js';
 import { bindName, clearName, closeGhosts, connectTo, isPath, show } from './unix-names.js';
 
 export interface UnixRestore {
@@ -158,6 +158,8 @@ export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixResto
     }
     for (const f of fakePeers.values()) closeSync(f);
     fakePeers.clear();
+    // Filters once the queues are back (they would judge the packets again).
+    for (const ue of own) if (ue.opts) restoreSockFilter(fds.get(ue.ino)!, ue.opts);
     // 5. Connections by name: clients waiting on a listener, datagram sockets.
     for (const ue of own) {
       if (!ue.peer || ue.state !== TCP_ESTABLISHED) continue;
