@@ -26,6 +26,7 @@ import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.j
 import { dumpTask, taskIds, nsIdOf, type DumpState } from './dump/task.js';
 import { dumpZombie } from './objects/zombie.js';
 import { dumpUtsNs } from './objects/utsns.js';
+import { dumpTimeNs } from './objects/timens.js';
 import { dumpIpcNs } from './objects/ipcns.js';
 import { dumpNetNs, netnsExtKey, TreeNetns } from './objects/netns.js';
 import { dumpMntNs, refusePathFiles } from './objects/mntns/dump.js';
@@ -119,6 +120,8 @@ export async function runDump(ctx: Context): Promise<number> {
           st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, opts.external, log);
         } else if (ns.kind === 'uts') {
           dumpUtsNs(ns.path, nsId, dir);
+        } else if (ns.kind === 'time') {
+          dumpTimeNs(root, nsId, dir);
         } else {
           const r = dumpIpcNs(ns.path, nsId, { dir, newPagesId: () => st.nextPagesId++, log, who: rootWho });
           st.sysvShm = r.segments;

@@ -5,7 +5,7 @@ import { closeSync, existsSync, fstatSync, openSync, statSync, writeFileSync } f
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
-  ImageDir, ImageError, isZombieState, TASK_STOPPED, TtyType, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry, type UtsnsEntry,
+  ImageDir, ImageError, isZombieState, TASK_STOPPED, TtyType, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry, type UtsnsEntry, type TimensEntry,
   type MemfdInodeEntry,
   ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type SkPacketEntry, type TcpStreamEntry, type PagemapEntry, type TtyInfoEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
@@ -29,6 +29,7 @@ import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
 import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
 import { restoreNamespaces } from './objects/namespaces.js';
 import { loadUtsNs, restoreUtsNs } from './objects/utsns.js';
+import { loadTimeNs, restoreTimeNs } from './objects/timens.js';
 import { loadNetNs, restoreNetNs, TreeNetns, type NetnsImages } from './objects/netns.js';
 import { loadMntNs, restoreMntNs, type MntNsImages } from './objects/mntns/restore.js';
 import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, type IpcNsImages } from './objects/ipcns.js';
@@ -311,6 +312,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let cg: CgroupRestore | null;
   let nsFlags: number;
   let utsImg: UtsnsEntry | undefined;
+  let timeImg: TimensEntry | undefined;
   let ipcImg: IpcNsImages | undefined;
   let tcpPlan: TcpRestorePlan;
   let netImg: NetnsImages | undefined;
@@ -328,6 +330,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     if (!dumper && loaded.tasks[0]!.pstree.pid === 1) nsFlags = CLONE.NEWPID; // images without the dumper's ids
     const rootIds = loaded.tasks[0]!.core.ids!;
     if (nsFlags & CLONE.NEWUTS) utsImg = loadUtsNs(dir, rootIds.utsNsId);
+    if (nsFlags & CLONE.NEWTIME) timeImg = loadTimeNs(dir, rootIds.timeNsId);
     if (nsFlags & CLONE.NEWNS) mntImg = loadMntNs(dir, rootIds.mntNsId, { root: opts.root, external: opts.external });
     else if (opts.root !== undefined) throw new CryoError('--root is given but the images hold no mount namespace of the tree: not supported yet');
     if (nsFlags & CLONE.NEWIPC) ipcImg = loadIpcNs(dir, rootIds.ipcNsId, (shmid) => readPagemap(dir, 'shmemPagemap', shmid));
@@ -465,8 +468,11 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     cg?.prepare();
     const tFork = performance.now();
     // The root is born in the namespace of the thread that clones it: the external one, if any.
-    const root0 = extNetFd === undefined ? startRoot(root, opts.restoreSibling, nsFlags!) : netlink.inNetns(extNetFd, () => startRoot(root, opts.restoreSibling, nsFlags!));
+    // A new time namespace is not one to clone into: its offsets must be set before a task is in it (restoreTimeNs).
+    const cloneNs = nsFlags! & ~CLONE.NEWTIME;
+    const root0 = extNetFd === undefined ? startRoot(root, opts.restoreSibling, cloneNs) : netlink.inNetns(extNetFd, () => startRoot(root, opts.restoreSibling, cloneNs));
     created.push(root0.rem.pid);
+    if (timeImg) restoreTimeNs(root0.rem, timeImg);
     // As CRIU's: the root dies before it has made its children.
     if (faultInjected(FI.RESTORE_ROOT_ONLY)) kill(root0.rem.pid, SIG.KILL);
     cg?.enterTask(root0.rem.pid, root, cgSetOf(loaded.tasks[0]!.core), cg.criuSetId);

@@ -192,7 +192,7 @@ const FEATURES: Record<string, FeatureClass> = {
   'nsid': NO,
   'link_nsid': NO,
   'kcmp_epoll': { test: 'e2e/epoll.test.ts' },
-  'timens': NO,
+  'timens': { test: 'e2e/timens.test.ts' },
   'external_net_ns': { test: 'e2e/netns.test.ts' },
   'clone3_set_tid': { test: 'e2e/tree.test.ts' },
   'newifindex': NO,
