@@ -122,6 +122,9 @@ export async function runDump(ctx: Context): Promise<number> {
           dumpUtsNs(ns.path, nsId, dir);
         } else if (ns.kind === 'time') {
           dumpTimeNs(root, nsId, dir);
+        } else if (ns.kind === 'cgroup') {
+          // Nothing of its own to write: its roots go with each thread's groups into cgroup.img.
+          cgroups.setTreeCgns(ns.path);
         } else {
           const r = dumpIpcNs(ns.path, nsId, { dir, newPagesId: () => st.nextPagesId++, log, who: rootWho });
           st.sysvShm = r.segments;

@@ -341,6 +341,12 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const c = cg;
     if (c) cl.always('the cgroup hierarchies open', () => c.close());
     cg?.checkSets(loaded.tasks);
+    // The roots of a cgroup namespace of the tree's own are in cgroup.img; with none the namespace cannot be made right.
+    if (nsFlags & CLONE.NEWCGROUP && !cg) {
+      throw new CryoError(opts.unprivileged ? 'the tree is in a cgroup namespace of its own, which an unprivileged restore cannot make'
+        : opts.manageCgroups === 'ignore' ? 'the tree is in a cgroup namespace of its own, rooted at its groups: restoring it needs --manage-cgroups (a mode other than ignore)'
+        : 'bad image: the tree is in a cgroup namespace of its own, but cgroup.img has no sets (its roots)');
+    }
   } catch (e) {
     cl.unwind(log);
     if (ImageError.is(e)) throw new CryoError(`bad image: ${e.message}`);
@@ -469,12 +475,17 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const tFork = performance.now();
     // The root is born in the namespace of the thread that clones it: the external one, if any.
     // A new time namespace is not one to clone into: its offsets must be set before a task is in it (restoreTimeNs).
-    const cloneNs = nsFlags! & ~CLONE.NEWTIME;
+    // Nor a cgroup one: it is rooted where the root is when it unshares it, in its groups' roots.
+    const cloneNs = nsFlags! & ~(CLONE.NEWTIME | CLONE.NEWCGROUP);
     const root0 = extNetFd === undefined ? startRoot(root, opts.restoreSibling, cloneNs) : netlink.inNetns(extNetFd, () => startRoot(root, opts.restoreSibling, cloneNs));
     created.push(root0.rem.pid);
     if (timeImg) restoreTimeNs(root0.rem, timeImg);
     // As CRIU's: the root dies before it has made its children.
     if (faultInjected(FI.RESTORE_ROOT_ONLY)) kill(root0.rem.pid, SIG.KILL);
+    if (nsFlags! & CLONE.NEWCGROUP) {
+      cg!.enterCgnsRoots(root0.rem.pid, root, cgSetOf(loaded.tasks[0]!.core));
+      root0.rem.call('unshare(CLONE_NEWCGROUP)', NR.unshare, CLONE.NEWCGROUP);
+    }
     cg?.enterTask(root0.rem.pid, root, cgSetOf(loaded.tasks[0]!.core), cg.criuSetId);
     const h: Handles = { cryoPidfd: root0.cryoPidfd };
     rems.set(root, root0.rem);

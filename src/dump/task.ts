@@ -159,7 +159,7 @@ function dumpThread(t: FrozenTask, tid: number, rseq: RseqState, st: DumpState, 
   const tcore = create(ThreadCoreEntrySchema, {
     ...state,
     blkSigset: rem.savedSigmask, creds: dumpCreds(status, rem), signalsP: dumpPending(tid, false),
-    ...st.cgroups.threadField(t.pid, tid),
+    ...st.cgroups.threadField(t.pid, tid, `task ${t.pid} (${t.stat.comm})`),
   });
   return { ti, tcore, rem, seccomp: readSeccomp(tid, status) };
 }

@@ -34,7 +34,7 @@ describe('cryo check', () => {
   });
 
   it('--feature NAME prints "NAME is supported" for what this machine has and cryo does', () => {
-    for (const name of ['clone3_set_tid', 'get_rseq_conf', 'pagemap_scan', 'ns_pid', 'sk_unix_file', 'sockopt_buf_lock', 'timens']) {
+    for (const name of ['clone3_set_tid', 'get_rseq_conf', 'pagemap_scan', 'ns_pid', 'sk_unix_file', 'sockopt_buf_lock', 'timens', 'cgroupns']) {
       assert.deepEqual(cryo('--feature', name), { code: 0, stdout: `${name} is supported\n`, stderr: '' }, name);
     }
   });

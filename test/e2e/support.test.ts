@@ -179,7 +179,7 @@ const FEATURES: Record<string, FeatureClass> = {
   'seccomp_suspend': { test: 'e2e/seccomp.test.ts' },
   'seccomp_filters': { test: 'e2e/seccomp.test.ts' },
   'loginuid': { test: 'e2e/tasks.test.ts' },
-  'cgroupns': NO,
+  'cgroupns': { test: 'e2e/cgroupns.test.ts' },
   'autofs': NO,
   'tcp_half_closed': NO,
   'compat_cr': NO,
