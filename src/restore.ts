@@ -30,6 +30,7 @@ import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
 import { restoreNamespaces } from './objects/namespaces.js';
 import { loadUtsNs, restoreUtsNs } from './objects/utsns.js';
 import { loadTimeNs, restoreTimeNs } from './objects/timens.js';
+import { checkJoinNs, enterJoinedNs, type JoinedNs } from './objects/joinns.js';
 import { loadNetNs, restoreNetNs, TreeNetns, type NetnsImages } from './objects/netns.js';
 import { loadMntNs, restoreMntNs, type MntNsImages } from './objects/mntns/restore.js';
 import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, type IpcNsImages } from './objects/ipcns.js';
@@ -313,6 +314,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let nsFlags: number;
   let utsImg: UtsnsEntry | undefined;
   let timeImg: TimensEntry | undefined;
+  let joined: JoinedNs[] = [];
+  let joinFlags = 0;
   let ipcImg: IpcNsImages | undefined;
   let tcpPlan: TcpRestorePlan;
   let netImg: NetnsImages | undefined;
@@ -328,6 +331,9 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const dumper = dir.readOne('inventory').rootIds;
     nsFlags = restoreNamespaces(dumper, loaded.tasks.map((t) => ({ pid: t.pstree.pid, ppid: t.pstree.ppid, ...(t.core.ids ? { ids: t.core.ids } : {}) })));
     if (!dumper && loaded.tasks[0]!.pstree.pid === 1) nsFlags = CLONE.NEWPID; // images without the dumper's ids
+    // --join-ns: namespaces given, entered as they are; none of those kinds is made or filled from the images.
+    ({ joined, flags: joinFlags } = checkJoinNs(opts.joinNs, opts.emptyNs));
+    nsFlags &= ~joinFlags;
     const rootIds = loaded.tasks[0]!.core.ids!;
     if (nsFlags & CLONE.NEWUTS) utsImg = loadUtsNs(dir, rootIds.utsNsId);
     if (nsFlags & CLONE.NEWTIME) timeImg = loadTimeNs(dir, rootIds.timeNsId);
@@ -479,6 +485,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const cloneNs = nsFlags! & ~(CLONE.NEWTIME | CLONE.NEWCGROUP);
     const root0 = extNetFd === undefined ? startRoot(root, opts.restoreSibling, cloneNs) : netlink.inNetns(extNetFd, () => startRoot(root, opts.restoreSibling, cloneNs));
     created.push(root0.rem.pid);
+    enterJoinedNs(root0.rem, joined);
     if (timeImg) restoreTimeNs(root0.rem, timeImg);
     // As CRIU's: the root dies before it has made its children.
     if (faultInjected(FI.RESTORE_ROOT_ONLY)) kill(root0.rem.pid, SIG.KILL);
@@ -504,6 +511,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       if (netImg) {
         netns = new TreeNetns(`/proc/${root0.rem.pid}/ns/net`);
         restoreNetNs(netns.fd, netImg, { dir, log, weakSysctls: opts.weakSysctls });
+      } else if (joinFlags & CLONE.NEWNET) {
+        netns = new TreeNetns(`/proc/${root0.rem.pid}/ns/net`); // its sockets are made there
       }
     } catch (e) {
       if (SysError.is(e)) throw new CryoError(`restore failed: the root's new ${making} namespace: ${e.message}`);

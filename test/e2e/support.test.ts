@@ -36,7 +36,7 @@ const OPTIONS: Record<string, OptionClass> = {
   'images-dir': { test: 'e2e/errors.test.ts' },
   'work-dir': { test: 'e2e/irmap.test.ts' },
   'log-file': { test: 'e2e/errors.test.ts' },
-  'join-ns': { refused: ['--join-ns', 'net:/proc/self/ns/net'] },
+  'join-ns': { test: 'e2e/joinns.test.ts' },
   'root': { test: 'e2e/mntns.test.ts' },
   'ext-unix-sk': { test: 'e2e/unix.test.ts' },
   'help': { test: 'unit/cli-main.test.ts' },
