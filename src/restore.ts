@@ -40,6 +40,7 @@ import { execCommand } from './sys/exec.js';
 import { Remaps, remapOf } from './objects/files/remap.js';
 import type { TcpStream } from './objects/files/tcp.js';
 import { finishInetSockets, planTcpRestore, type TcpRestorePlan } from './objects/files/inet.js';
+import { lockMethodOf, unlockNetnsRules } from './objects/netlock.js';
 import { readGhostImage } from './objects/files/ghost.js';
 import { MemfdInodes } from './objects/files/memfd.js';
 import { ShmemObjects, type ShmemContents, type ShmemShape } from './objects/shmem.js';
@@ -316,6 +317,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let timeImg: TimensEntry | undefined;
   let joined: JoinedNs[] = [];
   let joinFlags = 0;
+  let ownNetns = false;
   let ipcImg: IpcNsImages | undefined;
   let tcpPlan: TcpRestorePlan;
   let netImg: NetnsImages | undefined;
@@ -335,6 +337,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     ({ joined, flags: joinFlags } = checkJoinNs(opts.joinNs, opts.emptyNs));
     nsFlags &= ~joinFlags;
     const rootIds = loaded.tasks[0]!.core.ids!;
+    // The dump locked the tree's own network namespace whole: taken out where the tree is restored.
+    ownNetns = dumper !== undefined && rootIds.netNsId !== dumper.netNsId;
     if (nsFlags & CLONE.NEWUTS) utsImg = loadUtsNs(dir, rootIds.utsNsId);
     if (nsFlags & CLONE.NEWTIME) timeImg = loadTimeNs(dir, rootIds.timeNsId);
     if (nsFlags & CLONE.NEWNS) mntImg = loadMntNs(dir, rootIds.mntNsId, { root: opts.root, external: opts.external });
@@ -600,6 +604,12 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     runAction(ctx, 'post-restore', { rootPid: rootHost });
     // As CRIU: the network lock goes, then every connection (both ends there) leaves repair mode.
     tcpPlan!.unlock(log);
+    if (ownNetns && netns) {
+      const inv = dir.readOne('inventory');
+      const method = lockMethodOf(inv.networkLockMethod) ?? 'skip';
+      const ns = netns;
+      netlink.inNetns(ns.fd, () => unlockNetnsRules(method, inv.dumpCriuRunId, existsSync('/proc/sys/net/ipv6'), log));
+    }
     finishInetSockets(sh.inetLate);
     for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate, f.last);
     if (opts.pidfile) writeFileSync(opts.pidfile, String(rootHost));

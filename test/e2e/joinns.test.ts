@@ -4,6 +4,7 @@
 // socket is made there, it sees that host name. Bad arguments are refused
 // before anything is made.
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -24,10 +25,12 @@ test('--join-ns net:FILE uts:PID: the tree is restored into the holder\'s namesp
   const ns = await holder(s);
   const join = ['--join-ns', `net:/proc/${ns}/ns/net`, '--join-ns', `uts:${ns}`];
   fs.writeFileSync(path.join(s.dir, 'expect'), `${nsLink(ns, 'net')}\n${nsLink(ns, 'uts')}\ncryo-joined\n`);
-  for (const sig of ['SIGUSR1', 'SIGUSR2'] as const) {
+  for (const [sig, lock] of [['SIGUSR1', 'iptables'], ['SIGUSR2', 'nftables']] as const) {
     const target = await s.start('joinns');
     const images = s.mkdir();
-    await s.dump(target, images);
+    // The tree was in cryo's network namespace: the lock is per connection, none here, nothing in the holder's.
+    await s.dump(target, images, { extra: ['--network-lock', lock] });
+    assert.equal(criuChain(ns), false, s.report());
     const r = await s.restore(images, target, { extra: join });
     assert.equal(nsLink(r.pid, 'net'), nsLink(ns, 'net'), s.report());
     assert.equal(nsLink(r.pid, 'uts'), nsLink(ns, 'uts'), s.report());
@@ -41,6 +44,35 @@ test('--join-ns net:FILE uts:PID: the tree is restored into the holder\'s namesp
     }
   }
 });
+
+/** The holder's network namespace has CRIU's lock: the iptables chain CRIU, or an nftables table CRIU-*. */
+function criuChain(pid: number): boolean {
+  const ipt = spawnSync('nsenter', [`--net=/proc/${pid}/ns/net`, 'iptables', '-w', '-S', 'CRIU'], { encoding: 'utf8' });
+  const nft = spawnSync('nsenter', [`--net=/proc/${pid}/ns/net`, 'nft', 'list', 'tables'], { encoding: 'utf8' });
+  return ipt.status === 0 || /CRIU-/.test(nft.stdout);
+}
+
+for (const lock of ['iptables', 'nftables'] as const) {
+  test(`a tree in a network namespace of its own (the holder's, joined at dump time), --network-lock ${lock}: the namespace is locked whole by the dump, unlocked by the restore that joins it again`, { timeout: 60_000 }, async (t) => {
+    const s = Session.for(t, `joinns-lock-${lock}`);
+    const ns = await holder(s);
+    // python3 enters the holder's namespaces and listens there: a tree in a network namespace not cryo's.
+    const py = `import ctypes, os, socket, time\nfor k, f in (('net', 0x40000000), ('uts', 0x4000000)):\n  assert ctypes.CDLL(None, use_errno=True).setns(os.open('/proc/${ns}/ns/' + k, os.O_RDONLY), f) == 0\ns = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); print('port', s.getsockname()[1]); print('READY', flush=True)\nwhile True: time.sleep(0.1)`;
+    const target = await s.startCommand('joinns-py', ['/usr/bin/python3', '-c', py]);
+    const port = Number(/^port (\d+)$/m.exec(target.output())?.[1]);
+    assert.equal(nsLink(target.pid, 'net'), nsLink(ns, 'net'));
+    const images = s.mkdir();
+    s.ok(await s.cryo(['dump', '-t', String(target.pid), '-D', images, '-v4', '-o', 'dump.log', '--network-lock', lock]));
+    assert.equal(criuChain(ns), true, `the holder's namespace is not locked after the dump${s.report()}`);
+    const r = await s.restore(images, target, { extra: ['--join-ns', `net:${ns}`, '--join-ns', `uts:${ns}`] });
+    assert.equal(nsLink(r.pid, 'net'), nsLink(ns, 'net'), s.report());
+    assert.equal(criuChain(ns), false, `the holder's namespace is still locked after the restore${s.report()}`);
+    // The listener is back, in the holder's namespace: a connection from there gets through.
+    const c = spawnSync('nsenter', [`--net=/proc/${ns}/ns/net`, '/usr/bin/python3', '-c', `import socket; socket.create_connection(('127.0.0.1', ${port}), timeout=5)`], { encoding: 'utf8' });
+    assert.equal(c.status, 0, c.stderr + s.report());
+    await s.killTree(r);
+  });
+}
 
 test('--join-ns refusals: a kind cryo does not join, a file that is no namespace, one of another kind, --empty-ns net with net; nothing is made', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'joinns-refused');
