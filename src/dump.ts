@@ -1,6 +1,6 @@
 // The dump pipeline: freeze the tree, write every image, then kill or resume it.
 // Any failure before the end puts every task back exactly as it was.
-import { accessSync, constants as fsc, existsSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsc, existsSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
@@ -12,7 +12,7 @@ import { writeKindImages } from './objects/files/fds.js';
 import { runAction } from './actions.js';
 import { finishUnix, closeUnix, peersFirst } from './objects/files/unix.js';
 import { finishInet, releaseTcp } from './objects/files/inet.js';
-import { NetLock, LOCK_METHOD_CODE } from './objects/netlock.js';
+import { NetLock, LOCK_METHOD_CODE, unlockNetnsRules } from './objects/netlock.js';
 import { finishEpolls } from './objects/files/epoll.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
 import { closeTtyQueues, finishTtys } from './objects/files/tty.js';
@@ -23,15 +23,16 @@ import { SeccompTable } from './objects/seccomp.js';
 import { checkDumpNamespaces } from './objects/namespaces.js';
 import { CgroupDump } from './objects/cgroup.js';
 import { CgroupFreezer } from './objects/cgroup-freezer.js';
-import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
+import { freezeTree, thawTree, killTree, takeRemote, type FrozenTask } from './dump/freeze.js';
 import { dumpTask, taskIds, nsIdOf, type DumpState } from './dump/task.js';
 import { dumpZombie } from './objects/zombie.js';
 import { dumpUtsNs } from './objects/utsns.js';
+import { dumpTimeNs } from './objects/timens.js';
 import { dumpIpcNs } from './objects/ipcns.js';
 import { dumpNetNs, netnsExtKey, TreeNetns } from './objects/netns.js';
-import { dumpMntNs, refusePathFiles } from './objects/mntns/dump.js';
+import { cloneMountOf, dumpMntNs, refusePathFiles } from './objects/mntns/dump.js';
 import { TaskGoneError } from './tracer/remote.js';
-import { CLONE, kill, SIG, SysError } from './sys/index.js';
+import { CLONE, kill, netlink, SIG, SysError } from './sys/index.js';
 import { FI, faultInjected } from './fault.js';
 
 const CRTOOLS_IMAGES_V1_1 = 2;
@@ -118,11 +119,18 @@ export async function runDump(ctx: Context): Promise<number> {
       try {
         if (ns.kind === 'net') {
           netns = new TreeNetns(ns.path);
+          lockTreeNetns(ctx, ns.path, st.files.netlock, rootWho);
           dumpNetNs(netns.fd, nsId, ns.link, { dir, log, who: rootWho, empty: (opts.emptyNs & CLONE.NEWNET) !== 0, ...netnsExtKey(opts.external, ns.link) });
         } else if (ns.kind === 'mnt') {
-          st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, opts.external, log);
+          // A tmpfs with mounts on it is read through a clone the root makes (its mount namespace's).
+          st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, opts.external, log, (p) => cloneMountOf(takeRemote(tasks[0]!), root, p));
         } else if (ns.kind === 'uts') {
           dumpUtsNs(ns.path, nsId, dir);
+        } else if (ns.kind === 'time') {
+          dumpTimeNs(root, nsId, dir);
+        } else if (ns.kind === 'cgroup') {
+          // Nothing of its own to write: its roots go with each thread's groups into cgroup.img.
+          cgroups.setTreeCgns(ns.path);
         } else {
           const r = dumpIpcNs(ns.path, nsId, { dir, newPagesId: () => st.nextPagesId++, log, who: rootWho });
           st.sysvShm = r.segments;
@@ -197,6 +205,25 @@ export async function runDump(ctx: Context): Promise<number> {
   if (opts.displayStats) displayDumpStats(log, dumpStats!);
   log.info(`dumped tree of ${tasks.length} task(s) rooted at ${root} in ${(performance.now() - tStart).toFixed(1)} ms`);
   return 0;
+}
+
+/**
+ * As CRIU: the network namespace of a tree that has one is locked whole before
+ * it is dumped (the firewall images hold the lock, taken out by the restore);
+ * a dump that fails or whose tree runs on takes it out again.
+ */
+function lockTreeNetns(ctx: Context, path: string, lock: NetLock, who: string): void {
+  if (lock.method === 'skip') return;
+  const fd = openSync(path, 'r');
+  ctx.cleanup.always("the tree's network namespace, for its lock", () => closeSync(fd));
+  const v6 = existsSync('/proc/sys/net/ipv6');
+  try {
+    netlink.inNetns(fd, () => lock.lockNetns(v6));
+  } catch (e) {
+    throw new CryoError(`${who}: cannot lock its network namespace (--network-lock ${lock.method}): ${(e as Error).message}`);
+  }
+  const unlock = () => netlink.inNetns(fd, () => unlockNetnsRules(lock.method, lock.runId, v6, ctx.log));
+  ctx.cleanup.push("the tree's network namespace lock", { undo: unlock, done: () => { if (ctx.opts.leaveRunning || ctx.opts.leaveStopped) unlock(); } });
 }
 
 /** A dump done: the tree runs on (--leave-running), stops (--leave-stopped) or is killed, its TCP connections with it. */

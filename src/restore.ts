@@ -5,7 +5,7 @@ import { closeSync, existsSync, fstatSync, openSync, statSync, writeFileSync } f
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
-  ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry, type UtsnsEntry,
+  ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry, type UtsnsEntry, type TimensEntry,
   type MemfdInodeEntry,
   ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type TcpStreamEntry, type PagemapEntry, type CoreEntry, type SeccompFilter,
 } from './images/index.js';
@@ -26,6 +26,8 @@ import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
 import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
 import { restoreNamespaces } from './objects/namespaces.js';
 import { loadUtsNs, restoreUtsNs } from './objects/utsns.js';
+import { loadTimeNs, restoreTimeNs } from './objects/timens.js';
+import { checkJoinNs, enterJoinedNs, type JoinedNs } from './objects/joinns.js';
 import { loadNetNs, restoreNetNs, TreeNetns, type NetnsImages } from './objects/netns.js';
 import { loadMntNs, restoreMntNs, type MntNsImages } from './objects/mntns/restore.js';
 import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, type IpcNsImages } from './objects/ipcns.js';
@@ -35,6 +37,7 @@ import { execCommand } from './sys/exec.js';
 import { Remaps, remapOf } from './objects/files/remap.js';
 import type { TcpStream } from './objects/files/tcp.js';
 import { finishInetSockets, planTcpRestore, type TcpRestorePlan } from './objects/files/inet.js';
+import { lockMethodOf, unlockNetnsRules } from './objects/netlock.js';
 import { readGhostImage } from './objects/files/ghost.js';
 import { MemfdInodes } from './objects/files/memfd.js';
 import { ShmemObjects, type ShmemContents, type ShmemShape } from './objects/shmem.js';
@@ -273,6 +276,10 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let cg: CgroupRestore | null;
   let nsFlags: number;
   let utsImg: UtsnsEntry | undefined;
+  let timeImg: TimensEntry | undefined;
+  let joined: JoinedNs[] = [];
+  let joinFlags = 0;
+  let ownNetns = false;
   let ipcImg: IpcNsImages | undefined;
   let tcpPlan: TcpRestorePlan;
   let netImg: NetnsImages | undefined;
@@ -288,8 +295,14 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const dumper = dir.readOne('inventory').rootIds;
     nsFlags = restoreNamespaces(dumper, loaded.tasks.map((t) => ({ pid: t.pstree.pid, ppid: t.pstree.ppid, ...(t.core.ids ? { ids: t.core.ids } : {}) })));
     if (!dumper && loaded.tasks[0]!.pstree.pid === 1) nsFlags = CLONE.NEWPID; // images without the dumper's ids
+    // --join-ns: namespaces given, entered as they are; none of those kinds is made or filled from the images.
+    ({ joined, flags: joinFlags } = checkJoinNs(opts.joinNs, opts.emptyNs));
+    nsFlags &= ~joinFlags;
     const rootIds = loaded.tasks[0]!.core.ids!;
+    // The dump locked the tree's own network namespace whole: taken out where the tree is restored.
+    ownNetns = dumper !== undefined && rootIds.netNsId !== dumper.netNsId;
     if (nsFlags & CLONE.NEWUTS) utsImg = loadUtsNs(dir, rootIds.utsNsId);
+    if (nsFlags & CLONE.NEWTIME) timeImg = loadTimeNs(dir, rootIds.timeNsId);
     if (nsFlags & CLONE.NEWNS) mntImg = loadMntNs(dir, rootIds.mntNsId, { root: opts.root, external: opts.external });
     else if (opts.root !== undefined) throw new CryoError('--root is given but the images hold no mount namespace of the tree: not supported yet');
     if (nsFlags & CLONE.NEWIPC) ipcImg = loadIpcNs(dir, rootIds.ipcNsId, (shmid) => readPagemap(dir, 'shmemPagemap', shmid));
@@ -300,6 +313,12 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const c = cg;
     if (c) cl.always('the cgroup hierarchies open', () => c.close());
     cg?.checkSets(loaded.tasks);
+    // The roots of a cgroup namespace of the tree's own are in cgroup.img; with none the namespace cannot be made right.
+    if (nsFlags & CLONE.NEWCGROUP && !cg) {
+      throw new CryoError(opts.unprivileged ? 'the tree is in a cgroup namespace of its own, which an unprivileged restore cannot make'
+        : opts.manageCgroups === 'ignore' ? 'the tree is in a cgroup namespace of its own, rooted at its groups: restoring it needs --manage-cgroups (a mode other than ignore)'
+        : 'bad image: the tree is in a cgroup namespace of its own, but cgroup.img has no sets (its roots)');
+    }
   } catch (e) {
     cl.unwind(log);
     if (ImageError.is(e)) throw new CryoError(`bad image: ${e.message}`);
@@ -419,10 +438,19 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     cg?.prepare();
     const tFork = performance.now();
     // The root is born in the namespace of the thread that clones it: the external one, if any.
-    const root0 = extNetFd === undefined ? startRoot(root, opts.restoreSibling, nsFlags!) : netlink.inNetns(extNetFd, () => startRoot(root, opts.restoreSibling, nsFlags!));
+    // A new time namespace is not one to clone into: its offsets must be set before a task is in it (restoreTimeNs).
+    // Nor a cgroup one: it is rooted where the root is when it unshares it, in its groups' roots.
+    const cloneNs = nsFlags! & ~(CLONE.NEWTIME | CLONE.NEWCGROUP);
+    const root0 = extNetFd === undefined ? startRoot(root, opts.restoreSibling, cloneNs) : netlink.inNetns(extNetFd, () => startRoot(root, opts.restoreSibling, cloneNs));
     created.push(root0.rem.pid);
+    enterJoinedNs(root0.rem, joined);
+    if (timeImg) restoreTimeNs(root0.rem, timeImg);
     // As CRIU's: the root dies before it has made its children.
     if (faultInjected(FI.RESTORE_ROOT_ONLY)) kill(root0.rem.pid, SIG.KILL);
+    if (nsFlags! & CLONE.NEWCGROUP) {
+      cg!.enterCgnsRoots(root0.rem.pid, root, cgSetOf(loaded.tasks[0]!.core));
+      root0.rem.call('unshare(CLONE_NEWCGROUP)', NR.unshare, CLONE.NEWCGROUP);
+    }
     cg?.enterTask(root0.rem.pid, root, cgSetOf(loaded.tasks[0]!.core), cg.criuSetId);
     const h: Handles = { cryoPidfd: root0.cryoPidfd };
     rems.set(root, root0.rem);
@@ -441,6 +469,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       if (netImg) {
         netns = new TreeNetns(`/proc/${root0.rem.pid}/ns/net`);
         restoreNetNs(netns.fd, netImg, { dir, log, weakSysctls: opts.weakSysctls });
+      } else if (joinFlags & CLONE.NEWNET) {
+        netns = new TreeNetns(`/proc/${root0.rem.pid}/ns/net`); // its sockets are made there
       }
     } catch (e) {
       if (SysError.is(e)) throw new CryoError(`restore failed: the root's new ${making} namespace: ${e.message}`);
@@ -528,6 +558,12 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     runAction(ctx, 'post-restore', { rootPid: rootHost });
     // As CRIU: the network lock goes, then every connection (both ends there) leaves repair mode.
     tcpPlan!.unlock(log);
+    if (ownNetns && netns) {
+      const inv = dir.readOne('inventory');
+      const method = lockMethodOf(inv.networkLockMethod) ?? 'skip';
+      const ns = netns;
+      netlink.inNetns(ns.fd, () => unlockNetnsRules(method, inv.dumpCriuRunId, existsSync('/proc/sys/net/ipv6'), log));
+    }
     finishInetSockets(sh.inetLate);
     for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate, f.last);
     if (opts.pidfile) writeFileSync(opts.pidfile, String(rootHost));

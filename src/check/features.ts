@@ -497,8 +497,14 @@ export const FEATURES: readonly Feature[] = [
       }
     }),
   },
-  notDone('cgroupns', 'extra', 'cgroup namespaces', 'cryo does not dump or restore cgroup namespaces yet'),
-  notDone('timens', 'extra', 'time namespaces', 'cryo does not dump or restore time namespaces yet'),
+  {
+    name: 'cgroupns', kind: 'extra', level: 'warn', description: 'cgroup namespaces (a tree\'s own, its roots as cgns_prefix in cgroup.img)',
+    missing: 'the kernel has no cgroup namespaces', probe: probeWith('cgroupns', () => existsSync('/proc/self/ns/cgroup') || 'no /proc/self/ns/cgroup'),
+  },
+  {
+    name: 'timens', kind: 'extra', level: 'warn', description: 'time namespaces (timens-N.img: a tree\'s own, made anew with its clocks)',
+    missing: 'the kernel has no time namespaces', probe: probeWith('timens', () => existsSync('/proc/self/timens_offsets') || 'no /proc/self/timens_offsets'),
+  },
   notDone('can_map_vdso', 'extra', 'arch_prctl(ARCH_MAP_VDSO_64)',
     'cryo moves the task\'s own vDSO into place with mremap and does not map one'),
   notDone('openat2', 'extra', 'openat2() with RESOLVE_* restrictions', 'cryo does not use openat2 yet'),

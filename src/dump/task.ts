@@ -177,7 +177,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   for (const m of TASK_STATE) m.dumpThreads?.(d, dumped.map((x) => x.th));
   for (const { ti, th, rem: trem } of dumped) {
     const tid = th.tid;
-    const tcore = create(ThreadCoreEntrySchema, { ...th.tcore, blkSigset: trem.savedSigmask, ...st.cgroups.threadField(pid, tid) });
+    const tcore = create(ThreadCoreEntrySchema, { ...th.tcore, blkSigset: trem.savedSigmask, ...st.cgroups.threadField(pid, tid, `task ${pid} (${t.stat.comm})`) });
     const core: CoreEntry = tid === pid
       ? create(CoreEntrySchema, {
           mtype: CoreEntry_March.X86_64,

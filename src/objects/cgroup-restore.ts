@@ -69,7 +69,14 @@ export function rewriteRoots(entry: CgroupEntry, roots: Options['cgroupRoot']): 
       for (const m of s.ctls) {
         if (!cgroupContains(ctl.cnames, m.name)) continue;
         const base = bases.find((b) => isUnder(canonical(m.path), b));
-        if (base !== undefined) m.path = rebase(canonical(m.path), base, newRoot);
+        if (base === undefined) continue;
+        // The root of the tree's cgroup namespace moves along (CRIU: the prefix becomes the new root's).
+        if (m.cgnsPrefix) {
+          const nsRoot = canonical(m.path.slice(0, m.cgnsPrefix) || '/');
+          if (!isUnder(nsRoot, base)) throw new CryoError(`--cgroup-root: the tree's cgroup namespace is rooted at ${nsRoot}, above the group ${base} moved to ${newRoot}`);
+          m.cgnsPrefix = rebase(nsRoot, base, newRoot).length;
+        }
+        m.path = rebase(canonical(m.path), base, newRoot);
       }
     }
     for (const d of ctl.dirs) d.dirName = newRoot.slice(1);
@@ -361,6 +368,24 @@ export class CgroupRestore {
       }
     }
     this.log.debug(`cgroups: task ${vpid} entered set ${set}`);
+  }
+
+  /**
+   * Before the root unshares its cgroup namespace (CRIU's prepare_cgns): the
+   * root `pid` into the namespace's root group in each hierarchy its set
+   * records one for. A new namespace is rooted where its maker is.
+   */
+  enterCgnsRoots(pid: number, vpid: number, set: number): void {
+    for (const m of this.membersOf(set)) {
+      if (!m.cgnsPrefix) continue;
+      const path = m.path.slice(0, m.cgnsPrefix) || '/';
+      const { dir, cnames } = this.memberDir({ name: m.name, path } as CgMemberEntry);
+      try {
+        writeFileSync(`${dir}/cgroup.procs`, String(pid));
+      } catch (e) {
+        throw new CryoError(`cannot move task ${vpid} into cgroup ${hierLabel(cnames)}:${path}, the root of its cgroup namespace: ${errCode(e)}`);
+      }
+    }
   }
 
   /** A thread whose groups differ from its leader's (v1, or a threaded v2 group). */

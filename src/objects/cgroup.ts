@@ -17,12 +17,18 @@ import {
   CgroupPropEntrySchema, CgroupPermsSchema, type ImageDir, type CgroupDirEntry, type CgroupPropEntry, type CgroupPerms,
 } from '../images/index.js';
 import { parseCgroupFile, hierarchiesOf, type CgroupMember } from '../proc/cgroup.js';
+import { ipc } from '../sys/index.js';
 import { propTables, propsFor, imageValue, type PropTables } from './cgroup-props.js';
 import { Hierarchies, cgroupContains, namesAny, canonical, isUnder, hierLabel, isV2 } from './cgroup-fs.js';
 
+/** A group of a set; `cgnsPrefix`: the length of its path's part that is the root of the tree's cgroup namespace (CRIU's cgns_prefix). */
+interface Member extends CgroupMember {
+  cgnsPrefix?: number;
+}
+
 interface CgSet {
   id: number;
-  ctls: CgroupMember[];
+  ctls: Member[];
 }
 
 /** One group of a hierarchy, with the groups below it. */
@@ -83,6 +89,8 @@ export class CgroupDump {
   private readonly criuSet: CgSet | undefined;
   private rootSet: CgSet | undefined;
   private freezer: { v2: boolean; frozen: boolean } | undefined;
+  /** The tree's own cgroup namespace (a path to it), whose roots the sets record. */
+  private treeCgns: string | undefined;
 
   constructor(private readonly opts: Options, private readonly log: Logger) {
     // As CRIU: an unprivileged dump knows nothing of cgroups.
@@ -117,14 +125,50 @@ export class CgroupDump {
     this.freezer = { v2, frozen };
   }
 
+  /** The tree is in a cgroup namespace of its own, at `nsPath`: each thread's groups get its roots. */
+  setTreeCgns(nsPath: string): void {
+    if (!this.enabled) throw new CryoError('the tree is in a cgroup namespace of its own, which an unprivileged dump cannot save');
+    this.treeCgns = nsPath;
+  }
+
   /** The set id of a thread, for its core entry's cg_set; {} when cgroups are not dumped. */
-  threadField(pid: number, tid: number): { cgSet?: number } {
+  threadField(pid: number, tid: number, who = `task ${pid}`): { cgSet?: number } {
     if (!this.enabled) return {};
-    const text = readFileSync(`/proc/${pid}/task/${tid}/cgroup`, 'utf8');
-    const ctls = this.members(text).filter((m) => !this.isCryos(m));
+    const file = `/proc/${pid}/task/${tid}/cgroup`;
+    const text = readFileSync(file, 'utf8');
+    const all: Member[] = this.members(text);
+    if (this.treeCgns !== undefined) this.cgnsRoots(all, ipc.inNamespace(this.treeCgns, 'cgroup', () => readFileSync(file, 'utf8')), who);
+    const ctls = all.filter((m) => m.cgnsPrefix !== undefined || !this.isCryos(m));
     const set = ctls.length ? this.setOf(ctls, true) : this.criuSet!;
     this.rootSet ??= set; // the root task's leader comes first
     return { cgSet: set.id };
+  }
+
+  /**
+   * As CRIU: the path a thread sees from inside its cgroup namespace (`inner`)
+   * is the end of the one cryo sees; the rest is the namespace's root there,
+   * recorded as its length. A root at the top of a hierarchy is recorded as no
+   * prefix, which a restore (as CRIU's) takes as "where the restorer is": that
+   * is refused unless cryo's own group there is the top too.
+   */
+  private cgnsRoots(members: Member[], inner: string, who: string): void {
+    const seen = this.members(inner);
+    for (const m of members) {
+      const i = seen.find((x) => x.name === m.name);
+      if (!i) throw new CryoError(`${who}: its cgroup ${m.name || 'v2'}:${m.path} is not in the cgroup file seen from its cgroup namespace`);
+      if (i.path === m.path) {
+        const mine = this.criuSet?.ctls.find((c) => c.name === m.name)?.path ?? '/';
+        if (mine !== '/') throw new CryoError(`${who}: its cgroup namespace is rooted at the top of the hierarchy ${m.name || 'v2'}, above cryo's own group there (${mine}), which cryo cannot restore`);
+        continue;
+      }
+      const tail = i.path.slice(1);
+      if (!m.path.endsWith(tail) || (tail && m.path[m.path.length - tail.length - 1] !== '/')) {
+        throw new CryoError(`${who}: its cgroup ${m.name || 'v2'}:${m.path} is seen as ${i.path} from its cgroup namespace, which is not below the namespace's root`);
+      }
+      let prefix = m.path.length - tail.length;
+      if (m.path[prefix - 1] === '/') prefix--;
+      m.cgnsPrefix = prefix;
+    }
   }
 
   /** The thread is in cryo's own group of this hierarchy, and no dump root is given for it. */
@@ -138,8 +182,8 @@ export class CgroupDump {
     return this.criuSet?.id;
   }
 
-  private setOf(ctls: CgroupMember[], collect: boolean): CgSet {
-    const same = (s: CgSet) => s.ctls.length === ctls.length && s.ctls.every((c, i) => c.name === ctls[i]!.name && c.path === ctls[i]!.path);
+  private setOf(ctls: Member[], collect: boolean): CgSet {
+    const same = (s: CgSet) => s.ctls.length === ctls.length && s.ctls.every((c, i) => c.name === ctls[i]!.name && c.path === ctls[i]!.path && c.cgnsPrefix === ctls[i]!.cgnsPrefix);
     const found = this.sets.find(same);
     if (found) return found;
     const set: CgSet = { id: this.sets.length + 1, ctls };
@@ -255,7 +299,7 @@ export class CgroupDump {
     this.addFreezerState();
     const sets = this.sets.filter((s) => s !== this.criuSet).map((s) => create(CgSetEntrySchema, {
       id: s.id,
-      ctls: s.ctls.map((c) => create(CgMemberEntrySchema, { name: c.name, path: c.path })),
+      ctls: s.ctls.map((c) => create(CgMemberEntrySchema, { name: c.name, path: c.path, ...(c.cgnsPrefix ? { cgnsPrefix: c.cgnsPrefix } : {}) })),
     }));
     const controllers = this.controllers.map((c) => create(CgControllerEntrySchema, {
       cnames: c.cnames, dirs: dirEntries(c.heads, null), isThreaded: c.threaded,

@@ -150,6 +150,37 @@ export class NetLock {
     this.table = false;
   }
 
+  /**
+   * A tree in a network namespace of its own (CRIU's network_lock_internal):
+   * the whole namespace is locked, every packet but SOCCR_MARK's dropped. To be
+   * called from a thread in that namespace; throws an Error saying why it cannot.
+   */
+  lockNetns(v6: boolean): void {
+    if (this.method === 'skip') return;
+    if (this.method === 'iptables') {
+      this.restore(false, IPT_LOCK);
+      if (v6) {
+        try {
+          this.restore(true, IPT_LOCK);
+        } catch (e) {
+          unlockNetnsRules('iptables', this.runId, false, this.log, this.run);
+          throw e;
+        }
+      }
+    } else {
+      const t = nftTableName(this.runId);
+      this.nft([`create table ${t}`,
+        `add chain ${t} output { type filter hook output priority 0; policy drop; }`, `add rule ${t} output meta mark ${SOCCR_MARK} accept`,
+        `add chain ${t} input { type filter hook input priority 0; policy drop; }`, `add rule ${t} input meta mark ${SOCCR_MARK} accept`].join('\n') + '\n');
+    }
+    this.log.info(`locked the tree's network namespace (${this.method})`);
+  }
+
+  private restore(v6: boolean, conf: string): void {
+    const why = failure(this.run([v6 ? 'ip6tables-restore' : 'iptables-restore', '-w', '--noflush'], conf));
+    if (why) throw new Error(`${v6 ? 'ip6tables-restore' : 'iptables-restore'} ${why}`);
+  }
+
   private must(argv: string[]): void {
     const why = failure(this.run(argv));
     if (why) throw new Error(`${argv[0]} ${why}`);
@@ -189,6 +220,44 @@ export function unlockRestored(method: LockMethod, table: string, conns: readonl
       if (why) log.warn(`cannot remove the rule "${argv.join(' ')}": ${why}`);
     }
     log.info(`unlocked the connection ${wire(c).src}:${c.srcPort} - ${wire(c).dst}:${c.dstPort}`);
+  }
+}
+
+/** CRIU's lock of a whole network namespace, and its two steps out (jumps first: the nft backend wants it so). */
+const IPT_LOCK = `*filter\n:CRIU - [0:0]\n-I INPUT -j CRIU\n-I OUTPUT -j CRIU\n-A CRIU -m mark --mark ${SOCCR_MARK} -j ACCEPT\n-A CRIU -j DROP\nCOMMIT\n`;
+const IPT_UNJUMP = '*filter\n:CRIU - [0:0]\n-D INPUT -j CRIU\n-D OUTPUT -j CRIU\nCOMMIT\n';
+const IPT_UNCHAIN = '*filter\n:CRIU - [0:0]\n-X CRIU\nCOMMIT\n';
+
+/**
+ * Take the lock of a whole network namespace out (CRIU's network_unlock_internal),
+ * from a thread in it: after a restore, or a dump whose tree runs on. What is
+ * not there (a namespace made empty, a lock of another method) is logged only.
+ */
+export function unlockNetnsRules(method: LockMethod, runId: string, v6: boolean, log: Logger, run: Runner = runCommand): void {
+  if (method === 'skip') return;
+  if (method === 'nftables') {
+    const parts = nftTableName(runId).split(' ');
+    if (run(['nft', 'list', 'table', ...parts]).status !== 0) {
+      log.warn(`the network namespace has no nftables table ${nftTableName(runId)} to unlock`);
+      return;
+    }
+    const why = failure(run(['nft', 'delete', 'table', ...parts]));
+    if (why) log.error(`cannot remove the nftables table ${nftTableName(runId)}: ${why}`);
+    else log.info(`unlocked the network namespace: removed the nftables table ${nftTableName(runId)}`);
+    return;
+  }
+  for (const fam of v6 ? [false, true] : [false]) {
+    const tool = fam ? 'ip6tables-restore' : 'iptables-restore';
+    if (run([fam ? 'ip6tables' : 'iptables', '-w', '-S', 'CRIU']).status !== 0) {
+      log.warn(`the network namespace has no ${fam ? 'ip6tables' : 'iptables'} chain CRIU to unlock`);
+      continue;
+    }
+    let why = failure(run([tool, '-w', '--noflush'], IPT_UNJUMP));
+    // A jump put in twice (two dumps) is taken out with a second pass, as CRIU does.
+    if (!why && run([fam ? 'ip6tables' : 'iptables', '-w', '-C', 'INPUT', '-j', 'CRIU']).status === 0) why = failure(run([tool, '-w', '--noflush'], IPT_UNJUMP));
+    why ??= failure(run([tool, '-w', '--noflush'], IPT_UNCHAIN));
+    if (why) log.error(`cannot unlock the network namespace (${tool}): ${why}`);
+    else log.info(`unlocked the network namespace (${fam ? 'ip6tables' : 'iptables'})`);
   }
 }
 

@@ -197,7 +197,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     short: 'o', prop: 'logFile', rpc: 'log_file',
   }),
   list('join-ns', 'special', 'NS:{PID|FILE}[,OPTS]', 'restore into an existing namespace (user:PID,UID,GID for userns)', {
-    short: 'J', prop: 'joinNs', rpc: 'join_ns', unsupported: REFUSED,
+    short: 'J', prop: 'joinNs', rpc: 'join_ns',
     apply: (o, arg) => {
       const r = parseJoinNs(arg!);
       if (r === 'bad-arg') return { badArg: true };

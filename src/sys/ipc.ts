@@ -201,13 +201,13 @@ export function setns(fd: number, nstype: number): void {
 }
 
 /**
- * Runs `fn` with cryo's calling thread in the namespace `nsPath` (a uts or an
- * ipc namespace: namespaces a thread of a multi-threaded
+ * Runs `fn` with cryo's calling thread in the namespace `nsPath` (a uts, ipc or
+ * cgroup namespace: namespaces a thread of a multi-threaded
  * process may enter alone), and puts the thread back into its own after, whatever
  * happens. System calls and /proc/sys opened by this thread see that namespace.
  */
-export function inNamespace<T>(nsPath: string, kind: 'uts' | 'ipc', fn: () => T): T {
-  const nstype = kind === 'uts' ? 0x4000000 : 0x8000000;
+export function inNamespace<T>(nsPath: string, kind: 'uts' | 'ipc' | 'cgroup', fn: () => T): T {
+  const nstype = kind === 'uts' ? 0x4000000 : kind === 'ipc' ? 0x8000000 : 0x2000000;
   const back = openSync(`/proc/thread-self/ns/${kind}`, 'r');
   try {
     const target = openSync(nsPath, 'r');

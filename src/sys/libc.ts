@@ -113,6 +113,13 @@ export function trySyscall(nr: number, ...args: Arg[]): number {
 }
 
 /** waitpid(2); returns pid 0 with WNOHANG when nothing changed. Retries on EINTR. */
+/** clock_gettime(2): the clock's value in nanoseconds, in the calling thread's time namespace. */
+export function clockGettime(clock: number): bigint {
+  const ts = Buffer.alloc(16);
+  syscall('clock_gettime', NR.clock_gettime, clock, ts);
+  return ts.readBigInt64LE(0) * 1_000_000_000n + ts.readBigInt64LE(8);
+}
+
 export function waitpid(pid: number, flags: number): { pid: number; status: number } {
   const st = Buffer.alloc(4);
   const { rawWaitpid, koffi } = native();

@@ -29,7 +29,7 @@ export const NR = {
   connect: 42, sendto: 44, recvfrom: 45, shutdown: 48, bind: 49, listen: 50, getsockname: 51,
   getpeername: 52, socketpair: 53, setsockopt: 54, getsockopt: 55, accept4: 288, renameat2: 316,
   shmget: 29, shmat: 30, shmctl: 31, semget: 64, semctl: 66, shmdt: 67, msgget: 68, msgsnd: 69, msgrcv: 70,
-  msgctl: 71, setns: 308, uname: 63, sethostname: 170, setdomainname: 171,
+  msgctl: 71, setns: 308, uname: 63, sethostname: 170, setdomainname: 171, unshare: 272, clock_gettime: 228,
 } as const;
 
 export const PTRACE = {

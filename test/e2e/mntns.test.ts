@@ -240,3 +240,35 @@ test('mount namespace: a pseudo-terminal of a tree in its own mount namespace is
   await s.check(waitFor('ticks after the refused dump', () => new RegExp(`^tick ${at + 3}$`, 'm').test(target.output()), 10_000));
   await s.killTree(target);
 });
+
+test('mount namespace: a file of a tmpfs under another tmpfs mounted over its directory is dumped (through a clone of the lower mount alone) and there again once the upper one is unmounted', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'mntns-under');
+  const mnt = path.join(s.dir, 'm');
+  fs.mkdirSync(mnt);
+  const py = [
+    'import os, time, ctypes, signal',
+    `p = ${JSON.stringify(mnt)}`,
+    'libc = ctypes.CDLL(None, use_errno=True)',
+    "libc.umount2(b'/dev/shm', 2); libc.umount2(b'/dev/pts', 2)",
+    "assert libc.mount(b'lower', p.encode(), b'tmpfs', 0, b'size=1m') == 0",
+    "os.mkdir(p + '/sub'); open(p + '/sub/f', 'w').write('hidden\\n')",
+    "assert libc.mount(b'upper', (p + '/sub').encode(), b'tmpfs', 0, b'size=1m') == 0",
+    "open(p + '/sub/top', 'w').write('top\\n')",
+    'def check(*a):',
+    "    top = open(p + '/sub/top').read().strip()",
+    "    assert libc.umount2((p + '/sub').encode(), 0) == 0",
+    "    under = open(p + '/sub/f').read().strip() if os.path.exists(p + '/sub/f') else 'missing'",
+    "    print('top', top, 'under', under, flush=True)",
+    'signal.signal(signal.SIGUSR1, check)',
+    'print("READY", flush=True)',
+    'while True: time.sleep(0.1)',
+  ].join('\n');
+  const target = await s.startCommand('python', ['unshare', '--mount', '--propagation', 'private', '/usr/bin/python3', '-c', py]);
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const r = await restoreNs(s, images, target, ['--root', '/']);
+  process.kill(r.pid, 'SIGUSR1');
+  await s.check(waitFor('the check', () => /^top \S+ under \S+$/m.test(target.output()), 10_000));
+  assert.match(target.output(), /^top top under hidden$/m, s.report());
+  await s.killTree(r);
+});

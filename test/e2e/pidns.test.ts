@@ -49,23 +49,6 @@ test('pid namespace: a bash loop as pid 1 of its namespace counts on after resto
   await s.killTree(restored);
 });
 
-for (const [what, flags] of [['time', ['--time', '--fork']]] as const) {
-  test(`a task in a ${what} namespace of its own: the dump refuses it in one line naming the task and the namespace; it runs on`, { timeout: 30_000 }, async (t) => {
-    const s = Session.for(t, `ns-${what}`);
-    const unshare = await s.startCommand(`ns-${what}`, ['unshare', ...flags, '/bin/sh', '-c', 'echo READY; while :; do sleep 0.1; done']);
-    const inner = flags.includes('--fork') ? childrenOf(unshare.pid)[0]! : unshare.pid;
-    const images = s.mkdir();
-    const r = await s.cryo(['dump', '-t', String(inner), '-D', images, '-v4', '-o', 'dump.log']);
-    assert.equal(r.code, 1, s.report());
-    assert.equal(r.stderr.trim().split('\n').length, 1, s.report());
-    const kind = what;
-    assert.match(r.stderr, new RegExp(`task ${inner} \\(\\w+\\) is in a ${kind} namespace of its own .* which cryo does not dump yet`), s.report());
-    assert.ok(!fs.existsSync(path.join(images, 'inventory.img')), 'a refused dump wrote an inventory');
-    assert.ok(runningFree(inner), s.report());
-    await s.killTree(unshare);
-  });
-}
-
 test('a task that made a time namespace for its children (unshare without --fork) is refused: its children would be born into it', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'ns-time-kids');
   // unshare(CLONE_NEWTIME) and no exec after it: only python's children would be in the new namespace.

@@ -6,7 +6,8 @@ import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { create, Fstype, MntEntrySchema, type ImageDir, type MntEntry } from '../../images/index.js';
 import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
-import { MS, O } from '../../sys/index.js';
+import { AT_FDCWD, MS, NR, O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, pidfdGetfd, pidfdOpen } from '../../sys/index.js';
+import type { Remote } from '../../tracer/remote.js';
 import { CryoError, type Logger } from '../../context.js';
 import { major, minor } from '../files/kind.js';
 import { fsByName, mntFlags, sbFlags } from './fstypes.js';
@@ -137,18 +138,45 @@ function entryOf(m: MountInfo, role: MountRole): MntEntry {
   });
 }
 
-/** tar of a tmpfs, as CRIU's tmpfs_dump, reached from cryo through the tree's root. */
-function dumpTmpfs(m: MountInfo, mounts: MountInfo[], root: string, dir: ImageDir, who: string): void {
+/**
+ * A detached copy of the mount at `path` alone (open_tree OPEN_TREE_CLONE, no
+ * submounts), made by the seized task `rem` (pid `pid`) inside its mount
+ * namespace, where the kernel allows it, and taken into cryo (pidfd_getfd).
+ */
+export function cloneMountOf(rem: Remote, pid: number, path: string): number {
+  const rfd = Number(rem.call(`open_tree(${path})`, NR.open_tree, AT_FDCWD, rem.put(Buffer.from(`${path}\0`)), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+  try {
+    const pidfd = pidfdOpen(pid);
+    try {
+      return pidfdGetfd(pidfd, rfd);
+    } finally {
+      closeSync(pidfd);
+    }
+  } finally {
+    rem.call('close', NR.close, rfd);
+    // Its address space is read later: no mapping of cryo's may be left in it.
+    rem.releaseScratch();
+  }
+}
+
+/**
+ * tar of a tmpfs, as CRIU's tmpfs_dump, reached from cryo through the tree's
+ * root; one with mounts on it through a clone of it alone (`clone`), whose
+ * files under those mounts tar then sees too.
+ */
+function dumpTmpfs(m: MountInfo, mounts: MountInfo[], root: string, dir: ImageDir, who: string, clone?: (path: string) => number): void {
   const where = `mount ${m.mntId} at ${m.mountpoint} (tmpfs)`;
   // Something mounted on the same point hides it from every path (CRIU opens a clone; cryo cannot from outside).
   if (mounts.some((o) => o !== m && o.mountpoint === m.mountpoint && o.parentId === m.mntId)) {
     throw new CryoError(`${who}: ${where} is hidden under another mount, which cryo cannot dump yet`);
   }
+  const covered = clone !== undefined && mounts.some((o) => o !== m && o.parentId === m.mntId);
   let fd: number;
   try {
-    fd = openSync(`${root}${m.mountpoint}`, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+    fd = covered ? clone(m.mountpoint) : openSync(`${root}${m.mountpoint}`, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
   } catch (e) {
-    throw new CryoError(`${who}: cannot open ${where}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new CryoError(`${who}: cannot open ${where}${covered ? ' (a clone of it without the mounts on it)' : ''}: ${why}`);
   }
   try {
     const st = fstatSync(fd);
@@ -172,7 +200,7 @@ function dumpTmpfs(m: MountInfo, mounts: MountInfo[], root: string, dir: ImageDi
 }
 
 /** Dump the mount namespace of `pid` (the tree's root) as mountpoints-`nsId`.img. */
-export function dumpMntNs(pid: number, comm: string, nsId: number, dir: ImageDir, external: readonly string[], log: Logger): MntNsDump {
+export function dumpMntNs(pid: number, comm: string, nsId: number, dir: ImageDir, external: readonly string[], log: Logger, clone?: (path: string) => number): MntNsDump {
   const who = `task ${pid} (${comm})`;
   const mounts = parseMountinfo(readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
   checkCollisions(mounts, who);
@@ -180,7 +208,7 @@ export function dumpMntNs(pid: number, comm: string, nsId: number, dir: ImageDir
   checkPropagation(mounts, who);
   const root = `/proc/${pid}/root`;
   for (const m of mounts) {
-    if (roles.get(m.mntId)?.role === 'new' && fsByName(m.fstype)?.how === 'tmpfs') dumpTmpfs(m, mounts, root, dir, who);
+    if (roles.get(m.mntId)?.role === 'new' && fsByName(m.fstype)?.how === 'tmpfs') dumpTmpfs(m, mounts, root, dir, who, clone);
   }
   dir.write('mnts', mounts.map((m) => entryOf(m, roles.get(m.mntId)!)), nsId);
   for (const m of mounts) log.debug(`mount ${m.mntId} ${m.fstype} ${m.root} @ ${m.mountpoint}: ${roles.get(m.mntId)!.role}`);
