@@ -24,6 +24,7 @@ import { CgroupDump } from './objects/cgroup.js';
 import { CgroupFreezer } from './objects/cgroup-freezer.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
 import { dumpTask, taskIds, nsIdOf, type DumpState } from './dump/task.js';
+import { writeStats } from './stats.js';
 import { dumpZombie } from './objects/zombie.js';
 import { dumpUtsNs } from './objects/utsns.js';
 import { dumpIpcNs } from './objects/ipcns.js';
@@ -183,7 +184,7 @@ export async function runDump(ctx: Context): Promise<number> {
         pagesLazy: 0n,
         shpagesScanned: st.stats.shpagesScanned, shpagesSkippedParent: 0n, shpagesWritten: st.stats.shpagesWritten,
     });
-    dir.write('stats', [create(StatsEntrySchema, { dump: dumpStats })], 'dump');
+    writeStats(workDir, create(StatsEntrySchema, { dump: dumpStats }), 'dump');
     if (opts.pidfile) writeFileSync(opts.pidfile, String(root));
     // The last word before the tasks go: a migration may still call it off.
     runAction(ctx, 'post-dump');

@@ -40,10 +40,10 @@ export interface RunResult {
 }
 
 /** Run a command to its end (asynchronously: the event loop keeps reaping), stdin /dev/null. */
-export function run(cmd: string, args: string[], quiet = false, timeoutMs = 90_000): Promise<RunResult> {
+export function run(cmd: string, args: string[], quiet = false, timeoutMs = 90_000, env?: NodeJS.ProcessEnv): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     // quiet: stdout and stderr /dev/null too (a daemon it starts keeps them).
-    const c = spawn(cmd, args, { stdio: quiet ? 'ignore' : ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(cmd, args, { stdio: quiet ? 'ignore' : ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
     let stdout = '';
     let stderr = '';
     c.stdout?.on('data', (d: Buffer) => { stdout += d.toString(); });
