@@ -86,9 +86,9 @@ class Runc {
     return this.runc(['--criu', CRIU, 'checkpoint', '--image-path', d.images, '--work-path', d.work, ...more, id]);
   }
 
-  async restore(id: string, d: { images: string; work: string }) {
+  async restore(id: string, d: { images: string; work: string }, more: string[] = []) {
     this.ids.add(id);
-    return this.runc(['--criu', CRIU, 'restore', '-d', '--bundle', this.bundle, '--image-path', d.images, '--work-path', d.work, id]);
+    return this.runc(['--criu', CRIU, 'restore', '-d', '--bundle', this.bundle, '--image-path', d.images, '--work-path', d.work, ...more, id]);
   }
 
   /** The log cryo wrote into runc's work dir. */
@@ -106,6 +106,15 @@ class Runc {
   async cleanup(): Promise<void> {
     for (const id of this.ids) await run('runc', ['--root', this.state, 'delete', '-f', id]);
     for (const pid of this.pids) if (exists(pid)) await reapUntilGone(pid, 10_000).catch(() => undefined);
+  }
+}
+
+/** The restored container is in the cgroups runc made for container `id` (every hierarchy). */
+function checkCgroups(pid: number, id: string): void {
+  const lines = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n');
+  for (const ctrl of ['memory', 'pids', 'freezer', '']) {
+    const l = lines.find((x) => x.split(':')[1] === ctrl);
+    assert.ok(l?.endsWith(`/${id}`), `the restored container is not in container ${id}'s ${ctrl || 'v2'} cgroup: ${l}`);
   }
 }
 
@@ -146,6 +155,7 @@ test('runc: checkpoint and restore of a busybox container; it comes back in its 
   assert.ok(first >= stopped, `the restored counter reads ${first}, below ${stopped} where it stopped`);
   await counterAbove(r.counterFile, stopped + 2, 'the restored container');
   checkContained(rpid, HOSTNAME, r.counter, r.counterFile);
+  checkCgroups(rpid, `cryo-c1-${process.pid}`);
   // Its mounts: the masked and read-only paths and the external binds are back.
   const mounts = fs.readFileSync(`/proc/${rpid}/mountinfo`, 'utf8');
   for (const m of [' /proc/sys ro,', ' /proc/keys ', ' /sys ro,', ' /dev/pts ', ' /sys/fs/cgroup/memory ro,']) {
@@ -154,7 +164,7 @@ test('runc: checkpoint and restore of a busybox container; it comes back in its 
   assert.ok(fs.statSync(`/proc/${rpid}/root/dev/null`).isCharacterDevice(), "the container's /dev/null is not a device node");
 });
 
-test('runc: checkpoint --leave-running, then restore under a new container id', { timeout: 120_000 }, async (t) => {
+test('runc: checkpoint --leave-running, then restore under a new container id with --manage-cgroups-mode full', { timeout: 120_000 }, async (t) => {
   const r = setup(t, 'runc-lr');
   const pid = await r.start(`cryo-a1-${process.pid}`);
   await counterAbove(r.counterFile, 3, 'the started container');
@@ -171,7 +181,7 @@ test('runc: checkpoint --leave-running, then restore under a new container id', 
   await r.gone(pid);
   fs.rmSync(r.counterFile);
 
-  const rs = await r.restore(`cryo-a2-${process.pid}`, d);
+  const rs = await r.restore(`cryo-a2-${process.pid}`, d, ['--manage-cgroups-mode', 'full']);
   assert.equal(rs.code, 0, rs.out + r.log(d, 'restore.log') + r.s.report());
   const rpid = await r.pidOf(`cryo-a2-${process.pid}`);
   // The images' count, not the one the running container reached after the dump.
@@ -179,6 +189,7 @@ test('runc: checkpoint --leave-running, then restore under a new container id', 
   assert.ok(back <= atDump + 3, `the restored counter starts at ${back}, not near ${atDump} where it was dumped`);
   await counterAbove(r.counterFile, back + 2, 'the container restored as a2');
   checkContained(rpid, HOSTNAME, r.counter, r.counterFile);
+  checkCgroups(rpid, `cryo-a2-${process.pid}`);
   const st = await run('runc', ['--root', r.state, 'state', `cryo-a1-${process.pid}`]);
   assert.notEqual(st.code, 0, 'the old container a1 is back too');
 });
