@@ -3,7 +3,9 @@
 // namespaces, proc, sysfs, a tmpfs /dev with device nodes, the masked and
 // read-only paths, the cgroup v1 hierarchies as external binds) is
 // checkpointed and restored, in place and under a new id, and its counter
-// goes on in its rootfs. CRYO=criu runs the same against CRIU.
+// goes on in its rootfs; refusals leave the container as it was, with their
+// reason in the log runc names. CRYO=PATH runs the same against another criu (the
+// first two pass with CRIU; the refusals check cryo's own messages).
 import { test, type TestContext } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -205,4 +207,25 @@ test('runc: a checkpoint cryo refuses leaves the container running, with the rea
   assert.match(r.log(d, 'dump.log'), /^\(\d+\.\d+\) Error: RPC request: page server options are not supported yet$/m);
   assert.equal(await r.pidOf(`cryo-p1-${process.pid}`), pid);
   await counterAbove(r.counterFile, readCounter(r.counterFile), 'the container after the refused checkpoint');
+});
+
+test("runc: images that lack the container's uts namespace are refused at restore, which makes nothing (never the host's namespace), with the reason in restore.log", { timeout: 120_000 }, async (t) => {
+  const r = setup(t, 'runc-badimg');
+  const id = `cryo-u1-${process.pid}`;
+  const pid = await r.start(id);
+  await counterAbove(r.counterFile, 2, 'the started container');
+  const d = r.dirs();
+  const cp = await r.checkpoint(id, d);
+  assert.equal(cp.code, 0, cp.out + r.log(d, 'dump.log') + r.s.report());
+  await r.gone(pid);
+  const uts = fs.readdirSync(d.images).filter((n) => /^utsns-\d+\.img$/.test(n));
+  assert.equal(uts.length, 1, `the checkpoint has no uts namespace image: ${fs.readdirSync(d.images).join(' ')}`);
+  fs.rmSync(path.join(d.images, uts[0]!));
+  const stopped = readCounter(r.counterFile);
+  const rs = await r.restore(id, d);
+  assert.notEqual(rs.code, 0, rs.out);
+  assert.match(r.log(d, 'restore.log'), new RegExp(`^\\(\\d+\\.\\d+\\) Error: bad image: ${uts[0]!.replace('.', '\\.')}: `, 'm'));
+  const st = await run('runc', ['--root', r.state, 'state', id]);
+  assert.notEqual(st.code, 0, `runc has a container ${id} after the refused restore`);
+  assert.equal(await counterStill(r.counterFile, 'after the refused restore'), stopped);
 });
