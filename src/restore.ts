@@ -242,7 +242,7 @@ function closeHeldPipes(sh: RestoreShared): void {
 }
 
 function closeHeldPtys(sh: RestoreShared): void {
-  closeAll([...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]).concat([...sh.heldTtys.values()]));
+  closeAll([...sh.ptys.values()].flatMap((p) => [p.master, ...p.slaves.values()]).concat([...sh.heldTtys.values(), ...sh.boundPtys.values()]));
 }
 
 /** What cryo cannot restore with the capabilities it runs with, said before anything is made. */
@@ -387,6 +387,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     kdat: ctx.kdat,
     inherited,
     ptys: new Map(),
+    boundPtys: new Map(),
     heldTtys: new Map(),
     files: loaded.files,
     ttyInfos: loaded.ttyInfos,
@@ -476,7 +477,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     rems.set(root, root0.rem);
     // Its mount namespace first: every path of the images is in it.
     if (mntImg) {
-      restoreMntNs(root0.rem, root0.cryoPidfd, mntImg, log);
+      restoreMntNs(root0.rem, root0.cryoPidfd, mntImg, log, sh.boundPtys);
       sh.nsRoot = openSync(`/proc/${root0.rem.pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC);
     }
     // The root's new uts and ipc namespaces get their state before any task uses them.

@@ -11,7 +11,9 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Session, reapUntilGone, exists } from './harness.js';
+import { Session, reapUntilGone, exists, python3, ROOT } from './harness.js';
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CRYO_BIN, busyboxRootfs, checkContained, counterAbove, counterScript, counterStill, readCounter, run } from './containers.js';
 
 /** The parts of runc's config.json the tests change. */
@@ -62,10 +64,10 @@ class Runc {
     return { code: r.code, out };
   }
 
-  async start(id: string): Promise<number> {
+  async start(id: string, more: string[] = []): Promise<number> {
     this.ids.add(id);
     // The container keeps runc's stdio: /dev/null, so that nothing here waits for its end.
-    const r = await this.runc(['run', '-d', '--bundle', this.bundle, id], true);
+    const r = await this.runc(['run', '-d', '--bundle', this.bundle, ...more, id], true);
     assert.equal(r.code, 0, r.out + this.s.report());
     return this.pidOf(id);
   }
@@ -228,4 +230,63 @@ test("runc: images that lack the container's uts namespace are refused at restor
   const st = await run('runc', ['--root', r.state, 'state', id]);
   assert.notEqual(st.code, 0, `runc has a container ${id} after the refused restore`);
   assert.equal(await counterStill(r.counterFile, 'after the refused restore'), stopped);
+});
+
+/** What the console socket wrote: the masters that came, and the ticks after the last one. */
+function consoleAfterLastMaster(out: string): { masters: number; ticks: number[] } {
+  const text = fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '';
+  const at = text.lastIndexOf('MASTER ');
+  const masters = (text.match(/^MASTER \d+$/gm) ?? []).length;
+  const ticks = [...text.slice(at < 0 ? 0 : at).matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
+  return { masters, ticks };
+}
+
+async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+test("runc: a container with a terminal (--console-socket): its console comes back as a new pty of the container's devpts, whose master runc hands to the console socket", { timeout: 120_000 }, async (t) => {
+  const r = setup(t, 'runc-tty', (spec) => {
+    spec.process.terminal = true;
+    spec.process.args = ['sh', '-c', `${counterScript(`cryo-runc-tty-count-${process.pid}`).replace('sleep 0.2', 'echo tick $i; sleep 0.2')}`];
+  });
+  const sock = path.join(r.s.dir, 'console.sock');
+  const out = path.join(r.s.dir, 'console.out');
+  const recv = spawn(python3(), [path.join(ROOT, 'test/e2e/console-socket.py'), sock, out], { stdio: 'ignore' });
+  t.after(() => { recv.kill('SIGKILL'); });
+  await until('the console socket', () => (fs.existsSync(sock) ? true : undefined));
+  const id = `cryo-t1-${process.pid}`;
+  const pid = await r.start(id, ['--console-socket', sock]);
+  await until('3 ticks on the console', () => (consoleAfterLastMaster(out).ticks.length >= 3 ? true : undefined));
+
+  const d = r.dirs();
+  const cp = await r.checkpoint(id, d);
+  assert.equal(cp.code, 0, cp.out + r.log(d, 'dump.log') + r.s.report());
+  await r.gone(pid);
+  const before = consoleAfterLastMaster(out).ticks.at(-1)!;
+
+  const rs = await r.restore(id, d, ['--console-socket', sock]);
+  assert.equal(rs.code, 0, rs.out + r.log(d, 'restore.log') + r.s.report());
+  const rpid = await r.pidOf(id);
+  // A second master came, and the container's output goes on through it.
+  const after = await until('ticks through the new master', () => {
+    const c = consoleAfterLastMaster(out);
+    return c.masters === 2 && c.ticks.length >= 3 ? c.ticks : undefined;
+  });
+  assert.ok(after[0]! >= before, `the restored container counts from ${after[0]}, before ${before} where it was checkpointed`);
+  checkContained(rpid, HOSTNAME, r.counter, r.counterFile);
+  // Its terminal is pty 0 of its own devpts (the one on its /dev/pts), its controlling terminal.
+  const devpts = /^(\d+) \S+ \S+ \/ \/dev\/pts /m.exec(fs.readFileSync(`/proc/${rpid}/mountinfo`, 'utf8'))?.[1];
+  for (const fd of [0, 1, 2]) {
+    assert.equal(fs.readlinkSync(`/proc/${rpid}/fd/${fd}`), '/dev/pts/0');
+    assert.match(fs.readFileSync(`/proc/${rpid}/fdinfo/${fd}`, 'utf8'), new RegExp(`^mnt_id:\\s+${devpts}$`, 'm'), `fd ${fd} is not on the container's devpts (mount ${devpts})`);
+  }
+  const ttyNr = Number(fs.readFileSync(`/proc/${rpid}/stat`, 'utf8').split(') ')[1]!.split(' ')[4]);
+  assert.equal(ttyNr, (136 << 8) | 0, 'the restored init has not /dev/pts/0 as its controlling terminal');
 });

@@ -131,6 +131,12 @@ export interface RestoreFilesEnv {
   inherited: Map<string, { fd: number; used: boolean }>;
   /** Pseudo-terminal pairs recreated so far, by index. */
   ptys: Map<number, PtyPair>;
+  /**
+   * Masters of the pty slaves that are bind-mounted in the tree's mount
+   * namespace (runc's /dev/console), made with its devpts, by index: the pair
+   * of that index is made from it.
+   */
+  boundPtys: Map<number, number>;
   /** tty-data.img: the bytes queued on each pty side, by its tty-info id. */
   ttyData: Map<number, Uint8Array>;
   /**
