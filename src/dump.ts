@@ -15,7 +15,7 @@ import { finishInet, releaseTcp } from './objects/files/inet.js';
 import { NetLock, LOCK_METHOD_CODE, unlockNetnsRules } from './objects/netlock.js';
 import { finishEpolls } from './objects/files/epoll.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
-import { closeTtyQueues, finishTtys } from './objects/files/tty.js';
+import { closeTtyQueues, finishTtys, isOrphanPty } from './objects/files/tty.js';
 import { writeMemfds, closeMemfds } from './objects/files/memfd.js';
 import { shmemUsedAsFiles } from './objects/mm.js';
 import { writeGhosts, closeGhosts } from './objects/files/ghost.js';
@@ -25,6 +25,7 @@ import { CgroupDump } from './objects/cgroup.js';
 import { CgroupFreezer } from './objects/cgroup-freezer.js';
 import { freezeTree, thawTree, killTree, takeRemote, type FrozenTask } from './dump/freeze.js';
 import { dumpTask, taskIds, nsIdOf, type DumpState } from './dump/task.js';
+import { writeStats } from './stats.js';
 import { dumpZombie } from './objects/zombie.js';
 import { dumpUtsNs } from './objects/utsns.js';
 import { dumpTimeNs } from './objects/timens.js';
@@ -153,8 +154,14 @@ export async function runDump(ctx: Context): Promise<number> {
       }
       TreeNetns.within(netns, () => dumpTask(t, ctx, st, taskIds(t.pid, st)));
     }
-    if (st.mntns) refusePathFiles(st.files.entries, rootWho);
-    finishTtys(st.files, tasks, opts.shellJob);
+    if (st.mntns) {
+      // A console whose master is the client's (runc's): reopened on the namespace's own devpts.
+      const ns = st.mntns;
+      const byId = new Map(st.files.entries.map((e) => [e.id, e]));
+      refusePathFiles(st.files.entries, rootWho, (fe) => !!opts.orphanPtsMaster && isOrphanPty(st.files, fe.tty!.ttyInfoId) &&
+        fe.tty!.regfId !== undefined && ns.ids.has(byId.get(fe.tty!.regfId)?.reg?.mntId ?? -1));
+    }
+    finishTtys(st.files, tasks, opts.shellJob, !!opts.orphanPtsMaster);
     // As CRIU: the inventory's root_ids are the dumper's own (its namespaces tell
     // the tree's apart); the tree's root has files, vm etc. of its own.
     writeTreeImages(tasks, st, taskIds(process.pid, st), opts.tcpClose);
@@ -188,7 +195,7 @@ export async function runDump(ctx: Context): Promise<number> {
         pagesLazy: 0n,
         shpagesScanned: st.stats.shpagesScanned, shpagesSkippedParent: 0n, shpagesWritten: st.stats.shpagesWritten,
     });
-    dir.write('stats', [create(StatsEntrySchema, { dump: dumpStats })], 'dump');
+    writeStats(workDir, create(StatsEntrySchema, { dump: dumpStats }), 'dump');
     if (opts.pidfile) writeFileSync(opts.pidfile, String(root));
     // The last word before the tasks go: a migration may still call it off.
     runAction(ctx, 'post-dump');

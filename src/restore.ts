@@ -8,6 +8,7 @@ import {
   ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry, type UtsnsEntry, type TimensEntry,
   type MemfdInodeEntry,
   ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type TcpStreamEntry, type PagemapEntry, type CoreEntry, type SeccompFilter,
+  StatsEntrySchema, RestoreStatsEntrySchema, create,
 } from './images/index.js';
 import { netlink, O, CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, SysError, EEXIST, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
@@ -22,12 +23,13 @@ import { KindStore, type Ghost } from './objects/files/kind.js';
 import { inflightHomes } from './objects/files/inflight.js';
 import { skQueuesOf } from './objects/files/unix-restore.js';
 import { legacyFanotify } from './objects/files/fanotify.js';
-import { restoreCtty, restoreTtyPgrps } from './objects/files/pty.js';
+import { restoreCtty, restoreTtyPgrps, boundPtysOf } from './objects/files/pty.js';
 import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
 import { restoreNamespaces } from './objects/namespaces.js';
 import { loadUtsNs, restoreUtsNs } from './objects/utsns.js';
 import { loadTimeNs, restoreTimeNs } from './objects/timens.js';
 import { checkJoinNs, enterJoinedNs, type JoinedNs } from './objects/joinns.js';
+import { writeStats } from './stats.js';
 import { loadNetNs, restoreNetNs, TreeNetns, type NetnsImages } from './objects/netns.js';
 import { loadMntNs, restoreMntNs, type MntNsImages } from './objects/mntns/restore.js';
 import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, type IpcNsImages } from './objects/ipcns.js';
@@ -456,7 +458,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     rems.set(root, root0.rem);
     // Its mount namespace first: every path of the images is in it.
     if (mntImg) {
-      restoreMntNs(root0.rem, root0.cryoPidfd, mntImg, log);
+      restoreMntNs(root0.rem, root0.cryoPidfd, mntImg, log, boundPtysOf(sh.kinds));
       sh.nsRoot = openSync(`/proc/${root0.rem.pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC);
     }
     // The root's new uts and ipc namespaces get their state before any task uses them.
@@ -592,6 +594,15 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   for (const [key, v] of inherited) if (!v.used) log.warn(`--inherit-fd fd[${v.fd}]:${key}: nothing in the images is named ${key}`);
   const rootHost = rems.get(root)!.pid;
   log.info(`restored tree of ${loaded.tasks.length} task(s) rooted at ${root}${newPidns ? ` (pid ${rootHost} here)` : ''} in ${(performance.now() - t0).toFixed(1)} ms`);
+  const restoreUs = Math.round((performance.now() - t0) * 1000);
+  try {
+    writeStats(opts.workDir ?? opts.imagesDir, create(StatsEntrySchema, {
+      restore: create(RestoreStatsEntrySchema, { pagesCompared: 0n, pagesSkippedCow: 0n, forkingTime: forkingUs, restoreTime: restoreUs, pagesRestored: BigInt(pagesRestored) }),
+    }), 'restore');
+  } catch (e) {
+    // As CRIU: the tree is restored; only the statistics are lost.
+    log.warn(`cannot write stats-restore: ${(e as Error).message}`);
+  }
   if (opts.displayStats) {
     // CRIU's display_stats(RESTORE_STATS); cryo compares no pages and skips none for COW.
     const n = (v: number) => `${v} (0x${v.toString(16)})`;
@@ -599,7 +610,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     log.msg(`Pages compared: ${n(0)}`);
     log.msg(`Pages skipped COW: ${n(0)}`);
     log.msg(`Pages restored: ${n(pagesRestored)}`);
-    log.msg(`Restore time: ${Math.round((performance.now() - t0) * 1000)} us`);
+    log.msg(`Restore time: ${restoreUs} us`);
     log.msg(`Forking time: ${forkingUs} us`);
   }
   lateAction(ctx, 'post-resume', rootHost);

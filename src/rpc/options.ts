@@ -12,6 +12,7 @@ import { OPTION_TABLE, applyOption } from '../options/table.js';
 import { defaultOptions, type Options, type CgroupMode } from '../options/index.js';
 import { findRefusal, refusalText } from '../options/support.js';
 import { CryoError } from '../context.js';
+import { EBADRQC } from '../sys/index.js';
 
 /** Fields with meaning beyond their option (client fds, nested messages, enums). */
 const BY_HAND = new Set([
@@ -74,6 +75,13 @@ function applyConfigFile(path: string, o: Options, env: RpcOptionsEnv, bad: (tex
   return seen;
 }
 
+/** A request whose options are refused; `partial`: what was read of them (where its log goes). */
+export class RpcOptionsError extends CryoError {
+  constructor(message: string, readonly partial: Options) {
+    super(message, 1, EBADRQC);
+  }
+}
+
 /** A directory of the client's, by its fd (through /proc, as CRIU does). */
 const clientFd = (peer: RpcPeer, fd: number) => `/proc/${peer.pid}/fd/${fd}`;
 
@@ -82,7 +90,7 @@ export function optionsFromRpc(req: CriuOpts | undefined, env: RpcOptionsEnv, ac
   const m = req ?? create(CriuOptsSchema);
   const set = (name: string) => req !== undefined && isFieldSet(req, field(name)!);
   const bad = (text: string): never => {
-    throw new CryoError(`RPC request: ${text}`);
+    throw new RpcOptionsError(`RPC request: ${text}`, o);
   };
   for (const spec of OPTION_TABLE) {
     const name = spec.rpc;

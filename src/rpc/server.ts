@@ -20,9 +20,9 @@ import { restoreTree } from '../restore.js';
 import { runCheck } from '../check.js';
 import { probeFeatures } from '../check/features.js';
 import { execCommand } from '../sys/exec.js';
-import { applyQueriedExternals, optionsFromRpc, type RpcPeer } from './options.js';
+import { applyQueriedExternals, optionsFromRpc, RpcOptionsError, type RpcPeer } from './options.js';
 import { becomeClient, checkImagesForClient, isPrivileged, readClient, type ClientCreds } from './peer.js';
-import { Kerndat } from '../kerndat.js';
+import { Kerndat, describe } from '../kerndat.js';
 
 
 export interface ServeEnv {
@@ -48,8 +48,32 @@ function recv(sk: number): CriuReq | null {
   }
 }
 
+/** An error already written to the request's log. */
+class Logged {
+  constructor(readonly error: unknown) {}
+}
+
+/**
+ * A request refused before its log was open (bad options, config_file): the
+ * log it names gets the reason too, when the options got as far as naming it.
+ */
+function logRefusal(e: unknown): void {
+  if (e instanceof Logged) return;
+  const o = e instanceof RpcOptionsError ? e.partial : undefined;
+  if (o?.logFile === undefined || o.logFile === '-') return;
+  try {
+    const log = openLog(o);
+    log.logger.info(`Version: ${CRIU_VERSION} (cryo ${cryoVersion()}), RPC`);
+    log.logger.error(describe(e));
+    log.close();
+  } catch {
+    // No log to be had (its directory is gone, or not the client's): the answer still says why.
+  }
+}
+
 /** As CRIU: cr_errno is set only where it tells the client something (bad options, no such pid, pid taken). */
-const fail = (type: CriuReqType, e: unknown): CriuResp => {
+const fail = (type: CriuReqType, e0: unknown): CriuResp => {
+  const e = e0 instanceof Logged ? e0.error : e0;
   const crErrno = e instanceof CryoError ? e.crErrno : 0;
   return create(CriuRespSchema, {
     type, success: false,
@@ -63,6 +87,7 @@ function requestOptions(...args: Parameters<typeof optionsFromRpc>): Options {
   try {
     return optionsFromRpc(...args);
   } catch (e) {
+    if (e instanceof RpcOptionsError) throw e; // EBADRQC already, and its log named
     throw new CryoError(e instanceof Error ? e.message : String(e), 1, EBADRQC);
   }
 }
@@ -120,6 +145,10 @@ async function withContext<T>(o: Options, notify: Notifier | undefined, fn: (ctx
   try {
     log.logger.info(`Version: ${CRIU_VERSION} (cryo ${cryoVersion()}), RPC`);
     return await fn({ opts: o, log: log.logger, notify, kdat: new Kerndat(), cleanup: new Cleanup() });
+  } catch (e) {
+    // The client (runc) points its user at the log: the reason must be in it.
+    log.logger.error(describe(e));
+    throw new Logged(e);
   } finally {
     log.close();
   }
@@ -156,6 +185,7 @@ async function serveOne(sk: number, req: CriuReq, peer: RpcPeer, env: ServeEnv):
         const code = await withContext(o, undefined, (ctx) => runCheck(ctx));
         send(sk, create(CriuRespSchema, { type: T.CHECK, success: code === 0 }));
       } catch (e) {
+        logRefusal(e);
         send(sk, fail(T.CHECK, e));
       }
       return;
@@ -170,6 +200,7 @@ async function serveOne(sk: number, req: CriuReq, peer: RpcPeer, env: ServeEnv):
           send(sk, create(CriuRespSchema, { type: T.DUMP, success: true, dump: create(CriuDumpRespSchema, { restored: false }) }));
         }
       } catch (e) {
+        logRefusal(e);
         send(sk, fail(T.DUMP, e));
       }
       return;
@@ -187,6 +218,7 @@ async function serveOne(sk: number, req: CriuReq, peer: RpcPeer, env: ServeEnv):
         send(sk, create(CriuRespSchema, { type: T.RESTORE, success: true, restore: create(CriuRestoreRespSchema, { pid }) }));
         if (o.execCmd) execCmd = o;
       } catch (e) {
+        logRefusal(e);
         send(sk, fail(T.RESTORE, e));
       }
       // After the answer, as CRIU: cryo becomes the command.

@@ -312,7 +312,8 @@ function seccompDamage(good: string): Variant[] {
 function sums(dir: string): Map<string, string> {
   const m = new Map<string, string>();
   for (const n of fs.readdirSync(dir).sort()) {
-    if (n === 'restore.log' || !fs.statSync(path.join(dir, n)).isFile()) continue;
+    // The restore's own output (its log and stats-restore, which CRIU writes there too) is no image.
+    if (n === 'restore.log' || n === 'stats-restore' || !fs.statSync(path.join(dir, n)).isFile()) continue;
     m.set(n, createHash('sha256').update(fs.readFileSync(path.join(dir, n))).digest('hex'));
   }
   return m;

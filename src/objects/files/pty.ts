@@ -14,6 +14,7 @@
 // its session inherit it as they did; the foreground group is set once every
 // group exists.
 import { closeSync, fchmodSync, fchownSync, fstatSync } from 'node:fs';
+import { posix } from 'node:path';
 import { FdTypes, TtyType, type FileEntry, type TtyInfoEntry } from '../../images/index.js';
 import { AT_FDCWD, F, FD_CLOEXEC, NR, O, TIOC, syscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
@@ -33,6 +34,11 @@ export const ptysOf = (s: KindStore) => s.get<Map<number, Pair>>('tty:ptys', () 
  * of a terminal takes it from its session) and hung-up pty slaves ("hung:FILE-ID").
  */
 export const heldTtysOf = (s: KindStore) => s.get<Map<string, number>>('tty:held', () => new Map());
+/**
+ * Masters of the pty slaves bind-mounted in the tree's mount namespace (runc's
+ * /dev/console), made with its devpts, by index: the pair of that index is made from it.
+ */
+export const boundPtysOf = (s: KindStore) => s.get<Map<number, number>>('tty:bound', () => new Map());
 
 /** A pty master: /dev/ptmx (5:2) or one of the Unix98 master majors. */
 export function isPtyMasterRdev(rdev: number): boolean {
@@ -86,7 +92,7 @@ export function ownsPair(index: number, env: RestoreFilesEnv): boolean {
 }
 
 /** Open `path` (a ptmx) until the kernel hands out `index`; the smaller ones are held meanwhile. */
-function openPtmxAt(path: string, index: number, flags: number): number {
+export function openPtmxAt(path: string, index: number, flags: number): number {
   const held: number[] = [];
   try {
     for (;;) {
@@ -199,33 +205,48 @@ export function hungSlaveFd(fe: FileEntry, info: TtyInfoEntry, env: RestoreFiles
 
 /** A shell job's pty whose master was outside the tree, to be handed out with orphan_pts_master. */
 export function isOrphanSlave(info: TtyInfoEntry, env: RestoreFilesEnv): boolean {
-  return !!env.orphanPtsMaster && env.shellJob && info.type === TtyType.PTY && !!info.pty && !isPtyMaster(info) && !ownsPair(info.pty.index, env);
+  // As CRIU: a shell job's terminal, or a session's controlling terminal (runc's console).
+  return !!env.orphanPtsMaster && (env.shellJob || !!info.sid) && info.type === TtyType.PTY && !!info.pty && !isPtyMaster(info) && !ownsPair(info.pty.index, env);
 }
 
 /**
  * The new pair for an orphan slave (as CRIU: same number, unlocked, the dumped
  * terminal settings); its master goes to the RPC client once, when it is made.
  */
-function orphanPair(info: TtyInfoEntry, env: RestoreFilesEnv): Pair {
+function orphanPair(fe: FileEntry, info: TtyInfoEntry, env: RestoreFilesEnv): Pair {
   const index = info.pty!.index;
   const have = ptysOf(env.kinds).get(index);
   if (have) return have;
-  const pair: Pair = { master: openPtmxAt('/dev/ptmx', index, O.RDWR | O.NOCTTY | O.CLOEXEC), slaves: new Map() };
+  const bound = boundPtysOf(env.kinds).get(index);
+  boundPtysOf(env.kinds).delete(index);
+  const pair: Pair = { master: bound ?? openPtmxAt(orphanPtmx(fe, env), index, O.RDWR | O.NOCTTY | O.CLOEXEC), slaves: new Map() };
   ptysOf(env.kinds).set(index, pair);
   setInt(pair.master, TIOC.SPTLCK, 0);
+  // The slave stays open until the restore ends: once one was opened and closed,
+  // the master reads EIO until another is, and the client may read it at once.
   const s = peer(pair, O.RDWR | O.NOCTTY | O.CLOEXEC, false);
-  try {
-    applyParams(s, info);
-  } finally {
-    closeSync(s);
-  }
+  heldTtysOf(env.kinds).set(`orphan:${index}`, s);
+  applyParams(s, info);
   env.orphanPtsMaster!(pair.master);
   return pair;
 }
 
+/**
+ * The ptmx to open an orphan's new pair from: cryo's own, or, in the tree's own
+ * mount namespace, the one of the devpts its slave was on (runc's container
+ * console: a devpts instance of the container's), reached through the
+ * namespace's root.
+ */
+function orphanPtmx(fe: FileEntry, env: RestoreFilesEnv): string {
+  if (env.nsRoot === undefined) return '/dev/ptmx';
+  const name = fe.tty!.regfId !== undefined ? env.files.get(fe.tty!.regfId)?.reg?.name : undefined;
+  if (!name?.startsWith('/') || name.split('/').includes('..')) throw new CryoError(`bad image: terminal ${fe.id} has no path of its slave in the mount namespace`);
+  return `/proc/self/fd/${env.nsRoot}${posix.dirname(name)}/ptmx`;
+}
+
 /** A new open file description of an orphan slave, in cryo. */
 export function orphanSlaveFd(fe: FileEntry, info: TtyInfoEntry, env: RestoreFilesEnv): number {
-  return peer(orphanPair(info, env), (fe.tty!.flags & ~O.CLOEXEC) | O.NOCTTY | O.CLOEXEC, false);
+  return peer(orphanPair(fe, info, env), (fe.tty!.flags & ~O.CLOEXEC) | O.NOCTTY | O.CLOEXEC, false);
 }
 
 /**
@@ -306,7 +327,11 @@ function terminalFd(info: TtyInfoEntry, env: RestoreFilesEnv): number {
     inh.used = true;
     return dupCloexec(inh.fd);
   }
-  if (isOrphanSlave(info, env)) return peer(orphanPair(info, env), O.RDWR | O.NOCTTY | O.CLOEXEC, false);
+  if (isOrphanSlave(info, env)) {
+    const fe = [...env.files.values()].find((f) => f.type === FdTypes.TTY && f.tty?.ttyInfoId === info.id);
+    if (!fe) throw new CryoError(`bad image: terminal ${info.id} (the controlling terminal of session ${info.sid}) has no file of its slave`);
+    return peer(orphanPair(fe, info, env), O.RDWR | O.NOCTTY | O.CLOEXEC, false);
+  }
   if (reopenedByPath(info.type, env.shellJob)) {
     let fd = heldTtysOf(env.kinds).get(`dev:${info.id}`);
     if (fd === undefined) {

@@ -28,7 +28,7 @@ import { ioctlInt, readParams, applyParams } from './termios.js';
 import { takeQueued } from './ttydata.js';
 import {
   isPtyMasterRdev, isPtyMaster, ownsPair, pairFd, isOrphanSlave, orphanSlaveFd, ttyKey, withSessionPtyUnlocked, reopenedByPath, devicePath,
-  isHung, hungSlaveFd, openFlags, openTty, ttyInfosOf, ttyDataOf, ptysOf, heldTtysOf,
+  isHung, hungSlaveFd, openFlags, openTty, ttyInfosOf, ttyDataOf, ptysOf, heldTtysOf, boundPtysOf,
 } from './pty.js';
 
 // CRIU's fixed indices for terminals that are not ptys (tty.c).
@@ -159,9 +159,9 @@ interface TreeTask {
  * terminal of a session of the tree. Then sid and pgrp become the tree's own
  * ids (they differ from cryo's inside a pid namespace).
  */
-export function finishTtys(files: FileTable, tasks: readonly TreeTask[], shellJob: boolean): void {
+export function finishTtys(files: FileTable, tasks: readonly TreeTask[], shellJob: boolean, orphanPtsMaster = false): void {
   try {
-    checkTtys(files, tasks, shellJob);
+    checkTtys(files, tasks, shellJob, orphanPtsMaster);
     // The data queued in the tree's own pairs (a shell's terminal is not the tree's to read).
     for (const info of files.ttyInfos.filter(isPtyMaster)) {
       for (const id of [info.id, info.id & ~1]) {
@@ -176,13 +176,20 @@ export function finishTtys(files: FileTable, tasks: readonly TreeTask[], shellJo
   }
 }
 
+/** Is tty-info `infoId` a pty slave whose master is not the tree's (an orphan, for orphan_pts_master)? */
+export function isOrphanPty(files: FileTable, infoId: number): boolean {
+  const info = files.ttyInfos.find((i) => i.id === infoId);
+  if (!info || info.type !== TtyType.PTY || !info.pty || isPtyMaster(info) || isHung(info)) return false;
+  return !files.ttyInfos.some((i) => isPtyMaster(i) && i.pty?.index === info.pty!.index);
+}
+
 /** Close cryo's copies of pty sides (also after a failed dump). */
 export function closeTtyQueues(files: FileTable): void {
   for (const fd of files.ttyQueueFds.values()) closeSync(fd);
   files.ttyQueueFds.clear();
 }
 
-function checkTtys(files: FileTable, tasks: readonly TreeTask[], shellJob: boolean): void {
+function checkTtys(files: FileTable, tasks: readonly TreeTask[], shellJob: boolean, orphanPtsMaster: boolean): void {
   const infos = new Map(files.ttyInfos.map((i) => [i.id, i]));
   const owned = files.ttyInfos.filter(isPtyMaster);
   const ownedIndex = new Set(owned.map((i) => i.pty!.index));
@@ -193,6 +200,8 @@ function checkTtys(files: FileTable, tasks: readonly TreeTask[], shellJob: boole
     if (info.type === TtyType.PTY && (ownedIndex.has(info.pty!.index) || isHung(info))) continue;
     if (info.type === TtyType.CTTY && ownedSids.has(info.sid)) continue;
     if (reopenedByPath(info.type, shellJob)) continue;
+    // orphan_pts_master (runc's console): a slave whose master is the client's comes back as a new pair.
+    if (orphanPtsMaster && isOrphanPty(files, info.id)) continue;
     if (!shellJob) throw new CryoError(`task ${r.pid}: fd ${r.fd} is the terminal ${r.link}; dump with --shell-job (-j) if it is a job of this shell`);
   }
   for (const info of files.ttyInfos) {
@@ -260,7 +269,7 @@ export const tty: FdKind = {
   holdCleanup(store, cl) {
     cl.always('ptys held', () => {
       for (const p of ptysOf(store).values()) for (const fd of [p.master, ...p.slaves.values()]) closeSync(fd);
-      for (const fd of heldTtysOf(store).values()) closeSync(fd);
+      for (const fd of [...heldTtysOf(store).values(), ...boundPtysOf(store).values()]) closeSync(fd);
     });
   },
   match: (p) => p.st.isCharacterDevice() && isTty(p.st.rdev),

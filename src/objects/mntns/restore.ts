@@ -10,13 +10,14 @@ import { spawnSync } from 'node:child_process';
 import { isFieldSet, MntEntrySchema, type ImageDir, type MntEntry } from '../../images/index.js';
 import {
   AT_EMPTY_PATH, AT_FDCWD, FSCONFIG, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, MNT_DETACH, MOVE_MOUNT, MS, NR,
-  OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, SysError, mountAttr, syscall,
+  O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, SysError, mountAttr, syscall,
 } from '../../sys/index.js';
 import type { Remote } from '../../tracer/remote.js';
 import { RemoteError } from '../../tracer/remote.js';
 import { CryoError, type Logger } from '../../context.js';
 import { extMounts } from './dump.js';
 import { fsByCode, mountAttrOf, codeName } from './fstypes.js';
+import { openPtmxAt } from '../files/pty.js';
 
 type Role =
   | { role: 'root'; path: string }
@@ -161,10 +162,25 @@ function openImg(p: string): number {
 }
 
 /**
+ * A bind mount of pty slave N of a devpts made anew (runc's /dev/console): as
+ * CRIU's devpts_restore, the pty is made first through that devpts's ptmx,
+ * reached through the root's fd of the mount; cryo keeps its master for the
+ * pair of that index (an orphan whose master goes to the client).
+ */
+function makeBoundPty(pid: number, devpts: bigint, path: string, boundPtys: Map<number, number>): void {
+  const m = /^(\d+)$/.exec(path);
+  if (!m) return;
+  const index = Number(m[1]);
+  const dir = `/proc/${pid}/fd/${devpts}`;
+  if (boundPtys.has(index) || existsSync(`${dir}/${index}`)) return;
+  boundPtys.set(index, openPtmxAt(`${dir}/ptmx`, index, O.RDWR | O.NOCTTY | O.CLOEXEC));
+}
+
+/**
  * Build the namespace in `rem`, the root of the tree, fresh from clone3 in a new
  * mount namespace (a copy of cryo's). `cryoPidfd` is its fd of cryo's pidfd.
  */
-export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, log: Logger): void {
+export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, log: Logger, boundPtys: Map<number, number>): void {
   const held: number[] = []; // cryo's fds of tmpfs mounts
   const fds = new Map<number, bigint>(); // the root's fd of each mount
   let doing = 'making its mounts private';
@@ -203,6 +219,7 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, l
         fd = call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, mfd, 0);
       } else if (fd === undefined && r.role === 'bind') {
         const from = img.order.find((o) => o.mntId === r.from)!;
+        if (fsByCode(from.fstype)?.name === 'devpts') makeBoundPty(rem.pid, fds.get(r.from)!, rel(e.root, from.root), boundPtys);
         fd = clone(fds.get(r.from)!, rel(e.root, from.root));
       } else if (fd === undefined) {
         const name = fsByCode(e.fstype)!.name;
