@@ -23,7 +23,7 @@ import { SeccompTable } from './objects/seccomp.js';
 import { checkDumpNamespaces } from './objects/namespaces.js';
 import { CgroupDump } from './objects/cgroup.js';
 import { CgroupFreezer } from './objects/cgroup-freezer.js';
-import { freezeTree, thawTree, killTree, takeRemote, type FrozenTask } from './dump/freeze.js';
+import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
 import { dumpTask, taskIds, nsIdOf, type DumpState } from './dump/task.js';
 import { writeStats } from './stats.js';
 import { dumpZombie } from './objects/zombie.js';
@@ -123,8 +123,8 @@ export async function runDump(ctx: Context): Promise<number> {
           lockTreeNetns(ctx, ns.path, st.files.netlock, rootWho);
           dumpNetNs(netns.fd, nsId, ns.link, { dir, log, who: rootWho, empty: (opts.emptyNs & CLONE.NEWNET) !== 0, ...netnsExtKey(opts.external, ns.link) });
         } else if (ns.kind === 'mnt') {
-          // A tmpfs with mounts on it is read through a clone the root makes (its mount namespace's).
-          st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, opts.external, log, (p) => cloneMountOf(takeRemote(tasks[0]!), root, p));
+          // A tmpfs with mounts on it is read through a clone of it alone, made in its mount namespace.
+          st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, opts.external, log, (p) => cloneMountOf(root, p));
         } else if (ns.kind === 'uts') {
           dumpUtsNs(ns.path, nsId, dir);
         } else if (ns.kind === 'time') {

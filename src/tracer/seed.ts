@@ -158,6 +158,25 @@ export function killAll(created: number[]): void {
   }
 }
 
+/**
+ * Run `fn` in a helper: a seed of cryo's own (its credentials, its namespaces),
+ * seized, and killed and reaped afterwards. A fresh single-threaded process may
+ * enter namespaces that cryo's threads cannot (setns of a mount namespace).
+ */
+export function withHelper<T>(fn: (rem: Remote) => T): T {
+  const got = spawnSeed(0, false);
+  try {
+    ptrace.seize(got, restorePtraceOpts());
+    ptrace.interrupt(got);
+    waitForStop(got);
+    const rem = new Remote(got, { syscallIp: findSyscallInsn(got) });
+    rem.scratch(4096);
+    return fn(rem);
+  } finally {
+    killAndReap(got);
+  }
+}
+
 /** SIGKILL a task of ours and collect it. Never throws. */
 export function killAndReap(pid: number): void {
   try {

@@ -6,8 +6,8 @@ import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { create, Fstype, MntEntrySchema, type ImageDir, type MntEntry } from '../../images/index.js';
 import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
-import { AT_FDCWD, MS, NR, O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, pidfdGetfd, pidfdOpen } from '../../sys/index.js';
-import type { Remote } from '../../tracer/remote.js';
+import { AT_EMPTY_PATH, CLONE, MS, NR, O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, pidfdGetfd, pidfdOpen } from '../../sys/index.js';
+import { withHelper } from '../../tracer/seed.js';
 import { CryoError, type Logger } from '../../context.js';
 import { major, minor } from '../files/kind.js';
 import { fsByName, mntFlags, sbFlags } from './fstypes.js';
@@ -140,23 +140,27 @@ function entryOf(m: MountInfo, role: MountRole): MntEntry {
 
 /**
  * A detached copy of the mount at `path` alone (open_tree OPEN_TREE_CLONE, no
- * submounts), made by the seized task `rem` (pid `pid`) inside its mount
- * namespace, where the kernel allows it, and taken into cryo (pidfd_getfd).
+ * submounts) of task `pid`'s mount namespace, taken into cryo (pidfd_getfd). The
+ * kernel clones only mounts of the caller's own namespace, and the tree's tasks
+ * may lack CAP_SYS_ADMIN (a runc container's do): a helper of cryo's enters the
+ * namespace and makes it, from the task's root.
  */
-export function cloneMountOf(rem: Remote, pid: number, path: string): number {
-  const rfd = Number(rem.call(`open_tree(${path})`, NR.open_tree, AT_FDCWD, rem.put(Buffer.from(`${path}\0`)), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
-  try {
-    const pidfd = pidfdOpen(pid);
+export function cloneMountOf(pid: number, path: string): number {
+  return withHelper((rem) => {
+    const str = (t: string) => rem.put(Buffer.from(`${t}\0`));
+    const ns = rem.call('open(ns/mnt)', NR.open, str(`/proc/${pid}/ns/mnt`), O.RDONLY | O.CLOEXEC);
+    // Opened before the helper moves: the task's own root, which its paths are relative to.
+    const root = rem.call('open(root)', NR.open, str(`/proc/${pid}/root`), O.PATH | O.DIRECTORY | O.CLOEXEC);
+    rem.call('setns(mnt)', NR.setns, ns, CLONE.NEWNS);
+    const rel = path.replace(/^\/+/, '');
+    const rfd = Number(rem.call(`open_tree(${path})`, NR.open_tree, root, str(rel), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (rel ? 0 : AT_EMPTY_PATH)));
+    const pidfd = pidfdOpen(rem.pid);
     try {
       return pidfdGetfd(pidfd, rfd);
     } finally {
       closeSync(pidfd);
     }
-  } finally {
-    rem.call('close', NR.close, rfd);
-    // Its address space is read later: no mapping of cryo's may be left in it.
-    rem.releaseScratch();
-  }
+  });
 }
 
 /**
