@@ -121,16 +121,21 @@ export function startRoot(pid: number, sibling: boolean, nsFlags: number): Root 
     if (inherit >= 0) closeSync(inherit);
   }
   try {
-    ptrace.seize(got, restorePtraceOpts());
-    ptrace.interrupt(got);
-    waitForStop(got);
-    const rem = new Remote(got, { syscallIp: findSyscallInsn(got) });
-    rem.scratch(4096);
-    return { rem, cryoPidfd: BigInt(inherit) };
+    return { rem: seizeSeed(got), cryoPidfd: BigInt(inherit) };
   } catch (e) {
     killAndReap(got);
     throw e;
   }
+}
+
+/** A seed just started, seized and stopped, ready for remote calls. */
+function seizeSeed(pid: number): Remote {
+  ptrace.seize(pid, restorePtraceOpts());
+  ptrace.interrupt(pid);
+  waitForStop(pid);
+  const rem = new Remote(pid, { syscallIp: findSyscallInsn(pid) });
+  rem.scratch(4096);
+  return rem;
 }
 
 /**
@@ -166,12 +171,7 @@ export function killAll(created: number[]): void {
 export function withHelper<T>(fn: (rem: Remote) => T): T {
   const got = spawnSeed(0, false);
   try {
-    ptrace.seize(got, restorePtraceOpts());
-    ptrace.interrupt(got);
-    waitForStop(got);
-    const rem = new Remote(got, { syscallIp: findSyscallInsn(got) });
-    rem.scratch(4096);
-    return fn(rem);
+    return fn(seizeSeed(got));
   } finally {
     killAndReap(got);
   }

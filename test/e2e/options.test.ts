@@ -44,6 +44,10 @@ test('--close 3: cryo lets go of the inherited fd 3 at once (its reader sees EOF
     await s.check(waitFor('the restored task to run', () => fs.existsSync(pidfile) && runningFree(target.pid), 20_000));
     const restored = s.adopt(target.pid, target);
     assert.equal(poll(r), close ? 'eof' : 'empty', `while cryo waits for the task, with${close ? '' : 'out'} --close 3${s.report()}`);
+    // Its check wants 3 ticks in all: it was dumped after its first.
+    const ticks = () => (target.output().match(/^tick /gm) ?? []).length;
+    const before = ticks();
+    if (close) await s.check(waitFor('two ticks after the restore', () => ticks() >= before + 2, 10_000));
     restored.signal(close ? 'SIGUSR1' : 'SIGKILL');
     const done = await run;
     assert.equal(done.code, close ? 0 : 137, s.report());
