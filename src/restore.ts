@@ -288,7 +288,10 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let mntImg: MntNsImages | undefined;
   try {
     loaded = loadImages(dir, opts.deprecated);
-    tcpPlan = planTcpRestore(dir.readOne('inventory'), loaded.files.values(), opts, loaded.tasks[0]!.pstree.pid);
+    const inv = dir.readOne('inventory');
+    // A tree of its own network namespace had it locked whole, no connection by itself (as CRIU).
+    const wholeNs = inv.rootIds !== undefined && loaded.tasks[0]!.core.ids?.netNsId !== inv.rootIds.netNsId;
+    tcpPlan = planTcpRestore(inv, loaded.files.values(), opts, loaded.tasks[0]!.pstree.pid, wholeNs);
     // Paths are CRIU's keys without the leading slash; accept either spelling.
     const inheritKeys = new Set(opts.inheritFd.map(({ key }) => key.replace(/^\//, '')));
     validateImages(dir, loaded, { inherited: inheritKeys, extUnixSk: opts.extUnixSk });

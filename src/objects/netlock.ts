@@ -109,9 +109,12 @@ export class NetLock {
 
   constructor(readonly method: LockMethod, private readonly log: Logger, private readonly run: Runner = runCommand) {}
 
+  /** The tree's network namespace is locked whole (lockNetns): no connection is locked by itself, as CRIU. */
+  private wholeNs = false;
+
   /** Lock `c` before its socket goes into repair mode; throws an Error saying why it cannot. */
   lock(c: LockedConn): void {
-    if (this.method === 'skip') return;
+    if (this.method === 'skip' || this.wholeNs) return;
     if (this.method === 'iptables') {
       const [input, output] = iptablesRules(c, '-I');
       this.must(input!);
@@ -138,7 +141,7 @@ export class NetLock {
 
   /** Take `c`'s rules out again (the tasks run on); nftables takes the whole table out in release(). */
   unlock(c: LockedConn): void {
-    if (this.method !== 'iptables') return;
+    if (this.method !== 'iptables' || this.wholeNs) return;
     for (const argv of iptablesRules(c, '-D')) this.quiet(argv);
   }
 
@@ -173,6 +176,7 @@ export class NetLock {
         `add chain ${t} output { type filter hook output priority 0; policy drop; }`, `add rule ${t} output meta mark ${SOCCR_MARK} accept`,
         `add chain ${t} input { type filter hook input priority 0; policy drop; }`, `add rule ${t} input meta mark ${SOCCR_MARK} accept`].join('\n') + '\n');
     }
+    this.wholeNs = true;
     this.log.info(`locked the tree's network namespace (${this.method})`);
   }
 

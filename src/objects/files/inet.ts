@@ -442,7 +442,7 @@ export interface TcpRestorePlan {
  * options (as CRIU's), and the network lock the dump left on them (inventory's
  * method and run id), to be taken out once the tree is there.
  */
-export function planTcpRestore(inv: InventoryEntry, files: Iterable<FileEntry>, o: { tcpClose: boolean; tcpEstablished: boolean }, rootPid: number): TcpRestorePlan {
+export function planTcpRestore(inv: InventoryEntry, files: Iterable<FileEntry>, o: { tcpClose: boolean; tcpEstablished: boolean }, rootPid: number, wholeNs = false): TcpRestorePlan {
   if (inv.tcpClose && !o.tcpClose) throw new CryoError('the images were dumped with --tcp-close: restore with it too');
   const method = lockMethodOf(inv.networkLockMethod);
   if (!method) throw new CryoError(`bad image: inventory.img: network lock method ${inv.networkLockMethod}`);
@@ -454,7 +454,7 @@ export function planTcpRestore(inv: InventoryEntry, files: Iterable<FileEntry>, 
     const what = `inet socket ${ie.ino} (${showAddr(ie.family, { port: ie.srcPort, addr: ie.srcAddr })} -> ${showAddr(ie.family, { port: ie.dstPort, addr: ie.dstAddr })})`;
     if (!o.tcpClose && ie.state !== TCP_ESTABLISHED) throw new CryoError(`${what}: a TCP connection in state ${STATE_NAMES[ie.state] ?? ie.state}, which cryo restores only closed (--tcp-close)`);
     if (!o.tcpClose && !o.tcpEstablished) throw new CryoError(`${what}: an established TCP connection; restore with --tcp-established (or --tcp-close)`);
-    conns.push({ family: ie.family, src: ie.srcAddr, srcPort: ie.srcPort, dst: ie.dstAddr, dstPort: ie.dstPort });
+    if (!wholeNs) conns.push({ family: ie.family, src: ie.srcAddr, srcPort: ie.srcPort, dst: ie.dstAddr, dstPort: ie.dstPort });
   }
   // CRIU's images of before dump_criu_run_id named the table by the root's pid.
   const table = nftTableName(inv.dumpCriuRunId || String(rootPid));
