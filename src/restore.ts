@@ -6,7 +6,7 @@ import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
   ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry, type UtsnsEntry, type TimensEntry,
-  type MemfdInodeEntry,
+  type MemfdInodeEntry, type InventoryEntry,
   ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type TcpStreamEntry, type PagemapEntry, type CoreEntry, type SeccompFilter,
   StatsEntrySchema, RestoreStatsEntrySchema, create,
 } from './images/index.js';
@@ -282,30 +282,30 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let joined: JoinedNs[] = [];
   let joinFlags = 0;
   let ownNetns = false;
+  let inv: InventoryEntry | undefined;
   let ipcImg: IpcNsImages | undefined;
   let tcpPlan: TcpRestorePlan;
   let netImg: NetnsImages | undefined;
   let mntImg: MntNsImages | undefined;
   try {
     loaded = loadImages(dir, opts.deprecated);
-    const inv = dir.readOne('inventory');
-    // A tree of its own network namespace had it locked whole, no connection by itself (as CRIU).
-    const wholeNs = inv.rootIds !== undefined && loaded.tasks[0]!.core.ids?.netNsId !== inv.rootIds.netNsId;
-    tcpPlan = planTcpRestore(inv, loaded.files.values(), opts, loaded.tasks[0]!.pstree.pid, wholeNs);
+    inv = dir.readOne('inventory');
+    // The dump locked the tree's own network namespace whole, no connection by itself (as CRIU):
+    // taken out where the tree is restored.
+    ownNetns = inv.rootIds !== undefined && loaded.tasks[0]!.core.ids?.netNsId !== inv.rootIds.netNsId;
+    tcpPlan = planTcpRestore(inv, loaded.files.values(), opts, loaded.tasks[0]!.pstree.pid, ownNetns);
     // Paths are CRIU's keys without the leading slash; accept either spelling.
     const inheritKeys = new Set(opts.inheritFd.map(({ key }) => key.replace(/^\//, '')));
     validateImages(dir, loaded, { inherited: inheritKeys, extUnixSk: opts.extUnixSk });
     refuseBeyondPower(loaded);
     // Namespaces of the tree's own: the pid namespace of a root that was its init; no other yet.
-    const dumper = dir.readOne('inventory').rootIds;
+    const dumper = inv.rootIds;
     nsFlags = restoreNamespaces(dumper, loaded.tasks.map((t) => ({ pid: t.pstree.pid, ppid: t.pstree.ppid, ...(t.core.ids ? { ids: t.core.ids } : {}) })));
     if (!dumper && loaded.tasks[0]!.pstree.pid === 1) nsFlags = CLONE.NEWPID; // images without the dumper's ids
     // --join-ns: namespaces given, entered as they are; none of those kinds is made or filled from the images.
     ({ joined, flags: joinFlags } = checkJoinNs(opts.joinNs, opts.emptyNs));
     nsFlags &= ~joinFlags;
     const rootIds = loaded.tasks[0]!.core.ids!;
-    // The dump locked the tree's own network namespace whole: taken out where the tree is restored.
-    ownNetns = dumper !== undefined && rootIds.netNsId !== dumper.netNsId;
     if (nsFlags & CLONE.NEWUTS) utsImg = loadUtsNs(dir, rootIds.utsNsId);
     if (nsFlags & CLONE.NEWTIME) timeImg = loadTimeNs(dir, rootIds.timeNsId);
     if (nsFlags & CLONE.NEWNS) mntImg = loadMntNs(dir, rootIds.mntNsId, { root: opts.root, external: opts.external });
@@ -564,10 +564,9 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     // As CRIU: the network lock goes, then every connection (both ends there) leaves repair mode.
     tcpPlan!.unlock(log);
     if (ownNetns && netns) {
-      const inv = dir.readOne('inventory');
-      const method = lockMethodOf(inv.networkLockMethod) ?? 'skip';
+      const method = lockMethodOf(inv!.networkLockMethod) ?? 'skip';
       const ns = netns;
-      netlink.inNetns(ns.fd, () => unlockNetnsRules(method, inv.dumpCriuRunId, existsSync('/proc/sys/net/ipv6'), log));
+      netlink.inNetns(ns.fd, () => unlockNetnsRules(method, inv!.dumpCriuRunId, existsSync('/proc/sys/net/ipv6'), log));
     }
     finishInetSockets(sh.inetLate);
     for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate, f.last);
