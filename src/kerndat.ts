@@ -5,8 +5,9 @@
 import { closeSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
 import {
   NR, O, PR, PTRACE, PTRACE_O, NT_X86_XSTATE, ENOSYS, EPERM, UFFD_API, UFFDIO_API, UFFD_USER_MODE_ONLY, USERFAULTFD_IOC_NEW,
-  KCMP, errnoName, kcmp, SysError, trySyscall, ptrace,
+  KCMP, errnoName, kcmp, SysError, trySyscall, ptrace, cpuid,
 } from './sys/index.js';
+import { xsaveLayout, type XsaveLayout } from './objects/regs.js';
 import { spawnSeed, killAndReap } from './tracer/seed.js';
 import { findSyscallInsn, waitForStop } from './tracer/seize.js';
 import { Remote } from './tracer/remote.js';
@@ -68,6 +69,12 @@ export class Kerndat {
   private uffd?: { features: bigint } | { error: string };
   private caps?: bigint;
   private kcmpStep?: Step;
+  private xsave?: XsaveLayout;
+
+  /** Where this CPU's XSAVE area keeps each state component (CPUID leaf 0xD). */
+  xsaveLayout(): XsaveLayout {
+    return (this.xsave ??= xsaveLayout(cpuid));
+  }
 
   /** Effective capabilities of this process (CapEff of /proc/self/status). */
   capEff(): bigint {

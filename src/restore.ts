@@ -548,7 +548,13 @@ export function restoreTree(ctx: Context): { rootPid: number } {
         // CRIU keeps the leader's mask in tc, each thread's in thread_core (when set).
         const tcore = x.core.threadCore;
         const mask = tcore && isFieldSet(tcore, ThreadCoreEntrySchema.field.blkSigset) ? tcore.blkSigset : x.core.tc?.blkSigset ?? 0n;
-        finals.push({ rem: x.rem, regs: entryToGpregs(ti.gpregs!), mask, xstate: entryToXstate(ti.fpregs!, readXstate(x.rem.pid)), last: x.last });
+        let xstate: Buffer;
+        try {
+          xstate = entryToXstate(ti.fpregs!, readXstate(x.rem.pid), ctx.kdat.xsaveLayout());
+        } catch (e) {
+          throw new CryoError(`restore failed: thread ${x.tid} of task ${t.pstree.pid}: ${(e as Error).message}`);
+        }
+        finals.push({ rem: x.rem, regs: entryToGpregs(ti.gpregs!), mask, xstate, last: x.last });
       }
     }
     // Every mapping and fd is in place: seal the memfds, drop the ghost files and links,

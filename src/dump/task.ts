@@ -13,7 +13,7 @@ import type { Context } from '../context.js';
 import { CryoError } from '../context.js';
 import { readVmas, vmaEntries, hasPrivatePages, guardEntries, membarrierMask } from '../objects/mm.js';
 import { scanPages, dumpPages, type FdBridge } from '../objects/pages.js';
-import { threadInfo, readXstate, readTls } from '../objects/regs.js';
+import { threadInfo, readXstate, readTls, type XsaveLayout } from '../objects/regs.js';
 import { restartAdjusted, RemoteError, type Remote } from '../tracer/remote.js';
 import { dumpFds, dumpLocks } from '../objects/files/fds.js';
 import type { FileTable } from '../objects/files/table.js';
@@ -138,7 +138,7 @@ function makeBridge(rem: Remote): FdBridge & { done(): void } {
 }
 
 /** One thread: the table's parts of its core entry, then its registers. */
-function dumpThread(t: FrozenTask, tid: number, rseq: RseqState, d: TaskDump): { ti: ThreadInfoX86; th: ThreadDump; rem: Remote } {
+function dumpThread(t: FrozenTask, tid: number, rseq: RseqState, d: TaskDump, layout: XsaveLayout): { ti: ThreadInfoX86; th: ThreadDump; rem: Remote } {
   const rem = takeThreadRemote(t, tid);
   if (rseq.abortIp !== undefined) rem.saved.set('ip', rseq.abortIp);
   const scratch = rem.scratch(4096);
@@ -149,7 +149,7 @@ function dumpThread(t: FrozenTask, tid: number, rseq: RseqState, d: TaskDump): {
   // Registers: the image holds them as the thread must resume (syscall restart applied).
   const regs = restartAdjusted(rem.saved);
   rem.call('prctl(PR_GET_TID_ADDRESS)', NR.prctl, PR.GET_TID_ADDRESS, scratch);
-  const ti = threadInfo(regs, readXstate(tid), readU64(0), readTls(tid));
+  const ti = threadInfo(tid, regs, readXstate(tid), layout, readU64(0), readTls(tid));
   return { ti, th, rem };
 }
 
@@ -171,7 +171,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
   const stat = t.stat;
 
-  const dumped = t.threads.map((tid) => dumpThread(t, tid, rseqs.get(tid)!, d));
+  const dumped = t.threads.map((tid) => dumpThread(t, tid, rseqs.get(tid)!, d, ctx.kdat.xsaveLayout()));
   // The leader first: CRIU's layout of seccomp filters is one of the whole process.
   dumped.sort((a, b) => Number(b.th.tid === pid) - Number(a.th.tid === pid));
   for (const m of TASK_STATE) m.dumpThreads?.(d, dumped.map((x) => x.th));

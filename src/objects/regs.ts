@@ -7,19 +7,43 @@ import {
   type ThreadInfoX86, type UserX86RegsEntry, type UserX86FpregsEntry, type UserDescT,
 } from '../images/index.js';
 
-/** Standard-format XSAVE offsets (CPUID leaf 0xD) of the components CRIU keeps. */
-const XFEATURE = {
-  YMM: { bit: 2, off: 576, size: 256 },
-  BNDREGS: { bit: 3, off: 960, size: 64 },
-  BNDCSR: { bit: 4, off: 1024, size: 16 },
-  OPMASK: { bit: 5, off: 1088, size: 64 },
-  ZMM_HI256: { bit: 6, off: 1152, size: 512 },
-  HI16_ZMM: { bit: 7, off: 1664, size: 1024 },
-  PKRU: { bit: 9, off: 2688, size: 8 },
-} as const;
+/**
+ * The XSAVE state components CRIU's image keeps, by XCR0 bit, with their image
+ * field and element width. Where each lies in the (standard-format) area that
+ * ptrace hands out is the CPU's own: CPUID leaf 0xD (AMD puts PKRU at 2432,
+ * Intel at 2688).
+ */
+const COMPONENTS = [
+  { bit: 2, name: 'AVX (YMM)', field: 'ymmhSpace', width: 4, count: 64 },
+  { bit: 3, name: 'MPX bound registers', field: 'bndregState', width: 8, count: 8 },
+  { bit: 4, name: 'MPX BNDCSR', field: 'bndcsrState', width: 8, count: 2 },
+  { bit: 5, name: 'AVX-512 opmask', field: 'opmaskReg', width: 8, count: 8 },
+  { bit: 6, name: 'AVX-512 ZMM_Hi256', field: 'zmmUpper', width: 8, count: 64 },
+  { bit: 7, name: 'AVX-512 Hi16_ZMM', field: 'hi16Zmm', width: 8, count: 128 },
+  { bit: 9, name: 'PKRU', field: 'pkru', width: 4, count: 2 },
+] as const;
+/** x87 and SSE: the legacy area, always kept. */
+const LEGACY_BITS = 3n;
+const KEPT_BITS = COMPONENTS.reduce((m, c) => m | (1n << BigInt(c.bit)), LEGACY_BITS);
 const XSTATE_BV_OFF = 512;
 const SW_XFEATURES_OFF = 464; // ptrace puts XCR0 here (gdb's I386_LINUX_XSAVE_XCR0_OFFSET)
 const XSTATE_BUF_MAX = 64 * 1024;
+
+/** Offset and size of each user state component in this CPU's standard-format XSAVE area. */
+export type XsaveLayout = ReadonlyMap<number, { off: number; size: number }>;
+
+/** The layout from CPUID leaf 0xD: sub-leaf i gives component i's size (EAX) and offset (EBX). */
+export function xsaveLayout(cpuid: (leaf: number, subleaf: number) => readonly number[]): XsaveLayout {
+  const [lo, , , hi] = cpuid(0xd, 0);
+  const supported = BigInt(lo! >>> 0) | (BigInt(hi! >>> 0) << 32n);
+  const m = new Map<number, { off: number; size: number }>();
+  for (let bit = 2; bit < 64; bit++) {
+    if (((supported >> BigInt(bit)) & 1n) === 0n) continue;
+    const [size, off] = cpuid(0xd, bit);
+    if (size! > 0 && off! > 0) m.set(bit, { off: off!, size: size! });
+  }
+  return m;
+}
 
 const u32s = (b: Buffer, off: number, n: number) => Array.from({ length: n }, (_, i) => b.readUInt32LE(off + 4 * i));
 const u64s = (b: Buffer, off: number, n: number) => Array.from({ length: n }, (_, i) => b.readBigUInt64LE(off + 8 * i));
@@ -46,9 +70,13 @@ export function entryToGpregs(e: UserX86RegsEntry): Regs {
   return r;
 }
 
-export function xstateToEntry(x: Buffer): UserX86FpregsEntry {
-  const mask = x.length >= 472 ? x.readBigUInt64LE(SW_XFEATURES_OFF) : 3n;
-  const has = (bit: number) => x.length > 512 && ((mask >> BigInt(bit)) & 1n) === 1n;
+const hex = (v: bigint) => `0x${v.toString(16)}`;
+
+/**
+ * The image fields of a thread's XSAVE area. A component in use that the image
+ * has no field for (AMX tiles, APX) would be lost: refused, naming the thread.
+ */
+export function xstateToEntry(x: Buffer, layout: XsaveLayout, tid: number): UserX86FpregsEntry {
   const fp = create(UserX86FpregsEntrySchema, {
     cwd: x.readUInt16LE(0),
     swd: x.readUInt16LE(2),
@@ -61,25 +89,33 @@ export function xstateToEntry(x: Buffer): UserX86FpregsEntry {
     stSpace: u32s(x, 32, 32),
     xmmSpace: u32s(x, 160, 64),
   });
-  if (x.length > 512) {
-    const xs = create(UserX86XsaveEntrySchema, { xstateBv: x.readBigUInt64LE(XSTATE_BV_OFF) });
-    if (has(XFEATURE.YMM.bit)) xs.ymmhSpace = u32s(x, XFEATURE.YMM.off, 64);
-    if (has(XFEATURE.BNDREGS.bit)) xs.bndregState = u64s(x, XFEATURE.BNDREGS.off, 8);
-    if (has(XFEATURE.BNDCSR.bit)) xs.bndcsrState = u64s(x, XFEATURE.BNDCSR.off, 2);
-    if (has(XFEATURE.OPMASK.bit)) xs.opmaskReg = u64s(x, XFEATURE.OPMASK.off, 8);
-    if (has(XFEATURE.ZMM_HI256.bit)) xs.zmmUpper = u64s(x, XFEATURE.ZMM_HI256.off, 64);
-    if (has(XFEATURE.HI16_ZMM.bit)) xs.hi16Zmm = u64s(x, XFEATURE.HI16_ZMM.off, 128);
-    if (has(XFEATURE.PKRU.bit)) xs.pkru = u32s(x, XFEATURE.PKRU.off, 2);
-    fp.xsave = xs;
+  if (x.length <= 512) return fp;
+  const mask = x.readBigUInt64LE(SW_XFEATURES_OFF);
+  const bv = x.readBigUInt64LE(XSTATE_BV_OFF);
+  const lost = bv & mask & ~KEPT_BITS;
+  if (lost !== 0n) {
+    throw new Error(`thread ${tid}: XSAVE state components ${hex(lost)} are in use, and CRIU's image has no place for them`);
   }
+  const xs = create(UserX86XsaveEntrySchema, { xstateBv: bv });
+  for (const c of COMPONENTS) {
+    const at = layout.get(c.bit);
+    if (((mask >> BigInt(c.bit)) & 1n) === 0n || at === undefined) continue;
+    if (x.length < at.off + c.width * c.count) {
+      throw new Error(`thread ${tid}: the XSAVE area (${x.length} bytes) ends before its ${c.name} state at ${at.off}`);
+    }
+    (xs as unknown as Record<string, unknown>)[c.field] = c.width === 4 ? u32s(x, at.off, c.count) : u64s(x, at.off, c.count);
+  }
+  fp.xsave = xs;
   return fp;
 }
 
 /**
  * Lay the image's FPU state over `template` (the target thread's own XSAVE area,
- * which has the exact size the kernel wants back).
+ * which has the exact size the kernel wants back). State this CPU cannot hold
+ * (AVX-512 dumped elsewhere, restored on a CPU without it) is refused: dropping
+ * it would run the task on with registers it never had.
  */
-export function entryToXstate(fp: UserX86FpregsEntry, template: Buffer): Buffer {
+export function entryToXstate(fp: UserX86FpregsEntry, template: Buffer, layout: XsaveLayout): Buffer {
   const x = Buffer.from(template);
   x.writeUInt16LE(fp.cwd, 0);
   x.writeUInt16LE(fp.swd, 2);
@@ -92,21 +128,27 @@ export function entryToXstate(fp: UserX86FpregsEntry, template: Buffer): Buffer 
   fp.stSpace.forEach((v, i) => x.writeUInt32LE(v, 32 + 4 * i));
   fp.xmmSpace.forEach((v, i) => x.writeUInt32LE(v, 160 + 4 * i));
   const xs = fp.xsave;
-  if (xs && x.length > 512) {
-    const mask = x.readBigUInt64LE(SW_XFEATURES_OFF);
-    x.writeBigUInt64LE(xs.xstateBv & mask, XSTATE_BV_OFF);
-    x.writeBigUInt64LE(0n, XSTATE_BV_OFF + 8); // xcomp_bv: standard format
-    const put32 = (a: number[], off: number) => a.forEach((v, i) => x.writeUInt32LE(v, off + 4 * i));
-    const put64 = (a: bigint[], off: number) => a.forEach((v, i) => x.writeBigUInt64LE(v, off + 8 * i));
-    const fits = (f: { off: number; size: number }) => x.length >= f.off + f.size;
-    if (fits(XFEATURE.YMM)) put32(xs.ymmhSpace, XFEATURE.YMM.off);
-    if (fits(XFEATURE.BNDREGS)) put64(xs.bndregState, XFEATURE.BNDREGS.off);
-    if (fits(XFEATURE.BNDCSR)) put64(xs.bndcsrState, XFEATURE.BNDCSR.off);
-    if (fits(XFEATURE.OPMASK)) put64(xs.opmaskReg, XFEATURE.OPMASK.off);
-    if (fits(XFEATURE.ZMM_HI256)) put64(xs.zmmUpper, XFEATURE.ZMM_HI256.off);
-    if (fits(XFEATURE.HI16_ZMM)) put64(xs.hi16Zmm, XFEATURE.HI16_ZMM.off);
-    if (fits(XFEATURE.PKRU)) put32(xs.pkru, XFEATURE.PKRU.off);
+  if (!xs) return x;
+  if (x.length <= 512) {
+    if ((xs.xstateBv & ~LEGACY_BITS) !== 0n) throw new Error(`the image has XSAVE state ${hex(xs.xstateBv)}, and this CPU has only the legacy FXSAVE area`);
+    return x;
   }
+  const mask = x.readBigUInt64LE(SW_XFEATURES_OFF);
+  for (const c of COMPONENTS) {
+    const vals = (xs as unknown as Record<string, Array<number | bigint>>)[c.field]!;
+    const inUse = ((xs.xstateBv >> BigInt(c.bit)) & 1n) === 1n;
+    if (vals.length === 0 && !inUse) continue;
+    const at = layout.get(c.bit);
+    const here = ((mask >> BigInt(c.bit)) & 1n) === 1n && at !== undefined && x.length >= at.off + c.width * c.count;
+    if (!here) {
+      if (inUse) throw new Error(`the image has ${c.name} state, which this CPU lacks (XSAVE features ${hex(mask)})`);
+      continue;
+    }
+    if (vals.length !== 0 && vals.length !== c.count) throw new Error(`the image's ${c.name} state has ${vals.length} elements, not ${c.count}`);
+    vals.forEach((v, i) => (c.width === 4 ? x.writeUInt32LE(Number(v), at.off + 4 * i) : x.writeBigUInt64LE(BigInt(v), at.off + 8 * i)));
+  }
+  x.writeBigUInt64LE(xs.xstateBv & mask, XSTATE_BV_OFF);
+  x.writeBigUInt64LE(0n, XSTATE_BV_OFF + 8); // xcomp_bv: standard format
   return x;
 }
 
@@ -132,6 +174,6 @@ export function readTls(tid: number): UserDescT[] {
   return out;
 }
 
-export function threadInfo(regs: Regs, xstate: Buffer, clearTidAddr: bigint, tls: UserDescT[]): ThreadInfoX86 {
-  return create(ThreadInfoX86Schema, { clearTidAddr, gpregs: gpregsToEntry(regs), fpregs: xstateToEntry(xstate), tls });
+export function threadInfo(tid: number, regs: Regs, xstate: Buffer, layout: XsaveLayout, clearTidAddr: bigint, tls: UserDescT[]): ThreadInfoX86 {
+  return create(ThreadInfoX86Schema, { clearTidAddr, gpregs: gpregsToEntry(regs), fpregs: xstateToEntry(xstate, layout, tid), tls });
 }

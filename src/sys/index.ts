@@ -4,7 +4,7 @@ export * from './regs.js';
 export * as ptrace from './ptrace.js';
 export {
   addressOf, syscall, trySyscall, waitpid, kill, pidfdOpen, pidfdGetfd, dupCloexec, closeInherited,
-  memfdCreate, prctl, getRobustList, kcmp, kcmpEpollTfd, processVmRead, setProcessIds, clockGettime,
+  memfdCreate, prctl, getRobustList, kcmp, kcmpEpollTfd, processVmRead, setProcessIds, clockGettime, cpuid,
 } from './libc.js';
 export * from './wait.js';
 export type { Arg } from './libc.js';

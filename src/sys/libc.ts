@@ -15,6 +15,9 @@ interface Native {
   setresuid: Fn;
   setresgid: Fn;
   setgroups: Fn;
+  mmap: Fn;
+  munmap: Fn;
+  cpuidProto: ReturnType<typeof Koffi.proto>;
 }
 
 /**
@@ -41,6 +44,10 @@ const native: () => Native = (() => {
       setresuid: libc.func('int setresuid(uint32 r, uint32 e, uint32 s)'),
       setresgid: libc.func('int setresgid(uint32 r, uint32 e, uint32 s)'),
       setgroups: libc.func('int setgroups(size_t n, void *list)'),
+      // Returning koffi's own pointer, which koffi.call() takes (cpuid below).
+      mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
+      munmap: libc.func('int munmap(void *addr, size_t len)'),
+      cpuidProto: koffi.proto('void cryo_cpuid(uint32 leaf, uint32 subleaf, _Out_ uint32 *out)'),
     };
     return n;
   };
@@ -244,6 +251,43 @@ export function processVmWrite(pid: number, buf: Uint8Array, remote: bigint): nu
   iov.writeBigUInt64LE(remote, 16);
   iov.writeBigUInt64LE(BigInt(buf.length), 24);
   return syscall('process_vm_writev', NR.process_vm_writev, pid, iov, 1, addressOf(iov) + 16n, 1, 0, buf);
+}
+
+/** x86_64 SysV: cpuid(leaf = edi, subleaf = esi, out = rdx): eax, ebx, ecx, edx into out[0..3]. */
+const CPUID_CODE = Buffer.from([
+  0x53, //                   push rbx (callee-saved; cpuid writes it)
+  0x49, 0x89, 0xd0, //       mov r8, rdx
+  0x89, 0xf8, //             mov eax, edi
+  0x89, 0xf1, //             mov ecx, esi
+  0x0f, 0xa2, //             cpuid
+  0x41, 0x89, 0x00, //       mov [r8], eax
+  0x41, 0x89, 0x58, 0x04, // mov [r8+4], ebx
+  0x41, 0x89, 0x48, 0x08, // mov [r8+8], ecx
+  0x41, 0x89, 0x50, 0x0c, // mov [r8+12], edx
+  0x5b, //                   pop rbx
+  0xc3, //                   ret
+]);
+
+/**
+ * The CPUID instruction, run in this process (as CRIU's compel does): the XSAVE
+ * layout that ptrace hands out is the CPU's own (leaf 0xD), and differs between
+ * vendors. The code goes into a page of its own, made executable, and out again.
+ */
+export function cpuid(leaf: number, subleaf = 0): [eax: number, ebx: number, ecx: number, edx: number] {
+  const { koffi, mmap, munmap, cpuidProto } = native();
+  const PAGE = 4096;
+  const page = mmap(null, PAGE, 3 /* rw */, 0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */, -1, 0) as unknown;
+  const addr = koffi.address(page) as bigint;
+  if (addr === 0xffff_ffff_ffff_ffffn) throw new SysError('mmap', koffi.errno());
+  try {
+    koffi.encode(page, koffi.array('uint8_t', CPUID_CODE.length), Array.from(CPUID_CODE));
+    syscall('mprotect', NR.mprotect, addr, PAGE, 5 /* r-x */);
+    const out = new Uint32Array(4);
+    koffi.call(page, cpuidProto, leaf, subleaf, out);
+    return [out[0]!, out[1]!, out[2]!, out[3]!];
+  } finally {
+    munmap(page, PAGE);
+  }
 }
 
 /**

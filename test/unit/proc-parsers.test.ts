@@ -6,7 +6,8 @@ import { parseStat, parseStatus, parseIds } from '../../src/proc/stat.js';
 import { parseFdinfo } from '../../src/proc/fdinfo.js';
 import { parseProcTimers } from '../../src/objects/timers.js';
 import { parseLocks } from '../../src/objects/files/locks.js';
-import { xstateToEntry, entryToXstate } from '../../src/objects/regs.js';
+import { xstateToEntry, entryToXstate, xsaveLayout } from '../../src/objects/regs.js';
+import { cpuid } from '../../src/sys/index.js';
 
 const SMAPS = `55d0c0a00000-55d0c0a02000 r--p 00000000 fe:00 2147308                    /usr/bin/sleep
 Size:                  8 kB
@@ -103,25 +104,69 @@ test('parseLocks: leases, active and being broken (LEASE_BREAKING | the target t
   assert.throws(() => parseLocks('lock:\t1: FLOCK  MSNFS  READ 1 fe:00:1 0 EOF\n', 1, 1, 4, 1, new Set()), /cannot dump/);
 });
 
-test('XSAVE area ↔ image fields: round trip of the legacy area and the AVX/AVX-512/PKRU components', () => {
-  const x = Buffer.alloc(2696);
+/** A CPU's CPUID leaf 0xD: sub-leaf 0 the supported XCR0 bits, sub-leaf i component i's [size, offset]. */
+function cpuidOf(xcr0: number, comps: Record<number, [number, number]>) {
+  return (leaf: number, sub: number): number[] => {
+    assert.equal(leaf, 0xd);
+    if (sub === 0) return [xcr0, 0, 0, 0];
+    const c = comps[sub];
+    return c ? [c[0], c[1], 0, 0] : [0, 0, 0, 0];
+  };
+}
+// Intel with AVX-512 and PKRU (XCR0 0x2e7), and an AMD EPYC without AVX-512 (0x207): PKRU at 2688 and at 2432.
+const INTEL = xsaveLayout(cpuidOf(0x2e7, { 2: [256, 576], 5: [64, 1088], 6: [512, 1152], 7: [1024, 1664], 9: [8, 2688] }));
+const AMD = xsaveLayout(cpuidOf(0x207, { 2: [256, 576], 9: [8, 2432] }));
+
+/** A thread's XSAVE area as ptrace gives it: the kernel's XCR0 at 464, xstate_bv at 512, patterned bytes elsewhere. */
+function xarea(size: number, xcr0: bigint, bv = xcr0): Buffer {
+  const x = Buffer.alloc(size);
   for (let i = 0; i < 512; i++) x[i] = (i * 7 + 3) & 0xff;
-  x.fill(0, 464, 512); // sw_reserved, then the kernel's XCR0 at 464:
-  x.writeBigUInt64LE(0x2e7n, 464);
-  x.writeBigUInt64LE(0x2e7n, 512); // xstate_bv
+  x.fill(0, 464, 512);
+  x.writeBigUInt64LE(xcr0, 464);
+  x.writeBigUInt64LE(bv, 512);
   for (let i = 576; i < x.length; i++) x[i] = (i * 13 + 1) & 0xff;
-  const e = xstateToEntry(x);
-  assert.equal(e.xsave?.ymmhSpace.length, 64);
-  assert.equal(e.xsave?.zmmUpper.length, 64);
-  assert.equal(e.xsave?.hi16Zmm.length, 128);
-  assert.equal(e.xsave?.pkru.length, 2);
-  const back = entryToXstate(e, Buffer.alloc(x.length));
-  // The legacy area but byte 5 (reserved) and the padding from 416 on, which the image does not keep.
-  assert.deepEqual(back.subarray(0, 5), x.subarray(0, 5));
-  assert.deepEqual(back.subarray(6, 416), x.subarray(6, 416));
-  // The components XCR0 0x2e7 has (YMM, opmask, ZMM_Hi256, Hi16_ZMM, PKRU); no MPX.
-  for (const [a, b] of [[576, 832], [1088, 1152], [1152, 1664], [1664, 2688], [2688, 2696]] as const) {
-    assert.deepEqual(back.subarray(a, b), x.subarray(a, b), `bytes ${a}..${b}`);
+  return x;
+}
+
+/** The area a restored thread starts with: the CPU's size and XCR0, nothing in use. */
+const template = (size: number, xcr0: bigint) => xarea(size, xcr0, 0n).fill(0, 576);
+
+test('XSAVE area ↔ image fields: round trip of the legacy area and the AVX/AVX-512/PKRU components, at Intel\'s offsets and at AMD\'s', () => {
+  for (const [cpu, layout, size, xcr0, ranges] of [
+    ['Intel', INTEL, 2696, 0x2e7n, [[576, 832], [1088, 1152], [1152, 1664], [1664, 2688], [2688, 2696]]],
+    ['AMD', AMD, 2440, 0x207n, [[576, 832], [2432, 2440]]],
+  ] as const) {
+    const x = xarea(size, xcr0);
+    const e = xstateToEntry(x, layout, 42);
+    assert.equal(e.xsave?.ymmhSpace.length, 64, cpu);
+    assert.equal(e.xsave?.pkru.length, 2, cpu);
+    assert.equal(e.xsave?.pkru[0], x.readUInt32LE(size - 8), `${cpu}: PKRU is read where the CPU keeps it`);
+    assert.equal(e.xsave?.zmmUpper.length, cpu === 'Intel' ? 64 : 0, cpu);
+    const back = entryToXstate(e, template(size, xcr0), layout);
+    // The legacy area but byte 5 (reserved) and the padding from 416 on, which the image does not keep.
+    assert.deepEqual(back.subarray(0, 5), x.subarray(0, 5), cpu);
+    assert.deepEqual(back.subarray(6, 416), x.subarray(6, 416), cpu);
+    assert.equal(back.readBigUInt64LE(512), xcr0, `${cpu}: xstate_bv`);
+    for (const [a, b] of ranges) assert.deepEqual(back.subarray(a, b), x.subarray(a, b), `${cpu}: bytes ${a}..${b}`);
   }
-  assert.equal(back.readBigUInt64LE(512), 0n, 'the template has no features: xstate_bv is masked by it');
+});
+
+test('XSAVE: AVX and PKRU cross from Intel to AMD at their own offsets; AVX-512 in use is refused on a CPU without it; a component the image cannot hold is refused at dump', () => {
+  const intel = xarea(2696, 0x2e7n, 0x207n); // AVX-512 present, in its init state
+  const onAmd = entryToXstate(xstateToEntry(intel, INTEL, 1), template(2440, 0x207n), AMD);
+  assert.deepEqual(onAmd.subarray(2432, 2440), intel.subarray(2688, 2696), 'PKRU moved from 2688 to 2432');
+  assert.deepEqual(onAmd.subarray(576, 832), intel.subarray(576, 832));
+  assert.throws(() => entryToXstate(xstateToEntry(xarea(2696, 0x2e7n), INTEL, 1), template(2440, 0x207n), AMD),
+    /the image has AVX-512 opmask state, which this CPU lacks \(XSAVE features 0x207\)/);
+  // AMX tile data (bit 18) in use: the image has no field for it.
+  const amx = xarea(2696, 0x602e7n, 0x402e7n);
+  assert.throws(() => xstateToEntry(amx, INTEL, 77), /^Error: thread 77: XSAVE state components 0x40000 are in use, and CRIU's image has no place for them$/);
+});
+
+test('xsaveLayout reads this CPU: the offsets ptrace hands out are its own', () => {
+  const l = xsaveLayout(cpuid);
+  const [lo] = cpuid(0xd, 0);
+  if ((lo! & 4) !== 0) assert.deepEqual(l.get(2), { off: 576, size: 256 }, 'AVX is at 576 on every x86_64 CPU');
+  for (const [bit, c] of l) assert.ok(c.off >= 576 && c.size > 0, `component ${bit}: ${JSON.stringify(c)}`);
+  if (l.has(9)) assert.ok([2432, 2688].includes(l.get(9)!.off), `PKRU at ${l.get(9)!.off}`);
 });
