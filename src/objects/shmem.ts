@@ -47,7 +47,13 @@ export function readContentsInto(addr: bigint, size: number, c: ShmemContents, p
 /** Fill a shmem file (tmpfs or hugetlbfs) of `size` bytes through a shared mapping of it in cryo. */
 export function fillMapped(fd: number, size: number, c: ShmemContents, pagesFd: (id: number) => number, what: string): void {
   if (size === 0 || c.runs.length === 0) return;
-  const addr = BigInt(syscall('mmap', NR.mmap, 0, size, PROT.READ | PROT.WRITE, MAP.SHARED, fd, 0));
+  let addr: bigint;
+  try {
+    addr = BigInt(syscall('mmap', NR.mmap, 0, size, PROT.READ | PROT.WRITE, MAP.SHARED, fd, 0));
+  } catch (e) {
+    const why = SysError.is(e, 'ENOMEM') ? ' (on hugetlbfs: too few free huge pages)' : '';
+    throw new CryoError(`restore failed: cannot map ${what} (${size} bytes) to fill in its pages: ${SysError.is(e) ? e.code : (e as Error).message}${why}`);
+  }
   try {
     readContentsInto(addr, size, c, pagesFd, what);
   } finally {

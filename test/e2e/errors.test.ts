@@ -16,6 +16,7 @@ import {
   type Target,
   python3,
   waitFor,
+  critEntries,
 } from './harness.js';
 
 /** exit 1, no JavaScript stack trace on stderr. */
@@ -194,6 +195,10 @@ test('a hugetlb memfd only open as an fd comes back as a hugetlb memfd (not as a
   const fd = Number(/^READY (\d+)$/m.exec(target.output())![1]);
   const images = s.mkdir();
   await s.dump(target, images);
+  // Never faulted, its huge page reads as zeros: a hole, not a page of the image (which the restore would have to take from the pool).
+  const pagemaps = fs.readdirSync(images).filter((n) => n.startsWith('pagemap-shmem-'));
+  assert.equal(pagemaps.length, 1, s.report());
+  assert.deepEqual(critEntries(images, pagemaps[0]!).slice(1), [], 'a page was dumped for the untouched hugetlb memfd');
   const r = await s.restore(images, target);
   const fdPath = `/proc/${r.pid}/fd/${fd}`;
   assert.equal(fs.readlinkSync(fdPath), '/memfd:cryo-test (deleted)', s.report());

@@ -535,8 +535,25 @@ export class Session {
       }
     }
     if (process.env.CRYO_E2E_KEEP) console.error(`kept ${this.dir}`);
-    else fs.rmSync(this.dir, { recursive: true, force: true });
+    else {
+      unmountUnder(this.dir);
+      fs.rmSync(this.dir, { recursive: true, force: true });
+    }
   }
+}
+
+/**
+ * Detaches every mount at or below dir, deepest first: what a client left
+ * mounted there (podman's overlay driver binds its storage dir onto itself)
+ * would make the removal fail with EBUSY.
+ */
+export function unmountUnder(dir: string): void {
+  const points = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4]?.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((m): m is string => m !== undefined && (m === dir || m.startsWith(dir + '/')));
+  for (const m of [...new Set(points)].sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
 }
 
 // ---------------------------------------------------------------------------
@@ -567,6 +584,13 @@ export function imageChecksums(dir: string): Map<string, string> {
 }
 
 /** Decodes every *.img but the raw ones (pages-*.img, tmpfs tarballs) with CRIU's crit; returns the failures. */
+/** The entries of one image, as Debian's crit decodes it. */
+export function critEntries(images: string, name: string): Array<Record<string, unknown>> {
+  const r = spawnSync('/usr/bin/python3', ['/usr/bin/crit', 'decode', '-i', path.join(images, name)], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`crit decode ${name}: ${r.error?.message ?? `exit ${r.status}`}: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { entries: Array<Record<string, unknown>> }).entries;
+}
+
 export function critDecodeAll(dir: string): string[] {
   const failures: string[] = [];
   const names = fs.readdirSync(dir).filter((n) => n.endsWith('.img') && !n.startsWith('pages-') && !n.startsWith('tmpfs-'));

@@ -1,15 +1,10 @@
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, critDecodeAll } from './harness.js';
+import { Session, critDecodeAll, critEntries } from './harness.js';
 
-function decode(images: string, name: string): Array<Record<string, unknown>> {
-  const r = spawnSync('/usr/bin/python3', ['/usr/bin/crit', 'decode', '-i', path.join(images, name)], { encoding: 'utf8' });
-  assert.equal(r.status, 0, `crit decode ${name}: ${r.stderr}`);
-  return (JSON.parse(r.stdout) as { entries: Array<Record<string, unknown>> }).entries;
-}
+const decode = critEntries;
 
 test('mappings of deleted files, a deleted executable and a file replaced by another come back from ghost files', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'mapdel');

@@ -8,15 +8,11 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { ROOT, Session, critDecodeAll } from './harness.js';
+import { ROOT, Session, critDecodeAll, critEntries } from './harness.js';
 
 const restoreLog = (images: string) => fs.readFileSync(path.join(images, 'restore.log'), 'utf8');
 
-function decode(images: string, name: string): unknown[] {
-  const r = spawnSync('/usr/bin/python3', ['/usr/bin/crit', 'decode', '-i', path.join(images, name)], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout).entries;
-}
+const decode: (images: string, name: string) => unknown[] = critEntries;
 
 test('copy-on-write: pages a parent and its child shared since the fork are still one page each, the rest their own', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'cow');

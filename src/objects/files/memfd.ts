@@ -146,8 +146,16 @@ export const memfd: FdKind = {
   },
 };
 
-/** Runs of pages [first page, count) of the file that hold data (holes left out, as CRIU). */
+/**
+ * Runs of pages [first page, count) of the file that hold data (holes left out, as CRIU).
+ * hugetlbfs has no SEEK_DATA: every page of it reads as data, and those never
+ * faulted read as zeros. Its all-zero huge pages are left out as holes, which read
+ * the same; restoring them would take huge pages the task never had (and fail
+ * where the pool is empty).
+ */
 function dataRuns(fd: number, size: number): Array<[number, number]> {
+  const sf = statfsSync(`/proc/self/fd/${fd}`);
+  if (sf.type === HUGETLBFS_MAGIC) return nonZeroRuns(fd, size, sf.bsize);
   const pages = Math.ceil(size / PAGE_SIZE);
   const runs: Array<[number, number]> = [];
   for (let pfn = 0; pfn < pages; ) {
@@ -163,6 +171,24 @@ function dataRuns(fd: number, size: number): Array<[number, number]> {
     const e = Math.min(pages, Math.ceil(hole / PAGE_SIZE));
     if (e > s) runs.push([s, e - s]);
     pfn = Math.max(e, s + 1);
+  }
+  return runs;
+}
+
+/** Runs of the huge pages of `hpage` bytes that are not all zeros, in PAGE_SIZE units. */
+function nonZeroRuns(fd: number, size: number, hpage: number): Array<[number, number]> {
+  const buf = Buffer.alloc(hpage);
+  const zero = Buffer.alloc(hpage);
+  const per = hpage / PAGE_SIZE;
+  const runs: Array<[number, number]> = [];
+  for (let off = 0; off < size; off += hpage) {
+    const got = readSync(fd, buf, 0, hpage, off);
+    if (buf.subarray(0, got).equals(zero.subarray(0, got))) continue;
+    const first = off / PAGE_SIZE;
+    const n = Math.min(per, Math.ceil((size - off) / PAGE_SIZE));
+    const last = runs.at(-1);
+    if (last && last[0] + last[1] === first) last[1] += n;
+    else runs.push([first, n]);
   }
   return runs;
 }
