@@ -148,6 +148,9 @@ async function withContext<T>(o: Options, notify: Notifier | undefined, fn: (ctx
   } catch (e) {
     // The client (runc) points its user at the log: the reason must be in it.
     log.logger.error(describe(e));
+    // Where in cryo it failed, for a bug report; the client shows only the line above.
+    const frames = e instanceof Error ? (e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l)) : [];
+    if (frames.length > 0) log.logger.debug(frames.join('\n'));
     throw new Logged(e);
   } finally {
     log.close();
