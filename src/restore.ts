@@ -5,12 +5,12 @@ import { closeSync, existsSync, fstatSync, openSync, statSync, writeFileSync } f
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
-  ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry, type UtsnsEntry, type TimensEntry,
+  ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, type FileLockEntry, type UtsnsEntry, type TimensEntry,
   type MemfdInodeEntry, type InventoryEntry,
-  ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type TcpStreamEntry, type PagemapEntry, type CoreEntry, type SeccompFilter,
+  ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type PagemapEntry, type CoreEntry, type SeccompFilter,
   StatsEntrySchema, RestoreStatsEntrySchema, create,
 } from './images/index.js';
-import { netlink, O, CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, SysError, EEXIST, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
+import { netlink, O, CAP, CLONE, MAP, MAP_HUGE_MASK, NR, SIG, SysError, EEXIST, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import type { MemIO } from './tracer/memio.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
@@ -19,7 +19,7 @@ import { buildTree, sharesFdTable, stopSignal } from './restore/tree.js';
 import { spawnSeed, startRoot, cloneTask, killAll } from './tracer/seed.js';
 import { restoreLocks } from './objects/files/locks.js';
 import { holdKindCleanups, loadKindImages, openFileEntry, reownFile, settleFiles } from './objects/files/fds.js';
-import { KindStore, type Ghost } from './objects/files/kind.js';
+import { KindStore } from './objects/files/kind.js';
 import { inflightHomes } from './objects/files/inflight.js';
 import { skQueuesOf } from './objects/files/unix-restore.js';
 import { legacyFanotify } from './objects/files/fanotify.js';
@@ -36,13 +36,12 @@ import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, type IpcNsImage
 import { runAction } from './actions.js';
 import { byId, checkInventory, checkPstree, listedAsZombie, taskIds, validateImages } from './restore/validate.js';
 import { execCommand } from './sys/exec.js';
-import { Remaps, remapOf } from './objects/files/remap.js';
-import type { TcpStream } from './objects/files/tcp.js';
+import { Remaps } from './objects/files/remap.js';
+import { regImagesOf } from './objects/files/reg.js';
 import { finishInetSockets, planTcpRestore, type TcpRestorePlan } from './objects/files/inet.js';
 import { lockMethodOf, unlockNetnsRules } from './objects/netlock.js';
-import { readGhostImage } from './objects/files/ghost.js';
-import { MemfdInodes } from './objects/files/memfd.js';
-import { ShmemObjects, type ShmemContents, type ShmemShape } from './objects/shmem.js';
+import { MemfdInodes, memfdImagesOf } from './objects/files/memfd.js';
+import { ShmemObjects, readPagemap, type ShmemContents, type ShmemShape } from './objects/shmem.js';
 import { FI, faultInjected, injectFailure } from './fault.js';
 import { restoreMemory, restoreFiles, type TaskImages, type RestoreShared, type Handles } from './restore/task.js';
 import { restoreStage, type RestoredThread, type TaskRestore } from './objects/task-state.js';
@@ -63,14 +62,6 @@ interface Loaded {
   locks: FileLockEntry[];
   seccomp: SeccompFilter[];
   files: Map<number, FileEntry>;
-  tcpStreams: Map<number, TcpStream>;
-}
-
-/** A pagemap image: its head (pages_id) and its runs. */
-function readPagemap(dir: ImageDir, kind: 'pagemap' | 'shmemPagemap', arg: number | bigint): { pagesId: number; runs: PagemapEntry[] } {
-  const [head, ...runs] = dir.read(kind, arg);
-  if (!head) throw new ImageError('IMG_COUNT', dir.fileName(kind, arg), undefined, 'no head entry (pages_id)');
-  return { pagesId: (head as { pagesId: number }).pagesId, runs: runs as PagemapEntry[] };
 }
 
 /** Read every image the restore needs; each one a live task needs must be there. */
@@ -105,41 +96,13 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   });
   const seccomp = dir.tryRead('seccomp')?.[0]?.seccompFilters ?? [];
   const kinds = new KindStore();
-  loadKindImages(dir, kinds);
-  // Deleted files: remap-fpath.img points reg-file entries at ghost files or links.
-  const remapEntries = (dir.tryRead('remapFpath') ?? []).map(remapOf);
-  const ghosts = new Map<number, Ghost>();
-  for (const r of remapEntries) {
-    if (r.remapType === RemapType.GHOST && !ghosts.has(r.remapId)) ghosts.set(r.remapId, readGhostImage(dir, r.remapId));
-  }
-  const remaps = new Remaps(remapEntries, ghosts, files, (pid) => spawnSeed(pid, false));
-  // memfds: their inodes, and the contents of each as shared memory.
-  const memfdInodes = dir.tryRead('memfdInode') ?? [];
-  const memfdContents = new Map<number, ShmemContents>();
-  for (const m of memfdInodes) {
-    // As CRIU, a dump writes no contents of an empty memfd; of any other it does.
-    if (m.size === 0n && !dir.exists('shmemPagemap', m.shmid)) continue;
-    memfdContents.set(m.shmid, readPagemap(dir, 'shmemPagemap', m.shmid));
-  }
+  loadKindImages(dir, kinds, files);
+  const reg = regImagesOf(kinds);
+  const remaps = new Remaps(reg.remaps, reg.ghosts, files, (pid) => spawnSeed(pid, false));
+  const { inodes: memfdInodes, contents: memfdContents } = memfdImagesOf(kinds);
   const { shapes: shmemShapes, contents: shmemContents } = shmemObjects(tasks, memfdInodes);
-  const locks = dir.tryRead('fileLocks') ?? [];
-  // Established TCP connections: one tcp-stream image each, by the socket's inode.
-  const tcpStreams = new Map<number, TcpStream>();
-  for (const f of files.values()) {
-    const ie = f.isk;
-    if (!ie || ie.type !== SOCK.STREAM || ie.state !== 1 /* TCP_ESTABLISHED */ || tcpStreams.has(ie.ino)) continue;
-    // A dump with --tcp-close writes none (the restore refuses it without --tcp-close).
-    if (!dir.exists('tcpStream', ie.ino)) continue;
-    const [e] = dir.readEntries('tcpStream', ie.ino);
-    if (!e) throw new CryoError(`tcp-stream-${ie.ino.toString(16)}.img: no entry`);
-    const entry = e.msg as TcpStreamEntry;
-    const data = e.extra ?? new Uint8Array();
-    if (data.length !== entry.inqLen + entry.outqLen) throw new CryoError(`tcp-stream-${ie.ino.toString(16)}.img: ${data.length} bytes of queues, the entry says ${entry.inqLen + entry.outqLen}`);
-    tcpStreams.set(ie.ino, { entry, data });
-  }
   return {
-    tcpStreams,
-    tasks, files, seccomp, kinds, remaps, locks,
+    tasks, files, seccomp, kinds, remaps, locks: reg.locks,
     memfdInodes, memfdContents, shmemShapes, shmemContents,
   };
 }
@@ -387,7 +350,6 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     afterPlanted: new Set(),
     inflightAt: inflightHomes(loaded.tasks.map((t) => ({ pid: t.pstree.pid, fdinfo: t.fdinfo })), skQueuesOf(loaded.kinds)),
     unix: { extUnixSk: opts.extUnixSk },
-    tcpStreams: loaded.tcpStreams,
     tcpEstablished: opts.tcpEstablished,
     tcpClose: opts.tcpClose,
     inetLate: [],

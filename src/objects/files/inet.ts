@@ -16,12 +16,12 @@ import {
   dupCloexec, sock, sockDiagDump, syscall, trySyscall,
 } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { badFile, type DumpFilesEnv, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
+import { badFile, type DumpFilesEnv, type FdKind, type FdProbe, type KindStore, type RestoreFilesEnv } from './kind.js';
 import { noFown, type FileTable } from './table.js';
-import type { ImageDir, InventoryEntry } from '../../images/index.js';
+import type { ImageDir, InventoryEntry, TcpStreamEntry } from '../../images/index.js';
 import type { Logger } from '../../context.js';
 import { lockMethodOf, nftTableName, unlockRestored, type LockedConn } from '../netlock.js';
-import { dumpTcpStream, finishTcpStream, prepareTcpStream, repairDone, repairOff, repairOn } from './tcp.js';
+import { dumpTcpStream, finishTcpStream, prepareTcpStream, repairDone, repairOff, repairOn, type TcpStream } from './tcp.js';
 import { dumpSockOpts, restoreSockFilter, restoreSockOpts } from './sockopts.js';
 import { dumpRawOpts, isPing, pingSocketError, procRawSockets, rawBindPort, rawName, restoreRawOpts } from './inet-raw.js';
 
@@ -315,7 +315,7 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
       if (ie.flags & O.NONBLOCK) syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, O.NONBLOCK);
       return fd;
     }
-    const stream = ie.type === SOCK.STREAM && ie.state === TCP_ESTABLISHED ? env.tcpStreams.get(ie.ino) : undefined;
+    const stream = ie.type === SOCK.STREAM && ie.state === TCP_ESTABLISHED ? tcpStreamsOf(env.kinds).get(ie.ino) : undefined;
     if (ie.type === SOCK.STREAM && ie.state === TCP_ESTABLISHED && !stream) throw new CryoError(`${where}: established, but tcp-stream-${ie.ino.toString(16)}.img is missing`);
     if (stream && !env.tcpEstablished) throw new CryoError(`${where}: an established TCP connection; restore with --tcp-established`);
     if (stream) prepareTcpStream(fd, stream.entry);
@@ -396,8 +396,29 @@ function checkInet(entries: FileEntry[]): void {
  * outside the tree is held by the network lock (both ends of one inside are
  * frozen and locked alike).
  */
-export function finishInet(files: FileTable, dir: ImageDir): void {
+function writeTcpStreams(files: FileTable, dir: ImageDir): void {
   for (const c of files.tcp) dir.write('tcpStream', [{ msg: c.stream.entry, extra: c.stream.data }], c.ino);
+}
+
+/** tcp-stream images, by the socket's inode; as CRIU, used only with --tcp-established. */
+const tcpStreamsOf = (s: KindStore) => s.get<Map<number, TcpStream>>('inet:tcp-streams', () => new Map());
+
+/** One tcp-stream image per established connection of files.img, by the socket's inode. */
+function loadTcpStreams(dir: ImageDir, store: KindStore, files: ReadonlyMap<number, FileEntry>): void {
+  const streams = tcpStreamsOf(store);
+  for (const f of files.values()) {
+    const ie = f.isk;
+    if (!ie || ie.type !== SOCK.STREAM || ie.state !== TCP_ESTABLISHED || streams.has(ie.ino)) continue;
+    // A dump with --tcp-close writes none (the restore refuses it without --tcp-close).
+    if (!dir.exists('tcpStream', ie.ino)) continue;
+    const name = `tcp-stream-${ie.ino.toString(16)}.img`;
+    const [e] = dir.readEntries('tcpStream', ie.ino);
+    if (!e) throw new CryoError(`${name}: no entry`);
+    const entry = e.msg as TcpStreamEntry;
+    const data = e.extra ?? new Uint8Array();
+    if (data.length !== entry.inqLen + entry.outqLen) throw new CryoError(`${name}: ${data.length} bytes of queues, the entry says ${entry.inqLen + entry.outqLen}`);
+    streams.set(ie.ino, { entry, data });
+  }
 }
 
 /**
@@ -475,6 +496,10 @@ export function planTcpRestore(inv: InventoryEntry, files: Iterable<FileEntry>, 
 export const inetsk: FdKind = {
   name: 'inet socket',
   type: FdTypes.INETSK,
+  // A failed dump lets the connections go as they were.
+  dumpCleanup: (files, cl, env) => cl.onFailure('TCP sockets in repair', () => env.inTreeNetns(() => releaseTcp(files, true))),
+  writeImages: (dir, files) => writeTcpStreams(files, dir),
+  loadImages: loadTcpStreams,
   match: isInet,
   dump(p, env) {
     const id = env.files.newId();
