@@ -18,7 +18,7 @@ import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { buildTree, sharesFdTable, stopSignal } from './restore/tree.js';
 import { spawnSeed, startRoot, cloneTask, killAll } from './tracer/seed.js';
 import { restoreLocks } from './objects/files/locks.js';
-import { holdKindCleanups, loadKindImages, openFileEntry, reownFile, settleFiles } from './objects/files/fds.js';
+import { filesPlaced, holdKindCleanups, kindsBeforeResume, loadKindImages, openFileEntry, reownFile } from './objects/files/fds.js';
 import { KindStore } from './objects/files/kind.js';
 import { inflightHomes } from './objects/files/inflight.js';
 import { skQueuesOf } from './objects/files/unix-restore.js';
@@ -38,7 +38,7 @@ import { byId, checkInventory, checkPstree, listedAsZombie, taskIds, validateIma
 import { execCommand } from './sys/exec.js';
 import { Remaps } from './objects/files/remap.js';
 import { regImagesOf } from './objects/files/reg.js';
-import { finishInetSockets, planTcpRestore, type TcpRestorePlan } from './objects/files/inet.js';
+import { planTcpRestore, type TcpRestorePlan } from './objects/files/inet.js';
 import { lockMethodOf, unlockNetnsRules } from './objects/netlock.js';
 import { MemfdInodes, memfdImagesOf } from './objects/files/memfd.js';
 import { ShmemObjects, readPagemap, type ShmemContents, type ShmemShape } from './objects/shmem.js';
@@ -381,15 +381,12 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   const pagesFds = new Map<number, number>();
   // What the kinds make in cryo as they go (each fd kind puts its own: pipe ends,
   // pty pairs, unix sockets...); pidfds of dead processes, memfds, shared memory.
-  holdKindCleanups(sh.kinds, cl);
+  holdKindCleanups(sh.kinds, cl, sh);
   cl.always("the fd of the tree's root", () => {
     if (sh.nsRoot !== undefined) closeSync(sh.nsRoot);
   });
   cl.always('pidfds of dead processes', () => closeAll([...sh.deadPidfds.values()].flatMap((m) => [...m.values()])));
-  cl.always('memfds made', () => sh.memfds.close());
   cl.always('shared memory made', () => sh.shmem.close());
-  // Ghost files and link remaps: gone after a failure; on success removed once every file is in place.
-  cl.onFailure('ghost files and links made', () => sh.remaps.cleanup(false));
   // Pids below are the tree's own (as in the images); Remote.pid is cryo's view.
   const created: number[] = [];
   const rems = new Map<number, Remote>();
@@ -521,10 +518,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     }
     // Every mapping and fd is in place: seal the memfds, drop the ghost files and links,
     // mark again the segments that go with their last attachment.
-    sh.memfds.applySeals();
+    filesPlaced(sh, sh.opened);
     if (ipcImg) finishIpcNs(`/proc/${root0.rem.pid}/ns/ipc`, ipcImg);
-    sh.remaps.cleanup(true);
-    settleFiles(sh.opened, sh.files);
     const rootHost = root0.rem.pid; // the pid file and wait use cryo's view, as CRIU's
     cg?.writeProperties();
     injectFailure(FI.POST_RESTORE, 'before post-restore');
@@ -536,7 +531,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       const ns = netns;
       netlink.inNetns(ns.fd, () => unlockNetnsRules(method, inv!.dumpCriuRunId, existsSync('/proc/sys/net/ipv6'), log));
     }
-    finishInetSockets(sh.inetLate);
+    kindsBeforeResume(sh);
     for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate, f.last);
     if (opts.pidfile) writeFileSync(opts.pidfile, String(rootHost));
     lateAction(ctx, 'pre-resume', rootHost);

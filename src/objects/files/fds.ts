@@ -213,8 +213,22 @@ export function loadKindImages(dir: ImageDir, store: KindStore, files: ReadonlyM
 }
 
 /** As a restore starts making things: every kind puts on `cl` the release of what it will hold. */
-export function holdKindCleanups(store: KindStore, cl: Cleanup): void {
-  for (const k of FD_KINDS) k.holdCleanup?.(store, cl);
+export function holdKindCleanups(store: KindStore, cl: Cleanup, env: RestoreFilesEnv): void {
+  for (const k of FD_KINDS) k.holdCleanup?.(store, cl, env);
+}
+
+/**
+ * Every fd and mapping of the tree is in place: the kinds' last steps on them,
+ * then each object settles on cryo's own fd of it (after the ghosts and links are gone).
+ */
+export function filesPlaced(env: RestoreFilesEnv, opened: Map<number, number>): void {
+  for (const k of FD_KINDS) k.allPlaced?.(env);
+  settleFiles(opened, env.files);
+}
+
+/** The tree is about to resume. */
+export function kindsBeforeResume(env: RestoreFilesEnv): void {
+  for (const k of FD_KINDS) k.beforeResume?.(env);
 }
 
 export function checkFileEntries(env: CheckFilesEnv): void {
@@ -244,7 +258,7 @@ export function afterPlant(rem: Remote, fe: FileEntry, fd: number, files: Map<nu
 }
 
 /** Every file the restore opened, once all are in place (cryo's fds, by file id). */
-export function settleFiles(opened: Map<number, number>, files: Map<number, FileEntry>): void {
+function settleFiles(opened: Map<number, number>, files: Map<number, FileEntry>): void {
   for (const [id, fd] of opened) {
     const fe = files.get(id);
     if (fe) FD_KINDS.find((k) => k.type === fe.type)?.settled?.(fe, fd);

@@ -500,6 +500,7 @@ export const inetsk: FdKind = {
   dumpCleanup: (files, cl, env) => cl.onFailure('TCP sockets in repair', () => env.inTreeNetns(() => releaseTcp(files, true))),
   writeImages: (dir, files) => writeTcpStreams(files, dir),
   loadImages: loadTcpStreams,
+  beforeResume: (env) => finishInetSockets(env.inetLate),
   match: isInet,
   dump(p, env) {
     const id = env.files.newId();

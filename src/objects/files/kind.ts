@@ -255,8 +255,16 @@ export interface FdKind {
    * dump had no cause to write may be missing); `files` is files.img by id.
    */
   loadImages?(dir: ImageDir, store: KindStore, files: ReadonlyMap<number, FileEntry>): void;
-  /** As the restore starts making things: put on `cl` the release of what open() makes and cryo holds (pipe ends). */
-  holdCleanup?(store: KindStore, cl: Cleanup): void;
+  /**
+   * As the restore starts making things: put on `cl` the release of what open()
+   * makes and cryo holds (pipe ends, memfds), and what a failed restore must take
+   * back (ghost files).
+   */
+  holdCleanup?(store: KindStore, cl: Cleanup, env: RestoreFilesEnv): void;
+  /** Every mapping and fd of every task is in place (memfds get their seals, ghost files go). */
+  allPlaced?(env: RestoreFilesEnv): void;
+  /** The tree is about to resume (after the network lock is gone): the last touch (sockets leave repair mode). */
+  beforeResume?(env: RestoreFilesEnv): void;
 }
 
 // glibc's dev_t layout; BigInt because JS shifts wrap at 32 bits.

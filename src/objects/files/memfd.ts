@@ -142,6 +142,9 @@ export const memfd: FdKind = {
     env.stats.shpagesScanned += BigInt(n.scanned);
     env.stats.shpagesWritten += BigInt(n.written);
   },
+  holdCleanup: (_store, cl, env) => cl.always('memfds made', () => env.memfds.close()),
+  // The seals last: F_SEAL_FUTURE_WRITE would forbid the writable mappings.
+  allPlaced: (env) => env.memfds.applySeals(),
   loadImages(dir, store) {
     const m = memfdImagesOf(store);
     m.inodes.push(...(dir.tryRead('memfdInode') ?? []));

@@ -50,6 +50,9 @@ export const regular: FdKind = {
     if (files.remaps.length) dir.write('remapFpath', files.remaps);
     writeGhosts(dir, files, env.opts.ghostFiemap);
   },
+  // Ghost files and link remaps: gone after a failure; on success once every file is in place.
+  holdCleanup: (_store, cl, env) => cl.onFailure('ghost files and links made', () => env.remaps.cleanup(false)),
+  allPlaced: (env) => env.remaps.cleanup(true),
   loadImages(dir, store) {
     const r = regImagesOf(store);
     r.remaps.push(...(dir.tryRead('remapFpath') ?? []).map(remapOf));
