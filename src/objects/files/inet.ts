@@ -16,12 +16,12 @@ import {
   dupCloexec, sock, sockDiagDump, syscall, trySyscall,
 } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { badFile, type DumpFilesEnv, type FdKind, type FdProbe, type KindStore, type RestoreFilesEnv } from './kind.js';
+import { badFile, type DumpFilesEnv, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
 import { noFown, type FileTable } from './table.js';
-import type { ImageDir, InventoryEntry, TcpStreamEntry } from '../../images/index.js';
+import type { InventoryEntry } from '../../images/index.js';
 import type { Logger } from '../../context.js';
 import { lockMethodOf, nftTableName, unlockRestored, type LockedConn } from '../netlock.js';
-import { dumpTcpStream, finishTcpStream, prepareTcpStream, repairDone, repairOff, repairOn, type TcpStream } from './tcp.js';
+import { dumpTcpStream, finishTcpStream, loadTcpStreams, prepareTcpStream, repairDone, repairOff, repairOn, tcpStreamsOf, writeTcpStreams } from './tcp.js';
 import { dumpSockOpts, restoreSockFilter, restoreSockOpts } from './sockopts.js';
 import { dumpRawOpts, isPing, pingSocketError, procRawSockets, rawBindPort, rawName, restoreRawOpts } from './inet-raw.js';
 
@@ -396,31 +396,6 @@ function checkInet(entries: FileEntry[]): void {
  * outside the tree is held by the network lock (both ends of one inside are
  * frozen and locked alike).
  */
-function writeTcpStreams(files: FileTable, dir: ImageDir): void {
-  for (const c of files.tcp) dir.write('tcpStream', [{ msg: c.stream.entry, extra: c.stream.data }], c.ino);
-}
-
-/** tcp-stream images, by the socket's inode; as CRIU, used only with --tcp-established. */
-const tcpStreamsOf = (s: KindStore) => s.get<Map<number, TcpStream>>('inet:tcp-streams', () => new Map());
-
-/** One tcp-stream image per established connection of files.img, by the socket's inode. */
-function loadTcpStreams(dir: ImageDir, store: KindStore, files: ReadonlyMap<number, FileEntry>): void {
-  const streams = tcpStreamsOf(store);
-  for (const f of files.values()) {
-    const ie = f.isk;
-    if (!ie || ie.type !== SOCK.STREAM || ie.state !== TCP_ESTABLISHED || streams.has(ie.ino)) continue;
-    // A dump with --tcp-close writes none (the restore refuses it without --tcp-close).
-    if (!dir.exists('tcpStream', ie.ino)) continue;
-    const name = `tcp-stream-${ie.ino.toString(16)}.img`;
-    const [e] = dir.readEntries('tcpStream', ie.ino);
-    if (!e) throw new CryoError(`${name}: no entry`);
-    const entry = e.msg as TcpStreamEntry;
-    const data = e.extra ?? new Uint8Array();
-    if (data.length !== entry.inqLen + entry.outqLen) throw new CryoError(`${name}: ${data.length} bytes of queues, the entry says ${entry.inqLen + entry.outqLen}`);
-    streams.set(ie.ino, { entry, data });
-  }
-}
-
 /**
  * The dump is over: cryo lets go of its fds of the connections. Where the tasks
  * run on (or the dump failed) the lock goes and the sockets leave repair mode,
