@@ -1,6 +1,6 @@
 // The dump pipeline: freeze the tree, write every image, then kill or resume it.
 // Any failure before the end puts every task back exactly as it was.
-import { accessSync, closeSync, constants as fsc, existsSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsc, existsSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
@@ -8,17 +8,15 @@ import {
   Lsmtype, SeccompEntrySchema, type TaskKobjIdsEntry, type DumpStatsEntry,
 } from './images/index.js';
 import { FileTable } from './objects/files/table.js';
-import { writeKindImages } from './objects/files/fds.js';
+import { dumpKindCleanup, finishKinds, writeKindImages } from './objects/files/fds.js';
+import type { DumpRunEnv } from './objects/files/kind.js';
 import { runAction } from './actions.js';
-import { finishUnix, closeUnix, peersFirst } from './objects/files/unix.js';
-import { finishInet, releaseTcp } from './objects/files/inet.js';
+import { peersFirst } from './objects/files/unix.js';
+import { releaseTcp } from './objects/files/inet.js';
 import { NetLock, LOCK_METHOD_CODE, unlockNetnsRules } from './objects/netlock.js';
-import { finishEpolls } from './objects/files/epoll.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
-import { closeTtyQueues, finishTtys, isOrphanPty } from './objects/files/tty.js';
-import { writeMemfds, closeMemfds } from './objects/files/memfd.js';
+import { isOrphanPty } from './objects/files/tty.js';
 import { shmemUsedAsFiles } from './objects/mm.js';
-import { writeGhosts, closeGhosts } from './objects/files/ghost.js';
 import { SeccompTable } from './objects/seccomp.js';
 import { checkDumpNamespaces } from './objects/namespaces.js';
 import { CgroupDump } from './objects/cgroup.js';
@@ -98,15 +96,12 @@ export async function runDump(ctx: Context): Promise<number> {
   // The connections' lock rules are in the tree's network namespace: they are taken out there.
   cl.push('the frozen tree', { undo: () => thawTree(tasks, log), done: () => TreeNetns.within(netns, () => endTree(ctx, tasks, st.files)) });
   // What the dump of the fds holds in cryo (copies of memfds, pty sides, unix
-  // sockets, ghost files) and makes (link_remap.N links, TCP repair mode).
-  // As CRIU, also when the tree runs on (-R): a running task would see the extra links.
-  if (opts.leaveRunning) cl.always('link_remap files made', () => removeLinkRemaps(st.files));
-  else cl.onFailure('link_remap files made', () => removeLinkRemaps(st.files));
-  cl.always('memfds held', () => closeMemfds(st.files));
-  cl.always('pty queues held', () => closeTtyQueues(st.files));
-  cl.always('unix sockets held', () => closeUnix(st.files));
-  cl.always('ghost files held', () => closeGhosts(st.files));
-  cl.onFailure('TCP sockets in repair', () => TreeNetns.within(netns, () => releaseTcp(st.files, true)));
+  // sockets, ghost files) and makes (link_remap.N links, TCP repair mode): each kind's own.
+  const kindEnv: DumpRunEnv = {
+    opts, tasks, inTreeNetns: (fn) => TreeNetns.within(netns, fn), newPagesId: () => st.nextPagesId++,
+    shmemDone: st.shmemDone, isSysvShm: (id) => st.sysvShm?.has(id) ?? false, stats: st.stats,
+  };
+  dumpKindCleanup(st.files, cl, kindEnv);
   try {
     for (const ino of shmemUsedAsFiles(tasks.filter((t) => t.stat.state !== 'Z').map((t) => t.pid))) st.shmemAsMemfd.add(ino);
     injectFault(tasks);
@@ -161,28 +156,13 @@ export async function runDump(ctx: Context): Promise<number> {
       refusePathFiles(st.files.entries, rootWho, (fe) => !!opts.orphanPtsMaster && isOrphanPty(st.files, fe.tty!.ttyInfoId) &&
         fe.tty!.regfId !== undefined && ns.ids.has(byId.get(fe.tty!.regfId)?.reg?.mntId ?? -1));
     }
-    finishTtys(st.files, tasks, opts.shellJob, !!opts.orphanPtsMaster);
     // As CRIU: the inventory's root_ids are the dumper's own (its namespaces tell
     // the tree's apart); the tree's root has files, vm etc. of its own.
     writeTreeImages(tasks, st, taskIds(process.pid, st), opts.tcpClose);
     cgroups.write(dir);
-    TreeNetns.within(netns, () => finishUnix(st.files, opts.extUnixSk, opts.external));
-    finishInet(st.files, dir);
-    finishEpolls(st.files);
-    closeUnix(st.files);
+    finishKinds(st.files, kindEnv);
     dir.write('files', peersFirst(st.files.entries));
-    writeKindImages(dir, st.files);
-    if (st.files.locks.length) dir.write('fileLocks', st.files.locks);
-    if (st.files.remaps.length) dir.write('remapFpath', st.files.remaps);
-    writeGhosts(dir, st.files, opts.ghostFiemap);
-    closeGhosts(st.files);
-    for (const { entry } of st.files.memfdInodes.values()) {
-      if (st.sysvShm?.has(BigInt(entry.shmid))) throw sameShmid(BigInt(entry.shmid));
-    }
-    const memfds = writeMemfds(dir, st.files, () => st.nextPagesId++, st.shmemDone);
-    st.stats.shpagesScanned += BigInt(memfds.scanned);
-    st.stats.shpagesWritten += BigInt(memfds.written);
-    closeMemfds(st.files);
+    writeKindImages(dir, st.files, kindEnv);
     // CRIU writes it on pre-dump; cryo, which has none, for the next dump.
     saveIrmapCache(workDir, irmap);
     if (st.seccomp.filters.length) dir.write('seccomp', [create(SeccompEntrySchema, { seccompFilters: st.seccomp.filters })]);
@@ -286,22 +266,6 @@ function displayDumpStats(log: Context['log'], s: DumpStatsEntry): void {
   log.msg(`Memory pages skipped from parent: ${n(s.pagesSkippedParent)}`);
   log.msg(`Memory pages written: ${n(s.pagesWritten)}`);
   log.msg(`Lazy memory pages: ${n(s.pagesLazy ?? 0n)}`);
-}
-
-/** pagemap-shmem-ID.img names an object by its id alone: a SysV segment and a memfd or shared memory of the same number cannot both be kept. */
-function sameShmid(id: bigint): CryoError {
-  return new CryoError(`SysV shared memory ${id} has the id of another shared memory object of the tree (inode ${id}), which the images cannot tell apart`);
-}
-
-/** A failed dump takes back the link_remap.N links it made (--link-remap). */
-function removeLinkRemaps(files: FileTable): void {
-  for (const p of files.linkRemaps) {
-    try {
-      unlinkSync(p);
-    } catch {
-      /* already gone */
-    }
-  }
 }
 
 /** Is `pid` still a live task (not gone, not a zombie)? */

@@ -5,12 +5,11 @@ import { closeSync, existsSync, fstatSync, openSync, statSync, writeFileSync } f
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
-  ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_ANON_SHARED, VMA_AREA_SYSVIPC, RemapType, type FileLockEntry, type UtsnsEntry, type TimensEntry,
-  type MemfdInodeEntry, type InventoryEntry,
-  ThreadCoreEntrySchema, PagemapEntrySchema, isFieldSet, type PstreeEntry, type FileEntry, type TcpStreamEntry, type PagemapEntry, type CoreEntry, type SeccompFilter,
-  StatsEntrySchema, RestoreStatsEntrySchema, create,
+  ImageDir, ImageError, isZombieState, TASK_STOPPED, VMA_AREA_SYSVIPC, type UtsnsEntry, type TimensEntry,
+  type InventoryEntry,
+  ThreadCoreEntrySchema, isFieldSet, StatsEntrySchema, RestoreStatsEntrySchema, create,
 } from './images/index.js';
-import { netlink, O, CAP, CLONE, SOCK, MAP, MAP_HUGE_MASK, NR, SIG, SysError, EEXIST, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
+import { netlink, O, CAP, CLONE, NR, SIG, SysError, EEXIST, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import type { MemIO } from './tracer/memio.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
@@ -18,11 +17,9 @@ import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { buildTree, sharesFdTable, stopSignal } from './restore/tree.js';
 import { spawnSeed, startRoot, cloneTask, killAll } from './tracer/seed.js';
 import { restoreLocks } from './objects/files/locks.js';
-import { holdKindCleanups, loadKindImages, openFileEntry, reownFile, settleFiles } from './objects/files/fds.js';
-import { KindStore, type Ghost } from './objects/files/kind.js';
+import { filesPlaced, holdKindCleanups, kindsBeforeResume, openFileEntry, reownFile } from './objects/files/fds.js';
 import { inflightHomes } from './objects/files/inflight.js';
 import { skQueuesOf } from './objects/files/unix-restore.js';
-import { legacyFanotify } from './objects/files/fanotify.js';
 import { restoreCtty, restoreTtyPgrps, boundPtysOf } from './objects/files/pty.js';
 import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
 import { restoreNamespaces } from './objects/namespaces.js';
@@ -34,115 +31,19 @@ import { loadNetNs, restoreNetNs, TreeNetns, type NetnsImages } from './objects/
 import { loadMntNs, restoreMntNs, type MntNsImages } from './objects/mntns/restore.js';
 import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, type IpcNsImages } from './objects/ipcns.js';
 import { runAction } from './actions.js';
-import { byId, checkInventory, checkPstree, listedAsZombie, taskIds, validateImages } from './restore/validate.js';
+import { validateImages } from './restore/validate.js';
 import { execCommand } from './sys/exec.js';
-import { Remaps, remapOf } from './objects/files/remap.js';
-import type { TcpStream } from './objects/files/tcp.js';
-import { finishInetSockets, planTcpRestore, type TcpRestorePlan } from './objects/files/inet.js';
+import { planTcpRestore, type TcpRestorePlan } from './objects/files/inet.js';
 import { lockMethodOf, unlockNetnsRules } from './objects/netlock.js';
-import { readGhostImage } from './objects/files/ghost.js';
 import { MemfdInodes } from './objects/files/memfd.js';
-import { ShmemObjects, type ShmemContents, type ShmemShape } from './objects/shmem.js';
+import { ShmemObjects, readPagemap } from './objects/shmem.js';
 import { FI, faultInjected, injectFailure } from './fault.js';
 import { restoreMemory, restoreFiles, type TaskImages, type RestoreShared, type Handles } from './restore/task.js';
 import { restoreStage, type RestoredThread, type TaskRestore } from './objects/task-state.js';
+import { loadImages, type Loaded } from './restore/load.js';
 
 /** The flags glibc's pthread_create passes to clone. */
 const THREAD_FLAGS = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM;
-
-interface Loaded {
-  tasks: TaskImages[];
-  /** The fd kinds' side images (pipes-data, fifo-data ...), and later what they make. */
-  kinds: KindStore;
-  remaps: Remaps;
-  memfdInodes: MemfdInodeEntry[];
-  memfdContents: Map<number, ShmemContents>;
-  /** Shared anonymous memory: what each object must hold, and its contents. */
-  shmemShapes: Map<bigint, ShmemShape>;
-  shmemContents: Map<bigint, ShmemContents>;
-  locks: FileLockEntry[];
-  seccomp: SeccompFilter[];
-  files: Map<number, FileEntry>;
-  tcpStreams: Map<number, TcpStream>;
-}
-
-/** A pagemap image: its head (pages_id) and its runs. */
-function readPagemap(dir: ImageDir, kind: 'pagemap' | 'shmemPagemap', arg: number | bigint): { pagesId: number; runs: PagemapEntry[] } {
-  const [head, ...runs] = dir.read(kind, arg);
-  if (!head) throw new ImageError('IMG_COUNT', dir.fileName(kind, arg), undefined, 'no head entry (pages_id)');
-  return { pagesId: (head as { pagesId: number }).pagesId, runs: runs as PagemapEntry[] };
-}
-
-/** Read every image the restore needs; each one a live task needs must be there. */
-function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
-  checkInventory(dir.readOne('inventory'));
-  const pstree = dir.read('pstree') as PstreeEntry[];
-  if (pstree.length === 0) throw new CryoError('pstree.img lists no task');
-  checkPstree(pstree);
-  const files = byId([...(dir.tryRead('files') ?? []), ...legacyFanotify(dir, deprecated)], 'files.img');
-  const tasks: TaskImages[] = pstree.map((p, i) => {
-    const core = dir.readOne('core', p.pid);
-    const threadCores = new Map<number, CoreEntry>();
-    if (!listedAsZombie(p)) for (const tid of p.threads) if (tid !== p.pid) threadCores.set(tid, dir.readOne('core', tid));
-    if (isZombieState(core.tc?.taskState)) return { pstree: p, core, threadCores };
-    core.ids = taskIds(dir, p.pid, i === 0, core.ids);
-    const mm = dir.readOne('mm', p.pid);
-    const shmem = new Map<bigint, { pagesId: number; runs: PagemapEntry[] }>();
-    for (const v of mm.vmas) {
-      // Every dump writes the contents of a shared anonymous object (SysV ones are in ipcns-shm).
-      if (!(v.status & VMA_ANON_SHARED) || v.status & VMA_AREA_SYSVIPC || shmem.has(v.shmid)) continue;
-      shmem.set(v.shmid, readPagemap(dir, 'shmemPagemap', v.shmid));
-    }
-    return {
-      shmem,
-      pstree: p, core, threadCores,
-      mm,
-      pagemap: readPagemap(dir, 'pagemap', p.pid),
-      // Every dump writes it, also for a task without fds: missing, the task would come back with none.
-      fdinfo: dir.read('fdinfo', core.ids.filesId),
-      fs: dir.readOne('fs', p.pid),
-    };
-  });
-  const seccomp = dir.tryRead('seccomp')?.[0]?.seccompFilters ?? [];
-  const kinds = new KindStore();
-  loadKindImages(dir, kinds);
-  // Deleted files: remap-fpath.img points reg-file entries at ghost files or links.
-  const remapEntries = (dir.tryRead('remapFpath') ?? []).map(remapOf);
-  const ghosts = new Map<number, Ghost>();
-  for (const r of remapEntries) {
-    if (r.remapType === RemapType.GHOST && !ghosts.has(r.remapId)) ghosts.set(r.remapId, readGhostImage(dir, r.remapId));
-  }
-  const remaps = new Remaps(remapEntries, ghosts, files, (pid) => spawnSeed(pid, false));
-  // memfds: their inodes, and the contents of each as shared memory.
-  const memfdInodes = dir.tryRead('memfdInode') ?? [];
-  const memfdContents = new Map<number, ShmemContents>();
-  for (const m of memfdInodes) {
-    // As CRIU, a dump writes no contents of an empty memfd; of any other it does.
-    if (m.size === 0n && !dir.exists('shmemPagemap', m.shmid)) continue;
-    memfdContents.set(m.shmid, readPagemap(dir, 'shmemPagemap', m.shmid));
-  }
-  const { shapes: shmemShapes, contents: shmemContents } = shmemObjects(tasks, memfdInodes);
-  const locks = dir.tryRead('fileLocks') ?? [];
-  // Established TCP connections: one tcp-stream image each, by the socket's inode.
-  const tcpStreams = new Map<number, TcpStream>();
-  for (const f of files.values()) {
-    const ie = f.isk;
-    if (!ie || ie.type !== SOCK.STREAM || ie.state !== 1 /* TCP_ESTABLISHED */ || tcpStreams.has(ie.ino)) continue;
-    // A dump with --tcp-close writes none (the restore refuses it without --tcp-close).
-    if (!dir.exists('tcpStream', ie.ino)) continue;
-    const [e] = dir.readEntries('tcpStream', ie.ino);
-    if (!e) throw new CryoError(`tcp-stream-${ie.ino.toString(16)}.img: no entry`);
-    const entry = e.msg as TcpStreamEntry;
-    const data = e.extra ?? new Uint8Array();
-    if (data.length !== entry.inqLen + entry.outqLen) throw new CryoError(`tcp-stream-${ie.ino.toString(16)}.img: ${data.length} bytes of queues, the entry says ${entry.inqLen + entry.outqLen}`);
-    tcpStreams.set(ie.ino, { entry, data });
-  }
-  return {
-    tcpStreams,
-    tasks, files, seccomp, kinds, remaps, locks,
-    memfdInodes, memfdContents, shmemShapes, shmemContents,
-  };
-}
 
 /** (uid_t)-1: leave that id as it is. */
 const KEEP = 0xffffffff;
@@ -172,37 +73,6 @@ function checkSysvAttachments(tasks: TaskImages[], ipcImg: IpcNsImages | undefin
     if (!ipcImg) throw new CryoError(`bad image: mm-${t.pstree.pid}.img: VMA 0x${v.start.toString(16)} is SysV shared memory, but the tree has no ipc namespace of its own in the images`);
     checkAttachments(`bad image: mm-${t.pstree.pid}.img`, t.mm!.vmas, segments);
   }
-}
-
-/**
- * Every shared anonymous memory object of the tree: big enough for every VMA that
- * maps it and for its contents (and for a memfd entry of the same object: a
- * private mapping or an fd of it), in huge pages if its VMAs are MAP_HUGETLB.
- */
-function shmemObjects(tasks: TaskImages[], memfdInodes: MemfdInodeEntry[]): { shapes: Map<bigint, ShmemShape>; contents: Map<bigint, ShmemContents> } {
-  const shapes = new Map<bigint, ShmemShape>();
-  const contents = new Map<bigint, ShmemContents>();
-  const grow = (shmid: bigint, size: bigint, huge: number) => {
-    const s = shapes.get(shmid);
-    if (!s) shapes.set(shmid, { size, huge });
-    else if (size > s.size) s.size = size;
-  };
-  for (const t of tasks) {
-    for (const v of t.mm?.vmas ?? []) {
-      if (!(v.status & VMA_ANON_SHARED) || v.status & VMA_AREA_SYSVIPC) continue;
-      grow(v.shmid, v.pgoff + (v.end - v.start), v.flags & (MAP.HUGETLB | MAP_HUGE_MASK));
-    }
-    for (const [shmid, c] of t.shmem ?? []) {
-      contents.set(shmid, c);
-      const end = c.runs.reduce((m, r) => {
-        const n = isFieldSet(r, PagemapEntrySchema.field.nrPages) ? r.nrPages : BigInt(r.compatNrPages);
-        return r.vaddr + n * 4096n > m ? r.vaddr + n * 4096n : m;
-      }, 0n);
-      if (shapes.has(shmid)) grow(shmid, end, 0);
-    }
-  }
-  for (const m of memfdInodes) if (shapes.has(BigInt(m.shmid))) grow(BigInt(m.shmid), m.size, 0);
-  return { shapes, contents };
 }
 
 // The fds cryo held for the restore (never the --inherit-fd ones: they are the caller's).
@@ -387,7 +257,6 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     afterPlanted: new Set(),
     inflightAt: inflightHomes(loaded.tasks.map((t) => ({ pid: t.pstree.pid, fdinfo: t.fdinfo })), skQueuesOf(loaded.kinds)),
     unix: { extUnixSk: opts.extUnixSk },
-    tcpStreams: loaded.tcpStreams,
     tcpEstablished: opts.tcpEstablished,
     tcpClose: opts.tcpClose,
     inetLate: [],
@@ -419,15 +288,12 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   const pagesFds = new Map<number, number>();
   // What the kinds make in cryo as they go (each fd kind puts its own: pipe ends,
   // pty pairs, unix sockets...); pidfds of dead processes, memfds, shared memory.
-  holdKindCleanups(sh.kinds, cl);
+  holdKindCleanups(sh.kinds, cl, sh);
   cl.always("the fd of the tree's root", () => {
     if (sh.nsRoot !== undefined) closeSync(sh.nsRoot);
   });
   cl.always('pidfds of dead processes', () => closeAll([...sh.deadPidfds.values()].flatMap((m) => [...m.values()])));
-  cl.always('memfds made', () => sh.memfds.close());
   cl.always('shared memory made', () => sh.shmem.close());
-  // Ghost files and link remaps: gone after a failure; on success removed once every file is in place.
-  cl.onFailure('ghost files and links made', () => sh.remaps.cleanup(false));
   // Pids below are the tree's own (as in the images); Remote.pid is cryo's view.
   const created: number[] = [];
   const rems = new Map<number, Remote>();
@@ -559,10 +425,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     }
     // Every mapping and fd is in place: seal the memfds, drop the ghost files and links,
     // mark again the segments that go with their last attachment.
-    sh.memfds.applySeals();
+    filesPlaced(sh, sh.opened);
     if (ipcImg) finishIpcNs(`/proc/${root0.rem.pid}/ns/ipc`, ipcImg);
-    sh.remaps.cleanup(true);
-    settleFiles(sh.opened, sh.files);
     const rootHost = root0.rem.pid; // the pid file and wait use cryo's view, as CRIU's
     cg?.writeProperties();
     injectFailure(FI.POST_RESTORE, 'before post-restore');
@@ -574,7 +438,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       const ns = netns;
       netlink.inNetns(ns.fd, () => unlockNetnsRules(method, inv!.dumpCriuRunId, existsSync('/proc/sys/net/ipv6'), log));
     }
-    finishInetSockets(sh.inetLate);
+    kindsBeforeResume(sh);
     for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate, f.last);
     if (opts.pidfile) writeFileSync(opts.pidfile, String(rootHost));
     lateAction(ctx, 'pre-resume', rootHost);

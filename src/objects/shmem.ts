@@ -5,7 +5,7 @@
 // "/anon_hugepage (deleted)"), and fills it while it is mapped into cryo: the
 // pages image is read straight into the object (hugetlbfs cannot be written).
 import { closeSync, openSync } from 'node:fs';
-import { isFieldSet, PagemapEntrySchema, PE_PARENT, PE_PRESENT, type PagemapEntry } from '../images/index.js';
+import { ImageError, isFieldSet, PagemapEntrySchema, PE_PARENT, PE_PRESENT, type ImageDir, type PagemapEntry } from '../images/index.js';
 import { MAP, MAP_HUGE_MASK, NR, O, PAGE_SIZE, PROT, SysError, syscall } from '../sys/index.js';
 import { CryoError } from '../context.js';
 
@@ -42,6 +42,13 @@ export function readContentsInto(addr: bigint, size: number, c: ShmemContents, p
     }
     from += n * PAGE_SIZE;
   }
+}
+
+/** A pagemap image: its head (pages_id) and its runs. */
+export function readPagemap(dir: ImageDir, kind: 'pagemap' | 'shmemPagemap', arg: number | bigint): { pagesId: number; runs: PagemapEntry[] } {
+  const [head, ...runs] = dir.read(kind, arg);
+  if (!head) throw new ImageError('IMG_COUNT', dir.fileName(kind, arg), undefined, 'no head entry (pages_id)');
+  return { pagesId: (head as { pagesId: number }).pagesId, runs: runs as PagemapEntry[] };
 }
 
 /** Fill a shmem file (tmpfs or hugetlbfs) of `size` bytes through a shared mapping of it in cryo. */

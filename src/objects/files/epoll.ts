@@ -28,6 +28,7 @@ export const epoll: FdKind = {
   name: 'epoll',
   type: FdTypes.EVENTPOLL,
   match: (p) => p.link === 'anon_inode:[eventpoll]',
+  finish: (files) => finishEpolls(files),
   dump(p, env) {
     const id = env.files.newId();
     const tfd = [...p.fdinfoText.matchAll(TFD)].map((m) => create(EventpollTfdEntrySchema, {

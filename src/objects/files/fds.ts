@@ -6,7 +6,7 @@ import { create, FdinfoEntrySchema, FdTypes, type FdinfoEntry, type FileEntry } 
 import { parseFdinfo } from '../../proc/fdinfo.js';
 import { O, FD_CLOEXEC, SO, SOL_SOCKET, pidfdOpen, pidfdGetfd, dupCloexec, netlink, sock } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import type { CheckFilesEnv, DumpFilesEnv, FdKind, FdProbe, KindStore, RestoreFilesEnv } from './kind.js';
+import type { CheckFilesEnv, DumpFilesEnv, DumpRunEnv, FdKind, FdProbe, KindStore, RestoreFilesEnv } from './kind.js';
 import type { FileTable } from './table.js';
 import type { ImageDir } from '../../images/index.js';
 import type { Cleanup } from '../../cleanup.js';
@@ -30,7 +30,9 @@ import { parseLocks } from './locks.js';
 import { readFown, setFown, restoreFown, asyncOn, nsPidOf } from './fown.js';
 import type { Remote } from '../../tracer/remote.js';
 
-const FD_KINDS: FdKind[] = [nsfile, regular, tty, pipe, fifo, eventfd, epoll, signalfd, timerfd, inotify, fanotify, pidfd, unixsk, inetsk, netlinksk, packetsk, memfd];
+// Table order is also the order of the whole-tree steps: epoll's targets include fds
+// in flight in unix sockets, which unixsk's finish reads.
+const FD_KINDS: FdKind[] = [nsfile, regular, tty, pipe, fifo, eventfd, signalfd, timerfd, inotify, fanotify, pidfd, unixsk, inetsk, netlinksk, packetsk, memfd, epoll];
 
 function kindName(st: Stats, link: string): string {
   if (st.isFIFO()) return 'pipe';
@@ -190,19 +192,43 @@ export function openFileEntry(fe: FileEntry, env: RestoreFilesEnv, task?: Remote
 }
 
 /** Before a restore creates anything: each kind checks its entries of files.img. */
-/** Once the whole tree is dumped: every kind writes its side images. */
-export function writeKindImages(dir: ImageDir, files: FileTable): void {
-  for (const k of FD_KINDS) k.writeImages?.(dir, files);
+/** As the dump starts: every kind puts the release of what it will hold on `cl`. */
+export function dumpKindCleanup(files: FileTable, cl: Cleanup, env: DumpRunEnv): void {
+  for (const k of FD_KINDS) k.dumpCleanup?.(files, cl, env);
+}
+
+/** Once the whole tree is dumped: every kind finishes what needs the whole tree (before files.img is written). */
+export function finishKinds(files: FileTable, env: DumpRunEnv): void {
+  for (const k of FD_KINDS) k.finish?.(files, env);
+}
+
+/** Then every kind writes its side images. */
+export function writeKindImages(dir: ImageDir, files: FileTable, env: DumpRunEnv): void {
+  for (const k of FD_KINDS) k.writeImages?.(dir, files, env);
 }
 
 /** Before a restore's checks: every kind reads its side images into `store`. */
-export function loadKindImages(dir: ImageDir, store: KindStore): void {
-  for (const k of FD_KINDS) k.loadImages?.(dir, store);
+export function loadKindImages(dir: ImageDir, store: KindStore, files: ReadonlyMap<number, FileEntry>): void {
+  for (const k of FD_KINDS) k.loadImages?.(dir, store, files);
 }
 
 /** As a restore starts making things: every kind puts on `cl` the release of what it will hold. */
-export function holdKindCleanups(store: KindStore, cl: Cleanup): void {
-  for (const k of FD_KINDS) k.holdCleanup?.(store, cl);
+export function holdKindCleanups(store: KindStore, cl: Cleanup, env: RestoreFilesEnv): void {
+  for (const k of FD_KINDS) k.holdCleanup?.(store, cl, env);
+}
+
+/**
+ * Every fd and mapping of the tree is in place: the kinds' last steps on them,
+ * then each object settles on cryo's own fd of it (after the ghosts and links are gone).
+ */
+export function filesPlaced(env: RestoreFilesEnv, opened: Map<number, number>): void {
+  for (const k of FD_KINDS) k.allPlaced?.(env);
+  settleFiles(opened, env.files);
+}
+
+/** The tree is about to resume. */
+export function kindsBeforeResume(env: RestoreFilesEnv): void {
+  for (const k of FD_KINDS) k.beforeResume?.(env);
 }
 
 export function checkFileEntries(env: CheckFilesEnv): void {
@@ -232,7 +258,7 @@ export function afterPlant(rem: Remote, fe: FileEntry, fd: number, files: Map<nu
 }
 
 /** Every file the restore opened, once all are in place (cryo's fds, by file id). */
-export function settleFiles(opened: Map<number, number>, files: Map<number, FileEntry>): void {
+function settleFiles(opened: Map<number, number>, files: Map<number, FileEntry>): void {
   for (const [id, fd] of opened) {
     const fe = files.get(id);
     if (fe) FD_KINDS.find((k) => k.type === fe.type)?.settled?.(fe, fd);

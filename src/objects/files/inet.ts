@@ -18,10 +18,10 @@ import {
 import { CryoError } from '../../context.js';
 import { badFile, type DumpFilesEnv, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
 import { noFown, type FileTable } from './table.js';
-import type { ImageDir, InventoryEntry } from '../../images/index.js';
+import type { InventoryEntry } from '../../images/index.js';
 import type { Logger } from '../../context.js';
 import { lockMethodOf, nftTableName, unlockRestored, type LockedConn } from '../netlock.js';
-import { dumpTcpStream, finishTcpStream, prepareTcpStream, repairDone, repairOff, repairOn } from './tcp.js';
+import { dumpTcpStream, finishTcpStream, loadTcpStreams, prepareTcpStream, repairDone, repairOff, repairOn, tcpStreamsOf, writeTcpStreams } from './tcp.js';
 import { dumpSockOpts, restoreSockFilter, restoreSockOpts } from './sockopts.js';
 import { dumpRawOpts, isPing, pingSocketError, procRawSockets, rawBindPort, rawName, restoreRawOpts } from './inet-raw.js';
 
@@ -315,7 +315,7 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
       if (ie.flags & O.NONBLOCK) syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, O.NONBLOCK);
       return fd;
     }
-    const stream = ie.type === SOCK.STREAM && ie.state === TCP_ESTABLISHED ? env.tcpStreams.get(ie.ino) : undefined;
+    const stream = ie.type === SOCK.STREAM && ie.state === TCP_ESTABLISHED ? tcpStreamsOf(env.kinds).get(ie.ino) : undefined;
     if (ie.type === SOCK.STREAM && ie.state === TCP_ESTABLISHED && !stream) throw new CryoError(`${where}: established, but tcp-stream-${ie.ino.toString(16)}.img is missing`);
     if (stream && !env.tcpEstablished) throw new CryoError(`${where}: an established TCP connection; restore with --tcp-established`);
     if (stream) prepareTcpStream(fd, stream.entry);
@@ -396,10 +396,6 @@ function checkInet(entries: FileEntry[]): void {
  * outside the tree is held by the network lock (both ends of one inside are
  * frozen and locked alike).
  */
-export function finishInet(files: FileTable, dir: ImageDir): void {
-  for (const c of files.tcp) dir.write('tcpStream', [{ msg: c.stream.entry, extra: c.stream.data }], c.ino);
-}
-
 /**
  * The dump is over: cryo lets go of its fds of the connections. Where the tasks
  * run on (or the dump failed) the lock goes and the sockets leave repair mode,
@@ -475,6 +471,11 @@ export function planTcpRestore(inv: InventoryEntry, files: Iterable<FileEntry>, 
 export const inetsk: FdKind = {
   name: 'inet socket',
   type: FdTypes.INETSK,
+  // A failed dump lets the connections go as they were.
+  dumpCleanup: (files, cl, env) => cl.onFailure('TCP sockets in repair', () => env.inTreeNetns(() => releaseTcp(files, true))),
+  writeImages: (dir, files) => writeTcpStreams(files, dir),
+  loadImages: loadTcpStreams,
+  beforeResume: (env) => finishInetSockets(env.inetLate),
   match: isInet,
   dump(p, env) {
     const id = env.files.newId();

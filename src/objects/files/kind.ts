@@ -2,6 +2,7 @@
 import type { Stats } from 'node:fs';
 import { FdTypes, ImageError, type FileEntry, type ImageDir, type MemfdInodeEntry } from '../../images/index.js';
 import type { Cleanup } from '../../cleanup.js';
+import type { Options } from '../../options/index.js';
 import type { FdInfo } from '../../proc/fdinfo.js';
 import type { FileTable } from './table.js';
 import type { Remote } from '../../tracer/remote.js';
@@ -9,7 +10,6 @@ import type { UnixRestore } from './unix-restore.js';
 import type { Irmap } from './irmap.js';
 import type { Remaps } from './remap.js';
 import type { MemfdInodes } from './memfd.js';
-import type { TcpStream } from './tcp.js';
 
 export interface FdProbe {
   pid: number;
@@ -95,6 +95,23 @@ export class KindStore {
   }
 }
 
+/** What the dump's whole-tree steps of the kinds see (dumpCleanup, finish, writeImages). */
+export interface DumpRunEnv {
+  opts: Options;
+  /** The tree's tasks (their pids, sessions and groups, as cryo and as the tree see them). */
+  tasks: ReadonlyArray<{ pid: number; stat: { pgid: number; sid: number }; ns: { pid: number; pgid: number; sid: number } }>;
+  /** Run fn in the tree's own network namespace (sock_diag, TCP repair), or in cryo's when the tree has none. */
+  inTreeNetns<T>(fn: () => T): T;
+  /** A new pages-N.img id. */
+  newPagesId(): number;
+  /** Shared memory objects whose contents are written already (by a mapping of theirs). */
+  shmemDone: ReadonlySet<bigint>;
+  /** Is `id` a SysV segment's dumped (pagemap-shmem-ID.img names objects by id alone)? */
+  isSysvShm(id: bigint): boolean;
+  /** The dump's page counts of shared memory, for stats-dump. */
+  stats: { shpagesScanned: bigint; shpagesWritten: bigint };
+}
+
 export interface RestoreFilesEnv {
   /** The kinds' own state: their side images as loaded, what they made so far. */
   kinds: KindStore;
@@ -125,8 +142,6 @@ export interface RestoreFilesEnv {
   memfds: MemfdInodes;
   /** Unix sockets: queues, options, and the sockets once built. */
   unix: UnixRestore;
-  /** tcp-stream images, by the socket's inode; as CRIU, used only with --tcp-established. */
-  tcpStreams: Map<number, TcpStream>;
   tcpEstablished: boolean;
   /** --tcp-close: connections come back closed (shut down both ways, unbound), as CRIU's. */
   tcpClose: boolean;
@@ -222,12 +237,34 @@ export interface FdKind {
    * that names nothing, a value out of range).
    */
   check(entries: FileEntry[], env: CheckFilesEnv): void;
-  /** Once every task is dumped: write the side images of what dump() gathered (in files.kinds). */
-  writeImages?(dir: ImageDir, files: FileTable): void;
-  /** Before the checks of a restore: read its side images into `store` (an image a dump had no cause to write may be missing). */
-  loadImages?(dir: ImageDir, store: KindStore): void;
-  /** As the restore starts making things: put on `cl` the release of what open() makes and cryo holds (pipe ends). */
-  holdCleanup?(store: KindStore, cl: Cleanup): void;
+  /**
+   * As the dump starts: put on `cl` the release of what dump() makes and cryo
+   * holds (copies of fds, links made, sockets in repair), and of what a failed
+   * dump must take back.
+   */
+  dumpCleanup?(files: FileTable, cl: Cleanup, env: DumpRunEnv): void;
+  /**
+   * Once every task is dumped, before any side image is written: what needs the
+   * whole tree (a terminal's session, a socket's peer). In table order.
+   */
+  finish?(files: FileTable, env: DumpRunEnv): void;
+  /** Then: write the side images of what dump() gathered (in files.kinds). */
+  writeImages?(dir: ImageDir, files: FileTable, env: DumpRunEnv): void;
+  /**
+   * Before the checks of a restore: read its side images into `store` (an image a
+   * dump had no cause to write may be missing); `files` is files.img by id.
+   */
+  loadImages?(dir: ImageDir, store: KindStore, files: ReadonlyMap<number, FileEntry>): void;
+  /**
+   * As the restore starts making things: put on `cl` the release of what open()
+   * makes and cryo holds (pipe ends, memfds), and what a failed restore must take
+   * back (ghost files).
+   */
+  holdCleanup?(store: KindStore, cl: Cleanup, env: RestoreFilesEnv): void;
+  /** Every mapping and fd of every task is in place (memfds get their seals, ghost files go). */
+  allPlaced?(env: RestoreFilesEnv): void;
+  /** The tree is about to resume (after the network lock is gone): the last touch (sockets leave repair mode). */
+  beforeResume?(env: RestoreFilesEnv): void;
 }
 
 // glibc's dev_t layout; BigInt because JS shifts wrap at 32 bits.

@@ -14,9 +14,9 @@ import { noFown } from './table.js';
 import { writePages, type PagesSink } from '../pages.js';
 import { NR, O, F, MFD, F_SEAL, SEEK_DATA, SEEK_HOLE, PAGE_SIZE, MAP_HUGE_SHIFT, SysError, syscall, memfdCreate, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { badFile, hexId, partOf, type FdKind } from './kind.js';
+import { badFile, hexId, partOf, type FdKind, type KindStore } from './kind.js';
 import type { FileTable } from './table.js';
-import { fillMapped } from '../shmem.js';
+import { fillMapped, readPagemap } from '../shmem.js';
 
 const PREFIX = '/memfd:';
 const DELETED = ' (deleted)';
@@ -123,9 +123,37 @@ export function dumpMemfdMapping(src: MemfdSource, fdflags: number, files: FileT
   return files.lookup(key) ?? addEntry(files, fdflags, 0n, inodeOf(src, files), key);
 }
 
+/** pagemap-shmem-ID.img names an object by its id alone: a SysV segment and a memfd or shared memory of the same number cannot both be kept. */
+function sameShmid(id: bigint): CryoError {
+  return new CryoError(`SysV shared memory ${id} has the id of another shared memory object of the tree (inode ${id}), which the images cannot tell apart`);
+}
+
+/** memfd.img, and the contents of each memfd as shared memory (pagemap-shmem images, by shmid). */
+export const memfdImagesOf = (s: KindStore) =>
+  s.get<{ inodes: MemfdInodeEntry[]; contents: Map<number, ShmemContents> }>('memfd:images', () => ({ inodes: [], contents: new Map() }));
+
 export const memfd: FdKind = {
   name: 'memfd',
   type: FdTypes.MEMFD,
+  dumpCleanup: (files, cl) => cl.always('memfds held', () => closeMemfds(files)),
+  writeImages(dir, files, env) {
+    for (const { entry } of files.memfdInodes.values()) if (env.isSysvShm(BigInt(entry.shmid))) throw sameShmid(BigInt(entry.shmid));
+    const n = writeMemfds(dir, files, env.newPagesId, env.shmemDone);
+    env.stats.shpagesScanned += BigInt(n.scanned);
+    env.stats.shpagesWritten += BigInt(n.written);
+  },
+  holdCleanup: (_store, cl, env) => cl.always('memfds made', () => env.memfds.close()),
+  // The seals last: F_SEAL_FUTURE_WRITE would forbid the writable mappings.
+  allPlaced: (env) => env.memfds.applySeals(),
+  loadImages(dir, store) {
+    const m = memfdImagesOf(store);
+    m.inodes.push(...(dir.tryRead('memfdInode') ?? []));
+    for (const e of m.inodes) {
+      // As CRIU, a dump writes no contents of an empty memfd; of any other it does.
+      if (e.size === 0n && !dir.exists('shmemPagemap', e.shmid)) continue;
+      m.contents.set(e.shmid, readPagemap(dir, 'shmemPagemap', e.shmid));
+    }
+  },
   match: (p) => p.st.isFile() && isShmemObject(p.link, `/proc/${p.pid}/fd/${p.fd}`, p.st),
   dump(p, env) {
     const src = { pid: p.pid, proc: `/proc/${p.pid}/fd/${p.fd}`, link: p.link, st: p.st, what: `fd ${p.fd}` };

@@ -4,24 +4,63 @@
 // nobody can reach any more (no link left) gets its contents saved in a ghost file,
 // one still linked elsewhere gets a link_remap.N link next to where it was
 // (--link-remap). Both are tied to the file's entry by remap-fpath.img.
-import { openSync, closeSync, fstatSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { openSync, closeSync, fstatSync, readFileSync, statSync, unlinkSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import {
   create, FdTypes, RemapFilePathEntrySchema, RemapType, isFieldSet,
-  RegFileEntrySchema, type FileEntry, type RegFileEntry,
+  RegFileEntrySchema, type FileEntry, type RegFileEntry, type RemapFilePathEntry, type FileLockEntry,
 } from '../../images/index.js';
 import { O, NR, AT_FDCWD, AT_SYMLINK_FOLLOW, SysError, syscall, openInRoot } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { badFile, major, minor, partOf, type RegDumpEnv, type FdKind } from './kind.js';
+import { badFile, major, minor, partOf, type RegDumpEnv, type FdKind, type Ghost, type KindStore } from './kind.js';
+import type { FileTable } from './table.js';
 import { isShmemObject } from './memfd.js';
-import { dumpGhost } from './ghost.js';
+import { dumpGhost, writeGhosts, closeGhosts, readGhostImage } from './ghost.js';
+import { remapOf } from './remap.js';
 
 const MEM_MAJOR = 1;
 const DELETED = ' (deleted)';
 
+/** The link_remap.N links the dump made (--link-remap), taken back. */
+function removeLinkRemaps(files: FileTable): void {
+  for (const p of files.linkRemaps) {
+    try {
+      unlinkSync(p);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+/** remap-fpath.img (reg-file entries pointed at ghost files or links), the ghost files, and file-locks.img. */
+export const regImagesOf = (s: KindStore) =>
+  s.get<{ remaps: RemapFilePathEntry[]; ghosts: Map<number, Ghost>; locks: FileLockEntry[] }>('reg:images', () => ({ remaps: [], ghosts: new Map(), locks: [] }));
+
 export const regular: FdKind = {
   name: 'regular file',
   type: FdTypes.REG,
+  dumpCleanup(files, cl, env) {
+    // -R: the tasks run on, and the links would only be litter; else the restore needs them.
+    if (env.opts.leaveRunning) cl.always('link_remap files made', () => removeLinkRemaps(files));
+    else cl.onFailure('link_remap files made', () => removeLinkRemaps(files));
+    cl.always('ghost files held', () => closeGhosts(files));
+  },
+  writeImages(dir, files, env) {
+    if (files.locks.length) dir.write('fileLocks', files.locks);
+    if (files.remaps.length) dir.write('remapFpath', files.remaps);
+    writeGhosts(dir, files, env.opts.ghostFiemap);
+  },
+  // Ghost files and link remaps: gone after a failure; on success once every file is in place.
+  holdCleanup: (_store, cl, env) => cl.onFailure('ghost files and links made', () => env.remaps.cleanup(false)),
+  allPlaced: (env) => env.remaps.cleanup(true),
+  loadImages(dir, store) {
+    const r = regImagesOf(store);
+    r.remaps.push(...(dir.tryRead('remapFpath') ?? []).map(remapOf));
+    for (const m of r.remaps) {
+      if (m.remapType === RemapType.GHOST && !r.ghosts.has(m.remapId)) r.ghosts.set(m.remapId, readGhostImage(dir, m.remapId));
+    }
+    r.locks.push(...(dir.tryRead('fileLocks') ?? []));
+  },
   // Not memfds (nor shared anonymous memory): they look like deleted files but have a name, seals and no directory.
   match: (p) =>
     ((p.st.isFile() && !isShmemObject(p.link, `/proc/${p.pid}/fd/${p.fd}`, p.st)) || p.st.isDirectory() || p.st.isSymbolicLink() ||

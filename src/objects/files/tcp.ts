@@ -5,9 +5,12 @@
 // them back, is bound and "connected" without a packet, and leaves repair mode
 // once every socket of the tree exists.
 import {
-  IPPROTO, SO, SOL_SOCKET, SIOCINQ, SIOCOUTQ, SIOCOUTQNSD, TCP, TCPI_OPT, TCPOPT, TCP_QUEUE, NR, MSG, sock, trySyscall,
+  IPPROTO, SO, SOL_SOCKET, SIOCINQ, SIOCOUTQ, SIOCOUTQNSD, SOCK, TCP, TCPI_OPT, TCPOPT, TCP_ESTABLISHED, TCP_QUEUE, NR, MSG, sock, trySyscall,
 } from '../../sys/index.js';
-import { create, TcpStreamEntrySchema, type TcpStreamEntry } from '../../images/index.js';
+import { create, TcpStreamEntrySchema, type FileEntry, type ImageDir, type TcpStreamEntry } from '../../images/index.js';
+import { CryoError } from '../../context.js';
+import type { KindStore } from './kind.js';
+import type { FileTable } from './table.js';
 import { tcpRepairOpt, tcpRepairWindow } from '../../abi/index.js';
 
 export interface TcpStream {
@@ -140,5 +143,31 @@ function sendQueue(fd: number, q: number, data: Uint8Array): void {
     // The kernel reports twice what was set.
     sock.setsockoptInt(fd, SOL_SOCKET, force, before >> 1);
     sock.setsockoptInt(fd, SOL_SOCKET, SO.BUF_LOCK, lock);
+  }
+}
+
+/** The tcp-stream image of every connection dumped. */
+export function writeTcpStreams(files: FileTable, dir: ImageDir): void {
+  for (const c of files.tcp) dir.write('tcpStream', [{ msg: c.stream.entry, extra: c.stream.data }], c.ino);
+}
+
+/** tcp-stream images, by the socket's inode; as CRIU, used only with --tcp-established. */
+export const tcpStreamsOf = (s: KindStore) => s.get<Map<number, TcpStream>>('inet:tcp-streams', () => new Map());
+
+/** One tcp-stream image per established connection of files.img, by the socket's inode. */
+export function loadTcpStreams(dir: ImageDir, store: KindStore, files: ReadonlyMap<number, FileEntry>): void {
+  const streams = tcpStreamsOf(store);
+  for (const f of files.values()) {
+    const ie = f.isk;
+    if (!ie || ie.type !== SOCK.STREAM || ie.state !== TCP_ESTABLISHED || streams.has(ie.ino)) continue;
+    // A dump with --tcp-close writes none (the restore refuses it without --tcp-close).
+    if (!dir.exists('tcpStream', ie.ino)) continue;
+    const name = `tcp-stream-${ie.ino.toString(16)}.img`;
+    const [e] = dir.readEntries('tcpStream', ie.ino);
+    if (!e) throw new CryoError(`${name}: no entry`);
+    const entry = e.msg as TcpStreamEntry;
+    const data = e.extra ?? new Uint8Array();
+    if (data.length !== entry.inqLen + entry.outqLen) throw new CryoError(`${name}: ${data.length} bytes of queues, the entry says ${entry.inqLen + entry.outqLen}`);
+    streams.set(ie.ino, { entry, data });
   }
 }

@@ -247,6 +247,8 @@ function infoOf(fe: FileEntry, env: RestoreFilesEnv): TtyInfoEntry {
 export const tty: FdKind = {
   name: 'terminal',
   type: FdTypes.TTY,
+  dumpCleanup: (files, cl) => cl.always('pty queues held', () => closeTtyQueues(files)),
+  finish: (files, env) => finishTtys(files, env.tasks, env.opts.shellJob, !!env.opts.orphanPtsMaster),
   writeImages(dir, files) {
     if (files.ttyInfos.length) dir.write('ttyInfo', files.ttyInfos);
     if (files.ttyData.length) dir.write('ttyData', files.ttyData);

@@ -116,6 +116,9 @@ function dumpQueue(lfd: number, id: number, ino: number, where: string, env: Dum
 export const unixsk: FdKind = {
   name: 'unix socket',
   type: FdTypes.UNIXSK,
+  dumpCleanup: (files, cl) => cl.always('unix sockets held', () => closeUnix(files)),
+  // sock_diag names the peers in the tree's own network namespace.
+  finish: (files, env) => env.inTreeNetns(() => finishUnix(files, env.opts.extUnixSk, env.opts.external)),
   writeImages(dir, files) {
     if (files.unix?.queues.length) dir.write('skQueues', files.unix.queues);
   },
