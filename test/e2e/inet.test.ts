@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, compileProgram, critDecodeAll, python3, runningFree, waitFor } from './harness.js';
+import { ROOT, Session, compileProgram, critDecodeAll, python3, runningFree, waitFor } from './harness.js';
 import { dropLocks, iptRules } from './netlock-rules.js';
 
 function critDecode(file: string): { entries: Array<Record<string, unknown>> } {
@@ -31,6 +31,16 @@ test('inet sockets: TCP listeners (v4, v6-only, dual-stack), bound and unbound T
   const l4 = isk.find((e) => e['state'] === 10 && e['family'] === 2);
   assert.equal(l4?.['backlog'], 7, JSON.stringify(l4));
   assert.deepEqual(l4?.['src_addr'], [0x0100007f], JSON.stringify(l4));
+  // As CRIU 4 writes them: TCP's options, keepalive's too, in tcp_opts; none in sk_opts (whose 0 CRIU would not take).
+  // Debian's crit 3.17 knows no tcp_opts: today's layout, as cryo's crit (upstream's) shows it.
+  const up = spawnSync(path.join(ROOT, 'bin/cryo'), ['crit', 'decode', '-i', path.join(images, 'files.img')], { encoding: 'utf8' });
+  assert.equal(up.status, 0, up.stderr);
+  const ul4 = (JSON.parse(up.stdout) as { entries: Array<{ isk?: Record<string, unknown> }> }).entries.map((e) => e.isk).find((e) => e?.['ino'] === l4?.['ino']);
+  const tcp = ul4?.['tcp_opts'] as Record<string, unknown> | undefined;
+  assert.equal(tcp?.['nodelay'], true, JSON.stringify(ul4));
+  assert.equal(tcp?.['keepidle'], 77, JSON.stringify(ul4));
+  assert.ok(typeof tcp?.['keepcnt'] === 'number' && typeof tcp?.['keepintvl'] === 'number', JSON.stringify(ul4));
+  assert.equal((ul4?.['opts'] as Record<string, unknown>)['tcp_keepidle'], undefined, JSON.stringify(ul4));
   await s.expectPass(await s.restore(images, target));
 });
 

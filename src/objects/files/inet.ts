@@ -8,12 +8,12 @@
 // which needs the network lock) fails the dump.
 import { closeSync } from 'node:fs';
 import {
-  create, FdTypes, FileEntrySchema, InetSkEntrySchema, IpOptsEntrySchema, TcpOptsEntrySchema,
-  type FileEntry, type InetSkEntry,
+  create, isFieldSet, FdTypes, FileEntrySchema, InetSkEntrySchema, IpOptsEntrySchema, SkOptsEntrySchema, TcpOptsEntrySchema,
+  type FileEntry, type InetSkEntry, type TcpOptsEntry,
 } from '../../images/index.js';
 import {
   AF, F, IP, IPPROTO, IPV6, NR, O, SHUT, SIOCINQ, SIOCOUTQ, SO, SOCK, SOL_SOCKET, TCP, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, UDP_CORK,
-  dupCloexec, sock, sockDiagDump, syscall, trySyscall,
+  SysError, dupCloexec, sock, sockDiagDump, syscall, trySyscall,
 } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { badFile, type DumpFilesEnv, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
@@ -251,25 +251,36 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
   const dev = sock.getsockoptRaw(fd, SOL_SOCKET, SO.BINDTODEVICE, 16);
   const ifname = dev.subarray(0, Math.max(0, dev.indexOf(0))).toString();
   if (ifname) opts.soBoundDev = ifname;
-  if (type === SOCK.STREAM && opts.soKeepalive) {
-    opts.tcpKeepcnt = int(fd, IPPROTO.TCP, TCP.KEEPCNT);
-    opts.tcpKeepidle = int(fd, IPPROTO.TCP, TCP.KEEPIDLE);
-    opts.tcpKeepintvl = int(fd, IPPROTO.TCP, TCP.KEEPINTVL);
+  // As CRIU 4: TCP's own options, the keepalive ones too, are in tcp_opts (each only where not 0).
+  let tcpOpts: TcpOptsEntry | undefined;
+  if (type === SOCK.STREAM) {
+    tcpOpts = create(TcpOptsEntrySchema);
+    const t = tcpOpts as unknown as Record<string, number | boolean>;
+    for (const [k, opt] of [['nodelay', TCP.NODELAY], ['cork', TCP.CORK]] as const) if (int(fd, IPPROTO.TCP, opt)) t[k] = true;
+    for (const [k, opt] of [['keepcnt', TCP.KEEPCNT], ['keepidle', TCP.KEEPIDLE], ['keepintvl', TCP.KEEPINTVL]] as const) {
+      const v = int(fd, IPPROTO.TCP, opt);
+      if (v) t[k] = v;
+    }
   }
   return create(InetSkEntrySchema, {
     id, ino: Number(p.st.ino), family, type, proto, state, srcPort: src.port, dstPort: dst.port,
     flags: p.info.flags & ~O.CLOEXEC, backlog, srcAddr: src.addr, dstAddr: dst.addr,
     fown: noFown(), opts, ipOpts, ...(shutdown ? { shutdown } : {}),
     ...(v6 ? { v6only: int(fd, IPPROTO.IPV6, IPV6.V6ONLY) !== 0 } : {}),
-    ...(type === SOCK.STREAM ? { tcpOpts: create(TcpOptsEntrySchema, { nodelay: int(fd, IPPROTO.TCP, TCP.NODELAY) !== 0, cork: int(fd, IPPROTO.TCP, TCP.CORK) !== 0 }) } : {}),
+    ...(tcpOpts ? { tcpOpts } : {}),
   });
 }
 
-/** Set an int option where it differs from the new socket's. */
-function setIf(fd: number, level: number, opt: number, v: number | boolean | undefined): void {
+/** Set an int option where it differs from the new socket's; a refusal names the socket, the option and the value. */
+function setIf(fd: number, level: number, opt: number, v: number | boolean | undefined, where = 'inet socket'): void {
   if (v === undefined) return;
   const n = typeof v === 'boolean' ? Number(v) : v;
-  if (n !== int(fd, level, opt)) sock.setsockoptInt(fd, level, opt, n);
+  if (n === int(fd, level, opt)) return;
+  try {
+    sock.setsockoptInt(fd, level, opt, n);
+  } catch (e) {
+    throw new CryoError(`restore failed: ${where}: setsockopt(level ${level}, option ${opt}, ${n}): ${SysError.is(e) ? e.code : (e as Error).message}`);
+  }
 }
 
 function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
@@ -285,25 +296,31 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
   }
   try {
     const v6 = ie.family === AF.INET6;
-    if (v6 && ie.v6only !== undefined) setIf(fd, IPPROTO.IPV6, IPV6.V6ONLY, ie.v6only);
+    if (v6 && ie.v6only !== undefined) setIf(fd, IPPROTO.IPV6, IPV6.V6ONLY, ie.v6only, where);
     if (opts.soBoundDev) sock.setsockoptRaw(fd, SOL_SOCKET, SO.BINDTODEVICE, Buffer.from(opts.soBoundDev + '\0'));
     const ip = ie.ipOpts;
     if (ip) {
       const lvl = v6 ? IPPROTO.IPV6 : IPPROTO.IP;
-      setIf(fd, lvl, v6 ? IPV6.FREEBIND : IP.FREEBIND, ip.freebind);
-      setIf(fd, lvl, v6 ? IPV6.RECVPKTINFO : IP.PKTINFO, ip.pktinfo);
-      setIf(fd, lvl, v6 ? IPV6.TCLASS : IP.TOS, ip.tos);
-      setIf(fd, lvl, v6 ? IPV6.UNICAST_HOPS : IP.TTL, ip.ttl);
+      setIf(fd, lvl, v6 ? IPV6.FREEBIND : IP.FREEBIND, ip.freebind, where);
+      setIf(fd, lvl, v6 ? IPV6.RECVPKTINFO : IP.PKTINFO, ip.pktinfo, where);
+      setIf(fd, lvl, v6 ? IPV6.TCLASS : IP.TOS, ip.tos, where);
+      setIf(fd, lvl, v6 ? IPV6.UNICAST_HOPS : IP.TTL, ip.ttl, where);
       if (ie.type === SOCK.RAW && ip.raw) restoreRawOpts(fd, ie.family, ie.proto, ip.raw, where);
     }
-    if (ie.tcpOpts) {
-      setIf(fd, IPPROTO.TCP, TCP.NODELAY, ie.tcpOpts.nodelay);
-      setIf(fd, IPPROTO.TCP, TCP.CORK, ie.tcpOpts.cork);
-    }
-    if (opts.soKeepalive && ie.type === SOCK.STREAM) {
-      setIf(fd, IPPROTO.TCP, TCP.KEEPCNT, opts.tcpKeepcnt);
-      setIf(fd, IPPROTO.TCP, TCP.KEEPIDLE, opts.tcpKeepidle);
-      setIf(fd, IPPROTO.TCP, TCP.KEEPINTVL, opts.tcpKeepintvl);
+    if (ie.type === SOCK.STREAM) {
+      // Optional in the image, each set only where the socket had it: 0 is not a value the kernel takes.
+      // The keepalive ones are in sk_opts in images of CRIU before 3.18, in tcp_opts since (both are read, as CRIU).
+      const so = SkOptsEntrySchema.field;
+      if (isFieldSet(opts, so.tcpKeepcnt)) setIf(fd, IPPROTO.TCP, TCP.KEEPCNT, opts.tcpKeepcnt, where);
+      if (isFieldSet(opts, so.tcpKeepidle)) setIf(fd, IPPROTO.TCP, TCP.KEEPIDLE, opts.tcpKeepidle, where);
+      if (isFieldSet(opts, so.tcpKeepintvl)) setIf(fd, IPPROTO.TCP, TCP.KEEPINTVL, opts.tcpKeepintvl, where);
+      const t = ie.tcpOpts;
+      const to = TcpOptsEntrySchema.field;
+      if (t && isFieldSet(t, to.nodelay)) setIf(fd, IPPROTO.TCP, TCP.NODELAY, t.nodelay, where);
+      if (t && isFieldSet(t, to.cork)) setIf(fd, IPPROTO.TCP, TCP.CORK, t.cork, where);
+      if (t && isFieldSet(t, to.keepcnt)) setIf(fd, IPPROTO.TCP, TCP.KEEPCNT, t.keepcnt, where);
+      if (t && isFieldSet(t, to.keepidle)) setIf(fd, IPPROTO.TCP, TCP.KEEPIDLE, t.keepidle, where);
+      if (t && isFieldSet(t, to.keepintvl)) setIf(fd, IPPROTO.TCP, TCP.KEEPINTVL, t.keepintvl, where);
     }
     if (ie.type === SOCK.STREAM && ie.dstPort !== 0 && env.tcpClose) {
       // As CRIU's --tcp-close: a new socket, unbound, shut down both ways (the
