@@ -10,7 +10,8 @@
  *   - DIR/b: a bind mount of DIR/t/sub, then made read-only;
  *   - DIR/p: a proc of its pid namespace;
  *   - DIR/s1: a tmpfs made shared, and DIR/s2, a bind of it (its peer);
- *   - an fd open read-write on DIR/t/data at offset 3, and its cwd in DIR/t/sub.
+ *   - an fd open read-write on DIR/t/data at offset 3, and its cwd in DIR/t/sub;
+ *   - a FIFO DIR/t/fifo, open read-write and write-only, with "queued" in it.
  * The host's overmounts of /dev/shm and /dev/pts are unmounted in the new
  * namespace (cryo cannot dump a tmpfs hidden under another mount yet).
  * It records the mountinfo lines of its mounts under DIR (mount point, type,
@@ -93,7 +94,7 @@ static void path(char *buf, size_t len, const char *rel)
 	snprintf(buf, len, "%s/%s", dir, rel);
 }
 
-static int fd;
+static int fd, fifo_rw, fifo_w;
 
 static void setup(void)
 {
@@ -146,6 +147,11 @@ static void setup(void)
 	path(p, sizeof(p), "t/data");
 	MUST((fd = open(p, O_RDWR)) >= 0);
 	MUST(lseek(fd, 3, SEEK_SET) == 3);
+	path(p, sizeof(p), "t/fifo");
+	MUST(mkfifo(p, 0620) == 0 && chmod(p, 0620) == 0);
+	MUST((fifo_rw = open(p, O_RDWR | O_NONBLOCK)) >= 0);
+	MUST((fifo_w = open(p, O_WRONLY)) >= 0);
+	MUST(write(fifo_w, "queued", 6) == 6);
 	path(p, sizeof(p), "t/sub");
 	MUST(chdir(p) == 0);
 	mounts_under(expect, sizeof(expect));
@@ -214,6 +220,17 @@ static void check(int corrupt)
 		failf("fd: not on the tmpfs");
 	if (!getcwd(p, sizeof(p)) || strcmp(p + strlen(dir), "/t/sub") || strncmp(p, dir, strlen(dir)))
 		failf("cwd is %s", p);
+	/* The FIFO: the same one on the tmpfs, its data, both fds on it, each with its mode. */
+	path(p, sizeof(p), "t/fifo");
+	if (fstat(fifo_rw, &a) || stat(p, &b) || !S_ISFIFO(a.st_mode) || a.st_ino != b.st_ino || a.st_dev != b.st_dev || (b.st_mode & 07777) != 0620)
+		failf("fifo: the fd is not on t/fifo (mode %o)", b.st_mode & 07777);
+	if ((fcntl(fifo_rw, F_GETFL) & (O_ACCMODE | O_NONBLOCK)) != (O_RDWR | O_NONBLOCK) || (fcntl(fifo_w, F_GETFL) & (O_ACCMODE | O_NONBLOCK)) != O_WRONLY)
+		failf("fifo: flags %o and %o", fcntl(fifo_rw, F_GETFL), fcntl(fifo_w, F_GETFL));
+	memset(buf, 0, sizeof(buf));
+	if (read(fifo_rw, buf, sizeof(buf)) != 6 || memcmp(buf, "queued", 6))
+		failf("fifo: read \"%s\"", buf);
+	if (write(fifo_w, "x", 1) != 1 || read(fifo_rw, buf, 1) != 1 || buf[0] != 'x')
+		failf("fifo: the two fds are not one pipe");
 	path(p, sizeof(p), "b/new");
 	if (open(p, O_CREAT | O_WRONLY, 0600) >= 0 || errno != EROFS)
 		failf("b: writable (%s)", strerror(errno));

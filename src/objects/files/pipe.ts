@@ -5,7 +5,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { create, FdTypes, FileEntrySchema, ImageError, PipeEntrySchema, FifoEntrySchema, PipeDataEntrySchema, type ImageDir } from '../../images/index.js';
 import { noFown } from './table.js';
-import { NR, O, F, syscall, trySyscall, dupCloexec } from '../../sys/index.js';
+import { NR, O, F, SysError, syscall, trySyscall, dupCloexec, openInRoot } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Cleanup } from '../../cleanup.js';
 import { partOf, regOf, type FdKind, type FdProbe, type KindStore } from './kind.js';
@@ -202,10 +202,13 @@ export const fifo: FdKind = {
       const how = O.RDWR | O.NONBLOCK | O.CLOEXEC;
       try {
         // A deleted FIFO is made again (a ghost), opened and unlinked.
-        rw = env.remaps.has(e.regfId) ? env.remaps.open(e.regfId, reg.name, how) : openSync(reg.name, how);
+        // In the tree's own mount namespace: its path, never leading out of its root.
+        if (env.remaps.has(e.regfId)) rw = env.remaps.open(e.regfId, reg.name, how);
+        else rw = env.nsRoot !== undefined ? openInRoot(env.nsRoot, reg.name, how) : openSync(reg.name, how);
       } catch (err) {
         if (err instanceof CryoError) throw err;
-        throw new CryoError(`cannot open the FIFO ${reg.name}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        const code = SysError.is(err) ? err.code : (err as NodeJS.ErrnoException).code;
+        throw new CryoError(`cannot open the FIFO ${reg.name}: ${code ?? (err as Error).message}`);
       }
       ends = { r: rw, w: rw };
       made.set(e.pipeId, ends);

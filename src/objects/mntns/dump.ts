@@ -220,18 +220,18 @@ export function dumpMntNs(pid: number, comm: string, nsId: number, dir: ImageDir
 }
 
 /**
- * Files that cryo would reach by their paths from its own side on restore (FIFOs,
- * unix sockets bound to path names, inotify and fanotify watches, terminals,
- * which cryo opens through its own /dev/ptmx and /dev/pts): not yet through a
- * tree's own mount namespace, so refused there.
+ * Files that cryo would reach by their paths from its own side on restore (unix
+ * sockets bound to path names, inotify and fanotify watches, terminals, which cryo
+ * opens through its own /dev/ptmx and /dev/pts): not yet through a tree's own
+ * mount namespace, so refused there. (Regular files and FIFOs are opened from its
+ * root.)
  */
-export function refusePathFiles<E extends { id: number; fifo?: unknown; usk?: { name: Uint8Array; ino: number } | undefined; ify?: unknown; ffy?: unknown; tty?: unknown }>(
+export function refusePathFiles<E extends { id: number; usk?: { name: Uint8Array; ino: number } | undefined; ify?: unknown; ffy?: unknown; tty?: unknown }>(
   entries: readonly E[], who: string, ttyOk: (fe: E) => boolean = () => false,
 ): void {
   for (const fe of entries) {
     let what: string | undefined;
-    if (fe.fifo) what = 'a FIFO';
-    else if (fe.tty && !ttyOk(fe)) what = 'a terminal';
+    if (fe.tty && !ttyOk(fe)) what = 'a terminal';
 
     else if (fe.usk && fe.usk.name.length && fe.usk.name[0] !== 0) what = `unix socket ${fe.usk.ino} bound to ${Buffer.from(fe.usk.name).toString().replace(/\0+$/, '')}`;
     else if (fe.ify) what = 'an inotify watch';
