@@ -155,6 +155,7 @@ export async function runDump(ctx: Context): Promise<number> {
       const byId = new Map(st.files.entries.map((e) => [e.id, e]));
       refusePathFiles(st.files.entries, rootWho, (fe) => !!opts.orphanPtsMaster && isOrphanPty(st.files, fe.tty!.ttyInfoId) &&
         fe.tty!.regfId !== undefined && ns.ids.has(byId.get(fe.tty!.regfId)?.reg?.mntId ?? -1));
+      ns.dumpContents();
     }
     // As CRIU: the inventory's root_ids are the dumper's own (its namespaces tell
     // the tree's apart); the tree's root has files, vm etc. of its own.

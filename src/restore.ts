@@ -286,6 +286,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     },
   };
   const pagesFds = new Map<number, number>();
+  // Ghost files of a tree with its own mount namespace are made in it, from its root.
+  sh.remaps.root = () => sh.nsRoot;
   // What the kinds make in cryo as they go (each fd kind puts its own: pipe ends,
   // pty pairs, unix sockets...); pidfds of dead processes, memfds, shared memory.
   holdKindCleanups(sh.kinds, cl, sh);

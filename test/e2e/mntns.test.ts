@@ -40,13 +40,13 @@ async function startMntns(s: Session, mode?: string): Promise<{ parent: Target; 
   return { parent, kid };
 }
 
-test('mount namespace: tmpfs with files, a read-only bind, proc, shared peers, an open fd and the cwd on the tmpfs come back in a new namespace', { timeout: 90_000 }, async (t) => {
+test('mount namespace: tmpfs with files, a read-only bind, proc, shared peers, an open fd, a FIFO, deleted files (a ghost, a link remap) and the cwd on the tmpfs come back in a new namespace', { timeout: 90_000 }, async (t) => {
   const s = Session.for(t, 'mntns');
   const before = myMounts();
   const { parent, kid } = await startMntns(s);
   assert.notEqual(nsLink(kid, 'mnt'), nsLink('self', 'mnt'));
   const images = s.mkdir();
-  s.ok(await s.cryo(['dump', '-t', String(kid), '-D', images, '-v4', '-o', 'dump.log']));
+  s.ok(await s.cryo(['dump', '-t', String(kid), '-D', images, '-v4', '-o', 'dump.log', '--link-remap']));
   await s.check(waitFor(`pid ${kid} to go`, () => !exists(kid), 10_000));
   const names = fs.readdirSync(images);
   const mnts = names.find((n) => /^mountpoints-\d+\.img$/.test(n));

@@ -11,7 +11,9 @@
  *   - DIR/p: a proc of its pid namespace;
  *   - DIR/s1: a tmpfs made shared, and DIR/s2, a bind of it (its peer);
  *   - an fd open read-write on DIR/t/data at offset 3, and its cwd in DIR/t/sub;
- *   - a FIFO DIR/t/fifo, open read-write and write-only, with "queued" in it.
+ *   - a FIFO DIR/t/fifo, open read-write and write-only, with "queued" in it;
+ *   - an fd of DIR/t/gone, deleted (a ghost), and one of DIR/t/kept, deleted but
+ *     linked as DIR/t/kept2 (dumped with --link-remap).
  * The host's overmounts of /dev/shm and /dev/pts are unmounted in the new
  * namespace (cryo cannot dump a tmpfs hidden under another mount yet).
  * It records the mountinfo lines of its mounts under DIR (mount point, type,
@@ -94,7 +96,7 @@ static void path(char *buf, size_t len, const char *rel)
 	snprintf(buf, len, "%s/%s", dir, rel);
 }
 
-static int fd, fifo_rw, fifo_w;
+static int fd, fifo_rw, fifo_w, gone, kept;
 
 static void setup(void)
 {
@@ -152,6 +154,11 @@ static void setup(void)
 	MUST((fifo_rw = open(p, O_RDWR | O_NONBLOCK)) >= 0);
 	MUST((fifo_w = open(p, O_WRONLY)) >= 0);
 	MUST(write(fifo_w, "queued", 6) == 6);
+	path(p, sizeof(p), "t/gone");
+	MUST((gone = open(p, O_CREAT | O_RDWR, 0600)) >= 0 && write(gone, "ghost data", 10) == 10 && unlink(p) == 0);
+	path(p, sizeof(p), "t/kept");
+	path(q, sizeof(q), "t/kept2");
+	MUST((kept = open(p, O_CREAT | O_RDWR, 0600)) >= 0 && write(kept, "kept data", 9) == 9 && link(p, q) == 0 && unlink(p) == 0);
 	path(p, sizeof(p), "t/sub");
 	MUST(chdir(p) == 0);
 	mounts_under(expect, sizeof(expect));
@@ -231,6 +238,18 @@ static void check(int corrupt)
 		failf("fifo: read \"%s\"", buf);
 	if (write(fifo_w, "x", 1) != 1 || read(fifo_rw, buf, 1) != 1 || buf[0] != 'x')
 		failf("fifo: the two fds are not one pipe");
+	/* The deleted files: their data, still deleted, on the tmpfs; the linked one is t/kept2's inode. */
+	path(p, sizeof(p), "t");
+	memset(buf, 0, sizeof(buf));
+	if (pread(gone, buf, sizeof(buf), 0) != 10 || memcmp(buf, "ghost data", 10) || fstat(gone, &a) || a.st_nlink != 0 || stat(p, &b) || a.st_dev != b.st_dev)
+		failf("t/gone: \"%s\", %ld links", buf, (long)a.st_nlink);
+	path(p, sizeof(p), "t/kept2");
+	memset(buf, 0, sizeof(buf));
+	if (pread(kept, buf, sizeof(buf), 0) != 9 || memcmp(buf, "kept data", 9) || fstat(kept, &a) || stat(p, &b) || a.st_ino != b.st_ino || a.st_nlink != 1)
+		failf("t/kept: \"%s\", %ld links, not t/kept2's inode", buf, (long)a.st_nlink);
+	path(p, sizeof(p), "t/kept");
+	if (access(p, F_OK) == 0)
+		failf("t/kept is there again");
 	path(p, sizeof(p), "b/new");
 	if (open(p, O_CREAT | O_WRONLY, 0600) >= 0 || errno != EROFS)
 		failf("b: writable (%s)", strerror(errno));

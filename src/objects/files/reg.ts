@@ -4,7 +4,7 @@
 // nobody can reach any more (no link left) gets its contents saved in a ghost file,
 // one still linked elsewhere gets a link_remap.N link next to where it was
 // (--link-remap). Both are tied to the file's entry by remap-fpath.img.
-import { openSync, closeSync, fstatSync, readFileSync, statSync, unlinkSync, type Stats } from 'node:fs';
+import { openSync, closeSync, fstatSync, readFileSync, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import {
   create, FdTypes, RemapFilePathEntrySchema, RemapType, isFieldSet,
@@ -23,9 +23,14 @@ const DELETED = ' (deleted)';
 
 /** The link_remap.N links the dump made (--link-remap), taken back. */
 function removeLinkRemaps(files: FileTable): void {
-  for (const p of files.linkRemaps) {
+  for (const { link, root } of files.linkRemaps) {
     try {
-      unlinkSync(p);
+      const at = linkTarget(link, root);
+      try {
+        syscall('unlinkat', NR.unlinkat, at.dirfd, Buffer.from(at.name + '\0'), 0);
+      } finally {
+        at.close();
+      }
     } catch {
       /* already gone */
     }
@@ -193,7 +198,11 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
   }
   const deleted = src.link.endsWith(DELETED);
   const name = deleted ? src.link.slice(0, -DELETED.length) : src.link;
-  if (deleted && env.mntns) throw new CryoError(`task ${src.pid}: ${src.what} is ${name}, deleted, in the tree's own mount namespace: cryo does not carry deleted files there yet`);
+  // In the tree's own mount namespace a ghost is made again, and a link (--link-remap)
+  // made, from its root; a dead process's /proc would be cryo's.
+  if (deleted && env.mntns && deadProcFile(name, src.st) !== undefined) {
+    throw new CryoError(`task ${src.pid}: ${src.what} is ${name}, a dead process's /proc file, in the tree's own mount namespace: cryo does not carry those there yet`);
+  }
   if (!deleted && (src.st.isCharacterDevice() || src.st.isBlockDevice())) checkDevicePath(src, name, env.evasiveDevices, env.mntns?.root ?? '');
   // As CRIU: the size of a regular file is kept to check on restore that it is the
   // same file, but for one open O_WRONLY|O_APPEND (a log), which may grow meanwhile.
@@ -266,8 +275,13 @@ function dumpLinkRemap(src: RegSource, name: string, origId: number, env: RegDum
       link = path.join(dir, k ? `link_remap.${origId}.${k}` : `link_remap.${origId}`);
       try {
         // linkat through the /proc magic link: the file itself, not its old name.
-        syscall('linkat', NR.linkat, AT_FDCWD, Buffer.from(src.proc + '\0'), AT_FDCWD, Buffer.from(link + '\0'), AT_SYMLINK_FOLLOW);
-        env.files.linkRemaps.push(link);
+        const at = linkTarget(link, env.mntns?.root);
+        try {
+          syscall('linkat', NR.linkat, AT_FDCWD, Buffer.from(src.proc + '\0'), at.dirfd, Buffer.from(at.name + '\0'), AT_SYMLINK_FOLLOW);
+        } finally {
+          at.close();
+        }
+        env.files.linkRemaps.push({ link, root: env.mntns?.root });
         break;
       } catch (e) {
         if (SysError.is(e, 'ENOENT') && dir !== '/') {
@@ -275,7 +289,7 @@ function dumpLinkRemap(src: RegSource, name: string, origId: number, env: RegDum
           continue;
         }
         // Left by an earlier dump of the same task (-R): reuse it if it is our file.
-        if (SysError.is(e, 'EEXIST') && sameFile(link, st)) break;
+        if (SysError.is(e, 'EEXIST') && sameFile(env.mntns ? `${env.mntns.root}${link}` : link, st)) break;
         if (SysError.is(e, 'EEXIST') && ++k < 100) continue;
         throw new CryoError(`task ${src.pid}: cannot link ${name} (deleted) back as ${link}: ${SysError.is(e) ? e.code : (e as Error).message}`);
       }
@@ -283,6 +297,23 @@ function dumpLinkRemap(src: RegSource, name: string, origId: number, env: RegDum
     linkId = env.files.addReg({ flags: 0, pos: 0n, name: link }, key);
   }
   env.files.remaps.push(create(RemapFilePathEntrySchema, { origId, remapId: linkId, remapType: RemapType.LINKED }));
+}
+
+/**
+ * Where a link of cryo's is made: at `link` itself, or in the tree's own mount
+ * namespace at that path as the tree sees it, its directory reached from the tree's
+ * root (`root`, its /proc/PID/root) without ever leaving it.
+ */
+function linkTarget(link: string, root: string | undefined): { dirfd: number; name: string; close(): void } {
+  if (root === undefined) return { dirfd: AT_FDCWD, name: link, close: () => undefined };
+  const r = openSync(root, O.PATH | O.DIRECTORY | O.CLOEXEC);
+  let d: number;
+  try {
+    d = openInRoot(r, path.dirname(link), O.PATH | O.DIRECTORY | O.CLOEXEC);
+  } finally {
+    closeSync(r);
+  }
+  return { dirfd: d, name: path.basename(link), close: () => closeSync(d) };
 }
 
 function sameFile(p: string, st: Stats): boolean {

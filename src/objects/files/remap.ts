@@ -6,14 +6,15 @@
 // own dentry instead, renamed to NAME at the end (see openPinned). Ghost files are removed when the restore ends; link
 // remaps once it succeeded (a failed restore may be tried again). A deleted
 // directory comes back under its own name (a directory cannot be linked), is
-// opened (or made the cwd) there, and removed at the end, as CRIU does.
+// opened (or made the cwd) there, and removed at the end, as CRIU does. In a
+// tree's own mount namespace every path is its, reached from its root (reach()).
 import { openSync, closeSync, linkSync, unlinkSync, mkdirSync, rmdirSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { RemapType, REMAP_GHOST, RemapFilePathEntrySchema, RegFileEntrySchema, isFieldSet, create, type FileEntry, type RemapFilePathEntry } from '../../images/index.js';
 import { CryoError } from '../../context.js';
 import type { Ghost } from './kind.js';
 import { makeGhost, typeName, S_IFMT, S_IFDIR, S_IFREG } from './ghost.js';
-import { AT_FDCWD, NR, O, SIG, kill, trySyscall, waitpid } from '../../sys/index.js';
+import { AT_FDCWD, NR, O, SIG, SysError, kill, openInRoot, trySyscall, waitpid } from '../../sys/index.js';
 
 const RENAME_NOREPLACE = 1;
 
@@ -27,6 +28,11 @@ export class Remaps {
   private readonly pinned = new Map<number, { fd: number; name: string }>();
   /** Directories made for them (deepest last). */
   private readonly dirs: string[] = [];
+
+  /** In a tree's own mount namespace: cryo's O_PATH fds of the directories reached from its root, by path. */
+  private readonly dirFds = new Map<string, number>();
+  /** The tree's root (an O_PATH fd), once it has its own mount namespace; undefined: cryo's paths are the tree's. */
+  root: () => number | undefined = () => undefined;
 
   /** Processes of cryo's standing in for dead ones whose /proc directory is opened (PROCFS remaps): host pid, by pid. */
   private readonly standIns = new Map<number, number>();
@@ -63,6 +69,31 @@ export class Remaps {
         throw new CryoError(`remap-fpath.img: remap type ${RemapType[r.remapType] ?? r.remapType} is not supported yet`);
       }
       this.byOrig.set(r.origId, r);
+    }
+  }
+
+  /**
+   * Where cryo reaches the tree's path `p`: `p` itself, or, in the tree's own mount
+   * namespace, a name in its directory, opened from the tree's root (never out of it).
+   */
+  private reach(p: string): string {
+    const root = this.root();
+    if (root === undefined) return p;
+    const dir = path.dirname(p);
+    let fd = this.dirFds.get(dir);
+    if (fd === undefined) {
+      fd = openInRoot(root, dir, O.PATH | O.DIRECTORY | O.CLOEXEC);
+      this.dirFds.set(dir, fd);
+    }
+    return `/proc/self/fd/${fd}/${path.basename(p)}`;
+  }
+
+  private exists(p: string): boolean {
+    try {
+      return existsSync(this.reach(p));
+    } catch (e) {
+      if (SysError.is(e, 'ENOENT')) return false;
+      throw e;
     }
   }
 
@@ -117,7 +148,7 @@ export class Remaps {
     if (dir !== undefined) {
       // (a deleted directory, or a file of a dead process's /proc directory)
       try {
-        return openSync(dir, flags);
+        return openSync(this.reach(dir), flags);
       } catch (e) {
         throw new CryoError(`cannot open ${dir}: ${errCode(e)}`);
       }
@@ -131,22 +162,22 @@ export class Remaps {
     try {
       this.makeParents(name);
       try {
-        linkSync(src, at);
+        linkSync(this.reach(src), this.reach(at));
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         // The name now belongs to another file: open ours beside it.
         at = `${name}.cr_link`;
-        linkSync(src, at);
+        linkSync(this.reach(src), this.reach(at));
       }
     } catch (e) {
       throw new CryoError(`cannot link ${src} back as ${at}: ${errCode(e)}`);
     }
     try {
-      return openSync(at, flags);
+      return openSync(this.reach(at), flags);
     } catch (e) {
       throw new CryoError(`cannot open ${at}: ${errCode(e)}`);
     } finally {
-      unlinkSync(at);
+      unlinkSync(this.reach(at));
     }
   }
 
@@ -164,7 +195,7 @@ export class Remaps {
     if (!pin) {
       const p = this.ghostFile(remapId, name);
       try {
-        pin = { fd: openSync(p, O.PATH | O.CLOEXEC), name };
+        pin = { fd: openSync(this.reach(p), O.PATH | O.CLOEXEC), name };
       } catch (e) {
         throw new CryoError(`cannot open ${p}: ${errCode(e)}`);
       }
@@ -182,7 +213,7 @@ export class Remaps {
     for (const [id, pin] of this.pinned) {
       const from = this.made.get(id)!;
       for (const to of [pin.name, `${pin.name}.cr_link`]) {
-        if (trySyscall(NR.renameat2, AT_FDCWD, Buffer.from(from + '\0'), AT_FDCWD, Buffer.from(to + '\0'), RENAME_NOREPLACE) === 0) {
+        if (trySyscall(NR.renameat2, AT_FDCWD, Buffer.from(this.reach(from) + '\0'), AT_FDCWD, Buffer.from(this.reach(to) + '\0'), RENAME_NOREPLACE) === 0) {
           this.made.set(id, to);
           break;
         }
@@ -199,7 +230,7 @@ export class Remaps {
     const p = isDir ? name : `${name}.cr.${remapId.toString(16)}.ghost`;
     try {
       this.makeParents(p);
-      makeGhost(p, g);
+      makeGhost(this.reach(p), g);
       this.made.set(remapId, p);
     } catch (e) {
       throw new CryoError(`cannot recreate the deleted ${typeName(g.mode)} ${name} as ${p}: ${errCode(e)}`);
@@ -210,9 +241,9 @@ export class Remaps {
   /** A deleted file may have lost its directory too: make it (removed at the end). */
   private makeParents(p: string): void {
     const missing: string[] = [];
-    for (let d = path.dirname(p); !existsSync(d); d = path.dirname(d)) missing.unshift(d);
+    for (let d = path.dirname(p); !this.exists(d); d = path.dirname(d)) missing.unshift(d);
     for (const d of missing) {
-      mkdirSync(d, { mode: 0o755 });
+      mkdirSync(this.reach(d), { mode: 0o755 });
       this.dirs.push(d);
     }
   }
@@ -228,7 +259,7 @@ export class Remaps {
     for (const { p, isDir } of gone) {
       if (seen.has(p)) continue;
       seen.add(p);
-      removeQuietly(p, isDir);
+      removeQuietly(() => this.reach(p), isDir);
     }
     this.made.clear();
     for (const pid of this.standIns.values()) {
@@ -240,12 +271,14 @@ export class Remaps {
     this.pinned.clear();
     for (const d of this.dirs.reverse()) {
       try {
-        rmdirSync(d);
+        rmdirSync(this.reach(d));
       } catch {
         /* not empty: someone else's now */
       }
     }
     this.dirs.length = 0;
+    for (const fd of this.dirFds.values()) closeSync(fd);
+    this.dirFds.clear();
   }
 }
 
@@ -261,10 +294,10 @@ export function remapOf(r: RemapFilePathEntry): RemapFilePathEntry {
   });
 }
 
-function removeQuietly(p: string, isDir: boolean): void {
+function removeQuietly(at: () => string, isDir: boolean): void {
   try {
-    if (isDir) rmdirSync(p);
-    else unlinkSync(p);
+    if (isDir) rmdirSync(at());
+    else unlinkSync(at());
   } catch {
     /* already gone */
   }

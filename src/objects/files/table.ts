@@ -61,7 +61,7 @@ export class FileTable {
   /** remap-fpath.img: reg-file entries reached through a ghost file or a link_remap file. */
   readonly remaps: RemapFilePathEntry[] = [];
   /** link_remap.N files this dump made (--link-remap): removed again if the dump fails. */
-  readonly linkRemaps: string[] = [];
+  readonly linkRemaps: Array<{ link: string; root?: string }> = [];
   /** memfd.img: one entry per memfd inode ("dev:ino"), with cryo's fd to read its contents through. */
   readonly memfdInodes = new Map<string, { entry: MemfdInodeEntry; fd: number }>();
   /** filelocks.img entries, and the locks already recorded (a lock shows on every fd of its file). */

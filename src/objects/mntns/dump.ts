@@ -19,6 +19,11 @@ export interface MntNsDump {
   ids: Set<number>;
   /** Where cryo reaches a path of the namespace ("/proc/ROOT/root"). */
   root: string;
+  /**
+   * The contents of its tmpfs mounts, once every task is dumped: as CRIU, after the
+   * files, so that the links --link-remap made on them are in their tarballs.
+   */
+  dumpContents(): void;
 }
 
 /** How a mount comes back: the root (--root), external (--external mnt[KEY]:PATH), anew, or bound from another. */
@@ -211,12 +216,14 @@ export function dumpMntNs(pid: number, comm: string, nsId: number, dir: ImageDir
   const roles = classify(mounts, extMounts(external), who);
   checkPropagation(mounts, who);
   const root = `/proc/${pid}/root`;
-  for (const m of mounts) {
-    if (roles.get(m.mntId)?.role === 'new' && fsByName(m.fstype)?.how === 'tmpfs') dumpTmpfs(m, mounts, root, dir, who, clone);
-  }
   dir.write('mnts', mounts.map((m) => entryOf(m, roles.get(m.mntId)!)), nsId);
   for (const m of mounts) log.debug(`mount ${m.mntId} ${m.fstype} ${m.root} @ ${m.mountpoint}: ${roles.get(m.mntId)!.role}`);
-  return { nsId, ids: new Set(mounts.map((m) => m.mntId)), root };
+  const dumpContents = () => {
+    for (const m of mounts) {
+      if (roles.get(m.mntId)?.role === 'new' && fsByName(m.fstype)?.how === 'tmpfs') dumpTmpfs(m, mounts, root, dir, who, clone);
+    }
+  };
+  return { nsId, ids: new Set(mounts.map((m) => m.mntId)), root, dumpContents };
 }
 
 /**
