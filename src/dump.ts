@@ -124,7 +124,7 @@ export async function runDump(ctx: Context): Promise<number> {
           dumpNetNs(netns.fd, nsId, ns.link, { dir, log, who: rootWho, empty: (opts.emptyNs & CLONE.NEWNET) !== 0, ...netnsExtKey(opts.external, ns.link) });
         } else if (ns.kind === 'mnt') {
           // A tmpfs with mounts on it is read through a clone of it alone, made in its mount namespace.
-          st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, { external: opts.external, auto: opts.autoExtMnt }, log, (p) => cloneMountOf(root, p));
+          st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, { external: opts.external, auto: opts.autoExtMnt, enableFs: opts.enableFs }, log, (p) => cloneMountOf(root, p));
         } else if (ns.kind === 'uts') {
           dumpUtsNs(ns.path, nsId, dir);
         } else if (ns.kind === 'time') {

@@ -35,6 +35,12 @@ describe('--ext-mount-map auto', () => {
     assert.deepEqual(roles.get(130), { role: 'external', key: 'console' });
     assert.deepEqual(roles.get(116), { role: 'new' });
   });
+  it('a file system cryo does not dump is refused, naming the --enable-fs that asked for it', () => {
+    const huge = parseMountinfo('140 116 0:60 / /dev/hugepages rw,relatime shared:30 - hugetlbfs none rw,pagesize=2M\n');
+    assert.throws(() => classify([...CONTAINER, ...huge], new Map([['/dev/console', 'c']]), 'task 1 (sh)', HOST, ['hugetlbfs']), {
+      message: 'task 1 (sh): mount 140 at /dev/hugepages (hugetlbfs) is a file system cryo does not dump (--enable-fs hugetlbfs is not supported yet); declare it with --external mnt[/dev/hugepages]:KEY',
+    });
+  });
   it('a mount found nowhere outside is still refused', () => {
     assert.throws(() => classify(CONTAINER, new Map(), 'task 1 (sh)', HOST.filter((m) => m.sdev !== CONTAINER[3]!.sdev)), /mount 123 at \/lib/);
   });

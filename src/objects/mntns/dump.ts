@@ -78,7 +78,7 @@ function autodetect(m: MountInfo, outside: readonly MountInfo[]): string | undef
  * mount of the namespace (a bind), or, with `outside` (cryo's own mounts, for
  * --ext-mount-map auto), part of one of those, else it is refused.
  */
-export function classify(mounts: MountInfo[], ext: Map<string, string>, who: string, outside?: readonly MountInfo[]): Map<number, MountRole> {
+export function classify(mounts: MountInfo[], ext: Map<string, string>, who: string, outside?: readonly MountInfo[], enableFs: readonly string[] = []): Map<number, MountRole> {
   const ids = new Set(mounts.map((m) => m.mntId));
   const roots = mounts.filter((m) => !ids.has(m.parentId));
   if (roots.length !== 1) throw new CryoError(`${who}: its mount namespace has ${roots.length} root mounts, which cryo cannot tell apart`);
@@ -117,7 +117,8 @@ export function classify(mounts: MountInfo[], ext: Map<string, string>, who: str
       continue;
     }
     if (!fs && !mounts.some((o) => o !== m && o.sdev === m.sdev)) {
-      throw new CryoError(`${who}: ${where(m)} is a file system cryo does not dump; declare it with --external mnt[${m.mountpoint}]:KEY`);
+      const asked = enableFs.some((f) => f === 'all' || f === m.fstype.split('.')[0]) ? ` (--enable-fs ${m.fstype} is not supported yet)` : '';
+      throw new CryoError(`${who}: ${where(m)} is a file system cryo does not dump${asked}; declare it with --external mnt[${m.mountpoint}]:KEY`);
     }
     throw new CryoError(`${who}: ${where(m)} is a bind mount of ${m.root} of a file system mounted outside its mount namespace; declare it with --external mnt[${m.mountpoint}]:KEY`);
   }
@@ -230,12 +231,12 @@ function dumpTmpfs(m: MountInfo, mounts: MountInfo[], root: string, dir: ImageDi
 }
 
 /** Dump the mount namespace of `pid` (the tree's root) as mountpoints-`nsId`.img. */
-export function dumpMntNs(pid: number, comm: string, nsId: number, dir: ImageDir, ext: { external: readonly string[]; auto: boolean }, log: Logger, clone?: (path: string) => number): MntNsDump {
+export function dumpMntNs(pid: number, comm: string, nsId: number, dir: ImageDir, ext: { external: readonly string[]; auto: boolean; enableFs: readonly string[] }, log: Logger, clone?: (path: string) => number): MntNsDump {
   const who = `task ${pid} (${comm})`;
   const mounts = parseMountinfo(readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
   checkCollisions(mounts, who);
   const outside = ext.auto ? parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')) : undefined;
-  const roles = classify(mounts, extMounts(ext.external), who, outside);
+  const roles = classify(mounts, extMounts(ext.external), who, outside, ext.enableFs.flatMap((f) => f.split(',')));
   checkPropagation(mounts, who);
   const root = `/proc/${pid}/root`;
   for (const m of mounts) {
