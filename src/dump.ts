@@ -15,7 +15,7 @@ import { finishInet, releaseTcp } from './objects/files/inet.js';
 import { NetLock, LOCK_METHOD_CODE, unlockNetnsRules } from './objects/netlock.js';
 import { finishEpolls } from './objects/files/epoll.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
-import { closeTtyQueues, finishTtys, isOrphanPty } from './objects/files/tty.js';
+import { closeTtyQueues, finishTtys, isExternalTty, isOrphanPty } from './objects/files/tty.js';
 import { writeMemfds, closeMemfds } from './objects/files/memfd.js';
 import { shmemUsedAsFiles } from './objects/mm.js';
 import { writeGhosts, closeGhosts } from './objects/files/ghost.js';
@@ -155,11 +155,13 @@ export async function runDump(ctx: Context): Promise<number> {
       TreeNetns.within(netns, () => dumpTask(t, ctx, st, taskIds(t.pid, st)));
     }
     if (st.mntns) {
-      // A console whose master is the client's (runc's): reopened on the namespace's own devpts.
+      // A console whose master is the client's (runc's): reopened on the namespace's own devpts;
+      // an external terminal (LXC's console): given back with --inherit-fd, no path is opened.
       const ns = st.mntns;
       const byId = new Map(st.files.entries.map((e) => [e.id, e]));
-      refusePathFiles(st.files.entries, rootWho, (fe) => !!opts.orphanPtsMaster && isOrphanPty(st.files, fe.tty!.ttyInfoId) &&
-        fe.tty!.regfId !== undefined && ns.ids.has(byId.get(fe.tty!.regfId)?.reg?.mntId ?? -1));
+      refusePathFiles(st.files.entries, rootWho, (fe) => isExternalTty(st.files, fe.tty!.ttyInfoId) ||
+        (!!opts.orphanPtsMaster && isOrphanPty(st.files, fe.tty!.ttyInfoId) &&
+        fe.tty!.regfId !== undefined && ns.ids.has(byId.get(fe.tty!.regfId)?.reg?.mntId ?? -1)));
     }
     finishTtys(st.files, tasks, opts.shellJob, !!opts.orphanPtsMaster);
     // As CRIU: the inventory's root_ids are the dumper's own (its namespaces tell

@@ -6,7 +6,8 @@
 // images. The counter goes on in the container's own mount, uts, ipc, net, pid
 // and cgroup namespaces and in its rootfs. LXC runs criu with options of its
 // own (--ext-mount-map auto, --enable-external-*, --enable-fs, --cgroup-root,
-// --freeze-cgroup, --external tty[..], --inherit-fd, and --lsm-profile
+// --freeze-cgroup, --external tty[..] and --inherit-fd for the console the
+// counter holds, and --lsm-profile
 // apparmor:... from Debian's default lxc.apparmor.profile, on a kernel without
 // AppArmor). Everything LXC keeps is in the session dir (lxcpath -P); its
 // cgroups go below this process's own (lxc.cgroup.relative); its lock dir in
@@ -101,7 +102,8 @@ class Lxc {
     // LXC 5.0.2's monitor of a restored container has no tty array, and the first
     // lxc-info makes it crash on a NULL one (lxc_terminal_free) when lxc.tty.max > 0.
     config = config.replace(/^lxc\.tty\.max = \d+$/m, 'lxc.tty.max = 0');
-    fs.writeFileSync(path.join(this.rootfs, 'cryo-counter.sh'), `${counterScript(this.counter)}\n`);
+    // The counter holds the container's console (a pty of the host's that LXC names --external tty[..] and gives back with --inherit-fd).
+    fs.writeFileSync(path.join(this.rootfs, 'cryo-counter.sh'), `exec 3<>/dev/console\n${counterScript(this.counter)}\n`);
     config += [
       'lxc.init.cmd = /bin/sh /cryo-counter.sh',
       // Debian's default (/etc/lxc/default.conf): LXC asks the restore for --lsm-profile apparmor:generated.
@@ -165,6 +167,10 @@ const nsOf = (pid: number | 'self', kind: string) => fs.readlinkSync(`/proc/${pi
 /** The restored container is LXC's: in its own cgroup namespace, its tasks in the cgroup LXC made for it. */
 function checkLxcContainer(l: Lxc, pid: number): void {
   checkContained(pid, l.name, l.counter, l.counterFile);
+  // Its fd 3 is the console of the container as restored (the pty LXC made for it, bound on its /dev/console).
+  const fd3 = fs.statSync(`/proc/${pid}/fd/3`);
+  const consoleDev = fs.statSync(`/proc/${pid}/root/dev/console`);
+  assert.ok(fd3.isCharacterDevice() && fd3.rdev === consoleDev.rdev, `fd 3 of the restored container (rdev ${fd3.rdev}) is not its /dev/console (rdev ${consoleDev.rdev})`);
   assert.notEqual(nsOf(pid, 'cgroup'), nsOf('self', 'cgroup'), `the restored container (pid ${pid}) is in the host's cgroup namespace`);
   // The memory controller's group (cgroup v1), or the unified one.
   const groups = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8');
