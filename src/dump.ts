@@ -15,7 +15,7 @@ import { peersFirst } from './objects/files/unix.js';
 import { releaseTcp } from './objects/files/inet.js';
 import { NetLock, LOCK_METHOD_CODE, unlockNetnsRules } from './objects/netlock.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
-import { isOrphanPty } from './objects/files/tty.js';
+import { isExternalTty, isOrphanPty } from './objects/files/tty.js';
 import { shmemUsedAsFiles } from './objects/mm.js';
 import { SeccompTable } from './objects/seccomp.js';
 import { checkDumpNamespaces } from './objects/namespaces.js';
@@ -119,7 +119,7 @@ export async function runDump(ctx: Context): Promise<number> {
           dumpNetNs(netns.fd, nsId, ns.link, { dir, log, who: rootWho, empty: (opts.emptyNs & CLONE.NEWNET) !== 0, ...netnsExtKey(opts.external, ns.link) });
         } else if (ns.kind === 'mnt') {
           // A tmpfs with mounts on it is read through a clone of it alone, made in its mount namespace.
-          st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, opts.external, log, (p) => cloneMountOf(root, p));
+          st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, { external: opts.external, auto: opts.autoExtMnt, enableFs: opts.enableFs }, log, (p) => cloneMountOf(root, p));
         } else if (ns.kind === 'uts') {
           dumpUtsNs(ns.path, nsId, dir);
         } else if (ns.kind === 'time') {
@@ -150,11 +150,13 @@ export async function runDump(ctx: Context): Promise<number> {
       TreeNetns.within(netns, () => dumpTask(t, ctx, st, taskIds(t.pid, st)));
     }
     if (st.mntns) {
-      // A console whose master is the client's (runc's): reopened on the namespace's own devpts.
+      // A console whose master is the client's (runc's): reopened on the namespace's own devpts;
+      // an external terminal (LXC's console): given back with --inherit-fd, no path is opened.
       const ns = st.mntns;
       const byId = new Map(st.files.entries.map((e) => [e.id, e]));
-      refusePathFiles(st.files.entries, rootWho, (fe) => !!opts.orphanPtsMaster && isOrphanPty(st.files, fe.tty!.ttyInfoId) &&
-        fe.tty!.regfId !== undefined && ns.ids.has(byId.get(fe.tty!.regfId)?.reg?.mntId ?? -1));
+      refusePathFiles(st.files.entries, rootWho, (fe) => isExternalTty(st.files, fe.tty!.ttyInfoId) ||
+        (!!opts.orphanPtsMaster && isOrphanPty(st.files, fe.tty!.ttyInfoId) &&
+        fe.tty!.regfId !== undefined && ns.ids.has(byId.get(fe.tty!.regfId)?.reg?.mntId ?? -1)));
       ns.dumpContents();
     }
     // As CRIU: the inventory's root_ids are the dumper's own (its namespaces tell

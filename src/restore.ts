@@ -28,6 +28,7 @@ import { loadTimeNs, restoreTimeNs } from './objects/timens.js';
 import { checkJoinNs, enterJoinedNs, type JoinedNs } from './objects/joinns.js';
 import { writeStats } from './stats.js';
 import { loadNetNs, restoreNetNs, TreeNetns, type NetnsImages } from './objects/netns.js';
+import { checkLsm } from './objects/lsm.js';
 import { loadMntNs, restoreMntNs, type MntNsImages } from './objects/mntns/restore.js';
 import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, type IpcNsImages } from './objects/ipcns.js';
 import { runAction } from './actions.js';
@@ -168,6 +169,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const inheritKeys = new Set(opts.inheritFd.map(({ key }) => key.replace(/^\//, '')));
     validateImages(dir, loaded, { inherited: inheritKeys, extUnixSk: opts.extUnixSk });
     refuseBeyondPower(loaded);
+    checkLsm(opts.lsmProfile, inv.lsmtype, loaded.tasks.flatMap((t) => [{ tid: t.pstree.pid, core: t.core }, ...[...t.threadCores].map(([tid, core]) => ({ tid, core }))]), log);
     // Namespaces of the tree's own: the pid namespace of a root that was its init; no other yet.
     const dumper = inv.rootIds;
     nsFlags = restoreNamespaces(dumper, loaded.tasks.map((t) => ({ pid: t.pstree.pid, ppid: t.pstree.ppid, ...(t.core.ids ? { ids: t.core.ids } : {}) })));
@@ -178,7 +180,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const rootIds = loaded.tasks[0]!.core.ids!;
     if (nsFlags & CLONE.NEWUTS) utsImg = loadUtsNs(dir, rootIds.utsNsId);
     if (nsFlags & CLONE.NEWTIME) timeImg = loadTimeNs(dir, rootIds.timeNsId);
-    if (nsFlags & CLONE.NEWNS) mntImg = loadMntNs(dir, rootIds.mntNsId, { root: opts.root, external: opts.external });
+    if (nsFlags & CLONE.NEWNS) mntImg = loadMntNs(dir, rootIds.mntNsId, { root: opts.root, external: opts.external, autoExtMnt: opts.autoExtMnt });
     else if (opts.root !== undefined) throw new CryoError('--root is given but the images hold no mount namespace of the tree: not supported yet');
     if (nsFlags & CLONE.NEWIPC) ipcImg = loadIpcNs(dir, rootIds.ipcNsId, (shmid) => readPagemap(dir, 'shmemPagemap', shmid));
     if (nsFlags & CLONE.NEWNET) netImg = loadNetNs(dir, rootIds.netNsId, (opts.emptyNs & CLONE.NEWNET) !== 0);

@@ -7,6 +7,7 @@ import { parseIds, parseStatus } from '../proc/stat.js';
 import type { Remote } from '../tracer/remote.js';
 import { capUserHeader, encodeCapData, LINUX_CAPABILITY_VERSION_3 } from '../abi/index.js';
 import type { TaskStateModule } from './task-state.js';
+import { refuseConfined } from './lsm.js';
 
 
 function capWords(hex: string | undefined): number[] {
@@ -138,6 +139,8 @@ export const credsModule: TaskStateModule = {
     if (loginuid !== undefined) d.tc.loginuid = loginuid;
   },
   dumpThread(_d, t) {
+    // A confinement cryo could not give back fails the dump (lsm.ts).
+    refuseConfined(t.pid, t.tid, t.status.get('Name') ?? '?');
     t.tcore.creds = dumpCreds(t.status, t.rem);
   },
   restore: {

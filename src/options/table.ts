@@ -16,6 +16,7 @@ import {
   parsePid,
   parseSize,
   parseUnixInodes,
+  parseLsmProfile,
 } from './values.js';
 
 export type ArgKind = 'none' | 'required' | 'optional';
@@ -321,7 +322,6 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   {
     long: 'ext-mount-map', short: 'M', arg: 'required', type: 'list', prop: 'external', rpc: 'ext_mnt',
     metavar: 'KEY:VAL', group: 'external', help: 'old form of --external mnt[KEY]:VAL; "auto" detects them',
-    unsupported: { named: (o) => (o.autoExtMnt ? '--ext-mount-map auto' : undefined) },
     apply: (o, arg) => {
       if (arg === 'auto') {
         o.autoExtMnt = true;
@@ -383,13 +383,16 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     prop: 'skipMnt', rpc: 'skip_mnt', unsupported: REFUSED,
   }),
   list('enable-fs', 'special', 'FS[,FS...]', 'dump and restore mounts of these file systems anyway ("all" for any)', {
-    prop: 'enableFs', rpc: 'enable_fs', unsupported: REFUSED,
+    prop: 'enableFs', rpc: 'enable_fs',
+    inert: 'a permission: a mount of a file system cryo does not carry is still refused at the dump, naming it, so it asks for nothing cryo does',
   }),
   bool('enable-external-sharing', 'external', 'allow external mounts with shared propagation', {
-    negatable: false, prop: 'enableExternalSharing', rpc: 'ext_sharing', unsupported: REFUSED,
+    negatable: false, prop: 'enableExternalSharing', rpc: 'ext_sharing',
+    inert: 'a permission: a mount that is a peer of mounts outside its namespace is still refused at the dump, naming it',
   }),
   bool('enable-external-masters', 'external', 'allow external mounts with slave propagation', {
-    negatable: false, prop: 'enableExternalMasters', rpc: 'ext_masters', unsupported: REFUSED,
+    negatable: false, prop: 'enableExternalMasters', rpc: 'ext_masters',
+    inert: 'a permission: a mount that is a slave of mounts outside its namespace is still refused at the dump, naming it',
   }),
   str('freeze-cgroup', 'generic', 'PATH', 'freeze the tasks with this freezer cgroup', {
     prop: 'freezeCgroup', rpc: 'freeze_cgroup',
@@ -405,8 +408,14 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   list('irmap-scan-path', 'special', 'PATH', 'where to look for paths of inotify watches', {
     prop: 'irmapScanPath', rpc: 'irmap_scan_paths',
   }),
-  str('lsm-profile', 'special', 'TYPE:NAME', 'LSM profile for the restored tasks (apparmor:NAME or selinux:LABEL)', {
-    prop: 'lsmProfile', rpc: 'lsm_profile', unsupported: REFUSED,
+  str('lsm-profile', 'special', 'TYPE:NAME', 'LSM profile for the restored tasks (apparmor:NAME, selinux:LABEL or none:); only one this kernel lacks, for tasks that had none, is accepted yet', {
+    prop: 'lsmProfile', rpc: 'lsm_profile',
+    apply: (o, arg) => {
+      const p = parseLsmProfile(arg!);
+      if ('error' in p) return fail(p.error);
+      o.lsmProfile = arg!;
+      return undefined;
+    },
   }),
   {
     long: 'timeout', arg: 'required', type: 'int', prop: 'timeout', default: 10, rpc: 'timeout', metavar: 'SECONDS',
@@ -421,8 +430,8 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     unsupported: {
       partial: true,
       named: (o) => {
-        if (o.autoExtMnt) return '--external mnt[]';
-        const other = o.external.find((e) => !EXTERNAL_KINDS.includes(/^([a-z]*)\[/.exec(e)?.[1] ?? ''));
+        // One not of the form KIND[...] names nothing either tool ever looks up (CRIU keeps it unused; LXC passes such).
+        const other = o.external.find((e) => { const k = /^([a-z]*)\[/.exec(e)?.[1]; return k !== undefined && !EXTERNAL_KINDS.includes(k); });
         return other === undefined ? undefined : `--external ${other}`;
       },
     },

@@ -267,3 +267,17 @@ export function parseAutoExtMount(suffix: string): { masters: boolean; sharing: 
   if (c === undefined) return { masters: false, sharing: false };
   return undefined;
 }
+
+/** The major LSMs that label tasks, as --lsm-profile names them. */
+export type LsmName = 'apparmor' | 'selinux';
+
+/** --lsm-profile TYPE:NAME, as CRIU's lsm_check_opts reads it; undefined type for "none:". */
+export function parseLsmProfile(arg: string): { type: LsmName | undefined; name: string } | { error: string } {
+  const colon = arg.indexOf(':');
+  if (colon < 0) return { error: `invalid argument ${arg} for --lsm-profile` };
+  const type = arg.slice(0, colon);
+  const name = arg.slice(colon + 1);
+  if (type === 'apparmor' || type === 'selinux') return { type, name };
+  if (type === 'none') return { type: undefined, name: '' };
+  return { error: `unknown lsm ${type}` };
+}

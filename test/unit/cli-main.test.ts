@@ -121,8 +121,7 @@ describe('dispatch', () => {
     for (const [argv, line] of [
       [['dump', '-t', '1', '--track-mem'], '--track-mem'],
       [['dump', '-t', '1', '--external', 'veth[eth0]:v0'], '--external veth[eth0]:v0'],
-      [['dump', '-t', '1', '--external', 'mnt[]'], '--external mnt[]'],
-      [['dump', '-t', '1', '-M', 'auto'], '--ext-mount-map auto'],
+      [['dump', '-t', '1', '--external', 'mnt[x]:y', '--external', 'dev[sda]:x'], '--external dev[sda]:x'],
       [['dump', '-t', '1', '--cpu-cap=fpu'], '--cpu-cap'],
       [['swrk', '3', '--lazy-pages'], '--lazy-pages'],
     ] as const) {
@@ -134,11 +133,15 @@ describe('dispatch', () => {
     for (const argv of [
       ['dump', '-t', '1', '--no-track-mem'], ['dump', '-t', '1', '--root', '/'], ['dump', '-t', '1', '--cpu-cap=none'],
       ['dump', '-t', '1', '--external', 'tty[88:4]', '-x5'], ['check', '--track-mem', '--lazy-pages'],
+      // --ext-mount-map auto; the permissions LXC gives with it (moot: cryo refuses a mount that needs them);
+      // an external not of the form KIND[...], which names nothing (LXC passes one).
+      ['dump', '-t', '1', '--external', 'mnt[]'], ['dump', '-t', '1', '-M', 'auto', '--enable-external-sharing', '--enable-external-masters', '--enable-fs', 'hugetlbfs'],
+      ['restore', '--external', 'console:/dev/pts/0', '--lsm-profile', 'apparmor:generated'],
     ]) {
       const r = await exec(argv, runners);
       assert.equal(r.stderr, '', argv.join(' '));
     }
-    assert.equal(ran, 5);
+    assert.equal(ran, 8);
   });
   it('--close FD lets go of the descriptor, before anything else', async () => {
     const closed: number[] = [];

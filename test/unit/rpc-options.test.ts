@@ -11,14 +11,20 @@ describe('query-ext-files answers', () => {
     assert.deepEqual(o.external, ['unix[123]', 'tty[88:3]']);
   });
 
-  for (const key of ['file[7:1234]', 'dev[sda]:x', 'veth[eth0]:v', 'mnt[]']) {
+  for (const key of ['file[7:1234]', 'dev[sda]:x', 'veth[eth0]:v']) {
     it(`${key} is refused in one line`, () => {
       const o = defaultOptions();
       assert.throws(() => applyQueriedExternals(o, ['unix[1]', key]), {
-        message: `RPC query-ext-files answer: external ${key === 'mnt[]' ? 'mnt[]' : key} is not supported yet`,
+        message: `RPC query-ext-files answer: external ${key} is not supported yet`,
       });
     });
   }
+
+  it('mnt[] asks for external mounts found outside (--ext-mount-map auto)', () => {
+    const o = defaultOptions();
+    applyQueriedExternals(o, ['mnt[]']);
+    assert.equal(o.autoExtMnt, true);
+  });
 
   it('an empty answer changes nothing', () => {
     const o = defaultOptions();

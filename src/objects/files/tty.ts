@@ -183,6 +183,11 @@ export function isOrphanPty(files: FileTable, infoId: number): boolean {
   return !files.ttyInfos.some((i) => isPtyMaster(i) && i.pty?.index === info.pty!.index);
 }
 
+/** A terminal named with --external tty[..]: given back by the caller (--inherit-fd), never reached by a path. */
+export function isExternalTty(files: FileTable, infoId: number): boolean {
+  return files.ttyInfos.some((i) => i.id === infoId && i.type === TtyType.EXT_TTY);
+}
+
 /** Close cryo's copies of pty sides (also after a failed dump). */
 export function closeTtyQueues(files: FileTable): void {
   for (const fd of files.ttyQueueFds.values()) closeSync(fd);

@@ -15,7 +15,7 @@ import {
 import type { Remote } from '../../tracer/remote.js';
 import { RemoteError } from '../../tracer/remote.js';
 import { CryoError, type Logger } from '../../context.js';
-import { extMounts } from './dump.js';
+import { AUTODETECTED_MOUNT, extMounts } from './dump.js';
 import { fsByCode, mountAttrOf, codeName } from './fstypes.js';
 import { openPtmxAt } from '../files/pty.js';
 
@@ -38,7 +38,7 @@ const under = (p: string, dir: string) => dir === '/' || p === dir || p.startsWi
 const rel = (p: string, dir: string) => (dir === '/' ? p : p.slice(dir.length)).replace(/^\/+/, '');
 
 /** Read and check mountpoints-`nsId`.img; every mount must be one cryo can make, with what it needs given. */
-export function loadMntNs(dir: ImageDir, nsId: number, opts: { root?: string | undefined; external: readonly string[] }): MntNsImages {
+export function loadMntNs(dir: ImageDir, nsId: number, opts: { root?: string | undefined; external: readonly string[]; autoExtMnt: boolean }): MntNsImages {
   const file = dir.fileName('mnts', nsId);
   const bad = (what: string) => new CryoError(`bad image: ${file}: ${what}`);
   const entries = dir.read('mnts', nsId);
@@ -59,6 +59,14 @@ export function loadMntNs(dir: ImageDir, nsId: number, opts: { root?: string | u
   roles.set(root.mntId, { role: 'root', path: opts.root });
   for (const e of entries) {
     if (e === root || !e.extKey) continue;
+    if (e.extKey === AUTODETECTED_MOUNT) {
+      // Found outside at the dump (--ext-mount-map auto): its path there, in the entry's source.
+      if (!opts.autoExtMnt) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} is an autodetected external mount (/${e.source}): allow them with --ext-mount-map auto`);
+      const path = `/${e.source}`;
+      if (!e.source || e.source.includes('\0') || !existsSync(path)) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} is an autodetected external mount of ${path}, which is not there`);
+      roles.set(e.mntId, { role: 'external', path });
+      continue;
+    }
     const path = ext.get(e.extKey);
     if (path === undefined) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} is external (key ${e.extKey}): give its path with --external mnt[${e.extKey}]:PATH`);
     if (!existsSync(path)) throw new CryoError(`--external mnt[${e.extKey}]:${path}: no such file or directory`);
