@@ -1,6 +1,6 @@
 // Sockets in cryo's own process: the calls unix sockets need (create, bind,
 // connect, peek at queues, pass fds) and sock_diag over netlink.
-import { addressOf, syscall, trySyscall } from './libc.js';
+import { addressOf, processVmRead, syscall, trySyscall } from './libc.js';
 import { SysError } from './errors.js';
 import { AF, MSG, NETLINK_SOCK_DIAG, NLM_F, NLMSG, NR, SCM_RIGHTS, SO, SOCK, SOCK_DIAG_BY_FAMILY, SOL_SOCKET } from './nr.js';
 
@@ -296,4 +296,22 @@ export function pollEvents(fd: number): number {
   pfd.writeInt16LE(0x2000 | 0x1 | 0x4, 4);
   syscall('poll', NR.poll, pfd, 1, 0);
   return pfd.readUInt16LE(6);
+}
+
+/**
+ * Read what a socket's mmap shows (a packet socket's rings, `len` bytes from
+ * offset 0): mapped shared and read-only into cryo, `fn` reads ranges of it
+ * (copies), then it is unmapped. Nothing is written to the mapping.
+ */
+export function withSocketMap<T>(fd: number, len: number, fn: (read: (off: number, n: number) => Buffer) => T): T {
+  const addr = BigInt(syscall('mmap', NR.mmap, 0, len, 1 /* PROT_READ */, 1 /* MAP_SHARED */, fd, 0));
+  try {
+    return fn((off, n) => {
+      const b = Buffer.alloc(n);
+      processVmRead(process.pid, b, addr + BigInt(off));
+      return b;
+    });
+  } finally {
+    syscall('munmap', NR.munmap, addr, len);
+  }
 }
