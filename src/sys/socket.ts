@@ -315,3 +315,28 @@ export function withSocketMap<T>(fd: number, len: number, fn: (read: (off: numbe
     syscall('munmap', NR.munmap, addr, len);
   }
 }
+
+/**
+ * A send that cannot send: sendmsg(MSG_DONTWAIT|MSG_NOSIGNAL) of `head` and then
+ * `faulting` bytes at an address below mmap_min_addr, which faults when the kernel copies
+ * them. Returns -errno (or what was sent, which should never happen): what the
+ * kernel checks before it copies the payload shows (a ping socket's SEND_SHUTDOWN
+ * is EPIPE), and nothing leaves. `to`: a sockaddr, or none for the peer.
+ */
+export function sendFaulting(fd: number, head: Uint8Array, to: Uint8Array | undefined, faulting: number): number {
+  // One buffer for the header and the address: the call keeps only three alive.
+  const blob = Buffer.concat([head, to ?? Buffer.alloc(0)]);
+  const iov = Buffer.alloc(32);
+  iov.writeBigUInt64LE(addressOf(blob), 0);
+  iov.writeBigUInt64LE(BigInt(head.length), 8);
+  iov.writeBigUInt64LE(4096n, 16);
+  iov.writeBigUInt64LE(BigInt(faulting), 24);
+  const hdr = Buffer.alloc(MSGHDR);
+  if (to) {
+    hdr.writeBigUInt64LE(addressOf(blob) + BigInt(head.length), 0);
+    hdr.writeUInt32LE(to.length, 8);
+  }
+  hdr.writeBigUInt64LE(addressOf(iov), 16);
+  hdr.writeBigUInt64LE(2n, 24);
+  return trySyscall(NR.sendmsg, fd, hdr, MSG.NOSIGNAL | MSG.DONTWAIT, iov, blob);
+}

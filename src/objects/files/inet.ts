@@ -23,7 +23,7 @@ import type { Logger } from '../../context.js';
 import { lockMethodOf, nftTableName, unlockRestored, type LockedConn } from '../netlock.js';
 import { dumpTcpStream, finishTcpStream, prepareTcpStream, repairDone, repairOff, repairOn } from './tcp.js';
 import { dumpSockOpts, restoreSockFilter, restoreSockOpts } from './sockopts.js';
-import { dumpRawOpts, isPing, pingSocketError, procRawSockets, rawBindPort, rawName, restoreRawOpts } from './inet-raw.js';
+import { dumpRawOpts, isPing, pingSocketError, procRawSockets, rawBindPort, rawName, rawShutdown, restoreRawOpts } from './inet-raw.js';
 
 const STATE_NAMES: Record<number, string> = {
   1: 'ESTABLISHED', 2: 'SYN_SENT', 3: 'SYN_RECV', 4: 'FIN_WAIT1', 5: 'FIN_WAIT2', 6: 'TIME_WAIT', 7: 'CLOSE',
@@ -216,15 +216,15 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
     // CRIU drops them with a warning; cryo does not lose data it was given.
     // Ping sockets have no SIOCINQ: poll tells whether anything waits.
     const ping = isPing(type, proto);
-    const ev = ping ? sock.pollEvents(fd) : 0;
+    const ev = ping || raw ? sock.pollEvents(fd) : 0;
     const unread = ping ? 0 : sock.queued(fd, SIOCINQ);
     if (unread) throw new CryoError(`${where}: ${unread} bytes of datagrams wait to be read, which cryo cannot carry yet`);
     if (ping || raw) {
-      // No sock_diag for ping sockets (nor for raw ones without raw_diag): a
-      // shutdown shows only in poll (POLLRDHUP).
-      if ((ping ? ev : sock.pollEvents(fd)) & 0x2000 /* POLLRDHUP */) throw new CryoError(`${where}: shut down, which cryo cannot read of ${ping ? 'an ICMP' : 'a raw'} socket`);
-      if (ev & 0x1 /* POLLIN */) throw new CryoError(`${where}: replies wait to be read, which cryo cannot carry yet`);
       if (ev & 0x8 /* POLLERR */) throw new CryoError(`${where}: an ICMP error waits to be read, which cryo cannot carry yet`);
+      // Shut down for reading, a ping socket always polls readable: a peek tells (0 is the end).
+      const waiting = ping && (ev & 0x2000 /* POLLRDHUP */ ? sock.recvPeek(fd, Buffer.alloc(1)).n > 0 : (ev & 0x1) !== 0);
+      if (waiting) throw new CryoError(`${where}: replies wait to be read, which cryo cannot carry yet`);
+      shutdown = rawShutdown(fd, family, type, ev, src.port !== 0, peer !== undefined, where);
       const r = raw ? rawSockets(env.files, family).get(Number(p.st.ino)) : undefined;
       if (r?.state === TCP_ESTABLISHED) {
         state = TCP_ESTABLISHED;
