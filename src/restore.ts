@@ -37,7 +37,7 @@ import { runAction } from './actions.js';
 import { byId, checkInventory, checkPstree, listedAsZombie, taskIds, validateImages } from './restore/validate.js';
 import { execCommand } from './sys/exec.js';
 import { Remaps, remapOf } from './objects/files/remap.js';
-import type { TcpStream } from './objects/files/tcp.js';
+import { REPAIRABLE, type TcpStream } from './objects/files/tcp.js';
 import { finishInetSockets, planTcpRestore, type TcpRestorePlan } from './objects/files/inet.js';
 import { lockMethodOf, unlockNetnsRules } from './objects/netlock.js';
 import { readGhostImage } from './objects/files/ghost.js';
@@ -123,11 +123,11 @@ function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   }
   const { shapes: shmemShapes, contents: shmemContents } = shmemObjects(tasks, memfdInodes);
   const locks = dir.tryRead('fileLocks') ?? [];
-  // Established TCP connections: one tcp-stream image each, by the socket's inode.
+  // Established and half-closed TCP connections: one tcp-stream image each, by the socket's inode.
   const tcpStreams = new Map<number, TcpStream>();
   for (const f of files.values()) {
     const ie = f.isk;
-    if (!ie || ie.type !== SOCK.STREAM || ie.state !== 1 /* TCP_ESTABLISHED */ || tcpStreams.has(ie.ino)) continue;
+    if (!ie || ie.type !== SOCK.STREAM || !REPAIRABLE.has(ie.state) || tcpStreams.has(ie.ino)) continue;
     // A dump with --tcp-close writes none (the restore refuses it without --tcp-close).
     if (!dir.exists('tcpStream', ie.ino)) continue;
     const [e] = dir.readEntries('tcpStream', ie.ino);

@@ -340,3 +340,8 @@ export function sendFaulting(fd: number, head: Uint8Array, to: Uint8Array | unde
   hdr.writeBigUInt64LE(2n, 24);
   return trySyscall(NR.sendmsg, fd, hdr, MSG.NOSIGNAL | MSG.DONTWAIT, iov, blob);
 }
+
+/** sendto(2) of one datagram to the sockaddr `to` (MSG_DONTWAIT|MSG_NOSIGNAL); returns the bytes sent. */
+export function sendTo(fd: number, data: Uint8Array, to: Uint8Array): number {
+  return syscall('sendto', NR.sendto, fd, data, data.length, MSG.NOSIGNAL | MSG.DONTWAIT, to, to.length);
+}

@@ -21,7 +21,7 @@ import { noFown, type FileTable } from './table.js';
 import type { ImageDir, InventoryEntry } from '../../images/index.js';
 import type { Logger } from '../../context.js';
 import { lockMethodOf, nftTableName, unlockRestored, type LockedConn } from '../netlock.js';
-import { dumpTcpStream, finishTcpStream, prepareTcpStream, repairDone, repairOff, repairOn } from './tcp.js';
+import { dumpTcpStream, finishTcpStream, prepareTcpStream, REPAIRABLE, repairDone, repairOff, repairOn } from './tcp.js';
 import { dumpSockOpts, restoreSockFilter, restoreSockOpts } from './sockopts.js';
 import { dumpRawOpts, isPing, pingSocketError, procRawSockets, rawBindPort, rawName, rawShutdown, restoreRawOpts } from './inet-raw.js';
 
@@ -131,7 +131,7 @@ const CONNECTED = new Set([1, 2, 4, 5, 8, 9, 11]); // ESTABLISHED, SYN_SENT, FIN
  * through cryo's own fd, kept to the end of the dump (repair mode must be left
  * again if the tasks run on), and read.
  */
-function holdConnection(fd: number, where: string, desc: string, c: Omit<FileTable['tcp'][number], 'fd' | 'stream' | 'where'>, files: FileTable): void {
+function holdConnection(fd: number, where: string, desc: string, c: Omit<FileTable['tcp'][number], 'fd' | 'stream' | 'where'>, files: FileTable): number {
   const held = dupCloexec(fd);
   const lock = files.netlock;
   try {
@@ -142,7 +142,11 @@ function holdConnection(fd: number, where: string, desc: string, c: Omit<FileTab
   }
   try {
     repairOn(held);
-    files.tcp.push({ ...c, where, fd: held, stream: dumpTcpStream(held) });
+    // The state again in repair mode: a FIN that came in before it counts.
+    const st = tcpInfo(held).state;
+    if (!REPAIRABLE.has(st)) throw new Error(`it went to state ${STATE_NAMES[st] ?? st}`);
+    files.tcp.push({ ...c, where, fd: held, stream: dumpTcpStream(held, st) });
+    return st;
   } catch (e) {
     if (files.tcp.at(-1)?.fd !== held) {
       try { repairOff(held); } catch { /* never was on */ }
@@ -198,12 +202,14 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
       const conn = `${showAddr(family, src)} -> ${showAddr(family, dst)}`;
       if (env.tcpClose && CONNECTED.has(state)) {
         // --tcp-close: left as it is, and restored closed (no repair, no lock).
-      } else if (state !== TCP_ESTABLISHED) {
+      } else if (!REPAIRABLE.has(state)) {
         throw new CryoError(`${where}: a TCP connection in state ${STATE_NAMES[state] ?? state} (${conn}), which cryo cannot dump yet (--tcp-close restores it closed)`);
       } else if (!env.tcpEstablished) {
-        throw new CryoError(`${where}: an established TCP connection (${conn}); dump with --tcp-established`);
+        const what = state === TCP_ESTABLISHED ? 'an established TCP connection' : `a half-closed TCP connection (${STATE_NAMES[state] ?? state})`;
+        throw new CryoError(`${where}: ${what} (${conn}); dump with --tcp-established`);
       } else {
-        holdConnection(fd, where, conn, { ino: Number(p.st.ino), local: endKey(family, src), peer: endKey(family, dst), reuseaddr,
+        // The entry's state is the one the stream was read in.
+        state = holdConnection(fd, where, conn, { ino: Number(p.st.ino), local: endKey(family, src), peer: endKey(family, dst), reuseaddr,
           conn: { family, src: src.addr, srcPort: src.port, dst: dst.addr, dstPort: dst.port } }, env.files);
       }
     }
@@ -315,10 +321,11 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
       if (ie.flags & O.NONBLOCK) syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, O.NONBLOCK);
       return fd;
     }
-    const stream = ie.type === SOCK.STREAM && ie.state === TCP_ESTABLISHED ? env.tcpStreams.get(ie.ino) : undefined;
-    if (ie.type === SOCK.STREAM && ie.state === TCP_ESTABLISHED && !stream) throw new CryoError(`${where}: established, but tcp-stream-${ie.ino.toString(16)}.img is missing`);
+    const repair = ie.type === SOCK.STREAM && REPAIRABLE.has(ie.state);
+    const stream = repair ? env.tcpStreams.get(ie.ino) : undefined;
+    if (repair && !stream) throw new CryoError(`${where}: connected (${STATE_NAMES[ie.state] ?? ie.state}), but tcp-stream-${ie.ino.toString(16)}.img is missing`);
     if (stream && !env.tcpEstablished) throw new CryoError(`${where}: an established TCP connection; restore with --tcp-established`);
-    if (stream) prepareTcpStream(fd, stream.entry);
+    if (stream) prepareTcpStream(fd, stream.entry, ie.state);
     const anyAddr = ie.srcAddr.every((w) => w === 0);
     let bound = false;
     if (ie.srcPort || !anyAddr) {
@@ -346,7 +353,12 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
     if (stream) {
       // In repair mode: no SYN, the socket is ESTABLISHED at once.
       sock.connectAddr(fd, sockaddr(ie.family, ie.dstPort, ie.dstAddr));
-      finishTcpStream(fd, stream.entry, stream.data);
+      try {
+        finishTcpStream(fd, stream.entry, stream.data, ie.state,
+          { family: ie.family, src: ie.srcAddr, srcPort: ie.srcPort, dst: ie.dstAddr, dstPort: ie.dstPort });
+      } catch (e) {
+        throw new CryoError(`${where}: cannot restore the connection (${STATE_NAMES[ie.state] ?? ie.state}): ${(e as Error).message}`);
+      }
     }
     // Out of repair mode once every socket of the tree is there (its peer too).
     if (stream || bound) env.inetLate.push({ fd, repair: stream !== undefined, reuseaddr: opts.reuseaddr ?? false, reuseport: opts.soReuseport ?? false });
@@ -452,7 +464,7 @@ export function planTcpRestore(inv: InventoryEntry, files: Iterable<FileEntry>, 
     // CRIU's tcp_connection(): each was locked on dump.
     if (!ie || ie.proto !== IPPROTO.TCP || ie.type !== SOCK.STREAM || ie.dstPort === 0) continue;
     const what = `inet socket ${ie.ino} (${showAddr(ie.family, { port: ie.srcPort, addr: ie.srcAddr })} -> ${showAddr(ie.family, { port: ie.dstPort, addr: ie.dstAddr })})`;
-    if (!o.tcpClose && ie.state !== TCP_ESTABLISHED) throw new CryoError(`${what}: a TCP connection in state ${STATE_NAMES[ie.state] ?? ie.state}, which cryo restores only closed (--tcp-close)`);
+    if (!o.tcpClose && !REPAIRABLE.has(ie.state)) throw new CryoError(`${what}: a TCP connection in state ${STATE_NAMES[ie.state] ?? ie.state}, which cryo restores only closed (--tcp-close)`);
     if (!o.tcpClose && !o.tcpEstablished) throw new CryoError(`${what}: an established TCP connection; restore with --tcp-established (or --tcp-close)`);
     if (!wholeNs) conns.push({ family: ie.family, src: ie.srcAddr, srcPort: ie.srcPort, dst: ie.dstAddr, dstPort: ie.dstPort });
   }
