@@ -117,6 +117,21 @@ function tcpInfo(fd: number): { state: number; acceptQueue: number; backlog: num
   return { state: b[0]!, acceptQueue: b.readUInt32LE(24), backlog: b.readUInt32LE(28) };
 }
 
+/**
+ * A TCP socket in CLOSE: never connected, or a connection that ended (both
+ * FINs, or a reset). Its end of stream (RCV_SHUTDOWN: POLLRDHUP, as CRIU reads
+ * it) comes back as a shutdown for reading, so that reads give 0 and not
+ * ENOTCONN; writes fail either way. What a connection left to be read (data,
+ * or the error of a reset) cryo cannot carry yet: refused.
+ */
+function closedTcp(fd: number, where: string): number {
+  const ev = sock.pollEvents(fd);
+  if (ev & 0x8 /* POLLERR */) throw new CryoError(`${where}: a closed TCP connection whose error (a reset?) waits to be read, which cryo cannot carry yet`);
+  const unread = sock.queued(fd, SIOCINQ);
+  if (unread) throw new CryoError(`${where}: a closed TCP connection with ${unread} bytes waiting to be read, which cryo cannot carry yet`);
+  return ev & 0x2000 /* POLLRDHUP */ ? 1 : 0;
+}
+
 function isInet(p: FdProbe): boolean {
   if (!p.st.isSocket()) return false;
   const d = sock.getsockoptInt(p.copy(), SOL_SOCKET, SO.DOMAIN);
@@ -174,9 +189,10 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
   const src = parseSockaddr(sock.sockaddrOf(fd, false), family);
   let peer = sock.sockaddrOf(fd, true);
   // A TCP socket closed after a connection keeps its peer for SO_PEERNAME (not
-  // for getpeername): with --tcp-close it is a connection, restored closed and
-  // unbound (its port went with the close), as CRIU reads it.
-  if (!peer && type === SOCK.STREAM && env.tcpClose) {
+  // for getpeername): a connection, as CRIU reads it: with --tcp-close restored
+  // closed and unbound (its port went with the close), with --tcp-established
+  // through repair (an end by both FINs; a reset is refused).
+  if (!peer && type === SOCK.STREAM) {
     try {
       // The kernel wants exactly the address's size.
       const p2 = sock.getsockoptRaw(fd, SOL_SOCKET, SO_PEERNAME, family === AF.INET ? 16 : 28);
@@ -198,14 +214,20 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
         throw new CryoError(`${where}: listening on ${showAddr(family, src)} with ${t.acceptQueue} connection(s) waiting to be accepted, which cryo cannot carry; --skip-in-flight drops them`);
       }
       backlog = t.backlog;
-    } else if (state !== TCP_CLOSE) {
+    } else if (state === TCP_CLOSE && (env.tcpClose || !peer)) {
+      // Never connected (or --tcp-close, which takes a connection that ended as any other).
+      if (!peer) shutdown = closedTcp(fd, where);
+    } else {
       const conn = `${showAddr(family, src)} -> ${showAddr(family, dst)}`;
       if (env.tcpClose && CONNECTED.has(state)) {
         // --tcp-close: left as it is, and restored closed (no repair, no lock).
+      } else if (state === TCP_CLOSE && sock.pollEvents(fd) & 0x8 /* POLLERR */) {
+        // A reset: its error would come back as an end of stream.
+        throw new CryoError(`${where}: a TCP connection that was reset (${conn}) and whose error waits to be read, which cryo cannot carry yet`);
       } else if (!REPAIRABLE.has(state)) {
         throw new CryoError(`${where}: a TCP connection in state ${STATE_NAMES[state] ?? state} (${conn}), which cryo cannot dump yet (--tcp-close restores it closed)`);
       } else if (!env.tcpEstablished) {
-        const what = state === TCP_ESTABLISHED ? 'an established TCP connection' : `a half-closed TCP connection (${STATE_NAMES[state] ?? state})`;
+        const what = state === TCP_ESTABLISHED ? 'an established TCP connection' : state === TCP_CLOSE ? 'a TCP connection that ended' : `a half-closed TCP connection (${STATE_NAMES[state] ?? state})`;
         throw new CryoError(`${where}: ${what} (${conn}); dump with --tcp-established`);
       } else {
         // The entry's state is the one the stream was read in.
@@ -321,7 +343,7 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
       if (ie.flags & O.NONBLOCK) syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, O.NONBLOCK);
       return fd;
     }
-    const repair = ie.type === SOCK.STREAM && REPAIRABLE.has(ie.state);
+    const repair = ie.type === SOCK.STREAM && REPAIRABLE.has(ie.state) && (ie.state !== TCP_CLOSE || ie.dstPort !== 0);
     const stream = repair ? env.tcpStreams.get(ie.ino) : undefined;
     if (repair && !stream) throw new CryoError(`${where}: connected (${STATE_NAMES[ie.state] ?? ie.state}), but tcp-stream-${ie.ino.toString(16)}.img is missing`);
     if (stream && !env.tcpEstablished) throw new CryoError(`${where}: an established TCP connection; restore with --tcp-established`);

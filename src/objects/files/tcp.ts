@@ -15,12 +15,13 @@ import { tcpRepairOpt, tcpRepairWindow } from '../../abi/index.js';
 import { sendAsPeer, TH, type Conn } from './tcp-fin.js';
 
 /** The states (tcp_states.h) a connection goes through repair in. */
-export const TCPS = { ESTABLISHED: 1, FIN_WAIT1: 4, FIN_WAIT2: 5, CLOSE_WAIT: 8, LAST_ACK: 9, CLOSING: 11 } as const;
+export const TCPS = { ESTABLISHED: 1, FIN_WAIT1: 4, FIN_WAIT2: 5, CLOSE: 7, CLOSE_WAIT: 8, LAST_ACK: 9, CLOSING: 11 } as const;
+/** CLOSE only for a connection that ended by both FINs (it still has a peer). */
 export const REPAIRABLE: ReadonlySet<number> = new Set(Object.values(TCPS));
 /** Our FIN is in the send queue's sequence numbers (sent, maybe acknowledged). */
-const sentFin = (state: number) => state === TCPS.FIN_WAIT1 || state === TCPS.FIN_WAIT2 || state === TCPS.CLOSING || state === TCPS.LAST_ACK;
+const sentFin = (state: number) => state === TCPS.FIN_WAIT1 || state === TCPS.FIN_WAIT2 || state === TCPS.CLOSING || state === TCPS.LAST_ACK || state === TCPS.CLOSE;
 /** The peer's FIN was received (rcv_nxt is past it). */
-const gotFin = (state: number) => state === TCPS.CLOSE_WAIT || state === TCPS.LAST_ACK || state === TCPS.CLOSING;
+const gotFin = (state: number) => state === TCPS.CLOSE_WAIT || state === TCPS.LAST_ACK || state === TCPS.CLOSING || state === TCPS.CLOSE;
 
 export interface TcpStream {
   entry: TcpStreamEntry;
@@ -67,6 +68,8 @@ export function dumpTcpStream(fd: number, state: number = TCPS.ESTABLISHED): Tcp
   const outqSeq = int(fd, TCP.QUEUE_SEQ);
   let outqLen = sock.queued(fd, SIOCOUTQ);
   let unsqLen = sock.queued(fd, SIOCOUTQNSD);
+  // A connection that ended has nothing left to send (its peer is done with it).
+  if (state === TCPS.CLOSE) outqLen = unsqLen = 0;
   // Our FIN counts in SIOCOUTQ until acknowledged and in SIOCOUTQNSD until sent; it is no data.
   if (sentFin(state)) {
     if (outqLen) outqLen--;
@@ -189,8 +192,9 @@ function sendQueue(fd: number, q: number, data: Uint8Array): void {
 /**
  * The FINs of a half-closed connection, in the order of its states (libsoccr's):
  * ours first where we closed first (FIN_WAIT*, CLOSING), the peer's by a
- * segment from it, ours after it where the peer closed first (LAST_ACK), and
- * for FIN_WAIT2 the peer's acknowledgement of ours. Our FIN is queued as sent
+ * segment from it, ours after it where the peer closed first (LAST_ACK, and
+ * CLOSE: an ended connection goes the peer-closed-first way), and for
+ * FIN_WAIT2 and CLOSE the peer's acknowledgement of ours. Our FIN is queued as sent
  * where it was acknowledged (TCP_REPAIR_QUEUE on the send queue), else as not
  * yet sent: the kernel sends it (the network lock keeps it from the peer until
  * the restore is done, and then it goes again).
@@ -211,8 +215,10 @@ function restoreFins(fd: number, s: TcpStreamEntry, state: number, conn: Conn | 
     sendAsPeer(conn, TH.FIN | TH.ACK, seq.inq, sndUna, window, ts);
     awaitState(fd, state === TCPS.CLOSING ? TCPS.CLOSING : TCPS.CLOSE_WAIT);
   }
-  if (state === TCPS.LAST_ACK) shutWr(false);
-  if (state === TCPS.FIN_WAIT2) sendAsPeer(conn, TH.ACK, seq.inq, s.outqSeq >>> 0, window, ts);
+  // CLOSE: as LAST_ACK, with the FIN queued as sent so that the ACK below may take it.
+  if (state === TCPS.LAST_ACK || state === TCPS.CLOSE) shutWr(state === TCPS.CLOSE);
+  // rcv_nxt is past the peer's FIN by now, where there is one: the dumped inqSeq.
+  if (state === TCPS.FIN_WAIT2 || state === TCPS.CLOSE) sendAsPeer(conn, TH.ACK, s.inqSeq >>> 0, s.outqSeq >>> 0, window, ts);
   awaitState(fd, state);
 }
 
