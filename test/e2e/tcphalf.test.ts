@@ -1,5 +1,6 @@
 // Half-closed TCP connections (tcphalf.c: FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT,
-// LAST_ACK, CLOSING, over IPv4 and IPv6 loopback, with data in flight) dumped
+// LAST_ACK, CLOSING, and CLOSE after both FINs, over IPv4 and IPv6 loopback,
+// with data in flight) dumped
 // with --tcp-established and restored through repair mode with their FINs, as
 // CRIU's tcp_half_closed; `check --feature tcp_half_closed` says yes. Without
 // --tcp-established the dump fails in one line naming the state.
@@ -18,7 +19,7 @@ function states(dir: string): number[] {
   return (JSON.parse(r.stdout) as number[]).sort((a, b) => a - b);
 }
 
-test('half-closed TCP connections (FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING) with data in flight come back in their states, every byte then the end', { timeout: 120_000 }, async (t) => {
+test('half-closed TCP connections (FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING) and ended ones (CLOSE) with data in flight come back in their states, every byte then the end', { timeout: 120_000 }, async (t) => {
   const s = Session.for(t, 'tcphalf');
   const check = await s.cryo(['check', '--feature', 'tcp_half_closed']);
   assert.equal(check.code, 0, check.stderr);
@@ -27,8 +28,8 @@ test('half-closed TCP connections (FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK, C
   t.after(() => dropLocks(images));
   await s.dump(target, images, { extra: ['--tcp-established'] });
   assert.deepEqual(critDecodeAll(images), [], s.report());
-  // Per family: ESTABLISHED 1, FIN_WAIT1 4, FIN_WAIT2 5 (three), CLOSE_WAIT 8, LAST_ACK 9, CLOSING 11.
-  assert.deepEqual(states(images), [1, 1, 4, 4, 5, 5, 5, 5, 5, 5, 8, 8, 9, 9, 11, 11]);
+  // Per family: ESTABLISHED 1, FIN_WAIT1 4, FIN_WAIT2 5 (three), CLOSE 7 (two), CLOSE_WAIT 8, LAST_ACK 9, CLOSING 11.
+  assert.deepEqual(states(images), [1, 1, 4, 4, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 8, 8, 9, 9, 11, 11]);
   await s.expectPass(await s.restore(images, target, { extra: ['--tcp-established'] }));
 
   // The check can fail: a byte read early is missed.

@@ -11,7 +11,10 @@
  *    shut down too: its FIN waits behind the data (LAST_ACK);
  *  - "closing": the client's FIN waits behind data as in "fin1", and the server
  *    shut down: the client got the server's FIN and acknowledged it (the
- *    client CLOSING, the server FIN_WAIT2).
+ *    client CLOSING, the server FIN_WAIT2);
+ *  - "closed": the client wrote a message and shut down, the server shut
+ *    down without reading it: both ends are CLOSE (the client's connection
+ *    lives on in TIME_WAIT), the message and the end unread at the server.
  * After restore every end is in its state, every byte comes in order and then
  * the end of the stream (read returns 0), an end shut down for writing gets
  * EPIPE, the other can still send, and the closing ones finish.
@@ -27,6 +30,8 @@
 struct conn {
 	const char *name;
 	int c, s;
+	struct sockaddr_storage peer; /* the server's peer ("closed") */
+	socklen_t peerlen; /* SO_PEERNAME wants the family's size exactly */
 	long sent; /* bytes of the pattern sent by the end that filled the other */
 };
 
@@ -101,7 +106,7 @@ static void await_state(int fd, int want)
 	MUST(state_of(fd) == want);
 }
 
-static void setup(struct conn k[4], int family)
+static void setup(struct conn k[5], int family)
 {
 	pair(&k[0], family, family == AF_INET ? "IPv4 fin2" : "IPv6 fin2");
 	MUST(write(k[0].c, "from client", 11) == 11);
@@ -128,6 +133,16 @@ static void setup(struct conn k[4], int family)
 	MUST(shutdown(k[3].s, SHUT_WR) == 0);
 	await_state(k[3].c, TCP_CLOSING);
 	await_state(k[3].s, TCP_FIN_WAIT2);
+
+	pair(&k[4], family, family == AF_INET ? "IPv4 closed" : "IPv6 closed");
+	MUST(write(k[4].c, "tail", 4) == 4);
+	MUST(shutdown(k[4].c, SHUT_WR) == 0);
+	await_state(k[4].s, TCP_CLOSE_WAIT);
+	MUST(shutdown(k[4].s, SHUT_WR) == 0);
+	await_state(k[4].s, TCP_CLOSE);
+	await_state(k[4].c, TCP_CLOSE);
+	k[4].peerlen = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	MUST(getsockopt(k[4].s, SOL_SOCKET, SO_PEERNAME, &k[4].peer, &k[4].peerlen) == 0);
 }
 
 /* Read n bytes (n < 0: until the end, which must come then); -1 on a timeout or error. */
@@ -186,7 +201,7 @@ static void want_state(struct conn *k, int fd, const char *who, int want)
 		failf("%s: the %s is in state %d, want %d", k->name, who, got, want);
 }
 
-static void check(struct conn k[4])
+static void check(struct conn k[5])
 {
 	char b[64];
 
@@ -198,6 +213,8 @@ static void check(struct conn k[4])
 	want_state(&k[2], k[2].s, "server", TCP_LAST_ACK);
 	want_state(&k[3], k[3].c, "client", TCP_CLOSING);
 	want_state(&k[3], k[3].s, "server", TCP_FIN_WAIT2);
+	want_state(&k[4], k[4].c, "client", TCP_CLOSE);
+	want_state(&k[4], k[4].s, "server", TCP_CLOSE);
 
 	/* fin2: the message, then the end; the reply; the server can still send. */
 	if (read_some(k[0].s, b, 11) != 11 || memcmp(b, "from client", 11))
@@ -232,11 +249,27 @@ static void check(struct conn k[4])
 	no_write(&k[3], k[3].c, "client");
 	no_write(&k[3], k[3].s, "server");
 	check_pattern(&k[3], k[3].s);
+
+	/* closed: the server's peer as it was, the message then the end; the client's end. */
+	{
+		struct sockaddr_storage p;
+		socklen_t l = k[4].peerlen;
+		if (getsockopt(k[4].s, SOL_SOCKET, SO_PEERNAME, &p, &l) || memcmp(&p, &k[4].peer, l))
+			failf("%s: the server's peer is gone or another", k[4].name);
+	}
+	if (read_some(k[4].s, b, 4) != 4 || memcmp(b, "tail", 4))
+		failf("%s: the server did not get the client's message", k[4].name);
+	else if (!at_end(k[4].s))
+		failf("%s: the server did not get the end after the message", k[4].name);
+	if (!at_end(k[4].c))
+		failf("%s: the client did not get the end", k[4].name);
+	no_write(&k[4], k[4].c, "client");
+	no_write(&k[4], k[4].s, "server");
 }
 
 int main(void)
 {
-	struct conn v4[4] = { 0 }, v6[4] = { 0 };
+	struct conn v4[5] = { 0 }, v6[5] = { 0 };
 	prog_init();
 	setup(v4, AF_INET);
 	setup(v6, AF_INET6);

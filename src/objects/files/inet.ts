@@ -361,6 +361,9 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
       sock.setsockoptInt(fd, SOL_SOCKET, SO.REUSEPORT, 1);
       bound = true;
       sock.setsockoptInt(fd, ...freebind, 1);
+      // SO_REUSEADDR took the force-reuse of repair mode, which binds over the
+      // TIME_WAIT an ended connection left: repair mode again gives it back.
+      if (stream) repairOn(fd);
       try {
         sock.bindAddr(fd, sockaddr(ie.family, rawBindPort(ie.type, ie.srcPort), ie.srcAddr));
       } catch (e) {
