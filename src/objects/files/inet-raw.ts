@@ -126,11 +126,14 @@ const EPIPE = 32;
  * lets go of its device, bound again. `ev` must show no error (POLLERR): a
  * send would take it.
  */
-export function rawShutdown(fd: number, family: number, type: number, ev: number, bound: boolean, connected: boolean, where: string): number {
+export function rawShutdown(fd: number, family: number, type: number, proto: number, ev: number, bound: boolean, connected: boolean, where: string): number {
   if (ev & 0x10 /* POLLHUP */) return 3;
   const rd = ev & 0x2000 /* POLLRDHUP */ ? 1 : 0;
   const v6 = family === AF.INET6;
   const raw = type === SOCK.RAW;
+  // An IPv6 raw socket of a protocol past 255 (IPPROTO_MPTCP...) can never
+  // send (EINVAL before anything else): a shutdown for writing changes nothing.
+  if (raw && v6 && proto > 255) return rd;
   let head: Buffer;
   let to: Buffer | undefined;
   if (!connected || raw) {

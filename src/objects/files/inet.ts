@@ -252,7 +252,7 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
       // Shut down for reading, a ping socket always polls readable: a peek tells (0 is the end).
       const waiting = ping && (ev & 0x2000 /* POLLRDHUP */ ? sock.recvPeek(fd, Buffer.alloc(1)).n > 0 : (ev & 0x1) !== 0);
       if (waiting) throw new CryoError(`${where}: replies wait to be read, which cryo cannot carry yet`);
-      shutdown = rawShutdown(fd, family, type, ev, src.port !== 0, peer !== undefined, where);
+      shutdown = rawShutdown(fd, family, type, proto, ev, src.port !== 0, peer !== undefined, where);
       const r = raw ? rawSockets(env.files, family).get(Number(p.st.ino)) : undefined;
       if (r?.state === TCP_ESTABLISHED) {
         state = TCP_ESTABLISHED;
