@@ -10,6 +10,7 @@ import { describe, step, errname, closeFd, Kerndat, type Step, type SeedFacts } 
 import type { FeatureKind, Feature, FeatureResult } from './feature.js';
 import { cloneArgs, prctlMmMap } from '../abi/index.js';
 import { probeNftLock } from '../objects/netlock.js';
+import { probeTcpHalfClosed } from './tcp-half.js';
 import { legacyIptables, onPath } from '../objects/netns.js';
 
 // ---- probes ------------------------------------------------------------------------
@@ -512,7 +513,12 @@ export const FEATURES: readonly Feature[] = [
   notDone('tun', 'extra', 'TUN/TAP devices', NOT_NET),
   notDone('tun_ns', 'extra', 'TUN devices in network namespaces', NOT_NET),
   notDone('autofs', 'experimental', 'autofs mounts', NOT_MNT),
-  notDone('tcp_half_closed', 'extra', 'half-closed TCP connections', NOT_NET),
+  {
+    name: 'tcp_half_closed', kind: 'extra', level: 'warn',
+    description: 'half-closed TCP connections (FIN_WAIT*, CLOSE_WAIT, LAST_ACK, CLOSING) through TCP_REPAIR',
+    missing: 'half-closed TCP connections cannot be carried here',
+    probe: probeWith('tcp_half_closed', () => probeTcpHalfClosed()),
+  },
   notDone('compat_cr', 'experimental', '32-bit tasks', 'cryo checkpoints x86_64 tasks only'),
   {
     name: 'sk_ns', kind: 'extra', level: 'warn',

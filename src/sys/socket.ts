@@ -1,6 +1,6 @@
 // Sockets in cryo's own process: the calls unix sockets need (create, bind,
 // connect, peek at queues, pass fds) and sock_diag over netlink.
-import { addressOf, syscall, trySyscall } from './libc.js';
+import { addressOf, processVmRead, syscall, trySyscall } from './libc.js';
 import { SysError } from './errors.js';
 import { AF, MSG, NETLINK_SOCK_DIAG, NLM_F, NLMSG, NR, SCM_RIGHTS, SO, SOCK, SOCK_DIAG_BY_FAMILY, SOL_SOCKET } from './nr.js';
 
@@ -296,4 +296,52 @@ export function pollEvents(fd: number): number {
   pfd.writeInt16LE(0x2000 | 0x1 | 0x4, 4);
   syscall('poll', NR.poll, pfd, 1, 0);
   return pfd.readUInt16LE(6);
+}
+
+/**
+ * Read what a socket's mmap shows (a packet socket's rings, `len` bytes from
+ * offset 0): mapped shared and read-only into cryo, `fn` reads ranges of it
+ * (copies), then it is unmapped. Nothing is written to the mapping.
+ */
+export function withSocketMap<T>(fd: number, len: number, fn: (read: (off: number, n: number) => Buffer) => T): T {
+  const addr = BigInt(syscall('mmap', NR.mmap, 0, len, 1 /* PROT_READ */, 1 /* MAP_SHARED */, fd, 0));
+  try {
+    return fn((off, n) => {
+      const b = Buffer.alloc(n);
+      processVmRead(process.pid, b, addr + BigInt(off));
+      return b;
+    });
+  } finally {
+    syscall('munmap', NR.munmap, addr, len);
+  }
+}
+
+/**
+ * A send that cannot send: sendmsg(MSG_DONTWAIT|MSG_NOSIGNAL) of `head` and then
+ * `faulting` bytes at an address below mmap_min_addr, which faults when the kernel copies
+ * them. Returns -errno (or what was sent, which should never happen): what the
+ * kernel checks before it copies the payload shows (a ping socket's SEND_SHUTDOWN
+ * is EPIPE), and nothing leaves. `to`: a sockaddr, or none for the peer.
+ */
+export function sendFaulting(fd: number, head: Uint8Array, to: Uint8Array | undefined, faulting: number): number {
+  // One buffer for the header and the address: the call keeps only three alive.
+  const blob = Buffer.concat([head, to ?? Buffer.alloc(0)]);
+  const iov = Buffer.alloc(32);
+  iov.writeBigUInt64LE(addressOf(blob), 0);
+  iov.writeBigUInt64LE(BigInt(head.length), 8);
+  iov.writeBigUInt64LE(4096n, 16);
+  iov.writeBigUInt64LE(BigInt(faulting), 24);
+  const hdr = Buffer.alloc(MSGHDR);
+  if (to) {
+    hdr.writeBigUInt64LE(addressOf(blob) + BigInt(head.length), 0);
+    hdr.writeUInt32LE(to.length, 8);
+  }
+  hdr.writeBigUInt64LE(addressOf(iov), 16);
+  hdr.writeBigUInt64LE(2n, 24);
+  return trySyscall(NR.sendmsg, fd, hdr, MSG.NOSIGNAL | MSG.DONTWAIT, iov, blob);
+}
+
+/** sendto(2) of one datagram to the sockaddr `to` (MSG_DONTWAIT|MSG_NOSIGNAL); returns the bytes sent. */
+export function sendTo(fd: number, data: Uint8Array, to: Uint8Array): number {
+  return syscall('sendto', NR.sendto, fd, data, data.length, MSG.NOSIGNAL | MSG.DONTWAIT, to, to.length);
 }

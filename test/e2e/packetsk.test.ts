@@ -42,13 +42,16 @@ test('packet sockets: raw ones in a fanout group with TPACKET_V2, aux data, a pr
   await s.expectPass(await s.restore(images, target));
 });
 
-test('a packet socket with a packet waiting, one with PACKET_QDISC_BYPASS and a ring mapped without its socket fail the dump in one line naming the task; the task runs on', { timeout: 60_000 }, async (t) => {
+test('a packet socket with a packet waiting, one with PACKET_QDISC_BYPASS, a ring mapped without its socket, a tx frame queued and an rx frame held fail the dump in one line naming the task; the task runs on', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'packetsk-refused');
   const cases: Array<[string, RegExp]> = [
     ['queued', /^Error: task \d+ fd \d+ \(packet socket \d+\): packets wait to be read \(in its queue or its rx ring\), which cryo cannot carry$/],
     ['bypass', /^Error: task \d+ fd \d+ \(packet socket \d+\): PACKET_QDISC_BYPASS is set, which CRIU's images cannot hold$/],
     // CRIU refuses it too: the ring is mapped again from an fd of the socket.
     ['closed', /^Error: task \d+: the ring of socket:\[\d+\] is mapped at 0x[0-9a-f]+, but no fd of the tree holds the socket$/],
+    // The rings come back empty: a frame waiting to be sent, or one the task still holds, would be lost.
+    ['txpending', /^Error: task \d+ fd \d+ \(packet socket \d+\): 1 frame\(s\) of its tx ring are queued to be sent, being sent or rejected, which cryo cannot carry$/],
+    ['rxheld', /^Error: task \d+ fd \d+ \(packet socket \d+\): frame 0 of its rx ring holds a packet not yet given back \(TP_STATUS_USER\), which cryo cannot carry$/],
   ];
   for (const [mode, want] of cases) {
     // A label of its own: each target's READY goes to its own output file.

@@ -1,7 +1,7 @@
 // Raw inet sockets and ICMP ping sockets (rawsk.c, in a network namespace of
 // its own): dumped as CRIU's InetSkEntry with IpOptsRawEntry (checked with
-// upstream crit), restored with their filters, options, bindings, peers and
-// echo identifiers; a reply left unread and an IPV6_CHECKSUM, which CRIU's
+// upstream crit), restored with their filters, options, bindings, peers,
+// echo identifiers and shutdowns (for writing too, which only a send shows); a reply left unread and an IPV6_CHECKSUM, which CRIU's
 // images cannot carry, fail the dump in one line. `check --feature net_diag_raw`
 // (CRIU's name) says yes where /proc/net/raw lists raw sockets, which this needs.
 import * as assert from 'node:assert/strict';
@@ -20,7 +20,7 @@ function upstreamIsk(dir: string): Isk[] {
   return JSON.parse(r.stdout) as Isk[];
 }
 
-test('raw and ping sockets: ICMP/ICMPv6 filters, IP_HDRINCL, IP_NODEFRAG, a connected raw socket, ping identifiers come back and work', { timeout: 60_000 }, async (t) => {
+test('raw and ping sockets: ICMP/ICMPv6 filters, IP_HDRINCL, IP_NODEFRAG, a connected raw socket, ping identifiers, shutdowns for writing and reading come back and work', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'rawsk');
   const target = await s.start('rawsk');
   const images = s.mkdir();
@@ -39,6 +39,9 @@ test('raw and ping sockets: ICMP/ICMPv6 filters, IP_HDRINCL, IP_NODEFRAG, a conn
   assert.equal(rudp?.ip_opts?.raw?.['nodefrag'], true, JSON.stringify(rudp));
   assert.equal(rudp?.['state'], 1, JSON.stringify(rudp));
   assert.deepEqual(rudp?.['dst_addr'], [0x0300007f], JSON.stringify(rudp));
+  // SkShutdown: READ 1, WRITE 2 (pycriu gives the enum's names).
+  assert.deepEqual(isk.filter((e) => e['shutdown'] !== undefined).map((e) => [e['type'], e['proto'], e['shutdown']]).sort(),
+    [[2, 1, 'WRITE'], [2, 1, 'WRITE'], [2, 58, 'READ'], [3, 1, 'WRITE']], JSON.stringify(isk.map((e) => e['shutdown'])));
   const ping = byKind(2, 1)[0];
   assert.equal(ping?.['src_port'], 4242, JSON.stringify(ping));
   await s.expectPass(await s.restore(images, target));

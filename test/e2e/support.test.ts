@@ -181,7 +181,7 @@ const FEATURES: Record<string, FeatureClass> = {
   'loginuid': { test: 'e2e/tasks.test.ts' },
   'cgroupns': { test: 'e2e/cgroupns.test.ts' },
   'autofs': NO,
-  'tcp_half_closed': NO,
+  'tcp_half_closed': { test: 'e2e/tcphalf.test.ts' },
   'compat_cr': NO,
   'uffd': NO,
   'uffd-noncoop': NO,

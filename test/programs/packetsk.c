@@ -13,7 +13,10 @@
  * same address.
  * argv[2] "queued": a datagram waits in the ETH_P_IP socket; "bypass":
  * PACKET_QDISC_BYPASS is set on it; "closed": the ring stays mapped but its
- * socket's fd is closed (all refused).
+ * socket's fd is closed; "txpending": a frame of the tx ring is queued to be
+ * sent (TP_STATUS_SEND_REQUEST) and never sent; "rxheld": a first socket's rx
+ * ring holds frame 0 (TP_STATUS_USER) while the later frames are given back,
+ * so that poll shows nothing to read (all refused).
  * SIGUSR2: the promiscuous membership is dropped first (FAIL). */
 #include "common.h"
 #include <arpa/inet.h>
@@ -22,6 +25,7 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -84,6 +88,31 @@ static void check_spkt(int fd, const char *dev, const char *what)
 		failf("%s: bound to \"%s\", want \"%s\"", what, a.sa_data, dev);
 }
 
+/* A socket whose rx ring holds frame 0 while the frames after it are given
+ * back: packet_poll, which looks at the frame before the head, shows nothing. */
+static void rx_held(void)
+{
+	struct pollfd p;
+	char *m;
+	int fd, i, n;
+
+	MUST((fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_IP))) >= 0);
+	bind_ll(fd, 1);
+	setopt(fd, PACKET_VERSION, TPACKET_V2);
+	ring(fd, PACKET_RX_RING);
+	MUST((m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) != MAP_FAILED);
+	for (n = 0; n < 2; ) {
+		udp_to_lo();
+		for (n = 0; n < 4 && (((struct tpacket2_hdr *)(m + 1024 * n))->tp_status & TP_STATUS_USER); n++)
+			;
+	}
+	for (i = 1; i < n; i++)
+		__atomic_store_n(&((struct tpacket2_hdr *)(m + 1024 * i))->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+	p.fd = fd;
+	p.events = POLLIN;
+	MUST(poll(&p, 1, 0) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 2 ? argv[2] : "";
@@ -103,6 +132,8 @@ int main(int argc, char **argv)
 	ifr.ifr_flags = IFF_UP | IFF_RUNNING;
 	MUST(ioctl(s, SIOCSIFFLAGS, &ifr) == 0);
 	close(s);
+	if (!strcmp(mode, "rxheld"))
+		rx_held();
 
 	MUST((r1 = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL))) >= 0);
 	bind_ll(r1, 1);
@@ -139,6 +170,14 @@ int main(int argc, char **argv)
 		udp_to_lo();
 	if (!strcmp(mode, "bypass"))
 		setopt(dg, PACKET_QDISC_BYPASS, 1);
+	if (!strcmp(mode, "txpending")) {
+		/* TPACKET_V1: tp_status is an unsigned long; the frame is never sent (no send()). */
+		struct tpacket_hdr *tx;
+		MUST((tx = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, dg, 0)) != MAP_FAILED);
+		tx->tp_len = 20;
+		memset((char *)tx + TPACKET_HDRLEN - sizeof(struct sockaddr_ll), 0x45, 20);
+		__atomic_store_n(&tx->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+	}
 	prog_ready();
 
 	if (wait_for_signal())

@@ -7,10 +7,17 @@
  *    connected to 127.0.0.3;
  *  - a ping socket bound to 127.0.0.1 with echo identifier 4242;
  *  - an ICMPv6 ping socket that pinged ::1 once (the kernel gave it an
- *    identifier), its reply read.
+ *    identifier), its reply read;
+ *  - shut down: a raw ICMP socket with IP_HDRINCL for writing, a ping socket
+ *    bound to 4343 and connected to 127.0.0.1 for writing, an unbound one
+ *    bound to the device lo for writing (shutdown says ENOTCONN but sets the
+ *    bit; only a send shows it), an ICMPv6 ping socket bound to 4444 for
+ *    reading.
  * After restore: the options, addresses and identifiers are as they were; a
  * ping through each raw ICMP socket gets the reply and not the request (the
- * filters work), and each ping socket gets its echo reply with its identifier.
+ * filters work), and each ping socket gets its echo reply with its identifier;
+ * the sockets shut down for writing refuse to send (EPIPE), the unbound one is
+ * still unbound and bound to lo, the one shut down for reading reads the end.
  * argv[2] "queued": a reply is left unread in the ICMPv6 ping socket;
  * "checksum": a raw IPv6 UDP socket with IPV6_CHECKSUM 6 (both refused).
  * SIGUSR2: the IPv4 ICMP filter is cleared (FAIL). */
@@ -19,6 +26,7 @@
 #include <linux/icmp.h>
 #include <linux/icmpv6.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -111,10 +119,12 @@ int main(int argc, char **argv)
 	unsigned char buf[256];
 	struct icmphdr *h;
 	socklen_t l;
-	int r4, r6, rudp, p4, p6, s, id6;
+	int r4, r6, rudp, p4, p6, s, id6, rs, ps, pu, pr;
+	char dev[16] = "";
 	FILE *f;
 
 	prog_init();
+	signal(SIGPIPE, SIG_IGN);
 	MUST(unshare(CLONE_NEWNET) == 0);
 	s = socket(AF_INET, SOCK_DGRAM, 0);
 	strcpy(ifr.ifr_name, "lo");
@@ -155,6 +165,25 @@ int main(int argc, char **argv)
 	memset(&f6, 0xff, sizeof(f6));
 	f6.data[ICMPV6_ECHO_REPLY >> 5] &= ~(1U << (ICMPV6_ECHO_REPLY & 31));
 	MUST(setsockopt(r6, SOL_ICMPV6, ICMPV6_FILTER, &f6, sizeof(f6)) == 0);
+
+	MUST((rs = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)) >= 0);
+	setopt(rs, IPPROTO_IP, IP_HDRINCL, 1);
+	MUST(shutdown(rs, SHUT_WR) == -1 && errno == ENOTCONN);
+	MUST((ps = socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)) >= 0);
+	a = in4("127.0.0.1", 4343);
+	MUST(bind(ps, (struct sockaddr *)&a, sizeof(a)) == 0);
+	MUST(connect(ps, (struct sockaddr *)&a, sizeof(a)) == 0);
+	MUST(shutdown(ps, SHUT_WR) == 0);
+	MUST((pu = socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)) >= 0);
+	MUST(setsockopt(pu, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3) == 0);
+	MUST(shutdown(pu, SHUT_WR) == -1 && errno == ENOTCONN);
+	MUST((pr = socket(AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6)) >= 0);
+	{
+		struct sockaddr_in6 b = in6("::1");
+		b.sin6_port = htons(4444);
+		MUST(bind(pr, (struct sockaddr *)&b, sizeof(b)) == 0);
+	}
+	MUST(shutdown(pr, SHUT_RD) == -1 && errno == ENOTCONN);
 
 	if (!strcmp(mode, "checksum")) {
 		int c;
@@ -209,5 +238,33 @@ int main(int argc, char **argv)
 		failf("ping6: cannot send: %s", strerror(errno));
 	else if (!(h = next_icmp(p6, 0, buf, sizeof(buf))) || h->type != ICMPV6_ECHO_REPLY || ntohs(h->un.echo.id) != id6)
 		failf("ping6: no echo reply with identifier %d", id6);
+
+	{
+		unsigned char pkt[28] = { 0x45, 0, 0, 28, 0, 0, 0, 0, 64, IPPROTO_ICMP, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1, ICMP_ECHO };
+		a = in4("127.0.0.1", 0);
+		if (sendto(rs, pkt, sizeof(pkt), MSG_NOSIGNAL, (struct sockaddr *)&a, sizeof(a)) != -1 || errno != EPIPE)
+			failf("raw ICMP shut down for writing: a send says %s, want EPIPE", strerror(errno));
+	}
+	if (port_of(ps) != 4343)
+		failf("ping shut down: identifier %d, want 4343", port_of(ps));
+	if (send(ps, "\x08\0\0\0\0\0\0\0", 8, MSG_NOSIGNAL) != -1 || errno != EPIPE)
+		failf("ping shut down for writing: a send says %s, want EPIPE", strerror(errno));
+	if (port_of(pu) != 0)
+		failf("unbound ping: bound to identifier %d", port_of(pu));
+	l = sizeof(dev);
+	if (getsockopt(pu, SOL_SOCKET, SO_BINDTODEVICE, dev, &l) || strcmp(dev, "lo"))
+		failf("unbound ping: bound to device \"%s\", want lo", dev);
+	if (ping(pu, 0, ICMP_ECHO, 0, 3) != -1 || errno != EPIPE)
+		failf("unbound ping shut down for writing: a send says %s, want EPIPE", strerror(errno));
+	if (port_of(pr) != 4444)
+		failf("ping6 shut down: identifier %d, want 4444", port_of(pr));
+	{
+		/* Shut down for reading, it polls as the end; a (blocking) read returns it at once. */
+		struct pollfd pf = { .fd = pr, .events = POLLIN | POLLRDHUP };
+		if (poll(&pf, 1, 0) != 1 || !(pf.revents & POLLRDHUP))
+			failf("ping6 shut down for reading: poll says %#x, want POLLRDHUP", pf.revents);
+		else if ((s = recv(pr, buf, sizeof(buf), 0)) != 0)
+			failf("ping6 shut down for reading: recv says %d (%s), want 0", s, s < 0 ? strerror(errno) : "");
+	}
 	return prog_finish();
 }

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { create, IpOptsRawEntrySchema, type IpOptsRawEntry } from '../../images/index.js';
 import {
-  AF, ICMP_FILTER, ICMPV6_FILTER, IP, IPPROTO, IPV6, SOCK, SOL_ICMPV6, SOL_RAW, sock,
+  AF, ICMP_FILTER, ICMPV6_FILTER, IP, IPPROTO, IPV6, SOCK, SOL_ICMPV6, SOL_RAW, SOL_SOCKET, sock,
 } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 
@@ -107,4 +107,63 @@ export function procRawSockets(family: number): Map<number, { state: number; dst
     m.set(Number(f[9]), { state: parseInt(f[3]!, 16), dst });
   }
   return m;
+}
+
+const SO_BINDTOIFINDEX = 62;
+const EFAULT = 14;
+const EPIPE = 32;
+
+/**
+ * A raw or ping socket's shutdown bits (SkShutdown's READ 1, WRITE 2). Neither
+ * is in a sock_diag table cryo can count on (raw_diag is often not built):
+ * reading shut down shows in poll (POLLRDHUP in `ev`, POLLHUP both ways),
+ * writing alone only to a send, tried through cryo's fd with a payload that
+ * faults: the kernel refuses a socket shut down for writing (EPIPE) before it
+ * copies the payload (EFAULT), and nothing is sent. A raw socket checks only
+ * with IP_HDRINCL (without it a send ignores the shutdown until the task sets
+ * it), which is set for the send. Any send binds an unbound ping socket (to an
+ * identifier of the kernel's): connect(AF_UNSPEC) unbinds it again, which also
+ * lets go of its device, bound again. `ev` must show no error (POLLERR): a
+ * send would take it.
+ */
+export function rawShutdown(fd: number, family: number, type: number, proto: number, ev: number, bound: boolean, connected: boolean, where: string): number {
+  if (ev & 0x10 /* POLLHUP */) return 3;
+  const rd = ev & 0x2000 /* POLLRDHUP */ ? 1 : 0;
+  const v6 = family === AF.INET6;
+  const raw = type === SOCK.RAW;
+  // An IPv6 raw socket of a protocol past 255 (IPPROTO_MPTCP...) can never
+  // send (EINVAL before anything else): a shutdown for writing changes nothing.
+  if (raw && v6 && proto > 255) return rd;
+  let head: Buffer;
+  let to: Buffer | undefined;
+  if (!connected || raw) {
+    to = Buffer.alloc(v6 ? 28 : 16);
+    to.writeUInt16LE(family, 0);
+    if (v6) to[23] = 1; // ::1
+    else to.writeUInt32BE(0x7f000001, 4);
+  }
+  let r: number;
+  if (raw) {
+    // The whole packet, its IP header too, faults: nothing of it is read.
+    head = Buffer.alloc(0);
+    const [level, opt] = v6 ? [IPPROTO.IPV6, IPV6.HDRINCL] : [IPPROTO.IP, IP.HDRINCL];
+    const hdrincl = int(fd, level, opt) !== 0;
+    if (!hdrincl) sock.setsockoptInt(fd, level, opt, 1);
+    try {
+      r = sock.sendFaulting(fd, head, to, v6 ? 40 : 20);
+    } finally {
+      if (!hdrincl) sock.setsockoptInt(fd, level, opt, 0);
+    }
+  } else {
+    head = Buffer.from([v6 ? 128 : 8, 0, 0, 0, 0, 0, 0, 0]); // an echo request, code 0
+    const dev = bound ? 0 : (sock.getsockoptInt(fd, SOL_SOCKET, SO_BINDTOIFINDEX) ?? 0);
+    r = sock.sendFaulting(fd, head, to, 8);
+    if (!bound) {
+      sock.disconnect(fd);
+      if (dev) sock.setsockoptInt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, dev);
+    }
+  }
+  if (r === -EPIPE) return rd | 2;
+  if (r !== -EFAULT) throw new CryoError(`${where}: cannot tell whether it is shut down for writing (a send that faults said ${r < 0 ? `errno ${-r}` : `${r} bytes`})`);
+  return rd;
 }

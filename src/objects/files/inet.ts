@@ -21,9 +21,9 @@ import { noFown, type FileTable } from './table.js';
 import type { InventoryEntry } from '../../images/index.js';
 import type { Logger } from '../../context.js';
 import { lockMethodOf, nftTableName, unlockRestored, type LockedConn } from '../netlock.js';
-import { dumpTcpStream, finishTcpStream, loadTcpStreams, prepareTcpStream, repairDone, repairOff, repairOn, tcpStreamsOf, writeTcpStreams } from './tcp.js';
+import { dumpTcpStream, finishTcpStream, loadTcpStreams, prepareTcpStream, REPAIRABLE, repairDone, repairOff, repairOn, tcpStreamsOf, writeTcpStreams } from './tcp.js';
 import { dumpSockOpts, restoreSockFilter, restoreSockOpts } from './sockopts.js';
-import { dumpRawOpts, isPing, pingSocketError, procRawSockets, rawBindPort, rawName, restoreRawOpts } from './inet-raw.js';
+import { dumpRawOpts, isPing, pingSocketError, procRawSockets, rawBindPort, rawName, rawShutdown, restoreRawOpts } from './inet-raw.js';
 
 const STATE_NAMES: Record<number, string> = {
   1: 'ESTABLISHED', 2: 'SYN_SENT', 3: 'SYN_RECV', 4: 'FIN_WAIT1', 5: 'FIN_WAIT2', 6: 'TIME_WAIT', 7: 'CLOSE',
@@ -117,6 +117,21 @@ function tcpInfo(fd: number): { state: number; acceptQueue: number; backlog: num
   return { state: b[0]!, acceptQueue: b.readUInt32LE(24), backlog: b.readUInt32LE(28) };
 }
 
+/**
+ * A TCP socket in CLOSE: never connected, or a connection that ended (both
+ * FINs, or a reset). Its end of stream (RCV_SHUTDOWN: POLLRDHUP, as CRIU reads
+ * it) comes back as a shutdown for reading, so that reads give 0 and not
+ * ENOTCONN; writes fail either way. What a connection left to be read (data,
+ * or the error of a reset) cryo cannot carry yet: refused.
+ */
+function closedTcp(fd: number, where: string): number {
+  const ev = sock.pollEvents(fd);
+  if (ev & 0x8 /* POLLERR */) throw new CryoError(`${where}: a closed TCP connection whose error (a reset?) waits to be read, which cryo cannot carry yet`);
+  const unread = sock.queued(fd, SIOCINQ);
+  if (unread) throw new CryoError(`${where}: a closed TCP connection with ${unread} bytes waiting to be read, which cryo cannot carry yet`);
+  return ev & 0x2000 /* POLLRDHUP */ ? 1 : 0;
+}
+
 function isInet(p: FdProbe): boolean {
   if (!p.st.isSocket()) return false;
   const d = sock.getsockoptInt(p.copy(), SOL_SOCKET, SO.DOMAIN);
@@ -131,7 +146,7 @@ const CONNECTED = new Set([1, 2, 4, 5, 8, 9, 11]); // ESTABLISHED, SYN_SENT, FIN
  * through cryo's own fd, kept to the end of the dump (repair mode must be left
  * again if the tasks run on), and read.
  */
-function holdConnection(fd: number, where: string, desc: string, c: Omit<FileTable['tcp'][number], 'fd' | 'stream' | 'where'>, files: FileTable): void {
+function holdConnection(fd: number, where: string, desc: string, c: Omit<FileTable['tcp'][number], 'fd' | 'stream' | 'where'>, files: FileTable): number {
   const held = dupCloexec(fd);
   const lock = files.netlock;
   try {
@@ -142,7 +157,11 @@ function holdConnection(fd: number, where: string, desc: string, c: Omit<FileTab
   }
   try {
     repairOn(held);
-    files.tcp.push({ ...c, where, fd: held, stream: dumpTcpStream(held) });
+    // The state again in repair mode: a FIN that came in before it counts.
+    const st = tcpInfo(held).state;
+    if (!REPAIRABLE.has(st)) throw new Error(`it went to state ${STATE_NAMES[st] ?? st}`);
+    files.tcp.push({ ...c, where, fd: held, stream: dumpTcpStream(held, st) });
+    return st;
   } catch (e) {
     if (files.tcp.at(-1)?.fd !== held) {
       try { repairOff(held); } catch { /* never was on */ }
@@ -170,9 +189,10 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
   const src = parseSockaddr(sock.sockaddrOf(fd, false), family);
   let peer = sock.sockaddrOf(fd, true);
   // A TCP socket closed after a connection keeps its peer for SO_PEERNAME (not
-  // for getpeername): with --tcp-close it is a connection, restored closed and
-  // unbound (its port went with the close), as CRIU reads it.
-  if (!peer && type === SOCK.STREAM && env.tcpClose) {
+  // for getpeername): a connection, as CRIU reads it: with --tcp-close restored
+  // closed and unbound (its port went with the close), with --tcp-established
+  // through repair (an end by both FINs; a reset is refused).
+  if (!peer && type === SOCK.STREAM) {
     try {
       // The kernel wants exactly the address's size.
       const p2 = sock.getsockoptRaw(fd, SOL_SOCKET, SO_PEERNAME, family === AF.INET ? 16 : 28);
@@ -194,16 +214,24 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
         throw new CryoError(`${where}: listening on ${showAddr(family, src)} with ${t.acceptQueue} connection(s) waiting to be accepted, which cryo cannot carry; --skip-in-flight drops them`);
       }
       backlog = t.backlog;
-    } else if (state !== TCP_CLOSE) {
+    } else if (state === TCP_CLOSE && (env.tcpClose || !peer)) {
+      // Never connected (or --tcp-close, which takes a connection that ended as any other).
+      if (!peer) shutdown = closedTcp(fd, where);
+    } else {
       const conn = `${showAddr(family, src)} -> ${showAddr(family, dst)}`;
       if (env.tcpClose && CONNECTED.has(state)) {
         // --tcp-close: left as it is, and restored closed (no repair, no lock).
-      } else if (state !== TCP_ESTABLISHED) {
+      } else if (state === TCP_CLOSE && sock.pollEvents(fd) & 0x8 /* POLLERR */) {
+        // A reset: its error would come back as an end of stream.
+        throw new CryoError(`${where}: a TCP connection that was reset (${conn}) and whose error waits to be read, which cryo cannot carry yet`);
+      } else if (!REPAIRABLE.has(state)) {
         throw new CryoError(`${where}: a TCP connection in state ${STATE_NAMES[state] ?? state} (${conn}), which cryo cannot dump yet (--tcp-close restores it closed)`);
       } else if (!env.tcpEstablished) {
-        throw new CryoError(`${where}: an established TCP connection (${conn}); dump with --tcp-established`);
+        const what = state === TCP_ESTABLISHED ? 'an established TCP connection' : state === TCP_CLOSE ? 'a TCP connection that ended' : `a half-closed TCP connection (${STATE_NAMES[state] ?? state})`;
+        throw new CryoError(`${where}: ${what} (${conn}); dump with --tcp-established`);
       } else {
-        holdConnection(fd, where, conn, { ino: Number(p.st.ino), local: endKey(family, src), peer: endKey(family, dst), reuseaddr,
+        // The entry's state is the one the stream was read in.
+        state = holdConnection(fd, where, conn, { ino: Number(p.st.ino), local: endKey(family, src), peer: endKey(family, dst), reuseaddr,
           conn: { family, src: src.addr, srcPort: src.port, dst: dst.addr, dstPort: dst.port } }, env.files);
       }
     }
@@ -216,15 +244,15 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
     // CRIU drops them with a warning; cryo does not lose data it was given.
     // Ping sockets have no SIOCINQ: poll tells whether anything waits.
     const ping = isPing(type, proto);
-    const ev = ping ? sock.pollEvents(fd) : 0;
+    const ev = ping || raw ? sock.pollEvents(fd) : 0;
     const unread = ping ? 0 : sock.queued(fd, SIOCINQ);
     if (unread) throw new CryoError(`${where}: ${unread} bytes of datagrams wait to be read, which cryo cannot carry yet`);
     if (ping || raw) {
-      // No sock_diag for ping sockets (nor for raw ones without raw_diag): a
-      // shutdown shows only in poll (POLLRDHUP).
-      if ((ping ? ev : sock.pollEvents(fd)) & 0x2000 /* POLLRDHUP */) throw new CryoError(`${where}: shut down, which cryo cannot read of ${ping ? 'an ICMP' : 'a raw'} socket`);
-      if (ev & 0x1 /* POLLIN */) throw new CryoError(`${where}: replies wait to be read, which cryo cannot carry yet`);
       if (ev & 0x8 /* POLLERR */) throw new CryoError(`${where}: an ICMP error waits to be read, which cryo cannot carry yet`);
+      // Shut down for reading, a ping socket always polls readable: a peek tells (0 is the end).
+      const waiting = ping && (ev & 0x2000 /* POLLRDHUP */ ? sock.recvPeek(fd, Buffer.alloc(1)).n > 0 : (ev & 0x1) !== 0);
+      if (waiting) throw new CryoError(`${where}: replies wait to be read, which cryo cannot carry yet`);
+      shutdown = rawShutdown(fd, family, type, proto, ev, src.port !== 0, peer !== undefined, where);
       const r = raw ? rawSockets(env.files, family).get(Number(p.st.ino)) : undefined;
       if (r?.state === TCP_ESTABLISHED) {
         state = TCP_ESTABLISHED;
@@ -332,10 +360,11 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
       if (ie.flags & O.NONBLOCK) syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, O.NONBLOCK);
       return fd;
     }
-    const stream = ie.type === SOCK.STREAM && ie.state === TCP_ESTABLISHED ? tcpStreamsOf(env.kinds).get(ie.ino) : undefined;
-    if (ie.type === SOCK.STREAM && ie.state === TCP_ESTABLISHED && !stream) throw new CryoError(`${where}: established, but tcp-stream-${ie.ino.toString(16)}.img is missing`);
+    const repair = ie.type === SOCK.STREAM && REPAIRABLE.has(ie.state) && (ie.state !== TCP_CLOSE || ie.dstPort !== 0);
+    const stream = repair ? tcpStreamsOf(env.kinds).get(ie.ino) : undefined;
+    if (repair && !stream) throw new CryoError(`${where}: connected (${STATE_NAMES[ie.state] ?? ie.state}), but tcp-stream-${ie.ino.toString(16)}.img is missing`);
     if (stream && !env.tcpEstablished) throw new CryoError(`${where}: an established TCP connection; restore with --tcp-established`);
-    if (stream) prepareTcpStream(fd, stream.entry);
+    if (stream) prepareTcpStream(fd, stream.entry, ie.state);
     const anyAddr = ie.srcAddr.every((w) => w === 0);
     let bound = false;
     if (ie.srcPort || !anyAddr) {
@@ -349,6 +378,9 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
       sock.setsockoptInt(fd, SOL_SOCKET, SO.REUSEPORT, 1);
       bound = true;
       sock.setsockoptInt(fd, ...freebind, 1);
+      // SO_REUSEADDR took the force-reuse of repair mode, which binds over the
+      // TIME_WAIT an ended connection left: repair mode again gives it back.
+      if (stream) repairOn(fd);
       try {
         sock.bindAddr(fd, sockaddr(ie.family, rawBindPort(ie.type, ie.srcPort), ie.srcAddr));
       } catch (e) {
@@ -363,7 +395,12 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
     if (stream) {
       // In repair mode: no SYN, the socket is ESTABLISHED at once.
       sock.connectAddr(fd, sockaddr(ie.family, ie.dstPort, ie.dstAddr));
-      finishTcpStream(fd, stream.entry, stream.data);
+      try {
+        finishTcpStream(fd, stream.entry, stream.data, ie.state,
+          { family: ie.family, src: ie.srcAddr, srcPort: ie.srcPort, dst: ie.dstAddr, dstPort: ie.dstPort });
+      } catch (e) {
+        throw new CryoError(`${where}: cannot restore the connection (${STATE_NAMES[ie.state] ?? ie.state}): ${(e as Error).message}`);
+      }
     }
     // Out of repair mode once every socket of the tree is there (its peer too).
     if (stream || bound) env.inetLate.push({ fd, repair: stream !== undefined, reuseaddr: opts.reuseaddr ?? false, reuseport: opts.soReuseport ?? false });
@@ -465,7 +502,7 @@ export function planTcpRestore(inv: InventoryEntry, files: Iterable<FileEntry>, 
     // CRIU's tcp_connection(): each was locked on dump.
     if (!ie || ie.proto !== IPPROTO.TCP || ie.type !== SOCK.STREAM || ie.dstPort === 0) continue;
     const what = `inet socket ${ie.ino} (${showAddr(ie.family, { port: ie.srcPort, addr: ie.srcAddr })} -> ${showAddr(ie.family, { port: ie.dstPort, addr: ie.dstAddr })})`;
-    if (!o.tcpClose && ie.state !== TCP_ESTABLISHED) throw new CryoError(`${what}: a TCP connection in state ${STATE_NAMES[ie.state] ?? ie.state}, which cryo restores only closed (--tcp-close)`);
+    if (!o.tcpClose && !REPAIRABLE.has(ie.state)) throw new CryoError(`${what}: a TCP connection in state ${STATE_NAMES[ie.state] ?? ie.state}, which cryo restores only closed (--tcp-close)`);
     if (!o.tcpClose && !o.tcpEstablished) throw new CryoError(`${what}: an established TCP connection; restore with --tcp-established (or --tcp-close)`);
     if (!wholeNs) conns.push({ family: ie.family, src: ie.srcAddr, srcPort: ie.srcPort, dst: ie.dstAddr, dstPort: ie.dstPort });
   }

@@ -130,7 +130,58 @@ function dumpPacket(p: FdProbe, id: number, files: FileTable): PacketSockEntry {
   const tx = ring(d.tx);
   if (rx) e.rxRing = rx;
   if (tx) e.txRing = tx;
+  if (rx || tx) checkRings(fd, e.version, rx, tx, where);
   return e;
+}
+
+const ringSize = (r: PacketRing | undefined) => (r ? r.blockSize * r.blockNr : 0);
+
+/**
+ * The rings come back empty (CRIU keeps no frames either), so a frame whose
+ * contents still matter fails the dump: in the rx ring one handed to the task
+ * and not given back (TP_STATUS_USER; in TPACKET_V3 a block, or packets in the
+ * block the kernel fills), in the tx ring one queued to be sent, being sent or
+ * rejected (TP_STATUS_SEND_REQUEST, SENDING, WRONG_FORMAT). Read through a
+ * mapping of cryo's own: packet_poll only looks at the frame before the head.
+ */
+function checkRings(fd: number, version: number, rx: PacketRing | undefined, tx: PacketRing | undefined, where: string): void {
+  const V3 = 2;
+  sock.withSocketMap(fd, ringSize(rx) + ringSize(tx), (read) => {
+    if (rx && version === V3) {
+      let newest: { seq: bigint; pkts: number } | undefined;
+      for (let b = 0; b < rx.blockNr; b++) {
+        // struct tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1: status, packets, ..., seq_num at 24.
+        const h = read(b * rx.blockSize, 32);
+        if (h.readUInt32LE(8) & 1) throw new CryoError(`${where}: block ${b} of its rx ring holds packets not yet given back (TP_STATUS_USER), which cryo cannot carry`);
+        const seq = h.readBigUInt64LE(24);
+        if (!newest || seq > newest.seq) newest = { seq, pkts: h.readUInt32LE(12) };
+      }
+      if (newest?.pkts) throw new CryoError(`${where}: ${newest.pkts} packet(s) wait in the open block of its rx ring, which cryo cannot carry`);
+    } else if (rx) {
+      forFrames(rx, 0, read, (b, off, i) => {
+        if (b.readUInt32LE(off) & 1) throw new CryoError(`${where}: frame ${i} of its rx ring holds a packet not yet given back (TP_STATUS_USER), which cryo cannot carry`);
+      });
+    }
+    if (tx) {
+      // tp_status is the first word of tpacket_hdr and tpacket2_hdr, at 20 in tpacket3_hdr.
+      const at = version === V3 ? 20 : 0;
+      let pending = 0;
+      forFrames(tx, ringSize(rx), read, (b, off) => {
+        if (b.readUInt32LE(off + at) & 0x7) pending++;
+      });
+      if (pending) throw new CryoError(`${where}: ${pending} frame(s) of its tx ring are queued to be sent, being sent or rejected, which cryo cannot carry`);
+    }
+  });
+}
+
+/** Each frame of a ring at `base` in the mapping: its block (read once) and offset in it. Frames do not cross blocks. */
+function forFrames(r: PacketRing, base: number, read: (off: number, n: number) => Buffer, fn: (block: Buffer, off: number, i: number) => void): void {
+  const perBlock = r.frameSize >= 32 ? Math.floor(r.blockSize / r.frameSize) : 0;
+  let block: Buffer = Buffer.alloc(0);
+  for (let i = 0; i < r.frameNr && perBlock; i++) {
+    if (i % perBlock === 0) block = read(base + (i / perBlock) * r.blockSize, r.blockSize);
+    fn(block, (i % perBlock) * r.frameSize, i);
+  }
 }
 
 /** The name of interface `ifindex` (SIOCGIFNAME, in the namespace the socket is of). */

@@ -3,7 +3,10 @@
 // or a reset), and its sequence numbers, queues, window and negotiated options
 // are read into tcp-stream-INO.img; on restore a new socket in repair mode gets
 // them back, is bound and "connected" without a packet, and leaves repair mode
-// once every socket of the tree exists.
+// once every socket of the tree exists. Half-closed connections too (FIN_WAIT1,
+// FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING), as libsoccr: a FIN takes a sequence
+// number but is no data, so the queues' sequence numbers and lengths leave it
+// out, and it comes back by shutdown() or a segment from the "peer" (tcp-fin.ts).
 import {
   IPPROTO, SO, SOL_SOCKET, SIOCINQ, SIOCOUTQ, SIOCOUTQNSD, SOCK, TCP, TCPI_OPT, TCPOPT, TCP_ESTABLISHED, TCP_QUEUE, NR, MSG, sock, trySyscall,
 } from '../../sys/index.js';
@@ -12,6 +15,16 @@ import { CryoError } from '../../context.js';
 import type { KindStore } from './kind.js';
 import type { FileTable } from './table.js';
 import { tcpRepairOpt, tcpRepairWindow } from '../../abi/index.js';
+import { sendAsPeer, TH, type Conn } from './tcp-fin.js';
+
+/** The states (tcp_states.h) a connection goes through repair in. */
+export const TCPS = { ESTABLISHED: 1, FIN_WAIT1: 4, FIN_WAIT2: 5, CLOSE: 7, CLOSE_WAIT: 8, LAST_ACK: 9, CLOSING: 11 } as const;
+/** CLOSE only for a connection that ended by both FINs (it still has a peer). */
+export const REPAIRABLE: ReadonlySet<number> = new Set(Object.values(TCPS));
+/** Our FIN is in the send queue's sequence numbers (sent, maybe acknowledged). */
+const sentFin = (state: number) => state === TCPS.FIN_WAIT1 || state === TCPS.FIN_WAIT2 || state === TCPS.CLOSING || state === TCPS.LAST_ACK || state === TCPS.CLOSE;
+/** The peer's FIN was received (rcv_nxt is past it). */
+const gotFin = (state: number) => state === TCPS.CLOSE_WAIT || state === TCPS.LAST_ACK || state === TCPS.CLOSING || state === TCPS.CLOSE;
 
 export interface TcpStream {
   entry: TcpStreamEntry;
@@ -48,16 +61,23 @@ export function repairDone(fd: number, reuseaddr: boolean): void {
   if (reuseaddr) sock.setsockoptInt(fd, SOL_SOCKET, SO.REUSEADDR, 1);
 }
 
-/** Read a connection in repair mode (the caller turned it on). */
-export function dumpTcpStream(fd: number): TcpStream {
+/** Read a connection in repair mode (the caller turned it on), in `state`. */
+export function dumpTcpStream(fd: number, state: number = TCPS.ESTABLISHED): TcpStream {
   selectQueue(fd, TCP_QUEUE.RECV);
   const inqSeq = int(fd, TCP.QUEUE_SEQ);
   const inqLen = sock.queued(fd, SIOCINQ);
   const inq = inqLen ? peekQueue(fd, inqLen) : Buffer.alloc(0);
   selectQueue(fd, TCP_QUEUE.SEND);
   const outqSeq = int(fd, TCP.QUEUE_SEQ);
-  const outqLen = sock.queued(fd, SIOCOUTQ);
-  const unsqLen = sock.queued(fd, SIOCOUTQNSD);
+  let outqLen = sock.queued(fd, SIOCOUTQ);
+  let unsqLen = sock.queued(fd, SIOCOUTQNSD);
+  // A connection that ended has nothing left to send (its peer is done with it).
+  if (state === TCPS.CLOSE) outqLen = unsqLen = 0;
+  // Our FIN counts in SIOCOUTQ until acknowledged and in SIOCOUTQNSD until sent; it is no data.
+  if (sentFin(state)) {
+    if (outqLen) outqLen--;
+    if (unsqLen) unsqLen--;
+  }
   const outq = outqLen ? peekQueue(fd, outqLen) : Buffer.alloc(0);
   selectQueue(fd, TCP_QUEUE.NO);
   const info = sock.getsockoptRaw(fd, IPPROTO.TCP, TCP.INFO, 104);
@@ -73,19 +93,28 @@ export function dumpTcpStream(fd: number): TcpStream {
   return { entry, data: Buffer.concat([inq, outq]) };
 }
 
+/** The sequence numbers after each queue's data, before any FIN (which the dump's include). */
+function dataSeqs(s: TcpStreamEntry, state: number): { inq: number; outq: number } {
+  return { inq: (s.inqSeq - (gotFin(state) ? 1 : 0)) >>> 0, outq: (s.outqSeq - (sentFin(state) ? 1 : 0)) >>> 0 };
+}
+
 /** Before bind and connect: a new socket in repair mode with the dumped sequence numbers. */
-export function prepareTcpStream(fd: number, s: TcpStreamEntry): void {
+export function prepareTcpStream(fd: number, s: TcpStreamEntry, state: number = TCPS.ESTABLISHED): void {
   repairOn(fd);
+  const seq = dataSeqs(s, state);
   // TCP_QUEUE_SEQ gave the sequence after each queue; the queues are sent again below.
   selectQueue(fd, TCP_QUEUE.RECV);
-  sock.setsockoptInt(fd, IPPROTO.TCP, TCP.QUEUE_SEQ, (s.inqSeq - s.inqLen) | 0);
+  sock.setsockoptInt(fd, IPPROTO.TCP, TCP.QUEUE_SEQ, (seq.inq - s.inqLen) | 0);
   selectQueue(fd, TCP_QUEUE.SEND);
-  sock.setsockoptInt(fd, IPPROTO.TCP, TCP.QUEUE_SEQ, (s.outqSeq - s.outqLen) | 0);
+  sock.setsockoptInt(fd, IPPROTO.TCP, TCP.QUEUE_SEQ, (seq.outq - s.outqLen) | 0);
   selectQueue(fd, TCP_QUEUE.NO);
 }
 
-/** After the connect (repair mode: no packet sent): options, timestamps, queues, window. */
-export function finishTcpStream(fd: number, s: TcpStreamEntry, data: Uint8Array): void {
+/**
+ * After the connect (repair mode: no packet sent): options, timestamps, queues,
+ * window; then the FINs of a half-closed connection (`conn` names its ends).
+ */
+export function finishTcpStream(fd: number, s: TcpStreamEntry, data: Uint8Array, state: number = TCPS.ESTABLISHED, conn?: Conn): void {
   const opts: Array<[number, number]> = [[TCPOPT.MSS, s.mssClamp]];
   if (s.optMask & TCPI_OPT.WSCALE) opts.push([TCPOPT.WINDOW, s.sndWscale + ((s.rcvWscale ?? 0) << 16)]);
   if (s.optMask & TCPI_OPT.TIMESTAMPS) opts.push([TCPOPT.TIMESTAMP, 0]);
@@ -97,15 +126,31 @@ export function finishTcpStream(fd: number, s: TcpStreamEntry, data: Uint8Array)
   const inq = data.subarray(0, s.inqLen);
   const outq = data.subarray(s.inqLen, s.inqLen + s.outqLen);
   // In repair mode what goes into the send queue counts as sent and not yet
-  // acknowledged (the never-sent part too): the kernel sends it again in time.
+  // acknowledged: the kernel sends it again when its retransmission timer says.
+  // The part never sent is written out of repair mode, as libsoccr does: it
+  // goes when the peer's window lets it (at once when the peer opens a closed
+  // window, where a retransmission may wait for a timer backed off meanwhile).
+  const unsent = Math.min(s.unsqLen ?? 0, outq.length);
   if (inq.length) sendQueue(fd, TCP_QUEUE.RECV, inq);
-  if (outq.length) sendQueue(fd, TCP_QUEUE.SEND, outq);
+  if (outq.length > unsent) sendQueue(fd, TCP_QUEUE.SEND, outq.subarray(0, outq.length - unsent));
   selectQueue(fd, TCP_QUEUE.NO);
+  if (unsent) {
+    repairOff(fd);
+    try {
+      sendQueue(fd, TCP_QUEUE.NO, outq.subarray(outq.length - unsent));
+    } finally {
+      repairOn(fd);
+    }
+  }
   if (s.sndWnd !== undefined) {
+    // The peer's FIN is not received yet: the window as it was before it (a
+    // FIN at the edge of a zero window would be dropped).
+    const fin = gotFin(state) ? 1 : 0;
     sock.setsockoptRaw(fd, IPPROTO.TCP, TCP.REPAIR_WINDOW, tcpRepairWindow.encode({
-      snd_wl1: s.sndWl1 ?? 0, snd_wnd: s.sndWnd, max_window: s.maxWindow ?? 0, rcv_wnd: s.rcvWnd ?? 0, rcv_wup: s.rcvWup ?? 0,
+      snd_wl1: s.sndWl1 ?? 0, snd_wnd: s.sndWnd, max_window: s.maxWindow ?? 0, rcv_wnd: (s.rcvWnd ?? 0) + fin, rcv_wup: ((s.rcvWup ?? 0) - fin) >>> 0,
     }));
   }
+  if (state !== TCPS.ESTABLISHED) restoreFins(fd, s, state, conn);
   if (s.nodelay) sock.setsockoptInt(fd, IPPROTO.TCP, TCP.NODELAY, 1);
   if (s.cork) sock.setsockoptInt(fd, IPPROTO.TCP, TCP.CORK, 1);
 }
@@ -123,7 +168,8 @@ function sendQueue(fd: number, q: number, data: Uint8Array): void {
   const lock = sock.getsockoptInt(fd, SOL_SOCKET, SO.BUF_LOCK) ?? 0;
   sock.setsockoptInt(fd, SOL_SOCKET, force, Math.max(before, 4 * data.length + (1 << 20)));
   try {
-    selectQueue(fd, q);
+    // Out of repair mode (TCP_QUEUE.NO) there is no queue to select.
+    if (q !== TCP_QUEUE.NO) selectQueue(fd, q);
     let off = 0;
     let chunk = data.length;
     while (off < data.length) {
@@ -146,6 +192,51 @@ function sendQueue(fd: number, q: number, data: Uint8Array): void {
   }
 }
 
+/**
+ * The FINs of a half-closed connection, in the order of its states (libsoccr's):
+ * ours first where we closed first (FIN_WAIT*, CLOSING), the peer's by a
+ * segment from it, ours after it where the peer closed first (LAST_ACK, and
+ * CLOSE: an ended connection goes the peer-closed-first way), and for
+ * FIN_WAIT2 and CLOSE the peer's acknowledgement of ours. Our FIN is queued as sent
+ * where it was acknowledged (TCP_REPAIR_QUEUE on the send queue), else as not
+ * yet sent: the kernel sends it (the network lock keeps it from the peer until
+ * the restore is done, and then it goes again).
+ */
+function restoreFins(fd: number, s: TcpStreamEntry, state: number, conn: Conn | undefined): void {
+  if (!conn) throw new Error(`a connection in state ${state} needs its addresses`);
+  const seq = dataSeqs(s, state);
+  const sndUna = (seq.outq - s.outqLen) >>> 0;
+  const window = s.sndWnd !== undefined ? s.sndWnd >>> (s.optMask & TCPI_OPT.WSCALE ? s.sndWscale : 0) : 0xffff;
+  const ts = (s.optMask & TCPI_OPT.TIMESTAMPS) !== 0;
+  const shutWr = (acked: boolean) => {
+    if (acked) selectQueue(fd, TCP_QUEUE.SEND);
+    sock.shutdown(fd, 1 /* SHUT_WR */);
+    if (acked) selectQueue(fd, TCP_QUEUE.NO);
+  };
+  if (state === TCPS.FIN_WAIT1 || state === TCPS.FIN_WAIT2 || state === TCPS.CLOSING) shutWr(state === TCPS.FIN_WAIT2);
+  if (gotFin(state)) {
+    sendAsPeer(conn, TH.FIN | TH.ACK, seq.inq, sndUna, window, ts);
+    awaitState(fd, state === TCPS.CLOSING ? TCPS.CLOSING : TCPS.CLOSE_WAIT);
+  }
+  // CLOSE: as LAST_ACK, with the FIN queued as sent so that the ACK below may take it.
+  if (state === TCPS.LAST_ACK || state === TCPS.CLOSE) shutWr(state === TCPS.CLOSE);
+  // rcv_nxt is past the peer's FIN by now, where there is one: the dumped inqSeq.
+  if (state === TCPS.FIN_WAIT2 || state === TCPS.CLOSE) sendAsPeer(conn, TH.ACK, s.inqSeq >>> 0, s.outqSeq >>> 0, window, ts);
+  awaitState(fd, state);
+}
+
+/** The segment went through loopback, which a softirq may deliver a moment later. */
+function awaitState(fd: number, want: number): void {
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  let got = 0;
+  for (let i = 0; i < 2000; i++) {
+    got = sock.getsockoptRaw(fd, IPPROTO.TCP, TCP.INFO, 104)[0]!;
+    if (got === want) return;
+    Atomics.wait(nap, 0, 0, 1);
+  }
+  throw new Error(`the connection reached state ${got}, not ${want}, after its FINs (is the segment from its peer dropped?)`);
+}
+
 /** The tcp-stream image of every connection dumped. */
 export function writeTcpStreams(files: FileTable, dir: ImageDir): void {
   for (const c of files.tcp) dir.write('tcpStream', [{ msg: c.stream.entry, extra: c.stream.data }], c.ino);
@@ -154,12 +245,12 @@ export function writeTcpStreams(files: FileTable, dir: ImageDir): void {
 /** tcp-stream images, by the socket's inode; as CRIU, used only with --tcp-established. */
 export const tcpStreamsOf = (s: KindStore) => s.get<Map<number, TcpStream>>('inet:tcp-streams', () => new Map());
 
-/** One tcp-stream image per established connection of files.img, by the socket's inode. */
+/** One tcp-stream image per established or half-closed connection of files.img, by the socket's inode. */
 export function loadTcpStreams(dir: ImageDir, store: KindStore, files: ReadonlyMap<number, FileEntry>): void {
   const streams = tcpStreamsOf(store);
   for (const f of files.values()) {
     const ie = f.isk;
-    if (!ie || ie.type !== SOCK.STREAM || ie.state !== TCP_ESTABLISHED || streams.has(ie.ino)) continue;
+    if (!ie || ie.type !== SOCK.STREAM || !REPAIRABLE.has(ie.state) || streams.has(ie.ino)) continue;
     // A dump with --tcp-close writes none (the restore refuses it without --tcp-close).
     if (!dir.exists('tcpStream', ie.ino)) continue;
     const name = `tcp-stream-${ie.ino.toString(16)}.img`;

@@ -1,0 +1,50 @@
+// Half-closed TCP connections (tcphalf.c: FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT,
+// LAST_ACK, CLOSING, and CLOSE after both FINs, over IPv4 and IPv6 loopback,
+// with data in flight) dumped
+// with --tcp-established and restored through repair mode with their FINs, as
+// CRIU's tcp_half_closed; `check --feature tcp_half_closed` says yes. Without
+// --tcp-established the dump fails in one line naming the state.
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { Session, compileProgram, critDecodeAll, runningFree, waitFor } from './harness.js';
+import { dropLocks } from './netlock-rules.js';
+
+/** The states of the connections' ends in files.img, through CRIU's own pycriu. */
+function states(dir: string): number[] {
+  const py = "import sys, json; sys.path.insert(0, '/work/criu/lib'); from pycriu import images; print(json.dumps([e['isk']['state'] for e in images.load(open(sys.argv[1], 'rb'))['entries'] if 'isk' in e]))";
+  const r = spawnSync('/usr/bin/python3', ['-c', py, path.join(dir, 'files.img')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return (JSON.parse(r.stdout) as number[]).sort((a, b) => a - b);
+}
+
+test('half-closed TCP connections (FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING) and ended ones (CLOSE) with data in flight come back in their states, every byte then the end', { timeout: 120_000 }, async (t) => {
+  const s = Session.for(t, 'tcphalf');
+  const check = await s.cryo(['check', '--feature', 'tcp_half_closed']);
+  assert.equal(check.code, 0, check.stderr);
+  const target = await s.start('tcphalf');
+  const images = s.mkdir();
+  t.after(() => dropLocks(images));
+  await s.dump(target, images, { extra: ['--tcp-established'] });
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  // Per family: ESTABLISHED 1, FIN_WAIT1 4, FIN_WAIT2 5 (three), CLOSE 7 (two), CLOSE_WAIT 8, LAST_ACK 9, CLOSING 11.
+  assert.deepEqual(states(images), [1, 1, 4, 4, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 8, 8, 9, 9, 11, 11]);
+  await s.expectPass(await s.restore(images, target, { extra: ['--tcp-established'] }));
+
+  // The check can fail: a byte read early is missed.
+  const spoiled = await s.startCommand('spoiled', [compileProgram('tcphalf')]);
+  const { status, output } = await s.finish(spoiled, 'SIGUSR2');
+  assert.equal(status?.exited, 1, output);
+  assert.match(output, /^FAIL: IPv4 fin2: the server did not get the client's message/m);
+});
+
+test('a half-closed TCP connection without --tcp-established fails the dump in one line naming the task, the fd and the state; the task runs on', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'tcphalf-refused');
+  const target = await s.start('tcphalf');
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
+  assert.equal(r.code, 1, s.report());
+  assert.match(r.stderr.trimEnd(), /^Error: task \d+ fd \d+ \(IPv4 TCP socket \d+\): a half-closed TCP connection \(FIN_WAIT2\) \(127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+\); dump with --tcp-established$/);
+  await s.check(waitFor('the task to run free', () => runningFree(target.pid), 5_000));
+  await s.killTree(target);
+});
