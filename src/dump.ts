@@ -1,6 +1,6 @@
 // The dump pipeline: freeze the tree, write every image, then kill or resume it.
 // Any failure before the end puts every task back exactly as it was.
-import { accessSync, closeSync, constants as fsc, existsSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsc, existsSync, openSync, readFileSync, readlinkSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
@@ -28,6 +28,7 @@ import { dumpTask, taskIds, nsIdOf, type DumpState } from './dump/task.js';
 import { writeStats } from './stats.js';
 import { dumpZombie } from './objects/zombie.js';
 import { dumpUtsNs } from './objects/utsns.js';
+import { dumpUserNs, IdView } from './objects/userns.js';
 import { dumpTimeNs } from './objects/timens.js';
 import { dumpIpcNs } from './objects/ipcns.js';
 import { dumpNetNs, netnsExtKey, TreeNetns } from './objects/netns.js';
@@ -118,7 +119,12 @@ export async function runDump(ctx: Context): Promise<number> {
     for (const ns of own) {
       const nsId = nsIdOf(ns.link, st);
       try {
-        if (ns.kind === 'net') {
+        if (ns.kind === 'user') {
+          // Its maps translate the ids every later image holds (creds, ipc, files).
+          const others = own.filter((o) => o.kind !== 'user').map((o) => o.kind as string);
+          if (readlinkSync(`/proc/${root}/ns/pid`) !== readlinkSync('/proc/self/ns/pid')) others.push('pid');
+          st.userns = dumpUserNs(root, rootWho, nsId, others, dir);
+        } else if (ns.kind === 'net') {
           netns = new TreeNetns(ns.path);
           lockTreeNetns(ctx, ns.path, st.files.netlock, rootWho);
           dumpNetNs(netns.fd, nsId, ns.link, { dir, log, who: rootWho, empty: (opts.emptyNs & CLONE.NEWNET) !== 0, ...netnsExtKey(opts.external, ns.link) });
@@ -133,7 +139,7 @@ export async function runDump(ctx: Context): Promise<number> {
           // Nothing of its own to write: its roots go with each thread's groups into cgroup.img.
           cgroups.setTreeCgns(ns.path);
         } else {
-          const r = dumpIpcNs(ns.path, nsId, { dir, newPagesId: () => st.nextPagesId++, log, who: rootWho });
+          const r = dumpIpcNs(ns.path, nsId, { dir, newPagesId: () => st.nextPagesId++, log, who: rootWho, ids: st.userns?.view ?? IdView.SAME });
           st.sysvShm = r.segments;
           st.stats.shpagesWritten += BigInt(r.pages);
           st.stats.shpagesScanned += BigInt(r.scanned);
