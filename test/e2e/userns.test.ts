@@ -58,6 +58,12 @@ test('user namespace: a tree with a non-identity map, its uts/ipc/net/pid namesp
   assert.deepEqual([desc.uid, desc.gid, desc.cuid, desc.cgid], [7, 8, 0, 0]);
 });
 
+test('check --feature userns says yes: its probe makes a root in a user namespace as the restore does', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'userns-check');
+  const r = await s.cryo(['check', '--no-default-config', '--feature', 'userns']);
+  assert.deepEqual([r.code, r.stdout, r.stderr], [0, 'userns is supported\n', ''], s.report());
+});
+
 test('user namespace with setgroups denied: it is denied again, written before the gid_map', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'userns-deny');
   await cycle(s, 'deny');
