@@ -501,7 +501,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     rems.set(root, root0.rem);
     // Its mount namespace first: every path of the images is in it.
     if (mntImg) {
-      restoreMntNs(root0.rem, root0.cryoPidfd, mntImg, log, boundPtysOf(sh.kinds));
+      restoreMntNs(root0.rem, root0.cryoPidfd, mntImg, log, boundPtysOf(sh.kinds), userns !== undefined);
       sh.nsRoot = openSync(`/proc/${root0.rem.pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC);
     }
     // The root's new uts and ipc namespaces get their state before any task uses them.
