@@ -28,7 +28,7 @@ import { dumpTask, taskIds, nsIdOf, type DumpState } from './dump/task.js';
 import { writeStats } from './stats.js';
 import { dumpZombie } from './objects/zombie.js';
 import { dumpUtsNs } from './objects/utsns.js';
-import { dumpUserNs, IdView } from './objects/userns.js';
+import { dumpUserNs, IdView, refuseTranslatedOwners, type Owned } from './objects/userns.js';
 import { dumpTimeNs } from './objects/timens.js';
 import { dumpIpcNs } from './objects/ipcns.js';
 import { dumpNetNs, netnsExtKey, TreeNetns } from './objects/netns.js';
@@ -47,6 +47,17 @@ function checkImagesDir(dir: string): void {
   } catch {
     throw new CryoError(`images directory ${dir} is not writable`);
   }
+}
+
+/** Files of the dump that cryo makes again itself with their owners (see refuseTranslatedOwners). */
+function ownedFiles(st: DumpState): Owned[] {
+  const f = st.files;
+  return [
+    ...f.entries.flatMap((e) => (e.usk?.filePerms ? [{ what: `the name of unix socket ${e.usk.ino} (file id ${e.id})`, uid: e.usk.filePerms.uid, gid: e.usk.filePerms.gid }] : [])),
+    ...f.ttyInfos.map((i) => ({ what: `terminal ${i.id}`, uid: i.uid, gid: i.gid })),
+    ...[...f.ghostFiles.values()].map((g) => ({ what: `a deleted file (ghost ${g.remapId})`, uid: g.head.uid, gid: g.head.gid })),
+    ...[...f.memfdInodes.values()].map((m) => ({ what: `memfd ${m.entry.name}`, uid: m.entry.uid, gid: m.entry.gid })),
+  ];
 }
 
 /** `cryo dump`: returns the process exit code. */
@@ -130,7 +141,7 @@ export async function runDump(ctx: Context): Promise<number> {
           dumpNetNs(netns.fd, nsId, ns.link, { dir, log, who: rootWho, empty: (opts.emptyNs & CLONE.NEWNET) !== 0, ...netnsExtKey(opts.external, ns.link) });
         } else if (ns.kind === 'mnt') {
           // A tmpfs with mounts on it is read through a clone of it alone, made in its mount namespace.
-          st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, opts.external, log, (p) => cloneMountOf(root, p));
+          st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, opts.external, log, (p) => cloneMountOf(root, p), st.userns?.view ?? IdView.SAME);
         } else if (ns.kind === 'uts') {
           dumpUtsNs(ns.path, nsId, dir);
         } else if (ns.kind === 'time') {
@@ -168,6 +179,7 @@ export async function runDump(ctx: Context): Promise<number> {
         fe.tty!.regfId !== undefined && ns.ids.has(byId.get(fe.tty!.regfId)?.reg?.mntId ?? -1));
     }
     finishTtys(st.files, tasks, opts.shellJob, !!opts.orphanPtsMaster);
+    if (st.userns) refuseTranslatedOwners(st.userns.view, ownedFiles(st), rootWho);
     // As CRIU: the inventory's root_ids are the dumper's own (its namespaces tell
     // the tree's apart); the tree's root has files, vm etc. of its own.
     writeTreeImages(tasks, st, taskIds(process.pid, st), opts.tcpClose);

@@ -17,7 +17,7 @@ import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { buildTree, sharesFdTable, stopSignal } from './restore/tree.js';
 import { spawnSeed, startRoot, startRootInUserns, cloneTask, killAll, killAndReap, type Root } from './tracer/seed.js';
-import { IdView, loadUserNs, writeUserNsMaps, type UserNs } from './objects/userns.js';
+import { IdView, loadUserNs, refuseTranslatedOwners, writeUserNsMaps, type UserNs } from './objects/userns.js';
 import { restoreLocks } from './objects/files/locks.js';
 import { holdKindCleanups, loadKindImages, openFileEntry, reownFile, settleFiles } from './objects/files/fds.js';
 import { KindStore, type Ghost } from './objects/files/kind.js';
@@ -330,6 +330,11 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     if (nsFlags & CLONE.NEWUSER) {
       userns = loadUserNs(dir, rootIds.userNsId);
       refuseInUserns(loaded, nsFlags, opts.restoreSibling);
+      refuseTranslatedOwners(userns.view, [
+        ...[...loaded.files.values()].flatMap((e) => (e.usk?.filePerms ? [{ what: `the name of unix socket ${e.usk.ino} (file id ${e.id})`, uid: e.usk.filePerms.uid, gid: e.usk.filePerms.gid }] : [])),
+        ...loaded.memfdInodes.map((m) => ({ what: `memfd ${m.name}`, uid: m.uid, gid: m.gid })),
+        ...loaded.remaps.ghostOwners().map((g) => ({ what: `ghost file ${g.remapId}`, ...g })),
+      ], 'the images');
     }
     if (nsFlags & CLONE.NEWUTS) utsImg = loadUtsNs(dir, rootIds.utsNsId);
     if (nsFlags & CLONE.NEWTIME) timeImg = loadTimeNs(dir, rootIds.timeNsId);
@@ -501,7 +506,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     rems.set(root, root0.rem);
     // Its mount namespace first: every path of the images is in it.
     if (mntImg) {
-      restoreMntNs(root0.rem, root0.cryoPidfd, mntImg, log, boundPtysOf(sh.kinds), userns !== undefined);
+      restoreMntNs(root0.rem, root0.cryoPidfd, mntImg, log, boundPtysOf(sh.kinds), sh.ids);
       sh.nsRoot = openSync(`/proc/${root0.rem.pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC);
     }
     // The root's new uts and ipc namespaces get their state before any task uses them.

@@ -182,3 +182,27 @@ export function writeUserNsMaps(pid: number, ns: UserNs): void {
   write('uid_map', idMapText(ns.view.uidMap));
   write('gid_map', idMapText(ns.view.gidMap));
 }
+
+/** An object of the images with an owner: what it is (for messages), its uid and gid. */
+export interface Owned {
+  what: string;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * The owners of files cryo makes itself (ghost files, memfds, bound unix
+ * sockets' names, ttys) are not translated between the tree's view (CRIU's
+ * images) and cryo's yet: in a tree's user namespace they are refused where the
+ * two views differ, so that none comes back with another owner. Where the map
+ * is the identity for them (`0 0 1` and the like) both views are one.
+ */
+export function refuseTranslatedOwners(view: IdView, owned: Iterable<Owned>, who: string): void {
+  if (!view.own) return;
+  for (const o of owned) {
+    const what = `${who}: ${o.what}`;
+    if (view.nsUid(o.uid, what) !== o.uid >>> 0 || view.nsGid(o.gid, what) !== o.gid >>> 0) {
+      throw new CryoError(`${what} is owned by ${o.uid >>> 0}:${o.gid >>> 0}, which the tree's user namespace sees as another id: cryo does not translate the owners of such files yet`);
+    }
+  }
+}

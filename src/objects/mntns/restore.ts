@@ -18,6 +18,7 @@ import { CryoError, type Logger } from '../../context.js';
 import { extMounts } from './dump.js';
 import { fsByCode, mountAttrOf, codeName } from './fstypes.js';
 import { openPtmxAt } from '../files/pty.js';
+import { IdView } from '../userns.js';
 
 type Role =
   | { role: 'root'; path: string }
@@ -118,12 +119,15 @@ function fsOptions(e: MntEntry): Array<[string, string | undefined]> {
 }
 
 /** A tmpfs, detached, in cryo, filled from its tar image; returns its mount fd. */
-function makeTmpfs(e: MntEntry, img: string): number {
+function makeTmpfs(e: MntEntry, img: string, ids: IdView): number {
   const fsfd = syscall('fsopen(tmpfs)', NR.fsopen, Buffer.from('tmpfs\0'), FSOPEN_CLOEXEC);
   let mfd: number;
   try {
-    // Filled first, read-only after.
-    for (const [k, v] of fsOptions(e).filter(([k]) => k !== 'ro')) {
+    // Filled first, read-only after. Made by cryo: uid= and gid= in its view.
+    const what = `mount ${e.mntId} at ${e.mountpoint}`;
+    const host = ([k, v]: [string, string | undefined]): [string, string | undefined] =>
+      (k === 'uid' && v !== undefined ? [k, String(ids.hostUid(Number(v), what))] : k === 'gid' && v !== undefined ? [k, String(ids.hostGid(Number(v), what))] : [k, v]);
+    for (const [k, v] of fsOptions(e).filter(([k]) => k !== 'ro').map(host)) {
       if (v === undefined) syscall(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG.SET_FLAG, Buffer.from(k + '\0'), 0, 0);
       else syscall(`fsconfig(${k}=${v})`, NR.fsconfig, fsfd, FSCONFIG.SET_STRING, Buffer.from(k + '\0'), Buffer.from(v + '\0'), 0);
     }
@@ -180,7 +184,8 @@ function makeBoundPty(pid: number, devpts: bigint, path: string, boundPtys: Map<
  * Build the namespace in `rem`, the root of the tree, fresh from clone3 in a new
  * mount namespace (a copy of cryo's). `cryoPidfd` is its fd of cryo's pidfd.
  */
-export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, log: Logger, boundPtys: Map<number, number>, inUserns = false): void {
+export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, log: Logger, boundPtys: Map<number, number>, ids: IdView = IdView.SAME): void {
+  const inUserns = ids.own;
   const held: number[] = []; // cryo's fds of tmpfs mounts
   const fds = new Map<number, bigint>(); // the root's fd of each mount
   let doing = 'making its mounts private';
@@ -252,7 +257,7 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, l
       let fd = fds.get(e.mntId);
       if (img.tmpfs.has(e.mntId)) {
         // Made and filled by cryo, in the order of the others (mountinfo lists mounts by age).
-        const mfd = makeTmpfs(e, img.tmpfs.get(e.mntId)!);
+        const mfd = makeTmpfs(e, img.tmpfs.get(e.mntId)!, ids);
         held.push(mfd);
         fd = call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, mfd, 0);
       } else if (fd === undefined && r.role === 'bind') {
