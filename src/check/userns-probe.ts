@@ -39,6 +39,7 @@ export function probeUserns(): boolean | string {
   } finally {
     closeSync(devnull);
     r.close?.();
+    r.rem.mem.close();
     killAndReap(r.rem.pid);
     killAndReap(r.donor);
   }

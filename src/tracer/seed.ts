@@ -162,8 +162,11 @@ export function startRootInUserns(pid: number, nsFlags: number, groups: number[]
   const maker = spawnSeed(0, false);
   let root = 0;
   let pair: [number, number] | undefined;
+  let mmem: { close(): void } | undefined;
+  let rmem: { close(): void } | undefined;
   try {
     const m = seizeSeed(maker);
+    mmem = m.mem;
     const g = Buffer.alloc(4 * Math.max(1, groups.length));
     groups.forEach((v, i) => g.writeUInt32LE(v, 4 * i));
     m.call('setgroups', NR.setgroups, groups.length, m.put(g, 512));
@@ -219,6 +222,7 @@ export function startRootInUserns(pid: number, nsFlags: number, groups: number[]
         }
       },
     });
+    rmem = rem.mem;
     for (const r of [rem, m]) {
       r.call('setresgid', NR.setresgid, 0, 0, 0);
       r.call('setresuid', NR.setresuid, 0, 0, 0);
@@ -227,10 +231,15 @@ export function startRootInUserns(pid: number, nsFlags: number, groups: number[]
     }
     rem.scratch(4096);
     pair = undefined;
-    return { rem, cryoPidfd: self, donor: maker, close: () => closeSync(cryoEnd) };
+    return { rem, cryoPidfd: self, donor: maker, close: () => {
+      closeSync(cryoEnd);
+      m.mem.close();
+    } };
   } catch (e) {
     if (root) killAndReap(root);
     killAndReap(maker);
+    mmem?.close();
+    rmem?.close();
     throw e;
   } finally {
     if (pair) for (const fd of pair) if (fd >= 0) closeSync(fd);
