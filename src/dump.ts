@@ -1,6 +1,6 @@
 // The dump pipeline: freeze the tree, write every image, then kill or resume it.
 // Any failure before the end puts every task back exactly as it was.
-import { accessSync, closeSync, constants as fsc, existsSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsc, existsSync, openSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import type { Context } from './context.js';
 import { CryoError } from './context.js';
 import {
@@ -26,6 +26,7 @@ import { dumpTask, taskIds, nsIdOf, type DumpState } from './dump/task.js';
 import { writeStats } from './stats.js';
 import { dumpZombie } from './objects/zombie.js';
 import { dumpUtsNs } from './objects/utsns.js';
+import { dumpUserNs, IdView, refuseTranslatedOwners, type Owned } from './objects/userns.js';
 import { dumpTimeNs } from './objects/timens.js';
 import { dumpIpcNs } from './objects/ipcns.js';
 import { dumpNetNs, netnsExtKey, TreeNetns } from './objects/netns.js';
@@ -44,6 +45,17 @@ function checkImagesDir(dir: string): void {
   } catch {
     throw new CryoError(`images directory ${dir} is not writable`);
   }
+}
+
+/** Files of the dump that cryo makes again itself with their owners (see refuseTranslatedOwners). */
+function ownedFiles(st: DumpState): Owned[] {
+  const f = st.files;
+  return [
+    ...f.entries.flatMap((e) => (e.usk?.filePerms ? [{ what: `the name of unix socket ${e.usk.ino} (file id ${e.id})`, uid: e.usk.filePerms.uid, gid: e.usk.filePerms.gid }] : [])),
+    ...f.ttyInfos.map((i) => ({ what: `terminal ${i.id}`, uid: i.uid, gid: i.gid })),
+    ...[...f.ghostFiles.values()].map((g) => ({ what: `a deleted file (ghost ${g.remapId})`, uid: g.head.uid, gid: g.head.gid })),
+    ...[...f.memfdInodes.values()].map((m) => ({ what: `memfd ${m.entry.name}`, uid: m.entry.uid, gid: m.entry.gid })),
+  ];
 }
 
 /** `cryo dump`: returns the process exit code. */
@@ -113,13 +125,18 @@ export async function runDump(ctx: Context): Promise<number> {
     for (const ns of own) {
       const nsId = nsIdOf(ns.link, st);
       try {
-        if (ns.kind === 'net') {
+        if (ns.kind === 'user') {
+          // Its maps translate the ids every later image holds (creds, ipc, files).
+          const others = own.filter((o) => o.kind !== 'user').map((o) => o.kind as string);
+          if (readlinkSync(`/proc/${root}/ns/pid`) !== readlinkSync('/proc/self/ns/pid')) others.push('pid');
+          st.userns = dumpUserNs(root, rootWho, nsId, others, dir);
+        } else if (ns.kind === 'net') {
           netns = new TreeNetns(ns.path);
           lockTreeNetns(ctx, ns.path, st.files.netlock, rootWho);
           dumpNetNs(netns.fd, nsId, ns.link, { dir, log, who: rootWho, empty: (opts.emptyNs & CLONE.NEWNET) !== 0, ...netnsExtKey(opts.external, ns.link) });
         } else if (ns.kind === 'mnt') {
           // A tmpfs with mounts on it is read through a clone of it alone, made in its mount namespace.
-          st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, { external: opts.external, auto: opts.autoExtMnt, enableFs: opts.enableFs }, log, (p) => cloneMountOf(root, p));
+          st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, { external: opts.external, auto: opts.autoExtMnt, enableFs: opts.enableFs }, log, (p) => cloneMountOf(root, p), st.userns?.view ?? IdView.SAME);
         } else if (ns.kind === 'uts') {
           dumpUtsNs(ns.path, nsId, dir);
         } else if (ns.kind === 'time') {
@@ -128,7 +145,7 @@ export async function runDump(ctx: Context): Promise<number> {
           // Nothing of its own to write: its roots go with each thread's groups into cgroup.img.
           cgroups.setTreeCgns(ns.path);
         } else {
-          const r = dumpIpcNs(ns.path, nsId, { dir, newPagesId: () => st.nextPagesId++, log, who: rootWho });
+          const r = dumpIpcNs(ns.path, nsId, { dir, newPagesId: () => st.nextPagesId++, log, who: rootWho, ids: st.userns?.view ?? IdView.SAME });
           st.sysvShm = r.segments;
           st.stats.shpagesWritten += BigInt(r.pages);
           st.stats.shpagesScanned += BigInt(r.scanned);
@@ -164,6 +181,8 @@ export async function runDump(ctx: Context): Promise<number> {
     writeTreeImages(tasks, st, taskIds(process.pid, st), opts.tcpClose);
     cgroups.write(dir);
     finishKinds(st.files, kindEnv);
+    // Owners of files cryo makes itself, as the tree's user namespace sees them.
+    if (st.userns) refuseTranslatedOwners(st.userns.view, ownedFiles(st), rootWho);
     dir.write('files', peersFirst(st.files.entries));
     writeKindImages(dir, st.files, kindEnv);
     // CRIU writes it on pre-dump; cryo, which has none, for the next dump.

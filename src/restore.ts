@@ -15,7 +15,8 @@ import type { MemIO } from './tracer/memio.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { buildTree, sharesFdTable, stopSignal } from './restore/tree.js';
-import { spawnSeed, startRoot, cloneTask, killAll } from './tracer/seed.js';
+import { spawnSeed, startRoot, startRootInUserns, cloneTask, killAll, killAndReap, type Root } from './tracer/seed.js';
+import { IdView, loadUserNs, refuseTranslatedOwners, writeUserNsMaps, type UserNs } from './objects/userns.js';
 import { restoreLocks } from './objects/files/locks.js';
 import { filesPlaced, holdKindCleanups, kindsBeforeResume, openFileEntry, reownFile } from './objects/files/fds.js';
 import { inflightHomes } from './objects/files/inflight.js';
@@ -113,6 +114,25 @@ function checkFdTables(l: Loaded): void {
   }
 }
 
+/**
+ * What of a tree in a user namespace of its own cryo cannot make, said before
+ * anything is made. Tasks and threads get their pids by clone3 set_tid from
+ * inside the namespace: that needs CAP_CHECKPOINT_RESTORE over the pid
+ * namespace they are born in, which only a new one (owned by the tree's user
+ * namespace) gives. A root of cryo's sibling would need a maker of cryo's
+ * parent's, left a zombie there.
+ */
+function refuseInUserns(l: Loaded, nsFlags: number, sibling: boolean): void {
+  const root = l.tasks[0]!.pstree.pid;
+  if (sibling) throw new CryoError(`task ${root} of the images is in a user namespace of its own: cryo does not restore it as its sibling (--restore-sibling, RPC) yet`);
+  if (nsFlags & CLONE.NEWPID) return;
+  const other = l.tasks.find((t) => t.pstree.pid !== root || t.threadCores.size > 0);
+  if (other) {
+    const what = other.pstree.pid === root ? `thread ${[...other.threadCores.keys()][0]} of task ${root}` : `task ${other.pstree.pid}`;
+    throw new CryoError(`${what} of the images: in a user namespace of the tree's own but in cryo's pid namespace, it cannot get its pid from inside the namespace (clone3 set_tid needs CAP_CHECKPOINT_RESTORE over cryo's pid namespace): not supported`);
+  }
+}
+
 /** `cryo restore`: returns the process exit code. */
 export async function runRestore(ctx: Context): Promise<number> {
   const { rootPid } = restoreTree(ctx);
@@ -158,6 +178,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let tcpPlan: TcpRestorePlan;
   let netImg: NetnsImages | undefined;
   let mntImg: MntNsImages | undefined;
+  let userns: UserNs | undefined;
   try {
     loaded = loadImages(dir, opts.deprecated);
     inv = dir.readOne('inventory');
@@ -178,6 +199,15 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     ({ joined, flags: joinFlags } = checkJoinNs(opts.joinNs, opts.emptyNs));
     nsFlags &= ~joinFlags;
     const rootIds = loaded.tasks[0]!.core.ids!;
+    if (nsFlags & CLONE.NEWUSER) {
+      userns = loadUserNs(dir, rootIds.userNsId);
+      refuseInUserns(loaded, nsFlags, opts.restoreSibling);
+      refuseTranslatedOwners(userns.view, [
+        ...[...loaded.files.values()].flatMap((e) => (e.usk?.filePerms ? [{ what: `the name of unix socket ${e.usk.ino} (file id ${e.id})`, uid: e.usk.filePerms.uid, gid: e.usk.filePerms.gid }] : [])),
+        ...loaded.memfdInodes.map((m) => ({ what: `memfd ${m.name}`, uid: m.uid, gid: m.gid })),
+        ...loaded.remaps.ghostOwners().map((g) => ({ what: `ghost file ${g.remapId}`, ...g })),
+      ], 'the images');
+    }
     if (nsFlags & CLONE.NEWUTS) utsImg = loadUtsNs(dir, rootIds.utsNsId);
     if (nsFlags & CLONE.NEWTIME) timeImg = loadTimeNs(dir, rootIds.timeNsId);
     if (nsFlags & CLONE.NEWNS) mntImg = loadMntNs(dir, rootIds.mntNsId, { root: opts.root, external: opts.external, autoExtMnt: opts.autoExtMnt });
@@ -241,6 +271,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let netns: TreeNetns | undefined;
   const sh: RestoreShared = {
     kdat: ctx.kdat,
+    ids: userns?.view ?? IdView.SAME,
     inherited,
     files: loaded.files,
     shellJob: opts.shellJob,
@@ -316,7 +347,21 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     // A new time namespace is not one to clone into: its offsets must be set before a task is in it (restoreTimeNs).
     // Nor a cgroup one: it is rooted where the root is when it unshares it, in its groups' roots.
     const cloneNs = nsFlags! & ~(CLONE.NEWTIME | CLONE.NEWCGROUP);
-    const root0 = extNetFd === undefined ? startRoot(root, opts.restoreSibling, cloneNs) : netlink.inNetns(extNetFd, () => startRoot(root, opts.restoreSibling, cloneNs));
+    const start = (): Root => {
+      if (!userns) return startRoot(root, opts.restoreSibling, cloneNs);
+      const uns = userns;
+      // With setgroups denied no task inside can set its groups: the root is born with them.
+      const c = loaded.tasks[0]!.core.threadCore?.creds;
+      const groups = uns.setgroupsDeny ? (c?.groups ?? []).map((g) => uns.view.hostGid(g, `task ${root}: its supplementary groups`)) : [];
+      const r = startRootInUserns(root, cloneNs & ~CLONE.NEWUSER, groups, (pid) => writeUserNsMaps(pid, uns));
+      // The donor of cryo's fds goes once the tree is built (or not).
+      cl.always('the fd donor in the tree\'s user namespace', () => {
+        r.close?.();
+        killAndReap(r.donor);
+      });
+      return r;
+    };
+    const root0 = extNetFd === undefined ? start() : netlink.inNetns(extNetFd, start);
     created.push(root0.rem.pid);
     enterJoinedNs(root0.rem, joined);
     if (timeImg) restoreTimeNs(root0.rem, timeImg);
@@ -331,7 +376,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     rems.set(root, root0.rem);
     // Its mount namespace first: every path of the images is in it.
     if (mntImg) {
-      restoreMntNs(root0.rem, root0.cryoPidfd, mntImg, log, boundPtysOf(sh.kinds));
+      restoreMntNs(root0.rem, root0.cryoPidfd, mntImg, log, boundPtysOf(sh.kinds), sh.ids);
       sh.nsRoot = openSync(`/proc/${root0.rem.pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC);
     }
     // The root's new uts and ipc namespaces get their state before any task uses them.
@@ -339,7 +384,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     try {
       if (utsImg) restoreUtsNs(`/proc/${root0.rem.pid}/ns/uts`, utsImg);
       making = 'ipc';
-      if (ipcImg) restoreIpcNs(`/proc/${root0.rem.pid}/ns/ipc`, ipcImg, (id) => sh.pagesFd(id), log, (key, size, flags, d) => rootShmget(root0.rem, key, size, flags, d));
+      if (ipcImg) restoreIpcNs(`/proc/${root0.rem.pid}/ns/ipc`, ipcImg, (id) => sh.pagesFd(id), log, (key, size, flags, d) => rootShmget(root0.rem, key, size, flags, d), sh.ids);
       making = 'net';
       if (netImg) {
         netns = new TreeNetns(`/proc/${root0.rem.pid}/ns/net`);
@@ -351,7 +396,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       if (SysError.is(e)) throw new CryoError(`restore failed: the root's new ${making} namespace: ${e.message}`);
       throw e;
     }
-    if (newPidns || utsImg || ipcImg || netImg || mntImg) {
+    if (newPidns || userns || utsImg || ipcImg || netImg || mntImg) {
       runAction(ctx, 'setup-namespaces', { rootPid: root0.rem.pid });
       runAction(ctx, 'post-setup-namespaces', { rootPid: root0.rem.pid });
     }

@@ -12,6 +12,7 @@ import { cloneArgs, prctlMmMap } from '../abi/index.js';
 import { probeNftLock } from '../objects/netlock.js';
 import { probeTcpHalfClosed } from './tcp-half.js';
 import { legacyIptables, onPath } from '../objects/netns.js';
+import { probeUserns } from './userns-probe.js';
 
 // ---- probes ------------------------------------------------------------------------
 
@@ -476,7 +477,12 @@ export const FEATURES: readonly Feature[] = [
     'cryo does not pre-dump or track memory changes yet'),
   notDone('pidfd_store', 'extra', 'pidfds of the tree kept by the client across pre-dumps (pidfd_store_sk)',
     'cryo does not keep pidfds in a pidfd_store_sk yet'),
-  notDone('userns', 'extra', 'user namespaces', 'cryo does not dump or restore user namespaces yet'),
+  {
+    name: 'userns', kind: 'extra', level: 'warn',
+    description: 'user namespaces: a tree in one of its own, its other namespaces owned by it, made anew as the restore makes it',
+    missing: 'user namespaces cannot be restored here',
+    probe: probeWith('userns', probeUserns),
+  },
   {
     name: 'loginuid', kind: 'extra', level: 'warn',
     description: '/proc/PID/loginuid and CAP_AUDIT_CONTROL: restore the audit login uid',

@@ -28,6 +28,7 @@ import { FI, injectFailure } from '../fault.js';
 import type { SeccompTable } from '../objects/seccomp.js';
 import { dumpRseq, type RseqState } from '../objects/thread-state.js';
 import { TASK_STATE, type TaskDump, type ThreadDump } from '../objects/task-state.js';
+import { IdView, type UserNs } from '../objects/userns.js';
 
 /** State shared by all tasks of one dump. */
 /** The page counters of stats-dump, as CRIU keeps them: private pages, then shared memory (shmem, memfds). */
@@ -63,6 +64,8 @@ export interface DumpState {
   sysvShm?: Map<bigint, bigint>;
   /** The tree's own mount namespace, when it has one. */
   mntns?: MntNsDump;
+  /** The tree's own user namespace, when it has one: its maps give the tree's view of ids. */
+  userns?: UserNs;
 }
 
 
@@ -164,7 +167,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const rem = takeRemote(t);
   const scratch = rem.scratch(4096);
 
-  const d: TaskDump = { rem, pid, vpid: t.ns.pid, scratch, status, nsTids: t.ns.tids, dir: st.dir, seccomp: st.seccomp, tc: {}, mm: {} };
+  const d: TaskDump = { rem, pid, vpid: t.ns.pid, scratch, status, nsTids: t.ns.tids, dir: st.dir, seccomp: st.seccomp, tc: {}, mm: {}, ids: st.userns?.view ?? IdView.SAME, who: `task ${pid} (${t.stat.comm})` };
   for (const m of TASK_STATE) m.dumpTask?.(d);
   const brk = rem.call('brk', NR.brk, 0);
   const membarriers = membarrierMask(rem);

@@ -8,6 +8,7 @@ import type { Remote } from '../tracer/remote.js';
 import { capUserHeader, encodeCapData, LINUX_CAPABILITY_VERSION_3 } from '../abi/index.js';
 import type { TaskStateModule } from './task-state.js';
 import { refuseConfined } from './lsm.js';
+import type { IdView } from './userns.js';
 
 
 function capWords(hex: string | undefined): number[] {
@@ -15,9 +16,15 @@ function capWords(hex: string | undefined): number[] {
   return [Number(v & 0xffffffffn), Number(v >> 32n)];
 }
 
-export function dumpCreds(status: Map<string, string>, rem: Remote): CredsEntry {
-  const uid = parseIds(status.get('Uid'));
-  const gid = parseIds(status.get('Gid'));
+/**
+ * The thread's credentials as it sees them itself (as CRIU's parasite reads
+ * them): /proc shows cryo's view, which its user namespace's maps turn into the
+ * tree's. Capabilities are the thread's own in its namespace either way.
+ */
+export function dumpCreds(status: Map<string, string>, rem: Remote, ids: IdView, who: string): CredsEntry {
+  const what = `${who}: its credentials`;
+  const uid = parseIds(status.get('Uid')).map((v) => ids.nsUid(v, what));
+  const gid = parseIds(status.get('Gid')).map((v) => ids.nsGid(v, what));
   const secbits = Number(rem.call('prctl(PR_GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS));
   return create(CredsEntrySchema, {
     uid: uid[0] ?? 0, euid: uid[1] ?? 0, suid: uid[2] ?? 0, fsuid: uid[3] ?? 0,
@@ -26,7 +33,7 @@ export function dumpCreds(status: Map<string, string>, rem: Remote): CredsEntry 
     capEff: capWords(status.get('CapEff')), capBnd: capWords(status.get('CapBnd')),
     capAmb: capWords(status.get('CapAmb')),
     secbits,
-    groups: (status.get('Groups') ?? '').split(/\s+/).filter(Boolean).map(Number),
+    groups: (status.get('Groups') ?? '').split(/\s+/).filter(Boolean).map((v) => ids.nsGid(Number(v), `${what} (supplementary groups)`)),
     noNewPrivs: Number(status.get('NoNewPrivs') ?? 0),
   });
 }
@@ -36,14 +43,18 @@ const CAP_LAST = 63;
 
 const bit = (words: number[], cap: number) => ((words[cap >> 5] ?? 0) >>> (cap & 31)) & 1;
 
-/** Whether the thread's ids and groups are already the dumped ones. */
-function sameIds(tid: number, c: CredsEntry): boolean {
+/** Whether the thread's ids, and its groups, are already the dumped ones (/proc's, cryo's view, against the images' in it). */
+function sameIds(tid: number, c: CredsEntry, ids: IdView): { ids: boolean; groups: boolean } {
   const st = parseStatus(readFileSync(`/proc/${tid}/status`, 'utf8'));
   const eq = (a: number[], b: number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
+  const what = `thread ${tid}: its credentials`;
+  const u = (v: number) => ids.hostUid(v, what);
+  const g = (v: number) => ids.hostGid(v, what);
   const groups = (st.get('Groups') ?? '').split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
-  return eq(parseIds(st.get('Uid')), [c.uid, c.euid, c.suid, c.fsuid])
-    && eq(parseIds(st.get('Gid')), [c.gid, c.egid, c.sgid, c.fsgid])
-    && eq(groups, [...c.groups].sort((a, b) => a - b));
+  return {
+    ids: eq(parseIds(st.get('Uid')), [c.uid, c.euid, c.suid, c.fsuid].map(u)) && eq(parseIds(st.get('Gid')), [c.gid, c.egid, c.sgid, c.fsgid].map(g)),
+    groups: eq(groups, c.groups.map(g).sort((a, b) => a - b)),
+  };
 }
 
 /**
@@ -54,15 +65,20 @@ function sameIds(tid: number, c: CredsEntry): boolean {
  * already as dumped is left alone: a worker that runs as an unprivileged
  * client could not set it even to the same value (setgroups, securebits).
  */
-export function restoreCreds(rem: Remote, c: CredsEntry): void {
+export function restoreCreds(rem: Remote, c: CredsEntry, ids: IdView): void {
   const secbits = () => Number(rem.call('prctl(PR_GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS));
-  if (!sameIds(rem.pid, c)) {
+  // The ids go in as the images have them: the thread's calls take its own namespace's.
+  const same = sameIds(rem.pid, c, ids);
+  if (!same.ids || !same.groups) {
     if (!(secbits() & SECURE_NO_SETUID_FIXUP)) {
       rem.call('prctl(PR_SET_SECUREBITS)', NR.prctl, PR.SET_SECUREBITS, secbits() | SECURE_NO_SETUID_FIXUP);
     }
-    const g = Buffer.alloc(4 * Math.max(1, c.groups.length));
-    c.groups.forEach((v, i) => g.writeUInt32LE(v, 4 * i));
-    rem.call('setgroups', NR.setgroups, c.groups.length, rem.put(g));
+    // Not when they are already right: in a user namespace with setgroups denied it fails even so.
+    if (!same.groups) {
+      const g = Buffer.alloc(4 * Math.max(1, c.groups.length));
+      c.groups.forEach((v, i) => g.writeUInt32LE(v, 4 * i));
+      rem.call('setgroups', NR.setgroups, c.groups.length, rem.put(g));
+    }
     rem.call('setresgid', NR.setresgid, c.gid, c.egid, c.sgid);
     rem.call('setresuid', NR.setresuid, c.uid, c.euid, c.suid);
     rem.callRaw(NR.setfsgid, c.fsgid);
@@ -105,11 +121,12 @@ export function dumpLoginuid(pid: number): number | undefined {
  * /proc/self/loginuid (setting one that is set needs CAP_AUDIT_CONTROL): it
  * inherited cryo's, which is written over only when it differs.
  */
-export function restoreLoginuid(rem: Remote, pid: number, want: number | undefined): void {
+export function restoreLoginuid(rem: Remote, pid: number, want: number | undefined, ids: IdView): void {
   if (want === undefined) return;
   const have = dumpLoginuid(rem.pid);
   if (have === undefined) throw new CryoError(`task ${pid}: its loginuid ${want} cannot be restored: this kernel has no /proc/PID/loginuid`);
-  if (have === want) return;
+  // /proc shows it in cryo's view; the task writes it in its own.
+  if (have >>> 0 === ids.hostUid(want, `task ${pid}: its loginuid`) >>> 0) return;
   const path = '/proc/self/loginuid';
   const fd = rem.call(`open(${path})`, NR.openat, AT_FDCWD, rem.put(Buffer.from(path + '\0')), O.WRONLY | O.CLOEXEC, 0);
   try {
@@ -122,10 +139,10 @@ export function restoreLoginuid(rem: Remote, pid: number, want: number | undefin
 }
 
 /** Credentials last: after them the thread may no longer be allowed to rebuild anything. */
-export function restoreThreadCreds(rem: Remote, core: CoreEntry): void {
+export function restoreThreadCreds(rem: Remote, core: CoreEntry, ids: IdView): void {
   const c = core.threadCore?.creds;
   if (!c) return;
-  restoreCreds(rem, c);
+  restoreCreds(rem, c, ids);
   if (c.noNewPrivs) rem.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   // Per thread, and after the credentials: changing them clears it (thread-state.ts dumps it).
   const pdeath = core.threadCore?.pdeathSig;
@@ -136,21 +153,21 @@ export const credsModule: TaskStateModule = {
   name: 'creds',
   dumpTask(d) {
     const loginuid = dumpLoginuid(d.pid);
-    if (loginuid !== undefined) d.tc.loginuid = loginuid;
+    if (loginuid !== undefined) d.tc.loginuid = d.ids.nsUid(loginuid, `${d.who}: its loginuid`);
   },
-  dumpThread(_d, t) {
+  dumpThread(d, t) {
     // A confinement cryo could not give back fails the dump (lsm.ts).
     refuseConfined(t.pid, t.tid, t.status.get('Name') ?? '?');
-    t.tcore.creds = dumpCreds(t.status, t.rem);
+    t.tcore.creds = dumpCreds(t.status, t.rem, d.ids, t.tid === d.pid ? d.who : `thread ${t.tid} of ${d.who}`);
   },
   restore: {
     // Before the threads are made (they inherit it) and while the task is still root.
     task: (t) => {
       const tc = t.img.core.tc!;
-      restoreLoginuid(t.rem, t.img.pstree.pid, isFieldSet(tc, TaskCoreEntrySchema.field.loginuid) ? tc.loginuid : undefined);
+      restoreLoginuid(t.rem, t.img.pstree.pid, isFieldSet(tc, TaskCoreEntrySchema.field.loginuid) ? tc.loginuid : undefined, t.sh.ids);
     },
     creds: (t) => {
-      for (const x of t.threads) restoreThreadCreds(x.rem, x.core);
+      for (const x of t.threads) restoreThreadCreds(x.rem, x.core, t.sh.ids);
     },
   },
 };

@@ -10,11 +10,12 @@ import {
   IpcDescEntrySchema, isFieldSet, PagemapEntrySchema, VMA_AREA_SYSVIPC,
   type ImageDir, type IpcVarEntry, type IpcShmEntry, type IpcSemEntry, type IpcMsgEntry, type IpcDescEntry, type VmaEntry,
 } from '../images/index.js';
-import { ipc, NR, O, PAGE_SIZE, FSOPEN_CLOEXEC, FSMOUNT_CLOEXEC, FSCONFIG, SysError, syscall } from '../sys/index.js';
+import { ipc, NR, O, PR, PAGE_SIZE, FSOPEN_CLOEXEC, FSMOUNT_CLOEXEC, FSCONFIG, SysError, syscall } from '../sys/index.js';
 import { CryoError, type Logger } from '../context.js';
 import { writeShmemObject } from './files/memfd.js';
 import { readContentsInto, type ShmemContents } from './shmem.js';
 import type { Remote } from '../tracer/remote.js';
+import type { IdView } from './userns.js';
 
 const HUGETLBFS_MAGIC = 0x958458f6;
 const roundPage = (n: bigint): bigint => ((n + BigInt(PAGE_SIZE) - 1n) / BigInt(PAGE_SIZE)) * BigInt(PAGE_SIZE);
@@ -70,8 +71,13 @@ function writeVar(v: IpcVarEntry, over: Partial<Record<VarField | 'sem', string>
 
 // ---- dump ----
 
-function desc(id: number, p: ipc.IpcPerm): IpcDescEntry {
-  return create(IpcDescEntrySchema, { id, key: p.key, uid: p.uid, gid: p.gid, cuid: p.cuid, cgid: p.cgid, mode: p.mode });
+/** The images hold the owners as the tree sees them (CRIU's userns_uid()); IPC_STAT gives cryo's view. */
+function desc(id: number, p: ipc.IpcPerm, ids: IdView, who: string): IpcDescEntry {
+  const what = `${who}: SysV ipc object ${id} (key 0x${(p.key >>> 0).toString(16)})`;
+  return create(IpcDescEntrySchema, {
+    id, key: p.key, mode: p.mode,
+    uid: ids.nsUid(p.uid, what), gid: ids.nsGid(p.gid, what), cuid: ids.nsUid(p.cuid, what), cgid: ids.nsGid(p.cgid, what),
+  });
 }
 
 /** Every object of a kind, by index as CRIU walks them (*_STAT from 0 to the highest index). */
@@ -106,6 +112,8 @@ export interface IpcDumpEnv {
   log: Logger;
   /** The task named in errors: the root of the tree that owns the namespace. */
   who: string;
+  /** Owners as the tree sees them (its user namespace's maps). */
+  ids: IdView;
 }
 
 /**
@@ -137,7 +145,7 @@ export function dumpIpcNs(nsPath: string, nsId: number, env: IpcDumpEnv): { segm
     if (vars.shmRmidForced) writeSysctl('kernel/shm_rmid_forced', '0', 'dumped');
     try {
       for (const s of walk(ipc.shmMaxIndex, ipc.shmStatIndex)) {
-        const e = create(IpcShmEntrySchema, { desc: desc(s.id, s), size: s.size, inPagemaps: true });
+        const e = create(IpcShmEntrySchema, { desc: desc(s.id, s, env.ids, env.who), size: s.size, inPagemaps: true });
         pages += dumpSegment(s, env);
         scanned += Number(roundPage(s.size)) / PAGE_SIZE;
         segments.set(BigInt(s.id), s.size);
@@ -152,7 +160,7 @@ export function dumpIpcNs(nsPath: string, nsId: number, env: IpcDumpEnv): { segm
     const sems = walk(ipc.semMaxIndex, ipc.semStatIndex).map((s) => {
       const values = Buffer.alloc(Math.ceil((2 * s.nsems) / 8) * 8);
       ipc.semGetAll(s.id, s.nsems).copy(values);
-      return { msg: create(IpcSemEntrySchema, { desc: desc(s.id, s), nsems: s.nsems }), extra: values };
+      return { msg: create(IpcSemEntrySchema, { desc: desc(s.id, s, env.ids, env.who), nsems: s.nsems }), extra: values };
     });
     if (sems.length) env.dir.write('ipcSem', sems, nsId);
 
@@ -174,7 +182,7 @@ export function dumpIpcNs(nsPath: string, nsId: number, env: IpcDumpEnv): { segm
         m.data.copy(body);
         parts.push(len, Buffer.from(head), body);
       }
-      return { msg: create(IpcMsgEntrySchema, { desc: desc(q.id, q), qbytes: q.qbytes, qnum: q.qnum }), extra: Buffer.concat(parts) };
+      return { msg: create(IpcMsgEntrySchema, { desc: desc(q.id, q, env.ids, env.who), qbytes: q.qbytes, qnum: q.qnum }), extra: Buffer.concat(parts) };
     });
     if (msgs.length) env.dir.write('ipcMsg', msgs, nsId);
   });
@@ -289,26 +297,59 @@ const nextId = (name: 'msg' | 'sem' | 'shm', id: number) => writeSysctl(`kernel/
  * takes them as its effective ids while the object is made. A raw setresuid
  * changes only this thread, and the way back gives it its capabilities again.
  */
-function asCreator<T>(d: IpcDescEntry, fn: () => T): T {
-  if (d.cuid === 0 && d.cgid === 0) return fn();
-  syscall('setresgid', NR.setresgid, -1, d.cgid, -1);
+function asCreator<T>(d: IpcDescEntry, ids: IpcIds, fn: () => T): T {
+  return asEffective(ids.view.hostUid(d.cuid, ids.what(d)), ids.view.hostGid(d.cgid, ids.what(d)), ids.base, fn);
+}
+
+/** Effective ids `uid`/`gid` (cryo's view) on this thread while `fn` runs, then `base` again. */
+function asEffective<T>(uid: number, gid: number, base: { uid: number; gid: number }, fn: () => T): T {
+  if (uid === base.uid && gid === base.gid) return fn();
+  syscall('setresgid', NR.setresgid, -1, gid, -1);
   try {
-    syscall('setresuid', NR.setresuid, -1, d.cuid, -1);
+    syscall('setresuid', NR.setresuid, -1, uid, -1);
     try {
       return fn();
     } finally {
-      syscall('setresuid', NR.setresuid, -1, 0, -1);
+      syscall('setresuid', NR.setresuid, -1, base.uid, -1);
     }
   } finally {
-    syscall('setresgid', NR.setresgid, -1, 0, -1);
+    syscall('setresgid', NR.setresgid, -1, base.gid, -1);
   }
+}
+
+const SECURE_NO_SETUID_FIXUP = 1 << 2;
+
+/**
+ * In an ipc namespace owned by the tree's user namespace, its sysctls are
+ * writable only by that namespace's root (ipc_permissions compares the
+ * effective uid): this thread takes its ids as effective ones, keeping its
+ * capabilities (SECURE_NO_SETUID_FIXUP, this thread only), as CRIU, which
+ * writes them from inside.
+ */
+function asNsRoot<T>(ids: IpcIds, fn: () => T): T {
+  if (ids.base.uid === 0 && ids.base.gid === 0) return fn();
+  const was = syscall('prctl(PR_GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS);
+  syscall('prctl(PR_SET_SECUREBITS)', NR.prctl, PR.SET_SECUREBITS, was | SECURE_NO_SETUID_FIXUP);
+  try {
+    return asEffective(ids.base.uid, ids.base.gid, { uid: 0, gid: 0 }, fn);
+  } finally {
+    syscall('prctl(PR_SET_SECUREBITS)', NR.prctl, PR.SET_SECUREBITS, was);
+  }
+}
+
+/** The owners of the images (the tree's view) as this thread's calls take them. */
+interface IpcIds {
+  view: IdView;
+  /** The ids the thread works as: the namespace's root, in cryo's view. */
+  base: { uid: number; gid: number };
+  what(d: IpcDescEntry): string;
 }
 
 function made(kind: string, d: IpcDescEntry, got: number): void {
   if (got !== d.id) throw new CryoError(`SysV ${kind} ${d.id} came back as ${got} (kernel.${kind === 'shared memory' ? 'shm' : kind === 'semaphore set' ? 'sem' : 'msg'}_next_id not honoured)`);
 }
 
-const permOf = (d: IpcDescEntry) => ({ uid: d.uid, gid: d.gid, mode: d.mode & 0o777 });
+const permOf = (d: IpcDescEntry, ids: IpcIds) => ({ uid: ids.view.hostUid(d.uid, ids.what(d)), gid: ids.view.hostGid(d.gid, ids.what(d)), mode: d.mode & 0o777 });
 
 /**
  * Make everything of the images in the ipc namespace `nsPath` (the restored
@@ -322,8 +363,14 @@ export function restoreIpcNs(
   nsPath: string, img: IpcNsImages, pagesFd: (id: number) => number, log: Logger,
   /** shmget in the restored root (the segment's creator then: see below). */
   rootShmget: (key: number, size: bigint, flags: number, d: IpcDescEntry) => number,
+  view: IdView,
 ): void {
-  ipc.inNamespace(nsPath, 'ipc', () => {
+  const ids: IpcIds = {
+    view,
+    base: { uid: view.hostUid(0, 'the ipc namespace\'s root'), gid: view.hostGid(0, 'the ipc namespace\'s root') },
+    what: (d) => `ipc namespace ${img.id}: SysV object ${d.id} (key 0x${(d.key >>> 0).toString(16)})`,
+  };
+  ipc.inNamespace(nsPath, 'ipc', () => asNsRoot(ids, () => {
     const v = img.vars;
     const max = (a: number, b: number) => String(Math.max(a, b));
     const biggestMsg = Math.max(0, ...img.msg.flatMap((q) => q.msgs.map((m) => m.data.length)));
@@ -348,7 +395,7 @@ export function restoreIpcNs(
       // the task that made it when kernel.shm_rmid_forced is (or is later) set, so
       // that must be a task of the tree, not cryo, which exits.
       made('shared memory', d, rootShmget(d.key, e.size, flags, d));
-      ipc.shmSet(d.id, permOf(d));
+      ipc.shmSet(d.id, permOf(d, ids));
       if (contents) {
         const addr = ipc.shmAttach(d.id, 0);
         try {
@@ -362,8 +409,8 @@ export function restoreIpcNs(
     for (const { e, values } of img.sem) {
       const d = e.desc!;
       nextId('sem', d.id);
-      made('semaphore set', d, asCreator(d, () => ipc.semGet(d.key, e.nsems, (d.mode & 0o777) | ipc.IPC.CREAT | ipc.IPC.EXCL)));
-      ipc.semSet(d.id, permOf(d));
+      made('semaphore set', d, asCreator(d, ids, () => ipc.semGet(d.key, e.nsems, (d.mode & 0o777) | ipc.IPC.CREAT | ipc.IPC.EXCL)));
+      ipc.semSet(d.id, permOf(d, ids));
       if (e.nsems) ipc.semSetAll(d.id, values);
     }
     for (const { e, msgs } of img.msg) {
@@ -371,15 +418,15 @@ export function restoreIpcNs(
       nextId('msg', d.id);
       // A queue is made with msgmnb as its qbytes: the limit above msgmnb without CAP_SYS_RESOURCE.
       writeSysctl('kernel/msgmnb', String(e.qbytes));
-      made('message queue', d, asCreator(d, () => ipc.msgGet(d.key, (d.mode & 0o777) | ipc.IPC.CREAT | ipc.IPC.EXCL)));
-      ipc.msgSet(d.id, { ...permOf(d), qbytes: e.qbytes });
+      made('message queue', d, asCreator(d, ids, () => ipc.msgGet(d.key, (d.mode & 0o777) | ipc.IPC.CREAT | ipc.IPC.EXCL)));
+      ipc.msgSet(d.id, { ...permOf(d, ids), qbytes: e.qbytes });
       for (const m of msgs) ipc.msgSend(d.id, m.mtype, m.data);
     }
     writeVar(v);
     // Making an object puts its next_id back to -1 (which cannot be written): only those the images set.
     for (const [name, field] of NEXT_IDS) if (isFieldSet(v, IpcVarEntrySchema.field[field])) writeSysctl(name, String(v[field]));
     log.info(`ipc namespace ${img.id}: ${img.shm.length} shared memory segments, ${img.sem.length} semaphore sets, ${img.msg.length} message queues`);
-  });
+  }));
 }
 
 /**

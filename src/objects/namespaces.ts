@@ -22,8 +22,8 @@ export interface NsKind {
 
 /**
  * Carried: a pid namespace whose init is the tree's root (made anew on restore,
- * with the same pids), and the root's uts, ipc, net, mount, time and cgroup
- * namespaces (utsns.ts, ipcns.ts, netns.ts, mntns/, timens.ts, cgroup.ts).
+ * with the same pids), and the root's user, uts, ipc, net, mount, time and cgroup
+ * namespaces (userns.ts, utsns.ts, ipcns.ts, netns.ts, mntns/, timens.ts, cgroup.ts).
  */
 export const NS_KINDS: readonly NsKind[] = [
   { name: 'pid', cloneFlag: CLONE.NEWPID, idField: 'pidNsId', carried: true, forChildren: 'pid_for_children' },
@@ -31,7 +31,7 @@ export const NS_KINDS: readonly NsKind[] = [
   { name: 'net', cloneFlag: CLONE.NEWNET, idField: 'netNsId', carried: true },
   { name: 'ipc', cloneFlag: CLONE.NEWIPC, idField: 'ipcNsId', carried: true },
   { name: 'uts', cloneFlag: CLONE.NEWUTS, idField: 'utsNsId', carried: true },
-  { name: 'user', cloneFlag: CLONE.NEWUSER, idField: 'userNsId', carried: false },
+  { name: 'user', cloneFlag: CLONE.NEWUSER, idField: 'userNsId', carried: true },
   { name: 'cgroup', cloneFlag: CLONE.NEWCGROUP, idField: 'cgroupNsId', carried: true },
   { name: 'time', cloneFlag: CLONE.NEWTIME, idField: 'timeNsId', carried: true, forChildren: 'time_for_children' },
 ];
@@ -53,7 +53,7 @@ const link = (tid: number, entry: string): string | undefined => {
 
 /** A namespace the tree has of its own (its root's, not cryo's), to be dumped. */
 export interface TreeNs {
-  kind: 'uts' | 'ipc' | 'net' | 'mnt' | 'time' | 'cgroup';
+  kind: 'user' | 'uts' | 'ipc' | 'net' | 'mnt' | 'time' | 'cgroup';
   /** Its /proc/PID/ns link (the name the dump's ids are made of). */
   link: string;
   /** A path to it, for setns. */
@@ -62,8 +62,8 @@ export interface TreeNs {
 
 /**
  * At dump: every thread of every task must be in cryo's own namespace of each
- * kind cryo does not carry, in the root's pid namespace, and in the root's uts,
- * ipc, net, mount, time and cgroup namespaces; and none may have made a namespace for
+ * kind cryo does not carry, in the root's pid namespace, and in the root's user, uts,
+ * ipc, net, mount, time and cgroup namespaces (a user namespace nested in the tree's is refused so); and none may have made a namespace for
  * its children that they would be born into. Returns those the tree owns.
  */
 export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
@@ -103,7 +103,8 @@ export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
     }
   }
   const own: TreeNs[] = [];
-  for (const kind of ['uts', 'ipc', 'net', 'mnt', 'time', 'cgroup'] as const) {
+  // The user namespace first: the others are owned by it, and its maps translate the ids of the rest.
+  for (const kind of ['user', 'uts', 'ipc', 'net', 'mnt', 'time', 'cgroup'] as const) {
     const ns = rootNs.get(kind);
     if (ns !== undefined && ns !== mine.get(kind)) own.push({ kind, link: ns, path: `/proc/${root.pid}/ns/${kind}` });
   }

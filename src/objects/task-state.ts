@@ -13,6 +13,7 @@ import type { RegDumpEnv, RestoreFilesEnv } from './files/kind.js';
 import type { SeccompTable } from './seccomp.js';
 import type { ShmemObjects } from './shmem.js';
 import type { RseqState } from './thread-state.js';
+import type { IdView } from './userns.js';
 import { fsModule } from './fs.js';
 import { sigactionsModule } from './sigactions.js';
 import { rlimitsModule } from './rlimits.js';
@@ -65,6 +66,8 @@ export interface RestoreShared extends RestoreFilesEnv {
   shmem: ShmemObjects;
   log: Logger;
   kdat: Kerndat;
+  /** Ids of the images (the tree's view) as cryo's calls take them: its user namespace's maps. */
+  ids: IdView;
 }
 
 /** Where the inherited cryo pidfd lives in every restored task while we build it. */
@@ -116,6 +119,10 @@ export interface TaskDump {
   tc: Fields<TaskCoreEntry>;
   /** The mm entry's fields that are per-process settings (dumpable, THP). */
   mm: Fields<MmEntry>;
+  /** Ids as the tree sees them (its user namespace's maps), from cryo's view. */
+  ids: IdView;
+  /** "task PID (comm)", for messages. */
+  who: string;
 }
 
 export interface ThreadDump {

@@ -95,6 +95,11 @@ function requeue(tgid: number, tid: number, sig: number, info: Buffer): void {
 export interface RemoteOptions {
   /** Address of a `syscall` instruction in the task. */
   syscallIp: bigint;
+  /**
+   * Runs the task's pidfd_getfd calls of cryo's fd `cryoFd` (a task in a user
+   * namespace of its own takes them from a donor inside it: see startRootInUserns).
+   */
+  reachCryo?: <T>(cryoFd: number, fn: () => T) => T;
 }
 
 /**
@@ -133,8 +138,12 @@ export class Remote {
   /** Scratch borrowed from another thread of the same address space: not ours to unmap. */
   private borrowed = false;
 
+  /** See RemoteOptions; the tasks and threads this one clones get it too. */
+  readonly reachCryo: (<T>(cryoFd: number, fn: () => T) => T) | undefined;
+
   constructor(readonly pid: number, opts: RemoteOptions) {
     this.syscallIp = opts.syscallIp;
+    this.reachCryo = opts.reachCryo;
     this.saved = ptrace.getRegs(pid);
     this.work = this.saved.clone();
     this.trapIgnored = (sigIgnored(pid) & TRAP_BIT) !== 0n;
@@ -166,6 +175,11 @@ export class Remote {
 
   /** Run one system call; returns the raw (signed) rax. */
   callRaw(nr: number, ...args: Array<bigint | number>): bigint {
+    if (nr === NR.pidfd_getfd && this.reachCryo) return this.reachCryo(Number(args[1]), () => this.run(nr, args));
+    return this.run(nr, args);
+  }
+
+  private run(nr: number, args: Array<bigint | number>): bigint {
     const r = this.work;
     r.buf.set(this.saved.buf);
     r.set('ax', nr);

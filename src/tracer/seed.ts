@@ -4,7 +4,7 @@
 // of this tiny address space, which it then replaces. Each task then clones its
 // own children (clone3 with set_tid, made to run in it); killAndReap ends one.
 import { closeSync, writeSync } from 'node:fs';
-import { NR, CLONE, SIG, F, MFD, PR, PTRACE_O, CAP, hasCap, ptrace, waitpid, kill, syscall, pidfdOpen, memfdCreate, spawnAs, SysError, EEXIST, __WALL, WNOHANG } from '../sys/index.js';
+import { NR, CLONE, SIG, F, MFD, O, PR, SOCK, AT_FDCWD, sock, PTRACE_O, CAP, hasCap, ptrace, waitpid, kill, syscall, pidfdOpen, memfdCreate, spawnAs, SysError, EEXIST, __WALL, WNOHANG } from '../sys/index.js';
 import { cloneArgs } from '../abi/index.js';
 import { CryoError } from '../context.js';
 import { Remote, RemoteError } from './remote.js';
@@ -89,13 +89,15 @@ export function cloneTask(parent: Remote, pid: number, flags: number): Remote {
   // `got` is the pid in the task's own pid namespace; ptrace wants ours.
   const host = parent.lastChild || pid;
   waitForStop(host); // auto-attached by PTRACE_O_TRACECLONE, starts in an event stop
-  return new Remote(host, { syscallIp: parent.syscallIp });
+  return new Remote(host, { syscallIp: parent.syscallIp, ...(parent.reachCryo ? { reachCryo: parent.reachCryo } : {}) });
 }
 
 export interface Root {
   rem: Remote;
-  /** pidfd of cryo, open in the root (and so in every task cloned from it). */
+  /** pidfd of cryo (or of its fd donor), open in the root (and so in every task cloned from it). */
   cryoPidfd: bigint;
+  /** What cryo holds for the root's making, to let go once the tree is built. */
+  close?: () => void;
 }
 
 /**
@@ -126,6 +128,146 @@ export function startRoot(pid: number, sibling: boolean, nsFlags: number): Root 
     killAndReap(got);
     throw e;
   }
+}
+
+/** A root made in a user namespace of its own, and the donor its tasks take cryo's fds from. */
+export interface UsernsRoot extends Root {
+  /** The donor's pid: killed and reaped once the tree is built. */
+  donor: number;
+}
+
+const MSG_CMSG_CLOEXEC = 0x40000000;
+
+/**
+ * The root, made in a new user namespace and, from inside it, in new namespaces
+ * `nsFlags`: one clone3 with CLONE_NEWUSER among them, so that the kernel makes
+ * the user namespace first and every other one owned by it (as CRIU's root).
+ * A seed of cryo's own (its namespaces and powers), the maker, clones it with
+ * CLONE_PARENT so that the root is cryo's child: an exec would leave the root no
+ * capability in its namespace (its uid is unmapped until the maps are written),
+ * a clone keeps them. Before the clone the maker takes `groups` (host gids):
+ * with setgroups denied in the namespace nothing inside could set them.
+ * `setup` then writes the maps (the root has run nothing yet); then the root
+ * becomes uid and gid 0 inside, as CRIU's
+ * prepare_userns_creds.
+ *
+ * A task inside may not pidfd_getfd from cryo (ptrace access across user
+ * namespaces needs CAP_SYS_PTRACE over cryo's). So the maker then joins the
+ * namespace as its root too, and is the tasks' "cryo": the root inherits a
+ * pidfd of it, and each fd a task is to take is first sent to the maker
+ * (SCM_RIGHTS) and put at the number it has in cryo, then closed there again.
+ */
+export function startRootInUserns(pid: number, nsFlags: number, groups: number[], setup: (hostPid: number) => void): UsernsRoot {
+  const newPidns = (nsFlags & CLONE.NEWPID) !== 0;
+  const maker = spawnSeed(0, false);
+  let root = 0;
+  let pair: [number, number] | undefined;
+  let mmem: { close(): void } | undefined;
+  let rmem: { close(): void } | undefined;
+  try {
+    const m = seizeSeed(maker);
+    mmem = m.mem;
+    const g = Buffer.alloc(4 * Math.max(1, groups.length));
+    groups.forEach((v, i) => g.writeUInt32LE(v, 4 * i));
+    m.call('setgroups', NR.setgroups, groups.length, m.put(g, 512));
+    const self = m.call('pidfd_open', NR.pidfd_open, maker, 0);
+    const tid = Buffer.alloc(4);
+    tid.writeInt32LE(newPidns ? 1 : pid, 0);
+    const args = cloneArgs.encode({
+      flags: BigInt(CLONE.NEWUSER | nsFlags | CLONE.PARENT),
+      exit_signal: 0n, // CLONE_PARENT: the root gets the maker's (SIGCHLD to cryo)
+      set_tid: m.put(tid, 256), set_tid_size: 1n,
+    });
+    try {
+      m.call('clone3', NR.clone3, m.put(args, 0), cloneArgs.size);
+    } catch (e) {
+      if (e instanceof RemoteError && e.code === 'EEXIST') throw new CryoError(`pid ${pid} is already in use`, 1, EEXIST);
+      throw e;
+    }
+    root = m.lastChild;
+    if (!root) throw new CryoError('clone3 of the root in its new user namespace reported no child');
+    waitForStop(root);
+    m.call('close', NR.close, self); // the root has its copy
+    setup(root);
+    // The maker takes one end of a socket pair of cryo's, then joins the namespace as its root.
+    pair = sock.socketpair(SOCK.DGRAM);
+    const cryoEnd = pair[0];
+    const cp = m.call('pidfd_open', NR.pidfd_open, process.pid, 0);
+    let msock = m.call('pidfd_getfd', NR.pidfd_getfd, cp, pair[1], 0);
+    m.call('close', NR.close, cp);
+    closeSync(pair[1]);
+    pair[1] = -1;
+    const userPath = m.put(Buffer.from(`/proc/${root}/ns/user\0`), 1024);
+    const uf = m.call('open(ns/user)', NR.openat, AT_FDCWD, userPath, O.RDONLY | O.CLOEXEC, 0);
+    m.call('setns(CLONE_NEWUSER)', NR.setns, uf, CLONE.NEWUSER);
+    m.call('close', NR.close, uf);
+    const rem = new Remote(root, {
+      syscallIp: m.syscallIp,
+      reachCryo: (cfd, fn) => {
+        if (cfd === Number(msock)) {
+          const moved = m.call('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, msock, F.DUPFD_CLOEXEC, msock + 1n);
+          m.call('close', NR.close, msock);
+          msock = moved;
+        }
+        sock.sendMsg(cryoEnd, Buffer.from([0]), [cfd]);
+        const fd = recvFd(m, msock);
+        if (fd !== cfd) {
+          m.call('dup3', NR.dup3, fd, cfd, O.CLOEXEC);
+          m.call('close', NR.close, fd);
+        }
+        try {
+          return fn();
+        } finally {
+          m.call('close', NR.close, cfd);
+        }
+      },
+    });
+    rmem = rem.mem;
+    for (const r of [rem, m]) {
+      r.call('setresgid', NR.setresgid, 0, 0, 0);
+      r.call('setresuid', NR.setresuid, 0, 0, 0);
+      // A change of ids made it undumpable: its own /proc files (and, the maker, its fds) would be closed to the tree.
+      r.call('prctl(PR_SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, 1, 0, 0, 0);
+    }
+    rem.scratch(4096);
+    pair = undefined;
+    return { rem, cryoPidfd: self, donor: maker, close: () => {
+      closeSync(cryoEnd);
+      m.mem.close();
+    } };
+  } catch (e) {
+    if (root) killAndReap(root);
+    killAndReap(maker);
+    mmem?.close();
+    rmem?.close();
+    throw e;
+  } finally {
+    if (pair) for (const fd of pair) if (fd >= 0) closeSync(fd);
+  }
+}
+
+/** recvmsg of one fd (SCM_RIGHTS) on socket `fd` of task `m`; returns the fd's number there. */
+function recvFd(m: Remote, fd: bigint): number {
+  const base = m.scratch(4096) + 2048n;
+  const iov = base + 64n;
+  const data = base + 96n;
+  const control = base + 128n;
+  const hdr = Buffer.alloc(56);
+  hdr.writeBigUInt64LE(iov, 16); // msg_iov
+  hdr.writeBigUInt64LE(1n, 24); // msg_iovlen
+  hdr.writeBigUInt64LE(control, 32); // msg_control
+  hdr.writeBigUInt64LE(24n, 40); // msg_controllen: CMSG_SPACE(sizeof(int))
+  const v = Buffer.alloc(16);
+  v.writeBigUInt64LE(data, 0);
+  v.writeBigUInt64LE(8n, 8);
+  m.mem.write(base, hdr);
+  m.mem.write(iov, v);
+  m.mem.write(control, Buffer.alloc(24));
+  m.call('recvmsg', NR.recvmsg, fd, base, MSG_CMSG_CLOEXEC);
+  const c = m.mem.read(control, 24);
+  // struct cmsghdr: len (8), level (4), type (4), then the fd.
+  if (c.readInt32LE(8) !== 1 /* SOL_SOCKET */ || c.readInt32LE(12) !== 1 /* SCM_RIGHTS */) throw new CryoError('the fd donor received no fd');
+  return c.readInt32LE(16);
 }
 
 /** A seed just started, seized and stopped, ready for remote calls. */

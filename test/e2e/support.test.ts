@@ -174,7 +174,7 @@ const FEATURES: Record<string, FeatureClass> = {
   'timerfd': { test: 'e2e/fdkinds.test.ts' },
   'tun': NO,
   'tun_ns': NO,
-  'userns': NO,
+  'userns': { test: 'e2e/userns.test.ts' },
   'fdinfo_lock': { test: 'e2e/locks.test.ts' },
   'seccomp_suspend': { test: 'e2e/seccomp.test.ts' },
   'seccomp_filters': { test: 'e2e/seccomp.test.ts' },

@@ -42,6 +42,11 @@ export class Remaps {
    * @param files files.img, where a linked remap's link file is
    * @param spawnAs starts a process of cryo's with this pid (that of a dead one); returns it as cryo sees it
    */
+  /** Each ghost file's owner, by remap id. */
+  ghostOwners(): Array<{ remapId: number; uid: number; gid: number }> {
+    return [...this.ghosts].map(([remapId, g]) => ({ remapId, uid: g.uid, gid: g.gid }));
+  }
+
   constructor(entries: RemapFilePathEntry[], private readonly ghosts: Map<number, Ghost>, private readonly files: Map<number, FileEntry>,
     private readonly spawnAs: (pid: number) => number) {
     for (const r of entries) {

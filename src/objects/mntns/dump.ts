@@ -11,6 +11,7 @@ import { withHelper } from '../../tracer/seed.js';
 import { CryoError, type Logger } from '../../context.js';
 import { major, minor } from '../files/kind.js';
 import { fsByName, mntFlags, sbFlags } from './fstypes.js';
+import { IdView } from '../userns.js';
 
 /** What the rest of the dump needs of the tree's mount namespace. */
 export interface MntNsDump {
@@ -154,7 +155,19 @@ function checkCollisions(mounts: MountInfo[], who: string): void {
 
 const CODES: Record<string, Fstype> = { overlay: Fstype.OVERLAYFS, binfmt_misc: Fstype.BINFMT_MISC, securityfs: Fstype.SECURITYFS, debugfs: Fstype.DEBUGFS, tracefs: Fstype.TRACEFS, fusectl: Fstype.FUSECTL, pstore: Fstype.PSTORE, autofs: Fstype.AUTOFS, fuse: Fstype.FUSE };
 
-function entryOf(m: MountInfo, role: MountRole): MntEntry {
+/**
+ * uid= and gid= of superblock options as the tree sees them (CRIU's sb_opt_cb):
+ * mountinfo shows them in the host's view; the tree's root mounts with them.
+ */
+function nsIdOptions(options: string, ids: IdView, what: string): string {
+  return options.split(',').map((o) => {
+    const m = /^(uid|gid)=(\d+)$/.exec(o);
+    if (!m) return o;
+    return `${m[1]}=${m[1] === 'uid' ? ids.nsUid(Number(m[2]), what) : ids.nsGid(Number(m[2]), what)}`;
+  }).join(',');
+}
+
+function entryOf(m: MountInfo, role: MountRole, ids: IdView, who: string): MntEntry {
   const p = propagation(m);
   const sb = sbFlags(m.sbOpts);
   let flags = mntFlags(m.mntOpts);
@@ -164,7 +177,8 @@ function entryOf(m: MountInfo, role: MountRole): MntEntry {
   return create(MntEntrySchema, {
     fstype: fsByName(m.fstype)?.code ?? CODES[m.fstype.split('.')[0]!] ?? Fstype.UNSUPPORTED,
     mntId: m.mntId, rootDev: m.sdev, parentMntId: m.parentId, flags: flags >>> 0, sbFlags: sb.flags,
-    root: m.root, mountpoint: m.mountpoint, source: role.role === 'external' && role.source !== undefined ? role.source : m.source, options: sb.rest,
+    root: m.root, mountpoint: m.mountpoint, source: role.role === 'external' && role.source !== undefined ? role.source : m.source,
+    options: nsIdOptions(sb.rest, ids, `${who}: mount ${m.mntId} at ${m.mountpoint}`),
     sharedId: p.shared, masterId: p.master,
     ...(role.role === 'external' ? { extKey: role.key } : {}),
   });
@@ -236,7 +250,7 @@ function dumpTmpfs(m: MountInfo, mounts: MountInfo[], root: string, dir: ImageDi
 }
 
 /** Dump the mount namespace of `pid` (the tree's root) as mountpoints-`nsId`.img. */
-export function dumpMntNs(pid: number, comm: string, nsId: number, dir: ImageDir, ext: { external: readonly string[]; auto: boolean; enableFs: readonly string[] }, log: Logger, clone?: (path: string) => number): MntNsDump {
+export function dumpMntNs(pid: number, comm: string, nsId: number, dir: ImageDir, ext: { external: readonly string[]; auto: boolean; enableFs: readonly string[] }, log: Logger, clone?: (path: string) => number, ids: IdView = IdView.SAME): MntNsDump {
   const who = `task ${pid} (${comm})`;
   const mounts = parseMountinfo(readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
   checkCollisions(mounts, who);
@@ -244,7 +258,7 @@ export function dumpMntNs(pid: number, comm: string, nsId: number, dir: ImageDir
   const roles = classify(mounts, extMounts(ext.external), who, outside, ext.enableFs.flatMap((f) => f.split(',')));
   checkPropagation(mounts, who);
   const root = `/proc/${pid}/root`;
-  dir.write('mnts', mounts.map((m) => entryOf(m, roles.get(m.mntId)!)), nsId);
+  dir.write('mnts', mounts.map((m) => entryOf(m, roles.get(m.mntId)!, ids, who)), nsId);
   for (const m of mounts) {
     const r = roles.get(m.mntId)!;
     log.debug(`mount ${m.mntId} ${m.fstype} ${m.root} @ ${m.mountpoint}: ${r.role}${r.role === 'external' ? ` ${r.key}${r.source !== undefined ? ` (/${r.source})` : ''}` : ''}`);

@@ -18,6 +18,7 @@ import { CryoError, type Logger } from '../../context.js';
 import { AUTODETECTED_MOUNT, extMounts } from './dump.js';
 import { fsByCode, mountAttrOf, codeName } from './fstypes.js';
 import { openPtmxAt } from '../files/pty.js';
+import { IdView } from '../userns.js';
 
 type Role =
   | { role: 'root'; path: string }
@@ -126,12 +127,15 @@ function fsOptions(e: MntEntry): Array<[string, string | undefined]> {
 }
 
 /** A tmpfs, detached, in cryo, filled from its tar image; returns its mount fd. */
-function makeTmpfs(e: MntEntry, img: string): number {
+function makeTmpfs(e: MntEntry, img: string, ids: IdView): number {
   const fsfd = syscall('fsopen(tmpfs)', NR.fsopen, Buffer.from('tmpfs\0'), FSOPEN_CLOEXEC);
   let mfd: number;
   try {
-    // Filled first, read-only after.
-    for (const [k, v] of fsOptions(e).filter(([k]) => k !== 'ro')) {
+    // Filled first, read-only after. Made by cryo: uid= and gid= in its view.
+    const what = `mount ${e.mntId} at ${e.mountpoint}`;
+    const host = ([k, v]: [string, string | undefined]): [string, string | undefined] =>
+      (k === 'uid' && v !== undefined ? [k, String(ids.hostUid(Number(v), what))] : k === 'gid' && v !== undefined ? [k, String(ids.hostGid(Number(v), what))] : [k, v]);
+    for (const [k, v] of fsOptions(e).filter(([k]) => k !== 'ro').map(host)) {
       if (v === undefined) syscall(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG.SET_FLAG, Buffer.from(k + '\0'), 0, 0);
       else syscall(`fsconfig(${k}=${v})`, NR.fsconfig, fsfd, FSCONFIG.SET_STRING, Buffer.from(k + '\0'), Buffer.from(v + '\0'), 0);
     }
@@ -188,7 +192,8 @@ function makeBoundPty(pid: number, devpts: bigint, path: string, boundPtys: Map<
  * Build the namespace in `rem`, the root of the tree, fresh from clone3 in a new
  * mount namespace (a copy of cryo's). `cryoPidfd` is its fd of cryo's pidfd.
  */
-export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, log: Logger, boundPtys: Map<number, number>): void {
+export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, log: Logger, boundPtys: Map<number, number>, ids: IdView = IdView.SAME): void {
+  const inUserns = ids.own;
   const held: number[] = []; // cryo's fds of tmpfs mounts
   const fds = new Map<number, bigint>(); // the root's fd of each mount
   let doing = 'making its mounts private';
@@ -196,6 +201,32 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, l
   const call = (what: string, nr: number, ...a: Array<bigint | number>) => rem.call(what, nr, ...a);
   const clone = (at: bigint | number, path: string) =>
     call(`open_tree(${path || '.'})`, NR.open_tree, at, str(path, 0), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (path ? 0 : AT_EMPTY_PATH));
+  // A new mount of the entry's filesystem, detached.
+  const fresh = (e: MntEntry): bigint => {
+    const name = fsByCode(e.fstype)!.name;
+    const fsfd = call(`fsopen(${name})`, NR.fsopen, str(name, 0), FSOPEN_CLOEXEC);
+    try {
+      for (const [k, v] of fsOptions(e)) {
+        doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${name}), option ${v === undefined ? k : `${k}=${v}`}`;
+        if (v === undefined) call(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG.SET_FLAG, str(k, 0), 0, 0);
+        else call(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG.SET_STRING, str(k, 0), str(v, 1), 0);
+      }
+      doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${name})`;
+      call('fsconfig(create)', NR.fsconfig, fsfd, FSCONFIG.CMD_CREATE, 0, 0, 0);
+      return call('fsmount', NR.fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
+    } finally {
+      call('close', NR.close, fsfd);
+    }
+  };
+  // A path of cryo's, cloned by cryo (the root of a tree in a user namespace may not walk it), and taken by the root.
+  const hostClone = (path: string) => {
+    const cfd = syscall(`open_tree(${path})`, NR.open_tree, AT_FDCWD, Buffer.from(path + '\0'), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    try {
+      return call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, cfd, 0);
+    } finally {
+      closeSync(cfd);
+    }
+  };
   try {
     // Nothing done here may reach cryo's namespace (or beyond) by propagation.
     call('mount(/, MS_REC|MS_PRIVATE)', NR.mount, 0, str('/', 0), 0, MS.REC | MS.PRIVATE, 0);
@@ -204,14 +235,26 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, l
       const r = img.roles.get(e.mntId)!;
       if (r.role === 'root' || r.role === 'external') {
         doing = `taking ${r.path} for mount ${e.mntId} (${e.mountpoint})`;
-        fds.set(e.mntId, clone(AT_FDCWD, r.path));
+        fds.set(e.mntId, inUserns ? hostClone(r.path) : clone(AT_FDCWD, r.path));
+      }
+    }
+    // proc and sysfs in a user namespace: the kernel makes them only while a fully visible one
+    // is in the namespace (mount_too_revealing), which cryo's old root is until the pivot.
+    if (inUserns) {
+      for (const e of img.order.slice(1)) {
+        const name = fsByCode(e.fstype)?.name;
+        if ((name === 'proc' || name === 'sysfs') && img.roles.get(e.mntId)!.role !== 'bind' && !img.tmpfs.has(e.mntId) && !fds.has(e.mntId)) {
+          doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${name})`;
+          fds.set(e.mntId, fresh(e));
+        }
       }
     }
     const root = img.order[0]!;
     const rootFd = fds.get(root.mntId)!;
     const rootPath = (img.roles.get(root.mntId) as { path: string }).path;
     doing = `pivoting into ${rootPath}`;
-    call('move_mount(root)', NR.move_mount, rootFd, str('', 0), AT_FDCWD, str(rootPath, 1), MOVE_MOUNT.F_EMPTY_PATH);
+    // In a user namespace of its own the root may not walk cryo's paths: its new root goes over its "/" (pivot_root(".", ".") then takes it).
+    call('move_mount(root)', NR.move_mount, rootFd, str('', 0), AT_FDCWD, str(inUserns ? '/' : rootPath, 1), MOVE_MOUNT.F_EMPTY_PATH);
     call('fchdir(root)', NR.fchdir, rootFd);
     call('pivot_root(., .)', NR.pivot_root, str('.', 0), str('.', 1));
     call('umount2(., MNT_DETACH)', NR.umount2, str('.', 0), MNT_DETACH);
@@ -222,7 +265,7 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, l
       let fd = fds.get(e.mntId);
       if (img.tmpfs.has(e.mntId)) {
         // Made and filled by cryo, in the order of the others (mountinfo lists mounts by age).
-        const mfd = makeTmpfs(e, img.tmpfs.get(e.mntId)!);
+        const mfd = makeTmpfs(e, img.tmpfs.get(e.mntId)!, ids);
         held.push(mfd);
         fd = call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, mfd, 0);
       } else if (fd === undefined && r.role === 'bind') {
@@ -230,20 +273,7 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, l
         if (fsByCode(from.fstype)?.name === 'devpts') makeBoundPty(rem.pid, fds.get(r.from)!, rel(e.root, from.root), boundPtys);
         fd = clone(fds.get(r.from)!, rel(e.root, from.root));
       } else if (fd === undefined) {
-        const name = fsByCode(e.fstype)!.name;
-        const fsfd = call(`fsopen(${name})`, NR.fsopen, str(name, 0), FSOPEN_CLOEXEC);
-        try {
-          for (const [k, v] of fsOptions(e)) {
-            doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${name}), option ${v === undefined ? k : `${k}=${v}`}`;
-            if (v === undefined) call(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG.SET_FLAG, str(k, 0), 0, 0);
-            else call(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG.SET_STRING, str(k, 0), str(v, 1), 0);
-          }
-          doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${name})`;
-          call('fsconfig(create)', NR.fsconfig, fsfd, FSCONFIG.CMD_CREATE, 0, 0, 0);
-          fd = call('fsmount', NR.fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
-        } finally {
-          call('close', NR.close, fsfd);
-        }
+        fd = fresh(e);
       }
       fds.set(e.mntId, fd);
       call('move_mount', NR.move_mount, fd, str('', 0), AT_FDCWD, str(e.mountpoint, 1), MOVE_MOUNT.F_EMPTY_PATH);

@@ -1,0 +1,105 @@
+// A tree in a user namespace of its own (issue #14), with uts, ipc, net and pid
+// namespaces made from inside it and a uid map that is not the identity
+// (test/programs/userns.c): dumped as CRIU does (userns-ID.img with the maps,
+// credentials and SysV owners as the tree sees them), restored into a new user
+// namespace made first, its maps written, the other namespaces made from inside
+// it. The program checks its ids, maps, setgroups, namespace owners, host name,
+// queue owner and its unprivileged child itself. What cryo cannot carry (a user
+// namespace nested in the tree's) is refused in one line and runs on.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { Session, childrenOf, critEntries, exists, runningFree, waitFor, type Target } from './harness.js';
+
+async function startTree(s: Session, mode: string): Promise<{ launcher: Target; root: number }> {
+  const launcher = await s.start('userns', { args: [s.dir, mode] });
+  const root = childrenOf(launcher.pid)[0];
+  assert.ok(root, `the launcher has no child${s.report()}`);
+  return { launcher, root };
+}
+
+async function cycle(s: Session, mode: string): Promise<{ images: string; host: number }> {
+  const { launcher, root } = await startTree(s, mode);
+  const images = s.mkdir();
+  s.ok(await s.cryo(['dump', '-t', String(root), '-D', images, '-v4', '-o', 'dump.log']));
+  await s.check(waitFor(`pid ${root} to go`, () => !exists(root), 10_000));
+  const pidfile = path.join(s.dir, `restored-${mode}.pid`);
+  s.ok(await s.cryo(['restore', '-d', '-D', images, '-v4', '-o', 'restore.log', '--pidfile', pidfile]));
+  const host = Number(fs.readFileSync(pidfile, 'utf8'));
+  const restored = s.adopt(host, launcher);
+  await s.check(waitFor(`restored pid ${host} to run`, () => runningFree(host), 5_000));
+  // Seen from here: the maps, and a user namespace other than cryo's and than the dumped one.
+  const nums = (f: string) => fs.readFileSync(`/proc/${host}/${f}`, 'utf8').trim().split(/\s+/).map(Number);
+  assert.deepEqual(nums('uid_map'), [0, 100000, 65536], s.report());
+  assert.deepEqual(nums('gid_map'), [0, 200000, 65536], s.report());
+  assert.notEqual(fs.readlinkSync(`/proc/${host}/ns/user`), fs.readlinkSync('/proc/self/ns/user'), s.report());
+  await s.expectPass(restored);
+  return { images, host };
+}
+
+test('user namespace: a tree with a non-identity map, its uts/ipc/net/pid namespaces owned by it, comes back with its ids inside', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'userns');
+  const { images } = await cycle(s, 'allow');
+  // The images hold what CRIU's do: the maps, creds and SysV owners as the tree sees them.
+  const files = fs.readdirSync(images);
+  const usernsImg = files.find((f) => /^userns-\d+\.img$/.test(f));
+  assert.ok(usernsImg, `no userns-ID.img in ${files.join(' ')}`);
+  const ids = critEntries(images, 'ids-1.img')[0] as { user_ns_id: number };
+  assert.equal(usernsImg, `userns-${ids.user_ns_id}.img`);
+  const e = critEntries(images, usernsImg)[0] as { uid_map: unknown[]; gid_map: unknown[] };
+  assert.deepEqual(e.uid_map, [{ first: 0, lower_first: 100000, count: 65536 }]);
+  assert.deepEqual(e.gid_map, [{ first: 0, lower_first: 200000, count: 65536 }]);
+  const creds = (pid: number) => ((critEntries(images, `core-${pid}.img`)[0] as { thread_core: { creds: Record<string, unknown> } }).thread_core.creds);
+  assert.deepEqual([creds(1).uid, creds(1).gid, creds(1).euid], [0, 0, 0]);
+  assert.deepEqual([creds(2).uid, creds(2).gid, creds(2).fsuid, creds(2).groups], [1000, 1001, 1000, [1001, 1002]]);
+  const msgImg = files.find((f) => /^ipcns-msg-\d+\.img$/.test(f))!;
+  const desc = (critEntries(images, msgImg)[0] as { desc: Record<string, number> }).desc;
+  assert.deepEqual([desc.uid, desc.gid, desc.cuid, desc.cgid], [7, 8, 0, 0]);
+});
+
+test('check --feature userns says yes: its probe makes a root in a user namespace as the restore does', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'userns-check');
+  const r = await s.cryo(['check', '--no-default-config', '--feature', 'userns']);
+  assert.deepEqual([r.code, r.stdout, r.stderr], [0, 'userns is supported\n', ''], s.report());
+});
+
+test('user namespace with setgroups denied: it is denied again, written before the gid_map', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'userns-deny');
+  await cycle(s, 'deny');
+});
+
+test('a user namespace nested in the tree\'s is refused in one line naming the task, and the tree runs on', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'userns-nested');
+  const { root } = await startTree(s, 'nested');
+  const kid = childrenOf(root)[0]!;
+  const r = await s.cryo(['dump', '-t', String(root), '-D', s.mkdir(), '-v4', '-o', 'dump.log']);
+  assert.equal(r.code, 1, s.report());
+  assert.match(r.stderr, new RegExp(`^Error: task ${kid} \\(userns\\) is in a user namespace \\(user:\\[\\d+\\]\\) other than the tree root's \\(one of its own\\), which cryo cannot dump: as CRIU, every task must be in the root's$`, 'm'), s.report());
+  assert.ok(runningFree(root) && runningFree(kid), s.report());
+});
+
+test('a tree in a user namespace of its own but in cryo\'s pid namespace: one task comes back; more are refused before anything is made', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'userns-nopidns');
+  // unshare as root: uid 0 maps to 0 alone, setgroups denied; python stays the one task.
+  const py = 'import socket, time, os\nsocket.sethostname("one")\nprint("READY", flush=True)\ni = 0\nwhile True:\n    i += 1\n    print(i, socket.gethostname(), os.getuid(), " ".join(open("/proc/self/uid_map").read().split()), flush=True)\n    time.sleep(0.1)';
+  const one = await s.startCommand('userns-one', ['unshare', '--user', '--map-root-user', '--uts', '/usr/bin/python3', '-c', py]);
+  const images = s.mkdir();
+  await s.dump(one, images);
+  const lines = () => [...one.output().matchAll(/^(\d+) (\S+) (\d+) (.*)$/gm)];
+  const atDump = lines().length;
+  const r = await s.restore(images, one);
+  await s.check(waitFor('the count to go on', () => lines().length >= atDump + 3, 10_000));
+  for (const m of lines()) assert.deepEqual([m[2], m[3], m[4]], ['one', '0', '0 0 1'], s.report());
+  assert.equal(fs.readFileSync(`/proc/${r.pid}/setgroups`, 'utf8').trim(), 'deny', s.report());
+  await s.killTree(r);
+
+  const two = await s.startCommand('userns-two', ['unshare', '--user', '--map-root-user', '/bin/sh', '-c', 'echo READY; sleep 1000 & wait']);
+  const kid = childrenOf(two.pid)[0]!;
+  const images2 = s.mkdir();
+  await s.dump(two, images2);
+  const rr = await s.cryo(['restore', '-d', '-D', images2, '-v4', '-o', 'restore.log']);
+  assert.equal(rr.code, 1, s.report());
+  assert.match(rr.stderr, new RegExp(`^Error: task ${kid} of the images: in a user namespace of the tree's own but in cryo's pid namespace, it cannot get its pid from inside the namespace .*: not supported$`, 'm'), s.report());
+  assert.ok(!exists(two.pid) && !exists(kid), `a refused restore left a task${s.report()}`);
+});
