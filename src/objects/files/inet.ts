@@ -153,6 +153,30 @@ function holdConnection(fd: number, where: string, desc: string, c: Omit<FileTab
   }
 }
 
+/**
+ * The SkShutdown bits of an unbound TCP socket in CLOSE (sock_diag does not list
+ * it) from its poll events `ev`, as CRIU reads them: POLLRDHUP is the read side.
+ * The write side does not show (POLLHUP is set on any closed socket), and a closed
+ * socket with its read side shut was shut both ways (the end of a connection,
+ * tcp_done, and a --tcp-close restore both leave it so; the write bit alone would
+ * matter only to a later connect). Without them a restored socket says ENOTCONN,
+ * not end-of-file.
+ */
+function closedShutdown(ev: number): number {
+  return ev & 0x2000 /* POLLRDHUP */ ? 3 /* SkShutdown BOTH */ : 0;
+}
+
+/** The peer a closed TCP socket had (SO_PEERNAME), or undefined if it never was connected. */
+function closedPeer(fd: number, family: number): Buffer | undefined {
+  try {
+    // The kernel wants exactly the address's size.
+    const p2 = sock.getsockoptRaw(fd, SOL_SOCKET, SO_PEERNAME, family === AF.INET ? 16 : 28);
+    return p2.length >= 4 && p2.readUInt16BE(2) !== 0 ? p2 : undefined;
+  } catch {
+    return undefined; // ENOTCONN: never connected
+  }
+}
+
 function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
   const fd = p.copy();
   const family = int(fd, SOL_SOCKET, SO.DOMAIN);
@@ -167,20 +191,12 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
   if (!plain && !raw && !isPing(type, proto)) throw new CryoError(`${where}: only TCP, UDP, UDP-Lite, ICMP and raw inet sockets are supported yet`);
   // Before repair mode, which reads as SO_REUSEADDR (it forces the port's reuse).
   const reuseaddr = int(fd, SOL_SOCKET, SO.REUSEADDR) !== 0;
-  const src = parseSockaddr(sock.sockaddrOf(fd, false), family);
+  let src = parseSockaddr(sock.sockaddrOf(fd, false), family);
   let peer = sock.sockaddrOf(fd, true);
   // A TCP socket closed after a connection keeps its peer for SO_PEERNAME (not
   // for getpeername): with --tcp-close it is a connection, restored closed and
   // unbound (its port went with the close), as CRIU reads it.
-  if (!peer && type === SOCK.STREAM && env.tcpClose) {
-    try {
-      // The kernel wants exactly the address's size.
-      const p2 = sock.getsockoptRaw(fd, SOL_SOCKET, SO_PEERNAME, family === AF.INET ? 16 : 28);
-      if (p2.length >= 4 && p2.readUInt16BE(2) !== 0) peer = p2;
-    } catch {
-      /* ENOTCONN: never connected */
-    }
-  }
+  if (!peer && type === SOCK.STREAM && env.tcpClose) peer = closedPeer(fd, family);
   let dst = parseSockaddr(peer, family);
   let state: number;
   let backlog = 0;
@@ -194,7 +210,21 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
         throw new CryoError(`${where}: listening on ${showAddr(family, src)} with ${t.acceptQueue} connection(s) waiting to be accepted, which cryo cannot carry; --skip-in-flight drops them`);
       }
       backlog = t.backlog;
-    } else if (state !== TCP_CLOSE) {
+    } else if (state === TCP_CLOSE) {
+      const ev = sock.pollEvents(fd);
+      if (ev & 0x8 /* POLLERR */) throw new CryoError(`${where}: closed with an error not yet read (SO_ERROR, or its error queue), which cryo cannot carry`);
+      // A bound one sock_diag lists (as bound-inactive), with its shutdown bits.
+      const bound = diagShutdowns(env.files, family, proto).get(Number(p.st.ino));
+      if (bound !== undefined) {
+        shutdown = bound;
+      } else {
+        shutdown = closedShutdown(ev);
+        // Not bound: a connection that ended took its port with it, though the
+        // socket still names it. Restored unbound (as --tcp-close restores one);
+        // bound again, it could not be (TIME_WAIT holds it) or would hold a port.
+        if (!peer) src = { port: 0, addr: src.addr.map(() => 0) };
+      }
+    } else {
       const conn = `${showAddr(family, src)} -> ${showAddr(family, dst)}`;
       if (env.tcpClose && CONNECTED.has(state)) {
         // --tcp-close: left as it is, and restored closed (no repair, no lock).
