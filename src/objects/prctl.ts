@@ -41,8 +41,20 @@ export function restoreProcessMisc(rem: Remote, pid: number, tc: TaskCoreEntry, 
   }
 }
 
+/**
+ * Transparent huge pages stay off while the tree's memory is filled (from the
+ * start of each task's memory stage, and its children inherit it): khugepaged
+ * could otherwise collapse a parent's pages into a huge page its children are
+ * forked with, in the way of their own pages (UFFDIO_COPY: EEXIST). The dumped
+ * setting comes back in the task stage, once every child is forked and filled
+ * (restoreThp); images without it had the kernel's default, on.
+ */
+export function holdThp(rem: Remote): void {
+  rem.call('prctl(PR_SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, 1, 0, 0, 0);
+}
+
 export function restoreThp(rem: Remote, mm: MmEntry): void {
-  if (mm.thpDisabled !== undefined) rem.call('prctl(PR_SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, mm.thpDisabled ? 1 : 0, 0, 0, 0);
+  rem.call('prctl(PR_SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, mm.thpDisabled ? 1 : 0, 0, 0, 0);
 }
 
 /** Personality flags (linux/personality.h: UNAME26 .. ADDR_LIMIT_3GB) and the persona types, PER_LINUX .. PER_HPUX. */
@@ -79,10 +91,10 @@ export const prctlModule: TaskStateModule = {
     Object.assign(d.mm, { dumpable: m.dumpable, thpDisabled: m.thpDisabled });
   },
   restore: {
-    // Also when false: a task forked from its parent has the parent's setting.
-    memory: (t) => restoreThp(t.rem, t.img.mm!),
     // CRIU's images may hold the personality as atoi() read /proc's hex.
     task: (t) => {
+      // Also when false: a task forked from its parent has the parent's setting (holdThp's).
+      if (t.img.mm) restoreThp(t.rem, t.img.mm);
       const tc = t.img.core.tc!;
       const pid = t.img.pstree.pid;
       restoreProcessMisc(t.rem, pid, { ...tc, personality: imagePersonality(tc.personality, `core-${pid}.img`) }, t.sh.log);

@@ -14,6 +14,7 @@ import {
   findFree, imageRanges, moveVdso, mapVmas, fixProtections, setMmMap, inheritedVmas, isMapped, runPages, type Range,
 } from '../objects/mm-restore.js';
 import { shareInherited } from '../objects/cow.js';
+import { holdThp } from '../objects/prctl.js';
 import { restorePages, type FdBridge, type PageRun } from '../objects/pages.js';
 import { afterPlant, hasAfterPlant } from '../objects/files/fds.js';
 import { checkRegSize, openFlags } from '../objects/files/reg.js';
@@ -104,6 +105,7 @@ export function restoreMemory(rem: Remote, img: TaskImages, sh: RestoreShared, h
   const delta = moveVdso(rem, current, mm, tmp);
   rem.syscallIp += delta;
 
+  holdThp(rem);
   const t0 = performance.now();
   const needFix = mapVmas(rem, mm, (v) => taskFileFd(rem, Number(v.shmid), vmaOpenFlags(v), sh, h, (v.flags & MAP.SHARED) === 0),
     (v) => sharedAnonFd(rem, v, sh, h), inherited);

@@ -85,6 +85,40 @@ test('a TCP connection without --tcp-established, one waiting to be accepted and
   }
 });
 
+test('closed TCP sockets with their read side shut (a connection that ended, a socket shut unconnected as --tcp-close leaves one) still read end-of-file after restore, also restored twice', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'tcpclosed');
+  const target = await s.start('tcpclosed');
+  const first = s.mkdir();
+  await s.dump(target, first);
+  const isk = critDecode(path.join(first, 'files.img')).entries.map((e) => e['isk'] as Record<string, unknown> | undefined).filter(Boolean);
+  // Four sockets in TCP_CLOSE (7): three shut both ways (SkShutdown BOTH), one not.
+  assert.deepEqual(isk.map((e) => [e['state'], e['shutdown'] ?? 0]).sort(), [[7, 0], [7, 'BOTH'], [7, 'BOTH'], [7, 'BOTH']], JSON.stringify(isk));
+  const once = await s.restore(first, target);
+  const second = s.mkdir();
+  await s.dump(once, second);
+  await s.expectPass(await s.restore(second, once));
+});
+
+test('a closed TCP socket with an error not yet read (a reset connection) fails the dump in one line; the task runs on', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'tcp-reset');
+  const setup = [
+    'import socket, struct, time',
+    'l = socket.create_server(("127.0.0.1", 0))',
+    'c = socket.create_connection(l.getsockname())',
+    'a, _ = l.accept()',
+    'c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))',
+    'c.close()  # a reset: a has ECONNRESET to read',
+    'time.sleep(0.2)',
+    'assert a.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == 7',
+  ].join('\n');
+  const target = await s.startCommand('reset', [python3(), '-u', '-c', `${setup}\nprint("READY", flush=True)\nwhile True: time.sleep(1)`]);
+  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
+  assert.equal(r.code, 1, s.report());
+  assert.match(r.stderr.trimEnd(), /^Error: task \d+ fd \d+ \(IPv4 TCP socket \d+\): closed with an error not yet read \(SO_ERROR, or its error queue\), which cryo cannot carry$/, s.report());
+  await s.check(waitFor('the task to run free', () => runningFree(target.pid), 5_000));
+  await s.killTree(target);
+});
+
 test('a node HTTP server (libuv, epoll on its listener): restored, it answers new clients with its request count going on', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'nodehttp');
   const code = 'let n = 0; require("http").createServer((q, r) => r.end(String(++n))).listen(0, "127.0.0.1", function () { console.log("READY " + this.address().port); });';

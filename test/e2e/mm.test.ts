@@ -71,3 +71,19 @@ test('a task that unmapped its vDSO and vvar (and the child it forked then) come
   const { output } = await s.finish(await s.restore(images, again), 'SIGUSR2');
   assert.match(output, /^FAIL: .*the child does not answer/m, s.report());
 });
+
+test('transparent huge pages per process across forks (on, off, on again) with memory shared copy-on-write: each task has its own setting and contents back, though cryo keeps THP off while it fills the tree', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'thpfork');
+  await s.cycle('thpfork');
+});
+
+test('a changed THP setting is caught (SIGUSR2)', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'thpfork-corrupt');
+  const target = await s.start('thpfork');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const r = await s.restore(images, target);
+  const { status, output } = await s.finish(r, 'SIGUSR2');
+  assert.equal(status?.exited, 1, s.report());
+  assert.match(output, /^FAIL: gen 0: PR_GET_THP_DISABLE 1, want 0/m, s.report());
+});

@@ -6,7 +6,6 @@ import { RESTORE_STAGES, TASK_STATE, restoreOrder, restoreStage, type TaskRestor
 
 test('restore stages run the modules in the order cryo restores them', () => {
   assert.deepEqual(restoreOrder(), [
-    'memory:prctl',
     'files:fs',
     'task:sigactions', 'task:rlimits', 'task:prctl', 'task:creds', 'task:signals', 'task:mm', 'task:seccomp',
     'threads:timers', 'threads:thread-state',
