@@ -86,11 +86,11 @@ export interface UserNs {
 
 const nsIno = (path: string): number => statSync(path).ino;
 
-/** The inode of the user namespace owning namespace file `path` (NS_GET_USERNS). */
-function ownerIno(path: string): number {
+/** The inode of the namespace that ioctl `req` (NS_GET_USERNS, NS_GET_PARENT) names for namespace file `path`. */
+function relatedIno(path: string, req: number, name: string): number {
   const fd = openSync(path, O.RDONLY | O.CLOEXEC);
   try {
-    const u = syscall(`ioctl(${path}, NS_GET_USERNS)`, NR.ioctl, fd, NS_GET_USERNS);
+    const u = syscall(`ioctl(${path}, ${name})`, NR.ioctl, fd, req);
     try {
       return fstatSync(u).ino;
     } finally {
@@ -101,20 +101,10 @@ function ownerIno(path: string): number {
   }
 }
 
-/** The inode of the parent of user namespace file `path` (NS_GET_PARENT). */
-function parentIno(path: string): number {
-  const fd = openSync(path, O.RDONLY | O.CLOEXEC);
-  try {
-    const u = syscall(`ioctl(${path}, NS_GET_PARENT)`, NR.ioctl, fd, NS_GET_PARENT);
-    try {
-      return fstatSync(u).ino;
-    } finally {
-      closeSync(u);
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
+/** The inode of the user namespace owning namespace file `path`. */
+const ownerIno = (path: string): number => relatedIno(path, NS_GET_USERNS, 'NS_GET_USERNS');
+/** The inode of the parent of user namespace file `path`. */
+const parentIno = (path: string): number => relatedIno(path, NS_GET_PARENT, 'NS_GET_PARENT');
 
 /**
  * At dump: the root's user namespace, a child of cryo's. Every other namespace
