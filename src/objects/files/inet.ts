@@ -300,7 +300,7 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
 }
 
 /** Set an int option where it differs from the new socket's; a refusal names the socket, the option and the value. */
-function setIf(fd: number, level: number, opt: number, v: number | boolean | undefined, where = 'inet socket'): void {
+function setIf(fd: number, level: number, opt: number, v: number | boolean | undefined, where: string): void {
   if (v === undefined) return;
   const n = typeof v === 'boolean' ? Number(v) : v;
   if (n === int(fd, level, opt)) return;

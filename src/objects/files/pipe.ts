@@ -5,12 +5,12 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { create, FdTypes, FileEntrySchema, ImageError, PipeEntrySchema, FifoEntrySchema, PipeDataEntrySchema, type ImageDir } from '../../images/index.js';
 import { noFown } from './table.js';
-import { NR, O, F, SysError, syscall, trySyscall, dupCloexec, openInRoot } from '../../sys/index.js';
+import { NR, O, F, syscall, trySyscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Cleanup } from '../../cleanup.js';
 import { partOf, regOf, type FdKind, type FdProbe, type KindStore } from './kind.js';
 import type { FileTable } from './table.js';
-import { dumpRegFile } from './reg.js';
+import { dumpRegFile, openTreePath } from './reg.js';
 
 const SPLICE_F_NONBLOCK = 2;
 const EAGAIN = 11;
@@ -198,18 +198,9 @@ export const fifo: FdKind = {
     const made = endsOf(env.kinds, 'fifoData');
     let ends = made.get(e.pipeId);
     if (!ends) {
-      let rw: number;
       const how = O.RDWR | O.NONBLOCK | O.CLOEXEC;
-      try {
-        // A deleted FIFO is made again (a ghost), opened and unlinked.
-        // In the tree's own mount namespace: its path, never leading out of its root.
-        if (env.remaps.has(e.regfId)) rw = env.remaps.open(e.regfId, reg.name, how);
-        else rw = env.nsRoot !== undefined ? openInRoot(env.nsRoot, reg.name, how) : openSync(reg.name, how);
-      } catch (err) {
-        if (err instanceof CryoError) throw err;
-        const code = SysError.is(err) ? err.code : (err as NodeJS.ErrnoException).code;
-        throw new CryoError(`cannot open the FIFO ${reg.name}: ${code ?? (err as Error).message}`);
-      }
+      // A deleted FIFO is made again (a ghost), opened and unlinked.
+      const rw = env.remaps.has(e.regfId) ? env.remaps.open(e.regfId, reg.name, how) : openTreePath(reg.name, how, env.nsRoot, 'the FIFO');
       ends = { r: rw, w: rw };
       made.set(e.pipeId, ends);
       refill(rw, dataOf(env.kinds, 'fifoData').get(e.pipeId));

@@ -21,6 +21,21 @@ import { remapOf } from './remap.js';
 const MEM_MAJOR = 1;
 const DELETED = ' (deleted)';
 
+/**
+ * Open a path of the images in cryo: as it is, or, in the tree's own mount
+ * namespace (`nsRoot`, an O_PATH fd of its root), from its root, never leading
+ * out of it. A failure is one line naming the path (`what`: "a file", "the FIFO").
+ */
+export function openTreePath(name: string, flags: number, nsRoot: number | undefined, what: string): number {
+  try {
+    return nsRoot !== undefined ? openInRoot(nsRoot, name, flags) : openSync(name, flags);
+  } catch (e) {
+    const code = SysError.is(e) ? e.code : (e as NodeJS.ErrnoException).code;
+    const where = nsRoot !== undefined ? " in the tree's mount namespace" : '';
+    throw new CryoError(`cannot open ${what} ${name}${where}: ${code ?? (e as Error).message}`);
+  }
+}
+
 /** The link_remap.N links the dump made (--link-remap), taken back. */
 function removeLinkRemaps(files: FileTable): void {
   for (const { link, root } of files.linkRemaps) {
@@ -87,19 +102,8 @@ export const regular: FdKind = {
     let fd: number;
     if (env.remaps.has(fe.id)) {
       fd = env.remaps.open(fe.id, r.name, flags | O.CLOEXEC);
-    } else if (env.nsRoot !== undefined) {
-      // The tree's own mount namespace: its paths, never leading out of its root.
-      try {
-        fd = openInRoot(env.nsRoot, r.name, flags | O.CLOEXEC);
-      } catch (e) {
-        throw new CryoError(`cannot open ${r.name} in the tree's mount namespace: ${SysError.is(e) ? e.code : (e as Error).message}`);
-      }
     } else {
-      try {
-        fd = openSync(r.name, flags | O.CLOEXEC);
-      } catch (e) {
-        throw new CryoError(`cannot open ${r.name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-      }
+      fd = openTreePath(r.name, flags | O.CLOEXEC, env.nsRoot, 'a file');
     }
     try {
       checkRegSize(r, `/proc/self/fd/${fd}`);
