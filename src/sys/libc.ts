@@ -142,6 +142,8 @@ export function waitpid(pid: number, flags: number): { pid: number; status: numb
 }
 
 export function kill(pid: number, sig: number): void {
+  // 0 and negative pids signal whole process groups, cryo's own among them: never meant.
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`kill: refusing pid ${pid}`);
   syscall('kill', NR.kill, pid, sig);
 }
 

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestContext } from 'node:test';
+import { signalPid } from './proc.js';
 
 export const CG = '/sys/fs/cgroup';
 /** Hierarchy directories under CG, v1 ones then v2. */
@@ -80,7 +81,7 @@ export class Groups {
     for (const d of all) {
       for (const p of fs.readFileSync(`${d}/cgroup.procs`, 'utf8').split('\n').filter(Boolean)) {
         try {
-          process.kill(Number(p), 'SIGKILL');
+          signalPid(Number(p), 'SIGKILL');
         } catch {
           // gone
         }

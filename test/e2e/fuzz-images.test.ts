@@ -21,7 +21,7 @@ import {
   type MmEntry, type PagemapEntry, type PbKindKey, type PipeDataEntry, type PstreeEntry, type SkPacketEntry, type TaskKobjIdsEntry,
 } from '../../src/images/index.js';
 import { Rng } from '../unit/crit-helpers.js';
-import { Session, exists, imagePids, ourChildren, readOr, reapUntilGone, runningFree, waitFor, type Target } from './harness.js';
+import { Session, exists, imagePids, ourChildren, readOr, reapUntilGone, runningFree, waitFor, type Target, signalPid } from './harness.js';
 
 const SEED = Number(process.env.CRYO_FUZZ_SEED ?? 20251201);
 const ROUNDS = Number(process.env.CRYO_FUZZ_ROUNDS ?? 1);
@@ -370,7 +370,7 @@ async function fuzz(t: TestContext, program: string, pick: (file: string) => boo
       if (alive.length) {
         for (const p of alive) {
           try {
-            process.kill(p, 'SIGKILL');
+            signalPid(p, 'SIGKILL');
           } catch {
             /* gone */
           }
@@ -392,7 +392,7 @@ async function fuzz(t: TestContext, program: string, pick: (file: string) => boo
     const killAll = async () => {
       for (const p of pids) {
         try {
-          process.kill(p, 'SIGKILL');
+          signalPid(p, 'SIGKILL');
         } catch {
           /* gone */
         }

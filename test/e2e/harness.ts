@@ -27,6 +27,7 @@ import {
   processTree,
   reapUntilGone,
   readOr,
+  signalPid,
   runningFree,
   tail,
   waitFor,
@@ -121,7 +122,7 @@ export class Target {
   }
 
   signal(sig: NodeJS.Signals): void {
-    process.kill(this.pid, sig);
+    signalPid(this.pid, sig);
   }
 
   /** Waits for the process to end and returns how it ended (for cryo-child: once gone). */
@@ -505,7 +506,7 @@ export class Session {
     const tree = processTree(t.pid);
     for (const p of tree) {
       try {
-        process.kill(p, 'SIGKILL');
+        signalPid(p, 'SIGKILL');
       } catch {
         // already gone
       }
@@ -521,7 +522,7 @@ export class Session {
       const tree = processTree(t.pid);
       for (const p of tree) {
         try {
-          process.kill(p, 'SIGKILL');
+          signalPid(p, 'SIGKILL');
         } catch {
           // already gone
         }

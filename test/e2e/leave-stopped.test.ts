@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Cryo } from '../../src/index.js';
-import { Session, critDecodeAll, processTree, waitFor, type Target } from './harness.js';
+import { Session, critDecodeAll, processTree, waitFor, type Target, signalPid } from './harness.js';
 
 /** Every thread of every live task of the tree: [pid, tid]. */
 function threadsOf(tree: number[]): Array<[number, number]> {
@@ -46,7 +46,7 @@ async function allStopped(s: Session, tree: number[]): Promise<number> {
 }
 
 function cont(tree: number[]): void {
-  for (const p of tree) process.kill(p, 'SIGCONT');
+  for (const p of tree) signalPid(p, 'SIGCONT');
 }
 
 async function stoppedThenPass(s: Session, t: Target, tree: number[], minThreads: number): Promise<void> {

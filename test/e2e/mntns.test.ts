@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, childrenOf, critDecodeAll, exists, runningFree, waitFor, type Target } from './harness.js';
+import { Session, childrenOf, critDecodeAll, exists, runningFree, waitFor, type Target, signalPid } from './harness.js';
 
 const nsLink = (pid: number | 'self', kind: string) => fs.readlinkSync(`/proc/${pid}/ns/${kind}`);
 const myMounts = () => fs.readFileSync('/proc/self/mountinfo', 'utf8');
@@ -267,7 +267,7 @@ test('mount namespace: a file of a tmpfs under another tmpfs mounted over its di
   const images = s.mkdir();
   await s.dump(target, images);
   const r = await restoreNs(s, images, target, ['--root', '/']);
-  process.kill(r.pid, 'SIGUSR1');
+  signalPid(r.pid, 'SIGUSR1');
   await s.check(waitFor('the check', () => /^top \S+ under \S+$/m.test(target.output()), 10_000));
   assert.match(target.output(), /^top top under hidden$/m, s.report());
   await s.killTree(r);

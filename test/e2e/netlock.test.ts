@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, critDecodeAll, python3, reapUntilGone, runningFree, waitFor, ROOT, type Target } from './harness.js';
+import { Session, critDecodeAll, python3, reapUntilGone, runningFree, waitFor, ROOT, type Target, signalPid } from './harness.js';
 import { dropLocks, inventory, iptRules, nftTables } from './netlock-rules.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -30,7 +30,7 @@ async function startTcpext(s: Session, t: { after(fn: () => void): void }): Prom
   const pid = Number(fs.readFileSync(path.join(s.dir, 'tcpext-peer.result.pid'), 'utf8'));
   t.after(() => {
     try {
-      process.kill(pid, 'SIGKILL');
+      signalPid(pid, 'SIGKILL');
     } catch {
       /* it ended */
     }

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Cryo, CryoRpcError } from '../../src/index.js';
-import { ROOT, Session, processTree, runningFree, waitFor } from './harness.js';
+import { ROOT, Session, processTree, runningFree, waitFor, signalPid } from './harness.js';
 
 /** A FIFO: our non-blocking read end, and a write end to hand to cryo. */
 function fifo(dir: string, name: string): { r: number; w: number } {
@@ -122,7 +122,7 @@ test('--status-fd with --daemon: the daemon, not its parent, writes the byte onc
   fs.closeSync(w);
   assert.equal(started.status, 0, started.stderr);
   const daemon = Number(fs.readFileSync(pidfile, 'utf8'));
-  t.after(() => process.kill(daemon, 'SIGKILL'));
+  t.after(() => signalPid(daemon, 'SIGKILL'));
   let got: Buffer | undefined;
   await s.check(waitFor('the status byte', () => {
     const x = poll(r);

@@ -21,6 +21,15 @@ export { WNOHANG, __WALL, decodeWaitStatus, waitpid };
 // ---------------------------------------------------------------------------
 // Small utilities
 
+/**
+ * process.kill for one process: 0 or a negative pid (an empty pid file read as
+ * Number('')) would signal the whole process group, the test runner and CI's shell in it.
+ */
+export function signalPid(pid: number, sig: NodeJS.Signals | number): void {
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`signalPid: refusing pid ${pid}`);
+  process.kill(pid, sig);
+}
+
 /** How a process ended. */
 export interface ExitStatus {
   exited?: number;

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { client, final } from './pycriu.js';
-import { PROGRAMS_DIR, ROOT, Session, compileProgram, imagePids, processTree, runningFree, waitFor } from './harness.js';
+import { PROGRAMS_DIR, ROOT, Session, compileProgram, imagePids, processTree, runningFree, waitFor, signalPid } from './harness.js';
 
 const CRYO_BIN = path.join(ROOT, 'bin/cryo');
 
@@ -133,7 +133,7 @@ test('cryo service: two clients in a row get their own results; no script a clie
   const started = await s.cryo(['service', '--address', daemonSock, '-d', '--pidfile', pidfile]);
   assert.equal(started.code, 0, s.report());
   const daemonPid = Number(fs.readFileSync(pidfile, 'utf8'));
-  t.after(() => process.kill(daemonPid, 'SIGKILL'));
+  t.after(() => signalPid(daemonPid, 'SIGKILL'));
   const dv = client([`sk:${daemonSock}`, 'version']);
   assert.equal(dv.lines[0]?.['success'], true, dv.text);
   const a = await s.start('pipes');
@@ -192,7 +192,7 @@ test('restore --exec-cmd: the command cryo becomes is the parent of the restored
   const sh = Number(fs.readFileSync(shPid, 'utf8'));
   const ppid = Number(/^PPid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${restoredPid}/status`, 'utf8'))![1]);
   assert.equal(ppid, sh, `the restored task's parent is ${ppid}, not the exec'd shell ${sh}${s.report()}`);
-  process.kill(restoredPid, 'SIGUSR1');
+  signalPid(restoredPid, 'SIGUSR1');
   await s.check(waitFor('PASS', () => /^PASS$/m.test(target.output()), 10_000));
   fs.writeFileSync(done, '');
   const r = await run;

@@ -33,8 +33,7 @@ import {
   runningFree,
   tail,
   waitFor,
-  type Target,
-} from './harness.js';
+  type Target, signalPid } from './harness.js';
 
 /** The cryo command as the harness runs it (CRYO overrides), for the shell script. */
 function cryoArgv(): string[] {
@@ -102,7 +101,7 @@ class ShellJob {
       const pid = this.restoredPid;
       if (!pid || !exists(pid)) return;
       try {
-        process.kill(pid, 'SIGKILL');
+        signalPid(pid, 'SIGKILL');
       } catch {
         // gone meanwhile
       }
@@ -315,7 +314,7 @@ async function dumpRestoreCheck(t: TestContext, label: string, opts: { jobContro
 
   const mark = job.output().length;
   if (opts.blockRead) fs.appendFileSync(job.inputFile, 'ping\n');
-  else process.kill(pid, 'SIGUSR1');
+  else signalPid(pid, 'SIGUSR1');
   if (opts.read) {
     await job.waitOutput('the restored job to read the terminal', /^READING\r?$/m);
     fs.appendFileSync(job.inputFile, 'ping\n');
@@ -361,7 +360,7 @@ test('dump without -j fails, naming the terminal; the job runs on and PASSes', {
   assert.match(lines[0]!, /--shell-job|-j\b/, `the error does not point to -j: ${lines[0]}`);
   assert.equal(r.stdout, '', s.report());
   await s.check(waitFor(`pid ${job.pid} to run on, untraced`, () => runningFree(job.pid), 5_000));
-  process.kill(job.pid, 'SIGUSR1');
+  signalPid(job.pid, 'SIGUSR1');
   await job.waitOutput('the job to end', /^EXIT \d+\r?$/m);
   assert.match(job.output(), /^PASS\r?$/m, s.report());
   assert.match(job.output(), /^EXIT 0\r?$/m, s.report());
@@ -388,7 +387,7 @@ test('restore of a shell job without -j, or with -j but no terminal, fails clean
   }
   // And the images are still good: the real restore on the terminal works.
   const pid = await job.restore();
-  process.kill(pid, 'SIGUSR1');
+  signalPid(pid, 'SIGUSR1');
   await job.waitOutput('PASS', /^PASS\r?$/m);
   assert.equal(await job.reapRestored(), 'exit 0', job.report());
   await job.end();
@@ -402,7 +401,7 @@ test('tty.c without checkpoint: PASS on SIGUSR1, FAIL on SIGUSR2', { timeout: 30
     const s = Session.for(t, `shell-job-plain-${sig}`);
     const job = new ShellJob(s, t, { jobControl: true, then: 'wait' });
     await job.start();
-    process.kill(job.pid, sig);
+    signalPid(job.pid, sig);
     await job.waitOutput('the job to end', /^EXIT \d+\r?$/m);
     assert.match(job.output(), verdict, s.report());
     assert.match(job.output(), new RegExp(`^EXIT ${code}\\r?$`, 'm'), s.report());

@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, exists, procState, tracerPid, waitFor } from './harness.js';
+import { Session, exists, procState, tracerPid, waitFor, signalPid } from './harness.js';
 
 test('a stopped task is restored stopped, and runs on after SIGCONT', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'stopped');
@@ -20,7 +20,7 @@ test('a stopped task is restored stopped, and runs on after SIGCONT', { timeout:
   const pid = Number(fs.readFileSync(pidfile, 'utf8'));
   await s.check(waitFor(`restored pid ${pid} to be stopped and untraced`, () => procState(pid) === 'T' && tracerPid(pid) === 0, 5_000));
   const restored = s.adopt(pid, target);
-  process.kill(pid, 'SIGCONT');
+  signalPid(pid, 'SIGCONT');
   await s.check(waitFor(`pid ${pid} to run`, () => procState(pid) !== 'T', 5_000));
   assert.notEqual(procState(pid), 'T', s.report());
   await s.expectPass(restored);

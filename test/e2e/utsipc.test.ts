@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, childrenOf, compileProgram, critDecodeAll, imagePids, runningFree, waitFor } from './harness.js';
+import { Session, childrenOf, compileProgram, critDecodeAll, imagePids, runningFree, waitFor, signalPid } from './harness.js';
 import { reapUntilGone } from './proc.js';
 
 const nsLink = (pid: number | 'self', kind: string) => fs.readlinkSync(`/proc/${pid}/ns/${kind}`);
@@ -109,7 +109,7 @@ test('uts+ipc namespaces made by `unshare --uts --ipc --fork`: the tree below un
   // (The namespace unshare made is gone with it: a new one may get its inode number.)
   assert.notEqual(nsLink(host, 'uts'), nsLink('self', 'uts'), s.report());
   assert.notEqual(nsLink(host, 'ipc'), nsLink('self', 'ipc'), s.report());
-  process.kill(host, 'SIGUSR1');
+  signalPid(host, 'SIGUSR1');
   await s.check(waitFor('PASS from the restored tree', () => /^PASS$/m.test(unshare.output()), 10_000, () => (/^FAIL.*$/m.exec(unshare.output()) ?? [])[0]));
   await s.killTree(restored);
 });

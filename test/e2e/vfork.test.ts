@@ -3,7 +3,7 @@
 // (instead of waiting for ever), and the tree runs on.
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Session, waitFor } from './harness.js';
+import { Session, waitFor, signalPid } from './harness.js';
 
 test('a parent held in vfork(): dump --timeout 1 gives up in one line, naming it; both run on', { timeout: 30_000 }, async (t) => {
   const s = Session.for(t, 'vfork');
@@ -15,7 +15,7 @@ test('a parent held in vfork(): dump --timeout 1 gives up in one line, naming it
   assert.equal(r.stderr.trim().split('\n').length, 1, `want one line${s.report()}`);
   assert.match(r.stderr, new RegExp(`task ${target.pid} did not stop for the seize in time \\(--timeout\\): it waits in vfork\\(\\)`), s.report());
   // cryo is gone: the child ends, the parent leaves its vfork() wait and checks.
-  process.kill(child, 'SIGUSR1');
+  signalPid(child, 'SIGUSR1');
   await s.check(waitFor('the parent to print PASS', () => /^PASS$/m.test(target.output()), 5_000));
   assert.deepEqual(await target.wait(5_000), { exited: 0 }, s.report());
 });
