@@ -17,7 +17,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A PATH of its own: what bin/cryo needs (node, readlink) and `tools`. */
 function pathWith(dir: string, tools: string[]): string {
   for (const tool of ['readlink', ...tools]) {
-    const where = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
+    const where = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8', timeout: 30_000 }).stdout.trim();
     fs.symlinkSync(where, path.join(dir, tool));
   }
   fs.symlinkSync(process.execPath, path.join(dir, 'node'));
@@ -92,7 +92,7 @@ test('tcpext: connections to a peer outside the tree (IPv4, IPv6, IPv4-mapped) l
 
 test('tcpext with --network-lock nftables: one table of the dump\'s run id while down, gone after the restore; -R with iptables unlocks at once; the check fails where it must', { timeout: 120_000 }, async (t) => {
   const s = Session.for(t, 'netlock-nft');
-  const check = spawnSync(path.join(ROOT, 'bin/cryo'), ['check', '--no-default-config', '--feature', 'network_lock_nftables'], { encoding: 'utf8' });
+  const check = spawnSync(path.join(ROOT, 'bin/cryo'), ['check', '--no-default-config', '--feature', 'network_lock_nftables'], { encoding: 'utf8', timeout: 30_000 });
   assert.deepEqual([check.status, check.stdout], [0, 'network_lock_nftables is supported\n'], check.stderr);
   const target = await startTcpext(s, t);
   const p = ports(target);
@@ -102,7 +102,7 @@ test('tcpext with --network-lock nftables: one table of the dump\'s run id while
   assert.equal(inv['network_lock_method'], 1, JSON.stringify(inv));
   const runId = String(inv['dump_criu_run_id']);
   assert.equal(nftTables(runId).length, 1, 'no nftables table of the dump');
-  const listed = spawnSync('nft', ['list', 'table', 'inet', `CRIU-${runId}`], { encoding: 'utf8' }).stdout;
+  const listed = spawnSync('nft', ['list', 'table', 'inet', `CRIU-${runId}`], { encoding: 'utf8', timeout: 30_000 }).stdout;
   for (const port of p) assert.match(listed, new RegExp(`\\. ${port} `), listed);
   assert.deepEqual(iptRules(p), [], 'nftables locking wrote iptables rules');
   await sleep(1500);
@@ -125,7 +125,7 @@ test('tcpext with --network-lock nftables: one table of the dump\'s run id while
 
   // Without nft, the check says no.
   const bare = pathWith(s.mkdir('bare-path'), []);
-  const noNft = spawnSync(path.join(ROOT, 'bin/cryo'), ['check', '--no-default-config', '--feature', 'network_lock_nftables'], { encoding: 'utf8', env: { ...process.env, PATH: bare } });
+  const noNft = spawnSync(path.join(ROOT, 'bin/cryo'), ['check', '--no-default-config', '--feature', 'network_lock_nftables'], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, PATH: bare } });
   assert.equal(noNft.status, 1, noNft.stdout + noNft.stderr);
   assert.match(noNft.stderr, /network_lock_nftables/);
 });
@@ -270,7 +270,7 @@ test('a tree in its own network namespace (unshare -n), python3 holding both end
   const log = fs.readFileSync(path.join(images, 'dump.log'), 'utf8');
   assert.match(log, /locked the tree's network namespace \(iptables\)/, s.report());
   assert.doesNotMatch(log, /locked the connection/, s.report());
-  const rules = spawnSync('nsenter', ['-t', String(target.pid), '-n', 'iptables', '-w', '-S'], { encoding: 'utf8' });
+  const rules = spawnSync('nsenter', ['-t', String(target.pid), '-n', 'iptables', '-w', '-S'], { encoding: 'utf8', timeout: 30_000 });
   assert.equal(rules.status, 0, rules.stderr);
   assert.doesNotMatch(rules.stdout, /0xc114|CRIU/i, 'lock rules left in the tree\'s namespace');
   const before = echoes();
