@@ -26,6 +26,7 @@ interface Spec {
 
 const CRIU = process.env['CRYO'] ?? CRYO_BIN;
 const HOSTNAME = 'cryo-runc-box';
+const nsOf = (pid: number | 'self', kind: string) => fs.readlinkSync(`/proc/${pid}/ns/${kind}`);
 
 class Runc {
   readonly state: string;
@@ -166,6 +167,40 @@ test('runc: checkpoint and restore of a busybox container; it comes back in its 
     assert.ok(mounts.includes(m), `the restored container has no mount "${m.trim()}":\n${mounts}`);
   }
   assert.ok(fs.statSync(`/proc/${rpid}/root/dev/null`).isCharacterDevice(), "the container's /dev/null is not a device node");
+});
+
+test('runc: a container with a cgroup namespace of its own comes back in a new one, rooted at its cgroups, and counts on', { timeout: 120_000 }, async (t) => {
+  const r = setup(t, 'runc-cgns', (spec) => spec.linux.namespaces.push({ type: 'cgroup' }));
+  const id = `cryo-g1-${process.pid}`;
+  const pid = await r.start(id);
+  assert.notEqual(nsOf(pid, 'cgroup'), nsOf('self', 'cgroup'));
+  await counterAbove(r.counterFile, 3, 'the started container');
+  // Seen from its own cgroup namespace, the container's cgroups are the root.
+  const inside = (p: number) => {
+    const r = spawnSync('nsenter', ['-t', String(p), '-C', 'cat', `/proc/${p}/cgroup`], { encoding: 'utf8', timeout: 10_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim().split('\n').filter((l) => !l.includes(':name=')).map((l) => l.split(':').slice(2).join(':'));
+  };
+  assert.deepEqual([...new Set(inside(pid))], ['/']);
+  // Its cgroup file systems, mounted in that namespace: their roots, seen from here, are the container's groups.
+  const cgroupMounts = (p: number) => fs.readFileSync(`/proc/${p}/mountinfo`, 'utf8').split('\n')
+    .map((l) => l.split(' ')).filter((f) => f[f.indexOf('-') + 1]?.startsWith('cgroup')).map((f) => `${f[4]} ${f[3]}`).sort();
+  const before = cgroupMounts(pid);
+  assert.ok(before.length > 0 && before.every((m) => m.endsWith(`/${id}`)), before.join('\n'));
+  const d = r.dirs();
+  const cp = await r.checkpoint(id, d);
+  assert.equal(cp.code, 0, cp.out + r.log(d, 'dump.log') + r.s.report());
+  await r.gone(pid);
+  const stopped = await counterStill(r.counterFile, 'after the checkpoint');
+  const rs = await r.restore(id, d);
+  assert.equal(rs.code, 0, rs.out + r.log(d, 'restore.log') + r.s.report());
+  const rpid = await r.pidOf(id);
+  assert.notEqual(nsOf(rpid, 'cgroup'), nsOf('self', 'cgroup'), "the restored container is in the host's cgroup namespace");
+  assert.deepEqual([...new Set(inside(rpid))], ['/'], "the restored container's cgroups, as it sees them");
+  assert.deepEqual(cgroupMounts(rpid), before, "the restored container's cgroup mounts");
+  checkCgroups(rpid, id);
+  await counterAbove(r.counterFile, stopped + 2, 'the restored container');
+  checkContained(rpid, HOSTNAME, r.counter, r.counterFile);
 });
 
 test('runc: checkpoint --leave-running, then restore under a new container id with --manage-cgroups-mode full', { timeout: 120_000 }, async (t) => {

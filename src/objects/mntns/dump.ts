@@ -2,11 +2,11 @@
 // /proc/ROOT/mountinfo into mountpoints-N.img (MntEntry, as CRIU's
 // dump_one_mountpoint), tmpfs contents into tmpfs-dev-N.tar.gz.img (tar, as
 // CRIU). What cryo cannot make again fails the dump in one line.
-import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { create, Fstype, MntEntrySchema, type ImageDir, type MntEntry } from '../../images/index.js';
 import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
-import { AT_EMPTY_PATH, CLONE, MS, NR, O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, pidfdGetfd, pidfdOpen } from '../../sys/index.js';
+import { AT_EMPTY_PATH, CLONE, MS, NR, O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, ipc, pidfdGetfd, pidfdOpen } from '../../sys/index.js';
 import { withHelper } from '../../tracer/seed.js';
 import { CryoError, type Logger } from '../../context.js';
 import { major, minor } from '../files/kind.js';
@@ -249,10 +249,23 @@ function dumpTmpfs(m: MountInfo, mounts: MountInfo[], root: string, dir: ImageDi
   }
 }
 
+/**
+ * The mountinfo of `pid` as its own cgroup namespace shows it: a cgroup file
+ * system mounted in there shows its root relative to the namespace's (as the
+ * tree sees it, and as CRIU keeps it), and the restore mounts it anew inside
+ * the new namespace, where it is rooted the same way.
+ */
+function treeMountinfo(pid: number): string {
+  const read = () => readFileSync(`/proc/${pid}/mountinfo`, 'utf8');
+  const ns = `/proc/${pid}/ns/cgroup`;
+  if (!existsSync(ns) || readlinkSync(ns) === readlinkSync('/proc/thread-self/ns/cgroup')) return read();
+  return ipc.inNamespace(ns, 'cgroup', read);
+}
+
 /** Dump the mount namespace of `pid` (the tree's root) as mountpoints-`nsId`.img. */
 export function dumpMntNs(pid: number, comm: string, nsId: number, dir: ImageDir, ext: { external: readonly string[]; auto: boolean; enableFs: readonly string[] }, log: Logger, clone?: (path: string) => number, ids: IdView = IdView.SAME): MntNsDump {
   const who = `task ${pid} (${comm})`;
-  const mounts = parseMountinfo(readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
+  const mounts = parseMountinfo(treeMountinfo(pid));
   checkCollisions(mounts, who);
   const outside = ext.auto ? parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')) : undefined;
   const roles = classify(mounts, extMounts(ext.external), who, outside, ext.enableFs.flatMap((f) => f.split(',')));
