@@ -3,12 +3,14 @@
 // with data in flight) dumped
 // with --tcp-established and restored through repair mode with their FINs, as
 // CRIU's tcp_half_closed; `check --feature tcp_half_closed` says yes. Without
-// --tcp-established the dump fails in one line naming the state.
+// --tcp-established the dump fails in one line naming the state. Connections
+// being made (tcpsyn.c: SYN_SENT) come back connecting, as CRIU's.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, compileProgram, critDecodeAll, runningFree, waitFor } from './harness.js';
+import { Session, compileProgram, critDecodeAll, runningFree, signalPid, waitFor } from './harness.js';
 import { dropLocks } from './netlock-rules.js';
 
 /** The states of the connections' ends in files.img, through CRIU's own pycriu. */
@@ -47,4 +49,38 @@ test('a half-closed TCP connection without --tcp-established fails the dump in o
   assert.match(r.stderr.trimEnd(), /^Error: task \d+ fd \d+ \(IPv4 TCP socket \d+\): a half-closed TCP connection \(FIN_WAIT2\) \(127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+\); dump with --tcp-established$/);
   await s.check(waitFor('the task to run free', () => runningFree(target.pid), 5_000));
   await s.killTree(target);
+});
+
+test('TCP connections being made (SYN_SENT, IPv4 and IPv6) to a peer whose backlog is full come back connecting from the same ports, and connect once the peer accepts; without --tcp-established the dump is refused in one line', { timeout: 120_000 }, async (t) => {
+  const s = Session.for(t, 'tcpsyn');
+  const start = async () => {
+    const target = await s.start('tcpsyn');
+    const peer = Number(fs.readFileSync(path.join(s.dir, 'tcpsyn-peer.pid'), 'utf8'));
+    t.after(() => {
+      try {
+        signalPid(peer, 'SIGKILL');
+      } catch {
+        /* it ended */
+      }
+    });
+    return target;
+  };
+  const target = await start();
+  const refused = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir()]);
+  assert.equal(refused.code, 1, s.report());
+  assert.match(refused.stderr.trimEnd(), /^Error: task \d+ fd \d+ \(IPv4 TCP socket \d+\): a TCP connection being made \(SYN_SENT\) \(127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+\); dump with --tcp-established$/);
+  await s.check(waitFor('the task to run free', () => runningFree(target.pid), 5_000));
+
+  const images = s.mkdir();
+  t.after(() => dropLocks(images));
+  await s.dump(target, images, { extra: ['--tcp-established'] });
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  assert.deepEqual(states(images), [2, 2]);
+  await s.expectPass(await s.restore(images, target, { extra: ['--tcp-established'] }));
+
+  // The check can fail: a socket that is not connecting.
+  const spoiled = await start();
+  const { status, output } = await s.finish(spoiled, 'SIGUSR2');
+  assert.equal(status?.exited, 1, output);
+  assert.match(output, /^FAIL: IPv4: the connection is in state 7 after the restore, not SYN_SENT/m);
 });

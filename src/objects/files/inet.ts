@@ -21,7 +21,7 @@ import { noFown, type FileTable } from './table.js';
 import type { InventoryEntry } from '../../images/index.js';
 import type { Logger } from '../../context.js';
 import { lockMethodOf, nftTableName, unlockRestored, type LockedConn } from '../netlock.js';
-import { dumpTcpStream, finishTcpStream, loadTcpStreams, prepareTcpStream, REPAIRABLE, repairDone, repairOff, repairOn, tcpStreamsOf, writeTcpStreams } from './tcp.js';
+import { connectSynSent, dumpTcpStream, finishTcpStream, loadTcpStreams, prepareTcpStream, REPAIRABLE, repairDone, repairOff, repairOn, TCPS, tcpStreamsOf, writeTcpStreams } from './tcp.js';
 import { dumpSockOpts, restoreSockFilter, restoreSockOpts } from './sockopts.js';
 import { dumpRawOpts, isPing, pingSocketError, procRawSockets, rawBindPort, rawName, rawShutdown, restoreRawOpts } from './inet-raw.js';
 
@@ -227,7 +227,8 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
       } else if (!REPAIRABLE.has(state)) {
         throw new CryoError(`${where}: a TCP connection in state ${STATE_NAMES[state] ?? state} (${conn}), which cryo cannot dump yet (--tcp-close restores it closed)`);
       } else if (!env.tcpEstablished) {
-        const what = state === TCP_ESTABLISHED ? 'an established TCP connection' : state === TCP_CLOSE ? 'a TCP connection that ended' : `a half-closed TCP connection (${STATE_NAMES[state] ?? state})`;
+        const what = state === TCP_ESTABLISHED ? 'an established TCP connection' : state === TCP_CLOSE ? 'a TCP connection that ended'
+          : state === TCPS.SYN_SENT ? 'a TCP connection being made (SYN_SENT)' : `a half-closed TCP connection (${STATE_NAMES[state] ?? state})`;
         throw new CryoError(`${where}: ${what} (${conn}); dump with --tcp-established`);
       } else {
         // The entry's state is the one the stream was read in.
@@ -393,9 +394,10 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
     restoreSockFilter(fd, opts);
     if (ie.state === TCP_LISTEN) sock.listen(fd, ie.backlog);
     if (stream) {
-      // In repair mode: no SYN, the socket is ESTABLISHED at once.
-      sock.connectAddr(fd, sockaddr(ie.family, ie.dstPort, ie.dstAddr));
       try {
+        // In repair mode: no SYN, the socket is ESTABLISHED at once; one in SYN_SENT sends its SYN.
+        if (ie.state === TCPS.SYN_SENT) connectSynSent(fd, sockaddr(ie.family, ie.dstPort, ie.dstAddr));
+        else sock.connectAddr(fd, sockaddr(ie.family, ie.dstPort, ie.dstAddr));
         finishTcpStream(fd, stream.entry, stream.data, ie.state,
           { family: ie.family, src: ie.srcAddr, srcPort: ie.srcPort, dst: ie.dstAddr, dstPort: ie.dstPort });
       } catch (e) {

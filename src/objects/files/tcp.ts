@@ -18,7 +18,7 @@ import { tcpRepairOpt, tcpRepairWindow } from '../../abi/index.js';
 import { sendAsPeer, TH, type Conn } from './tcp-fin.js';
 
 /** The states (tcp_states.h) a connection goes through repair in. */
-export const TCPS = { ESTABLISHED: 1, FIN_WAIT1: 4, FIN_WAIT2: 5, CLOSE: 7, CLOSE_WAIT: 8, LAST_ACK: 9, CLOSING: 11 } as const;
+export const TCPS = { ESTABLISHED: 1, SYN_SENT: 2, FIN_WAIT1: 4, FIN_WAIT2: 5, CLOSE: 7, CLOSE_WAIT: 8, LAST_ACK: 9, CLOSING: 11 } as const;
 /** CLOSE only for a connection that ended by both FINs (it still has a peer). */
 export const REPAIRABLE: ReadonlySet<number> = new Set(Object.values(TCPS));
 /** Our FIN is in the send queue's sequence numbers (sent, maybe acknowledged). */
@@ -93,9 +93,13 @@ export function dumpTcpStream(fd: number, state: number = TCPS.ESTABLISHED): Tcp
   return { entry, data: Buffer.concat([inq, outq]) };
 }
 
-/** The sequence numbers after each queue's data, before any FIN (which the dump's include). */
+/**
+ * The sequence numbers after each queue's data, before any FIN (which the
+ * dump's include); in SYN_SENT before the SYN, which takes one too: the connect
+ * sends it again from there (libsoccr's).
+ */
 function dataSeqs(s: TcpStreamEntry, state: number): { inq: number; outq: number } {
-  return { inq: (s.inqSeq - (gotFin(state) ? 1 : 0)) >>> 0, outq: (s.outqSeq - (sentFin(state) ? 1 : 0)) >>> 0 };
+  return { inq: (s.inqSeq - (gotFin(state) ? 1 : 0)) >>> 0, outq: (s.outqSeq - (sentFin(state) || state === TCPS.SYN_SENT ? 1 : 0)) >>> 0 };
 }
 
 /** Before bind and connect: a new socket in repair mode with the dumped sequence numbers. */
@@ -115,6 +119,13 @@ export function prepareTcpStream(fd: number, s: TcpStreamEntry, state: number = 
  * window; then the FINs of a half-closed connection (`conn` names its ends).
  */
 export function finishTcpStream(fd: number, s: TcpStreamEntry, data: Uint8Array, state: number = TCPS.ESTABLISHED, conn?: Conn): void {
+  if (state === TCPS.SYN_SENT) {
+    // Nothing negotiated, queued or windowed yet: the SYN went out (connectSynSent).
+    if (s.inqLen || s.outqLen) throw new Error(`a connection in SYN_SENT with ${s.inqLen + s.outqLen} bytes queued`);
+    if (s.nodelay) sock.setsockoptInt(fd, IPPROTO.TCP, TCP.NODELAY, 1);
+    if (s.cork) sock.setsockoptInt(fd, IPPROTO.TCP, TCP.CORK, 1);
+    return;
+  }
   const opts: Array<[number, number]> = [[TCPOPT.MSS, s.mssClamp]];
   if (s.optMask & TCPI_OPT.WSCALE) opts.push([TCPOPT.WINDOW, s.sndWscale + ((s.rcvWscale ?? 0) << 16)]);
   if (s.optMask & TCPI_OPT.TIMESTAMPS) opts.push([TCPOPT.TIMESTAMP, 0]);
@@ -153,6 +164,23 @@ export function finishTcpStream(fd: number, s: TcpStreamEntry, data: Uint8Array,
   if (state !== TCPS.ESTABLISHED) restoreFins(fd, s, state, conn);
   if (s.nodelay) sock.setsockoptInt(fd, IPPROTO.TCP, TCP.NODELAY, 1);
   if (s.cork) sock.setsockoptInt(fd, IPPROTO.TCP, TCP.CORK, 1);
+}
+
+/**
+ * A connection in SYN_SENT is connected for real, out of repair mode, so that
+ * its SYN goes (again) with the dumped initial sequence number; the network
+ * lock holds it back until the restore is done, and the kernel's SYN timer
+ * sends it after. Non-blocking for the call: it waits for no answer.
+ */
+export function connectSynSent(fd: number, sa: Uint8Array): void {
+  repairOff(fd);
+  const fl = trySyscall(NR.fcntl, fd, 3 /* F_GETFL */, 0);
+  if (fl < 0) throw new Error(`fcntl(F_GETFL): errno ${-fl}`);
+  trySyscall(NR.fcntl, fd, 4 /* F_SETFL */, fl | 0o4000 /* O_NONBLOCK */);
+  const r = trySyscall(NR.connect, fd, sa, sa.length);
+  trySyscall(NR.fcntl, fd, 4 /* F_SETFL */, fl);
+  if (r < 0 && r !== -115 /* EINPROGRESS */) throw new Error(`connect: errno ${-r}`);
+  repairOn(fd);
 }
 
 /**
