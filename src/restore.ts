@@ -405,11 +405,11 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const stages = new Map<number, TaskRestore>();
     buildTree(loaded.tasks, rems, created, log, (rem, sid) => restoreCtty(rem, sid, sh, h.cryoPidfd),
       (rem, c, p) => cg?.enterTask(rem.pid, c.pstree.pid, cgSetOf(c.core), cgSetOf(p.core)),
-      (rem, t) => {
+      (rem, t, memFrom) => {
         const img = byPid.get(t.pstree.pid)!;
         const tr: TaskRestore = { rem, img, sh, h: { cryoPidfd: h.cryoPidfd }, threads: [], filters: loaded.seccomp, sharedFilters: 0 };
         stages.set(t.pstree.pid, tr);
-        pagesRestored += restoreMemory(rem, img, sh, tr.h, t === loaded.tasks[0] ? undefined : byPid.get(t.pstree.ppid));
+        pagesRestored += restoreMemory(rem, img, sh, tr.h, memFrom && byPid.get(memFrom.pstree.pid));
         restoreStage('memory', tr);
       });
     forkingUs = Math.round((performance.now() - tFork) * 1000);

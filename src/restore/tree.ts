@@ -3,7 +3,7 @@
 // zombies end as they did.
 import { readFileSync } from 'node:fs';
 import { parseStat } from '../proc/stat.js';
-import { NR, CLONE, SIG, errnoName, __WALL } from '../sys/index.js';
+import { NR, CLONE, PR, SIG, errnoName, __WALL } from '../sys/index.js';
 import { Remote } from '../tracer/remote.js';
 import { CryoError, type Logger } from '../context.js';
 import { isZombieState, type CoreEntry, type PstreeEntry } from '../images/index.js';
@@ -58,33 +58,108 @@ export interface TreeTask {
  * helper then exits and its parent reaps it, as CRIU's helpers do.
  *
  * `onSetsid` runs in each session leader right after its setsid(); `onClone` in
- * each task right after its creation, before it runs or creates anything;
- * `beforeForks` in each live task before it forks its children (and helpers).
+ * each task right after its creation, before it runs or creates anything, with
+ * the task whose groups it was born in; `beforeForks` in each live task before
+ * it forks its children (and helpers), with the task whose restored memory it
+ * was born with (its parent's, but for one forked by another's helper).
  */
 export function buildTree(
   tasks: TreeTask[], rems: Map<number, Remote>, created: number[], log: Logger,
   onSetsid?: (rem: Remote, sid: number) => void,
   onClone?: (rem: Remote, task: TreeTask, parent: TreeTask) => void,
-  beforeForks?: (rem: Remote, task: TreeTask) => void,
+  beforeForks?: (rem: Remote, task: TreeTask, memFrom: TreeTask | undefined) => void,
 ): void {
   const zombies = new Map<number, { rem: Remote; status: number }>();
-  const helpers: Array<{ rem: Remote; parent: Remote }> = [];
+  const helpers: Array<{ rem: Remote; parent: Remote; pid: number }> = [];
+  // They go before any zombie-to-be that forked one becomes a zombie.
+  const adoptHelpers: Array<{ rem: Remote; parent: Remote; pid: number }> = [];
   const all = new Map<number, Remote>(rems);
   const inTree = new Set(tasks.map((t) => t.pstree.pid));
   const root = tasks[0]!.pstree;
   // The root's session may be cryo's own (a shell job): that one needs no helper.
   const external = new Set(root.sid === root.pid ? [] : [root.sid]);
   const helperFor = new Map<number, Remote>();
-  for (const t of tasks) {
-    const rem = all.get(t.pstree.pid);
-    if (!rem) throw new CryoError(`task ${t.pstree.pid}: its parent ${t.pstree.ppid} is not in the image`);
-    if (t.pstree.sid === t.pstree.pid) {
+  // A child of a reaper (the root as pid 1 of the tree's pid namespace, or a
+  // child subreaper) in the session of another task, reparented to it when its
+  // parent died, is forked by a helper child of that session's leader, which then
+  // exits: the child goes to the reaper again, in its session (CRIU's helpers of
+  // prepare_pstree_ids). The helper takes a pid no task or group has.
+  const byPid = new Map(tasks.map((t) => [t.pstree.pid, t]));
+  const subreaper = (x: TreeTask) => x.core.tc?.childSubreaper === true;
+  /** Where the orphans of a child of `x` go: the nearest reaper from `x` up. */
+  const reaperFrom = (x: TreeTask | undefined): TreeTask | undefined => {
+    for (let p = x; p; p = byPid.get(p.pstree.ppid)) if (subreaper(p) || p === tasks[0]) return subreaper(p) || root.pid === 1 ? p : undefined;
+    return undefined;
+  };
+  const byLeader = new Map<number, TreeTask[]>();
+  const reapers = new Set<TreeTask>();
+  if (root.pid === 1) {
+    for (const c of tasks) {
+      const p = c.pstree;
+      const parent = byPid.get(p.ppid);
+      const leader = byPid.get(p.sid);
+      if (!parent || !leader || p.sid === parent.pstree.sid || p.sid === p.pid || !(parent === tasks[0] || subreaper(parent))) continue;
+      if (reaperFrom(leader) !== parent) continue;
+      byLeader.set(p.sid, [...(byLeader.get(p.sid) ?? []), c]);
+      reapers.add(parent);
+    }
+  }
+  const deferred = new Set([...byLeader.values()].flat());
+  const bornSid = bornSessions(tasks, deferred);
+  let freePid = Math.max(...tasks.flatMap((t) => [t.pstree.pid, t.pstree.pgid, t.pstree.sid])) + 1;
+  // The task whose restored memory each new one was born with (its forker's,
+  // or where the forker has none of its own, a zombie's, the forker's source).
+  const memFrom = new Map<number, TreeTask | undefined>();
+  const live = (x: TreeTask) => !isZombieState(x.core.tc?.taskState);
+  /** Fork `c` (whose parent is `parent`) from `forker`, a task or helper made from `from`, after `from`'s memory if it has its own. */
+  const make = (forker: Remote, c: TreeTask, parent: TreeTask, from: TreeTask, flags: number) => {
+    // As CRIU: a child with its parent's fd table id shares that table (CLONE_FILES).
+    if (sharesFdTable(c, parent)) {
+      if (forker !== all.get(parent.pstree.pid)) throw new CryoError(`task ${c.pstree.pid} shares its fd table with its parent and needs a helper for its session: cryo cannot restore that yet`);
+      flags |= CLONE.FILES;
+    }
+    const r = cloneTask(forker, c.pstree.pid, flags);
+    created.push(r.pid);
+    memFrom.set(c.pstree.pid, live(from) ? from : memFrom.get(from.pstree.pid));
+    onClone?.(r, c, from); // it is in the groups of `from` (its forker's)
+    all.set(c.pstree.pid, r);
+    if (isZombieState(c.core.tc?.taskState)) zombies.set(c.pstree.pid, { rem: r, status: c.core.tc!.exitCode });
+    else rems.set(c.pstree.pid, r);
+  };
+  // Parents before children; a deferred child's turn comes once its leader made it.
+  const pending = [...tasks];
+  while (pending.length) {
+    const at = pending.findIndex((x) => all.has(x.pstree.pid));
+    if (at < 0) throw new CryoError(`task ${pending[0]!.pstree.pid}: its parent ${pending[0]!.pstree.ppid} is not in the image`);
+    const t = pending.splice(at, 1)[0]!;
+    const rem = all.get(t.pstree.pid)!;
+    const leader = t.pstree.sid === t.pstree.pid;
+    let kids = tasks.filter((x) => x.pstree.ppid === t.pstree.pid && !deferred.has(x));
+    if (live(t)) {
+      beforeForks?.(rem, t, memFrom.get(t.pstree.pid));
+      // A session leader's children born in the session it was born in are
+      // forked before its setsid() (CRIU's restore_before_setsid).
+      const born = bornSid.get(t.pstree.pid);
+      const early = leader && born !== undefined ? kids.filter((c) => (bornSid.get(c.pstree.pid) ?? c.pstree.sid) === born) : [];
+      for (const c of early) make(rem, c, t, t, 0);
+      kids = kids.filter((c) => !early.includes(c));
+    }
+    if (leader) {
       rem.call('setsid', NR.setsid);
       onSetsid?.(rem, t.pstree.sid); // its controlling terminal, before it forks the members
     }
-    if (isZombieState(t.core.tc?.taskState)) continue; // a zombie has no children
-    beforeForks?.(rem, t);
-    for (const c of tasks.filter((x) => x.pstree.ppid === t.pstree.pid)) {
+    // A zombie-to-be leader forks them too: it lives until the tree is built.
+    const adopted = byLeader.get(t.pstree.pid);
+    if (adopted) {
+      const pid = freePid++;
+      const h = cloneTask(rem, pid, 0);
+      created.push(h.pid);
+      adoptHelpers.push({ rem: h, parent: rem, pid });
+      log.debug(`helper ${pid} of session leader ${t.pstree.pid} forks ${adopted.map((c) => c.pstree.pid).join(', ')}, children of a reaper in its session`);
+      for (const c of adopted) make(h, c, byPid.get(c.pstree.ppid)!, t, 0);
+    }
+    if (!live(t)) continue; // a zombie has no children
+    for (const c of kids) {
       const sid = c.pstree.sid;
       let forker: Remote = rem;
       let flags = 0;
@@ -95,23 +170,13 @@ export function buildTree(
           created.push(h.pid);
           h.call('setsid', NR.setsid);
           helperFor.set(sid, h);
-          helpers.push({ rem: h, parent: rem });
+          helpers.push({ rem: h, parent: rem, pid: sid });
           log.debug(`helper ${sid} stands in for the gone leader of session ${sid}`);
         }
         forker = h;
         flags = CLONE.PARENT; // the task's parent is t, its session the helper's
       }
-      // As CRIU: a child with its parent's fd table id shares that table (CLONE_FILES).
-      if (sharesFdTable(c, t)) {
-        if (forker !== rem) throw new CryoError(`task ${c.pstree.pid} shares its fd table with its parent and needs a helper for its session: cryo cannot restore that yet`);
-        flags |= CLONE.FILES;
-      }
-      const r = cloneTask(forker, c.pstree.pid, flags);
-      created.push(r.pid);
-      onClone?.(r, c, t);
-      all.set(c.pstree.pid, r);
-      if (isZombieState(c.core.tc?.taskState)) zombies.set(c.pstree.pid, { rem: r, status: c.core.tc!.exitCode });
-      else rems.set(c.pstree.pid, r);
+      make(forker, c, t, t, flags);
     }
   }
   // A group whose leader is gone (it exited, its members live on) gets a helper
@@ -143,8 +208,18 @@ export function buildTree(
     if (!external.has(p.sid)) throw new CryoError(`task ${p.pid}: cannot join process group ${p.pgid}: ${errnoName(Number(-r))}`);
     log.warn(`task ${p.pid}: cannot join process group ${p.pgid} (errno ${-r})`);
   }
+  // Every task in its session and group, or the tree is not the one dumped.
+  for (const t of tasks) {
+    const p = t.pstree;
+    if (external.has(p.sid)) continue;
+    const rem = all.get(p.pid)!;
+    const [sid, pgid] = [Number(rem.call('getsid', NR.getsid, 0)), Number(rem.call('getpgid', NR.getpgid, 0))];
+    if (sid !== p.sid || pgid !== p.pgid) throw new CryoError(`task ${p.pid}: came back in session ${sid} and process group ${pgid}, not ${p.sid} and ${p.pgid}: cryo cannot make this tree's sessions yet`);
+  }
+  // The orphans of the adopting helpers go to their reapers: subreapers already.
+  for (const r of reapers) if (subreaper(r)) all.get(r.pstree.pid)!.call('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
   // Group helpers go before any task becomes a zombie: their parent reaps them.
-  for (const h of groupHelpers) {
+  for (const h of [...groupHelpers, ...adoptHelpers]) {
     becomeZombie(h.rem, 0);
     h.parent.call('wait4', NR.wait4, h.pid, 0, 0, 0); // the pid as the parent sees it
   }
@@ -152,11 +227,35 @@ export function buildTree(
   // Helpers go; the group they lead lives on while a member does.
   for (const h of helpers) {
     becomeZombie(h.rem, 0);
-    h.parent.call('wait4', NR.wait4, h.rem.pid, 0, 0, 0);
+    h.parent.call('wait4', NR.wait4, h.pid, 0, 0, 0); // the pid as the parent sees it
   }
   // Those exits queued SIGCHLDs the dumped tasks never had: drop every pending
   // signal now (the dumped ones are queued again later, from the images).
   for (const r of rems.values()) drainSignals(r);
+}
+
+/**
+ * The session each task was born in where it is not its own (CRIU's born_sid):
+ * a task in the session of an ancestor other than its parent was forked before
+ * its parent, and each ancestor up to that session's leader, called setsid().
+ * Ancestors that would have to be born in two sessions cannot be restored.
+ */
+function bornSessions(tasks: readonly TreeTask[], skip: ReadonlySet<TreeTask>): Map<number, number> {
+  const byPid = new Map(tasks.map((t) => [t.pstree.pid, t]));
+  const born = new Map<number, number>();
+  for (const t of tasks.slice(1)) {
+    const sid = t.pstree.sid;
+    if (skip.has(t) || sid === byPid.get(t.pstree.ppid)?.pstree.sid || !byPid.has(sid)) continue;
+    const chain: TreeTask[] = [];
+    for (let p = byPid.get(t.pstree.ppid); p && p.pstree.pid !== sid; p = byPid.get(p.pstree.ppid)) chain.push(p);
+    if (!byPid.get(sid) || !chain.length || chain.at(-1)!.pstree.ppid !== sid) continue; // the leader is no ancestor
+    for (const p of chain) {
+      const was = born.get(p.pstree.pid);
+      if (was !== undefined && was !== sid) throw new CryoError(`task ${p.pstree.pid}: cannot tell whether it was born in session ${was} or ${sid}`);
+      born.set(p.pstree.pid, sid);
+    }
+  }
+  return born;
 }
 
 /** Does task `c` share the fd table of its parent `p` (one files_id in the images)? */

@@ -4,12 +4,13 @@
 // /proc/PID/status (check feature ns_pid). A tree in any other namespace of its
 // own that cryo does not carry (time...; uts, ipc, net and mount are carried, see
 // utsipc.test.ts, netns.test.ts and mntns.test.ts) is refused, at dump
-// and at restore, and runs on untouched.
+// and at restore, and runs on untouched. Sessions that only helpers make
+// again (sessions.c) come back whole.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, childrenOf, exists, runningFree, waitFor } from './harness.js';
+import { Session, childrenOf, compileProgram, exists, runningFree, signalPid, waitFor } from './harness.js';
 
 function nspid(pid: number): number[] {
   const m = /^NSpid:\s*(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -58,4 +59,35 @@ test('a task that made a time namespace for its children (unshare without --fork
   assert.equal(r.code, 1, s.report());
   assert.match(r.stderr, /has made a time namespace for its children .* which cryo does not dump yet/, s.report());
   assert.ok(runningFree(target.pid), s.report());
+});
+
+/** sessions.c as pid 1 of a pid namespace of its own; its root task there, as cryo sees it. */
+async function startSessions(s: Session, label: string): Promise<{ unshare: Awaited<ReturnType<Session['startCommand']>>; inner: number }> {
+  const unshare = await s.startCommand(label, ['unshare', '--fork', '--pid', compileProgram('sessions')]);
+  const inner = childrenOf(unshare.pid)[0]!;
+  assert.ok(inner, `unshare has no child${s.report()}`);
+  return { unshare, inner };
+}
+
+test('pid namespace: sessions only helpers make again (an orphan of a session leader reparented to pid 1 or to a subreaper; a task born in its grandparent\'s session before its parent and grandparent called setsid) come back with their sessions, groups and parents', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'sessions');
+  const { unshare, inner } = await startSessions(s, 'sessions');
+  const images = s.mkdir();
+  s.ok(await s.cryo(['dump', '-t', String(inner), '-D', images, '-v4', '-o', 'dump.log']));
+  await s.check(waitFor(`pid ${inner} to go`, () => !exists(inner), 10_000));
+  const pidfile = path.join(s.dir, 'restored.pid');
+  s.ok(await s.cryo(['restore', '-d', '-D', images, '-v4', '-o', 'restore.log', '--pidfile', pidfile]));
+  assert.match(fs.readFileSync(path.join(images, 'restore.log'), 'utf8'), /helper \d+ of session leader \d+ forks \d+, children of a reaper in its session/);
+  const restored = s.adopt(Number(fs.readFileSync(pidfile, 'utf8')), unshare);
+  restored.signal('SIGUSR1');
+  await s.check(waitFor('the verdict', () => /^(PASS|FAIL)/m.test(unshare.output()), 15_000));
+  assert.match(unshare.output(), /^PASS$/m, s.report());
+  await s.killTree(restored);
+
+  // The check can fail: O leaves its session.
+  const again = await startSessions(s, 'sessions-spoiled');
+  // unshare passes no signal on: the program is its child.
+  signalPid(again.inner, 'SIGUSR2');
+  await s.check(waitFor('the verdict', () => /^(PASS|FAIL)/m.test(again.unshare.output()), 15_000));
+  assert.match(again.unshare.output(), /^FAIL: O \(pid \d+\): in session \d+ and group \d+, not \d+ and \d+/m);
 });
