@@ -79,33 +79,8 @@ export function buildTree(
   // The root's session may be cryo's own (a shell job): that one needs no helper.
   const external = new Set(root.sid === root.pid ? [] : [root.sid]);
   const helperFor = new Map<number, Remote>();
-  // A child of a reaper (the root as pid 1 of the tree's pid namespace, or a
-  // child subreaper) in the session of another task, reparented to it when its
-  // parent died, is forked by a helper child of that session's leader, which then
-  // exits: the child goes to the reaper again, in its session (CRIU's helpers of
-  // prepare_pstree_ids). The helper takes a pid no task or group has.
+  const { byLeader, reapers, deferred, bornSid } = planSessions(tasks);
   const byPid = new Map(tasks.map((t) => [t.pstree.pid, t]));
-  const subreaper = (x: TreeTask) => x.core.tc?.childSubreaper === true;
-  /** Where the orphans of a child of `x` go: the nearest reaper from `x` up. */
-  const reaperFrom = (x: TreeTask | undefined): TreeTask | undefined => {
-    for (let p = x; p; p = byPid.get(p.pstree.ppid)) if (subreaper(p) || p === tasks[0]) return subreaper(p) || root.pid === 1 ? p : undefined;
-    return undefined;
-  };
-  const byLeader = new Map<number, TreeTask[]>();
-  const reapers = new Set<TreeTask>();
-  if (root.pid === 1) {
-    for (const c of tasks) {
-      const p = c.pstree;
-      const parent = byPid.get(p.ppid);
-      const leader = byPid.get(p.sid);
-      if (!parent || !leader || p.sid === parent.pstree.sid || p.sid === p.pid || !(parent === tasks[0] || subreaper(parent))) continue;
-      if (reaperFrom(leader) !== parent) continue;
-      byLeader.set(p.sid, [...(byLeader.get(p.sid) ?? []), c]);
-      reapers.add(parent);
-    }
-  }
-  const deferred = new Set([...byLeader.values()].flat());
-  const bornSid = bornSessions(tasks, deferred);
   let freePid = Math.max(...tasks.flatMap((t) => [t.pstree.pid, t.pstree.pgid, t.pstree.sid])) + 1;
   // The task whose restored memory each new one was born with (its forker's,
   // or where the forker has none of its own, a zombie's, the forker's source).
@@ -217,7 +192,7 @@ export function buildTree(
     if (sid !== p.sid || pgid !== p.pgid) throw new CryoError(`task ${p.pid}: came back in session ${sid} and process group ${pgid}, not ${p.sid} and ${p.pgid}: cryo cannot make this tree's sessions yet`);
   }
   // The orphans of the adopting helpers go to their reapers: subreapers already.
-  for (const r of reapers) if (subreaper(r)) all.get(r.pstree.pid)!.call('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
+  for (const r of reapers) all.get(r.pstree.pid)!.call('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
   // Group helpers go before any task becomes a zombie: their parent reaps them.
   for (const h of [...groupHelpers, ...adoptHelpers]) {
     becomeZombie(h.rem, 0);
@@ -232,6 +207,41 @@ export function buildTree(
   // Those exits queued SIGCHLDs the dumped tasks never had: drop every pending
   // signal now (the dumped ones are queued again later, from the images).
   for (const r of rems.values()) drainSignals(r);
+}
+
+/**
+ * Who forks whom where sessions need it. A child of a reaper (the root as pid 1
+ * of the tree's pid namespace, or a child subreaper) in the session of another
+ * task, reparented to it when its parent died, is forked by a helper child of
+ * that session's leader, which then exits: the child goes to the reaper again,
+ * in its session (CRIU's helpers of prepare_pstree_ids; `byLeader`, with the
+ * subreapers that must be so by then). And the sessions tasks were born in.
+ */
+function planSessions(tasks: readonly TreeTask[]): { byLeader: Map<number, TreeTask[]>; reapers: Set<TreeTask>; deferred: Set<TreeTask>; bornSid: Map<number, number> } {
+  const root = tasks[0]!;
+  const byPid = new Map(tasks.map((t) => [t.pstree.pid, t]));
+  const subreaper = (x: TreeTask) => x.core.tc?.childSubreaper === true;
+  /** Where the orphans of a child of `x` go: the nearest reaper from `x` up. */
+  const reaperFrom = (x: TreeTask | undefined): TreeTask | undefined => {
+    for (let p = x; p; p = byPid.get(p.pstree.ppid)) if (subreaper(p) || p === root) return subreaper(p) || root.pstree.pid === 1 ? p : undefined;
+    return undefined;
+  };
+  const byLeader = new Map<number, TreeTask[]>();
+  const reapers = new Set<TreeTask>();
+  // The helper's pid must be free: in a pid namespace of the tree's own it is.
+  if (root.pstree.pid === 1) {
+    for (const c of tasks) {
+      const p = c.pstree;
+      const parent = byPid.get(p.ppid);
+      const leader = byPid.get(p.sid);
+      if (!parent || !leader || p.sid === parent.pstree.sid || p.sid === p.pid || !(parent === root || subreaper(parent))) continue;
+      if (reaperFrom(leader) !== parent) continue;
+      byLeader.set(p.sid, [...(byLeader.get(p.sid) ?? []), c]);
+      if (subreaper(parent)) reapers.add(parent);
+    }
+  }
+  const deferred = new Set([...byLeader.values()].flat());
+  return { byLeader, reapers, deferred, bornSid: bornSessions(tasks, deferred) };
 }
 
 /**
