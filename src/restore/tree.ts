@@ -198,6 +198,11 @@ export function buildTree(
     becomeZombie(h.rem, 0);
     h.parent.call('wait4', NR.wait4, h.pid, 0, 0, 0); // the pid as the parent sees it
   }
+  // The helpers' orphans went to their parents again, or the tree is not the one dumped.
+  for (const c of deferred) {
+    const ppid = Number(all.get(c.pstree.pid)!.call('getppid', NR.getppid));
+    if (ppid !== c.pstree.ppid) throw new CryoError(`task ${c.pstree.pid}: came back a child of ${ppid}, not of ${c.pstree.ppid}: cryo cannot make this tree's sessions yet`);
+  }
   for (const z of zombies.values()) becomeZombie(z.rem, z.status);
   // Helpers go; the group they lead lives on while a member does.
   for (const h of helpers) {
@@ -221,24 +226,30 @@ function planSessions(tasks: readonly TreeTask[]): { byLeader: Map<number, TreeT
   const root = tasks[0]!;
   const byPid = new Map(tasks.map((t) => [t.pstree.pid, t]));
   const subreaper = (x: TreeTask) => x.core.tc?.childSubreaper === true;
-  /** Where the orphans of a child of `x` go: the nearest reaper from `x` up. */
-  const reaperFrom = (x: TreeTask | undefined): TreeTask | undefined => {
-    for (let p = x; p; p = byPid.get(p.pstree.ppid)) if (subreaper(p) || p === root) return subreaper(p) || root.pstree.pid === 1 ? p : undefined;
-    return undefined;
-  };
   const byLeader = new Map<number, TreeTask[]>();
   const reapers = new Set<TreeTask>();
   // The helper's pid must be free: in a pid namespace of the tree's own it is.
-  if (root.pstree.pid === 1) {
-    for (const c of tasks) {
-      const p = c.pstree;
-      const parent = byPid.get(p.ppid);
-      const leader = byPid.get(p.sid);
-      if (!parent || !leader || p.sid === parent.pstree.sid || p.sid === p.pid || !(parent === root || subreaper(parent))) continue;
-      if (reaperFrom(leader) !== parent) continue;
-      byLeader.set(p.sid, [...(byLeader.get(p.sid) ?? []), c]);
-      if (subreaper(parent)) reapers.add(parent);
-    }
+  if (root.pstree.pid !== 1) return { byLeader, reapers, deferred: new Set(), bornSid: bornSessions(tasks, new Set()) };
+  const wanted: Array<{ c: TreeTask; parent: TreeTask; leader: TreeTask }> = [];
+  for (const c of tasks) {
+    const p = c.pstree;
+    const parent = byPid.get(p.ppid);
+    const leader = byPid.get(p.sid);
+    if (!parent || !leader || p.sid === parent.pstree.sid || p.sid === p.pid || !(parent === root || subreaper(parent))) continue;
+    wanted.push({ c, parent, leader });
+  }
+  // Subreapers get their flag back only after the tree is built (as CRIU's):
+  // while it is built, the orphans of a helper go to the nearest of these (made
+  // subreapers first), else to pid 1.
+  const early = new Set(wanted.map((w) => w.parent).filter((p) => p !== root));
+  const reaperOf = (x: TreeTask): TreeTask => {
+    for (let p: TreeTask | undefined = x; p; p = byPid.get(p.pstree.ppid)) if (early.has(p)) return p;
+    return root;
+  };
+  for (const { c, parent, leader } of wanted) {
+    if (reaperOf(leader) !== parent) continue;
+    byLeader.set(c.pstree.sid, [...(byLeader.get(c.pstree.sid) ?? []), c]);
+    if (parent !== root) reapers.add(parent);
   }
   const deferred = new Set([...byLeader.values()].flat());
   return { byLeader, reapers, deferred, bornSid: bornSessions(tasks, deferred) };
