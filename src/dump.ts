@@ -204,7 +204,7 @@ export async function runDump(ctx: Context): Promise<number> {
     if (opts.pidfile) writeFileSync(opts.pidfile, String(root));
     // The last word before the tasks go: a migration may still call it off.
     runAction(ctx, 'post-dump');
-    st.track?.finish();
+    st.track?.finish(root);
   } catch (e) {
     st.track?.abandon();
     const gone = tasks.find((t) => t.stat.state !== 'Z' && !alive(t.pid));

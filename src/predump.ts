@@ -90,7 +90,7 @@ export async function runPreDump(ctx: Context): Promise<number> {
       shpagesScanned: 0n, shpagesSkippedParent: 0n, shpagesWritten: 0n,
     });
     writeStats(opts.workDir ?? opts.imagesDir, create(StatsEntrySchema, { dump: dumpStats }), 'dump');
-    track.finish();
+    track.finish(root);
     if (opts.displayStats) displayDumpStats(log, dumpStats);
   } catch (e) {
     track?.abandon();

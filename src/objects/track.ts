@@ -7,7 +7,8 @@
 // cryo with pidfd_getfd and closed in the task, so its fd table is unchanged.
 //
 // The protection lasts as long as someone holds the uffd. Between two dumps a
-// holder process of cryo's does (sleep, detached, in cryo's own cgroup), named by
+// holder process of cryo's does (a small node, detached, in cryo's own cgroup, that
+// ends with the tree's root), named by
 // cryo-track.json in the images dir; the next dump takes the uffds from it with
 // pidfd_getfd, ends it, reads which pages were written and only then closes them.
 //
@@ -335,8 +336,8 @@ export class DumpTracking {
     this.made.set(pid, { fd, startTime: startTimeOf(pid) ?? '', ranges });
   }
 
-  /** The dump is done: a holder keeps the new uffds for the next dump, named in the images dir. */
-  finish(): void {
+  /** The dump of the tree rooted at `root` is done: a holder keeps the new uffds for the next dump, named in the images dir. */
+  finish(root: number): void {
     this.dropPrev();
     if (!this.keep || this.made.size === 0) return;
     const tasks = [...this.made];
@@ -346,11 +347,16 @@ export class DumpTracking {
       const fd = Number(n);
       if (fd > 2 && !fds.includes(fd)) trySyscall(NR.fcntl, fd, F.SETFD, FD_CLOEXEC);
     }
-    const sleep = ['/usr/bin/sleep', '/bin/sleep'].find((x) => existsSync(x)) ?? 'sleep';
-    const holder = spawn(sleep, ['infinity'], { detached: true, stdio: ['ignore', 'ignore', 'ignore', ...fds] });
+    // A node of its own, which keeps inherited fds where they are (a shell moves them
+    // while redirections apply) and starts no child; it ends once the tree's root is
+    // gone, the tracking being of no use then.
+    const script = 'const r = Number(process.argv[1]); setInterval(() => { try { process.kill(r, 0); } catch (e) { if (e.code === "ESRCH") process.exit(0); } }, 10000);';
+    const holder = spawn(process.execPath, ['--max-old-space-size=16', '-e', script, String(root)], {
+      detached: true, stdio: ['ignore', 'ignore', 'ignore', ...fds], argv0: 'cryo-track-holder', env: {},
+    });
     holder.unref();
     const hpid = holder.pid;
-    if (hpid === undefined) throw new CryoError('cannot start the holder of the tracked memory (sleep)');
+    if (hpid === undefined) throw new CryoError(`cannot start the holder of the tracked memory (${process.execPath})`);
     const tf: TrackFile = {
       version: 1,
       holder: { pid: hpid, startTime: startTimeOf(hpid) ?? '' },
