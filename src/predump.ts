@@ -13,6 +13,7 @@ import { readVmas } from './objects/mm.js';
 import { scanPages, dumpPages } from './objects/pages.js';
 import { DumpTracking, anonEntries, pagemapEntries } from './objects/track.js';
 import { writeStats } from './stats.js';
+import { dumpRseq } from './objects/thread-state.js';
 import { closeSync, existsSync } from 'node:fs';
 
 const CRTOOLS_IMAGES_V1_1 = 2;
@@ -50,7 +51,12 @@ export async function runPreDump(ctx: Context): Promise<number> {
     let pagesId = 1;
     for (const t of tasks) {
       if (t.stat.state === 'Z') continue;
+      // Before the first remote call, which the Remote makes at once (its return clears
+      // the thread's rseq_cs): a leader stopped inside a critical section resumes at its
+      // abort handler, as after a dump.
+      const rs = dumpRseq(t.pid);
       const rem = takeRemote(t);
+      if (rs.abortIp !== undefined) rem.saved.set('ip', rs.abortIp);
       const t0 = performance.now();
       const vmas = readVmas(t.pid).filter((v) => !overlapsScratch(rem, v));
       const priv = anonEntries(vmas);
