@@ -24,6 +24,7 @@ import { CgroupFreezer } from './objects/cgroup-freezer.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
 import { dumpTask, taskIds, nsIdOf, type DumpState } from './dump/task.js';
 import { writeStats } from './stats.js';
+import { DumpTracking } from './objects/track.js';
 import { dumpZombie } from './objects/zombie.js';
 import { dumpUtsNs } from './objects/utsns.js';
 import { dumpUserNs, IdView, refuseTranslatedOwners, type Owned } from './objects/userns.js';
@@ -37,7 +38,7 @@ import { FI, faultInjected } from './fault.js';
 
 const CRTOOLS_IMAGES_V1_1 = 2;
 
-function checkImagesDir(dir: string): void {
+export function checkImagesDir(dir: string): void {
   if (!existsSync(dir)) throw new CryoError(`images directory ${dir} does not exist`);
   if (!statSync(dir).isDirectory()) throw new CryoError(`images directory ${dir} is not a directory`);
   try {
@@ -115,6 +116,8 @@ export async function runDump(ctx: Context): Promise<number> {
   };
   dumpKindCleanup(st.files, cl, kindEnv);
   try {
+    // Tracking lasts past this dump only for a tree that runs on.
+    if (opts.trackMem || opts.prevImagesDir) st.track = DumpTracking.open(ctx, dir, opts.trackMem && opts.leaveRunning);
     for (const ino of shmemUsedAsFiles(tasks.filter((t) => t.stat.state !== 'Z').map((t) => t.pid))) st.shmemAsMemfd.add(ino);
     injectFault(tasks);
     // Frozen, no task can change namespace any more: one that cryo does not carry stops the dump.
@@ -193,7 +196,7 @@ export async function runDump(ctx: Context): Promise<number> {
         freezingTime: Math.round((tFrozen - tStart) * 1000),
         frozenTime: Math.round((tDone - tFrozen) * 1000),
         memdumpTime: st.stats.memdumpUs, memwriteTime: st.stats.memwriteUs,
-        pagesScanned: st.stats.pagesScanned, pagesSkippedParent: 0n, pagesWritten: st.stats.pagesWritten,
+        pagesScanned: st.stats.pagesScanned, pagesSkippedParent: st.track?.skipped ?? 0n, pagesWritten: st.stats.pagesWritten,
         pagesLazy: 0n,
         shpagesScanned: st.stats.shpagesScanned, shpagesSkippedParent: 0n, shpagesWritten: st.stats.shpagesWritten,
     });
@@ -201,7 +204,9 @@ export async function runDump(ctx: Context): Promise<number> {
     if (opts.pidfile) writeFileSync(opts.pidfile, String(root));
     // The last word before the tasks go: a migration may still call it off.
     runAction(ctx, 'post-dump');
+    st.track?.finish(root);
   } catch (e) {
+    st.track?.abandon();
     const gone = tasks.find((t) => t.stat.state !== 'Z' && !alive(t.pid));
     cl.unwind(log);
     netns?.close();
@@ -277,7 +282,7 @@ function stopTree(tasks: FrozenTask[], log: Context['log']): void {
 }
 
 /** --display-stats: CRIU's display_stats(DUMP_STATS), on stdout. */
-function displayDumpStats(log: Context['log'], s: DumpStatsEntry): void {
+export function displayDumpStats(log: Context['log'], s: DumpStatsEntry): void {
   const n = (v: bigint) => `${v} (0x${v.toString(16)})`;
   log.msg('Displaying dump stats:');
   log.msg(`Freezing time: ${s.freezingTime} us`);

@@ -12,6 +12,11 @@ export const FI = {
   DUMP_PAGES: 3,
   /** The restore fails once every task is made, before post-restore. */
   POST_RESTORE: 5,
+  /**
+   * cryo's own: an incremental dump takes every page its parent has as unchanged,
+   * written or not, as a broken tracking would (tests prove their checks catch it).
+   */
+  TRACK_TRUST_ALL: 4001,
 } as const;
 
 export function faultInjected(f: (typeof FI)[keyof typeof FI]): boolean {

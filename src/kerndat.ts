@@ -12,6 +12,7 @@ import { spawnSeed, killAndReap } from './tracer/seed.js';
 import { findSyscallInsn, waitForStop } from './tracer/seize.js';
 import { Remote } from './tracer/remote.js';
 import { uffdioApi } from './abi/index.js';
+import { probeMemTrack } from './objects/track-probe.js';
 
 /** Outcome of one step of a shared probe. */
 export interface Step {
@@ -70,6 +71,12 @@ export class Kerndat {
   private caps?: bigint;
   private kcmpStep?: Step;
   private xsave?: XsaveLayout;
+  private memTrackStep?: Step;
+
+  /** Memory tracking for pre-dump and --track-mem (async uffd write-protect + PAGEMAP_SCAN), tried for real. */
+  memTrack(): Step {
+    return (this.memTrackStep ??= step(() => probeMemTrack() ?? true));
+  }
 
   /** Where this CPU's XSAVE area keeps each state component (CPUID leaf 0xD). */
   xsaveLayout(): XsaveLayout {

@@ -473,8 +473,16 @@ export const FEATURES: readonly Feature[] = [
   notDone('lazy_pages', 'extra', 'restore memory on demand (RPC feature lazy_pages)', NOT_LAZY),
   notDone('uffd', 'extra', 'userfaultfd for lazy restore', NOT_LAZY),
   notDone('uffd-noncoop', 'extra', 'userfaultfd events for lazy restore of a whole tree', NOT_LAZY),
-  notDone('mem_dirty_track', 'extra', 'soft-dirty bits: pre-dump --track-mem (RPC feature mem_track)',
-    'cryo does not pre-dump or track memory changes yet'),
+  {
+    // CRIU's soft-dirty bits are missing here; cryo tracks by async userfaultfd write-protection.
+    name: 'mem_dirty_track', kind: 'extra', level: 'warn',
+    description: 'memory changes tracked between dumps (pre-dump, --track-mem; RPC feature mem_track): async userfaultfd write-protect and PAGEMAP_SCAN',
+    missing: 'Dirty tracking is OFF. Memory snapshot will not work.',
+    probe: probeWith('mem_dirty_track', (k) => {
+      const s = k.memTrack();
+      return s.ok || (s.why ?? false);
+    }),
+  },
   notDone('pidfd_store', 'extra', 'pidfds of the tree kept by the client across pre-dumps (pidfd_store_sk)',
     'cryo does not keep pidfds in a pidfd_store_sk yet'),
   {

@@ -10,6 +10,7 @@ import { runCheck } from '../check.js';
 import { processCritIO, runCrit } from '../crit/cli.js';
 import { CryoError, LOG_DEBUG, type Context } from '../context.js';
 import { runDump } from '../dump.js';
+import { runPreDump } from '../predump.js';
 import { runRestore } from '../restore.js';
 import { findRefusal, refusalText } from '../options/support.js';
 import { serve } from '../rpc/server.js';
@@ -44,6 +45,7 @@ export type Runner = (ctx: Context) => Promise<number>;
 /** Actions cryo carries out; the others parse and then report that they are not supported yet. */
 const RUNNERS: Partial<Record<Action, Runner>> = {
   dump: runDump,
+  'pre-dump': runPreDump,
   restore: runRestore,
   check: runCheck,
   service: runService,

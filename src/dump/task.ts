@@ -12,7 +12,8 @@ import { parseStatus } from '../proc/stat.js';
 import type { Context } from '../context.js';
 import { CryoError } from '../context.js';
 import { readVmas, vmaEntries, hasPrivatePages, guardEntries, membarrierMask } from '../objects/mm.js';
-import { scanPages, dumpPages, type FdBridge } from '../objects/pages.js';
+import { scanPages, dumpPages, type FdBridge, type PageRun } from '../objects/pages.js';
+import { pagemapEntries, type DumpTracking } from '../objects/track.js';
 import { threadInfo, readXstate, readTls, type XsaveLayout } from '../objects/regs.js';
 import { restartAdjusted, RemoteError, type Remote } from '../tracer/remote.js';
 import { dumpFds, dumpLocks } from '../objects/files/fds.js';
@@ -66,6 +67,8 @@ export interface DumpState {
   mntns?: MntNsDump;
   /** The tree's own user namespace, when it has one: its maps give the tree's view of ids. */
   userns?: UserNs;
+  /** --track-mem / --prev-images-dir: which pages are in the parent, and tracking for the next dump. */
+  track?: DumpTracking;
 }
 
 
@@ -115,7 +118,7 @@ function sameFdTable(a: number, b: number): boolean {
 const AT_VECTOR_SIZE = 44;
 
 
-function makeBridge(rem: Remote): FdBridge & { done(): void } {
+export function makeBridge(rem: Remote): FdBridge & { done(): void } {
   let pidfd: bigint | null = null;
   let failed = false;
   return {
@@ -250,7 +253,11 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   // The vdso's pages too: CRIU's restorer reads the dumped vdso to compare it with
   // the kernel's (cryo's restore skips them: the task keeps this kernel's vdso).
   const priv = vmaList.filter((v) => hasPrivatePages(v) || v.status & VMA_AREA_VDSO);
-  const runs = scanPages(pid, priv);
+  const saved = scanPages(pid, priv);
+  let runs = saved;
+  // An incremental dump: pages unchanged since the parent's are only named here.
+  let inParent: PageRun[] = [];
+  if (st.track) ({ write: runs, parent: inParent } = st.track.split(pid, t.ns.pid, runs, vmas, vmaList));
   const t1 = performance.now();
   const pagesId = st.nextPagesId++;
   // One bridge (the task's pidfd of cryo) serves every pages file of this task.
@@ -280,19 +287,25 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
         closeSync(fd);
       }
     }
+    // Still frozen: what is saved now is what the next dump's parent will hold.
+    st.track?.start(rem, vmaList.filter((v) => !overlapsScratch(rem, v)), saved);
   } finally {
     bridge.done();
   }
   const t2 = performance.now();
-  st.dir.write('pagemap', [
-    create(PagemapHeadSchema, { pagesId }),
-    ...runs.map((r) => create(PagemapEntrySchema, { vaddr: r.vaddr, compatNrPages: 0, nrPages: BigInt(r.nrPages), flags: PE_PRESENT })),
-  ], t.ns.pid);
+  st.dir.write('pagemap', [create(PagemapHeadSchema, { pagesId }), ...pagemapEntries(runs, inParent)], t.ns.pid);
   st.stats.pagesScanned += BigInt(vmaList.reduce((s, v) => s + Number((v.end - v.start) / 4096n), 0));
   st.stats.pagesWritten += BigInt(written);
   st.stats.memdumpUs += Math.round((t1 - t0) * 1000);
   st.stats.memwriteUs += Math.round((t2 - t1) * 1000);
-  log.info(`task ${pid}: ${vmaList.length} vmas, ${runs.length} page runs, ${written} pages, ${fdinfos.length} fds`);
+  const kept = inParent.reduce((n, r) => n + r.nrPages, 0);
+  log.info(`task ${pid}: ${vmaList.length} vmas, ${runs.length} page runs, ${written} pages${st.track ? ` (${kept} more in the parent)` : ''}, ${fdinfos.length} fds`);
+}
+
+/** Whether `v` is (part of) cryo's scratch memory in the task. */
+export function overlapsScratch(rem: Remote, v: { start: bigint; end: bigint }): boolean {
+  const r = rem.scratchRange();
+  return !!r && v.start < r[1] && r[0] < v.end;
 }
 
 function closeFd(fd: number): void {

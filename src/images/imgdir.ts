@@ -116,6 +116,8 @@ export class ImageDir {
   readonly maxEntrySize: number;
   private readonly ownsFd: boolean;
   private closed = false;
+  /** pages-<id>.img served from another file (an fd of ours, closed with the dir): see overridePages(). */
+  private readonly pageOverrides = new Map<number, number>();
 
   private constructor(fd: number, path: string, ownsFd: boolean, opts: ImageDirOptions) {
     this.fd = fd;
@@ -142,6 +144,18 @@ export class ImageDir {
     if (this.closed) return;
     this.closed = true;
     if (this.ownsFd) fs.closeSync(this.fd);
+    for (const fd of this.pageOverrides.values()) fs.closeSync(fd);
+    this.pageOverrides.clear();
+  }
+
+  /**
+   * From now on pages-<id>.img is the file of `fd` (taken over: closed with the
+   * dir), e.g. a memfd of pages gathered from parent images.
+   */
+  overridePages(id: number, fd: number): void {
+    const old = this.pageOverrides.get(id);
+    if (old !== undefined) fs.closeSync(old);
+    this.pageOverrides.set(id, fd);
   }
 
   /** The file name of an image, e.g. fileName('core', 42) = "core-42.img". */
@@ -151,6 +165,8 @@ export class ImageDir {
 
   /** A path that opens the image from any process of ours: /proc/self/fd/<fd>/<name>. */
   pathOf(kind: KindKey, arg?: ImageArg): string {
+    const over = kind === 'pages' ? this.pageOverrides.get(Number(arg)) : undefined;
+    if (over !== undefined) return `/proc/self/fd/${over}`;
     return this.pathOfName(fileName(kind, arg));
   }
 
@@ -265,7 +281,7 @@ export class ImageDir {
     const name = fileName(kind, arg);
     if (mode === 'w') return this.create(name);
     try {
-      return fs.openSync(this.pathOfName(name), fs.constants.O_RDONLY);
+      return fs.openSync(this.pathOf(kind, arg), fs.constants.O_RDONLY);
     } catch (e) {
       if (errnoCode(e) === 'ENOENT') throw new ImageError('IMG_MISSING', name, undefined, `no such image in ${this.path}`, { cause: e });
       throw new ImageError('IMG_IO', name, undefined, `open: ${(e as Error).message}`, { cause: e });

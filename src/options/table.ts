@@ -288,14 +288,14 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     },
   },
   str('prev-images-dir', 'memory', 'DIR', 'images of the previous (pre-)dump, relative to the images dir', {
-    prop: 'prevImagesDir', rpc: 'parent_img', unsupported: REFUSED,
+    prop: 'prevImagesDir', rpc: 'parent_img',
   }),
   {
     long: 'ms', arg: 'none', type: 'action', group: 'other', hidden: true, help: 'removed; see the check options',
     apply: () => fail('--ms is deprecated; see the check options in --help'),
   },
   bool('track-mem', 'memory', 'track memory changes in the kernel for later incremental dumps', {
-    prop: 'trackMem', rpc: 'track_mem', unsupported: REFUSED,
+    prop: 'trackMem', rpc: 'track_mem',
   }),
   bool('auto-dedup', 'memory', 'drop pages of older images as they are superseded or restored', {
     prop: 'autoDedup', rpc: 'auto_dedup', unsupported: REFUSED,
@@ -549,7 +549,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     long: 'pre-dump-mode', arg: 'required', type: 'enum', prop: 'preDumpMode', default: 'splice',
     values: ['splice', 'read'], rpc: 'pre_dump_mode', metavar: 'MODE', group: 'memory',
     help: 'how pre-dump reads memory: splice (default) or read (process_vm_readv)',
-    inert: 'for pre-dump only, which is not supported yet',
+    inert: 'cryo pre-dumps with the tree frozen, reading memory by the task\'s own pwritev either way',
     apply: (o, arg) => {
       if (arg === 'read') o.preDumpMode = 'read';
       else if (arg === 'splice') o.preDumpMode = 'splice';

@@ -13,6 +13,7 @@ import { legacyFanotify } from '../objects/files/fanotify.js';
 import { Remaps } from '../objects/files/remap.js';
 import { regImagesOf } from '../objects/files/reg.js';
 import { memfdImagesOf } from '../objects/files/memfd.js';
+import { gatherParentPages } from '../objects/parent-pages.js';
 import { readPagemap, type ShmemContents, type ShmemShape } from '../objects/shmem.js';
 import { spawnSeed } from '../tracer/seed.js';
 import { byId, checkInventory, checkPstree, listedAsZombie, taskIds } from './validate.js';
@@ -57,7 +58,7 @@ export function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
       shmem,
       pstree: p, core, threadCores,
       mm,
-      pagemap: readPagemap(dir, 'pagemap', p.pid),
+      pagemap: withParentPages(dir, p.pid, readPagemap(dir, 'pagemap', p.pid)),
       // Every dump writes it, also for a task without fds: missing, the task would come back with none.
       fdinfo: dir.read('fdinfo', core.ids.filesId),
       fs: dir.readOne('fs', p.pid),
@@ -107,3 +108,15 @@ function shmemObjects(tasks: TaskImages[], memfdInodes: MemfdInodeEntry[]): { sh
   return { shapes, contents };
 }
 
+
+/** Pages ids above any a dump makes: those of pages gathered from parent images. */
+const GATHERED_PAGES_ID = 0x40000000;
+
+/** A pagemap with entries in the parent images: its pages gathered into one file, as if all were here. */
+function withParentPages(dir: ImageDir, pid: number, pm: { pagesId: number; runs: PagemapEntry[] }): { pagesId: number; runs: PagemapEntry[] } {
+  const g = gatherParentPages(dir, pid, pm);
+  if (!g) return pm;
+  const id = GATHERED_PAGES_ID + pid;
+  dir.overridePages(id, g.fd);
+  return { pagesId: id, runs: g.runs };
+}

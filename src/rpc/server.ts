@@ -16,6 +16,7 @@ import type { Notifier } from '../actions.js';
 import { openLog } from '../log.js';
 import { CRIU_VERSION, cryoVersion } from '../version.js';
 import { runDump } from '../dump.js';
+import { runPreDump } from '../predump.js';
 import { restoreTree } from '../restore.js';
 import { runCheck } from '../check.js';
 import { probeFeatures } from '../check/features.js';
@@ -205,6 +206,19 @@ async function serveOne(sk: number, req: CriuReq, peer: RpcPeer, env: ServeEnv):
       } catch (e) {
         logRefusal(e);
         send(sk, fail(T.DUMP, e));
+      }
+      return;
+    }
+    case T.PRE_DUMP: {
+      // runc checkpoint --pre-dump: memory saved and tracked, the tree runs on.
+      try {
+        const o = requestOptions(req.opts, rpcEnv, 'pre-dump');
+        permit(peer, taskUids(o.tree!), `pre-dump process ${o.tree}`);
+        await withContext(o, req.opts?.notifyScripts ? notifier(sk, o) : undefined, (ctx) => runPreDump(ctx));
+        send(sk, create(CriuRespSchema, { type: T.PRE_DUMP, success: true }));
+      } catch (e) {
+        logRefusal(e);
+        send(sk, fail(T.PRE_DUMP, e));
       }
       return;
     }

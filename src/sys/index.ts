@@ -3,7 +3,7 @@ export * from './nr.js';
 export * from './regs.js';
 export * as ptrace from './ptrace.js';
 export {
-  addressOf, syscall, trySyscall, waitpid, kill, pidfdOpen, pidfdGetfd, dupCloexec, closeInherited,
+  addressOf, syscall, trySyscall, waitpid, kill, pidfdOpen, pidfdGetfd, pidfdSendSignal, dupCloexec, closeInherited,
   memfdCreate, prctl, getRobustList, kcmp, kcmpEpollTfd, processVmRead, setProcessIds, clockGettime, cpuid,
 } from './libc.js';
 export * from './wait.js';

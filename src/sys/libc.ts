@@ -308,3 +308,8 @@ export function setProcessIds(uid: number, gid: number, groups: number[]): void 
   step('setresgid', n.setresgid(gid, gid, gid) as number);
   step('setresuid', n.setresuid(uid, uid, uid) as number);
 }
+
+/** pidfd_send_signal(2): a signal to exactly the process of `pidfd`. */
+export function pidfdSendSignal(pidfd: number, sig: number): void {
+  syscall('pidfd_send_signal', NR.pidfd_send_signal, pidfd, sig, 0, 0);
+}

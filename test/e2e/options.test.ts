@@ -140,7 +140,7 @@ test('over RPC, what cryo does not do is refused before any task is touched: cri
   const cryo = new Cryo();
   const target = await s.start('pipes');
   const conf = path.join(s.dir, 'refused.conf');
-  fs.writeFileSync(conf, 'track-mem\n');
+  fs.writeFileSync(conf, 'auto-dedup\n');
   const refused = async (why: RegExp, opts: Record<string, unknown>, op: 'dump' | 'restore' = 'dump') => {
     const images = s.mkdir();
     await assert.rejects(cryo[op]({ imagesDir: images, opts }), (e: unknown) => {
@@ -151,11 +151,11 @@ test('over RPC, what cryo does not do is refused before any task is touched: cri
     assert.ok(runningFree(target.pid), `${JSON.stringify(opts)}${s.report()}`);
     assert.deepEqual(fs.readdirSync(images).filter((f) => f.endsWith('.img')), [], JSON.stringify(opts));
   };
-  await refused(/^[A-Z]+ failed: RPC request: track_mem is not supported yet$/, { pid: target.pid, trackMem: true });
+  await refused(/^[A-Z]+ failed: RPC request: auto_dedup is not supported yet$/, { pid: target.pid, autoDedup: true });
   await refused(/^[A-Z]+ failed: RPC request: lazy_pages is not supported yet$/, { pid: target.pid, lazyPages: true });
   await refused(/^[A-Z]+ failed: RPC request: external veth\[eth0\]:v0 is not supported yet$/, { pid: target.pid, external: ['veth[eth0]:v0'] });
   await refused(/^[A-Z]+ failed: RPC request: auto_ext_mnt is not supported yet$/, { pid: target.pid, autoExtMnt: true });
-  await refused(/^[A-Z]+ failed: RPC request: --track-mem is not supported yet$/, { pid: target.pid, configFile: conf });
+  await refused(/^[A-Z]+ failed: RPC request: --auto-dedup is not supported yet$/, { pid: target.pid, configFile: conf });
   for (const pid of [0, -1]) await refused(new RegExp(`^DUMP failed: RPC request: invalid pid ${pid}$`), { pid });
   // Fields at their defaults ask for nothing: the dump goes on.
   await cryo.dump({ imagesDir: s.mkdir(), opts: { pid: target.pid, trackMem: false, lazyPages: false, root: '/', leaveRunning: true } });

@@ -243,6 +243,45 @@ test('runc: checkpoint --leave-running, then restore under a new container id wi
   assert.notEqual(st.code, 0, 'the old container a1 is back too');
 });
 
+test('runc: checkpoint --pre-dump, then checkpoint --parent-path: the dump keeps pages in the pre-dump, the restore reads them there', { timeout: 120_000 }, async (t) => {
+  // A big shell variable: heap pages the loop never writes again, kept in the parent images.
+  const r = setup(t, 'runc-pre', (spec) => {
+    spec.process.args = ['sh', '-c', `X=$(seq 1 30000); ${spec.process.args[2]}`];
+  });
+  const id = `cryo-pd-${process.pid}`;
+  const pid = await r.start(id);
+  await counterAbove(r.counterFile, 3, 'the started container');
+  const pre = r.dirs();
+  const cp1 = await r.checkpoint(id, pre, ['--pre-dump']);
+  assert.equal(cp1.code, 0, cp1.out + r.log(pre, 'dump.log') + r.s.report());
+  // A pre-dump leaves it running, as the same process.
+  assert.equal(await r.pidOf(id), pid);
+  await counterAbove(r.counterFile, readCounter(r.counterFile) + 2, 'the container after the pre-dump');
+  assert.ok(fs.readdirSync(pre.images).some((n) => /^pagemap-\d+\.img$/.test(n)), 'the pre-dump wrote no pagemap');
+  const d = r.dirs();
+  const cp = await r.checkpoint(id, d, ['--parent-path', path.relative(d.images, pre.images)]);
+  assert.equal(cp.code, 0, cp.out + r.log(d, 'dump.log') + r.s.report());
+  await r.gone(pid);
+  assert.equal(fs.readlinkSync(path.join(d.images, 'parent')), path.relative(d.images, pre.images));
+  // Some pages did not change since the pre-dump: only named in the dump (CRIU's crit reads PE_PARENT entries).
+  let kept = 0;
+  const lib = fs.existsSync('/work/criu/lib/pycriu') ? '/work/criu/lib' : '/usr/lib/python3/dist-packages';
+  for (const n of fs.readdirSync(d.images).filter((x) => /^pagemap-\d+\.img$/.test(x))) {
+    const py = `import sys, json; sys.path.insert(0, ${JSON.stringify(lib)}); from pycriu import images\nprint(json.dumps(images.load(open(sys.argv[1], 'rb'))['entries']))`;
+    const c = spawnSync('/usr/bin/python3', ['-c', py, path.join(d.images, n)], { encoding: 'utf8' });
+    assert.equal(c.status, 0, c.stderr);
+    const es = (JSON.parse(c.stdout) as Array<{ flags?: number; nr_pages?: number }>).slice(1);
+    kept += es.filter((e) => ((e.flags ?? 0) & 1) !== 0 /* PE_PARENT */).reduce((x, e) => x + (e.nr_pages ?? 0), 0);
+  }
+  assert.ok(kept > 0, `the dump keeps no page in its parent:\n${r.log(d, 'dump.log').split('\n').filter((l) => /track|holder|parent|pages/.test(l)).join('\n')}\n${r.log(pre, 'dump.log')}`);
+  const stopped = await counterStill(r.counterFile, 'after the checkpoint');
+  const rs = await r.restore(id, d);
+  assert.equal(rs.code, 0, rs.out + r.log(d, 'restore.log') + r.s.report());
+  const rpid = await r.pidOf(id);
+  await counterAbove(r.counterFile, stopped + 2, 'the container restored through its parent images');
+  checkContained(rpid, HOSTNAME, r.counter, r.counterFile);
+});
+
 test('runc: a checkpoint cryo refuses leaves the container running, with the reason in the dump.log runc names', { timeout: 120_000 }, async (t) => {
   const r = setup(t, 'runc-refused');
   const pid = await r.start(`cryo-p1-${process.pid}`);

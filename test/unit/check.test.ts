@@ -65,11 +65,11 @@ describe('the feature table', () => {
 
   it('reports what this machine has and cryo does; no for what cryo does not do, whatever the kernel has', () => {
     const byName = new Map(probeFeatures().map((r) => [r.name, r]));
-    for (const n of ['pagemap_scan', 'pidfd_getfd', 'clone3_set_tid', 'get_rseq_conf', 'ns_pid', 'userfaultfd', 'sk_unix_file', 'sockopt_buf_lock', 'timens', 'cgroupns']) {
+    for (const n of ['pagemap_scan', 'pidfd_getfd', 'clone3_set_tid', 'get_rseq_conf', 'ns_pid', 'userfaultfd', 'sk_unix_file', 'sockopt_buf_lock', 'timens', 'cgroupns', 'mem_dirty_track']) {
       assert.equal(byName.get(n)?.ok, true, n);
     }
     // The kernel has pidfds and userfaultfd, but cryo has no pidfd_store_sk and no lazy restore.
-    for (const n of ['pidfd_store', 'uffd', 'uffd-noncoop', 'lazy_pages', 'mem_dirty_track']) {
+    for (const n of ['pidfd_store', 'uffd', 'uffd-noncoop', 'lazy_pages']) {
       assert.deepEqual([byName.get(n)?.ok, byName.get(n)?.implemented], [false, false], n);
       assert.match(byName.get(n)?.detail ?? '', /^cryo /, n);
     }

@@ -106,7 +106,7 @@ describe('dispatch', () => {
     assert.ok(lines.some((l) => /^\s+at /.test(l)));
   });
   it('parses but refuses the actions not implemented yet', async () => {
-    for (const argv of [['pre-dump', '-t', '1'], ['page-server'], ['service'], ['dedup'], ['lazy-pages'], ['cpuinfo', 'dump']]) {
+    for (const argv of [['page-server'], ['service'], ['dedup'], ['lazy-pages'], ['cpuinfo', 'dump']]) {
       const r = await exec(argv, {});
       assert.equal(r.code, 1, argv.join(' '));
       assert.match(r.stderr, /^Error: "[a-z -]+" is not supported yet\n$/);
@@ -119,7 +119,7 @@ describe('dispatch', () => {
     let ran = 0;
     const runners = { dump: async () => ++ran, restore: async () => ++ran, check: async () => (++ran, 0) };
     for (const [argv, line] of [
-      [['dump', '-t', '1', '--track-mem'], '--track-mem'],
+      [['dump', '-t', '1', '--auto-dedup'], '--auto-dedup'],
       [['dump', '-t', '1', '--external', 'veth[eth0]:v0'], '--external veth[eth0]:v0'],
       [['dump', '-t', '1', '--external', 'mnt[x]:y', '--external', 'dev[sda]:x'], '--external dev[sda]:x'],
       [['dump', '-t', '1', '--cpu-cap=fpu'], '--cpu-cap'],
