@@ -114,6 +114,7 @@ export function netlinkSendRaw(proto: number, raw: Buffer): void {
 }
 
 export const NLM_F_CREATE = 0x400;
+export const NLM_F_REQUEST_ACK = NLM_F.REQUEST | NLM_F.ACK;
 
 /** Attributes (struct nlattr/rtattr) from `off` on, by type (the nested bit masked off). */
 export function parseAttrs(b: Buffer, off: number): Map<number, Buffer> {
@@ -148,6 +149,10 @@ export interface Link {
   kind?: string;
   address?: Buffer;
   master?: number;
+  /** IFLA_LINK: the index of a veth's other end (in its own namespace). */
+  link?: number;
+  /** IFLA_LINK_NETNSID: set when that end is in another namespace (its id as seen from here). */
+  linkNetnsid?: number;
 }
 
 const cstr = (b: Buffer | undefined): string | undefined => {
@@ -167,10 +172,13 @@ export function listLinks(): Link[] {
     const kind = info ? cstr(parseAttrs(info, 0).get(IFLA_INFO_KIND)) : undefined;
     const address = a.get(IFLA.ADDRESS);
     const master = a.get(IFLA.MASTER);
+    const link = a.get(IFLA.LINK);
+    const nsid = a.get(IFLA.LINK_NETNSID);
     return {
       index: p.readInt32LE(4), type: p.readUInt16LE(2), flags: p.readUInt32LE(8),
       name: cstr(a.get(IFLA.IFNAME)) ?? '', mtu: a.get(IFLA.MTU)?.readUInt32LE(0) ?? 0,
       ...(kind ? { kind } : {}), ...(address ? { address: Buffer.from(address) } : {}), ...(master ? { master: master.readUInt32LE(0) } : {}),
+      ...(link ? { link: link.readUInt32LE(0) } : {}), ...(nsid ? { linkNetnsid: nsid.readInt32LE(0) } : {}),
     };
   });
 }
