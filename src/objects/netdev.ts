@@ -1,5 +1,5 @@
 // The links of a tree's network namespace, as CRIU keeps them in netdev-N.img
-// (net_device_entry): the loopback, and veth pairs. A veth keeps its index,
+// (net_device_entry): the loopback, veth pairs and bridges with their ports. A veth keeps its index,
 // name, MTU, MAC address and flags; peer_ifindex is the index of its other
 // end, and peer_nsid the namespace that end is in when it is the tree's (the
 // same one: cryo dumps one network namespace). A veth whose other end is
@@ -48,7 +48,9 @@ export function dumpLinks(env: LinkDumpEnv): NetDeviceEntry[] {
         peerIfindex: l.link ?? l.index, ...(outside ? {} : { peerNsid: env.nsId }),
       });
     }
-    throw new CryoError(`${env.who}: its network namespace ${env.nsLink} has link ${l.name} (${l.kind ?? `type ${l.type}`}), which cryo does not dump yet (only the loopback and veth pairs are carried)`);
+    // A bridge of the namespace: its ports name it as their master (as CRIU, none of its own settings).
+    if (l.kind === 'bridge') return create(NetDeviceEntrySchema, { type: NdType.BRIDGE, ...base, ...(l.address ? { address: l.address } : {}) });
+    throw new CryoError(`${env.who}: its network namespace ${env.nsLink} has link ${l.name} (${l.kind ?? `type ${l.type}`}), which cryo does not dump yet (only the loopback, veth pairs and bridges are carried)`);
   });
 }
 
@@ -68,7 +70,11 @@ export function vethExternal(external: readonly string[], name: string): { host:
 export function checkLinks(links: NetDeviceEntry[], nsId: number, file: string, external: readonly string[], who: string): void {
   const byIndex = new Map(links.map((l) => [l.ifindex, l]));
   for (const l of links) {
-    if (l.type === NdType.LOOPBACK) continue;
+    if (l.master) {
+      const m = byIndex.get(l.master);
+      if (!m || m.type !== NdType.BRIDGE) throw new CryoError(`bad image: ${file}: link ${l.name} has master index ${l.master}, which is not a bridge of the namespace`);
+    }
+    if (l.type === NdType.LOOPBACK || l.type === NdType.BRIDGE) continue;
     if (l.type !== NdType.VETH) throw new CryoError(`bad image: ${file}: link ${l.name} is of type ${NdType[l.type] ?? l.type}, which cryo does not restore yet`);
     if (vethExternal(external, l.name)) {
       if (!vethExternal(external, l.name)!.host) throw new CryoError(`--external veth[${l.name}]: names no host interface`);
@@ -131,6 +137,10 @@ export function restoreLinks(links: NetDeviceEntry[], env: LinkRestoreEnv): void
     try {
       if (l.type === NdType.LOOPBACK) {
         netlink.setLink(l.name, l.flags, l.mtu);
+      } else if (l.type === NdType.BRIDGE) {
+        const info = netlink.attr(netlink.IFLA.LINKINFO, netlink.attr(netlink.IFLA_INFO_KIND, Buffer.from('bridge')));
+        netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.NEWLINK, netlink.NLM_F_REQUEST_ACK | netlink.NLM_F_CREATE | NLM_F_EXCL,
+          Buffer.concat([ifinfo(l.ifindex, l.flags), ...linkAttrs(l), info]));
       } else if (made.has(l.ifindex)) {
         netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.SETLINK, netlink.NLM_F_REQUEST_ACK, Buffer.concat([ifinfo(l.ifindex, l.flags), ...linkAttrs(l)]));
       } else {
@@ -157,6 +167,16 @@ export function restoreLinks(links: NetDeviceEntry[], env: LinkRestoreEnv): void
     const lo = l.type === NdType.LOOPBACK;
     writeConf('ipv4', l.name, l.conf4, env.w, lo ? undefined : env.defConf4);
     if (env.ipv6) writeConf('ipv6', l.name, l.conf6, env.w, lo ? undefined : env.defConf6);
+  }
+  // Every link made: the ports into their bridges (CRIU's restore_master_link).
+  for (const l of links) {
+    if (!l.master) continue;
+    try {
+      netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.SETLINK, netlink.NLM_F_REQUEST_ACK,
+        Buffer.concat([ifinfo(l.ifindex, 0), netlink.attr(netlink.IFLA.MASTER, u32(l.master))]));
+    } catch (e) {
+      throw new CryoError(`${env.what}: cannot put link ${l.name} into bridge index ${l.master}: ${(e as Error).message}`);
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 // Links of a tree's network namespace beyond lo (veth.c): a veth pair joining
 // it to the "host" (an outer namespace the test makes, where cryo runs: nothing
-// touches the machine's own network) and a pair with both ends inside. The
+// touches the machine's own network), a pair with both ends inside, one of
+// them a port of a bridge of the namespace. The
 // dump writes them as CRIU does (netdev-N.img, checked with upstream crit);
 // the restore makes each pair again with its indexes, MTU, MAC and flags, the
 // outside end in cryo's namespace under the name --external veth[IFNAME]:HOSTIF
@@ -38,7 +39,7 @@ const CLIENT = 'import socket, time\nfor i in range(100):\n  try:\n    c = socke
   + 'c.settimeout(None)\nf = c.makefile("rb")\nprint("READY", flush=True)\nn = 0\nwhile True:\n  n += 1; c.sendall(b"ping %d\\n" % n); l = f.readline()\n'
   + '  if l != b"ping %d\\n" % n: print("BAD", l, flush=True); break\n  print("GOT", n, flush=True); time.sleep(0.2)\n';
 
-test('a veth pair to the host and one inside: dumped as CRIU does, refused on restore without --external veth[eth0]:HOST, made again with it; a client outside goes on through the pair (--tcp-established) and a new one is served', { timeout: 120_000 }, async (t) => {
+test('a veth pair to the host, one inside and a bridge: dumped as CRIU does, refused on restore without --external veth[eth0]:HOST, made again with it; a client outside goes on through the pair (--tcp-established) and a new one is served', { timeout: 120_000 }, async (t) => {
   const s = Session.for(t, 'netdev-veth');
   const outer = await outerNs(s);
   const target = await s.startCommand('veth', [...outer.enter, compileProgram('veth'), s.dir]);
@@ -58,10 +59,11 @@ test('a veth pair to the host and one inside: dumped as CRIU does, refused on re
   const nsId = Number(/\d+/.exec(netdev)![0]);
   const links = upstreamCrit(path.join(images, netdev)) as Array<{ type: string; ifindex: number; name: string; mtu: number; flags: number; address?: string; peer_ifindex?: number; peer_nsid?: number }>;
   const by = (n: string) => links.find((l) => l.name === n)!;
-  assert.deepEqual(links.map((l) => [l.type, l.name]).sort(), [['LOOPBACK', 'lo'], ['VETH', 'cryo-a'], ['VETH', 'cryo-b'], ['VETH', 'eth0']]);
+  assert.deepEqual(links.map((l) => [l.type, l.name]).sort(), [['BRIDGE', 'cryo-br'], ['LOOPBACK', 'lo'], ['VETH', 'cryo-a'], ['VETH', 'cryo-b'], ['VETH', 'eth0']]);
   const mac = (l: { address?: string }) => [...Buffer.from(l.address ?? '', 'base64')].map((b) => b.toString(16).padStart(2, '0')).join(':');
   assert.deepEqual([by('eth0').mtu, mac(by('eth0')), by('eth0').flags & 1, 'peer_nsid' in by('eth0')], [1400, '02:c7:00:00:00:02', 1, false]);
   assert.deepEqual([by('cryo-b').mtu, mac(by('cryo-b')), by('cryo-b').flags & 1], [1300, '02:c7:00:00:00:0b', 0]);
+  assert.deepEqual([by('cryo-br').flags & 1, mac(by('cryo-br')), (by('cryo-b') as { master?: number }).master], [1, '02:c7:00:00:00:99', by('cryo-br').ifindex]);
   assert.deepEqual([by('cryo-a').peer_ifindex, by('cryo-a').peer_nsid, by('cryo-b').peer_ifindex, by('cryo-b').peer_nsid], [by('cryo-b').ifindex, nsId, by('cryo-a').ifindex, nsId]);
   // `ip addr save` holds eth0's address (its raw rtnetlink messages).
   assert.ok(fs.readFileSync(path.join(images, `ifaddr-${nsId}.img`)).includes(Buffer.from([10, 77, 0, 2])), 'no 10.77.0.2 in ifaddr');

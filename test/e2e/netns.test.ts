@@ -129,7 +129,7 @@ test('a network namespace with a tap link: the dump refuses it in one line namin
   assert.equal(r.code, 1, s.report());
   assert.equal(r.stderr.trim().split('\n').length, 1, s.report());
   const ns = nsLink(unshare.pid, 'net').replace(/[[\]]/g, '\\$&');
-  assert.match(r.stderr, new RegExp(`^Error: task ${unshare.pid} \\(\\w+\\): its network namespace ${ns} has link cryo-t0 \\(tun\\), which cryo does not dump yet \\(only the loopback and veth pairs are carried\\)$`, 'm'), s.report());
+  assert.match(r.stderr, new RegExp(`^Error: task ${unshare.pid} \\(\\w+\\): its network namespace ${ns} has link cryo-t0 \\(tun\\), which cryo does not dump yet \\(only the loopback, veth pairs and bridges are carried\\)$`, 'm'), s.report());
   assert.match(fs.readFileSync(path.join(images, 'dump.log'), 'utf8'), /has link cryo-t0 \(tun\)/);
   assert.ok(!fs.existsSync(path.join(images, 'inventory.img')), 'a refused dump wrote an inventory');
   assert.ok(runningFree(unshare.pid), s.report());

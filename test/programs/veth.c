@@ -9,7 +9,8 @@
  *     up, 10.77.0.2/24 and fd00:77::2/64; a route 198.51.100.0/24 via
  *     10.77.0.1 metric 7; net.ipv4.conf.eth0.rp_filter=2;
  *   - inside: cryo-a (up, 10.88.0.1/24) paired with cryo-b (down, MTU 1300,
- *     MAC 02:c7:00:00:00:0b);
+ *     MAC 02:c7:00:00:00:0b), a port of bridge cryo-br (up, MAC
+ *     02:c7:00:00:00:99, 10.99.0.1/24);
  *   - an nft table "inet cryoveth" dropping TCP port 9 on eth0;
  *   - a TCP echo server on 10.77.0.2:7080 (each line comes back), served
  *     while it waits for the signal.
@@ -179,6 +180,8 @@ int main(int argc, char **argv)
 	sh("ip link add cryo-a type veth peer name cryo-b");
 	sh("ip link set cryo-b mtu 1300 address 02:c7:00:00:00:0b");
 	sh("ip link set cryo-a up && ip addr add 10.88.0.1/24 dev cryo-a");
+	sh("ip link add cryo-br type bridge && ip link set cryo-br address 02:c7:00:00:00:99 up");
+	sh("ip addr add 10.99.0.1/24 dev cryo-br && ip link set cryo-b master cryo-br");
 	sh("nft add table inet cryoveth && nft add chain inet cryoveth input '{ type filter hook input priority 0; }'"
 	   " && nft add rule inet cryoveth input iifname eth0 tcp dport 9 counter drop");
 	put("/proc/sys/net/ipv4/conf/eth0/rp_filter", "2");
@@ -211,6 +214,11 @@ int main(int argc, char **argv)
 	if (if_nametoindex("cryo-a"))
 		expect_link("cryo-a", 1500, "02:c7:00:00:00:0a", 1);
 	expect_cmd("ip -d link show cryo-b", "veth");
+	expect_cmd("ip link show cryo-b", " master cryo-br ");
+	expect_cmd("ip -d link show cryo-br", "bridge");
+	expect_cmd("ip addr show cryo-br", "inet 10.99.0.1/24");
+	if (if_nametoindex("cryo-br"))
+		expect_link("cryo-br", 1300, "02:c7:00:00:00:99", 1);
 	expect_cmd("ip addr show eth0", "inet 10.77.0.2/24");
 	expect_cmd("ip addr show eth0", "inet6 fd00:77::2/64");
 	expect_cmd("ip addr show cryo-a", "inet 10.88.0.1/24");
