@@ -7,7 +7,8 @@
  *   - in the host namespace: cryo-h0, 10.77.0.1/24, up (the host's end);
  *   - inside: eth0 (the pair's other end), MTU 1400, MAC 02:c7:00:00:00:02,
  *     up, 10.77.0.2/24 and fd00:77::2/64; a route 198.51.100.0/24 via
- *     10.77.0.1 metric 7; net.ipv4.conf.eth0.rp_filter=2;
+ *     10.77.0.1 metric 7; net.ipv4.conf.eth0.rp_filter=2 and
+ *     net.ipv6.conf.default.stable_secret;
  *   - inside: cryo-a (up, 10.88.0.1/24) paired with cryo-b (down, MTU 1300,
  *     MAC 02:c7:00:00:00:0b), a port of bridge cryo-br (up, MAC
  *     02:c7:00:00:00:99, 10.99.0.1/24);
@@ -185,6 +186,8 @@ int main(int argc, char **argv)
 	sh("nft add table inet cryoveth && nft add chain inet cryoveth input '{ type filter hook input priority 0; }'"
 	   " && nft add rule inet cryoveth input iifname eth0 tcp dport 9 counter drop");
 	put("/proc/sys/net/ipv4/conf/eth0/rp_filter", "2");
+	/* Reads EIO until set: a restore must still write it. */
+	put("/proc/sys/net/ipv6/conf/default/stable_secret", "fd00::c7:1");
 	eth0 = if_nametoindex("eth0");
 	a = if_nametoindex("cryo-a");
 	b = if_nametoindex("cryo-b");
@@ -208,6 +211,7 @@ int main(int argc, char **argv)
 	expect_link("eth0", 1400, "02:c7:00:00:00:02", 1);
 	expect_link("cryo-b", 1300, "02:c7:00:00:00:0b", 0);
 	expect_file("/proc/sys/net/ipv4/conf/eth0/rp_filter", "2");
+	expect_file("/proc/sys/net/ipv6/conf/default/stable_secret", "fd00:0000:0000:0000:0000:0000:00c7:0001");
 	/* eth0's other end is outside (another namespace), cryo-a's is cryo-b. */
 	expect_cmd("ip -d link show eth0", "link-netnsid");
 	expect_cmd("ip link show cryo-a", "cryo-a@cryo-b: ");
