@@ -1,13 +1,16 @@
 // The links of a tree's network namespace, as CRIU keeps them in netdev-N.img
-// (net_device_entry): the loopback, veth pairs and bridges with their ports. A veth keeps its index,
+// (net_device_entry): the loopback, veth pairs, bridges with their ports, and
+// persistent tun/tap devices (tun_link_entry; the files of tun devices that
+// tasks hold are not carried yet). A veth keeps its index,
 // name, MTU, MAC address and flags; peer_ifindex is the index of its other
 // end, and peer_nsid the namespace that end is in when it is the tree's (the
 // same one: cryo dumps one network namespace). A veth whose other end is
 // outside the tree has no peer_nsid: the restore makes the pair with that end
 // in cryo's own namespace, named by --external veth[IFNAME]:HOSTIF[@BRIDGE].
 // The links are made first, then the caller restores addresses and routes.
-import { create, isFieldSet, NetDeviceEntrySchema, NdType, type NetDeviceEntry, type SysctlEntry } from '../images/index.js';
-import { netlink } from '../sys/index.js';
+import { closeSync } from 'node:fs';
+import { create, isFieldSet, NetDeviceEntrySchema, NdType, TunLinkEntrySchema, type NetDeviceEntry, type SysctlEntry, type TunLinkEntry } from '../images/index.js';
+import { netlink, tun } from '../sys/index.js';
 import { CryoError, type Logger } from '../context.js';
 import { readConf, writeConf, type SysctlWriter } from './netns-sysctl.js';
 
@@ -36,10 +39,9 @@ export function dumpLinks(env: LinkDumpEnv): NetDeviceEntry[] {
       conf4: readConf('ipv4', l.name), conf6: readConf('ipv6', l.name),
       ...(l.master !== undefined ? { master: l.master } : {}),
     };
-    if (l.type === netlink.ARPHRD_LOOPBACK) {
-      // As CRIU with nsid support: a link without a peer names itself, in this namespace.
-      return create(NetDeviceEntrySchema, { type: NdType.LOOPBACK, ...base, peerIfindex: l.index, peerNsid: env.nsId });
-    }
+    // As CRIU with nsid support: a link without a peer names itself, in this namespace.
+    const self = { peerIfindex: l.index, peerNsid: env.nsId };
+    if (l.type === netlink.ARPHRD_LOOPBACK) return create(NetDeviceEntrySchema, { type: NdType.LOOPBACK, ...base, ...self });
     if (l.kind === 'veth') {
       const outside = l.linkNetnsid !== undefined;
       if (outside) env.log.warn(`${env.who}: veth ${l.name} of network namespace ${env.nsLink} has its peer outside the tree: the restore needs --external veth[${l.name}]:HOSTIF`);
@@ -49,9 +51,45 @@ export function dumpLinks(env: LinkDumpEnv): NetDeviceEntry[] {
       });
     }
     // A bridge of the namespace: its ports name it as their master (as CRIU, none of its own settings).
-    if (l.kind === 'bridge') return create(NetDeviceEntrySchema, { type: NdType.BRIDGE, ...base, ...(l.address ? { address: l.address } : {}) });
-    throw new CryoError(`${env.who}: its network namespace ${env.nsLink} has link ${l.name} (${l.kind ?? `type ${l.type}`}), which cryo does not dump yet (only the loopback, veth pairs and bridges are carried)`);
+    const address = l.address ? { address: l.address } : {};
+    if (l.kind === 'bridge') return create(NetDeviceEntrySchema, { type: NdType.BRIDGE, ...base, ...address, ...self });
+    if (l.kind === 'tun') return create(NetDeviceEntrySchema, { type: NdType.TUN, ...base, ...(l.type === ARPHRD_ETHER ? address : {}), ...self, tun: dumpTun(l, env) });
+    throw new CryoError(`${env.who}: its network namespace ${env.nsLink} has link ${l.name} (${l.kind ?? `type ${l.type}`}), which cryo does not dump yet (only the loopback, veth pairs, bridges and persistent tun/tap devices are carried)`);
   });
+}
+
+const ARPHRD_ETHER = 1;
+
+/**
+ * A tun/tap device's settings (CRIU's tun_link_entry): its flags, owner and group
+ * as netlink shows them (IFLA_TUN_*), its send buffer and vnet header size read
+ * on a file of cryo's attached to it with those same flags (which TUNSETIFF
+ * gives the device). Only a persistent device that no task holds is carried:
+ * cryo does not dump the files of tun devices yet.
+ */
+function dumpTun(l: netlink.Link, env: LinkDumpEnv): TunLinkEntry {
+  const where = `${env.who}: tun link ${l.name} of its network namespace ${env.nsLink}`;
+  const d = l.infoData ? netlink.parseAttrs(l.infoData, 0) : new Map<number, Buffer>();
+  const u8 = (t: number): number | undefined => d.get(t)?.readUInt8(0);
+  const type = u8(3); // IFLA_TUN_TYPE
+  if (type !== tun.IFF_TUN && type !== tun.IFF_TAP) throw new CryoError(`${where}: the kernel does not show its settings (IFLA_TUN_TYPE)`);
+  if (!u8(6)) throw new CryoError(`${where} is not persistent: a task holds it open, and cryo does not dump tun files yet`);
+  const flags = type | (u8(4) ? 0 : tun.IFF_NO_PI) | (u8(5) ? tun.IFF_VNET_HDR : 0) | (u8(7) ? tun.IFF_MULTI_QUEUE : 0);
+  const id = (t: number): number => (d.get(t) ? d.get(t)!.readInt32LE(0) : -1); // IFLA_TUN_OWNER/GROUP: none when unset
+  const fd = tun.openTun();
+  try {
+    try {
+      tun.attach(fd, l.name, flags);
+    } catch (e) {
+      if ((e as { errno?: number }).errno === 16 /* EBUSY */) throw new CryoError(`${where} is attached to a task's file, which cryo does not dump yet`);
+      throw e;
+    }
+    if (type === tun.IFF_TAP && tun.filterLength(fd)) throw new CryoError(`${where} has a socket filter (TUNSETTXFILTER/TUNATTACHFILTER), which cryo cannot dump (as CRIU)`);
+    const s = tun.settings(fd);
+    return create(TunLinkEntrySchema, { flags: flags | tun.IFF_PERSIST, owner: id(1), group: id(2), vnethdr: s.vnethdr, sndbuf: s.sndbuf });
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** --external veth[NAME]:HOSTIF[@BRIDGE] (--veth-pair NAME=HOSTIF as CRIU rewrites it): the host end's name and bridge. */
@@ -75,6 +113,11 @@ export function checkLinks(links: NetDeviceEntry[], nsId: number, file: string, 
       if (!m || m.type !== NdType.BRIDGE) throw new CryoError(`bad image: ${file}: link ${l.name} has master index ${l.master}, which is not a bridge of the namespace`);
     }
     if (l.type === NdType.LOOPBACK || l.type === NdType.BRIDGE) continue;
+    if (l.type === NdType.TUN) {
+      if (!l.tun) throw new CryoError(`bad image: ${file}: tun link ${l.name} has no tun entry`);
+      if (!(l.tun.flags & tun.IFF_PERSIST)) throw new CryoError(`cannot restore ${file}: tun link ${l.name} was not persistent: cryo does not restore the files of tun devices yet`);
+      continue;
+    }
     if (l.type !== NdType.VETH) throw new CryoError(`bad image: ${file}: link ${l.name} is of type ${NdType[l.type] ?? l.type}, which cryo does not restore yet`);
     if (vethExternal(external, l.name)) {
       if (!vethExternal(external, l.name)!.host) throw new CryoError(`--external veth[${l.name}]: names no host interface`);
@@ -141,6 +184,15 @@ export function restoreLinks(links: NetDeviceEntry[], env: LinkRestoreEnv): void
         const info = netlink.attr(netlink.IFLA.LINKINFO, netlink.attr(netlink.IFLA_INFO_KIND, Buffer.from('bridge')));
         netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.NEWLINK, netlink.NLM_F_REQUEST_ACK | netlink.NLM_F_CREATE | NLM_F_EXCL,
           Buffer.concat([ifinfo(l.ifindex, l.flags), ...linkAttrs(l), info]));
+      } else if (l.type === NdType.TUN) {
+        const t = l.tun!;
+        const fd = tun.openTun();
+        try {
+          tun.makeDevice(fd, { name: l.name, index: l.ifindex, flags: t.flags & ~tun.IFF_PERSIST, owner: t.owner, group: t.group, sndbuf: t.sndbuf, vnethdr: t.vnethdr });
+        } finally {
+          closeSync(fd);
+        }
+        netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.SETLINK, netlink.NLM_F_REQUEST_ACK, Buffer.concat([ifinfo(l.ifindex, l.flags), ...linkAttrs(l)]));
       } else if (made.has(l.ifindex)) {
         netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.SETLINK, netlink.NLM_F_REQUEST_ACK, Buffer.concat([ifinfo(l.ifindex, l.flags), ...linkAttrs(l)]));
       } else {

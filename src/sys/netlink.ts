@@ -147,6 +147,8 @@ export interface Link {
   mtu: number;
   /** IFLA_INFO_KIND (veth, tun, macvlan...), when the link has one. */
   kind?: string;
+  /** IFLA_INFO_DATA: the kind's own attributes (IFLA_TUN_*...), as the kernel gave them. */
+  infoData?: Buffer;
   address?: Buffer;
   master?: number;
   /** IFLA_LINK: the index of a veth's other end (in its own namespace). */
@@ -169,7 +171,9 @@ export function listLinks(): Link[] {
     const p = m.payload;
     const a = parseAttrs(p, 16);
     const info = a.get(IFLA.LINKINFO);
-    const kind = info ? cstr(parseAttrs(info, 0).get(IFLA_INFO_KIND)) : undefined;
+    const infoAttrs = info ? parseAttrs(info, 0) : undefined;
+    const kind = cstr(infoAttrs?.get(IFLA_INFO_KIND));
+    const infoData = infoAttrs?.get(2 /* IFLA_INFO_DATA */);
     const address = a.get(IFLA.ADDRESS);
     const master = a.get(IFLA.MASTER);
     const link = a.get(IFLA.LINK);
@@ -177,7 +181,7 @@ export function listLinks(): Link[] {
     return {
       index: p.readInt32LE(4), type: p.readUInt16LE(2), flags: p.readUInt32LE(8),
       name: cstr(a.get(IFLA.IFNAME)) ?? '', mtu: a.get(IFLA.MTU)?.readUInt32LE(0) ?? 0,
-      ...(kind ? { kind } : {}), ...(address ? { address: Buffer.from(address) } : {}), ...(master ? { master: master.readUInt32LE(0) } : {}),
+      ...(kind ? { kind } : {}), ...(infoData ? { infoData: Buffer.from(infoData) } : {}), ...(address ? { address: Buffer.from(address) } : {}), ...(master ? { master: master.readUInt32LE(0) } : {}),
       ...(link ? { link: link.readUInt32LE(0) } : {}), ...(nsid ? { linkNetnsid: nsid.readInt32LE(0) } : {}),
     };
   });

@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { ROOT, Session, compileProgram, imagePids, processTree, python3, waitFor, type Target } from './harness.js';
+import { ROOT, Session, compileProgram, imagePids, processTree, python3, runningFree, waitFor, type Target } from './harness.js';
 import { reapUntilGone } from './proc.js';
 
 const CRYO = path.join(ROOT, 'bin/cryo');
@@ -112,4 +112,42 @@ test('--veth-pair eth0=cryo-h0@cryo-br0 (the old form, with a bridge): the host 
   assert.equal(status?.exited, 1, s.report());
   assert.match(output, /^FAIL: eth0's MTU is 1500, want 1400$/m, s.report());
   await s.killTree(outer.holder);
+});
+
+test('persistent tun/tap devices (tundev.c): flags, owner, group and vnet header size as CRIU\'s tun_link_entry, made again with their indexes, MTU, MAC and addresses; SIGUSR2 proves the checks', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'netdev-tun');
+  const target = await s.start('tundev');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const netdev = fs.readdirSync(images).find((n) => /^netdev-\d+\.img$/.test(n))!;
+  const links = upstreamCrit(path.join(images, netdev)) as Array<{ type: string; name: string; tun?: { flags: number; owner: number; group: number; vnethdr: number; sndbuf: number } }>;
+  const tap = links.find((l) => l.name === 'cryo-tap0')!;
+  const tun = links.find((l) => l.name === 'cryo-tun0')!;
+  // IFF_TAP|IFF_NO_PI|IFF_VNET_HDR|IFF_PERSIST; IFF_TUN|IFF_MULTI_QUEUE|IFF_PERSIST.
+  assert.deepEqual([tap.type, tap.tun], ['TUN', { flags: 0x5802, owner: 1000, group: 1001, vnethdr: 12, sndbuf: 2147483647 }]);
+  assert.deepEqual([tun.type, tun.tun?.flags, tun.tun?.owner, tun.tun?.group], ['TUN', 0x0901, -1, -1]);
+  const r = await s.restore(images, target);
+  await s.expectPass(r);
+  const again = await s.start('tundev');
+  const images2 = s.mkdir();
+  await s.dump(again, images2);
+  const r2 = await s.restore(images2, again);
+  const { status, output } = await s.finish(r2, 'SIGUSR2');
+  assert.equal(status?.exited, 1, s.report());
+  assert.match(output, /^FAIL: cryo-tap0's vnet header size is 10, want 12$/m, s.report());
+});
+
+test('a tap device a task holds open (not persistent): the dump refuses it in one line naming the task, the namespace and the link; the task runs on', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'netdev-tunfile');
+  const py = 'import fcntl, struct, os, time\nfd = os.open("/dev/net/tun", os.O_RDWR)\nfcntl.ioctl(fd, 0x400454ca, struct.pack("16sH22x", b"cryo-t1", 0x1002))\nprint("READY", flush=True)\nwhile True: time.sleep(1)\n';
+  const held = await s.startCommand('netdev-tunfile', ['unshare', '-n', python3(), '-c', py]);
+  const images = s.mkdir();
+  const r = await s.cryo(['dump', '-t', String(held.pid), '-D', images, '-v4', '-o', 'dump.log']);
+  assert.equal(r.code, 1, s.report());
+  assert.equal(r.stderr.trim().split('\n').length, 1, s.report());
+  const ns = fs.readlinkSync(`/proc/${held.pid}/ns/net`).replace(/[[\]]/g, '\\$&');
+  assert.match(r.stderr, new RegExp(`^Error: task ${held.pid} \\(\\S+\\): tun link cryo-t1 of its network namespace ${ns} is not persistent: a task holds it open, and cryo does not dump tun files yet$`, 'm'), s.report());
+  assert.ok(!fs.existsSync(path.join(images, 'inventory.img')), 'a refused dump wrote an inventory');
+  assert.ok(runningFree(held.pid), s.report());
+  await s.killTree(held);
 });
