@@ -1,5 +1,6 @@
 // The links of a tree's network namespace, as CRIU keeps them in netdev-N.img
-// (net_device_entry): the loopback, veth pairs, bridges with their ports, and
+// (net_device_entry): the loopback, veth pairs, bridges with their ports,
+// macvlans on a link outside (--external macvlan[IFNAME]:HOSTIF), and
 // persistent tun/tap devices (tun_link_entry; the files of tun devices that
 // tasks hold are not carried yet). A veth keeps its index,
 // name, MTU, MAC address and flags; peer_ifindex is the index of its other
@@ -9,7 +10,7 @@
 // in cryo's own namespace, named by --external veth[IFNAME]:HOSTIF[@BRIDGE].
 // The links are made first, then the caller restores addresses and routes.
 import { closeSync } from 'node:fs';
-import { create, isFieldSet, NetDeviceEntrySchema, NdType, TunLinkEntrySchema, type NetDeviceEntry, type SysctlEntry, type TunLinkEntry } from '../images/index.js';
+import { create, isFieldSet, MacvlanLinkEntrySchema, NetDeviceEntrySchema, NdType, TunLinkEntrySchema, type NetDeviceEntry, type SysctlEntry, type TunLinkEntry } from '../images/index.js';
 import { netlink, tun } from '../sys/index.js';
 import { CryoError, type Logger } from '../context.js';
 import { readConf, writeConf, type SysctlWriter } from './netns-sysctl.js';
@@ -53,8 +54,21 @@ export function dumpLinks(env: LinkDumpEnv): NetDeviceEntry[] {
     // A bridge of the namespace: its ports name it as their master (as CRIU, none of its own settings).
     const address = l.address ? { address: l.address } : {};
     if (l.kind === 'bridge') return create(NetDeviceEntrySchema, { type: NdType.BRIDGE, ...base, ...address, ...self });
+    if (l.kind === 'macvlan') {
+      const d = l.infoData ? netlink.parseAttrs(l.infoData, 0) : new Map<number, Buffer>();
+      const mode = d.get(1); // IFLA_MACVLAN_MODE
+      if (!mode) throw new CryoError(`${env.who}: macvlan ${l.name} of its network namespace ${env.nsLink}: the kernel does not show its mode`);
+      const flags = d.get(2); // IFLA_MACVLAN_FLAGS
+      // As CRIU, the restore makes it on a link of cryo's namespace that --external macvlan[] names: one on a link of its own namespace could not come back so.
+      if (l.linkNetnsid === undefined) throw new CryoError(`${env.who}: macvlan ${l.name} of its network namespace ${env.nsLink} is on a link of that namespace, which cryo does not dump yet (only a macvlan on a link outside the tree)`);
+      env.log.warn(`${env.who}: macvlan ${l.name} of network namespace ${env.nsLink} has its lower link outside the tree: the restore needs --external macvlan[${l.name}]:HOSTIF`);
+      return create(NetDeviceEntrySchema, {
+        type: NdType.MACVLAN, ...base, ...address, peerIfindex: l.link ?? l.index,
+        macvlan: create(MacvlanLinkEntrySchema, { mode: mode.readUInt32LE(0), ...(flags ? { flags: flags.readUInt16LE(0) } : {}) }),
+      });
+    }
     if (l.kind === 'tun') return create(NetDeviceEntrySchema, { type: NdType.TUN, ...base, ...(l.type === ARPHRD_ETHER ? address : {}), ...self, tun: dumpTun(l, env) });
-    throw new CryoError(`${env.who}: its network namespace ${env.nsLink} has link ${l.name} (${l.kind ?? `type ${l.type}`}), which cryo does not dump yet (only the loopback, veth pairs, bridges and persistent tun/tap devices are carried)`);
+    throw new CryoError(`${env.who}: its network namespace ${env.nsLink} has link ${l.name} (${l.kind ?? `type ${l.type}`}), which cryo does not dump yet (only the loopback, veth pairs, bridges, macvlans and persistent tun/tap devices are carried)`);
   });
 }
 
@@ -93,6 +107,12 @@ function dumpTun(l: netlink.Link, env: LinkDumpEnv): TunLinkEntry {
 }
 
 /** --external veth[NAME]:HOSTIF[@BRIDGE] (--veth-pair NAME=HOSTIF as CRIU rewrites it): the host end's name and bridge. */
+/** --external macvlan[NAME]:HOSTIF: the lower link in cryo's namespace. */
+export function macvlanExternal(external: readonly string[], name: string): string | undefined {
+  const key = `macvlan[${name}]:`;
+  return external.find((e) => e.startsWith(key))?.slice(key.length) || undefined;
+}
+
 export function vethExternal(external: readonly string[], name: string): { host: string; bridge?: string } | undefined {
   const key = `veth[${name}]:`;
   const v = external.find((e) => e.startsWith(key))?.slice(key.length);
@@ -113,6 +133,12 @@ export function checkLinks(links: NetDeviceEntry[], nsId: number, file: string, 
       if (!m || m.type !== NdType.BRIDGE) throw new CryoError(`bad image: ${file}: link ${l.name} has master index ${l.master}, which is not a bridge of the namespace`);
     }
     if (l.type === NdType.LOOPBACK || l.type === NdType.BRIDGE) continue;
+    if (l.type === NdType.MACVLAN) {
+      if (!l.macvlan) throw new CryoError(`bad image: ${file}: macvlan ${l.name} has no macvlan entry`);
+      // As CRIU: the lower link is always named on restore (the namespace's own is not looked for).
+      if (!macvlanExternal(external, l.name)) throw new CryoError(`restore failed: ${who}: macvlan ${l.name} of its network namespace (${file}) needs its lower link named: --external macvlan[${l.name}]:HOSTIF`);
+      continue;
+    }
     if (l.type === NdType.TUN) {
       if (!l.tun) throw new CryoError(`bad image: ${file}: tun link ${l.name} has no tun entry`);
       if (!(l.tun.flags & tun.IFF_PERSIST)) throw new CryoError(`cannot restore ${file}: tun link ${l.name} was not persistent: cryo does not restore the files of tun devices yet`);
@@ -156,8 +182,10 @@ function linkAttrs(l: NetDeviceEntry): Buffer[] {
 }
 
 export interface LinkRestoreEnv {
-  /** cryo's own network namespace: where the outside end of a veth goes. */
+  /** cryo's own network namespace: where the outside end of a veth goes, and a macvlan's lower link is. */
   hostNsFd: number;
+  /** The tree's new namespace (the calling thread is in it). */
+  nsFd: number;
   external: readonly string[];
   w: SysctlWriter;
   /** The namespace's default confs: a link's values equal to them are not written (it has them already). */
@@ -184,6 +212,8 @@ export function restoreLinks(links: NetDeviceEntry[], env: LinkRestoreEnv): void
         const info = netlink.attr(netlink.IFLA.LINKINFO, netlink.attr(netlink.IFLA_INFO_KIND, Buffer.from('bridge')));
         netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.NEWLINK, netlink.NLM_F_REQUEST_ACK | netlink.NLM_F_CREATE | NLM_F_EXCL,
           Buffer.concat([ifinfo(l.ifindex, l.flags), ...linkAttrs(l), info]));
+      } else if (l.type === NdType.MACVLAN) {
+        makeMacvlan(l, env);
       } else if (l.type === NdType.TUN) {
         const t = l.tun!;
         const fd = tun.openTun();
@@ -212,8 +242,8 @@ export function restoreLinks(links: NetDeviceEntry[], env: LinkRestoreEnv): void
         env.log.info(`made veth ${l.name} (index ${l.ifindex}), its peer ${ext ? `${ext.host} in cryo's network namespace` : `index ${l.peerIfindex}`}`);
       }
     } catch (e) {
-      const ext = l.type === NdType.VETH ? vethExternal(env.external, l.name) : undefined;
-      throw new CryoError(`${env.what}: cannot make link ${l.name} (${NdType[l.type] ?? l.type}${ext ? `, peer ${ext.host}` : ''}) as it was (index ${l.ifindex}, flags 0x${l.flags.toString(16)}, mtu ${l.mtu}): ${(e as Error).message}`);
+      const ext = l.type === NdType.VETH ? vethExternal(env.external, l.name)?.host : l.type === NdType.MACVLAN ? macvlanExternal(env.external, l.name) : undefined;
+      throw new CryoError(`${env.what}: cannot make link ${l.name} (${NdType[l.type] ?? l.type}${ext ? `, ${l.type === NdType.VETH ? 'peer' : 'lower link'} ${ext}` : ''}) as it was (index ${l.ifindex}, flags 0x${l.flags.toString(16)}, mtu ${l.mtu}): ${(e as Error).message}`);
     }
     // lo is made with the namespace, before default is set: all of its values are written (CRIU).
     const lo = l.type === NdType.LOOPBACK;
@@ -230,6 +260,32 @@ export function restoreLinks(links: NetDeviceEntry[], env: LinkRestoreEnv): void
       throw new CryoError(`${env.what}: cannot put link ${l.name} into bridge index ${l.master}: ${(e as Error).message}`);
     }
   }
+}
+
+/**
+ * A macvlan made on its lower link in cryo's namespace (as CRIU): the request
+ * goes there, with IFLA_LINK the lower link's index and IFLA_NET_NS_FD the
+ * tree's namespace, where it is made with its index, name, MTU, MAC and flags.
+ */
+function makeMacvlan(l: NetDeviceEntry, env: LinkRestoreEnv): void {
+  const lower = macvlanExternal(env.external, l.name)!;
+  const m = l.macvlan!;
+  const data = [netlink.attr(1 /* IFLA_MACVLAN_MODE */, u32(m.mode))];
+  if (isFieldSet(m, MacvlanLinkEntrySchema.field.flags)) {
+    const f = Buffer.alloc(2);
+    f.writeUInt16LE(m.flags, 0);
+    data.push(netlink.attr(2 /* IFLA_MACVLAN_FLAGS */, f));
+  }
+  const info = netlink.attr(netlink.IFLA.LINKINFO, Buffer.concat([
+    netlink.attr(netlink.IFLA_INFO_KIND, Buffer.from('macvlan')), netlink.attr(IFLA_INFO_DATA, Buffer.concat(data)),
+  ]));
+  netlink.inNetns(env.hostNsFd, () => {
+    const link = netlink.listLinks().find((k) => k.name === lower);
+    if (!link) throw new CryoError(`there is no link ${lower} in cryo's network namespace`);
+    netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.NEWLINK, netlink.NLM_F_REQUEST_ACK | netlink.NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([
+      ifinfo(l.ifindex, l.flags), ...linkAttrs(l), netlink.attr(netlink.IFLA.LINK, u32(link.index)), netlink.attr(IFLA_NET_NS_FD, u32(env.nsFd)), info,
+    ]));
+  });
 }
 
 /** The host end of an external veth into its bridge (as CRIU's move_veth_to_bridge), in the calling thread's namespace. */

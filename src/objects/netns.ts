@@ -282,7 +282,7 @@ export function restoreNetNs(nsFd: number, img: NetnsImages, env: NetnsRestoreEn
   // The namespace cryo runs in, where the outside end of a veth goes (as CRIU's).
   const hostNsFd = openSync('/proc/thread-self/ns/net', 'r');
   try {
-    netlink.inNetns(nsFd, () => restoreIn(img, env, w, what, hostNsFd));
+    netlink.inNetns(nsFd, () => restoreIn(img, env, w, what, hostNsFd, nsFd));
   } finally {
     closeSync(hostNsFd);
   }
@@ -290,7 +290,7 @@ export function restoreNetNs(nsFd: number, img: NetnsImages, env: NetnsRestoreEn
 }
 
 /** The contents of the namespace, from inside it (the calling thread is in it). */
-function restoreIn(img: NetnsImages, env: NetnsRestoreEnv, w: SysctlWriter, what: string, hostNsFd: number): void {
+function restoreIn(img: NetnsImages, env: NetnsRestoreEnv, w: SysctlWriter, what: string, hostNsFd: number, nsFd: number): void {
   const id = img.id;
   const n = img.netns;
   if (n) {
@@ -304,7 +304,7 @@ function restoreIn(img: NetnsImages, env: NetnsRestoreEnv, w: SysctlWriter, what
     writeIpv4Sysctls(n.ipv4Sysctl, w);
   }
   restoreLinks(img.links, {
-    hostNsFd, external: env.external, w, defConf4: n?.defConf4 ?? [], defConf6: n?.defConf6 ?? [], ipv6: ipv6(), log: env.log, what,
+    hostNsFd, nsFd, external: env.external, w, defConf4: n?.defConf4 ?? [], defConf6: n?.defConf6 ?? [], ipv6: ipv6(), log: env.log, what,
   });
   const feed = (kind: RawImage, argv: string[], shell = false): void => {
     const data = img.raw.get(kind);

@@ -1,7 +1,8 @@
 // Links of a tree's network namespace beyond lo (veth.c): a veth pair joining
 // it to the "host" (an outer namespace the test makes, where cryo runs: nothing
 // touches the machine's own network), a pair with both ends inside, one of
-// them a port of a bridge of the namespace. The
+// them a port of a bridge of the namespace, and a macvlan on a bridge of the
+// host (--external macvlan[IFNAME]:HOSTIF). The
 // dump writes them as CRIU does (netdev-N.img, checked with upstream crit);
 // the restore makes each pair again with its indexes, MTU, MAC and flags, the
 // outside end in cryo's namespace under the name --external veth[IFNAME]:HOSTIF
@@ -39,7 +40,7 @@ const CLIENT = 'import socket, time\nfor i in range(100):\n  try:\n    c = socke
   + 'c.settimeout(None)\nf = c.makefile("rb")\nprint("READY", flush=True)\nn = 0\nwhile True:\n  n += 1; c.sendall(b"ping %d\\n" % n); l = f.readline()\n'
   + '  if l != b"ping %d\\n" % n: print("BAD", l, flush=True); break\n  print("GOT", n, flush=True); time.sleep(0.2)\n';
 
-test('a veth pair to the host, one inside and a bridge: dumped as CRIU does, refused on restore without --external veth[eth0]:HOST, made again with it; a client outside goes on through the pair (--tcp-established) and a new one is served', { timeout: 120_000 }, async (t) => {
+test('a veth pair to the host, one inside, a bridge and a macvlan: dumped as CRIU does, refused on restore without --external veth[eth0]:HOST, made again with it; a client outside goes on through the pair (--tcp-established) and a new one is served', { timeout: 120_000 }, async (t) => {
   const s = Session.for(t, 'netdev-veth');
   const outer = await outerNs(s);
   const target = await s.startCommand('veth', [...outer.enter, compileProgram('veth'), s.dir]);
@@ -59,8 +60,11 @@ test('a veth pair to the host, one inside and a bridge: dumped as CRIU does, ref
   const nsId = Number(/\d+/.exec(netdev)![0]);
   const links = upstreamCrit(path.join(images, netdev)) as Array<{ type: string; ifindex: number; name: string; mtu: number; flags: number; address?: string; peer_ifindex?: number; peer_nsid?: number }>;
   const by = (n: string) => links.find((l) => l.name === n)!;
-  assert.deepEqual(links.map((l) => [l.type, l.name]).sort(), [['BRIDGE', 'cryo-br'], ['LOOPBACK', 'lo'], ['VETH', 'cryo-a'], ['VETH', 'cryo-b'], ['VETH', 'eth0']]);
   const mac = (l: { address?: string }) => [...Buffer.from(l.address ?? '', 'base64')].map((b) => b.toString(16).padStart(2, '0')).join(':');
+  assert.deepEqual(links.map((l) => [l.type, l.name]).sort(), [['BRIDGE', 'cryo-br'], ['LOOPBACK', 'lo'], ['MACVLAN', 'cryo-mv0'], ['VETH', 'cryo-a'], ['VETH', 'cryo-b'], ['VETH', 'eth0']]);
+  // MACVLAN_MODE_BRIDGE; its lower link is outside: no peer_nsid.
+  const mv = by('cryo-mv0') as { macvlan?: { mode: number }; peer_nsid?: number; mtu: number };
+  assert.deepEqual([mv.macvlan?.mode, mv.mtu, mac(mv), 'peer_nsid' in mv], [4, 1400, '02:c7:00:00:00:4d', false]);
   assert.deepEqual([by('eth0').mtu, mac(by('eth0')), by('eth0').flags & 1, 'peer_nsid' in by('eth0')], [1400, '02:c7:00:00:00:02', 1, false]);
   assert.deepEqual([by('cryo-b').mtu, mac(by('cryo-b')), by('cryo-b').flags & 1], [1300, '02:c7:00:00:00:0b', 0]);
   assert.deepEqual([by('cryo-br').flags & 1, mac(by('cryo-br')), (by('cryo-b') as { master?: number }).master], [1, '02:c7:00:00:00:99', by('cryo-br').ifindex]);
@@ -77,7 +81,10 @@ test('a veth pair to the host, one inside and a bridge: dumped as CRIU does, ref
   assert.ok(!fs.existsSync(`/proc/${target.pid}`), 'a refused restore left a task');
   assert.doesNotMatch(outer.run(['ip', 'link']).stdout, /cryo-h0/);
 
-  s.ok(await restore(['--external', 'veth[eth0]:cryo-h0']));
+  const bad2 = await restore(['--external', 'veth[eth0]:cryo-h0']);
+  assert.equal(bad2.stderr.trim(), `Error: restore failed: task ${target.pid}: macvlan cryo-mv0 of its network namespace (netdev-${nsId}.img) needs its lower link named: --external macvlan[cryo-mv0]:HOSTIF`, s.report());
+  assert.doesNotMatch(outer.run(['ip', 'link']).stdout, /cryo-h0/);
+  s.ok(await restore(['--external', 'veth[eth0]:cryo-h0', '--external', 'macvlan[cryo-mv0]:cryo-hbr']));
   const restored = s.adopt(Number(fs.readFileSync(pidfile, 'utf8')), target);
   assert.equal(restored.pid, target.pid);
   // As CRIU: the host's end is made down, without addresses; the host sets it up again (as LXC or CNI would).
@@ -105,7 +112,7 @@ test('--veth-pair eth0=cryo-h0@cryo-br0 (the old form, with a bridge): the host 
   await s.gone(target, tree, images);
   for (const p of imagePids(images)) await s.check(reapUntilGone(p, 10_000));
   const pidfile = path.join(s.dir, 'restored.pid');
-  s.ok(await s.cryo(['restore', '-d', '-D', images, '-v4', '-o', 'restore.log', '--pidfile', pidfile, '--veth-pair', 'eth0=cryo-h0@cryo-br0'], { command: [...outer.enter, CRYO] }));
+  s.ok(await s.cryo(['restore', '-d', '-D', images, '-v4', '-o', 'restore.log', '--pidfile', pidfile, '--veth-pair', 'eth0=cryo-h0@cryo-br0', '--external', 'macvlan[cryo-mv0]:cryo-hbr'], { command: [...outer.enter, CRYO] }));
   const restored = s.adopt(Number(fs.readFileSync(pidfile, 'utf8')), target);
   assert.match(outer.run(['ip', 'link', 'show', 'cryo-h0']).stdout, /cryo-h0@if\d+: .* master cryo-br0 /, s.report());
   const { status, output } = await s.finish(restored, 'SIGUSR2');

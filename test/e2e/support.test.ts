@@ -76,8 +76,8 @@ const OPTIONS: Record<string, OptionClass> = {
   'irmap-scan-path': { test: 'e2e/irmap.test.ts' },
   'lsm-profile': { test: 'e2e/lxc.test.ts' }, // only for an LSM the kernel lacks, for tasks that had none
   'timeout': { test: 'e2e/vfork.test.ts' },
-  // tty[], unix[], net[], mnt[] and veth[] are carried out (inherit-fd.test.ts, unix.test.ts, netns.test.ts, mntns.test.ts, netdev.test.ts); the other kinds are refused.
-  'external': { refused: ['--external', 'macvlan[eth0]:b'], named: '--external macvlan[eth0]:b' },
+  // tty[], unix[], net[], mnt[], veth[] and macvlan[] are carried out (inherit-fd.test.ts, unix.test.ts, netns.test.ts, mntns.test.ts, netdev.test.ts); the other kinds are refused.
+  'external': { refused: ['--external', 'netdev[eth0]:b'], named: '--external netdev[eth0]:b' },
   'empty-ns': { test: 'e2e/netns.test.ts' },
   'lazy-pages': { refused: ['--lazy-pages'] },
   'extra': { test: 'e2e/check.test.ts' },

@@ -5,6 +5,9 @@
  *
  * Started in the host namespace; argv[1] is the directory. The state:
  *   - in the host namespace: cryo-h0, 10.77.0.1/24, up (the host's end);
+ *     bridge cryo-hbr (10.44.0.1/24, up), the lower link of macvlan cryo-mv0
+ *     (mode bridge), which is inside: MTU 1400, MAC 02:c7:00:00:00:4d, up,
+ *     10.44.0.2/24;
  *   - inside: eth0 (the pair's other end), MTU 1400, MAC 02:c7:00:00:00:02,
  *     up, 10.77.0.2/24 and fd00:77::2/64; a route 198.51.100.0/24 via
  *     10.77.0.1 metric 7; net.ipv4.conf.eth0.rp_filter=2 and
@@ -153,7 +156,7 @@ static void serve(int lst)
 
 int main(int argc, char **argv)
 {
-	int host, inner, lst, one = 1, eth0, a, b;
+	int host, inner, lst, one = 1, eth0, a, b, mv;
 	struct sockaddr_in la = { .sin_family = AF_INET, .sin_port = htons(7080) };
 	char cmd[256], want[128];
 
@@ -169,6 +172,9 @@ int main(int argc, char **argv)
 	snprintf(cmd, sizeof(cmd), "ip link add cryo-h0 type veth peer name eth0 netns /proc/%d/fd/%d", getpid(), inner);
 	sh(cmd);
 	sh("ip addr add 10.77.0.1/24 dev cryo-h0 && ip link set cryo-h0 up");
+	sh("ip link add cryo-hbr type bridge && ip addr add 10.44.0.1/24 dev cryo-hbr && ip link set cryo-hbr up");
+	snprintf(cmd, sizeof(cmd), "ip link add cryo-mv0 link cryo-hbr type macvlan mode bridge && ip link set cryo-mv0 netns /proc/%d/fd/%d", getpid(), inner);
+	sh(cmd);
 	setns_or_die(inner);
 	close(host);
 	close(inner);
@@ -178,6 +184,7 @@ int main(int argc, char **argv)
 	sh("ip addr add 10.77.0.2/24 dev eth0");
 	sh("ip -6 addr add fd00:77::2/64 dev eth0 nodad");
 	sh("ip route add 198.51.100.0/24 via 10.77.0.1 dev eth0 metric 7");
+	sh("ip link set cryo-mv0 address 02:c7:00:00:00:4d mtu 1400 up && ip addr add 10.44.0.2/24 dev cryo-mv0");
 	sh("ip link add cryo-a type veth peer name cryo-b");
 	sh("ip link set cryo-b mtu 1300 address 02:c7:00:00:00:0b");
 	sh("ip link set cryo-a up && ip addr add 10.88.0.1/24 dev cryo-a");
@@ -189,6 +196,7 @@ int main(int argc, char **argv)
 	/* Reads EIO until set: a restore must still write it. */
 	put("/proc/sys/net/ipv6/conf/default/stable_secret", "fd00::c7:1");
 	eth0 = if_nametoindex("eth0");
+	mv = if_nametoindex("cryo-mv0");
 	a = if_nametoindex("cryo-a");
 	b = if_nametoindex("cryo-b");
 	sh("ip link set cryo-a address 02:c7:00:00:00:0a");
@@ -209,6 +217,12 @@ int main(int argc, char **argv)
 		failf("link indexes eth0 %u cryo-a %u cryo-b %u, want %d %d %d", if_nametoindex("eth0"),
 		      if_nametoindex("cryo-a"), if_nametoindex("cryo-b"), eth0, a, b);
 	expect_link("eth0", 1400, "02:c7:00:00:00:02", 1);
+	if (if_nametoindex("cryo-mv0") != (unsigned)mv)
+		failf("cryo-mv0's index is %u, want %d", if_nametoindex("cryo-mv0"), mv);
+	expect_link("cryo-mv0", 1400, "02:c7:00:00:00:4d", 1);
+	expect_cmd("ip -d link show cryo-mv0", "macvlan mode bridge");
+	expect_cmd("ip -d link show cryo-mv0", "link-netnsid");
+	expect_cmd("ip addr show cryo-mv0", "inet 10.44.0.2/24");
 	expect_link("cryo-b", 1300, "02:c7:00:00:00:0b", 0);
 	expect_file("/proc/sys/net/ipv4/conf/eth0/rp_filter", "2");
 	expect_file("/proc/sys/net/ipv6/conf/default/stable_secret", "fd00:0000:0000:0000:0000:0000:00c7:0001");
