@@ -107,6 +107,12 @@ function dumpTun(l: netlink.Link, env: LinkDumpEnv): TunLinkEntry {
 }
 
 /** --external veth[NAME]:HOSTIF[@BRIDGE] (--veth-pair NAME=HOSTIF as CRIU rewrites it): the host end's name and bridge. */
+/** --external netdev[NAME]:HOSTDEV: a link made beforehand in cryo's namespace, to be moved in (CRIU's move_veth). */
+export function netdevExternal(external: readonly string[], name: string): string | undefined {
+  const key = `netdev[${name}]:`;
+  return external.find((e) => e.startsWith(key))?.slice(key.length) || undefined;
+}
+
 /** --external macvlan[NAME]:HOSTIF: the lower link in cryo's namespace. */
 export function macvlanExternal(external: readonly string[], name: string): string | undefined {
   const key = `macvlan[${name}]:`;
@@ -145,6 +151,7 @@ export function checkLinks(links: NetDeviceEntry[], nsId: number, file: string, 
       continue;
     }
     if (l.type !== NdType.VETH) throw new CryoError(`bad image: ${file}: link ${l.name} is of type ${NdType[l.type] ?? l.type}, which cryo does not restore yet`);
+    if (netdevExternal(external, l.name)) continue;
     if (vethExternal(external, l.name)) {
       if (!vethExternal(external, l.name)!.host) throw new CryoError(`--external veth[${l.name}]: names no host interface`);
       continue;
@@ -223,6 +230,8 @@ export function restoreLinks(links: NetDeviceEntry[], env: LinkRestoreEnv): void
           closeSync(fd);
         }
         netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.SETLINK, netlink.NLM_F_REQUEST_ACK, Buffer.concat([ifinfo(l.ifindex, l.flags), ...linkAttrs(l)]));
+      } else if (l.type === NdType.VETH && netdevExternal(env.external, l.name)) {
+        moveIn(l, netdevExternal(env.external, l.name)!, env);
       } else if (made.has(l.ifindex)) {
         netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.SETLINK, netlink.NLM_F_REQUEST_ACK, Buffer.concat([ifinfo(l.ifindex, l.flags), ...linkAttrs(l)]));
       } else {
@@ -242,7 +251,7 @@ export function restoreLinks(links: NetDeviceEntry[], env: LinkRestoreEnv): void
         env.log.info(`made veth ${l.name} (index ${l.ifindex}), its peer ${ext ? `${ext.host} in cryo's network namespace` : `index ${l.peerIfindex}`}`);
       }
     } catch (e) {
-      const ext = l.type === NdType.VETH ? vethExternal(env.external, l.name)?.host : l.type === NdType.MACVLAN ? macvlanExternal(env.external, l.name) : undefined;
+      const ext = l.type === NdType.VETH ? netdevExternal(env.external, l.name) ?? vethExternal(env.external, l.name)?.host : l.type === NdType.MACVLAN ? macvlanExternal(env.external, l.name) : undefined;
       throw new CryoError(`${env.what}: cannot make link ${l.name} (${NdType[l.type] ?? l.type}${ext ? `, ${l.type === NdType.VETH ? 'peer' : 'lower link'} ${ext}` : ''}) as it was (index ${l.ifindex}, flags 0x${l.flags.toString(16)}, mtu ${l.mtu}): ${(e as Error).message}`);
     }
     // lo is made with the namespace, before default is set: all of its values are written (CRIU).
@@ -260,6 +269,23 @@ export function restoreLinks(links: NetDeviceEntry[], env: LinkRestoreEnv): void
       throw new CryoError(`${env.what}: cannot put link ${l.name} into bridge index ${l.master}: ${(e as Error).message}`);
     }
   }
+}
+
+/**
+ * A veth made beforehand in cryo's namespace (--external netdev[NAME]:HOSTDEV,
+ * its other end left there) moved into the tree's, as CRIU's move_veth: with
+ * the name, MTU, MAC and flags it had, and its index (IFLA_NEW_IFINDEX).
+ */
+function moveIn(l: NetDeviceEntry, host: string, env: LinkRestoreEnv): void {
+  netlink.inNetns(env.hostNsFd, () => {
+    const link = netlink.listLinks().find((k) => k.name === host);
+    if (!link) throw new CryoError(`there is no link ${host} in cryo's network namespace`);
+    const ifi = ifinfo(link.index, l.flags);
+    ifi.writeUInt8(0, 0); // AF_UNSPEC
+    netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.NEWLINK, netlink.NLM_F_REQUEST_ACK, Buffer.concat([
+      ifi, ...linkAttrs(l), netlink.attr(netlink.IFLA_NEW_IFINDEX_ATTR, u32(l.ifindex)), netlink.attr(IFLA_NET_NS_FD, u32(env.nsFd)),
+    ]));
+  });
 }
 
 /**

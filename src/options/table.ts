@@ -145,7 +145,7 @@ const TLS_ONLY = 'used with --tls only, which is not supported yet';
 /** Refused whenever given (and in effect), for every action but check. */
 const REFUSED: Unsupported = {};
 /** The --external kinds cryo acts on (on dump; restore takes them back with --inherit-fd). */
-const EXTERNAL_KINDS = ['tty', 'unix', 'net', 'mnt', 'veth', 'macvlan'];
+const EXTERNAL_KINDS = ['tty', 'unix', 'net', 'mnt', 'veth', 'macvlan', 'netdev'];
 
 const fail = (error: string): ApplyResult => ({ error });
 const usageFail = (error: string): ApplyResult => ({ error, usage: true });
@@ -424,7 +424,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
       return undefined;
     },
   },
-  list('external', 'external', 'RES', 'treat RES as external: tty[..], file[..], dev[..], unix[..], mnt[..], veth[..], macvlan[..], netdev[..] (only tty, unix, net, mnt, veth and macvlan are supported yet)', {
+  list('external', 'external', 'RES', 'treat RES as external: tty[..], file[..], dev[..], unix[..], mnt[..], veth[..], macvlan[..], netdev[..] (only tty, unix, net, mnt, veth, macvlan and netdev are supported yet)', {
     rpc: 'external', prop: 'external',
     unsupported: {
       partial: true,

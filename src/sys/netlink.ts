@@ -187,6 +187,28 @@ export function listLinks(): Link[] {
   });
 }
 
+const IFLA_NEW_IFINDEX = 49;
+
+/**
+ * Can a link moved into another namespace be given its index there
+ * (IFLA_NEW_IFINDEX)? As CRIU's probe: a negative one for a link that is not
+ * there gives ERANGE where it is understood, ENODEV where it is not.
+ */
+export function hasNewIfindex(): boolean {
+  const ifi = Buffer.alloc(16);
+  const v = Buffer.alloc(4);
+  v.writeInt32LE(-1, 0);
+  try {
+    netlinkTalk(NETLINK_ROUTE, RTM.SETLINK, NLM_F.REQUEST | NLM_F.ACK | NLM_F_CREATE, Buffer.concat([ifi, attr(IFLA_NEW_IFINDEX, v), attr(IFLA.IFNAME, Buffer.from('cryo-kdat'))]));
+  } catch (e) {
+    return (e as { errno?: number }).errno === 34; // ERANGE
+  }
+  return false;
+}
+
+/** IFLA_NEW_IFINDEX, for a link moved into another namespace. */
+export const IFLA_NEW_IFINDEX_ATTR = IFLA_NEW_IFINDEX;
+
 /** RTM_SETLINK by name, as CRIU restores a loopback: its flags and MTU. */
 export function setLink(name: string, flags: number, mtu: number): void {
   const ifi = Buffer.alloc(16);

@@ -158,3 +158,32 @@ test('a tap device a task holds open (not persistent): the dump refuses it in on
   assert.ok(runningFree(held.pid), s.report());
   await s.killTree(held);
 });
+
+test('--external netdev[cryo-c0]:cryo-c1 (check --feature newifindex): a veth made beforehand on the host is moved in with the name, index, MTU, MAC and addresses the dumped one had', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'netdev-move');
+  const feature = spawnSync(CRYO, ['check', '--no-default-config', '--feature', 'newifindex'], { encoding: 'utf8' });
+  assert.deepEqual([feature.status, feature.stdout], [0, 'newifindex is supported\n'], feature.stderr);
+  const outer = await outerNs(s);
+  const tree = await s.startCommand('netdev-move', [...outer.enter, 'unshare', '-n', '/bin/sh', '-c', 'ip link set lo up && echo READY; while :; do sleep 0.1; done']);
+  const inside = (argv: string[]) => spawnSync('nsenter', ['-t', String(tree.pid), '-n', ...argv], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(outer.run(['sh', '-c', `ip link add cryo-c0 type veth peer name cryo-p0 && ip link set cryo-c0 netns ${tree.pid}`]).status, 0);
+  assert.equal(inside(['sh', '-c', 'ip link set cryo-c0 mtu 1300 address 02:c7:00:00:00:c0 up && ip addr add 10.33.0.2/24 dev cryo-c0']).status, 0);
+  const before = inside(['ip', '-o', 'link', 'show', 'cryo-c0']).stdout.replace(/state \S+|<[^>]*>/g, '');
+  const images = s.mkdir();
+  const pids = processTree(tree.pid);
+  s.ok(await s.cryo(['dump', '-t', String(tree.pid), '-D', images, '-v4', '-o', 'dump.log'], { command: [...outer.enter, CRYO] }));
+  await s.gone(tree, pids, images);
+  await s.check(waitFor('cryo-p0 to go with the dumped namespace', () => !/cryo-p0/.test(outer.run(['ip', 'link']).stdout), 10_000));
+  assert.equal(outer.run(['ip', 'link', 'add', 'cryo-c1', 'type', 'veth', 'peer', 'name', 'cryo-p1']).status, 0);
+  const pidfile = path.join(s.dir, 'restored.pid');
+  s.ok(await s.cryo(['restore', '-d', '-D', images, '-v4', '-o', 'restore.log', '--pidfile', pidfile, '--external', 'netdev[cryo-c0]:cryo-c1'], { command: [...outer.enter, CRYO] }));
+  const restored = s.adopt(Number(fs.readFileSync(pidfile, 'utf8')), tree);
+  // Its index, name, MTU and MAC as they were (the peer's index and the link state aside).
+  assert.equal(inside(['ip', '-o', 'link', 'show', 'cryo-c0']).stdout.replace(/state \S+|<[^>]*>|@if\d+/g, ''), before.replace(/@if\d+/g, ''), s.report());
+  assert.match(inside(['ip', 'addr', 'show', 'cryo-c0']).stdout, /inet 10\.33\.0\.2\/24/, s.report());
+  const host = outer.run(['ip', 'link']).stdout;
+  assert.doesNotMatch(host, /cryo-c1/);
+  assert.match(host, /cryo-p1@if\d+:.*\n.*link-netnsid/);
+  await s.killTree(restored);
+  await s.killTree(outer.holder);
+});

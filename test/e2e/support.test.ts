@@ -76,8 +76,8 @@ const OPTIONS: Record<string, OptionClass> = {
   'irmap-scan-path': { test: 'e2e/irmap.test.ts' },
   'lsm-profile': { test: 'e2e/lxc.test.ts' }, // only for an LSM the kernel lacks, for tasks that had none
   'timeout': { test: 'e2e/vfork.test.ts' },
-  // tty[], unix[], net[], mnt[], veth[] and macvlan[] are carried out (inherit-fd.test.ts, unix.test.ts, netns.test.ts, mntns.test.ts, netdev.test.ts); the other kinds are refused.
-  'external': { refused: ['--external', 'netdev[eth0]:b'], named: '--external netdev[eth0]:b' },
+  // tty[], unix[], net[], mnt[], veth[], macvlan[] and netdev[] are carried out (inherit-fd.test.ts, unix.test.ts, netns.test.ts, mntns.test.ts, netdev.test.ts); the other kinds are refused.
+  'external': { refused: ['--external', 'dev[sdb]:b'], named: '--external dev[sdb]:b' },
   'empty-ns': { test: 'e2e/netns.test.ts' },
   'lazy-pages': { refused: ['--lazy-pages'] },
   'extra': { test: 'e2e/check.test.ts' },
@@ -195,7 +195,7 @@ const FEATURES: Record<string, FeatureClass> = {
   'timens': { test: 'e2e/timens.test.ts' },
   'external_net_ns': { test: 'e2e/netns.test.ts' },
   'clone3_set_tid': { test: 'e2e/tree.test.ts' },
-  'newifindex': NO,
+  'newifindex': { test: 'e2e/netdev.test.ts' },
   'nftables': { test: 'e2e/netns.test.ts' },
   'has_ipt_legacy': { test: 'e2e/netns.test.ts' },
   'pidfd_store': NO,
