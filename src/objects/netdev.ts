@@ -151,6 +151,10 @@ export function checkLinks(links: NetDeviceEntry[], nsId: number, file: string, 
       continue;
     }
     if (l.type !== NdType.VETH) throw new CryoError(`bad image: ${file}: link ${l.name} is of type ${NdType[l.type] ?? l.type}, which cryo does not restore yet`);
+    const named = netdevExternal(external, l.name) !== undefined || vethExternal(external, l.name) !== undefined;
+    if (named && isFieldSet(l, NetDeviceEntrySchema.field.peerNsid)) {
+      throw new CryoError(`--external names veth ${l.name} of ${file}, whose peer is in the tree's namespace too (index ${l.peerIfindex}): it is made with its peer, not outside`);
+    }
     if (netdevExternal(external, l.name)) continue;
     if (vethExternal(external, l.name)) {
       if (!vethExternal(external, l.name)!.host) throw new CryoError(`--external veth[${l.name}]: names no host interface`);
