@@ -213,7 +213,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     if (nsFlags & CLONE.NEWNS) mntImg = loadMntNs(dir, rootIds.mntNsId, { root: opts.root, external: opts.external, autoExtMnt: opts.autoExtMnt });
     else if (opts.root !== undefined) throw new CryoError('--root is given but the images hold no mount namespace of the tree: not supported yet');
     if (nsFlags & CLONE.NEWIPC) ipcImg = loadIpcNs(dir, rootIds.ipcNsId, (shmid) => readPagemap(dir, 'shmemPagemap', shmid));
-    if (nsFlags & CLONE.NEWNET) netImg = loadNetNs(dir, rootIds.netNsId, (opts.emptyNs & CLONE.NEWNET) !== 0);
+    if (nsFlags & CLONE.NEWNET) netImg = loadNetNs(dir, rootIds.netNsId, (opts.emptyNs & CLONE.NEWNET) !== 0, opts.external, `task ${loaded.tasks[0]!.pstree.pid}`);
     checkSysvAttachments(loaded.tasks, ipcImg);
     checkFdTables(loaded);
     cg = CgroupRestore.load(dir, opts, log);
@@ -388,7 +388,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       making = 'net';
       if (netImg) {
         netns = new TreeNetns(`/proc/${root0.rem.pid}/ns/net`);
-        restoreNetNs(netns.fd, netImg, { dir, log, weakSysctls: opts.weakSysctls });
+        restoreNetNs(netns.fd, netImg, { dir, log, weakSysctls: opts.weakSysctls, external: opts.external });
       } else if (joinFlags & CLONE.NEWNET) {
         netns = new TreeNetns(`/proc/${root0.rem.pid}/ns/net`); // its sockets are made there
       }

@@ -574,7 +574,10 @@ export const FEATURES: readonly Feature[] = [
   notDone('link_nsid', 'extra', 'link NSIDs', NOT_NET),
   // As CRIU's: not a kernel check, it says --external net[INO]:KEY is understood.
   { name: 'external_net_ns', kind: 'extra', level: 'warn', description: 'external network namespaces (--external net[INO]:KEY)', missing: 'never: it needs nothing of the kernel', probe: () => true },
-  notDone('newifindex', 'extra', 'IFLA_NEW_IFINDEX', NOT_NET),
+  {
+    name: 'newifindex', kind: 'extra', level: 'warn', description: 'a link moved into a namespace keeps its index (IFLA_NEW_IFINDEX; --external netdev[IFNAME]:HOSTDEV)',
+    missing: 'links moved into the restored namespace (--external netdev[]) cannot keep their index', probe: () => netlink.hasNewIfindex(),
+  },
   {
     name: 'nftables', kind: 'extra', level: 'warn', description: 'nftables rules of a network namespace (nftables-N.img, by nft)',
     missing: 'nft is not installed: nftables rules will not be preserved', probe: () => onPath('nft'),

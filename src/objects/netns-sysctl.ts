@@ -3,7 +3,7 @@
 // SysctlEntry per name, with a value where the kernel has it), net.unix.* and
 // net.ipv4.ping_group_range. Read and written by cryo's thread while it is in
 // the namespace: /proc/sys/net shows the namespace of the thread that opens it.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { create, isFieldSet, SysctlEntrySchema, SysctlType, type SysctlEntry } from '../images/index.js';
 import { CryoError } from '../context.js';
 
@@ -71,11 +71,12 @@ export interface SysctlWriter {
 
 function write(path: string, value: string, w: SysctlWriter): void {
   const now = read(path);
-  if (now === undefined) {
+  // stable_secret reads EIO until it is set: it is there all the same.
+  if (now === undefined && !existsSync(`/proc/sys/${path}`)) {
     if (w.weak) return;
     throw new CryoError(`cannot restore ${path.replace(/\//g, '.')} in ${w.where}: this kernel does not have it (--weak-sysctls skips it)`);
   }
-  if (now.trim().split(/\s+/).join(' ') === value.trim().split(/\s+/).join(' ')) return;
+  if (now !== undefined && now.trim().split(/\s+/).join(' ') === value.trim().split(/\s+/).join(' ')) return;
   try {
     writeFileSync(`/proc/sys/${path}`, value);
   } catch (e) {

@@ -6,10 +6,11 @@
 // (`nft list ruleset`), netns-ct-N/netns-exp-N (conntrack, raw nfnetlink).
 // cryo's main thread enters the namespace (setns) and runs the tools from
 // there, so they see it; on restore the same inside the root's new namespace.
-// Only the loopback is carried: any other link fails the dump.
+// Its links (lo and veth pairs) are netdev.ts's; any other link fails the dump.
 import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { create, NetDeviceEntrySchema, NetnsEntrySchema, NdType, type ImageDir, type NetDeviceEntry, type NetnsEntry } from '../images/index.js';
+import { create, NetnsEntrySchema, type ImageDir, type NetDeviceEntry, type NetnsEntry } from '../images/index.js';
+import { checkLinks, dumpLinks, restoreLinks } from './netdev.js';
 import { netlink } from '../sys/index.js';
 import { CryoError, type Logger } from '../context.js';
 import { readConf, readIpv4Sysctls, readUnixConf, writeConf, writeIpv4Sysctls, writeUnixConf, type SysctlWriter } from './netns-sysctl.js';
@@ -101,16 +102,6 @@ export interface NetnsDumpEnv {
   extKey?: string;
 }
 
-function linkEntry(l: netlink.Link): NetDeviceEntry {
-  return create(NetDeviceEntrySchema, {
-    type: NdType.LOOPBACK, ifindex: l.index, mtu: l.mtu, flags: l.flags, name: l.name,
-    conf4: readConf('ipv4', l.name), conf6: readConf('ipv6', l.name),
-    // As CRIU with nsid support: a link without a peer names itself, in this namespace.
-    peerIfindex: l.index,
-    ...(l.master !== undefined ? { master: l.master } : {}),
-  });
-}
-
 /** Conntrack entries or expectations of the namespace, as the raw nfnetlink messages CRIU writes. */
 function conntrack(exp: boolean): Buffer[] {
   const g = Buffer.alloc(4); // struct nfgenmsg, AF_UNSPEC
@@ -132,13 +123,7 @@ export function dumpNetNs(nsFd: number, nsId: number, nsLink: string, env: Netns
   }
   if (env.empty) return;
   netlink.inNetns(nsFd, () => {
-    const links = netlink.listLinks();
-    for (const l of links) {
-      if (l.type !== netlink.ARPHRD_LOOPBACK) {
-        throw new CryoError(`${env.who}: its network namespace ${nsLink} has link ${l.name} (${l.kind ?? `type ${l.type}`}), which cryo does not dump yet (only the loopback is carried)`);
-      }
-    }
-    dir.write('netdev', links.map(linkEntry), nsId);
+    dir.write('netdev', dumpLinks({ who: env.who, nsLink, nsId, log: env.log }), nsId);
     const raw = (kind: RawImage, fn: (fd: number) => void): void => {
       const fd = dir.openRaw(kind, nsId, 'w');
       try {
@@ -186,8 +171,11 @@ export interface NetnsImages {
   raw: Map<RawImage, Buffer>;
 }
 
-/** Read and check the images of network namespace `nsId`; `empty`: --empty-ns net, nothing of it is read. */
-export function loadNetNs(dir: ImageDir, nsId: number, empty: boolean): NetnsImages {
+/**
+ * Read and check the images of network namespace `nsId`; `empty`: --empty-ns net, nothing of it is read.
+ * `external`: the --external list (veth[IFNAME]:HOSTIF); `who` names the tree's root in errors.
+ */
+export function loadNetNs(dir: ImageDir, nsId: number, empty: boolean, external: readonly string[], who: string): NetnsImages {
   const img: NetnsImages = { id: nsId, links: [], raw: new Map() };
   if (dir.exists('netns', nsId)) img.netns = dir.readOne('netns', nsId);
   if (img.netns?.extKey) return img;
@@ -196,9 +184,7 @@ export function loadNetNs(dir: ImageDir, nsId: number, empty: boolean): NetnsIma
     throw new CryoError(`bad image: ${dir.fileName('netdev', nsId)} is missing (the tree's network namespace was dumped with --empty-ns net? restore with it too)`);
   }
   img.links = dir.read('netdev', nsId);
-  for (const l of img.links) {
-    if (l.type !== NdType.LOOPBACK) throw new CryoError(`bad image: ${dir.fileName('netdev', nsId)}: link ${l.name} is of type ${NdType[l.type] ?? l.type}, which cryo does not restore yet`);
-  }
+  checkLinks(img.links, nsId, dir.fileName('netdev', nsId), external, who);
   for (const kind of ['ifaddr', 'route', 'route6', 'rule', 'iptables', 'ip6tables', 'nftables', 'netnfCt', 'netnfExp'] as const) {
     if (!dir.exists(kind, nsId)) continue;
     const fd = dir.openRaw(kind, nsId, 'r');
@@ -247,6 +233,24 @@ function liberal(msg: Buffer): Buffer {
   return m;
 }
 
+const IP_ROUTE_SAVE_MAGIC = 0x45311224;
+
+/**
+ * `ip route save` keeps a route through a link without carrier (a veth whose
+ * peer is down) with RTNH_F_LINKDOWN, which RTM_NEWROUTE refuses: the kernel
+ * sets it again itself. Cleared here (and RTNH_F_DEAD) in each route message.
+ */
+function liveRoutes(b: Buffer, file: string): Buffer {
+  if (b.length < 4 || b.readUInt32LE(0) !== IP_ROUTE_SAVE_MAGIC) return b;
+  const out = Buffer.from(b);
+  for (const m of netlinkMessages(out.subarray(4), file)) {
+    if (m.readUInt16LE(4) === 24 /* RTM_NEWROUTE */ && m.length >= 16 + 12) {
+      m.writeUInt32LE(m.readUInt32LE(16 + 8) & ~(0x01 /* RTNH_F_DEAD */ | 0x10 /* RTNH_F_LINKDOWN */), 16 + 8);
+    }
+  }
+  return out;
+}
+
 function* netlinkMessages(b: Buffer, file: string): Generator<Buffer> {
   for (let off = 0; off < b.length; ) {
     const len = off + 16 <= b.length ? b.readUInt32LE(off) : 0;
@@ -260,6 +264,8 @@ export interface NetnsRestoreEnv {
   dir: ImageDir;
   log: Logger;
   weakSysctls: boolean;
+  /** --external: veth[IFNAME]:HOSTIF for a veth whose other end was outside the tree. */
+  external: readonly string[];
 }
 
 /**
@@ -273,59 +279,65 @@ export function restoreNetNs(nsFd: number, img: NetnsImages, env: NetnsRestoreEn
   const w: SysctlWriter = { weak: env.weakSysctls, where: 'the restored network namespace' };
   const id = img.id;
   const what = 'restore failed: the root\'s new network namespace';
-  netlink.inNetns(nsFd, () => {
-    const n = img.netns;
-    if (n) {
-      writeConf('ipv4', 'all', n.allConf4, w);
-      writeConf('ipv4', 'default', n.defConf4, w);
-      if (ipv6()) {
-        writeConf('ipv6', 'all', n.allConf6, w);
-        writeConf('ipv6', 'default', n.defConf6, w);
-      }
-      writeUnixConf(n.unixConf, w);
-      writeIpv4Sysctls(n.ipv4Sysctl, w);
-    }
-    for (const l of img.links) {
-      try {
-        netlink.setLink(l.name, l.flags, l.mtu);
-      } catch (e) {
-        throw new CryoError(`${what}: cannot set link ${l.name} up as it was (flags 0x${l.flags.toString(16)}, mtu ${l.mtu}): ${(e as Error).message}`);
-      }
-      // lo is made with the namespace, before default is set: all of its values are written (CRIU).
-      writeConf('ipv4', l.name, l.conf4, w);
-      if (ipv6()) writeConf('ipv6', l.name, l.conf6, w);
-    }
-    const feed = (kind: RawImage, argv: string[], shell = false): void => {
-      const data = img.raw.get(kind);
-      if (data) withInput(data, (fd) => run(argv, { stdin: fd }, `${what} (${env.dir.fileName(kind, id)})`, shell));
-    };
-    feed('ifaddr', [ipTool(), 'addr', 'restore']);
-    feed('route', [ipTool(), 'route', 'restore']);
-    feed('route6', [ipTool(), 'route', 'restore']);
-    if (img.raw.has('rule')) {
-      // The kernel's three default rules would be there twice.
-      run([ipTool(), 'rule', 'flush'], {}, what);
-      run([ipTool(), 'rule', 'delete', 'table', 'local'], {}, what);
-      feed('rule', [ipTool(), 'rule', 'restore']);
-    }
-    for (const [kind, v6] of [['iptables', false], ['ip6tables', true]] as const) {
-      if (!img.raw.has(kind)) continue;
-      const cmd = process.env['CR_IPTABLES'] ?? legacyIptables(v6, true);
-      if (!cmd) throw new CryoError(`${what}: ${env.dir.fileName(kind, id)} holds legacy ${v6 ? 'ip6tables' : 'iptables'} rules, and no legacy ${v6 ? 'ip6tables' : 'iptables'}-restore is installed`);
-      feed(kind, [cmd, '-w'], true);
-    }
-    feed('nftables', ['nft', '-f', '-']);
-    for (const kind of ['netnfCt', 'netnfExp'] as const) {
-      const data = img.raw.get(kind);
-      if (!data) continue;
-      for (const m of netlinkMessages(data, env.dir.fileName(kind, id))) {
-        try {
-          netlink.netlinkSendRaw(netlink.NETLINK_NETFILTER, kind === 'netnfCt' ? liberal(m) : Buffer.from(m));
-        } catch (e) {
-          throw new CryoError(`${what}: cannot restore a conntrack ${kind === 'netnfCt' ? 'entry' : 'expectation'}: ${(e as Error).message}`);
-        }
-      }
-    }
-  });
+  // The namespace cryo runs in, where the outside end of a veth goes (as CRIU's).
+  const hostNsFd = openSync('/proc/thread-self/ns/net', 'r');
+  try {
+    netlink.inNetns(nsFd, () => restoreIn(img, env, w, what, hostNsFd, nsFd));
+  } finally {
+    closeSync(hostNsFd);
+  }
   env.log.info(`restored network namespace ${id}: ${img.links.length} link(s), ${[...img.raw.keys()].join(', ') || 'no tool images'}`);
+}
+
+/** The contents of the namespace, from inside it (the calling thread is in it). */
+function restoreIn(img: NetnsImages, env: NetnsRestoreEnv, w: SysctlWriter, what: string, hostNsFd: number, nsFd: number): void {
+  const id = img.id;
+  const n = img.netns;
+  if (n) {
+    writeConf('ipv4', 'all', n.allConf4, w);
+    writeConf('ipv4', 'default', n.defConf4, w);
+    if (ipv6()) {
+      writeConf('ipv6', 'all', n.allConf6, w);
+      writeConf('ipv6', 'default', n.defConf6, w);
+    }
+    writeUnixConf(n.unixConf, w);
+    writeIpv4Sysctls(n.ipv4Sysctl, w);
+  }
+  restoreLinks(img.links, {
+    hostNsFd, nsFd, external: env.external, w, defConf4: n?.defConf4 ?? [], defConf6: n?.defConf6 ?? [], ipv6: ipv6(), log: env.log, what,
+  });
+  const feed = (kind: RawImage, argv: string[], shell = false): void => {
+    const data = img.raw.get(kind);
+    if (data) withInput(data, (fd) => run(argv, { stdin: fd }, `${what} (${env.dir.fileName(kind, id)})`, shell));
+  };
+  feed('ifaddr', [ipTool(), 'addr', 'restore']);
+  for (const kind of ['route', 'route6'] as const) {
+    const data = img.raw.get(kind);
+    if (data) img.raw.set(kind, liveRoutes(data, env.dir.fileName(kind, id)));
+    feed(kind, [ipTool(), 'route', 'restore']);
+  }
+  if (img.raw.has('rule')) {
+    // The kernel's three default rules would be there twice.
+    run([ipTool(), 'rule', 'flush'], {}, what);
+    run([ipTool(), 'rule', 'delete', 'table', 'local'], {}, what);
+    feed('rule', [ipTool(), 'rule', 'restore']);
+  }
+  for (const [kind, v6] of [['iptables', false], ['ip6tables', true]] as const) {
+    if (!img.raw.has(kind)) continue;
+    const cmd = process.env['CR_IPTABLES'] ?? legacyIptables(v6, true);
+    if (!cmd) throw new CryoError(`${what}: ${env.dir.fileName(kind, id)} holds legacy ${v6 ? 'ip6tables' : 'iptables'} rules, and no legacy ${v6 ? 'ip6tables' : 'iptables'}-restore is installed`);
+    feed(kind, [cmd, '-w'], true);
+  }
+  feed('nftables', ['nft', '-f', '-']);
+  for (const kind of ['netnfCt', 'netnfExp'] as const) {
+    const data = img.raw.get(kind);
+    if (!data) continue;
+    for (const m of netlinkMessages(data, env.dir.fileName(kind, id))) {
+      try {
+        netlink.netlinkSendRaw(netlink.NETLINK_NETFILTER, kind === 'netnfCt' ? liberal(m) : Buffer.from(m));
+      } catch (e) {
+        throw new CryoError(`${what}: cannot restore a conntrack ${kind === 'netnfCt' ? 'entry' : 'expectation'}: ${(e as Error).message}`);
+      }
+    }
+  }
 }

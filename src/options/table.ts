@@ -145,7 +145,7 @@ const TLS_ONLY = 'used with --tls only, which is not supported yet';
 /** Refused whenever given (and in effect), for every action but check. */
 const REFUSED: Unsupported = {};
 /** The --external kinds cryo acts on (on dump; restore takes them back with --inherit-fd). */
-const EXTERNAL_KINDS = ['tty', 'unix', 'net', 'mnt'];
+const EXTERNAL_KINDS = ['tty', 'unix', 'net', 'mnt', 'veth', 'macvlan', 'netdev'];
 
 const fail = (error: string): ApplyResult => ({ error });
 const usageFail = (error: string): ApplyResult => ({ error, usage: true });
@@ -255,7 +255,6 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   {
     long: 'veth-pair', arg: 'required', type: 'list', prop: 'external', rpc: 'veths', metavar: 'IN=OUT',
     group: 'external', help: 'old form of --external veth[IN]:OUT', hidden: true,
-    unsupported: { named: () => '--veth-pair' },
     apply: (o, arg) => {
       const eq = arg!.indexOf('=');
       if (eq < 0) return { badArg: true };
@@ -425,7 +424,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
       return undefined;
     },
   },
-  list('external', 'external', 'RES', 'treat RES as external: tty[..], file[..], dev[..], unix[..], mnt[..], veth[..], macvlan[..], netdev[..] (only tty, unix, net and mnt are supported yet)', {
+  list('external', 'external', 'RES', 'treat RES as external: tty[..], file[..], dev[..], unix[..], mnt[..], veth[..], macvlan[..], netdev[..] (only tty, unix, net, mnt, veth, macvlan and netdev are supported yet)', {
     rpc: 'external', prop: 'external',
     unsupported: {
       partial: true,

@@ -16,4 +16,5 @@ export { sockDiagDump } from './socket.js';
 export * from './caps.js';
 export * as ipc from './ipc.js';
 export * as netlink from './netlink.js';
+export * as tun from './tun.js';
 export * from './mount.js';

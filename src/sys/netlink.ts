@@ -114,6 +114,7 @@ export function netlinkSendRaw(proto: number, raw: Buffer): void {
 }
 
 export const NLM_F_CREATE = 0x400;
+export const NLM_F_REQUEST_ACK = NLM_F.REQUEST | NLM_F.ACK;
 
 /** Attributes (struct nlattr/rtattr) from `off` on, by type (the nested bit masked off). */
 export function parseAttrs(b: Buffer, off: number): Map<number, Buffer> {
@@ -146,8 +147,14 @@ export interface Link {
   mtu: number;
   /** IFLA_INFO_KIND (veth, tun, macvlan...), when the link has one. */
   kind?: string;
+  /** IFLA_INFO_DATA: the kind's own attributes (IFLA_TUN_*...), as the kernel gave them. */
+  infoData?: Buffer;
   address?: Buffer;
   master?: number;
+  /** IFLA_LINK: the index of a veth's other end (in its own namespace). */
+  link?: number;
+  /** IFLA_LINK_NETNSID: set when that end is in another namespace (its id as seen from here). */
+  linkNetnsid?: number;
 }
 
 const cstr = (b: Buffer | undefined): string | undefined => {
@@ -164,16 +171,43 @@ export function listLinks(): Link[] {
     const p = m.payload;
     const a = parseAttrs(p, 16);
     const info = a.get(IFLA.LINKINFO);
-    const kind = info ? cstr(parseAttrs(info, 0).get(IFLA_INFO_KIND)) : undefined;
+    const infoAttrs = info ? parseAttrs(info, 0) : undefined;
+    const kind = cstr(infoAttrs?.get(IFLA_INFO_KIND));
+    const infoData = infoAttrs?.get(2 /* IFLA_INFO_DATA */);
     const address = a.get(IFLA.ADDRESS);
     const master = a.get(IFLA.MASTER);
+    const link = a.get(IFLA.LINK);
+    const nsid = a.get(IFLA.LINK_NETNSID);
     return {
       index: p.readInt32LE(4), type: p.readUInt16LE(2), flags: p.readUInt32LE(8),
       name: cstr(a.get(IFLA.IFNAME)) ?? '', mtu: a.get(IFLA.MTU)?.readUInt32LE(0) ?? 0,
-      ...(kind ? { kind } : {}), ...(address ? { address: Buffer.from(address) } : {}), ...(master ? { master: master.readUInt32LE(0) } : {}),
+      ...(kind ? { kind } : {}), ...(infoData ? { infoData: Buffer.from(infoData) } : {}), ...(address ? { address: Buffer.from(address) } : {}), ...(master ? { master: master.readUInt32LE(0) } : {}),
+      ...(link ? { link: link.readUInt32LE(0) } : {}), ...(nsid ? { linkNetnsid: nsid.readInt32LE(0) } : {}),
     };
   });
 }
+
+const IFLA_NEW_IFINDEX = 49;
+
+/**
+ * Can a link moved into another namespace be given its index there
+ * (IFLA_NEW_IFINDEX)? As CRIU's probe: a negative one for a link that is not
+ * there gives ERANGE where it is understood, ENODEV where it is not.
+ */
+export function hasNewIfindex(): boolean {
+  const ifi = Buffer.alloc(16);
+  const v = Buffer.alloc(4);
+  v.writeInt32LE(-1, 0);
+  try {
+    netlinkTalk(NETLINK_ROUTE, RTM.SETLINK, NLM_F.REQUEST | NLM_F.ACK | NLM_F_CREATE, Buffer.concat([ifi, attr(IFLA_NEW_IFINDEX, v), attr(IFLA.IFNAME, Buffer.from('cryo-kdat'))]));
+  } catch (e) {
+    return (e as { errno?: number }).errno === 34; // ERANGE
+  }
+  return false;
+}
+
+/** IFLA_NEW_IFINDEX, for a link moved into another namespace. */
+export const IFLA_NEW_IFINDEX_ATTR = IFLA_NEW_IFINDEX;
 
 /** RTM_SETLINK by name, as CRIU restores a loopback: its flags and MTU. */
 export function setLink(name: string, flags: number, mtu: number): void {

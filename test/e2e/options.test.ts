@@ -153,7 +153,7 @@ test('over RPC, what cryo does not do is refused before any task is touched: cri
   };
   await refused(/^[A-Z]+ failed: RPC request: auto_dedup is not supported yet$/, { pid: target.pid, autoDedup: true });
   await refused(/^[A-Z]+ failed: RPC request: lazy_pages is not supported yet$/, { pid: target.pid, lazyPages: true });
-  await refused(/^[A-Z]+ failed: RPC request: external veth\[eth0\]:v0 is not supported yet$/, { pid: target.pid, external: ['veth[eth0]:v0'] });
+  await refused(/^[A-Z]+ failed: RPC request: external dev\[sdb\]:v0 is not supported yet$/, { pid: target.pid, external: ['dev[sdb]:v0'] });
   await refused(/^[A-Z]+ failed: RPC request: auto_ext_mnt is not supported yet$/, { pid: target.pid, autoExtMnt: true });
   await refused(/^[A-Z]+ failed: RPC request: --auto-dedup is not supported yet$/, { pid: target.pid, configFile: conf });
   for (const pid of [0, -1]) await refused(new RegExp(`^DUMP failed: RPC request: invalid pid ${pid}$`), { pid });

@@ -46,7 +46,7 @@ const OPTIONS: Record<string, OptionClass> = {
   'version': { test: 'unit/cli-main.test.ts' },
   'evasive-devices': { test: 'e2e/chardev.test.ts' },
   'pidfile': { test: 'e2e/errors.test.ts' },
-  'veth-pair': { refused: ['--veth-pair', 'eth0=veth0'] },
+  'veth-pair': { test: 'e2e/netdev.test.ts' },
   'action-script': { test: 'e2e/pidns.test.ts' },
   'link-remap': { test: 'e2e/linkremap.test.ts' },
   'shell-job': { test: 'e2e/shell-job.test.ts' },
@@ -76,8 +76,8 @@ const OPTIONS: Record<string, OptionClass> = {
   'irmap-scan-path': { test: 'e2e/irmap.test.ts' },
   'lsm-profile': { test: 'e2e/lxc.test.ts' }, // only for an LSM the kernel lacks, for tasks that had none
   'timeout': { test: 'e2e/vfork.test.ts' },
-  // tty[], unix[], net[] and mnt[] are carried out (inherit-fd.test.ts, unix.test.ts, netns.test.ts, mntns.test.ts); the other kinds are refused.
-  'external': { refused: ['--external', 'veth[eth0]:b'], named: '--external veth[eth0]:b' },
+  // tty[], unix[], net[], mnt[], veth[], macvlan[] and netdev[] are carried out (inherit-fd.test.ts, unix.test.ts, netns.test.ts, mntns.test.ts, netdev.test.ts); the other kinds are refused.
+  'external': { refused: ['--external', 'dev[sdb]:b'], named: '--external dev[sdb]:b' },
   'empty-ns': { test: 'e2e/netns.test.ts' },
   'lazy-pages': { refused: ['--lazy-pages'] },
   'extra': { test: 'e2e/check.test.ts' },
@@ -195,7 +195,7 @@ const FEATURES: Record<string, FeatureClass> = {
   'timens': { test: 'e2e/timens.test.ts' },
   'external_net_ns': { test: 'e2e/netns.test.ts' },
   'clone3_set_tid': { test: 'e2e/tree.test.ts' },
-  'newifindex': NO,
+  'newifindex': { test: 'e2e/netdev.test.ts' },
   'nftables': { test: 'e2e/netns.test.ts' },
   'has_ipt_legacy': { test: 'e2e/netns.test.ts' },
   'pidfd_store': NO,

@@ -120,7 +120,7 @@ describe('dispatch', () => {
     const runners = { dump: async () => ++ran, restore: async () => ++ran, check: async () => (++ran, 0) };
     for (const [argv, line] of [
       [['dump', '-t', '1', '--auto-dedup'], '--auto-dedup'],
-      [['dump', '-t', '1', '--external', 'veth[eth0]:v0'], '--external veth[eth0]:v0'],
+      [['dump', '-t', '1', '--external', 'dev[sdb]:v0'], '--external dev[sdb]:v0'],
       [['dump', '-t', '1', '--external', 'mnt[x]:y', '--external', 'dev[sda]:x'], '--external dev[sda]:x'],
       [['dump', '-t', '1', '--cpu-cap=fpu'], '--cpu-cap'],
       [['swrk', '3', '--lazy-pages'], '--lazy-pages'],

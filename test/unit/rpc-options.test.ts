@@ -11,7 +11,7 @@ describe('query-ext-files answers', () => {
     assert.deepEqual(o.external, ['unix[123]', 'tty[88:3]']);
   });
 
-  for (const key of ['file[7:1234]', 'dev[sda]:x', 'veth[eth0]:v']) {
+  for (const key of ['file[7:1234]', 'dev[sda]:x', 'dev[sdb]:v']) {
     it(`${key} is refused in one line`, () => {
       const o = defaultOptions();
       assert.throws(() => applyQueriedExternals(o, ['unix[1]', key]), {

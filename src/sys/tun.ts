@@ -1,0 +1,89 @@
+// tun/tap devices through /dev/net/tun (linux/if_tun.h): a file of cryo's
+// attached to a device by name, the device's settings read and set on it.
+// The file serves the network namespace of the thread that opened it.
+import { closeSync, openSync } from 'node:fs';
+import { syscall, trySyscall } from './libc.js';
+import { NR } from './nr.js';
+
+export const IFF_TUN = 0x0001;
+export const IFF_TAP = 0x0002;
+export const IFF_MULTI_QUEUE = 0x0100;
+export const IFF_PERSIST = 0x0800;
+export const IFF_NO_PI = 0x1000;
+export const IFF_VNET_HDR = 0x4000;
+
+const TUNSETIFF = 0x400454ca;
+const TUNSETPERSIST = 0x400454cb;
+const TUNSETOWNER = 0x400454cc;
+const TUNSETGROUP = 0x400454ce;
+const TUNGETSNDBUF = 0x800454d3;
+const TUNSETSNDBUF = 0x400454d4;
+const TUNGETVNETHDRSZ = 0x800454d7;
+const TUNSETVNETHDRSZ = 0x400454d8;
+const TUNSETIFINDEX = 0x400454da;
+const TUNGETFILTER = 0x801054db;
+
+function ifreq(name: string, flags: number): Buffer {
+  const b = Buffer.alloc(40);
+  b.write(name, 0, 15);
+  b.writeUInt16LE(flags & 0xffff, 16);
+  return b;
+}
+
+const int = (v = 0): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(v, 0);
+  return b;
+};
+
+/** A new /dev/net/tun file, not attached yet (closed by the caller). */
+export function openTun(): number {
+  return openSync('/dev/net/tun', 'r+');
+}
+
+/** TUNSETIFF: attach `fd` to device `name`, made when there is none; `flags` must be the device's (they become its). */
+export function attach(fd: number, name: string, flags: number): void {
+  syscall(`TUNSETIFF(${name})`, NR.ioctl, fd, TUNSETIFF, ifreq(name, flags));
+}
+
+/** The settings of the device `fd` is attached to that netlink does not show. */
+export function settings(fd: number): { sndbuf: number; vnethdr: number } {
+  const s = int();
+  const v = int();
+  syscall('TUNGETSNDBUF', NR.ioctl, fd, TUNGETSNDBUF, s);
+  syscall('TUNGETVNETHDRSZ', NR.ioctl, fd, TUNGETVNETHDRSZ, v);
+  return { sndbuf: s.readInt32LE(0), vnethdr: v.readInt32LE(0) };
+}
+
+/** The length of a tap's socket filter (a program in the memory of the task that set it); 0 when none. */
+export function filterLength(fd: number): number {
+  const f = Buffer.alloc(16); // struct sock_fprog
+  syscall('TUNGETFILTER', NR.ioctl, fd, TUNGETFILTER, f);
+  return f.readUInt16LE(0);
+}
+
+/** A device made again, attached to `fd`: its index first (TUNSETIFINDEX), then TUNSETIFF and its settings; persistent. */
+export function makeDevice(fd: number, d: { name: string; index: number; flags: number; owner: number; group: number; sndbuf: number; vnethdr: number }): void {
+  syscall('TUNSETIFINDEX', NR.ioctl, fd, TUNSETIFINDEX, int(d.index));
+  attach(fd, d.name, d.flags);
+  if (d.owner !== -1) syscall('TUNSETOWNER', NR.ioctl, fd, TUNSETOWNER, d.owner);
+  if (d.group !== -1) syscall('TUNSETGROUP', NR.ioctl, fd, TUNSETGROUP, d.group);
+  syscall('TUNSETSNDBUF', NR.ioctl, fd, TUNSETSNDBUF, int(d.sndbuf));
+  syscall('TUNSETVNETHDRSZ', NR.ioctl, fd, TUNSETVNETHDRSZ, int(d.vnethdr));
+  syscall('TUNSETPERSIST', NR.ioctl, fd, TUNSETPERSIST, 1);
+}
+
+/** Can devices be made with a given index here (TUNSETIFINDEX, as CRIU's check of "tun")? */
+export function canSetIndex(): boolean {
+  let fd: number;
+  try {
+    fd = openTun();
+  } catch {
+    return false;
+  }
+  try {
+    return trySyscall(NR.ioctl, fd, TUNSETIFINDEX, int(13)) >= 0;
+  } finally {
+    closeSync(fd);
+  }
+}
