@@ -302,7 +302,9 @@ export class Session {
    * session dir; waits until its output matches opts.ready.
    */
   async startCommand(label: string, argv: string[], opts: StartOptions = {}): Promise<Target> {
-    const logPath = path.join(this.dir, `${label}.out`);
+    // A second start of the same program gets its own file: the first one's READY must not count for it.
+    let logPath = path.join(this.dir, `${label}.out`);
+    for (let n = 2; fs.existsSync(logPath); n++) logPath = path.join(this.dir, `${label}-${n}.out`);
     const fd = fs.openSync(logPath, 'a');
     // A restore reopens it by path, with the rights of the target's owner.
     if (opts.uid !== undefined) fs.fchownSync(fd, opts.uid, opts.uid);
