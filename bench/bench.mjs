@@ -27,10 +27,16 @@
 // its children; the threads target checks that the sleepers still count, wakes
 // and joins every thread. Either exits 0 only if all were fine.
 //
-// Options: --only memory,tree,threads (default: all three)
+// And the connections case (bench/conns.mjs): a process with 1,000
+// established TCP connections to the benchmark, dumped and restored with
+// --tcp-established; how long its peer got no answer, and that every
+// connection carries data again, none lost.
+//
+// Options: --only memory,tree,threads,conns (default: all four)
 //          --sizes 64,512,2048 (MiB)  --quick (64 MiB only)  --fs shm,disk
 //          --shm-dir DIR  --disk-dir DIR  --cold (drop the page cache before
 //          each restore, so a disk restore reads the images from the disk)
+//          --conns N (default 1000: the connections of the conns case)
 //          --runs N (default 3: each figure is the median of N runs; the first
 //          touch of fresh memory is slow on VMs, so single runs scatter)
 //          --keep-failed (keep the images dir, with cryo's logs, of a failed run)
@@ -55,10 +61,10 @@ const CRYO_TIMEOUT_MS = 600_000;
 // ---------------------------------------------------------------------------
 // Options
 
-const KINDS = ['memory', 'tree', 'threads'];
+const KINDS = ['memory', 'tree', 'threads', 'conns'];
 
 function parseArgs(argv) {
-  const o = { sizes: [64, 512, 2048], fs: ['shm', 'disk'], shmDir: '/dev/shm', diskDir: undefined, cold: false, runs: 3, only: [...KINDS] };
+  const o = { conns: 1000, sizes: [64, 512, 2048], fs: ['shm', 'disk'], shmDir: '/dev/shm', diskDir: undefined, cold: false, runs: 3, only: [...KINDS] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -82,6 +88,10 @@ function parseArgs(argv) {
       o.only = val().split(',').map((s) => s.trim()).filter(Boolean);
       if (o.only.length === 0 || o.only.some((k) => !KINDS.includes(k))) usage(`--only takes ${KINDS.join(', ')} (comma-separated)`);
     }
+    else if (a.startsWith('--conns')) {
+      o.conns = Number(val());
+      if (!Number.isInteger(o.conns) || o.conns < 1) usage('--conns takes a count >= 1');
+    }
     else if (a.startsWith('--runs')) {
       o.runs = Number(val());
       if (!Number.isInteger(o.runs) || o.runs < 1) usage('--runs takes a count >= 1');
@@ -94,7 +104,7 @@ function parseArgs(argv) {
 
 function usage(err) {
   if (err) console.error(`bench: ${err}`);
-  console.error('usage: node bench/bench.mjs [--only memory,tree,threads] [--sizes 64,512,2048] [--quick] [--fs shm,disk] [--shm-dir DIR] [--disk-dir DIR] [--cold] [--runs N] [--keep-failed] [--criu BIN]');
+  console.error('usage: node bench/bench.mjs [--only memory,tree,threads,conns] [--conns N] [--sizes 64,512,2048] [--quick] [--fs shm,disk] [--shm-dir DIR] [--disk-dir DIR] [--cold] [--runs N] [--keep-failed] [--criu BIN]');
   process.exit(err ? 2 : 0);
 }
 
@@ -115,6 +125,7 @@ if (spawnSync('gcc', ['--version'], { stdio: 'ignore' }).status !== 0) {
 
 const { setChildSubreaper, waitpid, WNOHANG, __WALL, decodeWaitStatus, closeOnExecInherited } = await import('../dist/sys/index.js');
 const { ImageDir } = await import('../dist/images/index.js');
+const { benchConns } = await import('./conns.mjs');
 
 // Restored targets are orphans once `cryo restore -d` exits: make them ours to reap.
 setChildSubreaper();
@@ -648,6 +659,8 @@ async function besideCriu(row, run) {
 // ---------------------------------------------------------------------------
 // Main
 
+const helpers = { runCryo, startTarget, waitFor, reapOrphan, killAndReap, live, cryoFailure, loggedMs, readDumpStats, dropImages, exists };
+
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cryo-bench-'));
 const bases = [];
 let interrupted = false;
@@ -662,6 +675,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 
 const rows = [];
 const shapeRows = [];
+const connRows = [];
 const notes = [];
 let failed = false;
 try {
@@ -675,6 +689,7 @@ try {
   const shapeExe = {};
   if (opts.only.includes('tree')) shapeExe.tree = compile('bench/tree-target.c');
   if (opts.only.includes('threads')) shapeExe.threads = compile('bench/threads-target.c', ['-pthread']);
+  const connsExe = opts.only.includes('conns') ? compile('bench/conns-target.c') : undefined;
 
   const fsDirs = [];
   for (const name of opts.fs) {
@@ -765,6 +780,29 @@ try {
     else if (!atLineStart) console.log('');
     shapeRows.push(row);
   }
+
+  // The connections case, also on the first file system only.
+  if (connsExe && f0 && !interrupted) {
+    process.stdout.write(`${String(opts.conns).padStart(5)} connections on ${f0.name.padEnd(4)} ...`);
+    const runs = [];
+    for (let i = 0; i < opts.runs && !interrupted; i++) {
+      const row = await benchConns(connsExe, opts.conns, f0.base, work, CRYO, helpers);
+      if (opts.criu) {
+        const c = await benchConns(connsExe, opts.conns, f0.base, work, opts.criu, helpers);
+        Object.assign(row, { criuDumpMs: c.dumpMs, criuRestoreMs: c.restoreMs, criuFrozenUs: c.frozenUs, criuOutageMs: c.outageMs });
+        if (c.error) process.stdout.write(` (CRIU failed: ${(row.criuError = c.error.split('\n')[0])})`);
+      }
+      runs.push(row);
+      process.stdout.write(row.error ? ` FAILED:\n${row.error.replace(/^/gm, '    ')}\n` : ' ok');
+    }
+    if (runs.length > 0) {
+      const row = medianShape(runs.map((r) => ({ ...r, want: r.count })));
+      row.intact = runs.every((r) => r.intact === true);
+      if (row.error) failed = true;
+      else console.log(' (every connection echoed again, nothing lost)');
+      connRows.push(row);
+    }
+  }
 } catch (e) {
   failed = true;
   console.error(`bench: ${e.stack ?? e}`);
@@ -854,7 +892,32 @@ if (shapeRows.length > 0) {
   console.log('dump/restore ms: wall time of `cryo dump` / `cryo restore -d`, node start-up included; in-cryo: what cryo logs ("dumped/restored tree ... in X ms").');
   console.log('back: processes (ppid links in /proc/*/stat) or threads (/proc/PID/task) running after the restore, with the dumped ids; check: the target\'s own check on SIGUSR1 (memory, parents, sleepers, joins), exit 0.');
 }
-if (rows.length + shapeRows.length > 0) {
+const connCols = [
+  ['connections', (r) => String(r.want)],
+  ['frozen ms', (r) => fix(r.frozenUs, 1000, 0)],
+  ['dump ms', (r) => fix(r.dumpMs, 1, 0)],
+  ['in-cryo dump ms', (r) => fix(r.dumpLoggedMs, 1, 0)],
+  ['restore ms', (r) => fix(r.restoreMs, 1, 0)],
+  ['in-cryo restore ms', (r) => fix(r.restoreLoggedMs, 1, 0)],
+  ['outage ms', (r) => fix(r.outageMs, 1, 0)],
+  ['check', (r) => (r.error ? 'FAIL' : r.intact ? 'ok' : '-')],
+  ...(opts.criu ? [
+    ['CRIU dump ms', (r) => fix(r.criuDumpMs, 1, 0)],
+    ['CRIU restore ms', (r) => fix(r.criuRestoreMs, 1, 0)],
+    ['CRIU outage ms', (r) => fix(r.criuOutageMs, 1, 0)],
+    ['dump cryo/CRIU', (r) => fix(r.dumpMs / r.criuDumpMs, 1, 2)],
+    ['restore cryo/CRIU', (r) => fix(r.restoreMs / r.criuRestoreMs, 1, 2)],
+    ['outage cryo/CRIU', (r) => fix(r.outageMs / r.criuOutageMs, 1, 2)],
+  ] : []),
+];
+if (connRows.length > 0) {
+  console.log('');
+  printTable(connCols, connRows);
+  console.log('');
+  console.log('a process with that many established TCP connections to the benchmark, dumped and restored with --tcp-established (each with its default network lock);');
+  console.log('outage ms: the longest time the peer got no echo on a connection it probed every 2 ms (freeze, lock, restore, TCP\'s retransmission backoff); check: every probe byte came back and every connection echoed a message of its own.');
+}
+if (rows.length + shapeRows.length + connRows.length > 0) {
   console.log(`each figure: the median of ${opts.runs} run(s)${rows.length > 0 ? '; MB/s from the median times' : ''}.`);
   console.log('freeze ms: stats-dump freezing_time; frozen ms: frozen_time (the target was stopped this long).');
 }
@@ -871,6 +934,7 @@ fs.writeFileSync(
       options: opts,
       rows,
       shapes: shapeRows,
+      conns: connRows,
       notes,
     },
     null,

@@ -13,6 +13,7 @@ import type { DumpRunEnv } from './objects/files/kind.js';
 import { runAction } from './actions.js';
 import { peersFirst } from './objects/files/unix.js';
 import { releaseTcp } from './objects/files/inet.js';
+import { lockTreeConnections } from './objects/files/tcp-lock.js';
 import { NetLock, LOCK_METHOD_CODE, unlockNetnsRules } from './objects/netlock.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
 import { isExternalTty, isOrphanPty } from './objects/files/tty.js';
@@ -162,6 +163,15 @@ export async function runDump(ctx: Context): Promise<number> {
     runAction(ctx, 'query-ext-files');
     // Sockets are looked up (sock_diag) in the tree's network namespace, and must all be of it.
     st.files.sockNetns = netns?.ino ?? TreeNetns.mine();
+    // In the host's network namespace each connection has rules of its own: all put in at once.
+    // Should the batch fail, each is locked as it is dumped, and a failure there names its socket.
+    if (!netns && opts.tcpEstablished) {
+      try {
+        lockTreeConnections(tasks.filter((t) => t.stat.state !== 'Z').map((t) => t.pid), st.files.netlock);
+      } catch (e) {
+        log.warn(`cannot lock the tree's TCP connections in one batch (--network-lock ${st.files.netlock.method}): ${(e as Error).message}; locking them one by one`);
+      }
+    }
     for (const t of tasks) {
       if (t.rem === null && t.stat.state === 'Z') {
         dumpZombie(t.pid, t.ns.pid, t.stat, st.dir, log);

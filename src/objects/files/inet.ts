@@ -164,8 +164,8 @@ function holdConnection(fd: number, where: string, desc: string, c: Omit<FileTab
     return st;
   } catch (e) {
     if (files.tcp.at(-1)?.fd !== held) {
+      // Its lock goes with the others' when the failed dump lets go (releaseTcp).
       try { repairOff(held); } catch { /* never was on */ }
-      lock?.unlock(c.conn);
       closeSync(held);
     }
     throw new CryoError(`${where}: cannot read the connection (${desc}) in repair mode: ${(e as Error).message}`);
@@ -461,7 +461,6 @@ function checkInet(entries: FileEntry[]): void {
 export function releaseTcp(files: FileTable, runOn: boolean): void {
   for (const c of files.tcp.splice(0)) {
     if (runOn) {
-      files.netlock?.unlock(c.conn);
       try {
         repairDone(c.fd, c.reuseaddr);
       } catch {
