@@ -378,6 +378,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     if (mntImg) {
       restoreMntNs(root0.rem, root0.cryoPidfd, mntImg, log, boundPtysOf(sh.kinds), sh.ids);
       sh.nsRoot = openSync(`/proc/${root0.rem.pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC);
+      sh.nsPid = root0.rem.pid;
     }
     // The root's new uts and ipc namespaces get their state before any task uses them.
     let making = 'uts';
