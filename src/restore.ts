@@ -289,7 +289,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     spawnTemp: () => spawnSeed(0, false),
     afterPlanted: new Set(),
     inflightAt: inflightHomes(loaded.tasks.map((t) => ({ pid: t.pstree.pid, fdinfo: t.fdinfo })), skQueuesOf(loaded.kinds)),
-    unix: { extUnixSk: opts.extUnixSk },
+    unix: { extUnixSk: opts.extUnixSk, ...(mntImg ? { mountpoints: new Map(mntImg.order.map((m) => [m.mntId, m.mountpoint])) } : {}) },
     tcpEstablished: opts.tcpEstablished,
     tcpClose: opts.tcpClose,
     inetLate: [],

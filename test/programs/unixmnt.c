@@ -14,7 +14,10 @@
  *   - sub/rel.sock: a seqpacket listener bound by a relative name from DIR/t/sub
  *     (its cwd);
  *   - gone.sock: a datagram socket whose file was unlinked, a client connected to it;
- *   - an inotify watch (IN_MODIFY) on DIR/t/watched.
+ *   - an inotify watch (IN_MODIFY) on DIR/t/watched;
+ *   - om/l.sock: an accepted connection (data queued) of a closed listener, then
+ *     a tmpfs mounted over om/ (zdtm overmount_sock): after restore the accepted
+ *     end must not hold that tmpfs (it is unmounted in the check).
  * On SIGUSR1 it checks every name (getsockname, getpeername), the queued data,
  * that the names lead to the same sockets again (connect, sendto by name), that
  * gone.sock is still gone, and the watch (an event with its wd). SIGUSR2:
@@ -35,7 +38,7 @@
 #include <sys/wait.h>
 
 static char base[200];
-static int lsn, acc, cli, waiting, dg, dgsend, rel, gone, gonecli, ify, wd;
+static int lsn, acc, cli, waiting, dg, dgsend, rel, gone, gonecli, ify, wd, oacc, ocli;
 
 static socklen_t addr(struct sockaddr_un *a, const char *name)
 {
@@ -120,6 +123,16 @@ static void setup(const char *dir)
 	close(f);
 	MUST((ify = inotify_init1(IN_NONBLOCK)) >= 0);
 	MUST((wd = inotify_add_watch(ify, p, IN_MODIFY)) >= 0);
+
+	snprintf(p, sizeof(p), "%s/om", base);
+	MUST(mkdir(p, 0755) == 0);
+	f = bound(SOCK_STREAM, "om/l.sock");
+	MUST(listen(f, 1) == 0);
+	ocli = connected(SOCK_STREAM, "om/l.sock");
+	MUST((oacc = accept(f, NULL, NULL)) >= 0);
+	close(f);
+	MUST(write(ocli, "over", 4) == 4);
+	MUST(mount("over", p, "tmpfs", 0, "size=64k") == 0);
 	(void)dir;
 }
 
@@ -193,6 +206,15 @@ static void check(int corrupt)
 	memset(buf, 0, sizeof(buf));
 	if (send(gonecli, "g", 1, 0) != 1 || recv(gone, buf, sizeof(buf), MSG_DONTWAIT) != 1 || buf[0] != 'g')
 		failf("deleted: its client does not reach it");
+
+	/* The connection under the overmount: its name, its data; the tmpfs over it is free to go. */
+	name_is(oacc, 0, "om/l.sock", "overmounted");
+	memset(buf, 0, sizeof(buf));
+	if (read(oacc, buf, sizeof(buf)) != 4 || memcmp(buf, "over", 4))
+		failf("overmounted: read \"%s\"", buf);
+	snprintf(p, sizeof(p), "%s/om", base);
+	if (umount(p) < 0)
+		failf("cannot unmount om: %s", strerror(errno));
 
 	/* The watch. */
 	{

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { create, UnixSkEntrySchema, FilePermsEntrySchema } from '../../src/images/index.js';
 import { O, SOCK, sock } from '../../src/sys/index.js';
-import { treeNames } from '../../src/objects/files/unix-treenames.js';
+import { rootFs, treeNames } from '../../src/objects/files/unix-treenames.js';
 
 function setup() {
   const h = fs.mkdtempSync(path.join(os.tmpdir(), 'cryo-treenames-'));
@@ -29,7 +29,7 @@ function setup() {
     fs.closeSync(rootFd);
     fs.rmSync(h, { recursive: true, force: true });
   };
-  return { h, root, names: treeNames(rootFd, bindIn), binds, done };
+  return { h, root, names: treeNames(rootFs(rootFd, bindIn)), binds, done };
 }
 
 const entry = (name: string, more: Partial<{ nameDir: string; deleted: boolean; mode: number }> = {}) =>

@@ -6,19 +6,23 @@
 // shutdowns. A socket whose queue no peer of the tree can refill (its peer
 // closed, or it is a datagram socket others only send to) gets a pair of its
 // own, whose other end sends the queue and goes, as CRIU's fake queuers.
-import { closeSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { ImageError, type FileEntry, type ImageDir, type SkPacketEntry, type UnixSkEntry } from '../../images/index.js';
 import { F, NR, O, SHUT, SO, SOCK, SOL_SOCKET, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { badFile, hexId, partOf, type CheckFilesEnv, type KindStore, type RestoreFilesEnv } from './kind.js';
 import { restoreSockFilter, restoreSockOpts } from './sockopts.js';
 import { closeGhosts, hostNames, isPath, show, type UnixNames } from './unix-names.js';
-import { enterTreeRoot, treeBinder, treeNames } from './unix-treenames.js';
+import { enterTreeRoot, helperFs, rootFs, treeBinder, treeNames, treePath, uncover, type TreeFs } from './unix-treenames.js';
+import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
 import { withHelper } from '../../tracer/seed.js';
 
 export interface UnixRestore {
   /** --ext-unix-sk was given: sockets may be reconnected to names outside the tree. */
   extUnixSk: boolean;
+  /** The tree's own mount namespace: the mount point of each mount of the images, by its dumped id. */
+  mountpoints?: Map<number, string>;
 }
 
 type Queues = Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
@@ -73,11 +77,32 @@ export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixResto
   const root = env.nsRoot;
   if (root === undefined || env.nsPid === undefined || !all.some((ue) => isPath(ue.name))) return build(all, env, u, hostNames);
   const pid = env.nsPid;
+  let mounts: MountInfo[] | undefined;
+  /** A removed name whose directory has a mount over it now, made since its file was: the mount point of its file's mount. */
+  const coveredAt = (ue: UnixSkEntry): string | undefined => {
+    const mp = ue.mntId !== undefined && ue.mntId >= 0 ? u.mountpoints?.get(ue.mntId) : undefined;
+    if (mp === undefined) return undefined;
+    const dir = dirname(treePath(ue));
+    mounts ??= parseMountinfo(readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
+    return mounts.some((m) => m.mountpoint !== mp && under(m.mountpoint, mp) && under(dir, m.mountpoint)) ? mp : undefined;
+  };
+  const covered = (ue: UnixSkEntry) => {
+    const mp = coveredAt(ue);
+    if (mp === undefined) return undefined;
+    return <T>(fn: (fs: TreeFs) => T): T => withHelper((rem) => {
+      enterTreeRoot(rem, pid);
+      uncover(rem, mp);
+      return fn(helperFs(rem));
+    });
+  };
   withHelper((rem) => {
     enterTreeRoot(rem, pid);
-    build(all, env, u, treeNames(root, treeBinder(rem)));
+    build(all, env, u, treeNames(rootFs(root, treeBinder(rem)), covered));
   });
 }
+
+/** Is `p` at or below directory `dir`? */
+const under = (p: string, dir: string) => dir === '/' || p === dir || p.startsWith(`${dir}/`);
 
 function build(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixRestore, names: UnixNames): void {
   const byIno = new Map(all.map((ue) => [ue.ino, ue]));
