@@ -97,14 +97,15 @@ export function rootFs(root: number, bindIn: BindIn): TreeFs {
  */
 export function helperFs(rem: Remote): TreeFs {
   const bind = treeBinder(rem);
-  const pidfd = pidfdOpen(rem.pid);
   const str = (p: string, at = 0) => rem.put(cstr(p), at);
   return {
     open(p, flags) {
       const h = Number(rem.call(`open(${p})`, NR.open, str(p), flags | O.CLOEXEC));
+      const pidfd = pidfdOpen(rem.pid);
       try {
         return pidfdGetfd(pidfd, h);
       } finally {
+        closeSync(pidfd);
         rem.call('close', NR.close, h);
       }
     },
