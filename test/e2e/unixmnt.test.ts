@@ -1,4 +1,4 @@
-// Unix sockets bound to path names and an inotify watch of a tree with its own
+// Unix sockets bound to path names, an inotify watch and fanotify marks of a tree with its own
 // mount namespace (unixmnt.c): the names are the tree's, bound and connected in
 // there at restore, never in cryo's own view. The host keeps a socket file of its
 // own at one of the names, and the directory of another, under the tree's tmpfs:
@@ -20,7 +20,7 @@ async function restoreNs(s: Session, images: string, original: Target): Promise<
   return r;
 }
 
-test('mount namespace: unix sockets bound to path names (a listener with connections, a datagram socket with its queue, a relative name, a deleted one) and an inotify watch come back in the tree\'s namespace; the host\'s file at one of the names is untouched', { timeout: 90_000 }, async (t) => {
+test('mount namespace: unix sockets bound to path names (a listener with connections, a datagram socket with its queue, a relative name, a deleted one, one under a mount made over its directory), an inotify watch and fanotify marks come back in the tree\'s namespace; the host\'s file at one of the names is untouched', { timeout: 90_000 }, async (t) => {
   const s = Session.for(t, 'unixmnt');
   const parent = await s.start('unixmnt');
   const kid = Number(/^child (\d+)$/m.exec(parent.output())?.[1]);

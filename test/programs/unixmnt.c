@@ -14,7 +14,8 @@
  *   - sub/rel.sock: a seqpacket listener bound by a relative name from DIR/t/sub
  *     (its cwd);
  *   - gone.sock: a datagram socket whose file was unlinked, a client connected to it;
- *   - an inotify watch (IN_MODIFY) on DIR/t/watched;
+ *   - an inotify watch (IN_MODIFY) on DIR/t/watched, and a fanotify group with an
+ *     inode mark (FAN_MODIFY) on it and a mount mark (FAN_CLOSE_WRITE) on the tmpfs;
  *   - om/l.sock: an accepted connection (data queued) of a closed listener, then
  *     a tmpfs mounted over om/ (zdtm overmount_sock): after restore the accepted
  *     end must not hold that tmpfs (it is unmounted in the check).
@@ -30,6 +31,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stddef.h>
+#include <sys/fanotify.h>
 #include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -38,7 +40,7 @@
 #include <sys/wait.h>
 
 static char base[200];
-static int lsn, acc, cli, waiting, dg, dgsend, rel, gone, gonecli, ify, wd, oacc, ocli;
+static int lsn, acc, cli, waiting, dg, dgsend, rel, gone, gonecli, ify, wd, oacc, ocli, fan;
 
 static socklen_t addr(struct sockaddr_un *a, const char *name)
 {
@@ -123,6 +125,9 @@ static void setup(const char *dir)
 	close(f);
 	MUST((ify = inotify_init1(IN_NONBLOCK)) >= 0);
 	MUST((wd = inotify_add_watch(ify, p, IN_MODIFY)) >= 0);
+	MUST((fan = fanotify_init(FAN_CLASS_NOTIF | FAN_NONBLOCK, O_RDONLY)) >= 0);
+	MUST(fanotify_mark(fan, FAN_MARK_ADD, FAN_MODIFY, AT_FDCWD, p) == 0);
+	MUST(fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_CLOSE_WRITE, AT_FDCWD, base) == 0);
 
 	snprintf(p, sizeof(p), "%s/om", base);
 	MUST(mkdir(p, 0755) == 0);
@@ -222,8 +227,18 @@ static void check(int corrupt)
 		struct inotify_event *e = (struct inotify_event *)ev;
 		int f;
 
+		char fev[4096] __attribute__((aligned(8)));
+		struct fanotify_event_metadata *m;
+		struct stat w, o;
+		unsigned got = 0;
+		ssize_t n;
+
 		while (read(ify, ev, sizeof(ev)) > 0)
 			; /* nothing is expected before the write */
+		while ((n = read(fan, fev, sizeof(fev))) > 0)
+			for (m = (void *)fev; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n))
+				if (m->fd >= 0)
+					close(m->fd);
 		snprintf(p, sizeof(p), "%s/watched", base);
 		f = open(p, O_WRONLY);
 		if (f < 0 || write(f, "x", 1) != 1)
@@ -232,6 +247,19 @@ static void check(int corrupt)
 			close(f);
 		if (read(ify, ev, sizeof(ev)) < (ssize_t)sizeof(*e) || e->wd != wd || !(e->mask & IN_MODIFY))
 			failf("inotify: no IN_MODIFY event for wd %d", wd);
+		/* fanotify: both marks, on the watched file of the tmpfs. */
+		if (stat(p, &w))
+			failf("watched: %s", strerror(errno));
+		while ((n = read(fan, fev, sizeof(fev))) > 0) {
+			for (m = (void *)fev; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
+				if (m->fd >= 0 && !fstat(m->fd, &o) && o.st_ino == w.st_ino && o.st_dev == w.st_dev)
+					got |= m->mask;
+				if (m->fd >= 0)
+					close(m->fd);
+			}
+		}
+		if ((got & (FAN_MODIFY | FAN_CLOSE_WRITE)) != (FAN_MODIFY | FAN_CLOSE_WRITE))
+			failf("fanotify: events 0x%x on watched, not FAN_MODIFY and FAN_CLOSE_WRITE", got);
 	}
 }
 
