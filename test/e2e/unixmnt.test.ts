@@ -65,3 +65,18 @@ test('mount namespace: unix sockets bound to path names (a listener with connect
   assert.match(again.output(), /^FAIL: .*listen\.sock/m, s.report());
   hostSide();
 });
+
+test('mount namespace: a unix socket bound before the tree\'s namespace was made (its file on a mount of the host\'s) is refused in one line naming the task and the socket; the tree runs on', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'unixmnt-outside');
+  const parent = await s.start('unixmnt', { args: [s.dir, 'outside'] });
+  const kid = Number(/^child (\d+)$/m.exec(parent.output())?.[1]);
+  assert.ok(kid && exists(kid), s.report());
+  const images = s.mkdir();
+  const r = await s.cryo(['dump', '-t', String(kid), '-D', images, '-v4', '-o', 'dump.log']);
+  assert.equal(r.code, 1, s.report());
+  assert.equal(r.stderr.trim().split('\n').length, 1, s.report());
+  assert.match(r.stderr, new RegExp(`task ${kid} fd \\d+ \\(unix socket \\d+\\): bound to ${path.join(s.dir, 'pre.sock')}, a file on mount \\d+, which is not in the tree's mount namespace`), s.report());
+  assert.ok(!fs.existsSync(path.join(images, 'inventory.img')));
+  assert.ok(runningFree(kid), s.report());
+  await s.killTree(parent);
+});

@@ -22,7 +22,8 @@
  * On SIGUSR1 it checks every name (getsockname, getpeername), the queued data,
  * that the names lead to the same sockets again (connect, sendto by name), that
  * gone.sock is still gone, and the watch (an event with its wd). SIGUSR2:
- * listen.sock is unlinked first (FAIL). The host checks DIR/t on its side:
+ * listen.sock is unlinked first (FAIL). argv[2] "outside": also a socket bound to
+ * DIR/pre.sock before the namespace is made (refused). The host checks DIR/t on its side:
  * host.sock, the host's own file, untouched, and sub/, empty.
  */
 #define _GNU_SOURCE
@@ -278,6 +279,12 @@ int main(int argc, char **argv)
 	/* The host's own file at host.sock, which the tree's tmpfs hides. */
 	MUST((h = socket(AF_UNIX, SOCK_DGRAM, 0)) >= 0 && bind(h, (struct sockaddr *)&a, addr(&a, "host.sock")) == 0);
 	close(h);
+	/* argv[2] "outside": a socket bound on the host's side before the namespace is
+	 * made, kept open: its file is on none of the tree's mounts (refused at dump). */
+	if (argc > 2 && !strcmp(argv[2], "outside")) {
+		snprintf(p, sizeof(p), "%s/pre.sock", prog_dir(argc, argv));
+		MUST((h = socket(AF_UNIX, SOCK_DGRAM, 0)) >= 0 && bind(h, (struct sockaddr *)&a, addr(&a, p)) == 0);
+	}
 	MUST(unshare(CLONE_NEWNS | CLONE_NEWPID) == 0);
 	kid = fork();
 	MUST(kid >= 0);
