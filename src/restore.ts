@@ -289,7 +289,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     spawnTemp: () => spawnSeed(0, false),
     afterPlanted: new Set(),
     inflightAt: inflightHomes(loaded.tasks.map((t) => ({ pid: t.pstree.pid, fdinfo: t.fdinfo })), skQueuesOf(loaded.kinds)),
-    unix: { extUnixSk: opts.extUnixSk },
+    unix: { extUnixSk: opts.extUnixSk, ...(mntImg ? { mountpoints: new Map(mntImg.order.map((m) => [m.mntId, m.mountpoint])) } : {}) },
     tcpEstablished: opts.tcpEstablished,
     tcpClose: opts.tcpClose,
     inetLate: [],
@@ -378,6 +378,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     if (mntImg) {
       restoreMntNs(root0.rem, root0.cryoPidfd, mntImg, log, boundPtysOf(sh.kinds), sh.ids);
       sh.nsRoot = openSync(`/proc/${root0.rem.pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC);
+      sh.nsPid = root0.rem.pid;
     }
     // The root's new uts and ipc namespaces get their state before any task uses them.
     let making = 'uts';

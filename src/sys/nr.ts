@@ -15,7 +15,7 @@ export const NR = {
   tkill: 200, futex: 202, set_thread_area: 205, get_thread_area: 211, set_tid_address: 218,
   restart_syscall: 219, timer_create: 222, timer_settime: 223, timer_gettime: 224,
   timer_getoverrun: 225, timer_delete: 226, exit_group: 231, epoll_ctl: 233, tgkill: 234,
-  inotify_add_watch: 254, inotify_rm_watch: 255, openat: 257, mknodat: 259, unlinkat: 263, linkat: 265, readlinkat: 267, set_robust_list: 273,
+  inotify_add_watch: 254, inotify_rm_watch: 255, openat: 257, mkdirat: 258, mknodat: 259, fchownat: 260, unlinkat: 263, renameat: 264, linkat: 265, readlinkat: 267, set_robust_list: 273,
   get_robust_list: 274, tee: 276, timerfd_create: 283, timerfd_settime: 286, signalfd4: 289,
   eventfd2: 290, epoll_create1: 291, dup3: 292, pipe2: 293, inotify_init1: 294, preadv: 295,
   pwritev: 296, rt_tgsigqueueinfo: 297, fanotify_init: 300, fanotify_mark: 301, prlimit64: 302,
@@ -88,6 +88,7 @@ export const O = {
 export const AT_FDCWD = -100;
 export const AT_SYMLINK_FOLLOW = 0x400;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
+export const AT_REMOVEDIR = 0x200;
 /** ioctl FS_IOC_FIEMAP: _IOWR('f', 11, struct fiemap). */
 export const FS_IOC_FIEMAP = 0xc020660b;
 export const F = {

@@ -3,7 +3,7 @@
 // mount marks by mount id and mount point; each with its mask, ignored mask and
 // mark flags. As CRIU, the group and its marks go into files.img; fanotify.img
 // and fanotify-mark.img are the older layout, still read on restore.
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
 import {
   clone, create, FdTypes, FileEntrySchema, FanotifyFileEntrySchema, FanotifyMarkEntrySchema,
   FanotifyInodeMarkEntrySchema, FanotifyMountMarkEntrySchema, MarkType, type FanotifyMarkEntry, type FileEntry, type ImageDir,
@@ -13,7 +13,7 @@ import { parseFanotifyFdinfo } from '../../proc/fsnotify.js';
 import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
 import { AT_FDCWD, F, FAN_MARK, FD_CLOEXEC, NR, O, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { fhEntry, openWatched, resolveWatch } from './fsnotify.js';
+import { fhEntry, openAt, openWatched, resolveWatch, restoreRoot, type WatchRoot } from './fsnotify.js';
 import type { Remaps } from './remap.js';
 import { partOf, type FdKind } from './kind.js';
 
@@ -65,7 +65,8 @@ export const fanotify: FdKind = {
       // O_NONBLOCK may have been changed with fcntl since fanotify_init().
       const fl = syscall('fcntl(F_GETFL)', NR.fcntl, fd, F.GETFL);
       if ((fl ^ e.flags) & O.NONBLOCK) syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, (fl & ~O.NONBLOCK) | (e.flags & O.NONBLOCK));
-      for (const m of e.mark) addMark(fd, m, env.remaps);
+      const tree = restoreRoot(env);
+      for (const m of e.mark) addMark(fd, m, env.remaps, tree);
     } catch (err) {
       closeSync(fd);
       throw err;
@@ -76,7 +77,7 @@ export const fanotify: FdKind = {
   },
 };
 
-function addMark(fd: number, m: FanotifyMarkEntry, remaps: Remaps): void {
+function addMark(fd: number, m: FanotifyMarkEntry, remaps: Remaps, tree: WatchRoot | undefined): void {
   let what: string;
   let target: number;
   let flags = FAN_MARK.ADD | (m.mflags & FAN_MARK.EVICTABLE);
@@ -85,14 +86,14 @@ function addMark(fd: number, m: FanotifyMarkEntry, remaps: Remaps): void {
     const path = m.me?.path;
     if (!path) throw new CryoError(`${what}: the image has no path of the mount`);
     try {
-      target = openSync(path, O.PATH | O.DIRECTORY | O.CLOEXEC);
+      target = openAt(path, O.PATH | O.DIRECTORY, tree);
     } catch (e) {
-      throw new CryoError(`${what}: cannot open ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new CryoError(`${what}: cannot open ${path}${tree ? " in the tree's mount namespace" : ''}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     flags |= FAN_MARK.MOUNT;
   } else if (m.type === MarkType.INODE) {
     what = `fanotify mark on inode ${m.ie?.iIno ?? '?'}`;
-    target = openWatched(what, m.sDev, m.ie?.iIno ?? 0n, m.ie?.fHandle, remaps);
+    target = openWatched(what, m.sDev, m.ie?.iIno ?? 0n, m.ie?.fHandle, remaps, tree);
   } else {
     throw new CryoError(`fanotify mark of unknown type ${m.type as number}`);
   }

@@ -6,12 +6,15 @@
 // --force-irmap is given or the inode is on tmpfs, the inode is looked for by
 // scanning (irmap.ts); else the image has no path. Restore opens the
 // path, or the handle when the image has none, and watches /proc/self/fd/N: that
-// names the inode itself, a symlink too.
-import { closeSync, lstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+// names the inode itself, a symlink too. A tree with its own mount namespace has
+// its watches reached from its root, through its own mounts (as CRIU, which
+// opens handles on a mount fd of the tree's and paths from its root): cryo's
+// view of the file system is never asked.
+import { closeSync, fstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
 import { create, FhEntrySchema, type FhEntry } from '../../images/index.js';
 import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
 import type { FdinfoHandle } from '../../proc/fsnotify.js';
-import { NR, O, trySyscall } from '../../sys/index.js';
+import { NR, O, openInRoot, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { DumpFilesEnv } from './kind.js';
 import type { Remaps } from './remap.js';
@@ -46,16 +49,31 @@ function inodeName(sdev: number, ino: bigint): string {
   return `inode ${ino} on ${devName(sdev)}`;
 }
 
-function mountsOf(sdev: number): MountInfo[] {
-  return parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) => m.sdev === sdev);
+/**
+ * Where paths are looked up: cryo's own view, or the tree's mount namespace (an
+ * O_PATH fd of its root, `mounts` its mountinfo, read from `/proc/PID/mountinfo`).
+ */
+export interface WatchRoot {
+  root: number;
+  mounts: readonly MountInfo[];
+}
+
+function mountsOf(sdev: number, tree: WatchRoot | undefined): MountInfo[] {
+  const all = tree ? tree.mounts : parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'));
+  return all.filter((m) => m.sdev === sdev);
+}
+
+/** Open a path as the tree sees it: from its root when it has its own mount namespace. */
+export function openAt(p: string, flags: number, tree: WatchRoot | undefined): number {
+  return tree ? openInRoot(tree.root, p, flags | O.CLOEXEC) : openSync(p, flags | O.CLOEXEC);
 }
 
 /** The mount's root, opened; undefined when that path now leads to another mount (overmounted). */
-function openMount(m: MountInfo): number | undefined {
+function openMount(m: MountInfo, tree: WatchRoot | undefined): number | undefined {
   let fd: number;
   try {
     // Not O_PATH: open_by_handle_at() refuses such a mount fd (EBADF).
-    fd = openSync(m.mountpoint, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+    fd = openAt(m.mountpoint, O.RDONLY | O.DIRECTORY, tree);
   } catch {
     return undefined;
   }
@@ -66,11 +84,11 @@ function openMount(m: MountInfo): number | undefined {
 }
 
 /** The inode opened O_PATH through the first mount of its device that can; undefined if none can. */
-function openByHandle(sdev: number, fh: FhEntry, mounts: MountInfo[]): number | undefined {
+function openByHandle(sdev: number, fh: FhEntry, mounts: MountInfo[], tree: WatchRoot | undefined): number | undefined {
   if (fh.bytes === 0) return undefined;
   const h = fileHandle(fh);
   for (const m of mounts) {
-    const mnt = openMount(m);
+    const mnt = openMount(m, tree);
     if (mnt === undefined) continue;
     try {
       const fd = trySyscall(NR.open_by_handle_at, mnt, h, O.PATH | O.CLOEXEC);
@@ -82,12 +100,23 @@ function openByHandle(sdev: number, fh: FhEntry, mounts: MountInfo[]): number | 
   return undefined;
 }
 
-function inoOf(path: string): bigint | undefined {
+function inoOf(path: string, tree: WatchRoot | undefined): bigint | undefined {
+  let fd: number | undefined;
   try {
-    return lstatSync(path, { bigint: true }).ino;
+    fd = openAt(path, O.PATH | O.NOFOLLOW, tree);
+    return fstatSync(fd, { bigint: true }).ino;
   } catch {
     return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
+}
+
+/** The tree's mount namespace as the watches of a dump see it (undefined: cryo's is the tree's). */
+function dumpRoot(env: DumpFilesEnv): WatchRoot | undefined {
+  const ns = env.mntns;
+  if (!ns) return undefined;
+  return { root: openSync(ns.root, O.PATH | O.DIRECTORY | O.CLOEXEC), mounts: ns.mounts };
 }
 
 /**
@@ -95,11 +124,20 @@ function inoOf(path: string): bigint | undefined {
  * when restore is to open the handle). `what` names the watch in messages.
  */
 export function resolveWatch(what: string, sdev: number, ino: bigint, fh: FhEntry, env: DumpFilesEnv): void {
+  const tree = dumpRoot(env);
+  try {
+    findPath(what, sdev, ino, fh, env, tree);
+  } finally {
+    if (tree) closeSync(tree.root);
+  }
+}
+
+function findPath(what: string, sdev: number, ino: bigint, fh: FhEntry, env: DumpFilesEnv, tree: WatchRoot | undefined): void {
   const { log } = env.irmap;
-  const mounts = mountsOf(sdev);
+  const mounts = mountsOf(sdev, tree);
   let opened = false;
   for (const m of mounts) {
-    const fd = openByHandle(sdev, fh, [m]);
+    const fd = openByHandle(sdev, fh, [m], tree);
     if (fd === undefined) continue;
     opened = true;
     let name: string;
@@ -109,10 +147,11 @@ export function resolveWatch(what: string, sdev: number, ino: bigint, fh: FhEntr
       closeSync(fd);
     }
     // The name must lead back to the inode: an overmount or a rename can break it.
-    if (inoOf(name) === ino) {
-      log.debug(`${what}: the handle of ${inodeName(sdev, ino)} opens as ${name}`);
+    if (inoOf(name, tree) === ino) {
+      log.debug(`${what}: the handle of ${inodeName(sdev, ino)} opens as ${name}${tree ? " in the tree's mount namespace" : ''}`);
       fh.path = name;
-      env.irmap.note(sdev, ino, name);
+      // The irmap cache holds cryo's paths.
+      if (!tree) env.irmap.note(sdev, ino, name);
       return;
     }
     log.debug(`${what}: the handle opens through mount ${m.mntId} as ${name}, a name that leads elsewhere now`);
@@ -124,6 +163,8 @@ export function resolveWatch(what: string, sdev: number, ino: bigint, fh: FhEntr
     log.debug(`${what}: no path for ${inodeName(sdev, ino)}; restore will open its file handle (--force-irmap would scan)`);
     return;
   }
+  // The irmap scans cryo's own view: no use for a tree of its own mount namespace.
+  if (tree) throw new CryoError(`${what}: cannot find a path to the watched ${inodeName(sdev, ino)} in the tree's mount namespace`);
   if (!opened) log.warn(`${what}: the file handle of ${inodeName(sdev, ino)} cannot be opened; looking for it by name`);
   const path = env.irmap.lookup(sdev, ino);
   if (path === undefined) {
@@ -139,24 +180,31 @@ export function resolveWatch(what: string, sdev: number, ino: bigint, fh: FhEntr
  * else by path, or by file handle when the image has no path). The caller
  * watches /proc/self/fd/N and closes N.
  */
-export function openWatched(what: string, sdev: number, ino: bigint, fh: FhEntry | undefined, remaps: Remaps): number {
+export function openWatched(what: string, sdev: number, ino: bigint, fh: FhEntry | undefined, remaps: Remaps, tree?: WatchRoot): number {
   // A deleted file: the watch goes on its ghost (the same inode its fds get).
   const ghost = remaps.watchPath(sdev, ino);
   if (ghost !== undefined) {
     try {
-      return openSync(ghost, O.PATH | O.NOFOLLOW | O.CLOEXEC);
+      return openAt(ghost, O.PATH | O.NOFOLLOW, tree);
     } catch (e) {
       throw new CryoError(`${what}: cannot open ${ghost}, the deleted file it watched: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
   }
   if (fh?.path) {
     try {
-      return openSync(fh.path, O.PATH | O.NOFOLLOW | O.CLOEXEC);
+      return openAt(fh.path, O.PATH | O.NOFOLLOW, tree);
     } catch (e) {
-      throw new CryoError(`${what}: cannot open ${fh.path} to watch it again: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      throw new CryoError(`${what}: cannot open ${fh.path}${tree ? " in the tree's mount namespace" : ''} to watch it again: ${code}`);
     }
   }
-  const fd = fh ? openByHandle(sdev, fh, mountsOf(sdev)) : undefined;
+  const fd = fh ? openByHandle(sdev, fh, mountsOf(sdev, tree), tree) : undefined;
   if (fd === undefined) throw new CryoError(`${what}: the image has no path and the file handle of the inode cannot be opened here`);
   return fd;
+}
+
+/** The tree's mount namespace as a restore's watches see it (undefined: cryo's is the tree's). */
+export function restoreRoot(env: { nsRoot?: number; nsPid?: number }): WatchRoot | undefined {
+  if (env.nsRoot === undefined || env.nsPid === undefined) return undefined;
+  return { root: env.nsRoot, mounts: parseMountinfo(readFileSync(`/proc/${env.nsPid}/mountinfo`, 'utf8')) };
 }

@@ -10,7 +10,7 @@ import { noFown } from './table.js';
 import { parseInotifyFdinfo } from '../../proc/fsnotify.js';
 import { NR, O, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { fhEntry, openWatched, resolveWatch } from './fsnotify.js';
+import { fhEntry, openWatched, resolveWatch, restoreRoot } from './fsnotify.js';
 import { partOf, type FdKind } from './kind.js';
 
 const FIONREAD = 0x541b;
@@ -38,10 +38,11 @@ export const inotify: FdKind = {
     const e = fe.ify;
     if (!e) throw new CryoError(`file id ${fe.id}: inotify entry without its ify field`);
     const fd = syscall('inotify_init1', NR.inotify_init1, (e.flags & O.NONBLOCK) | O.CLOEXEC);
+    const tree = restoreRoot(env);
     try {
       for (const w of [...e.wd].sort((a, b) => a.wd - b.wd)) {
         const what = `inotify watch ${w.wd}`;
-        const target = openWatched(what, w.sDev, w.iIno, w.fHandle, env.remaps);
+        const target = openWatched(what, w.sDev, w.iIno, w.fHandle, env.remaps, tree);
         try {
           const p = Buffer.from(`/proc/self/fd/${target}\0`);
           // wds come in order (cyclically): drop and re-add until ours comes up.

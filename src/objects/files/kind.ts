@@ -4,6 +4,7 @@ import { FdTypes, ImageError, type FileEntry, type ImageDir, type MemfdInodeEntr
 import type { Cleanup } from '../../cleanup.js';
 import type { Options } from '../../options/index.js';
 import type { FdInfo } from '../../proc/fdinfo.js';
+import type { MountInfo } from '../../proc/mountinfo.js';
 import type { FileTable } from './table.js';
 import type { Remote } from '../../tracer/remote.js';
 import type { UnixRestore } from './unix-restore.js';
@@ -54,7 +55,7 @@ export interface DumpFilesEnv {
   /** The id in the images of the namespace /proc names `link` (kind "net", link "net:[INO]"). */
   nsId(kind: string, link: string): number;
   /** The tree's own mount namespace: paths are its, reached from cryo through `root`; files must be on its mounts (`ids`). */
-  mntns?: { root: string; ids: Set<number> };
+  mntns?: { root: string; ids: Set<number>; mounts: readonly MountInfo[] };
 }
 
 /** What recording a regular file (of an fd or a mapping) needs of the dump. */
@@ -118,6 +119,8 @@ export interface RestoreFilesEnv {
   files: Map<number, FileEntry>;
   /** The tree's own mount namespace: an O_PATH fd of its root, which paths of the images are opened from. */
   nsRoot?: number;
+  /** cryo's pid of the task whose root nsRoot is: its mount namespace is the tree's. */
+  nsPid?: number;
   shellJob: boolean;
   /**
    * orphan_pts_master (RPC): a shell job's pty, whose master was outside the tree,

@@ -126,6 +126,22 @@ export function connectTo(fd: number, ue: UnixSkEntry, to: UnixSkEntry, ghost?: 
   if (r < 0) throw new CryoError(`cannot connect ${show(ue)} to ${show(to)}: errno ${-r}`);
 }
 
+/**
+ * Where names are bound and connected to: cryo's own view of the file system,
+ * or the tree's own mount namespace (unix-treenames.ts).
+ */
+export interface UnixNames {
+  /** Bind to the entry's name, if it has one; returns the O_PATH fd (in cryo) of a ghost name. */
+  bind(fd: number, ue: UnixSkEntry): number | undefined;
+  /** connect(2) to `to` by its name, or through its ghost's O_PATH fd. */
+  connect(fd: number, ue: UnixSkEntry, to: UnixSkEntry, ghost?: number): void;
+  /** Take away a socket file left at the entry's name. */
+  clear(ue: UnixSkEntry): void;
+}
+
+/** Names as cryo itself sees them: a tree in cryo's mount namespace. */
+export const hostNames: UnixNames = { bind: bindName, connect: connectTo, clear: clearName };
+
 /** Close the O_PATH fds of ghost names. */
 export function closeGhosts(ghosts: Map<number, number>): void {
   for (const g of ghosts.values()) closeSync(g);

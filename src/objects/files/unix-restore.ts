@@ -6,17 +6,23 @@
 // shutdowns. A socket whose queue no peer of the tree can refill (its peer
 // closed, or it is a datagram socket others only send to) gets a pair of its
 // own, whose other end sends the queue and goes, as CRIU's fake queuers.
-import { closeSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { ImageError, type FileEntry, type ImageDir, type SkPacketEntry, type UnixSkEntry } from '../../images/index.js';
 import { F, NR, O, SHUT, SO, SOCK, SOL_SOCKET, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { badFile, hexId, partOf, type CheckFilesEnv, type KindStore, type RestoreFilesEnv } from './kind.js';
 import { restoreSockFilter, restoreSockOpts } from './sockopts.js';
-import { bindName, clearName, closeGhosts, connectTo, isPath, show } from './unix-names.js';
+import { closeGhosts, hostNames, isPath, show, type UnixNames } from './unix-names.js';
+import { enterTreeRoot, helperFs, rootFs, treeBinder, treeNames, treePath, uncover, type TreeFs } from './unix-treenames.js';
+import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
+import { withHelper } from '../../tracer/seed.js';
 
 export interface UnixRestore {
   /** --ext-unix-sk was given: sockets may be reconnected to names outside the tree. */
   extUnixSk: boolean;
+  /** The tree's own mount namespace: the mount point of each mount of the images, by its dumped id. */
+  mountpoints?: Map<number, string>;
 }
 
 type Queues = Map<number, Array<{ msg: SkPacketEntry; data: Uint8Array }>>;
@@ -43,28 +49,62 @@ export const USK_EXTERN = 1;
  * A connected stream pair where `srv` came from accept() and carries its
  * listener's name; `cli` is the other end (undefined: an end made to be closed).
  */
-function acceptedPair(srv: UnixSkEntry, cli: UnixSkEntry | undefined, ghosts: Map<number, number>): [number, number] {
+function acceptedPair(srv: UnixSkEntry, cli: UnixSkEntry | undefined, ghosts: Map<number, number>, names: UnixNames): [number, number] {
   const l = sock.socket(1 /* AF_UNIX */, srv.type);
   let ghost: number | undefined;
   try {
-    ghost = bindName(l, srv);
+    ghost = names.bind(l, srv);
     sock.listen(l, 1);
     const c = sock.socket(1, srv.type);
     if (cli?.name.length) {
-      const g = bindName(c, cli);
+      const g = names.bind(c, cli);
       if (g !== undefined) ghosts.set(cli.ino, g);
     }
-    connectTo(c, cli ?? srv, srv, ghost);
+    names.connect(c, cli ?? srv, srv, ghost);
     return [sock.accept(l), c];
   } finally {
     closeSync(l);
     if (ghost !== undefined) closeSync(ghost);
-    else clearName(srv);
+    else names.clear(srv);
   }
 }
 
-/** Build every unix socket of the images in cryo. */
+/**
+ * Build every unix socket of the images in cryo. A tree with its own mount
+ * namespace has its path names bound in there, by a helper that entered it.
+ */
 export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixRestore): void {
+  const root = env.nsRoot;
+  if (root === undefined || env.nsPid === undefined || !all.some((ue) => isPath(ue.name))) return build(all, env, u, hostNames);
+  const pid = env.nsPid;
+  let mounts: MountInfo[] | undefined;
+  /** A removed name whose directory has a mount over it now, made since its file was: the mount point of its file's mount. */
+  const coveredAt = (ue: UnixSkEntry): string | undefined => {
+    const mp = ue.mntId !== undefined && ue.mntId >= 0 ? u.mountpoints?.get(ue.mntId) : undefined;
+    if (mp === undefined) return undefined;
+    const dir = dirname(treePath(ue));
+    mounts ??= parseMountinfo(readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
+    return mounts.some((m) => m.mountpoint !== mp && under(m.mountpoint, mp) && under(dir, m.mountpoint)) ? mp : undefined;
+  };
+  const covered = (ue: UnixSkEntry) => {
+    const mp = coveredAt(ue);
+    if (mp === undefined) return undefined;
+    return <T>(fn: (fs: TreeFs) => T): T => withHelper((rem) => {
+      enterTreeRoot(rem, pid);
+      uncover(rem, mp);
+      return fn(helperFs(rem));
+    });
+  };
+  withHelper((rem) => {
+    enterTreeRoot(rem, pid);
+    build(all, env, u, treeNames(rootFs(root, treeBinder(rem)), covered));
+  });
+}
+
+/** Is `p` at or below directory `dir`? */
+const under = (p: string, dir: string) => dir === '/' || p === dir || p.startsWith(`${dir}/`);
+
+function build(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixRestore, names: UnixNames): void {
   const byIno = new Map(all.map((ue) => [ue.ino, ue]));
   const fds = unixFdsOf(env.kinds);
   const queues = skQueuesOf(env.kinds);
@@ -97,7 +137,7 @@ export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixResto
           // The accepted end carries its listener's name.
           const srv = srvs.find((x) => listenerNames.has(Buffer.from(x.name).toString('hex'))) ?? srvs[0]!;
           const cli = srv === a ? b : a;
-          const [s, c] = acceptedPair(srv, cli, ghosts);
+          const [s, c] = acceptedPair(srv, cli, ghosts, names);
           fds.set(srv.ino, s);
           fds.set(cli.ino, c);
           named.add(srv.ino).add(cli.ino);
@@ -110,7 +150,7 @@ export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixResto
         paired.add(a.ino).add(b.ino);
       } else if (a.state === TCP_ESTABLISHED && !a.peer && a.type !== SOCK.DGRAM) {
         // Its peer closed: a pair whose other end goes once the queue is back.
-        const [x, y] = a.name.length ? acceptedPair(a, undefined, ghosts) : sock.socketpair(a.type);
+        const [x, y] = a.name.length ? acceptedPair(a, undefined, ghosts, names) : sock.socketpair(a.type);
         fds.set(a.ino, x);
         fakePeers.set(a.ino, y);
         faked.add(a.ino);
@@ -127,7 +167,7 @@ export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixResto
     for (const ue of own) {
       if (!fds.has(ue.ino)) fds.set(ue.ino, sock.socket(1, ue.type));
       if (!named.has(ue.ino)) {
-        const g = bindName(fds.get(ue.ino)!, ue);
+        const g = names.bind(fds.get(ue.ino)!, ue);
         if (g !== undefined) ghosts.set(ue.ino, g);
         named.add(ue.ino);
       }
@@ -167,7 +207,7 @@ export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixResto
       if (!to) throw new CryoError(`${show(ue)}: its peer ${ue.peer} was outside the tree; give the socket with --inherit-fd fd[N]:socket:[${ue.ino}]`);
       if (paired.has(ue.ino) || inherited(to)) continue;
       if (!inTree(to) && !u.extUnixSk) throw new CryoError(`${show(ue)} was connected to ${show(to)} outside the tree; restore with --ext-unix-sk`);
-      connectTo(fds.get(ue.ino)!, ue, to, ghosts.get(to.ino));
+      names.connect(fds.get(ue.ino)!, ue, to, ghosts.get(to.ino));
     }
     // 6. Shutdowns and file flags, last: a shut-down end could not have been refilled.
     for (const ue of own) {

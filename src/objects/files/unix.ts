@@ -3,10 +3,10 @@
 // options and the queued data, peeked with SO_PEEK_OFF so nothing is consumed.
 // Peers are checked once the whole tree is dumped: a peer outside it is an
 // external socket (--ext-unix-sk, --external unix[ino]) or an error.
-import { closeSync, fstatSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { create, FdTypes, FileEntrySchema, SkPacketEntrySchema, ScmEntrySchema, UnixSkEntrySchema, FilePermsEntrySchema, SkOptsEntrySchema, type FileEntry, type UnixSkEntry, type SkPacketEntry } from '../../images/index.js';
 import { noFown } from './table.js';
-import { AF, NR, O, SO, SOCK, SOL_SOCKET, SCM_RIGHTS, SCM_CREDENTIALS, SIOCUNIXFILE, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall } from '../../sys/index.js';
+import { AF, NR, O, SO, SOCK, SOL_SOCKET, SCM_RIGHTS, SCM_CREDENTIALS, SIOCUNIXFILE, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, openInRoot, sock, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { DumpFilesEnv, FdKind, FdProbe } from './kind.js';
 import { collectUnixSockets, type UnixDiag } from './unix-diag.js';
@@ -51,8 +51,12 @@ function isUnix(p: FdProbe): boolean {
 const typeName = (t: number) => ({ [SOCK.STREAM]: 'stream', [SOCK.DGRAM]: 'datagram', [SOCK.SEQPACKET]: 'seqpacket' })[t] ?? `type ${t}`;
 const showName = (n: Uint8Array) => (n.length === 0 ? 'unnamed' : n[0] === 0 ? `@${Buffer.from(n.subarray(1)).toString()}` : Buffer.from(n).toString().replace(/\0+$/, ''));
 
-/** The file a path name made: owner, mode, and where a relative name was bound. */
-function resolveName(lfd: number, d: UnixDiag, ue: UnixSkEntry): void {
+/**
+ * The file a path name made: owner, mode, and where a relative name was bound.
+ * In the tree's own mount namespace (`ns`) the file must be on one of its
+ * mounts (kept in mnt_id, as CRIU's), and the name is looked up from its root.
+ */
+function resolveName(lfd: number, d: UnixDiag, ue: UnixSkEntry, where: string, ns: DumpFilesEnv['mntns']): void {
   if (!d.name.length || d.name[0] === 0) return;
   const fd = syscall('ioctl(SIOCUNIXFILE)', NR.ioctl, lfd, SIOCUNIXFILE, 0);
   try {
@@ -64,6 +68,11 @@ function resolveName(lfd: number, d: UnixDiag, ue: UnixSkEntry): void {
       ue.deleted = true;
     }
     const name = showName(d.name);
+    if (ns) {
+      const mntId = Number(/^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? -1);
+      if (!ns.ids.has(mntId)) throw new CryoError(`${where}: bound to ${name}, a file on mount ${mntId}, which is not in the tree's mount namespace`);
+      ue.mntId = mntId;
+    }
     if (!name.startsWith('/')) {
       if (!path.endsWith('/' + name)) throw new CryoError(`unix socket ${d.ino}: cannot tell where its relative name ${name} is (${path})`);
       ue.nameDir = path.slice(0, -name.length - 1) || '/';
@@ -73,15 +82,35 @@ function resolveName(lfd: number, d: UnixDiag, ue: UnixSkEntry): void {
     // stat check of the name does, never over what the path holds now.
     if (!ue.deleted) {
       const at = name.startsWith('/') ? name : `${ue.nameDir}/${name}`;
-      try {
-        const now = statSync(at);
-        if (now.ino !== st.ino || now.dev !== st.dev) ue.deleted = true;
-      } catch {
-        ue.deleted = true;
-      }
+      const now = ns ? statInRoot(ns.root, at) : statOrNot(at);
+      if (!now || now.ino !== st.ino || now.dev !== st.dev) ue.deleted = true;
     }
   } finally {
     closeSync(fd);
+  }
+}
+
+function statOrNot(p: string): Stats | undefined {
+  try {
+    return statSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+/** stat(2) of a path of the tree, resolved from its root (`root`: /proc/PID/root), never from cryo's. */
+function statInRoot(root: string, p: string): Stats | undefined {
+  let r: number | undefined;
+  let fd: number | undefined;
+  try {
+    r = openSync(root, O.PATH | O.DIRECTORY | O.CLOEXEC);
+    fd = openInRoot(r, p, O.PATH | O.CLOEXEC);
+    return fstatSync(fd);
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+    if (r !== undefined) closeSync(r);
   }
 }
 
@@ -149,7 +178,7 @@ export const unixsk: FdKind = {
       fown: noFown(),
       opts: dumpSockOpts(lfd, where), name: d.name, shutdown: d.shutdown,
     });
-    resolveName(lfd, d, ue);
+    resolveName(lfd, d, ue, where, env.mntns);
     if (d.state === TCP_ESTABLISHED && d.type !== SOCK.DGRAM && !d.peer) {
       // Not accepted yet: the kernel shows no peer; the listener holds it in its queue.
       const l = u.listenerOf.get(ino);
