@@ -11,7 +11,9 @@
 // apparmor:... from Debian's default lxc.apparmor.profile, on a kernel without
 // AppArmor). Everything LXC keeps is in the session dir (lxcpath -P); its
 // cgroups go below this process's own (lxc.cgroup.relative); its lock dir in
-// /run/lxc is removed afterwards.
+// /run/lxc is removed afterwards. Also the template's own init (busybox init,
+// rcS, syslogd bound to the container's /dev/log), checked by lxc-attach
+// logger before and after.
 import { test, type TestContext } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -93,7 +95,7 @@ class Lxc {
   }
 
   /** A busybox container from LXC's template, with this test's settings (and `more` lines of config). */
-  async create(more: string[] = []): Promise<void> {
+  async create(more: string[] = [], realInit = false): Promise<void> {
     const conf = path.join(this.s.dir, 'lxc.conf');
     fs.writeFileSync(conf, 'lxc.net.0.type = empty\n');
     await this.ok('create', ['-t', 'busybox', '-f', conf]);
@@ -104,8 +106,13 @@ class Lxc {
     config = config.replace(/^lxc\.tty\.max = \d+$/m, 'lxc.tty.max = 0');
     // The counter holds the container's console (a pty of the host's that LXC names --external tty[..] and gives back with --inherit-fd).
     fs.writeFileSync(path.join(this.rootfs, 'cryo-counter.sh'), `exec 3<>/dev/console\n${counterScript(this.counter)}\n`);
+    if (realInit) {
+      // No getty on tty1: there is none (lxc.tty.max = 0).
+      const inittab = path.join(this.rootfs, 'etc/inittab');
+      fs.writeFileSync(inittab, fs.readFileSync(inittab, 'utf8').replace(/^tty1::.*\n/m, ''));
+    }
     config += [
-      'lxc.init.cmd = /bin/sh /cryo-counter.sh',
+      ...(realInit ? [] : ['lxc.init.cmd = /bin/sh /cryo-counter.sh']),
       // Debian's default (/etc/lxc/default.conf): LXC asks the restore for --lsm-profile apparmor:generated.
       'lxc.apparmor.profile = generated',
       'lxc.cgroup.relative = 1',
@@ -178,14 +185,14 @@ function checkLxcContainer(l: Lxc, pid: number): void {
   assert.ok(memory?.endsWith(`/${l.cgroupDir}/payload`), `the restored container is in cgroup ${memory}, not in LXC's ${l.cgroupDir}/payload`);
 }
 
-async function setup(t: TestContext, more: string[] = []): Promise<Lxc> {
+async function setup(t: TestContext, more: string[] = [], realInit = false): Promise<Lxc> {
   const s = new Session('lxc');
   const l = new Lxc(s, `cryo-lxc-${process.pid}`, `cryo-lxc-count-${process.pid}`);
   t.after(async () => {
     await l.cleanup();
     await s.cleanup();
   });
-  await l.create(more);
+  await l.create(more, realInit);
   return l;
 }
 
@@ -245,4 +252,54 @@ test('lxc-checkpoint: a container with a mount cryo cannot dump (hugetlbfs, whic
   assert.equal(await l.pid(), pid, 'the container is not the one that ran before the refused dump');
   // Thawed: LXC had cryo freeze its cgroup (--freeze-cgroup).
   await counterAbove(l.counterFile, readCounter(l.counterFile) + 2, 'the container after the refused dump');
+});
+
+/** The commands of the container's processes, from the host (every process whose root is the container's rootfs). */
+function commsIn(l: Lxc): string[] {
+  const root = fs.statSync(l.rootfs);
+  const out: string[] = [];
+  for (const p of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const st = fs.statSync(`/proc/${p}/root/`);
+      if (st.ino === root.ino && st.dev === root.dev) out.push(fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' '));
+    } catch {
+      /* gone, or a kernel thread */
+    }
+  }
+  return out.sort();
+}
+
+test("lxc-checkpoint: the busybox template's own init (busybox init, syslogd on the container's /dev/log, a shell asking on the console) checkpointed with -s and restored; the restored syslogd logs what is sent to /dev/log inside the container", { timeout: 240_000 }, async (t) => {
+  const l = await setup(t, [], true);
+  await l.ok('start', ['-d'], true);
+  const pid = await l.pid();
+  const cmdline = (p: number) => fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+  const initCmd = cmdline(pid);
+  const messages = path.join(l.rootfs, 'var/log/messages');
+  const logged = (tag: string) => fs.existsSync(messages) && fs.readFileSync(messages, 'utf8').includes(tag);
+  const log = async (tag: string, what: string) => {
+    const r = await run('lxc-attach', ['-n', l.name, '-P', l.lxcpath, '--', '/bin/logger', '-t', 'cryo', tag], true, 30_000, l.env);
+    assert.equal(r.code, 0, `lxc-attach -- logger: ${r.stdout}${r.stderr}`);
+    const end = Date.now() + 10_000;
+    while (!logged(tag)) {
+      assert.ok(Date.now() < end, `${what}: "${tag}" did not reach ${messages}:\n${fs.existsSync(messages) ? fs.readFileSync(messages, 'utf8') : '(none)'}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  await log(`before-${process.pid}`, 'the started container');
+  const before = commsIn(l);
+  assert.ok(before.includes('/bin/syslogd'), `no syslogd in the container: ${before.join(', ')}`);
+
+  const dir = l.s.mkdir('checkpoint-init');
+  await l.checkpoint(dir, true);
+  await l.reap();
+  assert.equal(await l.state(), 'STOPPED', 'the container checkpointed with -s still runs');
+  assert.deepEqual(commsIn(l), [], 'processes of the container run after the checkpoint -s');
+  const rpid = await l.restore(dir);
+  assert.deepEqual(commsIn(l), before, 'the restored container runs other processes');
+  // A new pid namespace: another pid on the host, 1 inside.
+  assert.equal(/^NSpid:.*\s(\d+)$/m.exec(fs.readFileSync(`/proc/${rpid}/status`, 'utf8'))?.[1], '1', 'the restored init is not pid 1 of its namespace');
+  assert.equal(cmdline(rpid), initCmd, "the restored container's init runs another command");
+  assert.notEqual(nsOf(rpid, 'mnt'), nsOf('self', 'mnt'), "the restored container is in the host's mount namespace");
+  await log(`after-${process.pid}`, 'the restored container');
 });
