@@ -14,6 +14,7 @@ import { runAction } from './actions.js';
 import { peersFirst } from './objects/files/unix.js';
 import { releaseTcp } from './objects/files/inet.js';
 import { lockTreeConnections } from './objects/files/tcp-lock.js';
+import { treeTunFile } from './objects/files/tunfile.js';
 import { NetLock, LOCK_METHOD_CODE, unlockNetnsRules } from './objects/netlock.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
 import { isExternalTty, isOrphanPty } from './objects/files/tty.js';
@@ -137,7 +138,10 @@ export async function runDump(ctx: Context): Promise<number> {
         } else if (ns.kind === 'net') {
           netns = new TreeNetns(ns.path);
           lockTreeNetns(ctx, ns.path, st.files.netlock, rootWho);
-          dumpNetNs(netns.fd, nsId, ns.link, { dir, log, who: rootWho, empty: (opts.emptyNs & CLONE.NEWNET) !== 0, ...netnsExtKey(opts.external, ns.link) });
+          const live = tasks.filter((t) => t.stat.state !== 'Z').map((t) => t.pid);
+          dumpNetNs(netns.fd, nsId, ns.link, {
+            dir, log, who: rootWho, empty: (opts.emptyNs & CLONE.NEWNET) !== 0, ...netnsExtKey(opts.external, ns.link), tunFile: (name) => treeTunFile(live, name),
+          });
         } else if (ns.kind === 'mnt') {
           // A tmpfs with mounts on it is read through a clone of it alone, made in its mount namespace.
           st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, { external: opts.external, auto: opts.autoExtMnt, enableFs: opts.enableFs }, log, (p) => cloneMountOf(root, p), st.userns?.view ?? IdView.SAME);
@@ -163,6 +167,7 @@ export async function runDump(ctx: Context): Promise<number> {
     runAction(ctx, 'query-ext-files');
     // Sockets are looked up (sock_diag) in the tree's network namespace, and must all be of it.
     st.files.sockNetns = netns?.ino ?? TreeNetns.mine();
+    st.files.ownNetns = netns !== undefined;
     // In the host's network namespace each connection has rules of its own: all put in at once.
     // Should the batch fail, each is locked as it is dumped, and a failure there names its socket.
     if (!netns && opts.tcpEstablished) {

@@ -29,6 +29,7 @@ import { loadTimeNs, restoreTimeNs } from './objects/timens.js';
 import { checkJoinNs, enterJoinedNs, type JoinedNs } from './objects/joinns.js';
 import { writeStats } from './stats.js';
 import { loadNetNs, restoreNetNs, TreeNetns, type NetnsImages } from './objects/netns.js';
+import { attachedTunDevices } from './objects/files/tunfile.js';
 import { checkLsm } from './objects/lsm.js';
 import { loadMntNs, restoreMntNs, type MntNsImages } from './objects/mntns/restore.js';
 import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, type IpcNsImages } from './objects/ipcns.js';
@@ -213,7 +214,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     if (nsFlags & CLONE.NEWNS) mntImg = loadMntNs(dir, rootIds.mntNsId, { root: opts.root, external: opts.external, autoExtMnt: opts.autoExtMnt });
     else if (opts.root !== undefined) throw new CryoError('--root is given but the images hold no mount namespace of the tree: not supported yet');
     if (nsFlags & CLONE.NEWIPC) ipcImg = loadIpcNs(dir, rootIds.ipcNsId, (shmid) => readPagemap(dir, 'shmemPagemap', shmid));
-    if (nsFlags & CLONE.NEWNET) netImg = loadNetNs(dir, rootIds.netNsId, (opts.emptyNs & CLONE.NEWNET) !== 0, opts.external, `task ${loaded.tasks[0]!.pstree.pid}`);
+    if (nsFlags & CLONE.NEWNET) netImg = loadNetNs(dir, rootIds.netNsId, (opts.emptyNs & CLONE.NEWNET) !== 0, opts.external, `task ${loaded.tasks[0]!.pstree.pid}`, attachedTunDevices(loaded.files.values()));
     checkSysvAttachments(loaded.tasks, ipcImg);
     checkFdTables(loaded);
     cg = CgroupRestore.load(dir, opts, log);

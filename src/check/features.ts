@@ -4,7 +4,7 @@ import { accessSync, constants, existsSync, openSync, readFileSync, readSync, re
 import {
   F, NR, O, PR, PR_SET_MM_MAP_SIZE, PAGE_SIZE, PAGE_IS, PROT, MAP, MREMAP, MFD,
   EINVAL, ENOENT, ENOSYS, EFAULT, SysError, addressOf, syscall, trySyscall, pidfdOpen,
-  pidfdGetfd, kcmpEpollTfd, netlink, IPPROTO, IPV6, CAP, LOCK, CLOCK, TFD_IOC_SET_TICKS, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OP, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE,
+  pidfdGetfd, kcmpEpollTfd, netlink, IPPROTO, IPV6, CAP, LOCK, CLOCK, TFD_IOC_SET_TICKS, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OP, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE, tun,
 } from '../sys/index.js';
 import { describe, step, errname, closeFd, Kerndat, type Step, type SeedFacts } from '../kerndat.js';
 import type { FeatureKind, Feature, FeatureResult } from './feature.js';
@@ -105,7 +105,7 @@ function readable(path: string): true | string {
   }
 }
 
-const NOT_NET = 'cryo does not checkpoint TCP connections, network interfaces or netfilter yet';
+const NOT_NET = 'cryo does not dump more than one network namespace per tree yet';
 const NOT_LAZY = 'cryo does not restore memory lazily yet';
 const NOT_MNT = 'cryo does not dump or restore mounts yet';
 
@@ -524,8 +524,32 @@ export const FEATURES: readonly Feature[] = [
     'cryo moves the task\'s own vDSO into place with mremap and does not map one'),
   notDone('openat2', 'extra', 'openat2() with RESOLVE_* restrictions', 'cryo does not use openat2 yet'),
   notDone('move_mount_set_group', 'extra', 'mount sharing groups', NOT_MNT),
-  notDone('tun', 'extra', 'TUN/TAP devices', NOT_NET),
-  notDone('tun_ns', 'extra', 'TUN devices in network namespaces', NOT_NET),
+  {
+    // As CRIU's check_tun_cr: devices are made again with their indexes (TUNSETIFINDEX).
+    name: 'tun', kind: 'extra', level: 'warn', description: 'TUN/TAP devices and files (TUNSETIFINDEX)',
+    missing: 'tun devices cannot be made with a given index', probe: () => tun.canSetIndex(),
+  },
+  {
+    // As CRIU's check_tun_netns_cr: a tun file tells its network namespace (SIOCGSKNS).
+    name: 'tun_ns', kind: 'extra', level: 'warn', description: 'TUN files tell their network namespace (SIOCGSKNS)',
+    missing: 'a tun file does not tell its network namespace',
+    probe: () => {
+      let fd: number;
+      try {
+        fd = tun.openTun();
+      } catch {
+        return false;
+      }
+      try {
+        const ns = netlink.socketNetns(fd);
+        if (ns === undefined) return false;
+        closeFd(ns);
+        return true;
+      } finally {
+        closeFd(fd);
+      }
+    },
+  },
   notDone('autofs', 'experimental', 'autofs mounts', NOT_MNT),
   {
     name: 'tcp_half_closed', kind: 'extra', level: 'warn',

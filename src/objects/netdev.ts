@@ -30,6 +30,8 @@ export interface LinkDumpEnv {
   /** Its id in the images. */
   nsId: number;
   log: Logger;
+  /** A file of the tree's attached to tun device `name` (cryo's copy, closed here). */
+  tunFile?: (name: string) => number | undefined;
 }
 
 /** The entries of the links of the calling thread's namespace; one cryo cannot make again fails the dump. */
@@ -77,9 +79,10 @@ const ARPHRD_ETHER = 1;
 /**
  * A tun/tap device's settings (CRIU's tun_link_entry): its flags, owner and group
  * as netlink shows them (IFLA_TUN_*), its send buffer and vnet header size read
- * on a file of cryo's attached to it with those same flags (which TUNSETIFF
- * gives the device). Only a persistent device that no task holds is carried:
- * cryo does not dump the files of tun devices yet.
+ * on a file attached to it: a task's of the tree (its tun files are dumped with
+ * it, tunfile.ts), or for a persistent device nobody holds one of cryo's,
+ * attached with those same flags (which TUNSETIFF gives the device). A device
+ * held by a file outside the tree is refused.
  */
 function dumpTun(l: netlink.Link, env: LinkDumpEnv): TunLinkEntry {
   const where = `${env.who}: tun link ${l.name} of its network namespace ${env.nsLink}`;
@@ -87,20 +90,24 @@ function dumpTun(l: netlink.Link, env: LinkDumpEnv): TunLinkEntry {
   const u8 = (t: number): number | undefined => d.get(t)?.readUInt8(0);
   const type = u8(3); // IFLA_TUN_TYPE
   if (type !== tun.IFF_TUN && type !== tun.IFF_TAP) throw new CryoError(`${where}: the kernel does not show its settings (IFLA_TUN_TYPE)`);
-  if (!u8(6)) throw new CryoError(`${where} is not persistent: a task holds it open, and cryo does not dump tun files yet`);
+  const persistent = !!u8(6);
   const flags = type | (u8(4) ? 0 : tun.IFF_NO_PI) | (u8(5) ? tun.IFF_VNET_HDR : 0) | (u8(7) ? tun.IFF_MULTI_QUEUE : 0);
   const id = (t: number): number => (d.get(t) ? d.get(t)!.readInt32LE(0) : -1); // IFLA_TUN_OWNER/GROUP: none when unset
-  const fd = tun.openTun();
+  const held = env.tunFile?.(l.name);
+  if (held === undefined && !persistent) throw new CryoError(`${where} is not persistent and held open by no task of the tree (a process outside it holds it)`);
+  const fd = held ?? tun.openTun();
   try {
-    try {
-      tun.attach(fd, l.name, flags);
-    } catch (e) {
-      if ((e as { errno?: number }).errno === 16 /* EBUSY */) throw new CryoError(`${where} is attached to a task's file, which cryo does not dump yet`);
-      throw e;
+    if (held === undefined) {
+      try {
+        tun.attach(fd, l.name, flags);
+      } catch (e) {
+        if ((e as { errno?: number }).errno === 16 /* EBUSY */) throw new CryoError(`${where} is attached to a file of a process outside the tree`);
+        throw e;
+      }
     }
     if (type === tun.IFF_TAP && tun.filterLength(fd)) throw new CryoError(`${where} has a socket filter (TUNSETTXFILTER/TUNATTACHFILTER), which cryo cannot dump (as CRIU)`);
     const s = tun.settings(fd);
-    return create(TunLinkEntrySchema, { flags: flags | tun.IFF_PERSIST, owner: id(1), group: id(2), vnethdr: s.vnethdr, sndbuf: s.sndbuf });
+    return create(TunLinkEntrySchema, { flags: flags | (persistent ? tun.IFF_PERSIST : 0), owner: id(1), group: id(2), vnethdr: s.vnethdr, sndbuf: s.sndbuf });
   } finally {
     closeSync(fd);
   }
@@ -131,7 +138,7 @@ export function vethExternal(external: readonly string[], name: string): { host:
  * Before anything is made: every link of `links` (netdev image `file` of
  * namespace `nsId`) can be made again. `who` names the tree's root.
  */
-export function checkLinks(links: NetDeviceEntry[], nsId: number, file: string, external: readonly string[], who: string): void {
+export function checkLinks(links: NetDeviceEntry[], nsId: number, file: string, external: readonly string[], who: string, attachedTun: ReadonlySet<string> = new Set()): void {
   const byIndex = new Map(links.map((l) => [l.ifindex, l]));
   for (const l of links) {
     if (l.master) {
@@ -147,7 +154,8 @@ export function checkLinks(links: NetDeviceEntry[], nsId: number, file: string, 
     }
     if (l.type === NdType.TUN) {
       if (!l.tun) throw new CryoError(`bad image: ${file}: tun link ${l.name} has no tun entry`);
-      if (!(l.tun.flags & tun.IFF_PERSIST)) throw new CryoError(`cannot restore ${file}: tun link ${l.name} was not persistent: cryo does not restore the files of tun devices yet`);
+      // Made persistent at first; the first file of the tree attached drops it.
+      if (!(l.tun.flags & tun.IFF_PERSIST) && !attachedTun.has(l.name)) throw new CryoError(`bad image: ${file}: tun link ${l.name} is not persistent, and no tun file of files.img is attached to it`);
       continue;
     }
     if (l.type !== NdType.VETH) throw new CryoError(`bad image: ${file}: link ${l.name} is of type ${NdType[l.type] ?? l.type}, which cryo does not restore yet`);

@@ -100,6 +100,8 @@ export interface NetnsDumpEnv {
   empty: boolean;
   /** --external net[INO]:KEY for this namespace: only the key is dumped. */
   extKey?: string;
+  /** A file of the tree's attached to tun device `name` (cryo's copy, closed by the caller). */
+  tunFile?: (name: string) => number | undefined;
 }
 
 /** Conntrack entries or expectations of the namespace, as the raw nfnetlink messages CRIU writes. */
@@ -123,7 +125,7 @@ export function dumpNetNs(nsFd: number, nsId: number, nsLink: string, env: Netns
   }
   if (env.empty) return;
   netlink.inNetns(nsFd, () => {
-    dir.write('netdev', dumpLinks({ who: env.who, nsLink, nsId, log: env.log }), nsId);
+    dir.write('netdev', dumpLinks({ who: env.who, nsLink, nsId, log: env.log, ...(env.tunFile ? { tunFile: env.tunFile } : {}) }), nsId);
     const raw = (kind: RawImage, fn: (fd: number) => void): void => {
       const fd = dir.openRaw(kind, nsId, 'w');
       try {
@@ -175,7 +177,7 @@ export interface NetnsImages {
  * Read and check the images of network namespace `nsId`; `empty`: --empty-ns net, nothing of it is read.
  * `external`: the --external list (veth[IFNAME]:HOSTIF); `who` names the tree's root in errors.
  */
-export function loadNetNs(dir: ImageDir, nsId: number, empty: boolean, external: readonly string[], who: string): NetnsImages {
+export function loadNetNs(dir: ImageDir, nsId: number, empty: boolean, external: readonly string[], who: string, attachedTun: ReadonlySet<string> = new Set()): NetnsImages {
   const img: NetnsImages = { id: nsId, links: [], raw: new Map() };
   if (dir.exists('netns', nsId)) img.netns = dir.readOne('netns', nsId);
   if (img.netns?.extKey) return img;
@@ -184,7 +186,7 @@ export function loadNetNs(dir: ImageDir, nsId: number, empty: boolean, external:
     throw new CryoError(`bad image: ${dir.fileName('netdev', nsId)} is missing (the tree's network namespace was dumped with --empty-ns net? restore with it too)`);
   }
   img.links = dir.read('netdev', nsId);
-  checkLinks(img.links, nsId, dir.fileName('netdev', nsId), external, who);
+  checkLinks(img.links, nsId, dir.fileName('netdev', nsId), external, who, attachedTun);
   for (const kind of ['ifaddr', 'route', 'route6', 'rule', 'iptables', 'ip6tables', 'nftables', 'netnfCt', 'netnfExp'] as const) {
     if (!dir.exists(kind, nsId)) continue;
     const fd = dir.openRaw(kind, nsId, 'r');

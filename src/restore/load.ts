@@ -3,7 +3,7 @@
 // describe. The checks of what was read are validate.ts's.
 import { CryoError } from '../context.js';
 import {
-  isFieldSet, isZombieState, PagemapEntrySchema, VMA_ANON_SHARED, VMA_AREA_SYSVIPC,
+  FdTypes, isFieldSet, isZombieState, PagemapEntrySchema, VMA_ANON_SHARED, VMA_AREA_SYSVIPC,
   type CoreEntry, type FileEntry, type FileLockEntry, type ImageDir, type MemfdInodeEntry, type PagemapEntry, type PstreeEntry, type SeccompFilter,
 } from '../images/index.js';
 import { MAP, MAP_HUGE_MASK } from '../sys/index.js';
@@ -40,7 +40,7 @@ export function loadImages(dir: ImageDir, deprecated: boolean): Loaded {
   const pstree = dir.read('pstree') as PstreeEntry[];
   if (pstree.length === 0) throw new CryoError('pstree.img lists no task');
   checkPstree(pstree);
-  const files = byId([...(dir.tryRead('files') ?? []), ...legacyFanotify(dir, deprecated)], 'files.img');
+  const files = byId(pairTunFiles([...(dir.tryRead('files') ?? []), ...legacyFanotify(dir, deprecated)]), 'files.img');
   const tasks: TaskImages[] = pstree.map((p, i) => {
     const core = dir.readOne('core', p.pid);
     const threadCores = new Map<number, CoreEntry>();
@@ -119,4 +119,19 @@ function withParentPages(dir: ImageDir, pid: number, pm: { pagesId: number; runs
   const id = GATHERED_PAGES_ID + pid;
   dir.overridePages(id, g.fd);
   return { pagesId: id, runs: g.runs };
+}
+
+/**
+ * CRIU writes a tun file as two entries of one id, a REG one (/dev/net/tun, its
+ * flags) and a TUNF one: the REG part goes into the TUNF entry, as its reg.
+ */
+function pairTunFiles(entries: FileEntry[]): FileEntry[] {
+  const tunIds = new Set(entries.filter((fe) => fe.type === FdTypes.TUNF).map((fe) => fe.id));
+  if (tunIds.size === 0) return entries;
+  const regs = new Map(entries.filter((fe) => fe.type === FdTypes.REG && tunIds.has(fe.id)).map((fe) => [fe.id, fe]));
+  return entries.flatMap((fe) => {
+    if (fe.type === FdTypes.REG && tunIds.has(fe.id)) return [];
+    if (fe.type === FdTypes.TUNF && regs.has(fe.id)) fe.reg = regs.get(fe.id)!.reg;
+    return [fe];
+  });
 }

@@ -12,7 +12,12 @@ export const IFF_PERSIST = 0x0800;
 export const IFF_NO_PI = 0x1000;
 export const IFF_VNET_HDR = 0x4000;
 
+export const IFF_DETACH_QUEUE = 0x0400;
+export const IFF_NOFILTER = 0x1000; // TUNGETIFF only: the file has no socket filter (it shares IFF_NO_PI's bit)
+
 const TUNSETIFF = 0x400454ca;
+const TUNGETIFF = 0x800454d2;
+const TUNSETQUEUE = 0x400454d9;
 const TUNSETPERSIST = 0x400454cb;
 const TUNSETOWNER = 0x400454cc;
 const TUNSETGROUP = 0x400454ce;
@@ -86,4 +91,23 @@ export function canSetIndex(): boolean {
   } finally {
     closeSync(fd);
   }
+}
+
+/** TUNGETIFF: the device `fd` is attached to and its flags (with IFF_DETACH_QUEUE for a detached queue); undefined when it is attached to none (EBADFD). */
+export function attachedTo(fd: number): { name: string; flags: number } | undefined {
+  const r = Buffer.alloc(40);
+  const n = trySyscall(NR.ioctl, fd, TUNGETIFF, r);
+  if (n === -77 /* EBADFD */) return undefined;
+  if (n < 0) syscall('TUNGETIFF', NR.ioctl, fd, TUNGETIFF, r);
+  return { name: r.subarray(0, 16).toString('latin1').replace(/\0.*$/s, ''), flags: r.readUInt16LE(16) };
+}
+
+/** TUNSETQUEUE IFF_DETACH_QUEUE: the queue of `fd` (of a multi-queue device) is detached. */
+export function detachQueue(fd: number): void {
+  syscall('TUNSETQUEUE', NR.ioctl, fd, TUNSETQUEUE, ifreq('', IFF_DETACH_QUEUE));
+}
+
+/** TUNSETPERSIST: whether the device outlives its last file. */
+export function setPersist(fd: number, on: boolean): void {
+  syscall('TUNSETPERSIST', NR.ioctl, fd, TUNSETPERSIST, on ? 1 : 0);
 }

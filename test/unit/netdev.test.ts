@@ -29,12 +29,13 @@ describe('netdev checks', () => {
     assert.throws(() => check([lo, a]), /bad image: netdev-7\.img: veth a has peer index 4, which is not a veth paired with it/);
     assert.throws(() => check([lo, a, link({ ...b, master: 1 })]), /link b has master index 1, which is not a bridge/);
   });
-  it('a macvlan needs its lower link named; a tun that was not persistent is refused', () => {
+  it('a macvlan needs its lower link named; a tun that was not persistent needs a tun file attached to it', () => {
     const mv = link({ type: NdType.MACVLAN, ifindex: 6, name: 'mv', peerIfindex: 3, macvlan: create(MacvlanLinkEntrySchema, { mode: 4 }) });
     assert.throws(() => check([lo, mv]), /macvlan mv of its network namespace \(netdev-7\.img\) needs its lower link named: --external macvlan\[mv\]:HOSTIF/);
     check([lo, mv], ['macvlan[mv]:br0']);
     const tun = link({ type: NdType.TUN, ifindex: 8, name: 't', tun: create(TunLinkEntrySchema, { flags: 0x1002, owner: -1, group: -1 }) });
-    assert.throws(() => check([lo, tun]), /tun link t was not persistent: cryo does not restore the files of tun devices yet/);
+    assert.throws(() => check([lo, tun]), /bad image: netdev-7\.img: tun link t is not persistent, and no tun file of files\.img is attached to it/);
+    checkLinks([lo, tun], 7, 'netdev-7.img', [], 'task 42', new Set(['t']));
     check([lo, link({ ...tun, tun: create(TunLinkEntrySchema, { flags: 0x1802, owner: -1, group: -1 }) })]);
   });
   it('reads the external names as CRIU writes them', () => {

@@ -29,10 +29,11 @@ import { packetsk } from './packet.js';
 import { parseLocks } from './locks.js';
 import { readFown, setFown, restoreFown, asyncOn, nsPidOf } from './fown.js';
 import type { Remote } from '../../tracer/remote.js';
+import { tunfile } from './tunfile.js';
 
 // Table order is also the order of the whole-tree steps: epoll's targets include fds
 // in flight in unix sockets, which unixsk's finish reads.
-const FD_KINDS: FdKind[] = [nsfile, regular, tty, pipe, fifo, eventfd, signalfd, timerfd, inotify, fanotify, pidfd, unixsk, inetsk, netlinksk, packetsk, memfd, epoll];
+const FD_KINDS: FdKind[] = [nsfile, tunfile, regular, tty, pipe, fifo, eventfd, signalfd, timerfd, inotify, fanotify, pidfd, unixsk, inetsk, netlinksk, packetsk, memfd, epoll];
 
 function kindName(st: Stats, link: string): string {
   if (st.isFIFO()) return 'pipe';

@@ -69,6 +69,8 @@ export class FileTable {
   readonly locksSeen = new Set<string>();
   /** The inode of the network namespace every socket of the tree must be of (the tree's; it is restored into one). */
   sockNetns?: number;
+  /** The tree has a network namespace of its own (sockNetns is not cryo's). */
+  ownNetns = false;
   /** Unix sockets: sock_diag's view and what was dumped (made at the first socket). */
   unix?: UnixDump;
   /** Epolls dumped, whose targets are matched with the fds of their home task once the tree is dumped (epoll.ts). */
