@@ -15,7 +15,6 @@ import { peersFirst } from './objects/files/unix.js';
 import { releaseTcp } from './objects/files/inet.js';
 import { NetLock, LOCK_METHOD_CODE, unlockNetnsRules } from './objects/netlock.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
-import { isExternalTty, isOrphanPty } from './objects/files/tty.js';
 import { shmemUsedAsFiles } from './objects/mm.js';
 import { SeccompTable } from './objects/seccomp.js';
 import { checkDumpNamespaces } from './objects/namespaces.js';
@@ -32,6 +31,7 @@ import { dumpTimeNs } from './objects/timens.js';
 import { dumpIpcNs } from './objects/ipcns.js';
 import { dumpNetNs, netnsExtKey, TreeNetns } from './objects/netns.js';
 import { cloneMountOf, dumpMntNs, refusePathFiles } from './objects/mntns/dump.js';
+import { refuseNsTerminals } from './objects/files/ptyns.js';
 import { TaskGoneError } from './tracer/remote.js';
 import { CLONE, kill, netlink, SIG, SysError } from './sys/index.js';
 import { FI, faultInjected } from './fault.js';
@@ -170,14 +170,10 @@ export async function runDump(ctx: Context): Promise<number> {
       TreeNetns.within(netns, () => dumpTask(t, ctx, st, taskIds(t.pid, st)));
     }
     if (st.mntns) {
-      // A console whose master is the client's (runc's): reopened on the namespace's own devpts;
-      // an external terminal (LXC's console): given back with --inherit-fd, no path is opened.
-      const ns = st.mntns;
-      const byId = new Map(st.files.entries.map((e) => [e.id, e]));
-      refusePathFiles(st.files.entries, rootWho, (fe) => isExternalTty(st.files, fe.tty!.ttyInfoId) ||
-        (!!opts.orphanPtsMaster && isOrphanPty(st.files, fe.tty!.ttyInfoId) &&
-        fe.tty!.regfId !== undefined && ns.ids.has(byId.get(fe.tty!.regfId)?.reg?.mntId ?? -1)));
-      ns.dumpContents();
+      // Terminals are made again in the namespace (ptys on its own devpts) or given back (--inherit-fd).
+      refusePathFiles(st.files.entries, rootWho);
+      refuseNsTerminals(st.files, st.mntns, { orphanPtsMaster: !!opts.orphanPtsMaster, shellJob: opts.shellJob });
+      st.mntns.dumpContents();
     }
     // As CRIU: the inventory's root_ids are the dumper's own (its namespaces tell
     // the tree's apart); the tree's root has files, vm etc. of its own.

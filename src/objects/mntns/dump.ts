@@ -20,6 +20,8 @@ export interface MntNsDump {
   ids: Set<number>;
   /** Where cryo reaches a path of the namespace ("/proc/ROOT/root"). */
   root: string;
+  /** Its mounts, as the tree's mountinfo shows them. */
+  mounts: readonly MountInfo[];
   /**
    * The contents of its tmpfs mounts, once every task is dumped: as CRIU, after the
    * files, so that the links --link-remap made on them are in their tarballs.
@@ -281,24 +283,21 @@ export function dumpMntNs(pid: number, comm: string, nsId: number, dir: ImageDir
       if (roles.get(m.mntId)?.role === 'new' && fsByName(m.fstype)?.how === 'tmpfs') dumpTmpfs(m, mounts, root, dir, who, clone);
     }
   };
-  return { nsId, ids: new Set(mounts.map((m) => m.mntId)), root, dumpContents };
+  return { nsId, ids: new Set(mounts.map((m) => m.mntId)), root, mounts, dumpContents };
 }
 
 /**
  * Files that cryo would reach by their paths from its own side on restore (unix
- * sockets bound to path names, inotify and fanotify watches, terminals, which cryo
- * opens through its own /dev/ptmx and /dev/pts): not yet through a tree's own
- * mount namespace, so refused there. (Regular files and FIFOs are opened from its
- * root.)
+ * sockets bound to path names, inotify and fanotify watches): not yet through a
+ * tree's own mount namespace, so refused there. (Regular files and FIFOs are
+ * opened from its root; terminals are judged by refuseNsTerminals.)
  */
-export function refusePathFiles<E extends { id: number; usk?: { name: Uint8Array; ino: number } | undefined; ify?: unknown; ffy?: unknown; tty?: unknown }>(
-  entries: readonly E[], who: string, ttyOk: (fe: E) => boolean = () => false,
+export function refusePathFiles<E extends { id: number; usk?: { name: Uint8Array; ino: number } | undefined; ify?: unknown; ffy?: unknown }>(
+  entries: readonly E[], who: string,
 ): void {
   for (const fe of entries) {
     let what: string | undefined;
-    if (fe.tty && !ttyOk(fe)) what = 'a terminal';
-
-    else if (fe.usk && fe.usk.name.length && fe.usk.name[0] !== 0) what = `unix socket ${fe.usk.ino} bound to ${Buffer.from(fe.usk.name).toString().replace(/\0+$/, '')}`;
+    if (fe.usk && fe.usk.name.length && fe.usk.name[0] !== 0) what = `unix socket ${fe.usk.ino} bound to ${Buffer.from(fe.usk.name).toString().replace(/\0+$/, '')}`;
     else if (fe.ify) what = 'an inotify watch';
     else if (fe.ffy) what = 'a fanotify group';
     if (what) throw new CryoError(`${who}: the tree has its own mount namespace and holds ${what} (file id ${fe.id}), which cryo does not restore in one yet`);
