@@ -131,7 +131,8 @@ export function openPtmxAt(path: string, index: number, flags: number, nsRoot?: 
       }
       held.push(fd);
       if (got === undefined || got > index) {
-        throw new CryoError(`pseudo-terminal ${index} of ${path}${where} is in use; the tree needs that index back (the kernel gave ${got})`);
+        const what = nsRoot !== undefined ? `${index} of ${path} in the tree's mount namespace` : `/dev/pts/${index}`;
+        throw new CryoError(`pseudo-terminal ${what} is in use on this system; the tree needs that index back (the kernel gave ${got})`);
       }
     }
   } finally {
