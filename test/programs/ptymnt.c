@@ -12,7 +12,9 @@
  *     processing, VINTR ^G, window size 33x77 (500x600 pixels); the
  *     controlling terminal of C, a child of R that is a session leader;
  *   - B through /dev/pts/ptmx, index 2: R holds its slave too (raw), "early\n"
- *     is queued on it from the master, and the master is locked again.
+ *     is queued on it from the master, and the master is locked again;
+ *   - D through /dev/pts/ptmx, index 3: R holds its slave, hung up by the
+ *     close of its master (so /dev/pts/3 is gone).
  * C blocks in read() on A's slave. Prints "child PID" (R's host pid, from the
  * parent), "ptys 1 2", then READY (from R).
  *
@@ -21,7 +23,8 @@
  * that each master's pty is of the devpts on /dev/pts (its peer, opened O_PATH
  * with TIOCGPTPEER) and /dev/pts/N is the slave R holds, the devpts's mount
  * options and ptmx mode, A's parameters and its session and foreground group,
- * B's lock and queued data; then B both ways, and A: "check\n" to A's master,
+ * B's lock and queued data, D's slave still hung up and of this devpts; then
+ * B both ways, and A: "check\n" to A's master,
  * which C reads on its slave; C checks its session, controlling terminal
  * (tty_nr, ttyname /dev/pts/1, the same node as its fd) and answers on
  * /dev/tty; R reads "C ok" on A's master. SIGUSR2 changes A's window size first,
@@ -188,7 +191,7 @@ static int read_some(int fd, char *buf, size_t sz)
 
 int main(int argc, char **argv)
 {
-	int x, ma, mb, sb, one = 1, v, ready[2], status;
+	int x, ma, mb, sb, md, hs, one = 1, v, ready[2], status;
 	struct termios tio;
 	struct winsize ws = { .ws_row = 33, .ws_col = 77, .ws_xpixel = 500, .ws_ypixel = 600 };
 	char opts_before[700], opts_now[700], ents[256], buf[256];
@@ -220,6 +223,8 @@ int main(int argc, char **argv)
 	MUST(ioctl(ma, TIOCGPTN, &v) == 0 && v == 1);
 	MUST((mb = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY)) >= 0);
 	MUST(ioctl(mb, TIOCGPTN, &v) == 0 && v == 2);
+	MUST((md = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY)) >= 0);
+	MUST(ioctl(md, TIOCGPTN, &v) == 0 && v == 3);
 	close(x);
 
 	MUST(unlockpt(ma) == 0);
@@ -230,7 +235,9 @@ int main(int argc, char **argv)
 	MUST(c >= 0);
 	if (c == 0) {
 		close(ready[0]);
+		close(ma);
 		close(mb);
+		close(md);
 		exit(run_c(ready[1]));
 	}
 	close(ready[1]);
@@ -254,6 +261,9 @@ int main(int argc, char **argv)
 	MUST(write(mb, "early\n", 6) == 6);
 	v = 1;
 	MUST(ioctl(mb, TIOCSPTLCK, &v) == 0);
+	MUST(unlockpt(md) == 0);
+	MUST((hs = open("/dev/pts/3", O_RDWR | O_NOCTTY)) >= 0);
+	close(md);
 	pts_options(opts_before, sizeof(opts_before));
 	printf("ptys 1 2\n");
 	prog_ready();
@@ -298,6 +308,19 @@ int main(int argc, char **argv)
 		failf("A: its foreground group is %d, want %d", v, (int)c);
 	if (ioctl(mb, TIOCGPTLCK, &v) || v != 1)
 		failf("B: not locked");
+	{
+		struct stat hst;
+		char link[64], want[] = "/dev/pts/3 (deleted)";
+		ssize_t n;
+
+		snprintf(buf, sizeof(buf), "/proc/self/fd/%d", hs);
+		n = readlink(buf, link, sizeof(link) - 1);
+		link[n < 0 ? 0 : n] = 0;
+		if (fstat(hs, &hst) || hst.st_rdev != makedev(136, 3) || hst.st_dev != pts.st_dev || strcmp(link, want))
+			failf("D: the hung slave is %s, device %d:%d, not of the devpts on /dev/pts", link, major(hst.st_rdev), minor(hst.st_rdev));
+		if (read(hs, buf, sizeof(buf)) != 0 || write(hs, "x", 1) != -1 || errno != EIO)
+			failf("D: the slave is not hung up");
+	}
 	/* B: the queued line, then both ways. */
 	if (read_some(sb, buf, sizeof(buf)) != 6 || strcmp(buf, "early\n"))
 		failf("B: the slave read \"%s\", not the queued \"early\"", buf);
