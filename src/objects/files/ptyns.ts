@@ -102,9 +102,9 @@ interface TreeNs {
 /**
  * Once every task is dumped, a tree with its own mount namespace: every
  * terminal it holds must be one the restore can make in there, else the dump
- * fails in one line naming the task and fd. Ptys whose master is outside the
- * tree are judged by finishTtys (a shell job's is reconnected to cryo's
- * terminal; with orphan_pts_master a new pair is made on the slave's devpts).
+ * fails in one line naming the task and fd. Of the ptys whose master is
+ * outside the tree only runc's console is carried (orphan_pts_master: a new
+ * pair on the slave's devpts there); a shell job's terminal is refused.
  */
 export function refuseNsTerminals(files: FileTable, ns: TreeNs, opts: { orphanPtsMaster: boolean; shellJob: boolean }): void {
   const infos = new Map(files.ttyInfos.map((i) => [i.id, i]));
@@ -117,9 +117,11 @@ export function refuseNsTerminals(files: FileTable, ns: TreeNs, opts: { orphanPt
       const info = infos.get(r.infoId)!;
       const refuse = (why: string) => new CryoError(`task ${r.pid}: fd ${r.fd} is the terminal ${r.link}, which cryo cannot restore in the tree's own mount namespace: ${why}`);
       if (info.type === TtyType.EXT_TTY || info.type === TtyType.CTTY) continue; // given back by the caller; reopened by the task
+      // The shell's terminal would be reconnected to cryo's, which is not of the tree's namespace.
+      const shells = `it is a terminal of the shell (--shell-job), which cryo does not reconnect in a tree's own mount namespace yet`;
       if (info.type !== TtyType.PTY) {
         // The console, a virtual terminal, a serial line: reopened by its path in the tree.
-        if (opts.shellJob && info.type !== TtyType.CONSOLE) continue; // the shell's, reconnected to cryo's terminal
+        if (opts.shellJob && info.type !== TtyType.CONSOLE) throw refuse(shells);
         const at = statIn(rootFd, r.path);
         if (!at?.st.isCharacterDevice() || at.st.rdev !== info.rdev) throw refuse(`its path ${r.path} there is not that device`);
         continue;
@@ -129,8 +131,12 @@ export function refuseNsTerminals(files: FileTable, ns: TreeNs, opts: { orphanPt
       const hung = !info.termios;
       if (!ownedIndex.has(index) && !hung) {
         // A slave whose master is outside the tree: runc's console is made again on its devpts there.
-        if (opts.orphanPtsMaster && !ns.mounts.some((m) => m.mntId === r.mntId)) throw refuse('its slave is not on a mount of the tree');
-        continue;
+        if (opts.orphanPtsMaster) {
+          if (!ns.mounts.some((m) => m.mntId === r.mntId)) throw refuse('its slave is not on a mount of the tree');
+        } else if (opts.shellJob) {
+          throw refuse(shells);
+        }
+        continue; // without --shell-job, finishTtys refuses it
       }
       const pts = r.pts;
       if (!pts) throw refuse('the kernel does not tell which devpts it is of (is its devpts still mounted?)');
