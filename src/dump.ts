@@ -31,7 +31,7 @@ import { dumpTimeNs } from './objects/timens.js';
 import { dumpIpcNs } from './objects/ipcns.js';
 import { dumpNetNs, netnsExtKey, TreeNetns } from './objects/netns.js';
 import { cloneMountOf, dumpMntNs, refusePathFiles } from './objects/mntns/dump.js';
-import { refuseNsTerminals } from './objects/files/ptyns.js';
+import { refuseNsTerminals, ttyOwnersToNs } from './objects/files/ptyns.js';
 import { TaskGoneError } from './tracer/remote.js';
 import { CLONE, kill, netlink, SIG, SysError } from './sys/index.js';
 import { FI, faultInjected } from './fault.js';
@@ -53,7 +53,6 @@ function ownedFiles(st: DumpState): Owned[] {
   const f = st.files;
   return [
     ...f.entries.flatMap((e) => (e.usk?.filePerms ? [{ what: `the name of unix socket ${e.usk.ino} (file id ${e.id})`, uid: e.usk.filePerms.uid, gid: e.usk.filePerms.gid }] : [])),
-    ...f.ttyInfos.map((i) => ({ what: `terminal ${i.id}`, uid: i.uid, gid: i.gid })),
     ...[...f.ghostFiles.values()].map((g) => ({ what: `a deleted file (ghost ${g.remapId})`, uid: g.head.uid, gid: g.head.gid })),
     ...[...f.memfdInodes.values()].map((m) => ({ what: `memfd ${m.entry.name}`, uid: m.entry.uid, gid: m.entry.gid })),
   ];
@@ -181,7 +180,10 @@ export async function runDump(ctx: Context): Promise<number> {
     cgroups.write(dir);
     finishKinds(st.files, kindEnv);
     // Owners of files cryo makes itself, as the tree's user namespace sees them.
-    if (st.userns) refuseTranslatedOwners(st.userns.view, ownedFiles(st), rootWho);
+    if (st.userns) {
+      ttyOwnersToNs(st.files, st.userns.view, rootWho);
+      refuseTranslatedOwners(st.userns.view, ownedFiles(st), rootWho);
+    }
     dir.write('files', peersFirst(st.files.entries));
     writeKindImages(dir, st.files, kindEnv);
     // CRIU writes it on pre-dump; cryo, which has none, for the next dump.

@@ -10,6 +10,7 @@ import type { UnixRestore } from './unix-restore.js';
 import type { Irmap } from './irmap.js';
 import type { Remaps } from './remap.js';
 import type { MemfdInodes } from './memfd.js';
+import type { IdView } from '../userns.js';
 
 export interface FdProbe {
   pid: number;
@@ -118,6 +119,8 @@ export interface RestoreFilesEnv {
   files: Map<number, FileEntry>;
   /** The tree's own mount namespace: an O_PATH fd of its root, which paths of the images are opened from. */
   nsRoot?: number;
+  /** Ids between the images (the tree's view) and cryo's, for the owners cryo sets (a pty slave's). */
+  ids?: IdView;
   shellJob: boolean;
   /**
    * orphan_pts_master (RPC): a shell job's pty, whose master was outside the tree,

@@ -179,8 +179,12 @@ export function ensurePair(index: number, env: RestoreFilesEnv): Pair {
       applyParams(fd, s.info);
       const reg = s.fe.tty!.regfId !== undefined ? env.files.get(s.fe.tty!.regfId)?.reg : undefined;
       const st = fstatSync(fd);
-      if (s.info.uid !== undefined && s.info.gid !== undefined && (st.uid !== s.info.uid || st.gid !== s.info.gid)) {
-        fchownSync(fd, s.info.uid, s.info.gid);
+      if (s.info.uid !== undefined && s.info.gid !== undefined) {
+        // The images hold the owner as the tree sees it (CRIU's userns_uid); cryo sets it in its own view.
+        const what = `the slave of pseudo-terminal ${index}`;
+        const uid = env.ids ? env.ids.hostUid(s.info.uid, what) : s.info.uid;
+        const gid = env.ids ? env.ids.hostGid(s.info.gid, what) : s.info.gid;
+        if (st.uid !== uid || st.gid !== gid) fchownSync(fd, uid, gid);
       }
       if (reg?.mode !== undefined && (st.mode & 0o7777) !== (reg.mode & 0o7777)) fchmodSync(fd, reg.mode & 0o7777);
       if (s.info.exclusive) syscall('ioctl(TIOCEXCL)', NR.ioctl, fd, TIOC.EXCL);

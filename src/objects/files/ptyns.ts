@@ -15,6 +15,7 @@ import { CryoError } from '../../context.js';
 import { parseFdinfo } from '../../proc/fdinfo.js';
 import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
 import { major, minor } from './kind.js';
+import type { IdView } from '../userns.js';
 import type { FileTable } from './table.js';
 
 const DEVPTS_SUPER_MAGIC = 0x1cd1;
@@ -154,5 +155,37 @@ export function refuseNsTerminals(files: FileTable, ns: TreeNs, opts: { orphanPt
     }
   } finally {
     closeSync(rootFd);
+  }
+}
+
+/** The kernel's overflow id: what a tree sees as the owner of a file whose owner it does not map. */
+const OVERFLOW_ID = 65534;
+
+/**
+ * A tree in its own user namespace: the owners in tty-info.img as the tree sees
+ * them, as CRIU writes them (userns_uid). A pty slave's owner is set again on
+ * restore, so one the namespace does not map is refused; the others are not
+ * set (the task reopens /dev/tty, the console is the system's...), and one
+ * without a mapping is written as the tree sees it, the overflow id.
+ */
+export function ttyOwnersToNs(files: FileTable, view: IdView, who: string): void {
+  for (const info of files.ttyInfos) {
+    if (info.uid === undefined || info.gid === undefined) continue;
+    const what = `${who}: terminal ${info.id}`;
+    if (info.type === TtyType.PTY && !(info.id & 1)) {
+      info.uid = view.nsUid(info.uid, what);
+      info.gid = view.nsGid(info.gid, what);
+      continue;
+    }
+    const soft = (f: () => number) => {
+      try {
+        return f();
+      } catch {
+        return OVERFLOW_ID; // unmapped (the only way conv throws)
+      }
+    };
+    const [uid, gid] = [info.uid, info.gid];
+    info.uid = soft(() => view.nsUid(uid, what));
+    info.gid = soft(() => view.nsGid(gid, what));
   }
 }
