@@ -17,7 +17,6 @@ import { lockTreeConnections } from './objects/files/tcp-lock.js';
 import { treeTunFile } from './objects/files/tunfile.js';
 import { NetLock, LOCK_METHOD_CODE, unlockNetnsRules } from './objects/netlock.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
-import { isExternalTty, isOrphanPty } from './objects/files/tty.js';
 import { shmemUsedAsFiles } from './objects/mm.js';
 import { SeccompTable } from './objects/seccomp.js';
 import { checkDumpNamespaces } from './objects/namespaces.js';
@@ -33,7 +32,8 @@ import { dumpUserNs, IdView, refuseTranslatedOwners, type Owned } from './object
 import { dumpTimeNs } from './objects/timens.js';
 import { dumpIpcNs } from './objects/ipcns.js';
 import { dumpNetNs, netnsExtKey, TreeNetns } from './objects/netns.js';
-import { cloneMountOf, dumpMntNs, refusePathFiles } from './objects/mntns/dump.js';
+import { cloneMountOf, dumpMntNs } from './objects/mntns/dump.js';
+import { refuseNsTerminals, ttyOwnersToNs } from './objects/files/ptyns.js';
 import { TaskGoneError } from './tracer/remote.js';
 import { CLONE, kill, netlink, SIG, SysError } from './sys/index.js';
 import { FI, faultInjected } from './fault.js';
@@ -55,7 +55,6 @@ function ownedFiles(st: DumpState): Owned[] {
   const f = st.files;
   return [
     ...f.entries.flatMap((e) => (e.usk?.filePerms ? [{ what: `the name of unix socket ${e.usk.ino} (file id ${e.id})`, uid: e.usk.filePerms.uid, gid: e.usk.filePerms.gid }] : [])),
-    ...f.ttyInfos.map((i) => ({ what: `terminal ${i.id}`, uid: i.uid, gid: i.gid })),
     ...[...f.ghostFiles.values()].map((g) => ({ what: `a deleted file (ghost ${g.remapId})`, uid: g.head.uid, gid: g.head.gid })),
     ...[...f.memfdInodes.values()].map((m) => ({ what: `memfd ${m.entry.name}`, uid: m.entry.uid, gid: m.entry.gid })),
   ];
@@ -185,14 +184,9 @@ export async function runDump(ctx: Context): Promise<number> {
       TreeNetns.within(netns, () => dumpTask(t, ctx, st, taskIds(t.pid, st)));
     }
     if (st.mntns) {
-      // A console whose master is the client's (runc's): reopened on the namespace's own devpts;
-      // an external terminal (LXC's console): given back with --inherit-fd, no path is opened.
-      const ns = st.mntns;
-      const byId = new Map(st.files.entries.map((e) => [e.id, e]));
-      refusePathFiles(st.files.entries, rootWho, (fe) => isExternalTty(st.files, fe.tty!.ttyInfoId) ||
-        (!!opts.orphanPtsMaster && isOrphanPty(st.files, fe.tty!.ttyInfoId) &&
-        fe.tty!.regfId !== undefined && ns.ids.has(byId.get(fe.tty!.regfId)?.reg?.mntId ?? -1)));
-      ns.dumpContents();
+      // Terminals are made again in the namespace (ptys on its own devpts) or given back (--inherit-fd).
+      refuseNsTerminals(st.files, st.mntns, { orphanPtsMaster: !!opts.orphanPtsMaster, shellJob: opts.shellJob });
+      st.mntns.dumpContents();
     }
     // As CRIU: the inventory's root_ids are the dumper's own (its namespaces tell
     // the tree's apart); the tree's root has files, vm etc. of its own.
@@ -200,7 +194,10 @@ export async function runDump(ctx: Context): Promise<number> {
     cgroups.write(dir);
     finishKinds(st.files, kindEnv);
     // Owners of files cryo makes itself, as the tree's user namespace sees them.
-    if (st.userns) refuseTranslatedOwners(st.userns.view, ownedFiles(st), rootWho);
+    if (st.userns) {
+      ttyOwnersToNs(st.files, st.userns.view, rootWho);
+      refuseTranslatedOwners(st.userns.view, ownedFiles(st), rootWho);
+    }
     dir.write('files', peersFirst(st.files.entries));
     writeKindImages(dir, st.files, kindEnv);
     // CRIU writes it on pre-dump; cryo, which has none, for the next dump.

@@ -21,6 +21,8 @@ export const AT_EMPTY_PATH = 0x1000;
 export const AT_RECURSIVE = 0x8000;
 export const MNT_DETACH = 2;
 const RESOLVE_IN_ROOT = 0x10;
+/** openat2's resolve flag that refuses /proc magic links (they would lead out of a root). */
+export const RESOLVE_NO_MAGICLINKS = 0x02;
 
 /** struct mount_attr (MOUNT_ATTR_SIZE_VER0): attr_set, attr_clr, propagation, userns_fd. */
 export function mountAttr(set: number, clr: number, propagation = 0): Buffer {
@@ -35,10 +37,10 @@ export function mountAttr(set: number, clr: number, propagation = 0): Buffer {
  * Open `path` as if `root` were "/": absolute symlinks and ".." stay below it
  * (openat2 RESOLVE_IN_ROOT). A tree's files are opened so from its root.
  */
-export function openInRoot(root: number, path: string, flags: number, mode = 0): number {
+export function openInRoot(root: number, path: string, flags: number, mode = 0, resolve = 0): number {
   const how = Buffer.alloc(24);
   how.writeBigUInt64LE(BigInt(flags), 0);
   how.writeBigUInt64LE(BigInt(mode), 8);
-  how.writeBigUInt64LE(BigInt(RESOLVE_IN_ROOT), 16);
+  how.writeBigUInt64LE(BigInt(RESOLVE_IN_ROOT | resolve), 16);
   return syscall(`openat2(${path})`, NR.openat2, root, Buffer.from(path + '\0'), how, how.length);
 }

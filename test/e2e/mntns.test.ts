@@ -214,33 +214,6 @@ test('mount namespace: python3 in `unshare --mount --propagation private` with a
   await s.killTree(r);
 });
 
-test('mount namespace: a pseudo-terminal of a tree in its own mount namespace is refused in one line (cryo would open it through its own /dev/pts); the tree runs on', { timeout: 60_000 }, async (t) => {
-  const s = Session.for(t, 'mntns-pty');
-  const py = [
-    'import os, time, ctypes',
-    'libc = ctypes.CDLL(None, use_errno=True)',
-    "libc.umount2(b'/dev/shm', 2)",
-    'm, sl = os.openpty()',
-    'i = 0',
-    'print("READY", flush=True)',
-    'while True:',
-    '    i += 1',
-    "    print('tick', i, flush=True)",
-    '    time.sleep(0.1)',
-  ].join('\n');
-  const target = await s.startCommand('python', ['unshare', '--mount', '--propagation', 'private', '/usr/bin/python3', '-c', py]);
-  await s.check(waitFor('a tick', () => /^tick 1$/m.test(target.output()), 10_000));
-  const images = s.mkdir();
-  const r = await s.cryo(['dump', '-t', String(target.pid), '-D', images, '-v4', '-o', 'dump.log']);
-  assert.equal(r.code, 1, s.report());
-  assert.equal(r.stderr.trim().split('\n').length, 1, s.report());
-  assert.match(r.stderr, /has its own mount namespace and holds a terminal/, s.report());
-  assert.ok(!fs.existsSync(path.join(images, 'inventory.img')));
-  const at = Math.max(...[...target.output().matchAll(/^tick (\d+)$/gm)].map((m) => Number(m[1])));
-  await s.check(waitFor('ticks after the refused dump', () => new RegExp(`^tick ${at + 3}$`, 'm').test(target.output()), 10_000));
-  await s.killTree(target);
-});
-
 test('mount namespace: a file of a tmpfs under another tmpfs mounted over its directory is dumped (through a clone of the lower mount alone) and there again once the upper one is unmounted', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'mntns-under');
   const mnt = path.join(s.dir, 'm');

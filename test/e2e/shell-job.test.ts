@@ -67,6 +67,8 @@ interface JobOptions {
   then: 'restore' | 'restore-attached' | 'wait';
   /** tty.c also holds /dev/tty (fd 5). */
   devTty?: boolean;
+  /** tty.c runs in a mount namespace of its own (unshare --mount). */
+  mntns?: boolean;
 }
 
 /** One shell on one pty, running tty.c as a job. */
@@ -124,7 +126,7 @@ class ShellJob {
   async start(): Promise<void> {
     const { jobControl, read, blockRead, then } = this.opts;
     const exe = compileProgram('tty');
-    const job = [q(exe), q(this.s.dir), ...(read ? ['read'] : blockRead ? ['blockread'] : []), ...(this.opts.devTty ? ['devtty'] : [])].join(' ');
+    const job = [...(this.opts.mntns ? ['unshare', '--mount', '--propagation', 'private'] : []), q(exe), q(this.s.dir), ...(read ? ['read'] : blockRead ? ['blockread'] : []), ...(this.opts.devTty ? ['devtty'] : [])].join(' ');
     const lines = [
       // Without job control, sh gives background jobs /dev/null as stdin: hand
       // the terminal over explicitly (the same open file description).
@@ -359,6 +361,25 @@ test('dump without -j fails, naming the terminal; the job runs on and PASSes', {
   assert.ok(lines[0]!.includes(job.tty), `the error does not name ${job.tty}: ${lines[0]}`);
   assert.match(lines[0]!, /--shell-job|-j\b/, `the error does not point to -j: ${lines[0]}`);
   assert.equal(r.stdout, '', s.report());
+  await s.check(waitFor(`pid ${job.pid} to run on, untraced`, () => runningFree(job.pid), 5_000));
+  signalPid(job.pid, 'SIGUSR1');
+  await job.waitOutput('the job to end', /^EXIT \d+\r?$/m);
+  assert.match(job.output(), /^PASS\r?$/m, s.report());
+  assert.match(job.output(), /^EXIT 0\r?$/m, s.report());
+  await job.end();
+});
+
+test('dump -j of a job in a mount namespace of its own is refused in one line naming the task and fd (its terminal would be cryo\'s, not of its namespace); the job runs on and PASSes', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'shell-job-mntns');
+  const job = new ShellJob(s, t, { jobControl: true, then: 'wait', mntns: true });
+  await job.start();
+  assert.notEqual(fs.readlinkSync(`/proc/${job.pid}/ns/mnt`), fs.readlinkSync('/proc/self/ns/mnt'));
+  const r = await s.cryo(['dump', '-j', '-t', String(job.pid), '-D', job.images, '-v4', '-o', 'dump.log']);
+  assert.equal(r.code, 1, s.report());
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `want one line on stderr${s.report()}`);
+  assert.match(lines[0]!, new RegExp(`task ${job.pid}: fd \\d+ is the terminal ${job.tty}, which cryo cannot restore in the tree's own mount namespace: it is a terminal of the shell \\(--shell-job\\)`), s.report());
+  assert.ok(!fs.existsSync(path.join(job.images, 'inventory.img')));
   await s.check(waitFor(`pid ${job.pid} to run on, untraced`, () => runningFree(job.pid), 5_000));
   signalPid(job.pid, 'SIGUSR1');
   await job.waitOutput('the job to end', /^EXIT \d+\r?$/m);

@@ -11,6 +11,7 @@ import type { UnixRestore } from './unix-restore.js';
 import type { Irmap } from './irmap.js';
 import type { Remaps } from './remap.js';
 import type { MemfdInodes } from './memfd.js';
+import type { IdView } from '../userns.js';
 
 export interface FdProbe {
   pid: number;
@@ -121,6 +122,8 @@ export interface RestoreFilesEnv {
   nsRoot?: number;
   /** cryo's pid of the task whose root nsRoot is: its mount namespace is the tree's. */
   nsPid?: number;
+  /** Ids between the images (the tree's view) and cryo's, for the owners cryo sets (a pty slave's). */
+  ids?: IdView;
   shellJob: boolean;
   /**
    * orphan_pts_master (RPC): a shell job's pty, whose master was outside the tree,

@@ -14,14 +14,14 @@
 // its session inherit it as they did; the foreground group is set once every
 // group exists.
 import { closeSync, fchmodSync, fchownSync, fstatSync } from 'node:fs';
-import { posix } from 'node:path';
 import { FdTypes, TtyType, type FileEntry, type TtyInfoEntry } from '../../images/index.js';
-import { AT_FDCWD, F, FD_CLOEXEC, NR, O, TIOC, syscall, dupCloexec } from '../../sys/index.js';
+import { AT_FDCWD, F, FD_CLOEXEC, NR, O, RESOLVE_NO_MAGICLINKS, TIOC, openInRoot, syscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
 import { major, minor, type KindStore, type PtyPair as Pair, type RestoreFilesEnv } from './kind.js';
 import { applyParams, ioctlInt, setInt } from './termios.js';
 import { putQueued } from './ttydata.js';
+import { checkTreeDevpts, ptmxBeside } from './ptyns.js';
 
 /** The restore's terminals, kept in the kinds' store: tty-info.img by id, tty-data.img by tty-info id. */
 export const ttyInfosOf = (s: KindStore) => s.get<Map<number, TtyInfoEntry>>('tty:infos', () => new Map());
@@ -68,6 +68,16 @@ export function openTty(path: string, flags: number): number {
   return setCloexec(syscall(`open(${path})`, NR.openat, AT_FDCWD, Buffer.from(path + '\0'), flags & ~O.CLOEXEC, 0));
 }
 
+/**
+ * A terminal by a path of the images: in the tree's own mount namespace
+ * (`nsRoot`) from its root, never leading out of it (its /dev/ptmx is not
+ * cryo's: a pty made through cryo's would be of the host's devpts).
+ */
+export function openTreeTty(path: string, flags: number, nsRoot: number | undefined): number {
+  if (nsRoot === undefined) return openTty(path, flags);
+  return setCloexec(openInRoot(nsRoot, path, flags & ~O.CLOEXEC, 0, RESOLVE_NO_MAGICLINKS));
+}
+
 interface Side {
   fe: FileEntry;
   info: TtyInfoEntry;
@@ -91,22 +101,38 @@ export function ownsPair(index: number, env: RestoreFilesEnv): boolean {
   return sides(index, env).masters.length > 0;
 }
 
-/** Open `path` (a ptmx) until the kernel hands out `index`; the smaller ones are held meanwhile. */
-export function openPtmxAt(path: string, index: number, flags: number): number {
+/**
+ * Open `path` (a ptmx; from `nsRoot`, the tree's root, if given) until the
+ * kernel hands out `index`; the smaller ones are held meanwhile. From the tree's
+ * root, the pty must be of the devpts that path leads to there.
+ */
+export function openPtmxAt(path: string, index: number, flags: number, nsRoot?: number): number {
   const held: number[] = [];
+  const where = nsRoot !== undefined ? " in the tree's mount namespace" : '';
   try {
     for (;;) {
       let fd: number;
       try {
-        fd = openTty(path, flags);
+        fd = openTreeTty(path, flags, nsRoot);
       } catch (e) {
-        throw new CryoError(`cannot open ${path} for pseudo-terminal ${index}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        throw new CryoError(`cannot open ${path}${where} for pseudo-terminal ${index}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       }
       const got = ioctlInt(fd, TIOC.GPTN);
-      if (got === index) return fd;
+      if (got === index) {
+        if (nsRoot !== undefined) {
+          try {
+            checkTreeDevpts(fd, nsRoot, path, index);
+          } catch (e) {
+            closeSync(fd);
+            throw e;
+          }
+        }
+        return fd;
+      }
       held.push(fd);
       if (got === undefined || got > index) {
-        throw new CryoError(`pseudo-terminal /dev/pts/${index} is in use on this system; the tree needs that index back (the kernel gave ${got})`);
+        const what = nsRoot !== undefined ? `${index} of ${path} in the tree's mount namespace` : `/dev/pts/${index}`;
+        throw new CryoError(`pseudo-terminal ${what} is in use on this system; the tree needs that index back (the kernel gave ${got})`);
       }
     }
   } finally {
@@ -136,7 +162,10 @@ export function ensurePair(index: number, env: RestoreFilesEnv): Pair {
   const m = masters[0];
   if (!m || masters.length > 1) throw new CryoError(`pseudo-terminal ${index}: want one master in files.img, found ${masters.length}`);
   const path = (m.fe.tty!.regfId !== undefined && env.files.get(m.fe.tty!.regfId)?.reg?.name) || '/dev/ptmx';
-  const pair: Pair = { master: openPtmxAt(path, index, openFlags(m.fe.tty!.flags)), slaves: new Map() };
+  // A slave of it bind-mounted in the tree's namespace made the pair already (as CRIU's fdstore'd master).
+  const bound = boundPtysOf(env.kinds).get(index);
+  boundPtysOf(env.kinds).delete(index);
+  const pair: Pair = { master: bound ?? openPtmxAt(path, index, openFlags(m.fe.tty!.flags), env.nsRoot), slaves: new Map() };
   ptysOf(env.kinds).set(index, pair); // from here on the restore's cleanup closes it
   setInt(pair.master, TIOC.SPTLCK, 0);
   applyParams(pair.master, m.info);
@@ -150,8 +179,12 @@ export function ensurePair(index: number, env: RestoreFilesEnv): Pair {
       applyParams(fd, s.info);
       const reg = s.fe.tty!.regfId !== undefined ? env.files.get(s.fe.tty!.regfId)?.reg : undefined;
       const st = fstatSync(fd);
-      if (s.info.uid !== undefined && s.info.gid !== undefined && (st.uid !== s.info.uid || st.gid !== s.info.gid)) {
-        fchownSync(fd, s.info.uid, s.info.gid);
+      if (s.info.uid !== undefined && s.info.gid !== undefined) {
+        // The images hold the owner as the tree sees it (CRIU's userns_uid); cryo sets it in its own view.
+        const what = `the slave of pseudo-terminal ${index}`;
+        const uid = env.ids ? env.ids.hostUid(s.info.uid, what) : s.info.uid;
+        const gid = env.ids ? env.ids.hostGid(s.info.gid, what) : s.info.gid;
+        if (st.uid !== uid || st.gid !== gid) fchownSync(fd, uid, gid);
       }
       if (reg?.mode !== undefined && (st.mode & 0o7777) !== (reg.mode & 0o7777)) fchmodSync(fd, reg.mode & 0o7777);
       if (s.info.exclusive) syscall('ioctl(TIOCEXCL)', NR.ioctl, fd, TIOC.EXCL);
@@ -190,7 +223,10 @@ export function hungSlaveFd(fe: FileEntry, info: TtyInfoEntry, env: RestoreFiles
   const index = info.pty!.index;
   const key = (id: number) => `hung:${id}`;
   if (!heldTtysOf(env.kinds).has(key(fe.id))) {
-    const master = openPtmxAt('/dev/ptmx', index, O.RDWR | O.NOCTTY | O.CLOEXEC);
+    // In the tree's own mount namespace, through the ptmx of the slave's devpts (as CRIU's inverted path).
+    const name = devicePath(fe, env);
+    if (env.nsRoot !== undefined && !name) throw new CryoError(`bad image: terminal ${fe.id} has no path of its slave`);
+    const master = env.nsRoot !== undefined ? openPtmxAt(ptmxBeside(name!), index, O.RDWR | O.NOCTTY | O.CLOEXEC, env.nsRoot) : openPtmxAt('/dev/ptmx', index, O.RDWR | O.NOCTTY | O.CLOEXEC);
     try {
       setInt(master, TIOC.SPTLCK, 0);
       for (const s of sides(index, env).slaves) {
@@ -219,7 +255,7 @@ function orphanPair(fe: FileEntry, info: TtyInfoEntry, env: RestoreFilesEnv): Pa
   if (have) return have;
   const bound = boundPtysOf(env.kinds).get(index);
   boundPtysOf(env.kinds).delete(index);
-  const pair: Pair = { master: bound ?? openPtmxAt(orphanPtmx(fe, env), index, O.RDWR | O.NOCTTY | O.CLOEXEC), slaves: new Map() };
+  const pair: Pair = { master: bound ?? openPtmxAt(orphanPtmx(fe, env), index, O.RDWR | O.NOCTTY | O.CLOEXEC, env.nsRoot), slaves: new Map() };
   ptysOf(env.kinds).set(index, pair);
   setInt(pair.master, TIOC.SPTLCK, 0);
   // The slave stays open until the restore ends: once one was opened and closed,
@@ -240,8 +276,8 @@ function orphanPair(fe: FileEntry, info: TtyInfoEntry, env: RestoreFilesEnv): Pa
 function orphanPtmx(fe: FileEntry, env: RestoreFilesEnv): string {
   if (env.nsRoot === undefined) return '/dev/ptmx';
   const name = fe.tty!.regfId !== undefined ? env.files.get(fe.tty!.regfId)?.reg?.name : undefined;
-  if (!name?.startsWith('/') || name.split('/').includes('..')) throw new CryoError(`bad image: terminal ${fe.id} has no path of its slave in the mount namespace`);
-  return `/proc/self/fd/${env.nsRoot}${posix.dirname(name)}/ptmx`;
+  if (!name?.startsWith('/')) throw new CryoError(`bad image: terminal ${fe.id} has no path of its slave in the mount namespace`);
+  return ptmxBeside(name); // opened from the tree's root
 }
 
 /** A new open file description of an orphan slave, in cryo. */
@@ -337,7 +373,7 @@ function terminalFd(info: TtyInfoEntry, env: RestoreFilesEnv): number {
     if (fd === undefined) {
       const path = pathOfInfo(info, env)!;
       try {
-        fd = openTty(path, O.RDWR | O.NOCTTY);
+        fd = openTreeTty(path, O.RDWR | O.NOCTTY, env.nsRoot);
       } catch (e) {
         throw new CryoError(`cannot open the terminal ${path} (the controlling terminal of session ${info.sid}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       }

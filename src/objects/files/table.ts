@@ -5,6 +5,7 @@ import { CryoError } from '../../context.js';
 import type { UnixDump } from './unix.js';
 import { KindStore } from './kind.js';
 import type { TcpStream } from './tcp.js';
+import type { PtsOf } from './ptyns.js';
 import type { PacketDiag } from './packet.js';
 import type { LockedConn, NetLock } from '../netlock.js';
 import {
@@ -34,7 +35,13 @@ export class FileTable {
   /** tty-info.img: one entry per terminal the tree holds. */
   readonly ttyInfos: TtyInfoEntry[] = [];
   /** Every terminal fd dumped, for the checks once the whole tree is seen (tty.ts). */
-  readonly ttyFds: Array<{ pid: number; fd: number; link: string; infoId: number }> = [];
+  readonly ttyFds: Array<{
+    pid: number; fd: number; link: string; infoId: number;
+    /** Its path (as the tree sees it) and mount, as its reg-file entry has them. */
+    path: string; mntId: number;
+    /** A pty's devpts (ptyns.ts), when the kernel tells it. */
+    pts?: PtsOf | undefined;
+  }> = [];
   /** cryo's copy of one fd of each pty side, by tty-info id, to read its queue once the tree is seen. */
   readonly ttyQueueFds = new Map<number, number>();
   /** tty-data.img: the bytes queued on each pty side. */

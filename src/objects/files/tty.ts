@@ -26,9 +26,10 @@ import type { FileTable } from './table.js';
 import { badFile, hexId, major, minor, partOf, regOf, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
 import { ioctlInt, readParams, applyParams } from './termios.js';
 import { takeQueued } from './ttydata.js';
+import { ptsOf } from './ptyns.js';
 import {
   isPtyMasterRdev, isPtyMaster, ownsPair, pairFd, isOrphanSlave, orphanSlaveFd, ttyKey, withSessionPtyUnlocked, reopenedByPath, devicePath,
-  isHung, hungSlaveFd, openFlags, openTty, ttyInfosOf, ttyDataOf, ptysOf, heldTtysOf, boundPtysOf,
+  isHung, hungSlaveFd, openFlags, openTty, openTreeTty, ttyInfosOf, ttyDataOf, ptysOf, heldTtysOf, boundPtysOf,
 } from './pty.js';
 
 // CRIU's fixed indices for terminals that are not ptys (tty.c).
@@ -132,9 +133,9 @@ function openDevice(fe: FileEntry, info: TtyInfoEntry, env: RestoreFilesEnv): nu
   if (!name) throw new CryoError(`file id ${fe.id}: terminal ${info.id} has no path to reopen it by`);
   let fd: number;
   try {
-    fd = openTty(name, openFlags(fe.tty!.flags));
+    fd = openTreeTty(name, openFlags(fe.tty!.flags), env.nsRoot);
   } catch (e) {
-    throw new CryoError(`cannot open the terminal ${name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new CryoError(`cannot open the terminal ${name}${env.nsRoot !== undefined ? " in the tree's mount namespace" : ''}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   try {
     const st = fstatSync(fd);
@@ -296,17 +297,20 @@ export const tty: FdKind = {
       throw new CryoError(`task ${p.pid}: fd ${p.fd} is /dev/pts/${d.index}, and so is another fd of the tree, one of them hung up (a pair closed, a new one with its number): CRIU's images cannot tell them apart`);
     }
     const flags = p.info.flags & ~O.CLOEXEC;
+    const name = p.link.replace(/ \(deleted\)$/, '');
     // An external terminal has no path of its own: --inherit-fd names it.
     const regfId = d.type === TtyType.EXT_TTY
       ? undefined
-      : files.addReg({ flags, pos: 0n, name: p.link.replace(/ \(deleted\)$/, ''), mode: p.st.mode, mntId: p.info.mntId });
+      : files.addReg({ flags, pos: 0n, name, mode: p.st.mode, mntId: p.info.mntId });
     const id = files.newId();
     const fown = noFown();
     files.add(create(FileEntrySchema, {
       type: FdTypes.TTY, id,
       tty: create(TtyFileEntrySchema, { id, ttyInfoId: infoId, flags, fown, ...(regfId !== undefined ? { regfId } : {}) }),
     }));
-    files.ttyFds.push({ pid: p.pid, fd: p.fd, link: p.link, infoId });
+    // Which devpts a pty is of matters only in a mount namespace of the tree's (ptyns.ts).
+    const pts = d.type === TtyType.PTY && env.mntns ? ptsOf(lfd, d.master, p.st, p.info.mntId) : undefined;
+    files.ttyFds.push({ pid: p.pid, fd: p.fd, link: p.link, infoId, path: name, mntId: p.info.mntId, pts });
     return id;
   },
   open(fe, env, task) {

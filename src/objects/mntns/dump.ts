@@ -20,7 +20,7 @@ export interface MntNsDump {
   ids: Set<number>;
   /** Where cryo reaches a path of the namespace ("/proc/ROOT/root"). */
   root: string;
-  /** Its mounts, as the root task's mountinfo shows them. */
+  /** Its mounts, as the tree's mountinfo shows them. */
   mounts: readonly MountInfo[];
   /**
    * The contents of its tmpfs mounts, once every task is dumped: as CRIU, after the
@@ -284,21 +284,4 @@ export function dumpMntNs(pid: number, comm: string, nsId: number, dir: ImageDir
     }
   };
   return { nsId, ids: new Set(mounts.map((m) => m.mntId)), root, mounts, dumpContents };
-}
-
-/**
- * Files that cryo would reach by their paths from its own side on restore
- * (terminals, which cryo opens through its own /dev/ptmx and /dev/pts): not yet
- * through a tree's own mount namespace, so refused there. (Regular files, FIFOs,
- * unix sockets' names and the inodes of inotify and fanotify watches are reached
- * from its root.)
- */
-export function refusePathFiles<E extends { id: number; tty?: unknown }>(
-  entries: readonly E[], who: string, ttyOk: (fe: E) => boolean = () => false,
-): void {
-  for (const fe of entries) {
-    let what: string | undefined;
-    if (fe.tty && !ttyOk(fe)) what = 'a terminal';
-    if (what) throw new CryoError(`${who}: the tree has its own mount namespace and holds ${what} (file id ${fe.id}), which cryo does not restore in one yet`);
-  }
 }
