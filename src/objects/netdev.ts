@@ -326,10 +326,13 @@ function makeMacvlan(l: NetDeviceEntry, env: LinkRestoreEnv): void {
   });
 }
 
-/** The host end of an external veth into its bridge (as CRIU's move_veth_to_bridge), in the calling thread's namespace. */
+/** The host end of an external veth into its bridge, and up (as CRIU's move_veth_to_bridge), in the calling thread's namespace. */
 function toBridge(host: string, bridge: string): void {
   const br = netlink.listLinks().find((k) => k.name === bridge);
   if (!br) throw new CryoError(`there is no bridge ${bridge} for ${host}`);
-  netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.SETLINK, netlink.NLM_F_REQUEST_ACK,
-    Buffer.concat([ifinfo(0, 0), netlink.attr(netlink.IFLA.IFNAME, Buffer.from(host)), netlink.attr(netlink.IFLA.MASTER, u32(br.index))]));
+  const name = netlink.attr(netlink.IFLA.IFNAME, Buffer.from(host));
+  netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.SETLINK, netlink.NLM_F_REQUEST_ACK, Buffer.concat([ifinfo(0, 0), name, netlink.attr(netlink.IFLA.MASTER, u32(br.index))]));
+  const up = ifinfo(0, netlink.IFF_UP);
+  up.writeUInt32LE(netlink.IFF_UP, 12); // ifi_change: only IFF_UP
+  netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.SETLINK, netlink.NLM_F_REQUEST_ACK, Buffer.concat([up, name]));
 }

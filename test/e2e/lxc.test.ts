@@ -13,7 +13,8 @@
 // cgroups go below this process's own (lxc.cgroup.relative); its lock dir in
 // /run/lxc is removed afterwards. Also the template's own init (busybox init,
 // rcS, syslogd bound to the container's /dev/log), checked by lxc-attach
-// logger before and after.
+// logger before and after. And a veth network on a bridge, all in a network
+// namespace standing for the host (LXC and cryo run there, with a sysfs of it).
 import { test, type TestContext } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -32,6 +33,9 @@ class Lxc {
   /** Container inits and LXC monitors seen: orphans of ours once they end (proc.ts makes this process a subreaper). */
   private readonly pids = new Set<number>();
   private seq = 0;
+
+  /** A command every lxc-* runs under (nsenter into a network namespace standing for the host), or none. */
+  wrap: string[] = [];
 
   constructor(readonly s: Session, readonly name: string, readonly counter: string) {
     this.lxcpath = s.mkdir('lxc');
@@ -56,7 +60,7 @@ class Lxc {
    */
   async lxc(cmd: string, args: string[], quiet = false): Promise<{ code: number | null; out: string }> {
     const log = path.join(this.s.dir, `lxc-${++this.seq}-${cmd}.log`);
-    const r = await run(`lxc-${cmd}`, [...args, '-n', this.name, '-P', this.lxcpath, '-l', 'INFO', '-o', log], quiet, 90_000, this.env);
+    const r = await this.run(`lxc-${cmd}`, [...args, '-n', this.name, '-P', this.lxcpath, '-l', 'INFO', '-o', log], quiet, 90_000);
     const logText = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter((l) => / (ERROR|WARN) /.test(l)).join('\n') : '';
     const out = `$ lxc-${cmd} ${args.join(' ')}\n${r.stdout}${r.stderr}${logText ? `${logText}\n` : ''}`;
     this.s.note(out.trimEnd());
@@ -69,15 +73,21 @@ class Lxc {
     assert.equal(r.code, 0, r.out + more + this.s.report());
   }
 
+  /** An lxc-* command (under `wrap`), with this container's PATH. */
+  run(cmd: string, args: string[], quiet = false, timeoutMs = 90_000): ReturnType<typeof run> {
+    const [c, ...pre] = [...this.wrap, cmd];
+    return run(c!, [...pre, ...args], quiet, timeoutMs, this.env);
+  }
+
   async state(): Promise<string> {
-    const r = await run('lxc-info', ['-n', this.name, '-P', this.lxcpath, '-sH']);
+    const r = await this.run('lxc-info', ['-n', this.name, '-P', this.lxcpath, '-sH']);
     return r.stdout.trim();
   }
 
   /** The running container's init, as the host numbers it; its monitor is its parent. */
   async pid(): Promise<number> {
     assert.equal(await this.state(), 'RUNNING', `container ${this.name} is not running`);
-    const r = await run('lxc-info', ['-n', this.name, '-P', this.lxcpath, '-pH']);
+    const r = await this.run('lxc-info', ['-n', this.name, '-P', this.lxcpath, '-pH']);
     const pid = Number(r.stdout.trim());
     assert.ok(pid > 0, `lxc-info -p: ${r.stdout}${r.stderr}`);
     this.pids.add(pid);
@@ -101,6 +111,8 @@ class Lxc {
     await this.ok('create', ['-t', 'busybox', '-f', conf]);
     const file = path.join(this.lxcpath, this.name, 'config');
     let config = fs.readFileSync(file, 'utf8');
+    // A network of the test's own instead of none.
+    if (more.some((l) => l.startsWith('lxc.net.0.type'))) config = config.replace(/^lxc\.net\.0\.type = empty\n/m, '');
     // LXC 5.0.2's monitor of a restored container has no tty array, and the first
     // lxc-info makes it crash on a NULL one (lxc_terminal_free) when lxc.tty.max > 0.
     config = config.replace(/^lxc\.tty\.max = \d+$/m, 'lxc.tty.max = 0');
@@ -302,4 +314,68 @@ test("lxc-checkpoint: the busybox template's own init (busybox init, syslogd on 
   assert.equal(cmdline(rpid), initCmd, "the restored container's init runs another command");
   assert.notEqual(nsOf(rpid, 'mnt'), nsOf('self', 'mnt'), "the restored container is in the host's mount namespace");
   await log(`after-${process.pid}`, 'the restored container');
+});
+
+/** An ICMP echo to `addr` answered within 2 s (python3, a raw socket: no ping here). */
+const PING = `import socket, struct, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+s.settimeout(2)
+def csum(b):
+    t = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xffff)
+    return ~(t + (t >> 16)) & 0xffff
+p = struct.pack('!BBHHH', 8, 0, 0, 0x1234, 1) + b'cryo'
+s.sendto(p[:2] + struct.pack('!H', csum(p)) + p[4:], (sys.argv[1], 0))
+end = time.time() + 2
+while time.time() < end:
+    d, a = s.recvfrom(1500)
+    if a[0] == sys.argv[1] and d[20] == 0:
+        sys.exit(0)
+sys.exit(1)
+`;
+
+test('lxc-checkpoint: a container with a veth network on a bridge (in a network namespace standing for the host) checkpointed with -s and restored with -r: LXC names a new host end (--external veth[eth0]:vethXXXX@bridge), the container is on the bridge again with its address and answers', { timeout: 240_000 }, async (t) => {
+  const l = await setup(t, ['lxc.net.0.type = veth', 'lxc.net.0.link = cryobr0', 'lxc.net.0.flags = up', 'lxc.net.0.name = eth0', 'lxc.net.0.ipv4.address = 10.88.0.2/24']);
+  const outer = await l.s.startCommand('outer', ['unshare', '-n', '/bin/sh', '-c',
+    'ip link set lo up && ip link add cryobr0 type bridge && ip addr add 10.88.0.1/24 dev cryobr0 && ip link set cryobr0 up && echo READY && exec sleep 1000000']);
+  const enter = ['nsenter', `--net=/proc/${outer.pid}/ns/net`];
+  // LXC finds the bridge in /sys/class/net: a sysfs of that namespace over the host's, in a mount namespace of the command's own.
+  const sys = l.s.mkdir('sys');
+  l.wrap = [...enter, 'unshare', '-m', '--propagation', 'slave', '/bin/sh', '-c',
+    `mount -t sysfs sysfs ${sys} && mount --bind ${sys}/class/net /sys/class/net && mount --bind ${sys}/devices/virtual/net /sys/devices/virtual/net && exec "$@"`, 'sh'];
+  const inOuter = (argv: string[]) => spawnSync(enter[0]!, [...enter.slice(1), ...argv], { encoding: 'utf8', timeout: 20_000 });
+  const answers = () => inOuter(['/usr/bin/python3', '-c', PING, '10.88.0.2']).status === 0;
+  const bridged = () => inOuter(['ip', '-o', 'link', 'show', 'master', 'cryobr0']).stdout.split('\n').filter(Boolean).map((line) => line.split(':')[1]!.trim().split('@')[0]!);
+  await l.ok('start', ['-d'], true);
+  const pid = await l.pid();
+  await counterAbove(l.counterFile, 3, 'the started container');
+  const end = Date.now() + 15_000;
+  while (!answers()) {
+    assert.ok(Date.now() < end, 'the started container does not answer on 10.88.0.2');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const portsBefore = bridged();
+  assert.equal(portsBefore.length, 1, `the bridge's ports: ${portsBefore.join(', ')}`);
+
+  const dir = l.s.mkdir('checkpoint-veth');
+  await l.checkpoint(dir, true);
+  await l.reap();
+  assert.ok(!exists(pid), 'the checkpointed container still runs');
+  assert.deepEqual(bridged(), [], 'the old host end is still on the bridge');
+  assert.ok(!answers(), 'something answers on 10.88.0.2 while the container is down');
+  const stopped = await counterStill(l.counterFile, 'the container checkpointed with -s');
+
+  const rpid = await l.restore(dir);
+  // The host end LXC named (--external veth[eth0]:vethXXXXXX@cryobr0), on the bridge.
+  const made = /made veth eth0 \(index \d+\), its peer (veth\w+) in cryo's network namespace/.exec(fs.readFileSync(path.join(dir, 'restore.log'), 'utf8'));
+  assert.ok(made, 'restore.log does not say which host end was made');
+  assert.deepEqual(bridged(), [made[1]], "the bridge's ports after the restore");
+  assert.notEqual(made[1], portsBefore[0], 'the restored host end has the old name');
+  assert.ok(answers(), 'the restored container does not answer on 10.88.0.2');
+  const eth0 = spawnSync('nsenter', ['-t', String(rpid), '-n', 'ip', '-4', '-o', 'addr', 'show', 'eth0'], { encoding: 'utf8', timeout: 20_000 }).stdout;
+  assert.match(eth0, /inet 10\.88\.0\.2\/24/, eth0);
+  assert.notEqual(nsOf(rpid, 'net'), fs.readlinkSync(`/proc/${outer.pid}/ns/net`), "the restored container is in the bridge's network namespace");
+  assert.notEqual(nsOf(rpid, 'net'), nsOf('self', 'net'), "the restored container is in the host's network namespace");
+  await counterAbove(l.counterFile, stopped + 2, 'the restored container');
+  checkLxcContainer(l, rpid);
 });
