@@ -5,13 +5,13 @@
  *    sockaddr_nl can name), O_NONBLOCK;
  *  - two NETLINK_USERSOCK sockets: one bound to port id pid+200000, the other
  *    connected to it (and so bound by the kernel to a port id of its choice);
- *  - an unbound NETLINK_GENERIC socket.
+ *  - an unbound NETLINK_GENERIC socket, and a SOCK_DGRAM one (CRIU's images
+ *    hold only SOCK_RAW; cryo keeps the type in a field of its own).
  * After restore: port ids, groups, peer and flags are as they were; the route
  * socket answers an RTM_GETLINK dump, and the connected socket's message
  * reaches its peer.
  * argv[2] "queued": a message is left unread in the bound USERSOCK socket;
- * "extack": NETLINK_EXT_ACK is set on the route socket; "dgram": a SOCK_DGRAM
- * netlink socket (CRIU's images cannot tell it from SOCK_RAW): all refused.
+ * "extack": NETLINK_EXT_ACK is set on the route socket: both refused.
  * SIGUSR2: the route socket leaves group 1 (FAIL). */
 #include "common.h"
 #include <fcntl.h>
@@ -58,7 +58,7 @@ int main(int argc, char **argv)
 		struct rtgenmsg g;
 	} req = { .h = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETLINK, .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = 7 }, .g = { .rtgen_family = AF_UNSPEC } };
 	char buf[8192];
-	int rt, srv, cli, gen, g = 33, one = 1, n;
+	int rt, srv, cli, gen, dgram, g = 33, one = 1, n;
 	unsigned cli_port;
 
 	prog_init();
@@ -78,8 +78,7 @@ int main(int argc, char **argv)
 	MUST(cli_port != 0);
 
 	MUST((gen = socket(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC)) >= 0);
-	if (!strcmp(mode, "dgram"))
-		MUST(socket(AF_NETLINK, SOCK_DGRAM, NETLINK_GENERIC) >= 0);
+	MUST((dgram = socket(AF_NETLINK, SOCK_DGRAM, NETLINK_GENERIC)) >= 0);
 
 	if (!strcmp(mode, "queued"))
 		MUST(send(cli, "hello", 5, 0) == 5);
@@ -119,5 +118,13 @@ int main(int argc, char **argv)
 
 	if (name_of(gen, 0).nl_pid != 0)
 		failf("generic: bound to %u", name_of(gen, 0).nl_pid);
+	int type = 0;
+	socklen_t tl = sizeof(type);
+	MUST(getsockopt(gen, SOL_SOCKET, SO_TYPE, &type, &tl) == 0);
+	if (type != SOCK_RAW)
+		failf("generic: type %d, want SOCK_RAW", type);
+	MUST(getsockopt(dgram, SOL_SOCKET, SO_TYPE, &type, &tl) == 0);
+	if (type != SOCK_DGRAM)
+		failf("generic dgram: type %d, want SOCK_DGRAM", type);
 	return prog_finish();
 }

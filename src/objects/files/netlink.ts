@@ -25,7 +25,11 @@ const NETLINK_FLAGS: Array<[number, string]> = [
 const NETLINK_UNCONNECTED = 0;
 const NETLINK_CONNECTED = 1;
 
+const SOCK_DGRAM = 2;
+const SOCK_RAW = 3;
+
 /** A sockaddr_nl: nl_family (2), pad (2), nl_pid (4), nl_groups (4). */
+
 function sockaddrNl(pid: number, groups: number): Buffer {
   const b = Buffer.alloc(12);
   b.writeUInt16LE(AF.NETLINK, 0);
@@ -42,8 +46,9 @@ function dumpNetlink(p: FdProbe, id: number): NetlinkSkEntry {
   const fd = p.copy();
   const protocol = sock.getsockoptInt(fd, SOL_SOCKET, SO.PROTOCOL) ?? 0;
   const where = `task ${p.pid} fd ${p.fd} (netlink socket of protocol ${protocol} ${p.st.ino})`;
-  // SOCK_DGRAM works as SOCK_RAW, but CRIU's entry has no type: it would come back another SO_TYPE.
-  if (sock.getsockoptInt(fd, SOL_SOCKET, SO.TYPE) !== 3 /* SOCK_RAW */) throw new CryoError(`${where}: a SOCK_DGRAM netlink socket, which CRIU's images hold only as SOCK_RAW`);
+  // SOCK_DGRAM works as SOCK_RAW, but CRIU's entry has no type: cryo keeps it in a field of its own, else it would come back another SO_TYPE.
+  const type = sock.getsockoptInt(fd, SOL_SOCKET, SO.TYPE);
+  if (type !== SOCK_RAW && type !== SOCK_DGRAM) throw new CryoError(`${where}: a netlink socket of type ${type}`);
   const ev = sock.pollEvents(fd);
   if (ev & 0x1 /* POLLIN */) throw new CryoError(`${where}: messages wait to be read, which cryo cannot carry`);
   if (ev & 0x8 /* POLLERR */) throw new CryoError(`${where}: an error (a receive overrun?) waits to be read, which cryo cannot carry`);
@@ -66,12 +71,13 @@ function dumpNetlink(p: FdProbe, id: number): NetlinkSkEntry {
   return create(NetlinkSkEntrySchema, {
     id, ino: Number(p.st.ino), protocol, state: connected ? NETLINK_CONNECTED : NETLINK_UNCONNECTED,
     flags: p.info.flags & ~O.CLOEXEC, portid, groups, dstPortid, dstGroup, fown: noFown(), opts: dumpSockOpts(fd, where),
+    ...(type === SOCK_DGRAM ? { sockType: SOCK_DGRAM } : {}),
   });
 }
 
 function openNetlink(ne: NetlinkSkEntry): number {
   const where = `netlink socket ${ne.ino} (protocol ${ne.protocol}, port id ${ne.portid})`;
-  const fd = sock.socket(AF.NETLINK, 3 /* SOCK_RAW, as CRIU */, ne.protocol);
+  const fd = sock.socket(AF.NETLINK, ne.sockType === SOCK_DGRAM ? SOCK_DGRAM : SOCK_RAW, ne.protocol);
   try {
     if (ne.portid) {
       // Unlike CRIU, never another port id than the task had: a peer or the kernel may know it by it.
@@ -111,6 +117,7 @@ function checkNetlink(entries: FileEntry[]): void {
     if (ne.state !== NETLINK_CONNECTED && ne.state !== NETLINK_UNCONNECTED) throw badFile(fe, `netlink socket in state ${ne.state}`);
     if (ne.groups.length > 32) throw badFile(fe, `netlink socket in ${ne.groups.length} words of groups`);
     if (ne.dstGroup > 32) throw badFile(fe, `netlink socket connected to group ${ne.dstGroup}`);
+    if (ne.sockType && ne.sockType !== SOCK_DGRAM) throw badFile(fe, `netlink socket of type ${ne.sockType}`);
     if (ne.groups.some((g) => g !== 0) && !ne.portid) throw badFile(fe, 'netlink socket in groups without a port id');
   }
 }
