@@ -32,7 +32,7 @@ import { loadNetNs, restoreNetNs, TreeNetns, type NetnsImages } from './objects/
 import { attachedTunDevices } from './objects/files/tunfile.js';
 import { checkLsm } from './objects/lsm.js';
 import { loadMntNs, restoreMntNs, type MntNsImages } from './objects/mntns/restore.js';
-import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, type IpcNsImages } from './objects/ipcns.js';
+import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, attachSpan, type IpcNsImages } from './objects/ipcns.js';
 import { runAction } from './actions.js';
 import { validateImages } from './restore/validate.js';
 import { execCommand } from './sys/exec.js';
@@ -69,7 +69,7 @@ function rootShmget(rem: Remote, key: number, size: bigint, flags: number, d: { 
  * namespace; CRIU refuses them in any other at dump, cryo's images never have them.
  */
 function checkSysvAttachments(tasks: TaskImages[], ipcImg: IpcNsImages | undefined): void {
-  const segments = new Map(ipcImg?.shm.map((s) => [BigInt(s.e.desc!.id), s.e.size]) ?? []);
+  const segments = new Map(ipcImg?.shm.map((s) => [BigInt(s.e.desc!.id), attachSpan(s.e)]) ?? []);
   for (const t of tasks) {
     const v = t.mm?.vmas.find((x) => x.status & VMA_AREA_SYSVIPC);
     if (!v) continue;

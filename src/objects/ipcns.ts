@@ -10,7 +10,7 @@ import {
   IpcDescEntrySchema, isFieldSet, PagemapEntrySchema, VMA_AREA_SYSVIPC,
   type ImageDir, type IpcVarEntry, type IpcShmEntry, type IpcSemEntry, type IpcMsgEntry, type IpcDescEntry, type VmaEntry,
 } from '../images/index.js';
-import { ipc, NR, O, PR, PAGE_SIZE, FSOPEN_CLOEXEC, FSMOUNT_CLOEXEC, FSCONFIG, SysError, syscall } from '../sys/index.js';
+import { ipc, MAP_HUGE_MASK, MAP_HUGE_SHIFT, NR, O, PR, PAGE_SIZE, FSOPEN_CLOEXEC, FSMOUNT_CLOEXEC, FSCONFIG, SysError, syscall } from '../sys/index.js';
 import { CryoError, type Logger } from '../context.js';
 import { writeShmemObject } from './files/memfd.js';
 import { readContentsInto, type ShmemContents } from './shmem.js';
@@ -145,10 +145,11 @@ export function dumpIpcNs(nsPath: string, nsId: number, env: IpcDumpEnv): { segm
     if (vars.shmRmidForced) writeSysctl('kernel/shm_rmid_forced', '0', 'dumped');
     try {
       for (const s of walk(ipc.shmMaxIndex, ipc.shmStatIndex)) {
-        const e = create(IpcShmEntrySchema, { desc: desc(s.id, s, env.ids, env.who), size: s.size, inPagemaps: true });
-        pages += dumpSegment(s, env);
+        const seg = dumpSegment(s, env);
+        const e = create(IpcShmEntrySchema, { desc: desc(s.id, s, env.ids, env.who), size: s.size, inPagemaps: true, ...(seg.hugetlbFlag ? { hugetlbFlag: seg.hugetlbFlag } : {}) });
+        pages += seg.pages;
         scanned += Number(roundPage(s.size)) / PAGE_SIZE;
-        segments.set(BigInt(s.id), s.size);
+        segments.set(BigInt(s.id), seg.span);
         shms.push(e);
       }
     } finally {
@@ -189,23 +190,43 @@ export function dumpIpcNs(nsPath: string, nsId: number, env: IpcDumpEnv): { segm
   return { segments, pages, scanned };
 }
 
-/** A segment's contents, read through an attachment of cryo's own (CRIU's dump_one_sysv_shmem). */
-function dumpSegment(s: ipc.ShmStat, env: IpcDumpEnv): number {
+/**
+ * A segment's contents, read through an attachment of cryo's own (CRIU's
+ * dump_one_sysv_shmem): the pages written, the bytes an attachment spans (a
+ * segment in huge pages spans whole ones), and for one in huge pages its
+ * SHM_HUGETLB flag with the page size bits (CRIU's hugetlb_flag).
+ */
+function dumpSegment(s: ipc.ShmStat, env: IpcDumpEnv): { pages: number; span: bigint; hugetlbFlag: number } {
   const addr = ipc.shmAttach(s.id, ipc.IPC.SHM_RDONLY);
   try {
-    const path = `/proc/self/map_files/${addr.toString(16)}-${(addr + roundPage(s.size)).toString(16)}`;
-    if (statfsSync(path).type === HUGETLBFS_MAGIC) {
-      throw new CryoError(`${env.who}: SysV shared memory ${s.id} of its ipc namespace is in huge pages (SHM_HUGETLB), which cryo does not dump yet`);
-    }
+    const start = addr.toString(16);
+    const vma = readFileSync('/proc/self/maps', 'utf8').split('\n').find((l) => l.startsWith(`${start}-`));
+    if (!vma) throw new CryoError(`${env.who}: SysV shared memory ${s.id}: cryo's attachment of it at 0x${start} is not in its maps`);
+    const end = BigInt(`0x${vma.slice(start.length + 1, vma.indexOf(' '))}`);
+    const path = `/proc/self/map_files/${start}-${end.toString(16)}`;
+    const sf = statfsSync(path);
+    const hugetlbFlag = sf.type === HUGETLBFS_MAGIC ? SHM_HUGETLB | (Math.log2(sf.bsize) << MAP_HUGE_SHIFT) : 0;
     const fd = openSync(path, O.RDONLY | O.CLOEXEC);
     try {
-      return writeShmemObject(env.dir, fd, Number(s.size), BigInt(s.id), env.newPagesId);
+      return { pages: writeShmemObject(env.dir, fd, Number(s.size), BigInt(s.id), env.newPagesId), span: end - addr, hugetlbFlag };
     } finally {
       closeSync(fd);
     }
   } finally {
     ipc.shmDetach(addr);
   }
+}
+
+/** SHM_HUGETLB (shmget's flag, 04000). */
+const SHM_HUGETLB = 0o4000;
+
+/** The bytes an attachment of a segment of the images spans: its size in pages, or in whole huge pages of the size its flag names. */
+export function attachSpan(e: IpcShmEntry): bigint {
+  // No size bits with SHM_HUGETLB: the default huge page, 2 MiB on x86-64.
+  const shift = e.hugetlbFlag ? (e.hugetlbFlag & MAP_HUGE_MASK) >>> MAP_HUGE_SHIFT || 21 : 0;
+  if (!shift) return roundPage(e.size);
+  const huge = 1n << BigInt(shift);
+  return ((e.size + huge - 1n) / huge) * huge;
 }
 
 /**
@@ -216,7 +237,7 @@ function dumpSegment(s: ipc.ShmStat, env: IpcDumpEnv): number {
 export function checkAttachments(who: string, vmas: readonly VmaEntry[], segments: ReadonlyMap<bigint, bigint>): void {
   let cur: { shmid: bigint; start: bigint; end: bigint } | undefined;
   const close = () => {
-    if (cur && cur.end - cur.start !== roundPage(segments.get(cur.shmid)!)) {
+    if (cur && cur.end - cur.start !== segments.get(cur.shmid)!) {
       throw new CryoError(`${who}: SysV shared memory ${cur.shmid} is attached at 0x${cur.start.toString(16)} only in part (unmapped or moved pages), which cryo cannot restore`);
     }
     cur = undefined;
@@ -256,7 +277,7 @@ export function loadIpcNs(dir: ImageDir, id: number, readPagemap: (shmid: bigint
   // CRIU leaves out an image without entries.
   const shm = ((dir.tryRead('ipcShm', id) ?? []) as IpcShmEntry[]).map((e) => {
     if (!e.desc) throw bad('ipcShm', 'an entry without its desc');
-    if (e.hugetlbFlag) throw bad('ipcShm', `segment ${e.desc.id} is in huge pages, which cryo does not restore yet`);
+    if (e.hugetlbFlag && (e.hugetlbFlag & ~(SHM_HUGETLB | MAP_HUGE_MASK)) !== 0) throw bad('ipcShm', `segment ${e.desc.id} has hugetlb flag 0x${e.hugetlbFlag.toString(16)}`);
     if (!e.inPagemaps) throw bad('ipcShm', `segment ${e.desc.id} keeps its contents inline (images of CRIU before 3.x), which cryo does not restore`);
     // As CRIU, an empty segment has no pagemap.
     const contents = e.size === 0n || !dir.exists('shmemPagemap', BigInt(e.desc.id)) ? undefined : readPagemap(BigInt(e.desc.id));
@@ -390,7 +411,7 @@ export function restoreIpcNs(
     for (const { e, contents } of img.shm) {
       const d = e.desc!;
       nextId('shm', d.id);
-      const flags = (d.mode & 0o777) | ipc.IPC.CREAT | ipc.IPC.EXCL;
+      const flags = (d.mode & 0o777) | ipc.IPC.CREAT | ipc.IPC.EXCL | (e.hugetlbFlag ?? 0);
       // Made by the root, as in CRIU: a segment without attachments lives as long as
       // the task that made it when kernel.shm_rmid_forced is (or is later) set, so
       // that must be a task of the tree, not cryo, which exits.

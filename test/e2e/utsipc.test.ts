@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { Session, childrenOf, compileProgram, critDecodeAll, imagePids, runningFree, waitFor, signalPid } from './harness.js';
 import { reapUntilGone } from './proc.js';
+import { ImageDir } from '../../src/images/index.js';
 
 const nsLink = (pid: number | 'self', kind: string) => fs.readlinkSync(`/proc/${pid}/ns/${kind}`);
 
@@ -159,4 +160,25 @@ test('uts+ipc dump --leave-running takes nothing away: the messages stay queued,
   await s.dump(target, images, { leaveRunning: true });
   assert.ok(fs.readdirSync(images).some((n) => n.startsWith('ipcns-msg-')), s.report());
   await s.expectPass(target);
+});
+
+test('SysV shared memory in huge pages (shmhuge.c): an attached segment and one not attached come back in huge pages with their ids, keys, modes, sizes and contents (CRIU\'s hugetlb_flag); SIGUSR2 proves the check', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'utsipc-shmhuge');
+  const target = await s.start('shmhuge');
+  const images = s.mkdir();
+  await s.dump(target, images);
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  const shm = Number(/^ipcns-shm-(\d+)\.img$/.exec(fs.readdirSync(images).find((n) => /^ipcns-shm-\d+\.img$/.test(n))!)![1]);
+  const dir = ImageDir.open(images, { write: false });
+  // SHM_HUGETLB | 21 << MAP_HUGE_SHIFT (2 MiB pages), as CRIU writes it.
+  const flags = dir.read('ipcShm', shm).map((e) => e.hugetlbFlag);
+  dir.close();
+  assert.deepEqual(flags, [0x800 | (21 << 26), 0x800 | (21 << 26)]);
+  await s.expectPass(await s.restore(images, target));
+  const again = await s.start('shmhuge');
+  const images2 = s.mkdir();
+  await s.dump(again, images2);
+  const { status, output } = await s.finish(await s.restore(images2, again), 'SIGUSR2');
+  assert.equal(status?.exited, 1, s.report());
+  assert.match(output, /^FAIL: H1: byte 100 is \d+, want \d+$/m, s.report());
 });
