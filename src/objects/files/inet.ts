@@ -21,8 +21,11 @@ import { noFown, type FileTable } from './table.js';
 import type { InventoryEntry } from '../../images/index.js';
 import type { Logger } from '../../context.js';
 import { lockMethodOf, nftTableName, unlockRestored, type LockedConn } from '../netlock.js';
-import { connectSynSent, dumpTcpStream, finishTcpStream, loadTcpStreams, prepareTcpStream, REPAIRABLE, repairDone, repairOff, repairOn, TCPS, tcpStreamsOf, writeTcpStreams } from './tcp.js';
+import {
+  connectSynSent, dumpTcpStream, finishTcpStream, loadTcpStreams, prepareTcpStream, REPAIRABLE, repairDone, repairOff, repairOn, resetAsPeer, streamState, TCPS, tcpStreamsOf, writeTcpStreams,
+} from './tcp.js';
 import { dumpSockOpts, restoreSockFilter, restoreSockOpts } from './sockopts.js';
+import { diagConnections } from './tcp-lock.js';
 import { dumpRawOpts, isPing, pingSocketError, procRawSockets, rawBindPort, rawName, rawShutdown, restoreRawOpts } from './inet-raw.js';
 
 const STATE_NAMES: Record<number, string> = {
@@ -132,6 +135,17 @@ function closedTcp(fd: number, where: string): number {
   return ev & 0x2000 /* POLLRDHUP */ ? 1 : 0;
 }
 
+/**
+ * The peer's end of a connection is here (sock_diag lists it) in a state that
+ * sent no FIN (ESTABLISHED, CLOSE_WAIT): the connection was reset
+ * before any FIN of the peer, with ECONNRESET.
+ */
+function peerSentNoFin(family: number, src: Addr, dst: Addr): boolean {
+  const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((w, i) => w === b[i]);
+  const peer = diagConnections(family).find((c) => c.conn.srcPort === dst.port && c.conn.dstPort === src.port && same(c.conn.src, dst.addr) && same(c.conn.dst, src.addr));
+  return peer !== undefined && (peer.state === TCP_ESTABLISHED || peer.state === TCPS.CLOSE_WAIT);
+}
+
 function isInet(p: FdProbe): boolean {
   if (!p.st.isSocket()) return false;
   const d = sock.getsockoptInt(p.copy(), SOL_SOCKET, SO.DOMAIN);
@@ -146,7 +160,7 @@ const CONNECTED = new Set([1, 2, 4, 5, 8, 9, 11]); // ESTABLISHED, SYN_SENT, FIN
  * through cryo's own fd, kept to the end of the dump (repair mode must be left
  * again if the tasks run on), and read.
  */
-function holdConnection(fd: number, where: string, desc: string, c: Omit<FileTable['tcp'][number], 'fd' | 'stream' | 'where'>, files: FileTable): number {
+function holdConnection(fd: number, where: string, desc: string, c: Omit<FileTable['tcp'][number], 'fd' | 'stream' | 'where'>, files: FileTable, reset = false): number {
   const held = dupCloexec(fd);
   const lock = files.netlock;
   try {
@@ -160,7 +174,13 @@ function holdConnection(fd: number, where: string, desc: string, c: Omit<FileTab
     // The state again in repair mode: a FIN that came in before it counts.
     const st = tcpInfo(held).state;
     if (!REPAIRABLE.has(st)) throw new Error(`it went to state ${STATE_NAMES[st] ?? st}`);
-    files.tcp.push({ ...c, where, fd: held, stream: dumpTcpStream(held, st) });
+    // A reset connection (CLOSE: its send queue is gone with the reset), with ECONNRESET.
+    const stream = dumpTcpStream(held, st);
+    if (reset) {
+      if (stream.entry.inqSeq === 0) throw new Error('it was reset before it was made (a refused connect, ECONNREFUSED), which cryo cannot carry yet');
+      stream.entry.resetErrno = 104; // ECONNRESET
+    }
+    files.tcp.push({ ...c, where, fd: held, stream });
     return st;
   } catch (e) {
     if (files.tcp.at(-1)?.fd !== held) {
@@ -222,8 +242,13 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
       if (env.tcpClose && CONNECTED.has(state)) {
         // --tcp-close: left as it is, and restored closed (no repair, no lock).
       } else if (state === TCP_CLOSE && sock.pollEvents(fd) & 0x8 /* POLLERR */) {
-        // A reset: its error would come back as an end of stream.
-        throw new CryoError(`${where}: a TCP connection that was reset (${conn}) and whose error waits to be read, which cryo cannot carry yet`);
+        // A reset whose error waits to be read: made again established and reset by its peer.
+        if (!env.tcpEstablished) throw new CryoError(`${where}: a TCP connection that was reset (${conn}), its error not read yet; dump with --tcp-established`);
+        // The error is ECONNRESET unless the peer's FIN came first (EPIPE), which the socket
+        // does not tell: its peer's end must be here, never having sent one.
+        if (!peerSentNoFin(family, src, dst)) throw new CryoError(`${where}: a TCP connection that was reset (${conn}), its error not read yet: cryo carries it only with the peer's end in the same network namespace, before any FIN of it`);
+        state = holdConnection(fd, where, conn, { ino: Number(p.st.ino), local: endKey(family, src), peer: endKey(family, dst), reuseaddr,
+          conn: { family, src: src.addr, srcPort: src.port, dst: dst.addr, dstPort: dst.port } }, env.files, true);
       } else if (!REPAIRABLE.has(state)) {
         throw new CryoError(`${where}: a TCP connection in state ${STATE_NAMES[state] ?? state} (${conn}), which cryo cannot dump yet (--tcp-close restores it closed)`);
       } else if (!env.tcpEstablished) {
@@ -365,7 +390,7 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
     const stream = repair ? tcpStreamsOf(env.kinds).get(ie.ino) : undefined;
     if (repair && !stream) throw new CryoError(`${where}: connected (${STATE_NAMES[ie.state] ?? ie.state}), but tcp-stream-${ie.ino.toString(16)}.img is missing`);
     if (stream && !env.tcpEstablished) throw new CryoError(`${where}: an established TCP connection; restore with --tcp-established`);
-    if (stream) prepareTcpStream(fd, stream.entry, ie.state);
+    if (stream) prepareTcpStream(fd, stream.entry, streamState(ie.state, stream.entry));
     const anyAddr = ie.srcAddr.every((w) => w === 0);
     let bound = false;
     if (ie.srcPort || !anyAddr) {
@@ -398,8 +423,9 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
         // In repair mode: no SYN, the socket is ESTABLISHED at once; one in SYN_SENT sends its SYN.
         if (ie.state === TCPS.SYN_SENT) connectSynSent(fd, sockaddr(ie.family, ie.dstPort, ie.dstAddr));
         else sock.connectAddr(fd, sockaddr(ie.family, ie.dstPort, ie.dstAddr));
-        finishTcpStream(fd, stream.entry, stream.data, ie.state,
-          { family: ie.family, src: ie.srcAddr, srcPort: ie.srcPort, dst: ie.dstAddr, dstPort: ie.dstPort });
+        const conn = { family: ie.family, src: ie.srcAddr, srcPort: ie.srcPort, dst: ie.dstAddr, dstPort: ie.dstPort };
+        finishTcpStream(fd, stream.entry, stream.data, streamState(ie.state, stream.entry), conn);
+        if (stream.entry.resetErrno) resetAsPeer(fd, stream.entry, conn);
       } catch (e) {
         throw new CryoError(`${where}: cannot restore the connection (${STATE_NAMES[ie.state] ?? ie.state}): ${(e as Error).message}`);
       }

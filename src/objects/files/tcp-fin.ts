@@ -8,7 +8,7 @@ import { AF, IPPROTO, IP, SO, SOCK, SOL_SOCKET, sock } from '../../sys/index.js'
 
 /** The mark the network lock lets through (CRIU's SOCCR_MARK). */
 const SOCCR_MARK = 0xc114;
-export const TH = { FIN: 0x01, ACK: 0x10 } as const;
+export const TH = { FIN: 0x01, RST: 0x04, ACK: 0x10 } as const;
 
 /** One end of the connection: the restored socket's (local) and its peer's. */
 export interface Conn {

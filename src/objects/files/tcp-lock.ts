@@ -30,20 +30,21 @@ function socketInodes(pids: readonly number[]): Set<number> {
   return out;
 }
 
-/** The connections (TCP states the dump carries, CLOSE aside: it has no peer in sock_diag) of one family, with their sockets' inodes. */
-function diagConnections(family: number): Array<{ ino: number; conn: LockedConn }> {
+/** The connections (TCP states the dump carries, CLOSE aside: it has no peer in sock_diag) of one family, with their sockets' inodes and states. */
+export function diagConnections(family: number): Array<{ ino: number; state: number; conn: LockedConn }> {
   const states = Object.values(TCPS).filter((s) => s !== TCPS.CLOSE).reduce((m, s) => m | (1 << s), 0);
   const req = Buffer.alloc(56); // struct inet_diag_req_v2
   req.writeUInt8(family, 0);
   req.writeUInt8(IPPROTO.TCP, 1);
   req.writeUInt32LE(states, 4);
   const words = (msg: Buffer, off: number) => (family === AF.INET ? [msg.readUInt32LE(off)] : [0, 4, 8, 12].map((i) => msg.readUInt32LE(off + i)));
-  const out: Array<{ ino: number; conn: LockedConn }> = [];
+  const out: Array<{ ino: number; state: number; conn: LockedConn }> = [];
   for (const msg of sockDiagDump(req)) {
     if (msg.length < 72) continue;
     // struct inet_diag_msg: the sockid's ports (big-endian) at 4 and 6, addresses at 8 and 24; the inode at 68.
     out.push({
       ino: msg.readUInt32LE(68),
+      state: msg.readUInt8(1),
       conn: { family, srcPort: msg.readUInt16BE(4), dstPort: msg.readUInt16BE(6), src: words(msg, 8), dst: words(msg, 24) },
     });
   }

@@ -93,6 +93,21 @@ export function dumpTcpStream(fd: number, state: number = TCPS.ESTABLISHED): Tcp
   return { entry, data: Buffer.concat([inq, outq]) };
 }
 
+/** The state a connection's stream is made in: a reset one is made established, then reset (resetAsPeer). */
+export function streamState(state: number, s: TcpStreamEntry): number {
+  return s.resetErrno ? TCPS.ESTABLISHED : state;
+}
+
+/**
+ * A connection that was reset: the peer's RST, at rcv_nxt (which the kernel
+ * takes whatever the timestamps say), while the socket is still in repair mode,
+ * so that it sends nothing; it goes to CLOSE with ECONNRESET waiting to be read.
+ */
+export function resetAsPeer(fd: number, s: TcpStreamEntry, conn: Conn): void {
+  sendAsPeer(conn, TH.RST | TH.ACK, s.inqSeq >>> 0, s.outqSeq >>> 0, 0, (s.optMask & TCPI_OPT.TIMESTAMPS) !== 0);
+  awaitState(fd, TCPS.CLOSE);
+}
+
 /**
  * The sequence numbers after each queue's data, before any FIN (which the
  * dump's include); in SYN_SENT before the SYN, which takes one too: the connect
