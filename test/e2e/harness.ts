@@ -65,7 +65,9 @@ function realExe(cmd: string): string {
 export function compileProgram(name: string): string {
   const src = path.join(PROGRAMS_DIR, `${name}.c`);
   const out = path.join(BIN_DIR, name);
-  const newest = Math.max(...[src, path.join(PROGRAMS_DIR, 'common.h')].map((f) => fs.statSync(f).mtimeMs));
+  // Built again when the program or any header of the folder is newer.
+  const headers = fs.readdirSync(PROGRAMS_DIR).filter((f) => f.endsWith('.h')).map((f) => path.join(PROGRAMS_DIR, f));
+  const newest = Math.max(...[src, ...headers].map((f) => fs.statSync(f).mtimeMs));
   if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= newest) return out;
   fs.mkdirSync(BIN_DIR, { recursive: true });
   const tmp = `${out}.tmp-${process.pid}`;

@@ -27,6 +27,7 @@
  */
 #define _GNU_SOURCE
 #include "common.h"
+#include "netsetup.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -38,15 +39,6 @@
 #include <sys/socket.h>
 #include <stddef.h>
 #include <sys/un.h>
-
-static void sh(const char *cmd)
-{
-	int r = system(cmd);
-	if (r != 0) {
-		fprintf(stderr, "setup: %s: status %d\n", cmd, r);
-		exit(2);
-	}
-}
 
 static void put(const char *path, const char *v)
 {
@@ -77,22 +69,6 @@ static void expect_file(const char *path, const char *want)
 }
 
 /* The output of a command run in the namespace must contain `want`. */
-static void expect_cmd(const char *cmd, const char *want)
-{
-	char out[8192];
-	size_t n;
-	FILE *p = popen(cmd, "r");
-	if (!p) {
-		failf("%s: popen failed", cmd);
-		return;
-	}
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = 0;
-	pclose(p);
-	if (!strstr(out, want))
-		failf("%s: no \"%s\" in: %s", cmd, want, out);
-}
-
 static struct sockaddr_in v4(const char *ip, int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };

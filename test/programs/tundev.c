@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "common.h"
+#include "netsetup.h"
 
 #include <fcntl.h>
 #include <linux/if_tun.h>
@@ -20,31 +21,6 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-
-static void sh(const char *cmd)
-{
-	int r = system(cmd);
-	if (r != 0) {
-		fprintf(stderr, "setup: %s: status %d\n", cmd, r);
-		exit(2);
-	}
-}
-
-static void expect_cmd(const char *cmd, const char *want)
-{
-	char out[8192];
-	size_t n;
-	FILE *p = popen(cmd, "r");
-	if (!p) {
-		failf("%s: popen failed", cmd);
-		return;
-	}
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = 0;
-	pclose(p);
-	if (!strstr(out, want))
-		failf("%s: no \"%s\" in: %s", cmd, want, out);
-}
 
 /* A file attached to the device (with its flags), or -1. */
 static int tun_attach(const char *name, int flags)
