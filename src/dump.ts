@@ -19,7 +19,7 @@ import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js'
 import { isExternalTty, isOrphanPty } from './objects/files/tty.js';
 import { shmemUsedAsFiles } from './objects/mm.js';
 import { SeccompTable } from './objects/seccomp.js';
-import { checkDumpNamespaces } from './objects/namespaces.js';
+import { checkDumpNamespaces, treeMntNamespaces } from './objects/namespaces.js';
 import { CgroupDump } from './objects/cgroup.js';
 import { CgroupFreezer } from './objects/cgroup-freezer.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
@@ -140,7 +140,13 @@ export async function runDump(ctx: Context): Promise<number> {
           dumpNetNs(netns.fd, nsId, ns.link, { dir, log, who: rootWho, empty: (opts.emptyNs & CLONE.NEWNET) !== 0, ...netnsExtKey(opts.external, ns.link) });
         } else if (ns.kind === 'mnt') {
           // A tmpfs with mounts on it is read through a clone of it alone, made in its mount namespace.
-          st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, { external: opts.external, auto: opts.autoExtMnt, enableFs: opts.enableFs }, log, (p) => cloneMountOf(root, p), st.userns?.view ?? IdView.SAME);
+          // Every mount namespace of the tree (the root's first), each with its own id.
+          const nss = treeMntNamespaces(nsTasks).map((n) => ({ ...n, nsId: nsIdOf(n.link, st) }));
+          if (nss.length > 1 && st.userns) {
+            const n = nss[1]!;
+            throw new CryoError(`task ${n.pid} (${n.comm}) is in mount namespace ${n.link}, another than the root's, in a tree with a user namespace of its own: cryo does not dump several mount namespaces there yet`);
+          }
+          st.mntns = dumpMntNs(nss, dir, { external: opts.external, auto: opts.autoExtMnt, enableFs: opts.enableFs }, log, (pid, p) => cloneMountOf(pid, p), st.userns?.view ?? IdView.SAME);
         } else if (ns.kind === 'uts') {
           dumpUtsNs(ns.path, nsId, dir);
         } else if (ns.kind === 'time') {
@@ -186,7 +192,7 @@ export async function runDump(ctx: Context): Promise<number> {
       const byId = new Map(st.files.entries.map((e) => [e.id, e]));
       refusePathFiles(st.files.entries, rootWho, (fe) => isExternalTty(st.files, fe.tty!.ttyInfoId) ||
         (!!opts.orphanPtsMaster && isOrphanPty(st.files, fe.tty!.ttyInfoId) &&
-        fe.tty!.regfId !== undefined && ns.ids.has(byId.get(fe.tty!.regfId)?.reg?.mntId ?? -1)));
+        fe.tty!.regfId !== undefined && ns.of(byId.get(fe.tty!.regfId)?.reg?.mntId ?? -1) !== undefined));
       ns.dumpContents();
     }
     // As CRIU: the inventory's root_ids are the dumper's own (its namespaces tell

@@ -63,7 +63,9 @@ export interface TreeNs {
 /**
  * At dump: every thread of every task must be in cryo's own namespace of each
  * kind cryo does not carry, in the root's pid namespace, and in the root's user, uts,
- * ipc, net, mount, time and cgroup namespaces (a user namespace nested in the tree's is refused so); and none may have made a namespace for
+ * ipc, net, time and cgroup namespaces (a user namespace nested in the tree's is refused so), and in
+ * the root's mount namespace or, when the root has one of its own, in any but cryo's
+ * (treeMntNamespaces lists them); and none may have made a namespace for
  * its children that they would be born into. Returns those the tree owns.
  */
 export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
@@ -79,8 +81,13 @@ export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
         if (k.name === 'pid') {
           if (ns !== rootPidns) throw new CryoError(`${who} is in a pid namespace nested in the tree's (${ns}), which cryo does not dump yet`);
         } else if (k.carried) {
-          // As CRIU: one namespace of the kind for the whole tree ("Can't dump nested uts namespace").
-          if (ns !== rootNs.get(k.name)) {
+          // As CRIU: one namespace of the kind for the whole tree ("Can't dump nested uts namespace"),
+          // but for mount namespaces, several of which a tree with its own may hold (never cryo's).
+          const nestedMnt = k.name === 'mnt' && rootNs.get('mnt') !== mine.get('mnt') && ns !== mine.get('mnt');
+          if (ns !== rootNs.get(k.name) && !nestedMnt) {
+            if (k.name === 'mnt' && rootNs.get('mnt') !== mine.get('mnt')) {
+              throw new CryoError(`${who} is in cryo's own mount namespace (${ns}) while the tree's root has one of its own, which cryo cannot dump (nor can CRIU): a task may only be in the tree's own mount namespaces`);
+            }
             const rootWhose = rootNs.get(k.name) === mine.get(k.name) ? "cryo's own" : 'one of its own';
             throw new CryoError(`${who} is in a ${k.name} namespace (${ns}) other than the tree root's (${rootWhose}), which cryo cannot dump: as CRIU, every task must be in the root's`);
           }
@@ -128,6 +135,8 @@ export function restoreNamespaces(dumper: TaskKobjIdsEntry | undefined, tasks: A
     for (const k of NS_KINDS) {
       if (t.ids[k.idField] === parent[k.idField]) continue;
       const root = t === tasks[0];
+      // As CRIU: a task below the root may be in another mount namespace of the tree's, never the dumper's.
+      if (k.name === 'mnt' && !root && flags & k.cloneFlag && t.ids[k.idField] !== dumper?.[k.idField]) continue;
       if (!k.carried || !root) {
         throw new CryoError(`task ${t.pid} of the images is in a ${k.name} namespace ${root ? 'of its own' : 'nested in its parent\'s'}, which cryo does not restore yet`);
       }
@@ -136,4 +145,24 @@ export function restoreNamespaces(dumper: TaskKobjIdsEntry | undefined, tasks: A
     }
   }
   return flags;
+}
+
+/** A mount namespace of the tree: its /proc link and the first task in it (the root for the root's). */
+export interface TreeMntNs {
+  link: string;
+  pid: number;
+  comm: string;
+}
+
+/**
+ * Every mount namespace of a tree whose root has one of its own (checked by
+ * checkDumpNamespaces), the root's first, then in the order of the tasks.
+ */
+export function treeMntNamespaces(tasks: NsTask[]): TreeMntNs[] {
+  const out: TreeMntNs[] = [];
+  for (const t of tasks) {
+    const ns = link(t.pid, 'mnt');
+    if (ns !== undefined && !out.some((o) => o.link === ns)) out.push({ link: ns, pid: t.pid, comm: t.comm });
+  }
+  return out;
 }

@@ -55,7 +55,18 @@ export interface DumpFilesEnv {
   /** The id in the images of the namespace /proc names `link` (kind "net", link "net:[INO]"). */
   nsId(kind: string, link: string): number;
   /** The tree's own mount namespace: paths are its, reached from cryo through `root`; files must be on its mounts (`ids`). */
-  mntns?: { root: string; ids: Set<number>; mounts: readonly MountInfo[] };
+  mntns?: MntView;
+}
+
+/**
+ * A mount namespace of the tree's own (the task's): paths are its, reached from cryo
+ * through `root`; `of` finds the namespace of the tree any mount is in.
+ */
+export interface MntView {
+  root: string;
+  ids: Set<number>;
+  mounts: readonly MountInfo[];
+  of(mntId: number): MntView | undefined;
 }
 
 /** What recording a regular file (of an fd or a mapping) needs of the dump. */
@@ -121,6 +132,11 @@ export interface RestoreFilesEnv {
   nsRoot?: number;
   /** cryo's pid of the task whose root nsRoot is: its mount namespace is the tree's. */
   nsPid?: number;
+  /**
+   * The tree's mount namespace that mount `mntId` of the images is in: cryo's O_PATH fd
+   * of its root and its fd of the namespace (undefined: the root's, nsRoot, or cryo's).
+   */
+  mntNsOf?(mntId: number | undefined): { root: number; ns: number } | undefined;
   shellJob: boolean;
   /**
    * orphan_pts_master (RPC): a shell job's pty, whose master was outside the tree,

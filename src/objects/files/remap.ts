@@ -22,17 +22,28 @@ const errCode = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? (e 
 
 export class Remaps {
   private readonly byOrig = new Map<number, RemapFilePathEntry>();
-  /** Ghost files made so far, by remap id. */
+  /** Ghost files made so far, by remap id, with the root they are reached from. */
   private readonly made = new Map<number, string>();
+  private readonly madeAt = new Map<number, number | undefined>();
   /** Deleted regular files opened so far: cryo's O_PATH fd of the one dentry their fds share, and their name, by remap id. */
   private readonly pinned = new Map<number, { fd: number; name: string }>();
-  /** Directories made for them (deepest last). */
-  private readonly dirs: string[] = [];
+  /** Directories made for them (deepest last), with the root they are reached from. */
+  private readonly dirs: Array<{ d: string; at: number | undefined }> = [];
 
   /** In a tree's own mount namespace: cryo's O_PATH fds of the directories reached from its root, by path. */
   private readonly dirFds = new Map<string, number>();
-  /** The tree's root (an O_PATH fd), once it has its own mount namespace; undefined: cryo's paths are the tree's. */
-  root: () => number | undefined = () => undefined;
+  /**
+   * The root (an O_PATH fd) of the tree's mount namespace that mount `mntId` is in,
+   * once the tree has its own; undefined: cryo's paths are the tree's.
+   */
+  root: (mntId?: number) => number | undefined = () => undefined;
+  /** The root of the file being worked on now (set by each way in: open, dirPath, watchPath, cleanup). */
+  private at: number | undefined;
+
+  /** Work on file id `id`'s paths: from the root of its mount's namespace. */
+  private from(id: number): void {
+    this.at = this.root(this.files.get(id)?.reg?.mntId);
+  }
 
   /** Processes of cryo's standing in for dead ones whose /proc directory is opened (PROCFS remaps): host pid, by pid. */
   private readonly standIns = new Map<number, number>();
@@ -82,13 +93,14 @@ export class Remaps {
    * namespace, a name in its directory, opened from the tree's root (never out of it).
    */
   private reach(p: string): string {
-    const root = this.root();
+    const root = this.at;
     if (root === undefined) return p;
     const dir = path.dirname(p);
-    let fd = this.dirFds.get(dir);
+    const key = `${root}:${dir}`;
+    let fd = this.dirFds.get(key);
     if (fd === undefined) {
       fd = openInRoot(root, dir, O.PATH | O.DIRECTORY | O.CLOEXEC);
-      this.dirFds.set(dir, fd);
+      this.dirFds.set(key, fd);
     }
     return `/proc/self/fd/${fd}/${path.basename(p)}`;
   }
@@ -116,7 +128,9 @@ export class Remaps {
     for (const r of this.byOrig.values()) {
       if (r.remapType !== RemapType.GHOST) continue;
       const g = this.ghosts.get(r.remapId)!;
-      if (g.dev === sdev && g.ino === ino) return this.ghostFile(r.remapId, this.files.get(r.origId)!.reg!.name);
+      if (g.dev !== sdev || g.ino !== ino) continue;
+      this.from(r.origId);
+      return this.ghostFile(r.remapId, this.files.get(r.origId)!.reg!.name);
     }
     return undefined;
   }
@@ -138,6 +152,7 @@ export class Remaps {
   /** A deleted directory (a ghost), made again under its name: where to open it or chdir to. */
   dirPath(id: number, name: string): string | undefined {
     const r = this.byOrig.get(id);
+    this.from(id);
     if (r?.remapType === RemapType.PROCFS) {
       this.standIn(r.remapId);
       return name;
@@ -149,7 +164,7 @@ export class Remaps {
   /** Open, in cryo, the file reg-file entry `id` (named `name`) stands for. */
   open(id: number, name: string, flags: number): number {
     const r = this.byOrig.get(id)!;
-    const dir = this.dirPath(id, name);
+    const dir = this.dirPath(id, name); // (from here on: from the root of the file's namespace)
     if (dir !== undefined) {
       // (a deleted directory, or a file of a dead process's /proc directory)
       try {
@@ -217,6 +232,7 @@ export class Remaps {
   private renamePinned(): void {
     for (const [id, pin] of this.pinned) {
       const from = this.made.get(id)!;
+      this.at = this.madeAt.get(id);
       for (const to of [pin.name, `${pin.name}.cr_link`]) {
         if (trySyscall(NR.renameat2, AT_FDCWD, Buffer.from(this.reach(from) + '\0'), AT_FDCWD, Buffer.from(this.reach(to) + '\0'), RENAME_NOREPLACE) === 0) {
           this.made.set(id, to);
@@ -237,6 +253,7 @@ export class Remaps {
       this.makeParents(p);
       makeGhost(this.reach(p), g);
       this.made.set(remapId, p);
+      this.madeAt.set(remapId, this.at);
     } catch (e) {
       throw new CryoError(`cannot recreate the deleted ${typeName(g.mode)} ${name} as ${p}: ${errCode(e)}`);
     }
@@ -249,23 +266,28 @@ export class Remaps {
     for (let d = path.dirname(p); !this.exists(d); d = path.dirname(d)) missing.unshift(d);
     for (const d of missing) {
       mkdirSync(this.reach(d), { mode: 0o755 });
-      this.dirs.push(d);
+      this.dirs.push({ d, at: this.at });
     }
   }
 
   /** Remove the ghost files (always) and, after a restore that succeeded, the link remaps. */
   cleanup(restored: boolean): void {
     if (restored) this.renamePinned();
-    const gone = [...this.made].map(([id, p]) => ({ p, isDir: (this.ghosts.get(id)!.mode & S_IFMT) === S_IFDIR }));
+    const gone = [...this.made].map(([id, p]) => ({ p, at: this.madeAt.get(id), isDir: (this.ghosts.get(id)!.mode & S_IFMT) === S_IFDIR }));
     if (restored) {
-      for (const r of this.byOrig.values()) if (r.remapType === RemapType.LINKED) gone.push({ p: this.files.get(r.remapId)!.reg!.name, isDir: false });
+      for (const r of this.byOrig.values()) {
+        const link = this.files.get(r.remapId)?.reg;
+        if (r.remapType === RemapType.LINKED && link) gone.push({ p: link.name, at: this.root(link.mntId), isDir: false });
+      }
     }
     const seen = new Set<string>();
-    for (const { p, isDir } of gone) {
-      if (seen.has(p)) continue;
-      seen.add(p);
+    for (const { p, at, isDir } of gone) {
+      if (seen.has(`${at}:${p}`)) continue;
+      seen.add(`${at}:${p}`);
+      this.at = at;
       removeQuietly(() => this.reach(p), isDir);
     }
+    this.madeAt.clear();
     this.made.clear();
     for (const pid of this.standIns.values()) {
       kill(pid, SIG.KILL);
@@ -274,7 +296,8 @@ export class Remaps {
     this.standIns.clear();
     for (const pin of this.pinned.values()) closeSync(pin.fd);
     this.pinned.clear();
-    for (const d of this.dirs.reverse()) {
+    for (const { d, at } of this.dirs.reverse()) {
+      this.at = at;
       try {
         rmdirSync(this.reach(d));
       } catch {

@@ -13,15 +13,27 @@ import { major, minor } from '../files/kind.js';
 import { fsByName, mntFlags, sbFlags } from './fstypes.js';
 import { IdView } from '../userns.js';
 
-/** What the rest of the dump needs of the tree's mount namespace. */
-export interface MntNsDump {
+/** One mount namespace of the tree, as the dump of files sees it. */
+export interface MntNsView {
   nsId: number;
-  /** The ids of its mounts: an open file's mnt_id must be one of them. */
+  /** Its /proc/PID/ns/mnt link. */
+  link: string;
+  /** The ids of its mounts. */
   ids: Set<number>;
-  /** Where cryo reaches a path of the namespace ("/proc/ROOT/root"). */
+  /** Where cryo reaches a path of the namespace ("/proc/PID/root" of a task in it). */
   root: string;
-  /** Its mounts, as the root task's mountinfo shows them. */
+  /** Its mounts, as that task's mountinfo shows them. */
   mounts: readonly MountInfo[];
+  /** The namespace of the tree that mount `mntId` is in (any of them): a file there is reached from its root. */
+  of(mntId: number): MntNsView | undefined;
+}
+
+/** What the rest of the dump needs of the tree's mount namespaces (the root's, with the others in `all`). */
+export interface MntNsDump extends MntNsView {
+  /** Every mount namespace of the tree, the root's first. */
+  all: readonly MntNsView[];
+  /** The namespace task `pid` is in: its files' paths are that one's. */
+  forTask(pid: number): MntNsView;
   /**
    * The contents of its tmpfs mounts, once every task is dumped: as CRIU, after the
    * files, so that the links --link-remap made on them are in their tarballs.
@@ -86,19 +98,39 @@ function autodetect(m: MountInfo, outside: readonly MountInfo[]): string | undef
  * mount of the namespace (a bind), or, with `outside` (cryo's own mounts, for
  * --ext-mount-map auto), part of one of those, else it is refused.
  */
-export function classify(mounts: MountInfo[], ext: Map<string, string>, who: string, outside?: readonly MountInfo[], enableFs: readonly string[] = []): Map<number, MountRole> {
-  const ids = new Set(mounts.map((m) => m.mntId));
-  const roots = mounts.filter((m) => !ids.has(m.parentId));
-  if (roots.length !== 1) throw new CryoError(`${who}: its mount namespace has ${roots.length} root mounts, which cryo cannot tell apart`);
-  const root = roots[0]!;
+export function classify(mounts: MountInfo[], ext: Map<string, string>, who: string | ((m: MountInfo) => string), outside?: readonly MountInfo[], enableFs: readonly string[] = [], nsOf?: ReadonlyMap<number, number>): Map<number, MountRole> {
+  // Several namespaces (nsOf: the index of each mount's, 0 the root's): each has one root mount;
+  // the root's comes from --root, the others' are bound from a mount of any of them.
+  const nsIdx = (m: MountInfo) => nsOf?.get(m.mntId) ?? 0;
+  const whoOf = (m: MountInfo) => (typeof who === 'string' ? who : who(m));
+  const ids = new Map<number, Set<number>>();
+  for (const m of mounts) {
+    if (!ids.has(nsIdx(m))) ids.set(nsIdx(m), new Set());
+    ids.get(nsIdx(m))!.add(m.mntId);
+  }
+  const isRoot = (m: MountInfo) => !ids.get(nsIdx(m))!.has(m.parentId);
+  for (const [n] of ids) {
+    const roots = mounts.filter((m) => nsIdx(m) === n && isRoot(m));
+    if (roots.length !== 1) throw new CryoError(`${whoOf(mounts.find((m) => nsIdx(m) === n)!)}: its mount namespace has ${roots.length} root mounts, which cryo cannot tell apart`);
+  }
+  const root = mounts.find((m) => nsIdx(m) === 0 && isRoot(m))!;
   const roles = new Map<number, MountRole>();
   roles.set(root.mntId, { role: 'root' });
   const where = (m: MountInfo) => `mount ${m.mntId} at ${m.mountpoint} (${m.fstype})`;
   for (const m of mounts) {
     if (m === root) continue;
-    if (m.root.endsWith('//deleted')) throw new CryoError(`${who}: ${where(m)} shows a deleted file or directory, which cryo does not restore`);
-    const key = ext.get(m.mountpoint);
+    if (m.root.endsWith('//deleted')) throw new CryoError(`${whoOf(m)}: ${where(m)} shows a deleted file or directory, which cryo does not restore`);
+    // Mount points name external mounts in the root's namespace; the other namespaces' copies are bound from them.
+    const key = nsIdx(m) === 0 ? ext.get(m.mountpoint) : undefined;
     if (key !== undefined) roles.set(m.mntId, { role: 'external', key });
+  }
+  // Part of the root's file system or of an external mount, below what they show.
+  const fromRootOrExternal = (m: MountInfo) =>
+    mounts.find((o) => o !== m && o.sdev === m.sdev && ['root', 'external'].includes(roles.get(o.mntId)?.role ?? '') && under(m.root, o.root));
+  // Another namespace's root is never a file system made anew where the root's shows it.
+  for (const m of mounts) {
+    const src = !roles.has(m.mntId) && nsIdx(m) !== 0 && isRoot(m) ? fromRootOrExternal(m) : undefined;
+    if (src) roles.set(m.mntId, { role: 'bind', from: src.mntId });
   }
   for (const m of mounts) {
     if (roles.has(m.mntId)) continue;
@@ -113,8 +145,7 @@ export function classify(mounts: MountInfo[], ext: Map<string, string>, who: str
       roles.set(m.mntId, { role: 'bind', from: owner.mntId });
       continue;
     }
-    // Part of the root's file system or of an external mount, below what they show.
-    const src = mounts.find((o) => o !== m && o.sdev === m.sdev && ['root', 'external'].includes(roles.get(o.mntId)?.role ?? '') && under(m.root, o.root));
+    const src = fromRootOrExternal(m);
     if (src) {
       roles.set(m.mntId, { role: 'bind', from: src.mntId });
       continue;
@@ -126,31 +157,31 @@ export function classify(mounts: MountInfo[], ext: Map<string, string>, who: str
     }
     if (!fs && !mounts.some((o) => o !== m && o.sdev === m.sdev)) {
       const asked = enableFs.some((f) => f === 'all' || f === m.fstype.split('.')[0]) ? ` (--enable-fs ${m.fstype} is not supported yet)` : '';
-      throw new CryoError(`${who}: ${where(m)} is a file system cryo does not dump${asked}; declare it with --external mnt[${m.mountpoint}]:KEY`);
+      throw new CryoError(`${whoOf(m)}: ${where(m)} is a file system cryo does not dump${asked}; declare it with --external mnt[${m.mountpoint}]:KEY`);
     }
-    throw new CryoError(`${who}: ${where(m)} is a bind mount of ${m.root} of a file system mounted outside its mount namespace; declare it with --external mnt[${m.mountpoint}]:KEY`);
+    throw new CryoError(`${whoOf(m)}: ${where(m)} is a bind mount of ${m.root} of a file system mounted outside its mount namespace; declare it with --external mnt[${m.mountpoint}]:KEY`);
   }
   return roles;
 }
 
-/** Propagation cryo puts back: peer groups and masters inside the namespace, none shared with cryo's. */
-function checkPropagation(mounts: MountInfo[], who: string): void {
+/** Propagation cryo puts back: peer groups and masters inside the tree's namespaces (across them too), none shared with cryo's. */
+function checkPropagation(mounts: MountInfo[], who: (m: MountInfo) => string): void {
   const groups = new Set(mounts.map((m) => propagation(m).shared).filter((g) => g));
   const outside = new Set(parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).map((m) => propagation(m).shared).filter((g) => g));
   for (const m of mounts) {
     const p = propagation(m);
     const where = `mount ${m.mntId} at ${m.mountpoint} (${m.fstype})`;
-    if (p.shared && outside.has(p.shared)) throw new CryoError(`${who}: ${where} is a peer of mounts outside its namespace (shared:${p.shared}); --enable-external-sharing is not supported yet`);
-    if (p.master && !groups.has(p.master)) throw new CryoError(`${who}: ${where} is a slave of mounts outside its namespace (master:${p.master}); --enable-external-masters is not supported yet`);
+    if (p.shared && outside.has(p.shared)) throw new CryoError(`${who(m)}: ${where} is a peer of mounts outside the tree's mount namespaces (shared:${p.shared}); --enable-external-sharing is not supported yet`);
+    if (p.master && !groups.has(p.master)) throw new CryoError(`${who(m)}: ${where} is a slave of mounts outside the tree's mount namespaces (master:${p.master}); --enable-external-masters is not supported yet`);
   }
 }
 
 /** Children of one mount on one mount point: which is on top cannot be told (CRIU refuses them too). */
-function checkCollisions(mounts: MountInfo[], who: string): void {
+function checkCollisions(mounts: MountInfo[], who: (m: MountInfo) => string): void {
   const seen = new Set<string>();
   for (const m of mounts) {
     const k = `${m.parentId} ${m.mountpoint}`;
-    if (seen.has(k)) throw new CryoError(`${who}: mount ${m.parentId} has two mounts on ${m.mountpoint}, which cryo cannot restore`);
+    if (seen.has(k)) throw new CryoError(`${who(m)}: mount ${m.parentId} has two mounts on ${m.mountpoint}, which cryo cannot restore`);
     seen.add(k);
   }
 }
@@ -264,26 +295,69 @@ function treeMountinfo(pid: number): string {
   return ipc.inNamespace(ns, 'cgroup', read);
 }
 
-/** Dump the mount namespace of `pid` (the tree's root) as mountpoints-`nsId`.img. */
-export function dumpMntNs(pid: number, comm: string, nsId: number, dir: ImageDir, ext: { external: readonly string[]; auto: boolean; enableFs: readonly string[] }, log: Logger, clone?: (path: string) => number, ids: IdView = IdView.SAME): MntNsDump {
-  const who = `task ${pid} (${comm})`;
-  const mounts = parseMountinfo(treeMountinfo(pid));
-  checkCollisions(mounts, who);
+/** A mount namespace of the tree to dump: the first task in it, and its id in the images. */
+export interface MntNsToDump {
+  pid: number;
+  comm: string;
+  link: string;
+  nsId: number;
+}
+
+/**
+ * Dump every mount namespace of the tree (the root's first) as mountpoints-`nsId`.img,
+ * each from the mountinfo of a task in it. Mount ids are the kernel's, one space for
+ * all namespaces: a mount of one is bound from a mount of another, peer groups and
+ * masters span them (a namespace made by unshare(CLONE_NEWNS) has copies of its
+ * parent's mounts, peers or slaves of them), and files keep their mount's id.
+ */
+export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { external: readonly string[]; auto: boolean; enableFs: readonly string[] }, log: Logger, clone?: (pid: number, path: string) => number, ids: IdView = IdView.SAME): MntNsDump {
+  const nsOf = new Map<number, number>();
+  const whoOf = new Map<number, string>();
+  const perNs = nss.map((n, i) => {
+    const mounts = parseMountinfo(treeMountinfo(n.pid));
+    const who = i === 0 ? `task ${n.pid} (${n.comm})` : `task ${n.pid} (${n.comm}), in mount namespace ${n.link}`;
+    for (const m of mounts) {
+      if (nsOf.has(m.mntId)) throw new CryoError(`${who}: mount ${m.mntId} is in two mount namespaces of the tree, which cannot be`);
+      nsOf.set(m.mntId, i);
+      whoOf.set(m.mntId, who);
+    }
+    return { n, mounts, who };
+  });
+  const all = perNs.flatMap((p) => p.mounts);
+  const who = (m: MountInfo) => whoOf.get(m.mntId)!;
+  checkCollisions(all, who);
   const outside = ext.auto ? parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')) : undefined;
-  const roles = classify(mounts, extMounts(ext.external), who, outside, ext.enableFs.flatMap((f) => f.split(',')));
-  checkPropagation(mounts, who);
-  const root = `/proc/${pid}/root`;
-  dir.write('mnts', mounts.map((m) => entryOf(m, roles.get(m.mntId)!, ids, who)), nsId);
-  for (const m of mounts) {
-    const r = roles.get(m.mntId)!;
-    log.debug(`mount ${m.mntId} ${m.fstype} ${m.root} @ ${m.mountpoint}: ${r.role}${r.role === 'external' ? ` ${r.key}${r.source !== undefined ? ` (/${r.source})` : ''}` : ''}`);
+  const roles = classify(all, extMounts(ext.external), who, outside, ext.enableFs.flatMap((f) => f.split(',')), nsOf);
+  checkPropagation(all, who);
+  const views: MntNsView[] = [];
+  const byMount = new Map<number, MntNsView>();
+  for (const { n, mounts, who: w } of perNs) {
+    dir.write('mnts', mounts.map((m) => entryOf(m, roles.get(m.mntId)!, ids, w)), n.nsId);
+    for (const m of mounts) {
+      const r = roles.get(m.mntId)!;
+      log.debug(`mount namespace ${n.nsId}: mount ${m.mntId} ${m.fstype} ${m.root} @ ${m.mountpoint}: ${r.role}${r.role === 'external' ? ` ${r.key}${r.source !== undefined ? ` (/${r.source})` : ''}` : ''}${r.role === 'bind' ? ` ${r.from}` : ''}`);
+    }
+    const v: MntNsView = { nsId: n.nsId, link: n.link, ids: new Set(mounts.map((m) => m.mntId)), root: `/proc/${n.pid}/root`, mounts, of: (id) => byMount.get(id) };
+    for (const m of mounts) byMount.set(m.mntId, v);
+    views.push(v);
   }
   const dumpContents = () => {
-    for (const m of mounts) {
-      if (roles.get(m.mntId)?.role === 'new' && fsByName(m.fstype)?.how === 'tmpfs') dumpTmpfs(m, mounts, root, dir, who, clone);
+    for (const { n, mounts, who: w } of perNs) {
+      for (const m of mounts) {
+        if (roles.get(m.mntId)?.role === 'new' && fsByName(m.fstype)?.how === 'tmpfs') dumpTmpfs(m, mounts, `/proc/${n.pid}/root`, dir, w, clone && ((p) => clone(n.pid, p)));
+      }
     }
   };
-  return { nsId, ids: new Set(mounts.map((m) => m.mntId)), root, mounts, dumpContents };
+  const forTask = (pid: number): MntNsView => {
+    let l: string | undefined;
+    try {
+      l = readlinkSync(`/proc/${pid}/ns/mnt`);
+    } catch {
+      l = undefined; // a zombie: it has no files
+    }
+    return views.find((v) => v.link === l) ?? views[0]!;
+  };
+  return { ...views[0]!, all: views, forTask, dumpContents };
 }
 
 /**

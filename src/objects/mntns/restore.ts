@@ -5,11 +5,11 @@
 // finished tree. tmpfs contents are unpacked by cryo into a detached mount that
 // the root takes over (pidfd_getfd). A failure leaves it all to die with the
 // root's namespace.
-import { closeSync, existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { isFieldSet, MntEntrySchema, type ImageDir, type MntEntry } from '../../images/index.js';
 import {
-  AT_EMPTY_PATH, AT_FDCWD, FSCONFIG, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, MNT_DETACH, MOVE_MOUNT, MS, NR,
+  AT_EMPTY_PATH, AT_FDCWD, CLONE, FSCONFIG, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, MNT_DETACH, MOVE_MOUNT, MS, NR,
   O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, SysError, mountAttr, syscall,
 } from '../../sys/index.js';
 import type { Remote } from '../../tracer/remote.js';
@@ -33,32 +33,50 @@ export interface MntNsImages {
   roles: Map<number, Role>;
   /** tmpfs contents, by mount id: the image's path. */
   tmpfs: Map<number, string>;
+  /** The namespace of every mount of the tree's namespaces (by its id in the images). */
+  nsOf: ReadonlyMap<number, number>;
 }
 
 const under = (p: string, dir: string) => dir === '/' || p === dir || p.startsWith(dir + '/');
 const rel = (p: string, dir: string) => (dir === '/' ? p : p.slice(dir.length)).replace(/^\/+/, '');
 
-/** Read and check mountpoints-`nsId`.img; every mount must be one cryo can make, with what it needs given. */
-export function loadMntNs(dir: ImageDir, nsId: number, opts: { root?: string | undefined; external: readonly string[]; autoExtMnt: boolean }): MntNsImages {
-  const file = dir.fileName('mnts', nsId);
-  const bad = (what: string) => new CryoError(`bad image: ${file}: ${what}`);
-  const entries = dir.read('mnts', nsId);
+/**
+ * Read and check mountpoints-N.img of every mount namespace of the tree (`nsIds`,
+ * the root's first); every mount must be one cryo can make, with what it needs
+ * given. Mount ids are one space for all: a mount is bound from one of any
+ * namespace (another namespace's root from the root's, a copy of a tmpfs from
+ * its first mount). Returned in the order they are made: each namespace after
+ * those it binds from.
+ */
+export function loadMntNs(dir: ImageDir, nsIds: readonly number[], opts: { root?: string | undefined; external: readonly string[]; autoExtMnt: boolean }): MntNsImages[] {
   const byId = new Map<number, MntEntry>();
-  for (const e of entries) {
-    if (byId.has(e.mntId)) throw bad(`two mounts with the id ${e.mntId}`);
-    if (!e.mountpoint.startsWith('/') || e.mountpoint.includes('\0') || e.root.includes('\0')) throw bad(`mount ${e.mntId}: mount point ${JSON.stringify(e.mountpoint)}`);
-    if (Buffer.byteLength(e.mountpoint) > 3000 || Buffer.byteLength(e.root) > 3000) throw bad(`mount ${e.mntId}: path too long`);
-    byId.set(e.mntId, e);
-  }
-  const roots = entries.filter((e) => !byId.has(e.parentMntId));
-  if (roots.length !== 1) throw bad(`${roots.length} root mounts`);
-  const root = roots[0]!;
+  const nsOf = new Map<number, number>();
+  const perNs = nsIds.map((nsId) => {
+    const file = dir.fileName('mnts', nsId);
+    const bad = (what: string) => new CryoError(`bad image: ${file}: ${what}`);
+    const entries = dir.read('mnts', nsId);
+    const own = new Set<number>();
+    for (const e of entries) {
+      if (byId.has(e.mntId)) throw bad(`two mounts with the id ${e.mntId}`);
+      if (!e.mountpoint.startsWith('/') || e.mountpoint.includes('\0') || e.root.includes('\0')) throw bad(`mount ${e.mntId}: mount point ${JSON.stringify(e.mountpoint)}`);
+      if (Buffer.byteLength(e.mountpoint) > 3000 || Buffer.byteLength(e.root) > 3000) throw bad(`mount ${e.mntId}: path too long`);
+      byId.set(e.mntId, e);
+      nsOf.set(e.mntId, nsId);
+      own.add(e.mntId);
+    }
+    const roots = entries.filter((e) => !own.has(e.parentMntId));
+    if (roots.length !== 1) throw bad(`${roots.length} root mounts`);
+    return { nsId, entries, root: roots[0]!, bad };
+  });
+  const all = perNs.flatMap((n) => n.entries);
+  const root = perNs[0]!.root;
+  const nestedRoots = new Set(perNs.slice(1).map((n) => n.root));
   const ext = extMounts(opts.external);
   const roles = new Map<number, Role>();
   if (opts.root === undefined) throw new CryoError('the images hold a mount namespace: its root is needed, give it with --root PATH');
   if (!existsSync(opts.root) || !statSync(opts.root).isDirectory()) throw new CryoError(`--root ${opts.root} is not a directory`);
   roles.set(root.mntId, { role: 'root', path: opts.root });
-  for (const e of entries) {
+  for (const e of all) {
     if (e === root || !e.extKey) continue;
     if (e.extKey === AUTODETECTED_MOUNT) {
       // Found outside at the dump (--ext-mount-map auto): its path there, in the entry's source.
@@ -73,41 +91,60 @@ export function loadMntNs(dir: ImageDir, nsId: number, opts: { root?: string | u
     if (!existsSync(path)) throw new CryoError(`--external mnt[${e.extKey}]:${path}: no such file or directory`);
     roles.set(e.mntId, { role: 'external', path });
   }
+  const fromRootOrExternal = (e: MntEntry) =>
+    all.find((o) => o !== e && o.rootDev === e.rootDev && ['root', 'external'].includes(roles.get(o.mntId)?.role ?? '') && under(e.root, o.root));
+  // Another namespace's root is bound from what the root's shows of its file system.
+  for (const e of nestedRoots) {
+    const src = roles.has(e.mntId) ? undefined : fromRootOrExternal(e);
+    if (src) roles.set(e.mntId, { role: 'bind', from: src.mntId });
+  }
   const tmpfs = new Map<number, string>();
-  for (const e of entries) {
+  for (const e of all) {
     if (roles.has(e.mntId)) continue;
     const fs = fsByCode(e.fstype);
-    const owner = fs && entries.find((o) => o.rootDev === e.rootDev && o.root === '/' && !o.extKey && o !== root && (roles.get(o.mntId) ?? { role: 'new' }).role === 'new');
+    const owner = fs && all.find((o) => o.rootDev === e.rootDev && o.root === '/' && !o.extKey && o !== root && (roles.get(o.mntId) ?? { role: 'new' }).role === 'new');
     if (owner === e) {
       roles.set(e.mntId, { role: 'new' });
       if (fs!.how === 'tmpfs') {
         const img = ['tmpfsDev', 'tmpfsImg'].map((k) => dir.pathOf(k as 'tmpfsDev', k === 'tmpfsDev' ? e.rootDev : e.mntId)).find((p) => existsSync(p));
-        if (!img) throw bad(`tmpfs mount ${e.mntId} at ${e.mountpoint}: its contents (${dir.fileName('tmpfsDev', e.rootDev)}) are missing`);
+        if (!img) throw new CryoError(`bad image: ${dir.fileName('mnts', nsOf.get(e.mntId)!)}: tmpfs mount ${e.mntId} at ${e.mountpoint}: its contents (${dir.fileName('tmpfsDev', e.rootDev)}) are missing`);
         tmpfs.set(e.mntId, img);
       }
       continue;
     }
-    const src = owner && under(e.root, owner.root) ? owner
-      : entries.find((o) => o !== e && o.rootDev === e.rootDev && ['root', 'external'].includes(roles.get(o.mntId)?.role ?? '') && under(e.root, o.root));
-    if (!src) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} (${codeName(e.fstype)}) of the images is neither a file system cryo makes nor a bind mount of one in its namespace`);
+    const src = owner && under(e.root, owner.root) ? owner : fromRootOrExternal(e);
+    if (!src) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} (${codeName(e.fstype)}) of the images is neither a file system cryo makes nor a bind mount of one in its namespaces`);
     roles.set(e.mntId, { role: 'bind', from: src.mntId });
   }
-  // Parents first; a bind after its source.
-  const order: MntEntry[] = [root];
-  const made = new Set([root.mntId]);
-  for (let progress = true; progress && order.length < entries.length;) {
-    progress = false;
-    for (const e of entries) {
-      if (made.has(e.mntId) || !made.has(e.parentMntId)) continue;
-      const r = roles.get(e.mntId)!;
-      if (r.role === 'bind' && !made.has(r.from)) continue;
-      order.push(e);
-      made.add(e.mntId);
-      progress = true;
+  // Each namespace: parents first; a bind after its source when that is in it.
+  const loaded = perNs.map(({ nsId, entries, root: nsRoot, bad }) => {
+    const order: MntEntry[] = [nsRoot];
+    const made = new Set([nsRoot.mntId]);
+    for (let progress = true; progress && order.length < entries.length;) {
+      progress = false;
+      for (const e of entries) {
+        if (made.has(e.mntId) || !made.has(e.parentMntId)) continue;
+        const r = roles.get(e.mntId)!;
+        if (r.role === 'bind' && nsOf.get(r.from) === nsId && !made.has(r.from)) continue;
+        order.push(e);
+        made.add(e.mntId);
+        progress = true;
+      }
     }
+    if (order.length < entries.length) throw bad('mounts whose parent or source can never be made (a cycle)');
+    const own = new Map(entries.map((e) => [e.mntId, roles.get(e.mntId)!]));
+    const needs = new Set(entries.flatMap((e) => { const r = roles.get(e.mntId)!; return r.role === 'bind' && nsOf.get(r.from) !== nsId ? [nsOf.get(r.from)!] : []; }));
+    return { img: { nsId, order, roles: own, tmpfs: new Map([...tmpfs].filter(([id]) => own.has(id))), nsOf }, needs };
+  });
+  // Namespaces after those they bind from; the root's first.
+  const out: MntNsImages[] = [];
+  const left = [...loaded];
+  while (left.length) {
+    const i = left.findIndex((l) => [...l.needs].every((n) => out.some((o) => o.nsId === n)));
+    if (i < 0 || (out.length === 0 && left[i] !== loaded[0])) throw new CryoError(`bad image: mount namespaces ${left.map((l) => l.img.nsId).join(', ')} bind mounts from each other in a cycle`);
+    out.push(left.splice(i, 1)[0]!.img);
   }
-  if (order.length < entries.length) throw bad('mounts whose parent or source can never be made (a cycle)');
-  return { nsId, order, roles, tmpfs };
+  return out;
 }
 
 /** A new file system's superblock options, as fsconfig calls: "k=v" strings and bare flags. */
@@ -188,14 +225,28 @@ function makeBoundPty(pid: number, devpts: bigint, path: string, boundPtys: Map<
   boundPtys.set(index, openPtmxAt(`${dir}/ptmx`, index, O.RDWR | O.NOCTTY | O.CLOEXEC));
 }
 
+/** A mount namespace made: cryo's fds of it (for setns) and of its root (paths of its files are opened from there). */
+export interface MadeMntNs {
+  ns: number;
+  root: number;
+}
+
 /**
- * Build the namespace in `rem`, the root of the tree, fresh from clone3 in a new
- * mount namespace (a copy of cryo's). `cryoPidfd` is its fd of cryo's pidfd.
+ * Build the tree's mount namespaces in `rem`, the root of the tree, fresh from
+ * clone3 in a new mount namespace (a copy of cryo's): its own first, in which it
+ * stays; each other one in a namespace it unshares (from one whose mounts the new
+ * one binds from, cloned before), pivots into and leaves again (setns). Then the
+ * propagation of all, across them. `cryoPidfd` is its fd of cryo's pidfd.
+ * Returns cryo's fds of each namespace, by id.
  */
-export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, log: Logger, boundPtys: Map<number, number>, ids: IdView = IdView.SAME): void {
+export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntNsImages[], log: Logger, boundPtys: Map<number, number>, ids: IdView = IdView.SAME): Map<number, MadeMntNs> {
   const inUserns = ids.own;
   const held: number[] = []; // cryo's fds of tmpfs mounts
-  const fds = new Map<number, bigint>(); // the root's fd of each mount
+  const fds = new Map<number, bigint>(); // the root's fd of each mount, of every namespace
+  const made = new Map<number, MadeMntNs>();
+  const byId = new Map(imgs.flatMap((i) => i.order.map((e) => [e.mntId, e] as const)));
+  const nsOf = imgs[0]!.nsOf;
+  let here = imgs[0]!.nsId; // the namespace the root is in now
   let doing = 'making its mounts private';
   const str = (s: string, slot: number) => rem.put(Buffer.from(s + '\0'), slot * 4096);
   const call = (what: string, nr: number, ...a: Array<bigint | number>) => rem.call(what, nr, ...a);
@@ -227,12 +278,68 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, l
       closeSync(cfd);
     }
   };
+  // Into a namespace made already (its mounts can be cloned only from inside it, their attributes set only there).
+  const enter = (nsId: number) => {
+    if (here === nsId) return;
+    doing = `entering mount namespace ${nsId}`;
+    const t = call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, made.get(nsId)!.ns, 0);
+    try {
+      call('setns(CLONE_NEWNS)', NR.setns, t, CLONE.NEWNS);
+    } finally {
+      call('close', NR.close, t);
+    }
+    here = nsId;
+  };
+  const record = (nsId: number) => {
+    const ns = openSync(`/proc/${rem.pid}/ns/mnt`, O.RDONLY | O.CLOEXEC);
+    try {
+      made.set(nsId, { ns, root: openSync(`/proc/${rem.pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC) });
+    } catch (e) {
+      closeSync(ns);
+      throw e;
+    }
+  };
+  // The mount fd of `e` as its role makes it (a bind from another namespace was cloned there before: `pre`).
+  const makeOne = (img: MntNsImages, e: MntEntry, pre: Map<number, bigint>): bigint => {
+    const r = img.roles.get(e.mntId)!;
+    const have = fds.get(e.mntId) ?? pre.get(e.mntId);
+    if (have !== undefined) return have;
+    if (img.tmpfs.has(e.mntId)) {
+      // Made and filled by cryo, in the order of the others (mountinfo lists mounts by age).
+      const mfd = makeTmpfs(e, img.tmpfs.get(e.mntId)!, ids);
+      held.push(mfd);
+      return call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, mfd, 0);
+    }
+    if (r.role === 'bind') return bindOf(e, r.from);
+    if (r.role === 'external') return hostClone(r.path);
+    return fresh(e);
+  };
+  const bindOf = (e: MntEntry, fromId: number): bigint => {
+    const from = byId.get(fromId)!;
+    if (fsByCode(from.fstype)?.name === 'devpts') makeBoundPty(rem.pid, fds.get(fromId)!, rel(e.root, from.root), boundPtys);
+    return clone(fds.get(fromId)!, rel(e.root, from.root));
+  };
+  const mountAll = (img: MntNsImages, pre: Map<number, bigint>) => {
+    for (const e of img.order.slice(1)) {
+      doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${codeName(e.fstype)}) in mount namespace ${img.nsId}`;
+      const fd = makeOne(img, e, pre);
+      fds.set(e.mntId, fd);
+      call('move_mount', NR.move_mount, fd, str('', 0), AT_FDCWD, str(e.mountpoint, 1), MOVE_MOUNT.F_EMPTY_PATH);
+    }
+    // The finished tree: flags (mount-v2's order); propagation once every namespace is made.
+    for (const e of img.order) {
+      doing = `setting the flags of ${e.mountpoint} (mount ${e.mntId}) in mount namespace ${img.nsId}`;
+      const a = mountAttrOf(e.flags);
+      call('mount_setattr', NR.mount_setattr, fds.get(e.mntId)!, str('', 0), AT_EMPTY_PATH, rem.put(mountAttr(a.set, a.clr), 8 * 4096), 32);
+    }
+  };
   try {
+    const first = imgs[0]!;
     // Nothing done here may reach cryo's namespace (or beyond) by propagation.
     call('mount(/, MS_REC|MS_PRIVATE)', NR.mount, 0, str('/', 0), 0, MS.REC | MS.PRIVATE, 0);
     // Everything taken from cryo's view, before the root changes.
-    for (const e of img.order) {
-      const r = img.roles.get(e.mntId)!;
+    for (const e of first.order) {
+      const r = first.roles.get(e.mntId)!;
       if (r.role === 'root' || r.role === 'external') {
         doing = `taking ${r.path} for mount ${e.mntId} (${e.mountpoint})`;
         fds.set(e.mntId, inUserns ? hostClone(r.path) : clone(AT_FDCWD, r.path));
@@ -241,17 +348,17 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, l
     // proc and sysfs in a user namespace: the kernel makes them only while a fully visible one
     // is in the namespace (mount_too_revealing), which cryo's old root is until the pivot.
     if (inUserns) {
-      for (const e of img.order.slice(1)) {
+      for (const e of first.order.slice(1)) {
         const name = fsByCode(e.fstype)?.name;
-        if ((name === 'proc' || name === 'sysfs') && img.roles.get(e.mntId)!.role !== 'bind' && !img.tmpfs.has(e.mntId) && !fds.has(e.mntId)) {
+        if ((name === 'proc' || name === 'sysfs') && first.roles.get(e.mntId)!.role !== 'bind' && !first.tmpfs.has(e.mntId) && !fds.has(e.mntId)) {
           doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${name})`;
           fds.set(e.mntId, fresh(e));
         }
       }
     }
-    const root = img.order[0]!;
+    const root = first.order[0]!;
     const rootFd = fds.get(root.mntId)!;
-    const rootPath = (img.roles.get(root.mntId) as { path: string }).path;
+    const rootPath = (first.roles.get(root.mntId) as { path: string }).path;
     doing = `pivoting into ${rootPath}`;
     // In a user namespace of its own the root may not walk cryo's paths: its new root goes over its "/" (pivot_root(".", ".") then takes it).
     call('move_mount(root)', NR.move_mount, rootFd, str('', 0), AT_FDCWD, str(inUserns ? '/' : rootPath, 1), MOVE_MOUNT.F_EMPTY_PATH);
@@ -259,36 +366,45 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, l
     call('pivot_root(., .)', NR.pivot_root, str('.', 0), str('.', 1));
     call('umount2(., MNT_DETACH)', NR.umount2, str('.', 0), MNT_DETACH);
     call('chdir(/)', NR.chdir, str('/', 0));
-    for (const e of img.order.slice(1)) {
-      const r = img.roles.get(e.mntId)!;
-      doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${codeName(e.fstype)})`;
-      let fd = fds.get(e.mntId);
-      if (img.tmpfs.has(e.mntId)) {
-        // Made and filled by cryo, in the order of the others (mountinfo lists mounts by age).
-        const mfd = makeTmpfs(e, img.tmpfs.get(e.mntId)!, ids);
-        held.push(mfd);
-        fd = call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, mfd, 0);
-      } else if (fd === undefined && r.role === 'bind') {
-        const from = img.order.find((o) => o.mntId === r.from)!;
-        if (fsByCode(from.fstype)?.name === 'devpts') makeBoundPty(rem.pid, fds.get(r.from)!, rel(e.root, from.root), boundPtys);
-        fd = clone(fds.get(r.from)!, rel(e.root, from.root));
-      } else if (fd === undefined) {
-        fd = fresh(e);
+    mountAll(first, new Map());
+    record(first.nsId);
+    for (const img of imgs.slice(1)) {
+      // What it binds from other namespaces, cloned in each (detached, such a clone goes anywhere).
+      const pre = new Map<number, bigint>();
+      for (const e of img.order) {
+        const r = img.roles.get(e.mntId)!;
+        if (r.role !== 'bind' || nsOf.get(r.from) === img.nsId) continue;
+        enter(nsOf.get(r.from)!);
+        doing = `cloning mount ${r.from} for mount ${e.mntId} (${e.mountpoint}) of mount namespace ${img.nsId}`;
+        pre.set(e.mntId, bindOf(e, r.from));
       }
-      fds.set(e.mntId, fd);
-      call('move_mount', NR.move_mount, fd, str('', 0), AT_FDCWD, str(e.mountpoint, 1), MOVE_MOUNT.F_EMPTY_PATH);
-    }
-    // The finished tree: flags, then propagation (mount-v2's order).
-    for (const e of img.order) {
-      doing = `setting the flags of ${e.mountpoint} (mount ${e.mntId})`;
-      const a = mountAttrOf(e.flags);
-      call('mount_setattr', NR.mount_setattr, fds.get(e.mntId)!, str('', 0), AT_EMPTY_PATH, rem.put(mountAttr(a.set, a.clr), 8 * 4096), 32);
+      doing = `making mount namespace ${img.nsId}`;
+      call('unshare(CLONE_NEWNS)', NR.unshare, CLONE.NEWNS);
+      here = img.nsId;
+      call('mount(/, MS_REC|MS_PRIVATE)', NR.mount, 0, str('/', 0), 0, MS.REC | MS.PRIVATE, 0);
+      const top = img.order[0]!;
+      doing = `making the root of mount namespace ${img.nsId} (mount ${top.mntId})`;
+      const topFd = makeOne(img, top, pre);
+      fds.set(top.mntId, topFd);
+      // Over the old "/", then pivot_root(".", ".") takes it, and the old tree goes.
+      call('move_mount(root)', NR.move_mount, topFd, str('', 0), AT_FDCWD, str('/', 1), MOVE_MOUNT.F_EMPTY_PATH);
+      call('fchdir(root)', NR.fchdir, topFd);
+      call('pivot_root(., .)', NR.pivot_root, str('.', 0), str('.', 1));
+      call('umount2(., MNT_DETACH)', NR.umount2, str('.', 0), MNT_DETACH);
+      call('chdir(/)', NR.chdir, str('/', 0));
+      mountAll(img, pre);
+      record(img.nsId);
     }
     doing = 'setting propagation';
-    restorePropagation(img, fds, (what, nr, ...a) => call(what, nr, ...a), (s, slot) => str(s, slot), rem);
-    log.info(`mount namespace ${img.nsId}: ${img.order.length} mount(s) made`);
+    restorePropagation(imgs, fds, (what, nr, ...a) => call(what, nr, ...a), (s, slot) => str(s, slot), rem, (e) => enter(nsOf.get(e.mntId)!));
+    enter(first.nsId);
+    for (const img of imgs) log.info(`mount namespace ${img.nsId}: ${img.order.length} mount(s) made`);
   } catch (e) {
-    if (e instanceof RemoteError || SysError.is(e)) throw new CryoError(`restore failed: the tree's mount namespace: ${doing}: ${e.message}`);
+    for (const m of made.values()) {
+      closeSync(m.ns);
+      closeSync(m.root);
+    }
+    if (e instanceof RemoteError || SysError.is(e)) throw new CryoError(`restore failed: the tree's mount namespace${imgs.length > 1 ? 's' : ''}: ${doing}: ${e.message}`);
     throw e;
   } finally {
     for (const fd of held) closeSync(fd);
@@ -300,28 +416,33 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, l
       }
     }
   }
+  return made;
 }
 
 /**
- * Peer groups and masters, as mount-v2: the first mount of each group is made
- * shared (after its own master, if any); the other members join it with
- * MOVE_MOUNT_SET_GROUP, which also gives them its master; a slave joins its
- * master's group and is then made a slave. Unbindable last.
+ * Peer groups and masters, as mount-v2, across every namespace: the first mount
+ * of each group is made shared (after its own master, if any); the other members
+ * join it with MOVE_MOUNT_SET_GROUP (which crosses namespaces, and also gives
+ * them its master); a slave joins its master's group and is then made a slave.
+ * Unbindable last. A mount's attributes are set from inside its namespace (`enter`).
  */
-function restorePropagation(img: MntNsImages, fds: Map<number, bigint>, call: (what: string, nr: number, ...a: Array<bigint | number>) => bigint, str: (s: string, slot: number) => bigint, rem: Remote): void {
+function restorePropagation(imgs: readonly MntNsImages[], fds: Map<number, bigint>, call: (what: string, nr: number, ...a: Array<bigint | number>) => bigint, str: (s: string, slot: number) => bigint, rem: Remote, enter: (e: MntEntry) => void): void {
+  const all = imgs.flatMap((i) => i.order);
   const first = new Map<number, MntEntry>();
-  for (const e of img.order) if (e.sharedId && !first.has(e.sharedId)) first.set(e.sharedId, e);
+  for (const e of all) if (e.sharedId && !first.has(e.sharedId)) first.set(e.sharedId, e);
   const done = new Set<number>();
   const setGroup = (from: MntEntry, to: MntEntry) =>
     call('move_mount(MOVE_MOUNT_SET_GROUP)', NR.move_mount, fds.get(from.mntId)!, str('', 0), fds.get(to.mntId)!, str('', 1), MOVE_MOUNT.SET_GROUP | MOVE_MOUNT.F_EMPTY_PATH | 0x40 /* T_EMPTY_PATH */);
-  const propagate = (e: MntEntry, p: number) =>
+  const propagate = (e: MntEntry, p: number) => {
+    enter(e);
     call('mount_setattr(propagation)', NR.mount_setattr, fds.get(e.mntId)!, str('', 0), AT_EMPTY_PATH, rem.put(mountAttr(0, 0, p), 8 * 4096), 32);
+  };
   const ready = (e: MntEntry) => {
     if (e.masterId && first.has(e.masterId) && !done.has(first.get(e.masterId)!.mntId)) return false;
     if (e.sharedId && first.get(e.sharedId) !== e && !done.has(first.get(e.sharedId)!.mntId)) return false;
     return true;
   };
-  const todo = img.order.filter((e) => e.sharedId || e.masterId);
+  const todo = all.filter((e) => e.sharedId || e.masterId);
   while (todo.length) {
     const i = todo.findIndex(ready);
     if (i < 0) throw new CryoError(`bad image: mounts whose masters form a cycle (mount ${todo[0]!.mntId})`);
@@ -340,5 +461,5 @@ function restorePropagation(img: MntNsImages, fds: Map<number, bigint>, call: (w
     }
     done.add(e.mntId);
   }
-  for (const e of img.order) if (e.flags & MS.UNBINDABLE) propagate(e, MS.UNBINDABLE);
+  for (const e of all) if (e.flags & MS.UNBINDABLE) propagate(e, MS.UNBINDABLE);
 }
