@@ -30,7 +30,7 @@ import { checkJoinNs, enterJoinedNs, type JoinedNs } from './objects/joinns.js';
 import { writeStats } from './stats.js';
 import { loadNetNs, restoreNetNs, TreeNetns, type NetnsImages } from './objects/netns.js';
 import { checkLsm } from './objects/lsm.js';
-import { loadMntNs, restoreMntNs, type MadeMntNs, type MntNsImages } from './objects/mntns/restore.js';
+import { commonMount, loadMntNs, restoreMntNs, type MadeMntNs, type MntNsImages } from './objects/mntns/restore.js';
 import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, type IpcNsImages } from './objects/ipcns.js';
 import { runAction } from './actions.js';
 import { validateImages } from './restore/validate.js';
@@ -414,6 +414,11 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       // A file's paths are those of its mount's namespace.
       const nsOf = mntImgs[0]!.nsOf;
       sh.mntNsOf = (mntId) => (mntId === undefined || mntId < 0 ? undefined : made.get(nsOf.get(mntId) ?? -1));
+      const imgs = mntImgs;
+      sh.remaps.common = (aMnt, a, bMnt, b) => {
+        const c = commonMount(imgs, aMnt, a, bMnt, b);
+        return c && { root: made.get(c.nsId)!.root, a: c.a, b: c.b };
+      };
     }
     // The root's new uts and ipc namespaces get their state before any task uses them.
     let making = 'uts';

@@ -296,7 +296,8 @@ function checkDevicePath(src: RegSource, name: string, evasive: boolean, root: s
  */
 function dumpLinkRemap(src: RegSource, name: string, origId: number, env: RegDumpEnv, init: { mntId?: number }): void {
   const { st } = src;
-  const key = `link:${st.dev}:${st.ino}`;
+  // One link per namespace it is reached in: a link cannot be made across mounts (EXDEV).
+  const key = `link:${st.dev}:${st.ino}${env.mntns ? `:${env.mntns.root}` : ''}`;
   let linkId = env.files.lookup(key);
   if (linkId === undefined) {
     if (!env.linkRemap) {

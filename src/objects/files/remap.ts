@@ -37,12 +37,21 @@ export class Remaps {
    * once the tree has its own; undefined: cryo's paths are the tree's.
    */
   root: (mntId?: number) => number | undefined = () => undefined;
+  /**
+   * Where a link between two mounts of one file system is made (they differ: a link
+   * cannot cross them): the root to reach the paths from and the two paths there.
+   */
+  common: (aMnt: number, a: string, bMnt: number, b: string) => { root: number; a: string; b: string } | undefined = () => undefined;
   /** The root of the file being worked on now (set by each way in: open, dirPath, watchPath, cleanup). */
   private at: number | undefined;
+  /** The mount of the file being worked on now, and of each ghost made (that of the file it was made for). */
+  private mnt: number | undefined;
+  private readonly madeMnt = new Map<number, number | undefined>();
 
   /** Work on file id `id`'s paths: from the root of its mount's namespace. */
   private from(id: number): void {
-    this.at = this.root(this.files.get(id)?.reg?.mntId);
+    this.mnt = this.files.get(id)?.reg?.mntId;
+    this.at = this.root(this.mnt);
   }
 
   /** Processes of cryo's standing in for dead ones whose /proc directory is opened (PROCFS remaps): host pid, by pid. */
@@ -92,8 +101,7 @@ export class Remaps {
    * Where cryo reaches the tree's path `p`: `p` itself, or, in the tree's own mount
    * namespace, a name in its directory, opened from the tree's root (never out of it).
    */
-  private reach(p: string): string {
-    const root = this.at;
+  private reach(p: string, root = this.at): string {
     if (root === undefined) return p;
     const dir = path.dirname(p);
     const key = `${root}:${dir}`;
@@ -178,16 +186,23 @@ export class Remaps {
       if (fd !== undefined) return fd;
     }
     const src = r.remapType === RemapType.GHOST ? this.ghostFile(r.remapId, name) : this.files.get(r.remapId)!.reg!.name;
+    const srcMnt = r.remapType === RemapType.GHOST ? this.madeMnt.get(r.remapId) : this.files.get(r.remapId)!.reg!.mntId;
+    // On another mount (a ghost made for a file of another namespace): linked through the mount both are on.
+    const link = (to: string) => {
+      const c = srcMnt !== undefined && this.mnt !== undefined && srcMnt >= 0 && this.mnt >= 0 && srcMnt !== this.mnt ? this.common(srcMnt, src, this.mnt, to) : undefined;
+      if (c) linkSync(this.reach(c.a, c.root), this.reach(c.b, c.root));
+      else linkSync(this.reach(src), this.reach(to));
+    };
     let at = name;
     try {
       this.makeParents(name);
       try {
-        linkSync(this.reach(src), this.reach(at));
+        link(at);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         // The name now belongs to another file: open ours beside it.
         at = `${name}.cr_link`;
-        linkSync(this.reach(src), this.reach(at));
+        link(at);
       }
     } catch (e) {
       throw new CryoError(`cannot link ${src} back as ${at}: ${errCode(e)}`);
@@ -254,6 +269,7 @@ export class Remaps {
       makeGhost(this.reach(p), g);
       this.made.set(remapId, p);
       this.madeAt.set(remapId, this.at);
+      this.madeMnt.set(remapId, this.mnt);
     } catch (e) {
       throw new CryoError(`cannot recreate the deleted ${typeName(g.mode)} ${name} as ${p}: ${errCode(e)}`);
     }
@@ -288,6 +304,7 @@ export class Remaps {
       removeQuietly(() => this.reach(p), isDir);
     }
     this.madeAt.clear();
+    this.madeMnt.clear();
     this.made.clear();
     for (const pid of this.standIns.values()) {
       kill(pid, SIG.KILL);

@@ -147,6 +147,32 @@ export function loadMntNs(dir: ImageDir, nsIds: readonly number[], opts: { root?
   return out;
 }
 
+/**
+ * Where a hard link from `a` (on mount `aMnt`) to `b` (on mount `bMnt`) can be
+ * made when the two mounts differ (a link cannot cross mounts, EXDEV): on the
+ * mount the first one was bound from at the end of its chain (it shows the
+ * most of the file system), both paths converted to it, as CRIU's rfi_remap.
+ * Returns its namespace and the two paths there; undefined when there is none.
+ */
+export function commonMount(imgs: readonly MntNsImages[], aMnt: number, a: string, bMnt: number, b: string): { nsId: number; a: string; b: string } | undefined {
+  const byId = new Map(imgs.flatMap((i) => i.order.map((e) => [e.mntId, e] as const)));
+  const roleOf = (id: number) => imgs.find((i) => i.roles.has(id))?.roles.get(id);
+  const ea = byId.get(aMnt);
+  const eb = byId.get(bMnt);
+  if (!ea || !eb || ea.rootDev !== eb.rootDev) return undefined;
+  let t = ea;
+  for (let r = roleOf(t.mntId), n = 0; r?.role === 'bind' && n < byId.size; r = roleOf(t.mntId), n++) t = byId.get(r.from)!;
+  const conv = (e: MntEntry, p: string): string | undefined => {
+    if (!under(p, e.mountpoint)) return undefined;
+    const sb = `${e.root}/${rel(p, e.mountpoint)}`.replace(/\/+/g, '/');
+    if (!under(sb, t.root)) return undefined;
+    return `${t.mountpoint}/${rel(sb, t.root)}`.replace(/\/+/g, '/');
+  };
+  const ca = conv(ea, a);
+  const cb = conv(eb, b);
+  return ca === undefined || cb === undefined ? undefined : { nsId: imgs[0]!.nsOf.get(t.mntId)!, a: ca, b: cb };
+}
+
 /** A new file system's superblock options, as fsconfig calls: "k=v" strings and bare flags. */
 function fsOptions(e: MntEntry): Array<[string, string | undefined]> {
   const out: Array<[string, string | undefined]> = e.source ? [['source', e.source]] : [];
