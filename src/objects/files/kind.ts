@@ -197,6 +197,8 @@ export interface CheckFilesEnv {
   extUnixSk: boolean;
   /** The fd numbers of the first task that holds file `id`, if one does (where its afterPlant runs). */
   fdsOf(id: number): ReadonlySet<number> | undefined;
+  /** The mount namespace of the images that mount `mntId` is in; undefined for none. */
+  mntNsOf?(mntId: number): number | undefined;
 }
 
 /** A problem found in files.img: one line naming the image, the entry and what is wrong. */

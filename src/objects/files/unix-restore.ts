@@ -268,7 +268,9 @@ export function checkUnix(entries: FileEntry[], env: CheckFilesEnv): void {
   for (const fe of entries) {
     const ue = fe.usk!;
     if (!inTree(ue) || ue.deleted || !isPath(ue.name) || (ue.type !== SOCK.DGRAM && ue.state !== TCP_LISTEN)) continue;
-    const key = `${ue.nameDir ?? ''}\0${Buffer.from(ue.name).toString('latin1')}`;
+    // A path of its own mount namespace: one name in each.
+    const ns = ue.mntId !== undefined && ue.mntId >= 0 ? env.mntNsOf?.(ue.mntId) : undefined;
+    const key = `${ns ?? ''}\0${ue.nameDir ?? ''}\0${Buffer.from(ue.name).toString('latin1')}`;
     const other = bound.get(key);
     if (other) throw badFile(fe, `${show(ue)} and ${show(other.usk!)} are both bound to that name and neither is marked deleted: the file of one was moved away, and the images do not say which`);
     bound.set(key, fe);
