@@ -413,7 +413,11 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       sh.nsPid = root0.rem.pid;
       // A file's paths are those of its mount's namespace.
       const nsOf = mntImgs[0]!.nsOf;
-      sh.mntNsOf = (mntId) => (mntId === undefined || mntId < 0 ? undefined : made.get(nsOf.get(mntId) ?? -1));
+      sh.mntNsOf = (mntId) => {
+        const nsId = mntId === undefined || mntId < 0 ? undefined : nsOf.get(mntId);
+        const m = nsId === undefined ? undefined : made.get(nsId);
+        return m && nsId !== undefined ? { ...m, nsId } : undefined;
+      };
       const imgs = mntImgs;
       sh.remaps.common = (aMnt, a, bMnt, b) => {
         const c = commonMount(imgs, aMnt, a, bMnt, b);

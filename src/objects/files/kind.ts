@@ -67,6 +67,8 @@ export interface MntView {
   ids: Set<number>;
   mounts: readonly MountInfo[];
   of(mntId: number): MntView | undefined;
+  /** Every mount namespace of the tree (a watched inode may be on a mount of another one only). */
+  all: readonly MntView[];
 }
 
 /** What recording a regular file (of an fd or a mapping) needs of the dump. */
@@ -136,7 +138,7 @@ export interface RestoreFilesEnv {
    * The tree's mount namespace that mount `mntId` of the images is in: cryo's O_PATH fd
    * of its root and its fd of the namespace (undefined: the root's, nsRoot, or cryo's).
    */
-  mntNsOf?(mntId: number | undefined): { root: number; ns: number } | undefined;
+  mntNsOf?(mntId: number | undefined): { root: number; ns: number; nsId: number } | undefined;
   shellJob: boolean;
   /**
    * orphan_pts_master (RPC): a shell job's pty, whose master was outside the tree,

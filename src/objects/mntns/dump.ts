@@ -26,12 +26,12 @@ export interface MntNsView {
   mounts: readonly MountInfo[];
   /** The namespace of the tree that mount `mntId` is in (any of them): a file there is reached from its root. */
   of(mntId: number): MntNsView | undefined;
+  /** Every mount namespace of the tree, the root's first. */
+  all: readonly MntNsView[];
 }
 
 /** What the rest of the dump needs of the tree's mount namespaces (the root's, with the others in `all`). */
 export interface MntNsDump extends MntNsView {
-  /** Every mount namespace of the tree, the root's first. */
-  all: readonly MntNsView[];
   /** The namespace task `pid` is in: its files' paths are that one's. */
   forTask(pid: number): MntNsView;
   /**
@@ -337,7 +337,7 @@ export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { ext
       const r = roles.get(m.mntId)!;
       log.debug(`mount namespace ${n.nsId}: mount ${m.mntId} ${m.fstype} ${m.root} @ ${m.mountpoint}: ${r.role}${r.role === 'external' ? ` ${r.key}${r.source !== undefined ? ` (/${r.source})` : ''}` : ''}${r.role === 'bind' ? ` ${r.from}` : ''}`);
     }
-    const v: MntNsView = { nsId: n.nsId, link: n.link, ids: new Set(mounts.map((m) => m.mntId)), root: `/proc/${n.pid}/root`, mounts, of: (id) => byMount.get(id) };
+    const v: MntNsView = { nsId: n.nsId, link: n.link, ids: new Set(mounts.map((m) => m.mntId)), root: `/proc/${n.pid}/root`, mounts, of: (id) => byMount.get(id), all: views };
     for (const m of mounts) byMount.set(m.mntId, v);
     views.push(v);
   }
