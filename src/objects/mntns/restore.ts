@@ -345,12 +345,39 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
     if (fsByCode(from.fstype)?.name === 'devpts') makeBoundPty(rem.pid, fds.get(fromId)!, rel(e.root, from.root), boundPtys);
     return clone(fds.get(fromId)!, rel(e.root, from.root));
   };
+  // Binds are cloned from their source as soon as it is attached, before anything is mounted on it:
+  // a path into it then crosses no mount (one since moved over it, or propagated), and the clone,
+  // detached, goes into any namespace.
+  const binds = new Map<number, Array<{ img: MntNsImages; e: MntEntry }>>();
+  for (const img of imgs) {
+    for (const e of img.order) {
+      const r = img.roles.get(e.mntId)!;
+      if (r.role === 'bind') binds.set(r.from, [...(binds.get(r.from) ?? []), { img, e }]);
+    }
+  }
+  const pre = new Map<number, bigint>();
+  const cloneBindsOf = (src: MntEntry) => {
+    for (const { img, e } of binds.get(src.mntId) ?? []) {
+      doing = `cloning mount ${src.mntId} for mount ${e.mntId} (${e.mountpoint}) of mount namespace ${img.nsId}`;
+      pre.set(e.mntId, bindOf(e, src.mntId));
+    }
+  };
   const mountAll = (img: MntNsImages, pre: Map<number, bigint>) => {
     for (const e of img.order.slice(1)) {
       doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${codeName(e.fstype)}) in mount namespace ${img.nsId}`;
       const fd = makeOne(img, e, pre);
       fds.set(e.mntId, fd);
-      call('move_mount', NR.move_mount, fd, str('', 0), AT_FDCWD, str(e.mountpoint, 1), MOVE_MOUNT.F_EMPTY_PATH);
+      // Onto its parent itself, reached from the parent's fd: a mount since put over the parent
+      // (one moved there, or propagated) hides nothing then.
+      const parent = byId.get(e.parentMntId);
+      const at = parent && fds.get(parent.mntId);
+      if (parent && at !== undefined && under(e.mountpoint, parent.mountpoint)) {
+        const p = rel(e.mountpoint, parent.mountpoint);
+        call('move_mount', NR.move_mount, fd, str('', 0), at, str(p, 1), MOVE_MOUNT.F_EMPTY_PATH | (p ? 0 : 0x40 /* T_EMPTY_PATH */));
+      } else {
+        call('move_mount', NR.move_mount, fd, str('', 0), AT_FDCWD, str(e.mountpoint, 1), MOVE_MOUNT.F_EMPTY_PATH);
+      }
+      if (img.roles.get(e.mntId)!.role !== 'bind') cloneBindsOf(e);
     }
     // The finished tree: flags (mount-v2's order); propagation once every namespace is made.
     for (const e of img.order) {
@@ -392,18 +419,10 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
     call('pivot_root(., .)', NR.pivot_root, str('.', 0), str('.', 1));
     call('umount2(., MNT_DETACH)', NR.umount2, str('.', 0), MNT_DETACH);
     call('chdir(/)', NR.chdir, str('/', 0));
-    mountAll(first, new Map());
+    cloneBindsOf(root);
+    mountAll(first, pre);
     record(first.nsId);
     for (const img of imgs.slice(1)) {
-      // What it binds from other namespaces, cloned in each (detached, such a clone goes anywhere).
-      const pre = new Map<number, bigint>();
-      for (const e of img.order) {
-        const r = img.roles.get(e.mntId)!;
-        if (r.role !== 'bind' || nsOf.get(r.from) === img.nsId) continue;
-        enter(nsOf.get(r.from)!);
-        doing = `cloning mount ${r.from} for mount ${e.mntId} (${e.mountpoint}) of mount namespace ${img.nsId}`;
-        pre.set(e.mntId, bindOf(e, r.from));
-      }
       doing = `making mount namespace ${img.nsId}`;
       call('unshare(CLONE_NEWNS)', NR.unshare, CLONE.NEWNS);
       here = img.nsId;
@@ -418,6 +437,7 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
       call('pivot_root(., .)', NR.pivot_root, str('.', 0), str('.', 1));
       call('umount2(., MNT_DETACH)', NR.umount2, str('.', 0), MNT_DETACH);
       call('chdir(/)', NR.chdir, str('/', 0));
+      if (img.roles.get(top.mntId)!.role !== 'bind') cloneBindsOf(top);
       mountAll(img, pre);
       record(img.nsId);
     }
@@ -434,6 +454,7 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
     throw e;
   } finally {
     for (const fd of held) closeSync(fd);
+    for (const [id, fd] of pre) if (fds.get(id) !== fd) fds.set(-1 - id, fd);
     for (const fd of fds.values()) {
       try {
         call('close', NR.close, fd);
