@@ -136,7 +136,10 @@ export function restoreNamespaces(dumper: TaskKobjIdsEntry | undefined, tasks: A
       if (t.ids[k.idField] === parent[k.idField]) continue;
       const root = t === tasks[0];
       // As CRIU: a task below the root may be in another mount namespace of the tree's, never the dumper's.
-      if (k.name === 'mnt' && !root && flags & k.cloneFlag && t.ids[k.idField] !== dumper?.[k.idField]) continue;
+      if (k.name === 'mnt' && !root && flags & k.cloneFlag) {
+        if (t.ids[k.idField] !== dumper?.[k.idField]) continue;
+        throw new CryoError(`task ${t.pid} of the images is in the dumper's mount namespace while the tree's root has one of its own, which cannot be restored`);
+      }
       if (!k.carried || !root) {
         throw new CryoError(`task ${t.pid} of the images is in a ${k.name} namespace ${root ? 'of its own' : 'nested in its parent\'s'}, which cryo does not restore yet`);
       }
