@@ -475,8 +475,12 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
  */
 function restorePropagation(imgs: readonly MntNsImages[], fds: Map<number, bigint>, call: (what: string, nr: number, ...a: Array<bigint | number>) => bigint, str: (s: string, slot: number) => bigint, rem: Remote, enter: (e: MntEntry) => void): void {
   const all = imgs.flatMap((i) => i.order);
+  // Each group's lead: its widest member (MOVE_MOUNT_SET_GROUP needs the source's root to hold the target's).
   const first = new Map<number, MntEntry>();
-  for (const e of all) if (e.sharedId && !first.has(e.sharedId)) first.set(e.sharedId, e);
+  for (const e of all) {
+    const f = e.sharedId ? first.get(e.sharedId) : undefined;
+    if (e.sharedId && (!f || (e.root !== f.root && under(f.root, e.root)))) first.set(e.sharedId, e);
+  }
   const done = new Set<number>();
   const setGroup = (from: MntEntry, to: MntEntry) =>
     call('move_mount(MOVE_MOUNT_SET_GROUP)', NR.move_mount, fds.get(from.mntId)!, str('', 0), fds.get(to.mntId)!, str('', 1), MOVE_MOUNT.SET_GROUP | MOVE_MOUNT.F_EMPTY_PATH | 0x40 /* T_EMPTY_PATH */);
