@@ -336,6 +336,7 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
       held.push(mfd);
       return call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, mfd, 0);
     }
+    if (r.role === 'bind' && e.deleted) return bindDeleted(e, r.from);
     if (r.role === 'bind') return bindOf(e, r.from);
     if (r.role === 'external') return hostClone(r.path);
     return fresh(e);
@@ -358,8 +359,36 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
   const pre = new Map<number, bigint>();
   const cloneBindsOf = (src: MntEntry) => {
     for (const { img, e } of binds.get(src.mntId) ?? []) {
+      if (e.deleted) continue; // made when its mount point is there to tell a file from a directory
       doing = `cloning mount ${src.mntId} for mount ${e.mntId} (${e.mountpoint}) of mount namespace ${img.nsId}`;
       pre.set(e.mntId, bindOf(e, src.mntId));
+    }
+  };
+  /**
+   * A bind of a file or directory deleted since, as CRIU: made again in its source
+   * (a directory or a file, as its mount point is), cloned, removed again.
+   */
+  const bindDeleted = (e: MntEntry, fromId: number): bigint => {
+    const from = byId.get(fromId)!;
+    const parent = byId.get(e.parentMntId);
+    const pfd = parent && fds.get(parent.mntId);
+    if (!parent || pfd === undefined || !under(e.mountpoint, parent.mountpoint)) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint}: a bind of a deleted file whose mount point cannot be reached`);
+    const isDir = statSync(`/proc/${rem.pid}/fd/${pfd}/${rel(e.mountpoint, parent.mountpoint)}`).isDirectory();
+    const p = rel(e.root, from.root);
+    if (!p) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint}: a bind of the deleted root of mount ${fromId}`);
+    const src = fds.get(fromId)!;
+    doing = `making the deleted ${isDir ? 'directory' : 'file'} ${e.root} again for mount ${e.mntId} (${e.mountpoint})`;
+    if (isDir) call(`mkdirat(${p})`, NR.mkdirat, src, str(p, 0), 0o700);
+    else call('close', NR.close, call(`openat(${p})`, NR.openat, src, str(p, 0), O.WRONLY | O.CREAT | O.EXCL | O.CLOEXEC, 0o600));
+    // Removed once mounted (the kernel does not mount a deleted one): as CRIU's remove_sources_of_deleted_mounts.
+    gone.push({ src, p, isDir });
+    return clone(src, p);
+  };
+  const gone: Array<{ src: bigint; p: string; isDir: boolean }> = [];
+  const removeDeleted = () => {
+    for (const g of gone.splice(0)) {
+      doing = `removing ${g.p} again, the source of a bind of a deleted ${g.isDir ? 'directory' : 'file'}`;
+      call(`unlinkat(${g.p})`, NR.unlinkat, g.src, str(g.p, 0), g.isDir ? 0x200 /* AT_REMOVEDIR */ : 0);
     }
   };
   const mountAll = (img: MntNsImages, pre: Map<number, bigint>) => {
@@ -379,6 +408,7 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
       }
       if (img.roles.get(e.mntId)!.role !== 'bind') cloneBindsOf(e);
     }
+    removeDeleted();
     // The finished tree: flags (mount-v2's order); propagation once every namespace is made.
     for (const e of img.order) {
       doing = `setting the flags of ${e.mountpoint} (mount ${e.mntId}) in mount namespace ${img.nsId}`;
@@ -446,6 +476,14 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
     enter(first.nsId);
     for (const img of imgs) log.info(`mount namespace ${img.nsId}: ${img.order.length} mount(s) made`);
   } catch (e) {
+    // The sources made again for binds of deleted files go (the rest dies with the namespaces).
+    for (const g of gone) {
+      try {
+        call('unlinkat', NR.unlinkat, g.src, str(g.p, 0), g.isDir ? 0x200 : 0);
+      } catch {
+        /* the root is gone */
+      }
+    }
     for (const m of made.values()) {
       closeSync(m.ns);
       closeSync(m.root);
