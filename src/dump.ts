@@ -142,10 +142,6 @@ export async function runDump(ctx: Context): Promise<number> {
           // A tmpfs with mounts on it is read through a clone of it alone, made in its mount namespace.
           // Every mount namespace of the tree (the root's first), each with its own id.
           const nss = treeMntNamespaces(nsTasks).map((n) => ({ ...n, nsId: nsIdOf(n.link, st) }));
-          if (nss.length > 1 && st.userns) {
-            const n = nss[1]!;
-            throw new CryoError(`task ${n.pid} (${n.comm}) is in mount namespace ${n.link}, another than the root's, in a tree with a user namespace of its own: cryo does not dump several mount namespaces there yet`);
-          }
           st.mntns = dumpMntNs(nss, dir, { external: opts.external, auto: opts.autoExtMnt, enableFs: opts.enableFs }, log, (pid, p) => cloneMountOf(pid, p), st.userns?.view ?? IdView.SAME);
         } else if (ns.kind === 'uts') {
           dumpUtsNs(ns.path, nsId, dir);
