@@ -3,7 +3,9 @@
 // tree in a namespace cryo does not carry is refused, at dump and at restore:
 // restoring it into cryo's own namespaces would let a container out. As CRIU,
 // a carried namespace other than pid is the root's: every task of the tree is
-// in it (the root's own one, dumped and made anew, or cryo's, left alone).
+// in it (the root's own one, dumped and made anew, or cryo's, left alone); but
+// a tree whose root has a mount namespace of its own may have several, each
+// dumped and made anew (never cryo's among them).
 import { readlinkSync } from 'node:fs';
 import { CLONE } from '../sys/index.js';
 import { CryoError } from '../context.js';
