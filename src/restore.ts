@@ -30,7 +30,7 @@ import { checkJoinNs, enterJoinedNs, type JoinedNs } from './objects/joinns.js';
 import { writeStats } from './stats.js';
 import { loadNetNs, restoreNetNs, TreeNetns, type NetnsImages } from './objects/netns.js';
 import { checkLsm } from './objects/lsm.js';
-import { commonMount, loadMntNs, restoreMntNs, type MadeMntNs, type MntNsImages } from './objects/mntns/restore.js';
+import { commonMount, enterTaskMntNs, loadMntNs, restoreMntNs, type MadeMntNs, type MntNsImages } from './objects/mntns/restore.js';
 import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, type IpcNsImages } from './objects/ipcns.js';
 import { runAction } from './actions.js';
 import { validateImages } from './restore/validate.js';
@@ -130,28 +130,6 @@ function refuseInUserns(l: Loaded, nsFlags: number, sibling: boolean): void {
   if (other) {
     const what = other.pstree.pid === root ? `thread ${[...other.threadCores.keys()][0]} of task ${root}` : `task ${other.pstree.pid}`;
     throw new CryoError(`${what} of the images: in a user namespace of the tree's own but in cryo's pid namespace, it cannot get its pid from inside the namespace (clone3 set_tid needs CAP_CHECKPOINT_RESTORE over cryo's pid namespace): not supported`);
-  }
-}
-
-/**
- * A task just made (by `from`'s task or a helper of it, in `from`'s mount
- * namespace) enters its own, before it maps or opens anything: setns with cryo's
- * fd of it, taken through the task's fd of cryo's pidfd. A zombie stays where it
- * was born.
- */
-function enterTaskMntNs(rem: Remote, c: { pstree: { pid: number }; core: { ids?: { mntNsId: number } | undefined } }, from: { pstree: { pid: number } },
-  now: Map<number, number>, made: Map<number, MadeMntNs>, cryoPidfd: bigint): void {
-  const born = now.get(from.pstree.pid)!;
-  const want = c.core.ids?.mntNsId ?? born;
-  now.set(c.pstree.pid, want);
-  if (want === born) return;
-  const ns = made.get(want);
-  if (!ns) throw new CryoError(`task ${c.pstree.pid} of the images is in mount namespace ${want}, which the images do not hold`);
-  const fd = rem.call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, ns.ns, 0);
-  try {
-    rem.call('setns(CLONE_NEWNS)', NR.setns, fd, CLONE.NEWNS);
-  } finally {
-    rem.call('close', NR.close, fd);
   }
 }
 
