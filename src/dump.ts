@@ -19,7 +19,7 @@ import { NetLock, LOCK_METHOD_CODE, unlockNetnsRules } from './objects/netlock.j
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
 import { shmemUsedAsFiles } from './objects/mm.js';
 import { SeccompTable } from './objects/seccomp.js';
-import { checkDumpNamespaces } from './objects/namespaces.js';
+import { checkDumpNamespaces, treeMntNamespaces } from './objects/namespaces.js';
 import { CgroupDump } from './objects/cgroup.js';
 import { CgroupFreezer } from './objects/cgroup-freezer.js';
 import { freezeTree, thawTree, killTree, type FrozenTask } from './dump/freeze.js';
@@ -143,7 +143,9 @@ export async function runDump(ctx: Context): Promise<number> {
           });
         } else if (ns.kind === 'mnt') {
           // A tmpfs with mounts on it is read through a clone of it alone, made in its mount namespace.
-          st.mntns = dumpMntNs(root, tasks[0]!.stat.comm, nsId, dir, { external: opts.external, auto: opts.autoExtMnt, enableFs: opts.enableFs }, log, (p) => cloneMountOf(root, p), st.userns?.view ?? IdView.SAME);
+          // Every mount namespace of the tree (the root's first), each with its own id.
+          const nss = treeMntNamespaces(nsTasks).map((n) => ({ ...n, nsId: nsIdOf(n.link, st) }));
+          st.mntns = dumpMntNs(nss, dir, { external: opts.external, auto: opts.autoExtMnt, enableFs: opts.enableFs }, log, (pid, p) => cloneMountOf(pid, p), st.userns?.view ?? IdView.SAME);
         } else if (ns.kind === 'uts') {
           dumpUtsNs(ns.path, nsId, dir);
         } else if (ns.kind === 'time') {

@@ -31,7 +31,7 @@ import { writeStats } from './stats.js';
 import { loadNetNs, restoreNetNs, TreeNetns, type NetnsImages } from './objects/netns.js';
 import { attachedTunDevices } from './objects/files/tunfile.js';
 import { checkLsm } from './objects/lsm.js';
-import { loadMntNs, restoreMntNs, type MntNsImages } from './objects/mntns/restore.js';
+import { commonMount, enterTaskMntNs, loadMntNs, restoreMntNs, type MadeMntNs, type MntNsImages } from './objects/mntns/restore.js';
 import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, attachSpan, type IpcNsImages } from './objects/ipcns.js';
 import { runAction } from './actions.js';
 import { validateImages } from './restore/validate.js';
@@ -178,7 +178,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let ipcImg: IpcNsImages | undefined;
   let tcpPlan: TcpRestorePlan;
   let netImg: NetnsImages | undefined;
-  let mntImg: MntNsImages | undefined;
+  let mntImgs: MntNsImages[] | undefined;
   let userns: UserNs | undefined;
   try {
     loaded = loadImages(dir, opts.deprecated);
@@ -211,7 +211,11 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     }
     if (nsFlags & CLONE.NEWUTS) utsImg = loadUtsNs(dir, rootIds.utsNsId);
     if (nsFlags & CLONE.NEWTIME) timeImg = loadTimeNs(dir, rootIds.timeNsId);
-    if (nsFlags & CLONE.NEWNS) mntImg = loadMntNs(dir, rootIds.mntNsId, { root: opts.root, external: opts.external, autoExtMnt: opts.autoExtMnt });
+    if (nsFlags & CLONE.NEWNS) {
+      // Every mount namespace of the tree, the root's first (each task's mnt_ns_id names its own).
+      const mntIds = [...new Set([rootIds.mntNsId, ...loaded.tasks.flatMap((t) => (t.core.ids ? [t.core.ids.mntNsId] : []))])];
+      mntImgs = loadMntNs(dir, mntIds, { root: opts.root, external: opts.external, autoExtMnt: opts.autoExtMnt });
+    }
     else if (opts.root !== undefined) throw new CryoError('--root is given but the images hold no mount namespace of the tree: not supported yet');
     if (nsFlags & CLONE.NEWIPC) ipcImg = loadIpcNs(dir, rootIds.ipcNsId, (shmid) => readPagemap(dir, 'shmemPagemap', shmid));
     if (nsFlags & CLONE.NEWNET) netImg = loadNetNs(dir, rootIds.netNsId, (opts.emptyNs & CLONE.NEWNET) !== 0, opts.external, `task ${loaded.tasks[0]!.pstree.pid}`, attachedTunDevices(loaded.files.values()));
@@ -290,7 +294,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     spawnTemp: () => spawnSeed(0, false),
     afterPlanted: new Set(),
     inflightAt: inflightHomes(loaded.tasks.map((t) => ({ pid: t.pstree.pid, fdinfo: t.fdinfo })), skQueuesOf(loaded.kinds)),
-    unix: { extUnixSk: opts.extUnixSk, ...(mntImg ? { mountpoints: new Map(mntImg.order.map((m) => [m.mntId, m.mountpoint])) } : {}) },
+    unix: { extUnixSk: opts.extUnixSk, ...(mntImgs ? { mountpoints: new Map(mntImgs.flatMap((i) => i.order).map((m) => [m.mntId, m.mountpoint])) } : {}) },
     tcpEstablished: opts.tcpEstablished,
     tcpClose: opts.tcpClose,
     inetLate: [],
@@ -321,12 +325,17 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   };
   const pagesFds = new Map<number, number>();
   // Ghost files of a tree with its own mount namespace are made in it, from its root.
-  sh.remaps.root = () => sh.nsRoot;
+  sh.remaps.root = (mntId) => sh.mntNsOf?.(mntId)?.root ?? sh.nsRoot;
   // What the kinds make in cryo as they go (each fd kind puts its own: pipe ends,
   // pty pairs, unix sockets...); pidfds of dead processes, memfds, shared memory.
   holdKindCleanups(sh.kinds, cl, sh);
-  cl.always("the fd of the tree's root", () => {
-    if (sh.nsRoot !== undefined) closeSync(sh.nsRoot);
+  // cryo's fds of the tree's mount namespaces and their roots (the root's is nsRoot).
+  let mntMade: Map<number, MadeMntNs> | undefined;
+  cl.always("the fds of the tree's mount namespaces", () => {
+    for (const m of mntMade?.values() ?? []) {
+      closeSync(m.ns);
+      closeSync(m.root);
+    }
   });
   cl.always('pidfds of dead processes', () => closeAll([...sh.deadPidfds.values()].flatMap((m) => [...m.values()])));
   cl.always('shared memory made', () => sh.shmem.close());
@@ -376,10 +385,23 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const h: Handles = { cryoPidfd: root0.cryoPidfd };
     rems.set(root, root0.rem);
     // Its mount namespace first: every path of the images is in it.
-    if (mntImg) {
-      restoreMntNs(root0.rem, root0.cryoPidfd, mntImg, log, boundPtysOf(sh.kinds), sh.ids);
-      sh.nsRoot = openSync(`/proc/${root0.rem.pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC);
+    if (mntImgs) {
+      const made = restoreMntNs(root0.rem, root0.cryoPidfd, mntImgs, log, boundPtysOf(sh.kinds), sh.ids);
+      mntMade = made;
+      sh.nsRoot = made.get(mntImgs[0]!.nsId)!.root;
       sh.nsPid = root0.rem.pid;
+      // A file's paths are those of its mount's namespace.
+      const nsOf = mntImgs[0]!.nsOf;
+      sh.mntNsOf = (mntId) => {
+        const nsId = mntId === undefined || mntId < 0 ? undefined : nsOf.get(mntId);
+        const m = nsId === undefined ? undefined : made.get(nsId);
+        return m && nsId !== undefined ? { ...m, nsId } : undefined;
+      };
+      const imgs = mntImgs;
+      sh.remaps.common = (aMnt, a, bMnt, b) => {
+        const c = commonMount(imgs, aMnt, a, bMnt, b);
+        return c && { root: made.get(c.nsId)!.root, a: c.a, b: c.b };
+      };
     }
     // The root's new uts and ipc namespaces get their state before any task uses them.
     let making = 'uts';
@@ -398,15 +420,20 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       if (SysError.is(e)) throw new CryoError(`restore failed: the root's new ${making} namespace: ${e.message}`);
       throw e;
     }
-    if (newPidns || userns || utsImg || ipcImg || netImg || mntImg) {
+    if (newPidns || userns || utsImg || ipcImg || netImg || mntImgs) {
       runAction(ctx, 'setup-namespaces', { rootPid: root0.rem.pid });
       runAction(ctx, 'post-setup-namespaces', { rootPid: root0.rem.pid });
     }
+    // The mount namespace each task made so far is in: born in its forker's, it enters its own (as CRIU's restore_task_mnt_ns).
+    const mntNow = new Map<number, number>(mntImgs ? [[root, mntImgs[0]!.nsId]] : []);
     // Each task's memory before it forks its children: they get it from it, shared copy-on-write.
     const byPid = new Map(loaded.tasks.map((t) => [t.pstree.pid, t]));
     const stages = new Map<number, TaskRestore>();
     buildTree(loaded.tasks, rems, created, log, (rem, sid) => restoreCtty(rem, sid, sh, h.cryoPidfd),
-      (rem, c, p) => cg?.enterTask(rem.pid, c.pstree.pid, cgSetOf(c.core), cgSetOf(p.core)),
+      (rem, c, p) => {
+        cg?.enterTask(rem.pid, c.pstree.pid, cgSetOf(c.core), cgSetOf(p.core));
+        if (mntMade) enterTaskMntNs(rem, c, p, mntNow, mntMade, h.cryoPidfd);
+      },
       (rem, t, memFrom) => {
         const img = byPid.get(t.pstree.pid)!;
         const tr: TaskRestore = { rem, img, sh, h: { cryoPidfd: h.cryoPidfd }, threads: [], filters: loaded.seccomp, sharedFilters: 0 };

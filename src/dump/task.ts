@@ -211,7 +211,8 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const env: Omit<DumpFilesEnv, 'dumpOwn'> = {
     files: st.files, shellJob: ctx.opts.shellJob, external: ctx.opts.external, ghostLimit: ctx.opts.ghostLimit,
     linkRemap: ctx.opts.linkRemap, evasiveDevices: ctx.opts.evasiveDevices, fileLocks: ctx.opts.fileLocks, tcpEstablished: ctx.opts.tcpEstablished, tcpClose: ctx.opts.tcpClose, skipInFlight: ctx.opts.skipInFlight, vpid: t.ns.pid, forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap, nsId: (_kind, link) => nsIdOf(link, st),
-    ...(st.mntns ? { mntns: st.mntns } : {}),
+    // Its files' paths are those of its own mount namespace (or of the one their mount is in).
+    ...(st.mntns ? { mntns: st.mntns.forTask(pid) } : {}),
   };
   // A table shared with a task dumped before (CLONE_FILES) is in its fdinfo image
   // already; only this task's own POSIX locks on it are left to take.

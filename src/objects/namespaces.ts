@@ -3,7 +3,9 @@
 // tree in a namespace cryo does not carry is refused, at dump and at restore:
 // restoring it into cryo's own namespaces would let a container out. As CRIU,
 // a carried namespace other than pid is the root's: every task of the tree is
-// in it (the root's own one, dumped and made anew, or cryo's, left alone).
+// in it (the root's own one, dumped and made anew, or cryo's, left alone); but
+// a tree whose root has a mount namespace of its own may have several, each
+// dumped and made anew (never cryo's among them).
 import { readlinkSync } from 'node:fs';
 import { CLONE } from '../sys/index.js';
 import { CryoError } from '../context.js';
@@ -63,7 +65,9 @@ export interface TreeNs {
 /**
  * At dump: every thread of every task must be in cryo's own namespace of each
  * kind cryo does not carry, in the root's pid namespace, and in the root's user, uts,
- * ipc, net, mount, time and cgroup namespaces (a user namespace nested in the tree's is refused so); and none may have made a namespace for
+ * ipc, net, time and cgroup namespaces (a user namespace nested in the tree's is refused so), and in
+ * the root's mount namespace or, when the root has one of its own, in any but cryo's
+ * (treeMntNamespaces lists them); and none may have made a namespace for
  * its children that they would be born into. Returns those the tree owns.
  */
 export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
@@ -79,8 +83,13 @@ export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
         if (k.name === 'pid') {
           if (ns !== rootPidns) throw new CryoError(`${who} is in a pid namespace nested in the tree's (${ns}), which cryo does not dump yet`);
         } else if (k.carried) {
-          // As CRIU: one namespace of the kind for the whole tree ("Can't dump nested uts namespace").
-          if (ns !== rootNs.get(k.name)) {
+          // As CRIU: one namespace of the kind for the whole tree ("Can't dump nested uts namespace"),
+          // but for mount namespaces, several of which a tree with its own may hold (never cryo's).
+          const nestedMnt = k.name === 'mnt' && rootNs.get('mnt') !== mine.get('mnt') && ns !== mine.get('mnt');
+          if (ns !== rootNs.get(k.name) && !nestedMnt) {
+            if (k.name === 'mnt' && rootNs.get('mnt') !== mine.get('mnt')) {
+              throw new CryoError(`${who} is in cryo's own mount namespace (${ns}) while the tree's root has one of its own, which cryo cannot dump (nor can CRIU): a task may only be in the tree's own mount namespaces`);
+            }
             const rootWhose = rootNs.get(k.name) === mine.get(k.name) ? "cryo's own" : 'one of its own';
             throw new CryoError(`${who} is in a ${k.name} namespace (${ns}) other than the tree root's (${rootWhose}), which cryo cannot dump: as CRIU, every task must be in the root's`);
           }
@@ -128,6 +137,11 @@ export function restoreNamespaces(dumper: TaskKobjIdsEntry | undefined, tasks: A
     for (const k of NS_KINDS) {
       if (t.ids[k.idField] === parent[k.idField]) continue;
       const root = t === tasks[0];
+      // As CRIU: a task below the root may be in another mount namespace of the tree's, never the dumper's.
+      if (k.name === 'mnt' && !root && flags & k.cloneFlag) {
+        if (t.ids[k.idField] !== dumper?.[k.idField]) continue;
+        throw new CryoError(`task ${t.pid} of the images is in the dumper's mount namespace while the tree's root has one of its own, which cannot be restored`);
+      }
       if (!k.carried || !root) {
         throw new CryoError(`task ${t.pid} of the images is in a ${k.name} namespace ${root ? 'of its own' : 'nested in its parent\'s'}, which cryo does not restore yet`);
       }
@@ -136,4 +150,24 @@ export function restoreNamespaces(dumper: TaskKobjIdsEntry | undefined, tasks: A
     }
   }
   return flags;
+}
+
+/** A mount namespace of the tree: its /proc link and the first task in it (the root for the root's). */
+export interface TreeMntNs {
+  link: string;
+  pid: number;
+  comm: string;
+}
+
+/**
+ * Every mount namespace of a tree whose root has one of its own (checked by
+ * checkDumpNamespaces), the root's first, then in the order of the tasks.
+ */
+export function treeMntNamespaces(tasks: NsTask[]): TreeMntNs[] {
+  const out: TreeMntNs[] = [];
+  for (const t of tasks) {
+    const ns = link(t.pid, 'mnt');
+    if (ns !== undefined && !out.some((o) => o.link === ns)) out.push({ link: ns, pid: t.pid, comm: t.comm });
+  }
+  return out;
 }

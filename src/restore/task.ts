@@ -1,6 +1,6 @@
 // Rebuilding one task inside a stopped copy of the seed: address space, memory
 // contents, files, and per-task state. Registers and detach come last (restore.ts).
-import { closeSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, readFileSync, statSync } from 'node:fs';
 import { NR, O, F, AT_FDCWD, FD_CLOEXEC, MAP, PROT } from '../sys/index.js';
 import { MemIO } from '../tracer/memio.js';
 import { RemoteError } from '../tracer/remote.js';
@@ -17,7 +17,7 @@ import { shareInherited } from '../objects/cow.js';
 import { holdThp } from '../objects/prctl.js';
 import { restorePages, type FdBridge, type PageRun } from '../objects/pages.js';
 import { afterPlant, hasAfterPlant } from '../objects/files/fds.js';
-import { checkRegSize, openFlags } from '../objects/files/reg.js';
+import { checkRegSize, openFlags, openTreePath } from '../objects/files/reg.js';
 import type { Remote } from '../tracer/remote.js';
 import type { TaskImages, RestoreShared, Handles } from '../objects/task-state.js';
 
@@ -165,6 +165,16 @@ function sharedAnonFd(rem: Remote, v: VmaEntry, sh: RestoreShared, h: Handles): 
   return rem.call('pidfd_getfd', NR.pidfd_getfd, h.cryoPidfd, sh.shmem.fd(v.shmid), 0);
 }
 
+/** Is the task in another mount namespace than `ns` (one of the tree's, by cryo's fd of it)? */
+function elsewhere(rem: Remote, ns: { ns: number } | undefined): boolean {
+  if (!ns) return false;
+  try {
+    return fstatSync(ns.ns).ino !== statSync(`/proc/${rem.pid}/ns/mnt`).ino;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The file of a mapping or the exe link, opened in the task with `flags`. A private
  * mapping needs no more than read access (writes do not reach the file): if the
@@ -187,6 +197,15 @@ function taskFileFd(rem: Remote, id: number, flags: number, sh: RestoreShared, h
     cfd = sh.memfds.open({ ...fe.memfd, flags }, true);
   } else if (fe.reg && sh.remaps.has(id)) {
     cfd = sh.remaps.open(id, fe.reg.name, openFlags(flags) | O.CLOEXEC);
+    try {
+      checkRegSize(fe.reg, `/proc/self/fd/${cfd}`);
+    } catch (e) {
+      closeSync(cfd);
+      throw e;
+    }
+  } else if (fe.reg && elsewhere(rem, sh.mntNsOf?.(fe.reg.mntId))) {
+    // On a mount of another of the tree's namespaces than the task's (its exe, after a pivot_root): from that one's root.
+    cfd = openTreePath(fe.reg.name, openFlags(flags) | O.CLOEXEC, sh.mntNsOf!(fe.reg.mntId)!.root, 'a mapped file');
     try {
       checkRegSize(fe.reg, `/proc/self/fd/${cfd}`);
     } catch (e) {

@@ -364,6 +364,18 @@ export function validateImages(dir: ImageDir, im: ImagesToCheck, opts: CheckOpti
     inherited: opts.inherited, extUnixSk: opts.extUnixSk,
     // A file in flight (an epoll in a socket's queue) is finished by its home task.
     fdsOf: (id) => homeOf(id, { holder: (x) => firstHolder.get(x), carriers }),
+    mntNsOf: (mntId) => {
+      // Read once, when asked: the mount namespace images the tasks name (a tree without any has none).
+      if (!mntNs) {
+        const m = new Map<number, number>();
+        for (const id of new Set(im.tasks.flatMap((t) => (t.core.ids ? [t.core.ids.mntNsId] : [])))) {
+          for (const e of dir.tryRead('mnts', id) ?? []) m.set(e.mntId, id);
+        }
+        mntNs = m;
+      }
+      return mntNs.get(mntId);
+    },
   };
+  let mntNs: Map<number, number> | undefined;
   checkFileEntries(env);
 }

@@ -13,7 +13,7 @@ import { parseFanotifyFdinfo } from '../../proc/fsnotify.js';
 import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
 import { AT_FDCWD, F, FAN_MARK, FD_CLOEXEC, NR, O, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { fhEntry, openAt, openWatched, resolveWatch, restoreRoot, type WatchRoot } from './fsnotify.js';
+import { fhEntry, openAt, openWatched, resolveWatch, restoreRoot, watchRoot, type WatchRoot } from './fsnotify.js';
 import type { Remaps } from './remap.js';
 import { partOf, type FdKind } from './kind.js';
 
@@ -66,7 +66,8 @@ export const fanotify: FdKind = {
       const fl = syscall('fcntl(F_GETFL)', NR.fcntl, fd, F.GETFL);
       if ((fl ^ e.flags) & O.NONBLOCK) syscall('fcntl(F_SETFL)', NR.fcntl, fd, F.SETFL, (fl & ~O.NONBLOCK) | (e.flags & O.NONBLOCK));
       const tree = restoreRoot(env);
-      for (const m of e.mark) addMark(fd, m, env.remaps, tree);
+      // An inode mark whose handle names a mount of another namespace of the tree is put there.
+      for (const m of e.mark) addMark(fd, m, env.remaps, m.type === MarkType.INODE ? watchRoot(env, m.ie?.fHandle, tree) : tree);
     } catch (err) {
       closeSync(fd);
       throw err;

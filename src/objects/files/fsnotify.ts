@@ -16,7 +16,7 @@ import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
 import type { FdinfoHandle } from '../../proc/fsnotify.js';
 import { NR, O, openInRoot, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import type { DumpFilesEnv } from './kind.js';
+import type { DumpFilesEnv, RestoreFilesEnv } from './kind.js';
 import type { Remaps } from './remap.js';
 
 /** FH_ENTRY_SIZES.min_entries: CRIU always writes the handle as 16 words (MAX_HANDLE_SZ bytes). */
@@ -124,9 +124,14 @@ function dumpRoot(env: DumpFilesEnv): WatchRoot | undefined {
  * when restore is to open the handle). `what` names the watch in messages.
  */
 export function resolveWatch(what: string, sdev: number, ino: bigint, fh: FhEntry, env: DumpFilesEnv): void {
-  const tree = dumpRoot(env);
+  // An inode on no mount of the task's namespace: through another of the tree's that has its file system
+  // (the mount it opens through is kept, fh.mnt_id, as CRIU's: the restore reaches it in that namespace).
+  const other = env.mntns && !env.mntns.mounts.some((m) => m.sdev === sdev)
+    ? env.mntns.all.find((v) => v.mounts.some((m) => m.sdev === sdev)) : undefined;
+  const tree = dumpRoot(other ? { ...env, mntns: other } : env);
   try {
     findPath(what, sdev, ino, fh, env, tree);
+    if (other) fh.mntId = other.mounts.find((m) => m.sdev === sdev)!.mntId;
   } finally {
     if (tree) closeSync(tree.root);
   }
@@ -204,7 +209,19 @@ export function openWatched(what: string, sdev: number, ino: bigint, fh: FhEntry
 }
 
 /** The tree's mount namespace as a restore's watches see it (undefined: cryo's is the tree's). */
-export function restoreRoot(env: { nsRoot?: number; nsPid?: number }): WatchRoot | undefined {
+export function restoreRoot(env: Pick<RestoreFilesEnv, 'nsRoot' | 'nsPid'>): WatchRoot | undefined {
   if (env.nsRoot === undefined || env.nsPid === undefined) return undefined;
   return { root: env.nsRoot, mounts: parseMountinfo(readFileSync(`/proc/${env.nsPid}/mountinfo`, 'utf8')) };
+}
+
+/**
+ * The tree's mount namespace a watch's handle names (fh.mnt_id, set for an inode
+ * on a mount of another namespace than its task's), or `tree` (the root's).
+ */
+export function watchRoot(env: Pick<RestoreFilesEnv, 'nsRoot' | 'mntNsOf' | 'nsHolder'>, fh: FhEntry | undefined, tree: WatchRoot | undefined): WatchRoot | undefined {
+  const m = fh?.mntId ? env.mntNsOf?.(fh.mntId) : undefined;
+  if (!m || m.root === env.nsRoot) return tree;
+  // Its mounts as a task in it sees them (every task is made before any fd).
+  const pid = env.nsHolder('mntNsId', m.nsId);
+  return { root: m.root, mounts: pid === undefined ? [] : parseMountinfo(readFileSync(`/proc/${pid}/mountinfo`, 'utf8')) };
 }

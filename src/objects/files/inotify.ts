@@ -10,7 +10,7 @@ import { noFown } from './table.js';
 import { parseInotifyFdinfo } from '../../proc/fsnotify.js';
 import { NR, O, syscall, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { fhEntry, openWatched, resolveWatch, restoreRoot } from './fsnotify.js';
+import { fhEntry, openWatched, resolveWatch, restoreRoot, watchRoot } from './fsnotify.js';
 import { partOf, type FdKind } from './kind.js';
 
 const FIONREAD = 0x541b;
@@ -42,7 +42,7 @@ export const inotify: FdKind = {
     try {
       for (const w of [...e.wd].sort((a, b) => a.wd - b.wd)) {
         const what = `inotify watch ${w.wd}`;
-        const target = openWatched(what, w.sDev, w.iIno, w.fHandle, env.remaps, tree);
+        const target = openWatched(what, w.sDev, w.iIno, w.fHandle, env.remaps, watchRoot(env, w.fHandle, tree));
         try {
           const p = Buffer.from(`/proc/self/fd/${target}\0`);
           // wds come in order (cyclically): drop and re-add until ours comes up.

@@ -56,7 +56,20 @@ export interface DumpFilesEnv {
   /** The id in the images of the namespace /proc names `link` (kind "net", link "net:[INO]"). */
   nsId(kind: string, link: string): number;
   /** The tree's own mount namespace: paths are its, reached from cryo through `root`; files must be on its mounts (`ids`). */
-  mntns?: { root: string; ids: Set<number>; mounts: readonly MountInfo[] };
+  mntns?: MntView;
+}
+
+/**
+ * A mount namespace of the tree's own (the task's): paths are its, reached from cryo
+ * through `root`; `of` finds the namespace of the tree any mount is in.
+ */
+export interface MntView {
+  root: string;
+  ids: Set<number>;
+  mounts: readonly MountInfo[];
+  of(mntId: number): MntView | undefined;
+  /** Every mount namespace of the tree (a watched inode may be on a mount of another one only). */
+  all: readonly MntView[];
 }
 
 /** What recording a regular file (of an fd or a mapping) needs of the dump. */
@@ -124,6 +137,11 @@ export interface RestoreFilesEnv {
   nsPid?: number;
   /** Ids between the images (the tree's view) and cryo's, for the owners cryo sets (a pty slave's). */
   ids?: IdView;
+  /**
+   * The tree's mount namespace that mount `mntId` of the images is in: cryo's O_PATH fd
+   * of its root and its fd of the namespace (undefined: the root's, nsRoot, or cryo's).
+   */
+  mntNsOf?(mntId: number | undefined): { root: number; ns: number; nsId: number } | undefined;
   shellJob: boolean;
   /**
    * orphan_pts_master (RPC): a shell job's pty, whose master was outside the tree,
@@ -184,6 +202,8 @@ export interface CheckFilesEnv {
   extUnixSk: boolean;
   /** The fd numbers of the first task that holds file `id`, if one does (where its afterPlant runs). */
   fdsOf(id: number): ReadonlySet<number> | undefined;
+  /** The mount namespace of the images that mount `mntId` is in; undefined for none. */
+  mntNsOf?(mntId: number): number | undefined;
 }
 
 /** A problem found in files.img: one line naming the image, the entry and what is wrong. */

@@ -200,7 +200,7 @@ export const fifo: FdKind = {
     if (!ends) {
       const how = O.RDWR | O.NONBLOCK | O.CLOEXEC;
       // A deleted FIFO is made again (a ghost), opened and unlinked.
-      const rw = env.remaps.has(e.regfId) ? env.remaps.open(e.regfId, reg.name, how) : openTreePath(reg.name, how, env.nsRoot, 'the FIFO');
+      const rw = env.remaps.has(e.regfId) ? env.remaps.open(e.regfId, reg.name, how) : openTreePath(reg.name, how, env.mntNsOf?.(reg.mntId)?.root ?? env.nsRoot, 'the FIFO');
       ends = { r: rw, w: rw };
       made.set(e.pipeId, ends);
       refill(rw, dataOf(env.kinds, 'fifoData').get(e.pipeId));

@@ -12,7 +12,7 @@ import {
 } from '../../images/index.js';
 import { O, NR, AT_FDCWD, AT_SYMLINK_FOLLOW, SysError, syscall, openInRoot } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { badFile, major, minor, partOf, type RegDumpEnv, type FdKind, type Ghost, type KindStore } from './kind.js';
+import { badFile, major, minor, partOf, type MntView, type RegDumpEnv, type FdKind, type Ghost, type KindStore } from './kind.js';
 import type { FileTable } from './table.js';
 import { isShmemObject } from './memfd.js';
 import { dumpGhost, writeGhosts, closeGhosts, readGhostImage } from './ghost.js';
@@ -103,7 +103,7 @@ export const regular: FdKind = {
     if (env.remaps.has(fe.id)) {
       fd = env.remaps.open(fe.id, r.name, flags | O.CLOEXEC);
     } else {
-      fd = openTreePath(r.name, flags | O.CLOEXEC, env.nsRoot, 'a file');
+      fd = openTreePath(r.name, flags | O.CLOEXEC, env.mntNsOf?.(r.mntId)?.root ?? env.nsRoot, 'a file');
     }
     try {
       checkRegSize(r, `/proc/self/fd/${fd}`);
@@ -131,8 +131,9 @@ export const regular: FdKind = {
  * (CRIU refuses it); cryo takes it when its path in the namespace leads to the
  * very same file, and names the mount that path is on.
  */
-function onTreeMount(pid: number, what: string, link: string, st: Stats, mntId: number, ns: { root: string; ids: Set<number> }): number {
-  if (ns.ids.has(mntId)) return mntId;
+function onTreeMount(pid: number, what: string, link: string, st: Stats, mntId: number, ns: MntView): number {
+  // On a mount of any of the tree's namespaces: its path is that namespace's (the kernel's d_path from its root).
+  if (ns.of(mntId)) return mntId;
   const refuse = () => new CryoError(`task ${pid}: ${what} (${link}) is on mount ${mntId}, which is not in the tree's mount namespace, and that path there leads to another file`);
   let fd: number;
   try {
@@ -145,6 +146,22 @@ function onTreeMount(pid: number, what: string, link: string, st: Stats, mntId: 
     const id = Number(/^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1]);
     if (now.dev !== st.dev || now.ino !== st.ino || !ns.ids.has(id)) throw refuse();
     return id;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The mount the file behind a /proc magic link (fd, map_files, cwd, exe) is on; undefined if it cannot be opened. */
+function mountOf(proc: string): number | undefined {
+  let fd: number;
+  try {
+    fd = openSync(proc, O.PATH | O.CLOEXEC);
+  } catch {
+    return undefined;
+  }
+  try {
+    const m = /^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
   } finally {
     closeSync(fd);
   }
@@ -202,6 +219,19 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
   }
   const deleted = src.link.endsWith(DELETED);
   const name = deleted ? src.link.slice(0, -DELETED.length) : src.link;
+  // The namespace the file's mount is in (the task's own, or another of the tree's): its paths are that one's.
+  // A mapping, a cwd or an executable is named by its mount too, as CRIU's, where it is one of the tree's.
+  if (env.mntns && init.mntId === undefined) {
+    const id = mountOf(src.proc);
+    if (id !== undefined) {
+      try {
+        init = { ...init, mntId: onTreeMount(src.pid, src.what, src.link.replace(/ \(deleted\)$/, ''), src.st, id, env.mntns) };
+      } catch {
+        /* on no mount of the tree's: reached from the root's namespace, as before */
+      }
+    }
+  }
+  if (env.mntns && init.mntId !== undefined) env = { ...env, mntns: env.mntns.of(init.mntId) ?? env.mntns };
   // In the tree's own mount namespace a ghost is made again, and a link (--link-remap)
   // made, from its root; a dead process's /proc would be cryo's.
   if (deleted && env.mntns && deadProcFile(name, src.st) !== undefined) {
@@ -218,7 +248,7 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
     const dead = deadProcFile(name, src.st);
     if (dead !== undefined) env.files.remaps.push(create(RemapFilePathEntrySchema, { origId: id, remapId: dead, remapType: RemapType.PROCFS }));
     else if (src.st.nlink === 0) dumpGhost(src, id, env);
-    else dumpLinkRemap(src, name, id, env);
+    else dumpLinkRemap(src, name, id, env, init);
   }
   return id;
 }
@@ -264,9 +294,10 @@ function checkDevicePath(src: RegSource, name: string, evasive: boolean, root: s
  * Deleted here but linked elsewhere: a hard link "link_remap.N" in the file's
  * directory (or the nearest one that still exists) keeps it, as CRIU's --link-remap.
  */
-function dumpLinkRemap(src: RegSource, name: string, origId: number, env: RegDumpEnv): void {
+function dumpLinkRemap(src: RegSource, name: string, origId: number, env: RegDumpEnv, init: { mntId?: number }): void {
   const { st } = src;
-  const key = `link:${st.dev}:${st.ino}`;
+  // One link per namespace it is reached in: a link cannot be made across mounts (EXDEV).
+  const key = `link:${st.dev}:${st.ino}${env.mntns ? `:${env.mntns.root}` : ''}`;
   let linkId = env.files.lookup(key);
   if (linkId === undefined) {
     if (!env.linkRemap) {
@@ -298,7 +329,8 @@ function dumpLinkRemap(src: RegSource, name: string, origId: number, env: RegDum
         throw new CryoError(`task ${src.pid}: cannot link ${name} (deleted) back as ${link}: ${SysError.is(e) ? e.code : (e as Error).message}`);
       }
     }
-    linkId = env.files.addReg({ flags: 0, pos: 0n, name: link }, key);
+    // On the file's own mount: the restore reaches it in that mount's namespace.
+    linkId = env.files.addReg({ flags: 0, pos: 0n, name: link, ...(init.mntId !== undefined ? { mntId: init.mntId } : {}) }, key);
   }
   env.files.remaps.push(create(RemapFilePathEntrySchema, { origId, remapId: linkId, remapType: RemapType.LINKED }));
 }

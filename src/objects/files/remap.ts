@@ -22,17 +22,37 @@ const errCode = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? (e 
 
 export class Remaps {
   private readonly byOrig = new Map<number, RemapFilePathEntry>();
-  /** Ghost files made so far, by remap id. */
+  /** Ghost files made so far, by remap id, with the root they are reached from. */
   private readonly made = new Map<number, string>();
+  private readonly madeAt = new Map<number, number | undefined>();
   /** Deleted regular files opened so far: cryo's O_PATH fd of the one dentry their fds share, and their name, by remap id. */
   private readonly pinned = new Map<number, { fd: number; name: string }>();
-  /** Directories made for them (deepest last). */
-  private readonly dirs: string[] = [];
+  /** Directories made for them (deepest last), with the root they are reached from. */
+  private readonly dirs: Array<{ d: string; at: number | undefined }> = [];
 
   /** In a tree's own mount namespace: cryo's O_PATH fds of the directories reached from its root, by path. */
   private readonly dirFds = new Map<string, number>();
-  /** The tree's root (an O_PATH fd), once it has its own mount namespace; undefined: cryo's paths are the tree's. */
-  root: () => number | undefined = () => undefined;
+  /**
+   * The root (an O_PATH fd) of the tree's mount namespace that mount `mntId` is in,
+   * once the tree has its own; undefined: cryo's paths are the tree's.
+   */
+  root: (mntId?: number) => number | undefined = () => undefined;
+  /**
+   * Where a link between two mounts of one file system is made (they differ: a link
+   * cannot cross them): the root to reach the paths from and the two paths there.
+   */
+  common: (aMnt: number, a: string, bMnt: number, b: string) => { root: number; a: string; b: string } | undefined = () => undefined;
+  /** The root of the file being worked on now (set by each way in: open, dirPath, watchPath, cleanup). */
+  private at: number | undefined;
+  /** The mount of the file being worked on now, and of each ghost made (that of the file it was made for). */
+  private mnt: number | undefined;
+  private readonly madeMnt = new Map<number, number | undefined>();
+
+  /** Work on file id `id`'s paths: from the root of its mount's namespace. */
+  private from(id: number): void {
+    this.mnt = this.files.get(id)?.reg?.mntId;
+    this.at = this.root(this.mnt);
+  }
 
   /** Processes of cryo's standing in for dead ones whose /proc directory is opened (PROCFS remaps): host pid, by pid. */
   private readonly standIns = new Map<number, number>();
@@ -81,14 +101,14 @@ export class Remaps {
    * Where cryo reaches the tree's path `p`: `p` itself, or, in the tree's own mount
    * namespace, a name in its directory, opened from the tree's root (never out of it).
    */
-  private reach(p: string): string {
-    const root = this.root();
+  private reach(p: string, root = this.at): string {
     if (root === undefined) return p;
     const dir = path.dirname(p);
-    let fd = this.dirFds.get(dir);
+    const key = `${root}:${dir}`;
+    let fd = this.dirFds.get(key);
     if (fd === undefined) {
       fd = openInRoot(root, dir, O.PATH | O.DIRECTORY | O.CLOEXEC);
-      this.dirFds.set(dir, fd);
+      this.dirFds.set(key, fd);
     }
     return `/proc/self/fd/${fd}/${path.basename(p)}`;
   }
@@ -116,7 +136,9 @@ export class Remaps {
     for (const r of this.byOrig.values()) {
       if (r.remapType !== RemapType.GHOST) continue;
       const g = this.ghosts.get(r.remapId)!;
-      if (g.dev === sdev && g.ino === ino) return this.ghostFile(r.remapId, this.files.get(r.origId)!.reg!.name);
+      if (g.dev !== sdev || g.ino !== ino) continue;
+      this.from(r.origId);
+      return this.ghostFile(r.remapId, this.files.get(r.origId)!.reg!.name);
     }
     return undefined;
   }
@@ -138,6 +160,7 @@ export class Remaps {
   /** A deleted directory (a ghost), made again under its name: where to open it or chdir to. */
   dirPath(id: number, name: string): string | undefined {
     const r = this.byOrig.get(id);
+    this.from(id);
     if (r?.remapType === RemapType.PROCFS) {
       this.standIn(r.remapId);
       return name;
@@ -149,7 +172,7 @@ export class Remaps {
   /** Open, in cryo, the file reg-file entry `id` (named `name`) stands for. */
   open(id: number, name: string, flags: number): number {
     const r = this.byOrig.get(id)!;
-    const dir = this.dirPath(id, name);
+    const dir = this.dirPath(id, name); // (from here on: from the root of the file's namespace)
     if (dir !== undefined) {
       // (a deleted directory, or a file of a dead process's /proc directory)
       try {
@@ -163,16 +186,23 @@ export class Remaps {
       if (fd !== undefined) return fd;
     }
     const src = r.remapType === RemapType.GHOST ? this.ghostFile(r.remapId, name) : this.files.get(r.remapId)!.reg!.name;
+    const srcMnt = r.remapType === RemapType.GHOST ? this.madeMnt.get(r.remapId) : this.files.get(r.remapId)!.reg!.mntId;
+    // On another mount (a ghost made for a file of another namespace): linked through the mount both are on.
+    const link = (to: string) => {
+      const c = srcMnt !== undefined && this.mnt !== undefined && srcMnt >= 0 && this.mnt >= 0 && srcMnt !== this.mnt ? this.common(srcMnt, src, this.mnt, to) : undefined;
+      if (c) linkSync(this.reach(c.a, c.root), this.reach(c.b, c.root));
+      else linkSync(this.reach(src), this.reach(to));
+    };
     let at = name;
     try {
       this.makeParents(name);
       try {
-        linkSync(this.reach(src), this.reach(at));
+        link(at);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         // The name now belongs to another file: open ours beside it.
         at = `${name}.cr_link`;
-        linkSync(this.reach(src), this.reach(at));
+        link(at);
       }
     } catch (e) {
       throw new CryoError(`cannot link ${src} back as ${at}: ${errCode(e)}`);
@@ -217,6 +247,7 @@ export class Remaps {
   private renamePinned(): void {
     for (const [id, pin] of this.pinned) {
       const from = this.made.get(id)!;
+      this.at = this.madeAt.get(id);
       for (const to of [pin.name, `${pin.name}.cr_link`]) {
         if (trySyscall(NR.renameat2, AT_FDCWD, Buffer.from(this.reach(from) + '\0'), AT_FDCWD, Buffer.from(this.reach(to) + '\0'), RENAME_NOREPLACE) === 0) {
           this.made.set(id, to);
@@ -237,6 +268,8 @@ export class Remaps {
       this.makeParents(p);
       makeGhost(this.reach(p), g);
       this.made.set(remapId, p);
+      this.madeAt.set(remapId, this.at);
+      this.madeMnt.set(remapId, this.mnt);
     } catch (e) {
       throw new CryoError(`cannot recreate the deleted ${typeName(g.mode)} ${name} as ${p}: ${errCode(e)}`);
     }
@@ -249,23 +282,29 @@ export class Remaps {
     for (let d = path.dirname(p); !this.exists(d); d = path.dirname(d)) missing.unshift(d);
     for (const d of missing) {
       mkdirSync(this.reach(d), { mode: 0o755 });
-      this.dirs.push(d);
+      this.dirs.push({ d, at: this.at });
     }
   }
 
   /** Remove the ghost files (always) and, after a restore that succeeded, the link remaps. */
   cleanup(restored: boolean): void {
     if (restored) this.renamePinned();
-    const gone = [...this.made].map(([id, p]) => ({ p, isDir: (this.ghosts.get(id)!.mode & S_IFMT) === S_IFDIR }));
+    const gone = [...this.made].map(([id, p]) => ({ p, at: this.madeAt.get(id), isDir: (this.ghosts.get(id)!.mode & S_IFMT) === S_IFDIR }));
     if (restored) {
-      for (const r of this.byOrig.values()) if (r.remapType === RemapType.LINKED) gone.push({ p: this.files.get(r.remapId)!.reg!.name, isDir: false });
+      for (const r of this.byOrig.values()) {
+        const link = this.files.get(r.remapId)?.reg;
+        if (r.remapType === RemapType.LINKED && link) gone.push({ p: link.name, at: this.root(link.mntId), isDir: false });
+      }
     }
     const seen = new Set<string>();
-    for (const { p, isDir } of gone) {
-      if (seen.has(p)) continue;
-      seen.add(p);
+    for (const { p, at, isDir } of gone) {
+      if (seen.has(`${at}:${p}`)) continue;
+      seen.add(`${at}:${p}`);
+      this.at = at;
       removeQuietly(() => this.reach(p), isDir);
     }
+    this.madeAt.clear();
+    this.madeMnt.clear();
     this.made.clear();
     for (const pid of this.standIns.values()) {
       kill(pid, SIG.KILL);
@@ -274,7 +313,8 @@ export class Remaps {
     this.standIns.clear();
     for (const pin of this.pinned.values()) closeSync(pin.fd);
     this.pinned.clear();
-    for (const d of this.dirs.reverse()) {
+    for (const { d, at } of this.dirs.reverse()) {
+      this.at = at;
       try {
         rmdirSync(this.reach(d));
       } catch {

@@ -14,7 +14,7 @@ import { CryoError } from '../../context.js';
 import { badFile, hexId, partOf, type CheckFilesEnv, type KindStore, type RestoreFilesEnv } from './kind.js';
 import { restoreSockFilter, restoreSockOpts } from './sockopts.js';
 import { closeGhosts, hostNames, isPath, show, type UnixNames } from './unix-names.js';
-import { enterTreeRoot, helperFs, rootFs, treeBinder, treeNames, treePath, uncover, type TreeFs } from './unix-treenames.js';
+import { enterMntNs, enterTreeRoot, helperFs, rootFs, treeBinder, treeNames, treePath, uncover, type TreeFs } from './unix-treenames.js';
 import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
 import { withHelper } from '../../tracer/seed.js';
 
@@ -95,9 +95,29 @@ export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixResto
       return fn(helperFs(rem));
     });
   };
+  // Names in the tree's other mount namespaces: each bound by a helper of its own that entered that one.
+  const nested = [...new Set(all.filter((ue) => isPath(ue.name)).map((ue) => env.mntNsOf?.(ue.mntId)).filter((m) => m !== undefined && m.root !== root))];
+  const others = new Map<number, UnixNames>();
+  const withNames = (i: number, names: UnixNames): void => {
+    if (i === nested.length) {
+      // Each name in the namespace of its file's mount; a connect by name in the target's.
+      const pick = (ue: UnixSkEntry) => others.get(env.mntNsOf?.(ue.mntId)?.root ?? -1) ?? names;
+      build(all, env, u, others.size === 0 ? names : {
+        bind: (fd, ue) => pick(ue).bind(fd, ue),
+        connect: (fd, ue, to, ghost) => pick(to).connect(fd, ue, to, ghost),
+        clear: (ue) => pick(ue).clear(ue),
+      });
+      return;
+    }
+    withHelper((rem) => {
+      enterMntNs(rem, nested[i]!);
+      others.set(nested[i]!.root, treeNames(rootFs(nested[i]!.root, treeBinder(rem))));
+      withNames(i + 1, names);
+    });
+  };
   withHelper((rem) => {
     enterTreeRoot(rem, pid);
-    build(all, env, u, treeNames(rootFs(root, treeBinder(rem)), covered));
+    withNames(0, treeNames(rootFs(root, treeBinder(rem)), covered));
   });
 }
 
@@ -248,7 +268,9 @@ export function checkUnix(entries: FileEntry[], env: CheckFilesEnv): void {
   for (const fe of entries) {
     const ue = fe.usk!;
     if (!inTree(ue) || ue.deleted || !isPath(ue.name) || (ue.type !== SOCK.DGRAM && ue.state !== TCP_LISTEN)) continue;
-    const key = `${ue.nameDir ?? ''}\0${Buffer.from(ue.name).toString('latin1')}`;
+    // A path of its own mount namespace: one name in each.
+    const ns = ue.mntId !== undefined && ue.mntId >= 0 ? env.mntNsOf?.(ue.mntId) : undefined;
+    const key = `${ns ?? ''}\0${ue.nameDir ?? ''}\0${Buffer.from(ue.name).toString('latin1')}`;
     const other = bound.get(key);
     if (other) throw badFile(fe, `${show(ue)} and ${show(other.usk!)} are both bound to that name and neither is marked deleted: the file of one was moved away, and the images do not say which`);
     bound.set(key, fe);

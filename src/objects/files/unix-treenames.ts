@@ -39,6 +39,25 @@ export function enterTreeRoot(rem: Remote, pid: number): void {
   rem.call('close', NR.close, root);
 }
 
+/**
+ * The same, into another mount namespace of the tree, by cryo's fds of it and of
+ * its root (`made`), lent to the helper by pidfd_getfd.
+ */
+export function enterMntNs(rem: Remote, made: { ns: number; root: number }): void {
+  const cryo = rem.call('pidfd_open(cryo)', NR.pidfd_open, process.pid, 0);
+  try {
+    const ns = rem.call('pidfd_getfd(ns)', NR.pidfd_getfd, cryo, made.ns, 0);
+    const root = rem.call('pidfd_getfd(root)', NR.pidfd_getfd, cryo, made.root, 0);
+    rem.call('setns(mnt)', NR.setns, ns, CLONE.NEWNS);
+    rem.call('fchdir(root)', NR.fchdir, root);
+    rem.call('chroot(.)', NR.chroot, rem.put(cstr('.')));
+    rem.call('close', NR.close, ns);
+    rem.call('close', NR.close, root);
+  } finally {
+    rem.call('close', NR.close, cryo);
+  }
+}
+
 /** bind(2) of cryo's socket `fd` to `name`, in directory `dir` of the tree. */
 export type BindIn = (fd: number, name: Uint8Array, dir: string) => void;
 

@@ -68,9 +68,12 @@ function resolveName(lfd: number, d: UnixDiag, ue: UnixSkEntry, where: string, n
       ue.deleted = true;
     }
     const name = showName(d.name);
+    let home = ns;
     if (ns) {
       const mntId = Number(/^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? -1);
-      if (!ns.ids.has(mntId)) throw new CryoError(`${where}: bound to ${name}, a file on mount ${mntId}, which is not in the tree's mount namespace`);
+      // The name is checked in the namespace of its file's mount (any of the tree's).
+      home = ns.of(mntId);
+      if (!home) throw new CryoError(`${where}: bound to ${name}, a file on mount ${mntId}, which is not in the tree's mount namespaces`);
       ue.mntId = mntId;
     }
     if (!name.startsWith('/')) {
@@ -82,7 +85,7 @@ function resolveName(lfd: number, d: UnixDiag, ue: UnixSkEntry, where: string, n
     // stat check of the name does, never over what the path holds now.
     if (!ue.deleted) {
       const at = name.startsWith('/') ? name : `${ue.nameDir}/${name}`;
-      const now = ns ? statInRoot(ns.root, at) : statOrNot(at);
+      const now = home ? statInRoot(home.root, at) : statOrNot(at);
       if (!now || now.ino !== st.ino || now.dev !== st.dev) ue.deleted = true;
     }
   } finally {

@@ -3,112 +3,25 @@
 // (fresh file systems are then of its pid, ipc and net namespaces), parents
 // first, pivots into the root (--root), then sets flags and propagation on the
 // finished tree. tmpfs contents are unpacked by cryo into a detached mount that
-// the root takes over (pidfd_getfd). A failure leaves it all to die with the
-// root's namespace.
-import { closeSync, existsSync, statSync } from 'node:fs';
+// the root takes over (pidfd_getfd). The tree's other mount namespaces are made
+// by the root too, each in one it unshares and leaves again; each task enters
+// its own. A failure leaves it all to die with the root's namespaces.
+import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { isFieldSet, MntEntrySchema, type ImageDir, type MntEntry } from '../../images/index.js';
+import { isFieldSet, MntEntrySchema, type MntEntry } from '../../images/index.js';
 import {
-  AT_EMPTY_PATH, AT_FDCWD, FSCONFIG, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, MNT_DETACH, MOVE_MOUNT, MS, NR,
+  AT_EMPTY_PATH, AT_FDCWD, CLONE, FSCONFIG, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, MNT_DETACH, MOVE_MOUNT, MS, NR,
   O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, SysError, mountAttr, syscall,
 } from '../../sys/index.js';
 import type { Remote } from '../../tracer/remote.js';
 import { RemoteError } from '../../tracer/remote.js';
 import { CryoError, type Logger } from '../../context.js';
-import { AUTODETECTED_MOUNT, extMounts } from './dump.js';
 import { fsByCode, mountAttrOf, codeName } from './fstypes.js';
 import { openPtmxAt } from '../files/pty.js';
 import { IdView } from '../userns.js';
+import { rel, under, type MntNsImages } from './load.js';
 
-type Role =
-  | { role: 'root'; path: string }
-  | { role: 'external'; path: string }
-  | { role: 'new' }
-  | { role: 'bind'; from: number };
-
-export interface MntNsImages {
-  nsId: number;
-  /** In the order they are made: each after its parent and its source. */
-  order: MntEntry[];
-  roles: Map<number, Role>;
-  /** tmpfs contents, by mount id: the image's path. */
-  tmpfs: Map<number, string>;
-}
-
-const under = (p: string, dir: string) => dir === '/' || p === dir || p.startsWith(dir + '/');
-const rel = (p: string, dir: string) => (dir === '/' ? p : p.slice(dir.length)).replace(/^\/+/, '');
-
-/** Read and check mountpoints-`nsId`.img; every mount must be one cryo can make, with what it needs given. */
-export function loadMntNs(dir: ImageDir, nsId: number, opts: { root?: string | undefined; external: readonly string[]; autoExtMnt: boolean }): MntNsImages {
-  const file = dir.fileName('mnts', nsId);
-  const bad = (what: string) => new CryoError(`bad image: ${file}: ${what}`);
-  const entries = dir.read('mnts', nsId);
-  const byId = new Map<number, MntEntry>();
-  for (const e of entries) {
-    if (byId.has(e.mntId)) throw bad(`two mounts with the id ${e.mntId}`);
-    if (!e.mountpoint.startsWith('/') || e.mountpoint.includes('\0') || e.root.includes('\0')) throw bad(`mount ${e.mntId}: mount point ${JSON.stringify(e.mountpoint)}`);
-    if (Buffer.byteLength(e.mountpoint) > 3000 || Buffer.byteLength(e.root) > 3000) throw bad(`mount ${e.mntId}: path too long`);
-    byId.set(e.mntId, e);
-  }
-  const roots = entries.filter((e) => !byId.has(e.parentMntId));
-  if (roots.length !== 1) throw bad(`${roots.length} root mounts`);
-  const root = roots[0]!;
-  const ext = extMounts(opts.external);
-  const roles = new Map<number, Role>();
-  if (opts.root === undefined) throw new CryoError('the images hold a mount namespace: its root is needed, give it with --root PATH');
-  if (!existsSync(opts.root) || !statSync(opts.root).isDirectory()) throw new CryoError(`--root ${opts.root} is not a directory`);
-  roles.set(root.mntId, { role: 'root', path: opts.root });
-  for (const e of entries) {
-    if (e === root || !e.extKey) continue;
-    if (e.extKey === AUTODETECTED_MOUNT) {
-      // Found outside at the dump (--ext-mount-map auto): its path there, in the entry's source.
-      if (!opts.autoExtMnt) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} is an autodetected external mount (/${e.source}): allow them with --ext-mount-map auto`);
-      const path = `/${e.source}`;
-      if (!e.source || e.source.includes('\0') || !existsSync(path)) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} is an autodetected external mount of ${path}, which is not there`);
-      roles.set(e.mntId, { role: 'external', path });
-      continue;
-    }
-    const path = ext.get(e.extKey);
-    if (path === undefined) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} is external (key ${e.extKey}): give its path with --external mnt[${e.extKey}]:PATH`);
-    if (!existsSync(path)) throw new CryoError(`--external mnt[${e.extKey}]:${path}: no such file or directory`);
-    roles.set(e.mntId, { role: 'external', path });
-  }
-  const tmpfs = new Map<number, string>();
-  for (const e of entries) {
-    if (roles.has(e.mntId)) continue;
-    const fs = fsByCode(e.fstype);
-    const owner = fs && entries.find((o) => o.rootDev === e.rootDev && o.root === '/' && !o.extKey && o !== root && (roles.get(o.mntId) ?? { role: 'new' }).role === 'new');
-    if (owner === e) {
-      roles.set(e.mntId, { role: 'new' });
-      if (fs!.how === 'tmpfs') {
-        const img = ['tmpfsDev', 'tmpfsImg'].map((k) => dir.pathOf(k as 'tmpfsDev', k === 'tmpfsDev' ? e.rootDev : e.mntId)).find((p) => existsSync(p));
-        if (!img) throw bad(`tmpfs mount ${e.mntId} at ${e.mountpoint}: its contents (${dir.fileName('tmpfsDev', e.rootDev)}) are missing`);
-        tmpfs.set(e.mntId, img);
-      }
-      continue;
-    }
-    const src = owner && under(e.root, owner.root) ? owner
-      : entries.find((o) => o !== e && o.rootDev === e.rootDev && ['root', 'external'].includes(roles.get(o.mntId)?.role ?? '') && under(e.root, o.root));
-    if (!src) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} (${codeName(e.fstype)}) of the images is neither a file system cryo makes nor a bind mount of one in its namespace`);
-    roles.set(e.mntId, { role: 'bind', from: src.mntId });
-  }
-  // Parents first; a bind after its source.
-  const order: MntEntry[] = [root];
-  const made = new Set([root.mntId]);
-  for (let progress = true; progress && order.length < entries.length;) {
-    progress = false;
-    for (const e of entries) {
-      if (made.has(e.mntId) || !made.has(e.parentMntId)) continue;
-      const r = roles.get(e.mntId)!;
-      if (r.role === 'bind' && !made.has(r.from)) continue;
-      order.push(e);
-      made.add(e.mntId);
-      progress = true;
-    }
-  }
-  if (order.length < entries.length) throw bad('mounts whose parent or source can never be made (a cycle)');
-  return { nsId, order, roles, tmpfs };
-}
+export { commonMount, loadMntNs, type MntNsImages } from './load.js';
 
 /** A new file system's superblock options, as fsconfig calls: "k=v" strings and bare flags. */
 function fsOptions(e: MntEntry): Array<[string, string | undefined]> {
@@ -188,14 +101,28 @@ function makeBoundPty(pid: number, devpts: bigint, path: string, boundPtys: Map<
   boundPtys.set(index, openPtmxAt(`${dir}/ptmx`, index, O.RDWR | O.NOCTTY | O.CLOEXEC));
 }
 
+/** A mount namespace made: cryo's fds of it (for setns) and of its root (paths of its files are opened from there). */
+export interface MadeMntNs {
+  ns: number;
+  root: number;
+}
+
 /**
- * Build the namespace in `rem`, the root of the tree, fresh from clone3 in a new
- * mount namespace (a copy of cryo's). `cryoPidfd` is its fd of cryo's pidfd.
+ * Build the tree's mount namespaces in `rem`, the root of the tree, fresh from
+ * clone3 in a new mount namespace (a copy of cryo's): its own first, in which it
+ * stays; each other one in a namespace it unshares (from one whose mounts the new
+ * one binds from, cloned before), pivots into and leaves again (setns). Then the
+ * propagation of all, across them. `cryoPidfd` is its fd of cryo's pidfd.
+ * Returns cryo's fds of each namespace, by id.
  */
-export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, log: Logger, boundPtys: Map<number, number>, ids: IdView = IdView.SAME): void {
+export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntNsImages[], log: Logger, boundPtys: Map<number, number>, ids: IdView = IdView.SAME): Map<number, MadeMntNs> {
   const inUserns = ids.own;
   const held: number[] = []; // cryo's fds of tmpfs mounts
-  const fds = new Map<number, bigint>(); // the root's fd of each mount
+  const fds = new Map<number, bigint>(); // the root's fd of each mount, of every namespace
+  const made = new Map<number, MadeMntNs>();
+  const byId = new Map(imgs.flatMap((i) => i.order.map((e) => [e.mntId, e] as const)));
+  const nsOf = imgs[0]!.nsOf;
+  let here = imgs[0]!.nsId; // the namespace the root is in now
   let doing = 'making its mounts private';
   const str = (s: string, slot: number) => rem.put(Buffer.from(s + '\0'), slot * 4096);
   const call = (what: string, nr: number, ...a: Array<bigint | number>) => rem.call(what, nr, ...a);
@@ -227,12 +154,125 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, l
       closeSync(cfd);
     }
   };
+  // Into a namespace made already (its mounts can be cloned only from inside it, their attributes set only there).
+  const enter = (nsId: number) => {
+    if (here === nsId) return;
+    doing = `entering mount namespace ${nsId}`;
+    const t = call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, made.get(nsId)!.ns, 0);
+    try {
+      call('setns(CLONE_NEWNS)', NR.setns, t, CLONE.NEWNS);
+    } finally {
+      call('close', NR.close, t);
+    }
+    here = nsId;
+  };
+  const record = (nsId: number) => {
+    const ns = openSync(`/proc/${rem.pid}/ns/mnt`, O.RDONLY | O.CLOEXEC);
+    try {
+      made.set(nsId, { ns, root: openSync(`/proc/${rem.pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC) });
+    } catch (e) {
+      closeSync(ns);
+      throw e;
+    }
+  };
+  // The mount fd of `e` as its role makes it (a bind from another namespace was cloned there before: `pre`).
+  const makeOne = (img: MntNsImages, e: MntEntry, pre: Map<number, bigint>): bigint => {
+    const r = img.roles.get(e.mntId)!;
+    const have = fds.get(e.mntId) ?? pre.get(e.mntId);
+    if (have !== undefined) return have;
+    if (img.tmpfs.has(e.mntId)) {
+      // Made and filled by cryo, in the order of the others (mountinfo lists mounts by age).
+      const mfd = makeTmpfs(e, img.tmpfs.get(e.mntId)!, ids);
+      held.push(mfd);
+      return call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, mfd, 0);
+    }
+    if (r.role === 'bind' && e.deleted) return bindDeleted(e, r.from);
+    if (r.role === 'bind') return bindOf(e, r.from);
+    if (r.role === 'external') return hostClone(r.path);
+    return fresh(e);
+  };
+  const bindOf = (e: MntEntry, fromId: number): bigint => {
+    const from = byId.get(fromId)!;
+    if (fsByCode(from.fstype)?.name === 'devpts') makeBoundPty(rem.pid, fds.get(fromId)!, rel(e.root, from.root), boundPtys);
+    return clone(fds.get(fromId)!, rel(e.root, from.root));
+  };
+  // Binds are cloned from their source as soon as it is attached, before anything is mounted on it:
+  // a path into it then crosses no mount (one since moved over it, or propagated), and the clone,
+  // detached, goes into any namespace.
+  const binds = new Map<number, Array<{ img: MntNsImages; e: MntEntry }>>();
+  for (const img of imgs) {
+    for (const e of img.order) {
+      const r = img.roles.get(e.mntId)!;
+      if (r.role === 'bind') binds.set(r.from, [...(binds.get(r.from) ?? []), { img, e }]);
+    }
+  }
+  const pre = new Map<number, bigint>();
+  const cloneBindsOf = (src: MntEntry) => {
+    for (const { img, e } of binds.get(src.mntId) ?? []) {
+      if (e.deleted) continue; // made when its mount point is there to tell a file from a directory
+      doing = `cloning mount ${src.mntId} for mount ${e.mntId} (${e.mountpoint}) of mount namespace ${img.nsId}`;
+      pre.set(e.mntId, bindOf(e, src.mntId));
+    }
+  };
+  /**
+   * A bind of a file or directory deleted since, as CRIU: made again in its source
+   * (a directory or a file, as its mount point is), cloned, removed again.
+   */
+  const bindDeleted = (e: MntEntry, fromId: number): bigint => {
+    const from = byId.get(fromId)!;
+    const parent = byId.get(e.parentMntId);
+    const pfd = parent && fds.get(parent.mntId);
+    if (!parent || pfd === undefined || !under(e.mountpoint, parent.mountpoint)) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint}: a bind of a deleted file whose mount point cannot be reached`);
+    const isDir = statSync(`/proc/${rem.pid}/fd/${pfd}/${rel(e.mountpoint, parent.mountpoint)}`).isDirectory();
+    const p = rel(e.root, from.root);
+    if (!p) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint}: a bind of the deleted root of mount ${fromId}`);
+    const src = fds.get(fromId)!;
+    doing = `making the deleted ${isDir ? 'directory' : 'file'} ${e.root} again for mount ${e.mntId} (${e.mountpoint})`;
+    if (isDir) call(`mkdirat(${p})`, NR.mkdirat, src, str(p, 0), 0o700);
+    else call('close', NR.close, call(`openat(${p})`, NR.openat, src, str(p, 0), O.WRONLY | O.CREAT | O.EXCL | O.CLOEXEC, 0o600));
+    // Removed once mounted (the kernel does not mount a deleted one): as CRIU's remove_sources_of_deleted_mounts.
+    gone.push({ src, p, isDir });
+    return clone(src, p);
+  };
+  const gone: Array<{ src: bigint; p: string; isDir: boolean }> = [];
+  const removeDeleted = () => {
+    for (const g of gone.splice(0)) {
+      doing = `removing ${g.p} again, the source of a bind of a deleted ${g.isDir ? 'directory' : 'file'}`;
+      call(`unlinkat(${g.p})`, NR.unlinkat, g.src, str(g.p, 0), g.isDir ? 0x200 /* AT_REMOVEDIR */ : 0);
+    }
+  };
+  const mountAll = (img: MntNsImages, pre: Map<number, bigint>) => {
+    for (const e of img.order.slice(1)) {
+      doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${codeName(e.fstype)}) in mount namespace ${img.nsId}`;
+      const fd = makeOne(img, e, pre);
+      fds.set(e.mntId, fd);
+      // Onto its parent itself, reached from the parent's fd: a mount since put over the parent
+      // (one moved there, or propagated) hides nothing then.
+      const parent = byId.get(e.parentMntId);
+      const at = parent && fds.get(parent.mntId);
+      if (parent && at !== undefined && under(e.mountpoint, parent.mountpoint)) {
+        const p = rel(e.mountpoint, parent.mountpoint);
+        call('move_mount', NR.move_mount, fd, str('', 0), at, str(p, 1), MOVE_MOUNT.F_EMPTY_PATH | (p ? 0 : 0x40 /* T_EMPTY_PATH */));
+      } else {
+        call('move_mount', NR.move_mount, fd, str('', 0), AT_FDCWD, str(e.mountpoint, 1), MOVE_MOUNT.F_EMPTY_PATH);
+      }
+      if (img.roles.get(e.mntId)!.role !== 'bind') cloneBindsOf(e);
+    }
+    removeDeleted();
+    // The finished tree: flags (mount-v2's order); propagation once every namespace is made.
+    for (const e of img.order) {
+      doing = `setting the flags of ${e.mountpoint} (mount ${e.mntId}) in mount namespace ${img.nsId}`;
+      const a = mountAttrOf(e.flags);
+      call('mount_setattr', NR.mount_setattr, fds.get(e.mntId)!, str('', 0), AT_EMPTY_PATH, rem.put(mountAttr(a.set, a.clr), 8 * 4096), 32);
+    }
+  };
   try {
+    const first = imgs[0]!;
     // Nothing done here may reach cryo's namespace (or beyond) by propagation.
     call('mount(/, MS_REC|MS_PRIVATE)', NR.mount, 0, str('/', 0), 0, MS.REC | MS.PRIVATE, 0);
     // Everything taken from cryo's view, before the root changes.
-    for (const e of img.order) {
-      const r = img.roles.get(e.mntId)!;
+    for (const e of first.order) {
+      const r = first.roles.get(e.mntId)!;
       if (r.role === 'root' || r.role === 'external') {
         doing = `taking ${r.path} for mount ${e.mntId} (${e.mountpoint})`;
         fds.set(e.mntId, inUserns ? hostClone(r.path) : clone(AT_FDCWD, r.path));
@@ -241,17 +281,17 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, l
     // proc and sysfs in a user namespace: the kernel makes them only while a fully visible one
     // is in the namespace (mount_too_revealing), which cryo's old root is until the pivot.
     if (inUserns) {
-      for (const e of img.order.slice(1)) {
+      for (const e of first.order.slice(1)) {
         const name = fsByCode(e.fstype)?.name;
-        if ((name === 'proc' || name === 'sysfs') && img.roles.get(e.mntId)!.role !== 'bind' && !img.tmpfs.has(e.mntId) && !fds.has(e.mntId)) {
+        if ((name === 'proc' || name === 'sysfs') && first.roles.get(e.mntId)!.role !== 'bind' && !first.tmpfs.has(e.mntId) && !fds.has(e.mntId)) {
           doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${name})`;
           fds.set(e.mntId, fresh(e));
         }
       }
     }
-    const root = img.order[0]!;
+    const root = first.order[0]!;
     const rootFd = fds.get(root.mntId)!;
-    const rootPath = (img.roles.get(root.mntId) as { path: string }).path;
+    const rootPath = (first.roles.get(root.mntId) as { path: string }).path;
     doing = `pivoting into ${rootPath}`;
     // In a user namespace of its own the root may not walk cryo's paths: its new root goes over its "/" (pivot_root(".", ".") then takes it).
     call('move_mount(root)', NR.move_mount, rootFd, str('', 0), AT_FDCWD, str(inUserns ? '/' : rootPath, 1), MOVE_MOUNT.F_EMPTY_PATH);
@@ -259,39 +299,50 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, l
     call('pivot_root(., .)', NR.pivot_root, str('.', 0), str('.', 1));
     call('umount2(., MNT_DETACH)', NR.umount2, str('.', 0), MNT_DETACH);
     call('chdir(/)', NR.chdir, str('/', 0));
-    for (const e of img.order.slice(1)) {
-      const r = img.roles.get(e.mntId)!;
-      doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${codeName(e.fstype)})`;
-      let fd = fds.get(e.mntId);
-      if (img.tmpfs.has(e.mntId)) {
-        // Made and filled by cryo, in the order of the others (mountinfo lists mounts by age).
-        const mfd = makeTmpfs(e, img.tmpfs.get(e.mntId)!, ids);
-        held.push(mfd);
-        fd = call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, mfd, 0);
-      } else if (fd === undefined && r.role === 'bind') {
-        const from = img.order.find((o) => o.mntId === r.from)!;
-        if (fsByCode(from.fstype)?.name === 'devpts') makeBoundPty(rem.pid, fds.get(r.from)!, rel(e.root, from.root), boundPtys);
-        fd = clone(fds.get(r.from)!, rel(e.root, from.root));
-      } else if (fd === undefined) {
-        fd = fresh(e);
-      }
-      fds.set(e.mntId, fd);
-      call('move_mount', NR.move_mount, fd, str('', 0), AT_FDCWD, str(e.mountpoint, 1), MOVE_MOUNT.F_EMPTY_PATH);
-    }
-    // The finished tree: flags, then propagation (mount-v2's order).
-    for (const e of img.order) {
-      doing = `setting the flags of ${e.mountpoint} (mount ${e.mntId})`;
-      const a = mountAttrOf(e.flags);
-      call('mount_setattr', NR.mount_setattr, fds.get(e.mntId)!, str('', 0), AT_EMPTY_PATH, rem.put(mountAttr(a.set, a.clr), 8 * 4096), 32);
+    cloneBindsOf(root);
+    mountAll(first, pre);
+    record(first.nsId);
+    for (const img of imgs.slice(1)) {
+      doing = `making mount namespace ${img.nsId}`;
+      call('unshare(CLONE_NEWNS)', NR.unshare, CLONE.NEWNS);
+      here = img.nsId;
+      call('mount(/, MS_REC|MS_PRIVATE)', NR.mount, 0, str('/', 0), 0, MS.REC | MS.PRIVATE, 0);
+      const top = img.order[0]!;
+      doing = `making the root of mount namespace ${img.nsId} (mount ${top.mntId})`;
+      const topFd = makeOne(img, top, pre);
+      fds.set(top.mntId, topFd);
+      // Over the old "/", then pivot_root(".", ".") takes it, and the old tree goes.
+      call('move_mount(root)', NR.move_mount, topFd, str('', 0), AT_FDCWD, str('/', 1), MOVE_MOUNT.F_EMPTY_PATH);
+      call('fchdir(root)', NR.fchdir, topFd);
+      call('pivot_root(., .)', NR.pivot_root, str('.', 0), str('.', 1));
+      call('umount2(., MNT_DETACH)', NR.umount2, str('.', 0), MNT_DETACH);
+      call('chdir(/)', NR.chdir, str('/', 0));
+      if (img.roles.get(top.mntId)!.role !== 'bind') cloneBindsOf(top);
+      mountAll(img, pre);
+      record(img.nsId);
     }
     doing = 'setting propagation';
-    restorePropagation(img, fds, (what, nr, ...a) => call(what, nr, ...a), (s, slot) => str(s, slot), rem);
-    log.info(`mount namespace ${img.nsId}: ${img.order.length} mount(s) made`);
+    restorePropagation(imgs, fds, (what, nr, ...a) => call(what, nr, ...a), (s, slot) => str(s, slot), rem, (e) => enter(nsOf.get(e.mntId)!));
+    enter(first.nsId);
+    for (const img of imgs) log.info(`mount namespace ${img.nsId}: ${img.order.length} mount(s) made`);
   } catch (e) {
-    if (e instanceof RemoteError || SysError.is(e)) throw new CryoError(`restore failed: the tree's mount namespace: ${doing}: ${e.message}`);
+    // The sources made again for binds of deleted files go (the rest dies with the namespaces).
+    for (const g of gone) {
+      try {
+        call('unlinkat', NR.unlinkat, g.src, str(g.p, 0), g.isDir ? 0x200 : 0);
+      } catch {
+        /* the root is gone */
+      }
+    }
+    for (const m of made.values()) {
+      closeSync(m.ns);
+      closeSync(m.root);
+    }
+    if (e instanceof RemoteError || SysError.is(e)) throw new CryoError(`restore failed: the tree's mount namespace${imgs.length > 1 ? 's' : ''}: ${doing}: ${e.message}`);
     throw e;
   } finally {
     for (const fd of held) closeSync(fd);
+    for (const [id, fd] of pre) if (fds.get(id) !== fd) fds.set(-1 - id, fd);
     for (const fd of fds.values()) {
       try {
         call('close', NR.close, fd);
@@ -300,28 +351,37 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, img: MntNsImages, l
       }
     }
   }
+  return made;
 }
 
 /**
- * Peer groups and masters, as mount-v2: the first mount of each group is made
- * shared (after its own master, if any); the other members join it with
- * MOVE_MOUNT_SET_GROUP, which also gives them its master; a slave joins its
- * master's group and is then made a slave. Unbindable last.
+ * Peer groups and masters, as mount-v2, across every namespace: the first mount
+ * of each group is made shared (after its own master, if any); the other members
+ * join it with MOVE_MOUNT_SET_GROUP (which crosses namespaces, and also gives
+ * them its master); a slave joins its master's group and is then made a slave.
+ * Unbindable last. A mount's attributes are set from inside its namespace (`enter`).
  */
-function restorePropagation(img: MntNsImages, fds: Map<number, bigint>, call: (what: string, nr: number, ...a: Array<bigint | number>) => bigint, str: (s: string, slot: number) => bigint, rem: Remote): void {
+function restorePropagation(imgs: readonly MntNsImages[], fds: Map<number, bigint>, call: (what: string, nr: number, ...a: Array<bigint | number>) => bigint, str: (s: string, slot: number) => bigint, rem: Remote, enter: (e: MntEntry) => void): void {
+  const all = imgs.flatMap((i) => i.order);
+  // Each group's lead: its widest member (MOVE_MOUNT_SET_GROUP needs the source's root to hold the target's).
   const first = new Map<number, MntEntry>();
-  for (const e of img.order) if (e.sharedId && !first.has(e.sharedId)) first.set(e.sharedId, e);
+  for (const e of all) {
+    const f = e.sharedId ? first.get(e.sharedId) : undefined;
+    if (e.sharedId && (!f || (e.root !== f.root && under(f.root, e.root)))) first.set(e.sharedId, e);
+  }
   const done = new Set<number>();
   const setGroup = (from: MntEntry, to: MntEntry) =>
     call('move_mount(MOVE_MOUNT_SET_GROUP)', NR.move_mount, fds.get(from.mntId)!, str('', 0), fds.get(to.mntId)!, str('', 1), MOVE_MOUNT.SET_GROUP | MOVE_MOUNT.F_EMPTY_PATH | 0x40 /* T_EMPTY_PATH */);
-  const propagate = (e: MntEntry, p: number) =>
+  const propagate = (e: MntEntry, p: number) => {
+    enter(e);
     call('mount_setattr(propagation)', NR.mount_setattr, fds.get(e.mntId)!, str('', 0), AT_EMPTY_PATH, rem.put(mountAttr(0, 0, p), 8 * 4096), 32);
+  };
   const ready = (e: MntEntry) => {
     if (e.masterId && first.has(e.masterId) && !done.has(first.get(e.masterId)!.mntId)) return false;
     if (e.sharedId && first.get(e.sharedId) !== e && !done.has(first.get(e.sharedId)!.mntId)) return false;
     return true;
   };
-  const todo = img.order.filter((e) => e.sharedId || e.masterId);
+  const todo = all.filter((e) => e.sharedId || e.masterId);
   while (todo.length) {
     const i = todo.findIndex(ready);
     if (i < 0) throw new CryoError(`bad image: mounts whose masters form a cycle (mount ${todo[0]!.mntId})`);
@@ -340,5 +400,27 @@ function restorePropagation(img: MntNsImages, fds: Map<number, bigint>, call: (w
     }
     done.add(e.mntId);
   }
-  for (const e of img.order) if (e.flags & MS.UNBINDABLE) propagate(e, MS.UNBINDABLE);
+  for (const e of all) if (e.flags & MS.UNBINDABLE) propagate(e, MS.UNBINDABLE);
+}
+
+/**
+ * A task just made (by `from`'s task or a helper of it, in `from`'s mount
+ * namespace) enters its own, before it maps or opens anything: setns with cryo's
+ * fd of it, taken through the task's fd of cryo's pidfd. A zombie stays where it
+ * was born.
+ */
+export function enterTaskMntNs(rem: Remote, c: { pstree: { pid: number }; core: { ids?: { mntNsId: number } | undefined } }, from: { pstree: { pid: number } },
+  now: Map<number, number>, made: Map<number, MadeMntNs>, cryoPidfd: bigint): void {
+  const born = now.get(from.pstree.pid)!;
+  const want = c.core.ids?.mntNsId ?? born;
+  now.set(c.pstree.pid, want);
+  if (want === born) return;
+  const ns = made.get(want);
+  if (!ns) throw new CryoError(`task ${c.pstree.pid} of the images is in mount namespace ${want}, which the images do not hold`);
+  const fd = rem.call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, ns.ns, 0);
+  try {
+    rem.call('setns(CLONE_NEWNS)', NR.setns, fd, CLONE.NEWNS);
+  } finally {
+    rem.call('close', NR.close, fd);
+  }
 }
