@@ -302,6 +302,8 @@ export function loadTcpStreams(dir: ImageDir, store: KindStore, files: ReadonlyM
     const entry = e.msg as TcpStreamEntry;
     const data = e.extra ?? new Uint8Array();
     if (data.length !== entry.inqLen + entry.outqLen) throw new CryoError(`${name}: ${data.length} bytes of queues, the entry says ${entry.inqLen + entry.outqLen}`);
+    // A reset: only ECONNRESET, of a connection dumped closed (cryo's own field).
+    if (entry.resetErrno && (entry.resetErrno !== 104 || ie.state !== TCPS.CLOSE)) throw new CryoError(`bad image: ${name}: reset_errno ${entry.resetErrno} in state ${ie.state}`);
     streams.set(ie.ino, { entry, data });
   }
 }
