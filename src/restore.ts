@@ -36,7 +36,7 @@ import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, attachSpan, typ
 import { runAction } from './actions.js';
 import { validateImages } from './restore/validate.js';
 import { execCommand } from './sys/exec.js';
-import { planTcpRestore, type TcpRestorePlan } from './objects/files/inet.js';
+import { planTcpRestore, type TcpRestorePlan } from './objects/files/tcp-plan.js';
 import { lockMethodOf, unlockNetnsRules } from './objects/netlock.js';
 import { MemfdInodes } from './objects/files/memfd.js';
 import { ShmemObjects, readPagemap } from './objects/shmem.js';

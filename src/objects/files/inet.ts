@@ -18,9 +18,6 @@ import {
 import { CryoError } from '../../context.js';
 import { badFile, type DumpFilesEnv, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
 import { noFown, type FileTable } from './table.js';
-import type { InventoryEntry } from '../../images/index.js';
-import type { Logger } from '../../context.js';
-import { lockMethodOf, nftTableName, unlockRestored, type LockedConn } from '../netlock.js';
 import {
   connectSynSent, dumpTcpStream, finishTcpStream, loadTcpStreams, prepareTcpStream, REPAIRABLE, repairDone, repairOff, repairOn, resetAsPeer, streamState, TCPS, tcpStreamsOf, writeTcpStreams,
 } from './tcp.js';
@@ -28,7 +25,7 @@ import { dumpSockOpts, restoreSockFilter, restoreSockOpts } from './sockopts.js'
 import { diagConnections } from './tcp-lock.js';
 import { dumpRawOpts, isPing, pingSocketError, procRawSockets, rawBindPort, rawName, rawShutdown, restoreRawOpts } from './inet-raw.js';
 
-const STATE_NAMES: Record<number, string> = {
+export const STATE_NAMES: Record<number, string> = {
   1: 'ESTABLISHED', 2: 'SYN_SENT', 3: 'SYN_RECV', 4: 'FIN_WAIT1', 5: 'FIN_WAIT2', 6: 'TIME_WAIT', 7: 'CLOSE',
   8: 'CLOSE_WAIT', 9: 'LAST_ACK', 10: 'LISTEN', 11: 'CLOSING',
 };
@@ -60,7 +57,7 @@ function sockaddr(family: number, port: number, addr: readonly number[]): Buffer
   return b;
 }
 
-function showAddr(family: number, a: Addr): string {
+export function showAddr(family: number, a: Addr): string {
   const bytes = Buffer.alloc(4 * a.addr.length);
   a.addr.forEach((w, i) => bytes.writeUInt32LE(w >>> 0, 4 * i));
   if (family === AF.INET) return `${[...bytes].join('.')}:${a.port}`;
@@ -474,11 +471,6 @@ function checkInet(entries: FileEntry[]): void {
 }
 
 /**
- * After every task: the streams go to their images. A connection whose peer is
- * outside the tree is held by the network lock (both ends of one inside are
- * frozen and locked alike).
- */
-/**
  * The dump is over: cryo lets go of its fds of the connections. Where the tasks
  * run on (or the dump failed) the lock goes and the sockets leave repair mode,
  * as CRIU's network_unlock(); where they die they stay in it, so that their
@@ -504,49 +496,6 @@ export function finishInetSockets(late: RestoreFilesEnv['inetLate']): void {
     if (s.repair) repairDone(s.fd, s.reuseaddr);
     if (!s.reuseport) sock.setsockoptInt(s.fd, SOL_SOCKET, SO.REUSEPORT, 0);
   }
-}
-
-/** What the restore does about the images' TCP connections, decided before anything is made. */
-export interface TcpRestorePlan {
-  /** The tree is restored: the dump's lock on the connections goes (before they leave repair mode). */
-  unlock(log: Logger): void;
-  /** The restore failed: the lock stays, for another restore of the images. */
-  failed(log: Logger): void;
-}
-
-/**
- * Before anything is made: what the images' TCP connections ask of the restore
- * options (as CRIU's), and the network lock the dump left on them (inventory's
- * method and run id), to be taken out once the tree is there.
- */
-export function planTcpRestore(inv: InventoryEntry, files: Iterable<FileEntry>, o: { tcpClose: boolean; tcpEstablished: boolean }, rootPid: number, wholeNs = false): TcpRestorePlan {
-  if (inv.tcpClose && !o.tcpClose) throw new CryoError('the images were dumped with --tcp-close: restore with it too');
-  const method = lockMethodOf(inv.networkLockMethod);
-  if (!method) throw new CryoError(`bad image: inventory.img: network lock method ${inv.networkLockMethod}`);
-  const conns: LockedConn[] = [];
-  for (const fe of files) {
-    const ie = fe.isk;
-    // CRIU's tcp_connection(): each was locked on dump.
-    if (!ie || ie.proto !== IPPROTO.TCP || ie.type !== SOCK.STREAM || ie.dstPort === 0) continue;
-    const what = `inet socket ${ie.ino} (${showAddr(ie.family, { port: ie.srcPort, addr: ie.srcAddr })} -> ${showAddr(ie.family, { port: ie.dstPort, addr: ie.dstAddr })})`;
-    if (!o.tcpClose && !REPAIRABLE.has(ie.state)) throw new CryoError(`${what}: a TCP connection in state ${STATE_NAMES[ie.state] ?? ie.state}, which cryo restores only closed (--tcp-close)`);
-    if (!o.tcpClose && !o.tcpEstablished) throw new CryoError(`${what}: an established TCP connection; restore with --tcp-established (or --tcp-close)`);
-    if (!wholeNs) conns.push({ family: ie.family, src: ie.srcAddr, srcPort: ie.srcPort, dst: ie.dstAddr, dstPort: ie.dstPort });
-  }
-  // CRIU's images of before dump_criu_run_id named the table by the root's pid.
-  const table = nftTableName(inv.dumpCriuRunId || String(rootPid));
-  let unlocked = false;
-  return {
-    // Unlike CRIU, also with --tcp-close: nothing of the dump's lock is left behind.
-    unlock: (log) => {
-      unlocked = true;
-      unlockRestored(method, table, conns, log);
-    },
-    failed: (log) => {
-      if (unlocked) log.error('the network lock was taken out already: the connections may have lost data');
-      else if (method !== 'skip' && conns.length) log.warn(`the ${conns.length} TCP connection(s) of the images stay locked (${method}) for another restore`);
-    },
-  };
 }
 
 export const inetsk: FdKind = {
