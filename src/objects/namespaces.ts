@@ -91,7 +91,9 @@ export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
               throw new CryoError(`${who} is in cryo's own mount namespace (${ns}) while the tree's root has one of its own, which cryo cannot dump (nor can CRIU): a task may only be in the tree's own mount namespaces`);
             }
             const rootWhose = rootNs.get(k.name) === mine.get(k.name) ? "cryo's own" : 'one of its own';
-            throw new CryoError(`${who} is in a ${k.name} namespace (${ns}) other than the tree root's (${rootWhose}), which cryo cannot dump: as CRIU, every task must be in the root's`);
+            // CRIU too refuses nested uts, ipc, time and cgroup namespaces; several network namespaces it carries, cryo not yet.
+            const why = k.name === 'net' ? 'which cryo does not dump yet: every task must be in the root\'s' : 'which cryo cannot dump: as CRIU, every task must be in the root\'s';
+            throw new CryoError(`${who} is in a ${k.name} namespace (${ns}) other than the tree root's (${rootWhose}), ${why}`);
           }
         } else if (ns !== mine.get(k.name)) {
           throw new CryoError(`${who} is in a ${k.name} namespace of its own (${ns}), which cryo does not dump yet`);

@@ -7,7 +7,9 @@
  *              (time_for_children differs, nothing else yet);
  *   uts      - a child calls unshare(CLONE_NEWUTS) and sets a host name of
  *              its own;
- *   pidkids  - the root calls unshare(CLONE_NEWPID) (pid_for_children).
+ *   pidkids  - the root calls unshare(CLONE_NEWPID) (pid_for_children);
+ *   net      - a child calls unshare(CLONE_NEWNET) (a second network
+ *              namespace in the tree, which cryo does not dump yet).
  * On SIGUSR1 the root checks that its namespace links are those it had at
  * READY (the refused dump changed nothing) and, for timekids and pidkids, that
  * a child forked now lands in the new namespace; the uts child checks its host
@@ -58,6 +60,8 @@ int main(int argc, char **argv)
 
 		if (!strcmp(mode, "uts"))
 			MUST(unshare(CLONE_NEWUTS) == 0 && sethostname("cryo-uts-test", 13) == 0);
+		if (!strcmp(mode, "net"))
+			MUST(unshare(CLONE_NEWNET) == 0);
 		MUST(write(p[1], "x", 1) == 1);
 		corrupt = wait_for_signal();
 		if (corrupt && !strcmp(mode, "uts"))
