@@ -220,7 +220,7 @@ function pieces(runs: Array<PageRun & { off: number }>): Array<{ vaddr: bigint; 
 /** Copy through cryo: /proc/PID/mem ↔ the image file (for unreadable mappings). */
 function copyThrough(pid: number, write: boolean, fileFd: number, runs: Array<PageRun & { off: number }>, sink?: PagesSink): void {
   const mem = new MemIO(pid);
-  const buf = Buffer.alloc(4 << 20);
+  const buf = Buffer.alloc(Math.min(4 << 20, Math.max(PAGE_SIZE, runs.reduce((n, r) => n + r.nrPages, 0) * PAGE_SIZE)));
   try {
     for (const r of runs) {
       let done = 0;
@@ -245,6 +245,9 @@ function copyThrough(pid: number, write: boolean, fileFd: number, runs: Array<Pa
   }
 }
 
+/** At most this many pages are copied through cryo (/proc/PID/mem) rather than by the task. */
+const FEW_PAGES = 256;
+
 export interface FdBridge {
   /** The file's fd number inside the task, or null if the task cannot get it. */
   taskFd(cryoFd: number): bigint | null;
@@ -258,8 +261,10 @@ export interface FdBridge {
 export function dumpPages(rem: Remote, bridge: FdBridge, fileFd: number, file: string, runs: PageRun[], vmas: VmaEntry[]): number {
   const tagged = tagReadable(runs, vmas);
   const sink: PagesSink = { file, owner: `task ${rem.pid}`, need: tagged.reduce((s, r) => s + r.nrPages * PAGE_SIZE, 0), done: 0 };
-  const fast = tagged.filter((r) => r.readable);
-  const slow = tagged.filter((r) => !r.readable);
+  // A few pages go through cryo: the task's own writev costs four calls into it first.
+  const few = tagged.reduce((n, r) => n + r.nrPages, 0) <= FEW_PAGES;
+  const fast = few ? [] : tagged.filter((r) => r.readable);
+  const slow = few ? tagged : tagged.filter((r) => !r.readable);
   const tfd = fast.length ? bridge.taskFd(fileFd) : null;
   if (tfd === null) {
     slow.push(...fast);
