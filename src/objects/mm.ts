@@ -1,6 +1,6 @@
 // The address space: VMAs from /proc/PID/smaps and the mm fields, as CRIU's
 // mm-PID.img (mm_entry with vma_entry list).
-import { closeSync, lstatSync, openSync, readFileSync, readdirSync, readlinkSync, statSync, statfsSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readFileSync, readlinkSync, statSync, statfsSync } from 'node:fs';
 import { parseMaps, type Vma } from '../proc/maps.js';
 import { MAP, MAP_HUGE_SHIFT, PROT, MADV, MREMAP, O, NR, PR, PR_SET_MM_MAP, PAGE_IS, pagemapScan } from '../sys/index.js';
 import type { Remote } from '../tracer/remote.js';
@@ -14,6 +14,7 @@ import { dumpRegFile } from './files/reg.js';
 import { dumpMemfdMapping, isAnonShmemLink, isMemfdLink, isShmemObject } from './files/memfd.js';
 import { aioRingEntry } from './aio.js';
 import { CryoError } from '../context.js';
+import { fdLinks } from '../proc/fds.js';
 
 const VMFLAG_MAP: Record<string, number> = { gd: MAP.GROWSDOWN, lo: MAP.LOCKED, nr: MAP.NORESERVE, ht: MAP.HUGETLB };
 const VMFLAG_MADV: Record<string, number> = {
@@ -187,13 +188,7 @@ export function shmemUsedAsFiles(pids: number[]): Set<number> {
       for (const v of parseMaps(readFileSync(`/proc/${pid}/maps`, 'utf8'))) {
         if (v.perms[3] === 'p' && v.inode && named(v.name)) out.add(v.inode);
       }
-      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-        let link: string;
-        try {
-          link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-        } catch {
-          continue; // closed meanwhile
-        }
+      for (const { fd, link } of fdLinks(pid)) {
         if (named(link)) out.add(statSync(`/proc/${pid}/fd/${fd}`).ino);
       }
     } catch (e) {

@@ -3,7 +3,7 @@
 // and those whose socket is an fd of a task of the tree are locked at once. The
 // dump of each connection then finds it locked (a connection sock_diag did not
 // list is locked by itself there, as before).
-import { readdirSync, readlinkSync } from 'node:fs';
+import { fdLinks } from '../../proc/fds.js';
 import { AF, IPPROTO, sockDiagDump } from '../../sys/index.js';
 import type { NetLock, LockedConn } from '../netlock.js';
 import { TCPS } from './tcp.js';
@@ -12,19 +12,9 @@ import { TCPS } from './tcp.js';
 function socketInodes(pids: readonly number[]): Set<number> {
   const out = new Set<number>();
   for (const pid of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue; // a zombie has none
-    }
-    for (const fd of fds) {
-      try {
-        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (m) out.add(Number(m[1]));
-      } catch {
-        /* closed meanwhile: not in a frozen tree */
-      }
+    for (const { link } of fdLinks(pid)) {
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (m) out.add(Number(m[1]));
     }
   }
   return out;

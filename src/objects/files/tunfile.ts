@@ -7,7 +7,8 @@
 // persistent with the namespace; each file is opened in the tree's network
 // namespace and attached with the device's flags, and the first one drops the
 // persistence the device did not have.
-import { closeSync, fstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
+import { fdLinks } from '../../proc/fds.js';
 import { create, FdTypes, FileEntrySchema, TunfileEntrySchema, type FileEntry, type ImageDir, type TunLinkEntry } from '../../images/index.js';
 import { O, netlink, pidfdGetfd, pidfdOpen, sock, tun } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
@@ -105,24 +106,12 @@ export const tunfile: FdKind = {
  */
 export function treeTunFile(pids: readonly number[], name: string): number | undefined {
   for (const pid of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
     let pidfd: number | undefined;
     try {
-      for (const n of fds) {
-        let link: string;
-        try {
-          link = readlinkSync(`/proc/${pid}/fd/${n}`);
-        } catch {
-          continue;
-        }
+      for (const { fd: n, link } of fdLinks(pid)) {
         if (link !== '/dev/net/tun') continue;
         pidfd ??= pidfdOpen(pid);
-        const fd = pidfdGetfd(pidfd, Number(n));
+        const fd = pidfdGetfd(pidfd, n);
         if (tun.attachedTo(fd)?.name === name) return fd;
         closeSync(fd);
       }

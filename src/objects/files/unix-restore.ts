@@ -13,10 +13,11 @@ import { F, NR, O, SHUT, SO, SOCK, SOL_SOCKET, TCP_ESTABLISHED, TCP_LISTEN, sock
 import { CryoError } from '../../context.js';
 import { badFile, hexId, partOf, type CheckFilesEnv, type KindStore, type RestoreFilesEnv } from './kind.js';
 import { restoreSockFilter, restoreSockOpts } from './sockopts.js';
-import { closeGhosts, hostNames, isPath, show, type UnixNames } from './unix-names.js';
-import { enterMntNs, enterTreeRoot, helperFs, rootFs, treeBinder, treeNames, treePath, uncover, type TreeFs } from './unix-treenames.js';
+import { closeGhosts, isPath, show, type UnixNames } from './unix-names.js';
+import { enterMntNs, enterTreeRoot, helperFs, hostNames, rootFs, treeBinder, treeNames, treePath, uncover, type TreeFs } from './unix-treenames.js';
 import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
 import { withHelper } from '../../tracer/seed.js';
+import { under } from '../mntns/load.js';
 
 export interface UnixRestore {
   /** --ext-unix-sk was given: sockets may be reconnected to names outside the tree. */
@@ -120,9 +121,6 @@ export function buildUnix(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixResto
     withNames(0, treeNames(rootFs(root, treeBinder(rem)), covered));
   });
 }
-
-/** Is `p` at or below directory `dir`? */
-const under = (p: string, dir: string) => dir === '/' || p === dir || p.startsWith(`${dir}/`);
 
 function build(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixRestore, names: UnixNames): void {
   const byIno = new Map(all.map((ue) => [ue.ino, ue]));

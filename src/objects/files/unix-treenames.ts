@@ -10,7 +10,7 @@
 // A removed name under a mount made over its directory since (zdtm
 // overmount_sock) is bound below that mount, in a helper's private copy of the
 // namespace: the socket then holds no reference to the mount over it.
-import { chmodSync, closeSync, fstatSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, renameSync, rmdirSync, unlinkSync, type Stats } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { UnixSkEntry } from '../../images/index.js';
 import {
@@ -32,6 +32,11 @@ export function enterTreeRoot(rem: Remote, pid: number): void {
   const ns = rem.call('open(ns/mnt)', NR.open, rem.put(cstr(`/proc/${pid}/ns/mnt`)), O.RDONLY | O.CLOEXEC);
   // Opened before the helper moves: the task's root, which the images' paths are from.
   const root = rem.call('open(root)', NR.open, rem.put(cstr(`/proc/${pid}/root`)), O.PATH | O.DIRECTORY | O.CLOEXEC);
+  enterAt(rem, ns, root);
+}
+
+/** In the helper: into mount namespace `ns` and root `root` (its fds, closed after). */
+function enterAt(rem: Remote, ns: bigint, root: bigint): void {
   rem.call('setns(mnt)', NR.setns, ns, CLONE.NEWNS);
   rem.call('fchdir(root)', NR.fchdir, root);
   rem.call('chroot(.)', NR.chroot, rem.put(cstr('.')));
@@ -48,11 +53,7 @@ export function enterMntNs(rem: Remote, made: { ns: number; root: number }): voi
   try {
     const ns = rem.call('pidfd_getfd(ns)', NR.pidfd_getfd, cryo, made.ns, 0);
     const root = rem.call('pidfd_getfd(root)', NR.pidfd_getfd, cryo, made.root, 0);
-    rem.call('setns(mnt)', NR.setns, ns, CLONE.NEWNS);
-    rem.call('fchdir(root)', NR.fchdir, root);
-    rem.call('chroot(.)', NR.chroot, rem.put(cstr('.')));
-    rem.call('close', NR.close, ns);
-    rem.call('close', NR.close, root);
+    enterAt(rem, ns, root);
   } finally {
     rem.call('close', NR.close, cryo);
   }
@@ -107,6 +108,25 @@ export function rootFs(root: number, bindIn: BindIn): TreeFs {
     unlink: (p, flags = 0) => void inDir(p, (d, b) => syscall(`unlinkat(${p})`, NR.unlinkat, d, b, flags)),
     rename: (from, to) => void inDir(from, (d, b) => inDir(to, (d2, b2) => syscall(`renameat(${from})`, NR.renameat, d, b, d2, b2))),
     bind: bindIn,
+  };
+}
+
+/** Files as cryo itself sees them (a tree in cryo's mount namespace); bind() in the name's directory. */
+export function hostFs(): TreeFs {
+  return {
+    open: (p, flags) => openSync(p, flags | O.CLOEXEC),
+    mkdir: (p) => mkdirSync(p, 0o755),
+    unlink: (p, flags = 0) => (flags & AT_REMOVEDIR ? rmdirSync(p) : unlinkSync(p)),
+    rename: (from, to) => renameSync(from, to),
+    bind(fd, name, dir) {
+      const back = process.cwd();
+      process.chdir(dir);
+      try {
+        sock.bindUnix(fd, name);
+      } finally {
+        process.chdir(back);
+      }
+    },
   };
 }
 
@@ -169,7 +189,7 @@ export function treePath(ue: UnixSkEntry): string {
  * made over it since its file was made there, a way to reach the files below
  * (uncover); undefined for every other name.
  */
-export function treeNames(fs: TreeFs, covered: (ue: UnixSkEntry) => (<T>(fn: (fs: TreeFs) => T) => T) | undefined = () => undefined): UnixNames {
+export function treeNames(fs: TreeFs, covered: (ue: UnixSkEntry) => (<T>(fn: (fs: TreeFs) => T) => T) | undefined = () => undefined, where = " in the tree's mount namespace"): UnixNames {
   const rel = (ue: UnixSkEntry) => ue.name[0] !== 0x2f /* / */;
   const lstat = (f: TreeFs, p: string): Stats | undefined => {
     let fd: number;
@@ -191,7 +211,7 @@ export function treeNames(fs: TreeFs, covered: (ue: UnixSkEntry) => (<T>(fn: (fs
     try {
       f.bind(fd, ue.name, rel(ue) ? ue.nameDir || '/' : '/');
     } catch (e) {
-      throw new CryoError(`cannot bind ${show(ue)} in the tree's mount namespace: ${why(e)}`);
+      throw new CryoError(`cannot bind ${show(ue)}${where}: ${why(e)}`);
     }
     if (!ue.filePerms) return;
     const h = f.open(treePath(ue), O.PATH | O.NOFOLLOW);
@@ -210,7 +230,12 @@ export function treeNames(fs: TreeFs, covered: (ue: UnixSkEntry) => (<T>(fn: (fs
     if (lstat(fs, p)?.isSocket()) fs.unlink(p);
   };
 
-  /** As bindGhost (unix-names.ts), every step in the tree. */
+  /**
+   * Bind `fd` to a path name whose file is gone: the missing directories are made
+   * and whatever the path holds now is moved aside; once bound, the socket's file
+   * is unlinked and everything is put back as it was. Returns an O_PATH fd of the
+   * socket's file, to connect to it by.
+   */
   const bindGhost = (f: TreeFs, fd: number, ue: UnixSkEntry): number => {
     const p = treePath(ue);
     const made: string[] = [];
@@ -235,7 +260,7 @@ export function treeNames(fs: TreeFs, covered: (ue: UnixSkEntry) => (<T>(fn: (fs
       }
     } catch (e) {
       if (e instanceof CryoError) throw e;
-      throw new CryoError(`cannot bind ${show(ue)} to its removed name in the tree's mount namespace: ${why(e)}`);
+      throw new CryoError(`cannot bind ${show(ue)} to its removed name${where}: ${why(e)}`);
     } finally {
       for (const d of made.reverse()) {
         try {
@@ -273,7 +298,7 @@ export function treeNames(fs: TreeFs, covered: (ue: UnixSkEntry) => (<T>(fn: (fs
       try {
         f = fs.open(treePath(to), O.PATH);
       } catch (e) {
-        throw new CryoError(`cannot connect ${show(ue)} to ${show(to)} in the tree's mount namespace: ${why(e)}`);
+        throw new CryoError(`cannot connect ${show(ue)} to ${show(to)}${where}: ${why(e)}`);
       }
       try {
         const r = sock.connectUnix(fd, Buffer.from(`/proc/self/fd/${f}`));
@@ -285,3 +310,6 @@ export function treeNames(fs: TreeFs, covered: (ue: UnixSkEntry) => (<T>(fn: (fs
     clear,
   };
 }
+
+/** Names as cryo itself sees them (a tree in cryo's mount namespace); connect(2) by the name. */
+export const hostNames: UnixNames = { ...treeNames(hostFs(), undefined, ''), connect: connectTo };
