@@ -107,6 +107,11 @@ export function detachQueue(fd: number): void {
   syscall('TUNSETQUEUE', NR.ioctl, fd, TUNSETQUEUE, ifreq('', IFF_DETACH_QUEUE));
 }
 
+/** TUNSETSNDBUF: the send buffer of the device's queues. */
+export function setSndbuf(fd: number, bytes: number): void {
+  syscall('TUNSETSNDBUF', NR.ioctl, fd, TUNSETSNDBUF, int(bytes));
+}
+
 /** TUNSETPERSIST: whether the device outlives its last file. */
 export function setPersist(fd: number, on: boolean): void {
   syscall('TUNSETPERSIST', NR.ioctl, fd, TUNSETPERSIST, on ? 1 : 0);

@@ -2,7 +2,8 @@
  * tunfile: a task in a network namespace of its own (unshare(CLONE_NEWNET))
  * holding tun files, the devices not persistent (they live as long as a file
  * holds them):
- *   - a: attached to cryo-tun1 (tun, no packet info), up, 10.77.0.1/24;
+ *   - a: attached to cryo-tun1 (tun, no packet info), up, 10.77.0.1/24, send
+ *     buffer 65536;
  *   - b1, b2: the two queues of cryo-mq0 (tap, no packet info, multi-queue),
  *     b2 detached (TUNSETQUEUE IFF_DETACH_QUEUE);
  *   - c: /dev/net/tun opened, attached to nothing.
@@ -78,6 +79,10 @@ int main(int argc, char **argv)
 	sh("ip link set lo up");
 	a = tun_attach("cryo-tun1", IFF_TUN | IFF_NO_PI);
 	sh("ip addr add 10.77.0.1/24 dev cryo-tun1 && ip link set cryo-tun1 up");
+	{
+		int sndbuf = 65536;
+		MUST(ioctl(a, TUNSETSNDBUF, &sndbuf) == 0);
+	}
 	b1 = tun_attach("cryo-mq0", IFF_TAP | IFF_NO_PI | IFF_MULTI_QUEUE);
 	b2 = tun_attach("cryo-mq0", IFF_TAP | IFF_NO_PI | IFF_MULTI_QUEUE);
 	{
@@ -105,6 +110,11 @@ int main(int argc, char **argv)
 	fl = get_iff(a, name);
 	if (strcmp(name, "cryo-tun1") || !(fl & IFF_TUN))
 		failf("a: attached to \"%s\" (flags %#x), not the tun cryo-tun1", name, fl);
+	{
+		int sndbuf = 0;
+		if (ioctl(a, TUNGETSNDBUF, &sndbuf) || sndbuf != 65536)
+			failf("a: send buffer %d, want 65536", sndbuf);
+	}
 	fl = get_iff(b1, name);
 	if (strcmp(name, "cryo-mq0") || !(fl & IFF_TAP) || !(fl & IFF_MULTI_QUEUE) || (fl & IFF_DETACH_QUEUE))
 		failf("b1: attached to \"%s\" (flags %#x), not an attached queue of the tap cryo-mq0", name, fl);

@@ -88,6 +88,8 @@ export const tunfile: FdKind = {
       if (t.netdev) {
         const link = env.kinds.get(LINKS, () => new Map<string, TunLinkEntry>()).get(t.netdev)!;
         tun.attach(fd, t.netdev, link.flags & ~tun.IFF_PERSIST);
+        // A queue attached now would have the default send buffer: the one dumped, as the device's.
+        tun.setSndbuf(fd, link.sndbuf);
         if (t.detached) tun.detachQueue(fd);
         if (!(link.flags & tun.IFF_PERSIST)) tun.setPersist(fd, false);
       }
