@@ -28,7 +28,7 @@ import { writeStats } from './stats.js';
 import { DumpTracking } from './objects/track.js';
 import { dumpZombie } from './objects/zombie.js';
 import { dumpUtsNs } from './objects/utsns.js';
-import { dumpUserNs, IdView, refuseTranslatedOwners, type Owned } from './objects/userns.js';
+import { dumpUserNs, IdView, ownersToNs, type Owned } from './objects/userns.js';
 import { dumpTimeNs } from './objects/timens.js';
 import { dumpIpcNs } from './objects/ipcns.js';
 import { dumpNetNs, netnsExtKey, TreeNetns } from './objects/netns.js';
@@ -50,13 +50,13 @@ export function checkImagesDir(dir: string): void {
   }
 }
 
-/** Files of the dump that cryo makes again itself with their owners (see refuseTranslatedOwners). */
+/** Files of the dump that cryo makes again itself with their owners (see ownersToNs). */
 function ownedFiles(st: DumpState): Owned[] {
   const f = st.files;
   return [
-    ...f.entries.flatMap((e) => (e.usk?.filePerms ? [{ what: `the name of unix socket ${e.usk.ino} (file id ${e.id})`, uid: e.usk.filePerms.uid, gid: e.usk.filePerms.gid }] : [])),
-    ...[...f.ghostFiles.values()].map((g) => ({ what: `a deleted file (ghost ${g.remapId})`, uid: g.head.uid, gid: g.head.gid })),
-    ...[...f.memfdInodes.values()].map((m) => ({ what: `memfd ${m.entry.name}`, uid: m.entry.uid, gid: m.entry.gid })),
+    ...f.entries.flatMap((e) => (e.usk?.filePerms ? [{ what: `the name of unix socket ${e.usk.ino} (file id ${e.id})`, ids: e.usk.filePerms }] : [])),
+    ...[...f.ghostFiles.values()].map((g) => ({ what: `a deleted file (ghost ${g.remapId})`, ids: g.head })),
+    ...[...f.memfdInodes.values()].map((m) => ({ what: `memfd ${m.entry.name}`, ids: m.entry })),
   ];
 }
 
@@ -198,7 +198,7 @@ export async function runDump(ctx: Context): Promise<number> {
     // Owners of files cryo makes itself, as the tree's user namespace sees them.
     if (st.userns) {
       ttyOwnersToNs(st.files, st.userns.view, rootWho);
-      refuseTranslatedOwners(st.userns.view, ownedFiles(st), rootWho);
+      ownersToNs(st.userns.view, ownedFiles(st), rootWho);
     }
     dir.write('files', peersFirst(st.files.entries));
     writeKindImages(dir, st.files, kindEnv);

@@ -16,7 +16,7 @@ import { RemoteError, TaskGoneError } from './tracer/remote.js';
 import { entryToGpregs, entryToXstate, readXstate } from './objects/regs.js';
 import { buildTree, sharesFdTable, stopSignal } from './restore/tree.js';
 import { spawnSeed, startRoot, startRootInUserns, cloneTask, killAll, killAndReap, type Root } from './tracer/seed.js';
-import { IdView, loadUserNs, refuseTranslatedOwners, writeUserNsMaps, type UserNs } from './objects/userns.js';
+import { IdView, loadUserNs, ownersToHost, writeUserNsMaps, type UserNs } from './objects/userns.js';
 import { restoreLocks } from './objects/files/locks.js';
 import { filesPlaced, holdKindCleanups, kindsBeforeResume, openFileEntry, reownFile } from './objects/files/fds.js';
 import { inflightHomes } from './objects/files/inflight.js';
@@ -31,7 +31,7 @@ import { writeStats } from './stats.js';
 import { loadNetNs, restoreNetNs, TreeNetns, type NetnsImages } from './objects/netns.js';
 import { attachedTunDevices } from './objects/files/tunfile.js';
 import { checkLsm } from './objects/lsm.js';
-import { commonMount, enterTaskMntNs, loadMntNs, restoreMntNs, type MadeMntNs, type MntNsImages } from './objects/mntns/restore.js';
+import { closeMntNs, commonMount, enterTaskMntNs, loadMntNs, readOnlyAtLast, restoreMntNs, type MadeMntNs, type MntNsImages } from './objects/mntns/restore.js';
 import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, attachSpan, type IpcNsImages } from './objects/ipcns.js';
 import { runAction } from './actions.js';
 import { validateImages } from './restore/validate.js';
@@ -203,10 +203,10 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     if (nsFlags & CLONE.NEWUSER) {
       userns = loadUserNs(dir, rootIds.userNsId);
       refuseInUserns(loaded, nsFlags, opts.restoreSibling);
-      refuseTranslatedOwners(userns.view, [
-        ...[...loaded.files.values()].flatMap((e) => (e.usk?.filePerms ? [{ what: `the name of unix socket ${e.usk.ino} (file id ${e.id})`, uid: e.usk.filePerms.uid, gid: e.usk.filePerms.gid }] : [])),
-        ...loaded.memfdInodes.map((m) => ({ what: `memfd ${m.name}`, uid: m.uid, gid: m.gid })),
-        ...loaded.remaps.ghostOwners().map((g) => ({ what: `ghost file ${g.remapId}`, ...g })),
+      ownersToHost(userns.view, [
+        ...[...loaded.files.values()].flatMap((e) => (e.usk?.filePerms ? [{ what: `the name of unix socket ${e.usk.ino} (file id ${e.id})`, ids: e.usk.filePerms }] : [])),
+        ...loaded.memfdInodes.map((m) => ({ what: `memfd ${m.name}`, ids: m })),
+        ...loaded.remaps.ghostOwners().map((g) => ({ what: `ghost file ${g.remapId}`, ids: g.ids })),
       ], 'the images');
     }
     if (nsFlags & CLONE.NEWUTS) utsImg = loadUtsNs(dir, rootIds.utsNsId);
@@ -332,10 +332,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   // cryo's fds of the tree's mount namespaces and their roots (the root's is nsRoot).
   let mntMade: Map<number, MadeMntNs> | undefined;
   cl.always("the fds of the tree's mount namespaces", () => {
-    for (const m of mntMade?.values() ?? []) {
-      closeSync(m.ns);
-      closeSync(m.root);
-    }
+    for (const m of mntMade?.values() ?? []) closeMntNs(m);
   });
   cl.always('pidfds of dead processes', () => closeAll([...sh.deadPidfds.values()].flatMap((m) => [...m.values()])));
   cl.always('shared memory made', () => sh.shmem.close());
@@ -386,7 +383,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     rems.set(root, root0.rem);
     // Its mount namespace first: every path of the images is in it.
     if (mntImgs) {
-      const made = restoreMntNs(root0.rem, root0.cryoPidfd, mntImgs, log, boundPtysOf(sh.kinds), sh.ids);
+      const made = restoreMntNs(root0.rem, root0.cryoPidfd, mntImgs, log, boundPtysOf(sh.kinds), sh.ids, loaded.remaps.mounts());
       mntMade = made;
       sh.nsRoot = made.get(mntImgs[0]!.nsId)!.root;
       sh.nsPid = root0.rem.pid;
@@ -504,6 +501,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     // Every mapping and fd is in place: seal the memfds, drop the ghost files and links,
     // mark again the segments that go with their last attachment.
     filesPlaced(sh, sh.opened);
+    if (mntMade) readOnlyAtLast(mntMade);
     if (ipcImg) finishIpcNs(`/proc/${root0.rem.pid}/ns/ipc`, ipcImg);
     const rootHost = root0.rem.pid; // the pid file and wait use cryo's view, as CRIU's
     cg?.writeProperties();

@@ -173,26 +173,35 @@ export function writeUserNsMaps(pid: number, ns: UserNs): void {
   write('gid_map', idMapText(ns.view.gidMap));
 }
 
-/** An object of the images with an owner: what it is (for messages), its uid and gid. */
+/** An object of the images with an owner: what it is (for messages), and the object whose uid and gid are its owner's. */
 export interface Owned {
   what: string;
-  uid: number;
-  gid: number;
+  ids: { uid: number; gid: number };
 }
 
 /**
  * The owners of files cryo makes itself (ghost files, memfds, bound unix
- * sockets' names, ttys) are not translated between the tree's view (CRIU's
- * images) and cryo's yet: in a tree's user namespace they are refused where the
- * two views differ, so that none comes back with another owner. Where the map
- * is the identity for them (`0 0 1` and the like) both views are one.
+ * sockets' names), in the images as the tree sees them, as CRIU writes them
+ * (userns_uid): at dump each is translated into the tree's view; one the
+ * namespace does not map is refused, as it could not be made again.
  */
-export function refuseTranslatedOwners(view: IdView, owned: Iterable<Owned>, who: string): void {
+export function ownersToNs(view: IdView, owned: Iterable<Owned>, who: string): void {
   if (!view.own) return;
   for (const o of owned) {
     const what = `${who}: ${o.what}`;
-    if (view.nsUid(o.uid, what) !== o.uid >>> 0 || view.nsGid(o.gid, what) !== o.gid >>> 0) {
-      throw new CryoError(`${what} is owned by ${o.uid >>> 0}:${o.gid >>> 0}, which the tree's user namespace sees as another id: cryo does not translate the owners of such files yet`);
-    }
+    const [uid, gid] = [view.nsUid(o.ids.uid, what), view.nsGid(o.ids.gid, what)];
+    o.ids.uid = uid;
+    o.ids.gid = gid;
+  }
+}
+
+/** On restore, the same owners of the images back in cryo's view, which its own calls (fchown...) take. */
+export function ownersToHost(view: IdView, owned: Iterable<Owned>, who: string): void {
+  if (!view.own) return;
+  for (const o of owned) {
+    const what = `${who}: ${o.what}`;
+    const [uid, gid] = [view.hostUid(o.ids.uid, what), view.hostGid(o.ids.gid, what)];
+    o.ids.uid = uid;
+    o.ids.gid = gid;
   }
 }

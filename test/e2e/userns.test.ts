@@ -4,7 +4,8 @@
 // credentials and SysV owners as the tree sees them), restored into a new user
 // namespace made first, its maps written, the other namespaces made from inside
 // it. The program checks its ids, maps, setgroups, namespace owners, host name,
-// queue owner and its unprivileged child itself. What cryo cannot carry (a user
+// queue owner, the owners of a deleted file, a memfd and a unix socket's name
+// (in the images as the tree sees them), and its unprivileged child itself. What cryo cannot carry (a user
 // namespace nested in the tree's) is refused in one line and runs on.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -56,6 +57,12 @@ test('user namespace: a tree with a non-identity map, its uts/ipc/net/pid namesp
   const msgImg = files.find((f) => /^ipcns-msg-\d+\.img$/.test(f))!;
   const desc = (critEntries(images, msgImg)[0] as { desc: Record<string, number> }).desc;
   assert.deepEqual([desc.uid, desc.gid, desc.cuid, desc.cgid], [7, 8, 0, 0]);
+  // Owners of the files cryo makes again itself too, as CRIU's userns_uid writes them.
+  const ghostImg = files.find((f) => /^ghost-file-[0-9a-f]+\.img$/.test(f))!;
+  const ghost = critEntries(images, ghostImg)[0] as { uid: number; gid: number };
+  assert.deepEqual([ghost.uid, ghost.gid], [7, 8]);
+  const memfd = critEntries(images, 'memfd.img')[0] as { uid: number; gid: number };
+  assert.deepEqual([memfd.uid, memfd.gid], [9, 10]);
 });
 
 test('check --feature userns says yes: its probe makes a root in a user namespace as the restore does', { timeout: 30_000 }, async (t) => {

@@ -7,7 +7,9 @@
  *   - DIR/t: a tmpfs (size=2m,mode=751, nosuid,nodev) holding "data" (text,
  *     mode 0640), "link" -> "data", "sub/" (mode 0711) with "sub/f", and an
  *     empty file "hole" of 1 MiB (sparse);
- *   - DIR/b: a bind mount of DIR/t/sub, then made read-only;
+ *   - DIR/b: a bind mount of DIR/t/sub, then made read-only, with an fd of
+ *     DIR/b/gone, deleted before (a ghost on a read-only mount: its restore
+ *     makes and removes files there, as zdtm ghost_on_rofs);
  *   - DIR/p: a proc of its pid namespace;
  *   - DIR/s1: a tmpfs made shared, and DIR/s2, a bind of it (its peer);
  *   - an fd open read-write on DIR/t/data at offset 3, and its cwd in DIR/t/sub;
@@ -96,7 +98,7 @@ static void path(char *buf, size_t len, const char *rel)
 	snprintf(buf, len, "%s/%s", dir, rel);
 }
 
-static int fd, fifo_rw, fifo_w, gone, kept;
+static int fd, fifo_rw, fifo_w, gone, kept, gone_ro;
 
 static void setup(void)
 {
@@ -132,6 +134,10 @@ static void setup(void)
 	mkdir(p, 0755);
 	path(q, sizeof(q), "t/sub");
 	MUST(mount(q, p, NULL, MS_BIND, NULL) == 0);
+	path(q, sizeof(q), "b/gone");
+	/* Read-only: a mount with a writer open cannot be made read-only. */
+	MUST((f = open(q, O_CREAT | O_WRONLY, 0600)) >= 0 && write(f, "ro ghost", 8) == 8 && close(f) == 0);
+	MUST((gone_ro = open(q, O_RDONLY)) >= 0 && unlink(q) == 0);
 	MUST(mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) == 0);
 
 	path(p, sizeof(p), "p");
@@ -243,6 +249,15 @@ static void check(int corrupt)
 	memset(buf, 0, sizeof(buf));
 	if (pread(gone, buf, sizeof(buf), 0) != 10 || memcmp(buf, "ghost data", 10) || fstat(gone, &a) || a.st_nlink != 0 || stat(p, &b) || a.st_dev != b.st_dev)
 		failf("t/gone: \"%s\", %ld links", buf, (long)a.st_nlink);
+	/* The one on the read-only bind: its data, still deleted, opened through that mount. */
+	char want[1200], link[1200] = { 0 };
+	memset(buf, 0, sizeof(buf));
+	path(want, sizeof(want) - 12, "b/gone");
+	strcat(want, " (deleted)");
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", gone_ro);
+	if (pread(gone_ro, buf, sizeof(buf), 0) != 8 || memcmp(buf, "ro ghost", 8) || fstat(gone_ro, &a) || a.st_nlink != 0 ||
+	    readlink(p, link, sizeof(link) - 1) < 0 || strcmp(link, want))
+		failf("b/gone: \"%s\", %ld links, fd at %s", buf, (long)a.st_nlink, link);
 	path(p, sizeof(p), "t/kept2");
 	memset(buf, 0, sizeof(buf));
 	if (pread(kept, buf, sizeof(buf), 0) != 9 || memcmp(buf, "kept data", 9) || fstat(kept, &a) || stat(p, &b) || a.st_ino != b.st_ino || a.st_nlink != 1)

@@ -9,7 +9,10 @@
  *   - host name "cryo-userns";
  *   - a SysV message queue (key 0x5151, mode 0640, owner uid 7 gid 8 inside);
  *   - a child that becomes uid 1000 gid 1001 (groups 1001, 1002 unless
- *     setgroups is denied) inside, and waits.
+ *     setgroups is denied) inside, and waits;
+ *   - files cryo makes again itself, with owners that differ in the two views:
+ *     a deleted file (7:8 inside), a memfd (9:10) and a unix socket's name
+ *     (5:6), in DIR/uns-files (made by the launcher, owned by the root).
  * argv[2] (mode; the directory is argv[1]):
  *   allow   - (default) as above;
  *   deny    - setgroups is denied (written before the gid_map): groups stay;
@@ -17,7 +20,7 @@
  * On SIGUSR1 the root checks, in itself and through its child: its ids, its
  * maps (/proc/self/uid_map, gid_map, setgroups), that its uts, ipc, net and
  * pid namespaces are owned by its user namespace (NS_GET_USERNS), the host
- * name, the queue's owner, and that the child is uid 1000 and has no
+ * name, the queue's owner, the three files' owners and contents, and that the child is uid 1000 and has no
  * capability; then it PASSes. SIGUSR2: the host name is changed first.
  */
 #define _GNU_SOURCE
@@ -30,7 +33,10 @@
 #include <sys/ioctl.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -39,6 +45,59 @@ static char stack[1 << 16] __attribute__((aligned(16)));
 static int sync_pipe[2];
 static const char *mode = "allow";
 static int kid_pipe[2], kid_back[2];
+static char files_dir[256];
+static int ghost_fd = -1, memfd = -1, sock_fd = -1;
+
+static void sock_path(struct sockaddr_un *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	snprintf(a->sun_path, sizeof(a->sun_path), "%s/sock", files_dir);
+}
+
+/* Made by the root (uid 0 inside) with owners of their own, inside ids. */
+static void make_owned_files(void)
+{
+	char p[300];
+	struct sockaddr_un a;
+
+	snprintf(p, sizeof(p), "%s/ghost", files_dir);
+	ghost_fd = open(p, O_CREAT | O_RDWR | O_EXCL, 0640);
+	MUST(ghost_fd >= 0 && write(ghost_fd, "ghost", 5) == 5);
+	MUST(fchown(ghost_fd, 7, 8) == 0 && unlink(p) == 0);
+	memfd = memfd_create("uns-memfd", 0);
+	MUST(memfd >= 0 && write(memfd, "memfd", 5) == 5);
+	MUST(fchown(memfd, 9, 10) == 0);
+	sock_fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+	sock_path(&a);
+	MUST(sock_fd >= 0 && bind(sock_fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+	MUST(chown(a.sun_path, 5, 6) == 0);
+}
+
+static void check_owner(const char *what, struct stat *st, uid_t u, gid_t g)
+{
+	if (st->st_uid != u || st->st_gid != g)
+		failf("%s owned by %u:%u, want %u:%u", what, st->st_uid, st->st_gid, u, g);
+}
+
+static void check_owned_files(void)
+{
+	struct stat st;
+	struct sockaddr_un a;
+	char buf[8] = { 0 };
+
+	if (fstat(ghost_fd, &st) || pread(ghost_fd, buf, 5, 0) != 5 || strcmp(buf, "ghost") || st.st_nlink != 0)
+		failf("the deleted file: \"%s\", %lu links", buf, (unsigned long)st.st_nlink);
+	check_owner("the deleted file", &st, 7, 8);
+	memset(buf, 0, sizeof(buf));
+	if (fstat(memfd, &st) || pread(memfd, buf, 5, 0) != 5 || strcmp(buf, "memfd"))
+		failf("the memfd: \"%s\"", buf);
+	check_owner("the memfd", &st, 9, 10);
+	sock_path(&a);
+	if (stat(a.sun_path, &st) || !S_ISSOCK(st.st_mode))
+		failf("the socket's name %s: %s", a.sun_path, strerror(errno));
+	check_owner("the socket's name", &st, 5, 6);
+}
 
 static void write_file(const char *path, const char *text)
 {
@@ -166,6 +225,8 @@ static int root_main(void *arg)
 	ds.msg_perm.uid = 7;
 	ds.msg_perm.gid = 8;
 	MUST(msgctl(q, IPC_SET, &ds) == 0);
+	if (strcmp(mode, "nested"))
+		make_owned_files();
 	MUST(pipe(kid_pipe) == 0 && pipe(kid_back) == 0);
 	k = fork();
 	MUST(k >= 0);
@@ -201,6 +262,8 @@ static int root_main(void *arg)
 		failf("queue: %s", strerror(errno));
 	else if (ds.msg_perm.uid != 7 || ds.msg_perm.gid != 8 || (ds.msg_perm.mode & 0777) != 0640 || ds.msg_perm.__key != 0x5151)
 		failf("queue owner %u:%u mode %o key %x", ds.msg_perm.uid, ds.msg_perm.gid, ds.msg_perm.mode & 0777, ds.msg_perm.__key);
+	if (strcmp(mode, "nested"))
+		check_owned_files();
 	MUST(write(kid_pipe[1], "?", 1) == 1);
 	ssize_t n = read(kid_back[0], line, sizeof(line));
 	if (n <= 0)
@@ -223,6 +286,9 @@ int main(int argc, char **argv)
 	prog_init();
 	if (argc > 2)
 		mode = argv[2];
+	/* The root (uid 100000 here) makes its files there: the test's directory is opened to it. */
+	snprintf(files_dir, sizeof(files_dir), "%s/uns-files", argv[1]);
+	MUST(chmod(argv[1], 0755) == 0 && mkdir(files_dir, 0755) == 0 && chown(files_dir, 100000, 200000) == 0);
 	MUST(pipe(sync_pipe) == 0);
 	root = clone(root_main, stack + sizeof(stack),
 		     CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD, NULL);

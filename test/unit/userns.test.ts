@@ -3,7 +3,7 @@
 // tree's (CRIU's userns_uid and host_uid), which refuses unmapped ids.
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { IdView, idMapText, parseIdMap, refuseTranslatedOwners } from '../../src/objects/userns.js';
+import { IdView, idMapText, ownersToHost, ownersToNs, parseIdMap } from '../../src/objects/userns.js';
 
 const text = '         0     100000      65536\n     65536      1000          1\n';
 
@@ -27,11 +27,17 @@ test('ids translate both ways; an unmapped one is refused naming the object', ()
   assert.equal(IdView.SAME.nsUid(12345, 'x'), 12345);
 });
 
-test('owners of files cryo makes are refused only where the views differ', () => {
-  const identity = new IdView(parseIdMap('0 0 1\n'), parseIdMap('0 0 1\n'));
-  refuseTranslatedOwners(identity, [{ what: 'memfd m', uid: 0, gid: 0 }], 'task 1');
-  const shifted = new IdView(parseIdMap('0 100000 65536\n'), parseIdMap('0 100000 65536\n'));
-  assert.throws(() => refuseTranslatedOwners(shifted, [{ what: 'memfd m', uid: 100000, gid: 100000 }], 'task 1'),
-    /^CryoError: task 1: memfd m is owned by 100000:100000, which the tree's user namespace sees as another id/);
-  refuseTranslatedOwners(IdView.SAME, [{ what: 'memfd m', uid: 100000, gid: 100000 }], 'task 1');
+test('owners of files cryo makes go into the images as the tree sees them, and back', () => {
+  const shifted = new IdView(parseIdMap('0 100000 65536\n'), parseIdMap('0 200000 65536\n'));
+  const ghost = { uid: 100007, gid: 200008 };
+  ownersToNs(shifted, [{ what: 'a deleted file', ids: ghost }], 'task 1');
+  assert.deepEqual(ghost, { uid: 7, gid: 8 });
+  ownersToHost(shifted, [{ what: 'ghost file 3', ids: ghost }], 'the images');
+  assert.deepEqual(ghost, { uid: 100007, gid: 200008 });
+  // One the namespace does not map could not be made again: refused, naming it.
+  assert.throws(() => ownersToNs(shifted, [{ what: 'memfd m', ids: { uid: 0, gid: 200000 } }], 'task 1'),
+    /^CryoError: task 1: memfd m: uid 0 has no mapping in the tree's user namespace/);
+  const same = { uid: 100000, gid: 100000 };
+  ownersToNs(IdView.SAME, [{ what: 'memfd m', ids: same }], 'task 1');
+  assert.deepEqual(same, { uid: 100000, gid: 100000 });
 });

@@ -62,9 +62,9 @@ export class Remaps {
    * @param files files.img, where a linked remap's link file is
    * @param spawnAs starts a process of cryo's with this pid (that of a dead one); returns it as cryo sees it
    */
-  /** Each ghost file's owner, by remap id. */
-  ghostOwners(): Array<{ remapId: number; uid: number; gid: number }> {
-    return [...this.ghosts].map(([remapId, g]) => ({ remapId, uid: g.uid, gid: g.gid }));
+  /** Each ghost file, by remap id, with the object holding its owner (translated in place). */
+  ghostOwners(): Array<{ remapId: number; ids: { uid: number; gid: number } }> {
+    return [...this.ghosts].map(([remapId, g]) => ({ remapId, ids: g }));
   }
 
   constructor(entries: RemapFilePathEntry[], private readonly ghosts: Map<number, Ghost>, private readonly files: Map<number, FileEntry>,
@@ -120,6 +120,12 @@ export class Remaps {
       if (SysError.is(e, 'ENOENT')) return false;
       throw e;
     }
+  }
+
+  /** The mounts (ids of the images) where ghosts and links are made and removed again. */
+  mounts(): Set<number> {
+    const ids = [...this.byOrig.values()].flatMap((r) => [this.files.get(r.origId)!.reg!.mntId, r.remapType === RemapType.LINKED ? this.files.get(r.remapId)!.reg!.mntId : undefined]);
+    return new Set(ids.filter((m): m is number => m !== undefined && m >= 0));
   }
 
   /** Is reg-file entry `id` reached through a remap? */

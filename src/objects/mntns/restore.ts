@@ -11,8 +11,10 @@ import { spawnSync } from 'node:child_process';
 import { isFieldSet, MntEntrySchema, type MntEntry } from '../../images/index.js';
 import {
   AT_EMPTY_PATH, AT_FDCWD, CLONE, FSCONFIG, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, MNT_DETACH, MOVE_MOUNT, MS, NR,
-  O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, SysError, mountAttr, syscall,
+  MOUNT_ATTR, O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, SysError, mountAttr, pidfdGetfd, pidfdOpen, syscall,
 } from '../../sys/index.js';
+import { withHelper } from '../../tracer/seed.js';
+import { enterMntNs } from './enter.js';
 import type { Remote } from '../../tracer/remote.js';
 import { RemoteError } from '../../tracer/remote.js';
 import { CryoError, type Logger } from '../../context.js';
@@ -105,6 +107,8 @@ function makeBoundPty(pid: number, devpts: bigint, path: string, boundPtys: Map<
 export interface MadeMntNs {
   ns: number;
   root: number;
+  /** cryo's fds of its read-only mounts left writable until the files are placed (readOnlyAtLast). */
+  lateRo: number[];
 }
 
 /**
@@ -113,9 +117,12 @@ export interface MadeMntNs {
  * stays; each other one in a namespace it unshares (from one whose mounts the new
  * one binds from, cloned before), pivots into and leaves again (setns). Then the
  * propagation of all, across them. `cryoPidfd` is its fd of cryo's pidfd.
- * Returns cryo's fds of each namespace, by id.
+ * The read-only mounts of `writable` (where ghost files and links are made and
+ * removed again) stay writable until readOnlyAtLast, as CRIU remounts them
+ * writable for that. Returns cryo's fds of each namespace, by id.
  */
-export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntNsImages[], log: Logger, boundPtys: Map<number, number>, ids: IdView = IdView.SAME): Map<number, MadeMntNs> {
+export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntNsImages[], log: Logger, boundPtys: Map<number, number>, ids: IdView = IdView.SAME,
+  writable: ReadonlySet<number> = new Set()): Map<number, MadeMntNs> {
   const inUserns = ids.own;
   const held: number[] = []; // cryo's fds of tmpfs mounts
   const fds = new Map<number, bigint>(); // the root's fd of each mount, of every namespace
@@ -124,6 +131,8 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
   const nsOf = imgs[0]!.nsOf;
   let here = imgs[0]!.nsId; // the namespace the root is in now
   let doing = 'making its mounts private';
+  const lateRo = new Map<number, number[]>(); // by namespace
+  let rootPidfd: number | undefined;
   const str = (s: string, slot: number) => rem.put(Buffer.from(s + '\0'), slot * 4096);
   const call = (what: string, nr: number, ...a: Array<bigint | number>) => rem.call(what, nr, ...a);
   const clone = (at: bigint | number, path: string) =>
@@ -169,7 +178,7 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
   const record = (nsId: number) => {
     const ns = openSync(`/proc/${rem.pid}/ns/mnt`, O.RDONLY | O.CLOEXEC);
     try {
-      made.set(nsId, { ns, root: openSync(`/proc/${rem.pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC) });
+      made.set(nsId, { ns, root: openSync(`/proc/${rem.pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC), lateRo: lateRo.get(nsId) ?? [] });
     } catch (e) {
       closeSync(ns);
       throw e;
@@ -263,6 +272,11 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
     for (const e of img.order) {
       doing = `setting the flags of ${e.mountpoint} (mount ${e.mntId}) in mount namespace ${img.nsId}`;
       const a = mountAttrOf(e.flags);
+      if (writable.has(e.mntId) && a.set & MOUNT_ATTR.RDONLY) {
+        a.set &= ~MOUNT_ATTR.RDONLY;
+        rootPidfd ??= pidfdOpen(rem.pid);
+        lateRo.set(img.nsId, [...(lateRo.get(img.nsId) ?? []), pidfdGetfd(rootPidfd, Number(fds.get(e.mntId)!))]);
+      }
       call('mount_setattr', NR.mount_setattr, fds.get(e.mntId)!, str('', 0), AT_EMPTY_PATH, rem.put(mountAttr(a.set, a.clr), 8 * 4096), 32);
     }
   };
@@ -334,13 +348,12 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
         /* the root is gone */
       }
     }
-    for (const m of made.values()) {
-      closeSync(m.ns);
-      closeSync(m.root);
-    }
+    for (const m of made.values()) closeMntNs(m);
+    for (const l of lateRo.values()) for (const fd of l) closeSync(fd);
     if (e instanceof RemoteError || SysError.is(e)) throw new CryoError(`restore failed: the tree's mount namespace${imgs.length > 1 ? 's' : ''}: ${doing}: ${e.message}`);
     throw e;
   } finally {
+    if (rootPidfd !== undefined) closeSync(rootPidfd);
     for (const fd of held) closeSync(fd);
     for (const [id, fd] of pre) if (fds.get(id) !== fd) fds.set(-1 - id, fd);
     for (const fd of fds.values()) {
@@ -352,6 +365,40 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
     }
   }
   return made;
+}
+
+/** cryo's fds of a namespace made. */
+export function closeMntNs(m: MadeMntNs): void {
+  closeSync(m.ns);
+  closeSync(m.root);
+  for (const fd of m.lateRo.splice(0)) closeSync(fd);
+}
+
+/**
+ * The ghost files and links are gone: the read-only mounts left writable for them
+ * are made read-only, each by a helper of cryo's inside its namespace (only a
+ * process there may set a mount's attributes).
+ */
+export function readOnlyAtLast(made: ReadonlyMap<number, MadeMntNs>): void {
+  for (const [nsId, m] of made) {
+    if (!m.lateRo.length) continue;
+    withHelper((h) => {
+      enterMntNs(h, m);
+      const cryo = h.call('pidfd_open(cryo)', NR.pidfd_open, process.pid, 0);
+      for (const fd of m.lateRo) {
+        const t = h.call('pidfd_getfd', NR.pidfd_getfd, cryo, fd, 0);
+        try {
+          h.call('mount_setattr(MOUNT_ATTR_RDONLY)', NR.mount_setattr, t, h.put(Buffer.from('\0')), AT_EMPTY_PATH, h.put(mountAttr(MOUNT_ATTR.RDONLY, 0), 4096), 32);
+        } catch (e) {
+          if (e instanceof RemoteError) throw new CryoError(`restore failed: mount namespace ${nsId}: making a mount read-only again after its ghost files: ${e.message}`);
+          throw e;
+        } finally {
+          h.call('close', NR.close, t);
+        }
+      }
+    });
+    for (const fd of m.lateRo.splice(0)) closeSync(fd);
+  }
 }
 
 /**
