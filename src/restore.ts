@@ -9,7 +9,7 @@ import {
   type InventoryEntry,
   ThreadCoreEntrySchema, isFieldSet, StatsEntrySchema, RestoreStatsEntrySchema, create,
 } from './images/index.js';
-import { netlink, O, CAP, CLONE, NR, SIG, SysError, EEXIST, hasCap, kill, ptrace, waitpid, decodeWaitStatus, Regs } from './sys/index.js';
+import { netlink, O, CAP, CLONE, NR, SIG, SysError, EEXIST, hasCap, kill, ptrace, waitpid, decodeWaitStatus, ipc, Regs } from './sys/index.js';
 import type { Remote } from './tracer/remote.js';
 import type { MemIO } from './tracer/memio.js';
 import { RemoteError, TaskGoneError } from './tracer/remote.js';
@@ -242,11 +242,10 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   // Files of dead processes' /proc directories: their pids, taken for a moment by processes of cryo's.
   const dead = loaded.remaps.deadPids();
   const deadTaken = newPidns ? undefined : dead.find((pid) => existsSync(`/proc/${pid}`));
-  if (taken || deadTaken !== undefined || (newPidns && dead.length)) {
+  if (taken || deadTaken !== undefined) {
     cl.unwind(log);
     if (taken) throw new CryoError(`pid ${taken.pstree.pid} is already in use`, 1, EEXIST);
-    if (deadTaken !== undefined) throw new CryoError(`pid ${deadTaken} is already in use (a task held a file of that dead process's /proc directory)`, 1, EEXIST);
-    throw new CryoError(`a task held a file of dead process ${dead[0]}'s /proc directory in its pid namespace: not supported yet`);
+    throw new CryoError(`pid ${deadTaken} is already in use (a task held a file of that dead process's /proc directory)`, 1, EEXIST);
   }
 
   const inherited = new Map<string, { fd: number; used: boolean }>();
@@ -370,6 +369,12 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     };
     const root0 = extNetFd === undefined ? start() : netlink.inNetns(extNetFd, start);
     created.push(root0.rem.pid);
+    // A dead process's /proc files are of the tree's pid namespace: its stand-in is made there.
+    if (newPidns && dead.length) {
+      const spawn = loaded.remaps.spawnAs;
+      const pidns = `/proc/${root0.rem.pid}/ns/pid`;
+      loaded.remaps.spawnAs = (pid) => ipc.inNamespace(pidns, 'pid', () => spawn(pid));
+    }
     enterJoinedNs(root0.rem, joined);
     if (timeImg) restoreTimeNs(root0.rem, timeImg);
     // As CRIU's: the root dies before it has made its children.

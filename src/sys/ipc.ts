@@ -203,12 +203,13 @@ export function setns(fd: number, nstype: number): void {
 /**
  * Runs `fn` with cryo's calling thread in the namespace `nsPath` (a uts, ipc or
  * cgroup namespace: namespaces a thread of a multi-threaded
- * process may enter alone), and puts the thread back into its own after, whatever
+ * process may enter alone; for a pid namespace, the one its children are born
+ * in), and puts the thread back into its own after, whatever
  * happens. System calls and /proc/sys opened by this thread see that namespace.
  */
-export function inNamespace<T>(nsPath: string, kind: 'uts' | 'ipc' | 'cgroup', fn: () => T): T {
-  const nstype = kind === 'uts' ? 0x4000000 : kind === 'ipc' ? 0x8000000 : 0x2000000;
-  const back = openSync(`/proc/thread-self/ns/${kind}`, 'r');
+export function inNamespace<T>(nsPath: string, kind: 'uts' | 'ipc' | 'cgroup' | 'pid', fn: () => T): T {
+  const nstype = { uts: 0x4000000, ipc: 0x8000000, cgroup: 0x2000000, pid: 0x20000000 }[kind];
+  const back = openSync(`/proc/thread-self/ns/${kind === 'pid' ? 'pid_for_children' : kind}`, 'r');
   try {
     const target = openSync(nsPath, 'r');
     try {

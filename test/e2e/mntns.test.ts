@@ -68,6 +68,9 @@ test('mount namespace: tmpfs with files, a read-only bind, proc, shared peers, a
   const files = upstreamDecode(path.join(images, 'files.img'));
   const data = files.find((f) => (f['reg'] as { name?: string } | undefined)?.name === path.join(s.dir, 't/data'));
   assert.equal((data?.['reg'] as { mnt_id?: number }).mnt_id, mine('t')!['mnt_id'], s.report());
+  // The dead child's /proc file: a dead pid remap (its pid in the tree's namespace), as CRIU's.
+  const remaps = upstreamDecode(path.join(images, 'remap-fpath.img'));
+  assert.deepEqual(remaps.filter((e) => e['remap_type'] === 3 || e['remap_type'] === 'PROCFS').map((e) => e['remap_id']), [2], s.report());
 
   const r = await restoreNs(s, images, parent, ['--root', '/']);
   assert.notEqual(nsLink(r.pid, 'mnt'), nsLink('self', 'mnt'), `the restored tree is in cryo's mount namespace${s.report()}`);

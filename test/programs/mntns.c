@@ -16,6 +16,10 @@
  *   - a FIFO DIR/t/fifo, open read-write and write-only, with "queued" in it;
  *   - an fd of DIR/t/gone, deleted (a ghost), and one of DIR/t/kept, deleted but
  *     linked as DIR/t/kept2 (dumped with --link-remap).
+ *   - /proc: a proc of its pid namespace in place of the host's, and an fd of
+ *     /proc/N/mountinfo of a child N since killed (as zdtm remap_dead_pid: not
+ *     shown deleted, the restore makes N exist for a moment in the new pid
+ *     namespace to open it).
  * The host's overmounts of /dev/shm and /dev/pts are unmounted in the new
  * namespace (cryo cannot dump a tmpfs hidden under another mount yet).
  * It records the mountinfo lines of its mounts under DIR (mount point, type,
@@ -98,7 +102,8 @@ static void path(char *buf, size_t len, const char *rel)
 	snprintf(buf, len, "%s/%s", dir, rel);
 }
 
-static int fd, fifo_rw, fifo_w, gone, kept, gone_ro;
+static int fd, fifo_rw, fifo_w, gone, kept, gone_ro, dead_mi;
+static pid_t dead_kid;
 
 static void setup(void)
 {
@@ -108,6 +113,17 @@ static void setup(void)
 	MUST(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
 	umount2("/dev/shm", MNT_DETACH); /* the host's second one, over the first */
 	umount2("/dev/pts", MNT_DETACH);
+	MUST(umount2("/proc", MNT_DETACH) == 0);
+	MUST(mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0);
+	dead_kid = fork();
+	MUST(dead_kid >= 0);
+	if (dead_kid == 0) {
+		pause();
+		_exit(0);
+	}
+	snprintf(p, sizeof(p), "/proc/%d/mountinfo", dead_kid);
+	MUST((dead_mi = open(p, O_RDONLY)) >= 0);
+	MUST(kill(dead_kid, SIGKILL) == 0 && waitpid(dead_kid, NULL, 0) == dead_kid);
 	path(p, sizeof(p), "t");
 	mkdir(p, 0755);
 	MUST(mount("cryotest", p, "tmpfs", MS_NOSUID | MS_NODEV, "size=2m,mode=751") == 0);
@@ -249,8 +265,17 @@ static void check(int corrupt)
 	memset(buf, 0, sizeof(buf));
 	if (pread(gone, buf, sizeof(buf), 0) != 10 || memcmp(buf, "ghost data", 10) || fstat(gone, &a) || a.st_nlink != 0 || stat(p, &b) || a.st_dev != b.st_dev)
 		failf("t/gone: \"%s\", %ld links", buf, (long)a.st_nlink);
-	/* The one on the read-only bind: its data, still deleted, opened through that mount. */
+	/* The dead child's mountinfo: still that file, and its pid free again. */
 	char want[1200], link[1200] = { 0 };
+	snprintf(want, sizeof(want), "/proc/%d/mountinfo", dead_kid);
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", dead_mi);
+	memset(link, 0, sizeof(link));
+	if (readlink(p, link, sizeof(link) - 1) < 0 || strncmp(link, want, strlen(want)) || fcntl(dead_mi, F_GETFD) < 0)
+		failf("the dead child's mountinfo: fd at \"%s\", want %s", link, want);
+	if (kill(dead_kid, 0) == 0 || errno != ESRCH)
+		failf("pid %d is taken", dead_kid);
+	/* The one on the read-only bind: its data, still deleted, opened through that mount. */
+	memset(link, 0, sizeof(link));
 	memset(buf, 0, sizeof(buf));
 	path(want, sizeof(want) - 12, "b/gone");
 	strcat(want, " (deleted)");

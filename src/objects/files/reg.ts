@@ -4,7 +4,7 @@
 // nobody can reach any more (no link left) gets its contents saved in a ghost file,
 // one still linked elsewhere gets a link_remap.N link next to where it was
 // (--link-remap). Both are tied to the file's entry by remap-fpath.img.
-import { openSync, closeSync, fstatSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { openSync, closeSync, fstatSync, lstatSync, readFileSync, readlinkSync, statSync, statfsSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import {
   create, FdTypes, RemapFilePathEntrySchema, RemapType, isFieldSet,
@@ -19,6 +19,8 @@ import { dumpGhost, writeGhosts, closeGhosts, readGhostImage } from './ghost.js'
 import { remapOf } from './remap.js';
 
 const MEM_MAJOR = 1;
+/** statfs f_type of proc. */
+const PROC_SUPER_MAGIC = 0x9fa0;
 const DELETED = ' (deleted)';
 
 /**
@@ -232,11 +234,7 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
     }
   }
   if (env.mntns && init.mntId !== undefined) env = { ...env, mntns: env.mntns.of(init.mntId) ?? env.mntns };
-  // In the tree's own mount namespace a ghost is made again, and a link (--link-remap)
-  // made, from its root; a dead process's /proc would be cryo's.
-  if (deleted && env.mntns && deadProcFile(name, src.st) !== undefined) {
-    throw new CryoError(`task ${src.pid}: ${src.what} is ${name}, a dead process's /proc file, in the tree's own mount namespace: cryo does not carry those there yet`);
-  }
+  const dead = deadProcFile(src, name, env.mntns?.root ?? '');
   if (!deleted && (src.st.isCharacterDevice() || src.st.isBlockDevice())) checkDevicePath(src, name, env.evasiveDevices, env.mntns?.root ?? '');
   // As CRIU: the size of a regular file is kept to check on restore that it is the
   // same file, but for one open O_WRONLY|O_APPEND (a log), which may grow meanwhile.
@@ -244,28 +242,53 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
   const id = env.files.addReg({ ...init, name, ...size, mode: src.st.mode }, key);
   // Its name is gone or now names another file (replaced by a rename): the file
   // itself is reached through a ghost copy or a link of our own on restore.
-  if (deleted) {
-    const dead = deadProcFile(name, src.st);
-    if (dead !== undefined) env.files.remaps.push(create(RemapFilePathEntrySchema, { origId: id, remapId: dead, remapType: RemapType.PROCFS }));
-    else if (src.st.nlink === 0) dumpGhost(src, id, env);
+  if (dead !== undefined) {
+    env.files.remaps.push(create(RemapFilePathEntrySchema, { origId: id, remapId: dead, remapType: RemapType.PROCFS }));
+  } else if (deleted) {
+    if (src.st.nlink === 0) dumpGhost(src, id, env);
     else dumpLinkRemap(src, name, id, env, init);
   }
   return id;
 }
 
 /**
- * The pid of the dead process whose /proc directory (cryo's /proc) holds this
- * deleted file ("/proc/N", "/proc/N/..."), as CRIU's dead pid remap; else undefined.
+ * The pid of the dead process whose /proc directory holds this file ("/proc/N",
+ * "/proc/N/..."), as CRIU's dead pid remap; else undefined. A file in a dead
+ * process's directory is not always shown deleted (CRIU looks for /proc/N): it
+ * is dead when its path (from the tree's root, `root`) no longer leads to this
+ * very inode, gone or its pid taken by another process since. The restore makes
+ * the directory exist again with a process of that pid in the tree's pid
+ * namespace, so that must be the namespace of the proc it is on.
  */
-function deadProcFile(name: string, st: Stats): number | undefined {
-  const m = /^\/proc\/(\d+)(\/|$)/.exec(name);
-  if (!m) return undefined;
+function deadProcFile(src: RegSource, name: string, root: string): number | undefined {
+  const m = /^\/proc\/(\d+)(\/|$)/.exec(name.endsWith(DELETED) ? name.slice(0, -DELETED.length) : name);
+  if (!m || !Number(m[1])) return undefined;
   try {
-    if (statSync('/proc').dev !== st.dev) return undefined;
+    if (statfsSync(src.proc).type !== PROC_SUPER_MAGIC) return undefined;
   } catch {
     return undefined;
   }
-  return Number(m[1]) || undefined;
+  try {
+    const now = lstatSync(root + name);
+    if (now.dev === src.st.dev && now.ino === src.st.ino) return undefined;
+  } catch {
+    /* gone: dead */
+  }
+  // The proc it is on shows the task itself by its pid there (the innermost of NSpid), the same process.
+  const who = (proc: string): string | undefined => {
+    try {
+      const stat = readFileSync(`${proc}/stat`, 'utf8');
+      return `${readlinkSync(`${proc}/ns/pid`)} ${stat.slice(stat.lastIndexOf(')')).split(' ')[20]}`;
+    } catch {
+      return undefined;
+    }
+  };
+  const inner = /^NSpid:.*?(\d+)\s*$/m.exec(readFileSync(`/proc/${src.pid}/status`, 'utf8'))?.[1];
+  const self = who(`/proc/${src.pid}`);
+  if (inner === undefined || self === undefined || who(`${root}/proc/${inner}`) !== self) {
+    throw new CryoError(`task ${src.pid}: ${src.what} is ${name}, a dead process's /proc file on a proc of another pid namespace than the task's: cryo does not carry it`);
+  }
+  return Number(m[1]);
 }
 
 /**

@@ -60,7 +60,7 @@ export class Remaps {
   /**
    * @param ghosts contents of each ghost-file image, by remap id
    * @param files files.img, where a linked remap's link file is
-   * @param spawnAs starts a process of cryo's with this pid (that of a dead one); returns it as cryo sees it
+   * @param spawnAs starts a process of cryo's with this pid (that of a dead one) in the tree's pid namespace; returns it as cryo sees it
    */
   /** Each ghost file, by remap id, with the object holding its owner (translated in place). */
   ghostOwners(): Array<{ remapId: number; ids: { uid: number; gid: number } }> {
@@ -68,7 +68,7 @@ export class Remaps {
   }
 
   constructor(entries: RemapFilePathEntry[], private readonly ghosts: Map<number, Ghost>, private readonly files: Map<number, FileEntry>,
-    private readonly spawnAs: (pid: number) => number) {
+    public spawnAs: (pid: number) => number) {
     for (const r of entries) {
       if (!files.get(r.origId)?.reg) throw new CryoError(`remap-fpath.img: file id ${r.origId} is remapped, but it is no regular file entry of files.img`);
       if (this.byOrig.has(r.origId)) throw new CryoError(`remap-fpath.img: file id ${r.origId} is remapped twice`);
