@@ -1,10 +1,10 @@
 // The table of features `cryo check` probes: one row per feature, with its
 // name (CRIU's --feature name where CRIU has one), purpose, kind and probe.
-import { accessSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync } from 'node:fs';
 import {
   F, NR, O, PR, PR_SET_MM_MAP_SIZE, PAGE_SIZE, PAGE_IS, PROT, MAP, MREMAP, MFD,
   EINVAL, ENOENT, ENOSYS, EFAULT, SysError, addressOf, syscall, trySyscall, pidfdOpen,
-  pidfdGetfd, kcmpEpollTfd, netlink, IPPROTO, IPV6, CAP, LOCK, CLOCK, TFD_IOC_SET_TICKS, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OP, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE, tun,
+  pidfdGetfd, kcmpEpollTfd, netlink, IPPROTO, IPV6, CAP, LOCK, CLOCK, TFD_IOC_SET_TICKS, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OP, memfdCreate, prctl, processVmRead, pagemapScan, sock, AF, SOCK, SO, SOL_SOCKET, SIOCUNIXFILE, tun, openInRoot,
 } from '../sys/index.js';
 import { describe, step, errname, closeFd, Kerndat, type Step, type SeedFacts } from '../kerndat.js';
 import type { FeatureKind, Feature, FeatureResult } from './feature.js';
@@ -13,6 +13,7 @@ import { probeNftLock } from '../objects/netlock.js';
 import { probeTcpHalfClosed } from './tcp-half.js';
 import { legacyIptables, onPath } from '../objects/netns.js';
 import { probeUserns } from './userns-probe.js';
+import { probeSetGroup } from './mount-probe.js';
 
 // ---- probes ------------------------------------------------------------------------
 
@@ -107,7 +108,7 @@ function readable(path: string): true | string {
 
 const NOT_NET = 'cryo does not dump more than one network namespace per tree yet';
 const NOT_LAZY = 'cryo does not restore memory lazily yet';
-const NOT_MNT = 'cryo does not dump or restore mounts yet';
+const NOT_MNT = 'cryo does not dump or restore autofs mounts yet';
 
 /** The feature table: every probe cryo knows, in the order `cryo check` runs them. */
 export const FEATURES: readonly Feature[] = [
@@ -522,8 +523,24 @@ export const FEATURES: readonly Feature[] = [
   },
   notDone('can_map_vdso', 'extra', 'arch_prctl(ARCH_MAP_VDSO_64)',
     'cryo moves the task\'s own vDSO into place with mremap and does not map one'),
-  notDone('openat2', 'extra', 'openat2() with RESOLVE_* restrictions', 'cryo does not use openat2 yet'),
-  notDone('move_mount_set_group', 'extra', 'mount sharing groups', NOT_MNT),
+  {
+    // Paths of a tree with its own mount namespace are opened from its root with it (RESOLVE_IN_ROOT).
+    name: 'openat2', kind: 'extra', level: 'warn', description: 'openat2() with RESOLVE_* restrictions',
+    missing: 'the kernel has no openat2', probe: probeWith('openat2', () => {
+      const root = openSync('/', O.PATH | O.DIRECTORY | O.CLOEXEC);
+      try {
+        closeSync(openInRoot(root, '/proc', O.PATH | O.DIRECTORY | O.CLOEXEC));
+        return true;
+      } finally {
+        closeSync(root);
+      }
+    }),
+  },
+  {
+    // As CRIU's kerndat_has_move_mount_set_group: the restore gives mounts their peer groups so.
+    name: 'move_mount_set_group', kind: 'extra', level: 'warn', description: 'mount sharing groups (MOVE_MOUNT_SET_GROUP)',
+    missing: 'move_mount cannot give a mount another\'s peer group', probe: probeWith('move_mount_set_group', probeSetGroup),
+  },
   {
     // As CRIU's check_tun_cr: devices are made again with their indexes (TUNSETIFINDEX).
     name: 'tun', kind: 'extra', level: 'warn', description: 'TUN/TAP devices and files (TUNSETIFINDEX)',

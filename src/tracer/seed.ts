@@ -312,9 +312,12 @@ export function killAll(created: number[]): void {
  */
 export function withHelper<T>(fn: (rem: Remote) => T): T {
   const got = spawnSeed(0, false);
+  let rem: Remote | undefined;
   try {
-    return fn(seizeSeed(got));
+    rem = seizeSeed(got);
+    return fn(rem);
   } finally {
+    rem?.mem.close();
     killAndReap(got);
   }
 }

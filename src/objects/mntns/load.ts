@@ -106,16 +106,20 @@ export function loadMntNs(dir: ImageDir, nsIds: readonly number[], opts: { root?
     if (!src) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} (${codeName(e.fstype)}) of the images is neither a file system cryo makes nor a bind mount of one in its namespaces`);
     roles.set(e.mntId, { role: 'bind', from: src.mntId });
   }
-  // Each namespace: parents first; a bind after its source when that is in it.
+  // Each namespace: parents first; a bind after its source when that is in it; a mount
+  // after the siblings it hides (on its parent below its mount point: one propagated
+  // under it, zdtm overmount_with_shared_parent), which are reached only before it is there.
   const loaded = perNs.map(({ nsId, entries, root: nsRoot, bad }) => {
     const order: MntEntry[] = [nsRoot];
     const made = new Set([nsRoot.mntId]);
+    const hides = (e: MntEntry) => entries.some((o) => !made.has(o.mntId) && o !== e && o.parentMntId === e.parentMntId && o.mountpoint !== e.mountpoint && under(o.mountpoint, e.mountpoint));
     for (let progress = true; progress && order.length < entries.length;) {
       progress = false;
       for (const e of entries) {
         if (made.has(e.mntId) || !made.has(e.parentMntId)) continue;
         const r = roles.get(e.mntId)!;
         if (r.role === 'bind' && nsOf.get(r.from) === nsId && !made.has(r.from)) continue;
+        if (hides(e)) continue;
         order.push(e);
         made.add(e.mntId);
         progress = true;
