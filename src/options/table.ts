@@ -391,7 +391,6 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   }),
   bool('enable-external-masters', 'external', 'allow external mounts with slave propagation', {
     negatable: false, prop: 'enableExternalMasters', rpc: 'ext_masters',
-    inert: 'a permission: a mount that is a slave of mounts outside its namespace is still refused at the dump, naming it',
   }),
   str('freeze-cgroup', 'generic', 'PATH', 'freeze the tasks with this freezer cgroup', {
     prop: 'freezeCgroup', rpc: 'freeze_cgroup',

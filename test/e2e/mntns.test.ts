@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, childrenOf, critDecodeAll, exists, runningFree, waitFor, type Target, signalPid } from './harness.js';
+import { ROOT, Session, childrenOf, critDecodeAll, exists, runningFree, waitFor, type Target, signalPid } from './harness.js';
 
 const nsLink = (pid: number | 'self', kind: string) => fs.readlinkSync(`/proc/${pid}/ns/${kind}`);
 const myMounts = () => fs.readFileSync('/proc/self/mountinfo', 'utf8');
@@ -247,4 +247,69 @@ test('mount namespace: a file of a tmpfs under another tmpfs mounted over its di
   await s.check(waitFor('the check', () => /^top \S+ under \S+$/m.test(target.output()), 10_000));
   assert.match(target.output(), /^top top under hidden$/m, s.report());
   await s.killTree(r);
+});
+
+test('external mounts whose source is shared outside the tree: a slave of that group comes back a slave of its source\'s group, a private one private (no peer of the host\'s)', { timeout: 90_000 }, async (t) => {
+  const s = Session.for(t, 'mntext');
+  // mntext.c's own mount namespace stands for the host: cryo runs in it.
+  const parent = await s.start('mntext', { args: [s.dir] });
+  const kid = Number(/^child (\d+)$/m.exec(parent.output())?.[1]);
+  assert.ok(kid && exists(kid), s.report());
+  const inHost = { command: ['nsenter', `--mount=/proc/${parent.pid}/ns/mnt`, '--', path.join(ROOT, 'bin/cryo')] };
+  const ext = (sub: string, key: string) => ['--external', `mnt[${path.join(s.dir, sub)}]:${key}`];
+  const images = s.mkdir();
+  s.ok(await s.cryo(['dump', '-t', String(kid), '-D', images, '-v4', '-o', 'dump.log', ...ext('dst', 'A'), ...ext('dst2', 'B')], inHost));
+  await s.check(waitFor(`pid ${kid} to go`, () => !exists(kid), 10_000));
+  const mnts = fs.readdirSync(images).find((x) => x.startsWith('mountpoints-'))!;
+  const entries = upstreamDecode(path.join(images, mnts));
+  const group = fs.readFileSync(path.join(s.dir, 'group'), 'utf8').trim();
+  const dst = entries.find((e) => e['mountpoint'] === path.join(s.dir, 'dst'))!;
+  assert.equal(String(dst['master_id']), group, 'the image does not keep the outside master');
+  const restore = async (extra: string[]) => {
+    const pidfile = path.join(s.dir, `restored-${Date.now()}.pid`);
+    s.ok(await s.cryo(['restore', '-d', '-D', images, '-v4', '-o', 'restore.log', '--pidfile', pidfile, '--root', '/',
+      '--external', `mnt[A]:${path.join(s.dir, 'src/a')}`, '--external', `mnt[B]:${path.join(s.dir, 'src/b')}`, ...extra], inHost));
+    const r = s.adopt(Number(fs.readFileSync(pidfile, 'utf8')), parent);
+    await s.check(waitFor('the restored tree to run', () => runningFree(r.pid), 5_000));
+    return r;
+  };
+  // A source in no peer group here cannot give the slave its master: refused before the tree runs.
+  const noGroup = await s.cryo(['restore', '-d', '-D', images, '-v4', '-o', 'restore-nogroup.log', '--root', '/',
+    '--external', `mnt[A]:${path.join(s.dir, 'dst')}`, '--external', `mnt[B]:${path.join(s.dir, 'src/b')}`], inHost);
+  assert.equal(noGroup.code, 1, s.report());
+  assert.match(noGroup.stderr, /^Error: mount \d+ at \S+\/dst was a slave of a peer group outside the tree \(master:\d+\), but \S+\/dst here is on mount \d+ at \S+, in no peer group to be a slave of$/m, s.report());
+  assert.ok(!exists(kid), s.report());
+  await s.expectPass(await restore([]));
+  // The checks can fail: SIGUSR2 makes dst2 shared first.
+  const again = await restore([]);
+  again.signal('SIGUSR2');
+  await again.wait(10_000);
+  assert.match(again.output(), /^FAIL: dst2: "shared:\d+ "/m, s.report());
+  await s.killTree(parent);
+
+  // Found outside by --ext-mount-map auto instead of declared: its outside master needs --enable-external-masters.
+  const auto = await s.start('mntext', { args: [s.dir, 'again'] });
+  const kid2 = Number(/^child (\d+)$/m.exec(auto.output())?.[1]);
+  const inHost2 = { command: ['nsenter', `--mount=/proc/${auto.pid}/ns/mnt`, '--', path.join(ROOT, 'bin/cryo')] };
+  const refused = await s.cryo(['dump', '-t', String(kid2), '-D', s.mkdir(), '-v4', '-o', 'dump.log', '--ext-mount-map', 'auto'], inHost2);
+  assert.equal(refused.code, 1, s.report());
+  assert.match(refused.stderr, /^Error: task \d+ \(mntext\): mount \d+ at \S+\/dst \(tmpfs\) is a slave of mounts outside the tree's mount namespaces \(master:\d+\), an autodetected external mount: dump with --enable-external-masters$/m, s.report());
+  assert.ok(runningFree(kid2), s.report());
+  const images2 = s.mkdir();
+  s.ok(await s.cryo(['dump', '-t', String(kid2), '-D', images2, '-v4', '-o', 'dump.log', '--ext-mount-map', 'auto', '--enable-external-masters'], inHost2));
+  await s.check(waitFor(`pid ${kid2} to go`, () => !exists(kid2), 10_000));
+  const pidfile = path.join(s.dir, 'restored-auto.pid');
+  s.ok(await s.cryo(['restore', '-d', '-D', images2, '-v4', '-o', 'restore.log', '--pidfile', pidfile, '--root', '/', '--ext-mount-map', 'auto'], inHost2));
+  await s.expectPass(s.adopt(Number(fs.readFileSync(pidfile, 'utf8')), auto));
+  await s.killTree(auto);
+});
+
+test('check --feature move_mount_set_group and openat2 say yes, as the restore uses them; the probe leaves no mount behind', { timeout: 30_000 }, async (t) => {
+  const s = Session.for(t, 'mntns-check');
+  const before = myMounts();
+  for (const f of ['move_mount_set_group', 'openat2']) {
+    const r = await s.cryo(['check', '--no-default-config', '--feature', f]);
+    assert.deepEqual([r.code, r.stdout, r.stderr], [0, `${f} is supported\n`, ''], s.report());
+  }
+  assert.equal(myMounts(), before, 'the probe changed cryo\'s mount table');
 });

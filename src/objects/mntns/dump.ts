@@ -171,15 +171,25 @@ export function classify(mounts: MountInfo[], ext: Map<string, string>, who: str
   return roles;
 }
 
-/** Propagation cryo puts back: peer groups and masters inside the tree's namespaces (across them too), none shared with cryo's. */
-function checkPropagation(mounts: MountInfo[], who: (m: MountInfo) => string): void {
+/**
+ * Propagation cryo puts back: peer groups and masters inside the tree's namespaces
+ * (across them too), none shared with cryo's. As CRIU, an external mount may be a
+ * slave of a group outside (a declared one; an autodetected one with
+ * --enable-external-masters): the restore makes it a slave of the group its
+ * source is in then.
+ */
+function checkPropagation(mounts: MountInfo[], who: (m: MountInfo) => string, roles: ReadonlyMap<number, MountRole>, externalMasters: boolean): void {
   const groups = new Set(mounts.map((m) => propagation(m).shared).filter((g) => g));
   const outside = new Set(parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).map((m) => propagation(m).shared).filter((g) => g));
   for (const m of mounts) {
     const p = propagation(m);
     const where = `mount ${m.mntId} at ${m.mountpoint} (${m.fstype})`;
     if (p.shared && outside.has(p.shared)) throw new CryoError(`${who(m)}: ${where} is a peer of mounts outside the tree's mount namespaces (shared:${p.shared}); --enable-external-sharing is not supported yet`);
-    if (p.master && !groups.has(p.master)) throw new CryoError(`${who(m)}: ${where} is a slave of mounts outside the tree's mount namespaces (master:${p.master}); --enable-external-masters is not supported yet`);
+    if (!p.master || groups.has(p.master)) continue;
+    const r = roles.get(m.mntId);
+    if (r?.role === 'external' && (r.key !== AUTODETECTED_MOUNT || externalMasters)) continue;
+    throw new CryoError(`${who(m)}: ${where} is a slave of mounts outside the tree's mount namespaces (master:${p.master}), ` +
+      (r?.role === 'external' ? 'an autodetected external mount: dump with --enable-external-masters' : 'and no external mount: declare it with --external mnt[MOUNTPOINT]:KEY'));
   }
 }
 
@@ -318,7 +328,7 @@ export interface MntNsToDump {
  * masters span them (a namespace made by unshare(CLONE_NEWNS) has copies of its
  * parent's mounts, peers or slaves of them), and files keep their mount's id.
  */
-export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { external: readonly string[]; auto: boolean; enableFs: readonly string[] }, log: Logger, clone?: (pid: number, path: string) => number, ids: IdView = IdView.SAME): MntNsDump {
+export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { external: readonly string[]; auto: boolean; enableFs: readonly string[]; externalMasters: boolean }, log: Logger, clone?: (pid: number, path: string) => number, ids: IdView = IdView.SAME): MntNsDump {
   const nsOf = new Map<number, number>();
   const whoOf = new Map<number, string>();
   const perNs = nss.map((n, i) => {
@@ -336,7 +346,7 @@ export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { ext
   checkCollisions(all, who);
   const outside = ext.auto ? parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')) : undefined;
   const roles = classify(all, extMounts(ext.external), who, outside, ext.enableFs.flatMap((f) => f.split(',')), nsOf);
-  checkPropagation(all, who);
+  checkPropagation(all, who, roles, ext.externalMasters);
   const views: MntNsView[] = [];
   const byMount = new Map<number, MntNsView>();
   for (const { n, mounts, who: w } of perNs) {

@@ -76,8 +76,10 @@ export function loadMntNs(dir: ImageDir, nsIds: readonly number[], opts: { root?
       roles.set(e.mntId, { role: 'external', path });
       continue;
     }
-    const path = ext.get(e.extKey);
-    if (path === undefined) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} is external (key ${e.extKey}): give its path with --external mnt[${e.extKey}]:PATH`);
+    const given = ext.get(e.extKey);
+    if (given === undefined) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} is external (key ${e.extKey}): give its path with --external mnt[${e.extKey}]:PATH`);
+    // A relative one is from "/", as CRIU's restore takes it (zdtm mnt_root_ext).
+    const path = given.startsWith('/') ? given : `/${given}`;
     if (!existsSync(path)) throw new CryoError(`--external mnt[${e.extKey}]:${path}: no such file or directory`);
     roles.set(e.mntId, { role: 'external', path });
   }

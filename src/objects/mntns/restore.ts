@@ -6,7 +6,7 @@
 // the root takes over (pidfd_getfd). The tree's other mount namespaces are made
 // by the root too, each in one it unshares and leaves again; each task enters
 // its own. A failure leaves it all to die with the root's namespaces.
-import { closeSync, existsSync, openSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { isFieldSet, MntEntrySchema, type MntEntry } from '../../images/index.js';
 import {
@@ -22,6 +22,7 @@ import { fsByCode, mountAttrOf, codeName } from './fstypes.js';
 import { openPtmxAt } from '../files/pty.js';
 import { IdView } from '../userns.js';
 import { rel, under, type MntNsImages } from './load.js';
+import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
 
 export { commonMount, loadMntNs, type MntNsImages } from './load.js';
 
@@ -128,6 +129,7 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
   const fds = new Map<number, bigint>(); // the root's fd of each mount, of every namespace
   const made = new Map<number, MadeMntNs>();
   const byId = new Map(imgs.flatMap((i) => i.order.map((e) => [e.mntId, e] as const)));
+  const externalSlave = (e: MntEntry) => isExternalSlave(imgs, e);
   const nsOf = imgs[0]!.nsOf;
   let here = imgs[0]!.nsId; // the namespace the root is in now
   let doing = 'making its mounts private';
@@ -155,9 +157,23 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
     }
   };
   // A path of cryo's, cloned by cryo (the root of a tree in a user namespace may not walk it), and taken by the root.
-  const hostClone = (path: string) => {
+  // A clone of a shared mount is its peer: made private at once, so that nothing the tree mounts on it
+  // reaches cryo's namespace by propagation; `e`, a slave of a group outside at the dump, then becomes a
+  // slave of the group the path's mount is in (as CRIU's external masters).
+  const hostClone = (path: string, e?: MntEntry) => {
     const cfd = syscall(`open_tree(${path})`, NR.open_tree, AT_FDCWD, Buffer.from(path + '\0'), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
     try {
+      const propagate = (p: number) => syscall('mount_setattr(propagation)', NR.mount_setattr, cfd, Buffer.from('\0'), AT_EMPTY_PATH, mountAttr(0, 0, p), 32);
+      propagate(MS.PRIVATE);
+      if (e && externalSlave(e)) {
+        const host = mountOfPath(path);
+        if (!host?.optional.some((o) => o.startsWith('shared:'))) {
+          throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} was a slave of a peer group outside the tree (master:${e.masterId}), but ${path} here is on ${host ? `mount ${host.mntId} at ${host.mountpoint}, in no peer group` : 'no mount cryo can find'} to be a slave of`);
+        }
+        doing = `making mount ${e.mntId} (${e.mountpoint}) a slave of ${host.mountpoint}'s peer group`;
+        syscall('move_mount(MOVE_MOUNT_SET_GROUP)', NR.move_mount, AT_FDCWD, Buffer.from(host.mountpoint + '\0'), cfd, Buffer.from('\0'), MOVE_MOUNT.SET_GROUP | 0x40 /* T_EMPTY_PATH */);
+        propagate(MS.SLAVE);
+      }
       return call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, cfd, 0);
     } finally {
       closeSync(cfd);
@@ -197,7 +213,7 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
     }
     if (r.role === 'bind' && e.deleted) return bindDeleted(e, r.from);
     if (r.role === 'bind') return bindOf(e, r.from);
-    if (r.role === 'external') return hostClone(r.path);
+    if (r.role === 'external') return hostClone(r.path, e);
     return fresh(e);
   };
   const bindOf = (e: MntEntry, fromId: number): bigint => {
@@ -289,7 +305,7 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
       const r = first.roles.get(e.mntId)!;
       if (r.role === 'root' || r.role === 'external') {
         doing = `taking ${r.path} for mount ${e.mntId} (${e.mountpoint})`;
-        fds.set(e.mntId, inUserns ? hostClone(r.path) : clone(AT_FDCWD, r.path));
+        fds.set(e.mntId, inUserns || externalSlave(e) ? hostClone(r.path, e) : clone(AT_FDCWD, r.path));
       }
     }
     // proc and sysfs in a user namespace: the kernel makes them only while a fully visible one
@@ -408,6 +424,20 @@ export function readOnlyAtLast(made: ReadonlyMap<number, MadeMntNs>): void {
  * them its master); a slave joins its master's group and is then made a slave.
  * Unbindable last. A mount's attributes are set from inside its namespace (`enter`).
  */
+/** An external mount whose master at the dump is no group of the images': one outside (made a slave of its source's group). */
+function isExternalSlave(imgs: readonly MntNsImages[], e: MntEntry): boolean {
+  if (!e.masterId || imgs.every((i) => i.roles.get(e.mntId)?.role !== 'external')) return false;
+  return !imgs.some((i) => i.order.some((o) => o.sharedId === e.masterId));
+}
+
+/** The mount of cryo's namespace a path is on (the top one at the deepest mount point above it). */
+function mountOfPath(path: string): MountInfo | undefined {
+  const real = realpathSync(path);
+  const mounts = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) => under(real, m.mountpoint));
+  const depth = Math.max(...mounts.map((m) => m.mountpoint.length));
+  return mounts.filter((m) => m.mountpoint.length === depth).at(-1);
+}
+
 function restorePropagation(imgs: readonly MntNsImages[], fds: Map<number, bigint>, call: (what: string, nr: number, ...a: Array<bigint | number>) => bigint, str: (s: string, slot: number) => bigint, rem: Remote, enter: (e: MntEntry) => void): void {
   const all = imgs.flatMap((i) => i.order);
   // Each group's lead: its widest member (MOVE_MOUNT_SET_GROUP needs the source's root to hold the target's).
@@ -428,18 +458,20 @@ function restorePropagation(imgs: readonly MntNsImages[], fds: Map<number, bigin
     if (e.sharedId && first.get(e.sharedId) !== e && !done.has(first.get(e.sharedId)!.mntId)) return false;
     return true;
   };
-  const todo = all.filter((e) => e.sharedId || e.masterId);
+  // (an external slave of a group outside was made one when it was cloned)
+  const todo = all.filter((e) => e.sharedId || (e.masterId && !isExternalSlave(imgs, e)));
   while (todo.length) {
     const i = todo.findIndex(ready);
     if (i < 0) throw new CryoError(`bad image: mounts whose masters form a cycle (mount ${todo[0]!.mntId})`);
     const e = todo.splice(i, 1)[0]!;
     const lead = e.sharedId ? first.get(e.sharedId)! : undefined;
+    const master = e.masterId && !isExternalSlave(imgs, e) ? e.masterId : 0;
     if (lead && lead !== e) {
       setGroup(lead, e); // its group, and the group's master
     } else {
-      if (e.masterId) {
-        const m = first.get(e.masterId);
-        if (!m) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} is a slave of peer group ${e.masterId}, which no mount of the images is in`);
+      if (master) {
+        const m = first.get(master);
+        if (!m) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} is a slave of peer group ${master}, which no mount of the images is in`);
         setGroup(m, e);
         propagate(e, MS.SLAVE);
       }
