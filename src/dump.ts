@@ -145,7 +145,7 @@ export async function runDump(ctx: Context): Promise<number> {
           // A tmpfs with mounts on it is read through a clone of it alone, made in its mount namespace.
           // Every mount namespace of the tree (the root's first), each with its own id.
           const nss = treeMntNamespaces(nsTasks).map((n) => ({ ...n, nsId: nsIdOf(n.link, st) }));
-          st.mntns = dumpMntNs(nss, dir, { external: opts.external, auto: opts.autoExtMnt, enableFs: opts.enableFs, externalMasters: opts.enableExternalMasters }, log, (pid, p) => cloneMountOf(pid, p), st.userns?.view ?? IdView.SAME);
+          st.mntns = dumpMntNs(nss, dir, { external: opts.external, auto: opts.autoExtMnt, enableFs: opts.enableFs, externalMasters: opts.enableExternalMasters }, log, (pid, p, sdev) => cloneMountOf(pid, p, sdev), st.userns?.view ?? IdView.SAME);
         } else if (ns.kind === 'uts') {
           dumpUtsNs(ns.path, nsId, dir);
         } else if (ns.kind === 'time') {

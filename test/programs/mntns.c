@@ -168,6 +168,16 @@ static void setup(void)
 	mkdir(q, 0755);
 	MUST(mount(p, q, NULL, MS_BIND, NULL) == 0);
 
+	/* A tmpfs with its files hidden under another tmpfs on the same point (zdtm tempfs_overmounted). */
+	path(p, sizeof(p), "h");
+	mkdir(p, 0755);
+	MUST(mount("under", p, "tmpfs", 0, "size=64k") == 0);
+	path(q, sizeof(q), "h/under");
+	MUST((f = open(q, O_CREAT | O_WRONLY, 0600)) >= 0 && write(f, "hidden", 6) == 6 && close(f) == 0);
+	MUST(mount("over", p, "tmpfs", 0, "size=64k") == 0);
+	path(q, sizeof(q), "h/over");
+	MUST((f = open(q, O_CREAT | O_WRONLY, 0600)) >= 0 && write(f, "on top", 6) == 6 && close(f) == 0);
+
 	path(p, sizeof(p), "t/data");
 	MUST((fd = open(p, O_RDWR)) >= 0);
 	MUST(lseek(fd, 3, SEEK_SET) == 3);
@@ -310,6 +320,12 @@ static void check(int corrupt)
 		if (stat(q, &x) || stat(p, &y) || x.st_dev != y.st_dev)
 			failf("s2/x is not the mount made on s1/x: not peers");
 	}
+	/* The hidden tmpfs: the top one holds its file; under it, once it is gone, the hidden one its own. */
+	check_file("h/over", "on top", 0600);
+	path(p, sizeof(p), "h");
+	if (umount2(p, 0))
+		failf("umount h: %s", strerror(errno));
+	check_file("h/under", "hidden", 0600);
 }
 
 int main(int argc, char **argv)
@@ -336,6 +352,15 @@ int main(int argc, char **argv)
 		path(p, sizeof(p), "r");
 		mkdir(p, 0755);
 		MUST(mount("ram", p, "ramfs", 0, NULL) == 0);
+	}
+	if (argc > 2 && !strcmp(argv[2], "overmount")) {
+		/* A file open on a mount hidden since under another: its path leads to something else. */
+		char p[1200];
+
+		path(p, sizeof(p), "s1/under");
+		MUST(open(p, O_CREAT | O_RDWR, 0600) >= 0);
+		path(p, sizeof(p), "s1");
+		MUST(mount("top", p, "tmpfs", 0, "size=4k") == 0);
 	}
 	prog_ready();
 	check(wait_for_signal());

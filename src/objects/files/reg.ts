@@ -236,6 +236,7 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
   if (env.mntns && init.mntId !== undefined) env = { ...env, mntns: env.mntns.of(init.mntId) ?? env.mntns };
   const dead = deadProcFile(src, name, env.mntns?.root ?? '');
   if (!deleted && (src.st.isCharacterDevice() || src.st.isBlockDevice())) checkDevicePath(src, name, env.evasiveDevices, env.mntns?.root ?? '');
+  else if (!deleted && dead === undefined && env.mntns && init.mntId !== undefined) checkReachable(src, name, init.mntId, env.mntns.root);
   // As CRIU: the size of a regular file is kept to check on restore that it is the
   // same file, but for one open O_WRONLY|O_APPEND (a log), which may grow meanwhile.
   const size = src.st.isFile() && !isAppendOnly(init.flags) ? { size: BigInt(src.st.size) } : {};
@@ -289,6 +290,30 @@ function deadProcFile(src: RegSource, name: string, root: string): number | unde
     throw new CryoError(`task ${src.pid}: ${src.what} is ${name}, a dead process's /proc file on a proc of another pid namespace than the task's: cryo does not carry it`);
   }
   return Number(m[1]);
+}
+
+/**
+ * A file of the tree's mount namespace is reopened by its path from the root on
+ * restore: that path must lead to this very file on its mount. One on a mount
+ * hidden since under another (zdtm overmount_file) would come back as whatever
+ * the path shows now, or not at all: refused.
+ */
+function checkReachable(src: RegSource, name: string, mntId: number, root: string): void {
+  let fd: number;
+  try {
+    fd = openSync(root + name, O.PATH | O.NOFOLLOW | O.CLOEXEC);
+  } catch (e) {
+    throw new CryoError(`task ${src.pid}: ${src.what} is ${name} on mount ${mntId}, which that path in its mount namespace no longer reaches (${(e as NodeJS.ErrnoException).code})`);
+  }
+  try {
+    const now = fstatSync(fd);
+    const at = Number(/^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1]);
+    if (now.dev !== src.st.dev || now.ino !== src.st.ino || at !== mntId) {
+      throw new CryoError(`task ${src.pid}: ${src.what} is ${name} on mount ${mntId}, but that path in its mount namespace now leads to ${now.dev === src.st.dev && now.ino === src.st.ino ? `it through mount ${at}` : `another file (on mount ${at})`}: the mount is hidden under another, which cryo cannot reopen it through`);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

@@ -6,7 +6,9 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readlinkSync 
 import { spawnSync } from 'node:child_process';
 import { create, Fstype, MntEntrySchema, type ImageDir, type MntEntry } from '../../images/index.js';
 import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
-import { AT_EMPTY_PATH, CLONE, MS, NR, O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, ipc, pidfdGetfd, pidfdOpen } from '../../sys/index.js';
+import { AT_EMPTY_PATH, CLONE, MNT_DETACH, MS, NR, O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, ipc, pidfdGetfd, pidfdOpen } from '../../sys/index.js';
+import { RemoteError, type Remote } from '../../tracer/remote.js';
+import { dirname } from 'node:path';
 import { withHelper } from '../../tracer/seed.js';
 import { CryoError, type Logger } from '../../context.js';
 import { major, minor } from '../files/kind.js';
@@ -240,15 +242,34 @@ function entryOf(m: MountInfo, role: MountRole, ids: IdView, who: string): MntEn
  * submounts) of task `pid`'s mount namespace, taken into cryo (pidfd_getfd). The
  * kernel clones only mounts of the caller's own namespace, and the tree's tasks
  * may lack CAP_SYS_ADMIN (a runc container's do): a helper of cryo's enters the
- * namespace and makes it, from the task's root.
+ * namespace and makes it, from the task's root. A mount hidden under others
+ * (`sdev`, the file system it must be: zdtm tempfs_overmounted) is reached as
+ * CRIU's ns_open_mountpoint does: in a private copy of the namespace, the
+ * helper's own, whatever the path leads to is unmounted until it leads to it.
  */
-export function cloneMountOf(pid: number, path: string): number {
+export function cloneMountOf(pid: number, path: string, sdev?: number): number {
   return withHelper((rem) => {
     const str = (t: string) => rem.put(Buffer.from(`${t}\0`));
+    // A copy of a namespace owned by another user namespace would have its mounts locked together (no
+    // umount of one alone): the helper makes it from inside that user namespace.
+    if (sdev !== undefined && readlinkSync(`/proc/${pid}/ns/user`) !== readlinkSync('/proc/self/ns/user')) {
+      const user = rem.call('open(ns/user)', NR.open, str(`/proc/${pid}/ns/user`), O.RDONLY | O.CLOEXEC);
+      rem.call('setns(user)', NR.setns, user, CLONE.NEWUSER);
+      rem.call('close', NR.close, user);
+    }
     const ns = rem.call('open(ns/mnt)', NR.open, str(`/proc/${pid}/ns/mnt`), O.RDONLY | O.CLOEXEC);
     // Opened before the helper moves: the task's own root, which its paths are relative to.
-    const root = rem.call('open(root)', NR.open, str(`/proc/${pid}/root`), O.PATH | O.DIRECTORY | O.CLOEXEC);
+    let root = rem.call('open(root)', NR.open, str(`/proc/${pid}/root`), O.PATH | O.DIRECTORY | O.CLOEXEC);
     rem.call('setns(mnt)', NR.setns, ns, CLONE.NEWNS);
+    if (sdev !== undefined) {
+      rem.call('fchdir(root)', NR.fchdir, root);
+      rem.call('chroot(.)', NR.chroot, str('.'));
+      // Nothing unmounted in the copy reaches the tree's namespace: its mounts are made private first.
+      rem.call('unshare(CLONE_NEWNS)', NR.unshare, CLONE.NEWNS);
+      rem.call('mount(/, MS_REC|MS_PRIVATE)', NR.mount, 0, str('/'), 0, MS.REC | MS.PRIVATE, 0);
+      uncoverIn(rem, path, sdev);
+      root = rem.call('open(/)', NR.open, str('/'), O.PATH | O.DIRECTORY | O.CLOEXEC);
+    }
     const rel = path.replace(/^\/+/, '');
     const rfd = Number(rem.call(`open_tree(${path})`, NR.open_tree, root, str(rel), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (rel ? 0 : AT_EMPTY_PATH)));
     const pidfd = pidfdOpen(rem.pid);
@@ -260,24 +281,70 @@ export function cloneMountOf(pid: number, path: string): number {
   });
 }
 
+/** Does path `p` lead to the root of mount `mntId` itself? */
+function leadsTo(p: string, mntId: number): boolean {
+  let fd: number;
+  try {
+    fd = openSync(p, O.PATH | O.DIRECTORY | O.CLOEXEC);
+  } catch {
+    return false;
+  }
+  try {
+    return Number(/^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1]) === mntId;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * In the helper's private copy: unmount what `path` leads to until it leads to
+ * the root of a mount of file system `sdev` at its own root ("/": the whole file
+ * system) mounted there (ids differ in the copy: the mount is known so).
+ */
+function uncoverIn(rem: Remote, path: string, sdev: number): void {
+  const str = (t: string) => rem.put(Buffer.from(`${t}\0`));
+  // The deepest part of the path that opens: a mount over a directory above it may lack the rest.
+  const open = (): number => {
+    for (let p = path; ; p = dirname(p)) {
+      try {
+        return Number(rem.call(`open(${p})`, NR.open, str(p), O.PATH | O.DIRECTORY | O.CLOEXEC));
+      } catch (e) {
+        if (p === '/' || !(e instanceof RemoteError)) throw e;
+      }
+    }
+  };
+  for (let n = 0; ; n++) {
+    const fd = open();
+    let at: number;
+    try {
+      at = Number(/^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/${rem.pid}/fdinfo/${fd}`, 'utf8'))?.[1]);
+    } finally {
+      rem.call('close', NR.close, fd);
+    }
+    const over = parseMountinfo(readFileSync(`/proc/${rem.pid}/mountinfo`, 'utf8')).find((m) => m.mntId === at);
+    if (over && over.mountpoint === path && over.sdev === sdev && over.root === '/') return;
+    if (!over || over.mountpoint === '/' || n > 256) throw new CryoError(`${path} leads to mount ${at}${over ? ` at ${over.mountpoint}` : ''}, not the one hidden there`);
+    rem.call(`umount2(${over.mountpoint}, MNT_DETACH)`, NR.umount2, str(over.mountpoint), MNT_DETACH);
+  }
+}
+
 /**
  * tar of a tmpfs, as CRIU's tmpfs_dump, reached from cryo through the tree's
  * root; one with mounts on it through a clone of it alone (`clone`), whose
  * files under those mounts tar then sees too.
  */
-function dumpTmpfs(m: MountInfo, mounts: MountInfo[], root: string, dir: ImageDir, who: string, clone?: (path: string) => number): void {
+function dumpTmpfs(m: MountInfo, mounts: MountInfo[], root: string, dir: ImageDir, who: string, clone?: (path: string, sdev?: number) => number): void {
   const where = `mount ${m.mntId} at ${m.mountpoint} (tmpfs)`;
-  // Something mounted on the same point hides it from every path (CRIU opens a clone; cryo cannot from outside).
-  if (mounts.some((o) => o !== m && o.mountpoint === m.mountpoint && o.parentId === m.mntId)) {
-    throw new CryoError(`${who}: ${where} is hidden under another mount, which cryo cannot dump yet`);
-  }
-  const covered = clone !== undefined && mounts.some((o) => o !== m && o.parentId === m.mntId);
+  // Hidden under a mount on the same point, or its path leading elsewhere (a mount over a directory above it).
+  const hidden = !leadsTo(`${root}${m.mountpoint}`, m.mntId);
+  const covered = clone !== undefined && (hidden || mounts.some((o) => o !== m && o.parentId === m.mntId));
+  if (hidden && !clone) throw new CryoError(`${who}: ${where} is hidden under another mount, which cryo cannot reach`);
   let fd: number;
   try {
-    fd = covered ? clone(m.mountpoint) : openSync(`${root}${m.mountpoint}`, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+    fd = covered ? clone!(m.mountpoint, hidden ? m.sdev : undefined) : openSync(`${root}${m.mountpoint}`, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
   } catch (e) {
     const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    throw new CryoError(`${who}: cannot open ${where}${covered ? ' (a clone of it without the mounts on it)' : ''}: ${why}`);
+    throw new CryoError(`${who}: cannot open ${where}${covered ? ` (a clone of it without the mounts ${hidden ? 'over' : 'on'} it)` : ''}: ${why}`);
   }
   try {
     const st = fstatSync(fd);
@@ -328,7 +395,7 @@ export interface MntNsToDump {
  * masters span them (a namespace made by unshare(CLONE_NEWNS) has copies of its
  * parent's mounts, peers or slaves of them), and files keep their mount's id.
  */
-export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { external: readonly string[]; auto: boolean; enableFs: readonly string[]; externalMasters: boolean }, log: Logger, clone?: (pid: number, path: string) => number, ids: IdView = IdView.SAME): MntNsDump {
+export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { external: readonly string[]; auto: boolean; enableFs: readonly string[]; externalMasters: boolean }, log: Logger, clone?: (pid: number, path: string, sdev?: number) => number, ids: IdView = IdView.SAME): MntNsDump {
   const nsOf = new Map<number, number>();
   const whoOf = new Map<number, string>();
   const perNs = nss.map((n, i) => {
@@ -362,7 +429,7 @@ export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { ext
   const dumpContents = () => {
     for (const { n, mounts, who: w } of perNs) {
       for (const m of mounts) {
-        if (roles.get(m.mntId)?.role === 'new' && fsByName(m.fstype)?.how === 'tmpfs') dumpTmpfs(m, mounts, `/proc/${n.pid}/root`, dir, w, clone && ((p) => clone(n.pid, p)));
+        if (roles.get(m.mntId)?.role === 'new' && fsByName(m.fstype)?.how === 'tmpfs') dumpTmpfs(m, mounts, `/proc/${n.pid}/root`, dir, w, clone && ((p, sdev) => clone(n.pid, p, sdev)));
       }
     }
   };
