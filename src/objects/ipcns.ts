@@ -4,15 +4,16 @@
 // values), ipcns-msg-N.img (queues with their messages). cryo enters the
 // namespace with one thread (setns) and reads or makes everything there; the
 // tasks' attachments of segments (VMA_AREA_SYSVIPC) are mapped again by shmat.
-import { closeSync, openSync, readdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import {
   create, toBinary, fromBinary, IpcVarEntrySchema, IpcShmEntrySchema, IpcSemEntrySchema, IpcMsgEntrySchema, IpcMsgSchema,
   IpcDescEntrySchema, isFieldSet, PagemapEntrySchema, VMA_AREA_SYSVIPC,
   type ImageDir, type IpcVarEntry, type IpcShmEntry, type IpcSemEntry, type IpcMsgEntry, type IpcDescEntry, type VmaEntry,
 } from '../images/index.js';
-import { ipc, MAP_HUGE_MASK, MAP_HUGE_SHIFT, NR, O, PR, PAGE_SIZE, FSOPEN_CLOEXEC, FSMOUNT_CLOEXEC, FSCONFIG, SysError, syscall } from '../sys/index.js';
+import { ipc, MAP_HUGE_MASK, MAP_HUGE_SHIFT, NR, O, PR, PAGE_SIZE, SysError, syscall } from '../sys/index.js';
 import { CryoError, type Logger } from '../context.js';
 import { writeShmemObject } from './files/memfd.js';
+import { dumpPosixQueues, queueLimits, restorePosixQueues } from './mqueue.js';
 import { readContentsInto, type ShmemContents } from './shmem.js';
 import type { Remote } from '../tracer/remote.js';
 import type { IdView } from './userns.js';
@@ -90,22 +91,6 @@ function walk<T>(maxIndex: () => number, stat: (idx: number) => T | undefined): 
   return out;
 }
 
-/** POSIX message queues of the current ipc namespace: read on a detached mqueue mount of it. */
-function posixQueues(): string[] {
-  const fsfd = syscall('fsopen(mqueue)', NR.fsopen, Buffer.from('mqueue\0'), FSOPEN_CLOEXEC);
-  try {
-    syscall('fsconfig(create)', NR.fsconfig, fsfd, FSCONFIG.CMD_CREATE, 0, 0, 0);
-    const mnt = syscall('fsmount', NR.fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
-    try {
-      return readdirSync(`/proc/self/fd/${mnt}`);
-    } finally {
-      closeSync(mnt);
-    }
-  } finally {
-    closeSync(fsfd);
-  }
-}
-
 export interface IpcDumpEnv {
   dir: ImageDir;
   newPagesId: () => number;
@@ -125,16 +110,8 @@ export function dumpIpcNs(nsPath: string, nsId: number, env: IpcDumpEnv): { segm
   let pages = 0;
   let scanned = 0;
   ipc.inNamespace(nsPath, 'ipc', () => {
-    let queues: string[];
-    try {
-      queues = posixQueues();
-    } catch (e) {
-      throw new CryoError(`${env.who}: cannot look for POSIX message queues in its ipc namespace: ${SysError.is(e) ? e.code : (e as Error).message}`);
-    }
-    if (queues.length) {
-      throw new CryoError(`${env.who}: its ipc namespace has POSIX message queues (${queues.map((q) => `/${q}`).join(', ')}), which live on the mqueue mount and need mount namespaces, which cryo does not dump yet`);
-    }
     const vars = readVar();
+    vars.posixMq = dumpPosixQueues(env.ids, env.who);
     env.dir.write('ipcVar', [vars], nsId);
 
     const shms: IpcShmEntry[] = [];
@@ -401,12 +378,14 @@ export function restoreIpcNs(
     sem[3] = Math.max(sem[3] ?? 0, img.sem.length);
     const shmPages = img.shm.reduce((n, s) => n + roundPage(s.e.size) / BigInt(PAGE_SIZE), 0n);
     const shmMax = img.shm.reduce((m, s) => (s.e.size > m ? s.e.size : m), 0n);
+    const mq = queueLimits(v.posixMq);
     writeVar(v, {
       // Not yet: a segment cryo detaches from would go at once.
       shmRmidForced: '0',
       sem: sem.join(' '), msgCtlmax: max(v.msgCtlmax, biggestMsg), msgCtlmni: max(v.msgCtlmni, img.msg.length),
       shmCtlmni: max(v.shmCtlmni, img.shm.length),
       shmCtlall: String(v.shmCtlall > shmPages ? v.shmCtlall : shmPages), shmCtlmax: String(v.shmCtlmax > shmMax ? v.shmCtlmax : shmMax),
+      mqQueuesMax: max(v.mqQueuesMax, mq.queues), mqMsgMax: max(v.mqMsgMax, mq.maxmsg), mqMsgsizeMax: max(v.mqMsgsizeMax, mq.msgsize),
     });
     for (const { e, contents } of img.shm) {
       const d = e.desc!;
@@ -443,10 +422,11 @@ export function restoreIpcNs(
       ipc.msgSet(d.id, { ...permOf(d, ids), qbytes: e.qbytes });
       for (const m of msgs) ipc.msgSend(d.id, m.mtype, m.data);
     }
+    restorePosixQueues(v.posixMq, view, img.id);
     writeVar(v);
     // Making an object puts its next_id back to -1 (which cannot be written): only those the images set.
     for (const [name, field] of NEXT_IDS) if (isFieldSet(v, IpcVarEntrySchema.field[field])) writeSysctl(name, String(v[field]));
-    log.info(`ipc namespace ${img.id}: ${img.shm.length} shared memory segments, ${img.sem.length} semaphore sets, ${img.msg.length} message queues`);
+    log.info(`ipc namespace ${img.id}: ${img.shm.length} shared memory segments, ${img.sem.length} semaphore sets, ${img.msg.length} message queues, ${v.posixMq.length} POSIX message queues`);
   }));
 }
 

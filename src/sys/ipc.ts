@@ -196,6 +196,44 @@ export function msgSend(id: number, mtype: bigint, data: Uint8Array): void {
   syscall('msgsnd', NR.msgsnd, id, b, data.length, IPC.NOWAIT);
 }
 
+// ---- POSIX message queues (struct mq_attr: four longs, then four reserved) ----
+
+export interface MqAttr {
+  flags: number;
+  maxmsg: number;
+  msgsize: number;
+  curmsgs: number;
+}
+
+/** mq_open of `name` (without the leading slash, as the system call takes it); with `attr` for O_CREAT. */
+export function mqOpen(name: string, oflag: number, mode = 0, attr?: Pick<MqAttr, 'maxmsg' | 'msgsize'>): number {
+  let a: Buffer | number = 0;
+  if (attr) {
+    a = Buffer.alloc(64);
+    a.writeBigInt64LE(BigInt(attr.maxmsg), 8);
+    a.writeBigInt64LE(BigInt(attr.msgsize), 16);
+  }
+  return syscall(`mq_open(/${name})`, NR.mq_open, Buffer.from(`${name}\0`), oflag, mode, a);
+}
+
+export function mqGetattr(fd: number): MqAttr {
+  const b = Buffer.alloc(64);
+  syscall('mq_getsetattr', NR.mq_getsetattr, fd, 0, b);
+  return { flags: Number(b.readBigInt64LE(0)), maxmsg: Number(b.readBigInt64LE(8)), msgsize: Number(b.readBigInt64LE(16)), curmsgs: Number(b.readBigInt64LE(24)) };
+}
+
+/** The first message (highest priority, oldest): on a queue opened O_NONBLOCK, EAGAIN when empty. */
+export function mqReceive(fd: number, msgsize: number): { prio: number; data: Buffer } {
+  const b = Buffer.alloc(Math.max(msgsize, 1));
+  const prio = Buffer.alloc(4);
+  const n = syscall('mq_timedreceive', NR.mq_timedreceive, fd, b, b.length, prio, 0);
+  return { prio: prio.readUInt32LE(0), data: Buffer.from(b.subarray(0, n)) };
+}
+
+export function mqSend(fd: number, data: Uint8Array, prio: number): void {
+  syscall('mq_timedsend', NR.mq_timedsend, fd, Buffer.from(data), data.length, prio, 0);
+}
+
 export function setns(fd: number, nstype: number): void {
   syscall('setns', NR.setns, fd, nstype);
 }

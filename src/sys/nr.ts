@@ -20,6 +20,7 @@ export const NR = {
   eventfd2: 290, epoll_create1: 291, dup3: 292, pipe2: 293, inotify_init1: 294, preadv: 295,
   pwritev: 296, rt_tgsigqueueinfo: 297, fanotify_init: 300, fanotify_mark: 301, prlimit64: 302,
   open_by_handle_at: 304,
+  mq_open: 240, mq_timedsend: 242, mq_timedreceive: 243, mq_getsetattr: 245,
   process_vm_readv: 310, process_vm_writev: 311, kcmp: 312, seccomp: 317, memfd_create: 319,
   userfaultfd: 323, rseq: 334, pidfd_send_signal: 424, move_mount: 429, fsopen: 430, fsconfig: 431,
   fsmount: 432, pidfd_open: 434, mlock: 149, munlock: 150, io_setup: 206, io_destroy: 207,

@@ -2,9 +2,11 @@
 // dumped into CRIU's images (utsns-N, ipcns-var/shm/sem/msg-N, the segments'
 // contents in pagemap-shmem + pages) and made anew on restore, with the same
 // host name, objects, ids, contents and sysctls, never in cryo's own. A tree
-// where only some task has a namespace of its own, POSIX message queues, and
-// SysV segments of cryo's own ipc namespace are refused; SysV objects of
-// cryo's own namespace are not the tree's and are not dumped.
+// where only some task has a namespace of its own, a POSIX message queue with
+// a notification, and SysV segments of cryo's own ipc namespace are refused;
+// SysV objects of cryo's own namespace are not the tree's and are not dumped.
+// POSIX message queues come back with their messages (cryo's own field of
+// ipcns-var, as CRIU keeps none).
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -117,7 +119,8 @@ test('uts+ipc namespaces made by `unshare --uts --ipc --fork`: the tree below un
 
 for (const [mode, re] of [
   ['child', /^Error: task (\d+) \(ipcns\) is in a uts namespace \(uts:\[\d+\]\) other than the tree root's \(cryo's own\), which cryo cannot dump: as CRIU, every task must be in the root's$/m],
-  ['mqueue', /^Error: task (\d+) \(ipcns\): its ipc namespace has POSIX message queues \(\/cryo-mq\), which live on the mqueue mount and need mount namespaces, which cryo does not dump yet$/m],
+  ['mqfd', /^Error: task (\d+): fd \d+ is POSIX message queue \/cryo-mq \(a descriptor of mq_open\), which cryo cannot dump yet$/m],
+  ['mqnotify', /^Error: task (\d+) \(ipcns\): POSIX message queue \/cryo-mq has a notification registered \(mq_notify, by pid \d+\), which cryo cannot carry$/m],
   ['hostshm', /^Error: task (\d+) \(ipcns\): SysV shared memory \d+ is attached at 0x[0-9a-f]+, but the task is in cryo's own ipc namespace, whose objects are not the tree's: cryo dumps SysV IPC only of a tree in an ipc namespace of its own$/m],
 ] as const) {
   test(`uts+ipc refused (${mode}): one line naming the task, no images, the tree runs on and passes its checks`, { timeout: 30_000 }, async (t) => {
@@ -160,6 +163,27 @@ test('uts+ipc dump --leave-running takes nothing away: the messages stay queued,
   await s.dump(target, images, { leaveRunning: true });
   assert.ok(fs.readdirSync(images).some((n) => n.startsWith('ipcns-msg-')), s.report());
   await s.expectPass(target);
+});
+
+test('POSIX message queues of the ipc namespace: messages in order with their priorities, limits, modes and owners come back in the new namespace; --leave-running leaves every message queued', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'utsipc-mqueue');
+  const target = await s.start('ipcns', { args: [s.dir, 'mqueue'] });
+  // Read out and queued again by the dump: the tree finds them as they were.
+  const left = s.mkdir();
+  await s.dump(target, left, { leaveRunning: true });
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const name = fs.readdirSync(images).find((n) => /^ipcns-var-\d+\.img$/.test(n))!;
+  const v = (cryoCrit(path.join(images, name)) as { entries: Array<{ posix_mq: Array<Record<string, unknown>> }> }).entries[0]!;
+  const mq = v.posix_mq.find((q) => q['name'] === 'cryo-mq');
+  assert.deepEqual([mq?.['mode'], mq?.['uid'], mq?.['gid'], mq?.['maxmsg'], mq?.['msgsize']], [0o640, 1000, 1001, 4, 64], s.report());
+  assert.deepEqual((mq?.['msgs'] as Array<{ prio: number }>).map((m) => m.prio), [5, 5, 1]);
+  assert.deepEqual(v.posix_mq.map((q) => q['name']).sort(), ['cryo-empty', 'cryo-mq']);
+  // Debian's crit still reads the image (the field is one it does not know).
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  const r = await s.restore(images, target);
+  assert.notEqual(nsLink(r.pid, 'ipc'), nsLink('self', 'ipc'), s.report());
+  await s.expectPass(r);
 });
 
 test('SysV shared memory in huge pages (shmhuge.c): an attached segment and one not attached come back in huge pages with their ids, keys, modes, sizes and contents (CRIU\'s hugetlb_flag); SIGUSR2 proves the check', { timeout: 60_000 }, async (t) => {

@@ -9,8 +9,13 @@
  *              --ipc --fork`);
  *   child    - the root stays in cryo's namespaces; a child unshares a uts
  *              namespace of its own (a tree cryo must refuse, as CRIU does);
- *   mqueue   - as own, plus a POSIX message queue (on the namespace's mqueue
- *              mount, which cryo cannot carry without mount namespaces);
+ *   mqueue   - as own, plus POSIX message queues: /cryo-mq (4 messages of
+ *              64 bytes at most, mode 0640, uid 1000, gid 1001) holding
+ *              "first" (priority 5), "low" (1) and "second" (5), and
+ *              /cryo-empty (the defaults, mode 0666), none of them open;
+ *   mqnotify - as mqueue, with a notification registered on /cryo-mq (which
+ *              cryo must refuse);
+ *   mqfd     - as mqueue, with /cryo-mq kept open (a descriptor cryo must refuse);
  *   hostshm  - no namespace of its own: a SysV segment of the host's ipc
  *              namespace is attached (not the tree's: refused, as CRIU);
  *   host     - no namespace of its own: SysV objects of the host's ipc
@@ -412,16 +417,58 @@ int main(int argc, char **argv)
 	MUST(sethostname("cryo-uts-test", 13) == 0);
 	MUST(setdomainname("cryo.example", 12) == 0);
 	setup_ipc();
-	if (!strcmp(mode, "mqueue")) {
+	int mq = !strncmp(mode, "mq", 2);
+	if (mq) {
 		struct mq_attr a = { .mq_maxmsg = 4, .mq_msgsize = 64 };
-
-		mqd_t q = mq_open("/cryo-mq", O_CREAT | O_RDWR, 0600, &a);
+		mqd_t q = mq_open("/cryo-mq", O_CREAT | O_EXCL | O_RDWR, 0600, &a);
 
 		MUST(q >= 0);
-		mq_close(q); /* the queue stays, on the namespace's mqueue mount */
+		MUST(fchmod(q, 0640) == 0 && fchown(q, 1000, 1001) == 0);
+		MUST(mq_send(q, "first", 5, 5) == 0 && mq_send(q, "low", 3, 1) == 0 && mq_send(q, "second", 6, 5) == 0);
+		if (!strcmp(mode, "mqnotify")) {
+			struct sigevent ev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1 };
+			MUST(mq_notify(q, &ev) == 0);
+		} else if (strcmp(mode, "mqfd")) {
+			mq_close(q); /* the queue stays, on the namespace's mqueue mount */
+		}
+		MUST((q = mq_open("/cryo-empty", O_CREAT | O_EXCL | O_RDWR, 0666, NULL)) >= 0);
+		MUST(fchmod(q, 0666) == 0);
+		mq_close(q);
 	}
 	prog_ready();
 	int corrupt = wait_for_signal();
+
+	if (mq) {
+		const char *want[] = { "first", "second", "low" };
+		const unsigned prios[] = { 5, 5, 1 };
+		struct mq_attr a;
+		struct stat st;
+		char m[64];
+		unsigned prio;
+		mqd_t q = mq_open("/cryo-mq", O_RDONLY | O_NONBLOCK);
+
+		if (q < 0 || mq_getattr(q, &a) || fstat(q, &st))
+			failf("/cryo-mq: %s", strerror(errno));
+		else {
+			if (a.mq_maxmsg != 4 || a.mq_msgsize != 64 || a.mq_curmsgs != 3)
+				failf("/cryo-mq: %ld messages of %ld bytes at most, %ld queued", a.mq_maxmsg, a.mq_msgsize, a.mq_curmsgs);
+			if ((st.st_mode & 07777) != 0640 || st.st_uid != 1000 || st.st_gid != 1001)
+				failf("/cryo-mq: mode %o, owner %d:%d", st.st_mode & 07777, st.st_uid, st.st_gid);
+			for (int i = 0; i < 3; i++) {
+				ssize_t n = mq_receive(q, m, sizeof(m), &prio);
+				if (n < 0 || (size_t)n != strlen(want[i]) || memcmp(m, want[i], n) || prio != prios[i])
+					failf("/cryo-mq: message %d is \"%.*s\" (priority %u), want \"%s\" (%u)", i, (int)(n < 0 ? 0 : n), m, prio, want[i], prios[i]);
+			}
+			mq_close(q);
+		}
+		q = mq_open("/cryo-empty", O_RDONLY | O_NONBLOCK);
+		if (q < 0 || mq_getattr(q, &a) || fstat(q, &st))
+			failf("/cryo-empty: %s", strerror(errno));
+		else if (a.mq_maxmsg != 10 || a.mq_msgsize != 8192 || a.mq_curmsgs != 0 || (st.st_mode & 07777) != 0666)
+			failf("/cryo-empty: %ld messages of %ld bytes, %ld queued, mode %o", a.mq_maxmsg, a.mq_msgsize, a.mq_curmsgs, st.st_mode & 07777);
+		if (q >= 0)
+			mq_close(q);
+	}
 
 	if (gethostname(buf, sizeof(buf)) || strcmp(buf, "cryo-uts-test"))
 		failf("host name is \"%s\", want cryo-uts-test", buf);

@@ -21,6 +21,15 @@ import { remapOf } from './remap.js';
 const MEM_MAJOR = 1;
 /** statfs f_type of proc. */
 const PROC_SUPER_MAGIC = 0x9fa0;
+const MQUEUE_MAGIC = 0x19800202;
+
+function fsMagic(p: string): number | undefined {
+  try {
+    return statfsSync(p).type;
+  } catch {
+    return undefined;
+  }
+}
 const DELETED = ' (deleted)';
 
 /**
@@ -221,6 +230,10 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
   }
   const deleted = src.link.endsWith(DELETED);
   const name = deleted ? src.link.slice(0, -DELETED.length) : src.link;
+  // A POSIX message queue descriptor names its queue as if it were a path from "/": never reopen that.
+  if (src.st.isFile() && fsMagic(src.proc) === MQUEUE_MAGIC) {
+    throw new CryoError(`task ${src.pid}: ${src.what} is POSIX message queue ${name} (a descriptor of mq_open), which cryo cannot dump yet`);
+  }
   // The namespace the file's mount is in (the task's own, or another of the tree's): its paths are that one's.
   // A mapping, a cwd or an executable is named by its mount too, as CRIU's, where it is one of the tree's.
   if (env.mntns && init.mntId === undefined) {
