@@ -101,7 +101,9 @@ export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
         if (k.forChildren) {
           const next = link(tid, k.forChildren);
           if (next !== undefined && next !== ns) {
-            throw new CryoError(`${who} has made a ${k.name} namespace for its children (${next}), which cryo does not dump yet`);
+            // Nested pid namespaces: CRIU refuses them too ("Can't dump nested pid namespace"); its images have no field for a pid per level.
+            const nested = k.name === 'pid' ? ', a pid namespace nested in the tree\'s (nor does CRIU dump one)' : '';
+            throw new CryoError(`${who} has made a ${k.name} namespace for its children (${next})${nested}, which cryo does not dump yet`);
           }
           // After unshare(CLONE_NEWPID) pid_for_children cannot be read until the
           // first child, the new namespace's init, exists (nor can a zombie's, nor

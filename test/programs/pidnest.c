@@ -1,0 +1,158 @@
+/*
+ * pidnest: pid namespaces nested two levels below the tree's.
+ *
+ * The root R forks M; M does unshare(CLONE_NEWPID) and forks N1, pid 1 of
+ * namespace B; N1 forks N2 (pid 2 of B, a group of its own); N2 does
+ * unshare(CLONE_NEWPID) and forks P1, pid 1 of namespace C; P1 forks P2
+ * (setsid: a session of its own). Every task records getpid(), getppid(),
+ * getsid(0), getpgrp() and its NSpid line, then writes a byte to a pipe;
+ * R prints READY once all five did. On SIGUSR1 R checks itself and sends
+ * SIGUSR1 to M; each task checks its ids, passes the signal to its child,
+ * reaps it and exits 0 or 1 by both verdicts; R prints PASS or FAIL.
+ */
+#include "common.h"
+
+#include <sched.h>
+#include <sys/wait.h>
+
+struct ids {
+	pid_t pid, ppid, sid, pgid;
+	char nspid[128];
+};
+
+static void read_nspid(char *out, size_t len)
+{
+	char buf[4096];
+	FILE *f = fopen("/proc/self/status", "r");
+
+	out[0] = 0;
+	if (!f)
+		return;
+	while (fgets(buf, sizeof(buf), f))
+		if (!strncmp(buf, "NSpid:", 6))
+			snprintf(out, len, "%s", buf + 6);
+	fclose(f);
+}
+
+static void record(struct ids *s)
+{
+	s->pid = getpid();
+	s->ppid = getppid();
+	s->sid = getsid(0);
+	s->pgid = getpgrp();
+	read_nspid(s->nspid, sizeof(s->nspid));
+}
+
+static void check_ids(const char *who, const struct ids *b)
+{
+	struct ids a;
+
+	record(&a);
+	if (a.pid != b->pid || a.ppid != b->ppid || a.sid != b->sid || a.pgid != b->pgid)
+		failf("%s: pid/ppid/sid/pgid %d/%d/%d/%d, were %d/%d/%d/%d", who, a.pid, a.ppid, a.sid, a.pgid, b->pid,
+		      b->ppid, b->sid, b->pgid);
+	if (strcmp(a.nspid, b->nspid))
+		failf("%s: NSpid %s, was %s", who, a.nspid, b->nspid);
+}
+
+/* Reports ready, waits for SIGUSR1, checks itself, then its child (0: none). */
+static int run(const char *who, int ready_fd, pid_t child, const struct ids *mine)
+{
+	int status;
+
+	if (write(ready_fd, "x", 1) != 1)
+		failf("%s: write to the ready pipe", who);
+	wait_for_signal();
+	check_ids(who, mine);
+	if (child > 0) {
+		kill(child, SIGUSR1);
+		if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status))
+			failf("%s: its child %d failed", who, child);
+	}
+	return common_fail_count ? 1 : 0;
+}
+
+/* Forks a task that runs body(); in the parent returns its pid. */
+static pid_t spawn(int (*body)(int), int ready_fd)
+{
+	pid_t p = fork();
+
+	MUST(p >= 0);
+	if (p == 0)
+		_exit(body(ready_fd));
+	return p;
+}
+
+static int p2(int fd)
+{
+	struct ids me;
+
+	MUST(setsid() == getpid());
+	record(&me);
+	if (me.pid != 2)
+		failf("P2: pid %d in namespace C, not 2", me.pid);
+	return run("P2", fd, 0, &me);
+}
+
+static int p1(int fd)
+{
+	struct ids me;
+
+	record(&me);
+	if (me.pid != 1)
+		failf("P1: pid %d, not 1 of namespace C", me.pid);
+	return run("P1", fd, spawn(p2, fd), &me);
+}
+
+static int n2(int fd)
+{
+	struct ids me;
+
+	MUST(setpgid(0, 0) == 0);
+	record(&me);
+	MUST(unshare(CLONE_NEWPID) == 0);
+	return run("N2", fd, spawn(p1, fd), &me);
+}
+
+static int n1(int fd)
+{
+	struct ids me;
+
+	record(&me);
+	if (me.pid != 1)
+		failf("N1: pid %d, not 1 of namespace B", me.pid);
+	return run("N1", fd, spawn(n2, fd), &me);
+}
+
+static int m(int fd)
+{
+	struct ids me;
+
+	record(&me);
+	MUST(unshare(CLONE_NEWPID) == 0);
+	return run("M", fd, spawn(n1, fd), &me);
+}
+
+int main(void)
+{
+	struct ids me;
+	int pfd[2], status, n = 0;
+	char c;
+	pid_t mp;
+
+	prog_init();
+	MUST(pipe(pfd) == 0);
+	record(&me);
+	mp = spawn(m, pfd[1]);
+	close(pfd[1]);
+	while (n < 5 && read(pfd[0], &c, 1) == 1)
+		n++;
+	MUST(n == 5);
+	prog_ready();
+	wait_for_signal();
+	check_ids("R", &me);
+	kill(mp, SIGUSR1);
+	if (waitpid(mp, &status, 0) != mp || !WIFEXITED(status) || WEXITSTATUS(status))
+		failf("R: M failed");
+	return prog_finish();
+}
