@@ -24,3 +24,8 @@ export function parseFdinfo(text: string): FdInfo {
   }
   return info;
 }
+
+/** The mount id of an fdinfo text (its "mnt_id:" line), NaN where it has none. */
+export function fdinfoMntId(text: string): number {
+  return Number(/^mnt_id:\s*(\d+)/m.exec(text)?.[1]);
+}

@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseMaps } from '../../src/proc/maps.js';
 import { parseStat, parseStatus, parseIds } from '../../src/proc/stat.js';
-import { parseFdinfo } from '../../src/proc/fdinfo.js';
+import { fdinfoMntId, parseFdinfo } from '../../src/proc/fdinfo.js';
 import { parseProcTimers } from '../../src/objects/timers.js';
 import { parseLocks } from '../../src/objects/files/locks.js';
 import { xstateToEntry, entryToXstate, xsaveLayout } from '../../src/objects/regs.js';
@@ -169,4 +169,9 @@ test('xsaveLayout reads this CPU: the offsets ptrace hands out are its own', () 
   if ((lo! & 4) !== 0) assert.deepEqual(l.get(2), { off: 576, size: 256 }, 'AVX is at 576 on every x86_64 CPU');
   for (const [bit, c] of l) assert.ok(c.off >= 576 && c.size > 0, `component ${bit}: ${JSON.stringify(c)}`);
   if (l.has(9)) assert.ok([2432, 2688].includes(l.get(9)!.off), `PKRU at ${l.get(9)!.off}`);
+});
+
+test('fdinfoMntId: the mnt_id line, NaN without one', () => {
+  assert.equal(fdinfoMntId('pos:\t0\nflags:\t02000000\nmnt_id:\t108\nino:\t5\n'), 108);
+  assert.ok(Number.isNaN(fdinfoMntId('pos:\t0\nflags:\t02000000\n')));
 });

@@ -17,11 +17,13 @@ import type { FileTable } from './table.js';
 import { isShmemObject } from './memfd.js';
 import { dumpGhost, writeGhosts, closeGhosts, readGhostImage } from './ghost.js';
 import { remapOf } from './remap.js';
+import { fdinfoMntId } from '../../proc/fdinfo.js';
 
 const MEM_MAJOR = 1;
 /** statfs f_type of proc. */
 const PROC_SUPER_MAGIC = 0x9fa0;
 const MQUEUE_MAGIC = 0x19800202;
+const DELETED = ' (deleted)';
 
 function fsMagic(p: string): number | undefined {
   try {
@@ -30,7 +32,6 @@ function fsMagic(p: string): number | undefined {
     return undefined;
   }
 }
-const DELETED = ' (deleted)';
 
 /**
  * Open a path of the images in cryo: as it is, or, in the tree's own mount
@@ -146,17 +147,21 @@ function onTreeMount(pid: number, what: string, link: string, st: Stats, mntId: 
   // On a mount of any of the tree's namespaces: its path is that namespace's (the kernel's d_path from its root).
   if (ns.of(mntId)) return mntId;
   const refuse = () => new CryoError(`task ${pid}: ${what} (${link}) is on mount ${mntId}, which is not in the tree's mount namespace, and that path there leads to another file`);
-  let fd: number;
+  let now: { st: Stats; mntId: number };
   try {
-    fd = openSync(ns.root + link, O.PATH | O.NOFOLLOW | O.CLOEXEC);
+    now = whereNow(ns.root + link);
   } catch {
     throw refuse();
   }
+  if (now.st.dev !== st.dev || now.st.ino !== st.ino || !ns.ids.has(now.mntId)) throw refuse();
+  return now.mntId;
+}
+
+/** What a path leads to now (a last symlink itself): its inode and the mount it is reached through. Throws where it opens no more. */
+function whereNow(p: string): { st: Stats; mntId: number } {
+  const fd = openSync(p, O.PATH | O.NOFOLLOW | O.CLOEXEC);
   try {
-    const now = fstatSync(fd);
-    const id = Number(/^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1]);
-    if (now.dev !== st.dev || now.ino !== st.ino || !ns.ids.has(id)) throw refuse();
-    return id;
+    return { st: fstatSync(fd), mntId: fdinfoMntId(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')) };
   } finally {
     closeSync(fd);
   }
@@ -171,8 +176,8 @@ function mountOf(proc: string): number | undefined {
     return undefined;
   }
   try {
-    const m = /^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
-    return m ? Number(m[1]) : undefined;
+    const id = fdinfoMntId(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+    return Number.isNaN(id) ? undefined : id;
   } finally {
     closeSync(fd);
   }
@@ -231,7 +236,8 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
   const deleted = src.link.endsWith(DELETED);
   const name = deleted ? src.link.slice(0, -DELETED.length) : src.link;
   // A POSIX message queue descriptor names its queue as if it were a path from "/": never reopen that.
-  if (src.st.isFile() && fsMagic(src.proc) === MQUEUE_MAGIC) {
+  // (Its name is one component: only such files are asked for their file system.)
+  if (src.st.isFile() && /^\/[^/]+$/.test(name) && fsMagic(src.proc) === MQUEUE_MAGIC) {
     throw new CryoError(`task ${src.pid}: ${src.what} is POSIX message queue ${name} (a descriptor of mq_open), which cryo cannot dump yet`);
   }
   // The namespace the file's mount is in (the task's own, or another of the tree's): its paths are that one's.
@@ -277,11 +283,7 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
 function deadProcFile(src: RegSource, name: string, root: string): number | undefined {
   const m = /^\/proc\/(\d+)(\/|$)/.exec(name.endsWith(DELETED) ? name.slice(0, -DELETED.length) : name);
   if (!m || !Number(m[1])) return undefined;
-  try {
-    if (statfsSync(src.proc).type !== PROC_SUPER_MAGIC) return undefined;
-  } catch {
-    return undefined;
-  }
+  if (fsMagic(src.proc) !== PROC_SUPER_MAGIC) return undefined;
   try {
     const now = lstatSync(root + name);
     if (now.dev === src.st.dev && now.ino === src.st.ino) return undefined;
@@ -312,20 +314,15 @@ function deadProcFile(src: RegSource, name: string, root: string): number | unde
  * the path shows now, or not at all: refused.
  */
 function checkReachable(src: RegSource, name: string, mntId: number, root: string): void {
-  let fd: number;
+  let now: { st: Stats; mntId: number };
   try {
-    fd = openSync(root + name, O.PATH | O.NOFOLLOW | O.CLOEXEC);
+    now = whereNow(root + name);
   } catch (e) {
     throw new CryoError(`task ${src.pid}: ${src.what} is ${name} on mount ${mntId}, which that path in its mount namespace no longer reaches (${(e as NodeJS.ErrnoException).code})`);
   }
-  try {
-    const now = fstatSync(fd);
-    const at = Number(/^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1]);
-    if (now.dev !== src.st.dev || now.ino !== src.st.ino || at !== mntId) {
-      throw new CryoError(`task ${src.pid}: ${src.what} is ${name} on mount ${mntId}, but that path in its mount namespace now leads to ${now.dev === src.st.dev && now.ino === src.st.ino ? `it through mount ${at}` : `another file (on mount ${at})`}: the mount is hidden under another, which cryo cannot reopen it through`);
-    }
-  } finally {
-    closeSync(fd);
+  const same = now.st.dev === src.st.dev && now.st.ino === src.st.ino;
+  if (!same || now.mntId !== mntId) {
+    throw new CryoError(`task ${src.pid}: ${src.what} is ${name} on mount ${mntId}, but that path in its mount namespace now leads to ${same ? `it through mount ${now.mntId}` : `another file (on mount ${now.mntId})`}: the mount is hidden under another, which cryo cannot reopen it through`);
   }
 }
 

@@ -6,6 +6,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readlinkSync 
 import { spawnSync } from 'node:child_process';
 import { create, Fstype, MntEntrySchema, type ImageDir, type MntEntry } from '../../images/index.js';
 import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
+import { fdinfoMntId } from '../../proc/fdinfo.js';
 import { AT_EMPTY_PATH, CLONE, MNT_DETACH, MS, NR, O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, ipc, pidfdGetfd, pidfdOpen } from '../../sys/index.js';
 import { RemoteError, type Remote } from '../../tracer/remote.js';
 import { dirname } from 'node:path';
@@ -290,7 +291,7 @@ function leadsTo(p: string, mntId: number): boolean {
     return false;
   }
   try {
-    return Number(/^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1]) === mntId;
+    return fdinfoMntId(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')) === mntId;
   } finally {
     closeSync(fd);
   }
@@ -317,7 +318,7 @@ function uncoverIn(rem: Remote, path: string, sdev: number): void {
     const fd = open();
     let at: number;
     try {
-      at = Number(/^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/${rem.pid}/fdinfo/${fd}`, 'utf8'))?.[1]);
+      at = fdinfoMntId(readFileSync(`/proc/${rem.pid}/fdinfo/${fd}`, 'utf8'));
     } finally {
       rem.call('close', NR.close, fd);
     }
