@@ -7,12 +7,13 @@ import { spawnSync } from 'node:child_process';
 import { create, Fstype, MntEntrySchema, type ImageDir, type MntEntry } from '../../images/index.js';
 import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
 import { fdinfoMntId } from '../../proc/fdinfo.js';
-import { AT_EMPTY_PATH, CLONE, MNT_DETACH, MS, NR, O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, ipc, pidfdGetfd, pidfdOpen } from '../../sys/index.js';
+import { AT_EMPTY_PATH, AT_FDCWD, CLONE, MNT_DETACH, MS, NR, O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, ipc, pidfdGetfd, pidfdOpen, syscall } from '../../sys/index.js';
 import { RemoteError, type Remote } from '../../tracer/remote.js';
 import { dirname } from 'node:path';
 import { withHelper } from '../../tracer/seed.js';
 import { CryoError, type Logger } from '../../context.js';
-import { major, minor } from '../files/kind.js';
+import { kdev } from '../files/kind.js';
+import { dumpBinfmtMisc } from './binfmt.js';
 import { fsByName, mntFlags, sbFlags } from './fstypes.js';
 import { IdView } from '../userns.js';
 
@@ -206,7 +207,7 @@ function checkCollisions(mounts: MountInfo[], who: (m: MountInfo) => string): vo
   }
 }
 
-const CODES: Record<string, Fstype> = { overlay: Fstype.OVERLAYFS, binfmt_misc: Fstype.BINFMT_MISC, securityfs: Fstype.SECURITYFS, debugfs: Fstype.DEBUGFS, tracefs: Fstype.TRACEFS, fusectl: Fstype.FUSECTL, pstore: Fstype.PSTORE, autofs: Fstype.AUTOFS, fuse: Fstype.FUSE };
+const CODES: Record<string, Fstype> = { overlay: Fstype.OVERLAYFS, securityfs: Fstype.SECURITYFS, debugfs: Fstype.DEBUGFS, tracefs: Fstype.TRACEFS, fusectl: Fstype.FUSECTL, pstore: Fstype.PSTORE, autofs: Fstype.AUTOFS, fuse: Fstype.FUSE };
 
 /**
  * uid= and gid= of superblock options as the tree sees them (CRIU's sb_opt_cb):
@@ -330,26 +331,53 @@ function uncoverIn(rem: Remote, path: string, sdev: number): void {
 }
 
 /**
+ * A clone of a mount of cryo's own namespace that shows what `m` shows (the same
+ * file system, the same root), reached at its mount point: the host's mounts a
+ * tree's namespace was copied from. It shows what is under m's submounts too, and
+ * a tree's mount with submounts locked (a namespace of another user namespace)
+ * cannot be cloned alone.
+ */
+function ownClone(m: MountInfo): number | undefined {
+  const mine = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((o) => o.sdev === m.sdev && o.root === m.root && o.fstype === m.fstype);
+  const open = mine.find((o) => leadsTo(o.mountpoint, o.mntId));
+  if (open) return syscall(`open_tree(${open.mountpoint})`, NR.open_tree, AT_FDCWD, Buffer.from(`${open.mountpoint}\0`), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  // Hidden here too: uncovered in a private copy of cryo's namespace, where nothing is locked.
+  return mine.length && m.root === '/' ? cloneMountOf(process.pid, mine[0]!.mountpoint, m.sdev) : undefined;
+}
+
+/**
+ * cryo's fd of the root of mount `m` of a namespace reached at `root`, alone:
+ * one with mounts on it, or hidden under one, through a clone of it (`clone`),
+ * in which what is under those mounts shows.
+ */
+function openMountRoot(m: MountInfo, mounts: readonly MountInfo[], root: string, what: string, clone?: (path: string, sdev?: number) => number): number {
+  // Hidden under a mount on the same point, or its path leading elsewhere (a mount over a directory above it).
+  const hidden = !leadsTo(`${root}${m.mountpoint}`, m.mntId);
+  const covered = clone !== undefined && (hidden || mounts.some((o) => o !== m && o.parentId === m.mntId));
+  if (hidden && !clone) throw new CryoError(`${what} is hidden under another mount, which cryo cannot reach`);
+  let fd: number;
+  try {
+    fd = covered ? (ownClone(m) ?? clone!(m.mountpoint, hidden ? m.sdev : undefined)) : openSync(`${root}${m.mountpoint}`, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new CryoError(`${what}: cannot open it${covered ? ` (a clone of it without the mounts ${hidden ? 'over' : 'on'} it)` : ''}: ${why}`);
+  }
+  if (kdev(fstatSync(fd).dev) !== m.sdev) {
+    closeSync(fd);
+    throw new CryoError(`${what}: its path leads to another file system`);
+  }
+  return fd;
+}
+
+/**
  * tar of a tmpfs, as CRIU's tmpfs_dump, reached from cryo through the tree's
  * root; one with mounts on it through a clone of it alone (`clone`), whose
  * files under those mounts tar then sees too.
  */
 function dumpTmpfs(m: MountInfo, mounts: MountInfo[], root: string, dir: ImageDir, who: string, clone?: (path: string, sdev?: number) => number): void {
   const where = `mount ${m.mntId} at ${m.mountpoint} (tmpfs)`;
-  // Hidden under a mount on the same point, or its path leading elsewhere (a mount over a directory above it).
-  const hidden = !leadsTo(`${root}${m.mountpoint}`, m.mntId);
-  const covered = clone !== undefined && (hidden || mounts.some((o) => o !== m && o.parentId === m.mntId));
-  if (hidden && !clone) throw new CryoError(`${who}: ${where} is hidden under another mount, which cryo cannot reach`);
-  let fd: number;
+  const fd = openMountRoot(m, mounts, root, `${who}: ${where}`, clone);
   try {
-    fd = covered ? clone!(m.mountpoint, hidden ? m.sdev : undefined) : openSync(`${root}${m.mountpoint}`, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
-  } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    throw new CryoError(`${who}: cannot open ${where}${covered ? ` (a clone of it without the mounts ${hidden ? 'over' : 'on'} it)` : ''}: ${why}`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (((major(st.dev) << 20 | minor(st.dev)) >>> 0) !== m.sdev) throw new CryoError(`${who}: ${where}: its path leads to another file system`);
     const out = dir.openRaw('tmpfsDev', m.sdev, 'w');
     try {
       const r = spawnSync('tar', [
@@ -426,6 +454,13 @@ export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { ext
     const v: MntNsView = { nsId: n.nsId, link: n.link, ids: new Set(mounts.map((m) => m.mntId)), root: `/proc/${n.pid}/root`, mounts, of: (id) => byMount.get(id), all: views };
     for (const m of mounts) byMount.set(m.mntId, v);
     views.push(v);
+  }
+  const binfmt = dumpBinfmtMisc(perNs.flatMap(({ n, mounts, who: w }) => mounts.filter((m) => m.fstype === 'binfmt_misc' && roles.get(m.mntId)?.role === 'new').map((m) => ({
+    m, who: w, open: () => openMountRoot(m, mounts, `/proc/${n.pid}/root`, `${w}: mount ${m.mntId} at ${m.mountpoint} (binfmt_misc)`, clone && ((p, sdev) => clone(n.pid, p, sdev))),
+  }))), ids.own);
+  if (binfmt.length) {
+    dir.write('binfmtMisc', binfmt);
+    log.info(`binfmt_misc: ${binfmt.length} entr${binfmt.length === 1 ? 'y' : 'ies'} of the tree's user namespace`);
   }
   const dumpContents = () => {
     for (const { n, mounts, who: w } of perNs) {

@@ -27,6 +27,8 @@ export const FSTYPES: readonly FsType[] = [
   { name: 'mqueue', code: Fstype.MQUEUE, how: 'fresh' },
   { name: 'cgroup', code: Fstype.CGROUP, how: 'fresh' },
   { name: 'cgroup2', code: Fstype.CGROUP2, how: 'fresh' },
+  // Of the host or of the tree's user namespace: its entries are in binfmt-misc.img (binfmt.ts).
+  { name: 'binfmt_misc', code: Fstype.BINFMT_MISC, how: 'fresh' },
 ];
 
 export const fsByName = (name: string): FsType | undefined => FSTYPES.find((f) => f.name === name.split('.')[0]);

@@ -3,7 +3,8 @@
 // --root), across all namespaces of the tree (mount ids are one space), in the
 // order they are made.
 import { existsSync, statSync } from 'node:fs';
-import type { ImageDir, MntEntry } from '../../images/index.js';
+import type { BinfmtMiscEntry, ImageDir, MntEntry } from '../../images/index.js';
+import { checkBinfmtEntries } from './binfmt.js';
 import { CryoError } from '../../context.js';
 import { AUTODETECTED_MOUNT, extMounts } from './dump.js';
 import { fsByCode, codeName } from './fstypes.js';
@@ -23,6 +24,8 @@ export interface MntNsImages {
   tmpfs: Map<number, string>;
   /** The namespace of every mount of the tree's namespaces (by its id in the images). */
   nsOf: ReadonlyMap<number, number>;
+  /** The entries of the tree's binfmt_misc instance (one for the tree), registered on its first new mount. */
+  binfmt: readonly BinfmtMiscEntry[];
 }
 
 /** Is `p` at or below directory `dir`? */
@@ -91,12 +94,14 @@ export function loadMntNs(dir: ImageDir, nsIds: readonly number[], opts: { root?
     if (src) roles.set(e.mntId, { role: 'bind', from: src.mntId });
   }
   const tmpfs = new Map<number, string>();
+  const binfmtDevs = new Set<number>();
   for (const e of all) {
     if (roles.has(e.mntId)) continue;
     const fs = fsByCode(e.fstype);
     const owner = fs && all.find((o) => o.rootDev === e.rootDev && o.root === '/' && !o.extKey && o !== root && (roles.get(o.mntId) ?? { role: 'new' }).role === 'new');
     if (owner === e) {
       roles.set(e.mntId, { role: 'new' });
+      if (fs!.name === 'binfmt_misc') binfmtDevs.add(e.rootDev);
       if (fs!.how === 'tmpfs') {
         const img = ['tmpfsDev', 'tmpfsImg'].map((k) => dir.pathOf(k as 'tmpfsDev', k === 'tmpfsDev' ? e.rootDev : e.mntId)).find((p) => existsSync(p));
         if (!img) throw new CryoError(`bad image: ${dir.fileName('mnts', nsOf.get(e.mntId)!)}: tmpfs mount ${e.mntId} at ${e.mountpoint}: its contents (${dir.fileName('tmpfsDev', e.rootDev)}) are missing`);
@@ -108,6 +113,7 @@ export function loadMntNs(dir: ImageDir, nsIds: readonly number[], opts: { root?
     if (!src) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} (${codeName(e.fstype)}) of the images is neither a file system cryo makes nor a bind mount of one in its namespaces`);
     roles.set(e.mntId, { role: 'bind', from: src.mntId });
   }
+  const binfmt = loadBinfmt(dir, [...binfmtDevs]);
   // Each namespace: parents first; a bind after its source when that is in it; a mount
   // after the siblings it hides (on its parent below its mount point: one propagated
   // under it, zdtm overmount_with_shared_parent), which are reached only before it is there.
@@ -130,7 +136,7 @@ export function loadMntNs(dir: ImageDir, nsIds: readonly number[], opts: { root?
     if (order.length < entries.length) throw bad('mounts whose parent or source can never be made (a cycle)');
     const own = new Map(entries.map((e) => [e.mntId, roles.get(e.mntId)!]));
     const needs = new Set(entries.flatMap((e) => { const r = roles.get(e.mntId)!; return r.role === 'bind' && nsOf.get(r.from) !== nsId ? [nsOf.get(r.from)!] : []; }));
-    return { img: { nsId, order, roles: own, tmpfs: new Map([...tmpfs].filter(([id]) => own.has(id))), nsOf }, needs };
+    return { img: { nsId, order, roles: own, tmpfs: new Map([...tmpfs].filter(([id]) => own.has(id))), nsOf, binfmt }, needs };
   });
   // Namespaces after those they bind from; the root's first.
   const out: MntNsImages[] = [];
@@ -142,6 +148,23 @@ export function loadMntNs(dir: ImageDir, nsIds: readonly number[], opts: { root?
   }
   return out;
 }
+
+/**
+ * binfmt-misc.img, or of older dumps binfmt-misc-DEV.img (as CRIU reads it):
+ * entries only where the images have a binfmt_misc mount to register them on.
+ */
+function loadBinfmt(dir: ImageDir, devs: readonly number[]): BinfmtMiscEntry[] {
+  const from: Array<[BinfmtKind, number | undefined]> = [['binfmtMisc', undefined], ...devs.map((d): [BinfmtKind, number] => ['binfmtMiscOld', d])];
+  const found = from.filter(([k, d]) => dir.exists(k, d));
+  if (!found.length) return [];
+  const [k, d] = found[0]!;
+  if (!devs.length) throw new CryoError(`bad image: ${dir.fileName(k, d)}: binfmt_misc entries, but no binfmt_misc mount to register them on`);
+  if (devs.length > 1) throw new CryoError(`bad image: the mounts are of ${devs.length} binfmt_misc instances, one of which ${dir.fileName(k, d)} holds the entries of`);
+  const entries = dir.read(k, d);
+  checkBinfmtEntries(entries, dir.fileName(k, d));
+  return entries;
+}
+type BinfmtKind = 'binfmtMisc' | 'binfmtMiscOld';
 
 /**
  * Where a hard link from `a` (on mount `aMnt`) to `b` (on mount `bMnt`) can be

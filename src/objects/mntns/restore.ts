@@ -19,6 +19,7 @@ import type { Remote } from '../../tracer/remote.js';
 import { RemoteError } from '../../tracer/remote.js';
 import { CryoError, type Logger } from '../../context.js';
 import { fsByCode, mountAttrOf, codeName } from './fstypes.js';
+import { registerBinfmt } from './binfmt.js';
 import { openPtmxAt } from '../files/pty.js';
 import { IdView } from '../userns.js';
 import { rel, under, type MntNsImages } from './load.js';
@@ -214,8 +215,16 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
     if (r.role === 'bind' && e.deleted) return bindDeleted(e, r.from);
     if (r.role === 'bind') return bindOf(e, r.from);
     if (r.role === 'external') return hostClone(r.path, e);
-    return fresh(e);
+    const fd = fresh(e);
+    // Its entries go on the instance's first mount (that of the tree's user namespace is new and empty).
+    if (fsByCode(e.fstype)?.name === 'binfmt_misc' && img.binfmt.length && !binfmtDone) {
+      doing = `registering ${img.binfmt.length} binfmt_misc entries on ${e.mountpoint} (mount ${e.mntId})`;
+      registerBinfmt(rem, fd, img.binfmt);
+      binfmtDone = true;
+    }
+    return fd;
   };
+  let binfmtDone = false;
   const bindOf = (e: MntEntry, fromId: number): bigint => {
     const from = byId.get(fromId)!;
     if (fsByCode(from.fstype)?.name === 'devpts') makeBoundPty(rem.pid, fds.get(fromId)!, rel(e.root, from.root), boundPtys);
