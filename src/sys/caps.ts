@@ -42,3 +42,38 @@ export function setKeepCaps(on: boolean): void {
 export function ambientRaise(cap: number): void {
   syscall(`prctl(PR_CAP_AMBIENT_RAISE, ${cap})`, NR.prctl, PR.CAP_AMBIENT, PR_CAP_AMBIENT_OP.RAISE, cap, 0, 0);
 }
+
+/**
+ * Run `fn` with this thread's fs ids set to `uid`:`gid` (setfsuid/setfsgid),
+ * its effective capabilities raised again (a change of fsuid from 0 drops the
+ * fs ones), then put back. The kernel makes a link on a file system of a user
+ * namespace only for a caller whose fs ids that namespace maps (EOVERFLOW
+ * otherwise): the file's own owner is, as CRIU's linkat_hard.
+ */
+export function withFsIds<T>(uid: number, gid: number, fn: () => T): T {
+  const caps = capGet();
+  // setfsuid returns the old value and never fails with -1: its result is not an error.
+  const oldUid = Number(syscall('setfsuid', NR.setfsuid, uid));
+  const oldGid = Number(syscall('setfsgid', NR.setfsgid, gid));
+  try {
+    capSet({ ...caps, eff: caps.prm });
+    return fn();
+  } finally {
+    syscall('setfsgid', NR.setfsgid, oldGid);
+    syscall('setfsuid', NR.setfsuid, oldUid);
+    capSet(caps);
+  }
+}
+
+/** Run `fn` with this thread's effective gid set to `gid` (setresgid), then put back. */
+export function withEgid<T>(gid: number, fn: () => T): T {
+  const [r, e, s] = [Buffer.alloc(4), Buffer.alloc(4), Buffer.alloc(4)];
+  syscall('getresgid', NR.getresgid, r, e, s);
+  const egid = e.readUInt32LE(0);
+  syscall('setresgid', NR.setresgid, -1, gid, -1);
+  try {
+    return fn();
+  } finally {
+    syscall('setresgid', NR.setresgid, -1, egid, -1);
+  }
+}

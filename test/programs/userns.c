@@ -235,7 +235,7 @@ static int root_main(void *arg)
 	MUST(read(kid_back[0], &c, 1) == 1);
 	prog_ready();
 
-	if (wait_for_signal() == SIGUSR2)
+	if (wait_for_signal())
 		sethostname("changed", 7);
 
 	uid_t r, e, s;

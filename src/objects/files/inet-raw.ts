@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { create, IpOptsRawEntrySchema, type IpOptsRawEntry } from '../../images/index.js';
 import {
-  AF, ICMP_FILTER, ICMPV6_FILTER, IP, IPPROTO, IPV6, SOCK, SOL_ICMPV6, SOL_RAW, SOL_SOCKET, sock,
+  AF, ICMP_FILTER, ICMPV6_FILTER, IP, IPPROTO, IPV6, SOCK, SOL_ICMPV6, SOL_RAW, SOL_SOCKET, SysError, sock, withEgid,
 } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 
@@ -79,9 +79,22 @@ export function rawBindPort(type: number, srcPort: number): number {
   return type === SOCK.RAW ? 0 : srcPort;
 }
 
-/** Why a ping socket cannot be made: net.ipv4.ping_group_range leaves cryo's group out. */
-export function pingSocketError(e: Error, where: string): CryoError {
-  return new CryoError(`${where}: cannot make an ICMP socket again: ${e.message} (net.ipv4.ping_group_range must include cryo's group)`);
+/**
+ * A ping socket that cryo's group may not make (net.ipv4.ping_group_range of the
+ * tree's network namespace, that of a user namespace, leaves it out: EACCES),
+ * made with the first group of the range as cryo's effective one (read here,
+ * in cryo's view); else why it cannot be made.
+ */
+export function pingSocketAsGroup(e: Error, make: () => number, where: string): number {
+  const fail = (why: string) => new CryoError(`${where}: cannot make an ICMP socket again: ${why} (net.ipv4.ping_group_range must include cryo's group)`);
+  if (!SysError.is(e, 'EACCES')) throw fail(e.message);
+  const [low, high] = readFileSync('/proc/sys/net/ipv4/ping_group_range', 'utf8').trim().split(/\s+/).map(Number);
+  if (low === undefined || high === undefined || !(low <= high)) throw fail(e.message);
+  try {
+    return withEgid(low, make);
+  } catch (e2) {
+    throw fail(`${(e2 as Error).message}, as group ${low} too`);
+  }
 }
 
 /**

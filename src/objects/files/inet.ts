@@ -23,7 +23,7 @@ import {
 } from './tcp.js';
 import { dumpSockOpts, restoreSockFilter, restoreSockOpts } from './sockopts.js';
 import { diagConnections } from './tcp-lock.js';
-import { dumpRawOpts, isPing, pingSocketError, procRawSockets, rawBindPort, rawName, rawShutdown, restoreRawOpts } from './inet-raw.js';
+import { dumpRawOpts, isPing, pingSocketAsGroup, procRawSockets, rawBindPort, rawName, rawShutdown, restoreRawOpts } from './inet-raw.js';
 
 export const STATE_NAMES: Record<number, string> = {
   1: 'ESTABLISHED', 2: 'SYN_SENT', 3: 'SYN_RECV', 4: 'FIN_WAIT1', 5: 'FIN_WAIT2', 6: 'TIME_WAIT', 7: 'CLOSE',
@@ -342,8 +342,8 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
   try {
     fd = sock.socket(ie.family, ie.type, ie.proto);
   } catch (e) {
-    if (isPing(ie.type, ie.proto)) throw pingSocketError(e as Error, where);
-    throw e;
+    if (!isPing(ie.type, ie.proto)) throw e;
+    fd = pingSocketAsGroup(e as Error, () => sock.socket(ie.family, ie.type, ie.proto), where);
   }
   try {
     const v6 = ie.family === AF.INET6;

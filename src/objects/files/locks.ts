@@ -7,7 +7,7 @@ import { closeSync } from 'node:fs';
 import { NR, O, LOCK, AT_FDCWD, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
-import { flock } from '../../abi/index.js';
+import { capUserData, capUserHeader, decodeCapData, encodeCapData, flock, LINUX_CAPABILITY_VERSION_3 } from '../../abi/index.js';
 
 const FL_POSIX = 1;
 const FL_FLOCK = 2;
@@ -87,10 +87,37 @@ export function restoreLocks(rem: Remote, locks: FileLockEntry[], reown: (fd: nu
   }
 }
 
+/**
+ * F_SETLEASE by the task; refused (EACCES: it is not the file's owner, and in a
+ * user namespace its ids are no one's until its creds come back), again as the
+ * file's owner, as CRIU's set_file_lease: its fs uid set to it for the call,
+ * then back, and the fs capabilities that change dropped raised again.
+ */
+function setLease(rem: Remote, fd: number, type: number): bigint {
+  const r = rem.callRaw(NR.fcntl, fd, F_SETLEASE, type);
+  if (r !== -13n) return r;
+  const st = rem.put(Buffer.alloc(144), 4096);
+  const s = rem.callRaw(NR.fstat, fd, st);
+  if (s < 0n) return s;
+  const uid = rem.mem.read(st + 28n, 4).readUInt32LE(0); // st_uid of x86_64's struct stat
+  const hdr = rem.put(capUserHeader.encode({ version: LINUX_CAPABILITY_VERSION_3 }), 4096);
+  const data = rem.put(Buffer.alloc(2 * capUserData.size), 4096 + 64);
+  if (rem.callRaw(NR.capget, hdr, data) < 0n) return r;
+  const caps = decodeCapData(rem.mem.read(data, 2 * capUserData.size));
+  const old = rem.callRaw(NR.setfsuid, uid);
+  try {
+    return rem.callRaw(NR.fcntl, fd, F_SETLEASE, type);
+  } finally {
+    rem.callRaw(NR.setfsuid, old);
+    rem.put(encodeCapData(caps), 4096 + 64);
+    rem.callRaw(NR.capset, rem.put(capUserHeader.encode({ version: LINUX_CAPABILITY_VERSION_3 }), 4096), data);
+  }
+}
+
 function restoreLease(rem: Remote, l: FileLockEntry, reown: (fd: number) => void): void {
   const fail = (what: string, errno: bigint | number) => new CryoError(`task ${rem.pid}: cannot ${what} on fd ${l.fd} again (errno ${errno})`);
   if (!(l.type & LEASE_BREAKING)) {
-    const r = rem.callRaw(NR.fcntl, l.fd, F_SETLEASE, l.type);
+    const r = setLease(rem, l.fd, l.type);
     if (r < 0n) throw fail(`take its ${l.type === F_WRLCK ? 'write' : 'read'} lease`, -r);
     return;
   }
@@ -103,7 +130,7 @@ function restoreLease(rem: Remote, l: FileLockEntry, reown: (fd: number) => void
   // while it breaks again (it gets its own back below).
   const cleared = rem.callRaw(NR.fcntl, l.fd, F_SETOWN, 0);
   if (cleared < 0n) throw fail('clear the owner of its leased file', -cleared);
-  const r = rem.callRaw(NR.fcntl, l.fd, F_SETLEASE, before);
+  const r = setLease(rem, l.fd, before);
   if (r < 0n) throw fail('take its lease', -r);
   const path = `/proc/${rem.pid}/fd/${l.fd}`;
   const n = trySyscall(NR.openat, AT_FDCWD, Buffer.from(path + '\0'), (target === F_UNLCK ? O.WRONLY : O.RDONLY) | O.NONBLOCK | O.CLOEXEC, 0);

@@ -16,7 +16,7 @@ import { badFile, major, minor, partOf, type MntView, type RegDumpEnv, type FdKi
 import type { FileTable } from './table.js';
 import { isShmemObject } from './memfd.js';
 import { dumpGhost, writeGhosts, closeGhosts, readGhostImage } from './ghost.js';
-import { remapOf } from './remap.js';
+import { linkHard, remapOf } from './remap.js';
 import { fdinfoMntId } from '../../proc/fdinfo.js';
 
 const MEM_MAJOR = 1;
@@ -242,15 +242,11 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
   }
   // The namespace the file's mount is in (the task's own, or another of the tree's): its paths are that one's.
   // A mapping, a cwd or an executable is named by its mount too, as CRIU's, where it is one of the tree's.
+  // One on a mount of no namespace of the tree, whose path there leads elsewhere, is refused (as CRIU's
+  // "Can't lookup mount"): reopened by that path, it would be another file.
   if (env.mntns && init.mntId === undefined) {
     const id = mountOf(src.proc);
-    if (id !== undefined) {
-      try {
-        init = { ...init, mntId: onTreeMount(src.pid, src.what, src.link.replace(/ \(deleted\)$/, ''), src.st, id, env.mntns) };
-      } catch {
-        /* on no mount of the tree's: reached from the root's namespace, as before */
-      }
-    }
+    if (id !== undefined) init = { ...init, mntId: onTreeMount(src.pid, src.what, src.link.replace(/ \(deleted\)$/, ''), src.st, id, env.mntns) };
   }
   if (env.mntns && init.mntId !== undefined) env = { ...env, mntns: env.mntns.of(init.mntId) ?? env.mntns };
   const dead = deadProcFile(src, name, env.mntns?.root ?? '');
@@ -370,7 +366,7 @@ function dumpLinkRemap(src: RegSource, name: string, origId: number, env: RegDum
         // linkat through the /proc magic link: the file itself, not its old name.
         const at = linkTarget(link, env.mntns?.root);
         try {
-          syscall('linkat', NR.linkat, AT_FDCWD, Buffer.from(src.proc + '\0'), at.dirfd, Buffer.from(at.name + '\0'), AT_SYMLINK_FOLLOW);
+          linkHard(() => syscall('linkat', NR.linkat, AT_FDCWD, Buffer.from(src.proc + '\0'), at.dirfd, Buffer.from(at.name + '\0'), AT_SYMLINK_FOLLOW), () => st);
         } finally {
           at.close();
         }

@@ -8,13 +8,13 @@
 // directory comes back under its own name (a directory cannot be linked), is
 // opened (or made the cwd) there, and removed at the end, as CRIU does. In a
 // tree's own mount namespace every path is its, reached from its root (reach()).
-import { openSync, closeSync, linkSync, unlinkSync, mkdirSync, rmdirSync, existsSync } from 'node:fs';
+import { openSync, closeSync, linkSync, unlinkSync, mkdirSync, rmdirSync, existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { RemapType, REMAP_GHOST, RemapFilePathEntrySchema, RegFileEntrySchema, isFieldSet, create, type FileEntry, type RemapFilePathEntry } from '../../images/index.js';
 import { CryoError } from '../../context.js';
 import type { Ghost } from './kind.js';
 import { makeGhost, typeName, S_IFMT, S_IFDIR, S_IFREG } from './ghost.js';
-import { AT_FDCWD, NR, O, SIG, SysError, kill, openInRoot, trySyscall, waitpid } from '../../sys/index.js';
+import { AT_FDCWD, NR, O, SIG, SysError, kill, openInRoot, trySyscall, waitpid, withFsIds } from '../../sys/index.js';
 
 const RENAME_NOREPLACE = 1;
 
@@ -196,8 +196,8 @@ export class Remaps {
     // On another mount (a ghost made for a file of another namespace): linked through the mount both are on.
     const link = (to: string) => {
       const c = srcMnt !== undefined && this.mnt !== undefined && srcMnt >= 0 && this.mnt >= 0 && srcMnt !== this.mnt ? this.common(srcMnt, src, this.mnt, to) : undefined;
-      if (c) linkSync(this.reach(c.a, c.root), this.reach(c.b, c.root));
-      else linkSync(this.reach(src), this.reach(to));
+      const [a, b] = c ? [this.reach(c.a, c.root), this.reach(c.b, c.root)] : [this.reach(src), this.reach(to)];
+      linkHard(() => linkSync(a, b), () => statSync(a));
     };
     let at = name;
     try {
@@ -351,5 +351,21 @@ function removeQuietly(at: () => string, isDir: boolean): void {
     else unlinkSync(at());
   } catch {
     /* already gone */
+  }
+}
+
+/**
+ * A link made by `link`, again as the file's owner when the kernel refuses cryo's
+ * own ids (a file system of a user namespace that maps no id of cryo's:
+ * EOVERFLOW), as CRIU's linkat_hard.
+ */
+export function linkHard(link: () => void, owner: () => { uid: number; gid: number }): void {
+  try {
+    link();
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (code !== 'EOVERFLOW' && code !== 'EPERM') throw e;
+    const o = owner();
+    withFsIds(o.uid, o.gid, link);
   }
 }

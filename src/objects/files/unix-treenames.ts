@@ -129,9 +129,11 @@ export function helperFs(rem: Remote): TreeFs {
  */
 export function uncover(rem: Remote, mountpoint: string): void {
   const str = (p: string, at = 0) => rem.put(cstr(p), at);
+  // Cloned in the tree's own namespace: in a copy owned by another user namespace (cryo's,
+  // the tree's being in one of its own) its mounts would be locked together, none cloned alone.
+  const clone = rem.call(`open_tree(${mountpoint})`, NR.open_tree, AT_FDCWD, str(mountpoint), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
   rem.call('unshare(CLONE_NEWNS)', NR.unshare, CLONE.NEWNS);
   rem.call('mount(/, MS_REC|MS_PRIVATE)', NR.mount, 0, str('/'), 0, MS.REC | MS.PRIVATE, 0);
-  const clone = rem.call(`open_tree(${mountpoint})`, NR.open_tree, AT_FDCWD, str(mountpoint), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
   if (mountpoint === '/') {
     // A mount over "/" is not seen from "/" itself: the clone becomes the root.
     rem.call('fchdir', NR.fchdir, clone);
