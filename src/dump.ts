@@ -251,7 +251,32 @@ function lockTreeNetns(ctx: Context, path: string, lock: NetLock, who: string): 
     throw new CryoError(`${who}: cannot lock its network namespace (--network-lock ${lock.method}): ${(e as Error).message}`);
   }
   const unlock = () => netlink.inNetns(fd, () => unlockNetnsRules(lock.method, lock.runId, v6, ctx.log));
-  ctx.cleanup.push("the tree's network namespace lock", { undo: unlock, done: () => { if (ctx.opts.leaveRunning || ctx.opts.leaveStopped) unlock(); } });
+  const end = () => {
+    if (ctx.opts.leaveRunning || ctx.opts.leaveStopped) unlock();
+    else netlink.inNetns(fd, () => linksDown(ctx, who));
+  };
+  ctx.cleanup.push("the tree's network namespace lock", { undo: unlock, done: end });
+}
+
+/**
+ * The links of a tree's namespace whose tasks are about to go, down: a dying
+ * namespace drops its nftables hooks (those of iptables-nft too) before its
+ * links, and a packet of a peer outside that comes in between is answered
+ * with a reset by the namespace's TCP, which ends that peer's connection the
+ * restore is to carry on. A down link takes nothing in.
+ */
+function linksDown(ctx: Context, who: string): void {
+  let n = 0;
+  for (const l of netlink.listLinks()) {
+    if (l.type === netlink.ARPHRD_LOOPBACK || !(l.flags & netlink.IFF_UP)) continue;
+    try {
+      netlink.setLinkDown(l.index);
+      n++;
+    } catch (e) {
+      ctx.log.warn(`${who}: cannot take ${l.name} of its network namespace down before its tasks go: ${(e as Error).message}`);
+    }
+  }
+  if (n) ctx.log.info(`took ${n} link(s) of the tree's network namespace down, its tasks going`);
 }
 
 /** A dump done: the tree runs on (--leave-running), stops (--leave-stopped) or is killed, its TCP connections with it. */

@@ -77,3 +77,19 @@ export function withEgid<T>(gid: number, fn: () => T): T {
     syscall('setresgid', NR.setresgid, -1, egid, -1);
   }
 }
+
+/**
+ * A link, directory or file made by `make`, again as `owner` when the kernel
+ * refuses cryo's own ids (a file system of a user namespace that maps no id of
+ * cryo's: EOVERFLOW), as CRIU's linkat_hard.
+ */
+export function asOwnerIfRefused(make: () => unknown, owner: () => { uid: number; gid: number }): void {
+  try {
+    make();
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (code !== 'EOVERFLOW' && code !== 'EPERM') throw e;
+    const o = owner();
+    withFsIds(o.uid, o.gid, make);
+  }
+}

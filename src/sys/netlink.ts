@@ -209,6 +209,15 @@ export function hasNewIfindex(): boolean {
 /** IFLA_NEW_IFINDEX, for a link moved into another namespace. */
 export const IFLA_NEW_IFINDEX_ATTR = IFLA_NEW_IFINDEX;
 
+/** RTM_SETLINK: link `index` of the calling thread's namespace down (IFF_UP alone changed). */
+export function setLinkDown(index: number): void {
+  const ifi = Buffer.alloc(16);
+  ifi.writeUInt8(AF_UNSPEC, 0);
+  ifi.writeInt32LE(index, 4);
+  ifi.writeUInt32LE(IFF_UP, 12); // ifi_change
+  netlinkTalk(NETLINK_ROUTE, RTM.SETLINK, NLM_F.REQUEST | NLM_F.ACK, ifi);
+}
+
 /** RTM_SETLINK by name, as CRIU restores a loopback: its flags and MTU. */
 export function setLink(name: string, flags: number, mtu: number): void {
   const ifi = Buffer.alloc(16);

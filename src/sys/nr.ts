@@ -1,7 +1,7 @@
 // x86_64 system call numbers and kernel ABI constants, in one place (gVisor's pkg/abi).
 
 export const NR = {
-  read: 0, write: 1, open: 2, close: 3, fstat: 5, poll: 7, lseek: 8, mmap: 9, mprotect: 10,
+  read: 0, write: 1, open: 2, close: 3, stat: 4, fstat: 5, poll: 7, lseek: 8, mmap: 9, mprotect: 10,
   munmap: 11, brk: 12, rt_sigaction: 13, rt_sigprocmask: 14, rt_sigreturn: 15, ioctl: 16,
   pread64: 17, pwrite64: 18, readv: 19, writev: 20, mremap: 25, madvise: 28, dup: 32,
   dup2: 33, pause: 34, nanosleep: 35, getitimer: 36, setitimer: 38, getpid: 39,

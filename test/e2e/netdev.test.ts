@@ -8,8 +8,10 @@
 // outside end in cryo's namespace under the name --external veth[IFNAME]:HOSTIF
 // (or --veth-pair IN=OUT) gives, then the addresses, routes and nft rules; a
 // client in the outer namespace connected before the dump goes on
-// (--tcp-established) and a new one is served. Without the external name the
-// restore is refused in one line before anything is made.
+// (--tcp-established) and a new one is served (the dump takes the namespace's
+// links down before its tasks go: a loaded machine otherwise lets the dying
+// namespace reset the client, its lock gone first). Without the external name
+// the restore is refused in one line before anything is made.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';

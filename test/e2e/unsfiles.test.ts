@@ -48,3 +48,26 @@ test('user+mount namespaces: a lease, a link remap on the namespace\'s tmpfs, an
   assert.equal((await again.wait(10_000))?.exited, 1, s.report());
   assert.match(fs.readFileSync(log, 'utf8'), /^FAIL: the lease is 2, want F_RDLCK$/m);
 });
+
+test('user+mount namespaces: a tmpfs of the host\'s in the tree holding a file whose owner the tree\'s user namespace does not map fails the dump in one line, the tree running on', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'unsfiles-owner');
+  const rootfs = path.join(s.dir, 'root');
+  fs.mkdirSync(path.join(rootfs, 'h'), { recursive: true });
+  const prog = path.join(rootfs, 'prog');
+  const cc = spawnSync('gcc', ['-static', '-O1', '-g', '-Wall', '-o', prog, path.join(PROGRAMS_DIR, 'unsfiles.c')], { encoding: 'utf8' });
+  assert.equal(cc.status, 0, cc.stderr);
+  // Mounted by the host, before the tree's namespaces: the tree gets it with its root (bound with its mounts).
+  assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'cryo-host', path.join(rootfs, 'h')]).status, 0);
+  fs.writeFileSync(path.join(rootfs, 'h', 'f'), 'host');
+  fs.chownSync(path.join(rootfs, 'h', 'f'), 5, 200000);
+  const launcher = await s.startCommand('unsfiles', [prog, s.dir]);
+  const root = Number(/^child (\d+)$/m.exec(launcher.output())?.[1]);
+  assert.ok(root && exists(root), s.report());
+  const images = s.mkdir();
+  const r = await s.cryo(['dump', '-t', String(root), '-D', images, '-v4', '-o', 'dump.log', '--link-remap', '--file-locks']);
+  assert.equal(r.code, 1, s.report());
+  // Its root is the host's uid 0 (and /h/f uid 5): tar in the tree's namespace would write the overflow id for it.
+  const mnt = /mount (\d+) at \/h \(tmpfs\)/.exec(r.stderr)?.[1];
+  assert.equal(r.stderr.trim(), `Error: task ${root} (prog): /h (mount ${mnt} at /h (tmpfs)): uid 0 has no mapping in the tree's user namespace, which cryo cannot restore (it would come back as another uid)`, s.report());
+  assert.ok(runningFree(root), s.report());
+});

@@ -22,6 +22,7 @@
  * ICMP socket's protocol, and that the unix socket listens under its name:
  * PASS or FAIL into /log. (Its file, hidden under the tmpfs, is dumped as a
  * removed name, as CRIU does: it is not there once that tmpfs is gone.)
+ * It remounts /t too (a tmpfs of another user namespace's refuses).
  * SIGUSR2: the lease is dropped first.
  */
 #define _GNU_SOURCE
@@ -140,6 +141,9 @@ static int tree_main(void)
 	len = sizeof(v);
 	if (getsockopt(srv, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) || v != 1)
 		failf("the unix socket does not listen");
+	/* Its tmpfs is its user namespace's, as it was: root here may remount it. */
+	if (mount(NULL, "/t", NULL, MS_REMOUNT, "size=2m"))
+		failf("remounting /t: %s (its tmpfs is not this user namespace's)", strerror(errno));
 	return prog_finish();
 }
 

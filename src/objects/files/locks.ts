@@ -7,7 +7,8 @@ import { closeSync } from 'node:fs';
 import { NR, O, LOCK, AT_FDCWD, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
-import { capUserData, capUserHeader, decodeCapData, encodeCapData, flock, LINUX_CAPABILITY_VERSION_3 } from '../../abi/index.js';
+import { remoteAsFsIds } from '../../tracer/fsids.js';
+import { flock } from '../../abi/index.js';
 
 const FL_POSIX = 1;
 const FL_FLOCK = 2;
@@ -100,18 +101,7 @@ function setLease(rem: Remote, fd: number, type: number): bigint {
   const s = rem.callRaw(NR.fstat, fd, st);
   if (s < 0n) return s;
   const uid = rem.mem.read(st + 28n, 4).readUInt32LE(0); // st_uid of x86_64's struct stat
-  const hdr = rem.put(capUserHeader.encode({ version: LINUX_CAPABILITY_VERSION_3 }), 4096);
-  const data = rem.put(Buffer.alloc(2 * capUserData.size), 4096 + 64);
-  if (rem.callRaw(NR.capget, hdr, data) < 0n) return r;
-  const caps = decodeCapData(rem.mem.read(data, 2 * capUserData.size));
-  const old = rem.callRaw(NR.setfsuid, uid);
-  try {
-    return rem.callRaw(NR.fcntl, fd, F_SETLEASE, type);
-  } finally {
-    rem.callRaw(NR.setfsuid, old);
-    rem.put(encodeCapData(caps), 4096 + 64);
-    rem.callRaw(NR.capset, rem.put(capUserHeader.encode({ version: LINUX_CAPABILITY_VERSION_3 }), 4096), data);
-  }
+  return remoteAsFsIds(rem, uid, undefined, () => rem.callRaw(NR.fcntl, fd, F_SETLEASE, type), () => r);
 }
 
 function restoreLease(rem: Remote, l: FileLockEntry, reown: (fd: number) => void): void {

@@ -10,13 +10,13 @@ import {
   create, FdTypes, RemapFilePathEntrySchema, RemapType, isFieldSet,
   RegFileEntrySchema, type FileEntry, type RegFileEntry, type RemapFilePathEntry, type FileLockEntry,
 } from '../../images/index.js';
-import { O, NR, AT_FDCWD, AT_SYMLINK_FOLLOW, SysError, syscall, openInRoot } from '../../sys/index.js';
+import { O, NR, AT_FDCWD, AT_SYMLINK_FOLLOW, SysError, syscall, openInRoot, asOwnerIfRefused } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { badFile, major, minor, partOf, type MntView, type RegDumpEnv, type FdKind, type Ghost, type KindStore } from './kind.js';
 import type { FileTable } from './table.js';
 import { isShmemObject } from './memfd.js';
 import { dumpGhost, writeGhosts, closeGhosts, readGhostImage } from './ghost.js';
-import { linkHard, remapOf } from './remap.js';
+import { remapOf } from './remap.js';
 import { fdinfoMntId } from '../../proc/fdinfo.js';
 
 const MEM_MAJOR = 1;
@@ -366,7 +366,7 @@ function dumpLinkRemap(src: RegSource, name: string, origId: number, env: RegDum
         // linkat through the /proc magic link: the file itself, not its old name.
         const at = linkTarget(link, env.mntns?.root);
         try {
-          linkHard(() => syscall('linkat', NR.linkat, AT_FDCWD, Buffer.from(src.proc + '\0'), at.dirfd, Buffer.from(at.name + '\0'), AT_SYMLINK_FOLLOW), () => st);
+          asOwnerIfRefused(() => syscall('linkat', NR.linkat, AT_FDCWD, Buffer.from(src.proc + '\0'), at.dirfd, Buffer.from(at.name + '\0'), AT_SYMLINK_FOLLOW), () => st);
         } finally {
           at.close();
         }

@@ -14,7 +14,7 @@ import { RemapType, REMAP_GHOST, RemapFilePathEntrySchema, RegFileEntrySchema, i
 import { CryoError } from '../../context.js';
 import type { Ghost } from './kind.js';
 import { makeGhost, typeName, S_IFMT, S_IFDIR, S_IFREG } from './ghost.js';
-import { AT_FDCWD, NR, O, SIG, SysError, kill, openInRoot, trySyscall, waitpid, withFsIds } from '../../sys/index.js';
+import { AT_FDCWD, NR, O, SIG, SysError, kill, openInRoot, trySyscall, waitpid, asOwnerIfRefused } from '../../sys/index.js';
 
 const RENAME_NOREPLACE = 1;
 
@@ -197,7 +197,7 @@ export class Remaps {
     const link = (to: string) => {
       const c = srcMnt !== undefined && this.mnt !== undefined && srcMnt >= 0 && this.mnt >= 0 && srcMnt !== this.mnt ? this.common(srcMnt, src, this.mnt, to) : undefined;
       const [a, b] = c ? [this.reach(c.a, c.root), this.reach(c.b, c.root)] : [this.reach(src), this.reach(to)];
-      linkHard(() => linkSync(a, b), () => statSync(a));
+      asOwnerIfRefused(() => linkSync(a, b), () => statSync(a));
     };
     let at = name;
     try {
@@ -272,7 +272,7 @@ export class Remaps {
     const p = isDir ? name : `${name}.cr.${remapId.toString(16)}.ghost`;
     try {
       this.makeParents(p);
-      makeGhost(this.reach(p), g);
+      asOwnerIfRefused(() => makeGhost(this.reach(p), g), () => g);
       this.made.set(remapId, p);
       this.madeAt.set(remapId, this.at);
       this.madeMnt.set(remapId, this.mnt);
@@ -287,7 +287,8 @@ export class Remaps {
     const missing: string[] = [];
     for (let d = path.dirname(p); !this.exists(d); d = path.dirname(d)) missing.unshift(d);
     for (const d of missing) {
-      mkdirSync(this.reach(d), { mode: 0o755 });
+      // Owned as the directory it is made in, on a file system of the tree's user namespace.
+      asOwnerIfRefused(() => mkdirSync(this.reach(d), { mode: 0o755 }), () => statSync(this.reach(path.dirname(d))));
       this.dirs.push({ d, at: this.at });
     }
   }
@@ -351,21 +352,5 @@ function removeQuietly(at: () => string, isDir: boolean): void {
     else unlinkSync(at());
   } catch {
     /* already gone */
-  }
-}
-
-/**
- * A link made by `link`, again as the file's owner when the kernel refuses cryo's
- * own ids (a file system of a user namespace that maps no id of cryo's:
- * EOVERFLOW), as CRIU's linkat_hard.
- */
-export function linkHard(link: () => void, owner: () => { uid: number; gid: number }): void {
-  try {
-    link();
-  } catch (e) {
-    const code = (e as { code?: unknown }).code;
-    if (code !== 'EOVERFLOW' && code !== 'EPERM') throw e;
-    const o = owner();
-    withFsIds(o.uid, o.gid, link);
   }
 }

@@ -15,12 +15,14 @@ import { basename, dirname } from 'node:path';
 import type { UnixSkEntry } from '../../images/index.js';
 import {
   AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, CLONE, MOVE_MOUNT, MS, NR, O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, SysError,
-  openInRoot, pidfdGetfd, pidfdOpen, sock, syscall,
+  asOwnerIfRefused, openInRoot, pidfdGetfd, pidfdOpen, sock, syscall,
 } from '../../sys/index.js';
 import { RemoteError, type Remote } from '../../tracer/remote.js';
+import { remoteAsFsIds } from '../../tracer/fsids.js';
 import { CryoError } from '../../context.js';
 import { connectTo, isPath, pathOf, show, type UnixNames } from './unix-names.js';
 
+const EOVERFLOW = 75n;
 const cstr = (s: string) => Buffer.from(`${s}\0`);
 const why = (e: unknown) => (SysError.is(e) || e instanceof RemoteError ? e.message : (e as NodeJS.ErrnoException).code ?? (e as Error).message);
 
@@ -37,7 +39,17 @@ export function treeBinder(rem: Remote): BindIn {
       const a = Buffer.alloc(2 + name.length);
       a.writeUInt16LE(1 /* AF_UNIX */, 0);
       a.set(name, 2);
-      rem.call('bind', NR.bind, h, rem.put(a, 8192), a.length);
+      const addr = rem.put(a, 8192);
+      const r = rem.callRaw(NR.bind, h, addr, a.length);
+      if (r === -EOVERFLOW) {
+        // A file system of the tree's user namespace: the file made as its directory's owner.
+        const st = rem.put(Buffer.alloc(144), 16384);
+        rem.call('stat(.)', NR.stat, rem.put(cstr('.'), 16384 + 256), st);
+        const [uid, gid] = [rem.mem.read(st + 28n, 4).readUInt32LE(0), rem.mem.read(st + 32n, 4).readUInt32LE(0)]; // x86_64's struct stat
+        remoteAsFsIds(rem, uid, gid, () => rem.call('bind', NR.bind, h, addr, a.length), () => { throw new RemoteError(rem.pid, 'bind', -Number(r)); });
+      } else if (r < 0n) {
+        throw new RemoteError(rem.pid, 'bind', -Number(r));
+      }
     } finally {
       rem.call('close', NR.close, h);
     }
@@ -69,7 +81,8 @@ export function rootFs(root: number, bindIn: BindIn): TreeFs {
   };
   return {
     open,
-    mkdir: (p) => void inDir(p, (d, b) => syscall(`mkdirat(${p})`, NR.mkdirat, d, b, 0o755)),
+    // Owned, on a file system of the tree's user namespace, as the directory it is made in.
+    mkdir: (p) => void inDir(p, (d, b) => asOwnerIfRefused(() => syscall(`mkdirat(${p})`, NR.mkdirat, d, b, 0o755), () => fstatSync(d))),
     unlink: (p, flags = 0) => void inDir(p, (d, b) => syscall(`unlinkat(${p})`, NR.unlinkat, d, b, flags)),
     rename: (from, to) => void inDir(from, (d, b) => inDir(to, (d2, b2) => syscall(`renameat(${from})`, NR.renameat, d, b, d2, b2))),
     bind: bindIn,

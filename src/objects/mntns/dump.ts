@@ -2,7 +2,7 @@
 // /proc/ROOT/mountinfo into mountpoints-N.img (MntEntry, as CRIU's
 // dump_one_mountpoint), tmpfs contents into tmpfs-dev-N.tar.gz.img (tar, as
 // CRIU). What cryo cannot make again fails the dump in one line.
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, lstatSync, openSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { create, Fstype, MntEntrySchema, type ImageDir, type MntEntry } from '../../images/index.js';
 import { parseMountinfo, type MountInfo } from '../../proc/mountinfo.js';
@@ -370,20 +370,42 @@ function openMountRoot(m: MountInfo, mounts: readonly MountInfo[], root: string,
 }
 
 /**
+ * Every file of the tmpfs open at `fd` (its own files only, as tar's
+ * --one-file-system) has an owner the tree's user namespace maps: tar there
+ * would write another one (the overflow id) for it.
+ */
+function checkOwners(fd: number, m: MountInfo, name: (rel: string) => string, ids: IdView): void {
+  const base = `/proc/self/fd/${fd}`;
+  const walk = (rel: string): void => {
+    // The fd's own link followed (it is the root), none under it.
+    const st = rel === '.' ? statSync(base) : lstatSync(`${base}/${rel}`);
+    if (kdev(st.dev) !== m.sdev) return;
+    ids.nsUid(st.uid, name(rel));
+    ids.nsGid(st.gid, name(rel));
+    if (!st.isDirectory()) return;
+    for (const e of readdirSync(rel === '.' ? base : `${base}/${rel}`)) walk(rel === '.' ? e : `${rel}/${e}`);
+  };
+  walk('.');
+}
+
+/**
  * tar of a tmpfs, as CRIU's tmpfs_dump, reached from cryo through the tree's
  * root; one with mounts on it through a clone of it alone (`clone`), whose
- * files under those mounts tar then sees too.
+ * files under those mounts tar then sees too; in the tree's user namespace
+ * (`userns`) when it has one.
  */
-function dumpTmpfs(m: MountInfo, mounts: MountInfo[], root: string, dir: ImageDir, who: string, clone?: (path: string, sdev?: number) => number): void {
+function dumpTmpfs(m: MountInfo, mounts: MountInfo[], root: string, dir: ImageDir, who: string, clone?: (path: string, sdev?: number) => number, userns?: { path: string; ids: IdView }): void {
   const where = `mount ${m.mntId} at ${m.mountpoint} (tmpfs)`;
   const fd = openMountRoot(m, mounts, root, `${who}: ${where}`, clone);
   try {
+    if (userns) checkOwners(fd, m, (p) => `${who}: ${p === '.' ? m.mountpoint : `${m.mountpoint.replace(/\/$/, '')}/${p}`} (${where})`, userns.ids);
     const out = dir.openRaw('tmpfsDev', m.sdev, 'w');
     try {
-      const r = spawnSync('tar', [
-        '--create', '--gzip', '--no-unquote', '--no-wildcards', '--one-file-system', '--check-links',
-        '--preserve-permissions', '--sparse', '--numeric-owner', '--directory', '/proc/self/fd/3', '.',
-      ], { stdio: ['ignore', out, 'pipe', fd] });
+      const tar = ['tar', '--create', '--gzip', '--no-unquote', '--no-wildcards', '--one-file-system', '--check-links',
+        '--preserve-permissions', '--sparse', '--numeric-owner', '--directory', '/proc/self/fd/3', '.'];
+      // In the tree's own user namespace, as CRIU's: the owners in the archive are the tree's.
+      const argv = userns ? ['nsenter', `--user=${userns.path}`, ...tar] : tar;
+      const r = spawnSync(argv[0]!, argv.slice(1), { stdio: ['ignore', out, 'pipe', fd] });
       if (r.error || r.status !== 0) {
         const why = r.error?.message ?? (r.stderr.toString().split('\n').find((l) => l) || `exit status ${r.status}`);
         throw new CryoError(`${who}: cannot save the contents of ${where} with tar: ${why}`);
@@ -465,7 +487,9 @@ export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { ext
   const dumpContents = () => {
     for (const { n, mounts, who: w } of perNs) {
       for (const m of mounts) {
-        if (roles.get(m.mntId)?.role === 'new' && fsByName(m.fstype)?.how === 'tmpfs') dumpTmpfs(m, mounts, `/proc/${n.pid}/root`, dir, w, clone && ((p, sdev) => clone(n.pid, p, sdev)));
+        if (roles.get(m.mntId)?.role === 'new' && fsByName(m.fstype)?.how === 'tmpfs') {
+          dumpTmpfs(m, mounts, `/proc/${n.pid}/root`, dir, w, clone && ((p, sdev) => clone(n.pid, p, sdev)), ids.own ? { path: `/proc/${n.pid}/ns/user`, ids } : undefined);
+        }
       }
     }
   };

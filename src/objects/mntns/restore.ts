@@ -44,15 +44,12 @@ function fsOptions(e: MntEntry): Array<[string, string | undefined]> {
 }
 
 /** A tmpfs, detached, in cryo, filled from its tar image; returns its mount fd. */
-function makeTmpfs(e: MntEntry, img: string, ids: IdView): number {
+function makeTmpfs(e: MntEntry, img: string): number {
   const fsfd = syscall('fsopen(tmpfs)', NR.fsopen, Buffer.from('tmpfs\0'), FSOPEN_CLOEXEC);
   let mfd: number;
   try {
-    // Filled first, read-only after. Made by cryo: uid= and gid= in its view.
-    const what = `mount ${e.mntId} at ${e.mountpoint}`;
-    const host = ([k, v]: [string, string | undefined]): [string, string | undefined] =>
-      (k === 'uid' && v !== undefined ? [k, String(ids.hostUid(Number(v), what))] : k === 'gid' && v !== undefined ? [k, String(ids.hostGid(Number(v), what))] : [k, v]);
-    for (const [k, v] of fsOptions(e).filter(([k]) => k !== 'ro').map(host)) {
+    // Filled first, read-only after (a tree of cryo's user namespace: its ids are cryo's).
+    for (const [k, v] of fsOptions(e).filter(([k]) => k !== 'ro')) {
       if (v === undefined) syscall(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG.SET_FLAG, Buffer.from(k + '\0'), 0, 0);
       else syscall(`fsconfig(${k}=${v})`, NR.fsconfig, fsfd, FSCONFIG.SET_STRING, Buffer.from(k + '\0'), Buffer.from(v + '\0'), 0);
     }
@@ -61,10 +58,27 @@ function makeTmpfs(e: MntEntry, img: string, ids: IdView): number {
   } finally {
     closeSync(fsfd);
   }
+  try {
+    fillTmpfs(mfd, e, img);
+  } catch (err) {
+    closeSync(mfd);
+    throw err;
+  }
+  return mfd;
+}
+
+/**
+ * Unpack the tar image of tmpfs `e` into its new mount (cryo's fd `mfd`), then
+ * make it read-only if it was. `userns`: the user namespace tar runs in, as
+ * CRIU's (the owners in the archive are that namespace's).
+ */
+function fillTmpfs(mfd: number, e: MntEntry, img: string, userns?: string): void {
   let imgFd = -1;
   try {
     imgFd = openImg(img);
-    const r = spawnSync('tar', ['--extract', '--gzip', '--no-unquote', '--no-wildcards', '--directory', '/proc/self/fd/3'], { stdio: [imgFd, 'ignore', 'pipe', mfd] });
+    const tar = ['tar', '--extract', '--gzip', '--no-unquote', '--no-wildcards', '--directory', '/proc/self/fd/3'];
+    const argv = userns ? ['nsenter', `--user=${userns}`, ...tar] : tar;
+    const r = spawnSync(argv[0]!, argv.slice(1), { stdio: [imgFd, 'ignore', 'pipe', mfd] });
     if (r.error || r.status !== 0) {
       throw new CryoError(`tmpfs mount ${e.mntId} at ${e.mountpoint}: tar cannot unpack ${img}: ${r.error?.message ?? (r.stderr.toString().split('\n').find((l) => l) || `exit status ${r.status}`)}`);
     }
@@ -77,13 +91,9 @@ function makeTmpfs(e: MntEntry, img: string, ids: IdView): number {
         closeSync(pick);
       }
     }
-  } catch (err) {
-    closeSync(mfd);
-    throw err;
   } finally {
     if (imgFd >= 0) closeSync(imgFd);
   }
-  return mfd;
 }
 
 function openImg(p: string): number {
@@ -141,11 +151,11 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
   const clone = (at: bigint | number, path: string) =>
     call(`open_tree(${path || '.'})`, NR.open_tree, at, str(path, 0), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (path ? 0 : AT_EMPTY_PATH));
   // A new mount of the entry's filesystem, detached.
-  const fresh = (e: MntEntry): bigint => {
+  const fresh = (e: MntEntry, keep: (option: string) => boolean = () => true): bigint => {
     const name = fsByCode(e.fstype)!.name;
     const fsfd = call(`fsopen(${name})`, NR.fsopen, str(name, 0), FSOPEN_CLOEXEC);
     try {
-      for (const [k, v] of fsOptions(e)) {
+      for (const [k, v] of fsOptions(e).filter(([k]) => keep(k))) {
         doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${name}), option ${v === undefined ? k : `${k}=${v}`}`;
         if (v === undefined) call(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG.SET_FLAG, str(k, 0), 0, 0);
         else call(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG.SET_STRING, str(k, 0), str(v, 1), 0);
@@ -206,9 +216,21 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
     const r = img.roles.get(e.mntId)!;
     const have = fds.get(e.mntId) ?? pre.get(e.mntId);
     if (have !== undefined) return have;
+    if (img.tmpfs.has(e.mntId) && inUserns) {
+      // In a user namespace of its own, as CRIU: made by the root (its superblock that namespace's,
+      // as it was) and unpacked by tar in there (the archive's owners are the namespace's).
+      const fd = fresh(e, (k) => k !== 'ro');
+      const mine = pidfdGetfd(rootPidfd ??= pidfdOpen(rem.pid), Number(fd));
+      try {
+        fillTmpfs(mine, e, img.tmpfs.get(e.mntId)!, `/proc/${rem.pid}/ns/user`);
+      } finally {
+        closeSync(mine);
+      }
+      return fd;
+    }
     if (img.tmpfs.has(e.mntId)) {
       // Made and filled by cryo, in the order of the others (mountinfo lists mounts by age).
-      const mfd = makeTmpfs(e, img.tmpfs.get(e.mntId)!, ids);
+      const mfd = makeTmpfs(e, img.tmpfs.get(e.mntId)!);
       held.push(mfd);
       return call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, mfd, 0);
     }

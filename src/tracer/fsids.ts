@@ -1,0 +1,33 @@
+// A call made in a task with its fs uid and gid set for it (a file system of a
+// user namespace refuses the ids that namespace does not map: EOVERFLOW), as
+// CRIU's set_file_lease and linkat_hard do in the restored task itself.
+import { capUserData, capUserHeader, decodeCapData, encodeCapData, LINUX_CAPABILITY_VERSION_3 } from '../abi/index.js';
+import { NR } from '../sys/index.js';
+import type { Remote } from './remote.js';
+
+/** Scratch offsets in the task's remote area for the capability header and data. */
+const HDR = 4096;
+const DATA = 4096 + 64;
+
+/**
+ * `fn` in task `rem` with fs uid `uid` and, when given, fs gid `gid`; then both
+ * back, and the fs capabilities a change of fs uid drops raised again. A task
+ * whose capabilities cannot be read runs nothing: `onNoCaps` is returned.
+ */
+export function remoteAsFsIds<T>(rem: Remote, uid: number, gid: number | undefined, fn: () => T, onNoCaps: () => T): T {
+  const hdr = rem.put(capUserHeader.encode({ version: LINUX_CAPABILITY_VERSION_3 }), HDR);
+  const data = rem.put(Buffer.alloc(2 * capUserData.size), DATA);
+  if (rem.callRaw(NR.capget, hdr, data) < 0n) return onNoCaps();
+  const caps = decodeCapData(rem.mem.read(data, 2 * capUserData.size));
+  // setfsuid/setfsgid return the old value, never an error.
+  const oldGid = gid === undefined ? undefined : rem.callRaw(NR.setfsgid, gid);
+  const oldUid = rem.callRaw(NR.setfsuid, uid);
+  try {
+    return fn();
+  } finally {
+    rem.callRaw(NR.setfsuid, oldUid);
+    if (oldGid !== undefined) rem.callRaw(NR.setfsgid, oldGid);
+    rem.put(encodeCapData(caps), DATA);
+    rem.callRaw(NR.capset, rem.put(capUserHeader.encode({ version: LINUX_CAPABILITY_VERSION_3 }), HDR), data);
+  }
+}
