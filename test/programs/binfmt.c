@@ -216,8 +216,8 @@ static void make_root(void)
 
 int main(int argc, char **argv)
 {
-	char path[700], c = 'x';
-	int st, flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | SIGCHLD;
+	char path[700];
+	int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | SIGCHLD;
 	pid_t root;
 
 	prog_init();
@@ -239,18 +239,5 @@ int main(int argc, char **argv)
 	root = clone(root_main, stack + sizeof(stack), flags, NULL);
 	MUST(root > 0);
 	close(sync_pipe[0]);
-	if (flags & CLONE_NEWUSER) {
-		snprintf(path, sizeof(path), "/proc/%d/uid_map", root);
-		write_file(path, "0 100000 65536", 14);
-		snprintf(path, sizeof(path), "/proc/%d/gid_map", root);
-		write_file(path, "0 200000 65536", 14);
-	}
-	printf("child %d\n", (int)root);
-	fflush(stdout);
-	MUST(write(sync_pipe[1], &c, 1) == 1);
-	close(sync_pipe[1]);
-	/* Until the root ends (it is dumped and killed then; restored, it is cryo's). */
-	while (waitpid(root, &st, 0) < 0 && errno == EINTR)
-		;
-	return 0;
+	return launch_root(root, sync_pipe[1], (flags & CLONE_NEWUSER) != 0);
 }

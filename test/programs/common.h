@@ -17,6 +17,7 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 /* Not every program uses every helper. */
 #define HELPER static __attribute__((unused))
@@ -135,6 +137,34 @@ HELPER int prog_finish(void)
 			exit(2);                                                     \
 		}                                                                    \
 	} while (0)
+
+/*
+ * A launcher's part once it has cloned `root` (pid 1 of new namespaces, waiting
+ * on the pipe `sync_w` writes to): with `userns`, its maps written from here
+ * (uid 0 100000 65536, gid 0 200000 65536); "child N" printed, the root let go,
+ * and waited for until it ends (dumped and killed; restored, it is cryo's).
+ */
+HELPER int launch_root(pid_t root, int sync_w, int userns)
+{
+	char path[64], c = 'x';
+	int st, fd;
+
+	for (int i = 0; userns && i < 2; i++) {
+		const char *map = i ? "0 200000 65536" : "0 100000 65536";
+
+		snprintf(path, sizeof(path), "/proc/%d/%s", (int)root, i ? "gid_map" : "uid_map");
+		fd = open(path, O_WRONLY);
+		MUST(fd >= 0 && write(fd, map, strlen(map)) == (ssize_t)strlen(map));
+		close(fd);
+	}
+	printf("child %d\n", (int)root);
+	fflush(stdout);
+	MUST(write(sync_w, &c, 1) == 1);
+	close(sync_w);
+	while (waitpid(root, &st, 0) < 0 && errno == EINTR)
+		;
+	return 0;
+}
 
 /* A deterministic 64-bit pattern: word i of the block named seed. */
 static inline uint64_t pattern64(uint64_t seed, uint64_t i)

@@ -54,6 +54,7 @@
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
+#include <sys/stat.h>
 #include <sys/shm.h>
 #include <sys/wait.h>
 

@@ -149,9 +149,8 @@ static int tree_main(void)
 
 int main(int argc, char **argv)
 {
-	char path[700], c = 'x';
+	char path[700];
 	const char *dir = prog_dir(argc, argv);
-	int st;
 	pid_t root;
 
 	prog_init();
@@ -167,15 +166,5 @@ int main(int argc, char **argv)
 	root = clone(root_main, stack + sizeof(stack), CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | SIGCHLD, NULL);
 	MUST(root > 0);
 	close(sync_pipe[0]);
-	snprintf(path, sizeof(path), "/proc/%d/uid_map", root);
-	write_file(path, "0 100000 65536");
-	snprintf(path, sizeof(path), "/proc/%d/gid_map", root);
-	write_file(path, "0 200000 65536");
-	printf("child %d\n", (int)root);
-	fflush(stdout);
-	MUST(write(sync_pipe[1], &c, 1) == 1);
-	close(sync_pipe[1]);
-	while (waitpid(root, &st, 0) < 0 && errno == EINTR)
-		;
-	return 0;
+	return launch_root(root, sync_pipe[1], 1);
 }
