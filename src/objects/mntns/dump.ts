@@ -221,7 +221,7 @@ function nsIdOptions(options: string, ids: IdView, what: string): string {
   }).join(',');
 }
 
-function entryOf(m: MountInfo, role: MountRole, ids: IdView, who: string): MntEntry {
+function entryOf(m: MountInfo, role: MountRole, ids: IdView, who: string, foreign: boolean): MntEntry {
   const p = propagation(m);
   const sb = sbFlags(m.sbOpts);
   let flags = mntFlags(m.mntOpts);
@@ -236,6 +236,7 @@ function entryOf(m: MountInfo, role: MountRole, ids: IdView, who: string): MntEn
     options: nsIdOptions(sb.rest, ids, `${who}: mount ${m.mntId} at ${m.mountpoint}`),
     sharedId: p.shared, masterId: p.master,
     ...(role.role === 'external' ? { extKey: role.key } : {}),
+    ...(foreign ? { cryoForeignTmpfs: true } : {}),
   });
 }
 
@@ -370,22 +371,30 @@ function openMountRoot(m: MountInfo, mounts: readonly MountInfo[], root: string,
 }
 
 /**
- * Every file of the tmpfs open at `fd` (its own files only, as tar's
- * --one-file-system) has an owner the tree's user namespace maps: tar there
- * would write another one (the overflow id) for it.
+ * Is every owner of the files of the tmpfs open at `fd` (its own files only, as
+ * tar's --one-file-system) one the tree's user namespace maps? Not so for a tmpfs
+ * of another user namespace's (the host's, seen through the tree's mounts): no
+ * file of one of the tree's can have an owner it does not map.
  */
-function checkOwners(fd: number, m: MountInfo, name: (rel: string) => string, ids: IdView): void {
+function ownersMapped(fd: number, m: MountInfo, ids: IdView): boolean {
   const base = `/proc/self/fd/${fd}`;
-  const walk = (rel: string): void => {
+  const maps = (f: () => number) => {
+    try {
+      f();
+      return true;
+    } catch (e) {
+      if (e instanceof CryoError) return false;
+      throw e;
+    }
+  };
+  const walk = (rel: string): boolean => {
     // The fd's own link followed (it is the root), none under it.
     const st = rel === '.' ? statSync(base) : lstatSync(`${base}/${rel}`);
-    if (kdev(st.dev) !== m.sdev) return;
-    ids.nsUid(st.uid, name(rel));
-    ids.nsGid(st.gid, name(rel));
-    if (!st.isDirectory()) return;
-    for (const e of readdirSync(rel === '.' ? base : `${base}/${rel}`)) walk(rel === '.' ? e : `${rel}/${e}`);
+    if (kdev(st.dev) !== m.sdev) return true;
+    if (!maps(() => ids.nsUid(st.uid, rel)) || !maps(() => ids.nsGid(st.gid, rel))) return false;
+    return !st.isDirectory() || readdirSync(rel === '.' ? base : `${base}/${rel}`).every((e) => walk(rel === '.' ? e : `${rel}/${e}`));
   };
-  walk('.');
+  return walk('.');
 }
 
 /**
@@ -394,17 +403,16 @@ function checkOwners(fd: number, m: MountInfo, name: (rel: string) => string, id
  * files under those mounts tar then sees too; in the tree's user namespace
  * (`userns`) when it has one.
  */
-function dumpTmpfs(m: MountInfo, mounts: MountInfo[], root: string, dir: ImageDir, who: string, clone?: (path: string, sdev?: number) => number, userns?: { path: string; ids: IdView }): void {
+function dumpTmpfs(m: MountInfo, mounts: MountInfo[], root: string, dir: ImageDir, who: string, clone?: (path: string, sdev?: number) => number, userns?: string): void {
   const where = `mount ${m.mntId} at ${m.mountpoint} (tmpfs)`;
   const fd = openMountRoot(m, mounts, root, `${who}: ${where}`, clone);
   try {
-    if (userns) checkOwners(fd, m, (p) => `${who}: ${p === '.' ? m.mountpoint : `${m.mountpoint.replace(/\/$/, '')}/${p}`} (${where})`, userns.ids);
     const out = dir.openRaw('tmpfsDev', m.sdev, 'w');
     try {
       const tar = ['tar', '--create', '--gzip', '--no-unquote', '--no-wildcards', '--one-file-system', '--check-links',
         '--preserve-permissions', '--sparse', '--numeric-owner', '--directory', '/proc/self/fd/3', '.'];
       // In the tree's own user namespace, as CRIU's: the owners in the archive are the tree's.
-      const argv = userns ? ['nsenter', `--user=${userns.path}`, ...tar] : tar;
+      const argv = userns ? ['nsenter', `--user=${userns}`, ...tar] : tar;
       const r = spawnSync(argv[0]!, argv.slice(1), { stdio: ['ignore', out, 'pipe', fd] });
       if (r.error || r.status !== 0) {
         const why = r.error?.message ?? (r.stderr.toString().split('\n').find((l) => l) || `exit status ${r.status}`);
@@ -465,10 +473,27 @@ export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { ext
   const outside = ext.auto ? parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')) : undefined;
   const roles = classify(all, extMounts(ext.external), who, outside, ext.enableFs.flatMap((f) => f.split(',')), nsOf);
   checkPropagation(all, who, roles, ext.externalMasters);
+  const isTmpfs = (m: MountInfo) => roles.get(m.mntId)?.role === 'new' && fsByName(m.fstype)?.how === 'tmpfs';
+  const openRoot = (n: MntNsToDump, m: MountInfo, mounts: MountInfo[], w: string) =>
+    openMountRoot(m, mounts, `/proc/${n.pid}/root`, `${w}: mount ${m.mntId} at ${m.mountpoint} (${m.fstype})`, clone && ((p, sdev) => clone(n.pid, p, sdev)));
+  // In a tree of its own user namespace, its tmpfs are tarred in there as CRIU's, but for one
+  // of another's, whose files' owners that namespace does not all map: cryo's ids, made by cryo.
+  const foreign = new Set<number>();
+  for (const { n, mounts, who: w } of ids.own ? perNs : []) {
+    for (const m of mounts.filter(isTmpfs)) {
+      const fd = openRoot(n, m, mounts, w);
+      try {
+        if (!ownersMapped(fd, m, ids)) foreign.add(m.mntId);
+      } finally {
+        closeSync(fd);
+      }
+      if (foreign.has(m.mntId)) log.info(`${w}: mount ${m.mntId} at ${m.mountpoint} (tmpfs) has owners the tree's user namespace does not map: it is another's, tarred and made again in cryo's`);
+    }
+  }
   const views: MntNsView[] = [];
   const byMount = new Map<number, MntNsView>();
   for (const { n, mounts, who: w } of perNs) {
-    dir.write('mnts', mounts.map((m) => entryOf(m, roles.get(m.mntId)!, ids, w)), n.nsId);
+    dir.write('mnts', mounts.map((m) => entryOf(m, roles.get(m.mntId)!, ids, w, foreign.has(m.mntId))), n.nsId);
     for (const m of mounts) {
       const r = roles.get(m.mntId)!;
       log.debug(`mount namespace ${n.nsId}: mount ${m.mntId} ${m.fstype} ${m.root} @ ${m.mountpoint}: ${r.role}${r.role === 'external' ? ` ${r.key}${r.source !== undefined ? ` (/${r.source})` : ''}` : ''}${r.role === 'bind' ? ` ${r.from}` : ''}`);
@@ -478,7 +503,7 @@ export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { ext
     views.push(v);
   }
   const binfmt = dumpBinfmtMisc(perNs.flatMap(({ n, mounts, who: w }) => mounts.filter((m) => m.fstype === 'binfmt_misc' && roles.get(m.mntId)?.role === 'new').map((m) => ({
-    m, who: w, open: () => openMountRoot(m, mounts, `/proc/${n.pid}/root`, `${w}: mount ${m.mntId} at ${m.mountpoint} (binfmt_misc)`, clone && ((p, sdev) => clone(n.pid, p, sdev))),
+    m, who: w, open: () => openRoot(n, m, mounts, w),
   }))), ids.own);
   if (binfmt.length) {
     dir.write('binfmtMisc', binfmt);
@@ -487,8 +512,8 @@ export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { ext
   const dumpContents = () => {
     for (const { n, mounts, who: w } of perNs) {
       for (const m of mounts) {
-        if (roles.get(m.mntId)?.role === 'new' && fsByName(m.fstype)?.how === 'tmpfs') {
-          dumpTmpfs(m, mounts, `/proc/${n.pid}/root`, dir, w, clone && ((p, sdev) => clone(n.pid, p, sdev)), ids.own ? { path: `/proc/${n.pid}/ns/user`, ids } : undefined);
+        if (isTmpfs(m)) {
+          dumpTmpfs(m, mounts, `/proc/${n.pid}/root`, dir, w, clone && ((p, sdev) => clone(n.pid, p, sdev)), ids.own && !foreign.has(m.mntId) ? `/proc/${n.pid}/ns/user` : undefined);
         }
       }
     }

@@ -44,12 +44,15 @@ function fsOptions(e: MntEntry): Array<[string, string | undefined]> {
 }
 
 /** A tmpfs, detached, in cryo, filled from its tar image; returns its mount fd. */
-function makeTmpfs(e: MntEntry, img: string): number {
+function makeTmpfs(e: MntEntry, img: string, ids: IdView): number {
   const fsfd = syscall('fsopen(tmpfs)', NR.fsopen, Buffer.from('tmpfs\0'), FSOPEN_CLOEXEC);
   let mfd: number;
   try {
-    // Filled first, read-only after (a tree of cryo's user namespace: its ids are cryo's).
-    for (const [k, v] of fsOptions(e).filter(([k]) => k !== 'ro')) {
+    // Filled first, read-only after. Made by cryo: uid= and gid= in its view.
+    const what = `mount ${e.mntId} at ${e.mountpoint}`;
+    const host = ([k, v]: [string, string | undefined]): [string, string | undefined] =>
+      (k === 'uid' && v !== undefined ? [k, String(ids.hostUid(Number(v), what))] : k === 'gid' && v !== undefined ? [k, String(ids.hostGid(Number(v), what))] : [k, v]);
+    for (const [k, v] of fsOptions(e).filter(([k]) => k !== 'ro').map(host)) {
       if (v === undefined) syscall(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG.SET_FLAG, Buffer.from(k + '\0'), 0, 0);
       else syscall(`fsconfig(${k}=${v})`, NR.fsconfig, fsfd, FSCONFIG.SET_STRING, Buffer.from(k + '\0'), Buffer.from(v + '\0'), 0);
     }
@@ -216,9 +219,10 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
     const r = img.roles.get(e.mntId)!;
     const have = fds.get(e.mntId) ?? pre.get(e.mntId);
     if (have !== undefined) return have;
-    if (img.tmpfs.has(e.mntId) && inUserns) {
+    if (img.tmpfs.has(e.mntId) && inUserns && !e.cryoForeignTmpfs) {
       // In a user namespace of its own, as CRIU: made by the root (its superblock that namespace's,
-      // as it was) and unpacked by tar in there (the archive's owners are the namespace's).
+      // as it was) and unpacked by tar in there (the archive's owners are the namespace's). One
+      // of another user namespace's (cryo_foreign_tmpfs) is cryo's, below.
       const fd = fresh(e, (k) => k !== 'ro');
       const mine = pidfdGetfd(rootPidfd ??= pidfdOpen(rem.pid), Number(fd));
       try {
@@ -230,7 +234,7 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
     }
     if (img.tmpfs.has(e.mntId)) {
       // Made and filled by cryo, in the order of the others (mountinfo lists mounts by age).
-      const mfd = makeTmpfs(e, img.tmpfs.get(e.mntId)!);
+      const mfd = makeTmpfs(e, img.tmpfs.get(e.mntId)!, ids);
       held.push(mfd);
       return call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, mfd, 0);
     }
