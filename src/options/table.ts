@@ -586,7 +586,8 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     },
   },
   bool('mntns-compat-mode', 'generic', 'restore mounts with the older engine (restore only)', {
-    prop: 'mntnsCompatMode', rpc: 'mntns_compat_mode', unsupported: REFUSED,
+    prop: 'mntnsCompatMode', rpc: 'mntns_compat_mode',
+    inert: "which of CRIU's two engines restores the mounts: cryo has one, which makes the same mounts either way",
   }),
   bool('unprivileged', 'generic', 'run as non-root with CAP_CHECKPOINT_RESTORE, accepting its limits', {
     prop: 'unprivileged', rpc: 'unprivileged',
