@@ -43,8 +43,9 @@ export function treeBinder(rem: Remote): BindIn {
       const r = rem.callRaw(NR.bind, h, addr, a.length);
       if (r === -EOVERFLOW) {
         // A file system of the tree's user namespace: the file made as its directory's owner.
+        const parent = dirname(Buffer.from(name).toString('latin1').replace(/\0.*$/s, ''));
         const st = rem.put(Buffer.alloc(144), 16384);
-        rem.call('stat(.)', NR.stat, rem.put(cstr('.'), 16384 + 256), st);
+        rem.call(`stat(${parent})`, NR.stat, rem.put(Buffer.from(`${parent}\0`, 'latin1'), 16384 + 256), st);
         const [uid, gid] = [rem.mem.read(st + 28n, 4).readUInt32LE(0), rem.mem.read(st + 32n, 4).readUInt32LE(0)]; // x86_64's struct stat
         remoteAsFsIds(rem, uid, gid, () => rem.call('bind', NR.bind, h, addr, a.length), () => { throw new RemoteError(rem.pid, 'bind', -Number(r)); });
       } else if (r < 0n) {
