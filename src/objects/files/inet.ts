@@ -117,6 +117,31 @@ function tcpInfo(fd: number): { state: number; acceptQueue: number; backlog: num
   return { state: b[0]!, acceptQueue: b.readUInt32LE(24), backlog: b.readUInt32LE(28) };
 }
 
+/** TCP_INFO's tcpi_bytes_received (a FIN counts one), tcpi_bytes_sent and tcpi_bytes_retrans (data only). */
+function tcpBytes(fd: number): { received: bigint; sent: bigint; retrans: bigint } {
+  const b = sock.getsockoptRaw(fd, IPPROTO.TCP, TCP.INFO, 216);
+  if (b.length < 216) throw new CryoError(`TCP_INFO gave ${b.length} bytes, without tcpi_bytes_sent (Linux 4.19)`);
+  return { received: b.readBigUInt64LE(128), sent: b.readBigUInt64LE(200), retrans: b.readBigUInt64LE(208) };
+}
+
+/**
+ * Each reset connection whose peer's end was reset too (tcpResets): that end is
+ * one of the tree's, and this one took no FIN of it before the reset (else its
+ * error could be EPIPE, which cryo cannot tell): it had not received all the
+ * peer wrote (rcv_nxt short of the peer's write_seq), or only data (no more
+ * bytes than the peer sent, less what it sent again). Else refused.
+ */
+function checkTcpResets(files: FileTable): void {
+  for (const r of files.tcpResets) {
+    const me = files.tcp.find((t) => t.local === r.local && t.peer === r.peer);
+    const peer = files.tcp.find((t) => t.local === r.peer && t.peer === r.local);
+    if (!me || !peer) throw new CryoError(`${r.where}: cryo carries it only with the peer's end in the tree, before any FIN of it`);
+    const behind = ((peer.stream.entry.outqSeq - me.stream.entry.inqSeq) >>> 0) !== 0;
+    const p = tcpBytes(peer.fd);
+    if (!behind && r.received > p.sent - p.retrans) throw new CryoError(`${r.where}: it may have taken its peer's FIN before the reset (EPIPE, not ECONNRESET), which cryo cannot tell`);
+  }
+}
+
 /**
  * A TCP socket in CLOSE: never connected, or a connection that ended (both
  * FINs, or a reset). Its end of stream (RCV_SHUTDOWN: POLLRDHUP, as CRIU reads
@@ -242,10 +267,12 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
         // A reset whose error waits to be read: made again established and reset by its peer.
         if (!env.tcpEstablished) throw new CryoError(`${where}: a TCP connection that was reset (${conn}), its error not read yet; dump with --tcp-established`);
         // The error is ECONNRESET unless the peer's FIN came first (EPIPE), which the socket
-        // does not tell: its peer's end must be here, never having sent one.
-        if (!peerSentNoFin(family, src, dst)) throw new CryoError(`${where}: a TCP connection that was reset (${conn}), its error not read yet: cryo carries it only with the peer's end in the same network namespace, before any FIN of it`);
-        state = holdConnection(fd, where, conn, { ino: Number(p.st.ino), local: endKey(family, src), peer: endKey(family, dst), reuseaddr,
-          conn: { family, src: src.addr, srcPort: src.port, dst: dst.addr, dstPort: dst.port } }, env.files, true);
+        // does not tell: its peer's end must be here, never having sent one; a peer's end reset
+        // too is not listed, and is looked for among the tree's connections at the end (finish).
+        const listed = peerSentNoFin(family, src, dst);
+        const c = { ino: Number(p.st.ino), local: endKey(family, src), peer: endKey(family, dst), reuseaddr, conn: { family, src: src.addr, srcPort: src.port, dst: dst.addr, dstPort: dst.port } };
+        if (!listed) env.files.tcpResets.push({ where: `${where}: a TCP connection that was reset (${conn}), its error not read yet`, local: c.local, peer: c.peer, received: tcpBytes(fd).received });
+        state = holdConnection(fd, where, conn, c, env.files, true);
       } else if (!REPAIRABLE.has(state)) {
         throw new CryoError(`${where}: a TCP connection in state ${STATE_NAMES[state] ?? state} (${conn}), which cryo cannot dump yet (--tcp-close restores it closed)`);
       } else if (!env.tcpEstablished) {
@@ -503,6 +530,7 @@ export const inetsk: FdKind = {
   type: FdTypes.INETSK,
   // A failed dump lets the connections go as they were.
   dumpCleanup: (files, cl, env) => cl.onFailure('TCP sockets in repair', () => env.inTreeNetns(() => releaseTcp(files, true))),
+  finish: (files) => checkTcpResets(files),
   writeImages: (dir, files) => writeTcpStreams(files, dir),
   loadImages: loadTcpStreams,
   beforeResume: (env) => finishInetSockets(env.inetLate),

@@ -56,6 +56,13 @@ export class FileTable {
    * when the tasks run on).
    */
   readonly tcp: Array<{ ino: number; where: string; local: string; peer: string; fd: number; reuseaddr: boolean; stream: TcpStream; conn: LockedConn }> = [];
+  /**
+   * Reset connections (CLOSE, their error not read) whose peer's end sock_diag does
+   * not list (reset too: it has no port then): the error is ECONNRESET only if no
+   * FIN of the peer came in first, which the inet kind's finish checks against the
+   * peer's end among the tree's connections (`received`: tcpi_bytes_received).
+   */
+  readonly tcpResets: Array<{ where: string; local: string; peer: string; received: bigint }> = [];
   /** The network lock of the dump (--network-lock): each connection is locked before it goes into repair mode. */
   netlock?: NetLock;
   /** sock_diag's shutdown bits of the inet sockets, by "family:protocol", then inode (inet.ts). */
