@@ -127,6 +127,17 @@ test('a closed TCP socket with an error not yet read (a reset connection) whose 
   await s.killTree(target);
 });
 
+/** python3 `prog` in a network namespace of its own, dumped and restored with --tcp-established: it prints PASS. */
+async function passesAcross(s: Session, label: string, prog: string): Promise<void> {
+  const target = await s.startCommand(label, ['unshare', '-n', python3(), '-u', '-c', prog], { ready: /^READY$/m });
+  const images = s.mkdir();
+  await s.dump(target, images, { extra: ['--tcp-established'] });
+  const r = await s.restore(images, target, { extra: ['--tcp-established'] });
+  const { status, output } = await s.finish(r);
+  assert.equal(status?.exited, 0, output + s.report());
+  assert.match(output, /^PASS$/m, s.report());
+}
+
 test('a reset connection whose peer\'s end is still established (python3 in a network namespace of its own, the reset by an iptables REJECT there): restored with its ECONNRESET waiting, the peer with its unread data', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'tcp-reset-kept');
   const prog = [
@@ -162,13 +173,7 @@ test('a reset connection whose peer\'s end is still established (python3 in a ne
     'if got != b"asd": fails.append(f"a: recv gave {got!r}, not its unread asd")',
     'print("\\n".join(f"FAIL: {f}" for f in fails) or "PASS", flush=True)',
   ].join('\n');
-  const target = await s.startCommand('reset-kept', ['unshare', '-n', python3(), '-u', '-c', prog], { ready: /^READY$/m });
-  const images = s.mkdir();
-  await s.dump(target, images, { extra: ['--tcp-established'] });
-  const r = await s.restore(images, target, { extra: ['--tcp-established'] });
-  const { status, output } = await s.finish(r);
-  assert.equal(status?.exited, 0, output + s.report());
-  assert.match(output, /^PASS$/m, s.report());
+  await passesAcross(s, 'reset-kept', prog);
 });
 
 /** python3 in a network namespace of its own: a connection whose two ends are both reset (zdtm socket-tcp-reseted), `setup` making it so; READY, then on SIGUSR1 `check`. */
@@ -214,13 +219,7 @@ function bothReset(setup: string[], check: string[]): string {
 test('a connection whose two ends were both reset (zdtm socket-tcp-reseted, an iptables REJECT in a network namespace of its own): neither took a FIN, both come back with their unread data and then ECONNRESET', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'tcp-reset-both');
   const prog = bothReset(['c.sendall(b"asd")', 'time.sleep(0.1)'], ['drain(c, "c", b"asdas", ConnectionResetError)', 'drain(a, "a", b"asd", ConnectionResetError)']);
-  const target = await s.startCommand('reset-both', ['unshare', '-n', python3(), '-u', '-c', prog], { ready: /^READY$/m });
-  const images = s.mkdir();
-  await s.dump(target, images, { extra: ['--tcp-established'] });
-  const r = await s.restore(images, target, { extra: ['--tcp-established'] });
-  const { status, output } = await s.finish(r);
-  assert.equal(status?.exited, 0, output + s.report());
-  assert.match(output, /^PASS$/m, s.report());
+  await passesAcross(s, 'reset-both', prog);
 });
 
 test('a connection whose two ends were both reset, one after its peer\'s FIN (its error may be EPIPE): the dump fails in one line naming it; the task runs on', { timeout: 60_000 }, async (t) => {

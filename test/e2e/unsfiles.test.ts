@@ -14,19 +14,26 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { PROGRAMS_DIR, Session, exists, runningFree, waitFor, type Target } from './harness.js';
 
-test('user+mount namespaces: a lease, a link remap on the namespace\'s tmpfs, an ICMP socket and a unix socket under an overmount come back', { timeout: 60_000 }, async (t) => {
-  const s = Session.for(t, 'unsfiles');
+/** unsfiles.c built static into DIR/root (`prepare` adds to it), started, dumped (--link-remap, --file-locks) and gone. */
+async function dumped(s: Session, prepare: (rootfs: string) => void): Promise<{ rootfs: string; prog: string; launcher: Target; images: string }> {
   const rootfs = path.join(s.dir, 'root');
   fs.mkdirSync(rootfs);
   const prog = path.join(rootfs, 'prog');
   const cc = spawnSync('gcc', ['-static', '-O1', '-g', '-Wall', '-o', prog, path.join(PROGRAMS_DIR, 'unsfiles.c')], { encoding: 'utf8' });
   assert.equal(cc.status, 0, cc.stderr);
+  prepare(rootfs);
   const launcher = await s.startCommand('unsfiles', [prog, s.dir]);
   const root = Number(/^child (\d+)$/m.exec(launcher.output())?.[1]);
   assert.ok(root && exists(root), s.report());
   const images = s.mkdir();
   s.ok(await s.cryo(['dump', '-t', String(root), '-D', images, '-v4', '-o', 'dump.log', '--link-remap', '--file-locks']));
   await s.check(waitFor(`pid ${root} to go`, () => !exists(root), 10_000));
+  return { rootfs, prog, launcher, images };
+}
+
+test('user+mount namespaces: a lease, a link remap on the namespace\'s tmpfs, an ICMP socket and a unix socket under an overmount come back', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'unsfiles');
+  const { rootfs, prog, launcher, images } = await dumped(s, () => {});
   // The link the dump made is on the tree's tmpfs, in its tarball.
   const tmpfs = fs.readdirSync(images).filter((n) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(n));
   const listed = tmpfs.map((n) => spawnSync('tar', ['-tzvf', path.join(images, n)], { encoding: 'utf8' }).stdout).join('');
@@ -51,21 +58,13 @@ test('user+mount namespaces: a lease, a link remap on the namespace\'s tmpfs, an
 
 test('user+mount namespaces: a tmpfs of the host\'s in the tree, whose owners the tree\'s user namespace does not map, comes back as cryo\'s with its owners (CRIU\'s tar there would write the overflow id)', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'unsfiles-host');
-  const rootfs = path.join(s.dir, 'root');
-  fs.mkdirSync(path.join(rootfs, 'h'), { recursive: true });
-  const prog = path.join(rootfs, 'prog');
-  const cc = spawnSync('gcc', ['-static', '-O1', '-g', '-Wall', '-o', prog, path.join(PROGRAMS_DIR, 'unsfiles.c')], { encoding: 'utf8' });
-  assert.equal(cc.status, 0, cc.stderr);
-  // Mounted by the host, before the tree's namespaces: the tree gets it with its root (bound with its mounts).
-  assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'cryo-host', path.join(rootfs, 'h')]).status, 0);
-  fs.writeFileSync(path.join(rootfs, 'h', 'f'), 'host');
-  fs.chownSync(path.join(rootfs, 'h', 'f'), 5, 200000);
-  const launcher = await s.startCommand('unsfiles', [prog, s.dir]);
-  const root = Number(/^child (\d+)$/m.exec(launcher.output())?.[1]);
-  assert.ok(root && exists(root), s.report());
-  const images = s.mkdir();
-  s.ok(await s.cryo(['dump', '-t', String(root), '-D', images, '-v4', '-o', 'dump.log', '--link-remap', '--file-locks']));
-  await s.check(waitFor(`pid ${root} to go`, () => !exists(root), 10_000));
+  const { rootfs, prog, launcher, images } = await dumped(s, (rootfs) => {
+    // Mounted by the host, before the tree's namespaces: the tree gets it with its root (bound with its mounts).
+    fs.mkdirSync(path.join(rootfs, 'h'));
+    assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'cryo-host', path.join(rootfs, 'h')]).status, 0);
+    fs.writeFileSync(path.join(rootfs, 'h', 'f'), 'host');
+    fs.chownSync(path.join(rootfs, 'h', 'f'), 5, 200000);
+  });
   assert.match(fs.readFileSync(path.join(images, 'dump.log'), 'utf8'), /at \/h \(tmpfs\) has owners the tree's user namespace does not map/);
   const pidfile = path.join(s.dir, 'restored.pid');
   s.ok(await s.cryo(['restore', '-d', '-D', images, '-v4', '-o', 'restore.log', '--root', rootfs, '--file-locks', '--pidfile', pidfile]));
