@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/nsfs.h>
+#include <mqueue.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/ipc.h>
@@ -225,6 +226,14 @@ static int root_main(void *arg)
 	ds.msg_perm.uid = 7;
 	ds.msg_perm.gid = 8;
 	MUST(msgctl(q, IPC_SET, &ds) == 0);
+	{
+		/* A POSIX queue of its ipc namespace, owned by ids of its own, a message waiting. */
+		struct mq_attr a = { .mq_maxmsg = 4, .mq_msgsize = 32 };
+		mqd_t m = mq_open("/cryo-uns", O_CREAT | O_EXCL | O_RDWR, 0640, &a);
+
+		MUST(m >= 0 && mq_send(m, "uns", 3, 3) == 0 && fchown(m, 7, 8) == 0);
+		mq_close(m);
+	}
 	if (strcmp(mode, "nested"))
 		make_owned_files();
 	MUST(pipe(kid_pipe) == 0 && pipe(kid_back) == 0);
@@ -262,6 +271,19 @@ static int root_main(void *arg)
 		failf("queue: %s", strerror(errno));
 	else if (ds.msg_perm.uid != 7 || ds.msg_perm.gid != 8 || (ds.msg_perm.mode & 0777) != 0640 || ds.msg_perm.__key != 0x5151)
 		failf("queue owner %u:%u mode %o key %x", ds.msg_perm.uid, ds.msg_perm.gid, ds.msg_perm.mode & 0777, ds.msg_perm.__key);
+	{
+		struct stat mst;
+		char got[32] = "";
+		unsigned prio = 0;
+		mqd_t m = mq_open("/cryo-uns", O_RDWR | O_NONBLOCK);
+
+		if (m < 0)
+			failf("POSIX queue: %s", strerror(errno));
+		else if (fstat(m, &mst) || mst.st_uid != 7 || mst.st_gid != 8 || (mst.st_mode & 0777) != 0640)
+			failf("POSIX queue owner %u:%u mode %o", mst.st_uid, mst.st_gid, mst.st_mode & 0777);
+		else if (mq_receive(m, got, sizeof(got), &prio) != 3 || memcmp(got, "uns", 3) || prio != 3)
+			failf("POSIX queue message \"%s\" prio %u", got, prio);
+	}
 	if (strcmp(mode, "nested"))
 		check_owned_files();
 	MUST(write(kid_pipe[1], "?", 1) == 1);
