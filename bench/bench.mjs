@@ -32,7 +32,11 @@
 // --tcp-established; how long its peer got no answer, and that every
 // connection carries data again, none lost.
 //
-// Options: --only memory,tree,threads,conns (default: all four)
+// And the container case (bench/runc.mjs): `runc checkpoint` and `runc restore -d`
+// of a busybox container (its counter must go on), with cryo, and with --criu's
+// binary, as runc's --criu (podman drives runc the same way).
+//
+// Options: --only memory,tree,threads,conns,runc (default: all five)
 //          --sizes 64,512,2048 (MiB)  --quick (64 MiB only)  --fs shm,disk
 //          --shm-dir DIR  --disk-dir DIR  --cold (drop the page cache before
 //          each restore, so a disk restore reads the images from the disk)
@@ -61,7 +65,7 @@ const CRYO_TIMEOUT_MS = 600_000;
 // ---------------------------------------------------------------------------
 // Options
 
-const KINDS = ['memory', 'tree', 'threads', 'conns'];
+const KINDS = ['memory', 'tree', 'threads', 'conns', 'runc'];
 
 function parseArgs(argv) {
   const o = { conns: 1000, sizes: [64, 512, 2048], fs: ['shm', 'disk'], shmDir: '/dev/shm', diskDir: undefined, cold: false, runs: 3, only: [...KINDS] };
@@ -104,7 +108,7 @@ function parseArgs(argv) {
 
 function usage(err) {
   if (err) console.error(`bench: ${err}`);
-  console.error('usage: node bench/bench.mjs [--only memory,tree,threads,conns] [--conns N] [--sizes 64,512,2048] [--quick] [--fs shm,disk] [--shm-dir DIR] [--disk-dir DIR] [--cold] [--runs N] [--keep-failed] [--criu BIN]');
+  console.error('usage: node bench/bench.mjs [--only memory,tree,threads,conns,runc] [--conns N] [--sizes 64,512,2048] [--quick] [--fs shm,disk] [--shm-dir DIR] [--disk-dir DIR] [--cold] [--runs N] [--keep-failed] [--criu BIN]');
   process.exit(err ? 2 : 0);
 }
 
@@ -126,6 +130,7 @@ if (spawnSync('gcc', ['--version'], { stdio: 'ignore' }).status !== 0) {
 const { setChildSubreaper, waitpid, WNOHANG, __WALL, decodeWaitStatus, closeOnExecInherited } = await import('../dist/sys/index.js');
 const { ImageDir } = await import('../dist/images/index.js');
 const { benchConns } = await import('./conns.mjs');
+const { benchRunc } = await import('./runc.mjs');
 
 // Restored targets are orphans once `cryo restore -d` exits: make them ours to reap.
 setChildSubreaper();
@@ -676,6 +681,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 const rows = [];
 const shapeRows = [];
 const connRows = [];
+const runcRows = [];
 const notes = [];
 let failed = false;
 try {
@@ -803,6 +809,29 @@ try {
       connRows.push(row);
     }
   }
+
+  // The container case, on the first file system too.
+  if (opts.only.includes('runc') && f0 && !interrupted) {
+    process.stdout.write(' runc container on ' + f0.name.padEnd(4) + ' ...');
+    const runs = [];
+    for (let i = 0; i < opts.runs && !interrupted; i++) {
+      const row = await benchRunc(f0.base, CRYO, `cryo${i}`);
+      if (opts.criu) {
+        const c = await benchRunc(f0.base, opts.criu, `criu${i}`);
+        Object.assign(row, { criuDumpMs: c.dumpMs, criuRestoreMs: c.restoreMs });
+        if (c.error) process.stdout.write(` (CRIU failed: ${(row.criuError = c.error)})`);
+      }
+      runs.push(row);
+      process.stdout.write(row.error ? ` FAILED: ${row.error}\n` : ' ok');
+    }
+    if (runs.length > 0) {
+      const row = medianShape(runs);
+      row.intact = runs.every((r) => r.intact === true);
+      if (row.error) failed = true;
+      else console.log(' (the counter went on each time)');
+      runcRows.push(row);
+    }
+  }
 } catch (e) {
   failed = true;
   console.error(`bench: ${e.stack ?? e}`);
@@ -917,7 +946,25 @@ if (connRows.length > 0) {
   console.log('a process with that many established TCP connections to the benchmark, dumped and restored with --tcp-established (each with its default network lock);');
   console.log('outage ms: the longest time the peer got no echo on a connection it probed every 2 ms (freeze, lock, restore, TCP\'s retransmission backoff); check: every probe byte came back and every connection echoed a message of its own.');
 }
-if (rows.length + shapeRows.length + connRows.length > 0) {
+const runcCols = [
+  ['engine', () => 'runc'],
+  ['checkpoint ms', (r) => fix(r.dumpMs, 1, 0)],
+  ['restore ms', (r) => fix(r.restoreMs, 1, 0)],
+  ['check', (r) => (r.error ? 'FAIL' : r.intact ? 'ok' : '-')],
+  ...(opts.criu ? [
+    ['CRIU checkpoint ms', (r) => fix(r.criuDumpMs, 1, 0)],
+    ['CRIU restore ms', (r) => fix(r.criuRestoreMs, 1, 0)],
+    ['checkpoint cryo/CRIU', (r) => fix(r.dumpMs / r.criuDumpMs, 1, 2)],
+    ['restore cryo/CRIU', (r) => fix(r.restoreMs / r.criuRestoreMs, 1, 2)],
+  ] : []),
+];
+if (runcRows.length > 0) {
+  console.log('');
+  printTable(runcCols, runcRows);
+  console.log('');
+  console.log('runc checkpoint / runc restore -d of a busybox container (runc spec, a shell counting into its /tmp), wall time of each runc command with cryo (or CRIU) as its --criu; check: the restored counter went on.');
+}
+if (rows.length + shapeRows.length + connRows.length + runcRows.length > 0) {
   console.log(`each figure: the median of ${opts.runs} run(s)${rows.length > 0 ? '; MB/s from the median times' : ''}.`);
   console.log('freeze ms: stats-dump freezing_time; frozen ms: frozen_time (the target was stopped this long).');
 }
@@ -935,6 +982,7 @@ fs.writeFileSync(
       rows,
       shapes: shapeRows,
       conns: connRows,
+      runc: runcRows,
       notes,
     },
     null,
