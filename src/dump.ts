@@ -15,6 +15,7 @@ import { peersFirst } from './objects/files/unix.js';
 import { releaseTcp } from './objects/files/inet.js';
 import { lockTreeConnections } from './objects/files/tcp-lock.js';
 import { treeTunFile } from './objects/files/tunfile.js';
+import { mqueueDev } from './objects/mqueue.js';
 import { NetLock, LOCK_METHOD_CODE, unlockNetnsRules } from './objects/netlock.js';
 import { Irmap, loadIrmapCache, saveIrmapCache } from './objects/files/irmap.js';
 import { shmemUsedAsFiles } from './objects/mm.js';
@@ -156,6 +157,7 @@ export async function runDump(ctx: Context): Promise<number> {
         } else {
           const r = dumpIpcNs(ns.path, nsId, { dir, newPagesId: () => st.nextPagesId++, log, who: rootWho, ids: st.userns?.view ?? IdView.SAME });
           st.sysvShm = r.segments;
+          st.mqueue = { dev: mqueueDev(ns.path), nsId };
           st.stats.shpagesWritten += BigInt(r.pages);
           st.stats.shpagesScanned += BigInt(r.scanned);
         }

@@ -61,6 +61,8 @@ export interface DumpState {
   /** cgroup sets of the threads (cg_set), and the groups with --manage-cgroups. */
   cgroups: CgroupDump;
   stats: DumpCounters;
+  /** The tree's own ipc namespace: its mqueue file system's device and its id (its queues' descriptors). */
+  mqueue?: { dev: number; nsId: number };
   /** The SysV segments of the tree's own ipc namespace (id to size); undefined when it is cryo's. */
   sysvShm?: Map<bigint, bigint>;
   /** The tree's own mount namespace, when it has one. */
@@ -213,6 +215,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
     linkRemap: ctx.opts.linkRemap, evasiveDevices: ctx.opts.evasiveDevices, fileLocks: ctx.opts.fileLocks, tcpEstablished: ctx.opts.tcpEstablished, tcpClose: ctx.opts.tcpClose, skipInFlight: ctx.opts.skipInFlight, vpid: t.ns.pid, forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap, nsId: (_kind, link) => nsIdOf(link, st),
     // Its files' paths are those of its own mount namespace (or of the one their mount is in).
     ...(st.mntns ? { mntns: st.mntns.forTask(pid) } : {}),
+    ...(st.mqueue ? { mqueue: st.mqueue } : {}),
   };
   // A table shared with a task dumped before (CLONE_FILES) is in its fdinfo image
   // already; only this task's own POSIX locks on it are left to take.

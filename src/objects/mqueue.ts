@@ -67,6 +67,11 @@ export function dumpPosixQueues(ids: IdView, who: string): PosixMqEntry[] {
   }
 }
 
+/** The device of the mqueue file system of ipc namespace `nsPath` (its queues' descriptors are files of it). */
+export function mqueueDev(nsPath: string): number {
+  return ipc.inNamespace(nsPath, 'ipc', () => onMqueueMount((dir) => statSync(dir).dev));
+}
+
 /** The limits a restore must raise while it makes `qs` (taken by mq_open without CAP_SYS_RESOURCE). */
 export function queueLimits(qs: readonly PosixMqEntry[]): { queues: number; maxmsg: number; msgsize: number } {
   return {

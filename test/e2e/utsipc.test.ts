@@ -119,7 +119,6 @@ test('uts+ipc namespaces made by `unshare --uts --ipc --fork`: the tree below un
 
 for (const [mode, re] of [
   ['child', /^Error: task (\d+) \(ipcns\) is in a uts namespace \(uts:\[\d+\]\) other than the tree root's \(cryo's own\), which cryo cannot dump: as CRIU, every task must be in the root's$/m],
-  ['mqfd', /^Error: task (\d+): fd \d+ is POSIX message queue \/cryo-mq \(a descriptor of mq_open\), which cryo cannot dump yet$/m],
   ['mqnotify', /^Error: task (\d+) \(ipcns\): POSIX message queue \/cryo-mq has a notification registered \(mq_notify, by pid \d+\), which cryo cannot carry$/m],
   ['hostshm', /^Error: task (\d+) \(ipcns\): SysV shared memory \d+ is attached at 0x[0-9a-f]+, but the task is in cryo's own ipc namespace, whose objects are not the tree's: cryo dumps SysV IPC only of a tree in an ipc namespace of its own$/m],
 ] as const) {
@@ -184,6 +183,18 @@ test('POSIX message queues of the ipc namespace: messages in order with their pr
   const r = await s.restore(images, target);
   assert.notEqual(nsLink(r.pid, 'ipc'), nsLink('self', 'ipc'), s.report());
   await s.expectPass(r);
+});
+
+test('a POSIX message queue descriptor a task keeps (mq_open, O_NONBLOCK by mq_setattr) comes back as a descriptor of the queue made again in its ipc namespace, with its flags (cryo_mq_ipc_ns)', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'utsipc-mqfd');
+  const target = await s.start('ipcns', { args: [s.dir, 'mqfd'] });
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const files = cryoCrit(path.join(images, 'files.img')) as { entries: Array<{ reg?: { name: string; flags: number; cryo_mq_ipc_ns?: number } }> };
+  const d = files.entries.find((e) => e.reg?.name === '/cryo-mq')?.reg;
+  assert.ok(d && d.cryo_mq_ipc_ns !== undefined && d.flags & 0o4000, JSON.stringify(d) + s.report());
+  assert.deepEqual(critDecodeAll(images), [], s.report());
+  await s.expectPass(await s.restore(images, target));
 });
 
 test('SysV shared memory in huge pages (shmhuge.c): an attached segment and one not attached come back in huge pages with their ids, keys, modes, sizes and contents (CRIU\'s hugetlb_flag); SIGUSR2 proves the check', { timeout: 60_000 }, async (t) => {

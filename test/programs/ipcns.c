@@ -15,7 +15,9 @@
  *              /cryo-empty (the defaults, mode 0666), none of them open;
  *   mqnotify - as mqueue, with a notification registered on /cryo-mq (which
  *              cryo must refuse);
- *   mqfd     - as mqueue, with /cryo-mq kept open (a descriptor cryo must refuse);
+ *   mqfd     - as mqueue, with /cryo-mq kept open (O_NONBLOCK set by
+ *              mq_setattr): after restore that descriptor is of the same
+ *              queue, non-blocking, and receives;
  *   hostshm  - no namespace of its own: a SysV segment of the host's ipc
  *              namespace is attached (not the tree's: refused, as CRIU);
  *   host     - no namespace of its own: SysV objects of the host's ipc
@@ -419,6 +421,7 @@ int main(int argc, char **argv)
 	MUST(setdomainname("cryo.example", 12) == 0);
 	setup_ipc();
 	int mq = !strncmp(mode, "mq", 2);
+	mqd_t held = -1;
 	if (mq) {
 		struct mq_attr a = { .mq_maxmsg = 4, .mq_msgsize = 64 };
 		mqd_t q = mq_open("/cryo-mq", O_CREAT | O_EXCL | O_RDWR, 0600, &a);
@@ -431,6 +434,10 @@ int main(int argc, char **argv)
 			MUST(mq_notify(q, &ev) == 0);
 		} else if (strcmp(mode, "mqfd")) {
 			mq_close(q); /* the queue stays, on the namespace's mqueue mount */
+		} else {
+			struct mq_attr nb = { .mq_flags = O_NONBLOCK };
+			MUST(mq_setattr(q, &nb, NULL) == 0);
+			held = q;
 		}
 		MUST((q = mq_open("/cryo-empty", O_CREAT | O_EXCL | O_RDWR, 0666, NULL)) >= 0);
 		MUST(fchmod(q, 0666) == 0);
@@ -439,6 +446,19 @@ int main(int argc, char **argv)
 	prog_ready();
 	int corrupt = wait_for_signal();
 
+	if (held >= 0) {
+		/* The descriptor kept: the same queue, still non-blocking, its messages there. */
+		struct mq_attr a;
+		struct stat hs, ns;
+		mqd_t q = mq_open("/cryo-mq", O_RDONLY);
+
+		if (mq_getattr(held, &a) || fstat(held, &hs) || q < 0 || fstat(q, &ns))
+			failf("the kept /cryo-mq descriptor: %s", strerror(errno));
+		else if (hs.st_ino != ns.st_ino || hs.st_dev != ns.st_dev || !(a.mq_flags & O_NONBLOCK) || a.mq_curmsgs != 3)
+			failf("the kept /cryo-mq descriptor: inode %lu (the queue's %lu), flags %lx, %ld queued", (unsigned long)hs.st_ino, (unsigned long)ns.st_ino, a.mq_flags, a.mq_curmsgs);
+		if (q >= 0)
+			mq_close(q);
+	}
 	if (mq) {
 		const char *want[] = { "first", "second", "low" };
 		const unsigned prios[] = { 5, 5, 1 };
@@ -469,6 +489,16 @@ int main(int argc, char **argv)
 			failf("/cryo-empty: %ld messages of %ld bytes, %ld queued, mode %o", a.mq_maxmsg, a.mq_msgsize, a.mq_curmsgs, st.st_mode & 07777);
 		if (q >= 0)
 			mq_close(q);
+	}
+	if (held >= 0) {
+		/* The queue read out above: the kept descriptor sends and receives, and does not block. */
+		char m[64];
+		unsigned prio;
+
+		if (mq_send(held, "kept", 4, 2) || mq_receive(held, m, sizeof(m), &prio) != 4 || memcmp(m, "kept", 4) || prio != 2)
+			failf("the kept /cryo-mq descriptor does not send and receive: %s", strerror(errno));
+		else if (mq_receive(held, m, sizeof(m), &prio) != -1 || errno != EAGAIN)
+			failf("the kept /cryo-mq descriptor blocks or has more: %s", strerror(errno));
 	}
 
 	if (gethostname(buf, sizeof(buf)) || strcmp(buf, "cryo-uts-test"))

@@ -57,6 +57,8 @@ export interface DumpFilesEnv {
   nsId(kind: string, link: string): number;
   /** The tree's own mount namespace: paths are its, reached from cryo through `root`; files must be on its mounts (`ids`). */
   mntns?: MntView;
+  /** The tree's own ipc namespace: the device of its mqueue file system (its queues' descriptors) and its id in the images. */
+  mqueue?: { dev: number; nsId: number };
 }
 
 /**
@@ -73,7 +75,7 @@ export interface MntView {
 }
 
 /** What recording a regular file (of an fd or a mapping) needs of the dump. */
-export type RegDumpEnv = Pick<DumpFilesEnv, 'files' | 'ghostLimit' | 'linkRemap' | 'evasiveDevices' | 'mntns'>;
+export type RegDumpEnv = Pick<DumpFilesEnv, 'files' | 'ghostLimit' | 'linkRemap' | 'evasiveDevices' | 'mntns' | 'mqueue'>;
 
 /** A deleted file to recreate (ghost-file image), by its remap id. */
 export interface Ghost {

@@ -10,9 +10,9 @@ import {
   create, FdTypes, RemapFilePathEntrySchema, RemapType, isFieldSet,
   RegFileEntrySchema, type FileEntry, type RegFileEntry, type RemapFilePathEntry, type FileLockEntry,
 } from '../../images/index.js';
-import { O, NR, AT_FDCWD, AT_SYMLINK_FOLLOW, SysError, syscall, openInRoot, asOwnerIfRefused } from '../../sys/index.js';
+import { O, NR, AT_FDCWD, AT_SYMLINK_FOLLOW, SysError, syscall, openInRoot, asOwnerIfRefused, ipc } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
-import { badFile, major, minor, partOf, type MntView, type RegDumpEnv, type FdKind, type Ghost, type KindStore } from './kind.js';
+import { badFile, major, minor, partOf, type MntView, type RegDumpEnv, type FdKind, type Ghost, type KindStore, type RestoreFilesEnv } from './kind.js';
 import type { FileTable } from './table.js';
 import { isShmemObject } from './memfd.js';
 import { dumpGhost, writeGhosts, closeGhosts, readGhostImage } from './ghost.js';
@@ -98,6 +98,7 @@ export const regular: FdKind = {
     ((p.st.isFile() && !isShmemObject(p.link, `/proc/${p.pid}/fd/${p.fd}`, p.st)) || p.st.isDirectory() || p.st.isSymbolicLink() ||
       (p.st.isCharacterDevice() && major(p.st.rdev) === MEM_MAJOR)),
   dump(p, env) {
+    if (isMqueue(p.st, p.link, `/proc/${p.pid}/fd/${p.fd}`)) return dumpMqDescriptor(p.pid, p.fd, p.link, p.st, p.info.flags, env);
     return dumpRegFile(
       { pid: p.pid, proc: `/proc/${p.pid}/fd/${p.fd}`, link: p.link, st: p.st, what: `fd ${p.fd}` },
       // As CRIU, only a dump of a mount namespace names mounts (-1, the default,
@@ -111,6 +112,7 @@ export const regular: FdKind = {
     const r = fe.reg;
     if (!r) throw new CryoError(`file id ${fe.id}: regular file entry without its reg field`);
     const flags = openFlags(r.flags);
+    if (isFieldSet(r, RegFileEntrySchema.field.cryoMqIpcNs)) return openMqDescriptor(r.name, flags, r.cryoMqIpcNs, env);
     let fd: number;
     if (env.remaps.has(fe.id)) {
       fd = env.remaps.open(fe.id, r.name, flags | O.CLOEXEC);
@@ -236,10 +238,7 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
   const deleted = src.link.endsWith(DELETED);
   const name = deleted ? src.link.slice(0, -DELETED.length) : src.link;
   // A POSIX message queue descriptor names its queue as if it were a path from "/": never reopen that.
-  // (Its name is one component: only such files are asked for their file system.)
-  if (src.st.isFile() && /^\/[^/]+$/.test(name) && fsMagic(src.proc) === MQUEUE_MAGIC) {
-    throw new CryoError(`task ${src.pid}: ${src.what} is POSIX message queue ${name} (a descriptor of mq_open), which cryo cannot dump yet`);
-  }
+  if (isMqueue(src.st, name, src.proc)) throw new CryoError(`task ${src.pid}: ${src.what} is POSIX message queue ${name} (a descriptor of mq_open), which cryo cannot dump yet`);
   // The namespace the file's mount is in (the task's own, or another of the tree's): its paths are that one's.
   // A mapping, a cwd or an executable is named by its mount too, as CRIU's, where it is one of the tree's.
   // One on a mount of no namespace of the tree, whose path there leads elsewhere, is refused (as CRIU's
@@ -265,6 +264,35 @@ export function dumpRegFile(src: RegSource, init: { flags: number; pos: bigint; 
     else dumpLinkRemap(src, name, id, env, init);
   }
   return id;
+}
+
+/** A file of an mqueue file system, which a descriptor of mq_open is (its name one component: only such files are asked for their file system). */
+function isMqueue(st: Stats, name: string, proc: string): boolean {
+  return st.isFile() && /^\/[^/]+$/.test(name) && fsMagic(proc) === MQUEUE_MAGIC;
+}
+
+/**
+ * A descriptor of a POSIX message queue of the tree's own ipc namespace, whose
+ * queues the ipc namespace's image holds: its name and flags (access, O_NONBLOCK)
+ * in a reg entry with cryo's own cryo_mq_ipc_ns. One of another ipc namespace
+ * (the host's, or one the tree does not own) is refused: its queue is not carried.
+ */
+function dumpMqDescriptor(pid: number, fd: number, name: string, st: Stats, flags: number, env: RegDumpEnv): number {
+  if (!env.mqueue || st.dev !== env.mqueue.dev) {
+    throw new CryoError(`task ${pid}: fd ${fd} is POSIX message queue ${name} (a descriptor of mq_open) of an ipc namespace that is not the tree's own, whose queues cryo does not carry`);
+  }
+  return env.files.addReg({ flags: flags & ~O.CLOEXEC, pos: 0n, name, mode: st.mode, cryoMqIpcNs: env.mqueue.nsId });
+}
+
+/** The descriptor again: mq_open of its queue (made with the ipc namespace) in that namespace, as one of its tasks holds it. */
+function openMqDescriptor(name: string, flags: number, nsId: number, env: RestoreFilesEnv): number {
+  const holder = env.nsHolder('ipcNsId', nsId);
+  if (holder === undefined) throw new CryoError(`POSIX message queue ${name}: no task of ipc namespace ${nsId} is restored to open it in`);
+  try {
+    return ipc.inNamespace(`/proc/${holder}/ns/ipc`, 'ipc', () => ipc.mqOpen(name.slice(1), (flags & (O.ACCMODE | O.NONBLOCK)) | O.CLOEXEC));
+  } catch (e) {
+    throw new CryoError(`POSIX message queue ${name} of ipc namespace ${nsId}: cannot open it again: ${(e as Error).message}`);
+  }
 }
 
 /**

@@ -25,6 +25,8 @@ export interface RegInit {
   size?: bigint;
   mode?: number;
   mntId?: number;
+  /** A POSIX message queue's descriptor: the ipc namespace it is reopened in (cryo's own field). */
+  cryoMqIpcNs?: number;
 }
 
 
