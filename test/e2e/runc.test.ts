@@ -307,7 +307,8 @@ test("runc: images that lack the container's uts namespace are refused at restor
   const uts = fs.readdirSync(d.images).filter((n) => /^utsns-\d+\.img$/.test(n));
   assert.equal(uts.length, 1, `the checkpoint has no uts namespace image: ${fs.readdirSync(d.images).join(' ')}`);
   fs.rmSync(path.join(d.images, uts[0]!));
-  const stopped = readCounter(r.counterFile);
+  // As counterStill reads it (-1: frozen between the shell's truncate and its write).
+  const stopped = await counterStill(r.counterFile, 'after the checkpoint');
   const rs = await r.restore(id, d);
   assert.notEqual(rs.code, 0, rs.out);
   assert.match(r.log(d, 'restore.log'), new RegExp(`^\\(\\d+\\.\\d+\\) Error: bad image: ${uts[0]!.replace('.', '\\.')}: `, 'm'));
