@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, critDecodeAll, exists, processTree, type Target } from './harness.js';
+import { Session, critDecodeAll, exists, processTree, ticks, waitFor, type Target } from './harness.js';
 import { Cryo } from '../../src/index.js';
 import { CriuCgMode } from '../../src/images/index.js';
 import { Groups, HIERARCHIES, kernelName, put, get, groupsOf, type Hier } from './cgroup-groups.js';
@@ -312,6 +312,8 @@ test('--cgroup-root on dump saves the groups from that root down, --cgroup-dump-
   assert.equal(now.get('pids'), `/${Q}/a`);
   assert.equal(now.get('memory'), own.get('memory'), 'a hierarchy not dumped moved');
   assert.deepEqual([get('pids', `/${Q}`, 'pids.max'), get('pids', `/${Q}/a`, 'pids.max'), get('pids', `/${Q}/b`, 'pids.max')], ['77', '50', 'max']);
+  // Dumped at once after its first tick: it must tick on (the check wants 3) before the signal.
+  await s.check(waitFor('the restored sleeper to tick 3 times', () => Math.max(0, ...ticks(r.output())) >= 3, 10_000));
   await s.expectPass(r);
 });
 
