@@ -629,6 +629,31 @@ async function benchShape(kind, exe, fsName, baseDir, workDir, bin = CRYO) {
 }
 
 /** The median of every numeric figure of the runs of one shape. */
+/**
+ * `once(bin)` opts.runs times with cryo and, with --criu, right after each with
+ * CRIU, whose `keys` go into cryo's row as criuKey; a run that failed is printed.
+ * The median row (its `intact` only if every run's was), or undefined if none ran.
+ */
+async function sideBySide(once, keys, okNote) {
+  const runs = [];
+  for (let i = 0; i < opts.runs && !interrupted; i++) {
+    const row = await once(CRYO);
+    if (opts.criu) {
+      const c = await once(opts.criu);
+      for (const k of keys) row[`criu${k[0].toUpperCase()}${k.slice(1)}`] = c[k];
+      if (c.error) process.stdout.write(` (CRIU failed: ${(row.criuError = c.error.split('\n')[0])})`);
+    }
+    runs.push(row);
+    process.stdout.write(row.error ? ` FAILED:\n${row.error.replace(/^/gm, '    ')}\n` : ' ok');
+  }
+  if (runs.length === 0) return undefined;
+  const row = medianShape(runs);
+  row.intact = runs.every((r) => r.intact === true);
+  if (row.error) failed = true;
+  else console.log(` (${okNote})`);
+  return row;
+}
+
 function medianShape(runs) {
   const ok = runs.filter((r) => r.dumpMs !== undefined && r.restoreMs !== undefined);
   const err = runs.find((r) => r.error);
@@ -790,47 +815,16 @@ try {
   // The connections case, also on the first file system only.
   if (connsExe && f0 && !interrupted) {
     process.stdout.write(`${String(opts.conns).padStart(5)} connections on ${f0.name.padEnd(4)} ...`);
-    const runs = [];
-    for (let i = 0; i < opts.runs && !interrupted; i++) {
-      const row = await benchConns(connsExe, opts.conns, f0.base, work, CRYO, helpers);
-      if (opts.criu) {
-        const c = await benchConns(connsExe, opts.conns, f0.base, work, opts.criu, helpers);
-        Object.assign(row, { criuDumpMs: c.dumpMs, criuRestoreMs: c.restoreMs, criuFrozenUs: c.frozenUs, criuOutageMs: c.outageMs });
-        if (c.error) process.stdout.write(` (CRIU failed: ${(row.criuError = c.error.split('\n')[0])})`);
-      }
-      runs.push(row);
-      process.stdout.write(row.error ? ` FAILED:\n${row.error.replace(/^/gm, '    ')}\n` : ' ok');
-    }
-    if (runs.length > 0) {
-      const row = medianShape(runs.map((r) => ({ ...r, want: r.count })));
-      row.intact = runs.every((r) => r.intact === true);
-      if (row.error) failed = true;
-      else console.log(' (every connection echoed again, nothing lost)');
-      connRows.push(row);
-    }
+    const row = await sideBySide((bin) => benchConns(connsExe, opts.conns, f0.base, work, bin, helpers), ['dumpMs', 'restoreMs', 'frozenUs', 'outageMs'], 'every connection echoed again, nothing lost');
+    if (row) connRows.push({ ...row, want: opts.conns });
   }
 
   // The container case, on the first file system too.
   if (opts.only.includes('runc') && f0 && !interrupted) {
     process.stdout.write(' runc container on ' + f0.name.padEnd(4) + ' ...');
-    const runs = [];
-    for (let i = 0; i < opts.runs && !interrupted; i++) {
-      const row = await benchRunc(f0.base, CRYO, `cryo${i}`);
-      if (opts.criu) {
-        const c = await benchRunc(f0.base, opts.criu, `criu${i}`);
-        Object.assign(row, { criuDumpMs: c.dumpMs, criuRestoreMs: c.restoreMs });
-        if (c.error) process.stdout.write(` (CRIU failed: ${(row.criuError = c.error)})`);
-      }
-      runs.push(row);
-      process.stdout.write(row.error ? ` FAILED: ${row.error}\n` : ' ok');
-    }
-    if (runs.length > 0) {
-      const row = medianShape(runs);
-      row.intact = runs.every((r) => r.intact === true);
-      if (row.error) failed = true;
-      else console.log(' (the counter went on each time)');
-      runcRows.push(row);
-    }
+    let n = 0;
+    const row = await sideBySide((bin) => benchRunc(f0.base, bin, `${bin === CRYO ? 'cryo' : 'criu'}${n++}`), ['dumpMs', 'restoreMs'], 'the counter went on each time');
+    if (row) runcRows.push(row);
   }
 } catch (e) {
   failed = true;
