@@ -5,9 +5,23 @@ import { capUserData, capUserHeader, decodeCapData, encodeCapData, LINUX_CAPABIL
 import { NR } from '../sys/index.js';
 import type { Remote } from './remote.js';
 
-/** Scratch offsets in the task's remote area for the capability header and data. */
+/** Scratch offsets in the task's remote area for the capability header and data, and for a struct stat and its path. */
 const HDR = 4096;
 const DATA = 4096 + 64;
+const STAT = 16384;
+const PATH = 16384 + 256;
+
+/**
+ * The owner of what task `rem` reaches as `of` (an fd: fstat; a path: stat),
+ * from x86_64's struct stat (st_uid at 28, st_gid at 32); or the call's -errno.
+ */
+export function remoteOwner(rem: Remote, of: number | string): { uid: number; gid: number } | bigint {
+  const st = rem.put(Buffer.alloc(144), STAT);
+  const r = typeof of === 'number' ? rem.callRaw(NR.fstat, of, st) : rem.callRaw(NR.stat, rem.put(Buffer.from(`${of}\0`, 'latin1'), PATH), st);
+  if (r < 0n) return r;
+  const b = rem.mem.read(st + 28n, 8);
+  return { uid: b.readUInt32LE(0), gid: b.readUInt32LE(4) };
+}
 
 /**
  * `fn` in task `rem` with fs uid `uid` and, when given, fs gid `gid`; then both

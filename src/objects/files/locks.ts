@@ -7,7 +7,7 @@ import { closeSync } from 'node:fs';
 import { NR, O, LOCK, AT_FDCWD, trySyscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { Remote } from '../../tracer/remote.js';
-import { remoteAsFsIds } from '../../tracer/fsids.js';
+import { remoteAsFsIds, remoteOwner } from '../../tracer/fsids.js';
 import { flock } from '../../abi/index.js';
 
 const FL_POSIX = 1;
@@ -97,11 +97,9 @@ export function restoreLocks(rem: Remote, locks: FileLockEntry[], reown: (fd: nu
 function setLease(rem: Remote, fd: number, type: number): bigint {
   const r = rem.callRaw(NR.fcntl, fd, F_SETLEASE, type);
   if (r !== -13n) return r;
-  const st = rem.put(Buffer.alloc(144), 4096);
-  const s = rem.callRaw(NR.fstat, fd, st);
-  if (s < 0n) return s;
-  const uid = rem.mem.read(st + 28n, 4).readUInt32LE(0); // st_uid of x86_64's struct stat
-  return remoteAsFsIds(rem, uid, undefined, () => rem.callRaw(NR.fcntl, fd, F_SETLEASE, type), () => r);
+  const o = remoteOwner(rem, fd);
+  if (typeof o === 'bigint') return o;
+  return remoteAsFsIds(rem, o.uid, undefined, () => rem.callRaw(NR.fcntl, fd, F_SETLEASE, type), () => r);
 }
 
 function restoreLease(rem: Remote, l: FileLockEntry, reown: (fd: number) => void): void {

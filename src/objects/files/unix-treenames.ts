@@ -18,7 +18,7 @@ import {
   asOwnerIfRefused, openInRoot, pidfdGetfd, pidfdOpen, sock, syscall,
 } from '../../sys/index.js';
 import { RemoteError, type Remote } from '../../tracer/remote.js';
-import { remoteAsFsIds } from '../../tracer/fsids.js';
+import { remoteAsFsIds, remoteOwner } from '../../tracer/fsids.js';
 import { CryoError } from '../../context.js';
 import { connectTo, isPath, pathOf, show, type UnixNames } from './unix-names.js';
 
@@ -44,10 +44,9 @@ export function treeBinder(rem: Remote): BindIn {
       if (r === -EOVERFLOW) {
         // A file system of the tree's user namespace: the file made as its directory's owner.
         const parent = dirname(Buffer.from(name).toString('latin1').replace(/\0.*$/s, ''));
-        const st = rem.put(Buffer.alloc(144), 16384);
-        rem.call(`stat(${parent})`, NR.stat, rem.put(Buffer.from(`${parent}\0`, 'latin1'), 16384 + 256), st);
-        const [uid, gid] = [rem.mem.read(st + 28n, 4).readUInt32LE(0), rem.mem.read(st + 32n, 4).readUInt32LE(0)]; // x86_64's struct stat
-        remoteAsFsIds(rem, uid, gid, () => rem.call('bind', NR.bind, h, addr, a.length), () => { throw new RemoteError(rem.pid, 'bind', -Number(r)); });
+        const o = remoteOwner(rem, parent);
+        if (typeof o === 'bigint') throw new RemoteError(rem.pid, `stat(${parent})`, -Number(o));
+        remoteAsFsIds(rem, o.uid, o.gid, () => rem.call('bind', NR.bind, h, addr, a.length), () => { throw new RemoteError(rem.pid, 'bind', -Number(r)); });
       } else if (r < 0n) {
         throw new RemoteError(rem.pid, 'bind', -Number(r));
       }
