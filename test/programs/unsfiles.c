@@ -15,6 +15,8 @@
  *   - /t/dir/a open read-write holding "linked", linked as /t/b, then /t/dir/a
  *     and /t/dir removed (a link remap of a file on a tmpfs of the user
  *     namespace, made by cryo at dump);
+ *   - /t/gd/g open holding "ghost", then removed with its directory (a ghost
+ *     file cryo makes on that tmpfs again);
  *   - an ICMP socket (net.ipv4.ping_group_range "0 0" in its namespace, lo up);
  *   - a unix socket listening on /t/s/sock, with a tmpfs mounted on /t/s since.
  * It prints READY, then writes to /log in its root (nothing outside it stays
@@ -82,7 +84,7 @@ static int root_main(void *arg)
 static int tree_main(void)
 {
 	char buf[64];
-	int leased, linked, ping, srv, log, v;
+	int leased, linked, ghost, ping, srv, log, v;
 	socklen_t len = sizeof(v);
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -97,6 +99,10 @@ static int tree_main(void)
 	linked = open("/t/dir/a", O_RDWR | O_CREAT, 0640);
 	MUST(linked >= 0 && write(linked, "linked", 6) == 6);
 	MUST(link("/t/dir/a", "/t/b") == 0 && unlink("/t/dir/a") == 0 && rmdir("/t/dir") == 0);
+	/* A deleted file on it, in a directory gone too: a ghost file cryo makes there again. */
+	MUST(mkdir("/t/gd", 0700) == 0);
+	ghost = open("/t/gd/g", O_RDWR | O_CREAT, 0600);
+	MUST(ghost >= 0 && write(ghost, "ghost", 5) == 5 && unlink("/t/gd/g") == 0 && rmdir("/t/gd") == 0);
 
 	{
 		struct ifreq ifr = { .ifr_name = "lo" };
@@ -130,6 +136,9 @@ static int tree_main(void)
 		failf("the linked file holds \"%s\"", buf);
 	if (fstat(linked, &st) || st.st_nlink != 1 || (st.st_mode & 0777) != 0640)
 		failf("the linked file: %lu links, mode %o", (unsigned long)st.st_nlink, st.st_mode & 0777);
+	memset(buf, 0, sizeof(buf));
+	if (pread(ghost, buf, sizeof(buf) - 1, 0) != 5 || strcmp(buf, "ghost") || fstat(ghost, &st) || st.st_nlink != 0 || st.st_uid != 0)
+		failf("the deleted file holds \"%s\", %lu links, owner %u", buf, (unsigned long)st.st_nlink, st.st_uid);
 	if (stat("/t/b", &st) || st.st_nlink != 1)
 		failf("/t/b is gone or has other links");
 	if (getsockopt(ping, SOL_SOCKET, SO_PROTOCOL, &v, &len) || v != IPPROTO_ICMP)
