@@ -123,7 +123,7 @@ export async function runDump(ctx: Context): Promise<number> {
     for (const ino of shmemUsedAsFiles(tasks.filter((t) => t.stat.state !== 'Z').map((t) => t.pid))) st.shmemAsMemfd.add(ino);
     injectFault(tasks);
     // Frozen, no task can change namespace any more: one that cryo does not carry stops the dump.
-    const nsTasks = tasks.map((t) => ({ pid: t.pid, comm: t.stat.comm, threads: t.threads.length ? t.threads : [t.pid] }));
+    const nsTasks = tasks.map((t) => ({ pid: t.pid, comm: t.stat.comm, threads: t.threads.length ? t.threads : [t.pid], parent: t.parent, levels: t.ns.levels }));
     const own = checkDumpNamespaces(nsTasks[0]!, nsTasks);
     // The tree's own uts and ipc namespaces, before the tasks: their attachments of segments are checked against them.
     const rootWho = `task ${root} (${tasks[0]!.stat.comm})`;
@@ -361,6 +361,7 @@ function writeTreeImages(tasks: FrozenTask[], st: DumpState, rootIds: TaskKobjId
   st.dir.write('pstree', tasks.map((t) => create(PstreeEntrySchema, {
     pid: t.ns.pid, ppid: tasks.find((p) => p.pid === t.parent)?.ns.pid ?? 0, pgid: t.ns.pgid, sid: t.ns.sid,
     threads: t.threads.map((x) => t.ns.tids.get(x) ?? x),
+    cryoNsPids: t.ns.levels, cryoNsTids: t.threads.flatMap((x) => t.ns.tidLevels.get(x) ?? []),
   })));
   st.dir.write('inventory', [create(InventoryEntrySchema, {
     imgVersion: CRTOOLS_IMAGES_V1_1, fdinfoPerId: true, rootIds, nsPerId: true, lsmtype: Lsmtype.NO_LSM,

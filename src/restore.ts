@@ -24,6 +24,7 @@ import { skQueuesOf } from './objects/files/unix-restore.js';
 import { restoreCtty, restoreTtyPgrps, boundPtysOf } from './objects/files/pty.js';
 import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
 import { restoreNamespaces } from './objects/namespaces.js';
+import { PidLevels } from './restore/pidns.js';
 import { loadUtsNs, restoreUtsNs } from './objects/utsns.js';
 import { loadTimeNs, restoreTimeNs } from './objects/timens.js';
 import { checkJoinNs, enterJoinedNs, type JoinedNs } from './objects/joinns.js';
@@ -169,6 +170,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let loaded: Loaded;
   let cg: CgroupRestore | null;
   let nsFlags: number;
+  let pids: PidLevels;
   let utsImg: UtsnsEntry | undefined;
   let timeImg: TimensEntry | undefined;
   let joined: JoinedNs[] = [];
@@ -194,7 +196,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     checkLsm(opts.lsmProfile, inv.lsmtype, loaded.tasks.flatMap((t) => [{ tid: t.pstree.pid, core: t.core }, ...[...t.threadCores].map(([tid, core]) => ({ tid, core }))]), log);
     // Namespaces of the tree's own: the pid namespace of a root that was its init; no other yet.
     const dumper = inv.rootIds;
-    nsFlags = restoreNamespaces(dumper, loaded.tasks.map((t) => ({ pid: t.pstree.pid, ppid: t.pstree.ppid, ...(t.core.ids ? { ids: t.core.ids } : {}) })));
+    nsFlags = restoreNamespaces(dumper, loaded.tasks.map((t) => ({ pid: t.pstree.pid, ppid: t.pstree.ppid, nested: t.pstree.cryoNsPids.length > 0, ...(t.core.ids ? { ids: t.core.ids } : {}) })));
+    pids = new PidLevels(loaded.tasks);
     if (!dumper && loaded.tasks[0]!.pstree.pid === 1) nsFlags = CLONE.NEWPID; // images without the dumper's ids
     // --join-ns: namespaces given, entered as they are; none of those kinds is made or filled from the images.
     ({ joined, flags: joinFlags } = checkJoinNs(opts.joinNs, opts.emptyNs));
@@ -431,7 +434,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     // Each task's memory before it forks its children: they get it from it, shared copy-on-write.
     const byPid = new Map(loaded.tasks.map((t) => [t.pstree.pid, t]));
     const stages = new Map<number, TaskRestore>();
-    buildTree(loaded.tasks, rems, created, log, (rem, sid) => restoreCtty(rem, sid, sh, h.cryoPidfd),
+    buildTree(loaded.tasks, rems, created, log, pids!, (rem, sid) => restoreCtty(rem, sid, sh, h.cryoPidfd),
       (rem, c, p) => {
         cg?.enterTask(rem.pid, c.pstree.pid, cgSetOf(c.core), cgSetOf(p.core));
         if (mntMade) enterTaskMntNs(rem, c, p, mntNow, mntMade, h.cryoPidfd);
@@ -474,13 +477,14 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       // Threads share everything just rebuilt; each then gets its own state.
       const threads: RestoredThread[] = [];
       for (const [tid, core] of t.threadCores) {
-        const thr = cloneTask(rem, tid, THREAD_FLAGS);
+        const thr = cloneTask(rem, pids!.tidLevels(t.pstree.pid, tid), THREAD_FLAGS);
         created.push(thr.pid);
         cg?.enterThread(thr.pid, tid, cgSetOf(core), cgSetOf(t.core));
         thr.borrowScratch(rem);
         threads.push({ rem: thr, core, tid });
       }
       threads.push({ rem, core: t.core, tid: t.pstree.pid });
+      pids!.finish(threads.map((x) => x.rem), t, rems);
       tr.threads = threads;
       restoreStage('threads', tr);
       if (--table.left === 0) rem.call('close', NR.close, th.cryoPidfd);

@@ -20,10 +20,13 @@ export interface FrozenTask {
    */
   stopSig: number;
   /**
-   * Ids as the tree itself sees them (its pid namespace's): what the images hold.
-   * Equal to ours unless the tree lives in a pid namespace of its own.
+   * Ids as the tree itself sees them (its root's pid namespace's): what the images
+   * hold. Equal to ours unless the tree lives in a pid namespace of its own. A
+   * task in a pid namespace nested in the root's has a pid at each level below
+   * (`levels`, outermost first, its own namespace's last), as do its threads.
+   * `depth`: how many levels the root's pid namespace is below cryo's.
    */
-  ns: { pid: number; pgid: number; sid: number; tids: Map<number, number> };
+  ns: { depth: number; pid: number; pgid: number; sid: number; tids: Map<number, number>; levels: number[]; tidLevels: Map<number, number[]> };
   /** Every thread id, the leader first. */
   threads: number[];
   /** Remotes of the threads other than the leader, once taken. */
@@ -48,51 +51,58 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
-/** The last (innermost) value of an NS* line of /proc/PID/status. */
-function innermost(status: string, key: string): number | undefined {
+/** The values of an NS* line of /proc/PID/status, outermost (cryo's) first. */
+function nsLine(status: string, key: string): number[] {
   const m = new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(status);
-  const v = m?.[1]?.trim().split(/\s+/).pop();
-  return v === undefined ? undefined : Number(v);
+  return m?.[1]?.trim().split(/\s+/).filter(Boolean).map(Number) ?? [];
 }
 
-/** The task's pid, pgid, sid and thread ids in its own pid namespace. */
-function nsIds(pid: number, threads: number[]): FrozenTask['ns'] {
+/**
+ * The task's pid, pgid, sid and thread ids in the pid namespace `depth` levels
+ * below cryo's (the root's), and the levels below that one where it is nested.
+ */
+function nsIds(pid: number, threads: number[], depth: number): FrozenTask['ns'] {
   const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const at = (v: number[], fallback: number) => v[depth] ?? (v.length ? 0 : fallback);
   const tids = new Map<number, number>();
+  const tidLevels = new Map<number, number[]>();
   for (const tid of threads) {
-    let v = tid;
+    let v: number[] = [];
     try {
-      v = innermost(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'), 'NSpid') ?? tid;
+      v = nsLine(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'), 'NSpid');
     } catch {
       /* gone: keep ours */
     }
-    tids.set(tid, v);
+    tids.set(tid, at(v, tid));
+    tidLevels.set(tid, v.slice(depth + 1));
   }
+  const pids = nsLine(st, 'NSpid');
   return {
-    pid: innermost(st, 'NSpid') ?? pid,
-    pgid: innermost(st, 'NSpgid') ?? 0,
-    sid: innermost(st, 'NSsid') ?? 0,
-    tids,
+    depth, pid: at(pids, pid),
+    pgid: at(nsLine(st, 'NSpgid'), 0),
+    sid: at(nsLine(st, 'NSsid'), 0),
+    tids, levels: pids.slice(depth + 1), tidLevels,
   };
 }
 
 /**
  * The root's pid namespace, if it is not cryo's: then the root must be its init
  * (pid 1 there), as CRIU requires, so that the whole namespace is in the tree.
+ * Returns how many levels below cryo's it is (0: cryo's own).
  */
-function checkPidns(root: number): boolean {
+function checkPidns(root: number): number {
   let ns: string;
   let status: string;
   try {
     ns = readlinkSync(`/proc/${root}/ns/pid`);
     status = readFileSync(`/proc/${root}/status`, 'utf8');
   } catch {
-    return false; // gone: the seize says so
+    return 0; // gone: the seize says so
   }
-  if (ns === readlinkSync('/proc/self/ns/pid')) return false;
-  const v = innermost(status, 'NSpid');
-  if (v !== 1) throw new CryoError(`task ${root} lives in a pid namespace of its own but is not its init (it is pid ${v} there); dump the namespace's pid 1`);
-  return true;
+  if (ns === readlinkSync('/proc/self/ns/pid')) return 0;
+  const v = nsLine(status, 'NSpid');
+  if (v.at(-1) !== 1) throw new CryoError(`task ${root} lives in a pid namespace of its own but is not its init (it is pid ${v.at(-1)} there); dump the namespace's pid 1`);
+  return v.length - 1;
 }
 
 /**
@@ -141,15 +151,16 @@ export function freezeTree(root: number, log: Logger, freezer?: CgroupFreezer, t
   const tasks: FrozenTask[] = [];
   // As CRIU's alarm(--timeout) around its seize: every task stopped by then.
   const deadline = timeoutS > 0 ? performance.now() + timeoutS * 1000 : undefined;
-  if (checkPidns(root)) log.info(`task ${root} is the init of its own pid namespace`);
+  const depth = checkPidns(root);
+  if (depth) log.info(`task ${root} is the init of its own pid namespace`);
   const pre = freezer ? seizeFrozen(freezer, log) : new Set<number>();
   try {
-    const t = seizeTask(root, 0, pre, log, deadline);
+    const t = seizeTask(root, 0, pre, log, deadline, depth);
     if (t === null) throw new CryoError(`process ${root} does not exist`);
     // As CRIU, which cannot seize it: a zombie has no state to save but its exit code.
     if (t.rem === null && t.stat.state === 'Z') throw new CryoError(`task ${root} is a zombie: there is nothing to dump`);
     tasks.push(t);
-    collectChildren(tasks, pre, log, deadline);
+    collectChildren(tasks, pre, log, deadline, depth);
   } catch (e) {
     thawTree(tasks, log);
     for (const tid of pre) releaseAfterStop(tid);
@@ -169,7 +180,7 @@ const COLLECT_PASSES = 5;
  * can still fork (or clone a sibling with CLONE_PARENT) behind us. The children
  * files are only reliable once every parent is stopped.
  */
-function collectChildren(tasks: FrozenTask[], pre: Set<number>, log: Logger, deadline: number | undefined): void {
+function collectChildren(tasks: FrozenTask[], pre: Set<number>, log: Logger, deadline: number | undefined, depth: number): void {
   const known = new Set(tasks.map((t) => t.pid));
   for (let pass = 1; ; pass++) {
     let fresh = 0;
@@ -180,7 +191,7 @@ function collectChildren(tasks: FrozenTask[], pre: Set<number>, log: Logger, dea
       for (const c of childrenOf(p.pid)) {
         if (known.has(c)) continue;
         fresh++;
-        const t = seizeTask(c, p.pid, pre, log, deadline);
+        const t = seizeTask(c, p.pid, pre, log, deadline, depth);
         if (t === null) continue; // gone: a later pass sees it again if it is a zombie now
         known.add(c);
         tasks.push(t);
@@ -200,7 +211,7 @@ function collectChildren(tasks: FrozenTask[], pre: Set<number>, log: Logger, dea
  * for a task that is gone (exited and reaped, or whose pid now names a process
  * that is not `parent`'s child). Throws for a task that cannot be seized.
  */
-function seizeTask(pid: number, parent: number, pre: Set<number>, log: Logger, deadline: number | undefined): FrozenTask | null {
+function seizeTask(pid: number, parent: number, pre: Set<number>, log: Logger, deadline: number | undefined, depth: number): FrozenTask | null {
   const zombieOrGone = (): FrozenTask | null => {
     let stat: ProcStat;
     try {
@@ -209,7 +220,7 @@ function seizeTask(pid: number, parent: number, pre: Set<number>, log: Logger, d
       return null;
     }
     if (stat.state !== 'Z' || (parent !== 0 && stat.ppid !== parent)) return null;
-    return { pid, stat, rem: null, stopSig: 0, ns: nsIds(pid, [pid]), threads: [pid], threadRems: new Map(), parent, children: [] };
+    return { pid, stat, rem: null, stopSig: 0, ns: nsIds(pid, [pid], depth), threads: [pid], threadRems: new Map(), parent, children: [] };
   };
   let stat: ProcStat;
   try {
@@ -220,7 +231,7 @@ function seizeTask(pid: number, parent: number, pre: Set<number>, log: Logger, d
   if (stat.state === 'Z' || stat.state === 'X') return zombieOrGone();
   // `ns` is read once every thread is seized (below).
   const t: FrozenTask = {
-    pid, stat, rem: null, stopSig: 0, ns: { pid, pgid: 0, sid: 0, tids: new Map() },
+    pid, stat, rem: null, stopSig: 0, ns: { depth, pid, pgid: 0, sid: 0, tids: new Map(), levels: [], tidLevels: new Map() },
     threads: [], threadRems: new Map(), parent, children: [],
   };
   try {
@@ -243,7 +254,7 @@ function seizeTask(pid: number, parent: number, pre: Set<number>, log: Logger, d
     thawTree([t], log);
     return null;
   }
-  t.ns = nsIds(pid, t.threads);
+  t.ns = nsIds(pid, t.threads, depth);
   log.debug(`seized ${pid} (${t.stat.comm})`);
   return t;
 }

@@ -86,9 +86,11 @@ export function nsIdOf(link: string, st: DumpState): number {
 
 function nsIds(pid: number, st: DumpState): Record<string, number> {
   const id = (ns: string) => nsIdOf(readlinkSync(`/proc/${pid}/ns/${ns}`), st);
+  // Where it is not the task's own: a pid namespace of the tree's (checkDumpNamespaces).
+  const forChildren: Record<string, number> = readlinkSync(`/proc/${pid}/ns/pid_for_children`) !== readlinkSync(`/proc/${pid}/ns/pid`) ? { cryoPidForChildrenNsId: id('pid_for_children') } : {};
   return {
     pidNsId: id('pid'), netNsId: id('net'), ipcNsId: id('ipc'), utsNsId: id('uts'),
-    mntNsId: id('mnt'), userNsId: id('user'), cgroupNsId: id('cgroup'), timeNsId: id('time'),
+    mntNsId: id('mnt'), userNsId: id('user'), cgroupNsId: id('cgroup'), timeNsId: id('time'), ...forChildren,
   };
 }
 
@@ -161,6 +163,12 @@ function dumpThread(t: FrozenTask, tid: number, rseq: RseqState, d: TaskDump, la
   return { ti, th, rem };
 }
 
+/** The task's thread ids as it sees them itself (in a nested pid namespace, its own namespace's), by ours. */
+function ownTids(t: FrozenTask): Map<number, number> {
+  if (!t.ns.levels.length) return t.ns.tids;
+  return new Map([...t.ns.tidLevels].map(([tid, v]) => [tid, v.at(-1) ?? tid]));
+}
+
 export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKobjIdsEntry): void {
   const pid = t.pid;
   const log = ctx.log;
@@ -172,7 +180,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   const rem = takeRemote(t);
   const scratch = rem.scratch(4096);
 
-  const d: TaskDump = { rem, pid, vpid: t.ns.pid, scratch, status, nsTids: t.ns.tids, dir: st.dir, seccomp: st.seccomp, tc: {}, mm: {}, ids: st.userns?.view ?? IdView.SAME, who: `task ${pid} (${t.stat.comm})` };
+  const d: TaskDump = { rem, pid, vpid: t.ns.pid, scratch, status, nsTids: ownTids(t), dir: st.dir, seccomp: st.seccomp, tc: {}, mm: {}, ids: st.userns?.view ?? IdView.SAME, who: `task ${pid} (${t.stat.comm})` };
   for (const m of TASK_STATE) m.dumpTask?.(d);
   const brk = rem.call('brk', NR.brk, 0);
   const membarriers = membarrierMask(rem);
@@ -212,7 +220,7 @@ export function dumpTask(t: FrozenTask, ctx: Context, st: DumpState, ids: TaskKo
   // Files first: the page transfer below briefly adds fds of ours to the task.
   const env: Omit<DumpFilesEnv, 'dumpOwn'> = {
     files: st.files, shellJob: ctx.opts.shellJob, external: ctx.opts.external, ghostLimit: ctx.opts.ghostLimit,
-    linkRemap: ctx.opts.linkRemap, evasiveDevices: ctx.opts.evasiveDevices, fileLocks: ctx.opts.fileLocks, tcpEstablished: ctx.opts.tcpEstablished, tcpClose: ctx.opts.tcpClose, skipInFlight: ctx.opts.skipInFlight, vpid: t.ns.pid, forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap, nsId: (_kind, link) => nsIdOf(link, st),
+    linkRemap: ctx.opts.linkRemap, evasiveDevices: ctx.opts.evasiveDevices, fileLocks: ctx.opts.fileLocks, tcpEstablished: ctx.opts.tcpEstablished, tcpClose: ctx.opts.tcpClose, skipInFlight: ctx.opts.skipInFlight, vpid: t.ns.pid, pidDepth: t.ns.depth, forceIrmap: ctx.opts.forceIrmap, irmap: st.irmap, nsId: (_kind, link) => nsIdOf(link, st),
     // Its files' paths are those of its own mount namespace (or of the one their mount is in).
     ...(st.mntns ? { mntns: st.mntns.forTask(pid) } : {}),
     ...(st.mqueue ? { mqueue: st.mqueue } : {}),

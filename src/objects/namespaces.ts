@@ -43,6 +43,10 @@ export interface NsTask {
   pid: number;
   comm: string;
   threads: number[];
+  /** Its parent (cryo's pid; 0 for the root). */
+  parent?: number;
+  /** Its pids in the pid namespaces nested in the root's, outermost first (none if it is in the root's). */
+  levels?: number[];
 }
 
 const link = (tid: number, entry: string): string | undefined => {
@@ -64,16 +68,19 @@ export interface TreeNs {
 
 /**
  * At dump: every thread of every task must be in cryo's own namespace of each
- * kind cryo does not carry, in the root's pid namespace, and in the root's user, uts,
+ * kind cryo does not carry, in the root's pid namespace or one nested in it
+ * (checkNestedPidns), and in the root's user, uts,
  * ipc, net, time and cgroup namespaces (a user namespace nested in the tree's is refused so), and in
  * the root's mount namespace or, when the root has one of its own, in any but cryo's
  * (treeMntNamespaces lists them); and none may have made a namespace for
- * its children that they would be born into. Returns those the tree owns.
+ * its children that they would be born into, but a pid namespace of the
+ * tree's. Returns those the tree owns.
  */
 export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
   const mine = new Map(NS_KINDS.map((k) => [k.name, readlinkSync(`/proc/self/ns/${k.name}`)]));
   const rootPidns = link(root.pid, 'pid');
   const rootNs = new Map(NS_KINDS.map((k) => [k.name, link(root.pid, k.name)]));
+  const treePidns = checkNestedPidns(tasks, rootPidns);
   for (const t of tasks) {
     const who = `task ${t.pid} (${t.comm})`;
     for (const tid of t.threads) {
@@ -81,7 +88,7 @@ export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
         const ns = link(tid, k.name);
         if (ns === undefined) continue;
         if (k.name === 'pid') {
-          if (ns !== rootPidns) throw new CryoError(`${who} is in a pid namespace nested in the tree's (${ns}), which cryo does not dump yet`);
+          if (!treePidns.has(ns)) throw new CryoError(`${who} is in a pid namespace (${ns}) that is neither the tree root's nor nested in it`);
         } else if (k.carried) {
           // As CRIU: one namespace of the kind for the whole tree ("Can't dump nested uts namespace"),
           // but for mount namespaces, several of which a tree with its own may hold (never cryo's).
@@ -100,9 +107,9 @@ export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
         }
         if (k.forChildren) {
           const next = link(tid, k.forChildren);
-          if (next !== undefined && next !== ns) {
-            // Nested pid namespaces: CRIU refuses them too ("Can't dump nested pid namespace"); its images have no field for a pid per level.
-            const nested = k.name === 'pid' ? ', a pid namespace nested in the tree\'s (nor does CRIU dump one)' : '';
+          // A pid namespace of the tree's that it made (unshare) or joined (setns) for its children is in the images (cryo's own field).
+          if (next !== undefined && next !== ns && !(k.name === 'pid' && treePidns.has(next) && (t.threads.length < 2 || next === link(t.pid, k.forChildren)))) {
+            const nested = k.name === 'pid' ? ', one with no task of the tree in it' : '';
             throw new CryoError(`${who} has made a ${k.name} namespace for its children (${next})${nested}, which cryo does not dump yet`);
           }
           // After unshare(CLONE_NEWPID) pid_for_children cannot be read until the
@@ -125,13 +132,44 @@ export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
 }
 
 /**
+ * The tree's pid namespaces: the root's, and those nested in it, each with its
+ * init in the tree (CRIU dumps none nested: its images have no pid per level;
+ * cryo's have, its own fields of pstree.img). The init of a nested one must be
+ * a child of a task of the namespace just above it (its parent did not join a
+ * deeper one for it), so that its parent can make it again.
+ */
+function checkNestedPidns(tasks: NsTask[], rootPidns: string | undefined): Set<string> {
+  const out = new Set<string>();
+  if (rootPidns !== undefined) out.add(rootPidns);
+  const byPid = new Map(tasks.map((t) => [t.pid, t]));
+  for (const t of tasks) {
+    const levels = t.levels ?? [];
+    const ns = link(t.pid, 'pid');
+    if (ns === undefined || levels.at(-1) !== 1) continue;
+    const p = byPid.get(t.parent ?? 0);
+    if (p && levels.length !== (p.levels?.length ?? 0) + 1) {
+      throw new CryoError(`task ${t.pid} (${t.comm}) is the init of a pid namespace (${ns}) made below another pid namespace than its parent's, which cryo does not dump yet`);
+    }
+    out.add(ns);
+  }
+  for (const t of tasks) {
+    const ns = link(t.pid, 'pid');
+    if (ns !== undefined && (t.levels?.length ?? 0) > 0 && !out.has(ns)) {
+      throw new CryoError(`task ${t.pid} (${t.comm}) is in a pid namespace nested in the tree's (${ns}) whose init is not in the tree, which cannot be dumped`);
+    }
+  }
+  return out;
+}
+
+/**
  * At restore: the namespaces the images hold, by their ids (CRIU's
  * root_ns_mask: the root's ids against the dumper's in inventory.img, each
  * task's against its parent's). Refused where cryo does not carry them; the pid
- * namespace only with the root as its init. Returns the CLONE_NEW* flags of the
- * namespaces the root is to be made in.
+ * namespace only with the root as its init, or nested in the root's (the task
+ * has pids below it: PidLevels checks the rest). Returns the CLONE_NEW* flags of
+ * the namespaces the root is to be made in.
  */
-export function restoreNamespaces(dumper: TaskKobjIdsEntry | undefined, tasks: Array<{ pid: number; ppid: number; ids?: TaskKobjIdsEntry }>): number {
+export function restoreNamespaces(dumper: TaskKobjIdsEntry | undefined, tasks: Array<{ pid: number; ppid: number; nested?: boolean; ids?: TaskKobjIdsEntry }>): number {
   let flags = 0;
   const byPid = new Map(tasks.map((t) => [t.pid, t]));
   for (const t of tasks) {
@@ -141,6 +179,7 @@ export function restoreNamespaces(dumper: TaskKobjIdsEntry | undefined, tasks: A
     for (const k of NS_KINDS) {
       if (t.ids[k.idField] === parent[k.idField]) continue;
       const root = t === tasks[0];
+      if (k.name === 'pid' && !root && t.nested) continue;
       // As CRIU: a task below the root may be in another mount namespace of the tree's, never the dumper's.
       if (k.name === 'mnt' && !root && flags & k.cloneFlag) {
         if (t.ids[k.idField] !== dumper?.[k.idField]) continue;

@@ -18,8 +18,12 @@ export function dumpPending(tid: number, shared: boolean): SignalQueueEntry {
   return create(SignalQueueEntrySchema, { signals });
 }
 
-export function restorePending(rem: Remote, tgid: number, tid: number, q: SignalQueueEntry | undefined, shared: boolean): void {
-  for (const s of q?.signals ?? []) {
+/** Queue the signals again, from the thread itself (its ids as its own pid namespace numbers them). */
+export function restorePending(rem: Remote, q: SignalQueueEntry | undefined, shared: boolean): void {
+  if (!q?.signals.length) return;
+  const tgid = rem.call('getpid', NR.getpid);
+  const tid = rem.call('gettid', NR.gettid);
+  for (const s of q.signals) {
     const info = Buffer.from(s.siginfo);
     const sig = info.readInt32LE(0);
     const addr = rem.put(info, 1024);
@@ -38,6 +42,6 @@ export const signalsModule: TaskStateModule = {
     t.tcore.signalsP = dumpPending(t.tid, false);
   },
   restore: {
-    task: (t) => restorePending(t.rem, t.img.pstree.pid, t.img.pstree.pid, t.img.core.tc!.signalsS, true),
+    task: (t) => restorePending(t.rem, t.img.core.tc!.signalsS, true),
   },
 };

@@ -111,7 +111,7 @@ export interface TaskDump {
   scratch: bigint;
   /** /proc/PID/status. */
   status: Map<string, string>;
-  /** The tids of the tree, as its own pid namespace numbers them, by ours (timers aim at them). */
+  /** The task's tids, as its own pid namespace numbers them, by ours (timers aim at them). */
   nsTids: Map<number, number>;
   dir: ImageDir;
   seccomp: SeccompTable;

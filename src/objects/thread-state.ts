@@ -100,7 +100,7 @@ export function dumpThreadState(rem: Remote, pid: number, tid: number, scratch: 
 }
 
 /** Per-thread state, run in the thread itself: name, rseq, robust list, tid address... */
-export function restoreThreadState(rem: Remote, tgid: number, tid: number, core: CoreEntry): void {
+export function restoreThreadState(rem: Remote, core: CoreEntry): void {
   const th = core.threadCore;
   const comm = th?.comm || core.tc?.comm;
   if (comm !== undefined) rem.call('prctl(PR_SET_NAME)', NR.prctl, PR.SET_NAME, rem.put(Buffer.from(comm.slice(0, 15) + '\0')));
@@ -118,7 +118,7 @@ export function restoreThreadState(rem: Remote, tgid: number, tid: number, core:
     }
     const rs = th.rseqEntry;
     if (rs && rs.rseqAbiPointer) rem.call('rseq', NR.rseq, rs.rseqAbiPointer, rs.rseqAbiSize, 0, rs.signature);
-    restorePending(rem, tgid, tid, th.signalsP, false);
+    restorePending(rem, th.signalsP, false);
   }
   const ti = core.threadInfo;
   if (ti) rem.call('set_tid_address', NR.set_tid_address, ti.clearTidAddr);
@@ -131,7 +131,7 @@ export const threadStateModule: TaskStateModule = {
   },
   restore: {
     threads: (t) => {
-      for (const x of t.threads) restoreThreadState(x.rem, t.img.pstree.pid, x.tid, x.core);
+      for (const x of t.threads) restoreThreadState(x.rem, x.core);
     },
     // Last: a thread in an rseq critical section has its descriptor put back as it was.
     final: (t) => {

@@ -9,6 +9,7 @@ import { CryoError, type Logger } from '../context.js';
 import { isZombieState, type CoreEntry, type PstreeEntry } from '../images/index.js';
 import { cloneTask } from '../tracer/seed.js';
 import { becomeZombie } from '../objects/zombie.js';
+import type { PidLevels } from './pidns.js';
 
 /**
  * The signal that stops a restored task as it was stopped. SIGTSTP, SIGTTIN and
@@ -64,7 +65,7 @@ export interface TreeTask {
  * was born with (its parent's, but for one forked by another's helper).
  */
 export function buildTree(
-  tasks: TreeTask[], rems: Map<number, Remote>, created: number[], log: Logger,
+  tasks: TreeTask[], rems: Map<number, Remote>, created: number[], log: Logger, pids: PidLevels,
   onSetsid?: (rem: Remote, sid: number) => void,
   onClone?: (rem: Remote, task: TreeTask, parent: TreeTask) => void,
   beforeForks?: (rem: Remote, task: TreeTask, memFrom: TreeTask | undefined) => void,
@@ -93,7 +94,9 @@ export function buildTree(
       if (forker !== all.get(parent.pstree.pid)) throw new CryoError(`task ${c.pstree.pid} shares its fd table with its parent and needs a helper for its session: cryo cannot restore that yet`);
       flags |= CLONE.FILES;
     }
-    const r = cloneTask(forker, c.pstree.pid, flags);
+    if (forker !== all.get(from.pstree.pid)) noHelper(from, `task ${c.pstree.pid}`);
+    const ns = pids.prepare(forker, from, c, all);
+    const r = cloneTask(forker, pids.levels(c.pstree.pid), flags | ns.flags, ns.seenAt);
     created.push(r.pid);
     memFrom.set(c.pstree.pid, live(from) ? from : memFrom.get(from.pstree.pid));
     onClone?.(r, c, from); // it is in the groups of `from` (its forker's)
@@ -109,7 +112,8 @@ export function buildTree(
     const t = pending.splice(at, 1)[0]!;
     const rem = all.get(t.pstree.pid)!;
     const leader = t.pstree.sid === t.pstree.pid;
-    let kids = tasks.filter((x) => x.pstree.ppid === t.pstree.pid && !deferred.has(x));
+    // The inits of nested pid namespaces first: their namespace exists before any other task is born in it.
+    let kids = tasks.filter((x) => x.pstree.ppid === t.pstree.pid && !deferred.has(x)).sort((a, b) => Number(pids.isInit(b.pstree.pid)) - Number(pids.isInit(a.pstree.pid)));
     if (live(t)) {
       beforeForks?.(rem, t, memFrom.get(t.pstree.pid));
       // A session leader's children born in the session it was born in are
@@ -126,6 +130,7 @@ export function buildTree(
     // A zombie-to-be leader forks them too: it lives until the tree is built.
     const adopted = byLeader.get(t.pstree.pid);
     if (adopted) {
+      noHelper(t, `session ${t.pstree.sid}`);
       const pid = freePid++;
       const h = cloneTask(rem, pid, 0);
       created.push(h.pid);
@@ -141,6 +146,7 @@ export function buildTree(
       if (sid !== t.pstree.sid && sid !== c.pstree.pid && !inTree.has(sid) && !external.has(sid)) {
         let h = helperFor.get(sid);
         if (!h) {
+          noHelper(t, `session ${sid}`);
           h = cloneTask(rem, sid, 0);
           created.push(h.pid);
           h.call('setsid', NR.setsid);
@@ -153,6 +159,7 @@ export function buildTree(
       }
       make(forker, c, t, t, flags);
     }
+    pids.afterChildren(rem, t, all);
   }
   // A group whose leader is gone (it exited, its members live on) gets a helper
   // with the leader's pid, a child of the first member: it makes the group, the
@@ -163,6 +170,7 @@ export function buildTree(
     const p = t.pstree;
     if (!p.pgid || p.pgid === p.pid || all.has(p.pgid) || helperFor.has(p.pgid) || external.has(p.sid)) continue;
     const parent = all.get(p.pid)!;
+    noHelper(t, `process group ${p.pgid}`);
     const h = cloneTask(parent, p.pgid, 0);
     created.push(h.pid);
     h.call('setpgid', NR.setpgid, 0, 0);
@@ -176,8 +184,10 @@ export function buildTree(
     const p = t.pstree;
     const rem = all.get(p.pid)!;
     if (p.sid === p.pid) continue; // setsid made it its own group already
-    if (Number(rem.call('getpgid', NR.getpgid, 0)) === p.pgid) continue;
-    const r = rem.callRaw(NR.setpgid, 0, p.pgid === p.pid ? 0 : p.pgid);
+    // In a nested pid namespace the task names groups by its own pids; one led from outside it was inherited.
+    const pgid = pids.view(p.pid, p.pgid);
+    if (Number(rem.call('getpgid', NR.getpgid, 0)) === pgid || pgid === 0) continue;
+    const r = rem.callRaw(NR.setpgid, 0, p.pgid === p.pid ? 0 : pgid);
     if (r >= 0n) continue;
     // Inside the tree's own sessions every group can be made: failing there would restore a wrong tree.
     if (!external.has(p.sid)) throw new CryoError(`task ${p.pid}: cannot join process group ${p.pgid}: ${errnoName(Number(-r))}`);
@@ -189,7 +199,7 @@ export function buildTree(
     if (external.has(p.sid)) continue;
     const rem = all.get(p.pid)!;
     const [sid, pgid] = [Number(rem.call('getsid', NR.getsid, 0)), Number(rem.call('getpgid', NR.getpgid, 0))];
-    if (sid !== p.sid || pgid !== p.pgid) throw new CryoError(`task ${p.pid}: came back in session ${sid} and process group ${pgid}, not ${p.sid} and ${p.pgid}: cryo cannot make this tree's sessions yet`);
+    if (sid !== pids.view(p.pid, p.sid) || pgid !== pids.view(p.pid, p.pgid) || !sameHostIds(rem.pid, all.get(p.sid), all.get(p.pgid))) throw new CryoError(`task ${p.pid}: came back in session ${sid} and process group ${pgid}, not ${p.sid} and ${p.pgid}: cryo cannot make this tree's sessions yet`);
   }
   // The orphans of the adopting helpers go to their reapers: subreapers already.
   for (const r of reapers) all.get(r.pstree.pid)!.call('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
@@ -201,7 +211,7 @@ export function buildTree(
   // The helpers' orphans went to their parents again, or the tree is not the one dumped.
   for (const c of deferred) {
     const ppid = Number(all.get(c.pstree.pid)!.call('getppid', NR.getppid));
-    if (ppid !== c.pstree.ppid) throw new CryoError(`task ${c.pstree.pid}: came back a child of ${ppid}, not of ${c.pstree.ppid}: cryo cannot make this tree's sessions yet`);
+    if (ppid !== pids.view(c.pstree.pid, c.pstree.ppid)) throw new CryoError(`task ${c.pstree.pid}: came back a child of ${ppid}, not of ${c.pstree.ppid}: cryo cannot make this tree's sessions yet`);
   }
   for (const z of zombies.values()) becomeZombie(z.rem, z.status);
   // Helpers go; the group they lead lives on while a member does.
@@ -212,6 +222,21 @@ export function buildTree(
   // Those exits queued SIGCHLDs the dumped tasks never had: drop every pending
   // signal now (the dumped ones are queued again later, from the images).
   for (const r of rems.values()) drainSignals(r);
+}
+
+/** Helpers get a pid of the root's pid namespace only: none for a task in a nested one. */
+function noHelper(t: TreeTask, what: string): void {
+  if (t.pstree.cryoNsPids.length) throw new CryoError(`task ${t.pstree.pid}: in a nested pid namespace, it would need a helper for ${what}: cryo cannot restore that yet`);
+}
+
+/**
+ * The session and group of task `host` as cryo sees them (its /proc: a nested
+ * task's own calls cannot tell one led from outside its namespace from another),
+ * against their leaders where those are in the tree.
+ */
+function sameHostIds(host: number, sid: Remote | undefined, pgid: Remote | undefined): boolean {
+  const st = parseStat(readFileSync(`/proc/${host}/stat`, 'utf8'));
+  return (sid === undefined || st.sid === sid.pid) && (pgid === undefined || st.pgid === pgid.pid);
 }
 
 /**

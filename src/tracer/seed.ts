@@ -68,26 +68,34 @@ export function restorePtraceOpts(): number {
   return hasCap(CAP.SYS_ADMIN) ? base | PTRACE_O.SUSPEND_SECCOMP : base;
 }
 
-/** clone3() with set_tid inside `parent`; returns the new task, stopped and seized. */
-export function cloneTask(parent: Remote, pid: number, flags: number): Remote {
-  const tid = Buffer.alloc(4);
-  tid.writeInt32LE(pid, 0);
+/**
+ * clone3() with set_tid inside `parent`; returns the new task, stopped and seized.
+ * `pid` is its pid, or its pids at each level from the tree's root namespace
+ * down (a task in a nested pid namespace); the parent sees it at level `seenAt`
+ * (the last by default).
+ */
+export function cloneTask(parent: Remote, pid: number | readonly number[], flags: number, seenAt = -1): Remote {
+  const levels = typeof pid === 'number' ? [pid] : pid;
+  // set_tid names the innermost namespace's pid first.
+  const tid = Buffer.alloc(4 * levels.length);
+  [...levels].reverse().forEach((v, i) => tid.writeInt32LE(v, 4 * i));
   const args = cloneArgs.encode({
     flags: BigInt(flags),
     // With CLONE_PARENT or CLONE_THREAD the kernel wants exit_signal 0.
     exit_signal: flags & (CLONE.PARENT | CLONE.THREAD) ? 0n : BigInt(SIG.CHLD),
-    set_tid: parent.put(tid, 256), set_tid_size: 1n,
+    set_tid: parent.put(tid, 256), set_tid_size: BigInt(levels.length),
   });
+  const want = levels.at(seenAt)!;
   let got: bigint;
   try {
     got = parent.call('clone3', NR.clone3, parent.put(args, 0), cloneArgs.size);
   } catch (e) {
-    if (e instanceof RemoteError && e.code === 'EEXIST') throw new CryoError(`pid ${pid} is already in use`, 1, EEXIST);
+    if (e instanceof RemoteError && e.code === 'EEXIST') throw new CryoError(`pid ${levels.join('/')} is already in use`, 1, EEXIST);
     throw e;
   }
-  if (Number(got) !== pid) throw new CryoError(`clone3 created pid ${got} instead of ${pid}`);
-  // `got` is the pid in the task's own pid namespace; ptrace wants ours.
-  const host = parent.lastChild || pid;
+  if (Number(got) !== want) throw new CryoError(`clone3 created pid ${got} instead of ${want}`);
+  // `got` is the pid in the parent's pid namespace; ptrace wants ours.
+  const host = parent.lastChild || want;
   waitForStop(host); // auto-attached by PTRACE_O_TRACECLONE, starts in an event stop
   return new Remote(host, { syscallIp: parent.syscallIp, ...(parent.reachCryo ? { reachCryo: parent.reachCryo } : {}) });
 }

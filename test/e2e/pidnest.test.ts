@@ -1,14 +1,17 @@
 // Pid namespaces nested below the tree's (pidnest.c: the root is pid 1 of its
 // namespace, a child unshares CLONE_NEWPID so its child is pid 1 of a second,
-// and one below it makes a third). cryo does not carry them yet, as CRIU
-// ("Can't dump nested pid namespace"): the dump fails in one line naming the
-// task and the namespace it made, writes no pstree, and every task runs on
-// with the same pids, parents, sessions and groups at every level.
+// and one below it makes a third). CRIU refuses them ("Can't dump nested pid
+// namespace"); cryo keeps each task's pid at every level in its own fields of
+// pstree.img (crit still decodes it) and makes each namespace again, cloning
+// its init with CLONE_NEWPID. After restore every task has the same pids,
+// parents, sessions and groups at every level, and the tasks that unshared bear
+// their next children in the namespace they made. And a real program:
+// `unshare --pid --fork` run by bash in cryo's own pid namespace.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, childrenOf, compileProgram, runningFree, waitFor } from './harness.js';
+import { Session, childrenOf, compileProgram, critEntries, exists, reapUntilGone, waitFor } from './harness.js';
 
 function nspid(pid: number): number[] {
   const m = /^NSpid:\s*(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -20,7 +23,10 @@ function descendants(pid: number): number[] {
   return [...kids, ...kids.flatMap(descendants)];
 }
 
-test('nested pid namespaces (two levels below the tree\'s) are refused at dump in one line, and the tree runs on untouched', { timeout: 40_000 }, async (t) => {
+/** Each task's pids below cryo's level (what a restore keeps), in tree order. */
+const levelsBelowHost = (root: number) => [root, ...descendants(root)].map((p) => nspid(p).slice(1).join(' '));
+
+test('nested pid namespaces (two levels below the tree\'s) come back with every task\'s pid at every level, its parent, session and group', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'pidnest');
   const unshare = await s.startCommand('pidnest', ['unshare', '--fork', '--pid', compileProgram('pidnest'), s.dir]);
   const root = childrenOf(unshare.pid)[0]!;
@@ -30,18 +36,72 @@ test('nested pid namespaces (two levels below the tree\'s) are refused at dump i
   // Levels below the tree's: the deepest task sees itself two namespaces deeper than the root.
   const depth = Math.max(...tasks.map((p) => nspid(p).length)) - nspid(root).length;
   assert.equal(depth, 2, s.report());
-  const before = new Map(tasks.map((p) => [p, nspid(p).join(' ')]));
+  const before = levelsBelowHost(root);
   const images = s.mkdir();
-  const r = await s.cryo(['dump', '-t', String(root), '-D', images, '-v4', '-o', 'dump.log']);
+  s.ok(await s.cryo(['dump', '-t', String(root), '-D', images, '-v4', '-o', 'dump.log']));
+  await s.check(waitFor(`pid ${root} to go`, () => !exists(root), 10_000));
+  // CRIU's crit reads the tree (cryo's fields are past CRIU's), with the root namespace's pids.
+  const pstree = critEntries(images, 'pstree.img');
+  assert.deepEqual(pstree.map((e) => e['pid']), before.map((l) => Number(l.split(' ')[0])), s.report());
+  const pidfile = path.join(s.dir, 'restored.pid');
+  s.ok(await s.cryo(['restore', '-d', '-D', images, '-v4', '-o', 'restore.log', '--pidfile', pidfile]));
+  const host = Number(fs.readFileSync(pidfile, 'utf8'));
+  const restored = s.adopt(host, unshare);
+  assert.deepEqual(levelsBelowHost(host), before, `the pids below cryo's level differ after restore${s.report()}`);
+  restored.signal('SIGUSR1');
+  await s.check(waitFor('pidnest to print PASS or FAIL', () => /^(PASS|FAIL)/m.test(unshare.output()), 15_000));
+  assert.match(unshare.output(), /^PASS$/m, s.report());
+  await s.killTree(restored);
+});
+
+test('bash running `unshare --pid --fork` (a pid namespace nested in cryo\'s, its init a counting bash) counts on after restore, pid 1 there', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'pidnest-unshare');
+  // Each line: the count and the inner bash's pid in its namespace ($$).
+  const inner = 'i=0; while :; do i=$((i+1)); echo "$i $$"; sleep 0.1; done';
+  const target = await s.startCommand('pidnest-unshare', ['/bin/bash', '-c', `unshare --pid --fork /bin/bash -c '${inner}'; echo "unshare ended"`], { ready: /^3 1$/m });
+  // bash, unshare and the inner bash (and now and then its sleep).
+  const chain = (top: number) => [top, childrenOf(top)[0]!, childrenOf(childrenOf(top)[0]!)[0]!];
+  const tree = chain(target.pid);
+  const before = tree.map((p) => nspid(p).join(' '));
+  assert.equal(nspid(tree[2]!).at(-1), 1, s.report());
+  const images = s.mkdir();
+  s.ok(await s.cryo(['dump', '-t', String(target.pid), '-D', images, '-v4', '-o', 'dump.log']));
+  // The root is node's child; the others come to the test process, their subreaper.
+  await s.check(waitFor(`pid ${target.pid} to go`, () => !exists(target.pid), 10_000));
+  for (const p of tree.slice(1)) await reapUntilGone(p, 10_000);
+  const lines = () => [...target.output().matchAll(/^(\d+) (\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])] as const);
+  const atDump = Math.max(...lines().map((l) => l[0]));
+  const restored = await s.restore(images, target);
+  // In cryo's own pid namespace: the very same pids at every level.
+  assert.deepEqual(chain(target.pid).map((p) => nspid(p).join(' ')), before, s.report());
+  // unshare bears its children in the namespace it made, as before.
+  const un = tree[1]!;
+  assert.equal(fs.readlinkSync(`/proc/${un}/ns/pid_for_children`), fs.readlinkSync(`/proc/${tree[2]!}/ns/pid`), s.report());
+  await s.check(waitFor(`the count to pass ${atDump + 3}`, () => Math.max(...lines().map((l) => l[0])) >= atDump + 3, 10_000));
+  const all = lines();
+  assert.deepEqual(all.map((l) => l[0]), all.map((_, i) => i + 1), `the count has gaps${s.report()}`);
+  for (const [n, self] of all) assert.equal(self, 1, `line ${n}: the inner bash is pid ${self} in its namespace${s.report()}`);
+  await s.killTree(restored);
+});
+
+test('a pid namespace unshared with no task in it yet, and a proc of a nested pid namespace, are refused at dump in one line', { timeout: 40_000 }, async (t) => {
+  const s = Session.for(t, 'pidnest-refused');
+  // unshare(CLONE_NEWPID) and no fork: the namespace has no init to dump.
+  const py = 'import ctypes, time\nassert ctypes.CDLL(None, use_errno=True).unshare(0x20000000) == 0\nprint("READY", flush=True)\ntime.sleep(600)';
+  const lone = await s.startCommand('pidnest-lone', ['/usr/bin/python3', '-c', py]);
+  const r = await s.cryo(['dump', '-t', String(lone.pid), '-D', s.mkdir(), '-v4', '-o', 'dump.log']);
   assert.equal(r.code, 1, s.report());
   assert.equal(r.stderr.trim().split('\n').length, 1, `not one line: ${r.stderr}`);
-  assert.match(r.stderr, /^Error: task \d+ \(pidnest\) has made a pid namespace for its children \(pid:\[\d+\]\), a pid namespace nested in the tree's \(nor does CRIU dump one\), which cryo does not dump yet$/m, s.report());
+  assert.match(r.stderr, /has made a pid namespace for its children \(unshare\(CLONE_NEWPID\), no child in it yet\), which cryo does not dump yet/, s.report());
+  // A tree with a mount namespace of its own whose task mounts the proc of a pid namespace nested in the root's.
+  const script = 'unshare --pid --fork --mount-proc /bin/sh -c "echo READY; exec sleep 600"';
+  const mnt = await s.startCommand('pidnest-proc', ['unshare', '--mount', '--propagation', 'private', '--fork', '/bin/sh', '-c', script]);
+  const root = childrenOf(mnt.pid)[0]!;
+  const images = s.mkdir();
+  const d = await s.cryo(['dump', '-t', String(root), '-D', images, '-v4', '-o', 'dump.log']);
+  assert.equal(d.code, 1, s.report());
+  assert.equal(d.stderr.trim().split('\n').length, 1, `not one line: ${d.stderr}`);
+  assert.match(d.stderr, /mount \d+ at \/proc \(proc\) is of another pid namespace \(pid:\[\d+\]\) than the tree root's/, s.report());
   assert.ok(!fs.existsSync(path.join(images, 'pstree.img')), 'a refused dump wrote pstree.img');
-  for (const p of tasks) {
-    assert.ok(runningFree(p), `task ${p} is not running free after the refused dump${s.report()}`);
-    assert.equal(nspid(p).join(' '), before.get(p), s.report());
-  }
-  process.kill(root, 'SIGUSR1');
-  await s.check(waitFor('pidnest to print PASS or FAIL', () => /^(PASS|FAIL)/m.test(unshare.output()), 10_000));
-  assert.match(unshare.output(), /^PASS$/m, s.report());
+  assert.ok([root, ...descendants(root)].every((p) => exists(p)), s.report());
 });

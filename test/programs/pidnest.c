@@ -5,14 +5,21 @@
  * namespace B; N1 forks N2 (pid 2 of B, a group of its own); N2 does
  * unshare(CLONE_NEWPID) and forks P1, pid 1 of namespace C; P1 forks P2
  * (setsid: a session of its own). Every task records getpid(), getppid(),
- * getsid(0), getpgrp() and its NSpid line, then writes a byte to a pipe;
- * R prints READY once all five did. On SIGUSR1 R checks itself and sends
- * SIGUSR1 to M; each task checks its ids, passes the signal to its child,
- * reaps it and exits 0 or 1 by both verdicts; R prints PASS or FAIL.
+ * getsid(0), getpgrp() and its NSpid line (but its first pid, that of the
+ * namespace /proc is of: a restore may give it another), then writes a byte
+ * to a pipe; R prints READY once all five did. On SIGUSR1 R checks itself and
+ * sends SIGUSR1 to M; each task checks its ids, passes the signal to its
+ * child, reaps it and exits 0 or 1 by both verdicts; R prints PASS or FAIL.
+ * M and N2, which unshared, then fork a probe, which must be born in the
+ * namespace of their child (one level deeper, not its pid 1): their
+ * pid_for_children is theirs again. P1 has a second thread, which must have
+ * its thread id of namespace C again.
  */
 #include "common.h"
 
+#include <pthread.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 struct ids {
@@ -28,10 +35,42 @@ static void read_nspid(char *out, size_t len)
 	out[0] = 0;
 	if (!f)
 		return;
-	while (fgets(buf, sizeof(buf), f))
-		if (!strncmp(buf, "NSpid:", 6))
-			snprintf(out, len, "%s", buf + 6);
+	while (fgets(buf, sizeof(buf), f)) {
+		char *p = buf + 6;
+
+		if (strncmp(buf, "NSpid:", 6))
+			continue;
+		p += strspn(p, " \t");
+		p += strcspn(p, " \t\n");
+		snprintf(out, len, "%s", p);
+	}
 	fclose(f);
+}
+
+/* How many levels the NSpid line has. */
+static int nslevels(void)
+{
+	char buf[128];
+	int n = 1;
+
+	read_nspid(buf, sizeof(buf));
+	for (char *p = buf; *p; p++)
+		if ((*p == ' ' || *p == '\t') && p[1] >= '0' && p[1] <= '9')
+			n++;
+	return n;
+}
+
+/* A child forked now is one pid namespace deeper than the caller, and not its init. */
+static void probe_children_ns(const char *who)
+{
+	int mine = nslevels(), status;
+	pid_t p = fork();
+
+	MUST(p >= 0);
+	if (p == 0)
+		_exit(nslevels() == mine + 1 && getpid() > 2 ? 0 : 1);
+	if (waitpid(p, &status, 0) != p || !WIFEXITED(status) || WEXITSTATUS(status))
+		failf("%s: a child forked now is not born in the namespace it made for its children", who);
 }
 
 static void record(struct ids *s)
@@ -64,6 +103,8 @@ static int run(const char *who, int ready_fd, pid_t child, const struct ids *min
 		failf("%s: write to the ready pipe", who);
 	wait_for_signal();
 	check_ids(who, mine);
+	if (!strcmp(who, "M") || !strcmp(who, "N2"))
+		probe_children_ns(who);
 	if (child > 0) {
 		kill(child, SIGUSR1);
 		if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status))
@@ -94,14 +135,36 @@ static int p2(int fd)
 	return run("P2", fd, 0, &me);
 }
 
+static volatile pid_t p1_thread_tid;
+
+static void *p1_thread(void *arg)
+{
+	(void)arg;
+	p1_thread_tid = syscall(SYS_gettid);
+	for (;;)
+		pause();
+	return NULL;
+}
+
 static int p1(int fd)
 {
 	struct ids me;
+	pthread_t th;
+	pid_t child;
+	int ret;
 
 	record(&me);
 	if (me.pid != 1)
 		failf("P1: pid %d, not 1 of namespace C", me.pid);
-	return run("P1", fd, spawn(p2, fd), &me);
+	child = spawn(p2, fd); /* pid 2 of C, the thread 3 */
+	MUST(pthread_create(&th, NULL, p1_thread, NULL) == 0);
+	while (!p1_thread_tid)
+		usleep(1000);
+	ret = run("P1", fd, child, &me);
+	/* Its thread, by the id it had in namespace C. */
+	if (syscall(SYS_tgkill, getpid(), p1_thread_tid, 0))
+		failf("P1: no thread %d of its own in namespace C: %m", p1_thread_tid);
+	return ret || common_fail_count ? 1 : 0;
 }
 
 static int n2(int fd)

@@ -119,8 +119,8 @@ function dumpFd(pid: number, fd: number, env: DumpFilesEnv): { kind: FdKind; id:
     if (id === undefined) {
       id = kind.dump(p, env);
       env.files.rememberDescription(pid, fd, inodeKey, id);
-      // In a pid namespace of its own the task names its file's owner otherwise.
-      const vpidOf = (host: number) => (env.vpid === pid || pid === process.pid ? host : nsPidOf(host, `task ${pid}: fd ${fd}`));
+      // In a pid namespace of its own the tree names its file's owner otherwise.
+      const vpidOf = (host: number) => (env.pidDepth === 0 ? host : nsPidOf(host, env.pidDepth, `task ${pid}: fd ${fd}`));
       const fown = readFown(p.copy(), p.info.flags, vpidOf);
       if (fown) setFown(env.files.entries, id, fown);
     }

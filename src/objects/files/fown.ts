@@ -56,18 +56,19 @@ export function setFown(entries: FileEntry[], id: number, fown: FownEntry): void
 }
 
 /**
- * The pid of a process (or the leader of a group) as a task of another pid
- * namespace sees it: the last NSpid of /proc/PID/status.
+ * The pid of a process (or the leader of a group) as the tree sees it, in the
+ * pid namespace `depth` levels below cryo's: that NSpid of /proc/PID/status.
  */
-export function nsPidOf(hostPid: number, what: string): number {
+export function nsPidOf(hostPid: number, depth: number, what: string): number {
   let text: string;
   try {
     text = readFileSync(`/proc/${hostPid}/status`, 'utf8');
   } catch {
     throw new CryoError(`${what}: its owner ${hostPid} cannot be told in the task's pid namespace`);
   }
-  const ns = /^NSpid:\s*(.*)$/m.exec(text)?.[1]?.trim().split(/\s+/);
-  return Number(ns?.[ns.length - 1] ?? hostPid);
+  const v = /^NSpid:\s*(.*)$/m.exec(text)?.[1]?.trim().split(/\s+/)[depth];
+  if (v === undefined) throw new CryoError(`${what}: its owner ${hostPid} is outside the tree's pid namespace`);
+  return Number(v);
 }
 
 /**

@@ -45,8 +45,10 @@ export interface DumpFilesEnv {
   skipInFlight: boolean;
   /** --file-locks: locks are dumped; without it a held lock fails the dump. */
   fileLocks: boolean;
-  /** The task's pid in its own pid namespace (lock owners are written so). */
+  /** The task's pid in the root's pid namespace (lock owners are written so). */
   vpid: number;
+  /** How many levels the root's pid namespace is below cryo's (pids of the images are of that level). */
+  pidDepth: number;
   /** Dump a file cryo itself holds (an fd in flight in a socket queue); returns its file id. */
   dumpOwn(fd: number): number;
   /** --force-irmap: scan for a watched inode whose file handle gives no usable path. */
@@ -116,7 +118,7 @@ export class KindStore {
 export interface DumpRunEnv {
   opts: Options;
   /** The tree's tasks (their pids, sessions and groups, as cryo and as the tree see them). */
-  tasks: ReadonlyArray<{ pid: number; stat: { pgid: number; sid: number }; ns: { pid: number; pgid: number; sid: number } }>;
+  tasks: ReadonlyArray<{ pid: number; stat: { pgid: number; sid: number }; ns: { pid: number; pgid: number; sid: number; levels: number[] } }>;
   /** Run fn in the tree's own network namespace (sock_diag, TCP repair), or in cryo's when the tree has none. */
   inTreeNetns<T>(fn: () => T): T;
   /** A new pages-N.img id. */

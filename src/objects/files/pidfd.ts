@@ -1,4 +1,4 @@
-// pidfd: a process fd. It names the process by pid (its pid in the task's own
+// pidfd: a process fd. It names the process by pid (its pid in the root's
 // pid namespace, from fdinfo's NSpid); restored with pidfd_open() once every
 // task exists. A pidfd of a process that has exited (and was reaped) has no pid
 // any more: as CRIU, its entry says nspid -1 and the inode, which tells the
@@ -18,7 +18,10 @@ export const pidfd: FdKind = {
     const pid = Number(p.info.extra.get('Pid') ?? -1);
     if (p.info.flags & PIDFD_THREAD) throw new CryoError(`task ${p.pid}: fd ${p.fd} is a pidfd of a thread (PIDFD_THREAD), which cryo does not support yet`);
     if (pid === 0) throw new CryoError(`task ${p.pid}: fd ${p.fd} is a pidfd of a process outside its pid namespace`);
-    const nspid = pid < 0 ? -1 : Number((p.info.extra.get('NSpid') ?? String(pid)).trim().split(/\s+/).pop());
+    // NSpid starts at cryo's level: the images name the process at the root's.
+    const level = (p.info.extra.get('NSpid') ?? String(pid)).trim().split(/\s+/)[env.pidDepth];
+    if (pid > 0 && level === undefined) throw new CryoError(`task ${p.pid}: fd ${p.fd} is a pidfd of process ${pid}, which is outside the tree's pid namespace`);
+    const nspid = pid < 0 ? -1 : Number(level);
     const id = env.files.newId();
     const fown = noFown();
     env.files.add(create(FileEntrySchema, {

@@ -151,7 +151,7 @@ function openDevice(fe: FileEntry, info: TtyInfoEntry, env: RestoreFilesEnv): nu
 interface TreeTask {
   pid: number;
   stat: { pgid: number; sid: number };
-  ns: { pid: number; pgid: number; sid: number };
+  ns: { pid: number; pgid: number; sid: number; levels: number[] };
 }
 
 /**
@@ -216,7 +216,12 @@ function checkTtys(files: FileTable, tasks: readonly TreeTask[], shellJob: boole
       if (mine && !tasks.some((t) => t.pid === info.sid && t.stat.sid === info.sid)) {
         throw new CryoError(`the pseudo-terminal /dev/pts/${info.pty!.index} is the controlling terminal of session ${info.sid}, whose leader is not in the dumped tree`);
       }
-      info.sid = tasks.find((t) => t.stat.sid === info.sid)?.ns.sid ?? info.sid;
+      const leader = tasks.find((t) => t.stat.sid === info.sid);
+      // The leader would set the foreground group by a pid of its own namespace, which the images do not hold.
+      if (tasks.find((t) => t.pid === info.sid)?.ns.levels.length && info.pgrp && info.pgrp !== info.sid) {
+        throw new CryoError(`terminal ${info.id}: the leader of its session ${info.sid} is in a nested pid namespace and another group is in the foreground, which cryo does not dump yet`);
+      }
+      info.sid = leader?.ns.sid ?? info.sid;
     }
     if (info.pgrp) {
       const g = tasks.find((t) => t.stat.pgid === info.pgrp);

@@ -371,6 +371,32 @@ function openMountRoot(m: MountInfo, mounts: readonly MountInfo[], root: string,
 }
 
 /**
+ * A proc mounted anew on restore is the root's pid namespace's (the root mounts
+ * it): one of another pid namespace's (one nested in the tree's, or cryo's seen
+ * from a tree of its own) would show the wrong processes, and is refused. Its pid
+ * 1 tells whose it is: pid 1 of a pid namespace is in that namespace.
+ */
+function checkProcPidns(perNs: ReadonlyArray<{ n: MntNsToDump; mounts: MountInfo[]; who: string }>, roles: ReadonlyMap<number, MountRole>, openRoot: (n: MntNsToDump, m: MountInfo, mounts: MountInfo[], w: string) => number): void {
+  const rootPidns = readlinkSync(`/proc/${perNs[0]!.n.pid}/ns/pid`);
+  for (const { n, mounts, who } of perNs) {
+    for (const m of mounts.filter((x) => x.fstype === 'proc' && roles.get(x.mntId)?.role === 'new')) {
+      const fd = openRoot(n, m, mounts, who);
+      let ns: string | undefined;
+      try {
+        ns = readlinkSync(`/proc/self/fd/${fd}/1/ns/pid`);
+      } catch {
+        ns = undefined; // no pid 1 to ask: nothing of that namespace runs
+      } finally {
+        closeSync(fd);
+      }
+      if (ns !== undefined && ns !== rootPidns) {
+        throw new CryoError(`${who}: mount ${m.mntId} at ${m.mountpoint} (proc) is of another pid namespace (${ns}) than the tree root's (${rootPidns}), which cryo does not restore yet`);
+      }
+    }
+  }
+}
+
+/**
  * Is every owner of the files of the tmpfs open at `fd` (its own files only, as
  * tar's --one-file-system) one the tree's user namespace maps? Not so for a tmpfs
  * of another user namespace's (the host's, seen through the tree's mounts): no
@@ -490,6 +516,7 @@ export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { ext
       if (foreign.has(m.mntId)) log.info(`${w}: mount ${m.mntId} at ${m.mountpoint} (tmpfs) has owners the tree's user namespace does not map: it is another's, tarred and made again in cryo's`);
     }
   }
+  checkProcPidns(perNs, roles, openRoot);
   const views: MntNsView[] = [];
   const byMount = new Map<number, MntNsView>();
   for (const { n, mounts, who: w } of perNs) {
