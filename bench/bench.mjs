@@ -34,9 +34,11 @@
 //
 // And the container case (bench/runc.mjs): `runc checkpoint` and `runc restore -d`
 // of a busybox container (its counter must go on), with cryo, and with --criu's
-// binary, as runc's --criu (podman drives runc the same way).
+// binary, as runc's --criu; and the podman case (bench/podman.mjs): `podman
+// container checkpoint` and `restore` of such a container, podman's runc
+// finding cryo (or --criu's binary) as the `criu` first on PATH.
 //
-// Options: --only memory,tree,threads,conns,runc (default: all five)
+// Options: --only memory,tree,threads,conns,runc,podman (default: all six)
 //          --sizes 64,512,2048 (MiB)  --quick (64 MiB only)  --fs shm,disk
 //          --shm-dir DIR  --disk-dir DIR  --cold (drop the page cache before
 //          each restore, so a disk restore reads the images from the disk)
@@ -65,7 +67,7 @@ const CRYO_TIMEOUT_MS = 600_000;
 // ---------------------------------------------------------------------------
 // Options
 
-const KINDS = ['memory', 'tree', 'threads', 'conns', 'runc'];
+const KINDS = ['memory', 'tree', 'threads', 'conns', 'runc', 'podman'];
 
 function parseArgs(argv) {
   const o = { conns: 1000, sizes: [64, 512, 2048], fs: ['shm', 'disk'], shmDir: '/dev/shm', diskDir: undefined, cold: false, runs: 3, only: [...KINDS] };
@@ -108,7 +110,7 @@ function parseArgs(argv) {
 
 function usage(err) {
   if (err) console.error(`bench: ${err}`);
-  console.error('usage: node bench/bench.mjs [--only memory,tree,threads,conns,runc] [--conns N] [--sizes 64,512,2048] [--quick] [--fs shm,disk] [--shm-dir DIR] [--disk-dir DIR] [--cold] [--runs N] [--keep-failed] [--criu BIN]');
+  console.error('usage: node bench/bench.mjs [--only memory,tree,threads,conns,runc,podman] [--conns N] [--sizes 64,512,2048] [--quick] [--fs shm,disk] [--shm-dir DIR] [--disk-dir DIR] [--cold] [--runs N] [--keep-failed] [--criu BIN]');
   process.exit(err ? 2 : 0);
 }
 
@@ -131,6 +133,7 @@ const { setChildSubreaper, waitpid, WNOHANG, __WALL, decodeWaitStatus, closeOnEx
 const { ImageDir } = await import('../dist/images/index.js');
 const { benchConns } = await import('./conns.mjs');
 const { benchRunc } = await import('./runc.mjs');
+const { benchPodman, podmanSetup } = await import('./podman.mjs');
 
 // Restored targets are orphans once `cryo restore -d` exits: make them ours to reap.
 setChildSubreaper();
@@ -826,6 +829,17 @@ try {
     const row = await sideBySide((bin) => benchRunc(f0.base, bin, `${bin === CRYO ? 'cryo' : 'criu'}${n++}`), ['dumpMs', 'restoreMs'], 'the counter went on each time');
     if (row) runcRows.push(row);
   }
+  if (opts.only.includes('podman') && f0 && !interrupted) {
+    process.stdout.write(' podman container on ' + f0.name.padEnd(4) + ' ...');
+    const pm = await podmanSetup(f0.base);
+    try {
+      let n = 0;
+      const row = await sideBySide((bin) => benchPodman(pm, bin, `${bin === CRYO ? 'cryo' : 'criu'}${n++}`), ['dumpMs', 'restoreMs'], 'the counter went on each time');
+      if (row) runcRows.push(row);
+    } finally {
+      await pm.close();
+    }
+  }
 } catch (e) {
   failed = true;
   console.error(`bench: ${e.stack ?? e}`);
@@ -941,7 +955,7 @@ if (connRows.length > 0) {
   console.log('outage ms: the longest time the peer got no echo on a connection it probed every 2 ms (freeze, lock, restore, TCP\'s retransmission backoff); check: every probe byte came back and every connection echoed a message of its own.');
 }
 const runcCols = [
-  ['engine', () => 'runc'],
+  ['engine', (r) => r.kind],
   ['checkpoint ms', (r) => fix(r.dumpMs, 1, 0)],
   ['restore ms', (r) => fix(r.restoreMs, 1, 0)],
   ['check', (r) => (r.error ? 'FAIL' : r.intact ? 'ok' : '-')],
@@ -956,7 +970,8 @@ if (runcRows.length > 0) {
   console.log('');
   printTable(runcCols, runcRows);
   console.log('');
-  console.log('runc checkpoint / runc restore -d of a busybox container (runc spec, a shell counting into its /tmp), wall time of each runc command with cryo (or CRIU) as its --criu; check: the restored counter went on.');
+  console.log('runc checkpoint / runc restore -d of a busybox container (runc spec, a shell counting into its /tmp), wall time of each runc command with cryo (or CRIU) as its --criu;');
+  console.log('podman container checkpoint / restore (in place) of such a container from an imported image, runc finding cryo (or CRIU) as criu on PATH; check: the restored counter went on.');
 }
 if (rows.length + shapeRows.length + connRows.length + runcRows.length > 0) {
   console.log(`each figure: the median of ${opts.runs} run(s)${rows.length > 0 ? '; MB/s from the median times' : ''}.`);

@@ -9,15 +9,20 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** A bundle in `dir`: a rootfs of busybox-static with a link per applet, runc's spec for the counter, its cgroups at `cgroupsPath` (relative: below runc's own). */
-export function runcBundle(dir, cgroupsPath) {
-  const root = path.join(dir, 'rootfs');
+/** A root file system at `root`: busybox-static with a link per applet. */
+export function busyboxRootfs(root) {
   for (const d of ['bin', 'proc', 'sys', 'dev', 'tmp', 'etc']) fs.mkdirSync(path.join(root, d), { recursive: true });
   fs.copyFileSync('/bin/busybox', path.join(root, 'bin/busybox'));
   fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
   const list = spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' });
   if (list.status !== 0) throw new Error(`busybox --list: ${list.stderr}`);
   for (const a of list.stdout.split('\n').filter((x) => x && x !== 'busybox')) fs.symlinkSync('busybox', path.join(root, 'bin', a));
+}
+
+/** A bundle in `dir`: a busybox rootfs, runc's spec for the counter, its cgroups at `cgroupsPath` (relative: below runc's own). */
+export function runcBundle(dir, cgroupsPath) {
+  const root = path.join(dir, 'rootfs');
+  busyboxRootfs(root);
   const spec = spawnSync('runc', ['spec', '--bundle', dir], { encoding: 'utf8' });
   if (spec.status !== 0) throw new Error(`runc spec: ${spec.stderr}`);
   const file = path.join(dir, 'config.json');
@@ -46,7 +51,7 @@ function run(args, quiet = false) {
   });
 }
 
-function counter(file) {
+export function counter(file) {
   try {
     return Number(fs.readFileSync(file, 'utf8').trim() || 'NaN');
   } catch {
@@ -54,7 +59,7 @@ function counter(file) {
   }
 }
 
-async function above(file, n, ms) {
+export async function above(file, n, ms) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (counter(file) > n) return true;
