@@ -100,6 +100,7 @@ export async function runDump(ctx: Context): Promise<number> {
   const tFrozen = performance.now();
   let dumpStats: DumpStatsEntry | undefined;
   let netns: TreeNetns | undefined;
+  const subNets: TreeNetns[] = [];
   const st: DumpState = {
     dir, files: new FileTable(), irmap, nextPagesId: 1, nextObjId: 1, nsIds: new Map(), fdTables: new Map(), shmemDone: new Set(), seccomp: new SeccompTable(),
     shmemAsMemfd: new Set(),
@@ -142,6 +143,16 @@ export async function runDump(ctx: Context): Promise<number> {
           dumpNetNs(netns.fd, nsId, ns.link, {
             dir, log, who: rootWho, empty: (opts.emptyNs & CLONE.NEWNET) !== 0, ...netnsExtKey(opts.external, ns.link), tunFile: (name) => treeTunFile(live, name),
           });
+          // The tree's other network namespaces (its tasks made them), each locked and dumped as the root's.
+          for (const n of treeMntNamespaces(nsTasks, 'net').slice(1)) {
+            const sub = new TreeNetns(`/proc/${n.pid}/ns/net`);
+            subNets.push(sub);
+            const subId = nsIdOf(n.link, st);
+            const who = `task ${n.pid} (${n.comm})`;
+            lockTreeNetns(ctx, `/proc/${n.pid}/ns/net`, st.files.netlock, who);
+            dumpNetNs(sub.fd, subId, n.link, { dir, log, who, empty: false, ...netnsExtKey(opts.external, n.link), tunFile: (name) => treeTunFile(live, name) });
+            st.files.subNetns.set(sub.ino, { fd: sub.fd, nsId: subId });
+          }
         } else if (ns.kind === 'mnt') {
           // A tmpfs with mounts on it is read through a clone of it alone, made in its mount namespace.
           // Every mount namespace of the tree (the root's first), each with its own id.
@@ -226,12 +237,14 @@ export async function runDump(ctx: Context): Promise<number> {
     const gone = tasks.find((t) => t.stat.state !== 'Z' && !alive(t.pid));
     cl.unwind(log);
     netns?.close();
+    for (const n of subNets) n.close();
     if (gone) throw new CryoError(`dump failed: task ${gone.pid} (${gone.stat.comm}) died during the dump; the other tasks were resumed`);
     if (e instanceof TaskGoneError) throw new CryoError(`dump failed: ${e.message}`);
     throw e;
   }
   cl.release(log);
   netns?.close();
+  for (const n of subNets) n.close();
   if (opts.displayStats) displayDumpStats(log, dumpStats!);
   log.info(`dumped tree of ${tasks.length} task(s) rooted at ${root} in ${(performance.now() - tStart).toFixed(1)} ms`);
   return 0;

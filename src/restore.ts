@@ -25,6 +25,7 @@ import { restoreCtty, restoreTtyPgrps, boundPtysOf } from './objects/files/pty.j
 import { CgroupRestore, cgSetOf } from './objects/cgroup-restore.js';
 import { restoreNamespaces } from './objects/namespaces.js';
 import { PidLevels } from './restore/pidns.js';
+import { enterTaskNetNs, makeSubNetns, subNetnsIds } from './objects/netns-tree.js';
 import { loadUtsNs, restoreUtsNs } from './objects/utsns.js';
 import { loadTimeNs, restoreTimeNs } from './objects/timens.js';
 import { checkJoinNs, enterJoinedNs, type JoinedNs } from './objects/joinns.js';
@@ -180,6 +181,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
   let ipcImg: IpcNsImages | undefined;
   let tcpPlan: TcpRestorePlan;
   let netImg: NetnsImages | undefined;
+  let subNetImgs: NetnsImages[] = [];
   let mntImgs: MntNsImages[] | undefined;
   let userns: UserNs | undefined;
   try {
@@ -221,7 +223,12 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     }
     else if (opts.root !== undefined) throw new CryoError('--root is given but the images hold no mount namespace of the tree: not supported yet');
     if (nsFlags & CLONE.NEWIPC) ipcImg = loadIpcNs(dir, rootIds.ipcNsId, (shmid) => readPagemap(dir, 'shmemPagemap', shmid));
-    if (nsFlags & CLONE.NEWNET) netImg = loadNetNs(dir, rootIds.netNsId, (opts.emptyNs & CLONE.NEWNET) !== 0, opts.external, `task ${loaded.tasks[0]!.pstree.pid}`, attachedTunDevices(loaded.files.values()));
+    if (nsFlags & CLONE.NEWNET) {
+      netImg = loadNetNs(dir, rootIds.netNsId, (opts.emptyNs & CLONE.NEWNET) !== 0, opts.external, `task ${loaded.tasks[0]!.pstree.pid}`, attachedTunDevices(loaded.files.values(), rootIds.netNsId));
+      // The tree's other network namespaces, made and filled as the root's.
+      subNetImgs = subNetnsIds(loaded.tasks, loaded.files.values(), rootIds.netNsId, dumper?.netNsId)
+        .map((id) => loadNetNs(dir, id, false, opts.external, `network namespace ${id}`, attachedTunDevices(loaded.files.values(), id)));
+    }
     checkSysvAttachments(loaded.tasks, ipcImg);
     checkFdTables(loaded);
     cg = CgroupRestore.load(dir, opts, log);
@@ -276,7 +283,13 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     nsFlags! &= ~CLONE.NEWNET;
   }
   let netns: TreeNetns | undefined;
+  const subNetns = new Map<number, TreeNetns>();
+  const closeNetns = () => {
+    netns?.close();
+    for (const n of subNetns.values()) n.close();
+  };
   const sh: RestoreShared = {
+    netnsFd: (nsId) => subNetns.get(nsId)?.fd,
     kdat: ctx.kdat,
     ids: userns?.view ?? IdView.SAME,
     inherited,
@@ -418,6 +431,12 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       if (netImg) {
         netns = new TreeNetns(`/proc/${root0.rem.pid}/ns/net`);
         restoreNetNs(netns.fd, netImg, { dir, log, weakSysctls: opts.weakSysctls, external: opts.external });
+        for (const img of subNetImgs) {
+          making = `net ${img.id}`;
+          const n = makeSubNetns(root0.rem, root0.cryoPidfd);
+          subNetns.set(img.id, n);
+          restoreNetNs(n.fd, img, { dir, log, weakSysctls: opts.weakSysctls, external: opts.external });
+        }
       } else if (joinFlags & CLONE.NEWNET) {
         netns = new TreeNetns(`/proc/${root0.rem.pid}/ns/net`); // its sockets are made there
       }
@@ -431,6 +450,9 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     }
     // The mount namespace each task made so far is in: born in its forker's, it enters its own (as CRIU's restore_task_mnt_ns).
     const mntNow = new Map<number, number>(mntImgs ? [[root, mntImgs[0]!.nsId]] : []);
+    // And the network namespace, where the tree has several.
+    const netNow = new Map<number, number>([[root, loaded.tasks[0]!.core.ids!.netNsId]]);
+    const netMade = new Map<number, TreeNetns>(netns && subNetns.size ? [[loaded.tasks[0]!.core.ids!.netNsId, netns], ...subNetns] : []);
     // Each task's memory before it forks its children: they get it from it, shared copy-on-write.
     const byPid = new Map(loaded.tasks.map((t) => [t.pstree.pid, t]));
     const stages = new Map<number, TaskRestore>();
@@ -438,6 +460,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       (rem, c, p) => {
         cg?.enterTask(rem.pid, c.pstree.pid, cgSetOf(c.core), cgSetOf(p.core));
         if (mntMade) enterTaskMntNs(rem, c, p, mntNow, mntMade, h.cryoPidfd);
+        if (netMade.size) enterTaskNetNs(rem, c, p, netNow, netMade, h.cryoPidfd);
       },
       (rem, t, memFrom) => {
         const img = byPid.get(t.pstree.pid)!;
@@ -520,8 +543,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     tcpPlan!.unlock(log);
     if (ownNetns && netns) {
       const method = lockMethodOf(inv!.networkLockMethod) ?? 'skip';
-      const ns = netns;
-      netlink.inNetns(ns.fd, () => unlockNetnsRules(method, inv!.dumpCriuRunId, existsSync('/proc/sys/net/ipv6'), log));
+      for (const ns of [netns, ...subNetns.values()]) netlink.inNetns(ns.fd, () => unlockNetnsRules(method, inv!.dumpCriuRunId, existsSync('/proc/sys/net/ipv6'), log));
     }
     kindsBeforeResume(sh);
     for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate, f.last);
@@ -540,13 +562,13 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     // Let everything go at once, children first so no parent runs ahead of them.
     for (const f of [...finals].reverse()) ptrace.detach(f.rem.pid, 0);
   } catch (e) {
-    netns?.close();
+    closeNetns();
     cl.unwind(log);
     tcpPlan!.failed(log);
     if (e instanceof RemoteError || e instanceof TaskGoneError) throw new CryoError(`restore failed: ${e.message}`);
     throw e;
   }
-  netns?.close();
+  closeNetns();
   cl.release(log);
   for (const [key, v] of inherited) if (!v.used) log.warn(`--inherit-fd fd[${v.fd}]:${key}: nothing in the images is named ${key}`);
   const rootHost = rems.get(root)!.pid;

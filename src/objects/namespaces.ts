@@ -92,14 +92,17 @@ export function checkDumpNamespaces(root: NsTask, tasks: NsTask[]): TreeNs[] {
         } else if (k.carried) {
           // As CRIU: one namespace of the kind for the whole tree ("Can't dump nested uts namespace"),
           // but for mount namespaces, several of which a tree with its own may hold (never cryo's).
-          const nestedMnt = k.name === 'mnt' && rootNs.get('mnt') !== mine.get('mnt') && ns !== mine.get('mnt');
-          if (ns !== rootNs.get(k.name) && !nestedMnt) {
-            if (k.name === 'mnt' && rootNs.get('mnt') !== mine.get('mnt')) {
-              throw new CryoError(`${who} is in cryo's own mount namespace (${ns}) while the tree's root has one of its own, which cryo cannot dump (nor can CRIU): a task may only be in the tree's own mount namespaces`);
+          // Network namespaces too: CRIU dumps each of a tree whose root has its own.
+          const several = k.name === 'mnt' || k.name === 'net';
+          const nested = several && rootNs.get(k.name) !== mine.get(k.name) && ns !== mine.get(k.name);
+          if (ns !== rootNs.get(k.name) && !nested) {
+            if (several && rootNs.get(k.name) !== mine.get(k.name)) {
+              const what = k.name === 'mnt' ? 'mount' : 'network';
+              throw new CryoError(`${who} is in cryo's own ${what} namespace (${ns}) while the tree's root has one of its own, which cryo cannot dump (nor can CRIU): a task may only be in the tree's own ${what} namespaces`);
             }
             const rootWhose = rootNs.get(k.name) === mine.get(k.name) ? "cryo's own" : 'one of its own';
-            // CRIU too refuses nested uts, ipc, time and cgroup namespaces; several network namespaces it carries, cryo not yet.
-            const why = k.name === 'net' ? 'which cryo does not dump yet: every task must be in the root\'s' : 'which cryo cannot dump: as CRIU, every task must be in the root\'s';
+            // CRIU too refuses nested uts, ipc, time and cgroup namespaces, and other network namespaces in a tree in the dumper's.
+            const why = k.name === 'net' ? 'which cryo cannot dump (nor can CRIU) while the root is in cryo\'s: a tree of several network namespaces needs its root in one of its own' : 'which cryo cannot dump: as CRIU, every task must be in the root\'s';
             throw new CryoError(`${who} is in a ${k.name} namespace (${ns}) other than the tree root's (${rootWhose}), ${why}`);
           }
         } else if (ns !== mine.get(k.name)) {
@@ -180,10 +183,10 @@ export function restoreNamespaces(dumper: TaskKobjIdsEntry | undefined, tasks: A
       if (t.ids[k.idField] === parent[k.idField]) continue;
       const root = t === tasks[0];
       if (k.name === 'pid' && !root && t.nested) continue;
-      // As CRIU: a task below the root may be in another mount namespace of the tree's, never the dumper's.
-      if (k.name === 'mnt' && !root && flags & k.cloneFlag) {
+      // As CRIU: a task below the root may be in another mount (or network) namespace of the tree's, never the dumper's.
+      if ((k.name === 'mnt' || k.name === 'net') && !root && flags & k.cloneFlag) {
         if (t.ids[k.idField] !== dumper?.[k.idField]) continue;
-        throw new CryoError(`task ${t.pid} of the images is in the dumper's mount namespace while the tree's root has one of its own, which cannot be restored`);
+        throw new CryoError(`task ${t.pid} of the images is in the dumper's ${k.name === 'mnt' ? 'mount' : 'network'} namespace while the tree's root has one of its own, which cannot be restored`);
       }
       if (!k.carried || !root) {
         throw new CryoError(`task ${t.pid} of the images is in a ${k.name} namespace ${root ? 'of its own' : 'nested in its parent\'s'}, which cryo does not restore yet`);
@@ -195,7 +198,7 @@ export function restoreNamespaces(dumper: TaskKobjIdsEntry | undefined, tasks: A
   return flags;
 }
 
-/** A mount namespace of the tree: its /proc link and the first task in it (the root for the root's). */
+/** A mount or network namespace of the tree: its /proc link and the first task in it (the root for the root's). */
 export interface TreeMntNs {
   link: string;
   pid: number;
@@ -203,13 +206,13 @@ export interface TreeMntNs {
 }
 
 /**
- * Every mount namespace of a tree whose root has one of its own (checked by
- * checkDumpNamespaces), the root's first, then in the order of the tasks.
+ * Every mount (or network) namespace of a tree whose root has one of its own
+ * (checked by checkDumpNamespaces), the root's first, then in the order of the tasks.
  */
-export function treeMntNamespaces(tasks: NsTask[]): TreeMntNs[] {
+export function treeMntNamespaces(tasks: NsTask[], kind: 'mnt' | 'net' = 'mnt'): TreeMntNs[] {
   const out: TreeMntNs[] = [];
   for (const t of tasks) {
-    const ns = link(t.pid, 'mnt');
+    const ns = link(t.pid, kind);
     if (ns !== undefined && !out.some((o) => o.link === ns)) out.push({ link: ns, pid: t.pid, comm: t.comm });
   }
   return out;

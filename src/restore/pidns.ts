@@ -33,10 +33,11 @@ export class PidLevels {
       if (p.cryoNsTids.length !== d * p.threads.length) {
         throw new CryoError(`bad image: task ${p.pid} has ${p.cryoNsTids.length} nested thread ids for ${p.threads.length} thread(s) at ${d} level(s)`);
       }
-      if (d === 0 || p.cryoNsPids[d - 1] !== 1) continue;
       const ns = this.nsOf(t);
+      // A zombie has no ids (nor a namespace to make but its own, gone with it).
+      if (d === 0 || p.cryoNsPids[d - 1] !== 1 || ns === undefined) continue;
       const parent = this.byPid.get(p.ppid);
-      if (ns === undefined || !parent || parent.pstree.cryoNsPids.length !== d - 1) {
+      if (!parent || parent.pstree.cryoNsPids.length !== d - 1) {
         throw new CryoError(`bad image: task ${p.pid}, the init of a nested pid namespace, has no parent one level above it`);
       }
       if (this.inits.has(ns)) throw new CryoError(`bad image: pid namespace ${ns} has two inits`);
@@ -113,10 +114,11 @@ export class PidLevels {
    */
   prepare(forker: Remote, from: PidTask, c: PidTask, made: ReadonlyMap<number, Remote>): { flags: number; seenAt: number } {
     const seenAt = this.depth(from.pstree.pid);
+    if (!this.nested) return { flags: 0, seenAt };
     const d = this.depth(c.pstree.pid);
     const want = this.nsOf(c);
-    if (want === undefined) {
-      // A zombie has no ids: born in its parent's namespace, or as the init of one below it.
+    if (want === undefined || this.nsOf(from) === undefined) {
+      // A zombie has no ids: born in its forker's namespace, or as the init of one below it.
       if (d === seenAt) return { flags: 0, seenAt };
       if (d === seenAt + 1 && this.isInit(c.pstree.pid)) return { flags: CLONE.NEWPID, seenAt };
       throw new CryoError(`task ${c.pstree.pid}: a zombie in a pid namespace its parent ${from.pstree.pid} is not in, which cryo cannot restore yet`);
@@ -130,7 +132,7 @@ export class PidLevels {
   /** Once the task has made its children: it bears them in its own namespace again (CLONE_THREAD wants that for its threads). */
   afterChildren(rem: Remote, t: PidTask, made: ReadonlyMap<number, Remote>): void {
     const own = this.nsOf(t);
-    if (own !== undefined) this.bearIn(rem, t, own, made);
+    if (this.nested && own !== undefined) this.bearIn(rem, t, own, made);
   }
 
   /** Once its threads exist: each bears its children where it did (unshare(CLONE_NEWPID) or setns). */

@@ -201,9 +201,37 @@ test('a tree in cryo\'s network namespace holding a socket of another one is ref
   const target = await s.startCommand('netns-stranger', ['/usr/bin/python3', '-c', py]);
   const r = await s.cryo(['dump', '-t', String(target.pid), '-D', s.mkdir(), '-v4', '-o', 'dump.log']);
   assert.equal(r.code, 1, s.report());
-  assert.match(r.stderr, new RegExp(`^Error: task ${target.pid}: fd \\d+ \\(socket:\\[\\d+\\]\\) is a socket of network namespace ${nsLink(holder.pid, 'net').replace(/[[\]]/g, '\\$&')}, not the tree's \\(${nsLink('self', 'net').replace(/[[\]]/g, '\\$&')}\\), which cryo cannot restore$`, 'm'), s.report());
+  assert.match(r.stderr, new RegExp(`^Error: task ${target.pid}: fd \\d+ \\(socket:\\[\\d+\\]\\) is a socket of network namespace ${nsLink(holder.pid, 'net').replace(/[[\]]/g, '\\$&')}, not one of the tree's \\(${nsLink('self', 'net').replace(/[[\]]/g, '\\$&')}\\), which cryo cannot restore$`, 'm'), s.report());
   assert.ok(runningFree(target.pid), s.report());
   await s.killTree(target);
   await s.killTree(holder);
 });
 
+
+test('several network namespaces in one tree (netnsub.c): the root\'s and two its children made, each dumped (netns-N, netdev-N...) and made again, every task in its own, a socket of one held by a task in another, abstract names and a listener each in theirs', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'netnsub');
+  const target = await s.start('netnsub');
+  const [a, c] = childrenOf(target.pid);
+  assert.ok(a && c, s.report());
+  const b = childrenOf(a)[0]!;
+  const nets = (ps: number[]) => ps.map((p) => nsLink(p, 'net'));
+  const before = nets([target.pid, a, b, c]);
+  assert.equal(new Set(before).size, 3, `R, A, B and C in ${before.join(' ')}${s.report()}`);
+  const images = s.mkdir();
+  await s.dump(target, images);
+  const names = fs.readdirSync(images);
+  assert.equal(names.filter((n) => /^netns-\d+\.img$/.test(n)).length, 3, names.join(' '));
+  assert.equal(names.filter((n) => /^netdev-\d+\.img$/.test(n)).length, 3, names.join(' '));
+  // Each socket of A's or C's namespace names it (CRIU's ns_id), as CRIU's crit reads it.
+  const files = upstreamCrit(path.join(images, 'files.img')).entries as Array<{ usk?: { name?: string; ns_id?: number } }>;
+  const nsIdOf = (n: number) => files.find((f) => f.usk?.name?.endsWith(`cryo-netnsub-${n}`))?.usk?.ns_id;
+  assert.equal(nsIdOf(0), undefined, 'a socket of the root\'s namespace names one');
+  assert.ok(nsIdOf(1) !== undefined && nsIdOf(2) !== undefined && nsIdOf(1) !== nsIdOf(2), `ns_ids ${nsIdOf(1)} ${nsIdOf(2)}${s.report()}`);
+  const r = await s.restore(images, target);
+  const after = nets([r.pid, a, b, c]);
+  assert.equal(new Set(after).size, 3, `R, A, B and C in ${after.join(' ')} after restore${s.report()}`);
+  assert.deepEqual(after.map((l) => after.indexOf(l)), before.map((l) => before.indexOf(l)), `not the same namespaces shared${s.report()}`);
+  assert.ok(!after.includes(nsLink('self', 'net')), `a restored task is in cryo's network namespace${s.report()}`);
+  assert.match(inNs(a, ['ss', '-ltn']).stdout, /127\.0\.0\.1:7001/, s.report());
+  await s.expectPass(r);
+});

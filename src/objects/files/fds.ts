@@ -28,6 +28,7 @@ import { netlinksk } from './netlink.js';
 import { packetsk } from './packet.js';
 import { parseLocks } from './locks.js';
 import { readFown, setFown, restoreFown, asyncOn, nsPidOf } from './fown.js';
+import { socketNsId } from '../netns-tree.js';
 import type { Remote } from '../../tracer/remote.js';
 import { tunfile } from './tunfile.js';
 
@@ -59,15 +60,31 @@ function socketFamily(p: FdProbe): { name: string; what: string } | undefined {
 }
 
 /** A socket of another network namespace than the tree's would come back in the wrong one. */
-function checkSocketNetns(p: FdProbe, want: number | undefined): void {
-  if (want === undefined) return;
+/** The tree's network namespace other than the root's that the socket is of, if it is; a socket of none of the tree's is refused. */
+function checkSocketNetns(p: FdProbe, files: FileTable): { fd: number; nsId: number } | undefined {
+  const want = files.sockNetns;
+  if (want === undefined) return undefined;
   const ns = netlink.socketNetns(p.copy());
-  if (ns === undefined) return; // a kernel without SIOCGSKNS: sock_diag, run in the tree's namespace, finds no stranger
+  if (ns === undefined) return undefined; // a kernel without SIOCGSKNS: sock_diag, run in the tree's namespace, finds no stranger
   try {
     const ino = netlink.nsInode(ns);
-    if (ino !== want) throw new CryoError(`task ${p.pid}: fd ${p.fd} (${p.link}) is a socket of network namespace net:[${ino}], not the tree's (net:[${want}]), which cryo cannot restore`);
+    if (ino === want) return undefined;
+    const sub = files.subNetns.get(ino);
+    if (!sub) throw new CryoError(`task ${p.pid}: fd ${p.fd} (${p.link}) is a socket of network namespace net:[${ino}], not one of the tree's (net:[${want}]), which cryo cannot restore`);
+    return sub;
   } finally {
     closeSync(ns);
+  }
+}
+
+/** The socket's entry names the network namespace it is of (CRIU's ns_id), where it is not the root's. */
+function setSocketNs(entries: FileEntry[], id: number, nsId: number): void {
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const e = entries[i]!;
+    if (e.id !== id) continue;
+    const sk = e.usk ?? e.isk ?? e.psk ?? e.nlsk;
+    if (sk) sk.nsId = nsId;
+    return;
   }
 }
 
@@ -112,12 +129,14 @@ function dumpFd(pid: number, fd: number, env: DumpFilesEnv): { kind: FdKind; id:
       if (family) throw new CryoError(`task ${pid}: fd ${fd} is ${family.what} (${p.link}): ${family.name} sockets are not supported yet`);
       throw new CryoError(`task ${pid}: fd ${fd} is a ${kindName(p.st, p.link)} (${p.link}), which cryo does not support yet`);
     }
-    if (p.st.isSocket()) checkSocketNetns(p, env.files.sockNetns);
+    const netns = p.st.isSocket() ? checkSocketNetns(p, env.files) : undefined;
     // dup()ed and inherited fds share one open file description: one entry.
     const inodeKey = `${p.st.dev}:${p.st.ino}`;
     let id = env.files.sharedWith(pid, fd, inodeKey);
     if (id === undefined) {
-      id = kind.dump(p, env);
+      // A socket of another network namespace of the tree's is looked up (sock_diag) there.
+      id = netns ? netlink.inNetns(netns.fd, () => kind.dump(p, env)) : kind.dump(p, env);
+      if (netns) setSocketNs(env.files.entries, id, netns.nsId);
       env.files.rememberDescription(pid, fd, inodeKey, id);
       // In a pid namespace of its own the tree names its file's owner otherwise.
       const vpidOf = (host: number) => (env.pidDepth === 0 ? host : nsPidOf(host, env.pidDepth, `task ${pid}: fd ${fd}`));
@@ -182,7 +201,10 @@ export function openFileEntry(fe: FileEntry, env: RestoreFilesEnv, task?: Remote
     inh.used = true;
     return kind.openInherited ? kind.openInherited(fe, inh.fd, env) : dupCloexec(inh.fd);
   }
-  const fd = kind.open(fe, env, task);
+  // A socket of another network namespace of the tree's than the root's is made there.
+  const ns = fe.type === FdTypes.UNIXSK ? undefined : socketNsId(fe); // unix sockets are made together, each in its own (unix-restore.ts)
+  const nsFd = ns === undefined ? undefined : env.netnsFd?.(ns);
+  const fd = nsFd === undefined ? kind.open(fe, env, task) : netlink.inNetns(nsFd, () => kind.open(fe, env, task));
   try {
     restoreFown(fd, fe, (id) => env.files.get(id), env.hostPid);
   } catch (e) {

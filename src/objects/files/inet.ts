@@ -17,7 +17,7 @@ import {
 } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { badFile, type DumpFilesEnv, type FdKind, type FdProbe, type RestoreFilesEnv } from './kind.js';
-import { noFown, type FileTable } from './table.js';
+import { netnsHere, noFown, type FileTable } from './table.js';
 import {
   connectSynSent, dumpTcpStream, finishTcpStream, loadTcpStreams, prepareTcpStream, REPAIRABLE, repairDone, repairOff, repairOn, resetAsPeer, streamState, TCPS, tcpStreamsOf, writeTcpStreams,
 } from './tcp.js';
@@ -86,7 +86,8 @@ function rawSockets(files: FileTable, family: number): Map<number, { state: numb
  * for the whole dump (the tree is frozen).
  */
 function diagShutdowns(files: FileTable, family: number, proto: number): Map<number, number> {
-  const key = `${family}:${proto}`;
+  // Per network namespace: sock_diag answers for the one cryo is in (the socket's).
+  const key = `${netnsHere()}:${family}:${proto}`;
   let m = files.inetShutdowns.get(key);
   if (m) return m;
   m = new Map();

@@ -155,6 +155,8 @@ export interface RestoreFilesEnv {
   orphanPtsMaster?: (master: number) => void;
   /** Our pid of a task of the tree, by its pid in its own namespace (pidfds name them so). */
   hostPid(vpid: number): number;
+  /** cryo's fd of the tree's network namespace `nsId` where it is not the root's (a socket is made there). */
+  netnsFd?(nsId: number): number | undefined;
   /** Our pid of a task restored so far whose ids name namespace `nsId` in `field`; undefined if none is yet. */
   nsHolder(field: 'pidNsId' | 'mntNsId' | 'netNsId' | 'ipcNsId' | 'utsNsId' | 'userNsId' | 'cgroupNsId' | 'timeNsId', nsId: number): number | undefined;
   /**

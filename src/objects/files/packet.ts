@@ -14,7 +14,7 @@ import {
 import { F, NR, O, SO, SOL_SOCKET, SysError, sock, sockDiagDump, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { badFile, partOf, type FdKind, type FdProbe } from './kind.js';
-import { noFown, type FileTable } from './table.js';
+import { netnsHere, noFown, type FileTable } from './table.js';
 import { dumpSockOpts, restoreSockFilter, restoreSockOpts } from './sockopts.js';
 
 const AF_PACKET = 17;
@@ -49,9 +49,11 @@ export interface PacketDiag {
   fanout: boolean;
 }
 
-/** packet_diag of every packet socket of the (frozen) tree's namespace, by inode, once per dump. */
+/** packet_diag of every packet socket of the network namespace cryo is in (the socket's), by inode, once per dump. */
 function packetDiag(files: FileTable): Map<number, PacketDiag> {
-  if (files.packetDiag) return files.packetDiag;
+  const ns = netnsHere();
+  const had = files.packetDiag.get(ns);
+  if (had) return had;
   const m = new Map<number, PacketDiag>();
   const req = Buffer.alloc(20); // struct packet_diag_req
   req.writeUInt8(AF_PACKET, 0);
@@ -74,7 +76,7 @@ function packetDiag(files: FileTable): Map<number, PacketDiag> {
     }
     m.set(msg.readUInt32LE(4), d);
   }
-  files.packetDiag = m;
+  files.packetDiag.set(ns, m);
   return m;
 }
 

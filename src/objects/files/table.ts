@@ -1,5 +1,6 @@
 // The files.img table of a dump: every file object gets one id, shared by all fds
 // and mappings that refer to it.
+import { statSync } from 'node:fs';
 import { KCMP, kcmp } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { UnixDump } from './unix.js';
@@ -70,7 +71,8 @@ export class FileTable {
   /** sock_diag's shutdown bits of the inet sockets, by "family:protocol", then inode (inet.ts). */
   readonly inetShutdowns = new Map<string, Map<number, number>>();
   /** packet_diag's view of the packet sockets, by inode (packet.ts), read at the first one. */
-  packetDiag?: Map<number, PacketDiag>;
+  /** packet_diag of each network namespace's packet sockets, by the namespace's inode. */
+  readonly packetDiag = new Map<number, Map<number, PacketDiag>>();
   /** Raw sockets' state and peer, by family, then inode (/proc/net/raw: inet-raw.ts). */
   readonly rawSockets = new Map<number, Map<number, { state: number; dst: number[] }>>();
   readonly ghostFiles = new Map<string, { remapId: number; head: GhostFileEntry; size: number; fd?: number }>();
@@ -85,6 +87,8 @@ export class FileTable {
   readonly locksSeen = new Set<string>();
   /** The inode of the network namespace every socket of the tree must be of (the tree's; it is restored into one). */
   sockNetns?: number;
+  /** The tree's other network namespaces (of a tree whose root has its own), by inode: cryo's fd of each, its id. */
+  readonly subNetns = new Map<number, { fd: number; nsId: number }>();
   /** The tree has a network namespace of its own (sockNetns is not cryo's). */
   ownNetns = false;
   /** Unix sockets: sock_diag's view and what was dumped (made at the first socket). */
@@ -148,4 +152,9 @@ export class FileTable {
     });
     return this.add(create(FileEntrySchema, { type: FdTypes.REG, id, reg }), key);
   }
+}
+
+/** The inode of the network namespace cryo's thread is in now (sock_diag answers for it). */
+export function netnsHere(): number {
+  return Number(statSync('/proc/thread-self/ns/net').ino);
 }

@@ -31,8 +31,9 @@ function netnsOf(fd: number, what: string): number {
   }
 }
 
-/** The tun/tap devices of the restored namespace, by name (from its netdev image). */
+/** The tun/tap devices of the restored namespaces, by namespace id and name (from their netdev images). */
 const LINKS = 'tunfile.links';
+const linkKey = (nsId: number, name: string) => `${nsId}/${name}`;
 
 export const tunfile: FdKind = {
   name: 'tun file',
@@ -44,7 +45,7 @@ export const tunfile: FdKind = {
     const ns = netnsOf(fd, what);
     // As CRIU: a tun file is carried only with the network namespace its device is in.
     if (!env.files.ownNetns) throw new CryoError(`${what} is of cryo's own network namespace: tun files are dumped only in a tree's own network namespace (as CRIU)`);
-    if (ns !== env.files.sockNetns) throw new CryoError(`${what} is of network namespace ${ns}, not the tree's`);
+    if (ns !== env.files.sockNetns && !env.files.subNetns.has(ns)) throw new CryoError(`${what} is of network namespace ${ns}, not one of the tree's`);
     const at = tun.attachedTo(fd);
     // Packets the device sent to the task and it has not read yet: CRIU drops them; cryo refuses.
     if (at && !(at.flags & tun.IFF_DETACH_QUEUE) && sock.pollEvents(fd) & 0x1 /* POLLIN */) {
@@ -68,7 +69,7 @@ export const tunfile: FdKind = {
     const links = store.get(LINKS, () => new Map<string, TunLinkEntry>());
     const ns = new Set([...files.values()].flatMap((fe) => (fe.tunf?.netdev ? [fe.tunf.nsId] : [])));
     for (const id of ns) {
-      for (const l of dir.tryRead('netdev', id) ?? []) if (l.tun) links.set(l.name, l.tun);
+      for (const l of dir.tryRead('netdev', id) ?? []) if (l.tun) links.set(linkKey(id, l.name), l.tun);
     }
   },
   check(entries, env) {
@@ -76,17 +77,19 @@ export const tunfile: FdKind = {
     for (const fe of entries) {
       const t = partOf(fe, 'tunf');
       if (!fe.reg) throw badFile(fe, 'tun file without the regular file entry of its id (/dev/net/tun)');
-      if (t.netdev && !links.has(t.netdev)) throw badFile(fe, `tun file attached to ${t.netdev}, which is no tun device of netdev-${t.nsId}.img`);
+      if (t.netdev && !links.has(linkKey(t.nsId, t.netdev))) throw badFile(fe, `tun file attached to ${t.netdev}, which is no tun device of netdev-${t.nsId}.img`);
     }
   },
   open(fe: FileEntry, env) {
     const t = fe.tunf!;
     const r = fe.reg!;
-    // Opened here, in the tree's network namespace: the file serves the namespace it was opened in.
-    const fd = openTreePath(r.name, openFlags(r.flags) | O.CLOEXEC, env.nsRoot, 'a tun file');
+    // Opened in its network namespace (the root's, or another of the tree's): the file serves the one it was opened in.
+    const nsFd = env.netnsFd?.(t.nsId);
+    const openIt = () => openTreePath(r.name, openFlags(r.flags) | O.CLOEXEC, env.nsRoot, 'a tun file');
+    const fd = nsFd === undefined ? openIt() : netlink.inNetns(nsFd, openIt);
     try {
       if (t.netdev) {
-        const link = env.kinds.get(LINKS, () => new Map<string, TunLinkEntry>()).get(t.netdev)!;
+        const link = env.kinds.get(LINKS, () => new Map<string, TunLinkEntry>()).get(linkKey(t.nsId, t.netdev))!;
         tun.attach(fd, t.netdev, link.flags & ~tun.IFF_PERSIST);
         // A queue attached now would have the default send buffer: the one dumped, as the device's.
         tun.setSndbuf(fd, link.sndbuf);
@@ -124,7 +127,7 @@ export function treeTunFile(pids: readonly number[], name: string): number | und
   return undefined;
 }
 
-/** The names of the devices the tun files of the images are attached to. */
-export function attachedTunDevices(files: Iterable<FileEntry>): Set<string> {
-  return new Set([...files].flatMap((fe) => (fe.type === FdTypes.TUNF && fe.tunf?.netdev ? [fe.tunf.netdev] : [])));
+/** The names of the devices the tun files of the images are attached to, in network namespace `nsId`. */
+export function attachedTunDevices(files: Iterable<FileEntry>, nsId: number): Set<string> {
+  return new Set([...files].flatMap((fe) => (fe.type === FdTypes.TUNF && fe.tunf?.netdev && fe.tunf.nsId === nsId ? [fe.tunf.netdev] : [])));
 }

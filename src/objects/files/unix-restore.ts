@@ -9,7 +9,7 @@
 import { closeSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ImageError, type FileEntry, type ImageDir, type SkPacketEntry, type UnixSkEntry } from '../../images/index.js';
-import { F, NR, O, SHUT, SO, SOCK, SOL_SOCKET, TCP_ESTABLISHED, TCP_LISTEN, sock, syscall, dupCloexec } from '../../sys/index.js';
+import { F, NR, O, SHUT, SO, SOCK, SOL_SOCKET, TCP_ESTABLISHED, TCP_LISTEN, netlink, sock, syscall, dupCloexec } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import { badFile, hexId, partOf, type CheckFilesEnv, type KindStore, type RestoreFilesEnv } from './kind.js';
 import { restoreSockFilter, restoreSockOpts } from './sockopts.js';
@@ -136,6 +136,12 @@ function build(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixRestore, names: 
   const inherited = (ue: UnixSkEntry) => env.inherited.has(`socket:[${ue.ino}]`);
   const inTree = (ue: UnixSkEntry) => !(ue.uflags & USK_EXTERN) && !inherited(ue);
   const own = all.filter(inTree);
+  /** Make a socket in the network namespace its entry names (the two ends of a pair are of one). */
+  const inNs = <T>(ue: UnixSkEntry, fn: () => T, other?: UnixSkEntry): T => {
+    if (other && (other.nsId || 0) !== (ue.nsId || 0)) throw new CryoError(`${show(ue)} and ${show(other)}: a connected pair of two network namespaces, which cryo cannot make yet`);
+    const fd = ue.nsId ? env.netnsFd?.(ue.nsId) : undefined;
+    return fd === undefined ? fn() : netlink.inNetns(fd, fn);
+  };
   const queued = (ue: UnixSkEntry) => (queues.get(ue.id)?.length ?? 0) > 0;
   /** Its peer in the tree, connected back to it: the two are made as one pair. */
   const mutual = (ue: UnixSkEntry) => {
@@ -156,27 +162,27 @@ function build(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixRestore, names: 
           // The accepted end carries its listener's name.
           const srv = srvs.find((x) => listenerNames.has(Buffer.from(x.name).toString('hex'))) ?? srvs[0]!;
           const cli = srv === a ? b : a;
-          const [s, c] = acceptedPair(srv, cli, ghosts, names);
+          const [s, c] = inNs(srv, () => acceptedPair(srv, cli, ghosts, names), cli);
           fds.set(srv.ino, s);
           fds.set(cli.ino, c);
           named.add(srv.ino).add(cli.ino);
         } else {
           // Datagram pairs are bound to their names below.
-          const [x, y] = sock.socketpair(a.type);
+          const [x, y] = inNs(a, () => sock.socketpair(a.type), b);
           fds.set(a.ino, x);
           fds.set(b.ino, y);
         }
         paired.add(a.ino).add(b.ino);
       } else if (a.state === TCP_ESTABLISHED && !a.peer && a.type !== SOCK.DGRAM) {
         // Its peer closed: a pair whose other end goes once the queue is back.
-        const [x, y] = a.name.length ? acceptedPair(a, undefined, ghosts, names) : sock.socketpair(a.type);
+        const [x, y] = inNs(a, () => (a.name.length ? acceptedPair(a, undefined, ghosts, names) : sock.socketpair(a.type)));
         fds.set(a.ino, x);
         fakePeers.set(a.ino, y);
         faked.add(a.ino);
         named.add(a.ino);
       } else if (a.type === SOCK.DGRAM && queued(a)) {
         // Sent to by others (or by a peer now gone): its own end lets go of the pair at once.
-        const [x, y] = sock.socketpair(SOCK.DGRAM);
+        const [x, y] = inNs(a, () => sock.socketpair(SOCK.DGRAM));
         sock.disconnect(x);
         fds.set(a.ino, x);
         fakePeers.set(a.ino, y);
@@ -184,7 +190,7 @@ function build(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixRestore, names: 
     }
     // 2. The rest; names bound; listeners listen.
     for (const ue of own) {
-      if (!fds.has(ue.ino)) fds.set(ue.ino, sock.socket(1, ue.type));
+      if (!fds.has(ue.ino)) fds.set(ue.ino, inNs(ue, () => sock.socket(1, ue.type)));
       if (!named.has(ue.ino)) {
         const g = names.bind(fds.get(ue.ino)!, ue);
         if (g !== undefined) ghosts.set(ue.ino, g);

@@ -5,7 +5,7 @@
 // external socket (--ext-unix-sk, --external unix[ino]) or an error.
 import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { create, FdTypes, FileEntrySchema, SkPacketEntrySchema, ScmEntrySchema, UnixSkEntrySchema, FilePermsEntrySchema, SkOptsEntrySchema, type FileEntry, type UnixSkEntry, type SkPacketEntry } from '../../images/index.js';
-import { noFown } from './table.js';
+import { netnsHere, noFown } from './table.js';
 import { AF, NR, O, SO, SOCK, SOL_SOCKET, SCM_RIGHTS, SCM_CREDENTIALS, SIOCUNIXFILE, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, openInRoot, sock, syscall } from '../../sys/index.js';
 import { CryoError } from '../../context.js';
 import type { DumpFilesEnv, FdKind, FdProbe } from './kind.js';
@@ -32,16 +32,22 @@ export interface UnixDump {
    * shared files apart by fd number, which a closed copy would hand to the next.
    */
   held: number[];
+  /** The network namespaces (inodes) whose sockets are in `diag`. */
+  scanned: Set<number>;
 }
 
+/** What sock_diag shows of unix sockets, once per network namespace (the one cryo is in: the socket's). */
 function unixState(files: FileTable): UnixDump {
-  if (!files.unix) {
-    const diag = collectUnixSockets();
-    const listenerOf = new Map<number, number>();
-    for (const d of diag.values()) for (const ic of d.icons) if (ic) listenerOf.set(ic, d.ino);
-    files.unix = { diag, listenerOf, byIno: new Map(), queues: [], ids: new Map(), held: [] };
+  const u = (files.unix ??= { diag: new Map(), listenerOf: new Map(), byIno: new Map(), queues: [], ids: new Map(), held: [], scanned: new Set() });
+  const ns = netnsHere();
+  if (!u.scanned.has(ns)) {
+    u.scanned.add(ns);
+    for (const [ino, d] of collectUnixSockets()) {
+      u.diag.set(ino, d);
+      for (const ic of d.icons) if (ic) u.listenerOf.set(ic, d.ino);
+    }
   }
-  return files.unix;
+  return u;
 }
 
 function isUnix(p: FdProbe): boolean {

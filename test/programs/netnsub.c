@@ -1,0 +1,213 @@
+/*
+ * netnsub: network namespaces below the tree root's. The root R unshares a
+ * network namespace of its own (lo up) and binds the abstract datagram name
+ * @cryo-netnsub-0. Its child A unshares another one, binds @cryo-netnsub-1 and
+ * listens on TCP 127.0.0.1:7001 there; A's child B joins R's namespace again
+ * (setns) and keeps A's socket of @cryo-netnsub-1 open. R's second child C
+ * unshares a third and binds @cryo-netnsub-2. R prints READY once all are set.
+ *
+ * On SIGUSR1 each task checks, from where it is: the names of its own
+ * namespace answer and the others' do not; A reaches its listener, B (in R's)
+ * does not; B's socket is still of A's namespace (SIOCGSKNS); A and C are in
+ * namespaces of their own, B in R's. Each passes the signal on, reaps its child
+ * and exits by its verdict; R prints PASS or FAIL.
+ */
+#include "common.h"
+
+#include <arpa/inet.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#define PORT 7001
+
+static socklen_t name_of(int n, struct sockaddr_un *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "cryo-netnsub-%d", n);
+	return offsetof(struct sockaddr_un, sun_path) + 1 + strlen(a->sun_path + 1);
+}
+
+static int bind_name(int n)
+{
+	struct sockaddr_un a;
+	socklen_t len = name_of(n, &a);
+	int sk = socket(AF_UNIX, SOCK_DGRAM, 0);
+
+	MUST(sk >= 0);
+	MUST(bind(sk, (struct sockaddr *)&a, len) == 0);
+	return sk;
+}
+
+/* Does the name answer here? 1 yes, 0 refused, -1 anything else. */
+static int answers(int n)
+{
+	struct sockaddr_un a;
+	socklen_t len = name_of(n, &a);
+	int sk = socket(AF_UNIX, SOCK_DGRAM, 0), r;
+
+	if (sk < 0)
+		return -1;
+	r = connect(sk, (struct sockaddr *)&a, len) == 0 ? 1 : errno == ECONNREFUSED ? 0 : -1;
+	close(sk);
+	return r;
+}
+
+static int tcp_reaches(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PORT) };
+	int sk = socket(AF_INET, SOCK_STREAM, 0), r;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (sk < 0)
+		return -1;
+	r = connect(sk, (struct sockaddr *)&a, sizeof(a)) == 0 ? 1 : errno == ECONNREFUSED ? 0 : -1;
+	close(sk);
+	return r;
+}
+
+static ino_t netns_of(pid_t pid)
+{
+	char p[64];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "/proc/%d/ns/net", pid);
+	return stat(p, &st) ? 0 : st.st_ino;
+}
+
+static void lo_up(void)
+{
+	MUST(system("ip link set lo up") == 0);
+}
+
+/* Only the names in `mine` (a bit per name) answer from here. */
+static void check_names(const char *who, int mine)
+{
+	for (int n = 0; n < 3; n++) {
+		int want = !!(mine & (1 << n)), got = answers(n);
+
+		if (got != want)
+			failf("%s: @cryo-netnsub-%d %s", who, n, got < 0 ? "cannot be asked" : got ? "answers, of another namespace" : "does not answer");
+	}
+}
+
+static int finish_child(const char *who, pid_t child)
+{
+	int status;
+
+	if (child > 0) {
+		kill(child, SIGUSR1);
+		if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status))
+			failf("%s: its child %d failed", who, child);
+	}
+	return common_fail_count ? 1 : 0;
+}
+
+static int b_main(int ready, pid_t r, int a_sk)
+{
+	int fd = open("/proc/self/ns/net", O_RDONLY), ns;
+	char p[64];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "/proc/%d/ns/net", r);
+	ns = open(p, O_RDONLY);
+	MUST(fd >= 0 && ns >= 0);
+	MUST(setns(ns, CLONE_NEWNET) == 0);
+	close(ns);
+	close(fd);
+	MUST(write(ready, "b", 1) == 1);
+	wait_for_signal();
+	check_names("B", 1 << 0);
+	if (tcp_reaches() != 0)
+		failf("B: A's listener answers in R's namespace");
+	if (netns_of(getpid()) != netns_of(r))
+		failf("B: not in R's network namespace");
+	ns = ioctl(a_sk, SIOCGSKNS);
+	if (ns < 0 || fstat(ns, &st) || st.st_ino != netns_of(getppid()))
+		failf("B: its socket of @cryo-netnsub-1 is not of A's network namespace");
+	return finish_child("B", 0);
+}
+
+static int a_main(int ready, pid_t r)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PORT) };
+	int sk, l, one = 1;
+	pid_t b;
+
+	MUST(unshare(CLONE_NEWNET) == 0);
+	lo_up();
+	sk = bind_name(1);
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	MUST(l >= 0 && setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0);
+	MUST(bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 8) == 0);
+	b = fork();
+	MUST(b >= 0);
+	if (b == 0)
+		_exit(b_main(ready, r, sk));
+	close(sk); /* B holds it now */
+	MUST(write(ready, "a", 1) == 1);
+	wait_for_signal();
+	check_names("A", 1 << 1);
+	if (tcp_reaches() != 1)
+		failf("A: its own listener does not answer");
+	if (netns_of(getpid()) == netns_of(r))
+		failf("A: in R's network namespace");
+	return finish_child("A", b);
+}
+
+static int c_main(int ready, pid_t r)
+{
+	MUST(unshare(CLONE_NEWNET) == 0);
+	lo_up();
+	bind_name(2);
+	MUST(write(ready, "c", 1) == 1);
+	wait_for_signal();
+	check_names("C", 1 << 2);
+	if (tcp_reaches() != 0)
+		failf("C: A's listener answers here");
+	if (netns_of(getpid()) == netns_of(r))
+		failf("C: in R's network namespace");
+	return finish_child("C", 0);
+}
+
+int main(void)
+{
+	int p[2], n = 0;
+	pid_t a, c, r = getpid();
+	char ch;
+
+	prog_init();
+	MUST(unshare(CLONE_NEWNET) == 0);
+	lo_up();
+	bind_name(0);
+	MUST(pipe(p) == 0);
+	a = fork();
+	MUST(a >= 0);
+	if (a == 0)
+		_exit(a_main(p[1], r));
+	c = fork();
+	MUST(c >= 0);
+	if (c == 0)
+		_exit(c_main(p[1], r));
+	close(p[1]);
+	while (n < 3 && read(p[0], &ch, 1) == 1)
+		n++;
+	MUST(n == 3);
+	prog_ready();
+	wait_for_signal();
+	check_names("R", 1 << 0);
+	if (netns_of(a) == netns_of(c))
+		failf("R: A and C share a network namespace");
+	finish_child("R (A)", a);
+	finish_child("R (C)", c);
+	return prog_finish();
+}
