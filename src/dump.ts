@@ -138,19 +138,25 @@ export async function runDump(ctx: Context): Promise<number> {
           st.userns = dumpUserNs(root, rootWho, nsId, others, dir);
         } else if (ns.kind === 'net') {
           netns = new TreeNetns(ns.path);
-          lockTreeNetns(ctx, ns.path, st.files.netlock, rootWho);
-          const live = tasks.filter((t) => t.stat.state !== 'Z').map((t) => t.pid);
-          dumpNetNs(netns.fd, nsId, ns.link, {
-            dir, log, who: rootWho, empty: (opts.emptyNs & CLONE.NEWNET) !== 0, ...netnsExtKey(opts.external, ns.link), tunFile: (name) => treeTunFile(live, name),
-          });
           // The tree's other network namespaces (its tasks made them), each locked and dumped as the root's.
-          for (const n of treeMntNamespaces(nsTasks, 'net').slice(1)) {
+          const others = treeMntNamespaces(nsTasks, 'net').slice(1).map((n) => {
             const sub = new TreeNetns(`/proc/${n.pid}/ns/net`);
             subNets.push(sub);
-            const subId = nsIdOf(n.link, st);
+            return { n, sub, nsId: nsIdOf(n.link, st) };
+          });
+          const all = [{ fd: netns.fd, nsId }, ...others.map((o) => ({ fd: o.sub.fd, nsId: o.nsId }))];
+          const live = tasks.filter((t) => t.stat.state !== 'Z').map((t) => t.pid);
+          lockTreeNetns(ctx, ns.path, st.files.netlock, rootWho);
+          dumpNetNs(netns.fd, nsId, ns.link, {
+            dir, log, who: rootWho, empty: (opts.emptyNs & CLONE.NEWNET) !== 0, ...netnsExtKey(opts.external, ns.link), tunFile: (name) => treeTunFile(live, name),
+            others: all.slice(1),
+          });
+          for (const { n, sub, nsId: subId } of others) {
             const who = `task ${n.pid} (${n.comm})`;
             lockTreeNetns(ctx, `/proc/${n.pid}/ns/net`, st.files.netlock, who);
-            dumpNetNs(sub.fd, subId, n.link, { dir, log, who, empty: false, ...netnsExtKey(opts.external, n.link), tunFile: (name) => treeTunFile(live, name) });
+            dumpNetNs(sub.fd, subId, n.link, {
+              dir, log, who, empty: false, ...netnsExtKey(opts.external, n.link), tunFile: (name) => treeTunFile(live, name), others: all.filter((a) => a.nsId !== subId),
+            });
             st.files.subNetns.set(sub.ino, { fd: sub.fd, nsId: subId });
           }
         } else if (ns.kind === 'mnt') {

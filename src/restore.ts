@@ -224,10 +224,11 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     else if (opts.root !== undefined) throw new CryoError('--root is given but the images hold no mount namespace of the tree: not supported yet');
     if (nsFlags & CLONE.NEWIPC) ipcImg = loadIpcNs(dir, rootIds.ipcNsId, (shmid) => readPagemap(dir, 'shmemPagemap', shmid));
     if (nsFlags & CLONE.NEWNET) {
-      netImg = loadNetNs(dir, rootIds.netNsId, (opts.emptyNs & CLONE.NEWNET) !== 0, opts.external, `task ${loaded.tasks[0]!.pstree.pid}`, attachedTunDevices(loaded.files.values(), rootIds.netNsId));
-      // The tree's other network namespaces, made and filled as the root's.
-      subNetImgs = subNetnsIds(loaded.tasks, loaded.files.values(), rootIds.netNsId, dumper?.netNsId)
-        .map((id) => loadNetNs(dir, id, false, opts.external, `network namespace ${id}`, attachedTunDevices(loaded.files.values(), id)));
+      // The tree's other network namespaces, made and filled as the root's (veths may join them).
+      const subIds = subNetnsIds(loaded.tasks, loaded.files.values(), rootIds.netNsId, dumper?.netNsId);
+      const treeNs = new Set([rootIds.netNsId, ...subIds]);
+      netImg = loadNetNs(dir, rootIds.netNsId, (opts.emptyNs & CLONE.NEWNET) !== 0, opts.external, `task ${loaded.tasks[0]!.pstree.pid}`, attachedTunDevices(loaded.files.values(), rootIds.netNsId), treeNs);
+      subNetImgs = subIds.map((id) => loadNetNs(dir, id, false, opts.external, `network namespace ${id}`, attachedTunDevices(loaded.files.values(), id), treeNs));
     }
     checkSysvAttachments(loaded.tasks, ipcImg);
     checkFdTables(loaded);
@@ -430,12 +431,13 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       making = 'net';
       if (netImg) {
         netns = new TreeNetns(`/proc/${root0.rem.pid}/ns/net`);
-        restoreNetNs(netns.fd, netImg, { dir, log, weakSysctls: opts.weakSysctls, external: opts.external });
+        // Every one made first: a veth's ends may be in two of them.
+        for (const img of subNetImgs) subNetns.set(img.id, makeSubNetns(root0.rem, root0.cryoPidfd));
+        const env = { dir, log, weakSysctls: opts.weakSysctls, external: opts.external, netnsFd: (id: number) => subNetns.get(id)?.fd ?? (id === netImg!.id ? netns!.fd : undefined), made: new Set<string>() };
+        restoreNetNs(netns.fd, netImg, env);
         for (const img of subNetImgs) {
           making = `net ${img.id}`;
-          const n = makeSubNetns(root0.rem, root0.cryoPidfd);
-          subNetns.set(img.id, n);
-          restoreNetNs(n.fd, img, { dir, log, weakSysctls: opts.weakSysctls, external: opts.external });
+          restoreNetNs(subNetns.get(img.id)!.fd, img, env);
         }
       } else if (joinFlags & CLONE.NEWNET) {
         netns = new TreeNetns(`/proc/${root0.rem.pid}/ns/net`); // its sockets are made there

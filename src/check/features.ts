@@ -106,7 +106,6 @@ function readable(path: string): true | string {
   }
 }
 
-const NOT_NET = 'cryo does not dump more than one network namespace per tree yet';
 const NOT_LAZY = 'cryo does not restore memory lazily yet';
 const NOT_MNT = 'cryo does not dump or restore autofs mounts yet';
 
@@ -611,8 +610,14 @@ export const FEATURES: readonly Feature[] = [
       return true;
     }),
   },
-  notDone('nsid', 'extra', 'netlink NSIDs', NOT_NET),
-  notDone('link_nsid', 'extra', 'link NSIDs', NOT_NET),
+  {
+    name: 'nsid', kind: 'extra', level: 'warn', description: 'netlink NSIDs (RTM_GETNSID: how one network namespace of a tree names another)',
+    missing: 'the kernel has no RTM_GETNSID', probe: () => netlink.hasNsid(),
+  },
+  {
+    name: 'link_nsid', kind: 'extra', level: 'warn', description: 'link NSIDs (a veth whose ends are in two network namespaces of the tree, IFLA_LINK_NETNSID)',
+    missing: 'the kernel has no RTM_GETNSID: veths across network namespaces cannot be told', probe: () => netlink.hasNsid(),
+  },
   // As CRIU's: not a kernel check, it says --external net[INO]:KEY is understood.
   { name: 'external_net_ns', kind: 'extra', level: 'warn', description: 'external network namespaces (--external net[INO]:KEY)', missing: 'never: it needs nothing of the kernel', probe: () => true },
   {

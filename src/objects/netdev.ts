@@ -32,6 +32,8 @@ export interface LinkDumpEnv {
   log: Logger;
   /** A file of the tree's attached to tun device `name` (cryo's copy, closed here). */
   tunFile?: (name: string) => number | undefined;
+  /** The images' id of the tree's network namespace this one names `nsid` (a link's IFLA_LINK_NETNSID), if it is one of the tree's. */
+  treeNs?: (nsid: number) => number | undefined;
 }
 
 /** The entries of the links of the calling thread's namespace; one cryo cannot make again fails the dump. */
@@ -46,11 +48,12 @@ export function dumpLinks(env: LinkDumpEnv): NetDeviceEntry[] {
     const self = { peerIfindex: l.index, peerNsid: env.nsId };
     if (l.type === netlink.ARPHRD_LOOPBACK) return create(NetDeviceEntrySchema, { type: NdType.LOOPBACK, ...base, ...self });
     if (l.kind === 'veth') {
-      const outside = l.linkNetnsid !== undefined;
-      if (outside) env.log.warn(`${env.who}: veth ${l.name} of network namespace ${env.nsLink} has its peer outside the tree: the restore needs --external veth[${l.name}]:HOSTIF`);
+      // Its other end here, in another network namespace of the tree's (CRIU's link_nsid), or outside the tree.
+      const peerNs = l.linkNetnsid === undefined ? env.nsId : env.treeNs?.(l.linkNetnsid);
+      if (peerNs === undefined) env.log.warn(`${env.who}: veth ${l.name} of network namespace ${env.nsLink} has its peer outside the tree: the restore needs --external veth[${l.name}]:HOSTIF`);
       return create(NetDeviceEntrySchema, {
         type: NdType.VETH, ...base, ...(l.address ? { address: l.address } : {}),
-        peerIfindex: l.link ?? l.index, ...(outside ? {} : { peerNsid: env.nsId }),
+        peerIfindex: l.link ?? l.index, ...(peerNs === undefined ? {} : { peerNsid: peerNs }),
       });
     }
     // A bridge of the namespace: its ports name it as their master (as CRIU, none of its own settings).
@@ -138,7 +141,7 @@ export function vethExternal(external: readonly string[], name: string): { host:
  * Before anything is made: every link of `links` (netdev image `file` of
  * namespace `nsId`) can be made again. `who` names the tree's root.
  */
-export function checkLinks(links: NetDeviceEntry[], nsId: number, file: string, external: readonly string[], who: string, attachedTun: ReadonlySet<string> = new Set()): void {
+export function checkLinks(links: NetDeviceEntry[], nsId: number, file: string, external: readonly string[], who: string, attachedTun: ReadonlySet<string> = new Set(), treeNs: ReadonlySet<number> = new Set()): void {
   const byIndex = new Map(links.map((l) => [l.ifindex, l]));
   for (const l of links) {
     if (l.master) {
@@ -171,7 +174,11 @@ export function checkLinks(links: NetDeviceEntry[], nsId: number, file: string, 
     if (!isFieldSet(l, NetDeviceEntrySchema.field.peerNsid)) {
       throw new CryoError(`restore failed: ${who}: veth ${l.name} of its network namespace (${file}) has its peer outside the tree, and no --external veth[${l.name}]:HOSTIF names it`);
     }
-    if (l.peerNsid !== nsId) throw new CryoError(`bad image: ${file}: veth ${l.name} has its peer in network namespace ${l.peerNsid}, which is not the tree's (${nsId})`);
+    if (l.peerNsid !== nsId) {
+      // Its peer in another network namespace of the tree's: made with it, from whichever namespace comes first.
+      if (treeNs.has(l.peerNsid)) continue;
+      throw new CryoError(`bad image: ${file}: veth ${l.name} has its peer in network namespace ${l.peerNsid}, which is not the tree's (${nsId})`);
+    }
     const peer = byIndex.get(l.peerIfindex);
     if (!peer || peer.type !== NdType.VETH || peer.peerIfindex !== l.ifindex || peer === l) {
       throw new CryoError(`bad image: ${file}: veth ${l.name} has peer index ${l.peerIfindex}, which is not a veth paired with it`);
@@ -203,8 +210,13 @@ function linkAttrs(l: NetDeviceEntry): Buffer[] {
 export interface LinkRestoreEnv {
   /** cryo's own network namespace: where the outside end of a veth goes, and a macvlan's lower link is. */
   hostNsFd: number;
-  /** The tree's new namespace (the calling thread is in it). */
+  /** The tree's new namespace (the calling thread is in it), and its id. */
   nsFd: number;
+  nsId: number;
+  /** cryo's fd of the tree's other network namespace `nsId` (where the peer of a veth may be). */
+  netnsFd?: (nsId: number) => number | undefined;
+  /** The links made so far in the tree's namespaces ("nsId/ifindex"): a veth's peer, made with it. */
+  made: Set<string>;
   external: readonly string[];
   w: SysctlWriter;
   /** The namespace's default confs: a link's values equal to them are not written (it has them already). */
@@ -222,7 +234,8 @@ export interface LinkRestoreEnv {
  * its name and the rest after); an outside one with its other end in cryo's namespace.
  */
 export function restoreLinks(links: NetDeviceEntry[], env: LinkRestoreEnv): void {
-  const made = new Set<number>();
+  const made = env.made;
+  const key = (nsId: number, index: number) => `${nsId}/${index}`;
   for (const l of links) {
     try {
       if (l.type === NdType.LOOPBACK) {
@@ -244,13 +257,16 @@ export function restoreLinks(links: NetDeviceEntry[], env: LinkRestoreEnv): void
         netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.SETLINK, netlink.NLM_F_REQUEST_ACK, Buffer.concat([ifinfo(l.ifindex, l.flags), ...linkAttrs(l)]));
       } else if (l.type === NdType.VETH && netdevExternal(env.external, l.name)) {
         moveIn(l, netdevExternal(env.external, l.name)!, env);
-      } else if (made.has(l.ifindex)) {
+      } else if (made.has(key(env.nsId, l.ifindex))) {
         netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.SETLINK, netlink.NLM_F_REQUEST_ACK, Buffer.concat([ifinfo(l.ifindex, l.flags), ...linkAttrs(l)]));
       } else {
         const ext = vethExternal(env.external, l.name);
+        // The peer in another network namespace of the tree's (its own restore then only sets it as it was).
+        const peerNs = !ext && l.peerNsid !== env.nsId ? env.netnsFd?.(l.peerNsid) : undefined;
+        if (!ext && l.peerNsid !== env.nsId && peerNs === undefined) throw new CryoError(`its peer's network namespace ${l.peerNsid} is not made`);
         const peer = ext
           ? [netlink.attr(netlink.IFLA.IFNAME, Buffer.from(ext.host)), netlink.attr(IFLA_NET_NS_FD, u32(env.hostNsFd))]
-          : [];
+          : peerNs !== undefined ? [netlink.attr(IFLA_NET_NS_FD, u32(peerNs))] : [];
         const peerInfo = Buffer.concat([ifinfo(ext ? 0 : l.peerIfindex, 0), ...peer]);
         const info = netlink.attr(netlink.IFLA.LINKINFO, Buffer.concat([
           netlink.attr(netlink.IFLA_INFO_KIND, Buffer.from('veth')),
@@ -258,7 +274,7 @@ export function restoreLinks(links: NetDeviceEntry[], env: LinkRestoreEnv): void
         ]));
         netlink.netlinkTalk(netlink.NETLINK_ROUTE, netlink.RTM.NEWLINK, netlink.NLM_F_REQUEST_ACK | netlink.NLM_F_CREATE | NLM_F_EXCL,
           Buffer.concat([ifinfo(l.ifindex, l.flags), ...linkAttrs(l), info]));
-        if (!ext) made.add(l.peerIfindex);
+        if (!ext) made.add(key(l.peerNsid, l.peerIfindex));
         else if (ext.bridge) netlink.inNetns(env.hostNsFd, () => toBridge(ext.host, ext.bridge!));
         env.log.info(`made veth ${l.name} (index ${l.ifindex}), its peer ${ext ? `${ext.host} in cryo's network namespace` : `index ${l.peerIfindex}`}`);
       }

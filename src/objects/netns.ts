@@ -102,6 +102,8 @@ export interface NetnsDumpEnv {
   extKey?: string;
   /** A file of the tree's attached to tun device `name` (cryo's copy, closed by the caller). */
   tunFile?: (name: string) => number | undefined;
+  /** The tree's other network namespaces: cryo's fd of each, its id (veths between them are the tree's). */
+  others?: ReadonlyArray<{ fd: number; nsId: number }>;
 }
 
 /** Conntrack entries or expectations of the namespace, as the raw nfnetlink messages CRIU writes. */
@@ -125,7 +127,13 @@ export function dumpNetNs(nsFd: number, nsId: number, nsLink: string, env: Netns
   }
   if (env.empty) return;
   netlink.inNetns(nsFd, () => {
-    dir.write('netdev', dumpLinks({ who: env.who, nsLink, nsId, log: env.log, ...(env.tunFile ? { tunFile: env.tunFile } : {}) }), nsId);
+    // The ids this namespace gives the tree's others, by which its veths name the namespace of their peers.
+    const byNsid = new Map<number, number>();
+    for (const o of env.others ?? []) {
+      const nsid = netlink.nsidOf(o.fd);
+      if (nsid >= 0) byNsid.set(nsid, o.nsId);
+    }
+    dir.write('netdev', dumpLinks({ who: env.who, nsLink, nsId, log: env.log, ...(env.tunFile ? { tunFile: env.tunFile } : {}), treeNs: (nsid) => byNsid.get(nsid) }), nsId);
     const raw = (kind: RawImage, fn: (fd: number) => void): void => {
       const fd = dir.openRaw(kind, nsId, 'w');
       try {
@@ -177,7 +185,7 @@ export interface NetnsImages {
  * Read and check the images of network namespace `nsId`; `empty`: --empty-ns net, nothing of it is read.
  * `external`: the --external list (veth[IFNAME]:HOSTIF); `who` names the tree's root in errors.
  */
-export function loadNetNs(dir: ImageDir, nsId: number, empty: boolean, external: readonly string[], who: string, attachedTun: ReadonlySet<string> = new Set()): NetnsImages {
+export function loadNetNs(dir: ImageDir, nsId: number, empty: boolean, external: readonly string[], who: string, attachedTun: ReadonlySet<string> = new Set(), treeNs: ReadonlySet<number> = new Set()): NetnsImages {
   const img: NetnsImages = { id: nsId, links: [], raw: new Map() };
   if (dir.exists('netns', nsId)) img.netns = dir.readOne('netns', nsId);
   if (img.netns?.extKey) return img;
@@ -186,7 +194,7 @@ export function loadNetNs(dir: ImageDir, nsId: number, empty: boolean, external:
     throw new CryoError(`bad image: ${dir.fileName('netdev', nsId)} is missing (the tree's network namespace was dumped with --empty-ns net? restore with it too)`);
   }
   img.links = dir.read('netdev', nsId);
-  checkLinks(img.links, nsId, dir.fileName('netdev', nsId), external, who, attachedTun);
+  checkLinks(img.links, nsId, dir.fileName('netdev', nsId), external, who, attachedTun, treeNs);
   for (const kind of ['ifaddr', 'route', 'route6', 'rule', 'iptables', 'ip6tables', 'nftables', 'netnfCt', 'netnfExp'] as const) {
     if (!dir.exists(kind, nsId)) continue;
     const fd = dir.openRaw(kind, nsId, 'r');
@@ -268,6 +276,9 @@ export interface NetnsRestoreEnv {
   weakSysctls: boolean;
   /** --external: veth[IFNAME]:HOSTIF for a veth whose other end was outside the tree. */
   external: readonly string[];
+  /** The tree's other network namespaces, made already (a veth's peer may be in one), and the links made in all of them. */
+  netnsFd?: (nsId: number) => number | undefined;
+  made?: Set<string>;
 }
 
 /**
@@ -306,7 +317,7 @@ function restoreIn(img: NetnsImages, env: NetnsRestoreEnv, w: SysctlWriter, what
     writeIpv4Sysctls(n.ipv4Sysctl, w);
   }
   restoreLinks(img.links, {
-    hostNsFd, nsFd, external: env.external, w, defConf4: n?.defConf4 ?? [], defConf6: n?.defConf6 ?? [], ipv6: ipv6(), log: env.log, what,
+    hostNsFd, nsFd, nsId: id, made: env.made ?? new Set(), ...(env.netnsFd ? { netnsFd: env.netnsFd } : {}), external: env.external, w, defConf4: n?.defConf4 ?? [], defConf6: n?.defConf6 ?? [], ipv6: ipv6(), log: env.log, what,
   });
   const feed = (kind: RawImage, argv: string[], shell = false): void => {
     const data = img.raw.get(kind);

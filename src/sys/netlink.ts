@@ -187,6 +187,36 @@ export function listLinks(): Link[] {
   });
 }
 
+const RTM_GETNSID = 90;
+const RTM_NEWNSID = 88;
+const NETNSA_NSID = 1;
+const NETNSA_FD = 3;
+
+/**
+ * The id the calling thread's network namespace gives the one open at `nsFd`
+ * (what its links' IFLA_LINK_NETNSID name it by): -1 where it has none.
+ */
+export function nsidOf(nsFd: number): number {
+  const fd = Buffer.alloc(4);
+  fd.writeUInt32LE(nsFd, 0);
+  const msgs = netlinkTalk(NETLINK_ROUTE, RTM_GETNSID, NLM_F.REQUEST | NLM_F.ACK, Buffer.concat([Buffer.alloc(4), attr(NETNSA_FD, fd)]));
+  const m = msgs.find((x) => x.type === RTM_NEWNSID);
+  return m ? parseAttrs(m.payload, 4).get(NETNSA_NSID)?.readInt32LE(0) ?? -1 : -1;
+}
+
+/** Does the kernel answer RTM_GETNSID (as CRIU's kerndat_nsid)? */
+export function hasNsid(): boolean {
+  const fd = openSync('/proc/thread-self/ns/net', 'r');
+  try {
+    nsidOf(fd);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 const IFLA_NEW_IFINDEX = 49;
 
 /**

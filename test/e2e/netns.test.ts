@@ -208,7 +208,7 @@ test('a tree in cryo\'s network namespace holding a socket of another one is ref
 });
 
 
-test('several network namespaces in one tree (netnsub.c): the root\'s and two its children made, each dumped (netns-N, netdev-N...) and made again, every task in its own, a socket of one held by a task in another, abstract names and a listener each in theirs', { timeout: 60_000 }, async (t) => {
+test('several network namespaces in one tree (netnsub.c): the root\'s and two its children made, each dumped (netns-N, netdev-N...) and made again, every task in its own, a socket of one held by a task in another, abstract names and a listener each in theirs, a veth between two of them', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'netnsub');
   const target = await s.start('netnsub');
   const [a, c] = childrenOf(target.pid);
@@ -232,6 +232,10 @@ test('several network namespaces in one tree (netnsub.c): the root\'s and two it
   assert.equal(new Set(after).size, 3, `R, A, B and C in ${after.join(' ')} after restore${s.report()}`);
   assert.deepEqual(after.map((l) => after.indexOf(l)), before.map((l) => before.indexOf(l)), `not the same namespaces shared${s.report()}`);
   assert.ok(!after.includes(nsLink('self', 'net')), `a restored task is in cryo's network namespace${s.report()}`);
-  assert.match(inNs(a, ['ss', '-ltn']).stdout, /127\.0\.0\.1:7001/, s.report());
+  assert.match(inNs(a, ['ss', '-ltn']).stdout, /0\.0\.0\.0:7001/, s.report());
+  // The veth between R's namespace and A's: each end in its own again, with its address (link_nsid).
+  assert.match(inNs(r.pid, ['ip', '-o', 'addr', 'show', 'dev', 'cryvR']).stdout, /inet 10\.77\.0\.1\/24/, s.report());
+  assert.match(inNs(a, ['ip', '-o', 'addr', 'show', 'dev', 'cryvA']).stdout, /inet 10\.77\.0\.2\/24/, s.report());
+  assert.doesNotMatch(spawnSync('ip', ['link'], { encoding: 'utf8' }).stdout, /cryv[RA]/, 'a veth end leaked into cryo\'s namespace');
   await s.expectPass(r);
 });

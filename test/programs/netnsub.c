@@ -4,11 +4,12 @@
  * @cryo-netnsub-0. Its child A unshares another one, binds @cryo-netnsub-1 and
  * listens on TCP 127.0.0.1:7001 there; A's child B joins R's namespace again
  * (setns) and keeps A's socket of @cryo-netnsub-1 open. R's second child C
- * unshares a third and binds @cryo-netnsub-2. R prints READY once all are set.
+ * unshares a third and binds @cryo-netnsub-2. Then R joins its namespace and
+ * A's by a veth pair (cryvR 10.77.0.1, cryvA 10.77.0.2) and prints READY.
  *
  * On SIGUSR1 each task checks, from where it is: the names of its own
- * namespace answer and the others' do not; A reaches its listener, B (in R's)
- * does not; B's socket is still of A's namespace (SIOCGSKNS); A and C are in
+ * namespace answer and the others' do not; A reaches its listener on
+ * 127.0.0.1, B (in R's) does not there but does through the veth; B's socket is still of A's namespace (SIOCGSKNS); A and C are in
  * namespaces of their own, B in R's. Each passes the signal on, reaps its child
  * and exits by its verdict; R prints PASS or FAIL.
  */
@@ -61,17 +62,22 @@ static int answers(int n)
 	return r;
 }
 
-static int tcp_reaches(void)
+static int tcp_reaches_at(const char *ip)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PORT) };
 	int sk = socket(AF_INET, SOCK_STREAM, 0), r;
 
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	inet_pton(AF_INET, ip, &a.sin_addr);
 	if (sk < 0)
 		return -1;
 	r = connect(sk, (struct sockaddr *)&a, sizeof(a)) == 0 ? 1 : errno == ECONNREFUSED ? 0 : -1;
 	close(sk);
 	return r;
+}
+
+static int tcp_reaches(void)
+{
+	return tcp_reaches_at("127.0.0.1");
 }
 
 static ino_t netns_of(pid_t pid)
@@ -128,6 +134,8 @@ static int b_main(int ready, pid_t r, int a_sk)
 	check_names("B", 1 << 0);
 	if (tcp_reaches() != 0)
 		failf("B: A's listener answers in R's namespace");
+	if (tcp_reaches_at("10.77.0.2") != 1)
+		failf("B: A's listener does not answer through the veth");
 	if (netns_of(getpid()) != netns_of(r))
 		failf("B: not in R's network namespace");
 	ns = ioctl(a_sk, SIOCGSKNS);
@@ -146,7 +154,7 @@ static int a_main(int ready, pid_t r)
 	lo_up();
 	sk = bind_name(1);
 	l = socket(AF_INET, SOCK_STREAM, 0);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_addr.s_addr = htonl(INADDR_ANY);
 	MUST(l >= 0 && setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0);
 	MUST(bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 8) == 0);
 	b = fork();
@@ -202,6 +210,15 @@ int main(void)
 	while (n < 3 && read(p[0], &ch, 1) == 1)
 		n++;
 	MUST(n == 3);
+	{
+		char cmd[256];
+
+		snprintf(cmd, sizeof(cmd), "ip link add cryvR type veth peer name cryvA netns %d", a);
+		MUST(system(cmd) == 0);
+		MUST(system("ip addr add 10.77.0.1/24 dev cryvR && ip link set cryvR up") == 0);
+		snprintf(cmd, sizeof(cmd), "nsenter -t %d -n sh -c 'ip addr add 10.77.0.2/24 dev cryvA && ip link set cryvA up'", a);
+		MUST(system(cmd) == 0);
+	}
 	prog_ready();
 	wait_for_signal();
 	check_names("R", 1 << 0);
