@@ -122,12 +122,10 @@ function checkFdTables(l: Loaded): void {
  * anything is made. Tasks and threads get their pids by clone3 set_tid from
  * inside the namespace: that needs CAP_CHECKPOINT_RESTORE over the pid
  * namespace they are born in, which only a new one (owned by the tree's user
- * namespace) gives. A root of cryo's sibling would need a maker of cryo's
- * parent's, left a zombie there.
+ * namespace) gives.
  */
-function refuseInUserns(l: Loaded, nsFlags: number, sibling: boolean): void {
+function refuseInUserns(l: Loaded, nsFlags: number): void {
   const root = l.tasks[0]!.pstree.pid;
-  if (sibling) throw new CryoError(`task ${root} of the images is in a user namespace of its own: cryo does not restore it as its sibling (--restore-sibling, RPC) yet`);
   if (nsFlags & CLONE.NEWPID) return;
   const other = l.tasks.find((t) => t.pstree.pid !== root || t.threadCores.size > 0);
   if (other) {
@@ -207,7 +205,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const rootIds = loaded.tasks[0]!.core.ids!;
     if (nsFlags & CLONE.NEWUSER) {
       userns = loadUserNs(dir, rootIds.userNsId);
-      refuseInUserns(loaded, nsFlags, opts.restoreSibling);
+      refuseInUserns(loaded, nsFlags);
       ownersToHost(userns.view, [
         ...[...loaded.files.values()].flatMap((e) => (e.usk?.filePerms ? [{ what: `the name of unix socket ${e.usk.ino} (file id ${e.id})`, ids: e.usk.filePerms }] : [])),
         ...loaded.memfdInodes.map((m) => ({ what: `memfd ${m.name}`, ids: m })),
@@ -376,7 +374,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
       // With setgroups denied no task inside can set its groups: the root is born with them.
       const c = loaded.tasks[0]!.core.threadCore?.creds;
       const groups = uns.setgroupsDeny ? (c?.groups ?? []).map((g) => uns.view.hostGid(g, `task ${root}: its supplementary groups`)) : [];
-      const r = startRootInUserns(root, cloneNs & ~CLONE.NEWUSER, groups, (pid) => writeUserNsMaps(pid, uns));
+      const r = startRootInUserns(root, cloneNs & ~CLONE.NEWUSER, groups, (pid) => writeUserNsMaps(pid, uns), opts.restoreSibling);
       // The donor of cryo's fds goes once the tree is built (or not).
       cl.always('the fd donor in the tree\'s user namespace', () => {
         r.close?.();

@@ -8,7 +8,7 @@ export const NR = {
   socket: 41, sendmsg: 46, recvmsg: 47, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62,
   fcntl: 72, flock: 73, getcwd: 79, chdir: 80, fchdir: 81, umask: 95, getrlimit: 97,
   ptrace: 101, getuid: 102, getgid: 104, setuid: 105, setgid: 106, setpgid: 109,
-  getppid: 110, setsid: 112, setgroups: 116, setresuid: 117, getresuid: 118, setresgid: 119, getresgid: 120, getpgid: 121,
+  getppid: 110, setsid: 112, getgroups: 115, setgroups: 116, setresuid: 117, getresuid: 118, setresgid: 119, getresgid: 120, getpgid: 121,
   setfsuid: 122, setfsgid: 123, getsid: 124, capget: 125, capset: 126, rt_sigtimedwait: 128,
   rt_sigqueueinfo: 129, sigaltstack: 131, personality: 135, setpriority: 141,
   sched_setscheduler: 144, sched_getscheduler: 145, prctl: 157, arch_prctl: 158, chroot: 161, mount: 165, gettid: 186,

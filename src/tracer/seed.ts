@@ -4,7 +4,7 @@
 // of this tiny address space, which it then replaces. Each task then clones its
 // own children (clone3 with set_tid, made to run in it); killAndReap ends one.
 import { closeSync, writeSync } from 'node:fs';
-import { NR, CLONE, SIG, F, MFD, O, PR, SOCK, AT_FDCWD, sock, PTRACE_O, CAP, hasCap, ptrace, waitpid, kill, syscall, pidfdOpen, memfdCreate, spawnAs, SysError, EEXIST, __WALL, WNOHANG } from '../sys/index.js';
+import { NR, CLONE, SIG, F, MFD, O, PR, SOCK, AT_FDCWD, sock, PTRACE_O, CAP, hasCap, ptrace, waitpid, kill, syscall, pidfdOpen, memfdCreate, spawnAs, spawnGated, SysError, EEXIST, __WALL, WNOHANG } from '../sys/index.js';
 import { cloneArgs } from '../abi/index.js';
 import { CryoError } from '../context.js';
 import { Remote, RemoteError } from './remote.js';
@@ -46,13 +46,13 @@ export function seedElf(): Buffer {
 }
 
 
-/** Start a seed with pid `pid` (0: any), as cryo's child or sibling, in new namespaces `ns`. */
-export function spawnSeed(pid: number, sibling: boolean, ns = 0): number {
+/** Start a seed with pid `pid` (0: any), as cryo's child or sibling, in new namespaces `ns`; with `gate`, as spawnGated. */
+export function spawnSeed(pid: number, sibling: boolean, ns = 0, gate?: (pid: number) => void): number {
   const fd = memfdCreate('cryo-seed', MFD.CLOEXEC);
   try {
     const elf = seedElf();
     writeSync(fd, elf, 0, elf.length, 0);
-    return spawnAs(fd, 'cryo-seed', { pid, sibling, ns });
+    return gate ? spawnGated(fd, 'cryo-seed', { pid, sibling, ns }, gate) : spawnAs(fd, 'cryo-seed', { pid, sibling, ns });
   } finally {
     closeSync(fd);
   }
@@ -156,8 +156,14 @@ const MSG_CMSG_CLOEXEC = 0x40000000;
  * a clone keeps them. Before the clone the maker takes `groups` (host gids):
  * with setgroups denied in the namespace nothing inside could set them.
  * `setup` then writes the maps (the root has run nothing yet); then the root
- * becomes uid and gid 0 inside, as CRIU's
- * prepare_userns_creds.
+ * becomes uid and gid 0 inside, as CRIU's prepare_userns_creds.
+ *
+ * With `sibling` (--restore-sibling, as runc and LXC ask) cryo makes the root
+ * itself, a child of its parent: a maker's child would be cryo's, and a maker of
+ * cryo's parent's would be left a zombie there, which LXC takes for the
+ * container's init (the first child it has). That root waits at a gate while
+ * `setup` writes its maps, then becomes ids 0 and execs the seed (spawnGated),
+ * a root with every capability of its namespace.
  *
  * A task inside may not pidfd_getfd from cryo (ptrace access across user
  * namespaces needs CAP_SYS_PTRACE over cryo's). So the maker then joins the
@@ -165,7 +171,7 @@ const MSG_CMSG_CLOEXEC = 0x40000000;
  * pidfd of it, and each fd a task is to take is first sent to the maker
  * (SCM_RIGHTS) and put at the number it has in cryo, then closed there again.
  */
-export function startRootInUserns(pid: number, nsFlags: number, groups: number[], setup: (hostPid: number) => void): UsernsRoot {
+export function startRootInUserns(pid: number, nsFlags: number, groups: number[], setup: (hostPid: number) => void, sibling = false): UsernsRoot {
   const newPidns = (nsFlags & CLONE.NEWPID) !== 0;
   const maker = spawnSeed(0, false);
   let root = 0;
@@ -175,28 +181,9 @@ export function startRootInUserns(pid: number, nsFlags: number, groups: number[]
   try {
     const m = seizeSeed(maker);
     mmem = m.mem;
-    const g = Buffer.alloc(4 * Math.max(1, groups.length));
-    groups.forEach((v, i) => g.writeUInt32LE(v, 4 * i));
-    m.call('setgroups', NR.setgroups, groups.length, m.put(g, 512));
-    const self = m.call('pidfd_open', NR.pidfd_open, maker, 0);
-    const tid = Buffer.alloc(4);
-    tid.writeInt32LE(newPidns ? 1 : pid, 0);
-    const args = cloneArgs.encode({
-      flags: BigInt(CLONE.NEWUSER | nsFlags | CLONE.PARENT),
-      exit_signal: 0n, // CLONE_PARENT: the root gets the maker's (SIGCHLD to cryo)
-      set_tid: m.put(tid, 256), set_tid_size: 1n,
-    });
-    try {
-      m.call('clone3', NR.clone3, m.put(args, 0), cloneArgs.size);
-    } catch (e) {
-      if (e instanceof RemoteError && e.code === 'EEXIST') throw new CryoError(`pid ${pid} is already in use`, 1, EEXIST);
-      throw e;
-    }
-    root = m.lastChild;
-    if (!root) throw new CryoError('clone3 of the root in its new user namespace reported no child');
-    waitForStop(root);
-    m.call('close', NR.close, self); // the root has its copy
-    setup(root);
+    const made = sibling ? siblingRoot(maker, newPidns ? 1 : pid, nsFlags, groups, setup) : madeByMaker(m, newPidns ? 1 : pid, nsFlags, groups, setup);
+    root = made.pid;
+    const self = made.self;
     // The maker takes one end of a socket pair of cryo's, then joins the namespace as its root.
     pair = sock.socketpair(SOCK.DGRAM);
     const cryoEnd = pair[0];
@@ -210,7 +197,7 @@ export function startRootInUserns(pid: number, nsFlags: number, groups: number[]
     m.call('setns(CLONE_NEWUSER)', NR.setns, uf, CLONE.NEWUSER);
     m.call('close', NR.close, uf);
     const rem = new Remote(root, {
-      syscallIp: m.syscallIp,
+      syscallIp: made.syscallIp,
       reachCryo: (cfd, fn) => {
         if (cfd === Number(msock)) {
           const moved = m.call('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, msock, F.DUPFD_CLOEXEC, msock + 1n);
@@ -251,6 +238,78 @@ export function startRootInUserns(pid: number, nsFlags: number, groups: number[]
     throw e;
   } finally {
     if (pair) for (const fd of pair) if (fd >= 0) closeSync(fd);
+  }
+}
+
+/** The root made in its user namespace: its pid, the number of the maker's pidfd in its fd table, where a syscall instruction of its is. */
+interface MadeRoot {
+  pid: number;
+  self: bigint;
+  syscallIp: bigint;
+}
+
+/** The maker's clone of the root (CLONE_PARENT: cryo's child), its maps written. */
+function madeByMaker(m: Remote, tid: number, nsFlags: number, groups: number[], setup: (hostPid: number) => void): MadeRoot {
+  const g = Buffer.alloc(4 * Math.max(1, groups.length));
+  groups.forEach((v, i) => g.writeUInt32LE(v, 4 * i));
+  m.call('setgroups', NR.setgroups, groups.length, m.put(g, 512));
+  const self = m.call('pidfd_open', NR.pidfd_open, m.pid, 0);
+  const t = Buffer.alloc(4);
+  t.writeInt32LE(tid, 0);
+  const args = cloneArgs.encode({
+    flags: BigInt(CLONE.NEWUSER | nsFlags | CLONE.PARENT),
+    exit_signal: 0n, // CLONE_PARENT: the root gets the maker's (SIGCHLD to cryo)
+    set_tid: m.put(t, 256), set_tid_size: 1n,
+  });
+  try {
+    m.call('clone3', NR.clone3, m.put(args, 0), cloneArgs.size);
+  } catch (e) {
+    if (e instanceof RemoteError && e.code === 'EEXIST') throw new CryoError(`pid ${tid} is already in use`, 1, EEXIST);
+    throw e;
+  }
+  const root = m.lastChild;
+  if (!root) throw new CryoError('clone3 of the root in its new user namespace reported no child');
+  waitForStop(root);
+  m.call('close', NR.close, self); // the root has its copy
+  setup(root);
+  return { pid: root, self, syscallIp: m.syscallIp };
+}
+
+/**
+ * cryo's gated spawn of the root as its sibling (see startRootInUserns), born
+ * with `groups` (taken for the clone by cryo's calling thread alone: the raw
+ * call, not glibc's, which would change every thread's) and a pidfd of the
+ * maker (a copy without close-on-exec); seized once it runs the seed.
+ */
+function siblingRoot(maker: number, tid: number, nsFlags: number, groups: number[], setup: (hostPid: number) => void): MadeRoot {
+  const own = pidfdOpen(maker);
+  let inherit = -1;
+  let root = 0;
+  const was = Buffer.alloc(4 * 65536);
+  const n = syscall('getgroups', NR.getgroups, 65536, was);
+  const g = Buffer.alloc(4 * Math.max(1, groups.length));
+  groups.forEach((v, i) => g.writeUInt32LE(v, 4 * i));
+  try {
+    inherit = syscall('fcntl(F_DUPFD)', NR.fcntl, own, F.DUPFD, 64);
+    syscall('setgroups', NR.setgroups, groups.length, g);
+    try {
+      root = spawnSeed(tid, true, CLONE.NEWUSER | nsFlags, setup);
+    } catch (e) {
+      if (SysError.is(e, 'EEXIST')) throw new CryoError(`pid ${tid} is already in use`, 1, EEXIST);
+      throw e;
+    } finally {
+      syscall('setgroups', NR.setgroups, n, was);
+    }
+    const r = seizeSeed(root);
+    r.mem.close();
+    // Its own syscall instruction: its vDSO is not where the maker's is.
+    return { pid: root, self: BigInt(inherit), syscallIp: r.syscallIp };
+  } catch (e) {
+    if (root) killAndReap(root);
+    throw e;
+  } finally {
+    closeSync(own);
+    if (inherit >= 0) closeSync(inherit);
   }
 }
 

@@ -107,7 +107,12 @@ class Lxc {
   /** A busybox container from LXC's template, with this test's settings (and `more` lines of config). */
   async create(more: string[] = [], realInit = false): Promise<void> {
     const conf = path.join(this.s.dir, 'lxc.conf');
-    fs.writeFileSync(conf, 'lxc.net.0.type = empty\n');
+    // An id map is the template's business too: it makes the rootfs owned by the mapped ids.
+    const idmap = more.filter((l) => l.startsWith('lxc.idmap'));
+    more = more.filter((l) => !idmap.includes(l));
+    fs.writeFileSync(conf, ['lxc.net.0.type = empty', ...idmap, ''].join('\n'));
+    // The container's root (a mapped uid) walks to its rootfs through the session dir.
+    if (idmap.length) fs.chmodSync(this.s.dir, 0o711);
     await this.ok('create', ['-t', 'busybox', '-f', conf]);
     const file = path.join(this.lxcpath, this.name, 'config');
     let config = fs.readFileSync(file, 'utf8');
@@ -246,6 +251,28 @@ test('lxc-checkpoint: a busybox container checkpointed with -s and restored with
   const ipid = await l.restore(dir2);
   await counterAbove(l.counterFile, stale + 2, 'the container restored from the images taken while it ran');
   checkLxcContainer(l, ipid);
+});
+
+test('lxc-checkpoint: an unprivileged container (lxc.idmap: its root is host uid 100000 in a user namespace of its own) checkpointed with -s and restored with -r; the counter goes on, in the same id map', { timeout: 240_000 }, async (t) => {
+  const l = await setup(t, ['lxc.idmap = u 0 100000 65536', 'lxc.idmap = g 0 100000 65536']);
+  await l.ok('start', ['-d'], true);
+  const pid = await l.pid();
+  await counterAbove(l.counterFile, 3, 'the started container');
+  const maps = (p: number) => ['uid_map', 'gid_map'].map((f) => fs.readFileSync(`/proc/${p}/${f}`, 'utf8').trim().split(/\s+/).join(' '));
+  assert.deepEqual(maps(pid), ['0 100000 65536', '0 100000 65536']);
+  assert.equal(/^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1], '100000');
+  const dir = l.s.mkdir('checkpoint-userns');
+  await l.checkpoint(dir, true);
+  await l.reap();
+  const stopped = await counterStill(l.counterFile, 'the unprivileged container checkpointed with -s');
+  const rpid = await l.restore(dir);
+  await counterAbove(l.counterFile, stopped + 2, 'the restored unprivileged container');
+  checkLxcContainer(l, rpid);
+  assert.notEqual(nsOf(rpid, 'user'), nsOf('self', 'user'), 'the restored container is in the host\'s user namespace');
+  assert.deepEqual(maps(rpid), ['0 100000 65536', '0 100000 65536'], 'the restored container has another id map');
+  assert.equal(/^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${rpid}/status`, 'utf8'))?.[1], '100000', 'the restored init is not host uid 100000');
+  // The counter's file is written as the container's root: host uid 100000.
+  assert.equal(fs.statSync(l.counterFile).uid, 100000);
 });
 
 test('lxc-checkpoint: a container with a mount cryo cannot dump (hugetlbfs, which LXC allows with --enable-fs) fails in one line of dump.log and runs on untouched', { timeout: 120_000 }, async (t) => {
