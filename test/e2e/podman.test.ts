@@ -142,3 +142,26 @@ test('podman: checkpoint and restore in place, then checkpoint --export and rest
   const merged3 = await p.ok(['inspect', '-f', '{{.GraphDriver.Data.MergedDir}}', name2]);
   checkContained(ipid, HOSTNAME, p.counter, path.join(merged3, 'tmp', p.counter));
 });
+
+test('podman: a container run with --uidmap/--gidmap (its root is host uid 100000 in a user namespace of its own) checkpointed and restored in place; the counter goes on in the same maps', { timeout: 240_000 }, async (t) => {
+  const p = await setup(t);
+  const name = `cryo-pmu-${process.pid}`;
+  await p.ok(['run', '-d', '--name', name, '--network', 'none', '--hostname', HOSTNAME, '--cgroup-parent', p.cgroupParent,
+    '--uidmap', '0:100000:65536', '--gidmap', '0:100000:65536',
+    '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', IMAGE, 'sh', '-c', counterScript(p.counter)], true);
+  const pid = await p.pidOf(name);
+  await counterAbove(p.counterFile(pid), 3, 'the started container');
+  const maps = (x: number) => ['uid_map', 'gid_map'].map((f) => fs.readFileSync(`/proc/${x}/${f}`, 'utf8').trim().split(/\s+/).join(' '));
+  assert.deepEqual(maps(pid), ['0 100000 65536', '0 100000 65536']);
+  const stopped = readCounter(p.counterFile(pid));
+  await p.ok(['container', 'checkpoint', name]);
+  await reapUntilGone(pid, 10_000);
+  await p.ok(['container', 'restore', name], true);
+  const rpid = await p.pidOf(name);
+  assert.ok(readCounter(p.counterFile(rpid)) >= stopped, 'the restored counter went back');
+  await counterAbove(p.counterFile(rpid), stopped + 2, 'the restored container');
+  assert.deepEqual(maps(rpid), ['0 100000 65536', '0 100000 65536'], 'the restored container has other maps');
+  assert.notEqual(fs.readlinkSync(`/proc/${rpid}/ns/user`), fs.readlinkSync('/proc/self/ns/user'));
+  const merged = await p.ok(['inspect', '-f', '{{.GraphDriver.Data.MergedDir}}', name]);
+  checkContained(rpid, HOSTNAME, p.counter, path.join(merged, 'tmp', p.counter));
+});

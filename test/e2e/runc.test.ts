@@ -169,6 +169,36 @@ test('runc: checkpoint and restore of a busybox container; it comes back in its 
   assert.ok(fs.statSync(`/proc/${rpid}/root/dev/null`).isCharacterDevice(), "the container's /dev/null is not a device node");
 });
 
+test('runc: a container in a user namespace of its own (uidMappings/gidMappings: its root is host uid 100000) comes back in a new one with the same maps, as runc\'s sibling (rst_sibling), and counts on', { timeout: 120_000 }, async (t) => {
+  const map = [{ containerID: 0, hostID: 100000, size: 65536 }];
+  const r = setup(t, 'runc-userns', (spec) => {
+    spec.linux.namespaces.push({ type: 'user' });
+    Object.assign(spec.linux, { uidMappings: map, gidMappings: map });
+  });
+  // The container's root (host uid 100000) owns its rootfs and walks to it.
+  assert.equal(spawnSync('chown', ['-R', '100000:100000', r.rootfs]).status, 0);
+  fs.chmodSync(r.s.dir, 0o711);
+  const id = `cryo-cu-${process.pid}`;
+  const pid = await r.start(id);
+  await counterAbove(r.counterFile, 3, 'the started container');
+  const maps = (p: number) => ['uid_map', 'gid_map'].map((f) => fs.readFileSync(`/proc/${p}/${f}`, 'utf8').trim().split(/\s+/).join(' '));
+  assert.deepEqual(maps(pid), ['0 100000 65536', '0 100000 65536']);
+  const d = r.dirs();
+  const cp = await r.checkpoint(id, d);
+  assert.equal(cp.code, 0, cp.out + r.log(d, 'dump.log') + r.s.report());
+  await r.gone(pid);
+  const stopped = await counterStill(r.counterFile, 'after the checkpoint');
+  const rs = await r.restore(id, d);
+  assert.equal(rs.code, 0, rs.out + r.log(d, 'restore.log') + r.s.report());
+  const rpid = await r.pidOf(id);
+  await counterAbove(r.counterFile, stopped + 2, 'the restored container');
+  checkContained(rpid, HOSTNAME, r.counter, r.counterFile);
+  assert.notEqual(nsOf(rpid, 'user'), nsOf('self', 'user'), 'the restored container is in the host\'s user namespace');
+  assert.deepEqual(maps(rpid), ['0 100000 65536', '0 100000 65536'], 'the restored container has other maps');
+  assert.equal(/^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${rpid}/status`, 'utf8'))?.[1], '100000');
+  assert.equal(fs.statSync(r.counterFile).uid, 100000, 'the counter is not written as the container\'s root');
+});
+
 test('runc: a container with a cgroup namespace of its own comes back in a new one, rooted at its cgroups, and counts on', { timeout: 120_000 }, async (t) => {
   const r = setup(t, 'runc-cgns', (spec) => spec.linux.namespaces.push({ type: 'cgroup' }));
   const id = `cryo-g1-${process.pid}`;
