@@ -194,7 +194,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     validateImages(dir, loaded, { inherited: inheritKeys, extUnixSk: opts.extUnixSk });
     refuseBeyondPower(loaded);
     checkLsm(opts.lsmProfile, inv.lsmtype, loaded.tasks.flatMap((t) => [{ tid: t.pstree.pid, core: t.core }, ...[...t.threadCores].map(([tid, core]) => ({ tid, core }))]), log);
-    // Namespaces of the tree's own: the pid namespace of a root that was its init; no other yet.
+    // Namespaces of the tree's own: the root's, pid namespaces nested in its (PidLevels), its other mount and network namespaces.
     const dumper = inv.rootIds;
     nsFlags = restoreNamespaces(dumper, loaded.tasks.map((t) => ({ pid: t.pstree.pid, ppid: t.pstree.ppid, nested: t.pstree.cryoNsPids.length > 0, ...(t.core.ids ? { ids: t.core.ids } : {}) })));
     pids = new PidLevels(loaded.tasks);

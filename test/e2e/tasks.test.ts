@@ -60,7 +60,7 @@ test('threads that shared a seccomp filter share it again: a later SECCOMP_FILTE
 for (const [mode, want] of [
   ['timekids', /^Error: task (\d+) \(nsrefuse\) has made a time namespace for its children \(time:\[\d+\]\), which cryo does not dump yet$/m],
   ['uts', /^Error: task (\d+) \(nsrefuse\) is in a uts namespace \(uts:\[\d+\]\) other than the tree root's \(cryo's own\), which cryo cannot dump: as CRIU, every task must be in the root's$/m],
-  ['net', /^Error: task (\d+) \(nsrefuse\) is in a net namespace \(net:\[\d+\]\) other than the tree root's \(cryo's own\), which cryo does not dump yet: every task must be in the root's$/m],
+  ['net', /^Error: task (\d+) \(nsrefuse\) is in a net namespace \(net:\[\d+\]\) other than the tree root's \(cryo's own\), which cryo cannot dump \(nor can CRIU\) while the root is in cryo's: a tree of several network namespaces needs its root in one of its own$/m],
   ['pidkids', /^Error: task (\d+) \(nsrefuse\) has made a pid namespace for its children \(unshare\(CLONE_NEWPID\), no child in it yet\), which cryo does not dump yet$/m],
 ] as const) {
   test(`a namespace cryo cannot carry (${mode}) fails the dump in one line naming the task, which runs on untouched`, { timeout: 30_000 }, async (t) => {
