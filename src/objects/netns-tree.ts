@@ -9,6 +9,7 @@ import { CryoError } from '../context.js';
 import type { FileEntry, TaskKobjIdsEntry } from '../images/index.js';
 import type { Remote } from '../tracer/remote.js';
 import { TreeNetns } from './netns.js';
+import { joinCryoNs } from './mntns/enter.js';
 
 /** The network namespace a socket's entry names (CRIU's ns_id), if any. */
 export function socketNsId(fe: FileEntry): number | undefined {
@@ -37,12 +38,7 @@ export function makeSubNetns(root: Remote, cryoPidfd: bigint): TreeNetns {
   try {
     root.call('unshare(CLONE_NEWNET)', NR.unshare, CLONE.NEWNET);
     const made = new TreeNetns(`/proc/${root.pid}/ns/net`);
-    const fd = root.call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, back, 0);
-    try {
-      root.call('setns(CLONE_NEWNET)', NR.setns, fd, CLONE.NEWNET);
-    } finally {
-      root.call('close', NR.close, fd);
-    }
+    joinCryoNs(root, cryoPidfd, back, CLONE.NEWNET, 'CLONE_NEWNET');
     return made;
   } finally {
     closeSync(back);
@@ -61,10 +57,5 @@ export function enterTaskNetNs(rem: Remote, c: { pstree: { pid: number }; core: 
   if (want === born || want === undefined) return;
   const ns = made.get(want);
   if (!ns) throw new CryoError(`task ${c.pstree.pid} of the images is in network namespace ${want}, which the images do not hold`);
-  const fd = rem.call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, ns.fd, 0);
-  try {
-    rem.call('setns(CLONE_NEWNET)', NR.setns, fd, CLONE.NEWNET);
-  } finally {
-    rem.call('close', NR.close, fd);
-  }
+  joinCryoNs(rem, cryoPidfd, ns.fd, CLONE.NEWNET, 'CLONE_NEWNET');
 }

@@ -54,28 +54,36 @@ export function spawnAs(fd: number, argv0: string, o: SpawnAsOptions): number {
   if (argv0.length > 60) throw new Error('spawnAs: argv0 too long');
   const base = BigInt(syscall('mmap', NR.mmap, 0, 2 * PAGE, 7 /* rwx */, 0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */, -1, 0));
   try {
-    const self = process.pid;
-    processVmWrite(self, stub(base, fd, argv0), base);
-    // The child's stack: `ret` in libc's syscall() pops the stub's address.
-    const slot = Buffer.alloc(8);
-    slot.writeBigUInt64LE(base, 0);
-    processVmWrite(self, slot, base + BigInt(2 * PAGE - 8));
-    const tid = Buffer.alloc(4);
-    tid.writeInt32LE(o.pid, 0);
-    const args = Buffer.alloc(88);
-    const flags = BigInt(CLONE.VM | CLONE.VFORK | (o.ns ?? 0)) | BigInt(CLONE.CLEAR_SIGHAND) | (o.sibling ? BigInt(CLONE.PARENT) : 0n);
-    args.writeBigUInt64LE(flags, 0);
-    args.writeBigUInt64LE(o.sibling ? 0n : BigInt(SIG.CHLD), 32); // exit_signal
-    args.writeBigUInt64LE(base + BigInt(PAGE), 40); // stack
-    args.writeBigUInt64LE(BigInt(PAGE - 8), 48); // stack_size: sp lands on the slot
-    if (o.pid) {
-      args.writeBigUInt64LE(addressOf(tid), 64);
-      args.writeBigUInt64LE(1n, 72);
-    }
-    return syscall('clone3', NR.clone3, args, 88, 0, 0, 0, 0, tid);
+    return cloneOnto(base, stub(base, fd, argv0), o, CLONE.VFORK);
   } finally {
     syscall('munmap', NR.munmap, base, 2 * PAGE);
   }
+}
+
+/**
+ * clone3() of a child of CLONE_VM that runs `code` (put at `base`, the first of
+ * two pages whose second is its stack): `ret` in libc's syscall() pops the
+ * stub's address from the stack. Returns the child's pid.
+ */
+function cloneOnto(base: bigint, code: Buffer, o: SpawnAsOptions, more: number): number {
+  const self = process.pid;
+  processVmWrite(self, code, base);
+  const slot = Buffer.alloc(8);
+  slot.writeBigUInt64LE(base, 0);
+  processVmWrite(self, slot, base + BigInt(2 * PAGE - 8));
+  const tid = Buffer.alloc(4);
+  tid.writeInt32LE(o.pid, 0);
+  const args = Buffer.alloc(88);
+  const flags = BigInt(CLONE.VM | more | (o.ns ?? 0)) | BigInt(CLONE.CLEAR_SIGHAND) | (o.sibling ? BigInt(CLONE.PARENT) : 0n);
+  args.writeBigUInt64LE(flags, 0);
+  args.writeBigUInt64LE(o.sibling ? 0n : BigInt(SIG.CHLD), 32); // exit_signal
+  args.writeBigUInt64LE(base + BigInt(PAGE), 40); // stack
+  args.writeBigUInt64LE(BigInt(PAGE - 8), 48); // stack_size: sp lands on the slot
+  if (o.pid) {
+    args.writeBigUInt64LE(addressOf(tid), 64);
+    args.writeBigUInt64LE(1n, 72);
+  }
+  return syscall('clone3', NR.clone3, args, 88, 0, 0, 0, 0, tid);
 }
 
 /**
@@ -156,24 +164,7 @@ export function spawnGated(fd: number, argv0: string, o: SpawnAsOptions, gate: (
   const base = BigInt(syscall('mmap', NR.mmap, 0, 2 * PAGE, 7 /* rwx */, 0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */, -1, 0));
   let pid = 0;
   try {
-    const self = process.pid;
-    processVmWrite(self, gatedStub(base, gateR, fd, argv0), base);
-    const slot = Buffer.alloc(8);
-    slot.writeBigUInt64LE(base, 0);
-    processVmWrite(self, slot, base + BigInt(2 * PAGE - 8));
-    const tid = Buffer.alloc(4);
-    tid.writeInt32LE(o.pid, 0);
-    const args = Buffer.alloc(88);
-    const flags = BigInt(CLONE.VM | (o.ns ?? 0)) | BigInt(CLONE.CLEAR_SIGHAND) | (o.sibling ? BigInt(CLONE.PARENT) : 0n);
-    args.writeBigUInt64LE(flags, 0);
-    args.writeBigUInt64LE(o.sibling ? 0n : BigInt(SIG.CHLD), 32); // exit_signal
-    args.writeBigUInt64LE(base + BigInt(PAGE), 40); // stack
-    args.writeBigUInt64LE(BigInt(PAGE - 8), 48); // stack_size: sp lands on the slot
-    if (o.pid) {
-      args.writeBigUInt64LE(addressOf(tid), 64);
-      args.writeBigUInt64LE(1n, 72);
-    }
-    pid = syscall('clone3', NR.clone3, args, 88, 0, 0, 0, 0, tid);
+    pid = cloneOnto(base, gatedStub(base, gateR, fd, argv0), o, 0);
     close(execW);
     gate(pid);
     syscall('write', NR.write, gateW, Buffer.from([1]), 1);

@@ -27,6 +27,19 @@ function enterAt(rem: Remote, ns: bigint, root: bigint): void {
 }
 
 /**
+ * Task `rem` joins the namespace of kind `flag` (CLONE_NEW*) open at cryo's fd
+ * `cryoFd`: setns with its copy, taken through its fd of cryo's pidfd.
+ */
+export function joinCryoNs(rem: Remote, cryoPidfd: bigint, cryoFd: number, flag: number, what: string): void {
+  const fd = rem.call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, cryoFd, 0);
+  try {
+    rem.call(`setns(${what})`, NR.setns, fd, flag);
+  } finally {
+    rem.call('close', NR.close, fd);
+  }
+}
+
+/**
  * The same, into another mount namespace of the tree, by cryo's fds of it and of
  * its root (`made`), lent to the helper by pidfd_getfd.
  */

@@ -14,7 +14,7 @@ import {
   MOUNT_ATTR, O, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, SysError, mountAttr, pidfdGetfd, pidfdOpen, syscall,
 } from '../../sys/index.js';
 import { withHelper } from '../../tracer/seed.js';
-import { enterMntNs } from './enter.js';
+import { enterMntNs, joinCryoNs } from './enter.js';
 import type { Remote } from '../../tracer/remote.js';
 import { RemoteError } from '../../tracer/remote.js';
 import { CryoError, type Logger } from '../../context.js';
@@ -531,10 +531,5 @@ export function enterTaskMntNs(rem: Remote, c: { pstree: { pid: number }; core: 
   if (want === born) return;
   const ns = made.get(want);
   if (!ns) throw new CryoError(`task ${c.pstree.pid} of the images is in mount namespace ${want}, which the images do not hold`);
-  const fd = rem.call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, ns.ns, 0);
-  try {
-    rem.call('setns(CLONE_NEWNS)', NR.setns, fd, CLONE.NEWNS);
-  } finally {
-    rem.call('close', NR.close, fd);
-  }
+  joinCryoNs(rem, cryoPidfd, ns.ns, CLONE.NEWNS, 'CLONE_NEWNS');
 }
