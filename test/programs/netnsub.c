@@ -4,14 +4,18 @@
  * @cryo-netnsub-0. Its child A unshares another one, binds @cryo-netnsub-1 and
  * listens on TCP 127.0.0.1:7001 there; A's child B joins R's namespace again
  * (setns) and keeps A's socket of @cryo-netnsub-1 open. R's second child C
- * unshares a third and binds @cryo-netnsub-2. Then R joins its namespace and
- * A's by a veth pair (cryvR 10.77.0.1, cryvA 10.77.0.2) and prints READY.
+ * unshares a third, binds @cryo-netnsub-2 and connects to R's stream listener
+ * DIR/netnsub.sock (a path reaches across network namespaces), which R
+ * accepts. Then R joins its namespace and A's by a veth pair (cryvR 10.77.0.1,
+ * cryvA 10.77.0.2) and prints READY.
  *
  * On SIGUSR1 each task checks, from where it is: the names of its own
  * namespace answer and the others' do not; A reaches its listener on
  * 127.0.0.1, B (in R's) does not there but does through the veth; B's socket is still of A's namespace (SIOCGSKNS); A and C are in
- * namespaces of their own, B in R's. Each passes the signal on, reaps its child
- * and exits by its verdict; R prints PASS or FAIL.
+ * namespaces of their own, B in R's; C and R talk over their connection
+ * across namespaces, both of whose ends are of C's (unix_stream_connect makes
+ * the accepted one in the connecting socket's). Each passes the signal on, reaps its child and exits by
+ * its verdict; R prints PASS or FAIL.
  */
 #include "common.h"
 
@@ -117,6 +121,18 @@ static int finish_child(const char *who, pid_t child)
 	return common_fail_count ? 1 : 0;
 }
 
+/* Is socket `sk` of the network namespace task `pid` is in? */
+static int sock_of(int sk, pid_t pid)
+{
+	struct stat st;
+	int ns = ioctl(sk, SIOCGSKNS), ok;
+
+	ok = ns >= 0 && fstat(ns, &st) == 0 && st.st_ino == netns_of(pid);
+	if (ns >= 0)
+		close(ns);
+	return ok;
+}
+
 static int b_main(int ready, pid_t r, int a_sk)
 {
 	int fd = open("/proc/self/ns/net", O_RDONLY), ns;
@@ -172,14 +188,25 @@ static int a_main(int ready, pid_t r)
 	return finish_child("A", b);
 }
 
+static struct sockaddr_un path_addr;
+
 static int c_main(int ready, pid_t r)
 {
+	int sk;
+	char buf[4];
+
 	MUST(unshare(CLONE_NEWNET) == 0);
 	lo_up();
 	bind_name(2);
+	sk = socket(AF_UNIX, SOCK_STREAM, 0);
+	MUST(sk >= 0 && connect(sk, (struct sockaddr *)&path_addr, sizeof(path_addr)) == 0);
 	MUST(write(ready, "c", 1) == 1);
 	wait_for_signal();
 	check_names("C", 1 << 2);
+	if (write(sk, "ping", 4) != 4 || read(sk, buf, 4) != 4 || memcmp(buf, "pong", 4))
+		failf("C: no answer from R over the connection across namespaces");
+	if (!sock_of(sk, getpid()))
+		failf("C: its end of the connection to R is not of its own network namespace");
 	if (tcp_reaches() != 0)
 		failf("C: A's listener answers here");
 	if (netns_of(getpid()) == netns_of(r))
@@ -187,16 +214,21 @@ static int c_main(int ready, pid_t r)
 	return finish_child("C", 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	int p[2], n = 0;
+	int p[2], n = 0, l, acc;
 	pid_t a, c, r = getpid();
-	char ch;
+	char ch, buf[4];
 
 	prog_init();
 	MUST(unshare(CLONE_NEWNET) == 0);
 	lo_up();
 	bind_name(0);
+	path_addr.sun_family = AF_UNIX;
+	snprintf(path_addr.sun_path, sizeof(path_addr.sun_path), "%s/netnsub.sock", prog_dir(argc, argv));
+	unlink(path_addr.sun_path);
+	l = socket(AF_UNIX, SOCK_STREAM, 0);
+	MUST(l >= 0 && bind(l, (struct sockaddr *)&path_addr, sizeof(path_addr)) == 0 && listen(l, 1) == 0);
 	MUST(pipe(p) == 0);
 	a = fork();
 	MUST(a >= 0);
@@ -210,6 +242,9 @@ int main(void)
 	while (n < 3 && read(p[0], &ch, 1) == 1)
 		n++;
 	MUST(n == 3);
+	acc = accept(l, NULL, NULL);
+	MUST(acc >= 0);
+	close(l);
 	{
 		char cmd[256];
 
@@ -224,6 +259,12 @@ int main(void)
 	check_names("R", 1 << 0);
 	if (netns_of(a) == netns_of(c))
 		failf("R: A and C share a network namespace");
+	kill(c, SIGUSR1);
+	if (read(acc, buf, 4) != 4 || memcmp(buf, "ping", 4) || write(acc, "pong", 4) != 4)
+		failf("R: no word from C over the connection across namespaces");
+	/* The kernel makes the accepted end in the connecting socket's namespace: C's. */
+	if (!sock_of(acc, c))
+		failf("R: its end of the connection to C is not of C's network namespace, as the kernel made it");
 	finish_child("R (A)", a);
 	finish_child("R (C)", c);
 	return prog_finish();

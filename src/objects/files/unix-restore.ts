@@ -47,17 +47,21 @@ export function loadSkQueues(dir: ImageDir, store: KindStore): void {
 /** UnixSkEntry.uflags: a socket outside the tree, written so its peers can reach it. */
 export const USK_EXTERN = 1;
 
+/** Make a socket of entry `ue` in the network namespace it is of. */
+type InNs = <T>(ue: UnixSkEntry, fn: () => T) => T;
+
 /**
  * A connected stream pair where `srv` came from accept() and carries its
  * listener's name; `cli` is the other end (undefined: an end made to be closed).
+ * Each end is made in its own network namespace (a name on a path reaches across them).
  */
-function acceptedPair(srv: UnixSkEntry, cli: UnixSkEntry | undefined, ghosts: Map<number, number>, names: UnixNames): [number, number] {
-  const l = sock.socket(1 /* AF_UNIX */, srv.type);
+function acceptedPair(srv: UnixSkEntry, cli: UnixSkEntry | undefined, ghosts: Map<number, number>, names: UnixNames, inNs: InNs): [number, number] {
+  const l = inNs(srv, () => sock.socket(1 /* AF_UNIX */, srv.type));
   let ghost: number | undefined;
   try {
     ghost = names.bind(l, srv);
     sock.listen(l, 1);
-    const c = sock.socket(1, srv.type);
+    const c = inNs(cli ?? srv, () => sock.socket(1, srv.type));
     if (cli?.name.length) {
       const g = names.bind(c, cli);
       if (g !== undefined) ghosts.set(cli.ino, g);
@@ -136,9 +140,8 @@ function build(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixRestore, names: 
   const inherited = (ue: UnixSkEntry) => env.inherited.has(`socket:[${ue.ino}]`);
   const inTree = (ue: UnixSkEntry) => !(ue.uflags & USK_EXTERN) && !inherited(ue);
   const own = all.filter(inTree);
-  /** Make a socket in the network namespace its entry names (the two ends of a pair are of one). */
-  const inNs = <T>(ue: UnixSkEntry, fn: () => T, other?: UnixSkEntry): T => {
-    if (other && (other.nsId || 0) !== (ue.nsId || 0)) throw new CryoError(`${show(ue)} and ${show(other)}: a connected pair of two network namespaces, which cryo cannot make yet`);
+  /** Make a socket in the network namespace its entry names (the two ends of a socketpair are of one: the dump checked it). */
+  const inNs = <T>(ue: UnixSkEntry, fn: () => T): T => {
     const fd = ue.nsId ? env.netnsFd?.(ue.nsId) : undefined;
     return fd === undefined ? fn() : netlink.inNetns(fd, fn);
   };
@@ -162,20 +165,20 @@ function build(all: UnixSkEntry[], env: RestoreFilesEnv, u: UnixRestore, names: 
           // The accepted end carries its listener's name.
           const srv = srvs.find((x) => listenerNames.has(Buffer.from(x.name).toString('hex'))) ?? srvs[0]!;
           const cli = srv === a ? b : a;
-          const [s, c] = inNs(srv, () => acceptedPair(srv, cli, ghosts, names), cli);
+          const [s, c] = acceptedPair(srv, cli, ghosts, names, inNs);
           fds.set(srv.ino, s);
           fds.set(cli.ino, c);
           named.add(srv.ino).add(cli.ino);
         } else {
           // Datagram pairs are bound to their names below.
-          const [x, y] = inNs(a, () => sock.socketpair(a.type), b);
+          const [x, y] = inNs(a, () => sock.socketpair(a.type));
           fds.set(a.ino, x);
           fds.set(b.ino, y);
         }
         paired.add(a.ino).add(b.ino);
       } else if (a.state === TCP_ESTABLISHED && !a.peer && a.type !== SOCK.DGRAM) {
         // Its peer closed: a pair whose other end goes once the queue is back.
-        const [x, y] = inNs(a, () => (a.name.length ? acceptedPair(a, undefined, ghosts, names) : sock.socketpair(a.type)));
+        const [x, y] = a.name.length ? acceptedPair(a, undefined, ghosts, names, inNs) : inNs(a, () => sock.socketpair(a.type));
         fds.set(a.ino, x);
         fakePeers.set(a.ino, y);
         faked.add(a.ino);

@@ -223,6 +223,16 @@ export const unixsk: FdKind = {
 export function finishUnix(files: FileTable, extUnixSk: boolean, external: string[]): void {
   const u = files.unix;
   if (!u) return;
+  // A pair made again as one socketpair (datagram, or no name to connect by) is of one network namespace (its entries' ns_id).
+  const entries = new Map(files.entries.flatMap((e) => (e.usk ? [[e.usk.ino, e.usk] as const] : [])));
+  for (const { ue, where } of u.byIno.values()) {
+    const a = entries.get(ue.ino) ?? ue;
+    const b = entries.get(a.peer);
+    if (!b || b.peer !== a.ino || a.state !== TCP_ESTABLISHED || (a.nsId || 0) === (b.nsId || 0)) continue;
+    if (a.type === SOCK.DGRAM || (!a.name.length && !b.name.length)) {
+      throw new CryoError(`${where}: connected to unix socket ${b.ino} of another network namespace of the tree, a ${typeName(a.type)} pair cryo cannot make across namespaces yet`);
+    }
+  }
   const externs = new Set<number>();
   for (const { ue, where } of u.byIno.values()) {
     if (!ue.peer || u.byIno.has(ue.peer)) continue;
