@@ -211,6 +211,63 @@ test('python3: a TCP echo server in the tree, its client outside it keeps its co
   await s.killTree(restored);
 });
 
+test('redis-server (Debian\'s): a client outside the tree keeps its connection across dump and restore with --tcp-established, every INCR reply in sequence; the data set before the dump is there; new clients connect after restore', { timeout: 120_000 }, async (t) => {
+  const s = Session.for(t, 'netlock-redis');
+  const port = 16000 + (process.pid % 4000);
+  const server = await s.startCommand('redis', ['/usr/bin/redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--dir', s.dir, '--protected-mode', 'no', '--loglevel', 'notice'], { ready: /Ready to accept connections/ });
+  const stop = path.join(s.dir, 'stop');
+  // RESP by hand: one connection, INCR after INCR, each reply the next number.
+  const client = await s.startCommand('client', [python3(), '-u', '-c', [
+    'import socket, os, time',
+    `c = socket.create_connection(("127.0.0.1", ${port}))`,
+    'f = c.makefile("rb")',
+    'def cmd(*a):',
+    '    c.sendall(b"*%d\\r\\n" % len(a) + b"".join(b"$%d\\r\\n%s\\r\\n" % (len(x), x) for x in a))',
+    '    line = f.readline()',
+    '    if line.startswith(b"$"):',
+    '        n = int(line[1:])',
+    '        return f.read(n + 2)[:-2]',
+    '    return line.strip()',
+    'big = os.urandom(200000).hex().encode()',
+    'assert cmd(b"SET", b"big", big) == b"+OK"',
+    'n = 0',
+    'def one():',
+    '    global n',
+    '    n += 1',
+    '    got = cmd(b"INCR", b"counter")',
+    '    assert got == b":%d" % n, (n, got)',
+    'for _ in range(50): one()',
+    'print("READY", flush=True)',
+    `while not os.path.exists(${JSON.stringify(stop)}):`,
+    '    one()',
+    '    if n % 100 == 0: print("at", n, flush=True)',
+    '    time.sleep(0.005)',
+    'assert cmd(b"GET", b"big") == big, "the value set before the dump changed"',
+    `d = socket.create_connection(("127.0.0.1", ${port}))`,
+    'd.sendall(b"*2\\r\\n$3\\r\\nGET\\r\\n$7\\r\\ncounter\\r\\n")',
+    'g = d.makefile("rb")',
+    'assert g.readline() == b"$%d\\r\\n" % len(str(n)) and g.readline() == b"%d\\r\\n" % n',
+    'print("DONE", n, flush=True)',
+  ].join('\n')]);
+  const images = imagesDir(s, t);
+  await s.dump(server, images, { extra: ['--tcp-established'] });
+  assert.equal(iptRules([port]).length, 2, 'the connection is not locked');
+  await sleep(1000);
+  assert.ok(client.status === undefined && !/Traceback/.test(client.output()), client.output());
+  const restored = await s.restore(images, server, { extra: ['--tcp-established'] });
+  assert.deepEqual(iptRules([port]), [], 'rules left after the restore');
+  const at = () => Number(/at (\d+)\n(?![\s\S]*at \d+)/.exec(client.output())?.[1] ?? 0);
+  const before = at();
+  await s.check(waitFor('the client to go on after the restore', () => at() > before + 200, 20_000));
+  fs.writeFileSync(stop, '');
+  const st = await s.check(client.wait(20_000));
+  assert.equal(st?.exited, 0, client.output());
+  assert.match(client.output(), /^DONE \d+$/m);
+  assert.ok(runningFree(restored.pid));
+  await s.killTree(restored);
+});
+
 test('--tcp-close: connections dumped as they are and restored closed; the images need it on restore; --skip-in-flight drops connections not yet accepted', { timeout: 120_000 }, async (t) => {
   const s = Session.for(t, 'netlock-close');
   const go = path.join(s.dir, 'go');

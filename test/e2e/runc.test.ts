@@ -11,7 +11,7 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Session, reapUntilGone, exists, python3, ROOT } from './harness.js';
+import { Session, critEntries, reapUntilGone, exists, python3, ROOT } from './harness.js';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CRYO_BIN, busyboxRootfs, checkContained, counterAbove, counterScript, counterStill, readCounter, run } from './containers.js';
@@ -197,6 +197,47 @@ test('runc: a container in a user namespace of its own (uidMappings/gidMappings:
   assert.deepEqual(maps(rpid), ['0 100000 65536', '0 100000 65536'], 'the restored container has other maps');
   assert.equal(/^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${rpid}/status`, 'utf8'))?.[1], '100000');
   assert.equal(fs.statSync(r.counterFile).uid, 100000, 'the counter is not written as the container\'s root');
+});
+
+test('runc: a container joined to an external network namespace (a path in its spec, as CNI does): runc names it External net[INO] at checkpoint and hands it back with inherit_fd; the restored container is in that very namespace, its listener answering there', { timeout: 120_000 }, async (t) => {
+  const netns = `cryo-runc-${process.pid}`;
+  assert.equal(spawnSync('ip', ['netns', 'add', netns]).status, 0);
+  t.after(() => spawnSync('ip', ['netns', 'del', netns]));
+  assert.equal(spawnSync('ip', ['-n', netns, 'link', 'set', 'lo', 'up']).status, 0);
+  const r = setup(t, 'runc-extnet', (spec) => {
+    const net = spec.linux.namespaces.find((n) => n.type === 'network');
+    assert.ok(net, 'runc spec has no network namespace');
+    Object.assign(net, { path: `/run/netns/${netns}` });
+    // The counter, and busybox's httpd answering on the namespace's loopback.
+    spec.process.args = ['sh', '-c', `httpd -p 127.0.0.1:8088 -h /tmp; ${counterScript(`cryo-runc-extnet-count-${process.pid}`)}`];
+  });
+  const id = `cryo-cn-${process.pid}`;
+  const pid = await r.start(id);
+  await counterAbove(r.counterFile, 3, 'the started container');
+  const ext = fs.statSync(`/run/netns/${netns}`).ino;
+  assert.equal(fs.statSync(`/proc/${pid}/ns/net`).ino, ext);
+  const d = r.dirs();
+  const cp = await r.checkpoint(id, d);
+  assert.equal(cp.code, 0, cp.out + r.log(d, 'dump.log') + r.s.report());
+  // Only the key runc gave is dumped (CRIU's NetnsEntry ext_key), as Debian's crit reads it.
+  const netnsImg = fs.readdirSync(d.images).find((n) => /^netns-\d+\.img$/.test(n));
+  assert.ok(netnsImg, fs.readdirSync(d.images).join(' '));
+  assert.deepEqual(critEntries(d.images, netnsImg).map((e) => e['ext_key']), ['extRootNetNS']);
+  await r.gone(pid);
+  const stopped = await counterStill(r.counterFile, 'after the checkpoint');
+  const rs = await r.restore(id, d);
+  assert.equal(rs.code, 0, rs.out + r.log(d, 'restore.log') + r.s.report());
+  const rpid = await r.pidOf(id);
+  await counterAbove(r.counterFile, stopped + 2, 'the restored container');
+  assert.equal(fs.statSync(`/proc/${rpid}/ns/net`).ino, ext, 'the restored container is not in the external network namespace');
+  const get = spawnSync('ip', ['netns', 'exec', netns, '/bin/busybox', 'wget', '-q', '-O', '-', `http://127.0.0.1:8088/${r.counter}`], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(get.status, 0, `the restored httpd does not answer in the namespace: ${get.stderr}`);
+  assert.match(get.stdout, /^\d+\s*$/);
+  // The lock the dump put into the namespace went with the restore.
+  for (const argv of [['iptables-legacy-save'], ['nft', 'list', 'ruleset']]) {
+    const rules = spawnSync('ip', ['netns', 'exec', netns, ...argv], { encoding: 'utf8', timeout: 10_000 });
+    assert.doesNotMatch(rules.stdout, /CRIU/, `${argv[0]} in the namespace after the restore:\n${rules.stdout}`);
+  }
 });
 
 test('runc: a container with a cgroup namespace of its own comes back in a new one, rooted at its cgroups, and counts on', { timeout: 120_000 }, async (t) => {
