@@ -254,6 +254,37 @@ test('a node HTTP server (libuv, epoll on its listener): restored, it answers ne
   await s.killTree(restored);
 });
 
+test('a node HTTP server with a keep-alive client outside the tree (this test): with --tcp-established the client\'s connection comes back, its next requests answered on the same socket, the count going on; a new client is served too', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'nodehttp-keepalive');
+  const code = 'let n = 0; const s = require("http").createServer((q, r) => r.end(String(++n))); s.keepAliveTimeout = 120000; s.listen(0, "127.0.0.1", function () { console.log("READY " + this.address().port); });';
+  const target = await s.startCommand('nodehttp', [process.execPath, '-e', code], { ready: /^READY \d+$/m, timeoutMs: 20_000 });
+  const port = Number(/^READY (\d+)$/m.exec(target.output())?.[1]);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const get = (a: http.Agent | false) => new Promise<{ body: string; local: number | undefined }>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/', agent: a }, (res) => {
+      const local = res.socket.localPort;
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ body, local }));
+    }).on('error', reject);
+  });
+  const [a, b] = [await get(agent), await get(agent)];
+  assert.deepEqual([a.body, b.body], ['1', '2']);
+  assert.equal(a.local, b.local, 'the agent did not keep its connection');
+  const images = s.mkdir();
+  t.after(() => dropLocks(images)); // should the restore not take the lock out
+  await s.dump(target, images, { extra: ['--tcp-established'] });
+  assert.equal(iptRules([port]).length, 2, 'the connection is not locked');
+  const restored = await s.restore(images, target, { extra: ['--tcp-established'] });
+  assert.deepEqual(iptRules([port]), [], 'rules left after the restore');
+  const [c, d] = [await get(agent), await get(agent)];
+  assert.deepEqual([c.body, d.body], ['3', '4'], s.report());
+  assert.deepEqual([c.local, d.local], [a.local, a.local], `the client's connection did not survive${s.report()}`);
+  assert.equal((await get(false)).body, '5');
+  await s.killTree(restored);
+});
+
 test('--tcp-established: connections between tasks of the tree (IPv4, IPv6) with 4 MB in flight come back byte for byte; with -R they run on, also with a peer outside the tree', { timeout: 90_000 }, async (t) => {
   const s = Session.for(t, 'tcpconn');
   const target = await s.start('tcpconn');
