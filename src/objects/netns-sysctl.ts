@@ -1,7 +1,8 @@
 // The sysctls of a network namespace as CRIU keeps them: net.ipv4.conf.* and
 // net.ipv6.conf.* of each link and of all/default (in CRIU's order, one
 // SysctlEntry per name, with a value where the kernel has it), net.unix.* and
-// net.ipv4.ping_group_range. Read and written by cryo's thread while it is in
+// net.ipv4.ping_group_range; and net.core.somaxconn, in a field of cryo's own
+// (CRIU keeps it not, and a restore would give the namespace the default). Read and written by cryo's thread while it is in
 // the namespace: /proc/sys/net shows the namespace of the thread that opens it.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { create, isFieldSet, SysctlEntrySchema, SysctlType, type SysctlEntry } from '../images/index.js';
@@ -28,6 +29,8 @@ export const DEVCONFS6 = [
 ] as const;
 
 const UNIX_CONF = ['max_dgram_qlen'] as const;
+/** net.core.* of a namespace's own that cryo keeps (CRIU keeps none). */
+const CORE_CONF = ['somaxconn'] as const;
 
 const read = (path: string): string | undefined => {
   try {
@@ -53,6 +56,20 @@ export function readConf(proto: 'ipv4' | 'ipv6', tgt: string): SysctlEntry[] {
 export function readUnixConf(): SysctlEntry[] {
   const l = UNIX_CONF.map((n) => readEntry(`net/unix/${n}`, false));
   return l.some((e) => valueOf(e) !== undefined) ? l : [];
+}
+
+/** net.core.somaxconn, as cryo's own field of netns.img. */
+export function readCoreConf(): SysctlEntry[] {
+  return CORE_CONF.map((n) => readEntry(`net/core/${n}`, false));
+}
+
+export function writeCoreConf(conf: SysctlEntry[], w: SysctlWriter): void {
+  if (!conf.length) return;
+  if (conf.length !== CORE_CONF.length) throw new CryoError(`bad image: netns: ${conf.length} net.core sysctls, not ${CORE_CONF.length}`);
+  CORE_CONF.forEach((n, i) => {
+    const v = valueOf(conf[i]!);
+    if (v !== undefined) write(`net/core/${n}`, v, w);
+  });
 }
 
 /** net.ipv4.ping_group_range; the default "1 0" (no group may ping) is kept without a value, as CRIU. */

@@ -13,7 +13,7 @@ import { create, NetnsEntrySchema, type ImageDir, type NetDeviceEntry, type Netn
 import { checkLinks, dumpLinks, restoreLinks } from './netdev.js';
 import { netlink } from '../sys/index.js';
 import { CryoError, type Logger } from '../context.js';
-import { readConf, readIpv4Sysctls, readUnixConf, writeConf, writeIpv4Sysctls, writeUnixConf, type SysctlWriter } from './netns-sysctl.js';
+import { readConf, readCoreConf, readIpv4Sysctls, readUnixConf, writeConf, writeCoreConf, writeIpv4Sysctls, writeUnixConf, type SysctlWriter } from './netns-sysctl.js';
 
 const O_TMPFILE = 0o20200000;
 
@@ -156,7 +156,7 @@ export function dumpNetNs(nsFd: number, nsId: number, nsLink: string, env: Netns
     dir.write('netns', [create(NetnsEntrySchema, {
       defConf4: readConf('ipv4', 'default'), allConf4: readConf('ipv4', 'all'),
       defConf6: ipv6() ? readConf('ipv6', 'default') : [], allConf6: ipv6() ? readConf('ipv6', 'all') : [],
-      unixConf: readUnixConf(), ipv4Sysctl: readIpv4Sysctls(),
+      unixConf: readUnixConf(), ipv4Sysctl: readIpv4Sysctls(), cryoCoreConf: readCoreConf(),
     })], nsId);
     // As CRIU: written only when there is an entry (its image is opened lazily).
     for (const [kind, exp] of [['netnfCt', false], ['netnfExp', true]] as const) {
@@ -315,6 +315,7 @@ function restoreIn(img: NetnsImages, env: NetnsRestoreEnv, w: SysctlWriter, what
     }
     writeUnixConf(n.unixConf, w);
     writeIpv4Sysctls(n.ipv4Sysctl, w);
+    writeCoreConf(n.cryoCoreConf, w);
   }
   restoreLinks(img.links, {
     hostNsFd, nsFd, nsId: id, made: env.made ?? new Set(), ...(env.netnsFd ? { netnsFd: env.netnsFd } : {}), external: env.external, w, defConf4: n?.defConf4 ?? [], defConf6: n?.defConf6 ?? [], ipv6: ipv6(), log: env.log, what,

@@ -1,6 +1,6 @@
 /* Inet sockets that hold no connection:
  *  - a TCP listener on 127.0.0.1 (backlog 7, O_NONBLOCK, SO_REUSEADDR, TCP_NODELAY,
- *    SO_KEEPALIVE with TCP_KEEPIDLE 77);
+ *    SO_KEEPALIVE with TCP_KEEPIDLE 77, TCP_USER_TIMEOUT 4321 ms: cryo's own field);
  *  - a TCP listener on [::1] with IPV6_V6ONLY, and a dual-stack one on [::];
  *  - an unbound TCP socket, and one bound but not listening;
  *  - two listeners sharing one port by SO_REUSEPORT, the first cleared it after;
@@ -105,6 +105,7 @@ int main(int argc, char **argv)
 	setopt(l4, IPPROTO_TCP, TCP_NODELAY, 1);
 	setopt(l4, SOL_SOCKET, SO_KEEPALIVE, 1);
 	setopt(l4, IPPROTO_TCP, TCP_KEEPIDLE, 77);
+	setopt(l4, IPPROTO_TCP, TCP_USER_TIMEOUT, 4321);
 	MUST(listen(l4, 7) == 0);
 	MUST(fcntl(l4, F_SETFL, O_NONBLOCK) == 0);
 	int l6 = socket(AF_INET6, SOCK_STREAM, 0);
@@ -199,6 +200,8 @@ int main(int argc, char **argv)
 		failf("TCP listener: O_NONBLOCK lost");
 	if (opt(l4, SOL_SOCKET, SO_REUSEADDR) != 1 || opt(l4, IPPROTO_TCP, TCP_NODELAY) != 1 || opt(l4, SOL_SOCKET, SO_KEEPALIVE) != 1 || opt(l4, IPPROTO_TCP, TCP_KEEPIDLE) != 77)
 		failf("TCP listener: options lost (reuseaddr %d nodelay %d keepalive %d keepidle %d)", opt(l4, SOL_SOCKET, SO_REUSEADDR), opt(l4, IPPROTO_TCP, TCP_NODELAY), opt(l4, SOL_SOCKET, SO_KEEPALIVE), opt(l4, IPPROTO_TCP, TCP_KEEPIDLE));
+	if (opt(l4, IPPROTO_TCP, TCP_USER_TIMEOUT) != 4321)
+		failf("TCP listener: TCP_USER_TIMEOUT %d, not 4321", opt(l4, IPPROTO_TCP, TCP_USER_TIMEOUT));
 	if (opt(l6, IPPROTO_IPV6, IPV6_V6ONLY) != 1 || opt(ld, IPPROTO_IPV6, IPV6_V6ONLY) != 0)
 		failf("IPV6_V6ONLY: %d and %d, want 1 and 0", opt(l6, IPPROTO_IPV6, IPV6_V6ONLY), opt(ld, IPPROTO_IPV6, IPV6_V6ONLY));
 	if (opt(u1, IPPROTO_IP, IP_TTL) != 33 || opt(u1, IPPROTO_IP, IP_TOS) != 0x10)

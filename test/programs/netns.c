@@ -12,7 +12,8 @@
  *     100 and a rule "from 127.5.5.5 lookup 100 pref 1000";
  *   - sysctls net.ipv4.conf.all.forwarding=1, net.ipv4.conf.lo.rp_filter=2,
  *     net.ipv6.conf.lo.hop_limit=33, net.ipv4.conf.default.accept_local=1,
- *     net.unix.max_dgram_qlen=77, net.ipv4.ping_group_range "0 0";
+ *     net.unix.max_dgram_qlen=77, net.ipv4.ping_group_range "0 0",
+ *     net.core.somaxconn=777 (cryo's own field: CRIU keeps none of net.core);
  *   - an nft table "inet cryotest" with a rule dropping TCP port 9 and one
  *     matching conntrack state (so the connection below is tracked), and a
  *     legacy iptables rule (iptables-legacy) dropping TCP port 10;
@@ -147,6 +148,7 @@ int main(int argc, char **argv)
 	put("/proc/sys/net/ipv6/conf/lo/hop_limit", "33");
 	put("/proc/sys/net/ipv4/conf/default/accept_local", "1");
 	put("/proc/sys/net/unix/max_dgram_qlen", "77");
+	put("/proc/sys/net/core/somaxconn", "777");
 	put("/proc/sys/net/ipv4/ping_group_range", "0 0");
 
 	lst = socket(AF_INET, SOCK_STREAM, 0);
@@ -198,6 +200,7 @@ int main(int argc, char **argv)
 	expect_file("/proc/sys/net/ipv6/conf/lo/hop_limit", "33");
 	expect_file("/proc/sys/net/ipv4/conf/default/accept_local", "1");
 	expect_file("/proc/sys/net/unix/max_dgram_qlen", "77");
+	expect_file("/proc/sys/net/core/somaxconn", "777");
 	expect_file("/proc/sys/net/ipv4/ping_group_range", "0 0");
 
 	/* The connection: the queued bytes, then both ways. */

@@ -2,7 +2,7 @@
  * loopback, with data in flight: each end has bytes it has not read yet, and
  * the client has sent so much that its send queue is full (the server's receive
  * buffer too). After restore every byte comes in order, the addresses are the
- * same, TCP_NODELAY and SO_REUSEADDR are kept, and both ends go on talking.
+ * same, TCP_NODELAY, TCP_USER_TIMEOUT and SO_REUSEADDR are kept, and both ends go on talking.
  * SIGUSR2: the server reads one byte of the stream first (FAIL). */
 #include "common.h"
 #include <arpa/inet.h>
@@ -62,6 +62,11 @@ static void setup(struct conn *k, int family)
 	MUST(k->s >= 0);
 	close(ls);
 	MUST(setsockopt(k->c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0);
+	{
+		int ut = 5555;
+
+		MUST(setsockopt(k->c, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut)) == 0);
+	}
 	MUST(write(k->c, "hello from client", 17) == 17);
 	MUST(write(k->s, "hi from server", 14) == 14);
 	/* Fill the server's receive buffer and the client's send queue. */
@@ -110,6 +115,8 @@ static void check(struct conn *k, const char *what)
 		failf("%s: client at %s, was %s", what, now, k->local);
 	if (getsockopt(k->c, IPPROTO_TCP, TCP_NODELAY, &v, &l) || v != 1)
 		failf("%s: TCP_NODELAY lost", what);
+	if (getsockopt(k->c, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, &l) || v != 5555)
+		failf("%s: TCP_USER_TIMEOUT %d, not 5555", what, v);
 	if (getsockopt(k->s, SOL_SOCKET, SO_BUF_LOCK, &v, &l) || v != k->buflock)
 		failf("%s: SO_BUF_LOCK %d, was %d (refilling the queues locked the buffers)", what, v, k->buflock);
 	if (getsockopt(k->c, SOL_SOCKET, SO_REUSEADDR, &v, &l) || v != 1)

@@ -330,13 +330,14 @@ function dumpInet(p: FdProbe, id: number, env: DumpFilesEnv): InetSkEntry {
   const dev = sock.getsockoptRaw(fd, SOL_SOCKET, SO.BINDTODEVICE, 16);
   const ifname = dev.subarray(0, Math.max(0, dev.indexOf(0))).toString();
   if (ifname) opts.soBoundDev = ifname;
-  // As CRIU 4: TCP's own options, the keepalive ones too, are in tcp_opts (each only where not 0).
+  // As CRIU 4: TCP's own options, the keepalive ones too, are in tcp_opts (each only where not 0);
+  // TCP_USER_TIMEOUT too, in a field of cryo's own (CRIU loses it).
   let tcpOpts: TcpOptsEntry | undefined;
   if (type === SOCK.STREAM) {
     tcpOpts = create(TcpOptsEntrySchema);
     const t = tcpOpts as unknown as Record<string, number | boolean>;
     for (const [k, opt] of [['nodelay', TCP.NODELAY], ['cork', TCP.CORK]] as const) if (int(fd, IPPROTO.TCP, opt)) t[k] = true;
-    for (const [k, opt] of [['keepcnt', TCP.KEEPCNT], ['keepidle', TCP.KEEPIDLE], ['keepintvl', TCP.KEEPINTVL]] as const) {
+    for (const [k, opt] of [['keepcnt', TCP.KEEPCNT], ['keepidle', TCP.KEEPIDLE], ['keepintvl', TCP.KEEPINTVL], ['cryoUserTimeout', TCP.USER_TIMEOUT]] as const) {
       const v = int(fd, IPPROTO.TCP, opt);
       if (v) t[k] = v;
     }
@@ -400,6 +401,7 @@ function openInet(ie: InetSkEntry, env: RestoreFilesEnv): number {
       if (t && isFieldSet(t, to.keepcnt)) setIf(fd, IPPROTO.TCP, TCP.KEEPCNT, t.keepcnt, where);
       if (t && isFieldSet(t, to.keepidle)) setIf(fd, IPPROTO.TCP, TCP.KEEPIDLE, t.keepidle, where);
       if (t && isFieldSet(t, to.keepintvl)) setIf(fd, IPPROTO.TCP, TCP.KEEPINTVL, t.keepintvl, where);
+      if (t && isFieldSet(t, to.cryoUserTimeout)) setIf(fd, IPPROTO.TCP, TCP.USER_TIMEOUT, t.cryoUserTimeout, where);
     }
     if (ie.type === SOCK.STREAM && ie.dstPort !== 0 && env.tcpClose) {
       // As CRIU's --tcp-close: a new socket, unbound, shut down both ways (the
