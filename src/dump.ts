@@ -163,7 +163,12 @@ export async function runDump(ctx: Context): Promise<number> {
           // A tmpfs with mounts on it is read through a clone of it alone, made in its mount namespace.
           // Every mount namespace of the tree (the root's first), each with its own id.
           const nss = treeMntNamespaces(nsTasks).map((n) => ({ ...n, nsId: nsIdOf(n.link, st) }));
-          st.mntns = dumpMntNs(nss, dir, { external: opts.external, auto: opts.autoExtMnt, enableFs: opts.enableFs, externalMasters: opts.enableExternalMasters }, log, (pid, p, sdev) => cloneMountOf(pid, p, sdev), st.userns?.view ?? IdView.SAME);
+          // The pid namespaces nested in the root's: a proc of one is mounted again by a task of it.
+          const rootPidns = readlinkSync(`/proc/${root}/ns/pid`);
+          const nestedPidns = new Set(tasks.filter((t) => t.ns.levels.length && t.stat.state !== 'Z').map((t) => readlinkSync(`/proc/${t.pid}/ns/pid`)));
+          nestedPidns.delete(rootPidns);
+          st.mntns = dumpMntNs(nss, dir, { external: opts.external, auto: opts.autoExtMnt, enableFs: opts.enableFs, externalMasters: opts.enableExternalMasters }, log, (pid, p, sdev) => cloneMountOf(pid, p, sdev), st.userns?.view ?? IdView.SAME,
+            (link) => (nestedPidns.has(link) ? nsIdOf(link, st) : undefined));
         } else if (ns.kind === 'uts') {
           dumpUtsNs(ns.path, nsId, dir);
         } else if (ns.kind === 'time') {

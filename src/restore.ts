@@ -33,7 +33,7 @@ import { writeStats } from './stats.js';
 import { loadNetNs, restoreNetNs, TreeNetns, type NetnsImages } from './objects/netns.js';
 import { attachedTunDevices } from './objects/files/tunfile.js';
 import { checkLsm } from './objects/lsm.js';
-import { closeMntNs, commonMount, enterTaskMntNs, loadMntNs, readOnlyAtLast, restoreMntNs, type MadeMntNs, type MntNsImages } from './objects/mntns/restore.js';
+import { closeMntNs, commonMount, enterTaskMntNs, loadMntNs, mountLateProc, readOnlyAtLast, restoreMntNs, type MadeMntNs, type MntNsImages } from './objects/mntns/restore.js';
 import { loadIpcNs, restoreIpcNs, finishIpcNs, checkAttachments, attachSpan, type IpcNsImages } from './objects/ipcns.js';
 import { runAction } from './actions.js';
 import { validateImages } from './restore/validate.js';
@@ -131,6 +131,18 @@ function refuseInUserns(l: Loaded, nsFlags: number): void {
   if (other) {
     const what = other.pstree.pid === root ? `thread ${[...other.threadCores.keys()][0]} of task ${root}` : `task ${other.pstree.pid}`;
     throw new CryoError(`${what} of the images: in a user namespace of the tree's own but in cryo's pid namespace, it cannot get its pid from inside the namespace (clone3 set_tid needs CAP_CHECKPOINT_RESTORE over cryo's pid namespace): not supported`);
+  }
+}
+
+/** Each proc of a nested pid namespace, mounted by a live task of it in the mount's namespace (its init if it is one). */
+function mountLateProcs(imgs: readonly MntNsImages[], tasks: Loaded['tasks'], rems: ReadonlyMap<number, Remote>): void {
+  for (const img of imgs) {
+    for (const e of img.late) {
+      const by = tasks.filter((t) => rems.has(t.pstree.pid) && t.core.ids?.pidNsId === e.cryoProcPidNs && t.core.ids.mntNsId === img.nsId)
+        .sort((a, b) => Number(b.pstree.cryoNsPids.at(-1) === 1) - Number(a.pstree.cryoNsPids.at(-1) === 1))[0];
+      if (!by) throw new CryoError(`mount ${e.mntId} at ${e.mountpoint} is a proc of pid namespace ${e.cryoProcPidNs}, which no task of mount namespace ${img.nsId} is in to mount it`);
+      mountLateProc(rems.get(by.pstree.pid)!, e);
+    }
   }
 }
 
@@ -470,6 +482,7 @@ export function restoreTree(ctx: Context): { rootPid: number } {
         restoreStage('memory', tr);
       });
     forkingUs = Math.round((performance.now() - tFork) * 1000);
+    if (mntImgs) mountLateProcs(mntImgs, loaded.tasks, rems);
     restoreTtyPgrps(rems, sh, h.cryoPidfd);
     // Tasks sharing one fd table (CLONE_FILES): the first restores it, the last one
     // done closes cryo's pidfd in it.

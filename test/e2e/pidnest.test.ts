@@ -11,7 +11,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, childrenOf, compileProgram, critEntries, exists, reapUntilGone, waitFor } from './harness.js';
+import { Session, childrenOf, compileProgram, critEntries, exists, reapUntilGone, runningFree, waitFor } from './harness.js';
 
 function nspid(pid: number): number[] {
   const m = /^NSpid:\s*(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -84,7 +84,7 @@ test('bash running `unshare --pid --fork` (a pid namespace nested in cryo\'s, it
   await s.killTree(restored);
 });
 
-test('a pid namespace unshared with no task in it yet, and a proc of a nested pid namespace, are refused at dump in one line', { timeout: 40_000 }, async (t) => {
+test('a pid namespace unshared with no task in it yet is refused at dump in one line', { timeout: 40_000 }, async (t) => {
   const s = Session.for(t, 'pidnest-refused');
   // unshare(CLONE_NEWPID) and no fork: the namespace has no init to dump.
   const py = 'import ctypes, time\nassert ctypes.CDLL(None, use_errno=True).unshare(0x20000000) == 0\nprint("READY", flush=True)\ntime.sleep(600)';
@@ -93,15 +93,36 @@ test('a pid namespace unshared with no task in it yet, and a proc of a nested pi
   assert.equal(r.code, 1, s.report());
   assert.equal(r.stderr.trim().split('\n').length, 1, `not one line: ${r.stderr}`);
   assert.match(r.stderr, /has made a pid namespace for its children \(unshare\(CLONE_NEWPID\), no child in it yet\), which cryo does not dump yet/, s.report());
-  // A tree with a mount namespace of its own whose task mounts the proc of a pid namespace nested in the root's.
-  const script = 'unshare --pid --fork --mount-proc /bin/sh -c "echo READY; exec sleep 600"';
-  const mnt = await s.startCommand('pidnest-proc', ['unshare', '--mount', '--propagation', 'private', '--fork', '/bin/sh', '-c', script]);
-  const root = childrenOf(mnt.pid)[0]!;
+  assert.ok(runningFree(lone.pid), s.report());
+});
+
+/** The pids a proc mount shows (its numeric entries), seen through task `pid`'s root. */
+const procPids = (pid: number) => fs.readdirSync(`/proc/${pid}/root/proc`).filter((n) => /^\d+$/.test(n)).map(Number);
+
+test('`unshare --pid --fork --mount-proc` inside a tree of its own mount namespace: the proc of the nested pid namespace comes back that namespace\'s (mounted by its init once it exists), showing its own few tasks', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'pidnest-proc');
+  // The inner shell counts, and names the pid its proc gives it (its own namespace's: 1).
+  const inner = 'i=0; while :; do i=$((i+1)); echo "$i $(cut -d\\  -f4 /proc/self/stat)"; sleep 0.1; done';
+  const script = `unshare --pid --fork --mount-proc /bin/sh -c '${inner}'`;
+  const top = await s.startCommand('pidnest-proc', ['unshare', '--mount', '--propagation', 'private', '--fork', '/bin/sh', '-c', script], { ready: /^3 1$/m });
+  const root = childrenOf(top.pid)[0]!;
+  const un = childrenOf(root)[0]!;
+  const init = childrenOf(un)[0]!;
+  assert.ok(root && un && init, s.report());
+  const before = procPids(init);
+  assert.ok(before.includes(1) && before.length < 10, `the nested proc shows ${before.join(' ')}`);
   const images = s.mkdir();
-  const d = await s.cryo(['dump', '-t', String(root), '-D', images, '-v4', '-o', 'dump.log']);
-  assert.equal(d.code, 1, s.report());
-  assert.equal(d.stderr.trim().split('\n').length, 1, `not one line: ${d.stderr}`);
-  assert.match(d.stderr, /mount \d+ at \/proc \(proc\) is of another pid namespace \(pid:\[\d+\]\) than the tree root's/, s.report());
-  assert.ok(!fs.existsSync(path.join(images, 'pstree.img')), 'a refused dump wrote pstree.img');
-  assert.ok([root, ...descendants(root)].every((p) => exists(p)), s.report());
+  s.ok(await s.cryo(['dump', '-t', String(root), '-D', images, '-v4', '-o', 'dump.log']));
+  await s.check(waitFor(`pid ${root} to go`, () => !exists(root), 10_000));
+  for (const p of [un, init]) await reapUntilGone(p, 10_000);
+  const lines = () => [...top.output().matchAll(/^(\d+) (\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])] as const);
+  const atDump = Math.max(...lines().map((l) => l[0]));
+  const restored = await s.restore(images, { ...top, pid: root } as typeof top, { extra: ['--root', '/'] });
+  const rinit = childrenOf(childrenOf(restored.pid)[0]!)[0]!;
+  const after = procPids(rinit);
+  assert.ok(after.includes(1) && after.length < 10, `the restored nested proc shows ${after.join(' ')}: not its own pid namespace's${s.report()}`);
+  assert.throws(() => fs.readlinkSync(`/proc/${rinit}/root/proc/self`), 'cryo shows in the restored nested proc');
+  await s.check(waitFor(`the count to pass ${atDump + 3}`, () => Math.max(...lines().map((l) => l[0])) >= atDump + 3, 10_000));
+  for (const [n, ppid] of lines()) assert.equal(ppid, 1, `line ${n}: the inner shell is pid ${ppid} in its proc${s.report()}`);
+  await s.killTree(restored);
 });

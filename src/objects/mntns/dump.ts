@@ -372,12 +372,17 @@ function openMountRoot(m: MountInfo, mounts: readonly MountInfo[], root: string,
 
 /**
  * A proc mounted anew on restore is the root's pid namespace's (the root mounts
- * it): one of another pid namespace's (one nested in the tree's, or cryo's seen
- * from a tree of its own) would show the wrong processes, and is refused. Its pid
- * 1 tells whose it is: pid 1 of a pid namespace is in that namespace.
+ * it), or that of a pid namespace nested in the tree's (`pidNsId` gives its id):
+ * such a one is mounted again once that namespace exists, by a task of it, so
+ * it may have no mounts on it, no binds of it, and no propagation. A proc of any
+ * other (cryo's seen from a tree of its own) would show the wrong processes, and
+ * is refused. Its pid 1 tells whose it is: pid 1 of a pid namespace is in that
+ * namespace. Returns the nested ones' namespace ids, by mount.
  */
-function checkProcPidns(perNs: ReadonlyArray<{ n: MntNsToDump; mounts: MountInfo[]; who: string }>, roles: ReadonlyMap<number, MountRole>, openRoot: (n: MntNsToDump, m: MountInfo, mounts: MountInfo[], w: string) => number): void {
+function checkProcPidns(perNs: ReadonlyArray<{ n: MntNsToDump; mounts: MountInfo[]; who: string }>, roles: ReadonlyMap<number, MountRole>, openRoot: (n: MntNsToDump, m: MountInfo, mounts: MountInfo[], w: string) => number,
+  pidNsId: (link: string) => number | undefined): Map<number, number> {
   const rootPidns = readlinkSync(`/proc/${perNs[0]!.n.pid}/ns/pid`);
+  const nested = new Map<number, number>();
   for (const { n, mounts, who } of perNs) {
     for (const m of mounts.filter((x) => x.fstype === 'proc' && roles.get(x.mntId)?.role === 'new')) {
       const fd = openRoot(n, m, mounts, who);
@@ -389,11 +394,17 @@ function checkProcPidns(perNs: ReadonlyArray<{ n: MntNsToDump; mounts: MountInfo
       } finally {
         closeSync(fd);
       }
-      if (ns !== undefined && ns !== rootPidns) {
-        throw new CryoError(`${who}: mount ${m.mntId} at ${m.mountpoint} (proc) is of another pid namespace (${ns}) than the tree root's (${rootPidns}), which cryo does not restore yet`);
-      }
+      if (ns === undefined || ns === rootPidns) continue;
+      const id = pidNsId(ns);
+      const what = `${who}: mount ${m.mntId} at ${m.mountpoint} (proc) is of another pid namespace (${ns}) than the tree root's (${rootPidns})`;
+      if (id === undefined) throw new CryoError(`${what}, not one nested in it, which cryo cannot restore`);
+      const p = propagation(m);
+      const busy = mounts.some((o) => o.parentId === m.mntId) || [...roles.values()].some((r) => r.role === 'bind' && r.from === m.mntId);
+      if (busy || p.shared || p.master) throw new CryoError(`${what}, nested in it, ${busy ? 'with mounts on it or binds of it' : 'in a peer group'}, which cryo does not restore yet`);
+      nested.set(m.mntId, id);
     }
   }
+  return nested;
 }
 
 /**
@@ -480,7 +491,8 @@ export interface MntNsToDump {
  * masters span them (a namespace made by unshare(CLONE_NEWNS) has copies of its
  * parent's mounts, peers or slaves of them), and files keep their mount's id.
  */
-export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { external: readonly string[]; auto: boolean; enableFs: readonly string[]; externalMasters: boolean }, log: Logger, clone?: (pid: number, path: string, sdev?: number) => number, ids: IdView = IdView.SAME): MntNsDump {
+export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { external: readonly string[]; auto: boolean; enableFs: readonly string[]; externalMasters: boolean }, log: Logger, clone?: (pid: number, path: string, sdev?: number) => number, ids: IdView = IdView.SAME,
+  pidNsId: (link: string) => number | undefined = () => undefined): MntNsDump {
   const nsOf = new Map<number, number>();
   const whoOf = new Map<number, string>();
   const perNs = nss.map((n, i) => {
@@ -516,11 +528,15 @@ export function dumpMntNs(nss: readonly MntNsToDump[], dir: ImageDir, ext: { ext
       if (foreign.has(m.mntId)) log.info(`${w}: mount ${m.mntId} at ${m.mountpoint} (tmpfs) has owners the tree's user namespace does not map: it is another's, tarred and made again in cryo's`);
     }
   }
-  checkProcPidns(perNs, roles, openRoot);
+  const nestedProc = checkProcPidns(perNs, roles, openRoot, pidNsId);
   const views: MntNsView[] = [];
   const byMount = new Map<number, MntNsView>();
   for (const { n, mounts, who: w } of perNs) {
-    dir.write('mnts', mounts.map((m) => entryOf(m, roles.get(m.mntId)!, ids, w, foreign.has(m.mntId))), n.nsId);
+    dir.write('mnts', mounts.map((m) => {
+      const e = entryOf(m, roles.get(m.mntId)!, ids, w, foreign.has(m.mntId));
+      if (nestedProc.has(m.mntId)) e.cryoProcPidNs = nestedProc.get(m.mntId)!;
+      return e;
+    }), n.nsId);
     for (const m of mounts) {
       const r = roles.get(m.mntId)!;
       log.debug(`mount namespace ${n.nsId}: mount ${m.mntId} ${m.fstype} ${m.root} @ ${m.mountpoint}: ${r.role}${r.role === 'external' ? ` ${r.key}${r.source !== undefined ? ` (/${r.source})` : ''}` : ''}${r.role === 'bind' ? ` ${r.from}` : ''}`);

@@ -26,6 +26,8 @@ export interface MntNsImages {
   nsOf: ReadonlyMap<number, number>;
   /** The entries of the tree's binfmt_misc instance (one for the tree), registered on its first new mount. */
   binfmt: readonly BinfmtMiscEntry[];
+  /** Procs of pid namespaces nested in the root's (cryo_proc_pid_ns), not in `order`: mounted once the namespace exists. */
+  late: MntEntry[];
 }
 
 /** Is `p` at or below directory `dir`? */
@@ -134,9 +136,18 @@ export function loadMntNs(dir: ImageDir, nsIds: readonly number[], opts: { root?
       }
     }
     if (order.length < entries.length) throw bad('mounts whose parent or source can never be made (a cycle)');
+    // A proc of a nested pid namespace is mounted by a task of it, after the tree is made: nothing may be on it or bound from it.
+    const late = order.filter((e) => e.cryoProcPidNs);
+    for (const e of late) {
+      if (fsByCode(e.fstype)?.name !== 'proc') throw bad(`mount ${e.mntId} at ${e.mountpoint} is of a nested pid namespace but no proc`);
+      if (entries.some((o) => o.parentMntId === e.mntId || (roles.get(o.mntId)?.role === 'bind' && (roles.get(o.mntId) as { from: number }).from === e.mntId))) {
+        throw bad(`mount ${e.mntId} at ${e.mountpoint}, a proc of a nested pid namespace, has mounts on it or binds of it`);
+      }
+    }
+    order.splice(0, order.length, ...order.filter((e) => !e.cryoProcPidNs));
     const own = new Map(entries.map((e) => [e.mntId, roles.get(e.mntId)!]));
     const needs = new Set(entries.flatMap((e) => { const r = roles.get(e.mntId)!; return r.role === 'bind' && nsOf.get(r.from) !== nsId ? [nsOf.get(r.from)!] : []; }));
-    return { img: { nsId, order, roles: own, tmpfs: new Map([...tmpfs].filter(([id]) => own.has(id))), nsOf, binfmt }, needs };
+    return { img: { nsId, order, roles: own, tmpfs: new Map([...tmpfs].filter(([id]) => own.has(id))), nsOf, binfmt, late }, needs };
   });
   // Namespaces after those they bind from; the root's first.
   const out: MntNsImages[] = [];

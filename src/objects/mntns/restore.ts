@@ -43,6 +43,44 @@ function fsOptions(e: MntEntry): Array<[string, string | undefined]> {
   return out;
 }
 
+/**
+ * A proc of a pid namespace nested in the tree's (cryo_proc_pid_ns), mounted
+ * once that namespace exists, by `rem`: a task of it in the mount's namespace,
+ * at its own root (fsopen takes the pid namespace of its caller). Private, with
+ * its options and flags, at its mount point.
+ */
+export function mountLateProc(rem: Remote, e: MntEntry): void {
+  const str = (s: string, slot: number) => rem.put(Buffer.from(s + '\0'), slot * 4096);
+  let doing = 'fsopen(proc)';
+  try {
+    const fsfd = rem.call('fsopen(proc)', NR.fsopen, str('proc', 0), FSOPEN_CLOEXEC);
+    try {
+      for (const [k, v] of fsOptions(e)) {
+        doing = `option ${v === undefined ? k : `${k}=${v}`}`;
+        if (v === undefined) rem.call(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG.SET_FLAG, str(k, 0), 0, 0);
+        else rem.call(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG.SET_STRING, str(k, 0), str(v, 1), 0);
+      }
+      doing = 'making it';
+      rem.call('fsconfig(create)', NR.fsconfig, fsfd, FSCONFIG.CMD_CREATE, 0, 0, 0);
+      const mfd = rem.call('fsmount', NR.fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
+      try {
+        const a = mountAttrOf(e.flags);
+        doing = 'setting its flags';
+        rem.call('mount_setattr', NR.mount_setattr, mfd, str('', 0), AT_EMPTY_PATH, rem.put(mountAttr(a.set, a.clr, MS.PRIVATE), 2 * 4096), 32);
+        doing = 'mounting it';
+        rem.call('move_mount', NR.move_mount, mfd, str('', 0), AT_FDCWD, str(e.mountpoint, 1), MOVE_MOUNT.F_EMPTY_PATH);
+      } finally {
+        rem.call('close', NR.close, mfd);
+      }
+    } finally {
+      rem.call('close', NR.close, fsfd);
+    }
+  } catch (err) {
+    if (err instanceof RemoteError) throw new CryoError(`restore failed: mount ${e.mntId} at ${e.mountpoint} (proc of pid namespace ${e.cryoProcPidNs}), ${doing}: ${err.message}`);
+    throw err;
+  }
+}
+
 /** A tmpfs, detached, in cryo, filled from its tar image; returns its mount fd. */
 function makeTmpfs(e: MntEntry, img: string, ids: IdView): number {
   const fsfd = syscall('fsopen(tmpfs)', NR.fsopen, Buffer.from('tmpfs\0'), FSOPEN_CLOEXEC);
