@@ -59,8 +59,10 @@ function socketFamily(p: FdProbe): { name: string; what: string } | undefined {
   return { name, what: `${/^[aeio]/.test(name) ? 'an' : 'a'} ${name} socket${detail}` };
 }
 
-/** A socket of another network namespace than the tree's would come back in the wrong one. */
-/** The tree's network namespace other than the root's that the socket is of, if it is; a socket of none of the tree's is refused. */
+/**
+ * The tree's network namespace other than the root's that the socket is of, if
+ * it is; a socket of none of the tree's would come back in the wrong one, and is refused.
+ */
 function checkSocketNetns(p: FdProbe, files: FileTable): { fd: number; nsId: number } | undefined {
   const want = files.sockNetns;
   if (want === undefined) return undefined;
