@@ -1,5 +1,4 @@
-// The network lock (--network-lock iptables|nftables|skip; by default nftables,
-// which works here): TCP connections
+// The network lock (--network-lock iptables|nftables|skip): TCP connections
 // whose peer is outside the dumped tree are locked before they go into repair
 // mode, stay locked while the tree is down, and the restore unlocks them once
 // the tree is back; -R and a failed dump unlock them at once, a failed restore
@@ -63,7 +62,7 @@ test('tcpext: connections to a peer outside the tree (IPv4, IPv6, IPv4-mapped) l
   const p = ports(target);
   assert.deepEqual(iptRules(p), []);
   const images = imagesDir(s, t);
-  await s.dump(target, images, { extra: ['--tcp-established', '--network-lock', 'iptables'] });
+  await s.dump(target, images, { extra: ['--tcp-established'] });
   assert.deepEqual(critDecodeAll(images), [], s.report());
   const inv = inventory(images);
   assert.equal(inv['network_lock_method'], 0, JSON.stringify(inv)); // CRIU's NETWORK_LOCK_IPTABLES
@@ -122,7 +121,7 @@ test('tcpext with --network-lock nftables: one table of the dump\'s run id while
   const again = await startTcpext(s, t);
   const p2 = ports(again);
   const rImages = imagesDir(s, t);
-  await s.dump(again, rImages, { leaveRunning: true, extra: ['--tcp-established', '--network-lock', 'iptables'] });
+  await s.dump(again, rImages, { leaveRunning: true, extra: ['--tcp-established'] });
   assert.match(fs.readFileSync(path.join(rImages, 'dump.log'), 'utf8'), / locked 3 connection\(s\) in one batch \(iptables\)$/m);
   assert.deepEqual(iptRules(p2), [], 'rules left after dump -R');
   // A check that can fail: a byte not read.
@@ -196,17 +195,12 @@ test('python3: a TCP echo server in the tree, its client outside it keeps its co
     'print("DONE", n, flush=True)',
   ].join('\n')]);
   const images = imagesDir(s, t);
-  // The default lock: nftables, which works here (check --feature network_lock_nftables).
   await s.dump(server, images, { extra: ['--tcp-established'] });
-  const inv = inventory(images);
-  assert.equal(inv['network_lock_method'], 1, JSON.stringify(inv)); // CRIU's NETWORK_LOCK_NFTABLES
-  const runId = String(inv['dump_criu_run_id']);
-  assert.equal(nftTables(runId).length, 1, 'the connection is not locked in a table of the dump\'s');
-  assert.deepEqual(iptRules([port]), [], 'the default lock wrote iptables rules');
+  assert.equal(iptRules([port]).length, 2, 'the connection is not locked');
   await sleep(1000);
   assert.ok(client.status === undefined && !/Traceback/.test(client.output()), client.output());
   const restored = await s.restore(images, server, { extra: ['--tcp-established'] });
-  assert.deepEqual(nftTables(runId), [], 'the table is left after the restore');
+  assert.deepEqual(iptRules([port]), [], 'rules left after the restore');
   const before = Number(/at (\d+)\n(?![\s\S]*at \d+)/.exec(client.output())?.[1] ?? 0);
   await s.check(waitFor('the client to go on after the restore', () => Number(/at (\d+)\n(?![\s\S]*at \d+)/.exec(client.output())?.[1] ?? 0) > before + 100, 20_000));
   fs.writeFileSync(stop, '');
@@ -257,7 +251,7 @@ test('redis-server (Debian\'s): a client outside the tree keeps its connection a
     'print("DONE", n, flush=True)',
   ].join('\n')]);
   const images = imagesDir(s, t);
-  await s.dump(server, images, { extra: ['--tcp-established', '--network-lock', 'iptables'] });
+  await s.dump(server, images, { extra: ['--tcp-established'] });
   assert.equal(iptRules([port]).length, 2, 'the connection is not locked');
   await sleep(1000);
   assert.ok(client.status === undefined && !/Traceback/.test(client.output()), client.output());
@@ -337,14 +331,11 @@ test('a tree in its own network namespace (unshare -n), python3 holding both end
   await s.dump(target, images, { leaveRunning: true, extra: ['--tcp-established'] });
   // As CRIU: the namespace is locked whole, no connection by itself.
   const log = fs.readFileSync(path.join(images, 'dump.log'), 'utf8');
-  // By the default lock, nftables here.
-  assert.match(log, /locked the tree's network namespace \(nftables\)/, s.report());
+  assert.match(log, /locked the tree's network namespace \(iptables\)/, s.report());
   assert.doesNotMatch(log, /locked the connection/, s.report());
-  for (const argv of [['iptables', '-w', '-S'], ['nft', 'list', 'ruleset']]) {
-    const rules = spawnSync('nsenter', ['-t', String(target.pid), '-n', ...argv], { encoding: 'utf8', timeout: 30_000 });
-    assert.equal(rules.status, 0, rules.stderr);
-    assert.doesNotMatch(rules.stdout, /0xc114|CRIU/i, `lock rules left in the tree's namespace (${argv[0]})`);
-  }
+  const rules = spawnSync('nsenter', ['-t', String(target.pid), '-n', 'iptables', '-w', '-S'], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(rules.status, 0, rules.stderr);
+  assert.doesNotMatch(rules.stdout, /0xc114|CRIU/i, 'lock rules left in the tree\'s namespace');
   const before = echoes();
   await s.check(waitFor('echoes after the dump', () => echoes() >= before + 5, 10_000));
   assert.ok(runningFree(target.pid), s.report());
