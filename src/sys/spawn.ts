@@ -8,31 +8,45 @@ import { NR, CLONE, SIG } from './nr.js';
 
 const PAGE = 4096;
 
-/** x86_64 stub: execveat(fd, "", argv, NULL, AT_EMPTY_PATH); exit_group(127). Addresses patched in. */
-function stub(base: bigint, fd: number, argv0: string): Buffer {
-  const code = Buffer.from([
-    0xbf, 0, 0, 0, 0, //                   mov edi, fd
-    0x48, 0xbe, 0, 0, 0, 0, 0, 0, 0, 0, // movabs rsi, "" (the path)
-    0x48, 0xba, 0, 0, 0, 0, 0, 0, 0, 0, // movabs rdx, argv
-    0x45, 0x31, 0xd2, //                   xor r10d, r10d (envp)
-    0x41, 0xb8, 0x00, 0x10, 0, 0, //       mov r8d, AT_EMPTY_PATH
-    0xb8, 0x42, 0x01, 0, 0, //             mov eax, execveat
-    0x0f, 0x05, //                         syscall
-    0xbf, 127, 0, 0, 0, //                 mov edi, 127
-    0xb8, 231, 0, 0, 0, //                 mov eax, exit_group
-    0x0f, 0x05, //                         syscall
-  ]);
-  const pathOff = 64;
+const imm32 = (v: number): number[] => {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(v, 0);
+  return [...b];
+};
+const imm64 = (v: bigint): number[] => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(v, 0);
+  return [...b];
+};
+
+/**
+ * x86_64 stub at `base`: `before` (code of its own), then execveat(fd, "", argv,
+ * NULL, AT_EMPTY_PATH); exit_group(127). Its data (a scratch byte, the path,
+ * argv) after the code.
+ */
+function stub(base: bigint, fd: number, argv0: string, before: (scratch: bigint) => number[] = () => []): Buffer {
+  const bufOff = 160;
+  const pathOff = bufOff + 8;
   const arg0Off = pathOff + 8;
   const argvOff = arg0Off + 64;
+  const code = Buffer.from([
+    ...before(base + BigInt(bufOff)),
+    0xbf, ...imm32(fd), //                         mov edi, fd
+    0x48, 0xbe, ...imm64(base + BigInt(pathOff)), // movabs rsi, "" (the path)
+    0x48, 0xba, ...imm64(base + BigInt(argvOff)), // movabs rdx, argv
+    0x45, 0x31, 0xd2, //                           xor r10d, r10d (envp)
+    0x41, 0xb8, 0x00, 0x10, 0, 0, //               mov r8d, AT_EMPTY_PATH
+    0xb8, 0x42, 0x01, 0, 0, //                     mov eax, execveat
+    0x0f, 0x05, //                                 syscall
+    0xbf, 127, 0, 0, 0, //                         mov edi, 127
+    0xb8, 231, 0, 0, 0, //                         mov eax, exit_group
+    0x0f, 0x05, //                                 syscall
+  ]);
+  if (code.length > bufOff) throw new Error('spawn: stub too long');
   const b = Buffer.alloc(argvOff + 16);
   code.copy(b, 0);
-  b.writeInt32LE(fd, 1);
-  b.writeBigUInt64LE(base + BigInt(pathOff), 7);
-  b.writeBigUInt64LE(base + BigInt(argvOff), 17);
   b.write(argv0 + '\0', arg0Off, 'latin1');
   b.writeBigUInt64LE(base + BigInt(arg0Off), argvOff);
-  b.writeBigUInt64LE(0n, argvOff + 8);
   return b;
 }
 
@@ -87,44 +101,22 @@ function cloneOnto(base: bigint, code: Buffer, o: SpawnAsOptions, more: number):
 }
 
 /**
- * x86_64 stub of spawnGated: read(gate, buf, 1); setresgid(0, 0, 0);
- * setresuid(0, 0, 0); execveat(fd, "", argv, NULL, AT_EMPTY_PATH);
- * exit_group(127). Ids 0 of its new user namespace: their maps are written
- * while it waits at the gate, and the exec keeps the capabilities of a root.
+ * What spawnGated's stub does before the exec: read(gate, buf, 1);
+ * setresgid(0, 0, 0); setresuid(0, 0, 0). Ids 0 of its new user namespace:
+ * their maps are written while it waits at the gate, and the exec keeps the
+ * capabilities of a root.
  */
-function gatedStub(base: bigint, gate: number, fd: number, argv0: string): Buffer {
-  const imm32 = (v: number) => { const b = Buffer.alloc(4); b.writeInt32LE(v, 0); return [...b]; };
-  const imm64 = (v: bigint) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(v, 0); return [...b]; };
-  const bufOff = 160;
-  const pathOff = bufOff + 8;
-  const arg0Off = pathOff + 8;
-  const argvOff = arg0Off + 64;
+function gateCode(gate: number): (scratch: bigint) => number[] {
   const zero3 = [0x31, 0xff, 0x31, 0xf6, 0x31, 0xd2]; // xor edi, edi; xor esi, esi; xor edx, edx
-  const code = Buffer.from([
-    0xbf, ...imm32(gate), //                       mov edi, gate
-    0x48, 0xbe, ...imm64(base + BigInt(bufOff)), // movabs rsi, buf
-    0xba, 1, 0, 0, 0, //                           mov edx, 1
-    0x31, 0xc0, //                                 xor eax, eax (read)
-    0x0f, 0x05, //                                 syscall
-    ...zero3, 0xb8, 119, 0, 0, 0, 0x0f, 0x05, //   setresgid(0, 0, 0)
-    ...zero3, 0xb8, 117, 0, 0, 0, 0x0f, 0x05, //   setresuid(0, 0, 0)
-    0xbf, ...imm32(fd), //                         mov edi, fd
-    0x48, 0xbe, ...imm64(base + BigInt(pathOff)), // movabs rsi, "" (the path)
-    0x48, 0xba, ...imm64(base + BigInt(argvOff)), // movabs rdx, argv
-    0x45, 0x31, 0xd2, //                           xor r10d, r10d (envp)
-    0x41, 0xb8, 0x00, 0x10, 0, 0, //               mov r8d, AT_EMPTY_PATH
-    0xb8, 0x42, 0x01, 0, 0, //                     mov eax, execveat
-    0x0f, 0x05, //                                 syscall
-    0xbf, 127, 0, 0, 0, //                         mov edi, 127
-    0xb8, 231, 0, 0, 0, //                         mov eax, exit_group
-    0x0f, 0x05, //                                 syscall
-  ]);
-  if (code.length > bufOff) throw new Error('spawnGated: stub too long');
-  const b = Buffer.alloc(argvOff + 16);
-  code.copy(b, 0);
-  b.write(argv0 + '\0', arg0Off, 'latin1');
-  b.writeBigUInt64LE(base + BigInt(arg0Off), argvOff);
-  return b;
+  return (scratch) => [
+    0xbf, ...imm32(gate), //                 mov edi, gate
+    0x48, 0xbe, ...imm64(scratch), //        movabs rsi, buf
+    0xba, 1, 0, 0, 0, //                     mov edx, 1
+    0x31, 0xc0, //                           xor eax, eax (read)
+    0x0f, 0x05, //                           syscall
+    ...zero3, 0xb8, 119, 0, 0, 0, 0x0f, 0x05, // setresgid(0, 0, 0)
+    ...zero3, 0xb8, 117, 0, 0, 0, 0x0f, 0x05, // setresuid(0, 0, 0)
+  ];
 }
 
 /** read(2) of one byte, again after EINTR. */
@@ -164,7 +156,7 @@ export function spawnGated(fd: number, argv0: string, o: SpawnAsOptions, gate: (
   const base = BigInt(syscall('mmap', NR.mmap, 0, 2 * PAGE, 7 /* rwx */, 0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */, -1, 0));
   let pid = 0;
   try {
-    pid = cloneOnto(base, gatedStub(base, gateR, fd, argv0), o, 0);
+    pid = cloneOnto(base, stub(base, fd, argv0, gateCode(gateR)), o, 0);
     close(execW);
     gate(pid);
     syscall('write', NR.write, gateW, Buffer.from([1]), 1);
