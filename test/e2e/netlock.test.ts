@@ -152,6 +152,31 @@ test('a lock that cannot be made fails the dump in one line naming task and sock
   await s.expectPass(target);
 });
 
+/**
+ * The server dumped with --tcp-established (its client's connection locked by
+ * iptables) and restored (unlocked); the client, which prints "at N" as it goes,
+ * must get `more` replies past where it was, then stops (the `stop` file) and ends
+ * with DONE; the server runs free.
+ */
+async function clientAcrossRestore(s: Session, t: { after(fn: () => void): void }, server: Target, client: Target, port: number, stop: string, more: number): Promise<void> {
+  const images = imagesDir(s, t);
+  await s.dump(server, images, { extra: ['--tcp-established'] });
+  assert.equal(iptRules([port]).length, 2, 'the connection is not locked');
+  await sleep(1000);
+  assert.ok(client.status === undefined && !/Traceback/.test(client.output()), client.output());
+  const restored = await s.restore(images, server, { extra: ['--tcp-established'] });
+  assert.deepEqual(iptRules([port]), [], 'rules left after the restore');
+  const at = () => Number(/at (\d+)\n(?![\s\S]*at \d+)/.exec(client.output())?.[1] ?? 0);
+  const before = at();
+  await s.check(waitFor('the client to go on after the restore', () => at() > before + more, 20_000));
+  fs.writeFileSync(stop, '');
+  const st = await s.check(client.wait(20_000));
+  assert.equal(st?.exited, 0, client.output());
+  assert.match(client.output(), /^DONE \d+$/m);
+  assert.ok(runningFree(restored.pid));
+  await s.killTree(restored);
+}
+
 test('python3: a TCP echo server in the tree, its client outside it keeps its connection across dump and restore (iptables), every reply right; new clients connect after restore', { timeout: 120_000 }, async (t) => {
   const s = Session.for(t, 'netlock-python');
   const server = await s.startCommand('echo-server', [python3(), '-u', '-c', [
@@ -194,21 +219,7 @@ test('python3: a TCP echo server in the tree, its client outside it keeps its co
     'assert d.makefile("rb").readline() == b"echo new\\n"',
     'print("DONE", n, flush=True)',
   ].join('\n')]);
-  const images = imagesDir(s, t);
-  await s.dump(server, images, { extra: ['--tcp-established'] });
-  assert.equal(iptRules([port]).length, 2, 'the connection is not locked');
-  await sleep(1000);
-  assert.ok(client.status === undefined && !/Traceback/.test(client.output()), client.output());
-  const restored = await s.restore(images, server, { extra: ['--tcp-established'] });
-  assert.deepEqual(iptRules([port]), [], 'rules left after the restore');
-  const before = Number(/at (\d+)\n(?![\s\S]*at \d+)/.exec(client.output())?.[1] ?? 0);
-  await s.check(waitFor('the client to go on after the restore', () => Number(/at (\d+)\n(?![\s\S]*at \d+)/.exec(client.output())?.[1] ?? 0) > before + 100, 20_000));
-  fs.writeFileSync(stop, '');
-  const st = await s.check(client.wait(20_000));
-  assert.equal(st?.exited, 0, client.output());
-  assert.match(client.output(), /^DONE \d+$/m);
-  assert.ok(runningFree(restored.pid));
-  await s.killTree(restored);
+  await clientAcrossRestore(s, t, server, client, port, stop, 100);
 });
 
 test('redis-server (Debian\'s): a client outside the tree keeps its connection across dump and restore with --tcp-established, every INCR reply in sequence; the data set before the dump is there; new clients connect after restore', { timeout: 120_000 }, async (t) => {
@@ -250,22 +261,7 @@ test('redis-server (Debian\'s): a client outside the tree keeps its connection a
     'assert g.readline() == b"$%d\\r\\n" % len(str(n)) and g.readline() == b"%d\\r\\n" % n',
     'print("DONE", n, flush=True)',
   ].join('\n')]);
-  const images = imagesDir(s, t);
-  await s.dump(server, images, { extra: ['--tcp-established'] });
-  assert.equal(iptRules([port]).length, 2, 'the connection is not locked');
-  await sleep(1000);
-  assert.ok(client.status === undefined && !/Traceback/.test(client.output()), client.output());
-  const restored = await s.restore(images, server, { extra: ['--tcp-established'] });
-  assert.deepEqual(iptRules([port]), [], 'rules left after the restore');
-  const at = () => Number(/at (\d+)\n(?![\s\S]*at \d+)/.exec(client.output())?.[1] ?? 0);
-  const before = at();
-  await s.check(waitFor('the client to go on after the restore', () => at() > before + 200, 20_000));
-  fs.writeFileSync(stop, '');
-  const st = await s.check(client.wait(20_000));
-  assert.equal(st?.exited, 0, client.output());
-  assert.match(client.output(), /^DONE \d+$/m);
-  assert.ok(runningFree(restored.pid));
-  await s.killTree(restored);
+  await clientAcrossRestore(s, t, server, client, port, stop, 200);
 });
 
 test('--tcp-close: connections dumped as they are and restored closed; the images need it on restore; --skip-in-flight drops connections not yet accepted', { timeout: 120_000 }, async (t) => {
