@@ -30,7 +30,7 @@ import { loadUtsNs, restoreUtsNs } from './objects/utsns.js';
 import { loadTimeNs, restoreTimeNs } from './objects/timens.js';
 import { checkJoinNs, enterJoinedNs, type JoinedNs } from './objects/joinns.js';
 import { writeStats } from './stats.js';
-import { loadNetNs, restoreNetNs, TreeNetns, type NetnsImages } from './objects/netns.js';
+import { loadNetNs, restoreNetNs, restoreNetnsFirewall, TreeNetns, type NetnsImages } from './objects/netns.js';
 import { attachedTunDevices } from './objects/files/tunfile.js';
 import { checkLsm } from './objects/lsm.js';
 import { closeMntNs, commonMount, enterTaskMntNs, loadMntNs, mountLateProc, readOnlyAtLast, restoreMntNs, type MadeMntNs, type MntNsImages } from './objects/mntns/restore.js';
@@ -443,7 +443,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
         netns = new TreeNetns(`/proc/${root0.rem.pid}/ns/net`);
         // Every one made first: a veth's ends may be in two of them.
         for (const img of subNetImgs) subNetns.set(img.id, makeSubNetns(root0.rem, root0.cryoPidfd));
-        const env = { dir, log, weakSysctls: opts.weakSysctls, external: opts.external, netnsFd: (id: number) => subNetns.get(id)?.fd ?? (id === netImg!.id ? netns!.fd : undefined), made: new Set<string>() };
+        const lock = ownNetns ? { lock: { method: lockMethodOf(inv!.networkLockMethod) ?? 'skip', runId: inv!.dumpCriuRunId } } : {};
+        const env = { dir, log, weakSysctls: opts.weakSysctls, external: opts.external, netnsFd: (id: number) => subNetns.get(id)?.fd ?? (id === netImg!.id ? netns!.fd : undefined), made: new Set<string>(), ...lock };
         restoreNetNs(netns.fd, netImg, env);
         for (const img of subNetImgs) {
           making = `net ${img.id}`;
@@ -548,6 +549,11 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     filesPlaced(sh, sh.opened);
     if (mntMade) readOnlyAtLast(mntMade);
     if (ipcImg) finishIpcNs(`/proc/${root0.rem.pid}/ns/ipc`, ipcImg);
+    // The connections are there (half-closed ones with their peer's FINs): the firewall of the tree's namespaces.
+    if (netImg && netns) {
+      restoreNetnsFirewall(netns.fd, netImg, dir);
+      for (const img of subNetImgs) restoreNetnsFirewall(subNetns.get(img.id)!.fd, img, dir);
+    }
     const rootHost = root0.rem.pid; // the pid file and wait use cryo's view, as CRIU's
     cg?.writeProperties();
     injectFailure(FI.POST_RESTORE, 'before post-restore');

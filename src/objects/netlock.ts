@@ -213,25 +213,9 @@ export class NetLock {
    * called from a thread in that namespace; throws an Error saying why it cannot.
    */
   lockNetns(v6: boolean): void {
-    if (this.method === 'skip') return;
-    if (this.method === 'iptables') {
-      this.restore(false, IPT_LOCK);
-      if (v6) {
-        try {
-          this.restore(true, IPT_LOCK);
-        } catch (e) {
-          unlockNetnsRules('iptables', this.runId, false, this.log, this.run);
-          throw e;
-        }
-      }
-    } else {
-      const t = nftTableName(this.runId);
-      this.nft([`create table ${t}`,
-        `add chain ${t} output { type filter hook output priority 0; policy drop; }`, `add rule ${t} output meta mark ${SOCCR_MARK} accept`,
-        `add chain ${t} input { type filter hook input priority 0; policy drop; }`, `add rule ${t} input meta mark ${SOCCR_MARK} accept`].join('\n') + '\n');
-    }
-    this.wholeNs = true;
-    this.log.info(`locked the tree's network namespace (${this.method})`);
+    lockNetnsRules(this.method, this.runId, v6, this.run);
+    this.wholeNs = this.method !== 'skip';
+    if (this.wholeNs) this.log.info(`locked the tree's network namespace (${this.method})`);
   }
 
   private restore(v6: boolean, conf: string): void {
@@ -313,6 +297,36 @@ function nftElements(table: string, c: LockedConn): string {
 const IPT_LOCK = `*filter\n:CRIU - [0:0]\n-I INPUT -j CRIU\n-I OUTPUT -j CRIU\n-A CRIU -m mark --mark ${SOCCR_MARK} -j ACCEPT\n-A CRIU -j DROP\nCOMMIT\n`;
 const IPT_UNJUMP = '*filter\n:CRIU - [0:0]\n-D INPUT -j CRIU\n-D OUTPUT -j CRIU\nCOMMIT\n';
 const IPT_UNCHAIN = '*filter\n:CRIU - [0:0]\n-X CRIU\nCOMMIT\n';
+
+/**
+ * CRIU's network_lock_internal: every packet of the network namespace the
+ * calling thread is in dropped but SOCCR_MARK's, by the dump (before its
+ * firewall is dumped) and by the restore of a namespace it makes (before its
+ * links come up). Throws an Error saying why it cannot, with nothing locked.
+ */
+export function lockNetnsRules(method: LockMethod, runId: string, v6: boolean, run: Runner = runCommand): void {
+  if (method === 'skip') return;
+  const apply = (argv: string[], input: string): void => {
+    const why = failure(run(argv, input));
+    if (why) throw new Error(`${argv[0]} ${why}`);
+  };
+  if (method === 'nftables') {
+    const t = nftTableName(runId);
+    apply(['nft', '-f', '-'], [`create table ${t}`,
+      `add chain ${t} output { type filter hook output priority 0; policy drop; }`, `add rule ${t} output meta mark ${SOCCR_MARK} accept`,
+      `add chain ${t} input { type filter hook input priority 0; policy drop; }`, `add rule ${t} input meta mark ${SOCCR_MARK} accept`].join('\n') + '\n');
+    return;
+  }
+  apply(['iptables-restore', '-w', '--noflush'], IPT_LOCK);
+  if (!v6) return;
+  try {
+    apply(['ip6tables-restore', '-w', '--noflush'], IPT_LOCK);
+  } catch (e) {
+    run(['iptables-restore', '-w', '--noflush'], IPT_UNJUMP);
+    run(['iptables-restore', '-w', '--noflush'], IPT_UNCHAIN);
+    throw e;
+  }
+}
 
 /**
  * Take the lock of a whole network namespace out (CRIU's network_unlock_internal),

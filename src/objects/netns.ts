@@ -13,6 +13,7 @@ import { create, NetnsEntrySchema, type ImageDir, type NetDeviceEntry, type Netn
 import { checkLinks, dumpLinks, restoreLinks } from './netdev.js';
 import { netlink } from '../sys/index.js';
 import { CryoError, type Logger } from '../context.js';
+import { lockNetnsRules, type LockMethod } from './netlock.js';
 import { readConf, readCoreConf, readIpv4Sysctls, readUnixConf, writeConf, writeCoreConf, writeIpv4Sysctls, writeUnixConf, type SysctlWriter } from './netns-sysctl.js';
 
 const O_TMPFILE = 0o20200000;
@@ -279,12 +280,14 @@ export interface NetnsRestoreEnv {
   /** The tree's other network namespaces, made already (a veth's peer may be in one), and the links made in all of them. */
   netnsFd?: (nsId: number) => number | undefined;
   made?: Set<string>;
+  /** The dump's lock of the namespace (inventory's method and run id), put in before anything of it is made. */
+  lock?: { method: LockMethod; runId: string };
 }
 
 /**
  * Fill the new network namespace open at `nsFd` (the restored root's) from
- * the images, in CRIU's order: sysctls, links, addresses, routes, rules,
- * firewall, conntrack.
+ * the images, locked first: sysctls, links, addresses, routes, rules,
+ * conntrack. Its firewall comes later (restoreNetnsFirewall).
  */
 export function restoreNetNs(nsFd: number, img: NetnsImages, env: NetnsRestoreEnv): void {
   if (img.netns?.extKey) return;
@@ -305,6 +308,13 @@ export function restoreNetNs(nsFd: number, img: NetnsImages, env: NetnsRestoreEn
 /** The contents of the namespace, from inside it (the calling thread is in it). */
 function restoreIn(img: NetnsImages, env: NetnsRestoreEnv, w: SysctlWriter, what: string, hostNsFd: number, nsFd: number): void {
   const id = img.id;
+  if (env.lock) {
+    try {
+      lockNetnsRules(env.lock.method, env.lock.runId, ipv6());
+    } catch (e) {
+      throw new CryoError(`${what}: cannot lock it (--network-lock ${env.lock.method} of the dump): ${(e as Error).message}`);
+    }
+  }
   const n = img.netns;
   if (n) {
     writeConf('ipv4', 'all', n.allConf4, w);
@@ -320,10 +330,7 @@ function restoreIn(img: NetnsImages, env: NetnsRestoreEnv, w: SysctlWriter, what
   restoreLinks(img.links, {
     hostNsFd, nsFd, nsId: id, made: env.made ?? new Set(), ...(env.netnsFd ? { netnsFd: env.netnsFd } : {}), external: env.external, w, defConf4: n?.defConf4 ?? [], defConf6: n?.defConf6 ?? [], ipv6: ipv6(), log: env.log, what,
   });
-  const feed = (kind: RawImage, argv: string[], shell = false): void => {
-    const data = img.raw.get(kind);
-    if (data) withInput(data, (fd) => run(argv, { stdin: fd }, `${what} (${env.dir.fileName(kind, id)})`, shell));
-  };
+  const feed = feeder(img, env.dir, what);
   feed('ifaddr', [ipTool(), 'addr', 'restore']);
   for (const kind of ['route', 'route6'] as const) {
     const data = img.raw.get(kind);
@@ -336,13 +343,6 @@ function restoreIn(img: NetnsImages, env: NetnsRestoreEnv, w: SysctlWriter, what
     run([ipTool(), 'rule', 'delete', 'table', 'local'], {}, what);
     feed('rule', [ipTool(), 'rule', 'restore']);
   }
-  for (const [kind, v6] of [['iptables', false], ['ip6tables', true]] as const) {
-    if (!img.raw.has(kind)) continue;
-    const cmd = process.env['CR_IPTABLES'] ?? legacyIptables(v6, true);
-    if (!cmd) throw new CryoError(`${what}: ${env.dir.fileName(kind, id)} holds legacy ${v6 ? 'ip6tables' : 'iptables'} rules, and no legacy ${v6 ? 'ip6tables' : 'iptables'}-restore is installed`);
-    feed(kind, [cmd, '-w'], true);
-  }
-  feed('nftables', ['nft', '-f', '-']);
   for (const kind of ['netnfCt', 'netnfExp'] as const) {
     const data = img.raw.get(kind);
     if (!data) continue;
@@ -354,4 +354,35 @@ function restoreIn(img: NetnsImages, env: NetnsRestoreEnv, w: SysctlWriter, what
       }
     }
   }
+}
+
+/** A raw image of `img` given to a tool as its stdin, if there is one. */
+function feeder(img: NetnsImages, dir: ImageDir, what: string) {
+  return (kind: RawImage, argv: string[], shell = false): void => {
+    const data = img.raw.get(kind);
+    if (data) withInput(data, (fd) => run(argv, { stdin: fd }, `${what} (${dir.fileName(kind, img.id)})`, shell));
+  };
+}
+
+/**
+ * The firewall of a network namespace restoreNetNs filled, once the tree's
+ * connections are made: the segments a half-closed one needs from its peer
+ * pass the lock by its mark, which a DROP of the tree's own rules would not
+ * let through (nftables' accept is not final, and the images' rules come
+ * after the lock's). The namespace stays locked meanwhile.
+ */
+export function restoreNetnsFirewall(nsFd: number, img: NetnsImages, dir: ImageDir): void {
+  if (img.netns?.extKey || (!img.links.length && !img.netns)) return;
+  const what = 'restore failed: the firewall of the root\'s new network namespace';
+  const feed = feeder(img, dir, what);
+  netlink.inNetns(nsFd, () => {
+    for (const [kind, v6] of [['iptables', false], ['ip6tables', true]] as const) {
+      if (!img.raw.has(kind)) continue;
+      const cmd = process.env['CR_IPTABLES'] ?? legacyIptables(v6, true);
+      if (!cmd) throw new CryoError(`${what}: ${dir.fileName(kind, img.id)} holds legacy ${v6 ? 'ip6tables' : 'iptables'} rules, and no legacy ${v6 ? 'ip6tables' : 'iptables'}-restore is installed`);
+      feed(kind, [cmd, '-w'], true);
+    }
+    // The images hold the dump's lock again: added to the restore's, both go at the unlock.
+    feed('nftables', ['nft', '-f', '-']);
+  });
 }
