@@ -392,7 +392,7 @@ function writeTreeImages(tasks: FrozenTask[], st: DumpState, rootIds: TaskKobjId
     ...(st.cgroups.criuSetId !== undefined ? { rootCgSet: st.cgroups.criuSetId } : {}),
     dumpUptime: BigInt(Math.round(performance.timeOrigin + performance.now())) * 1000n,
     // As CRIU: the restore takes the lock out by these (and must use --tcp-close too).
-    networkLockMethod: LOCK_METHOD_CODE[st.files.netlock!.method], dumpCriuRunId: st.files.netlock!.runId,
+    networkLockMethod: LOCK_METHOD_CODE[st.files.netlock!.recorded], dumpCriuRunId: st.files.netlock!.runId,
     ...(tcpClose ? { tcpClose: true } : {}),
   })]);
 }

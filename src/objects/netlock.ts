@@ -125,7 +125,31 @@ export class NetLock {
   /** The connections locked by this dump, by connKey. */
   private readonly locked = new Map<string, LockedConn>();
 
-  constructor(readonly method: LockMethod, private readonly log: Logger, private readonly run: Runner = runCommand) {}
+  /** The method; undefined until the first use for the default ('auto'). */
+  private chosen: LockMethod | undefined;
+
+  constructor(asked: LockMethod | 'auto', private readonly log: Logger, private readonly run: Runner = runCommand) {
+    this.chosen = asked === 'auto' ? undefined : asked;
+  }
+
+  /**
+   * The method asked for, or by default nftables where it works (the probe of
+   * check --feature network_lock_nftables), else iptables: chosen at the first
+   * use, so that a dump that locks nothing asks nft nothing.
+   */
+  get method(): LockMethod {
+    if (this.chosen === undefined) {
+      const nft = probeNftLock(this.run);
+      this.chosen = nft === true ? 'nftables' : 'iptables';
+      this.log.info(`network lock: ${this.chosen}, the default${nft === true ? '' : ` (nftables cannot: ${nft})`}`);
+    }
+    return this.chosen;
+  }
+
+  /** What inventory.img records: the method used (iptables where nothing was locked and none chosen). */
+  get recorded(): LockMethod {
+    return this.chosen ?? 'iptables';
+  }
 
   /** The tree's network namespace is locked whole (lockNetns): no connection is locked by itself, as CRIU. */
   private wholeNs = false;
@@ -136,9 +160,9 @@ export class NetLock {
    * of them locked.
    */
   lockAll(conns: readonly LockedConn[]): void {
-    if (this.method === 'skip' || this.wholeNs) return;
+    if (this.wholeNs) return;
     const todo = [...new Map(conns.map((c) => [connKey(c), c])).values()].filter((c) => !this.locked.has(connKey(c)));
-    if (todo.length === 0) return;
+    if (todo.length === 0 || this.method === 'skip') return;
     if (this.method === 'iptables') {
       const v4 = todo.filter((c) => !wire(c).v6);
       const v6 = todo.filter((c) => wire(c).v6);
@@ -188,6 +212,7 @@ export class NetLock {
 
   /** The end of a dump whose tasks run on (or that failed): the lock goes, every connection's. */
   release(): void {
+    if (this.chosen === undefined) return; // nothing was locked
     if (this.method === 'iptables') {
       const conns = [...this.locked.values()];
       this.locked.clear();

@@ -65,8 +65,8 @@ export interface Options {
   weakSysctls: boolean;
   /** --mntns-compat-mode: the old mount engine. */
   mntnsCompatMode: boolean;
-  /** --network-lock METHOD (default iptables). */
-  networkLock: NetworkLockMethod;
+  /** --network-lock METHOD; 'auto' (the default): nftables where it works, else iptables. */
+  networkLock: NetworkLockMethod | 'auto';
   /** --cpu-cap[=CAPS]: mask of CPU_CAP_* bits (values.ts); default FPU|INS. */
   cpuCap: number;
   /** -L/--libdir DIR: plugin directory. */

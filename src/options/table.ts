@@ -575,9 +575,9 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     prop: 'lsmMountContext', rpc: 'lsm_mount_context', unsupported: REFUSED,
   }),
   {
-    long: 'network-lock', arg: 'required', type: 'enum', prop: 'networkLock', default: 'iptables',
+    long: 'network-lock', arg: 'required', type: 'enum', prop: 'networkLock', default: 'auto',
     values: ['iptables', 'nftables', 'skip', 'none'], rpc: 'network_lock', metavar: 'METHOD', group: 'generic',
-    help: 'how to lock the network during dump: iptables (default), nftables, or skip/none',
+    help: 'how to lock the network during dump: iptables, nftables (the default where it works, else iptables), or skip/none',
     apply: (o, arg) => {
       if (arg === 'iptables' || arg === 'nftables') o.networkLock = arg;
       else if (arg === 'skip' || arg === 'none') o.networkLock = 'skip';

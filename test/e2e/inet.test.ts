@@ -274,7 +274,7 @@ test('a node HTTP server with a keep-alive client outside the tree (this test): 
   assert.equal(a.local, b.local, 'the agent did not keep its connection');
   const images = s.mkdir();
   t.after(() => dropLocks(images)); // should the restore not take the lock out
-  await s.dump(target, images, { extra: ['--tcp-established'] });
+  await s.dump(target, images, { extra: ['--tcp-established', '--network-lock', 'iptables'] });
   assert.equal(iptRules([port]).length, 2, 'the connection is not locked');
   const restored = await s.restore(images, target, { extra: ['--tcp-established'] });
   assert.deepEqual(iptRules([port]), [], 'rules left after the restore');
@@ -291,7 +291,7 @@ test('--tcp-established: connections between tasks of the tree (IPv4, IPv6) with
   // Without the option on restore, as CRIU: refused, nothing left.
   const images = s.mkdir();
   t.after(() => dropLocks(images)); // the dump locks the connections until their restore
-  await s.dump(target, images, { extra: ['--tcp-established'] });
+  await s.dump(target, images, { extra: ['--tcp-established', '--network-lock', 'iptables'] });
   assert.deepEqual(critDecodeAll(images), [], s.report());
   // In-tree connections are locked too, as CRIU does: two rules for each socket.
   const ports = (critDecode(path.join(images, 'files.img')).entries.map((e) => e['isk'] as { src_port: number; dst_port?: number } | undefined)

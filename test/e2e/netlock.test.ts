@@ -1,4 +1,5 @@
-// The network lock (--network-lock iptables|nftables|skip): TCP connections
+// The network lock (--network-lock iptables|nftables|skip; by default nftables,
+// which works here): TCP connections
 // whose peer is outside the dumped tree are locked before they go into repair
 // mode, stay locked while the tree is down, and the restore unlocks them once
 // the tree is back; -R and a failed dump unlock them at once, a failed restore
@@ -62,7 +63,7 @@ test('tcpext: connections to a peer outside the tree (IPv4, IPv6, IPv4-mapped) l
   const p = ports(target);
   assert.deepEqual(iptRules(p), []);
   const images = imagesDir(s, t);
-  await s.dump(target, images, { extra: ['--tcp-established'] });
+  await s.dump(target, images, { extra: ['--tcp-established', '--network-lock', 'iptables'] });
   assert.deepEqual(critDecodeAll(images), [], s.report());
   const inv = inventory(images);
   assert.equal(inv['network_lock_method'], 0, JSON.stringify(inv)); // CRIU's NETWORK_LOCK_IPTABLES
@@ -121,7 +122,7 @@ test('tcpext with --network-lock nftables: one table of the dump\'s run id while
   const again = await startTcpext(s, t);
   const p2 = ports(again);
   const rImages = imagesDir(s, t);
-  await s.dump(again, rImages, { leaveRunning: true, extra: ['--tcp-established'] });
+  await s.dump(again, rImages, { leaveRunning: true, extra: ['--tcp-established', '--network-lock', 'iptables'] });
   assert.match(fs.readFileSync(path.join(rImages, 'dump.log'), 'utf8'), / locked 3 connection\(s\) in one batch \(iptables\)$/m);
   assert.deepEqual(iptRules(p2), [], 'rules left after dump -R');
   // A check that can fail: a byte not read.
@@ -154,18 +155,28 @@ test('a lock that cannot be made fails the dump in one line naming task and sock
 
 /**
  * The server dumped with --tcp-established (its client's connection locked by
- * iptables) and restored (unlocked); the client, which prints "at N" as it goes,
- * must get `more` replies past where it was, then stops (the `stop` file) and ends
- * with DONE; the server runs free.
+ * the default lock, nftables here, or by iptables) and restored (unlocked); the
+ * client, which prints "at N" as it goes, must get `more` replies past where it
+ * was, then stops (the `stop` file) and ends with DONE; the server runs free.
  */
-async function clientAcrossRestore(s: Session, t: { after(fn: () => void): void }, server: Target, client: Target, port: number, stop: string, more: number): Promise<void> {
+async function clientAcrossRestore(s: Session, t: { after(fn: () => void): void }, server: Target, client: Target, port: number, stop: string, more: number, lock: 'default' | 'iptables'): Promise<void> {
   const images = imagesDir(s, t);
-  await s.dump(server, images, { extra: ['--tcp-established'] });
-  assert.equal(iptRules([port]).length, 2, 'the connection is not locked');
+  await s.dump(server, images, { extra: ['--tcp-established', ...(lock === 'iptables' ? ['--network-lock', 'iptables'] : [])] });
+  const inv = inventory(images);
+  const runId = String(inv['dump_criu_run_id']);
+  if (lock === 'iptables') {
+    assert.equal(iptRules([port]).length, 2, 'the connection is not locked');
+  } else {
+    // The default: nftables, which works here (check --feature network_lock_nftables).
+    assert.equal(inv['network_lock_method'], 1, JSON.stringify(inv)); // CRIU's NETWORK_LOCK_NFTABLES
+    assert.equal(nftTables(runId).length, 1, 'the connection is not locked in a table of the dump\'s');
+    assert.deepEqual(iptRules([port]), [], 'the default lock wrote iptables rules');
+  }
   await sleep(1000);
   assert.ok(client.status === undefined && !/Traceback/.test(client.output()), client.output());
   const restored = await s.restore(images, server, { extra: ['--tcp-established'] });
   assert.deepEqual(iptRules([port]), [], 'rules left after the restore');
+  assert.deepEqual(nftTables(runId), [], 'the table is left after the restore');
   const at = () => Number(/at (\d+)\n(?![\s\S]*at \d+)/.exec(client.output())?.[1] ?? 0);
   const before = at();
   await s.check(waitFor('the client to go on after the restore', () => at() > before + more, 20_000));
@@ -177,7 +188,7 @@ async function clientAcrossRestore(s: Session, t: { after(fn: () => void): void 
   await s.killTree(restored);
 }
 
-test('python3: a TCP echo server in the tree, its client outside it keeps its connection across dump and restore (iptables), every reply right; new clients connect after restore', { timeout: 120_000 }, async (t) => {
+test('python3: a TCP echo server in the tree, its client outside it keeps its connection across dump and restore (the default lock, nftables), every reply right; new clients connect after restore', { timeout: 120_000 }, async (t) => {
   const s = Session.for(t, 'netlock-python');
   const server = await s.startCommand('echo-server', [python3(), '-u', '-c', [
     'import socketserver',
@@ -219,7 +230,7 @@ test('python3: a TCP echo server in the tree, its client outside it keeps its co
     'assert d.makefile("rb").readline() == b"echo new\\n"',
     'print("DONE", n, flush=True)',
   ].join('\n')]);
-  await clientAcrossRestore(s, t, server, client, port, stop, 100);
+  await clientAcrossRestore(s, t, server, client, port, stop, 100, 'default');
 });
 
 test('redis-server (Debian\'s): a client outside the tree keeps its connection across dump and restore with --tcp-established, every INCR reply in sequence; the data set before the dump is there; new clients connect after restore', { timeout: 120_000 }, async (t) => {
@@ -261,7 +272,7 @@ test('redis-server (Debian\'s): a client outside the tree keeps its connection a
     'assert g.readline() == b"$%d\\r\\n" % len(str(n)) and g.readline() == b"%d\\r\\n" % n',
     'print("DONE", n, flush=True)',
   ].join('\n')]);
-  await clientAcrossRestore(s, t, server, client, port, stop, 200);
+  await clientAcrossRestore(s, t, server, client, port, stop, 200, 'iptables');
 });
 
 test('--tcp-close: connections dumped as they are and restored closed; the images need it on restore; --skip-in-flight drops connections not yet accepted', { timeout: 120_000 }, async (t) => {
@@ -327,11 +338,14 @@ test('a tree in its own network namespace (unshare -n), python3 holding both end
   await s.dump(target, images, { leaveRunning: true, extra: ['--tcp-established'] });
   // As CRIU: the namespace is locked whole, no connection by itself.
   const log = fs.readFileSync(path.join(images, 'dump.log'), 'utf8');
-  assert.match(log, /locked the tree's network namespace \(iptables\)/, s.report());
+  // By the default lock, nftables here.
+  assert.match(log, /locked the tree's network namespace \(nftables\)/, s.report());
   assert.doesNotMatch(log, /locked the connection/, s.report());
-  const rules = spawnSync('nsenter', ['-t', String(target.pid), '-n', 'iptables', '-w', '-S'], { encoding: 'utf8', timeout: 30_000 });
-  assert.equal(rules.status, 0, rules.stderr);
-  assert.doesNotMatch(rules.stdout, /0xc114|CRIU/i, 'lock rules left in the tree\'s namespace');
+  for (const argv of [['iptables', '-w', '-S'], ['nft', 'list', 'ruleset']]) {
+    const rules = spawnSync('nsenter', ['-t', String(target.pid), '-n', ...argv], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(rules.status, 0, rules.stderr);
+    assert.doesNotMatch(rules.stdout, /0xc114|CRIU/i, `lock rules left in the tree's namespace (${argv[0]})`);
+  }
   const before = echoes();
   await s.check(waitFor('echoes after the dump', () => echoes() >= before + 5, 10_000));
   assert.ok(runningFree(target.pid), s.report());
