@@ -386,6 +386,7 @@ function writeTreeImages(tasks: FrozenTask[], st: DumpState, rootIds: TaskKobjId
     pid: t.ns.pid, ppid: tasks.find((p) => p.pid === t.parent)?.ns.pid ?? 0, pgid: t.ns.pgid, sid: t.ns.sid,
     threads: t.threads.map((x) => t.ns.tids.get(x) ?? x),
     cryoNsPids: t.ns.levels, cryoNsTids: t.threads.flatMap((x) => t.ns.tidLevels.get(x) ?? []),
+    cryoNsSids: t.ns.sidLevels, cryoNsPgids: t.ns.pgidLevels,
   })));
   st.dir.write('inventory', [create(InventoryEntrySchema, {
     imgVersion: CRTOOLS_IMAGES_V1_1, fdinfoPerId: true, rootIds, nsPerId: true, lsmtype: Lsmtype.NO_LSM,

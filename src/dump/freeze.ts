@@ -26,7 +26,7 @@ export interface FrozenTask {
    * (`levels`, outermost first, its own namespace's last), as do its threads.
    * `depth`: how many levels the root's pid namespace is below cryo's.
    */
-  ns: { depth: number; pid: number; pgid: number; sid: number; tids: Map<number, number>; levels: number[]; tidLevels: Map<number, number[]> };
+  ns: { depth: number; pid: number; pgid: number; sid: number; tids: Map<number, number>; levels: number[]; tidLevels: Map<number, number[]>; sidLevels: number[]; pgidLevels: number[] };
   /** Every thread id, the leader first. */
   threads: number[];
   /** Remotes of the threads other than the leader, once taken. */
@@ -77,11 +77,13 @@ function nsIds(pid: number, threads: number[], depth: number): FrozenTask['ns'] 
     tidLevels.set(tid, v.slice(depth + 1));
   }
   const pids = nsLine(st, 'NSpid');
+  const [pgids, sids] = [nsLine(st, 'NSpgid'), nsLine(st, 'NSsid')];
   return {
     depth, pid: at(pids, pid),
-    pgid: at(nsLine(st, 'NSpgid'), 0),
-    sid: at(nsLine(st, 'NSsid'), 0),
+    pgid: at(pgids, 0),
+    sid: at(sids, 0),
     tids, levels: pids.slice(depth + 1), tidLevels,
+    sidLevels: sids.slice(depth + 1), pgidLevels: pgids.slice(depth + 1),
   };
 }
 
@@ -231,7 +233,7 @@ function seizeTask(pid: number, parent: number, pre: Set<number>, log: Logger, d
   if (stat.state === 'Z' || stat.state === 'X') return zombieOrGone();
   // `ns` is read once every thread is seized (below).
   const t: FrozenTask = {
-    pid, stat, rem: null, stopSig: 0, ns: { depth, pid, pgid: 0, sid: 0, tids: new Map(), levels: [], tidLevels: new Map() },
+    pid, stat, rem: null, stopSig: 0, ns: { depth, pid, pgid: 0, sid: 0, tids: new Map(), levels: [], tidLevels: new Map(), sidLevels: [], pgidLevels: [] },
     threads: [], threadRems: new Map(), parent, children: [],
   };
   try {

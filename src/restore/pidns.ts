@@ -100,6 +100,40 @@ export class PidLevels {
     return 0;
   }
 
+  /**
+   * The task's session or process group as it sees it (what getsid() and
+   * getpgid() say): the images' own number at its level where they have it
+   * (cryo_ns_sids/pgids, also for a gone leader), else the leader's there.
+   */
+  seen(pid: number, which: 'sid' | 'pgid'): number {
+    const p = this.byPid.get(pid)!.pstree;
+    const d = p.cryoNsPids.length;
+    const levels = which === 'sid' ? p.cryoNsSids : p.cryoNsPgids;
+    if (d > 0 && levels.length === d) return levels[d - 1]!;
+    return this.view(pid, p[which]);
+  }
+
+  /**
+   * The pids of a helper standing in for the gone leader of the task's session
+   * or group, the root namespace's first: the leader's at each of the task's
+   * levels, so in the task's own namespace. Undefined where it was of one above
+   * (or the images do not say).
+   */
+  helperLevels(pid: number, which: 'sid' | 'pgid'): number[] | undefined {
+    const p = this.byPid.get(pid)!.pstree;
+    const d = p.cryoNsPids.length;
+    if (d === 0) return [p[which]];
+    const levels = which === 'sid' ? p.cryoNsSids : p.cryoNsPgids;
+    return levels.length === d && levels.every((v) => v > 0) ? [p[which], ...levels] : undefined;
+  }
+
+  /** Before a helper of `c` (a stand-in for its leader) is cloned by `forker` (task `from`): where the forker sees it. */
+  prepareHelper(forker: Remote, from: PidTask, c: PidTask, made: ReadonlyMap<number, Remote>): number {
+    const want = this.nsOf(c);
+    if (this.nested && want !== undefined) this.bearIn(forker, from, want, made);
+    return this.depth(from.pstree.pid);
+  }
+
   /** Is the task the init of a nested pid namespace? */
   isInit(pid: number): boolean {
     const p = this.byPid.get(pid)?.pstree;

@@ -71,6 +71,7 @@ export function buildTree(
   beforeForks?: (rem: Remote, task: TreeTask, memFrom: TreeTask | undefined) => void,
 ): void {
   const zombies = new Map<number, { rem: Remote; status: number }>();
+  // Each helper with its pid as its parent sees it (the parent reaps it by that).
   const helpers: Array<{ rem: Remote; parent: Remote; pid: number }> = [];
   // They go before any zombie-to-be that forked one becomes a zombie.
   const adoptHelpers: Array<{ rem: Remote; parent: Remote; pid: number }> = [];
@@ -87,15 +88,18 @@ export function buildTree(
   // or where the forker has none of its own, a zombie's, the forker's source).
   const memFrom = new Map<number, TreeTask | undefined>();
   const live = (x: TreeTask) => !isZombieState(x.core.tc?.taskState);
-  /** Fork `c` (whose parent is `parent`) from `forker`, a task or helper made from `from`, after `from`'s memory if it has its own. */
-  const make = (forker: Remote, c: TreeTask, parent: TreeTask, from: TreeTask, flags: number) => {
+  /**
+   * Fork `c` (whose parent is `parent`) from `forker`, a task or helper made from `from`, after `from`'s memory if it has its own.
+   * `helperDepth`: the forker is a helper in `c`'s pid namespace (made by helperOf), this many levels below the root's.
+   */
+  const make = (forker: Remote, c: TreeTask, parent: TreeTask, from: TreeTask, flags: number, helperDepth?: number) => {
     // As CRIU: a child with its parent's fd table id shares that table (CLONE_FILES).
     if (sharesFdTable(c, parent)) {
       if (forker !== all.get(parent.pstree.pid)) throw new CryoError(`task ${c.pstree.pid} shares its fd table with its parent and needs a helper for its session: cryo cannot restore that yet`);
       flags |= CLONE.FILES;
     }
-    if (forker !== all.get(from.pstree.pid)) noHelper(from, `task ${c.pstree.pid}`);
-    const ns = pids.prepare(forker, from, c, all);
+    if (forker !== all.get(from.pstree.pid) && helperDepth === undefined) noHelper(from, `task ${c.pstree.pid}`);
+    const ns = helperDepth === undefined ? pids.prepare(forker, from, c, all) : { flags: 0, seenAt: helperDepth };
     const r = cloneTask(forker, pids.levels(c.pstree.pid), flags | ns.flags, ns.seenAt);
     created.push(r.pid);
     memFrom.set(c.pstree.pid, live(from) ? from : memFrom.get(from.pstree.pid));
@@ -103,6 +107,20 @@ export function buildTree(
     all.set(c.pstree.pid, r);
     if (isZombieState(c.core.tc?.taskState)) zombies.set(c.pstree.pid, { rem: r, status: c.core.tc!.exitCode });
     else rems.set(c.pstree.pid, r);
+  };
+  /**
+   * A helper with the pids of the gone leader of `c`'s session or group, cloned
+   * by `forker` (task `from`) into `c`'s pid namespace; it goes once the tree is built.
+   */
+  const helperOf = (forker: Remote, from: TreeTask, c: TreeTask, which: 'sid' | 'pgid', list = helpers): Remote => {
+    const what = which === 'sid' ? `session ${c.pstree.sid}` : `process group ${c.pstree.pgid}`;
+    const levels = pids.helperLevels(c.pstree.pid, which);
+    if (!levels) throw new CryoError(`task ${c.pstree.pid}: in a nested pid namespace, it would need a helper for ${what}, whose leader was of a pid namespace above its: cryo cannot restore that yet`);
+    const seenAt = pids.prepareHelper(forker, from, c, all);
+    const h = cloneTask(forker, levels, 0, seenAt);
+    created.push(h.pid);
+    list.push({ rem: h, parent: forker, pid: levels[seenAt]! });
+    return h;
   };
   // Parents before children; a deferred child's turn comes once its leader made it.
   const pending = [...tasks];
@@ -126,6 +144,9 @@ export function buildTree(
     if (leader) {
       rem.call('setsid', NR.setsid);
       onSetsid?.(rem, t.pstree.sid); // its controlling terminal, before it forks the members
+    } else if (t.pstree.pgid === t.pstree.pid && live(t)) {
+      // Its group before its children: one in a nested pid namespace cannot name it, it is born in it.
+      rem.call('setpgid', NR.setpgid, 0, 0);
     }
     // A zombie-to-be leader forks them too: it lives until the tree is built.
     const adopted = byLeader.get(t.pstree.pid);
@@ -146,18 +167,15 @@ export function buildTree(
       if (sid !== t.pstree.sid && sid !== c.pstree.pid && !inTree.has(sid) && !external.has(sid)) {
         let h = helperFor.get(sid);
         if (!h) {
-          noHelper(t, `session ${sid}`);
-          h = cloneTask(rem, sid, 0);
-          created.push(h.pid);
+          h = helperOf(rem, t, c, 'sid');
           h.call('setsid', NR.setsid);
           helperFor.set(sid, h);
-          helpers.push({ rem: h, parent: rem, pid: sid });
           log.debug(`helper ${sid} stands in for the gone leader of session ${sid}`);
         }
         forker = h;
         flags = CLONE.PARENT; // the task's parent is t, its session the helper's
       }
-      make(forker, c, t, t, flags);
+      make(forker, c, t, t, flags, forker === rem ? undefined : pids.depth(c.pstree.pid));
     }
     pids.afterChildren(rem, t, all);
   }
@@ -170,12 +188,9 @@ export function buildTree(
     const p = t.pstree;
     if (!p.pgid || p.pgid === p.pid || all.has(p.pgid) || helperFor.has(p.pgid) || external.has(p.sid)) continue;
     const parent = all.get(p.pid)!;
-    noHelper(t, `process group ${p.pgid}`);
-    const h = cloneTask(parent, p.pgid, 0);
-    created.push(h.pid);
+    const h = helperOf(parent, t, t, 'pgid', groupHelpers);
     h.call('setpgid', NR.setpgid, 0, 0);
     all.set(p.pgid, h);
-    groupHelpers.push({ rem: h, parent, pid: p.pgid });
     log.debug(`helper ${p.pgid} stands in for the gone leader of process group ${p.pgid}`);
   }
   // Group leaders first, then the members.
@@ -185,7 +200,7 @@ export function buildTree(
     const rem = all.get(p.pid)!;
     if (p.sid === p.pid) continue; // setsid made it its own group already
     // In a nested pid namespace the task names groups by its own pids; one led from outside it was inherited.
-    const pgid = pids.view(p.pid, p.pgid);
+    const pgid = pids.seen(p.pid, 'pgid');
     if (Number(rem.call('getpgid', NR.getpgid, 0)) === pgid || pgid === 0) continue;
     const r = rem.callRaw(NR.setpgid, 0, p.pgid === p.pid ? 0 : pgid);
     if (r >= 0n) continue;
@@ -199,7 +214,7 @@ export function buildTree(
     if (external.has(p.sid)) continue;
     const rem = all.get(p.pid)!;
     const [sid, pgid] = [Number(rem.call('getsid', NR.getsid, 0)), Number(rem.call('getpgid', NR.getpgid, 0))];
-    if (sid !== pids.view(p.pid, p.sid) || pgid !== pids.view(p.pid, p.pgid) || !sameHostIds(rem.pid, all.get(p.sid), all.get(p.pgid))) throw new CryoError(`task ${p.pid}: came back in session ${sid} and process group ${pgid}, not ${p.sid} and ${p.pgid}: cryo cannot make this tree's sessions yet`);
+    if (sid !== pids.seen(p.pid, 'sid') || pgid !== pids.seen(p.pid, 'pgid') || !sameHostIds(rem.pid, all.get(p.sid), all.get(p.pgid))) throw new CryoError(`task ${p.pid}: came back in session ${sid} and process group ${pgid}, not ${p.sid} and ${p.pgid}: cryo cannot make this tree's sessions yet`);
   }
   // The orphans of the adopting helpers go to their reapers: subreapers already.
   for (const r of reapers) all.get(r.pstree.pid)!.call('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);

@@ -32,7 +32,7 @@ test('nested pid namespaces (two levels below the tree\'s) come back with every 
   const root = childrenOf(unshare.pid)[0]!;
   assert.ok(root, `unshare has no child${s.report()}`);
   const tasks = [root, ...descendants(root)];
-  assert.equal(tasks.length, 6, `pidnest has ${tasks.length} tasks${s.report()}`);
+  assert.equal(tasks.length, 8, `pidnest has ${tasks.length} tasks${s.report()}`);
   // Levels below the tree's: the deepest task sees itself two namespaces deeper than the root.
   const depth = Math.max(...tasks.map((p) => nspid(p).length)) - nspid(root).length;
   assert.equal(depth, 2, s.report());
@@ -51,6 +51,10 @@ test('nested pid namespaces (two levels below the tree\'s) come back with every 
   restored.signal('SIGUSR1');
   await s.check(waitFor('pidnest to print PASS or FAIL', () => /^(PASS|FAIL)/m.test(unshare.output()), 15_000));
   assert.match(unshare.output(), /^PASS$/m, s.report());
+  // D's and E's gone leaders were stood in for in namespace B.
+  const log = fs.readFileSync(path.join(images, 'restore.log'), 'utf8');
+  assert.match(log, /helper \d+ stands in for the gone leader of session/, s.report());
+  assert.match(log, /helper \d+ stands in for the gone leader of process group/, s.report());
   await s.killTree(restored);
 });
 
@@ -81,6 +85,38 @@ test('bash running `unshare --pid --fork` (a pid namespace nested in cryo\'s, it
   const all = lines();
   assert.deepEqual(all.map((l) => l[0]), all.map((_, i) => i + 1), `the count has gaps${s.report()}`);
   for (const [n, self] of all) assert.equal(self, 1, `line ${n}: the inner bash is pid ${self} in its namespace${s.report()}`);
+  await s.killTree(restored);
+});
+
+/** A line of /proc/PID/status (NSpid, NSsid, NSpgid) below cryo's level. */
+const nsIdsBelowHost = (pid: number) => ['NSpid', 'NSsid', 'NSpgid'].map((k) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!.trim().split(/\s+/).slice(1).join(' '));
+
+test('a daemon in a nested pid namespace (`setsid sh -c "sh daemon.sh & exit"` under `unshare --pid --fork bash`): its gone session leader gets a helper of that namespace, and it counts on in that session and group', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'pidnest-daemon');
+  const daemon = path.join(s.dir, 'daemon.sh');
+  fs.writeFileSync(daemon, 'i=0; while :; do i=$((i+1)); echo "$i"; sleep 0.1; done\n');
+  const inner = `setsid /bin/sh -c "/bin/sh ${daemon} & exit"; while :; do sleep 1; done`;
+  const target = await s.startCommand('pidnest-daemon', ['/bin/bash', '-c', `unshare --pid --fork /bin/bash -c '${inner}'`], { ready: /^3$/m });
+  const find = (top: number) => descendants(top).find((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('daemon.sh'))!;
+  const d = find(target.pid);
+  assert.ok(d, s.report());
+  const before = nsIdsBelowHost(d);
+  // Its session and group are those of the sh that is gone (pid 2 of the namespace), not the init's.
+  const [, sid, pgid] = before.map((l) => Number(l.split(' ').at(-1)));
+  assert.ok(sid === pgid && sid !== 1 && sid !== Number(before[0]!.split(' ').at(-1)), `the daemon's ids ${before.join(' / ')}`);
+  const images = s.mkdir();
+  s.ok(await s.cryo(['dump', '-t', String(target.pid), '-D', images, '-v4', '-o', 'dump.log']));
+  await s.check(waitFor(`pid ${target.pid} to go`, () => !exists(target.pid), 10_000));
+  await reapUntilGone(d, 10_000);
+  const counts = () => [...target.output().matchAll(/^(\d+)$/gm)].map((m) => Number(m[1]));
+  const atDump = Math.max(...counts());
+  const restored = await s.restore(images, target);
+  assert.match(fs.readFileSync(path.join(images, 'restore.log'), 'utf8'), new RegExp(`helper \\d+ stands in for the gone leader of session`), s.report());
+  const d2 = find(target.pid);
+  assert.deepEqual(nsIdsBelowHost(d2), before, `the daemon's pid, session and group below cryo's level differ${s.report()}`);
+  await s.check(waitFor(`the count to pass ${atDump + 3}`, () => Math.max(...counts()) >= atDump + 3, 10_000));
+  const all = counts();
+  assert.deepEqual(all, all.map((_, i) => i + 1), `the count has gaps${s.report()}`);
   await s.killTree(restored);
 });
 

@@ -14,6 +14,10 @@
  * namespace of their child (one level deeper, not its pid 1): their
  * pid_for_children is theirs again. P1 has a second thread, which must have
  * its thread id of namespace C again.
+ * N1 leads a session of its own and has two more children whose leaders are
+ * gone (a restore makes a helper of namespace B in each one's stead): D, whose
+ * parent S (pid 2 of B) called setsid() and exited, and E, whose parent G
+ * (pid 4 of B) made a process group of its own and exited.
  */
 #include "common.h"
 
@@ -94,6 +98,9 @@ static void check_ids(const char *who, const struct ids *b)
 		failf("%s: NSpid %s, was %s", who, a.nspid, b->nspid);
 }
 
+/* N1's children whose parents are gone (D and E), checked after its own. */
+static pid_t orphans[2];
+
 /* Reports ready, waits for SIGUSR1, checks itself, then its child (0: none). */
 static int run(const char *who, int ready_fd, pid_t child, const struct ids *mine)
 {
@@ -109,6 +116,11 @@ static int run(const char *who, int ready_fd, pid_t child, const struct ids *min
 		kill(child, SIGUSR1);
 		if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status))
 			failf("%s: its child %d failed", who, child);
+	}
+	for (int i = 0; i < 2 && !strcmp(who, "N1"); i++) {
+		kill(orphans[i], SIGUSR1);
+		if (waitpid(orphans[i], &status, 0) != orphans[i] || !WIFEXITED(status) || WEXITSTATUS(status))
+			failf("%s: its orphan %d failed", who, orphans[i]);
 	}
 	return common_fail_count ? 1 : 0;
 }
@@ -177,14 +189,64 @@ static int n2(int fd)
 	return run("N2", fd, spawn(p1, fd), &me);
 }
 
+/* D and E: reparented to N1 once their parent exits, in the session or group it led. */
+static int orphan(const char *who, int fd, int own_session)
+{
+	struct ids me;
+	pid_t leader = own_session ? getsid(0) : getpgrp();
+
+	/* Gone once N1 reaped it. */
+	while (getppid() != 1 || kill(leader, 0) == 0)
+		usleep(1000);
+	record(&me);
+	if (leader == me.pid || me.pgid != leader || me.sid != (own_session ? leader : 1))
+		failf("%s: sid/pgid %d/%d: its parent %d led neither", who, me.sid, me.pgid, leader);
+	return run(who, fd, 0, &me);
+}
+
+static int d(int fd)
+{
+	return orphan("D", fd, 1);
+}
+
+static int e(int fd)
+{
+	return orphan("E", fd, 0);
+}
+
+/* S or G: a session (or group) of its own, a child in it, then gone; its child's pid to `out`. */
+static void gone_leader(int (*body)(int), int fd, int session, int out)
+{
+	pid_t p = fork(), c;
+
+	MUST(p >= 0);
+	if (p == 0) {
+		MUST(session ? setsid() == getpid() : setpgid(0, 0) == 0);
+		c = spawn(body, fd);
+		MUST(write(out, &c, sizeof(c)) == sizeof(c));
+		_exit(0);
+	}
+	MUST(waitpid(p, NULL, 0) == p);
+}
+
 static int n1(int fd)
 {
 	struct ids me;
+	int pp[2];
+	pid_t child;
 
+	MUST(setsid() == 1);
+	MUST(pipe(pp) == 0);
+	gone_leader(d, fd, 1, pp[1]);
+	gone_leader(e, fd, 0, pp[1]);
+	MUST(read(pp[0], &orphans[0], sizeof(pid_t)) == sizeof(pid_t) && read(pp[0], &orphans[1], sizeof(pid_t)) == sizeof(pid_t));
+	close(pp[0]);
+	close(pp[1]);
+	child = spawn(n2, fd);
 	record(&me);
 	if (me.pid != 1)
 		failf("N1: pid %d, not 1 of namespace B", me.pid);
-	return run("N1", fd, spawn(n2, fd), &me);
+	return run("N1", fd, child, &me);
 }
 
 static int m(int fd)
@@ -208,9 +270,9 @@ int main(void)
 	record(&me);
 	mp = spawn(m, pfd[1]);
 	close(pfd[1]);
-	while (n < 5 && read(pfd[0], &c, 1) == 1)
+	while (n < 7 && read(pfd[0], &c, 1) == 1)
 		n++;
-	MUST(n == 5);
+	MUST(n == 7);
 	prog_ready();
 	wait_for_signal();
 	check_ids("R", &me);
