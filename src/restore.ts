@@ -30,7 +30,7 @@ import { loadUtsNs, restoreUtsNs } from './objects/utsns.js';
 import { loadTimeNs, restoreTimeNs } from './objects/timens.js';
 import { checkJoinNs, enterJoinedNs, type JoinedNs } from './objects/joinns.js';
 import { writeStats } from './stats.js';
-import { loadNetNs, restoreNetNs, restoreNetnsFirewall, TreeNetns, type NetnsImages } from './objects/netns.js';
+import { loadNetNs, madeEmpty, restoreNetNs, restoreNetnsFirewall, TreeNetns, type NetnsImages } from './objects/netns.js';
 import { attachedTunDevices } from './objects/files/tunfile.js';
 import { checkLsm } from './objects/lsm.js';
 import { closeMntNs, commonMount, enterTaskMntNs, loadMntNs, mountLateProc, readOnlyAtLast, restoreMntNs, type MadeMntNs, type MntNsImages } from './objects/mntns/restore.js';
@@ -562,7 +562,8 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     tcpPlan!.unlock(log);
     if (ownNetns && netns) {
       const method = lockMethodOf(inv!.networkLockMethod) ?? 'skip';
-      for (const ns of [netns, ...subNetns.values()]) netlink.inNetns(ns.fd, () => unlockNetnsRules(method, inv!.dumpCriuRunId, existsSync('/proc/sys/net/ipv6'), log));
+      const locked = [...(netImg && madeEmpty(netImg) ? [] : [netns]), ...subNetns.values()];
+      for (const ns of locked) netlink.inNetns(ns.fd, () => unlockNetnsRules(method, inv!.dumpCriuRunId, existsSync('/proc/sys/net/ipv6'), log));
     }
     kindsBeforeResume(sh);
     for (const f of finals) f.rem.finishAs(f.regs, f.mask, f.xstate, f.last);

@@ -284,9 +284,10 @@ export function unlockRestored(method: LockMethod, table: string, conns: readonl
   if (method === 'skip') return;
   if (method === 'nftables') {
     // A dump that locked no connection made no table.
-    const parts = table.split(' ');
-    if (run(['nft', 'list', 'table', ...parts]).status !== 0) return;
-    const why = failure(run(['nft', 'delete', 'table', ...parts]));
+    if (!conns.length) return;
+    const r = run(['nft', 'delete', 'table', ...table.split(' ')]);
+    if (noSuchTable(r)) return;
+    const why = failure(r);
     if (why) log.error(`cannot remove the nftables table ${table}: ${why}`);
     else log.info(`unlocked the network: removed the nftables table ${table}`);
     return;
@@ -308,6 +309,11 @@ export function unlockRestored(method: LockMethod, table: string, conns: readonl
     }
     log.info(`unlocked the connection ${wire(c).src}:${c.srcPort} - ${wire(c).dst}:${c.dstPort}`);
   }
+}
+
+/** nft's answer to the delete of a table that is not there (one command, not a list and a delete). */
+function noSuchTable(r: CommandResult): boolean {
+  return r.status !== 0 && !r.error && /No such file or directory/.test(r.stderr);
 }
 
 /** The nft commands that put `c` (both directions) in the table's set of its family. */
@@ -361,12 +367,12 @@ export function lockNetnsRules(method: LockMethod, runId: string, v6: boolean, r
 export function unlockNetnsRules(method: LockMethod, runId: string, v6: boolean, log: Logger, run: Runner = runCommand): void {
   if (method === 'skip') return;
   if (method === 'nftables') {
-    const parts = nftTableName(runId).split(' ');
-    if (run(['nft', 'list', 'table', ...parts]).status !== 0) {
+    const r = run(['nft', 'delete', 'table', ...nftTableName(runId).split(' ')]);
+    if (noSuchTable(r)) {
       log.warn(`the network namespace has no nftables table ${nftTableName(runId)} to unlock`);
       return;
     }
-    const why = failure(run(['nft', 'delete', 'table', ...parts]));
+    const why = failure(r);
     if (why) log.error(`cannot remove the nftables table ${nftTableName(runId)}: ${why}`);
     else log.info(`unlocked the network namespace: removed the nftables table ${nftTableName(runId)}`);
     return;

@@ -290,8 +290,7 @@ export interface NetnsRestoreEnv {
  * conntrack. Its firewall comes later (restoreNetnsFirewall).
  */
 export function restoreNetNs(nsFd: number, img: NetnsImages, env: NetnsRestoreEnv): void {
-  if (img.netns?.extKey) return;
-  if (!img.links.length && !img.netns) return; // --empty-ns net
+  if (img.netns?.extKey || madeEmpty(img)) return;
   const w: SysctlWriter = { weak: env.weakSysctls, where: 'the restored network namespace' };
   const id = img.id;
   const what = 'restore failed: the root\'s new network namespace';
@@ -356,6 +355,11 @@ function restoreIn(img: NetnsImages, env: NetnsRestoreEnv, w: SysctlWriter, what
   }
 }
 
+/** A namespace restored empty (--empty-ns net): nothing of the images, nor the lock, is in it. */
+export function madeEmpty(img: NetnsImages): boolean {
+  return !img.links.length && !img.netns;
+}
+
 /** A raw image of `img` given to a tool as its stdin, if there is one. */
 function feeder(img: NetnsImages, dir: ImageDir, what: string) {
   return (kind: RawImage, argv: string[], shell = false): void => {
@@ -372,7 +376,7 @@ function feeder(img: NetnsImages, dir: ImageDir, what: string) {
  * after the lock's). The namespace stays locked meanwhile.
  */
 export function restoreNetnsFirewall(nsFd: number, img: NetnsImages, dir: ImageDir): void {
-  if (img.netns?.extKey || (!img.links.length && !img.netns)) return;
+  if (img.netns?.extKey || madeEmpty(img)) return;
   const what = 'restore failed: the firewall of the root\'s new network namespace';
   const feed = feeder(img, dir, what);
   netlink.inNetns(nsFd, () => {
