@@ -39,7 +39,10 @@ export function dumpRlimits(pid: number): RlimitEntry[] {
 
 /** As CRIU: a limit that cannot be set again (a hard limit above the restorer's) is a warning. */
 export function restoreRlimits(rem: Remote, pid: number, rl: RlimitEntry[], log: Logger): void {
+  // Those the task has already (from cryo, through the seed) need no call into it.
+  const now = dumpRlimits(rem.pid);
   rl.forEach((r, i) => {
+    if (now[i] && now[i].cur === r.cur && now[i].max === r.max) return;
     const ret = rem.callRaw(NR.prlimit64, 0, i, rem.put(rlimit64.encode({ rlim_cur: r.cur, rlim_max: r.max })), 0);
     if (ret < 0n) log.warn(`task ${pid}: cannot restore rlimit ${i} (errno ${-ret})`);
   });
