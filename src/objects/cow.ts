@@ -93,7 +93,7 @@ export function shareInherited(
   }
   // The parent's pages that are not the child's: gone before the child's go in.
   const drop = clip(parentIn.map(([start, end]) => ({ start, end, off: 0 })), same, false);
-  for (const d of drop) rem.call(`madvise(0x${d.start.toString(16)}, MADV_DONTNEED)`, NR.madvise, d.start, d.end - d.start, MADV.DONTNEED);
+  rem.batch(drop.map((d) => ({ name: `madvise(0x${d.start.toString(16)}, MADV_DONTNEED)`, nr: NR.madvise, args: [d.start, d.end - d.start, MADV.DONTNEED] })));
   const write = [...clip(child, inh, false), ...clip(childIn, same, false)].sort((x, y) => (x.start < y.start ? -1 : 1));
   const pages = (l: Array<[bigint, bigint]> | Span[]) => l.reduce((n, x) => n + Number(((Array.isArray(x) ? x[1] - x[0] : x.end - x.start)) / PAGE), 0);
   return {

@@ -5,7 +5,7 @@
 // membarrier registrations.
 import type { Vma } from '../proc/maps.js';
 import { MAP, MAP_HUGE_MASK, PROT, MADV, MREMAP, NR, O, PR, PR_SET_MM_MAP } from '../sys/index.js';
-import type { Remote } from '../tracer/remote.js';
+import type { BatchCall, Remote } from '../tracer/remote.js';
 import { prctlMmMap } from '../abi/index.js';
 import {
   type VmaEntry, type MmEntry, type PagemapEntry, PagemapEntrySchema, VmaEntrySchema, isFieldSet, VMA_AREA_SYSVIPC,
@@ -79,14 +79,11 @@ export function moveVdso(rem: Remote, current: Vma[], mm: MmEntry, tmp: bigint):
     return wantVvar.start + (c.start - vvarLo);
   };
   const flags = MREMAP.MAYMOVE | MREMAP.FIXED;
-  for (const c of cur) {
-    const len = c.end - c.start;
-    rem.call(`mremap(${c.name})`, NR.mremap, c.start, len, len, flags, tmp + (c.start - lo));
-  }
-  for (const c of cur) {
-    const len = c.end - c.start;
-    rem.call(`mremap(${c.name})`, NR.mremap, tmp + (c.start - lo), len, len, flags, dest(c));
-  }
+  // Out of the way first, then in place: one batch, in this order.
+  rem.batch([
+    ...cur.map((c) => ({ name: `mremap(${c.name})`, nr: NR.mremap, args: [c.start, c.end - c.start, c.end - c.start, flags, tmp + (c.start - lo)] })),
+    ...cur.map((c) => ({ name: `mremap(${c.name})`, nr: NR.mremap, args: [tmp + (c.start - lo), c.end - c.start, c.end - c.start, flags, dest(c)] })),
+  ]);
   return wantVdso.start - curVdso.start;
 }
 
@@ -159,10 +156,20 @@ export function mapVmas(
   inherited: Map<VmaEntry, VmaEntry> = new Map(),
 ): VmaEntry[] {
   const needFix: VmaEntry[] = [];
+  // The calls go in batches (one stop each), with the mmaps' addresses checked after.
+  const pending: BatchCall[] = [];
+  const placed: Array<{ at: number; v: VmaEntry }> = [];
+  const flush = () => {
+    const got = rem.batch(pending.splice(0));
+    for (const { at, v } of placed.splice(0)) {
+      if (got[at] !== v.start) throw new Error(`mmap placed 0x${v.start.toString(16)} at 0x${got[at]!.toString(16)}`);
+    }
+  };
   for (const [i, v] of mm.vmas.entries()) {
     if (!isMapped(v)) continue;
     const len = v.end - v.start;
     if (v.status & VMA_AREA_SYSVIPC) {
+      flush();
       // One shmat per attachment, at its first VMA; each part then gets its own protection.
       if (v.pgoff === 0n) {
         const parts = [v];
@@ -181,7 +188,7 @@ export function mapVmas(
     if (prot !== v.prot) needFix.push(v);
     const from = inherited.get(v);
     if (from) {
-      if (from.prot !== prot) rem.call(`mprotect(0x${v.start.toString(16)})`, NR.mprotect, v.start, len, prot);
+      if (from.prot !== prot) pending.push({ name: `mprotect(0x${v.start.toString(16)})`, nr: NR.mprotect, args: [v.start, len, prot] });
       continue;
     }
     // MAP_LOCKED, MAP_POPULATE etc. are not for us to redo here (mlock comes last).
@@ -201,18 +208,16 @@ export function mapVmas(
         flags = (flags & ~(MAP.ANONYMOUS | MAP.HUGETLB | MAP_HUGE_MASK)) | MAP.SHARED;
       }
     }
-    try {
-      const got = rem.call(`mmap(0x${v.start.toString(16)})`, NR.mmap, v.start, len, prot, flags, fd, fd >= 0n ? v.pgoff : 0n);
-      if (got !== v.start) throw new Error(`mmap placed 0x${v.start.toString(16)} at 0x${got.toString(16)}`);
-    } finally {
-      if (closeFd) rem.call('close', NR.close, fd);
-    }
+    placed.push({ at: pending.length, v });
+    pending.push({ name: `mmap(0x${v.start.toString(16)})`, nr: NR.mmap, args: [v.start, len, prot, flags, fd, fd >= 0n ? v.pgoff : 0n] });
+    if (closeFd) pending.push({ name: 'close', nr: NR.close, args: [fd] });
   }
+  flush();
   return needFix;
 }
 
 export function fixProtections(rem: Remote, vmas: VmaEntry[]): void {
-  for (const v of vmas) rem.call('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
+  rem.batch(vmas.map((v) => ({ name: `mprotect(0x${v.start.toString(16)})`, nr: NR.mprotect, args: [v.start, v.end - v.start, v.prot] })));
 }
 
 /**

@@ -10,19 +10,21 @@ const SIG_IGN = 1n;
 
 /** Every signal but SIGKILL and SIGSTOP: 62 entries, the count CRIU insists on. */
 export function dumpSigactions(rem: Remote): SaEntry[] {
-  const out: SaEntry[] = [];
-  const addr = rem.scratch(kSigaction.size);
-  for (let sig = 1; sig <= SIGMAX; sig++) {
-    if (sig === SIG.KILL || sig === SIG.STOP) continue;
-    rem.call('rt_sigaction', NR.rt_sigaction, sig, 0, addr, 8);
-    const k = kSigaction.decode(rem.mem.read(addr, kSigaction.size));
-    out.push(create(SaEntrySchema, { sigaction: k.sa_handler, flags: k.sa_flags, restorer: k.sa_restorer, mask: k.sa_mask }));
-  }
-  return out;
+  const sigs = Array.from({ length: SIGMAX }, (_, i) => i + 1).filter((sig) => sig !== SIG.KILL && sig !== SIG.STOP);
+  const size = kSigaction.size;
+  // Each into a slot of its own, all in one batch, read back at once.
+  const addr = rem.scratch(size * sigs.length);
+  rem.batch(sigs.map((sig, k) => ({ name: 'rt_sigaction', nr: NR.rt_sigaction, args: [sig, 0, addr + BigInt(k * size), 8] })));
+  const all = rem.mem.read(addr, size * sigs.length);
+  return sigs.map((_, k) => {
+    const a = kSigaction.decode(all.subarray(k * size, (k + 1) * size));
+    return create(SaEntrySchema, { sigaction: a.sa_handler, flags: a.sa_flags, restorer: a.sa_restorer, mask: a.sa_mask });
+  });
 }
 
 export function restoreSigactions(rem: Remote, sas: SaEntry[]): void {
   const ign = execDispositions(rem.pid);
+  const todo: Array<{ sig: number; sa: SaEntry }> = [];
   let i = 0;
   for (let sig = 1; sig <= SIGMAX; sig++) {
     if (sig === SIG.KILL || sig === SIG.STOP) continue;
@@ -34,11 +36,20 @@ export function restoreSigactions(rem: Remote, sas: SaEntry[]): void {
       if (sig === SIG.TRAP) rem.noteTrapIgnored(has === SIG_IGN);
       continue;
     }
-    const b = kSigaction.encode({ sa_handler: sa.sigaction, sa_flags: sa.flags, sa_restorer: sa.restorer, sa_mask: sa.mask });
+    todo.push({ sig, sa });
+  }
+  // One batch, SIGTRAP's last and alone: made ignored, it would spoil the batch's int3.
+  const trap = todo.find((t) => t.sig === SIG.TRAP);
+  const rest = todo.filter((t) => t !== trap);
+  const size = kSigaction.size;
+  const base = rem.put(Buffer.concat(rest.map(({ sa }) => kSigaction.encode({ sa_handler: sa.sigaction, sa_flags: sa.flags, sa_restorer: sa.restorer, sa_mask: sa.mask }))));
+  rem.batch(rest.map(({ sig }, k) => ({ name: `rt_sigaction(${sig})`, nr: NR.rt_sigaction, args: [sig, base + BigInt(k * size), 0, 8] })));
+  if (trap) {
+    const b = kSigaction.encode({ sa_handler: trap.sa.sigaction, sa_flags: trap.sa.flags, sa_restorer: trap.sa.restorer, sa_mask: trap.sa.mask });
     // This very call must not end in an int3 when it makes SIGTRAP ignored.
-    if (sig === SIG.TRAP) rem.noteTrapIgnored(true);
-    rem.call(`rt_sigaction(${sig})`, NR.rt_sigaction, sig, rem.put(b), 0, 8);
-    if (sig === SIG.TRAP) rem.noteTrapIgnored(sa.sigaction === SIG_IGN);
+    rem.noteTrapIgnored(true);
+    rem.call(`rt_sigaction(${SIG.TRAP})`, NR.rt_sigaction, SIG.TRAP, rem.put(b), 0, 8);
+    rem.noteTrapIgnored(trap.sa.sigaction === SIG_IGN);
   }
 }
 

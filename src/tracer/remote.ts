@@ -36,7 +36,43 @@ export class TaskTracedError extends Error {
 }
 
 const SYSCALL_STOP = SIG.TRAP | 0x80; // with PTRACE_O_TRACESYSGOOD
-const STUB = Buffer.from([0x0f, 0x05, 0xcc]); // syscall; int3
+/**
+ * The stub page's code: `syscall; int3` (one call, one stop), then at BATCH_AT
+ * a loop over entries at rbx of 8 words (nr, six arguments, the result) until
+ * one whose nr is -1 or a call that fails, then int3 (batch: one stop for many).
+ */
+const BATCH_AT = 8;
+const STUB = Buffer.from([
+  0x0f, 0x05, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, // syscall; int3; padding
+  0x48, 0x8b, 0x03, //             loop: mov rax, [rbx]
+  0x48, 0x83, 0xf8, 0xff, //             cmp rax, -1
+  0x74, 0x2c, //                         je done
+  0x48, 0x8b, 0x7b, 0x08, //             mov rdi, [rbx+8]
+  0x48, 0x8b, 0x73, 0x10, //             mov rsi, [rbx+16]
+  0x48, 0x8b, 0x53, 0x18, //             mov rdx, [rbx+24]
+  0x4c, 0x8b, 0x53, 0x20, //             mov r10, [rbx+32]
+  0x4c, 0x8b, 0x43, 0x28, //             mov r8, [rbx+40]
+  0x4c, 0x8b, 0x4b, 0x30, //             mov r9, [rbx+48]
+  0x0f, 0x05, //                         syscall
+  0x48, 0x89, 0x43, 0x38, //             mov [rbx+56], rax
+  0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax, -4095
+  0x73, 0x06, //                         jae done
+  0x48, 0x83, 0xc3, 0x40, //             add rbx, 64
+  0xeb, 0xcb, //                         jmp loop
+  0xcc, //                         done: int3
+]);
+/** Where each kind of run stops: just past its int3. */
+const SINGLE_END = 3;
+const BATCH_END = STUB.length;
+/** Entries of one batch at most: they take the last 4 KiB of the scratch area. */
+const BATCH_MAX = 63;
+
+/** One call of Remote.batch. */
+export interface BatchCall {
+  name: string;
+  nr: number;
+  args: Array<bigint | number>;
+}
 
 /**
  * Apply the kernel's syscall-restart rule to registers of a task stopped inside a
@@ -189,13 +225,49 @@ export class Remote {
     for (let i = 0; i < 6; i++) r.set(names[i]!, i < args.length ? BigInt(args[i]!) : 0n);
     ptrace.setRegs(this.pid, r);
     if (this.stubIp && !this.trapIgnored) {
-      this.runToTrap(r); // one stop: the int3 after the syscall
+      this.runToTrap(r, SINGLE_END); // one stop: the int3 after the syscall
     } else {
       this.step(); // syscall-enter stop
       this.step(); // syscall-exit stop
       ptrace.getRegs(this.pid, r);
     }
     return r.getSigned('ax');
+  }
+
+  /**
+   * Run independent system calls in order with one stop for all (the stub's
+   * loop), as CRIU's restorer runs them in the task; throws RemoteError for the
+   * first that fails, none after it having run. Calls one by one where the stub
+   * cannot stop on its int3 (SIGTRAP ignored) or there is no stub yet.
+   */
+  batch(calls: readonly BatchCall[]): bigint[] {
+    if (!this.stubIp || this.trapIgnored || calls.length < 2) return calls.map((c) => this.call(c.name, c.nr, ...c.args));
+    const out: bigint[] = [];
+    for (let at = 0; at < calls.length; at += BATCH_MAX) {
+      const part = calls.slice(at, at + BATCH_MAX);
+      const buf = Buffer.alloc(64 * (part.length + 1));
+      part.forEach((c, i) => {
+        buf.writeBigInt64LE(BigInt(c.nr), 64 * i);
+        c.args.forEach((a, j) => buf.writeBigUInt64LE(BigInt.asUintN(64, BigInt(a)), 64 * i + 8 * (j + 1)));
+      });
+      buf.writeBigInt64LE(-1n, 64 * part.length);
+      const addr = this.scratch(4096) + BigInt(this.scratchLen - 4096);
+      this.mem.write(addr, buf);
+      const r = this.work;
+      r.buf.set(this.saved.buf);
+      r.set('orig_ax', -1n);
+      r.set('ip', this.stubIp + BigInt(BATCH_AT));
+      r.set('bx', addr);
+      ptrace.setRegs(this.pid, r);
+      this.runToTrap(r, BATCH_END);
+      const res = this.mem.read(addr, buf.length);
+      for (let i = 0; i < part.length; i++) {
+        const ret = res.readBigInt64LE(64 * i + 56);
+        if (ret < 0n && ret > -4096n) throw new RemoteError(this.pid, part[i]!.name, Number(-ret));
+        out.push(ret);
+      }
+    }
+    return out;
   }
 
   /** Run one system call; throws RemoteError on failure. */
@@ -223,8 +295,8 @@ export class Remote {
     }
   }
 
-  /** Run to our int3; `r` gets the registers there. */
-  private runToTrap(r: Regs): void {
+  /** Run to our int3 (the stub's byte before `end`); `r` gets the registers there. */
+  private runToTrap(r: Regs, end: number): void {
     for (;;) {
       ptrace.cont(this.pid, 0);
       const { status } = waitpid(this.pid, __WALL);
@@ -239,7 +311,7 @@ export class Remote {
         // Ours is the one raised by the int3, just past it; a SIGTRAP sent to the
         // task arrives on the way out of the syscall, before the int3 ran.
         ptrace.getRegs(this.pid, r);
-        if (r.get('ip') === this.stubIp + BigInt(STUB.length)) return;
+        if (r.get('ip') === this.stubIp + BigInt(end)) return;
       }
       if (ws.stopped !== undefined) this.hold(ws.stopped);
     }
