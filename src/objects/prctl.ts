@@ -19,13 +19,17 @@ export interface ProcessMisc {
 
 /** Read in the task (`scratch`: memory of the task's for the calls) and from /proc. */
 export function dumpProcessMisc(rem: Remote, pid: number, scratch: bigint): ProcessMisc {
-  rem.call('prctl(PR_GET_CHILD_SUBREAPER)', NR.prctl, PR.GET_CHILD_SUBREAPER, scratch);
+  const [, dumpable, thp] = rem.batch([
+    { name: 'prctl(PR_GET_CHILD_SUBREAPER)', nr: NR.prctl, args: [PR.GET_CHILD_SUBREAPER, scratch] },
+    { name: 'prctl(PR_GET_DUMPABLE)', nr: NR.prctl, args: [PR.GET_DUMPABLE] },
+    { name: 'prctl(PR_GET_THP_DISABLE)', nr: NR.prctl, args: [PR.GET_THP_DISABLE] },
+  ]);
   return {
     personality: parseInt(readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16),
     childSubreaper: rem.mem.read(scratch, 4).readInt32LE(0) !== 0,
     oomScoreAdj: Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim()),
-    dumpable: Number(rem.call('prctl(PR_GET_DUMPABLE)', NR.prctl, PR.GET_DUMPABLE)),
-    thpDisabled: Number(rem.call('prctl(PR_GET_THP_DISABLE)', NR.prctl, PR.GET_THP_DISABLE)) !== 0,
+    dumpable: Number(dumpable),
+    thpDisabled: Number(thp) !== 0,
   };
 }
 

@@ -61,10 +61,15 @@ export function nextExpiry(vsec: bigint, vsub: bigint, isec: bigint, isub: bigin
   return isec || isub ? [isec, isub] : null;
 }
 
-function itimer(rem: Remote, which: number, scratch: bigint): ItimerEntry {
-  rem.call('getitimer', NR.getitimer, which, scratch);
-  const { it_interval: i, it_value: v } = itimerval.decode(rem.mem.read(scratch, itimerval.size));
-  return create(ItimerEntrySchema, { isec: i.tv_sec, iusec: i.tv_usec, vsec: v.tv_sec, vusec: v.tv_usec });
+/** ITIMER_REAL, _VIRTUAL and _PROF, read in one batch into three slots at `scratch`. */
+function itimers(rem: Remote, scratch: bigint): ItimerEntry[] {
+  const size = itimerval.size;
+  rem.batch([0, 1, 2].map((which) => ({ name: 'getitimer', nr: NR.getitimer, args: [which, scratch + BigInt(which * size)] })));
+  const all = rem.mem.read(scratch, 3 * size);
+  return [0, 1, 2].map((which) => {
+    const { it_interval: i, it_value: v } = itimerval.decode(all.subarray(which * size, (which + 1) * size));
+    return create(ItimerEntrySchema, { isec: i.tv_sec, iusec: i.tv_usec, vsec: v.tv_sec, vusec: v.tv_usec });
+  });
 }
 
 /** `tids`: thread ids as the task sees them, by ours (timers name threads by tid). */
@@ -81,7 +86,8 @@ export function dumpTimers(rem: Remote, pid: number, tids: Map<number, number>):
       ...(t.notify === SIGEV_THREAD_ID ? { notifyThreadId: tids.get(t.notifyTid) ?? t.notifyTid } : {}),
     }));
   }
-  return create(TaskTimersEntrySchema, { real: itimer(rem, 0, scratch), virt: itimer(rem, 1, scratch), prof: itimer(rem, 2, scratch), posix });
+  const [real, virt, prof] = itimers(rem, scratch);
+  return create(TaskTimersEntrySchema, { real, virt, prof, posix });
 }
 
 function createTimer(rem: Remote, t: PosixTimerEntry, withIds: boolean): void {
