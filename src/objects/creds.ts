@@ -95,12 +95,17 @@ export function restoreCreds(rem: Remote, c: CredsEntry, ids: IdView): void {
     }
   }
   if (secbits() !== c.secbits) rem.call('prctl(PR_SET_SECUREBITS)', NR.prctl, PR.SET_SECUREBITS, c.secbits);
-  if (c.capEff.length || c.capPrm.length || c.capInh.length) {
-    const words = (w: number[]) => BigInt(w[0] ?? 0) | (BigInt(w[1] ?? 0) << 32n);
+  // The sets as the thread has them now (after the ids): what is already so needs no call.
+  const st = parseStatus(readFileSync(`/proc/${rem.pid}/status`, 'utf8'));
+  const now = (k: string) => BigInt(`0x${st.get(k) ?? '0'}`);
+  const words = (w: number[]) => BigInt(w[0] ?? 0) | (BigInt(w[1] ?? 0) << 32n);
+  const setsSame = now('CapEff') === words(c.capEff) && now('CapPrm') === words(c.capPrm) && now('CapInh') === words(c.capInh);
+  if ((c.capEff.length || c.capPrm.length || c.capInh.length) && !setsSame) {
     const hdr = capUserHeader.encode({ version: LINUX_CAPABILITY_VERSION_3 });
     const data = encodeCapData({ eff: words(c.capEff), prm: words(c.capPrm), inh: words(c.capInh) });
     rem.call('capset', NR.capset, rem.put(hdr, 0), rem.put(data, 64));
   }
+  if (now('CapAmb') === 0n && words(c.capAmb) === 0n) return;
   rem.callRaw(NR.prctl, PR.CAP_AMBIENT, PR_CAP_AMBIENT_OP.CLEAR_ALL, 0, 0, 0);
   for (let cap = 0; cap <= CAP_LAST; cap++) {
     if (bit(c.capAmb, cap)) rem.call(`prctl(PR_CAP_AMBIENT_RAISE, ${cap})`, NR.prctl, PR.CAP_AMBIENT, PR_CAP_AMBIENT_OP.RAISE, cap, 0, 0);

@@ -8,7 +8,7 @@ import { NR, PR, getRobustList, ptrace } from '../sys/index.js';
 import { create, RseqEntrySchema, ThreadSasEntrySchema, type CoreEntry, type RseqEntry, type ThreadCoreEntry } from '../images/index.js';
 import { parseStat } from '../proc/stat.js';
 import { CryoError } from '../context.js';
-import type { Remote } from '../tracer/remote.js';
+import type { BatchCall, Remote } from '../tracer/remote.js';
 import { MemIO } from '../tracer/memio.js';
 import { schedParam, stackT } from '../abi/index.js';
 import { restorePending } from './signals.js';
@@ -102,26 +102,29 @@ export function dumpThreadState(rem: Remote, pid: number, tid: number, scratch: 
 /** Per-thread state, run in the thread itself: name, rseq, robust list, tid address... */
 export function restoreThreadState(rem: Remote, core: CoreEntry): void {
   const th = core.threadCore;
+  // One batch; what the calls read is put at offsets of its own.
+  const calls: BatchCall[] = [];
   const comm = th?.comm || core.tc?.comm;
-  if (comm !== undefined) rem.call('prctl(PR_SET_NAME)', NR.prctl, PR.SET_NAME, rem.put(Buffer.from(comm.slice(0, 15) + '\0')));
+  if (comm !== undefined) calls.push({ name: 'prctl(PR_SET_NAME)', nr: NR.prctl, args: [PR.SET_NAME, rem.put(Buffer.from(comm.slice(0, 15) + '\0'))] });
   if (th) {
     if (th.schedPolicy !== undefined) {
       const prm = schedParam.encode({ sched_priority: th.schedPrio ?? 0 });
-      rem.call('sched_setscheduler', NR.sched_setscheduler, 0, th.schedPolicy, rem.put(prm, 512));
+      calls.push({ name: 'sched_setscheduler', nr: NR.sched_setscheduler, args: [0, th.schedPolicy, rem.put(prm, 512)] });
     }
-    if (th.schedNice !== undefined) rem.call('setpriority', NR.setpriority, 0 /* PRIO_PROCESS */, 0, th.schedNice);
-    if (th.futexRla) rem.call('set_robust_list', NR.set_robust_list, th.futexRla, th.futexRlaLen);
+    if (th.schedNice !== undefined) calls.push({ name: 'setpriority', nr: NR.setpriority, args: [0 /* PRIO_PROCESS */, 0, th.schedNice] });
+    if (th.futexRla) calls.push({ name: 'set_robust_list', nr: NR.set_robust_list, args: [th.futexRla, th.futexRlaLen] });
     const sas = th.sas;
     if (sas && !(sas.ssFlags & 2 /* SS_DISABLE */)) {
       const s = stackT.encode({ ss_sp: sas.ssSp, ss_flags: sas.ssFlags & ~1 /* SS_ONSTACK */, ss_size: sas.ssSize });
-      rem.call('sigaltstack', NR.sigaltstack, rem.put(s), 0);
+      calls.push({ name: 'sigaltstack', nr: NR.sigaltstack, args: [rem.put(s, 1024), 0] });
     }
     const rs = th.rseqEntry;
-    if (rs && rs.rseqAbiPointer) rem.call('rseq', NR.rseq, rs.rseqAbiPointer, rs.rseqAbiSize, 0, rs.signature);
-    restorePending(rem, th.signalsP, false);
+    if (rs && rs.rseqAbiPointer) calls.push({ name: 'rseq', nr: NR.rseq, args: [rs.rseqAbiPointer, rs.rseqAbiSize, 0, rs.signature] });
   }
   const ti = core.threadInfo;
-  if (ti) rem.call('set_tid_address', NR.set_tid_address, ti.clearTidAddr);
+  if (ti) calls.push({ name: 'set_tid_address', nr: NR.set_tid_address, args: [ti.clearTidAddr] });
+  rem.batch(calls);
+  if (th) restorePending(rem, th.signalsP, false);
 }
 
 export const threadStateModule: TaskStateModule = {
