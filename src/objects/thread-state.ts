@@ -85,14 +85,19 @@ export function dumpThreadState(rem: Remote, pid: number, tid: number, scratch: 
   const tstat = parseStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
   const robust = getRobustList(tid);
   const rseqEntry = rseq.entry;
-  rem.call('sigaltstack', NR.sigaltstack, 0, scratch);
-  const ss = stackT.decode(rem.mem.read(scratch, stackT.size));
-  rem.call('prctl(PR_GET_PDEATHSIG)', NR.prctl, PR.GET_PDEATHSIG, scratch);
-  const pdeathSig = rem.mem.read(scratch, 4).readInt32LE(0);
+  // One batch: the alternate stack at `scratch`, the parent-death signal 64 bytes on.
+  const [, , policy] = rem.batch([
+    { name: 'sigaltstack', nr: NR.sigaltstack, args: [0, scratch] },
+    { name: 'prctl(PR_GET_PDEATHSIG)', nr: NR.prctl, args: [PR.GET_PDEATHSIG, scratch + 64n] },
+    { name: 'sched_getscheduler', nr: NR.sched_getscheduler, args: [0] },
+  ]);
+  const got = rem.mem.read(scratch, 68);
+  const ss = stackT.decode(got.subarray(0, stackT.size));
+  const pdeathSig = got.readInt32LE(64);
   return {
     futexRla: robust.head, futexRlaLen: Number(robust.len), schedNice: tstat.nice,
     // As CRIU, from sched_getscheduler(): the policy with SCHED_RESET_ON_FORK (stat has no flag).
-    schedPolicy: Number(rem.call('sched_getscheduler', NR.sched_getscheduler, 0)), schedPrio: tstat.rtPriority,
+    schedPolicy: Number(policy), schedPrio: tstat.rtPriority,
     sas: create(ThreadSasEntrySchema, { ssSp: ss.ss_sp, ssFlags: ss.ss_flags, ssSize: ss.ss_size }),
     pdeathSig, comm: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, ''),
     ...(rseqEntry ? { rseqEntry } : {}),
