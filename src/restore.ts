@@ -117,23 +117,6 @@ function checkFdTables(l: Loaded): void {
   }
 }
 
-/**
- * What of a tree in a user namespace of its own cryo cannot make, said before
- * anything is made. Tasks and threads get their pids by clone3 set_tid from
- * inside the namespace: that needs CAP_CHECKPOINT_RESTORE over the pid
- * namespace they are born in, which only a new one (owned by the tree's user
- * namespace) gives.
- */
-function refuseInUserns(l: Loaded, nsFlags: number): void {
-  const root = l.tasks[0]!.pstree.pid;
-  if (nsFlags & CLONE.NEWPID) return;
-  const other = l.tasks.find((t) => t.pstree.pid !== root || t.threadCores.size > 0);
-  if (other) {
-    const what = other.pstree.pid === root ? `thread ${[...other.threadCores.keys()][0]} of task ${root}` : `task ${other.pstree.pid}`;
-    throw new CryoError(`${what} of the images: in a user namespace of the tree's own but in cryo's pid namespace, it cannot get its pid from inside the namespace (clone3 set_tid needs CAP_CHECKPOINT_RESTORE over cryo's pid namespace): not supported`);
-  }
-}
-
 /** Each proc of a nested pid namespace, mounted by a live task of it in the mount's namespace (its init if it is one). */
 function mountLateProcs(imgs: readonly MntNsImages[], tasks: Loaded['tasks'], rems: ReadonlyMap<number, Remote>): void {
   for (const img of imgs) {
@@ -217,7 +200,6 @@ export function restoreTree(ctx: Context): { rootPid: number } {
     const rootIds = loaded.tasks[0]!.core.ids!;
     if (nsFlags & CLONE.NEWUSER) {
       userns = loadUserNs(dir, rootIds.userNsId);
-      refuseInUserns(loaded, nsFlags);
       ownersToHost(userns.view, [
         ...[...loaded.files.values()].flatMap((e) => (e.usk?.filePerms ? [{ what: `the name of unix socket ${e.usk.ino} (file id ${e.id})`, ids: e.usk.filePerms }] : [])),
         ...loaded.memfdInodes.map((m) => ({ what: `memfd ${m.name}`, ids: m })),

@@ -136,6 +136,12 @@ export interface RemoteOptions {
    * namespace of its own takes them from a donor inside it: see startRootInUserns).
    */
   reachCryo?: <T>(cryoFd: number, fn: () => T) => T;
+  /**
+   * The tasks and threads it clones get their pids by cryo's write of
+   * ns_last_pid, not set_tid: a task of a user namespace of the tree's own in
+   * cryo's pid namespace has no CAP_CHECKPOINT_RESTORE over that pid namespace.
+   */
+  pidsByLastPid?: boolean;
 }
 
 /**
@@ -176,10 +182,13 @@ export class Remote {
 
   /** See RemoteOptions; the tasks and threads this one clones get it too. */
   readonly reachCryo: (<T>(cryoFd: number, fn: () => T) => T) | undefined;
+  /** See RemoteOptions; so do its clones. */
+  readonly pidsByLastPid: boolean;
 
   constructor(readonly pid: number, opts: RemoteOptions) {
     this.syscallIp = opts.syscallIp;
     this.reachCryo = opts.reachCryo;
+    this.pidsByLastPid = opts.pidsByLastPid ?? false;
     this.saved = ptrace.getRegs(pid);
     this.work = this.saved.clone();
     this.trapIgnored = (sigIgnored(pid) & TRAP_BIT) !== 0n;

@@ -3,11 +3,11 @@
 // as cryo's sibling with --restore-sibling); every restored task starts as a copy
 // of this tiny address space, which it then replaces. Each task then clones its
 // own children (clone3 with set_tid, made to run in it); killAndReap ends one.
-import { closeSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { NR, CLONE, SIG, F, MFD, O, PR, SOCK, AT_FDCWD, sock, PTRACE_O, CAP, hasCap, ptrace, waitpid, kill, syscall, pidfdOpen, memfdCreate, spawnAs, spawnGated, SysError, EEXIST, __WALL, WNOHANG } from '../sys/index.js';
 import { cloneArgs } from '../abi/index.js';
 import { CryoError } from '../context.js';
-import { Remote, RemoteError } from './remote.js';
+import { Remote, RemoteError, TaskGoneError } from './remote.js';
 import { findSyscallInsn, waitForStop } from './seize.js';
 
 const BASE = 0x200000n;
@@ -76,6 +76,7 @@ export function restorePtraceOpts(): number {
  */
 export function cloneTask(parent: Remote, pid: number | readonly number[], flags: number, seenAt = -1): Remote {
   const levels = typeof pid === 'number' ? [pid] : pid;
+  if (parent.pidsByLastPid) return cloneByLastPid(parent, levels, flags);
   // set_tid names the innermost namespace's pid first.
   const tid = Buffer.alloc(4 * levels.length);
   [...levels].reverse().forEach((v, i) => tid.writeInt32LE(v, 4 * i));
@@ -97,7 +98,59 @@ export function cloneTask(parent: Remote, pid: number | readonly number[], flags
   // `got` is the pid in the parent's pid namespace; ptrace wants ours.
   const host = parent.lastChild || want;
   waitForStop(host); // auto-attached by PTRACE_O_TRACECLONE, starts in an event stop
-  return new Remote(host, { syscallIp: parent.syscallIp, ...(parent.reachCryo ? { reachCryo: parent.reachCryo } : {}) });
+  return childRemote(parent, host);
+}
+
+/** The Remote of a task or thread `parent` made: it inherits how calls reach cryo and how its clones get their pids. */
+function childRemote(parent: Remote, host: number): Remote {
+  return new Remote(host, { syscallIp: parent.syscallIp, ...(parent.reachCryo ? { reachCryo: parent.reachCryo } : {}), pidsByLastPid: parent.pidsByLastPid });
+}
+
+/** Who holds pid `pid` (its name and state), for the error that says it is in use. */
+function holder(pid: number): string {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return ` (by ${st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'))}, state ${st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3)})`;
+  } catch {
+    return '';
+  }
+}
+
+/** Tries of cloneByLastPid before it gives up: another task of cryo's pid namespace may take the pid first. */
+const LAST_PID_TRIES = 20;
+
+/**
+ * clone3 without set_tid, the pid given by cryo's write of its pid namespace's
+ * ns_last_pid just before (as CRIU did before clone3): a task of a user
+ * namespace of the tree's own that is in cryo's pid namespace may not name its
+ * child's pid, cryo may. Another process of the namespace can fork in between:
+ * a child with another pid is killed, reaped and made again.
+ */
+function cloneByLastPid(parent: Remote, levels: readonly number[], flags: number): Remote {
+  if (levels.length !== 1) throw new CryoError(`pid ${levels.join('/')}: a task of nested pid namespaces cannot get its pids by ns_last_pid`);
+  const want = levels[0]!;
+  const args = cloneArgs.encode({ flags: BigInt(flags), exit_signal: flags & (CLONE.PARENT | CLONE.THREAD) ? 0n : BigInt(SIG.CHLD), set_tid: 0n, set_tid_size: 0n });
+  for (let i = 0; i < LAST_PID_TRIES; i++) {
+    if (existsSync(`/proc/${want}`)) throw new CryoError(`pid ${want} is already in use${holder(want)}`, 1, EEXIST);
+    writeFileSync('/proc/sys/kernel/ns_last_pid', String(want - 1));
+    const got = Number(parent.call('clone3', NR.clone3, parent.put(args, 0), cloneArgs.size));
+    waitForStop(got); // auto-attached by PTRACE_O_TRACECLONE, as in cloneTask
+    if (got === want) return childRemote(parent, got);
+    // Not ours to keep: gone before it runs of its own. A thread exits by itself (a
+    // signal would end its whole group), collected by us; a task by its parent.
+    if (flags & CLONE.THREAD) {
+      try {
+        childRemote(parent, got).callRaw(NR.exit, 0);
+      } catch (e) {
+        if (!(e instanceof TaskGoneError)) throw e;
+      }
+      continue;
+    }
+    kill(got, SIG.KILL);
+    waitpid(got, __WALL);
+    parent.call('wait4', NR.wait4, got, 0, __WALL, 0);
+  }
+  throw new CryoError(`pid ${want}: other tasks of cryo's pid namespace took it ${LAST_PID_TRIES} times before the restore's clone did`);
 }
 
 export interface Root {
@@ -198,6 +251,7 @@ export function startRootInUserns(pid: number, nsFlags: number, groups: number[]
     m.call('close', NR.close, uf);
     const rem = new Remote(root, {
       syscallIp: made.syscallIp,
+      pidsByLastPid: !newPidns,
       reachCryo: (cfd, fn) => {
         if (cfd === Number(msock)) {
           const moved = m.call('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, msock, F.DUPFD_CLOEXEC, msock + 1n);

@@ -11,7 +11,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Session, childrenOf, critEntries, exists, runningFree, waitFor, type Target } from './harness.js';
+import { Session, childrenOf, critEntries, exists, reapUntilGone, runningFree, waitFor, type Target } from './harness.js';
 
 async function startTree(s: Session, mode: string): Promise<{ launcher: Target; root: number }> {
   const launcher = await s.start('userns', { args: [s.dir, mode] });
@@ -86,7 +86,7 @@ test('a user namespace nested in the tree\'s is refused in one line naming the t
   assert.ok(runningFree(root) && runningFree(kid), s.report());
 });
 
-test('a tree in a user namespace of its own but in cryo\'s pid namespace: one task comes back; more are refused before anything is made', { timeout: 60_000 }, async (t) => {
+test('a tree in a user namespace of its own but in cryo\'s pid namespace: one task comes back, and a python3 with threads and a child (pids by ns_last_pid)', { timeout: 60_000 }, async (t) => {
   const s = Session.for(t, 'userns-nopidns');
   // unshare as root: uid 0 maps to 0 alone, setgroups denied; python stays the one task.
   const py = 'import socket, time, os\nsocket.sethostname("one")\nprint("READY", flush=True)\ni = 0\nwhile True:\n    i += 1\n    print(i, socket.gethostname(), os.getuid(), " ".join(open("/proc/self/uid_map").read().split()), flush=True)\n    time.sleep(0.1)';
@@ -101,12 +101,35 @@ test('a tree in a user namespace of its own but in cryo\'s pid namespace: one ta
   assert.equal(fs.readFileSync(`/proc/${r.pid}/setgroups`, 'utf8').trim(), 'deny', s.report());
   await s.killTree(r);
 
-  const two = await s.startCommand('userns-two', ['unshare', '--user', '--map-root-user', '/bin/sh', '-c', 'echo READY; sleep 1000 & wait']);
-  const kid = childrenOf(two.pid)[0]!;
+  // More tasks and threads: their pids come from cryo's writes of ns_last_pid (set_tid from inside is refused).
+  const py2 = [
+    'import subprocess, threading, time, os',
+    'kid = subprocess.Popen(["/bin/sleep", "1000"])',
+    'for k in range(4): threading.Thread(target=lambda: [time.sleep(0.05) for _ in iter(int, 1)], daemon=True).start()',
+    'i = 0',
+    'while True:',
+    '    i += 1',
+    '    print(i, kid.pid, len(os.listdir("/proc/self/task")), kid.poll(), flush=True)',
+    '    time.sleep(0.1)',
+  ].join('\n');
+  const two = await s.startCommand('userns-two', ['unshare', '--user', '--map-root-user', '--fork', '/usr/bin/python3', '-c', py2], { ready: /^3 \d+ 5 None$/m });
+  const root = childrenOf(two.pid)[0]!;
+  const kid = childrenOf(root)[0]!;
+  const tids = () => fs.readdirSync(`/proc/${root}/task`).map(Number).sort((a, b) => a - b);
+  const before = tids();
+  assert.equal(before.length, 5, s.report());
   const images2 = s.mkdir();
-  await s.dump(two, images2);
-  const rr = await s.cryo(['restore', '-d', '-D', images2, '-v4', '-o', 'restore.log']);
-  assert.equal(rr.code, 1, s.report());
-  assert.match(rr.stderr, new RegExp(`^Error: task ${kid} of the images: in a user namespace of the tree's own but in cryo's pid namespace, it cannot get its pid from inside the namespace .*: not supported$`, 'm'), s.report());
-  assert.ok(!exists(two.pid) && !exists(kid), `a refused restore left a task${s.report()}`);
+  s.ok(await s.cryo(['dump', '-t', String(root), '-D', images2, '-v4', '-o', 'dump.log']));
+  await s.check(waitFor(`pid ${root} to go`, () => !exists(root), 10_000));
+  await reapUntilGone(kid, 10_000);
+  const counts = () => [...two.output().matchAll(/^(\d+) (\d+) (\d+) (\S+)$/gm)];
+  const atDump2 = counts().length;
+  const r2 = await s.restore(images2, { ...two, pid: root } as Target);
+  assert.deepEqual(tids(), before, `the threads' ids differ after restore${s.report()}`);
+  assert.deepEqual(childrenOf(root), [kid], `the child is not back with its pid${s.report()}`);
+  assert.notEqual(fs.readlinkSync(`/proc/${root}/ns/user`), fs.readlinkSync('/proc/self/ns/user'), s.report());
+  assert.equal(fs.readFileSync(`/proc/${kid}/uid_map`, 'utf8').split(/\s+/).filter(Boolean).join(' '), '0 0 1', s.report());
+  await s.check(waitFor('the count to go on', () => counts().length >= atDump2 + 3, 10_000));
+  for (const m of counts()) assert.deepEqual([Number(m[2]), m[3], m[4]], [kid, '5', 'None'], s.report());
+  await s.killTree(r2);
 });
