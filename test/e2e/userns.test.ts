@@ -133,3 +133,33 @@ test('a tree in a user namespace of its own but in cryo\'s pid namespace: one ta
   for (const m of counts()) assert.deepEqual([Number(m[2]), m[3], m[4]], [kid, '5', 'None'], s.report());
   await s.killTree(r2);
 });
+
+/** Mount points and file system types of a task's mount namespace, sorted (the restore makes them in an order of its own). */
+const mounts = (pid: number) => fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').trim().split('\n').map((l) => {
+  const f = l.split(' ');
+  return `${f[4]} ${f[f.indexOf('-') + 1]}`;
+}).sort();
+
+test('a tree of its own user and mount namespaces in cryo\'s pid and network namespaces (`unshare -Urm --fork`): its proc, sysfs, devtmpfs and cgroup mounts, which the tree may not mount, are made by cryo, and it counts on', { timeout: 60_000 }, async (t) => {
+  const s = Session.for(t, 'userns-mnt');
+  const sh = 'i=0; while :; do i=$((i+1)); echo "$i"; sleep 0.1; done';
+  const top = await s.startCommand('userns-mnt', ['unshare', '--user', '--map-root-user', '--mount', '--fork', '/bin/sh', '-c', sh], { ready: /^3$/m });
+  const root = childrenOf(top.pid)[0]!;
+  const before = mounts(root);
+  const kids = childrenOf(root); // its sleep, now and then
+  assert.ok(before.includes('/proc proc') && before.includes('/sys sysfs') && before.some((m) => / devtmpfs$/.test(m)), before.join('\n'));
+  const images = s.mkdir();
+  s.ok(await s.cryo(['dump', '-t', String(root), '-D', images, '-v4', '-o', 'dump.log']));
+  await s.check(waitFor(`pid ${root} to go`, () => !exists(root), 10_000));
+  for (const k of kids) await reapUntilGone(k, 10_000);
+  const counts = () => [...top.output().matchAll(/^(\d+)$/gm)].map((m) => Number(m[1]));
+  const atDump = Math.max(...counts());
+  const r = await s.restore(images, { ...top, pid: root } as Target, { extra: ['--root', '/'] });
+  assert.deepEqual(mounts(root), before, `the mounts differ after restore${s.report()}`);
+  assert.notEqual(fs.readlinkSync(`/proc/${root}/ns/user`), fs.readlinkSync('/proc/self/ns/user'), s.report());
+  assert.notEqual(fs.readlinkSync(`/proc/${root}/ns/mnt`), fs.readlinkSync('/proc/self/ns/mnt'), s.report());
+  // Its proc is one of cryo's pid namespace: the task is there by its pid.
+  assert.ok(fs.existsSync(`/proc/${root}/root/proc/${root}/stat`), s.report());
+  await s.check(waitFor(`the count to pass ${atDump + 3}`, () => Math.max(...counts()) >= atDump + 3, 10_000));
+  await s.killTree(r);
+});

@@ -6,7 +6,7 @@
 // the root takes over (pidfd_getfd). The tree's other mount namespaces are made
 // by the root too, each in one it unshares and leaves again; each task enters
 // its own. A failure leaves it all to die with the root's namespaces.
-import { closeSync, existsSync, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { isFieldSet, MntEntrySchema, type MntEntry } from '../../images/index.js';
 import {
@@ -81,24 +81,37 @@ export function mountLateProc(rem: Remote, e: MntEntry): void {
   }
 }
 
-/** A tmpfs, detached, in cryo, filled from its tar image; returns its mount fd. */
-function makeTmpfs(e: MntEntry, img: string, ids: IdView): number {
-  const fsfd = syscall('fsopen(tmpfs)', NR.fsopen, Buffer.from('tmpfs\0'), FSOPEN_CLOEXEC);
-  let mfd: number;
+/** File systems that are of a namespace of the mounter's: only one with power over its owner mounts them. */
+const FS_NS: Record<string, string> = { proc: 'pid', sysfs: 'net', mqueue: 'ipc', cgroup: 'cgroup', cgroup2: 'cgroup' };
+/** File systems a task of another user namespace than the first may mount (FS_USERNS_MOUNT). */
+const USERNS_MOUNTS = new Set(['tmpfs', 'ramfs', 'devpts', 'proc', 'sysfs', 'mqueue', 'cgroup', 'cgroup2', 'fuse', 'overlay', 'binfmt_misc', 'bpf']);
+
+/**
+ * A new mount of `e`'s file system made by cryo, detached (`keep` filters its
+ * options); uid= and gid= in cryo's view. Returns cryo's mount fd.
+ */
+function cryoFresh(e: MntEntry, ids: IdView, keep: (option: string) => boolean = () => true): number {
+  const name = fsByCode(e.fstype)!.name;
+  const fsfd = syscall(`fsopen(${name})`, NR.fsopen, Buffer.from(name + '\0'), FSOPEN_CLOEXEC);
   try {
-    // Filled first, read-only after. Made by cryo: uid= and gid= in its view.
     const what = `mount ${e.mntId} at ${e.mountpoint}`;
     const host = ([k, v]: [string, string | undefined]): [string, string | undefined] =>
       (k === 'uid' && v !== undefined ? [k, String(ids.hostUid(Number(v), what))] : k === 'gid' && v !== undefined ? [k, String(ids.hostGid(Number(v), what))] : [k, v]);
-    for (const [k, v] of fsOptions(e).filter(([k]) => k !== 'ro').map(host)) {
+    for (const [k, v] of fsOptions(e).filter(([k]) => keep(k)).map(host)) {
       if (v === undefined) syscall(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG.SET_FLAG, Buffer.from(k + '\0'), 0, 0);
       else syscall(`fsconfig(${k}=${v})`, NR.fsconfig, fsfd, FSCONFIG.SET_STRING, Buffer.from(k + '\0'), Buffer.from(v + '\0'), 0);
     }
     syscall('fsconfig(create)', NR.fsconfig, fsfd, FSCONFIG.CMD_CREATE, 0, 0, 0);
-    mfd = syscall('fsmount(tmpfs)', NR.fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
+    return syscall(`fsmount(${name})`, NR.fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
   } finally {
     closeSync(fsfd);
   }
+}
+
+/** A tmpfs, detached, in cryo, filled from its tar image; returns its mount fd. */
+function makeTmpfs(e: MntEntry, img: string, ids: IdView): number {
+  // Filled first, read-only after.
+  const mfd = cryoFresh(e, ids, (k) => k !== 'ro');
   try {
     fillTmpfs(mfd, e, img);
   } catch (err) {
@@ -177,7 +190,19 @@ export interface MadeMntNs {
 export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntNsImages[], log: Logger, boundPtys: Map<number, number>, ids: IdView = IdView.SAME,
   writable: ReadonlySet<number> = new Set()): Map<number, MadeMntNs> {
   const inUserns = ids.own;
-  const held: number[] = []; // cryo's fds of tmpfs mounts
+  // A file system of one of cryo's namespaces (a tree of its own user namespace but in cryo's pid,
+  // net, ipc or cgroup namespace, `unshare -Urm`): its root may not mount one (no power over that
+  // namespace's owner); cryo makes it.
+  const cryoNs = (kind: string) => readlinkSync(`/proc/${rem.pid}/ns/${kind}`) === readlinkSync(`/proc/self/ns/${kind}`);
+  // Nor one no user namespace but the first mounts (devtmpfs, securityfs...): the tree had it from cryo's side.
+  const byCryo = { has: (fs: string) => inUserns && (!USERNS_MOUNTS.has(fs) || (FS_NS[fs] !== undefined && cryoNs(FS_NS[fs]!))) };
+  const held: number[] = []; // cryo's fds of the mounts it made (tmpfs, proc)
+  const cryoMount = (e: MntEntry): bigint => {
+    doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${fsByCode(e.fstype)?.name}, made by cryo)`;
+    const mfd = cryoFresh(e, ids);
+    held.push(mfd);
+    return call('pidfd_getfd', NR.pidfd_getfd, cryoPidfd, mfd, 0);
+  };
   const fds = new Map<number, bigint>(); // the root's fd of each mount, of every namespace
   const made = new Map<number, MadeMntNs>();
   const byId = new Map(imgs.flatMap((i) => i.order.map((e) => [e.mntId, e] as const)));
@@ -279,6 +304,7 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
     if (r.role === 'bind' && e.deleted) return bindDeleted(e, r.from);
     if (r.role === 'bind') return bindOf(e, r.from);
     if (r.role === 'external') return hostClone(r.path, e);
+    if (byCryo.has(fsByCode(e.fstype)?.name ?? '')) return cryoMount(e);
     const fd = fresh(e);
     // Its entries go on the instance's first mount (that of the tree's user namespace is new and empty).
     if (fsByCode(e.fstype)?.name === 'binfmt_misc' && img.binfmt.length && !binfmtDone) {
@@ -388,7 +414,7 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
         const name = fsByCode(e.fstype)?.name;
         if ((name === 'proc' || name === 'sysfs') && first.roles.get(e.mntId)!.role !== 'bind' && !first.tmpfs.has(e.mntId) && !fds.has(e.mntId)) {
           doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${name})`;
-          fds.set(e.mntId, fresh(e));
+          fds.set(e.mntId, byCryo.has(name) ? cryoMount(e) : fresh(e));
         }
       }
     }
