@@ -1,6 +1,7 @@
 // Zombies: dumped as a core with only the exit status (CRIU's TASK_DEAD), and on
 // restore a task made to end as the dumped one did, by exit_group or by the
 // same signal, so that its parent's wait sees the same status.
+import { readFileSync } from 'node:fs';
 import { NR, SIG, PR, ptrace } from '../sys/index.js';
 import { create, CoreEntrySchema, CoreEntry_March, TaskCoreEntrySchema, TASK_DEAD, type ImageDir } from '../images/index.js';
 import { CryoError, type Logger } from '../context.js';
@@ -36,6 +37,9 @@ export function becomeZombie(rem: Remote, status: number): void {
     rem.releaseScratch();
     ptrace.setSigmask(rem.pid, 0n);
     ptrace.detach(rem.pid, sig);
+    // It dies on its own time: its parent's SIGCHLD is sent by then, which the
+    // restore drains right after (the dumped parent had none pending).
+    untilZombie(rem.pid);
     return;
   }
   try {
@@ -45,6 +49,22 @@ export function becomeZombie(rem: Remote, status: number): void {
     throw e;
   }
   throw new Error(`task ${rem.pid} did not exit`);
+}
+
+/** Wait (5 s at most) until task `pid` is a zombie: /proc's state Z, set as its parent is notified. */
+function untilZombie(pid: number): void {
+  const tick = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 5000; i++) {
+    let st: string;
+    try {
+      st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return; // reaped already
+    }
+    if (st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3) === 'Z') return;
+    Atomics.wait(tick, 0, 0, 1);
+  }
+  throw new CryoError(`zombie ${pid}: it did not die of its signal within 5 s`);
 }
 
 /** A signal whose default action ends the process (not one that stops, continues or is ignored). */

@@ -139,10 +139,13 @@ function cloneByLastPid(parent: Remote, levels: readonly number[], flags: number
     // Not ours to keep: gone before it runs of its own. A thread exits by itself (a
     // signal would end its whole group), collected by us; a task by its parent.
     if (flags & CLONE.THREAD) {
+      const stray = childRemote(parent, got);
       try {
-        childRemote(parent, got).callRaw(NR.exit, 0);
+        stray.callRaw(NR.exit, 0);
       } catch (e) {
         if (!(e instanceof TaskGoneError)) throw e;
+      } finally {
+        stray.mem.close();
       }
       continue;
     }

@@ -196,7 +196,7 @@ export function restoreMntNs(rem: Remote, cryoPidfd: bigint, imgs: readonly MntN
   const cryoNs = (kind: string) => readlinkSync(`/proc/${rem.pid}/ns/${kind}`) === readlinkSync(`/proc/self/ns/${kind}`);
   // Nor one no user namespace but the first mounts (devtmpfs, securityfs...): the tree had it from cryo's side.
   const byCryo = { has: (fs: string) => inUserns && (!USERNS_MOUNTS.has(fs) || (FS_NS[fs] !== undefined && cryoNs(FS_NS[fs]!))) };
-  const held: number[] = []; // cryo's fds of the mounts it made (tmpfs, proc)
+  const held: number[] = []; // cryo's fds of the mounts it made (tmpfs, cryoMount's)
   const cryoMount = (e: MntEntry): bigint => {
     doing = `mounting ${e.mountpoint} (mount ${e.mntId}, ${fsByCode(e.fstype)?.name}, made by cryo)`;
     const mfd = cryoFresh(e, ids);
