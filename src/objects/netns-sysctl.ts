@@ -64,12 +64,7 @@ export function readCoreConf(): SysctlEntry[] {
 }
 
 export function writeCoreConf(conf: SysctlEntry[], w: SysctlWriter): void {
-  if (!conf.length) return;
-  if (conf.length !== CORE_CONF.length) throw new CryoError(`bad image: netns: ${conf.length} net.core sysctls, not ${CORE_CONF.length}`);
-  CORE_CONF.forEach((n, i) => {
-    const v = valueOf(conf[i]!);
-    if (v !== undefined) write(`net/core/${n}`, v, w);
-  });
+  writeList('core', CORE_CONF, conf, w);
 }
 
 /** net.ipv4.ping_group_range; the default "1 0" (no group may ping) is kept without a value, as CRIU. */
@@ -129,11 +124,16 @@ export function writeConf(proto: 'ipv4' | 'ipv6', tgt: string, conf: SysctlEntry
 }
 
 export function writeUnixConf(conf: SysctlEntry[], w: SysctlWriter): void {
+  writeList('unix', UNIX_CONF, conf, w);
+}
+
+/** net.<dir>.<name> for each of `names`, from the entries in that order (none: the images have none). */
+function writeList(dir: string, names: readonly string[], conf: SysctlEntry[], w: SysctlWriter): void {
   if (!conf.length) return;
-  if (conf.length !== UNIX_CONF.length) throw new CryoError(`bad image: netns: ${conf.length} net.unix sysctls, not ${UNIX_CONF.length}`);
-  UNIX_CONF.forEach((n, i) => {
+  if (conf.length !== names.length) throw new CryoError(`bad image: netns: ${conf.length} net.${dir} sysctls, not ${names.length}`);
+  names.forEach((n, i) => {
     const v = valueOf(conf[i]!);
-    if (v !== undefined) write(`net/unix/${n}`, v, w);
+    if (v !== undefined) write(`net/${dir}/${n}`, v, w);
   });
 }
 

@@ -206,6 +206,10 @@ export function loadNetNs(dir: ImageDir, nsId: number, empty: boolean, external:
     }
   }
   if (img.raw.has('nftables') && !onPath('nft')) throw new CryoError(`cannot restore ${dir.fileName('nftables', nsId)}: nft is not installed`);
+  // The firewall goes in late (restoreNetnsFirewall): its tools are checked now, before anything is made.
+  for (const [kind, v6] of [['iptables', false], ['ip6tables', true]] as const) {
+    if (img.raw.has(kind) && !iptablesRestore(v6)) throw new CryoError(`cannot restore ${dir.fileName(kind, nsId)}: it holds legacy ${v6 ? 'ip6tables' : 'iptables'} rules, and no legacy ${v6 ? 'ip6tables' : 'iptables'}-restore is installed`);
+  }
   return img;
 }
 
@@ -355,6 +359,11 @@ function restoreIn(img: NetnsImages, env: NetnsRestoreEnv, w: SysctlWriter, what
   }
 }
 
+/** The legacy iptables-restore (or CR_IPTABLES, as CRIU's), if there is one. */
+function iptablesRestore(v6: boolean): string | undefined {
+  return process.env['CR_IPTABLES'] ?? legacyIptables(v6, true);
+}
+
 /** A namespace restored empty (--empty-ns net): nothing of the images, nor the lock, is in it. */
 export function madeEmpty(img: NetnsImages): boolean {
   return !img.links.length && !img.netns;
@@ -381,10 +390,7 @@ export function restoreNetnsFirewall(nsFd: number, img: NetnsImages, dir: ImageD
   const feed = feeder(img, dir, what);
   netlink.inNetns(nsFd, () => {
     for (const [kind, v6] of [['iptables', false], ['ip6tables', true]] as const) {
-      if (!img.raw.has(kind)) continue;
-      const cmd = process.env['CR_IPTABLES'] ?? legacyIptables(v6, true);
-      if (!cmd) throw new CryoError(`${what}: ${dir.fileName(kind, img.id)} holds legacy ${v6 ? 'ip6tables' : 'iptables'} rules, and no legacy ${v6 ? 'ip6tables' : 'iptables'}-restore is installed`);
-      feed(kind, [cmd, '-w'], true);
+      if (img.raw.has(kind)) feed(kind, [iptablesRestore(v6)!, '-w'], true);
     }
     // The images hold the dump's lock again: added to the restore's, both go at the unlock.
     feed('nftables', ['nft', '-f', '-']);
