@@ -103,6 +103,24 @@ class Runc {
     return fs.readFileSync(f, 'utf8');
   }
 
+  /**
+   * Checkpoint container `id` (running as `pid`) into `d`, run `between` on the
+   * images, restore it: both succeed, the container's counter stood still while
+   * it was down and goes on after. Returns the restored container's pid.
+   */
+  async cycle(id: string, pid: number, d: { images: string; work: string }, between?: () => void): Promise<number> {
+    const cp = await this.checkpoint(id, d);
+    assert.equal(cp.code, 0, cp.out + this.log(d, 'dump.log') + this.s.report());
+    between?.();
+    await this.gone(pid);
+    const stopped = await counterStill(this.counterFile, 'after the checkpoint');
+    const rs = await this.restore(id, d);
+    assert.equal(rs.code, 0, rs.out + this.log(d, 'restore.log') + this.s.report());
+    const rpid = await this.pidOf(id);
+    await counterAbove(this.counterFile, stopped + 2, 'the restored container');
+    return rpid;
+  }
+
   async gone(pid: number): Promise<void> {
     await reapUntilGone(pid, 10_000);
     this.pids.delete(pid);
@@ -183,15 +201,7 @@ test('runc: a container in a user namespace of its own (uidMappings/gidMappings:
   await counterAbove(r.counterFile, 3, 'the started container');
   const maps = (p: number) => ['uid_map', 'gid_map'].map((f) => fs.readFileSync(`/proc/${p}/${f}`, 'utf8').trim().split(/\s+/).join(' '));
   assert.deepEqual(maps(pid), ['0 100000 65536', '0 100000 65536']);
-  const d = r.dirs();
-  const cp = await r.checkpoint(id, d);
-  assert.equal(cp.code, 0, cp.out + r.log(d, 'dump.log') + r.s.report());
-  await r.gone(pid);
-  const stopped = await counterStill(r.counterFile, 'after the checkpoint');
-  const rs = await r.restore(id, d);
-  assert.equal(rs.code, 0, rs.out + r.log(d, 'restore.log') + r.s.report());
-  const rpid = await r.pidOf(id);
-  await counterAbove(r.counterFile, stopped + 2, 'the restored container');
+  const rpid = await r.cycle(id, pid, r.dirs());
   checkContained(rpid, HOSTNAME, r.counter, r.counterFile);
   assert.notEqual(nsOf(rpid, 'user'), nsOf('self', 'user'), 'the restored container is in the host\'s user namespace');
   assert.deepEqual(maps(rpid), ['0 100000 65536', '0 100000 65536'], 'the restored container has other maps');
@@ -217,18 +227,12 @@ test('runc: a container joined to an external network namespace (a path in its s
   const ext = fs.statSync(`/run/netns/${netns}`).ino;
   assert.equal(fs.statSync(`/proc/${pid}/ns/net`).ino, ext);
   const d = r.dirs();
-  const cp = await r.checkpoint(id, d);
-  assert.equal(cp.code, 0, cp.out + r.log(d, 'dump.log') + r.s.report());
-  // Only the key runc gave is dumped (CRIU's NetnsEntry ext_key), as Debian's crit reads it.
-  const netnsImg = fs.readdirSync(d.images).find((n) => /^netns-\d+\.img$/.test(n));
-  assert.ok(netnsImg, fs.readdirSync(d.images).join(' '));
-  assert.deepEqual(critEntries(d.images, netnsImg).map((e) => e['ext_key']), ['extRootNetNS']);
-  await r.gone(pid);
-  const stopped = await counterStill(r.counterFile, 'after the checkpoint');
-  const rs = await r.restore(id, d);
-  assert.equal(rs.code, 0, rs.out + r.log(d, 'restore.log') + r.s.report());
-  const rpid = await r.pidOf(id);
-  await counterAbove(r.counterFile, stopped + 2, 'the restored container');
+  const rpid = await r.cycle(id, pid, d, () => {
+    // Only the key runc gave is dumped (CRIU's NetnsEntry ext_key), as Debian's crit reads it.
+    const netnsImg = fs.readdirSync(d.images).find((n) => /^netns-\d+\.img$/.test(n));
+    assert.ok(netnsImg, fs.readdirSync(d.images).join(' '));
+    assert.deepEqual(critEntries(d.images, netnsImg).map((e) => e['ext_key']), ['extRootNetNS']);
+  });
   assert.equal(fs.statSync(`/proc/${rpid}/ns/net`).ino, ext, 'the restored container is not in the external network namespace');
   const get = spawnSync('ip', ['netns', 'exec', netns, '/bin/busybox', 'wget', '-q', '-O', '-', `http://127.0.0.1:8088/${r.counter}`], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(get.status, 0, `the restored httpd does not answer in the namespace: ${get.stderr}`);
@@ -258,19 +262,11 @@ test('runc: a container with a cgroup namespace of its own comes back in a new o
     .map((l) => l.split(' ')).filter((f) => f[f.indexOf('-') + 1]?.startsWith('cgroup')).map((f) => `${f[4]} ${f[3]}`).sort();
   const before = cgroupMounts(pid);
   assert.ok(before.length > 0 && before.every((m) => m.endsWith(`/${id}`)), before.join('\n'));
-  const d = r.dirs();
-  const cp = await r.checkpoint(id, d);
-  assert.equal(cp.code, 0, cp.out + r.log(d, 'dump.log') + r.s.report());
-  await r.gone(pid);
-  const stopped = await counterStill(r.counterFile, 'after the checkpoint');
-  const rs = await r.restore(id, d);
-  assert.equal(rs.code, 0, rs.out + r.log(d, 'restore.log') + r.s.report());
-  const rpid = await r.pidOf(id);
+  const rpid = await r.cycle(id, pid, r.dirs());
   assert.notEqual(nsOf(rpid, 'cgroup'), nsOf('self', 'cgroup'), "the restored container is in the host's cgroup namespace");
   assert.deepEqual([...new Set(inside(rpid))], ['/'], "the restored container's cgroups, as it sees them");
   assert.deepEqual(cgroupMounts(rpid), before, "the restored container's cgroup mounts");
   checkCgroups(rpid, id);
-  await counterAbove(r.counterFile, stopped + 2, 'the restored container');
   checkContained(rpid, HOSTNAME, r.counter, r.counterFile);
 });
 
