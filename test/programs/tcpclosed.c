@@ -6,21 +6,12 @@
  * with EPIPE; a plain unconnected socket still says ENOTCONN and no POLLRDHUP.
  * SIGUSR2: the shut socket is replaced by a fresh one (FAIL). */
 #include "common.h"
+#include "tcpstate.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
-
-static int tcp_state(int fd)
-{
-	struct tcp_info ti;
-	socklen_t l = sizeof(ti);
-
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l))
-		return -1;
-	return ti.tcpi_state;
-}
 
 static short revents(int fd)
 {

@@ -9,6 +9,7 @@
  * taken out, the server's FIN goes through and its end closes.
  * SIGUSR2: the rules stay in (FAIL: the server never closes). */
 #include "netsetup.h"
+#include "tcpstate.h"
 #include <arpa/inet.h>
 #include <sched.h>
 #include <netinet/in.h>
@@ -20,20 +21,11 @@ struct conn {
 	int c, s, port;
 };
 
-static int state_of(int fd)
-{
-	struct tcp_info ti;
-	socklen_t l = sizeof(ti);
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l))
-		return -1;
-	return ti.tcpi_state;
-}
-
 static int wait_state(int fd, int want, int ms)
 {
-	for (int i = 0; i < ms / 10 && state_of(fd) != want; i++)
+	for (int i = 0; i < ms / 10 && tcp_state(fd) != want; i++)
 		usleep(10000);
-	return state_of(fd) == want;
+	return tcp_state(fd) == want;
 }
 
 static void rule(const struct conn *k, int add)
@@ -74,15 +66,15 @@ static void make(struct conn *k, int family, const char *name)
 	rule(k, 1);
 	MUST(shutdown(k->s, SHUT_WR) == 0);
 	/* The client gets the FIN (its connection goes on in TIME_WAIT), its ACK is dropped. */
-	MUST(wait_state(k->c, TCP_CLOSE, 5000) && state_of(k->s) == TCP_LAST_ACK);
+	MUST(wait_state(k->c, TCP_CLOSE, 5000) && tcp_state(k->s) == TCP_LAST_ACK);
 }
 
 static void check_ends(const struct conn *k)
 {
 	char b[4];
 	ssize_t r;
-	if (state_of(k->s) != TCP_LAST_ACK)
-		failf("%s: the server is in state %d, not LAST_ACK", k->name, state_of(k->s));
+	if (tcp_state(k->s) != TCP_LAST_ACK)
+		failf("%s: the server is in state %d, not LAST_ACK", k->name, tcp_state(k->s));
 	r = recv(k->s, b, sizeof(b), MSG_DONTWAIT);
 	if (r != 0)
 		failf("%s: the server's recv gave %zd (%s), not the end of the stream", k->name, r, r < 0 ? strerror(errno) : "data");
@@ -125,7 +117,7 @@ int main(int argc, char **argv)
 	/* Nothing acknowledges the FIN now: the peer's port answers its next try with a reset. */
 	for (int i = 0; i < 2; i++) {
 		if (!wait_state(k[i].s, TCP_CLOSE, 4000))
-			failf("%s: the server is still in state %d, not CLOSE, with its rule %s", k[i].name, state_of(k[i].s), spoil ? "in" : "out");
+			failf("%s: the server is still in state %d, not CLOSE, with its rule %s", k[i].name, tcp_state(k[i].s), spoil ? "in" : "out");
 	}
 	return prog_finish();
 }

@@ -20,6 +20,7 @@
  * EPIPE, the other can still send, and the closing ones finish.
  * SIGUSR2: the server of "fin2" reads the message first (FAIL). */
 #include "common.h"
+#include "tcpstate.h"
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -38,15 +39,6 @@ struct conn {
 static unsigned char pat(long i)
 {
 	return (unsigned char)(i * 7 + (i >> 9));
-}
-
-static int state_of(int fd)
-{
-	struct tcp_info ti;
-	socklen_t l = sizeof(ti);
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l))
-		return -1;
-	return ti.tcpi_state;
 }
 
 static void pair(struct conn *k, int family, const char *name)
@@ -101,9 +93,9 @@ static void fill(struct conn *k, int fd)
 
 static void await_state(int fd, int want)
 {
-	for (int i = 0; i < 500 && state_of(fd) != want; i++)
+	for (int i = 0; i < 500 && tcp_state(fd) != want; i++)
 		usleep(2000);
-	MUST(state_of(fd) == want);
+	MUST(tcp_state(fd) == want);
 }
 
 static void setup(struct conn k[5], int family)
@@ -118,14 +110,14 @@ static void setup(struct conn k[5], int family)
 	pair(&k[1], family, family == AF_INET ? "IPv4 fin1" : "IPv6 fin1");
 	fill(&k[1], k[1].c);
 	MUST(shutdown(k[1].c, SHUT_WR) == 0);
-	MUST(state_of(k[1].c) == TCP_FIN_WAIT1 && state_of(k[1].s) == TCP_ESTABLISHED);
+	MUST(tcp_state(k[1].c) == TCP_FIN_WAIT1 && tcp_state(k[1].s) == TCP_ESTABLISHED);
 
 	pair(&k[2], family, family == AF_INET ? "IPv4 lastack" : "IPv6 lastack");
 	MUST(shutdown(k[2].c, SHUT_WR) == 0);
 	await_state(k[2].s, TCP_CLOSE_WAIT);
 	fill(&k[2], k[2].s);
 	MUST(shutdown(k[2].s, SHUT_WR) == 0);
-	MUST(state_of(k[2].s) == TCP_LAST_ACK && state_of(k[2].c) == TCP_FIN_WAIT2);
+	MUST(tcp_state(k[2].s) == TCP_LAST_ACK && tcp_state(k[2].c) == TCP_FIN_WAIT2);
 
 	pair(&k[3], family, family == AF_INET ? "IPv4 closing" : "IPv6 closing");
 	fill(&k[3], k[3].c);
@@ -196,7 +188,7 @@ static void no_write(struct conn *k, int fd, const char *who)
 
 static void want_state(struct conn *k, int fd, const char *who, int want)
 {
-	int got = state_of(fd);
+	int got = tcp_state(fd);
 	if (got != want)
 		failf("%s: the %s is in state %d, want %d", k->name, who, got, want);
 }

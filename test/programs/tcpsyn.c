@@ -7,6 +7,7 @@
  * sends again gets through, and a byte goes each way.
  * SIGUSR2: one socket is replaced by a new one, never connected. */
 #include "common.h"
+#include "tcpstate.h"
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -46,15 +47,6 @@ static int port_of(int fd)
 	socklen_t l = sizeof(a);
 	MUST(getsockname(fd, (struct sockaddr *)&a, &l) == 0);
 	return a.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&a)->sin_port) : ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
-}
-
-static int tcp_state(int fd)
-{
-	struct tcp_info ti;
-	socklen_t l = sizeof(ti);
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l))
-		return -1;
-	return ti.tcpi_state;
 }
 
 /* The peer: listeners whose backlog is full until SIGUSR1, then an echo of one byte (plus one) per connection. */
